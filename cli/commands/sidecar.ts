@@ -1,0 +1,94 @@
+/** `skein sidecar`: flags of SPEC §3, each also readable from SKEIN_<FLAG_IN_CAPS>. */
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { networkInterfaces } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parseDuration } from '../../common/config/duration.js';
+import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
+import { UsageError } from '../usage-error.js';
+
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`not a port number: ${value}`);
+  return port;
+}
+
+function parseUpstream(value: string, previous: Upstream[] = []): Upstream[] {
+  const m = /^([a-z0-9-]+):(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected NAME:PORT, got ${value}`);
+  return [...previous, { service: m[1]!, port: parsePort(m[2]!) }];
+}
+
+function parseDurationFlag(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
+  return ms;
+}
+
+export function firstNonLoopbackIPv4(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/** An option that also reads SKEIN_<NAME> from the environment. */
+function opt(flags: string, description: string): Option {
+  const long = /--([a-z-]+)/.exec(flags)![1]!;
+  return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
+}
+
+export function registerSidecar(program: Command): void {
+  program
+    .command('sidecar')
+    .description('run a sidecar proxy next to one service instance')
+    .addOption(opt('--service <name>', 'service name, e.g. orders').makeOptionMandatory())
+    .addOption(opt('--version <label>', 'subset label of this instance').default('v1'))
+    .addOption(opt('--app-port <port>', 'local port of the app').argParser(parsePort).makeOptionMandatory())
+    .addOption(opt('--app-protocol <protocol>', 'http or grpc').choices(['http', 'grpc']).default('http'))
+    .addOption(opt('--app-health-path <path>', 'app readiness check path').default('/health'))
+    .addOption(opt('--inbound-port <port>', 'mTLS listener other sidecars connect to').argParser(parsePort).default(15443))
+    .addOption(opt('--inbound-host <address>', 'address the inbound listener binds').default('0.0.0.0'))
+    .addOption(opt('--outbound-port <port>', 'plain listener on 127.0.0.1 the app sends requests to').argParser(parsePort).default(15001))
+    .addOption(opt('--upstream <name:port>', 'also listen on 127.0.0.1:PORT for NAME only (repeatable)').argParser(parseUpstream).default([]))
+    .addOption(opt('--admin-port <port>', 'admin listener on 127.0.0.1').argParser(parsePort).default(15000))
+    .addOption(opt('--control-plane <host:port>', 'gRPC address of the control plane'))
+    .addOption(opt('--token <token>', 'bootstrap token for the CSR'))
+    .addOption(new Option('--consul <url>', 'Consul agent URL; discovery via Consul when set').env('CONSUL_HTTP_ADDR'))
+    .addOption(opt('--config <file>', 'static mode: a snapshot file instead of a control plane'))
+    .addOption(opt('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
+    .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
+    .addOption(opt('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
+    .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown').argParser(parseDurationFlag).default(10_000, '10s'))
+    .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)'))
+    .addOption(opt('--instance-id <id>', 'unique instance id (default: service-version-random)'))
+    .action(async (flags: Record<string, unknown>) => {
+      const hasStaticIdentity = [flags.certFile, flags.keyFile].filter(Boolean).length;
+      if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
+      if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
+      const service = String(flags.service);
+      const options: SidecarOptions = {
+        service,
+        version: String(flags.version),
+        appPort: flags.appPort as number,
+        appProtocol: flags.appProtocol as 'http' | 'grpc',
+        appHealthPath: String(flags.appHealthPath),
+        inboundPort: flags.inboundPort as number,
+        inboundHost: String(flags.inboundHost),
+        outboundPort: flags.outboundPort as number,
+        upstreams: flags.upstream as Upstream[],
+        adminPort: flags.adminPort as number,
+        controlPlane: flags.controlPlane as string | undefined,
+        token: flags.token as string | undefined,
+        consul: flags.consul as string | undefined,
+        config: flags.config as string | undefined,
+        certFile: flags.certFile as string | undefined,
+        keyFile: flags.keyFile as string | undefined,
+        caFile: flags.caFile as string | undefined,
+        drainTimeoutMs: flags.drainTimeout as number,
+        advertiseAddress: (flags.advertiseAddress as string | undefined) ?? firstNonLoopbackIPv4(),
+        instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
+      };
+      const { runSidecar } = await import('../../sidecar/main.js');
+      await runSidecar(options);
+    });
+}

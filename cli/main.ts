@@ -1,0 +1,40 @@
+/**
+ * `skein`: one command, one file per subcommand under cli/commands/. Each file declares its
+ * flags here and imports its implementation only when run, so `skein --help` stays fast.
+ * Usage errors exit 2 (SPEC §2); a command's own failure exits 1 with a readable message.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerCommands } from './commands/index.js';
+import { UsageError } from './usage-error.js';
+
+export function buildProgram(): Command {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const program = new Command('skein')
+    .description('Skein service mesh: sidecar proxy, control plane and admin CLI')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  registerCommands(program);
+  for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are "errors" to commander; they exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`skein: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`skein: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseSnapshot } from './parse.js';
+import { formatDuration, parseDuration } from './duration.js';
+
+function problems(input: unknown): string[] {
+  try {
+    parseSnapshot(input);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseSnapshot', () => {
+  it('fills every default of SPEC §4', () => {
+    const snap = parseSnapshot('services:\n  catalog: {}\n');
+    const cat = snap.services.catalog!;
+    expect(cat.protocol).toBe('http');
+    expect(cat.lb).toBe('least-request');
+    expect(cat.timeout).toBe(3000);
+    expect(cat.retries).toEqual({
+      attempts: 2,
+      perTryTimeout: 1000,
+      on: ['connect-failure', 'reset', 'gateway-error'],
+      backoff: { base: 25, max: 250 },
+      budget: { ratio: 0.2, minPerSecond: 10 },
+    });
+    expect(cat.circuitBreaker).toEqual({ errorThresholdPercentage: 50, volumeThreshold: 20, rollingWindow: 10_000, resetTimeout: 5000, maxConcurrent: 1024 });
+    expect(cat.outlierDetection).toEqual({ consecutiveErrors: 5, baseEjectionTime: 30_000, maxEjectionPercent: 50 });
+    expect(snap.intentions).toBeUndefined();
+  });
+
+  it('accepts JSON as well as YAML', () => {
+    const snap = parseSnapshot('{"version": 7, "routes": {"catalog": [{"split": {"v1": 100}}]}}');
+    expect(snap.version).toBe('7');
+    expect(snap.routes.catalog![0]!.match).toEqual({});
+  });
+
+  it('names the exact path of a split that does not sum to 100', () => {
+    const yaml = `
+routes:
+  catalog:
+    - match: { headers: { x-canary: "true" } }
+      split: { v2: 100 }
+    - match: { pathPrefix: / }
+      split: { v1: 90, v2: 5 }
+`;
+    expect(problems(yaml)).toEqual(['routes.catalog[1].split: weights must sum to 100']);
+  });
+
+  it('rejects unknown fields, naming them', () => {
+    expect(problems({ services: { catalog: { retries: { attempts: 1, tries: 3 } } } })).toEqual([
+      'services.catalog.retries: unknown field "tries"',
+    ]);
+    expect(problems({ servicez: {} })[0]).toBe('(root): unknown field "servicez"');
+  });
+
+  it('rejects bad durations, regexes and service names', () => {
+    expect(problems({ services: { catalog: { timeout: '3 seconds' } } })).toEqual([
+      'services.catalog.timeout: invalid duration "3 seconds" (use e.g. "250ms", "3s", "1m")',
+    ]);
+    expect(problems({ routes: { catalog: [{ match: { pathRegex: '(' } }] } })[0]).toMatch(/^routes\.catalog\[0\]\.match\.pathRegex: invalid regex/);
+    expect(problems({ services: { Catalog_1: {} } })[0]).toMatch(/^services\.Catalog_1: must be a DNS label/);
+  });
+
+  it('reports YAML syntax errors with a line number', () => {
+    expect(problems('services:\n  catalog: {\n')[0]).toMatch(/not valid YAML or JSON at line \d+/);
+  });
+});
+
+describe('durations', () => {
+  it('parses and formats', () => {
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('1m30s')).toBe(90_000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration('0s')).toBe(0);
+    expect(parseDuration('5')).toBeUndefined();
+    expect(parseDuration('')).toBeUndefined();
+    expect(formatDuration(90_000)).toBe('90s');
+    expect(formatDuration(250)).toBe('250ms');
+  });
+});

@@ -1,0 +1,62 @@
+/**
+ * Where config enters a process: YAML or JSON text (or an already-decoded object) becomes a
+ * validated `Snapshot`, or a `ConfigError` whose messages name the exact path of each fault,
+ * e.g. `routes.catalog[1].split: weights must sum to 100`.
+ */
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { ZodError, ZodType, ZodTypeDef } from 'zod';
+import { snapshot, type Snapshot } from './schema.js';
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** `['routes', 'catalog', 1, 'split']` → `routes.catalog[1].split` */
+export function formatPath(path: (string | number)[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out || '(root)';
+}
+
+export function zodProblems(err: ZodError): string[] {
+  return err.issues.map((issue) => {
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return `${formatPath(issue.path)}: ${message}`;
+  });
+}
+
+/** Validates any decoded value against a schema, throwing ConfigError with precise paths. */
+export function validate<Out, In>(schema: ZodType<Out, ZodTypeDef, In>, value: unknown): Out {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ConfigError(zodProblems(result.error));
+  return result.data;
+}
+
+/** Decodes YAML (a superset of JSON) text, throwing ConfigError with the line on syntax errors. */
+export function decodeText(text: string, source = 'config'): unknown {
+  try {
+    return parseYaml(text, { strict: true, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const where = err.linePos?.[0] ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+      throw new ConfigError([`${source}: not valid YAML or JSON${where}: ${err.message.split('\n')[0]}`]);
+    }
+    throw err;
+  }
+}
+
+export function parseSnapshot(input: string | unknown, source?: string): Snapshot {
+  const value = typeof input === 'string' ? decodeText(input, source) : input;
+  if (value === null || value === undefined) return validate(snapshot, {});
+  return validate(snapshot, value);
+}

@@ -1,0 +1,208 @@
+/**
+ * The mesh config model of SPEC §4: the snapshot the control plane pushes and the file a
+ * static sidecar reads. One schema serves both, so a snapshot is validated once where it
+ * enters a process and everything downstream reads typed, defaulted values.
+ *
+ * `SnapshotInput` is the wire/file form (durations as strings); `Snapshot` is the parsed
+ * form (durations in milliseconds, every default filled in).
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export const serviceName = z
+  .string()
+  .regex(NAME, 'must be a DNS label: lowercase letters, digits and "-", at most 63 characters');
+
+export const subsetName = z
+  .string()
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/, 'must be letters, digits, "-", "_" or "."');
+
+/** A duration string ("250ms", "3s", "1m30s") parsed to milliseconds. */
+export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  if (typeof value === 'number') {
+    if (Number.isFinite(value) && value >= 0) return Math.round(value);
+  } else {
+    const ms = parseDuration(value);
+    if (ms !== undefined) return ms;
+  }
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m")` });
+  return z.NEVER;
+});
+
+const percent = z.number().min(0).max(100);
+const labels = z.record(z.string(), z.string());
+
+export const retryOn = z.enum(['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable', 'deadline-exceeded']);
+
+export const retryPolicy = z
+  .object({
+    attempts: z.number().int().min(0).max(10).default(2),
+    perTryTimeout: duration.default('1s'),
+    on: z.array(retryOn).default(['connect-failure', 'reset', 'gateway-error']),
+    backoff: z
+      .object({ base: duration.default('25ms'), max: duration.default('250ms') })
+      .strict()
+      .default({}),
+    budget: z
+      .object({ ratio: z.number().min(0).max(1).default(0.2), minPerSecond: z.number().min(0).default(10) })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export const circuitBreakerPolicy = z
+  .object({
+    errorThresholdPercentage: percent.default(50),
+    volumeThreshold: z.number().int().min(0).default(20),
+    rollingWindow: duration.default('10s'),
+    resetTimeout: duration.default('5s'),
+    maxConcurrent: z.number().int().min(1).default(1024),
+  })
+  .strict();
+
+export const outlierPolicy = z
+  .object({
+    consecutiveErrors: z.number().int().min(1).default(5),
+    baseEjectionTime: duration.default('30s'),
+    maxEjectionPercent: percent.default(50),
+  })
+  .strict();
+
+export const endpoint = z
+  .object({
+    address: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    labels: labels.default({}),
+  })
+  .strict();
+
+export const servicePolicy = z
+  .object({
+    protocol: z.enum(['http', 'grpc']).default('http'),
+    lb: z.enum(['least-request', 'round-robin', 'random']).default('least-request'),
+    /** Whole request, retries included; 0 disables (long-lived streams). */
+    timeout: duration.default('3s'),
+    retries: retryPolicy.default({}),
+    circuitBreaker: circuitBreakerPolicy.default({}),
+    outlierDetection: outlierPolicy.default({}),
+    subsets: z.record(subsetName, labels).default({}),
+    /** Static mode only; otherwise endpoints come from discovery. */
+    endpoints: z.array(endpoint).optional(),
+  })
+  .strict();
+
+const stringMatch = z.union([
+  z.string(),
+  z
+    .object({
+      exact: z.string().optional(),
+      prefix: z.string().optional(),
+      regex: z.string().optional(),
+      present: z.boolean().optional(),
+    })
+    .strict()
+    .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'give exactly one of exact, prefix, regex, present'),
+]);
+
+const regexString = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid regex: ${(err as Error).message}` });
+  }
+});
+
+export const routeMatch = z
+  .object({
+    pathPrefix: z.string().startsWith('/').optional(),
+    path: z.string().startsWith('/').optional(),
+    pathRegex: regexString.optional(),
+    method: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    headers: z.record(z.string(), stringMatch).optional(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    const kinds = [m.pathPrefix, m.path, m.pathRegex].filter((v) => v !== undefined).length;
+    if (kinds > 1) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give at most one of pathPrefix, path, pathRegex' });
+    for (const [name, match] of Object.entries(m.headers ?? {})) {
+      if (typeof match === 'object' && match.regex !== undefined) {
+        try {
+          new RegExp(match.regex);
+        } catch (err) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['headers', name, 'regex'], message: `invalid regex: ${(err as Error).message}` });
+        }
+      }
+    }
+  });
+
+export const split = z
+  .record(subsetName, z.number().int().min(0).max(100))
+  .refine((w) => Object.keys(w).length > 0, 'name at least one subset')
+  .refine((w) => Object.values(w).reduce((a, b) => a + b, 0) === 100, 'weights must sum to 100');
+
+export const fault = z
+  .object({
+    delay: z.object({ percent: percent.default(0), duration: duration.default('0s') }).strict().optional(),
+    abort: z.object({ percent: percent.default(0), status: z.number().int().min(200).max(599).default(503) }).strict().optional(),
+  })
+  .strict();
+
+export const routeRule = z
+  .object({
+    name: z.string().optional(),
+    match: routeMatch.default({}),
+    split: split.optional(),
+    fault: fault.optional(),
+    mirror: z.object({ subset: subsetName, percent: percent.default(100) }).strict().optional(),
+    /** Per-rule overrides of the service policy. */
+    timeout: duration.optional(),
+    retries: retryPolicy.optional(),
+    /** Lets POST/PATCH (and gRPC methods) be retried after they reached the upstream. */
+    retryNonIdempotent: z.boolean().default(false),
+  })
+  .strict();
+
+export const intentionRule = z
+  .object({
+    source: z.union([serviceName, z.literal('*')]),
+    destination: z.union([serviceName, z.literal('*')]),
+    action: z.enum(['allow', 'deny']),
+  })
+  .strict();
+
+export const intentions = z
+  .object({
+    defaultAction: z.enum(['allow', 'deny']).default('deny'),
+    rules: z.array(intentionRule).default([]),
+  })
+  .strict();
+
+export const snapshot = z
+  .object({
+    version: z.union([z.string(), z.number().transform(String)]).default('0'),
+    services: z.record(serviceName, servicePolicy).default({}),
+    routes: z.record(serviceName, z.array(routeRule)).default({}),
+    /** Absent means no authorization is configured and every caller is allowed. */
+    intentions: intentions.optional(),
+  })
+  .strict();
+
+export type SnapshotInput = z.input<typeof snapshot>;
+export type Snapshot = z.output<typeof snapshot>;
+export type ServicePolicy = z.output<typeof servicePolicy>;
+export type ServicePolicyInput = z.input<typeof servicePolicy>;
+export type RetryPolicy = z.output<typeof retryPolicy>;
+export type CircuitBreakerPolicy = z.output<typeof circuitBreakerPolicy>;
+export type OutlierPolicy = z.output<typeof outlierPolicy>;
+export type RouteRule = z.output<typeof routeRule>;
+export type RouteRuleInput = z.input<typeof routeRule>;
+export type RouteMatch = z.output<typeof routeMatch>;
+export type Endpoint = z.output<typeof endpoint>;
+export type Intentions = z.output<typeof intentions>;
+export type IntentionsInput = z.input<typeof intentions>;
+export type Fault = z.output<typeof fault>;
+
+/** The policy a service gets when the snapshot says nothing about it. */
+export const defaultServicePolicy: ServicePolicy = servicePolicy.parse({});

@@ -1,0 +1,30 @@
+/** What `skein sidecar` is started with (SPEC §3), after flags and SKEIN_* env vars are read. */
+export interface Upstream {
+  readonly service: string;
+  readonly port: number;
+}
+
+export interface SidecarOptions {
+  readonly service: string;
+  readonly version: string;
+  readonly appPort: number;
+  readonly appProtocol: 'http' | 'grpc';
+  readonly appHealthPath: string;
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly upstreams: readonly Upstream[];
+  readonly adminPort: number;
+  /** Address listeners bind to for inbound traffic; outbound and admin are always loopback. */
+  readonly inboundHost: string;
+  readonly controlPlane?: string;
+  readonly token?: string;
+  readonly consul?: string;
+  readonly config?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly caFile?: string;
+  readonly drainTimeoutMs: number;
+  readonly advertiseAddress: string;
+  /** Unique per process; registered in Consul and announced to the control plane. */
+  readonly instanceId: string;
+}
