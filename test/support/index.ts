@@ -1,0 +1,23 @@
+/**
+ * Test support for end-to-end tests with real processes (import from 'test/support/index.js'):
+ *
+ * - `freePorts(n)` / `freePort()`: free TCP ports on 127.0.0.1 from the OS.
+ * - `startUpstream(handler?)`: an HTTP server on port 0 recording its requests;
+ *   `echoHandler(name)` answers JSON naming the server, method, path and headers.
+ * - `writeTempConfig(snapshot)` / `writeConfigFile(path, snapshot)`: a static snapshot file
+ *   (atomic write, so a watching sidecar never sees half a file); `tempDir()`.
+ * - `new Processes()`: spawns `node bin/skein.js ...` from the built dist/ (build first with
+ *   `npx tsc -p .`), captures stdout+stderr (`child.output()`), and `killAll()` in afterEach.
+ *   `procs.sidecar({ service, appPort, config, identity?, upstreams? })` allocates inbound,
+ *   outbound and admin ports and resolves once admin `/ready` (or `/live`) answers 200.
+ * - `makeCa()`, `makeLeaf(ca, service, { notAfter?, spiffeId? })`, `writeIdentity(dir, name, leaf)`:
+ *   real certificates with `spiffe://skein.local/service/<name>` URI SANs (node-forge), and
+ *   the three PEM files for --cert-file/--key-file/--ca-file.
+ * - `waitUntil(check, { timeoutMs })`: poll with a deadline instead of sleeping.
+ */
+export * from './ports.js';
+export * from './upstream.js';
+export * from './config.js';
+export * from './processes.js';
+export * from './certs.js';
+export * from './wait.js';
