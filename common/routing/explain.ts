@@ -1,0 +1,66 @@
+/**
+ * `skein explain`: for a described request, the rule that matches, why each earlier rule did
+ * not, and where the split sends it. Pure: reads a snapshot, used by the control plane's API.
+ */
+import type { Endpoint, Snapshot } from '../config/schema.js';
+import type { HeaderMap } from './match.js';
+import { ALL_ENDPOINTS } from './split.js';
+import { selectEndpoints, subsetSelector } from './subsets.js';
+import { compileRoutes } from './table.js';
+
+export interface DescribedRequest {
+  readonly service: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers?: HeaderMap;
+}
+
+export interface SplitTarget {
+  readonly subset: string;
+  readonly weight: number;
+  /** The labels the subset selects by ({} for every endpoint). */
+  readonly selector: Readonly<Record<string, string>>;
+  /** Matching endpoints, when the snapshot lists endpoints (static mode). */
+  readonly endpoints?: readonly Endpoint[];
+}
+
+export interface Explanation {
+  readonly service: string;
+  /** False when the snapshot does not know the service: the request gets 404 no-route. */
+  readonly known: boolean;
+  readonly matched?: { readonly index: number; readonly name: string; readonly implicit: boolean };
+  /** Earlier rules, each with the reasons it did not match. */
+  readonly skipped: readonly { readonly index: number; readonly name: string; readonly reasons: readonly string[] }[];
+  readonly split: readonly SplitTarget[];
+}
+
+function lowerKeys(headers: HeaderMap | undefined): HeaderMap {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = v;
+  return out;
+}
+
+export function explainRequest(snapshot: Snapshot, request: DescribedRequest): Explanation {
+  const policy = snapshot.services[request.service];
+  const rules = snapshot.routes[request.service];
+  if (policy === undefined && rules === undefined) return { service: request.service, known: false, skipped: [], split: [] };
+  const table = compileRoutes(rules);
+  const headers = lowerKeys(request.headers);
+  const method = request.method.toUpperCase();
+  const path = request.path.split('?')[0]!;
+  const skipped: { index: number; name: string; reasons: string[] }[] = [];
+  for (const compiled of table.rules) {
+    const reasons = compiled.match.explain(method, path, headers);
+    if (reasons.length > 0) {
+      skipped.push({ index: compiled.index, name: compiled.name, reasons });
+      continue;
+    }
+    const split = compiled.split.subsets.map((subset, i) => {
+      const selector = policy ? subsetSelector(policy, subset) : subset === ALL_ENDPOINTS ? {} : { version: subset };
+      const endpoints = policy?.endpoints ? selectEndpoints(selector, policy.endpoints) : undefined;
+      return { subset, weight: compiled.split.weights[i]!, selector, ...(endpoints ? { endpoints } : {}) };
+    });
+    return { service: request.service, known: true, matched: { index: compiled.index, name: compiled.name, implicit: rules === undefined || rules.length === 0 }, skipped, split };
+  }
+  return { service: request.service, known: true, skipped, split: [] };
+}

@@ -1,0 +1,115 @@
+/**
+ * Route matches (SPEC §4 `match`) compiled once into plain checks. `matches` is the request
+ * path's test; `explain` says in words why a request fails each check, for `skein explain`.
+ * Path and header regexes match the whole value (as Envoy's safe_regex does).
+ */
+import type { RouteMatch } from '../config/schema.js';
+
+/** Request headers with lowercase names, as node's `IncomingMessage.headers` holds them. */
+export type HeaderMap = Readonly<Record<string, string | string[] | undefined>>;
+
+type PathCheck =
+  | { readonly kind: 'prefix'; readonly value: string }
+  | { readonly kind: 'exact'; readonly value: string }
+  | { readonly kind: 'regex'; readonly value: string; readonly regex: RegExp };
+
+interface HeaderCheck {
+  readonly name: string;
+  readonly kind: 'exact' | 'prefix' | 'regex' | 'present' | 'absent';
+  readonly value: string;
+  readonly regex: RegExp | undefined;
+}
+
+export interface CompiledMatch {
+  /** False when no check reads headers, so callers need not build a header map. */
+  readonly usesHeaders: boolean;
+  matches(method: string, path: string, headers: HeaderMap | undefined): boolean;
+  /** Every reason the request does not match; empty when it does. */
+  explain(method: string, path: string, headers: HeaderMap): string[];
+}
+
+function whole(source: string): RegExp {
+  return new RegExp(`^(?:${source})$`);
+}
+
+function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
+  const v = headers?.[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function compileHeader(name: string, m: NonNullable<RouteMatch['headers']>[string]): HeaderCheck {
+  const lower = name.toLowerCase();
+  if (typeof m === 'string') return { name: lower, kind: 'exact', value: m, regex: undefined };
+  if (m.exact !== undefined) return { name: lower, kind: 'exact', value: m.exact, regex: undefined };
+  if (m.prefix !== undefined) return { name: lower, kind: 'prefix', value: m.prefix, regex: undefined };
+  if (m.regex !== undefined) return { name: lower, kind: 'regex', value: m.regex, regex: whole(m.regex) };
+  return { name: lower, kind: m.present === false ? 'absent' : 'present', value: '', regex: undefined };
+}
+
+function headerOk(check: HeaderCheck, value: string | undefined): boolean {
+  switch (check.kind) {
+    case 'present':
+      return value !== undefined;
+    case 'absent':
+      return value === undefined;
+    case 'exact':
+      return value === check.value;
+    case 'prefix':
+      return value !== undefined && value.startsWith(check.value);
+    case 'regex':
+      return value !== undefined && check.regex!.test(value);
+  }
+}
+
+function pathOk(check: PathCheck | undefined, path: string): boolean {
+  if (check === undefined) return true;
+  if (check.kind === 'prefix') return path.startsWith(check.value);
+  if (check.kind === 'exact') return path === check.value;
+  return check.regex.test(path);
+}
+
+export function compileMatch(match: RouteMatch): CompiledMatch {
+  const path: PathCheck | undefined =
+    match.pathPrefix !== undefined && match.pathPrefix !== '/'
+      ? { kind: 'prefix', value: match.pathPrefix }
+      : match.path !== undefined
+        ? { kind: 'exact', value: match.path }
+        : match.pathRegex !== undefined
+          ? { kind: 'regex', value: match.pathRegex, regex: whole(match.pathRegex) }
+          : undefined;
+  const methodList = match.method === undefined ? undefined : (Array.isArray(match.method) ? match.method : [match.method]).map((m) => m.toUpperCase());
+  const methods = methodList && new Set(methodList);
+  const headers = Object.entries(match.headers ?? {}).map(([name, m]) => compileHeader(name, m));
+
+  return {
+    usesHeaders: headers.length > 0,
+    matches(method, p, h) {
+      if (!pathOk(path, p)) return false;
+      if (methods !== undefined && !methods.has(method)) return false;
+      for (let i = 0; i < headers.length; i++) {
+        const check = headers[i]!;
+        if (!headerOk(check, headerValue(h, check.name))) return false;
+      }
+      return true;
+    },
+    explain(method, p, h) {
+      const why: string[] = [];
+      if (!pathOk(path, p)) {
+        if (path!.kind === 'prefix') why.push(`path ${p} does not start with ${path!.value}`);
+        else if (path!.kind === 'exact') why.push(`path ${p} is not ${path!.value}`);
+        else why.push(`path ${p} does not match regex ${path!.value}`);
+      }
+      if (methods !== undefined && !methods.has(method.toUpperCase())) why.push(`method ${method} is not ${methodList!.join(' or ')}`);
+      for (const check of headers) {
+        const value = headerValue(h, check.name);
+        if (headerOk(check, value)) continue;
+        if (check.kind === 'absent') why.push(`header ${check.name} is present`);
+        else if (value === undefined) why.push(`header ${check.name} missing`);
+        else if (check.kind === 'exact') why.push(`header ${check.name} is ${JSON.stringify(value)}, not ${JSON.stringify(check.value)}`);
+        else if (check.kind === 'prefix') why.push(`header ${check.name} ${JSON.stringify(value)} does not start with ${JSON.stringify(check.value)}`);
+        else why.push(`header ${check.name} ${JSON.stringify(value)} does not match regex ${check.value}`);
+      }
+      return why;
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { parseSnapshot } from '../config/parse.js';
+import { compileRoutes, compileSplit, explainRequest, matchRoute, pickSplit, selectEndpoints, subsetSelector } from './index.js';
+
+const snapshot = parseSnapshot({
+  services: {
+    catalog: {
+      subsets: { stable: { track: 'stable' } },
+      endpoints: [
+        { address: '10.0.0.1', port: 1, labels: { version: 'v1', track: 'stable' } },
+        { address: '10.0.0.2', port: 2, labels: { version: 'v2' } },
+      ],
+    },
+  },
+  routes: {
+    catalog: [
+      { name: 'canary', match: { pathPrefix: '/api', headers: { 'X-Canary': 'true' } }, split: { v2: 100 } },
+      { match: { path: '/exact', method: ['post'] }, split: { stable: 100 } },
+      { match: { pathRegex: '/items/[0-9]+', headers: { 'x-user': { prefix: 'u' }, 'x-beta': { present: true } } }, split: { v1: 50, v2: 50 } },
+      { match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
+    ],
+  },
+});
+
+describe('route tables', () => {
+  const table = compileRoutes(snapshot.routes.catalog);
+  it('takes the first matching rule by path, method and headers', () => {
+    expect(table.usesHeaders).toBe(true);
+    expect(matchRoute(table, 'GET', '/api/x', { 'x-canary': 'true' })).toBe(0);
+    expect(matchRoute(table, 'GET', '/apix', { 'x-canary': 'false' })).toBe(3);
+    expect(matchRoute(table, 'POST', '/exact', {})).toBe(1);
+    expect(matchRoute(table, 'GET', '/exact', {})).toBe(3);
+    expect(matchRoute(table, 'GET', '/items/12', { 'x-user': 'u1', 'x-beta': '' })).toBe(2);
+    expect(matchRoute(table, 'GET', '/items/12x', { 'x-user': 'u1', 'x-beta': '' })).toBe(3);
+    expect(matchRoute(table, 'GET', '/items/12', { 'x-user': 'a1', 'x-beta': '' })).toBe(3);
+  });
+
+  it('gives a service without rules one catch-all rule over all endpoints', () => {
+    const empty = compileRoutes(undefined);
+    expect(empty.rules).toHaveLength(1);
+    expect(matchRoute(empty, 'DELETE', '/anything', undefined)).toBe(0);
+    expect(empty.rules[0]!.split.subsets).toEqual(['*']);
+  });
+});
+
+describe('weighted split', () => {
+  it('picks deterministically from the random number and never picks zero weights', () => {
+    const split = compileSplit({ v1: 90, v0: 0, v2: 10 });
+    expect(pickSplit(split, 0)).toBe(0);
+    expect(pickSplit(split, 0.8999)).toBe(0);
+    expect(pickSplit(split, 0.9)).toBe(2);
+    expect(pickSplit(split, 0.99999)).toBe(2);
+  });
+});
+
+describe('subsets', () => {
+  const policy = snapshot.services.catalog!;
+  it('selects declared subsets by labels and undeclared ones by version', () => {
+    expect(selectEndpoints(subsetSelector(policy, 'stable'), policy.endpoints!).map((e) => e.port)).toEqual([1]);
+    expect(selectEndpoints(subsetSelector(policy, 'v2'), policy.endpoints!).map((e) => e.port)).toEqual([2]);
+    expect(selectEndpoints(subsetSelector(policy, '*'), policy.endpoints!)).toHaveLength(2);
+  });
+});
+
+describe('explain', () => {
+  it('names the matching rule, why earlier rules failed, and the split', () => {
+    const e = explainRequest(snapshot, { service: 'catalog', method: 'get', path: '/x?q=1', headers: {} });
+    expect(e.matched).toMatchObject({ index: 3, name: 'rule-3' });
+    expect(e.skipped[0]!.reasons).toEqual(['path /x does not start with /api', 'header x-canary missing']);
+    expect(e.skipped[1]!.reasons).toEqual(['path /x is not /exact', 'method GET is not POST']);
+    expect(e.split.map((s) => [s.subset, s.weight, s.endpoints?.map((x) => x.port)])).toEqual([
+      ['v1', 90, [1]],
+      ['v2', 10, [2]],
+    ]);
+    expect(explainRequest(snapshot, { service: 'nope', method: 'GET', path: '/' }).known).toBe(false);
+  });
+});
