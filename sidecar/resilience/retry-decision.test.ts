@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { compileRetryOn, isRetryableMethod, retryReason } from './retry-decision.js';
+
+const defaults = compileRetryOn(['connect-failure', 'reset', 'gateway-error']);
+
+describe('retryReason', () => {
+  it('retries the default conditions for idempotent methods', () => {
+    const get = isRetryableMethod('GET', false);
+    expect(retryReason(defaults, 'connect-failure', 0, -1, get, false)).toBe('connect-failure');
+    expect(retryReason(defaults, 'reset', 0, -1, get, true)).toBe('reset');
+    expect(retryReason(defaults, 'timeout', 0, -1, get, true)).toBe('timeout');
+    for (const status of [502, 503, 504]) expect(retryReason(defaults, 'response', status, -1, get, true)).toBe('gateway-error');
+  });
+
+  it('does not retry what the policy does not name', () => {
+    const get = isRetryableMethod('GET', false);
+    expect(retryReason(defaults, 'response', 500, -1, get, true)).toBeUndefined();
+    expect(retryReason(defaults, 'response', 200, -1, get, true)).toBeUndefined();
+    expect(retryReason(defaults, 'response', 404, -1, get, true)).toBeUndefined();
+    expect(retryReason(compileRetryOn(['gateway-error']), 'connect-failure', 0, -1, get, false)).toBeUndefined();
+    expect(retryReason(compileRetryOn(['connect-failure']), 'timeout', 0, -1, get, true)).toBeUndefined();
+    expect(retryReason(compileRetryOn([]), 'reset', 0, -1, get, true)).toBeUndefined();
+  });
+
+  it('treats 5xx as every 5xx plus connection failures', () => {
+    const on = compileRetryOn(['5xx']);
+    expect(retryReason(on, 'response', 500, -1, true, true)).toBe('5xx');
+    expect(retryReason(on, 'response', 599, -1, true, true)).toBe('5xx');
+    expect(retryReason(on, 'response', 499, -1, true, true)).toBeUndefined();
+    expect(retryReason(on, 'reset', 0, -1, true, true)).toBe('reset');
+    expect(retryReason(on, 'connect-failure', 0, -1, true, false)).toBe('connect-failure');
+  });
+
+  it('maps gRPC statuses', () => {
+    const on = compileRetryOn(['unavailable', 'deadline-exceeded']);
+    expect(retryReason(on, 'response', 200, 14, true, true)).toBe('unavailable');
+    expect(retryReason(on, 'response', 200, 4, true, true)).toBe('deadline-exceeded');
+    expect(retryReason(on, 'response', 200, 13, true, true)).toBeUndefined();
+    expect(retryReason(on, 'response', 200, 0, true, true)).toBeUndefined();
+    expect(retryReason(compileRetryOn(['gateway-error']), 'response', 200, 14, true, true)).toBeUndefined();
+  });
+
+  it('retries POST and PATCH only when the request never reached the upstream', () => {
+    for (const method of ['POST', 'PATCH']) {
+      const replayable = isRetryableMethod(method, false);
+      expect(replayable).toBe(false);
+      expect(retryReason(defaults, 'connect-failure', 0, -1, replayable, false)).toBe('connect-failure');
+      expect(retryReason(defaults, 'response', 503, -1, replayable, true)).toBeUndefined();
+      expect(retryReason(defaults, 'reset', 0, -1, replayable, true)).toBeUndefined();
+      expect(retryReason(defaults, 'timeout', 0, -1, replayable, true)).toBeUndefined();
+      // ...unless the route allows it.
+      expect(retryReason(defaults, 'response', 503, -1, isRetryableMethod(method, true), true)).toBe('gateway-error');
+    }
+    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']) expect(isRetryableMethod(method, false)).toBe(true);
+  });
+});

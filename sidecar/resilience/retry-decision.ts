@@ -1,0 +1,80 @@
+/**
+ * Whether a failed attempt may be retried, and under which reason (the `reason` label of
+ * `skein_retries_total`). The policy's `on` list is compiled once into a bit mask so the
+ * per-attempt decision is a few integer tests.
+ *
+ * Conditions (SPEC §4, Envoy's vocabulary):
+ * - `connect-failure`: no connection to the endpoint (the request never left the sidecar);
+ * - `reset`: the connection broke before a response arrived;
+ * - `gateway-error`: a 502, 503 or 504 response, and per-try timeouts;
+ * - `5xx`: any 5xx response, per-try timeouts, connect failures and resets;
+ * - `unavailable` / `deadline-exceeded`: gRPC status 14 / 4 (per-try timeouts too for the latter).
+ *
+ * Idempotency: POST and PATCH (and so every gRPC call, which is a POST) are retried only when
+ * the request never reached the upstream, unless the route sets `retryNonIdempotent`.
+ */
+import type { RetryPolicy } from '../../common/config/schema.js';
+
+export type AttemptOutcome = 'connect-failure' | 'reset' | 'timeout' | 'response';
+export type RetryReason = 'connect-failure' | 'reset' | 'timeout' | 'gateway-error' | '5xx' | 'unavailable' | 'deadline-exceeded';
+
+const CONNECT_FAILURE = 1;
+const RESET = 2;
+const GATEWAY_ERROR = 4;
+const ANY_5XX = 8;
+const UNAVAILABLE = 16;
+const DEADLINE_EXCEEDED = 32;
+
+const BITS: Record<RetryPolicy['on'][number], number> = {
+  'connect-failure': CONNECT_FAILURE,
+  reset: RESET,
+  'gateway-error': GATEWAY_ERROR,
+  '5xx': ANY_5XX,
+  unavailable: UNAVAILABLE,
+  'deadline-exceeded': DEADLINE_EXCEEDED,
+};
+
+/** A compiled `on` list. */
+export type RetryOn = number;
+
+export function compileRetryOn(on: readonly RetryPolicy['on'][number][]): RetryOn {
+  let mask = 0;
+  for (const condition of on) mask |= BITS[condition];
+  return mask;
+}
+
+/** True for methods that may be replayed after they reached the upstream. */
+export function isRetryableMethod(method: string, retryNonIdempotent: boolean): boolean {
+  return retryNonIdempotent || (method !== 'POST' && method !== 'PATCH');
+}
+
+/**
+ * The reason to retry this attempt, or undefined when it must not be retried.
+ * `status`/`grpcStatus` matter only for `response` (grpcStatus -1 when absent);
+ * `replayable` is `isRetryableMethod(...)`; `reachedUpstream` is false only when the
+ * request was never sent (connect failure, or an upstream sidecar's own connect failure).
+ */
+export function retryReason(
+  on: RetryOn,
+  outcome: AttemptOutcome,
+  status: number,
+  grpcStatus: number,
+  replayable: boolean,
+  reachedUpstream: boolean,
+): RetryReason | undefined {
+  if (!replayable && reachedUpstream) return undefined;
+  switch (outcome) {
+    case 'connect-failure':
+      return on & (CONNECT_FAILURE | ANY_5XX) ? 'connect-failure' : undefined;
+    case 'reset':
+      return on & (RESET | ANY_5XX) ? 'reset' : undefined;
+    case 'timeout':
+      return on & (GATEWAY_ERROR | ANY_5XX | DEADLINE_EXCEEDED) ? 'timeout' : undefined;
+    case 'response':
+      if (grpcStatus === 14 && on & UNAVAILABLE) return 'unavailable';
+      if (grpcStatus === 4 && on & DEADLINE_EXCEEDED) return 'deadline-exceeded';
+      if (status >= 502 && status <= 504 && on & GATEWAY_ERROR) return 'gateway-error';
+      if (status >= 500 && status <= 599 && on & ANY_5XX) return '5xx';
+      return undefined;
+  }
+}
