@@ -1,0 +1,90 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { outlierPolicy } from '../../common/config/schema.js';
+import { OutlierDetector } from './outlier.js';
+
+function make(policy: object, keys: string[]) {
+  const ejections: string[] = [];
+  let changes = 0;
+  const d = new OutlierDetector(outlierPolicy.parse(policy), { onEject: (k) => ejections.push(k), onChange: () => changes++ });
+  d.setEndpoints(keys);
+  return { d, ejections, changes: () => changes };
+}
+
+function fail(d: OutlierDetector, key: string, times: number): void {
+  for (let i = 0; i < times; i++) d.record(key, true);
+}
+
+describe('OutlierDetector', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('ejects an endpoint after consecutiveErrors failures in a row, not before', () => {
+    const { d, ejections } = make({ consecutiveErrors: 3, baseEjectionTime: '30s' }, ['a', 'b', 'c', 'd']);
+    fail(d, 'a', 2);
+    expect(d.isEjected('a')).toBe(false);
+    d.record('a', false); // a success resets the streak
+    fail(d, 'a', 2);
+    expect(d.isEjected('a')).toBe(false);
+    fail(d, 'a', 1);
+    expect(d.isEjected('a')).toBe(true);
+    expect(d.isEjected('b')).toBe(false);
+    expect(ejections).toEqual(['a']);
+  });
+
+  it('returns an endpoint after baseEjectionTime x ejections, so ejection time grows', () => {
+    const { d, changes } = make({ consecutiveErrors: 1, baseEjectionTime: '10s' }, ['a', 'b']);
+    fail(d, 'a', 1);
+    vi.advanceTimersByTime(9_999);
+    expect(d.isEjected('a')).toBe(true);
+    vi.advanceTimersByTime(1);
+    expect(d.isEjected('a')).toBe(false);
+    expect(changes()).toBe(2); // ejected, then returned by the timer
+    fail(d, 'a', 1); // second ejection: 20 s
+    vi.advanceTimersByTime(19_999);
+    expect(d.isEjected('a')).toBe(true);
+    vi.advanceTimersByTime(1);
+    expect(d.isEjected('a')).toBe(false);
+    fail(d, 'a', 1); // third: 30 s
+    expect(d.state().find((s) => s.key === 'a')).toMatchObject({ ejections: 3, ejectedUntil: Date.now() + 30_000 });
+  });
+
+  it('never ejects more than maxEjectionPercent of the endpoints', () => {
+    const { d } = make({ consecutiveErrors: 1, maxEjectionPercent: 50 }, ['a', 'b', 'c', 'd', 'e']);
+    for (const key of ['a', 'b', 'c', 'd', 'e']) fail(d, key, 3);
+    expect(d.ejectedCount).toBe(2); // floor(5 * 50%)
+    expect(['a', 'b', 'c', 'd', 'e'].filter((k) => d.isEjected(k))).toEqual(['a', 'b']);
+  });
+
+  it('ejects one of three at 34% but never the only endpoint', () => {
+    const three = make({ consecutiveErrors: 1, maxEjectionPercent: 34 }, ['a', 'b', 'c']);
+    fail(three.d, 'a', 1);
+    fail(three.d, 'b', 1);
+    expect(three.d.ejectedCount).toBe(1);
+    const one = make({ consecutiveErrors: 1, maxEjectionPercent: 50 }, ['a']);
+    fail(one.d, 'a', 10);
+    expect(one.d.isEjected('a')).toBe(false);
+    const all = make({ consecutiveErrors: 1, maxEjectionPercent: 100 }, ['a']);
+    fail(all.d, 'a', 1);
+    expect(all.d.isEjected('a')).toBe(true);
+  });
+
+  it('ejects a failing endpoint once a slot frees up', () => {
+    const { d } = make({ consecutiveErrors: 2, baseEjectionTime: '5s', maxEjectionPercent: 50 }, ['a', 'b']);
+    fail(d, 'a', 2);
+    fail(d, 'b', 2);
+    expect(d.isEjected('b')).toBe(false);
+    vi.advanceTimersByTime(5_000);
+    fail(d, 'b', 1); // still failing consecutively
+    expect(d.isEjected('b')).toBe(true);
+  });
+
+  it('drops state of endpoints that left the set', () => {
+    const { d } = make({ consecutiveErrors: 1, maxEjectionPercent: 100 }, ['a', 'b']);
+    fail(d, 'a', 1);
+    d.setEndpoints(['b', 'c']);
+    expect(d.isEjected('a')).toBe(false);
+    expect(d.state().map((s) => s.key)).toEqual(['b', 'c']);
+    d.record('zzz', true); // unknown keys are ignored
+    expect(d.ejectedCount).toBe(0);
+  });
+});

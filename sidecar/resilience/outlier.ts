@@ -1,0 +1,145 @@
+/**
+ * Outlier detection for one service (Envoy's consecutive-5xx detector): an endpoint that
+ * fails `consecutiveErrors` attempts in a row (5xx, connect failures, resets) is ejected
+ * from balancing for `baseEjectionTime` × the number of times it has been ejected, and
+ * returns when that time is up. At most `maxEjectionPercent` of the endpoints are ejected
+ * at once (rounded down, so the only endpoint of a service is never ejected).
+ *
+ * `isEjected` is what the balancer asks on every pick: a Map lookup, plus a clock read only
+ * for endpoints that are ejected. An unref'd timer also returns endpoints on time and tells
+ * `onChange` listeners, for balancers that rebuild their pickers without ejected endpoints.
+ */
+import type { OutlierPolicy } from '../../common/config/schema.js';
+
+export interface OutlierHooks {
+  onEject?(key: string, untilMs: number): void;
+  /** An endpoint was ejected or returned. */
+  onChange?(): void;
+}
+
+export interface OutlierEndpointState {
+  readonly key: string;
+  readonly consecutiveErrors: number;
+  readonly ejections: number;
+  /** Epoch ms when the current ejection ends; absent when not ejected. */
+  readonly ejectedUntil?: number;
+}
+
+interface Tracked {
+  consecutive: number;
+  ejections: number;
+}
+
+export class OutlierDetector {
+  private readonly tracked = new Map<string, Tracked>();
+  /** Ejected keys and when each returns. */
+  private readonly ejected = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+
+  constructor(
+    private readonly policy: OutlierPolicy,
+    private readonly hooks: OutlierHooks = {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Replaces the endpoint set; state of endpoints that left is dropped. */
+  setEndpoints(keys: Iterable<string>): void {
+    const next = new Set(keys);
+    for (const key of this.tracked.keys()) if (!next.has(key)) this.tracked.delete(key);
+    let changed = false;
+    for (const key of this.ejected.keys()) {
+      if (!next.has(key)) {
+        this.ejected.delete(key);
+        changed = true;
+      }
+    }
+    for (const key of next) if (!this.tracked.has(key)) this.tracked.set(key, { consecutive: 0, ejections: 0 });
+    if (changed) this.hooks.onChange?.();
+  }
+
+  isEjected(key: string): boolean {
+    if (this.ejected.size === 0) return false;
+    const until = this.ejected.get(key);
+    if (until === undefined) return false;
+    if (this.now() < until) return true;
+    this.restore(key);
+    return false;
+  }
+
+  /** Reports an attempt's outcome on `key`; `failed` for 5xx, connect failures and resets. */
+  record(key: string, failed: boolean): void {
+    const t = this.tracked.get(key);
+    if (t === undefined) return;
+    if (!failed) {
+      t.consecutive = 0;
+      return;
+    }
+    t.consecutive++;
+    if (t.consecutive >= this.policy.consecutiveErrors && !this.ejected.has(key) && this.ejected.size < this.maxEjected()) {
+      this.eject(key, t);
+    }
+  }
+
+  /** How many endpoints may be ejected at once. */
+  maxEjected(): number {
+    // The epsilon keeps 3 × 33.333…% from rounding down to 0.
+    return Math.floor((this.tracked.size * this.policy.maxEjectionPercent) / 100 + 1e-9);
+  }
+
+  get ejectedCount(): number {
+    return this.ejected.size;
+  }
+
+  /** For /clusters. */
+  state(): OutlierEndpointState[] {
+    const now = this.now();
+    const out: OutlierEndpointState[] = [];
+    for (const [key, t] of this.tracked) {
+      const until = this.ejected.get(key);
+      out.push({ key, consecutiveErrors: t.consecutive, ejections: t.ejections, ...(until !== undefined && until > now ? { ejectedUntil: until } : {}) });
+    }
+    return out;
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private eject(key: string, t: Tracked): void {
+    t.ejections++;
+    const until = this.now() + this.policy.baseEjectionTime * t.ejections;
+    this.ejected.set(key, until);
+    this.schedule(until);
+    this.hooks.onEject?.(key, until);
+    this.hooks.onChange?.();
+  }
+
+  private restore(key: string): void {
+    this.ejected.delete(key);
+    const t = this.tracked.get(key);
+    if (t) t.consecutive = 0;
+    this.hooks.onChange?.();
+  }
+
+  private schedule(at: number): void {
+    if (at >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.expire, Math.max(0, at - this.now()));
+    this.timer.unref();
+  }
+
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = this.now();
+    let next = Infinity;
+    for (const [key, until] of this.ejected) {
+      if (until <= now) this.restore(key);
+      else if (until < next) next = until;
+    }
+    if (next !== Infinity) this.schedule(next);
+  };
+}
