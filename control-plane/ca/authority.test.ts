@@ -1,0 +1,140 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { splitPemCertificates } from '../../common/identity/bundle.js';
+import { createCsrPem } from '../../common/identity/csr.js';
+import { generateRsaKeyPair } from '../../common/identity/keys.js';
+import { spiffeIdOf } from '../../common/identity/spiffe.js';
+import { CertificateAuthority } from './authority.js';
+import { CaError } from './errors.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'skein-ca-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function csrFor(service: string, spiffeId?: string): Promise<string> {
+  const keys = await generateRsaKeyPair();
+  return createCsrPem(keys.privateKeyPem, keys.publicKeyPem, service, spiffeId);
+}
+
+function issuedBy(leafPem: string, rootPem: string): boolean {
+  const leaf = new X509Certificate(leafPem);
+  const root = new X509Certificate(rootPem);
+  return leaf.checkIssued(root) && leaf.verify(root.publicKey);
+}
+
+describe('CertificateAuthority', () => {
+  it('creates a root on first start with a 0600 key, and loads the same root afterwards', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    expect((await stat(join(dir, 'ca.key'))).mode & 0o777).toBe(0o600);
+    const bundle = await readFile(join(dir, 'ca.crt'), 'utf8');
+    expect(bundle).toBe(ca.bundlePem);
+    expect(new X509Certificate(bundle).ca).toBe(true);
+
+    const again = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    expect(again.bundlePem).toBe(bundle);
+    expect(again.phase).toBe('stable');
+  });
+
+  it('signs a CSR into a leaf with the SPIFFE URI SAN, chained to the bundle, for the configured lifetime', async () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'prod.example', now: () => now });
+    const leaf = ca.signCsr(await csrFor('orders'), 'orders', 5 * 60_000);
+    const x = new X509Certificate(leaf.certPem);
+    expect(spiffeIdOf(x)).toBe('spiffe://prod.example/service/orders');
+    expect(leaf.spiffeId).toBe('spiffe://prod.example/service/orders');
+    expect(new Date(x.validTo).getTime()).toBe(now.getTime() + 5 * 60_000);
+    expect(leaf.notAfter.getTime()).toBe(now.getTime() + 5 * 60_000);
+    expect(x.ca).toBe(false);
+    expect(issuedBy(leaf.certPem, ca.bundlePem)).toBe(true);
+    expect(leaf.bundlePem).toBe(ca.bundlePem);
+  });
+
+  it('accepts a renewal CSR that names its SPIFFE ID', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const leaf = ca.signCsr(await csrFor('orders', 'spiffe://skein.local/service/orders'), 'orders');
+    expect(spiffeIdOf(new X509Certificate(leaf.certPem))).toBe('spiffe://skein.local/service/orders');
+  });
+
+  it('refuses a CSR for a foreign identity, by CN or by SPIFFE ID, and one from another trust domain', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const refusal = async (csr: Promise<string>) => {
+      try {
+        ca.signCsr(await csr, 'orders');
+      } catch (err) {
+        return err as CaError;
+      }
+      throw new Error('signed a foreign CSR');
+    };
+    const byCn = await refusal(csrFor('payments'));
+    expect(byCn.code).toBe('identity-mismatch');
+    expect(byCn.message).toMatch(/asks for service "payments".*"orders"/);
+    expect((await refusal(csrFor('orders', 'spiffe://skein.local/service/payments'))).code).toBe('identity-mismatch');
+    expect((await refusal(csrFor('orders', 'spiffe://evil.example/service/orders'))).message).toMatch(/trust domain evil.example/);
+  });
+
+  it('refuses garbage and tampered CSRs', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    expect(() => ca.signCsr('not a csr', 'orders')).toThrow(/certificate signing request/);
+    const csr = await csrFor('orders');
+    const body = csr.split('\n');
+    // Flip one character of the signed body: the signature no longer verifies (or it no longer parses).
+    const line = body[3]!;
+    body[3] = line.slice(0, 10) + (line[10] === 'A' ? 'B' : 'A') + line.slice(11);
+    expect(() => ca.signCsr(body.join('\n'), 'orders')).toThrow(CaError);
+  });
+
+  it('imports an operator-supplied root and refuses a key that does not match it', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'skein-ca-op-'));
+    try {
+      const operator = await CertificateAuthority.open({ dataDir: other, trustDomain: 'skein.local' });
+      const certFile = join(other, 'ca.crt');
+      const keyFile = join(other, 'ca.key');
+      const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local', caCertFile: certFile, caKeyFile: keyFile });
+      expect(ca.bundlePem).toBe(operator.bundlePem);
+      expect((await stat(join(dir, 'ca.key'))).mode & 0o777).toBe(0o600);
+
+      const wrongKey = join(other, 'wrong.key');
+      await writeFile(wrongKey, (await generateRsaKeyPair()).privateKeyPem);
+      await expect(CertificateAuthority.open({ dataDir: join(dir, 'x'), trustDomain: 'skein.local', caCertFile: certFile, caKeyFile: wrongKey })).rejects.toThrow(
+        /does not match any certificate/,
+      );
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it('rotates the root in three persisted steps: stage, switch, retire', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const oldRoot = ca.bundlePem;
+    const changes: string[] = [];
+    ca.onChange(() => changes.push(ca.phase));
+
+    await ca.stageNewRoot();
+    expect(ca.phase).toBe('staged');
+    const [first, second] = splitPemCertificates(ca.bundlePem);
+    expect(first).toBe(oldRoot);
+    expect(issuedBy(ca.signCsr(await csrFor('a'), 'a').certPem, oldRoot)).toBe(true);
+    await expect(ca.stageNewRoot()).rejects.toThrow(/already in progress/);
+    // The staged state survives a restart.
+    expect((await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' })).phase).toBe('staged');
+
+    await ca.switchToNextRoot();
+    expect(ca.phase).toBe('switched');
+    const leaf = ca.signCsr(await csrFor('a'), 'a');
+    expect(issuedBy(leaf.certPem, second!)).toBe(true);
+    expect(splitPemCertificates(leaf.bundlePem)).toHaveLength(2);
+    expect((await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' })).phase).toBe('switched');
+
+    await ca.retireOldRoots();
+    expect(ca.phase).toBe('stable');
+    expect(splitPemCertificates(await readFile(join(dir, 'ca.crt'), 'utf8'))).toEqual([second]);
+    expect(changes).toEqual(['staged', 'switched', 'stable']);
+  });
+});

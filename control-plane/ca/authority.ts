@@ -1,0 +1,170 @@
+/**
+ * The control plane's certificate authority (SPEC §5): signs sidecar CSRs into SPIFFE leaves,
+ * issues the control plane's own server certificate, and carries the trust bundle through a
+ * root rotation in three steps, each persisted before it takes effect:
+ *   stage   a new root joins the bundle; leaves are still signed by the old one
+ *   switch  leaves are signed by the new root (every proxy already trusts it)
+ *   retire  the old roots leave the bundle (every proxy already runs a new-root leaf)
+ * Deciding *when* each step is safe is rotation.ts's job; this class only does the steps.
+ */
+import forge from 'node-forge';
+import { X509Certificate } from 'node:crypto';
+import { bundleFingerprint, joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
+import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
+import { serviceSpiffeId } from '../../common/identity/spiffe.js';
+import { createLeafCertificate, createRootCertificate, createServerCertificate, type IssuedCertificate } from './certificates.js';
+import { readCsr } from './csr.js';
+import { CaError } from './errors.js';
+import { CaFiles, certificateForKey, type CaState, type RootKey } from './store.js';
+
+const ROOT_LIFETIME_MS = 10 * 365 * 24 * 3_600_000;
+export const DEFAULT_LEAF_LIFETIME_MS = 24 * 3_600_000;
+
+export type RotationPhase = 'stable' | 'staged' | 'switched';
+
+export interface SignedLeaf extends IssuedCertificate {
+  readonly bundlePem: string;
+  readonly spiffeId: string;
+}
+
+export interface CaOptions {
+  readonly dataDir: string;
+  readonly trustDomain: string;
+  /** Operator-supplied root (PEM files); imported into the data dir unless it is already there. */
+  readonly caCertFile?: string;
+  readonly caKeyFile?: string;
+  readonly leafLifetimeMs?: number;
+  readonly now?: () => Date;
+}
+
+export class CertificateAuthority {
+  private listeners: (() => void)[] = [];
+
+  private constructor(
+    private state: CaState,
+    private readonly files: CaFiles,
+    readonly trustDomain: string,
+    readonly leafLifetimeMs: number,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Loads the CA from the data dir, imports the operator's, or creates a new root on first start. */
+  static async open(options: CaOptions): Promise<CertificateAuthority> {
+    const files = new CaFiles(options.dataDir);
+    const now = options.now ?? (() => new Date());
+    let state = await files.load();
+    if (options.caCertFile || options.caKeyFile) {
+      const imported = await importOperatorCa(options.caCertFile, options.caKeyFile);
+      // Keep the data dir when it already trusts the operator's root: it may be mid-rotation.
+      if (!state || !state.bundle.some((c) => c.trim() === imported.signer.certPem.trim())) {
+        state = imported;
+        await files.save(state);
+      }
+    }
+    if (!state) {
+      state = { bundle: [], signer: await newRoot(options.trustDomain, now()) };
+      state = { ...state, bundle: [state.signer.certPem] };
+      await files.save(state);
+    }
+    return new CertificateAuthority(state, files, options.trustDomain, options.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS, now);
+  }
+
+  get bundlePem(): string {
+    return joinPemCertificates(this.state.bundle);
+  }
+
+  get bundlePath(): string {
+    return this.files.bundlePath;
+  }
+
+  get bundleFingerprint(): string {
+    return bundleFingerprint(this.bundlePem);
+  }
+
+  /** sha256 fingerprint (Node's colon form) of the root that signs leaves now. */
+  get signingRootFingerprint(): string {
+    return new X509Certificate(this.state.signer.certPem).fingerprint256;
+  }
+
+  get phase(): RotationPhase {
+    if (this.state.next) return 'staged';
+    return this.state.bundle.length > 1 ? 'switched' : 'stable';
+  }
+
+  /** Called after every change of bundle or signing root (e.g. to reissue the server certificate). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Signs a sidecar's CSR for `expectedService` (the service its token or client certificate
+   * proves). Refuses a CSR that asks for any other identity.
+   */
+  signCsr(csrPem: string, expectedService: string, lifetimeMs = this.leafLifetimeMs): SignedLeaf {
+    const request = readCsr(csrPem, this.trustDomain);
+    if (request.service !== expectedService) {
+      throw new CaError('identity-mismatch', `CSR asks for service "${request.service}" but the caller is authorised for "${expectedService}" only`);
+    }
+    const spiffeId = serviceSpiffeId(this.trustDomain, expectedService);
+    const leaf = createLeafCertificate(request.publicKey, expectedService, spiffeId, this.state.signer, this.now(), lifetimeMs);
+    return { ...leaf, spiffeId, bundlePem: this.bundlePem };
+  }
+
+  /** A TLS server certificate for the control plane's gRPC port, for the given hostnames and IPs. */
+  issueServerCert(keyPair: KeyPairPem, hosts: readonly string[], lifetimeMs: number): IssuedCertificate {
+    const spiffeId = `spiffe://${this.trustDomain}/control-plane`;
+    return createServerCertificate(keyPair.publicKeyPem, hosts, spiffeId, this.state.signer, this.now(), lifetimeMs);
+  }
+
+  /** Rotation step 1: a new root joins the bundle. */
+  async stageNewRoot(): Promise<void> {
+    if (this.phase !== 'stable') throw new CaError('rotation', `a root rotation is already in progress (${this.phase})`);
+    const next = await newRoot(this.trustDomain, this.now());
+    await this.commit({ bundle: [...this.state.bundle, next.certPem], signer: this.state.signer, next });
+  }
+
+  /** Rotation step 2: leaves are signed by the new root from now on. */
+  async switchToNextRoot(): Promise<void> {
+    if (!this.state.next) throw new CaError('rotation', 'no new root is staged');
+    await this.commit({ bundle: this.state.bundle, signer: this.state.next });
+  }
+
+  /** Rotation step 3: only the signing root stays trusted. */
+  async retireOldRoots(): Promise<void> {
+    if (this.phase !== 'switched') throw new CaError('rotation', `cannot retire old roots in phase ${this.phase}`);
+    await this.commit({ bundle: [this.state.signer.certPem], signer: this.state.signer });
+  }
+
+  private async commit(state: CaState): Promise<void> {
+    await this.files.save(state);
+    this.state = state;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+async function newRoot(trustDomain: string, now: Date): Promise<RootKey> {
+  const keyPair = await generateRsaKeyPair();
+  return { keyPem: keyPair.privateKeyPem, certPem: createRootCertificate(keyPair, trustDomain, now, ROOT_LIFETIME_MS) };
+}
+
+async function importOperatorCa(certFile: string | undefined, keyFile: string | undefined): Promise<CaState> {
+  if (!certFile || !keyFile) throw new CaError('bad-ca', '--ca-cert and --ca-key go together');
+  const { readFile } = await import('node:fs/promises');
+  const bundle = splitPemCertificates(await readFile(certFile, 'utf8'));
+  if (bundle.length === 0) throw new CaError('bad-ca', `${certFile} holds no PEM certificate`);
+  const keyPem = await readFile(keyFile, 'utf8');
+  let signerCert: string | undefined;
+  try {
+    signerCert = certificateForKey(bundle, keyPem);
+  } catch (err) {
+    throw new CaError('bad-ca', `${keyFile} is not a usable private key: ${(err as Error).message}`);
+  }
+  if (!signerCert) throw new CaError('bad-ca', `${keyFile} does not match any certificate in ${certFile}`);
+  if (!new X509Certificate(signerCert).ca) throw new CaError('bad-ca', `${certFile}: the certificate for ${keyFile} is not a CA (basicConstraints CA:false)`);
+  try {
+    forge.pki.privateKeyFromPem(keyPem);
+  } catch {
+    throw new CaError('bad-ca', `${keyFile}: node-forge signs with RSA keys only`);
+  }
+  return { bundle, signer: { certPem: signerCert, keyPem } };
+}

@@ -1,0 +1,107 @@
+/**
+ * Building X.509 certificates with node-forge: self-signed roots, SPIFFE leaves for
+ * sidecars, and the control plane's own TLS server certificate. Pure functions: keys and
+ * times come in, PEM goes out.
+ */
+import forge from 'node-forge';
+import { randomBytes } from 'node:crypto';
+
+const pki = forge.pki;
+
+/** node-forge writes CRLF line ends; everything else here uses LF. */
+function toPem(cert: forge.pki.Certificate): string {
+  return pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+}
+
+/** Leaves start a minute in the past, so small clock skew between machines is harmless. */
+const BACKDATE_MS = 60_000;
+
+export interface Signer {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface IssuedCertificate {
+  readonly certPem: string;
+  readonly notAfter: Date;
+}
+
+function newCertificate(publicKey: forge.pki.PublicKey, now: Date, lifetimeMs: number): forge.pki.Certificate {
+  const cert = pki.createCertificate();
+  cert.publicKey = publicKey;
+  // Positive 128-bit serial: clear the top bit so DER does not read it as negative.
+  const serial = randomBytes(16);
+  serial[0] = serial[0]! & 0x7f;
+  cert.serialNumber = serial.toString('hex');
+  cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
+  cert.validity.notAfter = new Date(now.getTime() + lifetimeMs);
+  return cert;
+}
+
+function signWith(cert: forge.pki.Certificate, issuer: Signer): string {
+  const issuerCert = pki.certificateFromPem(issuer.certPem);
+  cert.setIssuer(issuerCert.subject.attributes);
+  cert.setExtensions([
+    ...cert.extensions,
+    { name: 'authorityKeyIdentifier', keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(pki.privateKeyFromPem(issuer.keyPem), forge.md.sha256.create());
+  return toPem(cert);
+}
+
+/** A self-signed root. Its CN carries a unique suffix so that two roots of one trust domain never share a subject name (chain building matches issuers by name). */
+export function createRootCertificate(keyPair: { privateKeyPem: string; publicKeyPem: string }, trustDomain: string, now: Date, lifetimeMs: number): string {
+  const cert = newCertificate(pki.publicKeyFromPem(keyPair.publicKeyPem), now, lifetimeMs);
+  const attrs = [
+    { name: 'organizationName', value: 'Skein' },
+    { name: 'commonName', value: `Skein root CA ${trustDomain} ${cert.serialNumber.slice(0, 8)}` },
+  ];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'subjectAltName', altNames: [{ type: 6, value: `spiffe://${trustDomain}` }] },
+  ]);
+  cert.sign(pki.privateKeyFromPem(keyPair.privateKeyPem), forge.md.sha256.create());
+  return toPem(cert);
+}
+
+/** A workload leaf: exactly one URI SAN (the SPIFFE ID), usable as TLS client and server. */
+export function createLeafCertificate(publicKey: forge.pki.PublicKey, commonName: string, spiffeId: string, issuer: Signer, now: Date, lifetimeMs: number): IssuedCertificate {
+  const cert = newCertificate(publicKey, now, lifetimeMs);
+  cert.setSubject([
+    { name: 'organizationName', value: 'Skein' },
+    { name: 'commonName', value: commonName },
+  ]);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+    { name: 'subjectAltName', altNames: [{ type: 6, value: spiffeId }] },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  return { certPem: signWith(cert, issuer), notAfter: cert.validity.notAfter };
+}
+
+/** The control plane's gRPC server certificate: DNS and IP SANs, checked by clients as a hostname. */
+export function createServerCertificate(publicKeyPem: string, hosts: readonly string[], spiffeId: string, issuer: Signer, now: Date, lifetimeMs: number): IssuedCertificate {
+  const cert = newCertificate(pki.publicKeyFromPem(publicKeyPem), now, lifetimeMs);
+  cert.setSubject([
+    { name: 'organizationName', value: 'Skein' },
+    { name: 'commonName', value: 'skein control plane' },
+  ]);
+  const ip = /^(\d{1,3}\.){3}\d{1,3}$|:/;
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    {
+      name: 'subjectAltName',
+      altNames: [...hosts.map((h) => (ip.test(h) ? { type: 7, ip: h } : { type: 2, value: h })), { type: 6, value: spiffeId }],
+    },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  return { certPem: signWith(cert, issuer), notAfter: cert.validity.notAfter };
+}

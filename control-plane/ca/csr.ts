@@ -1,0 +1,47 @@
+/**
+ * Reading a sidecar's CSR: its signature must verify (proof that the caller holds the key),
+ * and the identity it asks for is its SPIFFE URI SAN when present, else its CN.
+ */
+import forge from 'node-forge';
+import { parseServiceSpiffeId } from '../../common/identity/spiffe.js';
+import { CaError } from './errors.js';
+
+export interface CsrRequest {
+  readonly publicKey: forge.pki.PublicKey;
+  /** The service name the CSR asks to be. */
+  readonly service: string;
+}
+
+interface ExtensionRequest {
+  extensions?: { name?: string; altNames?: { type: number; value?: string }[] }[];
+}
+
+export function readCsr(csrPem: string, trustDomain: string): CsrRequest {
+  let csr: forge.pki.CertificateSigningRequest;
+  let verified: boolean;
+  try {
+    csr = forge.pki.certificationRequestFromPem(csrPem);
+    verified = csr.verify();
+  } catch (err) {
+    throw new CaError('bad-csr', `not a PEM certificate signing request with an RSA key: ${(err as Error).message}`);
+  }
+  if (!verified) throw new CaError('bad-csr', 'CSR signature does not verify');
+  if (!csr.publicKey) throw new CaError('bad-csr', 'CSR has no public key');
+
+  const ext = csr.getAttribute({ name: 'extensionRequest' }) as ExtensionRequest | null;
+  const uris = (ext?.extensions ?? [])
+    .filter((e) => e.name === 'subjectAltName')
+    .flatMap((e) => e.altNames ?? [])
+    .filter((n) => n.type === 6)
+    .map((n) => n.value ?? '');
+  if (uris.length > 1) throw new CaError('bad-csr', `CSR asks for ${uris.length} URI SANs; a workload has exactly one identity`);
+  if (uris.length === 1) {
+    const id = parseServiceSpiffeId(uris[0]!);
+    if (!id) throw new CaError('identity-mismatch', `CSR asks for ${uris[0]}, which is not a service SPIFFE ID`);
+    if (id.trustDomain !== trustDomain) throw new CaError('identity-mismatch', `CSR asks for trust domain ${id.trustDomain}; this CA serves ${trustDomain}`);
+    return { publicKey: csr.publicKey, service: id.service };
+  }
+  const cn = csr.subject.getField('CN') as { value?: string } | null;
+  if (!cn?.value) throw new CaError('bad-csr', 'CSR names no identity (no URI SAN and no CN)');
+  return { publicKey: csr.publicKey, service: String(cn.value) };
+}
