@@ -1,0 +1,14 @@
+/** Balancers by the names of the config's `lb` field. */
+import type { ServicePolicy } from '../../common/config/schema.js';
+import type { BalancerFactory } from './balancer.js';
+import { leastRequestPicker } from './least-request.js';
+import { randomPicker } from './random.js';
+import { roundRobinPicker } from './round-robin.js';
+
+export const BALANCERS: Readonly<Record<ServicePolicy['lb'], BalancerFactory>> = {
+  'least-request': leastRequestPicker,
+  'round-robin': roundRobinPicker,
+  random: randomPicker,
+};
+
+export * from './balancer.js';

@@ -1,0 +1,124 @@
+/**
+ * Trace propagation (SPEC §6): W3C `traceparent` and B3 (single `b3` and `x-b3-*`) in, all
+ * of them out. Each hop is a new span whose parent is the caller's span; a request without
+ * a trace starts one. Ids come from a pooled random buffer refilled in batches, so a request
+ * costs two hex slices rather than a crypto call.
+ */
+import { randomFillSync } from 'node:crypto';
+
+const POOL_BYTES = 8192;
+
+export class IdSource {
+  private readonly pool = Buffer.allocUnsafe(POOL_BYTES);
+  private offset = POOL_BYTES;
+
+  /** `bytes` random bytes as lowercase hex. */
+  hex(bytes: number): string {
+    if (this.offset + bytes > POOL_BYTES) {
+      randomFillSync(this.pool);
+      this.offset = 0;
+    }
+    const s = this.pool.toString('hex', this.offset, this.offset + bytes);
+    this.offset += bytes;
+    return s;
+  }
+
+  spanId(): string {
+    return this.hex(8);
+  }
+
+  traceId(): string {
+    return this.hex(16);
+  }
+}
+
+/** The trace fields of one hop; '' where absent. */
+export interface TraceFields {
+  traceId: string;
+  spanId: string;
+  /** The caller's span, '' for a root span. */
+  parentSpanId: string;
+  sampled: boolean;
+}
+
+/** The incoming trace headers of a request (undefined when absent). */
+export interface IncomingTraceHeaders {
+  traceparent: string | undefined;
+  b3: string | undefined;
+  xB3TraceId: string | undefined;
+  xB3SpanId: string | undefined;
+  xB3Sampled: string | undefined;
+}
+
+const HEX = /^[0-9a-f]+$/;
+const ZERO_TRACE = '00000000000000000000000000000000';
+
+function isHex(s: string, length: number): boolean {
+  return s.length === length && HEX.test(s) && s !== ZERO_TRACE.slice(0, length);
+}
+
+/** B3 allows 64-bit trace ids; W3C needs 128 bits, so pad on the left. */
+function traceId128(id: string): string | undefined {
+  const lower = id.toLowerCase();
+  if (isHex(lower, 32)) return lower;
+  if (isHex(lower, 16)) return ZERO_TRACE.slice(16) + lower;
+  return undefined;
+}
+
+/**
+ * Fills `out` for this hop: the trace id and sampling of the incoming trace (traceparent
+ * first, then b3, then x-b3-*) with a fresh span id whose parent is the caller's span, or a
+ * new sampled trace when none came in.
+ */
+export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, ids: IdSource): void {
+  out.spanId = ids.spanId();
+  const tp = incoming.traceparent;
+  if (tp !== undefined && tp.length >= 55 && tp.charCodeAt(2) === 45 /* - */) {
+    const traceId = tp.slice(3, 35).toLowerCase();
+    const parent = tp.slice(36, 52).toLowerCase();
+    if (isHex(traceId, 32) && isHex(parent, 16)) {
+      out.traceId = traceId;
+      out.parentSpanId = parent;
+      out.sampled = (parseInt(tp.slice(53, 55), 16) & 1) === 1;
+      return;
+    }
+  }
+  const b3 = incoming.b3;
+  if (b3 !== undefined && b3.length > 1) {
+    const parts = b3.split('-');
+    const traceId = traceId128(parts[0]!);
+    const parent = parts[1]?.toLowerCase();
+    if (traceId !== undefined && parent !== undefined && isHex(parent, 16)) {
+      out.traceId = traceId;
+      out.parentSpanId = parent;
+      out.sampled = parts[2] !== '0';
+      return;
+    }
+  }
+  if (incoming.xB3TraceId !== undefined && incoming.xB3SpanId !== undefined) {
+    const traceId = traceId128(incoming.xB3TraceId);
+    const parent = incoming.xB3SpanId.toLowerCase();
+    if (traceId !== undefined && isHex(parent, 16)) {
+      out.traceId = traceId;
+      out.parentSpanId = parent;
+      out.sampled = incoming.xB3Sampled !== '0';
+      return;
+    }
+  }
+  out.traceId = ids.traceId();
+  out.parentSpanId = '';
+  out.sampled = incoming.xB3Sampled !== '0' && incoming.b3 !== '0';
+}
+
+/** Appends the outgoing trace headers of this hop to a flat `[name, value, ...]` header list. */
+export function appendTraceHeaders(headers: string[], t: TraceFields): void {
+  const sampled = t.sampled ? '1' : '0';
+  headers.push(
+    'traceparent', `00-${t.traceId}-${t.spanId}-${t.sampled ? '01' : '00'}`,
+    'b3', t.parentSpanId === '' ? `${t.traceId}-${t.spanId}-${sampled}` : `${t.traceId}-${t.spanId}-${sampled}-${t.parentSpanId}`,
+    'x-b3-traceid', t.traceId,
+    'x-b3-spanid', t.spanId,
+    'x-b3-sampled', sampled,
+  );
+  if (t.parentSpanId !== '') headers.push('x-b3-parentspanid', t.parentSpanId);
+}
