@@ -1,0 +1,93 @@
+/**
+ * Inbound peer verification: a caller must present a client certificate that chains to the
+ * trust bundle, is within its validity, and carries exactly one service SPIFFE ID of our
+ * trust domain. The inbound TLS server requests certificates without letting OpenSSL reject
+ * them (`rejectUnauthorized: false`), so that here every refusal gets a precise reason for
+ * `skein_tls_handshake_failures_total{reason}` and the log, and the socket is closed before
+ * any request on it is read.
+ */
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
+
+export type PeerRejection =
+  | 'no-client-certificate'
+  | 'expired-certificate'
+  | 'not-yet-valid-certificate'
+  | 'untrusted-certificate'
+  | 'no-spiffe-id'
+  | 'foreign-trust-domain';
+
+export interface PeerIdentity {
+  readonly service: string;
+  readonly spiffeId: string;
+}
+
+export type PeerVerdict = { readonly ok: true; readonly peer: PeerIdentity } | { readonly ok: false; readonly reason: PeerRejection; readonly detail: string };
+
+function reject(reason: PeerRejection, detail: string): PeerVerdict {
+  return { ok: false, reason, detail };
+}
+
+/** Maps an OpenSSL verification code (`socket.authorizationError`) to a rejection reason. */
+export function verifyErrorReason(code: string): PeerRejection {
+  if (code === 'CERT_HAS_EXPIRED') return 'expired-certificate';
+  if (code === 'CERT_NOT_YET_VALID') return 'not-yet-valid-certificate';
+  return 'untrusted-certificate';
+}
+
+/** Judges the peer of a finished handshake. */
+export function verifyInboundPeer(socket: TLSSocket, trustDomain: string): PeerVerdict {
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return reject('no-client-certificate', 'the caller presented no client certificate');
+  if (!socket.authorized) {
+    const code = String(socket.authorizationError ?? 'UNKNOWN');
+    return reject(verifyErrorReason(code), `client certificate refused: ${code}`);
+  }
+  const spiffeId = spiffeIdOf(cert);
+  if (!spiffeId) return reject('no-spiffe-id', 'client certificate has no single SPIFFE URI SAN');
+  const id = parseServiceSpiffeId(spiffeId);
+  if (!id) return reject('no-spiffe-id', `client certificate identity ${spiffeId} is not a service identity`);
+  if (id.trustDomain !== trustDomain) return reject('foreign-trust-domain', `client identity ${spiffeId} is outside trust domain ${trustDomain}`);
+  return { ok: true, peer: { service: id.service, spiffeId } };
+}
+
+export interface PeerVerificationOptions {
+  /** Read on every handshake, since the trust domain comes from the current identity. */
+  trustDomain(): string | undefined;
+  onRejected(reason: PeerRejection, detail: string, socket: TLSSocket): void;
+}
+
+/**
+ * Verifies every inbound connection as it completes its handshake, closes refused ones, and
+ * remembers the identity of accepted ones for `peerOf`.
+ */
+export class InboundPeers {
+  private readonly peers = new WeakMap<TLSSocket, PeerIdentity>();
+
+  constructor(private readonly options: PeerVerificationOptions) {}
+
+  /** Call once on the inbound TLS (https/http2) server. */
+  attach(server: TlsServer): void {
+    server.on('secureConnection', (socket: TLSSocket) => this.admit(socket));
+  }
+
+  /** Verifies one socket; returns the identity, or closes the socket and returns undefined. */
+  admit(socket: TLSSocket): PeerIdentity | undefined {
+    const trustDomain = this.options.trustDomain();
+    const verdict: PeerVerdict = trustDomain
+      ? verifyInboundPeer(socket, trustDomain)
+      : reject('untrusted-certificate', 'this sidecar has no identity yet');
+    if (!verdict.ok) {
+      this.options.onRejected(verdict.reason, verdict.detail, socket);
+      socket.destroy();
+      return undefined;
+    }
+    this.peers.set(socket, verdict.peer);
+    return verdict.peer;
+  }
+
+  /** The verified identity of the caller on this socket (undefined for an unverified socket). */
+  peerOf(socket: TLSSocket): PeerIdentity | undefined {
+    return this.peers.get(socket);
+  }
+}

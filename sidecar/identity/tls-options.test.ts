@@ -1,0 +1,88 @@
+import { once } from 'node:events';
+import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spiffeIdOf } from '../../common/identity/spiffe.js';
+import { createTestPki, type TestPki } from '../../test/identity/pki.js';
+import type { TlsIdentity } from './provider.js';
+import { PEER_IDENTITY_ERROR, inboundServerOptions, outboundConnectOptions, outboundHandshakeFailureReason, secureContextFor, secureContextOptions } from './tls-options.js';
+
+let pki: TestPki;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  pki = await createTestPki();
+});
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+afterAll(async () => {
+  await pki?.close();
+});
+
+async function serve(identity: TlsIdentity): Promise<{ server: Server; port: number }> {
+  const server = createServer(inboundServerOptions(identity), (socket: TLSSocket) => socket.write('ok'));
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Opens an outbound connection to `destination`; resolves with the server's SPIFFE ID or the error. */
+async function dial(client: TlsIdentity, port: number, destination: string): Promise<{ id?: string; error?: Error & { code?: string }; socket?: TLSSocket }> {
+  const socket = connect({ host: '127.0.0.1', port, ...outboundConnectOptions(client, secureContextFor(client), destination) });
+  return new Promise((resolve) => {
+    socket.once('secureConnect', () => resolve({ id: spiffeIdOf(socket.getPeerCertificate()), socket }));
+    socket.once('error', (error) => resolve({ error }));
+  });
+}
+
+describe('outbound SPIFFE verification', () => {
+  it('connects when the server is the destination service', async () => {
+    const { port } = await serve(await pki.leaf('catalog'));
+    const r = await dial(await pki.leaf('gateway'), port, 'catalog');
+    expect(r.id).toBe('spiffe://skein.local/service/catalog');
+    r.socket?.destroy();
+  });
+
+  it('refuses a server presenting another service identity, whatever its hostname', async () => {
+    const { port } = await serve(await pki.leaf('payments'));
+    const r = await dial(await pki.leaf('gateway'), port, 'catalog');
+    expect(r.error?.code).toBe(PEER_IDENTITY_ERROR);
+    expect(r.error?.message).toBe('upstream presented identity spiffe://skein.local/service/payments, expected spiffe://skein.local/service/catalog');
+    expect(outboundHandshakeFailureReason(r.error!)).toBe('wrong-identity');
+  });
+
+  it('refuses an expired server certificate and one from another CA', async () => {
+    const expired = await serve(await pki.leaf('catalog', { issuedAt: new Date(Date.now() - 3_600_000), lifetimeMs: 60_000 }));
+    const r1 = await dial(await pki.leaf('gateway'), expired.port, 'catalog');
+    expect(outboundHandshakeFailureReason(r1.error!)).toBe('expired-certificate');
+
+    const other = await createTestPki();
+    try {
+      const stranger = await serve(await other.leaf('catalog'));
+      const r2 = await dial(await pki.leaf('gateway'), stranger.port, 'catalog');
+      expect(outboundHandshakeFailureReason(r2.error!)).toBe('untrusted-certificate');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('swaps the server certificate for new connections while an open one keeps working', async () => {
+    const first = await pki.leaf('catalog');
+    const { server, port } = await serve(first);
+    const client = await pki.leaf('gateway');
+    const before = await dial(client, port, 'catalog');
+    const serialBefore = before.socket!.getPeerCertificate().serialNumber;
+
+    server.setSecureContext(secureContextOptions(await pki.leaf('catalog')));
+    const after = await dial(client, port, 'catalog');
+    expect(after.socket!.getPeerCertificate().serialNumber).not.toBe(serialBefore);
+
+    // The connection opened before the swap still carries data.
+    const echoed = once(before.socket!, 'data');
+    expect(String((await echoed)[0])).toBe('ok');
+    before.socket!.destroy();
+    after.socket!.destroy();
+  });
+});

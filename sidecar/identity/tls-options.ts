@@ -1,0 +1,84 @@
+/**
+ * TLS settings from a `TlsIdentity`, for the sidecar's listeners and upstream connections.
+ * Inbound: the server asks every caller for a certificate and leaves judging it to
+ * `sidecar/authz/peer.ts` (precise reasons instead of a bare reset). Outbound: OpenSSL checks
+ * the chain and validity against the bundle, then `spiffeServerCheck` replaces the hostname
+ * check with "is this the service I meant to reach".
+ */
+import { createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import { parseServiceSpiffeId, serviceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
+import type { TlsIdentity } from './provider.js';
+
+/** Error code of a server that is not the expected service. */
+export const PEER_IDENTITY_ERROR = 'ERR_SKEIN_PEER_IDENTITY';
+
+export class PeerIdentityError extends Error {
+  override name = 'PeerIdentityError';
+  readonly code = PEER_IDENTITY_ERROR;
+  constructor(
+    message: string,
+    readonly expected: string,
+    readonly actual: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export function secureContextOptions(identity: TlsIdentity): SecureContextOptions {
+  return { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem, minVersion: 'TLSv1.2' };
+}
+
+export function secureContextFor(identity: TlsIdentity): SecureContext {
+  return createSecureContext(secureContextOptions(identity));
+}
+
+/** Options for the inbound server; after a renewal pass `secureContextOptions(next)` to `server.setSecureContext`. */
+export function inboundServerOptions(identity: TlsIdentity): TlsOptions {
+  return { ...secureContextOptions(identity), requestCert: true, rejectUnauthorized: false };
+}
+
+/** The trust domain of this sidecar's own identity. */
+export function trustDomainOf(identity: TlsIdentity | undefined): string | undefined {
+  return identity?.spiffeId ? parseServiceSpiffeId(identity.spiffeId)?.trustDomain : undefined;
+}
+
+/** A `checkServerIdentity` that accepts only `spiffe://<trustDomain>/service/<destination>`. */
+export function spiffeServerCheck(trustDomain: string, destination: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  const expected = serviceSpiffeId(trustDomain, destination);
+  return (_host, cert) => {
+    const actual = spiffeIdOf(cert);
+    if (actual === expected) return undefined;
+    return new PeerIdentityError(`upstream presented identity ${actual ?? '(none)'}, expected ${expected}`, expected, actual);
+  };
+}
+
+/**
+ * Options for `tls.connect` (or an undici `connect` option) to a sidecar of `destination`.
+ * Pass the `SecureContext` built once per identity, so connections share it.
+ */
+export function outboundConnectOptions(identity: TlsIdentity, context: SecureContext, destination: string): ConnectionOptions {
+  const trustDomain = trustDomainOf(identity);
+  if (!trustDomain) throw new Error('this sidecar certificate has no SPIFFE ID, so upstream identities cannot be checked');
+  return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: spiffeServerCheck(trustDomain, destination) };
+}
+
+/** The reason label for `skein_tls_handshake_failures_total` of an outbound handshake error. */
+export function outboundHandshakeFailureReason(err: { code?: string }): string {
+  switch (err.code) {
+    case PEER_IDENTITY_ERROR:
+      return 'wrong-identity';
+    case 'CERT_HAS_EXPIRED':
+      return 'expired-certificate';
+    case 'CERT_NOT_YET_VALID':
+      return 'not-yet-valid-certificate';
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return 'untrusted-certificate';
+    default:
+      return err.code?.startsWith('ERR_SSL_') ? 'protocol' : 'other';
+  }
+}

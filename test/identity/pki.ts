@@ -1,0 +1,46 @@
+/**
+ * A throwaway PKI for identity tests, built with the real CA: roots in temp dirs, leaves
+ * from real CSRs, with any lifetime, clock or trust domain.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CertificateAuthority } from '../../control-plane/ca/authority.js';
+import { createCsrPem } from '../../common/identity/csr.js';
+import { generateRsaKeyPair } from '../../common/identity/keys.js';
+import type { TlsIdentity } from '../../sidecar/identity/provider.js';
+
+export interface TestPki {
+  readonly ca: CertificateAuthority;
+  readonly dir: string;
+  /** A leaf for `service`, trusting this PKI's bundle. */
+  leaf(service: string, options?: { lifetimeMs?: number; issuedAt?: Date; trustDomain?: string }): Promise<TlsIdentity>;
+  close(): Promise<void>;
+}
+
+export async function createTestPki(trustDomain = 'skein.local'): Promise<TestPki> {
+  const dir = await mkdtemp(join(tmpdir(), 'skein-pki-'));
+  const ca = await CertificateAuthority.open({ dataDir: join(dir, 'ca'), trustDomain });
+  let n = 0;
+  return {
+    ca,
+    dir,
+    async leaf(service, options = {}) {
+      // Another clock or trust domain: the same root, opened by a second authority.
+      const signer =
+        options.issuedAt || options.trustDomain
+          ? await CertificateAuthority.open({
+              dataDir: join(dir, `alt-${n++}`),
+              trustDomain: options.trustDomain ?? trustDomain,
+              caCertFile: join(dir, 'ca', 'ca.crt'),
+              caKeyFile: join(dir, 'ca', 'ca.key'),
+              now: options.issuedAt ? () => options.issuedAt! : undefined,
+            })
+          : ca;
+      const keys = await generateRsaKeyPair();
+      const leaf = signer.signCsr(createCsrPem(keys.privateKeyPem, keys.publicKeyPem, service), service, options.lifetimeMs);
+      return { certPem: leaf.certPem, keyPem: keys.privateKeyPem, caPem: ca.bundlePem, spiffeId: leaf.spiffeId, notAfter: leaf.notAfter };
+    },
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
+}
