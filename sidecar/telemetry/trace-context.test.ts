@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appendTraceHeaders, continueTrace, IdSource, type IncomingTraceHeaders, type TraceFields } from './trace-context.js';
+import { appendTraceHeaders, continueTrace, IdSource, requestIdFor, type IncomingTraceHeaders, type TraceFields } from './trace-context.js';
 
 const none: IncomingTraceHeaders = { traceparent: undefined, b3: undefined, xB3TraceId: undefined, xB3SpanId: undefined, xB3Sampled: undefined };
 const fresh = (): TraceFields => ({ traceId: '', spanId: '', parentSpanId: '', sampled: true });
@@ -32,5 +32,69 @@ describe('trace context', () => {
     expect(root.parentSpanId).toBe('');
     const ids2 = new Set(Array.from({ length: 2000 }, () => ids.spanId()));
     expect(ids2.size).toBe(2000);
+  });
+});
+
+describe('trace context edge cases', () => {
+  const ids = new IdSource();
+  const valid = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+  it('rejects malformed traceparents and falls back to B3, then to a new trace', () => {
+    for (const bad of [
+      'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', // version ff
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01', // zero trace id
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01', // zero parent
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra', // v00 has no extra fields
+      '00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01', // not hex
+      '00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    ]) {
+      const t = fresh();
+      continueTrace(t, { ...none, traceparent: bad, tracestate: 'a=b', xB3TraceId: '463ac35c9f6413ad48485a3953bb6124', xB3SpanId: 'a2fb4a1d1a96d312' }, ids);
+      expect(t.traceId, bad).toBe('463ac35c9f6413ad48485a3953bb6124');
+      expect(t.tracestate, bad).toBeUndefined(); // tracestate goes with a valid traceparent only
+    }
+    const future = fresh();
+    continueTrace(future, { ...none, traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what-ever' }, ids);
+    expect(future).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', sampled: false });
+  });
+
+  it('forwards tracestate and links every hop to the previous one', () => {
+    const hop1 = fresh();
+    continueTrace(hop1, { ...none, traceparent: valid, tracestate: 'vendor=abc,other=1' }, ids);
+    const out1: string[] = [];
+    appendTraceHeaders(out1, hop1);
+    const header = (list: string[], name: string) => list[list.indexOf(name) + 1];
+    expect(header(out1, 'tracestate')).toBe('vendor=abc,other=1');
+    // The next hop sees what this one sent, in each format, and gets this hop as parent.
+    for (const incoming of [
+      { ...none, traceparent: header(out1, 'traceparent') },
+      { ...none, b3: header(out1, 'b3') },
+      { ...none, xB3TraceId: header(out1, 'x-b3-traceid'), xB3SpanId: header(out1, 'x-b3-spanid'), xB3Sampled: header(out1, 'x-b3-sampled') },
+    ]) {
+      const hop2 = fresh();
+      continueTrace(hop2, incoming, ids);
+      expect(hop2.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+      expect(hop2.parentSpanId).toBe(hop1.spanId);
+      expect(hop2.spanId).not.toBe(hop1.spanId);
+    }
+    expect(header(out1, 'x-b3-parentspanid')).toBe('00f067aa0ba902b7');
+  });
+
+  it('honours a B3 sampling-only header and debug flag', () => {
+    const deny = fresh();
+    continueTrace(deny, { ...none, b3: '0' }, ids);
+    expect(deny.sampled).toBe(false);
+    expect(deny.parentSpanId).toBe('');
+    const debug = fresh();
+    continueTrace(debug, { ...none, b3: '80f198ee56343ba880f198ee56343ba8-e457b5a2e4d86bd1-d' }, ids);
+    expect(debug.sampled).toBe(true);
+  });
+
+  it('keeps x-request-id or makes a UUID', () => {
+    expect(requestIdFor('abc-123', ids)).toBe('abc-123');
+    const made = requestIdFor(undefined, ids);
+    expect(made).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(requestIdFor('', ids)).not.toBe('');
+    expect(requestIdFor(undefined, ids)).not.toBe(made);
   });
 });

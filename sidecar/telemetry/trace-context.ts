@@ -30,6 +30,19 @@ export class IdSource {
   traceId(): string {
     return this.hex(16);
   }
+
+  /** A random (version 4) UUID, the usual shape of `x-request-id`. */
+  uuid(): string {
+    const h = this.hex(16);
+    // Version nibble 4, variant bits 10xx.
+    const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20)}`;
+  }
+}
+
+/** The caller's `x-request-id` when it sent a usable one, else a new one. */
+export function requestIdFor(incoming: string | undefined, ids: IdSource): string {
+  return incoming !== undefined && incoming.length > 0 && incoming.length <= 256 ? incoming : ids.uuid();
 }
 
 /** The trace fields of one hop; '' where absent. */
@@ -39,6 +52,8 @@ export interface TraceFields {
   /** The caller's span, '' for a root span. */
   parentSpanId: string;
   sampled: boolean;
+  /** The caller's W3C `tracestate`, forwarded unchanged alongside a valid `traceparent`. */
+  tracestate?: string | undefined;
 }
 
 /** The incoming trace headers of a request (undefined when absent). */
@@ -48,6 +63,7 @@ export interface IncomingTraceHeaders {
   xB3TraceId: string | undefined;
   xB3SpanId: string | undefined;
   xB3Sampled: string | undefined;
+  tracestate?: string | undefined;
 }
 
 const HEX = /^[0-9a-f]+$/;
@@ -55,6 +71,18 @@ const ZERO_TRACE = '00000000000000000000000000000000';
 
 function isHex(s: string, length: number): boolean {
   return s.length === length && HEX.test(s) && s !== ZERO_TRACE.slice(0, length);
+}
+
+/**
+ * W3C trace-context level 1: `version-traceid-parentid-flags`, version 00 exactly 55
+ * characters, later versions may append fields after a `-`; version ff is invalid.
+ */
+function isTraceparent(tp: string): boolean {
+  if (tp.length < 55 || tp.charCodeAt(2) !== 45 || tp.charCodeAt(35) !== 45 || tp.charCodeAt(52) !== 45) return false;
+  const version = tp.slice(0, 2).toLowerCase();
+  if (!HEX.test(version) || version === 'ff') return false;
+  if (version === '00' ? tp.length !== 55 : tp.length > 55 && tp.charCodeAt(55) !== 45) return false;
+  return HEX.test(tp.slice(53, 55).toLowerCase()) && isHex(tp.slice(3, 35).toLowerCase(), 32) && isHex(tp.slice(36, 52).toLowerCase(), 16);
 }
 
 /** B3 allows 64-bit trace ids; W3C needs 128 bits, so pad on the left. */
@@ -72,16 +100,14 @@ function traceId128(id: string): string | undefined {
  */
 export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, ids: IdSource): void {
   out.spanId = ids.spanId();
+  out.tracestate = undefined;
   const tp = incoming.traceparent;
-  if (tp !== undefined && tp.length >= 55 && tp.charCodeAt(2) === 45 /* - */) {
-    const traceId = tp.slice(3, 35).toLowerCase();
-    const parent = tp.slice(36, 52).toLowerCase();
-    if (isHex(traceId, 32) && isHex(parent, 16)) {
-      out.traceId = traceId;
-      out.parentSpanId = parent;
-      out.sampled = (parseInt(tp.slice(53, 55), 16) & 1) === 1;
-      return;
-    }
+  if (tp !== undefined && isTraceparent(tp)) {
+    out.traceId = tp.slice(3, 35).toLowerCase();
+    out.parentSpanId = tp.slice(36, 52).toLowerCase();
+    out.sampled = (parseInt(tp.slice(53, 55), 16) & 1) === 1;
+    out.tracestate = incoming.tracestate;
+    return;
   }
   const b3 = incoming.b3;
   if (b3 !== undefined && b3.length > 1) {
@@ -91,7 +117,7 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
     if (traceId !== undefined && parent !== undefined && isHex(parent, 16)) {
       out.traceId = traceId;
       out.parentSpanId = parent;
-      out.sampled = parts[2] !== '0';
+      out.sampled = parts[2] !== '0'; // 1, d (debug), or absent (defer: we sample)
       return;
     }
   }
@@ -121,4 +147,5 @@ export function appendTraceHeaders(headers: string[], t: TraceFields): void {
     'x-b3-sampled', sampled,
   );
   if (t.parentSpanId !== '') headers.push('x-b3-parentspanid', t.parentSpanId);
+  if (t.tracestate !== undefined && t.tracestate !== '') headers.push('tracestate', t.tracestate);
 }
