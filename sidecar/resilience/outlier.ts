@@ -58,14 +58,15 @@ export class OutlierDetector {
     if (changed) this.hooks.onChange?.();
   }
 
-  isEjected(key: string): boolean {
+  /** A bound function, so it can be handed to a balancer as its ejection predicate. */
+  readonly isEjected = (key: string): boolean => {
     if (this.ejected.size === 0) return false;
     const until = this.ejected.get(key);
     if (until === undefined) return false;
     if (this.now() < until) return true;
     this.restore(key);
     return false;
-  }
+  };
 
   /** Reports an attempt's outcome on `key`; `failed` for 5xx, connect failures and resets. */
   record(key: string, failed: boolean): void {
