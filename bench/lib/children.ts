@@ -1,0 +1,118 @@
+/**
+ * Owns every process a benchmark starts. Each child runs in its own process group, so
+ * stopping it also stops what it forked (nginx workers outlive a killed master otherwise).
+ * `killAllNow` is synchronous for process exit handlers; `stopAll` lets children shut down
+ * cleanly first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  readonly process: ChildProcess;
+  /** stdout and stderr so far (the last 64 KiB), for error messages. */
+  output(): string;
+  /** stdout alone (the last 64 KiB), for tools whose report is on stdout. */
+  stdout(): string;
+  readonly exited: Promise<Exit>;
+  readonly hasExited: boolean;
+}
+
+export interface SpawnOptions {
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Also hand stdout lines to this callback (e.g. to read a port a child prints). */
+  readonly onStdoutLine?: (line: string) => void;
+}
+
+const OUTPUT_LIMIT = 64 * 1024;
+
+export class ChildProcesses {
+  private readonly children = new Set<Child>();
+
+  spawn(name: string, command: string, args: readonly string[], options: SpawnOptions = {}): Child {
+    const proc = spawn(command, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    let stdout = '';
+    let partialLine = '';
+    const keep = (d: string): void => {
+      output = (output + d).slice(-OUTPUT_LIMIT);
+    };
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      keep(d);
+      stdout = (stdout + d).slice(-OUTPUT_LIMIT);
+      if (!options.onStdoutLine) return;
+      const lines = (partialLine + d).split('\n');
+      partialLine = lines.pop()!;
+      for (const line of lines) options.onStdoutLine(line);
+    });
+    proc.stderr!.setEncoding('utf8').on('data', keep);
+    let hasExited = false;
+    const exited = new Promise<Exit>((resolve) => {
+      proc.once('exit', (code, signal) => {
+        hasExited = true;
+        resolve({ code, signal });
+      });
+      proc.once('error', (err) => {
+        keep(`spawn failed: ${err.message}\n`);
+        hasExited = true;
+        resolve({ code: null, signal: null });
+      });
+    });
+    const child: Child = {
+      name,
+      pid: proc.pid ?? -1,
+      process: proc,
+      output: () => output,
+      stdout: () => stdout,
+      exited,
+      get hasExited() {
+        return hasExited;
+      },
+    };
+    this.children.add(child);
+    void exited.then(() => this.children.delete(child));
+    return child;
+  }
+
+  /** SIGTERM to each group, then SIGKILL to whatever is left after `graceMs`. */
+  async stopAll(graceMs = 3000): Promise<void> {
+    const running = [...this.children];
+    for (const child of running) signalGroup(child, 'SIGTERM');
+    const timer = setTimeout(() => this.killAllNow(), graceMs);
+    await Promise.all(running.map((c) => c.exited));
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL to every group still running; safe to call from a process 'exit' handler. */
+  killAllNow(): void {
+    for (const child of this.children) signalGroup(child, 'SIGKILL');
+  }
+}
+
+function signalGroup(child: Child, signal: NodeJS.Signals): void {
+  if (child.pid <= 0) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Runs a command to completion and returns its stdout; rejects with its output on a non-zero exit. */
+export async function runToCompletion(children: ChildProcesses, name: string, command: string, args: readonly string[], options: SpawnOptions = {}): Promise<string> {
+  const child = children.spawn(name, command, args, options);
+  const exit = await child.exited;
+  if (exit.code !== 0) throw new Error(`${name} failed (${exit.signal ?? `exit ${exit.code}`}):\n${child.output()}`);
+  return child.stdout();
+}

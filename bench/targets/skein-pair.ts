@@ -1,0 +1,106 @@
+/**
+ * (C) the Skein pair: two `skein sidecar` processes in static mode. The client side's
+ * outbound listener routes `Host: bench-upstream` over mTLS to the server side's inbound
+ * listener, which forwards to the upstream. The snapshot turns on every stage a request can
+ * pass through: a header-matched rule and a weighted split (two subsets, both served by the
+ * one server-side sidecar), retries with a budget, a circuit breaker, outlier detection and
+ * intentions; metrics and trace propagation are always on.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import type { ChildProcesses, Child } from '../lib/children.js';
+import type { BenchIdentities, LeafFiles } from '../lib/identities.js';
+import type { Target } from './target.js';
+
+export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number): SnapshotInput {
+  const service = identities.server.service;
+  const endpoint = (version: string) => ({ address: '127.0.0.1', port: serverInboundPort, labels: { version } });
+  return {
+    version: 'bench-1',
+    services: {
+      [service]: {
+        protocol: 'http',
+        lb: 'least-request',
+        timeout: '3s',
+        retries: {
+          attempts: 2,
+          perTryTimeout: '1s',
+          on: ['connect-failure', 'reset', 'gateway-error'],
+          backoff: { base: '25ms', max: '250ms' },
+          budget: { ratio: 0.2, minPerSecond: 10 },
+        },
+        circuitBreaker: { errorThresholdPercentage: 50, volumeThreshold: 20, rollingWindow: '10s', resetTimeout: '5s', maxConcurrent: 1024 },
+        outlierDetection: { consecutiveErrors: 5, baseEjectionTime: '30s', maxEjectionPercent: 50 },
+        subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } },
+        endpoints: [endpoint('v1'), endpoint('v2')],
+      },
+    },
+    routes: {
+      [service]: [
+        { match: { pathPrefix: '/', headers: { 'x-canary': 'true' } }, split: { v2: 100 } },
+        { match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
+      ],
+    },
+    intentions: {
+      defaultAction: 'deny',
+      rules: [{ source: identities.client.service, destination: service, action: 'allow' }],
+    },
+  };
+}
+
+export interface SkeinPairOptions {
+  readonly skeinBin: string;
+  readonly dir: string;
+  readonly upstreamPort: number;
+  /** Six free ports: inbound, outbound and admin of the client side, then of the server side. */
+  readonly ports: readonly number[];
+  readonly identities: BenchIdentities;
+}
+
+interface SidecarPorts {
+  readonly inbound: number;
+  readonly outbound: number;
+  readonly admin: number;
+}
+
+function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafFiles, config: string, ports: SidecarPorts): Child {
+  const args = [
+    o.skeinBin, 'sidecar',
+    '--service', leaf.service,
+    '--version', 'v1',
+    // The client side has no app of its own; its health check may as well ask the upstream.
+    '--app-port', String(o.upstreamPort),
+    '--config', config,
+    '--inbound-host', '127.0.0.1',
+    '--inbound-port', String(ports.inbound),
+    '--outbound-port', String(ports.outbound),
+    '--admin-port', String(ports.admin),
+    '--advertise-address', '127.0.0.1',
+    '--drain-timeout', '1s',
+    '--cert-file', leaf.certFile,
+    '--key-file', leaf.keyFile,
+    '--ca-file', o.identities.caFile,
+  ];
+  return children.spawn(`skein sidecar ${leaf.service}`, process.execPath, args, { env: { SKEIN_LOG_LEVEL: 'warn' } });
+}
+
+export function startSkeinPair(children: ChildProcesses, o: SkeinPairOptions): Target {
+  const [clientIn, clientOut, clientAdmin, serverIn, serverOut, serverAdmin] = o.ports as [number, number, number, number, number, number];
+  const config = join(o.dir, 'skein-bench.json');
+  writeFileSync(config, JSON.stringify(skeinSnapshot(o.identities, serverIn), null, 2));
+  const server = startSidecar(children, o, o.identities.server, config, { inbound: serverIn, outbound: serverOut, admin: serverAdmin });
+  const client = startSidecar(children, o, o.identities.client, config, { inbound: clientIn, outbound: clientOut, admin: clientAdmin });
+  return {
+    name: 'skein',
+    label: '(C) Skein pair',
+    url: `http://127.0.0.1:${clientOut}/`,
+    host: o.identities.server.service,
+    proxies: [
+      { role: 'outbound', pids: () => [client.pid] },
+      { role: 'inbound', pids: () => [server.pid] },
+    ],
+    children: [client, server],
+    notes: ['mTLS, header route + 90/10 split, retries, breaker, outlier detection, intentions, metrics, tracing'],
+  };
+}
