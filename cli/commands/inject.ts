@@ -1,0 +1,58 @@
+/** `skein inject -f FILE`: add the sidecar to Kubernetes manifests or a Compose file, printed on stdout. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import type { InjectOptions } from '../../inject/options.js';
+import { parsePort } from './sidecar.js';
+
+function parsePorts(value: string): number[] {
+  return value.split(',').map((p) => parsePort(p.trim()));
+}
+
+function parseSeconds(value: string): number {
+  const m = /^(\d+)s?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected whole seconds, e.g. 10s, got ${value}`);
+  return Number(m[1]);
+}
+
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') return readFile(file, 'utf8');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function registerInject(program: Command): void {
+  program
+    .command('inject')
+    .description('add the sidecar to Kubernetes manifests or a Compose file (printed on stdout)')
+    .requiredOption('-f, --file <file>', 'manifest or compose file; - reads stdin')
+    .addOption(new Option('--image <image>', 'sidecar image').default('skein:0.1.0'))
+    .addOption(new Option('--control-plane <host:port>', 'gRPC address of the control plane as seen from the workloads').default('skein-control-plane.skein-system.svc:15012'))
+    .addOption(new Option('--consul <url>', 'Consul agent URL for the sidecars (CONSUL_HTTP_ADDR)'))
+    .addOption(new Option('--transparent', 'Kubernetes: redirect outbound HTTP to the sidecar with iptables (an init container with NET_ADMIN)').default(false))
+    .addOption(new Option('--redirect-ports <ports>', 'transparent mode: destination ports to redirect, comma-separated').argParser(parsePorts).default([80], '80'))
+    .addOption(new Option('--drain-timeout <seconds>', 'sidecar drain on shutdown; the grace period is raised to fit it').argParser(parseSeconds).default(10, '10s'))
+    .addOption(new Option('--ca-config-map <name>', 'Kubernetes: ConfigMap with the trust bundle under key ca.crt').default('skein-ca'))
+    .addOption(new Option('--compose-ca-volume <volume>', "Compose: volume (or host path) holding the control plane's ca.crt").default('skein-data'))
+    .option('-q, --quiet', 'print no per-workload notes on stderr')
+    .action(async (flags: Record<string, unknown>) => {
+      const { DEFAULT_INJECT_OPTIONS } = await import('../../inject/options.js');
+      const { injectText } = await import('../../inject/inject-text.js');
+      const options: InjectOptions = {
+        ...DEFAULT_INJECT_OPTIONS,
+        image: String(flags.image),
+        controlPlane: String(flags.controlPlane),
+        consul: flags.consul as string | undefined,
+        transparent: Boolean(flags.transparent),
+        redirectPorts: flags.redirectPorts as number[],
+        drainTimeoutSeconds: flags.drainTimeout as number,
+        caConfigMap: String(flags.caConfigMap),
+        composeCaVolume: String(flags.composeCaVolume),
+      };
+      const file = String(flags.file);
+      // Everything is injected in memory first: an error leaves stdout empty.
+      const result = injectText(await readInput(file), options);
+      process.stdout.write(result.output);
+      if (!flags.quiet) for (const note of result.notes) process.stderr.write(`${note}\n`);
+    });
+}

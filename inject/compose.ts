@@ -1,0 +1,157 @@
+/**
+ * `skein inject` on a Compose file: for each app service `<name>`, a `<name>-skein` service
+ * that joins its network namespace (`network_mode: service:<name>`), so the app reaches its
+ * sidecar on 127.0.0.1 and other sidecars reach it on `<name>:15443`. The sidecar gets its
+ * bootstrap token from the variable SKEIN_TOKEN_<NAME> (environment or `.env`) and the trust
+ * bundle from the control plane's data volume. Services labelled `skein.io/inject: "false"`
+ * (Consul, the control plane, databases) are left alone.
+ */
+import { Pair, isMap, isScalar, type Document } from 'yaml';
+import { InjectError, describeDocument } from './errors.js';
+import { describeOutcome, type InjectResult } from './kubernetes.js';
+import { ANNOTATIONS, type InjectOptions } from './options.js';
+import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
+
+type Obj = Record<string, unknown>;
+
+const SUFFIX = '-skein';
+const CA_DIR = '/var/lib/skein';
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A file is taken for Compose when it is one mapping with `services` and no Kubernetes `kind`. */
+export function looksLikeCompose(docs: Document.Parsed[]): boolean {
+  const objects = docs.map((d) => d.toJS() as unknown).filter((o) => o !== null && o !== undefined);
+  return objects.length === 1 && isObj(objects[0]) && isObj(objects[0].services) && objects[0].kind === undefined;
+}
+
+/** Compose labels may be a mapping or a list of `key=value`. */
+function labelsOf(service: Obj): Record<string, string> {
+  const { labels } = service;
+  if (Array.isArray(labels)) {
+    return Object.fromEntries(labels.map((l) => String(l)).map((l) => [l.split('=')[0]!, l.slice(l.indexOf('=') + 1)]));
+  }
+  return isObj(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {};
+}
+
+/** The container-side port of a Compose `ports`/`expose` entry ("8080:80/tcp", "127.0.0.1:8080:80", 80, {target: 80}). */
+function targetPort(entry: unknown): number | undefined {
+  if (isObj(entry)) return typeof entry.target === 'number' ? entry.target : Number(entry.target);
+  const text = String(entry).split('/')[0]!;
+  const last = text.split(':').at(-1)!;
+  return Number(last.split('-')[0]);
+}
+
+function hostOf(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  const withoutScheme = address.replace(/^[a-z]+:\/\//, '');
+  return withoutScheme.split(/[:/]/)[0];
+}
+
+export function injectCompose(doc: Document.Parsed, options: InjectOptions): InjectResult {
+  const document = describeDocument(0);
+  const root = doc.toJS() as Obj;
+  const services = root.services as Obj;
+  const notes: string[] = [];
+  const added: Array<{ after: string; name: string; value: Obj }> = [];
+  const dependencies = [hostOf(options.controlPlane), hostOf(options.consul)].filter((h): h is string => h !== undefined && h in services);
+
+  for (const [name, raw] of Object.entries(services)) {
+    if (name.endsWith(SUFFIX) && (name.slice(0, -SUFFIX.length) in services)) continue;
+    const field = (suffix: string): string => `services.${name}${suffix ? `.${suffix}` : ''}`;
+    const service = isObj(raw) ? raw : {};
+    const labels = labelsOf(service);
+    const what = `service/${name}`;
+    if (labels[ANNOTATIONS.inject] === 'false') {
+      notes.push(describeOutcome({ what, status: 'opted-out' }));
+      continue;
+    }
+    if (`${name}${SUFFIX}` in services) {
+      notes.push(describeOutcome({ what, status: 'already-injected' }));
+      continue;
+    }
+    if (typeof service.network_mode === 'string') {
+      const code = service.network_mode === 'host' ? 'host-network' : 'invalid-field';
+      throw new InjectError(code, document, field('network_mode'),
+        `a service with network_mode "${service.network_mode}" has no network namespace of its own for a sidecar; label it ${ANNOTATIONS.inject}: "false" to leave it out`);
+    }
+    const params = composeParams(name, service, labels, document, field);
+    notes.push(describeOutcome({ what, status: 'injected', params }));
+    added.push({ after: name, name: `${name}${SUFFIX}`, value: sidecarService(name, params, dependencies, options) });
+  }
+
+  const servicesNode = doc.get('services', true);
+  if (!isMap(servicesNode)) throw new InjectError('invalid-field', document, 'services', 'expected a mapping of services');
+  for (const { after, name, value } of added) {
+    // Each sidecar goes right after its app, so the output reads pair by pair.
+    const at = servicesNode.items.findIndex((p) => isScalar(p.key) && p.key.value === after);
+    servicesNode.items.splice(at + 1, 0, new Pair(doc.createNode(name), doc.createNode(value)));
+  }
+  if (added.length > 0 && isNamedVolume(options.composeCaVolume) && !doc.hasIn(['volumes', options.composeCaVolume])) {
+    doc.setIn(['volumes', options.composeCaVolume], doc.createNode({}));
+  }
+  return { output: doc.toString(), notes };
+}
+
+function isNamedVolume(source: string): boolean {
+  return !source.includes('/') && !source.startsWith('.') && !source.startsWith('~');
+}
+
+function composeParams(name: string, service: Obj, labels: Record<string, string>, document: string, field: (s: string) => string): ServiceParams {
+  const serviceName = labels[ANNOTATIONS.service] ?? name;
+  if (!DNS_LABEL.test(serviceName)) {
+    throw new InjectError('invalid-field', document, field(labels[ANNOTATIONS.service] ? `labels.${ANNOTATIONS.service}` : ''),
+      `service name "${serviceName}" must be a DNS label (lowercase letters, digits, '-'); set label ${ANNOTATIONS.service}`);
+  }
+  let appPort: number | undefined;
+  let portField: string;
+  if (labels[ANNOTATIONS.appPort] !== undefined) {
+    appPort = Number(labels[ANNOTATIONS.appPort]);
+    portField = `labels.${ANNOTATIONS.appPort}`;
+  } else {
+    const [key, entries] = Array.isArray(service.expose) && service.expose.length > 0 ? ['expose', service.expose] : ['ports', service.ports];
+    if (!Array.isArray(entries) || entries.length === 0) {
+      throw new InjectError('no-app-port', document, field('ports'), `no port to infer the app port from: add expose or ports, or the label ${ANNOTATIONS.appPort}`);
+    }
+    appPort = targetPort(entries[0]);
+    portField = `${key}[0]`;
+  }
+  if (appPort === undefined || !Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {
+    throw new InjectError('invalid-field', document, field(portField), 'not a port number');
+  }
+  const protocol = labels[ANNOTATIONS.appProtocol];
+  if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
+    throw new InjectError('invalid-field', document, field(`labels.${ANNOTATIONS.appProtocol}`), `expected http or grpc, got "${protocol}"`);
+  }
+  return {
+    service: serviceName,
+    version: labels.version ?? 'v1',
+    appPort,
+    appProtocol: protocol,
+    appHealthPath: labels[ANNOTATIONS.appHealthPath],
+    transparent: false,
+    redirectPorts: [],
+  };
+}
+
+function sidecarService(app: string, params: ServiceParams, dependencies: string[], options: InjectOptions): Obj {
+  const tokenVariable = `SKEIN_TOKEN_${params.service.toUpperCase().replace(/-/g, '_')}`;
+  return {
+    image: options.image,
+    command: ['sidecar'],
+    network_mode: `service:${app}`,
+    environment: {
+      ...Object.fromEntries(sidecarEnv(params, options)),
+      SKEIN_TOKEN: `\${${tokenVariable}:-}`,
+      SKEIN_CA_FILE: `${CA_DIR}/ca.crt`,
+    },
+    volumes: [`${options.composeCaVolume}:${CA_DIR}:ro`],
+    depends_on: [app, ...dependencies],
+    // Room for the drain (SKEIN_DRAIN_TIMEOUT) before Compose kills the sidecar.
+    stop_grace_period: `${options.drainTimeoutSeconds + 5}s`,
+    restart: 'unless-stopped',
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * `skein inject` on Kubernetes YAML: every document of a multi-document file is injected in
+ * place. Documents without a workload to inject come out byte for byte; in an injected one
+ * only the pod-spec fields injection changes are rewritten, so comments elsewhere stay, but
+ * comments inside a changed field (an existing `initContainers` or `volumes` list) are lost
+ * and flow-style collections may be re-spaced.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Document } from 'yaml';
+import { InjectError, describeDocument } from './errors.js';
+import type { InjectOptions } from './options.js';
+import { injectObject, type WorkloadOutcome } from './workloads.js';
+
+export interface InjectResult {
+  readonly output: string;
+  /** One line per workload found, e.g. `deployment/orders: injected (service orders, app port 8080)`. */
+  readonly notes: string[];
+}
+
+export function describeOutcome(o: { what: string; status: WorkloadOutcome['status']; params?: WorkloadOutcome['params'] }): string {
+  if (o.status !== 'injected' || !o.params) return `${o.what}: ${o.status === 'opted-out' ? 'opted out, left as is' : 'already injected, left as is'}`;
+  const p = o.params;
+  return `${o.what}: injected (service ${p.service}, version ${p.version}, app port ${p.appPort}${p.transparent ? ', transparent' : ''})`;
+}
+
+export function injectKubernetesDocuments(source: string, docs: Document.Parsed[], options: InjectOptions): InjectResult {
+  const notes: string[] = [];
+  let start = 0;
+  const parts = docs.map((doc, index) => {
+    const original = source.slice(start, doc.range[2]);
+    start = doc.range[2];
+    const obj: unknown = doc.toJS();
+    if (obj === null || obj === undefined) return original;
+    let changed = false;
+    for (const outcome of injectObject(obj, index, options)) {
+      notes.push(describeOutcome(outcome));
+      if (!outcome.spec) continue;
+      const before = doc.getIn(outcome.specPath, false);
+      const old = (before && typeof before === 'object' && 'toJSON' in before ? (before as { toJSON(): unknown }).toJSON() : {}) as Record<string, unknown>;
+      for (const [key, value] of Object.entries(outcome.spec)) {
+        if (!isDeepStrictEqual(old[key], value)) doc.setIn([...outcome.specPath, key], doc.createNode(value));
+      }
+      changed = true;
+    }
+    return changed ? doc.toString() : original;
+  });
+  return { output: parts.join('') + source.slice(start), notes };
+}
+
+/** Parse errors become an InjectError naming the document and line. */
+export function assertParsed(docs: Document.Parsed[]): void {
+  docs.forEach((doc, index) => {
+    const err = doc.errors[0];
+    if (!err) return;
+    const line = err.linePos?.[0]?.line;
+    throw new InjectError('not-yaml', describeDocument(index), '', `not valid YAML${line ? ` (line ${line})` : ''}: ${err.message.split('\n')[0]}`);
+  });
+}

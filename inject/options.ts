@@ -1,0 +1,59 @@
+/** What `skein inject` and the injection webhook add, and where the injected sidecar finds the mesh. */
+export interface InjectOptions {
+  /** Image of the sidecar (and of the transparent-mode init container, which needs iptables in it). */
+  readonly image: string;
+  /** gRPC address of the control plane as seen from the workload (SKEIN_CONTROL_PLANE). */
+  readonly controlPlane: string;
+  /** Consul agent URL for the sidecar (CONSUL_HTTP_ADDR); discovery through the control plane when absent. */
+  readonly consul?: string;
+  /** Redirect outbound HTTP to the sidecar with iptables (per workload also `skein.io/transparent: "true"`). */
+  readonly transparent: boolean;
+  /** Destination ports the transparent mode redirects (outbound HTTP). */
+  readonly redirectPorts: readonly number[];
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly adminPort: number;
+  /** Longest drain on shutdown; the termination grace period is raised to fit it. */
+  readonly drainTimeoutSeconds: number;
+  /** Kubernetes: ConfigMap holding the control plane's trust bundle under key `ca.crt`. */
+  readonly caConfigMap: string;
+  /** Compose: the volume holding the control plane's data dir (its `ca.crt`), mounted read-only. */
+  readonly composeCaVolume: string;
+}
+
+export const DEFAULT_INJECT_OPTIONS: InjectOptions = {
+  image: 'skein:0.1.0',
+  controlPlane: 'skein-control-plane.skein-system.svc:15012',
+  transparent: false,
+  redirectPorts: [80],
+  inboundPort: 15443,
+  outboundPort: 15001,
+  adminPort: 15000,
+  drainTimeoutSeconds: 10,
+  caConfigMap: 'skein-ca',
+  composeCaVolume: 'skein-data',
+};
+
+/** The uid the sidecar runs as; transparent mode lets this uid's traffic out unredirected. */
+export const SIDECAR_UID = 1337;
+export const SIDECAR_CONTAINER = 'skein-sidecar';
+export const INIT_CONTAINER = 'skein-init';
+export const BOOTSTRAP_VOLUME = 'skein-bootstrap';
+/** Where the bootstrap volume (token and trust bundle) is mounted in the sidecar. */
+export const BOOTSTRAP_DIR = '/var/run/skein';
+
+/** The Secret holding a service's bootstrap token (key `token`), e.g. from `skein token create orders`. */
+export function tokenSecretName(service: string): string {
+  return `skein-token-${service}`;
+}
+
+/** Annotations (and, in Compose, labels) a workload can carry to steer injection. */
+export const ANNOTATIONS = {
+  inject: 'skein.io/inject',
+  service: 'skein.io/service',
+  appPort: 'skein.io/app-port',
+  appProtocol: 'skein.io/app-protocol',
+  appHealthPath: 'skein.io/app-health-path',
+  transparent: 'skein.io/transparent',
+  redirectPorts: 'skein.io/redirect-ports',
+} as const;

@@ -1,0 +1,153 @@
+/**
+ * Injection into one pod template (a Pod's metadata+spec, or a workload's `spec.template`):
+ * reads what the sidecar needs from labels, annotations and container ports, and returns the
+ * changed pod spec. Pure: the same input gives the same output, and an injected template is
+ * left as it is, so injecting twice changes nothing.
+ */
+import { InjectError } from './errors.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, type InjectOptions } from './options.js';
+import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
+
+type Obj = Record<string, unknown>;
+
+export interface PodTemplateRef {
+  /** The template's metadata and spec, as plain data. */
+  readonly metadata: unknown;
+  readonly spec: unknown;
+  /** The workload's own metadata (labels and annotations there count too); same as `metadata` for a Pod. */
+  readonly ownerMetadata: unknown;
+  /** How errors name the document, e.g. `document 2 (Deployment/orders)`. */
+  readonly document: string;
+  /** Path of the template in the document, e.g. `spec.template` ('' for a Pod). */
+  readonly field: string;
+}
+
+export type PodResult =
+  | { readonly status: 'injected'; readonly spec: Obj; readonly params: ServiceParams }
+  | { readonly status: 'opted-out' | 'already-injected' };
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringMap(metadata: unknown, key: 'labels' | 'annotations'): Record<string, unknown> {
+  return isObj(metadata) && isObj(metadata[key]) ? (metadata[key] as Obj) : {};
+}
+
+function containersOf(spec: Obj, key: 'containers' | 'initContainers'): Obj[] {
+  const list = spec[key];
+  return Array.isArray(list) ? list.filter(isObj) : [];
+}
+
+export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): PodResult {
+  const at = (suffix: string): string => (ref.field ? `${ref.field}.${suffix}` : suffix);
+  const fail = (code: ConstructorParameters<typeof InjectError>[0], field: string, detail: string): never => {
+    throw new InjectError(code, ref.document, field, detail);
+  };
+  // The template's own labels and annotations win over the workload's.
+  const lookup = (key: 'labels' | 'annotations', name: string): { value: string; field: string } | undefined => {
+    for (const [meta, path] of [[ref.metadata, at('metadata')], [ref.ownerMetadata, 'metadata']] as const) {
+      const value = stringMap(meta, key)[name];
+      if (value !== undefined && value !== null) return { value: String(value), field: `${path}.${key}.${name}` };
+    }
+    return undefined;
+  };
+
+  if (lookup('annotations', ANNOTATIONS.inject)?.value === 'false') return { status: 'opted-out' };
+  const spec = ref.spec;
+  if (!isObj(spec)) return fail('invalid-field', at('spec'), 'a pod spec (a mapping) is required');
+  const containers = containersOf(spec, 'containers');
+  if (containers.length === 0) return fail('invalid-field', at('spec.containers'), 'a pod needs at least one container');
+  if (containersOf(spec, 'initContainers').some((c) => c.name === SIDECAR_CONTAINER)) return { status: 'already-injected' };
+
+  if (spec.hostNetwork === true) {
+    return fail('host-network', at('spec.hostNetwork'),
+      `pods on the host network share the node's ports and iptables, so a sidecar cannot be added; set annotation ${ANNOTATIONS.inject}: "false" to leave this workload out`);
+  }
+  for (const [key, name] of [['containers', SIDECAR_CONTAINER], ['initContainers', INIT_CONTAINER], ['containers', INIT_CONTAINER]] as const) {
+    const i = containersOf(spec, key).findIndex((c) => c.name === name);
+    if (i >= 0) fail('name-conflict', at(`spec.${key}[${i}].name`), `the container name ${name} is reserved for Skein`);
+  }
+  const volumes = Array.isArray(spec.volumes) ? spec.volumes : [];
+  const volumeIndex = volumes.findIndex((v) => isObj(v) && v.name === BOOTSTRAP_VOLUME);
+  if (volumeIndex >= 0) fail('name-conflict', at(`spec.volumes[${volumeIndex}].name`), `the volume name ${BOOTSTRAP_VOLUME} is reserved for Skein`);
+
+  const params = resolveParams(containers, lookup, options, at, fail);
+  const injected: unknown[] = [...(params.transparent ? [redirectInitContainer(params, options)] : []), sidecarContainer(params, options)];
+  const next: Obj = { ...structuredClone(spec) };
+  next.initContainers = [...injected, ...containersOf(next, 'initContainers')];
+  next.volumes = [...(Array.isArray(next.volumes) ? next.volumes : []), bootstrapVolume(params, options)];
+  // The app stops first, then the sidecar drains: the grace period must leave room for the drain.
+  const neededGrace = options.drainTimeoutSeconds + 5;
+  const grace = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : 30;
+  if (grace < neededGrace) next.terminationGracePeriodSeconds = neededGrace;
+  return { status: 'injected', spec: next, params };
+}
+
+type Lookup = (key: 'labels' | 'annotations', name: string) => { value: string; field: string } | undefined;
+type Fail = (code: ConstructorParameters<typeof InjectError>[0], field: string, detail: string) => never;
+
+function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions, at: (s: string) => string, fail: Fail): ServiceParams {
+  const named = lookup('annotations', ANNOTATIONS.service) ?? lookup('labels', 'app') ?? lookup('labels', 'app.kubernetes.io/name');
+  if (!named) {
+    return fail('no-service-name', at('metadata.labels.app'), `no service name: set the label app or the annotation ${ANNOTATIONS.service}`);
+  }
+  if (!DNS_LABEL.test(named.value)) fail('invalid-field', named.field, `service name "${named.value}" must be a DNS label (lowercase letters, digits, '-')`);
+  const version = lookup('labels', 'version')?.value ?? 'v1';
+
+  const reserved = new Set([options.inboundPort, options.outboundPort, options.adminPort]);
+  let firstPort: { port: number; name?: string } | undefined;
+  for (const [ci, c] of containers.entries()) {
+    for (const [pi, p] of (Array.isArray(c.ports) ? c.ports : []).entries()) {
+      if (!isObj(p) || typeof p.containerPort !== 'number') continue;
+      if (reserved.has(p.containerPort)) {
+        fail('name-conflict', at(`spec.containers[${ci}].ports[${pi}].containerPort`), `port ${p.containerPort} is used by the sidecar`);
+      }
+      firstPort ??= { port: p.containerPort, name: typeof p.name === 'string' ? p.name : undefined };
+    }
+  }
+
+  let appPort: number;
+  const portAnnotation = lookup('annotations', ANNOTATIONS.appPort);
+  if (portAnnotation) {
+    appPort = Number(portAnnotation.value);
+    if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) fail('invalid-field', portAnnotation.field, `not a port number: "${portAnnotation.value}"`);
+    if (reserved.has(appPort)) fail('name-conflict', portAnnotation.field, `port ${appPort} is used by the sidecar`);
+  } else if (firstPort) {
+    appPort = firstPort.port;
+  } else {
+    return fail('no-app-port', at('spec.containers[*].ports'), `no container port to infer the app port from: declare one or set the annotation ${ANNOTATIONS.appPort}`);
+  }
+
+  const protocolAnnotation = lookup('annotations', ANNOTATIONS.appProtocol);
+  let appProtocol: 'http' | 'grpc' | undefined;
+  if (protocolAnnotation) {
+    if (protocolAnnotation.value !== 'http' && protocolAnnotation.value !== 'grpc') fail('invalid-field', protocolAnnotation.field, `expected http or grpc, got "${protocolAnnotation.value}"`);
+    appProtocol = protocolAnnotation.value as 'http' | 'grpc';
+  } else if (firstPort?.port === appPort && firstPort.name?.startsWith('grpc')) {
+    appProtocol = 'grpc';
+  }
+
+  const appHealthPath = lookup('annotations', ANNOTATIONS.appHealthPath)?.value ?? readinessPath(containers, appPort, firstPort?.name);
+
+  const transparentAnnotation = lookup('annotations', ANNOTATIONS.transparent)?.value;
+  const transparent = transparentAnnotation === undefined ? options.transparent : transparentAnnotation === 'true';
+  let redirectPorts = options.redirectPorts;
+  const portsAnnotation = lookup('annotations', ANNOTATIONS.redirectPorts);
+  if (portsAnnotation) {
+    redirectPorts = portsAnnotation.value.split(',').map((s) => Number(s.trim()));
+    if (redirectPorts.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) fail('invalid-field', portsAnnotation.field, `expected comma-separated ports, got "${portsAnnotation.value}"`);
+  }
+  return { service: named.value, version, appPort, appProtocol, appHealthPath, transparent, redirectPorts };
+}
+
+/** The app's own readiness check, when it is an HTTP GET on the app port: the sidecar checks the same path. */
+function readinessPath(containers: Obj[], appPort: number, portName: string | undefined): string | undefined {
+  for (const c of containers) {
+    const probe = isObj(c.readinessProbe) && isObj(c.readinessProbe.httpGet) ? c.readinessProbe.httpGet : undefined;
+    if (probe && typeof probe.path === 'string' && (probe.port === appPort || (portName !== undefined && probe.port === portName))) return probe.path;
+  }
+  return undefined;
+}
