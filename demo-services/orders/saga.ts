@@ -1,0 +1,129 @@
+/**
+ * The order saga: reserve stock → charge payment → confirm. When a step fails the order is
+ * cancelled with a reason, and what was (or may have been) done is compensated in reverse:
+ * refund, then release. Each remote step is keyed by the order id, so running the saga again
+ * for the same order (a retry, or a restart that finds it pending) never reserves or charges
+ * twice. A compensation that cannot run now is retried by `runDueCompensations`.
+ */
+import type { Logger } from '../../common/log.js';
+import { HttpError } from '../shared/http-errors.js';
+import type { Answer, ServiceClient } from '../shared/mesh.js';
+import type { TraceHeaders } from '../shared/trace.js';
+import { backoffMs } from './backoff.js';
+import type { Compensation, Order, OrderStore } from './store.js';
+
+export interface SagaDeps {
+  store: OrderStore;
+  inventory: ServiceClient;
+  payments: ServiceClient;
+  log: Logger;
+  compensationMaxBackoffMs: number;
+}
+
+type StepResult = { ok: true } | { ok: false; reason: string; owed: Compensation[] };
+
+const CALL_TIMEOUT_MS = 5_000;
+
+export class OrderSaga {
+  constructor(private readonly deps: SagaDeps) {}
+
+  async run(orderId: string, trace: TraceHeaders = {}): Promise<Order> {
+    const { store } = this.deps;
+    const order = store.get(orderId);
+    if (!order) throw new Error(`saga: no order ${orderId}`);
+    if (order.status !== 'pending') return order;
+
+    const reserved = await this.reserve(order, trace);
+    if (!reserved.ok) return this.cancel(order, reserved.reason, reserved.owed, trace);
+    const charged = await this.charge(order, trace);
+    if (!charged.ok) return this.cancel(order, charged.reason, charged.owed, trace);
+    store.confirm(order.id);
+    return store.get(order.id)!;
+  }
+
+  /** Retry every compensation whose backoff has passed. */
+  async runDueCompensations(now = Date.now()): Promise<void> {
+    for (const due of this.deps.store.dueCompensations(now)) {
+      await this.compensate(due.orderId, due.action, due.attempts, {});
+    }
+  }
+
+  private async reserve(order: Order, trace: TraceHeaders): Promise<StepResult> {
+    const body = { reservationId: order.id, items: order.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) };
+    const outcome = await this.attempt(this.deps.inventory, 'POST', '/reservations', { body, trace });
+    return this.settle(order, 'reserve', outcome, 'could not reserve stock', { refused: [], unknown: ['release'] });
+  }
+
+  private async charge(order: Order, trace: TraceHeaders): Promise<StepResult> {
+    const body = { userId: order.userId, amountCents: order.totalCents, currency: order.currency };
+    const outcome = await this.attempt(this.deps.payments, 'POST', '/charges', { body, trace, headers: { 'idempotency-key': order.id } });
+    if (outcome.answer && outcome.answer.status < 300 && (outcome.answer.body as { status?: string }).status !== 'captured') {
+      // A replayed charge that was refunded or voided in an earlier run: this order is not paid.
+      outcome.answer = { ...outcome.answer, status: 409, body: { error: { code: 'charge-not-captured', message: 'the charge for this order was already refunded or voided' } } };
+    }
+    // Refund comes first: compensation runs in reverse order of the steps.
+    return this.settle(order, 'charge', outcome, 'payment failed', { refused: ['release'], unknown: ['refund', 'release'] });
+  }
+
+  /**
+   * Records the step and decides what is owed. A 4xx from the service itself is a definite
+   * "no", leaving only the earlier steps to undo; anything else (5xx, a sidecar-made answer,
+   * a timeout) may or may not have taken effect, so this step is undone too.
+   */
+  private settle(order: Order, step: 'reserve' | 'charge', outcome: Outcome, what: string, owed: { refused: Compensation[]; unknown: Compensation[] }): StepResult {
+    const { store } = this.deps;
+    const { answer, error } = outcome;
+    if (answer && answer.status < 300) {
+      store.recordStep(order.id, step, 'ok');
+      return { ok: true };
+    }
+    const detail = error ? error.message : describe(answer!);
+    store.recordStep(order.id, step, 'failed', detail);
+    const refused = answer !== undefined && answer.status >= 400 && answer.status < 500 && !answer.headers['x-skein-reason'];
+    return { ok: false, reason: `${what}: ${detail}`, owed: refused ? owed.refused : owed.unknown };
+  }
+
+  private async cancel(order: Order, reason: string, owed: Compensation[], trace: TraceHeaders): Promise<Order> {
+    const { store, log } = this.deps;
+    store.cancel(order.id, reason, owed);
+    log.info({ orderId: order.id, reason, owed }, 'order cancelled');
+    for (const c of store.compensationsOwed(order.id)) await this.compensate(order.id, c.action, c.attempts, trace);
+    return store.get(order.id)!;
+  }
+
+  private async compensate(orderId: string, action: Compensation, attempts: number, trace: TraceHeaders): Promise<void> {
+    const { store, log, inventory, payments, compensationMaxBackoffMs } = this.deps;
+    const outcome =
+      action === 'refund'
+        ? await this.attempt(payments, 'POST', `/charges/${encodeURIComponent(orderId)}/refund`, { trace })
+        : await this.attempt(inventory, 'POST', `/reservations/${encodeURIComponent(orderId)}/release`, { trace });
+    if (outcome.answer && outcome.answer.status < 300) {
+      store.compensationDone(orderId, action);
+      return;
+    }
+    const detail = outcome.error ? outcome.error.message : describe(outcome.answer!);
+    log.warn({ orderId, action, attempts, detail }, 'compensation failed; will retry');
+    store.compensationFailed(orderId, action, Date.now() + backoffMs(attempts, 200, compensationMaxBackoffMs), detail);
+  }
+
+  private async attempt(client: ServiceClient, method: string, path: string, opts: Parameters<ServiceClient['call']>[2]): Promise<Outcome> {
+    try {
+      return { answer: await client.call(method, path, { ...opts, timeoutMs: CALL_TIMEOUT_MS }) };
+    } catch (err) {
+      if (err instanceof HttpError) return { error: err };
+      throw err;
+    }
+  }
+}
+
+interface Outcome {
+  answer?: Answer;
+  error?: HttpError;
+}
+
+function describe(answer: Answer): string {
+  const reason = answer.headers['x-skein-reason'];
+  if (typeof reason === 'string') return `sidecar answered ${answer.status} (${reason})`;
+  const err = (answer.body as { error?: { code?: string; message?: string } } | undefined)?.error;
+  return err?.message ? `${err.message} (${answer.status} ${err.code ?? ''})`.replace(/ \)$/, ')') : `status ${answer.status}`;
+}

@@ -1,0 +1,28 @@
+/**
+ * The one error type demo services answer with: an HTTP status, a stable machine code and a
+ * sentence a person can act on. Every error body is `{ "error": { "code", "message" } }`,
+ * the same shape as the control plane's admin API.
+ */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+
+  toBody(): { error: { code: string; message: string; details?: unknown } } {
+    return { error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) } };
+  }
+}
+
+/** A call to another service failed before it produced an answer we understand. */
+export class UpstreamError extends HttpError {
+  constructor(service: string, detail: string, status = 503) {
+    super(status, 'upstream-unavailable', `${service} is unavailable: ${detail}`);
+    this.name = 'UpstreamError';
+  }
+}
