@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { compileMirror, MIRROR_BODY_LIMIT, type MirrorCounters, type MirrorRequest } from './mirror.js';
+
+function recorder() {
+  const sent: { subset: string; request: MirrorRequest }[] = [];
+  const pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  const send = (subset: string, request: MirrorRequest) =>
+    new Promise<void>((resolve, reject) => {
+      sent.push({ subset, request });
+      pending.push({ resolve, reject });
+    });
+  return { sent, pending, send };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('compileMirror', () => {
+  it('compiles to null when off', () => {
+    expect(compileMirror(undefined, async () => {})).toBeNull();
+    expect(compileMirror({ subset: 'v2', percent: 0 }, async () => {})).toBeNull();
+  });
+
+  it('copies bodiless and buffered requests to the subset, marked as mirror copies', () => {
+    const r = recorder();
+    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send)!;
+    stage('GET', '/items?x=1', ['host', 'catalog', 'x-request-id', 'abc'], undefined);
+    stage('POST', '/orders', ['host', 'catalog'], Buffer.from('{"a":1}'));
+    expect(r.sent.map((s) => [s.subset, s.request.method, s.request.path])).toEqual([
+      ['v2', 'GET', '/items?x=1'],
+      ['v2', 'POST', '/orders'],
+    ]);
+    expect(r.sent[0]!.request.headers).toEqual(['host', 'catalog', 'x-request-id', 'abc', 'x-skein-mirror', '1']);
+    expect(r.sent[1]!.request.body?.toString()).toBe('{"a":1}');
+  });
+
+  it('skips streamed bodies and bodies over 64 KiB', () => {
+    const r = recorder();
+    const counters: MirrorCounters = { sent: 0, failed: 0, skipped: 0 };
+    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, { counters })!;
+    stage('POST', '/upload', [], null);
+    stage('POST', '/upload', [], Buffer.alloc(MIRROR_BODY_LIMIT + 1));
+    stage('POST', '/upload', [], Buffer.alloc(MIRROR_BODY_LIMIT));
+    expect(r.sent.length).toBe(1);
+    expect(counters).toEqual({ sent: 1, failed: 0, skipped: 2 });
+  });
+
+  it('mirrors its percentage of requests', () => {
+    let sent = 0;
+    let i = 0;
+    const stage = compileMirror({ subset: 'v2', percent: 25 }, async () => void sent++, { random: () => (i++ % 100) / 100, maxInFlight: 1000 })!;
+    for (let n = 0; n < 400; n++) stage('GET', '/', [], undefined);
+    expect(sent).toBe(100);
+  });
+
+  it('never lets a failing or throwing sender escape, and caps copies in flight', async () => {
+    const r = recorder();
+    const counters: MirrorCounters = { sent: 0, failed: 0, skipped: 0 };
+    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, { maxInFlight: 2, counters })!;
+    stage('GET', '/', [], undefined);
+    stage('GET', '/', [], undefined);
+    stage('GET', '/', [], undefined); // over the cap
+    expect(r.sent.length).toBe(2);
+    r.pending[0]!.reject(new Error('mirror down'));
+    r.pending[1]!.resolve();
+    await flush();
+    stage('GET', '/', [], undefined);
+    expect(r.sent.length).toBe(3);
+    expect(counters).toEqual({ sent: 3, failed: 1, skipped: 1 });
+
+    const throwing = compileMirror({ subset: 'v2', percent: 100 }, () => {
+      throw new Error('no endpoint');
+    })!;
+    expect(() => throwing('GET', '/', [], undefined)).not.toThrow();
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * Traffic mirroring of a route rule (SPEC §4 `mirror`, Istio's mirror / Envoy's
+ * request_mirror_policies): a percentage of requests is copied to a subset, fire and forget.
+ * The copy's answer is discarded and its failure is ignored, so the real request never
+ * waits for or sees it. Only requests whose body is already buffered (at most 64 KiB) or
+ * that have none are mirrored: a streamed body cannot be read twice. In-flight copies are
+ * capped so a slow mirror target cannot pile up memory in the sidecar.
+ *
+ * Copies carry `x-skein-mirror: 1` so the target (and its metrics) can tell them apart.
+ * Compiled per rule; a rule without an active mirror compiles to null.
+ */
+import type { RouteRule } from '../../common/config/schema.js';
+
+export const MIRROR_BODY_LIMIT = 64 * 1024;
+export const MIRROR_HEADER = 'x-skein-mirror';
+
+export interface MirrorRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Flat `[name, value, ...]` list, as sent upstream. */
+  readonly headers: readonly string[];
+  readonly body: Buffer | undefined;
+}
+
+/** Sends a copy to an endpoint of `subset` (the upstream stage provides it); settles when the copy is done. */
+export type MirrorSend = (subset: string, request: MirrorRequest) => Promise<unknown>;
+
+export interface MirrorCounters {
+  sent: number;
+  failed: number;
+  /** Requests chosen for mirroring but not copied: streamed or large body, or too many copies in flight. */
+  skipped: number;
+}
+
+/**
+ * Offers one request for mirroring. `body` is the buffered body, undefined for a request
+ * without one, or null when the body streams (never mirrored).
+ */
+export type MirrorStage = (method: string, path: string, headers: readonly string[], body: Buffer | undefined | null) => void;
+
+export interface MirrorOptions {
+  readonly maxInFlight?: number;
+  readonly random?: () => number;
+  readonly counters?: MirrorCounters;
+}
+
+export function compileMirror(mirror: RouteRule['mirror'], send: MirrorSend, options: MirrorOptions = {}): MirrorStage | null {
+  if (mirror === undefined || mirror.percent <= 0) return null;
+  const { subset, percent } = mirror;
+  const maxInFlight = options.maxInFlight ?? 64;
+  const random = options.random ?? Math.random;
+  const counters = options.counters ?? { sent: 0, failed: 0, skipped: 0 };
+  let inFlight = 0;
+  const done = (): void => {
+    inFlight--;
+  };
+  const failed = (): void => {
+    counters.failed++;
+    inFlight--;
+  };
+
+  return (method, path, headers, body) => {
+    if (percent < 100 && random() * 100 >= percent) return;
+    if (body === null || (body !== undefined && body.length > MIRROR_BODY_LIMIT) || inFlight >= maxInFlight) {
+      counters.skipped++;
+      return;
+    }
+    inFlight++;
+    counters.sent++;
+    let copy: Promise<unknown>;
+    try {
+      copy = send(subset, { method, path, headers: [...headers, MIRROR_HEADER, '1'], body });
+    } catch {
+      failed();
+      return;
+    }
+    copy.then(done, failed);
+  };
+}
