@@ -1,0 +1,67 @@
+/** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration } from '../../common/config/duration.js';
+import type { ControlPlaneOptions } from '../../control-plane/options.js';
+import type { StoreKind } from '../../control-plane/store/open.js';
+import { parsePort } from './sidecar.js';
+
+function opt(flags: string, description: string): Option {
+  const long = /--([a-z-]+)/.exec(flags)![1]!;
+  return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
+}
+
+function parseDurationFlag(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
+  return ms;
+}
+
+function parseBytes(value: string): number {
+  const m = /^(\d+)(k|ki|kib|m|mi|mib)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 1MiB or 65536)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  return Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function registerControlPlane(program: Command): void {
+  program
+    .command('control-plane')
+    .description('run the control plane: push server, CA, admin API')
+    .addOption(opt('--data-dir <dir>', 'where the store, CA and admin token live').default('./.skein'))
+    .addOption(opt('--grpc-port <port>', 'TLS gRPC port sidecars connect to').argParser(parsePort).default(15012))
+    .addOption(opt('--grpc-host <address>', 'address the gRPC port binds').default('0.0.0.0'))
+    .addOption(opt('--http-port <port>', 'admin API port').argParser(parsePort).default(15080))
+    .addOption(opt('--http-host <address>', 'address the admin API binds').default('127.0.0.1'))
+    .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR'))
+    .addOption(opt('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
+    .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').default('skein.local'))
+    .addOption(opt('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
+    .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered').argParser(parseDurationFlag).default(30_000, '30s'))
+    .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
+    .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot').argParser(parseDurationFlag).default(5, '5ms'))
+    .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parseBytes).default(1024 * 1024, '1MiB'))
+    .action(async (flags: Record<string, unknown>) => {
+      const options: ControlPlaneOptions = {
+        dataDir: String(flags.dataDir),
+        grpcHost: String(flags.grpcHost),
+        grpcPort: flags.grpcPort as number,
+        httpHost: String(flags.httpHost),
+        httpPort: flags.httpPort as number,
+        consul: flags.consul as string | undefined,
+        store: flags.store as StoreKind,
+        trustDomain: String(flags.trustDomain),
+        tlsSans: flags.tlsSan as string[],
+        adminToken: process.env.SKEIN_ADMIN_TOKEN || undefined,
+        registryGraceMs: flags.registryGrace as number,
+        resyncHoldMs: flags.resyncHold as number,
+        coalesceMs: flags.coalesce as number,
+        maxBodyBytes: flags.maxBody as number,
+      };
+      const { runControlPlane } = await import('../../control-plane/main.js');
+      await runControlPlane(options);
+    });
+}

@@ -1,0 +1,83 @@
+/**
+ * Loads `skein/v1/mesh.proto` at runtime for both ends of the push stream, and types the
+ * messages as @grpc/proto-loader decodes them (camelCase fields, int64 as strings, oneof
+ * field name in `msg`). tsc does not copy the .proto into dist/, so the file is looked up
+ * beside this module first and in the source tree second.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+const CANDIDATES = ['./skein/v1/mesh.proto', '../../../common/proto/skein/v1/mesh.proto'];
+
+export function meshProtoPath(): string {
+  for (const rel of CANDIDATES) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  throw new Error('skein: mesh.proto not found beside common/proto');
+}
+
+export interface Hello {
+  service: string;
+  instanceId: string;
+  version: string;
+  address: string;
+  inboundPort: number;
+  adminPort: number;
+  protocol: string;
+  token: string;
+  lastVersion: string;
+  certExpiryUnix: string;
+  labels: Record<string, string>;
+}
+
+export interface SidecarMessage {
+  msg?: 'hello' | 'ack' | 'nack' | 'telemetry' | 'cert';
+  hello?: Hello;
+  ack?: { version: string };
+  nack?: { version: string; reason: string };
+  telemetry?: { kind: string; json: string };
+  cert?: { expiryUnix: string; bundleFingerprint: string };
+}
+
+export interface ControlMessage {
+  msg?: 'snapshot' | 'command';
+  snapshot?: { version: string; json: string };
+  command?: { kind: string; json: string };
+}
+
+export interface SignRequest {
+  csrPem: string;
+  token: string;
+}
+
+export interface SignResponse {
+  certPem: string;
+  bundlePem: string;
+  expiryUnix: string | number;
+}
+
+export interface MeshClient extends grpc.Client {
+  Stream(options?: grpc.CallOptions): grpc.ClientDuplexStream<SidecarMessage, ControlMessage>;
+  Sign(request: SignRequest, callback: grpc.requestCallback<SignResponse>): grpc.ClientUnaryCall;
+  Sign(request: SignRequest, options: grpc.CallOptions, callback: grpc.requestCallback<SignResponse>): grpc.ClientUnaryCall;
+}
+
+export interface MeshProto {
+  /** The service definition to pass to `server.addService`. */
+  service: grpc.ServiceDefinition;
+  Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => MeshClient;
+}
+
+let cached: MeshProto | undefined;
+
+export function loadMeshProto(): MeshProto {
+  if (cached) return cached;
+  const definition = protoLoader.loadSync(meshProtoPath(), { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as { skein: { v1: { Mesh: grpc.ServiceClientConstructor } } };
+  const Mesh = pkg.skein.v1.Mesh;
+  cached = { service: Mesh.service, Client: Mesh as unknown as MeshProto['Client'] };
+  return cached;
+}

@@ -1,0 +1,41 @@
+/**
+ * Optimistic concurrency for the admin API: GET answers an ETag (the resource's store
+ * revision); a write with `If-Match: "<etag>"` succeeds only if nobody wrote the resource
+ * since, and `If-None-Match: *` only creates. Writes without either are last-writer-wins.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { StoreEntry, WriteCondition } from '../store/store.js';
+import { ApiError } from './errors.js';
+
+export function etag(revision: number): string {
+  return `"${revision}"`;
+}
+
+export function entryHeaders(entry: StoreEntry, snapshotVersion?: string): Record<string, string> {
+  return { etag: etag(entry.revision), ...(snapshotVersion ? { 'skein-snapshot-version': snapshotVersion } : {}) };
+}
+
+/** The store condition a request asks for; `current` reads the resource's revision (0 if absent) for `If-Match: *`. */
+export async function writeCondition(req: IncomingMessage, current: () => Promise<number>): Promise<WriteCondition | undefined> {
+  const ifMatch = header(req, 'if-match');
+  const ifNoneMatch = header(req, 'if-none-match');
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) throw new ApiError('bad-request', 'give If-Match or If-None-Match, not both');
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch !== '*') throw new ApiError('bad-request', 'If-None-Match on a write must be "*" (create only)');
+    return { ifRevision: 0 };
+  }
+  if (ifMatch === undefined) return undefined;
+  if (ifMatch === '*') {
+    const revision = await current();
+    if (revision === 0) throw new ApiError('precondition-failed', 'the resource does not exist (If-Match: *)');
+    return { ifRevision: revision };
+  }
+  const m = /^(?:W\/)?"?(\d+)"?$/.exec(ifMatch);
+  if (!m) throw new ApiError('bad-request', `If-Match must be an ETag from a GET, e.g. "12" (got ${ifMatch})`);
+  return { ifRevision: Number(m[1]) };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value.trim() : undefined;
+}

@@ -1,0 +1,138 @@
+/**
+ * Admin API routes for the mesh config: service policies, route rules, canary splits and
+ * intentions (SPEC §5). Every write answers once the snapshot that contains it is
+ * published, with that version in `Skein-Snapshot-Version`, so a caller can wait for
+ * proxies to reach it.
+ */
+import type { MeshConfig } from '../state/mesh-config.js';
+import { intentionsBody, policyBody, routesBody, splitBody } from '../state/resources.js';
+import type { SnapshotPublisher } from '../state/snapshots.js';
+import type { StoreEntry } from '../store/store.js';
+import { entryHeaders, writeCondition } from './conditions.js';
+import { ApiError } from './errors.js';
+import type { ApiResponse, RequestContext, Router } from './router.js';
+
+export interface ConfigRouteDeps {
+  readonly config: MeshConfig;
+  readonly publisher: SnapshotPublisher;
+}
+
+export function registerConfigRoutes(router: Router, { config, publisher }: ConfigRouteDeps): void {
+  const written = async (entry: StoreEntry): Promise<ApiResponse> => {
+    await publisher.settled();
+    return { body: entry.value, headers: entryHeaders(entry, publisher.current().version) };
+  };
+  const deleted = async (existed: boolean, what: string): Promise<ApiResponse> => {
+    if (!existed) throw new ApiError('not-found', `${what} does not exist`);
+    await publisher.settled();
+    return { status: 204, headers: { 'skein-snapshot-version': publisher.current().version } };
+  };
+  const found = (entry: StoreEntry | undefined, missing: string): ApiResponse => {
+    if (!entry) throw new ApiError('not-found', missing);
+    return { body: entry.value, headers: entryHeaders(entry) };
+  };
+  const condition = (ctx: RequestContext, read: () => Promise<StoreEntry | undefined>) =>
+    writeCondition(ctx.req, async () => (await read())?.revision ?? 0);
+
+  router
+    .add({
+      method: 'GET',
+      path: '/api/v1/services/{name}/policy',
+      summary: "A service's policy (protocol, lb, timeout, retries, circuit breaker, outlier detection, subsets)",
+      auth: false,
+      handler: async ({ params }) => found(await config.getPolicy(params.name!), `no policy stored for ${params.name} (defaults apply)`),
+    })
+    .add({
+      method: 'PUT',
+      path: '/api/v1/services/{name}/policy',
+      summary: "Create or replace a service's policy",
+      auth: true,
+      requestBody: policyBody,
+      handler: async (ctx) => {
+        const name = ctx.params.name!;
+        const cond = await condition(ctx, () => config.getPolicy(name));
+        return written(await config.putPolicy(name, await ctx.body(), cond));
+      },
+    })
+    .add({
+      method: 'DELETE',
+      path: '/api/v1/services/{name}/policy',
+      summary: "Delete a service's policy (defaults apply again)",
+      auth: true,
+      success: 204,
+      handler: async (ctx) => {
+        const name = ctx.params.name!;
+        const cond = await condition(ctx, () => config.getPolicy(name));
+        return deleted(await config.deletePolicy(name, cond), `the policy of ${name}`);
+      },
+    })
+    .add({
+      method: 'GET',
+      path: '/api/v1/routes',
+      summary: 'Route rules of every service',
+      auth: false,
+      handler: async () => ({ body: (await config.load()).routes }),
+    })
+    .add({
+      method: 'GET',
+      path: '/api/v1/routes/{service}',
+      summary: "A service's route rules (first match wins)",
+      auth: false,
+      handler: async ({ params }) => found(await config.getRoutes(params.service!), `no routes stored for ${params.service} (one catch-all rule over all endpoints applies)`),
+    })
+    .add({
+      method: 'PUT',
+      path: '/api/v1/routes/{service}',
+      summary: "Create or replace a service's route rules",
+      auth: true,
+      requestBody: routesBody,
+      handler: async (ctx) => {
+        const service = ctx.params.service!;
+        const cond = await condition(ctx, () => config.getRoutes(service));
+        return written(await config.putRoutes(service, await ctx.body(), cond));
+      },
+    })
+    .add({
+      method: 'DELETE',
+      path: '/api/v1/routes/{service}',
+      summary: "Delete a service's route rules",
+      auth: true,
+      success: 204,
+      handler: async (ctx) => {
+        const service = ctx.params.service!;
+        const cond = await condition(ctx, () => config.getRoutes(service));
+        return deleted(await config.deleteRoutes(service, cond), `the routes of ${service}`);
+      },
+    })
+    .add({
+      method: 'PUT',
+      path: '/api/v1/routes/{service}/split',
+      summary: "Set the weights of the service's catch-all rule, e.g. {\"v1\": 90, \"v2\": 10}; answers the resulting rules",
+      auth: true,
+      requestBody: splitBody,
+      handler: async (ctx) => {
+        const service = ctx.params.service!;
+        const cond = await condition(ctx, () => config.getRoutes(service));
+        return written(await config.setSplit(service, await ctx.body(), cond));
+      },
+    })
+    .add({
+      method: 'GET',
+      path: '/api/v1/intentions',
+      summary: 'Default action and service-to-service rules',
+      auth: false,
+      handler: async () => found(await config.getIntentions(), 'no intentions configured: every caller is allowed'),
+    })
+    .add({
+      method: 'PUT',
+      path: '/api/v1/intentions',
+      summary: 'Replace the default action and rules',
+      auth: true,
+      requestBody: intentionsBody,
+      handler: async (ctx) => {
+        const cond = await condition(ctx, () => config.getIntentions());
+        return written(await config.putIntentions(await ctx.body(), cond));
+      },
+    });
+}
+

@@ -1,0 +1,56 @@
+/**
+ * Admin API errors: every failure is `{ "error": { "code", "message" } }` with a 4xx/5xx
+ * status (SPEC §5). The codes are stable; the CLI prints the message.
+ */
+import { ConfigError } from '../../common/config/parse.js';
+import { StoreConflictError } from '../store/store.js';
+
+export const API_ERRORS = {
+  'bad-request': 400,
+  unauthorized: 401,
+  forbidden: 403,
+  'not-found': 404,
+  'method-not-allowed': 405,
+  conflict: 409,
+  'precondition-failed': 412,
+  'payload-too-large': 413,
+  'unsupported-media-type': 415,
+  invalid: 422,
+  'precondition-required': 428,
+  internal: 500,
+  unavailable: 503,
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly status: number;
+
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    /** For 422: one line per problem, each starting with the field's path. */
+    readonly problems?: readonly string[],
+  ) {
+    super(message);
+    this.status = API_ERRORS[code];
+  }
+}
+
+/** Maps what handlers throw to an ApiError; anything unknown is a 500 (and gets logged). */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof ConfigError) return new ApiError('invalid', err.message, err.problems);
+  if (err instanceof StoreConflictError) {
+    return new ApiError(
+      'precondition-failed',
+      err.actual === 0 ? `${err.key} does not exist any more; re-read it and retry` : `${err.key} changed since you read it (now at revision ${err.actual}); re-read it and retry`,
+    );
+  }
+  return new ApiError('internal', 'internal error');
+}
+
+export function errorBody(err: ApiError): { error: { code: string; message: string; problems?: readonly string[] } } {
+  return { error: { code: err.code, message: err.message, ...(err.problems ? { problems: err.problems } : {}) } };
+}

@@ -1,0 +1,20 @@
+/** `GET /api/v1/proxies`: connected sidecars and whether each runs the newest snapshot. */
+import type { ProxyTracker } from '../push/proxies.js';
+import type { SnapshotPublisher } from '../state/snapshots.js';
+import type { Router } from './router.js';
+
+export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracker; publisher: SnapshotPublisher }): void {
+  router.add({
+    method: 'GET',
+    path: '/api/v1/proxies',
+    summary: 'Connected sidecars: service, instance, snapshot version ACKed or NACKed (with reason), SYNCED/STALE/NACKED, cert expiry',
+    auth: false,
+    query: [{ name: 'service', description: 'only the sidecars of this service' }],
+    handler: async ({ query }) => {
+      const version = deps.publisher.current().version;
+      const service = query.get('service');
+      const proxies = deps.proxies.view(version).filter((p) => !service || p.service === service);
+      return { body: { snapshotVersion: version, proxies } };
+    },
+  });
+}

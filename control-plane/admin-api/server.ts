@@ -1,0 +1,107 @@
+/**
+ * The admin HTTP server (`--http-port`): dispatches on the Router, checks the bearer token
+ * on routes that need it, decodes JSON bodies within a size limit, and turns every failure
+ * into the uniform error body.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../../common/log.js';
+import { tokenMatches } from '../admin-token.js';
+import { ApiError, errorBody, toApiError } from './errors.js';
+import type { ApiResponse, RequestContext, Router } from './router.js';
+
+export interface AdminServerOptions {
+  readonly router: Router;
+  readonly adminToken: string;
+  readonly logger: Logger;
+  /** Largest request body accepted (bytes). */
+  readonly maxBodyBytes: number;
+}
+
+export function createAdminServer(options: AdminServerOptions): Server {
+  const server = createServer((req, res) => {
+    handle(options, req, res).catch((err: unknown) => {
+      options.logger.error({ err }, 'admin API handler failed');
+      if (!res.headersSent) send(res, 500, errorBody(new ApiError('internal', 'internal error')));
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  return server;
+}
+
+async function handle(options: AdminServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const match = options.router.match(req.method ?? 'GET', url.pathname);
+  try {
+    if (match.kind === 'not-found') throw new ApiError('not-found', `no such endpoint: ${url.pathname}`);
+    if (match.kind === 'method-not-allowed') {
+      res.setHeader('allow', match.allowed.join(', '));
+      throw new ApiError('method-not-allowed', `${req.method} is not allowed on ${url.pathname} (allowed: ${match.allowed.join(', ')})`);
+    }
+    if (match.spec.auth) authorize(req, options.adminToken);
+    const ctx: RequestContext = {
+      req,
+      res,
+      params: match.params,
+      query: url.searchParams,
+      body: () => readJsonBody(req, options.maxBodyBytes),
+    };
+    const response = await match.spec.handler(ctx);
+    if (response) respond(res, response);
+  } catch (err) {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) options.logger.error({ err, method: req.method, path: url.pathname }, 'admin API request failed');
+    // An unread request body would otherwise be left on a keep-alive connection.
+    if (!req.readableEnded) res.setHeader('connection', 'close');
+    if (!res.headersSent) send(res, apiError.status, errorBody(apiError), apiError.status === 401 ? { 'www-authenticate': 'Bearer realm="skein"' } : {});
+    else res.destroy();
+  }
+}
+
+function authorize(req: IncomingMessage, expected: string): void {
+  const header = req.headers.authorization;
+  if (!header) throw new ApiError('unauthorized', 'missing Authorization: Bearer <admin token> (set SKEIN_ADMIN_TOKEN)');
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new ApiError('unauthorized', 'Authorization must be "Bearer <admin token>"');
+  if (!tokenMatches(m[1]!, expected)) throw new ApiError('unauthorized', 'invalid admin token');
+}
+
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    throw new ApiError('unsupported-media-type', `send the body as JSON with Content-Type: application/json (got ${type || 'none'})`);
+  }
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) throw new ApiError('payload-too-large', `request body of ${declared} bytes exceeds the limit of ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new ApiError('payload-too-large', `request body exceeds the limit of ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new ApiError('bad-request', 'request body is empty; expected a JSON document');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('bad-request', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function respond(res: ServerResponse, response: ApiResponse): void {
+  const status = response.status ?? 200;
+  if (response.body === undefined) {
+    res.writeHead(status, response.headers);
+    res.end();
+    return;
+  }
+  send(res, status, response.body, response.headers);
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}

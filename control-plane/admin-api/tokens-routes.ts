@@ -1,0 +1,30 @@
+/** `POST /api/v1/tokens`: a bootstrap token for one service identity (SPEC §5). */
+import { z } from 'zod';
+import { validate } from '../../common/config/parse.js';
+import { duration, serviceName } from '../../common/config/schema.js';
+import type { BootstrapTokens } from '../tokens.js';
+import type { Router } from './router.js';
+
+export const tokenRequest = z
+  .object({
+    service: serviceName,
+    ttl: duration
+      .default('24h')
+      .refine((ms) => ms >= 1000 && ms <= 365 * 24 * 3_600_000, 'must be between 1s and 365 days'),
+  })
+  .strict();
+
+export function registerTokenRoutes(router: Router, deps: { tokens: BootstrapTokens }): void {
+  router.add({
+    method: 'POST',
+    path: '/api/v1/tokens',
+    summary: 'Issue a bootstrap token for a service identity; answers {token, service, expiresAt}',
+    auth: true,
+    requestBody: tokenRequest,
+    success: 201,
+    handler: async (ctx) => {
+      const request = validate(tokenRequest, await ctx.body());
+      return { status: 201, body: await deps.tokens.create(request.service, request.ttl) };
+    },
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * `skein control-plane`: the store and the registry feed the snapshot publisher; the push
+ * server streams its snapshots to sidecars over TLS with a certificate from the control
+ * plane's CA; the admin API reads and writes the store. This file only wires them.
+ */
+import type { Server } from 'node:http';
+import { mkdir } from 'node:fs/promises';
+import { createLogger, type Logger } from '../common/log.js';
+import { CertificateAuthority } from './ca/authority.js';
+import { ControlPlaneTls } from './ca/server-tls.js';
+import { createSignHandler } from './ca/sign-service.js';
+import { resolveAdminToken } from './admin-token.js';
+import { registerConfigRoutes } from './admin-api/config-routes.js';
+import { registerExplainRoutes } from './admin-api/explain-routes.js';
+import { registerMetaRoutes } from './admin-api/openapi.js';
+import { registerProxyRoutes } from './admin-api/proxies-routes.js';
+import { Router } from './admin-api/router.js';
+import { createAdminServer } from './admin-api/server.js';
+import { registerServiceRoutes } from './admin-api/services-routes.js';
+import { registerTokenRoutes } from './admin-api/tokens-routes.js';
+import type { ControlPlaneOptions } from './options.js';
+import { streamAuthenticator } from './push/authenticate.js';
+import { ProxyTracker } from './push/proxies.js';
+import { PushServer } from './push/server.js';
+import { StreamRegistry } from './registry/stream-registry.js';
+import { MeshConfig } from './state/mesh-config.js';
+import { SnapshotPublisher } from './state/snapshots.js';
+import { openStore } from './store/open.js';
+import type { ConfigStore } from './store/store.js';
+import { BootstrapTokens } from './tokens.js';
+
+export interface RunningControlPlane {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly adminToken: string;
+  readonly router: Router;
+  readonly store: ConfigStore;
+  readonly ca: CertificateAuthority;
+  readonly tokens: BootstrapTokens;
+  readonly push: PushServer;
+  close(): Promise<void>;
+}
+
+const VERSION = '0.1.0';
+
+export async function startControlPlane(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
+  await mkdir(options.dataDir, { recursive: true });
+  if (options.consul) throw new Error('skein: Consul discovery (--consul) is not available in this build yet; leave it out to use the built-in registry');
+  const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul: options.consul });
+  const ca = await CertificateAuthority.open({ dataDir: options.dataDir, trustDomain: options.trustDomain });
+  const admin = await resolveAdminToken(options.dataDir, options.adminToken);
+  if (admin.generated) process.stderr.write(`skein: generated the admin token (saved in ${admin.file}, shown only now):\n${admin.token}\n`);
+
+  const registry = new StreamRegistry(options.registryGraceMs);
+  const config = new MeshConfig(store, registry);
+  const publisher = new SnapshotPublisher(config, store, registry, { coalesceMs: options.coalesceMs, logger });
+  await publisher.start();
+  const tokens = new BootstrapTokens(store);
+  const proxies = new ProxyTracker();
+
+  const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
+  const push = new PushServer({
+    publisher,
+    proxies,
+    registry,
+    authenticate: streamAuthenticator(tokens, options.trustDomain),
+    logger,
+    credentials: tls.credentials,
+    resyncHoldMs: options.resyncHoldMs,
+    sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger }),
+  });
+  const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
+
+  const router = new Router();
+  registerMetaRoutes(router, VERSION);
+  registerServiceRoutes(router, { config, discovery: registry });
+  registerConfigRoutes(router, { config, publisher });
+  registerProxyRoutes(router, { proxies, publisher });
+  registerTokenRoutes(router, { tokens });
+  registerExplainRoutes(router, { publisher });
+  const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
+  const httpPort = await listen(http, options.httpHost, options.httpPort);
+
+  logger.info({ grpcPort, httpPort, dataDir: options.dataDir, store: options.store, caFile: ca.bundlePath }, 'control plane listening');
+  return {
+    grpcPort,
+    httpPort,
+    adminToken: admin.token,
+    router,
+    store,
+    ca,
+    tokens,
+    push,
+    async close() {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await push.close();
+      tls.close();
+      publisher.close();
+      await registry.close();
+      await store.close();
+    },
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+/** Runs until SIGTERM or SIGINT, then stops accepting, ends streams and exits 0. */
+export async function runControlPlane(options: ControlPlaneOptions): Promise<void> {
+  const logger = createLogger('control-plane');
+  const running = await startControlPlane(options, logger);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await running.close();
+}

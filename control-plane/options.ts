@@ -1,0 +1,24 @@
+/** What `skein control-plane` is started with (SPEC §5), after flags and env vars are read. */
+import type { StoreKind } from './store/open.js';
+
+export interface ControlPlaneOptions {
+  readonly dataDir: string;
+  readonly grpcHost: string;
+  readonly grpcPort: number;
+  readonly httpHost: string;
+  readonly httpPort: number;
+  readonly consul?: string;
+  readonly store: StoreKind;
+  readonly trustDomain: string;
+  /** Extra names or addresses for the gRPC server certificate. */
+  readonly tlsSans: readonly string[];
+  /** `SKEIN_ADMIN_TOKEN`, which wins over the data dir's admin-token file. */
+  readonly adminToken?: string;
+  /** How long an instance whose stream broke stays in the built-in registry. */
+  readonly registryGraceMs: number;
+  /** After a start, how long sidecars that already run a snapshot keep it while the registry refills. */
+  readonly resyncHoldMs: number;
+  /** How long to gather changes into one snapshot. */
+  readonly coalesceMs: number;
+  readonly maxBodyBytes: number;
+}

@@ -1,0 +1,122 @@
+/**
+ * The control plane's gRPC server (SPEC §5, `--grpc-port`): the Mesh service of
+ * common/proto/skein/v1/mesh.proto. `Stream` runs one StreamSession per sidecar; `Sign`
+ * is the CA's (control-plane/ca) and is plugged in by whoever builds the server.
+ * Keepalive pings on both ends find dead peers within seconds even when no snapshot flows.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log.js';
+import { loadMeshProto, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
+import type { StreamRegistry } from '../registry/stream-registry.js';
+import type { SnapshotPublisher } from '../state/snapshots.js';
+import type { ProxyRecord, ProxyTracker } from './proxies.js';
+import { StreamSession, type Authenticate, type StreamCall } from './session.js';
+
+export type SignHandler = grpc.handleUnaryCall<SignRequest, SignResponse>;
+
+export interface PushServerOptions {
+  readonly publisher: SnapshotPublisher;
+  readonly proxies: ProxyTracker;
+  readonly registry?: StreamRegistry;
+  readonly authenticate: Authenticate;
+  readonly logger: Logger;
+  readonly credentials: grpc.ServerCredentials;
+  /** After a start, sidecars that already run a snapshot wait this long for the registry to refill. */
+  readonly resyncHoldMs: number;
+  readonly sign?: SignHandler;
+  readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
+  readonly keepaliveMs?: number;
+  readonly helloTimeoutMs?: number;
+}
+
+/** Pings every 10 s and gives up after 5 s without an answer (both sides use these). */
+export const KEEPALIVE_MS = 10_000;
+export const KEEPALIVE_TIMEOUT_MS = 5_000;
+
+export class PushServer {
+  private readonly server: grpc.Server;
+  private readonly sessions = new Set<StreamSession>();
+  private readonly holdUntil: number;
+  private holdTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: PushServerOptions) {
+    const keepalive = options.keepaliveMs ?? KEEPALIVE_MS;
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': keepalive,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': Math.min(keepalive, 5_000),
+    } as grpc.ServerOptions);
+    this.holdUntil = Date.now() + options.resyncHoldMs;
+    const sign: SignHandler =
+      options.sign ?? ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'this control plane has no CA' }));
+    this.server.addService(loadMeshProto().service, {
+      Stream: (call: StreamCall) => this.openSession(call),
+      Sign: sign,
+    });
+  }
+
+  /** Binds and resolves with the bound port (pass 0 for any free port). */
+  async listen(host: string, port: number): Promise<number> {
+    const bound = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${host}:${port}`, this.options.credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    if (this.options.resyncHoldMs > 0) {
+      this.holdTimer = setTimeout(() => {
+        const current = this.options.publisher.current();
+        for (const session of this.sessions) session.push(current);
+      }, this.options.resyncHoldMs);
+    }
+    return bound;
+  }
+
+  get connected(): number {
+    return this.sessions.size;
+  }
+
+  /** Sends a Command (tap-start, renew-cert, …) to every connected sidecar `select` picks. */
+  sendCommand(select: (proxy: ProxyRecord) => boolean, kind: string, json: string): number {
+    let sent = 0;
+    for (const session of this.sessions) {
+      if (session.record && select(session.record)) {
+        session.sendCommand(kind, json);
+        sent++;
+      }
+    }
+    return sent;
+  }
+
+  /** Stops accepting streams and ends the open ones, waiting at most `graceMs`. */
+  async close(graceMs = 1_000): Promise<void> {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+      for (const session of this.sessions) session.end();
+    });
+  }
+
+  private openSession(call: StreamCall): void {
+    const session = new StreamSession(
+      call,
+      {
+        publisher: this.options.publisher,
+        proxies: this.options.proxies,
+        registry: this.options.registry,
+        authenticate: this.options.authenticate,
+        logger: this.options.logger,
+        holdUntil: () => this.holdUntil,
+        helloTimeoutMs: this.options.helloTimeoutMs ?? 10_000,
+        onTelemetry: this.options.onTelemetry,
+      },
+      (s) => this.sessions.delete(s),
+    );
+    this.sessions.add(session);
+  }
+}

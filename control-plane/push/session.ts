@@ -1,0 +1,206 @@
+/**
+ * One sidecar's push stream, from the control plane's side: wait for Hello, authenticate
+ * it, register the instance, send the newest snapshot (unless the sidecar already runs it),
+ * push every later one, and record its ACKs and NACKs. A slow sidecar is never sent a
+ * backlog: while its stream is not writable only the newest snapshot is kept for it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../../common/log.js';
+import { serviceName, subsetName } from '../../common/config/schema.js';
+import type { ControlMessage, Hello, SidecarMessage } from '../../common/proto/mesh.js';
+import type { StreamRegistry } from '../registry/stream-registry.js';
+import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
+import type { ProxyRecord, ProxyTracker } from './proxies.js';
+
+export type StreamCall = grpc.ServerDuplexStream<SidecarMessage, ControlMessage>;
+
+/** Who the caller may act as: the service a bootstrap token or client certificate names. */
+export type Authenticate = (call: StreamCall, hello: Hello) => Promise<string>;
+
+export class StreamRejected extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SessionDeps {
+  readonly publisher: SnapshotPublisher;
+  readonly proxies: ProxyTracker;
+  /** The built-in registry, when it is the discovery source; undefined with Consul. */
+  readonly registry?: StreamRegistry;
+  readonly authenticate: Authenticate;
+  readonly logger: Logger;
+  /** Sidecars that already run a snapshot get none before this time (ms since epoch), see PushServer. */
+  readonly holdUntil: () => number;
+  readonly helloTimeoutMs: number;
+  readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
+}
+
+export class StreamSession {
+  record: ProxyRecord | undefined;
+  private blocked = false;
+  private withdraw: ((clean: boolean) => void) | undefined;
+  private stopPublish: (() => void) | undefined;
+  private closed = false;
+  private helloSeen = false;
+
+  constructor(
+    private readonly call: StreamCall,
+    private readonly deps: SessionDeps,
+    private readonly onClose: (session: StreamSession) => void,
+  ) {
+    const helloTimer = setTimeout(() => this.reject(new StreamRejected(grpc.status.DEADLINE_EXCEEDED, 'no Hello received')), deps.helloTimeoutMs);
+    call.on('data', (message: SidecarMessage) => {
+      if (!this.helloSeen) {
+        this.helloSeen = true;
+        clearTimeout(helloTimer);
+        this.hello(message).catch((err: Error) => this.reject(err));
+      } else this.message(message);
+    });
+    // A half-close from the sidecar is its goodbye: it is shutting down on purpose.
+    call.on('end', () => {
+      clearTimeout(helloTimer);
+      this.close(true);
+      call.end();
+    });
+    call.on('error', () => this.close(false));
+    call.on('close', () => {
+      clearTimeout(helloTimer);
+      this.close(false);
+    });
+  }
+
+  /** Sends `snapshot` unless the stream is backed up; then the newest is sent on drain. */
+  push(snapshot: PublishedSnapshot): void {
+    const record = this.record;
+    if (!record || this.closed || record.sentVersion === snapshot.version) return;
+    if (this.blocked) return;
+    record.sentVersion = snapshot.version;
+    const writable = this.call.write({ snapshot: { version: snapshot.version, json: snapshot.json } });
+    if (!writable) {
+      this.blocked = true;
+      this.call.once('drain', () => {
+        this.blocked = false;
+        this.push(this.deps.publisher.current());
+      });
+    }
+  }
+
+  /** Ends the stream from the control plane's side (shutdown); the sidecar reconnects. */
+  end(): void {
+    if (!this.closed) this.call.end();
+  }
+
+  sendCommand(kind: string, json: string): void {
+    if (!this.closed) this.call.write({ command: { kind, json } });
+  }
+
+  private async hello(message: SidecarMessage): Promise<void> {
+    const hello = message.hello;
+    if (message.msg !== 'hello' || !hello) throw new StreamRejected(grpc.status.INVALID_ARGUMENT, 'the first message must be Hello');
+    const problem = helloProblem(hello);
+    if (problem) throw new StreamRejected(grpc.status.INVALID_ARGUMENT, `invalid Hello: ${problem}`);
+    const service = await this.deps.authenticate(this.call, hello);
+    if (service !== hello.service) {
+      throw new StreamRejected(grpc.status.PERMISSION_DENIED, `credentials are for service "${service}", not "${hello.service}"`);
+    }
+    if (this.closed) return;
+    const labels = { ...hello.labels, version: hello.version };
+    const record: ProxyRecord = {
+      id: randomUUID(),
+      service: hello.service,
+      instanceId: hello.instanceId,
+      version: hello.version,
+      address: hello.address,
+      inboundPort: hello.inboundPort,
+      adminPort: hello.adminPort,
+      connectedAt: Date.now(),
+      certExpiry: Number(hello.certExpiryUnix) > 0 ? Number(hello.certExpiryUnix) * 1000 : undefined,
+    };
+    this.withdraw = this.deps.registry?.announce({
+      service: hello.service,
+      id: hello.instanceId,
+      address: hello.address,
+      port: hello.inboundPort,
+      protocol: hello.protocol === 'grpc' ? 'grpc' : 'http',
+      labels,
+    });
+    this.deps.proxies.add(record);
+    this.record = record;
+    this.deps.logger.info({ service: record.service, instance: record.instanceId, lastVersion: hello.lastVersion || undefined }, 'sidecar connected');
+
+    const current = this.deps.publisher.current();
+    if (hello.lastVersion) {
+      // It already runs a snapshot: if it is the newest, there is nothing to resend.
+      if (hello.lastVersion === current.version) {
+        record.sentVersion = current.version;
+        this.deps.proxies.ack(record.id, current.version, Date.now());
+      }
+    }
+    this.stopPublish = this.deps.publisher.onPublish((snapshot) => this.pushUnlessHeld(snapshot, hello.lastVersion));
+    this.pushUnlessHeld(current, hello.lastVersion);
+  }
+
+  /**
+   * Right after a control-plane restart the registry is still filling up; a sidecar that
+   * already runs a snapshot keeps it until then rather than get one with endpoints missing.
+   */
+  pushUnlessHeld(snapshot: PublishedSnapshot, lastVersion?: string): void {
+    if (lastVersion && !this.record?.sentVersion && Date.now() < this.deps.holdUntil()) return;
+    this.push(snapshot);
+  }
+
+  private message(message: SidecarMessage): void {
+    const record = this.record;
+    if (!record) return;
+    const now = Date.now();
+    switch (message.msg) {
+      case 'ack':
+        this.deps.proxies.ack(record.id, message.ack!.version, now);
+        break;
+      case 'nack':
+        this.deps.proxies.nack(record.id, message.nack!.version, message.nack!.reason, now);
+        this.deps.logger.warn({ service: record.service, instance: record.instanceId, version: message.nack!.version, reason: message.nack!.reason }, 'sidecar rejected a snapshot');
+        break;
+      case 'cert':
+        record.certExpiry = Number(message.cert!.expiryUnix) * 1000;
+        break;
+      case 'telemetry':
+        this.deps.onTelemetry?.(record, message.telemetry!.kind, message.telemetry!.json);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private reject(err: Error): void {
+    const rejected = err instanceof StreamRejected ? err : new StreamRejected(grpc.status.INTERNAL, err.message);
+    this.deps.logger.warn({ peer: this.call.getPeer(), code: rejected.code, reason: rejected.message }, 'sidecar stream rejected');
+    this.call.emit('error', { code: rejected.code, details: rejected.message });
+  }
+
+  private close(clean: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopPublish?.();
+    this.withdraw?.(clean);
+    if (this.record) {
+      this.deps.proxies.remove(this.record.id);
+      this.deps.logger.info({ service: this.record.service, instance: this.record.instanceId, clean }, 'sidecar disconnected');
+    }
+    this.onClose(this);
+  }
+}
+
+function helloProblem(hello: Hello): string | undefined {
+  if (!serviceName.safeParse(hello.service).success) return `service "${hello.service}" is not a valid service name`;
+  if (!hello.instanceId) return 'instance_id is empty';
+  if (!subsetName.safeParse(hello.version).success) return `version "${hello.version}" is not a valid subset label`;
+  if (!hello.address) return 'address is empty';
+  if (!(hello.inboundPort >= 1 && hello.inboundPort <= 65535)) return `inbound_port ${hello.inboundPort} is not a port`;
+  return undefined;
+}

@@ -1,0 +1,26 @@
+/**
+ * Where the control plane learns the instances of each service. One interface, two
+ * sources: the built-in registry (sidecars announce themselves over the push stream) when
+ * no Consul is configured, and Consul's catalog otherwise. Endpoints in pushed snapshots
+ * and `GET /api/v1/services` read only this interface.
+ */
+export interface Instance {
+  readonly service: string;
+  readonly id: string;
+  readonly address: string;
+  /** The sidecar's inbound (mTLS) port: where other sidecars send this instance traffic. */
+  readonly port: number;
+  readonly protocol: 'http' | 'grpc';
+  /** Includes `version` (the subset label). */
+  readonly labels: Readonly<Record<string, string>>;
+  /** `healthy` while its sidecar is connected (or Consul checks pass); `disconnected` during the grace period. */
+  readonly health: 'healthy' | 'disconnected';
+}
+
+export interface Discovery {
+  /** Every known instance, in a stable order. */
+  instances(): readonly Instance[];
+  /** Called after the instance set changes. Returns a function that stops listening. */
+  onChange(listener: () => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,86 @@
+/**
+ * The built-in registry: sidecars' Hello messages on the push stream become instances.
+ * A stream that ends cleanly (the sidecar shut down) withdraws its instance at once; a
+ * stream that breaks keeps the instance, marked disconnected, for a grace period, so a
+ * network blip or a control-plane restart does not take endpoints away from the mesh.
+ */
+import type { Discovery, Instance } from './discovery.js';
+
+interface Registration {
+  instance: Instance;
+  /** Streams currently announcing this instance id (a reconnect may overlap the old stream). */
+  streams: number;
+  expiry?: NodeJS.Timeout;
+}
+
+export class StreamRegistry implements Discovery {
+  private readonly registrations = new Map<string, Registration>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly graceMs: number) {}
+
+  instances(): readonly Instance[] {
+    return [...this.registrations.values()].map((r) => r.instance).sort((a, b) => (a.service + a.id < b.service + b.id ? -1 : 1));
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Records an instance announced on a stream. The returned function is called when that
+   * stream ends: `clean` removes the instance now, otherwise after the grace period.
+   */
+  announce(instance: Omit<Instance, 'health'>): (clean: boolean) => void {
+    const key = `${instance.service}/${instance.id}`;
+    const announced: Instance = { ...instance, health: 'healthy' };
+    let registration = this.registrations.get(key);
+    if (registration) {
+      if (registration.expiry) clearTimeout(registration.expiry);
+      registration.expiry = undefined;
+      registration.streams++;
+      const changed = !sameInstance(registration.instance, announced);
+      registration.instance = announced;
+      if (changed) this.changed();
+    } else {
+      registration = { instance: announced, streams: 1 };
+      this.registrations.set(key, registration);
+      this.changed();
+    }
+    const current = registration;
+    let ended = false;
+    return (clean) => {
+      if (ended) return;
+      ended = true;
+      current.streams--;
+      if (this.registrations.get(key) !== current || current.streams > 0) return;
+      if (clean) {
+        this.registrations.delete(key);
+      } else {
+        current.instance = { ...current.instance, health: 'disconnected' };
+        current.expiry = setTimeout(() => {
+          if (this.registrations.get(key) === current && current.streams === 0) {
+            this.registrations.delete(key);
+            this.changed();
+          }
+        }, this.graceMs);
+        current.expiry.unref();
+      }
+      this.changed();
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.registrations.values()) if (r.expiry) clearTimeout(r.expiry);
+    this.listeners.clear();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+function sameInstance(a: Instance, b: Instance): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

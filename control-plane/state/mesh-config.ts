@@ -1,0 +1,147 @@
+/**
+ * Reads and writes of the mesh config resources: each write is validated with the shared
+ * schema (errors name the exact field), checked against what the mesh knows (a split or
+ * mirror must name a declared subset or the version label of a known instance), and stored
+ * with check-and-set so concurrent writers never silently overwrite each other.
+ */
+import { ConfigError, validate } from '../../common/config/parse.js';
+import { serviceName } from '../../common/config/schema.js';
+import type { Discovery } from '../registry/discovery.js';
+import { updateEntry, type ConfigStore, type StoreEntry, type WriteCondition } from '../store/store.js';
+import {
+  intentionsBody,
+  keys,
+  policyBody,
+  routesBody,
+  splitBody,
+  type IntentionsBodyInput,
+  type PolicyInput,
+  type RoutesInput,
+  type StoredConfig,
+} from './resources.js';
+
+export class MeshConfig {
+  constructor(
+    private readonly store: ConfigStore,
+    private readonly discovery: Discovery,
+  ) {}
+
+  /** The whole stored config, for composing snapshots. */
+  async load(): Promise<StoredConfig> {
+    const [policies, routes, intentions] = await Promise.all([
+      this.store.list('policies/'),
+      this.store.list('routes/'),
+      this.store.get(keys.intentions),
+    ]);
+    return {
+      policies: Object.fromEntries(policies.map((e) => [e.key.slice('policies/'.length), e.value as PolicyInput])),
+      routes: Object.fromEntries(routes.map((e) => [e.key.slice('routes/'.length), e.value as RoutesInput])),
+      intentions: intentions?.value as IntentionsBodyInput | undefined,
+    };
+  }
+
+  getPolicy(service: string): Promise<StoreEntry | undefined> {
+    return this.store.get(keys.policy(checkService(service)));
+  }
+
+  async putPolicy(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    checkService(service);
+    const policy = validate(policyBody, body);
+    const routes = (await this.store.get(keys.routes(service)))?.value as RoutesInput | undefined;
+    if (routes) this.checkSubsets(service, subsetUses(validate(routesBody, routes), 'routes'), Object.keys(policy.subsets));
+    return this.store.put(keys.policy(service), body, condition);
+  }
+
+  deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
+    return this.store.delete(keys.policy(checkService(service)), condition);
+  }
+
+  getRoutes(service: string): Promise<StoreEntry | undefined> {
+    return this.store.get(keys.routes(checkService(service)));
+  }
+
+  async putRoutes(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    checkService(service);
+    const rules = validate(routesBody, body);
+    this.checkSubsets(service, subsetUses(rules), await this.declaredSubsets(service));
+    return this.store.put(keys.routes(service), body, condition);
+  }
+
+  deleteRoutes(service: string, condition?: WriteCondition): Promise<boolean> {
+    return this.store.delete(keys.routes(checkService(service)), condition);
+  }
+
+  /** Sets the weights of the service's catch-all rule, adding one when it has none. */
+  async setSplit(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    checkService(service);
+    const weights = validate(splitBody, body);
+    const declared = await this.declaredSubsets(service);
+    this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declared);
+    const withSplit = (rules: RoutesInput | undefined): RoutesInput => {
+      const next = structuredClone(rules ?? []);
+      const catchAll = next.findLastIndex((rule) => isCatchAll(rule.match));
+      if (catchAll >= 0) next[catchAll] = { ...next[catchAll]!, split: weights };
+      else next.push({ match: { pathPrefix: '/' }, split: weights });
+      return next;
+    };
+    if (condition?.ifRevision !== undefined) {
+      const current = await this.store.get(keys.routes(service));
+      return this.store.put(keys.routes(service), withSplit(current?.value as RoutesInput | undefined), condition);
+    }
+    return updateEntry<RoutesInput>(this.store, keys.routes(service), withSplit);
+  }
+
+  getIntentions(): Promise<StoreEntry | undefined> {
+    return this.store.get(keys.intentions);
+  }
+
+  putIntentions(body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    validate(intentionsBody, body);
+    return this.store.put(keys.intentions, body, condition);
+  }
+
+  /** Subsets a split may name: declared in the policy, or the version label of a known instance. */
+  knownSubsets(service: string, declared: readonly string[]): Set<string> {
+    const known = new Set(declared);
+    for (const instance of this.discovery.instances()) {
+      if (instance.service === service && instance.labels.version) known.add(instance.labels.version);
+    }
+    return known;
+  }
+
+  private async declaredSubsets(service: string): Promise<string[]> {
+    const policy = (await this.store.get(keys.policy(service)))?.value as PolicyInput | undefined;
+    return Object.keys(policy?.subsets ?? {});
+  }
+
+  /** Throws a ConfigError naming each `[path, subset]` whose subset the mesh does not know. */
+  private checkSubsets(service: string, uses: readonly (readonly [string, string])[], declared: readonly string[]): void {
+    const known = this.knownSubsets(service, declared);
+    const problems = uses.filter(([, subset]) => !known.has(subset)).map(([path, subset]) => `${path}: ${unknownSubset(service, subset)}`);
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+}
+
+/** The subsets route rules name, each with its path in the rules array, e.g. `[1].split.v2`. */
+function subsetUses(rules: readonly { split?: Record<string, number>; mirror?: { subset: string } }[], prefix = ''): [string, string][] {
+  return rules.flatMap((rule, i) => [
+    ...Object.keys(rule.split ?? {}).map((subset): [string, string] => [`${prefix}[${i}].split.${subset}`, subset]),
+    ...(rule.mirror ? [[`${prefix}[${i}].mirror.subset`, rule.mirror.subset] as [string, string]] : []),
+  ]);
+}
+
+function unknownSubset(service: string, subset: string): string {
+  return `unknown subset "${subset}" of ${service}: not declared in its policy and no instance has version=${subset}`;
+}
+
+function checkService(service: string): string {
+  const result = serviceName.safeParse(service);
+  if (!result.success) throw new ConfigError([`service: "${service}" ${result.error.issues[0]!.message}`]);
+  return service;
+}
+
+function isCatchAll(match: RoutesInput[number]['match']): boolean {
+  if (!match) return true;
+  const fields = Object.entries(match).filter(([, v]) => v !== undefined);
+  return fields.length === 0 || (fields.length === 1 && match.pathPrefix === '/');
+}

@@ -1,0 +1,30 @@
+/**
+ * The config resources the admin API reads and writes, each validated with the shared
+ * zod schema (common/config/schema.ts) and kept in the store in its SPEC §4 wire form
+ * (durations as written, e.g. "3s"), so what an operator PUTs is what they GET back.
+ */
+import { z } from 'zod';
+import { intentions, routeRule, servicePolicy, split } from '../../common/config/schema.js';
+
+/** A service's policy: everything of SPEC §4 `services.X` except endpoints, which come from discovery. */
+export const policyBody = servicePolicy.omit({ endpoints: true });
+export const routesBody = z.array(routeRule);
+export const splitBody = split;
+export const intentionsBody = intentions;
+
+export type PolicyInput = z.input<typeof policyBody>;
+export type RoutesInput = z.input<typeof routesBody>;
+export type IntentionsBodyInput = z.input<typeof intentionsBody>;
+
+export const keys = {
+  policy: (service: string) => `policies/${service}`,
+  routes: (service: string) => `routes/${service}`,
+  intentions: 'intentions',
+} as const;
+
+/** Everything of the mesh config the store holds, as written (wire form). */
+export interface StoredConfig {
+  policies: Record<string, PolicyInput>;
+  routes: Record<string, RoutesInput>;
+  intentions?: IntentionsBodyInput;
+}

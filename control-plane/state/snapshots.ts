@@ -1,0 +1,126 @@
+/**
+ * Turns store and discovery changes into versioned snapshots. Changes that arrive close
+ * together (a burst of writes, many sidecars connecting at once) are coalesced into one
+ * snapshot; a recomposition that changes nothing a sidecar sees publishes nothing. Versions
+ * are integers that increase on every publish and stay increasing across restarts (seeded
+ * from the clock), so a sidecar never sees the version it runs reused for other content.
+ */
+import type { Logger } from '../../common/log.js';
+import { parseSnapshot } from '../../common/config/parse.js';
+import type { Discovery } from '../registry/discovery.js';
+import type { ConfigStore } from '../store/store.js';
+import { composeSnapshot, type SnapshotBody } from './compose.js';
+import type { MeshConfig } from './mesh-config.js';
+
+export interface PublishedSnapshot {
+  readonly version: string;
+  /** The SPEC §4 snapshot as pushed (`Snapshot.json`). */
+  readonly json: string;
+  readonly body: SnapshotBody;
+  /** When the change that caused it was first seen (ms since epoch), for convergence figures. */
+  readonly changedAt: number;
+}
+
+export interface SnapshotPublisherOptions {
+  /** How long to wait after a change for more changes before composing. */
+  readonly coalesceMs: number;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export class SnapshotPublisher {
+  private latest: PublishedSnapshot | undefined;
+  private latestBodyJson = '';
+  private readonly listeners = new Set<(snapshot: PublishedSnapshot) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private composing: Promise<void> | undefined;
+  private pendingSince: number | undefined;
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly now: () => number;
+
+  constructor(
+    private readonly config: MeshConfig,
+    private readonly store: ConfigStore,
+    private readonly discovery: Discovery,
+    private readonly options: SnapshotPublisherOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe.push(this.store.watch(() => this.changed()), this.discovery.onChange(() => this.changed()));
+    this.pendingSince = this.now();
+    await this.compose();
+    if (!this.latest) throw new Error('skein: cannot compose a snapshot from the stored config (see the log)');
+  }
+
+  current(): PublishedSnapshot {
+    if (!this.latest) throw new Error('snapshot publisher not started');
+    return this.latest;
+  }
+
+  onPublish(listener: (snapshot: PublishedSnapshot) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves once every change seen so far is reflected in `current()`. */
+  async settled(): Promise<void> {
+    while (this.timer || this.composing) {
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        this.composing ??= this.compose();
+      }
+      await this.composing;
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const stop of this.unsubscribe) stop();
+    this.listeners.clear();
+  }
+
+  private changed(): void {
+    this.pendingSince ??= this.now();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer || this.composing) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.composing = this.compose();
+    }, this.options.coalesceMs);
+  }
+
+  private async compose(): Promise<void> {
+    const changedAt = this.pendingSince ?? this.now();
+    this.pendingSince = undefined;
+    try {
+      const body = composeSnapshot(await this.config.load(), this.discovery.instances());
+      const bodyJson = JSON.stringify(body);
+      if (bodyJson !== this.latestBodyJson) this.publish(body, bodyJson, changedAt);
+    } catch (err) {
+      this.options.logger.error({ err }, 'composing a snapshot failed; sidecars keep the previous one');
+    } finally {
+      this.composing = undefined;
+      // Changes seen while composing need another pass.
+      if (this.pendingSince !== undefined) this.schedule();
+    }
+  }
+
+  private publish(body: SnapshotBody, bodyJson: string, changedAt: number): void {
+    const previous = this.latest ? Number(this.latest.version) : 0;
+    const version = String(Math.max(previous + 1, this.now()));
+    const wire = { version, ...body };
+    // Everything stored was validated on write; this guards the composition itself.
+    parseSnapshot(wire);
+    this.latest = { version, json: JSON.stringify(wire), body, changedAt };
+    this.latestBodyJson = bodyJson;
+    this.options.logger.info({ version, services: Object.keys(body.services ?? {}).length }, 'snapshot published');
+    for (const listener of this.listeners) listener(this.latest);
+  }
+}

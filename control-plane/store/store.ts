@@ -1,0 +1,61 @@
+/**
+ * The control plane's durable state (policies, routes, intentions, bootstrap tokens) behind
+ * one small key-value interface with per-key revisions and check-and-set, so the same code
+ * runs on the file store in the data dir (one replica) and on Consul KV (several replicas
+ * sharing `skein/`). Values are JSON; keys are slash-separated, e.g. `routes/catalog`.
+ */
+export interface StoreEntry {
+  readonly key: string;
+  readonly value: unknown;
+  /** Increases on every write of this key; what the admin API serves as the ETag. */
+  readonly revision: number;
+}
+
+export interface WriteCondition {
+  /** Write only if the key's current revision is this one; 0 means "only if absent". */
+  readonly ifRevision?: number;
+}
+
+export interface ConfigStore {
+  get(key: string): Promise<StoreEntry | undefined>;
+  list(prefix: string): Promise<StoreEntry[]>;
+  /** Throws StoreConflictError when `ifRevision` does not match. */
+  put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry>;
+  /** Resolves false when the key did not exist; throws StoreConflictError like put. */
+  delete(key: string, condition?: WriteCondition): Promise<boolean>;
+  /**
+   * Calls `listener` after any key changes, including changes made by another replica.
+   * Returns a function that stops the watch.
+   */
+  watch(listener: (key: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+export class StoreConflictError extends Error {
+  override name = 'StoreConflictError';
+  constructor(
+    readonly key: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(actual === 0 ? `${key} does not exist (expected revision ${expected})` : `${key} is at revision ${actual}, not ${expected}`);
+  }
+}
+
+/** Read-modify-write with check-and-set, retried when another writer got in between. */
+export async function updateEntry<T>(
+  store: ConfigStore,
+  key: string,
+  change: (current: T | undefined) => T,
+  attempts = 10,
+): Promise<StoreEntry> {
+  for (let i = 0; ; i++) {
+    const current = await store.get(key);
+    const next = change(current?.value as T | undefined);
+    try {
+      return await store.put(key, next, { ifRevision: current?.revision ?? 0 });
+    } catch (err) {
+      if (!(err instanceof StoreConflictError) || i >= attempts - 1) throw err;
+    }
+  }
+}
