@@ -5,6 +5,8 @@
  * cleanly first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Exit {
   readonly code: number | null;
@@ -115,4 +117,18 @@ export async function runToCompletion(children: ChildProcesses, name: string, co
   const exit = await child.exited;
   if (exit.code !== 0) throw new Error(`${name} failed (${exit.signal ?? `exit ${exit.code}`}):\n${child.output()}`);
   return child.stdout();
+}
+
+/** dist/bench/lib or bench/lib → the repository root. */
+const repoRoot = join(fileURLToPath(new URL('.', import.meta.url)), fileURLToPath(import.meta.url).endsWith('.ts') ? '../..' : '../../..');
+
+/**
+ * The compiled .js of a bench module, to run as a child process: the module itself when it is
+ * already running from dist/, else its twin under dist/ (when vitest runs the TypeScript source;
+ * build first with `npx tsc -p .`).
+ */
+export function compiledScript(moduleUrl: string): string {
+  const path = fileURLToPath(moduleUrl);
+  if (!path.endsWith('.ts')) return path;
+  return join(repoRoot, 'dist', relative(repoRoot, path)).replace(/\.ts$/, '.js');
 }

@@ -11,9 +11,9 @@
  * correct coordinated omission (it hardly matters far below capacity).
  */
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64 } from 'hdr-histogram-js';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Client } from 'undici';
-import { type ChildProcesses, runToCompletion } from './children.js';
+import { compiledScript, runToCompletion, type ChildProcesses } from './children.js';
 
 export interface PacedLoadOptions {
   readonly url: string;
@@ -115,7 +115,7 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRun
 
 /** Runs `pacedLoad` in a child process (see the header for why). */
 export async function runPacedLoad(children: ChildProcesses, options: PacedLoadOptions): Promise<PacedLoadRun> {
-  const stdout = await runToCompletion(children, 'paced-load', process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(options)]);
+  const stdout = await runToCompletion(children, 'paced-load', process.execPath, [compiledScript(import.meta.url), JSON.stringify(options)]);
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as PacedLoadRun;
   if (result.errors > 0) throw new Error(`paced load against ${options.url}: ${result.errors} of ${result.requests} requests failed`);
   return result;

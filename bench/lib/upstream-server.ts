@@ -4,8 +4,8 @@
  * share an event loop with the load generator; prints `{"port":N}` once listening.
  */
 import { createServer } from 'node:http';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Child, ChildProcesses } from './children.js';
+import { pathToFileURL } from 'node:url';
+import { compiledScript, type Child, type ChildProcesses } from './children.js';
 
 /** Exactly 100 bytes of JSON. */
 export const BODY = Buffer.from(JSON.stringify({ service: 'bench-upstream', ok: true, pad: 'x'.repeat(53) }));
@@ -33,7 +33,7 @@ export interface RunningUpstream {
 export async function startUpstream(children: ChildProcesses): Promise<RunningUpstream> {
   let onPort: (port: number) => void = () => {};
   const port = new Promise<number>((resolve) => (onPort = resolve));
-  const child = children.spawn('upstream', process.execPath, [fileURLToPath(import.meta.url)], {
+  const child = children.spawn('upstream', process.execPath, [compiledScript(import.meta.url)], {
     onStdoutLine: (line) => {
       const m = /^\{"port":(\d+)\}$/.exec(line.trim());
       if (m) onPort(Number(m[1]));
