@@ -64,7 +64,8 @@ describe('trace context edge cases', () => {
     const out1: string[] = [];
     appendTraceHeaders(out1, hop1);
     const header = (list: string[], name: string) => list[list.indexOf(name) + 1];
-    expect(header(out1, 'tracestate')).toBe('vendor=abc,other=1');
+    expect(hop1.tracestate).toBe('vendor=abc,other=1');
+    expect(out1).not.toContain('tracestate');
     // The next hop sees what this one sent, in each format, and gets this hop as parent.
     for (const incoming of [
       { ...none, traceparent: header(out1, 'traceparent') },
@@ -78,6 +79,15 @@ describe('trace context edge cases', () => {
       expect(hop2.spanId).not.toBe(hop1.spanId);
     }
     expect(header(out1, 'x-b3-parentspanid')).toBe('00f067aa0ba902b7');
+  });
+
+  it('works when the incoming headers and the output are one object (as the pipeline uses it)', () => {
+    const both = { ...none, ...fresh(), traceparent: valid, tracestate: 'k=v' };
+    continueTrace(both, both, ids);
+    expect(both).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', parentSpanId: '00f067aa0ba902b7', tracestate: 'k=v' });
+    const bad = { ...none, ...fresh(), traceparent: 'garbage', tracestate: 'k=v' };
+    continueTrace(bad, bad, ids);
+    expect(bad.tracestate).toBeUndefined();
   });
 
   it('honours a B3 sampling-only header and debug flag', () => {

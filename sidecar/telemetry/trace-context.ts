@@ -52,7 +52,7 @@ export interface TraceFields {
   /** The caller's span, '' for a root span. */
   parentSpanId: string;
   sampled: boolean;
-  /** The caller's W3C `tracestate`, forwarded unchanged alongside a valid `traceparent`. */
+  /** The caller's W3C `tracestate` to forward unchanged; continueTrace clears it unless the traceparent was valid. */
   tracestate?: string | undefined;
 }
 
@@ -100,7 +100,6 @@ function traceId128(id: string): string | undefined {
  */
 export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, ids: IdSource): void {
   out.spanId = ids.spanId();
-  out.tracestate = undefined;
   const tp = incoming.traceparent;
   if (tp !== undefined && isTraceparent(tp)) {
     out.traceId = tp.slice(3, 35).toLowerCase();
@@ -109,6 +108,8 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
     out.tracestate = incoming.tracestate;
     return;
   }
+  // W3C: tracestate means nothing without a valid traceparent.
+  out.tracestate = undefined;
   const b3 = incoming.b3;
   if (b3 !== undefined && b3.length > 1) {
     const parts = b3.split('-');
@@ -136,7 +137,10 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
   out.sampled = incoming.xB3Sampled !== '0' && incoming.b3 !== '0';
 }
 
-/** Appends the outgoing trace headers of this hop to a flat `[name, value, ...]` header list. */
+/**
+ * Appends the outgoing trace headers of this hop to a flat `[name, value, ...]` header list.
+ * `tracestate` is not among them: the caller forwards `t.tracestate` itself when defined.
+ */
 export function appendTraceHeaders(headers: string[], t: TraceFields): void {
   const sampled = t.sampled ? '1' : '0';
   headers.push(
@@ -147,5 +151,4 @@ export function appendTraceHeaders(headers: string[], t: TraceFields): void {
     'x-b3-sampled', sampled,
   );
   if (t.parentSpanId !== '') headers.push('x-b3-parentspanid', t.parentSpanId);
-  if (t.tracestate !== undefined && t.tracestate !== '') headers.push('tracestate', t.tracestate);
 }
