@@ -13,7 +13,8 @@ describe('skeinSnapshot', () => {
     const snapshot = parseSnapshot(skeinSnapshot(identities, 41_000));
     const service = snapshot.services['bench-upstream']!;
     expect(service.retries.attempts).toBeGreaterThan(0);
-    expect(service.endpoints?.map((e) => e.port)).toEqual([41_000, 41_000]);
+    // Two subsets on the one server-side sidecar, at two distinct endpoint keys.
+    expect(service.endpoints?.map((e) => `${e.address}:${e.port} ${e.labels.version}`)).toEqual(['127.0.0.1:41000 v1', '127.0.0.2:41000 v2']);
     expect(snapshot.routes['bench-upstream']!.map((r) => r.split)).toEqual([{ v2: 100 }, { v1: 90, v2: 10 }]);
     expect(snapshot.intentions).toEqual({ defaultAction: 'deny', rules: [{ source: 'bench-client', destination: 'bench-upstream', action: 'allow' }] });
   });

@@ -5,6 +5,10 @@
  * pass through: a header-matched rule and a weighted split (two subsets, both served by the
  * one server-side sidecar), retries with a budget, a circuit breaker, outlier detection and
  * intentions; metrics and trace propagation are always on.
+ *
+ * Endpoints are keyed by address and port, so the two subsets reach the one server-side
+ * sidecar at two loopback addresses (127.0.0.1 for v1, 127.0.0.2 for v2); that sidecar's
+ * inbound listener binds 0.0.0.0 to answer on both (mTLS with the bench CA still required).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +19,7 @@ import type { Target } from './target.js';
 
 export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number): SnapshotInput {
   const service = identities.server.service;
-  const endpoint = (version: string) => ({ address: '127.0.0.1', port: serverInboundPort, labels: { version } });
+  const endpoint = (address: string, version: string) => ({ address, port: serverInboundPort, labels: { version } });
   return {
     version: 'bench-1',
     services: {
@@ -33,7 +37,7 @@ export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: nu
         circuitBreaker: { errorThresholdPercentage: 50, volumeThreshold: 20, rollingWindow: '10s', resetTimeout: '5s', maxConcurrent: 1024 },
         outlierDetection: { consecutiveErrors: 5, baseEjectionTime: '30s', maxEjectionPercent: 50 },
         subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } },
-        endpoints: [endpoint('v1'), endpoint('v2')],
+        endpoints: [endpoint('127.0.0.1', 'v1'), endpoint('127.0.0.2', 'v2')],
       },
     },
     routes: {
@@ -64,7 +68,7 @@ interface SidecarPorts {
   readonly admin: number;
 }
 
-function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafFiles, config: string, ports: SidecarPorts): Child {
+function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafFiles, config: string, ports: SidecarPorts, inboundHost: string): Child {
   const args = [
     o.skeinBin, 'sidecar',
     '--service', leaf.service,
@@ -72,7 +76,7 @@ function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafF
     // The client side has no app of its own; its health check may as well ask the upstream.
     '--app-port', String(o.upstreamPort),
     '--config', config,
-    '--inbound-host', '127.0.0.1',
+    '--inbound-host', inboundHost,
     '--inbound-port', String(ports.inbound),
     '--outbound-port', String(ports.outbound),
     '--admin-port', String(ports.admin),
@@ -89,8 +93,8 @@ export function startSkeinPair(children: ChildProcesses, o: SkeinPairOptions): T
   const [clientIn, clientOut, clientAdmin, serverIn, serverOut, serverAdmin] = o.ports as [number, number, number, number, number, number];
   const config = join(o.dir, 'skein-bench.json');
   writeFileSync(config, JSON.stringify(skeinSnapshot(o.identities, serverIn), null, 2));
-  const server = startSidecar(children, o, o.identities.server, config, { inbound: serverIn, outbound: serverOut, admin: serverAdmin });
-  const client = startSidecar(children, o, o.identities.client, config, { inbound: clientIn, outbound: clientOut, admin: clientAdmin });
+  const server = startSidecar(children, o, o.identities.server, config, { inbound: serverIn, outbound: serverOut, admin: serverAdmin }, '0.0.0.0');
+  const client = startSidecar(children, o, o.identities.client, config, { inbound: clientIn, outbound: clientOut, admin: clientAdmin }, '127.0.0.1');
   return {
     name: 'skein',
     label: '(C) Skein pair',
