@@ -1,0 +1,207 @@
+/**
+ * The sidecar's end of the push stream (SPEC §5): a ConfigSource that connects to the
+ * control plane over TLS, says Hello (who this instance is and which snapshot it runs),
+ * applies every snapshot it is sent and answers ACK, or NACK with the reason when `apply`
+ * refuses one (the sidecar keeps its last good snapshot). When the stream breaks it
+ * reconnects with exponential backoff and full jitter, resuming from the snapshot it runs;
+ * the control plane being down never stops the sidecar from serving (static stability).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
+import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
+import type { Logger } from '../../common/log.js';
+import { loadMeshProto, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
+import type { ConfigSource } from '../config-source.js';
+import type { IdentityProvider } from '../identity/provider.js';
+import { backoffDelay } from '../resilience/backoff.js';
+
+export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix'>;
+
+export interface ControlPlaneSourceOptions {
+  /** HOST:PORT of the control plane's gRPC port. */
+  readonly address: string;
+  /** Trust bundle for the control plane's certificate (--ca-file); re-read on every connect. */
+  readonly caFile?: string;
+  readonly token?: string;
+  readonly announce: Announcement;
+  /** Once it has a certificate, the sidecar presents it as client certificate and trusts its bundle too. */
+  readonly identity?: IdentityProvider;
+  readonly logger: Logger;
+  readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  readonly keepaliveMs?: number;
+  /** For `skein_config_updates_total{result}`. */
+  readonly onResult?: (result: 'ack' | 'nack', version: string) => void;
+  /** Commands (tap-start, renew-cert, …) sent down the stream. */
+  readonly onCommand?: (kind: string, json: string) => void;
+}
+
+type Stream = grpc.ClientDuplexStream<SidecarMessage, ControlMessage>;
+
+const DEFAULT_BACKOFF = { baseMs: 250, maxMs: 5_000 };
+/** A stream that stayed up this long counts as a success: the next failure starts backoff over. */
+const STABLE_MS = 10_000;
+
+export class ControlPlaneSource implements ConfigSource {
+  private version: string | undefined;
+  private client: MeshClient | undefined;
+  private stream: Stream | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private closed = false;
+  private state: string;
+  private apply: ((raw: unknown) => void) | undefined;
+
+  constructor(private readonly options: ControlPlaneSourceOptions) {
+    this.state = `waiting for control plane at ${options.address}`;
+  }
+
+  get hasSnapshot(): boolean {
+    return this.version !== undefined;
+  }
+
+  /** The snapshot version in force, if any. */
+  get currentVersion(): string | undefined {
+    return this.version;
+  }
+
+  get status(): string {
+    return this.state;
+  }
+
+  get connected(): boolean {
+    return this.stream !== undefined;
+  }
+
+  async start(apply: (raw: unknown) => void): Promise<void> {
+    this.apply = apply;
+    this.connect();
+  }
+
+  /** Sends telemetry up the stream when connected; dropped otherwise (it is best effort). */
+  sendTelemetry(kind: string, json: string): boolean {
+    return this.stream ? (this.stream.write({ telemetry: { kind, json } }), true) : false;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const stream = this.stream;
+    this.stream = undefined;
+    if (stream) {
+      // Half-close is the goodbye: the control plane withdraws this instance at once.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1_000);
+        stream.on('status', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        stream.on('error', () => undefined);
+        stream.end();
+      });
+    }
+    this.client?.close();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.open()
+      .then((stream) => this.attach(stream))
+      .catch((err: Error) => this.retry(err.message));
+  }
+
+  private async open(): Promise<Stream> {
+    this.client?.close();
+    const { Client } = loadMeshProto();
+    const keepalive = this.options.keepaliveMs ?? 10_000;
+    this.client = new Client(this.options.address, await this.credentials(), {
+      'grpc.keepalive_time_ms': keepalive,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const stream = this.client.Stream();
+    const identity = this.options.identity?.current();
+    stream.write({
+      hello: {
+        ...this.options.announce,
+        token: this.options.token ?? '',
+        lastVersion: this.version ?? '',
+        certExpiryUnix: identity ? String(Math.floor(identity.notAfter.getTime() / 1000)) : '0',
+      },
+    });
+    return stream;
+  }
+
+  private async credentials(): Promise<grpc.ChannelCredentials> {
+    const identity = this.options.identity?.current();
+    const roots = [
+      ...(this.options.caFile ? splitPemCertificates(await readFile(this.options.caFile, 'utf8')) : []),
+      ...(identity ? splitPemCertificates(identity.caPem) : []),
+    ];
+    const rootsPem = roots.length > 0 ? Buffer.from(joinPemCertificates([...new Set(roots)])) : null;
+    return identity
+      ? grpc.credentials.createSsl(rootsPem, Buffer.from(identity.keyPem), Buffer.from(identity.certPem))
+      : grpc.credentials.createSsl(rootsPem);
+  }
+
+  private attach(stream: Stream): void {
+    if (this.closed) {
+      stream.cancel();
+      return;
+    }
+    this.stream = stream;
+    const openedAt = Date.now();
+    let ended = false;
+    const end = (why: string) => {
+      if (ended) return;
+      ended = true;
+      if (this.stream === stream) this.stream = undefined;
+      if (Date.now() - openedAt >= STABLE_MS) this.attempt = 0;
+      this.retry(why);
+    };
+    stream.on('data', (message: ControlMessage) => {
+      this.attempt = 0;
+      if (message.msg === 'snapshot' && message.snapshot) this.receive(stream, message.snapshot.version, message.snapshot.json);
+      else if (message.msg === 'command' && message.command) this.options.onCommand?.(message.command.kind, message.command.json);
+    });
+    stream.on('error', (err: grpc.ServiceError) => end(describe(err)));
+    stream.on('end', () => end('the control plane ended the stream'));
+  }
+
+  private receive(stream: Stream, version: string, json: string): void {
+    try {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(json);
+      } catch (err) {
+        throw new Error(`snapshot is not valid JSON: ${(err as Error).message}`);
+      }
+      this.apply!(raw);
+    } catch (err) {
+      const reason = (err as Error).message;
+      stream.write({ nack: { version, reason } });
+      this.options.onResult?.('nack', version);
+      this.options.logger.warn({ version, reason, keeping: this.version }, 'rejected a snapshot from the control plane; keeping the last good one');
+      return;
+    }
+    this.version = version;
+    this.state = `connected to control plane at ${this.options.address}; snapshot ${version}`;
+    stream.write({ ack: { version } });
+    this.options.onResult?.('ack', version);
+    this.options.logger.info({ version }, 'applied snapshot from the control plane');
+  }
+
+  private retry(why: string): void {
+    if (this.closed) return;
+    const delay = backoffDelay(this.attempt++, this.options.backoff?.baseMs ?? DEFAULT_BACKOFF.baseMs, this.options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs);
+    this.state = this.version
+      ? `control plane at ${this.options.address} unreachable (${why}); serving snapshot ${this.version}, retrying`
+      : `waiting for control plane at ${this.options.address} (${why})`;
+    this.options.logger.warn({ controlPlane: this.options.address, reason: why, retryInMs: Math.round(delay), snapshot: this.version }, 'control plane stream down; reconnecting');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+}
+
+function describe(err: grpc.ServiceError): string {
+  const details = err.details || err.message;
+  return `${grpc.status[err.code] ?? err.code}: ${details}`;
+}

@@ -1,0 +1,187 @@
+/**
+ * The admin API against a real control-plane process: auth, the uniform error body,
+ * precise validation errors, optimistic concurrency, and the OpenAPI description.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Processes } from '../support/index.js';
+import { startControlPlane, type ControlPlaneProcess } from './harness.js';
+
+const procs = new Processes();
+let cp: ControlPlaneProcess;
+
+beforeAll(async () => {
+  cp = await startControlPlane(procs, { args: ['--max-body', '4KiB'] });
+});
+afterAll(() => procs.killAll());
+
+async function call(method: string, path: string, init: { body?: string; token?: string | null; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...init.headers };
+  const token = init.token === undefined ? cp.adminToken : init.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${cp.adminUrl}${path}`, { method, headers, body: init.body });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as any) : undefined };
+}
+
+function expectError(res: { status: number; body: any }, status: number, code: string, message: RegExp) {
+  expect(res.status).toBe(status);
+  expect(res.body.error.code).toBe(code);
+  expect(res.body.error.message).toMatch(message);
+}
+
+describe('admin API', () => {
+  it('answers healthz and leaves reads open', async () => {
+    expect((await call('GET', '/healthz', { token: null })).body).toEqual({ status: 'ok' });
+    expect((await call('GET', '/api/v1/services', { token: null })).status).toBe(200);
+  });
+
+  it('refuses writes without a token or with a wrong one', async () => {
+    const body = JSON.stringify({ timeout: '2s' });
+    const missing = await call('PUT', '/api/v1/services/orders/policy', { body, token: null });
+    expectError(missing, 401, 'unauthorized', /missing Authorization/);
+    expect(missing.headers.get('www-authenticate')).toMatch(/Bearer/);
+    expectError(await call('PUT', '/api/v1/services/orders/policy', { body, token: 'nope' }), 401, 'unauthorized', /invalid admin token/);
+    expectError(await call('PUT', '/api/v1/services/orders/policy', { body, headers: { authorization: 'Basic abc' }, token: null }), 401, 'unauthorized', /Bearer/);
+    expectError(await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders' }), token: null }), 401, 'unauthorized', /missing/);
+  });
+
+  it('rejects malformed JSON, wrong content types and empty bodies', async () => {
+    expectError(await call('PUT', '/api/v1/services/orders/policy', { body: '{"timeout": ' }), 400, 'bad-request', /not valid JSON/);
+    expectError(await call('PUT', '/api/v1/services/orders/policy', { body: '' }), 400, 'bad-request', /empty/);
+    expectError(
+      await call('PUT', '/api/v1/services/orders/policy', { body: 'timeout=2s', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+      'unsupported-media-type',
+      /application\/json/,
+    );
+  });
+
+  it('rejects oversize bodies with 413', async () => {
+    const huge = JSON.stringify({ subsets: Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`s${i}`, { version: `v${i}` }])) });
+    expect(huge.length).toBeGreaterThan(4096);
+    expectError(await call('PUT', '/api/v1/services/orders/policy', { body: huge }), 413, 'payload-too-large', /limit of 4096 bytes/);
+    // The server is still fine afterwards.
+    expect((await call('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('names the field of every validation error (422)', async () => {
+    const unknown = await call('PUT', '/api/v1/services/orders/policy', { body: JSON.stringify({ timeout: '2s', retrys: {} }) });
+    expectError(unknown, 422, 'invalid', /unknown field "retrys"/);
+    const nested = await call('PUT', '/api/v1/services/orders/policy', { body: JSON.stringify({ retries: { attempts: 'x' }, timeout: 'soon' }) });
+    expect(nested.status).toBe(422);
+    expect(nested.body.error.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^retries\.attempts: /), expect.stringMatching(/^timeout: invalid duration "soon"/)]));
+    const endpoints = await call('PUT', '/api/v1/services/orders/policy', { body: JSON.stringify({ endpoints: [] }) });
+    expectError(endpoints, 422, 'invalid', /unknown field "endpoints"/);
+    const badName = await call('PUT', '/api/v1/services/Orders_1/policy', { body: JSON.stringify({}) });
+    expectError(badName, 422, 'invalid', /^service: "Orders_1" must be a DNS label/);
+  });
+
+  it('checks splits: weights sum to 100, subsets must be known', async () => {
+    const sum = await call('PUT', '/api/v1/routes/shop/split', { body: JSON.stringify({ v1: 90, v2: 20 }) });
+    expectError(sum, 422, 'invalid', /weights must sum to 100/);
+    const unknown = await call('PUT', '/api/v1/routes/shop/split', { body: JSON.stringify({ v1: 90, v9: 10 }) });
+    expectError(unknown, 422, 'invalid', /v1: unknown subset "v1" of shop.*v9: unknown subset "v9"/);
+    const routes = await call('PUT', '/api/v1/routes/shop', { body: JSON.stringify([{ match: { pathPrefix: '/' }, split: { v3: 100 } }]) });
+    expectError(routes, 422, 'invalid', /^\[0\]\.split\.v3: unknown subset "v3"/);
+
+    const policy = await call('PUT', '/api/v1/services/shop/policy', { body: JSON.stringify({ subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } }) });
+    expect(policy.status).toBe(200);
+    const ok = await call('PUT', '/api/v1/routes/shop/split', { body: JSON.stringify({ v1: 90, v2: 10 }) });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toEqual([{ match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } }]);
+    expect(ok.headers.get('skein-snapshot-version')).toMatch(/^\d+$/);
+    // A subset in use cannot be removed from the policy.
+    const shrink = await call('PUT', '/api/v1/services/shop/policy', { body: JSON.stringify({ subsets: { v1: { version: 'v1' } } }) });
+    expectError(shrink, 422, 'invalid', /^routes\[0\]\.split\.v2: unknown subset "v2"/);
+  });
+
+  it('sets the split on the catch-all rule and keeps the others', async () => {
+    await call('PUT', '/api/v1/services/cart/policy', { body: JSON.stringify({ subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } }) });
+    const rules = [{ name: 'canary-header', match: { headers: { 'x-canary': 'true' } }, split: { v2: 100 } }, { match: { pathPrefix: '/' }, split: { v1: 100 } }];
+    expect((await call('PUT', '/api/v1/routes/cart', { body: JSON.stringify(rules) })).status).toBe(200);
+    const res = await call('PUT', '/api/v1/routes/cart/split', { body: JSON.stringify({ v1: 75, v2: 25 }) });
+    expect(res.body).toEqual([rules[0], { match: { pathPrefix: '/' }, split: { v1: 75, v2: 25 } }]);
+  });
+
+  it('refuses a write whose If-Match is stale (optimistic concurrency)', async () => {
+    const first = await call('PUT', '/api/v1/services/search/policy', { body: JSON.stringify({ timeout: '1s' }) });
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^"\d+"$/);
+    const read = await call('GET', '/api/v1/services/search/policy', { token: null });
+    expect(read.headers.get('etag')).toBe(etag);
+    expect(read.body).toEqual({ timeout: '1s' });
+    // Operator A writes with the ETag it read: fine. Operator B, with the same (now stale) ETag: refused.
+    const a = await call('PUT', '/api/v1/services/search/policy', { body: JSON.stringify({ timeout: '2s' }), headers: { 'if-match': etag } });
+    expect(a.status).toBe(200);
+    const b = await call('PUT', '/api/v1/services/search/policy', { body: JSON.stringify({ timeout: '3s' }), headers: { 'if-match': etag } });
+    expectError(b, 412, 'precondition-failed', /changed since you read it/);
+    expect((await call('GET', '/api/v1/services/search/policy')).body).toEqual({ timeout: '2s' });
+    const create = await call('PUT', '/api/v1/services/search/policy', { body: JSON.stringify({}), headers: { 'if-none-match': '*' } });
+    expectError(create, 412, 'precondition-failed', /changed since you read it/);
+    const del = await call('DELETE', '/api/v1/services/search/policy', { headers: { 'if-match': etag } });
+    expect(del.status).toBe(412);
+    expect((await call('DELETE', '/api/v1/services/search/policy', { headers: { 'if-match': a.headers.get('etag')! } })).status).toBe(204);
+    expectError(await call('GET', '/api/v1/services/search/policy'), 404, 'not-found', /no policy stored for search/);
+  });
+
+  it('answers unknown endpoints and methods with the error body', async () => {
+    expectError(await call('GET', '/api/v1/nothing'), 404, 'not-found', /no such endpoint/);
+    const res = await call('POST', '/api/v1/intentions', { body: '{}' });
+    expectError(res, 405, 'method-not-allowed', /allowed: GET, PUT/);
+    expect(res.headers.get('allow')).toBe('GET, PUT');
+  });
+
+  it('stores intentions and issues bootstrap tokens', async () => {
+    const intentions = { defaultAction: 'deny', rules: [{ source: 'gateway', destination: 'orders', action: 'allow' }] };
+    expect((await call('PUT', '/api/v1/intentions', { body: JSON.stringify(intentions) })).status).toBe(200);
+    expect((await call('GET', '/api/v1/intentions')).body).toEqual(intentions);
+    expectError(await call('PUT', '/api/v1/intentions', { body: JSON.stringify({ defaultAction: 'maybe' }) }), 422, 'invalid', /^defaultAction: /);
+    const token = await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders', ttl: '1h' }) });
+    expect(token.status).toBe(201);
+    expect(token.body.service).toBe('orders');
+    expect(token.body.token).toMatch(/^skt_/);
+    expect(Date.parse(token.body.expiresAt) - Date.now()).toBeGreaterThan(59 * 60_000);
+    expectError(await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders', ttl: '0s' }) }), 422, 'invalid', /^ttl: /);
+  });
+
+  it('explains a routing decision with the policy in force', async () => {
+    await call('PUT', '/api/v1/services/books/policy', { body: JSON.stringify({ timeout: '2s', subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } }) });
+    const rules = [
+      { name: 'canary', match: { headers: { 'x-canary': 'true' } }, split: { v2: 100 }, timeout: '500ms' },
+      { name: 'main', match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
+    ];
+    await call('PUT', '/api/v1/routes/books', { body: JSON.stringify(rules) });
+    const plain = await call('GET', '/api/v1/explain?service=books&method=get&path=/list');
+    expect(plain.body.matched.name).toBe('main');
+    expect(plain.body.skipped).toEqual([{ index: 0, name: 'canary', reasons: [expect.stringMatching(/x-canary/)] }]);
+    expect(plain.body.split.map((s: { subset: string; weight: number }) => [s.subset, s.weight])).toEqual([['v1', 90], ['v2', 10]]);
+    expect(plain.body.policy.timeout).toBe('2s');
+    const canary = await call('GET', '/api/v1/explain?service=books&path=/list&header=x-canary:true');
+    expect(canary.body.matched.name).toBe('canary');
+    expect(canary.body.policy.timeout).toBe('500ms');
+    expectError(await call('GET', '/api/v1/explain?path=/'), 422, 'invalid', /^service: /);
+  });
+
+  it('describes every served route in openapi.json', async () => {
+    const doc = (await call('GET', '/api/v1/openapi.json')).body;
+    const expected = [
+      ['get', '/healthz'],
+      ['get', '/api/v1/services'],
+      ['get', '/api/v1/services/{name}/policy'],
+      ['put', '/api/v1/services/{name}/policy'],
+      ['delete', '/api/v1/services/{name}/policy'],
+      ['get', '/api/v1/routes/{service}'],
+      ['put', '/api/v1/routes/{service}'],
+      ['delete', '/api/v1/routes/{service}'],
+      ['put', '/api/v1/routes/{service}/split'],
+      ['get', '/api/v1/intentions'],
+      ['put', '/api/v1/intentions'],
+      ['get', '/api/v1/proxies'],
+      ['post', '/api/v1/tokens'],
+      ['get', '/api/v1/explain'],
+    ];
+    for (const [method, path] of expected) expect(doc.paths[path!]?.[method!], `${method} ${path}`).toBeDefined();
+    expect(doc.paths['/api/v1/routes/{service}/split'].put.requestBody.content['application/json'].schema).toBeDefined();
+    expect(doc.paths['/api/v1/tokens'].post.security).toEqual([{ bearer: [] }]);
+  });
+});
