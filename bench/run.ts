@@ -73,7 +73,11 @@ async function main(): Promise<void> {
   };
 
   const children = new ChildProcesses();
-  const stopNow = (): void => children.killAllNow();
+  const workDirs = new Set<string>();
+  const stopNow = (): void => {
+    children.killAllNow();
+    for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
+  };
   process.on('exit', stopNow);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
@@ -87,6 +91,7 @@ async function main(): Promise<void> {
   try {
     for (const scenario of chosen) {
       const workDir = mkdtempSync(join(tmpdir(), `skein-bench-${scenario.name}-`));
+      workDirs.add(workDir);
       const log = (message: string): void => console.error(`[${scenario.name}] ${message}`);
       try {
         const { markdown } = await scenario.run({ options, children, workDir, repoRoot, log });
@@ -95,6 +100,7 @@ async function main(): Promise<void> {
       } finally {
         await children.stopAll();
         rmSync(workDir, { recursive: true, force: true });
+        workDirs.delete(workDir);
       }
     }
   } finally {
