@@ -8,7 +8,7 @@
  */
 import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
-import { describeOutcome, type InjectResult } from './kubernetes.js';
+import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
 import { ANNOTATIONS, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 
@@ -93,7 +93,7 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
   if (added.length > 0 && isNamedVolume(options.composeCaVolume) && !doc.hasIn(['volumes', options.composeCaVolume])) {
     doc.setIn(['volumes', options.composeCaVolume], doc.createNode({}));
   }
-  return { output: doc.toString(), notes };
+  return { output: doc.toString(TO_STRING), notes };
 }
 
 function isNamedVolume(source: string): boolean {

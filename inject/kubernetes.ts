@@ -11,6 +11,9 @@ import { InjectError, describeDocument } from './errors.js';
 import type { InjectOptions } from './options.js';
 import { injectObject, type WorkloadOutcome } from './workloads.js';
 
+/** How changed documents are written: flow collections as most manifests write them (`{app: x}`), scripts as literal blocks, no folding. */
+export const TO_STRING = { flowCollectionPadding: false, blockQuote: 'literal', lineWidth: 0 } as const;
+
 export interface InjectResult {
   readonly output: string;
   /** One line per workload found, e.g. `deployment/orders: injected (service orders, app port 8080)`. */
@@ -42,7 +45,7 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
       }
       changed = true;
     }
-    return changed ? doc.toString() : original;
+    return changed ? doc.toString(TO_STRING) : original;
   });
   return { output: parts.join('') + source.slice(start), notes };
 }
