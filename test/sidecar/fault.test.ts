@@ -1,0 +1,67 @@
+/** Route fault injection end to end: delay and abort, decided by the sidecar before any upstream call. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RouteRuleInput } from '../../common/config/schema.js';
+import { echoHandler, Processes, startUpstream, type TestUpstream } from '../support/index.js';
+import { endpointOf, metric, scrape, startOutbound } from './resilience-fixture.js';
+
+const procs = new Processes();
+const upstreams: TestUpstream[] = [];
+
+afterEach(async () => {
+  await procs.killAll();
+  await Promise.all(upstreams.splice(0).map((u) => u.close()));
+});
+
+async function withFault(fault: RouteRuleInput['fault']) {
+  const app = await startUpstream(echoHandler('catalog'));
+  upstreams.push(app);
+  const web = await startOutbound(procs, {
+    version: '1',
+    services: { catalog: { endpoints: [endpointOf(app)] } },
+    routes: {
+      catalog: [
+        { match: { pathPrefix: '/faulty' }, fault },
+        { match: { pathPrefix: '/' } },
+      ],
+    },
+  });
+  return { app, web };
+}
+
+describe('fault injection', () => {
+  it('aborts with the configured status and x-skein-reason: fault-injected, never reaching the upstream', async () => {
+    const { app, web } = await withFault({ abort: { percent: 100, status: 418 } });
+    const r = await web.call('/faulty/x');
+    expect(r.status).toBe(418);
+    expect(r.headers['x-skein-reason']).toBe('fault-injected');
+    expect(app.requests.length).toBe(0);
+    // Other rules are untouched.
+    expect((await web.call('/fine')).status).toBe(200);
+    expect(app.requests.length).toBe(1);
+    expect(metric(await scrape(web.sidecar), 'skein_requests_total', { destination: 'catalog', code: '418' })).toBe(1);
+  });
+
+  it('delays by the configured duration, then proceeds', async () => {
+    const { app, web } = await withFault({ delay: { percent: 100, duration: '400ms' } });
+    const baseline = await web.call('/fine');
+    const delayed = await web.call('/faulty/x');
+    expect(delayed.status).toBe(200);
+    expect(delayed.ms).toBeGreaterThanOrEqual(390);
+    expect(baseline.ms).toBeLessThan(390);
+    expect(app.requests.map((q) => q.url)).toEqual(['/fine', '/faulty/x']);
+  });
+
+  it('aborts about its percentage of requests', async () => {
+    const { app, web } = await withFault({ abort: { percent: 50, status: 503 } });
+    let aborted = 0;
+    for (let i = 0; i < 100; i++) {
+      const r = await web.call('/faulty/x');
+      if (r.headers['x-skein-reason'] === 'fault-injected') aborted++;
+      else expect(r.status).toBe(200);
+    }
+    // Binomial(100, 0.5): outside [25, 75] has probability ~1e-6.
+    expect(aborted).toBeGreaterThanOrEqual(25);
+    expect(aborted).toBeLessThanOrEqual(75);
+    expect(app.requests.length).toBe(100 - aborted);
+  });
+});

@@ -1,0 +1,87 @@
+/** Traffic mirroring end to end: copies reach the mirror subset; its answers never reach the caller. */
+import type { IncomingMessage } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { echoHandler, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
+import { endpointOf, startOutbound } from './resilience-fixture.js';
+
+const procs = new Processes();
+const upstreams: TestUpstream[] = [];
+
+afterEach(async () => {
+  await procs.killAll();
+  await Promise.all(upstreams.splice(0).map((u) => u.close()));
+});
+
+const bodies = new Map<string, string>();
+/** Reads the body, remembers it by x-request-id, then hands over to `next`. */
+const recordingBody = (next: Handler): Handler => (req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    bodies.set(`${(req as IncomingMessage).headers['x-skein-mirror'] ?? 'primary'}:${req.headers['x-request-id']}`, Buffer.concat(chunks).toString());
+    next(req, res);
+  });
+};
+
+async function mirrored(mirrorHandler: Handler, percent = 100) {
+  const primary = await startUpstream(recordingBody(echoHandler('v1')));
+  const shadow = await startUpstream(recordingBody(mirrorHandler));
+  upstreams.push(primary, shadow);
+  const web = await startOutbound(procs, {
+    version: '1',
+    services: { catalog: { endpoints: [endpointOf(primary, 'v1'), endpointOf(shadow, 'v2')] } },
+    routes: { catalog: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, mirror: { subset: 'v2', percent } }] },
+  });
+  return { primary, shadow, web };
+}
+
+describe('mirroring', () => {
+  it('copies requests (with their buffered bodies) to the mirror subset', async () => {
+    const { primary, shadow, web } = await mirrored(echoHandler('v2'));
+    const get = await web.call('/items?page=2', { headers: { 'x-request-id': 'get-1' } });
+    expect(get.status).toBe(200);
+    expect(JSON.parse(get.body).name).toBe('v1');
+    const post = await web.call('/orders', { method: 'POST', body: '{"item":42}', headers: { 'content-type': 'application/json', 'x-request-id': 'post-1' } });
+    expect(JSON.parse(post.body).name).toBe('v1');
+
+    await waitUntil(() => shadow.requests.length === 2, { what: 'two mirrored copies' });
+    expect(shadow.requests.map((r) => [r.method, r.url])).toEqual([
+      ['GET', '/items?page=2'],
+      ['POST', '/orders'],
+    ]);
+    expect(shadow.requests.every((r) => r.headers['x-skein-mirror'] === '1')).toBe(true);
+    expect(bodies.get('1:post-1')).toBe('{"item":42}');
+    expect(primary.requests.length).toBe(2);
+    expect(primary.requests.some((r) => r.headers['x-skein-mirror'] !== undefined)).toBe(false);
+  });
+
+  it('never lets a slow or failing mirror reach or delay the caller', async () => {
+    let n = 0;
+    const { primary, shadow, web } = await mirrored((req, res) => {
+      // Alternate: stall for 3 s, answer 500, or drop the connection.
+      const mode = n++ % 3;
+      if (mode === 0) setTimeout(() => echoHandler('v2')(req, res), 3000);
+      else if (mode === 1) {
+        res.writeHead(500);
+        res.end('mirror broke');
+      } else req.socket.destroy();
+    });
+    for (let i = 0; i < 6; i++) {
+      const r = await web.call(`/items/${i}`);
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body).name).toBe('v1');
+      expect(r.ms).toBeLessThan(1000);
+    }
+    await waitUntil(() => shadow.requests.length === 6, { what: 'six mirrored copies' });
+    expect(primary.requests.length).toBe(6);
+  });
+
+  it('mirrors only its percentage of requests', async () => {
+    const { shadow, web } = await mirrored(echoHandler('v2'), 50);
+    for (let i = 0; i < 60; i++) expect((await web.call('/items')).status).toBe(200);
+    // Binomial(60, 0.5) falls outside [12, 48] with probability ~1e-6.
+    await waitUntil(() => shadow.requests.length >= 12, { what: 'mirrored copies to land' });
+    expect(shadow.requests.length).toBeGreaterThanOrEqual(12);
+    expect(shadow.requests.length).toBeLessThanOrEqual(48);
+  });
+});

@@ -1,0 +1,195 @@
+/**
+ * Retries, retry budget, circuit breaker, outlier ejection and timeouts, end to end: a real
+ * `web` sidecar (static config) in front of real test upstreams that flap, fail or stall.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ServicePolicyInput } from '../../common/config/schema.js';
+import { echoHandler, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
+import { endpointOf, metric, scrape, startOutbound } from './resilience-fixture.js';
+
+const procs = new Processes();
+const upstreams: TestUpstream[] = [];
+
+afterEach(async () => {
+  await procs.killAll();
+  await Promise.all(upstreams.splice(0).map((u) => u.close()));
+});
+
+async function upstream(handler: Handler): Promise<TestUpstream> {
+  const u = await startUpstream(handler);
+  upstreams.push(u);
+  return u;
+}
+
+function catalog(policy: ServicePolicyInput, ...endpoints: TestUpstream[]) {
+  return { version: '1', services: { catalog: { ...policy, endpoints: endpoints.map((e) => endpointOf(e)) } } };
+}
+
+const fail = (status: number): Handler => (_req, res) => {
+  res.writeHead(status, { 'content-type': 'text/plain' });
+  res.end(`upstream says ${status}`);
+};
+
+describe('retries', () => {
+  it('turn a flapping upstream into 200s with x-skein-attempt counting tries, and never replay a POST that reached it', async () => {
+    let n = 0;
+    const ok = echoHandler('catalog');
+    const flapping = await upstream((req, res) => (++n % 2 === 1 ? fail(503)(req, res) : ok(req, res)));
+    const web = await startOutbound(procs, catalog({ retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } } }, flapping));
+
+    for (let i = 0; i < 10; i++) {
+      const r = await web.call(`/items/${i}`);
+      expect(r.status, r.body).toBe(200);
+    }
+    expect(flapping.requests.length).toBe(20);
+    expect(flapping.requests.map((r) => r.headers['x-skein-attempt'])).toEqual(Array.from({ length: 20 }, (_, i) => String((i % 2) + 1)));
+
+    const post = await web.call('/orders', { method: 'POST', body: '{"x":1}', headers: { 'content-type': 'application/json' } });
+    expect(post.status).toBe(503);
+    expect(post.headers['x-skein-reason']).toBeUndefined(); // the upstream's own answer, passed through
+    expect(flapping.requests.filter((r) => r.method === 'POST').length).toBe(1);
+
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog', reason: 'gateway-error' })).toBe(10);
+  });
+
+  it('retry a POST whose upstream cannot be reached at all (connect failure)', async () => {
+    const good = await upstream(echoHandler('catalog'));
+    const closed = await upstream(fail(500));
+    await closed.close(); // its port now refuses connections
+    upstreams.splice(upstreams.indexOf(closed), 1);
+    const web = await startOutbound(procs, catalog({ lb: 'round-robin', retries: { attempts: 2, backoff: { base: '1ms', max: '2ms' } } }, closed, good));
+    for (let i = 0; i < 4; i++) {
+      const r = await web.call('/orders', { method: 'POST', body: 'x' });
+      expect(r.status, r.body).toBe(200);
+    }
+    expect(good.requests.length).toBe(4);
+    expect(metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' })).toBeGreaterThan(0);
+  });
+
+  it('are capped by the retry budget (20% of requests + 10/s) under a 100%-failing upstream', async () => {
+    const down = await upstream(fail(503));
+    const web = await startOutbound(
+      procs,
+      catalog(
+        {
+          retries: { attempts: 2, backoff: { base: '1ms', max: '2ms' }, budget: { ratio: 0.2, minPerSecond: 10 } },
+          circuitBreaker: { volumeThreshold: 1_000_000 },
+        },
+        down,
+      ),
+    );
+    const requests = 300;
+    const started = Date.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < requests) {
+        next++;
+        const r = await web.call('/items');
+        expect(r.status).toBe(503);
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, worker));
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+
+    const s = await scrape(web.sidecar);
+    const retries = metric(s, 'skein_retries_total', { destination: 'catalog' });
+    const exhausted = metric(s, 'skein_retry_budget_exhausted_total', { destination: 'catalog' });
+    // Without a budget every request would be tried 3 times: 600 retries.
+    expect(retries).toBeLessThanOrEqual(0.2 * requests + 10 * (seconds + 1));
+    expect(retries).toBeGreaterThanOrEqual(0.2 * requests);
+    expect(exhausted).toBeGreaterThan(0);
+    expect(down.requests.length).toBe(requests + retries);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '503' })).toBe(requests);
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens after volumeThreshold failures, answers 503 circuit-open without calling the upstream, and recovers after resetTimeout', async () => {
+    let failing = true;
+    const ok = echoHandler('catalog');
+    const flaky = await upstream((req, res) => (failing ? fail(503)(req, res) : ok(req, res)));
+    const web = await startOutbound(
+      procs,
+      catalog({ retries: { attempts: 0 }, circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: '1s' } }, flaky),
+    );
+
+    for (let i = 0; i < 5; i++) expect((await web.call('/items')).status).toBe(503);
+    const rejected = await web.call('/items');
+    const openedAt = Date.now();
+    expect(rejected.status).toBe(503);
+    expect(rejected.headers['x-skein-reason']).toBe('circuit-open');
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    expect(flaky.requests.length).toBe(5);
+
+    let s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_circuit_state', { destination: 'catalog' })).toBe(1);
+    expect(metric(s, 'skein_circuit_rejections_total', { destination: 'catalog' })).toBe(2);
+
+    failing = false;
+    await waitUntil(async () => (await web.call('/items')).status === 200, { timeoutMs: 5000, what: 'the circuit to close again' });
+    expect(Date.now() - openedAt).toBeGreaterThanOrEqual(900);
+    expect((await web.call('/items')).status).toBe(200);
+    s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_circuit_state', { destination: 'catalog' })).toBe(0);
+  });
+});
+
+describe('outlier detection', () => {
+  it('ejects an endpoint that keeps failing and moves its traffic to the healthy one', async () => {
+    const bad = await upstream(fail(500));
+    const good = await upstream(echoHandler('good'));
+    const web = await startOutbound(
+      procs,
+      catalog(
+        {
+          lb: 'round-robin',
+          retries: { attempts: 0 },
+          circuitBreaker: { volumeThreshold: 1000 },
+          outlierDetection: { consecutiveErrors: 3, baseEjectionTime: '30s', maxEjectionPercent: 50 },
+        },
+        bad,
+        good,
+      ),
+    );
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await web.call('/items')).status);
+    expect(bad.requests.length).toBe(3);
+    expect(statuses.filter((s) => s === 500).length).toBe(3);
+    expect(statuses.slice(-10)).toEqual(Array(10).fill(200));
+
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_outlier_ejections_total', { destination: 'catalog' })).toBe(1);
+    expect(metric(s, 'skein_endpoints', { destination: 'catalog', subset: '*', state: 'ejected' })).toBe(1);
+    const clusters = await (await fetch(`${web.sidecar.adminUrl}/clusters`)).text();
+    expect(clusters).toContain(`"port":${bad.port}`);
+    expect(clusters).toContain('ejected');
+  });
+});
+
+describe('timeouts', () => {
+  it('retries a try that exceeds perTryTimeout', async () => {
+    let n = 0;
+    const ok = echoHandler('catalog');
+    const slowFirst = await upstream((req, res) => (++n === 1 ? setTimeout(() => ok(req, res), 1500) : ok(req, res)));
+    const web = await startOutbound(procs, catalog({ timeout: '3s', retries: { attempts: 2, perTryTimeout: '200ms', backoff: { base: '1ms', max: '2ms' } } }, slowFirst));
+    const r = await web.call('/items');
+    expect(r.status).toBe(200);
+    expect(r.ms).toBeGreaterThanOrEqual(190);
+    expect(r.ms).toBeLessThan(1400);
+    expect(slowFirst.requests.map((q) => q.headers['x-skein-attempt'])).toEqual(['1', '2']);
+    expect(metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'timeout' })).toBe(1);
+  });
+
+  it('answers 504 timeout when the whole request, retries included, exceeds timeout', async () => {
+    const stalled = await upstream((req, res) => setTimeout(() => echoHandler('late')(req, res), 3000));
+    const web = await startOutbound(procs, catalog({ timeout: '500ms', retries: { attempts: 5, perTryTimeout: '200ms', backoff: { base: '1ms', max: '2ms' } } }, stalled));
+    const r = await web.call('/items');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-skein-reason']).toBe('timeout');
+    expect(r.ms).toBeGreaterThanOrEqual(480);
+    expect(r.ms).toBeLessThan(1500);
+    // 200 ms tries inside a 500 ms budget: the deadline cut the third.
+    expect(stalled.requests.length).toBeLessThanOrEqual(3);
+  });
+});
