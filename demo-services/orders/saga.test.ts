@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Mesh } from '../shared/mesh.js';
+import { OrderSaga } from './saga.js';
+import { OrderStore } from './store.js';
+import { ScriptedService } from './test-fakes.js';
+
+let dir: string;
+let store: OrderStore;
+let inventory: ScriptedService;
+let payments: ScriptedService;
+let mesh: Mesh;
+let saga: OrderSaga;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'skein-saga-'));
+  store = new OrderStore(dir);
+  inventory = new ScriptedService();
+  payments = new ScriptedService(() => ({ status: 'captured' }));
+  mesh = new Mesh({ DEMO_DIRECT_INVENTORY: await inventory.start(), DEMO_DIRECT_PAYMENTS: await payments.start() });
+  saga = new OrderSaga({ store, inventory: mesh.http('inventory'), payments: mesh.http('payments'), log: pino({ level: 'silent' }), compensationMaxBackoffMs: 20 });
+});
+afterEach(async () => {
+  await mesh.close();
+  await Promise.all([inventory.stop(), payments.stop()]);
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const newOrder = () => store.createPending({ idempotencyKey: 'k', requestHash: 'h', userId: 'u1', currency: 'USD', items: [{ productId: 'p1', name: 'x', quantity: 2, unitPriceCents: 150 }] });
+const steps = (id: string) => store.get(id)!.steps.map((s) => `${s.step}:${s.outcome}`);
+
+describe('OrderSaga', () => {
+  it('keys the reservation and the charge by the order id', async () => {
+    const order = await saga.run(newOrder().id);
+    expect(order.status).toBe('confirmed');
+    expect(inventory.calls[0]).toMatchObject({ path: '/reservations', body: { reservationId: order.id, items: [{ productId: 'p1', quantity: 2 }] } });
+    expect(payments.calls[0]).toMatchObject({ path: '/charges', body: { userId: 'u1', amountCents: 300 } });
+  });
+
+  it('does not undo a step the service refused (4xx), only the ones before it', async () => {
+    payments.script.push(402);
+    const order = await saga.run(newOrder().id);
+    expect(order.status).toBe('cancelled');
+    expect(steps(order.id)).toEqual(['reserve:ok', 'charge:failed', 'release:ok']);
+    expect(payments.calls).toHaveLength(1);
+  });
+
+  it('keeps retrying a compensation that fails until it succeeds', async () => {
+    payments.script.push(503); // charge: outcome unknown, so refund and release are owed
+    inventory.script.push(201, 503, 503); // reserve ok; release fails twice
+    const order = await saga.run(newOrder().id);
+    expect(order.status).toBe('cancelled');
+    expect(steps(order.id)).toEqual(['reserve:ok', 'charge:failed', 'refund:ok', 'release:failed']);
+    const deadline = Date.now() + 5_000;
+    while (store.compensationsOwed(order.id).length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+      await saga.runDueCompensations();
+    }
+    expect(store.compensationsOwed(order.id)).toEqual([]);
+    expect(steps(order.id)).toEqual(['reserve:ok', 'charge:failed', 'refund:ok', 'release:failed', 'release:failed', 'release:ok']);
+    expect(inventory.calls.filter((c) => c.path.endsWith('/release'))).toHaveLength(3);
+  });
+});

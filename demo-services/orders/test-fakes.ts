@@ -1,0 +1,43 @@
+/** A scripted HTTP service for the orders unit tests: answers each call from a queue of statuses. */
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+
+export interface Recorded {
+  method: string;
+  path: string;
+  body: unknown;
+}
+
+export class ScriptedService {
+  readonly calls: Recorded[] = [];
+  /** Statuses to answer with, in order; when empty, `fallback`. */
+  readonly script: number[] = [];
+  fallback = 200;
+  private readonly server: Server;
+
+  constructor(private readonly answer: (call: Recorded) => unknown = () => ({ ok: true })) {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        const call = { method: req.method!, path: req.url!, body: text ? JSON.parse(text) : undefined };
+        this.calls.push(call);
+        const status = this.script.shift() ?? this.fallback;
+        const body = status < 300 ? this.answer(call) : { error: { code: 'scripted', message: `scripted ${status}` } };
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      });
+    });
+  }
+
+  async start(): Promise<string> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return `127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
