@@ -57,6 +57,8 @@ export class CircuitBreaker {
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
     });
+    // A fallback makes fire()'s promise resolve on failure too, so no catch() per attempt.
+    this.opossum.fallback(ignore);
     this.opossum.on('open', () => this.transition('open'));
     this.opossum.on('halfOpen', () => this.transition('half-open'));
     this.opossum.on('close', () => this.transition('closed'));
@@ -88,7 +90,7 @@ export class CircuitBreaker {
     }
     this.inFlight++;
     // fire() runs `pending` synchronously, which registers this attempt's settle functions.
-    o.fire().catch(ignore);
+    void o.fire();
     return true;
   }
 
