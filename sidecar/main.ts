@@ -1,6 +1,328 @@
-/** Placeholder until the data plane lands: see sidecar/README.md. */
+/**
+ * `skein sidecar`: composes the sidecar from explicit parts (config source, endpoint source,
+ * identity provider, metrics, logger), opens its listeners and runs until SIGTERM/SIGINT,
+ * then drains and exits 0.
+ *
+ *   inbound  :inboundPort  (mTLS when an identity is configured) → app on 127.0.0.1:appPort
+ *   outbound 127.0.0.1:outboundPort, and one 127.0.0.1:PORT per --upstream → peer sidecars
+ *   admin    127.0.0.1:adminPort
+ */
+import type { Server } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { Pool, type Dispatcher } from 'undici';
+import { parseSnapshot } from '../common/config/parse.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { compileSplit } from '../common/routing/index.js';
+import { createAdminServer, type AdminDeps } from './admin/server.js';
+import { AppHealth } from './app-health.js';
+import { InboundPeers } from './authz/peer.js';
+import { Mesh } from './cluster/mesh.js';
+import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import { EndpointPools, UpstreamEndpoint, type PoolFactory } from './cluster/upstream-endpoint.js';
+import { StaticFileConfigSource } from './config/static-file-source.js';
+import type { ConfigSource } from './config-source.js';
+import { StaticEndpointSource } from './discovery/static.js';
+import type { EndpointSource } from './discovery/source.js';
+import type { ExchangeDeps } from './exchange.js';
+import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
+import { StaticFileIdentity } from './identity/static-file.js';
+import { outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
+import { Lifecycle } from './lifecycle.js';
+import { createProxyServer, listen } from './listeners.js';
 import type { SidecarOptions } from './options.js';
+import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
+import type { Connector } from './stages/upgrade.js';
+import { SidecarMetrics, type EdgeMetrics } from './telemetry/metrics.js';
+import { IdSource } from './telemetry/trace-context.js';
+
+/** The pluggable parts; static mode fills them from files, control-plane mode from the push stream. */
+export interface SidecarParts {
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  readonly configSource: ConfigSource;
+  readonly endpointSource: EndpointSource;
+  /** Called with each snapshot before the mesh installs it (static discovery reads endpoints from it). */
+  readonly onSnapshot?: (snapshot: ReturnType<typeof parseSnapshot>) => void;
+  readonly identity: IdentityProvider | undefined;
+}
+
+/** Shared by every endpoint pool: keep-alive, no undici-level body timeout (the attempt loop owns timeouts). */
+const POOL_OPTIONS: Pool.Options = {
+  keepAliveTimeout: 30_000,
+  keepAliveMaxTimeout: 60_000,
+  maxHeaderSize: 64 * 1024,
+  headersTimeout: 0,
+  bodyTimeout: 0,
+};
+
+function hostForUrl(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+/** TLS options to reach a peer sidecar of `service` with this identity. */
+function peerTlsOptions(identity: TlsIdentity, context: ReturnType<typeof createSecureContext>, service: string): ConnectionOptions {
+  if (trustDomainOf(identity) !== undefined) return outboundConnectOptions(identity, context, service);
+  // A certificate without a SPIFFE ID: the chain is still verified, the peer's name is not.
+  return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+}
+
+function transport(identity: TlsIdentity | undefined): { pools: PoolFactory; connect: Connector } {
+  if (identity === undefined) {
+    return {
+      pools: (_service, address, port) => new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
+      connect: (_service, address, port) => netConnect({ host: address, port }),
+    };
+  }
+  const context = createSecureContext({ key: identity.keyPem, cert: identity.certPem, ca: identity.caPem, minVersion: 'TLSv1.2' });
+  return {
+    pools: (service, address, port) => new Pool(`https://${hostForUrl(address)}:${port}`, { ...POOL_OPTIONS, connect: peerTlsOptions(identity, context, service) as never }),
+    connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
+  };
+}
 
 export async function runSidecar(options: SidecarOptions): Promise<void> {
-  throw new Error(`sidecar for ${options.service} is not built yet`);
+  const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
+  if (!options.config) throw new Error('control-plane mode is not available in this build; run with --config FILE (static mode)');
+  const endpoints = new StaticEndpointSource();
+  const identity =
+    options.certFile && options.keyFile && options.caFile
+      ? new StaticFileIdentity({ certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile })
+      : undefined;
+  if (options.certFile && !options.caFile) throw new Error('--cert-file needs --ca-file (the trust bundle to verify peers with)');
+  const sidecar = await startSidecar(options, {
+    logger,
+    metrics: new SidecarMetrics(),
+    configSource: new StaticFileConfigSource(options.config, logger),
+    endpointSource: endpoints,
+    onSnapshot: (snapshot) => endpoints.update(snapshot),
+    identity,
+  });
+  const stop = (signal: string): void => {
+    logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
+    void sidecar.shutdown(options.drainTimeoutMs).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+export interface RunningSidecar {
+  readonly lifecycle: Lifecycle;
+  readonly mesh: Mesh;
+  shutdown(drainTimeoutMs: number): Promise<void>;
+}
+
+export async function startSidecar(options: SidecarOptions, parts: SidecarParts): Promise<RunningSidecar> {
+  const { logger, metrics } = parts;
+  const lifecycle = new Lifecycle();
+  const random = Math.random;
+  const ids = new IdSource();
+  let tlsIdentity = parts.identity?.current();
+  const net = transport(tlsIdentity);
+  const pools = new EndpointPools(net.pools);
+  let connect = net.connect;
+  const mesh = new Mesh({ self: options.service, endpointSource: parts.endpointSource, pools, metrics, logger });
+
+  if (tlsIdentity) metrics.setCertExpiry(tlsIdentity.notAfter.getTime() / 1000);
+  parts.identity?.onChange((next) => {
+    tlsIdentity = next;
+    const t = transport(next);
+    pools.replaceFactory(t.pools);
+    connect = t.connect;
+    inbound.setSecureContext?.({ key: next.keyPem, cert: next.certPem, ca: next.caPem });
+    metrics.setCertExpiry(next.notAfter.getTime() / 1000);
+    logger.info({ notAfter: next.notAfter.toISOString() }, 'identity renewed');
+  });
+
+  // ---- config -------------------------------------------------------------------------
+  let version: string | undefined;
+  const apply = (raw: unknown): void => {
+    let snapshot;
+    try {
+      snapshot = parseSnapshot(raw);
+    } catch (err) {
+      metrics.configUpdate('nack');
+      throw err;
+    }
+    parts.onSnapshot?.(snapshot);
+    mesh.install(snapshot);
+    version = snapshot.version;
+    metrics.configUpdate('ack');
+    logger.info({ version, services: Object.keys(snapshot.services) }, 'config applied');
+  };
+  await parts.configSource.start(apply);
+
+  // ---- the local app ------------------------------------------------------------------
+  const appPool = new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
+  const appHealth = new AppHealth({ port: options.appPort, path: options.appHealthPath, protocol: options.appProtocol }, appPool as Dispatcher, logger);
+  const appEndpoint = new UpstreamEndpoint(`127.0.0.1:${options.appPort}`, '127.0.0.1', options.appPort, { version: options.version }, appPool);
+  const inboundEdges = new Map<string, EdgeMetrics>();
+  const appSubset: SubsetRuntime = {
+    service: options.service,
+    name: options.version,
+    endpoints: [appEndpoint],
+    picker: { pick: () => appEndpoint },
+    breaker: null,
+    edge: metrics.edge('inbound', 'unknown', options.service, options.version),
+  };
+  const appRoute: RouteRuntime = {
+    index: 0,
+    name: 'inbound',
+    split: compileSplit(undefined),
+    subsets: [appSubset],
+    // The caller's sidecar owns timeouts and retries for this hop.
+    timeoutMs: 0,
+    retry: null,
+    retryNonIdempotent: false,
+    fault: null,
+    mirror: null,
+  };
+  const app: LocalApp = {
+    route: appRoute,
+    subset: appSubset,
+    edge(source) {
+      const key = source ?? 'unknown';
+      let edge = inboundEdges.get(key);
+      if (edge === undefined) {
+        edge = metrics.edge('inbound', key, options.service, options.version);
+        inboundEdges.set(key, edge);
+      }
+      return edge;
+    },
+  };
+
+  // ---- readiness ----------------------------------------------------------------------
+  lifecycle.addCheck({ name: 'config', blocker: () => (parts.configSource.hasSnapshot ? undefined : parts.configSource.status) });
+  if (parts.identity) lifecycle.addCheck({ name: 'certificates', blocker: () => (tlsIdentity ? undefined : 'no certificate yet') });
+  lifecycle.addCheck({ name: 'app', blocker: () => appHealth.readinessBlocker() });
+
+  // ---- listeners ----------------------------------------------------------------------
+  const outboundDeps: ExchangeDeps = { direction: 'outbound', ids, lifecycle, metrics, random };
+  const inboundDeps: ExchangeDeps = { direction: 'inbound', ids, lifecycle, metrics, random };
+  const peers = new InboundPeers({
+    trustDomain: () => trustDomainOf(tlsIdentity),
+    onRejected: (reason, detail, socket) => {
+      metrics.tlsHandshakeFailed(reason);
+      logger.warn({ reason, remote: socket.remoteAddress }, `inbound connection refused: ${detail}`);
+    },
+  });
+  const inboundCtx: InboundContext = {
+    deps: inboundDeps,
+    mesh,
+    metrics,
+    self: options.service,
+    app,
+    peerOf: tlsIdentity ? (socket) => peers.peerOf(socket as TLSSocket)?.service : () => undefined,
+    appBlocker: () => appHealth.trafficBlocker(),
+    connectApp: (_service, address, port) => netConnect({ host: address, port }),
+  };
+  const outboundCtx = (fixedService: string | undefined): OutboundContext => ({
+    deps: outboundDeps,
+    mesh,
+    fixedService,
+    connect: (service, address, port) => connect(service, address, port),
+  });
+
+  const inbound = createProxyServer(
+    (req, res) => handleInbound(inboundCtx, req, res),
+    (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
+    tlsIdentity ? { key: tlsIdentity.keyPem, cert: tlsIdentity.certPem, ca: tlsIdentity.caPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' } : undefined,
+  ) as Server & { setSecureContext?: (o: object) => void };
+  if (tlsIdentity) {
+    peers.attach(inbound as never);
+    inbound.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
+      const reason = handshakeFailureReason(err);
+      metrics.tlsHandshakeFailed(reason);
+      logger.warn({ reason, code: err.code, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
+    });
+  } else {
+    logger.warn('no --cert-file/--key-file/--ca-file: the inbound listener speaks plain HTTP and callers have no verified identity');
+  }
+  const mainOutbound = outboundCtx(undefined);
+  const outbound = createProxyServer(
+    (req, res) => handleOutbound(mainOutbound, req, res),
+    (req, socket, head) => handleOutboundUpgrade(mainOutbound, req, socket, head),
+  );
+  const dedicated = options.upstreams.map((u) => {
+    const ctx = outboundCtx(u.service);
+    return {
+      upstream: u,
+      server: createProxyServer(
+        (req, res) => handleOutbound(ctx, req, res),
+        (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
+      ),
+    };
+  });
+
+  let drainStarted: Promise<boolean> | undefined;
+  const startDrain = (timeoutMs: number): Promise<boolean> => {
+    if (drainStarted === undefined) {
+      logger.info({ inFlight: lifecycle.inFlight }, 'draining: /ready is 503 and responses carry Connection: close');
+      drainStarted = lifecycle.drain(timeoutMs);
+      for (const server of [inbound, outbound, ...dedicated.map((d) => d.server)]) server.closeIdleConnections();
+    }
+    return drainStarted;
+  };
+
+  const admin = createAdminServer({
+    notReady: () => lifecycle.notReady(),
+    metricsText: () => metrics.text(),
+    metricsContentType: metrics.contentType,
+    config: () => ({ version: version ?? null, source: parts.configSource.status, snapshot: mesh.snapshot ?? null }),
+    clusters: () => mesh.clusters(),
+    drain: () => {
+      void startDrain(options.drainTimeoutMs);
+      return lifecycle.inFlight;
+    },
+  } satisfies AdminDeps);
+
+  await listen(admin, options.adminPort, '127.0.0.1');
+  await listen(inbound, options.inboundPort, options.inboundHost);
+  await listen(outbound, options.outboundPort, '127.0.0.1');
+  for (const d of dedicated) await listen(d.server, d.upstream.port, '127.0.0.1');
+  appHealth.start();
+  logger.info(
+    {
+      inbound: `${options.inboundHost}:${options.inboundPort}`,
+      mtls: tlsIdentity !== undefined,
+      outbound: `127.0.0.1:${options.outboundPort}`,
+      upstreams: options.upstreams,
+      admin: `127.0.0.1:${options.adminPort}`,
+      app: `127.0.0.1:${options.appPort}`,
+    },
+    'sidecar listening',
+  );
+
+  return {
+    lifecycle,
+    mesh,
+    async shutdown(drainTimeoutMs) {
+      const idle = await startDrain(drainTimeoutMs);
+      if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
+      appHealth.stop();
+      const servers = [inbound, outbound, ...dedicated.map((d) => d.server)];
+      for (const server of servers) {
+        server.close();
+        server.closeAllConnections();
+      }
+      admin.close();
+      admin.closeAllConnections();
+      await parts.configSource.close();
+      await parts.endpointSource.close();
+      await parts.identity?.close();
+      mesh.close();
+      await Promise.race([Promise.all([pools.close(), appPool.close()]), new Promise((r) => setTimeout(r, 1000).unref())]);
+      logger.info('sidecar stopped');
+    },
+  };
+}
+
+/** The `reason` label of a failed inbound handshake. */
+function handshakeFailureReason(err: Error & { code?: string }): string {
+  const text = `${err.code ?? ''} ${err.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/i.test(text)) return 'no-client-certificate';
+  if (/EXPIRED/i.test(text)) return 'expired-certificate';
+  if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|CERTIFICATE_VERIFY_FAILED|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(text)) return 'untrusted-certificate';
+  if (err.code === 'ECONNRESET') return 'reset';
+  return 'protocol';
 }

@@ -1,0 +1,70 @@
+/**
+ * The admin listener on 127.0.0.1:adminPort (SPEC §3): /live, /ready, /metrics, /config,
+ * /clusters, POST /drain. Plain node:http: it is off the request path.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+export interface AdminDeps {
+  notReady(): string[];
+  metricsText(): Promise<string>;
+  readonly metricsContentType: string;
+  config(): object;
+  clusters(): object;
+  /** Starts draining; resolves at once with the in-flight count. */
+  drain(): number;
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function route(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  const method = req.method ?? 'GET';
+  const allow = (m: string): boolean => {
+    if (method === m || (m === 'GET' && method === 'HEAD')) return true;
+    res.setHeader('allow', m);
+    json(res, 405, { error: { code: 'method-not-allowed', message: `${path} takes ${m}` } });
+    return false;
+  };
+  switch (path) {
+    case '/live':
+      if (allow('GET')) send(res, 200, 'text/plain; charset=utf-8', 'live\n');
+      return;
+    case '/ready': {
+      if (!allow('GET')) return;
+      const blockers = deps.notReady();
+      if (blockers.length === 0) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
+      else send(res, 503, 'text/plain; charset=utf-8', `not ready:\n${blockers.map((b) => `- ${b}\n`).join('')}`);
+      return;
+    }
+    case '/metrics':
+      if (allow('GET')) send(res, 200, deps.metricsContentType, await deps.metricsText());
+      return;
+    case '/config':
+      if (allow('GET')) json(res, 200, deps.config());
+      return;
+    case '/clusters':
+      if (allow('GET')) json(res, 200, deps.clusters());
+      return;
+    case '/drain':
+      if (allow('POST')) json(res, 202, { draining: true, inFlight: deps.drain() });
+      return;
+    default:
+      json(res, 404, { error: { code: 'not-found', message: `no admin endpoint ${path}; try /live /ready /metrics /config /clusters, POST /drain` } });
+  }
+}
+
+export function createAdminServer(deps: AdminDeps): Server {
+  return createServer((req, res) => {
+    route(deps, req, res).catch((err: Error) => {
+      if (!res.headersSent) json(res, 500, { error: { code: 'internal', message: err.message } });
+      else res.destroy();
+    });
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * The sidecar's view of the mesh: the snapshot in force and, per destination service, the
+ * compiled `ServiceRuntime` the request path reads. A new snapshot or endpoint set builds new
+ * runtimes and swaps them in; breakers, outlier detectors, retry budgets and endpoint pools
+ * are kept across rebuilds while their policy is unchanged.
+ */
+import type { Endpoint, ServicePolicy, Snapshot } from '../../common/config/schema.js';
+import { defaultServicePolicy } from '../../common/config/schema.js';
+import type { Logger } from '../../common/log.js';
+import { compileIntentions, type IntentionsEvaluator } from '../authz/intentions.js';
+import type { EndpointSource } from '../discovery/source.js';
+import { CircuitBreaker } from '../resilience/breaker.js';
+import { OutlierDetector } from '../resilience/outlier.js';
+import { RetryBudget } from '../resilience/retry-budget.js';
+import type { SidecarMetrics } from '../telemetry/metrics.js';
+import { buildServiceRuntime, type ServiceRuntime } from './service-runtime.js';
+import type { EndpointPools, UpstreamEndpoint } from './upstream-endpoint.js';
+
+interface ServiceState {
+  readonly name: string;
+  policy: ServicePolicy;
+  rules: Snapshot['routes'][string] | undefined;
+  endpoints: readonly UpstreamEndpoint[];
+  breakers: Map<string, CircuitBreaker>;
+  outlier: OutlierDetector;
+  budget: RetryBudget;
+  unwatch: () => void;
+}
+
+export interface MeshDeps {
+  /** This sidecar's own service (the `source` of outbound metrics). */
+  readonly self: string;
+  readonly endpointSource: EndpointSource;
+  readonly pools: EndpointPools;
+  readonly metrics: SidecarMetrics;
+  readonly logger: Logger;
+  readonly random?: () => number;
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export class Mesh {
+  private readonly states = new Map<string, ServiceState>();
+  private readonly runtimes = new Map<string, ServiceRuntime>();
+  private current: Snapshot | undefined;
+  private evaluator: IntentionsEvaluator = compileIntentions(undefined);
+
+  constructor(private readonly deps: MeshDeps) {}
+
+  get snapshot(): Snapshot | undefined {
+    return this.current;
+  }
+
+  /** The runtime of a destination, or undefined when the snapshot does not know it. */
+  service(name: string): ServiceRuntime | undefined {
+    return this.runtimes.get(name);
+  }
+
+  /** Intentions of the snapshot in force; `source` undefined for a caller without identity. */
+  authorize(source: string | undefined, destination: string): boolean {
+    return this.evaluator(source, destination).allowed;
+  }
+
+  install(snapshot: Snapshot): void {
+    this.current = snapshot;
+    this.evaluator = compileIntentions(snapshot.intentions);
+    const names = new Set([...Object.keys(snapshot.services), ...Object.keys(snapshot.routes)]);
+    for (const [name, state] of this.states) {
+      if (names.has(name)) continue;
+      state.unwatch();
+      this.closeState(state);
+      this.states.delete(name);
+      for (const subset of this.runtimes.get(name)?.subsets.keys() ?? []) {
+        this.deps.metrics.setEndpoints(name, subset, 'healthy', 0);
+        this.deps.metrics.setEndpoints(name, subset, 'ejected', 0);
+      }
+      this.runtimes.delete(name);
+      this.deps.pools.drop(name);
+    }
+    for (const name of names) {
+      const policy = snapshot.services[name] ?? defaultServicePolicy;
+      const rules = snapshot.routes[name];
+      const state = this.states.get(name);
+      if (state === undefined) {
+        this.addService(name, policy, rules);
+        continue;
+      }
+      this.updatePolicy(state, policy);
+      state.rules = rules;
+      this.rebuild(state);
+    }
+  }
+
+  /** Endpoints per service and subset with health, outlier and breaker state, for /clusters. */
+  clusters(): object {
+    const out: Record<string, object> = {};
+    for (const [name, runtime] of this.runtimes) {
+      const outlier = new Map(runtime.outlier.state().map((s) => [s.key, s]));
+      const endpoint = (e: UpstreamEndpoint): object => {
+        const o = outlier.get(e.key);
+        const ejected = runtime.outlier.isEjected(e.key);
+        return { ...e.toJSON(), health: ejected ? 'ejected' : 'healthy', outlier: o ? { consecutiveErrors: o.consecutiveErrors, ejections: o.ejections, ejectedUntil: o.ejectedUntil ? new Date(o.ejectedUntil).toISOString() : null } : null };
+      };
+      const subsets: Record<string, object> = {};
+      for (const [subsetName, s] of runtime.subsets) {
+        subsets[subsetName] = { endpoints: s.endpoints.map(endpoint), breaker: s.breaker?.toJSON() ?? null };
+      }
+      out[name] = { lb: runtime.policy.lb, endpoints: runtime.endpoints.map(endpoint), subsets, retryBudgetAvailable: runtime.budget.available() };
+    }
+    return out;
+  }
+
+  close(): void {
+    for (const state of this.states.values()) {
+      state.unwatch();
+      this.closeState(state);
+    }
+    this.states.clear();
+    this.runtimes.clear();
+  }
+
+  private addService(name: string, policy: ServicePolicy, rules: ServiceState['rules']): void {
+    const state: ServiceState = {
+      name,
+      policy,
+      rules,
+      endpoints: [],
+      breakers: new Map(),
+      outlier: this.newOutlier(name, policy),
+      budget: new RetryBudget(policy.retries.budget),
+      unwatch: () => {},
+    };
+    this.states.set(name, state);
+    this.rebuild(state);
+    state.unwatch = this.deps.endpointSource.watch(name, (endpoints) => this.onEndpoints(state, endpoints));
+  }
+
+  private onEndpoints(state: ServiceState, endpoints: readonly Endpoint[]): void {
+    if (this.states.get(state.name) !== state) return;
+    state.endpoints = this.deps.pools.sync(state.name, endpoints);
+    state.outlier.setEndpoints(state.endpoints.map((e) => e.key));
+    this.rebuild(state);
+  }
+
+  private updatePolicy(state: ServiceState, policy: ServicePolicy): void {
+    const old = state.policy;
+    state.policy = policy;
+    if (!same(old.circuitBreaker, policy.circuitBreaker)) {
+      for (const b of state.breakers.values()) b.close();
+      state.breakers.clear();
+    }
+    if (!same(old.outlierDetection, policy.outlierDetection)) {
+      state.outlier.close();
+      state.outlier = this.newOutlier(state.name, policy);
+      state.outlier.setEndpoints(state.endpoints.map((e) => e.key));
+    }
+    if (!same(old.retries.budget, policy.retries.budget)) state.budget = new RetryBudget(policy.retries.budget);
+  }
+
+  private newOutlier(name: string, policy: ServicePolicy): OutlierDetector {
+    const metrics = this.deps.metrics;
+    const logger = this.deps.logger;
+    return new OutlierDetector(policy.outlierDetection, {
+      onEject: (key, until) => {
+        metrics.outlierEjected(name);
+        logger.warn({ service: name, endpoint: key, until: new Date(until).toISOString() }, 'endpoint ejected by outlier detection');
+      },
+      onChange: () => this.publishEndpointGauges(name),
+    });
+  }
+
+  private rebuild(state: ServiceState): void {
+    const { metrics, self } = this.deps;
+    const name = state.name;
+    const runtime = buildServiceRuntime(
+      {
+        name,
+        policy: state.policy,
+        rules: state.rules,
+        endpoints: state.endpoints,
+        outlier: state.outlier,
+        budget: state.budget,
+        breaker: (subset) => {
+          let b = state.breakers.get(subset);
+          if (b === undefined) {
+            b = new CircuitBreaker(state.policy.circuitBreaker, {
+              onStateChange: (s) => metrics.setCircuitState(name, subset, s),
+              onReject: () => metrics.circuitRejected(name, subset),
+            });
+            metrics.setCircuitState(name, subset, 'closed');
+            state.breakers.set(subset, b);
+          }
+          return b;
+        },
+        edge: (subset) => metrics.edge('outbound', self, name, subset),
+      },
+      this.deps.random,
+    );
+    this.runtimes.set(name, runtime);
+    this.publishEndpointGauges(name);
+  }
+
+  private publishEndpointGauges(name: string): void {
+    const runtime = this.runtimes.get(name);
+    if (runtime === undefined) return;
+    for (const [subset, s] of runtime.subsets) {
+      let ejected = 0;
+      for (const e of s.endpoints) if (runtime.outlier.isEjected(e.key)) ejected++;
+      this.deps.metrics.setEndpoints(name, subset, 'healthy', s.endpoints.length - ejected);
+      this.deps.metrics.setEndpoints(name, subset, 'ejected', ejected);
+    }
+  }
+
+  private closeState(state: ServiceState): void {
+    for (const b of state.breakers.values()) b.close();
+    state.outlier.close();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The compiled, immutable form of one destination service that the request path reads:
+ * its route table, and per rule the stages that are on (fault, mirror, retry, timeout;
+ * `null` when off, fastify style), and per subset a picker over its endpoints with its
+ * circuit breaker and metrics handle. A config or endpoint change builds a new one.
+ */
+import type { RouteRule, ServicePolicy } from '../../common/config/schema.js';
+import { compileRoutes, selectEndpoints, subsetSelector, type RouteTable, type WeightedSplit } from '../../common/routing/index.js';
+import { BALANCERS, type Picker } from '../balancers/index.js';
+import type { CircuitBreaker } from '../resilience/breaker.js';
+import type { OutlierDetector } from '../resilience/outlier.js';
+import { compileRetryOn, type RetryOn } from '../resilience/retry-decision.js';
+import type { RetryBudget } from '../resilience/retry-budget.js';
+import { compileFault, type FaultStage } from '../stages/fault.js';
+import type { EdgeMetrics } from '../telemetry/metrics.js';
+import type { UpstreamEndpoint } from './upstream-endpoint.js';
+
+export interface SubsetRuntime {
+  readonly service: string;
+  readonly name: string;
+  readonly endpoints: readonly UpstreamEndpoint[];
+  readonly picker: Picker<UpstreamEndpoint>;
+  /** null where no breaker applies (the inbound hop to the local app). */
+  readonly breaker: CircuitBreaker | null;
+  readonly edge: EdgeMetrics;
+}
+
+export interface RetryRuntime {
+  /** Extra attempts after the first. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number;
+  readonly on: RetryOn;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+}
+
+export interface MirrorRuntime {
+  readonly subset: SubsetRuntime;
+  readonly percent: number;
+}
+
+export interface RouteRuntime {
+  readonly index: number;
+  readonly name: string;
+  readonly split: WeightedSplit;
+  /** Parallel to `split.subsets`. */
+  readonly subsets: readonly SubsetRuntime[];
+  /** Whole request, retries included; 0 for none. */
+  readonly timeoutMs: number;
+  readonly retry: RetryRuntime | null;
+  readonly retryNonIdempotent: boolean;
+  readonly fault: FaultStage | null;
+  readonly mirror: MirrorRuntime | null;
+}
+
+export interface ServiceRuntime {
+  readonly name: string;
+  readonly policy: ServicePolicy;
+  readonly table: RouteTable;
+  readonly routes: readonly RouteRuntime[];
+  readonly subsets: ReadonlyMap<string, SubsetRuntime>;
+  readonly endpoints: readonly UpstreamEndpoint[];
+  readonly outlier: OutlierDetector;
+  readonly budget: RetryBudget;
+}
+
+/** Long-lived per-service state the runtime is built over (it survives rebuilds). */
+export interface ServiceParts {
+  readonly name: string;
+  readonly policy: ServicePolicy;
+  readonly rules: readonly RouteRule[] | undefined;
+  readonly endpoints: readonly UpstreamEndpoint[];
+  readonly outlier: OutlierDetector;
+  readonly budget: RetryBudget;
+  breaker(subset: string): CircuitBreaker;
+  edge(subset: string): EdgeMetrics;
+}
+
+function compileRetry(policy: ServicePolicy['retries']): RetryRuntime | null {
+  if (policy.attempts === 0) return null;
+  return {
+    attempts: policy.attempts,
+    perTryTimeoutMs: policy.perTryTimeout,
+    on: compileRetryOn(policy.on),
+    backoffBaseMs: policy.backoff.base,
+    backoffMaxMs: policy.backoff.max,
+  };
+}
+
+export function buildServiceRuntime(parts: ServiceParts, random: () => number = Math.random): ServiceRuntime {
+  const { policy } = parts;
+  const table = compileRoutes(parts.rules);
+  const isEjected = (key: string): boolean => parts.outlier.isEjected(key);
+  const balancer = BALANCERS[policy.lb];
+  const subsets = new Map<string, SubsetRuntime>();
+  const subset = (name: string): SubsetRuntime => {
+    let s = subsets.get(name);
+    if (s === undefined) {
+      const endpoints = selectEndpoints(subsetSelector(policy, name), parts.endpoints);
+      s = { service: parts.name, name, endpoints, picker: balancer(endpoints, isEjected, random), breaker: parts.breaker(name), edge: parts.edge(name) };
+      subsets.set(name, s);
+    }
+    return s;
+  };
+  const routes = table.rules.map((compiled): RouteRuntime => {
+    const rule = compiled.rule;
+    return {
+      index: compiled.index,
+      name: compiled.name,
+      split: compiled.split,
+      subsets: compiled.split.subsets.map(subset),
+      timeoutMs: rule.timeout ?? policy.timeout,
+      retry: compileRetry(rule.retries ?? policy.retries),
+      retryNonIdempotent: rule.retryNonIdempotent,
+      fault: compileFault(rule.fault, random),
+      mirror: rule.mirror && rule.mirror.percent > 0 ? { subset: subset(rule.mirror.subset), percent: rule.mirror.percent } : null,
+    };
+  });
+  for (const name of Object.keys(policy.subsets)) subset(name);
+  return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget };
+}

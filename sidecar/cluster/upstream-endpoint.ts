@@ -1,0 +1,80 @@
+/**
+ * The endpoints a sidecar sends to, each with its own undici Pool (keep-alive connections
+ * reused across requests). Endpoint objects live as long as discovery lists them, so their
+ * pools, in-flight counts and outlier history survive config and endpoint-set changes;
+ * only their membership in pickers is rebuilt.
+ */
+import type { Dispatcher } from 'undici';
+import type { Endpoint } from '../../common/config/schema.js';
+import type { BalancedEndpoint } from '../balancers/balancer.js';
+
+export class UpstreamEndpoint implements BalancedEndpoint {
+  /** Attempts in flight, kept by the attempt loop; least-request reads it. */
+  active = 0;
+
+  constructor(
+    readonly key: string,
+    readonly address: string,
+    readonly port: number,
+    readonly labels: Readonly<Record<string, string>>,
+    public pool: Dispatcher,
+  ) {}
+
+  toJSON(): object {
+    return { address: this.address, port: this.port, labels: this.labels, active: this.active };
+  }
+}
+
+/** Makes the pool for one endpoint of `service` (TLS to a peer sidecar, or plain). */
+export type PoolFactory = (service: string, address: string, port: number) => Dispatcher;
+
+export function endpointKey(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** The endpoint objects of every service, keyed by service and address. */
+export class EndpointPools {
+  private readonly byService = new Map<string, Map<string, UpstreamEndpoint>>();
+
+  constructor(private factory: PoolFactory) {}
+
+  /** The endpoint objects for `service`'s current set: existing ones reused, new ones created, gone ones closed. */
+  sync(service: string, endpoints: readonly Endpoint[]): UpstreamEndpoint[] {
+    const previous = this.byService.get(service) ?? new Map<string, UpstreamEndpoint>();
+    const next = new Map<string, UpstreamEndpoint>();
+    for (const e of endpoints) {
+      const key = endpointKey(e.address, e.port);
+      if (next.has(key)) continue;
+      const existing = previous.get(key);
+      const sameLabels = existing !== undefined && JSON.stringify(existing.labels) === JSON.stringify(e.labels);
+      next.set(key, sameLabels ? existing : new UpstreamEndpoint(key, e.address, e.port, e.labels, existing?.pool ?? this.factory(service, e.address, e.port)));
+    }
+    for (const [key, old] of previous) if (!next.has(key)) void old.pool.close().catch(() => {});
+    this.byService.set(service, next);
+    return [...next.values()];
+  }
+
+  drop(service: string): void {
+    this.sync(service, []);
+    this.byService.delete(service);
+  }
+
+  /** New pools for every endpoint (the TLS identity changed); old pools finish their requests and close. */
+  replaceFactory(factory: PoolFactory): void {
+    this.factory = factory;
+    for (const [service, endpoints] of this.byService) {
+      for (const e of endpoints.values()) {
+        const old = e.pool;
+        e.pool = factory(service, e.address, e.port);
+        void old.close().catch(() => {});
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const endpoints of this.byService.values()) for (const e of endpoints.values()) closing.push(e.pool.close().catch(() => {}));
+    this.byService.clear();
+    await Promise.all(closing);
+  }
+}

@@ -1,0 +1,479 @@
+/**
+ * The request context: one Exchange per request, carrying what the stages decided (target,
+ * route, subset, trace ids) and running the attempt loop, which is the resilience stage:
+ * pick an endpoint (balance), pass the circuit breaker, dispatch (upstream), and on failure
+ * decide with the retry policy, budget and idempotency rule whether to try again after a
+ * backoff, within the per-try and overall timeouts. Outcomes go to the breaker, the outlier
+ * detector and the edge's metrics (telemetry).
+ *
+ * Hot-path rules: fields are all declared up front (one hidden class); stages that are off
+ * are `null` and cost a comparison; there are no closures per request (timers and socket
+ * events get module-level functions and find the exchange through `this`); nothing logs.
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
+import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import type { Lifecycle } from './lifecycle.js';
+import { backoffDelay } from './resilience/backoff.js';
+import type { OutlierDetector } from './resilience/outlier.js';
+import type { RetryBudget } from './resilience/retry-budget.js';
+import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
+import { classify, connectionListed, H, removeHeaders, responseHeaders } from './stages/headers.js';
+import { sidecarReply, socketReply } from './stages/reply.js';
+import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
+import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
+import { appendTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
+
+/** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
+export const REPLAY_BUFFER_LIMIT = 64 * 1024;
+
+export class ProxyRequest extends IncomingMessage {
+  exchange: Exchange | null = null;
+}
+
+export class ProxyResponse extends ServerResponse<ProxyRequest> {
+  exchange: Exchange | null = null;
+}
+
+/** What every exchange of one listener shares. */
+export interface ExchangeDeps {
+  readonly direction: 'inbound' | 'outbound';
+  readonly ids: IdSource;
+  readonly lifecycle: Lifecycle;
+  readonly metrics: SidecarMetrics;
+  readonly random: () => number;
+}
+
+function onResponseClose(this: ProxyResponse): void {
+  const ex = this.exchange;
+  if (ex === null) return;
+  ex.deps.lifecycle.requestEnded();
+  if (!ex.finished) ex.onClientGone();
+}
+
+function onResponseDrain(this: ProxyResponse): void {
+  const resume = this.exchange?.resume;
+  if (resume) resume();
+}
+
+function onDeadline(ex: Exchange): void {
+  ex.onDeadline();
+}
+
+function onBackoffDone(ex: Exchange): void {
+  ex.backoffTimer = undefined;
+  ex.send();
+}
+
+function onRequestData(this: ProxyRequest, chunk: Buffer): void {
+  const ex = this.exchange;
+  if (ex === null || ex.bodyChunks === null) return;
+  ex.bodyChunks.push(chunk);
+}
+
+function onRequestEnd(this: ProxyRequest): void {
+  const ex = this.exchange;
+  if (ex === null || ex.bodyChunks === null || ex.finished) return;
+  ex.body = ex.bodyChunks.length === 1 ? ex.bodyChunks[0]! : Buffer.concat(ex.bodyChunks);
+  ex.bodyChunks = null;
+  ex.send();
+}
+
+export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields {
+  readonly startedAt = performance.now();
+  method: string;
+  /** The target sent upstream (origin-form). */
+  url: string;
+  /** The authority the client named (Host, or the absolute-form target's). */
+  authority = '';
+  grpc = false;
+  /** Outgoing request headers, flat `[name, value, ...]`. */
+  readonly headers: string[] = [];
+  private attemptSlot = -1;
+  contentLength = -1;
+  chunked = false;
+  /** The Upgrade header's value ('' when absent); upgrades take the splice path. */
+  upgrade = '';
+
+  traceparent: string | undefined = undefined;
+  tracestate: string | undefined = undefined;
+  b3: string | undefined = undefined;
+  xB3TraceId: string | undefined = undefined;
+  xB3SpanId: string | undefined = undefined;
+  xB3Sampled: string | undefined = undefined;
+  requestId: string | undefined = undefined;
+  traceId = '';
+  spanId = '';
+  parentSpanId = '';
+  sampled = true;
+
+  destination = '';
+  route: RouteRuntime | null = null;
+  subset: SubsetRuntime | null = null;
+  edge: EdgeMetrics | null = null;
+  outlier: OutlierDetector | null = null;
+  budget: RetryBudget | null = null;
+
+  body: Buffer | ProxyRequest | null = null;
+  bodyChunks: Buffer[] | null = null;
+  replayable = true;
+  attempts = 0;
+  current: AttemptHandler | null = null;
+  deadlineTimer: NodeJS.Timeout | undefined = undefined;
+  backoffTimer: NodeJS.Timeout | undefined = undefined;
+  resume: (() => void) | null = null;
+  status = 0;
+  /** Response bytes the upstream announced (content-length), -1 when unknown. */
+  private remaining = -1;
+  private bodyStarted = false;
+  private ended = false;
+  headSent = false;
+  /** Set for upgrade requests: sidecar-made answers go to this raw socket. */
+  upgradeSocket: Socket | null = null;
+  finished = false;
+  clientGone = false;
+
+  constructor(
+    readonly deps: ExchangeDeps,
+    readonly req: ProxyRequest,
+    readonly res: ProxyResponse,
+  ) {
+    this.method = req.method ?? 'GET';
+    this.url = req.url ?? '/';
+    req.exchange = this;
+    res.exchange = this;
+    deps.lifecycle.requestStarted();
+    res.once('close', onResponseClose);
+    if (deps.lifecycle.draining) res.shouldKeepAlive = false;
+  }
+
+  /** Decode: copies the end-to-end request headers and reads the ones the stages need. */
+  decodeHeaders(): void {
+    const raw = this.req.rawHeaders;
+    const out = this.headers;
+    let listed: string[] | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      switch (classify(name)) {
+        case H.Pass:
+          out.push(name, raw[i + 1]!);
+          if (this.authority === '' && name.length === 4 && name.toLowerCase() === 'host') this.authority = raw[i + 1]!;
+          break;
+        case H.ContentType: {
+          const value = raw[i + 1]!;
+          if (value.startsWith('application/grpc')) this.grpc = true;
+          out.push(name, value);
+          break;
+        }
+        case H.ContentLength:
+          this.contentLength = Number(raw[i + 1]);
+          out.push(name, raw[i + 1]!);
+          break;
+        case H.TransferEncoding:
+          this.chunked = true;
+          break;
+        case H.Te:
+          // gRPC needs `te: trailers` end to end; other TE values are hop-by-hop.
+          if (raw[i + 1]!.toLowerCase() === 'trailers') out.push(name, 'trailers');
+          break;
+        case H.Connection:
+          listed = connectionListed(raw[i + 1]!);
+          break;
+        case H.Upgrade:
+          this.upgrade = raw[i + 1]!;
+          break;
+        case H.Traceparent:
+          this.traceparent = raw[i + 1];
+          break;
+        case H.Tracestate:
+          this.tracestate = raw[i + 1];
+          break;
+        case H.B3:
+          this.b3 = raw[i + 1];
+          break;
+        case H.XB3TraceId:
+          this.xB3TraceId = raw[i + 1];
+          break;
+        case H.XB3SpanId:
+          this.xB3SpanId = raw[i + 1];
+          break;
+        case H.XB3Sampled:
+          this.xB3Sampled = raw[i + 1];
+          break;
+        case H.RequestId:
+          this.requestId = raw[i + 1];
+          break;
+        case H.SkeinReason:
+          out.push(name, raw[i + 1]!);
+          break;
+        default:
+          break;
+      }
+    }
+    if (listed !== undefined) removeHeaders(out, listed);
+  }
+
+  /** Adds this hop's trace, request id and attempt headers. */
+  stampHeaders(): void {
+    continueTrace(this, this, this.deps.ids);
+    const out = this.headers;
+    appendTraceHeaders(out, this);
+    if (this.tracestate !== undefined) out.push('tracestate', this.tracestate);
+    out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', '1');
+    this.attemptSlot = out.length - 1;
+  }
+
+  /** Sends the request to `subset` under `route`'s policies (balance → resilience → upstream). */
+  forward(route: RouteRuntime, subset: SubsetRuntime, outlier: OutlierDetector | null, budget: RetryBudget | null): void {
+    this.route = route;
+    this.subset = subset;
+    if (this.edge === null) this.edge = subset.edge;
+    this.outlier = outlier;
+    this.budget = budget;
+    this.stampHeaders();
+    if (route.timeoutMs > 0) this.deadlineTimer = setTimeout(onDeadline, route.timeoutMs, this);
+    const retry = route.retry;
+    if (retry !== null && budget !== null) budget.recordRequest();
+    const hasBody = this.chunked || this.contentLength > 0;
+    if (!hasBody) {
+      this.send();
+      return;
+    }
+    if (retry !== null && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT) {
+      this.bodyChunks = [];
+      this.req.on('data', onRequestData);
+      this.req.on('end', onRequestEnd);
+      return;
+    }
+    this.body = this.req;
+    this.replayable = false;
+    this.send();
+  }
+
+  /** One attempt: balance, breaker, dispatch. */
+  send(): void {
+    if (this.finished) return;
+    const subset = this.subset!;
+    const endpoint = subset.picker.pick();
+    if (endpoint === undefined) {
+      this.reply('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
+      return;
+    }
+    const breaker = subset.breaker;
+    if (breaker !== null && !breaker.tryAcquire()) {
+      this.reply('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
+      return;
+    }
+    this.attempts++;
+    if (this.attempts > 1) this.headers[this.attemptSlot] = String(this.attempts);
+    endpoint.active++;
+    const h = new AttemptHandler(this, endpoint);
+    this.current = h;
+    const retry = this.route!.retry;
+    endpoint.pool.dispatch(
+      {
+        path: this.url,
+        method: this.method,
+        headers: this.headers,
+        body: this.body,
+        headersTimeout: retry !== null ? retry.perTryTimeoutMs : 0,
+        bodyTimeout: 0,
+      },
+      // undici's types know only the new handler API; the callback one is what its core calls directly.
+      h as unknown as Dispatcher.DispatchHandler,
+    );
+  }
+
+  onAttemptHeaders(h: AttemptHandler, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    if (h !== this.current) return true;
+    if (status < 200) return true;
+    h.status = status;
+    if (status >= 500 && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
+      h.discard = true;
+      return true;
+    }
+    this.status = status;
+    this.resume = resume;
+    if (this.clientGone) return true;
+    const out: string[] = [];
+    this.remaining = responseHeaders(raw, out);
+    if (statusText) this.res.writeHead(status, statusText, out);
+    else this.res.writeHead(status, out);
+    this.headSent = true;
+    return true;
+  }
+
+  onAttemptData(h: AttemptHandler, chunk: Buffer): boolean {
+    if (h !== this.current || h.discard || this.clientGone) return true;
+    // A body that fits one chunk ends the response with a single write (headers + body).
+    if (!this.bodyStarted && this.remaining === chunk.length) {
+      this.ended = true;
+      this.res.end(chunk);
+      return true;
+    }
+    this.bodyStarted = true;
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', onResponseDrain);
+    return false;
+  }
+
+  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | null): void {
+    this.settle(h, h.status >= 500);
+    if (h !== this.current) return;
+    this.current = null;
+    if (h.discard) {
+      this.scheduleRetry();
+      return;
+    }
+    if (!this.ended && !this.clientGone) {
+      if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailerPairs(trailers));
+      this.ended = true;
+      this.res.end();
+    }
+    this.finish(this.status);
+  }
+
+  onAttemptError(h: AttemptHandler, err: Error): void {
+    const ours = h === this.current;
+    // Attempts we abandoned (deadline, client gone) say nothing about the endpoint.
+    this.settle(h, ours && !this.clientGone);
+    if (!ours) return;
+    this.current = null;
+    if (this.finished) return;
+    if (this.clientGone) {
+      this.finish(499);
+      return;
+    }
+    if (this.headSent) {
+      // Mid-body failure: the status is already out; cut the response so the client sees it.
+      this.res.destroy(err);
+      this.finish(this.status);
+      return;
+    }
+    const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
+    if (this.mayRetry(outcome, 0, -1, h.connected)) {
+      this.scheduleRetry();
+      return;
+    }
+    if (outcome === 'connect-failure') this.reply('upstream-connect-failure', `could not connect to ${this.subset!.service} at ${h.endpoint.key}: ${(err as { code?: string }).code ?? err.message}`);
+    else if (outcome === 'timeout') this.reply('timeout', `${this.subset!.service} did not answer within the per-try timeout`);
+    else this.reply(this.attempts > 1 ? 'retries-exhausted' : 'upstream-connect-failure', `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
+  }
+
+  /** Overall timeout: abandon the current attempt and answer 504, or cut a response in progress. */
+  onDeadline(): void {
+    this.deadlineTimer = undefined;
+    if (this.finished) return;
+    this.abandonAttempt();
+    if (this.headSent) {
+      this.res.destroy();
+      this.finish(this.status);
+      return;
+    }
+    this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.route?.timeoutMs ?? 0} ms`);
+  }
+
+  onClientGone(): void {
+    if (this.ended) return;
+    this.clientGone = true;
+    if (this.current === null) this.finish(499);
+    else {
+      const h = this.current;
+      if (h.abort !== null) h.abort();
+      else {
+        // Not connected yet: the handler aborts itself when it does (it is no longer current).
+        this.current = null;
+        this.settle(h, false);
+        this.finish(499);
+      }
+    }
+  }
+
+  /** A sidecar-made response (SPEC §6) that ends this exchange. */
+  reply(reason: Reason, detail?: string, status?: number): void {
+    if (this.finished) return;
+    this.bodyChunks = null;
+    if (this.upgradeSocket !== null) {
+      const code = status ?? REASONS[reason].status;
+      socketReply(this.upgradeSocket, code, 'Error', reason, detail);
+      this.finish(code);
+      this.res.emit('close');
+      return;
+    }
+    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status);
+    this.ended = true;
+    this.finish(sent);
+  }
+
+  replyError(err: unknown): void {
+    if (isSkeinError(err)) this.reply(err.reason, err.message, err.status);
+    else this.reply('bad-request', (err as Error).message);
+  }
+
+  private retryAfterResponse(h: AttemptHandler, status: number, raw: Buffer[]): boolean {
+    const grpcStatus = this.grpc ? Number(rawHeader(raw, 'grpc-status') ?? -1) : -1;
+    // A peer sidecar that could not reach its app never delivered the request.
+    const reached = status !== 503 || rawHeader(raw, 'x-skein-reason') !== 'upstream-connect-failure';
+    return this.mayRetry('response', status, grpcStatus, reached);
+  }
+
+  /** Retry decision: policy conditions, idempotency, attempts left, replayable body, budget. */
+  private mayRetry(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean): boolean {
+    const route = this.route!;
+    const retry = route.retry;
+    if (retry === null || this.attempts > retry.attempts || !this.replayable) return false;
+    const reason = retryReason(retry.on, outcome, status, grpcStatus, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream);
+    if (reason === undefined) return false;
+    if (this.budget !== null && !this.budget.tryAcquireRetry()) {
+      this.deps.metrics.retryBudgetExhausted(this.destination);
+      return false;
+    }
+    this.deps.metrics.retry(this.destination, reason);
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    const retry = this.route!.retry!;
+    const delay = backoffDelay(this.attempts - 1, retry.backoffBaseMs, retry.backoffMaxMs, this.deps.random);
+    this.backoffTimer = setTimeout(onBackoffDone, delay, this);
+  }
+
+  private abandonAttempt(): void {
+    if (this.backoffTimer !== undefined) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = undefined;
+    }
+    const h = this.current;
+    if (h === null) return;
+    this.current = null;
+    this.settle(h, true);
+    if (h.abort !== null) h.abort();
+  }
+
+  /** Reports an attempt's end to the in-flight count, breaker and outlier detector, once. */
+  private settle(h: AttemptHandler, failed: boolean): void {
+    if (h.settled) return;
+    h.settled = true;
+    h.endpoint.active--;
+    this.subset!.breaker?.release(!failed);
+    if (this.outlier !== null) this.outlier.record(h.endpoint.key, failed);
+  }
+
+  /** Ends the exchange: timers off, duration and status into the edge's metrics. */
+  finish(status: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
+    if (this.edge !== null) this.edge.observe(status, (performance.now() - this.startedAt) / 1000);
+  }
+}
+
+function trailerPairs(raw: Buffer[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')]);
+  return out;
+}

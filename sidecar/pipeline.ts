@@ -1,0 +1,161 @@
+/**
+ * The request path, in order. This file is the one place the stage order is written:
+ *
+ *   outbound (app → sidecar → peer sidecar):
+ *     decode → route → fault → split (+ mirror) → balance → resilience → upstream → telemetry
+ *   inbound (peer sidecar → sidecar → app):
+ *     decode → authz → balance (the local app, once healthy) → upstream → telemetry
+ *
+ * decode, route, authz and split run here; balance, resilience (timeout, retry, breaker,
+ * outlier), upstream and telemetry run in the Exchange's attempt loop (exchange.ts). Every
+ * per-route stage was compiled when the snapshot arrived (cluster/service-runtime.ts) and is
+ * `null` when off, so a request pays only for what its route uses.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { matchRoute, pickSplit } from '../common/routing/index.js';
+import type { Mesh } from './cluster/mesh.js';
+import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import { Exchange, ProxyResponse, type ExchangeDeps, type ProxyRequest } from './exchange.js';
+import { absoluteAuthority, originForm, pathOf, serviceFromAuthority } from './stages/decode.js';
+import { spliceUpgrade, type Connector } from './stages/upgrade.js';
+import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
+
+export interface OutboundContext {
+  readonly deps: ExchangeDeps;
+  readonly mesh: Mesh;
+  /** Set on a dedicated `--upstream NAME:PORT` listener. */
+  readonly fixedService: string | undefined;
+  readonly connect: Connector;
+}
+
+/** The inbound hop's only destination: the app on 127.0.0.1:appPort. */
+export interface LocalApp {
+  readonly route: RouteRuntime;
+  readonly subset: SubsetRuntime;
+  edge(source: string | undefined): EdgeMetrics;
+}
+
+export interface InboundContext {
+  readonly deps: ExchangeDeps;
+  readonly mesh: Mesh;
+  readonly metrics: SidecarMetrics;
+  /** This sidecar's service. */
+  readonly self: string;
+  readonly app: LocalApp;
+  /** The caller's service from its verified certificate; undefined without mTLS. */
+  peerOf(socket: Socket): string | undefined;
+  /** undefined when the app may receive traffic, else why not. */
+  appBlocker(): string | undefined;
+  readonly connectApp: Connector;
+}
+
+// ---- outbound ---------------------------------------------------------------------------
+
+/** decode → route: the exchange with its destination, route and subset chosen, or undefined after replying. */
+function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRuntime; subset: SubsetRuntime } | undefined {
+  // decode
+  ex.decodeHeaders();
+  let service = ctx.fixedService;
+  const absolute = absoluteAuthority(ex.url);
+  if (absolute !== undefined) {
+    ex.url = originForm(ex.url, absolute);
+    ex.authority = absolute;
+  }
+  if (service === undefined) {
+    if (ex.authority === '') {
+      ex.reply('bad-request', 'no Host header and no absolute-form target: cannot tell the destination service');
+      return undefined;
+    }
+    service = serviceFromAuthority(ex.authority);
+  }
+  ex.destination = service;
+  const runtime = service === '' ? undefined : ctx.mesh.service(service);
+  if (runtime === undefined) {
+    ex.reply('no-route', `no service named by ${JSON.stringify(ex.authority)}`);
+    return undefined;
+  }
+  // route
+  const index = matchRoute(runtime.table, ex.method, pathOf(ex.url), runtime.table.usesHeaders ? ex.req.headers : undefined);
+  if (index < 0) {
+    ex.reply('no-route', `no route rule of ${service} matches ${ex.method} ${pathOf(ex.url)}`);
+    return undefined;
+  }
+  const route = runtime.routes[index]!;
+  // split
+  const subset = route.subsets[pickSplit(route.split, ctx.deps.random())]!;
+  ex.outlier = runtime.outlier;
+  ex.budget = runtime.budget;
+  return { route, subset };
+}
+
+export function handleOutbound(ctx: OutboundContext, req: ProxyRequest, res: ProxyResponse): void {
+  const ex = new Exchange(ctx.deps, req, res);
+  const target = outboundTarget(ctx, ex);
+  if (target === undefined) return;
+  const { route, subset } = target;
+  // fault (compiled per route; null when off)
+  if (route.fault !== null) {
+    route.fault(
+      () => ex.forward(route, subset, ex.outlier, ex.budget),
+      (err) => ex.replyError(err),
+    );
+    return;
+  }
+  // balance → resilience → upstream → telemetry
+  ex.forward(route, subset, ex.outlier, ex.budget);
+}
+
+export function handleOutboundUpgrade(ctx: OutboundContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  const ex = upgradeExchange(ctx.deps, req, socket);
+  const target = outboundTarget(ctx, ex);
+  if (target === undefined) return;
+  ex.edge = target.subset.edge;
+  const endpoint = target.subset.picker.pick();
+  if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
+  ex.stampHeaders();
+  spliceUpgrade(ex, socket, head, ctx.connect(ex.destination, endpoint.address, endpoint.port));
+}
+
+// ---- inbound ----------------------------------------------------------------------------
+
+/** decode → authz → app readiness; undefined after replying. */
+function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
+  ex.decodeHeaders();
+  ex.destination = ctx.self;
+  const source = ctx.peerOf(ex.req.socket);
+  ex.edge = ctx.app.edge(source);
+  // authz: the source is the verified peer certificate's identity, never a header.
+  if (!ctx.mesh.authorize(source, ctx.self)) {
+    ctx.metrics.authzDeniedRequest(source ?? 'unknown', ctx.self);
+    ex.reply('denied', `${source ?? 'a caller without identity'} may not call ${ctx.self}`);
+    return false;
+  }
+  const blocker = ctx.appBlocker();
+  if (blocker !== undefined) {
+    ex.reply('no-healthy-endpoints', blocker);
+    return false;
+  }
+  return true;
+}
+
+export function handleInbound(ctx: InboundContext, req: ProxyRequest, res: ProxyResponse): void {
+  const ex = new Exchange(ctx.deps, req, res);
+  if (!inboundAdmit(ctx, ex)) return;
+  ex.forward(ctx.app.route, ctx.app.subset, null, null);
+}
+
+export function handleInboundUpgrade(ctx: InboundContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  const ex = upgradeExchange(ctx.deps, req, socket);
+  if (!inboundAdmit(ctx, ex)) return;
+  const endpoint = ctx.app.subset.endpoints[0]!;
+  ex.stampHeaders();
+  spliceUpgrade(ex, socket, head, ctx.connectApp(ctx.self, endpoint.address, endpoint.port));
+}
+
+/** An exchange for an upgrade request: its response object is never sent; replies go to the raw socket. */
+function upgradeExchange(deps: ExchangeDeps, req: IncomingMessage, socket: Socket): Exchange {
+  const ex = new Exchange(deps, req as ProxyRequest, new ProxyResponse(req as ProxyRequest));
+  ex.upgradeSocket = socket;
+  return ex;
+}

@@ -1,0 +1,47 @@
+/**
+ * Decode: what the request names. Outbound, the destination service comes from the Host
+ * header (`catalog`, `catalog:80`, `catalog.service.consul`, `catalog.<ns>.svc.cluster.local`)
+ * or from an absolute-form request target (`GET http://catalog/items`, HTTP proxy mode); a
+ * dedicated `--upstream` listener has its service fixed and skips this.
+ */
+const CACHE_LIMIT = 1024;
+const hostCache = new Map<string, string>();
+
+/** The service an authority (`host[:port]`) names, or '' when it names none. */
+export function serviceFromAuthority(authority: string): string {
+  const cached = hostCache.get(authority);
+  if (cached !== undefined) return cached;
+  let host = authority.toLowerCase();
+  if (host.startsWith('[')) return '';
+  const colon = host.lastIndexOf(':');
+  if (colon >= 0) host = host.slice(0, colon);
+  const dot = host.indexOf('.');
+  let service = host;
+  if (dot >= 0) {
+    const rest = host.slice(dot + 1);
+    const known = rest === 'service.consul' || /^service\.[a-z0-9-]+\.consul$/.test(rest) || rest === 'svc' || /^[a-z0-9-]+\.svc(\.cluster\.local)?$/.test(rest);
+    service = known ? host.slice(0, dot) : '';
+  }
+  if (hostCache.size < CACHE_LIMIT) hostCache.set(authority, service);
+  return service;
+}
+
+/** For an absolute-form target `http://authority/path?q`: the authority; else undefined. */
+export function absoluteAuthority(url: string): string | undefined {
+  if (url.charCodeAt(0) === 47 /* / */) return undefined;
+  const m = /^https?:\/\/([^/?#]*)/i.exec(url);
+  return m ? m[1] : undefined;
+}
+
+/** The origin-form target of an absolute-form one: `http://a/b?c` → `/b?c`. */
+export function originForm(url: string, authority: string): string {
+  const start = url.indexOf('//') + 2 + authority.length;
+  const rest = url.slice(start);
+  return rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
+}
+
+/** The path of a target without its query, for route matching. */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}

@@ -1,0 +1,128 @@
+/**
+ * Header handling on the request path. Incoming raw header names are classified once per
+ * distinct spelling (a small cache keyed by the raw name, so "Host" and "host" each cost one
+ * lowercase ever), then copied into the flat `[name, value, ...]` list undici sends:
+ * hop-by-hop headers (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, TE,
+ * Transfer-Encoding, Upgrade, Proxy-*) are dropped, as are the trace headers and
+ * `x-skein-attempt`, which this hop writes itself.
+ */
+export const enum H {
+  Pass,
+  Drop,
+  Connection,
+  Te,
+  ContentLength,
+  TransferEncoding,
+  Traceparent,
+  Tracestate,
+  B3,
+  XB3TraceId,
+  XB3SpanId,
+  XB3Sampled,
+  RequestId,
+  Upgrade,
+  SkeinReason,
+  ContentType,
+}
+
+const KNOWN: Record<string, H> = {
+  connection: H.Connection,
+  'keep-alive': H.Drop,
+  te: H.Te,
+  'transfer-encoding': H.TransferEncoding,
+  upgrade: H.Upgrade,
+  'proxy-connection': H.Drop,
+  'proxy-authorization': H.Drop,
+  'proxy-authenticate': H.Drop,
+  trailer: H.Drop,
+  // undici refuses `expect`; node's server already answered 100-continue to the client.
+  expect: H.Drop,
+  'content-length': H.ContentLength,
+  traceparent: H.Traceparent,
+  tracestate: H.Tracestate,
+  b3: H.B3,
+  'x-b3-traceid': H.XB3TraceId,
+  'x-b3-spanid': H.XB3SpanId,
+  'x-b3-sampled': H.XB3Sampled,
+  'x-b3-parentspanid': H.Drop,
+  'x-b3-flags': H.Drop,
+  'x-request-id': H.RequestId,
+  'x-skein-attempt': H.Drop,
+  'x-skein-reason': H.SkeinReason,
+  'content-type': H.ContentType,
+};
+
+const CACHE_LIMIT = 2048;
+const cache = new Map<string, H>();
+
+export function classify(name: string): H {
+  let kind = cache.get(name);
+  if (kind !== undefined) return kind;
+  const lower = name.toLowerCase();
+  kind = KNOWN[lower] ?? (lower.startsWith('proxy-') ? H.Drop : H.Pass);
+  if (cache.size < CACHE_LIMIT) cache.set(name, kind);
+  return kind;
+}
+
+/** Names listed in a Connection header other than the standard tokens; these are hop-by-hop too. */
+export function connectionListed(value: string): string[] | undefined {
+  let out: string[] | undefined;
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue;
+    (out ??= []).push(t);
+  }
+  return out;
+}
+
+/** Drops `names` (lowercase) from a flat header list, in place. */
+export function removeHeaders(headers: string[], names: readonly string[]): void {
+  let w = 0;
+  for (let r = 0; r < headers.length; r += 2) {
+    if (names.includes(headers[r]!.toLowerCase())) continue;
+    headers[w++] = headers[r]!;
+    headers[w++] = headers[r + 1]!;
+  }
+  headers.length = w;
+}
+
+/**
+ * Response headers from undici's raw Buffers to the flat string list `res.writeHead` takes,
+ * without hop-by-hop headers. Returns the content-length (or -1) so the writer can end the
+ * response with the chunk that completes it.
+ */
+export function responseHeaders(raw: Buffer[], out: string[]): number {
+  let contentLength = -1;
+  let listed: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const kind = classify(name);
+    switch (kind) {
+      case H.Pass:
+      case H.ContentType:
+      case H.SkeinReason:
+      case H.RequestId:
+      case H.Traceparent:
+      case H.Tracestate:
+      case H.B3:
+      case H.XB3TraceId:
+      case H.XB3SpanId:
+      case H.XB3Sampled:
+        out.push(name, raw[i + 1]!.toString('latin1'));
+        break;
+      case H.ContentLength: {
+        const value = raw[i + 1]!.toString('latin1');
+        contentLength = Number(value);
+        out.push(name, value);
+        break;
+      }
+      case H.Connection:
+        listed = connectionListed(raw[i + 1]!.toString('latin1'));
+        break;
+      default:
+        break;
+    }
+  }
+  if (listed !== undefined) removeHeaders(out, listed);
+  return contentLength;
+}

@@ -1,0 +1,39 @@
+/**
+ * Responses the sidecar makes itself (no upstream answer): status and `x-skein-reason` from
+ * the catalogue in common/errors.ts, a one-line text body. gRPC callers (content-type
+ * application/grpc) get a trailers-only answer instead: HTTP 200 with `grpc-status` and
+ * `grpc-message` in the headers, which is how gRPC reports errors before any message.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { REASONS, type Reason } from '../../common/errors.js';
+
+/** Writes the sidecar-made response for `reason`; returns the HTTP status sent. */
+export function sidecarReply(res: ServerResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status): number {
+  if (res.headersSent) {
+    res.destroy();
+    return status;
+  }
+  const message = detail ?? REASONS[reason].message;
+  if (grpc) {
+    res.writeHead(200, ['content-type', 'application/grpc', 'grpc-status', String(REASONS[reason].grpc), 'grpc-message', encodeURIComponent(message), 'x-skein-reason', reason, 'content-length', '0']);
+    res.end();
+    return 200;
+  }
+  const body = `${message}\n`;
+  res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
+  return status;
+}
+
+/** The same on a raw socket (parse errors, refused upgrades), closing the connection after it. */
+export function socketReply(socket: Socket, status: number, statusText: string, reason: Reason, detail?: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${detail ?? REASONS[reason].message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

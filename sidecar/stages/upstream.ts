@@ -1,0 +1,89 @@
+/**
+ * Upstream: one attempt of a request on one endpoint's undici Pool, driven through
+ * `pool.dispatch` with this handler object (undici's callback API: no streams, no promise
+ * per request). It only reports events to its Exchange, which owns the attempt loop; a
+ * handler whose attempt was abandoned (timeout, retry, client gone) is recognised there as
+ * stale, and one that connects after being abandoned aborts itself.
+ */
+import type { Dispatcher } from 'undici';
+import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
+
+export interface AttemptOwner {
+  readonly current: AttemptHandler | null;
+  onAttemptHeaders(h: AttemptHandler, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean;
+  onAttemptData(h: AttemptHandler, chunk: Buffer): boolean;
+  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | null): void;
+  onAttemptError(h: AttemptHandler, err: Error): void;
+}
+
+export class AttemptHandler {
+  abort: ((err?: Error) => void) | null = null;
+  /** The request started going out on a connection (undici called onConnect). */
+  connected = false;
+  /** Response of a failed try that will be retried: its body is read and dropped. */
+  discard = false;
+  status = 0;
+  /** True once outcome was reported to breaker, outlier and the in-flight count. */
+  settled = false;
+
+  constructor(
+    readonly owner: AttemptOwner,
+    readonly endpoint: UpstreamEndpoint,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    this.connected = true;
+    if (this.owner.current !== this) abort();
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.owner.onAttemptHeaders(this, status, raw, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.owner.onAttemptData(this, chunk);
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    this.owner.onAttemptComplete(this, trailers);
+  }
+
+  onError(err: Error): void {
+    this.owner.onAttemptError(this, err);
+  }
+
+  onUpgrade(): void {
+    // Upgrades never go through dispatch (see stages/upgrade.ts).
+  }
+}
+
+export type AttemptDispatchOptions = Dispatcher.DispatchOptions;
+
+/** undici error codes that mean the connection was never made. */
+export function isConnectError(err: Error & { code?: string }): boolean {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return true;
+    default:
+      return false;
+  }
+}
+
+export function isTimeoutError(err: Error & { code?: string }): boolean {
+  return err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
+}
+
+/** The value of header `name` (lowercase) in undici's raw response headers. */
+export function rawHeader(raw: Buffer[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const b = raw[i]!;
+    if (b.length === name.length && b.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+  }
+  return undefined;
+}
