@@ -94,7 +94,7 @@ export const gateway: ServiceDefinition = {
         users.call('GET', `/users/${encodeURIComponent(body.userId)}`, { trace: req.trace }),
         Promise.all(ids.map((id) => catalog.get(id, req.trace))),
       ]);
-      if (user.status === 404) throw new HttpError(422, 'unknown-user', `no user with id "${body.userId}"`);
+      if (user.status === 404 && !user.headers['x-skein-reason']) throw new HttpError(422, 'unknown-user', `no user with id "${body.userId}"`);
       if (user.status !== 200) throw answerError('users', user);
       const unknown = ids.filter((_, n) => products[n] === undefined);
       if (unknown.length > 0) throw new HttpError(422, 'unknown-product', `no product with id ${unknown.map((id) => `"${id}"`).join(', ')}`);
