@@ -1,0 +1,75 @@
+/**
+ * The sidecar's side of the `Sign` RPC. Each call opens a short-lived TLS channel to the
+ * control plane that trusts the operator's CA file together with the latest bundle the CA
+ * sent (so a root rotation never locks a sidecar out), and, once the sidecar has a
+ * certificate, presents it as client certificate: that is what authorises a renewal.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
+import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
+import { loadMeshProto } from '../../common/proto/mesh.js';
+import type { TlsIdentity } from './provider.js';
+
+export interface SignResult {
+  readonly certPem: string;
+  readonly bundlePem: string;
+}
+
+/** Sends a CSR; `current` is the certificate to authenticate with, when there is one. */
+export type CsrSigner = (csrPem: string, current: TlsIdentity | undefined) => Promise<SignResult>;
+
+/** A refused or failed Sign call, with the gRPC status and the control plane's reason. */
+export class SignError extends Error {
+  override name = 'SignError';
+  constructor(
+    message: string,
+    readonly grpcCode: number | undefined,
+  ) {
+    super(message);
+  }
+
+  /** A refusal that asking again will not change (unlike an unreachable control plane). */
+  get permanent(): boolean {
+    return this.grpcCode === grpc.status.UNAUTHENTICATED || this.grpcCode === grpc.status.PERMISSION_DENIED || this.grpcCode === grpc.status.INVALID_ARGUMENT;
+  }
+}
+
+export interface ControlPlaneSignerOptions {
+  /** HOST:PORT of the control plane's gRPC port. */
+  readonly address: string;
+  /** The trust bundle file given with --ca-file; re-read on every call, since the control plane rewrites it during a rotation. */
+  readonly caFile: string;
+  readonly token?: string;
+  readonly deadlineMs?: number;
+}
+
+async function trustedRoots(caFile: string, current: TlsIdentity | undefined): Promise<Buffer> {
+  const fromFile = splitPemCertificates(await readFile(caFile, 'utf8'));
+  const fromCa = current ? splitPemCertificates(current.caPem) : [];
+  return Buffer.from(joinPemCertificates([...new Set([...fromFile, ...fromCa])]));
+}
+
+export function controlPlaneSigner(options: ControlPlaneSignerOptions): CsrSigner {
+  const { Client } = loadMeshProto();
+  return async (csrPem, current) => {
+    const roots = await trustedRoots(options.caFile, current);
+    const credentials = current
+      ? grpc.credentials.createSsl(roots, Buffer.from(current.keyPem), Buffer.from(current.certPem))
+      : grpc.credentials.createSsl(roots);
+    const client = new Client(options.address, credentials);
+    try {
+      const response = await new Promise<{ certPem: string; bundlePem: string }>((resolve, reject) => {
+        const deadline = new Date(Date.now() + (options.deadlineMs ?? 10_000));
+        // The control plane prefers a valid client certificate; the token is the fallback
+        // (e.g. after a suspended process let its certificate expire).
+        client.Sign({ csrPem, token: options.token ?? '' }, { deadline }, (err, res) => {
+          if (err) reject(new SignError(`control plane at ${options.address} refused the CSR: ${err.details || err.message}`, err.code));
+          else resolve(res!);
+        });
+      });
+      return { certPem: response.certPem, bundlePem: response.bundlePem };
+    } finally {
+      client.close();
+    }
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * An identity issued by the control plane's CA: the private key is generated here and never
+ * leaves the process; a CSR goes out through a `CsrSigner` (a bootstrap token the first time,
+ * the current certificate afterwards) and the leaf plus trust bundle come back. The leaf is
+ * renewed on a `RenewalTiming` schedule, or at once on `renewNow()` (the control plane's
+ * `renew-cert` command during a root rotation); each new identity is announced to the
+ * listeners, which swap TLS contexts for new connections while open ones finish.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { createCsrPem } from '../../common/identity/csr.js';
+import { generateRsaKeyPair } from '../../common/identity/keys.js';
+import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
+import type { Logger } from '../../common/log.js';
+import { SignError, type CsrSigner } from './control-plane-signer.js';
+import type { IdentityProvider, TlsIdentity } from './provider.js';
+import { defaultRenewalTiming, type RenewalTiming } from './renewal.js';
+
+export interface IssuedIdentityOptions {
+  readonly service: string;
+  readonly sign: CsrSigner;
+  readonly logger: Logger;
+  readonly timing?: RenewalTiming;
+  readonly now?: () => number;
+}
+
+export class IssuedIdentityProvider implements IdentityProvider {
+  private identity: TlsIdentity | undefined;
+  private readonly listeners: ((identity: TlsIdentity) => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private failures = 0;
+  private closed = false;
+  private readonly timing: RenewalTiming;
+  private readonly now: () => number;
+
+  constructor(private readonly options: IssuedIdentityOptions) {
+    this.timing = options.timing ?? defaultRenewalTiming();
+    this.now = options.now ?? Date.now;
+  }
+
+  current(): TlsIdentity | undefined {
+    return this.identity;
+  }
+
+  onChange(listener: (identity: TlsIdentity) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Resolves with the first certificate. A control plane that is not reachable yet is
+   * waited for (retrying with backoff); a refusal (bad token, foreign identity) rejects,
+   * since retrying would not change the answer.
+   */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.renewNow().then(resolve, (err: unknown) => {
+        if (err instanceof SignError && err.permanent) reject(err);
+        else this.onChange(() => resolve());
+      });
+    });
+  }
+
+  /** Requests a new certificate now; concurrent calls share one request. */
+  renewNow(): Promise<void> {
+    this.inFlight ??= this.renew().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    try {
+      const next = await this.issue();
+      if (this.closed) return;
+      this.failures = 0;
+      this.identity = next;
+      const issuedAt = this.now();
+      this.schedule(this.timing.renewIn(issuedAt, next.notAfter.getTime(), issuedAt));
+      for (const listener of this.listeners) listener(next);
+    } catch (err) {
+      if (this.closed) return;
+      this.failures++;
+      const notAfter = this.identity?.notAfter.getTime() ?? Number.POSITIVE_INFINITY;
+      const delay = this.timing.retryIn(this.failures, notAfter, this.now());
+      this.options.logger.warn({ err: (err as Error).message, attempt: this.failures, retryInMs: Math.round(delay) }, 'certificate request failed');
+      this.schedule(delay);
+      throw err;
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.renewNow().catch(() => undefined); // logged in renew()
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async issue(): Promise<TlsIdentity> {
+    const keys = await generateRsaKeyPair();
+    const csr = createCsrPem(keys.privateKeyPem, keys.publicKeyPem, this.options.service, this.identity?.spiffeId);
+    const signed = await this.options.sign(csr, this.identity);
+    const cert = new X509Certificate(signed.certPem);
+    const spiffeId = spiffeIdOf(cert);
+    // Trust but verify: the CA must have issued what was asked, for this key.
+    if (!cert.checkPrivateKey(createPrivateKey(keys.privateKeyPem))) {
+      throw new Error('the control plane returned a certificate for another key');
+    }
+    if (!spiffeId || parseServiceSpiffeId(spiffeId)?.service !== this.options.service) {
+      throw new Error(`the control plane issued identity ${spiffeId ?? '(none)'} instead of service ${this.options.service}`);
+    }
+    return { certPem: signed.certPem, keyPem: keys.privateKeyPem, caPem: signed.bundlePem, spiffeId, notAfter: new Date(cert.validTo) };
+  }
+}
