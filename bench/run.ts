@@ -4,7 +4,8 @@
  * Runs the benchmark scenarios named (default: every file in bench/scenarios/), prints each
  * one's markdown report, writes them all to bench/results/latest.md, and with --write-readme
  * replaces each scenario's block between `<!-- bench:<name>:start/end -->` in README.md.
- * Environment overrides: BENCH_DURATION, BENCH_ROUNDS, BENCH_WARMUP, BENCH_ONLY. Every child process is
+ * `--nice=-10` runs every child process under `nice` (on a machine busy with other work).
+ * Environment overrides: BENCH_DURATION, BENCH_ROUNDS, BENCH_WARMUP, BENCH_ONLY, BENCH_NICE. Every child process is
  * stopped however the run ends (error, Ctrl-C, SIGTERM).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench → the repository root. */
 const repoRoot = join(here, '..', '..');
 
-const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--warmup S] [--only TARGET[,TARGET]] [--write-readme] [--list]`;
+const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--warmup S] [--only TARGET[,TARGET]] [--nice N] [--write-readme] [--list]`;
 
 class UsageError extends Error {}
 
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       rounds: { type: 'string' },
+      nice: { type: 'string' },
       only: { type: 'string' },
       'write-readme': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
@@ -65,14 +67,20 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')} (available: ${[...available.keys()].join(', ')})`);
   const chosen = positionals.length > 0 ? positionals.map((name) => available.get(name)!) : [...available.values()];
   const only = (values.only ?? process.env.BENCH_ONLY)?.split(',').map((s) => s.trim()).filter(Boolean);
+  const niceText = values.nice ?? process.env.BENCH_NICE;
+  const niceness = niceText === undefined || niceText === '' ? undefined : Number(niceText);
+  if (niceness !== undefined && !(Number.isInteger(niceness) && niceness >= -20 && niceness <= 19)) {
+    throw new UsageError(`--nice: expected an integer from -20 to 19, got ${JSON.stringify(niceText)}`);
+  }
   const options: BenchOptions = {
     durationSeconds: positiveNumber('--duration', values.duration ?? process.env.BENCH_DURATION, 12),
     rounds: Math.round(positiveNumber('--rounds', values.rounds ?? process.env.BENCH_ROUNDS, 3)),
     warmupSeconds: positiveNumber('--warmup', values.warmup ?? process.env.BENCH_WARMUP, 3),
     only,
+    niceness,
   };
 
-  const children = new ChildProcesses();
+  const children = new ChildProcesses(niceness);
   const workDirs = new Set<string>();
   const stopNow = (): void => {
     children.killAllNow();

@@ -12,6 +12,8 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Seconds of load sent to each target before measuring. */
   readonly warmupSeconds: number;
+  /** Niceness every child process runs at, when not the default. */
+  readonly niceness?: number;
   /** Targets to run, for scenarios that have several (e.g. `skein`, `nginx`); all when undefined. */
   readonly only?: readonly string[];
 }

@@ -91,7 +91,8 @@ async function runDataPlane(ctx: ScenarioContext): Promise<{ markdown: string }>
       ctx.log(`${run.target.label}: ${FIXED_RATE} rps round ${round}/${rounds}: p50 ${ms(l.p50Ms)} p99 ${ms(l.p99Ms)} p99.9 ${ms(l.p999Ms)}`);
     }
   }
-  return { markdown: report(runs, describeMachine(machine), slice, rounds) };
+  const niceness = ctx.options.niceness === undefined ? '' : `; every process of the run at nice ${ctx.options.niceness}`;
+  return { markdown: report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds) };
 }
 
 function selectTargets(only: readonly string[] | undefined): TargetName[] {
