@@ -104,21 +104,23 @@ export class ControlPlaneSource implements ConfigSource {
 
   private connect(): void {
     if (this.closed) return;
-    this.open()
-      .then((stream) => this.attach(stream))
+    this.credentials()
+      .then((credentials) => this.open(credentials))
       .catch((err: Error) => this.retry(err.message));
   }
 
-  private async open(): Promise<Stream> {
+  private open(credentials: grpc.ChannelCredentials): void {
+    if (this.closed) return;
     this.client?.close();
     const { Client } = loadMeshProto();
     const keepalive = this.options.keepaliveMs ?? 10_000;
-    this.client = new Client(this.options.address, await this.credentials(), {
+    this.client = new Client(this.options.address, credentials, {
       'grpc.keepalive_time_ms': keepalive,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
     const stream = this.client.Stream();
+    this.attach(stream);
     const identity = this.options.identity?.current();
     stream.write({
       hello: {
@@ -128,7 +130,6 @@ export class ControlPlaneSource implements ConfigSource {
         certExpiryUnix: identity ? String(Math.floor(identity.notAfter.getTime() / 1000)) : '0',
       },
     });
-    return stream;
   }
 
   private async credentials(): Promise<grpc.ChannelCredentials> {
@@ -144,10 +145,6 @@ export class ControlPlaneSource implements ConfigSource {
   }
 
   private attach(stream: Stream): void {
-    if (this.closed) {
-      stream.cancel();
-      return;
-    }
     this.stream = stream;
     const openedAt = Date.now();
     let ended = false;

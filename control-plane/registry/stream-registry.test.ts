@@ -1,0 +1,47 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { StreamRegistry } from './stream-registry.js';
+
+const instance = (id: string, version = 'v1') => ({ service: 'catalog', id, address: '10.0.0.1', port: 15443, protocol: 'http' as const, labels: { version } });
+
+afterEach(() => vi.useRealTimers());
+
+describe('StreamRegistry', () => {
+  it('removes an instance at once when its stream ends cleanly', () => {
+    const registry = new StreamRegistry(30_000);
+    const changes = vi.fn();
+    registry.onChange(changes);
+    const end = registry.announce(instance('a'));
+    expect(registry.instances().map((i) => i.id)).toEqual(['a']);
+    end(true);
+    expect(registry.instances()).toEqual([]);
+    expect(changes).toHaveBeenCalledTimes(2);
+  });
+
+  it('keeps a broken stream\'s instance, disconnected, for the grace period', () => {
+    vi.useFakeTimers();
+    const registry = new StreamRegistry(30_000);
+    registry.announce(instance('a'))(false);
+    expect(registry.instances()).toEqual([expect.objectContaining({ id: 'a', health: 'disconnected' })]);
+    vi.advanceTimersByTime(29_999);
+    expect(registry.instances()).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(registry.instances()).toEqual([]);
+  });
+
+  it('a reconnect within the grace period keeps the instance, even when the old stream ends later', () => {
+    vi.useFakeTimers();
+    const registry = new StreamRegistry(1_000);
+    const first = registry.announce(instance('a'));
+    const second = registry.announce(instance('a', 'v2'));
+    first(false);
+    vi.advanceTimersByTime(5_000);
+    expect(registry.instances()).toEqual([expect.objectContaining({ id: 'a', health: 'healthy', labels: { version: 'v2' } })]);
+    second(false);
+    vi.advanceTimersByTime(500);
+    const third = registry.announce(instance('a', 'v2'));
+    vi.advanceTimersByTime(5_000);
+    expect(registry.instances()).toEqual([expect.objectContaining({ health: 'healthy' })]);
+    third(true);
+    expect(registry.instances()).toEqual([]);
+  });
+});

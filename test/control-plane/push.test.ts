@@ -1,0 +1,183 @@
+/**
+ * The push stream end to end: a real control-plane process and the sidecar's
+ * ControlPlaneSource (with a recording `apply` in place of the proxy), over TLS verified
+ * with the control plane's ca.crt.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
+import type { Snapshot } from '../../common/config/schema.js';
+import { createLogger } from '../../common/log.js';
+import { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
+import { freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
+import { createToken, startControlPlane, type ControlPlaneProcess } from './harness.js';
+
+const procs = new Processes();
+const sources: ControlPlaneSource[] = [];
+afterEach(async () => {
+  await Promise.all(sources.splice(0).map((s) => s.close()));
+  await procs.killAll();
+});
+
+interface Sidecar {
+  source: ControlPlaneSource;
+  applied: Snapshot[];
+  latest(): Snapshot | undefined;
+}
+
+let instanceSeq = 0;
+
+function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: string; token?: string; caFile?: string; refuse?: (s: Snapshot) => string | undefined; port?: number }): Sidecar {
+  const applied: Snapshot[] = [];
+  const source = new ControlPlaneSource({
+    address: cp.grpcAddress,
+    caFile: opts.caFile ?? cp.caFile,
+    token: opts.token,
+    announce: {
+      service: opts.service,
+      instanceId: `${opts.service}-${++instanceSeq}`,
+      version: opts.version ?? 'v1',
+      address: '127.0.0.1',
+      inboundPort: opts.port ?? 20_000 + instanceSeq,
+      adminPort: 0,
+      protocol: 'http',
+      labels: {},
+    },
+    logger: createLogger('test-sidecar', 'silent'),
+    backoff: { baseMs: 50, maxMs: 300 },
+  });
+  sources.push(source);
+  void source.start((raw) => {
+    const snap = parseSnapshot(raw);
+    const refusal = opts.refuse?.(snap);
+    if (refusal) throw new ConfigError([refusal]);
+    applied.push(snap);
+  });
+  return { source, applied, latest: () => applied.at(-1) };
+}
+
+async function proxies(cp: ControlPlaneProcess) {
+  return (await cp.api.get<{ snapshotVersion: string; proxies: { service: string; instance: string; state: string; ackedVersion: string; nackReason: string | null }[] }>('/api/v1/proxies')).body;
+}
+
+describe('push stream', () => {
+  it('registers the sidecar, pushes a snapshot with its endpoint and records the ACK', async () => {
+    const cp = await startControlPlane(procs);
+    const sc = sidecar(cp, { service: 'catalog', version: 'v2', token: await createToken(cp, 'catalog'), port: 31001 });
+    const snap = await waitUntil(() => (sc.latest()?.services.catalog?.endpoints?.length ?? 0) > 0 && sc.latest(), { what: 'a snapshot with the endpoint' });
+    expect(snap.services.catalog!.endpoints).toEqual([{ address: '127.0.0.1', port: 31001, labels: { version: 'v2' } }]);
+    const view = await waitUntil(async () => {
+      const p = await proxies(cp);
+      return p.proxies[0]?.state === 'SYNCED' && p;
+    }, { what: 'the proxy to be SYNCED' });
+    expect(view.proxies).toHaveLength(1);
+    expect(view.proxies[0]).toMatchObject({ service: 'catalog', state: 'SYNCED', ackedVersion: sc.source.currentVersion });
+    const services = (await cp.api.get<{ name: string; instances: { health: string; version: string }[] }[]>('/api/v1/services')).body;
+    expect(services).toEqual([expect.objectContaining({ name: 'catalog', instances: [expect.objectContaining({ health: 'healthy', version: 'v2' })] })]);
+    expect(sc.source.status).toMatch(/^connected to control plane/);
+  });
+
+  it('refuses streams without a valid token, and tokens for another service', async () => {
+    const cp = await startControlPlane(procs);
+    const none = sidecar(cp, { service: 'orders' });
+    const forged = sidecar(cp, { service: 'orders', token: 'skt_forged' });
+    const other = sidecar(cp, { service: 'orders', token: await createToken(cp, 'payments') });
+    await waitUntil(() => /UNAUTHENTICATED: no client certificate and no bootstrap token/.test(none.source.status), { what: 'no-token refusal' });
+    await waitUntil(() => /UNAUTHENTICATED: bootstrap token is unknown/.test(forged.source.status), { what: 'unknown-token refusal' });
+    await waitUntil(() => /PERMISSION_DENIED: credentials are for service "payments"/.test(other.source.status), { what: 'wrong-service refusal' });
+    expect((await proxies(cp)).proxies).toEqual([]);
+    expect(none.source.hasSnapshot).toBe(false);
+  });
+
+  it('does not trust a control plane whose certificate is not signed by --ca-file', async () => {
+    const cp = await startControlPlane(procs);
+    const other = await startControlPlane(procs);
+    const sc = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog'), caFile: other.caFile });
+    await waitUntil(() => /UNAVAILABLE/.test(sc.source.status), { what: 'a TLS failure in the status' });
+    expect(sc.source.status).toMatch(/^waiting for control plane at/);
+    expect(sc.source.hasSnapshot).toBe(false);
+  });
+
+  it('a split changed through the API reaches the sidecar within a second', async () => {
+    const cp = await startControlPlane(procs);
+    const token = await createToken(cp, 'catalog');
+    const v1 = sidecar(cp, { service: 'catalog', version: 'v1', token });
+    const v2 = sidecar(cp, { service: 'catalog', version: 'v2', token });
+    await waitUntil(() => v1.latest()?.services.catalog?.endpoints?.length === 2 && v2.latest()?.services.catalog?.endpoints?.length === 2, { what: 'both endpoints' });
+    const started = Date.now();
+    await cp.api.put('/api/v1/routes/catalog/split', { v1: 70, v2: 30 });
+    await waitUntil(() => [v1, v2].every((s) => s.latest()?.routes.catalog?.[0]?.split?.v2 === 30), { what: 'the new split on both', timeoutMs: 1_000, intervalMs: 5 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('records a NACK with its reason and the sidecar keeps its last good snapshot', async () => {
+    const cp = await startControlPlane(procs);
+    await cp.api.put('/api/v1/services/catalog/policy', { timeout: '2s' });
+    const sc = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog'), refuse: (s) => (s.services.catalog!.timeout === 7_000 ? 'services.catalog.timeout: 7s is not allowed here' : undefined) });
+    await waitUntil(() => sc.latest()?.services.catalog?.endpoints?.length === 1, { what: 'first snapshot' });
+    const good = sc.source.currentVersion;
+    const write = await cp.api.put('/api/v1/services/catalog/policy', { timeout: '7s' });
+    const refused = write.headers.get('skein-snapshot-version');
+    const view = await waitUntil(async () => {
+      const p = await proxies(cp);
+      return p.proxies[0]?.state === 'NACKED' && p.proxies[0];
+    }, { what: 'NACKED' });
+    expect(view.nackReason).toBe('services.catalog.timeout: 7s is not allowed here');
+    expect((view as unknown as { nackedVersion: string }).nackedVersion).toBe(refused);
+    expect(sc.source.currentVersion).toBe(good);
+    expect(sc.latest()!.services.catalog!.timeout).toBe(2_000);
+    // The next good snapshot is ACKed and the proxy is SYNCED again.
+    await cp.api.put('/api/v1/services/catalog/policy', { timeout: '3s' });
+    await waitUntil(async () => (await proxies(cp)).proxies[0]?.state === 'SYNCED', { what: 'SYNCED again' });
+    expect(sc.latest()!.services.catalog!.timeout).toBe(3_000);
+  });
+
+  it('waits for a control plane that is not up yet, then connects', async () => {
+    const [httpPort, grpcPort] = (await freePorts(2)) as [number, number];
+    const dataDir = tempDir('skein-cp-');
+    const pending = { grpcAddress: `127.0.0.1:${grpcPort}`, caFile: `${dataDir}/ca.crt` } as ControlPlaneProcess;
+    // The CA file does not exist yet either: the sidecar keeps waiting rather than crash.
+    const sc = sidecar(pending, { service: 'catalog', token: 'skt_later' });
+    await waitUntil(() => /^waiting for control plane at 127\.0\.0\.1:\d+ \(/.test(sc.source.status), { what: 'waiting status' });
+    const cp = await startControlPlane(procs, { dataDir, httpPort, grpcPort });
+    expect(sc.source.hasSnapshot).toBe(false);
+    // The token did not exist before; a sidecar given a real one connects on its next attempt.
+    const sc2 = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog') });
+    await waitUntil(() => sc2.source.hasSnapshot, { what: 'snapshot after the control plane came up' });
+    expect(sc.source.hasSnapshot).toBe(false);
+  });
+
+  it('keeps serving through a control-plane restart and resyncs to the newest snapshot', async () => {
+    const cp = await startControlPlane(procs);
+    const token = await createToken(cp, 'catalog');
+    const a = sidecar(cp, { service: 'catalog', version: 'v1', token });
+    const b = sidecar(cp, { service: 'catalog', version: 'v2', token });
+    await waitUntil(() => a.latest()?.services.catalog?.endpoints?.length === 2, { what: 'both endpoints' });
+    const before = a.source.currentVersion;
+    cp.child.kill('SIGKILL');
+    await cp.child.exited;
+    await waitUntil(() => /unreachable.*serving snapshot/.test(a.source.status), { what: 'unreachable status' });
+    expect(a.source.currentVersion).toBe(before);
+    const applies = a.applied.length;
+
+    const again = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort });
+    // During the resync hold the sidecars keep what they have (the registry is still refilling)...
+    await waitUntil(async () => (await proxies(again)).proxies.length === 2, { what: 'both reconnected' });
+    expect(a.applied.length).toBe(applies);
+    // ...then get the new control plane's snapshot, with both endpoints.
+    await waitUntil(async () => (await proxies(again)).proxies.every((p) => p.state === 'SYNCED'), { what: 'both SYNCED after restart', timeoutMs: 10_000 });
+    expect(Number(a.source.currentVersion)).toBeGreaterThan(Number(before));
+    expect(a.latest()!.services.catalog!.endpoints).toHaveLength(2);
+    expect(b.latest()!.services.catalog!.endpoints).toHaveLength(2);
+  });
+
+  it('withdraws a sidecar that says goodbye at once', async () => {
+    const cp = await startControlPlane(procs);
+    const token = await createToken(cp, 'catalog');
+    const watcher = sidecar(cp, { service: 'catalog', version: 'v1', token });
+    const leaving = sidecar(cp, { service: 'catalog', version: 'v2', token });
+    await waitUntil(() => watcher.latest()?.services.catalog?.endpoints?.length === 2, { what: 'both endpoints' });
+    await leaving.source.close();
+    await waitUntil(() => watcher.latest()?.services.catalog?.endpoints?.length === 1, { what: 'clean withdrawal', timeoutMs: 1_000 });
+    expect((await proxies(cp)).proxies).toHaveLength(1);
+  });
+});
