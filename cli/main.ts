@@ -13,6 +13,8 @@ export function buildProgram(): Command {
   const program = new Command('skein')
     .description('Skein service mesh: sidecar proxy, control plane and admin CLI')
     .version(pkg.version)
+    // `skein sidecar --version v2` is the subset label, not the program's --version.
+    .enablePositionalOptions()
     // `skein sidecar --version v1` is the sidecar's subset label, not the program's --version.
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
