@@ -70,6 +70,8 @@ export function injectRequestHandler(options: InjectOptions): (req: IncomingMess
 export interface InjectWebhook {
   readonly server: Server;
   readonly port: number;
+  /** Serves new connections with a renewed certificate; open ones keep theirs. */
+  setCertificate(cert: string, key: string): void;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,10 @@ export async function startInjectWebhook(opts: InjectWebhookOptions): Promise<In
   return {
     server,
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    setCertificate: (cert, key) => server.setSecureContext({ cert, key, minVersion: 'TLSv1.2' }),
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
   };
 }

@@ -5,16 +5,18 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CertificateAuthority } from '../../control-plane/ca/authority.js';
-import { generateRsaKeyPair } from '../../common/identity/keys.js';
+import { createLogger } from '../../common/log.js';
 import { injectText } from '../../inject/inject-text.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
-import { startInjectWebhook, type InjectWebhook } from '../../inject/webhook-server.js';
+import type { InjectWebhook } from '../../inject/webhook-server.js';
+import { startCaWebhook } from '../../inject/webhook-tls.js';
 import { validateKubernetesObject } from './kubernetes-schema.js';
 
 const SERVICE_HOST = 'skein-control-plane.skein-system.svc';
@@ -29,6 +31,16 @@ let webhook: InjectWebhook;
 interface Reply {
   status: number;
   body: any;
+}
+
+function servingCertificate(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: webhook.port, servername: SERVICE_HOST, ca: ca.bundlePem }, () => {
+      resolve(socket.getPeerX509Certificate()!.fingerprint256);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
 }
 
 function post(body: string, opts: { method?: string; path?: string; ca?: string } = {}): Promise<Reply> {
@@ -68,9 +80,14 @@ function decodePatch(patch: string): Operation[] {
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'skein-webhook-'));
   ca = await CertificateAuthority.open({ dataDir, trustDomain: 'skein.local' });
-  const keys = await generateRsaKeyPair();
-  const serving = ca.issueServerCert(keys, [SERVICE_HOST, '127.0.0.1'], 3_600_000);
-  webhook = await startInjectWebhook({ cert: serving.certPem, key: keys.privateKeyPem, port: 0, host: '127.0.0.1', inject: DEFAULT_INJECT_OPTIONS });
+  webhook = await startCaWebhook({
+    ca,
+    hosts: [SERVICE_HOST, '127.0.0.1'],
+    port: 0,
+    host: '127.0.0.1',
+    inject: DEFAULT_INJECT_OPTIONS,
+    logger: createLogger('webhook-test', 'silent'),
+  });
 });
 
 afterAll(async () => {
@@ -145,5 +162,19 @@ describe('POST /api/v1/inject (AdmissionReview v1 over TLS)', () => {
     } finally {
       rmSync(otherDir, { recursive: true, force: true });
     }
+  });
+
+  test('the serving certificate is reissued when the CA rotates its root', async () => {
+    const before = await servingCertificate();
+    await ca.stageNewRoot();
+    await ca.switchToNextRoot();
+    const deadline = Date.now() + 10_000;
+    let after = before;
+    while (after === before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await servingCertificate();
+    }
+    expect(after).not.toBe(before);
+    expect((await post(JSON.stringify(review))).body.response.allowed).toBe(true);
   });
 });
