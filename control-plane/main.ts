@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import { createLogger, type Logger } from '../common/log.js';
 import { CertificateAuthority } from './ca/authority.js';
-import { ControlPlaneTls } from './ca/server-tls.js';
+import { ControlPlaneTls, localHostNames } from './ca/server-tls.js';
 import { createSignHandler } from './ca/sign-service.js';
 import { resolveAdminToken } from './admin-token.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
@@ -28,6 +28,8 @@ import { SnapshotPublisher } from './state/snapshots.js';
 import { openStore } from './store/open.js';
 import type { ConfigStore } from './store/store.js';
 import { BootstrapTokens } from './tokens.js';
+import { DEFAULT_INJECT_OPTIONS } from '../inject/options.js';
+import { startCaWebhook } from '../inject/webhook-tls.js';
 
 export interface RunningControlPlane {
   readonly grpcPort: number;
@@ -70,6 +72,9 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger }),
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
+  const webhook = options.webhookPort === undefined ? undefined : await startCaWebhook({
+    ca, hosts: localHostNames(options.tlsSans), port: options.webhookPort, host: options.grpcHost, inject: options.inject ?? DEFAULT_INJECT_OPTIONS, logger,
+  });
 
   const router = new Router();
   registerMetaRoutes(router, VERSION);
@@ -95,6 +100,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await push.close();
+      await webhook?.close();
       tls.close();
       publisher.close();
       await registry.close();

@@ -1,4 +1,5 @@
 /** What `skein control-plane` is started with (SPEC §5), after flags and env vars are read. */
+import type { InjectOptions } from '../inject/options.js';
 import type { StoreKind } from './store/open.js';
 
 export interface ControlPlaneOptions {
@@ -21,4 +22,8 @@ export interface ControlPlaneOptions {
   /** How long to gather changes into one snapshot. */
   readonly coalesceMs: number;
   readonly maxBodyBytes: number;
+  /** TLS port of the Kubernetes injection webhook (POST /api/v1/inject); no webhook when absent. */
+  readonly webhookPort?: number;
+  /** What the webhook injects: sidecar image, control-plane address as workloads see it, Consul. */
+  readonly inject?: InjectOptions;
 }

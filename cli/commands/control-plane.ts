@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../../common/config/duration.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
+import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
 import { parsePort } from './sidecar.js';
 
@@ -44,6 +45,10 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot').argParser(parseDurationFlag).default(5, '5ms'))
     .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parseBytes).default(1024 * 1024, '1MiB'))
+    .addOption(opt('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))
+    .addOption(opt('--inject-image <image>', 'webhook: sidecar image').default(DEFAULT_INJECT_OPTIONS.image))
+    .addOption(opt('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').default(DEFAULT_INJECT_OPTIONS.controlPlane))
+    .addOption(opt('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars'))
     .action(async (flags: Record<string, unknown>) => {
       const options: ControlPlaneOptions = {
         dataDir: String(flags.dataDir),
@@ -60,6 +65,13 @@ export function registerControlPlane(program: Command): void {
         resyncHoldMs: flags.resyncHold as number,
         coalesceMs: flags.coalesce as number,
         maxBodyBytes: flags.maxBody as number,
+        webhookPort: flags.webhookPort as number | undefined,
+        inject: {
+          ...DEFAULT_INJECT_OPTIONS,
+          image: String(flags.injectImage),
+          controlPlane: String(flags.injectControlPlane),
+          consul: flags.injectConsul as string | undefined,
+        },
       };
       const { runControlPlane } = await import('../../control-plane/main.js');
       await runControlPlane(options);
