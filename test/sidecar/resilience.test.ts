@@ -161,9 +161,9 @@ describe('outlier detection', () => {
     const s = await scrape(web.sidecar);
     expect(metric(s, 'skein_outlier_ejections_total', { destination: 'catalog' })).toBe(1);
     expect(metric(s, 'skein_endpoints', { destination: 'catalog', subset: '*', state: 'ejected' })).toBe(1);
-    const clusters = await (await fetch(`${web.sidecar.adminUrl}/clusters`)).text();
-    expect(clusters).toContain(`"port":${bad.port}`);
-    expect(clusters).toContain('ejected');
+    const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { endpoints: { port: number; health: string }[] } };
+    const health = Object.fromEntries(clusters.catalog.endpoints.map((e) => [e.port, e.health]));
+    expect(health).toEqual({ [bad.port]: 'ejected', [good.port]: 'healthy' });
   });
 });
 
