@@ -15,8 +15,6 @@ export function buildProgram(): Command {
     .version(pkg.version)
     // `skein sidecar --version v2` is the subset label, not the program's --version.
     .enablePositionalOptions()
-    // `skein sidecar --version v1` is the sidecar's subset label, not the program's --version.
-    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
