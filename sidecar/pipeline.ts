@@ -84,6 +84,8 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   const route = runtime.routes[index]!;
   // split
   const subset = route.subsets[pickSplit(route.split, ctx.deps.random())]!;
+  // Counted from here on, so fault-injected answers show up in the edge's metrics too.
+  ex.edge = subset.edge;
   ex.outlier = runtime.outlier;
   ex.budget = runtime.budget;
   return { route, subset };
