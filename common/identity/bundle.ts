@@ -23,3 +23,13 @@ export function bundleFingerprint(pem: string): string {
   const each = splitPemCertificates(pem).map((c) => new X509Certificate(c).fingerprint256).sort();
   return createHash('sha256').update(each.join('\n')).digest('hex');
 }
+
+/** The fingerprint256 of the bundle root that issued `certPem`, or undefined when none did. */
+export function issuingRootFingerprint(certPem: string, bundlePem: string): string | undefined {
+  const leaf = new X509Certificate(certPem);
+  for (const pem of splitPemCertificates(bundlePem)) {
+    const root = new X509Certificate(pem);
+    if (leaf.checkIssued(root) && leaf.verify(root.publicKey)) return root.fingerprint256;
+  }
+  return undefined;
+}

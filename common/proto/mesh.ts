@@ -39,7 +39,7 @@ export interface SidecarMessage {
   ack?: { version: string };
   nack?: { version: string; reason: string };
   telemetry?: { kind: string; json: string };
-  cert?: { expiryUnix: string; bundleFingerprint: string };
+  cert?: { expiryUnix: string; bundleFingerprint: string; rootFingerprint: string };
 }
 
 export interface ControlMessage {

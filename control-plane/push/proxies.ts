@@ -22,6 +22,9 @@ export interface ProxyRecord {
   nackReason?: string;
   nackedAt?: number;
   certExpiry?: number;
+  /** From CertStatus: the trust bundle it runs and the root of its leaf (root rotation paces on these). */
+  bundleFingerprint?: string;
+  rootFingerprint?: string;
 }
 
 export interface ProxyView {

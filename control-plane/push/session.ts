@@ -168,6 +168,8 @@ export class StreamSession {
         break;
       case 'cert':
         record.certExpiry = Number(message.cert!.expiryUnix) * 1000;
+        record.bundleFingerprint = message.cert!.bundleFingerprint;
+        record.rootFingerprint = message.cert!.rootFingerprint;
         break;
       case 'telemetry':
         this.deps.onTelemetry?.(record, message.telemetry!.kind, message.telemetry!.json);
