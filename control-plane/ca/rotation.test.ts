@@ -1,0 +1,102 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCsrPem } from '../../common/identity/csr.js';
+import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
+import { createLogger } from '../../common/log.js';
+import { certStatusOf } from '../../sidecar/identity/cert-status.js';
+import { CertificateAuthority } from './authority.js';
+import { RootRotation, type Fleet, type ProxyCertState } from './rotation.js';
+
+/** A sidecar as the rotation sees it: renews through the CA when asked, reports CertStatus. */
+class FakeProxy {
+  state: ProxyCertState;
+  constructor(
+    readonly id: string,
+    private readonly ca: CertificateAuthority,
+    private readonly keys: KeyPairPem,
+  ) {
+    this.state = { id };
+  }
+  renew(): void {
+    const leaf = this.ca.signCsr(createCsrPem(this.keys.privateKeyPem, this.keys.publicKeyPem, 'svc'), 'svc');
+    const status = certStatusOf({ certPem: leaf.certPem, keyPem: this.keys.privateKeyPem, caPem: leaf.bundlePem, notAfter: leaf.notAfter });
+    this.state = { id: this.id, ...status };
+  }
+}
+
+let dir: string;
+let rotation: RootRotation | undefined;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'skein-rot-'));
+});
+afterEach(async () => {
+  rotation?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('RootRotation', () => {
+  it('takes each step only after every proxy caught up, and finishes with the new root alone', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const keys = await generateRsaKeyPair();
+    const proxies = [new FakeProxy('a', ca, keys), new FakeProxy('b', ca, keys)];
+    for (const p of proxies) p.renew();
+    const oldRoot = ca.signingRootFingerprint;
+
+    // Proxy b renews only when the test lets it, to prove the rotation waits for it.
+    let holdB = true;
+    const asked: string[][] = [];
+    const fleet: Fleet = {
+      proxies: () => proxies.map((p) => p.state),
+      requestRenewal: (ids) => {
+        asked.push([...ids]);
+        for (const p of proxies) if (ids.includes(p.id) && !(holdB && p.id === 'b')) p.renew();
+      },
+    };
+    rotation = new RootRotation(ca, fleet, createLogger('test', 'silent'), { pollMs: 10, resendMs: 20 });
+    await rotation.start();
+    expect(rotation.status().phase).toBe('staged');
+    await until(() => rotation!.status().waitingFor.join() === 'b', 'a to take the new bundle');
+    // b still runs the old bundle: leaves must keep coming from the old root.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ca.phase).toBe('staged');
+    expect(ca.signingRootFingerprint).toBe(oldRoot);
+
+    holdB = false;
+    await until(() => ca.phase === 'stable', 'the rotation to finish');
+    const status = rotation.status();
+    expect(status.rotating).toBe(false);
+    expect(status.finishedAt).not.toBeNull();
+    expect(ca.signingRootFingerprint).not.toBe(oldRoot);
+    // After the last step every proxy was asked to pick up the final bundle.
+    await until(() => proxies.every((p) => p.state.bundleFingerprint === ca.bundleFingerprint), 'proxies to run the final bundle');
+    expect(proxies.every((p) => p.state.rootFingerprint === ca.signingRootFingerprint)).toBe(true);
+    expect(asked.some((ids) => ids.includes('b'))).toBe(true);
+  });
+
+  it('refuses a second rotation while one runs, and resumes a persisted one after a restart', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const noProxies: Fleet = { proxies: () => [], requestRenewal: () => undefined };
+    // A fleet that never renews keeps the rotation parked at "staged".
+    const stuck = new FakeProxy('x', ca, await generateRsaKeyPair());
+    stuck.renew();
+    rotation = new RootRotation(ca, { proxies: () => [stuck.state], requestRenewal: () => undefined }, createLogger('test', 'silent'), { pollMs: 10 });
+    await rotation.start();
+    await expect(rotation.start()).rejects.toThrow(/already in progress/);
+    rotation.close();
+
+    const reopened = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    expect(reopened.phase).toBe('staged');
+    rotation = new RootRotation(reopened, noProxies, createLogger('test', 'silent'), { pollMs: 10 });
+    await until(() => reopened.phase === 'stable', 'the resumed rotation to finish');
+  });
+});
