@@ -49,7 +49,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   await mkdir(options.dataDir, { recursive: true });
   if (options.consul) throw new Error('skein: Consul discovery (--consul) is not available in this build yet; leave it out to use the built-in registry');
   const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul: options.consul });
-  const ca = await CertificateAuthority.open({ dataDir: options.dataDir, trustDomain: options.trustDomain });
+  const ca = await CertificateAuthority.open({ dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
   if (admin.generated) process.stderr.write(`skein: generated the admin token (saved in ${admin.file}, shown only now):\n${admin.token}\n`);
 

@@ -11,6 +11,9 @@ export interface ControlPlaneOptions {
   readonly consul?: string;
   readonly store: StoreKind;
   readonly trustDomain: string;
+  /** Operator-supplied CA root (PEM), so several replicas sign with one root; imported into the data dir. */
+  readonly caCertFile?: string;
+  readonly caKeyFile?: string;
   /** Extra names or addresses for the gRPC server certificate. */
   readonly tlsSans: readonly string[];
   /** `SKEIN_ADMIN_TOKEN`, which wins over the data dir's admin-token file. */

@@ -40,6 +40,8 @@ export function registerControlPlane(program: Command): void {
     .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR'))
     .addOption(opt('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
     .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').default('skein.local'))
+    .addOption(opt('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))
+    .addOption(opt('--ca-key-file <file>', 'private key (PEM, RSA) of --ca-cert-file'))
     .addOption(opt('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
     .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered').argParser(parseDurationFlag).default(30_000, '30s'))
     .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
@@ -60,6 +62,8 @@ export function registerControlPlane(program: Command): void {
         store: flags.store as StoreKind,
         trustDomain: String(flags.trustDomain),
         tlsSans: flags.tlsSan as string[],
+        caCertFile: flags.caCertFile as string | undefined,
+        caKeyFile: flags.caKeyFile as string | undefined,
         adminToken: process.env.SKEIN_ADMIN_TOKEN || undefined,
         registryGraceMs: flags.registryGrace as number,
         resyncHoldMs: flags.resyncHold as number,
