@@ -64,4 +64,21 @@ describe('OrderSaga', () => {
     expect(steps(order.id)).toEqual(['reserve:ok', 'charge:failed', 'refund:ok', 'release:failed', 'release:failed', 'release:ok']);
     expect(inventory.calls.filter((c) => c.path.endsWith('/release'))).toHaveLength(3);
   });
+
+  it('never runs an order\'s compensations twice at once (saga and sweeper)', async () => {
+    payments.script.push(503);
+    const running = saga.run(newOrder().id);
+    await new Promise((r) => setTimeout(r, 20));
+    payments.delayMs = 150; // hold the refund in flight while the sweeper looks
+    const sweeps: Promise<void>[] = [];
+    while (payments.calls.length < 2) {
+      sweeps.push(saga.runDueCompensations());
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    sweeps.push(saga.runDueCompensations());
+    const order = await running;
+    await Promise.all(sweeps);
+    expect(steps(order.id)).toEqual(['reserve:ok', 'charge:failed', 'refund:ok', 'release:ok']);
+    expect(payments.calls.filter((c) => c.path.endsWith('/refund'))).toHaveLength(1);
+  });
 });

@@ -3,7 +3,8 @@
  * cancelled with a reason, and what was (or may have been) done is compensated in reverse:
  * refund, then release. Each remote step is keyed by the order id, so running the saga again
  * for the same order (a retry, or a restart that finds it pending) never reserves or charges
- * twice. A compensation that cannot run now is retried by `runDueCompensations`.
+ * twice. Compensations run in order, one order at a time; one that fails is retried with
+ * backoff by `runDueCompensations` (and those after it wait for it).
  */
 import type { Logger } from '../../common/log.js';
 import { HttpError } from '../shared/http-errors.js';
@@ -25,6 +26,9 @@ type StepResult = { ok: true } | { ok: false; reason: string; owed: Compensation
 const CALL_TIMEOUT_MS = 5_000;
 
 export class OrderSaga {
+  /** Orders whose compensations are running now, so the sweeper and a saga never both run them. */
+  private readonly compensating = new Set<string>();
+
   constructor(private readonly deps: SagaDeps) {}
 
   async run(orderId: string, trace: TraceHeaders = {}): Promise<Order> {
@@ -41,11 +45,9 @@ export class OrderSaga {
     return store.get(order.id)!;
   }
 
-  /** Retry every compensation whose backoff has passed. */
-  async runDueCompensations(now = Date.now()): Promise<void> {
-    for (const due of this.deps.store.dueCompensations(now)) {
-      await this.compensate(due.orderId, due.action, due.attempts, {});
-    }
+  /** Retry the compensations whose backoff has passed. */
+  async runDueCompensations(): Promise<void> {
+    for (const orderId of this.deps.store.ordersOwingCompensation(Date.now())) await this.compensateOrder(orderId, {});
   }
 
   private async reserve(order: Order, trace: TraceHeaders): Promise<StepResult> {
@@ -87,11 +89,25 @@ export class OrderSaga {
     const { store, log } = this.deps;
     store.cancel(order.id, reason, owed);
     log.info({ orderId: order.id, reason, owed }, 'order cancelled');
-    for (const c of store.compensationsOwed(order.id)) await this.compensate(order.id, c.action, c.attempts, trace);
+    await this.compensateOrder(order.id, trace);
     return store.get(order.id)!;
   }
 
-  private async compensate(orderId: string, action: Compensation, attempts: number, trace: TraceHeaders): Promise<void> {
+  /** Runs an order's owed compensations in order, stopping at the first that fails or is not yet due. */
+  private async compensateOrder(orderId: string, trace: TraceHeaders): Promise<void> {
+    if (this.compensating.has(orderId)) return;
+    this.compensating.add(orderId);
+    try {
+      for (const c of this.deps.store.compensationsOwed(orderId)) {
+        if (c.nextAttemptAt > Date.now()) return;
+        if (!(await this.compensate(orderId, c.action, c.attempts, trace))) return;
+      }
+    } finally {
+      this.compensating.delete(orderId);
+    }
+  }
+
+  private async compensate(orderId: string, action: Compensation, attempts: number, trace: TraceHeaders): Promise<boolean> {
     const { store, log, inventory, payments, compensationMaxBackoffMs } = this.deps;
     const outcome =
       action === 'refund'
@@ -99,11 +115,12 @@ export class OrderSaga {
         : await this.attempt(inventory, 'POST', `/reservations/${encodeURIComponent(orderId)}/release`, { trace });
     if (outcome.answer && outcome.answer.status < 300) {
       store.compensationDone(orderId, action);
-      return;
+      return true;
     }
     const detail = outcome.error ? outcome.error.message : describe(outcome.answer!);
     log.warn({ orderId, action, attempts, detail }, 'compensation failed; will retry');
     store.compensationFailed(orderId, action, Date.now() + backoffMs(attempts, 200, compensationMaxBackoffMs), detail);
+    return false;
   }
 
   private async attempt(client: ServiceClient, method: string, path: string, opts: Parameters<ServiceClient['call']>[2]): Promise<Outcome> {

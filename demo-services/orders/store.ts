@@ -132,13 +132,11 @@ function prepareQueries(db: Db) {
     ),
     setStatus: db.prepare<[OrderStatus, string | null, string]>(`UPDATE orders SET status = ?, reason = ?, updated_at = ${NOW} WHERE id = ? AND status = 'pending'`),
     insertCompensation: db.prepare<[string, Compensation, number]>('INSERT OR IGNORE INTO compensations (order_id, action, position) VALUES (?, ?, ?)'),
-    dueCompensations: db.prepare<[number], { order_id: string; action: Compensation; attempts: number }>(
-      'SELECT order_id, action, attempts FROM compensations WHERE done = 0 AND next_attempt_at <= ? ORDER BY order_id, position',
-    ),
-    compensationsOf: db.prepare<[string], { action: Compensation; attempts: number }>(
-      'SELECT action, attempts FROM compensations WHERE order_id = ? AND done = 0 ORDER BY position',
-    ),
-    compensationDone: db.prepare<[string, string]>('UPDATE compensations SET done = 1 WHERE order_id = ? AND action = ?'),
+    ordersOwingCompensation: db.prepare<[number], { order_id: string }>('SELECT DISTINCT order_id FROM compensations WHERE done = 0 AND next_attempt_at <= ? ORDER BY order_id'),
+  compensationsOf: db.prepare<[string], { action: Compensation; attempts: number; next_attempt_at: number }>(
+    'SELECT action, attempts, next_attempt_at FROM compensations WHERE order_id = ? AND done = 0 ORDER BY position',
+  ),
+  compensationDone: db.prepare<[string, string]>('UPDATE compensations SET done = 1 WHERE order_id = ? AND action = ?'),
     compensationRetry: db.prepare<[number, string, string]>('UPDATE compensations SET attempts = attempts + 1, next_attempt_at = ? WHERE order_id = ? AND action = ?'),
     insertEvent: db.prepare<[string, string, string]>('INSERT INTO outbox (event_id, type, payload) VALUES (?, ?, ?)'),
     undelivered: db.prepare<[number], { seq: number; event_id: string; type: string; payload: string; attempts: number; next_attempt_at: number }>(
@@ -211,12 +209,14 @@ export class OrderStore {
     })();
   }
 
-  compensationsOwed(orderId: string): { action: Compensation; attempts: number }[] {
-    return this.q.compensationsOf.all(orderId);
+  /** Compensations still owed for one order, in the order they must run. */
+  compensationsOwed(orderId: string): { action: Compensation; attempts: number; nextAttemptAt: number }[] {
+    return this.q.compensationsOf.all(orderId).map((r) => ({ action: r.action, attempts: r.attempts, nextAttemptAt: r.next_attempt_at }));
   }
 
-  dueCompensations(now: number): { orderId: string; action: Compensation; attempts: number }[] {
-    return this.q.dueCompensations.all(now).map((r) => ({ orderId: r.order_id, action: r.action, attempts: r.attempts }));
+  /** Orders with a compensation whose retry time has come. */
+  ordersOwingCompensation(now: number): string[] {
+    return this.q.ordersOwingCompensation.all(now).map((r) => r.order_id);
   }
 
   compensationDone(orderId: string, action: Compensation): void {

@@ -13,6 +13,8 @@ export class ScriptedService {
   /** Statuses to answer with, in order; when empty, `fallback`. */
   readonly script: number[] = [];
   fallback = 200;
+  /** Answer this much later, to hold a call in flight. */
+  delayMs = 0;
   private readonly server: Server;
 
   constructor(private readonly answer: (call: Recorded) => unknown = () => ({ ok: true })) {
@@ -25,7 +27,7 @@ export class ScriptedService {
         this.calls.push(call);
         const status = this.script.shift() ?? this.fallback;
         const body = status < 300 ? this.answer(call) : { error: { code: 'scripted', message: `scripted ${status}` } };
-        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        setTimeout(() => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)), this.delayMs);
       });
     });
   }

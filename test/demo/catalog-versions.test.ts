@@ -5,15 +5,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { loadCatalogProtos } from '../../demo-services/catalog/proto.js';
+import { Processes } from '../support/index.js';
 import { http, startService, type ServiceProcess } from './stack.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'skein-demo-catalog-'));
+const children = new Processes();
 const procs: ServiceProcess[] = [];
 const gateways: Record<string, string> = {};
 
 beforeAll(async () => {
   const start = (name: string, args: string[] = [], env: Record<string, string> = {}) => {
-    const p = startService(name, { dataDir, args, env });
+    const p = startService(children, name, { dataDir, args, env });
     procs.push(p);
     return p.ready();
   };
@@ -24,7 +26,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+  await children.killAll();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

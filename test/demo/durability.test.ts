@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, http, Stack } from './stack.js';
+import { waitUntil } from '../support/index.js';
+import { http, Stack } from './stack.js';
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -33,16 +34,16 @@ describe('demo durability', () => {
     const health = await http('GET', `${s.get('orders').url}/health`);
     expect(health.body.outbox.pending).toBe(3);
     // Wait until the relay has failed at least once, so the redelivery path is what we test.
-    await eventually(async () => (s.get('orders').logs.some((l) => l.includes('event delivery failed')) ? true : undefined), 10_000, 'a failed delivery');
+    await waitUntil(async () => (s.get('orders').logs.some((l) => l.includes('event delivery failed')) ? true : undefined), { timeoutMs: 10_000, what: 'a failed delivery' });
 
     await s.launch('notifications', port);
-    const list = await eventually(async () => {
+    const list = await waitUntil(async () => {
       const res = await http('GET', `${s.gateway}/api/notifications?userId=u2`);
       return res.status === 200 && res.body.notifications.length >= 3 ? res.body.notifications : undefined;
-    }, 15_000, 'three notifications');
+    }, { timeoutMs: 15_000, what: 'three notifications' });
     expect(list.map((n: { orderId: string }) => n.orderId).sort()).toEqual([...placed].sort());
     expect(list.every((n: { type: string }) => n.type === 'OrderCreated')).toBe(true);
-    await eventually(async () => ((await http('GET', `${s.get('orders').url}/health`)).body.outbox.pending === 0 ? true : undefined), 5_000, 'empty outbox');
+    await waitUntil(async () => ((await http('GET', `${s.get('orders').url}/health`)).body.outbox.pending === 0 ? true : undefined), { timeoutMs: 5_000, what: 'empty outbox' });
 
     // At least once on the wire, once in the log: a redelivered event is recognised.
     const again = { id: list[0].eventId, type: 'OrderCreated', occurredAt: list[0].occurredAt, data: { orderId: list[0].orderId, userId: 'u2' } };
@@ -57,7 +58,7 @@ describe('demo durability', () => {
     expect(res.body.status).toBe('confirmed');
     const orderId = res.body.id;
     const stock = (await http('GET', `${s.gateway}/api/products/p6`)).body.stock;
-    await eventually(async () => ((await http('GET', `${s.gateway}/api/notifications?userId=u1`)).body.notifications.length === 1 ? true : undefined), 10_000, 'notification');
+    await waitUntil(async () => ((await http('GET', `${s.gateway}/api/notifications?userId=u1`)).body.notifications.length === 1 ? true : undefined), { timeoutMs: 10_000, what: 'notification' });
 
     // SIGTERM is a graceful stop: every service exits 0.
     const codes = await Promise.all([...s.procs.values()].map((p) => p.stop('SIGTERM')));
@@ -84,7 +85,7 @@ describe('demo durability', () => {
     const body = { userId: 'u3', items: [{ productId: 'p3', quantity: 2 }] };
     const first = placeOrder(s, body, key);
     // Stock reserved means the saga is now waiting on the (slow) charge: crash orders there.
-    await eventually(async () => ((await http('GET', `${s.gateway}/api/products/p3`)).body.stock === stockBefore - 2 ? true : undefined), 10_000, 'reservation');
+    await waitUntil(async () => ((await http('GET', `${s.gateway}/api/products/p3`)).body.stock === stockBefore - 2 ? true : undefined), { timeoutMs: 10_000, what: 'reservation' });
     await s.get('orders').stop('SIGKILL');
     expect((await first).status).toBe(503);
 

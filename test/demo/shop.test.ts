@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, http, Stack } from './stack.js';
+import { waitUntil } from '../support/index.js';
+import { http, Stack } from './stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -61,10 +62,10 @@ describe('demo shop', () => {
     expect(read.status).toBe(200);
     expect(read.body).toMatchObject({ id: order.id, status: 'confirmed', steps: order.steps });
 
-    const delivered = await eventually(async () => {
+    const delivered = await waitUntil(async () => {
       const list = await notificationsFor('u1', order.id);
       return list.length > 0 ? list : undefined;
-    }, 10_000, 'OrderCreated notification');
+    }, { timeoutMs: 10_000, what: 'OrderCreated notification' });
     expect(delivered).toHaveLength(1);
     expect(delivered[0]).toMatchObject({ type: 'OrderCreated', message: expect.stringContaining('confirmed') });
   });
@@ -87,10 +88,10 @@ describe('demo shop', () => {
       const u2charges = await http('GET', payments('/charges?userId=u2'));
       expect(u2charges.body.charges.filter((c: { status: string }) => c.status === 'captured')).toEqual([]);
 
-      const cancelled = await eventually(async () => {
+      const cancelled = await waitUntil(async () => {
         const list = await notificationsFor('u2', order.id);
         return list.length > 0 ? list : undefined;
-      }, 10_000, 'OrderCancelled notification');
+      }, { timeoutMs: 10_000, what: 'OrderCancelled notification' });
       expect(cancelled).toEqual([expect.objectContaining({ type: 'OrderCancelled', message: expect.stringContaining('cancelled') })]);
     } finally {
       await http('PUT', payments('/admin/faults'), { errorRate: 0, latencyMs: 0 });

@@ -3,35 +3,23 @@
  * port 0, for the service-level tests in this folder. Each process is found ready by its
  * `listening on HOST:PORT` log line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { Processes, repoRoot, waitUntil, type Child } from '../support/index.js';
 
-
-function runScript(): string {
-  // Tests run from source (vitest) or from dist; the services always run from dist.
-  const here = fileURLToPath(import.meta.url);
-  const root = here.includes('/dist/') ? here.slice(0, here.indexOf('/dist/')) : here.slice(0, here.indexOf('/test/demo/'));
-  return join(root, 'dist', 'demo-services', 'run.js');
-}
+const RUN = join(repoRoot, 'dist', 'demo-services', 'run.js');
 
 export class ServiceProcess {
-  readonly logs: string[] = [];
   port = 0;
-  private readonly exited: Promise<unknown>;
 
   constructor(
     readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    this.exited = once(child, 'exit');
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => this.logs.push(line));
-    }
+    readonly child: Child,
+  ) {}
+
+  get logs(): string[] {
+    return this.child.output().split('\n');
   }
 
   get address(): string {
@@ -42,38 +30,29 @@ export class ServiceProcess {
     return `http://${this.address}`;
   }
 
+  /** Resolves once the service has logged `listening on HOST:PORT`; fails at once if it exits. */
   async ready(timeoutMs = 20_000): Promise<this> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      for (const line of this.logs) {
-        const m = /listening on [^:"]+:(\d+)/.exec(line);
-        if (m) {
-          this.port = Number(m[1]);
-          return this;
-        }
-      }
-      if (this.child.exitCode !== null) throw new Error(`${this.name} exited with ${this.child.exitCode}:\n${this.logs.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`${this.name} did not report its port within ${timeoutMs} ms:\n${this.logs.join('\n')}`);
+    const exited = this.child.exited.then((e) => {
+      throw new Error(`${this.name} exited (${e.code ?? e.signal}):\n${this.child.output()}`);
+    });
+    const port = await Promise.race([
+      waitUntil(() => /listening on [^:"]+:(\d+)/.exec(this.child.output())?.[1], { timeoutMs, what: `${this.name} to report its port` }),
+      exited,
+    ]);
+    exited.catch(() => undefined);
+    this.port = Number(port);
+    return this;
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill(signal);
-      await this.exited;
-    }
-    return this.child.exitCode;
+    this.child.kill(signal);
+    return (await this.child.exited).code;
   }
 }
 
-export function startService(name: string, opts: { dataDir: string; args?: string[]; env?: Record<string, string>; port?: number }): ServiceProcess {
-  const args = [runScript(), name, '--data-dir', opts.dataDir, '--port', String(opts.port ?? 0), ...(opts.args ?? [])];
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, SKEIN_LOG_LEVEL: 'info', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new ServiceProcess(name, child);
+export function startService(procs: Processes, name: string, opts: { dataDir: string; args?: string[]; env?: Record<string, string>; port?: number }): ServiceProcess {
+  const args = [RUN, name, '--data-dir', opts.dataDir, '--port', String(opts.port ?? 0), ...(opts.args ?? [])];
+  return new ServiceProcess(name, procs.spawn(name, process.execPath, args, opts.env));
 }
 
 export const ORDERS_TEST_ARGS = ['--outbox-max-backoff-ms', '300', '--outbox-poll-ms', '200'];
@@ -81,6 +60,7 @@ export const ORDERS_TEST_ARGS = ['--outbox-max-backoff-ms', '300', '--outbox-pol
 /** The whole shop in direct mode: leaves first, then orders, then gateway. */
 export class Stack {
   readonly procs = new Map<string, ServiceProcess>();
+  private readonly children = new Processes();
 
   private constructor(readonly dataDir: string) {}
 
@@ -111,7 +91,7 @@ export class Stack {
   async launch(name: string, port?: number): Promise<ServiceProcess> {
     const direct: Record<string, string> = {};
     for (const [n, p] of this.procs) if (n !== name) direct[`DEMO_DIRECT_${n.toUpperCase()}`] = p.address;
-    const proc = startService(name, { dataDir: this.dataDir, env: direct, port, args: name === 'orders' ? ORDERS_TEST_ARGS : [] });
+    const proc = startService(this.children, name, { dataDir: this.dataDir, env: direct, port, args: name === 'orders' ? ORDERS_TEST_ARGS : [] });
     this.procs.set(name, proc);
     return proc.ready();
   }
@@ -123,7 +103,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.procs.values()].map((p) => p.stop('SIGKILL')));
+    await this.children.killAll();
   }
 
   async destroy(): Promise<void> {
@@ -146,20 +126,4 @@ export async function http<T = any>(method: string, url: string, body?: unknown,
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
-}
-
-/** Polls `check` until it returns a value (not undefined) or the deadline passes. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
