@@ -1,0 +1,58 @@
+/** `skein explain SERVICE METHOD PATH [-H k:v]`: the route, split, endpoints and policy a request would get, and why. */
+import { InvalidArgumentError, type Command } from 'commander';
+import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
+import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+
+function collectHeader(value: string, previous: string[] = []): string[] {
+  if (!/^[^:\s]+:/.test(value)) throw new InvalidArgumentError(`expected NAME:VALUE, got ${value}`);
+  return [...previous, value];
+}
+
+function printExplanation(a: ExplainAnswer): void {
+  const out = (line = ''): void => void process.stdout.write(`${line}\n`);
+  out(`${a.request.method} ${a.request.path} -> ${a.service}  (snapshot ${a.snapshotVersion})`);
+  if (!a.known) return out(`${a.service} is not in the mesh: the request gets 404 (x-skein-reason: no-route)`);
+  for (const s of a.skipped) out(`  rule ${s.index} "${s.name}" does not match: ${s.reasons.join('; ')}`);
+  if (!a.matched) return out('no rule matches: the request gets 404 (x-skein-reason: no-route)');
+  out(`  rule ${a.matched.index} "${a.matched.name}" matches${a.matched.implicit ? ' (implicit catch-all: the service has no routes)' : ''}`);
+  out();
+  printTable(
+    ['SUBSET', 'WEIGHT', 'SELECTS', 'ENDPOINTS'],
+    a.split.map((t) => [
+      t.subset === '*' ? '(all)' : t.subset,
+      `${t.weight}%`,
+      Object.entries(t.selector).map(([k, v]) => `${k}=${v}`).join(',') || '*',
+      t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => `${e.address}:${e.port}`).join(' ') : 'none (503 no-healthy-endpoints)') : undefined,
+    ]),
+  );
+  const p = a.policy;
+  if (!p) return;
+  out();
+  out(`protocol ${p.protocol}, lb ${p.lb}, timeout ${p.timeout}`);
+  out(`retries: ${p.retries.attempts} on ${p.retries.on.join(',')}, per try ${p.retries.perTryTimeout}, backoff ${p.retries.backoff.base}..${p.retries.backoff.max}, budget ${p.retries.budget.ratio * 100}% + ${p.retries.budget.minPerSecond}/s${p.retryNonIdempotent ? ', non-idempotent too' : ''}`);
+  const cb = p.circuitBreaker;
+  out(`circuit breaker: opens at ${cb.errorThresholdPercentage}% errors over ${cb.rollingWindow} (min ${cb.volumeThreshold} requests), resets after ${cb.resetTimeout}, max ${cb.maxConcurrent} concurrent`);
+  const od = p.outlierDetection;
+  out(`outlier detection: eject after ${od.consecutiveErrors} consecutive errors for ${od.baseEjectionTime}+, at most ${od.maxEjectionPercent}%`);
+  if (p.fault) out(`fault injection: ${JSON.stringify(p.fault)}`);
+  if (p.mirror) out(`mirror: ${JSON.stringify(p.mirror)}`);
+}
+
+export function registerExplain(program: Command): void {
+  const command = program
+    .command('explain')
+    .description('which route, subset, endpoints and policy a request would get, and why')
+    .argument('<service>', 'destination service')
+    .argument('<method>', 'HTTP method, e.g. GET')
+    .argument('<path>', 'request path, e.g. /products/1')
+    .option('-H, --header <name:value>', 'request header (repeatable)', collectHeader, []);
+  withAdminFlags(command).action((service: string, method: string, path: string, flags: AdminFlags & { header: string[] }) =>
+    runAdmin(async () => {
+      const query = new URLSearchParams({ service, method, path });
+      for (const h of flags.header) query.append('header', h);
+      const answer = (await adminClient(flags).get<ExplainAnswer>(`/api/v1/explain?${query}`)).body;
+      if (flags.output === 'json') printJson(answer);
+      else printExplanation(answer);
+    }),
+  );
+}

@@ -1,0 +1,91 @@
+/** `skein get services|routes|proxies|intentions [NAME]`: read state from the admin API. */
+import { Argument, type Command } from 'commander';
+import type { RouteRuleInput, IntentionsInput } from '../../common/config/schema.js';
+import type { ServiceView } from '../../control-plane/admin-api/services-routes.js';
+import type { ProxyView } from '../../control-plane/push/proxies.js';
+import { AdminApiError, type AdminClient } from '../admin-client.js';
+import { adminClient, formatSplit, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+
+type Kind = 'services' | 'routes' | 'proxies' | 'intentions';
+
+function describeMatch(match: RouteRuleInput['match']): string {
+  if (!match || Object.keys(match).length === 0) return '*';
+  const parts: string[] = [];
+  if (match.method) parts.push([match.method].flat().join(','));
+  if (match.path) parts.push(`path=${match.path}`);
+  if (match.pathPrefix) parts.push(`prefix=${match.pathPrefix}`);
+  if (match.pathRegex) parts.push(`regex=${match.pathRegex}`);
+  for (const [name, m] of Object.entries(match.headers ?? {})) parts.push(`${name}:${typeof m === 'string' ? m : JSON.stringify(m)}`);
+  return parts.join(' ');
+}
+
+async function getServices(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
+  if (name) {
+    const view = (await api.get<ServiceView>(`/api/v1/services/${encodeURIComponent(name)}`)).body;
+    if (flags.output === 'json') return printJson(view);
+    process.stdout.write(`${view.name} (${view.protocol}); subsets: ${view.subsets.map((s) => `${s.name}(${s.instances})`).join(' ') || '-'}\n`);
+    return printTable(['INSTANCE', 'ADDRESS', 'VERSION', 'HEALTH'], view.instances.map((i) => [i.id, `${i.address}:${i.port}`, i.version, i.health]));
+  }
+  const views = (await api.get<ServiceView[]>('/api/v1/services')).body;
+  if (flags.output === 'json') return printJson(views);
+  printTable(
+    ['NAME', 'PROTOCOL', 'INSTANCES', 'HEALTHY', 'SUBSETS'],
+    views.map((v) => [v.name, v.protocol, v.instances.length, v.instances.filter((i) => i.health === 'healthy').length, v.subsets.map((s) => `${s.name}(${s.instances})`).join(' ')]),
+  );
+}
+
+async function getRoutes(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
+  const all: Record<string, RouteRuleInput[]> = name
+    ? { [name]: (await api.get<RouteRuleInput[]>(`/api/v1/routes/${encodeURIComponent(name)}`)).body }
+    : (await api.get<Record<string, RouteRuleInput[]>>('/api/v1/routes')).body;
+  if (flags.output === 'json') return printJson(name ? all[name] : all);
+  const rows = Object.entries(all).flatMap(([service, rules]) =>
+    rules.map((rule, i) => [service, rule.name ?? `rule-${i}`, describeMatch(rule.match), formatSplit(rule.split), [rule.timeout && `timeout=${rule.timeout}`, rule.fault && 'fault', rule.mirror && `mirror=${rule.mirror.subset}`].filter(Boolean).join(' ')]),
+  );
+  printTable(['SERVICE', 'RULE', 'MATCH', 'SPLIT', 'EXTRA'], rows);
+}
+
+async function getProxies(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
+  const query = name ? `?service=${encodeURIComponent(name)}` : '';
+  const body = (await api.get<{ snapshotVersion: string; proxies: ProxyView[] }>(`/api/v1/proxies${query}`)).body;
+  if (flags.output === 'json') return printJson(body);
+  process.stdout.write(`snapshot version ${body.snapshotVersion}\n`);
+  printTable(
+    ['SERVICE', 'INSTANCE', 'VERSION', 'ADDRESS', 'STATE', 'ACKED', 'CONNECTED', 'CERT EXPIRY', 'LAST NACK'],
+    body.proxies.map((p) => [p.service, p.instance, p.version, p.address, p.state, p.ackedVersion, p.connectedAt, p.certExpiry, p.nackReason && `${p.nackedVersion}: ${p.nackReason}`]),
+  );
+}
+
+async function getIntentions(api: AdminClient, flags: AdminFlags): Promise<void> {
+  let intentions: IntentionsInput;
+  try {
+    intentions = (await api.get<IntentionsInput>('/api/v1/intentions')).body;
+  } catch (err) {
+    if (err instanceof AdminApiError && err.status === 404) {
+      if (flags.output === 'json') return printJson(null);
+      process.stdout.write('no intentions configured: every caller is allowed\n');
+      return;
+    }
+    throw err;
+  }
+  if (flags.output === 'json') return printJson(intentions);
+  process.stdout.write(`default action: ${intentions.defaultAction ?? 'deny'}\n`);
+  printTable(['SOURCE', 'DESTINATION', 'ACTION'], (intentions.rules ?? []).map((r) => [r.source, r.destination, r.action]));
+}
+
+export function registerGet(program: Command): void {
+  const command = program
+    .command('get')
+    .description('read services, routes, proxies or intentions from the control plane')
+    .addArgument(new Argument('<kind>', 'what to read').choices(['services', 'routes', 'proxies', 'intentions']))
+    .argument('[name]', 'one service (for proxies: the sidecars of one service)');
+  withAdminFlags(command).action((kind: Kind, name: string | undefined, flags: AdminFlags) =>
+    runAdmin(async () => {
+      const api = adminClient(flags);
+      if (kind === 'services') await getServices(api, name, flags);
+      else if (kind === 'routes') await getRoutes(api, name, flags);
+      else if (kind === 'proxies') await getProxies(api, name, flags);
+      else await getIntentions(api, flags);
+    }),
+  );
+}

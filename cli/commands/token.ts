@@ -1,0 +1,20 @@
+/** `skein token create SERVICE`: a bootstrap token, printed alone so `--token "$(skein token create orders)"` works. */
+import type { Command } from 'commander';
+import type { IssuedToken } from '../../control-plane/tokens.js';
+import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+
+export function registerToken(program: Command): void {
+  const token = program.command('token').description('bootstrap tokens for service identities');
+  const create = token
+    .command('create')
+    .description('issue a bootstrap token for a service (prints the token alone)')
+    .argument('<service>', 'service the token lets a sidecar act as')
+    .option('--ttl <duration>', 'how long the token is valid', '24h');
+  withAdminFlags(create).action((service: string, flags: AdminFlags & { ttl: string }) =>
+    runAdmin(async () => {
+      const issued = (await adminClient(flags).post<IssuedToken>('/api/v1/tokens', { service, ttl: flags.ttl })).body;
+      if (flags.output === 'json') printJson(issued);
+      else process.stdout.write(`${issued.token}\n`);
+    }),
+  );
+}

@@ -1,0 +1,139 @@
+/** The admin CLI commands against a real control plane: output, exit codes and error messages. */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Processes, skeinBin, tempDir } from '../support/index.js';
+import { startControlPlane, type ControlPlaneProcess } from './harness.js';
+
+const procs = new Processes();
+let cp: ControlPlaneProcess;
+
+beforeAll(async () => {
+  cp = await startControlPlane(procs);
+});
+afterAll(() => procs.killAll());
+
+function skein(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [skeinBin, ...args],
+      { env: { ...process.env, SKEIN_ADMIN_URL: cp.adminUrl, SKEIN_ADMIN_TOKEN: cp.adminToken, ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const MESH = `
+services:
+  catalog:
+    timeout: 2s
+    subsets:
+      v1: { version: v1 }
+      v2: { version: v2 }
+routes:
+  catalog:
+    - name: canary
+      match: { headers: { x-canary: "true" } }
+      split: { v2: 100 }
+    - match: { pathPrefix: / }
+      split: { v1: 100 }
+intentions:
+  defaultAction: allow
+  rules:
+    - { source: gateway, destination: catalog, action: allow }
+`;
+
+describe('skein admin commands', () => {
+  it('token create prints the token alone', async () => {
+    const res = await skein(['token', 'create', 'orders']);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^skt_[A-Za-z0-9_-]+\n$/);
+    const json = await skein(['token', 'create', 'orders', '--ttl', '1h', '-o', 'json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ service: 'orders' });
+  });
+
+  it('apply -f writes policies, routes and intentions; get reads them back', async () => {
+    const file = join(tempDir(), 'mesh.yaml');
+    writeFileSync(file, MESH);
+    const res = await skein(['apply', '-f', file]);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^KIND\s+NAME\s+SNAPSHOT\npolicy\s+catalog\s+\d+\nroutes\s+catalog\s+\d+\nintentions\s+-\s+\d+\n$/);
+    const routes = JSON.parse((await skein(['get', 'routes', 'catalog', '-o', 'json'])).stdout);
+    expect(routes[0]).toEqual({ name: 'canary', match: { headers: { 'x-canary': 'true' } }, split: { v2: 100 } });
+    const table = (await skein(['get', 'routes'])).stdout;
+    expect(table).toMatch(/catalog\s+canary\s+x-canary:true\s+v2=100/);
+    const intentions = (await skein(['get', 'intentions'])).stdout;
+    expect(intentions).toMatch(/default action: allow\nSOURCE\s+DESTINATION\s+ACTION\ngateway\s+catalog\s+allow/);
+    const services = (await skein(['get', 'services'])).stdout;
+    expect(services).toMatch(/^NAME\s+PROTOCOL\s+INSTANCES\s+HEALTHY\s+SUBSETS\ncatalog\s+http\s+0\s+0\s+v1\(0\) v2\(0\)\n$/);
+  });
+
+  it('apply -f validates the whole file first and names the field', async () => {
+    const file = join(tempDir(), 'bad.yaml');
+    writeFileSync(file, 'services:\n  catalog:\n    timeout: soon\n    endpoints: []\n');
+    const res = await skein(['apply', '-f', file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/services\.catalog\.timeout: invalid duration "soon"/);
+    expect(res.stderr).toMatch(/services\.catalog: unknown field "endpoints"/);
+  });
+
+  it('split sets the canary weights and reports API errors readably', async () => {
+    const ok = await skein(['split', 'catalog', 'v1=80', 'v2=20']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^catalog: v1=80 v2=20 \(snapshot \d+\)\n$/);
+    const routes = JSON.parse((await skein(['get', 'routes', 'catalog', '-o', 'json'])).stdout);
+    expect(routes[1].split).toEqual({ v1: 80, v2: 20 });
+    const sum = await skein(['split', 'catalog', 'v1=80', 'v2=30']);
+    expect(sum.code).toBe(1);
+    expect(sum.stderr).toMatch(/422 invalid: .*weights must sum to 100/);
+    const unknown = await skein(['split', 'catalog', 'v1=50', 'v7=50']);
+    expect(unknown.stderr).toMatch(/unknown subset "v7" of catalog/);
+  });
+
+  it('exits 2 on usage errors', async () => {
+    expect((await skein(['split', 'catalog', 'v1'])).code).toBe(2);
+    expect((await skein(['split', 'catalog', 'v1=50', 'v1=50'])).code).toBe(2);
+    expect((await skein(['get', 'things'])).code).toBe(2);
+    expect((await skein(['get', 'services', '-o', 'xml'])).code).toBe(2);
+    expect((await skein(['intention', 'allow', 'gateway'])).code).toBe(2);
+    expect((await skein(['apply'])).code).toBe(2);
+  });
+
+  it('says what is wrong without a token and when the control plane is unreachable', async () => {
+    const noToken = await skein(['split', 'catalog', 'v1=100'], { SKEIN_ADMIN_TOKEN: '' });
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toMatch(/401 unauthorized: .*SKEIN_ADMIN_TOKEN is not set/);
+    const down = await skein(['get', 'services', '--control-plane', 'http://127.0.0.1:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/cannot reach the control plane at http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('intention allow|deny edits the rules, exact pairs first', async () => {
+    expect((await skein(['intention', 'deny', '*', 'payments'])).code).toBe(0);
+    expect((await skein(['intention', 'allow', 'orders', 'payments'])).stdout).toBe('orders -> payments: allow\n');
+    const rules = JSON.parse((await skein(['get', 'intentions', '-o', 'json'])).stdout).rules;
+    expect(rules.slice(0, 2)).toEqual([
+      { source: 'orders', destination: 'payments', action: 'allow' },
+      { source: '*', destination: 'payments', action: 'deny' },
+    ]);
+  });
+
+  it('explain shows the matching rule, why others did not match, and the policy', async () => {
+    const res = await skein(['explain', 'catalog', 'GET', '/products/1']);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/rule 0 "canary" does not match: .*x-canary/);
+    expect(res.stdout).toMatch(/rule 1 "rule-1" matches/);
+    expect(res.stdout).toMatch(/v1\s+80%\s+version=v1/);
+    expect(res.stdout).toMatch(/timeout 2s/);
+    const canary = await skein(['explain', 'catalog', 'GET', '/products/1', '-H', 'x-canary:true', '-o', 'json']);
+    expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
+  });
+
+  it('get proxies prints the table header and the current snapshot version', async () => {
+    const res = await skein(['get', 'proxies']);
+    expect(res.stdout).toMatch(/^snapshot version \d+\nSERVICE\s+INSTANCE\s+VERSION\s+ADDRESS\s+STATE/);
+  });
+});
