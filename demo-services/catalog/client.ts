@@ -17,13 +17,19 @@ interface RawCatalogClient extends grpc.Client {
 
 const DEADLINE_MS = 5_000;
 
+/**
+ * grpc-js backs off up to 120 s between reconnects by default; the next hop is a local
+ * sidecar that may restart, so keep the wait short.
+ */
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000 };
+
 export class CatalogClient {
   private readonly raw: RawCatalogClient;
 
   constructor(mesh: Mesh) {
     const { target, options } = mesh.grpc('catalog');
     const { catalog } = loadCatalogProtos();
-    this.raw = new catalog(target, grpc.credentials.createInsecure(), options) as unknown as RawCatalogClient;
+    this.raw = new catalog(target, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...options }) as unknown as RawCatalogClient;
   }
 
   async list(trace: TraceHeaders): Promise<ListProductsResponse> {
