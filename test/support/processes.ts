@@ -49,6 +49,8 @@ export interface SidecarSpawnOptions {
   readonly waitFor?: '/ready' | '/live' | 'none';
   readonly extraArgs?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Use this inbound port (e.g. one already written into a config as an endpoint) instead of a fresh one. */
+  readonly inboundPort?: number;
 }
 
 export interface SpawnedSidecar extends Child {
@@ -107,7 +109,8 @@ export class Processes {
 
   /** Starts `skein sidecar` with fresh free ports and waits until its admin `/ready` (or `/live`) answers 200. */
   async sidecar(options: SidecarSpawnOptions): Promise<SpawnedSidecar> {
-    const [inboundPort, outboundPort, adminPort] = (await freePorts(3)) as [number, number, number];
+    const [freshInbound, outboundPort, adminPort] = (await freePorts(3)) as [number, number, number];
+    const inboundPort = options.inboundPort ?? freshInbound;
     const args = [
       'sidecar',
       '--service', options.service,

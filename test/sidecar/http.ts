@@ -1,0 +1,63 @@
+/**
+ * Small HTTP client helpers for sidecar tests: undici `request` lets tests set Host freely
+ * (fetch forbids it), and `rawExchange` speaks bytes on a socket for malformed input and
+ * upgrades.
+ */
+import { connect } from 'node:net';
+import { Agent, request } from 'undici';
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly text: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** One agent per test file; close it in afterAll. */
+export function testAgent(): Agent {
+  return new Agent({ keepAliveTimeout: 1000, connections: 64 });
+}
+
+export async function get(agent: Agent, url: string, headers: Record<string, string> = {}, method = 'GET', body?: string | Buffer): Promise<Answer> {
+  const res = await request(url, { dispatcher: agent, method: method as 'GET', headers, body });
+  const text = await res.body.text();
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    json<T>() {
+      return JSON.parse(text) as T;
+    },
+  };
+}
+
+/** Writes `payload` on a fresh connection and resolves with everything read until the peer closes (or `until` matches). */
+export function rawExchange(port: number, payload: string | Buffer, until?: RegExp, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let data = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete answer in ${timeoutMs} ms; got ${JSON.stringify(data)}`));
+    }, timeoutMs);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      data += d;
+      if (until && until.test(data)) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(data);
+      }
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (data) resolve(data);
+      else reject(err);
+    });
+    socket.write(payload);
+  });
+}

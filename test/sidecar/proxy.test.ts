@@ -1,0 +1,175 @@
+/**
+ * The core proxy path through a real pair: app → sidecar "web" (outbound) → sidecar
+ * "catalog" (inbound) → catalog app, in plain HTTP (mTLS has its own file).
+ */
+import { once } from 'node:events';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { get, testAgent } from './http.js';
+import { request } from 'undici';
+
+describe('sidecar pair: proxying', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  let catalogApp: TestUpstream;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  let catalog: SpawnedSidecar;
+  let refusedPort: number;
+
+  beforeAll(async () => {
+    catalogApp = await startUpstream((req, res) => {
+      if (req.url === '/slow-stream') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        let n = 0;
+        const timer = setInterval(() => {
+          res.write(`chunk-${n}\n`);
+          if (++n === 3) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 300);
+        return;
+      }
+      if (req.method === 'POST') {
+        // Echo the body back, streaming, without content-length (chunked).
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-upstream': 'catalog' });
+        req.pipe(res);
+        return;
+      }
+      echoHandler('catalog')(req, res);
+    });
+    webApp = await startUpstream(echoHandler('web-app'));
+    const [catalogInbound, refused] = (await freePorts(2)) as [number, number];
+    refusedPort = refused;
+    const config = writeTempConfig({
+      version: 'p1',
+      services: {
+        catalog: { timeout: '10s', endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] },
+        ghost: { retries: { attempts: 1, backoff: { base: '1ms', max: '2ms' } }, endpoints: [{ address: '127.0.0.1', port: refused }] },
+        empty: { endpoints: [] },
+      },
+    }, tempDir());
+    catalog = await procs.sidecar({ service: 'catalog', appPort: catalogApp.port, config, inboundPort: catalogInbound });
+    const [upstreamPort] = (await freePorts(1)) as [number];
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, upstreams: [{ service: 'catalog', port: upstreamPort }] });
+    (web as { upstreamPort?: number }).upstreamPort = upstreamPort;
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
+  });
+
+  afterAll(async () => {
+    await agent.close();
+    await procs.killAll();
+    await catalogApp.close();
+    await webApp.close();
+  });
+
+  it('proxies a GET by Host header, in all its spellings', async () => {
+    for (const host of ['catalog', 'catalog:80', 'catalog.service.consul', 'catalog.service.consul:8080']) {
+      const res = await get(agent, `${web.outboundUrl}/items?x=1`, { host });
+      expect(res.status, host).toBe(200);
+      expect(res.json()).toMatchObject({ name: 'catalog', path: '/items?x=1' });
+      expect(res.json<{ headers: Record<string, string> }>().headers.host).toBe(host);
+    }
+  });
+
+  it('proxies absolute-form requests (HTTP proxy mode) and the dedicated --upstream port', async () => {
+    const { rawExchange } = await import('./http.js');
+    const answer = await rawExchange(web.outboundPort, 'GET http://catalog/abs?q=2 HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1.1 200/);
+    expect(answer).toContain('"path":"/abs?q=2"');
+    const port = (web as { upstreamPort?: number }).upstreamPort!;
+    const res = await get(agent, `http://127.0.0.1:${port}/via-upstream-port`, { host: 'anything-else' });
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'catalog', path: '/via-upstream-port' });
+  });
+
+  it('streams request and response bodies both ways (chunked, 2 MiB)', async () => {
+    const big = Buffer.alloc(2 * 1024 * 1024, 'abcdefgh');
+    const res = await request(`${web.outboundUrl}/upload`, { dispatcher: agent, method: 'POST', headers: { host: 'catalog' }, body: big });
+    expect(res.statusCode).toBe(200);
+    const echoed = Buffer.from(await res.body.arrayBuffer());
+    expect(echoed.length).toBe(big.length);
+    expect(echoed.equals(big)).toBe(true);
+    const small = await get(agent, `${web.outboundUrl}/small`, { host: 'catalog', 'content-type': 'application/json' }, 'POST', '{"a":1}');
+    expect(small.text).toBe('{"a":1}');
+  });
+
+  it('delivers a slowly streamed response incrementally', async () => {
+    const res = await request(`${web.outboundUrl}/slow-stream`, { dispatcher: agent, headers: { host: 'catalog' } });
+    expect(res.statusCode).toBe(200);
+    const started = Date.now();
+    const arrivals: number[] = [];
+    for await (const chunk of res.body) {
+      arrivals.push(Date.now() - started);
+      expect(String(chunk)).toMatch(/chunk-/);
+    }
+    // The first chunk arrives long before the last one was written.
+    expect(arrivals.length).toBeGreaterThanOrEqual(2);
+    expect(arrivals[arrivals.length - 1]! - arrivals[0]!).toBeGreaterThan(300);
+  });
+
+  it('keeps trace ids across two hops with a new span per hop, and keeps x-request-id', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpan = '00f067aa0ba902b7';
+    const res = await get(agent, `${web.outboundUrl}/traced`, { host: 'catalog', traceparent: `00-${traceId}-${callerSpan}-01`, 'x-request-id': 'req-123' });
+    const headers = res.json<{ headers: Record<string, string> }>().headers;
+    const [, appTrace, appSpan] = headers.traceparent!.split('-');
+    expect(appTrace).toBe(traceId);
+    expect(headers['x-b3-traceid']).toBe(traceId);
+    // The app's parent is the outbound hop's span: neither the caller's nor the app's own.
+    const outboundSpan = headers['x-b3-parentspanid']!;
+    expect(outboundSpan).toMatch(/^[0-9a-f]{16}$/);
+    expect(outboundSpan).not.toBe(callerSpan);
+    expect(appSpan).not.toBe(outboundSpan);
+    expect(headers.b3).toBe(`${traceId}-${appSpan}-1-${outboundSpan}`);
+    expect(headers['x-request-id']).toBe('req-123');
+    expect(headers['x-skein-attempt']).toBe('1');
+
+    // One hop (straight to the inbound listener): the parent is exactly the caller's span.
+    const direct = await get(agent, `http://127.0.0.1:${catalog.inboundPort}/one-hop`, { traceparent: `00-${traceId}-${callerSpan}-01` });
+    expect(direct.json<{ headers: Record<string, string> }>().headers['x-b3-parentspanid']).toBe(callerSpan);
+
+    // A request without a trace or id gets both.
+    const fresh = (await get(agent, `${web.outboundUrl}/fresh`, { host: 'catalog' })).json<{ headers: Record<string, string> }>().headers;
+    expect(fresh.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(fresh['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers unknown destinations 404 no-route and refused endpoints 503 upstream-connect-failure', async () => {
+    const unknown = await get(agent, `${web.outboundUrl}/`, { host: 'nope' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers['x-skein-reason']).toBe('no-route');
+    const refused = await get(agent, `${web.outboundUrl}/`, { host: 'ghost' });
+    expect(refused.status).toBe(503);
+    expect(refused.headers['x-skein-reason']).toBe('upstream-connect-failure');
+    expect(refused.text).toContain(`127.0.0.1:${refusedPort}`);
+    const empty = await get(agent, `${web.outboundUrl}/`, { host: 'empty' });
+    expect(empty.status).toBe(503);
+    expect(empty.headers['x-skein-reason']).toBe('no-healthy-endpoints');
+    // The refused attempt was retried once (attempts: 1) and counted.
+    const metrics = (await get(agent, `${web.adminUrl}/metrics`)).text;
+    expect(metrics).toMatch(/skein_retries_total\{destination="ghost",reason="connect-failure"\} 1/);
+  });
+
+  it('counts requests per edge in /metrics on both sides', async () => {
+    await get(agent, `${web.outboundUrl}/count`, { host: 'catalog' });
+    const out = (await get(agent, `${web.adminUrl}/metrics`)).text;
+    expect(out).toMatch(/skein_requests_total\{direction="outbound",source="web",destination="catalog",destination_subset="\*",code="200"[^}]*\} \d+/);
+    const inbound = (await get(agent, `${catalog.adminUrl}/metrics`)).text;
+    expect(inbound).toMatch(/skein_requests_total\{direction="inbound",source="unknown",destination="catalog",destination_subset="v1",code="200"[^}]*\} \d+/);
+  });
+
+  it('closes the upstream request when the client goes away mid-stream', async () => {
+    const controller = new AbortController();
+    const res = await request(`${web.outboundUrl}/slow-stream`, { dispatcher: agent, headers: { host: 'catalog' }, signal: controller.signal });
+    expect(res.statusCode).toBe(200);
+    controller.abort();
+    await once(res.body, 'error').catch(() => {});
+    // The sidecars are still fine.
+    expect((await get(agent, `${web.outboundUrl}/after-abort`, { host: 'catalog' })).status).toBe(200);
+  });
+});
