@@ -26,8 +26,8 @@ import { StaticEndpointSource } from './discovery/static.js';
 import type { EndpointSource } from './discovery/source.js';
 import type { ExchangeDeps } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
-import { StaticFileIdentity } from './identity/static-file.js';
-import { outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
+import { openIdentity } from './identity/open.js';
+import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { createProxyServer, listen } from './listeners.js';
 import type { SidecarOptions } from './options.js';
@@ -85,11 +85,7 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
   if (!options.config) throw new Error('control-plane mode is not available in this build; run with --config FILE (static mode)');
   const endpoints = new StaticEndpointSource();
-  const identity =
-    options.certFile && options.keyFile && options.caFile
-      ? new StaticFileIdentity({ certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile })
-      : undefined;
-  if (options.certFile && !options.caFile) throw new Error('--cert-file needs --ca-file (the trust bundle to verify peers with)');
+  const identity = await openIdentity(options, logger);
   const sidecar = await startSidecar(options, {
     logger,
     metrics: new SidecarMetrics(),
@@ -226,7 +222,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const inbound = createProxyServer(
     (req, res) => handleInbound(inboundCtx, req, res),
     (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
-    tlsIdentity ? { key: tlsIdentity.keyPem, cert: tlsIdentity.certPem, ca: tlsIdentity.caPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' } : undefined,
+    // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
+    tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
   ) as Server & { setSecureContext?: (o: object) => void };
   if (tlsIdentity) {
     peers.attach(inbound as never);

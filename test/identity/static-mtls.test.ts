@@ -1,0 +1,134 @@
+/**
+ * mTLS and intentions between real sidecar processes in static mode (identities from
+ * files): who may call whom is decided by the peer certificate; bad certificates are
+ * refused at the handshake with a reason in skein_tls_handshake_failures_total, while good
+ * traffic carries on.
+ */
+import { connect } from 'node:tls';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Processes,
+  echoHandler,
+  makeCa,
+  makeLeaf,
+  startUpstream,
+  tempDir,
+  writeIdentity,
+  writeTempConfig,
+  type SpawnedSidecar,
+  type TestCa,
+  type TestLeaf,
+  type TestUpstream,
+} from '../support/index.js';
+
+const procs = new Processes();
+const upstreams: TestUpstream[] = [];
+let ca: TestCa;
+let orders: SpawnedSidecar;
+let ordersApp: TestUpstream;
+let gateway: SpawnedSidecar;
+let users: SpawnedSidecar;
+
+async function app(name: string): Promise<TestUpstream> {
+  const u = await startUpstream(echoHandler(name));
+  upstreams.push(u);
+  return u;
+}
+
+beforeAll(async () => {
+  ca = makeCa();
+  const dir = tempDir('skein-mtls-');
+  const identity = (service: string) => writeIdentity(dir, service, makeLeaf(ca, service));
+
+  ordersApp = await app('orders');
+  orders = await procs.sidecar({
+    service: 'orders',
+    appPort: ordersApp.port,
+    identity: identity('orders'),
+    config: writeTempConfig({ intentions: { defaultAction: 'deny', rules: [{ source: 'gateway', destination: 'orders', action: 'allow' }] } }),
+  });
+  // An impostor: a sidecar with a valid payments identity, listed as an endpoint of catalog.
+  const payments = await procs.sidecar({ service: 'payments', appPort: (await app('payments')).port, identity: identity('payments'), config: writeTempConfig({}) });
+  const callerConfig = writeTempConfig({
+    services: {
+      orders: { endpoints: [{ address: '127.0.0.1', port: orders.inboundPort }], retries: { attempts: 0 } },
+      catalog: { endpoints: [{ address: '127.0.0.1', port: payments.inboundPort }], retries: { attempts: 0 } },
+    },
+  });
+  [gateway, users] = await Promise.all([
+    procs.sidecar({ service: 'gateway', appPort: (await app('gateway')).port, identity: identity('gateway'), config: callerConfig }),
+    procs.sidecar({ service: 'users', appPort: (await app('users')).port, identity: identity('users'), config: callerConfig }),
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(upstreams.map((u) => u.close()));
+});
+
+async function call(from: SpawnedSidecar, host: string, headers: Record<string, string> = {}) {
+  const res = await request(`${from.outboundUrl}/orders/1`, { headers: { host, ...headers } });
+  return { status: res.statusCode, reason: res.headers['x-skein-reason'], body: await res.body.text() };
+}
+
+async function metric(sidecar: SpawnedSidecar, line: RegExp): Promise<number> {
+  const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+  const m = text.split('\n').find((l) => line.test(l));
+  return m ? Number(m.split(' ').at(-1)) : 0;
+}
+
+/** A raw TLS client to the orders sidecar's inbound port; resolves true when it got an HTTP answer. */
+function rawCall(leaf: TestLeaf | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port: orders.inboundPort, ca: ca.certPem, key: leaf?.keyPem, cert: leaf?.certPem, checkServerIdentity: () => undefined });
+    let answered = false;
+    socket.on('secureConnect', () => socket.write('GET /x HTTP/1.1\r\nhost: orders\r\nconnection: close\r\n\r\n'));
+    socket.on('data', () => (answered = true));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(answered));
+  });
+}
+
+describe('mutual TLS and intentions between sidecars', () => {
+  it('lets an allowed caller through, with its identity taken from its certificate', async () => {
+    const r = await call(gateway, 'orders');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body).name).toBe('orders');
+  });
+
+  it('answers 403 x-skein-reason: denied to a caller the intentions do not allow, and counts it', async () => {
+    const before = await metric(orders, /^skein_authz_denied_total\{source="users",destination="orders"\}/);
+    const r = await call(users, 'orders');
+    expect(r.status).toBe(403);
+    expect(r.reason).toBe('denied');
+    expect(await metric(orders, /^skein_authz_denied_total\{source="users",destination="orders"\}/)).toBe(before + 1);
+  });
+
+  it('never takes the source from a header', async () => {
+    const r = await call(users, 'orders', { 'x-forwarded-client-cert': 'URI=spiffe://skein.local/service/gateway', 'x-skein-source': 'gateway' });
+    expect(r.status).toBe(403);
+  });
+
+  it('refuses an upstream presenting another service identity than the destination', async () => {
+    const r = await call(gateway, 'catalog');
+    expect(r.status).toBe(503);
+    expect(r.reason).toBe('upstream-connect-failure');
+  });
+
+  it.each([
+    ['no-client-certificate', () => undefined],
+    ['untrusted-certificate', () => makeLeaf(makeCa('Another CA'), 'gateway')],
+    ['expired-certificate', () => makeLeaf(ca, 'gateway', { notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 3_600_000) })],
+    ['foreign-trust-domain', () => makeLeaf(ca, 'gateway', { spiffeId: 'spiffe://evil.example/service/gateway' })],
+    ['no-spiffe-id', () => makeLeaf(ca, 'gateway', { spiffeId: 'https://gateway.example' })],
+  ] as [string, () => TestLeaf | undefined][])('refuses an inbound connection with %s, counts it, and keeps serving others', async (reason, leaf) => {
+    const line = new RegExp(`^skein_tls_handshake_failures_total\\{reason="${reason}"\\}`);
+    const before = await metric(orders, line);
+    const [bad, good] = await Promise.all([rawCall(leaf()), call(gateway, 'orders')]);
+    expect(bad).toBe(false);
+    expect(good.status).toBe(200);
+    expect(await metric(orders, line)).toBe(before + 1);
+    expect(orders.output()).toContain('inbound connection refused');
+  });
+});
