@@ -3,7 +3,8 @@
  * that joins its network namespace (`network_mode: service:<name>`), so the app reaches its
  * sidecar on 127.0.0.1 and other sidecars reach it on `<name>:15443`. The sidecar gets its
  * bootstrap token from the variable SKEIN_TOKEN_<NAME> (environment or `.env`) and the trust
- * bundle from the control plane's data volume. Services labelled `skein.io/inject: "false"`
+ * bundle (`ca.crt`) from a read-only volume, never the control plane's data dir, which holds
+ * the CA key. Services labelled `skein.io/inject: "false"`
  * (Consul, the control plane, databases) are left alone.
  */
 import { Pair, isMap, isScalar, type Document } from 'yaml';
@@ -15,7 +16,7 @@ import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 type Obj = Record<string, unknown>;
 
 const SUFFIX = '-skein';
-const CA_DIR = '/var/lib/skein';
+const CA_DIR = '/etc/skein/ca';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function isObj(value: unknown): value is Obj {

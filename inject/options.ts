@@ -17,7 +17,7 @@ export interface InjectOptions {
   readonly drainTimeoutSeconds: number;
   /** Kubernetes: ConfigMap holding the control plane's trust bundle under key `ca.crt`. */
   readonly caConfigMap: string;
-  /** Compose: the volume holding the control plane's data dir (its `ca.crt`), mounted read-only. */
+  /** Compose: a volume (or host directory) holding the control plane's trust bundle as `ca.crt`, mounted read-only. */
   readonly composeCaVolume: string;
 }
 
@@ -31,7 +31,7 @@ export const DEFAULT_INJECT_OPTIONS: InjectOptions = {
   adminPort: 15000,
   drainTimeoutSeconds: 10,
   caConfigMap: 'skein-ca',
-  composeCaVolume: 'skein-data',
+  composeCaVolume: 'skein-ca',
 };
 
 /** The uid the sidecar runs as; transparent mode lets this uid's traffic out unredirected. */

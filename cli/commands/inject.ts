@@ -33,7 +33,7 @@ export function registerInject(program: Command): void {
     .addOption(new Option('--redirect-ports <ports>', 'transparent mode: destination ports to redirect, comma-separated').argParser(parsePorts).default([80], '80'))
     .addOption(new Option('--drain-timeout <seconds>', 'sidecar drain on shutdown; the grace period is raised to fit it').argParser(parseSeconds).default(10, '10s'))
     .addOption(new Option('--ca-config-map <name>', 'Kubernetes: ConfigMap with the trust bundle under key ca.crt').default('skein-ca'))
-    .addOption(new Option('--compose-ca-volume <volume>', "Compose: volume (or host path) holding the control plane's ca.crt").default('skein-data'))
+    .addOption(new Option('--compose-ca-volume <volume>', "Compose: volume (or host directory) holding the control plane's ca.crt").default('skein-ca'))
     .option('-q, --quiet', 'print no per-workload notes on stderr')
     .action(async (flags: Record<string, unknown>) => {
       const { DEFAULT_INJECT_OPTIONS } = await import('../../inject/options.js');
