@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- [SCENARIO...] [--duration S] [--rounds N] [--warmup S] [--only a,b] [--write-readme]]`
+ * `npm run bench [-- [SCENARIO...] [--duration S] [--rounds N] [--repeat N] [--warmup S] [--only a,b] [--write-readme]]`
  *
  * Runs the benchmark scenarios named (default: every file in bench/scenarios/), prints each
  * one's markdown report, writes them all to bench/results/latest.md, and with --write-readme
  * replaces each scenario's block between `<!-- bench:<name>:start/end -->` in README.md.
+ * `--repeat N` runs each scenario N times and adds the spread of its headline figures;
  * `--nice=-10` runs every child process under `nice` (on a machine busy with other work).
- * Environment overrides: BENCH_DURATION, BENCH_ROUNDS, BENCH_WARMUP, BENCH_ONLY, BENCH_NICE. Every child process is
+ * Environment overrides: BENCH_DURATION, BENCH_ROUNDS, BENCH_REPEAT, BENCH_WARMUP, BENCH_ONLY, BENCH_NICE. Every child process is
  * stopped however the run ends (error, Ctrl-C, SIGTERM).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,13 +16,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ChildProcesses } from './lib/children.js';
 import { replaceBetweenMarkers } from './lib/markdown.js';
-import type { BenchOptions, Scenario } from './scenario.js';
+import { describeSpread } from './lib/spread.js';
+import type { BenchOptions, Scenario, ScenarioResult } from './scenario.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench → the repository root. */
 const repoRoot = join(here, '..', '..');
 
-const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--warmup S] [--only TARGET[,TARGET]] [--nice N] [--write-readme] [--list]`;
+const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--repeat N] [--warmup S] [--only TARGET[,TARGET]] [--nice N] [--write-readme] [--list]`;
 
 class UsageError extends Error {}
 
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       rounds: { type: 'string' },
+      repeat: { type: 'string' },
       nice: { type: 'string' },
       only: { type: 'string' },
       'write-readme': { type: 'boolean', default: false },
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
   const options: BenchOptions = {
     durationSeconds: positiveNumber('--duration', values.duration ?? process.env.BENCH_DURATION, 12),
     rounds: Math.round(positiveNumber('--rounds', values.rounds ?? process.env.BENCH_ROUNDS, 3)),
+    repeat: Math.round(positiveNumber('--repeat', values.repeat ?? process.env.BENCH_REPEAT, 1)),
     warmupSeconds: positiveNumber('--warmup', values.warmup ?? process.env.BENCH_WARMUP, 3),
     only,
     niceness,
@@ -98,18 +102,24 @@ async function main(): Promise<void> {
   const reports: { scenario: Scenario; markdown: string }[] = [];
   try {
     for (const scenario of chosen) {
-      const workDir = mkdtempSync(join(tmpdir(), `skein-bench-${scenario.name}-`));
-      workDirs.add(workDir);
-      const log = (message: string): void => console.error(`[${scenario.name}] ${message}`);
-      try {
-        const { markdown } = await scenario.run({ options, children, workDir, repoRoot, log });
-        reports.push({ scenario, markdown });
-        console.log(`\n## ${scenario.name}\n\n${markdown}\n`);
-      } finally {
-        await children.stopAll();
-        rmSync(workDir, { recursive: true, force: true });
-        workDirs.delete(workDir);
+      const results: ScenarioResult[] = [];
+      for (let run = 1; run <= options.repeat; run++) {
+        const workDir = mkdtempSync(join(tmpdir(), `skein-bench-${scenario.name}-`));
+        workDirs.add(workDir);
+        const prefix = options.repeat > 1 ? `[${scenario.name} ${run}/${options.repeat}]` : `[${scenario.name}]`;
+        const log = (message: string): void => console.error(`${prefix} ${message}`);
+        try {
+          results.push(await scenario.run({ options, children, workDir, repoRoot, log }));
+        } finally {
+          await children.stopAll();
+          rmSync(workDir, { recursive: true, force: true });
+          workDirs.delete(workDir);
+        }
       }
+      const last = results[results.length - 1]!.markdown;
+      const markdown = results.length > 1 ? `${last}\n\n${describeSpread(results.map((r) => r.figures ?? {}))}` : last;
+      reports.push({ scenario, markdown });
+      console.log(`\n## ${scenario.name}\n\n${markdown}\n`);
     }
   } finally {
     await children.stopAll();

@@ -12,6 +12,8 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Seconds of load sent to each target before measuring. */
   readonly warmupSeconds: number;
+  /** Times each scenario runs; the last run's report is shown with the spread of all runs' figures. */
+  readonly repeat: number;
   /** Niceness every child process runs at, when not the default. */
   readonly niceness?: number;
   /** Targets to run, for scenarios that have several (e.g. `skein`, `nginx`); all when undefined. */
@@ -30,6 +32,8 @@ export interface ScenarioContext {
 export interface ScenarioResult {
   /** The markdown block for bench/results/latest.md and the README markers of this scenario. */
   readonly markdown: string;
+  /** Headline numbers by label, whose spread over `--repeat` runs is reported. */
+  readonly figures?: Readonly<Record<string, number>>;
 }
 
 export interface Scenario {

@@ -17,7 +17,7 @@ import { combineUsage, UsageSampler, type Usage } from '../lib/proc-stats.js';
 import { ensureTool } from '../lib/tools.js';
 import { startUpstream } from '../lib/upstream-server.js';
 import { combineWrk, runWrk, type WrkResult } from '../lib/wrk.js';
-import type { Scenario, ScenarioContext } from '../scenario.js';
+import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario.js';
 import { directTarget } from '../targets/direct.js';
 import { startNginxPair } from '../targets/nginx-pair.js';
 import { startSkeinPair } from '../targets/skein-pair.js';
@@ -45,7 +45,7 @@ export const scenario: Scenario = {
   run: runDataPlane,
 };
 
-async function runDataPlane(ctx: ScenarioContext): Promise<{ markdown: string }> {
+async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
   const machine = machineInfo();
   const wanted = selectTargets(ctx.options.only);
   const wrkPath = ensureTool('wrk', 'wrk', ctx.log);
@@ -92,7 +92,7 @@ async function runDataPlane(ctx: ScenarioContext): Promise<{ markdown: string }>
     }
   }
   const niceness = ctx.options.niceness === undefined ? '' : `; every process of the run at nice ${ctx.options.niceness}`;
-  return { markdown: report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds) };
+  return report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds);
 }
 
 function selectTargets(only: readonly string[] | undefined): TargetName[] {
@@ -149,7 +149,7 @@ function perProxy(target: Target, slices: readonly Usage[][]): Usage[] {
   return target.proxies.map((_, i) => combineUsage(slices.map((s) => s[i]!)));
 }
 
-function report(runs: readonly Measured[], machine: string, slice: number, rounds: number): string {
+function report(runs: readonly Measured[], machine: string, slice: number, rounds: number): ScenarioResult {
   const summary = new Map(
     runs.map((r) => [
       r.target.name,
@@ -206,16 +206,29 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
     const notes = [...r.target.notes, `paced load reached ${Math.round(l.achievedRps)} rps, latest send ${ms(l.maxSendLagMs)} behind schedule`];
     lines.push(`- ${r.target.label}: ${notes.join('; ')}`);
   }
+  const figures: Record<string, number> = {};
+  for (const r of runs) {
+    const s = summary.get(r.target.name)!;
+    const tag = r.target.label.slice(0, 3);
+    figures[`${tag} max rps`] = s.max.rps;
+    if (r.target.name === 'direct') continue;
+    figures[`${tag} added p50 ms`] = s.latency.p50Ms - base.p50Ms;
+    figures[`${tag} added p99 ms`] = s.latency.p99Ms - base.p99Ms;
+    const requests = s.latency.requests;
+    figures[`${tag} CPU µs per request @${FIXED_RATE} rps (both proxies)`] = (s.latencyUsage.reduce((sum, u) => sum + u.cpuSeconds, 0) / requests) * 1e6;
+  }
   if (nginx && skein) {
     const rpsRatio = skein.max.rps / nginx.max.rps;
     const nginxAdded = nginx.latency.p99Ms - base.p99Ms;
     const skeinAdded = skein.latency.p99Ms - base.p99Ms;
     const p99Ratio = skeinAdded / nginxAdded;
+    figures['max rps (C)/(B)'] = rpsRatio;
+    if (nginxAdded > 0) figures['added p99 (C)/(B)'] = p99Ratio;
     lines.push(
       '',
       `Targets: max rps (C)/(B) = ${rpsRatio.toFixed(2)}× (goal ≥ 0.6×: ${rpsRatio >= 0.6 ? 'met' : 'not met'}); ` +
         `added p99 (C)/(B) = ${nginxAdded > 0 ? `${p99Ratio.toFixed(2)}×` : 'n/a, (B) added none'} (goal ≤ 1.5×: ${nginxAdded > 0 && p99Ratio <= 1.5 ? 'met' : 'not met'}).`,
     );
   }
-  return lines.join('\n');
+  return { markdown: lines.join('\n'), figures };
 }
