@@ -1,0 +1,87 @@
+import { describe, expect, test } from 'vitest';
+import { InjectError } from './errors.js';
+import { DEFAULT_INJECT_OPTIONS, type InjectOptions } from './options.js';
+import { injectPodTemplate, type PodResult } from './pod.js';
+
+type Obj = Record<string, any>;
+
+function pod(overrides: { labels?: Obj; annotations?: Obj; owner?: Obj; spec?: Obj } = {}, options: InjectOptions = DEFAULT_INJECT_OPTIONS): PodResult {
+  return injectPodTemplate(
+    {
+      metadata: { labels: overrides.labels ?? { app: 'orders' }, annotations: overrides.annotations },
+      spec: overrides.spec ?? { containers: [{ name: 'app', image: 'a', ports: [{ containerPort: 8080 }] }] },
+      ownerMetadata: overrides.owner ?? {},
+      document: 'document 1 (Deployment/orders)',
+      field: 'spec.template',
+    },
+    options,
+  );
+}
+
+function injected(result: PodResult): Extract<PodResult, { status: 'injected' }> {
+  expect(result.status).toBe('injected');
+  return result as Extract<PodResult, { status: 'injected' }>;
+}
+
+function failure(run: () => unknown): InjectError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InjectError);
+    return err as InjectError;
+  }
+  throw new Error('expected an InjectError');
+}
+
+describe('injectPodTemplate', () => {
+  test('service name: annotation, then app label, then app.kubernetes.io/name; the template wins over the workload', () => {
+    expect(injected(pod({ labels: { app: 'x' }, annotations: { 'skein.io/service': 'orders' } })).params.service).toBe('orders');
+    expect(injected(pod({ labels: { 'app.kubernetes.io/name': 'users' } })).params.service).toBe('users');
+    expect(injected(pod({ labels: {}, owner: { labels: { app: 'owner-app' } } })).params.service).toBe('owner-app');
+    expect(injected(pod({ labels: { app: 'tmpl' }, owner: { labels: { app: 'owner-app' } } })).params.service).toBe('tmpl');
+    expect(failure(() => pod({ labels: { app: 'Orders_1' } })).field).toBe('spec.template.metadata.labels.app');
+  });
+
+  test('version from the version label, v1 by default', () => {
+    expect(injected(pod()).params.version).toBe('v1');
+    expect(injected(pod({ labels: { app: 'orders', version: 'v7' } })).params.version).toBe('v7');
+  });
+
+  test('app port: the annotation wins over container ports and is checked', () => {
+    expect(injected(pod({ annotations: { 'skein.io/app-port': '9000' } })).params.appPort).toBe(9000);
+    expect(failure(() => pod({ annotations: { 'skein.io/app-port': 'http' } })).field).toBe('spec.template.metadata.annotations.skein.io/app-port');
+    expect(failure(() => pod({ annotations: { 'skein.io/app-port': '15443' } })).code).toBe('name-conflict');
+    expect(failure(() => pod({ annotations: { 'skein.io/app-protocol': 'tcp' } })).message).toContain('expected http or grpc');
+  });
+
+  test('the termination grace period is raised to fit the drain, never lowered', () => {
+    const spec = (grace?: number): Obj => ({ terminationGracePeriodSeconds: grace, containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 1 }] }] });
+    expect(injected(pod({ spec: spec(5) })).spec.terminationGracePeriodSeconds).toBe(15);
+    expect(injected(pod({ spec: spec(60) })).spec.terminationGracePeriodSeconds).toBe(60);
+    expect(injected(pod({ spec: spec(undefined) })).spec.terminationGracePeriodSeconds).toBeUndefined();
+    expect(injected(pod({ spec: spec(5) }, { ...DEFAULT_INJECT_OPTIONS, drainTimeoutSeconds: 40 })).spec.terminationGracePeriodSeconds).toBe(45);
+  });
+
+  test('transparent mode: the annotation overrides the option either way', () => {
+    const names = (r: PodResult): string[] => injected(r).spec.initContainers.map((c: Obj) => c.name);
+    expect(names(pod({}, { ...DEFAULT_INJECT_OPTIONS, transparent: true }))).toEqual(['skein-init', 'skein-sidecar']);
+    expect(names(pod({ annotations: { 'skein.io/transparent': 'false' } }, { ...DEFAULT_INJECT_OPTIONS, transparent: true }))).toEqual(['skein-sidecar']);
+    expect(names(pod({ annotations: { 'skein.io/transparent': 'true' } }))).toEqual(['skein-init', 'skein-sidecar']);
+    expect(failure(() => pod({ annotations: { 'skein.io/redirect-ports': '80,x' } })).code).toBe('invalid-field');
+  });
+
+  test('Skein names taken by the workload are refused, not overwritten', () => {
+    const taken = failure(() => pod({ spec: { containers: [{ name: 'skein-sidecar', image: 'a', ports: [{ containerPort: 1 }] }] } }));
+    expect(taken.field).toBe('spec.template.spec.containers[0].name');
+    const volume = failure(() => pod({ spec: { containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 1 }] }], volumes: [{ name: 'skein-bootstrap', emptyDir: {} }] } }));
+    expect(volume.field).toBe('spec.template.spec.volumes[0].name');
+  });
+
+  test('the input is not changed', () => {
+    const spec = { containers: [{ name: 'app', image: 'a', ports: [{ containerPort: 8080 }] }], initContainers: [{ name: 'migrate', image: 'm' }] };
+    const before = structuredClone(spec);
+    const result = injected(pod({ spec }));
+    expect(spec).toEqual(before);
+    expect(result.spec.initContainers.map((c: Obj) => c.name)).toEqual(['skein-sidecar', 'migrate']);
+  });
+});

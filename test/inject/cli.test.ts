@@ -1,0 +1,54 @@
+/** `skein inject` as a user runs it: a real process from bin/skein.js (built to dist/). */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, test } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const FIXTURES = join(import.meta.dirname, 'fixtures');
+
+function skein(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'skein.js'), ...args], { input, encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('skein inject', () => {
+  test('-f - reads stdin and prints the injected manifests; notes go to stderr', () => {
+    const input = readFileSync(join(FIXTURES, 'deployment-service.yaml'), 'utf8');
+    const r = skein(['inject', '-f', '-', '--image', 'registry.example.com/skein:1.2.3', '--control-plane', 'cp.mesh:15012'], input);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('deployment/orders: injected (service orders, version v1, app port 8080)');
+    const sidecar = parse(r.stdout.split('\n---\n')[0]!).spec.template.spec.initContainers[0];
+    expect(sidecar.image).toBe('registry.example.com/skein:1.2.3');
+    expect(sidecar.env).toContainEqual({ name: 'SKEIN_CONTROL_PLANE', value: 'cp.mesh:15012' });
+  });
+
+  test('-f FILE with --transparent adds the redirect init container', () => {
+    const r = skein(['inject', '-q', '-f', join(FIXTURES, 'list.yaml'), '--transparent', '--redirect-ports', '80,8080']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const init = parse(r.stdout).items[1].spec.template.spec.initContainers;
+    expect(init.map((c: { name: string }) => c.name)).toEqual(['skein-init', 'skein-sidecar']);
+    expect(init[0].command[2]).toContain('--dport 8080 -j REDIRECT --to-ports 15001');
+  });
+
+  test('invalid input: exit 1, the document and field named, nothing on stdout', () => {
+    const r = skein(['inject', '-f', join(FIXTURES, 'errors', 'host-network.yaml')]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('document 2 (DaemonSet/node-exporter), field spec.template.spec.hostNetwork');
+  });
+
+  test('usage errors exit 2', () => {
+    expect(skein(['inject']).status).toBe(2);
+    expect(skein(['inject', '-f', 'x.yaml', '--redirect-ports', 'eighty']).status).toBe(2);
+    expect(skein(['inject', '--help']).status).toBe(0);
+  });
+
+  test('a missing file is a clear error', () => {
+    const r = skein(['inject', '-f', join(FIXTURES, 'nope.yaml')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('nope.yaml');
+  });
+});
