@@ -6,9 +6,7 @@
  * each proxy process. Ratios are taken within the run because the machine is shared.
  */
 import { join } from 'node:path';
-import { request } from 'undici';
 import { freePorts } from '../../test/support/ports.js';
-import { waitUntil } from '../../test/support/wait.js';
 import { makeBenchIdentities } from '../lib/identities.js';
 import { describeMachine, machineInfo } from '../lib/machine.js';
 import { markdownTable } from '../lib/markdown.js';
@@ -21,7 +19,7 @@ import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario.js';
 import { directTarget } from '../targets/direct.js';
 import { startNginxPair } from '../targets/nginx-pair.js';
 import { startSkeinPair } from '../targets/skein-pair.js';
-import type { Target, TargetName } from '../targets/target.js';
+import { waitForTarget, type Target, type TargetName } from '../targets/target.js';
 
 const PROXIED: readonly TargetName[] = ['nginx', 'skein'];
 const CONNECTIONS = 16;
@@ -102,24 +100,6 @@ function selectTargets(only: readonly string[] | undefined): TargetName[] {
   if (unknown.length > 0) throw new Error(`--only: unknown target ${unknown.join(', ')} (choose from ${known.join(', ')})`);
   // (A) always runs: it is the baseline of every added latency.
   return ['direct', ...PROXIED.filter((name) => only.includes(name))];
-}
-
-async function waitForTarget(target: Target): Promise<void> {
-  try {
-    await waitUntil(
-      async () => {
-        const dead = target.children.find((c) => c.hasExited);
-        if (dead) throw new Error(`${dead.name} exited`);
-        const res = await request(target.url, { headers: target.host ? { host: target.host } : {} });
-        await res.body.dump();
-        return res.statusCode === 200;
-      },
-      { timeoutMs: 30_000, intervalMs: 100, what: `${target.label} at ${target.url} to answer 200` },
-    );
-  } catch (err) {
-    const outputs = target.children.map((c) => `--- ${c.name} (pid ${c.pid}) ---\n${c.output().trim()}`).join('\n');
-    throw new Error(`${(err as Error).message}\n${outputs}`);
-  }
 }
 
 /** Runs `load` while sampling each proxy process of `target`. */

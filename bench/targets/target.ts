@@ -3,6 +3,8 @@
  * processes whose memory and CPU it reports. A target is started by its own module
  * (direct.ts, nginx-pair.ts, skein-pair.ts) and stopped with the benchmark's children.
  */
+import { request } from 'undici';
+import { waitUntil } from '../../test/support/wait.js';
 import type { Child } from '../lib/children.js';
 
 export type TargetName = 'direct' | 'nginx' | 'skein';
@@ -25,4 +27,23 @@ export interface Target {
   readonly children: readonly Child[];
   /** Versions and settings worth printing under the table. */
   readonly notes: readonly string[];
+}
+
+/** Resolves once `target` answers 200; fails early, with its processes' output, if one of them exits. */
+export async function waitForTarget(target: Target): Promise<void> {
+  try {
+    await waitUntil(
+      async () => {
+        const dead = target.children.find((c) => c.hasExited);
+        if (dead) throw new Error(`${dead.name} exited`);
+        const res = await request(target.url, { headers: target.host ? { host: target.host } : {} });
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `${target.label} at ${target.url} to answer 200` },
+    );
+  } catch (err) {
+    const outputs = target.children.map((c) => `--- ${c.name} (pid ${c.pid}) ---\n${c.output().trim()}`).join('\n');
+    throw new Error(`${(err as Error).message}\n${outputs}`);
+  }
 }
