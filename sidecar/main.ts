@@ -27,6 +27,7 @@ import type { EndpointSource } from './discovery/source.js';
 import type { ExchangeDeps } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
+import { peerConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { createProxyServer, listen } from './listeners.js';
@@ -67,7 +68,7 @@ function peerTlsOptions(identity: TlsIdentity, context: ReturnType<typeof create
   return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
-function transport(identity: TlsIdentity | undefined): { pools: PoolFactory; connect: Connector } {
+function transport(identity: TlsIdentity | undefined, onHandshakeFailure: HandshakeFailureListener): { pools: PoolFactory; connect: Connector } {
   if (identity === undefined) {
     return {
       pools: (_service, address, port) => new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
@@ -76,7 +77,11 @@ function transport(identity: TlsIdentity | undefined): { pools: PoolFactory; con
   }
   const context = createSecureContext({ key: identity.keyPem, cert: identity.certPem, ca: identity.caPem, minVersion: 'TLSv1.2' });
   return {
-    pools: (service, address, port) => new Pool(`https://${hostForUrl(address)}:${port}`, { ...POOL_OPTIONS, connect: peerTlsOptions(identity, context, service) as never }),
+    pools: (service, address, port) =>
+      new Pool(`https://${hostForUrl(address)}:${port}`, {
+        ...POOL_OPTIONS,
+        connect: trustDomainOf(identity) !== undefined ? peerConnector(identity, context, service, onHandshakeFailure) : (peerTlsOptions(identity, context, service) as never),
+      }),
     connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
   };
 }
@@ -114,7 +119,11 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const random = Math.random;
   const ids = new IdSource();
   let tlsIdentity = parts.identity?.current();
-  const net = transport(tlsIdentity);
+  const onHandshakeFailure: HandshakeFailureListener = (reason, err) => {
+    metrics.tlsHandshakeFailed(reason);
+    logger.warn({ reason, code: err.code }, `outbound TLS handshake failed: ${err.message}`);
+  };
+  const net = transport(tlsIdentity, onHandshakeFailure);
   const pools = new EndpointPools(net.pools);
   let connect = net.connect;
   const mesh = new Mesh({ self: options.service, endpointSource: parts.endpointSource, pools, metrics, logger });
@@ -122,7 +131,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   if (tlsIdentity) metrics.setCertExpiry(tlsIdentity.notAfter.getTime() / 1000);
   parts.identity?.onChange((next) => {
     tlsIdentity = next;
-    const t = transport(next);
+    const t = transport(next, onHandshakeFailure);
     pools.replaceFactory(t.pools);
     connect = t.connect;
     inbound.setSecureContext?.({ key: next.keyPem, cert: next.certPem, ca: next.caPem });

@@ -13,6 +13,7 @@ import {
   makeCa,
   makeLeaf,
   startUpstream,
+  waitUntil,
   tempDir,
   writeIdentity,
   writeTempConfig,
@@ -111,9 +112,15 @@ describe('mutual TLS and intentions between sidecars', () => {
   });
 
   it('refuses an upstream presenting another service identity than the destination', async () => {
+    const line = /^skein_tls_handshake_failures_total\{reason="wrong-identity"\}/;
+    const before = await metric(gateway, line);
     const r = await call(gateway, 'catalog');
     expect(r.status).toBe(503);
     expect(r.reason).toBe('upstream-connect-failure');
+    expect(await metric(gateway, line)).toBe(before + 1);
+    // The caller's log names both identities (pino writes asynchronously, hence the wait).
+    const expected = 'upstream presented identity spiffe://skein.local/service/payments, expected spiffe://skein.local/service/catalog';
+    await waitUntil(() => gateway.output().includes(expected), { what: 'the refusal in the log', timeoutMs: 3_000 });
   });
 
   it.each([

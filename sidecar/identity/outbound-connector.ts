@@ -1,0 +1,24 @@
+/**
+ * The undici connector for connections to peer sidecars: TLS with this sidecar's identity,
+ * the SPIFFE check for the destination service, and every handshake failure reported with
+ * its reason (for `skein_tls_handshake_failures_total` and the log) before undici sees it.
+ */
+import type { SecureContext } from 'node:tls';
+import { buildConnector } from 'undici';
+import type { TlsIdentity } from './provider.js';
+import { outboundConnectOptions, outboundHandshakeFailureReason } from './tls-options.js';
+
+export type HandshakeFailureListener = (reason: string, err: Error & { code?: string }) => void;
+
+export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener): buildConnector.connector {
+  const connector = buildConnector(outboundConnectOptions(identity, context, destination) as buildConnector.BuildOptions);
+  return (options, callback) =>
+    connector(options, (err, socket) => {
+      if (err) {
+        const reason = outboundHandshakeFailureReason(err as Error & { code?: string });
+        // Refused connections and the like are not handshake failures.
+        if (reason !== 'other') onFailure(reason, err as Error & { code?: string });
+      }
+      (callback as (e: Error | null, s: unknown) => void)(err, socket);
+    });
+}
