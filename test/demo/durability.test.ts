@@ -61,8 +61,8 @@ describe('demo durability', () => {
     await waitUntil(async () => ((await http('GET', `${s.gateway}/api/notifications?userId=u1`)).body.notifications.length === 1 ? true : undefined), { timeoutMs: 10_000, what: 'notification' });
 
     // SIGTERM is a graceful stop: every service exits 0.
-    const codes = await Promise.all([...s.procs.values()].map((p) => p.stop('SIGTERM')));
-    expect(codes).toEqual(codes.map(() => 0));
+    const exits = await Promise.all([...s.procs.values()].map(async (p) => [p.name, await p.stop('SIGTERM')] as const));
+    expect(Object.fromEntries(exits)).toEqual(Object.fromEntries(exits.map(([name]) => [name, 0])));
     const again = (stack = await Stack.start(s.dataDir));
 
     const order = await http('GET', `${again.gateway}/api/orders/${orderId}`);
