@@ -18,7 +18,7 @@ function pod(overrides: { labels?: Obj; annotations?: Obj; owner?: Obj; spec?: O
   );
 }
 
-function injected(result: PodResult): Extract<PodResult, { status: 'injected' }> {
+function injected(result: PodResult): { spec: Obj; params: Extract<PodResult, { status: 'injected' }>['params'] } {
   expect(result.status).toBe('injected');
   return result as Extract<PodResult, { status: 'injected' }>;
 }
