@@ -9,6 +9,8 @@ import { createLogger, type Logger } from '../common/log.js';
 import { CertificateAuthority } from './ca/authority.js';
 import { ControlPlaneTls, localHostNames } from './ca/server-tls.js';
 import { createSignHandler } from './ca/sign-service.js';
+import { registerCaRoutes } from './ca/admin-routes.js';
+import { RootRotation } from './ca/rotation.js';
 import { resolveAdminToken } from './admin-token.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
@@ -49,7 +51,9 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   await mkdir(options.dataDir, { recursive: true });
   if (options.consul) throw new Error('skein: Consul discovery (--consul) is not available in this build yet; leave it out to use the built-in registry');
   const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul: options.consul });
-  const ca = await CertificateAuthority.open({ dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile });
+  const ca = await CertificateAuthority.open({
+    dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
+  });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
   if (admin.generated) process.stderr.write(`skein: generated the admin token (saved in ${admin.file}, shown only now):\n${admin.token}\n`);
 
@@ -72,6 +76,13 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger }),
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
+  const rotation = new RootRotation(ca, {
+    proxies: () => proxies.all(),
+    requestRenewal: (ids) => {
+      const wanted = new Set(ids);
+      push.sendCommand((p) => wanted.has(p.id), 'renew-cert', '{}');
+    },
+  }, logger);
   const webhook = options.webhookPort === undefined ? undefined : await startCaWebhook({
     ca, hosts: localHostNames(options.tlsSans), port: options.webhookPort, host: options.grpcHost, inject: options.inject ?? DEFAULT_INJECT_OPTIONS, logger,
   });
@@ -82,6 +93,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerConfigRoutes(router, { config, publisher });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens });
+  registerCaRoutes(router, { ca, rotation });
   registerExplainRoutes(router, { publisher });
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
   const httpPort = await listen(http, options.httpHost, options.httpPort);
@@ -99,6 +111,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     async close() {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
+      rotation.close();
       await push.close();
       await webhook?.close();
       tls.close();

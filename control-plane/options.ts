@@ -14,6 +14,8 @@ export interface ControlPlaneOptions {
   /** Operator-supplied CA root (PEM), so several replicas sign with one root; imported into the data dir. */
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
+  /** Lifetime of the leaf certificates the CA issues (24 h by default; minutes or seconds for tests). */
+  readonly certTtlMs?: number;
   /** Extra names or addresses for the gRPC server certificate. */
   readonly tlsSans: readonly string[];
   /** `SKEIN_ADMIN_TOKEN`, which wins over the data dir's admin-token file. */

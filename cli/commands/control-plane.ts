@@ -42,6 +42,9 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').default('skein.local'))
     .addOption(opt('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))
     .addOption(opt('--ca-key-file <file>', 'private key (PEM, RSA) of --ca-cert-file'))
+    .addOption(new Option('--ca-cert <file>', 'same as --ca-cert-file').hideHelp())
+    .addOption(new Option('--ca-key <file>', 'same as --ca-key-file').hideHelp())
+    .addOption(opt('--cert-ttl <duration>', 'lifetime of issued leaf certificates; renewed at 2/3 of it').argParser(parseDurationFlag).default(24 * 3_600_000, '24h'))
     .addOption(opt('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
     .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered').argParser(parseDurationFlag).default(30_000, '30s'))
     .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
@@ -62,8 +65,9 @@ export function registerControlPlane(program: Command): void {
         store: flags.store as StoreKind,
         trustDomain: String(flags.trustDomain),
         tlsSans: flags.tlsSan as string[],
-        caCertFile: flags.caCertFile as string | undefined,
-        caKeyFile: flags.caKeyFile as string | undefined,
+        caCertFile: (flags.caCertFile ?? flags.caCert) as string | undefined,
+        caKeyFile: (flags.caKeyFile ?? flags.caKey) as string | undefined,
+        certTtlMs: flags.certTtl as number,
         adminToken: process.env.SKEIN_ADMIN_TOKEN || undefined,
         registryGraceMs: flags.registryGrace as number,
         resyncHoldMs: flags.resyncHold as number,
