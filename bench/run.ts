@@ -5,6 +5,7 @@
  * one's markdown report, writes them all to bench/results/latest.md, and with --write-readme
  * replaces each scenario's block between `<!-- bench:<name>:start/end -->` in README.md.
  * `--repeat N` runs each scenario N times and adds the spread of its headline figures;
+ * `--profile` writes CPU profiles of the processes under test to bench/results/profiles/;
  * `--nice=-10` runs every child process under `nice` (on a machine busy with other work).
  * Environment overrides: BENCH_DURATION, BENCH_ROUNDS, BENCH_REPEAT, BENCH_WARMUP, BENCH_ONLY, BENCH_NICE. Every child process is
  * stopped however the run ends (error, Ctrl-C, SIGTERM).
@@ -23,7 +24,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench → the repository root. */
 const repoRoot = join(here, '..', '..');
 
-const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--repeat N] [--warmup S] [--only TARGET[,TARGET]] [--nice N] [--write-readme] [--list]`;
+const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--repeat N] [--warmup S] [--only TARGET[,TARGET]] [--nice N] [--profile] [--write-readme] [--list]`;
 
 class UsageError extends Error {}
 
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string' },
       repeat: { type: 'string' },
       nice: { type: 'string' },
+      profile: { type: 'boolean', default: false },
       only: { type: 'string' },
       'write-readme': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
     warmupSeconds: positiveNumber('--warmup', values.warmup ?? process.env.BENCH_WARMUP, 3),
     only,
     niceness,
+    profileDir: values.profile ? join(repoRoot, 'bench', 'results', 'profiles') : undefined,
   };
 
   const children = new ChildProcesses(niceness);

@@ -16,6 +16,8 @@ export interface BenchOptions {
   readonly repeat: number;
   /** Niceness every child process runs at, when not the default. */
   readonly niceness?: number;
+  /** Where to write CPU profiles of the processes under test (e.g. `node --cpu-prof`), when wanted. */
+  readonly profileDir?: string;
   /** Targets to run, for scenarios that have several (e.g. `skein`, `nginx`); all when undefined. */
   readonly only?: readonly string[];
 }

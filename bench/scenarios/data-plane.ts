@@ -5,6 +5,7 @@
  * connections (paced open-loop load, see lib/paced-load.ts), and peak RSS and CPU seconds of
  * each proxy process. Ratios are taken within the run because the machine is shared.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts } from '../../test/support/ports.js';
 import { makeBenchIdentities } from '../lib/identities.js';
@@ -55,7 +56,12 @@ async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
   const targets: Target[] = [directTarget(upstream)];
   if (nginxPath) targets.push(startNginxPair(ctx.children, { nginxPath, dir: ctx.workDir, upstreamPort: upstream.port, ports: [ports[0]!, ports[1]!], identities }));
   if (wanted.includes('skein')) {
-    targets.push(startSkeinPair(ctx.children, { skeinBin: join(ctx.repoRoot, 'bin', 'skein.js'), dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities }));
+    const { profileDir } = ctx.options;
+    if (profileDir) mkdirSync(profileDir, { recursive: true });
+    targets.push(
+      startSkeinPair(ctx.children, { skeinBin: join(ctx.repoRoot, 'bin', 'skein.js'), dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, profileDir }),
+    );
+    if (profileDir) ctx.log(`CPU profiles of both sidecars go to ${profileDir} when they exit`);
   }
   for (const target of targets) await waitForTarget(target);
 

@@ -60,6 +60,8 @@ export interface SkeinPairOptions {
   /** Six free ports: inbound, outbound and admin of the client side, then of the server side. */
   readonly ports: readonly number[];
   readonly identities: BenchIdentities;
+  /** When set, each sidecar writes a V8 CPU profile there on exit (`skein-<service>.cpuprofile`). */
+  readonly profileDir?: string;
 }
 
 interface SidecarPorts {
@@ -69,7 +71,9 @@ interface SidecarPorts {
 }
 
 function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafFiles, config: string, ports: SidecarPorts, inboundHost: string): Child {
+  const profile = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `skein-${leaf.service}.cpuprofile`] : [];
   const args = [
+    ...profile,
     o.skeinBin, 'sidecar',
     '--service', leaf.service,
     '--version', 'v1',
