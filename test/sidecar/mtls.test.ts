@@ -1,0 +1,116 @@
+/**
+ * The pair over mTLS with real certificates (SPIFFE URI SANs from a test CA), and WebSocket
+ * upgrades passing through both sidecars.
+ */
+import { createHash } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestLeaf, type TestUpstream } from '../support/index.js';
+import { get, rawExchange, testAgent } from './http.js';
+
+function httpsGet(port: number, leaf: TestLeaf | undefined, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, path: '/', ca, cert: leaf?.certPem, key: leaf?.keyPem, checkServerIdentity: () => undefined, agent: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('sidecar pair over mTLS, and upgrades', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  const ca = makeCa();
+  let app: TestUpstream;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  let catalog: SpawnedSidecar;
+
+  beforeAll(async () => {
+    app = await startUpstream(echoHandler('catalog'));
+    // A raw WebSocket-style endpoint: answers the upgrade, then echoes bytes upper-cased.
+    app.server.on('upgrade', (req, socket) => {
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Trace: ${req.headers['x-b3-traceid']}\r\n\r\n`);
+      socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
+    });
+    webApp = await startUpstream(echoHandler('web-app'));
+    const dir = tempDir();
+    const [catalogInbound] = (await freePorts(1)) as [number];
+    const config = writeTempConfig({ services: { catalog: { endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
+    catalog = await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')) });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
+  });
+
+  afterAll(async () => {
+    await agent.close();
+    await procs.killAll();
+    await app.close();
+    await webApp.close();
+  });
+
+  it('carries requests over mTLS and knows the caller from its certificate', async () => {
+    const res = await get(agent, `${web.outboundUrl}/secure`, { host: 'catalog' });
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'catalog', path: '/secure' });
+    const metrics = (await get(agent, `${catalog.adminUrl}/metrics`)).text;
+    expect(metrics).toMatch(/skein_requests_total\{direction="inbound",source="web",destination="catalog"/);
+  });
+
+  it('refuses a client without a certificate and one with a certificate from another CA', async () => {
+    await expect(httpsGet(catalog.inboundPort, undefined, ca.certPem)).rejects.toThrow();
+    const other = makeCa('Intruder CA');
+    await expect(httpsGet(catalog.inboundPort, makeLeaf(other, 'web'), ca.certPem)).rejects.toThrow();
+    // A properly issued client still gets through directly.
+    expect(await httpsGet(catalog.inboundPort, makeLeaf(ca, 'web'), ca.certPem)).toBe(200);
+    expect((await get(agent, `${web.outboundUrl}/still-fine`, { host: 'catalog' })).status).toBe(200);
+  });
+
+  it('passes WebSocket upgrades through both sidecars, with trace headers, and then raw bytes both ways', async () => {
+    const key = Buffer.from('0123456789abcdef').toString('base64');
+    const { connect } = await import('node:net');
+    const socket = connect({ host: '127.0.0.1', port: web.outboundPort });
+    socket.setEncoding('latin1');
+    let data = '';
+    const waitFor = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`got ${JSON.stringify(data)}`)), 5000);
+        const check = () => {
+          if (re.test(data)) {
+            clearTimeout(timer);
+            socket.off('data', onData);
+            resolve();
+          }
+        };
+        const onData = (d: string) => {
+          data += d;
+          check();
+        };
+        socket.on('data', onData);
+        check();
+      });
+    socket.write(`GET /ws HTTP/1.1\r\nHost: catalog\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await waitFor(/\r\n\r\n/);
+    expect(data).toMatch(/^HTTP\/1.1 101/);
+    expect(data).toMatch(/X-Trace: [0-9a-f]{32}/);
+    data = '';
+    socket.write('hello through the mesh');
+    await waitFor(/HELLO THROUGH THE MESH/);
+    socket.destroy();
+  });
+
+  it('refuses an upgrade to an unknown service with 404 no-route', async () => {
+    const answer = await rawExchange(web.outboundPort, 'GET /ws HTTP/1.1\r\nHost: nowhere\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1.1 404/);
+    expect(answer).toMatch(/x-skein-reason: no-route/);
+  });
+});
