@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ChildProcesses } from './lib/children.js';
-import { replaceBetweenMarkers } from './lib/markdown.js';
+import { markers, replaceBetweenMarkers } from './lib/markdown.js';
 import { describeSpread } from './lib/spread.js';
 import type { BenchOptions, Scenario, ScenarioResult } from './scenario.js';
 
@@ -71,6 +71,15 @@ async function main(): Promise<void> {
   const unknown = positionals.filter((name) => !available.has(name));
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')} (available: ${[...available.keys()].join(', ')})`);
   const chosen = positionals.length > 0 ? positionals.map((name) => available.get(name)!) : [...available.values()];
+  const readmePath = join(repoRoot, 'README.md');
+  if (values['write-readme']) {
+    // Fail before minutes of measuring, not after.
+    const readme = readFileSync(readmePath, 'utf8');
+    for (const scenario of chosen) {
+      const { start, end } = markers(scenario.name);
+      if (!readme.includes(start) || !readme.includes(end)) throw new UsageError(`--write-readme: README.md has no ${start} … ${end} block for ${scenario.name}`);
+    }
+  }
   const only = (values.only ?? process.env.BENCH_ONLY)?.split(',').map((s) => s.trim()).filter(Boolean);
   const niceText = values.nice ?? process.env.BENCH_NICE;
   const niceness = niceText === undefined || niceText === '' ? undefined : Number(niceText);
@@ -134,11 +143,10 @@ async function main(): Promise<void> {
   writeFileSync(latest, `${reports.map((r) => `## ${r.scenario.name}\n\n${r.markdown}\n`).join('\n')}`);
   console.error(`bench: wrote ${latest}`);
   if (values['write-readme']) {
-    const readme = join(repoRoot, 'README.md');
-    let text = readFileSync(readme, 'utf8');
+    let text = readFileSync(readmePath, 'utf8');
     for (const r of reports) text = replaceBetweenMarkers(text, r.scenario.name, r.markdown);
-    writeFileSync(readme, text);
-    console.error(`bench: updated ${reports.map((r) => r.scenario.name).join(', ')} in ${readme}`);
+    writeFileSync(readmePath, text);
+    console.error(`bench: updated ${reports.map((r) => r.scenario.name).join(', ')} in ${readmePath}`);
   }
 }
 
