@@ -1,0 +1,128 @@
+/**
+ * Admin endpoints, readiness, config reload, drain and SIGTERM, on real sidecar processes.
+ */
+import { createServer, type Server } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { echoHandler, freePort, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
+import { join } from 'node:path';
+import { get, testAgent } from './http.js';
+
+describe('admin endpoints and lifecycle', () => {
+  const procs = new Processes();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    await procs.killAll();
+    for (const c of cleanups.splice(0)) await c();
+  });
+
+  const upstream = async (name: string, handler = echoHandler(name)): Promise<TestUpstream> => {
+    const u = await startUpstream(handler);
+    cleanups.push(() => u.close());
+    return u;
+  };
+
+  it('is not ready (and sends no traffic to the app) until the app is healthy; then serves /config, /clusters, /metrics', async () => {
+    const agent = testAgent();
+    cleanups.push(() => agent.close());
+    const appPort = await freePort();
+    const peer = await upstream('peer');
+    const config = writeConfigFile(join(tempDir(), 'c.json'), { version: 'a1', services: { peer: { endpoints: [{ address: '127.0.0.1', port: peer.port, labels: { version: 'v1' } }] } } });
+    const sc = await procs.sidecar({ service: 'app', appPort, config, waitFor: '/live' });
+    const notReady = await get(agent, `${sc.adminUrl}/ready`);
+    expect(notReady.status).toBe(503);
+    expect(notReady.text).toMatch(/app.*not healthy/);
+    const early = await get(agent, `http://127.0.0.1:${sc.inboundPort}/x`);
+    expect(early.status).toBe(503);
+    expect(early.headers['x-skein-reason']).toBe('no-healthy-endpoints');
+
+    const app: Server = createServer(echoHandler('app'));
+    await new Promise<void>((resolve) => app.listen(appPort, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((r) => app.close(r)));
+    await waitUntil(async () => (await get(agent, `${sc.adminUrl}/ready`)).status === 200, { what: '/ready 200' });
+    expect((await get(agent, `http://127.0.0.1:${sc.inboundPort}/x`)).status).toBe(200);
+
+    const cfg = (await get(agent, `${sc.adminUrl}/config`)).json<{ version: string; snapshot: SnapshotInput }>();
+    expect(cfg.version).toBe('a1');
+    expect(Object.keys(cfg.snapshot.services!)).toEqual(['peer']);
+    expect((await get(agent, `${sc.outboundUrl}/`, { host: 'peer' })).status).toBe(200);
+    const clusters = (await get(agent, `${sc.adminUrl}/clusters`)).json<Record<string, { endpoints: { port: number; health: string }[]; subsets: Record<string, { breaker: { state: string } }> }>>();
+    expect(clusters.peer!.endpoints).toMatchObject([{ port: peer.port, health: 'healthy' }]);
+    expect(clusters.peer!.subsets['*']!.breaker.state).toBe('closed');
+    const metrics = (await get(agent, `${sc.adminUrl}/metrics`)).text;
+    expect(metrics).toMatch(/skein_config_updates_total\{result="ack"\} 1/);
+    expect(metrics).toMatch(/skein_requests_total\{direction="outbound",source="app",destination="peer"/);
+    expect(metrics).toMatch(/process_cpu_seconds_total/);
+    expect((await get(agent, `${sc.adminUrl}/nope`)).status).toBe(404);
+  });
+
+  it('reloads a changed config file, keeps the old one when the new one is invalid, and reloads on SIGHUP', async () => {
+    const agent = testAgent();
+    cleanups.push(() => agent.close());
+    const [a, b] = await Promise.all([upstream('a'), upstream('b')]);
+    const path = join(tempDir(), 'skein.yaml');
+    const snapshot = (version: string, target: 'a' | 'b'): SnapshotInput => ({
+      version,
+      services: { shop: { endpoints: [{ address: '127.0.0.1', port: a.port, labels: { version: 'a' } }, { address: '127.0.0.1', port: b.port, labels: { version: 'b' } }] } },
+      routes: { shop: [{ match: { pathPrefix: '/' }, split: { [target]: 100 } }] },
+    });
+    writeConfigFile(path, snapshot('1', 'a'));
+    const sc = await procs.sidecar({ service: 'client', appPort: a.port, config: path });
+    const who = async () => String((await get(agent, `${sc.outboundUrl}/`, { host: 'shop' })).headers['x-upstream']);
+    expect(await who()).toBe('a');
+
+    writeConfigFile(path, snapshot('2', 'b'));
+    await waitUntil(async () => (await get(agent, `${sc.adminUrl}/config`)).json<{ version: string }>().version === '2', { what: 'version 2 applied' });
+    expect(await who()).toBe('b');
+
+    writeConfigFile(path, 'version: "3"\nroutes:\n  shop:\n    - split: { a: 60, b: 30 }\n');
+    await waitUntil(() => /routes\.shop\[0\]\.split: weights must sum to 100/.test(sc.output()), { what: 'the rejection in the log' });
+    expect((await get(agent, `${sc.adminUrl}/config`)).json<{ version: string }>().version).toBe('2');
+    expect(await who()).toBe('b');
+    expect((await get(agent, `${sc.adminUrl}/metrics`)).text).toMatch(/skein_config_updates_total\{result="nack"\} [1-9]/);
+
+    writeConfigFile(path, snapshot('4', 'a'));
+    await waitUntil(async () => (await get(agent, `${sc.adminUrl}/config`)).json<{ version: string }>().version === '4', { what: 'version 4 applied' });
+    sc.kill('SIGHUP');
+    await waitUntil(() => /SIGHUP: reloading config/.test(sc.output()), { what: 'the SIGHUP reload' });
+    expect(await who()).toBe('a');
+  });
+
+  it('POST /drain makes /ready 503 and closes connections after each response', async () => {
+    const agent = testAgent();
+    cleanups.push(() => agent.close());
+    const app = await upstream('app');
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config });
+    const drain = await get(agent, `${sc.adminUrl}/drain`, {}, 'POST');
+    expect(drain.status).toBe(202);
+    const ready = await get(agent, `${sc.adminUrl}/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.text).toContain('draining');
+    const res = await get(agent, `http://127.0.0.1:${sc.inboundPort}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.connection).toBe('close');
+  });
+
+  it('on SIGTERM finishes the in-flight request, then exits 0', async () => {
+    const agent = testAgent();
+    cleanups.push(() => agent.close());
+    let arrived = false;
+    const app = await upstream('app', (req, res) => {
+      if (req.url === '/health') return echoHandler('app')(req, res);
+      arrived = true;
+      setTimeout(() => echoHandler('slow-app')(req, res), 1500);
+    });
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout: '10s' });
+    const slow = get(agent, `http://127.0.0.1:${sc.inboundPort}/slow`);
+    await waitUntil(() => arrived, { what: 'the slow request to reach the app' });
+    sc.kill('SIGTERM');
+    await waitUntil(async () => (await get(agent, `${sc.adminUrl}/ready`)).status === 503, { what: '/ready 503 while draining' });
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'slow-app' });
+    const exit = await sc.exited;
+    expect(exit.code, sc.output()).toBe(0);
+  });
+});
