@@ -9,6 +9,7 @@ import { HttpError } from './http-errors.js';
 import { traceHeadersOf, type TraceHeaders } from './trace.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
+const MAX_DISCARD_BYTES = 1024 * 1024;
 
 export interface Request {
   readonly method: string;
@@ -115,12 +116,15 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
+    // Past the limit, read on without keeping anything so the client gets its 413 rather
+    // than a reset; a client that keeps sending far beyond it is cut off.
+    if (size > MAX_DISCARD_BYTES) {
       req.destroy();
-      throw new HttpError(413, 'body-too-large', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+      break;
     }
-    chunks.push(chunk);
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk);
   }
+  if (size > MAX_BODY_BYTES) throw new HttpError(413, 'body-too-large', `request body is larger than ${MAX_BODY_BYTES} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') throw new HttpError(400, 'invalid-json', 'request body is empty; send a JSON object');
   try {

@@ -1,0 +1,57 @@
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { HttpError } from './http-errors.js';
+import { Router } from './http-server.js';
+
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  const router = new Router()
+    .add('GET', '/items/:id', ({ params, trace }) => ({ body: { id: params.id, trace } }))
+    .add('POST', '/items', async (req) => ({ status: 201, body: { got: await req.json() } }))
+    .add('GET', '/teapot', () => {
+      throw new HttpError(418, 'teapot', 'short and stout');
+    })
+    .add('GET', '/broken', () => {
+      throw new Error('secret internals');
+    });
+  server = createServer(router.listener(pino({ level: 'silent' })));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+afterAll(() => new Promise((r) => server.close(r)));
+
+async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${base}${path}`, { method, body, headers });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe('Router', () => {
+  it('matches params (URL-decoded) and hands the handler the trace headers to forward', async () => {
+    const res = await call('GET', '/items/a%20b', undefined, { traceparent: 't', 'x-request-id': 'r', cookie: 'no' });
+    expect(res).toEqual({ status: 200, body: { id: 'a b', trace: { traceparent: 't', 'x-request-id': 'r' } } });
+  });
+
+  it('parses JSON bodies and refuses what is not JSON or too large', async () => {
+    expect(await call('POST', '/items', '{"a":1}')).toEqual({ status: 201, body: { got: { a: 1 } } });
+    expect((await call('POST', '/items', '{"a":')).body.error.code).toBe('invalid-json');
+    const big = await call('POST', '/items', JSON.stringify({ pad: 'x'.repeat(70 * 1024) }));
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe('body-too-large');
+  });
+
+  it('answers unknown paths 404 and wrong methods 405, both as JSON errors', async () => {
+    expect(await call('GET', '/nope')).toMatchObject({ status: 404, body: { error: { code: 'not-found' } } });
+    expect(await call('DELETE', '/items/1')).toMatchObject({ status: 405, body: { error: { code: 'method-not-allowed' } } });
+  });
+
+  it('sends HttpErrors as they are and hides other failures behind a 500', async () => {
+    expect(await call('GET', '/teapot')).toEqual({ status: 418, body: { error: { code: 'teapot', message: 'short and stout' } } });
+    const broken = await call('GET', '/broken');
+    expect(broken).toEqual({ status: 500, body: { error: { code: 'internal', message: 'internal error' } } });
+  });
+});
