@@ -38,6 +38,15 @@ function isObj(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** e.g. `Pod shop/orders-7d9c5b8f6c-*` (a ReplicaSet's pods have only a generateName at admission). */
+function describeObject(request: Record<string, unknown>): string {
+  const obj = request.object as Record<string, unknown>;
+  const meta = isObj(obj.metadata) ? obj.metadata : {};
+  const name = typeof meta.name === 'string' && meta.name ? meta.name : `${typeof meta.generateName === 'string' ? meta.generateName : ''}*`;
+  const namespace = typeof request.namespace === 'string' ? `${request.namespace}/` : '';
+  return `${typeof obj.kind === 'string' ? obj.kind : 'object'} ${namespace}${name}`;
+}
+
 export function reviewAdmission(review: unknown, options: InjectOptions): AdmissionReviewResponse {
   if (!isObj(review) || review.kind !== 'AdmissionReview' || review.apiVersion !== ADMISSION_API_VERSION) {
     throw new AdmissionReviewError(`expected an AdmissionReview of apiVersion ${ADMISSION_API_VERSION}`);
@@ -52,7 +61,7 @@ export function reviewAdmission(review: unknown, options: InjectOptions): Admiss
   if (request.operation !== 'CREATE' || !isObj(request.object)) return answer({ allowed: true });
 
   try {
-    const outcomes = injectObject(request.object, 0, options);
+    const outcomes = injectObject(request.object, describeObject(request), options);
     const patch = compare(request.object, applyOutcomes(request.object, outcomes) as object);
     if (patch.length === 0) return answer({ allowed: true });
     return answer({ allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') });

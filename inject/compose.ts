@@ -79,9 +79,17 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
       throw new InjectError(code, document, field('network_mode'),
         `a service with network_mode "${service.network_mode}" has no network namespace of its own for a sidecar; label it ${ANNOTATIONS.inject}: "false" to leave it out`);
     }
+    const replicas = isObj(service.deploy) ? service.deploy.replicas : service.scale;
+    if (typeof replicas === 'number' && replicas > 1) {
+      throw new InjectError('invalid-field', document, field(isObj(service.deploy) ? 'deploy.replicas' : 'scale'),
+        `a sidecar joins one container's network namespace, so a service with ${replicas} replicas would share one sidecar; run one replica per service`);
+    }
     const params = composeParams(name, service, labels, document, field);
     notes.push(describeOutcome({ what, status: 'injected', params }));
-    added.push({ after: name, name: `${name}${SUFFIX}`, value: sidecarService(name, params, dependencies, options) });
+    const sidecar = sidecarService(name, params, dependencies, options);
+    // With profiles, the sidecar must be started exactly when its app is.
+    if (Array.isArray(service.profiles)) sidecar.profiles = service.profiles;
+    added.push({ after: name, name: `${name}${SUFFIX}`, value: sidecar });
   }
 
   const servicesNode = doc.get('services', true);

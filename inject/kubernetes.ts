@@ -6,10 +6,10 @@
  * and flow-style collections may be re-spaced.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { Document } from 'yaml';
+import { isMap, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import type { InjectOptions } from './options.js';
-import { injectObject, type WorkloadOutcome } from './workloads.js';
+import { applyOutcomes, injectObject, type WorkloadOutcome } from './workloads.js';
 
 /** How changed documents are written: flow collections as most manifests write them (`{app: x}`), scripts as literal blocks, no folding. */
 export const TO_STRING = { flowCollectionPadding: false, blockQuote: 'literal', lineWidth: 0 } as const;
@@ -34,18 +34,20 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
     start = doc.range[2];
     const obj: unknown = doc.toJS();
     if (obj === null || obj === undefined) return original;
-    let changed = false;
-    for (const outcome of injectObject(obj, index, options)) {
-      notes.push(describeOutcome(outcome));
+    const outcomes = injectObject(obj, index, options);
+    notes.push(...outcomes.map(describeOutcome));
+    if (!outcomes.some((o) => o.spec)) return original;
+    // JSON in (`kubectl get -o json`), JSON out.
+    if (isMap(doc.contents) && doc.contents.flow) return `${JSON.stringify(applyOutcomes(obj, outcomes), null, 2)}\n`;
+    for (const outcome of outcomes) {
       if (!outcome.spec) continue;
       const before = doc.getIn(outcome.specPath, false);
       const old = (before && typeof before === 'object' && 'toJSON' in before ? (before as { toJSON(): unknown }).toJSON() : {}) as Record<string, unknown>;
       for (const [key, value] of Object.entries(outcome.spec)) {
         if (!isDeepStrictEqual(old[key], value)) doc.setIn([...outcome.specPath, key], doc.createNode(value));
       }
-      changed = true;
     }
-    return changed ? doc.toString(TO_STRING) : original;
+    return doc.toString(TO_STRING);
   });
   return { output: parts.join('') + source.slice(start), notes };
 }

@@ -48,9 +48,11 @@ function dotted(path: Path): string {
 /**
  * Injects every workload in `obj` (itself, or each item of a List). Returns one outcome per
  * workload found; objects of other kinds (Service, ConfigMap, ...) yield none and pass through.
+ * `where` is the document's position in its file, or how errors should name the object.
  */
-export function injectObject(obj: unknown, index: number, options: InjectOptions): WorkloadOutcome[] {
-  const document = describeDocument(index, isObj(obj) ? obj.kind : undefined, isObj(obj) && isObj(obj.metadata) ? obj.metadata.name : undefined);
+export function injectObject(obj: unknown, where: number | string, options: InjectOptions): WorkloadOutcome[] {
+  // A file names documents by position; the webhook names the object it was sent.
+  const document = typeof where === 'string' ? where : describeDocument(where, isObj(obj) ? obj.kind : undefined, isObj(obj) && isObj(obj.metadata) ? obj.metadata.name : undefined);
   if (!isObj(obj)) throw new InjectError('unknown-kind', document, '', 'expected a Kubernetes object (a mapping with apiVersion and kind)');
   return injectAt(obj, [], document, options);
 }

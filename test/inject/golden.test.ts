@@ -17,14 +17,14 @@ import { validateCompose } from './compose-schema.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const COMPOSE_OPTIONS: InjectOptions = { ...DEFAULT_INJECT_OPTIONS, controlPlane: 'control-plane:15012', consul: 'http://consul:8500' };
-const inputs = readdirSync(FIXTURES).filter((f) => /\.ya?ml$/.test(f) && !f.includes('.golden.'));
+const inputs = readdirSync(FIXTURES).filter((f) => /\.(ya?ml|json)$/.test(f) && !f.includes('.golden.'));
 const optionsFor = (file: string): InjectOptions => (file.startsWith('compose') ? COMPOSE_OPTIONS : DEFAULT_INJECT_OPTIONS);
 
 describe('inject golden files', () => {
   test.each(inputs)('%s', async (file) => {
     const input = readFileSync(join(FIXTURES, file), 'utf8');
     const result = injectText(input, optionsFor(file));
-    const goldenFile = join(FIXTURES, file.replace(/\.(ya?ml)$/, '.golden.$1'));
+    const goldenFile = join(FIXTURES, file.replace(/\.(ya?ml|json)$/, '.golden.$1'));
     if (process.env.UPDATE_GOLDEN || !existsSync(goldenFile)) writeFileSync(goldenFile, result.output);
     expect(result.output).toBe(readFileSync(goldenFile, 'utf8'));
 

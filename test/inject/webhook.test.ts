@@ -137,7 +137,9 @@ describe('POST /api/v1/inject (AdmissionReview v1 over TLS)', () => {
     expect(reply.status).toBe(200);
     expect(reply.body.response.allowed).toBe(false);
     expect(reply.body.response.status.code).toBe(422);
-    expect(reply.body.response.status.message).toContain('field spec.containers[*].ports');
+    expect(reply.body.response.status.message).toBe(
+      'skein injection: Pod shop/orders-7d9c5b8f6c-*, field spec.containers[*].ports: no container port to infer the app port from: declare one or set the annotation skein.io/app-port',
+    );
     const hostNet = await post(withObject((obj) => (obj.spec.hostNetwork = true)));
     expect(hostNet.body.response.status.message).toContain('field spec.hostNetwork');
   });
