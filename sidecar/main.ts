@@ -27,6 +27,7 @@ import type { EndpointSource } from './discovery/source.js';
 import type { ExchangeDeps } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
+import { controlPlaneSource } from './identity/control-plane-mode.js';
 import { peerConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
@@ -88,13 +89,13 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
 
 export async function runSidecar(options: SidecarOptions): Promise<void> {
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
-  if (!options.config) throw new Error('control-plane mode is not available in this build; run with --config FILE (static mode)');
   const endpoints = new StaticEndpointSource();
   const identity = await openIdentity(options, logger);
   const sidecar = await startSidecar(options, {
     logger,
     metrics: new SidecarMetrics(),
-    configSource: new StaticFileConfigSource(options.config, logger),
+    // Control-plane mode: snapshots (endpoints included) arrive on the push stream.
+    configSource: options.config ? new StaticFileConfigSource(options.config, logger) : controlPlaneSource(options, identity, logger),
     endpointSource: endpoints,
     onSnapshot: (snapshot) => endpoints.update(snapshot),
     identity,

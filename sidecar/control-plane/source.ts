@@ -50,6 +50,7 @@ export class ControlPlaneSource implements ConfigSource {
   private closed = false;
   private state: string;
   private apply: ((raw: unknown) => void) | undefined;
+  private certStatus: NonNullable<SidecarMessage['cert']> | undefined;
 
   constructor(private readonly options: ControlPlaneSourceOptions) {
     this.state = `waiting for control plane at ${options.address}`;
@@ -75,6 +76,12 @@ export class ControlPlaneSource implements ConfigSource {
   async start(apply: (raw: unknown) => void): Promise<void> {
     this.apply = apply;
     this.connect();
+  }
+
+  /** Reports the certificate in use (CertStatus) now if connected, and after every Hello. */
+  sendCertStatus(cert: NonNullable<SidecarMessage['cert']>): void {
+    this.certStatus = cert;
+    this.stream?.write({ cert });
   }
 
   /** Sends telemetry up the stream when connected; dropped otherwise (it is best effort). */
@@ -130,6 +137,7 @@ export class ControlPlaneSource implements ConfigSource {
         certExpiryUnix: identity ? String(Math.floor(identity.notAfter.getTime() / 1000)) : '0',
       },
     });
+    if (this.certStatus) stream.write({ cert: this.certStatus });
   }
 
   private async credentials(): Promise<grpc.ChannelCredentials> {

@@ -1,0 +1,42 @@
+/**
+ * Control-plane mode (no --config): the push stream is the config source, and it carries the
+ * certificate conversation too: the stream presents the issued certificate, the control
+ * plane's `renew-cert` command (root rotation) renews at once, and every new certificate is
+ * reported as CertStatus so the control plane can pace a rotation.
+ */
+import type { Logger } from '../../common/log.js';
+import { ControlPlaneSource } from '../control-plane/source.js';
+import type { SidecarOptions } from '../options.js';
+import { certStatusOf } from './cert-status.js';
+import { IssuedIdentityProvider } from './issued.js';
+import type { IdentityProvider } from './provider.js';
+
+export function controlPlaneSource(options: SidecarOptions, identity: IdentityProvider | undefined, logger: Logger): ControlPlaneSource {
+  if (!options.controlPlane) throw new Error('give --config FILE (static mode) or --control-plane HOST:PORT');
+  const source = new ControlPlaneSource({
+    address: options.controlPlane,
+    caFile: options.caFile,
+    token: options.token,
+    identity,
+    logger,
+    announce: {
+      service: options.service,
+      instanceId: options.instanceId,
+      version: options.version,
+      address: options.advertiseAddress,
+      inboundPort: options.inboundPort,
+      adminPort: options.adminPort,
+      protocol: options.appProtocol,
+      labels: { version: options.version },
+    },
+    onCommand: (kind) => {
+      if (kind !== 'renew-cert') return;
+      if (identity instanceof IssuedIdentityProvider) identity.renewNow().catch(() => undefined); // failures are logged and retried by the provider
+      else if (identity) source.sendCertStatus(certStatusOf(identity.current()!));
+    },
+  });
+  const current = identity?.current();
+  if (current) source.sendCertStatus(certStatusOf(current));
+  identity?.onChange((next) => source.sendCertStatus(certStatusOf(next)));
+  return source;
+}

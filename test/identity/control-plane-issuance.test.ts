@@ -1,0 +1,97 @@
+/**
+ * Identity in control-plane mode, with real processes: sidecars bootstrap their certificate
+ * from the control plane's CA with a token, call each other over mTLS, report expiry, and
+ * obey intentions changed through the CLI within a second. Bad tokens and foreign
+ * identities stop a sidecar at start with the CA's reason.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createToken, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { Processes, echoHandler, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { get, metricValue, skeinCli, startMeshSidecar, type MeshSidecar } from './mesh.js';
+
+const procs = new Processes();
+const apps: TestUpstream[] = [];
+let cp: ControlPlaneProcess;
+let gateway: MeshSidecar;
+let users: MeshSidecar;
+let orders: MeshSidecar;
+
+async function app(name: string): Promise<number> {
+  const u = await startUpstream(echoHandler(name));
+  apps.push(u);
+  return u.port;
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane(procs);
+  [gateway, users, orders] = await Promise.all([
+    startMeshSidecar(procs, cp, { service: 'gateway', appPort: await app('gateway') }),
+    startMeshSidecar(procs, cp, { service: 'users', appPort: await app('users') }),
+    startMeshSidecar(procs, cp, { service: 'orders', appPort: await app('orders') }),
+  ]);
+  // Discovery through the built-in registry: wait until the gateway knows an orders endpoint.
+  await waitUntil(async () => (await get(gateway, 'orders')).status === 200, { what: 'gateway to reach orders', timeoutMs: 15_000 });
+}, 90_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(apps.map((a) => a.close()));
+});
+
+describe('certificates issued by the control plane', () => {
+  it('lets sidecars call each other over mTLS with issued identities', async () => {
+    const r = await get(gateway, 'orders');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body).name).toBe('orders');
+    expect(orders.child.output()).toContain('"spiffeId":"spiffe://skein.local/service/orders"');
+  });
+
+  it('reports certificate expiry in GET /api/v1/proxies and skein_cert_expiry_timestamp_seconds', async () => {
+    const expiry = await metricValue(orders, /^skein_cert_expiry_timestamp_seconds /);
+    const inADay = Date.now() / 1000 + 24 * 3600;
+    expect(expiry).toBeGreaterThan(inADay - 120);
+    expect(expiry).toBeLessThan(inADay + 120);
+    const view = await waitUntil(async () => {
+      const body = (await cp.api.get<{ proxies: { service: string; certExpiry: string | null }[] }>('/api/v1/proxies')).body;
+      const p = body.proxies.find((x) => x.service === 'orders');
+      return p?.certExpiry ? p : undefined;
+    }, { what: 'orders cert expiry in /api/v1/proxies' });
+    expect(Math.abs(Date.parse(view.certExpiry!) / 1000 - expiry!)).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses a sidecar with a wrong token: it exits with the reason, and the mesh carries on', async () => {
+    const bad = await startMeshSidecar(procs, cp, { service: 'payments', appPort: await app('payments'), token: 'skt_not-a-real-token', waitFor: 'none' });
+    const exit = await bad.child.exited;
+    expect(exit.code).not.toBe(0);
+    expect(bad.child.output()).toMatch(/no certificate for service payments: .*bootstrap token is unknown/);
+    expect((await get(gateway, 'orders')).status).toBe(200);
+  });
+
+  it("refuses a CSR for another identity than the token's service", async () => {
+    const paymentsToken = await createToken(cp, 'payments');
+    const impostor = await startMeshSidecar(procs, cp, { service: 'orders', appPort: await app('fake-orders'), token: paymentsToken, waitFor: 'none' });
+    await impostor.child.exited;
+    expect(impostor.child.output()).toMatch(/CSR asks for service "orders" but the caller is authorised for "payments" only/);
+    expect(cp.child.output()).toContain('refused CSR');
+  });
+
+  it('applies intentions from the CLI within a second, denying with 403 x-skein-reason: denied', async () => {
+    expect((await skeinCli(procs, cp, ['intention', 'allow', 'gateway', 'orders'])).code).toBe(0);
+    const set = await skeinCli(procs, cp, ['intention', 'default', 'deny']);
+    expect(set.code, set.output).toBe(0);
+    const applied = Date.now();
+    const denied = await waitUntil(async () => {
+      const r = await get(users, 'orders');
+      return r.status === 403 ? r : undefined;
+    }, { what: 'users → orders to be denied', timeoutMs: 1_000, intervalMs: 20 });
+    expect(Date.now() - applied).toBeLessThan(1_000);
+    expect(denied.reason).toBe('denied');
+    expect((await get(gateway, 'orders')).status).toBe(200);
+    expect(await metricValue(orders, /^skein_authz_denied_total\{source="users",destination="orders"\}/)).toBeGreaterThanOrEqual(1);
+
+    expect((await skeinCli(procs, cp, ['intention', 'deny', 'gateway', 'orders'])).code).toBe(0);
+    const revoked = Date.now();
+    await waitUntil(async () => (await get(gateway, 'orders')).status === 403, { what: 'gateway → orders to be denied', timeoutMs: 1_000, intervalMs: 20 });
+    expect(Date.now() - revoked).toBeLessThan(1_000);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Sidecars in control-plane mode for identity tests: each gets its certificate from the
+ * control plane's CA with a bootstrap token, and its snapshot from the push stream. Also a
+ * steady load generator that counts every failed request.
+ */
+import { request } from 'undici';
+import { ADMIN_TOKEN, createToken, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { freePorts, skeinBin, waitForHttp, type Child, type Processes } from '../support/index.js';
+
+export interface MeshSidecar {
+  readonly child: Child;
+  readonly service: string;
+  readonly adminUrl: string;
+  readonly outboundUrl: string;
+  readonly inboundPort: number;
+}
+
+export interface MeshSidecarOptions {
+  readonly service: string;
+  readonly appPort: number;
+  /** Default: a fresh token for `service`. */
+  readonly token?: string;
+  readonly waitFor?: '/ready' | 'none';
+}
+
+export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess, options: MeshSidecarOptions): Promise<MeshSidecar> {
+  const [inboundPort, outboundPort, adminPort] = (await freePorts(3)) as [number, number, number];
+  const token = options.token ?? (await createToken(cp, options.service));
+  const child = procs.skein(`sidecar ${options.service}`, [
+    'sidecar',
+    '--service', options.service,
+    '--app-port', String(options.appPort),
+    '--control-plane', cp.grpcAddress,
+    '--token', token,
+    '--ca-file', cp.caFile,
+    '--inbound-host', '127.0.0.1',
+    '--inbound-port', String(inboundPort),
+    '--outbound-port', String(outboundPort),
+    '--admin-port', String(adminPort),
+    '--advertise-address', '127.0.0.1',
+  ]);
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  if (options.waitFor !== 'none') await waitForHttp(child, `${adminUrl}/ready`, 30_000);
+  return { child, service: options.service, adminUrl, outboundUrl: `http://127.0.0.1:${outboundPort}`, inboundPort };
+}
+
+/** Runs the `skein` CLI against the control plane; resolves with its exit code and output. */
+export async function skeinCli(procs: Processes, cp: ControlPlaneProcess, args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  const child = procs.spawn(`skein ${args.join(' ')}`, process.execPath, [skeinBin, ...args, '--control-plane', cp.adminUrl], { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN });
+  const exit = await child.exited;
+  return { code: exit.code, output: child.output() };
+}
+
+export async function get(from: MeshSidecar, host: string, path = '/'): Promise<{ status: number; reason?: string; body: string }> {
+  const res = await request(`${from.outboundUrl}${path}`, { headers: { host } });
+  const reason = res.headers['x-skein-reason'];
+  return { status: res.statusCode, reason: typeof reason === 'string' ? reason : undefined, body: await res.body.text() };
+}
+
+/** `concurrency` request loops against `host` through `from` until `stop()`; every non-200 or error is kept. */
+export function steadyLoad(from: MeshSidecar, host: string, concurrency = 4) {
+  let running = true;
+  let ok = 0;
+  const failures: string[] = [];
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      try {
+        const r = await get(from, host, '/load');
+        if (r.status === 200) ok++;
+        else failures.push(`${r.status} ${r.reason ?? ''} ${r.body.slice(0, 200)}`);
+      } catch (err) {
+        failures.push(String((err as Error).message));
+      }
+    }
+  });
+  return {
+    get ok() {
+      return ok;
+    },
+    failures,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return { ok, failures };
+    },
+  };
+}
+
+export async function metricValue(sidecar: MeshSidecar, name: RegExp): Promise<number | undefined> {
+  const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => name.test(l));
+  return line ? Number(line.split(' ').at(-1)) : undefined;
+}
