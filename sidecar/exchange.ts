@@ -59,8 +59,9 @@ function onResponseDrain(this: ProxyResponse): void {
   if (resume) resume();
 }
 
-function onDeadline(ex: Exchange): void {
-  ex.onDeadline();
+function onTimer(ex: Exchange): void {
+  ex.timer = undefined;
+  ex.onTimer();
 }
 
 function onBackoffDone(ex: Exchange): void {
@@ -122,7 +123,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   replayable = true;
   attempts = 0;
   current: AttemptHandler | null = null;
-  deadlineTimer: NodeJS.Timeout | undefined = undefined;
+  /** Absolute deadline (performance.now() ms) of the whole request; Infinity for none. */
+  deadlineAt = Infinity;
+  /** One timer per request, armed for whichever comes first: this attempt's per-try timeout or the deadline. */
+  timer: NodeJS.Timeout | undefined = undefined;
+  private timerIsPerTry = false;
   backoffTimer: NodeJS.Timeout | undefined = undefined;
   resume: (() => void) | null = null;
   status = 0;
@@ -234,7 +239,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.outlier = outlier;
     this.budget = budget;
     this.stampHeaders();
-    if (route.timeoutMs > 0) this.deadlineTimer = setTimeout(onDeadline, route.timeoutMs, this);
+    if (route.timeoutMs > 0) this.deadlineAt = this.startedAt + route.timeoutMs;
     const retry = route.retry;
     if (retry !== null && budget !== null) budget.recordRequest();
     const hasBody = this.chunked || this.contentLength > 0;
@@ -272,14 +277,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     endpoint.active++;
     const h = new AttemptHandler(this, endpoint);
     this.current = h;
-    const retry = this.route!.retry;
+    this.armTimer();
     endpoint.pool.dispatch(
       {
         path: this.url,
         method: this.method,
         headers: this.headers,
         body: this.body,
-        headersTimeout: retry !== null ? retry.perTryTimeoutMs : 0,
+        // Timeouts are this exchange's (undici's own timers tick at 0.5 s granularity).
+        headersTimeout: 0,
         bodyTimeout: 0,
       },
       // undici's types know only the new handler API; the callback one is what its core calls directly.
@@ -363,9 +369,36 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else this.reply(this.attempts > 1 ? 'retries-exhausted' : 'upstream-connect-failure', `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
   }
 
+  private armTimer(): void {
+    const perTry = this.route!.retry?.perTryTimeoutMs ?? 0;
+    let delay = this.deadlineAt - performance.now();
+    this.timerIsPerTry = perTry > 0 && perTry < delay;
+    if (this.timerIsPerTry) delay = perTry;
+    if (delay === Infinity) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(onTimer, Math.max(1, delay), this);
+  }
+
+  onTimer(): void {
+    if (this.finished) return;
+    if (this.timerIsPerTry && performance.now() < this.deadlineAt - 1) {
+      if (this.headSent || this.current === null) {
+        // The per-try timeout covers the wait for response headers; a streaming body has only the deadline.
+        this.timerIsPerTry = false;
+        if (this.deadlineAt !== Infinity) this.timer = setTimeout(onTimer, Math.max(1, this.deadlineAt - performance.now()), this);
+        return;
+      }
+      const h = this.current;
+      this.abandonAttempt();
+      if (this.mayRetry('timeout', 0, -1, h.connected)) this.scheduleRetry();
+      else this.reply('timeout', `${this.destination} did not answer within the per-try timeout of ${this.route!.retry!.perTryTimeoutMs} ms`);
+      return;
+    }
+    this.onDeadline();
+  }
+
   /** Overall timeout: abandon the current attempt and answer 504, or cut a response in progress. */
   onDeadline(): void {
-    this.deadlineTimer = undefined;
     if (this.finished) return;
     this.abandonAttempt();
     if (this.headSent) {
@@ -466,7 +499,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   finish(status: number): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     if (this.edge !== null) this.edge.observe(status, (performance.now() - this.startedAt) / 1000);
   }

@@ -1,0 +1,118 @@
+/**
+ * Bad input and upstream faults (SPEC §8): each gets a clear answer with x-skein-reason, and
+ * none disturbs a concurrent good connection or the process.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { get, rawExchange, testAgent } from './http.js';
+
+describe('bad input and upstream faults', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  let app: TestUpstream;
+  let sc: SpawnedSidecar;
+  let refusedPort: number;
+
+  beforeAll(async () => {
+    app = await startUpstream((req, res) => {
+      if (req.url === '/slow') {
+        setTimeout(() => echoHandler('slow')(req, res), 1500);
+        return;
+      }
+      if (req.url === '/reset-before-headers') {
+        req.socket.destroy();
+        return;
+      }
+      if (req.url === '/reset-mid-body') {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('partial');
+        setTimeout(() => req.socket.destroy(), 50);
+        return;
+      }
+      echoHandler('app')(req, res);
+    });
+    [refusedPort] = (await freePorts(1)) as [number];
+    const config = writeTempConfig({
+      services: {
+        app: { timeout: '10s', retries: { attempts: 2, perTryTimeout: '5s', backoff: { base: '1ms', max: '5ms' } }, endpoints: [{ address: '127.0.0.1', port: app.port }] },
+        impatient: { timeout: '1s', retries: { attempts: 5, perTryTimeout: '300ms', backoff: { base: '1ms', max: '5ms' } }, endpoints: [{ address: '127.0.0.1', port: app.port }] },
+        down: { retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port: refusedPort }] },
+      },
+    }, tempDir());
+    sc = await procs.sidecar({ service: 'client', appPort: app.port, config });
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(sc?.output());
+  });
+
+  afterAll(async () => {
+    await agent.close();
+    await procs.killAll();
+    await app.close();
+  });
+
+  it('answers malformed requests 400, oversized headers 431, no host 400, unknown host 404 — while a slow good request on another connection completes', async () => {
+    const good = get(agent, `${sc.outboundUrl}/slow`, { host: 'app' });
+
+    const garbage = await rawExchange(sc.outboundPort, 'THIS IS NOT HTTP\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1.1 400/);
+    expect(garbage).toMatch(/x-skein-reason: bad-request/);
+
+    const badHeader = await rawExchange(sc.outboundPort, 'GET / HTTP/1.1\r\nHost: app\r\nBad Header Name: x\r\n\r\n');
+    expect(badHeader).toMatch(/^HTTP\/1.1 400/);
+
+    const huge = await rawExchange(sc.outboundPort, `GET / HTTP/1.1\r\nHost: app\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1.1 431/);
+    expect(huge).toMatch(/x-skein-reason: bad-request/);
+
+    const noHost = await rawExchange(sc.outboundPort, 'GET / HTTP/1.0\r\n\r\n');
+    expect(noHost).toMatch(/^HTTP\/1.1 400/);
+    expect(noHost).toMatch(/x-skein-reason: bad-request/);
+
+    const unknown = await get(agent, `${sc.outboundUrl}/`, { host: 'who-knows' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers['x-skein-reason']).toBe('no-route');
+
+    const res = await good;
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'slow' });
+  });
+
+  it('answers 503 upstream-connect-failure when the endpoint refuses connections', async () => {
+    const res = await get(agent, `${sc.outboundUrl}/`, { host: 'down' });
+    expect(res.status).toBe(503);
+    expect(res.headers['x-skein-reason']).toBe('upstream-connect-failure');
+  });
+
+  it('retries a GET reset before headers and then gives up with 503 retries-exhausted; a POST is not retried', async () => {
+    const before = app.requests.filter((r) => r.url === '/reset-before-headers').length;
+    const res = await get(agent, `${sc.outboundUrl}/reset-before-headers`, { host: 'app' });
+    expect(res.status).toBe(503);
+    expect(res.headers['x-skein-reason']).toBe('retries-exhausted');
+    const attempts = app.requests.filter((r) => r.url === '/reset-before-headers').slice(before);
+    expect(attempts.map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2', '3']);
+
+    const beforePost = app.requests.filter((r) => r.url === '/reset-before-headers').length;
+    const post = await get(agent, `${sc.outboundUrl}/reset-before-headers`, { host: 'app' }, 'POST', 'x');
+    expect(post.status).toBe(503);
+    expect(app.requests.filter((r) => r.url === '/reset-before-headers').length - beforePost).toBe(1);
+  });
+
+  it('retries per-try timeouts and answers 504 timeout when the overall timeout passes', async () => {
+    const before = app.requests.filter((r) => r.url === '/slow').length;
+    const started = Date.now();
+    const res = await get(agent, `${sc.outboundUrl}/slow`, { host: 'impatient' });
+    expect(res.status).toBe(504);
+    expect(res.headers['x-skein-reason']).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(1400);
+    const attempts = app.requests.filter((r) => r.url === '/slow').slice(before).map((r) => r.headers['x-skein-attempt']);
+    expect(attempts.slice(0, 3)).toEqual(['1', '2', '3']);
+  });
+
+  it('cuts the response when the upstream resets mid-body, and keeps serving', async () => {
+    await expect(get(agent, `${sc.outboundUrl}/reset-mid-body`, { host: 'app' })).rejects.toThrow();
+    expect((await get(agent, `${sc.outboundUrl}/fine`, { host: 'app' })).status).toBe(200);
+    expect(sc.hasExited).toBe(false);
+  });
+});
