@@ -71,9 +71,9 @@ describe('routing, splits, subsets and balancers', () => {
   });
 
   afterAll(async () => {
+    await procs.killAll();
     if (!slowReleased) for (const release of slowRelease) release();
     await agent.close();
-    await procs.killAll();
     await Promise.all(servers.map((s) => s.close()));
   });
 

@@ -73,6 +73,13 @@ export interface SpawnedSidecar extends Child {
 export class Processes {
   private readonly children = new Set<Child>();
 
+  constructor() {
+    // A test worker that dies (or a hook that throws before killAll) must not leave sidecars behind.
+    process.once('exit', () => {
+      for (const child of this.children) child.kill('SIGKILL');
+    });
+  }
+
   /** Runs `node bin/skein.js <args>` (the built dist/; run `npx tsc -p .` first). */
   skein(name: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Child {
     return this.spawn(name, process.execPath, [skeinBin, ...args], env);
