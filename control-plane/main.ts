@@ -32,10 +32,13 @@ import type { ConfigStore } from './store/store.js';
 import { BootstrapTokens } from './tokens.js';
 import { DEFAULT_INJECT_OPTIONS } from '../inject/options.js';
 import { startCaWebhook } from '../inject/webhook-tls.js';
+import { registerInjectRoute } from '../inject/admin-route.js';
 
 export interface RunningControlPlane {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The injection webhook's TLS port, when --webhook-port was given. */
+  readonly webhookPort?: number;
   readonly adminToken: string;
   readonly router: Router;
   readonly store: ConfigStore;
@@ -95,6 +98,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerTokenRoutes(router, { tokens });
   registerCaRoutes(router, { ca, rotation });
   registerExplainRoutes(router, { publisher });
+  registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
   const httpPort = await listen(http, options.httpHost, options.httpPort);
 
@@ -102,6 +106,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   return {
     grpcPort,
     httpPort,
+    webhookPort: webhook?.port,
     adminToken: admin.token,
     router,
     store,

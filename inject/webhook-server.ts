@@ -46,7 +46,7 @@ export function injectRequestHandler(options: InjectOptions): (req: IncomingMess
     }
     void (async () => {
       const body = await readBody(req);
-      if (!body) return sendError(res, 413, 'too-large', `an AdmissionReview is at most ${MAX_BODY_BYTES} bytes`);
+      if (!body) return sendError(res, 413, 'payload-too-large', `an AdmissionReview is at most ${MAX_BODY_BYTES} bytes`);
       let review: unknown;
       try {
         review = JSON.parse(body.toString('utf8'));
