@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { isMap, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import type { InjectOptions } from './options.js';
-import { applyOutcomes, injectObject, type WorkloadOutcome } from './workloads.js';
+import { applyOutcomes, getIn, injectObject, type WorkloadOutcome } from './workloads.js';
 
 /** How changed documents are written: flow collections as most manifests write them (`{app: x}`), scripts as literal blocks, no folding. */
 export const TO_STRING = { flowCollectionPadding: false, blockQuote: 'literal', lineWidth: 0 } as const;
@@ -41,8 +41,7 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
     if (isMap(doc.contents) && doc.contents.flow) return `${JSON.stringify(applyOutcomes(obj, outcomes), null, 2)}\n`;
     for (const outcome of outcomes) {
       if (!outcome.spec) continue;
-      const before = doc.getIn(outcome.specPath, false);
-      const old = (before && typeof before === 'object' && 'toJSON' in before ? (before as { toJSON(): unknown }).toJSON() : {}) as Record<string, unknown>;
+      const old = getIn(obj, outcome.specPath) as Record<string, unknown>;
       for (const [key, value] of Object.entries(outcome.spec)) {
         if (!isDeepStrictEqual(old[key], value)) doc.setIn([...outcome.specPath, key], doc.createNode(value));
       }

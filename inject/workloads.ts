@@ -37,7 +37,7 @@ function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function getIn(obj: unknown, path: Path): unknown {
+export function getIn(obj: unknown, path: Path): unknown {
   return path.reduce<unknown>((at, key) => (isObj(at) || Array.isArray(at) ? (at as Record<string | number, unknown>)[key] : undefined), obj);
 }
 
