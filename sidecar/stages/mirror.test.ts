@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileMirror, MIRROR_BODY_LIMIT, type MirrorCounters, type MirrorRequest } from './mirror.js';
+import { compileMirror, dispatchCopy, MIRROR_BODY_LIMIT, type MirrorCounters, type MirrorRequest } from './mirror.js';
 
 function recorder() {
   const sent: { subset: string; request: MirrorRequest }[] = [];
@@ -71,5 +71,34 @@ describe('compileMirror', () => {
       throw new Error('no endpoint');
     })!;
     expect(() => throwing('GET', '/', [], undefined)).not.toThrow();
+  });
+});
+
+describe('dispatchCopy', () => {
+  it('sends the copy on the pool and drains the answer; a stalled mirror times out', async () => {
+    const { createServer } = await import('node:http');
+    const { Pool } = await import('undici');
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers['x-skein-mirror']} ${body}`);
+        if (req.url === '/stall') return;
+        res.end('x'.repeat(100_000));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const pool = new Pool(`http://127.0.0.1:${port}`);
+    try {
+      await dispatchCopy(pool, { method: 'POST', path: '/copy', headers: ['x-skein-mirror', '1'], body: Buffer.from('hi') }, 1000);
+      await expect(dispatchCopy(pool, { method: 'GET', path: '/stall', headers: [], body: undefined }, 200)).rejects.toThrow();
+      expect(seen).toEqual(['POST /copy 1 hi', 'GET /stall undefined ']);
+    } finally {
+      await pool.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

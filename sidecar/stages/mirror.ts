@@ -9,6 +9,7 @@
  * Copies carry `x-skein-mirror: 1` so the target (and its metrics) can tell them apart.
  * Compiled per rule; a rule without an active mirror compiles to null.
  */
+import type { Dispatcher } from 'undici';
 import type { RouteRule } from '../../common/config/schema.js';
 
 export const MIRROR_BODY_LIMIT = 64 * 1024;
@@ -76,4 +77,20 @@ export function compileMirror(mirror: RouteRule['mirror'], send: MirrorSend, opt
     }
     copy.then(done, failed);
   };
+}
+
+/**
+ * Sends one copy on an endpoint's pool and reads its answer to the end (dropping it), so the
+ * connection returns to the pool; `timeoutMs` bounds a stalled mirror.
+ */
+export async function dispatchCopy(pool: Dispatcher, request: MirrorRequest, timeoutMs: number): Promise<void> {
+  const { body } = await pool.request({
+    method: request.method as Dispatcher.HttpMethod,
+    path: request.path,
+    headers: request.headers as string[],
+    body: request.body ?? null,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  await body.dump();
 }
