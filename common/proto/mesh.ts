@@ -44,7 +44,8 @@ export interface SidecarMessage {
 
 export interface ControlMessage {
   msg?: 'snapshot' | 'command';
-  snapshot?: { version: string; json: string };
+  /** The JSON comes either as `json` or gzipped in `jsonGzip`. */
+  snapshot?: { version: string; json: string; jsonGzip?: Buffer };
   command?: { kind: string; json: string };
 }
 

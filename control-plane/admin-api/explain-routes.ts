@@ -6,8 +6,7 @@
  */
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
-import { validate } from '../../common/config/parse.js';
-import { parseSnapshot } from '../../common/config/parse.js';
+import { parseSnapshot, validate } from '../../common/config/parse.js';
 import { defaultServicePolicy, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
@@ -66,6 +65,12 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation): Pol
 }
 
 export function registerExplainRoutes(router: Router, deps: { publisher: SnapshotPublisher }): void {
+  // Parsing a large snapshot is slow (zod); parse each version once.
+  let parsed: { version: string; snapshot: Snapshot } | undefined;
+  const parsedSnapshot = (published: { version: string; json: string }): Snapshot => {
+    if (parsed?.version !== published.version) parsed = { version: published.version, snapshot: parseSnapshot(JSON.parse(published.json)) };
+    return parsed.snapshot;
+  };
   router.add({
     method: 'GET',
     path: '/api/v1/explain',
@@ -85,7 +90,7 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
         header: query.getAll('header'),
       });
       const published = deps.publisher.current();
-      const snapshot = parseSnapshot(JSON.parse(published.json));
+      const snapshot = parsedSnapshot(published);
       const headers = Object.fromEntries(q.header.map((h) => [h.slice(0, h.indexOf(':')).trim().toLowerCase(), h.slice(h.indexOf(':') + 1).trim()]));
       const method = q.method.toUpperCase();
       const explanation = explainRequest(snapshot, { service: q.service, method, path: q.path, headers });

@@ -1,4 +1,7 @@
-/** `GET /api/v1/proxies`: connected sidecars and whether each runs the newest snapshot. */
+/**
+ * `GET /api/v1/proxies`: connected sidecars and whether each runs the newest snapshot;
+ * `GET /api/v1/snapshot`: that snapshot, exactly as pushed.
+ */
 import type { ProxyTracker } from '../push/proxies.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { Router } from './router.js';
@@ -15,6 +18,16 @@ export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracke
       const service = query.get('service');
       const proxies = deps.proxies.view(version).filter((p) => !service || p.service === service);
       return { body: { snapshotVersion: version, proxies } };
+    },
+  });
+  router.add({
+    method: 'GET',
+    path: '/api/v1/snapshot',
+    summary: 'The snapshot the control plane pushes now (SPEC §4 form, endpoints included)',
+    auth: false,
+    handler: async () => {
+      const current = deps.publisher.current();
+      return { body: JSON.parse(current.json) as unknown, headers: { 'skein-snapshot-version': current.version } };
     },
   });
 }

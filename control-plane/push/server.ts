@@ -5,10 +5,11 @@
  * Keepalive pings on both ends find dead peers within seconds even when no snapshot flows.
  */
 import * as grpc from '@grpc/grpc-js';
+import { gzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log.js';
-import { loadMeshProto, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
+import { loadMeshProto, type ControlMessage, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
 import type { StreamRegistry } from '../registry/stream-registry.js';
-import type { SnapshotPublisher } from '../state/snapshots.js';
+import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
 import { StreamSession, type Authenticate, type StreamCall } from './session.js';
 
@@ -50,7 +51,7 @@ export class PushServer {
     this.holdUntil = Date.now() + options.resyncHoldMs;
     const sign: SignHandler =
       options.sign ?? ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'this control plane has no CA' }));
-    this.server.addService(loadMeshProto().service, {
+    this.server.addService(withSharedEncoding(loadMeshProto().service), {
       Stream: (call: StreamCall) => this.openSession(call),
       Sign: sign,
     });
@@ -102,6 +103,18 @@ export class PushServer {
     });
   }
 
+  /** One message per snapshot, gzipped once, shared by every stream (see withSharedEncoding). */
+  private readonly encoded = new WeakMap<PublishedSnapshot, ControlMessage>();
+
+  private encode(snapshot: PublishedSnapshot): ControlMessage {
+    let message = this.encoded.get(snapshot);
+    if (!message) {
+      message = { snapshot: { version: snapshot.version, json: '', jsonGzip: gzipSync(snapshot.json) } };
+      this.encoded.set(snapshot, message);
+    }
+    return message;
+  }
+
   private openSession(call: StreamCall): void {
     const session = new StreamSession(
       call,
@@ -112,6 +125,7 @@ export class PushServer {
         authenticate: this.options.authenticate,
         logger: this.options.logger,
         holdUntil: () => this.holdUntil,
+        encode: (snapshot) => this.encode(snapshot),
         helloTimeoutMs: this.options.helloTimeoutMs ?? 10_000,
         onTelemetry: this.options.onTelemetry,
       },
@@ -119,4 +133,23 @@ export class PushServer {
     );
     this.sessions.add(session);
   }
+}
+
+/**
+ * The service definition with the Stream responses' serializer memoised per message
+ * object: a snapshot pushed to a thousand sidecars is protobuf-encoded once, not a
+ * thousand times.
+ */
+function withSharedEncoding(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const stream = service.Stream!;
+  const cache = new WeakMap<object, Buffer>();
+  const serialize = (message: ControlMessage): Buffer => {
+    let bytes = cache.get(message);
+    if (!bytes) {
+      bytes = stream.responseSerialize(message);
+      cache.set(message, bytes);
+    }
+    return bytes;
+  };
+  return { ...service, Stream: { ...stream, responseSerialize: serialize } };
 }

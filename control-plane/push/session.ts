@@ -37,6 +37,8 @@ export interface SessionDeps {
   /** Sidecars that already run a snapshot get none before this time (ms since epoch), see PushServer. */
   readonly holdUntil: () => number;
   readonly helloTimeoutMs: number;
+  /** The message carrying a snapshot, built once per snapshot for all streams. */
+  readonly encode: (snapshot: PublishedSnapshot) => ControlMessage;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
 }
 
@@ -80,7 +82,7 @@ export class StreamSession {
     if (!record || this.closed || record.sentVersion === snapshot.version) return;
     if (this.blocked) return;
     record.sentVersion = snapshot.version;
-    const writable = this.call.write({ snapshot: { version: snapshot.version, json: snapshot.json } });
+    const writable = this.call.write(this.deps.encode(snapshot));
     if (!writable) {
       this.blocked = true;
       this.call.once('drain', () => {

@@ -16,11 +16,16 @@ interface Registration {
 export class StreamRegistry implements Discovery {
   private readonly registrations = new Map<string, Registration>();
   private readonly listeners = new Set<() => void>();
+  /** Sorted view, rebuilt on the first read after a change (reads outnumber changes). */
+  private sorted: readonly Instance[] | undefined;
 
   constructor(private readonly graceMs: number) {}
 
   instances(): readonly Instance[] {
-    return [...this.registrations.values()].map((r) => r.instance).sort((a, b) => (a.service + a.id < b.service + b.id ? -1 : 1));
+    this.sorted ??= [...this.registrations.values()]
+      .map((r) => r.instance)
+      .sort((a, b) => (a.service === b.service ? (a.id < b.id ? -1 : 1) : a.service < b.service ? -1 : 1));
+    return this.sorted;
   }
 
   onChange(listener: () => void): () => void {
@@ -77,6 +82,7 @@ export class StreamRegistry implements Discovery {
   }
 
   private changed(): void {
+    this.sorted = undefined;
     for (const listener of this.listeners) listener();
   }
 }

@@ -8,6 +8,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import type { Logger } from '../../common/log.js';
 import { loadMeshProto, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
@@ -165,20 +166,21 @@ export class ControlPlaneSource implements ConfigSource {
     };
     stream.on('data', (message: ControlMessage) => {
       this.attempt = 0;
-      if (message.msg === 'snapshot' && message.snapshot) this.receive(stream, message.snapshot.version, message.snapshot.json);
+      if (message.msg === 'snapshot' && message.snapshot) this.receive(stream, message.snapshot);
       else if (message.msg === 'command' && message.command) this.options.onCommand?.(message.command.kind, message.command.json);
     });
     stream.on('error', (err: grpc.ServiceError) => end(describe(err)));
     stream.on('end', () => end('the control plane ended the stream'));
   }
 
-  private receive(stream: Stream, version: string, json: string): void {
+  private receive(stream: Stream, snapshot: NonNullable<ControlMessage['snapshot']>): void {
+    const version = snapshot.version;
     try {
       let raw: unknown;
       try {
-        raw = JSON.parse(json);
+        raw = JSON.parse(snapshot.jsonGzip?.length ? gunzipSync(snapshot.jsonGzip).toString('utf8') : snapshot.json);
       } catch (err) {
-        throw new Error(`snapshot is not valid JSON: ${(err as Error).message}`);
+        throw new Error(`snapshot is not valid (gzipped) JSON: ${(err as Error).message}`);
       }
       this.apply!(raw);
     } catch (err) {
