@@ -18,6 +18,8 @@ export interface MeshSidecar {
 export interface MeshSidecarOptions {
   readonly service: string;
   readonly appPort: number;
+  /** Subset label (--version); default v1. */
+  readonly version?: string;
   /** Default: a fresh token for `service`. */
   readonly token?: string;
   readonly waitFor?: '/ready' | 'none';
@@ -29,6 +31,7 @@ export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess
   const child = procs.skein(`sidecar ${options.service}`, [
     'sidecar',
     '--service', options.service,
+    '--version', options.version ?? 'v1',
     '--app-port', String(options.appPort),
     '--control-plane', cp.grpcAddress,
     '--token', token,
