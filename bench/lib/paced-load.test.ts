@@ -23,19 +23,21 @@ describe('pacedLoad', () => {
 
   it('sends the requests evenly spaced over every connection, not in bursts', async () => {
     const target = await recordingServer();
-    const run = await pacedLoad({ url: target.url, host: 'bench-upstream', rate: 200, connections: 16, durationSeconds: 1 });
+    const run = await pacedLoad({ url: target.url, host: 'bench-upstream', rate: 100, connections: 16, durationSeconds: 2 });
     expect(run).toMatchObject({ requests: 200, errors: 0 });
     expect(target.hosts).toEqual(new Set(['bench-upstream']));
     expect(target.peers.size).toBe(16);
-    // 200 rps is one request per 5 ms. A burst-paced tool (autocannon -R, hey -q) sends most
-    // requests back to back, so its median gap is near zero; a stall here and there on a busy
-    // machine (after which sends catch up) moves the median little.
+    // A burst-paced tool (autocannon -R, hey -q) sends each second's quota at once: 100 of
+    // these 200 requests within a few ms. Evenly paced, a 200 ms window holds 20; a stall on a
+    // busy machine (after which sends catch up) adds a few more, far from a second's worth.
     const t = target.arrivals;
-    const gaps = t.slice(1).map((x, i) => x - t[i]!).sort((a, b) => a - b);
-    const median = gaps[Math.floor(gaps.length / 2)]!;
-    expect(median).toBeGreaterThan(3.5);
-    expect(median).toBeLessThan(6.5);
-    expect(t[t.length - 1]! - t[0]!).toBeGreaterThan(900);
+    let densest = 0;
+    for (let i = 0, j = 0; i < t.length; i++) {
+      while (t[i]! - t[j]! > 200) j++;
+      densest = Math.max(densest, i - j + 1);
+    }
+    expect(densest).toBeLessThan(80);
+    expect(t[t.length - 1]! - t[0]!).toBeGreaterThan(1800);
   });
 
   it('counts failed requests and merges runs into one latency summary', async () => {

@@ -65,6 +65,8 @@ async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
   }
   for (const target of targets) await waitForTarget(target);
 
+  const observers = new Map<TargetName, () => Promise<string>>();
+  for (const target of targets) if (target.observe) observers.set(target.name, await target.observe());
   const { warmupSeconds, rounds } = ctx.options;
   // Targets take turns in short slices, so a burst of other work on a shared machine hits all of them alike.
   const slice = Math.max(1, Math.round(ctx.options.durationSeconds / rounds));
@@ -95,8 +97,10 @@ async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
       ctx.log(`${run.target.label}: ${FIXED_RATE} rps round ${round}/${rounds}: p50 ${ms(l.p50Ms)} p99 ${ms(l.p99Ms)} p99.9 ${ms(l.p999Ms)}`);
     }
   }
+  const afterLoad = new Map<TargetName, string>();
+  for (const [name, describe] of observers) afterLoad.set(name, await describe());
   const niceness = ctx.options.niceness === undefined ? '' : `; every process of the run at nice ${ctx.options.niceness}`;
-  return report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds);
+  return report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds, afterLoad);
 }
 
 function selectTargets(only: readonly string[] | undefined): TargetName[] {
@@ -135,7 +139,7 @@ function perProxy(target: Target, slices: readonly Usage[][]): Usage[] {
   return target.proxies.map((_, i) => combineUsage(slices.map((s) => s[i]!)));
 }
 
-function report(runs: readonly Measured[], machine: string, slice: number, rounds: number): ScenarioResult {
+function report(runs: readonly Measured[], machine: string, slice: number, rounds: number, afterLoad: ReadonlyMap<TargetName, string>): ScenarioResult {
   const summary = new Map(
     runs.map((r) => [
       r.target.name,
@@ -189,7 +193,8 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
   ];
   for (const r of runs) {
     const l = summary.get(r.target.name)!.latency;
-    const notes = [...r.target.notes, `paced load reached ${Math.round(l.achievedRps)} rps, latest send ${ms(l.maxSendLagMs)} behind schedule`];
+    const observed = afterLoad.get(r.target.name);
+    const notes = [...r.target.notes, ...(observed ? [observed] : []), `paced load reached ${Math.round(l.achievedRps)} rps, latest send ${ms(l.maxSendLagMs)} behind schedule`];
     lines.push(`- ${r.target.label}: ${notes.join('; ')}`);
   }
   const figures: Record<string, number> = {};

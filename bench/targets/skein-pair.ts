@@ -12,9 +12,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import type { ChildProcesses, Child } from '../lib/children.js';
 import type { BenchIdentities, LeafFiles } from '../lib/identities.js';
+import { sumBy } from '../lib/prom-text.js';
 import type { Target } from './target.js';
 
 export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number): SnapshotInput {
@@ -110,5 +112,45 @@ export function startSkeinPair(children: ChildProcesses, o: SkeinPairOptions): T
     ],
     children: [client, server],
     notes: ['mTLS, header route + 90/10 split, retries, breaker, outlier detection, intentions, metrics, tracing'],
+    observe: () => observeTraffic(clientAdmin, serverAdmin),
+  };
+}
+
+interface Counts {
+  readonly bySubset: Map<string, number>;
+  readonly byCode: Map<string, number>;
+  readonly inbound: number;
+  readonly retries: number;
+}
+
+async function readCounts(clientAdmin: number, serverAdmin: number): Promise<Counts> {
+  const metrics = async (port: number): Promise<string> => (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
+  const [client, server] = await Promise.all([metrics(clientAdmin), metrics(serverAdmin)]);
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  return {
+    bySubset: sumBy(client, 'skein_requests_total', { direction: 'outbound' }, 'destination_subset'),
+    byCode: sumBy(client, 'skein_requests_total', { direction: 'outbound' }, 'code'),
+    inbound: sum(sumBy(server, 'skein_requests_total', { direction: 'inbound' }, 'direction')),
+    retries: sum(sumBy(client, 'skein_retries_total', {}, 'reason')),
+  };
+}
+
+function minus(after: Map<string, number>, before: Map<string, number>): [string, number][] {
+  return [...after].map(([k, n]): [string, number] => [k, n - (before.get(k) ?? 0)]).filter(([, n]) => n > 0).sort();
+}
+
+/** What the two sidecars' /metrics say they carried from now on: the split as observed, response codes, retries. */
+async function observeTraffic(clientAdmin: number, serverAdmin: number): Promise<() => Promise<string>> {
+  const before = await readCounts(clientAdmin, serverAdmin);
+  return async () => {
+    const after = await readCounts(clientAdmin, serverAdmin);
+    const subsets = minus(after.bySubset, before.bySubset);
+    const total = subsets.reduce((a, [, n]) => a + n, 0);
+    const split = subsets.map(([subset, n]) => `${subset} ${((100 * n) / total).toFixed(1)}%`).join(', ');
+    const codes = minus(after.byCode, before.byCode).map(([code, n]) => `${code} ×${n.toLocaleString('en-US')}`).join(', ');
+    const inbound = after.inbound - before.inbound;
+    // wrk stops with up to one request in flight per connection; the sidecar logs those as 499.
+    const note = after.byCode.has('499') ? '; 499 = in flight when wrk stopped' : '';
+    return `the sidecars counted ${total.toLocaleString('en-US')} requests out and ${inbound.toLocaleString('en-US')} in (codes ${codes || 'none'}${note}), split ${split || 'none'}, ${after.retries - before.retries} retries`;
   };
 }

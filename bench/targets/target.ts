@@ -27,6 +27,11 @@ export interface Target {
   readonly children: readonly Child[];
   /** Versions and settings worth printing under the table. */
   readonly notes: readonly string[];
+  /**
+   * Starts counting what the proxies themselves report (e.g. requests per subset); the
+   * returned function describes what they counted since, to show under the table.
+   */
+  observe?(): Promise<() => Promise<string>>;
 }
 
 /** Resolves once `target` answers 200; fails early, with its processes' output, if one of them exits. */
