@@ -151,7 +151,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     req.exchange = this;
     res.exchange = this;
     deps.lifecycle.requestStarted();
-    res.once('close', onResponseClose);
+    // 'close' fires once; `on` skips the once-wrapper allocation.
+    res.on('close', onResponseClose);
     if (deps.lifecycle.draining) res.shouldKeepAlive = false;
   }
 

@@ -66,6 +66,11 @@ export function classify(name: string): H {
 
 /** Names listed in a Connection header other than the standard tokens; these are hop-by-hop too. */
 export function connectionListed(value: string): string[] | undefined {
+  // Nearly every message says just one of these; skip the split.
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close' || v === 'upgrade') return undefined;
+  }
   let out: string[] | undefined;
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
