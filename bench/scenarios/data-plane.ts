@@ -57,9 +57,11 @@ async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
   if (nginxPath) targets.push(startNginxPair(ctx.children, { nginxPath, dir: ctx.workDir, upstreamPort: upstream.port, ports: [ports[0]!, ports[1]!], identities }));
   if (wanted.includes('skein')) {
     const { profileDir } = ctx.options;
+    const features = process.env.BENCH_SKEIN_CONFIG ?? 'full';
+    if (features !== 'full' && features !== 'minimal') throw new Error(`BENCH_SKEIN_CONFIG: expected full or minimal, got ${features}`);
     if (profileDir) mkdirSync(profileDir, { recursive: true });
     targets.push(
-      startSkeinPair(ctx.children, { skeinBin: join(ctx.repoRoot, 'bin', 'skein.js'), dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, profileDir }),
+      startSkeinPair(ctx.children, { skeinBin: join(ctx.repoRoot, 'bin', 'skein.js'), dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, profileDir, features }),
     );
     if (profileDir) ctx.log(`CPU profiles of both sidecars go to ${profileDir} when they exit`);
   }

@@ -30,6 +30,16 @@ describe('skeinSnapshot', () => {
   });
 });
 
+describe('skeinSnapshot minimal', () => {
+  it('is a valid snapshot with one endpoint and no optional stages', () => {
+    const snapshot = parseSnapshot(skeinSnapshot(fakeIdentities, 41_000, 'minimal'));
+    expect(snapshot.services['bench-upstream']!.endpoints).toHaveLength(1);
+    expect(snapshot.services['bench-upstream']!.retries.attempts).toBe(0);
+    expect(snapshot.routes).toEqual({});
+    expect(snapshot.intentions).toBeUndefined();
+  });
+});
+
 // Real sidecars from dist/ (build first): the bench's (C) must keep working as the sidecar changes.
 describe('Skein pair', () => {
   const children = new ChildProcesses();

@@ -19,9 +19,19 @@ import type { BenchIdentities, LeafFiles } from '../lib/identities.js';
 import { sumBy } from '../lib/prom-text.js';
 import type { Target } from './target.js';
 
-export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number): SnapshotInput {
+/**
+ * `full`: every stage on (the benchmark's (C)). `minimal`: what cannot be turned off (mTLS,
+ * metrics, tracing, breaker and outlier bookkeeping) and nothing else: one endpoint, no
+ * route rules, no intentions, no retries; to see what the optional stages cost.
+ */
+export type SkeinFeatures = 'full' | 'minimal';
+
+export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number, features: SkeinFeatures = 'full'): SnapshotInput {
   const service = identities.server.service;
   const endpoint = (address: string, version: string) => ({ address, port: serverInboundPort, labels: { version } });
+  if (features === 'minimal') {
+    return { version: 'bench-minimal', services: { [service]: { retries: { attempts: 0 }, endpoints: [endpoint('127.0.0.1', 'v1')] } } };
+  }
   return {
     version: 'bench-1',
     services: {
@@ -62,6 +72,7 @@ export interface SkeinPairOptions {
   /** Six free ports: inbound, outbound and admin of the client side, then of the server side. */
   readonly ports: readonly number[];
   readonly identities: BenchIdentities;
+  readonly features?: SkeinFeatures;
   /** When set, each sidecar writes a V8 CPU profile there on exit (`skein-<service>.cpuprofile`). */
   readonly profileDir?: string;
 }
@@ -98,12 +109,13 @@ function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafF
 export function startSkeinPair(children: ChildProcesses, o: SkeinPairOptions): Target {
   const [clientIn, clientOut, clientAdmin, serverIn, serverOut, serverAdmin] = o.ports as [number, number, number, number, number, number];
   const config = join(o.dir, 'skein-bench.json');
-  writeFileSync(config, JSON.stringify(skeinSnapshot(o.identities, serverIn), null, 2));
+  const features = o.features ?? 'full';
+  writeFileSync(config, JSON.stringify(skeinSnapshot(o.identities, serverIn, features), null, 2));
   const server = startSidecar(children, o, o.identities.server, config, { inbound: serverIn, outbound: serverOut, admin: serverAdmin }, '0.0.0.0');
   const client = startSidecar(children, o, o.identities.client, config, { inbound: clientIn, outbound: clientOut, admin: clientAdmin }, '127.0.0.1');
   return {
     name: 'skein',
-    label: '(C) Skein pair',
+    label: features === 'full' ? '(C) Skein pair' : `(C) Skein pair, ${features} config`,
     url: `http://127.0.0.1:${clientOut}/`,
     host: o.identities.server.service,
     proxies: [
@@ -111,7 +123,11 @@ export function startSkeinPair(children: ChildProcesses, o: SkeinPairOptions): T
       { role: 'inbound', pids: () => [server.pid] },
     ],
     children: [client, server],
-    notes: ['mTLS, header route + 90/10 split, retries, breaker, outlier detection, intentions, metrics, tracing'],
+    notes: [
+      features === 'full'
+        ? 'mTLS, header route + 90/10 split, retries, breaker, outlier detection, intentions, metrics, tracing'
+        : 'mTLS, metrics, tracing; no route rules, split, retries or intentions',
+    ],
     observe: () => observeTraffic(clientAdmin, serverAdmin),
   };
 }
