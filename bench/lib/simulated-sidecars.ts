@@ -6,13 +6,16 @@
  * Prints `ready` once every stream has ACKed its first snapshot, and `acked VERSION` once
  * every stream has ACKed VERSION (so the benchmark need not poll the control plane).
  *
- *   node simulated-sidecars.js HOST:PORT CA_FILE COUNT TOKEN_OF_SVC-0,TOKEN_OF_SVC-1,...
+ *   node simulated-sidecars.js HOST:PORT CA_FILE FIRST COUNT TOKEN_OF_SVC-0,TOKEN_OF_SVC-1,...
+ *
+ * simulates sidecars number FIRST to FIRST+COUNT-1 (several processes share a fleet).
  */
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { loadMeshProto, type ControlMessage, type SidecarMessage } from '../../common/proto/mesh.js';
 
-const [address, caFile, countText, tokensText] = process.argv.slice(2);
+const [address, caFile, firstText, countText, tokensText] = process.argv.slice(2);
+const first = Number(firstText);
 const count = Number(countText);
 const tokens = tokensText!.split(',');
 const services = tokens.length;
@@ -63,7 +66,7 @@ function open(i: number): void {
 }
 
 // Connect in small waves so the start-up burst resembles a fleet rolling out, not a SYN flood.
-for (let i = 0; i < count; i++) {
+for (let i = first; i < first + count; i++) {
   open(i);
   if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 20));
 }
