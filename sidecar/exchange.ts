@@ -24,7 +24,9 @@ import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilienc
 import { classify, connectionListed, H, removeHeaders, responseHeaders } from './stages/headers.js';
 import { sidecarReply, socketReply } from './stages/reply.js';
 import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
+import type { RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
+import type { HopRecorder } from './telemetry/reporter.js';
 import { appendTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
 
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
@@ -45,6 +47,8 @@ export interface ExchangeDeps {
   readonly lifecycle: Lifecycle;
   readonly metrics: SidecarMetrics;
   readonly random: () => number;
+  /** Spans and tap (sidecar/telemetry/reporter.ts); null when nothing is exported. */
+  readonly recorder: HopRecorder | null;
 }
 
 function onResponseClose(this: ProxyResponse): void {
@@ -78,8 +82,11 @@ function onRequestData(this: ProxyRequest, chunk: Buffer): void {
 function onRequestEnd(this: ProxyRequest): void {
   const ex = this.exchange;
   if (ex === null || ex.bodyChunks === null || ex.finished) return;
-  ex.body = ex.bodyChunks.length === 1 ? ex.bodyChunks[0]! : Buffer.concat(ex.bodyChunks);
+  const body = ex.bodyChunks.length === 1 ? ex.bodyChunks[0]! : Buffer.concat(ex.bodyChunks);
+  ex.body = body;
   ex.bodyChunks = null;
+  const mirror = ex.route!.mirror;
+  if (mirror !== null) mirror(ex.method, ex.url, ex.headers, body);
   ex.send();
 }
 
@@ -122,6 +129,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   bodyChunks: Buffer[] | null = null;
   replayable = true;
   attempts = 0;
+  /** Retries decided, for the hop's span; only kept when a recorder is on. */
+  retries: RetryEvent[] | null = null;
   current: AttemptHandler | null = null;
   /** Absolute deadline (performance.now() ms) of the whole request; Infinity for none. */
   deadlineAt = Infinity;
@@ -245,10 +254,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (retry !== null && budget !== null) budget.recordRequest();
     const hasBody = this.chunked || this.contentLength > 0;
     if (!hasBody) {
+      if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, undefined);
       this.send();
       return;
     }
-    if (retry !== null && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT) {
+    if ((retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT) {
       this.bodyChunks = [];
       this.req.on('data', onRequestData);
       this.req.on('end', onRequestEnd);
@@ -256,6 +266,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     this.body = this.req;
     this.replayable = false;
+    if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, null);
     this.send();
   }
 
@@ -466,6 +477,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return false;
     }
     this.deps.metrics.retry(this.destination, reason);
+    if (this.deps.recorder !== null) (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts });
     return true;
   }
 
@@ -502,7 +514,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.finished = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
-    if (this.edge !== null) this.edge.observe(status, (performance.now() - this.startedAt) / 1000);
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    if (this.edge !== null) this.edge.observe(status, seconds);
+    if (this.deps.recorder !== null) this.deps.recorder.finished(this, status, seconds);
   }
 }
 

@@ -12,6 +12,7 @@ import type { OutlierDetector } from '../resilience/outlier.js';
 import { compileRetryOn, type RetryOn } from '../resilience/retry-decision.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { compileFault, type FaultStage } from '../stages/fault.js';
+import { compileMirror, dispatchCopy, type MirrorStage } from '../stages/mirror.js';
 import type { EdgeMetrics } from '../telemetry/metrics.js';
 import type { UpstreamEndpoint } from './upstream-endpoint.js';
 
@@ -34,11 +35,6 @@ export interface RetryRuntime {
   readonly backoffMaxMs: number;
 }
 
-export interface MirrorRuntime {
-  readonly subset: SubsetRuntime;
-  readonly percent: number;
-}
-
 export interface RouteRuntime {
   readonly index: number;
   readonly name: string;
@@ -50,7 +46,7 @@ export interface RouteRuntime {
   readonly retry: RetryRuntime | null;
   readonly retryNonIdempotent: boolean;
   readonly fault: FaultStage | null;
-  readonly mirror: MirrorRuntime | null;
+  readonly mirror: MirrorStage | null;
 }
 
 export interface ServiceRuntime {
@@ -75,6 +71,9 @@ export interface ServiceParts {
   breaker(subset: string): CircuitBreaker;
   edge(subset: string): EdgeMetrics;
 }
+
+/** Bounds a mirror copy when the service has no timeout of its own. */
+const MIRROR_TIMEOUT_MS = 10_000;
 
 function compileRetry(policy: ServicePolicy['retries']): RetryRuntime | null {
   if (policy.attempts === 0) return null;
@@ -113,7 +112,11 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
       retry: compileRetry(rule.retries ?? policy.retries),
       retryNonIdempotent: rule.retryNonIdempotent,
       fault: compileFault(rule.fault, random),
-      mirror: rule.mirror && rule.mirror.percent > 0 ? { subset: subset(rule.mirror.subset), percent: rule.mirror.percent } : null,
+      mirror: compileMirror(rule.mirror, (name, request) => {
+        const endpoint = subset(name).picker.pick();
+        if (endpoint === undefined) return Promise.reject(new Error(`no endpoint in mirror subset ${name}`));
+        return dispatchCopy(endpoint.pool, request, rule.timeout ?? (policy.timeout || MIRROR_TIMEOUT_MS));
+      }, { random }),
     };
   });
   for (const name of Object.keys(policy.subsets)) subset(name);

@@ -63,6 +63,8 @@ describe('routing, splits, subsets and balancers', () => {
           { name: 'regex', match: { pathRegex: '/items/[0-9]+' }, split: { stable: 100 } },
           { name: 'post-only', match: { pathPrefix: '/orders', method: 'POST' }, split: { v3: 100 } },
           { name: 'prefix-header-regex', match: { pathPrefix: '/beta', headers: { 'x-user': { regex: 'u[0-9]+' }, 'x-debug': { present: true } } }, split: { blue: 100 } },
+          { name: 'fault', match: { pathPrefix: '/fault' }, split: { v1: 100 }, fault: { abort: { percent: 100, status: 418 } } },
+          { name: 'mirror', match: { pathPrefix: '/mirror' }, split: { v1: 100 }, mirror: { subset: 'v3', percent: 100 } },
           { name: 'weighted', match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
         ],
       },
@@ -94,6 +96,15 @@ describe('routing, splits, subsets and balancers', () => {
     expect(['v1', 'v2']).toContain(await who('/exact/more'));
     expect(['v1', 'v2']).toContain(await who('/items/42x'));
     expect(['v1', 'v2']).toContain(await who('/beta', { 'x-user': 'admin', 'x-debug': '' }));
+  });
+
+  it('runs the fault and mirror stages of the rules that have them', async () => {
+    const fault = await get(agent, `${sidecar.outboundUrl}/fault`, { host: 'shop' });
+    expect(fault.status).toBe(418);
+    expect(fault.headers['x-skein-reason']).toBe('fault-injected');
+    const v3 = servers[2]!;
+    expect(await who('/mirror/1')).toBe('v1');
+    await waitUntil(() => v3.requests.some((r) => r.url === '/mirror/1' && r.headers['x-skein-mirror'] === '1'), { what: 'the mirrored copy on v3' });
   });
 
   it('splits 90/10 within ±2.5 points over 2000 requests', async () => {
