@@ -36,6 +36,7 @@ import type { SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import type { Connector } from './stages/upgrade.js';
 import { SidecarMetrics, type EdgeMetrics } from './telemetry/metrics.js';
+import { TelemetryReporter } from './telemetry/reporter.js';
 import { IdSource } from './telemetry/trace-context.js';
 
 /** The pluggable parts; static mode fills them from files, control-plane mode from the push stream. */
@@ -47,7 +48,12 @@ export interface SidecarParts {
   /** Called with each snapshot before the mesh installs it (static discovery reads endpoints from it). */
   readonly onSnapshot?: (snapshot: ReturnType<typeof parseSnapshot>) => void;
   readonly identity: IdentityProvider | undefined;
+  /** Stats, tap and span export; none when absent. */
+  readonly telemetry?: TelemetryReporter;
 }
+
+/** The OTLP scope version of exported spans. */
+const SKEIN_VERSION = '0.1.0';
 
 /** Shared by every endpoint pool: keep-alive, no undici-level body timeout (the attempt loop owns timeouts). */
 const POOL_OPTIONS: Pool.Options = {
@@ -91,14 +97,26 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
   const endpoints = new StaticEndpointSource();
   const identity = await openIdentity(options, logger);
+  const metrics = new SidecarMetrics();
+  // Control-plane mode: snapshots (endpoints included) arrive on the push stream, which also carries telemetry up.
+  const stream = options.config ? undefined : controlPlaneSource(options, identity, logger, (kind, json) => telemetry.command(kind, json));
+  const telemetry = new TelemetryReporter({
+    service: options.service,
+    instance: options.instanceId,
+    version: SKEIN_VERSION,
+    metrics,
+    logger,
+    sink: stream,
+    otlpEndpoint: process.env.SKEIN_OTLP_ENDPOINT || undefined,
+  });
   const sidecar = await startSidecar(options, {
     logger,
-    metrics: new SidecarMetrics(),
-    // Control-plane mode: snapshots (endpoints included) arrive on the push stream.
-    configSource: options.config ? new StaticFileConfigSource(options.config, logger) : controlPlaneSource(options, identity, logger),
+    metrics,
+    configSource: stream ?? new StaticFileConfigSource(options.config!, logger),
     endpointSource: endpoints,
     onSnapshot: (snapshot) => endpoints.update(snapshot),
     identity,
+    telemetry,
   });
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
@@ -203,8 +221,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   lifecycle.addCheck({ name: 'app', blocker: () => appHealth.readinessBlocker() });
 
   // ---- listeners ----------------------------------------------------------------------
-  const outboundDeps: ExchangeDeps = { direction: 'outbound', ids, lifecycle, metrics, random };
-  const inboundDeps: ExchangeDeps = { direction: 'inbound', ids, lifecycle, metrics, random };
+  const recorder = parts.telemetry?.recorder ?? null;
+  const outboundDeps: ExchangeDeps = { direction: 'outbound', ids, lifecycle, metrics, random, recorder };
+  const inboundDeps: ExchangeDeps = { direction: 'inbound', ids, lifecycle, metrics, random, recorder };
   const peers = new InboundPeers({
     trustDomain: () => trustDomainOf(tlsIdentity),
     onRejected: (reason, detail, socket) => {
@@ -288,6 +307,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   await listen(outbound, options.outboundPort, '127.0.0.1');
   for (const d of dedicated) await listen(d.server, d.upstream.port, '127.0.0.1');
   appHealth.start();
+  parts.telemetry?.start();
   logger.info(
     {
       inbound: `${options.inboundHost}:${options.inboundPort}`,
@@ -314,6 +334,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       }
       admin.close();
       admin.closeAllConnections();
+      await parts.telemetry?.close();
       await parts.configSource.close();
       await parts.endpointSource.close();
       await parts.identity?.close();

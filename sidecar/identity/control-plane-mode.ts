@@ -11,7 +11,13 @@ import { certStatusOf } from './cert-status.js';
 import { IssuedIdentityProvider } from './issued.js';
 import type { IdentityProvider } from './provider.js';
 
-export function controlPlaneSource(options: SidecarOptions, identity: IdentityProvider | undefined, logger: Logger): ControlPlaneSource {
+export function controlPlaneSource(
+  options: SidecarOptions,
+  identity: IdentityProvider | undefined,
+  logger: Logger,
+  /** Other commands (tap-start, tap-stop) go here. */
+  onOtherCommand?: (kind: string, json: string) => void,
+): ControlPlaneSource {
   if (!options.controlPlane) throw new Error('give --config FILE (static mode) or --control-plane HOST:PORT');
   const source = new ControlPlaneSource({
     address: options.controlPlane,
@@ -29,8 +35,8 @@ export function controlPlaneSource(options: SidecarOptions, identity: IdentityPr
       protocol: options.appProtocol,
       labels: { version: options.version },
     },
-    onCommand: (kind) => {
-      if (kind !== 'renew-cert') return;
+    onCommand: (kind, json) => {
+      if (kind !== 'renew-cert') return onOtherCommand?.(kind, json);
       if (identity instanceof IssuedIdentityProvider) identity.renewNow().catch(() => undefined); // failures are logged and retried by the provider
       else if (identity) source.sendCertStatus(certStatusOf(identity.current()!));
     },

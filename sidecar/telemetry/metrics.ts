@@ -152,6 +152,11 @@ export class SidecarMetrics {
     return edge;
   }
 
+  /** Every edge handle so far, for exporting deltas (sidecar/telemetry/stats-export.ts). */
+  edgeHandles(): IterableIterator<EdgeMetrics> {
+    return this.edges.values();
+  }
+
   retry(destination: string, reason: string): void {
     this.retries.inc({ destination, reason });
   }

@@ -1,0 +1,100 @@
+/**
+ * The JSON carried by the push stream's `Telemetry {kind, json}` messages (sidecar → control
+ * plane) and by the `tap-start` Command (control plane → sidecar). mesh.proto keeps these
+ * as JSON text so the proto stays small; this file is their one definition for both ends.
+ */
+
+/** `kind: "stats"`: what each edge counted since the previous message (deltas, not totals). */
+export interface StatsMessage {
+  /** Upper bounds (seconds) of the latency buckets; `buckets` has one more slot (+Inf). */
+  readonly bounds: readonly number[];
+  readonly edges: readonly EdgeDelta[];
+  /** Circuit breakers this sidecar holds that are not closed, plus any that changed. */
+  readonly breakers: readonly BreakerState[];
+}
+
+export interface EdgeDelta {
+  readonly direction: 'inbound' | 'outbound';
+  readonly source: string;
+  readonly destination: string;
+  readonly subset: string;
+  /** Requests finished by status class: [1xx, 2xx, 3xx, 4xx, 5xx] (no answer counts as 5xx). */
+  readonly classes: readonly number[];
+  /** gRPC calls that ended with a grpc-status other than 0 (OK). */
+  readonly grpcFailures: number;
+  /** Non-cumulative counts per latency bucket. */
+  readonly buckets: readonly number[];
+  readonly sumSeconds: number;
+}
+
+export interface BreakerState {
+  readonly destination: string;
+  readonly subset: string;
+  readonly state: 'closed' | 'open' | 'half-open';
+}
+
+/** `kind: "tap"`: requests seen while a tap is open, at most the rate the tap allows. */
+export interface TapMessage {
+  readonly rows: readonly TapRow[];
+  /** Requests not sent because of the rate limit since the previous message. */
+  readonly dropped: number;
+}
+
+export interface TapRow {
+  /** Epoch milliseconds when the request finished. */
+  readonly time: number;
+  readonly direction: 'inbound' | 'outbound';
+  readonly source: string;
+  readonly destination: string;
+  readonly subset: string;
+  readonly method: string;
+  readonly authority: string;
+  readonly path: string;
+  /** HTTP status; 499 when the client went away first. */
+  readonly status: number;
+  readonly latencyMs: number;
+  readonly traceId: string;
+  readonly attempts: number;
+}
+
+/** `kind: "spans"`: finished hops, one span each. */
+export interface SpansMessage {
+  readonly spans: readonly SpanRecord[];
+  /** Spans dropped (queue full) since the previous message. */
+  readonly dropped: number;
+}
+
+export interface SpanRecord {
+  readonly traceId: string;
+  readonly spanId: string;
+  /** '' for a root span. */
+  readonly parentSpanId: string;
+  readonly name: string;
+  /** outbound hops are client spans, inbound hops server spans. */
+  readonly kind: 'client' | 'server';
+  /** The sidecar's own service and instance. */
+  readonly service: string;
+  readonly instance: string;
+  readonly source: string;
+  readonly destination: string;
+  readonly subset: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  /** Epoch milliseconds (fractional). */
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly attempts: number;
+  readonly events: readonly SpanEvent[];
+}
+
+export interface SpanEvent {
+  readonly timeMs: number;
+  readonly name: string;
+  readonly attributes: Readonly<Record<string, string | number>>;
+}
+
+/** `Command {kind: "tap-start"}`: open (or renew) a tap; it closes by itself after `ttlMs`. */
+export interface TapStartCommand {
+  readonly ttlMs: number;
+}

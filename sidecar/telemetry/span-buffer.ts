@@ -1,0 +1,87 @@
+/**
+ * Spans, one per hop: a small record is queued when a sampled request finishes and the
+ * queue goes out in batches (every `flushMs`, or sooner once `batchSize` are waiting) to
+ * each sink: the control plane's trace store and, when configured, an OTLP endpoint. The
+ * queue is bounded: when it is full, spans are dropped and counted, never the request
+ * slowed.
+ */
+import { performance } from 'node:perf_hooks';
+import type { SpanEvent, SpanRecord } from '../../common/proto/telemetry.js';
+import { pathOnly, type Hop } from './hop.js';
+
+export type SpanSink = (spans: readonly SpanRecord[], dropped: number) => void;
+
+export interface SpanBufferOptions {
+  readonly service: string;
+  readonly instance: string;
+  readonly sinks: readonly SpanSink[];
+  readonly maxQueued?: number;
+  readonly batchSize?: number;
+  readonly flushMs?: number;
+  /** Counts dropped spans (a Prometheus counter in the sidecar). */
+  readonly onDrop?: (n: number) => void;
+}
+
+const NO_EVENTS: readonly SpanEvent[] = [];
+
+export class SpanBuffer {
+  private queue: SpanRecord[] = [];
+  private dropped = 0;
+  private readonly maxQueued: number;
+  private readonly batchSize: number;
+  private readonly timer: NodeJS.Timeout;
+  private soon: NodeJS.Immediate | undefined;
+
+  constructor(private readonly options: SpanBufferOptions) {
+    this.maxQueued = options.maxQueued ?? 4096;
+    this.batchSize = options.batchSize ?? 512;
+    this.timer = setInterval(() => this.flush(), options.flushMs ?? 1000);
+    this.timer.unref();
+  }
+
+  add(hop: Hop, status: number, seconds: number): void {
+    if (this.queue.length >= this.maxQueued) {
+      this.dropped++;
+      this.options.onDrop?.(1);
+      return;
+    }
+    const outbound = hop.deps.direction === 'outbound';
+    const edge = hop.edge;
+    this.queue.push({
+      traceId: hop.traceId,
+      spanId: hop.spanId,
+      parentSpanId: hop.parentSpanId,
+      name: `${hop.method} ${hop.destination}`,
+      kind: outbound ? 'client' : 'server',
+      service: this.options.service,
+      instance: this.options.instance,
+      source: edge?.source ?? (outbound ? this.options.service : 'unknown'),
+      destination: hop.destination,
+      subset: edge?.subset ?? '',
+      method: hop.method,
+      path: pathOnly(hop.url),
+      status,
+      startMs: performance.timeOrigin + hop.startedAt,
+      durationMs: seconds * 1000,
+      attempts: hop.attempts,
+      events: hop.retries === null ? NO_EVENTS : hop.retries.map((r) => ({ timeMs: performance.timeOrigin + r.at, name: 'retry', attributes: { reason: r.reason, attempt: r.attempt } })),
+    });
+    if (this.queue.length >= this.batchSize && this.soon === undefined) this.soon = setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.soon = undefined;
+    if (this.queue.length === 0 && this.dropped === 0) return;
+    const spans = this.queue;
+    const dropped = this.dropped;
+    this.queue = [];
+    this.dropped = 0;
+    for (const sink of this.options.sinks) sink(spans, dropped);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    if (this.soon !== undefined) clearImmediate(this.soon);
+    this.flush();
+  }
+}
