@@ -24,7 +24,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench → the repository root. */
 const repoRoot = join(here, '..', '..');
 
-const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--repeat N] [--warmup S] [--only TARGET[,TARGET]] [--nice N] [--profile] [--write-readme] [--list]`;
+const USAGE = `usage: npm run bench -- [SCENARIO...] [--duration S] [--rounds N] [--repeat N] [--warmup S] [--only TARGET[,TARGET]] [--nice=N] [--profile] [--write-readme] [--list]`;
 
 class UsageError extends Error {}
 
