@@ -4,6 +4,7 @@
  * The CA reads the requested identity back with `requestedIdentity`.
  */
 import forge from 'node-forge';
+import { nativeRsaSigner } from './native-signer.js';
 
 export function createCsrPem(privateKeyPem: string, publicKeyPem: string, service: string, spiffeId?: string): string {
   const csr = forge.pki.createCertificationRequest();
@@ -12,6 +13,6 @@ export function createCsrPem(privateKeyPem: string, publicKeyPem: string, servic
   if (spiffeId) {
     csr.setAttributes([{ name: 'extensionRequest', extensions: [{ name: 'subjectAltName', altNames: [{ type: 6, value: spiffeId }] }] }]);
   }
-  csr.sign(forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  csr.sign(nativeRsaSigner(privateKeyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
   return forge.pki.certificationRequestToPem(csr).replace(/\r\n/g, '\n');
 }

@@ -5,6 +5,7 @@
  */
 import forge from 'node-forge';
 import { randomBytes } from 'node:crypto';
+import { nativeRsaSigner } from '../../common/identity/native-signer.js';
 
 const pki = forge.pki;
 
@@ -38,14 +39,25 @@ function newCertificate(publicKey: forge.pki.PublicKey, now: Date, lifetimeMs: n
   return cert;
 }
 
+/** Issuer subject and key identifier, parsed once per root rather than once per leaf. */
+const issuerInfo = new Map<string, { subject: forge.pki.CertificateField[]; keyIdentifier: string }>();
+
+function issuerOf(certPem: string): { subject: forge.pki.CertificateField[]; keyIdentifier: string } {
+  let info = issuerInfo.get(certPem);
+  if (!info) {
+    const cert = pki.certificateFromPem(certPem);
+    info = { subject: cert.subject.attributes, keyIdentifier: cert.generateSubjectKeyIdentifier().getBytes() };
+    if (issuerInfo.size > 16) issuerInfo.clear();
+    issuerInfo.set(certPem, info);
+  }
+  return info;
+}
+
 function signWith(cert: forge.pki.Certificate, issuer: Signer): string {
-  const issuerCert = pki.certificateFromPem(issuer.certPem);
-  cert.setIssuer(issuerCert.subject.attributes);
-  cert.setExtensions([
-    ...cert.extensions,
-    { name: 'authorityKeyIdentifier', keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  cert.sign(pki.privateKeyFromPem(issuer.keyPem), forge.md.sha256.create());
+  const { subject, keyIdentifier } = issuerOf(issuer.certPem);
+  cert.setIssuer(subject);
+  cert.setExtensions([...cert.extensions, { name: 'authorityKeyIdentifier', keyIdentifier }]);
+  cert.sign(nativeRsaSigner(issuer.keyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
   return toPem(cert);
 }
 
@@ -64,7 +76,7 @@ export function createRootCertificate(keyPair: { privateKeyPem: string; publicKe
     { name: 'subjectKeyIdentifier' },
     { name: 'subjectAltName', altNames: [{ type: 6, value: `spiffe://${trustDomain}` }] },
   ]);
-  cert.sign(pki.privateKeyFromPem(keyPair.privateKeyPem), forge.md.sha256.create());
+  cert.sign(nativeRsaSigner(keyPair.privateKeyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
   return toPem(cert);
 }
 

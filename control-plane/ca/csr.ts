@@ -3,6 +3,7 @@
  * and the identity it asks for is its SPIFFE URI SAN when present, else its CN.
  */
 import forge from 'node-forge';
+import { verify } from 'node:crypto';
 import { parseServiceSpiffeId } from '../../common/identity/spiffe.js';
 import { CaError } from './errors.js';
 
@@ -16,12 +17,23 @@ interface ExtensionRequest {
   extensions?: { name?: string; altNames?: { type: number; value?: string }[] }[];
 }
 
+/** Checks the CSR's self-signature with Node's native RSA (node-forge's pure-JS one is ~20x slower). */
+function signatureVerifies(csr: forge.pki.CertificateSigningRequest): boolean {
+  if (csr.signatureOid !== forge.pki.oids.sha256WithRSAEncryption) throw new Error(`unsupported signature algorithm ${String(csr.signatureOid)} (sha256WithRSAEncryption expected)`);
+  // Present on every CSR parsed from PEM: the signed bytes exactly as received.
+  const parsed = (csr as { certificationRequestInfo?: forge.asn1.Asn1 }).certificationRequestInfo;
+  if (!parsed) throw new Error('CSR carries no certificationRequestInfo');
+  const info = Buffer.from(forge.asn1.toDer(parsed).getBytes(), 'binary');
+  const publicKeyPem = forge.pki.publicKeyToPem(csr.publicKey!);
+  return verify('sha256', info, publicKeyPem, Buffer.from(csr.signature as string, 'binary'));
+}
+
 export function readCsr(csrPem: string, trustDomain: string): CsrRequest {
   let csr: forge.pki.CertificateSigningRequest;
   let verified: boolean;
   try {
     csr = forge.pki.certificationRequestFromPem(csrPem);
-    verified = csr.verify();
+    verified = signatureVerifies(csr);
   } catch (err) {
     throw new CaError('bad-csr', `not a PEM certificate signing request with an RSA key: ${(err as Error).message}`);
   }

@@ -8,7 +8,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createCsrPem } from '../../common/identity/csr.js';
-import { generateRsaKeyPair } from '../../common/identity/keys.js';
+import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { Logger } from '../../common/log.js';
 import { SignError, type CsrSigner } from './control-plane-signer.js';
@@ -29,6 +29,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private failures = 0;
+  /** The key for the next renewal, generated ahead so a renewal does not wait for it. */
+  private nextKeys: Promise<KeyPairPem> | undefined;
   private closed = false;
   private readonly timing: RenewalTiming;
   private readonly now: () => number;
@@ -80,6 +82,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
       if (this.closed) return;
       this.failures = 0;
       this.identity = next;
+      this.nextKeys = generateRsaKeyPair();
+      this.nextKeys.catch(() => (this.nextKeys = undefined));
       const issuedAt = this.now();
       this.schedule(this.timing.renewIn(issuedAt, next.notAfter.getTime(), issuedAt));
       for (const listener of this.listeners) listener(next);
@@ -103,7 +107,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
   }
 
   private async issue(): Promise<TlsIdentity> {
-    const keys = await generateRsaKeyPair();
+    const keys = await (this.nextKeys ?? generateRsaKeyPair());
+    this.nextKeys = undefined;
     const csr = createCsrPem(keys.privateKeyPem, keys.publicKeyPem, this.options.service, this.identity?.spiffeId);
     const signed = await this.options.sign(csr, this.identity);
     const cert = new X509Certificate(signed.certPem);
