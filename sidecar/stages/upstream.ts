@@ -69,6 +69,14 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
     case 'UND_ERR_CONNECT_TIMEOUT':
+    // The peer sidecar's certificate was refused (sidecar/identity/tls-options.ts): nothing was sent.
+    case 'ERR_SKEIN_PEER_IDENTITY':
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
       return true;
     default:
       return false;
