@@ -33,6 +33,9 @@ import { BootstrapTokens } from './tokens.js';
 import { DEFAULT_INJECT_OPTIONS } from '../inject/options.js';
 import { startCaWebhook } from '../inject/webhook-tls.js';
 import { registerInjectRoute } from '../inject/admin-route.js';
+import { Observability } from './observability/observability.js';
+import { registerObservabilityRoutes } from './observability/routes.js';
+import { registerDashboardRoutes } from './dashboard/routes.js';
 
 export interface RunningControlPlane {
   readonly grpcPort: number;
@@ -68,6 +71,8 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   const proxies = new ProxyTracker();
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
+  // Tap commands go down the push stream, which is built next (they are only sent once a tap is opened).
+  const observability = new Observability({ send: (service, kind, json) => push.sendCommand((p) => p.service === service, kind, json) }, logger);
   const push = new PushServer({
     publisher,
     proxies,
@@ -77,6 +82,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     credentials: tls.credentials,
     resyncHoldMs: options.resyncHoldMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger }),
+    onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
   const rotation = new RootRotation(ca, {
@@ -99,6 +105,8 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerCaRoutes(router, { ca, rotation });
   registerExplainRoutes(router, { publisher });
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
+  registerObservabilityRoutes(router, observability);
+  registerDashboardRoutes(router);
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
   const httpPort = await listen(http, options.httpHost, options.httpPort);
 
@@ -117,6 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       rotation.close();
+      observability.close();
       await push.close();
       await webhook?.close();
       tls.close();

@@ -1,0 +1,458 @@
+// Skein dashboard: plain JS over the admin API (no build step, no CDN). Hash routes pick the
+// view; the current view re-renders from polled API data (stats every 2 s, the rest every
+// 5 s) and the tap view from Server-Sent Events, so nothing needs a reload.
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const view = $('#view');
+const state = { window: localStorage.getItem('skein.window') || '10s', token: localStorage.getItem('skein.token') || '', tap: null, timers: [] };
+
+const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const fmt = {
+  rps: (g) => (g && g.requests ? g.rps.toFixed(g.rps < 10 ? 2 : 1) : '0'),
+  sr: (g) => (g && g.successRate !== null && g.successRate !== undefined ? `${(g.successRate * 100).toFixed(g.successRate === 1 ? 0 : 1)}%` : '-'),
+  ms: (v) => (v === null || v === undefined ? '-' : v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`),
+  p: (g, q) => fmt.ms(g && g.latencyMs ? g.latencyMs[q] : null),
+  time: (ms) => new Date(ms).toLocaleTimeString(undefined, { hour12: false }) + `.${String(Math.floor(ms % 1000)).padStart(3, '0')}`,
+};
+
+/** ok / warn / bad / idle for a window's golden metrics. */
+function health(g) {
+  if (!g || !g.requests) return 'idle';
+  if (g.successRate < 0.95) return 'bad';
+  if (g.successRate < 0.99) return 'warn';
+  return 'ok';
+}
+const srClass = (g) => ({ ok: 'sr-ok', warn: 'sr-warn', bad: 'sr-bad', idle: 'muted' })[health(g)];
+
+async function api(path, options = {}) {
+  const headers = { accept: 'application/json', ...(options.headers || {}) };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (options.auth && state.token) headers.authorization = `Bearer ${state.token}`;
+  const res = await fetch(path, { method: options.method || 'GET', headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const text = await res.text();
+  const body = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const err = new Error(body && body.error ? body.error.message : `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+const apiOr = (path, fallback) => api(path).catch((err) => (err.status === 404 ? fallback : Promise.reject(err)));
+
+function setStatus(ok, text) {
+  const el = $('#status');
+  el.textContent = text;
+  el.style.color = ok ? '' : '#ff9c9c';
+}
+
+// ---- polling -----------------------------------------------------------------------------
+
+function every(ms, fn) {
+  const run = () => fn().then(() => setStatus(true, new Date().toLocaleTimeString(undefined, { hour12: false }))).catch((err) => setStatus(false, `error: ${err.message}`));
+  run();
+  state.timers.push(setInterval(run, ms));
+}
+
+function stopView() {
+  for (const t of state.timers) clearInterval(t);
+  state.timers = [];
+  if (state.tap) {
+    state.tap.close();
+    state.tap = null;
+  }
+}
+
+// ---- graph -------------------------------------------------------------------------------
+
+/** Columns by longest path from the callers that nobody calls; cycles are cut where they close. */
+function layout(names, edges, width, height) {
+  const incoming = new Map(names.map((n) => [n, []]));
+  for (const e of edges) if (e.source !== e.destination && incoming.has(e.destination)) incoming.get(e.destination).push(e.source);
+  const depth = new Map();
+  const visiting = new Set();
+  const depthOf = (n) => {
+    if (depth.has(n)) return depth.get(n);
+    if (visiting.has(n)) return 0;
+    visiting.add(n);
+    const d = Math.max(0, ...(incoming.get(n) || []).filter((s) => incoming.has(s)).map((s) => depthOf(s) + 1));
+    visiting.delete(n);
+    depth.set(n, d);
+    return d;
+  };
+  names.forEach(depthOf);
+  const columns = new Map();
+  for (const n of [...names].sort()) {
+    const d = depth.get(n);
+    if (!columns.has(d)) columns.set(d, []);
+    columns.get(d).push(n);
+  }
+  const cols = Math.max(...columns.keys(), 0) + 1;
+  const pos = new Map();
+  for (const [d, list] of columns) {
+    list.forEach((n, i) => pos.set(n, { x: 90 + (d * (width - 180)) / Math.max(1, cols - 1) - (cols === 1 ? -(width / 2 - 90) : 0), y: ((i + 1) * height) / (list.length + 1) }));
+  }
+  return pos;
+}
+
+function graphSvg(stats, services) {
+  const w = state.window;
+  const names = [...new Set([...services.map((s) => s.name), ...stats.services.map((s) => s.service), ...stats.edges.flatMap((e) => [e.source, e.destination])])].filter((n) => n && n !== 'unknown');
+  if (names.length === 0) return '<div class="empty">No services yet: start sidecars against this control plane.</div>';
+  const width = 1200;
+  const height = Math.max(300, Math.min(560, 110 * Math.max(...Object.values(groupCount(names, stats.edges)))));
+  const pos = layout(names, stats.edges, width, height);
+  const byService = new Map(stats.services.map((s) => [s.service, s]));
+  const nodeW = 150;
+  const nodeH = 54;
+  const edgeSvg = stats.edges
+    .filter((e) => pos.has(e.source) && pos.has(e.destination) && e.source !== e.destination)
+    .map((e) => {
+      const g = e[w];
+      const a = pos.get(e.source);
+      const b = pos.get(e.destination);
+      const x1 = a.x + (b.x >= a.x ? nodeW / 2 : -nodeW / 2);
+      const x2 = b.x + (b.x >= a.x ? -nodeW / 2 : nodeW / 2);
+      const mx = (x1 + x2) / 2;
+      const label = g.requests ? `${fmt.rps(g)} rps · ${fmt.sr(g)} · p99 ${fmt.p(g, 'p99')}` : 'idle';
+      return `<g class="edge ${health(g)}" data-edge="${esc(e.source)}->${esc(e.destination)}">
+        <path d="M${x1},${a.y} C${mx},${a.y} ${mx},${b.y} ${x2 - 6},${b.y}" marker-end="url(#arrow-${health(g)})"/>
+        <text x="${mx}" y="${(a.y + b.y) / 2 - 6}" text-anchor="middle">${esc(label)}</text>
+        <title>${esc(e.source)} → ${esc(e.destination)}: ${esc(label)}</title></g>`;
+    })
+    .join('');
+  const nodeSvg = names
+    .map((n) => {
+      const p = pos.get(n);
+      const g = byService.get(n)?.[w];
+      const line = g && g.requests ? `${fmt.rps(g)} rps · ${fmt.sr(g)} · p99 ${fmt.p(g, 'p99')}` : 'no inbound traffic';
+      return `<g class="node ${health(g)}" data-service="${esc(n)}" transform="translate(${p.x - nodeW / 2},${p.y - nodeH / 2})">
+        <rect width="${nodeW}" height="${nodeH}"/>
+        <text class="name" x="${nodeW / 2}" y="22" text-anchor="middle">${esc(n)}</text>
+        <text x="${nodeW / 2}" y="40" text-anchor="middle">${esc(line)}</text><title>${esc(n)}</title></g>`;
+    })
+    .join('');
+  const markers = ['ok', 'warn', 'bad', 'idle']
+    .map((k) => `<marker id="arrow-${k}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="var(--${k === 'idle' ? 'idle' : k})"/></marker>`)
+    .join('');
+  return `<svg id="graph" viewBox="0 0 ${width} ${height}" preserveAspectRatio="xMidYMid meet"><defs>${markers}</defs>${edgeSvg}${nodeSvg}</svg>`;
+}
+
+function groupCount(names, edges) {
+  // The widest column bounds the graph's height.
+  const pos = layout(names, edges, 1000, 1000);
+  const counts = {};
+  for (const p of pos.values()) counts[Math.round(p.x)] = (counts[Math.round(p.x)] || 0) + 1;
+  return counts;
+}
+
+function goldenCells(g) {
+  return `<td class="num">${fmt.rps(g)}</td><td class="num ${srClass(g)}">${fmt.sr(g)}</td><td class="num">${fmt.p(g, 'p50')}</td><td class="num">${fmt.p(g, 'p95')}</td><td class="num">${fmt.p(g, 'p99')}</td><td class="num">${g ? g.requests : 0}</td>`;
+}
+const goldenHead = '<th class="num">RPS</th><th class="num">success</th><th class="num">p50</th><th class="num">p95</th><th class="num">p99</th><th class="num">requests</th>';
+
+function edgesTable(edges) {
+  if (edges.length === 0) return '<div class="empty">No traffic between services in the last minute.</div>';
+  return `<table class="edges"><thead><tr><th>source</th><th>destination</th><th>subset</th>${goldenHead}</tr></thead><tbody>${edges
+    .map((e) => [
+      `<tr class="edge-row" data-edge="${esc(e.source)}->${esc(e.destination)}"><td><a href="#/service/${encodeURIComponent(e.source)}">${esc(e.source)}</a></td><td><a href="#/service/${encodeURIComponent(e.destination)}">${esc(e.destination)}</a></td><td class="muted">all</td>${goldenCells(e[state.window])}</tr>`,
+      ...(e.subsets.length > 1 ? e.subsets.map((s) => `<tr><td></td><td></td><td>${esc(s.subset)}</td>${goldenCells(s[state.window])}</tr>`) : []),
+    ].join(''))
+    .join('')}</tbody></table>`;
+}
+
+function servicesTable(stats) {
+  if (stats.services.length === 0) return '<div class="empty">No traffic in the last minute.</div>';
+  return `<table><thead><tr><th>service</th>${goldenHead}</tr></thead><tbody>${stats.services
+    .map((s) => `<tr data-service-row="${esc(s.service)}"><td><a href="#/service/${encodeURIComponent(s.service)}">${esc(s.service)}</a>${s.seenFrom === 'outbound' ? ' <span class="muted">(seen by callers)</span>' : ''}</td>${goldenCells(s[state.window])}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+function graphView() {
+  view.innerHTML = `<div class="panel"><h2>Service graph <span class="muted">(${esc(state.window)} window)</span></h2><div id="graph-box"></div>
+    <div class="legend"><span class="l-ok">success ≥ 99%</span><span class="l-warn">≥ 95%</span><span class="l-bad">&lt; 95%</span><span class="l-idle">idle</span></div></div>
+    <div class="grid2"><div class="panel"><h2>Services</h2><div id="svc-box"></div></div><div class="panel"><h2>Edges</h2><div id="edge-box"></div></div></div>`;
+  $('#graph-box').addEventListener('click', (ev) => {
+    const node = ev.target.closest('[data-service]');
+    if (node) location.hash = `#/service/${encodeURIComponent(node.dataset.service)}`;
+  });
+  let services = [];
+  every(5000, async () => {
+    services = await api('/api/v1/services');
+  });
+  every(2000, async () => {
+    const stats = await api('/api/v1/stats');
+    $('#graph-box').innerHTML = graphSvg(stats, services);
+    $('#svc-box').innerHTML = servicesTable(stats);
+    $('#edge-box').innerHTML = edgesTable(stats.edges);
+  });
+}
+
+function servicesView() {
+  view.innerHTML = '<div class="panel"><h2>Services</h2><div id="services-box"></div></div>';
+  every(3000, async () => {
+    const [services, stats] = await Promise.all([api('/api/v1/services'), api('/api/v1/stats')]);
+    const byName = new Map(stats.services.map((s) => [s.service, s]));
+    $('#services-box').innerHTML = services.length
+      ? `<table><thead><tr><th>service</th><th>protocol</th><th class="num">instances</th><th class="num">healthy</th><th>subsets</th>${goldenHead}</tr></thead><tbody>${services
+          .map((s) => `<tr><td><a href="#/service/${encodeURIComponent(s.name)}">${esc(s.name)}</a></td><td>${esc(s.protocol)}</td><td class="num">${s.instances.length}</td><td class="num">${s.instances.filter((i) => i.health === 'healthy').length}</td><td>${s.subsets.map((x) => `${esc(x.name)}(${x.instances})`).join(' ')}</td>${goldenCells(byName.get(s.name)?.[state.window])}</tr>`)
+          .join('')}</tbody></table>`
+      : '<div class="empty">No services known yet.</div>';
+  });
+}
+
+// ---- one service -------------------------------------------------------------------------
+
+/** The weights of the service's catch-all rule, or undefined when it has none. */
+function catchAllSplit(rules) {
+  if (!Array.isArray(rules)) return undefined;
+  const rule = [...rules].reverse().find((r) => {
+    const m = r.match || {};
+    const keys = Object.keys(m);
+    return keys.length === 0 || (keys.length === 1 && m.pathPrefix === '/');
+  });
+  return rule ? rule.split : undefined;
+}
+
+function splitPanel(name, subsets, split) {
+  if (subsets.length === 0) return '<div class="empty">No subsets: instances announce a version label to make them.</div>';
+  const weights = {};
+  for (const s of subsets) weights[s.name] = split ? split[s.name] || 0 : Math.floor(100 / subsets.length);
+  if (!split) weights[subsets[0].name] += 100 - Object.values(weights).reduce((a, b) => a + b, 0);
+  return `<div id="split" data-service="${esc(name)}">${subsets
+    .map((s) => `<div class="split-row"><strong>${esc(s.name)}</strong><input type="range" min="0" max="100" step="1" name="${esc(s.name)}" value="${weights[s.name]}" aria-label="weight of ${esc(s.name)}"><span class="num weight">${weights[s.name]}%</span><span class="muted">${s.instances} instance(s)${s.declared ? '' : ', from version label'}</span></div>`)
+    .join('')}<div class="message" id="split-message">${split ? '' : 'No split set: requests go to all endpoints. Move a slider to set one.'}</div></div>`;
+}
+
+/** Keeps the weights summing to 100: what one slider gains, the others give up in proportion. */
+function rebalance(container, changed) {
+  const inputs = [...container.querySelectorAll('input[type=range]')];
+  const others = inputs.filter((i) => i !== changed);
+  let rest = 100 - Number(changed.value);
+  const before = others.reduce((a, i) => a + Number(i.value), 0);
+  others.forEach((input, k) => {
+    const share = k === others.length - 1 ? rest : before > 0 ? Math.round((Number(input.value) * (100 - Number(changed.value))) / before) : Math.floor((100 - Number(changed.value)) / others.length);
+    const v = Math.max(0, Math.min(rest, share));
+    input.value = String(v);
+    rest -= v;
+  });
+  if (others.length === 0) changed.value = '100';
+  for (const i of inputs) i.parentElement.querySelector('.weight').textContent = `${i.value}%`;
+  return Object.fromEntries(inputs.map((i) => [i.name, Number(i.value)]));
+}
+
+function serviceView(name) {
+  view.innerHTML = `<h2>${esc(name)}</h2>
+    <div class="grid2">
+      <div class="panel"><h2>Golden metrics</h2><div id="svc-golden"></div></div>
+      <div class="panel"><h2>Canary weights</h2><div id="svc-split"></div></div>
+    </div>
+    <div class="grid2">
+      <div class="panel"><h2>Instances</h2><div id="svc-instances"></div></div>
+      <div class="panel"><h2>Circuit breakers</h2><div id="svc-breakers"></div></div>
+    </div>
+    <div class="panel"><h2>Edges</h2><div id="svc-edges"></div></div>
+    <div class="panel"><h2>Policy</h2><div id="svc-policy"></div></div>`;
+  let splitShown = false;
+  const renderSplit = async () => {
+    const [svc, rules] = await Promise.all([apiOr(`/api/v1/services/${encodeURIComponent(name)}`, { subsets: [], instances: [] }), apiOr(`/api/v1/routes/${encodeURIComponent(name)}`, null)]);
+    $('#svc-split').innerHTML = splitPanel(name, svc.subsets, catchAllSplit(rules));
+    const box = $('#split');
+    if (!box) return;
+    box.addEventListener('input', (ev) => {
+      if (ev.target.type === 'range') rebalance(box, ev.target);
+    });
+    box.addEventListener('change', async (ev) => {
+      if (ev.target.type !== 'range') return;
+      const weights = rebalance(box, ev.target);
+      const msg = $('#split-message');
+      msg.className = 'message';
+      msg.textContent = 'saving…';
+      try {
+        await api(`/api/v1/routes/${encodeURIComponent(name)}/split`, { method: 'PUT', body: weights, auth: true });
+        msg.textContent = `saved: ${Object.entries(weights).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+      } catch (err) {
+        msg.className = 'message error';
+        msg.textContent = err.status === 401 ? 'refused: enter the admin token (top right) to change weights' : `failed: ${err.message}`;
+      }
+    });
+  };
+  every(3000, async () => {
+    const [svc, stats, policy] = await Promise.all([
+      apiOr(`/api/v1/services/${encodeURIComponent(name)}`, { instances: [], subsets: [] }),
+      api(`/api/v1/stats?service=${encodeURIComponent(name)}`),
+      apiOr(`/api/v1/services/${encodeURIComponent(name)}/policy`, null),
+    ]);
+    const own = stats.services.find((s) => s.service === name);
+    $('#svc-golden').innerHTML = own
+      ? `<table><thead><tr><th>subset</th>${goldenHead}</tr></thead><tbody><tr><td class="muted">all</td>${goldenCells(own[state.window])}</tr>${own.subsets.map((s) => `<tr><td>${esc(s.subset)}</td>${goldenCells(s[state.window])}</tr>`).join('')}</tbody></table>`
+      : '<div class="empty">No traffic in the last minute.</div>';
+    $('#svc-instances').innerHTML = svc.instances.length
+      ? `<table><thead><tr><th>instance</th><th>address</th><th>version</th><th>health</th></tr></thead><tbody>${svc.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.version)}</td><td><span class="badge ${esc(i.health)}">${esc(i.health)}</span></td></tr>`).join('')}</tbody></table>`
+      : '<div class="empty">No instances registered.</div>';
+    const breakers = stats.breakers.filter((b) => b.destination === name || b.service === name);
+    $('#svc-breakers').innerHTML = breakers.length
+      ? `<table><thead><tr><th>held by</th><th>destination</th><th>subset</th><th>state</th></tr></thead><tbody>${breakers.map((b) => `<tr><td>${esc(b.service)} <span class="muted mono">${esc(b.instance)}</span></td><td>${esc(b.destination)}</td><td>${esc(b.subset)}</td><td><span class="badge ${esc(b.state)}">${esc(b.state)}</span></td></tr>`).join('')}</tbody></table>`
+      : '<div class="empty">All circuits closed (or none opened in the last 30 s).</div>';
+    $('#svc-edges').innerHTML = edgesTable(stats.edges);
+    $('#svc-policy').innerHTML = policy ? `<pre>${esc(JSON.stringify(policy, null, 2))}</pre>` : '<div class="empty">No policy stored: defaults apply.</div>';
+    if (!splitShown) {
+      splitShown = true;
+      await renderSplit();
+    }
+  });
+}
+
+// ---- proxies -----------------------------------------------------------------------------
+
+function expiry(iso) {
+  if (!iso) return '<span class="muted">-</span>';
+  const hours = (Date.parse(iso) - Date.now()) / 3_600_000;
+  const cls = hours < 1 ? 'bad' : hours < 6 ? 'warn' : 'ok';
+  return `<span class="badge ${cls}" title="${esc(iso)}">${hours < 0 ? 'expired' : hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}</span>`;
+}
+
+function proxiesView() {
+  view.innerHTML = '<div class="panel"><h2>Proxies <span class="muted" id="snap"></span></h2><div id="proxies-box"></div></div>';
+  every(3000, async () => {
+    const body = await api('/api/v1/proxies');
+    $('#snap').textContent = `(current snapshot ${body.snapshotVersion})`;
+    $('#proxies-box').innerHTML = body.proxies.length
+      ? `<table><thead><tr><th>service</th><th>instance</th><th>version</th><th>address</th><th>state</th><th>acked</th><th>connected</th><th>cert expires in</th><th>last NACK</th></tr></thead><tbody>${body.proxies
+          .map((p) => `<tr><td><a href="#/service/${encodeURIComponent(p.service)}">${esc(p.service)}</a></td><td class="mono">${esc(p.instance)}</td><td>${esc(p.version)}</td><td>${esc(p.address)}</td><td><span class="badge ${esc(p.state)}">${esc(p.state)}</span></td><td>${esc(p.ackedVersion ?? '-')}</td><td>${esc(new Date(p.connectedAt).toLocaleString())}</td><td>${expiry(p.certExpiry)}</td><td class="muted">${esc(p.nackReason ? `${p.nackedVersion}: ${p.nackReason}` : '')}</td></tr>`)
+          .join('')}</tbody></table>`
+      : '<div class="empty">No sidecars connected.</div>';
+  });
+}
+
+// ---- tap ---------------------------------------------------------------------------------
+
+function tapView(params) {
+  view.innerHTML = `<div class="panel"><h2>Live tap</h2>
+    <form class="form-row" id="tap-form">
+      <label>service <select name="service" id="tap-service"></select></label>
+      <label>method <input name="method" size="6" placeholder="any"></label>
+      <label>path prefix <input name="path" size="14" placeholder="/"></label>
+      <label>status <input name="status" size="5" placeholder="5xx"></label>
+      <button type="submit" id="tap-start">Start</button><button type="button" class="secondary" id="tap-stop">Stop</button>
+      <span id="tap-state" class="muted"></span>
+    </form>
+    <table><thead><tr><th>time</th><th>dir</th><th>source</th><th>destination</th><th>method</th><th>path</th><th class="num">status</th><th class="num">latency</th><th>trace</th></tr></thead><tbody id="tap-rows"></tbody></table></div>`;
+  api('/api/v1/services').then((services) => {
+    const select = $('#tap-service');
+    select.innerHTML = services.map((s) => `<option>${esc(s.name)}</option>`).join('');
+    if (params.get('service')) select.value = params.get('service');
+  });
+  const form = $('#tap-form');
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (state.tap) state.tap.close();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) q.set(k, String(v));
+    const rows = $('#tap-rows');
+    rows.innerHTML = '';
+    let count = 0;
+    const source = new EventSource(`/api/v1/tap?${q}`);
+    state.tap = source;
+    $('#tap-state').textContent = `tapping ${q.get('service')}…`;
+    source.onmessage = (msg) => {
+      const r = JSON.parse(msg.data);
+      count++;
+      const tr = document.createElement('tr');
+      tr.className = r.status >= 500 || r.status === 0 ? 'sr-bad' : '';
+      tr.innerHTML = `<td class="mono">${fmt.time(r.time)}</td><td>${r.direction === 'inbound' ? 'in' : 'out'}</td><td>${esc(r.source)}</td><td>${esc(r.destination)}${r.subset ? `<span class="muted">/${esc(r.subset)}</span>` : ''}</td><td>${esc(r.method)}</td><td class="mono">${esc(r.path)}</td><td class="num">${r.status}</td><td class="num">${fmt.ms(r.latencyMs)}</td><td class="mono">${r.traceId ? `<a href="#/trace/${r.traceId}">${r.traceId.slice(0, 12)}…</a>` : ''}</td>`;
+      rows.prepend(tr);
+      while (rows.children.length > 200) rows.lastChild.remove();
+      $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows`;
+    };
+    source.addEventListener('dropped', (msg) => {
+      $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows (${JSON.parse(msg.data).dropped} over the rate limit skipped)`;
+    });
+    source.onerror = () => {
+      $('#tap-state').textContent = 'connection lost; retrying…';
+    };
+  });
+  $('#tap-stop').addEventListener('click', () => {
+    if (state.tap) state.tap.close();
+    state.tap = null;
+    $('#tap-state').textContent = 'stopped';
+  });
+  if (params.get('service')) setTimeout(() => form.requestSubmit(), 200);
+}
+
+// ---- traces ------------------------------------------------------------------------------
+
+function tracesView() {
+  view.innerHTML = '<div class="panel"><h2>Recent traces</h2><div id="traces-box"></div></div>';
+  every(3000, async () => {
+    const { traces } = await api('/api/v1/traces?limit=100');
+    $('#traces-box').innerHTML = traces.length
+      ? `<table><thead><tr><th>start</th><th>trace</th><th>root</th><th>services</th><th class="num">spans</th><th class="num">duration</th><th></th></tr></thead><tbody>${traces
+          .map((t) => `<tr><td class="mono">${fmt.time(t.startMs)}</td><td class="mono"><a class="trace-link" href="#/trace/${t.traceId}">${t.traceId.slice(0, 16)}…</a></td><td>${esc(t.root)}</td><td>${t.services.map(esc).join(' → ')}</td><td class="num">${t.spans}</td><td class="num">${fmt.ms(t.durationMs)}</td><td>${t.error ? '<span class="badge bad">error</span>' : ''}</td></tr>`)
+          .join('')}</tbody></table>`
+      : '<div class="empty">No traces yet: spans arrive about a second after requests.</div>';
+  });
+}
+
+function traceView(id) {
+  view.innerHTML = `<div class="panel"><h2>Trace <span class="mono">${esc(id)}</span></h2><div id="trace-box" class="waterfall"></div></div><div class="panel"><h2>Span</h2><div id="span-box" class="empty">Click a span for its details.</div></div>`;
+  every(3000, async () => {
+    const t = await api(`/api/v1/traces/${encodeURIComponent(id)}`);
+    const spans = t.spanList;
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const depth = (s, seen = 0) => (s.parentSpanId && byId.has(s.parentSpanId) && seen < 50 ? 1 + depth(byId.get(s.parentSpanId), seen + 1) : 0);
+    // Children right under their parent, in start order.
+    const ordered = [];
+    const visit = (s) => {
+      ordered.push(s);
+      spans.filter((c) => c.parentSpanId === s.spanId).forEach(visit);
+    };
+    spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId)).forEach(visit);
+    const start = t.startMs;
+    const total = Math.max(t.durationMs, 0.001);
+    $('#trace-box').innerHTML = `<div class="muted">${t.spans} spans across ${t.services.map(esc).join(', ')} in ${fmt.ms(t.durationMs)}</div>${ordered
+      .map((s, i) => {
+        const left = ((s.startMs - start) / total) * 100;
+        const width = Math.max(0.3, (s.durationMs / total) * 100);
+        const events = s.events.map((e) => `<span class="event" style="left:${((e.timeMs - start) / total) * 100}%" title="${esc(e.name)} ${esc(JSON.stringify(e.attributes))}"></span>`).join('');
+        return `<div class="row span-row" data-i="${i}"><div class="label" style="padding-left:${depth(s) * 16}px"><strong>${esc(s.service)}</strong> ${s.kind === 'client' ? '→' : '⇠'} ${esc(s.kind === 'client' ? s.destination : s.source)} <span class="mono">${esc(s.method)} ${esc(s.path)}</span> <span class="${s.status >= 500 ? 'sr-bad' : 'muted'}">${s.status}</span></div><div class="track"><span class="bar ${s.kind}${s.status >= 500 || s.status === 0 ? ' error' : ''}" style="left:${left}%;width:${width}%"></span>${events}</div><div class="num">${fmt.ms(s.durationMs)}</div></div>`;
+      })
+      .join('')}`;
+    $('#trace-box').onclick = (ev) => {
+      const row = ev.target.closest('.span-row');
+      if (row) $('#span-box').outerHTML = `<pre id="span-box">${esc(JSON.stringify(ordered[Number(row.dataset.i)], null, 2))}</pre>`;
+    };
+  });
+}
+
+// ---- routing -----------------------------------------------------------------------------
+
+function route() {
+  stopView();
+  const [path, query] = (location.hash.slice(1) || '/graph').split('?');
+  const params = new URLSearchParams(query || '');
+  const parts = path.split('/').filter(Boolean);
+  const top = parts[0] || 'graph';
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.view === (top === 'service' ? 'services' : top === 'trace' ? 'traces' : top));
+  if (top === 'service' && parts[1]) serviceView(decodeURIComponent(parts[1]));
+  else if (top === 'services') servicesView();
+  else if (top === 'proxies') proxiesView();
+  else if (top === 'tap') tapView(params);
+  else if (top === 'traces') tracesView();
+  else if (top === 'trace' && parts[1]) traceView(parts[1]);
+  else graphView();
+}
+
+$('#window').value = state.window;
+$('#window').addEventListener('change', (ev) => {
+  state.window = ev.target.value;
+  localStorage.setItem('skein.window', state.window);
+  route();
+});
+$('#token').value = state.token;
+$('#token').addEventListener('change', (ev) => {
+  state.token = ev.target.value.trim();
+  localStorage.setItem('skein.token', state.token);
+});
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,198 @@
+/**
+ * Golden metrics for the whole mesh, from the sidecars' `Telemetry{kind:"stats"}` deltas:
+ * each edge (direction, source, destination, subset) keeps one slot per second for the
+ * last minute, and `GET /api/v1/stats` sums the slots of a 10 s and a 1 min window.
+ *
+ * A service's figures are what its own sidecars saw inbound (every caller together); an
+ * edge source → destination is what the source's sidecars saw outbound, so it counts the
+ * answers the caller got (after retries), including those the sidecar made itself. A
+ * service that no sidecar serves inbound (e.g. one outside the mesh) is shown from its
+ * callers' side.
+ */
+import type { BreakerState, EdgeDelta, StatsMessage } from '../../common/proto/telemetry.js';
+import { Tally, type Golden } from './golden.js';
+
+export const WINDOWS = { '10s': 10, '1m': 60 } as const;
+export type WindowName = keyof typeof WINDOWS;
+const SLOTS = 60;
+/** Series without traffic for this long are forgotten. */
+const FORGET_MS = 5 * 60_000;
+/** Breaker states a sidecar has not repeated for this long are stale. */
+const BREAKER_TTL_MS = 30_000;
+
+interface Slot {
+  second: number;
+  requests: number;
+  failures: number;
+  sumSeconds: number;
+  buckets: number[];
+}
+
+interface Series {
+  readonly direction: 'inbound' | 'outbound';
+  readonly source: string;
+  readonly destination: string;
+  readonly subset: string;
+  readonly slots: (Slot | undefined)[];
+  lastSeen: number;
+}
+
+export type WindowedGolden = Record<WindowName, Golden>;
+
+export interface SubsetStats extends WindowedGolden {
+  subset: string;
+}
+
+export interface ServiceStats extends WindowedGolden {
+  service: string;
+  /** Where the figures come from: the service's own sidecars (inbound) or its callers' (outbound). */
+  seenFrom: 'inbound' | 'outbound';
+  subsets: SubsetStats[];
+}
+
+export interface EdgeStats extends WindowedGolden {
+  source: string;
+  destination: string;
+  subsets: SubsetStats[];
+}
+
+export interface BreakerView extends BreakerState {
+  /** The service and instance whose sidecar holds the breaker. */
+  service: string;
+  instance: string;
+}
+
+export interface StatsView {
+  generatedAt: string;
+  windows: WindowName[];
+  /** Upper bounds (ms) of the latency buckets: the resolution of every percentile. */
+  bucketBoundsMs: number[];
+  services: ServiceStats[];
+  edges: EdgeStats[];
+  breakers: BreakerView[];
+}
+
+export interface Reporter {
+  readonly id: string;
+  readonly service: string;
+  readonly instanceId: string;
+}
+
+export class StatsAggregator {
+  private readonly series = new Map<string, Series>();
+  private readonly breakers = new Map<string, { at: number; service: string; instance: string; states: readonly BreakerState[] }>();
+  private bounds: readonly number[] = [];
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  ingest(from: Reporter, message: StatsMessage): void {
+    const now = this.now();
+    if (message.bounds.length > 0) this.bounds = message.bounds;
+    for (const edge of message.edges) this.add(edge, now);
+    this.breakers.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers });
+  }
+
+  view(filter?: { service?: string }): StatsView {
+    const now = this.now();
+    this.forget(now);
+    const second = Math.floor(now / 1000);
+    const inbound = new Map<string, Map<string, Series[]>>();
+    const outbound = new Map<string, Map<string, Series[]>>();
+    for (const s of this.series.values()) {
+      const key = s.direction === 'inbound' ? s.destination : `${s.source}\0${s.destination}`;
+      const groups = s.direction === 'inbound' ? inbound : outbound;
+      let bySubset = groups.get(key);
+      if (!bySubset) groups.set(key, (bySubset = new Map()));
+      let list = bySubset.get(s.subset);
+      if (!list) bySubset.set(s.subset, (list = []));
+      list.push(s);
+    }
+    const services: ServiceStats[] = [];
+    for (const [service, bySubset] of inbound) services.push({ service, seenFrom: 'inbound', ...this.windowed(bySubset, second) });
+    const callerSide = new Map<string, Map<string, Series[]>>();
+    for (const [key, bySubset] of outbound) {
+      const destination = key.split('\0')[1]!;
+      if (inbound.has(destination)) continue;
+      let merged = callerSide.get(destination);
+      if (!merged) callerSide.set(destination, (merged = new Map()));
+      for (const [subset, list] of bySubset) merged.set(subset, [...(merged.get(subset) ?? []), ...list]);
+    }
+    for (const [service, bySubset] of callerSide) services.push({ service, seenFrom: 'outbound', ...this.windowed(bySubset, second) });
+    const edges: EdgeStats[] = [...outbound].map(([key, bySubset]) => {
+      const [source, destination] = key.split('\0') as [string, string];
+      return { source, destination, ...this.windowed(bySubset, second) };
+    });
+    const wanted = filter?.service;
+    const breakers: BreakerView[] = [];
+    for (const b of this.breakers.values()) {
+      if (now - b.at > BREAKER_TTL_MS) continue;
+      for (const s of b.states) breakers.push({ service: b.service, instance: b.instance, ...s });
+    }
+    return {
+      generatedAt: new Date(now).toISOString(),
+      windows: Object.keys(WINDOWS) as WindowName[],
+      bucketBoundsMs: this.bounds.map((b) => b * 1000),
+      services: services.filter((s) => !wanted || s.service === wanted).sort((a, b) => a.service.localeCompare(b.service)),
+      edges: edges
+        .filter((e) => !wanted || e.source === wanted || e.destination === wanted)
+        .sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
+      breakers: breakers.filter((b) => !wanted || b.service === wanted || b.destination === wanted),
+    };
+  }
+
+  private windowed(bySubset: Map<string, Series[]>, second: number): WindowedGolden & { subsets: SubsetStats[] } {
+    const subsets: SubsetStats[] = [];
+    const totals = this.tallies();
+    for (const [subset, list] of [...bySubset].sort(([a], [b]) => a.localeCompare(b))) {
+      const own = this.tallies();
+      for (const s of list) for (const name of Object.keys(WINDOWS) as WindowName[]) this.sum(s, second, WINDOWS[name], own[name], totals[name]);
+      subsets.push({ subset, ...this.goldens(own) });
+    }
+    return { ...this.goldens(totals), subsets };
+  }
+
+  private tallies(): Record<WindowName, Tally> {
+    const n = this.bounds.length + 1;
+    return { '10s': new Tally(n), '1m': new Tally(n) };
+  }
+
+  private goldens(t: Record<WindowName, Tally>): WindowedGolden {
+    return { '10s': t['10s'].golden(WINDOWS['10s'], this.bounds), '1m': t['1m'].golden(WINDOWS['1m'], this.bounds) };
+  }
+
+  /** Adds the series' slots of the last `seconds` whole seconds (the current one included) to both tallies. */
+  private sum(s: Series, second: number, seconds: number, own: Tally, total: Tally): void {
+    for (const slot of s.slots) {
+      if (slot === undefined || slot.second <= second - seconds || slot.second > second) continue;
+      own.add(slot);
+      total.add(slot);
+    }
+  }
+
+  private add(edge: EdgeDelta, now: number): void {
+    const key = `${edge.direction}\0${edge.source}\0${edge.destination}\0${edge.subset}`;
+    let s = this.series.get(key);
+    if (!s) {
+      s = { direction: edge.direction, source: edge.source, destination: edge.destination, subset: edge.subset, slots: new Array(SLOTS), lastSeen: now };
+      this.series.set(key, s);
+    }
+    s.lastSeen = now;
+    const second = Math.floor(now / 1000);
+    const index = second % SLOTS;
+    let slot = s.slots[index];
+    if (slot === undefined || slot.second !== second) {
+      slot = { second, requests: 0, failures: 0, sumSeconds: 0, buckets: new Array<number>(edge.buckets.length).fill(0) };
+      s.slots[index] = slot;
+    }
+    const requests = edge.classes.reduce((a, b) => a + b, 0);
+    slot.requests += requests;
+    slot.failures += Math.min(requests, (edge.classes[4] ?? 0) + edge.grpcFailures);
+    slot.sumSeconds += edge.sumSeconds;
+    for (let i = 0; i < edge.buckets.length && i < slot.buckets.length; i++) slot.buckets[i]! += edge.buckets[i]!;
+  }
+
+  private forget(now: number): void {
+    for (const [key, s] of this.series) if (now - s.lastSeen > FORGET_MS) this.series.delete(key);
+    for (const [id, b] of this.breakers) if (now - b.at > FORGET_MS) this.breakers.delete(id);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The control plane's in-memory trace store for the dashboard: spans from every sidecar,
+ * grouped by trace id. Bounded: the oldest traces go first when `maxTraces` is reached, and
+ * a trace keeps at most `maxSpansPerTrace` spans.
+ */
+import type { SpanRecord } from '../../common/proto/telemetry.js';
+
+export interface TraceSummary {
+  traceId: string;
+  /** The root span's name (the earliest span when the root was not seen). */
+  root: string;
+  services: string[];
+  spans: number;
+  startMs: number;
+  durationMs: number;
+  /** Some hop answered 5xx (or nothing). */
+  error: boolean;
+}
+
+export interface TraceView extends TraceSummary {
+  spanList: SpanRecord[];
+}
+
+export class TraceStore {
+  private readonly traces = new Map<string, SpanRecord[]>();
+  droppedBySidecars = 0;
+
+  constructor(
+    private readonly maxTraces = 2_000,
+    private readonly maxSpansPerTrace = 256,
+  ) {}
+
+  add(spans: readonly SpanRecord[], dropped = 0): void {
+    this.droppedBySidecars += dropped;
+    for (const span of spans) {
+      let list = this.traces.get(span.traceId);
+      if (!list) {
+        if (this.traces.size >= this.maxTraces) this.traces.delete(this.traces.keys().next().value!);
+        this.traces.set(span.traceId, (list = []));
+      }
+      if (list.length < this.maxSpansPerTrace) list.push(span);
+    }
+  }
+
+  get(traceId: string): TraceView | undefined {
+    const list = this.traces.get(traceId.toLowerCase());
+    if (!list) return undefined;
+    const spanList = [...list].sort((a, b) => a.startMs - b.startMs);
+    return { ...summarize(traceId.toLowerCase(), spanList), spanList };
+  }
+
+  /** The newest traces first, optionally only those through `service`. */
+  recent(limit = 50, service?: string): TraceSummary[] {
+    const out: TraceSummary[] = [];
+    const ids = [...this.traces.keys()];
+    for (let i = ids.length - 1; i >= 0 && out.length < limit; i--) {
+      const spans = this.traces.get(ids[i]!)!;
+      if (service && !spans.some((s) => s.service === service || s.destination === service)) continue;
+      out.push(summarize(ids[i]!, spans));
+    }
+    return out.sort((a, b) => b.startMs - a.startMs);
+  }
+}
+
+function summarize(traceId: string, spans: readonly SpanRecord[]): TraceSummary {
+  const ids = new Set(spans.map((s) => s.spanId));
+  const root = spans.find((s) => s.parentSpanId === '' || !ids.has(s.parentSpanId)) ?? spans[0]!;
+  const start = Math.min(...spans.map((s) => s.startMs));
+  const end = Math.max(...spans.map((s) => s.startMs + s.durationMs));
+  return {
+    traceId,
+    root: `${root.name} ${root.path}`,
+    services: [...new Set(spans.flatMap((s) => [s.source, s.destination]).filter((n) => n && n !== 'unknown'))],
+    spans: spans.length,
+    startMs: start,
+    durationMs: Math.round((end - start) * 1000) / 1000,
+    error: spans.some((s) => s.status >= 500 || s.status === 0),
+  };
+}
