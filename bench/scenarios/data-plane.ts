@@ -46,63 +46,73 @@ export const scenario: Scenario = {
 
 async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
   const machine = machineInfo();
-  const wanted = selectTargets(ctx.options.only);
   const wrkPath = ensureTool('wrk', 'wrk', ctx.log);
-  const nginxPath = wanted.includes('nginx') ? ensureTool('nginx', 'nginx', ctx.log) : undefined;
-
-  const identities = makeBenchIdentities(ctx.workDir, CLIENT_SERVICE, SERVER_SERVICE);
-  const upstream = await startUpstream(ctx.children);
-  const ports = await freePorts(8);
-  const targets: Target[] = [directTarget(upstream)];
-  if (nginxPath) targets.push(startNginxPair(ctx.children, { nginxPath, dir: ctx.workDir, upstreamPort: upstream.port, ports: [ports[0]!, ports[1]!], identities }));
-  if (wanted.includes('skein')) {
-    const { profileDir } = ctx.options;
-    const features = process.env.BENCH_SKEIN_CONFIG ?? 'full';
-    if (features !== 'full' && features !== 'minimal') throw new Error(`BENCH_SKEIN_CONFIG: expected full or minimal, got ${features}`);
-    if (profileDir) mkdirSync(profileDir, { recursive: true });
-    targets.push(
-      startSkeinPair(ctx.children, { skeinBin: join(ctx.repoRoot, 'bin', 'skein.js'), dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, profileDir, features }),
-    );
-    if (profileDir) ctx.log(`CPU profiles of both sidecars go to ${profileDir} when they exit`);
-  }
+  const targets = await startTargets(ctx, selectTargets(ctx.options.only));
   for (const target of targets) await waitForTarget(target);
-
   const observers = new Map<TargetName, () => Promise<string>>();
   for (const target of targets) if (target.observe) observers.set(target.name, await target.observe());
+
   const { warmupSeconds, rounds } = ctx.options;
   // Targets take turns in short slices, so a burst of other work on a shared machine hits all of them alike.
   const slice = Math.max(1, Math.round(ctx.options.durationSeconds / rounds));
   const runs: Measured[] = targets.map((target) => ({ target, max: [], latency: [], maxUsage: [], latencyUsage: [] }));
-  for (const run of runs) {
-    ctx.log(`${run.target.label}: warm-up ${warmupSeconds}s`);
-    await runWrk(ctx.children, { wrkPath, url: run.target.url, host: run.target.host, connections: CONNECTIONS, durationSeconds: warmupSeconds });
+  for (const { target } of runs) {
+    ctx.log(`${target.label}: warm-up ${warmupSeconds}s`);
+    await runWrk(ctx.children, { wrkPath, url: target.url, host: target.host, connections: CONNECTIONS, durationSeconds: warmupSeconds });
   }
   for (let round = 1; round <= rounds; round++) {
     for (const run of runs) {
-      const { result, usage } = await measured(run.target, () =>
-        runWrk(ctx.children, { wrkPath, url: run.target.url, host: run.target.host, connections: CONNECTIONS, durationSeconds: slice }),
+      const { target } = run;
+      const { result, usage } = await measured(target, () =>
+        runWrk(ctx.children, { wrkPath, url: target.url, host: target.host, connections: CONNECTIONS, durationSeconds: slice }),
       );
-      if (result.errors > 0) throw new Error(`${run.target.label}: wrk saw ${result.errors} errors in ${result.requests} requests`);
+      if (result.errors > 0) throw new Error(`${target.label}: wrk saw ${result.errors} errors in ${result.requests} requests`);
       run.max.push(result);
       run.maxUsage.push(usage);
-      ctx.log(`${run.target.label}: max rps round ${round}/${rounds}: ${Math.round(result.rps)} rps`);
+      ctx.log(`${target.label}: max rps round ${round}/${rounds}: ${Math.round(result.rps)} rps`);
     }
   }
   for (let round = 1; round <= rounds; round++) {
     for (const run of runs) {
-      const { result, usage } = await measured(run.target, () =>
-        runPacedLoad(ctx.children, { url: run.target.url, host: run.target.host, rate: FIXED_RATE, connections: CONNECTIONS, durationSeconds: slice }),
+      const { target } = run;
+      const { result, usage } = await measured(target, () =>
+        runPacedLoad(ctx.children, { url: target.url, host: target.host, rate: FIXED_RATE, connections: CONNECTIONS, durationSeconds: slice }),
       );
       run.latency.push(result);
       run.latencyUsage.push(usage);
       const l = summarize([result]);
-      ctx.log(`${run.target.label}: ${FIXED_RATE} rps round ${round}/${rounds}: p50 ${ms(l.p50Ms)} p99 ${ms(l.p99Ms)} p99.9 ${ms(l.p999Ms)}`);
+      ctx.log(`${target.label}: ${FIXED_RATE} rps round ${round}/${rounds}: p50 ${ms(l.p50Ms)} p99 ${ms(l.p99Ms)} p99.9 ${ms(l.p999Ms)}`);
     }
   }
-  const afterLoad = new Map<TargetName, string>();
-  for (const [name, describe] of observers) afterLoad.set(name, await describe());
+
+  const observed = new Map<TargetName, string>();
+  for (const [name, describe] of observers) observed.set(name, await describe());
   const niceness = ctx.options.niceness === undefined ? '' : `; every process of the run at nice ${ctx.options.niceness}`;
-  return report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds, afterLoad);
+  return report(runs, `${describeMachine(machine)}${niceness}`, slice, rounds, observed);
+}
+
+/** Starts the upstream and the wanted targets on it, with fresh certificates and free ports. */
+async function startTargets(ctx: ScenarioContext, wanted: readonly TargetName[]): Promise<Target[]> {
+  const nginxPath = wanted.includes('nginx') ? ensureTool('nginx', 'nginx', ctx.log) : undefined;
+  const identities = makeBenchIdentities(ctx.workDir, CLIENT_SERVICE, SERVER_SERVICE);
+  const upstream = await startUpstream(ctx.children);
+  const ports = await freePorts(8);
+  const targets: Target[] = [directTarget(upstream)];
+  if (nginxPath) {
+    targets.push(startNginxPair(ctx.children, { nginxPath, dir: ctx.workDir, upstreamPort: upstream.port, ports: [ports[0]!, ports[1]!], identities }));
+  }
+  if (wanted.includes('skein')) {
+    const { profileDir } = ctx.options;
+    const features = process.env.BENCH_SKEIN_CONFIG ?? 'full';
+    if (features !== 'full' && features !== 'minimal') throw new Error(`BENCH_SKEIN_CONFIG: expected full or minimal, got ${features}`);
+    if (profileDir) {
+      mkdirSync(profileDir, { recursive: true });
+      ctx.log(`CPU profiles of both sidecars go to ${profileDir} when they exit`);
+    }
+    const skeinBin = join(ctx.repoRoot, 'bin', 'skein.js');
+    targets.push(startSkeinPair(ctx.children, { skeinBin, dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, profileDir, features }));
+  }
+  return targets;
 }
 
 function selectTargets(only: readonly string[] | undefined): TargetName[] {
@@ -141,7 +151,7 @@ function perProxy(target: Target, slices: readonly Usage[][]): Usage[] {
   return target.proxies.map((_, i) => combineUsage(slices.map((s) => s[i]!)));
 }
 
-function report(runs: readonly Measured[], machine: string, slice: number, rounds: number, afterLoad: ReadonlyMap<TargetName, string>): ScenarioResult {
+function report(runs: readonly Measured[], machine: string, slice: number, rounds: number, observed: ReadonlyMap<TargetName, string>): ScenarioResult {
   const summary = new Map(
     runs.map((r) => [
       r.target.name,
@@ -195,8 +205,8 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
   ];
   for (const r of runs) {
     const l = summary.get(r.target.name)!.latency;
-    const observed = afterLoad.get(r.target.name);
-    const notes = [...r.target.notes, ...(observed ? [observed] : []), `paced load reached ${Math.round(l.achievedRps)} rps, latest send ${ms(l.maxSendLagMs)} behind schedule`];
+    const counted = observed.get(r.target.name);
+    const notes = [...r.target.notes, ...(counted ? [counted] : []), `paced load reached ${Math.round(l.achievedRps)} rps, latest send ${ms(l.maxSendLagMs)} behind schedule`];
     lines.push(`- ${r.target.label}: ${notes.join('; ')}`);
   }
   const figures: Record<string, number> = {};
