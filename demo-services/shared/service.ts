@@ -83,24 +83,35 @@ export async function runService(def: ServiceDefinition, argv: readonly string[]
     process.stderr.write(`${def.name}: ${err.message}\n`);
     process.exit(2);
   }
-  const host = flags.host!;
-  const bound = await app.listen(host, port);
-  if (flags['port-file']) writeAtomically(flags['port-file'], `${bound}\n`);
-  log.info({ host, port: bound }, `listening on ${host}:${bound}`);
-
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    await app.stopListening();
-    await app.close();
-    await mesh.close();
+    try {
+      await app.stopListening();
+      await app.close();
+      await mesh.close();
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
     log.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+
+  const host = flags.host!;
+  let bound: number;
+  try {
+    bound = await app.listen(host, port);
+  } catch (err) {
+    log.fatal({ err, host, port }, `cannot listen on ${host}:${port}: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  if (flags['port-file']) writeAtomically(flags['port-file'], `${bound}\n`);
+  log.info({ host, port: bound }, `listening on ${host}:${bound}`);
 }
 
 function writeAtomically(path: string, text: string): void {
