@@ -134,6 +134,22 @@ describe('circuit breaker', () => {
     s = await scrape(web.sidecar);
     expect(metric(s, 'skein_circuit_state', { destination: 'catalog' })).toBe(0);
   });
+  it('half-opens after resetTimeout, lets one trial through, and reopens when it fails', async () => {
+    const down = await upstream(fail(503));
+    const web = await startOutbound(
+      procs,
+      catalog({ retries: { attempts: 0 }, circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: '1s' } }, down),
+    );
+    for (let i = 0; i < 5; i++) await web.call('/items');
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    // Poll until the half-open trial reaches the upstream...
+    await waitUntil(async () => (await web.call('/items'), down.requests.length === 6), { timeoutMs: 5000, what: 'the half-open trial' });
+    // ...which failed, so the circuit is open again and nothing else gets through.
+    const after = await web.call('/items');
+    expect(after.headers['x-skein-reason']).toBe('circuit-open');
+    expect(down.requests.length).toBe(6);
+    expect(metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' })).toBe(1);
+  });
 });
 
 describe('outlier detection', () => {
@@ -165,6 +181,33 @@ describe('outlier detection', () => {
     const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { endpoints: { port: number; health: string }[] } };
     const health = Object.fromEntries(clusters.catalog.endpoints.map((e) => [e.port, e.health]));
     expect(health).toEqual({ [bad.port]: 'ejected', [good.port]: 'healthy' });
+  });
+
+  it('returns an ejected endpoint to the rotation after baseEjectionTime', async () => {
+    let badFailing = true;
+    const ok = echoHandler('recovered');
+    const bad = await upstream((req, res) => (badFailing ? fail(500)(req, res) : ok(req, res)));
+    const good = await upstream(echoHandler('good'));
+    const web = await startOutbound(
+      procs,
+      catalog(
+        {
+          lb: 'round-robin',
+          retries: { attempts: 0 },
+          circuitBreaker: { volumeThreshold: 1000 },
+          outlierDetection: { consecutiveErrors: 2, baseEjectionTime: '1s', maxEjectionPercent: 50 },
+        },
+        bad,
+        good,
+      ),
+    );
+    for (let i = 0; i < 6; i++) await web.call('/items');
+    expect(bad.requests.length).toBe(2);
+    const ejectedBy = Date.now();
+    badFailing = false;
+    await waitUntil(async () => (await web.call('/items'), bad.requests.length > 2), { timeoutMs: 5000, what: 'the ejected endpoint to get traffic again' });
+    expect(Date.now() - ejectedBy).toBeGreaterThanOrEqual(700);
+    expect(metric(await scrape(web.sidecar), 'skein_endpoints', { destination: 'catalog', state: 'ejected' })).toBe(0);
   });
 });
 
