@@ -1,8 +1,10 @@
 /**
  * `notifications`: receives order events (delivered at least once by the orders outbox
- * relay), keeps each once by event id, writes a readable log line per new event, and lists
- * them per user.
+ * relay), keeps each once by event id, lists them per user, and appends one readable line
+ * per new event to `<data-dir>/notifications.log` (what the customer would be sent).
  */
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { openDatabase, type Db } from '../shared/db.js';
 import { HttpError } from '../shared/http-errors.js';
@@ -81,6 +83,7 @@ export const notifications: ServiceDefinition = {
   name: 'notifications',
   start({ dataDir, log }) {
     const db = openDatabase(dataDir, 'notifications.db', [migrate]);
+    const readableLog = join(dataDir, 'notifications.log');
     const insert = db.prepare(
       'INSERT OR IGNORE INTO notifications (event_id, type, user_id, order_id, message, payload, occurred_at) VALUES (@id, @type, @userId, @orderId, @message, @payload, @occurredAt)',
     );
@@ -101,7 +104,10 @@ export const notifications: ServiceDefinition = {
           occurredAt: event.occurredAt,
         });
         const duplicate = changes === 0;
-        if (!duplicate) log.info({ eventId: event.id, type: event.type, userId: event.data.userId, orderId: event.data.orderId }, `notify ${event.data.userId}: ${message}`);
+        if (!duplicate) {
+          appendFileSync(readableLog, `${new Date().toISOString()} to ${event.data.userId}: ${message}\n`);
+          log.info({ eventId: event.id, type: event.type, userId: event.data.userId, orderId: event.data.orderId }, `notify ${event.data.userId}: ${message}`);
+        }
         return { body: { accepted: true, duplicate } };
       })
       .add('GET', '/notifications', ({ query }) => {

@@ -3,6 +3,8 @@
  * once it is back (none lost, none twice), and every service keeps its data across restarts.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/index.js';
 import { http, Stack } from './stack.js';
@@ -50,6 +52,9 @@ describe('demo durability', () => {
     const dup = await http('POST', `${s.get('notifications').url}/events`, again);
     expect(dup.body).toEqual({ accepted: true, duplicate: true });
     expect((await http('GET', `${s.gateway}/api/notifications?userId=u2`)).body.notifications).toHaveLength(3);
+    const readable = readFileSync(join(s.dataDir, 'notifications.log'), 'utf8').trim().split('\n');
+    expect(readable).toHaveLength(3);
+    for (const id of placed) expect(readable.filter((l) => l.includes(id))).toEqual([expect.stringMatching(new RegExp(`to u2: Your order ${id} \\(1 item\\) is confirmed`))]);
   });
 
   it('keeps every service\'s data across restarts', async () => {
