@@ -99,9 +99,9 @@ describe('trace propagation', () => {
   it('keeps the trace id and links each hop to the previous span', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpan = '00f067aa0ba902b7';
-    const before = catalogApp.requests.length;
     expect((await call('/traced', { traceparent: `00-${traceId}-${callerSpan}-01`, 'x-request-id': 'req-42' })).status).toBe(200);
-    const seen = catalogApp.requests[before]!.headers;
+    // Look the request up by path: the sidecar's app health checks land on the same app.
+    const seen = catalogApp.requests.find((r) => r.url === '/traced')!.headers;
     const [, appTrace, appParent, flags] = String(seen.traceparent).split('-');
     expect(appTrace).toBe(traceId);
     expect(flags).toBe('01');
@@ -116,9 +116,8 @@ describe('trace propagation', () => {
   });
 
   it('starts a trace and a request id when the caller sent none', async () => {
-    const before = catalogApp.requests.length;
     expect((await call('/untraced')).status).toBe(200);
-    const seen = catalogApp.requests[before]!.headers;
+    const seen = catalogApp.requests.find((r) => r.url === '/untraced')!.headers;
     expect(String(seen.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     expect(String(seen['x-request-id'])).toMatch(/^[0-9a-f-]{36}$/);
   });
