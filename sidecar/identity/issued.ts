@@ -103,7 +103,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
     this.timer = setTimeout(() => {
       this.renewNow().catch(() => undefined); // logged in renew()
     }, delayMs);
-    this.timer.unref();
+    // Before the first certificate this retry is all the process waits on: keep it alive.
+    if (this.identity) this.timer.unref();
   }
 
   private async issue(): Promise<TlsIdentity> {
