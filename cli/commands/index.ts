@@ -10,6 +10,8 @@ import { registerExplain } from './explain.js';
 import { registerToken } from './token.js';
 import { registerInject } from './inject.js';
 import { registerCa } from './ca.js';
+import { registerStat } from './stat.js';
+import { registerTap } from './tap.js';
 
 export function registerCommands(program: Command): void {
   registerSidecar(program);
@@ -22,4 +24,6 @@ export function registerCommands(program: Command): void {
   registerToken(program);
   registerInject(program);
   registerCa(program);
+  registerStat(program);
+  registerTap(program);
 }

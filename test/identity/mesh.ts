@@ -23,6 +23,8 @@ export interface MeshSidecarOptions {
   /** Default: a fresh token for `service`. */
   readonly token?: string;
   readonly waitFor?: '/ready' | 'none';
+  /** Extra environment, e.g. SKEIN_OTLP_ENDPOINT. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess, options: MeshSidecarOptions): Promise<MeshSidecar> {
@@ -41,7 +43,7 @@ export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess
     '--outbound-port', String(outboundPort),
     '--admin-port', String(adminPort),
     '--advertise-address', '127.0.0.1',
-  ]);
+  ], options.env);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   if (options.waitFor !== 'none') await waitForHttp(child, `${adminUrl}/ready`, 30_000);
   return { child, service: options.service, adminUrl, outboundUrl: `http://127.0.0.1:${outboundPort}`, inboundPort };

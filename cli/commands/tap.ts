@@ -1,0 +1,82 @@
+/**
+ * `skein tap SERVICE`: one line per request through the service's sidecars, live, from the
+ * admin API's Server-Sent Events, until Ctrl-C or `--max-rows`.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { TapEvent } from '../../control-plane/observability/tap.js';
+import { AdminApiError } from '../admin-client.js';
+import { adminClient, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+
+interface TapFlags extends AdminFlags {
+  method?: string;
+  path?: string;
+  status?: string;
+  direction?: string;
+  peer?: string;
+  maxRows?: number;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got ${value}`);
+  return n;
+}
+
+export function formatTapLine(e: TapEvent): string {
+  const where = e.direction === 'inbound' ? `in  ${e.source} -> ${e.destination}` : `out ${e.source} -> ${e.destination}${e.subset ? `/${e.subset}` : ''}`;
+  return `${new Date(e.time).toISOString()} ${where} ${e.method} ${e.path} ${e.status} ${e.latencyMs.toFixed(1)}ms${e.attempts > 1 ? ` attempts=${e.attempts}` : ''} trace=${e.traceId || '-'} (${e.service} ${e.instance})`;
+}
+
+export function registerTap(program: Command): void {
+  const command = program
+    .command('tap')
+    .description("live stream of requests through a service's sidecars (time, source, destination, method, path, status, latency, trace id)")
+    .argument('<service>', 'service to tap')
+    .option('--method <method>', 'only this HTTP method')
+    .option('--path <prefix>', 'only paths starting with this prefix')
+    .option('--status <status>', 'only this status class (5xx) or status (503)')
+    .addOption(new Option('--direction <direction>', 'only inbound or outbound requests').choices(['inbound', 'outbound']))
+    .option('--peer <service>', 'only requests from (inbound) or to (outbound) this service')
+    .option('-n, --max-rows <n>', 'stop after this many rows', positive);
+  withAdminFlags(command).action((service: string, flags: TapFlags) =>
+    runAdmin(async () => {
+      const client = adminClient(flags);
+      const query = new URLSearchParams({ service });
+      for (const key of ['method', 'path', 'status', 'direction', 'peer'] as const) if (flags[key]) query.set(key, flags[key]!);
+      let res: Response;
+      try {
+        res = await fetch(`${client.baseUrl}/api/v1/tap?${query}`, { headers: { accept: 'text/event-stream' } });
+      } catch (err) {
+        throw new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${client.baseUrl}: ${(err as Error).message}`);
+      }
+      if (!res.ok || !res.body) {
+        const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+        throw new AdminApiError(res.status, body?.error?.code ?? 'http', body?.error?.message ?? `HTTP ${res.status}`);
+      }
+      process.stderr.write(`tapping ${service} (Ctrl-C to stop)\n`);
+      let rows = 0;
+      let buffer = '';
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          if (!data) continue;
+          if (event.startsWith('event: dropped')) {
+            process.stderr.write(`(${(JSON.parse(data) as { dropped: number }).dropped} requests over the tap rate limit not shown)\n`);
+            continue;
+          }
+          const row = JSON.parse(data) as TapEvent;
+          process.stdout.write(flags.output === 'json' ? `${JSON.stringify(row)}\n` : `${formatTapLine(row)}\n`);
+          if (flags.maxRows !== undefined && ++rows >= flags.maxRows) {
+            await res.body.cancel().catch(() => undefined);
+            return;
+          }
+        }
+      }
+    }),
+  );
+}
