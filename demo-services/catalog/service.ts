@@ -12,7 +12,7 @@ import type { ServiceApp, ServiceDefinition } from '../shared/service.js';
 import { loadCatalogProtos, type ListProductsResponse, type Product } from './proto.js';
 
 /** The seed catalog; inventory seeds stock for the same ids. */
-export const SEED_PRODUCTS = [
+const SEED_PRODUCTS = [
   { id: 'p1', name: 'Mechanical keyboard', description: 'Tenkeyless, brown switches', priceCents: 8900 },
   { id: 'p2', name: 'Wireless mouse', description: 'Ergonomic, 4000 dpi', priceCents: 3900 },
   { id: 'p3', name: 'USB-C hub', description: '7 ports, 100 W pass-through', priceCents: 4500 },

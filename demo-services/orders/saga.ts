@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../../common/log.js';
 import { HttpError } from '../shared/http-errors.js';
-import type { Answer, ServiceClient } from '../shared/mesh.js';
+import { answerError, type Answer, type ServiceClient } from '../shared/mesh.js';
 import type { TraceHeaders } from '../shared/trace.js';
 import { backoffMs } from './backoff.js';
 import type { Compensation, Order, OrderStore } from './store.js';
@@ -61,7 +61,8 @@ export class OrderSaga {
     const outcome = await this.attempt(this.deps.payments, 'POST', '/charges', { body, trace, headers: { 'idempotency-key': order.id } });
     if (outcome.answer && outcome.answer.status < 300 && (outcome.answer.body as { status?: string }).status !== 'captured') {
       // A replayed charge that was refunded or voided in an earlier run: this order is not paid.
-      outcome.answer = { ...outcome.answer, status: 409, body: { error: { code: 'charge-not-captured', message: 'the charge for this order was already refunded or voided' } } };
+      outcome.answer = { ...outcome.answer, status: 409 };
+      outcome.detail = 'the charge for this order was already refunded or voided';
     }
     // Refund comes first: compensation runs in reverse order of the steps.
     return this.settle(order, 'charge', outcome, 'payment failed', { refused: ['release'], unknown: ['refund', 'release'] });
@@ -74,12 +75,11 @@ export class OrderSaga {
    */
   private settle(order: Order, step: 'reserve' | 'charge', outcome: Outcome, what: string, owed: { refused: Compensation[]; unknown: Compensation[] }): StepResult {
     const { store } = this.deps;
-    const { answer, error } = outcome;
+    const { answer, detail } = outcome;
     if (answer && answer.status < 300) {
       store.recordStep(order.id, step, 'ok');
       return { ok: true };
     }
-    const detail = error ? error.message : describe(answer!);
     store.recordStep(order.id, step, 'failed', detail);
     const refused = answer !== undefined && answer.status >= 400 && answer.status < 500 && !answer.headers['x-skein-reason'];
     return { ok: false, reason: `${what}: ${detail}`, owed: refused ? owed.refused : owed.unknown };
@@ -117,7 +117,7 @@ export class OrderSaga {
       store.compensationDone(orderId, action);
       return true;
     }
-    const detail = outcome.error ? outcome.error.message : describe(outcome.answer!);
+    const { detail } = outcome;
     log.warn({ orderId, action, attempts, detail }, 'compensation failed; will retry');
     store.compensationFailed(orderId, action, Date.now() + backoffMs(attempts, 200, compensationMaxBackoffMs), detail);
     return false;
@@ -125,22 +125,17 @@ export class OrderSaga {
 
   private async attempt(client: ServiceClient, method: string, path: string, opts: Parameters<ServiceClient['call']>[2]): Promise<Outcome> {
     try {
-      return { answer: await client.call(method, path, { ...opts, timeoutMs: CALL_TIMEOUT_MS }) };
+      const answer = await client.call(method, path, { ...opts, timeoutMs: CALL_TIMEOUT_MS });
+      return { answer, detail: answer.status < 300 ? '' : answerError(client.service, answer).message };
     } catch (err) {
-      if (err instanceof HttpError) return { error: err };
+      if (err instanceof HttpError) return { detail: err.message };
       throw err;
     }
   }
 }
 
+/** What a remote step got: an answer (any status), or none; `detail` says what went wrong. */
 interface Outcome {
   answer?: Answer;
-  error?: HttpError;
-}
-
-function describe(answer: Answer): string {
-  const reason = answer.headers['x-skein-reason'];
-  if (typeof reason === 'string') return `sidecar answered ${answer.status} (${reason})`;
-  const err = (answer.body as { error?: { code?: string; message?: string } } | undefined)?.error;
-  return err?.message ? `${err.message} (${answer.status} ${err.code ?? ''})`.replace(/ \)$/, ')') : `status ${answer.status}`;
+  detail: string;
 }

@@ -83,7 +83,7 @@ export class Router {
     const err = pathMatched
       ? new HttpError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}`)
       : new HttpError(404, 'not-found', `no such endpoint: ${req.method} ${url.pathname}`);
-    drain(req);
+    req.resume();
     send(res, { status: err.status, body: err.toBody() });
   }
 }
@@ -132,10 +132,6 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch (err) {
     throw new HttpError(400, 'invalid-json', `request body is not valid JSON: ${(err as Error).message}`);
   }
-}
-
-function drain(req: IncomingMessage): void {
-  req.resume();
 }
 
 function send(res: ServerResponse, reply: Reply): void {

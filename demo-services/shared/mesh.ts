@@ -111,13 +111,6 @@ export class ServiceClient {
       throw new UpstreamError(this.service, (err as Error).message);
     }
   }
-
-  /** A call that must answer 2xx: any other status becomes an error that names the service. */
-  async expectOk<T = unknown>(method: string, path: string, opts: CallOptions = {}): Promise<T> {
-    const answer = await this.call<T>(method, path, opts);
-    if (answer.status >= 200 && answer.status < 300) return answer.body;
-    throw answerError(this.service, answer);
-  }
 }
 
 /**
