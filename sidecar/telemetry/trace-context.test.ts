@@ -47,6 +47,8 @@ describe('trace context edge cases', () => {
       '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra', // v00 has no extra fields
       '00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01', // not hex
       '00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', // W3C ids are lowercase
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x', // flags not hex
     ]) {
       const t = fresh();
       continueTrace(t, { ...none, traceparent: bad, tracestate: 'a=b', xB3TraceId: '463ac35c9f6413ad48485a3953bb6124', xB3SpanId: 'a2fb4a1d1a96d312' }, ids);

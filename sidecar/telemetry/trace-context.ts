@@ -66,23 +66,42 @@ export interface IncomingTraceHeaders {
   tracestate?: string | undefined;
 }
 
-const HEX = /^[0-9a-f]+$/;
 const ZERO_TRACE = '00000000000000000000000000000000';
 
+/** A non-zero lowercase hex id of exactly `length` characters. */
 function isHex(s: string, length: number): boolean {
-  return s.length === length && HEX.test(s) && s !== ZERO_TRACE.slice(0, length);
+  return s.length === length && hexRange(s, 0, length, true);
+}
+
+/** Value of a lowercase hex digit, or -1. W3C ids are lowercase only, so no case folding. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+/** `s[start, end)` is lowercase hex and, when `nonZero`, not all zeros. Reads chars in place, no slices. */
+function hexRange(s: string, start: number, end: number, nonZero: boolean): boolean {
+  let any = 0;
+  for (let i = start; i < end; i++) {
+    const v = hexValue(s.charCodeAt(i));
+    if (v < 0) return false;
+    any |= v;
+  }
+  return !nonZero || any !== 0;
 }
 
 /**
- * W3C trace-context level 1: `version-traceid-parentid-flags`, version 00 exactly 55
- * characters, later versions may append fields after a `-`; version ff is invalid.
+ * W3C trace-context level 1: `version-traceid-parentid-flags`, lowercase hex, version 00
+ * exactly 55 characters, later versions may append fields after a `-`; version ff is invalid.
  */
 function isTraceparent(tp: string): boolean {
-  if (tp.length < 55 || tp.charCodeAt(2) !== 45 || tp.charCodeAt(35) !== 45 || tp.charCodeAt(52) !== 45) return false;
-  const version = tp.slice(0, 2).toLowerCase();
-  if (!HEX.test(version) || version === 'ff') return false;
-  if (version === '00' ? tp.length !== 55 : tp.length > 55 && tp.charCodeAt(55) !== 45) return false;
-  return HEX.test(tp.slice(53, 55).toLowerCase()) && isHex(tp.slice(3, 35).toLowerCase(), 32) && isHex(tp.slice(36, 52).toLowerCase(), 16);
+  const n = tp.length;
+  if (n < 55 || tp.charCodeAt(2) !== 45 || tp.charCodeAt(35) !== 45 || tp.charCodeAt(52) !== 45) return false;
+  if (!hexRange(tp, 0, 2, false) || (tp.charCodeAt(0) === 102 && tp.charCodeAt(1) === 102)) return false;
+  const v00 = tp.charCodeAt(0) === 48 && tp.charCodeAt(1) === 48;
+  if (v00 ? n !== 55 : n > 55 && tp.charCodeAt(55) !== 45) return false;
+  return hexRange(tp, 53, 55, false) && hexRange(tp, 3, 35, true) && hexRange(tp, 36, 52, true);
 }
 
 /** B3 allows 64-bit trace ids; W3C needs 128 bits, so pad on the left. */
@@ -102,9 +121,9 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
   out.spanId = ids.spanId();
   const tp = incoming.traceparent;
   if (tp !== undefined && isTraceparent(tp)) {
-    out.traceId = tp.slice(3, 35).toLowerCase();
-    out.parentSpanId = tp.slice(36, 52).toLowerCase();
-    out.sampled = (parseInt(tp.slice(53, 55), 16) & 1) === 1;
+    out.traceId = tp.slice(3, 35);
+    out.parentSpanId = tp.slice(36, 52);
+    out.sampled = (hexValue(tp.charCodeAt(54)) & 1) === 1;
     out.tracestate = incoming.tracestate;
     return;
   }
