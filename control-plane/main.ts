@@ -11,6 +11,7 @@ import { ControlPlaneTls, localHostNames } from './ca/server-tls.js';
 import { createSignHandler } from './ca/sign-service.js';
 import { registerCaRoutes } from './ca/admin-routes.js';
 import { RootRotation } from './ca/rotation.js';
+import { SignStats } from './ca/sign-stats.js';
 import { resolveAdminToken } from './admin-token.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
@@ -71,6 +72,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   const proxies = new ProxyTracker();
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
+  const signing = new SignStats();
   // Tap commands go down the push stream, which is built next (they are only sent once a tap is opened).
   const observability = new Observability({ send: (service, kind, json) => push.sendCommand((p) => p.service === service, kind, json) }, logger);
   const push = new PushServer({
@@ -81,7 +83,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     logger,
     credentials: tls.credentials,
     resyncHoldMs: options.resyncHoldMs,
-    sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger }),
+    sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),
     onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
@@ -102,7 +104,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerConfigRoutes(router, { config, publisher });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens });
-  registerCaRoutes(router, { ca, rotation });
+  registerCaRoutes(router, { ca, rotation, signing });
   registerExplainRoutes(router, { publisher });
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
   registerObservabilityRoutes(router, observability);

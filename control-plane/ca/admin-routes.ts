@@ -9,6 +9,7 @@ import { splitPemCertificates } from '../../common/identity/bundle.js';
 import type { CertificateAuthority } from './authority.js';
 import { CaError } from './errors.js';
 import type { RootRotation } from './rotation.js';
+import type { SignStats } from './sign-stats.js';
 
 function roots(ca: CertificateAuthority) {
   return splitPemCertificates(ca.bundlePem).map((pem) => {
@@ -17,12 +18,20 @@ function roots(ca: CertificateAuthority) {
   });
 }
 
-export function registerCaRoutes(router: Router, deps: { ca: CertificateAuthority; rotation: RootRotation }): void {
-  const describe = () => ({ trustDomain: deps.ca.trustDomain, leafLifetimeMs: deps.ca.leafLifetimeMs, roots: roots(deps.ca), bundlePem: deps.ca.bundlePem, rotation: deps.rotation.status() });
+export function registerCaRoutes(router: Router, deps: { ca: CertificateAuthority; rotation: RootRotation; signing: SignStats }): void {
+  const describe = () => ({
+    trustDomain: deps.ca.trustDomain,
+    leafLifetimeMs: deps.ca.leafLifetimeMs,
+    roots: roots(deps.ca),
+    bundlePem: deps.ca.bundlePem,
+    rotation: deps.rotation.status(),
+    /** CSRs answered since start: `issued`, or refused as `unauthenticated`, `identity-mismatch`, `bad-csr`. */
+    signing: deps.signing.view(),
+  });
   router.add({
     method: 'GET',
     path: '/api/v1/ca',
-    summary: 'The CA: trust domain, roots in the trust bundle, leaf lifetime, root rotation progress',
+    summary: 'The CA: trust domain, roots in the trust bundle, leaf lifetime, root rotation progress, CSRs issued and refused',
     auth: false,
     handler: async () => ({ body: describe() }),
   });

@@ -64,6 +64,7 @@ describe('certificates issued by the control plane', () => {
     const exit = await bad.child.exited;
     expect(exit.code).not.toBe(0);
     expect(bad.child.output()).toMatch(/no certificate for service payments: .*bootstrap token is unknown/);
+    expect((await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing.unauthenticated).toBeGreaterThanOrEqual(1);
     expect((await get(gateway, 'orders')).status).toBe(200);
   });
 
@@ -73,6 +74,7 @@ describe('certificates issued by the control plane', () => {
     await impostor.child.exited;
     expect(impostor.child.output()).toMatch(/CSR asks for service "orders" but the caller is authorised for "payments" only/);
     expect(cp.child.output()).toContain('refused CSR');
+    expect((await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing['identity-mismatch']).toBe(1);
   });
 
   it('applies intentions from the CLI within a second, denying with 403 x-skein-reason: denied', async () => {
