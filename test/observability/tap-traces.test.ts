@@ -1,0 +1,174 @@
+/**
+ * Tap, traces and OTLP export through real sidecars: tap rows arrive within a second and
+ * follow their filters (API and `skein tap`); a request through two services leaves one
+ * span per hop with the right parent links, retries as events, in the control plane's
+ * trace store and at an OTLP/HTTP receiver in valid OTLP JSON.
+ */
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SpanRecord } from '../../common/proto/telemetry.js';
+import type { TapEvent } from '../../control-plane/observability/tap.js';
+import type { TraceSummary, TraceView } from '../../control-plane/observability/traces.js';
+import { skeinCli } from '../identity/mesh.js';
+import { Processes, waitUntil } from '../support/index.js';
+import { call, startObservedMesh, type ObservedMesh } from './mesh.js';
+import { otlpTraceProblems } from './otlp-structure.js';
+import { openEvents } from './sse.js';
+
+const procs = new Processes();
+let mesh: ObservedMesh;
+let receiver: Server;
+const otlpBodies: { path: string; contentType: string; body: unknown }[] = [];
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      otlpBodies.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const port = (receiver.address() as { port: number }).port;
+  mesh = await startObservedMesh(procs, { env: { SKEIN_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } });
+}, 90_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await mesh?.close();
+  await new Promise((resolve) => receiver?.close(resolve));
+});
+
+describe('tap', () => {
+  it('streams each request through the service within a second, filtered', async () => {
+    const all = await openEvents<TapEvent>(`${mesh.cp.adminUrl}/api/v1/tap?service=backend`);
+    const failures = await openEvents<TapEvent>(`${mesh.cp.adminUrl}/api/v1/tap?service=backend&status=5xx`);
+    expect(all.status).toBe(200);
+    try {
+      // The tap opens on the sidecars a moment after the subscription: probe until rows flow.
+      await waitUntil(async () => {
+        await call(mesh, 'backend', '/warmup');
+        return all.events.length > 0;
+      }, { timeoutMs: 10_000, intervalMs: 100, what: 'the first tap row' });
+      for (let i = 0; i < 5; i++) {
+        const sentAt = Date.now();
+        const status = i === 4 ? 500 : 200;
+        await call(mesh, 'backend', `/probe-${i}?status=${status}`);
+        const row = await waitUntil(() => all.events.find((e) => e.data.path === `/probe-${i}` && e.data.direction === 'inbound'), {
+          timeoutMs: 3_000,
+          intervalMs: 10,
+          what: `tap row for /probe-${i}`,
+        });
+        expect(row.at - sentAt).toBeLessThan(1_000);
+        expect(row.data).toMatchObject({ service: 'backend', source: 'web', destination: 'backend', method: 'GET', status });
+        expect(row.data.traceId).toMatch(/^[0-9a-f]{32}$/);
+        expect(row.data.latencyMs).toBeGreaterThan(0);
+      }
+      await waitUntil(() => failures.events.some((e) => e.data.path === '/probe-4'), { timeoutMs: 3_000, what: 'the 500 in the 5xx tap' });
+      expect(failures.events.every((e) => e.data.status >= 500)).toBe(true);
+      // Queries never leave the sidecar.
+      expect(all.events.every((e) => !e.data.path.includes('?'))).toBe(true);
+    } finally {
+      all.close();
+      failures.close();
+    }
+    // The last subscriber gone, the sidecars stop tapping.
+    await waitUntil(() => mesh.backendV1.child.output().includes('tap closed by the control plane'), { timeoutMs: 5_000, what: 'tap-stop to reach backend v1' });
+  });
+
+  it('skein tap prints one line per request and stops after --max-rows', async () => {
+    let running = true;
+    const load = (async () => {
+      while (running) await call(mesh, 'backend', '/cli-tap').catch(() => undefined);
+    })();
+    try {
+      const result = await skeinCli(procs, mesh.cp, ['tap', 'backend', '--path', '/cli-tap', '--max-rows', '3']);
+      expect(result.code, result.output).toBe(0);
+      const lines = result.output.split('\n').filter((l) => l.includes('/cli-tap'));
+      expect(lines).toHaveLength(3);
+      expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+Z (in {2}web -> backend|out \S+ -> \S+) GET \/cli-tap 200 [\d.]+ms trace=[0-9a-f]{32} \(backend \S+\)$/);
+    } finally {
+      running = false;
+      await load;
+    }
+  });
+
+  it('answers 400 without a service', async () => {
+    const res = await fetch(`${mesh.cp.adminUrl}/api/v1/tap`);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bad-request');
+  });
+});
+
+describe('traces', () => {
+  it('records one span per hop of a two-hop request with the right parents, in the store and over OTLP', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const clientSpan = '00f067aa0ba902b7';
+    const res = await call(mesh, 'frontend', '/chain?delay=5', { traceparent: `00-${traceId}-${clientSpan}-01` });
+    expect(res.status).toBe(200);
+
+    const trace = await waitUntil(
+      async () => {
+        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
+        if (r.status !== 200) return undefined;
+        const t = (await r.json()) as TraceView;
+        return t.spans === 4 ? t : undefined;
+      },
+      { timeoutMs: 10_000, what: 'four spans of the trace' },
+    );
+    const find = (service: string, kind: SpanRecord['kind']) => trace.spanList.find((s) => s.service === service && s.kind === kind)!;
+    const webOut = find('web', 'client');
+    const frontendIn = find('frontend', 'server');
+    const frontendOut = find('frontend', 'client');
+    const backendIn = find('backend', 'server');
+    expect(webOut).toMatchObject({ parentSpanId: clientSpan, destination: 'frontend', path: '/chain', status: 200 });
+    expect(frontendIn).toMatchObject({ parentSpanId: webOut.spanId, source: 'web', destination: 'frontend' });
+    expect(frontendOut).toMatchObject({ parentSpanId: frontendIn.spanId, source: 'frontend', destination: 'backend' });
+    expect(backendIn).toMatchObject({ parentSpanId: frontendOut.spanId, source: 'frontend', destination: 'backend', status: 200 });
+    // Each hop lies within its parent's time, give or take clock reads in different processes.
+    expect(backendIn.durationMs).toBeLessThanOrEqual(webOut.durationMs + 1);
+    expect(backendIn.startMs).toBeGreaterThanOrEqual(webOut.startMs - 5);
+
+    const list = (await (await fetch(`${mesh.cp.adminUrl}/api/v1/traces?service=backend`)).json()) as { traces: TraceSummary[] };
+    expect(list.traces.find((t) => t.traceId === traceId)).toMatchObject({ spans: 4, error: false, services: expect.arrayContaining(['web', 'frontend', 'backend']) });
+
+    // The same spans reached the OTLP receiver, as valid OTLP JSON, one resource per sidecar.
+    const otlpSpans = () =>
+      otlpBodies.flatMap((b) =>
+        (b.body as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { traceId: string; spanId: string; parentSpanId?: string; kind: number }[] }[] }[] }).resourceSpans.flatMap((rs) =>
+          rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({ ...s, service: rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue }))),
+        ),
+      );
+    await waitUntil(() => otlpSpans().filter((s) => s.traceId === traceId).length === 4, { timeoutMs: 10_000, what: 'four spans at the OTLP receiver' });
+    for (const b of otlpBodies) {
+      expect(b.path).toBe('/v1/traces');
+      expect(b.contentType).toBe('application/json');
+      expect(otlpTraceProblems(b.body)).toEqual([]);
+    }
+    const exported = otlpSpans().filter((s) => s.traceId === traceId);
+    expect(exported.find((s) => s.spanId === backendIn.spanId)).toMatchObject({ parentSpanId: frontendOut.spanId, kind: 2, service: 'backend' });
+    expect(exported.find((s) => s.spanId === webOut.spanId)).toMatchObject({ parentSpanId: clientSpan, kind: 3, service: 'web' });
+  });
+
+  it('records retries as events of the caller’s span', async () => {
+    const traceId = 'aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb';
+    // 503 is a gateway error: retried twice by default, then answered.
+    const res = await call(mesh, 'backend', '/flaky?status=503', { traceparent: `00-${traceId}-1111111111111111-01` });
+    expect(res.status).toBe(503);
+    const trace = await waitUntil(
+      async () => {
+        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
+        const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
+        return t && t.spanList.some((s) => s.kind === 'client') && t.spanList.filter((s) => s.kind === 'server').length === 3 ? t : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the retried trace' },
+    );
+    const client = trace.spanList.find((s) => s.kind === 'client')!;
+    expect(client.attempts).toBe(3);
+    expect(client.events.map((e) => e.name)).toEqual(['retry', 'retry']);
+    expect(client.events[0]!.attributes).toMatchObject({ reason: 'gateway-error', attempt: 1 });
+    expect(trace.error).toBe(true);
+  });
+});
