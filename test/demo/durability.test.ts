@@ -3,23 +3,34 @@
  * once it is back (none lost, none twice), and every service keeps its data across restarts.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/index.js';
 import { http, Stack } from './stack.js';
 
-let stack: Stack | undefined;
+// Every stack a test makes, so afterEach stops them all even when a test times out mid-start.
+let stacks: Stack[] = [];
 afterEach(async () => {
-  await stack?.destroy();
-  stack = undefined;
+  await Promise.all(stacks.map((s) => s.stop()));
+  for (const dir of new Set(stacks.map((s) => s.dataDir))) rmSync(dir, { recursive: true, force: true });
+  stacks = [];
 });
+
+function newStack(dataDir?: string): Promise<Stack> {
+  const stack = new Stack(dataDir);
+  stacks.push(stack);
+  return stack.start();
+}
+
+// Two stacks of seven processes, started one after the other: slow on a busy machine.
+const SLOW = 90_000;
 
 const placeOrder = (s: Stack, body: unknown, key: string = randomUUID()) => http('POST', `${s.gateway}/api/orders`, body, { 'idempotency-key': key });
 
 describe('demo durability', () => {
   it('delivers every order event exactly once after notifications comes back', async () => {
-    const s = (stack = await Stack.start());
+    const s = await newStack();
     const notifications = s.get('notifications');
     const port = notifications.port;
     await notifications.stop('SIGKILL');
@@ -55,10 +66,10 @@ describe('demo durability', () => {
     const readable = readFileSync(join(s.dataDir, 'notifications.log'), 'utf8').trim().split('\n');
     expect(readable).toHaveLength(3);
     for (const id of placed) expect(readable.filter((l) => l.includes(id))).toEqual([expect.stringMatching(new RegExp(`to u2: Your order ${id} \\(1 item\\) is confirmed`))]);
-  });
+  }, SLOW);
 
   it('keeps every service\'s data across restarts', async () => {
-    const s = (stack = await Stack.start());
+    const s = await newStack();
     const res = await placeOrder(s, { userId: 'u1', items: [{ productId: 'p6', quantity: 4 }] });
     expect(res.body.status).toBe('confirmed');
     const orderId = res.body.id;
@@ -68,7 +79,7 @@ describe('demo durability', () => {
     // SIGTERM is a graceful stop: every service exits 0.
     const exits = await Promise.all([...s.procs.values()].map(async (p) => [p.name, await p.stop('SIGTERM')] as const));
     expect(Object.fromEntries(exits)).toEqual(Object.fromEntries(exits.map(([name]) => [name, 0])));
-    const again = (stack = await Stack.start(s.dataDir));
+    const again = await newStack(s.dataDir);
 
     const order = await http('GET', `${again.gateway}/api/orders/${orderId}`);
     expect(order.body).toMatchObject({ id: orderId, status: 'confirmed', totalCents: 4 * 19900 });
@@ -79,10 +90,10 @@ describe('demo durability', () => {
     const retried = await placeOrder(again, { userId: 'u1', items: [{ productId: 'p6', quantity: 4 }] }, res.body.idempotencyKey);
     expect(retried.body.id).toBe(orderId);
     expect((await http('GET', `${again.gateway}/api/products/p6`)).body.stock).toBe(stock);
-  });
+  }, SLOW);
 
   it('finishes an order whose saga was cut short by a crash, without charging twice', async () => {
-    const s = (stack = await Stack.start());
+    const s = await newStack();
     const payments = s.get('payments').url;
     await http('PUT', `${payments}/admin/faults`, { latencyMs: 1500 });
     const stockBefore = (await http('GET', `${s.gateway}/api/products/p3`)).body.stock;
@@ -103,5 +114,5 @@ describe('demo durability', () => {
     expect((await http('GET', `${s.gateway}/api/products/p3`)).body.stock).toBe(stockBefore - 2);
     const charges = (await http('GET', `${payments}/charges?userId=u3`)).body.charges;
     expect(charges).toEqual([expect.objectContaining({ id: retried.body.id, status: 'captured', amountCents: 2 * 4500 })]);
-  });
+  }, SLOW);
 });

@@ -10,10 +10,11 @@ import { http, Stack } from './stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start();
+  stack = new Stack();
+  await stack.start();
 });
 afterAll(async () => {
-  await stack?.destroy();
+  await stack.destroy();
 });
 
 const api = (path: string) => `${stack.gateway}${path}`;

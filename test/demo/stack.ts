@@ -62,19 +62,14 @@ export class Stack {
   readonly procs = new Map<string, ServiceProcess>();
   private readonly children = new Processes();
 
-  private constructor(readonly dataDir: string) {}
+  constructor(readonly dataDir: string = mkdtempSync(join(tmpdir(), 'skein-demo-'))) {}
 
-  static async start(dataDir = mkdtempSync(join(tmpdir(), 'skein-demo-'))): Promise<Stack> {
-    const stack = new Stack(dataDir);
-    try {
-      await Promise.all(['users', 'catalog', 'inventory', 'payments', 'notifications'].map((n) => stack.launch(n)));
-      await stack.launch('orders');
-      await stack.launch('gateway');
-    } catch (err) {
-      await stack.stop();
-      throw err;
-    }
-    return stack;
+  /** Starts every service; on failure what did start stays in the stack for stop()/destroy(). */
+  async start(): Promise<this> {
+    await Promise.all(['users', 'catalog', 'inventory', 'payments', 'notifications'].map((n) => this.launch(n)));
+    await this.launch('orders');
+    await this.launch('gateway');
+    return this;
   }
 
   get(name: string): ServiceProcess {
