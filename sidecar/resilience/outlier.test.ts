@@ -48,6 +48,25 @@ describe('OutlierDetector', () => {
     expect(d.state().find((s) => s.key === 'a')).toMatchObject({ ejections: 3, ejectedUntil: Date.now() + 30_000 });
   });
 
+  it('caps one ejection at 300 s and decays the count while the endpoint behaves', () => {
+    const { d } = make({ consecutiveErrors: 1, baseEjectionTime: '100s', maxEjectionPercent: 50 }, ['a', 'b']);
+    const ejectFor = (): number => {
+      fail(d, 'a', 1);
+      const until = d.state().find((s) => s.key === 'a')!.ejectedUntil! - Date.now();
+      vi.advanceTimersByTime(until);
+      expect(d.isEjected('a')).toBe(false);
+      return until;
+    };
+    expect([ejectFor(), ejectFor(), ejectFor(), ejectFor()]).toEqual([100_000, 200_000, 300_000, 300_000]);
+    // Back and healthy: each 100 s of good behaviour takes one ejection off the count.
+    for (let i = 0; i < 3; i++) {
+      vi.advanceTimersByTime(100_000);
+      d.record('a', false);
+    }
+    expect(d.state().find((s) => s.key === 'a')!.ejections).toBe(1);
+    expect(ejectFor()).toBe(200_000);
+  });
+
   it('never ejects more than maxEjectionPercent of the endpoints', () => {
     const { d } = make({ consecutiveErrors: 1, maxEjectionPercent: 50 }, ['a', 'b', 'c', 'd', 'e']);
     for (const key of ['a', 'b', 'c', 'd', 'e']) fail(d, key, 3);

@@ -1,9 +1,12 @@
 /**
  * Outlier detection for one service (Envoy's consecutive-5xx detector): an endpoint that
  * fails `consecutiveErrors` attempts in a row (5xx, connect failures, resets) is ejected
- * from balancing for `baseEjectionTime` × the number of times it has been ejected, and
- * returns when that time is up. At most `maxEjectionPercent` of the endpoints are ejected
- * at once (rounded down, so the only endpoint of a service is never ejected).
+ * from balancing for `baseEjectionTime` × the number of times it has been ejected (at most
+ * 300 s, or `baseEjectionTime` if longer, like Envoy's max_ejection_time), and returns when
+ * that time is up. The count decays by one for each `baseEjectionTime` an endpoint stays
+ * back without being ejected, so one bad hour is not held against it forever. At most
+ * `maxEjectionPercent` of the endpoints are ejected at once (rounded down, so the only
+ * endpoint of a service is never ejected).
  *
  * `isEjected` is what the balancer asks on every pick: a Map lookup, plus a clock read only
  * for endpoints that are ejected. An unref'd timer also returns endpoints on time and tells
@@ -28,7 +31,12 @@ export interface OutlierEndpointState {
 interface Tracked {
   consecutive: number;
   ejections: number;
+  /** When it last returned from ejection or had its count decayed (epoch ms). */
+  calmSince: number;
 }
+
+/** Longest single ejection, unless baseEjectionTime alone is longer. */
+export const MAX_EJECTION_MS = 300_000;
 
 export class OutlierDetector {
   private readonly tracked = new Map<string, Tracked>();
@@ -54,7 +62,7 @@ export class OutlierDetector {
         changed = true;
       }
     }
-    for (const key of next) if (!this.tracked.has(key)) this.tracked.set(key, { consecutive: 0, ejections: 0 });
+    for (const key of next) if (!this.tracked.has(key)) this.tracked.set(key, { consecutive: 0, ejections: 0, calmSince: 0 });
     if (changed) this.hooks.onChange?.();
   }
 
@@ -74,6 +82,7 @@ export class OutlierDetector {
     if (t === undefined) return;
     if (!failed) {
       t.consecutive = 0;
+      if (t.ejections > 0) this.decay(key, t);
       return;
     }
     t.consecutive++;
@@ -108,9 +117,19 @@ export class OutlierDetector {
     this.timer = undefined;
   }
 
+  private decay(key: string, t: Tracked): void {
+    if (this.ejected.has(key)) return; // a late success of a request sent before the ejection
+    const now = this.now();
+    if (now - t.calmSince >= this.policy.baseEjectionTime) {
+      t.ejections--;
+      t.calmSince = now;
+    }
+  }
+
   private eject(key: string, t: Tracked): void {
     t.ejections++;
-    const until = this.now() + this.policy.baseEjectionTime * t.ejections;
+    const base = this.policy.baseEjectionTime;
+    const until = this.now() + Math.min(base * t.ejections, Math.max(base, MAX_EJECTION_MS));
     this.ejected.set(key, until);
     this.schedule(until);
     this.hooks.onEject?.(key, until);
@@ -120,7 +139,10 @@ export class OutlierDetector {
   private restore(key: string): void {
     this.ejected.delete(key);
     const t = this.tracked.get(key);
-    if (t) t.consecutive = 0;
+    if (t) {
+      t.consecutive = 0;
+      t.calmSince = this.now();
+    }
     this.hooks.onChange?.();
   }
 
