@@ -1,0 +1,53 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/log.js';
+import { createTestPki, type TestPki } from '../../test/identity/pki.js';
+import type { TlsIdentity } from './provider.js';
+import { StaticFilesIdentityProvider, readIdentityFiles } from './static-files.js';
+
+let pki: TestPki;
+beforeAll(async () => {
+  pki = await createTestPki();
+});
+afterAll(async () => {
+  await pki?.close();
+});
+
+function write(name: string, identity: TlsIdentity) {
+  const files = { certFile: join(pki.dir, `${name}.crt`), keyFile: join(pki.dir, `${name}.key`), caFile: join(pki.dir, `${name}-ca.crt`) };
+  writeFileSync(files.certFile, identity.certPem);
+  writeFileSync(files.keyFile, identity.keyPem);
+  writeFileSync(files.caFile, identity.caPem);
+  return files;
+}
+
+describe('static identity files', () => {
+  it('reads the SPIFFE ID and expiry, and refuses a key that is not the certificate’s', async () => {
+    const a = await pki.leaf('orders');
+    const files = write('a', a);
+    const read = readIdentityFiles(files.certFile, files.keyFile, files.caFile);
+    expect(read.spiffeId).toBe('spiffe://skein.local/service/orders');
+    expect(read.notAfter.getTime()).toBe(Math.floor(a.notAfter.getTime() / 1000) * 1000);
+    writeFileSync(files.keyFile, (await pki.leaf('orders')).keyPem);
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile)).toThrow(/is not the private key of/);
+  });
+
+  it('announces a new identity when the files change, and ignores a half-written set', async () => {
+    const files = write('b', await pki.leaf('orders'));
+    const provider = new StaticFilesIdentityProvider({ ...files, logger: createLogger('test', 'silent'), pollMs: 20 });
+    try {
+      const changed = new Promise<TlsIdentity>((resolve) => provider.onChange(resolve));
+      const next = await pki.leaf('orders');
+      // Certificate first, key later: in between the pair does not match and must not be used.
+      writeFileSync(files.certFile, next.certPem);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(provider.current().certPem).not.toBe(next.certPem);
+      writeFileSync(files.keyFile, next.keyPem);
+      expect((await changed).certPem).toBe(next.certPem);
+      expect(provider.current().keyPem).toBe(next.keyPem);
+    } finally {
+      await provider.close();
+    }
+  });
+});
