@@ -62,7 +62,7 @@ export class SpanBuffer {
       path: pathOnly(hop.url),
       status,
       startMs: performance.timeOrigin + hop.startedAt,
-      durationMs: seconds * 1000,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
       attempts: hop.attempts,
       events: hop.retries === null ? NO_EVENTS : hop.retries.map((r) => ({ timeMs: performance.timeOrigin + r.at, name: 'retry', attributes: { reason: r.reason, attempt: r.attempt } })),
     });

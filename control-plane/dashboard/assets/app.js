@@ -65,8 +65,8 @@ function stopView() {
 
 // ---- graph -------------------------------------------------------------------------------
 
-/** Columns by longest path from the callers that nobody calls; cycles are cut where they close. */
-function layout(names, edges, width, height) {
+/** Columns by longest path from the callers nobody calls (cycles are cut where they close); rows within a column by name. */
+function layout(names, edges) {
   const incoming = new Map(names.map((n) => [n, []]));
   for (const e of edges) if (e.source !== e.destination && incoming.has(e.destination)) incoming.get(e.destination).push(e.source);
   const depth = new Map();
@@ -81,43 +81,59 @@ function layout(names, edges, width, height) {
     return d;
   };
   names.forEach(depthOf);
-  const columns = new Map();
-  for (const n of [...names].sort()) {
-    const d = depth.get(n);
-    if (!columns.has(d)) columns.set(d, []);
-    columns.get(d).push(n);
-  }
-  const cols = Math.max(...columns.keys(), 0) + 1;
-  const pos = new Map();
-  for (const [d, list] of columns) {
-    list.forEach((n, i) => pos.set(n, { x: 90 + (d * (width - 180)) / Math.max(1, cols - 1) - (cols === 1 ? -(width / 2 - 90) : 0), y: ((i + 1) * height) / (list.length + 1) }));
-  }
-  return pos;
+  const columns = [];
+  for (const n of [...names].sort()) (columns[depth.get(n)] ||= []).push(n);
+  const place = new Map();
+  columns.forEach((list, col) => list.forEach((n, row) => place.set(n, { col, row, rows: list.length })));
+  return { place, cols: columns.length, rows: Math.max(...columns.map((c) => (c ? c.length : 0))) };
 }
+
+const NODE_W = 190;
+const NODE_H = 54;
+const ROW_H = 120;
 
 function graphSvg(stats, services) {
   const w = state.window;
   const names = [...new Set([...services.map((s) => s.name), ...stats.services.map((s) => s.service), ...stats.edges.flatMap((e) => [e.source, e.destination])])].filter((n) => n && n !== 'unknown');
   if (names.length === 0) return '<div class="empty">No services yet: start sidecars against this control plane.</div>';
+  const { place, cols, rows } = layout(names, stats.edges);
+  const drawn = stats.edges.filter((e) => place.has(e.source) && place.has(e.destination) && e.source !== e.destination);
+  // Edges that skip a column arc over the nodes between: leave room above for them.
+  const longest = Math.max(0, ...drawn.map((e) => Math.abs(place.get(e.destination).col - place.get(e.source).col) - 1));
+  const top = longest > 0 ? 40 + 36 * longest : 20;
   const width = 1200;
-  const height = Math.max(300, Math.min(560, 110 * Math.max(...Object.values(groupCount(names, stats.edges)))));
-  const pos = layout(names, stats.edges, width, height);
+  const height = top + rows * ROW_H;
+  const pos = new Map();
+  for (const [n, p] of place) {
+    const x = cols === 1 ? width / 2 : NODE_W / 2 + 20 + (p.col * (width - NODE_W - 40)) / (cols - 1);
+    pos.set(n, { ...p, x, y: top + ((p.row + 0.5) * rows * ROW_H) / p.rows });
+  }
   const byService = new Map(stats.services.map((s) => [s.service, s]));
-  const nodeW = 150;
-  const nodeH = 54;
-  const edgeSvg = stats.edges
-    .filter((e) => pos.has(e.source) && pos.has(e.destination) && e.source !== e.destination)
+  const edgeSvg = drawn
     .map((e) => {
       const g = e[w];
       const a = pos.get(e.source);
       const b = pos.get(e.destination);
-      const x1 = a.x + (b.x >= a.x ? nodeW / 2 : -nodeW / 2);
-      const x2 = b.x + (b.x >= a.x ? -nodeW / 2 : nodeW / 2);
+      const span = b.col - a.col;
+      const forward = b.x >= a.x;
+      const x1 = a.x + (forward ? NODE_W / 2 : -NODE_W / 2);
+      const x2 = b.x + (forward ? -NODE_W / 2 : NODE_W / 2);
       const mx = (x1 + x2) / 2;
+      let d;
+      let ly;
+      if (span === 1 || a.y !== b.y) {
+        d = `M${x1},${a.y} C${mx},${a.y} ${mx},${b.y} ${x2},${b.y}`;
+        ly = (a.y + b.y) / 2 - 8;
+      } else {
+        // Same row, not adjacent: arc above the nodes in between.
+        const cy = Math.min(a.y, b.y) - NODE_H / 2 - 40 * Math.abs(span);
+        d = `M${x1},${a.y - 10} Q${mx},${cy} ${x2},${b.y - 10}`;
+        ly = (a.y - 10 + 2 * cy + b.y - 10) / 4 - 6;
+      }
       const label = g.requests ? `${fmt.rps(g)} rps · ${fmt.sr(g)} · p99 ${fmt.p(g, 'p99')}` : 'idle';
       return `<g class="edge ${health(g)}" data-edge="${esc(e.source)}->${esc(e.destination)}">
-        <path d="M${x1},${a.y} C${mx},${a.y} ${mx},${b.y} ${x2 - 6},${b.y}" marker-end="url(#arrow-${health(g)})"/>
-        <text x="${mx}" y="${(a.y + b.y) / 2 - 6}" text-anchor="middle">${esc(label)}</text>
+        <path d="${d}" marker-end="url(#arrow-${health(g)})"/>
+        <text x="${mx}" y="${ly}" text-anchor="middle">${esc(label)}</text>
         <title>${esc(e.source)} → ${esc(e.destination)}: ${esc(label)}</title></g>`;
     })
     .join('');
@@ -126,24 +142,16 @@ function graphSvg(stats, services) {
       const p = pos.get(n);
       const g = byService.get(n)?.[w];
       const line = g && g.requests ? `${fmt.rps(g)} rps · ${fmt.sr(g)} · p99 ${fmt.p(g, 'p99')}` : 'no inbound traffic';
-      return `<g class="node ${health(g)}" data-service="${esc(n)}" transform="translate(${p.x - nodeW / 2},${p.y - nodeH / 2})">
-        <rect width="${nodeW}" height="${nodeH}"/>
-        <text class="name" x="${nodeW / 2}" y="22" text-anchor="middle">${esc(n)}</text>
-        <text x="${nodeW / 2}" y="40" text-anchor="middle">${esc(line)}</text><title>${esc(n)}</title></g>`;
+      return `<g class="node ${health(g)}" data-service="${esc(n)}" transform="translate(${p.x - NODE_W / 2},${p.y - NODE_H / 2})">
+        <rect width="${NODE_W}" height="${NODE_H}"/>
+        <text class="name" x="${NODE_W / 2}" y="22" text-anchor="middle">${esc(n)}</text>
+        <text x="${NODE_W / 2}" y="40" text-anchor="middle">${esc(line)}</text><title>${esc(n)}</title></g>`;
     })
     .join('');
   const markers = ['ok', 'warn', 'bad', 'idle']
-    .map((k) => `<marker id="arrow-${k}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="var(--${k === 'idle' ? 'idle' : k})"/></marker>`)
+    .map((k) => `<marker id="arrow-${k}" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="12" markerHeight="12" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="var(--${k})"/></marker>`)
     .join('');
-  return `<svg id="graph" viewBox="0 0 ${width} ${height}" preserveAspectRatio="xMidYMid meet"><defs>${markers}</defs>${edgeSvg}${nodeSvg}</svg>`;
-}
-
-function groupCount(names, edges) {
-  // The widest column bounds the graph's height.
-  const pos = layout(names, edges, 1000, 1000);
-  const counts = {};
-  for (const p of pos.values()) counts[Math.round(p.x)] = (counts[Math.round(p.x)] || 0) + 1;
-  return counts;
+  return `<svg id="graph" viewBox="0 0 ${width} ${height}" style="height:${Math.min(560, height)}px" preserveAspectRatio="xMidYMid meet"><defs>${markers}</defs>${edgeSvg}${nodeSvg}</svg>`;
 }
 
 function goldenCells(g) {
@@ -249,7 +257,7 @@ function serviceView(name) {
     </div>
     <div class="grid2">
       <div class="panel"><h2>Instances</h2><div id="svc-instances"></div></div>
-      <div class="panel"><h2>Circuit breakers</h2><div id="svc-breakers"></div></div>
+      <div class="panel"><h2>Circuit breakers (callers → this service)</h2><div id="svc-breakers"></div></div>
     </div>
     <div class="panel"><h2>Edges</h2><div id="svc-edges"></div></div>
     <div class="panel"><h2>Policy</h2><div id="svc-policy"></div></div>`;
@@ -290,10 +298,12 @@ function serviceView(name) {
     $('#svc-instances').innerHTML = svc.instances.length
       ? `<table><thead><tr><th>instance</th><th>address</th><th>version</th><th>health</th></tr></thead><tbody>${svc.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.version)}</td><td><span class="badge ${esc(i.health)}">${esc(i.health)}</span></td></tr>`).join('')}</tbody></table>`
       : '<div class="empty">No instances registered.</div>';
-    const breakers = stats.breakers.filter((b) => b.destination === name || b.service === name);
+    // The callers' breakers towards this service, worst first.
+    const order = { open: 0, 'half-open': 1, closed: 2 };
+    const breakers = stats.breakers.filter((b) => b.destination === name).sort((a, b) => order[a.state] - order[b.state]);
     $('#svc-breakers').innerHTML = breakers.length
       ? `<table><thead><tr><th>held by</th><th>destination</th><th>subset</th><th>state</th></tr></thead><tbody>${breakers.map((b) => `<tr><td>${esc(b.service)} <span class="muted mono">${esc(b.instance)}</span></td><td>${esc(b.destination)}</td><td>${esc(b.subset)}</td><td><span class="badge ${esc(b.state)}">${esc(b.state)}</span></td></tr>`).join('')}</tbody></table>`
-      : '<div class="empty">All circuits closed (or none opened in the last 30 s).</div>';
+      : '<div class="empty">No caller holds a circuit breaker for this service yet.</div>';
     $('#svc-edges').innerHTML = edgesTable(stats.edges);
     $('#svc-policy').innerHTML = policy ? `<pre>${esc(JSON.stringify(policy, null, 2))}</pre>` : '<div class="empty">No policy stored: defaults apply.</div>';
     if (!splitShown) {
@@ -337,7 +347,7 @@ function tapView(params) {
       <button type="submit" id="tap-start">Start</button><button type="button" class="secondary" id="tap-stop">Stop</button>
       <span id="tap-state" class="muted"></span>
     </form>
-    <table><thead><tr><th>time</th><th>dir</th><th>source</th><th>destination</th><th>method</th><th>path</th><th class="num">status</th><th class="num">latency</th><th>trace</th></tr></thead><tbody id="tap-rows"></tbody></table></div>`;
+    <div class="tap-scroll"><table><thead><tr><th>time</th><th>dir</th><th>source</th><th>destination</th><th>method</th><th>path</th><th class="num">status</th><th class="num">latency</th><th>trace</th></tr></thead><tbody id="tap-rows"></tbody></table></div></div>`;
   api('/api/v1/services').then((services) => {
     const select = $('#tap-service');
     select.innerHTML = services.map((s) => `<option>${esc(s.name)}</option>`).join('');

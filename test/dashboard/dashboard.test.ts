@@ -1,0 +1,134 @@
+/**
+ * The dashboard in real headless Chromium against a real control plane and sidecars under
+ * load: the graph shows the services and edges (the failing one marked), a canary slider
+ * changes the split in the API and in measured traffic, the tap view receives rows, and a
+ * trace opens as a waterfall. Each test saves a screenshot under test-output/dashboard/.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { Processes, waitUntil } from '../support/index.js';
+import { call, startObservedMesh, type ObservedMesh } from '../observability/mesh.js';
+import { launchChromium, type Headless } from './browser.js';
+
+const procs = new Processes();
+let mesh: ObservedMesh;
+let chrome: Headless;
+let page: Page;
+let running = true;
+let load: Promise<void>;
+
+/** Steady traffic: web → frontend → backend (healthy) and web → backend with 40 % failures. */
+function startLoad(): Promise<void> {
+  let i = 0;
+  const loop = async (next: () => [string, string]) => {
+    while (running) {
+      const [host, path] = next();
+      await call(mesh, host, path).catch(() => undefined);
+    }
+  };
+  return Promise.all([
+    loop(() => ['frontend', '/shop']),
+    loop(() => ['backend', i++ % 5 < 2 ? '/direct?status=500' : '/direct']),
+  ]).then(() => undefined);
+}
+
+beforeAll(async () => {
+  [mesh, chrome] = await Promise.all([startObservedMesh(procs), launchChromium()]);
+  load = startLoad();
+  page = await chrome.newPage();
+}, 120_000);
+
+afterAll(async () => {
+  running = false;
+  await load;
+  await chrome?.close();
+  await procs.killAll();
+  await mesh?.close();
+});
+
+describe('dashboard', () => {
+  it('shows the service graph with its edges under load, the failing edge marked', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/`);
+    for (const service of ['web', 'frontend', 'backend']) await page.locator(`#graph [data-service="${service}"]`).waitFor({ timeout: 15_000 });
+    await page.locator('#graph .edge[data-edge="web->frontend"].ok').waitFor({ timeout: 15_000 });
+    await page.locator('#graph .edge[data-edge="frontend->backend"].ok').waitFor({ timeout: 15_000 });
+    await page.locator('#graph .edge[data-edge="web->backend"].bad').waitFor({ timeout: 15_000 });
+    const label = await page.locator('#graph .edge[data-edge="web->backend"] text').textContent();
+    expect(label).toMatch(/rps · \d+(\.\d)?% · p99 \d/);
+    // Edge and service tables agree with the graph.
+    expect(await page.locator('#edge-box tr.edge-row').count()).toBeGreaterThanOrEqual(3);
+    await chrome.screenshot(page, 'graph');
+  });
+
+  it('moves a canary slider: the split API and the measured traffic follow', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/#/service/backend`);
+    await page.fill('#token', mesh.cp.adminToken);
+    await page.locator('#token').dispatchEvent('change');
+    const v2 = page.locator('#split input[name="v2"]');
+    await v2.waitFor({ timeout: 15_000 });
+    await v2.fill('100');
+    await page.locator('#split-message', { hasText: 'saved' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#split input[name="v1"]').inputValue()).toBe('0');
+    const rules = (await mesh.cp.api.get<{ split?: Record<string, number> }[]>('/api/v1/routes/backend')).body;
+    expect(rules.at(-1)!.split).toEqual({ v1: 0, v2: 100 });
+    // Sidecars follow within a second or so: then every answer comes from v2.
+    await waitUntil(async () => {
+      const answers = await Promise.all(Array.from({ length: 10 }, () => call(mesh, 'backend', '/which')));
+      return answers.every((a) => a.status === 200 && (JSON.parse(a.body) as { name: string }).name === 'backend-v2');
+    }, { timeoutMs: 5_000, what: 'all traffic on backend v2' });
+
+    await v2.fill('30');
+    await page.locator('#split-message', { hasText: 'saved: v1=70 v2=30' }).waitFor({ timeout: 10_000 });
+    await waitUntil(async () => {
+      const rules = (await mesh.cp.api.get<{ split?: Record<string, number> }[]>('/api/v1/routes/backend')).body;
+      return rules.at(-1)!.split?.v1 === 70;
+    }, { what: 'split v1=70 v2=30' });
+    await waitUntil(async () => {
+      const answers = await Promise.all(Array.from({ length: 60 }, () => call(mesh, 'backend', '/which')));
+      const onV1 = answers.filter((a) => a.status === 200 && (JSON.parse(a.body) as { name: string }).name === 'backend-v1').length;
+      return onV1 >= 25 && onV1 <= 57;
+    }, { timeoutMs: 5_000, what: 'traffic split about 70/30' });
+    await chrome.screenshot(page, 'service-canary');
+  });
+
+  it('refuses a slider change without the admin token and says why', async () => {
+    const fresh = await chrome.context.newPage();
+    await fresh.goto(`${mesh.cp.adminUrl}/#/service/backend`);
+    await fresh.evaluate('localStorage.removeItem("skein.token")');
+    await fresh.reload();
+    const v2 = fresh.locator('#split input[name="v2"]');
+    await v2.waitFor({ timeout: 15_000 });
+    await v2.fill('50');
+    await fresh.locator('#split-message.error', { hasText: 'admin token' }).waitFor({ timeout: 10_000 });
+    await fresh.close();
+  });
+
+  it('shows live tap rows', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/#/tap?service=backend`);
+    await waitUntil(async () => (await page.locator('#tap-rows tr').count()) >= 5, { timeoutMs: 10_000, what: 'five tap rows' });
+    const first = await page.locator('#tap-rows tr').first().textContent();
+    expect(first).toMatch(/GET/);
+    await chrome.screenshot(page, 'tap');
+    await page.click('#tap-stop');
+  });
+
+  it('opens a trace as a waterfall across services', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/#/traces`);
+    const link = page.locator('#traces-box tr', { hasText: 'frontend' }).locator('a.trace-link').first();
+    await link.waitFor({ timeout: 15_000 });
+    await link.click();
+    await waitUntil(async () => (await page.locator('#trace-box .span-row').count()) === 4, { timeoutMs: 10_000, what: 'four spans in the waterfall' });
+    expect(await page.locator('#trace-box .bar').count()).toBe(4);
+    await page.locator('#trace-box .span-row').nth(3).click();
+    expect(await page.locator('#span-box').textContent()).toContain('"traceId"');
+    await chrome.screenshot(page, 'trace');
+  });
+
+  it('lists the proxies with sync state and certificate expiry', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/#/proxies`);
+    await page.locator('#proxies-box .badge.SYNCED').first().waitFor({ timeout: 10_000 });
+    expect(await page.locator('#proxies-box tbody tr').count()).toBe(4);
+    expect(await page.locator('#proxies-box tbody tr').first().textContent()).toMatch(/\d+(\.\d)? h/);
+    await chrome.screenshot(page, 'proxies');
+  });
+});
