@@ -10,6 +10,16 @@ export function registerToken(program: Command): void {
     .description('issue a bootstrap token for a service (prints the token alone)')
     .argument('<service>', 'service the token lets a sidecar act as')
     .option('--ttl <duration>', 'how long the token is valid', '24h');
+  const revoke = token
+    .command('revoke')
+    .description('revoke a bootstrap token: no sidecar can get a certificate with it any more')
+    .argument('<token>', 'the token to revoke');
+  withAdminFlags(revoke, false).action((value: string, flags: AdminFlags) =>
+    runAdmin(async () => {
+      await adminClient(flags).post('/api/v1/tokens/revoke', { token: value });
+      process.stderr.write('token revoked\n');
+    }),
+  );
   withAdminFlags(create).action((service: string, flags: AdminFlags & { ttl: string }) =>
     runAdmin(async () => {
       const issued = (await adminClient(flags).post<IssuedToken>('/api/v1/tokens', { service, ttl: flags.ttl })).body;

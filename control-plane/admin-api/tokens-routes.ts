@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { validate } from '../../common/config/parse.js';
 import { duration, serviceName } from '../../common/config/schema.js';
 import type { BootstrapTokens } from '../tokens.js';
+import { ApiError } from './errors.js';
 import type { Router } from './router.js';
 
 export const tokenRequest = z
@@ -13,6 +14,8 @@ export const tokenRequest = z
       .refine((ms) => ms >= 1000 && ms <= 365 * 24 * 3_600_000, 'must be between 1s and 365 days'),
   })
   .strict();
+
+export const revokeRequest = z.object({ token: z.string().min(1) }).strict();
 
 export function registerTokenRoutes(router: Router, deps: { tokens: BootstrapTokens }): void {
   router.add({
@@ -25,6 +28,18 @@ export function registerTokenRoutes(router: Router, deps: { tokens: BootstrapTok
     handler: async (ctx) => {
       const request = validate(tokenRequest, await ctx.body());
       return { status: 201, body: await deps.tokens.create(request.service, request.ttl) };
+    },
+  });
+  router.add({
+    method: 'POST',
+    path: '/api/v1/tokens/revoke',
+    summary: 'Revoke a bootstrap token (body {token}): no new certificate is issued with it; 404 if unknown',
+    auth: true,
+    requestBody: revokeRequest,
+    handler: async (ctx) => {
+      const { token } = validate(revokeRequest, await ctx.body());
+      if (!(await deps.tokens.revoke(token))) throw new ApiError('not-found', 'no such bootstrap token');
+      return { body: { revoked: true } };
     },
   });
 }

@@ -68,6 +68,15 @@ describe('certificates issued by the control plane', () => {
     expect((await get(gateway, 'orders')).status).toBe(200);
   });
 
+  it('refuses a revoked token', async () => {
+    const token = await createToken(cp, 'payments');
+    const revoke = await skeinCli(procs, cp, ['token', 'revoke', token]);
+    expect(revoke.code, revoke.output).toBe(0);
+    const revoked = await startMeshSidecar(procs, cp, { service: 'payments', appPort: await app('payments-2'), token, waitFor: 'none' });
+    expect((await revoked.child.exited).code).not.toBe(0);
+    expect(revoked.child.output()).toMatch(/no certificate for service payments: .*bootstrap token is revoked/);
+  });
+
   it("refuses a CSR for another identity than the token's service", async () => {
     const paymentsToken = await createToken(cp, 'payments');
     const impostor = await startMeshSidecar(procs, cp, { service: 'orders', appPort: await app('fake-orders'), token: paymentsToken, waitFor: 'none' });
