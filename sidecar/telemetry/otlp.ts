@@ -29,7 +29,7 @@ function attr(key: string, value: string | number): KeyValue {
 /** Epoch milliseconds (fractional) as a decimal string of nanoseconds, exact to the microsecond. */
 export function unixNanos(ms: number): string {
   const whole = Math.floor(ms);
-  return (BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e6))).toString();
+  return (BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e3)) * 1_000n).toString();
 }
 
 /** The ExportTraceServiceRequest for spans of one sidecar (one resource: its service). */

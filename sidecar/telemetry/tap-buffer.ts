@@ -41,8 +41,8 @@ export class TapBuffer {
   }
 
   stop(): void {
-    this.flush();
     this.open = false;
+    this.flush();
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
   }

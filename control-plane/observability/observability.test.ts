@@ -1,0 +1,135 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { EdgeDelta, SpanRecord, TapRow } from '../../common/proto/telemetry.js';
+import { quantile, Tally } from './golden.js';
+import { StatsAggregator } from './stats.js';
+import { matchesTap, TapHub } from './tap.js';
+import { TraceStore } from './traces.js';
+
+const BOUNDS = [0.001, 0.01, 0.1, 1];
+
+function delta(over: Partial<EdgeDelta>): EdgeDelta {
+  return { direction: 'outbound', source: 'a', destination: 'b', subset: 'v1', classes: [0, 10, 0, 0, 0], grpcFailures: 0, buckets: [0, 10, 0, 0, 0], sumSeconds: 0.05, ...over };
+}
+
+describe('quantile', () => {
+  it('interpolates inside the bucket holding the rank', () => {
+    // 100 requests, all in (10 ms, 100 ms]: the median is halfway through that bucket.
+    expect(quantile(0.5, [0, 0, 100, 0, 0], BOUNDS)).toBeCloseTo(0.055, 6);
+    expect(quantile(0.99, [0, 0, 100, 0, 0], BOUNDS)).toBeCloseTo(0.0991, 6);
+    // The +Inf bucket reports the largest finite bound.
+    expect(quantile(0.99, [0, 0, 0, 0, 5], BOUNDS)).toBe(1);
+    expect(quantile(0.5, [0, 0, 0, 0, 0], BOUNDS)).toBeNaN();
+  });
+
+  it('turns a tally into golden metrics', () => {
+    const t = new Tally(5);
+    t.add({ requests: 20, failures: 5, sumSeconds: 1, buckets: [0, 20, 0, 0, 0] });
+    expect(t.golden(10, BOUNDS)).toMatchObject({ requests: 20, failures: 5, rps: 2, successRate: 0.75, latencyMs: { mean: 50 } });
+    expect(new Tally(5).golden(10, BOUNDS)).toMatchObject({ requests: 0, successRate: null, latencyMs: null });
+  });
+});
+
+describe('StatsAggregator', () => {
+  const proxy = { id: 'p1', service: 'a', instanceId: 'a-1' };
+
+  it('sums 1 s slots into a 10 s and a 1 min window and forgets what fell out', () => {
+    let now = 1_000_000;
+    const agg = new StatsAggregator(() => now);
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [delta({ classes: [0, 8, 0, 0, 2], buckets: [0, 10, 0, 0, 0] })], breakers: [] });
+    now += 20_000;
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [delta({ classes: [0, 5, 0, 0, 0], buckets: [0, 0, 5, 0, 0] })], breakers: [{ destination: 'b', subset: 'v1', state: 'open' }] });
+    const edge = agg.view().edges[0]!;
+    expect(edge['10s']).toMatchObject({ requests: 5, failures: 0, successRate: 1 });
+    expect(edge['1m']).toMatchObject({ requests: 15, failures: 2, rps: 0.25 });
+    expect(agg.view().breakers).toEqual([{ service: 'a', instance: 'a-1', destination: 'b', subset: 'v1', state: 'open' }]);
+    now += 61_000;
+    expect(agg.view().edges[0]!['1m'].requests).toBe(0);
+  });
+
+  it("shows a service from its own sidecars' inbound view, else from its callers'", () => {
+    const agg = new StatsAggregator(() => 5_000_000);
+    agg.ingest(proxy, {
+      bounds: BOUNDS,
+      edges: [
+        delta({ destination: 'b', subset: 'v1' }),
+        delta({ destination: 'b', subset: 'v2', classes: [0, 1, 0, 0, 3], buckets: [0, 4, 0, 0, 0] }),
+        delta({ direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', classes: [0, 7, 0, 0, 0], buckets: [0, 7, 0, 0, 0] }),
+        delta({ destination: 'external' }),
+      ],
+      breakers: [],
+    });
+    const view = agg.view();
+    expect(view.services.map((s) => [s.service, s.seenFrom, s['1m'].requests])).toEqual([
+      ['b', 'inbound', 7],
+      ['external', 'outbound', 10],
+    ]);
+    const ab = view.edges.find((e) => e.destination === 'b')!;
+    expect(ab['1m']).toMatchObject({ requests: 14, failures: 3 });
+    expect(ab.subsets.map((s) => [s.subset, s['1m'].requests])).toEqual([['v1', 10], ['v2', 4]]);
+    expect(agg.view({ service: 'external' }).edges.map((e) => e.destination)).toEqual(['external']);
+    expect(view.bucketBoundsMs).toEqual([1, 10, 100, 1000]);
+  });
+});
+
+const row = (over: Partial<TapRow>): TapRow => ({ time: 0, direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', method: 'GET', authority: 'b', path: '/x', status: 200, latencyMs: 1, traceId: '', attempts: 1, ...over });
+
+describe('tap', () => {
+  it('filters by method, path prefix, status class or code, direction and peer', () => {
+    expect(matchesTap({ method: 'get', pathPrefix: '/x' }, row({}))).toBe(true);
+    expect(matchesTap({ method: 'POST' }, row({}))).toBe(false);
+    expect(matchesTap({ status: '5xx' }, row({ status: 503 }))).toBe(true);
+    expect(matchesTap({ status: '5xx' }, row({ status: 200 }))).toBe(false);
+    expect(matchesTap({ status: '503' }, row({ status: 504 }))).toBe(false);
+    expect(matchesTap({ peer: 'a' }, row({}))).toBe(true);
+    expect(matchesTap({ peer: 'a', direction: 'outbound' }, row({}))).toBe(false);
+  });
+
+  it('opens the tap on the first subscriber, fans rows out, closes it after the last', () => {
+    const sent: string[] = [];
+    const hub = new TapHub({ send: (service, kind) => void sent.push(`${kind} ${service}`) });
+    const got1: string[] = [];
+    const got2: string[] = [];
+    const stop1 = hub.subscribe('b', {}, (e) => void got1.push(e.path));
+    const stop2 = hub.subscribe('b', { status: '5xx' }, (e) => void got2.push(e.path));
+    expect(sent).toEqual(['tap-start b']);
+    hub.ingest({ service: 'b', instanceId: 'b-1' }, { rows: [row({ path: '/ok' }), row({ path: '/bad', status: 500 })], dropped: 0 });
+    hub.ingest({ service: 'c', instanceId: 'c-1' }, { rows: [row({ path: '/other' })], dropped: 0 });
+    expect(got1).toEqual(['/ok', '/bad']);
+    expect(got2).toEqual(['/bad']);
+    stop1();
+    expect(sent).toEqual(['tap-start b']);
+    stop2();
+    expect(sent).toEqual(['tap-start b', 'tap-stop b']);
+    hub.close();
+  });
+
+  it('renews the lease while someone watches', () => {
+    vi.useFakeTimers();
+    try {
+      const sent: string[] = [];
+      const hub = new TapHub({ send: (_service, kind) => void sent.push(kind) });
+      hub.subscribe('b', {}, () => undefined);
+      vi.advanceTimersByTime(6_500);
+      expect(sent).toEqual(['tap-start', 'tap-start', 'tap-start']);
+      hub.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('TraceStore', () => {
+  const span = (traceId: string, spanId: string, parentSpanId = '', status = 200): SpanRecord => ({
+    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, startMs: 1000, durationMs: 5, attempts: 1, events: [],
+  });
+
+  it('groups spans by trace, summarises, and keeps only the newest traces', () => {
+    const store = new TraceStore(2, 10);
+    store.add([span('t1', 's1'), span('t1', 's2', 's1', 503)]);
+    store.add([span('t2', 's3')]);
+    expect(store.get('t1')).toMatchObject({ spans: 2, error: true, root: 'GET b /', services: ['a', 'b'] });
+    store.add([span('t3', 's4')]);
+    expect(store.get('t1')).toBeUndefined();
+    expect(store.recent().map((t) => t.traceId).sort()).toEqual(['t2', 't3']);
+  });
+});

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import type { SpansMessage, StatsMessage, TapMessage } from '../../common/proto/telemetry.js';
+import { otlpTraceProblems } from '../../test/observability/otlp-structure.js';
+import type { Hop } from './hop.js';
+import { SidecarMetrics } from './metrics.js';
+import { otlpTraceRequest, tracesUrl, unixNanos } from './otlp.js';
+import { TelemetryReporter } from './reporter.js';
+import { SpanBuffer } from './span-buffer.js';
+import { StatsDeltas } from './stats-export.js';
+import { TapBuffer } from './tap-buffer.js';
+
+const logger = pino({ level: 'silent' });
+
+function hop(metrics: SidecarMetrics, over: Partial<Hop> = {}): Hop {
+  return {
+    startedAt: 100, method: 'GET', url: '/items?secret=1', authority: 'catalog', destination: 'catalog',
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: '', sampled: true,
+    edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, retries: null, deps: { direction: 'outbound' }, ...over,
+  };
+}
+
+describe('StatsDeltas', () => {
+  it('reports what each edge counted since the last look, by class and bucket', async () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const deltas = new StatsDeltas(metrics);
+    const edge = metrics.edge('outbound', 'web', 'catalog', 'v1');
+    edge.observe(200, 0.003);
+    edge.observe(503, 0.2);
+    const first = (await deltas.collect())!;
+    expect(first.edges).toHaveLength(1);
+    expect(first.edges[0]).toMatchObject({ source: 'web', destination: 'catalog', subset: 'v1', classes: [0, 1, 0, 0, 1] });
+    expect(first.edges[0]!.buckets.reduce((a, b) => a + b, 0)).toBe(2);
+    expect(first.edges[0]!.buckets[first.bounds.indexOf(0.005)]).toBe(1);
+    expect(await deltas.collect()).toBeUndefined();
+    edge.observe(200, 0.003);
+    expect((await deltas.collect())!.edges[0]!.classes).toEqual([0, 1, 0, 0, 0]);
+  });
+});
+
+describe('TapBuffer', () => {
+  it('sends nothing while closed, rows at most maxPerSecond while open, and closes when its lease ends', () => {
+    let now = 0;
+    const sent: TapMessage[] = [];
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const tap = new TapBuffer({ maxPerSecond: 3, flushMs: 60_000, send: (m) => void sent.push(m), now: () => now });
+    expect(tap.open).toBe(false);
+    tap.start(5_000);
+    for (let i = 0; i < 5; i++) tap.add(hop(metrics), 200, 0.001);
+    tap.flush();
+    expect(sent[0]!.rows).toHaveLength(3);
+    expect(sent[0]!.dropped).toBe(2);
+    expect(sent[0]!.rows[0]).toMatchObject({ path: '/items', source: 'web', destination: 'catalog', subset: 'v1', status: 200, latencyMs: 1 });
+    now = 1_000;
+    tap.add(hop(metrics), 200, 0.001);
+    now = 6_000;
+    tap.flush();
+    expect(sent[1]!.rows).toHaveLength(1);
+    expect(tap.open).toBe(false);
+  });
+});
+
+describe('SpanBuffer', () => {
+  it('drops and counts spans beyond its bound instead of growing', () => {
+    const batches: SpansMessage[] = [];
+    let dropped = 0;
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })], maxQueued: 2, batchSize: 100, onDrop: (n) => (dropped += n) });
+    const retried = hop(metrics, { attempts: 2, retries: [{ at: 150, reason: 'gateway-error', attempt: 1 }] });
+    for (let i = 0; i < 4; i++) buffer.add(retried, 200, 0.0015);
+    buffer.close();
+    expect(dropped).toBe(2);
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.dropped).toBe(2);
+    expect(batches[0]!.spans[0]).toMatchObject({ kind: 'client', service: 'web', path: '/items', durationMs: 1.5, attempts: 2, events: [{ name: 'retry', attributes: { reason: 'gateway-error', attempt: 1 } }] });
+  });
+});
+
+describe('OTLP', () => {
+  it('encodes spans as a valid ExportTraceServiceRequest', () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const batches: SpansMessage[] = [];
+    const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })] });
+    buffer.add(hop(metrics, { parentSpanId: '1111111111111111', retries: [{ at: 120, reason: 'reset', attempt: 1 }] }), 503, 0.01);
+    buffer.close();
+    const body = otlpTraceRequest('web', 'web-1', batches[0]!.spans, '0.1.0');
+    expect(otlpTraceProblems(JSON.parse(JSON.stringify(body)))).toEqual([]);
+    expect(JSON.stringify(body)).toContain('"status":{"code":2');
+  });
+
+  it('writes nanoseconds exactly and finds /v1/traces', () => {
+    expect(unixNanos(1_700_000_000_123.456)).toBe('1700000000123456000');
+    expect(tracesUrl('http://jaeger:4318')).toBe('http://jaeger:4318/v1/traces');
+    expect(tracesUrl('http://c:4318/v1/traces/')).toBe('http://c:4318/v1/traces');
+  });
+});
+
+describe('TelemetryReporter', () => {
+  it('has no recorder without a control plane or OTLP endpoint (nothing per request)', () => {
+    const reporter = new TelemetryReporter({ service: 'web', instance: 'web-1', version: '0', metrics: new SidecarMetrics({ processMetrics: false }), logger });
+    expect(reporter.recorder).toBeNull();
+    expect(reporter.command('tap-start', '{}')).toBe(false);
+  });
+
+  it('sends stats, and tap rows only between tap-start and tap-stop', async () => {
+    const sent: { kind: string; json: string }[] = [];
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const reporter = new TelemetryReporter({ service: 'web', instance: 'web-1', version: '0', metrics, logger, sink: { sendTelemetry: (kind, json) => (sent.push({ kind, json }), true) }, tapFlushMs: 60_000 });
+    const recorder = reporter.recorder!;
+    recorder.finished(hop(metrics), 200, 0.001);
+    expect(reporter.command('tap-start', '{"ttlMs": 5000}')).toBe(true);
+    recorder.finished(hop(metrics, { url: '/tapped' }), 200, 0.001);
+    expect(reporter.command('tap-stop', '{}')).toBe(true);
+    recorder.finished(hop(metrics), 200, 0.001);
+    metrics.edge('outbound', 'web', 'catalog', 'v1').observe(200, 0.001);
+    await reporter.close();
+    const taps = sent.filter((m) => m.kind === 'tap').flatMap((m) => (JSON.parse(m.json) as TapMessage).rows.map((r) => r.path));
+    expect(taps).toEqual(['/tapped']);
+    expect((JSON.parse(sent.find((m) => m.kind === 'stats')!.json) as StatsMessage).edges[0]!.classes[1]).toBe(1);
+    expect((JSON.parse(sent.find((m) => m.kind === 'spans')!.json) as SpansMessage).spans).toHaveLength(3);
+  });
+});
