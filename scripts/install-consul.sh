@@ -6,7 +6,8 @@
 #   1. $CONSUL_BIN, if set and executable;
 #   2. `consul` on PATH;
 #   3. the cached build ${XDG_CACHE_HOME:-$HOME/.cache}/skein/consul-<version>;
-#   4. otherwise build it with `go build` from scripts/consul-build (go.mod and
+#   4. otherwise (unless --no-build is given: then exit 1) build it with
+#      `go build` from scripts/consul-build (go.mod and
 #      go.sum pin Consul and every dependency), into a temp file that is then
 #      renamed into place, so a half-written binary is never visible.
 #
@@ -51,6 +52,11 @@ main() {
   if [[ -x "$target" ]]; then
     printf '%s\n' "$target"
     return 0
+  fi
+
+  if [[ "${1:-}" == "--no-build" ]]; then
+    log "no consul binary (CONSUL_BIN, PATH, $target) and --no-build: not building one"
+    return 1
   fi
 
   if ! command -v go >/dev/null 2>&1; then
