@@ -24,7 +24,7 @@ function positive(value: string): number {
 
 export function formatTapLine(e: TapEvent): string {
   const where = e.direction === 'inbound' ? `in  ${e.source} -> ${e.destination}` : `out ${e.source} -> ${e.destination}${e.subset ? `/${e.subset}` : ''}`;
-  return `${new Date(e.time).toISOString()} ${where} ${e.method} ${e.path} ${e.status} ${e.latencyMs.toFixed(1)}ms${e.attempts > 1 ? ` attempts=${e.attempts}` : ''} trace=${e.traceId || '-'} (${e.service} ${e.instance})`;
+  return `${new Date(e.time).toISOString()} ${where} ${e.method} ${e.path} ${e.status}${e.grpcStatus >= 0 ? ` grpc-status=${e.grpcStatus}` : ''} ${e.latencyMs.toFixed(1)}ms${e.attempts > 1 ? ` attempts=${e.attempts}` : ''} trace=${e.traceId || '-'} (${e.service} ${e.instance})`;
 }
 
 export function registerTap(program: Command): void {

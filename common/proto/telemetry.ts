@@ -52,6 +52,8 @@ export interface TapRow {
   readonly path: string;
   /** HTTP status; 499 when the client went away first. */
   readonly status: number;
+  /** grpc-status of gRPC calls, -1 for plain HTTP. */
+  readonly grpcStatus: number;
   readonly latencyMs: number;
   readonly traceId: string;
   readonly attempts: number;
@@ -81,6 +83,8 @@ export interface SpanRecord {
   readonly method: string;
   readonly path: string;
   readonly status: number;
+  /** grpc-status of gRPC calls, -1 for plain HTTP. */
+  readonly grpcStatus: number;
   /** Epoch milliseconds (fractional). */
   readonly startMs: number;
   readonly durationMs: number;

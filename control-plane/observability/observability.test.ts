@@ -71,7 +71,7 @@ describe('StatsAggregator', () => {
   });
 });
 
-const row = (over: Partial<TapRow>): TapRow => ({ time: 0, direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', method: 'GET', authority: 'b', path: '/x', status: 200, latencyMs: 1, traceId: '', attempts: 1, ...over });
+const row = (over: Partial<TapRow>): TapRow => ({ time: 0, direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', method: 'GET', authority: 'b', path: '/x', status: 200, grpcStatus: -1, latencyMs: 1, traceId: '', attempts: 1, ...over });
 
 describe('tap', () => {
   it('filters by method, path prefix, status class or code, direction and peer', () => {
@@ -120,7 +120,7 @@ describe('tap', () => {
 
 describe('TraceStore', () => {
   const span = (traceId: string, spanId: string, parentSpanId = '', status = 200): SpanRecord => ({
-    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, startMs: 1000, durationMs: 5, attempts: 1, events: [],
+    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, grpcStatus: -1, startMs: 1000, durationMs: 5, attempts: 1, events: [],
   });
 
   it('groups spans by trace, summarises, and keeps only the newest traces', () => {

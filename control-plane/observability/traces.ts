@@ -74,6 +74,6 @@ function summarize(traceId: string, spans: readonly SpanRecord[]): TraceSummary 
     spans: spans.length,
     startMs: start,
     durationMs: Math.round((end - start) * 1000) / 1000,
-    error: spans.some((s) => s.status >= 500 || s.status === 0),
+    error: spans.some((s) => s.status >= 500 || s.status === 0 || s.grpcStatus > 0),
   };
 }

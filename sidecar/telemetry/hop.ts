@@ -26,6 +26,8 @@ export interface Hop {
   readonly sampled: boolean;
   readonly edge: EdgeMetrics | null;
   readonly attempts: number;
+  /** grpc-status of a gRPC answer, -1 (or absent) for plain HTTP. */
+  readonly grpcStatus?: number;
   readonly retries: readonly RetryEvent[] | null;
   readonly deps: { readonly direction: Direction };
 }

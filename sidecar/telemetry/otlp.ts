@@ -58,15 +58,20 @@ export function otlpTraceRequest(service: string, instance: string, spans: reado
                 attr('skein.destination', s.destination),
                 attr('skein.subset', s.subset),
                 attr('skein.attempts', s.attempts),
+                ...(s.grpcStatus >= 0 ? [attr('rpc.grpc.status_code', s.grpcStatus)] : []),
               ],
               events: s.events.map((e) => ({ timeUnixNano: unixNanos(e.timeMs), name: e.name, attributes: Object.entries(e.attributes).map(([k, v]) => attr(k, v)) })),
-              status: s.status >= 500 || s.status === 0 ? { code: STATUS_ERROR, message: `HTTP ${s.status}` } : { code: STATUS_UNSET },
+              status: failed(s) ? { code: STATUS_ERROR, message: s.grpcStatus > 0 ? `grpc-status ${s.grpcStatus}` : `HTTP ${s.status}` } : { code: STATUS_UNSET },
             })),
           },
         ],
       },
     ],
   };
+}
+
+function failed(s: SpanRecord): boolean {
+  return s.status >= 500 || s.status === 0 || s.grpcStatus > 0;
 }
 
 /** `http://collector:4318` → `http://collector:4318/v1/traces`; a URL already ending in /v1/traces is kept. */

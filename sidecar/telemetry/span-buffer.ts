@@ -61,6 +61,7 @@ export class SpanBuffer {
       method: hop.method,
       path: pathOnly(hop.url),
       status,
+      grpcStatus: hop.grpcStatus ?? -1,
       startMs: performance.timeOrigin + hop.startedAt,
       durationMs: Math.round(seconds * 1e6) / 1e3,
       attempts: hop.attempts,

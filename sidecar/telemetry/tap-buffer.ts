@@ -69,6 +69,7 @@ export class TapBuffer {
       authority: hop.authority,
       path: pathOnly(hop.url),
       status,
+      grpcStatus: hop.grpcStatus ?? -1,
       latencyMs: Math.round(seconds * 1e6) / 1e3,
       traceId: hop.traceId,
       attempts: hop.attempts,

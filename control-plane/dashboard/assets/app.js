@@ -369,8 +369,8 @@ function tapView(params) {
       const r = JSON.parse(msg.data);
       count++;
       const tr = document.createElement('tr');
-      tr.className = r.status >= 500 || r.status === 0 ? 'sr-bad' : '';
-      tr.innerHTML = `<td class="mono">${fmt.time(r.time)}</td><td>${r.direction === 'inbound' ? 'in' : 'out'}</td><td>${esc(r.source)}</td><td>${esc(r.destination)}${r.subset ? `<span class="muted">/${esc(r.subset)}</span>` : ''}</td><td>${esc(r.method)}</td><td class="mono">${esc(r.path)}</td><td class="num">${r.status}</td><td class="num">${fmt.ms(r.latencyMs)}</td><td class="mono">${r.traceId ? `<a href="#/trace/${r.traceId}">${r.traceId.slice(0, 12)}…</a>` : ''}</td>`;
+      tr.className = r.status >= 500 || r.status === 0 || r.grpcStatus > 0 ? 'sr-bad' : '';
+      tr.innerHTML = `<td class="mono">${fmt.time(r.time)}</td><td>${r.direction === 'inbound' ? 'in' : 'out'}</td><td>${esc(r.source)}</td><td>${esc(r.destination)}${r.subset ? `<span class="muted">/${esc(r.subset)}</span>` : ''}</td><td>${esc(r.method)}</td><td class="mono">${esc(r.path)}</td><td class="num">${r.status}${r.grpcStatus >= 0 ? ` <span class="muted">grpc ${r.grpcStatus}</span>` : ''}</td><td class="num">${fmt.ms(r.latencyMs)}</td><td class="mono">${r.traceId ? `<a href="#/trace/${r.traceId}">${r.traceId.slice(0, 12)}…</a>` : ''}</td>`;
       rows.prepend(tr);
       while (rows.children.length > 200) rows.lastChild.remove();
       $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows`;
