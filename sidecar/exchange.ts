@@ -98,6 +98,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** The authority the client named (Host, or the absolute-form target's). */
   authority = '';
   grpc = false;
+  /** The request came over HTTP/2 (gRPC): headers go out as objects, trailers matter. */
+  readonly h2: boolean;
+  /** grpc-status of the answer (from headers or trailers), -1 when none. */
+  grpcStatus = -1;
+  /** gRPC status headers of a trailers-only answer, re-sent as trailers to an HTTP/2 caller. */
+  private pendingTrailers: Record<string, string> | null = null;
   /** Outgoing request headers, flat `[name, value, ...]`. */
   readonly headers: string[] = [];
   private attemptSlot = -1;
@@ -157,6 +163,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   ) {
     this.method = req.method ?? 'GET';
     this.url = req.url ?? '/';
+    this.h2 = req.httpVersionMajor === 2;
     req.exchange = this;
     res.exchange = this;
     deps.lifecycle.requestStarted();
@@ -224,6 +231,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
         case H.SkeinReason:
           out.push(name, raw[i + 1]!);
           break;
+        case H.Authority:
+          // HTTP/2's Host; the next hop gets it as Host (undici turns that into :authority for h2).
+          this.authority = raw[i + 1]!;
+          out.push('host', this.authority);
+          break;
         default:
           break;
       }
@@ -252,13 +264,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (route.timeoutMs > 0) this.deadlineAt = this.startedAt + route.timeoutMs;
     const retry = route.retry;
     if (retry !== null && budget !== null) budget.recordRequest();
-    const hasBody = this.chunked || this.contentLength > 0;
+    const hasBody = this.h2 ? !(this.req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : this.chunked || this.contentLength > 0;
     if (!hasBody) {
       if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, undefined);
       this.send();
       return;
     }
-    if ((retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT) {
+    if ((retry !== null || route.mirror !== null) && !this.chunked && !this.h2 && this.contentLength <= REPLAY_BUFFER_LIMIT) {
       this.bodyChunks = [];
       this.req.on('data', onRequestData);
       this.req.on('end', onRequestEnd);
@@ -318,10 +330,27 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.clientGone) return true;
     const out: string[] = [];
     this.remaining = responseHeaders(raw, out);
-    if (statusText) this.res.writeHead(status, statusText, out);
+    if (this.h2) this.writeHeadH2(status, out);
+    else if (statusText) this.res.writeHead(status, statusText, out);
     else this.res.writeHead(status, out);
     this.headSent = true;
     return true;
+  }
+
+  /** HTTP/2 callers get headers as an object; a trailers-only gRPC answer's status moves to the trailers. */
+  private writeHeadH2(status: number, flat: string[]): void {
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = flat[i]!.toLowerCase();
+      if (this.grpc && (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin')) {
+        (this.pendingTrailers ??= {})[name] = flat[i + 1]!;
+        if (name === 'grpc-status') this.grpcStatus = Number(flat[i + 1]);
+        continue;
+      }
+      headers[name] = flat[i + 1]!;
+    }
+    this.remaining = -1;
+    this.res.writeHead(status, headers as never);
   }
 
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean {
@@ -338,7 +367,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     return false;
   }
 
-  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | null): void {
+  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void {
     this.settle(h, h.status >= 500);
     if (h !== this.current) return;
     this.current = null;
@@ -347,7 +376,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     if (!this.ended && !this.clientGone) {
-      if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailerPairs(trailers));
+      if (trailers !== null) this.forwardTrailers(trailers);
+      else if (this.pendingTrailers !== null) this.res.addTrailers(this.pendingTrailers);
       this.ended = true;
       this.res.end();
     }
@@ -508,6 +538,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.outlier !== null) this.outlier.record(h.endpoint.key, failed);
   }
 
+  private forwardTrailers(trailers: Buffer[] | Record<string, string | string[]>): void {
+    const isEmpty = Array.isArray(trailers) ? trailers.length === 0 : Object.keys(trailers).length === 0;
+    if (isEmpty && this.pendingTrailers === null) return;
+    const out = { ...this.pendingTrailers, ...(isEmpty ? {} : trailerObject(trailers)) };
+    if (out['grpc-status'] !== undefined) this.grpcStatus = Number(out['grpc-status']);
+    this.res.addTrailers(out);
+  }
+
   /** Ends the exchange: timers off, duration and status into the edge's metrics. */
   finish(status: number): void {
     if (this.finished) return;
@@ -515,13 +553,18 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     const seconds = (performance.now() - this.startedAt) / 1000;
-    if (this.edge !== null) this.edge.observe(status, seconds);
+    if (this.edge !== null) this.edge.observe(status, seconds, this.grpc ? this.grpcStatus : -1);
     if (this.deps.recorder !== null) this.deps.recorder.finished(this, status, seconds);
   }
 }
 
-function trailerPairs(raw: Buffer[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')]);
+/** undici hands HTTP/1.1 trailers as a raw Buffer list and HTTP/2 trailers as an object. */
+function trailerObject(trailers: Buffer[] | Record<string, string | string[]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(trailers)) {
+    for (let i = 0; i < trailers.length; i += 2) out[trailers[i]!.toString('latin1').toLowerCase()] = trailers[i + 1]!.toString('latin1');
+  } else {
+    for (const [k, v] of Object.entries(trailers)) if (!k.startsWith(':')) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
   return out;
 }

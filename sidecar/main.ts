@@ -7,11 +7,11 @@
  *   outbound 127.0.0.1:outboundPort, and one 127.0.0.1:PORT per --upstream → peer sidecars
  *   admin    127.0.0.1:adminPort
  */
-import type { Server } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { Pool, type Dispatcher } from 'undici';
+import { Client, H2CClient, Pool, type Dispatcher } from 'undici';
 import { parseSnapshot } from '../common/config/parse.js';
+import { parseServiceSpiffeId, spiffeIdOf } from '../common/identity/spiffe.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { compileSplit } from '../common/routing/index.js';
 import { createAdminServer, type AdminDeps } from './admin/server.js';
@@ -23,6 +23,9 @@ import { EndpointPools, UpstreamEndpoint, type PoolFactory } from './cluster/ups
 import { StaticFileConfigSource } from './config/static-file-source.js';
 import type { ConfigSource } from './config-source.js';
 import { StaticEndpointSource } from './discovery/static.js';
+import { ConsulEndpointSource } from './discovery/consul.js';
+import { ConsulRegistration } from './discovery/consul-registration.js';
+import { connectConsul } from '../common/consul/client.js';
 import type { EndpointSource } from './discovery/source.js';
 import type { ExchangeDeps } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
@@ -31,7 +34,7 @@ import { controlPlaneSource } from './identity/control-plane-mode.js';
 import { peerConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
-import { createProxyServer, listen } from './listeners.js';
+import { listen, ProxyListener } from './listeners.js';
 import type { SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import type { Connector } from './stages/upgrade.js';
@@ -75,20 +78,25 @@ function peerTlsOptions(identity: TlsIdentity, context: ReturnType<typeof create
   return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
+/** gRPC goes over HTTP/2: one multiplexed connection per endpoint. */
+const H2_OPTIONS = { ...POOL_OPTIONS, allowH2: true, maxConcurrentStreams: 100, pipelining: 100 };
+
 function transport(identity: TlsIdentity | undefined, onHandshakeFailure: HandshakeFailureListener): { pools: PoolFactory; connect: Connector } {
   if (identity === undefined) {
     return {
-      pools: (_service, address, port) => new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
+      pools: (_service, address, port, protocol) =>
+        protocol === 'grpc' ? new H2CClient(`http://${hostForUrl(address)}:${port}`, H2_OPTIONS) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
       connect: (_service, address, port) => netConnect({ host: address, port }),
     };
   }
   const context = createSecureContext({ key: identity.keyPem, cert: identity.certPem, ca: identity.caPem, minVersion: 'TLSv1.2' });
   return {
-    pools: (service, address, port) =>
-      new Pool(`https://${hostForUrl(address)}:${port}`, {
-        ...POOL_OPTIONS,
-        connect: trustDomainOf(identity) !== undefined ? peerConnector(identity, context, service, onHandshakeFailure) : (peerTlsOptions(identity, context, service) as never),
-      }),
+    pools: (service, address, port, protocol) => {
+      const h2 = protocol === 'grpc';
+      const connect = trustDomainOf(identity) !== undefined ? peerConnector(identity, context, service, onHandshakeFailure, h2) : (peerTlsOptions(identity, context, service) as never);
+      const origin = `https://${hostForUrl(address)}:${port}`;
+      return h2 ? new Client(origin, { ...H2_OPTIONS, connect }) : new Pool(origin, { ...POOL_OPTIONS, connect });
+    },
     connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
   };
 }
@@ -96,6 +104,8 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
 export async function runSidecar(options: SidecarOptions): Promise<void> {
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
   const endpoints = new StaticEndpointSource();
+  // With --consul, endpoints come from Consul only; `endpoints` in snapshots are ignored.
+  const consul = options.consul ? connectConsul(options.consul) : undefined;
   const identity = await openIdentity(options, logger);
   const metrics = new SidecarMetrics();
   // Control-plane mode: snapshots (endpoints included) arrive on the push stream, which also carries telemetry up.
@@ -113,14 +123,29 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
     logger,
     metrics,
     configSource: stream ?? new StaticFileConfigSource(options.config!, logger),
-    endpointSource: endpoints,
-    onSnapshot: (snapshot) => endpoints.update(snapshot),
+    endpointSource: consul ? new ConsulEndpointSource(consul, logger) : endpoints,
+    onSnapshot: consul ? undefined : (snapshot) => endpoints.update(snapshot),
     identity,
     telemetry,
   });
+  const registration = consul && new ConsulRegistration(consul, {
+    id: options.instanceId,
+    service: options.service,
+    version: options.version,
+    protocol: options.appProtocol,
+    address: options.advertiseAddress,
+    port: options.inboundPort,
+    checkUrl: `http://127.0.0.1:${options.adminPort}/ready`,
+  }, logger);
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
-    void sidecar.shutdown(options.drainTimeoutMs).then(() => process.exit(0));
+    // Out of Consul first, so callers stop picking this instance while it drains.
+    void (registration ? registration.deregister() : Promise.resolve())
+      .then(() => sidecar.shutdown(options.drainTimeoutMs))
+      .then(() => {
+        consul?.close();
+        process.exit(0);
+      });
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -177,7 +202,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   await parts.configSource.start(apply);
 
   // ---- the local app ------------------------------------------------------------------
-  const appPool = new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
+  const appPool = options.appProtocol === 'grpc' ? new H2CClient(`http://127.0.0.1:${options.appPort}`, H2_OPTIONS) : new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
   const appHealth = new AppHealth({ port: options.appPort, path: options.appHealthPath, protocol: options.appProtocol }, appPool as Dispatcher, logger);
   const appEndpoint = new UpstreamEndpoint(`127.0.0.1:${options.appPort}`, '127.0.0.1', options.appPort, { version: options.version }, appPool);
   const inboundEdges = new Map<string, EdgeMetrics>();
@@ -237,7 +262,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     metrics,
     self: options.service,
     app,
-    peerOf: tlsIdentity ? (socket) => peers.peerOf(socket as TLSSocket)?.service : () => undefined,
+    peerOf: tlsIdentity ? (socket) => peers.peerOf(socket as TLSSocket)?.service ?? h2PeerService(socket) : () => undefined,
     appBlocker: () => appHealth.trafficBlocker(),
     connectApp: (_service, address, port) => netConnect({ host: address, port }),
   };
@@ -248,14 +273,14 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     connect: (service, address, port) => connect(service, address, port),
   });
 
-  const inbound = createProxyServer(
+  const inbound = new ProxyListener(
     (req, res) => handleInbound(inboundCtx, req, res),
     (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
     tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
-  ) as Server & { setSecureContext?: (o: object) => void };
+  );
   if (tlsIdentity) {
-    peers.attach(inbound as never);
+    peers.attach(inbound.front as never);
     inbound.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
       const reason = handshakeFailureReason(err);
       metrics.tlsHandshakeFailed(reason);
@@ -265,7 +290,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     logger.warn('no --cert-file/--key-file/--ca-file: the inbound listener speaks plain HTTP and callers have no verified identity');
   }
   const mainOutbound = outboundCtx(undefined);
-  const outbound = createProxyServer(
+  const outbound = new ProxyListener(
     (req, res) => handleOutbound(mainOutbound, req, res),
     (req, socket, head) => handleOutboundUpgrade(mainOutbound, req, socket, head),
   );
@@ -273,7 +298,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     const ctx = outboundCtx(u.service);
     return {
       upstream: u,
-      server: createProxyServer(
+      server: new ProxyListener(
         (req, res) => handleOutbound(ctx, req, res),
         (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
       ),
@@ -303,9 +328,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   } satisfies AdminDeps);
 
   await listen(admin, options.adminPort, '127.0.0.1');
-  await listen(inbound, options.inboundPort, options.inboundHost);
-  await listen(outbound, options.outboundPort, '127.0.0.1');
-  for (const d of dedicated) await listen(d.server, d.upstream.port, '127.0.0.1');
+  await inbound.listen(options.inboundPort, options.inboundHost);
+  await outbound.listen(options.outboundPort, '127.0.0.1');
+  for (const d of dedicated) await d.server.listen(d.upstream.port, '127.0.0.1');
   appHealth.start();
   parts.telemetry?.start();
   logger.info(
@@ -330,7 +355,6 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       const servers = [inbound, outbound, ...dedicated.map((d) => d.server)];
       for (const server of servers) {
         server.close();
-        server.closeAllConnections();
       }
       admin.close();
       admin.closeAllConnections();
@@ -343,6 +367,18 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       logger.info('sidecar stopped');
     },
   };
+}
+
+/**
+ * HTTP/2 requests see their session's socket through a proxy object, so the verified-peer
+ * map does not know it; read the (already verified) certificate instead. Bad peers were
+ * closed at the handshake.
+ */
+function h2PeerService(socket: Socket): string | undefined {
+  const tls = socket as TLSSocket;
+  if (typeof tls.getPeerCertificate !== 'function' || !tls.authorized) return undefined;
+  const id = spiffeIdOf(tls.getPeerCertificate());
+  return id === undefined ? undefined : parseServiceSpiffeId(id)?.service;
 }
 
 /** The `reason` label of a failed inbound handshake. */

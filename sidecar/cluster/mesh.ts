@@ -21,6 +21,7 @@ interface ServiceState {
   policy: ServicePolicy;
   rules: Snapshot['routes'][string] | undefined;
   endpoints: readonly UpstreamEndpoint[];
+  lastEndpoints: readonly Endpoint[];
   breakers: Map<string, CircuitBreaker>;
   outlier: OutlierDetector;
   budget: RetryBudget;
@@ -125,6 +126,7 @@ export class Mesh {
       policy,
       rules,
       endpoints: [],
+      lastEndpoints: [],
       breakers: new Map(),
       outlier: this.newOutlier(name, policy),
       budget: new RetryBudget(policy.retries.budget),
@@ -137,7 +139,8 @@ export class Mesh {
 
   private onEndpoints(state: ServiceState, endpoints: readonly Endpoint[]): void {
     if (this.states.get(state.name) !== state) return;
-    state.endpoints = this.deps.pools.sync(state.name, endpoints);
+    state.lastEndpoints = endpoints;
+    state.endpoints = this.deps.pools.sync(state.name, endpoints, state.policy.protocol);
     state.outlier.setEndpoints(state.endpoints.map((e) => e.key));
     this.rebuild(state);
   }
@@ -145,6 +148,7 @@ export class Mesh {
   private updatePolicy(state: ServiceState, policy: ServicePolicy): void {
     const old = state.policy;
     state.policy = policy;
+    if (old.protocol !== policy.protocol) state.endpoints = this.deps.pools.sync(state.name, state.lastEndpoints, policy.protocol);
     if (!same(old.circuitBreaker, policy.circuitBreaker)) {
       for (const b of state.breakers.values()) b.close();
       state.breakers.clear();

@@ -25,8 +25,10 @@ export class UpstreamEndpoint implements BalancedEndpoint {
   }
 }
 
-/** Makes the pool for one endpoint of `service` (TLS to a peer sidecar, or plain). */
-export type PoolFactory = (service: string, address: string, port: number) => Dispatcher;
+export type Protocol = 'http' | 'grpc';
+
+/** Makes the pool for one endpoint of `service` (TLS to a peer sidecar, or plain; HTTP/2 for gRPC). */
+export type PoolFactory = (service: string, address: string, port: number, protocol: Protocol) => Dispatcher;
 
 export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -35,19 +37,26 @@ export function endpointKey(address: string, port: number): string {
 /** The endpoint objects of every service, keyed by service and address. */
 export class EndpointPools {
   private readonly byService = new Map<string, Map<string, UpstreamEndpoint>>();
+  private readonly protocols = new Map<string, Protocol>();
 
   constructor(private factory: PoolFactory) {}
 
   /** The endpoint objects for `service`'s current set: existing ones reused, new ones created, gone ones closed. */
-  sync(service: string, endpoints: readonly Endpoint[]): UpstreamEndpoint[] {
-    const previous = this.byService.get(service) ?? new Map<string, UpstreamEndpoint>();
+  sync(service: string, endpoints: readonly Endpoint[], protocol: Protocol = 'http'): UpstreamEndpoint[] {
+    let previous = this.byService.get(service) ?? new Map<string, UpstreamEndpoint>();
+    if ((this.protocols.get(service) ?? protocol) !== protocol) {
+      // HTTP/1.1 and HTTP/2 pools are different kinds: start over.
+      for (const old of previous.values()) void old.pool.close().catch(() => {});
+      previous = new Map();
+    }
+    this.protocols.set(service, protocol);
     const next = new Map<string, UpstreamEndpoint>();
     for (const e of endpoints) {
       const key = endpointKey(e.address, e.port);
       if (next.has(key)) continue;
       const existing = previous.get(key);
       const sameLabels = existing !== undefined && JSON.stringify(existing.labels) === JSON.stringify(e.labels);
-      next.set(key, sameLabels ? existing : new UpstreamEndpoint(key, e.address, e.port, e.labels, existing?.pool ?? this.factory(service, e.address, e.port)));
+      next.set(key, sameLabels ? existing : new UpstreamEndpoint(key, e.address, e.port, e.labels, existing?.pool ?? this.factory(service, e.address, e.port, protocol)));
     }
     for (const [key, old] of previous) if (!next.has(key)) void old.pool.close().catch(() => {});
     this.byService.set(service, next);
@@ -55,8 +64,9 @@ export class EndpointPools {
   }
 
   drop(service: string): void {
-    this.sync(service, []);
+    this.sync(service, [], this.protocols.get(service));
     this.byService.delete(service);
+    this.protocols.delete(service);
   }
 
   /** New pools for every endpoint (the TLS identity changed); old pools finish their requests and close. */
@@ -65,7 +75,7 @@ export class EndpointPools {
     for (const [service, endpoints] of this.byService) {
       for (const e of endpoints.values()) {
         const old = e.pool;
-        e.pool = factory(service, e.address, e.port);
+        e.pool = factory(service, e.address, e.port, this.protocols.get(service) ?? 'http');
         void old.close().catch(() => {});
       }
     }

@@ -10,8 +10,9 @@ import { outboundConnectOptions, outboundHandshakeFailureReason } from './tls-op
 
 export type HandshakeFailureListener = (reason: string, err: Error & { code?: string }) => void;
 
-export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener): buildConnector.connector {
-  const connector = buildConnector(outboundConnectOptions(identity, context, destination) as buildConnector.BuildOptions);
+/** `allowH2` offers h2 by ALPN (gRPC destinations); HTTP/1.1 traffic stays on HTTP/1.1. */
+export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener, allowH2 = false): buildConnector.connector {
+  const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2 } as buildConnector.BuildOptions);
   return (options, callback) =>
     connector(options, (err, socket) => {
       if (err) {

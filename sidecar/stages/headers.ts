@@ -23,6 +23,8 @@ export const enum H {
   Upgrade,
   SkeinReason,
   ContentType,
+  /** HTTP/2 `:authority`; other pseudo-headers are dropped (the next hop makes its own). */
+  Authority,
 }
 
 const KNOWN: Record<string, H> = {
@@ -59,7 +61,7 @@ export function classify(name: string): H {
   let kind = cache.get(name);
   if (kind !== undefined) return kind;
   const lower = name.toLowerCase();
-  kind = KNOWN[lower] ?? (lower.startsWith('proxy-') ? H.Drop : H.Pass);
+  kind = KNOWN[lower] ?? (lower.startsWith('proxy-') ? H.Drop : lower.charCodeAt(0) === 58 /* : */ ? (lower === ':authority' ? H.Authority : H.Drop) : H.Pass);
   if (cache.size < CACHE_LIMIT) cache.set(name, kind);
   return kind;
 }

@@ -5,6 +5,7 @@
  * `grpc-message` in the headers, which is how gRPC reports errors before any message.
  */
 import type { ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { REASONS, type Reason } from '../../common/errors.js';
 
@@ -16,7 +17,14 @@ export function sidecarReply(res: ServerResponse, reason: Reason, detail: string
   }
   const message = detail ?? REASONS[reason].message;
   if (grpc) {
-    res.writeHead(200, ['content-type', 'application/grpc', 'grpc-status', String(REASONS[reason].grpc), 'grpc-message', encodeURIComponent(message), 'x-skein-reason', reason, 'content-length', '0']);
+    const headers = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': encodeURIComponent(message), 'x-skein-reason': reason };
+    const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+    if (stream !== undefined && typeof stream.respond === 'function') {
+      // Trailers-only: one HEADERS frame that ends the stream, as gRPC expects.
+      if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200, ...headers }, { endStream: true });
+      return 200;
+    }
+    res.writeHead(200, { ...headers, 'content-length': '0' });
     res.end();
     return 200;
   }

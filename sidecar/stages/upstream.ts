@@ -12,7 +12,7 @@ export interface AttemptOwner {
   readonly current: AttemptHandler | null;
   onAttemptHeaders(h: AttemptHandler, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean;
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean;
-  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | null): void;
+  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void;
   onAttemptError(h: AttemptHandler, err: Error): void;
 }
 
@@ -45,7 +45,7 @@ export class AttemptHandler {
     return this.owner.onAttemptData(this, chunk);
   }
 
-  onComplete(trailers: Buffer[] | null): void {
+  onComplete(trailers: Buffer[] | Record<string, string | string[]> | null): void {
     this.owner.onAttemptComplete(this, trailers);
   }
 

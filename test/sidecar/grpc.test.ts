@@ -1,0 +1,111 @@
+/**
+ * gRPC through a sidecar pair over mTLS: the app dials the outbound listener with h2c and
+ * `:authority` naming the service; sidecars speak HTTP/2 to each other (ALPN) and to a gRPC
+ * app (h2c). Statuses travel in trailers, trailers-only answers included.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { get, testAgent } from './http.js';
+
+const identity = (b: Buffer): Buffer => b;
+const definition: grpc.ServiceDefinition = {
+  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  Count: { path: '/test.Echo/Count', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+  Count(req: Buffer): grpc.ClientReadableStream<Buffer>;
+}
+
+describe('gRPC through a sidecar pair', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  let server: grpc.Server;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  let catalog: SpawnedSidecar;
+  let client: EchoClient;
+  let seenMetadata: grpc.Metadata | undefined;
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    server.addService(definition, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        seenMetadata = call.metadata;
+        const text = call.request.toString();
+        if (text === 'missing') cb({ code: grpc.status.NOT_FOUND, details: 'no such thing' });
+        else cb(null, Buffer.from(`echo:${text}`));
+      },
+      Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        for (let i = 0; i < 3; i++) call.write(Buffer.from(`n${i}`));
+        call.end();
+      },
+    });
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    webApp = await startUpstream(echoHandler('web-app'));
+    const ca = makeCa();
+    const dir = tempDir();
+    const [catalogInbound] = (await freePorts(1)) as [number];
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
+    catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+    client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await procs.killAll();
+    server?.forceShutdown();
+    await agent.close();
+    await webApp?.close();
+  });
+
+  const echo = (text: string, md = new grpc.Metadata()) =>
+    new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => client.Echo(Buffer.from(text), md, (err, res) => resolve({ err, res })));
+
+  it('carries unary calls and their trace metadata', async () => {
+    const md = new grpc.Metadata();
+    md.set('traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+    const { err, res } = await echo('hello', md);
+    expect(err).toBeNull();
+    expect(res!.toString()).toBe('echo:hello');
+    expect(String(seenMetadata!.get('traceparent')[0])).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    expect(seenMetadata!.get('x-b3-parentspanid')[0]).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('passes gRPC error statuses through (trailers-only answers too)', async () => {
+    const { err } = await echo('missing');
+    expect(err?.code).toBe(grpc.status.NOT_FOUND);
+    expect(err?.details).toBe('no such thing');
+  });
+
+  it('streams server responses and records grpc_status in metrics', async () => {
+    const got: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const stream = client.Count(Buffer.from('go'));
+      stream.on('data', (b: Buffer) => got.push(b.toString()));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    expect(got).toEqual(['n0', 'n1', 'n2']);
+    const metrics = (await get(agent, `${web.adminUrl}/metrics`)).text;
+    expect(metrics).toMatch(/skein_requests_total\{direction="outbound",source="web",destination="catalog",destination_subset="\*",code="200",grpc_status="5"\} 1/);
+    expect(metrics).toMatch(/skein_requests_total\{direction="outbound",source="web",destination="catalog",destination_subset="\*",code="200",grpc_status="0"\} [2-9]/);
+  });
+
+  it('answers an unknown service with UNIMPLEMENTED and x-skein-reason', async () => {
+    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+    const lost = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'nowhere' }) as unknown as EchoClient;
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => lost.Echo(Buffer.from('x'), new grpc.Metadata(), (e) => resolve(e)));
+    lost.close();
+    expect(err?.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(err?.metadata.get('x-skein-reason')).toEqual(['no-route']);
+  });
+});
