@@ -83,6 +83,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     logger,
     credentials: tls.credentials,
     resyncHoldMs: options.resyncHoldMs,
+    keepaliveMs: options.keepaliveMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),
     onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),
   });

@@ -27,6 +27,8 @@ export interface ControlPlaneOptions {
   /** How long to gather changes into one snapshot. */
   readonly coalesceMs: number;
   readonly maxBodyBytes: number;
+  /** Keepalive ping interval on sidecar streams; an unanswered ping ends the stream. */
+  readonly keepaliveMs: number;
   /** TLS port of the Kubernetes injection webhook (POST /api/v1/inject); no webhook when absent. */
   readonly webhookPort?: number;
   /** What the webhook injects: sidecar image, control-plane address as workloads see it, Consul. */

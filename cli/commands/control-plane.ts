@@ -50,6 +50,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot').argParser(parseDurationFlag).default(5, '5ms'))
     .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parseBytes).default(1024 * 1024, '1MiB'))
+    .addOption(opt('--keepalive <duration>', 'ping interval on sidecar streams; a peer that does not answer within min(5s, interval) is dropped').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))
     .addOption(opt('--inject-image <image>', 'webhook: sidecar image').default(DEFAULT_INJECT_OPTIONS.image))
     .addOption(opt('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').default(DEFAULT_INJECT_OPTIONS.controlPlane))
@@ -73,6 +74,7 @@ export function registerControlPlane(program: Command): void {
         resyncHoldMs: flags.resyncHold as number,
         coalesceMs: flags.coalesce as number,
         maxBodyBytes: flags.maxBody as number,
+        keepaliveMs: flags.keepalive as number,
         webhookPort: flags.webhookPort as number | undefined,
         inject: {
           ...DEFAULT_INJECT_OPTIONS,

@@ -30,9 +30,9 @@ export interface PushServerOptions {
   readonly helloTimeoutMs?: number;
 }
 
-/** Pings every 10 s and gives up after 5 s without an answer (both sides use these). */
+/** Pings every 10 s and gives up after 5 s without an answer (the sidecar does the same). */
 export const KEEPALIVE_MS = 10_000;
-export const KEEPALIVE_TIMEOUT_MS = 5_000;
+const KEEPALIVE_TIMEOUT_MS = 5_000;
 
 export class PushServer {
   private readonly server: grpc.Server;
@@ -44,10 +44,9 @@ export class PushServer {
     const keepalive = options.keepaliveMs ?? KEEPALIVE_MS;
     this.server = new grpc.Server({
       'grpc.keepalive_time_ms': keepalive,
-      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+      'grpc.keepalive_timeout_ms': Math.min(KEEPALIVE_TIMEOUT_MS, keepalive),
       'grpc.keepalive_permit_without_calls': 1,
-      'grpc.http2.min_ping_interval_without_data_ms': Math.min(keepalive, 5_000),
-    } as grpc.ServerOptions);
+    });
     this.holdUntil = Date.now() + options.resyncHoldMs;
     const sign: SignHandler =
       options.sign ?? ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'this control plane has no CA' }));

@@ -63,12 +63,18 @@ export class StreamSession {
         this.hello(message).catch((err: Error) => this.reject(err));
       } else this.message(message);
     });
-    // A half-close from the sidecar is its goodbye: it is shutting down on purpose.
+    // A half-close from the sidecar is its goodbye: it is shutting down on purpose. A broken
+    // connection also ends the readable side, but cancels the call right after: wait a turn
+    // of the event loop to tell the two apart.
     call.on('end', () => {
       clearTimeout(helloTimer);
-      this.close(true);
-      call.end();
+      setImmediate(() => {
+        if (call.cancelled) return this.close(false);
+        this.close(true);
+        call.end();
+      });
     });
+    call.on('cancelled', () => this.close(false));
     call.on('error', () => this.close(false));
     call.on('close', () => {
       clearTimeout(helloTimer);

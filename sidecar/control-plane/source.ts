@@ -29,6 +29,7 @@ export interface ControlPlaneSourceOptions {
   readonly identity?: IdentityProvider;
   readonly logger: Logger;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** Ping interval (default 10 s); a ping unanswered for min(5 s, interval) ends the stream. */
   readonly keepaliveMs?: number;
   /** For `skein_config_updates_total{result}`. */
   readonly onResult?: (result: 'ack' | 'nack', version: string) => void;
@@ -124,7 +125,7 @@ export class ControlPlaneSource implements ConfigSource {
     const keepalive = this.options.keepaliveMs ?? 10_000;
     this.client = new Client(this.options.address, credentials, {
       'grpc.keepalive_time_ms': keepalive,
-      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_timeout_ms': Math.min(5_000, keepalive),
       'grpc.keepalive_permit_without_calls': 1,
     });
     const stream = this.client.Stream();
