@@ -16,62 +16,62 @@ const STATUS_UNSET = 0;
 const STATUS_ERROR = 2;
 const MAX_IN_FLIGHT = 2;
 
-type AnyValue = { stringValue: string } | { intValue: string };
-interface KeyValue {
-  key: string;
-  value: AnyValue;
+const q = JSON.stringify;
+
+function strAttr(key: string, value: string): string {
+  return `{"key":"${key}","value":{"stringValue":${q(value)}}}`;
 }
 
-function attr(key: string, value: string | number): KeyValue {
-  return { key, value: typeof value === 'number' && Number.isInteger(value) ? { intValue: String(value) } : { stringValue: String(value) } };
+function intAttr(key: string, value: number): string {
+  return `{"key":"${key}","value":{"intValue":"${value}"}}`;
+}
+
+function anyAttr(key: string, value: string | number): string {
+  return typeof value === 'number' && Number.isInteger(value) ? intAttr(q(key).slice(1, -1), value) : strAttr(q(key).slice(1, -1), String(value));
 }
 
 /** Epoch milliseconds (fractional) as a decimal string of nanoseconds, exact to the microsecond. */
 export function unixNanos(ms: number): string {
   const whole = Math.floor(ms);
-  return (BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e3)) * 1_000n).toString();
-}
-
-/** The ExportTraceServiceRequest for spans of one sidecar (one resource: its service). */
-export function otlpTraceRequest(service: string, instance: string, spans: readonly SpanRecord[], scopeVersion: string): object {
-  return {
-    resourceSpans: [
-      {
-        resource: { attributes: [attr('service.name', service), attr('service.instance.id', instance), attr('telemetry.sdk.name', 'skein')] },
-        scopeSpans: [
-          {
-            scope: { name: 'skein-sidecar', version: scopeVersion },
-            spans: spans.map((s) => ({
-              traceId: s.traceId,
-              spanId: s.spanId,
-              ...(s.parentSpanId ? { parentSpanId: s.parentSpanId } : {}),
-              name: s.name,
-              kind: s.kind === 'client' ? SPAN_KIND_CLIENT : SPAN_KIND_SERVER,
-              startTimeUnixNano: unixNanos(s.startMs),
-              endTimeUnixNano: unixNanos(s.startMs + s.durationMs),
-              attributes: [
-                attr('http.request.method', s.method),
-                attr('url.path', s.path),
-                attr('http.response.status_code', s.status),
-                attr('server.address', s.destination),
-                attr('skein.source', s.source),
-                attr('skein.destination', s.destination),
-                attr('skein.subset', s.subset),
-                attr('skein.attempts', s.attempts),
-                ...(s.grpcStatus >= 0 ? [attr('rpc.grpc.status_code', s.grpcStatus)] : []),
-              ],
-              events: s.events.map((e) => ({ timeUnixNano: unixNanos(e.timeMs), name: e.name, attributes: Object.entries(e.attributes).map(([k, v]) => attr(k, v)) })),
-              status: failed(s) ? { code: STATUS_ERROR, message: s.grpcStatus > 0 ? `grpc-status ${s.grpcStatus}` : `HTTP ${s.status}` } : { code: STATUS_UNSET },
-            })),
-          },
-        ],
-      },
-    ],
-  };
+  const micros = Math.round((ms - whole) * 1e3);
+  // 13-digit milliseconds and up to 999 µs: string arithmetic, no BigInt per span.
+  return micros === 1000 ? `${whole + 1}000000` : `${whole}${String(micros).padStart(3, '0')}000`;
 }
 
 function failed(s: SpanRecord): boolean {
   return s.status >= 500 || s.status === 0 || s.grpcStatus > 0;
+}
+
+function spanJson(s: SpanRecord): string {
+  const attrs = [
+    strAttr('http.request.method', s.method),
+    strAttr('url.path', s.path),
+    intAttr('http.response.status_code', s.status),
+    strAttr('server.address', s.destination),
+    strAttr('skein.source', s.source),
+    strAttr('skein.destination', s.destination),
+    strAttr('skein.subset', s.subset),
+    intAttr('skein.attempts', s.attempts),
+  ];
+  if (s.grpcStatus >= 0) attrs.push(intAttr('rpc.grpc.status_code', s.grpcStatus));
+  const events = s.events.map((e) => `{"timeUnixNano":"${unixNanos(e.timeMs)}","name":${q(e.name)},"attributes":[${Object.entries(e.attributes).map(([k, v]) => anyAttr(k, v)).join(',')}]}`);
+  const status = failed(s) ? `{"code":${STATUS_ERROR},"message":${q(s.grpcStatus > 0 ? `grpc-status ${s.grpcStatus}` : `HTTP ${s.status}`)}}` : `{"code":${STATUS_UNSET}}`;
+  // Ids are hex the sidecar made or validated (trace-context.ts), so they need no escaping.
+  return (
+    `{"traceId":"${s.traceId}","spanId":"${s.spanId}"${s.parentSpanId ? `,"parentSpanId":"${s.parentSpanId}"` : ''},"name":${q(s.name)},` +
+    `"kind":${s.kind === 'client' ? SPAN_KIND_CLIENT : SPAN_KIND_SERVER},"startTimeUnixNano":"${unixNanos(s.startMs)}","endTimeUnixNano":"${unixNanos(s.startMs + s.durationMs)}",` +
+    `"attributes":[${attrs.join(',')}],"events":[${events.join(',')}],"status":${status}}`
+  );
+}
+
+/**
+ * The ExportTraceServiceRequest, as JSON text, for spans of one sidecar (one resource: its
+ * service). Written as text directly: building and stringifying an object tree per span
+ * cost several times more, and this runs for every request.
+ */
+export function otlpTraceJson(service: string, instance: string, spans: readonly SpanRecord[], scopeVersion: string): string {
+  const resource = `{"attributes":[${strAttr('service.name', service)},${strAttr('service.instance.id', instance)},${strAttr('telemetry.sdk.name', 'skein')}]}`;
+  return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"skein-sidecar","version":${q(scopeVersion)}},"spans":[${spans.map(spanJson).join(',')}]}]}]}`;
 }
 
 /** `http://collector:4318` → `http://collector:4318/v1/traces`; a URL already ending in /v1/traces is kept. */
@@ -101,7 +101,7 @@ export class OtlpExporter {
       return;
     }
     this.inFlight++;
-    const body = JSON.stringify(otlpTraceRequest(this.resource.service, this.resource.instance, spans, this.resource.version));
+    const body = otlpTraceJson(this.resource.service, this.resource.instance, spans, this.resource.version);
     request(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, headersTimeout: 5_000, bodyTimeout: 5_000 })
       .then(async (res) => {
         await res.body.dump();

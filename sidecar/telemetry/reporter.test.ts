@@ -4,7 +4,7 @@ import type { SpansMessage, StatsMessage, TapMessage } from '../../common/proto/
 import { otlpTraceProblems } from '../../test/observability/otlp-structure.js';
 import type { Hop } from './hop.js';
 import { SidecarMetrics } from './metrics.js';
-import { otlpTraceRequest, tracesUrl, unixNanos } from './otlp.js';
+import { otlpTraceJson, tracesUrl, unixNanos } from './otlp.js';
 import { TelemetryReporter } from './reporter.js';
 import { SpanBuffer } from './span-buffer.js';
 import { StatsDeltas } from './stats-export.js';
@@ -83,13 +83,17 @@ describe('OTLP', () => {
     const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })] });
     buffer.add(hop(metrics, { parentSpanId: '1111111111111111', retries: [{ at: 120, reason: 'reset', attempt: 1 }] }), 503, 0.01);
     buffer.close();
-    const body = otlpTraceRequest('web', 'web-1', batches[0]!.spans, '0.1.0');
-    expect(otlpTraceProblems(JSON.parse(JSON.stringify(body)))).toEqual([]);
-    expect(JSON.stringify(body)).toContain('"status":{"code":2');
+    const text = otlpTraceJson('web', 'web-1', batches[0]!.spans, '0.1.0');
+    expect(otlpTraceProblems(JSON.parse(text))).toEqual([]);
+    expect(text).toContain('"status":{"code":2');
+    const span = (JSON.parse(text) as { resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[] }).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+    expect(span).toMatchObject({ parentSpanId: '1111111111111111', kind: 3, events: [{ name: 'retry', attributes: [{ key: 'reason', value: { stringValue: 'reset' } }, { key: 'attempt', value: { intValue: '1' } }] }] });
   });
 
   it('writes nanoseconds exactly and finds /v1/traces', () => {
     expect(unixNanos(1_700_000_000_123.456)).toBe('1700000000123456000');
+    expect(unixNanos(1_700_000_000_123.0004)).toBe('1700000000123000000');
+    expect(unixNanos(1_700_000_000_123.9999)).toBe('1700000000124000000');
     expect(tracesUrl('http://jaeger:4318')).toBe('http://jaeger:4318/v1/traces');
     expect(tracesUrl('http://c:4318/v1/traces/')).toBe('http://c:4318/v1/traces');
   });
