@@ -52,7 +52,7 @@ export interface InboundContext {
 
 // ---- outbound ---------------------------------------------------------------------------
 
-/** decode → route: the exchange with its destination, route and subset chosen, or undefined after replying. */
+/** decode → route → split: the chosen route and subset, or undefined after replying. */
 function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRuntime; subset: SubsetRuntime } | undefined {
   // decode
   ex.decodeHeaders();
@@ -121,7 +121,7 @@ export function handleOutboundUpgrade(ctx: OutboundContext, req: IncomingMessage
 
 // ---- inbound ----------------------------------------------------------------------------
 
-/** decode → authz → app readiness; undefined after replying. */
+/** decode → authz → app readiness; false after replying. */
 function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.decodeHeaders();
   ex.destination = ctx.self;
