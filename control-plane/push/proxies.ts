@@ -62,10 +62,6 @@ export class ProxyTracker {
     this.records.delete(id);
   }
 
-  get(id: string): ProxyRecord | undefined {
-    return this.records.get(id);
-  }
-
   all(): ProxyRecord[] {
     return [...this.records.values()];
   }

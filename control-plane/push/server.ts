@@ -70,10 +70,6 @@ export class PushServer {
     return bound;
   }
 
-  get connected(): number {
-    return this.sessions.size;
-  }
-
   /** Sends a Command (tap-start, renew-cert, …) to every connected sidecar `select` picks. */
   sendCommand(select: (proxy: ProxyRecord) => boolean, kind: string, json: string): number {
     let sent = 0;

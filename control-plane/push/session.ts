@@ -157,7 +157,7 @@ export class StreamSession {
    * Right after a control-plane restart the registry is still filling up; a sidecar that
    * already runs a snapshot keeps it until then rather than get one with endpoints missing.
    */
-  pushUnlessHeld(snapshot: PublishedSnapshot, lastVersion?: string): void {
+  private pushUnlessHeld(snapshot: PublishedSnapshot, lastVersion?: string): void {
     if (lastVersion && !this.record?.sentVersion && Date.now() < this.deps.holdUntil()) return;
     this.push(snapshot);
   }

@@ -31,8 +31,6 @@ export interface ControlPlaneSourceOptions {
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Ping interval (default 10 s); a ping unanswered for min(5 s, interval) ends the stream. */
   readonly keepaliveMs?: number;
-  /** For `skein_config_updates_total{result}`. */
-  readonly onResult?: (result: 'ack' | 'nack', version: string) => void;
   /** Commands (tap-start, renew-cert, …) sent down the stream. */
   readonly onCommand?: (kind: string, json: string) => void;
 }
@@ -69,10 +67,6 @@ export class ControlPlaneSource implements ConfigSource {
 
   get status(): string {
     return this.state;
-  }
-
-  get connected(): boolean {
-    return this.stream !== undefined;
   }
 
   async start(apply: (raw: unknown) => void): Promise<void> {
@@ -187,14 +181,12 @@ export class ControlPlaneSource implements ConfigSource {
     } catch (err) {
       const reason = (err as Error).message;
       stream.write({ nack: { version, reason } });
-      this.options.onResult?.('nack', version);
       this.options.logger.warn({ version, reason, keeping: this.version }, 'rejected a snapshot from the control plane; keeping the last good one');
       return;
     }
     this.version = version;
     this.state = `connected to control plane at ${this.options.address}; snapshot ${version}`;
     stream.write({ ack: { version } });
-    this.options.onResult?.('ack', version);
     this.options.logger.info({ version }, 'applied snapshot from the control plane');
   }
 

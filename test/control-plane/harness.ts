@@ -48,7 +48,8 @@ export async function startControlPlane(procs: Processes, options: ControlPlaneS
     { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN },
   );
   const adminUrl = `http://127.0.0.1:${httpPort}`;
-  await waitForHttp(child, `${adminUrl}/healthz`);
+  // Generous: first start creates the CA (RSA keys), which is slow on a busy 2-core machine.
+  await waitForHttp(child, `${adminUrl}/healthz`, 30_000);
   return {
     child,
     dataDir,
