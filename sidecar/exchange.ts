@@ -321,7 +321,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h !== this.current) return true;
     if (status < 200) return true;
     h.status = status;
-    if (status >= 500 && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
+    // gRPC failures come as HTTP 200 with grpc-status in the headers (trailers-only answers).
+    if ((status >= 500 || this.grpc) && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
       h.discard = true;
       return true;
     }
@@ -491,7 +492,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   private retryAfterResponse(h: AttemptHandler, status: number, raw: Buffer[]): boolean {
     const grpcStatus = this.grpc ? Number(rawHeader(raw, 'grpc-status') ?? -1) : -1;
     // A peer sidecar that could not reach its app never delivered the request.
-    const reached = status !== 503 || rawHeader(raw, 'x-skein-reason') !== 'upstream-connect-failure';
+    const reached = (status !== 503 && !this.grpc) || rawHeader(raw, 'x-skein-reason') !== 'upstream-connect-failure';
     return this.mayRetry('response', status, grpcStatus, reached);
   }
 

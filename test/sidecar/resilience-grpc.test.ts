@@ -1,0 +1,99 @@
+/**
+ * gRPC resilience over a real sidecar pair (mTLS, HTTP/2 between sidecars): retries on
+ * `unavailable` (grpc-status 14), which SPEC §4's idempotency rule allows only when the
+ * route opts in with `retryNonIdempotent`, since every gRPC call is a POST.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { metric, scrape } from './resilience-fixture.js';
+
+const identity = (b: Buffer): Buffer => b;
+const definition: grpc.ServiceDefinition = {
+  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+}
+
+describe('gRPC retries on unavailable', () => {
+  const procs = new Processes();
+  let server: grpc.Server;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  let calls = 0;
+  /** Attempt numbers the app saw, in order. */
+  const attempts: string[] = [];
+  let client: EchoClient;
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    server.addService(definition, {
+      // Flaps: every odd call fails with UNAVAILABLE (a trailers-only answer).
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        attempts.push(String(call.metadata.get('x-skein-attempt')[0]));
+        if (++calls % 2 === 1) cb({ code: grpc.status.UNAVAILABLE, details: 'flapping' });
+        else cb(null, Buffer.from(`echo:${call.request.toString()}`));
+      },
+    });
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    webApp = await startUpstream(echoHandler('web-app'));
+    const ca = makeCa();
+    const dir = tempDir();
+    const [catalogInbound] = (await freePorts(1)) as [number];
+    const retries = { attempts: 2, on: ['unavailable' as const], backoff: { base: '1ms', max: '2ms' } };
+    const config = writeTempConfig(
+      {
+        services: { catalog: { protocol: 'grpc', retries, endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } },
+        routes: {
+          catalog: [
+            { match: { path: '/test.Echo/Echo', headers: { 'x-opt-in': 'yes' } }, retryNonIdempotent: true },
+            { match: { pathPrefix: '/' } },
+          ],
+        },
+      },
+      dir,
+    );
+    await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+    client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await procs.killAll();
+    server?.forceShutdown();
+    await webApp?.close();
+  });
+
+  const echo = (text: string, optIn: boolean) => {
+    const md = new grpc.Metadata();
+    if (optIn) md.set('x-opt-in', 'yes');
+    return new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => client.Echo(Buffer.from(text), md, (err, res) => resolve({ err, res })));
+  };
+
+  // The attempt loop streams HTTP/2 request bodies without keeping a copy, so a gRPC call is
+  // never replayable yet; once bodies are buffered for replay this becomes a real test:
+  // five opted-in calls to the flapping app all succeed, attempts seen 1,2,1,2,...,
+  // skein_retries_total{reason="unavailable"} = 5.
+  it.todo('retries UNAVAILABLE when the route allows replaying, with x-skein-attempt per try');
+
+  it('does not replay gRPC calls (POSTs) that reached the app, and labels their grpc-status', async () => {
+    calls = 0;
+    attempts.length = 0;
+    const { err } = await echo('once', false);
+    expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    const second = await echo('twice', false);
+    expect(second.err).toBeNull(); // the app flaps: every other call succeeds
+    const third = await echo('thrice', false);
+    expect(third.err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(third.err?.details).toBe('flapping');
+    expect(attempts).toEqual(['1', '1', '1']);
+    const s = await scrape(web);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '14' })).toBe(2);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(1);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+  });
+});
