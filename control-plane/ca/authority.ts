@@ -9,6 +9,7 @@
  */
 import forge from 'node-forge';
 import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { bundleFingerprint, joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
 import { serviceSpiffeId } from '../../common/identity/spiffe.js';
@@ -149,7 +150,6 @@ async function newRoot(trustDomain: string, now: Date): Promise<RootKey> {
 
 async function importOperatorCa(certFile: string | undefined, keyFile: string | undefined): Promise<CaState> {
   if (!certFile || !keyFile) throw new CaError('bad-ca', '--ca-cert and --ca-key go together');
-  const { readFile } = await import('node:fs/promises');
   const bundle = splitPemCertificates(await readFile(certFile, 'utf8'));
   if (bundle.length === 0) throw new CaError('bad-ca', `${certFile} holds no PEM certificate`);
   const keyPem = await readFile(keyFile, 'utf8');
