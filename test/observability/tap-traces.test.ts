@@ -131,7 +131,7 @@ describe('traces', () => {
     expect(backendIn.durationMs).toBeLessThanOrEqual(webOut.durationMs + 1);
     expect(backendIn.startMs).toBeGreaterThanOrEqual(webOut.startMs - 5);
 
-    const list = (await (await fetch(`${mesh.cp.adminUrl}/api/v1/traces?service=backend`)).json()) as { traces: TraceSummary[] };
+    const list = (await (await fetch(`${mesh.cp.adminUrl}/api/v1/traces?service=backend&limit=500`)).json()) as { traces: TraceSummary[] };
     expect(list.traces.find((t) => t.traceId === traceId)).toMatchObject({ spans: 4, error: false, services: expect.arrayContaining(['web', 'frontend', 'backend']) });
 
     // The same spans reached the OTLP receiver, as valid OTLP JSON, one resource per sidecar.
