@@ -111,7 +111,7 @@ describe('routing, splits, subsets and balancers', () => {
     const counts = await countBy(2000, 20, () => who('/split'));
     expect((counts.v1 ?? 0) + (counts.v2 ?? 0)).toBe(2000);
     expect(Math.abs((counts.v2 ?? 0) / 2000 - 0.1)).toBeLessThanOrEqual(0.025);
-  });
+  }, 120_000);
 
   it('selects declared subsets by label and undeclared ones by version label', async () => {
     // `stable` is declared (track=stable → v1); `blue` and `v3` are not declared.

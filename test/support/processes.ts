@@ -116,6 +116,18 @@ export class Processes {
 
   /** Starts `skein sidecar` with fresh free ports and waits until its admin `/ready` (or `/live`) answers 200. */
   async sidecar(options: SidecarSpawnOptions): Promise<SpawnedSidecar> {
+    // Ports come from the OS but another process may take one before the sidecar binds it:
+    // start over with fresh ports when that happens (a fixed inbound port is kept).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.sidecarOnce(options);
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  private async sidecarOnce(options: SidecarSpawnOptions): Promise<SpawnedSidecar> {
     const [freshInbound, outboundPort, adminPort] = (await freePorts(3)) as [number, number, number];
     const inboundPort = options.inboundPort ?? freshInbound;
     const args = [
@@ -145,7 +157,15 @@ export class Processes {
       outboundUrl: `http://127.0.0.1:${outboundPort}`,
     });
     const waitFor = options.waitFor ?? '/ready';
-    if (waitFor !== 'none') await waitForHttp(child, `${adminUrl}${waitFor}`);
+    if (waitFor !== 'none') {
+      try {
+        await waitForHttp(child, `${adminUrl}${waitFor}`);
+      } catch (err) {
+        child.kill('SIGKILL');
+        await child.exited;
+        throw err;
+      }
+    }
     return sidecar;
   }
 
@@ -157,7 +177,7 @@ export class Processes {
 }
 
 /** Polls `url` until it answers 200; fails early (with the child's output) if the child exits. */
-export async function waitForHttp(child: Child, url: string, timeoutMs = 15_000): Promise<void> {
+export async function waitForHttp(child: Child, url: string, timeoutMs = 30_000): Promise<void> {
   try {
     await waitUntil(
       async () => {
