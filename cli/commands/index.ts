@@ -12,6 +12,7 @@ import { registerInject } from './inject.js';
 import { registerCa } from './ca.js';
 import { registerStat } from './stat.js';
 import { registerTap } from './tap.js';
+import { registerDemo } from './demo.js';
 
 export function registerCommands(program: Command): void {
   registerSidecar(program);
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerCa(program);
   registerStat(program);
   registerTap(program);
+  registerDemo(program);
 }

@@ -1,0 +1,64 @@
+/** The demo's control plane: a `skein control-plane` process, its admin client, and the mesh config it is given. */
+import { readFile } from 'node:fs/promises';
+import { AdminClient } from '../cli/admin-client.js';
+import type { IssuedToken } from '../control-plane/tokens.js';
+import type { DemoPaths } from './options.js';
+import { skeinBin } from './package-root.js';
+import { freePorts } from './ports.js';
+import type { ManagedProcess, ProcessSupervisor } from './processes.js';
+import { INTENTIONS, POLICIES, ROUTES } from './topology.js';
+import { answers200, waitFor } from './wait.js';
+
+export interface RunningControlPlane {
+  readonly process: ManagedProcess;
+  readonly adminUrl: string;
+  readonly grpcAddress: string;
+  readonly adminToken: string;
+  readonly api: AdminClient;
+}
+
+/** The control plane refused --consul: this build has no Consul discovery yet. */
+export class ConsulUnsupportedError extends Error {
+  override name = 'ConsulUnsupportedError';
+}
+
+export async function startControlPlane(
+  supervisor: ProcessSupervisor,
+  paths: DemoPaths,
+  options: { httpPort: number; consulUrl?: string },
+): Promise<RunningControlPlane> {
+  const [grpcPort] = (await freePorts(1)) as [number];
+  const args = [
+    skeinBin, 'control-plane',
+    '--data-dir', paths.controlPlane,
+    '--http-port', String(options.httpPort),
+    '--grpc-host', '127.0.0.1',
+    '--grpc-port', String(grpcPort),
+    // A demo instance that is killed leaves the mesh within 10 s even if nothing else notices.
+    '--registry-grace', '10s',
+  ];
+  if (options.consulUrl) args.push('--consul', options.consulUrl);
+  const proc = supervisor.start('control-plane', process.execPath, args, { logFile: paths.log('control-plane') });
+  const adminUrl = `http://127.0.0.1:${options.httpPort}`;
+  try {
+    await waitFor(() => answers200(`${adminUrl}/healthz`), { timeoutMs: 20_000, what: `the control plane at ${adminUrl}`, watch: [proc] });
+  } catch (err) {
+    if (options.consulUrl && /--consul\)? is not available/i.test(proc.tail(5))) {
+      throw new ConsulUnsupportedError(/(?:skein: )+(.*)$/m.exec(proc.tail(5))?.[1] ?? 'the control plane refused --consul');
+    }
+    throw err;
+  }
+  const adminToken = process.env.SKEIN_ADMIN_TOKEN || (await readFile(paths.adminTokenFile, 'utf8')).trim();
+  return { process: proc, adminUrl, grpcAddress: `127.0.0.1:${grpcPort}`, adminToken, api: new AdminClient(adminUrl, adminToken) };
+}
+
+/** Policies, routes (catalog split v1=100 v2=0) and intentions (default deny), before any sidecar connects. */
+export async function applyMeshConfig(api: AdminClient): Promise<void> {
+  await Promise.all(Object.entries(POLICIES).map(([service, policy]) => api.put(`/api/v1/services/${service}/policy`, policy)));
+  await Promise.all(Object.entries(ROUTES).map(([service, rules]) => api.put(`/api/v1/routes/${service}`, rules)));
+  await api.put('/api/v1/intentions', INTENTIONS);
+}
+
+export async function bootstrapToken(api: AdminClient, service: string): Promise<string> {
+  return (await api.post<IssuedToken>('/api/v1/tokens', { service, ttl: '1h' })).body.token;
+}

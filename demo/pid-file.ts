@@ -1,0 +1,71 @@
+/**
+ * `demo.pids` in the data dir: one line per process the demo started ("PID NAME"), the
+ * orchestrator first. Written as each process starts, so even a demo that was killed with
+ * SIGKILL halfway through its start leaves a record the next `skein demo` can clean up.
+ */
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAlive } from './state.js';
+import { signalGroup } from './processes.js';
+
+export interface PidEntry {
+  readonly pid: number;
+  readonly name: string;
+}
+
+export class PidFile {
+  constructor(readonly path: string) {}
+
+  /** Starts a fresh record with this orchestrator. */
+  begin(): void {
+    writeFileSync(this.path, `${process.pid} skein-demo\n`, { mode: 0o600 });
+  }
+
+  add(pid: number, name: string): void {
+    appendFileSync(this.path, `${pid} ${name}\n`);
+  }
+
+  read(): PidEntry[] {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .map((line) => /^(\d+) (.+)$/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ pid: Number(m[1]), name: m[2]! }));
+  }
+}
+
+/** Whether a live pid still runs one of our commands (pids get reused). */
+function isOurs(pid: number, markers: readonly string[]): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    return markers.some((m) => cmdline.includes(m));
+  } catch {
+    return false;
+  }
+}
+
+export interface Leftovers {
+  /** The orchestrator of a demo that still runs on this data dir, if any. */
+  readonly runningDemo?: number;
+  /** Processes of a demo that died without stopping them, now killed. */
+  readonly killed: readonly PidEntry[];
+}
+
+/**
+ * Looks at the previous demo on this data dir: if its orchestrator still runs, says so;
+ * otherwise kills whatever it left behind (only processes that still run our commands).
+ */
+export function cleanLeftovers(pidFile: PidFile, markers: readonly string[]): Leftovers {
+  const [orchestrator, ...children] = pidFile.read();
+  if (orchestrator && orchestrator.pid !== process.pid && isAlive(orchestrator.pid) && isOurs(orchestrator.pid, ['demo'])) {
+    return { runningDemo: orchestrator.pid, killed: [] };
+  }
+  const killed = children.filter((c) => isAlive(c.pid) && isOurs(c.pid, markers));
+  for (const c of killed) signalGroup(c.pid, 'SIGKILL');
+  return { killed };
+}
