@@ -27,7 +27,7 @@ import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type Attempt
 import type { RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
-import { appendTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
+import { appendTraceHeaders, appendTraceparent, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
 
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
 export const REPLAY_BUFFER_LIMIT = 64 * 1024;
@@ -43,6 +43,11 @@ export class ProxyResponse extends ServerResponse<ProxyRequest> {
 /** What every exchange of one listener shares. */
 export interface ExchangeDeps {
   readonly direction: 'inbound' | 'outbound';
+  /**
+   * The next hop is a peer Skein sidecar (outbound over mTLS): it re-derives every trace
+   * format from `traceparent` for its app, so only that one is sent.
+   */
+  readonly peerIsSidecar: boolean;
   readonly ids: IdSource;
   readonly lifecycle: Lifecycle;
   readonly metrics: SidecarMetrics;
@@ -247,7 +252,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   stampHeaders(): void {
     continueTrace(this, this, this.deps.ids);
     const out = this.headers;
-    appendTraceHeaders(out, this);
+    if (this.deps.peerIsSidecar) appendTraceparent(out, this);
+    else appendTraceHeaders(out, this);
     if (this.tracestate !== undefined) out.push('tracestate', this.tracestate);
     out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', '1');
     this.attemptSlot = out.length - 1;

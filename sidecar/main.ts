@@ -247,8 +247,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
 
   // ---- listeners ----------------------------------------------------------------------
   const recorder = parts.telemetry?.recorder ?? null;
-  const outboundDeps: ExchangeDeps = { direction: 'outbound', ids, lifecycle, metrics, random, recorder };
-  const inboundDeps: ExchangeDeps = { direction: 'inbound', ids, lifecycle, metrics, random, recorder };
+  const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder };
+  const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder };
   const peers = new InboundPeers({
     trustDomain: () => trustDomainOf(tlsIdentity),
     onRejected: (reason, detail, socket) => {

@@ -160,10 +160,18 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
  * Appends the outgoing trace headers of this hop to a flat `[name, value, ...]` header list.
  * `tracestate` is not among them: the caller forwards `t.tracestate` itself when defined.
  */
+/**
+ * Appends only the W3C `traceparent`: for a hop to a peer Skein sidecar, which reads it
+ * first and writes every format again for its app, so B3 copies would only cost bytes.
+ */
+export function appendTraceparent(headers: string[], t: TraceFields): void {
+  headers.push('traceparent', `00-${t.traceId}-${t.spanId}-${t.sampled ? '01' : '00'}`);
+}
+
 export function appendTraceHeaders(headers: string[], t: TraceFields): void {
   const sampled = t.sampled ? '1' : '0';
+  appendTraceparent(headers, t);
   headers.push(
-    'traceparent', `00-${t.traceId}-${t.spanId}-${t.sampled ? '01' : '00'}`,
     'b3', t.parentSpanId === '' ? `${t.traceId}-${t.spanId}-${sampled}` : `${t.traceId}-${t.spanId}-${sampled}-${t.parentSpanId}`,
     'x-b3-traceid', t.traceId,
     'x-b3-spanid', t.spanId,
