@@ -34,7 +34,7 @@ export class SpanBuffer {
 
   constructor(private readonly options: SpanBufferOptions) {
     this.maxQueued = options.maxQueued ?? 4096;
-    this.batchSize = options.batchSize ?? 512;
+    this.batchSize = options.batchSize ?? 128;
     this.timer = setInterval(() => this.flush(), options.flushMs ?? 1000);
     this.timer.unref();
   }
