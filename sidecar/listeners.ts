@@ -66,7 +66,8 @@ export class ProxyListener {
       session.on('error', () => session.destroy());
     });
     if (tls) {
-      this.front = createTlsServer({ ...tls, ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => {
+      // noDelay: a response written as two TLS records must not wait for the peer's delayed ACK.
+      this.front = createTlsServer({ ...tls, ALPNProtocols: ['h2', 'http/1.1'], noDelay: true }, (socket) => {
         (socket.alpnProtocol === 'h2' ? this.http2 : this.http1).emit('connection', socket);
       });
     } else {
