@@ -53,7 +53,10 @@ export function registerTap(program: Command): void {
         const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
         throw new AdminApiError(res.status, body?.error?.code ?? 'http', body?.error?.message ?? `HTTP ${res.status}`);
       }
-      process.stderr.write(`tapping ${service} (Ctrl-C to stop)\n`);
+      const connected = (await client.get<{ proxies: unknown[] }>(`/api/v1/proxies?service=${encodeURIComponent(service)}`)).body.proxies.length;
+      process.stderr.write(
+        connected > 0 ? `tapping ${service} through ${connected} sidecar(s) (Ctrl-C to stop)\n` : `no sidecar of ${service} is connected yet; waiting for one (Ctrl-C to stop)\n`,
+      );
       let rows = 0;
       let buffer = '';
       const decoder = new TextDecoder();
