@@ -3,7 +3,7 @@
  * ControlPlaneSource (with a recording `apply` in place of the proxy), over TLS verified
  * with the control plane's ca.crt.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
 import type { Snapshot } from '../../common/config/schema.js';
 import { createLogger } from '../../common/log.js';
@@ -12,11 +12,18 @@ import { freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
 import { createToken, startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
+/** One control plane for the tests that do not stop or replace it; each uses its own services. */
+const sharedProcs = new Processes();
+let shared: ControlPlaneProcess;
 const sources: ControlPlaneSource[] = [];
+beforeAll(async () => {
+  shared = await startControlPlane(sharedProcs);
+});
 afterEach(async () => {
   await Promise.all(sources.splice(0).map((s) => s.close()));
   await procs.killAll();
 });
+afterAll(() => sharedProcs.killAll());
 
 interface Sidecar {
   source: ControlPlaneSource;
@@ -55,80 +62,81 @@ function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: str
   return { source, applied, latest: () => applied.at(-1) };
 }
 
-async function proxies(cp: ControlPlaneProcess) {
-  return (await cp.api.get<{ snapshotVersion: string; proxies: { service: string; instance: string; state: string; ackedVersion: string; nackReason: string | null }[] }>('/api/v1/proxies')).body;
+async function proxies(cp: ControlPlaneProcess, service?: string) {
+  const query = service ? `?service=${service}` : '';
+  return (await cp.api.get<{ snapshotVersion: string; proxies: { service: string; instance: string; state: string; ackedVersion: string; nackReason: string | null }[] }>(`/api/v1/proxies${query}`)).body;
 }
 
 describe('push stream', () => {
   it('registers the sidecar, pushes a snapshot with its endpoint and records the ACK', async () => {
-    const cp = await startControlPlane(procs);
-    const sc = sidecar(cp, { service: 'catalog', version: 'v2', token: await createToken(cp, 'catalog'), port: 31001 });
-    const snap = await waitUntil(() => (sc.latest()?.services.catalog?.endpoints?.length ?? 0) > 0 && sc.latest(), { what: 'a snapshot with the endpoint' });
-    expect(snap.services.catalog!.endpoints).toEqual([{ address: '127.0.0.1', port: 31001, labels: { version: 'v2' } }]);
+    const cp = shared;
+    const sc = sidecar(cp, { service: 'inventory', version: 'v2', token: await createToken(cp, 'inventory'), port: 31001 });
+    const snap = await waitUntil(() => (sc.latest()?.services.inventory?.endpoints?.length ?? 0) > 0 && sc.latest(), { what: 'a snapshot with the endpoint' });
+    expect(snap.services.inventory!.endpoints).toEqual([{ address: '127.0.0.1', port: 31001, labels: { version: 'v2' } }]);
     const view = await waitUntil(async () => {
-      const p = await proxies(cp);
+      const p = await proxies(cp, 'inventory');
       return p.proxies[0]?.state === 'SYNCED' && p;
     }, { what: 'the proxy to be SYNCED' });
     expect(view.proxies).toHaveLength(1);
-    expect(view.proxies[0]).toMatchObject({ service: 'catalog', state: 'SYNCED', ackedVersion: sc.source.currentVersion });
+    expect(view.proxies[0]).toMatchObject({ service: 'inventory', state: 'SYNCED', ackedVersion: sc.source.currentVersion });
     const services = (await cp.api.get<{ name: string; instances: { health: string; version: string }[] }[]>('/api/v1/services')).body;
-    expect(services).toEqual([expect.objectContaining({ name: 'catalog', instances: [expect.objectContaining({ health: 'healthy', version: 'v2' })] })]);
+    expect(services.find((s) => s.name === 'inventory')).toEqual(expect.objectContaining({ instances: [expect.objectContaining({ health: 'healthy', version: 'v2' })] }));
     expect(sc.source.status).toMatch(/^connected to control plane/);
   });
 
   it('refuses streams without a valid token, and tokens for another service', async () => {
-    const cp = await startControlPlane(procs);
+    const cp = shared;
     const none = sidecar(cp, { service: 'orders' });
     const forged = sidecar(cp, { service: 'orders', token: 'skt_forged' });
     const other = sidecar(cp, { service: 'orders', token: await createToken(cp, 'payments') });
     await waitUntil(() => /UNAUTHENTICATED: no client certificate and no bootstrap token/.test(none.source.status), { what: 'no-token refusal' });
     await waitUntil(() => /UNAUTHENTICATED: bootstrap token is unknown/.test(forged.source.status), { what: 'unknown-token refusal' });
     await waitUntil(() => /PERMISSION_DENIED: credentials are for service "payments"/.test(other.source.status), { what: 'wrong-service refusal' });
-    expect((await proxies(cp)).proxies).toEqual([]);
+    expect((await proxies(cp, 'orders')).proxies).toEqual([]);
     expect(none.source.hasSnapshot).toBe(false);
   });
 
   it('does not trust a control plane whose certificate is not signed by --ca-file', async () => {
-    const cp = await startControlPlane(procs);
+    const cp = shared;
     const other = await startControlPlane(procs);
-    const sc = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog'), caFile: other.caFile });
+    const sc = sidecar(cp, { service: 'users', token: await createToken(cp, 'users'), caFile: other.caFile });
     await waitUntil(() => /UNAVAILABLE/.test(sc.source.status), { what: 'a TLS failure in the status' });
     expect(sc.source.status).toMatch(/^waiting for control plane at/);
     expect(sc.source.hasSnapshot).toBe(false);
   });
 
   it('a split changed through the API reaches the sidecar within a second', async () => {
-    const cp = await startControlPlane(procs);
-    const token = await createToken(cp, 'catalog');
-    const v1 = sidecar(cp, { service: 'catalog', version: 'v1', token });
-    const v2 = sidecar(cp, { service: 'catalog', version: 'v2', token });
-    await waitUntil(() => v1.latest()?.services.catalog?.endpoints?.length === 2 && v2.latest()?.services.catalog?.endpoints?.length === 2, { what: 'both endpoints' });
+    const cp = shared;
+    const token = await createToken(cp, 'search');
+    const v1 = sidecar(cp, { service: 'search', version: 'v1', token });
+    const v2 = sidecar(cp, { service: 'search', version: 'v2', token });
+    await waitUntil(() => v1.latest()?.services.search?.endpoints?.length === 2 && v2.latest()?.services.search?.endpoints?.length === 2, { what: 'both endpoints' });
     const started = Date.now();
-    await cp.api.put('/api/v1/routes/catalog/split', { v1: 70, v2: 30 });
-    await waitUntil(() => [v1, v2].every((s) => s.latest()?.routes.catalog?.[0]?.split?.v2 === 30), { what: 'the new split on both', timeoutMs: 1_000, intervalMs: 5 });
+    await cp.api.put('/api/v1/routes/search/split', { v1: 70, v2: 30 });
+    await waitUntil(() => [v1, v2].every((s) => s.latest()?.routes.search?.[0]?.split?.v2 === 30), { what: 'the new split on both', timeoutMs: 1_000, intervalMs: 5 });
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('records a NACK with its reason and the sidecar keeps its last good snapshot', async () => {
-    const cp = await startControlPlane(procs);
-    await cp.api.put('/api/v1/services/catalog/policy', { timeout: '2s' });
-    const sc = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog'), refuse: (s) => (s.services.catalog!.timeout === 7_000 ? 'services.catalog.timeout: 7s is not allowed here' : undefined) });
-    await waitUntil(() => sc.latest()?.services.catalog?.endpoints?.length === 1, { what: 'first snapshot' });
+    const cp = shared;
+    await cp.api.put('/api/v1/services/reviews/policy', { timeout: '2s' });
+    const sc = sidecar(cp, { service: 'reviews', token: await createToken(cp, 'reviews'), refuse: (s) => (s.services.reviews!.timeout === 7_000 ? 'services.reviews.timeout: 7s is not allowed here' : undefined) });
+    await waitUntil(() => sc.latest()?.services.reviews?.endpoints?.length === 1, { what: 'first snapshot' });
     const good = sc.source.currentVersion;
-    const write = await cp.api.put('/api/v1/services/catalog/policy', { timeout: '7s' });
+    const write = await cp.api.put('/api/v1/services/reviews/policy', { timeout: '7s' });
     const refused = write.headers.get('skein-snapshot-version');
     const view = await waitUntil(async () => {
-      const p = await proxies(cp);
+      const p = await proxies(cp, 'reviews');
       return p.proxies[0]?.state === 'NACKED' && p.proxies[0];
     }, { what: 'NACKED' });
-    expect(view.nackReason).toBe('services.catalog.timeout: 7s is not allowed here');
+    expect(view.nackReason).toBe('services.reviews.timeout: 7s is not allowed here');
     expect((view as unknown as { nackedVersion: string }).nackedVersion).toBe(refused);
     expect(sc.source.currentVersion).toBe(good);
-    expect(sc.latest()!.services.catalog!.timeout).toBe(2_000);
+    expect(sc.latest()!.services.reviews!.timeout).toBe(2_000);
     // The next good snapshot is ACKed and the proxy is SYNCED again.
-    await cp.api.put('/api/v1/services/catalog/policy', { timeout: '3s' });
-    await waitUntil(async () => (await proxies(cp)).proxies[0]?.state === 'SYNCED', { what: 'SYNCED again' });
-    expect(sc.latest()!.services.catalog!.timeout).toBe(3_000);
+    await cp.api.put('/api/v1/services/reviews/policy', { timeout: '3s' });
+    await waitUntil(async () => (await proxies(cp, 'reviews')).proxies[0]?.state === 'SYNCED', { what: 'SYNCED again' });
+    expect(sc.latest()!.services.reviews!.timeout).toBe(3_000);
   });
 
   it('waits for a control plane that is not up yet, then connects', async () => {
@@ -171,13 +179,13 @@ describe('push stream', () => {
   });
 
   it('withdraws a sidecar that says goodbye at once', async () => {
-    const cp = await startControlPlane(procs);
-    const token = await createToken(cp, 'catalog');
-    const watcher = sidecar(cp, { service: 'catalog', version: 'v1', token });
-    const leaving = sidecar(cp, { service: 'catalog', version: 'v2', token });
-    await waitUntil(() => watcher.latest()?.services.catalog?.endpoints?.length === 2, { what: 'both endpoints' });
+    const cp = shared;
+    const token = await createToken(cp, 'cart');
+    const watcher = sidecar(cp, { service: 'cart', version: 'v1', token });
+    const leaving = sidecar(cp, { service: 'cart', version: 'v2', token });
+    await waitUntil(() => watcher.latest()?.services.cart?.endpoints?.length === 2, { what: 'both endpoints' });
     await leaving.source.close();
-    await waitUntil(() => watcher.latest()?.services.catalog?.endpoints?.length === 1, { what: 'clean withdrawal', timeoutMs: 1_000 });
-    expect((await proxies(cp)).proxies).toHaveLength(1);
+    await waitUntil(() => watcher.latest()?.services.cart?.endpoints?.length === 1, { what: 'clean withdrawal', timeoutMs: 1_000 });
+    expect((await proxies(cp, 'cart')).proxies).toHaveLength(1);
   });
 });
