@@ -25,6 +25,8 @@ export interface MeshSidecarOptions {
   readonly waitFor?: '/ready' | 'none';
   /** Extra environment, e.g. SKEIN_OTLP_ENDPOINT. */
   readonly env?: NodeJS.ProcessEnv;
+  /** Extra sidecar flags, e.g. ['--app-protocol', 'grpc']. */
+  readonly extraArgs?: readonly string[];
 }
 
 export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess, options: MeshSidecarOptions): Promise<MeshSidecar> {
@@ -43,6 +45,7 @@ export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess
     '--outbound-port', String(outboundPort),
     '--admin-port', String(adminPort),
     '--advertise-address', '127.0.0.1',
+    ...(options.extraArgs ?? []),
   ], options.env);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   if (options.waitFor !== 'none') await waitForHttp(child, `${adminUrl}/ready`, 30_000);

@@ -1,0 +1,101 @@
+/**
+ * gRPC calls are observed like HTTP ones, with their grpc-status: a call answered with a
+ * non-OK status counts as a failure in the golden metrics, and shows its grpc-status in the
+ * tap and in its span.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StatsView } from '../../control-plane/observability/stats.js';
+import type { TapEvent } from '../../control-plane/observability/tap.js';
+import type { TraceView } from '../../control-plane/observability/traces.js';
+import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
+import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { openEvents } from './sse.js';
+
+const identity = (b: Buffer): Buffer => b;
+const definition: grpc.ServiceDefinition = {
+  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+}
+
+const procs = new Processes();
+let cp: ControlPlaneProcess;
+let server: grpc.Server;
+let webApp: TestUpstream;
+let web: MeshSidecar;
+let client: EchoClient;
+
+beforeAll(async () => {
+  server = new grpc.Server();
+  server.addService(definition, {
+    Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      if (call.request.toString() === 'missing') cb({ code: grpc.status.NOT_FOUND, details: 'no such thing' });
+      else cb(null, call.request);
+    },
+  });
+  const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  cp = await startControlPlane(procs);
+  webApp = await startUpstream(echoHandler('web'));
+  [web] = await Promise.all([
+    startMeshSidecar(procs, cp, { service: 'web', appPort: webApp.port }),
+    startMeshSidecar(procs, cp, { service: 'catalog', appPort, extraArgs: ['--app-protocol', 'grpc'] }),
+  ]);
+  const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+  client = new Ctor(web.outboundUrl.replace('http://', ''), grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
+}, 90_000);
+
+afterAll(async () => {
+  client?.close();
+  await procs.killAll();
+  server?.forceShutdown();
+  await webApp?.close();
+});
+
+const echo = (text: string, md = new grpc.Metadata()) =>
+  new Promise<grpc.ServiceError | null>((resolve) => client.Echo(Buffer.from(text), md, (err) => resolve(err)));
+
+describe('gRPC observability', () => {
+  it('counts non-OK grpc-status as failures and shows it in the tap and the span', async () => {
+    // The first call may race the snapshot that says catalog speaks gRPC: wait until calls work.
+    await waitUntil(async () => (await echo('warm')) === null, { timeoutMs: 15_000, what: 'a gRPC call through the mesh' });
+    const tap = await openEvents<TapEvent>(`${cp.adminUrl}/api/v1/tap?service=catalog`);
+    try {
+      await waitUntil(async () => {
+        await echo('probe');
+        return tap.events.length > 0;
+      }, { timeoutMs: 10_000, intervalMs: 100, what: 'the tap to open' });
+      const traceId = 'cccccccccccccccccccccccccccccccc';
+      const md = new grpc.Metadata();
+      md.set('traceparent', `00-${traceId}-2222222222222222-01`);
+      const err = await echo('missing', md);
+      expect(err?.code).toBe(grpc.status.NOT_FOUND);
+      const row = await waitUntil(() => tap.events.find((e) => e.data.traceId === traceId), { timeoutMs: 3_000, what: 'the failed call in the tap' });
+      expect(row.data).toMatchObject({ method: 'POST', path: '/test.Echo/Echo', status: 200, grpcStatus: 5, source: 'web', destination: 'catalog' });
+      const trace = await waitUntil(async () => {
+        const r = await fetch(`${cp.adminUrl}/api/v1/traces/${traceId}`);
+        const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
+        return t && t.spans === 2 ? t : undefined;
+      }, { timeoutMs: 10_000, what: 'both spans of the gRPC call' });
+      expect(trace.error).toBe(true);
+      expect(trace.spanList.map((s) => s.grpcStatus)).toEqual([5, 5]);
+    } finally {
+      tap.close();
+    }
+
+    for (let i = 0; i < 3; i++) expect(await echo('missing')).not.toBeNull();
+    // (Warm-up calls that raced the first snapshot may have failed too, hence at least four.)
+    const view = await waitUntil(async () => {
+      const v = (await cp.api.get<StatsView>('/api/v1/stats?service=catalog')).body;
+      const e = v.edges.find((x) => x.source === 'web' && x.destination === 'catalog');
+      const svc = v.services.find((x) => x.service === 'catalog');
+      return e && svc && e['1m'].failures >= 4 && svc['1m'].failures >= 4 ? v : undefined;
+    }, { timeoutMs: 10_000, what: 'four failed gRPC calls in the stats' });
+    const edge = view.edges.find((x) => x.source === 'web' && x.destination === 'catalog')!;
+    expect(edge['1m'].requests - edge['1m'].failures).toBeGreaterThanOrEqual(2);
+    expect(edge['1m'].successRate).toBeLessThan(1);
+    expect(view.services.find((x) => x.service === 'catalog')!['1m'].successRate).toBeLessThan(1);
+  });
+});
