@@ -1,0 +1,88 @@
+/**
+ * One way to reach a Consul agent for the sidecar and the control plane: the `consul` npm
+ * client on a keep-alive agent, with the ACL token (`CONSUL_HTTP_TOKEN`) and TLS
+ * (`CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`, `CONSUL_TLS_SERVER_NAME`)
+ * read the way Consul's own CLI reads them. Errors are turned into one readable line
+ * (`describeConsulError`) so a bad address or token is obvious in the log.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import Consul from 'consul';
+
+export type ConsulClient = InstanceType<typeof Consul>;
+
+export interface ConsulConnection {
+  readonly client: ConsulClient;
+  /** The base URL as given (scheme added), for log lines and errors. */
+  readonly url: string;
+  /** The ACL token sent with every request, for calls made outside the client's methods. */
+  readonly token: string | undefined;
+  close(): void;
+}
+
+/** The HTTP status of a failed Consul call, when Consul answered at all. */
+export function consulStatus(err: unknown): number | undefined {
+  const e = err as { statusCode?: number; response?: { statusCode?: number } } | undefined;
+  return e?.statusCode ?? e?.response?.statusCode;
+}
+
+/**
+ * Opens a client for `address` (`http://host:8500`, `https://host:8501` or `host:port`, as
+ * `CONSUL_HTTP_ADDR` allows). `env` is process.env unless a test passes its own.
+ */
+export function connectConsul(address: string, env: NodeJS.ProcessEnv = process.env): ConsulConnection {
+  const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `${env.CONSUL_HTTP_SSL === 'true' ? 'https' : 'http'}://${address}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new Error(`skein: --consul ${JSON.stringify(address)} is not a URL (use e.g. http://127.0.0.1:8500)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`skein: --consul ${address}: only http:// and https:// are supported`);
+  const secure = url.protocol === 'https:';
+  const file = (name: string): Buffer | undefined => {
+    const path = env[name];
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`skein: ${name}=${path}: ${(err as Error).message}`);
+    }
+  };
+  const agent = secure
+    ? new HttpsAgent({
+        keepAlive: true,
+        ca: file('CONSUL_CACERT'),
+        cert: file('CONSUL_CLIENT_CERT'),
+        key: file('CONSUL_CLIENT_KEY'),
+        servername: env.CONSUL_TLS_SERVER_NAME || undefined,
+        rejectUnauthorized: env.CONSUL_HTTP_SSL_VERIFY !== 'false',
+      })
+    : new HttpAgent({ keepAlive: true });
+  const token = env.CONSUL_HTTP_TOKEN || undefined;
+  const base = `${url.protocol}//${url.host}`;
+  const client = new Consul({
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port) || (secure ? 443 : 80),
+    secure,
+    agent,
+    defaults: token ? { token } : undefined,
+  });
+  return { client, url: base, token, close: () => agent.destroy() };
+}
+
+/** A one-line reason for a failed Consul call: unreachable, refused token, TLS trouble, or Consul's own message. */
+export function describeConsulError(err: unknown, url: string): string {
+  const e = err as Error & { code?: string; statusCode?: number };
+  const status = consulStatus(err);
+  const text = e?.message?.replace(/^consul: /, '') ?? String(err);
+  if (status === 403) return `Consul at ${url} refused the ACL token (403: ${text}); set CONSUL_HTTP_TOKEN to a token with the needed policy`;
+  if (status === 401) return `Consul at ${url} wants credentials (401: ${text})`;
+  if (status !== undefined) return `Consul at ${url} answered ${status}: ${text}`;
+  const code = e?.code ?? /\b(E[A-Z]+)\b/.exec(text)?.[1];
+  if (code === 'ECONNREFUSED') return `cannot reach Consul at ${url}: connection refused (is the agent running? check --consul / CONSUL_HTTP_ADDR)`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot reach Consul at ${url}: unknown host`;
+  if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return `TLS to Consul at ${url} failed (${code}); check CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY`;
+  return `Consul at ${url}: ${text}`;
+}

@@ -1,0 +1,128 @@
+/**
+ * The sidecar's own entry in Consul: its instance registered with the local agent (unique
+ * ID, advertise address, the inbound mTLS port, tags and meta with `version` and
+ * `protocol`), with an HTTP check on the sidecar's `/ready` every 2 s. A hash-based blocking
+ * query on `/v1/agent/service/<id>` notices at once when the agent forgets the instance
+ * (an agent restart) or is unreachable, and registers again when it answers 404. On shutdown
+ * the instance is put in maintenance (its check turns critical at once) and deregistered.
+ */
+import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
+import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
+import type { Logger } from '../../common/log.js';
+
+export interface InstanceRegistration {
+  readonly id: string;
+  readonly service: string;
+  readonly version: string;
+  readonly protocol: 'http' | 'grpc';
+  readonly address: string;
+  readonly port: number;
+  /** Where the agent checks readiness: the sidecar's admin `/ready` (the agent runs beside it). */
+  readonly checkUrl: string;
+  readonly checkInterval?: string;
+  /** Consul reaps an instance whose check stayed critical this long (a sidecar that died without deregistering). */
+  readonly deregisterCriticalAfter?: string;
+  readonly extraTags?: readonly string[];
+}
+
+/** The body of `PUT /v1/agent/service/register` for this instance (consul client's option names). */
+export function registrationBody(r: InstanceRegistration): Record<string, unknown> {
+  return {
+    id: r.id,
+    name: r.service,
+    address: r.address,
+    port: r.port,
+    tags: [r.version, ...(r.extraTags ?? [])],
+    meta: { version: r.version, protocol: r.protocol, 'skein-instance': r.id },
+    check: {
+      checkid: checkIdOf(r.id),
+      name: `skein sidecar /ready of ${r.id}`,
+      http: r.checkUrl,
+      interval: r.checkInterval ?? '2s',
+      timeout: '1s',
+      deregistercriticalserviceafter: r.deregisterCriticalAfter ?? '1m',
+    },
+  };
+}
+
+export const checkIdOf = (id: string): string => `skein:${id}:ready`;
+
+export class ConsulRegistration {
+  private readonly keeper: BlockingQuery<'present' | 'registered'>;
+  private readonly log: Logger;
+  private registrations = 0;
+
+  constructor(
+    private readonly consul: ConsulConnection,
+    private readonly instance: InstanceRegistration,
+    logger: Logger,
+    options: { readonly waitMs?: number; readonly backoffMaxMs?: number } = {},
+  ) {
+    this.log = logger.child({ consul: consul.url, consulId: instance.id });
+    this.keeper = new BlockingQuery({
+      kind: 'hash',
+      request: (req) => this.ensure(req),
+      waitMs: options.waitMs,
+      backoffMaxMs: options.backoffMaxMs,
+      onAnswer: () => {},
+      onError: (err, attempt, delayMs) => {
+        if (attempt === 1 || attempt % 20 === 0) {
+          this.log.error({ attempt, retryInMs: Math.round(delayMs) }, `cannot register ${instance.service} (${instance.id}) with Consul: ${describeConsulError(err, consul.url)}; retrying`);
+        }
+      },
+      onRecovered: (failures) => this.log.info({ failures }, 'Consul agent reachable again'),
+    });
+  }
+
+  /** Stops keeping the registration, fails the check and deregisters (bounded by `timeoutMs`). */
+  async deregister(timeoutMs = 2_000): Promise<void> {
+    await this.keeper.stop();
+    const client = this.consul.client;
+    const work = (async () => {
+      await client.agent.service.maintenance({ id: this.instance.id, enable: true, reason: 'skein sidecar draining' } as never);
+      await client.agent.service.deregister({ id: this.instance.id } as never);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([work, timeout]);
+      this.log.info('deregistered from Consul');
+    } catch (err) {
+      this.log.warn(`deregistering from Consul failed: ${describeConsulError(err, this.consul.url)}; Consul reaps it once its check stays critical`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One keeper round: block on the agent's view of the instance; register when it has none. */
+  private async ensure(req: BlockingRequest): Promise<BlockingAnswer<'present' | 'registered'>> {
+    const query: Record<string, string> = { wait: req.wait };
+    if (req.cursor !== '') query.hash = req.cursor;
+    try {
+      const res = (await (this.consul.client as unknown as PapiClient)._get({
+        name: 'agent.service',
+        path: '/agent/service/{id}',
+        params: { id: this.instance.id },
+        query,
+        headers: this.consul.token ? { 'x-consul-token': this.consul.token } : {},
+        timeout: req.timeoutMs,
+        ctx: req.ctx,
+      })) as { headers: Record<string, string | undefined> };
+      return { data: 'present', cursor: res.headers['x-consul-contenthash'] };
+    } catch (err) {
+      if (consulStatus(err) !== 404) throw err;
+    }
+    await this.consul.client.agent.service.register(registrationBody(this.instance) as never);
+    this.registrations++;
+    this.log.info({ address: this.instance.address, port: this.instance.port, check: this.instance.checkUrl }, this.registrations === 1 ? 'registered with Consul' : 'the Consul agent had lost this instance; registered again');
+    // No cursor: the next round reads the new registration at once and then blocks on it.
+    return { data: 'registered', cursor: `registered-${this.registrations}` };
+  }
+}
+
+/** papi's generic request, which the consul client is built on (for an endpoint it has no method for). */
+interface PapiClient {
+  _get(opts: Record<string, unknown>): Promise<unknown>;
+}

@@ -1,0 +1,126 @@
+/**
+ * Consul discovery: one blocking query on `/v1/health/service/<name>?passing` per destination
+ * the sidecar routes to, started when the mesh first watches that destination and stopped
+ * when its last watcher leaves. Each answer becomes the whole endpoint set (address and port
+ * of the registered instance; labels are the service meta plus `tag:<tag>` for each tag), and
+ * watchers hear only about sets that actually changed. Errors keep the last known set.
+ */
+import type { Endpoint } from '../../common/config/schema.js';
+import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
+import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
+import type { Logger } from '../../common/log.js';
+import type { EndpointListener, EndpointSource } from './source.js';
+
+/** One entry of `/v1/health/service/<name>`, the fields used here. */
+export interface HealthEntry {
+  readonly Node?: { readonly Address?: string };
+  readonly Service: {
+    readonly ID: string;
+    readonly Address?: string;
+    readonly Port: number;
+    readonly Tags?: readonly string[] | null;
+    readonly Meta?: Readonly<Record<string, string>> | null;
+  };
+  readonly Checks?: readonly { readonly Status: string }[];
+}
+
+export interface ConsulSourceOptions {
+  readonly waitMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+interface Watch {
+  readonly listeners: Set<EndpointListener>;
+  readonly query: BlockingQuery<HealthEntry[]>;
+  key: string | undefined;
+  endpoints: readonly Endpoint[] | undefined;
+}
+
+/** Endpoints of a health answer, sorted so equal sets compare equal. */
+export function endpointsOf(entries: readonly HealthEntry[]): Endpoint[] {
+  return entries
+    .map((e) => {
+      const labels: Record<string, string> = { ...(e.Service.Meta ?? {}) };
+      for (const tag of e.Service.Tags ?? []) labels[`tag:${tag}`] = 'true';
+      return { address: e.Service.Address || e.Node?.Address || '', port: e.Service.Port, labels };
+    })
+    .filter((e) => e.address !== '' && e.port > 0)
+    .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+}
+
+/** `GET /v1/health/service/<name>?passing` as a blocking request through the consul client. */
+export function healthRequest(consul: ConsulConnection, service: string, passing: boolean) {
+  return async (req: BlockingRequest): Promise<BlockingAnswer<HealthEntry[]>> => {
+    const opts: Record<string, unknown> = { service, passing, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
+    if (req.cursor !== '') opts.index = req.cursor;
+    const [res, data] = (await consul.client.health.service(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, HealthEntry[]];
+    return { data: data ?? [], cursor: res.headers['x-consul-index'] };
+  };
+}
+
+export class ConsulEndpointSource implements EndpointSource {
+  private readonly watches = new Map<string, Watch>();
+
+  constructor(
+    private readonly consul: ConsulConnection,
+    private readonly logger: Logger,
+    private readonly options: ConsulSourceOptions = {},
+  ) {}
+
+  watch(service: string, listener: EndpointListener): () => void {
+    let watch = this.watches.get(service);
+    if (watch === undefined) {
+      watch = this.start(service);
+      this.watches.set(service, watch);
+    } else if (watch.endpoints !== undefined) {
+      listener(watch.endpoints);
+    }
+    watch.listeners.add(listener);
+    const joined = watch;
+    return () => {
+      joined.listeners.delete(listener);
+      if (joined.listeners.size === 0 && this.watches.get(service) === joined) {
+        this.watches.delete(service);
+        void joined.query.stop();
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.watches.values()];
+    this.watches.clear();
+    await Promise.all(all.map((w) => w.query.stop()));
+  }
+
+  private start(service: string): Watch {
+    const log = this.logger.child({ consul: this.consul.url, destination: service });
+    const watch: Watch = {
+      listeners: new Set(),
+      key: undefined,
+      endpoints: undefined,
+      query: new BlockingQuery<HealthEntry[]>({
+        kind: 'index',
+        request: healthRequest(this.consul, service, true),
+        waitMs: this.options.waitMs,
+        backoffMaxMs: this.options.backoffMaxMs,
+        onAnswer: (entries) => {
+          const endpoints = endpointsOf(entries);
+          const key = JSON.stringify(endpoints);
+          if (key === watch.key) return;
+          watch.key = key;
+          watch.endpoints = endpoints;
+          log.info({ endpoints: endpoints.length }, 'endpoints from Consul');
+          for (const listener of watch.listeners) listener(endpoints);
+        },
+        onError: (err, attempt, delayMs) => {
+          // The first failure is an error; repeats are rarer reminders, not one line per retry.
+          if (attempt === 1 || attempt % 20 === 0) {
+            log.error({ attempt, retryInMs: Math.round(delayMs), kept: watch.endpoints?.length ?? 0 }, `watching ${service} in Consul failed: ${describeConsulError(err, this.consul.url)}; keeping the last known endpoints and retrying`);
+          }
+        },
+        onRecovered: (failures) => log.info({ failures }, `watching ${service} in Consul again`),
+      }),
+    };
+    return watch;
+  }
+}

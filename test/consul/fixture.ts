@@ -1,0 +1,80 @@
+/**
+ * Pieces shared by the Consul end-to-end tests: an app whose health can be switched off (it
+ * keeps answering other paths), static configs for `--consul` sidecars, and a steady load
+ * loop that records every answer.
+ */
+import type { ServerResponse } from 'node:http';
+import { request, type Agent } from 'undici';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { startUpstream, tempDir, writeTempConfig, type TestUpstream } from '../support/index.js';
+
+export interface SwitchableApp extends TestUpstream {
+  healthy: boolean;
+  /** Requests answered other than /health. */
+  served: number;
+}
+
+export async function switchableApp(name: string): Promise<SwitchableApp> {
+  const state = { healthy: true, served: 0 };
+  const upstream = await startUpstream((req, res: ServerResponse) => {
+    if (req.url === '/health') {
+      res.writeHead(state.healthy ? 200 : 500).end(state.healthy ? 'ok' : 'unhealthy');
+      return;
+    }
+    state.served++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name }));
+  });
+  // defineProperties, not Object.assign, which would copy the getters' current values.
+  return Object.defineProperties(upstream, {
+    healthy: { get: () => state.healthy, set: (v: boolean) => (state.healthy = v) },
+    served: { get: () => state.served },
+  }) as SwitchableApp;
+}
+
+/** A static config naming `destinations` with the retry policy the no-failed-request tests rely on. */
+export function consulConfig(destinations: readonly string[]): string {
+  const services: NonNullable<SnapshotInput['services']> = {};
+  for (const name of destinations) {
+    services[name] = {
+      lb: 'round-robin',
+      retries: { attempts: 3, perTryTimeout: '1s', on: ['connect-failure', 'reset', 'gateway-error'], backoff: { base: '10ms', max: '50ms' }, budget: { ratio: 1, minPerSecond: 100 } },
+      outlierDetection: { consecutiveErrors: 2, baseEjectionTime: '5s', maxEjectionPercent: 50 },
+    };
+  }
+  return writeTempConfig({ version: '1', services }, tempDir());
+}
+
+export interface Load {
+  readonly answers: { status: number; name?: string; reason?: string }[];
+  failures(): { status: number; reason?: string }[];
+  stop(): Promise<void>;
+}
+
+/** `concurrency` loops of GET requests to `url` with Host `host`, until stopped. */
+export function startLoad(agent: Agent, url: string, host: string, concurrency = 2): Load {
+  const answers: Load['answers'] = [];
+  let running = true;
+  const loop = async (): Promise<void> => {
+    while (running) {
+      try {
+        const res = await request(`${url}/item`, { dispatcher: agent, headers: { host } });
+        const text = await res.body.text();
+        const reason = res.headers['x-skein-reason'] as string | undefined;
+        answers.push({ status: res.statusCode, reason, name: res.statusCode === 200 ? (JSON.parse(text) as { name: string }).name : undefined });
+      } catch (err) {
+        answers.push({ status: 0, reason: (err as Error).message });
+        // A closed dispatcher throws synchronously: yield so a failing loop cannot starve the event loop.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  };
+  const loops = Array.from({ length: concurrency }, loop);
+  return {
+    answers,
+    failures: () => answers.filter((a) => a.status !== 200),
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * Sidecars against a real Consul agent: registration, health-driven removal without failed
+ * requests, deregistration on SIGTERM, agent crash and restart under load. One agent for the
+ * file; services are cleaned between tests.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from 'undici';
+import { Processes, waitUntil, type SpawnedSidecar } from '../support/index.js';
+import { startConsul, type ConsulAgent } from '../support/consul.js';
+import { consulConfig, startLoad, switchableApp, type Load, type SwitchableApp } from './fixture.js';
+
+describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
+  let consul: ConsulAgent;
+  const procs = new Processes();
+  const http = new Agent({ keepAliveTimeout: 1000, connections: 16 });
+  const apps: SwitchableApp[] = [];
+  const loads: Load[] = [];
+  const steadyLoad = (url: string): Load => {
+    const l = startLoad(http, url, 'catalog');
+    loads.push(l);
+    return l;
+  };
+
+  beforeAll(async () => {
+    consul = await startConsul();
+  }, 60_000);
+  afterEach(async () => {
+    for (const load of loads.splice(0)) await load.stop();
+    await procs.killAll();
+    for (const app of apps.splice(0)) await app.close();
+    await consul.restartIfDown();
+    await consul.reset();
+  });
+  afterAll(async () => {
+    await consul?.stop();
+    await http.close();
+  });
+
+  const app = async (name: string): Promise<SwitchableApp> => {
+    const a = await switchableApp(name);
+    apps.push(a);
+    return a;
+  };
+
+  const sidecar = (service: string, appPort: number, config: string, version = 'v1', waitFor: '/ready' | '/live' = '/ready'): Promise<SpawnedSidecar> =>
+    procs.sidecar({ service, version, appPort, config, waitFor, drainTimeout: '5s', extraArgs: ['--consul', consul.url] });
+
+  const passingPorts = async (service: string): Promise<number[]> => (await consul.passing(service)).map((e) => e.Service.Port).sort();
+
+  /** Two catalog instances and a caller whose endpoints for catalog come from Consul. */
+  const mesh = async () => {
+    const [a, b] = [await app('a'), await app('b')];
+    const config = consulConfig(['catalog']);
+    const sa = await sidecar('catalog', a.port, config, 'v1');
+    const sb = await sidecar('catalog', b.port, config, 'v2');
+    const caller = await sidecar('web', (await app('web')).port, config);
+    await waitUntil(async () => (await passingPorts('catalog')).length === 2, { timeoutMs: 15_000, what: 'both catalog instances passing' });
+    const both = [sa.inboundPort, sb.inboundPort].sort();
+    await waitUntil(async () => JSON.stringify(await clusterPorts(caller, 'catalog')) === JSON.stringify(both), { timeoutMs: 10_000, what: 'the caller to see both instances' });
+    return { a, b, sa, sb, caller };
+  };
+
+  it('registers the instance with address, inbound port, tags, meta and a 2 s HTTP check on /ready', async () => {
+    const a = await app('a');
+    const sc = await sidecar('catalog', a.port, consulConfig([]), 'v2');
+    const [entry] = await waitUntil(async () => {
+      const list = await consul.passing('catalog');
+      return list.length === 1 && list;
+    }, { timeoutMs: 15_000, what: 'catalog passing in Consul' });
+    expect(entry!.Service.Address).toBe('127.0.0.1');
+    expect(entry!.Service.Port).toBe(sc.inboundPort);
+    expect(entry!.Service.Tags).toEqual(['v2']);
+    expect(entry!.Service.Meta).toMatchObject({ version: 'v2', protocol: 'http' });
+    expect(entry!.Service.ID).toMatch(/^catalog-v2-/);
+    const check = entry!.Checks.find((c) => c.ServiceID === entry!.Service.ID)!;
+    expect(check.Status).toBe('passing');
+    const def = await consul.get<{ Definition?: unknown }[]>(`/agent/checks`);
+    expect(JSON.stringify(def)).toContain(`http://127.0.0.1:${sc.adminPort}/ready`);
+    const catalog = await consul.get<{ ServiceAddress: string; ServicePort: number; ServiceMeta: Record<string, string> }[]>('/catalog/service/catalog');
+    expect(catalog).toMatchObject([{ ServiceAddress: '127.0.0.1', ServicePort: sc.inboundPort, ServiceMeta: { version: 'v2', protocol: 'http' } }]);
+    const registered = await consul.get<{ Checks?: unknown }>(`/agent/service/${entry!.Service.ID}`);
+    expect(registered).toBeDefined();
+  });
+
+  it('an instance whose app turns unhealthy leaves callers\' endpoint sets; traffic moves away with no failed request', async () => {
+    const { a, b, sa, sb, caller } = await mesh();
+    const traffic = steadyLoad(caller.outboundUrl);
+    await waitUntil(() => traffic.answers.filter((x) => x.name === 'a').length > 5 && traffic.answers.filter((x) => x.name === 'b').length > 5, { what: 'traffic on both instances' });
+    a.healthy = false;
+    // app health fails → sidecar /ready 503 → Consul check critical → out of the passing set → caller drops it.
+    await waitUntil(async () => (await passingPorts('catalog')).join() === String(sb.inboundPort), { timeoutMs: 15_000, what: 'a out of the passing set' });
+    await waitUntil(async () => (await clusterPorts(caller, 'catalog')).join() === String(sb.inboundPort), { timeoutMs: 5_000, what: 'the caller to drop a' });
+    const mark = traffic.answers.length;
+    const servedByA = a.served;
+    await waitUntil(() => traffic.answers.length > mark + 50, { what: '50 more answers' });
+    await traffic.stop();
+    expect(traffic.failures()).toEqual([]);
+    expect(a.served).toBe(servedByA);
+    expect(traffic.answers.slice(mark).every((x) => x.name === 'b')).toBe(true);
+    expect(b.served).toBeGreaterThan(50);
+    // And back: healthy again → passing again → the caller uses it again.
+    a.healthy = true;
+    await waitUntil(async () => (await clusterPorts(caller, 'catalog')).length === 2, { timeoutMs: 15_000, what: 'a back in the caller' });
+    expect(sa.hasExited).toBe(false);
+  });
+
+  it('SIGTERM deregisters before the sidecar drains and exits', async () => {
+    const { sa, caller } = await mesh();
+    const traffic = steadyLoad(caller.outboundUrl);
+    await waitUntil(() => traffic.answers.length > 20, { what: 'traffic' });
+    sa.kill('SIGTERM');
+    await waitUntil(async () => (await consul.get<Record<string, unknown>>('/agent/services'))!, { what: 'agent services' });
+    const gone = await waitUntil(async () => {
+      const services = (await consul.get<Record<string, { Port: number }>>('/agent/services'))!;
+      return !Object.values(services).some((s) => s.Port === sa.inboundPort) && Date.now();
+    }, { timeoutMs: 5_000, what: 'a deregistered' });
+    const exit = await sa.exited;
+    expect(exit.code).toBe(0);
+    expect(sa.output()).toMatch(/deregistered from Consul[\s\S]*draining/);
+    await waitUntil(async () => (await clusterPorts(caller, 'catalog')).length === 1, { what: 'the caller to drop a' });
+    const mark = traffic.answers.length;
+    await waitUntil(() => traffic.answers.length > mark + 20, { what: 'more answers' });
+    await traffic.stop();
+    expect(traffic.failures()).toEqual([]);
+    expect(gone).toBeGreaterThan(0);
+  });
+
+  it('a Consul crash under load fails no request; the restarted agent gets the registrations back', async () => {
+    const { sa, sb, caller } = await mesh();
+    const traffic = steadyLoad(caller.outboundUrl);
+    await waitUntil(() => traffic.answers.length > 20, { what: 'traffic' });
+    await consul.kill();
+    const mark = traffic.answers.length;
+    await waitUntil(() => traffic.answers.length > mark + 100, { timeoutMs: 15_000, what: 'answers while Consul is down' });
+    expect(new Set(traffic.answers.slice(mark).map((x) => x.name))).toEqual(new Set(['a', 'b']));
+    expect(caller.output()).toMatch(/watching catalog in Consul failed: cannot reach Consul at http:\/\/127\.0\.0\.1:\d+: connection refused/);
+    await consul.restart();
+    await waitUntil(async () => (await passingPorts('catalog')).join() === [sa.inboundPort, sb.inboundPort].sort().join(), { timeoutMs: 20_000, what: 'registrations restored' });
+    expect(await consul.passing('web')).toHaveLength(1);
+    await traffic.stop();
+    expect(traffic.failures()).toEqual([]);
+    expect(sa.output()).toMatch(/the Consul agent had lost this instance; registered again/);
+  });
+
+  it('a sidecar started while Consul is down says so clearly, keeps serving and registers once Consul is back', async () => {
+    await consul.kill();
+    const a = await app('a');
+    const sc = await sidecar('catalog', a.port, consulConfig([]), 'v1', '/live');
+    await waitUntil(() => /cannot register catalog \(catalog-v1-[0-9a-f]+\) with Consul: cannot reach Consul at http:\/\/127\.0\.0\.1:\d+: connection refused/.test(sc.output()), { what: 'a clear error' });
+    expect((await fetch(`${sc.adminUrl}/ready`)).status).toBe(200);
+    await consul.restart();
+    await waitUntil(async () => (await passingPorts('catalog')).join() === String(sc.inboundPort), { timeoutMs: 20_000, what: 'registered after Consul came back' });
+  });
+});
+
+async function clusterPorts(sc: SpawnedSidecar, service: string): Promise<number[]> {
+  const res = await fetch(`${sc.adminUrl}/clusters`);
+  const clusters = (await res.json()) as Record<string, { endpoints: { port: number }[] }>;
+  return (clusters[service]?.endpoints ?? []).map((e) => e.port).sort();
+}
