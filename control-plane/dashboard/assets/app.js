@@ -298,12 +298,15 @@ function serviceView(name) {
     $('#svc-instances').innerHTML = svc.instances.length
       ? `<table><thead><tr><th>instance</th><th>address</th><th>version</th><th>health</th></tr></thead><tbody>${svc.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.version)}</td><td><span class="badge ${esc(i.health)}">${esc(i.health)}</span></td></tr>`).join('')}</tbody></table>`
       : '<div class="empty">No instances registered.</div>';
-    // The callers' breakers towards this service, worst first.
-    const order = { open: 0, 'half-open': 1, closed: 2 };
-    const breakers = stats.breakers.filter((b) => b.destination === name).sort((a, b) => order[a.state] - order[b.state]);
-    $('#svc-breakers').innerHTML = breakers.length
-      ? `<table><thead><tr><th>held by</th><th>destination</th><th>subset</th><th>state</th></tr></thead><tbody>${breakers.map((b) => `<tr><td>${esc(b.service)} <span class="muted mono">${esc(b.instance)}</span></td><td>${esc(b.destination)}</td><td>${esc(b.subset)}</td><td><span class="badge ${esc(b.state)}">${esc(b.state)}</span></td></tr>`).join('')}</tbody></table>`
-      : '<div class="empty">No caller holds a circuit breaker for this service yet.</div>';
+    // The callers' breakers towards this service: the tripped ones listed, the closed ones counted.
+    const breakers = stats.breakers.filter((b) => b.destination === name);
+    const tripped = breakers.filter((b) => b.state !== 'closed').sort((a, b) => (a.state === 'open' ? -1 : 1) - (b.state === 'open' ? -1 : 1));
+    const closed = breakers.length - tripped.length;
+    $('#svc-breakers').innerHTML =
+      (tripped.length
+        ? `<table><thead><tr><th>held by</th><th>destination</th><th>subset</th><th>state</th></tr></thead><tbody>${tripped.map((b) => `<tr><td>${esc(b.service)} <span class="muted mono">${esc(b.instance)}</span></td><td>${esc(b.destination)}</td><td>${esc(b.subset)}</td><td><span class="badge ${esc(b.state)}">${esc(b.state)}</span></td></tr>`).join('')}</tbody></table>`
+        : '') +
+      `<div class="${tripped.length ? 'muted' : 'empty'}" id="breakers-closed">${closed ? `<span class="badge closed">closed</span> ${closed} breaker(s) held by ${[...new Set(breakers.filter((b) => b.state === 'closed').map((b) => b.service))].map(esc).join(', ')}` : tripped.length ? '' : 'No caller holds a circuit breaker for this service yet.'}</div>`;
     $('#svc-edges').innerHTML = edgesTable(stats.edges);
     $('#svc-policy').innerHTML = policy ? `<pre>${esc(JSON.stringify(policy, null, 2))}</pre>` : '<div class="empty">No policy stored: defaults apply.</div>';
     if (!splitShown) {
