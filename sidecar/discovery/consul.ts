@@ -3,7 +3,9 @@
  * the sidecar routes to, started when the mesh first watches that destination and stopped
  * when its last watcher leaves. Each answer becomes the whole endpoint set (address and port
  * of the registered instance; labels are the service meta plus `tag:<tag>` for each tag), and
- * watchers hear only about sets that actually changed. Errors keep the last known set.
+ * watchers hear only about sets that actually changed. Errors keep the last known set, and
+ * so does an empty answer within `recoveryHoldMs` of an outage: a restarted agent answers
+ * before its sidecars have registered again, and that emptiness is not news.
  */
 import type { Endpoint } from '../../common/config/schema.js';
 import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
@@ -27,6 +29,8 @@ export interface HealthEntry {
 export interface ConsulSourceOptions {
   readonly waitMs?: number;
   readonly backoffMaxMs?: number;
+  /** After Consul comes back, how long an empty answer is taken for a registry still refilling. */
+  readonly recoveryHoldMs?: number;
 }
 
 interface Watch {
@@ -34,6 +38,8 @@ interface Watch {
   readonly query: BlockingQuery<HealthEntry[]>;
   key: string | undefined;
   endpoints: readonly Endpoint[] | undefined;
+  /** Until when (ms) an empty answer does not replace a non-empty set. */
+  holdEmptyUntil: number;
 }
 
 /** Endpoints of a health answer, sorted so equal sets compare equal. */
@@ -98,6 +104,7 @@ export class ConsulEndpointSource implements EndpointSource {
       listeners: new Set(),
       key: undefined,
       endpoints: undefined,
+      holdEmptyUntil: 0,
       query: new BlockingQuery<HealthEntry[]>({
         kind: 'index',
         request: healthRequest(this.consul, service, true),
@@ -107,6 +114,10 @@ export class ConsulEndpointSource implements EndpointSource {
           const endpoints = endpointsOf(entries);
           const key = JSON.stringify(endpoints);
           if (key === watch.key) return;
+          if (endpoints.length === 0 && (watch.endpoints?.length ?? 0) > 0 && Date.now() < watch.holdEmptyUntil) {
+            log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing instance of ${service}; keeping the last known endpoints while instances register again`);
+            return;
+          }
           watch.key = key;
           watch.endpoints = endpoints;
           log.info({ endpoints: endpoints.length }, 'endpoints from Consul');
@@ -118,7 +129,10 @@ export class ConsulEndpointSource implements EndpointSource {
             log.error({ attempt, retryInMs: Math.round(delayMs), kept: watch.endpoints?.length ?? 0 }, `watching ${service} in Consul failed: ${describeConsulError(err, this.consul.url)}; keeping the last known endpoints and retrying`);
           }
         },
-        onRecovered: (failures) => log.info({ failures }, `watching ${service} in Consul again`),
+        onRecovered: (failures) => {
+          watch.holdEmptyUntil = Date.now() + (this.options.recoveryHoldMs ?? 30_000);
+          log.info({ failures }, `watching ${service} in Consul again`);
+        },
       }),
     };
     return watch;
