@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { consulNodeName } from './pid-file.js';
 import { freePorts } from './ports.js';
 import type { ManagedProcess, ProcessSupervisor } from './processes.js';
 import { waitFor } from './wait.js';
@@ -34,7 +35,7 @@ export interface RunningConsul {
 export async function startConsul(binary: string, supervisor: ProcessSupervisor, logFile: string): Promise<RunningConsul> {
   const [http, serfLan, serfWan, server] = (await freePorts(4)) as [number, number, number, number];
   const proc = supervisor.start('consul', binary, [
-    'agent', '-dev', '-node', 'skein-demo', '-bind', '127.0.0.1', '-client', '127.0.0.1',
+    'agent', '-dev', '-node', consulNodeName(process.pid), '-bind', '127.0.0.1', '-client', '127.0.0.1',
     '-http-port', String(http), '-dns-port', '-1', '-grpc-port', '-1', '-grpc-tls-port', '-1',
     '-serf-lan-port', String(serfLan), '-serf-wan-port', String(serfWan), '-server-port', String(server),
     '-log-level', 'warn',

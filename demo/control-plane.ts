@@ -7,7 +7,10 @@ import { skeinBin } from './package-root.js';
 import { freePorts } from './ports.js';
 import type { ManagedProcess, ProcessSupervisor } from './processes.js';
 import { INTENTIONS, POLICIES, ROUTES } from './topology.js';
-import { answers200, waitFor } from './wait.js';
+import { answers200, waitFor, withTimeout } from './wait.js';
+
+/** Longest wait for one admin API call. */
+const ADMIN_CALL_MS = 15_000;
 
 export interface RunningControlPlane {
   readonly process: ManagedProcess;
@@ -54,11 +57,15 @@ export async function startControlPlane(
 
 /** Policies, routes (catalog split v1=100 v2=0) and intentions (default deny), before any sidecar connects. */
 export async function applyMeshConfig(api: AdminClient): Promise<void> {
-  await Promise.all(Object.entries(POLICIES).map(([service, policy]) => api.put(`/api/v1/services/${service}/policy`, policy)));
-  await Promise.all(Object.entries(ROUTES).map(([service, rules]) => api.put(`/api/v1/routes/${service}`, rules)));
-  await api.put('/api/v1/intentions', INTENTIONS);
+  const apply = async () => {
+    await Promise.all(Object.entries(POLICIES).map(([service, policy]) => api.put(`/api/v1/services/${service}/policy`, policy)));
+    await Promise.all(Object.entries(ROUTES).map(([service, rules]) => api.put(`/api/v1/routes/${service}`, rules)));
+    await api.put('/api/v1/intentions', INTENTIONS);
+  };
+  await withTimeout(apply(), ADMIN_CALL_MS, `the control plane at ${api.baseUrl} to take the demo's config`);
 }
 
 export async function bootstrapToken(api: AdminClient, service: string): Promise<string> {
-  return (await api.post<IssuedToken>('/api/v1/tokens', { service, ttl: '1h' })).body.token;
+  const issued = await withTimeout(api.post<IssuedToken>('/api/v1/tokens', { service, ttl: '1h' }), ADMIN_CALL_MS, `a bootstrap token for ${service}`);
+  return issued.body.token;
 }

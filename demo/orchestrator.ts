@@ -22,7 +22,7 @@ import { claimPort, freePorts } from './ports.js';
 import { ProcessSupervisor, type ManagedProcess } from './processes.js';
 import { removeState, writeState, type DemoState } from './state.js';
 import { INSTANCES } from './topology.js';
-import { waitFor } from './wait.js';
+import { waitFor, withTimeout } from './wait.js';
 
 export interface Reporter {
   /** A step that finished, one line. */
@@ -32,6 +32,8 @@ export interface Reporter {
 }
 
 const INSTANCE_READY_MS = 60_000;
+/** However slow this machine, a start that takes longer than this has gone wrong. */
+const START_MS = 150_000;
 /** How long each stage of a stop may take before its processes are killed. */
 const STOP_GRACE_MS = 8_000;
 
@@ -83,7 +85,7 @@ export class Demo {
   async start(): Promise<void> {
     const { paths, reporter } = this;
     mkdirSync(paths.root, { recursive: true });
-    const leftovers = cleanLeftovers(this.pidFile, [packageRoot, 'skein-demo']);
+    const leftovers = cleanLeftovers(this.pidFile, paths.root);
     if (leftovers.runningDemo) {
       throw new DemoAlreadyRunningError(`a demo is already running on ${paths.root} (pid ${leftovers.runningDemo}); stop it first (Ctrl-C in its terminal, or npx skein demo stop)`);
     }
@@ -95,7 +97,7 @@ export class Demo {
     mkdirSync(paths.logs, { recursive: true });
     this.pidFile.begin();
     try {
-      await this.run();
+      await withTimeout(this.run(), START_MS, 'the demo to start');
     } catch (err) {
       await this.stop({ quiet: true });
       throw err;
@@ -227,7 +229,7 @@ export class Demo {
   private async startLoad(): Promise<void> {
     const inventory = this.instances.get('inventory')!;
     const load = this.supervisor.start('load', process.execPath, [
-      loadGeneratorMain, '--gateway', this.gatewayUrl, '--inventory', `http://127.0.0.1:${inventory.ports.app}`, '--rate', String(this.options.loadRate),
+      loadGeneratorMain, '--demo', this.paths.root, '--gateway', this.gatewayUrl, '--inventory', `http://127.0.0.1:${inventory.ports.app}`, '--rate', String(this.options.loadRate),
     ], { logFile: this.paths.log('load') });
     this.load = load;
     await waitFor(() => /load: [\d.]+ req\/s to/.test(load.tail(3)), { timeoutMs: 15_000, what: 'the load generator to start', watch: [load] });
@@ -296,10 +298,6 @@ export class Demo {
 
   private saveState(): void {
     writeState(this.paths.stateFile, this.state());
-  }
-
-  get stopped(): boolean {
-    return this.stopping !== undefined;
   }
 
   /** Stops everything in order; a second call waits for the first. */

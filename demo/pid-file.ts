@@ -58,14 +58,23 @@ export interface Leftovers {
 
 /**
  * Looks at the previous demo on this data dir: if its orchestrator still runs, says so;
- * otherwise kills whatever it left behind (only processes that still run our commands).
+ * otherwise kills whatever it left behind. Only processes that still run one of its
+ * commands are touched (pids get reused): every one names the data dir on its command
+ * line, except Consul, whose node name carries the orchestrator's pid.
  */
-export function cleanLeftovers(pidFile: PidFile, markers: readonly string[]): Leftovers {
+export function cleanLeftovers(pidFile: PidFile, dataDir: string): Leftovers {
   const [orchestrator, ...children] = pidFile.read();
-  if (orchestrator && orchestrator.pid !== process.pid && isAlive(orchestrator.pid) && isOurs(orchestrator.pid, ['demo'])) {
+  if (!orchestrator) return { killed: [] };
+  if (orchestrator.pid !== process.pid && isAlive(orchestrator.pid) && isOurs(orchestrator.pid, ['demo'])) {
     return { runningDemo: orchestrator.pid, killed: [] };
   }
+  const markers = [dataDir, consulNodeName(orchestrator.pid)];
   const killed = children.filter((c) => isAlive(c.pid) && isOurs(c.pid, markers));
   for (const c of killed) signalGroup(c.pid, 'SIGKILL');
   return { killed };
+}
+
+/** Consul's node name in the demo started by this orchestrator. */
+export function consulNodeName(orchestratorPid: number): string {
+  return `skein-demo-${orchestratorPid}`;
 }

@@ -8,7 +8,11 @@ import { Demo } from './orchestrator.js';
 import type { DemoOptions } from './options.js';
 import { summaryBox } from './summary.js';
 
-export async function runDemo(options: DemoOptions, write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+export async function runDemo(
+  options: DemoOptions,
+  write: (text: string) => void = (t) => process.stdout.write(t),
+  writeError: (text: string) => void = (t) => process.stderr.write(t),
+): Promise<number> {
   const demo = new Demo(options, {
     step: (text) => write(`  ✓ ${text}\n`),
     notice: (text) => write(`  ! ${text}\n`),
@@ -17,8 +21,10 @@ export async function runDemo(options: DemoOptions, write: (text: string) => voi
   process.on('exit', () => demo.killNow());
 
   let signals = 0;
+  let asked = false;
   const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
+      asked = true;
       if (++signals > 1) {
         write(`\n${signal} again: killing every process now\n`);
         demo.killNow();
@@ -29,6 +35,7 @@ export async function runDemo(options: DemoOptions, write: (text: string) => voi
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
     demo.onStopRequested = () => {
+      asked = true;
       write('\nasked to stop (skein demo stop)\n');
       void demo.stop().then(resolve);
     };
@@ -38,12 +45,12 @@ export async function runDemo(options: DemoOptions, write: (text: string) => voi
   try {
     await demo.start();
   } catch (err) {
-    if (demo.stopped) {
+    if (asked) {
       await stopped;
       write('stopped before the demo was up\n');
       return 0;
     }
-    write(`\nskein demo: could not start: ${(err as Error).message}\n(logs in ${demo.paths.logs})\n`);
+    writeError(`\nskein demo: could not start: ${(err as Error).message}\n(logs in ${demo.paths.logs})\n`);
     return 1;
   }
   write(`\n${summaryBox(demo.state())}\n`);

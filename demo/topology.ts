@@ -63,8 +63,9 @@ export const POLICIES: Readonly<Record<string, PolicyInput>> = {
   users: {},
   catalog: { protocol: 'grpc', subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } },
   inventory: {},
-  // The saga behind POST /orders calls inventory and payments (with their retries) in turn.
-  orders: { timeout: '15s' },
+  // The saga behind POST /orders calls inventory and payments (with their retries) in turn,
+  // so one try may take longer than the default 1 s.
+  orders: { timeout: '15s', retries: { perTryTimeout: '15s' } },
   payments: {
     timeout: '5s',
     // Opens after a handful of failed charges, and tries again 5 s later.

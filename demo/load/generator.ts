@@ -53,7 +53,8 @@ export class Window {
     return [
       `load: ${(total / seconds).toFixed(1)} req/s`,
       `${total ? ((100 * this.ok) / total).toFixed(1) : '100.0'}% ok`,
-      `browse ${this.sent.browse} view ${this.sent.view} order ${this.sent.order} (confirmed ${this.confirmed}, cancelled ${this.cancelled})`,
+      `sent: browse ${this.sent.browse} view ${this.sent.view} order ${this.sent.order}`,
+      `orders confirmed ${this.confirmed} cancelled ${this.cancelled}`,
       `p50 ${pct(0.5)} p99 ${pct(0.99)}`,
       `failed ${this.failed}${errors ? ` [${errors}]` : ''} skipped ${this.skipped}`,
     ].join(' | ');
@@ -113,27 +114,27 @@ export class LoadGenerator {
       return;
     }
     const kind = this.pick();
-    const window = this.window;
-    window.sent[kind]++;
+    this.window.sent[kind]++;
     const started = performance.now();
-    const done = this.send(kind, window)
+    // Outcomes count in the window they arrive in, so every report covers every answer.
+    const done = this.send(kind)
       .then((ok) => {
         if (!ok) return;
-        window.ok++;
-        window.latencies.push(performance.now() - started);
+        this.window.ok++;
+        this.window.latencies.push(performance.now() - started);
       })
-      .catch((err: Error) => window.fail((err.cause as { code?: string } | undefined)?.code ?? err.name))
+      .catch((err: Error) => this.window.fail((err.cause as { code?: string } | undefined)?.code ?? err.name))
       .finally(() => this.inFlight.delete(done));
     this.inFlight.add(done);
   }
 
   /** One request; true when it succeeded, false when it was counted as failed. */
-  private async send(kind: RequestKind, window: Window): Promise<boolean> {
+  private async send(kind: RequestKind): Promise<boolean> {
     const url = this.options.gatewayUrl;
     const signal = AbortSignal.timeout(TIMEOUT_MS);
     if (kind === 'browse') {
       const res = await fetch(`${url}/api/products`, { signal });
-      if (res.status !== 200) return this.failedWith(window, res);
+      if (res.status !== 200) return this.failedWith(res);
       const body = (await res.json()) as { products: { id: string; stock: number | null }[] };
       this.products = body.products.map((p) => p.id);
       for (const p of body.products) if (p.stock !== null && p.stock < LOW_STOCK) this.restock(p.id);
@@ -141,7 +142,7 @@ export class LoadGenerator {
     }
     if (kind === 'view') {
       const res = await fetch(`${url}/api/products/${this.any(this.products)}`, { signal });
-      if (res.status !== 200) return this.failedWith(window, res);
+      if (res.status !== 200) return this.failedWith(res);
       await res.arrayBuffer();
       return true;
     }
@@ -151,16 +152,16 @@ export class LoadGenerator {
       headers: { 'content-type': 'application/json', 'idempotency-key': randomUUID() },
       body: JSON.stringify({ userId: this.any(USERS), items: [{ productId: this.any(this.products), quantity: 1 + Math.floor(this.random() * 3) }] }),
     });
-    if (res.status !== 201) return this.failedWith(window, res);
+    if (res.status !== 201) return this.failedWith(res);
     const order = (await res.json()) as { status: string };
-    if (order.status === 'confirmed') window.confirmed++;
-    else window.cancelled++;
+    if (order.status === 'confirmed') this.window.confirmed++;
+    else this.window.cancelled++;
     return true;
   }
 
-  private async failedWith(window: Window, res: Response): Promise<false> {
+  private async failedWith(res: Response): Promise<false> {
     const body = (await res.json().catch(() => undefined)) as { error?: { code?: string } } | undefined;
-    window.fail(`${res.status} ${body?.error?.code ?? ''}`.trim());
+    this.window.fail(`${res.status} ${body?.error?.code ?? ''}`.trim());
     return false;
   }
 

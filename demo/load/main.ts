@@ -1,6 +1,8 @@
 /**
  * The demo's load generator as a process of its own (so the orchestrator stops it first, as
  * one unit): `node dist/demo/load/main.js --gateway URL --inventory URL [--rate 10]`.
+ * `--demo DIR` names the demo's data dir, so `ps` (and a later demo cleaning up after one
+ * that crashed) can tell which demo it belongs to.
  * One summary line per window on stdout; SIGTERM/SIGINT stop it after in-flight requests.
  */
 import { parseArgs } from 'node:util';
@@ -8,6 +10,7 @@ import { LoadGenerator } from './generator.js';
 
 const { values } = parseArgs({
   options: {
+    demo: { type: 'string' },
     gateway: { type: 'string' },
     inventory: { type: 'string' },
     rate: { type: 'string', default: '10' },

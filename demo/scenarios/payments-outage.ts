@@ -51,7 +51,7 @@ export const paymentsOutage: Scenario = {
         const p = await demo.placeOrder(USER, [{ productId: PRODUCT, quantity: 1 }]);
         placed.push(p);
         const breaker = await breakerOpened(demo);
-        io.show(`order ${String(n + 1).padStart(2)}: ${p.order?.status ?? p.status} in ${Math.round(p.ms)} ms${p.order?.reason ? ` (${p.order.reason})` : ''}${breaker.open ? '  [circuit open]' : ''}`);
+        io.show(`${String(n + 1).padStart(2)}. ${p.order?.id ?? '-'} ${p.order?.status ?? p.status} in ${Math.round(p.ms)} ms${p.order?.reason ? ` (${p.order.reason})` : ''}${breaker.open ? '  [circuit open]' : ''}`);
       }
       const breaker = await breakerOpened(demo);
       io.check(breaker.rejections > 0, `orders' sidecar opened the circuit to payments (${breaker.rejections} calls refused without reaching payments)`);

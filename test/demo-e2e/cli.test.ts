@@ -1,0 +1,62 @@
+/** `skein demo` command-line errors, and scenarios with no demo to run against: quick, and no demo is started. */
+import { createServer, type Server } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Processes, skeinBin, tempDir } from '../support/index.js';
+
+const procs = new Processes();
+afterEach(() => procs.killAll());
+
+async function skein(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  const child = procs.spawn(`skein ${args.join(' ')}`, process.execPath, [skeinBin, ...args]);
+  const exit = await child.exited;
+  return { code: exit.code, output: child.output() };
+}
+
+describe('skein demo (command line)', () => {
+  it('refuses bad flags with exit 2 and says what is wrong', async () => {
+    const port = await skein(['demo', '--gateway-port', 'eighty']);
+    expect(port.code).toBe(2);
+    expect(port.output).toContain('not a port number: eighty');
+    const consul = await skein(['demo', '--consul', 'ftp://x']);
+    expect(consul.code).toBe(2);
+    expect(consul.output).toContain('expected auto, off or an agent URL');
+    const rate = await skein(['demo', '--rate', '-3']);
+    expect(rate.code).toBe(2);
+  });
+
+  it('lists the scenarios, and says when no demo is running', async () => {
+    const list = await skein(['demo', 'scenario']);
+    expect(list.code).toBe(0);
+    for (const name of ['canary', 'blue-green', 'payments-outage', 'kill-instance', 'notifications-down']) expect(list.output).toContain(name);
+    const dataDir = tempDir('skein-demo-none-');
+    const none = await skein(['demo', 'scenario', 'canary', '--data-dir', dataDir]);
+    expect(none.code).toBe(1);
+    expect(none.output).toContain(`no demo is running on ${dataDir}`);
+    const unknown = await skein(['demo', 'scenario', 'meltdown', '--data-dir', dataDir]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.output).toContain('no scenario "meltdown"');
+    const stop = await skein(['demo', 'stop', '--data-dir', dataDir]);
+    expect(stop.code).toBe(1);
+    expect(stop.output).toContain('no demo is running');
+  });
+
+  it('fails at once with a clear message when the gateway port is taken, starting nothing', async () => {
+    const server: Server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const taken = (server.address() as { port: number }).port;
+    try {
+      const dataDir = tempDir('skein-demo-port-');
+      const run = await skein(['demo', '--data-dir', dataDir, '--gateway-port', String(taken), '--control-plane-port', '0']);
+      expect(run.code).toBe(1);
+      expect(run.output).toContain(`port ${taken} for the gateway is in use`);
+      expect(run.output).toContain('--gateway-port');
+      // Only the orchestrator itself was recorded: nothing was started.
+      expect(readFileSync(join(dataDir, 'demo.pids'), 'utf8').trim().split('\n')).toHaveLength(1);
+      expect(existsSync(join(dataDir, 'demo.json'))).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
+});
