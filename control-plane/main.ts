@@ -37,6 +37,8 @@ import { registerInjectRoute } from '../inject/admin-route.js';
 import { Observability } from './observability/observability.js';
 import { registerObservabilityRoutes } from './observability/routes.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
+import { CanaryController } from './canary/controller.js';
+import { registerCanaryRoutes } from './canary/routes.js';
 
 export interface RunningControlPlane {
   readonly grpcPort: number;
@@ -110,6 +112,17 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
   registerObservabilityRoutes(router, observability);
   registerDashboardRoutes(router);
+  const canaries = new CanaryController({
+    store,
+    setSplit: async (service, weights) => {
+      await config.setSplit(service, weights);
+      await publisher.settled();
+    },
+    measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
+    logger,
+  });
+  registerCanaryRoutes(router, canaries);
+  await canaries.resume();
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
   const httpPort = await listen(http, options.httpHost, options.httpPort);
 
@@ -126,6 +139,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     push,
     async close() {
       http.closeAllConnections();
+      await canaries.close();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       rotation.close();
       observability.close();

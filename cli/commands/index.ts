@@ -13,6 +13,7 @@ import { registerCa } from './ca.js';
 import { registerStat } from './stat.js';
 import { registerTap } from './tap.js';
 import { registerDemo } from './demo.js';
+import { registerCanary } from './canary.js';
 
 export function registerCommands(program: Command): void {
   registerSidecar(program);
@@ -27,5 +28,6 @@ export function registerCommands(program: Command): void {
   registerCa(program);
   registerStat(program);
   registerTap(program);
+  registerCanary(program);
   registerDemo(program);
 }

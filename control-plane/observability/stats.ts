@@ -140,6 +140,24 @@ export class StatsAggregator {
     };
   }
 
+  /**
+   * One subset of a service between two instants (to the second; only the last minute is
+   * kept), as its own sidecars saw it inbound, or its callers when none of its own reports.
+   * For the canary controller, whose steps need their own window rather than 10 s / 1 min.
+   */
+  subsetBetween(service: string, subset: string, fromMs: number, toMs: number): Golden {
+    const from = Math.floor(fromMs / 1000);
+    const to = Math.floor(toMs / 1000);
+    const own = [...this.series.values()].filter((s) => s.destination === service);
+    const direction = own.some((s) => s.direction === 'inbound') ? 'inbound' : 'outbound';
+    const tally = new Tally(this.bounds.length + 1);
+    for (const s of own) {
+      if (s.direction !== direction || s.subset !== subset) continue;
+      for (const slot of s.slots) if (slot !== undefined && slot.second >= from && slot.second <= to) tally.add(slot);
+    }
+    return tally.golden(Math.max(1, (toMs - fromMs) / 1000), this.bounds);
+  }
+
   private windowed(bySubset: Map<string, Series[]>, second: number): WindowedGolden & { subsets: SubsetStats[] } {
     const subsets: SubsetStats[] = [];
     const totals = this.tallies();

@@ -1,0 +1,119 @@
+/**
+ * `skein canary SERVICE --to SUBSET ...`: starts an automated rollout and follows it, one
+ * line per analysis, until it ends (exit 0 when it reaches 100%, 1 when rolled back or
+ * aborted); `--detach` only starts it, `--status` shows it, `--abort` stops it.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CanaryAnalysis, CanaryState } from '../../control-plane/canary/controller.js';
+import { UsageError } from '../usage-error.js';
+import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+
+type CanaryFlags = AdminFlags & {
+  to?: string;
+  from?: string;
+  steps?: number[];
+  interval?: string;
+  minSuccessRate?: number;
+  maxP99?: string;
+  minRequests?: number;
+  detach?: boolean;
+  status?: boolean;
+  abort?: boolean;
+};
+
+const POLL_MS = 500;
+
+function parseSteps(value: string): number[] {
+  const steps = value.split(',').map((s) => Number(s.trim()));
+  if (steps.some((w) => !Number.isInteger(w) || w < 1 || w > 100)) throw new InvalidArgumentError(`expected weights 1..100 separated by commas (e.g. 10,25,50,100), got ${value}`);
+  return steps;
+}
+
+function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${value}`);
+  return n;
+}
+
+function percent(rate: number | null): string {
+  return rate === null ? '-' : `${(rate * 100).toFixed(2)}%`;
+}
+
+function analysisLine(a: CanaryAnalysis): string {
+  const m = a.measured;
+  const p99 = m.p99Ms === null ? '-' : `${m.p99Ms}ms`;
+  return `step ${a.step + 1} ${String(a.weight).padStart(3)}%: ${m.requests} requests, success ${percent(m.successRate)}, p99 ${p99} → ${a.decision}${a.reason ? ` (${a.reason})` : ''}\n`;
+}
+
+function summary(s: CanaryState): string {
+  const head = `${s.service}: ${s.spec.from} → ${s.spec.to} ${s.status}`;
+  if (s.status === 'running') return `${head} at step ${s.step + 1}/${s.spec.steps.length} (${s.weight}% ${s.spec.to})\n`;
+  return `${head}${s.reason ? `: ${s.reason}` : ''}\n`;
+}
+
+/** Prints analyses as they appear until the rollout ends; throws (exit 1) unless it succeeded. */
+async function follow(flags: CanaryFlags, service: string, state: CanaryState): Promise<void> {
+  const client = adminClient(flags);
+  let printed = 0;
+  for (;;) {
+    for (const a of state.analyses.slice(printed)) process.stdout.write(analysisLine(a));
+    printed = state.analyses.length;
+    if (state.status !== 'running') break;
+    await sleep(POLL_MS);
+    state = (await client.get<CanaryState>(`/api/v1/canaries/${encodeURIComponent(service)}`)).body;
+  }
+  process.stdout.write(summary(state));
+  if (state.status !== 'succeeded') throw new Error(`canary of ${service} ${state.status}${state.reason ? `: ${state.reason}` : ''}`);
+}
+
+export function registerCanary(program: Command): void {
+  const command = program
+    .command('canary')
+    .description('automated progressive rollout with rollback on metric thresholds, e.g. `skein canary catalog --to v2`')
+    .argument('<service>', 'service name')
+    .addOption(new Option('--to <subset>', 'the subset to roll out'))
+    .addOption(new Option('--from <subset>', 'the subset it replaces (default v1)'))
+    .addOption(new Option('--steps <weights>', 'canary weights in turn, ending at 100 (default 10,25,50,100)').argParser(parseSteps))
+    .addOption(new Option('--interval <duration>', 'time at each step before judging it (default 30s)'))
+    .addOption(new Option('--min-success-rate <rate>', 'roll back below this success rate, 0..1 (default 0.99)').argParser(parseNumber))
+    .addOption(new Option('--max-p99 <duration>', 'roll back above this p99 latency (default 500ms)'))
+    .addOption(new Option('--min-requests <n>', 'requests a step needs to be judged (default 20)').argParser(parseNumber))
+    .addOption(new Option('--detach', 'start it and return'))
+    .addOption(new Option('--status', "show the service's rollout").conflicts(['abort', 'to', 'detach']))
+    .addOption(new Option('--abort', 'stop the running rollout and restore 100% --from').conflicts(['to', 'detach']));
+  withAdminFlags(command).action((service: string, flags: CanaryFlags) =>
+    runAdmin(async () => {
+      const client = adminClient(flags);
+      const path = `/api/v1/canaries/${encodeURIComponent(service)}`;
+      if (flags.status || flags.abort) {
+        const state = flags.abort ? ((await client.delete(path)).body as CanaryState) : (await client.get<CanaryState>(path)).body;
+        if (flags.output === 'json') return printJson(state);
+        for (const a of state.analyses) process.stdout.write(analysisLine(a));
+        process.stdout.write(summary(state));
+        return;
+      }
+      if (!flags.to) throw new UsageError('give the subset to roll out with --to SUBSET (or --status / --abort)');
+      const thresholds = {
+        ...(flags.minSuccessRate !== undefined ? { minSuccessRate: flags.minSuccessRate } : {}),
+        ...(flags.maxP99 !== undefined ? { maxP99: flags.maxP99 } : {}),
+        ...(flags.minRequests !== undefined ? { minRequests: flags.minRequests } : {}),
+      };
+      const body = {
+        to: flags.to,
+        ...(flags.from ? { from: flags.from } : {}),
+        ...(flags.steps ? { steps: flags.steps } : {}),
+        ...(flags.interval ? { interval: flags.interval } : {}),
+        ...(Object.keys(thresholds).length > 0 ? { thresholds } : {}),
+      };
+      const started = (await client.post<CanaryState>(path, body)).body;
+      if (flags.detach || flags.output === 'json') {
+        if (flags.output === 'json') return printJson(started);
+        process.stdout.write(summary(started));
+        return;
+      }
+      process.stdout.write(`${service}: rolling out ${started.spec.to} over ${started.spec.from} in steps ${started.spec.steps.join(', ')}% every ${started.spec.interval / 1000}s\n`);
+      await follow(flags, service, started);
+    }),
+  );
+}

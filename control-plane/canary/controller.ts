@@ -1,0 +1,206 @@
+/**
+ * Drives automated canary rollouts: sets the split to each step through the same code path
+ * as `PUT /api/v1/routes/{service}/split` (so sidecars get it by the push), waits the
+ * interval, judges the canary subset's golden metrics for that step (decide.ts), and
+ * advances, holds or rolls back to `from`=100. Each rollout's state is kept in the store
+ * under `canaries/{service}`, so a restarted control plane resumes a running rollout at
+ * its current step (with a fresh measurement window: the metrics were in memory).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { validate } from '../../common/config/parse.js';
+import type { Logger } from '../../common/log.js';
+import type { Golden } from '../observability/golden.js';
+import type { ConfigStore } from '../store/store.js';
+import { decide } from './decide.js';
+import { canaryBody, type CanarySpec } from './schema.js';
+
+export type CanaryStatus = 'running' | 'succeeded' | 'rolled-back' | 'aborted';
+
+/** One analysis: a step's window, what was measured in it, and what was decided. */
+export interface CanaryAnalysis {
+  step: number;
+  weight: number;
+  windowStart: string;
+  analyzedAt: string;
+  measured: { requests: number; successRate: number | null; p99Ms: number | null };
+  decision: 'advance' | 'hold' | 'rollback';
+  reason?: string;
+}
+
+export interface CanaryState {
+  service: string;
+  spec: CanarySpec;
+  status: CanaryStatus;
+  /** Index into spec.steps of the weight the split is at (or was at when it ended). */
+  step: number;
+  weight: number;
+  startedAt: string;
+  /** When the current step's measurement window began. */
+  stepStartedAt: string;
+  updatedAt: string;
+  endedAt?: string;
+  reason?: string;
+  analyses: CanaryAnalysis[];
+}
+
+export interface CanaryDeps {
+  readonly store: ConfigStore;
+  /** Sets the catch-all split and resolves once the snapshot with it is published. */
+  setSplit(service: string, weights: Record<string, number>): Promise<void>;
+  /** The subset's golden metrics between two instants. */
+  measure(service: string, subset: string, fromMs: number, toMs: number): Golden;
+  readonly logger: Logger;
+}
+
+export class CanaryConflictError extends Error {
+  override name = 'CanaryConflictError';
+}
+
+const KEY_PREFIX = 'canaries/';
+
+export class CanaryController {
+  private readonly states = new Map<string, CanaryState>();
+  private readonly loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Services whose start is between validation and the first split, so two POSTs cannot both start. */
+  private readonly starting = new Set<string>();
+
+  constructor(private readonly deps: CanaryDeps) {}
+
+  /** Loads stored rollouts and resumes the running ones at their current step. */
+  async resume(): Promise<void> {
+    for (const entry of await this.deps.store.list(KEY_PREFIX)) {
+      const state = entry.value as CanaryState;
+      this.states.set(state.service, state);
+      if (state.status !== 'running') continue;
+      this.deps.logger.info({ service: state.service, step: state.step, weight: state.weight }, 'resuming canary rollout');
+      const now = new Date().toISOString();
+      await this.save({ ...state, stepStartedAt: now, updatedAt: now });
+      this.launch(state.service);
+    }
+  }
+
+  get(service: string): CanaryState | undefined {
+    return this.states.get(service);
+  }
+
+  async start(service: string, body: unknown): Promise<CanaryState> {
+    const spec = validate(canaryBody, body);
+    if (this.starting.has(service) || this.loops.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
+    this.starting.add(service);
+    try {
+      // The split API's validation (service name, known subsets) answers for the whole request.
+      await this.deps.setSplit(service, weights(spec, spec.steps[0]!));
+      const now = new Date().toISOString();
+      const state: CanaryState = { service, spec, status: 'running', step: 0, weight: spec.steps[0]!, startedAt: now, stepStartedAt: now, updatedAt: now, analyses: [] };
+      await this.save(state);
+      this.launch(service);
+      return state;
+    } finally {
+      this.starting.delete(service);
+    }
+  }
+
+  /** Stops a running rollout and restores `from`=100; undefined when none is running. */
+  async abort(service: string): Promise<CanaryState | undefined> {
+    const loop = this.loops.get(service);
+    if (!loop) return undefined;
+    loop.abort.abort();
+    await loop.done;
+    const state = this.states.get(service)!;
+    if (state.status !== 'running') return state;
+    return this.finish(state, 'aborted', 'aborted by an operator');
+  }
+
+  /** Stops the loops without changing state, so a restart resumes them. */
+  async close(): Promise<void> {
+    const loops = [...this.loops.values()];
+    for (const loop of loops) loop.abort.abort();
+    await Promise.all(loops.map((l) => l.done));
+  }
+
+  private launch(service: string): void {
+    const abort = new AbortController();
+    const done = this.run(service, abort.signal)
+      .catch((err: unknown) => {
+        if (!abort.signal.aborted) this.deps.logger.error({ err, service }, 'canary rollout failed');
+      })
+      .finally(() => this.loops.delete(service));
+    this.loops.set(service, { abort, done });
+  }
+
+  private async run(service: string, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      let state = this.states.get(service)!;
+      const windowStart = Date.parse(state.stepStartedAt);
+      const checkAt = windowStart + state.spec.interval * (1 + holdsAt(state));
+      await sleep(Math.max(0, checkAt - Date.now()), undefined, { signal });
+      const now = Date.now();
+      const g = this.deps.measure(service, state.spec.to, windowStart, now);
+      const decision = decide(state.spec, state.spec.to, g, holdsAt(state));
+      const analysis: CanaryAnalysis = {
+        step: state.step,
+        weight: state.weight,
+        windowStart: state.stepStartedAt,
+        analyzedAt: new Date(now).toISOString(),
+        measured: { requests: g.requests, successRate: g.successRate, p99Ms: g.latencyMs?.p99 ?? null },
+        decision: decision.action,
+        ...(decision.action === 'advance' ? {} : { reason: decision.reason }),
+      };
+      state = { ...state, analyses: [...state.analyses, analysis], updatedAt: analysis.analyzedAt };
+      if (decision.action === 'hold') {
+        await this.save(state);
+        continue;
+      }
+      if (decision.action === 'rollback') {
+        await this.finish(state, 'rolled-back', decision.reason);
+        return;
+      }
+      const next = state.step + 1;
+      const weight = state.spec.steps[next]!;
+      try {
+        await this.deps.setSplit(service, weights(state.spec, weight));
+      } catch (err) {
+        await this.finish(state, 'rolled-back', `could not set the split to ${weight}% ${state.spec.to}: ${(err as Error).message}`);
+        return;
+      }
+      const at = new Date().toISOString();
+      state = { ...state, step: next, weight, stepStartedAt: at, updatedAt: at };
+      if (weight === 100) {
+        await this.save({ ...state, status: 'succeeded', endedAt: at });
+        return;
+      }
+      await this.save(state);
+      if (signal.aborted) return;
+    }
+  }
+
+  /** Ends a rollout that did not complete: the split goes back to `from`=100. */
+  private async finish(state: CanaryState, status: 'rolled-back' | 'aborted', reason: string): Promise<CanaryState> {
+    this.deps.logger.warn({ service: state.service, status, reason }, 'canary rollout ended; restoring the split');
+    await this.deps.setSplit(state.service, { [state.spec.from]: 100 });
+    const at = new Date().toISOString();
+    const ended: CanaryState = { ...state, status, reason, weight: 0, updatedAt: at, endedAt: at };
+    await this.save(ended);
+    return ended;
+  }
+
+  private async save(state: CanaryState): Promise<void> {
+    this.states.set(state.service, state);
+    await this.deps.store.put(KEY_PREFIX + state.service, state);
+  }
+}
+
+/** Extra intervals the current step has waited for enough requests. */
+function holdsAt(state: CanaryState): number {
+  let n = 0;
+  for (let i = state.analyses.length - 1; i >= 0; i--) {
+    const a = state.analyses[i]!;
+    if (a.step !== state.step || a.decision !== 'hold' || a.windowStart !== state.stepStartedAt) break;
+    n++;
+  }
+  return n;
+}
+
+function weights(spec: CanarySpec, weight: number): Record<string, number> {
+  return weight >= 100 ? { [spec.to]: 100 } : { [spec.from]: 100 - weight, [spec.to]: weight };
+}

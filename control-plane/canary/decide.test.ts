@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { validate } from '../../common/config/parse.js';
+import type { Golden } from '../observability/golden.js';
+import { decide } from './decide.js';
+import { canaryBody } from './schema.js';
+
+const spec = validate(canaryBody, { to: 'v2', thresholds: { minRequests: 20 }, maxHolds: 2 });
+const golden = (requests: number, failures: number, p99: number): Golden => ({
+  requests,
+  failures,
+  rps: requests,
+  successRate: requests === 0 ? null : (requests - failures) / requests,
+  latencyMs: requests === 0 ? null : { p50: p99 / 2, p95: p99, p99, mean: p99 / 2 },
+});
+
+describe('decide', () => {
+  it('advances a healthy step', () => {
+    expect(decide(spec, 'v2', golden(100, 0, 40), 0)).toEqual({ action: 'advance' });
+  });
+
+  it('rolls back on a low success rate, naming it', () => {
+    const d = decide(spec, 'v2', golden(100, 50, 40), 0);
+    expect(d.action).toBe('rollback');
+    expect(d.action === 'rollback' && d.reason).toMatch(/success rate 50\.00% of v2 is below minSuccessRate 99\.00%/);
+  });
+
+  it('rolls back on a slow p99', () => {
+    const d = decide(spec, 'v2', golden(100, 0, 750), 0);
+    expect(d.action === 'rollback' && d.reason).toMatch(/p99 latency 750ms of v2 is above maxP99 500ms/);
+  });
+
+  it('holds with too few requests, then rolls back after maxHolds', () => {
+    expect(decide(spec, 'v2', golden(5, 0, 10), 1).action).toBe('hold');
+    expect(decide(spec, 'v2', golden(5, 0, 10), 2).action).toBe('rollback');
+  });
+});
+
+describe('canaryBody', () => {
+  it('fills the defaults', () => {
+    expect(validate(canaryBody, { to: 'v2' })).toEqual({
+      from: 'v1', to: 'v2', steps: [10, 25, 50, 100], interval: 30_000, thresholds: { minSuccessRate: 0.99, maxP99: 500, minRequests: 20 }, maxHolds: 3,
+    });
+  });
+
+  it('names the faulty field', () => {
+    expect(() => validate(canaryBody, { to: 'v2', steps: [50, 25, 100] })).toThrow(/steps: weights must increase/);
+    expect(() => validate(canaryBody, { to: 'v2', steps: [10, 50] })).toThrow(/steps: the last step must be 100/);
+    expect(() => validate(canaryBody, { to: 'v1' })).toThrow(/to: must differ/);
+    expect(() => validate(canaryBody, { to: 'v2', interval: 'soon' })).toThrow(/interval: invalid duration/);
+    expect(() => validate(canaryBody, { to: 'v2', thresholds: { minSuccessRate: 2 } })).toThrow(/thresholds\.minSuccessRate/);
+  });
+});
