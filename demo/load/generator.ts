@@ -168,7 +168,7 @@ export class LoadGenerator {
   private restock(productId: string): void {
     if (this.restocking.has(productId)) return;
     this.restocking.add(productId);
-    fetch(`${this.options.inventoryUrl}/admin/stock/${encodeURIComponent(productId)}`, {
+    const done: Promise<void> = fetch(`${this.options.inventoryUrl}/admin/stock/${encodeURIComponent(productId)}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ available: RESTOCK_TO }),
@@ -179,6 +179,10 @@ export class LoadGenerator {
         this.options.report(`load: restocked ${productId} to ${RESTOCK_TO} (${res.status})`);
       })
       .catch((err: Error) => this.options.report(`load: restocking ${productId} failed: ${err.message}`))
-      .finally(() => this.restocking.delete(productId));
+      .finally(() => {
+        this.restocking.delete(productId);
+        this.inFlight.delete(done);
+      });
+    this.inFlight.add(done);
   }
 }
