@@ -26,6 +26,9 @@ import { streamAuthenticator } from './push/authenticate.js';
 import { ProxyTracker } from './push/proxies.js';
 import { PushServer } from './push/server.js';
 import { StreamRegistry } from './registry/stream-registry.js';
+import { ConsulCatalog } from './registry/consul-catalog.js';
+import type { Discovery } from './registry/discovery.js';
+import { connectConsul } from '../common/consul/client.js';
 import { MeshConfig } from './state/mesh-config.js';
 import { SnapshotPublisher } from './state/snapshots.js';
 import { openStore } from './store/open.js';
@@ -58,17 +61,20 @@ const VERSION = '0.1.0';
 
 export async function startControlPlane(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
   await mkdir(options.dataDir, { recursive: true });
-  if (options.consul) throw new Error('skein: Consul discovery (--consul) is not available in this build yet; leave it out to use the built-in registry');
-  const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul: options.consul });
+  const consul = options.consul ? connectConsul(options.consul) : undefined;
+  const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul, logger });
   const ca = await CertificateAuthority.open({
     dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
   });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
   if (admin.generated) process.stderr.write(`skein: generated the admin token (saved in ${admin.file}, shown only now):\n${admin.token}\n`);
 
-  const registry = new StreamRegistry(options.registryGraceMs);
-  const config = new MeshConfig(store, registry);
-  const publisher = new SnapshotPublisher(config, store, registry, { coalesceMs: options.coalesceMs, logger });
+  // With --consul the catalog is the registry: sidecars' Hellos no longer add instances.
+  const registry = consul ? undefined : new StreamRegistry(options.registryGraceMs);
+  const discovery: Discovery = consul ? new ConsulCatalog(consul, logger) : registry!;
+  const config = new MeshConfig(store, discovery);
+  const publisher = new SnapshotPublisher(config, store, discovery, { coalesceMs: options.coalesceMs, logger });
+  if (discovery instanceof ConsulCatalog) await discovery.synced(5_000);
   await publisher.start();
   const tokens = new BootstrapTokens(store);
   const proxies = new ProxyTracker();
@@ -84,7 +90,8 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     authenticate: streamAuthenticator(tokens, options.trustDomain),
     logger,
     credentials: tls.credentials,
-    resyncHoldMs: options.resyncHoldMs,
+    // The catalog was read before the first snapshot, so there is no registry to wait for.
+    resyncHoldMs: consul ? 0 : options.resyncHoldMs,
     keepaliveMs: options.keepaliveMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),
     onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),
@@ -103,7 +110,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
 
   const router = new Router();
   registerMetaRoutes(router, VERSION);
-  registerServiceRoutes(router, { config, discovery: registry });
+  registerServiceRoutes(router, { config, discovery });
   registerConfigRoutes(router, { config, publisher });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens });
@@ -147,8 +154,9 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
       await webhook?.close();
       tls.close();
       publisher.close();
-      await registry.close();
+      await discovery.close();
       await store.close();
+      consul?.close();
     },
   };
 }

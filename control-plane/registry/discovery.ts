@@ -13,8 +13,8 @@ export interface Instance {
   readonly protocol: 'http' | 'grpc';
   /** Includes `version` (the subset label). */
   readonly labels: Readonly<Record<string, string>>;
-  /** `healthy` while its sidecar is connected (or Consul checks pass); `disconnected` during the grace period. */
-  readonly health: 'healthy' | 'disconnected';
+  /** `healthy` while its sidecar is connected (or Consul checks pass); `disconnected` during the grace period; `critical` when a Consul check fails (never an endpoint). */
+  readonly health: 'healthy' | 'disconnected' | 'critical';
 }
 
 export interface Discovery {

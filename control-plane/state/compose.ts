@@ -25,7 +25,7 @@ export function composeSnapshot(config: StoredConfig, instances: readonly Instan
     services[name] = {
       ...(policy.protocol === undefined && own[0] ? { protocol: own[0].protocol } : {}),
       ...policy,
-      endpoints: own.map((i) => ({ address: i.address, port: i.port, labels: { ...i.labels } })),
+      endpoints: own.filter((i) => i.health !== 'critical').map((i) => ({ address: i.address, port: i.port, labels: { ...i.labels } })),
     };
   }
   const body: SnapshotBody = { services, routes: config.routes };

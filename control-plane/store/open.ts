@@ -1,4 +1,7 @@
 /** Opens the store `--store` names: the file store in the data dir, or Consul KV under `skein/`. */
+import type { ConsulConnection } from '../../common/consul/client.js';
+import type { Logger } from '../../common/log.js';
+import { ConsulStore } from './consul-store.js';
 import { FileStore } from './file-store.js';
 import type { ConfigStore } from './store.js';
 
@@ -7,7 +10,9 @@ export type StoreKind = 'file' | 'consul';
 export interface StoreOptions {
   readonly kind: StoreKind;
   readonly dataDir: string;
-  readonly consul?: string;
+  /** The connection `--consul` opened; required for the consul store. */
+  readonly consul?: ConsulConnection;
+  readonly logger: Logger;
 }
 
 export async function openStore(options: StoreOptions): Promise<ConfigStore> {
@@ -15,6 +20,7 @@ export async function openStore(options: StoreOptions): Promise<ConfigStore> {
     case 'file':
       return FileStore.open(options.dataDir);
     case 'consul':
-      throw new Error('skein: --store consul is not available in this build yet; use --store file');
+      if (!options.consul) throw new Error('skein: --store consul needs --consul URL (or CONSUL_HTTP_ADDR)');
+      return ConsulStore.open(options.consul, options.logger);
   }
 }

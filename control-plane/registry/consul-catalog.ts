@@ -1,0 +1,150 @@
+/**
+ * Discovery from Consul's catalog, for `--consul`: a blocking query on
+ * `/v1/catalog/services` keeps the list of service names, and one blocking query per
+ * service on `/v1/health/service/<name>` (all instances, not only passing) keeps its
+ * instances with their health. Used for `GET /api/v1/services` and for the endpoints of
+ * pushed snapshots (passing instances only). The last known state survives Consul outages.
+ */
+import { BlockingQuery } from '../../common/consul/blocking-query.js';
+import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
+import type { Logger } from '../../common/log.js';
+import { endpointsOf, healthRequest, type HealthEntry } from '../../sidecar/discovery/consul.js';
+import type { Discovery, Instance } from './discovery.js';
+
+interface ServiceWatch {
+  readonly query: BlockingQuery<HealthEntry[]>;
+  instances: Instance[];
+}
+
+export class ConsulCatalog implements Discovery {
+  private readonly services = new Map<string, ServiceWatch>();
+  private readonly listeners = new Set<() => void>();
+  private readonly names: BlockingQuery<Record<string, string[]>>;
+  private sorted: readonly Instance[] | undefined;
+  /** Services whose first health answer is still to come, and who waits for that. */
+  private pending = new Set<string>();
+  private namesKnown = false;
+  private syncWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly consul: ConsulConnection,
+    private readonly logger: Logger,
+  ) {
+    this.names = new BlockingQuery({
+      kind: 'index',
+      request: async (req) => {
+        const opts: Record<string, unknown> = { wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
+        if (req.cursor !== '') opts.index = req.cursor;
+        const [res, data] = (await consul.client.catalog.service.list(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, Record<string, string[]>];
+        return { data: data ?? {}, cursor: res.headers['x-consul-index'] };
+      },
+      onAnswer: (names) => this.syncNames(Object.keys(names).filter((n) => n !== 'consul')),
+      onError: (err, attempt) => this.logError(err, attempt, 'the service list'),
+    });
+  }
+
+  /** Resolves once the catalog has been read once (or after `timeoutMs`), so the first snapshot is complete. */
+  async synced(timeoutMs: number): Promise<void> {
+    if (this.namesKnown && this.pending.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.syncWaiters.push(resolve)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  instances(): readonly Instance[] {
+    this.sorted ??= [...this.services.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .flatMap(([, w]) => w.instances);
+    return this.sorted;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await Promise.all([this.names.stop(), ...[...this.services.values()].map((w) => w.query.stop())]);
+    this.services.clear();
+  }
+
+  private syncNames(names: readonly string[]): void {
+    const wanted = new Set(names);
+    let changed = false;
+    for (const [name, watch] of this.services) {
+      if (wanted.has(name)) continue;
+      void watch.query.stop();
+      this.services.delete(name);
+      this.pending.delete(name);
+      changed = true;
+    }
+    for (const name of wanted) {
+      if (this.services.has(name)) continue;
+      this.pending.add(name);
+      const watch: ServiceWatch = {
+        instances: [],
+        query: new BlockingQuery({
+          kind: 'index',
+          request: healthRequest(this.consul, name, false),
+          onAnswer: (entries) => {
+            this.settle(name);
+            const next = instancesOf(name, entries);
+            if (JSON.stringify(next) === JSON.stringify(watch.instances)) return;
+            watch.instances = next;
+            this.changed();
+          },
+          onError: (err, attempt) => this.logError(err, attempt, name),
+        }),
+      };
+      this.services.set(name, watch);
+    }
+    this.namesKnown = true;
+    this.settle(undefined);
+    if (changed) this.changed();
+  }
+
+  private settle(service: string | undefined): void {
+    if (service !== undefined) this.pending.delete(service);
+    if (!this.namesKnown || this.pending.size > 0) return;
+    for (const resolve of this.syncWaiters.splice(0)) resolve();
+  }
+
+  private logError(err: unknown, attempt: number, what: string): void {
+    if (attempt === 1 || attempt % 20 === 0) {
+      this.logger.error({ attempt }, `watching ${what} in Consul failed: ${describeConsulError(err, this.consul.url)}; keeping the last known instances and retrying`);
+    }
+  }
+
+  private changed(): void {
+    this.sorted = undefined;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** Instances of one health answer: labels as the sidecar sees them, health from the checks. */
+export function instancesOf(service: string, entries: readonly HealthEntry[]): Instance[] {
+  return entries
+    .map((entry) => {
+      const [endpoint] = endpointsOf([entry]);
+      if (endpoint === undefined) return undefined;
+      const passing = (entry.Checks ?? []).every((c) => c.Status === 'passing');
+      const instance: Instance = {
+        service,
+        id: entry.Service.ID,
+        address: endpoint.address,
+        port: endpoint.port,
+        protocol: endpoint.labels.protocol === 'grpc' ? 'grpc' : 'http',
+        labels: endpoint.labels,
+        health: passing ? 'healthy' : 'critical',
+      };
+      return instance;
+    })
+    .filter((i): i is Instance => i !== undefined)
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}

@@ -1,0 +1,127 @@
+/**
+ * `--store consul`: the control plane's config in Consul KV under `skein/`, so several
+ * replicas share it. A key's revision is its Consul `ModifyIndex`; conditional writes are
+ * Consul check-and-set (`cas`, `delete-cas`) inside a transaction, which also hands back the
+ * new ModifyIndex. A blocking query on the whole prefix tells every replica about every
+ * change, its own and the others'.
+ */
+import { BlockingQuery } from '../../common/consul/blocking-query.js';
+import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
+import type { Logger } from '../../common/log.js';
+import { StoreConflictError, type ConfigStore, type StoreEntry, type WriteCondition } from './store.js';
+
+const PREFIX = 'skein/';
+
+interface KvPair {
+  readonly Key: string;
+  readonly Value: string | null;
+  readonly ModifyIndex: number;
+}
+
+type Response = { headers: Record<string, string | undefined> };
+
+export class ConsulStore implements ConfigStore {
+  private readonly listeners = new Set<(key: string) => void>();
+  private readonly seen = new Map<string, number>();
+  private readonly watcher: BlockingQuery<KvPair[]>;
+
+  private constructor(
+    private readonly consul: ConsulConnection,
+    logger: Logger,
+  ) {
+    this.watcher = new BlockingQuery({
+      kind: 'index',
+      request: async (req) => {
+        const opts: Record<string, unknown> = { key: PREFIX, recurse: true, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
+        if (req.cursor !== '') opts.index = req.cursor;
+        const [res, data] = (await consul.client.kv.get(opts as never)) as unknown as [Response, KvPair[] | undefined];
+        return { data: data ?? [], cursor: res.headers['x-consul-index'] };
+      },
+      onAnswer: (pairs: readonly KvPair[]) => this.diff(pairs),
+      onError: (err, attempt) => {
+        if (attempt === 1 || attempt % 20 === 0) logger.error({ attempt }, `watching ${PREFIX} in Consul KV failed: ${describeConsulError(err, consul.url)}; retrying`);
+      },
+    });
+  }
+
+  /** Opens the store; fails at once with a clear message when Consul cannot be read. */
+  static async open(consul: ConsulConnection, logger: Logger): Promise<ConsulStore> {
+    try {
+      await consul.client.kv.get({ key: PREFIX, recurse: true } as never);
+    } catch (err) {
+      throw new Error(`skein: --store consul: ${describeConsulError(err, consul.url)}`);
+    }
+    return new ConsulStore(consul, logger);
+  }
+
+  async get(key: string): Promise<StoreEntry | undefined> {
+    const pair = (await this.consul.client.kv.get({ key: PREFIX + key } as never)) as unknown as KvPair | undefined;
+    return pair ? entryOf(pair) : undefined;
+  }
+
+  async list(prefix: string): Promise<StoreEntry[]> {
+    const pairs = ((await this.consul.client.kv.get({ key: PREFIX + prefix, recurse: true } as never)) as unknown as KvPair[] | undefined) ?? [];
+    return pairs.map(entryOf);
+  }
+
+  async put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    const kv: Record<string, unknown> = { Verb: 'set', Key: PREFIX + key, Value: Buffer.from(JSON.stringify(value)).toString('base64') };
+    if (condition?.ifRevision !== undefined) Object.assign(kv, { Verb: 'cas', Index: condition.ifRevision });
+    const result = await this.transaction(key, kv, condition);
+    this.notify(key);
+    return { key, value: structuredClone(value), revision: result.ModifyIndex };
+  }
+
+  async delete(key: string, condition?: WriteCondition): Promise<boolean> {
+    const current = await this.get(key);
+    const expected = condition?.ifRevision;
+    if (expected !== undefined && (current?.revision ?? 0) !== expected) throw new StoreConflictError(key, expected, current?.revision ?? 0);
+    if (current === undefined) return false;
+    await this.transaction(key, { Verb: 'delete-cas', Key: PREFIX + key, Index: current.revision }, { ifRevision: current.revision });
+    this.notify(key);
+    return true;
+  }
+
+  watch(listener: (key: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await this.watcher.stop();
+  }
+
+  /** One KV operation in a transaction; a failed check-and-set becomes StoreConflictError. */
+  private async transaction(key: string, kv: Record<string, unknown>, condition?: WriteCondition): Promise<KvPair> {
+    try {
+      const answer = (await this.consul.client.transaction.create([{ KV: kv }] as never)) as { Results?: { KV: KvPair }[] | null };
+      const result = answer.Results?.[0]?.KV;
+      if (!result) throw new Error(`Consul transaction on ${key} returned no result`);
+      return result;
+    } catch (err) {
+      if (consulStatus(err) === 409 && condition?.ifRevision !== undefined) {
+        throw new StoreConflictError(key, condition.ifRevision, (await this.get(key))?.revision ?? 0);
+      }
+      throw err;
+    }
+  }
+
+  private diff(pairs: readonly KvPair[]): void {
+    const now = new Map(pairs.map((p) => [p.Key.slice(PREFIX.length), p.ModifyIndex]));
+    const changed: string[] = [];
+    for (const [key, index] of now) if (this.seen.get(key) !== index) changed.push(key);
+    for (const key of this.seen.keys()) if (!now.has(key)) changed.push(key);
+    this.seen.clear();
+    for (const [key, index] of now) this.seen.set(key, index);
+    for (const key of changed) this.notify(key);
+  }
+
+  private notify(key: string): void {
+    for (const listener of this.listeners) listener(key);
+  }
+}
+
+function entryOf(pair: KvPair): StoreEntry {
+  return { key: pair.Key.slice(PREFIX.length), value: pair.Value === null ? null : JSON.parse(pair.Value), revision: pair.ModifyIndex };
+}
