@@ -85,7 +85,8 @@ export class LoadGenerator {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.reporter);
-    await Promise.all(this.inFlight);
+    // A browse that finishes may start a restock, so wait until nothing is left.
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
     this.flush();
   }
 
