@@ -1,0 +1,61 @@
+/**
+ * Consul with ACLs on (default deny): the sidecar sends CONSUL_HTTP_TOKEN; a wrong token is a
+ * clear error at start and the sidecar keeps serving and retrying; a good token registers and
+ * watches. Also a control plane pointed at no agent at all.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, Processes, tempDir, waitUntil } from '../support/index.js';
+import { startConsul, type ConsulAgent } from '../support/consul.js';
+import { consulConfig, switchableApp, type SwitchableApp } from './fixture.js';
+
+const ROOT = '5f0b7d2e-6a1c-4e0a-9a57-0c1e2f3a4b5c';
+
+describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
+  let consul: ConsulAgent;
+  const procs = new Processes();
+  const apps: SwitchableApp[] = [];
+
+  beforeAll(async () => {
+    consul = await startConsul({
+      hcl: `acl { enabled = true\n default_policy = "deny"\n tokens { initial_management = "${ROOT}"\n agent = "${ROOT}" } }`,
+      token: ROOT,
+    });
+  }, 60_000);
+  afterEach(async () => {
+    await procs.killAll();
+    for (const app of apps.splice(0)) await app.close();
+    await consul.reset();
+  });
+  afterAll(async () => {
+    await consul?.stop();
+  });
+
+  const sidecar = async (token: string, waitFor: '/ready' | '/live') => {
+    const app = await switchableApp('a');
+    apps.push(app);
+    return procs.sidecar({ service: 'catalog', appPort: app.port, config: consulConfig(['orders']), waitFor, extraArgs: ['--consul', consul.url], env: { CONSUL_HTTP_TOKEN: token } });
+  };
+
+  it('a wrong token is a clear error; the sidecar keeps serving and retrying', async () => {
+    const sc = await sidecar('00000000-0000-0000-0000-000000000000', '/live');
+    await waitUntil(() => /cannot register catalog .* with Consul: Consul at http:\/\/127\.0\.0\.1:\d+ refused the ACL token \(403/.test(sc.output()), { what: 'a clear registration error' });
+    await waitUntil(() => /watching orders in Consul failed: Consul at .* refused the ACL token \(403/.test(sc.output()), { what: 'a clear watch error' });
+    expect((await fetch(`${sc.adminUrl}/ready`)).status).toBe(200);
+    expect(sc.hasExited).toBe(false);
+    expect(await consul.passing('catalog')).toEqual([]);
+  });
+
+  it('the right token registers and watches', async () => {
+    const sc = await sidecar(ROOT, '/ready');
+    await waitUntil(async () => (await consul.passing('catalog')).length === 1, { timeoutMs: 15_000, what: 'registered with the token' });
+    expect(sc.output()).not.toMatch(/refused the ACL token/);
+  });
+
+  it('a control plane with --store consul and no agent at the address fails at start with a clear error', async () => {
+    const port = await freePort();
+    const child = procs.skein('control-plane', ['control-plane', '--data-dir', tempDir(), '--http-port', '0', '--grpc-port', '0', '--consul', `http://127.0.0.1:${port}`, '--store', 'consul']);
+    const exit = await child.exited;
+    expect(exit.code).not.toBe(0);
+    expect(child.output()).toMatch(/--store consul: cannot reach Consul at http:\/\/127\.0\.0\.1:\d+: connection refused/);
+  });
+});
