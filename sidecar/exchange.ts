@@ -112,6 +112,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** Outgoing request headers, flat `[name, value, ...]`. */
   readonly headers: string[] = [];
   private attemptSlot = -1;
+  /** Index of the grpc-timeout value in `headers`, rewritten per attempt to the time left; -1 when absent. */
+  private grpcTimeoutSlot = -1;
   contentLength = -1;
   chunked = false;
   /** The Upgrade header's value ('' when absent); upgrades take the splice path. */
@@ -268,6 +270,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.budget = budget;
     this.stampHeaders();
     if (route.timeoutMs > 0) this.deadlineAt = this.startedAt + route.timeoutMs;
+    if (this.grpc) this.readGrpcTimeout();
     const retry = route.retry;
     if (retry !== null && budget !== null) budget.recordRequest();
     const hasBody = this.h2 ? !(this.req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : this.chunked || this.contentLength > 0;
@@ -304,6 +307,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     this.attempts++;
     if (this.attempts > 1) this.headers[this.attemptSlot] = String(this.attempts);
+    if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = `${Math.max(1, Math.floor(this.deadlineAt - performance.now()))}m`;
     endpoint.active++;
     const h = new AttemptHandler(this, endpoint);
     this.current = h;
@@ -369,7 +373,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return true;
     }
     this.bodyStarted = true;
-    if (this.res.write(chunk)) return true;
+    // gRPC (HTTP/2 upstream) is never paused: undici's h2 client completes on 'trailers' and drops
+    // DATA still buffered in a paused stream, so pausing would lose a stream's last messages.
+    if (this.res.write(chunk) || this.grpc) return true;
     this.res.once('drain', onResponseDrain);
     return false;
   }
@@ -446,16 +452,41 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.onDeadline();
   }
 
+  /**
+   * A gRPC call's `grpc-timeout` is its deadline, replacing the route's timeout (the caller
+   * knows how long its call may last, streams included); each attempt sends the time left.
+   */
+  private readGrpcTimeout(): void {
+    const out = this.headers;
+    for (let i = 0; i < out.length; i += 2) {
+      if (out[i]!.length !== 12 || out[i]!.toLowerCase() !== 'grpc-timeout') continue;
+      const ms = grpcTimeoutMs(out[i + 1]!);
+      if (ms === undefined) return;
+      this.deadlineAt = this.startedAt + ms;
+      this.grpcTimeoutSlot = i + 1;
+      return;
+    }
+  }
+
   /** Overall timeout: abandon the current attempt and answer 504, or cut a response in progress. */
   onDeadline(): void {
     if (this.finished) return;
     this.abandonAttempt();
+    if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
+      // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset.
+      this.grpcStatus = REASONS.timeout.grpc;
+      this.res.addTrailers({ 'grpc-status': String(this.grpcStatus), 'grpc-message': 'deadline exceeded', 'x-skein-reason': 'timeout' });
+      this.ended = true;
+      this.res.end();
+      this.finish(this.status);
+      return;
+    }
     if (this.headSent) {
       this.res.destroy();
       this.finish(this.status);
       return;
     }
-    this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.route?.timeoutMs ?? 0} ms`);
+    this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.grpcTimeoutSlot >= 0 ? 'the call\'s grpc-timeout' : `${this.route?.timeoutMs ?? 0} ms`}`);
   }
 
   onClientGone(): void {
@@ -563,6 +594,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.edge !== null) this.edge.observe(status, seconds, this.grpc ? this.grpcStatus : -1);
     if (this.deps.recorder !== null) this.deps.recorder.finished(this, status, seconds);
   }
+}
+
+const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
+
+/** `grpc-timeout` (1-8 digits and a unit, per the gRPC HTTP/2 protocol) in milliseconds; undefined when malformed. */
+export function grpcTimeoutMs(value: string): number | undefined {
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  return match === null ? undefined : Number(match[1]) * GRPC_TIMEOUT_UNIT_MS[match[2]!]!;
 }
 
 /** undici hands HTTP/1.1 trailers as a raw Buffer list and HTTP/2 trailers as an object. */
