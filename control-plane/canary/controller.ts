@@ -57,6 +57,8 @@ export class CanaryConflictError extends Error {
 }
 
 const KEY_PREFIX = 'canaries/';
+/** The sidecars' telemetry report interval (1 s) with a margin. */
+const REPORT_LAG_MS = 1_200;
 
 export class CanaryController {
   private readonly states = new Map<string, CanaryState>();
@@ -133,15 +135,16 @@ export class CanaryController {
       let state = this.states.get(service)!;
       const windowStart = Date.parse(state.stepStartedAt);
       const checkAt = windowStart + state.spec.interval * (1 + holdsAt(state));
-      await sleep(Math.max(0, checkAt - Date.now()), undefined, { signal });
-      const now = Date.now();
-      const g = this.deps.measure(service, state.spec.to, windowStart, now);
+      // Sidecars report once a second, stamped when received: a request's figures arrive up
+      // to a report later, so the step's window is read that much later and shifted by it.
+      await sleep(Math.max(0, checkAt + REPORT_LAG_MS - Date.now()), undefined, { signal });
+      const g = this.deps.measure(service, state.spec.to, windowStart + REPORT_LAG_MS, checkAt + REPORT_LAG_MS);
       const decision = decide(state.spec, state.spec.to, g, holdsAt(state));
       const analysis: CanaryAnalysis = {
         step: state.step,
         weight: state.weight,
         windowStart: state.stepStartedAt,
-        analyzedAt: new Date(now).toISOString(),
+        analyzedAt: new Date().toISOString(),
         measured: { requests: g.requests, successRate: g.successRate, p99Ms: g.latencyMs?.p99 ?? null },
         decision: decision.action,
         ...(decision.action === 'advance' ? {} : { reason: decision.reason }),

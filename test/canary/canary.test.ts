@@ -1,0 +1,165 @@
+/**
+ * Automated canary rollouts end to end, all real processes: a control plane, sidecars in
+ * control-plane mode for `web` (the caller) and `backend` v1 and v2, and paced traffic
+ * web → backend while the controller moves the split. v2's app fails every other request
+ * when `v2Fails` is set, so one mesh serves both the healthy and the failing rollout.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AdminApiError } from '../../cli/admin-client.js';
+import type { CanaryState } from '../../control-plane/canary/controller.js';
+import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { get, skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
+import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+
+const procs = new Processes();
+let cp: ControlPlaneProcess;
+let web: MeshSidecar;
+const apps: TestUpstream[] = [];
+let v2Fails = false;
+let v2Calls = 0;
+
+function v2Handler(req: IncomingMessage, res: ServerResponse): void {
+  const fail = v2Fails && v2Calls++ % 2 === 0;
+  res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ name: 'backend-v2' }));
+}
+
+/** Paced requests web → backend (about 100/s) until stopped; what answered each. */
+function traffic() {
+  let running = true;
+  const answeredBy: string[] = [];
+  const loop = (async () => {
+    while (running) {
+      const r = await get(web, 'backend', '/canary');
+      answeredBy.push(r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `status ${r.status}`);
+      await sleep(10); // pacing, not synchronisation: keeps a modest load on shared cores
+    }
+  })();
+  return { answeredBy, stop: async () => ((running = false), await loop) };
+}
+
+async function servedBy(n: number): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (let i = 0; i < n; i++) names.add((JSON.parse((await get(web, 'backend', '/after')).body) as { name: string }).name);
+  return names;
+}
+
+const canary = async () => (await cp.api.get<CanaryState>('/api/v1/canaries/backend')).body;
+const split = async () => (await cp.api.get<{ match?: unknown; split?: Record<string, number> }[]>('/api/v1/routes/backend')).body.at(-1)!.split;
+const ended = (timeoutMs: number) => waitUntil(async () => ((await canary()).status !== 'running' ? canary() : undefined), { timeoutMs, intervalMs: 200, what: 'the rollout to end' });
+
+async function apiError(p: Promise<unknown>): Promise<AdminApiError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AdminApiError) return err;
+    throw err;
+  }
+  throw new Error('expected the request to fail');
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane(procs);
+  const app = async (h: (req: IncomingMessage, res: ServerResponse) => void) => {
+    const u = await startUpstream(h);
+    apps.push(u);
+    return u.port;
+  };
+  [web] = await Promise.all([
+    app(echoHandler('web')).then((port) => startMeshSidecar(procs, cp, { service: 'web', appPort: port })),
+    app(echoHandler('backend-v1')).then((port) => startMeshSidecar(procs, cp, { service: 'backend', version: 'v1', appPort: port })),
+    app(v2Handler).then((port) => startMeshSidecar(procs, cp, { service: 'backend', version: 'v2', appPort: port })),
+  ]);
+}, 90_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(apps.map((a) => a.close()));
+});
+
+beforeEach(async () => {
+  v2Fails = false;
+  await cp.api.put('/api/v1/routes/backend/split', { v1: 100 });
+  await waitUntil(async () => ((await servedBy(5)).has('backend-v2') ? undefined : true), { what: 'traffic on v1 only' });
+});
+
+describe('canary rollouts', () => {
+  it('moves a healthy v2 to 100% step by step, judging each step on v2’s own metrics', async () => {
+    const load = traffic();
+    try {
+      const started = await cp.api.post<CanaryState>('/api/v1/canaries/backend', { to: 'v2', steps: [50, 100], interval: '1500ms', thresholds: { minRequests: 10 } });
+      expect(started.status).toBe(201);
+      expect(started.body).toMatchObject({ status: 'running', step: 0, weight: 50 });
+      expect(await split()).toEqual({ v1: 50, v2: 50 });
+      const done = await ended(20_000);
+      expect(done.status, JSON.stringify(done)).toBe('succeeded');
+      expect(done.weight).toBe(100);
+      const first = done.analyses[0]!;
+      expect(first, JSON.stringify(done.analyses)).toMatchObject({ step: 0, weight: 50, decision: 'advance' });
+      expect(first.measured.requests).toBeGreaterThanOrEqual(10);
+      expect(first.measured.successRate).toBe(1);
+    } finally {
+      await load.stop();
+    }
+    // Half the load went to v2 during its step; now all of it does.
+    expect(load.answeredBy).toContain('backend-v2');
+    expect(await split()).toEqual({ v2: 100 });
+    expect(await servedBy(20)).toEqual(new Set(['backend-v2']));
+  }, 40_000);
+
+  it('rolls back a v2 that fails half its requests, naming the success rate (skein canary exits 1)', async () => {
+    v2Fails = true;
+    const load = traffic();
+    let cli: { code: number | null; output: string };
+    try {
+      cli = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '50,100', '--interval', '1500ms', '--min-requests', '10']);
+    } finally {
+      await load.stop();
+    }
+    expect(cli.code, cli.output).toBe(1);
+    expect(cli.output).toMatch(/step 1\s+50%: \d+ requests, success \d+\.\d+%.*→ rollback \(success rate/);
+    const done = await canary();
+    expect(done.status).toBe('rolled-back');
+    expect(done.reason).toMatch(/success rate \d+\.\d+% of v2 is below minSuccessRate 99\.00%/);
+    expect(done.analyses[0]!.measured.successRate).toBeLessThan(0.8);
+    expect(await split()).toEqual({ v1: 100 });
+    expect(await servedBy(20)).toEqual(new Set(['backend-v1']));
+  }, 40_000);
+
+  it('aborts on DELETE (and skein canary --abort), restoring from=100; a second start is a 409', async () => {
+    await cp.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [25, 100], interval: '30s' });
+    expect(await split()).toEqual({ v1: 75, v2: 25 });
+    const again = await apiError(cp.api.post('/api/v1/canaries/backend', { to: 'v2' }));
+    expect(again.status).toBe(409);
+    const status = await skeinCli(procs, cp, ['canary', 'backend', '--status']);
+    expect(status.output).toMatch(/backend: v1 → v2 running at step 1\/2 \(25% v2\)/);
+    const aborted = await skeinCli(procs, cp, ['canary', 'backend', '--abort']);
+    expect(aborted.code, aborted.output).toBe(0);
+    expect(aborted.output).toMatch(/aborted: aborted by an operator/);
+    expect(await canary()).toMatchObject({ status: 'aborted' });
+    expect(await split()).toEqual({ v1: 100 });
+    expect((await apiError(cp.api.delete('/api/v1/canaries/backend'))).status).toBe(409);
+  });
+
+  it('refuses bad bodies with 422 naming the field, and bad flags with exit 2', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ steps: [10, 100] }, /^to: /],
+      [{ to: 'v2', steps: [10, 50] }, /^steps: the last step must be 100/],
+      [{ to: 'v2', interval: 'soon' }, /^interval: invalid duration/],
+      [{ to: 'v2', thresholds: { maxP99: 5 , bogus: 1 } }, /^thresholds: unknown field "bogus"/],
+      [{ to: 'v9' }, /unknown subset "v9" of backend/],
+    ];
+    for (const [body, problem] of cases) {
+      const err = await apiError(cp.api.post('/api/v1/canaries/backend', body));
+      expect(err.status, JSON.stringify(body)).toBe(422);
+      expect(err.problems.some((p) => problem.test(p)), `${JSON.stringify(body)}: ${err.problems.join('; ')}`).toBe(true);
+    }
+    expect(await split()).toEqual({ v1: 100 });
+    const noTo = await skeinCli(procs, cp, ['canary', 'backend']);
+    expect(noTo.code).toBe(2);
+    const badSteps = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '10,x']);
+    expect(badSteps.code).toBe(2);
+  });
+});
