@@ -1,0 +1,101 @@
+/**
+ * Draining with HTTP/2 callers: the sidecar sends GOAWAY on its gRPC connections and lets the
+ * streams already open finish; a malformed HTTP/2 client loses only its own connection.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, waitUntil, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+
+const identity = (b: Buffer): Buffer => b;
+const definition: grpc.ServiceDefinition = {
+  Hold: { path: '/test.Echo/Hold', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+/** One gRPC request on a raw HTTP/2 session; resolves with the response's trailers. */
+function call(session: ClientHttp2Session, onData: (chunk: Buffer) => void = () => undefined): Promise<Record<string, unknown>> {
+  const req = session.request({ ':method': 'POST', ':path': '/test.Echo/Hold', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers' });
+  req.end(Buffer.from([0, 0, 0, 0, 1, 120]));
+  return new Promise((resolve, reject) => {
+    req.on('trailers', resolve);
+    req.on('data', onData);
+    req.on('error', reject);
+    req.on('close', () => reject(new Error(`stream closed without trailers (rst code ${req.rstCode})`)));
+  });
+}
+
+describe('gRPC drain and protocol errors', () => {
+  const procs = new Processes();
+  let server: grpc.Server;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  /** Ends the open Hold streams. */
+  const release: (() => void)[] = [];
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    server.addService(definition, {
+      // Sends one message, then holds the stream open until the test releases it.
+      Hold: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        call.write(Buffer.from('started'));
+        release.push(() => {
+          call.write(Buffer.from('last'));
+          call.end();
+        });
+      },
+    });
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    webApp = await startUpstream(echoHandler('web-app'));
+    const ca = makeCa();
+    const dir = tempDir();
+    const [catalogInbound] = (await freePorts(1)) as [number];
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', timeout: '0s', endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
+    await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, drainTimeout: '30s', identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    server?.forceShutdown();
+    await webApp?.close();
+  });
+
+  it('answers a malformed HTTP/2 client with a protocol error and keeps other streams going', async () => {
+    const session = connect(`http://127.0.0.1:${web.outboundPort}`);
+    let got = '';
+    const done = call(session, (c) => (got += c.toString('latin1')));
+    await waitUntil(() => got.includes('started') && release.length === 1, { what: 'the stream to start' });
+    // A HEADERS frame on stream 0 is a connection error (RFC 9113 §6.2): the peer must send GOAWAY.
+    const bad = netConnect(web.outboundPort, '127.0.0.1');
+    const reply: Buffer[] = [];
+    bad.on('data', (c: Buffer) => reply.push(c));
+    bad.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]), Buffer.from([0, 0, 1, 1, 5, 0, 0, 0, 0, 0x82])]));
+    await new Promise<void>((resolve) => bad.on('close', () => resolve()));
+    const frames = Buffer.concat(reply);
+    const types: number[] = [];
+    for (let at = 0; at + 9 <= frames.length; at += 9 + frames.readUIntBE(at, 3)) types.push(frames[at + 3]!);
+    expect(types).toContain(7); // GOAWAY
+    release.shift()!();
+    const trailers = await done;
+    expect(trailers['grpc-status']).toBe('0');
+    expect(got).toContain('last');
+    session.destroy();
+  });
+
+  it('sends GOAWAY on drain and lets the active stream finish', async () => {
+    const session = connect(`http://127.0.0.1:${web.outboundPort}`);
+    const goaway = new Promise<void>((resolve) => session.on('goaway', () => resolve()));
+    let got = '';
+    const done = call(session, (c) => (got += c.toString('latin1')));
+    await waitUntil(() => got.includes('started') && release.length === 1, { what: 'the stream to start' });
+    const drained = await fetch(`${web.adminUrl}/drain`, { method: 'POST' });
+    expect(drained.status).toBe(202);
+    await goaway;
+    release.shift()!();
+    const trailers = await done;
+    expect(trailers['grpc-status']).toBe('0');
+    expect(got).toContain('last');
+    session.destroy();
+  });
+});
