@@ -69,3 +69,14 @@ export async function bootstrapToken(api: AdminClient, service: string): Promise
   const issued = await withTimeout(api.post<IssuedToken>('/api/v1/tokens', { service, ttl: '1h' }), ADMIN_CALL_MS, `a bootstrap token for ${service}`);
   return issued.body.token;
 }
+
+interface ServiceView {
+  readonly name: string;
+  readonly instances: readonly { id: string; health: string }[];
+}
+
+/** Whether discovery (the built-in registry or Consul's catalog) lists the instance as healthy, as the control plane sees it. */
+export async function discoveredHealthy(api: AdminClient, service: string, instanceId: string): Promise<boolean> {
+  const res = await withTimeout(api.get<ServiceView>(`/api/v1/services/${service}`), ADMIN_CALL_MS, `the control plane's view of ${service}`);
+  return res.body.instances.some((i) => i.id === instanceId && i.health === 'healthy');
+}

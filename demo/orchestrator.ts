@@ -13,7 +13,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { findConsulBinary, startConsul, type RunningConsul } from './consul.js';
 import { ControlServer } from './control-server.js';
-import { applyMeshConfig, bootstrapToken, ConsulUnsupportedError, startControlPlane, type RunningControlPlane } from './control-plane.js';
+import { applyMeshConfig, bootstrapToken, ConsulUnsupportedError, discoveredHealthy, startControlPlane, type RunningControlPlane } from './control-plane.js';
 import { Instance, type MeshAccess } from './instance.js';
 import { DemoPaths, type DemoOptions } from './options.js';
 import { loadGeneratorMain, packageRoot } from './package-root.js';
@@ -209,10 +209,18 @@ export class Demo {
     await Promise.all(
       [...this.instances.values()].map(async (instance) => {
         await instance.startSidecar(this.supervisor, this.paths, mesh);
-        await instance.ready(INSTANCE_READY_MS);
+        await this.ready(instance);
         this.step(`${instance.spec.id.padEnd(14)} ${instance.spec.service} ${instance.spec.version}, app :${instance.ports.app}, sidecar inbound :${instance.ports.inbound} (mTLS) admin :${instance.ports.admin}`);
       }),
     );
+  }
+
+  /** Its sidecar is ready and discovery lists it as healthy, so callers will find it. */
+  private async ready(instance: Instance): Promise<void> {
+    await instance.ready(INSTANCE_READY_MS);
+    const { service, id } = instance.spec;
+    const api = this.controlPlane!.api;
+    await waitFor(() => discoveredHealthy(api, service, id), { timeoutMs: INSTANCE_READY_MS, what: `${id} to be discovered healthy (GET /api/v1/services/${service})`, watch: instance.processes(), intervalMs: 200 });
   }
 
   /** The shop answers through the whole mesh: gateway → its sidecar → catalog (gRPC) and inventory. */
@@ -263,7 +271,7 @@ export class Demo {
     const instance = this.instance(id);
     if (instance.running) throw new InstanceRunningError(`${id} is running; stop it first`);
     await Promise.all([instance.startApp(this.supervisor, this.paths), instance.startSidecar(this.supervisor, this.paths, this.meshAccess())]);
-    await instance.ready(INSTANCE_READY_MS);
+    await this.ready(instance);
     this.saveState();
   }
 

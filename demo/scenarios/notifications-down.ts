@@ -40,7 +40,9 @@ export const notificationsDown: Scenario = {
     const deadline = started + 30_000;
     let arrived: string[] = [];
     while (Date.now() < deadline && !io.signal.aborted) {
-      const delivered = new Set((await demo.notifications(USER)).filter((n) => n.type === 'OrderCreated').map((n) => n.orderId));
+      // Callers may learn that notifications is back a moment after it is (a 503 until then).
+      const listed = await demo.notifications(USER).catch(() => []);
+      const delivered = new Set(listed.filter((n) => n.type === 'OrderCreated').map((n) => n.orderId));
       arrived = ids.filter((id) => delivered.has(id));
       if (arrived.length === ids.length) break;
       await io.hold(200);

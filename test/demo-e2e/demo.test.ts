@@ -174,7 +174,8 @@ describe('skein demo', () => {
     const exit = await demo.child.exited;
     expect(exit.code, demo.child.output()).toBe(0);
     const out = demo.child.output();
-    const order = ['stopped 9 sidecars', 'stopped 9 services', 'stopped control plane'].map((s) => out.indexOf(s));
+    const stages = ['stopped 9 sidecars', 'stopped 9 services', 'stopped control plane', ...(demo.state.registry === 'consul' ? ['stopped Consul'] : [])];
+    const order = stages.map((s) => out.indexOf(s));
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(pids.filter(isAlive)).toEqual([]);
