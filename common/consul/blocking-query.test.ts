@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { BlockingQuery, nextIndex, type BlockingRequest } from './blocking-query.js';
+
+describe('nextIndex (Consul blocking-query index rules)', () => {
+  it('follows increases, resets to 0 when the index goes backwards, and never keeps 0', () => {
+    expect(nextIndex('', '42')).toBe('42');
+    expect(nextIndex('42', '43')).toBe('43');
+    expect(nextIndex('42', '7')).toBe('0');
+    expect(nextIndex('', '0')).toBe('1');
+    expect(nextIndex('5', undefined)).toBe('0');
+    expect(nextIndex('18446744073709551614', '18446744073709551615')).toBe('18446744073709551615');
+  });
+});
+
+describe('BlockingQuery', () => {
+  it('passes each answer whose index moved, sends the index back, and does not spin on an unchanged index', async () => {
+    const sent: string[] = [];
+    const answers: number[] = [];
+    const started: number[] = [];
+    const indexes = ['10', '11', '11', '11', '12'];
+    let call = 0;
+    const query = new BlockingQuery<number>({
+      kind: 'index',
+      minIntervalMs: 100,
+      request: async (req: BlockingRequest) => {
+        sent.push(req.cursor);
+        started.push(Date.now());
+        const i = call++;
+        if (i >= indexes.length) return parked(req);
+        return { data: i, cursor: indexes[i] };
+      },
+      onAnswer: (n) => answers.push(n),
+      onError: () => {},
+    });
+    await waitFor(() => call > indexes.length);
+    await query.stop();
+    expect(sent.slice(0, 5)).toEqual(['', '10', '11', '11', '11']);
+    expect(answers).toEqual([0, 1, 4]);
+    // Two unchanged answers: each next request waited for the minimum interval.
+    expect(started[3]! - started[2]!).toBeGreaterThanOrEqual(90);
+    expect(started[4]! - started[3]!).toBeGreaterThanOrEqual(90);
+  });
+
+  it('backs off with jitter on errors and asks without an index after one', async () => {
+    const sent: string[] = [];
+    const delays: number[] = [];
+    let call = 0;
+    const query = new BlockingQuery<number>({
+      kind: 'index',
+      backoffBaseMs: 10,
+      backoffMaxMs: 40,
+      random: () => 1,
+      request: async (req) => {
+        sent.push(req.cursor);
+        const i = call++;
+        if (i === 0) return { data: 0, cursor: '50' };
+        if (i <= 4) throw new Error('connection refused');
+        if (i === 5) return { data: 5, cursor: '3' };
+        return parked(req);
+      },
+      onAnswer: () => {},
+      onError: (_err, _attempt, delay) => delays.push(delay),
+    });
+    await waitFor(() => call > 6);
+    await query.stop();
+    expect(delays).toEqual([10, 20, 40, 40]);
+    expect(sent).toEqual(['', '50', '', '', '', '', '3']);
+  });
+});
+
+/** A request Consul holds until the query is stopped (papi aborts on the ctx's 'cancel'). */
+function parked(req: BlockingRequest): Promise<never> {
+  return new Promise((_, reject) => req.ctx.once('cancel', () => reject(new Error('aborted'))));
+}
+
+async function waitFor(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
