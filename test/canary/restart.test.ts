@@ -1,0 +1,59 @@
+/**
+ * A rollout's state lives in the store: a control plane killed mid-rollout and started again
+ * on the same data dir resumes it at the same step (and keeps analysing), and a step that
+ * never gets enough requests is rolled back after its holds. No sidecars: the subsets are
+ * declared in the policy, and without traffic every analysis is a hold.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CanaryState } from '../../control-plane/canary/controller.js';
+import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { Processes, waitUntil } from '../support/index.js';
+
+const procs = new Processes();
+
+afterAll(() => procs.killAll());
+
+const canary = async (cp: ControlPlaneProcess, service: string) => (await cp.api.get<CanaryState>(`/api/v1/canaries/${service}`)).body;
+const split = async (cp: ControlPlaneProcess, service: string) => (await cp.api.get<{ split?: Record<string, number> }[]>(`/api/v1/routes/${service}`)).body.at(-1)!.split;
+
+async function withSubsets(cp: ControlPlaneProcess, service: string): Promise<void> {
+  await cp.api.put(`/api/v1/services/${service}/policy`, { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+}
+
+describe('canary state', () => {
+  it('survives a control-plane crash and resumes at the same step', async () => {
+    const first = await startControlPlane(procs);
+    await withSubsets(first, 'backend');
+    await first.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [20, 100], interval: '1s', maxHolds: 100 });
+    await waitUntil(async () => (await canary(first, 'backend')).analyses.length >= 1, { timeoutMs: 10_000, what: 'a first analysis' });
+    first.child.kill('SIGKILL');
+    await first.child.exited;
+
+    const second = await startControlPlane(procs, { dataDir: first.dataDir, httpPort: first.httpPort, grpcPort: first.grpcPort });
+    const resumed = await canary(second, 'backend');
+    expect(resumed).toMatchObject({ status: 'running', step: 0, weight: 20 });
+    expect(await split(second, 'backend')).toEqual({ v1: 80, v2: 20 });
+    const before = resumed.analyses.length;
+    const later = await waitUntil(async () => {
+      const s = await canary(second, 'backend');
+      return s.analyses.length > before ? s : undefined;
+    }, { timeoutMs: 10_000, what: 'an analysis after the restart' });
+    expect(later.analyses.at(-1)).toMatchObject({ decision: 'hold', reason: '0 requests to v2, fewer than minRequests 20' });
+    expect((await second.api.delete('/api/v1/canaries/backend')).body).toMatchObject({ status: 'aborted' });
+    expect(await split(second, 'backend')).toEqual({ v1: 100 });
+  }, 60_000);
+
+  it('rolls back a step that never gets enough requests once its holds are used up', async () => {
+    const cp = await startControlPlane(procs);
+    await withSubsets(cp, 'quiet');
+    await cp.api.post('/api/v1/canaries/quiet', { to: 'v2', steps: [10, 100], interval: '500ms', maxHolds: 1 });
+    const done = await waitUntil(async () => {
+      const s = await canary(cp, 'quiet');
+      return s.status !== 'running' ? s : undefined;
+    }, { timeoutMs: 10_000, what: 'the rollout to end' });
+    expect(done.status).toBe('rolled-back');
+    expect(done.reason).toBe('0 requests to v2, fewer than minRequests 20 after 1 extra intervals');
+    expect(done.analyses.map((a) => a.decision)).toEqual(['hold', 'rollback']);
+    expect(await split(cp, 'quiet')).toEqual({ v1: 100 });
+  }, 60_000);
+});
