@@ -13,7 +13,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { findConsulBinary, startConsul, type RunningConsul } from './consul.js';
 import { ControlServer } from './control-server.js';
-import { applyMeshConfig, bootstrapToken, ConsulUnsupportedError, discoveredHealthy, startControlPlane, type RunningControlPlane } from './control-plane.js';
+import { applyMeshConfig, bootstrapToken, discoveredHealthy, startControlPlane, type RunningControlPlane } from './control-plane.js';
 import { Instance, type MeshAccess } from './instance.js';
 import { DemoPaths, type DemoOptions } from './options.js';
 import { loadGeneratorMain, packageRoot } from './package-root.js';
@@ -137,9 +137,9 @@ export class Demo {
   }
 
   /**
-   * The control plane with Consul when asked for or found and this build's control plane
-   * takes it (both start at once; a control plane without Consul support refuses at once);
-   * otherwise with its built-in registry.
+   * The control plane with Consul when asked for or when a consul binary is at hand (agent
+   * and control plane start side by side; the control plane waits for its agent), otherwise
+   * with its built-in registry.
    */
   private async startControlPlane(httpPort: number): Promise<void> {
     const choice = this.options.consul;
@@ -157,20 +157,14 @@ export class Demo {
         this.reporter.notice(`no Consul: ${binary.reason}. Using the control plane's built-in registry (npm run consul:install builds Consul once, in a few minutes)`);
       }
     }
-    try {
-      this.controlPlane = await startControlPlane(this.supervisor, this.paths, { httpPort, consulUrl });
-      if (this.consul) {
-        await this.consul.ready;
-        this.step(`Consul dev agent at ${this.consul.url}`);
-      }
-      this.consulUrl = consulUrl;
-    } catch (err) {
-      if (!(err instanceof ConsulUnsupportedError)) throw err;
-      this.reporter.notice(`Consul is installed, but this build's control plane cannot use it yet (${err.message}): using its built-in registry instead`);
-      await this.consul?.process.stop(STOP_GRACE_MS);
-      this.consul = undefined;
-      this.controlPlane = await startControlPlane(this.supervisor, this.paths, { httpPort });
+    this.controlPlane = await startControlPlane(this.supervisor, this.paths, { httpPort, consulUrl });
+    if (this.consul) {
+      await this.consul.ready;
+      this.step(`Consul dev agent at ${this.consul.url}: services register there, sidecars and control plane watch it`);
+    } else if (consulUrl) {
+      this.step(`Consul agent at ${consulUrl}`);
     }
+    this.consulUrl = consulUrl;
     const cp = this.controlPlane;
     this.step(`control plane: admin API and dashboard ${cp.adminUrl}, gRPC ${cp.grpcAddress}`);
   }
