@@ -381,7 +381,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void {
-    this.settle(h, h.status >= 500);
+    // A discarded attempt was a retryable failure; a gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
+    this.settle(h, h.status >= 500 || h.discard || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)));
     if (h !== this.current) return;
     this.current = null;
     if (h.discard) {
@@ -594,6 +595,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.edge !== null) this.edge.observe(status, seconds, this.grpc ? this.grpcStatus : -1);
     if (this.deps.recorder !== null) this.deps.recorder.finished(this, status, seconds);
   }
+}
+
+/** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */
+function isGrpcServerFailure(trailers: Buffer[] | Record<string, string | string[]> | null, pending: Record<string, string> | null): boolean {
+  const status = (trailers !== null && !Array.isArray(trailers) ? trailers['grpc-status'] : undefined) ?? pending?.['grpc-status'];
+  return status === '13' || status === '14';
 }
 
 const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };

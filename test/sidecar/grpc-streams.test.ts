@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, constants as h2 } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { metric, scrape } from './resilience-fixture.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -54,6 +55,7 @@ function startApp(name: string): Promise<{ server: grpc.Server; port: number }> 
       }
       const deadline = call.getDeadline();
       if (call.request.length > 1024) cb(null, call.request);
+      else if (call.request.toString() === 'fail-on-a' && name === 'a') cb({ code: grpc.status.UNAVAILABLE, details: 'a is down' });
       else if (call.request.toString() === 'deadline') cb(null, Buffer.from(String(Number(deadline) - Date.now())));
       else cb(null, Buffer.from(name));
     },
@@ -114,7 +116,7 @@ describe('gRPC RPC kinds, balancing and deadlines through a sidecar pair', () =>
       {
         services: {
           // Generous timeouts: the shared test machine can be slow; deadlines are tested with grpc-timeout.
-          catalog: { protocol: 'grpc', timeout: '30s', retries: { perTryTimeout: '20s' }, subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } }, endpoints: inbound.map((port, i) => ({ address: '127.0.0.1', port, labels: { version: labels[i]! } })) },
+          catalog: { protocol: 'grpc', timeout: '30s', retries: { perTryTimeout: '20s' }, outlierDetection: { consecutiveErrors: 3 }, subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } }, endpoints: inbound.map((port, i) => ({ address: '127.0.0.1', port, labels: { version: labels[i]! } })) },
           stuck: { protocol: 'grpc', endpoints: [{ address: '127.0.0.1', port: (blackHole.address() as { port: number }).port, labels: { version: 'v1' } }] },
         },
         routes: { catalog: [{ match: { headers: { 'x-split': 'yes' } }, split: { v1: 90, v2: 10 } }, { match: { pathPrefix: '/' } }] },
@@ -276,5 +278,14 @@ describe('gRPC RPC kinds, balancing and deadlines through a sidecar pair', () =>
     } finally {
       session.destroy();
     }
+  });
+
+  // Last: it ejects instance a for the rest of the file.
+  it('counts UNAVAILABLE answers as failures for outlier detection', async () => {
+    const answers = await inBatches(60, () => echo(Buffer.from('fail-on-a')));
+    expect(answers.some((a) => a.err?.code === grpc.status.UNAVAILABLE)).toBe(true);
+    expect(metric(await scrape(web), 'skein_outlier_ejections_total', { destination: 'catalog' })).toBeGreaterThanOrEqual(1);
+    const after = await inBatches(20, () => echo(Buffer.from('fail-on-a')));
+    expect(after.every((a) => a.err === null)).toBe(true);
   });
 });
