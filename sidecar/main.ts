@@ -106,8 +106,10 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
   const endpoints = new StaticEndpointSource();
   // With --consul, endpoints come from Consul only; `endpoints` in snapshots are ignored.
   const consul = options.consul ? connectConsul(options.consul) : undefined;
-  const identity = await openIdentity(options, logger);
   const metrics = new SidecarMetrics();
+  const identity = options.controlPlane && !options.config
+    ? await answeringAdminWhile(options, metrics, `waiting for a certificate from the control plane at ${options.controlPlane}`, () => openIdentity(options, logger))
+    : await openIdentity(options, logger);
   // Control-plane mode: snapshots (endpoints included) arrive on the push stream, which also carries telemetry up.
   const stream = options.config ? undefined : controlPlaneSource(options, identity, logger, (kind, json) => telemetry.command(kind, json));
   const telemetry = new TelemetryReporter({
@@ -149,6 +151,31 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * The first certificate may be a long wait (the control plane is down: static stability
+ * says wait, not crash). Meanwhile the admin port answers, `/ready` saying what it waits
+ * for, so probes and operators see why; the full admin server takes the port over after.
+ */
+async function answeringAdminWhile<T>(options: SidecarOptions, metrics: SidecarMetrics, waitingFor: string, start: () => Promise<T>): Promise<T> {
+  const admin = createAdminServer({
+    notReady: () => [waitingFor],
+    metricsText: () => metrics.text(),
+    metricsContentType: metrics.contentType,
+    config: () => ({ version: null, source: waitingFor, snapshot: null }),
+    clusters: () => ({}),
+    drain: () => 0,
+  } satisfies AdminDeps);
+  await listen(admin, options.adminPort, '127.0.0.1');
+  try {
+    return await start();
+  } finally {
+    await new Promise<void>((resolve) => {
+      admin.close(() => resolve());
+      admin.closeAllConnections();
+    });
+  }
 }
 
 export interface RunningSidecar {
