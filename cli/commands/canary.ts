@@ -52,18 +52,20 @@ function summary(s: CanaryState): string {
   return `${head}${s.reason ? `: ${s.reason}` : ''}\n`;
 }
 
-/** Prints analyses as they appear until the rollout ends; throws (exit 1) unless it succeeded. */
+/** Prints analyses as they appear (with -o json, only the final state) until the rollout ends; throws (exit 1) unless it succeeded. */
 async function follow(flags: CanaryFlags, service: string, state: CanaryState): Promise<void> {
   const client = adminClient(flags);
   let printed = 0;
+  const json = flags.output === 'json';
   for (;;) {
-    for (const a of state.analyses.slice(printed)) process.stdout.write(analysisLine(a));
+    if (!json) for (const a of state.analyses.slice(printed)) process.stdout.write(analysisLine(a));
     printed = state.analyses.length;
     if (state.status !== 'running') break;
     await sleep(POLL_MS);
     state = (await client.get<CanaryState>(`/api/v1/canaries/${encodeURIComponent(service)}`)).body;
   }
-  process.stdout.write(summary(state));
+  if (json) printJson(state);
+  else process.stdout.write(summary(state));
   if (state.status !== 'succeeded') throw new Error(`canary of ${service} ${state.status}${state.reason ? `: ${state.reason}` : ''}`);
 }
 
@@ -107,12 +109,8 @@ export function registerCanary(program: Command): void {
         ...(Object.keys(thresholds).length > 0 ? { thresholds } : {}),
       };
       const started = (await client.post<CanaryState>(path, body)).body;
-      if (flags.detach || flags.output === 'json') {
-        if (flags.output === 'json') return printJson(started);
-        process.stdout.write(summary(started));
-        return;
-      }
-      process.stdout.write(`${service}: rolling out ${started.spec.to} over ${started.spec.from} in steps ${started.spec.steps.join(', ')}% every ${started.spec.interval / 1000}s\n`);
+      if (flags.detach) return flags.output === 'json' ? printJson(started) : void process.stdout.write(summary(started));
+      if (flags.output !== 'json') process.stdout.write(`${service}: rolling out ${started.spec.to} over ${started.spec.from} in steps ${started.spec.steps.join(', ')}% every ${started.spec.interval / 1000}s\n`);
       await follow(flags, service, started);
     }),
   );

@@ -109,6 +109,20 @@ describe('canary rollouts', () => {
     expect(await servedBy(20)).toEqual(new Set(['backend-v2']));
   }, 40_000);
 
+  it('skein canary follows a healthy rollout to the end and exits 0 (-o json prints the final state)', async () => {
+    const load = traffic();
+    let cli: { code: number | null; output: string };
+    try {
+      cli = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '50,100', '--interval', '1s', '--min-requests', '5', '-o', 'json']);
+    } finally {
+      await load.stop();
+    }
+    expect(cli.code, cli.output).toBe(0);
+    const final = JSON.parse(cli.output) as CanaryState;
+    expect(final).toMatchObject({ status: 'succeeded', weight: 100, spec: { from: 'v1', to: 'v2', steps: [50, 100], interval: 1000 } });
+    expect(await split()).toEqual({ v2: 100 });
+  }, 40_000);
+
   it('rolls back a v2 that fails half its requests, naming the success rate (skein canary exits 1)', async () => {
     v2Fails = true;
     const load = traffic();
@@ -129,7 +143,8 @@ describe('canary rollouts', () => {
   }, 40_000);
 
   it('aborts on DELETE (and skein canary --abort), restoring from=100; a second start is a 409', async () => {
-    await cp.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [25, 100], interval: '30s' });
+    const detached = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '25,100', '--interval', '30s', '--detach']);
+    expect(detached.code, detached.output).toBe(0);
     expect(await split()).toEqual({ v1: 75, v2: 25 });
     const again = await apiError(cp.api.post('/api/v1/canaries/backend', { to: 'v2' }));
     expect(again.status).toBe(409);
