@@ -25,7 +25,7 @@ import type { ConfigSource } from './config-source.js';
 import { StaticEndpointSource } from './discovery/static.js';
 import { ConsulEndpointSource } from './discovery/consul.js';
 import { ConsulRegistration } from './discovery/consul-registration.js';
-import { connectConsul } from '../common/consul/client.js';
+import { connectConsul, isLoopbackUrl } from '../common/consul/client.js';
 import type { EndpointSource } from './discovery/source.js';
 import type { ExchangeDeps } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
@@ -138,6 +138,8 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
     address: options.advertiseAddress,
     port: options.inboundPort,
     checkUrl: `http://127.0.0.1:${options.adminPort}/ready`,
+    // An agent off this host cannot reach the loopback admin port: a TTL check fed by /ready's own verdict.
+    ttlReadiness: isLoopbackUrl(consul.url) ? undefined : () => sidecar.lifecycle.notReady(),
   }, logger);
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');

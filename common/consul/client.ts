@@ -86,3 +86,9 @@ export function describeConsulError(err: unknown, url: string): string {
   if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return `TLS to Consul at ${url} failed (${code}); check CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY`;
   return `Consul at ${url}: ${text}`;
 }
+
+/** True when `url` names this host (127.0.0.0/8, ::1, localhost): an agent there can reach loopback ports. */
+export function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

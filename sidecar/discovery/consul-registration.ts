@@ -5,6 +5,11 @@
  * query on `/v1/agent/service/<id>` notices at once when the agent forgets the instance
  * (an agent restart) or is unreachable, and registers again when it answers 404. On shutdown
  * the instance is put in maintenance (its check turns critical at once) and deregistered.
+ *
+ * The HTTP check needs an agent that can reach the sidecar's loopback admin port (an agent
+ * on the same host or in the same pod). When Consul is elsewhere (a server or a node agent
+ * across a network, as in Compose), the check is a TTL check instead, which the sidecar
+ * passes or fails every 2 s from the same readiness `/ready` reports.
  */
 import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
 import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
@@ -19,6 +24,8 @@ export interface InstanceRegistration {
   readonly port: number;
   /** Where the agent checks readiness: the sidecar's admin `/ready` (the agent runs beside it). */
   readonly checkUrl: string;
+  /** Set when the agent cannot reach `checkUrl`: a TTL check fed with this readiness instead. */
+  readonly ttlReadiness?: () => string[];
   readonly checkInterval?: string;
   /** Consul reaps an instance whose check stayed critical this long (a sidecar that died without deregistering). */
   readonly deregisterCriticalAfter?: string;
@@ -37,9 +44,7 @@ export function registrationBody(r: InstanceRegistration): Record<string, unknow
     check: {
       checkid: checkIdOf(r.id),
       name: `skein sidecar /ready of ${r.id}`,
-      http: r.checkUrl,
-      interval: r.checkInterval ?? '2s',
-      timeout: '1s',
+      ...(r.ttlReadiness ? { ttl: '6s' } : { http: r.checkUrl, interval: r.checkInterval ?? '2s', timeout: '1s' }),
       deregistercriticalserviceafter: r.deregisterCriticalAfter ?? '1m',
     },
   };
@@ -51,6 +56,7 @@ export class ConsulRegistration {
   private readonly keeper: BlockingQuery<'present' | 'registered'>;
   private readonly log: Logger;
   private registrations = 0;
+  private ttlTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly consul: ConsulConnection,
@@ -72,10 +78,22 @@ export class ConsulRegistration {
       },
       onRecovered: (failures) => this.log.info({ failures }, 'Consul agent reachable again'),
     });
+    const readiness = instance.ttlReadiness;
+    if (readiness) {
+      this.ttlTimer = setInterval(() => {
+        const blockers = readiness();
+        const note = blockers.length === 0 ? 'ready' : blockers.join('; ');
+        const check = consul.client.agent.check;
+        (blockers.length === 0 ? check.pass({ id: checkIdOf(instance.id), note } as never) : check.fail({ id: checkIdOf(instance.id), note } as never)).catch(() => {
+          // Not registered yet or Consul away: the keeper reports and re-registers.
+        });
+      }, 2_000);
+    }
   }
 
   /** Stops keeping the registration, fails the check and deregisters (bounded by `timeoutMs`). */
   async deregister(timeoutMs = 2_000): Promise<void> {
+    clearInterval(this.ttlTimer);
     await this.keeper.stop();
     const client = this.consul.client;
     const work = (async () => {
