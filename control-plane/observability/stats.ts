@@ -142,14 +142,15 @@ export class StatsAggregator {
 
   /**
    * One subset of a service between two instants (to the second; only the last minute is
-   * kept), as its own sidecars saw it inbound, or its callers when none of its own reports.
-   * For the canary controller, whose steps need their own window rather than 10 s / 1 min.
+   * kept), for the canary controller, whose steps need their own window rather than 10 s /
+   * 1 min. Seen from its callers' sidecars, as callers got it (answers a caller's sidecar
+   * made itself, such as circuit-open, included), or inbound when no caller reports.
    */
   subsetBetween(service: string, subset: string, fromMs: number, toMs: number): Golden {
     const from = Math.floor(fromMs / 1000);
     const to = Math.floor(toMs / 1000);
     const own = [...this.series.values()].filter((s) => s.destination === service);
-    const direction = own.some((s) => s.direction === 'inbound') ? 'inbound' : 'outbound';
+    const direction = own.some((s) => s.direction === 'outbound') ? 'outbound' : 'inbound';
     const tally = new Tally(this.bounds.length + 1);
     for (const s of own) {
       if (s.direction !== direction || s.subset !== subset) continue;
