@@ -13,6 +13,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
@@ -82,6 +83,13 @@ function onRequestData(this: ProxyRequest, chunk: Buffer): void {
   const ex = this.exchange;
   if (ex === null || ex.bodyChunks === null) return;
   ex.bodyChunks.push(chunk);
+  // HTTP/2 bodies have no content-length to check up front; the cap applies as they arrive.
+  if (ex.h2 && (ex.bodyBytes += chunk.length) > REPLAY_BUFFER_LIMIT) ex.streamBufferedBody();
+}
+
+async function* bufferedThenRest(chunks: Buffer[], rest: ProxyRequest): AsyncGenerator<Buffer> {
+  yield* chunks;
+  yield* rest;
 }
 
 function onRequestEnd(this: ProxyRequest): void {
@@ -138,8 +146,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   outlier: OutlierDetector | null = null;
   budget: RetryBudget | null = null;
 
-  body: Buffer | ProxyRequest | null = null;
+  body: Buffer | ProxyRequest | Readable | null = null;
   bodyChunks: Buffer[] | null = null;
+  /** Bytes in `bodyChunks`, counted for HTTP/2 bodies only. */
+  bodyBytes = 0;
+  /** Response headers of an opted-in gRPC call, held until its first message or its trailers. */
+  heldHead: string[] | null = null;
   replayable = true;
   attempts = 0;
   /** Retries decided, for the hop's span; only kept when a recorder is on. */
@@ -279,7 +291,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.send();
       return;
     }
-    if ((retry !== null || route.mirror !== null) && !this.chunked && !this.h2 && this.contentLength <= REPLAY_BUFFER_LIMIT) {
+    // gRPC calls are copied for replay only where the route opts in: mark unary methods only,
+    // since the call reaches the app once the client ends its stream (or 64 KiB have come).
+    const buffer = this.h2 ? this.grpc && retry !== null && route.retryNonIdempotent : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT;
+    if (buffer) {
       this.bodyChunks = [];
       this.req.on('data', onRequestData);
       this.req.on('end', onRequestEnd);
@@ -288,6 +303,19 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.body = this.req;
     this.replayable = false;
     if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, null);
+    this.send();
+  }
+
+  /** An HTTP/2 body outgrew the replay buffer: what came so far, then the rest as it arrives, never replayed. */
+  streamBufferedBody(): void {
+    const chunks = this.bodyChunks!;
+    this.bodyChunks = null;
+    this.req.pause();
+    this.req.off('data', onRequestData);
+    this.req.off('end', onRequestEnd);
+    this.body = Readable.from(bufferedThenRest(chunks, this.req), { objectMode: false });
+    this.replayable = false;
+    if (this.route!.mirror !== null) this.route!.mirror(this.method, this.url, this.headers, null);
     this.send();
   }
 
@@ -341,11 +369,23 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.clientGone) return true;
     const out: string[] = [];
     this.remaining = responseHeaders(raw, out);
+    if (this.grpc && this.h2 && this.replayable && this.route!.retryNonIdempotent && this.route!.retry !== null && rawHeader(raw, 'grpc-status') === undefined) {
+      // A peer sidecar sends even a trailers-only failure as headers, then trailers: hold the
+      // headers until a message shows the call succeeded, so an UNAVAILABLE can still be retried.
+      this.heldHead = out;
+      return true;
+    }
     if (this.h2) this.writeHeadH2(status, out);
     else if (statusText) this.res.writeHead(status, statusText, out);
     else this.res.writeHead(status, out);
     this.headSent = true;
     return true;
+  }
+
+  private releaseHead(): void {
+    this.writeHeadH2(this.status, this.heldHead!);
+    this.heldHead = null;
+    this.headSent = true;
   }
 
   /** HTTP/2 callers get headers as an object; a trailers-only gRPC answer's status moves to the trailers. */
@@ -366,6 +406,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean {
     if (h !== this.current || h.discard || this.clientGone) return true;
+    if (this.heldHead !== null) this.releaseHead();
     // A body that fits one chunk ends the response with a single write (headers + body).
     if (!this.bodyStarted && this.remaining === chunk.length) {
       this.ended = true;
@@ -381,6 +422,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void {
+    if (this.heldHead !== null && h === this.current) {
+      const status = trailers !== null && !Array.isArray(trailers) ? Number(trailers['grpc-status'] ?? -1) : -1;
+      if (this.mayRetry('response', h.status, status, true)) {
+        this.heldHead = null;
+        h.discard = true;
+      } else this.releaseHead();
+    }
     // A discarded attempt was a retryable failure; a gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
     this.settle(h, h.status >= 500 || h.discard || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)));
     if (h !== this.current) return;

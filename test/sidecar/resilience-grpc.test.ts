@@ -74,12 +74,6 @@ describe('gRPC retries on unavailable', () => {
     return new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => client.Echo(Buffer.from(text), md, (err, res) => resolve({ err, res })));
   };
 
-  // The attempt loop streams HTTP/2 request bodies without keeping a copy, so a gRPC call is
-  // never replayable yet; once bodies are buffered for replay this becomes a real test:
-  // five opted-in calls to the flapping app all succeed, attempts seen 1,2,1,2,...,
-  // skein_retries_total{reason="unavailable"} = 5.
-  it.todo('retries UNAVAILABLE when the route allows replaying, with x-skein-attempt per try');
-
   it('does not replay gRPC calls (POSTs) that reached the app, and labels their grpc-status', async () => {
     calls = 0;
     attempts.length = 0;
@@ -95,5 +89,29 @@ describe('gRPC retries on unavailable', () => {
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '14' })).toBe(2);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(1);
     expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+  });
+
+  it('retries UNAVAILABLE when the route allows replaying', async () => {
+    calls = 0;
+    attempts.length = 0;
+    const before = metric(await scrape(web), 'skein_retries_total', { destination: 'catalog', reason: 'unavailable' });
+    for (let i = 0; i < 5; i++) {
+      const { err, res } = await echo(`call${i}`, true);
+      expect(err).toBeNull();
+      expect(res!.toString()).toBe(`echo:call${i}`); // the replayed body is intact
+    }
+    expect(attempts).toHaveLength(10); // every call: UNAVAILABLE, then a replay that succeeds
+    expect(metric(await scrape(web), 'skein_retries_total', { destination: 'catalog', reason: 'unavailable' }) - before).toBe(5);
+  });
+
+  it('does not replay an opted-in call whose body outgrew the 64 KiB replay buffer', async () => {
+    calls = 0;
+    attempts.length = 0;
+    const big = 'x'.repeat(100 * 1024);
+    const { err } = await echo(big, true);
+    expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(attempts).toEqual(['1']);
+    const next = await echo(big, true);
+    expect(next.res?.toString()).toBe(`echo:${big}`);
   });
 });
