@@ -334,6 +334,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.attempts++;
+    // Headers held from an attempt that then failed belong to no answer.
+    this.heldHead = null;
     if (this.attempts > 1) this.headers[this.attemptSlot] = String(this.attempts);
     if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = `${Math.max(1, Math.floor(this.deadlineAt - performance.now()))}m`;
     endpoint.active++;
