@@ -26,17 +26,17 @@ import type { Target } from './target.js';
  */
 export type SkeinFeatures = 'full' | 'minimal';
 
-export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number, features: SkeinFeatures = 'full'): SnapshotInput {
+export function skeinSnapshot(identities: BenchIdentities, serverInboundPort: number, features: SkeinFeatures = 'full', protocol: 'http' | 'grpc' = 'http'): SnapshotInput {
   const service = identities.server.service;
   const endpoint = (address: string, version: string) => ({ address, port: serverInboundPort, labels: { version } });
   if (features === 'minimal') {
-    return { version: 'bench-minimal', services: { [service]: { retries: { attempts: 0 }, endpoints: [endpoint('127.0.0.1', 'v1')] } } };
+    return { version: 'bench-minimal', services: { [service]: { protocol, retries: { attempts: 0 }, endpoints: [endpoint('127.0.0.1', 'v1')] } } };
   }
   return {
     version: 'bench-1',
     services: {
       [service]: {
-        protocol: 'http',
+        protocol,
         lb: 'least-request',
         timeout: '3s',
         retries: {
@@ -73,6 +73,8 @@ export interface SkeinPairOptions {
   readonly ports: readonly number[];
   readonly identities: BenchIdentities;
   readonly features?: SkeinFeatures;
+  /** `grpc`: the service is declared `protocol: grpc` and the server side's app speaks h2c gRPC. */
+  readonly protocol?: 'http' | 'grpc';
   /** When set, each sidecar writes a V8 CPU profile there on exit (`skein-<service>.cpuprofile`). */
   readonly profileDir?: string;
 }
@@ -102,6 +104,7 @@ function startSidecar(children: ChildProcesses, o: SkeinPairOptions, leaf: LeafF
     '--cert-file', leaf.certFile,
     '--key-file', leaf.keyFile,
     '--ca-file', o.identities.caFile,
+    ...(o.protocol === 'grpc' ? ['--app-protocol', 'grpc'] : []),
   ];
   return children.spawn(`skein sidecar ${leaf.service}`, process.execPath, args, { env: { SKEIN_LOG_LEVEL: 'warn' } });
 }
@@ -110,7 +113,7 @@ export function startSkeinPair(children: ChildProcesses, o: SkeinPairOptions): T
   const [clientIn, clientOut, clientAdmin, serverIn, serverOut, serverAdmin] = o.ports as [number, number, number, number, number, number];
   const config = join(o.dir, 'skein-bench.json');
   const features = o.features ?? 'full';
-  writeFileSync(config, JSON.stringify(skeinSnapshot(o.identities, serverIn, features), null, 2));
+  writeFileSync(config, JSON.stringify(skeinSnapshot(o.identities, serverIn, features, o.protocol), null, 2));
   const server = startSidecar(children, o, o.identities.server, config, { inbound: serverIn, outbound: serverOut, admin: serverAdmin }, '0.0.0.0');
   const client = startSidecar(children, o, o.identities.client, config, { inbound: clientIn, outbound: clientOut, admin: clientAdmin }, '127.0.0.1');
   return {
