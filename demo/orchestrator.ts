@@ -36,6 +36,8 @@ const INSTANCE_READY_MS = 60_000;
 const START_MS = 150_000;
 /** How long each stage of a stop may take before its processes are killed. */
 const STOP_GRACE_MS = 8_000;
+/** The whole ordered stop (six stages of at most STOP_GRACE_MS each, usually a few seconds in all). */
+const STOP_MS = 60_000;
 
 export class DemoAlreadyRunningError extends Error {
   override name = 'DemoAlreadyRunningError';
@@ -304,7 +306,12 @@ export class Demo {
 
   /** Stops everything in order; a second call waits for the first. */
   stop(options: { quiet?: boolean } = {}): Promise<void> {
-    this.stopping ??= this.stopInOrder(options.quiet ? () => {} : (text) => this.reporter.step(text));
+    this.stopping ??= withTimeout(this.stopInOrder(options.quiet ? () => {} : (text) => this.reporter.step(text)), STOP_MS, 'the demo to stop').catch((err: Error) => {
+      // Each stage has its own SIGKILL deadline, so this is a last resort that leaves nothing behind.
+      this.reporter.notice(`${err.message}: killing every process now`);
+      this.killNow();
+      removeState(this.paths.stateFile);
+    });
     return this.stopping;
   }
 

@@ -24,7 +24,7 @@ export async function startDemo(procs: Processes, args: readonly string[] = []):
       if (child.hasExited) throw new Error(`skein demo exited:\n${child.output()}`);
       return child.output().includes('Skein demo is up');
     },
-    { timeoutMs: 180_000, intervalMs: 200, what: `the demo to be up; output so far:\n${child.output()}` },
+    { timeoutMs: 240_000, intervalMs: 200, what: `the demo to be up; output so far:\n${child.output()}` },
   ).catch((err: Error) => {
     throw new Error(`${err.message}\n--- skein demo output ---\n${child.output()}`);
   });

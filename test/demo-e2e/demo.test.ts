@@ -21,7 +21,7 @@ let client: DemoClient;
 beforeAll(async () => {
   demo = await startDemo(procs, ['--no-load']);
   client = new DemoClient(demo.state);
-}, 200_000);
+}, 260_000);
 
 afterAll(async () => {
   await procs.killAll();
