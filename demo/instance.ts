@@ -8,7 +8,7 @@ import type { DemoPaths } from './options.js';
 import { serviceRunner, skeinBin } from './package-root.js';
 import type { ManagedProcess, ProcessSupervisor } from './processes.js';
 import type { InstanceSpec } from './topology.js';
-import { answers200, waitFor } from './wait.js';
+import { waitFor } from './wait.js';
 
 export interface InstancePorts {
   readonly app: number;
@@ -81,7 +81,7 @@ export class Instance {
 
   /** Resolves once the sidecar's /ready answers 200: certificate, config and a healthy app. */
   async ready(timeoutMs: number): Promise<void> {
-    await waitFor(() => answers200(`${this.adminUrl}/ready`), { timeoutMs, what: `${this.spec.id}'s sidecar to be ready (${this.adminUrl}/ready)`, watch: this.processes() });
+    await waitFor(() => readyOrWhy(`${this.adminUrl}/ready`), { timeoutMs, what: `${this.spec.id}'s sidecar to be ready (${this.adminUrl}/ready)`, watch: this.processes() });
   }
 
   processes(): ManagedProcess[] {
@@ -98,4 +98,12 @@ function canConnect(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** True once /ready answers 200; otherwise throws its reasons, so a timeout says what was missing. */
+async function readyOrWhy(url: string): Promise<true> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+  const text = await res.text();
+  if (res.status === 200) return true;
+  throw new Error(`/ready answered ${res.status}: ${text.trim().replace(/\n/g, '; ')}`);
 }
