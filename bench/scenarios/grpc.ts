@@ -53,7 +53,7 @@ async function runGrpc(ctx: ScenarioContext): Promise<ScenarioResult> {
   }
   if (wanted('skein')) {
     const skeinBin = join(ctx.repoRoot, 'bin', 'skein.js');
-    targets.push(startSkeinPair(ctx.children, { skeinBin, dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, features: 'minimal', protocol: 'grpc' }));
+    targets.push(startSkeinPair(ctx.children, { skeinBin, dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, features: 'minimal', protocol: 'grpc', profileDir: ctx.options.profileDir }));
   }
   const load = (t: Target, o: Omit<GrpcLoadOptions, 'address' | 'authority'>): Promise<GrpcLoadReport> =>
     runGrpcLoad(ctx.children, { address: address(t), authority: t.host, ...o });
