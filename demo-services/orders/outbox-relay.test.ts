@@ -67,6 +67,15 @@ describe('OutboxRelay', () => {
     expect((notifications.calls[1]!.body as { data: { orderId: string } }).data.orderId).toBe(second);
   });
 
+  it('retries an event the mesh could not deliver (a sidecar-made 404 no-route), instead of setting it aside', async () => {
+    const id = confirmedOrder(1);
+    notifications.script.push({ status: 404, headers: { 'x-skein-reason': 'no-route' } }, { status: 403, headers: { 'x-skein-reason': 'denied' } });
+    relay.start();
+    await until(() => store.outboxStats().delivered === 1, 'the delivery after the mesh recovers');
+    expect(store.outboxStats()).toEqual({ pending: 0, delivered: 1, dead: 0 });
+    expect(notifications.calls.map((c) => (c.body as { data: { orderId: string } }).data.orderId)).toEqual([id, id, id]);
+  });
+
   it('delivers an event written while idle as soon as it is kicked, not at the next poll', async () => {
     relay = new OutboxRelay(store, mesh.http('notifications'), pino({ level: 'silent' }), { baseBackoffMs: 20, maxBackoffMs: 40, idlePollMs: 60_000, batchSize: 2 });
     relay.start();

@@ -2,8 +2,10 @@
  * Delivers the outbox to `notifications` through the mesh, in outbox order, until each event
  * is acknowledged (2xx): at least once, so the receiver de-duplicates by event id. A failed
  * delivery backs off (exponential, jittered, capped) and holds back the events behind it; a
- * 4xx other than 408/429 means the receiver will never take the event, so it is set aside
- * as dead rather than blocking the rest.
+ * 4xx other than 408/429 from notifications itself means it will never take the event, so it
+ * is set aside as dead rather than blocking the rest. A 4xx the mesh made (`x-skein-reason`,
+ * e.g. `no-route` while notifications has no instance, or `denied` until an intention allows
+ * it) says nothing about the event: it is retried like any failed delivery.
  */
 import type { Logger } from '../../common/log.js';
 import type { ServiceClient } from '../shared/mesh.js';
@@ -80,6 +82,7 @@ export class OutboxRelay {
   /** One delivery attempt; false when the event must be retried later. */
   private async deliver(event: { seq: number; id: string; type: string; payload: string; attempts: number }): Promise<boolean> {
     let status: number | undefined;
+    let fromMesh = false;
     let problem: string;
     try {
       const answer = await this.notifications.call('POST', '/events', { body: JSON.parse(event.payload), timeoutMs: DELIVERY_TIMEOUT_MS });
@@ -90,11 +93,12 @@ export class OutboxRelay {
         return true;
       }
       const reason = answer.headers['x-skein-reason'];
+      fromMesh = reason !== undefined;
       problem = typeof reason === 'string' ? `sidecar answered ${status} (${reason})` : `notifications answered ${status}`;
     } catch (err) {
       problem = (err as Error).message;
     }
-    if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    if (!fromMesh && status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
       this.log.error({ eventId: event.id, type: event.type, status }, 'event refused by notifications; set aside');
       this.store.eventDead(event.seq, problem);
       return true;

@@ -10,8 +10,8 @@ export interface Recorded {
 
 export class ScriptedService {
   readonly calls: Recorded[] = [];
-  /** Statuses to answer with, in order; when empty, `fallback`. */
-  readonly script: number[] = [];
+  /** Statuses to answer with, in order (with extra headers, e.g. a sidecar's x-skein-reason); when empty, `fallback`. */
+  readonly script: (number | { status: number; headers: Record<string, string> })[] = [];
   fallback = 200;
   /** Answer this much later, to hold a call in flight. */
   delayMs = 0;
@@ -25,9 +25,10 @@ export class ScriptedService {
         const text = Buffer.concat(chunks).toString();
         const call = { method: req.method!, path: req.url!, body: text ? JSON.parse(text) : undefined };
         this.calls.push(call);
-        const status = this.script.shift() ?? this.fallback;
+        const next = this.script.shift() ?? this.fallback;
+        const { status, headers } = typeof next === 'number' ? { status: next, headers: {} } : next;
         const body = status < 300 ? this.answer(call) : { error: { code: 'scripted', message: `scripted ${status}` } };
-        setTimeout(() => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)), this.delayMs);
+        setTimeout(() => res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(body)), this.delayMs);
       });
     });
   }
