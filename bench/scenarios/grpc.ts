@@ -117,6 +117,10 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
   const base = runs.find((r) => r.target.name === 'direct')!;
   const nginx = runs.find((r) => r.target.name === 'nginx');
   const skein = runs.find((r) => r.target.name === 'skein');
+  const cpuPerCallUs = (r: Measured): number => {
+    const seconds = r.target.proxies.reduce((sum, _, i) => sum + combineUsage(r.usage.map((u) => u[i]!)).cpuSeconds, 0);
+    return (seconds / r.latency.reduce((n, x) => n + x.calls, 0)) * 1e6;
+  };
   const failed = (r: Measured): string => {
     const count = (xs: readonly GrpcLoadReport[]): number => xs.reduce((a, x) => a + x.errors, 0);
     const first = [...r.max, ...r.latency].find((x) => x.firstError)?.firstError;
@@ -125,6 +129,7 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
   const rows = runs.map((r) => {
     const isBase = r === base;
     const cpu = r.target.proxies.map((_, i) => combineUsage(r.usage.map((u) => u[i]!)).cpuSeconds.toFixed(2)).join(' / ');
+    const perCall = isBase ? '—' : `${Math.round(cpuPerCallUs(r))} µs`;
     return [
       r.target.label,
       Math.round(rps(r)).toLocaleString('en-US'),
@@ -132,13 +137,14 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
       isBase ? `(${ms(p50(r))})` : signedMs(p50(r) - p50(base)),
       isBase ? `(${ms(p99(r))})` : signedMs(p99(r) - p99(base)),
       cpu || '—',
+      perCall,
       failed(r),
     ];
   });
   const lines = [
     `Measured ${machine}.`,
     '',
-    markdownTable(['target', 'calls/s', '× nginx pair', `added p50 @${FIXED_RATE} calls/s`, 'added p99', `CPU s @${FIXED_RATE} calls/s (out / in)`, 'failed calls (max / fixed rate)'], rows),
+    markdownTable(['target', 'calls/s', '× nginx pair', `added p50 @${FIXED_RATE} calls/s`, 'added p99', `CPU s @${FIXED_RATE} calls/s (out / in)`, 'CPU per call (both proxies)', 'failed calls (max / fixed rate)'], rows),
     '',
     `Unary calls of 4 B answered with 2 B by one @grpc/grpc-js server. calls/s: a closed loop of ${CONCURRENCY} calls in flight over one channel; ` +
       `latency: ${FIXED_RATE} calls/s evenly spaced on one channel, timed from each call's scheduled start (mean of the rounds' percentiles). ` +
@@ -162,6 +168,7 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
     if (r !== base) {
       figures[`${tag} added p50 ms`] = p50(r) - p50(base);
       figures[`${tag} added p99 ms`] = p99(r) - p99(base);
+      figures[`${tag} CPU µs per call (both proxies)`] = cpuPerCallUs(r);
     }
   }
   if (nginx && skein) {
