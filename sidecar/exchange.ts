@@ -157,6 +157,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** Retries decided, for the hop's span; only kept when a recorder is on. */
   retries: RetryEvent[] | null = null;
   current: AttemptHandler | null = null;
+  /** The endpoint of the latest attempt: a retry goes elsewhere when another is healthy. */
+  lastEndpoint: AttemptHandler['endpoint'] | undefined = undefined;
   /** Absolute deadline (performance.now() ms) of the whole request; Infinity for none. */
   deadlineAt = Infinity;
   /** One timer per request, armed for whichever comes first: this attempt's per-try timeout or the deadline. */
@@ -323,7 +325,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   send(): void {
     if (this.finished) return;
     const subset = this.subset!;
-    const endpoint = subset.picker.pick();
+    const endpoint = subset.picker.pick(this.lastEndpoint);
     if (endpoint === undefined) {
       this.reply('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
       return;
@@ -339,6 +341,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.attempts > 1) this.headers[this.attemptSlot] = String(this.attempts);
     if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = `${Math.max(1, Math.floor(this.deadlineAt - performance.now()))}m`;
     endpoint.active++;
+    this.lastEndpoint = endpoint;
     const h = new AttemptHandler(this, endpoint);
     this.current = h;
     this.armTimer();

@@ -14,8 +14,13 @@ export interface BalancedEndpoint {
 export type EjectedPredicate = (key: string) => boolean;
 
 export interface Picker<E extends BalancedEndpoint> {
-  /** An endpoint for the next attempt; undefined only when the set is empty. */
-  pick(): E | undefined;
+  /**
+   * An endpoint for the next attempt; undefined only when the set is empty. A retry passes the
+   * endpoint its last attempt failed on as `avoid`, which is then chosen only when no other
+   * endpoint is healthy (Envoy's previous-hosts retry predicate): a dead endpoint fails fast,
+   * keeps nothing in flight, and would otherwise win least-request's comparison every time.
+   */
+  pick(avoid?: E): E | undefined;
 }
 
 export type BalancerFactory = <E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random?: () => number) => Picker<E>;
@@ -38,4 +43,10 @@ export function randomHealthy<E extends BalancedEndpoint>(endpoints: readonly E[
     if (!isEjected(e.key)) return e;
   }
   return endpoints[start]!;
+}
+
+/** A random healthy endpoint other than `avoid`; `avoid` itself when it is the only healthy one. */
+export function randomHealthyExcept<E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random: () => number, avoid: E): E {
+  const e = randomHealthy(endpoints, (key) => key === avoid.key || isEjected(key), random);
+  return e !== avoid && !isEjected(e.key) ? e : isEjected(avoid.key) ? e : avoid;
 }

@@ -34,4 +34,21 @@ describe('balancers', () => {
     expect(leastRequestPicker(endpoints(3), () => true).pick()).toBeDefined();
     expect(roundRobinPicker([], () => false).pick()).toBeUndefined();
   });
+
+  it('sends a retry elsewhere: the endpoint to avoid is picked only when no other is healthy', () => {
+    const healthy = () => false;
+    for (const factory of [leastRequestPicker, roundRobinPicker, randomPicker]) {
+      for (const n of [2, 3, 5]) {
+        const eps = endpoints(n);
+        // A dead endpoint fails fast and keeps nothing in flight; the others are busy.
+        eps.forEach((e, i) => (e.active = i === 0 ? 0 : 3));
+        const picker = factory(eps, healthy);
+        for (let i = 0; i < 50; i++) expect(picker.pick(eps[0])!.key, `${factory.name} over ${n}`).not.toBe('e0');
+      }
+      const only = endpoints(1);
+      expect(factory(only, healthy).pick(only[0])!.key).toBe('e0');
+      const pair = endpoints(2);
+      expect(factory(pair, (key) => key === 'e1').pick(pair[0])!.key, `${factory.name} with the other ejected`).toBe('e0');
+    }
+  });
 });

@@ -1,5 +1,5 @@
 /** Random balancing: a uniformly random endpoint that is not ejected. */
-import { EMPTY_PICKER, randomHealthy, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
+import { EMPTY_PICKER, randomHealthy, randomHealthyExcept, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
 
 export function randomPicker<E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random: () => number = Math.random): Picker<E> {
   if (endpoints.length === 0) return EMPTY_PICKER;
@@ -7,5 +7,10 @@ export function randomPicker<E extends BalancedEndpoint>(endpoints: readonly E[]
     const only = endpoints[0]!;
     return { pick: () => only };
   }
-  return { pick: () => randomHealthy(endpoints, isEjected, random) };
+  return {
+    pick(avoid) {
+      const e = randomHealthy(endpoints, isEjected, random);
+      return e === avoid ? randomHealthyExcept(endpoints, isEjected, random, avoid) : e;
+    },
+  };
 }

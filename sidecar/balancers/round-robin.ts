@@ -12,15 +12,15 @@ class RoundRobinPicker<E extends BalancedEndpoint> implements Picker<E> {
     this.next = Math.floor(random() * endpoints.length);
   }
 
-  pick(): E | undefined {
+  pick(avoid?: E): E | undefined {
     const endpoints = this.endpoints;
     const n = endpoints.length;
     for (let i = 0; i < n; i++) {
       const e = endpoints[this.next]!;
       this.next = this.next + 1 === n ? 0 : this.next + 1;
-      if (!this.isEjected(e.key)) return e;
+      if (!this.isEjected(e.key) && (e !== avoid || n === 1)) return e;
     }
-    return endpoints[this.next]!;
+    return avoid !== undefined && !this.isEjected(avoid.key) ? avoid : endpoints[this.next]!;
   }
 }
 
