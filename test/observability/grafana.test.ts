@@ -7,22 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SidecarMetrics } from '../../sidecar/telemetry/metrics.js';
-import { repoRoot } from '../support/index.js';
+import { repoRoot, SPEC_METRICS } from '../support/index.js';
 
-const SPEC_METRICS = [
-  'skein_requests_total',
-  'skein_request_duration_seconds',
-  'skein_retries_total',
-  'skein_retry_budget_exhausted_total',
-  'skein_circuit_state',
-  'skein_circuit_rejections_total',
-  'skein_outlier_ejections_total',
-  'skein_endpoints',
-  'skein_authz_denied_total',
-  'skein_tls_handshake_failures_total',
-  'skein_config_updates_total',
-  'skein_cert_expiry_timestamp_seconds',
-];
 
 interface Panel {
   id: number;

@@ -4,7 +4,7 @@
  * with the SPEC §7 names and labels on both sides.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, makeCa, SPEC_METRICS, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { metric, scrape, send, type Reply } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -13,20 +13,6 @@ let webApp: TestUpstream;
 let web: SpawnedSidecar;
 let catalog: SpawnedSidecar;
 
-const SPEC_METRICS = [
-  'skein_requests_total',
-  'skein_request_duration_seconds',
-  'skein_retries_total',
-  'skein_retry_budget_exhausted_total',
-  'skein_circuit_state',
-  'skein_circuit_rejections_total',
-  'skein_outlier_ejections_total',
-  'skein_endpoints',
-  'skein_authz_denied_total',
-  'skein_tls_handshake_failures_total',
-  'skein_config_updates_total',
-  'skein_cert_expiry_timestamp_seconds',
-];
 
 beforeAll(async () => {
   const ca = makeCa();

@@ -14,6 +14,7 @@
  *   real certificates with `spiffe://skein.local/service/<name>` URI SANs (node-forge), and
  *   the three PEM files for --cert-file/--key-file/--ca-file.
  * - `waitUntil(check, { timeoutMs })`: poll with a deadline instead of sleeping.
+ * - `SPEC_METRICS`: the metric names of SPEC §7.
  */
 export * from './ports.js';
 export * from './upstream.js';
@@ -21,3 +22,4 @@ export * from './config.js';
 export * from './processes.js';
 export * from './certs.js';
 export * from './wait.js';
+export * from './spec-metrics.js';
