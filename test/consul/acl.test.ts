@@ -3,10 +3,10 @@
  * clear error at start and the sidecar keeps serving and retrying; a good token registers and
  * watches. Also a control plane pointed at no agent at all.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort, Processes, tempDir, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
-import { consulConfig, switchableApp, type SwitchableApp } from './fixture.js';
+import { consulConfig, consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
 
 const ROOT = '5f0b7d2e-6a1c-4e0a-9a57-0c1e2f3a4b5c';
 
@@ -21,14 +21,7 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
       token: ROOT,
     });
   }, 60_000);
-  afterEach(async () => {
-    await procs.killAll();
-    for (const app of apps.splice(0)) await app.close();
-    await consul.reset();
-  });
-  afterAll(async () => {
-    await consul?.stop();
-  });
+  consulTeardown(procs, apps, () => consul);
 
   const sidecar = async (token: string, waitFor: '/ready' | '/live') => {
     const app = await switchableApp('a');

@@ -3,12 +3,12 @@
  * config through Consul KV (a change written through either reaches sidecars connected to
  * both), and `GET /api/v1/services` / `skein get services` list what Consul's catalog holds.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../control-plane/harness.js';
 import { skeinCli, startMeshSidecar } from '../identity/mesh.js';
 import { Processes, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
-import { switchableApp, type SwitchableApp } from './fixture.js';
+import { consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
 
 describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, () => {
   let consul: ConsulAgent;
@@ -18,14 +18,7 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
   beforeAll(async () => {
     consul = await startConsul();
   }, 60_000);
-  afterEach(async () => {
-    await procs.killAll();
-    for (const app of apps.splice(0)) await app.close();
-    await consul.reset();
-  });
-  afterAll(async () => {
-    await consul?.stop();
-  });
+  consulTeardown(procs, apps, () => consul);
 
   const replica = () => startControlPlane(procs, { args: ['--consul', consul.url, '--store', 'consul'] });
 

@@ -5,8 +5,10 @@
  */
 import type { ServerResponse } from 'node:http';
 import { request, type Agent } from 'undici';
+import { afterAll, afterEach } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
-import { startUpstream, tempDir, writeTempConfig, type TestUpstream } from '../support/index.js';
+import type { ConsulAgent } from '../support/consul.js';
+import { startUpstream, tempDir, writeTempConfig, type Processes, type TestUpstream } from '../support/index.js';
 
 export interface SwitchableApp extends TestUpstream {
   healthy: boolean;
@@ -77,4 +79,19 @@ export function startLoad(agent: Agent, url: string, host: string, concurrency =
       await Promise.all(loops);
     },
   };
+}
+
+/**
+ * The hooks of a describe block that shares one agent: after each test its sidecars and apps
+ * end and the agent forgets their services; after the block the agent stops.
+ */
+export function consulTeardown(procs: Processes, apps: SwitchableApp[], consul: () => ConsulAgent | undefined): void {
+  afterEach(async () => {
+    await procs.killAll();
+    for (const app of apps.splice(0)) await app.close();
+    await consul()?.reset();
+  });
+  afterAll(async () => {
+    await consul()?.stop();
+  });
 }

@@ -6,10 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort, Processes, tempDir, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
-import { consulConfig, switchableApp, type SwitchableApp } from './fixture.js';
+import { consulConfig, consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
 
 function makeCerts(dir: string): { ca: string; server: string; serverKey: string; client: string; clientKey: string } {
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -41,14 +41,7 @@ describe('TLS to Consul', { timeout: 60_000 }, () => {
       hcl: `ports { https = ${https} }\ntls { defaults { ca_file = "${certs.ca}"\n cert_file = "${certs.server}"\n key_file = "${certs.serverKey}"\n verify_incoming = true } }`,
     });
   }, 60_000);
-  afterEach(async () => {
-    await procs.killAll();
-    for (const app of apps.splice(0)) await app.close();
-    await consul.reset();
-  });
-  afterAll(async () => {
-    await consul?.stop();
-  });
+  consulTeardown(procs, apps, () => consul);
 
   const sidecar = async (env: NodeJS.ProcessEnv, waitFor: '/ready' | '/live') => {
     const app = await switchableApp('a');
