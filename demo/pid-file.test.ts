@@ -11,11 +11,15 @@ const dirs: string[] = [];
 
 /** A real process that idles; `args` show on its command line, as a demo child's data dir would. */
 async function idle(...args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', ...args], { detached: true, stdio: 'ignore' });
+  // `--` so that node leaves args to the script instead of reading them as its own options.
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '--', ...args], { detached: true, stdio: 'ignore' });
   children.push(child);
   // Until exec, /proc shows the parent's command line.
   const deadline = Date.now() + 5_000;
-  while (!readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('setInterval') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while (!readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('setInterval')) {
+    if (Date.now() > deadline) throw new Error(`process ${child.pid} did not exec within 5 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
   return child;
 }
 
