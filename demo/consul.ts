@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { consulNodeName } from './pid-file.js';
-import { freePorts } from './ports.js';
+import { freePorts } from '../common/net/free-ports.js';
 import type { ManagedProcess, ProcessSupervisor } from './processes.js';
 import { waitFor } from './wait.js';
 

@@ -4,7 +4,7 @@ import { AdminClient } from '../cli/admin-client.js';
 import type { IssuedToken } from '../control-plane/tokens.js';
 import type { DemoPaths } from './options.js';
 import { skeinBin } from './package-root.js';
-import { freePorts } from './ports.js';
+import { freePorts } from '../common/net/free-ports.js';
 import type { ManagedProcess, ProcessSupervisor } from './processes.js';
 import { INTENTIONS, POLICIES, ROUTES } from './topology.js';
 import { answers200, waitFor, withTimeout } from './wait.js';

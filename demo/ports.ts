@@ -1,5 +1,6 @@
-/** Ports for the demo's processes: free ones from the OS, and a clear error when a chosen one is taken. */
+/** The demo's fixed ports (gateway, control plane): a clear error when one is taken. */
 import { createServer, type Server } from 'node:net';
+import { freePorts } from '../common/net/free-ports.js';
 
 function listenOn(port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -10,20 +11,6 @@ function listenOn(port: number): Promise<Server> {
 }
 
 const close = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
-
-/**
- * `count` distinct free ports on 127.0.0.1. All listeners stay open until every port is
- * known, so one call never hands out a port twice.
- */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) servers.push(await listenOn(0));
-    return servers.map((s) => (s.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map(close));
-  }
-}
 
 export class PortInUseError extends Error {
   override name = 'PortInUseError';

@@ -19,15 +19,12 @@ export interface DemoProcess {
 export async function startDemo(procs: Processes, args: readonly string[] = []): Promise<DemoProcess> {
   const dataDir = tempDir('skein-demo-e2e-');
   const child = procs.skein('skein demo', ['demo', '--data-dir', dataDir, '--gateway-port', '0', '--control-plane-port', '0', ...args]);
-  await waitUntil(
-    () => {
-      if (child.hasExited) throw new Error(`skein demo exited:\n${child.output()}`);
-      return child.output().includes('Skein demo is up');
-    },
-    { timeoutMs: 240_000, intervalMs: 200, what: `the demo to be up; output so far:\n${child.output()}` },
-  ).catch((err: Error) => {
+  const isUp = (): boolean => child.output().includes('Skein demo is up');
+  // A demo that gives up exits: stop waiting then, not at the deadline.
+  await waitUntil(() => isUp() || child.hasExited, { timeoutMs: 240_000, intervalMs: 200, what: 'the demo to be up' }).catch((err: Error) => {
     throw new Error(`${err.message}\n--- skein demo output ---\n${child.output()}`);
   });
+  if (!isUp()) throw new Error(`skein demo exited before it was up:\n${child.output()}`);
   const state = readState(join(dataDir, 'demo.json'));
   if (!state) throw new Error('the demo is up but wrote no demo.json');
   return { child, dataDir, state };
