@@ -111,7 +111,10 @@ export const payments: ServiceDefinition = {
         if (await faults.apply()) {
           throw new HttpError(503, 'payment-provider-unavailable', 'the payment provider failed (injected fault); nothing was charged');
         }
-        return charge(key, body);
+        // IMMEDIATE takes the write lock before the read: both payments instances share this
+        // file, and a read-then-write (deferred) transaction fails with SQLITE_BUSY_SNAPSHOT
+        // when the other instance commits in between, where busy_timeout cannot help.
+        return charge.immediate(key, body);
       })
       .add('GET', '/charges', ({ query }) => {
         const userId = query.get('userId');
@@ -123,7 +126,7 @@ export const payments: ServiceDefinition = {
         if (!row) throw new HttpError(404, 'charge-not-found', `no charge with key "${params.key}"`);
         return { body: chargeJson(row) };
       })
-      .add('POST', '/charges/:key/refund', ({ params }) => ({ body: refund(params.key!) }))
+      .add('POST', '/charges/:key/refund', ({ params }) => ({ body: refund.immediate(params.key!) }))
       .add('GET', '/admin/faults', () => ({ body: faults.get() }))
       .add('PUT', '/admin/faults', async (req) => {
         const now = faults.set(validate(FaultsBody, await req.json()));

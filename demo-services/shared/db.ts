@@ -1,5 +1,6 @@
 /**
- * Each demo service owns one SQLite file in its data dir, never shared with another process.
+ * Each demo service owns one SQLite file in its data dir, never shared with another service
+ * (the instances of one service share it, so writes take the lock up front: `.immediate`).
  * Migrations run in order on open, tracked by `PRAGMA user_version`, so the first start
  * creates the schema (and seed data) and later starts keep what is there.
  */

@@ -4,7 +4,7 @@
  * on the other instance and ejects the dead one, so no order fails. Then it comes back.
  */
 import type { DemoClient, Placed } from './demo-client.js';
-import { checkpoint, type Scenario } from './scenario.js';
+import { checkpoint, type Scenario, type ScenarioIo } from './scenario.js';
 
 const VICTIM = 'payments-2';
 const PRODUCT = 'p2';
@@ -21,6 +21,13 @@ async function placeFor(demo: DemoClient, ms: number, signal: AbortSignal): Prom
     }),
   );
   return results;
+}
+
+/** The orders that did not end confirmed; the first few are shown with why. */
+function notConfirmed(placed: readonly Placed[], io: ScenarioIo): Placed[] {
+  const bad = placed.filter((p) => p.order?.status !== 'confirmed');
+  for (const p of bad.slice(0, 5)) io.show(`not confirmed: ${p.order ? `${p.order.status} (${p.order.reason})` : `${p.status} ${p.error?.code ?? ''} ${p.error?.message ?? ''}`}`);
+  return bad;
 }
 
 export const killInstance: Scenario = {
@@ -45,8 +52,7 @@ export const killInstance: Scenario = {
       io.show(`${VICTIM} killed`);
       const placed = await load;
       const confirmed = placed.filter((p) => p.order?.status === 'confirmed').length;
-      const bad = placed.filter((p) => p.order?.status !== 'confirmed');
-      for (const p of bad.slice(0, 5)) io.show(`not confirmed: ${p.order ? `${p.order.status} (${p.order.reason})` : `${p.status} ${p.error?.code ?? ''}`}`);
+      const bad = notConfirmed(placed, io);
       const retries = (await demo.metric('orders', 'skein_retries_total', { destination: 'payments' })) - retriesBefore;
       io.show(`orders' sidecar retried ${retries} calls to payments on the surviving instance`);
       io.check(placed.length > 0 && bad.length === 0, `${confirmed}/${placed.length} orders confirmed while ${VICTIM} was down`);
@@ -59,6 +65,6 @@ export const killInstance: Scenario = {
       }
     }
     const after = await placeFor(demo, 2_000, io.signal);
-    io.check(after.every((p) => p.order?.status === 'confirmed'), `${VICTIM} is back; ${after.length} more orders confirmed`);
+    io.check(after.length > 0 && notConfirmed(after, io).length === 0, `${VICTIM} is back; ${after.length} more orders confirmed`);
   },
 };
