@@ -4,6 +4,9 @@
  * obey intentions changed through the CLI within a second. Bad tokens and foreign
  * identities stop a sidecar at start with the CA's reason.
  */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, echoHandler, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
@@ -20,6 +23,27 @@ async function app(name: string): Promise<number> {
   const u = await startUpstream(echoHandler(name));
   apps.push(u);
   return u.port;
+}
+
+/** Lines of the control plane's log that refuse a CSR for `outcome`. */
+const refusalsLogged = (outcome: string) =>
+  cp.child.output().split('\n').filter((l) => l.includes('refused CSR') && l.includes(`"reason":"${outcome}"`)).length;
+const signing = async () => (await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing;
+
+/**
+ * Starts a sidecar that the CA must refuse: it exits with `message`, the CA counts one more
+ * refusal of kind `outcome` and logs it, and traffic between the other sidecars goes on.
+ */
+async function expectRefusedStart(service: string, token: string, message: RegExp, outcome: string): Promise<void> {
+  const before = (await signing())[outcome] ?? 0;
+  const logged = refusalsLogged(outcome);
+  const refused = await startMeshSidecar(procs, cp, { service, appPort: await app(`refused-${service}`), token, waitFor: 'none' });
+  const exit = await refused.child.exited;
+  expect(exit.code).not.toBe(0);
+  expect(refused.child.output()).toMatch(message);
+  expect((await signing())[outcome]).toBe(before + 1);
+  await waitUntil(() => refusalsLogged(outcome) === logged + 1, { what: 'the refusal in the control plane log', timeoutMs: 3_000 });
+  expect((await get(gateway, 'orders')).status).toBe(200);
 }
 
 beforeAll(async () => {
@@ -59,31 +83,46 @@ describe('certificates issued by the control plane', () => {
     expect(Math.abs(Date.parse(view.certExpiry!) / 1000 - expiry!)).toBeLessThanOrEqual(1);
   });
 
+  it('keeps the root key mode 0600 and stores bootstrap tokens only as their hashes', async () => {
+    expect((await stat(join(cp.dataDir, 'ca.key'))).mode & 0o777).toBe(0o600);
+    const token = await createToken(cp, 'payments');
+    const store = await readFile(join(cp.dataDir, 'store.json'), 'utf8');
+    expect(store).not.toContain(token);
+    expect(store).toContain(`tokens/${createHash('sha256').update(token).digest('hex')}`);
+  });
+
+  it('bootstraps a sidecar given its CA file as SKEIN_CA_FILE', async () => {
+    const catalog = await startMeshSidecar(procs, cp, { service: 'catalog', appPort: await app('catalog'), caFileFromEnv: true });
+    expect(catalog.child.output()).toContain('"spiffeId":"spiffe://skein.local/service/catalog"');
+    await waitUntil(async () => (await get(gateway, 'catalog')).status === 200, { what: 'gateway to reach catalog', timeoutMs: 15_000 });
+  });
+
   it('refuses a sidecar with a wrong token: it exits with the reason, and the mesh carries on', async () => {
-    const bad = await startMeshSidecar(procs, cp, { service: 'payments', appPort: await app('payments'), token: 'skt_not-a-real-token', waitFor: 'none' });
-    const exit = await bad.child.exited;
-    expect(exit.code).not.toBe(0);
-    expect(bad.child.output()).toMatch(/no certificate for service payments: .*bootstrap token is unknown/);
-    expect((await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing.unauthenticated).toBeGreaterThanOrEqual(1);
-    expect((await get(gateway, 'orders')).status).toBe(200);
+    await expectRefusedStart('payments', 'skt_not-a-real-token', /no certificate for service payments: .*bootstrap token is unknown/, 'unauthenticated');
   });
 
   it('refuses a revoked token', async () => {
     const token = await createToken(cp, 'payments');
     const revoke = await skeinCli(procs, cp, ['token', 'revoke', token]);
     expect(revoke.code, revoke.output).toBe(0);
-    const revoked = await startMeshSidecar(procs, cp, { service: 'payments', appPort: await app('payments-2'), token, waitFor: 'none' });
-    expect((await revoked.child.exited).code).not.toBe(0);
-    expect(revoked.child.output()).toMatch(/no certificate for service payments: .*bootstrap token is revoked/);
+    await expectRefusedStart('payments', token, /no certificate for service payments: .*bootstrap token is revoked/, 'unauthenticated');
+  });
+
+  it('refuses an expired token', async () => {
+    const issued = (await cp.api.post<{ token: string; expiresAt: string }>('/api/v1/tokens', { service: 'payments', ttl: '1s' })).body;
+    await waitUntil(() => Date.now() > Date.parse(issued.expiresAt), { what: 'the token to expire', timeoutMs: 3_000 });
+    await expectRefusedStart('payments', issued.token, /no certificate for service payments: .*bootstrap token is expired/, 'unauthenticated');
   });
 
   it("refuses a CSR for another identity than the token's service", async () => {
     const paymentsToken = await createToken(cp, 'payments');
-    const impostor = await startMeshSidecar(procs, cp, { service: 'orders', appPort: await app('fake-orders'), token: paymentsToken, waitFor: 'none' });
-    await impostor.child.exited;
-    expect(impostor.child.output()).toMatch(/CSR asks for service "orders" but the caller is authorised for "payments" only/);
-    expect(cp.child.output()).toContain('refused CSR');
-    expect((await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing['identity-mismatch']).toBe(1);
+    await expectRefusedStart('orders', paymentsToken, /CSR asks for service "orders" but the caller is authorised for "payments" only/, 'identity-mismatch');
+  });
+
+  it('says so when asked to revoke a token it never issued', async () => {
+    const revoke = await skeinCli(procs, cp, ['token', 'revoke', 'skt_never-issued']);
+    expect(revoke.code).not.toBe(0);
+    expect(revoke.output).toMatch(/no such bootstrap token/);
   });
 
   it('applies intentions from the CLI within a second, denying with 403 x-skein-reason: denied', async () => {
@@ -104,5 +143,10 @@ describe('certificates issued by the control plane', () => {
     const revoked = Date.now();
     await waitUntil(async () => (await get(gateway, 'orders')).status === 403, { what: 'gateway → orders to be denied', timeoutMs: 1_000, intervalMs: 20 });
     expect(Date.now() - revoked).toBeLessThan(1_000);
+
+    expect((await skeinCli(procs, cp, ['intention', 'allow', 'gateway', 'orders'])).code).toBe(0);
+    const allowed = Date.now();
+    await waitUntil(async () => (await get(gateway, 'orders')).status === 200, { what: 'gateway → orders to be allowed again', timeoutMs: 1_000, intervalMs: 20 });
+    expect(Date.now() - allowed).toBeLessThan(1_000);
   });
 });

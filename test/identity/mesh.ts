@@ -25,6 +25,8 @@ export interface MeshSidecarOptions {
   readonly waitFor?: '/ready' | 'none';
   /** Extra environment, e.g. SKEIN_OTLP_ENDPOINT. */
   readonly env?: NodeJS.ProcessEnv;
+  /** Give the trust bundle as SKEIN_CA_FILE instead of --ca-file. */
+  readonly caFileFromEnv?: boolean;
   /** Extra sidecar flags, e.g. ['--app-protocol', 'grpc']. */
   readonly extraArgs?: readonly string[];
 }
@@ -39,14 +41,14 @@ export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess
     '--app-port', String(options.appPort),
     '--control-plane', cp.grpcAddress,
     '--token', token,
-    '--ca-file', cp.caFile,
+    ...(options.caFileFromEnv ? [] : ['--ca-file', cp.caFile]),
     '--inbound-host', '127.0.0.1',
     '--inbound-port', String(inboundPort),
     '--outbound-port', String(outboundPort),
     '--admin-port', String(adminPort),
     '--advertise-address', '127.0.0.1',
     ...(options.extraArgs ?? []),
-  ], options.env);
+  ], options.caFileFromEnv ? { ...options.env, SKEIN_CA_FILE: cp.caFile } : options.env);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   if (options.waitFor !== 'none') await waitForHttp(child, `${adminUrl}/ready`, 30_000);
   return { child, service: options.service, adminUrl, outboundUrl: `http://127.0.0.1:${outboundPort}`, inboundPort };

@@ -127,6 +127,7 @@ describe('mutual TLS and intentions between sidecars', () => {
     ['no-client-certificate', () => undefined],
     ['untrusted-certificate', () => makeLeaf(makeCa('Another CA'), 'gateway')],
     ['expired-certificate', () => makeLeaf(ca, 'gateway', { notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 3_600_000) })],
+    ['not-yet-valid-certificate', () => makeLeaf(ca, 'gateway', { notBefore: new Date(Date.now() + 3_600_000), notAfter: new Date(Date.now() + 7_200_000) })],
     ['foreign-trust-domain', () => makeLeaf(ca, 'gateway', { spiffeId: 'spiffe://evil.example/service/gateway' })],
     ['no-spiffe-id', () => makeLeaf(ca, 'gateway', { spiffeId: 'https://gateway.example' })],
   ] as [string, () => TestLeaf | undefined][])('refuses an inbound connection with %s, counts it, and keeps serving others', async (reason, leaf) => {
@@ -136,6 +137,10 @@ describe('mutual TLS and intentions between sidecars', () => {
     expect(bad).toBe(false);
     expect(good.status).toBe(200);
     expect(await metric(orders, line)).toBe(before + 1);
-    expect(orders.output()).toContain('inbound connection refused');
+    // The log names the reason (pino writes asynchronously, hence the wait).
+    await waitUntil(() => orders.output().split('\n').some((l) => l.includes('inbound connection refused') && l.includes(`"reason":"${reason}"`)), {
+      what: `the ${reason} refusal in the log`,
+      timeoutMs: 3_000,
+    });
   });
 });

@@ -1,0 +1,88 @@
+/**
+ * An operator's own root (`--ca-cert`, `--ca-key`) with real processes: the control plane
+ * signs sidecar leaves with it and publishes it as the bundle; a key that does not belong
+ * to the certificate stops the control plane at start with the reason.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connect, type PeerCertificate } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { Processes, echoHandler, makeCa, makeLeaf, startUpstream, tempDir, type TestCa, type TestUpstream } from '../support/index.js';
+import { startMeshSidecar } from './mesh.js';
+
+const procs = new Processes();
+const apps: TestUpstream[] = [];
+let operatorCa: TestCa;
+let certFile: string;
+let keyFile: string;
+
+async function writeRoot(dir: string, name: string, ca: TestCa, keyPem = ca.keyPem): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  await writeFile(cert, ca.certPem);
+  await writeFile(key, keyPem, { mode: 0o600 });
+  return { cert, key };
+}
+
+/** The certificate the sidecar serves on its inbound port, verified against `caPem` by a client with a leaf of that CA. */
+function servedCertificate(port: number, caPem: string, client: { certPem: string; keyPem: string }): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca: caPem, cert: client.certPem, key: client.keyPem, checkServerIdentity: () => undefined });
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerCertificate());
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+beforeAll(() => {
+  operatorCa = makeCa('Operator Root');
+});
+
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(apps.map((a) => a.close()));
+});
+
+describe('an operator-supplied root', () => {
+  let cp: ControlPlaneProcess;
+
+  beforeAll(async () => {
+    ({ cert: certFile, key: keyFile } = await writeRoot(tempDir('skein-operator-ca-'), 'root', operatorCa));
+    cp = await startControlPlane(procs, { args: ['--ca-cert', certFile, '--ca-key', keyFile] });
+  }, 60_000);
+
+  it('is the trust bundle, kept in the data dir with its key mode 0600', async () => {
+    const view = (await cp.api.get<{ roots: { fingerprint: string; signing: boolean }[] }>('/api/v1/ca')).body;
+    const fingerprint = new X509Certificate(operatorCa.certPem).fingerprint256;
+    expect(view.roots).toEqual([expect.objectContaining({ fingerprint, signing: true })]);
+    expect(new X509Certificate(await readFile(cp.caFile)).fingerprint256).toBe(fingerprint);
+    expect((await stat(join(cp.dataDir, 'ca.key'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('signs the leaves sidecars bootstrap with', async () => {
+    const app = await startUpstream(echoHandler('orders'));
+    apps.push(app);
+    const orders = await startMeshSidecar(procs, cp, { service: 'orders', appPort: app.port });
+    // The handshake itself proves the chain: the client trusts the operator's root only.
+    const served = await servedCertificate(orders.inboundPort, operatorCa.certPem, makeLeaf(operatorCa, 'gateway'));
+    expect(served.subjectaltname).toBe('URI:spiffe://skein.local/service/orders');
+    expect(served.issuer.CN).toBe('Operator Root');
+  });
+});
+
+describe('a key that is not the certificate’s', () => {
+  it('stops the control plane at start, naming both files', async () => {
+    const other = makeCa('Another Root');
+    const { cert, key } = await writeRoot(tempDir('skein-operator-ca-bad-'), 'mismatched', operatorCa, other.keyPem);
+    const child = procs.skein('control-plane (mismatched CA key)', ['control-plane', '--data-dir', tempDir('skein-cp-'), '--http-port', '0', '--grpc-port', '0', '--ca-cert', cert, '--ca-key', key], {
+      SKEIN_ADMIN_TOKEN: 'unused',
+    });
+    const exit = await child.exited;
+    expect(exit.code).not.toBe(0);
+    expect(child.output()).toContain(`${key} does not match any certificate in ${cert}`);
+  });
+});
