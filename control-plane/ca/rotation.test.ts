@@ -83,6 +83,34 @@ describe('RootRotation', () => {
     expect(asked.some((ids) => ids.includes('b'))).toBe(true);
   });
 
+  it('keeps the old root in the bundle until every proxy runs a leaf from the new root', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const keys = await generateRsaKeyPair();
+    const proxies = [new FakeProxy('a', ca, keys), new FakeProxy('b', ca, keys)];
+    for (const p of proxies) p.renew();
+    const oldRootPem = ca.bundlePem;
+    // b takes the staged bundle, then lags once leaves come from the new root.
+    let holdB = false;
+    const fleet: Fleet = {
+      proxies: () => proxies.map((p) => p.state),
+      requestRenewal: (ids) => {
+        if (ca.phase === 'switched') holdB = holdB || ids.includes('b');
+        for (const p of proxies) if (ids.includes(p.id) && !(holdB && p.id === 'b')) p.renew();
+      },
+    };
+    rotation = new RootRotation(ca, fleet, createLogger('test', 'silent'), { pollMs: 10, resendMs: 20 });
+    await rotation.start();
+    await until(() => ca.phase === 'switched' && rotation!.status().waitingFor.join() === 'b', 'only b to lag behind the switch');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ca.phase).toBe('switched');
+    expect(ca.bundlePem).toContain(oldRootPem.trim());
+
+    holdB = false;
+    proxies[1]!.renew();
+    await until(() => ca.phase === 'stable', 'the old root to be retired');
+    expect(ca.bundlePem).not.toContain(oldRootPem.trim());
+  });
+
   it('refuses a second rotation while one runs, and resumes a persisted one after a restart', async () => {
     const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
     const noProxies: Fleet = { proxies: () => [], requestRenewal: () => undefined };
