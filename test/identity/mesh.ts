@@ -3,6 +3,7 @@
  * control plane's CA with a bootstrap token, and its snapshot from the push stream. Also a
  * steady load generator that counts every failed request.
  */
+import { connect, type PeerCertificate } from 'node:tls';
 import { request } from 'undici';
 import { ADMIN_TOKEN, createToken, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { freePorts, skeinBin, waitForHttp, type Child, type Processes } from '../support/index.js';
@@ -100,4 +101,20 @@ export async function metricValue(sidecar: MeshSidecar, name: RegExp): Promise<n
   const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
   const line = text.split('\n').find((l) => name.test(l));
   return line ? Number(line.split(' ').at(-1)) : undefined;
+}
+
+/**
+ * The certificate a sidecar serves on its inbound port; rejects unless it chains to `caPem`.
+ * The handshake completes on the client side before the sidecar judges the client's own
+ * certificate, so a client without one still sees the server's.
+ */
+export function servedCertificate(sidecar: MeshSidecar, caPem: string, client?: { certPem: string; keyPem: string }): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: sidecar.inboundPort, ca: caPem, cert: client?.certPem, key: client?.keyPem, checkServerIdentity: () => undefined });
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerCertificate());
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
 }

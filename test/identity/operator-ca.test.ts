@@ -6,11 +6,10 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, echoHandler, makeCa, makeLeaf, startUpstream, tempDir, type TestCa, type TestUpstream } from '../support/index.js';
-import { startMeshSidecar } from './mesh.js';
+import { servedCertificate, startMeshSidecar } from './mesh.js';
 
 const procs = new Processes();
 const apps: TestUpstream[] = [];
@@ -24,18 +23,6 @@ async function writeRoot(dir: string, name: string, ca: TestCa, keyPem = ca.keyP
   await writeFile(cert, ca.certPem);
   await writeFile(key, keyPem, { mode: 0o600 });
   return { cert, key };
-}
-
-/** The certificate the sidecar serves on its inbound port, verified against `caPem` by a client with a leaf of that CA. */
-function servedCertificate(port: number, caPem: string, client: { certPem: string; keyPem: string }): Promise<PeerCertificate> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, ca: caPem, cert: client.certPem, key: client.keyPem, checkServerIdentity: () => undefined });
-    socket.once('secureConnect', () => {
-      resolve(socket.getPeerCertificate());
-      socket.destroy();
-    });
-    socket.once('error', reject);
-  });
 }
 
 beforeAll(() => {
@@ -68,7 +55,7 @@ describe('an operator-supplied root', () => {
     apps.push(app);
     const orders = await startMeshSidecar(procs, cp, { service: 'orders', appPort: app.port });
     // The handshake itself proves the chain: the client trusts the operator's root only.
-    const served = await servedCertificate(orders.inboundPort, operatorCa.certPem, makeLeaf(operatorCa, 'gateway'));
+    const served = await servedCertificate(orders, operatorCa.certPem, makeLeaf(operatorCa, 'gateway'));
     expect(served.subjectaltname).toBe('URI:spiffe://skein.local/service/orders');
     expect(served.issuer.CN).toBe('Operator Root');
   });

@@ -3,10 +3,11 @@
  * a few seconds and are renewed while requests flow, then `skein ca rotate` replaces the
  * root; no request may fail at any point.
  */
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, echoHandler, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { get, metricValue, skeinCli, startMeshSidecar, steadyLoad, type MeshSidecar } from './mesh.js';
+import { get, metricValue, servedCertificate, skeinCli, startMeshSidecar, steadyLoad, type MeshSidecar } from './mesh.js';
 
 const procs = new Processes();
 const apps: TestUpstream[] = [];
@@ -51,6 +52,7 @@ describe('certificate lifetimes of a few seconds under steady load', () => {
   it('rotates the root with `skein ca rotate` and loses no request', async () => {
     const before = (await cp.api.get<CaView>('/api/v1/ca')).body;
     expect(before.roots).toHaveLength(1);
+    const oldBundle = await readFile(cp.caFile, 'utf8');
     const load = steadyLoad(gateway, 'orders');
     await waitUntil(() => load.ok > 20, { what: 'load to flow' });
 
@@ -69,5 +71,12 @@ describe('certificate lifetimes of a few seconds under steady load', () => {
     expect(failures, failures.join("\n")).toEqual([]);
     expect(ok).toBeGreaterThan(100);
     expect((await get(gateway, 'orders')).status).toBe(200);
+    // The old root left the bundle only once every sidecar ran a leaf from the new one: both
+    // serve a leaf that the new bundle alone verifies, and the old bundle no longer does.
+    const newBundle = await readFile(cp.caFile, 'utf8');
+    for (const sidecar of [gateway, orders]) {
+      await expect(servedCertificate(sidecar, newBundle)).resolves.toMatchObject({ subjectaltname: `URI:spiffe://skein.local/service/${sidecar.service}` });
+      await expect(servedCertificate(sidecar, oldBundle)).rejects.toThrow(/unable to get local issuer certificate|certificate signature failure|self.signed/i);
+    }
   }, 90_000);
 });
