@@ -7,16 +7,16 @@
  *   outbound 127.0.0.1:outboundPort, and one 127.0.0.1:PORT per --upstream → peer sidecars
  *   admin    127.0.0.1:adminPort
  */
+import type { Http2ServerRequest } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, H2CClient, Pool, type Dispatcher } from 'undici';
 import { parseSnapshot } from '../common/config/parse.js';
-import { parseServiceSpiffeId, spiffeIdOf } from '../common/identity/spiffe.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { compileSplit } from '../common/routing/index.js';
 import { createAdminServer, type AdminDeps } from './admin/server.js';
 import { AppHealth } from './app-health.js';
-import { InboundPeers } from './authz/peer.js';
+import { InboundPeers, type PeerIdentity } from './authz/peer.js';
 import { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { EndpointPools, UpstreamEndpoint, type PoolFactory } from './cluster/upstream-endpoint.js';
@@ -27,7 +27,7 @@ import { ConsulEndpointSource } from './discovery/consul.js';
 import { ConsulRegistration } from './discovery/consul-registration.js';
 import { connectConsul, isLoopbackUrl } from '../common/consul/client.js';
 import type { EndpointSource } from './discovery/source.js';
-import type { ExchangeDeps } from './exchange.js';
+import type { ExchangeDeps, ProxyRequest } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
@@ -291,7 +291,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     metrics,
     self: options.service,
     app,
-    peerOf: tlsIdentity ? (socket) => peers.peerOf(socket as TLSSocket)?.service ?? h2PeerService(socket) : () => undefined,
+    peerOf: tlsIdentity ? (req) => inboundPeer(peers, req)?.service : () => undefined,
     appBlocker: () => appHealth.trafficBlocker(),
     connectApp: (_service, address, port) => netConnect({ host: address, port }),
   };
@@ -398,16 +398,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   };
 }
 
-/**
- * HTTP/2 requests see their session's socket through a proxy object, so the verified-peer
- * map does not know it; read the (already verified) certificate instead. Bad peers were
- * closed at the handshake.
- */
-function h2PeerService(socket: Socket): string | undefined {
-  const tls = socket as TLSSocket;
-  if (typeof tls.getPeerCertificate !== 'function' || !tls.authorized) return undefined;
-  const id = spiffeIdOf(tls.getPeerCertificate());
-  return id === undefined ? undefined : parseServiceSpiffeId(id)?.service;
+function inboundPeer(peers: InboundPeers, req: ProxyRequest): PeerIdentity | undefined {
+  const h2 = (req as unknown as Partial<Http2ServerRequest>).stream?.session;
+  return h2 ? peers.peerOfSession(h2) : peers.peerOf(req.socket as TLSSocket);
 }
 
 /** The `reason` label of a failed inbound handshake. */

@@ -43,8 +43,8 @@ export interface InboundContext {
   /** This sidecar's service. */
   readonly self: string;
   readonly app: LocalApp;
-  /** The caller's service from its verified certificate; undefined without mTLS. */
-  peerOf(socket: Socket): string | undefined;
+  /** The caller's service from its connection's verified certificate; undefined without mTLS. */
+  peerOf(req: ProxyRequest): string | undefined;
   /** undefined when the app may receive traffic, else why not. */
   appBlocker(): string | undefined;
   readonly connectApp: Connector;
@@ -125,7 +125,7 @@ export function handleOutboundUpgrade(ctx: OutboundContext, req: IncomingMessage
 function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.decodeHeaders();
   ex.destination = ctx.self;
-  const source = ctx.peerOf(ex.req.socket);
+  const source = ctx.peerOf(ex.req);
   ex.edge = ctx.app.edge(source);
   // authz: the source is the verified peer certificate's identity, never a header.
   if (!ctx.mesh.authorize(source, ctx.self)) {

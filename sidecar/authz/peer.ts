@@ -6,6 +6,7 @@
  * `skein_tls_handshake_failures_total{reason}` and the log, and the socket is closed before
  * any request on it is read.
  */
+import type { Http2Session } from 'node:http2';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 
@@ -63,6 +64,8 @@ export interface PeerVerificationOptions {
  */
 export class InboundPeers {
   private readonly peers = new WeakMap<TLSSocket, PeerIdentity>();
+  /** HTTP/2 requests reach their session's socket only through a proxy object, unknown to `peers`. */
+  private readonly sessions = new WeakMap<Http2Session, PeerIdentity | null>();
 
   constructor(private readonly options: PeerVerificationOptions) {}
 
@@ -89,5 +92,22 @@ export class InboundPeers {
   /** The verified identity of the caller on this socket (undefined for an unverified socket). */
   peerOf(socket: TLSSocket): PeerIdentity | undefined {
     return this.peers.get(socket);
+  }
+
+  /**
+   * The verified identity of the caller on an HTTP/2 session, read from its certificate on
+   * the session's first request and remembered for the rest (reading a peer certificate
+   * builds a whole object tree: per request it cost 8% of an inbound gRPC sidecar's time).
+   * Refused peers were closed at the handshake, so this only names accepted ones.
+   */
+  peerOfSession(session: Http2Session): PeerIdentity | undefined {
+    let peer = this.sessions.get(session);
+    if (peer === undefined) {
+      const trustDomain = this.options.trustDomain();
+      const verdict = trustDomain && session.socket ? verifyInboundPeer(session.socket as TLSSocket, trustDomain) : undefined;
+      peer = verdict?.ok ? verdict.peer : null;
+      this.sessions.set(session, peer);
+    }
+    return peer ?? undefined;
   }
 }

@@ -98,6 +98,9 @@ describe('gRPC through a sidecar pair', () => {
     const metrics = (await get(agent, `${web.adminUrl}/metrics`)).text;
     expect(metrics).toMatch(/skein_requests_total\{direction="outbound",source="web",destination="catalog",destination_subset="\*",code="200",grpc_status="5"\} 1/);
     expect(metrics).toMatch(/skein_requests_total\{direction="outbound",source="web",destination="catalog",destination_subset="\*",code="200",grpc_status="0"\} [2-9]/);
+    // The inbound side names the caller from the HTTP/2 session's verified certificate.
+    const inbound = (await get(agent, `${catalog.adminUrl}/metrics`)).text;
+    expect(inbound).toMatch(/skein_requests_total\{direction="inbound",source="web",destination="catalog",[^}]*grpc_status="0"\} [2-9]/);
   });
 
   it('answers an unknown service with UNIMPLEMENTED and x-skein-reason', async () => {
