@@ -49,6 +49,17 @@ async function trustedRoots(caFile: string, current: TlsIdentity | undefined): P
   return Buffer.from(joinPemCertificates([...new Set([...fromFile, ...fromCa])]));
 }
 
+/**
+ * Says whether the CA answered (a refusal, with its reason) or was never reached, since the
+ * fix differs: a new token or identity, or a CA file that verifies the control plane.
+ */
+function signFailure(address: string, err: grpc.ServiceError): string {
+  const details = (err.details || err.message).replace(/\s*Resolution note:\s*$/, '');
+  if (err.code !== grpc.status.UNAVAILABLE) return `control plane at ${address} refused the CSR: ${details}`;
+  const hint = /certificate/i.test(details) ? ' (does --ca-file hold the control plane\'s ca.crt?)' : '';
+  return `control plane at ${address} could not be reached: ${details}${hint}`;
+}
+
 export function controlPlaneSigner(options: ControlPlaneSignerOptions): CsrSigner {
   const { Client } = loadMeshProto();
   return async (csrPem, current) => {
@@ -63,7 +74,7 @@ export function controlPlaneSigner(options: ControlPlaneSignerOptions): CsrSigne
         // The control plane prefers a valid client certificate; the token is the fallback
         // (e.g. after a suspended process let its certificate expire).
         client.Sign({ csrPem, token: options.token ?? '' }, { deadline }, (err, res) => {
-          if (err) reject(new SignError(`control plane at ${options.address} refused the CSR: ${err.details || err.message}`, err.code));
+          if (err) reject(new SignError(signFailure(options.address, err), err.code));
           else resolve(res!);
         });
       });

@@ -5,11 +5,11 @@
  * identities stop a sidecar at start with the CA's reason.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { Processes, echoHandler, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { Processes, echoHandler, makeCa, startUpstream, tempDir, waitUntil, type TestUpstream } from '../support/index.js';
 import { get, metricValue, skeinCli, startMeshSidecar, type MeshSidecar } from './mesh.js';
 
 const procs = new Processes();
@@ -95,6 +95,20 @@ describe('certificates issued by the control plane', () => {
     const catalog = await startMeshSidecar(procs, cp, { service: 'catalog', appPort: await app('catalog'), caFileFromEnv: true });
     expect(catalog.child.output()).toContain('"spiffeId":"spiffe://skein.local/service/catalog"');
     await waitUntil(async () => (await get(gateway, 'catalog')).status === 200, { what: 'gateway to reach catalog', timeoutMs: 15_000 });
+  });
+
+  it('does not trust a control plane its CA file does not verify: no certificate, not ready, the reason in the log', async () => {
+    const wrongCaFile = join(tempDir('skein-wrong-ca-'), 'ca.crt');
+    await writeFile(wrongCaFile, makeCa('Not the control plane').certPem);
+    const before = await signing();
+    const lost = await startMeshSidecar(procs, cp, { service: 'payments', appPort: await app('lost-payments'), caFile: wrongCaFile, waitFor: 'none' });
+    await waitUntil(() => /certificate request failed/.test(lost.child.output()), { what: 'the failed certificate request in the log', timeoutMs: 15_000 });
+    expect(lost.child.output()).toMatch(/could not be reached: .*self-signed certificate in certificate chain.*does --ca-file hold the control plane's ca\.crt\?/);
+    // It keeps trying (a control plane may be restarting) but is never ready and was never served.
+    expect(lost.child.hasExited).toBe(false);
+    expect(await fetch(`${lost.adminUrl}/ready`).then((r) => r.status, () => 'admin port not open')).not.toBe(200);
+    expect(await signing()).toEqual(before);
+    lost.child.kill();
   });
 
   it('refuses a sidecar with a wrong token: it exits with the reason, and the mesh carries on', async () => {

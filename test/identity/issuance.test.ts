@@ -108,6 +108,7 @@ describe('certificate issuance through the Sign RPC', () => {
     const err = await p.renewNow().catch((e: unknown) => e as SignError);
     expect((err as SignError).grpcCode).toBe(grpc.status.UNAVAILABLE);
     expect((err as SignError).permanent).toBe(false);
+    expect((err as SignError).message).toMatch(/could not be reached: .*does --ca-file hold the control plane's ca\.crt\?/);
     expect(p.current()).toBeUndefined();
   });
 

@@ -26,6 +26,8 @@ export interface MeshSidecarOptions {
   readonly waitFor?: '/ready' | 'none';
   /** Extra environment, e.g. SKEIN_OTLP_ENDPOINT. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The trust bundle that verifies the control plane; default its ca.crt. */
+  readonly caFile?: string;
   /** Give the trust bundle as SKEIN_CA_FILE instead of --ca-file. */
   readonly caFileFromEnv?: boolean;
   /** Extra sidecar flags, e.g. ['--app-protocol', 'grpc']. */
@@ -42,7 +44,7 @@ export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess
     '--app-port', String(options.appPort),
     '--control-plane', cp.grpcAddress,
     '--token', token,
-    ...(options.caFileFromEnv ? [] : ['--ca-file', cp.caFile]),
+    ...(options.caFileFromEnv ? [] : ['--ca-file', options.caFile ?? cp.caFile]),
     '--inbound-host', '127.0.0.1',
     '--inbound-port', String(inboundPort),
     '--outbound-port', String(outboundPort),
