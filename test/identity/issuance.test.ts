@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
+import { createCsrPem } from '../../common/identity/csr.js';
+import { generateRsaKeyPair } from '../../common/identity/keys.js';
 import { loadMeshProto } from '../../common/proto/mesh.js';
 import { CertificateAuthority } from '../../control-plane/ca/authority.js';
 import { ControlPlaneTls } from '../../control-plane/ca/server-tls.js';
@@ -97,6 +99,18 @@ describe('certificate issuance through the Sign RPC', () => {
     const err = (await provider('orders', 'tok-payments').start().catch((e: unknown) => e)) as SignError;
     expect(err.grpcCode).toBe(grpc.status.PERMISSION_DENIED);
     expect(err.message).toMatch(/CSR asks for service "orders" but the caller is authorised for "payments" only/);
+    expect(outcomes.at(-1)).toBe('identity-mismatch');
+  });
+
+  it('refuses a renewal CSR for another service than the client certificate names', async () => {
+    const p = provider('orders', 'tok-orders');
+    await p.start();
+    // A sidecar holding a valid orders certificate, and no token, asks for payments.
+    const keys = await generateRsaKeyPair();
+    const csr = createCsrPem(keys.privateKeyPem, keys.publicKeyPem, 'payments', 'spiffe://skein.local/service/payments');
+    const err = (await controlPlaneSigner({ address, caFile: ca.bundlePath })(csr, p.current()).catch((e: unknown) => e)) as SignError;
+    expect(err.grpcCode).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err.message).toMatch(/CSR asks for service "payments" but the caller is authorised for "orders" only/);
     expect(outcomes.at(-1)).toBe('identity-mismatch');
   });
 
