@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import { request, type Agent } from 'undici';
 import { afterAll, afterEach } from 'vitest';
-import type { SnapshotInput } from '../../common/config/schema.js';
+import type { ServicePolicyInput, SnapshotInput } from '../../common/config/schema.js';
 import type { ConsulAgent } from '../support/consul.js';
 import { startUpstream, tempDir, writeTempConfig, type Processes, type TestUpstream } from '../support/index.js';
 
@@ -33,47 +33,71 @@ export async function switchableApp(name: string): Promise<SwitchableApp> {
   }) as SwitchableApp;
 }
 
-/** A static config naming `destinations` with the retry policy the no-failed-request tests rely on. */
-export function consulConfig(destinations: readonly string[]): string {
+/**
+ * A static config naming `destinations` with the retry policy the no-failed-request tests rely
+ * on; `subsets` and `routes`, when given, apply to every destination.
+ */
+export function consulConfig(
+  destinations: readonly string[],
+  routing: { subsets?: ServicePolicyInput['subsets']; routes?: SnapshotInput['routes'] } = {},
+): string {
   const services: NonNullable<SnapshotInput['services']> = {};
   for (const name of destinations) {
     services[name] = {
+      subsets: routing.subsets,
       lb: 'round-robin',
       retries: { attempts: 3, perTryTimeout: '1s', on: ['connect-failure', 'reset', 'gateway-error'], backoff: { base: '10ms', max: '50ms' }, budget: { ratio: 1, minPerSecond: 100 } },
       outlierDetection: { consecutiveErrors: 2, baseEjectionTime: '5s', maxEjectionPercent: 50 },
     };
   }
-  return writeTempConfig({ version: '1', services }, tempDir());
+  return writeTempConfig({ version: '1', services, routes: routing.routes }, tempDir());
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly name?: string;
+  readonly reason?: string;
+  /** Which loop sent it, and when (ms): answers to requests sent before a change can arrive after it. */
+  readonly loop: number;
+  readonly sentAt: number;
 }
 
 export interface Load {
-  readonly answers: { status: number; name?: string; reason?: string }[];
-  failures(): { status: number; reason?: string }[];
+  readonly answers: Answer[];
+  failures(): Answer[];
+  /** Answers to requests sent after `t`. */
+  sentAfter(t: number): Answer[];
+  /** True once every loop has an answer to a request sent after `t`: nothing sent before `t` is still in flight. */
+  settledSince(t: number): boolean;
   stop(): Promise<void>;
 }
 
 /** `concurrency` loops of GET requests to `url` with Host `host`, until stopped. */
 export function startLoad(agent: Agent, url: string, host: string, concurrency = 2): Load {
-  const answers: Load['answers'] = [];
+  const answers: Answer[] = [];
   let running = true;
-  const loop = async (): Promise<void> => {
+  const loop = async (_: unknown, loop: number): Promise<void> => {
     while (running) {
+      const sentAt = Date.now();
       try {
         const res = await request(`${url}/item`, { dispatcher: agent, headers: { host } });
         const text = await res.body.text();
         const reason = res.headers['x-skein-reason'] as string | undefined;
-        answers.push({ status: res.statusCode, reason, name: res.statusCode === 200 ? (JSON.parse(text) as { name: string }).name : undefined });
+        answers.push({ status: res.statusCode, reason, name: res.statusCode === 200 ? (JSON.parse(text) as { name: string }).name : undefined, loop, sentAt });
       } catch (err) {
-        answers.push({ status: 0, reason: (err as Error).message });
+        answers.push({ status: 0, reason: (err as Error).message, loop, sentAt });
         // A closed dispatcher throws synchronously: yield so a failing loop cannot starve the event loop.
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     }
   };
   const loops = Array.from({ length: concurrency }, loop);
+  const sentAfter = (t: number): Answer[] => answers.filter((a) => a.sentAt > t);
   return {
     answers,
     failures: () => answers.filter((a) => a.status !== 200),
+    sentAfter,
+    settledSince: (t) => new Set(sentAfter(t).map((a) => a.loop)).size === concurrency,
     async stop() {
       running = false;
       await Promise.all(loops);

@@ -48,9 +48,8 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
   const passingPorts = async (service: string): Promise<number[]> => (await consul.passing(service)).map((e) => e.Service.Port).sort();
 
   /** Two catalog instances and a caller whose endpoints for catalog come from Consul. */
-  const mesh = async () => {
+  const mesh = async (config = consulConfig(['catalog'])) => {
     const [a, b] = [await app('a'), await app('b')];
-    const config = consulConfig(['catalog']);
     const sa = await sidecar('catalog', a.port, config, 'v1');
     const sb = await sidecar('catalog', b.port, config, 'v2');
     const caller = await sidecar('web', (await app('web')).port, config);
@@ -82,6 +81,22 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     expect(registered).toBeDefined();
   });
 
+  it('subsets select on the labels Consul gives endpoints: version from meta, tag:<tag> from tags', async () => {
+    // v1 by meta, v2 by tag: each subset holds exactly one of the two instances.
+    const config = consulConfig(['catalog'], {
+      subsets: { v1: { version: 'v1' }, v2: { 'tag:v2': 'true' } },
+      routes: { catalog: [{ split: { v1: 0, v2: 100 } }] },
+    });
+    const { a, b, caller } = await mesh(config);
+    const traffic = steadyLoad(caller.outboundUrl);
+    await waitUntil(() => traffic.answers.length >= 40, { what: '40 answers' });
+    await traffic.stop();
+    expect(traffic.failures()).toEqual([]);
+    expect(new Set(traffic.answers.map((x) => x.name))).toEqual(new Set(['b']));
+    expect(a.served).toBe(0);
+    expect(b.served).toBeGreaterThanOrEqual(40);
+  });
+
   it('an instance whose app turns unhealthy leaves callers\' endpoint sets; traffic moves away with no failed request', async () => {
     const { a, b, sa, sb, caller } = await mesh();
     const traffic = steadyLoad(caller.outboundUrl);
@@ -90,13 +105,15 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     // app health fails → sidecar /ready 503 → Consul check critical → out of the passing set → caller drops it.
     await waitUntil(async () => (await passingPorts('catalog')).join() === String(sb.inboundPort), { timeoutMs: 15_000, what: 'a out of the passing set' });
     await waitUntil(async () => (await clusterPorts(caller, 'catalog')).join() === String(sb.inboundPort), { timeoutMs: 5_000, what: 'the caller to drop a' });
-    const mark = traffic.answers.length;
+    const dropped = Date.now();
+    // A request sent to a just before the drop may still be on its way: count from after it.
+    await waitUntil(() => traffic.settledSince(dropped), { what: 'requests sent before the drop to finish' });
     const servedByA = a.served;
-    await waitUntil(() => traffic.answers.length > mark + 50, { what: '50 more answers' });
+    await waitUntil(() => traffic.sentAfter(dropped).length > 50, { what: '50 more answers' });
     await traffic.stop();
     expect(traffic.failures()).toEqual([]);
     expect(a.served).toBe(servedByA);
-    expect(traffic.answers.slice(mark).every((x) => x.name === 'b')).toBe(true);
+    expect(traffic.sentAfter(dropped).map((x) => x.name)).toEqual(traffic.sentAfter(dropped).map(() => 'b'));
     expect(b.served).toBeGreaterThan(50);
     // And back: healthy again → passing again → the caller uses it again.
     a.healthy = true;
@@ -116,7 +133,8 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     }, { timeoutMs: 5_000, what: 'a deregistered' });
     const exit = await sa.exited;
     expect(exit.code).toBe(0);
-    expect(sa.output()).toMatch(/deregistered from Consul[\s\S]*draining/);
+    // 'exit' can come before the last of the child's stdout has been read: poll for the lines.
+    await waitUntil(() => /deregistered from Consul[\s\S]*draining: \/ready is 503/.test(sa.output()), { timeoutMs: 5_000, what: 'the log to show deregistration before the drain' });
     await waitUntil(async () => (await clusterPorts(caller, 'catalog')).length === 1, { what: 'the caller to drop a' });
     const mark = traffic.answers.length;
     await waitUntil(() => traffic.answers.length > mark + 20, { what: 'more answers' });
@@ -135,8 +153,9 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     expect(new Set(traffic.answers.slice(mark).map((x) => x.name))).toEqual(new Set(['a', 'b']));
     await waitUntil(() => /watching catalog in Consul failed: .*; keeping the last known endpoints and retrying/.test(caller.output()), { what: 'the caller to log the outage' });
     await consul.restart();
+    // Each sidecar's keeper notices on its own (after its backoff), so wait for every one.
     await waitUntil(async () => (await passingPorts('catalog')).join() === [sa.inboundPort, sb.inboundPort].sort().join(), { timeoutMs: 20_000, what: 'registrations restored' });
-    expect(await consul.passing('web')).toHaveLength(1);
+    await waitUntil(async () => (await consul.passing('web')).length === 1, { timeoutMs: 20_000, what: 'the caller registered again' });
     await traffic.stop();
     expect(traffic.failures()).toEqual([]);
     expect(sa.output()).toMatch(/the Consul agent had lost this instance; registered again/);
