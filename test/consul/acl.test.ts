@@ -1,10 +1,13 @@
 /**
  * Consul with ACLs on (default deny): the sidecar sends CONSUL_HTTP_TOKEN; a wrong token is a
  * clear error at start and the sidecar keeps serving and retrying; a good token registers and
- * watches. Also a control plane pointed at no agent at all.
+ * watches; a control plane on Consul KV fails at start on a wrong token and works with the
+ * right one. Also a control plane pointed at no agent at all.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { freePort, Processes, tempDir, waitUntil } from '../support/index.js';
+import { AdminClient } from '../../cli/admin-client.js';
+import { ADMIN_TOKEN } from '../control-plane/harness.js';
+import { freePort, freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { consulConfig, consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
 
@@ -42,6 +45,32 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
     const sc = await sidecar(ROOT, '/ready');
     await waitUntil(async () => (await consul.passing('catalog')).length === 1, { timeoutMs: 15_000, what: 'registered with the token' });
     expect(sc.output()).not.toMatch(/refused the ACL token/);
+  });
+
+  const controlPlane = async (token: string) => {
+    const [http, grpc] = (await freePorts(2)) as [number, number];
+    const args = ['control-plane', '--data-dir', tempDir(), '--http-port', String(http), '--grpc-port', String(grpc), '--grpc-host', '127.0.0.1', '--consul', consul.url, '--store', 'consul'];
+    const child = procs.skein('control-plane', args, { CONSUL_HTTP_TOKEN: token, SKEIN_ADMIN_TOKEN: ADMIN_TOKEN });
+    return { child, api: new AdminClient(`http://127.0.0.1:${http}`, ADMIN_TOKEN) };
+  };
+
+  it('a control plane on Consul with a wrong token fails at start naming the refused token', async () => {
+    const { child } = await controlPlane('00000000-0000-0000-0000-000000000000');
+    const exit = await child.exited;
+    expect(exit.code).not.toBe(0);
+    await waitUntil(() => /--store consul: Consul at http:\/\/127\.0\.0\.1:\d+ refused the ACL token \(403/.test(child.output()), { timeoutMs: 5_000, what: `the refused token in the log:\n${child.output()}` });
+  });
+
+  it('a control plane on Consul with the right token stores config in KV and lists the catalog', async () => {
+    const { child, api } = await controlPlane(ROOT);
+    await consul.put('/agent/service/register', { ID: 'orders-1', Name: 'orders', Address: '127.0.0.1', Port: 18443, Tags: ['v1'], Meta: { version: 'v1', protocol: 'http' } });
+    await waitUntil(async () => {
+      if (child.hasExited) throw new Error(`control plane exited:\n${child.output()}`);
+      const services = await api.get<{ name: string; instances: { port: number }[] }[]>('/api/v1/services').catch(() => undefined);
+      return services?.body.find((s) => s.name === 'orders')?.instances.some((i) => i.port === 18443) ?? false;
+    }, { timeoutMs: 20_000, what: 'orders from the catalog in GET /api/v1/services' });
+    expect((await api.put('/api/v1/services/orders/policy', { timeout: '2s' })).status).toBe(200);
+    expect(await consul.get<string[]>('/kv/skein/?keys')).toContain('skein/policies/orders');
   });
 
   it('a control plane with --store consul and no agent at the address fails at start with a clear error', async () => {
