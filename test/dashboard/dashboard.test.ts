@@ -108,6 +108,9 @@ describe('dashboard', () => {
     await waitUntil(async () => (await page.locator('#tap-rows tr').count()) >= 5, { timeoutMs: 10_000, what: 'five tap rows' });
     const first = await page.locator('#tap-rows tr').first().textContent();
     expect(first).toMatch(/GET/);
+    // Newest first, also across batches from the two backend sidecars.
+    const times = await page.locator('#tap-rows tr').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-time'))));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
     await chrome.screenshot(page, 'tap');
     await page.click('#tap-stop');
   });

@@ -351,12 +351,16 @@ function tapView(params) {
       <span id="tap-state" class="muted"></span>
     </form>
     <div class="tap-scroll"><table><thead><tr><th>time</th><th>dir</th><th>source</th><th>destination</th><th>method</th><th>path</th><th class="num">status</th><th class="num">latency</th><th>trace</th></tr></thead><tbody id="tap-rows"></tbody></table></div></div>`;
+  const form = $('#tap-form');
   api('/api/v1/services').then((services) => {
     const select = $('#tap-service');
     select.innerHTML = services.map((s) => `<option>${esc(s.name)}</option>`).join('');
-    if (params.get('service')) select.value = params.get('service');
+    if (params.get('service')) {
+      select.value = params.get('service');
+      // Only once the list is in: a form submitted before has no service and the tap refuses it.
+      form.requestSubmit();
+    }
   });
-  const form = $('#tap-form');
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (state.tap) state.tap.close();
@@ -374,7 +378,12 @@ function tapView(params) {
       const tr = document.createElement('tr');
       tr.className = r.status >= 500 || r.status === 0 || r.grpcStatus > 0 ? 'sr-bad' : '';
       tr.innerHTML = `<td class="mono">${fmt.time(r.time)}</td><td>${r.direction === 'inbound' ? 'in' : 'out'}</td><td>${esc(r.source)}</td><td>${esc(r.destination)}${r.subset ? `<span class="muted">/${esc(r.subset)}</span>` : ''}</td><td>${esc(r.method)}</td><td class="mono">${esc(r.path)}</td><td class="num">${r.status}${r.grpcStatus >= 0 ? ` <span class="muted">grpc ${r.grpcStatus}</span>` : ''}</td><td class="num">${fmt.ms(r.latencyMs)}</td><td class="mono">${r.traceId ? `<a href="#/trace/${r.traceId}">${r.traceId.slice(0, 12)}…</a>` : ''}</td>`;
-      rows.prepend(tr);
+      // Newest first. Rows come in per-sidecar batches, so a batch can hold rows older than
+      // the top ones: walk down past the newer ones instead of always prepending.
+      tr.dataset.time = String(r.time);
+      let after = rows.firstElementChild;
+      while (after && Number(after.dataset.time) > Number(tr.dataset.time)) after = after.nextElementSibling;
+      rows.insertBefore(tr, after);
       while (rows.children.length > 200) rows.lastChild.remove();
       $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows`;
     };
@@ -390,7 +399,6 @@ function tapView(params) {
     state.tap = null;
     $('#tap-state').textContent = 'stopped';
   });
-  if (params.get('service')) setTimeout(() => form.requestSubmit(), 200);
 }
 
 // ---- traces ------------------------------------------------------------------------------
