@@ -1,0 +1,72 @@
+/**
+ * The sidecar's Consul endpoint source in process, against a real agent, counting the
+ * requests it sends: no destination, no query; one blocking query per destination, shared by
+ * its watchers and parked on Consul between changes (no spinning); stopped when the last
+ * watcher leaves. Labels are the instance's meta plus `tag:<tag>`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Endpoint } from '../../common/config/schema.js';
+import { blockingQueryStats } from '../../common/consul/blocking-query.js';
+import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
+import { createLogger } from '../../common/log.js';
+import { ConsulEndpointSource } from '../../sidecar/discovery/consul.js';
+import { startConsul, type ConsulAgent } from '../support/consul.js';
+import { waitUntil } from '../support/index.js';
+
+describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () => {
+  let consul: ConsulAgent;
+  let connection: ConsulConnection;
+
+  beforeAll(async () => {
+    consul = await startConsul();
+    connection = connectConsul(consul.url, {});
+  }, 60_000);
+  afterAll(async () => {
+    connection?.close();
+    await consul?.stop();
+  });
+
+  const register = (id: string, port: number, version: string) =>
+    consul.put('/agent/service/register', { ID: id, Name: 'catalog', Address: '127.0.0.1', Port: port, Tags: [version, 'canary'], Meta: { version, protocol: 'http' } });
+  /** Lets requests that are due go out, so a count taken after it is settled. */
+  const quiet = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('queries on demand, shares one parked query between watchers, and stops with the last one', async () => {
+    await register('catalog-1', 18001, 'v1');
+    const source = new ConsulEndpointSource(connection, createLogger('endpoint-source-test', 'silent'));
+    const start = blockingQueryStats.requests;
+    await quiet(300);
+    expect(blockingQueryStats.requests, 'no destination, no query').toBe(start);
+
+    const first: (readonly Endpoint[])[] = [];
+    const second: (readonly Endpoint[])[] = [];
+    const stopFirst = source.watch('catalog', (e) => first.push(e));
+    await waitUntil(() => first.length === 1, { what: 'the first set' });
+    expect(first[0]).toEqual([{ address: '127.0.0.1', port: 18001, labels: { version: 'v1', protocol: 'http', 'tag:v1': 'true', 'tag:canary': 'true' } }]);
+
+    // The second watcher gets the known set at once, from the same query.
+    const stopSecond = source.watch('catalog', (e) => second.push(e));
+    expect(second).toEqual([first[0]]);
+    // Parked on Consul (wait 60 s): over 1.5 s with nothing changing, at most the one request in flight.
+    const parked = blockingQueryStats.requests;
+    await quiet(1_500);
+    expect(blockingQueryStats.requests - parked).toBe(0);
+    expect(parked - start).toBeLessThanOrEqual(2);
+
+    // A change wakes the one query; both watchers hear it.
+    await register('catalog-2', 18002, 'v2');
+    await waitUntil(() => first.length === 2 && second.length === 2, { what: 'both watchers to see catalog-2' });
+    expect(first[1]!.map((e) => e.port)).toEqual([18001, 18002]);
+    expect(second[1]).toEqual(first[1]);
+
+    stopFirst();
+    stopSecond();
+    await quiet(300);
+    const stopped = blockingQueryStats.requests;
+    await register('catalog-3', 18003, 'v3');
+    await quiet(1_500);
+    expect(blockingQueryStats.requests, 'no query once nobody watches').toBe(stopped);
+    expect(first).toHaveLength(2);
+    await source.close();
+  });
+});
