@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http';
 import { mkdir } from 'node:fs/promises';
+import { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log.js';
 import { CertificateAuthority } from './ca/authority.js';
 import { ControlPlaneTls, localHostNames } from './ca/server-tls.js';
@@ -42,6 +43,9 @@ import { registerObservabilityRoutes } from './observability/routes.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
 import { CanaryController } from './canary/controller.js';
 import { registerCanaryRoutes } from './canary/routes.js';
+import { ControlPlaneMetrics } from './metrics/metrics.js';
+import { registerMetricsRoute } from './metrics/routes.js';
+import { syncState } from './push/proxies.js';
 
 export interface RunningControlPlane {
   readonly grpcPort: number;
@@ -81,6 +85,13 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
   const signing = new SignStats();
+  const metrics = new ControlPlaneMetrics(new Registry(), {
+    csrOutcomes: () => signing.view(),
+    proxyStates: () => {
+      const version = publisher.current().version;
+      return proxies.all().map((p) => syncState(p, version));
+    },
+  });
   // Tap commands go down the push stream, which is built next (they are only sent once a tap is opened).
   const observability = new Observability({ send: (service, kind, json) => push.sendCommand((p) => p.service === service, kind, json) }, logger);
   const push = new PushServer({
@@ -95,6 +106,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     keepaliveMs: options.keepaliveMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),
     onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),
+    events: metrics,
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
   const rotation = new RootRotation(ca, {
@@ -113,12 +125,13 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerServiceRoutes(router, { config, discovery });
   registerConfigRoutes(router, { config, publisher });
   registerProxyRoutes(router, { proxies, publisher });
-  registerTokenRoutes(router, { tokens });
+  registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });
   registerExplainRoutes(router, { publisher });
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
   registerObservabilityRoutes(router, observability);
   registerDashboardRoutes(router);
+  registerMetricsRoute(router, metrics.registry);
   const canaries = new CanaryController({
     store,
     setSplit: async (service, weights) => {
@@ -131,6 +144,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerCanaryRoutes(router, canaries);
   await canaries.resume();
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
+  metrics.countResponses(http);
   const httpPort = await listen(http, options.httpHost, options.httpPort);
 
   logger.info({ grpcPort, httpPort, dataDir: options.dataDir, store: options.store, caFile: ca.bundlePath }, 'control plane listening');

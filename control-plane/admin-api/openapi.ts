@@ -27,7 +27,8 @@ function operation(spec: RouteSpec): Record<string, unknown> {
   const params = [...spec.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
   const query = (spec.query ?? []).map((q) => ({ name: q.name, in: 'query', required: q.required ?? false, description: q.description, schema: { type: 'string' } }));
   const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
-  const responses: Record<string, unknown> = { [String(spec.success ?? 200)]: { description: 'success' }, default: errorResponse('error') };
+  const success = spec.produces ? { description: 'success', content: { [spec.produces]: { schema: { type: 'string' } } } } : { description: 'success' };
+  const responses: Record<string, unknown> = { [String(spec.success ?? 200)]: success, default: errorResponse('error') };
   if (spec.auth) responses['401'] = errorResponse('missing or invalid admin token');
   if (spec.requestBody) responses['422'] = errorResponse('the body fails validation; problems name each field');
   return {

@@ -39,6 +39,8 @@ export interface RouteSpec {
   readonly query?: readonly { name: string; required?: boolean; description: string }[];
   /** Status codes it answers on success, for the OpenAPI description. */
   readonly success?: number;
+  /** The media type of a success that is not JSON (e.g. Prometheus text), for the OpenAPI description. */
+  readonly produces?: string;
   readonly handler: Handler;
 }
 

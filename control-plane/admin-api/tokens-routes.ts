@@ -17,7 +17,13 @@ export const tokenRequest = z
 
 export const revokeRequest = z.object({ token: z.string().min(1) }).strict();
 
-export function registerTokenRoutes(router: Router, deps: { tokens: BootstrapTokens }): void {
+export interface TokenRouteDeps {
+  readonly tokens: BootstrapTokens;
+  /** For skein_bootstrap_tokens_total: the admin API is where tokens are issued and revoked. */
+  onChange?(action: 'issued' | 'revoked'): void;
+}
+
+export function registerTokenRoutes(router: Router, deps: TokenRouteDeps): void {
   router.add({
     method: 'POST',
     path: '/api/v1/tokens',
@@ -27,7 +33,9 @@ export function registerTokenRoutes(router: Router, deps: { tokens: BootstrapTok
     success: 201,
     handler: async (ctx) => {
       const request = validate(tokenRequest, await ctx.body());
-      return { status: 201, body: await deps.tokens.create(request.service, request.ttl) };
+      const issued = await deps.tokens.create(request.service, request.ttl);
+      deps.onChange?.('issued');
+      return { status: 201, body: issued };
     },
   });
   router.add({
@@ -39,6 +47,7 @@ export function registerTokenRoutes(router: Router, deps: { tokens: BootstrapTok
     handler: async (ctx) => {
       const { token } = validate(revokeRequest, await ctx.body());
       if (!(await deps.tokens.revoke(token))) throw new ApiError('not-found', 'no such bootstrap token');
+      deps.onChange?.('revoked');
       return { body: { revoked: true } };
     },
   });

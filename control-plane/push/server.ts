@@ -11,7 +11,7 @@ import { loadMeshProto, type ControlMessage, type SignRequest, type SignResponse
 import type { StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
-import { StreamSession, type Authenticate, type StreamCall } from './session.js';
+import { StreamSession, type Authenticate, type PushEvents, type StreamCall } from './session.js';
 
 export type SignHandler = grpc.handleUnaryCall<SignRequest, SignResponse>;
 
@@ -26,6 +26,8 @@ export interface PushServerOptions {
   readonly resyncHoldMs: number;
   readonly sign?: SignHandler;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
+  /** Pushes and ACK/NACK answers, for the control plane's /metrics. */
+  readonly events?: PushEvents;
   readonly keepaliveMs?: number;
   readonly helloTimeoutMs?: number;
 }
@@ -123,6 +125,7 @@ export class PushServer {
         encode: (snapshot) => this.encode(snapshot),
         helloTimeoutMs: this.options.helloTimeoutMs ?? 10_000,
         onTelemetry: this.options.onTelemetry,
+        events: this.options.events,
       },
       (s) => this.sessions.delete(s),
     );

@@ -27,6 +27,12 @@ export class StreamRejected extends Error {
   }
 }
 
+/** What the session reports for the control plane's metrics (control-plane/metrics). */
+export interface PushEvents {
+  snapshotPushed(): void;
+  configAnswered(result: 'ack' | 'nack'): void;
+}
+
 export interface SessionDeps {
   readonly publisher: SnapshotPublisher;
   readonly proxies: ProxyTracker;
@@ -40,6 +46,7 @@ export interface SessionDeps {
   /** The message carrying a snapshot, built once per snapshot for all streams. */
   readonly encode: (snapshot: PublishedSnapshot) => ControlMessage;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
+  readonly events?: PushEvents;
 }
 
 export class StreamSession {
@@ -89,6 +96,7 @@ export class StreamSession {
     if (this.blocked) return;
     record.sentVersion = snapshot.version;
     const writable = this.call.write(this.deps.encode(snapshot));
+    this.deps.events?.snapshotPushed();
     if (!writable) {
       this.blocked = true;
       this.call.once('drain', () => {
@@ -169,9 +177,11 @@ export class StreamSession {
     switch (message.msg) {
       case 'ack':
         this.deps.proxies.ack(record.id, message.ack!.version, now);
+        this.deps.events?.configAnswered('ack');
         break;
       case 'nack':
         this.deps.proxies.nack(record.id, message.nack!.version, message.nack!.reason, now);
+        this.deps.events?.configAnswered('nack');
         this.deps.logger.warn({ service: record.service, instance: record.instanceId, version: message.nack!.version, reason: message.nack!.reason }, 'sidecar rejected a snapshot');
         break;
       case 'cert':

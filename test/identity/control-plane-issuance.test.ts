@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, echoHandler, makeCa, startUpstream, tempDir, waitUntil, type TestUpstream } from '../support/index.js';
+import { metric, scrape } from '../sidecar/resilience-fixture.js';
 import { get, metricValue, skeinCli, startMeshSidecar, type MeshSidecar } from './mesh.js';
 
 const procs = new Processes();
@@ -29,19 +30,26 @@ async function app(name: string): Promise<number> {
 const refusalsLogged = (outcome: string) =>
   cp.child.output().split('\n').filter((l) => l.includes('refused CSR') && l.includes(`"reason":"${outcome}"`)).length;
 const signing = async () => (await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing;
+/** The same counts as the control plane's Prometheus series. */
+const csrMetric = async (outcome: string) => metric(await scrape(cp), 'skein_ca_csr_total', { outcome });
 
 /**
  * Starts a sidecar that the CA must refuse: it exits with `message`, the CA counts one more
- * refusal of kind `outcome` and logs it, and traffic between the other sidecars goes on.
+ * refusal of kind `outcome` (in GET /api/v1/ca and skein_ca_csr_total) and logs it, and
+ * traffic between the other sidecars goes on.
  */
 async function expectRefusedStart(service: string, token: string, message: RegExp, outcome: string): Promise<void> {
   const before = (await signing())[outcome] ?? 0;
+  const [metricBefore, issuedBefore] = [await csrMetric(outcome), await csrMetric('issued')];
+  expect(metricBefore).toBe(before);
   const logged = refusalsLogged(outcome);
   const refused = await startMeshSidecar(procs, cp, { service, appPort: await app(`refused-${service}`), token, waitFor: 'none' });
   const exit = await refused.child.exited;
   expect(exit.code).not.toBe(0);
   expect(refused.child.output()).toMatch(message);
   expect((await signing())[outcome]).toBe(before + 1);
+  expect(await csrMetric(outcome)).toBe(metricBefore + 1);
+  expect(await csrMetric('issued')).toBe(issuedBefore);
   await waitUntil(() => refusalsLogged(outcome) === logged + 1, { what: 'the refusal in the control plane log', timeoutMs: 3_000 });
   expect((await get(gateway, 'orders')).status).toBe(200);
 }

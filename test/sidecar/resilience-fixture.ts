@@ -31,9 +31,9 @@ export function send(url: string, options: { method?: string; headers?: Record<s
 
 export type Scrape = Map<string, number>;
 
-/** Parses `/metrics` into `name{a="x",b="y"}` → value, label pairs sorted by name. */
-export async function scrape(sidecar: SpawnedSidecar): Promise<Scrape> {
-  const res = await fetch(`${sidecar.adminUrl}/metrics`);
+/** Parses `/metrics` (a sidecar's admin port, or the control plane's) into `name{a="x",b="y"}` → value, label pairs sorted by name. */
+export async function scrape(target: { readonly adminUrl: string }): Promise<Scrape> {
+  const res = await fetch(`${target.adminUrl}/metrics`);
   const text = await res.text();
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
   const out: Scrape = new Map();
