@@ -24,6 +24,9 @@ function startLoad(): Promise<void> {
     while (running) {
       const [host, path] = next();
       await call(mesh, host, path).catch(() => undefined);
+      // Paced (at most ~50 calls/s per loop) so the trace store's newest 2000 span well over
+      // the few seconds between the trace list and a click, as at the demo's rates.
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
   return Promise.all([
@@ -57,6 +60,12 @@ describe('dashboard', () => {
     expect(label).toMatch(/rps · \d+(\.\d)?% · p99 \d/);
     // Edge and service tables agree with the graph.
     expect(await page.locator('#edge-box tr.edge-row').count()).toBeGreaterThanOrEqual(3);
+    // Live: the figures change under load while the page stays the same document (no reload).
+    await page.evaluate('window.skeinTestMarker = 1');
+    const requests = () => page.locator('#edge-box tr.edge-row[data-edge="web->backend"] td').last().textContent();
+    const before = await requests();
+    await waitUntil(async () => (await requests()) !== before, { timeoutMs: 10_000, what: 'the edge figures to refresh' });
+    expect(await page.evaluate('window.skeinTestMarker')).toBe(1);
     await chrome.screenshot(page, 'graph');
   });
 
@@ -120,11 +129,16 @@ describe('dashboard', () => {
     const link = page.locator('#traces-box tr', { hasText: 'frontend' }).locator('a.trace-link').first();
     await link.waitFor({ timeout: 15_000 });
     await link.click();
-    await waitUntil(async () => (await page.locator('#trace-box .span-row').count()) === 4, { timeoutMs: 10_000, what: 'four spans in the waterfall' });
+    await waitUntil(async () => (await page.locator('#trace-box .span-row').count()) === 4, { timeoutMs: 10_000, what: 'four spans in the waterfall' }).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the page shows: ${await page.locator('#trace-box').textContent()}`);
+    });
     expect(await page.locator('#trace-box .bar').count()).toBe(4);
     await page.locator('#trace-box .span-row').nth(3).click();
     expect(await page.locator('#span-box').textContent()).toContain('"traceId"');
     await chrome.screenshot(page, 'trace');
+    // One the store no longer has (it keeps the newest only) says so instead of an error.
+    await page.goto(`${mesh.cp.adminUrl}/#/trace/${'0'.repeat(31)}1`);
+    await page.locator('#trace-box .empty', { hasText: 'not in the control plane’s trace store' }).waitFor({ timeout: 5_000 });
   });
 
   it('lists the proxies with sync state and certificate expiry', async () => {

@@ -417,8 +417,19 @@ function tracesView() {
 
 function traceView(id) {
   view.innerHTML = `<div class="panel"><h2>Trace <span class="mono">${esc(id)}</span></h2><div id="trace-box" class="waterfall"></div></div><div class="panel"><h2>Span</h2><div id="span-box" class="empty">Click a span for its details.</div></div>`;
+  let shown = false;
   every(3000, async () => {
-    const t = await api(`/api/v1/traces/${encodeURIComponent(id)}`);
+    // The store keeps only the newest traces: under heavy traffic one can go while it is open.
+    const t = await api(`/api/v1/traces/${encodeURIComponent(id)}`).catch((err) => {
+      if (err.status !== 404) throw err;
+      return null;
+    });
+    if (!t) {
+      if (shown) $('#trace-note').textContent = 'No longer in the control plane’s trace store (it keeps the newest traces); this is the copy fetched last.';
+      else $('#trace-box').innerHTML = '<div class="empty">This trace is not in the control plane’s trace store (it keeps the newest traces only): pick a newer one under <a href="#/traces">Traces</a>.</div>';
+      return;
+    }
+    shown = true;
     const spans = t.spanList;
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const depth = (s, seen = 0) => (s.parentSpanId && byId.has(s.parentSpanId) && seen < 50 ? 1 + depth(byId.get(s.parentSpanId), seen + 1) : 0);
@@ -431,7 +442,7 @@ function traceView(id) {
     spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId)).forEach(visit);
     const start = t.startMs;
     const total = Math.max(t.durationMs, 0.001);
-    $('#trace-box').innerHTML = `<div class="muted">${t.spans} spans across ${t.services.map(esc).join(', ')} in ${fmt.ms(t.durationMs)}</div>${ordered
+    $('#trace-box').innerHTML = `<div class="muted" id="trace-note"></div><div class="muted">${t.spans} spans across ${t.services.map(esc).join(', ')} in ${fmt.ms(t.durationMs)}</div>${ordered
       .map((s, i) => {
         const left = ((s.startMs - start) / total) * 100;
         const width = Math.max(0.3, (s.durationMs / total) * 100);
