@@ -100,6 +100,37 @@ describe('skein admin commands', () => {
     expect((await skein(['get', 'services', '-o', 'xml'])).code).toBe(2);
     expect((await skein(['intention', 'allow', 'gateway'])).code).toBe(2);
     expect((await skein(['apply'])).code).toBe(2);
+    expect((await skein(['split', 'catalog'])).code).toBe(2);
+    expect((await skein(['explain', 'catalog', 'GET'])).code).toBe(2);
+    const header = await skein(['explain', 'catalog', 'GET', '/', '-H', 'no-colon']);
+    expect(header.code).toBe(2);
+    expect(header.stderr).toMatch(/expected NAME:VALUE, got no-colon/);
+    expect((await skein(['token', 'create'])).code).toBe(2);
+    const defaultAction = await skein(['intention', 'default', 'maybe']);
+    expect(defaultAction.code).toBe(2);
+    expect(defaultAction.stderr).toMatch(/usage: skein intention default allow\|deny/);
+  });
+
+  it('prints JSON with --output json from every command that prints data', async () => {
+    const file = join(tempDir(), 'mesh.yaml');
+    writeFileSync(file, MESH);
+    const applied = JSON.parse((await skein(['apply', '-f', file, '--output', 'json'])).stdout);
+    expect(applied.map((r: { kind: string }) => r.kind)).toEqual(['policy', 'routes', 'intentions']);
+    expect(applied[0]).toEqual({ kind: 'policy', name: 'catalog', snapshotVersion: expect.stringMatching(/^\d+$/) });
+    const split = JSON.parse((await skein(['split', 'catalog', 'v1=80', 'v2=20', '--output', 'json'])).stdout);
+    expect(split).toMatchObject({ service: 'catalog', split: { v1: 80, v2: 20 }, snapshotVersion: expect.stringMatching(/^\d+$/) });
+    expect(split.routes.at(-1).split).toEqual({ v1: 80, v2: 20 });
+    const intention = JSON.parse((await skein(['intention', 'deny', 'users', 'catalog', '--output', 'json'])).stdout);
+    expect(intention.rules[0]).toEqual({ source: 'users', destination: 'catalog', action: 'deny' });
+    const services = JSON.parse((await skein(['get', 'services', '--output', 'json'])).stdout);
+    expect(services.find((s: { name: string }) => s.name === 'catalog')).toMatchObject({ name: 'catalog', instances: [] });
+    const one = await skein(['get', 'services', 'catalog']);
+    expect(one.stdout).toMatch(/^catalog \(http\); subsets: v1\(0\) v2\(0\)\nINSTANCE\s+ADDRESS\s+VERSION\s+HEALTH\n$/);
+    const proxies = JSON.parse((await skein(['get', 'proxies', '--output', 'json'])).stdout);
+    expect(proxies).toEqual({ snapshotVersion: expect.stringMatching(/^\d+$/), proxies: [] });
+    const missing = await skein(['get', 'routes', 'nobody']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/404 not-found: no routes stored for nobody/);
   });
 
   it('says what is wrong without a token and when the control plane is unreachable', async () => {

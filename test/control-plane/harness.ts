@@ -25,6 +25,8 @@ export interface ControlPlaneSpawnOptions {
   readonly httpPort?: number;
   readonly grpcPort?: number;
   readonly args?: readonly string[];
+  /** SKEIN_ADMIN_TOKEN for the child; '' leaves it unset so the data dir's admin-token is used. */
+  readonly adminToken?: string;
 }
 
 export const ADMIN_TOKEN = 'test-admin-token';
@@ -33,6 +35,8 @@ export async function startControlPlane(procs: Processes, options: ControlPlaneS
   const dataDir = options.dataDir ?? tempDir('skein-cp-');
   const [httpPort, grpcPort] =
     options.httpPort && options.grpcPort ? [options.httpPort, options.grpcPort] : ((await freePorts(2)) as [number, number]);
+  // An empty SKEIN_ADMIN_TOKEN counts as unset: the control plane uses (or creates) the data dir's file.
+  const adminToken = options.adminToken ?? ADMIN_TOKEN;
   const child = procs.skein(
     'control-plane',
     [
@@ -45,7 +49,7 @@ export async function startControlPlane(procs: Processes, options: ControlPlaneS
       '--registry-grace', '5s',
       ...(options.args ?? []),
     ],
-    { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN },
+    { SKEIN_ADMIN_TOKEN: adminToken },
   );
   const adminUrl = `http://127.0.0.1:${httpPort}`;
   // Generous: first start creates the CA (RSA keys), which is slow on a busy 2-core machine.
@@ -57,9 +61,9 @@ export async function startControlPlane(procs: Processes, options: ControlPlaneS
     grpcPort,
     adminUrl,
     grpcAddress: `127.0.0.1:${grpcPort}`,
-    adminToken: ADMIN_TOKEN,
+    adminToken,
     caFile: join(dataDir, 'ca.crt'),
-    api: new AdminClient(adminUrl, ADMIN_TOKEN),
+    api: new AdminClient(adminUrl, adminToken || undefined),
   };
 }
 

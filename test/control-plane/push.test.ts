@@ -169,9 +169,14 @@ describe('push stream', () => {
 
     const again = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort });
     // During the resync hold the sidecars keep what they have (the registry is still refilling)...
-    await waitUntil(async () => (await proxies(again)).proxies.length === 2, { what: 'both reconnected' });
+    const reconnected = await waitUntil(async () => {
+      const p = await proxies(again);
+      return p.proxies.length === 2 && p;
+    }, { what: 'both reconnected' });
     expect(a.applied.length).toBe(applies);
-    // ...then get the new control plane's snapshot, with both endpoints.
+    // ...and show as STALE: they run an older version than the one being pushed...
+    expect(reconnected.proxies.map((p) => p.state)).toEqual(['STALE', 'STALE']);
+    // ...until they get the new control plane's snapshot, with both endpoints.
     await waitUntil(async () => (await proxies(again)).proxies.every((p) => p.state === 'SYNCED'), { what: 'both SYNCED after restart', timeoutMs: 10_000 });
     expect(Number(a.source.currentVersion)).toBeGreaterThan(Number(before));
     expect(a.latest()!.services.catalog!.endpoints).toHaveLength(2);

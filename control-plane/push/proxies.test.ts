@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { ProxyTracker, syncState, type ProxyRecord } from './proxies.js';
+
+function record(id: string, service = 'orders'): ProxyRecord {
+  return { id, service, instanceId: `${service}-${id}`, version: 'v1', address: '127.0.0.1', inboundPort: 8080, adminPort: 0, connectedAt: 0 };
+}
+
+describe('sync state', () => {
+  it('is STALE until the current version is ACKed, SYNCED after, STALE again on the next version', () => {
+    const proxies = new ProxyTracker();
+    proxies.add(record('a'));
+    expect(proxies.view('10')[0]!.state).toBe('STALE');
+    proxies.ack('a', '10', 1_000);
+    expect(proxies.view('10')[0]).toMatchObject({ state: 'SYNCED', ackedVersion: '10', ackedAt: new Date(1_000).toISOString() });
+    expect(proxies.view('11')[0]!.state).toBe('STALE');
+  });
+
+  it('is NACKED while the last version answered was refused, whatever the current one', () => {
+    const proxies = new ProxyTracker();
+    proxies.add(record('a'));
+    proxies.ack('a', '10', 1_000);
+    proxies.nack('a', '11', 'timeout: 7s is not allowed', 2_000);
+    expect(proxies.view('11')[0]).toMatchObject({ state: 'NACKED', ackedVersion: '10', nackedVersion: '11', nackReason: 'timeout: 7s is not allowed' });
+    expect(proxies.view('12')[0]!.state).toBe('NACKED');
+    // A later version ACKed clears it; the last NACK stays on record.
+    proxies.ack('a', '12', 3_000);
+    expect(proxies.view('12')[0]).toMatchObject({ state: 'SYNCED', nackedVersion: '11' });
+  });
+
+  it('compares versions as numbers, not strings', () => {
+    const r = { ...record('a'), ackedVersion: '100', nackedVersion: '99' };
+    expect(syncState(r, '100')).toBe('SYNCED');
+  });
+
+  it('forgets a removed proxy and ignores answers for unknown ids', () => {
+    const proxies = new ProxyTracker();
+    proxies.add(record('a'));
+    proxies.add(record('b', 'cart'));
+    proxies.remove('a');
+    proxies.ack('a', '10', 1_000);
+    expect(proxies.view('10').map((p) => p.service)).toEqual(['cart']);
+  });
+});
