@@ -97,6 +97,10 @@ describe('dashboard', () => {
       const onV1 = answers.filter((a) => a.status === 200 && (JSON.parse(a.body) as { name: string }).name === 'backend-v1').length;
       return onV1 >= 25 && onV1 <= 57;
     }, { timeoutMs: 5_000, what: 'traffic split about 70/30' });
+    // The rest of the service page: both instances healthy, the callers' breakers, the policy.
+    expect(await page.locator('#svc-instances tbody tr', { hasText: 'healthy' }).count()).toBe(2);
+    expect(await page.locator('#svc-breakers').textContent()).toMatch(/closed|open/);
+    expect(await page.locator('#svc-policy').textContent()).toMatch(/defaults apply|\{/);
     await chrome.screenshot(page, 'service-canary');
   });
 
