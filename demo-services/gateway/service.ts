@@ -112,7 +112,7 @@ export const gateway: ServiceDefinition = {
       return relay('orders', answer, ['idempotent-replayed']);
     }
 
-    const router = new Router()
+    const router = new Router({ edge: true })
       .add('GET', '/health', () => ({ body: { status: 'ok', service: 'gateway' } }))
       .add('GET', '/api/products', async ({ trace }) => {
         const list = await catalog.list(trace);

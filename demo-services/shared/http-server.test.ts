@@ -55,3 +55,34 @@ describe('Router', () => {
     expect(broken).toEqual({ status: 500, body: { error: { code: 'internal', message: 'internal error' } } });
   });
 });
+
+describe('Router at the edge', () => {
+  it('starts a trace for a request that brings none, keeps one that comes, and answers traceresponse', async () => {
+    const edge = createServer(new Router({ edge: true }).add('GET', '/t', ({ trace }) => ({ body: trace })).listener(pino({ level: 'silent' })));
+    edge.listen(0, '127.0.0.1');
+    await once(edge, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(edge.address() as { port: number }).port}/t`;
+      const fresh = await fetch(url);
+      const started = (await fresh.json()) as { traceparent?: string };
+      expect(started.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(fresh.headers.get('traceresponse')).toBe(started.traceparent);
+      const other = (await (await fetch(url)).json()) as { traceparent?: string };
+      expect(other.traceparent!.slice(3, 35)).not.toBe(started.traceparent!.slice(3, 35));
+
+      const incoming = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const kept = await fetch(url, { headers: { traceparent: incoming } });
+      expect(await kept.json()).toEqual({ traceparent: incoming });
+      const b3 = await fetch(url, { headers: { b3: '4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1' } });
+      expect(((await b3.json()) as Record<string, string>).traceparent).toBeUndefined();
+    } finally {
+      await new Promise((r) => edge.close(r));
+    }
+  });
+
+  it('only at the edge: an inner service forwards what it got and starts nothing', async () => {
+    const res = await fetch(`${base}/items/1`);
+    expect(res.headers.get('traceresponse')).toBeNull();
+    expect(((await res.json()) as { trace: object }).trace).toEqual({});
+  });
+});

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../../common/log.js';
 import { HttpError } from './http-errors.js';
-import { traceHeadersOf, type TraceHeaders } from './trace.js';
+import { startTraceUnlessPresent, traceHeadersOf, type TraceHeaders } from './trace.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 const MAX_DISCARD_BYTES = 1024 * 1024;
@@ -37,8 +37,18 @@ interface Route {
   handler: Handler;
 }
 
+export interface RouterOptions {
+  /**
+   * The service is the mesh's edge: start a trace for a request that brings none, and answer
+   * its W3C `traceresponse` so a client can look the trace up.
+   */
+  readonly edge?: boolean;
+}
+
 export class Router {
   private readonly routes: Route[] = [];
+
+  constructor(private readonly options: RouterOptions = {}) {}
 
   add(method: string, pattern: string, handler: Handler): this {
     this.routes.push({ method, segments: splitPath(pattern), handler });
@@ -63,13 +73,16 @@ export class Router {
       if (!params) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
+      const trace = this.options.edge ? startTraceUnlessPresent(traceHeadersOf(req.headers)) : traceHeadersOf(req.headers);
+      // Set before the handler runs so error answers carry it too.
+      if (this.options.edge && trace.traceparent) res.setHeader('traceresponse', trace.traceparent);
       const request: Request = {
         method: req.method,
         path: url.pathname,
         params,
         query: url.searchParams,
         headers: req.headers,
-        trace: traceHeadersOf(req.headers),
+        trace,
         json: () => readJson(req),
       };
       try {

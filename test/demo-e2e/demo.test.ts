@@ -73,6 +73,27 @@ describe('skein demo', () => {
     await waitUntil(async () => (await client.notifications('u1')).some((n) => n.orderId === placed.order!.id), { timeoutMs: 15_000, what: 'the OrderCreated notification' });
   });
 
+  it('records one shop order as one trace across every service it touched, hop by hop', async () => {
+    const res = await fetch(`${demo.state.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'traced-order' },
+      body: JSON.stringify({ userId: 'u2', items: [{ productId: 'p1', quantity: 1 }] }),
+    });
+    expect(res.status).toBe(201);
+    const traceId = res.headers.get('traceresponse')?.split('-')[1];
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    type Span = { spanId: string; parentSpanId?: string; service: string; kind: string; destination: string };
+    const wanted = ['catalog', 'gateway', 'inventory', 'orders', 'payments', 'users'];
+    const trace = await waitUntil(async () => {
+      const { status, body } = await client.json<{ services: string[]; spanList: Span[] }>(`${demo.state.adminUrl}/api/v1/traces/${traceId}`);
+      return status === 200 && wanted.every((s) => body.services.includes(s)) && body.spanList.some((s) => s.service === 'payments' && s.kind === 'server') ? body : undefined;
+    }, { timeoutMs: 15_000, what: `trace ${traceId} to reach payments` });
+    // Each server span's parent is its caller's client span: gateway → orders → payments.
+    const parentOf = (service: string) => trace.spanList.find((p) => p.spanId === trace.spanList.find((s) => s.service === service && s.kind === 'server')!.parentSpanId);
+    expect(parentOf('orders')).toMatchObject({ service: 'gateway', kind: 'client', destination: 'orders' });
+    expect(parentOf('payments')).toMatchObject({ service: 'orders', kind: 'client', destination: 'payments' });
+  });
+
   it('answers bad input at the gateway with a 4xx that says what is wrong', async () => {
     const key = { 'idempotency-key': 'bad-input' };
     const malformed = await post('/api/orders', '{"userId": "u1", "items": [', key);
