@@ -152,4 +152,21 @@ describe('dashboard', () => {
     expect(await page.locator('#proxies-box tbody tr').first().textContent()).toMatch(/\d+(\.\d)? h/);
     await chrome.screenshot(page, 'proxies');
   });
+
+  it('marks a proxy that has not taken the current snapshot STALE, and SYNCED once it has', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/#/proxies`);
+    const frontendState = page.locator('#proxies-box tbody tr', { hasText: 'frontend' }).locator('.badge').first();
+    await frontendState.filter({ hasText: 'SYNCED' }).waitFor({ timeout: 10_000 });
+    // A frozen sidecar cannot ACK a new snapshot; the control plane drops its stream only
+    // after a keepalive goes unanswered for 5 s, so it is listed STALE meanwhile.
+    mesh.frontend.child.process.kill('SIGSTOP');
+    try {
+      await mesh.cp.api.put('/api/v1/routes/backend/split', { v1: 50, v2: 50 });
+      await frontendState.filter({ hasText: 'STALE' }).waitFor({ timeout: 4_500 });
+      await chrome.screenshot(page, 'proxies-stale');
+    } finally {
+      mesh.frontend.child.process.kill('SIGCONT');
+    }
+    await frontendState.filter({ hasText: 'SYNCED' }).waitFor({ timeout: 15_000 });
+  });
 });
