@@ -16,6 +16,8 @@ let chrome: Headless;
 let page: Page;
 let running = true;
 let load: Promise<void>;
+/** Every URL the page asked for, to show that all assets come from the control plane. */
+const requested: string[] = [];
 
 /** Steady traffic: web → frontend → backend (healthy) and web → backend with 40 % failures. */
 function startLoad(): Promise<void> {
@@ -39,6 +41,7 @@ beforeAll(async () => {
   [mesh, chrome] = await Promise.all([startObservedMesh(procs), launchChromium()]);
   load = startLoad();
   page = await chrome.newPage();
+  page.on('request', (req) => requested.push(req.url()));
 }, 120_000);
 
 afterAll(async () => {
@@ -67,6 +70,9 @@ describe('dashboard', () => {
     await waitUntil(async () => (await requests()) !== before, { timeoutMs: 10_000, what: 'the edge figures to refresh' });
     expect(await page.evaluate('window.skeinTestMarker')).toBe(1);
     await chrome.screenshot(page, 'graph');
+    // No CDN: the page, its script and styles and every API call are the control plane's own.
+    expect(requested.filter((u) => u.endsWith('.js') || u.endsWith('.css')).length).toBeGreaterThanOrEqual(2);
+    expect(requested.filter((u) => !u.startsWith(`${mesh.cp.adminUrl}/`))).toEqual([]);
   });
 
   it('moves a canary slider: the split API and the measured traffic follow', async () => {
