@@ -37,6 +37,8 @@ const OUTPUT_LIMIT = 64 * 1024;
 
 export class ChildProcesses {
   private readonly children = new Set<Child>();
+  /** Set once the run stops its children; an exit before that is a crash worth its output. */
+  private stopping = false;
 
   /**
    * `niceness` (-20..19) runs every child under `nice -n`, e.g. -10 so that a benchmark on a
@@ -75,6 +77,7 @@ export class ChildProcesses {
     const exited = new Promise<Exit>((resolve) => {
       proc.once('exit', (code, signal) => {
         hasExited = true;
+        if (!this.stopping && (signal !== null || code !== 0)) process.stderr.write(`bench: ${name} exited (${signal ?? `exit ${code}`}) during the run; its last output:\n${output.slice(-4096)}\n`);
         resolve({ code, signal });
       });
       proc.once('error', (err) => {
@@ -101,6 +104,7 @@ export class ChildProcesses {
 
   /** SIGTERM to each group, then SIGKILL to whatever is left after `graceMs`. */
   async stopAll(graceMs = 3000): Promise<void> {
+    this.stopping = true;
     const running = [...this.children];
     for (const child of running) signalGroup(child, 'SIGTERM');
     const timer = setTimeout(() => this.killAllNow(), graceMs);
@@ -110,6 +114,7 @@ export class ChildProcesses {
 
   /** SIGKILL to every group still running; safe to call from a process 'exit' handler. */
   killAllNow(): void {
+    this.stopping = true;
     for (const child of this.children) signalGroup(child, 'SIGKILL');
   }
 }
