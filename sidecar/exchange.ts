@@ -22,7 +22,7 @@ import { backoffDelay } from './resilience/backoff.js';
 import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
-import { classify, connectionListed, H, removeHeaders, responseHeaders } from './stages/headers.js';
+import { classify, connectionListed, H, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
 import { sidecarReply, socketReply } from './stages/reply.js';
 import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
 import type { RetryEvent } from './telemetry/hop.js';
@@ -360,7 +360,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     );
   }
 
-  onAttemptHeaders(h: AttemptHandler, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+  onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean {
     if (h !== this.current) return true;
     if (status < 200) return true;
     h.status = status;
@@ -419,9 +419,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return true;
     }
     this.bodyStarted = true;
-    // gRPC (HTTP/2 upstream) is never paused: undici's h2 client completes on 'trailers' and drops
-    // DATA still buffered in a paused stream, so pausing would lose a stream's last messages.
-    if (this.res.write(chunk) || this.grpc) return true;
+    // A slow caller pauses the upstream (HTTP/2 ones too: their flow control then reaches the app).
+    if (this.res.write(chunk)) return true;
     this.res.once('drain', onResponseDrain);
     return false;
   }
@@ -580,7 +579,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else this.reply('bad-request', (err as Error).message);
   }
 
-  private retryAfterResponse(h: AttemptHandler, status: number, raw: Buffer[]): boolean {
+  private retryAfterResponse(h: AttemptHandler, status: number, raw: RawHeaders): boolean {
     const grpcStatus = this.grpc ? Number(rawHeader(raw, 'grpc-status') ?? -1) : -1;
     // A peer sidecar that could not reach its app never delivered the request.
     const reached = (status !== 503 && !this.grpc) || rawHeader(raw, 'x-skein-reason') !== 'upstream-connect-failure';

@@ -10,7 +10,7 @@
 import type { Http2ServerRequest } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { Client, H2CClient, Pool, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { parseSnapshot } from '../common/config/parse.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { compileSplit } from '../common/routing/index.js';
@@ -19,6 +19,7 @@ import { AppHealth } from './app-health.js';
 import { InboundPeers, type PeerIdentity } from './authz/peer.js';
 import { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import { H2Upstream, socketConnector } from './cluster/h2-upstream.js';
 import { EndpointPools, UpstreamEndpoint, type PoolFactory } from './cluster/upstream-endpoint.js';
 import { StaticFileConfigSource } from './config/static-file-source.js';
 import type { ConfigSource } from './config-source.js';
@@ -31,7 +32,7 @@ import type { ExchangeDeps, ProxyRequest } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
-import { peerConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
+import { peerConnector, peerSessionConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { listen, ProxyListener } from './listeners.js';
@@ -78,24 +79,27 @@ function peerTlsOptions(identity: TlsIdentity, context: ReturnType<typeof create
   return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
-/** gRPC goes over HTTP/2: one multiplexed connection per endpoint. */
-const H2_OPTIONS = { ...POOL_OPTIONS, allowH2: true, maxConcurrentStreams: 100, pipelining: 100 };
-
 function transport(identity: TlsIdentity | undefined, onHandshakeFailure: HandshakeFailureListener): { pools: PoolFactory; connect: Connector } {
   if (identity === undefined) {
     return {
       pools: (_service, address, port, protocol) =>
-        protocol === 'grpc' ? new H2CClient(`http://${hostForUrl(address)}:${port}`, H2_OPTIONS) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
+        protocol === 'grpc' ? new H2Upstream(`http://${hostForUrl(address)}:${port}`, socketConnector(() => netConnect({ host: address, port }), 'connect')) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
       connect: (_service, address, port) => netConnect({ host: address, port }),
     };
   }
   const context = createSecureContext({ key: identity.keyPem, cert: identity.certPem, ca: identity.caPem, minVersion: 'TLSv1.2' });
+  const spiffe = trustDomainOf(identity) !== undefined;
   return {
     pools: (service, address, port, protocol) => {
-      const h2 = protocol === 'grpc';
-      const connect = trustDomainOf(identity) !== undefined ? peerConnector(identity, context, service, onHandshakeFailure, h2) : (peerTlsOptions(identity, context, service) as never);
       const origin = `https://${hostForUrl(address)}:${port}`;
-      return h2 ? new Client(origin, { ...H2_OPTIONS, connect }) : new Pool(origin, { ...POOL_OPTIONS, connect });
+      if (protocol === 'grpc') {
+        const sessions = spiffe
+          ? peerSessionConnector(peerConnector(identity, context, service, onHandshakeFailure, true), address, port)
+          : socketConnector(() => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service), ALPNProtocols: ['h2'] }), 'secureConnect');
+        return new H2Upstream(origin, sessions);
+      }
+      const connect = spiffe ? peerConnector(identity, context, service, onHandshakeFailure) : (peerTlsOptions(identity, context, service) as never);
+      return new Pool(origin, { ...POOL_OPTIONS, connect });
     },
     connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
   };
@@ -231,7 +235,10 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   await parts.configSource.start(apply);
 
   // ---- the local app ------------------------------------------------------------------
-  const appPool = options.appProtocol === 'grpc' ? new H2CClient(`http://127.0.0.1:${options.appPort}`, H2_OPTIONS) : new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
+  const appPool =
+    options.appProtocol === 'grpc'
+      ? new H2Upstream(`http://127.0.0.1:${options.appPort}`, socketConnector(() => netConnect({ host: '127.0.0.1', port: options.appPort }), 'connect'))
+      : new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
   const appHealth = new AppHealth({ port: options.appPort, path: options.appHealthPath, protocol: options.appProtocol }, appPool as Dispatcher, logger);
   const appEndpoint = new UpstreamEndpoint(`127.0.0.1:${options.appPort}`, '127.0.0.1', options.appPort, { version: options.version }, appPool);
   const inboundEdges = new Map<string, EdgeMetrics>();

@@ -102,7 +102,8 @@ export class InboundPeers {
    */
   peerOfSession(session: Http2Session): PeerIdentity | undefined {
     let peer = this.sessions.get(session);
-    if (peer === undefined) {
+    // A destroyed session's socket proxy throws on every access; its requests cannot be answered anyway.
+    if (peer === undefined && !session.destroyed) {
       const trustDomain = this.options.trustDomain();
       const verdict = trustDomain && session.socket ? verifyInboundPeer(session.socket as TLSSocket, trustDomain) : undefined;
       peer = verdict?.ok ? verdict.peer : null;

@@ -5,6 +5,7 @@
  */
 import type { SecureContext } from 'node:tls';
 import { buildConnector } from 'undici';
+import type { SessionConnector } from '../cluster/h2-upstream.js';
 import type { TlsIdentity } from './provider.js';
 import { outboundConnectOptions, outboundHandshakeFailureReason } from './tls-options.js';
 
@@ -22,4 +23,10 @@ export function peerConnector(identity: TlsIdentity, context: SecureContext, des
       }
       (callback as (e: Error | null, s: unknown) => void)(err, socket);
     });
+}
+
+/** The same connector, opening the transport of an HTTP/2 session (sidecar/cluster/h2-upstream.ts) to `address:port`. */
+export function peerSessionConnector(connector: buildConnector.connector, address: string, port: number): SessionConnector {
+  const options = { hostname: address, host: address, protocol: 'https:', port: String(port), servername: undefined, localAddress: null, httpSocket: undefined };
+  return (callback) => connector(options as unknown as buildConnector.Options, callback as never);
 }

@@ -6,6 +6,13 @@
  * Transfer-Encoding, Upgrade, Proxy-*) are dropped, as are the trace headers and
  * `x-skein-attempt`, which this hop writes itself.
  */
+/** Response headers as a flat name/value list: Buffers from undici's HTTP/1.1 pools, strings from HTTP/2 upstreams. */
+export type RawHeaders = readonly (Buffer | string)[];
+
+export function headerText(b: Buffer | string): string {
+  return typeof b === 'string' ? b : b.toString('latin1');
+}
+
 export const enum H {
   Pass,
   Drop,
@@ -94,15 +101,15 @@ export function removeHeaders(headers: string[], names: readonly string[]): void
 }
 
 /**
- * Response headers from undici's raw Buffers to the flat string list `res.writeHead` takes,
+ * Response headers from a raw list (undici's Buffers, or HTTP/2 strings) to the flat string list `res.writeHead` takes,
  * without hop-by-hop headers. Returns the content-length (or -1) so the writer can end the
  * response with the chunk that completes it.
  */
-export function responseHeaders(raw: Buffer[], out: string[]): number {
+export function responseHeaders(raw: RawHeaders, out: string[]): number {
   let contentLength = -1;
   let listed: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = headerText(raw[i]!);
     const kind = classify(name);
     switch (kind) {
       case H.Pass:
@@ -115,16 +122,16 @@ export function responseHeaders(raw: Buffer[], out: string[]): number {
       case H.XB3TraceId:
       case H.XB3SpanId:
       case H.XB3Sampled:
-        out.push(name, raw[i + 1]!.toString('latin1'));
+        out.push(name, headerText(raw[i + 1]!));
         break;
       case H.ContentLength: {
-        const value = raw[i + 1]!.toString('latin1');
+        const value = headerText(raw[i + 1]!);
         contentLength = Number(value);
         out.push(name, value);
         break;
       }
       case H.Connection:
-        listed = connectionListed(raw[i + 1]!.toString('latin1'));
+        listed = connectionListed(headerText(raw[i + 1]!));
         break;
       default:
         break;

@@ -6,11 +6,13 @@
  * stale, and one that connects after being abandoned aborts itself.
  */
 import type { Dispatcher } from 'undici';
+import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
+import { headerText, type RawHeaders } from './headers.js';
 
 export interface AttemptOwner {
   readonly current: AttemptHandler | null;
-  onAttemptHeaders(h: AttemptHandler, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean;
+  onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean;
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean;
   onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void;
   onAttemptError(h: AttemptHandler, err: Error): void;
@@ -37,7 +39,7 @@ export class AttemptHandler {
     if (this.owner.current !== this) abort();
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean {
     return this.owner.onAttemptHeaders(this, status, raw, resume, statusText);
   }
 
@@ -71,6 +73,9 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     case 'UND_ERR_CONNECT_TIMEOUT':
     // The peer sidecar's certificate was refused (sidecar/identity/tls-options.ts): nothing was sent.
     case 'ERR_SKEIN_PEER_IDENTITY':
+    // An HTTP/2 upstream that could not be opened as one (sidecar/cluster/h2-upstream.ts).
+    case H2_NOT_NEGOTIATED:
+    case H2_SESSION_CLOSED:
     case 'CERT_HAS_EXPIRED':
     case 'CERT_NOT_YET_VALID':
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
@@ -87,11 +92,11 @@ export function isTimeoutError(err: Error & { code?: string }): boolean {
   return err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
 }
 
-/** The value of header `name` (lowercase) in undici's raw response headers. */
-export function rawHeader(raw: Buffer[], name: string): string | undefined {
+/** The value of header `name` (lowercase) in raw response headers. */
+export function rawHeader(raw: RawHeaders, name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const b = raw[i]!;
-    if (b.length === name.length && b.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+    if (b.length === name.length && headerText(b).toLowerCase() === name) return headerText(raw[i + 1]!);
   }
   return undefined;
 }

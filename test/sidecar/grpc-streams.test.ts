@@ -38,6 +38,9 @@ interface EchoClient extends grpc.Client {
 const BIG = 8 * 1024 * 1024;
 const sizeOptions = { 'grpc.max_receive_message_length': BIG, 'grpc.max_send_message_length': BIG };
 
+/** Messages each instance's latest Count call has written so far, to see backpressure reach the app. */
+const countWritten = new Map<string, number>();
+
 /** One catalog instance: answers carry its name so balancing is visible. */
 function startApp(name: string): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(sizeOptions);
@@ -61,12 +64,15 @@ function startApp(name: string): Promise<{ server: grpc.Server; port: number }> 
     },
     Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       const n = Number(call.request.toString());
+      // A cancelled call stops pumping (the loop's condition fails).
+      call.on('cancelled', () => (i = n));
       const payload = Buffer.alloc(1024, 7);
       let i = 0;
       // Writes respect backpressure so 10 000 messages stream rather than pile up in memory.
       const pump = (): void => {
         while (i < n) {
           payload.writeUInt32BE(i++, 0);
+          countWritten.set(name, i);
           if (!call.write(Buffer.from(payload))) {
             call.once('drain', pump);
             return;
@@ -221,6 +227,62 @@ describe('gRPC RPC kinds, balancing and deadlines through a sidecar pair', () =>
     });
     expect(next).toBe(10_000);
     expect(outOfOrder).toBe(0);
+  });
+
+  it('holds the app back while the caller does not read (HTTP/2 flow control end to end)', async () => {
+    countWritten.clear();
+    const stream = client.Count(Buffer.from('200000'), new grpc.Metadata(), { deadline: Date.now() + 60_000 });
+    stream.on('error', () => undefined);
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    stream.pause();
+    const written = (): number => Math.max(0, ...countWritten.values());
+    // Let every window and buffer on the way fill, then see that the app stays stopped.
+    await expect.poll(async () => {
+      const before = written();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return written() === before;
+    }, { timeout: 20_000, interval: 1 }).toBe(true);
+    // 1 KiB messages: what sits in the windows and socket buffers of two hops, far from the 200 MB asked for.
+    expect(written()).toBeLessThan(16_000);
+    stream.cancel();
+  });
+
+  it('survives callers that cancel server streams while the app is still sending', async () => {
+    // The answer's DATA keeps arriving after the caller's stream closed: writing it must not crash a sidecar.
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        Array.from({ length: 10 }, () =>
+          new Promise<void>((resolve) => {
+            const stream = client.Count(Buffer.from('100000'), new grpc.Metadata(), { deadline: Date.now() + 30_000 });
+            let seen = 0;
+            stream.on('data', () => {
+              if (++seen === 5) stream.cancel();
+            });
+            stream.on('error', () => resolve());
+            stream.on('end', () => resolve());
+          }),
+        ),
+      );
+    }
+    // A client that dies with calls in flight: its connection is torn down under open streams.
+    for (let round = 0; round < 5; round++) {
+      const session = connect(`http://127.0.0.1:${web.outboundPort}`);
+      session.on('error', () => undefined);
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 6]), Buffer.from('100000')]);
+      const firstData = new Promise<void>((resolve) => {
+        for (let i = 0; i < 20; i++) {
+          const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Count', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers' });
+          stream.on('error', () => undefined);
+          stream.once('data', () => resolve());
+          stream.end(frame);
+        }
+      });
+      await firstData;
+      session.destroy();
+    }
+    const { err } = await echo(Buffer.from('still there'));
+    expect(err).toBeNull();
+    for (const s of [web, ...sidecars]) expect(s.hasExited).toBe(false);
   });
 
   it('balances each RPC, not each connection, across three instances', async () => {

@@ -1,0 +1,244 @@
+/** The HTTP/2 upstream against a real node:http2 server on 127.0.0.1. */
+import { createServer, constants, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { H2Upstream, socketConnector } from './h2-upstream.js';
+
+interface Recorded {
+  connected: boolean;
+  status: number;
+  headers: string[];
+  body: Buffer[];
+  trailers: Record<string, string | string[]> | null;
+  error: (Error & { code?: string }) | null;
+  settled: Promise<void>;
+  abort: ((err?: Error) => void) | null;
+  resume: (() => void) | null;
+}
+
+/** A handler with undici's callback API that records what it is told; `pauseFirst` returns false from the first onData. */
+function recorder(pauseFirst = false): Recorded & { handler: object } {
+  let done!: () => void;
+  const r: Recorded = { connected: false, status: 0, headers: [], body: [], trailers: null, error: null, settled: new Promise<void>((resolve) => (done = resolve)), abort: null, resume: null };
+  let paused = false;
+  const handler = {
+    onConnect(abort: (err?: Error) => void) {
+      r.connected = true;
+      r.abort = abort;
+    },
+    onHeaders(status: number, raw: string[], resume: () => void) {
+      r.status = status;
+      r.headers = raw;
+      r.resume = resume;
+      return true;
+    },
+    onData(chunk: Buffer) {
+      r.body.push(chunk);
+      if (pauseFirst && !paused) {
+        paused = true;
+        return false;
+      }
+      return true;
+    },
+    onComplete(trailers: Record<string, string | string[]>) {
+      r.trailers = trailers;
+      done();
+    },
+    onError(err: Error) {
+      if (r.error !== null) throw new Error('onError called twice');
+      r.error = err;
+      done();
+    },
+  };
+  return Object.assign(r, { handler });
+}
+
+const servers: Http2Server[] = [];
+const upstreams: H2Upstream[] = [];
+
+afterEach(async () => {
+  await Promise.all(upstreams.splice(0).map((u) => u.destroy()));
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+async function server(onStream: (stream: ServerHttp2Stream, headers: Record<string, unknown>) => void): Promise<{ port: number; sessions: Http2Session[] }> {
+  const s = createServer();
+  const sessions: Http2Session[] = [];
+  s.on('session', (session) => sessions.push(session));
+  s.on('stream', (stream, headers) => {
+    // Streams the tests reset on purpose report it on the server side too.
+    stream.on('error', () => {});
+    onStream(stream, headers as Record<string, unknown>);
+  });
+  servers.push(s);
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return { port: (s.address() as AddressInfo).port, sessions };
+}
+
+function upstream(port: number): H2Upstream {
+  const u = new H2Upstream(`http://127.0.0.1:${port}`, socketConnector(() => netConnect({ host: '127.0.0.1', port }), 'connect'));
+  upstreams.push(u);
+  return u;
+}
+
+function call(u: H2Upstream, body: Buffer | Readable | null = null, pauseFirst = false, path = '/echo.Echo/Say'): Recorded {
+  const r = recorder(pauseFirst);
+  u.dispatch({ method: 'POST', path, headers: ['host', 'catalog', 'te', 'trailers', 'X-Mixed-Case', 'v', 'grpc-meta-bin', 'AAEC'], body }, r.handler as never);
+  return r;
+}
+
+/** Echoes the request body, then grpc-status trailers. */
+function echo(stream: ServerHttp2Stream, headers: Record<string, unknown>): void {
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-saw-authority': String(headers[':authority']), 'x-saw-mixed': String(headers['x-mixed-case']) }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'ok' }));
+    stream.end(Buffer.concat(chunks));
+  });
+}
+
+describe('H2Upstream', () => {
+  it('sends headers and body, and completes with the trailers after the body', async () => {
+    const { port } = await server(echo);
+    const r = call(upstream(port), Buffer.from('hello'));
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(r.connected).toBe(true);
+    expect(r.status).toBe(200);
+    expect(r.headers).toEqual(expect.arrayContaining(['x-saw-authority', 'catalog', 'x-saw-mixed', 'v']));
+    expect(Buffer.concat(r.body).toString()).toBe('hello');
+    expect(r.trailers).toMatchObject({ 'grpc-status': '0', 'grpc-message': 'ok' });
+  });
+
+  it('multiplexes concurrent calls on one session', async () => {
+    const srv = await server(echo);
+    const u = upstream(srv.port);
+    const calls = Array.from({ length: 20 }, (_, i) => call(u, Buffer.from(`m${i}`)));
+    await Promise.all(calls.map((c) => c.settled));
+    expect(calls.map((c) => Buffer.concat(c.body).toString())).toEqual(calls.map((_, i) => `m${i}`));
+    expect(srv.sessions).toHaveLength(1);
+  });
+
+  it('delivers every DATA frame before completing when the handler pauses the response', async () => {
+    const { port } = await server((stream) => {
+      stream.respond({ ':status': 200 }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      for (let i = 0; i < 50; i++) stream.write(Buffer.alloc(1024, i));
+      stream.end();
+    });
+    const r = call(upstream(port), null, true);
+    // Paused after the first chunk: nothing completes until it is resumed.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(r.trailers).toBeNull();
+    r.resume!();
+    await r.settled;
+    expect(Buffer.concat(r.body).length).toBe(50 * 1024);
+    expect(r.trailers).toMatchObject({ 'grpc-status': '0' });
+  });
+
+  it('streams a request body with backpressure', async () => {
+    const { port } = await server(echo);
+    const big = Buffer.alloc(3 * 1024 * 1024, 7);
+    const parts = Array.from({ length: 48 }, (_, i) => big.subarray(i * 65536, (i + 1) * 65536));
+    const r = call(upstream(port), Readable.from(parts));
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(Buffer.concat(r.body).equals(big)).toBe(true);
+  });
+
+  it('fails a call to a closed port as a connect error, without onConnect', async () => {
+    const { port } = await server(echo);
+    await new Promise((resolve) => servers.pop()!.close(resolve));
+    const r = call(upstream(port), Buffer.from('x'));
+    await r.settled;
+    expect(r.connected).toBe(false);
+    expect(r.error?.code).toBe('ECONNREFUSED');
+  });
+
+  it('opens a new session after GOAWAY while the open stream finishes', async () => {
+    let held: ServerHttp2Stream | null = null;
+    const srv = await server((stream, headers) => {
+      if (held === null) {
+        held = stream;
+        return;
+      }
+      echo(stream, headers);
+    });
+    const u = upstream(srv.port);
+    const first = call(u, Buffer.from('first'));
+    await expect.poll(() => held, { timeout: 5000 }).not.toBeNull();
+    srv.sessions[0]!.goaway(constants.NGHTTP2_NO_ERROR, 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = call(u, Buffer.from('second'));
+    await second.settled;
+    expect(Buffer.concat(second.body).toString()).toBe('second');
+    expect(srv.sessions).toHaveLength(2);
+    held!.respond({ ':status': 200 });
+    held!.end('done');
+    await first.settled;
+    expect(first.error).toBeNull();
+    expect(Buffer.concat(first.body).toString()).toBe('done');
+  });
+
+  it('sends a refused stream again on a new session', async () => {
+    let refused = 0;
+    const srv = await server((stream, headers) => {
+      if (refused++ === 0) {
+        stream.close(constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      echo(stream, headers);
+    });
+    const r = call(upstream(srv.port), Buffer.from('again'));
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(Buffer.concat(r.body).toString()).toBe('again');
+    expect(refused).toBe(2);
+  });
+
+  it('reports a reset stream as an error, once', async () => {
+    const { port } = await server((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.write('partial');
+      stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    const r = call(upstream(port), Buffer.from('x'));
+    await r.settled;
+    expect(r.error).not.toBeNull();
+    expect(r.trailers).toBeNull();
+  });
+
+  it('cancels the stream on abort and reports the error once', async () => {
+    let arrived = false;
+    let rstCode = -1;
+    const { port } = await server((stream) => {
+      arrived = true;
+      stream.on('close', () => (rstCode = stream.rstCode));
+    });
+    const r = call(upstream(port), Buffer.from('x'));
+    await expect.poll(() => arrived, { timeout: 5000 }).toBe(true);
+    r.abort!();
+    await r.settled;
+    expect(r.error).not.toBeNull();
+    await expect.poll(() => rstCode, { timeout: 5000 }).toBe(constants.NGHTTP2_CANCEL);
+  });
+
+  it('serves undici request() on top of dispatch (mirroring uses it)', async () => {
+    const { port } = await server(echo);
+    const res = await upstream(port).request({ method: 'POST', path: '/echo.Echo/Say', headers: { host: 'catalog' }, body: Buffer.from('copy') });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('copy');
+  });
+
+  it('refuses calls after close', async () => {
+    const { port } = await server(echo);
+    const u = upstream(port);
+    await call(u, Buffer.from('x')).settled;
+    await u.close();
+    const r = call(u, Buffer.from('y'));
+    await r.settled;
+    expect(r.error?.code).toBe('ERR_SKEIN_H2_SESSION_CLOSED');
+  });
+});

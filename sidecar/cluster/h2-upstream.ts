@@ -1,0 +1,401 @@
+/**
+ * HTTP/2 upstream for gRPC endpoints: one multiplexed node:http2 session per endpoint, driven
+ * through the same `dispatch(options, handler)` callbacks as the undici pools of HTTP/1.1
+ * endpoints (onConnect / onHeaders / onData / onComplete / onError), so the attempt loop
+ * does not know which it talks to. It extends undici's Dispatcher, whose `request()` (used
+ * by mirroring) is built on `dispatch`.
+ *
+ * Why not undici's h2 client: it pipes each request body through `stream.pipeline` (an
+ * AbortController, and a DOMException when it finishes, per call), copies every response
+ * header into a Buffer, and completes a call on its trailers while DATA may still be
+ * buffered. Here a body is forwarded chunk by chunk with the stream's own backpressure,
+ * headers stay strings, and a call completes on 'end', after its last DATA frame.
+ *
+ * Sessions: the first call opens one; calls made while it connects wait in a queue. A
+ * session that receives GOAWAY, errors or closes is no longer used for new calls (its open
+ * streams finish); the next call opens a new one. Streams the peer refused (REFUSED_STREAM,
+ * as a draining peer does with streams past its GOAWAY) never reached the app, so those
+ * whose body can be sent again are sent again on a new session.
+ */
+import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { Dispatcher } from 'undici';
+
+/** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
+export type SessionConnector = (callback: (err: Error | null, socket: Socket | null) => void) => void;
+
+/** The handler callbacks this dispatcher calls: undici's callback API, as the attempt loop implements it. */
+interface CallbackHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: Record<string, string | string[]>): void;
+  onError(err: Error): void;
+}
+
+interface Call {
+  readonly opts: Dispatcher.DispatchOptions;
+  readonly handler: CallbackHandler;
+}
+
+/** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the ones that mean nothing was sent. */
+export const H2_NOT_NEGOTIATED = 'ERR_SKEIN_H2_NOT_NEGOTIATED';
+export const H2_SESSION_CLOSED = 'ERR_SKEIN_H2_SESSION_CLOSED';
+const H2_STREAM_CLOSED = 'ERR_SKEIN_H2_STREAM_CLOSED';
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+const SESSION_OPTIONS = {
+  // Windows as undici's h2 client had them: a 4 MiB message moves without a stall per 64 KiB.
+  settings: { enablePush: false, initialWindowSize: 262_144 },
+  maxSessionMemory: 64,
+};
+const CONNECTION_WINDOW = 524_288;
+
+/** One call in flight on one stream. Listeners are module functions that find it through the stream. */
+class H2Call {
+  done = false;
+  responded = false;
+  trailers: IncomingHttpHeaders | null = null;
+  body: Readable | null = null;
+
+  constructor(
+    readonly owner: H2Upstream,
+    readonly call: Call,
+    readonly stream: ClientHttp2Stream,
+  ) {}
+
+  /** Ends the call with an error, once; stops reading the request body (it stays the caller's). */
+  fail(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.unhookBody();
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+    try {
+      this.call.handler.onError(err);
+    } catch {
+      // Nothing is left to end: the exchange's answer to its caller failed as the caller went away.
+    }
+  }
+
+  /**
+   * Handler callbacks run inside stream events: one that throws (the caller's own stream was
+   * reset a moment ago, say) ends this call with that error, as undici does, instead of
+   * escaping as an uncaught exception.
+   */
+  headers(status: number, raw: string[], resume: () => void): boolean {
+    try {
+      return this.call.handler.onHeaders(status, raw, resume, '');
+    } catch (err) {
+      this.fail(err as Error);
+      return true;
+    }
+  }
+
+  data(chunk: Buffer): boolean {
+    try {
+      return this.call.handler.onData(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return true;
+    }
+  }
+
+  complete(): void {
+    this.done = true;
+    this.unhookBody();
+    try {
+      this.call.handler.onComplete((this.trailers ?? {}) as Record<string, string | string[]>);
+    } catch {
+      // The call is over and settled; the exchange learns of its broken caller from the caller's own 'close'.
+    }
+  }
+
+  unhookBody(): void {
+    const body = this.body;
+    if (body === null) return;
+    this.body = null;
+    for (const [event, listener] of BODY_LISTENERS) body.off(event, listener);
+    this.stream.off('drain', onStreamDrain);
+  }
+}
+
+const CALL = Symbol('skein.h2call');
+type WithCall = { [CALL]?: H2Call };
+
+function callOf(target: object): H2Call | undefined {
+  return (target as WithCall)[CALL];
+}
+
+function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
+  const c = callOf(this);
+  if (c === undefined || c.done) return;
+  const status = Number(headers[':status']);
+  if (status < 200) return;
+  c.responded = true;
+  const raw: string[] = [];
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
+    else raw.push(name, value);
+  }
+  if (!c.headers(status, raw, this.resume.bind(this)) && !c.done) this.pause();
+}
+
+function onStreamData(this: ClientHttp2Stream, chunk: Buffer): void {
+  const c = callOf(this);
+  if (c === undefined || c.done) return;
+  if (!c.data(chunk) && !c.done) this.pause();
+}
+
+function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {
+  const c = callOf(this);
+  if (c !== undefined) c.trailers = trailers;
+}
+
+function onStreamEnd(this: ClientHttp2Stream): void {
+  const c = callOf(this);
+  if (c === undefined || c.done) return;
+  if (!c.responded) {
+    c.fail(codedError(H2_STREAM_CLOSED, 'HTTP/2 stream ended without a response'));
+    return;
+  }
+  c.complete();
+}
+
+/** The peer refused the stream unprocessed (RFC 9113 §8.7): safe to send again, if the body allows. */
+function resentAfterRefusal(stream: ClientHttp2Stream, c: H2Call): boolean {
+  return stream.rstCode === constants.NGHTTP2_REFUSED_STREAM && !c.responded && c.owner.resend(c);
+}
+
+// A reset stream emits 'error' and then 'close'; a cancelled one only 'close'.
+function onStreamError(this: ClientHttp2Stream, err: Error): void {
+  const c = callOf(this);
+  if (c === undefined || c.done || resentAfterRefusal(this, c)) return;
+  c.fail(err);
+}
+
+function onStreamClose(this: ClientHttp2Stream): void {
+  const c = callOf(this);
+  if (c === undefined || c.done || resentAfterRefusal(this, c)) return;
+  c.fail(codedError(H2_STREAM_CLOSED, `HTTP/2 stream closed before the response was complete (code ${this.rstCode})`));
+}
+
+function onBodyData(this: Readable, chunk: Buffer): void {
+  const c = callOf(this);
+  if (c !== undefined && !c.stream.write(chunk)) this.pause();
+}
+
+function onStreamDrain(this: ClientHttp2Stream): void {
+  callOf(this)?.body?.resume();
+}
+
+function onBodyEnd(this: Readable): void {
+  const c = callOf(this);
+  if (c === undefined) return;
+  c.unhookBody();
+  c.stream.end();
+}
+
+function onBodyError(this: Readable, err: Error): void {
+  callOf(this)?.fail(err);
+}
+
+/** The caller went away before its request body ended. */
+function onBodyClose(this: Readable): void {
+  const c = callOf(this);
+  if (c !== undefined && !this.readableEnded) c.fail(codedError(H2_STREAM_CLOSED, 'the request body was cut off'));
+}
+
+const STREAM_LISTENERS: readonly [string, (this: ClientHttp2Stream, ...args: any[]) => void][] = [
+  ['response', onResponse],
+  ['data', onStreamData],
+  ['trailers', onTrailers],
+  ['end', onStreamEnd],
+  ['error', onStreamError],
+  ['close', onStreamClose],
+];
+
+const BODY_LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
+  ['data', onBodyData],
+  ['end', onBodyEnd],
+  ['error', onBodyError],
+  ['close', onBodyClose],
+];
+
+/** session.request() failures after which a fresh session can take the call. */
+const SESSION_GONE = new Set(['ERR_HTTP2_OUT_OF_STREAMS', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
+
+/** Request headers as node:http2 takes them: an object, `host` as `:authority`, repeated names as arrays. */
+function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { ':method': opts.method, ':path': opts.path };
+  const flat = opts.headers as string[] | null | undefined;
+  if (flat) {
+    for (let i = 0; i < flat.length; i += 2) {
+      let name = flat[i]!;
+      if (/[A-Z]/.test(name)) name = name.toLowerCase();
+      if (name === 'host') name = ':authority';
+      const value = flat[i + 1]!;
+      const prev = out[name];
+      if (prev === undefined) out[name] = value;
+      else if (Array.isArray(prev)) prev.push(value);
+      else out[name] = [String(prev), value];
+    }
+  }
+  return out;
+}
+
+export class H2Upstream extends Dispatcher {
+  private session: ClientHttp2Session | null = null;
+  private connecting = false;
+  private queue: Call[] = [];
+  private closed = false;
+  private readonly sessions = new Set<ClientHttp2Session>();
+
+  /** `origin` names the endpoint (`https://host:port` to a peer, `http://…` to the app); `connect` opens its transport. */
+  constructor(
+    private readonly origin: string,
+    private readonly connector: SessionConnector,
+  ) {
+    super();
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const call: Call = { opts, handler: handler as unknown as CallbackHandler };
+    if (this.closed) {
+      call.handler.onError(codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`));
+      return false;
+    }
+    if (this.session !== null) this.start(this.session, call);
+    else {
+      this.queue.push(call);
+      if (!this.connecting) this.open();
+    }
+    return true;
+  }
+
+  /** A refused stream's call goes out again on a new session, if its body can be sent again. */
+  resend(c: H2Call): boolean {
+    const body = c.call.opts.body;
+    if (body !== null && body !== undefined && !Buffer.isBuffer(body)) return false;
+    c.done = true;
+    if (this.session !== null && this.session === (c.stream.session as ClientHttp2Session | undefined)) this.retire(this.session);
+    this.dispatch(c.call.opts, c.call.handler as unknown as Dispatcher.DispatchHandler);
+    return true;
+  }
+
+  private open(): void {
+    this.connecting = true;
+    this.connector((err, socket) => {
+      this.connecting = false;
+      if (err === null && socket !== null && 'alpnProtocol' in socket && (socket as { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
+        socket.destroy();
+        err = codedError(H2_NOT_NEGOTIATED, `${this.origin} did not negotiate HTTP/2 (ALPN h2)`);
+      }
+      if (err !== null || socket === null || this.closed) {
+        if (socket !== null && this.closed) socket.destroy();
+        const failed = this.queue;
+        this.queue = [];
+        const error = err ?? codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`);
+        for (const call of failed) call.handler.onError(error);
+        return;
+      }
+      const session = h2connect(this.origin, { ...SESSION_OPTIONS, createConnection: () => socket });
+      this.sessions.add(session);
+      session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
+      // Streams see a session's failure as their own errors; the session is only retired here.
+      session.on('error', () => this.retire(session));
+      session.once('goaway', () => this.retire(session));
+      session.once('close', () => {
+        this.sessions.delete(session);
+        this.retire(session);
+      });
+      this.session = session;
+      const waiting = this.queue;
+      this.queue = [];
+      for (const call of waiting) this.start(session, call);
+    });
+  }
+
+  /** New calls stop using `session`; its open streams finish. */
+  private retire(session: ClientHttp2Session): void {
+    if (this.session === session) this.session = null;
+    if (!session.closed && !session.destroyed) session.close();
+  }
+
+  private start(session: ClientHttp2Session, call: Call): void {
+    const { opts, handler } = call;
+    const body = opts.body as Buffer | Readable | null | undefined;
+    const hasBody = body !== null && body !== undefined;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(requestHeaders(opts), { endStream: !hasBody });
+    } catch (err) {
+      // Out of stream ids, or the session closed under us: a fresh session takes the call.
+      this.retire(session);
+      if (SESSION_GONE.has((err as { code?: string }).code ?? '')) this.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler);
+      else handler.onError(err as Error);
+      return;
+    }
+    const c = new H2Call(this, call, stream);
+    (stream as WithCall)[CALL] = c;
+    for (const [event, listener] of STREAM_LISTENERS) stream.on(event, listener);
+    handler.onConnect((err?: Error) => c.fail(err ?? codedError(H2_STREAM_CLOSED, 'the attempt was abandoned')));
+    if (c.done || !hasBody) return;
+    if (Buffer.isBuffer(body)) {
+      stream.end(body);
+      return;
+    }
+    c.body = body;
+    (body as WithCall)[CALL] = c;
+    for (const [event, listener] of BODY_LISTENERS) body.on(event, listener);
+    stream.on('drain', onStreamDrain);
+    if (body.readableEnded) onBodyEnd.call(body);
+    else body.resume();
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    const done = this.shutdown((s) => s.close());
+    if (callback) void done.then(callback);
+    else return done;
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
+    const done = this.shutdown((s) => s.destroy());
+    if (cb) void done.then(cb);
+    else return done;
+  }
+
+  private shutdown(end: (s: ClientHttp2Session) => void): Promise<void> {
+    this.closed = true;
+    this.session = null;
+    const waiting = [...this.sessions].map((s) => new Promise<void>((resolve) => (s.closed && s.destroyed ? resolve() : s.once('close', () => resolve()))));
+    for (const s of this.sessions) end(s);
+    return Promise.all(waiting).then(() => undefined);
+  }
+}
+
+/** A connector that opens a socket and hands it over once `ready` fires (`connect` for TCP, `secureConnect` for TLS). */
+export function socketConnector(open: () => Socket, ready: 'connect' | 'secureConnect'): SessionConnector {
+  return (callback) => {
+    const socket = open();
+    const onError = (err: Error): void => callback(err, null);
+    socket.once('error', onError);
+    socket.once(ready, () => {
+      socket.off('error', onError);
+      callback(null, socket);
+    });
+  };
+}
