@@ -147,6 +147,9 @@ export class StreamSession {
     });
     this.deps.proxies.add(record);
     this.record = record;
+    // Response headers tell the sidecar its stream was accepted, even when no snapshot
+    // follows (it already runs the newest, or the resync hold keeps its own).
+    this.call.sendMetadata(new grpc.Metadata());
     this.deps.logger.info({ service: record.service, instance: record.instanceId, lastVersion: hello.lastVersion || undefined }, 'sidecar connected');
 
     const current = this.deps.publisher.current();

@@ -159,6 +159,11 @@ export class ControlPlaneSource implements ConfigSource {
       if (Date.now() - openedAt >= STABLE_MS) this.attempt = 0;
       this.retry(why);
     };
+    // The control plane answers a Hello it accepts with response headers: the stream is up
+    // even if no snapshot follows because the one this sidecar runs is still the newest.
+    stream.on('metadata', () => {
+      if (this.version) this.state = this.connectedState();
+    });
     stream.on('data', (message: ControlMessage) => {
       this.attempt = 0;
       if (message.msg === 'snapshot' && message.snapshot) this.receive(stream, message.snapshot);
@@ -185,9 +190,13 @@ export class ControlPlaneSource implements ConfigSource {
       return;
     }
     this.version = version;
-    this.state = `connected to control plane at ${this.options.address}; snapshot ${version}`;
+    this.state = this.connectedState();
     stream.write({ ack: { version } });
     this.options.logger.info({ version }, 'applied snapshot from the control plane');
+  }
+
+  private connectedState(): string {
+    return `connected to control plane at ${this.options.address}; snapshot ${this.version}`;
   }
 
   private retry(why: string): void {

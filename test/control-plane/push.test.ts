@@ -3,6 +3,7 @@
  * ControlPlaneSource (with a recording `apply` in place of the proxy), over TLS verified
  * with the control plane's ca.crt.
  */
+import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
 import type { Snapshot } from '../../common/config/schema.js';
@@ -60,6 +61,25 @@ function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: str
     applied.push(snap);
   });
   return { source, applied, latest: () => applied.at(-1) };
+}
+
+/** A TCP relay to the control plane's gRPC port whose connections the test can cut (a network failure). */
+async function relayTo(cp: ControlPlaneProcess): Promise<{ address: string; cut(): void; close(): void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = connect(cp.grpcPort, '127.0.0.1');
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => undefined).on('close', () => sockets.delete(s));
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const cut = () => {
+    for (const s of sockets) s.destroy();
+  };
+  return { address: `127.0.0.1:${port}`, cut, close: () => (cut(), server.close()) };
 }
 
 async function proxies(cp: ControlPlaneProcess, service?: string) {
@@ -181,6 +201,30 @@ describe('push stream', () => {
     expect(Number(a.source.currentVersion)).toBeGreaterThan(Number(before));
     expect(a.latest()!.services.catalog!.endpoints).toHaveLength(2);
     expect(b.latest()!.services.catalog!.endpoints).toHaveLength(2);
+  });
+
+  it('after a broken connection, resumes on the snapshot it runs when that is still the newest, and says it is connected', async () => {
+    const cp = shared;
+    const relay = await relayTo(cp);
+    try {
+      const sc = sidecar({ ...cp, grpcAddress: relay.address }, { service: 'ratings', token: await createToken(cp, 'ratings') });
+      await waitUntil(async () => sc.source.hasSnapshot && (await proxies(cp, 'ratings')).proxies[0]?.state === 'SYNCED', { what: 'SYNCED' });
+      const version = sc.source.currentVersion;
+      const applied = sc.applied.length;
+      relay.cut();
+      await waitUntil(() => /unreachable/.test(sc.source.status), { what: 'the sidecar to notice the cut' });
+      await waitUntil(() => /^connected/.test(sc.source.status), { what: 'the sidecar to report the new stream', timeoutMs: 5_000 });
+      expect(sc.source.status).toBe(`connected to control plane at ${relay.address}; snapshot ${version}`);
+      const view = await waitUntil(async () => {
+        const p = (await proxies(cp, 'ratings')).proxies;
+        return p.length === 1 && p[0]!.state === 'SYNCED' && p;
+      }, { what: 'one SYNCED proxy' });
+      expect(view[0]!.ackedVersion).toBe(version);
+      // Nothing was resent: the snapshot it runs was still the newest.
+      expect(sc.applied.length).toBe(applied);
+    } finally {
+      relay.close();
+    }
   });
 
   it('withdraws a sidecar that says goodbye at once', async () => {
