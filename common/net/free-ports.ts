@@ -8,9 +8,17 @@
  * given out by the kernel on its own. Each process walks them from its own pid-derived
  * offset, so concurrent test workers and demos rarely even try the same port, and every
  * port is proven free by binding it before it is handed out.
+ *
+ * Proof by binding holds only until the port is released for its real owner to listen on;
+ * in that gap another process walking the same ports could hand it out too (two test workers
+ * did: a sidecar failed its start with EADDRINUSE). So a port handed out is also reserved
+ * machine-wide: a file named after it, created exclusively, holds the pid of the process
+ * that took it. Others skip it while that process lives and reclaim it once it has exited.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const LOWEST = 10_000;
 /** Linux's default start of the ephemeral range, when /proc does not say. */
@@ -40,6 +48,61 @@ function tryListen(port: number): Promise<Server | undefined> {
 
 const close = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
 
+/** One file per handed-out port, holding the pid of the process that took it. */
+export const RESERVATIONS = join(tmpdir(), 'skein-ports');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Reserves `port` for this process; false when a live process holds it. */
+function reserve(port: number): boolean {
+  const path = join(RESERVATIONS, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') {
+        mkdirSync(RESERVATIONS, { recursive: true });
+        continue;
+      }
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+      let content: string;
+      try {
+        content = readFileSync(path, 'utf8');
+      } catch {
+        continue; // removed in between: try again
+      }
+      // An empty file is one being written this instant.
+      const owner = Number(content);
+      if (content === '' || (Number.isInteger(owner) && owner > 0 && alive(owner))) return false;
+      try {
+        unlinkSync(path);
+      } catch {
+        // Another process reclaimed it first; the exclusive create decides.
+      }
+    }
+  }
+  return false;
+}
+
+function unreserve(port: number): void {
+  try {
+    unlinkSync(join(RESERVATIONS, String(port)));
+  } catch {
+    // Already reclaimed.
+  }
+}
+
 /**
  * `count` distinct ports that were free a moment ago. All are held open until every one is
  * found, so one call never returns a port twice.
@@ -51,8 +114,10 @@ export async function freePorts(count: number): Promise<number[]> {
       if (tries >= span) throw new Error(`no ${count} free ports between ${LOWEST} and ${end}`);
       const port = LOWEST + cursor;
       cursor = (cursor + 1) % span;
+      if (!reserve(port)) continue;
       const server = await tryListen(port);
       if (server) held.push(server);
+      else unreserve(port);
     }
     return held.map((s) => (s.address() as { port: number }).port);
   } finally {
