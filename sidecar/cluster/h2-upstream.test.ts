@@ -1,9 +1,11 @@
 /** The HTTP/2 upstream against a real node:http2 server on 127.0.0.1. */
 import { createServer, constants, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { createServer as createHttp1Server } from 'node:http';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2Upstream, socketConnector } from './h2-upstream.js';
+import { H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 
 interface Recorded {
   connected: boolean;
@@ -76,8 +78,8 @@ async function server(onStream: (stream: ServerHttp2Stream, headers: Record<stri
   return { port: (s.address() as AddressInfo).port, sessions };
 }
 
-function upstream(port: number): H2Upstream {
-  const u = new H2Upstream(`http://127.0.0.1:${port}`, socketConnector(() => netConnect({ host: '127.0.0.1', port }), 'connect'));
+function upstream(port: number, connector?: SessionConnector): H2Upstream {
+  const u = new H2Upstream(`http://127.0.0.1:${port}`, connector ?? socketConnector(() => netConnect({ host: '127.0.0.1', port }), 'connect'));
   upstreams.push(u);
   return u;
 }
@@ -240,5 +242,83 @@ describe('H2Upstream', () => {
     const r = call(u, Buffer.from('y'));
     await r.settled;
     expect(r.error?.code).toBe('ERR_SKEIN_H2_SESSION_CLOSED');
+  });
+
+  it('settles queued calls when closed while a connect that then fails is under way', async () => {
+    // undici's connectors report a failure with no socket at all.
+    const failing: SessionConnector = (cb) => setTimeout(() => (cb as unknown as (e: Error) => void)(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })), 50);
+    const u = upstream(1, failing);
+    const r = call(u, Buffer.from('x'));
+    const closing = u.close();
+    await r.settled;
+    await closing;
+    expect(r.error).not.toBeNull();
+    expect(r.connected).toBe(false);
+  });
+
+  it('sends a refused call again once, then reports the refusal', async () => {
+    let streams = 0;
+    const srv = await server((stream) => {
+      streams++;
+      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    });
+    const r = call(upstream(srv.port), Buffer.from('x'));
+    await r.settled;
+    expect(r.error).not.toBeNull();
+    expect(streams).toBe(2);
+    // The refusing session took no second call: each try had its own.
+    expect(srv.sessions).toHaveLength(2);
+  });
+
+  it('never sends a call aborted while its resend waits for a new session', async () => {
+    let streams = 0;
+    const srv = await server((stream) => {
+      streams++;
+      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    });
+    let connects = 0;
+    let release: (() => void) | null = null;
+    const plain = socketConnector(() => netConnect({ host: '127.0.0.1', port: srv.port }), 'connect');
+    // The second session's transport waits until the test lets it go.
+    const gated: SessionConnector = (cb) => (++connects === 1 ? plain(cb) : (release = () => plain(cb)));
+    const r = call(upstream(srv.port, gated), Buffer.from('x'));
+    await expect.poll(() => release, { timeout: 5000 }).not.toBeNull();
+    r.abort!();
+    await r.settled;
+    expect(r.error).not.toBeNull();
+    release!();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(streams).toBe(1);
+  });
+
+  it('fails a call to a peer that does not speak HTTP/2 as not sent', async () => {
+    const h1 = createHttp1Server((_req, res) => res.end('http/1.1 only'));
+    await new Promise<void>((resolve) => h1.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = call(upstream((h1.address() as AddressInfo).port), Buffer.from('x'));
+      await r.settled;
+      expect(r.connected).toBe(false);
+      expect(r.error?.code).toBe('ERR_SKEIN_H2_SESSION_CLOSED');
+    } finally {
+      h1.closeAllConnections();
+      h1.close();
+    }
+  });
+
+  it('gives up a transport that does not connect in time, with undici\'s connect-timeout code', async () => {
+    const held: Socket[] = [];
+    const silent: Server = createNetServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const connector = socketConnector(() => tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }), 'secureConnect', 200);
+      const r = call(upstream(port, connector), Buffer.from('x'));
+      await r.settled;
+      expect(r.connected).toBe(false);
+      expect(r.error?.code).toBe('UND_ERR_CONNECT_TIMEOUT');
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 });

@@ -34,9 +34,24 @@ interface CallbackHandler {
   onError(err: Error): void;
 }
 
+/** One dispatch, across the streams it may take (a refused stream's call is sent again once). */
 interface Call {
   readonly opts: Dispatcher.DispatchOptions;
   readonly handler: CallbackHandler;
+  /** The stream now carrying it; null while it waits for a session. */
+  active: H2Call | null;
+  /** Set by the attempt loop's abort; a call waiting for a session then never goes out. */
+  aborted: Error | null;
+  resent: boolean;
+}
+
+/** Tells a handler its call failed. A handler that throws has nothing left to end (its own caller went away). */
+function reportError(call: Call, err: Error): void {
+  try {
+    call.handler.onError(err);
+  } catch {
+    // See above.
+  }
 }
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the ones that mean nothing was sent. */
@@ -66,6 +81,8 @@ class H2Call {
     readonly owner: H2Upstream,
     readonly call: Call,
     readonly stream: ClientHttp2Stream,
+    /** Kept here: node clears `stream.session` before a closed stream's events. */
+    readonly session: ClientHttp2Session,
   ) {}
 
   /** Ends the call with an error, once; stops reading the request body (it stays the caller's). */
@@ -74,11 +91,7 @@ class H2Call {
     this.done = true;
     this.unhookBody();
     if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
-    try {
-      this.call.handler.onError(err);
-    } catch {
-      // Nothing is left to end: the exchange's answer to its caller failed as the caller went away.
-    }
+    reportError(this.call, err);
   }
 
   /**
@@ -106,7 +119,10 @@ class H2Call {
 
   complete(): void {
     this.done = true;
+    // The answer is whole while the request body still flows (a bidi call the server ended): stop sending it.
+    const sending = this.body !== null;
     this.unhookBody();
+    if (sending && !this.stream.closed) this.stream.close();
     try {
       this.call.handler.onComplete((this.trailers ?? {}) as Record<string, string | string[]>);
     } catch {
@@ -266,9 +282,12 @@ export class H2Upstream extends Dispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const call: Call = { opts, handler: handler as unknown as CallbackHandler };
+    return this.enqueue({ opts, handler: handler as unknown as CallbackHandler, active: null, aborted: null, resent: false });
+  }
+
+  private enqueue(call: Call): boolean {
     if (this.closed) {
-      call.handler.onError(codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`));
+      reportError(call, codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`));
       return false;
     }
     if (this.session !== null) this.start(this.session, call);
@@ -279,47 +298,89 @@ export class H2Upstream extends Dispatcher {
     return true;
   }
 
-  /** A refused stream's call goes out again on a new session, if its body can be sent again. */
+  /** The attempt loop gave the call up: end its stream, or take it out of the queue. */
+  private abort(call: Call, err: Error | undefined): void {
+    if (call.aborted !== null) return;
+    call.aborted = err ?? codedError(H2_STREAM_CLOSED, 'the attempt was abandoned');
+    if (call.active !== null && !call.active.done) {
+      call.active.fail(call.aborted);
+      return;
+    }
+    const queued = this.queue.indexOf(call);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      reportError(call, call.aborted);
+    }
+  }
+
+  /**
+   * A refused stream's call goes out again, once, on a new session, if its body can be sent
+   * again: the refusing session takes no more calls (a draining peer refuses all it has not
+   * started), and a peer that refuses again gets the refusal reported.
+   */
   resend(c: H2Call): boolean {
-    const body = c.call.opts.body;
-    if (body !== null && body !== undefined && !Buffer.isBuffer(body)) return false;
+    const call = c.call;
+    const body = call.opts.body;
+    if (call.resent || call.aborted !== null || (body !== null && body !== undefined && !Buffer.isBuffer(body))) return false;
+    call.resent = true;
     c.done = true;
-    if (this.session !== null && this.session === (c.stream.session as ClientHttp2Session | undefined)) this.retire(this.session);
-    this.dispatch(c.call.opts, c.call.handler as unknown as Dispatcher.DispatchHandler);
+    call.active = null;
+    this.retire(c.session);
+    this.enqueue(call);
     return true;
   }
 
   private open(): void {
     this.connecting = true;
-    this.connector((err, socket) => {
+    const failQueue = (error: Error): void => {
       this.connecting = false;
-      if (err === null && socket !== null && 'alpnProtocol' in socket && (socket as { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
+      const failed = this.queue;
+      this.queue = [];
+      for (const call of failed) reportError(call, error);
+    };
+    const onTransport = (err: Error | null, socket: Socket | null | undefined): void => {
+      if (err === null && socket && 'alpnProtocol' in socket && (socket as { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
         socket.destroy();
         err = codedError(H2_NOT_NEGOTIATED, `${this.origin} did not negotiate HTTP/2 (ALPN h2)`);
       }
-      if (err !== null || socket === null || this.closed) {
-        if (socket !== null && this.closed) socket.destroy();
-        const failed = this.queue;
-        this.queue = [];
-        const error = err ?? codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`);
-        for (const call of failed) call.handler.onError(error);
+      if (err !== null || !socket || this.closed) {
+        socket?.destroy();
+        failQueue(err ?? codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`));
         return;
       }
       const session = h2connect(this.origin, { ...SESSION_OPTIONS, createConnection: () => socket });
       this.sessions.add(session);
-      session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
+      let established = false;
+      // Calls wait for the peer's first SETTINGS (node's 'connect' only means the socket is
+      // up): a session that dies before them (an h2c app that speaks only HTTP/1.1, a GOAWAY
+      // at once) sent nothing, which the attempt loop must know.
+      session.once('remoteSettings', () => {
+        if (this.closed) {
+          failQueue(codedError(H2_SESSION_CLOSED, `the HTTP/2 upstream ${this.origin} is closed`));
+          return;
+        }
+        established = true;
+        this.connecting = false;
+        session.setLocalWindowSize(CONNECTION_WINDOW);
+        this.session = session;
+        const waiting = this.queue;
+        this.queue = [];
+        for (const call of waiting) this.start(session, call);
+      });
       // Streams see a session's failure as their own errors; the session is only retired here.
       session.on('error', () => this.retire(session));
       session.once('goaway', () => this.retire(session));
       session.once('close', () => {
         this.sessions.delete(session);
         this.retire(session);
+        if (!established) failQueue(codedError(H2_SESSION_CLOSED, `the HTTP/2 session to ${this.origin} closed before it was set up`));
       });
-      this.session = session;
-      const waiting = this.queue;
-      this.queue = [];
-      for (const call of waiting) this.start(session, call);
-    });
+    };
+    try {
+      this.connector(onTransport);
+    } catch (err) {
+      failQueue(err as Error);
+    }
   }
 
   /** New calls stop using `session`; its open streams finish. */
@@ -329,6 +390,10 @@ export class H2Upstream extends Dispatcher {
   }
 
   private start(session: ClientHttp2Session, call: Call): void {
+    if (call.aborted !== null) {
+      reportError(call, call.aborted);
+      return;
+    }
     const { opts, handler } = call;
     const body = opts.body as Buffer | Readable | null | undefined;
     const hasBody = body !== null && body !== undefined;
@@ -337,15 +402,21 @@ export class H2Upstream extends Dispatcher {
       stream = session.request(requestHeaders(opts), { endStream: !hasBody });
     } catch (err) {
       // Out of stream ids, or the session closed under us: a fresh session takes the call.
-      this.retire(session);
-      if (SESSION_GONE.has((err as { code?: string }).code ?? '')) this.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler);
-      else handler.onError(err as Error);
+      if (SESSION_GONE.has((err as { code?: string }).code ?? '')) {
+        this.retire(session);
+        this.enqueue(call);
+      } else reportError(call, err as Error);
       return;
     }
-    const c = new H2Call(this, call, stream);
+    const c = new H2Call(this, call, stream, session);
+    call.active = c;
     (stream as WithCall)[CALL] = c;
     for (const [event, listener] of STREAM_LISTENERS) stream.on(event, listener);
-    handler.onConnect((err?: Error) => c.fail(err ?? codedError(H2_STREAM_CLOSED, 'the attempt was abandoned')));
+    try {
+      handler.onConnect((err?: Error) => this.abort(call, err));
+    } catch (err) {
+      c.fail(err as Error);
+    }
     if (c.done || !hasBody) return;
     if (Buffer.isBuffer(body)) {
       stream.end(body);
@@ -387,15 +458,28 @@ export class H2Upstream extends Dispatcher {
   }
 }
 
-/** A connector that opens a socket and hands it over once `ready` fires (`connect` for TCP, `secureConnect` for TLS). */
-export function socketConnector(open: () => Socket, ready: 'connect' | 'secureConnect'): SessionConnector {
+/** How long a session's transport may take to connect, as undici's connectors allow. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * A connector that opens a socket and hands it over once `ready` fires (`connect` for TCP,
+ * `secureConnect` for TLS), or fails it after CONNECT_TIMEOUT_MS with undici's code for
+ * that, which the attempt loop reads as "nothing was sent".
+ */
+export function socketConnector(open: () => Socket, ready: 'connect' | 'secureConnect', timeoutMs = CONNECT_TIMEOUT_MS): SessionConnector {
   return (callback) => {
     const socket = open();
-    const onError = (err: Error): void => callback(err, null);
-    socket.once('error', onError);
-    socket.once(ready, () => {
-      socket.off('error', onError);
-      callback(null, socket);
-    });
+    let settled = false;
+    const settle = (err: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', settle);
+      if (err !== null) socket.destroy();
+      callback(err, err === null ? socket : null);
+    };
+    const timer = setTimeout(() => settle(codedError('UND_ERR_CONNECT_TIMEOUT', `connecting took longer than ${timeoutMs} ms`)), timeoutMs);
+    socket.once('error', settle);
+    socket.once(ready, () => settle(null));
   };
 }
