@@ -4,6 +4,7 @@
  * without the load generator so every request below is the test's own. Tests run in order
  * against it; the last one stops it and checks no process it started survives.
  */
+import { randomUUID } from 'node:crypto';
 import { connect } from 'node:tls';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,7 +77,8 @@ describe('skein demo', () => {
   it('records one shop order as one trace across every service it touched, hop by hop', async () => {
     const res = await fetch(`${demo.state.gatewayUrl}/api/orders`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': 'traced-order' },
+      // A key per try: a retried test replaying an earlier key would get the stored order, which calls nobody.
+      headers: { 'content-type': 'application/json', 'idempotency-key': `traced-order-${randomUUID()}` },
       body: JSON.stringify({ userId: 'u2', items: [{ productId: 'p1', quantity: 1 }] }),
     });
     expect(res.status).toBe(201);
@@ -84,14 +86,18 @@ describe('skein demo', () => {
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
     type Span = { spanId: string; parentSpanId?: string; service: string; kind: string; destination: string };
     const wanted = ['catalog', 'gateway', 'inventory', 'orders', 'payments', 'users'];
+    // Each server span's parent is its caller's client span: gateway → orders → payments.
+    const parentOf = (spans: Span[], service: string): Span | undefined => {
+      const server = spans.find((s) => s.service === service && s.kind === 'server');
+      return server === undefined ? undefined : spans.find((p) => p.spanId === server.parentSpanId);
+    };
+    // Sidecars report spans every second, each on its own: wait until the ones compared below are all in.
     const trace = await waitUntil(async () => {
       const { status, body } = await client.json<{ services: string[]; spanList: Span[] }>(`${demo.state.adminUrl}/api/v1/traces/${traceId}`);
-      return status === 200 && wanted.every((s) => body.services.includes(s)) && body.spanList.some((s) => s.service === 'payments' && s.kind === 'server') ? body : undefined;
-    }, { timeoutMs: 15_000, what: `trace ${traceId} to reach payments` });
-    // Each server span's parent is its caller's client span: gateway → orders → payments.
-    const parentOf = (service: string) => trace.spanList.find((p) => p.spanId === trace.spanList.find((s) => s.service === service && s.kind === 'server')!.parentSpanId);
-    expect(parentOf('orders')).toMatchObject({ service: 'gateway', kind: 'client', destination: 'orders' });
-    expect(parentOf('payments')).toMatchObject({ service: 'orders', kind: 'client', destination: 'payments' });
+      return status === 200 && wanted.every((s) => body.services.includes(s)) && parentOf(body.spanList, 'orders') && parentOf(body.spanList, 'payments') ? body : undefined;
+    }, { timeoutMs: 15_000, what: `trace ${traceId} to hold gateway → orders → payments` });
+    expect(parentOf(trace.spanList, 'orders')).toMatchObject({ service: 'gateway', kind: 'client', destination: 'orders' });
+    expect(parentOf(trace.spanList, 'payments')).toMatchObject({ service: 'orders', kind: 'client', destination: 'payments' });
   });
 
   it('answers bad input at the gateway with a 4xx that says what is wrong', async () => {
