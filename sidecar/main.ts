@@ -79,11 +79,16 @@ function peerTlsOptions(identity: TlsIdentity, context: ReturnType<typeof create
   return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
+/** An h2c upstream (no TLS): the local gRPC app, or a peer when this sidecar has no identity. */
+function h2cUpstream(address: string, port: number): H2Upstream {
+  return new H2Upstream(`http://${hostForUrl(address)}:${port}`, socketConnector(() => netConnect({ host: address, port }), 'connect'));
+}
+
 function transport(identity: TlsIdentity | undefined, onHandshakeFailure: HandshakeFailureListener): { pools: PoolFactory; connect: Connector } {
   if (identity === undefined) {
     return {
       pools: (_service, address, port, protocol) =>
-        protocol === 'grpc' ? new H2Upstream(`http://${hostForUrl(address)}:${port}`, socketConnector(() => netConnect({ host: address, port }), 'connect')) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
+        protocol === 'grpc' ? h2cUpstream(address, port) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
       connect: (_service, address, port) => netConnect({ host: address, port }),
     };
   }
@@ -235,10 +240,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   await parts.configSource.start(apply);
 
   // ---- the local app ------------------------------------------------------------------
-  const appPool =
-    options.appProtocol === 'grpc'
-      ? new H2Upstream(`http://127.0.0.1:${options.appPort}`, socketConnector(() => netConnect({ host: '127.0.0.1', port: options.appPort }), 'connect'))
-      : new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
+  const appPool = options.appProtocol === 'grpc' ? h2cUpstream('127.0.0.1', options.appPort) : new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
   const appHealth = new AppHealth({ port: options.appPort, path: options.appHealthPath, protocol: options.appProtocol }, appPool as Dispatcher, logger);
   const appEndpoint = new UpstreamEndpoint(`127.0.0.1:${options.appPort}`, '127.0.0.1', options.appPort, { version: options.version }, appPool);
   const inboundEdges = new Map<string, EdgeMetrics>();
