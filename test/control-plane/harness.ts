@@ -5,6 +5,8 @@
  */
 import { join } from 'node:path';
 import { AdminClient } from '../../cli/admin-client.js';
+import { createLogger } from '../../common/log.js';
+import { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
 import { freePorts, tempDir, waitForHttp, type Child, type Processes } from '../support/index.js';
 
 export interface ControlPlaneProcess {
@@ -70,4 +72,28 @@ export async function startControlPlane(procs: Processes, options: ControlPlaneS
 export async function createToken(cp: ControlPlaneProcess, service: string): Promise<string> {
   const res = await cp.api.post<{ token: string }>('/api/v1/tokens', { service });
   return res.body.token;
+}
+
+export interface TestSourceOptions {
+  readonly service: string;
+  readonly instanceId: string;
+  readonly token?: string;
+  readonly caFile?: string;
+  readonly version?: string;
+  readonly inboundPort?: number;
+  readonly keepaliveMs?: number;
+  readonly backoff?: { baseMs: number; maxMs: number };
+}
+
+/** A sidecar's real control-plane client, run in the test process: it announces `service` to `cp` and is not started. */
+export function testSource(cp: ControlPlaneProcess, opts: TestSourceOptions): ControlPlaneSource {
+  return new ControlPlaneSource({
+    address: cp.grpcAddress,
+    caFile: opts.caFile ?? cp.caFile,
+    token: opts.token,
+    announce: { service: opts.service, instanceId: opts.instanceId, version: opts.version ?? 'v1', address: '127.0.0.1', inboundPort: opts.inboundPort ?? 15443, adminPort: 0, protocol: 'http', labels: {} },
+    logger: createLogger('test-sidecar', 'silent'),
+    keepaliveMs: opts.keepaliveMs,
+    backoff: opts.backoff ?? { baseMs: 50, maxMs: 300 },
+  });
 }

@@ -5,11 +5,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
-import { createLogger } from '../../common/log.js';
-import { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
+import type { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
 import { echoHandler, Processes, startUpstream, waitUntil, type Child, type TestUpstream } from '../support/index.js';
 import { startMeshSidecar } from '../identity/mesh.js';
-import { createToken, startControlPlane } from './harness.js';
+import { createToken, startControlPlane, testSource } from './harness.js';
 
 const procs = new Processes();
 const apps: TestUpstream[] = [];
@@ -50,15 +49,7 @@ describe('keepalive', () => {
 
   it('a sidecar notices a frozen control plane and reconnects when it thaws', async () => {
     const cp = await startControlPlane(procs);
-    const source = new ControlPlaneSource({
-      address: cp.grpcAddress,
-      caFile: cp.caFile,
-      token: await createToken(cp, 'catalog'),
-      announce: { service: 'catalog', instanceId: 'catalog-1', version: 'v1', address: '127.0.0.1', inboundPort: 15443, adminPort: 0, protocol: 'http', labels: {} },
-      logger: createLogger('test-sidecar', 'silent'),
-      keepaliveMs: 1_000,
-      backoff: { baseMs: 50, maxMs: 200 },
-    });
+    const source = testSource(cp, { service: 'catalog', instanceId: 'catalog-1', token: await createToken(cp, 'catalog'), keepaliveMs: 1_000, backoff: { baseMs: 50, maxMs: 200 } });
     sources.push(source);
     await source.start((raw) => void parseSnapshot(raw));
     await waitUntil(() => source.hasSnapshot, { what: 'first snapshot' });

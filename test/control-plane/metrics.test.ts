@@ -7,12 +7,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
-import { createLogger } from '../../common/log.js';
-import { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
 import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
 import { startMeshSidecar } from '../identity/mesh.js';
 import { metric, scrape } from '../sidecar/resilience-fixture.js';
-import { createToken, startControlPlane, type ControlPlaneProcess } from './harness.js';
+import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -74,14 +72,7 @@ describe('control plane /metrics', () => {
 
   it('shows a NACK: the refusing proxy as NACKED and each refusal in skein_config_acks_total{result="nack"}', async () => {
     let refusals = 0;
-    const source = new ControlPlaneSource({
-      address: cp.grpcAddress,
-      caFile: cp.caFile,
-      token: await createToken(cp, 'reviews'),
-      announce: { service: 'reviews', instanceId: 'reviews-metrics', version: 'v1', address: '127.0.0.1', inboundPort: 31_777, adminPort: 0, protocol: 'http', labels: {} },
-      logger: createLogger('test-sidecar', 'silent'),
-      backoff: { baseMs: 50, maxMs: 300 },
-    });
+    const source = testSource(cp, { service: 'reviews', instanceId: 'reviews-metrics', token: await createToken(cp, 'reviews'), inboundPort: 31_777 });
     try {
       void source.start((raw) => {
         if (parseSnapshot(raw).services.reviews?.timeout === 7_000) {

@@ -7,10 +7,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
 import type { Snapshot } from '../../common/config/schema.js';
-import { createLogger } from '../../common/log.js';
-import { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
+import type { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
 import { freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
-import { createToken, startControlPlane, type ControlPlaneProcess } from './harness.js';
+import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 /** One control plane for the tests that do not stop or replace it; each uses its own services. */
@@ -36,23 +35,8 @@ let instanceSeq = 0;
 
 function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: string; token?: string; caFile?: string; refuse?: (s: Snapshot) => string | undefined; port?: number }): Sidecar {
   const applied: Snapshot[] = [];
-  const source = new ControlPlaneSource({
-    address: cp.grpcAddress,
-    caFile: opts.caFile ?? cp.caFile,
-    token: opts.token,
-    announce: {
-      service: opts.service,
-      instanceId: `${opts.service}-${++instanceSeq}`,
-      version: opts.version ?? 'v1',
-      address: '127.0.0.1',
-      inboundPort: opts.port ?? 20_000 + instanceSeq,
-      adminPort: 0,
-      protocol: 'http',
-      labels: {},
-    },
-    logger: createLogger('test-sidecar', 'silent'),
-    backoff: { baseMs: 50, maxMs: 300 },
-  });
+  const instanceId = `${opts.service}-${++instanceSeq}`;
+  const source = testSource(cp, { service: opts.service, instanceId, version: opts.version, token: opts.token, caFile: opts.caFile, inboundPort: opts.port ?? 20_000 + instanceSeq });
   sources.push(source);
   void source.start((raw) => {
     const snap = parseSnapshot(raw);
