@@ -36,7 +36,8 @@ describe('golden metrics', () => {
         const v = await stats();
         const edge = v.edges.find((e) => e.source === 'web' && e.destination === 'backend');
         const svc = v.services.find((s) => s.service === 'backend');
-        return edge?.['1m'].requests === 50 && svc?.['1m'].requests === 50 ? v : undefined;
+        // Each sidecar reports on its own: the service's row counts from its inbound side once that report is in.
+        return edge?.['1m'].requests === 50 && svc?.['1m'].requests === 50 && svc.seenFrom === 'inbound' ? v : undefined;
       },
       { timeoutMs: 10_000, what: 'stats to count 50 requests web → backend' },
     );
