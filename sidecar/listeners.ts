@@ -1,9 +1,11 @@
 /**
  * The proxy listeners. Each is a front server (net, or tls for mTLS inbound) that hands every
- * connection to one of two protocol servers: node:http for HTTP/1.1, node:http2 for HTTP/2
- * (gRPC). Plain listeners tell them apart by the HTTP/2 connection preface (gRPC clients
- * speak h2c with prior knowledge); TLS listeners by ALPN. The choice is made once per
- * connection, so HTTP/1.1 requests take node:http's usual path.
+ * connection to one of three protocol servers: node:http for HTTP/1.1, node:http2 for HTTP/2
+ * (gRPC), and on inbound listeners Skein's own multiplexed transport for HTTP/1.1 traffic
+ * from peer sidecars (sidecar/mux/). Plain listeners tell them apart by the first bytes (the
+ * HTTP/2 connection preface, for gRPC clients speaking h2c with prior knowledge, or the mux
+ * preface); TLS listeners by ALPN. The choice is made once per connection, so HTTP/1.1
+ * requests take node:http's usual path.
  *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
  * for headers over 64 KiB, 400 otherwise, both with `x-skein-reason: bad-request`) and only
@@ -14,6 +16,8 @@ import { createServer as createHttp2Server, type Http2Server, type Http2Session 
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { ProxyRequest, ProxyResponse } from './exchange.js';
+import { ALPN as MUX_ALPN, PREFACE as MUX_PREFACE } from './mux/frames.js';
+import { MuxServerSession, type MuxRequestListener } from './mux/server.js';
 import { socketReply } from './stages/reply.js';
 
 export const MAX_HEADER_BYTES = 64 * 1024;
@@ -53,8 +57,13 @@ export class ProxyListener {
   readonly http2: Http2Server;
   readonly front: NetServer | TlsServer;
   private readonly sessions = new Set<Http2Session>();
+  private readonly muxSessions = new Set<MuxServerSession>();
+  private readonly onMux: MuxRequestListener | null;
+  private draining = false;
 
-  constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, tls?: TlsOptions) {
+  /** `mux`: accept peer sidecars' multiplexed connections (inbound listeners). */
+  constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, tls?: TlsOptions, mux = false) {
+    this.onMux = mux ? (onRequest as unknown as MuxRequestListener) : null;
     this.http1 = createHttpServer(SERVER_OPTIONS, onRequest as never) as unknown as HttpServer;
     this.http1.on('clientError', onClientError);
     this.http1.on('upgrade', onUpgrade);
@@ -67,20 +76,28 @@ export class ProxyListener {
     });
     if (tls) {
       // noDelay: a response written as two TLS records must not wait for the peer's delayed ACK.
-      this.front = createTlsServer({ ...tls, ALPNProtocols: ['h2', 'http/1.1'], noDelay: true }, (socket) => {
-        (socket.alpnProtocol === 'h2' ? this.http2 : this.http1).emit('connection', socket);
+      const alpn = mux ? ['h2', MUX_ALPN, 'http/1.1'] : ['h2', 'http/1.1'];
+      this.front = createTlsServer({ ...tls, ALPNProtocols: alpn, noDelay: true }, (socket) => {
+        if (socket.alpnProtocol === MUX_ALPN) this.startMux(socket);
+        else (socket.alpnProtocol === 'h2' ? this.http2 : this.http1).emit('connection', socket);
       });
     } else {
       this.front = createNetServer({ noDelay: true }, (socket) => this.sniff(socket));
     }
   }
 
-  /** HTTP/2 with prior knowledge starts with the connection preface; anything else is HTTP/1.x. */
+  /** HTTP/2 with prior knowledge starts with the connection preface, a peer's mux with its own; anything else is HTTP/1.x. */
   private sniff(socket: Socket): void {
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
+      if (this.onMux !== null && chunk.length >= MUX_PREFACE.length && startsWith(chunk, MUX_PREFACE)) {
+        if (chunk.length > MUX_PREFACE.length) socket.unshift(chunk.subarray(MUX_PREFACE.length));
+        this.startMux(socket);
+        socket.resume();
+        return;
+      }
       socket.unshift(chunk);
-      const h2 = chunk.length >= 3 && chunk.compare(H2_PREFACE, 0, Math.min(chunk.length, H2_PREFACE.length), 0, Math.min(chunk.length, H2_PREFACE.length)) === 0;
+      const h2 = startsWith(chunk, H2_PREFACE);
       if (h2) {
         // The session reads the unshifted preface itself (on the next tick); flowing now would lose it.
         this.http2.emit('connection', socket);
@@ -92,6 +109,12 @@ export class ProxyListener {
     socket.on('error', () => socket.destroy());
   }
 
+  private startMux(socket: Socket): void {
+    const session = new MuxServerSession(socket, this.onMux!, (s) => this.muxSessions.delete(s));
+    this.muxSessions.add(session);
+    if (this.draining) session.goAway();
+  }
+
   on(event: 'tlsClientError', listener: (err: Error & { code?: string }, socket: Socket) => void): void {
     this.front.on(event, listener);
   }
@@ -100,9 +123,12 @@ export class ProxyListener {
     (this.front as TlsServer).setSecureContext?.(options);
   }
 
+  /** Draining: idle HTTP/1.1 connections close, HTTP/2 and mux clients are told to open no new streams. */
   closeIdleConnections(): void {
+    this.draining = true;
     this.http1.closeIdleConnections();
     for (const s of this.sessions) s.close();
+    for (const s of this.muxSessions) s.goAway();
   }
 
   /** Stops accepting and closes every connection. */
@@ -110,11 +136,18 @@ export class ProxyListener {
     this.front.close();
     this.http1.closeAllConnections();
     for (const s of this.sessions) s.destroy();
+    for (const s of this.muxSessions) s.destroy();
   }
 
   listen(port: number, host: string): Promise<void> {
     return listen(this.front, port, host);
   }
+}
+
+/** The chunk begins like `prefix` (as far as either goes, and at least 3 bytes). */
+function startsWith(chunk: Buffer, prefix: Buffer): boolean {
+  const n = Math.min(chunk.length, prefix.length);
+  return chunk.length >= 3 && chunk.compare(prefix, 0, n, 0, n) === 0;
 }
 
 export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {

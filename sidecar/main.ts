@@ -32,10 +32,11 @@ import type { ExchangeDeps, ProxyRequest } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
-import { peerConnector, peerSessionConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
+import { peerConnector, peerMuxConnector, peerSessionConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { listen, ProxyListener } from './listeners.js';
+import { MuxUpstream } from './mux/upstream.js';
 import type { SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import type { Connector } from './stages/upgrade.js';
@@ -88,7 +89,9 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
   if (identity === undefined) {
     return {
       pools: (_service, address, port, protocol) =>
-        protocol === 'grpc' ? h2cUpstream(address, port) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
+        protocol === 'grpc'
+          ? h2cUpstream(address, port)
+          : new MuxUpstream(`http://${hostForUrl(address)}:${port}`, socketConnector(() => netConnect({ host: address, port }), 'connect'), true),
       connect: (_service, address, port) => netConnect({ host: address, port }),
     };
   }
@@ -103,8 +106,7 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
           : socketConnector(() => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service), ALPNProtocols: ['h2'] }), 'secureConnect');
         return new H2Upstream(origin, sessions);
       }
-      const connect = spiffe ? peerConnector(identity, context, service, onHandshakeFailure) : (peerTlsOptions(identity, context, service) as never);
-      return new Pool(origin, { ...POOL_OPTIONS, connect });
+      return new MuxUpstream(origin, peerMuxConnector(peerTlsOptions(identity, context, service), address, port, onHandshakeFailure), false);
     },
     connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
   };
@@ -316,6 +318,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
     tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
+    true,
   );
   if (tlsIdentity) {
     peers.attach(inbound.front as never);

@@ -8,6 +8,8 @@
 import type { Dispatcher } from 'undici';
 import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
+import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
+import { MUX_CLOSED } from '../mux/upstream.js';
 import { headerText, type RawHeaders } from './headers.js';
 
 export interface AttemptOwner {
@@ -76,6 +78,9 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     // An HTTP/2 upstream that could not be opened as one (sidecar/cluster/h2-upstream.ts).
     case H2_NOT_NEGOTIATED:
     case H2_SESSION_CLOSED:
+    // A peer sidecar's mux connection that could not be opened, or a closed upstream (sidecar/mux/).
+    case MUX_NOT_NEGOTIATED:
+    case MUX_CLOSED:
     case 'CERT_HAS_EXPIRED':
     case 'CERT_NOT_YET_VALID':
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':

@@ -1,0 +1,280 @@
+/**
+ * The server end of the sidecar-to-sidecar transport (frames.ts), on the inbound listener.
+ * Each stream becomes a request/response pair shaped like node:http's (the parts the
+ * pipeline uses: method, url, rawHeaders, a readable body; writeHead, write, end,
+ * addTrailers, destroy, 'close' and 'drain'), so the inbound pipeline runs unchanged.
+ *
+ * A request with a body but no content-length is shown with `transfer-encoding: chunked`, as
+ * the HTTP/1.1 request it stands for was, so the pipeline streams it on to the app.
+ */
+import { EventEmitter } from 'node:events';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
+
+export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
+
+export class MuxRequest extends Readable {
+  readonly httpVersionMajor = 1;
+  readonly httpVersionMinor = 1;
+  readonly httpVersion = '1.1';
+  exchange: unknown = null;
+  /** Body bytes handed on and not yet credited back to the client. */
+  consumed = 0;
+  private headerObject: Record<string, string> | null = null;
+
+  constructor(
+    readonly session: MuxServerSession,
+    readonly id: number,
+    readonly method: string,
+    readonly url: string,
+    readonly rawHeaders: string[],
+  ) {
+    super();
+  }
+
+  /** The connection's socket: the caller's identity is that of its certificate. */
+  get socket(): Socket {
+    return this.session.socket;
+  }
+
+  /** Lower-cased names, repeated values joined (as node:http shows them). */
+  get headers(): Record<string, string> {
+    if (this.headerObject === null) {
+      const out: Record<string, string> = {};
+      const raw = this.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i]!.toLowerCase();
+        out[name] = out[name] === undefined ? raw[i + 1]! : `${out[name]}, ${raw[i + 1]}`;
+      }
+      this.headerObject = out;
+    }
+    return this.headerObject;
+  }
+
+  override _read(): void {
+    this.session.credit(this);
+  }
+}
+
+function emitClose(res: MuxResponse): void {
+  res.emit('close');
+}
+
+export class MuxResponse extends EventEmitter {
+  exchange: unknown = null;
+  headersSent = false;
+  writableEnded = false;
+  /** Credit left for response body bytes. */
+  sendWindow = WINDOW;
+  /** write() returned false; 'drain' is due when credit comes. */
+  blocked = false;
+  private trailers: Record<string, string> | null = null;
+  private closed = false;
+
+  constructor(
+    readonly session: MuxServerSession,
+    readonly id: number,
+  ) {
+    super();
+  }
+
+  /** Draining: the connection takes no new streams (HTTP/1.1's `Connection: close`). */
+  set shouldKeepAlive(keep: boolean) {
+    if (!keep) this.session.goAway();
+  }
+
+  get shouldKeepAlive(): boolean {
+    return !this.session.goingAway;
+  }
+
+  writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, maybeHeaders?: readonly string[] | Record<string, string>): this {
+    if (this.headersSent || this.closed) return this;
+    const reason = typeof reasonOrHeaders === 'string' ? reasonOrHeaders : (STATUS_CODES[status] ?? '');
+    const headers = typeof reasonOrHeaders === 'string' ? maybeHeaders : reasonOrHeaders;
+    this.headersSent = true;
+    this.session.writer.text(FrameType.Response, 0, this.id, encodeHead(`${status} ${reason}`, flat(headers)));
+    return this;
+  }
+
+  write(chunk: Buffer | string): boolean {
+    if (this.closed) return false;
+    if (!this.headersSent) this.writeHead(200);
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (buf.length === 0) return true;
+    this.session.writer.data(0, this.id, buf);
+    this.sendWindow -= buf.length;
+    if (this.sendWindow > 0) return true;
+    this.blocked = true;
+    return false;
+  }
+
+  addTrailers(trailers: Record<string, string>): void {
+    this.trailers = { ...this.trailers, ...trailers };
+  }
+
+  end(chunk?: Buffer | string): this {
+    if (this.closed || this.writableEnded) return this;
+    if (!this.headersSent) this.writeHead(200);
+    this.writableEnded = true;
+    const writer = this.session.writer;
+    const trailers = this.trailers;
+    if (chunk !== undefined && chunk.length > 0) writer.data(trailers === null ? END_STREAM : 0, this.id, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    else if (trailers === null) writer.empty(FrameType.Data, END_STREAM, this.id);
+    if (trailers !== null) writer.text(FrameType.Trailers, END_STREAM, this.id, encodeHead('', flat(trailers)).slice(2));
+    this.session.ended(this.id);
+    this.close();
+    return this;
+  }
+
+  /** Cuts the response: the client sees the stream reset. */
+  destroy(err?: Error): this {
+    if (this.closed) return this;
+    if (!this.writableEnded) this.session.reset(this.id, err?.message ?? 'response cut off');
+    this.session.ended(this.id);
+    this.close();
+    return this;
+  }
+
+  credited(bytes: number): void {
+    this.sendWindow += bytes;
+    if (this.blocked && this.sendWindow > 0) {
+      this.blocked = false;
+      this.emit('drain');
+    }
+  }
+
+  /** 'close' comes after the call that ended the response has returned, as node:http's does. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    process.nextTick(emitClose, this);
+  }
+}
+
+function flat(headers: readonly string[] | Record<string, string> | undefined): readonly string[] {
+  if (headers === undefined) return [];
+  if (Array.isArray(headers)) return headers;
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) out.push(name, String(value));
+  return out;
+}
+
+interface ServerStream {
+  readonly req: MuxRequest;
+  readonly res: MuxResponse;
+}
+
+/** One client connection: frames in, request/response pairs to the listener, frames out. */
+export class MuxServerSession {
+  readonly writer: FrameWriter;
+  private readonly reader: FrameReader;
+  private readonly streams = new Map<number, ServerStream>();
+  goingAway = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly onRequest: MuxRequestListener,
+    private readonly onClose: (session: MuxServerSession) => void,
+  ) {
+    this.writer = new FrameWriter(socket);
+    this.reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      const error = this.reader.push(chunk);
+      if (error !== undefined) socket.destroy();
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.closed());
+  }
+
+  /** Tells the client to open no new streams here (drain); the open ones finish. */
+  goAway(): void {
+    if (this.goingAway) return;
+    this.goingAway = true;
+    this.writer.empty(FrameType.GoAway, 0, 0);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  credit(req: MuxRequest): void {
+    if (req.consumed > 0 && this.streams.has(req.id)) {
+      this.writer.number(FrameType.Window, req.id, req.consumed);
+      req.consumed = 0;
+    }
+  }
+
+  reset(id: number, why: string): void {
+    if (!this.socket.destroyed) this.writer.text(FrameType.Reset, 0, id, why.replace(/[^\x20-\xff]/g, ' '));
+  }
+
+  ended(id: number): void {
+    const s = this.streams.get(id);
+    if (s === undefined) return;
+    this.streams.delete(id);
+    // A body the app never read stays unread: the client is told the stream is over.
+    if (!s.req.readableEnded && !s.req.destroyed) s.req.destroy();
+  }
+
+  private onFrame(type: FrameType, flags: number, id: number, payload: Buffer): void {
+    const end = (flags & END_STREAM) !== 0;
+    if (type === FrameType.Request) {
+      if (this.streams.has(id)) return;
+      const head = decodeHead(payload, true);
+      const space = head === undefined ? -1 : head.first.indexOf(' ');
+      if (head === undefined || space <= 0) {
+        this.reset(id, 'malformed request head');
+        return;
+      }
+      const raw = head.headers;
+      if (!end && !hasContentLength(raw)) raw.push('transfer-encoding', 'chunked');
+      const req = new MuxRequest(this, id, head.first.slice(0, space), head.first.slice(space + 1), raw);
+      const res = new MuxResponse(this, id);
+      this.streams.set(id, { req, res });
+      if (end) req.push(null);
+      this.onRequest(req, res);
+      return;
+    }
+    const s = this.streams.get(id);
+    if (s === undefined) return;
+    switch (type) {
+      case FrameType.Data:
+        if (payload.length > 0) {
+          s.req.consumed += payload.length;
+          // Credit goes back at once while the reader keeps up, else from _read when it asks for more.
+          if (s.req.push(payload) && s.req.consumed >= WINDOW / 2) this.credit(s.req);
+        }
+        if (end) s.req.push(null);
+        return;
+      case FrameType.Window:
+        if (payload.length === 4) s.res.credited(payload.readUInt32BE(0));
+        return;
+      case FrameType.Reset:
+        // The caller gave up: the pipeline sees its client gone.
+        this.streams.delete(id);
+        s.req.destroy();
+        s.res.close();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private closed(): void {
+    const open = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of open) {
+      s.req.destroy();
+      s.res.close();
+    }
+    this.onClose(this);
+  }
+}
+
+function hasContentLength(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') return true;
+  return false;
+}

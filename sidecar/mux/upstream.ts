@@ -1,0 +1,499 @@
+/**
+ * The client end of the sidecar-to-sidecar transport (frames.ts): one connection per peer
+ * endpoint carrying every request to it, driven through the same `dispatch(options, handler)`
+ * callbacks as undici's pools (onConnect / onHeaders / onData / onComplete / onError), so the
+ * attempt loop does not know which it talks to. It extends undici's Dispatcher, whose
+ * `request()` (mirroring, tests) is built on `dispatch`.
+ *
+ * The first call opens the connection; calls made while it connects wait in a queue. A
+ * connection that gets GOAWAY (the peer drains) or fails takes no new calls: its open
+ * streams finish or fail, and the next call opens a new connection.
+ */
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { Dispatcher } from 'undici';
+import type { SessionConnector } from '../cluster/h2-upstream.js';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, PREFACE, WINDOW } from './frames.js';
+
+/** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
+export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
+const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The handler callbacks this dispatcher calls: undici's callback API, as the attempt loop implements it. */
+interface CallbackHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: Record<string, string> | null): void;
+  onError(err: Error): void;
+}
+
+/** One call: queued, then one stream on one connection. */
+class MuxCall {
+  conn: MuxConnection | null = null;
+  id = 0;
+  done = false;
+  responded = false;
+  /** The handler asked to stop (onHeaders/onData returned false); DATA waits in `held`. */
+  paused = false;
+  held: Buffer[] | null = null;
+  endHeld = false;
+  /** Bytes handed to the handler and not yet credited back to the peer. */
+  consumed = 0;
+  /** Credit left for sending request body bytes. */
+  sendWindow = WINDOW;
+  body: Readable | null = null;
+  timer: NodeJS.Timeout | undefined = undefined;
+  readonly resume: () => void;
+  readonly abort: (err?: Error) => void;
+
+  constructor(
+    readonly owner: MuxUpstream,
+    readonly opts: Dispatcher.DispatchOptions,
+    readonly handler: CallbackHandler,
+  ) {
+    this.resume = () => this.onResume();
+    this.abort = (err?: Error) => this.cancel(err ?? codedError(MUX_RESET, 'the attempt was abandoned'));
+  }
+
+  /** Ends the call with an error, once; tells the peer when the stream was open. */
+  fail(err: Error, resetPeer: boolean): void {
+    if (this.done) return;
+    this.finish();
+    if (resetPeer && this.conn !== null) this.conn.reset(this.id, err.message);
+    try {
+      this.handler.onError(err);
+    } catch {
+      // The handler's own caller went away; nothing is left to end.
+    }
+  }
+
+  cancel(err: Error): void {
+    if (this.conn === null) {
+      // Still queued: it never goes out.
+      if (this.owner.unqueue(this)) this.fail(err, false);
+      return;
+    }
+    this.fail(err, true);
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.unhookBody();
+    this.conn?.forget(this);
+  }
+
+  response(status: number, statusText: string, headers: string[], end: boolean): void {
+    if (this.done) return;
+    this.responded = true;
+    this.armTimer(this.opts.bodyTimeout);
+    let go = true;
+    try {
+      go = this.handler.onHeaders(status, headers, this.resume, statusText);
+    } catch (err) {
+      this.fail(err as Error, true);
+      return;
+    }
+    if (!go) this.paused = true;
+    if (end) this.endOrHold();
+  }
+
+  data(chunk: Buffer, end: boolean): void {
+    if (this.done) return;
+    if (this.paused) (this.held ??= []).push(chunk);
+    else this.deliver(chunk);
+    if (end) this.endOrHold();
+  }
+
+  private deliver(chunk: Buffer): void {
+    this.consumed += chunk.length;
+    let go = true;
+    try {
+      go = this.handler.onData(chunk);
+    } catch (err) {
+      this.fail(err as Error, true);
+      return;
+    }
+    if (!go) this.paused = true;
+    else this.credit();
+  }
+
+  private credit(): void {
+    if (this.consumed >= WINDOW / 2 && this.conn !== null && !this.done) {
+      this.conn.window(this.id, this.consumed);
+      this.consumed = 0;
+    }
+  }
+
+  private endOrHold(): void {
+    if (this.paused) this.endHeld = true;
+    else this.complete(null);
+  }
+
+  private onResume(): void {
+    if (!this.paused || this.done) return;
+    this.paused = false;
+    const held = this.held;
+    this.held = null;
+    if (held !== null) {
+      for (const chunk of held) {
+        if (this.paused || this.done) {
+          // Paused again: the rest waits for the next resume.
+          (this.held ??= []).push(chunk);
+          continue;
+        }
+        this.deliver(chunk);
+      }
+    }
+    if (!this.paused && !this.done) {
+      this.credit();
+      if (this.endHeld) this.complete(null);
+    }
+  }
+
+  complete(trailers: Record<string, string> | null): void {
+    if (this.done) return;
+    if (!this.responded) {
+      this.fail(codedError(MUX_RESET, 'the stream ended without a response'), true);
+      return;
+    }
+    // The answer is whole while the request body still flows: the peer no longer wants it.
+    if (this.body !== null && this.conn !== null) this.conn.reset(this.id, 'response complete');
+    this.finish();
+    try {
+      this.handler.onComplete(trailers);
+    } catch {
+      // The call is over; the exchange learns of its broken caller from the caller's own 'close'.
+    }
+  }
+
+  armTimer(ms: number | null | undefined): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = ms !== undefined && ms !== null && ms > 0 ? setTimeout(onCallTimeout, ms, this) : undefined;
+  }
+
+  /** Sends the request body: a buffer at once, a stream chunk by chunk within the peer's credit. */
+  sendBody(conn: MuxConnection, body: string | Buffer | Uint8Array | Readable): void {
+    if (typeof body === 'string' || body instanceof Uint8Array) {
+      conn.writer.data(END_STREAM, this.id, typeof body === 'string' ? Buffer.from(body) : Buffer.isBuffer(body) ? body : Buffer.from(body));
+      return;
+    }
+    this.body = body;
+    (body as WithCall)[CALL] = this;
+    for (const [event, listener] of BODY_LISTENERS) body.on(event, listener);
+    if (body.readableEnded) onBodyEnd.call(body);
+    else body.resume();
+  }
+
+  credited(bytes: number): void {
+    this.sendWindow += bytes;
+    if (this.sendWindow > 0 && this.body !== null && this.body.isPaused()) this.body.resume();
+  }
+
+  unhookBody(): void {
+    const body = this.body;
+    if (body === null) return;
+    this.body = null;
+    for (const [event, listener] of BODY_LISTENERS) body.off(event, listener);
+    (body as WithCall)[CALL] = undefined;
+  }
+}
+
+function onCallTimeout(call: MuxCall): void {
+  call.timer = undefined;
+  call.fail(codedError(call.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the peer did not answer in time'), true);
+}
+
+const CALL = Symbol('skein.muxcall');
+type WithCall = { [CALL]?: MuxCall };
+
+function onBodyData(this: Readable, chunk: Buffer | string): void {
+  const c = (this as WithCall)[CALL];
+  if (c === undefined || c.done || c.conn === null) return;
+  const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+  c.conn.writer.data(0, c.id, buf);
+  c.sendWindow -= buf.length;
+  if (c.sendWindow <= 0) this.pause();
+}
+
+function onBodyEnd(this: Readable): void {
+  const c = (this as WithCall)[CALL];
+  if (c === undefined || c.done || c.conn === null) return;
+  c.unhookBody();
+  c.conn.writer.empty(FrameType.Data, END_STREAM, c.id);
+}
+
+function onBodyError(this: Readable, err: Error): void {
+  (this as WithCall)[CALL]?.fail(err, true);
+}
+
+/** The caller went away before its request body ended. */
+function onBodyClose(this: Readable): void {
+  const c = (this as WithCall)[CALL];
+  if (c !== undefined && !this.readableEnded) c.fail(codedError(MUX_RESET, 'the request body was cut off'), true);
+}
+
+const BODY_LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
+  ['data', onBodyData],
+  ['end', onBodyEnd],
+  ['error', onBodyError],
+  ['close', onBodyClose],
+];
+
+/** One connection to the peer and the streams open on it. */
+class MuxConnection {
+  readonly writer: FrameWriter;
+  private readonly reader: FrameReader;
+  private readonly streams = new Map<number, MuxCall>();
+  private nextId = 1;
+  /** No new streams: the peer sent GOAWAY, or this end is closing. */
+  retired = false;
+
+  constructor(
+    private readonly owner: MuxUpstream,
+    readonly socket: Socket,
+  ) {
+    this.writer = new FrameWriter(socket);
+    this.reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('data', (chunk: Buffer) => {
+      const error = this.reader.push(chunk);
+      if (error !== undefined) socket.destroy(codedError(MUX_RESET, `protocol error from ${owner.origin}: ${error}`));
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose());
+  }
+
+  get idle(): boolean {
+    return this.streams.size === 0;
+  }
+
+  start(call: MuxCall): void {
+    const id = this.nextId;
+    this.nextId += 2;
+    call.conn = this;
+    call.id = id;
+    this.streams.set(id, call);
+    const { opts } = call;
+    const body = opts.body as string | Buffer | Readable | null | undefined;
+    const hasBody = body !== null && body !== undefined && !(typeof body === 'string' && body.length === 0);
+    this.writer.text(FrameType.Request, hasBody ? 0 : END_STREAM, id, encodeHead(`${opts.method} ${opts.path}`, flatHeaders(opts.headers)));
+    call.armTimer(opts.headersTimeout);
+    try {
+      call.handler.onConnect(call.abort);
+    } catch (err) {
+      call.fail(err as Error, true);
+    }
+    if (!call.done && hasBody) call.sendBody(this, body);
+  }
+
+  forget(call: MuxCall): void {
+    if (this.streams.get(call.id) === call) this.streams.delete(call.id);
+    if (this.retired && this.streams.size === 0) this.close();
+  }
+
+  reset(id: number, why: string): void {
+    if (!this.socket.destroyed) this.writer.text(FrameType.Reset, 0, id, why.replace(/[^\x20-\xff]/g, ' '));
+  }
+
+  window(id: number, bytes: number): void {
+    this.writer.number(FrameType.Window, id, bytes);
+  }
+
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.owner.retired(this);
+    if (this.streams.size === 0) this.close();
+  }
+
+  close(): void {
+    this.writer.flush();
+    this.socket.end();
+  }
+
+  private onFrame(type: FrameType, flags: number, id: number, payload: Buffer): void {
+    if (type === FrameType.GoAway) {
+      this.retire();
+      return;
+    }
+    const call = this.streams.get(id);
+    if (call === undefined) return;
+    const end = (flags & END_STREAM) !== 0;
+    switch (type) {
+      case FrameType.Response: {
+        const head = decodeHead(payload, true);
+        const status = head === undefined ? NaN : Number(head.first.slice(0, 3));
+        if (head === undefined || !(status >= 100 && status <= 999)) {
+          call.fail(codedError(MUX_RESET, 'malformed response head from the peer'), true);
+          return;
+        }
+        call.response(status, head.first.slice(4), head.headers, end);
+        return;
+      }
+      case FrameType.Data:
+        call.data(payload, end);
+        return;
+      case FrameType.Trailers: {
+        const head = decodeHead(payload, false);
+        const trailers: Record<string, string> = {};
+        if (head !== undefined) for (let i = 0; i < head.headers.length; i += 2) trailers[head.headers[i]!.toLowerCase()] = head.headers[i + 1]!;
+        call.complete(trailers);
+        return;
+      }
+      case FrameType.Reset:
+        call.fail(codedError(MUX_RESET, `the peer reset the stream: ${payload.toString('latin1')}`), false);
+        return;
+      case FrameType.Window:
+        if (payload.length === 4) call.credited(payload.readUInt32BE(0));
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onClose(): void {
+    this.retired = true;
+    this.owner.retired(this);
+    const open = [...this.streams.values()];
+    this.streams.clear();
+    for (const call of open) call.fail(codedError('ECONNRESET', `the connection to ${this.owner.origin} closed`), false);
+    this.owner.closed(this);
+  }
+}
+
+/** Request headers as a flat list (the attempt loop's form; objects from other callers). */
+function flatHeaders(headers: Dispatcher.DispatchOptions['headers']): readonly string[] {
+  if (headers === null || headers === undefined) return [];
+  if (Array.isArray(headers)) return headers as string[];
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers as Record<string, string | string[] | undefined>)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+export class MuxUpstream extends Dispatcher {
+  private conn: MuxConnection | null = null;
+  private connecting = false;
+  private queue: MuxCall[] = [];
+  private isClosed = false;
+  private readonly conns = new Set<MuxConnection>();
+  private closeWaiters: (() => void)[] = [];
+
+  /**
+   * `origin` names the endpoint in errors; `connector` opens its transport (TLS to a peer,
+   * offering the mux by ALPN); `preface` sends PREFACE first (plain TCP has no ALPN).
+   */
+  constructor(
+    readonly origin: string,
+    private readonly connector: SessionConnector,
+    private readonly preface: boolean,
+  ) {
+    super();
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const call = new MuxCall(this, opts, handler as unknown as CallbackHandler);
+    if (this.isClosed) {
+      call.fail(codedError(MUX_CLOSED, `the upstream ${this.origin} is closed`), false);
+      return false;
+    }
+    if (this.conn !== null) this.conn.start(call);
+    else {
+      this.queue.push(call);
+      if (!this.connecting) this.open();
+    }
+    return true;
+  }
+
+  unqueue(call: MuxCall): boolean {
+    const i = this.queue.indexOf(call);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    return true;
+  }
+
+  private open(): void {
+    this.connecting = true;
+    const onTransport = (err: Error | null, socket: Socket | null | undefined): void => {
+      this.connecting = false;
+      if (err !== null || !socket || this.isClosed) {
+        socket?.destroy();
+        const error = err ?? codedError(MUX_CLOSED, `the upstream ${this.origin} is closed`);
+        const failed = this.queue;
+        this.queue = [];
+        for (const call of failed) call.fail(error, false);
+        return;
+      }
+      if (this.preface) socket.write(PREFACE);
+      const conn = new MuxConnection(this, socket);
+      this.conns.add(conn);
+      this.conn = conn;
+      const waiting = this.queue;
+      this.queue = [];
+      for (const call of waiting) if (!call.done) conn.start(call);
+    };
+    try {
+      this.connector(onTransport);
+    } catch (err) {
+      onTransport(err as Error, null);
+    }
+  }
+
+  retired(conn: MuxConnection): void {
+    if (this.conn === conn) this.conn = null;
+  }
+
+  closed(conn: MuxConnection): void {
+    this.conns.delete(conn);
+    if (this.conns.size === 0 && this.closeWaiters.length > 0) {
+      const waiters = this.closeWaiters;
+      this.closeWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    const done = this.shutdown(false);
+    if (callback) void done.then(callback);
+    else return done;
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
+    const done = this.shutdown(true);
+    if (cb) void done.then(cb);
+    else return done;
+  }
+
+  /** Takes no new calls; open streams finish (or are cut, with `now`) and connections close. */
+  private shutdown(now: boolean): Promise<void> {
+    this.isClosed = true;
+    this.conn = null;
+    const failed = this.queue;
+    this.queue = [];
+    for (const call of failed) call.fail(codedError(MUX_CLOSED, `the upstream ${this.origin} is closed`), false);
+    if (this.conns.size === 0) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    for (const conn of this.conns) {
+      if (now) conn.socket.destroy();
+      else conn.retire();
+    }
+    return done;
+  }
+}
