@@ -1,11 +1,11 @@
 /**
  * The proxy listeners. Each is a front server (net, or tls for mTLS inbound) that hands every
  * connection to one of three protocol servers: node:http for HTTP/1.1, node:http2 for HTTP/2
- * (gRPC), and on inbound listeners Skein's own multiplexed transport for HTTP/1.1 traffic
- * from peer sidecars (sidecar/mux/). Plain listeners tell them apart by the first bytes (the
- * HTTP/2 connection preface, for gRPC clients speaking h2c with prior knowledge, or the mux
- * preface); TLS listeners by ALPN. The choice is made once per connection, so HTTP/1.1
- * requests take node:http's usual path.
+ * (gRPC), and on mTLS inbound listeners Skein's own multiplexed transport for HTTP/1.1
+ * traffic from peer sidecars (sidecar/mux/). Plain listeners tell the first two apart by the
+ * HTTP/2 connection preface (gRPC clients speak h2c with prior knowledge); TLS listeners by
+ * ALPN. The choice is made once per connection, so HTTP/1.1 requests take node:http's usual
+ * path.
  *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
  * for headers over 64 KiB, 400 otherwise, both with `x-skein-reason: bad-request`) and only
@@ -16,7 +16,7 @@ import { createServer as createHttp2Server, type Http2Server, type Http2Session 
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { ProxyRequest, ProxyResponse } from './exchange.js';
-import { ALPN as MUX_ALPN, PREFACE as MUX_PREFACE } from './mux/frames.js';
+import { ALPN as MUX_ALPN } from './mux/frames.js';
 import { MuxServerSession, type MuxRequestListener } from './mux/server.js';
 import { socketReply } from './stages/reply.js';
 
@@ -61,7 +61,7 @@ export class ProxyListener {
   private readonly onMux: MuxRequestListener | null;
   private draining = false;
 
-  /** `mux`: accept peer sidecars' multiplexed connections (inbound listeners). */
+  /** `mux`: accept peer sidecars' multiplexed connections (inbound listeners with TLS). */
   constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, tls?: TlsOptions, mux = false) {
     this.onMux = mux ? (onRequest as unknown as MuxRequestListener) : null;
     this.http1 = createHttpServer(SERVER_OPTIONS, onRequest as never) as unknown as HttpServer;
@@ -86,16 +86,10 @@ export class ProxyListener {
     }
   }
 
-  /** HTTP/2 with prior knowledge starts with the connection preface, a peer's mux with its own; anything else is HTTP/1.x. */
+  /** HTTP/2 with prior knowledge starts with the connection preface; anything else is HTTP/1.x. */
   private sniff(socket: Socket): void {
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
-      if (this.onMux !== null && chunk.length >= MUX_PREFACE.length && startsWith(chunk, MUX_PREFACE)) {
-        if (chunk.length > MUX_PREFACE.length) socket.unshift(chunk.subarray(MUX_PREFACE.length));
-        this.startMux(socket);
-        socket.resume();
-        return;
-      }
       socket.unshift(chunk);
       const h2 = startsWith(chunk, H2_PREFACE);
       if (h2) {

@@ -88,10 +88,9 @@ function h2cUpstream(address: string, port: number): H2Upstream {
 function transport(identity: TlsIdentity | undefined, onHandshakeFailure: HandshakeFailureListener): { pools: PoolFactory; connect: Connector } {
   if (identity === undefined) {
     return {
+      // Without an identity an endpoint may be any HTTP server, not only a peer sidecar: plain HTTP/1.1.
       pools: (_service, address, port, protocol) =>
-        protocol === 'grpc'
-          ? h2cUpstream(address, port)
-          : new MuxUpstream(`http://${hostForUrl(address)}:${port}`, socketConnector(() => netConnect({ host: address, port }), 'connect'), true),
+        protocol === 'grpc' ? h2cUpstream(address, port) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
       connect: (_service, address, port) => netConnect({ host: address, port }),
     };
   }
@@ -106,7 +105,7 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
           : socketConnector(() => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service), ALPNProtocols: ['h2'] }), 'secureConnect');
         return new H2Upstream(origin, sessions);
       }
-      return new MuxUpstream(origin, peerMuxConnector(peerTlsOptions(identity, context, service), address, port, onHandshakeFailure), false);
+      return new MuxUpstream(origin, peerMuxConnector(peerTlsOptions(identity, context, service), address, port, onHandshakeFailure));
     },
     connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
   };

@@ -46,8 +46,7 @@ export const HEADER_BYTES = 10;
 export const WINDOW = 256 * 1024;
 /** Frames larger than this are a protocol error (DATA is cut to fit). */
 export const MAX_PAYLOAD = 1024 * 1024;
-/** What a client sends first on a plain TCP connection (TLS ones say it with ALPN instead). */
-export const PREFACE = Buffer.from('SKEIN-MUX/1\r\n\r\n', 'latin1');
+/** Negotiated by TLS ALPN: the mux runs only between sidecars with identities. */
 export const ALPN = 'skein-mux/1';
 
 export type FrameListener = (type: FrameType, flags: number, id: number, payload: Buffer) => void;

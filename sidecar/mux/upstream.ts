@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, PREFACE, WINDOW } from './frames.js';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
@@ -389,14 +389,10 @@ export class MuxUpstream extends Dispatcher {
   private readonly conns = new Set<MuxConnection>();
   private closeWaiters: (() => void)[] = [];
 
-  /**
-   * `origin` names the endpoint in errors; `connector` opens its transport (TLS to a peer,
-   * offering the mux by ALPN); `preface` sends PREFACE first (plain TCP has no ALPN).
-   */
+  /** `origin` names the endpoint in errors; `connector` opens its transport (TLS to a peer, offering the mux by ALPN). */
   constructor(
     readonly origin: string,
     private readonly connector: SessionConnector,
-    private readonly preface: boolean,
   ) {
     super();
   }
@@ -434,7 +430,6 @@ export class MuxUpstream extends Dispatcher {
         for (const call of failed) call.fail(error, false);
         return;
       }
-      if (this.preface) socket.write(PREFACE);
       const conn = new MuxConnection(this, socket);
       this.conns.add(conn);
       this.conn = conn;

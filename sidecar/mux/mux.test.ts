@@ -1,0 +1,317 @@
+/**
+ * The sidecar-to-sidecar mux, both ends, over real TLS connections on 127.0.0.1 (ALPN
+ * skein-mux/1), with handlers of undici's callback API as the attempt loop has them.
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeCa, makeLeaf } from '../../test/support/certs.js';
+import { socketConnector } from '../cluster/h2-upstream.js';
+import { ALPN, WINDOW } from './frames.js';
+import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
+import { MuxUpstream } from './upstream.js';
+
+const ca = makeCa('Mux Test CA');
+const serverLeaf = makeLeaf(ca, 'server');
+const clientLeaf = makeLeaf(ca, 'client');
+
+interface Recorded {
+  connected: boolean;
+  status: number;
+  statusText: string;
+  headers: string[];
+  body: Buffer[];
+  trailers: Record<string, string> | null;
+  error: (Error & { code?: string }) | null;
+  settled: Promise<void>;
+  abort: ((err?: Error) => void) | null;
+  resume: (() => void) | null;
+}
+
+/** A handler that records what it is told; `pauseData` returns false from every onData until resumed. */
+function recorder(pauseData = false): Recorded & { handler: object } {
+  let done!: () => void;
+  const r: Recorded = { connected: false, status: 0, statusText: '', headers: [], body: [], trailers: null, error: null, settled: new Promise<void>((resolve) => (done = resolve)), abort: null, resume: null };
+  const handler = {
+    onConnect(abort: (err?: Error) => void) {
+      r.connected = true;
+      r.abort = abort;
+    },
+    onHeaders(status: number, raw: string[], resume: () => void, statusText: string) {
+      Object.assign(r, { status, headers: raw, resume, statusText });
+      return true;
+    },
+    onData(chunk: Buffer) {
+      r.body.push(chunk);
+      return !pauseData;
+    },
+    onComplete(trailers: Record<string, string> | null) {
+      r.trailers = trailers;
+      done();
+    },
+    onError(err: Error) {
+      if (r.error !== null) throw new Error('onError called twice');
+      r.error = err;
+      done();
+    },
+  };
+  return Object.assign(r, { handler });
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+interface Fixture {
+  readonly upstream: MuxUpstream;
+  readonly sockets: TLSSocket[];
+  readonly sessions: MuxServerSession[];
+}
+
+/** A TLS server speaking the mux, answering with `onRequest`, and an upstream to it. */
+async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void): Promise<Fixture> {
+  const sockets: TLSSocket[] = [];
+  const sessions: MuxServerSession[] = [];
+  const server: TlsServer = createTlsServer({ key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (socket) => {
+    sockets.push(socket);
+    sessions.push(new MuxServerSession(socket, onRequest, () => {}));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const upstream = new MuxUpstream(
+    `https://127.0.0.1:${port}`,
+    socketConnector(() => tlsConnect({ host: '127.0.0.1', port, key: clientLeaf.keyPem, cert: clientLeaf.certPem, ca: ca.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] }), 'secureConnect'),
+  );
+  cleanups.push(() => {
+    void upstream.destroy();
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  return { upstream, sockets, sessions };
+}
+
+function dispatch(upstream: MuxUpstream, opts: object, r: { handler: object }): void {
+  upstream.dispatch({ method: 'GET', path: '/', headers: [], ...opts } as never, r.handler as never);
+}
+
+async function readAll(req: MuxRequest): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('mux transport', () => {
+  it('carries a request and its answer: method, target, headers in order, status, reason, body', async () => {
+    const f = await fixture((req, res) => {
+      res.writeHead(201, 'Made', ['content-type', 'text/plain', 'x-seen', `${req.method} ${req.url} ${req.rawHeaders.join(',')}`, 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
+      res.end('done');
+    });
+    const r = recorder();
+    dispatch(f.upstream, { method: 'DELETE', path: '/items/7?x=1', headers: ['host', 'catalog', 'x-one', 'v:1'] }, r);
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(r.connected).toBe(true);
+    expect([r.status, r.statusText]).toEqual([201, 'Made']);
+    expect(r.headers).toEqual(['content-type', 'text/plain', 'x-seen', 'DELETE /items/7?x=1 host,catalog,x-one,v:1', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
+    expect(Buffer.concat(r.body).toString()).toBe('done');
+    expect(r.trailers).toBeNull();
+  });
+
+  it('multiplexes concurrent requests on one connection and answers each its own, out of order', async () => {
+    const held: MuxResponse[] = [];
+    const f = await fixture((req, res) => {
+      held.push(res);
+      (res as unknown as { path: string }).path = req.url;
+      // Answer in reverse once all 20 are in: each answer must still reach its own caller.
+      if (held.length === 20) for (const h of held.reverse()) h.end(`for ${(h as unknown as { path: string }).path}`);
+    });
+    const calls = Array.from({ length: 20 }, (_, i) => {
+      const r = recorder();
+      dispatch(f.upstream, { path: `/n/${i}` }, r);
+      return r;
+    });
+    await Promise.all(calls.map((c) => c.settled));
+    calls.forEach((c, i) => expect(Buffer.concat(c.body).toString()).toBe(`for /n/${i}`));
+    expect(f.sockets).toHaveLength(1);
+  });
+
+  it('streams a request body without content-length as chunked, within the flow-control window', async () => {
+    let seenHeaders: string[] = [];
+    const f = await fixture((req, res) => {
+      seenHeaders = req.rawHeaders;
+      void readAll(req).then((body) => res.end(`got ${body.length} bytes, all ones: ${body.every((b) => b === 1)}`));
+    });
+    let sent = 0;
+    const total = 4 * 1024 * 1024;
+    const body = new Readable({
+      read() {
+        if (sent >= total) this.push(null);
+        else {
+          sent += 64 * 1024;
+          this.push(Buffer.alloc(64 * 1024, 1));
+        }
+      },
+    });
+    const r = recorder();
+    dispatch(f.upstream, { method: 'POST', body }, r);
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(seenHeaders).toEqual(['transfer-encoding', 'chunked']);
+    expect(Buffer.concat(r.body).toString()).toBe(`got ${total} bytes, all ones: true`);
+  });
+
+  it('holds a request body the server does not read to about one window', async () => {
+    let req: MuxRequest | undefined;
+    const f = await fixture((q) => {
+      req = q;
+      q.pause();
+    });
+    let produced = 0;
+    const body = new Readable({
+      read() {
+        produced += 16 * 1024;
+        this.push(Buffer.alloc(16 * 1024));
+      },
+    });
+    const r = recorder();
+    dispatch(f.upstream, { method: 'PUT', body }, r);
+    const deadline = Date.now() + 5000;
+    while (req === undefined && Date.now() < deadline) await new Promise((x) => setTimeout(x, 10));
+    await new Promise((x) => setTimeout(x, 300));
+    // One window unacknowledged, plus what the body stream buffers by itself.
+    expect(produced).toBeLessThan(WINDOW + 4 * 16 * 1024 + body.readableHighWaterMark);
+    r.abort!();
+    await r.settled;
+  });
+
+  it('pauses the server response when the handler stops reading, then delivers it all on resume', async () => {
+    let writes = 0;
+    let blocked = false;
+    const total = 2 * 1024 * 1024;
+    const f = await fixture((_req, res) => {
+      res.writeHead(200, ['content-length', String(total)]);
+      const chunk = Buffer.alloc(32 * 1024, 7);
+      const pump = (): void => {
+        while (writes * chunk.length < total) {
+          writes++;
+          if (!res.write(chunk)) {
+            blocked = true;
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const r = recorder(true);
+    dispatch(f.upstream, {}, r);
+    const deadline = Date.now() + 5000;
+    while (!blocked && Date.now() < deadline) await new Promise((x) => setTimeout(x, 10));
+    expect(blocked).toBe(true);
+    expect(writes * 32 * 1024).toBeLessThanOrEqual(WINDOW + 32 * 1024);
+    // Resume for good: a handler that keeps reading.
+    (r.handler as { onData: (c: Buffer) => boolean }).onData = (c: Buffer) => {
+      r.body.push(c);
+      return true;
+    };
+    r.resume!();
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(Buffer.concat(r.body).length).toBe(total);
+  });
+
+  it('sends trailers after the body', async () => {
+    const f = await fixture((_req, res) => {
+      res.writeHead(200, ['content-type', 'application/grpc']);
+      res.write('abc');
+      res.addTrailers({ 'grpc-status': '0', 'grpc-message': 'ok' });
+      res.end();
+    });
+    const r = recorder();
+    dispatch(f.upstream, {}, r);
+    await r.settled;
+    expect(Buffer.concat(r.body).toString()).toBe('abc');
+    expect(r.trailers).toEqual({ 'grpc-status': '0', 'grpc-message': 'ok' });
+  });
+
+  it('an aborted call tells the server, whose response sees its client gone', async () => {
+    let closedBeforeEnd: Promise<boolean> | undefined;
+    const f = await fixture((_req, res) => {
+      res.writeHead(200, []);
+      closedBeforeEnd = once(res, 'close').then(() => !res.writableEnded);
+    });
+    const r = recorder();
+    dispatch(f.upstream, {}, r);
+    while (r.status === 0) await new Promise((x) => setTimeout(x, 5));
+    r.abort!(new Error('caller left'));
+    await r.settled;
+    expect(r.error?.message).toBe('caller left');
+    expect(await closedBeforeEnd).toBe(true);
+  });
+
+  it('a response cut mid-body fails the call; the connection serves the next one', async () => {
+    let n = 0;
+    const f = await fixture((_req, res) => {
+      n++;
+      res.writeHead(200, ['content-length', '100']);
+      if (n === 1) {
+        res.write('partial');
+        res.destroy(new Error('app died'));
+      } else res.end('x'.repeat(100));
+    });
+    const first = recorder();
+    dispatch(f.upstream, {}, first);
+    await first.settled;
+    expect(first.error?.message).toMatch(/reset the stream: app died/);
+    const second = recorder();
+    dispatch(f.upstream, {}, second);
+    await second.settled;
+    expect(Buffer.concat(second.body).length).toBe(100);
+    expect(f.sockets).toHaveLength(1);
+  });
+
+  it('after GOAWAY the open stream finishes and new calls take a new connection', async () => {
+    let slow: MuxResponse | undefined;
+    const f = await fixture((req, res) => {
+      if (req.url === '/slow') slow = res;
+      else res.end('fresh');
+    });
+    const first = recorder();
+    dispatch(f.upstream, { path: '/slow' }, first);
+    while (slow === undefined) await new Promise((x) => setTimeout(x, 5));
+    f.sessions[0]!.goAway();
+    // The GOAWAY reaches the client before this call: it goes out on a second connection.
+    await new Promise((x) => setTimeout(x, 50));
+    const second = recorder();
+    dispatch(f.upstream, { path: '/next' }, second);
+    await second.settled;
+    expect(Buffer.concat(second.body).toString()).toBe('fresh');
+    expect(f.sockets).toHaveLength(2);
+    slow.end('finished');
+    await first.settled;
+    expect(Buffer.concat(first.body).toString()).toBe('finished');
+  });
+
+  it('a connection lost with calls in flight fails them as reset, and a refused connection as a connect error', async () => {
+    const f = await fixture(() => {});
+    const r = recorder();
+    dispatch(f.upstream, {}, r);
+    while (f.sockets.length === 0 || !r.connected) await new Promise((x) => setTimeout(x, 5));
+    f.sockets[0]!.destroy();
+    await r.settled;
+    expect(r.error?.code).toBe('ECONNRESET');
+
+    const dead = new MuxUpstream('https://127.0.0.1:1', socketConnector(() => tlsConnect({ host: '127.0.0.1', port: 1, ca: ca.certPem, ALPNProtocols: [ALPN] }), 'secureConnect'));
+    const refused = recorder();
+    dispatch(dead, {}, refused);
+    await refused.settled;
+    expect(refused.connected).toBe(false);
+    expect(refused.error?.code).toBe('ECONNREFUSED');
+    await dead.close();
+  });
+});
