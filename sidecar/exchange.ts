@@ -10,7 +10,7 @@
  * are `null` and cost a comparison; there are no closures per request (timers and socket
  * events get module-level functions and find the exchange through `this`); nothing logs.
  */
-import { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -33,12 +33,35 @@ import { appendTraceHeaders, appendTraceparent, continueTrace, requestIdFor, typ
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
 export const REPLAY_BUFFER_LIMIT = 64 * 1024;
 
-export class ProxyRequest extends IncomingMessage {
-  exchange: Exchange | null = null;
+/**
+ * A request as the stages read it: from Skein's HTTP/1.1 server or a peer's mux stream
+ * (sidecar/http1/incoming.ts), or node:http2's compatibility request (gRPC callers).
+ */
+export interface ProxyRequest extends Readable {
+  exchange: Exchange | null;
+  readonly method?: string;
+  readonly url?: string;
+  readonly httpVersionMajor: number;
+  readonly rawHeaders: string[];
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly socket: Socket;
 }
 
-export class ProxyResponse extends ServerResponse<ProxyRequest> {
-  exchange: Exchange | null = null;
+/**
+ * A response as the stages write it: Skein's HTTP/1.1 server's (sidecar/http1/server.ts), a
+ * mux stream's (sidecar/mux/server.ts), or node:http2's compatibility response. Emits
+ * 'close' once, after it ended or when the caller went away, and 'drain' after a write
+ * returned false.
+ */
+export interface ProxyResponse extends EventEmitter {
+  exchange: Exchange | null;
+  readonly headersSent: boolean;
+  shouldKeepAlive: boolean;
+  writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, headers?: readonly string[] | Record<string, string>): unknown;
+  write(chunk: Buffer | string): boolean;
+  end(chunk?: Buffer | string): unknown;
+  addTrailers(trailers: Record<string, string>): void;
+  destroy(err?: Error): unknown;
 }
 
 /** What every exchange of one listener shares. */

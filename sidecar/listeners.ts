@@ -1,39 +1,33 @@
 /**
  * The proxy listeners. Each is a front server (net, or tls for mTLS inbound) that hands every
- * connection to one of three protocol servers: node:http for HTTP/1.1, node:http2 for HTTP/2
- * (gRPC), and on mTLS inbound listeners Skein's own multiplexed transport for HTTP/1.1
- * traffic from peer sidecars (sidecar/mux/). Plain listeners tell the first two apart by the
- * HTTP/2 connection preface (gRPC clients speak h2c with prior knowledge); TLS listeners by
- * ALPN. The choice is made once per connection, so HTTP/1.1 requests take node:http's usual
- * path.
+ * connection to one of three protocol servers: Skein's own HTTP/1.1 server (sidecar/http1/),
+ * node:http2 for HTTP/2 (gRPC), and on mTLS inbound listeners the multiplexed transport for
+ * HTTP/1.1 traffic from peer sidecars (sidecar/mux/). Plain listeners tell the first two
+ * apart by the HTTP/2 connection preface (gRPC clients speak h2c with prior knowledge); TLS
+ * listeners by ALPN. The choice is made once per connection.
  *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
  * for headers over 64 KiB, 400 otherwise, both with `x-skein-reason: bad-request`) and only
  * that connection closes.
  */
-import { createServer as createHttpServer, type Server as HttpServer, type ServerOptions } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
-import { ProxyRequest, ProxyResponse } from './exchange.js';
+import type { ProxyRequest, ProxyResponse } from './exchange.js';
+import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { ALPN as MUX_ALPN } from './mux/frames.js';
 import { MuxServerSession, type MuxRequestListener } from './mux/server.js';
 import { socketReply } from './stages/reply.js';
 
 export const MAX_HEADER_BYTES = 64 * 1024;
 
-const SERVER_OPTIONS: ServerOptions<typeof ProxyRequest, typeof ProxyResponse> = {
-  IncomingMessage: ProxyRequest,
-  ServerResponse: ProxyResponse,
-  maxHeaderSize: MAX_HEADER_BYTES,
-  // Absent Host is the pipeline's to judge (absolute-form targets, dedicated ports).
-  requireHostHeader: false,
-  // Longer than the peers' pool idle timeout, so a pooled connection is never closed under a request.
-  keepAliveTimeout: 65_000,
+const HTTP1_OPTIONS: Http1Options = {
+  maxHeaderBytes: MAX_HEADER_BYTES,
   // Streams (uploads, long polls) may last; the header deadline still stops slowloris.
-  requestTimeout: 0,
-  headersTimeout: 60_000,
-  noDelay: true,
+  headersTimeoutMs: 60_000,
+  // Longer than the peers' pool idle timeout, so a pooled connection is never closed under a request.
+  keepAliveTimeoutMs: 65_000,
 };
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
@@ -48,12 +42,12 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
   }
   if (err.code === 'HPE_HEADER_OVERFLOW') socketReply(socket, 431, 'Request Header Fields Too Large', 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`);
   else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socketReply(socket, 408, 'Request Timeout', 'bad-request', 'request headers not received in time');
-  else socketReply(socket, 400, 'Bad Request', 'bad-request', `malformed HTTP request: ${err.code ?? err.message}`);
+  else socketReply(socket, 400, 'Bad Request', 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
 }
 
-/** One listener: the front server and the two protocol servers behind it. */
+/** One listener: the front server and the protocol servers behind it. */
 export class ProxyListener {
-  readonly http1: HttpServer;
+  readonly http1: Http1Server;
   readonly http2: Http2Server;
   readonly front: NetServer | TlsServer;
   private readonly sessions = new Set<Http2Session>();
@@ -64,9 +58,9 @@ export class ProxyListener {
   /** `mux`: accept peer sidecars' multiplexed connections (inbound listeners with TLS). */
   constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, tls?: TlsOptions, mux = false) {
     this.onMux = mux ? (onRequest as unknown as MuxRequestListener) : null;
-    this.http1 = createHttpServer(SERVER_OPTIONS, onRequest as never) as unknown as HttpServer;
-    this.http1.on('clientError', onClientError);
-    this.http1.on('upgrade', onUpgrade);
+    // Absent Host is the pipeline's to judge (absolute-form targets, dedicated ports).
+    const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError: onClientError };
+    this.http1 = new Http1Server(handlers, HTTP1_OPTIONS);
     this.http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest as never);
     this.http2.setTimeout(0);
     this.http2.on('session', (session: Http2Session) => {
@@ -79,7 +73,8 @@ export class ProxyListener {
       const alpn = mux ? ['h2', MUX_ALPN, 'http/1.1'] : ['h2', 'http/1.1'];
       this.front = createTlsServer({ ...tls, ALPNProtocols: alpn, noDelay: true }, (socket) => {
         if (socket.alpnProtocol === MUX_ALPN) this.startMux(socket);
-        else (socket.alpnProtocol === 'h2' ? this.http2 : this.http1).emit('connection', socket);
+        else if (socket.alpnProtocol === 'h2') this.http2.emit('connection', socket);
+        else this.http1.handle(socket);
       });
     } else {
       this.front = createNetServer({ noDelay: true }, (socket) => this.sniff(socket));
@@ -89,16 +84,12 @@ export class ProxyListener {
   /** HTTP/2 with prior knowledge starts with the connection preface; anything else is HTTP/1.x. */
   private sniff(socket: Socket): void {
     socket.once('data', (chunk: Buffer) => {
-      socket.pause();
-      socket.unshift(chunk);
-      const h2 = startsWith(chunk, H2_PREFACE);
-      if (h2) {
+      if (startsWith(chunk, H2_PREFACE)) {
+        socket.pause();
+        socket.unshift(chunk);
         // The session reads the unshifted preface itself (on the next tick); flowing now would lose it.
         this.http2.emit('connection', socket);
-      } else {
-        this.http1.emit('connection', socket);
-        socket.resume();
-      }
+      } else this.http1.handle(socket, chunk);
     });
     socket.on('error', () => socket.destroy());
   }

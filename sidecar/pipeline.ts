@@ -11,12 +11,12 @@
  * per-route stage was compiled when the snapshot arrived (cluster/service-runtime.ts) and is
  * `null` when off, so a request pays only for what its route uses.
  */
-import type { IncomingMessage } from 'node:http';
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { matchRoute, pickSplit } from '../common/routing/index.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
-import { Exchange, ProxyResponse, type ExchangeDeps, type ProxyRequest } from './exchange.js';
+import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, originForm, pathOf, serviceFromAuthority } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
@@ -108,7 +108,7 @@ export function handleOutbound(ctx: OutboundContext, req: ProxyRequest, res: Pro
   ex.forward(route, subset, ex.outlier, ex.budget);
 }
 
-export function handleOutboundUpgrade(ctx: OutboundContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
+export function handleOutboundUpgrade(ctx: OutboundContext, req: ProxyRequest, socket: Socket, head: Buffer): void {
   const ex = upgradeExchange(ctx.deps, req, socket);
   const target = outboundTarget(ctx, ex);
   if (target === undefined) return;
@@ -147,7 +147,7 @@ export function handleInbound(ctx: InboundContext, req: ProxyRequest, res: Proxy
   ex.forward(ctx.app.route, ctx.app.subset, null, null);
 }
 
-export function handleInboundUpgrade(ctx: InboundContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
+export function handleInboundUpgrade(ctx: InboundContext, req: ProxyRequest, socket: Socket, head: Buffer): void {
   const ex = upgradeExchange(ctx.deps, req, socket);
   if (!inboundAdmit(ctx, ex)) return;
   const endpoint = ctx.app.subset.endpoints[0]!;
@@ -155,9 +155,23 @@ export function handleInboundUpgrade(ctx: InboundContext, req: IncomingMessage, 
   spliceUpgrade(ex, socket, head, ctx.connectApp(ctx.self, endpoint.address, endpoint.port));
 }
 
+/** An upgrade request's response: never written (replies go to the raw socket), it only carries the exchange's 'close'. */
+class UpgradeResponse extends EventEmitter {
+  exchange: Exchange | null = null;
+  readonly headersSent = false;
+  shouldKeepAlive = false;
+  writeHead(): void {}
+  write(): boolean {
+    return false;
+  }
+  end(): void {}
+  addTrailers(): void {}
+  destroy(): void {}
+}
+
 /** An exchange for an upgrade request: its response object is never sent; replies go to the raw socket. */
-function upgradeExchange(deps: ExchangeDeps, req: IncomingMessage, socket: Socket): Exchange {
-  const ex = new Exchange(deps, req as ProxyRequest, new ProxyResponse(req as ProxyRequest));
+function upgradeExchange(deps: ExchangeDeps, req: ProxyRequest, socket: Socket): Exchange {
+  const ex = new Exchange(deps, req, new UpgradeResponse());
   ex.upgradeSocket = socket;
   return ex;
 }

@@ -10,51 +10,17 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { IncomingRequest, type BodySource } from '../http1/incoming.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
 
-export class MuxRequest extends Readable {
-  readonly httpVersionMajor = 1;
-  readonly httpVersionMinor = 1;
-  readonly httpVersion = '1.1';
-  exchange: unknown = null;
-  /** Body bytes handed on and not yet credited back to the client. */
+/** A mux stream's request: its id, and body bytes handed on and not yet credited back to the client. */
+export class MuxRequest extends IncomingRequest {
   consumed = 0;
-  private headerObject: Record<string, string> | null = null;
 
-  constructor(
-    readonly session: MuxServerSession,
-    readonly id: number,
-    readonly method: string,
-    readonly url: string,
-    readonly rawHeaders: string[],
-  ) {
-    super();
-  }
-
-  /** The connection's socket: the caller's identity is that of its certificate. */
-  get socket(): Socket {
-    return this.session.socket;
-  }
-
-  /** Lower-cased names, repeated values joined (as node:http shows them). */
-  get headers(): Record<string, string> {
-    if (this.headerObject === null) {
-      const out: Record<string, string> = {};
-      const raw = this.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) {
-        const name = raw[i]!.toLowerCase();
-        out[name] = out[name] === undefined ? raw[i + 1]! : `${out[name]}, ${raw[i + 1]}`;
-      }
-      this.headerObject = out;
-    }
-    return this.headerObject;
-  }
-
-  override _read(): void {
-    this.session.credit(this);
+  constructor(session: MuxServerSession, readonly id: number, method: string, url: string, rawHeaders: string[]) {
+    super(session, session.socket, method, url, rawHeaders, 1);
   }
 }
 
@@ -167,7 +133,7 @@ interface ServerStream {
 }
 
 /** One client connection: frames in, request/response pairs to the listener, frames out. */
-export class MuxServerSession {
+export class MuxServerSession implements BodySource {
   readonly writer: FrameWriter;
   private readonly reader: FrameReader;
   private readonly streams = new Map<number, ServerStream>();
@@ -200,7 +166,11 @@ export class MuxServerSession {
     this.socket.destroy();
   }
 
-  credit(req: MuxRequest): void {
+  readMore(req: IncomingRequest): void {
+    this.credit(req as MuxRequest);
+  }
+
+  private credit(req: MuxRequest): void {
     if (req.consumed > 0 && this.streams.has(req.id)) {
       this.writer.number(FrameType.Window, req.id, req.consumed);
       req.consumed = 0;

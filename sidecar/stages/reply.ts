@@ -4,13 +4,13 @@
  * application/grpc) get a trailers-only answer instead: HTTP 200 with `grpc-status` and
  * `grpc-message` in the headers, which is how gRPC reports errors before any message.
  */
-import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { REASONS, type Reason } from '../../common/errors.js';
+import type { ProxyResponse } from '../exchange.js';
 
 /** Writes the sidecar-made response for `reason`; returns the HTTP status sent. */
-export function sidecarReply(res: ServerResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status): number {
+export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status): number {
   if (res.headersSent) {
     res.destroy();
     return status;

@@ -1,0 +1,86 @@
+/**
+ * Incremental decoder of a chunked message body (RFC 9112 §7.1): chunk sizes in hex with
+ * optional extensions (ignored), data, and a trailer section (read and dropped: trailers of
+ * HTTP/1.1 requests are not forwarded). Input may split anywhere.
+ */
+import { HttpParseError } from './request-head.js';
+
+const enum State {
+  Size,
+  Data,
+  DataEnd,
+  Trailer,
+  Done,
+}
+
+/** Size and trailer lines longer than this are refused. */
+const MAX_LINE = 8 * 1024;
+
+export class ChunkedDecoder {
+  private state = State.Size;
+  private remaining = 0;
+  private line = '';
+
+  get done(): boolean {
+    return this.state === State.Done;
+  }
+
+  /**
+   * Decodes from `buf`, handing data to `onData`; returns the bytes consumed (less than
+   * `buf.length` only once the body is done: the rest belongs to the next message).
+   */
+  push(buf: Buffer, onData: (chunk: Buffer) => void): number {
+    let pos = 0;
+    while (pos < buf.length && this.state !== State.Done) {
+      switch (this.state) {
+        case State.Data: {
+          const n = Math.min(this.remaining, buf.length - pos);
+          onData(buf.subarray(pos, pos + n));
+          pos += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = State.DataEnd;
+          break;
+        }
+        case State.Size:
+        case State.DataEnd:
+        case State.Trailer: {
+          const lf = buf.indexOf(10, pos);
+          const end = lf < 0 ? buf.length : lf + 1;
+          this.line += buf.toString('latin1', pos, end);
+          pos = end;
+          if (this.line.length > MAX_LINE) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'chunk size or trailer line too long');
+          if (lf < 0) break;
+          if (!this.line.endsWith('\r\n')) throw new HttpParseError('HPE_LF_EXPECTED', 'chunked body line not ended by CRLF');
+          const text = this.line.slice(0, -2);
+          this.line = '';
+          this.endLine(text);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    return pos;
+  }
+
+  private endLine(text: string): void {
+    if (this.state === State.DataEnd) {
+      if (text !== '') throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'chunk data longer than its size');
+      this.state = State.Size;
+      return;
+    }
+    if (this.state === State.Trailer) {
+      if (text === '') this.state = State.Done;
+      return;
+    }
+    const semi = text.indexOf(';');
+    const hex = (semi < 0 ? text : text.slice(0, semi)).trimEnd();
+    if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'invalid chunk size');
+    const size = parseInt(hex, 16);
+    if (size === 0) this.state = State.Trailer;
+    else {
+      this.remaining = size;
+      this.state = State.Data;
+    }
+  }
+}
