@@ -10,7 +10,7 @@
 import type { Http2ServerRequest } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { parseSnapshot } from '../common/config/parse.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { compileSplit } from '../common/routing/index.js';
@@ -36,6 +36,7 @@ import { peerConnector, peerMuxConnector, peerSessionConnector, type HandshakeFa
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { listen, ProxyListener } from './listeners.js';
+import { H1Upstream } from './http1/client.js';
 import { MuxUpstream } from './mux/upstream.js';
 import type { SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
@@ -60,14 +61,10 @@ export interface SidecarParts {
 /** The OTLP scope version of exported spans. */
 const SKEIN_VERSION = '0.1.0';
 
-/** Shared by every endpoint pool: keep-alive, no undici-level body timeout (the attempt loop owns timeouts). */
-const POOL_OPTIONS: Pool.Options = {
-  keepAliveTimeout: 30_000,
-  keepAliveMaxTimeout: 60_000,
-  maxHeaderSize: 64 * 1024,
-  headersTimeout: 0,
-  bodyTimeout: 0,
-};
+/** A plain HTTP/1.1 upstream: the local app, or an endpoint when this sidecar has no identity. */
+function h1Upstream(address: string, port: number): H1Upstream {
+  return new H1Upstream({ host: address, port, maxHeaderBytes: 64 * 1024 });
+}
 
 function hostForUrl(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
@@ -90,7 +87,7 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
     return {
       // Without an identity an endpoint may be any HTTP server, not only a peer sidecar: plain HTTP/1.1.
       pools: (_service, address, port, protocol) =>
-        protocol === 'grpc' ? h2cUpstream(address, port) : new Pool(`http://${hostForUrl(address)}:${port}`, POOL_OPTIONS),
+        protocol === 'grpc' ? h2cUpstream(address, port) : h1Upstream(address, port),
       connect: (_service, address, port) => netConnect({ host: address, port }),
     };
   }
@@ -241,7 +238,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   await parts.configSource.start(apply);
 
   // ---- the local app ------------------------------------------------------------------
-  const appPool = options.appProtocol === 'grpc' ? h2cUpstream('127.0.0.1', options.appPort) : new Pool(`http://127.0.0.1:${options.appPort}`, POOL_OPTIONS);
+  const appPool = options.appProtocol === 'grpc' ? h2cUpstream('127.0.0.1', options.appPort) : h1Upstream('127.0.0.1', options.appPort);
   const appHealth = new AppHealth({ port: options.appPort, path: options.appHealthPath, protocol: options.appProtocol }, appPool as Dispatcher, logger);
   const appEndpoint = new UpstreamEndpoint(`127.0.0.1:${options.appPort}`, '127.0.0.1', options.appPort, { version: options.version }, appPool);
   const inboundEdges = new Map<string, EdgeMetrics>();

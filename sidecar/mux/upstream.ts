@@ -28,9 +28,12 @@ interface CallbackHandler {
   onConnect(abort: (err?: Error) => void): void;
   onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
   onData(chunk: Buffer): boolean;
-  onComplete(trailers: Record<string, string> | null): void;
+  onComplete(trailers: Record<string, string>): void;
   onError(err: Error): void;
 }
+
+/** A call answered without trailers; undici's handlers (request()) want an object all the same. */
+const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** One call: queued, then one stream on one connection. */
 class MuxCall {
@@ -99,7 +102,8 @@ class MuxCall {
       this.fail(err as Error, true);
       return;
     }
-    if (!go) this.paused = true;
+    // Only an explicit false pauses, as in undici (its request() handler returns nothing).
+    if (go === false) this.paused = true;
     if (end) this.endOrHold();
   }
 
@@ -119,7 +123,7 @@ class MuxCall {
       this.fail(err as Error, true);
       return;
     }
-    if (!go) this.paused = true;
+    if (go === false) this.paused = true;
     else this.credit();
   }
 
@@ -132,7 +136,7 @@ class MuxCall {
 
   private endOrHold(): void {
     if (this.paused) this.endHeld = true;
-    else this.complete(null);
+    else this.complete(NO_TRAILERS);
   }
 
   private onResume(): void {
@@ -152,11 +156,11 @@ class MuxCall {
     }
     if (!this.paused && !this.done) {
       this.credit();
-      if (this.endHeld) this.complete(null);
+      if (this.endHeld) this.complete(NO_TRAILERS);
     }
   }
 
-  complete(trailers: Record<string, string> | null): void {
+  complete(trailers: Record<string, string>): void {
     if (this.done) return;
     if (!this.responded) {
       this.fail(codedError(MUX_RESET, 'the stream ended without a response'), true);

@@ -9,6 +9,7 @@ import type { Dispatcher } from 'undici';
 import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
 import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
+import { H1_CLOSED } from '../http1/client.js';
 import { MUX_CLOSED } from '../mux/upstream.js';
 import { headerText, type RawHeaders } from './headers.js';
 
@@ -78,9 +79,10 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     // An HTTP/2 upstream that could not be opened as one (sidecar/cluster/h2-upstream.ts).
     case H2_NOT_NEGOTIATED:
     case H2_SESSION_CLOSED:
-    // A peer sidecar's mux connection that could not be opened, or a closed upstream (sidecar/mux/).
+    // A peer sidecar's mux connection that could not be opened, or a closed upstream (sidecar/mux/, sidecar/http1/).
     case MUX_NOT_NEGOTIATED:
     case MUX_CLOSED:
+    case H1_CLOSED:
     case 'CERT_HAS_EXPIRED':
     case 'CERT_NOT_YET_VALID':
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':

@@ -1,0 +1,561 @@
+/**
+ * Skein's HTTP/1.1 client for plain upstreams (the local app, and endpoints of a sidecar
+ * without an identity): keep-alive connections, one request at a time each, reused newest
+ * first. It is driven through the same `dispatch(options, handler)` callbacks as undici's
+ * pools (onConnect / onHeaders / onData / onComplete / onError), so the attempt loop does not
+ * know which it talks to, and extends undici's Dispatcher, whose `request()` (mirroring,
+ * health checks) is built on `dispatch`.
+ *
+ * Why not undici's Pool: per request it builds a Request object, validates every header
+ * value with a regular expression, parses responses in WebAssembly and copies each header
+ * into a Buffer; that was 15% of an inbound sidecar's busy time, the largest share left that
+ * was not a syscall. Here a request head is one string write and a response head one latin1
+ * slice parsed by response-head.ts.
+ *
+ * Kept from undici: the server's `Keep-Alive: timeout` hint (an idle connection is dropped a
+ * second before the server would drop it), 4 s idle otherwise; a connect timeout of 10 s
+ * with undici's error code; 1xx answers skipped. A request that meets a reused connection
+ * closed by the server before any byte of an answer (the keep-alive race) is sent once more
+ * on a new connection when its method is safe and its body can be sent again.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { Dispatcher } from 'undici';
+import { ChunkedDecoder } from './chunked.js';
+import { HttpParseError } from './request-head.js';
+import { parseResponseHead, type ResponseHead } from './response-head.js';
+
+/** Code of a call made on a closed upstream: nothing was sent (`isConnectError` knows it). */
+export const H1_CLOSED = 'ERR_SKEIN_H1_CLOSED';
+const CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_MS = 4_000;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Request head and a buffered body go out as one buffer up to this size. */
+const COPY_LIMIT = 16 * 1024;
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The handler callbacks this client calls: undici's callback API, as the attempt loop implements it. */
+interface CallbackHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: Buffer[]): void;
+  onError(err: Error): void;
+}
+
+export interface H1UpstreamOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Largest response head accepted. */
+  readonly maxHeaderBytes: number;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** HTTP/1.1 trailers are not forwarded; undici's handlers (request()) want a list all the same. */
+const NO_TRAILERS: Buffer[] = [];
+
+class H1Call {
+  conn: H1Conn | null = null;
+  done = false;
+  responded = false;
+  resent = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  body: Readable | null = null;
+  readonly resume: () => void;
+  readonly abort: (err?: Error) => void;
+
+  constructor(
+    readonly opts: Dispatcher.DispatchOptions,
+    readonly handler: CallbackHandler,
+  ) {
+    this.resume = () => this.conn?.socket.resume();
+    this.abort = (err?: Error) => this.fail(err ?? codedError('UND_ERR_ABORTED', 'the attempt was abandoned'), true);
+  }
+
+  /** Ends the call with an error, once; `cut` closes its connection (a response may be half read). */
+  fail(err: Error, cut: boolean): void {
+    if (this.done) return;
+    this.end();
+    const conn = this.conn;
+    this.conn = null;
+    if (cut && conn !== null) conn.socket.destroy();
+    try {
+      this.handler.onError(err);
+    } catch {
+      // The handler's own caller went away; nothing is left to end.
+    }
+  }
+
+  end(): void {
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.unhookBody();
+  }
+
+  armTimer(ms: number | null | undefined): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = ms !== undefined && ms !== null && ms > 0 ? setTimeout(onCallTimeout, ms, this) : undefined;
+  }
+
+  unhookBody(): void {
+    const body = this.body;
+    if (body === null) return;
+    this.body = null;
+    for (const [event, listener] of BODY_LISTENERS) body.off(event, listener);
+    (body as WithCall)[CALL] = undefined;
+  }
+}
+
+function onCallTimeout(call: H1Call): void {
+  call.timer = undefined;
+  call.fail(codedError(call.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the upstream did not answer in time'), true);
+}
+
+const CALL = Symbol('skein.h1call');
+type WithCall = { [CALL]?: H1Call };
+
+/** Stream request bodies go out chunked unless the caller gave their length. */
+function onBodyData(this: Readable, chunk: Buffer | string): void {
+  const c = (this as WithCall)[CALL];
+  if (c === undefined || c.done || c.conn === null) return;
+  if (!c.conn.writeBody(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) {
+    this.pause();
+    c.conn.socket.once('drain', () => this.resume());
+  }
+}
+
+function onBodyEnd(this: Readable): void {
+  const c = (this as WithCall)[CALL];
+  if (c === undefined || c.done || c.conn === null) return;
+  c.unhookBody();
+  c.conn.endBody();
+}
+
+function onBodyError(this: Readable, err: Error): void {
+  (this as WithCall)[CALL]?.fail(err, true);
+}
+
+function onBodyClose(this: Readable): void {
+  const c = (this as WithCall)[CALL];
+  if (c !== undefined && !this.readableEnded) c.fail(codedError('UND_ERR_ABORTED', 'the request body was cut off'), true);
+}
+
+const BODY_LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
+  ['data', onBodyData],
+  ['end', onBodyEnd],
+  ['error', onBodyError],
+  ['close', onBodyClose],
+];
+
+function onSocketData(this: Socket, chunk: Buffer): void {
+  (this as WithConn)[CONN]!.onData(chunk);
+}
+
+function onSocketClose(this: Socket): void {
+  (this as WithConn)[CONN]!.onClose();
+}
+
+function onSocketError(this: Socket, err: Error): void {
+  (this as WithConn)[CONN]!.error = err;
+}
+
+function onIdleTimeout(conn: H1Conn): void {
+  conn.idleTimeout();
+}
+
+const CONN = Symbol('skein.h1conn');
+type WithConn = { [CONN]?: H1Conn };
+
+const enum State {
+  Head,
+  Body,
+  /** Body ends when the server closes the connection. */
+  UntilClose,
+}
+
+class H1Conn {
+  connected = false;
+  /** Served a response already: a close before any answer may be the keep-alive race. */
+  reused = false;
+  call: H1Call | null = null;
+  error: Error | null = null;
+  private state = State.Head;
+  private buffered: Buffer | null = null;
+  private bodyLeft = 0;
+  private decoder: ChunkedDecoder | null = null;
+  private chunkedRequest = false;
+  private keepAlive = true;
+  private idleMs = DEFAULT_IDLE_MS;
+  private idleTimer: NodeJS.Timeout | undefined = undefined;
+  idleSince = 0;
+
+  constructor(
+    private readonly owner: H1Upstream,
+    readonly socket: Socket,
+  ) {
+    (socket as WithConn)[CONN] = this;
+    socket.setNoDelay(true);
+    socket.on('data', onSocketData);
+    socket.on('close', onSocketClose);
+    socket.on('error', onSocketError);
+    const timer = setTimeout(() => socket.destroy(codedError('UND_ERR_CONNECT_TIMEOUT', `connecting took longer than ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      this.connected = true;
+      if (this.call !== null) this.sendHead(this.call);
+    });
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  start(call: H1Call): void {
+    this.call = call;
+    call.conn = this;
+    this.state = State.Head;
+    this.keepAlive = true;
+    if (this.connected) this.sendHead(call);
+  }
+
+  private sendHead(call: H1Call): void {
+    const { opts } = call;
+    call.armTimer(opts.headersTimeout);
+    try {
+      call.handler.onConnect(call.abort);
+    } catch (err) {
+      call.fail(err as Error, true);
+    }
+    if (call.done) return;
+    const body = opts.body as string | Buffer | Uint8Array | Readable | null | undefined;
+    const bytes = body === null || body === undefined ? null : typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
+    let head = `${opts.method} ${opts.path} HTTP/1.1\r\n`;
+    let hasHost = false;
+    let hasLength = false;
+    const headers = opts.headers as readonly string[] | Record<string, string> | null | undefined;
+    if (Array.isArray(headers)) {
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!;
+        if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+        else if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+        head += `${name}: ${headers[i + 1]}\r\n`;
+      }
+    } else if (headers !== null && headers !== undefined) {
+      for (const name in headers) {
+        const lower = name.toLowerCase();
+        if (lower === 'host') hasHost = true;
+        else if (lower === 'content-length') hasLength = true;
+        head += `${name}: ${(headers as Record<string, string>)[name]}\r\n`;
+      }
+    }
+    if (!hasHost) head += `host: ${this.owner.hostHeader}\r\n`;
+    this.chunkedRequest = false;
+    if (bytes !== null && bytes !== undefined) {
+      if (!hasLength) head += `content-length: ${bytes.length}\r\n`;
+    } else if (bytes === undefined && !hasLength) {
+      this.chunkedRequest = true;
+      head += 'transfer-encoding: chunked\r\n';
+    }
+    head += '\r\n';
+    if (bytes === null || bytes === undefined || bytes.length === 0) {
+      this.socket.write(head, 'latin1');
+    } else if (bytes.length <= COPY_LIMIT) {
+      const out = Buffer.allocUnsafe(head.length + bytes.length);
+      out.write(head, 0, 'latin1');
+      out.set(bytes, head.length);
+      this.socket.write(out);
+    } else {
+      this.socket.cork();
+      this.socket.write(head, 'latin1');
+      this.socket.write(bytes);
+      this.socket.uncork();
+    }
+    if (bytes !== undefined) return;
+    const stream = body as Readable;
+    call.body = stream;
+    (stream as WithCall)[CALL] = call;
+    for (const [event, listener] of BODY_LISTENERS) stream.on(event, listener);
+    if (stream.readableEnded) onBodyEnd.call(stream);
+    else stream.resume();
+  }
+
+  writeBody(chunk: Buffer): boolean {
+    if (chunk.length === 0) return true;
+    if (!this.chunkedRequest) return this.socket.write(chunk);
+    this.socket.cork();
+    this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    this.socket.write(chunk);
+    this.socket.write('\r\n', 'latin1');
+    this.socket.uncork();
+    return !this.socket.writableNeedDrain;
+  }
+
+  endBody(): void {
+    if (this.chunkedRequest) this.socket.write('0\r\n\r\n', 'latin1');
+  }
+
+  onData(chunk: Buffer): void {
+    const call = this.call;
+    if (call === null) {
+      // Bytes nobody asked for: the connection can no longer be trusted.
+      this.socket.destroy();
+      return;
+    }
+    this.buffered = this.buffered === null ? chunk : Buffer.concat([this.buffered, chunk]);
+    try {
+      this.process(call);
+    } catch (err) {
+      call.fail(err instanceof HttpParseError ? codedError('UND_ERR_SOCKET', `malformed response from ${this.owner.origin}: ${err.message}`) : (err as Error), true);
+    }
+  }
+
+  private process(call: H1Call): void {
+    while (this.buffered !== null && this.call === call && !call.done) {
+      if (this.state === State.Head) {
+        const buf = this.buffered;
+        const end = buf.indexOf(CRLFCRLF);
+        const max = this.owner.options.maxHeaderBytes;
+        if (end < 0 || end > max) {
+          if (buf.length > max || end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response headers exceed ${max} bytes`);
+          return;
+        }
+        const head = parseResponseHead(buf.toString('latin1', 0, end));
+        this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
+        if (head.status < 200) continue;
+        this.onHead(call, head);
+      } else {
+        this.readBody(call);
+      }
+    }
+  }
+
+  private onHead(call: H1Call, head: ResponseHead): void {
+    this.keepAlive = head.keepAlive;
+    if (head.keepAliveMs > 0) this.idleMs = Math.max(head.keepAliveMs - 1000, 500);
+    const noBody = call.opts.method === 'HEAD' || head.status === 204 || head.status === 304;
+    if (noBody || (!head.chunked && head.contentLength === 0)) this.bodyLeft = 0;
+    else if (head.chunked) this.decoder = new ChunkedDecoder();
+    else if (head.contentLength > 0) this.bodyLeft = head.contentLength;
+    else {
+      this.keepAlive = false;
+      this.state = State.UntilClose;
+    }
+    if (this.state !== State.UntilClose) this.state = State.Body;
+    call.responded = true;
+    call.armTimer(call.opts.bodyTimeout);
+    let go = true;
+    try {
+      go = call.handler.onHeaders(head.status, head.rawHeaders, call.resume, head.reason);
+    } catch (err) {
+      call.fail(err as Error, true);
+      return;
+    }
+    // Only an explicit false pauses, as in undici (its request() handler returns nothing).
+    if (go === false) this.socket.pause();
+    if (this.state === State.Body && this.decoder === null && this.bodyLeft === 0) this.complete(call);
+  }
+
+  private readBody(call: H1Call): void {
+    const buf = this.buffered!;
+    if (this.state === State.UntilClose) {
+      this.buffered = null;
+      this.deliver(call, buf);
+      return;
+    }
+    let used: number;
+    if (this.decoder !== null) {
+      used = this.decoder.push(buf, (chunk) => this.deliver(call, chunk));
+    } else {
+      used = Math.min(this.bodyLeft, buf.length);
+      this.bodyLeft -= used;
+      this.deliver(call, used === buf.length ? buf : buf.subarray(0, used));
+    }
+    this.buffered = used === buf.length ? null : buf.subarray(used);
+    if (call.done) return;
+    if (this.decoder !== null ? this.decoder.done : this.bodyLeft === 0) this.complete(call);
+  }
+
+  private deliver(call: H1Call, chunk: Buffer): void {
+    if (call.done || chunk.length === 0) return;
+    let go = true;
+    try {
+      go = call.handler.onData(chunk);
+    } catch (err) {
+      call.fail(err as Error, true);
+      return;
+    }
+    if (go === false) this.socket.pause();
+  }
+
+  private complete(call: H1Call): void {
+    this.decoder = null;
+    this.state = State.Head;
+    const sendingBody = call.body !== null;
+    call.end();
+    call.conn = null;
+    this.call = null;
+    this.reused = true;
+    // A request body still going out after the whole answer came: the connection cannot be reused.
+    const reusable = this.keepAlive && this.buffered === null && !sendingBody && !this.socket.destroyed;
+    this.buffered = null;
+    if (reusable) {
+      this.socket.resume();
+      this.owner.release(this);
+    } else this.socket.destroy();
+    try {
+      call.handler.onComplete(NO_TRAILERS);
+    } catch {
+      // The call is over; the exchange learns of its broken caller from the caller's own 'close'.
+    }
+  }
+
+  /** Arms the idle timer (one per connection, refreshed, never re-created). */
+  parked(): void {
+    this.idleSince = Date.now();
+    if (this.idleTimer === undefined) {
+      this.idleTimer = setTimeout(onIdleTimeout, this.idleMs, this);
+      this.idleTimer.unref();
+    } else this.idleTimer.refresh();
+  }
+
+  idleTimeout(): void {
+    if (this.call !== null) return;
+    const left = this.idleMs - (Date.now() - this.idleSince);
+    if (left > 0) {
+      this.idleTimer = setTimeout(onIdleTimeout, left, this);
+      this.idleTimer.unref();
+      return;
+    }
+    this.socket.destroy();
+  }
+
+  onClose(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.owner.forget(this);
+    const call = this.call;
+    this.call = null;
+    if (call === null || call.done) return;
+    if (this.state === State.UntilClose) {
+      // The body ran to the close, as the response said it would.
+      if (this.buffered !== null) this.deliver(call, this.buffered);
+      this.buffered = null;
+      if (!call.done) this.completeAfterClose(call);
+      return;
+    }
+    const nothingBack = !call.responded && this.state === State.Head && this.buffered === null;
+    if (nothingBack && this.reused && this.owner.resend(call)) return;
+    const err = this.error as (Error & { code?: string }) | null;
+    const connectFailed = !this.connected && err !== null;
+    call.fail(connectFailed ? err : codedError(err?.code ?? 'UND_ERR_SOCKET', `the connection to ${this.owner.origin} closed ${call.responded ? 'mid-response' : 'before an answer'}${err ? `: ${err.message}` : ''}`), false);
+  }
+
+  private completeAfterClose(call: H1Call): void {
+    call.end();
+    call.conn = null;
+    try {
+      call.handler.onComplete(NO_TRAILERS);
+    } catch {
+      // See complete().
+    }
+  }
+}
+
+export class H1Upstream extends Dispatcher {
+  private idle: H1Conn[] = [];
+  private readonly conns = new Set<H1Conn>();
+  private isClosed = false;
+  private closeWaiters: (() => void)[] = [];
+  readonly origin: string;
+  readonly hostHeader: string;
+
+  constructor(readonly options: H1UpstreamOptions) {
+    super();
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    this.hostHeader = `${host}:${options.port}`;
+    this.origin = `http://${this.hostHeader}`;
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const call = new H1Call(opts, handler as unknown as CallbackHandler);
+    if (this.isClosed) {
+      call.fail(codedError(H1_CLOSED, `the upstream ${this.origin} is closed`), false);
+      return false;
+    }
+    this.connection().start(call);
+    return true;
+  }
+
+  /** The newest idle connection, else a new one. */
+  private connection(): H1Conn {
+    for (let conn = this.idle.pop(); conn !== undefined; conn = this.idle.pop()) {
+      if (!conn.socket.destroyed && conn.call === null) return conn;
+    }
+    const conn = new H1Conn(this, netConnect({ host: this.options.host, port: this.options.port }));
+    this.conns.add(conn);
+    return conn;
+  }
+
+  release(conn: H1Conn): void {
+    if (this.isClosed) {
+      conn.socket.end();
+      return;
+    }
+    conn.parked();
+    this.idle.push(conn);
+  }
+
+  /** The keep-alive race: a safe request with a replayable body goes out once more, on a new connection. */
+  resend(call: H1Call): boolean {
+    const body = call.opts.body;
+    const replayable = body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array;
+    if (call.resent || this.isClosed || !replayable || !SAFE_METHODS.has(call.opts.method)) return false;
+    call.resent = true;
+    call.conn = null;
+    const conn = new H1Conn(this, netConnect({ host: this.options.host, port: this.options.port }));
+    this.conns.add(conn);
+    // onConnect is called again for the new connection; the handler takes the new abort.
+    conn.start(call);
+    return true;
+  }
+
+  forget(conn: H1Conn): void {
+    this.conns.delete(conn);
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (this.conns.size === 0 && this.closeWaiters.length > 0) {
+      const waiters = this.closeWaiters;
+      this.closeWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    const done = this.shutdown(false);
+    if (callback) void done.then(callback);
+    else return done;
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
+    const done = this.shutdown(true);
+    if (cb) void done.then(cb);
+    else return done;
+  }
+
+  /** Takes no new calls; idle connections close at once, busy ones after their answer (or at once with `now`). */
+  private shutdown(now: boolean): Promise<void> {
+    this.isClosed = true;
+    const idle = this.idle;
+    this.idle = [];
+    for (const conn of idle) conn.socket.destroy();
+    if (now) for (const conn of this.conns) conn.socket.destroy();
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+  }
+}
