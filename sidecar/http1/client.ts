@@ -14,9 +14,8 @@
  *
  * Kept from undici: the server's `Keep-Alive: timeout` hint (an idle connection is dropped a
  * second before the server would drop it), 4 s idle otherwise; a connect timeout of 10 s
- * with undici's error code; 1xx answers skipped. A request that meets a reused connection
- * closed by the server before any byte of an answer (the keep-alive race) is sent once more
- * on a new connection when its method is safe and its body can be sent again.
+ * with undici's error code; 1xx answers skipped; a request whose connection closes before
+ * its answer fails and is not sent again here (the attempt loop's retry policy decides).
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -53,7 +52,6 @@ export interface H1UpstreamOptions {
   readonly maxHeaderBytes: number;
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** HTTP/1.1 trailers are not forwarded; undici's handlers (request()) want a list all the same. */
 const NO_TRAILERS: Buffer[] = [];
 
@@ -61,7 +59,6 @@ class H1Call {
   conn: H1Conn | null = null;
   done = false;
   responded = false;
-  resent = false;
   timer: NodeJS.Timeout | undefined = undefined;
   body: Readable | null = null;
   readonly resume: () => void;
@@ -178,8 +175,6 @@ const enum State {
 
 class H1Conn {
   connected = false;
-  /** Served a response already: a close before any answer may be the keep-alive race. */
-  reused = false;
   call: H1Call | null = null;
   error: Error | null = null;
   private state = State.Head;
@@ -394,7 +389,6 @@ class H1Conn {
     call.end();
     call.conn = null;
     this.call = null;
-    this.reused = true;
     // A request body still going out after the whole answer came: the connection cannot be reused.
     const reusable = this.keepAlive && this.buffered === null && !sendingBody && !this.socket.destroyed;
     this.buffered = null;
@@ -442,8 +436,6 @@ class H1Conn {
       if (!call.done) this.completeAfterClose(call);
       return;
     }
-    const nothingBack = !call.responded && this.state === State.Head && this.buffered === null;
-    if (nothingBack && this.reused && this.owner.resend(call)) return;
     const err = this.error as (Error & { code?: string }) | null;
     const connectFailed = !this.connected && err !== null;
     call.fail(connectFailed ? err : codedError(err?.code ?? 'UND_ERR_SOCKET', `the connection to ${this.owner.origin} closed ${call.responded ? 'mid-response' : 'before an answer'}${err ? `: ${err.message}` : ''}`), false);
@@ -502,20 +494,6 @@ export class H1Upstream extends Dispatcher {
     }
     conn.parked();
     this.idle.push(conn);
-  }
-
-  /** The keep-alive race: a safe request with a replayable body goes out once more, on a new connection. */
-  resend(call: H1Call): boolean {
-    const body = call.opts.body;
-    const replayable = body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array;
-    if (call.resent || this.isClosed || !replayable || !SAFE_METHODS.has(call.opts.method)) return false;
-    call.resent = true;
-    call.conn = null;
-    const conn = new H1Conn(this, netConnect({ host: this.options.host, port: this.options.port }));
-    this.conns.add(conn);
-    // onConnect is called again for the new connection; the handler takes the new abort.
-    conn.start(call);
-    return true;
   }
 
   forget(conn: H1Conn): void {

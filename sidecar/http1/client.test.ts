@@ -1,0 +1,137 @@
+/** Skein's HTTP/1.1 client against real servers on 127.0.0.1: node:http, and raw sockets for what node:http will not send. */
+import { once } from 'node:events';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { H1Upstream } from './client.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function listening(server: Server | ReturnType<typeof createHttpServer>): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(() => server.close());
+  return (server.address() as AddressInfo).port;
+}
+
+async function httpApp(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ port: number; sockets: Set<Socket> }> {
+  const server = createHttpServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => sockets.add(s));
+  cleanups.push(() => server.closeAllConnections());
+  return { port: await listening(server), sockets };
+}
+
+/** A raw server answering each connection's data with `answer(requestText, socket)`. */
+async function rawApp(answer: (request: string, socket: Socket, n: number) => void): Promise<{ port: number; connections: () => number }> {
+  let count = 0;
+  let n = 0;
+  const server = createServer((socket) => {
+    count++;
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => answer(d, socket, n++));
+    socket.on('error', () => {});
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => sockets.add(s));
+  cleanups.push(() => {
+    for (const s of sockets) s.destroy();
+  });
+  return { port: await listening(server), connections: () => count };
+}
+
+function upstream(port: number): H1Upstream {
+  const u = new H1Upstream({ host: '127.0.0.1', port, maxHeaderBytes: 64 * 1024 });
+  cleanups.push(() => u.destroy());
+  return u;
+}
+
+describe('H1Upstream', () => {
+  it('reuses one keep-alive connection for requests in turn, sending Host, headers and a buffered body', async () => {
+    const app = await httpApp((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => res.end(`${req.method} ${req.url} host=${req.headers.host} x=${req.headers['x-a']} len=${req.headers['content-length']} ${body}`));
+    });
+    const u = upstream(app.port);
+    for (let i = 0; i < 3; i++) {
+      const res = await u.request({ method: 'POST', path: `/n/${i}`, headers: ['x-a', 'b'], body: Buffer.from('hi') });
+      expect(await res.body.text()).toBe(`POST /n/${i} host=127.0.0.1:${app.port} x=b len=2 hi`);
+    }
+    expect(app.sockets.size).toBe(1);
+  });
+
+  it('streams a body of unknown length chunked, and reads a chunked answer', async () => {
+    const app = await httpApp((req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => {
+        res.write(`te=${req.headers['transfer-encoding']} `);
+        res.end(`got ${n}`);
+      });
+    });
+    const u = upstream(app.port);
+    const body = Readable.from([Buffer.alloc(100_000, 1), Buffer.alloc(50_000, 2)]);
+    const res = await u.request({ method: 'PUT', path: '/', body });
+    expect(res.headers['transfer-encoding']).toBe('chunked');
+    expect(await res.body.text()).toBe('te=chunked got 150000');
+  });
+
+  it('reads a body that ends with the connection, a HEAD answer, and skips 1xx answers', async () => {
+    const app = await rawApp((request, socket) => {
+      if (request.startsWith('HEAD')) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n');
+      else if (request.startsWith('GET /close')) socket.end('HTTP/1.1 200 OK\r\n\r\nuntil the end');
+      else socket.write('HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok');
+    });
+    const u = upstream(app.port);
+    const closed = await u.request({ method: 'GET', path: '/close' });
+    expect(await closed.body.text()).toBe('until the end');
+    const head = await u.request({ method: 'HEAD', path: '/' });
+    expect([head.statusCode, await head.body.text()]).toEqual([200, '']);
+    const hinted = await u.request({ method: 'GET', path: '/hinted' });
+    expect([hinted.statusCode, await hinted.body.text()]).toEqual([201, 'ok']);
+  });
+
+  it('does not reuse a connection the server closed while idle, and fails a call whose connection closes unanswered', async () => {
+    const app = await rawApp((request, socket) => {
+      if (request.includes('/drop')) socket.destroy();
+      else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    const u = upstream(app.port);
+    expect(await (await u.request({ method: 'GET', path: '/' })).body.text()).toBe('ok');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await (await u.request({ method: 'GET', path: '/' })).body.text()).toBe('ok');
+    expect(app.connections()).toBe(2);
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(u.request({ method: 'GET', path: '/drop' })).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+    expect(app.connections()).toBe(3);
+  });
+
+  it('drops an idle connection before the server\'s Keep-Alive timeout', async () => {
+    const app = await rawApp((_request, socket) => socket.write('HTTP/1.1 200 OK\r\nkeep-alive: timeout=1\r\ncontent-length: 0\r\n\r\n'));
+    const u = upstream(app.port);
+    await (await u.request({ method: 'GET', path: '/' })).body.dump();
+    await new Promise((r) => setTimeout(r, 800));
+    await (await u.request({ method: 'GET', path: '/' })).body.dump();
+    expect(app.connections()).toBe(2);
+  });
+
+  it('fails with the connect error code when nothing listens, and a malformed answer as a socket error', async () => {
+    const closed = createServer();
+    const port = await listening(closed);
+    closed.close();
+    await once(closed, 'close');
+    await expect(upstream(port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    const garbage = await rawApp((_r, socket) => socket.write('SPEAKING NONSENSE\r\n\r\n'));
+    await expect(upstream(garbage.port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+  });
+
+  it('fails a call past its headers timeout', async () => {
+    const app = await rawApp(() => {});
+    await expect(upstream(app.port).request({ method: 'GET', path: '/', headersTimeout: 100 })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+  });
+});

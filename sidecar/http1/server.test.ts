@@ -1,0 +1,174 @@
+/** Skein's HTTP/1.1 server on real sockets, spoken to byte by byte. */
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { IncomingRequest } from './incoming.js';
+import type { HttpParseError } from './request-head.js';
+import { Http1Server, type Http1Handlers, type OutgoingResponse } from './server.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+interface Fixture {
+  readonly port: number;
+  readonly errors: HttpParseError[];
+  readonly upgrades: { req: IncomingRequest; head: Buffer; socket: Socket }[];
+  readonly server: Http1Server;
+}
+
+async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => void): Promise<Fixture> {
+  const errors: HttpParseError[] = [];
+  const upgrades: Fixture['upgrades'] = [];
+  const handlers: Http1Handlers = {
+    request,
+    upgrade: (req, socket, head) => upgrades.push({ req, head, socket }),
+    clientError: (err, socket) => {
+      errors.push(err);
+      socket.end(`HTTP/1.1 400 Bad Request\r\nx-code: ${err.code}\r\ncontent-length: 0\r\n\r\n`);
+    },
+  };
+  const server = new Http1Server(handlers, { maxHeaderBytes: 1024, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000 });
+  const front: Server = createServer((s) => server.handle(s));
+  front.listen(0, '127.0.0.1');
+  await once(front, 'listening');
+  cleanups.push(() => {
+    server.closeAllConnections();
+    front.close();
+  });
+  return { port: (front.address() as AddressInfo).port, errors, upgrades, server };
+}
+
+/** Sends `payload`, collects the answer until `until` matches or the server closes. */
+async function exchange(port: number, payload: string, until?: RegExp): Promise<string> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  cleanups.push(() => socket.destroy());
+  let data = '';
+  socket.setEncoding('latin1');
+  const done = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer; got ${JSON.stringify(data)}`)), 3000);
+    socket.on('data', (d: string) => {
+      data += d;
+      if (until?.test(data)) {
+        clearTimeout(timer);
+        resolve(data);
+      }
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+  });
+  socket.write(payload);
+  return done;
+}
+
+function echo(req: IncomingRequest, res: OutgoingResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = `${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`;
+    res.writeHead(200, ['content-length', String(body.length)]);
+    res.end(body);
+  });
+}
+
+describe('Http1Server', () => {
+  it('answers pipelined requests in order on one connection, the second waiting for the first', async () => {
+    let first: OutgoingResponse | undefined;
+    const f = await serve((req, res) => {
+      if (req.url === '/slow') {
+        first = res;
+        setTimeout(() => res.end('first'), 50);
+      } else res.end('second');
+    });
+    const answer = await exchange(f.port, 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /fast HTTP/1.1\r\nHost: a\r\n\r\n', /second\r\n0\r\n\r\n$/);
+    expect(first).toBeDefined();
+    expect(answer.indexOf('first')).toBeLessThan(answer.indexOf('second'));
+    expect(answer.match(/HTTP\/1.1 200 OK/g)).toHaveLength(2);
+    expect(answer).toMatch(/transfer-encoding: chunked/);
+  });
+
+  it('reads Content-Length and chunked request bodies, answering 100-continue when asked', async () => {
+    const f = await serve(echo);
+    const sized = await exchange(f.port, 'POST /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello', /POST \/a hello$/);
+    expect(sized).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK/);
+    const chunked = await exchange(f.port, 'POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n', /abcde$/);
+    expect(chunked).toMatch(/POST \/b abcde$/);
+  });
+
+  it('drops a body the handler answered without reading, then serves the next request', async () => {
+    const f = await serve((req, res) => {
+      if (req.url === '/early') res.end('early');
+      else echo(req, res);
+    });
+    const answer = await exchange(f.port, 'POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET /next HTTP/1.1\r\nHost: a\r\n\r\n', /GET \/next $/);
+    expect(answer).toMatch(/early/);
+    expect(answer).toMatch(/GET \/next $/);
+  });
+
+  it('HTTP/1.0: no chunking, the body ends with the connection unless it was kept alive', async () => {
+    const f = await serve((_req, res) => {
+      res.writeHead(200, ['x-a', '1']);
+      res.write('abc');
+      res.end('def');
+    });
+    const answer = await exchange(f.port, 'GET / HTTP/1.0\r\n\r\n');
+    expect(answer).toBe('HTTP/1.1 200 OK\r\nx-a: 1\r\nconnection: close\r\n\r\nabcdef');
+  });
+
+  it('HEAD and 204 answers carry no body; a draining response says Connection: close and closes', async () => {
+    const f = await serve((req, res) => {
+      if (req.url === '/drain') res.shouldKeepAlive = false;
+      res.writeHead(req.url === '/none' ? 204 : 200, ['content-length', '4']);
+      res.end('body');
+    });
+    const head = await exchange(f.port, 'HEAD / HTTP/1.1\r\nHost: a\r\n\r\n', /\r\n\r\n$/);
+    expect(head).toBe('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n');
+    const drained = await exchange(f.port, 'GET /drain HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(drained).toBe('HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbody');
+  });
+
+  it('hands an upgrade over with the bytes read past its head', async () => {
+    const f = await serve(() => {
+      throw new Error('not a plain request');
+    });
+    const socket = connect({ port: f.port, host: '127.0.0.1' });
+    cleanups.push(() => socket.destroy());
+    socket.write('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY');
+    const deadline = Date.now() + 3000;
+    while (f.upgrades.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(f.upgrades[0]!.req.url).toBe('/ws');
+    expect(f.upgrades[0]!.head.toString()).toBe('EARLY');
+  });
+
+  it('sends parse errors to clientError with llhttp codes: bad heads, oversized heads, broken request lines', async () => {
+    const f = await serve(echo);
+    expect(await exchange(f.port, 'THIS IS NOT HTTP\r\n\r\n')).toMatch(/x-code: HPE_INVALID_CONSTANT/);
+    expect(await exchange(f.port, `GET / HTTP/1.1\r\nx-big: ${'a'.repeat(2000)}\r\n\r\n`)).toMatch(/x-code: HPE_HEADER_OVERFLOW/);
+    expect(await exchange(f.port, `GET / HTTP/1.1\r\nx-big: ${'a'.repeat(2000)}`)).toMatch(/x-code: HPE_HEADER_OVERFLOW/);
+    expect(await exchange(f.port, 'CONNECT a:443 HTTP/1.1\r\n\r\n')).toMatch(/x-code: HPE_INVALID_METHOD/);
+    expect(f.errors.map((e) => e.code)).toHaveLength(4);
+  });
+
+  it('closes idle connections on request (drain) and leaves busy ones', async () => {
+    let held: OutgoingResponse | undefined;
+    const f = await serve((_req, res) => {
+      held = res;
+    });
+    const idle = connect({ port: f.port, host: '127.0.0.1' });
+    const busy = connect({ port: f.port, host: '127.0.0.1' });
+    cleanups.push(() => idle.destroy(), () => busy.destroy());
+    await Promise.all([once(idle, 'connect'), once(busy, 'connect')]);
+    busy.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    while (held === undefined) await new Promise((r) => setTimeout(r, 5));
+    f.server.closeIdleConnections();
+    await once(idle, 'close');
+    expect(busy.destroyed).toBe(false);
+    held.end('ok');
+    busy.setEncoding('latin1');
+    const [data] = (await once(busy, 'data')) as [string];
+    expect(data).toMatch(/^HTTP\/1.1 200 OK/);
+  });
+});
