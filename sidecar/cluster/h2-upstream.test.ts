@@ -5,56 +5,11 @@ import { connect as netConnect, createServer as createNetServer, type AddressInf
 import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 
-interface Recorded {
-  connected: boolean;
-  status: number;
-  headers: string[];
-  body: Buffer[];
-  trailers: Record<string, string | string[]> | null;
-  error: (Error & { code?: string }) | null;
-  settled: Promise<void>;
-  abort: ((err?: Error) => void) | null;
-  resume: (() => void) | null;
-}
-
-/** A handler with undici's callback API that records what it is told; `pauseFirst` returns false from the first onData. */
-function recorder(pauseFirst = false): Recorded & { handler: object } {
-  let done!: () => void;
-  const r: Recorded = { connected: false, status: 0, headers: [], body: [], trailers: null, error: null, settled: new Promise<void>((resolve) => (done = resolve)), abort: null, resume: null };
-  let paused = false;
-  const handler = {
-    onConnect(abort: (err?: Error) => void) {
-      r.connected = true;
-      r.abort = abort;
-    },
-    onHeaders(status: number, raw: string[], resume: () => void) {
-      r.status = status;
-      r.headers = raw;
-      r.resume = resume;
-      return true;
-    },
-    onData(chunk: Buffer) {
-      r.body.push(chunk);
-      if (pauseFirst && !paused) {
-        paused = true;
-        return false;
-      }
-      return true;
-    },
-    onComplete(trailers: Record<string, string | string[]>) {
-      r.trailers = trailers;
-      done();
-    },
-    onError(err: Error) {
-      if (r.error !== null) throw new Error('onError called twice');
-      r.error = err;
-      done();
-    },
-  };
-  return Object.assign(r, { handler });
-}
+/** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */
+const recorder = (pauseFirst = false): Recorded => recordingHandler(pauseFirst ? 1 : 0);
 
 const servers: Http2Server[] = [];
 const upstreams: H2Upstream[] = [];

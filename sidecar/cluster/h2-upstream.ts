@@ -19,20 +19,13 @@
  */
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
-import { Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { hookBody, unhookBody, type BodySink } from './request-body.js';
+import { codedError, UpstreamDispatcher, type CallbackHandler } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
 export type SessionConnector = (callback: (err: Error | null, socket: Socket | null) => void) => void;
-
-/** The handler callbacks this dispatcher calls: undici's callback API, as the attempt loop implements it. */
-interface CallbackHandler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: Record<string, string | string[]>): void;
-  onError(err: Error): void;
-}
 
 /** One dispatch, across the streams it may take (a refused stream's call is sent again once). */
 interface Call {
@@ -59,10 +52,6 @@ export const H2_NOT_NEGOTIATED = 'ERR_SKEIN_H2_NOT_NEGOTIATED';
 export const H2_SESSION_CLOSED = 'ERR_SKEIN_H2_SESSION_CLOSED';
 const H2_STREAM_CLOSED = 'ERR_SKEIN_H2_STREAM_CLOSED';
 
-function codedError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
 const SESSION_OPTIONS = {
   // Windows as undici's h2 client had them: a 4 MiB message moves without a stall per 64 KiB.
   settings: { enablePush: false, initialWindowSize: 262_144 },
@@ -71,7 +60,7 @@ const SESSION_OPTIONS = {
 const CONNECTION_WINDOW = 524_288;
 
 /** One call in flight on one stream. Listeners are module functions that find it through the stream. */
-class H2Call {
+class H2Call implements BodySink {
   done = false;
   responded = false;
   trailers: IncomingHttpHeaders | null = null;
@@ -130,11 +119,25 @@ class H2Call {
     }
   }
 
+  bodyChunk(chunk: Buffer): boolean {
+    return this.stream.write(chunk);
+  }
+
+  bodyEnd(): void {
+    this.body = null;
+    this.stream.off('drain', onStreamDrain);
+    this.stream.end();
+  }
+
+  bodyFailed(err: Error): void {
+    this.fail(err);
+  }
+
   unhookBody(): void {
     const body = this.body;
     if (body === null) return;
     this.body = null;
-    for (const [event, listener] of BODY_LISTENERS) body.off(event, listener);
+    unhookBody(body);
     this.stream.off('drain', onStreamDrain);
   }
 }
@@ -202,30 +205,8 @@ function onStreamClose(this: ClientHttp2Stream): void {
   c.fail(codedError(H2_STREAM_CLOSED, `HTTP/2 stream closed before the response was complete (code ${this.rstCode})`));
 }
 
-function onBodyData(this: Readable, chunk: Buffer): void {
-  const c = callOf(this);
-  if (c !== undefined && !c.stream.write(chunk)) this.pause();
-}
-
 function onStreamDrain(this: ClientHttp2Stream): void {
   callOf(this)?.body?.resume();
-}
-
-function onBodyEnd(this: Readable): void {
-  const c = callOf(this);
-  if (c === undefined) return;
-  c.unhookBody();
-  c.stream.end();
-}
-
-function onBodyError(this: Readable, err: Error): void {
-  callOf(this)?.fail(err);
-}
-
-/** The caller went away before its request body ended. */
-function onBodyClose(this: Readable): void {
-  const c = callOf(this);
-  if (c !== undefined && !this.readableEnded) c.fail(codedError(H2_STREAM_CLOSED, 'the request body was cut off'));
 }
 
 const STREAM_LISTENERS: readonly [string, (this: ClientHttp2Stream, ...args: any[]) => void][] = [
@@ -235,13 +216,6 @@ const STREAM_LISTENERS: readonly [string, (this: ClientHttp2Stream, ...args: any
   ['end', onStreamEnd],
   ['error', onStreamError],
   ['close', onStreamClose],
-];
-
-const BODY_LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
-  ['data', onBodyData],
-  ['end', onBodyEnd],
-  ['error', onBodyError],
-  ['close', onBodyClose],
 ];
 
 /** session.request() failures after which a fresh session can take the call. */
@@ -266,7 +240,7 @@ function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
   return out;
 }
 
-export class H2Upstream extends Dispatcher {
+export class H2Upstream extends UpstreamDispatcher {
   private session: ClientHttp2Session | null = null;
   private connecting = false;
   private queue: Call[] = [];
@@ -423,37 +397,18 @@ export class H2Upstream extends Dispatcher {
       return;
     }
     c.body = body;
-    (body as WithCall)[CALL] = c;
-    for (const [event, listener] of BODY_LISTENERS) body.on(event, listener);
     stream.on('drain', onStreamDrain);
-    if (body.readableEnded) onBodyEnd.call(body);
-    else body.resume();
+    hookBody(body, c);
   }
 
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    const done = this.shutdown((s) => s.close());
-    if (callback) void done.then(callback);
-    else return done;
-  }
-
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = this.shutdown((s) => s.destroy());
-    if (cb) void done.then(cb);
-    else return done;
-  }
-
-  private shutdown(end: (s: ClientHttp2Session) => void): Promise<void> {
+  protected shutdown(now: boolean): Promise<void> {
     this.closed = true;
     this.session = null;
     const waiting = [...this.sessions].map((s) => new Promise<void>((resolve) => (s.closed && s.destroyed ? resolve() : s.once('close', () => resolve()))));
-    for (const s of this.sessions) end(s);
+    for (const s of this.sessions) {
+      if (now) s.destroy();
+      else s.close();
+    }
     return Promise.all(waiting).then(() => undefined);
   }
 }

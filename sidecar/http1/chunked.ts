@@ -3,7 +3,7 @@
  * optional extensions (ignored), data, and a trailer section (read and dropped: trailers of
  * HTTP/1.1 requests are not forwarded). Input may split anywhere.
  */
-import { HttpParseError } from './request-head.js';
+import { HttpParseError } from './parse-error.js';
 
 const enum State {
   Size,

@@ -19,9 +19,11 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { hookBody, unhookBody, type BodySink } from '../cluster/request-body.js';
+import { codedError, UpstreamDispatcher, type CallbackHandler } from '../cluster/upstream-dispatcher.js';
 import { ChunkedDecoder } from './chunked.js';
-import { HttpParseError } from './request-head.js';
+import { HttpParseError } from './parse-error.js';
 import { parseResponseHead, type ResponseHead } from './response-head.js';
 
 /** Code of a call made on a closed upstream: nothing was sent (`isConnectError` knows it). */
@@ -31,19 +33,6 @@ const DEFAULT_IDLE_MS = 4_000;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** Request head and a buffered body go out as one buffer up to this size. */
 const COPY_LIMIT = 16 * 1024;
-
-function codedError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-/** The handler callbacks this client calls: undici's callback API, as the attempt loop implements it. */
-interface CallbackHandler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: Buffer[]): void;
-  onError(err: Error): void;
-}
 
 export interface H1UpstreamOptions {
   readonly host: string;
@@ -55,7 +44,7 @@ export interface H1UpstreamOptions {
 /** HTTP/1.1 trailers are not forwarded; undici's handlers (request()) want a list all the same. */
 const NO_TRAILERS: Buffer[] = [];
 
-class H1Call {
+class H1Call implements BodySink {
   conn: H1Conn | null = null;
   done = false;
   responded = false;
@@ -97,55 +86,39 @@ class H1Call {
     this.timer = ms !== undefined && ms !== null && ms > 0 ? setTimeout(onCallTimeout, ms, this) : undefined;
   }
 
-  unhookBody(): void {
-    const body = this.body;
-    if (body === null) return;
-    this.body = null;
-    for (const [event, listener] of BODY_LISTENERS) body.off(event, listener);
-    (body as WithCall)[CALL] = undefined;
+  /** Stream request bodies go out chunked unless the caller gave their length. */
+  bodyChunk(chunk: Buffer): boolean {
+    const conn = this.conn;
+    if (this.done || conn === null || conn.writeBody(chunk)) return true;
+    conn.socket.once('drain', resumeBody.bind(null, this));
+    return false;
   }
+
+  bodyEnd(): void {
+    this.body = null;
+    if (!this.done) this.conn?.endBody();
+  }
+
+  bodyFailed(err: Error): void {
+    this.body = null;
+    this.fail(err, true);
+  }
+
+  unhookBody(): void {
+    if (this.body === null) return;
+    unhookBody(this.body);
+    this.body = null;
+  }
+}
+
+function resumeBody(call: H1Call): void {
+  call.body?.resume();
 }
 
 function onCallTimeout(call: H1Call): void {
   call.timer = undefined;
   call.fail(codedError(call.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the upstream did not answer in time'), true);
 }
-
-const CALL = Symbol('skein.h1call');
-type WithCall = { [CALL]?: H1Call };
-
-/** Stream request bodies go out chunked unless the caller gave their length. */
-function onBodyData(this: Readable, chunk: Buffer | string): void {
-  const c = (this as WithCall)[CALL];
-  if (c === undefined || c.done || c.conn === null) return;
-  if (!c.conn.writeBody(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) {
-    this.pause();
-    c.conn.socket.once('drain', () => this.resume());
-  }
-}
-
-function onBodyEnd(this: Readable): void {
-  const c = (this as WithCall)[CALL];
-  if (c === undefined || c.done || c.conn === null) return;
-  c.unhookBody();
-  c.conn.endBody();
-}
-
-function onBodyError(this: Readable, err: Error): void {
-  (this as WithCall)[CALL]?.fail(err, true);
-}
-
-function onBodyClose(this: Readable): void {
-  const c = (this as WithCall)[CALL];
-  if (c !== undefined && !this.readableEnded) c.fail(codedError('UND_ERR_ABORTED', 'the request body was cut off'), true);
-}
-
-const BODY_LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
-  ['data', onBodyData],
-  ['end', onBodyEnd],
-  ['error', onBodyError],
-  ['close', onBodyClose],
-];
 
 function onSocketData(this: Socket, chunk: Buffer): void {
   (this as WithConn)[CONN]!.onData(chunk);
@@ -266,12 +239,8 @@ class H1Conn {
       this.socket.uncork();
     }
     if (bytes !== undefined) return;
-    const stream = body as Readable;
-    call.body = stream;
-    (stream as WithCall)[CALL] = call;
-    for (const [event, listener] of BODY_LISTENERS) stream.on(event, listener);
-    if (stream.readableEnded) onBodyEnd.call(stream);
-    else stream.resume();
+    call.body = body as Readable;
+    hookBody(call.body, call);
   }
 
   writeBody(chunk: Buffer): boolean {
@@ -452,11 +421,9 @@ class H1Conn {
   }
 }
 
-export class H1Upstream extends Dispatcher {
+export class H1Upstream extends UpstreamDispatcher<H1Conn> {
   private idle: H1Conn[] = [];
-  private readonly conns = new Set<H1Conn>();
   private isClosed = false;
-  private closeWaiters: (() => void)[] = [];
   readonly origin: string;
   readonly hostHeader: string;
 
@@ -483,7 +450,7 @@ export class H1Upstream extends Dispatcher {
       if (!conn.socket.destroyed && conn.call === null) return conn;
     }
     const conn = new H1Conn(this, netConnect({ host: this.options.host, port: this.options.port }));
-    this.conns.add(conn);
+    this.connections.add(conn);
     return conn;
   }
 
@@ -497,43 +464,18 @@ export class H1Upstream extends Dispatcher {
   }
 
   forget(conn: H1Conn): void {
-    this.conns.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.conns.size === 0 && this.closeWaiters.length > 0) {
-      const waiters = this.closeWaiters;
-      this.closeWaiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    const done = this.shutdown(false);
-    if (callback) void done.then(callback);
-    else return done;
-  }
-
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = this.shutdown(true);
-    if (cb) void done.then(cb);
-    else return done;
+    this.connectionClosed(conn);
   }
 
   /** Takes no new calls; idle connections close at once, busy ones after their answer (or at once with `now`). */
-  private shutdown(now: boolean): Promise<void> {
+  protected shutdown(now: boolean): Promise<void> {
     this.isClosed = true;
     const idle = this.idle;
     this.idle = [];
     for (const conn of idle) conn.socket.destroy();
-    if (now) for (const conn of this.conns) conn.socket.destroy();
-    if (this.conns.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    if (now) for (const conn of this.connections) conn.socket.destroy();
+    return this.allClosed();
   }
 }

@@ -1,7 +1,8 @@
 /** The request and response head parsers and the chunked decoder, on good and bad input. */
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from './chunked.js';
-import { HttpParseError, parseRequestHead } from './request-head.js';
+import { HttpParseError } from './parse-error.js';
+import { parseRequestHead } from './request-head.js';
 import { parseResponseHead } from './response-head.js';
 
 function refusal(text: string): string {

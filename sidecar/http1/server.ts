@@ -14,12 +14,12 @@
  * receiving a head and a 65 s idle limit (checked by one sweep a second, not a timer per
  * request). Parse errors go to `clientError` with llhttp's codes; the connection then closes.
  */
-import { EventEmitter } from 'node:events';
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { ChunkedDecoder } from './chunked.js';
 import { IncomingRequest, type BodySource } from './incoming.js';
-import { HttpParseError, parseRequestHead, type RequestHead } from './request-head.js';
+import { OutgoingBase } from './outgoing.js';
+import { HttpParseError } from './parse-error.js';
+import { parseRequestHead, type RequestHead } from './request-head.js';
 
 export interface Http1Handlers {
   request(req: IncomingRequest, res: OutgoingResponse): void;
@@ -333,27 +333,17 @@ function resumeProcessing(conn: Http1Connection): void {
   conn.resumeProcessing();
 }
 
-function emitClose(res: OutgoingResponse): void {
-  res.emit('close');
-}
-
 /**
  * A response as the pipeline writes it: node:http's ServerResponse calls the stages use
  * (writeHead with a flat list or an object, write, end, addTrailers, destroy, 'drain',
  * 'close'). The head is held until the first write or end, so head and a small body leave
  * in one write.
  */
-export class OutgoingResponse extends EventEmitter {
-  /** Set by the pipeline (sidecar/exchange.ts). */
-  exchange: unknown = null;
-  headersSent = false;
-  writableEnded = false;
+export class OutgoingResponse extends OutgoingBase {
   private head: string | null = null;
   private chunked = false;
   private noBody = false;
   private keepAlive: boolean;
-  private trailers: Record<string, string> | null = null;
-  private closed = false;
 
   constructor(
     private readonly conn: Http1Connection,
@@ -373,24 +363,13 @@ export class OutgoingResponse extends EventEmitter {
     if (!keep) this.keepAlive = false;
   }
 
-  writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, maybeHeaders?: readonly string[] | Record<string, string>): this {
-    if (this.headersSent || this.closed) return this;
-    this.headersSent = true;
-    const reason = typeof reasonOrHeaders === 'string' ? reasonOrHeaders : (STATUS_CODES[status] ?? 'Unknown');
-    const headers = typeof reasonOrHeaders === 'string' ? maybeHeaders : reasonOrHeaders;
+  protected sendHead(status: number, reason: string, headers: readonly string[]): void {
     let text = `HTTP/1.1 ${status} ${reason}\r\n`;
     let hasLength = false;
-    if (Array.isArray(headers)) {
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i]!;
-        if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
-        text += `${name}: ${headers[i + 1]}\r\n`;
-      }
-    } else if (headers !== undefined) {
-      for (const name in headers as Record<string, string>) {
-        if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
-        text += `${name}: ${(headers as Record<string, string>)[name]}\r\n`;
-      }
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      text += `${name}: ${headers[i + 1]}\r\n`;
     }
     this.noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     if (!this.noBody && !hasLength) {
@@ -403,7 +382,6 @@ export class OutgoingResponse extends EventEmitter {
     if (!this.keepAlive) text += 'connection: close\r\n';
     else if (this.req.httpVersionMinor === 0) text += 'connection: keep-alive\r\n';
     this.head = `${text}\r\n`;
-    return this;
   }
 
   write(chunk: Buffer | string): boolean {
@@ -412,10 +390,6 @@ export class OutgoingResponse extends EventEmitter {
     const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (this.noBody || body.length === 0) return this.flushHead();
     return this.send(body, this.chunked ? `${body.length.toString(16)}\r\n` : '', this.chunked ? '\r\n' : '');
-  }
-
-  addTrailers(trailers: Record<string, string>): void {
-    this.trailers = { ...this.trailers, ...trailers };
   }
 
   end(chunk?: Buffer | string): this {
@@ -473,12 +447,5 @@ export class OutgoingResponse extends EventEmitter {
     const head = this.head;
     this.head = null;
     return this.conn.socket.write(head, 'latin1');
-  }
-
-  /** 'close' comes after the call that ended the response has returned, as node:http's does. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    process.nextTick(emitClose, this);
   }
 }

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeCa, makeLeaf } from '../../test/support/certs.js';
+import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { socketConnector } from '../cluster/h2-upstream.js';
 import { ALPN, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
@@ -17,48 +18,7 @@ const ca = makeCa('Mux Test CA');
 const serverLeaf = makeLeaf(ca, 'server');
 const clientLeaf = makeLeaf(ca, 'client');
 
-interface Recorded {
-  connected: boolean;
-  status: number;
-  statusText: string;
-  headers: string[];
-  body: Buffer[];
-  trailers: Record<string, string> | null;
-  error: (Error & { code?: string }) | null;
-  settled: Promise<void>;
-  abort: ((err?: Error) => void) | null;
-  resume: (() => void) | null;
-}
-
-/** A handler that records what it is told; `pauseData` returns false from every onData until resumed. */
-function recorder(pauseData = false): Recorded & { handler: object } {
-  let done!: () => void;
-  const r: Recorded = { connected: false, status: 0, statusText: '', headers: [], body: [], trailers: null, error: null, settled: new Promise<void>((resolve) => (done = resolve)), abort: null, resume: null };
-  const handler = {
-    onConnect(abort: (err?: Error) => void) {
-      r.connected = true;
-      r.abort = abort;
-    },
-    onHeaders(status: number, raw: string[], resume: () => void, statusText: string) {
-      Object.assign(r, { status, headers: raw, resume, statusText });
-      return true;
-    },
-    onData(chunk: Buffer) {
-      r.body.push(chunk);
-      return !pauseData;
-    },
-    onComplete(trailers: Record<string, string> | null) {
-      r.trailers = trailers;
-      done();
-    },
-    onError(err: Error) {
-      if (r.error !== null) throw new Error('onError called twice');
-      r.error = err;
-      done();
-    },
-  };
-  return Object.assign(r, { handler });
-}
+const recorder = (pauseAll = false): Recorded => recordingHandler(pauseAll ? Infinity : 0);
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -214,11 +174,8 @@ describe('mux transport', () => {
     while (!blocked && Date.now() < deadline) await new Promise((x) => setTimeout(x, 10));
     expect(blocked).toBe(true);
     expect(writes * 32 * 1024).toBeLessThanOrEqual(WINDOW + 32 * 1024);
-    // Resume for good: a handler that keeps reading.
-    (r.handler as { onData: (c: Buffer) => boolean }).onData = (c: Buffer) => {
-      r.body.push(c);
-      return true;
-    };
+    // Resume for good: the handler keeps reading from now on.
+    r.pauses = 0;
     r.resume!();
     await r.settled;
     expect(r.error).toBeNull();

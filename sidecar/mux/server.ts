@@ -7,10 +7,9 @@
  * A request with a body but no content-length is shown with `transfer-encoding: chunked`, as
  * the HTTP/1.1 request it stands for was, so the pipeline streams it on to the app.
  */
-import { EventEmitter } from 'node:events';
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { IncomingRequest, type BodySource } from '../http1/incoming.js';
+import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
@@ -24,20 +23,11 @@ export class MuxRequest extends IncomingRequest {
   }
 }
 
-function emitClose(res: MuxResponse): void {
-  res.emit('close');
-}
-
-export class MuxResponse extends EventEmitter {
-  exchange: unknown = null;
-  headersSent = false;
-  writableEnded = false;
+export class MuxResponse extends OutgoingBase {
   /** Credit left for response body bytes. */
   sendWindow = WINDOW;
   /** write() returned false; 'drain' is due when credit comes. */
   blocked = false;
-  private trailers: Record<string, string> | null = null;
-  private closed = false;
 
   constructor(
     readonly session: MuxServerSession,
@@ -55,13 +45,8 @@ export class MuxResponse extends EventEmitter {
     return !this.session.goingAway;
   }
 
-  writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, maybeHeaders?: readonly string[] | Record<string, string>): this {
-    if (this.headersSent || this.closed) return this;
-    const reason = typeof reasonOrHeaders === 'string' ? reasonOrHeaders : (STATUS_CODES[status] ?? '');
-    const headers = typeof reasonOrHeaders === 'string' ? maybeHeaders : reasonOrHeaders;
-    this.headersSent = true;
-    this.session.writer.text(FrameType.Response, 0, this.id, encodeHead(`${status} ${reason}`, flat(headers)));
-    return this;
+  protected sendHead(status: number, reason: string, headers: readonly string[]): void {
+    this.session.writer.text(FrameType.Response, 0, this.id, encodeHead(`${status} ${reason}`, headers));
   }
 
   write(chunk: Buffer | string): boolean {
@@ -76,10 +61,6 @@ export class MuxResponse extends EventEmitter {
     return false;
   }
 
-  addTrailers(trailers: Record<string, string>): void {
-    this.trailers = { ...this.trailers, ...trailers };
-  }
-
   end(chunk?: Buffer | string): this {
     if (this.closed || this.writableEnded) return this;
     if (!this.headersSent) this.writeHead(200);
@@ -88,7 +69,7 @@ export class MuxResponse extends EventEmitter {
     const trailers = this.trailers;
     if (chunk !== undefined && chunk.length > 0) writer.data(trailers === null ? END_STREAM : 0, this.id, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     else if (trailers === null) writer.empty(FrameType.Data, END_STREAM, this.id);
-    if (trailers !== null) writer.text(FrameType.Trailers, END_STREAM, this.id, encodeHead('', flat(trailers)).slice(2));
+    if (trailers !== null) writer.text(FrameType.Trailers, END_STREAM, this.id, encodeHead('', flatHeaders(trailers)).slice(2));
     this.session.ended(this.id);
     this.close();
     return this;
@@ -111,20 +92,6 @@ export class MuxResponse extends EventEmitter {
     }
   }
 
-  /** 'close' comes after the call that ended the response has returned, as node:http's does. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    process.nextTick(emitClose, this);
-  }
-}
-
-function flat(headers: readonly string[] | Record<string, string> | undefined): readonly string[] {
-  if (headers === undefined) return [];
-  if (Array.isArray(headers)) return headers;
-  const out: string[] = [];
-  for (const [name, value] of Object.entries(headers)) out.push(name, String(value));
-  return out;
 }
 
 interface ServerStream {

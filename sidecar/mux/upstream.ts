@@ -11,32 +11,21 @@
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
+import { hookBody, unhookBody, type BodySink } from '../cluster/request-body.js';
+import { codedError, UpstreamDispatcher, type CallbackHandler } from '../cluster/upstream-dispatcher.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
 const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
 
-function codedError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-/** The handler callbacks this dispatcher calls: undici's callback API, as the attempt loop implements it. */
-interface CallbackHandler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: Record<string, string>): void;
-  onError(err: Error): void;
-}
-
 /** A call answered without trailers; undici's handlers (request()) want an object all the same. */
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** One call: queued, then one stream on one connection. */
-class MuxCall {
+class MuxCall implements BodySink {
   conn: MuxConnection | null = null;
   id = 0;
   done = false;
@@ -188,10 +177,24 @@ class MuxCall {
       return;
     }
     this.body = body;
-    (body as WithCall)[CALL] = this;
-    for (const [event, listener] of BODY_LISTENERS) body.on(event, listener);
-    if (body.readableEnded) onBodyEnd.call(body);
-    else body.resume();
+    hookBody(body, this);
+  }
+
+  bodyChunk(chunk: Buffer): boolean {
+    if (this.done || this.conn === null) return true;
+    this.conn.writer.data(0, this.id, chunk);
+    this.sendWindow -= chunk.length;
+    return this.sendWindow > 0;
+  }
+
+  bodyEnd(): void {
+    this.body = null;
+    if (!this.done && this.conn !== null) this.conn.writer.empty(FrameType.Data, END_STREAM, this.id);
+  }
+
+  bodyFailed(err: Error): void {
+    this.body = null;
+    this.fail(err, true);
   }
 
   credited(bytes: number): void {
@@ -200,11 +203,9 @@ class MuxCall {
   }
 
   unhookBody(): void {
-    const body = this.body;
-    if (body === null) return;
+    if (this.body === null) return;
+    unhookBody(this.body);
     this.body = null;
-    for (const [event, listener] of BODY_LISTENERS) body.off(event, listener);
-    (body as WithCall)[CALL] = undefined;
   }
 }
 
@@ -212,42 +213,6 @@ function onCallTimeout(call: MuxCall): void {
   call.timer = undefined;
   call.fail(codedError(call.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the peer did not answer in time'), true);
 }
-
-const CALL = Symbol('skein.muxcall');
-type WithCall = { [CALL]?: MuxCall };
-
-function onBodyData(this: Readable, chunk: Buffer | string): void {
-  const c = (this as WithCall)[CALL];
-  if (c === undefined || c.done || c.conn === null) return;
-  const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-  c.conn.writer.data(0, c.id, buf);
-  c.sendWindow -= buf.length;
-  if (c.sendWindow <= 0) this.pause();
-}
-
-function onBodyEnd(this: Readable): void {
-  const c = (this as WithCall)[CALL];
-  if (c === undefined || c.done || c.conn === null) return;
-  c.unhookBody();
-  c.conn.writer.empty(FrameType.Data, END_STREAM, c.id);
-}
-
-function onBodyError(this: Readable, err: Error): void {
-  (this as WithCall)[CALL]?.fail(err, true);
-}
-
-/** The caller went away before its request body ended. */
-function onBodyClose(this: Readable): void {
-  const c = (this as WithCall)[CALL];
-  if (c !== undefined && !this.readableEnded) c.fail(codedError(MUX_RESET, 'the request body was cut off'), true);
-}
-
-const BODY_LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
-  ['data', onBodyData],
-  ['end', onBodyEnd],
-  ['error', onBodyError],
-  ['close', onBodyClose],
-];
 
 /** One connection to the peer and the streams open on it. */
 class MuxConnection {
@@ -385,13 +350,11 @@ function flatHeaders(headers: Dispatcher.DispatchOptions['headers']): readonly s
   return out;
 }
 
-export class MuxUpstream extends Dispatcher {
+export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
   private conn: MuxConnection | null = null;
   private connecting = false;
   private queue: MuxCall[] = [];
   private isClosed = false;
-  private readonly conns = new Set<MuxConnection>();
-  private closeWaiters: (() => void)[] = [];
 
   /** `origin` names the endpoint in errors; `connector` opens its transport (TLS to a peer, offering the mux by ALPN). */
   constructor(
@@ -435,7 +398,7 @@ export class MuxUpstream extends Dispatcher {
         return;
       }
       const conn = new MuxConnection(this, socket);
-      this.conns.add(conn);
+      this.connections.add(conn);
       this.conn = conn;
       const waiting = this.queue;
       this.queue = [];
@@ -453,43 +416,18 @@ export class MuxUpstream extends Dispatcher {
   }
 
   closed(conn: MuxConnection): void {
-    this.conns.delete(conn);
-    if (this.conns.size === 0 && this.closeWaiters.length > 0) {
-      const waiters = this.closeWaiters;
-      this.closeWaiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    const done = this.shutdown(false);
-    if (callback) void done.then(callback);
-    else return done;
-  }
-
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = this.shutdown(true);
-    if (cb) void done.then(cb);
-    else return done;
+    this.connectionClosed(conn);
   }
 
   /** Takes no new calls; open streams finish (or are cut, with `now`) and connections close. */
-  private shutdown(now: boolean): Promise<void> {
+  protected shutdown(now: boolean): Promise<void> {
     this.isClosed = true;
     this.conn = null;
     const failed = this.queue;
     this.queue = [];
     for (const call of failed) call.fail(codedError(MUX_CLOSED, `the upstream ${this.origin} is closed`), false);
-    if (this.conns.size === 0) return Promise.resolve();
-    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
-    for (const conn of this.conns) {
+    const done = this.allClosed();
+    for (const conn of [...this.connections]) {
       if (now) conn.socket.destroy();
       else conn.retire();
     }

@@ -1,0 +1,68 @@
+/**
+ * A request body stream fed to an upstream call chunk by chunk: the call (its `BodySink`)
+ * says when to pause and resumes the stream itself when it can take more; the end, an error
+ * or a body cut off before its end (the caller went away) reach it once. Listeners are
+ * module functions that find their sink through the stream, so a call adds no closures.
+ */
+import type { Readable } from 'node:stream';
+
+export interface BodySink {
+  /** false pauses the stream until the sink resumes it. */
+  bodyChunk(chunk: Buffer): boolean;
+  bodyEnd(): void;
+  bodyFailed(err: Error & { code?: string }): void;
+}
+
+const SINK = Symbol('skein.bodySink');
+type WithSink = { [SINK]?: BodySink };
+
+function sinkOf(body: Readable): BodySink | undefined {
+  return (body as WithSink)[SINK];
+}
+
+function onData(this: Readable, chunk: Buffer | string): void {
+  const sink = sinkOf(this);
+  if (sink !== undefined && !sink.bodyChunk(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) this.pause();
+}
+
+function onEnd(this: Readable): void {
+  const sink = sinkOf(this);
+  if (sink === undefined) return;
+  unhookBody(this);
+  sink.bodyEnd();
+}
+
+function onError(this: Readable, err: Error): void {
+  const sink = sinkOf(this);
+  if (sink === undefined) return;
+  unhookBody(this);
+  sink.bodyFailed(err);
+}
+
+function onClose(this: Readable): void {
+  const sink = sinkOf(this);
+  if (sink === undefined || this.readableEnded) return;
+  unhookBody(this);
+  sink.bodyFailed(Object.assign(new Error('the request body was cut off'), { code: 'UND_ERR_ABORTED' }));
+}
+
+const LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [
+  ['data', onData],
+  ['end', onEnd],
+  ['error', onError],
+  ['close', onClose],
+];
+
+export function hookBody(body: Readable, sink: BodySink): void {
+  (body as WithSink)[SINK] = sink;
+  for (const [event, listener] of LISTENERS) body.on(event, listener);
+  if (body.readableEnded) onEnd.call(body);
+  else body.resume();
+}
+
+/** Stops feeding `body` to its sink (the call is over; the stream stays its owner's). */
+export function unhookBody(body: Readable): void {
+  if ((body as WithSink)[SINK] === undefined) return;
+  (body as WithSink)[SINK] = undefined;
+  for (const [event, listener] of LISTENERS) body.off(event, listener);
+}

@@ -1,0 +1,120 @@
+/**
+ * Header lines of an HTTP/1.x head (RFC 9112 §5), shared by the request and response
+ * parsers: token names, values without control characters (optional whitespace around them
+ * trimmed), no obs-fold; and the Content-Length rule both apply.
+ */
+import { HttpParseError } from './parse-error.js';
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const DIGITS = /^\d{1,15}$/;
+
+export function isToken(text: string): boolean {
+  return TOKEN.test(text);
+}
+
+/** The header lines of `text` from `pos` to its end, as a flat `[name, value, ...]` list in their order and spelling. */
+export function parseHeaderLines(text: string, pos: number): string[] {
+  const headers: string[] = [];
+  while (pos < text.length) {
+    let end = text.indexOf('\r\n', pos);
+    if (end < 0) end = text.length;
+    const first = text.charCodeAt(pos);
+    if (first === 32 || first === 9) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'obsolete line folding in headers');
+    const colon = text.indexOf(':', pos);
+    if (colon < 0 || colon >= end) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'a header line without a colon');
+    const name = text.slice(pos, colon);
+    if (!TOKEN.test(name)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid header name ${JSON.stringify(name.slice(0, 64))}`);
+    const value = trimOws(text.slice(colon + 1, end));
+    if (BAD_VALUE.test(value)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid character in header ${name}`);
+    headers.push(name, value);
+    pos = end + 2;
+  }
+  return headers;
+}
+
+/** What the framing and connection handling of a message read from its headers. */
+export interface Framing {
+  /** -1 when absent. */
+  readonly contentLength: number;
+  /** The message body is chunked (Transfer-Encoding ends in chunked). */
+  readonly chunked: boolean;
+  /** Transfer-Encoding is present but does not end in chunked. */
+  readonly otherEncoding: boolean;
+  /** HTTP/1.1 keeps the connection by default, 1.0 only when asked. */
+  readonly keepAlive: boolean;
+  /** Connection lists upgrade and an Upgrade header came. */
+  readonly upgrade: boolean;
+  readonly expectContinue: boolean;
+  /** A Keep-Alive header's value, '' when absent. */
+  readonly keepAliveHint: string;
+}
+
+/** Reads the framing headers of a message; both a Content-Length and a Transfer-Encoding are refused. */
+export function framingOf(headers: readonly string[], minor: number): Framing {
+  let length = -1;
+  let encoding: string | undefined;
+  let connection = '';
+  let hasUpgrade = false;
+  let expectContinue = false;
+  let keepAliveHint = '';
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    // Only these names matter here; the length test skips the rest without lower-casing them.
+    switch (name.length) {
+      case 14:
+        if (name.toLowerCase() === 'content-length') length = contentLength(value, length);
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') encoding = encoding === undefined ? value : `${encoding}, ${value}`;
+        break;
+      case 10: {
+        const lower = name.toLowerCase();
+        if (lower === 'connection') connection += `${value.toLowerCase()},`;
+        else if (lower === 'keep-alive') keepAliveHint = value;
+        break;
+      }
+      case 7:
+        if (name.toLowerCase() === 'upgrade') hasUpgrade = true;
+        break;
+      case 6:
+        if (name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') expectContinue = true;
+        break;
+      default:
+        break;
+    }
+  }
+  let chunked = false;
+  let otherEncoding = false;
+  if (encoding !== undefined) {
+    if (length >= 0) throw new HttpParseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'both content-length and transfer-encoding');
+    const codings = encoding.toLowerCase().split(',');
+    chunked = codings[codings.length - 1]!.trim() === 'chunked';
+    otherEncoding = !chunked;
+  }
+  const keepAlive = minor === 1 ? !listed(connection, 'close') : listed(connection, 'keep-alive');
+  const upgrade = hasUpgrade && listed(connection, 'upgrade');
+  return { contentLength: length, chunked, otherEncoding, keepAlive, upgrade, expectContinue, keepAliveHint };
+}
+
+/** `token` is one of the comma-ended list `list` (lower case); split only when it might be. */
+function listed(list: string, token: string): boolean {
+  return list.includes(token) && list.split(',').some((t) => t.trim() === token);
+}
+
+/** A Content-Length value on top of the one seen so far (-1 for none): digits only, and repeats must agree. */
+function contentLength(value: string, seen: number): number {
+  if (!DIGITS.test(value)) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid content-length');
+  const n = Number(value);
+  if (seen >= 0 && n !== seen) throw new HttpParseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'conflicting content-length headers');
+  return n;
+}
+
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9)) start++;
+  while (end > start && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}

@@ -1,0 +1,10 @@
+/** A malformed HTTP/1.x message; `code` is llhttp's name for the fault (what node:http reported), for logs and replies. */
+export class HttpParseError extends Error {
+  override name = 'HttpParseError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
