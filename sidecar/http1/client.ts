@@ -447,7 +447,8 @@ export class H1Upstream extends UpstreamDispatcher<H1Conn> {
   /** The newest idle connection, else a new one. */
   private connection(): H1Conn {
     for (let conn = this.idle.pop(); conn !== undefined; conn = this.idle.pop()) {
-      if (!conn.socket.destroyed && conn.call === null) return conn;
+      // One the server has half-closed is on its way out: never send on it.
+      if (!conn.socket.destroyed && !conn.socket.readableEnded && conn.call === null) return conn;
     }
     const conn = new H1Conn(this, netConnect({ host: this.options.host, port: this.options.port }));
     this.connections.add(conn);
