@@ -22,7 +22,7 @@ import { backoffDelay } from './resilience/backoff.js';
 import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
-import { classify, connectionListed, H, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
+import { classify, connectionListed, H, headerText, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
 import { sidecarReply, socketReply } from './stages/reply.js';
 import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
 import type { RetryEvent } from './telemetry/hop.js';
@@ -448,9 +448,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     return false;
   }
 
-  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void {
+  onAttemptComplete(h: AttemptHandler, trailers: RawHeaders | Record<string, string | string[]> | null): void {
     if (this.heldHead !== null && h === this.current) {
-      const status = trailers !== null && !Array.isArray(trailers) ? Number(trailers['grpc-status'] ?? -1) : -1;
+      const status = trailers !== null && !isRawList(trailers) ? Number(trailers['grpc-status'] ?? -1) : -1;
       if (this.mayRetry('response', h.status, status, true)) {
         this.heldHead = null;
         h.discard = true;
@@ -652,8 +652,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.outlier !== null) this.outlier.record(h.endpoint.key, failed);
   }
 
-  private forwardTrailers(trailers: Buffer[] | Record<string, string | string[]>): void {
-    const isEmpty = Array.isArray(trailers) ? trailers.length === 0 : Object.keys(trailers).length === 0;
+  private forwardTrailers(trailers: RawHeaders | Record<string, string | string[]>): void {
+    const isEmpty = isRawList(trailers) ? trailers.length === 0 : Object.keys(trailers).length === 0;
     if (isEmpty && this.pendingTrailers === null) return;
     const out = { ...this.pendingTrailers, ...(isEmpty ? {} : trailerObject(trailers)) };
     if (out['grpc-status'] !== undefined) this.grpcStatus = Number(out['grpc-status']);
@@ -673,8 +673,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 }
 
 /** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */
-function isGrpcServerFailure(trailers: Buffer[] | Record<string, string | string[]> | null, pending: Record<string, string> | null): boolean {
-  const status = (trailers !== null && !Array.isArray(trailers) ? trailers['grpc-status'] : undefined) ?? pending?.['grpc-status'];
+function isGrpcServerFailure(trailers: RawHeaders | Record<string, string | string[]> | null, pending: Record<string, string> | null): boolean {
+  const status = (trailers !== null && !isRawList(trailers) ? trailers['grpc-status'] : undefined) ?? pending?.['grpc-status'];
   return status === '13' || status === '14';
 }
 
@@ -686,11 +686,16 @@ export function grpcTimeoutMs(value: string): number | undefined {
   return match === null ? undefined : Number(match[1]) * GRPC_TIMEOUT_UNIT_MS[match[2]!]!;
 }
 
-/** undici hands HTTP/1.1 trailers as a raw Buffer list and HTTP/2 trailers as an object. */
-function trailerObject(trailers: Buffer[] | Record<string, string | string[]>): Record<string, string> {
+/** Trailers as a raw flat list (HTTP/1.1) rather than an object (HTTP/2, the mux); `Array.isArray` does not narrow readonly arrays. */
+function isRawList(trailers: RawHeaders | Record<string, string | string[]>): trailers is RawHeaders {
+  return Array.isArray(trailers);
+}
+
+/** HTTP/1.1 trailers come as a raw flat list, HTTP/2 and mux trailers as an object. */
+function trailerObject(trailers: RawHeaders | Record<string, string | string[]>): Record<string, string> {
   const out: Record<string, string> = {};
-  if (Array.isArray(trailers)) {
-    for (let i = 0; i < trailers.length; i += 2) out[trailers[i]!.toString('latin1').toLowerCase()] = trailers[i + 1]!.toString('latin1');
+  if (isRawList(trailers)) {
+    for (let i = 0; i < trailers.length; i += 2) out[headerText(trailers[i]!).toLowerCase()] = headerText(trailers[i + 1]!);
   } else {
     for (const [k, v] of Object.entries(trailers)) if (!k.startsWith(':')) out[k] = Array.isArray(v) ? v.join(', ') : v;
   }

@@ -5,17 +5,18 @@
  * waits for the connections it keeps count of.
  */
 import { Dispatcher } from 'undici';
+import type { RawHeaders } from '../stages/headers.js';
 
 /**
  * The handler callbacks these clients call: undici's callback API, as the attempt loop
- * implements it. Trailers come as undici's HTTP/1.1 pool gave them (a raw list) or as an
- * object (HTTP/2, the mux).
+ * implements it. Trailers come as a raw flat list (HTTP/1.1) or as an object (HTTP/2, the
+ * mux).
  */
 export interface CallbackHandler {
   onConnect(abort: (err?: Error) => void): void;
   onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
   onData(chunk: Buffer): boolean;
-  onComplete(trailers: Buffer[] | Record<string, string | string[]>): void;
+  onComplete(trailers: RawHeaders | Record<string, string | string[]>): void;
   onError(err: Error): void;
 }
 

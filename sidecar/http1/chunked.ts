@@ -1,7 +1,8 @@
 /**
  * Incremental decoder of a chunked message body (RFC 9112 §7.1): chunk sizes in hex with
- * optional extensions (ignored), data, and a trailer section (read and dropped: trailers of
- * HTTP/1.1 requests are not forwarded). Input may split anywhere.
+ * optional extensions (ignored), data, and a trailer section, kept as a flat `[name, value,
+ * ...]` list (the client forwards a response's; a request's are not forwarded). Input may
+ * split anywhere.
  */
 import { HttpParseError } from './parse-error.js';
 
@@ -20,6 +21,8 @@ export class ChunkedDecoder {
   private state = State.Size;
   private remaining = 0;
   private line = '';
+  /** Trailer fields, once the body is done; empty when it had none. */
+  readonly trailers: string[] = [];
 
   get done(): boolean {
     return this.state === State.Done;
@@ -70,7 +73,13 @@ export class ChunkedDecoder {
       return;
     }
     if (this.state === State.Trailer) {
-      if (text === '') this.state = State.Done;
+      if (text === '') {
+        this.state = State.Done;
+        return;
+      }
+      const colon = text.indexOf(':');
+      if (colon <= 0) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'a trailer line without a colon');
+      this.trailers.push(text.slice(0, colon).trim(), text.slice(colon + 1).trim());
       return;
     }
     const semi = text.indexOf(';');

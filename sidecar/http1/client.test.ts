@@ -81,10 +81,11 @@ describe('H1Upstream', () => {
     expect(await res.body.text()).toBe('te=chunked got 150000');
   });
 
-  it('reads a body that ends with the connection, a HEAD answer, and skips 1xx answers', async () => {
+  it('reads a body that ends with the connection, a HEAD answer, trailers, and skips 1xx answers', async () => {
     const app = await rawApp((request, socket) => {
       if (request.startsWith('HEAD')) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n');
       else if (request.startsWith('GET /close')) socket.end('HTTP/1.1 200 OK\r\n\r\nuntil the end');
+      else if (request.startsWith('GET /trailers')) socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n3\r\nabc\r\n0\r\nX-Checksum: 900150983cd24fb0\r\n\r\n');
       else socket.write('HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok');
     });
     const u = upstream(app.port);
@@ -94,6 +95,9 @@ describe('H1Upstream', () => {
     expect([head.statusCode, await head.body.text()]).toEqual([200, '']);
     const hinted = await u.request({ method: 'GET', path: '/hinted' });
     expect([hinted.statusCode, await hinted.body.text()]).toEqual([201, 'ok']);
+    const trailed = await u.request({ method: 'GET', path: '/trailers' });
+    expect(await trailed.body.text()).toBe('abc');
+    expect(trailed.trailers).toEqual({ 'x-checksum': '900150983cd24fb0' });
   });
 
   it('does not reuse a connection the server closed while idle, and fails a call whose connection closes unanswered', async () => {

@@ -41,8 +41,8 @@ export interface H1UpstreamOptions {
   readonly maxHeaderBytes: number;
 }
 
-/** HTTP/1.1 trailers are not forwarded; undici's handlers (request()) want a list all the same. */
-const NO_TRAILERS: Buffer[] = [];
+/** An answer without trailers; undici's handlers (request()) want a list all the same. */
+const NO_TRAILERS: string[] = [];
 
 class H1Call implements BodySink {
   conn: H1Conn | null = null;
@@ -352,6 +352,7 @@ class H1Conn {
   }
 
   private complete(call: H1Call): void {
+    const trailers = this.decoder?.trailers ?? NO_TRAILERS;
     this.decoder = null;
     this.state = State.Head;
     const sendingBody = call.body !== null;
@@ -366,7 +367,7 @@ class H1Conn {
       this.owner.release(this);
     } else this.socket.destroy();
     try {
-      call.handler.onComplete(NO_TRAILERS);
+      call.handler.onComplete(trailers);
     } catch {
       // The call is over; the exchange learns of its broken caller from the caller's own 'close'.
     }

@@ -82,6 +82,7 @@ describe('ChunkedDecoder', () => {
     for (let i = 0; i < body.length && !decoder.done; i++) used += decoder.push(body.subarray(i, i + 1), (c) => out.push(Buffer.from(c)));
     expect(Buffer.concat(out).toString()).toBe('hello world');
     expect(decoder.done).toBe(true);
+    expect(decoder.trailers).toEqual(['Trailer', 'x']);
     expect(body.subarray(used).toString()).toBe('NEXT');
   });
 

@@ -17,7 +17,7 @@ export interface AttemptOwner {
   readonly current: AttemptHandler | null;
   onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean;
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean;
-  onAttemptComplete(h: AttemptHandler, trailers: Buffer[] | Record<string, string | string[]> | null): void;
+  onAttemptComplete(h: AttemptHandler, trailers: RawHeaders | Record<string, string | string[]> | null): void;
   onAttemptError(h: AttemptHandler, err: Error): void;
 }
 
@@ -50,7 +50,7 @@ export class AttemptHandler {
     return this.owner.onAttemptData(this, chunk);
   }
 
-  onComplete(trailers: Buffer[] | Record<string, string | string[]> | null): void {
+  onComplete(trailers: RawHeaders | Record<string, string | string[]> | null): void {
     this.owner.onAttemptComplete(this, trailers);
   }
 

@@ -4,6 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestLeaf, type TestUpstream } from '../support/index.js';
 import { get, rawExchange, testAgent } from './http.js';
@@ -32,7 +34,22 @@ describe('sidecar pair over mTLS, and upgrades', () => {
   let catalog: SpawnedSidecar;
 
   beforeAll(async () => {
-    app = await startUpstream(echoHandler('catalog'));
+    app = await startUpstream((req, res) => {
+      if (req.url === '/trailers') {
+        res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+        res.write('abc');
+        res.addTrailers({ 'x-checksum': 'c0ffee' });
+        res.end();
+        return;
+      }
+      if (req.url === '/upload') {
+        let bytes = 0;
+        req.on('data', (c: Buffer) => (bytes += c.length));
+        req.on('end', () => res.end(JSON.stringify({ bytes, te: req.headers['transfer-encoding'] ?? null })));
+        return;
+      }
+      echoHandler('catalog')(req, res);
+    });
     // A raw WebSocket-style endpoint: answers the upgrade, then echoes bytes upper-cased.
     app.server.on('upgrade', (req, socket) => {
       const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
@@ -64,6 +81,21 @@ describe('sidecar pair over mTLS, and upgrades', () => {
     expect(res.json()).toMatchObject({ name: 'catalog', path: '/secure' });
     const metrics = (await get(agent, `${catalog.adminUrl}/metrics`)).text;
     expect(metrics).toMatch(/skein_requests_total\{direction="inbound",source="web",destination="catalog"/);
+  });
+
+  it('between the sidecars: concurrent requests each get their own answer, a chunked upload streams through, and trailers arrive', async () => {
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => get(agent, `${web.outboundUrl}/n/${i}`, { host: 'catalog' })));
+    answers.forEach((a, i) => expect(a.json()).toMatchObject({ name: 'catalog', path: `/n/${i}` }));
+
+    async function* upload(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 48; i++) yield Buffer.alloc(64 * 1024, i);
+    }
+    const up = await request(`${web.outboundUrl}/upload`, { dispatcher: agent, method: 'POST', headers: { host: 'catalog' }, body: Readable.from(upload()) });
+    expect(await up.body.json()).toEqual({ bytes: 48 * 64 * 1024, te: 'chunked' });
+
+    const trailed = await request(`${web.outboundUrl}/trailers`, { dispatcher: agent, headers: { host: 'catalog' } });
+    expect(await trailed.body.text()).toBe('abc');
+    expect(trailed.trailers).toEqual({ 'x-checksum': 'c0ffee' });
   });
 
   it('refuses a client without a certificate and one with a certificate from another CA', async () => {
