@@ -129,8 +129,15 @@ export class MuxServerSession implements BodySource {
     this.writer.empty(FrameType.GoAway, 0, 0);
   }
 
+  /**
+   * Closes the connection at shutdown. Frames still queued for this turn (the last answers
+   * of a drain) are written first, and a connection with nothing open is ended rather than
+   * reset, so the caller reads them.
+   */
   destroy(): void {
-    this.socket.destroy();
+    this.writer.flush();
+    if (this.streams.size === 0) this.socket.end();
+    else this.socket.destroy();
   }
 
   readMore(req: IncomingRequest): void {
