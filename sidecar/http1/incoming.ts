@@ -12,6 +12,8 @@ export interface BodySource {
   readMore(req: IncomingRequest): void;
 }
 
+function ignore(): void {}
+
 export class IncomingRequest extends Readable {
   readonly httpVersionMajor = 1;
   /** Set by the pipeline (sidecar/exchange.ts). */
@@ -27,6 +29,9 @@ export class IncomingRequest extends Readable {
     readonly httpVersionMinor: number,
   ) {
     super();
+    // Errors reach whoever reads the body (an upstream call hooks 'error'); unread, a body's
+    // error must not become an uncaught exception.
+    this.on('error', ignore);
   }
 
   get httpVersion(): string {

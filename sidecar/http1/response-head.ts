@@ -50,6 +50,8 @@ export function parseResponseHead(text: string): ResponseHead {
   if (!wellFormed) throw new HttpParseError('HPE_INVALID_CONSTANT', 'the status line is not HTTP/1.x NNN reason');
   const status = Number(text.slice(9, 12));
   const reason = eol > 13 ? text.slice(13, eol) : '';
+  // It is written to the caller as it came: no bare CR or LF may ride along.
+  if (/[\r\n\0]/.test(reason)) throw new HttpParseError('HPE_INVALID_CONSTANT', 'control characters in the reason phrase');
   const rawHeaders = parseHeaderLines(text, eol + 2);
   const { contentLength, chunked, keepAlive, keepAliveHint } = framingOf(rawHeaders, minor);
   const keepAliveMs = keepAliveHint === '' ? -1 : keepAliveTimeoutMs(keepAliveHint);

@@ -108,6 +108,13 @@ describe('Http1Server', () => {
     expect(answer).toMatch(/GET \/next $/);
   });
 
+  it('a malformed chunked body after the answer closes that connection and nothing else (no uncaught error)', async () => {
+    const f = await serve((_req, res) => res.end('answered early'));
+    const answer = await exchange(f.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+    expect(answer).toMatch(/answered early/);
+    expect(await exchange(f.port, 'GET /next HTTP/1.1\r\nHost: a\r\n\r\n', /answered early/)).toMatch(/^HTTP\/1.1 200 OK/);
+  });
+
   it('HTTP/1.0: no chunking, the body ends with the connection unless it was kept alive', async () => {
     const f = await serve((_req, res) => {
       res.writeHead(200, ['x-a', '1']);

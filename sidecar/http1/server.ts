@@ -309,7 +309,7 @@ class Http1Connection implements BodySource {
     this.state = State.Closed;
     this.buffered = null;
     const req = this.request;
-    if (req !== null && !req.readableEnded) req.destroy(err);
+    if (req !== null && !req.readableEnded) req.destroy();
     if (this.response !== null) {
       // Mid-request (a broken chunked body): the answer in progress is cut.
       this.socket.destroy();
@@ -321,11 +321,13 @@ class Http1Connection implements BodySource {
   onClose(): void {
     this.state = State.Closed;
     this.server.forget(this);
-    const req = this.request;
-    if (req !== null && !req.readableEnded && !req.destroyed) req.destroy();
+    // The response's 'close' first: the pipeline must see its caller gone before the request
+    // body's end, or it blames the upstream for the cut body.
     const res = this.response;
     this.response = null;
     if (res !== null) res.close();
+    const req = this.request;
+    if (req !== null && !req.readableEnded && !req.destroyed) req.destroy();
   }
 }
 

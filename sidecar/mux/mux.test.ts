@@ -182,6 +182,43 @@ describe('mux transport', () => {
     expect(Buffer.concat(r.body).length).toBe(total);
   });
 
+  it('keeps trailers behind the DATA a paused handler has not taken yet', async () => {
+    const f = await fixture((_req, res) => {
+      res.writeHead(200, ['content-type', 'text/plain']);
+      res.write('one');
+      res.write('two');
+      res.addTrailers({ 'x-sum': '6' });
+      res.end();
+    });
+    const r = recorder(true);
+    dispatch(f.upstream, {}, r);
+    while (r.body.length === 0) await new Promise((x) => setTimeout(x, 5));
+    await new Promise((x) => setTimeout(x, 50));
+    expect(r.trailers).toBeNull();
+    r.pauses = 0;
+    r.resume!();
+    await r.settled;
+    expect(Buffer.concat(r.body).toString()).toBe('onetwo');
+    expect(r.trailers).toEqual({ 'x-sum': '6' });
+  });
+
+  it('never sends a call its handler abandoned while the connection was opening', async () => {
+    const seen: string[] = [];
+    const f = await fixture((req, res) => {
+      seen.push(req.url);
+      res.end('ok');
+    });
+    const abandoned = recorder();
+    (abandoned.handler as { onConnect: (abort: (err?: Error) => void) => void }).onConnect = (abort) => abort(new Error('given up'));
+    dispatch(f.upstream, { method: 'DELETE', path: '/abandoned' }, abandoned);
+    const kept = recorder();
+    dispatch(f.upstream, { method: 'DELETE', path: '/kept' }, kept);
+    await Promise.all([abandoned.settled, kept.settled]);
+    expect(abandoned.error?.message).toBe('given up');
+    expect(Buffer.concat(kept.body).toString()).toBe('ok');
+    expect(seen).toEqual(['/kept']);
+  });
+
   it('sends trailers after the body', async () => {
     const f = await fixture((_req, res) => {
       res.writeHead(200, ['content-type', 'application/grpc']);

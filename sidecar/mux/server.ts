@@ -70,8 +70,8 @@ export class MuxResponse extends OutgoingBase {
     if (chunk !== undefined && chunk.length > 0) writer.data(trailers === null ? END_STREAM : 0, this.id, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     else if (trailers === null) writer.empty(FrameType.Data, END_STREAM, this.id);
     if (trailers !== null) writer.text(FrameType.Trailers, END_STREAM, this.id, encodeHead('', flatHeaders(trailers)).slice(2));
-    this.session.ended(this.id);
     this.close();
+    this.session.ended(this.id);
     return this;
   }
 
@@ -79,8 +79,8 @@ export class MuxResponse extends OutgoingBase {
   destroy(err?: Error): this {
     if (this.closed) return this;
     if (!this.writableEnded) this.session.reset(this.id, err?.message ?? 'response cut off');
-    this.session.ended(this.id);
     this.close();
+    this.session.ended(this.id);
     return this;
   }
 
@@ -197,10 +197,10 @@ export class MuxServerSession implements BodySource {
         if (payload.length === 4) s.res.credited(payload.readUInt32BE(0));
         return;
       case FrameType.Reset:
-        // The caller gave up: the pipeline sees its client gone.
+        // The caller gave up: the pipeline sees its client gone (the response's 'close' first, see closed()).
         this.streams.delete(id);
-        s.req.destroy();
         s.res.close();
+        s.req.destroy();
         return;
       default:
         return;
@@ -210,9 +210,11 @@ export class MuxServerSession implements BodySource {
   private closed(): void {
     const open = [...this.streams.values()];
     this.streams.clear();
+    // The response's 'close' before the request body's: the pipeline must see its caller gone,
+    // not an upstream that cut the body.
     for (const s of open) {
-      s.req.destroy();
       s.res.close();
+      s.req.destroy();
     }
     this.onClose(this);
   }

@@ -21,6 +21,9 @@ import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
 const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
 
+/** Past this, a connection takes no new streams (ids are u32, odd from the client). */
+const MAX_STREAM_ID = 0x7fff_ffff;
+
 /** A call answered without trailers; undici's handlers (request()) want an object all the same. */
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -34,6 +37,10 @@ class MuxCall implements BodySink {
   paused = false;
   held: Buffer[] | null = null;
   endHeld = false;
+  /** Trailers that came while paused, delivered with the end on resume. */
+  heldTrailers: Record<string, string> = NO_TRAILERS;
+  /** The Request frame went out: the peer knows the stream (a reset is worth sending). */
+  opened = false;
   /** Bytes handed to the handler and not yet credited back to the peer. */
   consumed = 0;
   /** Credit left for sending request body bytes. */
@@ -56,7 +63,7 @@ class MuxCall implements BodySink {
   fail(err: Error, resetPeer: boolean): void {
     if (this.done) return;
     this.finish();
-    if (resetPeer && this.conn !== null) this.conn.reset(this.id, err.message);
+    if (resetPeer && this.opened && this.conn !== null) this.conn.reset(this.id, err.message);
     try {
       this.handler.onError(err);
     } catch {
@@ -123,9 +130,15 @@ class MuxCall implements BodySink {
     }
   }
 
-  private endOrHold(): void {
-    if (this.paused) this.endHeld = true;
-    else this.complete(NO_TRAILERS);
+  /** The stream ended (with trailers, or none): completes now, or on resume when paused, after the held DATA. */
+  endOrHold(trailers: Record<string, string> = NO_TRAILERS): void {
+    if (this.done) return;
+    if (!this.paused) {
+      this.complete(trailers);
+      return;
+    }
+    this.endHeld = true;
+    this.heldTrailers = trailers;
   }
 
   private onResume(): void {
@@ -145,7 +158,7 @@ class MuxCall implements BodySink {
     }
     if (!this.paused && !this.done) {
       this.credit();
-      if (this.endHeld) this.complete(NO_TRAILERS);
+      if (this.endHeld) this.complete(this.heldTrailers);
     }
   }
 
@@ -249,17 +262,22 @@ class MuxConnection {
     call.conn = this;
     call.id = id;
     this.streams.set(id, call);
+    // Stream ids are 32 bits: long before they run out, later calls take a new connection.
+    if (this.nextId > MAX_STREAM_ID) this.retire();
     const { opts } = call;
-    const body = opts.body as string | Buffer | Readable | null | undefined;
-    const hasBody = body !== null && body !== undefined && !(typeof body === 'string' && body.length === 0);
-    this.writer.text(FrameType.Request, hasBody ? 0 : END_STREAM, id, encodeHead(`${opts.method} ${opts.path}`, flatHeaders(opts.headers)));
     call.armTimer(opts.headersTimeout);
+    // onConnect first: an attempt given up while this connection was opening aborts here, unsent.
     try {
       call.handler.onConnect(call.abort);
     } catch (err) {
-      call.fail(err as Error, true);
+      call.fail(err as Error, false);
     }
-    if (!call.done && hasBody) call.sendBody(this, body);
+    if (call.done) return;
+    const body = opts.body as string | Buffer | Readable | null | undefined;
+    const hasBody = body !== null && body !== undefined && !(typeof body === 'string' && body.length === 0);
+    this.writer.text(FrameType.Request, hasBody ? 0 : END_STREAM, id, encodeHead(`${opts.method} ${opts.path}`, flatHeaders(opts.headers)));
+    call.opened = true;
+    if (hasBody) call.sendBody(this, body);
   }
 
   forget(call: MuxCall): void {
@@ -313,7 +331,7 @@ class MuxConnection {
         const head = decodeHead(payload, false);
         const trailers: Record<string, string> = {};
         if (head !== undefined) for (let i = 0; i < head.headers.length; i += 2) trailers[head.headers[i]!.toLowerCase()] = head.headers[i + 1]!;
-        call.complete(trailers);
+        call.endOrHold(trailers);
         return;
       }
       case FrameType.Reset:
