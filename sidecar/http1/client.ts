@@ -20,7 +20,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { hookBody, unhookBody, type BodySink } from '../cluster/request-body.js';
+import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type CallbackHandler } from '../cluster/upstream-dispatcher.js';
 import { ChunkedDecoder } from './chunked.js';
 import { HttpParseError } from './parse-error.js';
@@ -44,27 +44,19 @@ export interface H1UpstreamOptions {
 /** An answer without trailers; undici's handlers (request()) want a list all the same. */
 const NO_TRAILERS: string[] = [];
 
-class H1Call implements BodySink {
+class H1Call extends UpstreamCall {
   conn: H1Conn | null = null;
-  done = false;
-  responded = false;
-  timer: NodeJS.Timeout | undefined = undefined;
-  body: Readable | null = null;
   readonly resume: () => void;
-  readonly abort: (err?: Error) => void;
 
-  constructor(
-    readonly opts: Dispatcher.DispatchOptions,
-    readonly handler: CallbackHandler,
-  ) {
+  constructor(opts: Dispatcher.DispatchOptions, handler: CallbackHandler) {
+    super(opts, handler);
     this.resume = () => this.conn?.socket.resume();
-    this.abort = (err?: Error) => this.fail(err ?? codedError('UND_ERR_ABORTED', 'the attempt was abandoned'), true);
   }
 
   /** Ends the call with an error, once; `cut` closes its connection (a response may be half read). */
   fail(err: Error, cut: boolean): void {
     if (this.done) return;
-    this.end();
+    this.finish();
     const conn = this.conn;
     this.conn = null;
     if (cut && conn !== null) conn.socket.destroy();
@@ -73,17 +65,6 @@ class H1Call implements BodySink {
     } catch {
       // The handler's own caller went away; nothing is left to end.
     }
-  }
-
-  end(): void {
-    this.done = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.unhookBody();
-  }
-
-  armTimer(ms: number | null | undefined): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = ms !== undefined && ms !== null && ms > 0 ? setTimeout(onCallTimeout, ms, this) : undefined;
   }
 
   /** Stream request bodies go out chunked unless the caller gave their length. */
@@ -98,26 +79,10 @@ class H1Call implements BodySink {
     this.body = null;
     if (!this.done) this.conn?.endBody();
   }
-
-  bodyFailed(err: Error): void {
-    this.body = null;
-    this.fail(err, true);
-  }
-
-  unhookBody(): void {
-    if (this.body === null) return;
-    unhookBody(this.body);
-    this.body = null;
-  }
 }
 
 function resumeBody(call: H1Call): void {
   call.body?.resume();
-}
-
-function onCallTimeout(call: H1Call): void {
-  call.timer = undefined;
-  call.fail(codedError(call.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the upstream did not answer in time'), true);
 }
 
 function onSocketData(this: Socket, chunk: Buffer): void {
@@ -187,14 +152,8 @@ class H1Conn {
   }
 
   private sendHead(call: H1Call): void {
+    if (!call.announce()) return;
     const { opts } = call;
-    call.armTimer(opts.headersTimeout);
-    try {
-      call.handler.onConnect(call.abort);
-    } catch (err) {
-      call.fail(err as Error, true);
-    }
-    if (call.done) return;
     const body = opts.body as string | Buffer | Uint8Array | Readable | null | undefined;
     const bytes = body === null || body === undefined ? null : typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
     let head = `${opts.method} ${opts.path} HTTP/1.1\r\n`;
@@ -239,8 +198,7 @@ class H1Conn {
       this.socket.uncork();
     }
     if (bytes !== undefined) return;
-    call.body = body as Readable;
-    hookBody(call.body, call);
+    call.feed(body as Readable);
   }
 
   writeBody(chunk: Buffer): boolean {
@@ -305,17 +263,8 @@ class H1Conn {
       this.state = State.UntilClose;
     }
     if (this.state !== State.UntilClose) this.state = State.Body;
-    call.responded = true;
-    call.armTimer(call.opts.bodyTimeout);
-    let go = true;
-    try {
-      go = call.handler.onHeaders(head.status, head.rawHeaders, call.resume, head.reason);
-    } catch (err) {
-      call.fail(err as Error, true);
-      return;
-    }
-    // Only an explicit false pauses, as in undici (its request() handler returns nothing).
-    if (go === false) this.socket.pause();
+    if (!call.emitHeaders(head.status, head.rawHeaders, head.reason)) this.socket.pause();
+    if (call.done) return;
     if (this.state === State.Body && this.decoder === null && this.bodyLeft === 0) this.complete(call);
   }
 
@@ -341,14 +290,7 @@ class H1Conn {
 
   private deliver(call: H1Call, chunk: Buffer): void {
     if (call.done || chunk.length === 0) return;
-    let go = true;
-    try {
-      go = call.handler.onData(chunk);
-    } catch (err) {
-      call.fail(err as Error, true);
-      return;
-    }
-    if (go === false) this.socket.pause();
+    if (!call.emitData(chunk)) this.socket.pause();
   }
 
   private complete(call: H1Call): void {
@@ -356,7 +298,7 @@ class H1Conn {
     this.decoder = null;
     this.state = State.Head;
     const sendingBody = call.body !== null;
-    call.end();
+    call.finish();
     call.conn = null;
     this.call = null;
     // A request body still going out after the whole answer came: the connection cannot be reused.
@@ -412,7 +354,7 @@ class H1Conn {
   }
 
   private completeAfterClose(call: H1Call): void {
-    call.end();
+    call.finish();
     call.conn = null;
     try {
       call.handler.onComplete(NO_TRAILERS);

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
-import { hookBody, unhookBody, type BodySink } from '../cluster/request-body.js';
+import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type CallbackHandler } from '../cluster/upstream-dispatcher.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
 
@@ -28,11 +28,9 @@ const MAX_STREAM_ID = 0x7fff_ffff;
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** One call: queued, then one stream on one connection. */
-class MuxCall implements BodySink {
+class MuxCall extends UpstreamCall {
   conn: MuxConnection | null = null;
   id = 0;
-  done = false;
-  responded = false;
   /** The handler asked to stop (onHeaders/onData returned false); DATA waits in `held`. */
   paused = false;
   held: Buffer[] | null = null;
@@ -45,18 +43,15 @@ class MuxCall implements BodySink {
   consumed = 0;
   /** Credit left for sending request body bytes. */
   sendWindow = WINDOW;
-  body: Readable | null = null;
-  timer: NodeJS.Timeout | undefined = undefined;
   readonly resume: () => void;
-  readonly abort: (err?: Error) => void;
 
   constructor(
     readonly owner: MuxUpstream,
-    readonly opts: Dispatcher.DispatchOptions,
-    readonly handler: CallbackHandler,
+    opts: Dispatcher.DispatchOptions,
+    handler: CallbackHandler,
   ) {
+    super(opts, handler);
     this.resume = () => this.onResume();
-    this.abort = (err?: Error) => this.cancel(err ?? codedError(MUX_RESET, 'the attempt was abandoned'));
   }
 
   /** Ends the call with an error, once; tells the peer when the stream was open. */
@@ -71,7 +66,7 @@ class MuxCall implements BodySink {
     }
   }
 
-  cancel(err: Error): void {
+  protected override cancel(err: Error): void {
     if (this.conn === null) {
       // Still queued: it never goes out.
       if (this.owner.unqueue(this)) this.fail(err, false);
@@ -80,26 +75,14 @@ class MuxCall implements BodySink {
     this.fail(err, true);
   }
 
-  private finish(): void {
-    this.done = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.unhookBody();
+  override finish(): void {
+    super.finish();
     this.conn?.forget(this);
   }
 
   response(status: number, statusText: string, headers: string[], end: boolean): void {
     if (this.done) return;
-    this.responded = true;
-    this.armTimer(this.opts.bodyTimeout);
-    let go = true;
-    try {
-      go = this.handler.onHeaders(status, headers, this.resume, statusText);
-    } catch (err) {
-      this.fail(err as Error, true);
-      return;
-    }
-    // Only an explicit false pauses, as in undici (its request() handler returns nothing).
-    if (go === false) this.paused = true;
+    if (!this.emitHeaders(status, headers, statusText)) this.paused = true;
     if (end) this.endOrHold();
   }
 
@@ -112,14 +95,7 @@ class MuxCall implements BodySink {
 
   private deliver(chunk: Buffer): void {
     this.consumed += chunk.length;
-    let go = true;
-    try {
-      go = this.handler.onData(chunk);
-    } catch (err) {
-      this.fail(err as Error, true);
-      return;
-    }
-    if (go === false) this.paused = true;
+    if (!this.emitData(chunk)) this.paused = true;
     else this.credit();
   }
 
@@ -178,19 +154,13 @@ class MuxCall implements BodySink {
     }
   }
 
-  armTimer(ms: number | null | undefined): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = ms !== undefined && ms !== null && ms > 0 ? setTimeout(onCallTimeout, ms, this) : undefined;
-  }
-
   /** Sends the request body: a buffer at once, a stream chunk by chunk within the peer's credit. */
   sendBody(conn: MuxConnection, body: string | Buffer | Uint8Array | Readable): void {
     if (typeof body === 'string' || body instanceof Uint8Array) {
       conn.writer.data(END_STREAM, this.id, typeof body === 'string' ? Buffer.from(body) : Buffer.isBuffer(body) ? body : Buffer.from(body));
       return;
     }
-    this.body = body;
-    hookBody(body, this);
+    this.feed(body);
   }
 
   bodyChunk(chunk: Buffer): boolean {
@@ -205,26 +175,10 @@ class MuxCall implements BodySink {
     if (!this.done && this.conn !== null) this.conn.writer.empty(FrameType.Data, END_STREAM, this.id);
   }
 
-  bodyFailed(err: Error): void {
-    this.body = null;
-    this.fail(err, true);
-  }
-
   credited(bytes: number): void {
     this.sendWindow += bytes;
     if (this.sendWindow > 0 && this.body !== null && this.body.isPaused()) this.body.resume();
   }
-
-  unhookBody(): void {
-    if (this.body === null) return;
-    unhookBody(this.body);
-    this.body = null;
-  }
-}
-
-function onCallTimeout(call: MuxCall): void {
-  call.timer = undefined;
-  call.fail(codedError(call.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the peer did not answer in time'), true);
 }
 
 /** One connection to the peer and the streams open on it. */
@@ -264,15 +218,9 @@ class MuxConnection {
     this.streams.set(id, call);
     // Stream ids are 32 bits: long before they run out, later calls take a new connection.
     if (this.nextId > MAX_STREAM_ID) this.retire();
+    // Announced first: an attempt given up while this connection was opening aborts here, unsent.
+    if (!call.announce()) return;
     const { opts } = call;
-    call.armTimer(opts.headersTimeout);
-    // onConnect first: an attempt given up while this connection was opening aborts here, unsent.
-    try {
-      call.handler.onConnect(call.abort);
-    } catch (err) {
-      call.fail(err as Error, false);
-    }
-    if (call.done) return;
     const body = opts.body as string | Buffer | Readable | null | undefined;
     const hasBody = body !== null && body !== undefined && !(typeof body === 'string' && body.length === 0);
     this.writer.text(FrameType.Request, hasBody ? 0 : END_STREAM, id, encodeHead(`${opts.method} ${opts.path}`, flatHeaders(opts.headers)));
