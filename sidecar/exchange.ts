@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
 import { backoffDelay } from './resilience/backoff.js';
 import type { OutlierDetector } from './resilience/outlier.js';
@@ -88,8 +89,7 @@ function onResponseClose(this: ProxyResponse): void {
 }
 
 function onResponseDrain(this: ProxyResponse): void {
-  const resume = this.exchange?.resume;
-  if (resume) resume();
+  this.exchange?.answering?.resume();
 }
 
 function onTimer(ex: Exchange): void {
@@ -188,7 +188,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   timer: NodeJS.Timeout | undefined = undefined;
   private timerIsPerTry = false;
   backoffTimer: NodeJS.Timeout | undefined = undefined;
-  resume: (() => void) | null = null;
+  /** The call whose answer is being relayed: resumed when the caller's side drains. */
+  answering: CallControl | null = null;
   status = 0;
   /** Response bytes the upstream announced (content-length), -1 when unknown. */
   private remaining = -1;
@@ -378,12 +379,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      // undici's types know only the new handler API; the callback one is what its core calls directly.
+      // Skein's clients take the attempt handler as it is (ControlledHandler); undici's Dispatcher type knows only its own.
       h as unknown as Dispatcher.DispatchHandler,
     );
   }
 
-  onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean {
+  onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, statusText: string): boolean {
     if (h !== this.current) return true;
     if (status < 200) return true;
     h.status = status;
@@ -393,7 +394,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return true;
     }
     this.status = status;
-    this.resume = resume;
+    this.answering = h.control;
     if (this.clientGone) return true;
     const out: string[] = [];
     this.remaining = responseHeaders(raw, out);
@@ -571,7 +572,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.current === null) this.finish(499);
     else {
       const h = this.current;
-      if (h.abort !== null) h.abort();
+      if (h.control !== null) h.control.abort();
       else {
         // Not connected yet: the handler aborts itself when it does (it is no longer current).
         this.current = null;
@@ -640,7 +641,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h === null) return;
     this.current = null;
     this.settle(h, true);
-    if (h.abort !== null) h.abort();
+    if (h.control !== null) h.control.abort();
   }
 
   /** Reports an attempt's end to the in-flight count, breaker and outlier detector, once. */

@@ -1,9 +1,8 @@
 /**
  * HTTP/2 upstream for gRPC endpoints: one multiplexed node:http2 session per endpoint, driven
- * through the same `dispatch(options, handler)` callbacks as the undici pools of HTTP/1.1
- * endpoints (onConnect / onHeaders / onData / onComplete / onError), so the attempt loop
- * does not know which it talks to. It extends undici's Dispatcher, whose `request()` (used
- * by mirroring) is built on `dispatch`.
+ * through `dispatch(options, handler)` like the HTTP/1.1 and mux clients
+ * (upstream-dispatcher.ts), so the attempt loop does not know which it talks to. It extends
+ * undici's Dispatcher, whose `request()` (used by mirroring) is built on `dispatch`.
  *
  * Why not undici's h2 client: it pipes each request body through `stream.pipeline` (an
  * AbortController, and a DOMException when it finishes, per call), copies every response
@@ -22,20 +21,32 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
-import { codedError, UpstreamDispatcher, type CallbackHandler } from './upstream-dispatcher.js';
+import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
 export type SessionConnector = (callback: (err: Error | null, socket: Socket | null) => void) => void;
 
-/** One dispatch, across the streams it may take (a refused stream's call is sent again once). */
-interface Call {
-  readonly opts: Dispatcher.DispatchOptions;
-  readonly handler: CallbackHandler;
+/** One dispatch, across the streams it may take (a refused stream's call is sent again once); its handler's control. */
+class Call implements CallControl {
   /** The stream now carrying it; null while it waits for a session. */
-  active: H2Call | null;
+  active: H2Call | null = null;
   /** Set by the attempt loop's abort; a call waiting for a session then never goes out. */
-  aborted: Error | null;
-  resent: boolean;
+  aborted: Error | null = null;
+  resent = false;
+
+  constructor(
+    readonly owner: H2Upstream,
+    readonly opts: Dispatcher.DispatchOptions,
+    readonly handler: AnyHandler,
+  ) {}
+
+  abort(err?: Error): void {
+    this.owner.abandon(this, err);
+  }
+
+  resume(): void {
+    this.active?.stream.resume();
+  }
 }
 
 /** Tells a handler its call failed. A handler that throws has nothing left to end (its own caller went away). */
@@ -88,9 +99,9 @@ class H2Call implements BodySink {
    * reset a moment ago, say) ends this call with that error, as undici does, instead of
    * escaping as an uncaught exception.
    */
-  headers(status: number, raw: string[], resume: () => void): boolean {
+  headers(status: number, raw: string[]): boolean {
     try {
-      return this.call.handler.onHeaders(status, raw, resume, '');
+      return headToHandler(this.call.handler, this.call, status, raw, '');
     } catch (err) {
       this.fail(err as Error);
       return true;
@@ -163,7 +174,7 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
     if (Array.isArray(value)) for (const v of value) raw.push(name, v);
     else raw.push(name, value);
   }
-  if (!c.headers(status, raw, this.resume.bind(this)) && !c.done) this.pause();
+  if (!c.headers(status, raw) && !c.done) this.pause();
 }
 
 function onStreamData(this: ClientHttp2Stream, chunk: Buffer): void {
@@ -256,7 +267,7 @@ export class H2Upstream extends UpstreamDispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return this.enqueue({ opts, handler: handler as unknown as CallbackHandler, active: null, aborted: null, resent: false });
+    return this.enqueue(new Call(this, opts, handler as unknown as AnyHandler));
   }
 
   private enqueue(call: Call): boolean {
@@ -273,7 +284,7 @@ export class H2Upstream extends UpstreamDispatcher {
   }
 
   /** The attempt loop gave the call up: end its stream, or take it out of the queue. */
-  private abort(call: Call, err: Error | undefined): void {
+  abandon(call: Call, err: Error | undefined): void {
     if (call.aborted !== null) return;
     call.aborted = err ?? codedError(H2_STREAM_CLOSED, 'the attempt was abandoned');
     if (call.active !== null && !call.active.done) {
@@ -387,7 +398,7 @@ export class H2Upstream extends UpstreamDispatcher {
     (stream as WithCall)[CALL] = c;
     for (const [event, listener] of STREAM_LISTENERS) stream.on(event, listener);
     try {
-      handler.onConnect((err?: Error) => this.abort(call, err));
+      startHandler(handler, call);
     } catch (err) {
       c.fail(err as Error);
     }

@@ -1,31 +1,37 @@
 /**
  * One call of Skein's own HTTP/1.1 and mux clients: the handler it reports to, its headers
  * and body timeouts, the request body it feeds (a BodySink), and the announce step both take
- * before sending anything: arm the headers timeout and give the handler its abort through
- * onConnect, which may abandon the call there (then nothing is sent).
+ * before sending anything: arm the headers timeout and hand the handler the call's control
+ * (upstream-dispatcher.ts), with which it may abandon the call there (then nothing is sent).
+ * The call is its own control object: no closures per call.
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
-import { codedError, type CallbackHandler } from './upstream-dispatcher.js';
+import { codedError, headToHandler, startHandler, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 function onCallTimeout(call: UpstreamCall): void {
   call.timedOut();
 }
 
-export abstract class UpstreamCall implements BodySink {
+export abstract class UpstreamCall implements BodySink, CallControl {
   done = false;
   responded = false;
   body: Readable | null = null;
   private timer: NodeJS.Timeout | undefined = undefined;
-  readonly abort: (err?: Error) => void;
 
   constructor(
     readonly opts: Dispatcher.DispatchOptions,
-    readonly handler: CallbackHandler,
-  ) {
-    this.abort = (err?: Error) => this.cancel(err ?? codedError('UND_ERR_ABORTED', 'the attempt was abandoned'));
+    readonly handler: AnyHandler,
+  ) {}
+
+  /** The handler gives the call up. */
+  abort(err?: Error): void {
+    this.cancel(err ?? codedError('UND_ERR_ABORTED', 'the attempt was abandoned'));
   }
+
+  /** The handler goes on after it asked to pause. */
+  abstract resume(): void;
 
   /** Ends the call with an error, once; `cut` gives up what carries it (its connection, or its stream). */
   abstract fail(err: Error, cut: boolean): void;
@@ -39,19 +45,16 @@ export abstract class UpstreamCall implements BodySink {
     this.fail(err, true);
   }
 
-  /** Arms the headers timeout and calls onConnect; false when the handler gave the call up there. */
+  /** Arms the headers timeout and starts the handler; false when it gave the call up there. */
   announce(): boolean {
     this.armTimer(this.opts.headersTimeout);
     try {
-      this.handler.onConnect(this.abort);
+      startHandler(this.handler, this);
     } catch (err) {
       this.fail(err as Error, true);
     }
     return !this.done;
   }
-
-  /** What the handler calls to go on after it asked to pause. */
-  abstract readonly resume: () => void;
 
   /**
    * Hands the response head to the handler, after which the body timeout runs. False when it
@@ -62,7 +65,7 @@ export abstract class UpstreamCall implements BodySink {
     this.responded = true;
     this.armTimer(this.opts.bodyTimeout);
     try {
-      return this.handler.onHeaders(status, raw, this.resume, statusText) !== false;
+      return headToHandler(this.handler, this, status, raw, statusText);
     } catch (err) {
       this.fail(err as Error, true);
       return true;

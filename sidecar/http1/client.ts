@@ -1,10 +1,10 @@
 /**
  * Skein's HTTP/1.1 client for plain upstreams (the local app, and endpoints of a sidecar
  * without an identity): keep-alive connections, one request at a time each, reused newest
- * first. It is driven through the same `dispatch(options, handler)` callbacks as undici's
- * pools (onConnect / onHeaders / onData / onComplete / onError), so the attempt loop does not
- * know which it talks to, and extends undici's Dispatcher, whose `request()` (mirroring,
- * health checks) is built on `dispatch`.
+ * first. It is driven through `dispatch(options, handler)` with the attempt loop's handler
+ * or undici's callback handlers (cluster/upstream-dispatcher.ts), like the mux and HTTP/2
+ * clients, so the attempt loop does not know which it talks to, and extends undici's
+ * Dispatcher, whose `request()` (mirroring, health checks) is built on `dispatch`.
  *
  * Why not undici's Pool: per request it builds a Request object, validates every header
  * value with a regular expression, parses responses in WebAssembly and copies each header
@@ -21,7 +21,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { UpstreamCall } from '../cluster/upstream-call.js';
-import { codedError, UpstreamDispatcher, type CallbackHandler } from '../cluster/upstream-dispatcher.js';
+import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { ChunkedDecoder } from './chunked.js';
 import { HttpParseError } from './parse-error.js';
 import { parseResponseHead, type ResponseHead } from './response-head.js';
@@ -46,11 +46,9 @@ const NO_TRAILERS: string[] = [];
 
 class H1Call extends UpstreamCall {
   conn: H1Conn | null = null;
-  readonly resume: () => void;
 
-  constructor(opts: Dispatcher.DispatchOptions, handler: CallbackHandler) {
-    super(opts, handler);
-    this.resume = () => this.conn?.socket.resume();
+  resume(): void {
+    this.conn?.socket.resume();
   }
 
   /** Ends the call with an error, once; `cut` closes its connection (a response may be half read). */
@@ -378,7 +376,7 @@ export class H1Upstream extends UpstreamDispatcher<H1Conn> {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const call = new H1Call(opts, handler as unknown as CallbackHandler);
+    const call = new H1Call(opts, handler as unknown as AnyHandler);
     if (this.isClosed) {
       call.fail(codedError(H1_CLOSED, `the upstream ${this.origin} is closed`), false);
       return false;

@@ -1,8 +1,8 @@
 /**
  * The client end of the sidecar-to-sidecar transport (frames.ts): one connection per peer
- * endpoint carrying every request to it, driven through the same `dispatch(options, handler)`
- * callbacks as undici's pools (onConnect / onHeaders / onData / onComplete / onError), so the
- * attempt loop does not know which it talks to. It extends undici's Dispatcher, whose
+ * endpoint carrying every request to it, driven through `dispatch(options, handler)` like
+ * the other upstream clients (cluster/upstream-dispatcher.ts), so the attempt loop does not
+ * know which it talks to. It extends undici's Dispatcher, whose
  * `request()` (mirroring, tests) is built on `dispatch`.
  *
  * The first call opens the connection; calls made while it connects wait in a queue. A
@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
-import { codedError, UpstreamDispatcher, type CallbackHandler } from '../cluster/upstream-dispatcher.js';
+import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
@@ -43,15 +43,13 @@ class MuxCall extends UpstreamCall {
   consumed = 0;
   /** Credit left for sending request body bytes. */
   sendWindow = WINDOW;
-  readonly resume: () => void;
 
   constructor(
     readonly owner: MuxUpstream,
     opts: Dispatcher.DispatchOptions,
-    handler: CallbackHandler,
+    handler: AnyHandler,
   ) {
     super(opts, handler);
-    this.resume = () => this.onResume();
   }
 
   /** Ends the call with an error, once; tells the peer when the stream was open. */
@@ -117,7 +115,7 @@ class MuxCall extends UpstreamCall {
     this.heldTrailers = trailers;
   }
 
-  private onResume(): void {
+  resume(): void {
     if (!this.paused || this.done) return;
     this.paused = false;
     const held = this.held;
@@ -331,7 +329,7 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const call = new MuxCall(this, opts, handler as unknown as CallbackHandler);
+    const call = new MuxCall(this, opts, handler as unknown as AnyHandler);
     if (this.isClosed) {
       call.fail(codedError(MUX_CLOSED, `the upstream ${this.origin} is closed`), false);
       return false;

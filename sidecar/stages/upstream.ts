@@ -1,12 +1,14 @@
 /**
- * Upstream: one attempt of a request on one endpoint's undici Pool, driven through
- * `pool.dispatch` with this handler object (undici's callback API: no streams, no promise
- * per request). It only reports events to its Exchange, which owns the attempt loop; a
- * handler whose attempt was abandoned (timeout, retry, client gone) is recognised there as
- * stale, and one that connects after being abandoned aborts itself.
+ * Upstream: one attempt of a request on one endpoint's client, driven through
+ * `pool.dispatch` with this handler object (no streams, no promise, no closure per request;
+ * see ControlledHandler in cluster/upstream-dispatcher.ts). It only reports events to its
+ * Exchange, which owns the attempt loop; a handler whose attempt was abandoned (timeout,
+ * retry, client gone) is recognised there as stale, and one that starts after being
+ * abandoned aborts itself.
  */
 import type { Dispatcher } from 'undici';
 import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
+import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
 import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
 import { H1_CLOSED } from '../http1/client.js';
@@ -15,15 +17,16 @@ import { headerText, type RawHeaders } from './headers.js';
 
 export interface AttemptOwner {
   readonly current: AttemptHandler | null;
-  onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean;
+  onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, statusText: string): boolean;
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean;
   onAttemptComplete(h: AttemptHandler, trailers: RawHeaders | Record<string, string | string[]> | null): void;
   onAttemptError(h: AttemptHandler, err: Error): void;
 }
 
-export class AttemptHandler {
-  abort: ((err?: Error) => void) | null = null;
-  /** The request started going out on a connection (undici called onConnect). */
+export class AttemptHandler implements ControlledHandler {
+  /** Set once the call starts going out. */
+  control: CallControl | null = null;
+  /** The request started going out on a connection. */
   connected = false;
   /** Response of a failed try that will be retried: its body is read and dropped. */
   discard = false;
@@ -36,14 +39,14 @@ export class AttemptHandler {
     readonly endpoint: UpstreamEndpoint,
   ) {}
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abort = abort;
+  onStart(control: CallControl): void {
+    this.control = control;
     this.connected = true;
-    if (this.owner.current !== this) abort();
+    if (this.owner.current !== this) control.abort();
   }
 
-  onHeaders(status: number, raw: RawHeaders, resume: () => void, statusText: string): boolean {
-    return this.owner.onAttemptHeaders(this, status, raw, resume, statusText);
+  onResponseHead(status: number, raw: RawHeaders, statusText: string): boolean {
+    return this.owner.onAttemptHeaders(this, status, raw, statusText);
   }
 
   onData(chunk: Buffer): boolean {
@@ -56,10 +59,6 @@ export class AttemptHandler {
 
   onError(err: Error): void {
     this.owner.onAttemptError(this, err);
-  }
-
-  onUpgrade(): void {
-    // Upgrades never go through dispatch (see stages/upgrade.ts).
   }
 }
 
