@@ -21,6 +21,11 @@
  * Flow control is per stream and credit based: a sender may have WINDOW bytes of DATA
  * unacknowledged; the receiver returns credit (WINDOW frames) as it hands data on, so a slow
  * reader holds up only its own stream.
+ *
+ * Liveness: the client sends PING on a connection it has heard nothing on for a while and
+ * gives the connection up when no answer follows (upstream.ts), as HTTP/2 keepalive does: a
+ * peer that vanished without a FIN or RST (a host gone, a dropped NAT entry) would otherwise
+ * hold calls until their timeouts, and every later call after them.
  */
 import type { Socket } from 'node:net';
 
@@ -38,9 +43,14 @@ export const enum FrameType {
   Window = 6,
   /** Stream 0: the server takes no new streams on this connection; open ones finish. */
   GoAway = 7,
+  /** Stream 0: are you there? Answered with the same 8-byte payload and ACK set. */
+  Ping = 8,
 }
 
 export const END_STREAM = 1;
+/** On PING: this is the answer. */
+export const ACK = 1;
+export const PING_BYTES = 8;
 export const HEADER_BYTES = 10;
 /** Per-stream credit in each direction. */
 export const WINDOW = 256 * 1024;
@@ -109,6 +119,14 @@ export class FrameWriter {
     writeHeader(header, rest.length, FrameType.Data, flags, id);
     this.queue(header);
     if (rest.length > 0) this.queue(rest);
+  }
+
+  /** A stream-0 frame with a small binary payload, copied into the frame (PING). */
+  control(type: FrameType, flags: number, payload: Buffer): void {
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+    writeHeader(frame, payload.length, type, flags, 0);
+    payload.copy(frame, HEADER_BYTES);
+    this.queue(frame);
   }
 
   /** A frame with a 4-byte number as payload (WINDOW). */

@@ -12,7 +12,8 @@ import { recordingHandler, type Recorded } from '../../test/support/recording-ha
 import { socketConnector } from '../cluster/h2-upstream.js';
 import { ALPN, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
-import { MuxUpstream } from './upstream.js';
+import { waitUntil } from '../../test/support/wait.js';
+import { MuxUpstream, type Keepalive } from './upstream.js';
 
 const ca = makeCa('Mux Test CA');
 const serverLeaf = makeLeaf(ca, 'server');
@@ -32,7 +33,7 @@ interface Fixture {
 }
 
 /** A TLS server speaking the mux, answering with `onRequest`, and an upstream to it. */
-async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void): Promise<Fixture> {
+async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, keepalive?: Keepalive): Promise<Fixture> {
   const sockets: TLSSocket[] = [];
   const sessions: MuxServerSession[] = [];
   const server: TlsServer = createTlsServer({ key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (socket) => {
@@ -44,7 +45,8 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void): 
   const { port } = server.address() as AddressInfo;
   const upstream = new MuxUpstream(
     `https://127.0.0.1:${port}`,
-    socketConnector(() => tlsConnect({ host: '127.0.0.1', port, key: clientLeaf.keyPem, cert: clientLeaf.certPem, ca: ca.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] }), 'secureConnect'),
+    muxConnector(port),
+    keepalive,
   );
   cleanups.push(() => {
     void upstream.destroy();
@@ -52,6 +54,19 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void): 
     server.close();
   });
   return { upstream, sockets, sessions };
+}
+
+function muxConnector(port: number): ReturnType<typeof socketConnector> {
+  return socketConnector(() => tlsConnect({ host: '127.0.0.1', port, key: clientLeaf.keyPem, cert: clientLeaf.certPem, ca: ca.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] }), 'secureConnect');
+}
+
+/** PING frames (header only plus 8 bytes, type 8) among what the client wrote on a server-side socket. */
+function countPings(socket: TLSSocket): () => number {
+  let pings = 0;
+  socket.on('data', (chunk: Buffer) => {
+    for (let off = 0; off + 10 <= chunk.length; off += 10 + chunk.readUInt32BE(off)) if (chunk[off + 4] === 8) pings++;
+  });
+  return () => pings;
 }
 
 function dispatch(upstream: MuxUpstream, opts: object, r: { handler: object }): void {
@@ -307,5 +322,47 @@ describe('mux transport', () => {
     expect(refused.connected).toBe(false);
     expect(refused.error?.code).toBe('ECONNREFUSED');
     await dead.close();
+  });
+
+  it('gives up a connection whose peer stops answering (keepalive PING): its call fails as a reset naming the ping, the next call connects anew', async () => {
+    // A peer that completes the TLS handshake, then reads everything and answers nothing.
+    const accepted: TLSSocket[] = [];
+    const server: TlsServer = createTlsServer({ key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (socket) => {
+      accepted.push(socket);
+      socket.resume();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const upstream = new MuxUpstream(`https://127.0.0.1:${port}`, muxConnector(port), { intervalMs: 50, timeoutMs: 100 });
+    cleanups.push(() => {
+      void upstream.destroy();
+      for (const s of accepted) s.destroy();
+      server.close();
+    });
+    const r = recorder();
+    dispatch(upstream, {}, r);
+    await r.settled;
+    expect(r.connected).toBe(true);
+    expect(r.error?.code).toBe('ECONNRESET');
+    expect(r.error?.message).toMatch(/did not answer a ping within 100 ms/);
+    const next = recorder();
+    dispatch(upstream, {}, next);
+    await waitUntil(() => accepted.length === 2 || undefined, { timeoutMs: 5000, what: 'a second connection' });
+  });
+
+  it('keeps an idle connection to a live peer: the server answers each PING, and a later call reuses the connection', async () => {
+    const f = await fixture((_req, res) => res.end('ok'), { intervalMs: 20, timeoutMs: 200 });
+    const first = recorder();
+    dispatch(f.upstream, {}, first);
+    await first.settled;
+    const pings = countPings(f.sockets[0]!);
+    await waitUntil(() => pings() >= 3 || undefined, { timeoutMs: 5000, what: 'three pings' });
+    const second = recorder();
+    dispatch(f.upstream, {}, second);
+    await second.settled;
+    expect(second.error).toBeNull();
+    expect(Buffer.concat(second.body).toString()).toBe('ok');
+    expect(f.sockets).toHaveLength(1);
   });
 });

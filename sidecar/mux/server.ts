@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { IncomingRequest, type BodySource } from '../http1/incoming.js';
 import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
+import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, PING_BYTES, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
 
@@ -165,6 +165,10 @@ export class MuxServerSession implements BodySource {
 
   private onFrame(type: FrameType, flags: number, id: number, payload: Buffer): void {
     const end = (flags & END_STREAM) !== 0;
+    if (type === FrameType.Ping) {
+      if ((flags & ACK) === 0 && payload.length === PING_BYTES) this.writer.control(FrameType.Ping, ACK, payload);
+      return;
+    }
     if (type === FrameType.Request) {
       if (this.streams.has(id)) return;
       const head = decodeHead(payload, true);

@@ -8,6 +8,11 @@
  * The first call opens the connection; calls made while it connects wait in a queue. A
  * connection that gets GOAWAY (the peer drains) or fails takes no new calls: its open
  * streams finish or fail, and the next call opens a new connection.
+ *
+ * Keepalive: a connection that has heard nothing from the peer for `intervalMs` sends a
+ * PING, and one that then hears nothing for `timeoutMs` more is closed, failing its calls
+ * as a reset (which the retry policy may send elsewhere). Idle connections are checked too,
+ * so a dead one is gone before the next call would have been sent on it.
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -15,7 +20,7 @@ import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, WINDOW } from './frames.js';
+import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, PING_BYTES, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
@@ -23,6 +28,27 @@ const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
 
 /** Past this, a connection takes no new streams (ids are u32, odd from the client). */
 const MAX_STREAM_ID = 0x7fff_ffff;
+
+export interface Keepalive {
+  /** Silence from the peer after which a PING goes out. */
+  readonly intervalMs: number;
+  /** How long the PING may go unanswered (by anything) before the connection is given up. */
+  readonly timeoutMs: number;
+}
+
+/** As gRPC's keepalive defaults for servers' pings, shorter than TCP keepalive's minutes. */
+export const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 5_000 };
+
+const PING_PAYLOAD = Buffer.from('skeinmux');
+
+function keepaliveTick(conn: MuxConnection): void {
+  conn.checkAlive();
+}
+
+function pingUnanswered(conn: MuxConnection): void {
+  conn.pingTimer = undefined;
+  conn.giveUp(`${conn.owner.origin} did not answer a ping within ${conn.keepalive.timeoutMs} ms`);
+}
 
 /** A call answered without trailers; undici's handlers (request()) want an object all the same. */
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -187,16 +213,31 @@ class MuxConnection {
   private nextId = 1;
   /** No new streams: the peer sent GOAWAY, or this end is closing. */
   retired = false;
+  /** Something came from the peer since the last keepalive tick. */
+  private heard = true;
+  private readonly keepaliveTimer: NodeJS.Timeout;
+  /** Armed while a PING waits for an answer. */
+  pingTimer: NodeJS.Timeout | undefined = undefined;
+  /** Why this end closed the connection, for the calls it fails. */
+  private closeReason: string | null = null;
 
   constructor(
-    private readonly owner: MuxUpstream,
+    readonly owner: MuxUpstream,
     readonly socket: Socket,
+    readonly keepalive: Keepalive,
   ) {
     this.writer = new FrameWriter(socket);
     this.reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
+    this.keepaliveTimer = setInterval(keepaliveTick, keepalive.intervalMs, this);
+    this.keepaliveTimer.unref();
     socket.on('data', (chunk: Buffer) => {
+      this.heard = true;
+      if (this.pingTimer !== undefined) {
+        clearTimeout(this.pingTimer);
+        this.pingTimer = undefined;
+      }
       const error = this.reader.push(chunk);
       if (error !== undefined) socket.destroy(codedError(MUX_RESET, `protocol error from ${owner.origin}: ${error}`));
     });
@@ -251,9 +292,32 @@ class MuxConnection {
     this.socket.end();
   }
 
+  /** Keepalive tick: a PING after an interval of silence, unless one is already out. */
+  checkAlive(): void {
+    if (this.heard) {
+      this.heard = false;
+      return;
+    }
+    if (this.pingTimer !== undefined || this.socket.destroyed) return;
+    this.writer.control(FrameType.Ping, 0, PING_PAYLOAD);
+    this.pingTimer = setTimeout(pingUnanswered, this.keepalive.timeoutMs, this);
+    this.pingTimer.unref();
+  }
+
+  /** Closes a connection the peer stopped answering on; its calls fail as reset. */
+  giveUp(reason: string): void {
+    this.closeReason = reason;
+    this.socket.destroy();
+  }
+
   private onFrame(type: FrameType, flags: number, id: number, payload: Buffer): void {
     if (type === FrameType.GoAway) {
       this.retire();
+      return;
+    }
+    if (type === FrameType.Ping) {
+      // Any frame counts as an answer (see 'data'); a peer's own PING is answered.
+      if ((flags & ACK) === 0 && payload.length === PING_BYTES) this.writer.control(FrameType.Ping, ACK, payload);
       return;
     }
     const call = this.streams.get(id);
@@ -293,10 +357,13 @@ class MuxConnection {
 
   private onClose(): void {
     this.retired = true;
+    clearInterval(this.keepaliveTimer);
+    if (this.pingTimer !== undefined) clearTimeout(this.pingTimer);
     this.owner.retired(this);
     const open = [...this.streams.values()];
     this.streams.clear();
-    for (const call of open) call.fail(codedError('ECONNRESET', `the connection to ${this.owner.origin} closed`), false);
+    const why = this.closeReason ?? `the connection to ${this.owner.origin} closed`;
+    for (const call of open) call.fail(codedError('ECONNRESET', why), false);
     this.owner.closed(this);
   }
 }
@@ -324,6 +391,7 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
   constructor(
     readonly origin: string,
     private readonly connector: SessionConnector,
+    private readonly keepalive: Keepalive = DEFAULT_KEEPALIVE,
   ) {
     super();
   }
@@ -361,7 +429,7 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
         for (const call of failed) call.fail(error, false);
         return;
       }
-      const conn = new MuxConnection(this, socket);
+      const conn = new MuxConnection(this, socket, this.keepalive);
       this.connections.add(conn);
       this.conn = conn;
       const waiting = this.queue;
