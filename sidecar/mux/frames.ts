@@ -50,6 +50,15 @@ export const enum FrameType {
 export const END_STREAM = 1;
 /** On PING: this is the answer. */
 export const ACK = 1;
+/** On RESET: the server refused the stream unprocessed, over its stream limit. */
+export const REFUSED = 2;
+/**
+ * Streams open at once on one connection, at most. The server refuses a stream past it (a
+ * peer's bug or abuse must not hold unbounded requests on one sidecar); the client keeps
+ * calls past it waiting for a free stream, as HTTP/2 clients do under
+ * SETTINGS_MAX_CONCURRENT_STREAMS. As many as a circuit breaker admits by default.
+ */
+export const MAX_STREAMS = 1024;
 export const PING_BYTES = 8;
 export const HEADER_BYTES = 10;
 /** Per-stream credit in each direction. */

@@ -33,12 +33,18 @@ interface Fixture {
 }
 
 /** A TLS server speaking the mux, answering with `onRequest`, and an upstream to it. */
-async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, keepalive?: Keepalive): Promise<Fixture> {
+interface FixtureOptions {
+  readonly keepalive?: Keepalive;
+  readonly clientMaxStreams?: number;
+  readonly serverMaxStreams?: number;
+}
+
+async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o: FixtureOptions = {}): Promise<Fixture> {
   const sockets: TLSSocket[] = [];
   const sessions: MuxServerSession[] = [];
   const server: TlsServer = createTlsServer({ key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (socket) => {
     sockets.push(socket);
-    sessions.push(new MuxServerSession(socket, onRequest, () => {}));
+    sessions.push(new MuxServerSession(socket, onRequest, () => {}, o.serverMaxStreams));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -46,7 +52,8 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, k
   const upstream = new MuxUpstream(
     `https://127.0.0.1:${port}`,
     muxConnector(port),
-    keepalive,
+    o.keepalive,
+    o.clientMaxStreams,
   );
   cleanups.push(() => {
     void upstream.destroy();
@@ -71,6 +78,17 @@ function countPings(socket: TLSSocket): () => number {
 
 function dispatch(upstream: MuxUpstream, opts: object, r: { handler: object }): void {
   upstream.dispatch({ method: 'GET', path: '/', headers: [], ...opts } as never, r.handler as never);
+}
+
+/** Sends `n` concurrent calls to /n/0 … /n/(n-1); each must get its own answer, `for /n/<i>`. */
+async function expectEachAnswered(f: Fixture, n: number): Promise<void> {
+  const calls = Array.from({ length: n }, (_, i) => {
+    const r = recorder();
+    dispatch(f.upstream, { path: `/n/${i}` }, r);
+    return r;
+  });
+  await Promise.all(calls.map((c) => c.settled));
+  calls.forEach((c, i) => expect(Buffer.concat(c.body).toString()).toBe(`for /n/${i}`));
 }
 
 async function readAll(req: MuxRequest): Promise<Buffer> {
@@ -104,13 +122,7 @@ describe('mux transport', () => {
       // Answer in reverse once all 20 are in: each answer must still reach its own caller.
       if (held.length === 20) for (const h of held.reverse()) h.end(`for ${(h as unknown as { path: string }).path}`);
     });
-    const calls = Array.from({ length: 20 }, (_, i) => {
-      const r = recorder();
-      dispatch(f.upstream, { path: `/n/${i}` }, r);
-      return r;
-    });
-    await Promise.all(calls.map((c) => c.settled));
-    calls.forEach((c, i) => expect(Buffer.concat(c.body).toString()).toBe(`for /n/${i}`));
+    await expectEachAnswered(f, 20);
     expect(f.sockets).toHaveLength(1);
   });
 
@@ -351,8 +363,45 @@ describe('mux transport', () => {
     await waitUntil(() => accepted.length === 2 || undefined, { timeoutMs: 5000, what: 'a second connection' });
   });
 
+  it('keeps calls past the stream limit waiting, and sends each on the same connection as a stream frees up', async () => {
+    let open = 0;
+    let mostOpen = 0;
+    const f = await fixture(
+      (req, res) => {
+        mostOpen = Math.max(mostOpen, ++open);
+        // Each answer a moment later, so the waiting calls queue up behind the open ones.
+        setImmediate(() => {
+          open--;
+          res.end(`for ${req.url}`);
+        });
+      },
+      { clientMaxStreams: 2 },
+    );
+    await expectEachAnswered(f, 6);
+    expect(mostOpen).toBe(2);
+    expect(f.sockets).toHaveLength(1);
+  });
+
+  it("refuses a stream past the server's limit with a RESET the client reports as refused; the open one is unharmed", async () => {
+    const held: MuxResponse[] = [];
+    const f = await fixture((_req, res) => held.push(res), { serverMaxStreams: 1 });
+    const first = recorder();
+    dispatch(f.upstream, { path: '/first' }, first);
+    await waitUntil(() => held.length === 1 || undefined, { timeoutMs: 5000, what: 'the first request at the server' });
+    const second = recorder();
+    dispatch(f.upstream, { path: '/second' }, second);
+    await second.settled;
+    expect(second.error?.code).toBe('ERR_SKEIN_MUX_REFUSED');
+    expect(second.error?.message).toMatch(/refused: 1 streams already open/);
+    held[0]!.end('first done');
+    await first.settled;
+    expect(first.error).toBeNull();
+    expect(Buffer.concat(first.body).toString()).toBe('first done');
+    expect(held).toHaveLength(1);
+  });
+
   it('keeps an idle connection to a live peer: the server answers each PING, and a later call reuses the connection', async () => {
-    const f = await fixture((_req, res) => res.end('ok'), { intervalMs: 20, timeoutMs: 200 });
+    const f = await fixture((_req, res) => res.end('ok'), { keepalive: { intervalMs: 20, timeoutMs: 200 } });
     const first = recorder();
     dispatch(f.upstream, {}, first);
     await first.settled;

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { IncomingRequest, type BodySource } from '../http1/incoming.js';
 import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
-import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, PING_BYTES, WINDOW } from './frames.js';
+import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, PING_BYTES, REFUSED, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
 
@@ -110,6 +110,7 @@ export class MuxServerSession implements BodySource {
     readonly socket: Socket,
     private readonly onRequest: MuxRequestListener,
     private readonly onClose: (session: MuxServerSession) => void,
+    private readonly maxStreams = MAX_STREAMS,
   ) {
     this.writer = new FrameWriter(socket);
     this.reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
@@ -171,6 +172,10 @@ export class MuxServerSession implements BodySource {
     }
     if (type === FrameType.Request) {
       if (this.streams.has(id)) return;
+      if (this.streams.size >= this.maxStreams) {
+        if (!this.socket.destroyed) this.writer.text(FrameType.Reset, REFUSED, id, `refused: ${this.maxStreams} streams already open on this connection`);
+        return;
+      }
       const head = decodeHead(payload, true);
       const space = head === undefined ? -1 : head.first.indexOf(' ');
       if (head === undefined || space <= 0) {

@@ -5,9 +5,10 @@
  * know which it talks to. It extends undici's Dispatcher, whose
  * `request()` (mirroring, tests) is built on `dispatch`.
  *
- * The first call opens the connection; calls made while it connects wait in a queue. A
- * connection that gets GOAWAY (the peer drains) or fails takes no new calls: its open
- * streams finish or fail, and the next call opens a new connection.
+ * The first call opens the connection; calls made while it connects, or while MAX_STREAMS
+ * are open on it, wait in a queue. A connection that gets GOAWAY (the peer drains) or fails
+ * takes no new calls: its open streams finish or fail, and the next call opens a new
+ * connection.
  *
  * Keepalive: a connection that has heard nothing from the peer for `intervalMs` sends a
  * PING, and one that then hears nothing for `timeoutMs` more is closed, failing its calls
@@ -20,10 +21,12 @@ import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
-import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, PING_BYTES, WINDOW } from './frames.js';
+import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, PING_BYTES, REFUSED, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
+/** The peer refused the stream over its stream limit (a peer with another limit than ours); retried as a reset. */
+export const MUX_REFUSED = 'ERR_SKEIN_MUX_REFUSED';
 const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
 
 /** Past this, a connection takes no new streams (ids are u32, odd from the client). */
@@ -249,6 +252,11 @@ class MuxConnection {
     return this.streams.size === 0;
   }
 
+  /** Takes a new stream now: open, and under the stream limit. */
+  get hasRoom(): boolean {
+    return !this.retired && this.streams.size < this.owner.maxStreams;
+  }
+
   start(call: MuxCall): void {
     const id = this.nextId;
     this.nextId += 2;
@@ -270,6 +278,7 @@ class MuxConnection {
   forget(call: MuxCall): void {
     if (this.streams.get(call.id) === call) this.streams.delete(call.id);
     if (this.retired && this.streams.size === 0) this.close();
+    else if (!this.retired) this.owner.streamFreed(this);
   }
 
   reset(id: number, why: string): void {
@@ -345,7 +354,7 @@ class MuxConnection {
         return;
       }
       case FrameType.Reset:
-        call.fail(codedError(MUX_RESET, `the peer reset the stream: ${payload.toString('latin1')}`), false);
+        call.fail(codedError((flags & REFUSED) !== 0 ? MUX_REFUSED : MUX_RESET, `the peer reset the stream: ${payload.toString('latin1')}`), false);
         return;
       case FrameType.Window:
         if (payload.length === 4) call.credited(payload.readUInt32BE(0));
@@ -392,6 +401,7 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
     readonly origin: string,
     private readonly connector: SessionConnector,
     private readonly keepalive: Keepalive = DEFAULT_KEEPALIVE,
+    readonly maxStreams = MAX_STREAMS,
   ) {
     super();
   }
@@ -402,12 +412,21 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
       call.fail(codedError(MUX_CLOSED, `the upstream ${this.origin} is closed`), false);
       return false;
     }
-    if (this.conn !== null) this.conn.start(call);
+    if (this.conn !== null && this.queue.length === 0 && this.conn.hasRoom) this.conn.start(call);
     else {
       this.queue.push(call);
-      if (!this.connecting) this.open();
+      if (this.conn === null && !this.connecting) this.open();
     }
     return true;
+  }
+
+  /** A stream of `conn` ended: the first waiting call takes its place. */
+  streamFreed(conn: MuxConnection): void {
+    if (conn !== this.conn) return;
+    while (this.queue.length > 0 && conn.hasRoom) {
+      const call = this.queue.shift()!;
+      if (!call.done) conn.start(call);
+    }
   }
 
   unqueue(call: MuxCall): boolean {
@@ -432,9 +451,7 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
       const conn = new MuxConnection(this, socket, this.keepalive);
       this.connections.add(conn);
       this.conn = conn;
-      const waiting = this.queue;
-      this.queue = [];
-      for (const call of waiting) if (!call.done) conn.start(call);
+      this.streamFreed(conn);
     };
     try {
       this.connector(onTransport);
@@ -444,7 +461,10 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
   }
 
   retired(conn: MuxConnection): void {
-    if (this.conn === conn) this.conn = null;
+    if (this.conn !== conn) return;
+    this.conn = null;
+    // Calls waiting for a stream on it go on a new connection.
+    if (this.queue.length > 0 && !this.connecting && !this.isClosed) this.open();
   }
 
   closed(conn: MuxConnection): void {
