@@ -14,6 +14,14 @@ const enum State {
   Done,
 }
 
+/**
+ * Where decoded data goes: the connection itself, so reading a chunked body makes no closure
+ * per read (why that matters: ControlledHandler in cluster/upstream-dispatcher.ts).
+ */
+export interface ChunkSink {
+  onChunk(chunk: Buffer): void;
+}
+
 /** Size and trailer lines longer than this are refused. */
 const MAX_LINE = 8 * 1024;
 
@@ -29,16 +37,16 @@ export class ChunkedDecoder {
   }
 
   /**
-   * Decodes from `buf`, handing data to `onData`; returns the bytes consumed (less than
+   * Decodes from `buf`, handing data to `sink`; returns the bytes consumed (less than
    * `buf.length` only once the body is done: the rest belongs to the next message).
    */
-  push(buf: Buffer, onData: (chunk: Buffer) => void): number {
+  push(buf: Buffer, sink: ChunkSink): number {
     let pos = 0;
     while (pos < buf.length && this.state !== State.Done) {
       switch (this.state) {
         case State.Data: {
           const n = Math.min(this.remaining, buf.length - pos);
-          onData(buf.subarray(pos, pos + n));
+          sink.onChunk(buf.subarray(pos, pos + n));
           pos += n;
           this.remaining -= n;
           if (this.remaining === 0) this.state = State.DataEnd;

@@ -22,7 +22,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
-import { ChunkedDecoder } from './chunked.js';
+import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { HttpParseError } from './parse-error.js';
 import { parseResponseHead, type ResponseHead } from './response-head.js';
 
@@ -109,7 +109,7 @@ const enum State {
   UntilClose,
 }
 
-class H1Conn {
+class H1Conn implements ChunkSink {
   connected = false;
   call: H1Call | null = null;
   error: Error | null = null;
@@ -117,6 +117,8 @@ class H1Conn {
   private buffered: Buffer | null = null;
   private bodyLeft = 0;
   private decoder: ChunkedDecoder | null = null;
+  /** The call whose chunked body `decoder` is decoding right now (see onChunk). */
+  private decoding: H1Call | null = null;
   private chunkedRequest = false;
   private keepAlive = true;
   private idleMs = DEFAULT_IDLE_MS;
@@ -275,7 +277,12 @@ class H1Conn {
     }
     let used: number;
     if (this.decoder !== null) {
-      used = this.decoder.push(buf, (chunk) => this.deliver(call, chunk));
+      this.decoding = call;
+      try {
+        used = this.decoder.push(buf, this);
+      } finally {
+        this.decoding = null;
+      }
     } else {
       used = Math.min(this.bodyLeft, buf.length);
       this.bodyLeft -= used;
@@ -284,6 +291,11 @@ class H1Conn {
     this.buffered = used === buf.length ? null : buf.subarray(used);
     if (call.done) return;
     if (this.decoder !== null ? this.decoder.done : this.bodyLeft === 0) this.complete(call);
+  }
+
+  /** ChunkSink: data of the chunked body being decoded. */
+  onChunk(chunk: Buffer): void {
+    if (this.decoding !== null) this.deliver(this.decoding, chunk);
   }
 
   private deliver(call: H1Call, chunk: Buffer): void {

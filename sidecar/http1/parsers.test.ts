@@ -79,7 +79,7 @@ describe('ChunkedDecoder', () => {
     const decoder = new ChunkedDecoder();
     const out: Buffer[] = [];
     let used = 0;
-    for (let i = 0; i < body.length && !decoder.done; i++) used += decoder.push(body.subarray(i, i + 1), (c) => out.push(Buffer.from(c)));
+    for (let i = 0; i < body.length && !decoder.done; i++) used += decoder.push(body.subarray(i, i + 1), { onChunk: (c) => out.push(Buffer.from(c)) });
     expect(Buffer.concat(out).toString()).toBe('hello world');
     expect(decoder.done).toBe(true);
     expect(decoder.trailers).toEqual(['Trailer', 'x']);
@@ -88,7 +88,7 @@ describe('ChunkedDecoder', () => {
 
   it('refuses bad sizes, data longer than its size, and bare LF', () => {
     for (const bad of ['zz\r\n', '3\r\nabcd\r\n', '3\nabc\r\n', `${'f'.repeat(13)}\r\n`]) {
-      expect(() => new ChunkedDecoder().push(Buffer.from(bad), () => {})).toThrow(HttpParseError);
+      expect(() => new ChunkedDecoder().push(Buffer.from(bad), { onChunk: () => {} })).toThrow(HttpParseError);
     }
   });
 });

@@ -15,7 +15,7 @@
  * request). Parse errors go to `clientError` with llhttp's codes; the connection then closes.
  */
 import type { Socket } from 'node:net';
-import { ChunkedDecoder } from './chunked.js';
+import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
 import { HttpParseError } from './parse-error.js';
@@ -115,7 +115,7 @@ function onSocketError(this: Socket): void {
 const CONN = Symbol('skein.http1');
 type WithConn = { [CONN]?: Http1Connection };
 
-class Http1Connection implements BodySource {
+class Http1Connection implements BodySource, ChunkSink {
   state = State.Head;
   private buffered: Buffer | null = null;
   request: IncomingRequest | null = null;
@@ -123,6 +123,8 @@ class Http1Connection implements BodySource {
   /** Body bytes still to come (Content-Length), or -1 with a chunked decoder. */
   private bodyLeft = 0;
   private decoder: ChunkedDecoder | null = null;
+  /** While `decoder` decodes: false once the request body's reader is full (see onChunk). */
+  private bodyMore = true;
   /** The response ended before the request body did: the rest is read and dropped. */
   private discarding = false;
   private processing = false;
@@ -229,15 +231,20 @@ class Http1Connection implements BodySource {
     this.server.handlers.upgrade(req, s, rest);
   }
 
+  /** ChunkSink: data of the chunked request body being decoded. */
+  onChunk(chunk: Buffer): void {
+    if (!this.discarding && !this.request!.push(chunk)) this.bodyMore = false;
+  }
+
   private readBody(): boolean {
     const buf = this.buffered!;
     const req = this.request!;
     let used: number;
     let more = true;
     if (this.decoder !== null) {
-      used = this.decoder.push(buf, (chunk) => {
-        if (!this.discarding && !req.push(chunk)) more = false;
-      });
+      this.bodyMore = true;
+      used = this.decoder.push(buf, this);
+      more = this.bodyMore;
       if (this.decoder.done) this.bodyDone();
     } else {
       used = Math.min(this.bodyLeft, buf.length);
