@@ -598,6 +598,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.finish(sent);
   }
 
+  /** A fault stage let the request through (stages/fault.ts): on to the route and subset it chose. */
+  faultPassed(): void {
+    if (!this.finished) this.forward(this.route!, this.subset!, this.outlier, this.budget);
+  }
+
   replyError(err: unknown): void {
     if (isSkeinError(err)) this.reply(err.reason, err.message, err.status);
     else this.reply('bad-request', (err as Error).message);

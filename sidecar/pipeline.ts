@@ -96,12 +96,11 @@ export function handleOutbound(ctx: OutboundContext, req: ProxyRequest, res: Pro
   const target = outboundTarget(ctx, ex);
   if (target === undefined) return;
   const { route, subset } = target;
-  // fault (compiled per route; null when off)
+  // fault (compiled per route; null when off): the exchange goes on with faultPassed()
   if (route.fault !== null) {
-    route.fault(
-      () => ex.forward(route, subset, ex.outlier, ex.budget),
-      (err) => ex.replyError(err),
-    );
+    ex.route = route;
+    ex.subset = subset;
+    route.fault(ex);
     return;
   }
   // balance → resilience → upstream → telemetry

@@ -8,10 +8,10 @@ const parse = (input: object) => faultSchema.parse(input);
 /** Runs a stage and reports what it did. */
 function run(stage: NonNullable<ReturnType<typeof compileFault>>) {
   const result: { proceeded: boolean; aborted?: SkeinError } = { proceeded: false };
-  const timer = stage(
-    () => (result.proceeded = true),
-    (err) => (result.aborted = err),
-  );
+  const timer = stage({
+    faultPassed: () => (result.proceeded = true),
+    replyError: (err) => (result.aborted = err),
+  });
   return { result, timer };
 }
 

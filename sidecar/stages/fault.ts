@@ -10,11 +10,18 @@
 import type { Fault } from '../../common/config/schema.js';
 import { SkeinError } from '../../common/errors.js';
 
+/** The request a fault runs on (the Exchange): an object, so a fault makes no closures per request. */
+export interface FaultTarget {
+  /** No abort: the request goes on. */
+  faultPassed(): void;
+  replyError(err: SkeinError): void;
+}
+
 /**
- * Runs the fault for one request: calls exactly one of `proceed` or `abort`, possibly after
- * the delay. Returns the delay timer (to clear if the client leaves), or undefined.
+ * Runs the fault for one request: calls exactly one of `faultPassed` or `replyError`,
+ * possibly after the delay. Returns the delay timer, or undefined.
  */
-export type FaultStage = (proceed: () => void, abort: (err: SkeinError) => void) => NodeJS.Timeout | undefined;
+export type FaultStage = (target: FaultTarget) => NodeJS.Timeout | undefined;
 
 export function compileFault(fault: Fault | undefined, random: () => number = Math.random): FaultStage | null {
   const delayPercent = fault?.delay && fault.delay.duration > 0 ? fault.delay.percent : 0;
@@ -24,16 +31,16 @@ export function compileFault(fault: Fault | undefined, random: () => number = Ma
   // One error per rule, reused: it carries no per-request data.
   const error = new SkeinError('fault-injected', undefined, fault?.abort?.status);
 
-  const decideAbort = (proceed: () => void, abort: (err: SkeinError) => void): void => {
-    if (abortPercent > 0 && random() * 100 < abortPercent) abort(error);
-    else proceed();
+  const decideAbort = (target: FaultTarget): void => {
+    if (abortPercent > 0 && random() * 100 < abortPercent) target.replyError(error);
+    else target.faultPassed();
   };
 
-  return (proceed, abort) => {
+  return (target) => {
     if (delayPercent > 0 && random() * 100 < delayPercent) {
-      return setTimeout(decideAbort, delayMs, proceed, abort);
+      return setTimeout(decideAbort, delayMs, target);
     }
-    decideAbort(proceed, abort);
+    decideAbort(target);
     return undefined;
   };
 }
