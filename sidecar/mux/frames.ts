@@ -49,7 +49,7 @@ export const enum FrameType {
 
 export const END_STREAM = 1;
 /** On PING: this is the answer. */
-export const ACK = 1;
+const ACK = 1;
 /** On RESET: the server refused the stream unprocessed, over its stream limit. */
 export const REFUSED = 2;
 /**
@@ -59,7 +59,7 @@ export const REFUSED = 2;
  * SETTINGS_MAX_CONCURRENT_STREAMS. As many as a circuit breaker admits by default.
  */
 export const MAX_STREAMS = 1024;
-export const PING_BYTES = 8;
+const PING_BYTES = 8;
 export const HEADER_BYTES = 10;
 /** Per-stream credit in each direction. */
 export const WINDOW = 256 * 1024;
@@ -130,8 +130,18 @@ export class FrameWriter {
     if (rest.length > 0) this.queue(rest);
   }
 
-  /** A stream-0 frame with a small binary payload, copied into the frame (PING). */
-  control(type: FrameType, flags: number, payload: Buffer): void {
+  /** A PING to the peer: are you there? */
+  ping(payload: Buffer): void {
+    this.control(FrameType.Ping, 0, payload);
+  }
+
+  /** What a PING received from the peer is owed: the same payload back with ACK (nothing for an answer, or a malformed one). */
+  answerPing(flags: number, payload: Buffer): void {
+    if ((flags & ACK) === 0 && payload.length === PING_BYTES) this.control(FrameType.Ping, ACK, payload);
+  }
+
+  /** A stream-0 frame with a small binary payload, copied into the frame. */
+  private control(type: FrameType, flags: number, payload: Buffer): void {
     const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
     writeHeader(frame, payload.length, type, flags, 0);
     payload.copy(frame, HEADER_BYTES);

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { IncomingRequest, type BodySource } from '../http1/incoming.js';
 import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
-import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, PING_BYTES, REFUSED, WINDOW } from './frames.js';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
 
@@ -167,7 +167,7 @@ export class MuxServerSession implements BodySource {
   private onFrame(type: FrameType, flags: number, id: number, payload: Buffer): void {
     const end = (flags & END_STREAM) !== 0;
     if (type === FrameType.Ping) {
-      if ((flags & ACK) === 0 && payload.length === PING_BYTES) this.writer.control(FrameType.Ping, ACK, payload);
+      this.writer.answerPing(flags, payload);
       return;
     }
     if (type === FrameType.Request) {

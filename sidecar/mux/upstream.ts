@@ -21,7 +21,7 @@ import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
-import { ACK, decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, PING_BYTES, REFUSED, WINDOW } from './frames.js';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
@@ -308,7 +308,7 @@ class MuxConnection {
       return;
     }
     if (this.pingTimer !== undefined || this.socket.destroyed) return;
-    this.writer.control(FrameType.Ping, 0, PING_PAYLOAD);
+    this.writer.ping(PING_PAYLOAD);
     this.pingTimer = setTimeout(pingUnanswered, this.keepalive.timeoutMs, this);
     this.pingTimer.unref();
   }
@@ -326,7 +326,7 @@ class MuxConnection {
     }
     if (type === FrameType.Ping) {
       // Any frame counts as an answer (see 'data'); a peer's own PING is answered.
-      if ((flags & ACK) === 0 && payload.length === PING_BYTES) this.writer.control(FrameType.Ping, ACK, payload);
+      this.writer.answerPing(flags, payload);
       return;
     }
     const call = this.streams.get(id);
