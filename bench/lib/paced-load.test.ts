@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pacedLoad, summarize } from './paced-load.js';
 
@@ -35,6 +36,17 @@ describe('pacedLoad', () => {
     const early = t.filter((arrival, k) => arrival < before + k * 10 - 0.5);
     expect(early).toEqual([]);
     expect(t[t.length - 1]! - before).toBeGreaterThan(1990);
+  });
+
+  it('sends the warm-up first on the same connections and records only what follows', async () => {
+    const target = await recordingServer();
+    const run = await pacedLoad({ url: target.url, rate: 100, connections: 4, durationSeconds: 1, warmupSeconds: 0.5 });
+    expect(target.arrivals).toHaveLength(150);
+    expect(target.peers.size).toBe(4);
+    expect(run).toMatchObject({ requests: 100, warmupRequests: 50, errors: 0 });
+    expect(summarize([run]).requests).toBe(100);
+    expect(decodeFromCompressedBase64(run.histogram).totalCount).toBe(100);
+    expect(run.elapsedSeconds).toBeLessThan(1.45);
   });
 
   it('counts failed requests and merges runs into one latency summary', async () => {

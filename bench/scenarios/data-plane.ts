@@ -25,6 +25,12 @@ import { waitForTarget, type Target, type TargetName } from '../targets/target.j
 const PROXIED: readonly TargetName[] = ['nginx', 'skein'];
 const CONNECTIONS = 16;
 const FIXED_RATE = 1000;
+/**
+ * Unrecorded paced load at the start of each latency round (PacedLoadOptions.warmupSeconds).
+ * 5 s: after the idle spell of the other targets' turns a sidecar needs about that long at
+ * 1000 rps to be optimised again (README, Benchmarks: the tail-latency paragraphs).
+ */
+const LATENCY_WARMUP_SECONDS = 5;
 const CLIENT_SERVICE = 'bench-client';
 const SERVER_SERVICE = 'bench-upstream';
 
@@ -76,7 +82,14 @@ async function runDataPlane(ctx: ScenarioContext): Promise<ScenarioResult> {
     for (const run of runs) {
       const { target } = run;
       const { result, usage } = await measured(target, () =>
-        runPacedLoad(ctx.children, { url: target.url, host: target.host, rate: FIXED_RATE, connections: CONNECTIONS, durationSeconds: slice }),
+        runPacedLoad(ctx.children, {
+          url: target.url,
+          host: target.host,
+          rate: FIXED_RATE,
+          connections: CONNECTIONS,
+          durationSeconds: slice,
+          warmupSeconds: LATENCY_WARMUP_SECONDS,
+        }),
       );
       run.latency.push(result);
       run.latencyUsage.push(usage);
@@ -201,7 +214,9 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
     '',
     `(A)'s row shows its own latency in parentheses; the others show what they add to it (same percentile, same run). ` +
       `Max rps: \`wrk -t1 -c${CONNECTIONS}\`; latency: ${FIXED_RATE} rps evenly spaced over ${CONNECTIONS} connections; ` +
-      `each ${measuredSeconds}s in total, in ${rounds} rounds of ${slice}s with the targets taking turns. CPU s are summed over those ${measuredSeconds}s.`,
+      `each ${measuredSeconds}s in total, in ${rounds} rounds of ${slice}s with the targets taking turns; ` +
+      `each latency round first sends ${LATENCY_WARMUP_SECONDS}s of the same load unrecorded, so the generator (a fresh Node process) and the target are warm. ` +
+      `CPU s are summed over those rounds (for latency, warm-ups included).`,
   ];
   for (const r of runs) {
     const l = summary.get(r.target.name)!.latency;
@@ -217,7 +232,8 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
     if (r.target.name === 'direct') continue;
     figures[`${tag} added p50 ms`] = s.latency.p50Ms - base.p50Ms;
     figures[`${tag} added p99 ms`] = s.latency.p99Ms - base.p99Ms;
-    const requests = s.latency.requests;
+    // The CPU was sampled over each slice's warm-up too, so it is shared among every request sent.
+    const requests = r.latency.reduce((sum, run) => sum + run.requests + run.warmupRequests, 0);
     figures[`${tag} CPU µs per request @${FIXED_RATE} rps (both proxies)`] = (s.latencyUsage.reduce((sum, u) => sum + u.cpuSeconds, 0) / requests) * 1e6;
   }
   if (nginx && skein) {
