@@ -48,9 +48,11 @@ function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: str
 }
 
 /** A TCP relay to the control plane's gRPC port whose connections the test can cut (a network failure). */
-async function relayTo(cp: ControlPlaneProcess): Promise<{ address: string; cut(): void; close(): void }> {
+async function relayTo(cp: ControlPlaneProcess): Promise<{ address: string; accepted(): number; cut(): void; close(): void }> {
   const sockets = new Set<Socket>();
+  let accepted = 0;
   const server = createServer((inbound) => {
+    accepted++;
     const outbound = connect(cp.grpcPort, '127.0.0.1');
     for (const s of [inbound, outbound]) {
       sockets.add(s);
@@ -63,7 +65,7 @@ async function relayTo(cp: ControlPlaneProcess): Promise<{ address: string; cut(
   const cut = () => {
     for (const s of sockets) s.destroy();
   };
-  return { address: `127.0.0.1:${port}`, cut, close: () => (cut(), server.close()) };
+  return { address: `127.0.0.1:${port}`, accepted: () => accepted, cut, close: () => (cut(), server.close()) };
 }
 
 async function proxies(cp: ControlPlaneProcess, service?: string) {
@@ -195,8 +197,11 @@ describe('push stream', () => {
       await waitUntil(async () => sc.source.hasSnapshot && (await proxies(cp, 'ratings')).proxies[0]?.state === 'SYNCED', { what: 'SYNCED' });
       const version = sc.source.currentVersion;
       const applied = sc.applied.length;
+      const connections = relay.accepted();
       relay.cut();
-      await waitUntil(() => /unreachable/.test(sc.source.status), { what: 'the sidecar to notice the cut' });
+      // A new connection through the relay shows the sidecar noticed the cut. Its "unreachable"
+      // status lasts only the first backoff (0-50 ms here), too short to catch by polling.
+      await waitUntil(() => relay.accepted() > connections, { what: 'the sidecar to reconnect after the cut' });
       await waitUntil(() => /^connected/.test(sc.source.status), { what: 'the sidecar to report the new stream', timeoutMs: 5_000 });
       expect(sc.source.status).toBe(`connected to control plane at ${relay.address}; snapshot ${version}`);
       const view = await waitUntil(async () => {
