@@ -24,10 +24,8 @@ export interface AttemptOwner {
 }
 
 export class AttemptHandler implements ControlledHandler {
-  /** Set once the call starts going out. */
+  /** Set once the call starts going out on a connection. */
   control: CallControl | null = null;
-  /** The request started going out on a connection. */
-  connected = false;
   /** Response of a failed try that will be retried: its body is read and dropped. */
   discard = false;
   status = 0;
@@ -39,9 +37,13 @@ export class AttemptHandler implements ControlledHandler {
     readonly endpoint: UpstreamEndpoint,
   ) {}
 
+  /** The request started going out on a connection. */
+  get connected(): boolean {
+    return this.control !== null;
+  }
+
   onStart(control: CallControl): void {
     this.control = control;
-    this.connected = true;
     if (this.owner.current !== this) control.abort();
   }
 
