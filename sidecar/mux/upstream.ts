@@ -278,7 +278,7 @@ class MuxConnection {
   forget(call: MuxCall): void {
     if (this.streams.get(call.id) === call) this.streams.delete(call.id);
     if (this.retired && this.streams.size === 0) this.close();
-    else if (!this.retired) this.owner.streamFreed(this);
+    else if (!this.retired) this.owner.startWaiting(this);
   }
 
   reset(id: number, why: string): void {
@@ -420,8 +420,8 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
     return true;
   }
 
-  /** A stream of `conn` ended: the first waiting call takes its place. */
-  streamFreed(conn: MuxConnection): void {
+  /** Starts waiting calls on `conn` while it has room: it has just connected, or one of its streams ended. */
+  startWaiting(conn: MuxConnection): void {
     if (conn !== this.conn) return;
     while (this.queue.length > 0 && conn.hasRoom) {
       const call = this.queue.shift()!;
@@ -451,7 +451,7 @@ export class MuxUpstream extends UpstreamDispatcher<MuxConnection> {
       const conn = new MuxConnection(this, socket, this.keepalive);
       this.connections.add(conn);
       this.conn = conn;
-      this.streamFreed(conn);
+      this.startWaiting(conn);
     };
     try {
       this.connector(onTransport);
