@@ -17,6 +17,8 @@ import { MuxUpstream, type Keepalive } from './upstream.js';
 
 const ca = makeCa('Mux Test CA');
 const serverLeaf = makeLeaf(ca, 'server');
+/** A mux server's TLS: the server leaf, client certificates required, the mux ALPN. */
+const SERVER_TLS = { key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] };
 const clientLeaf = makeLeaf(ca, 'client');
 
 const recorder = (pauseAll = false): Recorded => recordingHandler(pauseAll ? Infinity : 0);
@@ -42,7 +44,7 @@ interface FixtureOptions {
 async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o: FixtureOptions = {}): Promise<Fixture> {
   const sockets: TLSSocket[] = [];
   const sessions: MuxServerSession[] = [];
-  const server: TlsServer = createTlsServer({ key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (socket) => {
+  const server: TlsServer = createTlsServer(SERVER_TLS, (socket) => {
     sockets.push(socket);
     sessions.push(new MuxServerSession(socket, onRequest, () => {}, o.serverMaxStreams));
   });
@@ -339,7 +341,7 @@ describe('mux transport', () => {
   it('gives up a connection whose peer stops answering (keepalive PING): its call fails as a reset naming the ping, the next call connects anew', async () => {
     // A peer that completes the TLS handshake, then reads everything and answers nothing.
     const accepted: TLSSocket[] = [];
-    const server: TlsServer = createTlsServer({ key: serverLeaf.keyPem, cert: serverLeaf.certPem, ca: ca.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (socket) => {
+    const server: TlsServer = createTlsServer(SERVER_TLS, (socket) => {
       accepted.push(socket);
       socket.resume();
     });
