@@ -1,6 +1,11 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { isLoopbackUrl } from '../../common/consul/client.js';
-import { checkIdOf, registrationBody, type InstanceRegistration } from './consul-registration.js';
+import { connectConsul, isLoopbackUrl } from '../../common/consul/client.js';
+import { waitUntil } from '../../test/support/wait.js';
+import { checkIdOf, ConsulRegistration, registrationBody, type InstanceRegistration } from './consul-registration.js';
 
 const instance: InstanceRegistration = {
   id: 'catalog-v2-1a2b3c4d', service: 'catalog', version: 'v2', protocol: 'grpc', address: '10.0.0.7', port: 15443, checkUrl: 'http://127.0.0.1:15000/ready',
@@ -33,5 +38,43 @@ describe('isLoopbackUrl', () => {
     expect(isLoopbackUrl('https://[::1]:8501')).toBe(true);
     expect(isLoopbackUrl('http://consul:8500')).toBe(false);
     expect(isLoopbackUrl('http://10.0.0.2:8500')).toBe(false);
+  });
+});
+
+describe('ConsulRegistration against an agent that stops answering', () => {
+  it('a registration left hanging does not hold up deregistration, so shutdown goes on to drain', async () => {
+    // A real HTTP server playing an agent that lost the instance (404), then hangs on every PUT.
+    const puts: string[] = [];
+    const hanging: ServerResponse[] = [];
+    const agent = createServer((req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'GET') {
+        res.writeHead(404).end('unknown service');
+        return;
+      }
+      puts.push(req.url!.split('?')[0]!);
+      hanging.push(res);
+    });
+    await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
+    const consul = connectConsul(`http://127.0.0.1:${(agent.address() as AddressInfo).port}`, {});
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    }));
+    const registration = new ConsulRegistration(consul, instance, logger);
+    try {
+      await waitUntil(() => puts.includes('/v1/agent/service/register'), { what: 'the registration PUT' });
+      const started = Date.now();
+      await registration.deregister(300);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(lines.join('')).toMatch(/deregistering from Consul failed: .*no answer within 300 ms/);
+    } finally {
+      for (const res of hanging) res.destroy();
+      consul.close();
+      agent.closeAllConnections();
+      await new Promise((resolve) => agent.close(resolve));
+    }
   });
 });

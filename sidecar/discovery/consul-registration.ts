@@ -52,6 +52,13 @@ export function registrationBody(r: InstanceRegistration): Record<string, unknow
 
 export const checkIdOf = (id: string): string => `skein:${id}:ready`;
 
+/**
+ * A registration PUT gets this long. Without a bound, an agent that accepts the connection
+ * but never answers (stopped, or cut off mid-call) would hold the keeper for good, and with
+ * it the deregistration that shutdown waits for before draining.
+ */
+const REGISTER_TIMEOUT_MS = 10_000;
+
 export class ConsulRegistration {
   private readonly keeper: BlockingQuery<'present' | 'registered'>;
   private readonly log: Logger;
@@ -91,12 +98,13 @@ export class ConsulRegistration {
     }
   }
 
-  /** Stops keeping the registration, fails the check and deregisters (bounded by `timeoutMs`). */
+  /** Stops keeping the registration, fails the check and deregisters, all bounded by `timeoutMs`. */
   async deregister(timeoutMs = 2_000): Promise<void> {
     clearInterval(this.ttlTimer);
-    await this.keeper.stop();
     const client = this.consul.client;
     const work = (async () => {
+      // The keeper's round in flight ends first (its registration must not land after the deregistration).
+      await this.keeper.stop();
       await client.agent.service.maintenance({ id: this.instance.id, enable: true, reason: 'skein sidecar draining' } as never);
       await client.agent.service.deregister({ id: this.instance.id } as never);
     })();
@@ -132,7 +140,8 @@ export class ConsulRegistration {
     } catch (err) {
       if (consulStatus(err) !== 404) throw err;
     }
-    await this.consul.client.agent.service.register(registrationBody(this.instance) as never);
+    // `ctx`: stopping the keeper aborts a registration in flight too.
+    await this.consul.client.agent.service.register({ ...registrationBody(this.instance), ctx: req.ctx, timeout: REGISTER_TIMEOUT_MS } as never);
     this.registrations++;
     this.log.info({ address: this.instance.address, port: this.instance.port, check: this.instance.checkUrl }, this.registrations === 1 ? 'registered with Consul' : 'the Consul agent had lost this instance; registered again');
     // No cursor: the next round reads the new registration at once and then blocks on it.
