@@ -6,6 +6,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
+import { waitUntil } from '../../test/support/wait.js';
 import { H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 
 /** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */
@@ -86,8 +87,10 @@ describe('H2Upstream', () => {
       stream.end();
     });
     const r = call(upstream(port), null, true);
-    // Paused after the first chunk: nothing completes until it is resumed.
+    // Paused after the first chunk: nothing more arrives and nothing completes until it is resumed.
+    await waitUntil(() => r.body.length > 0, { what: 'the first chunk' });
     await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(r.body).toHaveLength(1);
     expect(r.trailers).toBeNull();
     r.resume!();
     await r.settled;
