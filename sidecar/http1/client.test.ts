@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../test/support/wait.js';
 import { H1Upstream } from './client.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -27,21 +28,23 @@ async function httpApp(handler: (req: IncomingMessage, res: ServerResponse) => v
 }
 
 /** A raw server answering each connection's data with `answer(requestText, socket)`. */
-async function rawApp(answer: (request: string, socket: Socket, n: number) => void): Promise<{ port: number; connections: () => number }> {
+async function rawApp(answer: (request: string, socket: Socket, n: number) => void): Promise<{ port: number; connections: () => number; closed: () => number }> {
   let count = 0;
+  let closed = 0;
   let n = 0;
   const server = createServer((socket) => {
     count++;
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => answer(d, socket, n++));
     socket.on('error', () => {});
+    socket.on('close', () => closed++);
   });
   const sockets = new Set<Socket>();
   server.on('connection', (s) => sockets.add(s));
   cleanups.push(() => {
     for (const s of sockets) s.destroy();
   });
-  return { port: await listening(server), connections: () => count };
+  return { port: await listening(server), connections: () => count, closed: () => closed };
 }
 
 function upstream(port: number): H1Upstream {
@@ -107,10 +110,11 @@ describe('H1Upstream', () => {
     });
     const u = upstream(app.port);
     expect(await (await u.request({ method: 'GET', path: '/' })).body.text()).toBe('ok');
-    await new Promise((r) => setTimeout(r, 50));
+    // The server's side closes once the client has seen its FIN and closed too.
+    await waitUntil(() => app.closed() === 1, { what: 'the first connection closed' });
     expect(await (await u.request({ method: 'GET', path: '/' })).body.text()).toBe('ok');
     expect(app.connections()).toBe(2);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => app.closed() === 2, { what: 'the second connection closed' });
     await expect(u.request({ method: 'GET', path: '/drop' })).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
     expect(app.connections()).toBe(3);
   });
