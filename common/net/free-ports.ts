@@ -14,6 +14,12 @@
  * did: a sidecar failed its start with EADDRINUSE). So a port handed out is also reserved
  * machine-wide: a file named after it, created exclusively, holds the pid of the process
  * that took it. Others skip it while that process lives and reclaim it once it has exited.
+ *
+ * Reclaiming is delete-then-create, so two processes reclaiming the same stale file at once
+ * could each delete what the other had just created and both hand the port out. A reclaimer
+ * therefore first takes `<port>.lock` (created exclusively), checks the file again under it
+ * and only then replaces it; whoever cannot take the lock skips the port (a lock left by a
+ * process that died mid-reclaim costs that one port).
  */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -61,38 +67,61 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Reserves `port` for this process; false when a live process holds it. */
+const code = (err: unknown): string | undefined => (err as { code?: string }).code;
+
+/** Creates `path` holding this pid, only if it does not exist; false when it does. */
+function createExclusive(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx');
+  } catch (err) {
+    if (code(err) === 'EEXIST') return false;
+    throw err;
+  }
+  writeSync(fd, String(process.pid));
+  closeSync(fd);
+  return true;
+}
+
+/** Whether the reservation at `path` was left by a process that has exited (false when gone or live). */
+function stale(path: string): boolean {
+  let content: string;
+  try {
+    content = readFileSync(path, 'utf8');
+  } catch {
+    return false;
+  }
+  // An empty file is one being written this instant.
+  const owner = Number(content);
+  return content !== '' && !(Number.isInteger(owner) && owner > 0 && alive(owner));
+}
+
+/** Reserves `port` for this process; false when a live process holds it or another is reclaiming it. */
 function reserve(port: number): boolean {
   const path = join(RESERVATIONS, String(port));
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return true;
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') {
-        mkdirSync(RESERVATIONS, { recursive: true });
-        continue;
-      }
-      if ((err as { code?: string }).code !== 'EEXIST') throw err;
-      let content: string;
-      try {
-        content = readFileSync(path, 'utf8');
-      } catch {
-        continue; // removed in between: try again
-      }
-      // An empty file is one being written this instant.
-      const owner = Number(content);
-      if (content === '' || (Number.isInteger(owner) && owner > 0 && alive(owner))) return false;
-      try {
-        unlinkSync(path);
-      } catch {
-        // Another process reclaimed it first; the exclusive create decides.
-      }
-    }
+  try {
+    if (createExclusive(path)) return true;
+  } catch (err) {
+    if (code(err) !== 'ENOENT') throw err;
+    mkdirSync(RESERVATIONS, { recursive: true });
+    return createExclusive(path);
   }
-  return false;
+  if (!stale(path)) return false;
+  const lock = `${path}.lock`;
+  if (!createExclusive(lock)) return false;
+  try {
+    // Checked again under the lock: another reclaimer may have replaced it before we took it.
+    if (!stale(path)) return false;
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+    }
+    // Exclusive even now: a plain reserve() may have created it since the unlink.
+    return createExclusive(path);
+  } finally {
+    unlinkSync(lock);
+  }
 }
 
 function unreserve(port: number): void {
