@@ -15,6 +15,7 @@ import { loadMeshProto, type ControlMessage, type Hello, type MeshClient, type S
 import type { ConfigSource } from '../config-source.js';
 import type { IdentityProvider } from '../identity/provider.js';
 import { backoffDelay } from '../resilience/backoff.js';
+import { controlPlaneTls, type ControlPlaneTls } from './channel.js';
 
 export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix'>;
 
@@ -112,12 +113,13 @@ export class ControlPlaneSource implements ConfigSource {
       .catch((err: Error) => this.retry(err.message));
   }
 
-  private open(credentials: grpc.ChannelCredentials): void {
+  private open(tls: ControlPlaneTls): void {
     if (this.closed) return;
     this.client?.close();
     const { Client } = loadMeshProto();
     const keepalive = this.options.keepaliveMs ?? 10_000;
-    this.client = new Client(this.options.address, credentials, {
+    this.client = new Client(this.options.address, tls.credentials, {
+      ...tls.channelOptions,
       'grpc.keepalive_time_ms': keepalive,
       'grpc.keepalive_timeout_ms': Math.min(5_000, keepalive),
       'grpc.keepalive_permit_without_calls': 1,
@@ -136,16 +138,14 @@ export class ControlPlaneSource implements ConfigSource {
     if (this.certStatus) stream.write({ cert: this.certStatus });
   }
 
-  private async credentials(): Promise<grpc.ChannelCredentials> {
+  private async credentials(): Promise<ControlPlaneTls> {
     const identity = this.options.identity?.current();
     const roots = [
       ...(this.options.caFile ? splitPemCertificates(await readFile(this.options.caFile, 'utf8')) : []),
       ...(identity ? splitPemCertificates(identity.caPem) : []),
     ];
     const rootsPem = roots.length > 0 ? Buffer.from(joinPemCertificates([...new Set(roots)])) : null;
-    return identity
-      ? grpc.credentials.createSsl(rootsPem, Buffer.from(identity.keyPem), Buffer.from(identity.certPem))
-      : grpc.credentials.createSsl(rootsPem);
+    return controlPlaneTls(this.options.address, rootsPem, identity);
   }
 
   private attach(stream: Stream): void {

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import { loadMeshProto } from '../../common/proto/mesh.js';
+import { controlPlaneTls } from '../control-plane/channel.js';
 import type { TlsIdentity } from './provider.js';
 
 export interface SignResult {
@@ -64,10 +65,8 @@ export function controlPlaneSigner(options: ControlPlaneSignerOptions): CsrSigne
   const { Client } = loadMeshProto();
   return async (csrPem, current) => {
     const roots = await trustedRoots(options.caFile, current);
-    const credentials = current
-      ? grpc.credentials.createSsl(roots, Buffer.from(current.keyPem), Buffer.from(current.certPem))
-      : grpc.credentials.createSsl(roots);
-    const client = new Client(options.address, credentials);
+    const tls = controlPlaneTls(options.address, roots, current);
+    const client = new Client(options.address, tls.credentials, tls.channelOptions);
     try {
       const response = await new Promise<{ certPem: string; bundlePem: string }>((resolve, reject) => {
         const deadline = new Date(Date.now() + (options.deadlineMs ?? 10_000));

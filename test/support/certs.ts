@@ -26,6 +26,8 @@ export interface LeafOptions {
   readonly notAfter?: Date;
   /** Overrides the SPIFFE ID (default `spiffe://skein.local/service/<service>`). */
   readonly spiffeId?: string;
+  /** IP address SANs besides the SPIFFE ID (a server certificate checked by address, like the control plane's). */
+  readonly ips?: readonly string[];
 }
 
 /** RSA keys come from node's native generator: forge's pure-JS one takes seconds. */
@@ -76,7 +78,7 @@ export function makeLeaf(ca: TestCa, service: string, options: LeafOptions = {})
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-    { name: 'subjectAltName', altNames: [{ type: 6 /* URI */, value: spiffeId }] },
+    { name: 'subjectAltName', altNames: [{ type: 6 /* URI */, value: spiffeId }, ...(options.ips ?? []).map((ip) => ({ type: 7 /* IP */, ip }))] },
   ]);
   cert.sign(ca.key, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), keyPem, caPem: ca.certPem, spiffeId };
