@@ -13,6 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { loadMeshProto, type ControlMessage, type SidecarMessage } from '../../common/proto/mesh.js';
+import { controlPlaneTls } from '../../sidecar/control-plane/channel.js';
 
 const [address, caFile, firstText, countText, tokensText] = process.argv.slice(2);
 const first = Number(firstText);
@@ -20,13 +21,14 @@ const count = Number(countText);
 const tokens = tokensText!.split(',');
 const services = tokens.length;
 const { Client } = loadMeshProto();
-const credentials = grpc.credentials.createSsl(readFileSync(caFile!));
+// As a real sidecar connects: no IP as the TLS server name.
+const tls = controlPlaneTls(address!, readFileSync(caFile!));
 let firstAcks = 0;
 const acks = new Map<string, number>();
 
 function open(i: number): void {
   // A local subchannel pool gives every simulated sidecar its own connection.
-  const client = new Client(address!, credentials, { 'grpc.use_local_subchannel_pool': 1, 'grpc.keepalive_time_ms': 10_000 });
+  const client = new Client(address!, tls.credentials, { ...tls.channelOptions, 'grpc.use_local_subchannel_pool': 1, 'grpc.keepalive_time_ms': 10_000 });
   const stream: grpc.ClientDuplexStream<SidecarMessage, ControlMessage> = client.Stream();
   let acked = false;
   stream.on('data', (message: ControlMessage) => {
