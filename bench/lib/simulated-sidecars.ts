@@ -11,7 +11,6 @@
  * simulates sidecars number FIRST to FIRST+COUNT-1 (several processes share a fleet).
  */
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
 import { loadMeshProto, type ControlMessage, type SidecarMessage } from '../../common/proto/mesh.js';
 import { controlPlaneTls } from '../../sidecar/control-plane/channel.js';
 
@@ -22,7 +21,7 @@ const tokens = tokensText!.split(',');
 const services = tokens.length;
 const { Client } = loadMeshProto();
 // As a real sidecar connects: no IP as the TLS server name.
-const tls = controlPlaneTls(address!, readFileSync(caFile!));
+const tls = await controlPlaneTls(address!, caFile!);
 let firstAcks = 0;
 const acks = new Map<string, number>();
 

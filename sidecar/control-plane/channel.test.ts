@@ -1,6 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCa, makeLeaf } from '../../test/support/certs.js';
+import { tempDir } from '../../test/support/index.js';
 import { controlPlaneTls, targetHost } from './channel.js';
 
 const identity = (b: Buffer) => b;
@@ -13,6 +16,8 @@ const PingClient = grpc.makeGenericClientConstructor(definition, 'Ping');
 const ca = makeCa();
 // Like the control plane's own: checked by the address it is reached at.
 const serverLeaf = makeLeaf(ca, 'control-plane', { ips: ['127.0.0.1'] });
+const caFile = join(tempDir(), 'ca.crt');
+writeFileSync(caFile, ca.certPem);
 let server: grpc.Server;
 let port: number;
 const warnings: string[] = [];
@@ -32,8 +37,8 @@ afterAll(() => {
   server?.forceShutdown();
 });
 
-function ping(address: string): Promise<grpc.ServiceError | null> {
-  const tls = controlPlaneTls(address, Buffer.from(ca.certPem));
+async function ping(address: string): Promise<grpc.ServiceError | null> {
+  const tls = await controlPlaneTls(address, caFile);
   const client = new PingClient(address, tls.credentials, tls.channelOptions) as unknown as PingClient;
   return new Promise((resolve) => client.Ping(Buffer.from('x'), (err) => {
     client.close();

@@ -8,8 +8,10 @@
  * the IP that was dialled: the control plane's server certificate carries its IP SANs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 
 /** Sent as SNI instead of an IP; the control plane serves one certificate whatever the name. */
 export const CONTROL_PLANE_SNI = 'skein-control-plane';
@@ -29,8 +31,22 @@ export interface ControlPlaneTls {
   readonly channelOptions: grpc.ChannelOptions;
 }
 
-/** Credentials for `address`, trusting `roots`, presenting `identity` when the sidecar has one. */
-export function controlPlaneTls(address: string, roots: Buffer | null, identity?: { readonly keyPem: string; readonly certPem: string }): ControlPlaneTls {
+/** A sidecar identity as far as the control-plane channel needs it. */
+export interface ChannelIdentity {
+  readonly keyPem: string;
+  readonly certPem: string;
+  /** The trust bundle that came with it (the control plane's CA, during a rotation both roots). */
+  readonly caPem: string;
+}
+
+/**
+ * Credentials for `address`. Trusted: the certificates of `caFile` (when given) together with
+ * the bundle of the sidecar's current identity, so a rotated CA is trusted before the file is
+ * updated; the system's roots when neither gives any. Presented: that identity, when there is one.
+ */
+export async function controlPlaneTls(address: string, caFile: string | undefined, identity?: ChannelIdentity): Promise<ControlPlaneTls> {
+  const pems = [...(caFile ? splitPemCertificates(await readFile(caFile, 'utf8')) : []), ...(identity ? splitPemCertificates(identity.caPem) : [])];
+  const roots = pems.length > 0 ? Buffer.from(joinPemCertificates([...new Set(pems)])) : null;
   const host = targetHost(address);
   if (isIP(host) === 0) {
     return { credentials: createSsl(roots, identity), channelOptions: {} };
@@ -39,7 +55,7 @@ export function controlPlaneTls(address: string, roots: Buffer | null, identity?
   return { credentials: createSsl(roots, identity, verify), channelOptions: { 'grpc.ssl_target_name_override': CONTROL_PLANE_SNI } };
 }
 
-function createSsl(roots: Buffer | null, identity: { readonly keyPem: string; readonly certPem: string } | undefined, verify?: grpc.VerifyOptions): grpc.ChannelCredentials {
+function createSsl(roots: Buffer | null, identity: ChannelIdentity | undefined, verify?: grpc.VerifyOptions): grpc.ChannelCredentials {
   return identity
     ? grpc.credentials.createSsl(roots, Buffer.from(identity.keyPem), Buffer.from(identity.certPem), verify)
     : grpc.credentials.createSsl(roots, null, null, verify);

@@ -7,9 +7,7 @@
  * the control plane being down never stops the sidecar from serving (static stability).
  */
 import * as grpc from '@grpc/grpc-js';
-import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import type { Logger } from '../../common/log.js';
 import { loadMeshProto, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { ConfigSource } from '../config-source.js';
@@ -138,14 +136,8 @@ export class ControlPlaneSource implements ConfigSource {
     if (this.certStatus) stream.write({ cert: this.certStatus });
   }
 
-  private async credentials(): Promise<ControlPlaneTls> {
-    const identity = this.options.identity?.current();
-    const roots = [
-      ...(this.options.caFile ? splitPemCertificates(await readFile(this.options.caFile, 'utf8')) : []),
-      ...(identity ? splitPemCertificates(identity.caPem) : []),
-    ];
-    const rootsPem = roots.length > 0 ? Buffer.from(joinPemCertificates([...new Set(roots)])) : null;
-    return controlPlaneTls(this.options.address, rootsPem, identity);
+  private credentials(): Promise<ControlPlaneTls> {
+    return controlPlaneTls(this.options.address, this.options.caFile, this.options.identity?.current());
   }
 
   private attach(stream: Stream): void {

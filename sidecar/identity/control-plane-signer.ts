@@ -5,8 +5,6 @@
  * certificate, presents it as client certificate: that is what authorises a renewal.
  */
 import * as grpc from '@grpc/grpc-js';
-import { readFile } from 'node:fs/promises';
-import { joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import { loadMeshProto } from '../../common/proto/mesh.js';
 import { controlPlaneTls } from '../control-plane/channel.js';
 import type { TlsIdentity } from './provider.js';
@@ -44,12 +42,6 @@ export interface ControlPlaneSignerOptions {
   readonly deadlineMs?: number;
 }
 
-async function trustedRoots(caFile: string, current: TlsIdentity | undefined): Promise<Buffer> {
-  const fromFile = splitPemCertificates(await readFile(caFile, 'utf8'));
-  const fromCa = current ? splitPemCertificates(current.caPem) : [];
-  return Buffer.from(joinPemCertificates([...new Set([...fromFile, ...fromCa])]));
-}
-
 /**
  * Says whether the CA answered (a refusal, with its reason) or was never reached, since the
  * fix differs: a new token or identity, or a CA file that verifies the control plane.
@@ -64,8 +56,7 @@ function signFailure(address: string, err: grpc.ServiceError): string {
 export function controlPlaneSigner(options: ControlPlaneSignerOptions): CsrSigner {
   const { Client } = loadMeshProto();
   return async (csrPem, current) => {
-    const roots = await trustedRoots(options.caFile, current);
-    const tls = controlPlaneTls(options.address, roots, current);
+    const tls = await controlPlaneTls(options.address, options.caFile, current);
     const client = new Client(options.address, tls.credentials, tls.channelOptions);
     try {
       const response = await new Promise<{ certPem: string; bundlePem: string }>((resolve, reject) => {
