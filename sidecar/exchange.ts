@@ -143,6 +143,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** Outgoing request headers, flat `[name, value, ...]`. */
   readonly headers: string[] = [];
   private attemptSlot = -1;
+  /** The caller's `x-skein-attempt`: an inbound hop hands the app the try number of the sidecar that sent it. */
+  private callerAttempt: string | undefined = undefined;
   /** Index of the grpc-timeout value in `headers`, rewritten per attempt to the time left; -1 when absent. */
   private grpcTimeoutSlot = -1;
   contentLength = -1;
@@ -276,6 +278,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
         case H.SkeinReason:
           out.push(name, raw[i + 1]!);
           break;
+        case H.Attempt:
+          this.callerAttempt = raw[i + 1]!;
+          break;
         case H.Authority:
           // HTTP/2's Host; the next hop gets it as Host (undici turns that into :authority for h2).
           this.authority = raw[i + 1]!;
@@ -295,8 +300,18 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.deps.peerIsSidecar) appendTraceparent(out, this);
     else appendTraceHeaders(out, this);
     if (this.tracestate !== undefined) out.push('tracestate', this.tracestate);
-    out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', '1');
+    out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', this.firstAttempt());
     this.attemptSlot = out.length - 1;
+  }
+
+  /**
+   * The try number of this hop's first attempt. Inbound, it is the calling sidecar's (the app
+   * should see that its request is a retry); outbound, the app's own header means nothing to
+   * the next service and is dropped.
+   */
+  private firstAttempt(): string {
+    const caller = this.callerAttempt;
+    return this.deps.direction === 'inbound' && caller !== undefined && /^[1-9]\d{0,2}$/.test(caller) ? caller : '1';
   }
 
   /** Sends the request to `subset` under `route`'s policies (balance → resilience → upstream). */
@@ -498,7 +513,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     if (outcome === 'connect-failure') this.reply('upstream-connect-failure', `could not connect to ${this.subset!.service} at ${h.endpoint.key}: ${(err as { code?: string }).code ?? err.message}`);
     else if (outcome === 'timeout') this.reply('timeout', `${this.subset!.service} did not answer within the per-try timeout`);
-    else this.reply(this.attempts > 1 ? 'retries-exhausted' : 'upstream-connect-failure', `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
+    // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
+    // a calling sidecar it never did, and that sidecar would replay a POST.
+    else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
   }
 
   private armTimer(): void {

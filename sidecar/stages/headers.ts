@@ -32,6 +32,8 @@ export const enum H {
   ContentType,
   /** HTTP/2 `:authority`; other pseudo-headers are dropped (the next hop makes its own). */
   Authority,
+  /** `x-skein-attempt`: each hop writes its own; an inbound hop carries the caller's try number on to the app. */
+  Attempt,
 }
 
 const KNOWN: Record<string, H> = {
@@ -56,7 +58,7 @@ const KNOWN: Record<string, H> = {
   'x-b3-parentspanid': H.Drop,
   'x-b3-flags': H.Drop,
   'x-request-id': H.RequestId,
-  'x-skein-attempt': H.Drop,
+  'x-skein-attempt': H.Attempt,
   'x-skein-reason': H.SkeinReason,
   'content-type': H.ContentType,
 };

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
-import { echoHandler, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, Processes, startUpstream, waitUntil, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
 import { endpointOf, metric, scrape, startOutbound } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -106,6 +106,44 @@ describe('retries', () => {
     expect(exhausted).toBeGreaterThan(0);
     expect(down.requests.length).toBe(requests + retries);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '503' })).toBe(requests);
+  });
+});
+
+describe('retries through a peer sidecar', () => {
+  it('never replay a POST whose app reset after reading it, retry a GET reset, and hand the app the caller\'s try number', async () => {
+    let flaky = 0;
+    const app = await upstream((req, res) => {
+      if (req.url === '/pay' || req.url === '/reset') {
+        // Read the whole request, then reset: the app got it, it just never answered.
+        req.resume();
+        req.on('end', () => req.socket.destroy());
+        return;
+      }
+      if (req.url === '/flaky' && ++flaky <= 2) return fail(503)(req, res);
+      echoHandler('catalog')(req, res);
+    });
+    const [inboundPort] = (await freePorts(1)) as [number];
+    const snapshot = {
+      version: '1',
+      services: { catalog: { retries: { attempts: 2, backoff: { base: '1ms', max: '2ms' } }, endpoints: [{ address: '127.0.0.1', port: inboundPort, labels: { version: 'v1' } }] } },
+    };
+    const web = await startOutbound(procs, snapshot);
+    await procs.sidecar({ service: 'catalog', appPort: app.port, config: writeTempConfig(snapshot), inboundPort });
+    const tries = (url: string) => app.requests.filter((r) => r.url === url);
+
+    const post = await web.call('/pay', { method: 'POST', body: 'order=1' });
+    expect(post.status, post.body).toBe(503);
+    expect(post.headers['x-skein-reason']).toBe('retries-exhausted');
+    expect(tries('/pay').length).toBe(1);
+
+    const reset = await web.call('/reset');
+    expect(reset.status, reset.body).toBe(503);
+    expect(reset.headers['x-skein-reason']).toBe('retries-exhausted');
+    expect(tries('/reset').map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2', '3']);
+
+    const ok = await web.call('/flaky');
+    expect(ok.status, ok.body).toBe(200);
+    expect(tries('/flaky').map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2', '3']);
   });
 });
 
