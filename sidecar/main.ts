@@ -150,7 +150,9 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
   }, logger);
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
-    // Out of Consul first, so callers stop picking this instance while it drains.
+    // SPEC §3's order: /ready turns 503 at once (so Consul's check fails and probes see it) and
+    // the drain clock starts; the deregistration (up to 2 s) runs within the drain, not before it.
+    void sidecar.startDrain(options.drainTimeoutMs);
     void (registration ? registration.deregister() : Promise.resolve())
       .then(() => sidecar.shutdown(options.drainTimeoutMs))
       .then(() => {
@@ -190,6 +192,9 @@ async function answeringAdminWhile<T>(options: SidecarOptions, metrics: SidecarM
 export interface RunningSidecar {
   readonly lifecycle: Lifecycle;
   readonly mesh: Mesh;
+  /** /ready turns 503, responses carry Connection: close; resolves true once nothing is in flight (false at the timeout). */
+  startDrain(drainTimeoutMs: number): Promise<boolean>;
+  /** Drains (joining a drain already started), then closes everything. */
   shutdown(drainTimeoutMs: number): Promise<void>;
 }
 
@@ -385,6 +390,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   return {
     lifecycle,
     mesh,
+    startDrain,
     async shutdown(drainTimeoutMs) {
       const idle = await startDrain(drainTimeoutMs);
       if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
