@@ -6,6 +6,8 @@
  */
 export interface ReadinessCheck {
   readonly name: string;
+  /** The app's own outbound calls wait on it too (config, certificates; not the app's health). */
+  readonly outbound: boolean;
   /** undefined when ready, else why not. */
   blocker(): string | undefined;
 }
@@ -20,11 +22,12 @@ export class Lifecycle {
     this.checks.push(check);
   }
 
-  /** Reasons the sidecar is not ready; empty when it is. */
-  notReady(): string[] {
+  /** Reasons the sidecar is not ready; empty when it is. `outbound`: only what the app's outbound calls wait on. */
+  notReady(outbound = false): string[] {
     const out: string[] = [];
-    if (this.draining) out.push('draining');
+    if (this.draining && !outbound) out.push('draining');
     for (const c of this.checks) {
+      if (outbound && !c.outbound) continue;
       const why = c.blocker();
       if (why !== undefined) out.push(`${c.name}: ${why}`);
     }

@@ -282,9 +282,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   };
 
   // ---- readiness ----------------------------------------------------------------------
-  lifecycle.addCheck({ name: 'config', blocker: () => (parts.configSource.hasSnapshot ? undefined : parts.configSource.status) });
-  if (parts.identity) lifecycle.addCheck({ name: 'certificates', blocker: () => (tlsIdentity ? undefined : 'no certificate yet') });
-  lifecycle.addCheck({ name: 'app', blocker: () => appHealth.readinessBlocker() });
+  lifecycle.addCheck({ name: 'config', outbound: true, blocker: () => (parts.configSource.hasSnapshot ? undefined : parts.configSource.status) });
+  if (parts.identity) lifecycle.addCheck({ name: 'certificates', outbound: true, blocker: () => (tlsIdentity ? undefined : 'no certificate yet') });
+  lifecycle.addCheck({ name: 'app', outbound: false, blocker: () => appHealth.readinessBlocker() });
 
   // ---- listeners ----------------------------------------------------------------------
   const recorder = parts.telemetry?.recorder ?? null;
@@ -358,7 +358,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   };
 
   const admin = createAdminServer({
-    notReady: () => lifecycle.notReady(),
+    notReady: (outbound) => lifecycle.notReady(outbound),
     metricsText: () => metrics.text(),
     metricsContentType: metrics.contentType,
     config: () => ({ version: version ?? null, source: parts.configSource.status, snapshot: mesh.snapshot ?? null }),

@@ -72,7 +72,7 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   ex.destination = service;
   const runtime = service === '' ? undefined : ctx.mesh.service(service);
   if (runtime === undefined) {
-    ex.reply('no-route', `no service named by ${JSON.stringify(ex.authority)}`);
+    ex.reply('no-route', ctx.fixedService === undefined ? `no service named by ${JSON.stringify(ex.authority)}` : `no service ${JSON.stringify(service)} (this --upstream port's) in the snapshot`);
     return undefined;
   }
   // route

@@ -12,10 +12,15 @@ export function parsePort(value: string): number {
   return port;
 }
 
+/** One NAME:PORT per flag; SKEIN_UPSTREAM, having no repeat, takes a comma-separated list. */
 function parseUpstream(value: string, previous: Upstream[] = []): Upstream[] {
-  const m = /^([a-z0-9-]+):(\d+)$/.exec(value);
-  if (!m) throw new InvalidArgumentError(`expected NAME:PORT, got ${value}`);
-  return [...previous, { service: m[1]!, port: parsePort(m[2]!) }];
+  const out = [...previous];
+  for (const item of value.split(',')) {
+    const m = /^([a-z0-9-]+):(\d+)$/.exec(item.trim());
+    if (!m) throw new InvalidArgumentError(`expected NAME:PORT, got ${item}`);
+    out.push({ service: m[1]!, port: parsePort(m[2]!) });
+  }
+  return out;
 }
 
 function parseDurationFlag(value: string): number {
@@ -41,9 +46,9 @@ export function registerSidecar(program: Command): void {
   program
     .command('sidecar')
     .description('run a sidecar proxy next to one service instance')
-    .addOption(opt('--service <name>', 'service name, e.g. orders').makeOptionMandatory())
+    .addOption(opt('--service <name>', 'service name, e.g. orders (required)'))
     .addOption(opt('--version <label>', 'subset label of this instance').default('v1'))
-    .addOption(opt('--app-port <port>', 'local port of the app').argParser(parsePort).makeOptionMandatory())
+    .addOption(opt('--app-port <port>', 'local port of the app (required)').argParser(parsePort))
     .addOption(opt('--app-protocol <protocol>', 'http or grpc').choices(['http', 'grpc']).default('http'))
     .addOption(opt('--app-health-path <path>', 'app readiness check path').default('/health'))
     .addOption(opt('--inbound-port <port>', 'mTLS listener other sidecars connect to').argParser(parsePort).default(15443))
@@ -53,7 +58,7 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--admin-port <port>', 'admin listener on 127.0.0.1').argParser(parsePort).default(15000))
     .addOption(opt('--control-plane <host:port>', 'gRPC address of the control plane'))
     .addOption(opt('--token <token>', 'bootstrap token for the CSR'))
-    .addOption(new Option('--consul <url>', 'Consul agent URL; discovery via Consul when set').env('CONSUL_HTTP_ADDR'))
+    .addOption(opt('--consul <url>', 'Consul agent URL; discovery via Consul when set (default: $CONSUL_HTTP_ADDR)'))
     .addOption(opt('--config <file>', 'static mode: a snapshot file instead of a control plane'))
     .addOption(opt('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
     .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
@@ -61,7 +66,19 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)'))
     .addOption(opt('--instance-id <id>', 'unique instance id (default: service-version-random)'))
-    .action(async (flags: Record<string, unknown>) => {
+    .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
+    .addOption(new Option('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long').argParser(parseDurationFlag).default(60_000, '60s'))
+    .argument('[command...]', 'with --wait-ready: the app to run once its sidecar is ready (after --)')
+    .action(async (command: string[], flags: Record<string, unknown>) => {
+      if (flags.waitReady) {
+        const { waitReady, runCommand } = await import('../../sidecar/wait-ready.js');
+        await waitReady(flags.adminPort as number, flags.waitTimeout as number);
+        if (command.length > 0) process.exit(await runCommand(command));
+        return;
+      }
+      if (command.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(command[0])} (a command to run goes with --wait-ready)`);
+      if (flags.service === undefined) throw new UsageError("required option '--service <name>' not specified");
+      if (flags.appPort === undefined) throw new UsageError("required option '--app-port <port>' not specified");
       const hasStaticIdentity = [flags.certFile, flags.keyFile].filter(Boolean).length;
       if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
       if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
@@ -79,7 +96,7 @@ export function registerSidecar(program: Command): void {
         adminPort: flags.adminPort as number,
         controlPlane: flags.controlPlane as string | undefined,
         token: flags.token as string | undefined,
-        consul: flags.consul as string | undefined,
+        consul: (flags.consul as string | undefined) ?? (process.env.CONSUL_HTTP_ADDR || undefined),
         config: flags.config as string | undefined,
         certFile: flags.certFile as string | undefined,
         keyFile: flags.keyFile as string | undefined,

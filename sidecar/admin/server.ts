@@ -1,11 +1,12 @@
 /**
  * The admin listener on 127.0.0.1:adminPort (SPEC §3): /live, /ready, /metrics, /config,
- * /clusters, POST /drain. Plain node:http: it is off the request path.
+ * /clusters, POST /drain; and /ready/outbound, which `skein sidecar --wait-ready` polls. Plain node:http: it is off the request path.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 export interface AdminDeps {
-  notReady(): string[];
+  /** Why /ready is 503 (empty when ready); `outbound`: why /ready/outbound is (see wait-ready.ts). */
+  notReady(outbound: boolean): string[];
   metricsText(): Promise<string>;
   readonly metricsContentType: string;
   config(): object;
@@ -36,9 +37,10 @@ async function route(deps: AdminDeps, req: IncomingMessage, res: ServerResponse)
     case '/live':
       if (allow('GET')) send(res, 200, 'text/plain; charset=utf-8', 'live\n');
       return;
-    case '/ready': {
+    case '/ready':
+    case '/ready/outbound': {
       if (!allow('GET')) return;
-      const blockers = deps.notReady();
+      const blockers = deps.notReady(path === '/ready/outbound');
       if (blockers.length === 0) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
       else send(res, 503, 'text/plain; charset=utf-8', `not ready:\n${blockers.map((b) => `- ${b}\n`).join('')}`);
       return;
@@ -56,7 +58,7 @@ async function route(deps: AdminDeps, req: IncomingMessage, res: ServerResponse)
       if (allow('POST')) json(res, 202, { draining: true, inFlight: deps.drain() });
       return;
     default:
-      json(res, 404, { error: { code: 'not-found', message: `no admin endpoint ${path}; try /live /ready /metrics /config /clusters, POST /drain` } });
+      json(res, 404, { error: { code: 'not-found', message: `no admin endpoint ${path}; try /live /ready /ready/outbound /metrics /config /clusters, POST /drain` } });
   }
 }
 

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
-import { echoHandler, freePort, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePort, Processes, startScriptedConsulAgent, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
 import { join } from 'node:path';
 import { get, testAgent } from './http.js';
 
@@ -126,40 +126,19 @@ describe('admin endpoints and lifecycle', () => {
     expect(exit.code, sc.output()).toBe(0);
   });
 
-  it('on SIGTERM turns /ready 503 first, while it is still leaving Consul (a real HTTP server plays a slow agent)', async () => {
+  it('on SIGTERM turns /ready 503 first, while it is still leaving Consul (a scripted agent holds the deregistration)', async () => {
     const agent = testAgent();
     cleanups.push(() => agent.close());
     const app = await upstream('app');
-    // Registers, answers each first read and holds the blocking ones; holds the maintenance PUT the deregistration starts with.
-    const held: import('node:http').ServerResponse[] = [];
-    const puts: string[] = [];
-    const fake = createServer((req, res) => {
-      const path = req.url!.split('?')[0]!;
-      if (req.method === 'PUT') {
-        puts.push(path);
-        if (path.startsWith('/v1/agent/service/maintenance/')) return void held.push(res);
-        return void res.writeHead(200, { 'content-type': 'application/json' }).end('true');
-      }
-      if (/[?&](index|hash)=/.test(req.url!)) return void held.push(res);
-      if (path.startsWith('/v1/agent/service/')) {
-        if (!puts.includes('/v1/agent/service/register')) return void res.writeHead(404).end('unknown service');
-        return void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-contenthash': 'h1' }).end('{}');
-      }
-      res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '1' }).end('[]');
-    });
-    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
-    cleanups.push(async () => {
-      for (const res of held) res.destroy();
-      fake.closeAllConnections();
-      await new Promise((resolve) => fake.close(resolve));
-    });
-    const consulUrl = `http://127.0.0.1:${(fake.address() as import('node:net').AddressInfo).port}`;
+    const consul = await startScriptedConsulAgent({ holdPut: (path) => path.startsWith('/v1/agent/service/maintenance/') });
+    cleanups.push(() => consul.close());
+    const puts = (): string[] => consul.puts.map((p) => p.path);
     const config = writeConfigFile(join(tempDir(), 'c.json'), {});
-    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, extraArgs: ['--consul', consulUrl] });
-    await waitUntil(() => puts.includes('/v1/agent/service/register'), { what: 'the registration' });
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, extraArgs: ['--consul', consul.url] });
+    await waitUntil(() => puts().includes('/v1/agent/service/register'), { what: 'the registration' });
     expect((await get(agent, `${sc.adminUrl}/ready`)).status).toBe(200);
     sc.kill('SIGTERM');
-    await waitUntil(() => puts.some((p) => p.startsWith('/v1/agent/service/maintenance/')), { what: 'the deregistration to start' });
+    await waitUntil(() => puts().some((p) => p.startsWith('/v1/agent/service/maintenance/')), { what: 'the deregistration to start' });
     // The agent has not answered: the sidecar is still leaving Consul, and already not ready.
     const ready = await get(agent, `${sc.adminUrl}/ready`);
     expect(ready.status, sc.output()).toBe(503);

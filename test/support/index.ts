@@ -15,6 +15,8 @@
  *   the three PEM files for --cert-file/--key-file/--ca-file.
  * - `waitUntil(check, { timeoutMs })`: poll with a deadline instead of sleeping.
  * - `SPEC_METRICS`: the metric names of SPEC §7.
+ * - `startScriptedConsulAgent()`: an HTTP server answering a sidecar's Consul calls on cue
+ *   (e.g. holding the deregistration), where a real agent cannot be made to.
  */
 export * from './ports.js';
 export * from './upstream.js';
@@ -23,3 +25,4 @@ export * from './processes.js';
 export * from './certs.js';
 export * from './wait.js';
 export * from './spec-metrics.js';
+export * from './scripted-consul-agent.js';

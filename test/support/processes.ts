@@ -51,6 +51,8 @@ export interface SidecarSpawnOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Use this inbound port (e.g. one already written into a config as an endpoint) instead of a fresh one. */
   readonly inboundPort?: number;
+  /** Use this admin port (e.g. one a waiting process already polls) instead of a fresh one. */
+  readonly adminPort?: number;
 }
 
 export interface SpawnedSidecar extends Child {
@@ -117,7 +119,7 @@ export class Processes {
   /** Starts `skein sidecar` with fresh free ports and waits until its admin `/ready` (or `/live`) answers 200. */
   async sidecar(options: SidecarSpawnOptions): Promise<SpawnedSidecar> {
     // Ports come from the OS but another process may take one before the sidecar binds it:
-    // start over with fresh ports when that happens (a fixed inbound port is kept).
+    // start over with fresh ports when that happens (a fixed inbound or admin port is kept).
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.sidecarOnce(options);
@@ -128,8 +130,9 @@ export class Processes {
   }
 
   private async sidecarOnce(options: SidecarSpawnOptions): Promise<SpawnedSidecar> {
-    const [freshInbound, outboundPort, adminPort] = (await freePorts(3)) as [number, number, number];
+    const [freshInbound, outboundPort, freshAdmin] = (await freePorts(3)) as [number, number, number];
     const inboundPort = options.inboundPort ?? freshInbound;
+    const adminPort = options.adminPort ?? freshAdmin;
     const args = [
       'sidecar',
       '--service', options.service,

@@ -1,0 +1,92 @@
+/**
+ * `skein sidecar` as a command line: `--wait-ready [-- COMMAND]` against a real sidecar (it
+ * waits for what the app's outbound calls need, config and certificates, not for the app's
+ * own health), usage errors, and a sidecar configured by SKEIN_* variables alone.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, freePorts, Processes, startScriptedConsulAgent, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
+import { join } from 'node:path';
+
+describe('skein sidecar --wait-ready', () => {
+  const procs = new Processes();
+  const upstreams: TestUpstream[] = [];
+  afterEach(async () => {
+    await procs.killAll();
+    await Promise.all(upstreams.splice(0).map((u) => u.close()));
+  });
+
+  it('runs the command once its sidecar has config, though the app (not started yet) is not healthy', async () => {
+    const adminPort = await freePort();
+    const waiter = procs.skein('wait-ready', ['sidecar', '--wait-ready', '--admin-port', String(adminPort), '--wait-timeout', '30s', '--', process.execPath, '-e', "console.log('app started'); process.exit(3)"]);
+    // The app is not up: its health check fails, so /ready stays 503 whatever the waiter does.
+    const app = await startUpstream((_req, res) => res.writeHead(503).end('starting'));
+    upstreams.push(app);
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    expect(waiter.hasExited, waiter.output()).toBe(false);
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, adminPort, waitFor: '/live' });
+    const exit = await waiter.exited;
+    expect(waiter.output()).toContain('app started');
+    expect(exit.code, waiter.output()).toBe(3); // the command's own exit code
+    const ready = await fetch(`${sc.adminUrl}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('app:');
+    expect((await fetch(`${sc.adminUrl}/ready/outbound`)).status).toBe(200);
+  });
+
+  it('gives up after --wait-timeout with exit 1, saying what the admin port last answered', async () => {
+    const adminPort = await freePort();
+    const started = Date.now();
+    const waiter = procs.skein('wait-ready', ['sidecar', '--wait-ready', '--admin-port', String(adminPort), '--wait-timeout', '300ms', '--', process.execPath, '-e', "console.log('app started')"]);
+    const exit = await waiter.exited;
+    expect(exit.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(waiter.output()).toMatch(/was not ready within 300 ms \(last: ECONNREFUSED\)/);
+    expect(waiter.output()).not.toContain('app started');
+  });
+
+  it('refuses a command without --wait-ready, and a sidecar without --service (exit 2)', async () => {
+    const stray = procs.skein('stray', ['sidecar', '--service', 'x', '--app-port', '1', '--config', 'c.json', 'extra']);
+    expect((await stray.exited).code).toBe(2);
+    expect(stray.output()).toContain('unexpected argument "extra"');
+    const missing = procs.skein('missing', ['sidecar', '--app-port', '1', '--config', 'c.json']);
+    expect((await missing.exited).code).toBe(2);
+    expect(missing.output()).toContain("required option '--service <name>' not specified");
+  });
+});
+
+describe('skein sidecar from SKEIN_* environment variables alone', () => {
+  const procs = new Processes();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    await procs.killAll();
+    for (const c of cleanups.splice(0)) await c();
+  });
+
+  it('reads SKEIN_CONSUL (a scripted agent sees the registration) and a comma-separated SKEIN_UPSTREAM', async () => {
+    const consul = await startScriptedConsulAgent();
+    cleanups.push(() => consul.close());
+    const app = await startUpstream();
+    cleanups.push(() => app.close());
+    const [inbound, outbound, admin, up1, up2] = (await freePorts(5)) as [number, number, number, number, number];
+    const sc = procs.skein('env-sidecar', ['sidecar'], {
+      SKEIN_SERVICE: 'envsvc',
+      SKEIN_APP_PORT: String(app.port),
+      SKEIN_CONFIG: writeConfigFile(join(tempDir(), 'c.json'), {}),
+      SKEIN_INBOUND_HOST: '127.0.0.1',
+      SKEIN_INBOUND_PORT: String(inbound),
+      SKEIN_OUTBOUND_PORT: String(outbound),
+      SKEIN_ADMIN_PORT: String(admin),
+      SKEIN_UPSTREAM: `catalog:${up1}, orders:${up2}`,
+      SKEIN_CONSUL: consul.url,
+      SKEIN_ADVERTISE_ADDRESS: '127.0.0.1',
+      CONSUL_HTTP_ADDR: 'http://127.0.0.1:1',
+    });
+    await waitUntil(() => consul.puts.some((p) => p.path === '/v1/agent/service/register'), { what: `the registration; sidecar said:\n${sc.output()}` });
+    expect(JSON.parse(consul.puts.find((p) => p.path === '/v1/agent/service/register')!.body)).toMatchObject({ Name: 'envsvc', Port: inbound });
+    for (const [port, service] of [[up1, 'catalog'], [up2, 'orders']] as const) {
+      const res = await fetch(`http://127.0.0.1:${port}/x`);
+      expect(res.status, service).toBe(404);
+      expect(await res.text()).toContain(service);
+    }
+  });
+});

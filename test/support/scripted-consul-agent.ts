@@ -1,0 +1,52 @@
+/**
+ * A real HTTP server that answers a sidecar's Consul calls the way a test needs an agent to
+ * behave and a real one never does on cue (e.g. hold the deregistration). Tests that need
+ * Consul itself use test/support/consul.ts.
+ *
+ * It registers (PUT 200), answers each first read (the instance once registered, no
+ * endpoints) and holds every blocking read (`index`/`hash`), so the sidecar settles quietly.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ScriptedConsulAgent {
+  readonly url: string;
+  /** Paths of the PUTs received, in order, and their bodies. */
+  readonly puts: { readonly path: string; readonly body: string }[];
+  close(): Promise<void>;
+}
+
+export async function startScriptedConsulAgent(options: { readonly holdPut?: (path: string) => boolean } = {}): Promise<ScriptedConsulAgent> {
+  const held: ServerResponse[] = [];
+  const puts: { path: string; body: string }[] = [];
+  const registered = (): boolean => puts.some((p) => p.path === '/v1/agent/service/register');
+  const answer = (req: IncomingMessage, res: ServerResponse, body: string): void => {
+    const path = req.url!.split('?')[0]!;
+    if (req.method === 'PUT') {
+      puts.push({ path, body });
+      if (options.holdPut?.(path)) return void held.push(res);
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end('true');
+    }
+    if (/[?&](index|hash)=/.test(req.url!)) return void held.push(res);
+    if (path.startsWith('/v1/agent/service/')) {
+      if (!registered()) return void res.writeHead(404).end('unknown service');
+      return void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-contenthash': 'h1' }).end('{}');
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '1' }).end('[]');
+  };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => answer(req, res, Buffer.concat(chunks).toString()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    puts,
+    async close() {
+      for (const res of held) res.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
