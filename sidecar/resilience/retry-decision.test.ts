@@ -37,7 +37,9 @@ describe('retryReason', () => {
     expect(retryReason(on, 'response', 200, 4, true, true)).toBe('deadline-exceeded');
     expect(retryReason(on, 'response', 200, 13, true, true)).toBeUndefined();
     expect(retryReason(on, 'response', 200, 0, true, true)).toBeUndefined();
-    expect(retryReason(compileRetryOn(['gateway-error']), 'response', 200, 14, true, true)).toBeUndefined();
+    // SPEC §4: "gateway-error = 502,503,504; grpc: unavailable", so the default policy covers gRPC too.
+    expect(retryReason(compileRetryOn(['gateway-error']), 'response', 200, 14, true, true)).toBe('unavailable');
+    expect(retryReason(compileRetryOn(['gateway-error']), 'response', 200, 4, true, true)).toBeUndefined();
   });
 
   it('retries POST and PATCH only when the request never reached the upstream', () => {

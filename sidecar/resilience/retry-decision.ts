@@ -6,7 +6,8 @@
  * Conditions (SPEC §4, Envoy's vocabulary):
  * - `connect-failure`: no connection to the endpoint (the request never left the sidecar);
  * - `reset`: the connection broke before a response arrived;
- * - `gateway-error`: a 502, 503 or 504 response, and per-try timeouts;
+ * - `gateway-error`: a 502, 503 or 504 response, gRPC status 14 (UNAVAILABLE: SPEC §4 "grpc:
+ *   unavailable"), and per-try timeouts;
  * - `5xx`: any 5xx response, per-try timeouts, connect failures and resets;
  * - `unavailable` / `deadline-exceeded`: gRPC status 14 / 4 (per-try timeouts too for the latter).
  *
@@ -71,7 +72,7 @@ export function retryReason(
     case 'timeout':
       return on & (GATEWAY_ERROR | ANY_5XX | DEADLINE_EXCEEDED) ? 'timeout' : undefined;
     case 'response':
-      if (grpcStatus === 14 && on & UNAVAILABLE) return 'unavailable';
+      if (grpcStatus === 14 && on & (UNAVAILABLE | GATEWAY_ERROR)) return 'unavailable';
       if (grpcStatus === 4 && on & DEADLINE_EXCEEDED) return 'deadline-exceeded';
       if (status >= 502 && status <= 504 && on & GATEWAY_ERROR) return 'gateway-error';
       if (status >= 500 && status <= 599 && on & ANY_5XX) return '5xx';
