@@ -35,14 +35,22 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
 
-function onClientError(err: Error & { code?: string }, socket: Socket): void {
+/** Answers a request that could not be parsed; returns the status sent, 0 when the connection was just closed. */
+function answerParseError(err: Error & { code?: string }, socket: Socket): number {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
-    return;
+    return 0;
   }
-  if (err.code === 'HPE_HEADER_OVERFLOW') socketReply(socket, 431, 'Request Header Fields Too Large', 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`);
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socketReply(socket, 408, 'Request Timeout', 'bad-request', 'request headers not received in time');
-  else socketReply(socket, 400, 'Bad Request', 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    socketReply(socket, 431, 'Request Header Fields Too Large', 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`);
+    return 431;
+  }
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    socketReply(socket, 408, 'Request Timeout', 'bad-request', 'request headers not received in time');
+    return 408;
+  }
+  socketReply(socket, 400, 'Bad Request', 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
+  return 400;
 }
 
 /** One listener: the front server and the protocol servers behind it. */
@@ -55,11 +63,18 @@ export class ProxyListener {
   private readonly onMux: MuxRequestListener | null;
   private draining = false;
 
-  /** `mux`: accept peer sidecars' multiplexed connections (inbound listeners with TLS). */
-  constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, tls?: TlsOptions, mux = false) {
+  /**
+   * `onMalformed`: told the status of each unparseable request answered (SPEC §8: a metric for it).
+   * `mux`: accept peer sidecars' multiplexed connections (inbound listeners with TLS).
+   */
+  constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, onMalformed: (status: number) => void, tls?: TlsOptions, mux = false) {
     this.onMux = mux ? (onRequest as unknown as MuxRequestListener) : null;
+    const clientError = (err: Error & { code?: string }, socket: Socket): void => {
+      const status = answerParseError(err, socket);
+      if (status !== 0) onMalformed(status);
+    };
     // Absent Host is the pipeline's to judge (absolute-form targets, dedicated ports).
-    const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError: onClientError };
+    const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
     this.http1 = new Http1Server(handlers, HTTP1_OPTIONS);
     this.http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest as never);
     this.http2.setTimeout(0);

@@ -317,6 +317,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const inbound = new ProxyListener(
     (req, res) => handleInbound(inboundCtx, req, res),
     (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
+    (status) => metrics.malformedRequest('inbound', status),
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
     tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
     true,
@@ -332,9 +333,11 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     logger.warn('no --cert-file/--key-file/--ca-file: the inbound listener speaks plain HTTP and callers have no verified identity');
   }
   const mainOutbound = outboundCtx(undefined);
+  const malformedOutbound = (status: number): void => metrics.malformedRequest('outbound', status);
   const outbound = new ProxyListener(
     (req, res) => handleOutbound(mainOutbound, req, res),
     (req, socket, head) => handleOutboundUpgrade(mainOutbound, req, socket, head),
+    malformedOutbound,
   );
   const dedicated = options.upstreams.map((u) => {
     const ctx = outboundCtx(u.service);
@@ -343,6 +346,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       server: new ProxyListener(
         (req, res) => handleOutbound(ctx, req, res),
         (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
+        malformedOutbound,
       ),
     };
   });

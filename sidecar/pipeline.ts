@@ -64,6 +64,7 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   }
   if (service === undefined) {
     if (ex.authority === '') {
+      ex.edge = ctx.mesh.unroutedEdge(undefined);
       ex.reply('bad-request', 'no Host header and no absolute-form target: cannot tell the destination service');
       return undefined;
     }
@@ -72,12 +73,14 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   ex.destination = service;
   const runtime = service === '' ? undefined : ctx.mesh.service(service);
   if (runtime === undefined) {
+    ex.edge = ctx.mesh.unroutedEdge(undefined);
     ex.reply('no-route', ctx.fixedService === undefined ? `no service named by ${JSON.stringify(ex.authority)}` : `no service ${JSON.stringify(service)} (this --upstream port's) in the snapshot`);
     return undefined;
   }
   // route
   const index = matchRoute(runtime.table, ex.method, pathOf(ex.url), runtime.table.usesHeaders ? ex.req.headers : undefined);
   if (index < 0) {
+    ex.edge = ctx.mesh.unroutedEdge(service);
     ex.reply('no-route', `no route rule of ${service} matches ${ex.method} ${pathOf(ex.url)}`);
     return undefined;
   }

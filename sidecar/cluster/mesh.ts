@@ -12,7 +12,7 @@ import type { EndpointSource } from '../discovery/source.js';
 import { CircuitBreaker } from '../resilience/breaker.js';
 import { OutlierDetector } from '../resilience/outlier.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
-import type { SidecarMetrics } from '../telemetry/metrics.js';
+import type { EdgeMetrics, SidecarMetrics } from '../telemetry/metrics.js';
 import { buildServiceRuntime, type ServiceRuntime } from './service-runtime.js';
 import type { EndpointPools, UpstreamEndpoint } from './upstream-endpoint.js';
 
@@ -55,6 +55,15 @@ export class Mesh {
   /** The runtime of a destination, or undefined when the snapshot does not know it. */
   service(name: string): ServiceRuntime | undefined {
     return this.runtimes.get(name);
+  }
+
+  /**
+   * Where requests the sidecar answers before choosing a subset are counted (no Host, unknown
+   * service, no matching rule): `destination` is the service when the snapshot knows it, else
+   * `unknown` (a name from the request must not become a label), with no subset.
+   */
+  unroutedEdge(service: string | undefined): EdgeMetrics {
+    return this.deps.metrics.edge('outbound', this.deps.self, service !== undefined && this.runtimes.has(service) ? service : 'unknown', '');
   }
 
   /** Intentions of the snapshot in force; `source` undefined for a caller without identity. */

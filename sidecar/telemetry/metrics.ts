@@ -101,6 +101,7 @@ export class SidecarMetrics {
   private readonly authzDenied: Counter<'source' | 'destination'>;
   private readonly tlsHandshakeFailures: Counter<'reason'>;
   private readonly configUpdates: Counter<'result'>;
+  private readonly malformed: Counter<'direction' | 'code'>;
   private readonly certExpiry: Gauge;
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -137,6 +138,12 @@ export class SidecarMetrics {
     this.endpoints = new Gauge({ name: 'skein_endpoints', help: 'Known endpoints per destination, subset and state', labelNames: ['destination', 'subset', 'state'], registers });
     this.authzDenied = new Counter({ name: 'skein_authz_denied_total', help: 'Inbound requests denied by intentions', labelNames: ['source', 'destination'], registers });
     this.tlsHandshakeFailures = new Counter({ name: 'skein_tls_handshake_failures_total', help: 'Failed mTLS handshakes by reason', labelNames: ['reason'], registers });
+    this.malformed = new Counter({
+      name: 'skein_malformed_requests_total',
+      help: 'Requests that could not be parsed, answered on the raw connection (400, 408, 431) before any routing',
+      labelNames: ['direction', 'code'],
+      registers,
+    });
     this.configUpdates = new Counter({ name: 'skein_config_updates_total', help: 'Config snapshots received, by result (ack/nack)', labelNames: ['result'], registers });
     this.certExpiry = new Gauge({ name: 'skein_cert_expiry_timestamp_seconds', help: 'Expiry of the current leaf certificate (Unix seconds)', registers });
   }
@@ -188,6 +195,10 @@ export class SidecarMetrics {
 
   tlsHandshakeFailed(reason: string): void {
     this.tlsHandshakeFailures.inc({ reason });
+  }
+
+  malformedRequest(direction: Direction, code: number): void {
+    this.malformed.inc({ direction, code });
   }
 
   configUpdate(result: 'ack' | 'nack'): void {

@@ -5,6 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { get, rawExchange, testAgent } from './http.js';
+import { metric, scrape } from './resilience-fixture.js';
 
 describe('bad input and upstream faults', () => {
   const procs = new Processes();
@@ -77,6 +78,15 @@ describe('bad input and upstream faults', () => {
     const res = await good;
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ name: 'slow' });
+
+    // SPEC §8: each leaves a metric. Unparseable requests never got routed; the others are
+    // requests to an unknown destination (no name from the request becomes a label).
+    const s = await scrape(sc);
+    expect(metric(s, 'skein_malformed_requests_total', { direction: 'outbound', code: '400' })).toBe(2);
+    expect(metric(s, 'skein_malformed_requests_total', { direction: 'outbound', code: '431' })).toBe(1);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '400' })).toBe(1);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '404' })).toBe(1);
+    expect([...s.keys()].some((k) => k.includes('who-knows'))).toBe(false);
   });
 
   it('answers 503 upstream-connect-failure when the endpoint refuses connections', async () => {
