@@ -31,6 +31,13 @@ describe('parseSnapshot', () => {
     expect(snap.intentions).toBeUndefined();
   });
 
+  it('fills the route stages\' defaults of SPEC §4: fault and mirror percentages are 0 unless given', () => {
+    const snap = parseSnapshot('routes:\n  catalog:\n    - match: { pathPrefix: / }\n      fault: { delay: { duration: 1s }, abort: {} }\n      mirror: { subset: v2 }\n');
+    const rule = snap.routes.catalog![0]!;
+    expect(rule.fault).toEqual({ delay: { percent: 0, duration: 1000 }, abort: { percent: 0, status: 503 } });
+    expect(rule.mirror).toEqual({ subset: 'v2', percent: 0 });
+  });
+
   it('accepts JSON as well as YAML', () => {
     const snap = parseSnapshot('{"version": 7, "routes": {"catalog": [{"split": {"v1": 100}}]}}');
     expect(snap.version).toBe('7');

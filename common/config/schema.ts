@@ -155,7 +155,7 @@ export const routeRule = z
     match: routeMatch.default({}),
     split: split.optional(),
     fault: fault.optional(),
-    mirror: z.object({ subset: subsetName, percent: percent.default(100) }).strict().optional(),
+    mirror: z.object({ subset: subsetName, percent: percent.default(0) }).strict().optional(),
     /** Per-rule overrides of the service policy. */
     timeout: duration.optional(),
     retries: retryPolicy.optional(),
