@@ -11,7 +11,9 @@ describe('the injected sidecar container', () => {
     const program = new Command();
     registerSidecar(program);
     const sidecar = program.commands.find((c) => c.name() === 'sidecar')!;
-    const known = new Set(sidecar.options.map((o) => o.envVar).filter(Boolean));
+    // CONSUL_HTTP_ADDR is --consul's fallback after SKEIN_CONSUL (Consul's own variable).
+    const known = new Set([...sidecar.options.map((o) => o.envVar).filter(Boolean), 'CONSUL_HTTP_ADDR']);
+    expect(known.has('SKEIN_CONSUL')).toBe(true);
     const env = sidecarContainer(params, { ...DEFAULT_INJECT_OPTIONS, consul: 'http://consul:8500' }).env!.map((e) => e.name);
     expect(env).toEqual(expect.arrayContaining(['SKEIN_SERVICE', 'SKEIN_APP_PORT', 'SKEIN_CONTROL_PLANE', 'SKEIN_TOKEN', 'SKEIN_CA_FILE', 'CONSUL_HTTP_ADDR']));
     expect(env.filter((name) => !known.has(name))).toEqual([]);
