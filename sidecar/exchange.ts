@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
+import { BodyTooLargeError } from './http1/incoming.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -506,6 +507,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.finish(this.status);
       return;
     }
+    if (err instanceof BodyTooLargeError) {
+      this.replyError(err);
+      return;
+    }
     const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
     if (this.mayRetry(outcome, 0, -1, h.connected)) {
       this.scheduleRetry();
@@ -621,6 +626,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   replyError(err: unknown): void {
+    // The rest of an over-limit body stays unread: the connection closes after the answer.
+    if (err instanceof BodyTooLargeError) this.res.shouldKeepAlive = false;
     if (isSkeinError(err)) this.reply(err.reason, err.message, err.status);
     else this.reply('bad-request', (err as Error).message);
   }

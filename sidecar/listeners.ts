@@ -22,13 +22,25 @@ import { socketReply } from './stages/reply.js';
 
 export const MAX_HEADER_BYTES = 64 * 1024;
 
-const HTTP1_OPTIONS: Http1Options = {
+const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes'> = {
   maxHeaderBytes: MAX_HEADER_BYTES,
   // Streams (uploads, long polls) may last; the header deadline still stops slowloris.
   headersTimeoutMs: 60_000,
   // Longer than the peers' pool idle timeout, so a pooled connection is never closed under a request.
   keepAliveTimeoutMs: 65_000,
 };
+
+export interface ProxyListenerOptions {
+  readonly onRequest: RequestListener;
+  readonly onUpgrade: UpgradeListener;
+  /** Told the status of each unparseable request answered (SPEC §8: a metric for it). */
+  readonly onMalformed: (status: number) => void;
+  /** Largest request body let through on HTTP/1.1 and mux streams (`--max-request-body`); 0 for no limit. */
+  readonly maxBodyBytes: number;
+  readonly tls?: TlsOptions;
+  /** Accept peer sidecars' multiplexed connections (inbound listeners with TLS). */
+  readonly mux?: boolean;
+}
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
@@ -61,13 +73,12 @@ export class ProxyListener {
   private readonly sessions = new Set<Http2Session>();
   private readonly muxSessions = new Set<MuxServerSession>();
   private readonly onMux: MuxRequestListener | null;
+  private readonly maxBodyBytes: number;
   private draining = false;
 
-  /**
-   * `onMalformed`: told the status of each unparseable request answered (SPEC §8: a metric for it).
-   * `mux`: accept peer sidecars' multiplexed connections (inbound listeners with TLS).
-   */
-  constructor(onRequest: RequestListener, onUpgrade: UpgradeListener, onMalformed: (status: number) => void, tls?: TlsOptions, mux = false) {
+  constructor(options: ProxyListenerOptions) {
+    const { onRequest, onUpgrade, onMalformed, tls, mux = false } = options;
+    this.maxBodyBytes = options.maxBodyBytes;
     this.onMux = mux ? (onRequest as unknown as MuxRequestListener) : null;
     const clientError = (err: Error & { code?: string }, socket: Socket): void => {
       const status = answerParseError(err, socket);
@@ -75,7 +86,7 @@ export class ProxyListener {
     };
     // Absent Host is the pipeline's to judge (absolute-form targets, dedicated ports).
     const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
-    this.http1 = new Http1Server(handlers, HTTP1_OPTIONS);
+    this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });
     this.http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest as never);
     this.http2.setTimeout(0);
     this.http2.on('session', (session: Http2Session) => {
@@ -110,7 +121,7 @@ export class ProxyListener {
   }
 
   private startMux(socket: Socket): void {
-    const session = new MuxServerSession(socket, this.onMux!, (s) => this.muxSessions.delete(s));
+    const session = new MuxServerSession(socket, this.onMux!, (s) => this.muxSessions.delete(s), this.maxBodyBytes);
     this.muxSessions.add(session);
     if (this.draining) session.goAway();
   }

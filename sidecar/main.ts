@@ -300,6 +300,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const inboundCtx: InboundContext = {
     deps: inboundDeps,
     mesh,
+    maxBodyBytes: options.maxRequestBodyBytes,
     metrics,
     self: options.service,
     app,
@@ -311,17 +312,19 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     deps: outboundDeps,
     mesh,
     fixedService,
+    maxBodyBytes: options.maxRequestBodyBytes,
     connect: (service, address, port) => connect(service, address, port),
   });
 
-  const inbound = new ProxyListener(
-    (req, res) => handleInbound(inboundCtx, req, res),
-    (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
-    (status) => metrics.malformedRequest('inbound', status),
+  const inbound = new ProxyListener({
+    onRequest: (req, res) => handleInbound(inboundCtx, req, res),
+    onUpgrade: (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
+    onMalformed: (status) => metrics.malformedRequest('inbound', status),
+    maxBodyBytes: options.maxRequestBodyBytes,
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
-    tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
-    true,
-  );
+    tls: tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
+    mux: true,
+  });
   if (tlsIdentity) {
     peers.attach(inbound.front as never);
     inbound.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
@@ -333,23 +336,15 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     logger.warn('no --cert-file/--key-file/--ca-file: the inbound listener speaks plain HTTP and callers have no verified identity');
   }
   const mainOutbound = outboundCtx(undefined);
-  const malformedOutbound = (status: number): void => metrics.malformedRequest('outbound', status);
-  const outbound = new ProxyListener(
-    (req, res) => handleOutbound(mainOutbound, req, res),
-    (req, socket, head) => handleOutboundUpgrade(mainOutbound, req, socket, head),
-    malformedOutbound,
-  );
-  const dedicated = options.upstreams.map((u) => {
-    const ctx = outboundCtx(u.service);
-    return {
-      upstream: u,
-      server: new ProxyListener(
-        (req, res) => handleOutbound(ctx, req, res),
-        (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
-        malformedOutbound,
-      ),
-    };
-  });
+  const outboundListener = (ctx: OutboundContext): ProxyListener =>
+    new ProxyListener({
+      onRequest: (req, res) => handleOutbound(ctx, req, res),
+      onUpgrade: (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
+      onMalformed: (status) => metrics.malformedRequest('outbound', status),
+      maxBodyBytes: options.maxRequestBodyBytes,
+    });
+  const outbound = outboundListener(mainOutbound);
+  const dedicated = options.upstreams.map((u) => ({ upstream: u, server: outboundListener(outboundCtx(u.service)) }));
 
   let drainStarted: Promise<boolean> | undefined;
   const startDrain = (timeoutMs: number): Promise<boolean> => {

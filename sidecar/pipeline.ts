@@ -19,6 +19,7 @@ import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, originForm, pathOf, serviceFromAuthority } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
+import { BodyTooLargeError } from './http1/incoming.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 
 export interface OutboundContext {
@@ -26,6 +27,8 @@ export interface OutboundContext {
   readonly mesh: Mesh;
   /** Set on a dedicated `--upstream NAME:PORT` listener. */
   readonly fixedService: string | undefined;
+  /** `--max-request-body`; 0 for no limit. */
+  readonly maxBodyBytes: number;
   readonly connect: Connector;
 }
 
@@ -39,6 +42,8 @@ export interface LocalApp {
 export interface InboundContext {
   readonly deps: ExchangeDeps;
   readonly mesh: Mesh;
+  /** `--max-request-body`; 0 for no limit. */
+  readonly maxBodyBytes: number;
   readonly metrics: SidecarMetrics;
   /** This sidecar's service. */
   readonly self: string;
@@ -91,7 +96,15 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   ex.edge = subset.edge;
   ex.outlier = runtime.outlier;
   ex.budget = runtime.budget;
+  if (!declaredBodyFits(ctx.maxBodyBytes, ex)) return undefined;
   return { route, subset };
+}
+
+/** A body whose Content-Length is past the limit is refused before anything is sent (a streamed one fails as it grows, see IncomingRequest.pushBody). */
+function declaredBodyFits(limit: number, ex: Exchange): boolean {
+  if (limit === 0 || ex.contentLength <= limit) return true;
+  ex.replyError(new BodyTooLargeError(limit));
+  return false;
 }
 
 export function handleOutbound(ctx: OutboundContext, req: ProxyRequest, res: ProxyResponse): void {
@@ -140,7 +153,7 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
     ex.reply('no-healthy-endpoints', blocker);
     return false;
   }
-  return true;
+  return declaredBodyFits(ctx.maxBodyBytes, ex);
 }
 
 export function handleInbound(ctx: InboundContext, req: ProxyRequest, res: ProxyResponse): void {

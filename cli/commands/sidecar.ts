@@ -3,6 +3,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseDuration } from '../../common/config/duration.js';
+import { parseSize } from '../../common/config/size.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
 
@@ -21,6 +22,12 @@ function parseUpstream(value: string, previous: Upstream[] = []): Upstream[] {
     out.push({ service: m[1]!, port: parsePort(m[2]!) });
   }
   return out;
+}
+
+function parseSizeFlag(value: string): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 10MiB, or 0 for no limit)`);
+  return bytes;
 }
 
 function parseDurationFlag(value: string): number {
@@ -64,6 +71,7 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
     .addOption(opt('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
     .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown').argParser(parseDurationFlag).default(10_000, '10s'))
+    .addOption(opt('--max-request-body <size>', 'largest request body let through on HTTP/1.1, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
     .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)'))
     .addOption(opt('--instance-id <id>', 'unique instance id (default: service-version-random)'))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
@@ -102,6 +110,7 @@ export function registerSidecar(program: Command): void {
         keyFile: flags.keyFile as string | undefined,
         caFile: flags.caFile as string | undefined,
         drainTimeoutMs: flags.drainTimeout as number,
+        maxRequestBodyBytes: flags.maxRequestBody as number,
         advertiseAddress: (flags.advertiseAddress as string | undefined) ?? firstNonLoopbackIPv4(),
         instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
       };

@@ -57,6 +57,8 @@ export function hookBody(body: Readable, sink: BodySink): void {
   (body as WithSink)[SINK] = sink;
   for (const [event, listener] of LISTENERS) body.on(event, listener);
   if (body.readableEnded) onEnd.call(body);
+  // Failed before this call took it (e.g. past the body limit while connecting): its 'error' has been and gone.
+  else if (body.errored !== null) onError.call(body, body.errored);
   else body.resume();
 }
 

@@ -6,10 +6,20 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { SkeinError } from '../../common/errors.js';
 
 /** Where a request's body comes from: told when the reader wants more after a push said stop. */
 export interface BodySource {
   readMore(req: IncomingRequest): void;
+  /** Largest request body it lets through (`--max-request-body`); 0 for no limit. */
+  readonly maxBodyBytes: number;
+}
+
+/** A request body past the limit (SPEC §8): the pipeline answers `413 bad-request` and closes the connection. */
+export class BodyTooLargeError extends SkeinError {
+  constructor(limit: number) {
+    super('bad-request', `the request body exceeds the limit of ${limit} bytes (--max-request-body)`, 413);
+  }
 }
 
 function ignore(): void {}
@@ -19,6 +29,7 @@ export class IncomingRequest extends Readable {
   /** Set by the pipeline (sidecar/exchange.ts). */
   exchange: unknown = null;
   private headerObject: Record<string, string> | null = null;
+  private bodyBytes = 0;
 
   constructor(
     private readonly source: BodySource,
@@ -50,6 +61,16 @@ export class IncomingRequest extends Readable {
       this.headerObject = out;
     }
     return this.headerObject;
+  }
+
+  /** A chunk of the body; past the source's limit the body fails with BodyTooLargeError instead. False: stop reading. */
+  pushBody(chunk: Buffer): boolean {
+    const limit = this.source.maxBodyBytes;
+    if (limit > 0 && (this.bodyBytes += chunk.length) > limit) {
+      if (!this.destroyed) this.destroy(new BodyTooLargeError(limit));
+      return false;
+    }
+    return this.push(chunk);
   }
 
   override _read(): void {

@@ -29,7 +29,7 @@ async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => v
       socket.end(`HTTP/1.1 400 Bad Request\r\nx-code: ${err.code}\r\ncontent-length: 0\r\n\r\n`);
     },
   };
-  const server = new Http1Server(handlers, { maxHeaderBytes: 1024, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000 });
+  const server = new Http1Server(handlers, { maxHeaderBytes: 1024, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000, maxBodyBytes: 0 });
   const front: Server = createServer((s) => server.handle(s));
   front.listen(0, '127.0.0.1');
   await once(front, 'listening');

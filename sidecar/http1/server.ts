@@ -33,6 +33,8 @@ export interface Http1Options {
   readonly headersTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
   readonly keepAliveTimeoutMs: number;
+  /** Largest request body let through (SPEC §8); 0 for no limit. */
+  readonly maxBodyBytes: number;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -233,7 +235,7 @@ class Http1Connection implements BodySource, ChunkSink {
 
   /** ChunkSink: data of the chunked request body being decoded. */
   onChunk(chunk: Buffer): void {
-    if (!this.discarding && !this.request!.push(chunk)) this.bodyMore = false;
+    if (!this.discarding && !this.request!.pushBody(chunk)) this.bodyMore = false;
   }
 
   private readBody(): boolean {
@@ -248,7 +250,7 @@ class Http1Connection implements BodySource, ChunkSink {
       if (this.decoder.done) this.bodyDone();
     } else {
       used = Math.min(this.bodyLeft, buf.length);
-      if (!this.discarding && !req.push(used === buf.length ? buf : buf.subarray(0, used))) more = false;
+      if (!this.discarding && !req.pushBody(used === buf.length ? buf : buf.subarray(0, used))) more = false;
       this.bodyLeft -= used;
       if (this.bodyLeft === 0) this.bodyDone();
     }
@@ -269,6 +271,10 @@ class Http1Connection implements BodySource, ChunkSink {
 
   readMore(): void {
     if (this.state === State.Body) this.socket.resume();
+  }
+
+  get maxBodyBytes(): number {
+    return this.server.options.maxBodyBytes;
   }
 
   /** The response is written whole; `keepAlive` false closes the connection after it. */

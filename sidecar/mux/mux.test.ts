@@ -46,7 +46,7 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o
   const sessions: MuxServerSession[] = [];
   const server: TlsServer = createTlsServer(SERVER_TLS, (socket) => {
     sockets.push(socket);
-    sessions.push(new MuxServerSession(socket, onRequest, () => {}, o.serverMaxStreams));
+    sessions.push(new MuxServerSession(socket, onRequest, () => {}, 0, o.serverMaxStreams));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -110,6 +110,7 @@ export class MuxServerSession implements BodySource {
     readonly socket: Socket,
     private readonly onRequest: MuxRequestListener,
     private readonly onClose: (session: MuxServerSession) => void,
+    readonly maxBodyBytes = 0,
     private readonly maxStreams = MAX_STREAMS,
   ) {
     this.writer = new FrameWriter(socket);
@@ -198,7 +199,7 @@ export class MuxServerSession implements BodySource {
         if (payload.length > 0) {
           s.req.consumed += payload.length;
           // Credit goes back at once while the reader keeps up, else from _read when it asks for more.
-          if (s.req.push(payload) && s.req.consumed >= WINDOW / 2) this.credit(s.req);
+          if (s.req.pushBody(payload) && s.req.consumed >= WINDOW / 2) this.credit(s.req);
         }
         if (end) s.req.push(null);
         return;

@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { parseSize } from './size.js';
+
+describe('parseSize', () => {
+  it('reads plain bytes and binary or decimal units', () => {
+    expect(parseSize('65536')).toBe(65536);
+    expect(parseSize('64KiB')).toBe(65536);
+    expect(parseSize('10 MiB')).toBe(10 * 1024 * 1024);
+    expect(parseSize('1gb')).toBe(1e9);
+    expect(parseSize('0')).toBe(0);
+  });
+
+  it('refuses what is not a size', () => {
+    for (const bad of ['', 'ten', '1.5MiB', '-1', '10 parsecs']) expect(parseSize(bad), bad).toBeUndefined();
+  });
+});
