@@ -1,6 +1,7 @@
 /**
  * The data-plane benchmark, side by side in one run on 127.0.0.1 with one upstream:
- * (A) direct, (B) an nginx pair, (C) a Skein sidecar pair with every feature on. For each:
+ * (A) direct, (B) an nginx pair, (C) a Skein sidecar pair with every feature on, and on request
+ * (`--only ...,node-pipe`) (D) a Node pair that only relays bytes over mTLS. For each:
  * maximum throughput (wrk, closed loop), latency added over (A) at a fixed 1000 rps on 16
  * connections (paced open-loop load, see lib/paced-load.ts), and peak RSS and CPU seconds of
  * each proxy process. Ratios are taken within the run because the machine is shared.
@@ -20,9 +21,12 @@ import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario.js';
 import { directTarget } from '../targets/direct.js';
 import { startNginxPair } from '../targets/nginx-pair.js';
 import { startSkeinPair } from '../targets/skein-pair.js';
+import { startNodePipePair } from '../targets/node-pipe-pair.js';
 import { waitForTarget, type Target, type TargetName } from '../targets/target.js';
 
 const PROXIED: readonly TargetName[] = ['nginx', 'skein'];
+/** Run only when named in --only: a reference, not part of the issue's comparison. */
+const OPTIONAL: readonly TargetName[] = ['node-pipe'];
 const CONNECTIONS = 16;
 const FIXED_RATE = 1000;
 /**
@@ -109,7 +113,7 @@ async function startTargets(ctx: ScenarioContext, wanted: readonly TargetName[])
   const nginxPath = wanted.includes('nginx') ? ensureTool('nginx', 'nginx', ctx.log) : undefined;
   const identities = makeBenchIdentities(ctx.workDir, CLIENT_SERVICE, SERVER_SERVICE);
   const upstream = await startUpstream(ctx.children);
-  const ports = await freePorts(8);
+  const ports = await freePorts(10);
   const targets: Target[] = [directTarget(upstream)];
   if (nginxPath) {
     targets.push(startNginxPair(ctx.children, { nginxPath, dir: ctx.workDir, upstreamPort: upstream.port, ports: [ports[0]!, ports[1]!], identities }));
@@ -123,18 +127,19 @@ async function startTargets(ctx: ScenarioContext, wanted: readonly TargetName[])
       ctx.log(`CPU profiles of both sidecars go to ${profileDir} when they exit`);
     }
     const skeinBin = join(ctx.repoRoot, 'bin', 'skein.js');
-    targets.push(startSkeinPair(ctx.children, { skeinBin, dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2), identities, profileDir, features }));
+    targets.push(startSkeinPair(ctx.children, { skeinBin, dir: ctx.workDir, upstreamPort: upstream.port, ports: ports.slice(2, 8), identities, profileDir, features }));
   }
+  if (wanted.includes('node-pipe')) targets.push(startNodePipePair(ctx.children, { upstreamPort: upstream.port, ports: [ports[8]!, ports[9]!], identities }));
   return targets;
 }
 
 function selectTargets(only: readonly string[] | undefined): TargetName[] {
   if (!only || only.length === 0) return ['direct', ...PROXIED];
-  const known: readonly string[] = ['direct', ...PROXIED];
+  const known: readonly string[] = ['direct', ...PROXIED, ...OPTIONAL];
   const unknown = only.filter((name) => !known.includes(name));
   if (unknown.length > 0) throw new Error(`--only: unknown target ${unknown.join(', ')} (choose from ${known.join(', ')})`);
   // (A) always runs: it is the baseline of every added latency.
-  return ['direct', ...PROXIED.filter((name) => only.includes(name))];
+  return ['direct', ...[...PROXIED, ...OPTIONAL].filter((name) => only.includes(name))];
 }
 
 /** Runs `load` while sampling each proxy process of `target`. */
@@ -235,6 +240,12 @@ function report(runs: readonly Measured[], machine: string, slice: number, round
     // The CPU was sampled over each slice's warm-up too, so it is shared among every request sent.
     const requests = r.latency.reduce((sum, run) => sum + run.requests + run.warmupRequests, 0);
     figures[`${tag} CPU µs per request @${FIXED_RATE} rps (both proxies)`] = (s.latencyUsage.reduce((sum, u) => sum + u.cpuSeconds, 0) / requests) * 1e6;
+  }
+  const pipe = summary.get('node-pipe');
+  if (nginx && pipe && nginx.latency.p99Ms > base.p99Ms) {
+    const floor = (pipe.latency.p99Ms - base.p99Ms) / (nginx.latency.p99Ms - base.p99Ms);
+    figures['added p99 (D)/(B)'] = floor;
+    lines.push('', `Floor: added p99 (D)/(B) = ${floor.toFixed(2)}×, max rps (D)/(B) = ${(pipe.max.rps / nginx.max.rps).toFixed(2)}× (a Node pair that only relays bytes over mTLS).`);
   }
   if (nginx && skein) {
     const rpsRatio = skein.max.rps / nginx.max.rps;

@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { waitUntil } from '../../test/support/wait.js';
 import type { Child } from '../lib/children.js';
 
-export type TargetName = 'direct' | 'nginx' | 'skein';
+export type TargetName = 'direct' | 'nginx' | 'skein' | 'node-pipe';
 
 export interface ProxyProcess {
   /** e.g. "outbound", "inbound" */
