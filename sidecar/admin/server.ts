@@ -1,6 +1,7 @@
 /**
  * The admin listener on 127.0.0.1:adminPort (SPEC §3): /live, /ready, /metrics, /config,
- * /clusters, POST /drain; and /ready/outbound, which `skein sidecar --wait-ready` polls. Plain node:http: it is off the request path.
+ * /clusters, POST /drain; and /ready/outbound, which `skein sidecar --wait-ready` polls.
+ * Plain node:http: it is off the request path.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
