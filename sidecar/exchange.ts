@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { BodyTooLargeError } from './http1/incoming.js';
+import { capBody } from './cluster/request-body.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -80,6 +81,8 @@ export interface ExchangeDeps {
   readonly random: () => number;
   /** Spans and tap (sidecar/telemetry/reporter.ts); null when nothing is exported. */
   readonly recorder: HopRecorder | null;
+  /** `--max-request-body`; 0 for no limit. */
+  readonly maxBodyBytes: number;
 }
 
 function onResponseClose(this: ProxyResponse): void {
@@ -107,8 +110,12 @@ function onRequestData(this: ProxyRequest, chunk: Buffer): void {
   const ex = this.exchange;
   if (ex === null || ex.bodyChunks === null) return;
   ex.bodyChunks.push(chunk);
-  // HTTP/2 bodies have no content-length to check up front; the cap applies as they arrive.
-  if (ex.h2 && (ex.bodyBytes += chunk.length) > REPLAY_BUFFER_LIMIT) ex.streamBufferedBody();
+  // HTTP/2 bodies have no content-length to check up front; the caps apply as they arrive.
+  if (!ex.h2) return;
+  ex.bodyBytes += chunk.length;
+  const limit = ex.deps.maxBodyBytes;
+  if (limit > 0 && ex.bodyBytes > limit) ex.bodyTooLarge(limit);
+  else if (ex.bodyBytes > REPLAY_BUFFER_LIMIT) ex.streamBufferedBody();
 }
 
 async function* bufferedThenRest(chunks: Buffer[], rest: ProxyRequest): AsyncGenerator<Buffer> {
@@ -343,6 +350,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.body = this.req;
+    if (this.h2 && this.deps.maxBodyBytes > 0) capBody(this.req, this.deps.maxBodyBytes, this);
     this.replayable = false;
     if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, null);
     this.send();
@@ -356,6 +364,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.req.off('data', onRequestData);
     this.req.off('end', onRequestEnd);
     this.body = Readable.from(bufferedThenRest(chunks, this.req), { objectMode: false });
+    if (this.deps.maxBodyBytes > 0) capBody(this.body, this.deps.maxBodyBytes, this);
     this.replayable = false;
     if (this.route!.mirror !== null) this.route!.mirror(this.method, this.url, this.headers, null);
     this.send();
@@ -492,8 +501,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onAttemptError(h: AttemptHandler, err: Error): void {
     const ours = h === this.current;
-    // Attempts we abandoned (deadline, client gone) say nothing about the endpoint.
-    this.settle(h, ours && !this.clientGone);
+    // Attempts we abandoned (deadline, client gone) and over-limit bodies say nothing about the endpoint.
+    this.settle(h, ours && !this.clientGone && !(err instanceof BodyTooLargeError));
     if (!ours) return;
     this.current = null;
     if (this.finished) return;
@@ -661,7 +670,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.backoffTimer = setTimeout(onBackoffDone, delay, this);
   }
 
-  private abandonAttempt(): void {
+  /** Drops the attempt in flight (and a pending retry); `failed`: count it against the endpoint. */
+  private abandonAttempt(failed = true): void {
     if (this.backoffTimer !== undefined) {
       clearTimeout(this.backoffTimer);
       this.backoffTimer = undefined;
@@ -669,8 +679,21 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const h = this.current;
     if (h === null) return;
     this.current = null;
-    this.settle(h, true);
+    this.settle(h, failed);
     if (h.control !== null) h.control.abort();
+  }
+
+  /** The caller's HTTP/2 body grew past `--max-request-body` (no fault of the endpoint): 413, or a cut if the answer has begun. */
+  bodyTooLarge(limit: number): void {
+    if (this.finished) return;
+    this.abandonAttempt(false);
+    this.bodyChunks = null;
+    if (this.headSent) {
+      this.res.destroy();
+      this.finish(this.status);
+      return;
+    }
+    this.replyError(new BodyTooLargeError(limit));
   }
 
   /** Reports an attempt's end to the in-flight count, breaker and outlier detector, once. */

@@ -288,8 +288,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
 
   // ---- listeners ----------------------------------------------------------------------
   const recorder = parts.telemetry?.recorder ?? null;
-  const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder };
-  const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder };
+  const maxBodyBytes = options.maxRequestBodyBytes;
+  const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes };
+  const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder, maxBodyBytes };
   const peers = new InboundPeers({
     trustDomain: () => trustDomainOf(tlsIdentity),
     onRejected: (reason, detail, socket) => {
@@ -300,7 +301,6 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const inboundCtx: InboundContext = {
     deps: inboundDeps,
     mesh,
-    maxBodyBytes: options.maxRequestBodyBytes,
     metrics,
     self: options.service,
     app,
@@ -312,7 +312,6 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     deps: outboundDeps,
     mesh,
     fixedService,
-    maxBodyBytes: options.maxRequestBodyBytes,
     connect: (service, address, port) => connect(service, address, port),
   });
 
@@ -320,7 +319,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     onRequest: (req, res) => handleInbound(inboundCtx, req, res),
     onUpgrade: (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
     onMalformed: (status) => metrics.malformedRequest('inbound', status),
-    maxBodyBytes: options.maxRequestBodyBytes,
+    maxBodyBytes,
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
     tls: tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
     mux: true,
@@ -341,7 +340,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       onRequest: (req, res) => handleOutbound(ctx, req, res),
       onUpgrade: (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
       onMalformed: (status) => metrics.malformedRequest('outbound', status),
-      maxBodyBytes: options.maxRequestBodyBytes,
+      maxBodyBytes,
     });
   const outbound = outboundListener(mainOutbound);
   const dedicated = options.upstreams.map((u) => ({ upstream: u, server: outboundListener(outboundCtx(u.service)) }));

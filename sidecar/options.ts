@@ -24,7 +24,7 @@ export interface SidecarOptions {
   readonly keyFile?: string;
   readonly caFile?: string;
   readonly drainTimeoutMs: number;
-  /** Largest request body let through on HTTP/1.1 (SPEC §8: 413 `bad-request` beyond it); 0 for no limit. */
+  /** Largest request body let through (SPEC §8: 413 `bad-request` beyond it); 0 for no limit. */
   readonly maxRequestBodyBytes: number;
   readonly advertiseAddress: string;
   /** Unique per process; registered in Consul and announced to the control plane. */

@@ -27,8 +27,6 @@ export interface OutboundContext {
   readonly mesh: Mesh;
   /** Set on a dedicated `--upstream NAME:PORT` listener. */
   readonly fixedService: string | undefined;
-  /** `--max-request-body`; 0 for no limit. */
-  readonly maxBodyBytes: number;
   readonly connect: Connector;
 }
 
@@ -42,8 +40,6 @@ export interface LocalApp {
 export interface InboundContext {
   readonly deps: ExchangeDeps;
   readonly mesh: Mesh;
-  /** `--max-request-body`; 0 for no limit. */
-  readonly maxBodyBytes: number;
   readonly metrics: SidecarMetrics;
   /** This sidecar's service. */
   readonly self: string;
@@ -96,12 +92,13 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   ex.edge = subset.edge;
   ex.outlier = runtime.outlier;
   ex.budget = runtime.budget;
-  if (!declaredBodyFits(ctx.maxBodyBytes, ex)) return undefined;
+  if (!declaredBodyFits(ex)) return undefined;
   return { route, subset };
 }
 
-/** A body whose Content-Length is past the limit is refused before anything is sent (a streamed one fails as it grows, see IncomingRequest.pushBody). */
-function declaredBodyFits(limit: number, ex: Exchange): boolean {
+/** A body whose Content-Length is past `--max-request-body` is refused before anything is sent (a streamed one fails as it grows). */
+function declaredBodyFits(ex: Exchange): boolean {
+  const limit = ex.deps.maxBodyBytes;
   if (limit === 0 || ex.contentLength <= limit) return true;
   ex.replyError(new BodyTooLargeError(limit));
   return false;
@@ -153,7 +150,7 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
     ex.reply('no-healthy-endpoints', blocker);
     return false;
   }
-  return declaredBodyFits(ctx.maxBodyBytes, ex);
+  return declaredBodyFits(ex);
 }
 
 export function handleInbound(ctx: InboundContext, req: ProxyRequest, res: ProxyResponse): void {

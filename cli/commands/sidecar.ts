@@ -71,7 +71,7 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
     .addOption(opt('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
     .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown').argParser(parseDurationFlag).default(10_000, '10s'))
-    .addOption(opt('--max-request-body <size>', 'largest request body let through on HTTP/1.1, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
+    .addOption(opt('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
     .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)'))
     .addOption(opt('--instance-id <id>', 'unique instance id (default: service-version-random)'))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))

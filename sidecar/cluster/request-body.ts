@@ -13,8 +13,28 @@ export interface BodySink {
   bodyFailed(err: Error & { code?: string }): void;
 }
 
+/** Told when a capped body grows past its limit (see capBody). */
+export interface BodyLimitOwner {
+  bodyTooLarge(limit: number): void;
+}
+
 const SINK = Symbol('skein.bodySink');
-type WithSink = { [SINK]?: BodySink };
+const CAP = Symbol('skein.bodyCap');
+interface BodyCap {
+  seen: number;
+  readonly limit: number;
+  readonly owner: BodyLimitOwner;
+}
+type WithSink = { [SINK]?: BodySink; [CAP]?: BodyCap };
+
+/**
+ * Counts `body` against `limit` as it is fed to calls, for bodies that are not counted where
+ * they are read (HTTP/2: HTTP/1.1 and mux bodies are, IncomingRequest.pushBody). Past it, the
+ * chunk goes nowhere and `owner` is told.
+ */
+export function capBody(body: Readable, limit: number, owner: BodyLimitOwner): void {
+  (body as WithSink)[CAP] = { seen: 0, limit, owner };
+}
 
 function sinkOf(body: Readable): BodySink | undefined {
   return (body as WithSink)[SINK];
@@ -22,7 +42,14 @@ function sinkOf(body: Readable): BodySink | undefined {
 
 function onData(this: Readable, chunk: Buffer | string): void {
   const sink = sinkOf(this);
-  if (sink !== undefined && !sink.bodyChunk(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) this.pause();
+  if (sink === undefined) return;
+  const cap = (this as WithSink)[CAP];
+  if (cap !== undefined && (cap.seen += chunk.length) > cap.limit) {
+    (this as WithSink)[CAP] = undefined;
+    cap.owner.bodyTooLarge(cap.limit);
+    return;
+  }
+  if (!sink.bodyChunk(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) this.pause();
 }
 
 function onEnd(this: Readable): void {

@@ -1,9 +1,10 @@
 /**
  * `--max-request-body` (SPEC §8: bodies beyond a configured limit get a clear error): 413
- * `bad-request`, for a declared Content-Length before anything is sent and for a chunked body
- * as it grows, on the outbound listener and on the inbound one behind the sidecar-to-sidecar
- * mux (a real mTLS pair).
+ * `bad-request`, for a declared Content-Length before anything is sent and for a chunked or
+ * HTTP/2 body as it grows, on the outbound listener and on the inbound one behind the
+ * sidecar-to-sidecar mux (a real mTLS pair).
  */
+import { connect as connectH2 } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { get, rawExchange, testAgent } from './http.js';
@@ -80,6 +81,39 @@ describe('request body limit', () => {
     expect(answer).not.toContain('got 4096 bytes');
     const s = await scrape(limitedWeb);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '413' })).toBe(2);
+  });
+
+  it('counts HTTP/2 bodies too (no Content-Length): 413 once past the limit, through when within it', async () => {
+    const h2post = (bytes: number, port = limitedWeb.outboundPort) =>
+      new Promise<{ status: number; reason: string | undefined; body: string }>((resolve, reject) => {
+        const session = connectH2(`http://127.0.0.1:${port}`);
+        session.on('error', reject);
+        const stream = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'catalog' });
+        let status = 0;
+        let reason: string | undefined;
+        let body = '';
+        stream.on('response', (headers) => {
+          status = Number(headers[':status']);
+          reason = headers['x-skein-reason'] as string | undefined;
+        });
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => (body += d));
+        stream.on('close', () => {
+          session.close();
+          resolve({ status, reason, body });
+        });
+        // Several DATA frames and no content-length: the limit has to be counted as they come.
+        for (let sent = 0; sent < bytes; sent += 512) stream.write(Buffer.alloc(Math.min(512, bytes - sent), 'h'));
+        stream.end();
+      });
+    const unlimited = await h2post(LIMIT, web.outboundPort);
+    expect(unlimited.body).toContain(`got ${LIMIT} bytes`);
+    const small = await h2post(LIMIT);
+    expect(small.status, small.body).toBe(200);
+    expect(small.body).toContain(`got ${LIMIT} bytes`);
+    const big = await h2post(8 * LIMIT);
+    expect(big.status, big.body).toBe(413);
+    expect(big.reason).toBe('bad-request');
   });
 
   it('guards the app on the inbound side too, over the mux, for declared and chunked bodies', async () => {
