@@ -1,9 +1,8 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { connectConsul, isLoopbackUrl } from '../../common/consul/client.js';
+import { startScriptedConsulAgent } from '../../test/support/scripted-consul-agent.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { checkIdOf, ConsulRegistration, registrationBody, type InstanceRegistration } from './consul-registration.js';
 
@@ -43,19 +42,9 @@ describe('isLoopbackUrl', () => {
 
 describe('ConsulRegistration against an agent that stops answering', () => {
   it('a registration left hanging does not hold up deregistration, so shutdown goes on to drain', async () => {
-    // A real HTTP server playing an agent that lost the instance (404), then hangs on every PUT.
-    const puts: string[] = [];
-    const hanging: ServerResponse[] = [];
-    const agent = createServer((req: IncomingMessage, res: ServerResponse) => {
-      if (req.method === 'GET') {
-        res.writeHead(404).end('unknown service');
-        return;
-      }
-      puts.push(req.url!.split('?')[0]!);
-      hanging.push(res);
-    });
-    await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
-    const consul = connectConsul(`http://127.0.0.1:${(agent.address() as AddressInfo).port}`, {});
+    // An agent that does not know the instance (404), then holds every PUT unanswered.
+    const agent = await startScriptedConsulAgent({ holdPut: () => true });
+    const consul = connectConsul(agent.url, {});
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, new Writable({
       write(chunk, _enc, done) {
@@ -65,16 +54,14 @@ describe('ConsulRegistration against an agent that stops answering', () => {
     }));
     const registration = new ConsulRegistration(consul, instance, logger);
     try {
-      await waitUntil(() => puts.includes('/v1/agent/service/register'), { what: 'the registration PUT' });
+      await waitUntil(() => agent.puts.some((p) => p.path === '/v1/agent/service/register'), { what: 'the registration PUT' });
       const started = Date.now();
       await registration.deregister(300);
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(lines.join('')).toMatch(/deregistering from Consul failed: .*no answer within 300 ms/);
     } finally {
-      for (const res of hanging) res.destroy();
       consul.close();
-      agent.closeAllConnections();
-      await new Promise((resolve) => agent.close(resolve));
+      await agent.close();
     }
   });
 });

@@ -55,7 +55,7 @@ export const checkIdOf = (id: string): string => `skein:${id}:ready`;
 /**
  * A registration PUT gets this long. Without a bound, an agent that accepts the connection
  * but never answers (stopped, or cut off mid-call) would hold the keeper for good, and with
- * it the deregistration that shutdown waits for before draining.
+ * it the deregistration that shutdown waits for before it closes the listeners.
  */
 const REGISTER_TIMEOUT_MS = 10_000;
 
