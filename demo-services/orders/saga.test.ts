@@ -65,6 +65,45 @@ describe('OrderSaga', () => {
     expect(inventory.calls.filter((c) => c.path.endsWith('/release'))).toHaveLength(3);
   });
 
+  it('refunds too when a resumed order fails, if the crashed run had reserved (it may have charged)', async () => {
+    const id = newOrder().id;
+    store.recordStep(id, 'reserve', 'ok'); // what the crashed run got to, before its charge went out
+    inventory.script.push(503); // the replayed reservation: outcome unknown
+    const order = await saga.run(id, {}, true);
+    expect(order.status).toBe('cancelled');
+    expect(steps(id)).toEqual(['reserve:ok', 'reserve:failed', 'refund:ok', 'release:ok']);
+    expect(payments.calls.map((c) => c.path)).toEqual([`/charges/${id}/refund`]);
+  });
+
+  it('owes no refund when a fresh order fails at the reservation', async () => {
+    inventory.script.push(503);
+    const order = await saga.run(newOrder().id);
+    expect(order.status).toBe('cancelled');
+    expect(steps(order.id)).toEqual(['reserve:failed', 'release:ok']);
+    expect(payments.calls).toHaveLength(0);
+  });
+
+  it('leaves a resumed order pending while its calls cannot leave the process, and cancels a fresh one', async () => {
+    const closed = new ScriptedService();
+    const port = await closed.start();
+    await closed.stop(); // nothing listens there now: connections are refused
+    const offline = new Mesh({ DEMO_DIRECT_INVENTORY: port, DEMO_DIRECT_PAYMENTS: port });
+    const cut = new OrderSaga({ store, inventory: offline.http('inventory'), payments: offline.http('payments'), log: pino({ level: 'silent' }), compensationMaxBackoffMs: 20 });
+    try {
+      const id = newOrder().id;
+      const resumed = await cut.run(id, {}, true);
+      expect(resumed.status).toBe('pending');
+      expect(store.compensationsOwed(id)).toEqual([]);
+      // Once the mesh answers, the same resumed run goes through.
+      expect((await saga.run(id, {}, true)).status).toBe('confirmed');
+
+      const fresh = store.createPending({ idempotencyKey: 'k2', requestHash: 'h', userId: 'u1', currency: 'USD', items: [{ productId: 'p1', name: 'x', quantity: 1, unitPriceCents: 150 }] });
+      expect((await cut.run(fresh.id)).status).toBe('cancelled');
+    } finally {
+      await offline.close();
+    }
+  });
+
   it('never runs an order\'s compensations twice at once (saga and sweeper)', async () => {
     payments.script.push(503);
     const running = saga.run(newOrder().id);

@@ -5,9 +5,15 @@
  * for the same order (a retry, or a restart that finds it pending) never reserves or charges
  * twice. Compensations run in order, one order at a time; one that fails is retried with
  * backoff by `runDueCompensations` (and those after it wait for it).
+ *
+ * A run that resumes an order a crashed process left pending does not know how far that
+ * process got: if it had reserved, it may also have sent the charge, so a failure now owes a
+ * refund too (a refund of a charge never made voids it). And a resumed run whose call could
+ * not even leave this process (the sidecar is not up yet) leaves the order pending for the
+ * next try rather than cancelling it.
  */
 import type { Logger } from '../../common/log.js';
-import { HttpError } from '../shared/http-errors.js';
+import { HttpError, UpstreamError } from '../shared/http-errors.js';
 import { answerError, type Answer, type ServiceClient } from '../shared/mesh.js';
 import type { TraceHeaders } from '../shared/trace.js';
 import { backoffMs } from './backoff.js';
@@ -21,7 +27,7 @@ export interface SagaDeps {
   compensationMaxBackoffMs: number;
 }
 
-type StepResult = { ok: true } | { ok: false; reason: string; owed: Compensation[] };
+type StepResult = { ok: true } | { ok: false; reason: string; owed: Compensation[]; notSent: boolean };
 
 const CALL_TIMEOUT_MS = 5_000;
 
@@ -31,18 +37,29 @@ export class OrderSaga {
 
   constructor(private readonly deps: SagaDeps) {}
 
-  async run(orderId: string, trace: TraceHeaders = {}): Promise<Order> {
+  /** `resumed`: the order was left pending by an earlier process, not placed by a caller waiting now. */
+  async run(orderId: string, trace: TraceHeaders = {}, resumed = false): Promise<Order> {
     const { store } = this.deps;
     const order = store.get(orderId);
     if (!order) throw new Error(`saga: no order ${orderId}`);
     if (order.status !== 'pending') return order;
 
-    const reserved = await this.reserve(order, trace);
-    if (!reserved.ok) return this.cancel(order, reserved.reason, reserved.owed, trace);
+    // The reservation step is recorded before the charge is sent: past it, a charge may exist.
+    const mayHaveCharged = order.steps.some((s) => s.step === 'reserve' && s.outcome === 'ok');
+    const reserved = await this.reserve(order, trace, mayHaveCharged);
+    if (!reserved.ok) return this.fail(order, reserved, resumed, trace);
     const charged = await this.charge(order, trace);
-    if (!charged.ok) return this.cancel(order, charged.reason, charged.owed, trace);
+    if (!charged.ok) return this.fail(order, charged, resumed, trace);
     store.confirm(order.id);
     return store.get(order.id)!;
+  }
+
+  private fail(order: Order, step: Extract<StepResult, { ok: false }>, resumed: boolean, trace: TraceHeaders): Promise<Order> {
+    if (resumed && step.notSent) {
+      this.deps.log.info({ orderId: order.id, reason: step.reason }, 'resumed saga could not reach the mesh yet; the order stays pending');
+      return Promise.resolve(this.deps.store.get(order.id)!);
+    }
+    return this.cancel(order, step.reason, step.owed, trace);
   }
 
   /** Retry the compensations whose backoff has passed. */
@@ -50,10 +67,11 @@ export class OrderSaga {
     for (const orderId of this.deps.store.ordersOwingCompensation(Date.now())) await this.compensateOrder(orderId, {});
   }
 
-  private async reserve(order: Order, trace: TraceHeaders): Promise<StepResult> {
+  private async reserve(order: Order, trace: TraceHeaders, mayHaveCharged: boolean): Promise<StepResult> {
     const body = { reservationId: order.id, items: order.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) };
     const outcome = await this.attempt(this.deps.inventory, 'POST', '/reservations', { body, trace });
-    return this.settle(order, 'reserve', outcome, 'could not reserve stock', { refused: [], unknown: ['release'] });
+    const owed: { refused: Compensation[]; unknown: Compensation[] } = mayHaveCharged ? { refused: ['refund'], unknown: ['refund', 'release'] } : { refused: [], unknown: ['release'] };
+    return this.settle(order, 'reserve', outcome, 'could not reserve stock', owed);
   }
 
   private async charge(order: Order, trace: TraceHeaders): Promise<StepResult> {
@@ -82,7 +100,7 @@ export class OrderSaga {
     }
     store.recordStep(order.id, step, 'failed', detail);
     const refused = answer !== undefined && answer.status >= 400 && answer.status < 500 && !answer.headers['x-skein-reason'];
-    return { ok: false, reason: `${what}: ${detail}`, owed: refused ? owed.refused : owed.unknown };
+    return { ok: false, reason: `${what}: ${detail}`, owed: refused ? owed.refused : owed.unknown, notSent: outcome.notSent === true };
   }
 
   private async cancel(order: Order, reason: string, owed: Compensation[], trace: TraceHeaders): Promise<Order> {
@@ -128,6 +146,7 @@ export class OrderSaga {
       const answer = await client.call(method, path, { ...opts, timeoutMs: CALL_TIMEOUT_MS });
       return { answer, detail: answer.status < 300 ? '' : answerError(client.service, answer).message };
     } catch (err) {
+      if (err instanceof UpstreamError) return { detail: err.message, notSent: err.notSent };
       if (err instanceof HttpError) return { detail: err.message };
       throw err;
     }
@@ -138,4 +157,6 @@ export class OrderSaga {
 interface Outcome {
   answer?: Answer;
   detail: string;
+  /** No answer because the call never left this process (connection refused). */
+  notSent?: boolean;
 }

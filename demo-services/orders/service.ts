@@ -65,8 +65,8 @@ export const orders: ServiceDefinition = {
     // Sagas running in this process, by idempotency key: a concurrent retry waits for the first.
     const inflight = new Map<string, Promise<Order>>();
 
-    const drive = (order: { id: string; idempotencyKey: string }, trace = {}): Promise<Order> => {
-      const running = saga.run(order.id, trace).finally(() => {
+    const drive = (order: { id: string; idempotencyKey: string }, trace = {}, resumed = false): Promise<Order> => {
+      const running = saga.run(order.id, trace, resumed).finally(() => {
         inflight.delete(order.idempotencyKey);
         relay.kick();
       });
@@ -74,15 +74,29 @@ export const orders: ServiceDefinition = {
       return running;
     };
 
-    for (const pending of store.pendingOrders()) {
-      log.info({ orderId: pending.id }, 'resuming saga left pending by a previous run');
-      drive(pending).catch((err: unknown) => log.error({ err, orderId: pending.id }, 'resumed saga failed'));
-    }
+    // Orders a previous run left pending, resumed now and on every sweep until they end (a
+    // resumed saga leaves its order pending while this service's sidecar is not up yet).
+    const resumed = new Set<string>();
+    const resumePending = (): void => {
+      for (const pending of store.pendingOrders()) {
+        if (inflight.has(pending.idempotencyKey)) continue;
+        if (!resumed.has(pending.id)) log.info({ orderId: pending.id }, 'resuming saga left pending by a previous run');
+        resumed.add(pending.id);
+        drive(pending, {}, true).then(
+          (order) => {
+            if (order.status !== 'pending') resumed.delete(order.id);
+          },
+          (err: unknown) => log.error({ err, orderId: pending.id }, 'resumed saga failed'),
+        );
+      }
+    };
+    resumePending();
     relay.start();
     let sweeping = false;
     const sweeper = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
+      resumePending();
       saga
         .runDueCompensations()
         .catch((err: unknown) => log.error({ err }, 'compensation sweep failed'))
@@ -107,9 +121,10 @@ export const orders: ServiceDefinition = {
             throw new HttpError(422, 'idempotency-key-reused', `Idempotency-Key "${key}" was already used for a different order (${existing.order.id})`);
           }
           const running = inflight.get(key);
-          if (running) return created(await running, true);
-          if (existing.order.status === 'pending') throw new HttpError(409, 'order-in-progress', `order ${existing.order.id} is still being placed; retry shortly`);
-          return created(existing.order, true);
+          // A resumed saga that could not reach the mesh yet ends with the order still pending.
+          const order = running ? await running : existing.order;
+          if (order.status === 'pending') throw new HttpError(409, 'order-in-progress', `order ${order.id} is still being placed; retry shortly`);
+          return created(order, true);
         }
         const products = new Set(body.items.map((i) => i.productId));
         if (products.size !== body.items.length) throw new HttpError(422, 'invalid-order', 'items: each productId may appear only once');

@@ -21,7 +21,13 @@ export class HttpError extends Error {
 
 /** A call to another service failed before it produced an answer we understand. */
 export class UpstreamError extends HttpError {
-  constructor(service: string, detail: string, status = 503) {
+  constructor(
+    service: string,
+    detail: string,
+    status = 503,
+    /** The connection was refused: the request never left this process, so it cannot have taken effect. */
+    readonly notSent = false,
+  ) {
     super(status, 'upstream-unavailable', `${service} is unavailable: ${detail}`);
     this.name = 'UpstreamError';
   }

@@ -108,7 +108,7 @@ export class ServiceClient {
       }
       return { status: res.statusCode, headers: res.headers, body: body as T };
     } catch (err) {
-      throw new UpstreamError(this.service, (err as Error).message);
+      throw new UpstreamError(this.service, (err as Error).message, 503, (err as { code?: string }).code === 'ECONNREFUSED');
     }
   }
 }

@@ -115,4 +115,38 @@ describe('demo durability', () => {
     const charges = (await http('GET', `${payments}/charges?userId=u3`)).body.charges;
     expect(charges).toEqual([expect.objectContaining({ id: retried.body.id, status: 'captured', amountCents: 2 * 4500 })]);
   }, SLOW);
+
+  it('keeps a resumed order pending while the services it calls are unreachable, then finishes it', async () => {
+    const s = await newStack();
+    const payments = s.get('payments').url;
+    await http('PUT', `${payments}/admin/faults`, { latencyMs: 1500 });
+    const stockBefore = (await http('GET', `${s.gateway}/api/products/p3`)).body.stock;
+    const key = randomUUID();
+    const body = { userId: 'u3', items: [{ productId: 'p3', quantity: 1 }] };
+    const first = placeOrder(s, body, key);
+    await waitUntil(async () => ((await http('GET', `${s.gateway}/api/products/p3`)).body.stock === stockBefore - 1 ? true : undefined), { timeoutMs: 10_000, what: 'reservation' });
+    await s.get('orders').stop('SIGKILL');
+    expect((await first).status).toBe(503);
+
+    // orders comes back while inventory is down: its replayed reservation cannot leave the process.
+    const inventory = s.get('inventory');
+    const inventoryPort = inventory.port;
+    await inventory.stop();
+    const orders = await s.restart('orders');
+    await waitUntil(() => orders.logs.some((l) => l.includes('could not reach the mesh yet')) || undefined, { timeoutMs: 10_000, what: 'the resumed saga to wait' });
+    const held = await placeOrder(s, body, key);
+    expect(held.status).toBe(409);
+    expect(held.body.error.code).toBe('order-in-progress');
+
+    await http('PUT', `${payments}/admin/faults`, { latencyMs: 0 });
+    await s.launch('inventory', inventoryPort);
+    const done = await waitUntil(async () => {
+      const res = await placeOrder(s, body, key);
+      return res.status === 409 ? undefined : res;
+    }, { timeoutMs: 15_000, what: 'the resumed order to end' });
+    expect(done.status).toBe(201);
+    expect(done.body.status).toBe('confirmed');
+    expect((await http('GET', `${s.gateway}/api/products/p3`)).body.stock).toBe(stockBefore - 1);
+    expect((await http('GET', `${payments}/charges?userId=u3`)).body.charges).toEqual([expect.objectContaining({ id: done.body.id, status: 'captured' })]);
+  }, SLOW);
 });
