@@ -35,6 +35,7 @@ import { controlPlaneSource } from './identity/control-plane-mode.js';
 import { peerConnector, peerMuxConnector, peerSessionConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
+import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
 import { H1Upstream } from './http1/client.js';
 import { MuxUpstream } from './mux/upstream.js';
@@ -148,11 +149,13 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
     // An agent off this host cannot reach the loopback admin port: a TTL check fed by /ready's own verdict.
     ttlReadiness: isLoopbackUrl(consul.url) ? undefined : () => sidecar.lifecycle.notReady(),
   }, logger);
+  const checkReadiness = stream && reportReadiness(() => sidecar.lifecycle.notReady(), (reasons) => stream.reportReadiness(reasons));
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
     // SPEC §3's order: /ready turns 503 at once (so Consul's check fails and probes see it) and
     // the drain clock starts; the deregistration (up to 2 s) runs within the drain, not before it.
     void sidecar.startDrain(options.drainTimeoutMs);
+    checkReadiness?.();
     void (registration ? registration.deregister() : Promise.resolve())
       .then(() => sidecar.shutdown(options.drainTimeoutMs))
       .then(() => {

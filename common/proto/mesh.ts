@@ -31,15 +31,18 @@ export interface Hello {
   lastVersion: string;
   certExpiryUnix: string;
   labels: Record<string, string>;
+  /** Why the sidecar is not ready; '' when it is (decoded as '' when a sidecar does not say). */
+  notReady?: string;
 }
 
 export interface SidecarMessage {
-  msg?: 'hello' | 'ack' | 'nack' | 'telemetry' | 'cert';
+  msg?: 'hello' | 'ack' | 'nack' | 'telemetry' | 'cert' | 'readiness';
   hello?: Hello;
   ack?: { version: string };
   nack?: { version: string; reason: string };
   telemetry?: { kind: string; json: string };
   cert?: { expiryUnix: string; bundleFingerprint: string; rootFingerprint: string };
+  readiness?: { notReady: string };
 }
 
 export interface ControlMessage {

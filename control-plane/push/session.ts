@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
 import { serviceName, subsetName } from '../../common/config/schema.js';
 import type { ControlMessage, Hello, SidecarMessage } from '../../common/proto/mesh.js';
-import type { StreamRegistry } from '../registry/stream-registry.js';
+import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
 
@@ -52,7 +52,7 @@ export interface SessionDeps {
 export class StreamSession {
   record: ProxyRecord | undefined;
   private blocked = false;
-  private withdraw: ((clean: boolean) => void) | undefined;
+  private registration: Announced | undefined;
   private stopPublish: (() => void) | undefined;
   private closed = false;
   private helloSeen = false;
@@ -137,14 +137,14 @@ export class StreamSession {
       connectedAt: Date.now(),
       certExpiry: Number(hello.certExpiryUnix) > 0 ? Number(hello.certExpiryUnix) * 1000 : undefined,
     };
-    this.withdraw = this.deps.registry?.announce({
+    this.registration = this.deps.registry?.announce({
       service: hello.service,
       id: hello.instanceId,
       address: hello.address,
       port: hello.inboundPort,
       protocol: hello.protocol === 'grpc' ? 'grpc' : 'http',
       labels,
-    });
+    }, !hello.notReady);
     this.deps.proxies.add(record);
     this.record = record;
     // Response headers tell the sidecar its stream was accepted, even when no snapshot
@@ -195,6 +195,9 @@ export class StreamSession {
       case 'telemetry':
         this.deps.onTelemetry?.(record, message.telemetry!.kind, message.telemetry!.json);
         break;
+      case 'readiness':
+        this.registration?.ready(!message.readiness!.notReady);
+        break;
       default:
         break;
     }
@@ -210,7 +213,7 @@ export class StreamSession {
     if (this.closed) return;
     this.closed = true;
     this.stopPublish?.();
-    this.withdraw?.(clean);
+    this.registration?.end(clean);
     if (this.record) {
       this.deps.proxies.remove(this.record.id);
       this.deps.logger.info({ service: this.record.service, instance: this.record.instanceId, clean }, 'sidecar disconnected');

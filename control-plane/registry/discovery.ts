@@ -13,7 +13,7 @@ export interface Instance {
   readonly protocol: 'http' | 'grpc';
   /** Includes `version` (the subset label). */
   readonly labels: Readonly<Record<string, string>>;
-  /** `healthy` while its sidecar is connected (or Consul checks pass); `disconnected` during the grace period; `critical` when a Consul check fails (never an endpoint). */
+  /** `healthy` while its sidecar is connected and ready (or Consul checks pass); `disconnected` during the grace period; `critical` when the sidecar says it is not ready or a Consul check fails (never an endpoint). */
   readonly health: 'healthy' | 'disconnected' | 'critical';
 }
 

@@ -10,9 +10,9 @@ describe('StreamRegistry', () => {
     const registry = new StreamRegistry(30_000);
     const changes = vi.fn();
     registry.onChange(changes);
-    const end = registry.announce(instance('a'));
+    const announced = registry.announce(instance('a'));
     expect(registry.instances().map((i) => i.id)).toEqual(['a']);
-    end(true);
+    announced.end(true);
     expect(registry.instances()).toEqual([]);
     expect(changes).toHaveBeenCalledTimes(2);
   });
@@ -20,7 +20,7 @@ describe('StreamRegistry', () => {
   it('keeps a broken stream\'s instance, disconnected, for the grace period', () => {
     vi.useFakeTimers();
     const registry = new StreamRegistry(30_000);
-    registry.announce(instance('a'))(false);
+    registry.announce(instance('a')).end(false);
     expect(registry.instances()).toEqual([expect.objectContaining({ id: 'a', health: 'disconnected' })]);
     vi.advanceTimersByTime(29_999);
     expect(registry.instances()).toHaveLength(1);
@@ -33,15 +33,32 @@ describe('StreamRegistry', () => {
     const registry = new StreamRegistry(1_000);
     const first = registry.announce(instance('a'));
     const second = registry.announce(instance('a', 'v2'));
-    first(false);
+    first.end(false);
     vi.advanceTimersByTime(5_000);
     expect(registry.instances()).toEqual([expect.objectContaining({ id: 'a', health: 'healthy', labels: { version: 'v2' } })]);
-    second(false);
+    second.end(false);
     vi.advanceTimersByTime(500);
     const third = registry.announce(instance('a', 'v2'));
     vi.advanceTimersByTime(5_000);
     expect(registry.instances()).toEqual([expect.objectContaining({ health: 'healthy' })]);
-    third(true);
+    third.end(true);
+    expect(registry.instances()).toEqual([]);
+  });
+
+  it('lists a sidecar that says it is not ready as critical until it says it is ready', () => {
+    const registry = new StreamRegistry(30_000);
+    const changes = vi.fn();
+    registry.onChange(changes);
+    const announced = registry.announce(instance('a'), false);
+    expect(registry.instances()).toEqual([expect.objectContaining({ id: 'a', health: 'critical' })]);
+    announced.ready(true);
+    expect(registry.instances()).toEqual([expect.objectContaining({ health: 'healthy' })]);
+    announced.ready(true); // no change, no push
+    expect(changes).toHaveBeenCalledTimes(2);
+    announced.ready(false); // draining
+    expect(registry.instances()).toEqual([expect.objectContaining({ health: 'critical' })]);
+    announced.end(true);
+    announced.ready(true); // a late report from an ended stream changes nothing
     expect(registry.instances()).toEqual([]);
   });
 });

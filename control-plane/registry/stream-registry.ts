@@ -3,8 +3,18 @@
  * A stream that ends cleanly (the sidecar shut down) withdraws its instance at once; a
  * stream that breaks keeps the instance, marked disconnected, for a grace period, so a
  * network blip or a control-plane restart does not take endpoints away from the mesh.
+ * A sidecar that reports itself not ready (draining, its app failing its health check, no
+ * config yet) stays listed as critical and is no endpoint, as with a failing Consul check.
  */
 import type { Discovery, Instance } from './discovery.js';
+
+/** What the session that announced an instance can tell the registry about it later. */
+export interface Announced {
+  /** The sidecar's readiness changed (Readiness message). */
+  ready(ready: boolean): void;
+  /** The stream ended: `clean` removes the instance now, otherwise after the grace period. */
+  end(clean: boolean): void;
+}
 
 interface Registration {
   instance: Instance;
@@ -33,13 +43,10 @@ export class StreamRegistry implements Discovery {
     return () => this.listeners.delete(listener);
   }
 
-  /**
-   * Records an instance announced on a stream. The returned function is called when that
-   * stream ends: `clean` removes the instance now, otherwise after the grace period.
-   */
-  announce(instance: Omit<Instance, 'health'>): (clean: boolean) => void {
+  /** Records an instance announced on a stream, ready or not as its Hello says. */
+  announce(instance: Omit<Instance, 'health'>, ready = true): Announced {
     const key = `${instance.service}/${instance.id}`;
-    const announced: Instance = { ...instance, health: 'healthy' };
+    const announced: Instance = { ...instance, health: ready ? 'healthy' : 'critical' };
     let registration = this.registrations.get(key);
     if (registration) {
       if (registration.expiry) clearTimeout(registration.expiry);
@@ -55,7 +62,13 @@ export class StreamRegistry implements Discovery {
     }
     const current = registration;
     let ended = false;
-    return (clean) => {
+    const setReady = (isReady: boolean): void => {
+      const health = isReady ? 'healthy' : 'critical';
+      if (ended || this.registrations.get(key) !== current || current.instance.health === health) return;
+      current.instance = { ...current.instance, health };
+      this.changed();
+    };
+    const end = (clean: boolean): void => {
       if (ended) return;
       ended = true;
       current.streams--;
@@ -74,6 +87,7 @@ export class StreamRegistry implements Discovery {
       }
       this.changed();
     };
+    return { ready: setReady, end };
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,7 @@ import type { IdentityProvider } from '../identity/provider.js';
 import { backoffDelay } from '../resilience/backoff.js';
 import { controlPlaneTls, type ControlPlaneTls } from './channel.js';
 
-export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix'>;
+export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix' | 'notReady'>;
 
 export interface ControlPlaneSourceOptions {
   /** HOST:PORT of the control plane's gRPC port. */
@@ -50,6 +50,8 @@ export class ControlPlaneSource implements ConfigSource {
   private state: string;
   private apply: ((raw: unknown) => void) | undefined;
   private certStatus: NonNullable<SidecarMessage['cert']> | undefined;
+  /** The latest readiness reported (reasons joined, '' when ready); undefined until the first report. */
+  private notReady: string | undefined;
 
   constructor(private readonly options: ControlPlaneSourceOptions) {
     this.state = `waiting for control plane at ${options.address}`;
@@ -77,6 +79,17 @@ export class ControlPlaneSource implements ConfigSource {
   sendCertStatus(cert: NonNullable<SidecarMessage['cert']>): void {
     this.certStatus = cert;
     this.stream?.write({ cert });
+  }
+
+  /**
+   * Reports readiness (`/ready`'s reasons, empty when ready) now if connected, and in every
+   * Hello: the built-in registry keeps a not-ready instance out of the endpoints.
+   */
+  reportReadiness(reasons: readonly string[]): void {
+    const notReady = reasons.join('; ');
+    if (notReady === this.notReady) return;
+    this.notReady = notReady;
+    this.stream?.write({ readiness: { notReady } });
   }
 
   /** Sends telemetry up the stream when connected; dropped otherwise (it is best effort). */
@@ -131,6 +144,7 @@ export class ControlPlaneSource implements ConfigSource {
         token: this.options.token ?? '',
         lastVersion: this.version ?? '',
         certExpiryUnix: identity ? String(Math.floor(identity.notAfter.getTime() / 1000)) : '0',
+        notReady: this.notReady ?? '',
       },
     });
     if (this.certStatus) stream.write({ cert: this.certStatus });

@@ -41,6 +41,8 @@ export function controlPlaneSource(
       else if (identity) source.sendCertStatus(certStatusOf(identity.current()!));
     },
   });
+  // Not ready before the first snapshot: the first Hello keeps the instance out of the endpoints until this sidecar says otherwise.
+  source.reportReadiness(['config: waiting for the first snapshot from the control plane']);
   const current = identity?.current();
   if (current) source.sendCertStatus(certStatusOf(current));
   identity?.onChange((next) => source.sendCertStatus(certStatusOf(next)));
