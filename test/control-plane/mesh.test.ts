@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { get, startMeshSidecar, steadyLoad, type MeshSidecar } from '../identity/mesh.js';
+import { answeredBy, startMeshSidecar, steadyLoad, type MeshSidecar } from '../identity/mesh.js';
 import { startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
@@ -19,15 +19,8 @@ async function app(name: string): Promise<number> {
   return u.port;
 }
 
-/** Which catalog version answered each of `n` requests through the frontend's sidecar. */
-async function sample(n: number): Promise<string[]> {
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await get(frontend, 'catalog', '/items');
-    names.push(r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `HTTP ${r.status} ${r.reason ?? ''}`);
-  }
-  return names;
-}
+/** Which catalog app answered each of `n` requests through the frontend's sidecar. */
+const sample = (n: number): Promise<string[]> => answeredBy(frontend, 'catalog', n);
 
 async function proxyStates(): Promise<string[]> {
   return (await cp.api.get<{ proxies: { state: string }[] }>('/api/v1/proxies')).body.proxies.map((p) => p.state);

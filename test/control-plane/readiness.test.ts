@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { get, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
+import { answeredBy, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
 import { startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
@@ -29,14 +29,7 @@ async function catalogApp(name: string, healthy: () => boolean): Promise<number>
 }
 
 /** Which catalog app answered each of `n` requests through the frontend's sidecar. */
-async function sample(n: number): Promise<string[]> {
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await get(frontend, 'catalog', '/items');
-    names.push(r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `HTTP ${r.status} ${r.reason ?? ''}`);
-  }
-  return names;
-}
+const sample = (n: number): Promise<string[]> => answeredBy(frontend, 'catalog', n);
 
 /** The control plane's health of the catalog instance behind `sidecar`. */
 async function health(sidecar: MeshSidecar): Promise<string | undefined> {

@@ -70,6 +70,16 @@ export async function get(from: MeshSidecar, host: string, path = '/'): Promise<
   return { status: res.statusCode, reason: typeof reason === 'string' ? reason : undefined, body: await res.body.text() };
 }
 
+/** Which app (an echo upstream's `name`) answered each of `n` requests to `host` through `from`; `HTTP status reason` for a failure. */
+export async function answeredBy(from: MeshSidecar, host: string, n: number, path = '/items'): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await get(from, host, path);
+    names.push(r.status === 200 ? (JSON.parse(r.body) as { name: string }).name : `HTTP ${r.status} ${r.reason ?? ''}`);
+  }
+  return names;
+}
+
 /** `concurrency` request loops against `host` through `from` until `stop()`; every non-200 or error is kept. */
 export function steadyLoad(from: MeshSidecar, host: string, concurrency = 4) {
   let running = true;
