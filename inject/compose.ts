@@ -10,7 +10,7 @@
 import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, type InjectOptions } from './options.js';
+import { ANNOTATIONS, assertNotSidecarPort, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 
 type Obj = Record<string, unknown>;
@@ -84,7 +84,7 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
       throw new InjectError('invalid-field', document, field(isObj(service.deploy) ? 'deploy.replicas' : 'scale'),
         `a sidecar joins one container's network namespace, so a service with ${replicas} replicas would share one sidecar; run one replica per service`);
     }
-    const params = composeParams(name, service, labels, document, field);
+    const params = composeParams(name, service, labels, options, document, field);
     notes.push(describeOutcome({ what, status: 'injected', params }));
     const sidecar = sidecarService(name, params, dependencies, options);
     // With profiles, the sidecar must be started exactly when its app is.
@@ -109,11 +109,18 @@ function isNamedVolume(source: string): boolean {
   return !source.includes('/') && !source.startsWith('.') && !source.startsWith('~');
 }
 
-function composeParams(name: string, service: Obj, labels: Record<string, string>, document: string, field: (s: string) => string): ServiceParams {
+function composeParams(name: string, service: Obj, labels: Record<string, string>, options: InjectOptions, document: string, field: (s: string) => string): ServiceParams {
   const serviceName = labels[ANNOTATIONS.service] ?? name;
   if (!DNS_LABEL.test(serviceName)) {
     throw new InjectError('invalid-field', document, field(labels[ANNOTATIONS.service] ? `labels.${ANNOTATIONS.service}` : ''),
       `service name "${serviceName}" must be a DNS label (lowercase letters, digits, '-'); set label ${ANNOTATIONS.service}`);
+  }
+  for (const key of ['expose', 'ports'] as const) {
+    const entries: unknown[] = Array.isArray(service[key]) ? service[key] : [];
+    entries.forEach((entry, i) => {
+      const port = targetPort(entry);
+      if (port !== undefined) assertNotSidecarPort(port, options, document, field(`${key}[${i}]`));
+    });
   }
   let appPort: number | undefined;
   let portField: string;
@@ -131,6 +138,7 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
   if (appPort === undefined || !Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {
     throw new InjectError('invalid-field', document, field(portField), 'not a port number');
   }
+  assertNotSidecarPort(appPort, options, document, field(portField));
   const protocol = labels[ANNOTATIONS.appProtocol];
   if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
     throw new InjectError('invalid-field', document, field(`labels.${ANNOTATIONS.appProtocol}`), `expected http or grpc, got "${protocol}"`);
