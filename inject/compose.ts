@@ -23,10 +23,20 @@ function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A file is taken for Compose when it is one mapping with `services` and no Kubernetes `kind`. */
+/**
+ * A file is taken for Compose when it is one mapping with a `services` key and no Kubernetes
+ * `apiVersion` or `kind`, whatever `services` holds: a broken one is then refused as Compose.
+ */
 export function looksLikeCompose(docs: Document.Parsed[]): boolean {
   const objects = docs.map((d) => d.toJS() as unknown).filter((o) => o !== null && o !== undefined);
-  return objects.length === 1 && isObj(objects[0]) && isObj(objects[0].services) && objects[0].kind === undefined;
+  const [only] = objects;
+  return objects.length === 1 && isObj(only) && 'services' in only && only.apiVersion === undefined && only.kind === undefined;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  return `a ${typeof value}`;
 }
 
 /** Compose labels may be a mapping or a list of `key=value`. */
@@ -55,6 +65,10 @@ function hostOf(address: string | undefined): string | undefined {
 export function injectCompose(doc: Document.Parsed, options: InjectOptions): InjectResult {
   const document = describeDocument(0);
   const root = doc.toJS() as Obj;
+  const servicesNode = doc.get('services', true);
+  if (!isMap(servicesNode)) {
+    throw new InjectError('invalid-field', document, 'services', `a Compose file needs its services as a mapping (name: settings), got ${describeValue(root.services)}`);
+  }
   const services = root.services as Obj;
   const notes: string[] = [];
   const added: Array<{ after: string; name: string; value: Obj }> = [];
@@ -92,8 +106,6 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
     added.push({ after: name, name: `${name}${SUFFIX}`, value: sidecar });
   }
 
-  const servicesNode = doc.get('services', true);
-  if (!isMap(servicesNode)) throw new InjectError('invalid-field', document, 'services', 'expected a mapping of services');
   for (const { after, name, value } of added) {
     // Each sidecar goes right after its app, so the output reads pair by pair.
     const at = servicesNode.items.findIndex((p) => isScalar(p.key) && p.key.value === after);
