@@ -10,7 +10,7 @@
 import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, assertNotSidecarPort, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 
 type Obj = Record<string, unknown>;
@@ -62,7 +62,41 @@ function hostOf(address: string | undefined): string | undefined {
   return withoutScheme.split(/[:/]/)[0];
 }
 
-export function injectCompose(doc: Document.Parsed, options: InjectOptions): InjectResult {
+/** `command` as a list of words (Compose takes a list or one shell-like string). */
+function commandWords(service: Obj): string[] {
+  const { command } = service;
+  if (Array.isArray(command)) return command.map(String);
+  return typeof command === 'string' ? command.trim().split(/\s+/) : [];
+}
+
+/** The gRPC address of a service running `skein control-plane` (its `--grpc-port`, else 15012), if the file has one. */
+function controlPlaneService(services: Obj): string | undefined {
+  for (const [name, service] of Object.entries(services)) {
+    const words = isObj(service) ? commandWords(service) : [];
+    if (words[0] !== 'control-plane') continue;
+    const flag = words.findIndex((w) => w === '--grpc-port' || w.startsWith('--grpc-port='));
+    const port = flag < 0 ? undefined : words[flag]!.includes('=') ? words[flag]!.split('=')[1] : words[flag + 1];
+    return `${name}:${port ?? 15012}`;
+  }
+  return undefined;
+}
+
+/**
+ * Where the sidecars dial the control plane. `--control-plane` left at its default names the
+ * Kubernetes service, which a Compose network cannot resolve: a service of the file that runs
+ * `skein control-plane` is used instead, and without one a note says the default stays.
+ */
+function resolveControlPlane(services: Obj, options: InjectOptions): { address: string; note?: string } {
+  if (options.controlPlane !== DEFAULT_INJECT_OPTIONS.controlPlane) return { address: options.controlPlane };
+  const found = controlPlaneService(services);
+  if (found) return { address: found, note: `control plane: ${found} (the service running skein control-plane; --control-plane to change)` };
+  return {
+    address: options.controlPlane,
+    note: `note: sidecars dial the control plane at ${options.controlPlane}, the Kubernetes default, as no service in this file runs skein control-plane; pass --control-plane HOST:PORT as the containers reach it`,
+  };
+}
+
+export function injectCompose(doc: Document.Parsed, given: InjectOptions): InjectResult {
   const document = describeDocument(0);
   const root = doc.toJS() as Obj;
   const servicesNode = doc.get('services', true);
@@ -70,6 +104,8 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
     throw new InjectError('invalid-field', document, 'services', `a Compose file needs its services as a mapping (name: settings), got ${describeValue(root.services)}`);
   }
   const services = root.services as Obj;
+  const controlPlane = resolveControlPlane(services, given);
+  const options = { ...given, controlPlane: controlPlane.address };
   const notes: string[] = [];
   const added: Array<{ after: string; name: string; value: Obj }> = [];
   const dependencies = [hostOf(options.controlPlane), hostOf(options.consul)].filter((h): h is string => h !== undefined && h in services);
@@ -111,6 +147,7 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
     const at = servicesNode.items.findIndex((p) => isScalar(p.key) && p.key.value === after);
     servicesNode.items.splice(at + 1, 0, new Pair(doc.createNode(name), doc.createNode(value)));
   }
+  if (added.length > 0 && controlPlane.note) notes.push(controlPlane.note);
   if (added.length > 0 && isNamedVolume(options.composeCaVolume) && !doc.hasIn(['volumes', options.composeCaVolume])) {
     doc.setIn(['volumes', options.composeCaVolume], doc.createNode({}));
   }
