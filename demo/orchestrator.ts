@@ -88,7 +88,7 @@ export class Demo {
   async start(): Promise<void> {
     const { paths, reporter } = this;
     mkdirSync(paths.root, { recursive: true });
-    const leftovers = cleanLeftovers(this.pidFile, paths.root);
+    const leftovers = await cleanLeftovers(this.pidFile, paths.root);
     if (leftovers.runningDemo) {
       throw new DemoAlreadyRunningError(`a demo is already running on ${paths.root} (pid ${leftovers.runningDemo}); stop it first (Ctrl-C in its terminal, or npx skein demo stop)`);
     }

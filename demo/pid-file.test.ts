@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanLeftovers, PidFile } from './pid-file.js';
@@ -35,6 +36,20 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+function listen(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject).listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = await listen(0);
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 function pidFileIn(): { dir: string; file: PidFile } {
   const dir = mkdtempSync(join(tmpdir(), 'skein-pids-'));
   dirs.push(dir);
@@ -51,11 +66,31 @@ describe('cleanLeftovers', () => {
     const stranger = await idle('--data-dir', '/somewhere/else');
     writeFileSync(file.path, `${deadOrchestrator.pid} skein-demo\n${leftover.pid} orders\n${stranger.pid} recycled-pid\n`);
 
-    const result = cleanLeftovers(file, dir);
+    const result = await cleanLeftovers(file, dir);
     expect(result.runningDemo).toBeUndefined();
     expect(result.killed.map((k) => k.name)).toEqual(['orders']);
     await exited(leftover);
     expect(isAlive(stranger.pid!)).toBe(true);
+  });
+
+  it('returns only once what it killed has exited, so the next demo can take its ports', async () => {
+    const { dir, file } = pidFileIn();
+    const deadOrchestrator = await idle('demo');
+    deadOrchestrator.kill('SIGKILL');
+    await exited(deadOrchestrator);
+    // A leftover gateway still holding its port, as after `kill -9` of the orchestrator.
+    const port = await freePort();
+    // Its 256 MiB of touched memory make its exit take a while after SIGKILL, as a real gateway's does.
+    const script = `globalThis.held = Buffer.alloc(256 * 2 ** 20, 1); require('net').createServer().listen(${port}, '127.0.0.1', () => console.log('up'))`;
+    const gateway = spawn(process.execPath, ['-e', script, '--', '--data-dir', dir], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(gateway);
+    await new Promise((resolve) => gateway.stdout!.once('data', resolve));
+    writeFileSync(file.path, `${deadOrchestrator.pid} skein-demo\n${gateway.pid} gateway\n`);
+
+    expect((await cleanLeftovers(file, dir)).killed.map((k) => k.name)).toEqual(['gateway']);
+    // At once, as the orchestrator claims its ports right after.
+    const server = await listen(port);
+    server.close();
   });
 
   it('reports a demo that still runs instead of touching its processes', async () => {
@@ -64,7 +99,7 @@ describe('cleanLeftovers', () => {
     const child = await idle('--data-dir', dir);
     writeFileSync(file.path, `${orchestrator.pid} skein-demo\n${child.pid} orders\n`);
 
-    expect(cleanLeftovers(file, dir)).toEqual({ runningDemo: orchestrator.pid, killed: [] });
+    expect(await cleanLeftovers(file, dir)).toEqual({ runningDemo: orchestrator.pid, killed: [] });
     expect(isAlive(child.pid!)).toBe(true);
   });
 });

@@ -6,6 +6,10 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAlive } from './state.js';
 import { signalGroup } from './processes.js';
+import { waitFor } from './wait.js';
+
+/** How long processes killed with SIGKILL may take to be gone (and free their ports). */
+const EXIT_WAIT_MS = 10_000;
 
 export interface PidEntry {
   readonly pid: number;
@@ -39,6 +43,17 @@ export class PidFile {
   }
 }
 
+/** Exited: gone, or a zombie (its ports are already closed; it only waits for its parent to reap it). */
+function hasExited(pid: number): boolean {
+  if (!isAlive(pid)) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 /** Whether a live pid still runs one of our commands (pids get reused). */
 function isOurs(pid: number, markers: readonly string[]): boolean {
   try {
@@ -58,11 +73,12 @@ export interface Leftovers {
 
 /**
  * Looks at the previous demo on this data dir: if its orchestrator still runs, says so;
- * otherwise kills whatever it left behind. Only processes that still run one of its
- * commands are touched (pids get reused): every one names the data dir on its command
- * line, except Consul, whose node name carries the orchestrator's pid.
+ * otherwise kills whatever it left behind and waits until it has exited, so that its ports
+ * are free for the new demo. Only processes that still run one of its commands are touched
+ * (pids get reused): every one names the data dir on its command line, except Consul, whose
+ * node name carries the orchestrator's pid.
  */
-export function cleanLeftovers(pidFile: PidFile, dataDir: string): Leftovers {
+export async function cleanLeftovers(pidFile: PidFile, dataDir: string): Promise<Leftovers> {
   const [orchestrator, ...children] = pidFile.read();
   if (!orchestrator) return { killed: [] };
   if (orchestrator.pid !== process.pid && isAlive(orchestrator.pid) && isOurs(orchestrator.pid, ['demo'])) {
@@ -71,6 +87,10 @@ export function cleanLeftovers(pidFile: PidFile, dataDir: string): Leftovers {
   const markers = [dataDir, consulNodeName(orchestrator.pid)];
   const killed = children.filter((c) => isAlive(c.pid) && isOurs(c.pid, markers));
   for (const c of killed) signalGroup(c.pid, 'SIGKILL');
+  await waitFor(() => killed.every((c) => hasExited(c.pid)), {
+    timeoutMs: EXIT_WAIT_MS,
+    what: `the processes left behind by the previous demo to exit (${killed.map((c) => `${c.pid} ${c.name}`).join(', ')})`,
+  });
   return { killed };
 }
 

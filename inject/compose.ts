@@ -10,7 +10,7 @@
 import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 
 type Obj = Record<string, unknown>;
@@ -23,10 +23,20 @@ function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A file is taken for Compose when it is one mapping with `services` and no Kubernetes `kind`. */
+/**
+ * A file is taken for Compose when it is one mapping with a `services` key and no Kubernetes
+ * `apiVersion` or `kind`, whatever `services` holds: a broken one is then refused as Compose.
+ */
 export function looksLikeCompose(docs: Document.Parsed[]): boolean {
   const objects = docs.map((d) => d.toJS() as unknown).filter((o) => o !== null && o !== undefined);
-  return objects.length === 1 && isObj(objects[0]) && isObj(objects[0].services) && objects[0].kind === undefined;
+  const [only] = objects;
+  return objects.length === 1 && isObj(only) && 'services' in only && only.apiVersion === undefined && only.kind === undefined;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  return `a ${typeof value}`;
 }
 
 /** Compose labels may be a mapping or a list of `key=value`. */
@@ -52,10 +62,50 @@ function hostOf(address: string | undefined): string | undefined {
   return withoutScheme.split(/[:/]/)[0];
 }
 
-export function injectCompose(doc: Document.Parsed, options: InjectOptions): InjectResult {
+/** `command` as a list of words (Compose takes a list or one shell-like string). */
+function commandWords(service: Obj): string[] {
+  const { command } = service;
+  if (Array.isArray(command)) return command.map(String);
+  return typeof command === 'string' ? command.trim().split(/\s+/) : [];
+}
+
+/** The gRPC address of a service running `skein control-plane` (its `--grpc-port`, else 15012), if the file has one. */
+function controlPlaneService(services: Obj): string | undefined {
+  for (const [name, service] of Object.entries(services)) {
+    const words = isObj(service) ? commandWords(service) : [];
+    if (words[0] !== 'control-plane') continue;
+    const flag = words.findIndex((w) => w === '--grpc-port' || w.startsWith('--grpc-port='));
+    const port = flag < 0 ? undefined : words[flag]!.includes('=') ? words[flag]!.split('=')[1] : words[flag + 1];
+    return `${name}:${port ?? 15012}`;
+  }
+  return undefined;
+}
+
+/**
+ * Where the sidecars dial the control plane. `--control-plane` left at its default names the
+ * Kubernetes service, which a Compose network cannot resolve: a service of the file that runs
+ * `skein control-plane` is used instead, and without one a note says the default stays.
+ */
+function resolveControlPlane(services: Obj, options: InjectOptions): { address: string; note?: string } {
+  if (options.controlPlane !== DEFAULT_INJECT_OPTIONS.controlPlane) return { address: options.controlPlane };
+  const found = controlPlaneService(services);
+  if (found) return { address: found, note: `control plane: ${found} (the service running skein control-plane; --control-plane to change)` };
+  return {
+    address: options.controlPlane,
+    note: `note: sidecars dial the control plane at ${options.controlPlane}, the Kubernetes default, as no service in this file runs skein control-plane; pass --control-plane HOST:PORT as the containers reach it`,
+  };
+}
+
+export function injectCompose(doc: Document.Parsed, given: InjectOptions): InjectResult {
   const document = describeDocument(0);
   const root = doc.toJS() as Obj;
+  const servicesNode = doc.get('services', true);
+  if (!isMap(servicesNode)) {
+    throw new InjectError('invalid-field', document, 'services', `a Compose file needs its services as a mapping (name: settings), got ${describeValue(root.services)}`);
+  }
   const services = root.services as Obj;
+  const controlPlane = resolveControlPlane(services, given);
+  const options = { ...given, controlPlane: controlPlane.address };
   const notes: string[] = [];
   const added: Array<{ after: string; name: string; value: Obj }> = [];
   const dependencies = [hostOf(options.controlPlane), hostOf(options.consul)].filter((h): h is string => h !== undefined && h in services);
@@ -84,7 +134,7 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
       throw new InjectError('invalid-field', document, field(isObj(service.deploy) ? 'deploy.replicas' : 'scale'),
         `a sidecar joins one container's network namespace, so a service with ${replicas} replicas would share one sidecar; run one replica per service`);
     }
-    const params = composeParams(name, service, labels, document, field);
+    const params = composeParams(name, service, labels, options, document, field);
     notes.push(describeOutcome({ what, status: 'injected', params }));
     const sidecar = sidecarService(name, params, dependencies, options);
     // With profiles, the sidecar must be started exactly when its app is.
@@ -92,13 +142,12 @@ export function injectCompose(doc: Document.Parsed, options: InjectOptions): Inj
     added.push({ after: name, name: `${name}${SUFFIX}`, value: sidecar });
   }
 
-  const servicesNode = doc.get('services', true);
-  if (!isMap(servicesNode)) throw new InjectError('invalid-field', document, 'services', 'expected a mapping of services');
   for (const { after, name, value } of added) {
     // Each sidecar goes right after its app, so the output reads pair by pair.
     const at = servicesNode.items.findIndex((p) => isScalar(p.key) && p.key.value === after);
     servicesNode.items.splice(at + 1, 0, new Pair(doc.createNode(name), doc.createNode(value)));
   }
+  if (added.length > 0 && controlPlane.note) notes.push(controlPlane.note);
   if (added.length > 0 && isNamedVolume(options.composeCaVolume) && !doc.hasIn(['volumes', options.composeCaVolume])) {
     doc.setIn(['volumes', options.composeCaVolume], doc.createNode({}));
   }
@@ -109,11 +158,18 @@ function isNamedVolume(source: string): boolean {
   return !source.includes('/') && !source.startsWith('.') && !source.startsWith('~');
 }
 
-function composeParams(name: string, service: Obj, labels: Record<string, string>, document: string, field: (s: string) => string): ServiceParams {
+function composeParams(name: string, service: Obj, labels: Record<string, string>, options: InjectOptions, document: string, field: (s: string) => string): ServiceParams {
   const serviceName = labels[ANNOTATIONS.service] ?? name;
   if (!DNS_LABEL.test(serviceName)) {
     throw new InjectError('invalid-field', document, field(labels[ANNOTATIONS.service] ? `labels.${ANNOTATIONS.service}` : ''),
       `service name "${serviceName}" must be a DNS label (lowercase letters, digits, '-'); set label ${ANNOTATIONS.service}`);
+  }
+  for (const key of ['expose', 'ports'] as const) {
+    const entries: unknown[] = Array.isArray(service[key]) ? service[key] : [];
+    entries.forEach((entry, i) => {
+      const port = targetPort(entry);
+      if (port !== undefined) assertNotSidecarPort(port, options, document, field(`${key}[${i}]`));
+    });
   }
   let appPort: number | undefined;
   let portField: string;
@@ -131,6 +187,7 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
   if (appPort === undefined || !Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {
     throw new InjectError('invalid-field', document, field(portField), 'not a port number');
   }
+  assertNotSidecarPort(appPort, options, document, field(portField));
   const protocol = labels[ANNOTATIONS.appProtocol];
   if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
     throw new InjectError('invalid-field', document, field(`labels.${ANNOTATIONS.appProtocol}`), `expected http or grpc, got "${protocol}"`);

@@ -7,7 +7,8 @@ import type { InjectOptions } from './options.js';
 export type { InjectResult };
 
 export function injectText(text: string, options: InjectOptions): InjectResult & { format: 'kubernetes' | 'compose' } {
-  const docs = parseAllDocuments(text);
+  // Merge keys (`<<: *common`) are YAML 1.1, which Compose files (and kubectl) use for shared blocks.
+  const docs = parseAllDocuments(text, { merge: true });
   const list = Array.isArray(docs) ? docs : [docs];
   assertParsed(list);
   if (looksLikeCompose(list)) {

@@ -1,3 +1,5 @@
+import { InjectError } from './errors.js';
+
 /** What `skein inject` and the injection webhook add, and where the injected sidecar finds the mesh. */
 export interface InjectOptions {
   /** Image of the sidecar (and of the transparent-mode init container, which needs iptables in it). */
@@ -57,3 +59,10 @@ export const ANNOTATIONS = {
   transparent: 'skein.io/transparent',
   redirectPorts: 'skein.io/redirect-ports',
 } as const;
+
+/** The sidecar shares the app's network namespace (pod or Compose service), so the app cannot use the sidecar's ports. */
+export function assertNotSidecarPort(port: number, options: InjectOptions, document: string, field: string): void {
+  if (port === options.inboundPort || port === options.outboundPort || port === options.adminPort) {
+    throw new InjectError('name-conflict', document, field, `port ${port} is used by the sidecar`);
+  }
+}

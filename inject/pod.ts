@@ -5,7 +5,7 @@
  * left as it is, so injecting twice changes nothing.
  */
 import { InjectError } from './errors.js';
-import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, type InjectOptions } from './options.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, assertNotSidecarPort, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
 
 type Obj = Record<string, unknown>;
@@ -74,7 +74,7 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
   const volumeIndex = volumes.findIndex((v) => isObj(v) && v.name === BOOTSTRAP_VOLUME);
   if (volumeIndex >= 0) fail('name-conflict', at(`spec.volumes[${volumeIndex}].name`), `the volume name ${BOOTSTRAP_VOLUME} is reserved for Skein`);
 
-  const params = resolveParams(containers, lookup, options, at, fail);
+  const params = resolveParams(containers, lookup, options, ref.document, at, fail);
   const injected: unknown[] = [...(params.transparent ? [redirectInitContainer(params, options)] : []), sidecarContainer(params, options)];
   const next: Obj = { ...structuredClone(spec) };
   next.initContainers = [...injected, ...containersOf(next, 'initContainers')];
@@ -89,7 +89,7 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
 type Lookup = (key: 'labels' | 'annotations', name: string) => { value: string; field: string } | undefined;
 type Fail = (code: ConstructorParameters<typeof InjectError>[0], field: string, detail: string) => never;
 
-function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions, at: (s: string) => string, fail: Fail): ServiceParams {
+function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions, document: string, at: (s: string) => string, fail: Fail): ServiceParams {
   const named = lookup('annotations', ANNOTATIONS.service) ?? lookup('labels', 'app') ?? lookup('labels', 'app.kubernetes.io/name');
   if (!named) {
     return fail('no-service-name', at('metadata.labels.app'), `no service name: set the label app or the annotation ${ANNOTATIONS.service}`);
@@ -97,14 +97,11 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   if (!DNS_LABEL.test(named.value)) fail('invalid-field', named.field, `service name "${named.value}" must be a DNS label (lowercase letters, digits, '-')`);
   const version = lookup('labels', 'version')?.value ?? 'v1';
 
-  const reserved = new Set([options.inboundPort, options.outboundPort, options.adminPort]);
   let firstPort: { port: number; name?: string } | undefined;
   for (const [ci, c] of containers.entries()) {
     for (const [pi, p] of (Array.isArray(c.ports) ? c.ports : []).entries()) {
       if (!isObj(p) || typeof p.containerPort !== 'number') continue;
-      if (reserved.has(p.containerPort)) {
-        fail('name-conflict', at(`spec.containers[${ci}].ports[${pi}].containerPort`), `port ${p.containerPort} is used by the sidecar`);
-      }
+      assertNotSidecarPort(p.containerPort, options, document, at(`spec.containers[${ci}].ports[${pi}].containerPort`));
       firstPort ??= { port: p.containerPort, name: typeof p.name === 'string' ? p.name : undefined };
     }
   }
@@ -114,7 +111,7 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   if (portAnnotation) {
     appPort = Number(portAnnotation.value);
     if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) fail('invalid-field', portAnnotation.field, `not a port number: "${portAnnotation.value}"`);
-    if (reserved.has(appPort)) fail('name-conflict', portAnnotation.field, `port ${appPort} is used by the sidecar`);
+    assertNotSidecarPort(appPort, options, document, portAnnotation.field);
   } else if (firstPort) {
     appPort = firstPort.port;
   } else {

@@ -15,7 +15,7 @@ function parseConsul(value: string): ConsulChoice {
 
 function parseRate(value: string): number {
   const rate = Number(value);
-  if (!Number.isFinite(rate) || rate <= 0 || rate > 1000) throw new InvalidArgumentError(`not a rate from 0 to 1000 requests per second: ${value}`);
+  if (!Number.isFinite(rate) || rate <= 0 || rate > 1000) throw new InvalidArgumentError(`not a rate above 0 and at most 1000 requests per second (--no-load runs none): ${value}`);
   return rate;
 }
 

@@ -64,6 +64,8 @@ export const killInstance: Scenario = {
         await demo.instanceAction(VICTIM, 'start');
       }
     }
+    // Interrupted: things are put back, and what would follow measures nothing.
+    checkpoint(io);
     const after = await placeFor(demo, 2_000, io.signal);
     io.check(after.length > 0 && notConfirmed(after, io).length === 0, `${VICTIM} is back; ${after.length} more orders confirmed`);
   },

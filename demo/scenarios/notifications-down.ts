@@ -2,7 +2,7 @@
  * notifications is stopped: orders keep being confirmed, their OrderCreated events wait in
  * orders' outbox, and they all arrive, once each, when notifications is back.
  */
-import type { Scenario } from './scenario.js';
+import { checkpoint, type Scenario } from './scenario.js';
 
 const ORDERS = 3;
 const USER = 'u2';
@@ -36,6 +36,8 @@ export const notificationsDown: Scenario = {
       io.say('starting notifications again');
       await demo.instanceAction('notifications', 'start');
     }
+    // Interrupted: things are put back, and what would follow measures nothing.
+    checkpoint(io);
     const started = Date.now();
     const deadline = started + 30_000;
     let arrived: string[] = [];

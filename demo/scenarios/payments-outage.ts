@@ -65,6 +65,8 @@ export const paymentsOutage: Scenario = {
       io.say('payments recovers: no more injected errors or latency');
       await demo.setPaymentsFaults({ errorRate: 0, latencyMs: 0 });
     }
+    // Interrupted: things are put back, and what would follow measures nothing.
+    checkpoint(io);
 
     const ids = placed.flatMap((p) => (p.order ? [p.order.id] : []));
     io.say('waiting for the saga to finish its compensations (refunds go through once the circuit lets a trial call pass)');

@@ -3,7 +3,7 @@ import { DemoPaths } from '../options.js';
 import { isAlive, readState, type DemoState } from '../state.js';
 import { DemoClient } from './demo-client.js';
 import { findScenario, SCENARIOS } from './index.js';
-import { ScenarioInterrupted, type ScenarioIo } from './scenario.js';
+import { checkpoint, ScenarioInterrupted, type Scenario, type ScenarioIo } from './scenario.js';
 
 export class NoDemoError extends Error {
   override name = 'NoDemoError';
@@ -23,11 +23,14 @@ export function listScenarios(): string {
   return `${SCENARIOS.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`).join('\n')}\n`;
 }
 
-/** Runs it, printing as it goes; resolves with the number of failed checks. */
+/** Runs it, printing as it goes; resolves with the number of failed checks (an interrupted run counts as one). */
 export async function runScenario(name: string, options: { dataDir: string; holdMs: number; write: (text: string) => void }): Promise<number> {
   const scenario = findScenario(name);
   if (!scenario) throw new UnknownScenarioError(`no scenario "${name}"; there are:\n${listScenarios()}`);
-  const demo = new DemoClient(runningDemo(options.dataDir));
+  return executeScenario(scenario, new DemoClient(runningDemo(options.dataDir)), options);
+}
+
+export async function executeScenario(scenario: Scenario, demo: DemoClient, options: { holdMs: number; write: (text: string) => void }): Promise<number> {
   const { write } = options;
   const abort = new AbortController();
   const interrupt = () => {
@@ -41,6 +44,8 @@ export async function runScenario(name: string, options: { dataDir: string; hold
     say: (text) => write(`\n▸ ${text}\n`),
     show: (text) => write(`    ${text}\n`),
     check: (ok, text) => {
+      // What is measured after an interrupt is cut short (a hold ended early, a wait given up), so it proves nothing.
+      checkpoint(io);
       if (!ok) failed++;
       write(`  ${ok ? '✓' : '✗'} ${text}\n`);
     },
@@ -60,9 +65,12 @@ export async function runScenario(name: string, options: { dataDir: string; hold
     await scenario.run(demo, io, { holdMs: options.holdMs });
   } catch (err) {
     if (!(err instanceof ScenarioInterrupted)) throw err;
-    return failed + 1;
   } finally {
     process.off('SIGINT', interrupt);
+  }
+  if (abort.signal.aborted) {
+    write(`\n■ scenario interrupted: things are put back; the checks after the interrupt were not run${failed ? ` (${failed} failed before it)` : ''}\n`);
+    return failed + 1;
   }
   write(`\n${failed === 0 ? '✓ scenario done' : `✗ ${failed} check(s) failed`}\n`);
   return failed;

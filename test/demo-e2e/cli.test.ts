@@ -24,6 +24,10 @@ describe('skein demo (command line)', () => {
     expect(consul.output).toContain('expected auto, off or an agent URL');
     const rate = await skein(['demo', '--rate', '-3']);
     expect(rate.code).toBe(2);
+    // The message states the rule that refuses it: 0 is no rate (--no-load is).
+    const zero = await skein(['demo', '--rate', '0']);
+    expect(zero.code).toBe(2);
+    expect(zero.output).toContain('not a rate above 0 and at most 1000 requests per second (--no-load runs none): 0');
   });
 
   it('lists the scenarios, and says when no demo is running', async () => {

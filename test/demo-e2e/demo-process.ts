@@ -55,8 +55,8 @@ export function isAlive(pid: number): boolean {
  * After the `skein demo` process itself is gone (killed by the test's Processes): kills
  * every process group it started and left behind, then removes its data.
  */
-export function destroyDemo(dataDir: string): void {
-  cleanLeftovers(new PidFile(join(dataDir, 'demo.pids')), dataDir);
+export async function destroyDemo(dataDir: string): Promise<void> {
+  await cleanLeftovers(new PidFile(join(dataDir, 'demo.pids')), dataDir);
   // SKEIN_TEST_KEEP=1 keeps the logs of a failed run to look at.
   if (process.env.SKEIN_TEST_KEEP) process.stderr.write(`demo data and logs kept in ${dataDir}\n`);
   else rmSync(dataDir, { recursive: true, force: true });

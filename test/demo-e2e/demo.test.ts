@@ -26,7 +26,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await procs.killAll();
-  if (demo) destroyDemo(demo.dataDir);
+  if (demo) await destroyDemo(demo.dataDir);
 });
 
 async function scenario(name: string): Promise<{ code: number | null; output: string }> {

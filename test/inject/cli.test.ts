@@ -24,6 +24,15 @@ describe('skein inject', () => {
     expect(sidecar.env).toContainEqual({ name: 'SKEIN_CONTROL_PLANE', value: 'cp.mesh:15012' });
   });
 
+  test("README's Compose example: the file's control-plane service is where the sidecars go, and stderr says so", () => {
+    const r = skein(['inject', '-f', join(FIXTURES, 'compose.yml')]);
+    expect(r.status, r.stderr).toBe(0);
+    const web = parse(r.stdout).services['web-skein'];
+    expect(web.environment.SKEIN_CONTROL_PLANE).toBe('control-plane:15012');
+    expect(web.depends_on).toEqual(['web', 'control-plane']);
+    expect(r.stderr).toContain('control plane: control-plane:15012 (the service running skein control-plane; --control-plane to change)');
+  });
+
   test('-f FILE with --transparent adds the redirect init container', () => {
     const r = skein(['inject', '-q', '-f', join(FIXTURES, 'list.yaml'), '--transparent', '--redirect-ports', '80,8080']);
     expect(r.status, r.stderr).toBe(0);

@@ -29,7 +29,7 @@ describe('inject golden files', () => {
     expect(result.output).toBe(readFileSync(goldenFile, 'utf8'));
 
     if (result.format === 'compose') {
-      validateCompose(parse(result.output));
+      validateCompose(parse(result.output, { merge: true }));
     } else {
       for (const [i, doc] of parseAllDocuments(result.output).entries()) await validateKubernetesObject(doc.toJS(), `document ${i + 1}`);
     }

@@ -1,6 +1,6 @@
 // Skein dashboard: plain JS over the admin API (no build step, no CDN). Hash routes pick the
 // view; the current view re-renders from polled API data (stats every 2 s, the rest every
-// 5 s) and the tap view from Server-Sent Events, so nothing needs a reload.
+// 3–5 s) and the tap view from Server-Sent Events, so nothing needs a reload.
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const view = $('#view');
@@ -24,7 +24,8 @@ function health(g) {
 }
 const srClass = (g) => ({ ok: 'sr-ok', warn: 'sr-warn', bad: 'sr-bad', idle: 'muted' })[health(g)];
 
-async function api(path, options = {}) {
+/** The body and ETag of an API answer; a non-2xx answer throws an Error carrying its status. */
+async function request(path, options = {}) {
   const headers = { accept: 'application/json', ...(options.headers || {}) };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (options.auth && state.token) headers.authorization = `Bearer ${state.token}`;
@@ -36,8 +37,9 @@ async function api(path, options = {}) {
     err.status = res.status;
     throw err;
   }
-  return body;
+  return { body, etag: res.headers.get('etag') };
 }
+const api = async (path, options) => (await request(path, options)).body;
 const apiOr = (path, fallback) => api(path).catch((err) => (err.status === 404 ? fallback : Promise.reject(err)));
 
 function setStatus(ok, text) {
@@ -222,6 +224,8 @@ function catchAllSplit(rules) {
   return rule ? rule.split : undefined;
 }
 
+const splitText = (weights) => Object.entries(weights).map(([k, v]) => `${k}=${v}`).join(' ');
+
 function splitPanel(name, subsets, split) {
   if (subsets.length === 0) return '<div class="empty">No subsets: instances announce a version label to make them.</div>';
   const weights = {};
@@ -229,7 +233,7 @@ function splitPanel(name, subsets, split) {
   if (!split) weights[subsets[0].name] += 100 - Object.values(weights).reduce((a, b) => a + b, 0);
   return `<div id="split" data-service="${esc(name)}">${subsets
     .map((s) => `<div class="split-row"><strong>${esc(s.name)}</strong><input type="range" min="0" max="100" step="1" name="${esc(s.name)}" value="${weights[s.name]}" aria-label="weight of ${esc(s.name)}"><span class="num weight">${weights[s.name]}%</span><span class="muted">${s.instances} instance(s)${s.declared ? '' : ', from version label'}</span></div>`)
-    .join('')}<div class="message" id="split-message">${split ? '' : 'No split set: requests go to all endpoints. Move a slider to set one.'}</div></div>`;
+    .join('')}${split ? '' : '<div class="muted">No split set: requests go to all endpoints. Move a slider to set one.</div>'}</div>`;
 }
 
 /** Keeps the weights summing to 100: what one slider gains, the others give up in proportion. */
@@ -249,11 +253,82 @@ function rebalance(container, changed) {
   return Object.fromEntries(inputs.map((i) => [i.name, Number(i.value)]));
 }
 
+/**
+ * The canary sliders of one service. They follow the live split (polled with the rest of the
+ * page) except while the user moves one, and a save carries the ETag of the split the
+ * sliders were drawn from, so it is refused (412) rather than overwriting a split someone
+ * else wrote since (`skein split`, another browser, a rollout).
+ */
+function splitControls(name) {
+  const box = $('#svc-split');
+  const msg = $('#split-message');
+  // key: what the sliders were drawn from; fetches: polls started, so an older answer landing late is dropped.
+  const live = { key: undefined, weights: undefined, etag: null, subsets: [], editing: false, saving: false, fetches: 0 };
+  const say = (error, text) => {
+    msg.className = error ? 'message error' : 'message';
+    msg.textContent = text;
+  };
+  const draw = (subsets, rules, etag) => {
+    const weights = catchAllSplit(rules);
+    const key = JSON.stringify([subsets, weights ?? null]);
+    live.etag = etag;
+    live.subsets = subsets;
+    if (key === live.key) return;
+    const changed = live.key !== undefined && JSON.stringify(weights) !== JSON.stringify(live.weights);
+    live.key = key;
+    live.weights = weights;
+    box.innerHTML = splitPanel(name, subsets, weights);
+    if (changed) say(false, `changed elsewhere: now ${weights ? splitText(weights) : 'no split'}`);
+  };
+  const refresh = async () => {
+    const ticket = ++live.fetches;
+    const [svc, routes] = await Promise.all([
+      apiOr(`/api/v1/services/${encodeURIComponent(name)}`, { subsets: [] }),
+      request(`/api/v1/routes/${encodeURIComponent(name)}`).catch((err) => (err.status === 404 ? { body: null, etag: null } : Promise.reject(err))),
+    ]);
+    if (live.editing || live.saving || ticket !== live.fetches) return;
+    draw(svc.subsets, routes.body, routes.etag);
+  };
+  box.addEventListener('input', (ev) => {
+    if (ev.target.type !== 'range') return;
+    live.editing = true;
+    rebalance($('#split'), ev.target);
+  });
+  // A slider dragged back to where it was fires no change event: leaving it ends the edit too.
+  box.addEventListener('focusout', () => {
+    live.editing = false;
+  });
+  box.addEventListener('change', async (ev) => {
+    if (ev.target.type !== 'range') return;
+    const weights = rebalance($('#split'), ev.target);
+    live.editing = false;
+    live.saving = true;
+    say(false, 'saving…');
+    // No routes stored yet: create only, so a split written meanwhile is not replaced either.
+    const condition = live.etag ? { 'if-match': live.etag } : { 'if-none-match': '*' };
+    try {
+      const saved = await request(`/api/v1/routes/${encodeURIComponent(name)}/split`, { method: 'PUT', body: weights, auth: true, headers: condition });
+      live.saving = false;
+      live.weights = catchAllSplit(saved.body);
+      draw(live.subsets, saved.body, saved.etag);
+      say(false, `saved: ${splitText(weights)}`);
+    } catch (err) {
+      live.saving = false;
+      if (err.status === 412) say(true, 'not saved: the split was changed elsewhere since the sliders were drawn; they now show the current one, move one again to change it');
+      else say(true, err.status === 401 ? 'refused: enter the admin token (top right) to change weights' : `failed: ${err.message}`);
+      // Back to what is live, so the sliders never show weights that were not saved.
+      live.key = undefined;
+      await refresh();
+    }
+  });
+  return refresh;
+}
+
 function serviceView(name) {
   view.innerHTML = `<h2>${esc(name)}</h2>
     <div class="grid2">
       <div class="panel"><h2>Golden metrics</h2><div id="svc-golden"></div></div>
-      <div class="panel"><h2>Canary weights</h2><div id="svc-split"></div></div>
+      <div class="panel"><h2>Canary weights</h2><div id="svc-split"></div><div class="message" id="split-message"></div></div>
     </div>
     <div class="grid2">
       <div class="panel"><h2>Instances</h2><div id="svc-instances"></div></div>
@@ -261,30 +336,7 @@ function serviceView(name) {
     </div>
     <div class="panel"><h2>Edges</h2><div id="svc-edges"></div></div>
     <div class="panel"><h2>Policy</h2><div id="svc-policy"></div></div>`;
-  let splitShown = false;
-  const renderSplit = async () => {
-    const [svc, rules] = await Promise.all([apiOr(`/api/v1/services/${encodeURIComponent(name)}`, { subsets: [], instances: [] }), apiOr(`/api/v1/routes/${encodeURIComponent(name)}`, null)]);
-    $('#svc-split').innerHTML = splitPanel(name, svc.subsets, catchAllSplit(rules));
-    const box = $('#split');
-    if (!box) return;
-    box.addEventListener('input', (ev) => {
-      if (ev.target.type === 'range') rebalance(box, ev.target);
-    });
-    box.addEventListener('change', async (ev) => {
-      if (ev.target.type !== 'range') return;
-      const weights = rebalance(box, ev.target);
-      const msg = $('#split-message');
-      msg.className = 'message';
-      msg.textContent = 'saving…';
-      try {
-        await api(`/api/v1/routes/${encodeURIComponent(name)}/split`, { method: 'PUT', body: weights, auth: true });
-        msg.textContent = `saved: ${Object.entries(weights).map(([k, v]) => `${k}=${v}`).join(' ')}`;
-      } catch (err) {
-        msg.className = 'message error';
-        msg.textContent = err.status === 401 ? 'refused: enter the admin token (top right) to change weights' : `failed: ${err.message}`;
-      }
-    });
-  };
+  const refreshSplit = splitControls(name);
   every(3000, async () => {
     const [svc, stats, policy] = await Promise.all([
       apiOr(`/api/v1/services/${encodeURIComponent(name)}`, { instances: [], subsets: [] }),
@@ -309,10 +361,7 @@ function serviceView(name) {
       `<div class="${tripped.length ? 'muted' : 'empty'}" id="breakers-closed">${closed ? `<span class="badge closed">closed</span> ${closed} breaker(s) held by ${[...new Set(breakers.filter((b) => b.state === 'closed').map((b) => b.service))].map(esc).join(', ')}` : tripped.length ? '' : 'No caller holds a circuit breaker for this service yet.'}</div>`;
     $('#svc-edges').innerHTML = edgesTable(stats.edges);
     $('#svc-policy').innerHTML = policy ? `<pre>${esc(JSON.stringify(policy, null, 2))}</pre>` : '<div class="empty">No policy stored: defaults apply.</div>';
-    if (!splitShown) {
-      splitShown = true;
-      await renderSplit();
-    }
+    await refreshSplit();
   });
 }
 

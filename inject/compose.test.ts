@@ -1,0 +1,40 @@
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { injectText } from './inject-text.js';
+import { DEFAULT_INJECT_OPTIONS } from './options.js';
+
+type Sidecar = { environment: Record<string, string>; depends_on: string[] };
+
+function inject(compose: string, controlPlane = DEFAULT_INJECT_OPTIONS.controlPlane): { sidecar: Sidecar; notes: string[] } {
+  const result = injectText(compose, { ...DEFAULT_INJECT_OPTIONS, controlPlane });
+  return { sidecar: (parse(result.output) as { services: Record<string, Sidecar> }).services['web-skein']!, notes: result.notes };
+}
+
+const WEB = `  web:\n    image: shop/web:1\n    expose: ["80"]\n`;
+
+describe('Compose: where the sidecars find the control plane', () => {
+  it('uses the service of the file that runs skein control-plane, at its --grpc-port, and depends on it', () => {
+    const { sidecar, notes } = inject(`services:\n  mesh:\n    image: skein:0.1.0\n    command: [control-plane, --data-dir=/data, --grpc-port=16012]\n    labels: {skein.io/inject: "false"}\n${WEB}`);
+    expect(sidecar.environment.SKEIN_CONTROL_PLANE).toBe('mesh:16012');
+    expect(sidecar.depends_on).toEqual(['web', 'mesh']);
+    expect(notes).toContain('control plane: mesh:16012 (the service running skein control-plane; --control-plane to change)');
+  });
+
+  it('reads a command written as one string, with the default gRPC port', () => {
+    const { sidecar } = inject(`services:\n  cp:\n    image: skein:0.1.0\n    command: control-plane --data-dir /data\n    labels: {skein.io/inject: "false"}\n${WEB}`);
+    expect(sidecar.environment.SKEIN_CONTROL_PLANE).toBe('cp:15012');
+  });
+
+  it('keeps the Kubernetes default without such a service, and says so', () => {
+    const { sidecar, notes } = inject(`services:\n${WEB}`);
+    expect(sidecar.environment.SKEIN_CONTROL_PLANE).toBe(DEFAULT_INJECT_OPTIONS.controlPlane);
+    expect(sidecar.depends_on).toEqual(['web']);
+    expect(notes.join('\n')).toMatch(/the Kubernetes default, as no service in this file runs skein control-plane; pass --control-plane/);
+  });
+
+  it('takes --control-plane as given, without a note', () => {
+    const { sidecar, notes } = inject(`services:\n  mesh:\n    command: [control-plane]\n    labels: {skein.io/inject: "false"}\n${WEB}`, 'cp.example:15012');
+    expect(sidecar.environment.SKEIN_CONTROL_PLANE).toBe('cp.example:15012');
+    expect(notes.some((n) => n.includes('control plane'))).toBe(false);
+  });
+});
