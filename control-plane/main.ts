@@ -14,6 +14,7 @@ import { registerCaRoutes } from './ca/admin-routes.js';
 import { RootRotation } from './ca/rotation.js';
 import { SignStats } from './ca/sign-stats.js';
 import { resolveAdminToken } from './admin-token.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
 import { registerMetaRoutes } from './admin-api/openapi.js';
@@ -65,6 +66,24 @@ const VERSION = '0.1.0';
 
 export async function startControlPlane(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
   await mkdir(options.dataDir, { recursive: true });
+  // Taken before anything in the data dir is read or written, so a refused start touches nothing.
+  const lock = lockDataDir(options.dataDir);
+  try {
+    const running = await startLocked(options, logger);
+    return {
+      ...running,
+      async close() {
+        await running.close();
+        lock.release();
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul, logger });
   const ca = await CertificateAuthority.open({
