@@ -90,7 +90,10 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
   });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
-  if (admin.generated) process.stderr.write(`skein: generated the admin token (saved in ${admin.file}, shown only now):\n${admin.token}\n`);
+  if (admin.generated) {
+    const why = admin.replacedEmpty ? ', replacing the empty file' : '';
+    process.stderr.write(`skein: generated the admin token (saved in ${admin.file}${why}, shown only now):\n${admin.token}\n`);
+  }
 
   // With --consul the catalog is the registry: sidecars' Hellos no longer add instances.
   const registry = consul ? undefined : new StreamRegistry(options.registryGraceMs);
