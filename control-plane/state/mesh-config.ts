@@ -47,13 +47,14 @@ export class MeshConfig {
   async putPolicy(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     checkService(service);
     const policy = validate(policyBody, body);
-    const routes = (await this.store.get(keys.routes(service)))?.value as RoutesInput | undefined;
-    if (routes) this.checkSubsets(service, subsetUses(validate(routesBody, routes), 'routes'), Object.keys(policy.subsets));
+    await this.checkPolicyChange(service, Object.keys(policy.subsets));
     return this.store.put(keys.policy(service), body, condition);
   }
 
-  deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
-    return this.store.delete(keys.policy(checkService(service)), condition);
+  async deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
+    checkService(service);
+    await this.checkPolicyChange(service, []);
+    return this.store.delete(keys.policy(service), condition);
   }
 
   getRoutes(service: string): Promise<StoreEntry | undefined> {
@@ -107,6 +108,21 @@ export class MeshConfig {
       if (instance.service === service && instance.labels.version) known.add(instance.labels.version);
     }
     return known;
+  }
+
+  /**
+   * Refuses a policy write or delete only for what the change itself breaks: a subset the
+   * service's routes use that is known now and would not be with `nextDeclared`. A subset the
+   * routes already miss (its last instance left, say) is the routes' problem, and must not
+   * lock the policy until someone edits them.
+   */
+  private async checkPolicyChange(service: string, nextDeclared: readonly string[]): Promise<void> {
+    const stored = routesBody.safeParse((await this.store.get(keys.routes(service)))?.value);
+    // No routes (or none that pass the schema): nothing the change could break.
+    if (!stored.success) return;
+    const knownNow = this.knownSubsets(service, await this.declaredSubsets(service));
+    const uses = subsetUses(stored.data, 'routes').filter(([, subset]) => knownNow.has(subset));
+    this.checkSubsets(service, uses, nextDeclared);
   }
 
   private async declaredSubsets(service: string): Promise<string[]> {
