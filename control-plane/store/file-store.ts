@@ -62,6 +62,10 @@ export class FileStore implements ConfigStore {
     return new FileStore(dir, state);
   }
 
+  get location(): string {
+    return join(this.dir, FILE);
+  }
+
   /** The revision of the last commit; each write increases it by one. */
   get currentRevision(): number {
     return this.revision;

@@ -1,10 +1,11 @@
 /**
  * Starts a real control plane must refuse, with a message that says what to do: a data dir
  * another control plane owns (exit 1, naming the dir and the holder's pid; a holder killed
- * with SIGKILL does not block the next start) and a trust domain outside the SPIFFE rule
- * (exit 2, before anything is written).
+ * with SIGKILL does not block the next start), a trust domain outside the SPIFFE rule
+ * (exit 2, before anything is written) and a hand-corrupted store entry (exit 1, naming the
+ * key, the store left as it was).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePorts, Processes, tempDir, waitUntil, type Child } from '../support/index.js';
@@ -52,4 +53,22 @@ describe('refused starts', () => {
     expect(cp.output()).toContain('skein: --trust-domain "Bad Domain!/x" is not a SPIFFE trust domain: use lowercase letters, digits, dots, dashes and underscores');
     expect(existsSync(dataDir)).toBe(false);
   });
+
+  it('refuses a hand-corrupted store entry, naming the key, and changes nothing', async () => {
+    const cp = await startControlPlane(procs);
+    await cp.api.put('/api/v1/services/catalog/policy', { subsets: { v1: { version: 'v1' } } });
+    await cp.api.put('/api/v1/routes/catalog', [{ split: { v1: 100 } }]);
+    cp.child.kill('SIGTERM');
+    expect((await cp.child.exited).code).toBe(0);
+    const file = join(cp.dataDir, 'store.json');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, { value: unknown }> };
+    stored.entries['routes/catalog']!.value = 'garbage';
+    writeFileSync(file, JSON.stringify(stored));
+    const corrupted = readFileSync(file, 'utf8');
+
+    const refused = await refusedStart('corrupted store', cp.dataDir);
+    expect(refused.code).toBe(1);
+    expect(refused.output()).toContain(`skein: cannot compose a snapshot from the stored config: invalid config in the store (${file}), not published: routes/catalog: (root): Expected array, received string; fix or delete these entries there (nothing was changed)`);
+    expect(readFileSync(file, 'utf8')).toBe(corrupted);
+  }, 60_000);
 });
