@@ -3,34 +3,36 @@
  * `admin-token` file in the data dir, created with mode 0600 on first start.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface AdminToken {
   readonly token: string;
-  /** True when this start created the file (the caller prints the token once). */
+  /** True when this start wrote the file (the caller prints the token once). */
   readonly generated: boolean;
+  /** True when the file was there but held no token (it was replaced). */
+  readonly replacedEmpty?: boolean;
   readonly file?: string;
 }
 
+/** Called with the data dir locked (data-dir-lock.ts): no other start writes the file meanwhile. */
 export async function resolveAdminToken(dataDir: string, fromEnv: string | undefined): Promise<AdminToken> {
   if (fromEnv) return { token: fromEnv, generated: false };
   const file = join(dataDir, 'admin-token');
+  let existing: string | undefined;
   try {
-    const token = (await readFile(file, 'utf8')).trim();
-    if (token) return { token, generated: false, file };
+    existing = (await readFile(file, 'utf8')).trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  if (existing) return { token: existing, generated: false, file };
   const token = randomBytes(24).toString('base64url');
-  // 'wx' fails if a concurrent start created it first; then that one's token wins.
-  try {
-    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return resolveAdminToken(dataDir, undefined);
-    throw err;
-  }
-  return { token, generated: true, file };
+  // Written aside and renamed over, so a crash mid-write never leaves an empty or partial file
+  // and an empty one (left by an older version, or by hand) is replaced in one step.
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, `${token}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+  return { token, generated: true, replacedEmpty: existing !== undefined, file };
 }
 
 /** Constant-time comparison of a presented token with the expected one. */

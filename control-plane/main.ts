@@ -14,6 +14,7 @@ import { registerCaRoutes } from './ca/admin-routes.js';
 import { RootRotation } from './ca/rotation.js';
 import { SignStats } from './ca/sign-stats.js';
 import { resolveAdminToken } from './admin-token.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
 import { registerMetaRoutes } from './admin-api/openapi.js';
@@ -22,7 +23,7 @@ import { Router } from './admin-api/router.js';
 import { createAdminServer } from './admin-api/server.js';
 import { registerServiceRoutes } from './admin-api/services-routes.js';
 import { registerTokenRoutes } from './admin-api/tokens-routes.js';
-import type { ControlPlaneOptions } from './options.js';
+import { checkOptions, type ControlPlaneOptions } from './options.js';
 import { streamAuthenticator } from './push/authenticate.js';
 import { ProxyTracker } from './push/proxies.js';
 import { PushServer } from './push/server.js';
@@ -64,14 +65,36 @@ export interface RunningControlPlane {
 const VERSION = '0.1.0';
 
 export async function startControlPlane(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
+  checkOptions(options);
   await mkdir(options.dataDir, { recursive: true });
+  // Taken before anything in the data dir is read or written, so a refused start touches nothing.
+  const lock = lockDataDir(options.dataDir);
+  try {
+    const running = await startLocked(options, logger);
+    return {
+      ...running,
+      async close() {
+        await running.close();
+        lock.release();
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul, logger });
   const ca = await CertificateAuthority.open({
     dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
   });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
-  if (admin.generated) process.stderr.write(`skein: generated the admin token (saved in ${admin.file}, shown only now):\n${admin.token}\n`);
+  if (admin.generated) {
+    const why = admin.replacedEmpty ? ', replacing the empty file' : '';
+    process.stderr.write(`skein: generated the admin token (saved in ${admin.file}${why}, shown only now):\n${admin.token}\n`);
+  }
 
   // With --consul the catalog is the registry: sidecars' Hellos no longer add instances.
   const registry = consul ? undefined : new StreamRegistry(options.registryGraceMs);

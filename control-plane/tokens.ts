@@ -65,11 +65,14 @@ export class BootstrapTokens {
     return stored.service;
   }
 
-  async revoke(token: string): Promise<boolean> {
+  /** Idempotent: revoking a revoked token changes nothing and says 'already-revoked'. */
+  async revoke(token: string): Promise<'revoked' | 'already-revoked' | 'unknown'> {
     const key = `tokens/${hashOf(token)}`;
     const entry = await this.store.get(key);
-    if (!entry) return false;
-    await this.store.put(key, { ...(entry.value as StoredToken), revoked: true }, { ifRevision: entry.revision });
-    return true;
+    if (!entry) return 'unknown';
+    const stored = entry.value as StoredToken;
+    if (stored.revoked) return 'already-revoked';
+    await this.store.put(key, { ...stored, revoked: true }, { ifRevision: entry.revision });
+    return 'revoked';
   }
 }

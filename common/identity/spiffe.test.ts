@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseServiceSpiffeId, serviceSpiffeId, spiffeIdOf, uriSans } from './spiffe.js';
+import { isTrustDomain, parseServiceSpiffeId, serviceSpiffeId, spiffeIdOf, uriSans } from './spiffe.js';
 
 describe('SPIFFE helpers', () => {
   it('formats and parses service identities', () => {
@@ -8,6 +8,14 @@ describe('SPIFFE helpers', () => {
     expect(parseServiceSpiffeId('spiffe://skein.local/ns/x/sa/orders')).toBeUndefined();
     expect(parseServiceSpiffeId('spiffe://skein.local/service/Orders')).toBeUndefined();
     expect(parseServiceSpiffeId('https://skein.local/service/orders')).toBeUndefined();
+  });
+
+  it('accepts exactly the trust domains the SPIFFE spec allows, and parses IDs in each', () => {
+    for (const td of ['skein.local', 'prod_eu-1.example', 'a']) {
+      expect(isTrustDomain(td)).toBe(true);
+      expect(parseServiceSpiffeId(serviceSpiffeId(td, 'users'))).toEqual({ trustDomain: td, service: 'users' });
+    }
+    for (const td of ['', 'Bad Domain!/x', 'Skein.local', 'skein.local/x', 'a:8080', 'x'.repeat(256)]) expect(isTrustDomain(td)).toBe(false);
   });
 
   it('reads URI SANs from Node subjectaltname text, quoted entries included', () => {

@@ -2,7 +2,15 @@
  * SPIFFE service identities (SPEC §5): `spiffe://<trust-domain>/service/<name>`, carried as
  * the URI SAN of every leaf. Identity is read from certificates only, never from headers.
  */
-const SERVICE_ID = /^spiffe:\/\/([a-z0-9.-]+)\/service\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/;
+const SERVICE_ID = /^spiffe:\/\/([a-z0-9._-]{1,255})\/service\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/;
+const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
+
+/** The SPIFFE spec's rule for a trust domain name, as error messages state it. */
+export const TRUST_DOMAIN_RULE = 'lowercase letters, digits, dots, dashes and underscores (at most 255), e.g. skein.local';
+
+export function isTrustDomain(name: string): boolean {
+  return TRUST_DOMAIN.test(name);
+}
 
 export interface ServiceIdentity {
   readonly trustDomain: string;

@@ -41,14 +41,16 @@ export function registerTokenRoutes(router: Router, deps: TokenRouteDeps): void 
   router.add({
     method: 'POST',
     path: '/api/v1/tokens/revoke',
-    summary: 'Revoke a bootstrap token (body {token}): no new certificate is issued with it; 404 if unknown',
+    summary: 'Revoke a bootstrap token (body {token}): no new certificate is issued with it; 204 again if already revoked, 404 if unknown',
     auth: true,
     requestBody: revokeRequest,
+    success: 204,
     handler: async (ctx) => {
       const { token } = validate(revokeRequest, await ctx.body());
-      if (!(await deps.tokens.revoke(token))) throw new ApiError('not-found', 'no such bootstrap token');
-      deps.onChange?.('revoked');
-      return { body: { revoked: true } };
+      const outcome = await deps.tokens.revoke(token);
+      if (outcome === 'unknown') throw new ApiError('not-found', 'no such bootstrap token');
+      if (outcome === 'revoked') deps.onChange?.('revoked');
+      return { status: 204 };
     },
   });
 }

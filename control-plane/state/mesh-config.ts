@@ -4,7 +4,8 @@
  * mirror must name a declared subset or the version label of a known instance), and stored
  * with check-and-set so concurrent writers never silently overwrite each other.
  */
-import { ConfigError, validate } from '../../common/config/parse.js';
+import type { ZodTypeAny } from 'zod';
+import { ConfigError, validate, zodProblems } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
 import { updateEntry, type ConfigStore, type StoreEntry, type WriteCondition } from '../store/store.js';
@@ -20,24 +21,61 @@ import {
   type StoredConfig,
 } from './resources.js';
 
+/** Stored entries that fail validation; the store is left as it is for the operator to fix. */
+export class StoredConfigError extends Error {
+  override name = 'StoredConfigError';
+  constructor(
+    readonly location: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid config in the store (${location}), not published: ${problems.join('; ')}; fix or delete these entries there (nothing was changed)`);
+  }
+}
+
 export class MeshConfig {
+  private readonly checked = new Map<string, { revision: number; problems: string[] }>();
+
   constructor(
     private readonly store: ConfigStore,
     private readonly discovery: Discovery,
   ) {}
 
-  /** The whole stored config, for composing snapshots. */
+  /**
+   * The whole stored config, for composing snapshots. Throws StoredConfigError naming every
+   * invalid entry (a hand-edited store.json, a hand-written KV pair): nothing of it reaches
+   * sidecars, and nothing is dropped from the store.
+   */
   async load(): Promise<StoredConfig> {
     const [policies, routes, intentions] = await Promise.all([
       this.store.list('policies/'),
       this.store.list('routes/'),
       this.store.get(keys.intentions),
     ]);
+    const problems = [
+      ...policies.flatMap((e) => this.problemsOf(e, policyBody, 'policies/')),
+      ...routes.flatMap((e) => this.problemsOf(e, routesBody, 'routes/')),
+      ...(intentions ? this.problemsOf(intentions, intentionsBody) : []),
+    ];
+    if (problems.length > 0) throw new StoredConfigError(this.store.location, problems);
     return {
       policies: Object.fromEntries(policies.map((e) => [e.key.slice('policies/'.length), e.value as PolicyInput])),
       routes: Object.fromEntries(routes.map((e) => [e.key.slice('routes/'.length), e.value as RoutesInput])),
       intentions: intentions?.value as IntentionsBodyInput | undefined,
     };
+  }
+
+  /** Each stored revision is checked once: snapshots are composed far more often than config changes. */
+  private problemsOf(entry: StoreEntry, schema: ZodTypeAny, servicePrefix?: string): string[] {
+    const cached = this.checked.get(entry.key);
+    if (cached?.revision === entry.revision) return cached.problems;
+    const service = servicePrefix === undefined ? undefined : serviceName.safeParse(entry.key.slice(servicePrefix.length));
+    const value = schema.safeParse(entry.value);
+    const problems = [
+      ...(service && !service.success ? [`not a service name: ${service.error.issues[0]!.message}`] : []),
+      ...(value.success ? [] : zodProblems(value.error)),
+    ].map((problem) => `${entry.key}: ${problem}`);
+    this.checked.set(entry.key, { revision: entry.revision, problems });
+    return problems;
   }
 
   getPolicy(service: string): Promise<StoreEntry | undefined> {
@@ -47,13 +85,14 @@ export class MeshConfig {
   async putPolicy(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     checkService(service);
     const policy = validate(policyBody, body);
-    const routes = (await this.store.get(keys.routes(service)))?.value as RoutesInput | undefined;
-    if (routes) this.checkSubsets(service, subsetUses(validate(routesBody, routes), 'routes'), Object.keys(policy.subsets));
+    await this.checkPolicyChange(service, Object.keys(policy.subsets));
     return this.store.put(keys.policy(service), body, condition);
   }
 
-  deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
-    return this.store.delete(keys.policy(checkService(service)), condition);
+  async deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
+    checkService(service);
+    await this.checkPolicyChange(service, []);
+    return this.store.delete(keys.policy(service), condition);
   }
 
   getRoutes(service: string): Promise<StoreEntry | undefined> {
@@ -107,6 +146,21 @@ export class MeshConfig {
       if (instance.service === service && instance.labels.version) known.add(instance.labels.version);
     }
     return known;
+  }
+
+  /**
+   * Refuses a policy write or delete only for what the change itself breaks: a subset the
+   * service's routes use that is known now and would not be with `nextDeclared`. A subset the
+   * routes already miss (its last instance left, say) is the routes' problem, and must not
+   * lock the policy until someone edits them.
+   */
+  private async checkPolicyChange(service: string, nextDeclared: readonly string[]): Promise<void> {
+    const stored = routesBody.safeParse((await this.store.get(keys.routes(service)))?.value);
+    // No routes (or none that pass the schema): nothing the change could break.
+    if (!stored.success) return;
+    const knownNow = this.knownSubsets(service, await this.declaredSubsets(service));
+    const uses = subsetUses(stored.data, 'routes').filter(([, subset]) => knownNow.has(subset));
+    this.checkSubsets(service, uses, nextDeclared);
   }
 
   private async declaredSubsets(service: string): Promise<string[]> {

@@ -34,6 +34,8 @@ export class SnapshotPublisher {
   private timer: NodeJS.Timeout | undefined;
   private composing: Promise<void> | undefined;
   private pendingSince: number | undefined;
+  /** Why the last compose failed, for the start's error message. */
+  private lastError: Error | undefined;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly now: () => number;
 
@@ -50,7 +52,7 @@ export class SnapshotPublisher {
     this.unsubscribe.push(this.store.watch(() => this.changed()), this.discovery.onChange(() => this.changed()));
     this.pendingSince = this.now();
     await this.compose();
-    if (!this.latest) throw new Error('skein: cannot compose a snapshot from the stored config (see the log)');
+    if (!this.latest) throw new Error(`cannot compose a snapshot from the stored config: ${this.lastError?.message ?? 'see the log'}`);
   }
 
   current(): PublishedSnapshot {
@@ -103,6 +105,7 @@ export class SnapshotPublisher {
       const bodyJson = JSON.stringify(body);
       if (bodyJson !== this.latestBodyJson) this.publish(body, bodyJson, changedAt);
     } catch (err) {
+      this.lastError = err as Error;
       this.options.logger.error({ err }, 'composing a snapshot failed; sidecars keep the previous one');
     } finally {
       this.composing = undefined;
@@ -114,8 +117,8 @@ export class SnapshotPublisher {
   private publish(body: SnapshotBody, bodyJson: string, changedAt: number): void {
     const previous = this.latest ? Number(this.latest.version) : 0;
     const version = String(Math.max(previous + 1, this.now()));
-    // Not re-validated here: every stored piece was validated on write and every instance at
-    // its Hello, and validating a thousand endpoints with zod costs ~100 ms on the push path.
+    // Not re-validated here: every stored piece was validated on load (MeshConfig) and every
+    // instance at its Hello, and validating a thousand endpoints with zod costs ~100 ms on the push path.
     const wire = { version, ...body };
     this.latest = { version, json: JSON.stringify(wire), body, changedAt };
     this.latestBodyJson = bodyJson;

@@ -21,6 +21,7 @@ interface KvPair {
 type Response = { headers: Record<string, string | undefined> };
 
 export class ConsulStore implements ConfigStore {
+  readonly location = `Consul KV under ${PREFIX}`;
   private readonly listeners = new Set<(key: string) => void>();
   private readonly seen = new Map<string, number>();
   private readonly watcher: BlockingQuery<KvPair[]>;

@@ -49,7 +49,8 @@ export class FileStore implements ConfigStore {
 
   static async open(dir: string): Promise<FileStore> {
     await mkdir(dir, { recursive: true });
-    // A leftover temporary file is an uncommitted write from a crash: never part of the state.
+    // A leftover temporary file is an uncommitted write from a crash (the control plane's
+    // data-dir lock rules out a live writer): never part of the state.
     await rm(join(dir, `${FILE}.tmp`), { force: true });
     let state: FileFormat = { format: 1, revision: 0, entries: {} };
     try {
@@ -59,6 +60,10 @@ export class FileStore implements ConfigStore {
     }
     if (state.format !== 1 || typeof state.revision !== 'number') throw new Error(`skein: ${join(dir, FILE)} is not a Skein store`);
     return new FileStore(dir, state);
+  }
+
+  get location(): string {
+    return join(this.dir, FILE);
   }
 
   /** The revision of the last commit; each write increases it by one. */

@@ -17,6 +17,8 @@ export interface WriteCondition {
 }
 
 export interface ConfigStore {
+  /** Where the entries live, for messages that send an operator there (a file, or Consul KV). */
+  readonly location: string;
   get(key: string): Promise<StoreEntry | undefined>;
   list(prefix: string): Promise<StoreEntry[]>;
   /** Throws StoreConflictError when `ifRevision` does not match. */

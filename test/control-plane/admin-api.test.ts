@@ -3,8 +3,8 @@
  * precise validation errors, optimistic concurrency, and the OpenAPI description.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Processes } from '../support/index.js';
-import { startControlPlane, type ControlPlaneProcess } from './harness.js';
+import { Processes, waitUntil } from '../support/index.js';
+import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -93,6 +93,27 @@ describe('admin API', () => {
     // A subset in use cannot be removed from the policy.
     const shrink = await call('PUT', '/api/v1/services/shop/policy', { body: JSON.stringify({ subsets: { v1: { version: 'v1' } } }) });
     expectError(shrink, 422, 'invalid', /^routes\[0\]\.split\.v2: unknown subset "v2"/);
+  });
+
+  it('checks a policy write or delete only for what it breaks in the routes, not for what they already miss', async () => {
+    const put = (policy: unknown) => call('PUT', '/api/v1/services/catalog/policy', { body: JSON.stringify(policy) });
+    expect((await put({ subsets: { v1: { version: 'v1' } } })).status).toBe(200);
+    // v2 is known only while an instance with version=v2 is connected.
+    const v2 = testSource(cp, { service: 'catalog', instanceId: 'catalog-v2', version: 'v2', token: await createToken(cp, 'catalog') });
+    void v2.start(() => {});
+    const instances = async () => (await call('GET', '/api/v1/services/catalog')).body.instances as unknown[];
+    await waitUntil(async () => (await instances()).length === 1, { what: 'the v2 instance' });
+    expect((await call('PUT', '/api/v1/routes/catalog', { body: JSON.stringify([{ split: { v1: 100, v2: 0 } }]) })).status).toBe(200);
+    await v2.close();
+    await waitUntil(async () => (await instances()).length === 0, { what: 'the v2 instance to leave' });
+
+    const changed = await put({ subsets: { v1: { version: 'v1' } }, timeout: '5s' });
+    expect(changed.status).toBe(200);
+    // What the change itself breaks is still refused, by PUT and DELETE alike, and nothing is written.
+    expectError(await put({ timeout: '5s' }), 422, 'invalid', /^routes\[0\]\.split\.v1: unknown subset "v1" of catalog/);
+    const deleted = await call('DELETE', '/api/v1/services/catalog/policy');
+    expectError(deleted, 422, 'invalid', /^routes\[0\]\.split\.v1: unknown subset "v1" of catalog/);
+    expect((await call('GET', '/api/v1/services/catalog/policy')).body).toEqual(changed.body);
   });
 
   it('sets the split on the catch-all rule and keeps the others', async () => {

@@ -3,7 +3,7 @@
  * plane generates one into `<data-dir>/admin-token` (mode 0600) on first start and prints
  * it once; later starts reuse the file silently; SKEIN_ADMIN_TOKEN, when set, wins.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Processes, tempDir, waitUntil } from '../support/index.js';
@@ -51,5 +51,18 @@ describe('admin token', () => {
     const third = await startControlPlane(procs, { dataDir, adminToken: 'from-the-environment' });
     expect(await writeWith(third, 'from-the-environment')).toBe(200);
     expect(await writeWith(third, token)).toBe(401);
+  });
+
+  it('replaces an empty or blank admin-token file with a generated token instead of hanging', async () => {
+    const dataDir = tempDir('skein-cp-');
+    const file = join(dataDir, 'admin-token');
+    writeFileSync(file, ' \n', { mode: 0o644 });
+    const cp = await startControlPlane(procs, { dataDir, adminToken: '' });
+    const token = readFileSync(file, 'utf8').trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    await waitUntil(() => cp.child.output().includes(token), { what: 'the generated token in the output' });
+    expect(cp.child.output()).toContain(`saved in ${file}, replacing the empty file, shown only now`);
+    expect(await writeWith(cp, token)).toBe(200);
   });
 });

@@ -54,6 +54,14 @@ describe('skein admin commands', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ service: 'orders' });
   });
 
+  it('token revoke succeeds, and again on a revoked token', async () => {
+    const token = (await skein(['token', 'create', 'orders'])).stdout.trim();
+    for (let i = 0; i < 2; i++) {
+      const res = await skein(['token', 'revoke', token]);
+      expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: 'token revoked\n' });
+    }
+  });
+
   it('apply -f writes policies, routes and intentions; get reads them back', async () => {
     const file = join(tempDir(), 'mesh.yaml');
     writeFileSync(file, MESH);

@@ -96,10 +96,13 @@ describe('control plane /metrics', () => {
     await waitUntil(async () => (await value('skein_proxies', { state: 'NACKED' })) === 0, { what: 'the NACKED proxy gone once its stream closed' });
   });
 
-  it('counts bootstrap tokens issued and revoked', async () => {
+  it('counts bootstrap tokens issued and revoked, a repeated revocation (204 again) once', async () => {
     const before = await scrape(cp);
     const token = await createToken(cp, 'payments');
-    await cp.api.post('/api/v1/tokens/revoke', { token });
+    for (let i = 0; i < 2; i++) {
+      const revoked = await cp.api.post('/api/v1/tokens/revoke', { token });
+      expect({ status: revoked.status, body: revoked.body }).toEqual({ status: 204, body: undefined });
+    }
     await expect(cp.api.post('/api/v1/tokens/revoke', { token: 'skt_never-issued' })).rejects.toThrow(/no such bootstrap token/);
     const after = await scrape(cp);
     const delta = (action: string) => metric(after, 'skein_bootstrap_tokens_total', { action }) - metric(before, 'skein_bootstrap_tokens_total', { action });
