@@ -1,5 +1,5 @@
 /** The admin CLI commands against a real control plane: output, exit codes and error messages. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,18 @@ function skein(args: string[], env: Record<string, string | undefined> = {}): Pr
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** Runs skein with nobody reading its stdout any more, as `skein … | head -1` leaves it once head has its line. */
+function skeinIntoClosedPipe(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [skeinBin, ...args], {
+    env: { ...process.env, SKEIN_ADMIN_URL: cp.adminUrl, SKEIN_ADMIN_TOKEN: cp.adminToken },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
 }
 
 const MESH = `
@@ -161,6 +173,14 @@ describe('skein admin commands', () => {
     expect(res.stdout).toMatch(/timeout 2s/);
     const canary = await skein(['explain', 'catalog', 'GET', '/products/1', '-H', 'x-canary:true', '-o', 'json']);
     expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
+  });
+
+  it('exits quietly when the reader of its output goes away', async () => {
+    for (const args of [['get', 'routes'], ['ca', 'status'], ['explain', 'catalog', 'GET', '/products/1']]) {
+      const res = await skeinIntoClosedPipe(args);
+      expect(res.stderr, args.join(' ')).toBe('');
+      expect(res.code, args.join(' ')).toBe(0);
+    }
   });
 
   it('get proxies prints the table header and the current snapshot version', async () => {
