@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../../common/config/duration.js';
+import { parseDurationFlag } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -9,12 +9,6 @@ import { parsePort } from './sidecar.js';
 function opt(flags: string, description: string): Option {
   const long = /--([a-z-]+)/.exec(flags)![1]!;
   return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
-}
-
-function parseDurationFlag(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
-  return ms;
 }
 
 function parseBytes(value: string): number {

@@ -4,7 +4,6 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
-import { AdminApiError } from '../admin-client.js';
 import { adminClient, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 interface TapFlags extends AdminFlags {
@@ -43,16 +42,7 @@ export function registerTap(program: Command): void {
       const client = adminClient(flags);
       const query = new URLSearchParams({ service });
       for (const key of ['method', 'path', 'status', 'direction', 'peer'] as const) if (flags[key]) query.set(key, flags[key]!);
-      let res: Response;
-      try {
-        res = await fetch(`${client.baseUrl}/api/v1/tap?${query}`, { headers: { accept: 'text/event-stream' } });
-      } catch (err) {
-        throw new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${client.baseUrl}: ${(err as Error).message}`);
-      }
-      if (!res.ok || !res.body) {
-        const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
-        throw new AdminApiError(res.status, body?.error?.code ?? 'http', body?.error?.message ?? `HTTP ${res.status}`);
-      }
+      const events = await client.stream(`/api/v1/tap?${query}`);
       const connected = (await client.get<{ proxies: unknown[] }>(`/api/v1/proxies?service=${encodeURIComponent(service)}`)).body.proxies.length;
       process.stderr.write(
         connected > 0 ? `tapping ${service} through ${connected} sidecar(s) (Ctrl-C to stop)\n` : `no sidecar of ${service} is connected yet; waiting for one (Ctrl-C to stop)\n`,
@@ -60,7 +50,7 @@ export function registerTap(program: Command): void {
       let rows = 0;
       let buffer = '';
       const decoder = new TextDecoder();
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of events as unknown as AsyncIterable<Uint8Array>) {
         buffer += decoder.decode(chunk, { stream: true });
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -75,7 +65,7 @@ export function registerTap(program: Command): void {
           const row = JSON.parse(data) as TapEvent;
           process.stdout.write(flags.output === 'json' ? `${JSON.stringify(row)}\n` : `${formatTapLine(row)}\n`);
           if (flags.maxRows !== undefined && ++rows >= flags.maxRows) {
-            await res.body.cancel().catch(() => undefined);
+            await events.cancel().catch(() => undefined);
             return;
           }
         }

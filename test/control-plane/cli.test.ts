@@ -1,6 +1,7 @@
 /** The admin CLI commands against a real control plane: output, exit codes and error messages. */
 import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, skeinBin, tempDir } from '../support/index.js';
@@ -152,6 +153,24 @@ describe('skein admin commands', () => {
     const down = await skein(['get', 'services', '--control-plane', 'http://127.0.0.1:1']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/cannot reach the control plane at http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('gives up on a control plane that accepts the connection but never answers', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    try {
+      const flag = await skein(['get', 'services', '--control-plane', url, '--request-timeout', '300ms']);
+      expect(flag.code).toBe(1);
+      expect(flag.stderr).toBe(`skein: the control plane at ${url} did not answer within 300ms (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)\n`);
+      const env = await skein(['ca', 'status'], { SKEIN_ADMIN_URL: url, SKEIN_ADMIN_TIMEOUT: '200ms' });
+      expect(env.code).toBe(1);
+      expect(env.stderr).toMatch(/did not answer within 200ms/);
+      expect((await skein(['get', 'services', '--request-timeout', 'soon'])).code).toBe(2);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('intention allow|deny edits the rules, exact pairs first', async () => {
