@@ -7,7 +7,7 @@
 import { Option, type Command } from 'commander';
 import { formatDuration } from '../../common/config/duration.js';
 import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
-import { parseDurationFlag } from '../flag-values.js';
+import { parseAdminUrl, parseDurationFlag } from '../flag-values.js';
 
 export type OutputFormat = 'table' | 'json';
 
@@ -18,7 +18,7 @@ export interface AdminFlags {
 }
 
 export function withAdminFlags(command: Command, printsData = true): Command {
-  command.addOption(new Option('--control-plane <url>', 'admin API of the control plane (default $SKEIN_ADMIN_URL or http://127.0.0.1:15080)'));
+  command.addOption(new Option('--control-plane <url>', `admin API of the control plane, a URL or HOST:PORT (default ${DEFAULT_ADMIN_URL})`).env('SKEIN_ADMIN_URL').argParser(parseAdminUrl));
   command.addOption(
     new Option('--request-timeout <duration>', 'give up on an admin API request after this long (a stream: on its start)')
       .env('SKEIN_ADMIN_TIMEOUT')
@@ -30,7 +30,7 @@ export function withAdminFlags(command: Command, printsData = true): Command {
 }
 
 export function adminClient(flags: AdminFlags): AdminClient {
-  return new AdminClient(flags.controlPlane ?? process.env.SKEIN_ADMIN_URL ?? DEFAULT_ADMIN_URL, process.env.SKEIN_ADMIN_TOKEN || undefined, flags.requestTimeout);
+  return new AdminClient(flags.controlPlane ?? DEFAULT_ADMIN_URL, process.env.SKEIN_ADMIN_TOKEN || undefined, flags.requestTimeout);
 }
 
 /** Runs an admin action; an API error becomes an Error whose message main.ts prints (exit 1). */

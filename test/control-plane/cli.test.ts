@@ -124,6 +124,39 @@ describe('skein admin commands', () => {
     expect(defaultAction.stderr).toMatch(/usage: skein intention default allow\|deny/);
   });
 
+  it('rejects bad flag values itself: exit 2 and one line naming the flag', async () => {
+    const cases: [string[], RegExp, Record<string, undefined | string>?][] = [
+      [['token', 'create', 'orders', '--ttl', 'bogus'], /^error: option '--ttl <duration>' argument 'bogus' is invalid\. not a duration: bogus/],
+      [['token', 'create', 'orders', '--ttl', '9000h'], /^skein: --ttl: must be between 1s and 365 days$/],
+      [['token', 'create', 'Orders'], /^skein: SERVICE: must be a DNS label/],
+      [['canary', 'catalog', '--to', 'v2', '--interval', 'soon'], /^error: option '--interval <duration>' argument 'soon' is invalid/],
+      [['canary', 'catalog', '--to', 'v2', '--interval', '100ms'], /^skein: --interval: must be at least 500ms$/],
+      [['canary', 'catalog', '--to', 'v2', '--max-p99', 'fast'], /^error: option '--max-p99 <duration>' argument 'fast' is invalid/],
+      [['canary', 'catalog', '--to', 'v2', '--steps', '50,25,100'], /^skein: --steps: weights must increase step by step$/],
+      [['canary', 'catalog', '--to', 'v2', '--steps', '10,50'], /^skein: --steps: the last step must be 100$/],
+      [['canary', 'catalog', '--to', 'v2', '--min-success-rate', '2'], /^skein: --min-success-rate: Number must be less than or equal to 1$/],
+      [['canary', 'catalog', '--to', 'v2', '--min-requests', '1.5'], /^skein: --min-requests: Expected integer/],
+      [['control-plane', '--store', 'consul'], /^skein: --store consul needs --consul URL \(or CONSUL_HTTP_ADDR\)$/, { CONSUL_HTTP_ADDR: undefined }],
+      [['get', 'services', '--control-plane', 'notaurl'], /^error: option '--control-plane <url>' argument 'notaurl' is invalid\. expected an admin API URL such as http:\/\/127\.0\.0\.1:15080 \(or HOST:PORT\)/],
+      [['get', 'services', '--control-plane', 'ftp://127.0.0.1:21'], /^error: option '--control-plane <url>' argument 'ftp:\/\/127\.0\.0\.1:21' is invalid/],
+      [['get', 'services'], /^error: option '--control-plane <url>' value 'nowhere' from env 'SKEIN_ADMIN_URL' is invalid/, { SKEIN_ADMIN_URL: 'nowhere' }],
+    ];
+    for (const [args, message, env] of cases) {
+      const res = await skein(args, env);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stderr.split('\n')[0], args.join(' ')).toMatch(message);
+      expect(res.stderr, args.join(' ')).not.toMatch(/422|skein: skein:/);
+    }
+    // Nothing was started: the bad canary flags never reached the control plane.
+    expect((await skein(['canary', 'catalog', '--status'])).stderr).toMatch(/404/);
+  });
+
+  it('takes --control-plane HOST:PORT as http://HOST:PORT', async () => {
+    const res = await skein(['get', 'proxies', '--control-plane', `127.0.0.1:${cp.httpPort}`], { SKEIN_ADMIN_URL: undefined });
+    expect(res.stderr).toBe('');
+    expect(res.stdout).toMatch(/^snapshot version \d+\n/);
+  });
+
   it('prints JSON with --output json from every command that prints data', async () => {
     const file = join(tempDir(), 'mesh.yaml');
     writeFileSync(file, MESH);
