@@ -56,7 +56,8 @@ async function getProxies(api: AdminClient, name: string | undefined, flags: Adm
   );
 }
 
-async function getIntentions(api: AdminClient, flags: AdminFlags): Promise<void> {
+/** With a name, only the rules that name it as source or destination (not `*` rules), in their order. */
+async function getIntentions(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   let intentions: IntentionsInput;
   try {
     intentions = (await api.get<IntentionsInput>('/api/v1/intentions')).body;
@@ -68,6 +69,7 @@ async function getIntentions(api: AdminClient, flags: AdminFlags): Promise<void>
     }
     throw err;
   }
+  if (name) intentions = { ...intentions, rules: (intentions.rules ?? []).filter((r) => r.source === name || r.destination === name) };
   if (flags.output === 'json') return printJson(intentions);
   process.stdout.write(`default action: ${intentions.defaultAction ?? 'deny'}\n`);
   printTable(['SOURCE', 'DESTINATION', 'ACTION'], (intentions.rules ?? []).map((r) => [r.source, r.destination, r.action]));
@@ -78,14 +80,14 @@ export function registerGet(program: Command): void {
     .command('get')
     .description('read services, routes, proxies or intentions from the control plane')
     .addArgument(new Argument('<kind>', 'what to read').choices(['services', 'routes', 'proxies', 'intentions']))
-    .argument('[name]', 'one service (for proxies: the sidecars of one service)');
+    .argument('[name]', 'one service (for proxies: its sidecars; for intentions: the rules naming it as source or destination)');
   withAdminFlags(command).action((kind: Kind, name: string | undefined, flags: AdminFlags) =>
     runAdmin(async () => {
       const api = adminClient(flags);
       if (kind === 'services') await getServices(api, name, flags);
       else if (kind === 'routes') await getRoutes(api, name, flags);
       else if (kind === 'proxies') await getProxies(api, name, flags);
-      else await getIntentions(api, flags);
+      else await getIntentions(api, name, flags);
     }),
   );
 }

@@ -216,6 +216,24 @@ describe('skein admin commands', () => {
     ]);
   });
 
+  it('get intentions NAME shows only the rules naming NAME as source or destination', async () => {
+    for (const [action, source, destination] of [['allow', 'billing', 'ledger'], ['deny', 'ledger', 'vault'], ['allow', '*', 'ledger'], ['deny', 'billing', '*']]) {
+      expect((await skein(['intention', action!, source!, destination!])).code).toBe(0);
+    }
+    const ledger = JSON.parse((await skein(['get', 'intentions', 'ledger', '-o', 'json'])).stdout);
+    expect(ledger.rules).toEqual([
+      { source: '*', destination: 'ledger', action: 'allow' },
+      { source: 'ledger', destination: 'vault', action: 'deny' },
+      { source: 'billing', destination: 'ledger', action: 'allow' },
+    ]);
+    const table = await skein(['get', 'intentions', 'vault']);
+    expect(table.stdout).toMatch(/^default action: \w+\nSOURCE\s+DESTINATION\s+ACTION\nledger\s+vault\s+deny\n$/);
+    const unknown = await skein(['get', 'intentions', 'nothere', '-o', 'json']);
+    expect(unknown.code).toBe(0);
+    expect(JSON.parse(unknown.stdout).rules).toEqual([]);
+    expect((await skein(['get', 'intentions', 'nothere'])).stdout).toMatch(/^default action: \w+\nSOURCE\s+DESTINATION\s+ACTION\n$/);
+  });
+
   it('explain shows the matching rule, why others did not match, and the policy', async () => {
     const res = await skein(['explain', 'catalog', 'GET', '/products/1']);
     expect(res.code).toBe(0);
