@@ -6,6 +6,7 @@
  * fails the command instead of hanging it.
  */
 import { formatDuration } from '../common/config/duration.js';
+import type { Expected } from './answers.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15080';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -28,9 +29,11 @@ export interface AdminResponse<T> {
   readonly body: T;
 }
 
-export interface RequestOptions {
+export interface RequestOptions<T> {
   readonly body?: unknown;
   readonly headers?: Record<string, string>;
+  /** The shape a successful answer must have; anything else is not a Skein control plane's. */
+  readonly expected?: Expected<T>;
 }
 
 export class AdminClient {
@@ -44,7 +47,7 @@ export class AdminClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
-  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<AdminResponse<T>> {
+  async request<T>(method: string, path: string, options: RequestOptions<T> = {}): Promise<AdminResponse<T>> {
     const headers = this.headers(options.headers);
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     // One deadline for the whole exchange, the body included: a server may stall mid-answer.
@@ -58,6 +61,9 @@ export class AdminClient {
     }
     const body = parseBody(text);
     if (!res.ok) throw this.apiError(res.status, body);
+    if (options.expected && !options.expected.matches(body)) {
+      throw new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered something other than ${options.expected.what}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
+    }
     return { status: res.status, headers: res.headers, body: body as T };
   }
 
@@ -78,8 +84,8 @@ export class AdminClient {
     return res.body;
   }
 
-  get<T>(path: string): Promise<AdminResponse<T>> {
-    return this.request<T>('GET', path);
+  get<T>(path: string, expected?: Expected<T>): Promise<AdminResponse<T>> {
+    return this.request<T>('GET', path, { expected });
   }
 
   put<T>(path: string, body: unknown, headers?: Record<string, string>): Promise<AdminResponse<T>> {

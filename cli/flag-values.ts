@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import type { ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
+import { serviceName } from '../common/config/schema.js';
 import { UsageError } from './usage-error.js';
 
 /** A duration flag ("250ms", "10s", "1m30s") in milliseconds. */
@@ -10,6 +11,13 @@ export function parseDurationFlag(value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
   return ms;
+}
+
+/** A service name argument: a DNS label, as the mesh config requires. */
+export function parseServiceName(value: string): string {
+  const result = serviceName.safeParse(value);
+  if (!result.success) throw new InvalidArgumentError(`${result.error.issues[0]!.message}`);
+  return value;
 }
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;

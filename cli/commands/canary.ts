@@ -7,7 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CanaryAnalysis, CanaryState } from '../../control-plane/canary/controller.js';
 import { canaryBody } from '../../control-plane/canary/schema.js';
-import { checkFlagValues, parseDurationFlag } from '../flag-values.js';
+import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { UsageError } from '../usage-error.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -86,7 +86,7 @@ export function registerCanary(program: Command): void {
   const command = program
     .command('canary')
     .description('automated progressive rollout with rollback on metric thresholds, e.g. `skein canary catalog --to v2`')
-    .argument('<service>', 'service name')
+    .argument('<service>', 'service name', parseServiceName)
     .addOption(new Option('--to <subset>', 'the subset to roll out'))
     .addOption(new Option('--from <subset>', 'the subset it replaces (default v1)'))
     .addOption(new Option('--steps <weights>', 'canary weights in turn, increasing, ending at 100 (default 10,25,50,100)').argParser(parseSteps))

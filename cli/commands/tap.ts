@@ -4,6 +4,8 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
+import { PROXIES } from '../answers.js';
+import { parseServiceName } from '../flag-values.js';
 import { adminClient, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 interface TapFlags extends AdminFlags {
@@ -30,7 +32,7 @@ export function registerTap(program: Command): void {
   const command = program
     .command('tap')
     .description("live stream of requests through a service's sidecars (time, source, destination, method, path, status, latency, trace id)")
-    .argument('<service>', 'service to tap')
+    .argument('<service>', 'service to tap', parseServiceName)
     .option('--method <method>', 'only this HTTP method')
     .option('--path <prefix>', 'only paths starting with this prefix')
     .option('--status <status>', 'only this status class (5xx) or status (503)')
@@ -43,7 +45,7 @@ export function registerTap(program: Command): void {
       const query = new URLSearchParams({ service });
       for (const key of ['method', 'path', 'status', 'direction', 'peer'] as const) if (flags[key]) query.set(key, flags[key]!);
       const events = await client.stream(`/api/v1/tap?${query}`);
-      const connected = (await client.get<{ proxies: unknown[] }>(`/api/v1/proxies?service=${encodeURIComponent(service)}`)).body.proxies.length;
+      const connected = (await client.get(`/api/v1/proxies?service=${encodeURIComponent(service)}`, PROXIES)).body.proxies.length;
       process.stderr.write(
         connected > 0 ? `tapping ${service} through ${connected} sidecar(s) (Ctrl-C to stop)\n` : `no sidecar of ${service} is connected yet; waiting for one (Ctrl-C to stop)\n`,
       );

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { IssuedToken } from '../../control-plane/tokens.js';
 import { tokenRequest } from '../../control-plane/admin-api/tokens-routes.js';
-import { checkFlagValues, parseDurationFlag } from '../flag-values.js';
+import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 export function registerToken(program: Command): void {
@@ -10,7 +10,7 @@ export function registerToken(program: Command): void {
   const create = token
     .command('create')
     .description('issue a bootstrap token for a service (prints the token alone)')
-    .argument('<service>', 'service the token lets a sidecar act as')
+    .argument('<service>', 'service the token lets a sidecar act as', parseServiceName)
     .option('--ttl <duration>', 'how long the token is valid, 1s to 365 days', parseDurationFlag, 24 * 3_600_000);
   const revoke = token
     .command('revoke')
@@ -25,7 +25,7 @@ export function registerToken(program: Command): void {
   withAdminFlags(create).action((service: string, flags: AdminFlags & { ttl: number }) =>
     runAdmin(async () => {
       const body = { service, ttl: flags.ttl };
-      checkFlagValues(tokenRequest, body, { service: 'SERVICE', ttl: '--ttl' });
+      checkFlagValues(tokenRequest, body, { ttl: '--ttl' });
       const issued = (await adminClient(flags).post<IssuedToken>('/api/v1/tokens', body)).body;
       if (flags.output === 'json') printJson(issued);
       else process.stdout.write(`${issued.token}\n`);

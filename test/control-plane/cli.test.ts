@@ -128,7 +128,9 @@ describe('skein admin commands', () => {
     const cases: [string[], RegExp, Record<string, undefined | string>?][] = [
       [['token', 'create', 'orders', '--ttl', 'bogus'], /^error: option '--ttl <duration>' argument 'bogus' is invalid\. not a duration: bogus/],
       [['token', 'create', 'orders', '--ttl', '9000h'], /^skein: --ttl: must be between 1s and 365 days$/],
-      [['token', 'create', 'Orders'], /^skein: SERVICE: must be a DNS label/],
+      [['token', 'create', 'Orders'], /^error: command-argument value 'Orders' is invalid for argument 'service'\. must be a DNS label/],
+      [['tap', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'service'\. must be a DNS label/],
+      [['get', 'intentions', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'name'\. must be a DNS label/],
       [['canary', 'catalog', '--to', 'v2', '--interval', 'soon'], /^error: option '--interval <duration>' argument 'soon' is invalid/],
       [['canary', 'catalog', '--to', 'v2', '--interval', '100ms'], /^skein: --interval: must be at least 500ms$/],
       [['canary', 'catalog', '--to', 'v2', '--max-p99', 'fast'], /^error: option '--max-p99 <duration>' argument 'fast' is invalid/],
@@ -203,6 +205,30 @@ describe('skein admin commands', () => {
     } finally {
       silent.closeAllConnections();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('says so when --control-plane answers, but is not a Skein control plane', async () => {
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"ok","items":{}}');
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    try {
+      const services = await skein(['get', 'services', '--control-plane', url]);
+      expect(services.code).toBe(1);
+      expect(services.stderr).toBe(
+        `skein: ${url}/api/v1/services answered something other than a list of services: is ${url} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)\n`,
+      );
+      for (const kind of ['routes', 'proxies', 'intentions']) {
+        const res = await skein(['get', kind, '--control-plane', url]);
+        expect(res.code, kind).toBe(1);
+        expect(res.stderr, kind).toMatch(/answered something other than .*: is .* a Skein control plane's admin API\?/);
+      }
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
     }
   });
 
