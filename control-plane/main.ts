@@ -15,6 +15,7 @@ import { RootRotation } from './ca/rotation.js';
 import { SignStats } from './ca/sign-stats.js';
 import { resolveAdminToken } from './admin-token.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
+import { registerApplyCheckRoute } from './admin-api/apply-check-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
 import { registerMetaRoutes } from './admin-api/openapi.js';
 import { registerProxyRoutes } from './admin-api/proxies-routes.js';
@@ -124,6 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
   registerMetaRoutes(router, VERSION);
   registerServiceRoutes(router, { config, discovery });
   registerConfigRoutes(router, { config, publisher });
+  registerApplyCheckRoute(router, { store, discovery });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });

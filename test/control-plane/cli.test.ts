@@ -93,6 +93,22 @@ describe('skein admin commands', () => {
     expect(res.stderr).toMatch(/services\.catalog: unknown field "endpoints"/);
   });
 
+  it('apply -f checks the whole file against the mesh first: a split to an unknown subset writes nothing', async () => {
+    const file = join(tempDir(), 'half.yaml');
+    writeFileSync(file, 'services:\n  inventory:\n    timeout: 7s\nroutes:\n  inventory:\n    - split: { v9: 100 }\nintentions:\n  defaultAction: deny\n');
+    const intentionsBefore = await cp.api.get('/api/v1/intentions');
+    const res = await skein(['apply', '-f', file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe(`skein: ${file} does not fit the mesh; nothing was written:\n  routes.inventory[0].split.v9: unknown subset "v9" of inventory: not declared in its policy and no instance has version=v9\n`);
+    expect(await cp.api.get('/api/v1/services/inventory/policy').catch((err: { status: number }) => err.status)).toBe(404);
+    expect((await cp.api.get('/api/v1/intentions')).body).toEqual(intentionsBefore.body);
+    // Subsets the file's own policy declares count: the same file with v9 declared goes in whole.
+    writeFileSync(file, 'services:\n  inventory:\n    timeout: 7s\n    subsets: { v1: { version: v1 }, v9: { version: v9 } }\nroutes:\n  inventory:\n    - split: { v1: 90, v9: 10 }\n');
+    const ok = await skein(['apply', '-f', file]);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toMatch(/^KIND\s+NAME\s+SNAPSHOT\npolicy\s+inventory\s+\d+\nroutes\s+inventory\s+\d+\n$/);
+  });
+
   it('split sets the canary weights and reports API errors readably', async () => {
     const ok = await skein(['split', 'catalog', 'v1=80', 'v2=20']);
     expect(ok.code).toBe(0);
