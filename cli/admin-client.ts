@@ -2,8 +2,14 @@
  * The CLI's client of the control plane's admin API: finds it with `--control-plane URL`
  * or SKEIN_ADMIN_URL (default http://127.0.0.1:15080), authenticates with
  * SKEIN_ADMIN_TOKEN, and turns error bodies into AdminApiError with the server's message.
+ * Every request has a deadline, so a server that accepts the connection but never answers
+ * fails the command instead of hanging it.
  */
+import { formatDuration } from '../common/config/duration.js';
+import type { Expected } from './answers.js';
+
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15080';
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export class AdminApiError extends Error {
   override name = 'AdminApiError';
@@ -23,9 +29,11 @@ export interface AdminResponse<T> {
   readonly body: T;
 }
 
-export interface RequestOptions {
+export interface RequestOptions<T> {
   readonly body?: unknown;
   readonly headers?: Record<string, string>;
+  /** The shape a successful answer must have; anything else is not a Skein control plane's. */
+  readonly expected?: Expected<T>;
 }
 
 export class AdminClient {
@@ -34,45 +42,50 @@ export class AdminClient {
   constructor(
     baseUrl: string = DEFAULT_ADMIN_URL,
     private readonly token?: string,
+    private readonly timeoutMs: number = DEFAULT_REQUEST_TIMEOUT_MS,
   ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
-  static fromEnv(url: string | undefined, env: NodeJS.ProcessEnv = process.env): AdminClient {
-    return new AdminClient(url ?? env.SKEIN_ADMIN_URL ?? DEFAULT_ADMIN_URL, env.SKEIN_ADMIN_TOKEN || undefined);
-  }
-
-  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<AdminResponse<T>> {
-    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+  async request<T>(method: string, path: string, options: RequestOptions<T> = {}): Promise<AdminResponse<T>> {
+    const headers = this.headers(options.headers);
     if (options.body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
+    // One deadline for the whole exchange, the body included: a server may stall mid-answer.
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    const res = await this.send(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal });
+    let text: string;
     try {
-      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+      text = await res.text();
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message} (set --control-plane or SKEIN_ADMIN_URL)`);
+      throw this.failure(err);
     }
-    const text = await res.text();
-    let body: unknown = undefined;
-    if (text) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
-    }
-    if (!res.ok) {
-      const error = (body as { error?: { code?: string; message?: string; problems?: string[] } } | undefined)?.error;
-      let message = error?.message ?? `HTTP ${res.status}`;
-      if (res.status === 401 && !this.token) message += ' (SKEIN_ADMIN_TOKEN is not set)';
-      throw new AdminApiError(res.status, error?.code ?? 'http', message, error?.problems ?? []);
+    const body = parseBody(text);
+    if (!res.ok) throw this.apiError(res.status, body);
+    if (options.expected && !options.expected.matches(body)) {
+      throw new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered something other than ${options.expected.what}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
     }
     return { status: res.status, headers: res.headers, body: body as T };
   }
 
-  get<T>(path: string): Promise<AdminResponse<T>> {
-    return this.request<T>('GET', path);
+  /**
+   * Opens a long-lived answer (Server-Sent Events): the deadline bounds only the wait for
+   * its headers, so a quiet stream is never cut.
+   */
+  async stream(path: string): Promise<ReadableStream<Uint8Array>> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DOMException('headers not received in time', 'TimeoutError')), this.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.send(path, { headers: this.headers({ accept: 'text/event-stream' }), signal: abort.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok || !res.body) throw this.apiError(res.status, parseBody(await res.text().catch(() => '')));
+    return res.body;
+  }
+
+  get<T>(path: string, expected?: Expected<T>): Promise<AdminResponse<T>> {
+    return this.request<T>('GET', path, { expected });
   }
 
   put<T>(path: string, body: unknown, headers?: Record<string, string>): Promise<AdminResponse<T>> {
@@ -85,5 +98,43 @@ export class AdminClient {
 
   delete(path: string): Promise<AdminResponse<unknown>> {
     return this.request('DELETE', path);
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'application/json', ...extra };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return headers;
+  }
+
+  private async send(path: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(`${this.baseUrl}${path}`, init);
+    } catch (err) {
+      throw this.failure(err);
+    }
+  }
+
+  private failure(err: unknown): AdminApiError {
+    if ((err as Error).name === 'TimeoutError') {
+      return new AdminApiError(0, 'timeout', `the control plane at ${this.baseUrl} did not answer within ${formatDuration(this.timeoutMs)} (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)`);
+    }
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    return new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message} (set --control-plane or SKEIN_ADMIN_URL)`);
+  }
+
+  private apiError(status: number, body: unknown): AdminApiError {
+    const error = (body as { error?: { code?: string; message?: string; problems?: string[] } } | undefined)?.error;
+    let message = error?.message ?? `HTTP ${status}`;
+    if (status === 401 && !this.token) message += ' (SKEIN_ADMIN_TOKEN is not set)';
+    return new AdminApiError(status, error?.code ?? 'http', message, error?.problems ?? []);
+  }
+}
+
+function parseBody(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

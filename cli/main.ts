@@ -23,7 +23,21 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that stops early (`skein tap catalog | head -5`) closes the pipe under us; like a
+ * Unix tool, exit quietly then instead of crashing on EPIPE at the next write. Exiting here
+ * also ends a streaming command (tap, canary), which would otherwise write on forever.
+ */
+function exitQuietlyWhenPipeCloses(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  exitQuietlyWhenPipeCloses(process.stdout);
+  exitQuietlyWhenPipeCloses(process.stderr);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -16,6 +16,7 @@ import { SignStats } from './ca/sign-stats.js';
 import { resolveAdminToken } from './admin-token.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
+import { registerApplyCheckRoute } from './admin-api/apply-check-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
 import { registerMetaRoutes } from './admin-api/openapi.js';
 import { registerProxyRoutes } from './admin-api/proxies-routes.js';
@@ -147,6 +148,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerMetaRoutes(router, VERSION);
   registerServiceRoutes(router, { config, discovery });
   registerConfigRoutes(router, { config, publisher });
+  registerApplyCheckRoute(router, { store, discovery });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });

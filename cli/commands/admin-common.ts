@@ -1,27 +1,36 @@
 /**
  * What the admin commands (get, split, apply, intention, explain, token) share: the
- * `--control-plane` and `--output` flags, the client built from them and SKEIN_* env vars,
+ * `--control-plane`, `--request-timeout` and `--output` flags, the client built from them and SKEIN_* env vars,
  * plain-text tables, and API errors turned into one readable message (with each problem
  * of a 422 on its own line).
  */
 import { Option, type Command } from 'commander';
-import { AdminApiError, AdminClient } from '../admin-client.js';
+import { formatDuration } from '../../common/config/duration.js';
+import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
+import { parseAdminUrl, parseDurationFlag } from '../flag-values.js';
 
 export type OutputFormat = 'table' | 'json';
 
 export interface AdminFlags {
   controlPlane?: string;
+  requestTimeout: number;
   output: OutputFormat;
 }
 
 export function withAdminFlags(command: Command, printsData = true): Command {
-  command.addOption(new Option('--control-plane <url>', 'admin API of the control plane (default $SKEIN_ADMIN_URL or http://127.0.0.1:15080)'));
+  command.addOption(new Option('--control-plane <url>', `admin API of the control plane, a URL or HOST:PORT (default ${DEFAULT_ADMIN_URL})`).env('SKEIN_ADMIN_URL').argParser(parseAdminUrl));
+  command.addOption(
+    new Option('--request-timeout <duration>', 'give up on an admin API request after this long (a stream: on its start)')
+      .env('SKEIN_ADMIN_TIMEOUT')
+      .argParser(parseDurationFlag)
+      .default(DEFAULT_REQUEST_TIMEOUT_MS, formatDuration(DEFAULT_REQUEST_TIMEOUT_MS)),
+  );
   if (printsData) command.addOption(new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'));
   return command;
 }
 
 export function adminClient(flags: AdminFlags): AdminClient {
-  return AdminClient.fromEnv(flags.controlPlane);
+  return new AdminClient(flags.controlPlane ?? DEFAULT_ADMIN_URL, process.env.SKEIN_ADMIN_TOKEN || undefined, flags.requestTimeout);
 }
 
 /** Runs an admin action; an API error becomes an Error whose message main.ts prints (exit 1). */

@@ -6,6 +6,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CanaryAnalysis, CanaryState } from '../../control-plane/canary/controller.js';
+import { canaryBody } from '../../control-plane/canary/schema.js';
+import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { UsageError } from '../usage-error.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -13,9 +15,9 @@ type CanaryFlags = AdminFlags & {
   to?: string;
   from?: string;
   steps?: number[];
-  interval?: string;
+  interval?: number;
   minSuccessRate?: number;
-  maxP99?: string;
+  maxP99?: number;
   minRequests?: number;
   detach?: boolean;
   status?: boolean;
@@ -23,6 +25,17 @@ type CanaryFlags = AdminFlags & {
 };
 
 const POLL_MS = 500;
+
+/** The flag that sets each field of the request body, for usage errors. */
+const CANARY_FLAGS = {
+  to: '--to',
+  from: '--from',
+  steps: '--steps',
+  interval: '--interval',
+  'thresholds.minSuccessRate': '--min-success-rate',
+  'thresholds.maxP99': '--max-p99',
+  'thresholds.minRequests': '--min-requests',
+};
 
 function parseSteps(value: string): number[] {
   const steps = value.split(',').map((s) => Number(s.trim()));
@@ -73,13 +86,13 @@ export function registerCanary(program: Command): void {
   const command = program
     .command('canary')
     .description('automated progressive rollout with rollback on metric thresholds, e.g. `skein canary catalog --to v2`')
-    .argument('<service>', 'service name')
+    .argument('<service>', 'service name', parseServiceName)
     .addOption(new Option('--to <subset>', 'the subset to roll out'))
     .addOption(new Option('--from <subset>', 'the subset it replaces (default v1)'))
-    .addOption(new Option('--steps <weights>', 'canary weights in turn, ending at 100 (default 10,25,50,100)').argParser(parseSteps))
-    .addOption(new Option('--interval <duration>', 'time at each step before judging it (default 30s)'))
+    .addOption(new Option('--steps <weights>', 'canary weights in turn, increasing, ending at 100 (default 10,25,50,100)').argParser(parseSteps))
+    .addOption(new Option('--interval <duration>', 'time at each step before judging it, at least 500ms (default 30s)').argParser(parseDurationFlag))
     .addOption(new Option('--min-success-rate <rate>', 'roll back below this success rate, 0..1 (default 0.99)').argParser(parseNumber))
-    .addOption(new Option('--max-p99 <duration>', 'roll back above this p99 latency (default 500ms)'))
+    .addOption(new Option('--max-p99 <duration>', 'roll back above this p99 latency (default 500ms)').argParser(parseDurationFlag))
     .addOption(new Option('--min-requests <n>', 'requests a step needs to be judged (default 20)').argParser(parseNumber))
     .addOption(new Option('--detach', 'start it and return'))
     .addOption(new Option('--status', "show the service's rollout").conflicts(['abort', 'to', 'detach']))
@@ -105,9 +118,10 @@ export function registerCanary(program: Command): void {
         to: flags.to,
         ...(flags.from ? { from: flags.from } : {}),
         ...(flags.steps ? { steps: flags.steps } : {}),
-        ...(flags.interval ? { interval: flags.interval } : {}),
+        ...(flags.interval !== undefined ? { interval: flags.interval } : {}),
         ...(Object.keys(thresholds).length > 0 ? { thresholds } : {}),
       };
+      checkFlagValues(canaryBody, body, CANARY_FLAGS);
       const started = (await client.post<CanaryState>(path, body)).body;
       if (flags.detach) return flags.output === 'json' ? printJson(started) : void process.stdout.write(summary(started));
       if (flags.output !== 'json') process.stdout.write(`${service}: rolling out ${started.spec.to} over ${started.spec.from} in steps ${started.spec.steps.join(', ')}% every ${started.spec.interval / 1000}s\n`);

@@ -1,20 +1,15 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../../common/config/duration.js';
+import { parseDurationFlag } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
+import { UsageError } from '../usage-error.js';
 import { parsePort } from './sidecar.js';
 
 function opt(flags: string, description: string): Option {
   const long = /--([a-z-]+)/.exec(flags)![1]!;
   return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
-}
-
-function parseDurationFlag(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
-  return ms;
 }
 
 function parseBytes(value: string): number {
@@ -56,6 +51,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').default(DEFAULT_INJECT_OPTIONS.controlPlane))
     .addOption(opt('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars'))
     .action(async (flags: Record<string, unknown>) => {
+      if (flags.store === 'consul' && !flags.consul) throw new UsageError('--store consul needs --consul URL (or CONSUL_HTTP_ADDR)');
       const options: ControlPlaneOptions = {
         dataDir: String(flags.dataDir),
         grpcHost: String(flags.grpcHost),

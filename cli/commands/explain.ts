@@ -1,6 +1,7 @@
 /** `skein explain SERVICE METHOD PATH [-H k:v]`: the route, split, endpoints and policy a request would get, and why. */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
+import { parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 function collectHeader(value: string, previous: string[] = []): string[] {
@@ -42,7 +43,7 @@ export function registerExplain(program: Command): void {
   const command = program
     .command('explain')
     .description('which route, subset, endpoints and policy a request would get, and why')
-    .argument('<service>', 'destination service')
+    .argument('<service>', 'destination service', parseServiceName)
     .argument('<method>', 'HTTP method, e.g. GET')
     .argument('<path>', 'request path, e.g. /products/1')
     .option('-H, --header <name:value>', 'request header (repeatable)', collectHeader, []);

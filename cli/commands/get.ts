@@ -1,9 +1,9 @@
 /** `skein get services|routes|proxies|intentions [NAME]`: read state from the admin API. */
 import { Argument, type Command } from 'commander';
 import type { RouteRuleInput, IntentionsInput } from '../../common/config/schema.js';
-import type { ServiceView } from '../../control-plane/admin-api/services-routes.js';
-import type { ProxyView } from '../../control-plane/push/proxies.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
+import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES } from '../answers.js';
+import { parseServiceName } from '../flag-values.js';
 import { adminClient, formatSplit, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type Kind = 'services' | 'routes' | 'proxies' | 'intentions';
@@ -21,12 +21,12 @@ function describeMatch(match: RouteRuleInput['match']): string {
 
 async function getServices(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   if (name) {
-    const view = (await api.get<ServiceView>(`/api/v1/services/${encodeURIComponent(name)}`)).body;
+    const view = (await api.get(`/api/v1/services/${encodeURIComponent(name)}`, SERVICE)).body;
     if (flags.output === 'json') return printJson(view);
     process.stdout.write(`${view.name} (${view.protocol}); subsets: ${view.subsets.map((s) => `${s.name}(${s.instances})`).join(' ') || '-'}\n`);
     return printTable(['INSTANCE', 'ADDRESS', 'VERSION', 'HEALTH'], view.instances.map((i) => [i.id, `${i.address}:${i.port}`, i.version, i.health]));
   }
-  const views = (await api.get<ServiceView[]>('/api/v1/services')).body;
+  const views = (await api.get('/api/v1/services', SERVICES)).body;
   if (flags.output === 'json') return printJson(views);
   printTable(
     ['NAME', 'PROTOCOL', 'INSTANCES', 'HEALTHY', 'SUBSETS'],
@@ -36,8 +36,8 @@ async function getServices(api: AdminClient, name: string | undefined, flags: Ad
 
 async function getRoutes(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   const all: Record<string, RouteRuleInput[]> = name
-    ? { [name]: (await api.get<RouteRuleInput[]>(`/api/v1/routes/${encodeURIComponent(name)}`)).body }
-    : (await api.get<Record<string, RouteRuleInput[]>>('/api/v1/routes')).body;
+    ? { [name]: (await api.get(`/api/v1/routes/${encodeURIComponent(name)}`, ROUTES)).body }
+    : (await api.get('/api/v1/routes', ROUTES_BY_SERVICE)).body;
   if (flags.output === 'json') return printJson(name ? all[name] : all);
   const rows = Object.entries(all).flatMap(([service, rules]) =>
     rules.map((rule, i) => [service, rule.name ?? `rule-${i}`, describeMatch(rule.match), formatSplit(rule.split), [rule.timeout && `timeout=${rule.timeout}`, rule.fault && 'fault', rule.mirror && `mirror=${rule.mirror.subset}`].filter(Boolean).join(' ')]),
@@ -47,7 +47,7 @@ async function getRoutes(api: AdminClient, name: string | undefined, flags: Admi
 
 async function getProxies(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   const query = name ? `?service=${encodeURIComponent(name)}` : '';
-  const body = (await api.get<{ snapshotVersion: string; proxies: ProxyView[] }>(`/api/v1/proxies${query}`)).body;
+  const body = (await api.get(`/api/v1/proxies${query}`, PROXIES)).body;
   if (flags.output === 'json') return printJson(body);
   process.stdout.write(`snapshot version ${body.snapshotVersion}\n`);
   printTable(
@@ -56,10 +56,11 @@ async function getProxies(api: AdminClient, name: string | undefined, flags: Adm
   );
 }
 
-async function getIntentions(api: AdminClient, flags: AdminFlags): Promise<void> {
+/** With a name, only the rules that name it as source or destination (not `*` rules), in their order. */
+async function getIntentions(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   let intentions: IntentionsInput;
   try {
-    intentions = (await api.get<IntentionsInput>('/api/v1/intentions')).body;
+    intentions = (await api.get('/api/v1/intentions', INTENTIONS)).body;
   } catch (err) {
     if (err instanceof AdminApiError && err.status === 404) {
       if (flags.output === 'json') return printJson(null);
@@ -68,6 +69,7 @@ async function getIntentions(api: AdminClient, flags: AdminFlags): Promise<void>
     }
     throw err;
   }
+  if (name) intentions = { ...intentions, rules: (intentions.rules ?? []).filter((r) => r.source === name || r.destination === name) };
   if (flags.output === 'json') return printJson(intentions);
   process.stdout.write(`default action: ${intentions.defaultAction ?? 'deny'}\n`);
   printTable(['SOURCE', 'DESTINATION', 'ACTION'], (intentions.rules ?? []).map((r) => [r.source, r.destination, r.action]));
@@ -78,14 +80,14 @@ export function registerGet(program: Command): void {
     .command('get')
     .description('read services, routes, proxies or intentions from the control plane')
     .addArgument(new Argument('<kind>', 'what to read').choices(['services', 'routes', 'proxies', 'intentions']))
-    .argument('[name]', 'one service (for proxies: the sidecars of one service)');
+    .argument('[name]', 'one service (for proxies: its sidecars; for intentions: the rules naming it as source or destination)', parseServiceName);
   withAdminFlags(command).action((kind: Kind, name: string | undefined, flags: AdminFlags) =>
     runAdmin(async () => {
       const api = adminClient(flags);
       if (kind === 'services') await getServices(api, name, flags);
       else if (kind === 'routes') await getRoutes(api, name, flags);
       else if (kind === 'proxies') await getProxies(api, name, flags);
-      else await getIntentions(api, flags);
+      else await getIntentions(api, name, flags);
     }),
   );
 }

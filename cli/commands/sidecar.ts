@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseDuration } from '../../common/config/duration.js';
+import { parseDurationFlag } from '../flag-values.js';
 import { parseSize } from '../../common/config/size.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
@@ -28,12 +28,6 @@ function parseSizeFlag(value: string): number {
   const bytes = parseSize(value);
   if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 10MiB, or 0 for no limit)`);
   return bytes;
-}
-
-function parseDurationFlag(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
-  return ms;
 }
 
 export function firstNonLoopbackIPv4(): string {

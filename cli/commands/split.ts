@@ -1,6 +1,7 @@
 /** `skein split SERVICE SUBSET=WEIGHT ...`: set the weights of a service's catch-all rule. */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { RouteRuleInput } from '../../common/config/schema.js';
+import { parseServiceName } from '../flag-values.js';
 import { adminClient, formatSplit, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 function parseWeight(value: string, previous: Record<string, number> = {}): Record<string, number> {
@@ -14,7 +15,7 @@ export function registerSplit(program: Command): void {
   const command = program
     .command('split')
     .description('set canary weights of a service, e.g. `skein split catalog v1=90 v2=10`')
-    .argument('<service>', 'service name')
+    .argument('<service>', 'service name', parseServiceName)
     .argument('<weights...>', 'SUBSET=WEIGHT pairs summing to 100', (value: string, previous: Record<string, number> | undefined) => parseWeight(value, previous));
   withAdminFlags(command).action((service: string, weights: Record<string, number>, flags: AdminFlags) =>
     runAdmin(async () => {

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { Golden } from '../../control-plane/observability/golden.js';
 import type { StatsView, WindowName } from '../../control-plane/observability/stats.js';
+import { parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type StatFlags = AdminFlags & { window: WindowName };
@@ -50,7 +51,7 @@ export function registerStat(program: Command): void {
   const command = program
     .command('stat')
     .description('golden metrics (RPS, success rate, p50/p95/p99) per service, or per edge of one service')
-    .argument('[service]', 'one service: its subsets, the edges into and out of it, its open circuit breakers')
+    .argument('[service]', 'one service: its subsets, the edges into and out of it, its open circuit breakers', parseServiceName)
     .addOption(new Option('-w, --window <window>', 'time window').choices(['10s', '1m']).default('1m'));
   withAdminFlags(command).action((service: string | undefined, flags: StatFlags) =>
     runAdmin(async () => {

@@ -4,7 +4,8 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
-import { AdminApiError } from '../admin-client.js';
+import { PROXIES } from '../answers.js';
+import { parseServiceName } from '../flag-values.js';
 import { adminClient, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 interface TapFlags extends AdminFlags {
@@ -31,7 +32,7 @@ export function registerTap(program: Command): void {
   const command = program
     .command('tap')
     .description("live stream of requests through a service's sidecars (time, source, destination, method, path, status, latency, trace id)")
-    .argument('<service>', 'service to tap')
+    .argument('<service>', 'service to tap', parseServiceName)
     .option('--method <method>', 'only this HTTP method')
     .option('--path <prefix>', 'only paths starting with this prefix')
     .option('--status <status>', 'only this status class (5xx) or status (503)')
@@ -43,24 +44,15 @@ export function registerTap(program: Command): void {
       const client = adminClient(flags);
       const query = new URLSearchParams({ service });
       for (const key of ['method', 'path', 'status', 'direction', 'peer'] as const) if (flags[key]) query.set(key, flags[key]!);
-      let res: Response;
-      try {
-        res = await fetch(`${client.baseUrl}/api/v1/tap?${query}`, { headers: { accept: 'text/event-stream' } });
-      } catch (err) {
-        throw new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${client.baseUrl}: ${(err as Error).message}`);
-      }
-      if (!res.ok || !res.body) {
-        const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
-        throw new AdminApiError(res.status, body?.error?.code ?? 'http', body?.error?.message ?? `HTTP ${res.status}`);
-      }
-      const connected = (await client.get<{ proxies: unknown[] }>(`/api/v1/proxies?service=${encodeURIComponent(service)}`)).body.proxies.length;
+      const events = await client.stream(`/api/v1/tap?${query}`);
+      const connected = (await client.get(`/api/v1/proxies?service=${encodeURIComponent(service)}`, PROXIES)).body.proxies.length;
       process.stderr.write(
         connected > 0 ? `tapping ${service} through ${connected} sidecar(s) (Ctrl-C to stop)\n` : `no sidecar of ${service} is connected yet; waiting for one (Ctrl-C to stop)\n`,
       );
       let rows = 0;
       let buffer = '';
       const decoder = new TextDecoder();
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of events as unknown as AsyncIterable<Uint8Array>) {
         buffer += decoder.decode(chunk, { stream: true });
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -75,7 +67,7 @@ export function registerTap(program: Command): void {
           const row = JSON.parse(data) as TapEvent;
           process.stdout.write(flags.output === 'json' ? `${JSON.stringify(row)}\n` : `${formatTapLine(row)}\n`);
           if (flags.maxRows !== undefined && ++rows >= flags.maxRows) {
-            await res.body.cancel().catch(() => undefined);
+            await events.cancel().catch(() => undefined);
             return;
           }
         }

@@ -1,6 +1,8 @@
 /** `skein token create SERVICE`: a bootstrap token, printed alone so `--token "$(skein token create orders)"` works. */
 import type { Command } from 'commander';
 import type { IssuedToken } from '../../control-plane/tokens.js';
+import { tokenRequest } from '../../control-plane/admin-api/tokens-routes.js';
+import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 export function registerToken(program: Command): void {
@@ -8,8 +10,8 @@ export function registerToken(program: Command): void {
   const create = token
     .command('create')
     .description('issue a bootstrap token for a service (prints the token alone)')
-    .argument('<service>', 'service the token lets a sidecar act as')
-    .option('--ttl <duration>', 'how long the token is valid', '24h');
+    .argument('<service>', 'service the token lets a sidecar act as', parseServiceName)
+    .option('--ttl <duration>', 'how long the token is valid, 1s to 365 days', parseDurationFlag, 24 * 3_600_000);
   const revoke = token
     .command('revoke')
     .description('revoke a bootstrap token: no sidecar can get a certificate with it any more')
@@ -20,9 +22,11 @@ export function registerToken(program: Command): void {
       process.stderr.write('token revoked\n');
     }),
   );
-  withAdminFlags(create).action((service: string, flags: AdminFlags & { ttl: string }) =>
+  withAdminFlags(create).action((service: string, flags: AdminFlags & { ttl: number }) =>
     runAdmin(async () => {
-      const issued = (await adminClient(flags).post<IssuedToken>('/api/v1/tokens', { service, ttl: flags.ttl })).body;
+      const body = { service, ttl: flags.ttl };
+      checkFlagValues(tokenRequest, body, { ttl: '--ttl' });
+      const issued = (await adminClient(flags).post<IssuedToken>('/api/v1/tokens', body)).body;
       if (flags.output === 'json') printJson(issued);
       else process.stdout.write(`${issued.token}\n`);
     }),

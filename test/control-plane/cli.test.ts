@@ -1,6 +1,7 @@
 /** The admin CLI commands against a real control plane: output, exit codes and error messages. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, skeinBin, tempDir } from '../support/index.js';
@@ -23,6 +24,18 @@ function skein(args: string[], env: Record<string, string | undefined> = {}): Pr
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** Runs skein with nobody reading its stdout any more, as `skein … | head -1` leaves it once head has its line. */
+function skeinIntoClosedPipe(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [skeinBin, ...args], {
+    env: { ...process.env, SKEIN_ADMIN_URL: cp.adminUrl, SKEIN_ADMIN_TOKEN: cp.adminToken },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
 }
 
 const MESH = `
@@ -88,6 +101,22 @@ describe('skein admin commands', () => {
     expect(res.stderr).toMatch(/services\.catalog: unknown field "endpoints"/);
   });
 
+  it('apply -f checks the whole file against the mesh first: a split to an unknown subset writes nothing', async () => {
+    const file = join(tempDir(), 'half.yaml');
+    writeFileSync(file, 'services:\n  inventory:\n    timeout: 7s\nroutes:\n  inventory:\n    - split: { v9: 100 }\nintentions:\n  defaultAction: deny\n');
+    const intentionsBefore = await cp.api.get('/api/v1/intentions');
+    const res = await skein(['apply', '-f', file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe(`skein: ${file} does not fit the mesh; nothing was written:\n  routes.inventory[0].split.v9: unknown subset "v9" of inventory: not declared in its policy and no instance has version=v9\n`);
+    expect(await cp.api.get('/api/v1/services/inventory/policy').catch((err: { status: number }) => err.status)).toBe(404);
+    expect((await cp.api.get('/api/v1/intentions')).body).toEqual(intentionsBefore.body);
+    // Subsets the file's own policy declares count: the same file with v9 declared goes in whole.
+    writeFileSync(file, 'services:\n  inventory:\n    timeout: 7s\n    subsets: { v1: { version: v1 }, v9: { version: v9 } }\nroutes:\n  inventory:\n    - split: { v1: 90, v9: 10 }\n');
+    const ok = await skein(['apply', '-f', file]);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toMatch(/^KIND\s+NAME\s+SNAPSHOT\npolicy\s+inventory\s+\d+\nroutes\s+inventory\s+\d+\n$/);
+  });
+
   it('split sets the canary weights and reports API errors readably', async () => {
     const ok = await skein(['split', 'catalog', 'v1=80', 'v2=20']);
     expect(ok.code).toBe(0);
@@ -117,6 +146,41 @@ describe('skein admin commands', () => {
     const defaultAction = await skein(['intention', 'default', 'maybe']);
     expect(defaultAction.code).toBe(2);
     expect(defaultAction.stderr).toMatch(/usage: skein intention default allow\|deny/);
+  });
+
+  it('rejects bad flag values itself: exit 2 and one line naming the flag', async () => {
+    const cases: [string[], RegExp, Record<string, undefined | string>?][] = [
+      [['token', 'create', 'orders', '--ttl', 'bogus'], /^error: option '--ttl <duration>' argument 'bogus' is invalid\. not a duration: bogus/],
+      [['token', 'create', 'orders', '--ttl', '9000h'], /^skein: --ttl: must be between 1s and 365 days$/],
+      [['token', 'create', 'Orders'], /^error: command-argument value 'Orders' is invalid for argument 'service'\. must be a DNS label/],
+      [['tap', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'service'\. must be a DNS label/],
+      [['get', 'intentions', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'name'\. must be a DNS label/],
+      [['canary', 'catalog', '--to', 'v2', '--interval', 'soon'], /^error: option '--interval <duration>' argument 'soon' is invalid/],
+      [['canary', 'catalog', '--to', 'v2', '--interval', '100ms'], /^skein: --interval: must be at least 500ms$/],
+      [['canary', 'catalog', '--to', 'v2', '--max-p99', 'fast'], /^error: option '--max-p99 <duration>' argument 'fast' is invalid/],
+      [['canary', 'catalog', '--to', 'v2', '--steps', '50,25,100'], /^skein: --steps: weights must increase step by step$/],
+      [['canary', 'catalog', '--to', 'v2', '--steps', '10,50'], /^skein: --steps: the last step must be 100$/],
+      [['canary', 'catalog', '--to', 'v2', '--min-success-rate', '2'], /^skein: --min-success-rate: Number must be less than or equal to 1$/],
+      [['canary', 'catalog', '--to', 'v2', '--min-requests', '1.5'], /^skein: --min-requests: Expected integer/],
+      [['control-plane', '--store', 'consul'], /^skein: --store consul needs --consul URL \(or CONSUL_HTTP_ADDR\)$/, { CONSUL_HTTP_ADDR: undefined }],
+      [['get', 'services', '--control-plane', 'notaurl'], /^error: option '--control-plane <url>' argument 'notaurl' is invalid\. expected an admin API URL such as http:\/\/127\.0\.0\.1:15080 \(or HOST:PORT\)/],
+      [['get', 'services', '--control-plane', 'ftp://127.0.0.1:21'], /^error: option '--control-plane <url>' argument 'ftp:\/\/127\.0\.0\.1:21' is invalid/],
+      [['get', 'services'], /^error: option '--control-plane <url>' value 'nowhere' from env 'SKEIN_ADMIN_URL' is invalid/, { SKEIN_ADMIN_URL: 'nowhere' }],
+    ];
+    for (const [args, message, env] of cases) {
+      const res = await skein(args, env);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stderr.split('\n')[0], args.join(' ')).toMatch(message);
+      expect(res.stderr, args.join(' ')).not.toMatch(/422|skein: skein:/);
+    }
+    // Nothing was started: the bad canary flags never reached the control plane.
+    expect((await skein(['canary', 'catalog', '--status'])).stderr).toMatch(/404/);
+  });
+
+  it('takes --control-plane HOST:PORT as http://HOST:PORT', async () => {
+    const res = await skein(['get', 'proxies', '--control-plane', `127.0.0.1:${cp.httpPort}`], { SKEIN_ADMIN_URL: undefined });
+    expect(res.stderr).toBe('');
+    expect(res.stdout).toMatch(/^snapshot version \d+\n/);
   });
 
   it('prints JSON with --output json from every command that prints data', async () => {
@@ -150,6 +214,48 @@ describe('skein admin commands', () => {
     expect(down.stderr).toMatch(/cannot reach the control plane at http:\/\/127\.0\.0\.1:1/);
   });
 
+  it('gives up on a control plane that accepts the connection but never answers', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    try {
+      const flag = await skein(['get', 'services', '--control-plane', url, '--request-timeout', '300ms']);
+      expect(flag.code).toBe(1);
+      expect(flag.stderr).toBe(`skein: the control plane at ${url} did not answer within 300ms (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)\n`);
+      const env = await skein(['ca', 'status'], { SKEIN_ADMIN_URL: url, SKEIN_ADMIN_TIMEOUT: '200ms' });
+      expect(env.code).toBe(1);
+      expect(env.stderr).toMatch(/did not answer within 200ms/);
+      expect((await skein(['get', 'services', '--request-timeout', 'soon'])).code).toBe(2);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('says so when --control-plane answers, but is not a Skein control plane', async () => {
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"ok","items":{}}');
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    try {
+      const services = await skein(['get', 'services', '--control-plane', url]);
+      expect(services.code).toBe(1);
+      expect(services.stderr).toBe(
+        `skein: ${url}/api/v1/services answered something other than a list of services: is ${url} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)\n`,
+      );
+      for (const kind of ['routes', 'proxies', 'intentions']) {
+        const res = await skein(['get', kind, '--control-plane', url]);
+        expect(res.code, kind).toBe(1);
+        expect(res.stderr, kind).toMatch(/answered something other than .*: is .* a Skein control plane's admin API\?/);
+      }
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
   it('intention allow|deny edits the rules, exact pairs first', async () => {
     expect((await skein(['intention', 'deny', '*', 'payments'])).code).toBe(0);
     expect((await skein(['intention', 'allow', 'orders', 'payments'])).stdout).toBe('orders -> payments: allow\n');
@@ -158,6 +264,24 @@ describe('skein admin commands', () => {
       { source: 'orders', destination: 'payments', action: 'allow' },
       { source: '*', destination: 'payments', action: 'deny' },
     ]);
+  });
+
+  it('get intentions NAME shows only the rules naming NAME as source or destination', async () => {
+    for (const [action, source, destination] of [['allow', 'billing', 'ledger'], ['deny', 'ledger', 'vault'], ['allow', '*', 'ledger'], ['deny', 'billing', '*']]) {
+      expect((await skein(['intention', action!, source!, destination!])).code).toBe(0);
+    }
+    const ledger = JSON.parse((await skein(['get', 'intentions', 'ledger', '-o', 'json'])).stdout);
+    expect(ledger.rules).toEqual([
+      { source: '*', destination: 'ledger', action: 'allow' },
+      { source: 'ledger', destination: 'vault', action: 'deny' },
+      { source: 'billing', destination: 'ledger', action: 'allow' },
+    ]);
+    const table = await skein(['get', 'intentions', 'vault']);
+    expect(table.stdout).toMatch(/^default action: \w+\nSOURCE\s+DESTINATION\s+ACTION\nledger\s+vault\s+deny\n$/);
+    const unknown = await skein(['get', 'intentions', 'nothere', '-o', 'json']);
+    expect(unknown.code).toBe(0);
+    expect(JSON.parse(unknown.stdout).rules).toEqual([]);
+    expect((await skein(['get', 'intentions', 'nothere'])).stdout).toMatch(/^default action: \w+\nSOURCE\s+DESTINATION\s+ACTION\n$/);
   });
 
   it('explain shows the matching rule, why others did not match, and the policy', async () => {
@@ -169,6 +293,14 @@ describe('skein admin commands', () => {
     expect(res.stdout).toMatch(/timeout 2s/);
     const canary = await skein(['explain', 'catalog', 'GET', '/products/1', '-H', 'x-canary:true', '-o', 'json']);
     expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
+  });
+
+  it('exits quietly when the reader of its output goes away', async () => {
+    for (const args of [['get', 'routes'], ['ca', 'status'], ['explain', 'catalog', 'GET', '/products/1']]) {
+      const res = await skeinIntoClosedPipe(args);
+      expect(res.stderr, args.join(' ')).toBe('');
+      expect(res.code, args.join(' ')).toBe(0);
+    }
   });
 
   it('get proxies prints the table header and the current snapshot version', async () => {

@@ -10,7 +10,8 @@ import type { SpanRecord } from '../../common/proto/telemetry.js';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
 import type { TraceSummary, TraceView } from '../../control-plane/observability/traces.js';
 import { skeinCli } from '../identity/mesh.js';
-import { Processes, waitUntil } from '../support/index.js';
+import { ADMIN_TOKEN } from '../control-plane/harness.js';
+import { Processes, skeinBin, waitUntil } from '../support/index.js';
 import { call, startObservedMesh, type ObservedMesh } from './mesh.js';
 import { otlpTraceProblems } from './otlp-structure.js';
 import { openEvents } from './sse.js';
@@ -89,6 +90,25 @@ describe('tap', () => {
       const lines = result.output.split('\n').filter((l) => l.includes('/cli-tap'));
       expect(lines).toHaveLength(3);
       expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+Z (in {2}web -> backend|out \S+ -> \S+) GET \/cli-tap 200 [\d.]+ms trace=[0-9a-f]{32} \(backend \S+\)$/);
+    } finally {
+      running = false;
+      await load;
+    }
+  });
+
+  it('skein tap stops quietly once the reader of its output goes away (`skein tap backend | head -1`)', async () => {
+    let running = true;
+    const load = (async () => {
+      while (running) await call(mesh, 'backend', '/cli-pipe').catch(() => undefined);
+    })();
+    try {
+      const tap = procs.spawn('skein tap | head', process.execPath, [skeinBin, 'tap', 'backend', '--path', '/cli-pipe', '--control-plane', mesh.cp.adminUrl], { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN });
+      await waitUntil(() => tap.output().includes('GET /cli-pipe'), { timeoutMs: 10_000, what: 'the first tap row' });
+      tap.process.stdout!.destroy();
+      await waitUntil(() => tap.hasExited, { timeoutMs: 10_000, what: 'skein tap to exit' });
+      const exit = await tap.exited;
+      expect(tap.output()).not.toMatch(/EPIPE|\n\s+at /);
+      expect(exit.code, tap.output()).toBe(0);
     } finally {
       running = false;
       await load;

@@ -1,0 +1,71 @@
+/** The admin client's deadlines, against real HTTP servers on 127.0.0.1 that stall on cue. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AdminApiError, AdminClient } from './admin-client.js';
+
+const servers: Server[] = [];
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+async function failure(promise: Promise<unknown>): Promise<AdminApiError> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(AdminApiError);
+  return err as AdminApiError;
+}
+
+describe('AdminClient deadlines', () => {
+  it('gives up on a server that accepts the connection but never answers, naming it', async () => {
+    const url = await serve(() => undefined);
+    const started = Date.now();
+    const err = await failure(new AdminClient(url, undefined, 200).get('/api/v1/services'));
+    expect(err.code).toBe('timeout');
+    expect(err.message).toBe(`the control plane at ${url} did not answer within 200ms (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)`);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('gives up on an answer whose body stalls after the headers', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('[');
+    });
+    expect((await failure(new AdminClient(url, undefined, 200).get('/api/v1/services'))).code).toBe('timeout');
+  });
+
+  it('bounds only the start of a stream: a quiet stream outlives the deadline', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      // The first event comes well after the client's deadline would have struck.
+      setTimeout(() => res.write('data: {"late":true}\n\n'), 600);
+    });
+    const events = await new AdminClient(url, undefined, 100).stream('/api/v1/tap?service=catalog');
+    const first = await events.getReader().read();
+    expect(new TextDecoder().decode(first.value)).toBe('data: {"late":true}\n\n');
+  });
+
+  it('gives up on a stream whose headers never come', async () => {
+    const url = await serve(() => undefined);
+    expect((await failure(new AdminClient(url, undefined, 200).stream('/api/v1/tap?service=catalog'))).code).toBe('timeout');
+  });
+
+  it('turns an error answer of a stream into the server message', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'bad-request', message: 'give ?service=NAME' } }));
+    });
+    const err = await failure(new AdminClient(url, undefined, 1_000).stream('/api/v1/tap'));
+    expect([err.status, err.code, err.message]).toEqual([400, 'bad-request', 'give ?service=NAME']);
+  });
+});

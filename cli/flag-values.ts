@@ -1,0 +1,44 @@
+/** Parsers of flag values shared by several commands; a bad value is a usage error (exit 2). */
+import { InvalidArgumentError } from 'commander';
+import type { ZodType, ZodTypeDef } from 'zod';
+import { parseDuration } from '../common/config/duration.js';
+import { formatPath } from '../common/config/parse.js';
+import { serviceName } from '../common/config/schema.js';
+import { UsageError } from './usage-error.js';
+
+/** A duration flag ("250ms", "10s", "1m30s") in milliseconds. */
+export function parseDurationFlag(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
+  return ms;
+}
+
+/** A service name argument: a DNS label, as the mesh config requires. */
+export function parseServiceName(value: string): string {
+  const result = serviceName.safeParse(value);
+  if (!result.success) throw new InvalidArgumentError(`${result.error.issues[0]!.message}`);
+  return value;
+}
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/** An admin API address: an http(s) URL, or HOST:PORT for http://HOST:PORT (the form `skein sidecar --control-plane` takes). */
+export function parseAdminUrl(value: string): string {
+  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
+  const url = URL.parse(hasScheme ? value : `http://${value}`);
+  if (!url || (hasScheme ? !/^https?:$/.test(url.protocol) || !url.hostname : !HOST_PORT.test(value))) {
+    throw new InvalidArgumentError(`expected an admin API URL such as http://127.0.0.1:15080 (or HOST:PORT), got ${value}`);
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/**
+ * Checks a request body built from flags against the server's own schema before it is sent,
+ * so a bad value is a usage error naming its flag (exit 2) rather than a 422 (exit 1).
+ * `flags` maps a body path (e.g. `thresholds.maxP99`) to the flag that sets it.
+ */
+export function checkFlagValues<Out, In>(schema: ZodType<Out, ZodTypeDef, In>, body: unknown, flags: Readonly<Record<string, string>>): void {
+  const result = schema.safeParse(body);
+  if (result.success) return;
+  throw new UsageError(result.error.issues.map((issue) => `${flags[formatPath(issue.path)] ?? formatPath(issue.path)}: ${issue.message}`).join('; '));
+}
