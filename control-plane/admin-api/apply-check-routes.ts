@@ -31,6 +31,10 @@ class DryRunStore implements ConfigStore {
 
   constructor(private readonly real: ConfigStore) {}
 
+  get location(): string {
+    return `a dry run over ${this.real.location}`;
+  }
+
   async get(key: string): Promise<StoreEntry | undefined> {
     return this.written.get(key) ?? this.real.get(key);
   }
