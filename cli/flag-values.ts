@@ -4,6 +4,7 @@ import type { ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
 import { serviceName } from '../common/config/schema.js';
+import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
 import { UsageError } from './usage-error.js';
 
 /** A duration flag ("250ms", "10s", "1m30s") in milliseconds. */
@@ -11,6 +12,12 @@ export function parseDurationFlag(value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
   return ms;
+}
+
+/** `--trust-domain`: a trust domain outside the SPIFFE rule would get certificates no sidecar accepts, so every sidecar would retry forever. */
+export function parseTrustDomain(value: string): string {
+  if (!isTrustDomain(value)) throw new InvalidArgumentError(`"${value}" is not a SPIFFE trust domain: use ${TRUST_DOMAIN_RULE}`);
+  return value;
 }
 
 /** A service name argument: a DNS label, as the mesh config requires. */

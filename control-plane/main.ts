@@ -24,7 +24,7 @@ import { Router } from './admin-api/router.js';
 import { createAdminServer } from './admin-api/server.js';
 import { registerServiceRoutes } from './admin-api/services-routes.js';
 import { registerTokenRoutes } from './admin-api/tokens-routes.js';
-import { checkOptions, type ControlPlaneOptions } from './options.js';
+import type { ControlPlaneOptions } from './options.js';
 import { streamAuthenticator } from './push/authenticate.js';
 import { ProxyTracker } from './push/proxies.js';
 import { PushServer } from './push/server.js';
@@ -66,7 +66,6 @@ export interface RunningControlPlane {
 const VERSION = '0.1.0';
 
 export async function startControlPlane(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
-  checkOptions(options);
   await mkdir(options.dataDir, { recursive: true });
   // Taken before anything in the data dir is read or written, so a refused start touches nothing.
   const lock = lockDataDir(options.dataDir);

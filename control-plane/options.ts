@@ -1,6 +1,4 @@
 /** What `skein control-plane` is started with (SPEC §5), after flags and env vars are read. */
-import { UsageError } from '../cli/usage-error.js';
-import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
 import type { InjectOptions } from '../inject/options.js';
 import type { StoreKind } from './store/open.js';
 
@@ -35,15 +33,4 @@ export interface ControlPlaneOptions {
   readonly webhookPort?: number;
   /** What the webhook injects: sidecar image, control-plane address as workloads see it, Consul. */
   readonly inject?: InjectOptions;
-}
-
-/**
- * Refuses options the control plane would start with but never work under: a trust domain
- * outside the SPIFFE rule gets certificates no sidecar accepts, so every sidecar would retry
- * forever. Throws UsageError, which `skein` turns into exit 2.
- */
-export function checkOptions(options: ControlPlaneOptions): void {
-  if (!isTrustDomain(options.trustDomain)) {
-    throw new UsageError(`--trust-domain "${options.trustDomain}" is not a SPIFFE trust domain: use ${TRUST_DOMAIN_RULE}`);
-  }
 }

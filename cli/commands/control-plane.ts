@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDurationFlag } from '../flag-values.js';
+import { parseDurationFlag, parseTrustDomain } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -34,7 +34,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--http-host <address>', 'address the admin API binds').default('127.0.0.1'))
     .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR'))
     .addOption(opt('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
-    .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').default('skein.local'))
+    .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
     .addOption(opt('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))
     .addOption(opt('--ca-key-file <file>', 'private key (PEM, RSA) of --ca-cert-file'))
     .addOption(new Option('--ca-cert <file>', 'same as --ca-cert-file').hideHelp())

@@ -50,7 +50,7 @@ describe('refused starts', () => {
     const dataDir = join(tempDir('skein-cp-'), 'never-created');
     const cp = await refusedStart('bad trust domain', dataDir, ['--trust-domain', 'Bad Domain!/x']);
     expect(cp.code).toBe(2);
-    expect(cp.output()).toContain('skein: --trust-domain "Bad Domain!/x" is not a SPIFFE trust domain: use lowercase letters, digits, dots, dashes and underscores');
+    expect(cp.output()).toContain('"Bad Domain!/x" is not a SPIFFE trust domain: use lowercase letters, digits, dots, dashes and underscores');
     expect(existsSync(dataDir)).toBe(false);
   });
 
