@@ -1,7 +1,10 @@
 /**
  * Polls the app's readiness (GET appHealthPath for HTTP apps, a TCP connect for gRPC apps).
  * Until the first success no inbound request reaches the app (callers get 503
- * no-healthy-endpoints); `/ready` follows the latest result.
+ * no-healthy-endpoints). After that the app counts as unhealthy only after FAILURE_THRESHOLD
+ * failed checks in a row (as Kubernetes probes' failureThreshold): `/ready` also decides
+ * whether the instance is an endpoint (Consul's check, the built-in registry), and one check
+ * that timed out on a busy host must not take it out of traffic.
  */
 import { connect } from 'node:net';
 import type { Dispatcher } from 'undici';
@@ -9,16 +12,18 @@ import type { Logger } from '../common/log.js';
 
 const POLL_MS = 1000;
 const CHECK_TIMEOUT_MS = 1000;
+const FAILURE_THRESHOLD = 3;
 
 export class AppHealth {
   private healthy = false;
   private everHealthy = false;
   private lastProblem = 'not checked yet';
+  private failuresInARow = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(
-    private readonly options: { port: number; path: string; protocol: 'http' | 'grpc' },
+    private readonly options: { port: number; path: string; protocol: 'http' | 'grpc'; pollMs?: number },
     private readonly pool: Dispatcher,
     private readonly logger: Logger,
   ) {}
@@ -46,12 +51,13 @@ export class AppHealth {
     const problem = await this.check();
     if (this.stopped) return;
     const wasHealthy = this.healthy;
-    this.healthy = problem === undefined;
+    this.failuresInARow = problem === undefined ? 0 : this.failuresInARow + 1;
+    this.healthy = problem === undefined || (wasHealthy && this.failuresInARow < FAILURE_THRESHOLD);
     if (problem !== undefined) this.lastProblem = problem;
     if (this.healthy && !wasHealthy) this.logger.info({ port: this.options.port }, 'app is healthy');
     if (!this.healthy && wasHealthy) this.logger.warn({ port: this.options.port, problem }, 'app health check failing');
     if (this.healthy) this.everHealthy = true;
-    this.timer = setTimeout(() => void this.poll(), POLL_MS);
+    this.timer = setTimeout(() => void this.poll(), this.options.pollMs ?? POLL_MS);
     this.timer.unref();
   }
 

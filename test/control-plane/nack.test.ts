@@ -30,8 +30,9 @@ beforeAll(async () => {
   const catalogApp = await startUpstream(echoHandler('catalog'));
   const frontendApp = await startUpstream(echoHandler('frontend'));
   apps.push(catalogApp, frontendApp);
-  await startMeshSidecar(procs, target, { service: 'catalog', appPort: catalogApp.port, token: 'svc:catalog' });
-  frontend = await startMeshSidecar(procs, target, { service: 'frontend', appPort: frontendApp.port, token: 'svc:frontend' });
+  // The scripted control plane keeps no registry: its snapshots name the endpoints themselves.
+  await startMeshSidecar(procs, target, { service: 'catalog', appPort: catalogApp.port, token: 'svc:catalog', listed: false });
+  frontend = await startMeshSidecar(procs, target, { service: 'frontend', appPort: frontendApp.port, token: 'svc:frontend', listed: false });
   await waitUntil(async () => (await get(frontend, 'catalog')).status === 200, { what: 'frontend to reach catalog' });
 }, 60_000);
 

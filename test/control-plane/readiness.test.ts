@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { answeredBy, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
+import { answeredBy, instanceHealth, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
 import { startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
@@ -31,11 +31,7 @@ async function catalogApp(name: string, healthy: () => boolean): Promise<number>
 /** Which catalog app answered each of `n` requests through the frontend's sidecar. */
 const sample = (n: number): Promise<string[]> => answeredBy(frontend, 'catalog', n);
 
-/** The control plane's health of the catalog instance behind `sidecar`. */
-async function health(sidecar: MeshSidecar): Promise<string | undefined> {
-  const view = (await cp.api.get<{ instances: { port: number; health: string }[] }>('/api/v1/services/catalog')).body;
-  return view.instances.find((i) => i.port === sidecar.inboundPort)?.health;
-}
+const health = (sidecar: MeshSidecar): Promise<string | undefined> => instanceHealth(cp, 'catalog', sidecar.inboundPort);
 
 beforeAll(async () => {
   cp = await startControlPlane(procs);

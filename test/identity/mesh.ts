@@ -6,7 +6,7 @@
 import { connect, type PeerCertificate } from 'node:tls';
 import { request } from 'undici';
 import { ADMIN_TOKEN, createToken, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { freePorts, skeinBin, waitForHttp, type Child, type Processes } from '../support/index.js';
+import { freePorts, skeinBin, waitForHttp, waitUntil, type Child, type Processes } from '../support/index.js';
 
 export interface MeshSidecar {
   readonly child: Child;
@@ -24,6 +24,8 @@ export interface MeshSidecarOptions {
   /** Default: a fresh token for `service`. */
   readonly token?: string;
   readonly waitFor?: '/ready' | 'none';
+  /** With waitFor '/ready': also wait until the control plane lists the instance healthy (default true; a scripted control plane keeps no registry). */
+  readonly listed?: boolean;
   /** Extra environment, e.g. SKEIN_OTLP_ENDPOINT. */
   readonly env?: NodeJS.ProcessEnv;
   /** The trust bundle that verifies the control plane; default its ca.crt. */
@@ -53,8 +55,18 @@ export async function startMeshSidecar(procs: Processes, cp: ControlPlaneProcess
     ...(options.extraArgs ?? []),
   ], options.caFileFromEnv ? { ...options.env, SKEIN_CA_FILE: cp.caFile } : options.env);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  if (options.waitFor !== 'none') await waitForHttp(child, `${adminUrl}/ready`, 30_000);
+  if (options.waitFor !== 'none') {
+    await waitForHttp(child, `${adminUrl}/ready`, 30_000);
+    // Ready, it reports so up its stream; only then is it an endpoint for the others (built-in registry).
+    if (options.listed !== false) await waitUntil(async () => (await instanceHealth(cp, options.service, inboundPort)) === 'healthy' || undefined, { what: `${options.service} listed healthy by the control plane`, timeoutMs: 10_000 });
+  }
   return { child, service: options.service, adminUrl, outboundUrl: `http://127.0.0.1:${outboundPort}`, inboundPort };
+}
+
+/** The control plane's health of the instance of `service` whose sidecar listens on `inboundPort`. */
+export async function instanceHealth(cp: ControlPlaneProcess, service: string, inboundPort: number): Promise<string | undefined> {
+  const res = await cp.api.get<{ instances?: { port: number; health: string }[] }>(`/api/v1/services/${service}`);
+  return res.body.instances?.find((i) => i.port === inboundPort)?.health;
 }
 
 /** Runs the `skein` CLI against the control plane; resolves with its exit code and output. */
