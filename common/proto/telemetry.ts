@@ -4,6 +4,13 @@
  * as JSON text so the proto stays small; this file is their one definition for both ends.
  */
 
+/**
+ * Upper bounds (seconds) of the latency histogram: sidecar hops are sub-millisecond to
+ * seconds. The sidecars' `skein_request_duration_seconds` buckets, the stats messages'
+ * `bounds`, and the resolution the canary's `maxP99` is judged at.
+ */
+export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** `kind: "stats"`: what each edge counted since the previous message (deltas, not totals). */
 export interface StatsMessage {
   /** Upper bounds (seconds) of the latency buckets; `buckets` has one more slot (+Inf). */

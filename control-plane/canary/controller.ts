@@ -159,6 +159,12 @@ export class CanaryController {
         return;
       }
       const next = state.step + 1;
+      if (next === state.spec.steps.length) {
+        // Only `--steps 100` gets here (any other list ends on reaching 100): all traffic went
+        // to the canary at the start, and it has now passed its analysis there.
+        await this.save({ ...state, status: 'succeeded', endedAt: state.updatedAt });
+        return;
+      }
       const weight = state.spec.steps[next]!;
       try {
         await this.deps.setSplit(service, weights(state.spec, weight));

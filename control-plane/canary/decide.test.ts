@@ -29,6 +29,16 @@ describe('decide', () => {
     expect(d.action === 'rollback' && d.reason).toMatch(/p99 latency 750ms of v2 is above maxP99 500ms/);
   });
 
+  it('judges maxP99 at the bucket bound above it: a p99 inside 250-500 ms may be well under 450 ms', () => {
+    // Every request took 300 ms: the buckets say only "250 to 500 ms", estimated at 497.5 ms.
+    const at450 = validate(canaryBody, { to: 'v2', thresholds: { minRequests: 20, maxP99: '450ms' } });
+    expect(decide(at450, 'v2', golden(100, 0, 497.5), 0)).toEqual({ action: 'advance' });
+    const d = decide(at450, 'v2', golden(100, 0, 520), 0);
+    expect(d.action === 'rollback' && d.reason).toMatch(/above maxP99 450ms \(estimated within its latency bucket, judged at the histogram bound 500ms\)/);
+    const at250 = validate(canaryBody, { to: 'v2', thresholds: { minRequests: 20, maxP99: '250ms' } });
+    expect(decide(at250, 'v2', golden(100, 0, 260), 0).action).toBe('rollback');
+  });
+
   it('holds with too few requests, then rolls back after maxHolds', () => {
     expect(decide(spec, 'v2', golden(5, 0, 10), 1).action).toBe('hold');
     expect(decide(spec, 'v2', golden(5, 0, 10), 2).action).toBe('rollback');

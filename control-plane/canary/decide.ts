@@ -2,7 +2,13 @@
  * One analysis of a canary step: advance when the canary subset's measured success rate
  * and p99 meet the thresholds, hold while it has too few requests to judge (up to
  * `maxHolds` extra intervals), otherwise roll back with a reason an operator can act on.
+ *
+ * Latencies arrive as histogram buckets, so the p99 is only known to lie in one bucket: a
+ * p99 estimated inside 250–500 ms may be 300 ms. `maxP99` is therefore judged at the smallest
+ * bucket bound at or above it, which the bucket counts answer exactly (rolled back only when
+ * more than 1% of the requests took longer than that bound).
  */
+import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
 import type { Golden } from '../observability/golden.js';
 import type { CanarySpec } from './schema.js';
 
@@ -18,10 +24,18 @@ export function decide(spec: CanarySpec, subset: string, measured: Golden, holds
     return { action: 'rollback', reason: `success rate ${pct(measured.successRate)} of ${subset} is below minSuccessRate ${pct(t.minSuccessRate)} (${measured.failures} of ${measured.requests} failed)` };
   }
   const p99 = measured.latencyMs?.p99;
-  if (p99 !== undefined && p99 > t.maxP99) {
-    return { action: 'rollback', reason: `p99 latency ${p99}ms of ${subset} is above maxP99 ${t.maxP99}ms` };
+  const limit = boundAtOrAbove(t.maxP99);
+  if (p99 !== undefined && p99 > limit) {
+    const judged = limit === t.maxP99 ? '' : `, judged at the histogram bound ${limit}ms`;
+    return { action: 'rollback', reason: `p99 latency ${p99}ms of ${subset} is above maxP99 ${t.maxP99}ms (estimated within its latency bucket${judged})` };
   }
   return { action: 'advance' };
+}
+
+/** The smallest latency bucket bound (ms) at or above `ms`; past the last bound, `ms` itself. */
+export function boundAtOrAbove(ms: number): number {
+  for (const seconds of DURATION_BUCKETS) if (seconds * 1000 >= ms) return seconds * 1000;
+  return ms;
 }
 
 function pct(rate: number): string {

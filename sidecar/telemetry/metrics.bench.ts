@@ -1,7 +1,8 @@
 /** `npx vitest bench --run sidecar/telemetry/metrics.bench.ts`: per-request metric cost (1 op = 1000 requests). */
 import { Counter, Histogram, Registry } from 'prom-client';
 import { bench, describe } from 'vitest';
-import { DURATION_BUCKETS, SidecarMetrics } from './metrics.js';
+import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
+import { SidecarMetrics } from './metrics.js';
 
 const BATCH = 1000;
 const metrics = new SidecarMetrics({ processMetrics: false });

@@ -15,12 +15,11 @@
  * the HTTP status class (`2xx`..`5xx`).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
 import { CIRCUIT_STATE_VALUE, type CircuitState } from '../resilience/breaker.js';
 
 export type Direction = 'inbound' | 'outbound';
 
-/** Upper bounds (seconds) of the latency histogram: sidecar hops are sub-millisecond to seconds. */
-export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 const CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const MAX_STATUS = 600;

@@ -6,7 +6,8 @@
  */
 import type { Gauge } from 'prom-client';
 import type { BreakerState, EdgeDelta, StatsMessage } from '../../common/proto/telemetry.js';
-import { DURATION_BUCKETS, type EdgeMetrics, type SidecarMetrics } from './metrics.js';
+import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
+import type { EdgeMetrics, SidecarMetrics } from './metrics.js';
 
 const STATE_NAMES: readonly BreakerState['state'][] = ['closed', 'open', 'half-open'];
 /** Status classes in the handle's arrays are indexed 1..5 (1xx..5xx). */

@@ -123,6 +123,21 @@ describe('canary rollouts', () => {
     expect(await split()).toEqual({ v2: 100 });
   }, 40_000);
 
+  it('with the single step 100, switches at once and succeeds once v2 passes its analysis there', async () => {
+    const load = traffic();
+    let cli: { code: number | null; output: string };
+    try {
+      cli = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '100', '--interval', '1s', '--min-requests', '5', '-o', 'json']);
+    } finally {
+      await load.stop();
+    }
+    expect(cli.code, cli.output).toBe(0);
+    const final = JSON.parse(cli.output) as CanaryState;
+    expect(final).toMatchObject({ status: 'succeeded', weight: 100, step: 0 });
+    expect(final.analyses).toEqual([expect.objectContaining({ weight: 100, decision: 'advance' })]);
+    expect(await split()).toEqual({ v2: 100 });
+  }, 40_000);
+
   it('rolls back a v2 that fails half its requests, naming the success rate (skein canary exits 1)', async () => {
     v2Fails = true;
     const load = traffic();
