@@ -3,7 +3,7 @@
  * admin API's Server-Sent Events, until Ctrl-C or `--max-rows`.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { TapEvent } from '../../control-plane/observability/tap.js';
+import { isStatusFilter, STATUS_FILTER_RULE, type TapEvent } from '../../control-plane/observability/tap.js';
 import { PROXIES } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
@@ -28,6 +28,11 @@ export function formatTapLine(e: TapEvent): string {
   return `${new Date(e.time).toISOString()} ${where} ${e.method} ${e.path} ${e.status}${e.grpcStatus >= 0 ? ` grpc-status=${e.grpcStatus}` : ''} ${e.latencyMs.toFixed(1)}ms${e.attempts > 1 ? ` attempts=${e.attempts}` : ''} trace=${e.traceId || '-'} (${e.service} ${e.instance})`;
 }
 
+function statusFilter(value: string): string {
+  if (!isStatusFilter(value)) throw new InvalidArgumentError(`not ${STATUS_FILTER_RULE}: ${value}`);
+  return value;
+}
+
 export function registerTap(program: Command): void {
   const command = program
     .command('tap')
@@ -35,9 +40,9 @@ export function registerTap(program: Command): void {
     .argument('<service>', 'service to tap', parseServiceName)
     .option('--method <method>', 'only this HTTP method')
     .option('--path <prefix>', 'only paths starting with this prefix')
-    .option('--status <status>', 'only this status class (5xx) or status (503)')
+    .option('--status <status>', 'only this status class (5xx) or status (503)', statusFilter)
     .addOption(new Option('--direction <direction>', 'only inbound or outbound requests').choices(['inbound', 'outbound']))
-    .option('--peer <service>', 'only requests from (inbound) or to (outbound) this service')
+    .option('--peer <service>', 'only requests from (inbound) or to (outbound) this service', parseServiceName)
     .option('-n, --max-rows <n>', 'stop after this many rows', positive);
   withAdminFlags(command).action((service: string, flags: TapFlags) =>
     runAdmin(async () => {

@@ -6,7 +6,7 @@
 import { ApiError } from '../admin-api/errors.js';
 import type { Router } from '../admin-api/router.js';
 import type { Observability } from './observability.js';
-import type { TapFilter } from './tap.js';
+import { isStatusFilter, STATUS_FILTER_RULE, type TapFilter } from './tap.js';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -39,7 +39,7 @@ export function registerObservabilityRoutes(router: Router, obs: Observability):
         const direction = query.get('direction');
         if (direction && direction !== 'inbound' && direction !== 'outbound') throw new ApiError('bad-request', 'direction must be inbound or outbound');
         const status = query.get('status');
-        if (status && !/^([1-5]xx|[1-5]\d\d)$/i.test(status)) throw new ApiError('bad-request', 'status must be a class such as 5xx or a status such as 503');
+        if (status && !isStatusFilter(status)) throw new ApiError('bad-request', `status must be ${STATUS_FILTER_RULE}`);
         const filter: TapFilter = {
           method: query.get('method') ?? undefined,
           pathPrefix: query.get('path') ?? undefined,

@@ -7,6 +7,13 @@
  */
 import type { TapMessage, TapRow } from '../../common/proto/telemetry.js';
 
+/** A tap's status filter: a class (`5xx`) or one status (`503`). */
+export function isStatusFilter(text: string): boolean {
+  return /^([1-5]xx|[1-5]\d\d)$/i.test(text);
+}
+
+export const STATUS_FILTER_RULE = 'a class such as 5xx or a status such as 503';
+
 export interface TapFilter {
   readonly method?: string;
   readonly pathPrefix?: string;

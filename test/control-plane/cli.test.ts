@@ -155,6 +155,8 @@ describe('skein admin commands', () => {
       [['token', 'create', 'Orders'], /^error: command-argument value 'Orders' is invalid for argument 'service'\. must be a DNS label/],
       [['tap', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'service'\. must be a DNS label/],
       [['get', 'intentions', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'name'\. must be a DNS label/],
+      [['tap', 'catalog', '--status', '6xx'], /^error: option '--status <status>' argument '6xx' is invalid\. not a class such as 5xx or a status such as 503: 6xx/],
+      [['tap', 'catalog', '--peer', 'Web!'], /^error: option '--peer <service>' argument 'Web!' is invalid\. must be a DNS label/],
       [['canary', 'catalog', '--to', 'v2', '--interval', 'soon'], /^error: option '--interval <duration>' argument 'soon' is invalid/],
       [['canary', 'catalog', '--to', 'v2', '--interval', '100ms'], /^skein: --interval: must be at least 500ms$/],
       [['canary', 'catalog', '--to', 'v2', '--max-p99', 'fast'], /^error: option '--max-p99 <duration>' argument 'fast' is invalid/],
