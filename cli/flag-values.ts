@@ -4,6 +4,7 @@ import type { ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
 import { serviceName } from '../common/config/schema.js';
+import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
 import { UsageError } from './usage-error.js';
 
@@ -17,6 +18,16 @@ export function parseDurationFlag(value: string): number {
 /** `--trust-domain`: a trust domain outside the SPIFFE rule would get certificates no sidecar accepts, so every sidecar would retry forever. */
 export function parseTrustDomain(value: string): string {
   if (!isTrustDomain(value)) throw new InvalidArgumentError(`"${value}" is not a SPIFFE trust domain: use ${TRUST_DOMAIN_RULE}`);
+  return value;
+}
+
+/** `--consul`: an agent URL (or host:port); refused here so a typo is a usage error, not a failed start. */
+export function parseConsulAddress(value: string): string {
+  try {
+    consulUrl(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
   return value;
 }
 

@@ -286,7 +286,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
 
   // ---- readiness ----------------------------------------------------------------------
   lifecycle.addCheck({ name: 'config', outbound: true, blocker: () => (parts.configSource.hasSnapshot ? undefined : parts.configSource.status) });
-  if (parts.identity) lifecycle.addCheck({ name: 'certificates', outbound: true, blocker: () => (tlsIdentity ? undefined : 'no certificate yet') });
+  if (parts.identity) lifecycle.addCheck({ name: 'certificates', outbound: true, blocker: () => certificateBlocker(tlsIdentity) });
   lifecycle.addCheck({ name: 'app', outbound: false, blocker: () => appHealth.readinessBlocker() });
 
   // ---- listeners ----------------------------------------------------------------------
@@ -426,4 +426,10 @@ function handshakeFailureReason(err: Error & { code?: string }): string {
   if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|CERTIFICATE_VERIFY_FAILED|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(text)) return 'untrusted-certificate';
   if (err.code === 'ECONNRESET') return 'reset';
   return 'protocol';
+}
+
+/** Why the sidecar's own certificate cannot be used: none yet, or expired (peers refuse it at the handshake; renewal may be waiting on the control plane). */
+function certificateBlocker(identity: TlsIdentity | undefined): string | undefined {
+  if (identity === undefined) return 'no certificate yet';
+  return identity.notAfter.getTime() <= Date.now() ? `the certificate expired at ${identity.notAfter.toISOString()}` : undefined;
 }

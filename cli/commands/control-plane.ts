@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDurationFlag, parseTrustDomain } from '../flag-values.js';
+import { parseConsulAddress, parseDurationFlag, parseTrustDomain } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -32,7 +32,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--grpc-host <address>', 'address the gRPC port binds').default('0.0.0.0'))
     .addOption(opt('--http-port <port>', 'admin API port').argParser(parsePort).default(15080))
     .addOption(opt('--http-host <address>', 'address the admin API binds').default('127.0.0.1'))
-    .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR'))
+    .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR').argParser(parseConsulAddress))
     .addOption(opt('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
     .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
     .addOption(opt('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))

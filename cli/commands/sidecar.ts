@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseDurationFlag } from '../flag-values.js';
+import { parseConsulAddress, parseDurationFlag } from '../flag-values.js';
 import { parseSize } from '../../common/config/size.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
@@ -38,6 +38,13 @@ export function firstNonLoopbackIPv4(): string {
 }
 
 /** An option that also reads SKEIN_<NAME> from the environment. */
+/** `HOST:PORT` (or `[v6]:PORT`): a gRPC target without a port would be retried forever. */
+function parseHostPort(value: string): string {
+  const port = /^(?:\[[^\]]+\]|[^:\s/]+):(\d{1,5})$/.exec(value)?.[1];
+  if (port === undefined || Number(port) < 1 || Number(port) > 65535) throw new InvalidArgumentError(`expected HOST:PORT, e.g. 127.0.0.1:15012 (got ${JSON.stringify(value)})`);
+  return value;
+}
+
 function opt(flags: string, description: string): Option {
   const long = /--([a-z-]+)/.exec(flags)![1]!;
   return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
@@ -57,9 +64,9 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--outbound-port <port>', 'plain listener on 127.0.0.1 the app sends requests to').argParser(parsePort).default(15001))
     .addOption(opt('--upstream <name:port>', 'also listen on 127.0.0.1:PORT for NAME only (repeatable)').argParser(parseUpstream).default([]))
     .addOption(opt('--admin-port <port>', 'admin listener on 127.0.0.1').argParser(parsePort).default(15000))
-    .addOption(opt('--control-plane <host:port>', 'gRPC address of the control plane'))
+    .addOption(opt('--control-plane <host:port>', 'gRPC address of the control plane').argParser(parseHostPort))
     .addOption(opt('--token <token>', 'bootstrap token for the CSR'))
-    .addOption(opt('--consul <url>', 'Consul agent URL; discovery via Consul when set (default: $CONSUL_HTTP_ADDR)'))
+    .addOption(opt('--consul <url>', 'Consul agent URL; discovery via Consul when set (default: $CONSUL_HTTP_ADDR)').argParser(parseConsulAddress))
     .addOption(opt('--config <file>', 'static mode: a snapshot file instead of a control plane'))
     .addOption(opt('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
     .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
@@ -84,6 +91,9 @@ export function registerSidecar(program: Command): void {
       const hasStaticIdentity = [flags.certFile, flags.keyFile].filter(Boolean).length;
       if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
       if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
+      if (flags.controlPlane && !flags.config && !hasStaticIdentity && !flags.caFile) {
+        throw new UsageError('--control-plane needs --ca-file (or SKEIN_CA_FILE): the trust bundle that verifies the control plane, e.g. <data-dir>/ca.crt');
+      }
       const service = String(flags.service);
       const options: SidecarOptions = {
         service,

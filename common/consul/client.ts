@@ -27,19 +27,25 @@ export function consulStatus(err: unknown): number | undefined {
   return e?.statusCode ?? e?.response?.statusCode;
 }
 
-/**
- * Opens a client for `address` (`http://host:8500`, `https://host:8501` or `host:port`, as
- * `CONSUL_HTTP_ADDR` allows). `env` is process.env unless a test passes its own.
- */
-export function connectConsul(address: string, env: NodeJS.ProcessEnv = process.env): ConsulConnection {
+/** The agent URL of `address` (a URL, or `host:port` as `CONSUL_HTTP_ADDR` allows); throws saying why it is none. */
+export function consulUrl(address: string, env: NodeJS.ProcessEnv = process.env): URL {
   const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `${env.CONSUL_HTTP_SSL === 'true' ? 'https' : 'http'}://${address}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw new Error(`skein: --consul ${JSON.stringify(address)} is not a URL (use e.g. http://127.0.0.1:8500)`);
+    throw new Error(`${JSON.stringify(address)} is not a URL (use e.g. http://127.0.0.1:8500)`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`skein: --consul ${address}: only http:// and https:// are supported`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${address}: only http:// and https:// are supported`);
+  return url;
+}
+
+/**
+ * Opens a client for `address` (`http://host:8500`, `https://host:8501` or `host:port`, as
+ * `CONSUL_HTTP_ADDR` allows). `env` is process.env unless a test passes its own.
+ */
+export function connectConsul(address: string, env: NodeJS.ProcessEnv = process.env): ConsulConnection {
+  const url = consulUrl(address, env);
   const secure = url.protocol === 'https:';
   const file = (name: string): Buffer | undefined => {
     const path = env[name];

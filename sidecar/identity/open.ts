@@ -7,6 +7,9 @@
  * Resolves once the first certificate is in hand, so listeners start with mTLS from the
  * first connection; a refused token or identity fails the start with the CA's reason.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { splitPemCertificates } from '../../common/identity/bundle.js';
 import type { Logger } from '../../common/log.js';
 import type { SidecarOptions } from '../options.js';
 import { controlPlaneSigner } from './control-plane-signer.js';
@@ -17,10 +20,12 @@ import { StaticFilesIdentityProvider } from './static-files.js';
 export async function openIdentity(options: SidecarOptions, logger: Logger): Promise<IdentityProvider | undefined> {
   if (options.certFile || options.keyFile) {
     if (!options.certFile || !options.keyFile || !options.caFile) throw new Error('static identity needs --cert-file, --key-file and --ca-file together');
-    return new StaticFilesIdentityProvider({ certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile, logger });
+    return new StaticFilesIdentityProvider({ certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile, service: options.service, logger });
   }
   if (!options.controlPlane) return undefined;
   if (!options.caFile) throw new Error('--control-plane needs --ca-file (or SKEIN_CA_FILE): the trust bundle that verifies the control plane, e.g. <data-dir>/ca.crt');
+  // A missing or garbled bundle is a setup mistake, not a control plane that is away: say so instead of retrying for ever.
+  checkTrustBundle(options.caFile);
   const provider = new IssuedIdentityProvider({
     service: options.service,
     logger,
@@ -35,4 +40,15 @@ export async function openIdentity(options: SidecarOptions, logger: Logger): Pro
   }
   logger.info({ spiffeId: provider.current()?.spiffeId, notAfter: provider.current()?.notAfter.toISOString(), ms: Date.now() - started }, 'certificate issued by the control plane');
   return provider;
+}
+
+function checkTrustBundle(caFile: string): void {
+  let pems: string[];
+  try {
+    pems = splitPemCertificates(readFileSync(caFile, 'utf8'));
+    for (const pem of pems) new X509Certificate(pem);
+  } catch (err) {
+    throw new Error(`--ca-file ${caFile}: cannot read it as PEM certificates (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (pems.length === 0) throw new Error(`--ca-file ${caFile}: no PEM certificate in it (it should hold the control plane's ca.crt)`);
 }

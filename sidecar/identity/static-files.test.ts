@@ -26,16 +26,32 @@ describe('static identity files', () => {
   it('reads the SPIFFE ID and expiry, and refuses a key that is not the certificate’s', async () => {
     const a = await pki.leaf('orders');
     const files = write('a', a);
-    const read = readIdentityFiles(files.certFile, files.keyFile, files.caFile);
+    const read = readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders');
     expect(read.spiffeId).toBe('spiffe://skein.local/service/orders');
     expect(read.notAfter.getTime()).toBe(Math.floor(a.notAfter.getTime() / 1000) * 1000);
     writeFileSync(files.keyFile, (await pki.leaf('orders')).keyPem);
-    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile)).toThrow(/is not the private key of/);
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders')).toThrow(/is not the private key of/);
+  });
+
+  it('refuses a certificate that peers would refuse: expired, not yet valid, from another CA, for another service', async () => {
+    const leaf = await pki.leaf('orders');
+    const files = write('c', leaf);
+    const later = leaf.notAfter.getTime() + 1000;
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders', later)).toThrow(/c\.crt: the certificate expired at /);
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders', Date.parse('2000-01-01'))).toThrow(/is not valid before/);
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'payments')).toThrow(/c\.crt: the certificate is for service orders \(spiffe:\/\/skein\.local\/service\/orders\), not payments/);
+    const other = await createTestPki();
+    try {
+      const foreign = write('d', { ...leaf, caPem: (await other.leaf('orders')).caPem });
+      expect(() => readIdentityFiles(foreign.certFile, foreign.keyFile, foreign.caFile, 'orders')).toThrow(/d\.crt: the certificate was not issued by a CA of .*d-ca\.crt/);
+    } finally {
+      await other.close();
+    }
   });
 
   it('announces a new identity when the files change, and ignores a half-written set', async () => {
     const files = write('b', await pki.leaf('orders'));
-    const provider = new StaticFilesIdentityProvider({ ...files, logger: createLogger('test', 'silent'), pollMs: 20 });
+    const provider = new StaticFilesIdentityProvider({ ...files, service: 'orders', logger: createLogger('test', 'silent'), pollMs: 20 });
     try {
       const changed = new Promise<TlsIdentity>((resolve) => provider.onChange(resolve));
       const next = await pki.leaf('orders');

@@ -3,10 +3,16 @@
  * Skein (cert-manager, Vault, a script). The files are re-read when they change, so an
  * external rotation reaches new connections without a restart; a half-written or
  * mismatched set is ignored until it becomes consistent.
+ *
+ * The files get the checks an issued certificate gets (SPEC §8): valid now, issued by a
+ * certificate of the CA bundle (through the cert file's own intermediates, if any), and
+ * naming this sidecar's service in its SPIFFE ID. Peers would refuse anything else at the
+ * handshake, so a sidecar that started with it would look ready and fail every call.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { spiffeIdOf } from '../../common/identity/spiffe.js';
+import { splitPemCertificates } from '../../common/identity/bundle.js';
+import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { Logger } from '../../common/log.js';
 import type { IdentityProvider, TlsIdentity } from './provider.js';
 
@@ -14,13 +20,15 @@ export interface StaticFilesOptions {
   readonly certFile: string;
   readonly keyFile: string;
   readonly caFile: string;
+  /** The sidecar's `--service`: the certificate must name it. */
+  readonly service: string;
   readonly logger: Logger;
   /** How often the files are checked for changes. */
   readonly pollMs?: number;
 }
 
-/** Reads and checks one consistent identity from PEM files; throws with the file at fault. */
-export function readIdentityFiles(certFile: string, keyFile: string, caFile: string): TlsIdentity {
+/** Reads and checks one consistent identity for `service` from PEM files; throws with the file at fault. */
+export function readIdentityFiles(certFile: string, keyFile: string, caFile: string, service: string, now = Date.now()): TlsIdentity {
   const certPem = readFileSync(certFile, 'utf8');
   const keyPem = readFileSync(keyFile, 'utf8');
   const caPem = readFileSync(caFile, 'utf8');
@@ -31,12 +39,31 @@ export function readIdentityFiles(certFile: string, keyFile: string, caFile: str
     throw new Error(`${certFile}: not a PEM certificate (${(err as Error).message})`);
   }
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`${keyFile} is not the private key of ${certFile}`);
+  let roots: X509Certificate[];
   try {
-    new X509Certificate(caPem);
+    roots = splitPemCertificates(caPem).map((pem) => new X509Certificate(pem));
+    if (roots.length === 0) throw new Error('no certificate in it');
   } catch (err) {
     throw new Error(`${caFile}: not a PEM certificate bundle (${(err as Error).message})`);
   }
-  return { certPem, keyPem, caPem, spiffeId: spiffeIdOf(cert), notAfter: new Date(cert.validTo) };
+  const notBefore = Date.parse(cert.validFrom);
+  const notAfter = Date.parse(cert.validTo);
+  if (now >= notAfter) throw new Error(`${certFile}: the certificate expired at ${new Date(notAfter).toISOString()}`);
+  if (now < notBefore) throw new Error(`${certFile}: the certificate is not valid before ${new Date(notBefore).toISOString()}`);
+  const intermediates = splitPemCertificates(certPem).slice(1).map((pem) => new X509Certificate(pem));
+  if (!chainsTo(cert, intermediates, roots)) throw new Error(`${certFile}: the certificate was not issued by a CA of ${caFile}`);
+  const spiffeId = spiffeIdOf(cert);
+  const named = spiffeId === undefined ? undefined : parseServiceSpiffeId(spiffeId);
+  if (named === undefined) throw new Error(`${certFile}: the certificate has no SPIFFE ID of the form spiffe://TRUST-DOMAIN/service/NAME (found ${spiffeId ?? 'no URI SAN'})`);
+  if (named.service !== service) throw new Error(`${certFile}: the certificate is for service ${named.service} (${spiffeId}), not ${service}`);
+  return { certPem, keyPem, caPem, spiffeId, notAfter: new Date(notAfter) };
+}
+
+/** `cert` was signed by a root, directly or through the given intermediates (at most a few levels). */
+function chainsTo(cert: X509Certificate, intermediates: readonly X509Certificate[], roots: readonly X509Certificate[], depth = 0): boolean {
+  const signedBy = (issuer: X509Certificate): boolean => cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+  if (roots.some(signedBy)) return true;
+  return depth < 4 && intermediates.some((i) => i !== cert && signedBy(i) && chainsTo(i, intermediates, roots, depth + 1));
 }
 
 export class StaticFilesIdentityProvider implements IdentityProvider {
@@ -47,7 +74,7 @@ export class StaticFilesIdentityProvider implements IdentityProvider {
 
   /** Throws when the files cannot be used at start: a static sidecar without identity is a config error. */
   constructor(private readonly options: StaticFilesOptions) {
-    this.identity = readIdentityFiles(options.certFile, options.keyFile, options.caFile);
+    this.identity = readIdentityFiles(options.certFile, options.keyFile, options.caFile, options.service);
     this.files = [options.certFile, options.keyFile, options.caFile];
     for (const f of this.files) watchFile(f, { interval: options.pollMs ?? 2_000, persistent: false }, this.reload);
   }
@@ -67,7 +94,7 @@ export class StaticFilesIdentityProvider implements IdentityProvider {
   private tryReload(): void {
     let next: TlsIdentity;
     try {
-      next = readIdentityFiles(this.options.certFile, this.options.keyFile, this.options.caFile);
+      next = readIdentityFiles(this.options.certFile, this.options.keyFile, this.options.caFile, this.options.service);
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'identity files changed but are not usable yet; keeping the current identity');
       return;

@@ -111,6 +111,40 @@ describe('mutual TLS and intentions between sidecars', () => {
     expect(r.status).toBe(403);
   });
 
+  it('will not start on a certificate its peers would refuse, and turns not ready when its certificate expires', async () => {
+    const dir = tempDir('skein-own-cert-');
+    const start = (name: string, leaf: TestLeaf) => {
+      const files = writeIdentity(dir, name, leaf);
+      return procs.skein(`gateway with ${name}`, ['sidecar', '--service', 'gateway', '--app-port', '1', '--config', writeTempConfig({}), '--cert-file', files.certFile, '--key-file', files.keyFile, '--ca-file', files.caFile]);
+    };
+    const refusals: [string, TestLeaf, RegExp][] = [
+      ['other-service', makeLeaf(ca, 'payments'), /other-service\.crt: the certificate is for service payments \(spiffe:\/\/skein\.local\/service\/payments\), not gateway/],
+      ['expired', makeLeaf(ca, 'gateway', { notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 3_600_000) }), /expired\.crt: the certificate expired at /],
+      // Issued by another CA than the mesh's, which --ca-file names.
+      ['other-ca', { ...makeLeaf(makeCa('Another CA'), 'gateway'), caPem: ca.certPem }, /other-ca\.crt: the certificate was not issued by a CA of /],
+    ];
+    for (const [name, leaf, message] of refusals) {
+      const child = start(name, leaf);
+      expect((await child.exited).code, child.output()).toBe(1);
+      expect(child.output()).toMatch(message);
+    }
+
+    const shortLived = await procs.sidecar({
+      service: 'gateway',
+      appPort: (await app('short-lived')).port,
+      identity: writeIdentity(dir, 'short', makeLeaf(ca, 'gateway', { notAfter: new Date(Date.now() + 4_000) })),
+      config: writeTempConfig({}),
+    });
+    await waitUntil(
+      async () => {
+        const res = await request(`${shortLived.adminUrl}/ready`);
+        const text = await res.body.text();
+        return res.statusCode === 503 && /certificates: the certificate expired at /.test(text) ? true : undefined;
+      },
+      { what: '/ready 503 once the certificate expired', timeoutMs: 10_000 },
+    );
+  });
+
   it('refuses an upstream presenting another service identity than the destination', async () => {
     const line = /^skein_tls_handshake_failures_total\{reason="wrong-identity"\}/;
     const before = await metric(gateway, line);

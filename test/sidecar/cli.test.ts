@@ -52,6 +52,22 @@ describe('skein sidecar --wait-ready', () => {
     expect((await missing.exited).code).toBe(2);
     expect(missing.output()).toContain("required option '--service <name>' not specified");
   });
+
+  it('refuses control-plane flags that could never work: exit 2 for a bad flag, exit 1 for an unreadable trust bundle, instead of retrying for ever', async () => {
+    const base = ['sidecar', '--service', 'x', '--app-port', '1', '--admin-port', '0', '--inbound-port', '0', '--outbound-port', '0'];
+    const cases: [string[], number, RegExp][] = [
+      [['--control-plane', 'nonsense'], 2, /argument 'nonsense' is invalid\. expected HOST:PORT/],
+      [['--control-plane', '127.0.0.1:1', '--token', 't'], 2, /--control-plane needs --ca-file/],
+      [['--control-plane', '127.0.0.1:1', '--token', 't', '--ca-file', join(tempDir(), 'missing.crt')], 1, /--ca-file .*missing\.crt: cannot read it as PEM certificates \(ENOENT\)/],
+      [['--config', 'c.json', '--consul', 'not a url'], 2, /argument 'not a url' is invalid\. "not a url" is not a URL/],
+    ];
+    for (const [args, code, message] of cases) {
+      const child = procs.skein(args.join(' '), [...base, ...args]);
+      const exit = await child.exited;
+      expect(exit.code, child.output()).toBe(code);
+      expect(child.output()).toMatch(message);
+    }
+  });
 });
 
 describe('skein sidecar from SKEIN_* environment variables alone', () => {
