@@ -74,8 +74,11 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
     return {
       ...running,
       async close() {
-        await running.close();
-        lock.release();
+        try {
+          await running.close();
+        } finally {
+          lock.release();
+        }
       },
     };
   } catch (err) {

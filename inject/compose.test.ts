@@ -20,6 +20,14 @@ describe('Compose: where the sidecars find the control plane', () => {
     expect(notes).toContain('control plane: mesh:16012 (the service running skein control-plane; --control-plane to change)');
   });
 
+  it('leaves the control-plane service itself without a sidecar, even unlabelled', () => {
+    const result = injectText(`services:\n  mesh:\n    image: skein:0.1.0\n    command: [control-plane]\n    ports: ["15080:15080"]\n${WEB}`, DEFAULT_INJECT_OPTIONS);
+    const services = (parse(result.output) as { services: Record<string, Sidecar> }).services;
+    expect(Object.keys(services)).toEqual(['mesh', 'web', 'web-skein']);
+    expect(services['web-skein']!.depends_on).toEqual(['web', 'mesh']);
+    expect(result.notes).toContain("service/mesh: the mesh's own control plane, left as is");
+  });
+
   it('reads a command written as one string, with the default gRPC port', () => {
     const { sidecar } = inject(`services:\n  cp:\n    image: skein:0.1.0\n    command: control-plane --data-dir /data\n    labels: {skein.io/inject: "false"}\n${WEB}`);
     expect(sidecar.environment.SKEIN_CONTROL_PLANE).toBe('cp:15012');

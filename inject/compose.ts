@@ -120,6 +120,11 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
       notes.push(describeOutcome({ what, status: 'opted-out' }));
       continue;
     }
+    if (dependencies.includes(name)) {
+      // The control plane and Consul the sidecars depend on are not meshed behind sidecars of their own.
+      notes.push(`${what}: the mesh's own ${name === hostOf(options.controlPlane) ? 'control plane' : 'Consul'}, left as is`);
+      continue;
+    }
     if (`${name}${SUFFIX}` in services) {
       notes.push(describeOutcome({ what, status: 'already-injected' }));
       continue;
@@ -215,7 +220,7 @@ function sidecarService(app: string, params: ServiceParams, dependencies: string
       SKEIN_CA_FILE: `${CA_DIR}/ca.crt`,
     },
     volumes: [`${options.composeCaVolume}:${CA_DIR}:ro`],
-    depends_on: [app, ...dependencies],
+    depends_on: [...new Set([app, ...dependencies])],
     // Room for the drain (SKEIN_DRAIN_TIMEOUT) before Compose kills the sidecar.
     stop_grace_period: `${options.drainTimeoutSeconds + 5}s`,
     restart: 'unless-stopped',

@@ -93,9 +93,12 @@ describe('OrderSaga', () => {
       const id = newOrder().id;
       const resumed = await cut.run(id, {}, true);
       expect(resumed.status).toBe('pending');
+      expect((await cut.run(id, {}, true)).status).toBe('pending');
       expect(store.compensationsOwed(id)).toEqual([]);
+      expect(steps(id)).toEqual([]); // the tries that could not leave the process leave no trace
       // Once the mesh answers, the same resumed run goes through.
       expect((await saga.run(id, {}, true)).status).toBe('confirmed');
+      expect(steps(id)).toEqual(['reserve:ok', 'charge:ok', 'confirm:ok']);
 
       const fresh = store.createPending({ idempotencyKey: 'k2', requestHash: 'h', userId: 'u1', currency: 'USD', items: [{ productId: 'p1', name: 'x', quantity: 1, unitPriceCents: 150 }] });
       expect((await cut.run(fresh.id)).status).toBe('cancelled');

@@ -46,9 +46,9 @@ export class OrderSaga {
 
     // The reservation step is recorded before the charge is sent: past it, a charge may exist.
     const mayHaveCharged = order.steps.some((s) => s.step === 'reserve' && s.outcome === 'ok');
-    const reserved = await this.reserve(order, trace, mayHaveCharged);
+    const reserved = await this.reserve(order, trace, mayHaveCharged, resumed);
     if (!reserved.ok) return this.fail(order, reserved, resumed, trace);
-    const charged = await this.charge(order, trace);
+    const charged = await this.charge(order, trace, resumed);
     if (!charged.ok) return this.fail(order, charged, resumed, trace);
     store.confirm(order.id);
     return store.get(order.id)!;
@@ -67,14 +67,14 @@ export class OrderSaga {
     for (const orderId of this.deps.store.ordersOwingCompensation(Date.now())) await this.compensateOrder(orderId, {});
   }
 
-  private async reserve(order: Order, trace: TraceHeaders, mayHaveCharged: boolean): Promise<StepResult> {
+  private async reserve(order: Order, trace: TraceHeaders, mayHaveCharged: boolean, resumed: boolean): Promise<StepResult> {
     const body = { reservationId: order.id, items: order.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) };
     const outcome = await this.attempt(this.deps.inventory, 'POST', '/reservations', { body, trace });
     const owed: { refused: Compensation[]; unknown: Compensation[] } = mayHaveCharged ? { refused: ['refund'], unknown: ['refund', 'release'] } : { refused: [], unknown: ['release'] };
-    return this.settle(order, 'reserve', outcome, 'could not reserve stock', owed);
+    return this.settle(order, 'reserve', outcome, 'could not reserve stock', owed, resumed);
   }
 
-  private async charge(order: Order, trace: TraceHeaders): Promise<StepResult> {
+  private async charge(order: Order, trace: TraceHeaders, resumed: boolean): Promise<StepResult> {
     const body = { userId: order.userId, amountCents: order.totalCents, currency: order.currency };
     const outcome = await this.attempt(this.deps.payments, 'POST', '/charges', { body, trace, headers: { 'idempotency-key': order.id } });
     if (outcome.answer && outcome.answer.status < 300 && (outcome.answer.body as { status?: string }).status !== 'captured') {
@@ -83,7 +83,7 @@ export class OrderSaga {
       outcome.detail = 'the charge for this order was already refunded or voided';
     }
     // Refund comes first: compensation runs in reverse order of the steps.
-    return this.settle(order, 'charge', outcome, 'payment failed', { refused: ['release'], unknown: ['refund', 'release'] });
+    return this.settle(order, 'charge', outcome, 'payment failed', { refused: ['release'], unknown: ['refund', 'release'] }, resumed);
   }
 
   /**
@@ -91,14 +91,16 @@ export class OrderSaga {
    * "no", leaving only the earlier steps to undo; anything else (5xx, a sidecar-made answer,
    * a timeout) may or may not have taken effect, so this step is undone too.
    */
-  private settle(order: Order, step: 'reserve' | 'charge', outcome: Outcome, what: string, owed: { refused: Compensation[]; unknown: Compensation[] }): StepResult {
+  private settle(order: Order, step: 'reserve' | 'charge', outcome: Outcome, what: string, owed: { refused: Compensation[]; unknown: Compensation[] }, resumed: boolean): StepResult {
     const { store } = this.deps;
     const { answer, detail } = outcome;
     if (answer && answer.status < 300) {
       store.recordStep(order.id, step, 'ok');
       return { ok: true };
     }
-    store.recordStep(order.id, step, 'failed', detail);
+    // A resumed run that could not send the call leaves the order pending and tries again at
+    // the next sweep: recording each try would add a failed step a second while the mesh is away.
+    if (!(resumed && outcome.notSent)) store.recordStep(order.id, step, 'failed', detail);
     const refused = answer !== undefined && answer.status >= 400 && answer.status < 500 && !answer.headers['x-skein-reason'];
     return { ok: false, reason: `${what}: ${detail}`, owed: refused ? owed.refused : owed.unknown, notSent: outcome.notSent === true };
   }

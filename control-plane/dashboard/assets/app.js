@@ -303,17 +303,24 @@ function splitControls(name) {
     const weights = rebalance($('#split'), ev.target);
     live.editing = false;
     live.saving = true;
+    // A poll that began before this save must not redraw the weights from before it.
+    live.fetches++;
+    // One save at a time: a second one would carry the same If-Match and be refused as if changed elsewhere.
+    for (const input of box.querySelectorAll('input[type=range]')) input.disabled = true;
     say(false, 'saving…');
     // No routes stored yet: create only, so a split written meanwhile is not replaced either.
     const condition = live.etag ? { 'if-match': live.etag } : { 'if-none-match': '*' };
     try {
       const saved = await request(`/api/v1/routes/${encodeURIComponent(name)}/split`, { method: 'PUT', body: weights, auth: true, headers: condition });
       live.saving = false;
+      live.fetches++;
+      live.key = undefined; // redrawn whole, inputs enabled again
       live.weights = catchAllSplit(saved.body);
       draw(live.subsets, saved.body, saved.etag);
       say(false, `saved: ${splitText(weights)}`);
     } catch (err) {
       live.saving = false;
+      for (const input of box.querySelectorAll('input[type=range]')) input.disabled = false;
       if (err.status === 412) say(true, 'not saved: the split was changed elsewhere since the sliders were drawn; they now show the current one, move one again to change it');
       else say(true, err.status === 401 ? 'refused: enter the admin token (top right) to change weights' : `failed: ${err.message}`);
       // Back to what is live, so the sliders never show weights that were not saved.
