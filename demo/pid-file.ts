@@ -3,7 +3,7 @@
  * orchestrator first. Written as each process starts, so even a demo that was killed with
  * SIGKILL halfway through its start leaves a record the next `skein demo` can clean up.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAlive } from './state.js';
 import { signalGroup } from './processes.js';
 import { waitFor } from './wait.js';
@@ -43,12 +43,17 @@ export class PidFile {
   }
 }
 
-/** Exited: gone, or a zombie (its ports are already closed; it only waits for its parent to reap it). */
+/**
+ * Exited: gone, or a zombie whose other threads are gone too. A multi-threaded process's
+ * leader turns zombie first; its sockets close only when its last thread exits (a Node
+ * process's helper threads take tens of milliseconds to free a large heap), so a zombie
+ * with threads left still holds its ports.
+ */
 function hasExited(pid: number): boolean {
   if (!isAlive(pid)) return true;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z') && readdirSync(`/proc/${pid}/task`).length <= 1;
   } catch {
     return true;
   }
