@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import type { ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
+import { parseSize } from '../common/config/size.js';
 import { serviceName } from '../common/config/schema.js';
 import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
@@ -13,6 +14,20 @@ export function parseDurationFlag(value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new InvalidArgumentError(`not a duration: ${value} (use e.g. 10s)`);
   return ms;
+}
+
+/** A size flag ("64KiB", "10MiB", plain bytes) in bytes. */
+export function parseSizeFlag(value: string): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 10MiB, or 0 for no limit)`);
+  return bytes;
+}
+
+/** `HOST:PORT` (or `[v6]:PORT`) of a gRPC target: one without a port would be retried forever. */
+export function parseHostPort(value: string): string {
+  const port = /^(?:\[[^\]]+\]|[^:\s/]+):(\d{1,5})$/.exec(value)?.[1];
+  if (port === undefined || Number(port) < 1 || Number(port) > 65535) throw new InvalidArgumentError(`expected HOST:PORT, e.g. 127.0.0.1:15012 (got ${JSON.stringify(value)})`);
+  return value;
 }
 
 /** `--trust-domain`: a trust domain outside the SPIFFE rule would get certificates no sidecar accepts, so every sidecar would retry forever. */

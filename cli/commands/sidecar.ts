@@ -2,8 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseConsulAddress, parseDurationFlag } from '../flag-values.js';
-import { parseSize } from '../../common/config/size.js';
+import { parseConsulAddress, parseDurationFlag, parseHostPort, parseSizeFlag } from '../flag-values.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
 
@@ -24,12 +23,6 @@ function parseUpstream(value: string, previous: Upstream[] = []): Upstream[] {
   return out;
 }
 
-function parseSizeFlag(value: string): number {
-  const bytes = parseSize(value);
-  if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 10MiB, or 0 for no limit)`);
-  return bytes;
-}
-
 export function firstNonLoopbackIPv4(): string {
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -38,13 +31,6 @@ export function firstNonLoopbackIPv4(): string {
 }
 
 /** An option that also reads SKEIN_<NAME> from the environment. */
-/** `HOST:PORT` (or `[v6]:PORT`): a gRPC target without a port would be retried forever. */
-function parseHostPort(value: string): string {
-  const port = /^(?:\[[^\]]+\]|[^:\s/]+):(\d{1,5})$/.exec(value)?.[1];
-  if (port === undefined || Number(port) < 1 || Number(port) > 65535) throw new InvalidArgumentError(`expected HOST:PORT, e.g. 127.0.0.1:15012 (got ${JSON.stringify(value)})`);
-  return value;
-}
-
 function opt(flags: string, description: string): Option {
   const long = /--([a-z-]+)/.exec(flags)![1]!;
   return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
