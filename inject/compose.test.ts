@@ -46,3 +46,37 @@ describe('Compose: where the sidecars find the control plane', () => {
     expect(notes.some((n) => n.includes('control plane'))).toBe(false);
   });
 });
+
+describe("Compose: ports the sidecar uses, in ranges too", () => {
+  const compose = (ports: string): string => `services:\n  web:\n    image: shop/web:1\n    ports: ["8080:80", ${ports}]\n`;
+  const refusal = (text: string): string => {
+    try {
+      injectText(text, DEFAULT_INJECT_OPTIONS);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('injected without complaint');
+  };
+
+  it('refuses a range that holds a sidecar port past its first, naming the service, the entry and the port', () => {
+    expect(refusal(compose('"14990-15005:14990-15005"'))).toBe(
+      'document 1, field services.web.ports[1]: the port range 14990-15005 includes port 15000, which is used by the sidecar (its admin port)');
+    expect(refusal(compose('"127.0.0.1:15440-15450:15440-15450/tcp"'))).toMatch(/services\.web\.ports\[1\]: the port range 15440-15450 includes port 15443, .*its inbound port/);
+    expect(refusal(`services:\n  web:\n    image: shop/web:1\n    expose: ["80", "15001-15002"]\n`)).toMatch(/services\.web\.expose\[1\]: the port range 15001-15002 includes port 15001, .*its outbound port/);
+  });
+
+  it('checks a whole large range without trouble, and accepts one clear of the sidecar ports', () => {
+    expect(refusal(compose('"1-65535"'))).toMatch(/the port range 1-65535 includes port 15000, .*its admin port/);
+    const result = injectText(compose('"15002-15442:15002-15442"'), DEFAULT_INJECT_OPTIONS);
+    expect(Object.keys((parse(result.output) as { services: object }).services)).toEqual(['web', 'web-skein']);
+  });
+
+  it('looks at the container side only, and still names a single port', () => {
+    expect(() => injectText(compose('"15000-15010:8000-8010"'), DEFAULT_INJECT_OPTIONS)).not.toThrow();
+    expect(refusal(compose('"9000:15001"'))).toBe('document 1, field services.web.ports[1]: port 15001 is used by the sidecar (its outbound port)');
+  });
+
+  it('refuses a range that ends before it starts', () => {
+    expect(refusal(compose('"15010-15000:15010-15000"'))).toMatch(/services\.web\.ports\[1\]: the port range 15010-15000 ends before it starts/);
+  });
+});

@@ -48,12 +48,14 @@ function labelsOf(service: Obj): Record<string, string> {
   return isObj(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {};
 }
 
-/** The container-side port of a Compose `ports`/`expose` entry ("8080:80/tcp", "127.0.0.1:8080:80", 80, {target: 80}). */
-function targetPort(entry: unknown): number | undefined {
-  if (isObj(entry)) return typeof entry.target === 'number' ? entry.target : Number(entry.target);
-  const text = String(entry).split('/')[0]!;
-  const last = text.split(':').at(-1)!;
-  return Number(last.split('-')[0]);
+/**
+ * The container-side ports of a Compose `ports`/`expose` entry ("8080:80/tcp", "127.0.0.1:8080:80",
+ * 80, {target: 80}, "9000-9010:9000-9010"), as first and last port: one port is a range of one.
+ */
+function targetPorts(entry: unknown): { first: number; last: number } {
+  const text = isObj(entry) ? String(entry.target) : String(entry).split('/')[0]!.split(':').at(-1)!;
+  const [first, last = first] = text.split('-').map(Number) as [number, number?];
+  return { first, last };
 }
 
 function hostOf(address: string | undefined): string | undefined {
@@ -172,8 +174,9 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
   for (const key of ['expose', 'ports'] as const) {
     const entries: unknown[] = Array.isArray(service[key]) ? service[key] : [];
     entries.forEach((entry, i) => {
-      const port = targetPort(entry);
-      if (port !== undefined) assertNotSidecarPort(port, options, document, field(`${key}[${i}]`));
+      const { first, last } = targetPorts(entry);
+      if (last < first) throw new InjectError('invalid-field', document, field(`${key}[${i}]`), `the port range ${first}-${last} ends before it starts`);
+      assertNotSidecarPort(first, options, document, field(`${key}[${i}]`), last);
     });
   }
   let appPort: number | undefined;
@@ -186,7 +189,7 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
     if (!Array.isArray(entries) || entries.length === 0) {
       throw new InjectError('no-app-port', document, field('ports'), `no port to infer the app port from: add expose or ports, or the label ${ANNOTATIONS.appPort}`);
     }
-    appPort = targetPort(entries[0]);
+    appPort = targetPorts(entries[0]).first;
     portField = `${key}[0]`;
   }
   if (appPort === undefined || !Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {

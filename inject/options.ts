@@ -60,9 +60,15 @@ export const ANNOTATIONS = {
   redirectPorts: 'skein.io/redirect-ports',
 } as const;
 
-/** The sidecar shares the app's network namespace (pod or Compose service), so the app cannot use the sidecar's ports. */
-export function assertNotSidecarPort(port: number, options: InjectOptions, document: string, field: string): void {
-  if (port === options.inboundPort || port === options.outboundPort || port === options.adminPort) {
-    throw new InjectError('name-conflict', document, field, `port ${port} is used by the sidecar`);
-  }
+/**
+ * The sidecar shares the app's network namespace (pod or Compose service), so the app cannot use the sidecar's ports.
+ * A range (`last` above `port`, e.g. Compose "15000-15010") is checked whole, without listing its ports.
+ */
+export function assertNotSidecarPort(port: number, options: InjectOptions, document: string, field: string, last = port): void {
+  const reserved = [['admin', options.adminPort], ['outbound', options.outboundPort], ['inbound', options.inboundPort]] as const;
+  // The lowest sidecar port in the range is named.
+  const [role, used] = reserved.filter(([, p]) => p >= port && p <= last).sort((a, b) => a[1] - b[1])[0] ?? [];
+  if (used === undefined) return;
+  const what = last === port ? `port ${used} is` : `the port range ${port}-${last} includes port ${used}, which is`;
+  throw new InjectError('name-conflict', document, field, `${what} used by the sidecar (its ${role} port)`);
 }
