@@ -1,6 +1,7 @@
 /** `skein get services|routes|proxies|intentions [NAME]`: read state from the admin API. */
 import { Argument, type Command } from 'commander';
 import type { RouteRuleInput, IntentionsInput } from '../../common/config/schema.js';
+import type { ServiceView } from '../../control-plane/admin-api/services-routes.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
@@ -19,18 +20,31 @@ function describeMatch(match: RouteRuleInput['match']): string {
   return parts.join(' ');
 }
 
+/**
+ * Each subset as `name(healthy/total)`: of the instances it selects, those healthy (counted as
+ * the HEALTHY column counts them; critical and disconnected ones are not), then all of them.
+ */
+function describeSubsets(view: ServiceView): string {
+  return view.subsets
+    .map((subset) => {
+      const selected = view.instances.filter((i) => Object.entries(subset.labels).every(([k, v]) => i.labels[k] === v));
+      return `${subset.name}(${selected.filter((i) => i.health === 'healthy').length}/${selected.length})`;
+    })
+    .join(' ');
+}
+
 async function getServices(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   if (name) {
     const view = (await api.get(`/api/v1/services/${encodeURIComponent(name)}`, SERVICE)).body;
     if (flags.output === 'json') return printJson(view);
-    process.stdout.write(`${view.name} (${view.protocol}); subsets: ${view.subsets.map((s) => `${s.name}(${s.instances})`).join(' ') || '-'}\n`);
+    process.stdout.write(`${view.name} (${view.protocol}); subsets (healthy/total): ${describeSubsets(view) || '-'}\n`);
     return printTable(['INSTANCE', 'ADDRESS', 'VERSION', 'HEALTH'], view.instances.map((i) => [i.id, `${i.address}:${i.port}`, i.version, i.health]));
   }
   const views = (await api.get('/api/v1/services', SERVICES)).body;
   if (flags.output === 'json') return printJson(views);
   printTable(
     ['NAME', 'PROTOCOL', 'INSTANCES', 'HEALTHY', 'SUBSETS'],
-    views.map((v) => [v.name, v.protocol, v.instances.length, v.instances.filter((i) => i.health === 'healthy').length, v.subsets.map((s) => `${s.name}(${s.instances})`).join(' ')]),
+    views.map((v) => [v.name, v.protocol, v.instances.length, v.instances.filter((i) => i.health === 'healthy').length, describeSubsets(v)]),
   );
 }
 

@@ -89,7 +89,7 @@ describe('skein admin commands', () => {
     const intentions = (await skein(['get', 'intentions'])).stdout;
     expect(intentions).toMatch(/default action: allow\nSOURCE\s+DESTINATION\s+ACTION\ngateway\s+catalog\s+allow/);
     const services = (await skein(['get', 'services'])).stdout;
-    expect(services).toMatch(/^NAME\s+PROTOCOL\s+INSTANCES\s+HEALTHY\s+SUBSETS\ncatalog\s+http\s+0\s+0\s+v1\(0\) v2\(0\)\n$/);
+    expect(services).toMatch(/^NAME\s+PROTOCOL\s+INSTANCES\s+HEALTHY\s+SUBSETS\ncatalog\s+http\s+0\s+0\s+v1\(0\/0\) v2\(0\/0\)\n$/);
   });
 
   it('apply -f validates the whole file first and names the field', async () => {
@@ -199,7 +199,7 @@ describe('skein admin commands', () => {
     const services = JSON.parse((await skein(['get', 'services', '--output', 'json'])).stdout);
     expect(services.find((s: { name: string }) => s.name === 'catalog')).toMatchObject({ name: 'catalog', instances: [] });
     const one = await skein(['get', 'services', 'catalog']);
-    expect(one.stdout).toMatch(/^catalog \(http\); subsets: v1\(0\) v2\(0\)\nINSTANCE\s+ADDRESS\s+VERSION\s+HEALTH\n$/);
+    expect(one.stdout).toMatch(/^catalog \(http\); subsets \(healthy\/total\): v1\(0\/0\) v2\(0\/0\)\nINSTANCE\s+ADDRESS\s+VERSION\s+HEALTH\n$/);
     const proxies = JSON.parse((await skein(['get', 'proxies', '--output', 'json'])).stdout);
     expect(proxies).toEqual({ snapshotVersion: expect.stringMatching(/^\d+$/), proxies: [] });
     const missing = await skein(['get', 'routes', 'nobody']);
@@ -231,6 +231,37 @@ describe('skein admin commands', () => {
     } finally {
       silent.closeAllConnections();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('get services counts each subset as healthy/total, as the HEALTHY column counts, critical instances left out', async () => {
+    const instance = (id: string, version: string, health: string) => ({ id, address: '10.0.0.1', port: 9000, version, labels: { version }, health });
+    const view = {
+      name: 'catalog',
+      protocol: 'http',
+      instances: [instance('c1', 'v1', 'healthy'), instance('c2', 'v1', 'critical'), instance('c3', 'v2', 'healthy'), instance('c4', 'v2', 'disconnected')],
+      subsets: [
+        { name: 'v1', labels: { version: 'v1' }, declared: true, instances: 2 },
+        { name: 'v2', labels: { version: 'v2' }, declared: false, instances: 2 },
+        { name: 'v3', labels: { version: 'v3' }, declared: true, instances: 0 },
+      ],
+      hasPolicy: true,
+      hasRoutes: false,
+    };
+    const api = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(req.url === '/api/v1/services' ? [view] : view));
+    });
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
+    try {
+      const all = await skein(['get', 'services', '--control-plane', url]);
+      expect(all.stdout).toBe('NAME     PROTOCOL  INSTANCES  HEALTHY  SUBSETS\ncatalog  http      4          2        v1(1/2) v2(1/2) v3(0/0)\n');
+      const one = await skein(['get', 'services', 'catalog', '--control-plane', url]);
+      expect(one.stdout).toMatch(/^catalog \(http\); subsets \(healthy\/total\): v1\(1\/2\) v2\(1\/2\) v3\(0\/0\)\nINSTANCE/);
+    } finally {
+      api.closeAllConnections();
+      await new Promise((resolve) => api.close(resolve));
     }
   });
 
