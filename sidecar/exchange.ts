@@ -28,7 +28,7 @@ import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilienc
 import { classify, connectionListed, H, headerText, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
 import { sidecarReply, socketReply } from './stages/reply.js';
 import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
-import type { RetryEvent } from './telemetry/hop.js';
+import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
 import { appendTraceHeaders, appendTraceparent, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
@@ -151,8 +151,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** Outgoing request headers, flat `[name, value, ...]`. */
   readonly headers: string[] = [];
   private attemptSlot = -1;
-  /** The caller's `x-skein-attempt`: an inbound hop hands the app the try number of the sidecar that sent it. */
-  private callerAttempt: string | undefined = undefined;
+  /** The caller's `x-skein-attempt`: an inbound hop hands the app the try number of the sidecar that sent it, and its span records it. */
+  callerAttempt: string | undefined = undefined;
   /** Index of the grpc-timeout value in `headers`, rewritten per attempt to the time left; -1 when absent. */
   private grpcTimeoutSlot = -1;
   contentLength = -1;
@@ -319,7 +319,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    */
   private firstAttempt(): string {
     const caller = this.callerAttempt;
-    return this.deps.direction === 'inbound' && caller !== undefined && /^[1-9]\d{0,2}$/.test(caller) ? caller : '1';
+    return this.deps.direction === 'inbound' && caller !== undefined && ATTEMPT_VALUE.test(caller) ? caller : '1';
   }
 
   /** Sends the request to `subset` under `route`'s policies (balance → resilience → upstream). */

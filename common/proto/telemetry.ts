@@ -95,7 +95,13 @@ export interface SpanRecord {
   /** Epoch milliseconds (fractional). */
   readonly startMs: number;
   readonly durationMs: number;
+  /** Tries this hop made (a server span's is 1: inbound hops do not retry). */
   readonly attempts: number;
+  /**
+   * Server spans: which try of the calling sidecar this hop served, from its `x-skein-attempt`
+   * (1 the first, 2 the first retry, ...). 0 on client spans and when the caller sent none.
+   */
+  readonly callerAttempt: number;
   readonly events: readonly SpanEvent[];
 }
 

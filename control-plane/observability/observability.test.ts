@@ -120,7 +120,7 @@ describe('tap', () => {
 
 describe('TraceStore', () => {
   const span = (traceId: string, spanId: string, parentSpanId = '', status = 200): SpanRecord => ({
-    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, grpcStatus: -1, startMs: 1000, durationMs: 5, attempts: 1, events: [],
+    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, grpcStatus: -1, startMs: 1000, durationMs: 5, attempts: 1, callerAttempt: 0, events: [],
   });
 
   it('groups spans by trace, summarises, and keeps only the newest traces', () => {

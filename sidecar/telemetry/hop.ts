@@ -26,10 +26,20 @@ export interface Hop {
   readonly sampled: boolean;
   readonly edge: EdgeMetrics | null;
   readonly attempts: number;
+  /** The caller's `x-skein-attempt` as it came (undefined when it sent none); read for inbound hops only. */
+  readonly callerAttempt: string | undefined;
   /** grpc-status of a gRPC answer, -1 (or absent) for plain HTTP. */
   readonly grpcStatus?: number;
   readonly retries: readonly RetryEvent[] | null;
   readonly deps: { readonly direction: Direction };
+}
+
+/** An `x-skein-attempt` value a hop accepts from its caller: a try number from 1 to 999. */
+export const ATTEMPT_VALUE = /^[1-9]\d{0,2}$/;
+
+/** The caller's try number from its `x-skein-attempt`, 0 when it sent none or something else. */
+export function callerAttemptOf(value: string | undefined): number {
+  return value !== undefined && ATTEMPT_VALUE.test(value) ? Number(value) : 0;
 }
 
 /** The path without its query string (queries may carry secrets; they never leave the sidecar). */

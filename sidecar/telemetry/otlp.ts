@@ -53,6 +53,7 @@ function spanJson(s: SpanRecord): string {
     strAttr('skein.subset', s.subset),
     intAttr('skein.attempts', s.attempts),
   ];
+  if (s.callerAttempt > 0) attrs.push(intAttr('skein.caller_attempt', s.callerAttempt));
   if (s.grpcStatus >= 0) attrs.push(intAttr('rpc.grpc.status_code', s.grpcStatus));
   const events = s.events.map((e) => `{"timeUnixNano":"${unixNanos(e.timeMs)}","name":${q(e.name)},"attributes":[${Object.entries(e.attributes).map(([k, v]) => anyAttr(k, v)).join(',')}]}`);
   const status = failed(s) ? `{"code":${STATUS_ERROR},"message":${q(s.grpcStatus > 0 ? `grpc-status ${s.grpcStatus}` : `HTTP ${s.status}`)}}` : `{"code":${STATUS_UNSET}}`;

@@ -16,7 +16,7 @@ function hop(metrics: SidecarMetrics, over: Partial<Hop> = {}): Hop {
   return {
     startedAt: 100, method: 'GET', url: '/items?secret=1', authority: 'catalog', destination: 'catalog',
     traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: '', sampled: true,
-    edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, retries: null, deps: { direction: 'outbound' }, ...over,
+    edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, callerAttempt: undefined, retries: null, deps: { direction: 'outbound' }, ...over,
   };
 }
 
@@ -88,6 +88,28 @@ describe('OTLP', () => {
     expect(text).toContain('"status":{"code":2');
     const span = (JSON.parse(text) as { resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[] }).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
     expect(span).toMatchObject({ parentSpanId: '1111111111111111', kind: 3, events: [{ name: 'retry', attributes: [{ key: 'reason', value: { stringValue: 'reset' } }, { key: 'attempt', value: { intValue: '1' } }] }] });
+  });
+
+  it("records on a server span which try of the caller it served (skein.caller_attempt), on no client span", () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const batches: SpansMessage[] = [];
+    const buffer = new SpanBuffer({ service: 'catalog', instance: 'catalog-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })] });
+    const inbound = { deps: { direction: 'inbound' as const }, edge: metrics.edge('inbound', 'web', 'catalog', 'v1') };
+    buffer.add(hop(metrics, { ...inbound, callerAttempt: '3' }), 200, 0.001);
+    buffer.add(hop(metrics, { ...inbound, callerAttempt: undefined }), 200, 0.001);
+    buffer.add(hop(metrics, { ...inbound, callerAttempt: '0' }), 200, 0.001);
+    buffer.add(hop(metrics, { ...inbound, callerAttempt: '1e2' }), 200, 0.001);
+    // An app's own header means nothing to the next service: the outbound hop drops it.
+    buffer.add(hop(metrics, { callerAttempt: '2', attempts: 2 }), 200, 0.001);
+    buffer.close();
+    const spans = batches[0]!.spans;
+    expect(spans.map((s) => [s.kind, s.attempts, s.callerAttempt])).toEqual([['server', 1, 3], ['server', 1, 0], ['server', 1, 0], ['server', 1, 0], ['client', 2, 0]]);
+    const text = otlpTraceJson('catalog', 'catalog-1', spans, '0.1.0');
+    expect(otlpTraceProblems(JSON.parse(text))).toEqual([]);
+    const attributes = (JSON.parse(text) as { resourceSpans: { scopeSpans: { spans: { attributes: { key: string; value: unknown }[] }[] }[] }[] }).resourceSpans[0]!.scopeSpans[0]!.spans.map(
+      (s) => s.attributes.find((a) => a.key === 'skein.caller_attempt')?.value,
+    );
+    expect(attributes).toEqual([{ intValue: '3' }, undefined, undefined, undefined, undefined]);
   });
 
   it('writes nanoseconds exactly and finds /v1/traces', () => {

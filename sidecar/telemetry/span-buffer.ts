@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { SpanEvent, SpanRecord } from '../../common/proto/telemetry.js';
-import { pathOnly, type Hop } from './hop.js';
+import { callerAttemptOf, pathOnly, type Hop } from './hop.js';
 
 export type SpanSink = (spans: readonly SpanRecord[], dropped: number) => void;
 
@@ -65,6 +65,7 @@ export class SpanBuffer {
       startMs: performance.timeOrigin + hop.startedAt,
       durationMs: Math.round(seconds * 1e6) / 1e3,
       attempts: hop.attempts,
+      callerAttempt: outbound ? 0 : callerAttemptOf(hop.callerAttempt),
       events: hop.retries === null ? NO_EVENTS : hop.retries.map((r) => ({ timeMs: performance.timeOrigin + r.at, name: 'retry', attributes: { reason: r.reason, attempt: r.attempt } })),
     });
     if (this.queue.length >= this.batchSize && this.soon === undefined) this.soon = setImmediate(() => this.flush());

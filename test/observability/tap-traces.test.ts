@@ -191,4 +191,31 @@ describe('traces', () => {
     expect(client.events[0]!.attributes).toMatchObject({ reason: 'gateway-error', attempt: 1 });
     expect(trace.error).toBe(true);
   });
+
+  it("records on each server span which of the caller's tries it served, in the store and over OTLP", async () => {
+    const traceId = 'ccccccccccccccccdddddddddddddddd';
+    // Retried twice (503 is a gateway error), so backend's sidecars serve tries 1, 2 and 3 of web's.
+    expect((await call(mesh, 'backend', '/flaky-attempts?status=503', { traceparent: `00-${traceId}-2222222222222222-01` })).status).toBe(503);
+    const trace = await waitUntil(
+      async () => {
+        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
+        const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
+        return t && t.spanList.some((s) => s.kind === 'client') && t.spanList.filter((s) => s.kind === 'server').length === 3 ? t : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the retried trace' },
+    );
+    const client = trace.spanList.find((s) => s.kind === 'client')!;
+    expect(client).toMatchObject({ service: 'web', attempts: 3, callerAttempt: 0 });
+    // Ordered by the attempt recorded, not by start time: the spans come from two processes' clocks.
+    const servers = trace.spanList.filter((s) => s.kind === 'server').sort((a, b) => a.callerAttempt - b.callerAttempt);
+    expect(servers.map((s) => [s.service, s.parentSpanId, s.attempts, s.callerAttempt])).toEqual([1, 2, 3].map((n) => ['backend', client.spanId, 1, n]));
+
+    type OtlpSpan = { traceId: string; spanId: string; attributes: { key: string; value: { intValue?: string } }[] };
+    const exported = () =>
+      otlpBodies.flatMap((b) => (b.body as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans))).filter((s) => s.traceId === traceId);
+    await waitUntil(() => exported().length === 4, { timeoutMs: 10_000, what: 'the retried trace at the OTLP receiver' });
+    const attempt = (spanId: string) => exported().find((s) => s.spanId === spanId)!.attributes.find((a) => a.key === 'skein.caller_attempt')?.value.intValue;
+    expect(servers.map((s) => attempt(s.spanId))).toEqual(['1', '2', '3']);
+    expect(attempt(client.spanId)).toBeUndefined();
+  });
 });
