@@ -149,13 +149,16 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
     // An agent off this host cannot reach the loopback admin port: a TTL check fed by /ready's own verdict.
     ttlReadiness: isLoopbackUrl(consul.url) ? undefined : () => sidecar.lifecycle.notReady(),
   }, logger);
-  const checkReadiness = stream && reportReadiness(() => sidecar.lifecycle.notReady(), (reasons) => stream.reportReadiness(reasons));
+  const readiness = stream && reportReadiness(() => sidecar.lifecycle.notReady(), (reasons) => stream.reportReadiness(reasons));
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
     // SPEC §3's order: /ready turns 503 at once (so Consul's check fails and probes see it) and
     // the drain clock starts; the deregistration (up to 2 s) runs within the drain, not before it.
     void sidecar.startDrain(options.drainTimeoutMs);
-    checkReadiness?.();
+    // Draining is the last word: the control plane hears it now, and the periodic checks end
+    // here, before shutdown closes the push stream they report on.
+    readiness?.check();
+    readiness?.stop();
     void (registration ? registration.deregister() : Promise.resolve())
       .then(() => sidecar.shutdown(options.drainTimeoutMs))
       .then(() => {

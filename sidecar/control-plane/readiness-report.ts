@@ -8,10 +8,18 @@
  */
 const CHECK_MS = 1000;
 
-/** Starts reporting; returns a function that checks (and reports a change) at once, for a drain. */
-export function reportReadiness(notReady: () => string[], report: (reasons: readonly string[]) => void, intervalMs = CHECK_MS): () => void {
+export interface ReadinessReporter {
+  /** Checks at once and reports a change (a drain calls it, so the control plane hears without waiting). */
+  check(): void;
+  /** Stops the periodic checks, for good (on shutdown, before the push stream closes); calling it again does nothing. */
+  stop(): void;
+}
+
+/** Reports readiness now, then every `intervalMs` until stopped. */
+export function reportReadiness(notReady: () => string[], report: (reasons: readonly string[]) => void, intervalMs = CHECK_MS): ReadinessReporter {
   const check = (): void => report(notReady());
   check();
-  setInterval(check, intervalMs).unref();
-  return check;
+  const timer = setInterval(check, intervalMs);
+  timer.unref();
+  return { check, stop: () => clearInterval(timer) };
 }
