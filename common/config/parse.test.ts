@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseSnapshot } from './parse.js';
+import { z } from 'zod';
+import { ConfigError, parseSnapshot, validate } from './parse.js';
+import { duration } from './schema.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 function problems(input: unknown): string[] {
@@ -86,5 +88,24 @@ describe('durations', () => {
     expect(parseDuration('')).toBeUndefined();
     expect(formatDuration(90_000)).toBe('90s');
     expect(formatDuration(250)).toBe('250ms');
+  });
+
+  it('reports a bad duration once, not again through a check chained after it', () => {
+    const body = z.object({ ttl: duration.refine((ms) => ms >= 1000, 'must be at least 1s'), other: z.number() }).strict();
+    const problemsOf = (value: unknown) => {
+      try {
+        validate(body, value);
+      } catch (err) {
+        if (err instanceof ConfigError) return err.problems;
+        throw err;
+      }
+      return [];
+    };
+    expect(problemsOf({ ttl: 'abc', other: 'x', extra: 1 })).toEqual([
+      'ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m")',
+      'other: Expected number, received string',
+      '(root): unknown field "extra"',
+    ]);
+    expect(problemsOf({ ttl: '10ms', other: 1 })).toEqual(['ttl: must be at least 1s']);
   });
 });

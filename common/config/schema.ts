@@ -19,7 +19,11 @@ export const subsetName = z
   .string()
   .regex(/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/, 'must be letters, digits, "-", "_" or "."');
 
-/** A duration string ("250ms", "3s", "1m30s") parsed to milliseconds. */
+/**
+ * A duration string ("250ms", "3s", "1m30s") parsed to milliseconds. A value that is not one
+ * is a fatal issue: checks chained after it (`.refine((ms) => ms >= 500)`) never see z.NEVER,
+ * which would add a second, misleading problem for the same field.
+ */
 export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   if (typeof value === 'number') {
     if (Number.isFinite(value) && value >= 0) return Math.round(value);
@@ -27,7 +31,7 @@ export const duration = z.union([z.string(), z.number()]).transform((value, ctx)
     const ms = parseDuration(value);
     if (ms !== undefined) return ms;
   }
-  ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m")` });
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m")`, fatal: true });
   return z.NEVER;
 });
 

@@ -163,6 +163,10 @@ describe('admin API', () => {
     expect(token.body.token).toMatch(/^skt_/);
     expect(Date.parse(token.body.expiresAt) - Date.now()).toBeGreaterThan(59 * 60_000);
     expectError(await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders', ttl: '0s' }) }), 422, 'invalid', /^ttl: /);
+    // A bad duration is one problem, not also "must be between 1s and 365 days" checked on nothing.
+    const badTtl = await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders', ttl: 'abc' }) });
+    expectError(badTtl, 422, 'invalid', /^ttl: invalid duration "abc"/);
+    expect(badTtl.body.error.problems).toEqual(['ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m")']);
   });
 
   it('explains a routing decision with the policy in force', async () => {
