@@ -36,6 +36,7 @@ import { MeshConfig } from './state/mesh-config.js';
 import { SnapshotPublisher } from './state/snapshots.js';
 import { openStore } from './store/open.js';
 import type { ConfigStore } from './store/store.js';
+import { checkAll } from './store/stored-entries.js';
 import { BootstrapTokens } from './tokens.js';
 import { DEFAULT_INJECT_OPTIONS } from '../inject/options.js';
 import { startCaWebhook } from '../inject/webhook-tls.js';
@@ -106,7 +107,19 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const publisher = new SnapshotPublisher(config, store, discovery, { coalesceMs: options.coalesceMs, logger });
   if (discovery instanceof ConsulCatalog) await discovery.synced(5_000);
   await publisher.start();
-  const tokens = new BootstrapTokens(store);
+  const tokens = new BootstrapTokens(store, { logger });
+  const canaries = new CanaryController({
+    store,
+    setSplit: async (service, weights) => {
+      await config.setSplit(service, weights);
+      await publisher.settled();
+    },
+    measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
+    logger,
+  });
+  // Like the mesh config (publisher.start), every stored token and rollout is checked before
+  // anything listens: a hand-corrupted entry refuses the start, naming its key.
+  await checkAll(store.location, [tokens.load(), canaries.load()], 'refusing to start');
   const proxies = new ProxyTracker();
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
@@ -159,15 +172,6 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerObservabilityRoutes(router, observability);
   registerDashboardRoutes(router);
   registerMetricsRoute(router, metrics.registry);
-  const canaries = new CanaryController({
-    store,
-    setSplit: async (service, weights) => {
-      await config.setSplit(service, weights);
-      await publisher.settled();
-    },
-    measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
-    logger,
-  });
   registerCanaryRoutes(router, canaries);
   await canaries.resume();
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });

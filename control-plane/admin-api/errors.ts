@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../../common/config/parse.js';
 import { StoreConflictError } from '../store/store.js';
+import { StoredConfigError } from '../store/stored-entries.js';
 
 export const API_ERRORS = {
   'bad-request': 400,
@@ -48,6 +49,8 @@ export function toApiError(err: unknown): ApiError {
       err.actual === 0 ? `${err.key} does not exist any more; re-read it and retry` : `${err.key} changed since you read it (now at revision ${err.actual}); re-read it and retry`,
     );
   }
+  // The operator's own store, hand-edited: the message names the keys to fix.
+  if (err instanceof StoredConfigError) return new ApiError('internal', err.message);
   return new ApiError('internal', 'internal error');
 }
 

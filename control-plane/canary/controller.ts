@@ -4,15 +4,19 @@
  * interval, judges the canary subset's golden metrics for that step (decide.ts), and
  * advances, holds or rolls back to `from`=100. Each rollout's state is kept in the store
  * under `canaries/{service}`, so a restarted control plane resumes a running rollout at
- * its current step (with a fresh measurement window: the metrics were in memory).
+ * its current step (with a fresh measurement window: the metrics were in memory). Stored
+ * states are checked when read back (`load`): a hand-corrupted one refuses the start, naming
+ * its key, before any rollout is resumed or anything is written.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validate } from '../../common/config/parse.js';
+import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
-import type { ConfigStore } from '../store/store.js';
+import type { ConfigStore, StoreEntry } from '../store/store.js';
+import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import { decide } from './decide.js';
-import { canaryBody, type CanarySpec } from './schema.js';
+import { canaryBody, storedCanary, type CanarySpec } from './schema.js';
 
 export type CanaryStatus = 'running' | 'succeeded' | 'rolled-back' | 'aborted';
 
@@ -68,11 +72,23 @@ export class CanaryController {
 
   constructor(private readonly deps: CanaryDeps) {}
 
-  /** Loads stored rollouts and resumes the running ones at their current step. */
-  async resume(): Promise<void> {
-    for (const entry of await this.deps.store.list(KEY_PREFIX)) {
-      const state = entry.value as CanaryState;
+  /**
+   * Reads every stored rollout, checked: throws StoredConfigError naming each invalid entry
+   * (a hand-edited store.json or KV pair), having kept or changed nothing.
+   */
+  async load(): Promise<void> {
+    const entries = await this.deps.store.list(KEY_PREFIX);
+    const problems = entries.flatMap(problemsOf);
+    if (problems.length > 0) throw new StoredConfigError(this.deps.store.location, problems, 'refusing to start');
+    for (const entry of entries) {
+      const state: CanaryState = storedCanary.parse(entry.value);
       this.states.set(state.service, state);
+    }
+  }
+
+  /** Resumes the running rollouts `load` read at their current step. */
+  async resume(): Promise<void> {
+    for (const state of [...this.states.values()]) {
       if (state.status !== 'running') continue;
       this.deps.logger.info({ service: state.service, step: state.step, weight: state.weight }, 'resuming canary rollout');
       const now = new Date().toISOString();
@@ -197,6 +213,19 @@ export class CanaryController {
     this.states.set(state.service, state);
     await this.deps.store.put(KEY_PREFIX + state.service, state);
   }
+}
+
+/** The problems of one stored rollout: its key must name a service, the one its state is for. */
+function problemsOf(entry: StoreEntry): string[] {
+  const name = entry.key.slice(KEY_PREFIX.length);
+  const service = serviceName.safeParse(name);
+  const value = entry.value as { service?: unknown } | null;
+  const keyProblems = !service.success
+    ? [`not a service name: ${service.error.issues[0]!.message}`]
+    : typeof value?.service === 'string' && value.service !== name
+      ? [`holds the rollout of "${value.service}", not of "${name}"`]
+      : [];
+  return entryProblems(entry, storedCanary, keyProblems);
 }
 
 /** Extra intervals the current step has waited for enough requests. */

@@ -1,9 +1,11 @@
 /**
  * The body of `POST /api/v1/canaries/{service}`, validated with zod so every 422 names
  * the field. Durations are written as in the config ("30s", "500ms") and parsed here.
+ * Also the rollout state kept in the store (`canaries/{service}`), checked when a starting
+ * control plane reads it back.
  */
 import { z } from 'zod';
-import { duration, subsetName } from '../../common/config/schema.js';
+import { duration, serviceName, subsetName } from '../../common/config/schema.js';
 
 export const canaryBody = z
   .object({
@@ -31,3 +33,42 @@ export const canaryBody = z
   .refine((b) => b.from !== b.to, { message: 'must differ from "from"', path: ['to'] });
 
 export type CanarySpec = z.output<typeof canaryBody>;
+
+const timestamp = z.string().datetime();
+const weight = z.number().min(0).max(100);
+
+const storedAnalysis = z
+  .object({
+    step: z.number().int().min(0),
+    weight,
+    windowStart: timestamp,
+    analyzedAt: timestamp,
+    measured: z
+      .object({
+        requests: z.number().int().min(0),
+        successRate: z.number().min(0).max(1).nullable(),
+        p99Ms: z.number().min(0).nullable(),
+      })
+      .strict(),
+    decision: z.enum(['advance', 'hold', 'rollback']),
+    reason: z.string().optional(),
+  })
+  .strict();
+
+/** A rollout's state as the controller stores it; `spec` is the parsed body (durations in ms), which the body's schema takes back unchanged. */
+export const storedCanary = z
+  .object({
+    service: serviceName,
+    spec: canaryBody,
+    status: z.enum(['running', 'succeeded', 'rolled-back', 'aborted']),
+    step: z.number().int().min(0),
+    weight,
+    startedAt: timestamp,
+    stepStartedAt: timestamp,
+    updatedAt: timestamp,
+    endedAt: timestamp.optional(),
+    reason: z.string().optional(),
+    analyses: z.array(storedAnalysis),
+  })
+  .strict()
+  .refine((state) => state.step < state.spec.steps.length, { message: 'is past the last of spec.steps', path: ['step'] });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/support/index.js';
 import { StreamRegistry } from '../registry/stream-registry.js';
 import { FileStore } from '../store/file-store.js';
-import { MeshConfig, StoredConfigError } from './mesh-config.js';
+import { StoredConfigError } from '../store/stored-entries.js';
+import { MeshConfig } from './mesh-config.js';
 
 describe('MeshConfig.load', () => {
   it('refuses entries that bypassed the API checks, naming each key, until they are fixed', async () => {

@@ -5,10 +5,11 @@
  * with check-and-set so concurrent writers never silently overwrite each other.
  */
 import type { ZodTypeAny } from 'zod';
-import { ConfigError, validate, zodProblems } from '../../common/config/parse.js';
+import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
 import { updateEntry, type ConfigStore, type StoreEntry, type WriteCondition } from '../store/store.js';
+import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import {
   intentionsBody,
   keys,
@@ -20,17 +21,6 @@ import {
   type RoutesInput,
   type StoredConfig,
 } from './resources.js';
-
-/** Stored entries that fail validation; the store is left as it is for the operator to fix. */
-export class StoredConfigError extends Error {
-  override name = 'StoredConfigError';
-  constructor(
-    readonly location: string,
-    readonly problems: readonly string[],
-  ) {
-    super(`invalid config in the store (${location}), not published: ${problems.join('; ')}; fix or delete these entries there (nothing was changed)`);
-  }
-}
 
 export class MeshConfig {
   private readonly checked = new Map<string, { revision: number; problems: string[] }>();
@@ -69,11 +59,7 @@ export class MeshConfig {
     const cached = this.checked.get(entry.key);
     if (cached?.revision === entry.revision) return cached.problems;
     const service = servicePrefix === undefined ? undefined : serviceName.safeParse(entry.key.slice(servicePrefix.length));
-    const value = schema.safeParse(entry.value);
-    const problems = [
-      ...(service && !service.success ? [`not a service name: ${service.error.issues[0]!.message}`] : []),
-      ...(value.success ? [] : zodProblems(value.error)),
-    ].map((problem) => `${entry.key}: ${problem}`);
+    const problems = entryProblems(entry, schema, service && !service.success ? [`not a service name: ${service.error.issues[0]!.message}`] : []);
     this.checked.set(entry.key, { revision: entry.revision, problems });
     return problems;
   }

@@ -2,8 +2,8 @@
  * Starts a real control plane must refuse, with a message that says what to do: a data dir
  * another control plane owns (exit 1, naming the dir and the holder's pid; a holder killed
  * with SIGKILL does not block the next start), a trust domain outside the SPIFFE rule
- * (exit 2, before anything is written) and a hand-corrupted store entry (exit 1, naming the
- * key, the store left as it was).
+ * (exit 2, before anything is written) and hand-corrupted store entries, of the mesh config
+ * or of bootstrap tokens and canary rollouts (exit 1, naming each key, the store left as it was).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,6 +69,31 @@ describe('refused starts', () => {
     const refused = await refusedStart('corrupted store', cp.dataDir);
     expect(refused.code).toBe(1);
     expect(refused.output()).toContain(`skein: cannot compose a snapshot from the stored config: invalid config in the store (${file}), not published: routes/catalog: (root): Expected array, received string; fix or delete these entries there (nothing was changed)`);
+    expect(readFileSync(file, 'utf8')).toBe(corrupted);
+  }, 60_000);
+
+  it('refuses hand-corrupted token and canary entries, naming every key, and changes nothing', async () => {
+    const cp = await startControlPlane(procs);
+    await cp.api.post('/api/v1/tokens', { service: 'catalog', ttl: '1h' });
+    await cp.api.put('/api/v1/services/catalog/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    await cp.api.post('/api/v1/canaries/catalog', { to: 'v2', interval: '1h' });
+    cp.child.kill('SIGTERM');
+    expect((await cp.child.exited).code).toBe(0);
+    const file = join(cp.dataDir, 'store.json');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, { value: Record<string, unknown> }> };
+    const tokenKey = Object.keys(stored.entries).find((key) => key.startsWith('tokens/'))!;
+    stored.entries[tokenKey]!.value.revoked = 'no';
+    stored.entries['canaries/catalog']!.value.status = 'paused';
+    writeFileSync(file, JSON.stringify(stored));
+    const corrupted = readFileSync(file, 'utf8');
+
+    const refused = await refusedStart('corrupted tokens and canaries', cp.dataDir);
+    expect(refused.code).toBe(1);
+    expect(refused.output()).toContain(
+      `skein: invalid config in the store (${file}), refusing to start: ${tokenKey}: revoked: Expected boolean, received string; ` +
+        "canaries/catalog: status: Invalid enum value. Expected 'running' | 'succeeded' | 'rolled-back' | 'aborted', received 'paused'; " +
+        'fix or delete these entries there (nothing was changed)',
+    );
     expect(readFileSync(file, 'utf8')).toBe(corrupted);
   }, 60_000);
 });

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/log.js';
+import { tempDir } from '../../test/support/index.js';
+import { FileStore } from '../store/file-store.js';
+import { StoredConfigError } from '../store/stored-entries.js';
+import { CanaryController, type CanaryState } from './controller.js';
+import { canaryBody } from './schema.js';
+
+const at = '2026-12-05T12:00:00.000Z';
+
+function state(service: string, over: Partial<CanaryState> = {}): CanaryState {
+  const spec = canaryBody.parse({ to: 'v2', steps: [50, 100] });
+  return { service, spec, status: 'succeeded', step: 1, weight: 100, startedAt: at, stepStartedAt: at, updatedAt: at, endedAt: at, analyses: [], ...over };
+}
+
+function controller(store: FileStore): CanaryController {
+  return new CanaryController({
+    store,
+    setSplit: () => Promise.reject(new Error('no split expected')),
+    measure: () => { throw new Error('no measurement expected'); },
+    logger: createLogger('test', 'silent'),
+  });
+}
+
+describe('stored canary rollouts', () => {
+  it('load reads them back checked, and refuses hand-corrupted ones naming each key, writing nothing', async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('canaries/catalog', state('catalog'));
+    const good = controller(store);
+    await good.load();
+    expect(good.get('catalog')).toEqual(state('catalog'));
+
+    await store.put('canaries/orders', { ...state('orders'), status: 'paused', step: 'one' });
+    await store.put('canaries/users', state('payments'));
+    await store.put('canaries/Bad_Name', state('catalog'));
+    await store.put('canaries/gateway', state('gateway', { step: 2 }));
+    const revision = store.currentRevision;
+    const bad = controller(store);
+    const refused = await bad.load().catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(StoredConfigError);
+    expect((refused as StoredConfigError).problems).toEqual([
+      'canaries/Bad_Name: not a service name: must be a DNS label: lowercase letters, digits and "-", at most 63 characters',
+      'canaries/gateway: step: is past the last of spec.steps',
+      'canaries/orders: status: Invalid enum value. Expected \'running\' | \'succeeded\' | \'rolled-back\' | \'aborted\', received \'paused\'',
+      'canaries/orders: step: Expected number, received string',
+      'canaries/users: holds the rollout of "payments", not of "users"',
+    ]);
+    expect(bad.get('catalog')).toBeUndefined();
+    await bad.resume();
+    expect(store.currentRevision).toBe(revision);
+  });
+});
