@@ -54,6 +54,10 @@ class DryRunStore implements ConfigStore {
     return Promise.reject(new Error(`a dry run of apply never deletes (${key})`));
   }
 
+  transaction(): Promise<StoreEntry[]> {
+    return Promise.reject(new Error('a dry run of apply writes one document at a time'));
+  }
+
   watch(): () => void {
     return () => undefined;
   }

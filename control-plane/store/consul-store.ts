@@ -2,15 +2,18 @@
  * `--store consul`: the control plane's config in Consul KV under `skein/`, so several
  * replicas share it. A key's revision is its Consul `ModifyIndex`; conditional writes are
  * Consul check-and-set (`cas`, `delete-cas`) inside a transaction, which also hands back the
- * new ModifyIndex. A blocking query on the whole prefix tells every replica about every
- * change, its own and the others'.
+ * new ModifyIndex. Several keys written together are one Consul transaction (at most 64
+ * operations, Consul's own limit), which other replicas see whole. A blocking query on the
+ * whole prefix tells every replica about every change, its own and the others'.
  */
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { StoreConflictError, type ConfigStore, type StoreEntry, type WriteCondition } from './store.js';
+import { checkTransaction, StoreConflictError, StoreLimitError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from './store.js';
 
 const PREFIX = 'skein/';
+/** Consul refuses a transaction of more operations than this (agent/txn_endpoint.go, not configurable). */
+const MAX_TXN_OPS = 64;
 
 interface KvPair {
   readonly Key: string;
@@ -68,7 +71,7 @@ export class ConsulStore implements ConfigStore {
   async put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     const kv: Record<string, unknown> = { Verb: 'set', Key: PREFIX + key, Value: Buffer.from(JSON.stringify(value)).toString('base64') };
     if (condition?.ifRevision !== undefined) Object.assign(kv, { Verb: 'cas', Index: condition.ifRevision });
-    const result = await this.transaction(key, kv, condition);
+    const result = await this.single(key, kv, condition);
     this.notify(key);
     return { key, value: structuredClone(value), revision: result.ModifyIndex };
   }
@@ -78,9 +81,40 @@ export class ConsulStore implements ConfigStore {
     const expected = condition?.ifRevision;
     if (expected !== undefined && (current?.revision ?? 0) !== expected) throw new StoreConflictError(key, expected, current?.revision ?? 0);
     if (current === undefined) return false;
-    await this.transaction(key, { Verb: 'delete-cas', Key: PREFIX + key, Index: current.revision }, { ifRevision: current.revision });
+    await this.single(key, { Verb: 'delete-cas', Key: PREFIX + key, Index: current.revision }, { ifRevision: current.revision });
     this.notify(key);
     return true;
+  }
+
+  async transaction(ops: readonly StoreOp[]): Promise<StoreEntry[]> {
+    checkTransaction(ops);
+    if (ops.length > MAX_TXN_OPS) {
+      throw new StoreLimitError(`Consul KV takes at most ${MAX_TXN_OPS} operations in one transaction and this one needs ${ops.length}`);
+    }
+    const kvs = ops.map((op): Record<string, unknown> => {
+      if (op.op === 'check') return op.revision === 0 ? { Verb: 'check-not-exists', Key: PREFIX + op.key } : { Verb: 'check-index', Key: PREFIX + op.key, Index: op.revision };
+      const kv: Record<string, unknown> = { Verb: 'set', Key: PREFIX + op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64') };
+      if (op.condition?.ifRevision !== undefined) Object.assign(kv, { Verb: 'cas', Index: op.condition.ifRevision });
+      return kv;
+    });
+    let results: readonly { KV: KvPair }[];
+    try {
+      const answer = (await this.consul.client.transaction.create(kvs.map((KV) => ({ KV })) as never)) as { Results?: { KV: KvPair }[] | null };
+      results = answer.Results ?? [];
+    } catch (err) {
+      // Consul rolls the whole transaction back and answers 409 when a check or cas fails.
+      if (consulStatus(err) === 409) throw (await this.conflictAmong(ops)) ?? err;
+      throw err;
+    }
+    const written = new Map(results.map((r) => [r.KV.Key, r.KV.ModifyIndex]));
+    const entries = ops.flatMap((op): StoreEntry[] => {
+      if (op.op !== 'put') return [];
+      const revision = written.get(PREFIX + op.key);
+      if (revision === undefined) throw new Error(`Consul transaction returned no result for ${op.key}`);
+      return [{ key: op.key, value: structuredClone(op.value), revision }];
+    });
+    for (const entry of entries) this.notify(entry.key);
+    return entries;
   }
 
   watch(listener: (key: string) => void): () => void {
@@ -93,8 +127,19 @@ export class ConsulStore implements ConfigStore {
     await this.watcher.stop();
   }
 
+  /** The first op of a refused transaction whose revision no longer holds, as StoreConflictError. */
+  private async conflictAmong(ops: readonly StoreOp[]): Promise<StoreConflictError | undefined> {
+    for (const op of ops) {
+      const expected = op.op === 'check' ? op.revision : op.condition?.ifRevision;
+      if (expected === undefined) continue;
+      const actual = (await this.get(op.key))?.revision ?? 0;
+      if (actual !== expected) return new StoreConflictError(op.key, expected, actual);
+    }
+    return undefined;
+  }
+
   /** One KV operation in a transaction; a failed check-and-set becomes StoreConflictError. */
-  private async transaction(key: string, kv: Record<string, unknown>, condition?: WriteCondition): Promise<KvPair> {
+  private async single(key: string, kv: Record<string, unknown>, condition?: WriteCondition): Promise<KvPair> {
     try {
       const answer = (await this.consul.client.transaction.create([{ KV: kv }] as never)) as { Results?: { KV: KvPair }[] | null };
       const result = answer.Results?.[0]?.KV;

@@ -49,6 +49,47 @@ describe('FileStore', () => {
     expect(seen).toEqual(['a']);
   });
 
+  it('a transaction writes all its keys in one commit, or none when a check or condition fails', async () => {
+    const dir = tempDir();
+    const store = await FileStore.open(dir);
+    const policy = await store.put('policies/catalog', { subsets: { v1: {} } });
+    const seen: string[] = [];
+    store.watch((key) => seen.push(`${key}@${store.currentRevision}`));
+
+    // A stale condition, or a check of a key that changed, refuses the whole transaction.
+    await expect(
+      store.transaction([
+        { op: 'put', key: 'policies/catalog', value: { subsets: {} }, condition: { ifRevision: policy.revision } },
+        { op: 'put', key: 'routes/catalog', value: [], condition: { ifRevision: 7 } },
+      ]),
+    ).rejects.toThrow(new StoreConflictError('routes/catalog', 7, 0));
+    await expect(
+      store.transaction([
+        { op: 'put', key: 'routes/catalog', value: [] },
+        { op: 'check', key: 'policies/catalog', revision: 0 },
+      ]),
+    ).rejects.toBeInstanceOf(StoreConflictError);
+    expect(await store.list('')).toEqual([{ key: 'policies/catalog', value: { subsets: { v1: {} } }, revision: policy.revision }]);
+    expect(seen).toEqual([]);
+
+    const written = await store.transaction([
+      { op: 'put', key: 'policies/catalog', value: { subsets: { v2: {} } }, condition: { ifRevision: policy.revision } },
+      { op: 'check', key: 'routes/orders', revision: 0 },
+      { op: 'put', key: 'routes/catalog', value: [{ split: { v2: 100 } }], condition: { ifRevision: 0 } },
+      { op: 'put', key: 'intentions', value: { defaultAction: 'deny' } },
+    ]);
+    expect(written.map((e) => [e.key, e.revision])).toEqual([['policies/catalog', 2], ['routes/catalog', 3], ['intentions', 4]]);
+    // Watchers hear of each written key once, after all of them are in.
+    expect(seen).toEqual(['policies/catalog@4', 'routes/catalog@4', 'intentions@4']);
+    const reopened = await FileStore.open(dir);
+    expect(await reopened.list('')).toEqual([
+      { key: 'intentions', value: { defaultAction: 'deny' }, revision: 4 },
+      { key: 'policies/catalog', value: { subsets: { v2: {} } }, revision: 2 },
+      { key: 'routes/catalog', value: [{ split: { v2: 100 } }], revision: 3 },
+    ]);
+    await expect(store.transaction([{ op: 'put', key: 'a', value: 1 }, { op: 'check', key: 'a', revision: 0 }])).rejects.toThrow(/names a twice/);
+  });
+
   it('refuses to open a file that is not a store', async () => {
     const dir = tempDir();
     await writeFile(join(dir, 'store.json'), '{"hello": 1}');

@@ -4,11 +4,13 @@
  * `store.json` and fsyncs the directory, so after a crash the file is always some complete
  * earlier commit, never a torn one. Writes that arrive while a commit is on disk are
  * grouped into the next commit (one fsync for many writes) and applied in arrival order.
+ * A transaction is one group within a commit: its conditions are checked together and its
+ * writes land in that same commit or not at all, so it is atomic on disk and to watchers.
  * One process owns a data dir; replicas that share state use the Consul KV store.
  */
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreConflictError, type ConfigStore, type StoreEntry, type WriteCondition } from './store.js';
+import { checkTransaction, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from './store.js';
 
 interface Stored {
   value: unknown;
@@ -21,12 +23,19 @@ interface FileFormat {
   entries: Record<string, Stored>;
 }
 
-interface PendingOp {
+interface KeyOp {
   key: string;
   /** undefined deletes the key. */
   value: unknown;
   condition?: WriteCondition;
-  resolve: (entry: StoreEntry | boolean) => void;
+  /** Only the condition: nothing is written. */
+  checkOnly?: boolean;
+}
+
+/** One put, one delete, or one transaction's ops: all applied in one commit, or none. */
+interface PendingOp {
+  ops: KeyOp[];
+  resolve: (results: (StoreEntry | boolean)[]) => void;
   reject: (err: Error) => void;
 }
 
@@ -84,13 +93,25 @@ export class FileStore implements ConfigStore {
     return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
-  put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry> {
-    if (value === undefined) return Promise.reject(new TypeError('store values cannot be undefined'));
-    return this.enqueue(key, structuredClone(value), condition) as Promise<StoreEntry>;
+  async put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    if (value === undefined) throw new TypeError('store values cannot be undefined');
+    const [entry] = await this.enqueue([{ key, value: structuredClone(value), condition }]);
+    return entry as StoreEntry;
   }
 
-  delete(key: string, condition?: WriteCondition): Promise<boolean> {
-    return this.enqueue(key, undefined, condition) as Promise<boolean>;
+  async delete(key: string, condition?: WriteCondition): Promise<boolean> {
+    const [existed] = await this.enqueue([{ key, value: undefined, condition }]);
+    return existed as boolean;
+  }
+
+  async transaction(ops: readonly StoreOp[]): Promise<StoreEntry[]> {
+    checkTransaction(ops);
+    const results = await this.enqueue(
+      ops.map((op): KeyOp => (op.op === 'put'
+        ? { key: op.key, value: structuredClone(op.value), condition: op.condition }
+        : { key: op.key, value: undefined, condition: { ifRevision: op.revision }, checkOnly: true })),
+    );
+    return results.filter((_, i) => ops[i]!.op === 'put') as StoreEntry[];
   }
 
   watch(listener: (key: string) => void): () => void {
@@ -102,9 +123,9 @@ export class FileStore implements ConfigStore {
     while (this.committing) await this.committing;
   }
 
-  private enqueue(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry | boolean> {
+  private enqueue(ops: KeyOp[]): Promise<(StoreEntry | boolean)[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ key, value, condition, resolve, reject });
+      this.queue.push({ ops, resolve, reject });
       this.committing ??= this.commitLoop();
     });
   }
@@ -121,38 +142,46 @@ export class FileStore implements ConfigStore {
   private async commit(batch: PendingOp[]): Promise<void> {
     const next = new Map(this.entries);
     let revision = this.revision;
-    const outcomes: { op: PendingOp; result?: StoreEntry | boolean; error?: Error }[] = [];
-    for (const op of batch) {
-      const actual = next.get(op.key)?.revision ?? 0;
-      if (op.condition?.ifRevision !== undefined && op.condition.ifRevision !== actual) {
-        outcomes.push({ op, error: new StoreConflictError(op.key, op.condition.ifRevision, actual) });
-      } else if (op.value === undefined) {
-        const existed = next.delete(op.key);
-        if (existed) revision++;
-        outcomes.push({ op, result: existed });
-      } else {
+    const outcomes: { pending: PendingOp; results?: (StoreEntry | boolean)[]; error?: Error }[] = [];
+    for (const pending of batch) {
+      const conflict = pending.ops.find((op) => op.condition?.ifRevision !== undefined && op.condition.ifRevision !== (next.get(op.key)?.revision ?? 0));
+      if (conflict) {
+        outcomes.push({ pending, error: new StoreConflictError(conflict.key, conflict.condition!.ifRevision!, next.get(conflict.key)?.revision ?? 0) });
+        continue;
+      }
+      const results = pending.ops.map((op): StoreEntry | boolean => {
+        if (op.checkOnly) return false;
+        if (op.value === undefined) {
+          const existed = next.delete(op.key);
+          if (existed) revision++;
+          return existed;
+        }
         revision++;
         next.set(op.key, { value: op.value, revision });
-        outcomes.push({ op, result: { key: op.key, value: structuredClone(op.value), revision } });
-      }
+        return { key: op.key, value: structuredClone(op.value), revision };
+      });
+      outcomes.push({ pending, results });
     }
     if (revision !== this.revision) {
       try {
         await this.writeFile({ format: 1, revision, entries: Object.fromEntries(next) });
       } catch (err) {
-        for (const { op } of outcomes) op.reject(err as Error);
+        for (const { pending } of outcomes) pending.reject(err as Error);
         return;
       }
       this.entries = next;
       this.revision = revision;
     }
     const changed = new Set<string>();
-    for (const { op, result, error } of outcomes) {
-      if (error) op.reject(error);
-      else {
-        op.resolve(result!);
-        if (result !== false) changed.add(op.key);
+    for (const { pending, results, error } of outcomes) {
+      if (error) {
+        pending.reject(error);
+        continue;
       }
+      pending.resolve(results!);
+      pending.ops.forEach((op, i) => {
+        if (results![i] !== false) changed.add(op.key);
+      });
     }
     for (const key of changed) for (const listener of this.listeners) listener(key);
   }

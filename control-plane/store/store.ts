@@ -16,6 +16,12 @@ export interface WriteCondition {
   readonly ifRevision?: number;
 }
 
+/** One part of a transaction: write a key (check-and-set when `condition` says so), or only require a key's revision. */
+export type StoreOp =
+  | { readonly op: 'put'; readonly key: string; readonly value: unknown; readonly condition?: WriteCondition }
+  /** Fails the transaction unless `key` is at `revision` (0: unless it is absent); writes nothing. */
+  | { readonly op: 'check'; readonly key: string; readonly revision: number };
+
 export interface ConfigStore {
   /** Where the entries live, for messages that send an operator there (a file, or Consul KV). */
   readonly location: string;
@@ -25,6 +31,14 @@ export interface ConfigStore {
   put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry>;
   /** Resolves false when the key did not exist; throws StoreConflictError like put. */
   delete(key: string, condition?: WriteCondition): Promise<boolean>;
+  /**
+   * Several keys at once, all or nothing: when any check or condition fails it throws
+   * StoreConflictError and writes nothing; otherwise every put lands in one commit, which
+   * readers and watchers (other replicas too) see whole. Resolves the puts' entries in order.
+   * Each key appears at most once. A store may limit how many ops one transaction takes
+   * (Consul: 64); beyond that it throws StoreLimitError, having written nothing.
+   */
+  transaction(ops: readonly StoreOp[]): Promise<StoreEntry[]>;
   /**
    * Calls `listener` after any key changes, including changes made by another replica.
    * Returns a function that stops the watch.
@@ -41,6 +55,21 @@ export class StoreConflictError extends Error {
     readonly actual: number,
   ) {
     super(actual === 0 ? `${key} does not exist (expected revision ${expected})` : `${key} is at revision ${actual}, not ${expected}`);
+  }
+}
+
+/** A transaction larger than the store can make atomic; nothing was written. */
+export class StoreLimitError extends Error {
+  override name = 'StoreLimitError';
+}
+
+/** Throws TypeError when a transaction names a key twice or puts undefined (a programming error, not a conflict). */
+export function checkTransaction(ops: readonly StoreOp[]): void {
+  const keys = new Set<string>();
+  for (const op of ops) {
+    if (keys.has(op.key)) throw new TypeError(`a transaction names ${op.key} twice`);
+    keys.add(op.key);
+    if (op.op === 'put' && op.value === undefined) throw new TypeError('store values cannot be undefined');
   }
 }
 
