@@ -44,3 +44,18 @@ export const PROXIES: Expected<{ snapshotVersion: string; proxies: ProxyView[] }
   what: 'the connected proxies',
   matches: (body): body is { snapshotVersion: string; proxies: ProxyView[] } => isObject(body) && Array.isArray(body.proxies),
 };
+
+/** The answer of `POST /api/v1/apply`. */
+export interface AppliedAnswer {
+  applied: { kind: 'policy' | 'routes' | 'intentions'; name?: string; key: string; revision: number }[];
+  snapshotVersion: string;
+}
+
+export const APPLIED: Expected<AppliedAnswer> = {
+  what: 'the applied documents',
+  matches: (body): body is AppliedAnswer =>
+    isObject(body) &&
+    typeof body.snapshotVersion === 'string' &&
+    Array.isArray(body.applied) &&
+    body.applied.every((d) => isObject(d) && typeof d.kind === 'string' && (d.name === undefined || typeof d.name === 'string')),
+};

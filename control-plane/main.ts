@@ -16,7 +16,7 @@ import { SignStats } from './ca/sign-stats.js';
 import { resolveAdminToken } from './admin-token.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { registerConfigRoutes } from './admin-api/config-routes.js';
-import { registerApplyCheckRoute } from './admin-api/apply-check-routes.js';
+import { registerApplyRoutes } from './admin-api/apply-routes.js';
 import { registerExplainRoutes } from './admin-api/explain-routes.js';
 import { registerMetaRoutes } from './admin-api/openapi.js';
 import { registerProxyRoutes } from './admin-api/proxies-routes.js';
@@ -163,7 +163,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerMetaRoutes(router, VERSION);
   registerServiceRoutes(router, { config, discovery });
   registerConfigRoutes(router, { config, publisher });
-  registerApplyCheckRoute(router, { store, discovery });
+  registerApplyRoutes(router, { config, publisher });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });

@@ -1,18 +1,24 @@
 /**
  * `skein apply -f FILE`: creates or replaces config resources from a YAML (or JSON) file in
  * the snapshot format of SPEC §4: `services.X` becomes X's policy, `routes.X` its rules,
- * `intentions` the intentions. The file is validated here, then checked whole by the control
- * plane (POST /api/v1/apply/check: subsets included) before anything is written; then
- * policies go first (routes may name their subsets), routes next, intentions last. Each is
- * its own write, so should one still be refused (someone changed the mesh in between), the
- * error says which, and what was and was not applied.
+ * `intentions` the intentions. The file is validated here, then sent whole to the control
+ * plane (POST /api/v1/apply), which judges it by the state it leaves behind (subsets
+ * included) and writes all of it at once or nothing.
+ *
+ * A control plane older than that endpoint (404) gets what this command did before it, said
+ * on stderr: the file checked whole (POST /api/v1/apply/check, which there replays the
+ * writes in order, so a policy dropping a subset the same file's routes stop using is still
+ * refused), then policies, routes and intentions written one PUT each; should one still be
+ * refused (someone changed the mesh in between), the error says which, and what was and was
+ * not applied.
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Command } from 'commander';
 import { ConfigError, decodeText, validate } from '../../common/config/parse.js';
-import { applyDocuments } from '../../control-plane/admin-api/apply-check-routes.js';
+import { applyDocuments } from '../../control-plane/state/resources.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
+import { APPLIED } from '../answers.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 const applyFile = applyDocuments.extend({ version: z.union([z.string(), z.number()]).optional() });
@@ -28,7 +34,7 @@ interface Write {
   readonly body: unknown;
 }
 
-interface Applied {
+export interface Applied {
   readonly kind: string;
   readonly name: string;
   readonly snapshotVersion: string | null;
@@ -54,12 +60,22 @@ function problemsOf(err: AdminApiError): readonly string[] {
   return err.problems.length > 0 ? err.problems : [err.message];
 }
 
+/** A 422 of the whole-file judgement: nothing was written. */
+function doesNotFit(file: string, err: unknown): unknown {
+  if (err instanceof AdminApiError && err.status === 422) return new Error(`${file} does not fit the mesh; nothing was written:\n  ${problemsOf(err).join('\n  ')}`);
+  return err;
+}
+
+/** The admin API answered that it has no such endpoint: a control plane older than it. */
+function isMissingEndpoint(err: unknown): boolean {
+  return err instanceof AdminApiError && err.status === 404 && err.code === 'not-found';
+}
+
 async function checkWhole(api: AdminClient, file: string, raw: Decoded): Promise<void> {
   try {
     await api.post('/api/v1/apply/check', { services: raw.services, routes: raw.routes, intentions: raw.intentions });
   } catch (err) {
-    if (err instanceof AdminApiError && err.status === 422) throw new Error(`${file} does not fit the mesh; nothing was written:\n  ${problemsOf(err).join('\n  ')}`);
-    throw err;
+    throw doesNotFit(file, err);
   }
 }
 
@@ -81,10 +97,26 @@ export async function writeAll(api: AdminClient, writes: readonly Write[]): Prom
   return applied;
 }
 
+/**
+ * Applies a validated file: whole, through POST /api/v1/apply; or, against a control plane
+ * without it, checked whole and then written document by document (`notice` says so).
+ */
+export async function applyFileTo(api: AdminClient, file: string, raw: Decoded, notice: (line: string) => void): Promise<Applied[]> {
+  try {
+    const res = await api.request('POST', '/api/v1/apply', { body: { services: raw.services, routes: raw.routes, intentions: raw.intentions }, expected: APPLIED });
+    return res.body.applied.map((d) => ({ kind: d.kind, name: d.name ?? '-', snapshotVersion: res.body.snapshotVersion }));
+  } catch (err) {
+    if (!isMissingEndpoint(err)) throw doesNotFit(file, err);
+  }
+  notice(`${api.baseUrl} has no POST /api/v1/apply (an older control plane): checking ${file} whole, then writing it one document at a time`);
+  await checkWhole(api, file, raw);
+  return writeAll(api, writesOf(raw));
+}
+
 export function registerApply(program: Command): void {
   const command = program
     .command('apply')
-    .description('create or replace policies, routes and intentions from a YAML file (snapshot format)')
+    .description('create or replace policies, routes and intentions from a YAML file (snapshot format), all at once')
     .requiredOption('-f, --file <file>', 'YAML or JSON file, - for stdin');
   withAdminFlags(command).action((flags: AdminFlags & { file: string }) =>
     runAdmin(async () => {
@@ -96,10 +128,7 @@ export function registerApply(program: Command): void {
         if (err instanceof ConfigError) throw new Error(`${flags.file} fails validation:\n  ${err.problems.join('\n  ')}`);
         throw err;
       }
-      const raw = decoded as Decoded;
-      const api = adminClient(flags);
-      await checkWhole(api, flags.file, raw);
-      const results = await writeAll(api, writesOf(raw));
+      const results = await applyFileTo(adminClient(flags), flags.file, decoded as Decoded, (line) => process.stderr.write(`skein: ${line}\n`));
       if (flags.output === 'json') return printJson(results);
       printTable(['KIND', 'NAME', 'SNAPSHOT'], results.map((r) => [r.kind, r.name, r.snapshotVersion]));
     }),

@@ -3,7 +3,7 @@
  * status (SPEC §5). The codes are stable; the CLI prints the message.
  */
 import { ConfigError } from '../../common/config/parse.js';
-import { StoreConflictError } from '../store/store.js';
+import { StoreConflictError, StoreLimitError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 
 export const API_ERRORS = {
@@ -49,6 +49,7 @@ export function toApiError(err: unknown): ApiError {
       err.actual === 0 ? `${err.key} does not exist any more; re-read it and retry` : `${err.key} changed since you read it (now at revision ${err.actual}); re-read it and retry`,
     );
   }
+  if (err instanceof StoreLimitError) return new ApiError('payload-too-large', `${err.message} (a write per document, a check per service without both); nothing was written: apply the file in parts`);
   // The operator's own store, hand-edited: the message names the keys to fix.
   if (err instanceof StoredConfigError) return new ApiError('internal', err.message);
   return new ApiError('internal', 'internal error');

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../common/config/parse.js';
 import { tempDir } from '../../test/support/index.js';
 import { StreamRegistry } from '../registry/stream-registry.js';
 import { FileStore } from '../store/file-store.js';
@@ -22,5 +23,79 @@ describe('MeshConfig.load', () => {
     await store.delete('routes/Not_A_Service');
     await store.put('routes/catalog', [{ split: { v1: 100 } }]);
     expect(await config.load()).toEqual({ policies: { catalog: { timeout: '2s' } }, routes: { catalog: [{ split: { v1: 100 } }] }, intentions: undefined });
+  });
+});
+
+describe('MeshConfig.apply', () => {
+  async function mesh() {
+    const store = await FileStore.open(tempDir());
+    const config = new MeshConfig(store, new StreamRegistry(1_000));
+    await config.putPolicy('catalog', { timeout: '2s', subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    await config.putRoutes('catalog', [{ split: { v1: 50, v2: 50 } }]);
+    return { store, config };
+  }
+  const problems = (err: unknown) => (err instanceof ConfigError ? err.problems : err);
+
+  it('judges the file by the state it leaves: a policy may drop a subset the same file stops routing to', async () => {
+    const { store, config } = await mesh();
+    const file = { services: { catalog: { timeout: '3s', subsets: { v2: { version: 'v2' }, v3: { version: 'v3' } } } }, routes: { catalog: [{ split: { v2: 90, v3: 10 } }] } };
+    // Each document on its own would be refused, whichever goes first.
+    expect(problems(await config.putPolicy('catalog', file.services.catalog).catch((e: unknown) => e))).toEqual([
+      'routes[0].split.v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1',
+    ]);
+    expect(problems(await config.putRoutes('catalog', file.routes.catalog).catch((e: unknown) => e))).toEqual([
+      '[0].split.v3: unknown subset "v3" of catalog: not declared in its policy and no instance has version=v3',
+    ]);
+    const revision = store.currentRevision;
+    expect((await config.checkApply(file)).documents.map((d) => d.key)).toEqual(['policies/catalog', 'routes/catalog']);
+    expect(store.currentRevision).toBe(revision);
+
+    const applied = await config.apply(file);
+    expect(applied.map(({ document, entry }) => [document.kind, document.service, entry.revision])).toEqual([['policy', 'catalog', revision + 1], ['routes', 'catalog', revision + 2]]);
+    expect((await config.load()).policies.catalog).toEqual(file.services.catalog);
+    expect((await config.load()).routes.catalog).toEqual(file.routes.catalog);
+  });
+
+  it('refuses a file whose final state is invalid, whole, with every problem placed in the file', async () => {
+    const { store, config } = await mesh();
+    const revision = store.currentRevision;
+    const file = {
+      services: { catalog: { subsets: { v2: { version: 'v2' } } }, orders: { subsets: { v1: { version: 'v1' } } } },
+      routes: { catalog: [{ split: { v2: 50, v9: 50 } }, { mirror: { subset: 'v1' } }] },
+      intentions: { defaultAction: 'deny' },
+    };
+    const refused = await config.apply(file).catch((e: unknown) => e);
+    expect(problems(refused)).toEqual([
+      'routes.catalog[0].split.v9: unknown subset "v9" of catalog: not declared in its policy and no instance has version=v9',
+      'routes.catalog[1].mirror.subset: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1',
+    ]);
+    // A policy alone may not drop a subset the routes it leaves in place use.
+    expect(problems(await config.apply({ services: { catalog: { subsets: { v1: { version: 'v1' } } } } }).catch((e: unknown) => e))).toEqual([
+      'services.catalog.routes[0].split.v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2',
+    ]);
+    // Schema problems are placed the same way.
+    expect(problems(await config.apply({ routes: { catalog: [{ split: { v1: 60, v2: 50 } }] } }).catch((e: unknown) => e))).toEqual([
+      'routes.catalog[0].split: weights must sum to 100',
+    ]);
+    expect(store.currentRevision).toBe(revision);
+  });
+
+  it('judges the file again when another writer changed what it read, and never writes past that change', async () => {
+    const { store, config } = await mesh();
+    await config.putRoutes('catalog', [{ split: { v2: 100 } }]);
+    // The file drops v1, which no route uses; between its judgement and its transaction, someone routes to v1 again.
+    const transaction = store.transaction.bind(store);
+    let interfered = false;
+    store.transaction = async (ops) => {
+      if (!interfered) {
+        interfered = true;
+        await store.put('routes/catalog', [{ split: { v1: 100 } }]);
+      }
+      return transaction(ops);
+    };
+    const refused = await config.apply({ services: { catalog: { subsets: { v2: { version: 'v2' } } } } }).catch((e: unknown) => e);
+    expect(interfered).toBe(true);
+    expect(problems(refused)).toEqual(['services.catalog.routes[0].split.v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1']);
+    expect((await config.getPolicy('catalog'))!.value).toMatchObject({ subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
   });
 });

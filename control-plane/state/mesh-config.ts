@@ -2,15 +2,18 @@
  * Reads and writes of the mesh config resources: each write is validated with the shared
  * schema (errors name the exact field), checked against what the mesh knows (a split or
  * mirror must name a declared subset or the version label of a known instance), and stored
- * with check-and-set so concurrent writers never silently overwrite each other.
+ * with check-and-set so concurrent writers never silently overwrite each other. A whole
+ * `skein apply` file is judged by the state it leaves behind and written in one store
+ * transaction (`apply`).
  */
 import type { ZodTypeAny } from 'zod';
 import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
-import { updateEntry, type ConfigStore, type StoreEntry, type WriteCondition } from '../store/store.js';
+import { StoreConflictError, updateEntry, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import {
+  applyDocuments,
   intentionsBody,
   keys,
   policyBody,
@@ -21,6 +24,23 @@ import {
   type RoutesInput,
   type StoredConfig,
 } from './resources.js';
+
+/** One document of an apply file, as it is (or would be) written. */
+export interface ApplyDocument {
+  readonly kind: 'policy' | 'routes' | 'intentions';
+  /** The service; absent for intentions. */
+  readonly service?: string;
+  readonly key: string;
+}
+
+/** What an apply file writes: its documents, in order, and the store transaction that writes them (puts in that order, then checks). */
+export interface ApplyPlan {
+  readonly documents: readonly ApplyDocument[];
+  readonly ops: readonly StoreOp[];
+}
+
+/** How often `apply` re-reads and re-judges a file when another writer changed what it read. */
+const APPLY_ATTEMPTS = 5;
 
 export class MeshConfig {
   private readonly checked = new Map<string, { revision: number; problems: string[] }>();
@@ -125,6 +145,85 @@ export class MeshConfig {
     return this.store.put(keys.intentions, body, condition);
   }
 
+  /**
+   * Judges a whole apply file (`{services, routes, intentions}` in wire form) by the state it
+   * leaves behind, not document by document: for each service it names, the policy in force
+   * afterwards is the file's or else the stored one, and likewise the routes. Routes the file
+   * writes must name only subsets that policy declares (or version labels of known
+   * instances); a policy the file writes may drop any subset, except one the stored routes it
+   * leaves in place use (and that is known now: a subset they already miss does not block
+   * it, as with a PUT). Writes nothing. Throws ConfigError with every problem placed in the
+   * file, e.g. `routes.catalog[0].split.v9: unknown subset "v9" of catalog: …`.
+   */
+  async checkApply(body: unknown): Promise<ApplyPlan> {
+    const file = validate(applyDocuments, body);
+    // Stored as sent, so durations stay as the operator wrote them.
+    const raw = body as { services?: Record<string, unknown>; routes?: Record<string, unknown>; intentions?: unknown };
+    const services = [...new Set([...Object.keys(file.services ?? {}), ...Object.keys(file.routes ?? {})])];
+    const stored = new Map(await Promise.all(services.map(async (service) => [service, await this.storedOf(service)] as const)));
+    const problems: string[] = [];
+    const documents: ApplyDocument[] = [];
+    const puts: StoreOp[] = [];
+    const checks: StoreOp[] = [];
+    // Every key the judgement read is either written with check-and-set or checked, so a
+    // change by another writer in between fails the transaction instead of slipping past it.
+    const write = (document: ApplyDocument, value: unknown, revision: number) => {
+      documents.push(document);
+      puts.push({ op: 'put', key: document.key, value, condition: { ifRevision: revision } });
+    };
+    for (const [service, policy] of Object.entries(file.services ?? {})) {
+      const now = stored.get(service)!;
+      write({ kind: 'policy', service, key: keys.policy(service) }, raw.services![service], now.policy?.revision ?? 0);
+      if (file.routes?.[service]) continue;
+      checks.push({ op: 'check', key: keys.routes(service), revision: now.routes?.revision ?? 0 });
+      const routes = routesBody.safeParse(now.routes?.value);
+      // No routes (or none that pass the schema): nothing the policy could break.
+      if (!routes.success) continue;
+      const knownNow = this.knownSubsets(service, declaredIn(now.policy));
+      const uses = subsetUses(routes.data, 'routes').filter(([, subset]) => knownNow.has(subset));
+      problems.push(...this.subsetProblems(service, uses, Object.keys(policy.subsets)).map((p) => `services.${service}.${p}`));
+    }
+    for (const [service, rules] of Object.entries(file.routes ?? {})) {
+      const now = stored.get(service)!;
+      write({ kind: 'routes', service, key: keys.routes(service) }, raw.routes![service], now.routes?.revision ?? 0);
+      const policy = file.services?.[service];
+      if (!policy) checks.push({ op: 'check', key: keys.policy(service), revision: now.policy?.revision ?? 0 });
+      const declared = policy ? Object.keys(policy.subsets) : declaredIn(now.policy);
+      problems.push(...this.subsetProblems(service, subsetUses(rules), declared).map((p) => `routes.${service}${p}`));
+    }
+    if (file.intentions !== undefined) {
+      // Intentions depend on nothing else: last writer wins, as with PUT /api/v1/intentions.
+      documents.push({ kind: 'intentions', key: keys.intentions });
+      puts.push({ op: 'put', key: keys.intentions, value: raw.intentions });
+    }
+    if (problems.length > 0) throw new ConfigError(problems);
+    return { documents, ops: [...puts, ...checks] };
+  }
+
+  /**
+   * Checks a whole apply file (checkApply) and writes all of it in one store transaction, so
+   * no reader, watcher or other replica ever sees part of it and sidecars get one snapshot.
+   * When another writer changed something the judgement read, the file is judged again on
+   * the new state and retried. Resolves each document with its stored entry, in file order.
+   */
+  async apply(body: unknown): Promise<{ document: ApplyDocument; entry: StoreEntry }[]> {
+    for (let attempt = 1; ; attempt++) {
+      const plan = await this.checkApply(body);
+      if (plan.ops.length === 0) return [];
+      try {
+        const entries = await this.store.transaction(plan.ops);
+        return plan.documents.map((document, i) => ({ document, entry: entries[i]! }));
+      } catch (err) {
+        if (!(err instanceof StoreConflictError) || attempt >= APPLY_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  private async storedOf(service: string): Promise<{ policy?: StoreEntry; routes?: StoreEntry }> {
+    const [policy, routes] = await Promise.all([this.store.get(keys.policy(service)), this.store.get(keys.routes(service))]);
+    return { policy, routes };
+  }
+
   /** Subsets a split may name: declared in the policy, or the version label of a known instance. */
   knownSubsets(service: string, declared: readonly string[]): Set<string> {
     const known = new Set(declared);
@@ -150,16 +249,25 @@ export class MeshConfig {
   }
 
   private async declaredSubsets(service: string): Promise<string[]> {
-    const policy = (await this.store.get(keys.policy(service)))?.value as PolicyInput | undefined;
-    return Object.keys(policy?.subsets ?? {});
+    return declaredIn(await this.store.get(keys.policy(service)));
   }
 
   /** Throws a ConfigError naming each `[path, subset]` whose subset the mesh does not know. */
   private checkSubsets(service: string, uses: readonly (readonly [string, string])[], declared: readonly string[]): void {
-    const known = this.knownSubsets(service, declared);
-    const problems = uses.filter(([, subset]) => !known.has(subset)).map(([path, subset]) => `${path}: ${unknownSubset(service, subset)}`);
+    const problems = this.subsetProblems(service, uses, declared);
     if (problems.length > 0) throw new ConfigError(problems);
   }
+
+  /** `path: unknown subset …` for each `[path, subset]` whose subset would not be known with `declared`. */
+  private subsetProblems(service: string, uses: readonly (readonly [string, string])[], declared: readonly string[]): string[] {
+    const known = this.knownSubsets(service, declared);
+    return uses.filter(([, subset]) => !known.has(subset)).map(([path, subset]) => `${path}: ${unknownSubset(service, subset)}`);
+  }
+}
+
+/** The subsets a stored policy entry declares (none without one). */
+function declaredIn(policy: StoreEntry | undefined): string[] {
+  return Object.keys((policy?.value as PolicyInput | undefined)?.subsets ?? {});
 }
 
 /** The subsets route rules name, each with its path in the rules array, e.g. `[1].split.v2`. */

@@ -1,9 +1,15 @@
 /**
  * The control plane with `--consul --store consul`, against a real agent: two replicas share
  * config through Consul KV (a change written through either reaches sidecars connected to
- * both), and `GET /api/v1/services` / `skein get services` list what Consul's catalog holds.
+ * both), `GET /api/v1/services` / `skein get services` list what Consul's catalog holds, and
+ * a whole apply file is one KV transaction.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { connectConsul } from '../../common/consul/client.js';
+import { createLogger } from '../../common/log.js';
+import { ConsulStore } from '../../control-plane/store/consul-store.js';
+import { StoreConflictError, StoreLimitError } from '../../control-plane/store/store.js';
+import type { AdminApiError } from '../../cli/admin-client.js';
 import { startControlPlane } from '../control-plane/harness.js';
 import { skeinCli, startMeshSidecar } from '../identity/mesh.js';
 import { Processes, waitUntil } from '../support/index.js';
@@ -80,5 +86,48 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     expect(first.status).toBe(200);
     expect(second.status).toBe(412);
     expect((await cpB.api.get<{ timeout: string }>('/api/v1/services/orders/policy')).body).toMatchObject({ timeout: '3s' });
+  });
+
+  it('apply writes a whole file as one KV transaction through either replica, or nothing of it', async () => {
+    const [cpA, cpB] = [await replica(), await replica()];
+    const v = (name: string) => ({ version: name });
+    await cpA.api.post('/api/v1/apply', { services: { reviews: { subsets: { v1: v('v1'), v2: v('v2') } } }, routes: { reviews: [{ split: { v1: 50, v2: 50 } }] } });
+    // The policy drops v1 while the same file's routes stop using it.
+    const file = { services: { reviews: { timeout: '3s', subsets: { v2: v('v2'), v3: v('v3') } } }, routes: { reviews: [{ split: { v2: 90, v3: 10 } }] } };
+    const applied = await cpB.api.post<{ applied: { kind: string; name?: string }[]; snapshotVersion: string }>('/api/v1/apply', file);
+    expect(applied.body.applied.map((d) => [d.kind, d.name])).toEqual([['policy', 'reviews'], ['routes', 'reviews']]);
+    expect(applied.headers.get('skein-snapshot-version')).toBe(applied.body.snapshotVersion);
+    await waitUntil(async () => JSON.stringify((await cpA.api.get('/api/v1/routes/reviews')).body) === JSON.stringify(file.routes.reviews), { what: 'the routes on the other replica' });
+    expect((await cpA.api.get('/api/v1/services/reviews/policy')).body).toEqual(file.services.reviews);
+
+    const refused = (await cpA.api.post('/api/v1/apply', { services: { reviews: { subsets: { v3: v('v3') } } }, intentions: { defaultAction: 'deny' } }).catch((err: unknown) => err)) as AdminApiError;
+    expect(refused.status).toBe(422);
+    expect(refused.problems).toEqual(['services.reviews.routes[0].split.v2: unknown subset "v2" of reviews: not declared in its policy and no instance has version=v2']);
+    expect((await cpA.api.get('/api/v1/services/reviews/policy')).body).toEqual(file.services.reviews);
+    expect(await cpA.api.get('/api/v1/intentions').catch((err: AdminApiError) => err.status)).toBe(404);
+
+    // The store itself: a failed check writes nothing, and more than Consul's 64 operations are refused whole.
+    const connection = connectConsul(consul.url);
+    const store = await ConsulStore.open(connection, createLogger('test', 'silent'));
+    try {
+      const policy = (await store.get('policies/reviews'))!;
+      const deny = { defaultAction: 'deny' };
+      await expect(store.transaction([{ op: 'put', key: 'intentions', value: deny }, { op: 'check', key: 'policies/reviews', revision: policy.revision + 1 }])).rejects.toThrow(
+        new StoreConflictError('policies/reviews', policy.revision + 1, policy.revision),
+      );
+      await expect(store.transaction(Array.from({ length: 65 }, (_, i) => ({ op: 'put' as const, key: `bulk/k${i}`, value: i })))).rejects.toBeInstanceOf(StoreLimitError);
+      expect(await store.get('intentions')).toBeUndefined();
+      expect(await store.list('bulk/')).toEqual([]);
+      const written = await store.transaction([
+        { op: 'put', key: 'intentions', value: deny, condition: { ifRevision: 0 } },
+        { op: 'check', key: 'policies/reviews', revision: policy.revision },
+        { op: 'check', key: 'routes/nobody', revision: 0 },
+      ]);
+      expect(written).toEqual([{ key: 'intentions', value: deny, revision: expect.any(Number) }]);
+      expect(await store.get('intentions')).toEqual(written[0]);
+    } finally {
+      await store.close();
+      connection.close();
+    }
   });
 });

@@ -201,6 +201,8 @@ describe('admin API', () => {
       ['put', '/api/v1/routes/{service}/split'],
       ['get', '/api/v1/intentions'],
       ['put', '/api/v1/intentions'],
+      ['post', '/api/v1/apply'],
+      ['post', '/api/v1/apply/check'],
       ['get', '/api/v1/proxies'],
       ['post', '/api/v1/tokens'],
       ['get', '/api/v1/explain'],
@@ -208,5 +210,7 @@ describe('admin API', () => {
     for (const [method, path] of expected) expect(doc.paths[path!]?.[method!], `${method} ${path}`).toBeDefined();
     expect(doc.paths['/api/v1/routes/{service}/split'].put.requestBody.content['application/json'].schema).toBeDefined();
     expect(doc.paths['/api/v1/tokens'].post.security).toEqual([{ bearer: [] }]);
+    expect(doc.paths['/api/v1/apply'].post.summary).toMatch(/^Apply a whole file \(\{services, routes, intentions\}\): judged by the state it leaves behind, then written all at once/);
+    expect(Object.keys(doc.paths['/api/v1/apply'].post.requestBody.content['application/json'].schema.properties)).toEqual(['services', 'routes', 'intentions']);
   });
 });

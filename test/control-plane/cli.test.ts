@@ -4,8 +4,10 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Processes, skeinBin, tempDir } from '../support/index.js';
-import { startControlPlane, type ControlPlaneProcess } from './harness.js';
+import { parseSnapshot } from '../../common/config/parse.js';
+import type { Snapshot } from '../../common/config/schema.js';
+import { Processes, skeinBin, tempDir, waitUntil } from '../support/index.js';
+import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -115,6 +117,71 @@ describe('skein admin commands', () => {
     const ok = await skein(['apply', '-f', file]);
     expect(ok.stderr).toBe('');
     expect(ok.stdout).toMatch(/^KIND\s+NAME\s+SNAPSHOT\npolicy\s+inventory\s+\d+\nroutes\s+inventory\s+\d+\n$/);
+  });
+
+  it('apply -f judges the file by the state it leaves behind and writes all of it at once, in one snapshot', async () => {
+    // A sidecar of another service, recording every snapshot it is pushed.
+    const received: Snapshot[] = [];
+    const source = testSource(cp, { service: 'gateway', instanceId: 'gateway-apply', token: await createToken(cp, 'gateway'), inboundPort: 31_888 });
+    void source.start((raw) => {
+      received.push(parseSnapshot(raw));
+    });
+    try {
+      const file = join(tempDir(), 'reviews.yaml');
+      writeFileSync(file, 'services:\n  reviews:\n    timeout: 2s\n    subsets: { v1: { version: v1 }, v2: { version: v2 } }\nroutes:\n  reviews:\n    - split: { v1: 50, v2: 50 }\n');
+      expect((await skein(['apply', '-f', file])).code).toBe(0);
+
+      // The policy drops v1 while the same file's routes stop using it. Checked document by
+      // document (the policy against the routes still in force) this was refused.
+      writeFileSync(file, 'services:\n  reviews:\n    timeout: 3s\n    subsets: { v2: { version: v2 }, v3: { version: v3 } }\nroutes:\n  reviews:\n    - split: { v2: 90, v3: 10 }\n');
+      expect((await cp.api.post('/api/v1/apply/check', { services: { reviews: { subsets: { v2: {}, v3: {} } } }, routes: { reviews: [{ split: { v3: 100 } }] } })).body).toEqual({ ok: true });
+      const res = await skein(['apply', '-f', file]);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+      const rows = /^KIND\s+NAME\s+SNAPSHOT\npolicy\s+reviews\s+(\d+)\nroutes\s+reviews\s+(\d+)\n$/.exec(res.stdout);
+      expect(rows, res.stdout).not.toBeNull();
+      expect(rows![1]).toBe(rows![2]);
+      expect((await cp.api.get('/api/v1/services/reviews/policy')).body).toEqual({ timeout: '3s', subsets: { v2: { version: 'v2' }, v3: { version: 'v3' } } });
+      expect((await cp.api.get('/api/v1/routes/reviews')).body).toEqual([{ split: { v2: 90, v3: 10 } }]);
+
+      // Sidecars got the file as one snapshot: never the new policy with the old routes, or the reverse.
+      await waitUntil(() => received.some((snap) => snap.version === rows![1]), { what: `snapshot ${rows![1]} at the sidecar` });
+      const states = received.filter((snap) => snap.services.reviews).map((snap) => `${snap.services.reviews!.timeout}ms ${JSON.stringify(snap.routes.reviews?.[0]?.split)}`);
+      expect(states.at(-1)).toBe('3000ms {"v2":90,"v3":10}');
+      expect(states.filter((state) => state !== '2000ms {"v1":50,"v2":50}' && state !== '3000ms {"v2":90,"v3":10}')).toEqual([]);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('apply -f refuses a file whose final state is invalid, whole, naming each problem by its place in the file', async () => {
+    const file = join(tempDir(), 'invalid.yaml');
+    writeFileSync(
+      file,
+      'services:\n  ratings:\n    subsets: { v1: { version: v1 }, v2: { version: v2 } }\n  details:\n    subsets: { v1: { version: v1 } }\n' +
+        'routes:\n  ratings:\n    - split: { v1: 100 }\n  details:\n    - split: { v1: 100 }\n',
+    );
+    expect((await skein(['apply', '-f', file])).code).toBe(0);
+    const paths = ['/api/v1/services/ratings/policy', '/api/v1/routes/ratings', '/api/v1/services/details/policy', '/api/v1/routes/details', '/api/v1/intentions'];
+    const before = await Promise.all(paths.map(async (path) => (await cp.api.get(path)).body));
+
+    // ratings' policy drops v2 while its new routes split to v2 and to v9, which nobody
+    // declares; details' policy alone drops v1, which its stored routes still use.
+    writeFileSync(
+      file,
+      'services:\n  ratings:\n    subsets: { v1: { version: v1 } }\n  details:\n    subsets: { v3: { version: v3 } }\n' +
+        'routes:\n  ratings:\n    - split: { v2: 50, v9: 50 }\nintentions:\n  defaultAction: deny\n',
+    );
+    const res = await skein(['apply', '-f', file]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toBe(
+      `skein: ${file} does not fit the mesh; nothing was written:\n` +
+        '  services.details.routes[0].split.v1: unknown subset "v1" of details: not declared in its policy and no instance has version=v1\n' +
+        '  routes.ratings[0].split.v2: unknown subset "v2" of ratings: not declared in its policy and no instance has version=v2\n' +
+        '  routes.ratings[0].split.v9: unknown subset "v9" of ratings: not declared in its policy and no instance has version=v9\n',
+    );
+    expect(await Promise.all(paths.map(async (path) => (await cp.api.get(path)).body))).toEqual(before);
   });
 
   it('split sets the canary weights and reports API errors readably', async () => {
