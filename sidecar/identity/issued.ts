@@ -3,8 +3,10 @@
  * leaves the process; a CSR goes out through a `CsrSigner` (a bootstrap token the first time,
  * the current certificate afterwards) and the leaf plus trust bundle come back. The leaf is
  * renewed on a `RenewalTiming` schedule, or at once on `renewNow()` (the control plane's
- * `renew-cert` command during a root rotation); each new identity is announced to the
- * listeners, which swap TLS contexts for new connections while open ones finish.
+ * `renew-cert` command during a root rotation) and on `renewIfDue()` (the push stream is back
+ * after an outage that left the leaf expired or past its renewal time); each new identity is
+ * announced to the listeners, which swap TLS contexts for new connections while open ones
+ * finish.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createCsrPem } from '../../common/identity/csr.js';
@@ -29,7 +31,12 @@ export class IssuedIdentityProvider implements IdentityProvider {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private failures = 0;
-  /** The key for the next renewal, generated ahead so a renewal does not wait for it. */
+  /** When the current certificate is due for renewal (ms since the epoch); nothing is due before the first. */
+  private renewAt = Number.POSITIVE_INFINITY;
+  /**
+   * The key for the next certificate, generated ahead so a renewal does not wait for it, and
+   * kept through failed attempts (it was never certified) until a certificate is issued for it.
+   */
   private nextKeys: Promise<KeyPairPem> | undefined;
   private closed = false;
   private readonly timing: RenewalTiming;
@@ -62,6 +69,24 @@ export class IssuedIdentityProvider implements IdentityProvider {
     });
   }
 
+  /**
+   * The certificate is expired or past its renewal time: a renewal failed (the control plane
+   * was away) or is late. No certificate yet counts as due too.
+   */
+  get due(): boolean {
+    return this.identity === undefined || this.now() >= this.renewAt;
+  }
+
+  /**
+   * Renews at once if the certificate is `due`, instead of waiting out the retry backoff of
+   * failed renewals: called when the control plane is reachable again. A renewal already in
+   * flight is waited for first (it may have failed against the control plane still away).
+   */
+  async renewIfDue(): Promise<void> {
+    if (this.inFlight) await this.inFlight.catch(() => undefined);
+    if (!this.closed && this.due) await this.renewNow();
+  }
+
   /** Requests a new certificate now; concurrent calls share one request. */
   renewNow(): Promise<void> {
     this.inFlight ??= this.renew().finally(() => {
@@ -82,10 +107,12 @@ export class IssuedIdentityProvider implements IdentityProvider {
       if (this.closed) return;
       this.failures = 0;
       this.identity = next;
-      this.nextKeys = generateRsaKeyPair();
-      this.nextKeys.catch(() => (this.nextKeys = undefined));
+      this.nextKeys = undefined;
+      this.keys().catch(() => undefined); // the next renewal's key, generated now; a failure is met again then
       const issuedAt = this.now();
-      this.schedule(this.timing.renewIn(issuedAt, next.notAfter.getTime(), issuedAt));
+      const delay = this.timing.renewIn(issuedAt, next.notAfter.getTime(), issuedAt);
+      this.renewAt = issuedAt + delay;
+      this.schedule(delay);
       for (const listener of this.listeners) listener(next);
     } catch (err) {
       if (this.closed) return;
@@ -107,9 +134,20 @@ export class IssuedIdentityProvider implements IdentityProvider {
     if (this.identity) this.timer.unref();
   }
 
+  /** The key pair for the next certificate: the one in hand, else a new one. */
+  private keys(): Promise<KeyPairPem> {
+    if (!this.nextKeys) {
+      const pending = generateRsaKeyPair();
+      this.nextKeys = pending;
+      pending.catch(() => {
+        if (this.nextKeys === pending) this.nextKeys = undefined;
+      });
+    }
+    return this.nextKeys;
+  }
+
   private async issue(): Promise<TlsIdentity> {
-    const keys = await (this.nextKeys ?? generateRsaKeyPair());
-    this.nextKeys = undefined;
+    const keys = await this.keys();
     const csr = createCsrPem(keys.privateKeyPem, keys.publicKeyPem, this.options.service, this.identity?.spiffeId);
     const signed = await this.options.sign(csr, this.identity);
     const cert = new X509Certificate(signed.certPem);
