@@ -5,6 +5,9 @@
  * refuses one (the sidecar keeps its last good snapshot). When the stream breaks it
  * reconnects with exponential backoff and full jitter, resuming from the snapshot it runs;
  * the control plane being down never stops the sidecar from serving (static stability).
+ * While the sidecar needs the control plane soon (its certificate expired or is due for
+ * renewal), reconnect attempts are at most a second apart, and `onConnected` lets it renew
+ * the moment the stream is back.
  */
 import * as grpc from '@grpc/grpc-js';
 import { gunzipSync } from 'node:zlib';
@@ -32,11 +35,20 @@ export interface ControlPlaneSourceOptions {
   readonly keepaliveMs?: number;
   /** Commands (tap-start, renew-cert, …) sent down the stream. */
   readonly onCommand?: (kind: string, json: string) => void;
+  /** Called each time the control plane accepts this sidecar's Hello: the stream is up (again). */
+  readonly onConnected?: () => void;
+  /** True while the sidecar needs the control plane soon; reconnect backoff is then capped at `URGENT_BACKOFF_MAX_MS`. */
+  readonly urgent?: () => boolean;
 }
 
 type Stream = grpc.ClientDuplexStream<SidecarMessage, ControlMessage>;
 
 const DEFAULT_BACKOFF = { baseMs: 250, maxMs: 5_000 };
+/**
+ * The longest reconnect wait while `urgent()` holds (an expired or due certificate): once the
+ * control plane is back, every such sidecar is on it within a second, not five.
+ */
+export const URGENT_BACKOFF_MAX_MS = 1_000;
 /** A stream that stayed up this long counts as a success: the next failure starts backoff over. */
 const STABLE_MS = 10_000;
 
@@ -169,6 +181,7 @@ export class ControlPlaneSource implements ConfigSource {
     // even if no snapshot follows because the one this sidecar runs is still the newest.
     stream.on('metadata', () => {
       if (this.version) this.state = this.connectedState();
+      this.options.onConnected?.();
     });
     stream.on('data', (message: ControlMessage) => {
       this.attempt = 0;
@@ -207,7 +220,8 @@ export class ControlPlaneSource implements ConfigSource {
 
   private retry(why: string): void {
     if (this.closed) return;
-    const delay = backoffDelay(this.attempt++, this.options.backoff?.baseMs ?? DEFAULT_BACKOFF.baseMs, this.options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs);
+    const { baseMs, maxMs } = this.options.backoff ?? DEFAULT_BACKOFF;
+    const delay = backoffDelay(this.attempt++, baseMs, this.options.urgent?.() ? Math.min(maxMs, URGENT_BACKOFF_MAX_MS) : maxMs);
     this.state = this.version
       ? `control plane at ${this.options.address} unreachable (${why}); serving snapshot ${this.version}, retrying`
       : `waiting for control plane at ${this.options.address} (${why})`;
