@@ -150,6 +150,8 @@ export async function runSidecar(options: SidecarOptions): Promise<void> {
     ttlReadiness: isLoopbackUrl(consul.url) ? undefined : () => sidecar.lifecycle.notReady(),
   }, logger);
   const readiness = stream && reportReadiness(() => sidecar.lifecycle.notReady(), (reasons) => stream.reportReadiness(reasons));
+  // A renewal can end "certificates: expired" (after a control-plane outage): say so at once, not at the next check.
+  if (readiness) identity?.onChange(() => readiness.check());
   const stop = (signal: string): void => {
     logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, 'draining before exit');
     // SPEC §3's order: /ready turns 503 at once (so Consul's check fails and probes see it) and
