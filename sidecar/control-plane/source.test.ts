@@ -1,8 +1,12 @@
+import * as grpc from '@grpc/grpc-js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { loadMeshProto } from '../../common/proto/mesh.js';
+import { CertificateAuthority } from '../../control-plane/ca/authority.js';
+import { ControlPlaneTls } from '../../control-plane/ca/server-tls.js';
 import { makeCa } from '../../test/support/certs.js';
 import { freePort, tempDir, waitUntil } from '../../test/support/index.js';
 import { ControlPlaneSource, URGENT_BACKOFF_MAX_MS } from './source.js';
@@ -20,6 +24,8 @@ function recordingLogger() {
   return { waits, logger: pino({ level: 'warn' }, sink) };
 }
 
+const announce = { service: 'orders', instanceId: 'orders-1', version: 'v1', address: '127.0.0.1', inboundPort: 15443, adminPort: 0, protocol: 'http', labels: {} };
+
 describe('control-plane stream reconnects', () => {
   it('waits at most a second between tries while urgent (a certificate is due), however long the backoff', async () => {
     const caFile = join(tempDir(), 'ca.crt');
@@ -30,16 +36,43 @@ describe('control-plane stream reconnects', () => {
       address: `127.0.0.1:${await freePort()}`,
       caFile,
       logger,
-      announce: { service: 'orders', instanceId: 'orders-1', version: 'v1', address: '127.0.0.1', inboundPort: 15443, adminPort: 0, protocol: 'http', labels: {} },
+      announce,
       backoff: { baseMs: 60_000, maxMs: 60_000 },
+      // The jitter pinned to its ceiling: each wait is the cap in force.
+      random: () => 1,
       urgent: () => true,
     });
     try {
       await source.start(() => undefined);
-      await waitUntil(() => waits.length >= 3, { what: 'three reconnect tries', timeoutMs: 10_000 });
-      expect(Math.max(...waits)).toBeLessThanOrEqual(URGENT_BACKOFF_MAX_MS);
+      await waitUntil(() => waits.length >= 2, { what: 'two reconnect tries', timeoutMs: 10_000 });
+      expect(waits.slice(0, 2)).toEqual([URGENT_BACKOFF_MAX_MS, URGENT_BACKOFF_MAX_MS]);
     } finally {
       await source.close();
+    }
+  });
+
+  it('does not hurry back to a control plane that refused the stream (an expired certificate and token), urgent or not', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: tempDir('skein-source-ca-'), trustDomain: 'skein.local' });
+    const tls = await ControlPlaneTls.create(ca, pino({ level: 'silent' }));
+    const server = new grpc.Server();
+    server.addService(loadMeshProto().service, {
+      Sign: (_call: unknown, callback: grpc.sendUnaryData<never>) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      Stream: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        call.once('data', () => call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'bootstrap token is expired' }));
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', tls.credentials, (err, p) => (err ? reject(err) : resolve(p))));
+    const { waits, logger } = recordingLogger();
+    // The jitter pinned to its ceiling: the wait is the cap in force.
+    const source = new ControlPlaneSource({ address: `127.0.0.1:${port}`, caFile: ca.bundlePath, logger, announce, backoff: { baseMs: 60_000, maxMs: 60_000 }, random: () => 1, urgent: () => true });
+    try {
+      await source.start(() => undefined);
+      await waitUntil(() => waits.length >= 1, { what: 'the refusal', timeoutMs: 10_000 });
+      expect(waits[0]).toBe(60_000);
+    } finally {
+      await source.close();
+      tls.close();
+      server.forceShutdown();
     }
   });
 });

@@ -31,13 +31,19 @@ export interface ControlPlaneSourceOptions {
   readonly identity?: IdentityProvider;
   readonly logger: Logger;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** The jitter's random source (tests pin it). */
+  readonly random?: () => number;
   /** Ping interval (default 10 s); a ping unanswered for min(5 s, interval) ends the stream. */
   readonly keepaliveMs?: number;
   /** Commands (tap-start, renew-cert, …) sent down the stream. */
   readonly onCommand?: (kind: string, json: string) => void;
   /** Called each time the control plane accepts this sidecar's Hello: the stream is up (again). */
   readonly onConnected?: () => void;
-  /** True while the sidecar needs the control plane soon; reconnect backoff is then capped at `URGENT_BACKOFF_MAX_MS`. */
+  /**
+   * True while the sidecar needs the control plane soon; reconnect backoff is then capped at
+   * `URGENT_BACKOFF_MAX_MS`, unless the control plane refused the stream (e.g. an expired
+   * certificate and an expired token).
+   */
   readonly urgent?: () => boolean;
 }
 
@@ -170,12 +176,12 @@ export class ControlPlaneSource implements ConfigSource {
     this.stream = stream;
     const openedAt = Date.now();
     let ended = false;
-    const end = (why: string) => {
+    const end = (why: string, refused = false) => {
       if (ended) return;
       ended = true;
       if (this.stream === stream) this.stream = undefined;
       if (Date.now() - openedAt >= STABLE_MS) this.attempt = 0;
-      this.retry(why);
+      this.retry(why, refused);
     };
     // The control plane answers a Hello it accepts with response headers: the stream is up
     // even if no snapshot follows because the one this sidecar runs is still the newest.
@@ -188,7 +194,7 @@ export class ControlPlaneSource implements ConfigSource {
       if (message.msg === 'snapshot' && message.snapshot) this.receive(stream, message.snapshot);
       else if (message.msg === 'command' && message.command) this.options.onCommand?.(message.command.kind, message.command.json);
     });
-    stream.on('error', (err: grpc.ServiceError) => end(describe(err)));
+    stream.on('error', (err: grpc.ServiceError) => end(describe(err), err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED));
     stream.on('end', () => end('the control plane ended the stream'));
   }
 
@@ -218,10 +224,12 @@ export class ControlPlaneSource implements ConfigSource {
     return `connected to control plane at ${this.options.address}; snapshot ${this.version}`;
   }
 
-  private retry(why: string): void {
+  /** `refused`: the control plane answered and turned this sidecar away, so hurrying back would not help. */
+  private retry(why: string, refused = false): void {
     if (this.closed) return;
     const { baseMs, maxMs } = this.options.backoff ?? DEFAULT_BACKOFF;
-    const delay = backoffDelay(this.attempt++, baseMs, this.options.urgent?.() ? Math.min(maxMs, URGENT_BACKOFF_MAX_MS) : maxMs);
+    const urgent = !refused && this.options.urgent?.() === true;
+    const delay = backoffDelay(this.attempt++, baseMs, urgent ? Math.min(maxMs, URGENT_BACKOFF_MAX_MS) : maxMs, this.options.random);
     this.state = this.version
       ? `control plane at ${this.options.address} unreachable (${why}); serving snapshot ${this.version}, retrying`
       : `waiting for control plane at ${this.options.address} (${why})`;
