@@ -1,14 +1,49 @@
 /**
  * Trust bundles: one PEM text holding one or more root certificates (several during root
- * rotation). The fingerprint lets the control plane see which bundle each sidecar runs.
+ * rotation). `readTrustBundle` / `bundleCertificates` parse one for whoever is given a bundle
+ * file (a sidecar's --ca-file, in either mode), with errors that name the file. The
+ * fingerprint lets the control plane see which bundle each sidecar runs.
  */
 import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** Each certificate of a PEM bundle, in order, normalised to end with a newline. */
 export function splitPemCertificates(pem: string): string[] {
   return (pem.match(PEM_CERT) ?? []).map((c) => `${c.replace(/\r\n/g, '\n')}\n`);
+}
+
+/** A trust bundle that cannot be used: unreadable, without a certificate, or with one that does not parse. The message starts with where it came from. */
+export class TrustBundleError extends Error {
+  override name = 'TrustBundleError';
+}
+
+/**
+ * The certificates of a PEM trust bundle, parsed, in order. `source` (the file, as the user
+ * named it) leads every error: none in it, or which one does not parse.
+ */
+export function bundleCertificates(pem: string, source: string): X509Certificate[] {
+  const pems = splitPemCertificates(pem);
+  if (pems.length === 0) throw new TrustBundleError(`${source}: no PEM certificate in it`);
+  return pems.map((cert, i) => {
+    try {
+      return new X509Certificate(cert);
+    } catch (err) {
+      throw new TrustBundleError(`${source}: certificate ${i + 1} of ${pems.length} does not parse (${(err as Error).message})`);
+    }
+  });
+}
+
+/** Reads and parses a trust bundle file (`bundleCertificates`); one that cannot be read is named with the error code (ENOENT, EACCES). */
+export function readTrustBundle(file: string): { readonly pem: string; readonly certificates: X509Certificate[] } {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TrustBundleError(`${file}: cannot read it as PEM certificates (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return { pem, certificates: bundleCertificates(pem, file) };
 }
 
 export function joinPemCertificates(certs: readonly string[]): string {

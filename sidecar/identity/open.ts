@@ -7,9 +7,7 @@
  * Resolves once the first certificate is in hand, so listeners start with mTLS from the
  * first connection; a refused token or identity fails the start with the CA's reason.
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { splitPemCertificates } from '../../common/identity/bundle.js';
+import { readTrustBundle, TrustBundleError } from '../../common/identity/bundle.js';
 import type { Logger } from '../../common/log.js';
 import type { SidecarOptions } from '../options.js';
 import { controlPlaneSigner } from './control-plane-signer.js';
@@ -43,12 +41,10 @@ export async function openIdentity(options: SidecarOptions, logger: Logger): Pro
 }
 
 function checkTrustBundle(caFile: string): void {
-  let pems: string[];
   try {
-    pems = splitPemCertificates(readFileSync(caFile, 'utf8'));
-    for (const pem of pems) new X509Certificate(pem);
+    readTrustBundle(caFile);
   } catch (err) {
-    throw new Error(`--ca-file ${caFile}: cannot read it as PEM certificates (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    if (!(err instanceof TrustBundleError)) throw err;
+    throw new Error(`--ca-file ${err.message}; it should hold the control plane's ca.crt`);
   }
-  if (pems.length === 0) throw new Error(`--ca-file ${caFile}: no PEM certificate in it (it should hold the control plane's ca.crt)`);
 }

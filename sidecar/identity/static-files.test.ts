@@ -33,13 +33,15 @@ describe('static identity files', () => {
     expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders')).toThrow(/is not the private key of/);
   });
 
-  it('refuses a certificate that peers would refuse: expired, not yet valid, from another CA, for another service', async () => {
+  it('refuses a certificate that peers would refuse: expired, not yet valid, from another CA, for another service; and a CA file without certificates', async () => {
     const leaf = await pki.leaf('orders');
     const files = write('c', leaf);
     const later = leaf.notAfter.getTime() + 1000;
     expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders', later)).toThrow(/c\.crt: the certificate expired at /);
     expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders', Date.parse('2000-01-01'))).toThrow(/is not valid before/);
     expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'payments')).toThrow(/c\.crt: the certificate is for service orders \(spiffe:\/\/skein\.local\/service\/orders\), not payments/);
+    writeFileSync(files.caFile, 'not PEM\n');
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders')).toThrow(/c-ca\.crt: no PEM certificate in it/);
     const other = await createTestPki();
     try {
       const foreign = write('d', { ...leaf, caPem: (await other.leaf('orders')).caPem });

@@ -11,7 +11,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { splitPemCertificates } from '../../common/identity/bundle.js';
+import { readTrustBundle, splitPemCertificates } from '../../common/identity/bundle.js';
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { Logger } from '../../common/log.js';
 import type { IdentityProvider, TlsIdentity } from './provider.js';
@@ -31,7 +31,7 @@ export interface StaticFilesOptions {
 export function readIdentityFiles(certFile: string, keyFile: string, caFile: string, service: string, now = Date.now()): TlsIdentity {
   const certPem = readFileSync(certFile, 'utf8');
   const keyPem = readFileSync(keyFile, 'utf8');
-  const caPem = readFileSync(caFile, 'utf8');
+  const { pem: caPem, certificates: roots } = readTrustBundle(caFile);
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
@@ -39,13 +39,6 @@ export function readIdentityFiles(certFile: string, keyFile: string, caFile: str
     throw new Error(`${certFile}: not a PEM certificate (${(err as Error).message})`);
   }
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`${keyFile} is not the private key of ${certFile}`);
-  let roots: X509Certificate[];
-  try {
-    roots = splitPemCertificates(caPem).map((pem) => new X509Certificate(pem));
-    if (roots.length === 0) throw new Error('no certificate in it');
-  } catch (err) {
-    throw new Error(`${caFile}: not a PEM certificate bundle (${(err as Error).message})`);
-  }
   const notBefore = Date.parse(cert.validFrom);
   const notAfter = Date.parse(cert.validTo);
   if (now >= notAfter) throw new Error(`${certFile}: the certificate expired at ${new Date(notAfter).toISOString()}`);
