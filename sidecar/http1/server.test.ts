@@ -150,6 +150,16 @@ describe('Http1Server', () => {
     expect(f.upgrades[0]!.head.toString()).toBe('EARLY');
   });
 
+  it('serves an upgrade request with a body as a plain request (its body is part of the HTTP/1.1 request, not the tunnel)', async () => {
+    const f = await serve(echo);
+    const upgrade = 'Connection: Upgrade\r\nUpgrade: h2c\r\n';
+    const sized = await exchange(f.port, `POST /a HTTP/1.1\r\nHost: a\r\n${upgrade}Content-Length: 3\r\n\r\nabc`, /\r\n\r\n.*abc/s);
+    expect(sized).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*POST \/a abc$/);
+    const chunked = await exchange(f.port, `POST /b HTTP/1.1\r\nHost: a\r\n${upgrade}Transfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n`, /\r\n\r\n.*xy/s);
+    expect(chunked).toMatch(/POST \/b xy$/);
+    expect(f.upgrades).toHaveLength(0);
+  });
+
   it('sends parse errors to clientError with llhttp codes: bad heads, oversized heads, broken request lines', async () => {
     const f = await serve(echo);
     expect(await exchange(f.port, 'THIS IS NOT HTTP\r\n\r\n')).toMatch(/x-code: HPE_INVALID_CONSTANT/);

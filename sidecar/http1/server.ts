@@ -9,10 +9,10 @@
  *
  * Behaviour kept from node:http: keep-alive by version and Connection, requests on one
  * connection answered in order (a pipelined request waits, unparsed, for the answer before
- * it), `Expect: 100-continue` answered at once, upgrades handed over with the bytes read past
- * the head, a body the handler never read drained before the next request, a 60 s limit on
- * receiving a head and a 65 s idle limit (checked by one sweep a second, not a timer per
- * request). Parse errors go to `clientError` with llhttp's codes; the connection then closes.
+ * it), `Expect: 100-continue` answered at once, upgrades (without a body) handed over with the
+ * bytes read past the head, a body the handler never read drained before the next request, a
+ * 60 s limit on receiving a head and a 65 s idle limit (checked by one sweep a second, not a
+ * timer per request). Parse errors go to `clientError` with llhttp's codes; the connection then closes.
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
@@ -194,7 +194,9 @@ class Http1Connection implements BodySource, ChunkSink {
     this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
     if (head.method === 'CONNECT') throw new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
     const req = new IncomingRequest(this, this.socket, head.method, head.target, head.rawHeaders, head.minor);
-    if (head.upgrade) {
+    // An upgrade with a body is served as a plain request (Upgrade is hop-by-hop, and dropped):
+    // the upgrade path sends nothing past the head before the endpoint has switched protocols.
+    if (head.upgrade && head.contentLength <= 0 && !head.chunked) {
       this.handOver(req);
       return false;
     }

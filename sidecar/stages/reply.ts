@@ -44,4 +44,25 @@ export function socketReply(socket: Socket, status: number, statusText: string, 
   socket.end(
     `HTTP/1.1 ${status} ${statusText}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  linger(socket);
+}
+
+/** After the last answer on a connection, the client has this long to close its side before it is cut. */
+const LINGER_MS = 5000;
+
+function drop(): void {}
+
+function cut(this: Socket): void {
+  this.destroy();
+}
+
+/**
+ * A connection this end has finished writing to (end() called): what the client still sends is
+ * read and dropped until it closes its side, or LINGER_MS pass. A socket left paused (an
+ * upgrade's is, once handed over) would never see the client's FIN and stay open.
+ */
+export function linger(socket: Socket): void {
+  socket.on('data', drop);
+  socket.setTimeout(LINGER_MS, cut);
+  socket.resume();
 }

@@ -1,16 +1,46 @@
 /**
- * Upgrades (WebSocket and other `Connection: Upgrade` requests) pass through as a raw byte
- * splice: the request head is rewritten (hop headers, trace headers) and sent on a fresh
- * connection to the chosen endpoint, and from then on bytes flow both ways untouched,
- * including the endpoint's `101 Switching Protocols`.
+ * Upgrades (WebSocket and other `Connection: Upgrade` requests without a body): the request
+ * head is rewritten (hop headers, trace headers) and sent on a fresh connection to the chosen
+ * endpoint, and its answer decides what the client's connection becomes.
+ *
+ * - `101 Switching Protocols`: a tunnel. The 101 (and whatever came with it) goes to the
+ *   client, then the bytes the client sent past its request, and from then on bytes flow
+ *   both ways untouched.
+ * - Any other final answer (an app without an upgrade handler answers `Upgrade: h2c`, which
+ *   `curl --http2` always asks for, with a plain 200): the upgrade is declined. The answer goes
+ *   to the client as a response (end-to-end headers, its own framing, `connection: close`) and
+ *   is counted with its own status; then both connections close. Nothing the client sent past
+ *   the request, or sends later, reaches the endpoint: it is read and dropped, so it can never
+ *   go around routing on a connection that is no longer a tunnel. The client opens a new
+ *   connection for its next request, which is routed as any other.
+ * - `1xx` answers before the final one (100, 103) pass through as they came.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Exchange } from '../exchange.js';
-import { socketReply } from './reply.js';
+import { ChunkedDecoder, type ChunkSink } from '../http1/chunked.js';
+import { parseResponseHead, type ResponseHead } from '../http1/response-head.js';
+import { responseHeaders } from './headers.js';
+import { linger, socketReply } from './reply.js';
 
 /** Opens a connection to an endpoint (TLS to a peer sidecar, or plain). */
 export type Connector = (service: string, address: string, port: number) => Socket;
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** An answer head longer than this fails the upgrade (the limit request heads have, SPEC §8). */
+const MAX_ANSWER_HEAD_BYTES = 64 * 1024;
+/** A declined answer's chunked body is passed on as it came; the decoder only finds its end. */
+const IGNORE_CHUNKS: ChunkSink = { onChunk() {} };
+
+const enum State {
+  Connecting,
+  /** The request went out; the endpoint's answer head is awaited. */
+  Waiting,
+  Tunnel,
+  /** Relaying a declined upgrade's answer body. */
+  Relaying,
+  Done,
+}
 
 /** `ex` has decoded headers and stamped trace headers; the Upgrade header is added back here. */
 export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstream: Socket): void {
@@ -19,29 +49,165 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   const headers = ex.headers;
   for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
   lines += `connection: upgrade\r\nupgrade: ${ex.upgrade}\r\n\r\n`;
-  let connected = false;
+  let state = State.Connecting;
+  /** The answer's bytes so far, until its head is whole. */
+  let pending: Buffer | null = null;
+  /** The declined answer: its status, and how its body ends (a decoder, bytes left, or -1 for the connection's end). */
+  let declinedStatus = 0;
+  let decoder: ChunkedDecoder | null = null;
+  let bodyLeft = -1;
+  let released = false;
   upstream.setNoDelay(true);
   client.setNoDelay(true);
-  upstream.once(connectEvent, () => {
-    connected = true;
+
+  /** The exchange's response object never met a socket: its 'close' ends the in-flight count, once. */
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    ex.res.emit('close');
+  };
+
+  /** The endpoint failed before a final answer: the client gets a sidecar-made one and the connection closes. */
+  const failEarly = (why: string): void => {
+    const connected = state !== State.Connecting;
+    state = State.Done;
+    upstream.destroy();
+    // Once the request went out it may have been acted on; `upstream-connect-failure` would say it was not.
+    const reason = connected ? 'retries-exhausted' : 'upstream-connect-failure';
+    socketReply(client, 503, 'Service Unavailable', reason, why);
+    ex.finish(503);
+    release();
+  };
+
+  const tunnel = (answerHead: Buffer, rest: Buffer): void => {
+    state = State.Tunnel;
     ex.finish(101);
-    upstream.write(lines);
+    client.write(rest.length > 0 ? Buffer.concat([answerHead, rest]) : answerHead);
+    // What the client sent past its request belongs to the new protocol: only now may it go.
     if (head.length > 0) upstream.write(head);
     upstream.pipe(client);
     client.pipe(upstream);
+  };
+
+  const endDeclined = (): void => {
+    state = State.Done;
+    upstream.off('data', relay);
+    upstream.destroy();
+    client.end();
+    ex.finish(declinedStatus);
+    release();
+    // Anything more from the client (a pipelined request, the new protocol's first bytes) is dropped.
+    linger(client);
+  };
+
+  /** A declined answer's body was cut or malformed: the client's response is cut too (its status is out). */
+  const cutDeclined = (): void => {
+    state = State.Done;
+    upstream.destroy();
+    client.destroy();
+    ex.finish(declinedStatus);
+  };
+
+  function relay(chunk: Buffer): void {
+    if (state !== State.Relaying) return;
+    let used = chunk.length;
+    let complete = false;
+    if (decoder !== null) {
+      try {
+        used = decoder.push(chunk, IGNORE_CHUNKS);
+      } catch {
+        cutDeclined();
+        return;
+      }
+      complete = decoder.done;
+    } else if (bodyLeft >= 0) {
+      used = Math.min(bodyLeft, chunk.length);
+      bodyLeft -= used;
+      complete = bodyLeft === 0;
+    }
+    if (used > 0 && !client.write(used === chunk.length ? chunk : chunk.subarray(0, used))) {
+      upstream.pause();
+      client.once('drain', () => upstream.resume());
+    }
+    if (complete) endDeclined();
+  }
+
+  const decline = (answer: ResponseHead, rest: Buffer): void => {
+    state = State.Relaying;
+    declinedStatus = answer.status;
+    const out: string[] = [];
+    responseHeaders(answer.rawHeaders, out);
+    let text = `HTTP/1.1 ${answer.status} ${answer.reason}\r\n`;
+    for (let i = 0; i < out.length; i += 2) text += `${out[i]}: ${out[i + 1]}\r\n`;
+    const noBody = ex.method === 'HEAD' || answer.status === 204 || answer.status === 304;
+    if (!noBody && answer.chunked) {
+      decoder = new ChunkedDecoder();
+      text += 'transfer-encoding: chunked\r\n';
+    } else bodyLeft = noBody ? 0 : answer.contentLength;
+    client.write(`${text}connection: close\r\n\r\n`, 'latin1');
+    if (bodyLeft === 0) {
+      endDeclined();
+      return;
+    }
+    upstream.on('data', relay);
+    if (rest.length > 0) relay(rest);
+  };
+
+  const onAnswer = (chunk: Buffer): void => {
+    let buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
+    pending = null;
+    for (;;) {
+      const end = buf.indexOf(CRLFCRLF);
+      if (end < 0) {
+        if (buf.length > MAX_ANSWER_HEAD_BYTES) failEarly(`${ex.destination} answered the upgrade with a head over ${MAX_ANSWER_HEAD_BYTES} bytes`);
+        else pending = buf;
+        return;
+      }
+      let answer: ResponseHead;
+      try {
+        answer = parseResponseHead(buf.toString('latin1', 0, end));
+      } catch (err) {
+        failEarly(`${ex.destination} answered the upgrade with a malformed response: ${(err as Error).message}`);
+        return;
+      }
+      const rest = buf.subarray(end + 4);
+      if (answer.status >= 200 || answer.status === 101) {
+        upstream.off('data', onAnswer);
+        if (answer.status === 101) tunnel(buf.subarray(0, end + 4), rest);
+        else decline(answer, rest);
+        return;
+      }
+      // An interim answer (100, 103): passed on; the final one follows.
+      client.write(buf.subarray(0, end + 4));
+      if (rest.length === 0) return;
+      buf = rest;
+    }
+  };
+
+  upstream.once(connectEvent, () => {
+    if (state !== State.Connecting) return;
+    state = State.Waiting;
+    upstream.write(lines);
+    upstream.on('data', onAnswer);
   });
   upstream.on('error', (err: Error & { code?: string }) => {
-    if (connected) client.destroy();
-    else {
-      socketReply(client, 503, 'Service Unavailable', 'upstream-connect-failure', `could not connect for upgrade: ${err.code ?? err.message}`);
-      ex.finish(503);
-    }
+    if (state === State.Connecting) failEarly(`could not connect for upgrade: ${err.code ?? err.message}`);
+    else if (state === State.Waiting) failEarly(`${ex.destination} reset the connection before answering the upgrade: ${err.code ?? err.message}`);
+    else if (state === State.Relaying) cutDeclined();
+    else if (state === State.Tunnel) client.destroy();
+  });
+  upstream.on('close', () => {
+    if (state === State.Waiting) failEarly(`${ex.destination} closed the connection before answering the upgrade`);
+    else if (state === State.Relaying) {
+      // A body without a length ends with the connection; one with a length is cut short.
+      if (decoder === null && bodyLeft < 0) endDeclined();
+      else cutDeclined();
+    } else if (state === State.Tunnel) client.destroy();
   });
   client.on('error', () => upstream.destroy());
-  upstream.on('close', () => client.destroy());
   client.on('close', () => {
+    if (state !== State.Done) state = State.Done;
     upstream.destroy();
-    // The exchange's response object never met a socket; its close ends the in-flight count.
-    ex.res.emit('close');
+    release();
   });
 }

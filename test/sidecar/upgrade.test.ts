@@ -1,0 +1,269 @@
+/**
+ * Upgrades the upstream declines. `curl --http2` asks every HTTP/1.1 server for `Upgrade: h2c`;
+ * an app without an upgrade handler answers such a request normally. Only a `101` may turn the
+ * client's connection into a tunnel: any other answer reaches the client as the response it is
+ * (counted with its own status), and nothing the client sends afterwards on that connection
+ * may reach the endpoint around routing. Checked on a plain outbound sidecar (endpoint = the
+ * app) and through an mTLS pair (outbound → peer's inbound → its app), with a WebSocket-style
+ * upgrade that is accepted still working on the plain path (the pair's is in mtls.test.ts).
+ */
+import { createHash } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { metric, scrape } from './resilience-fixture.js';
+
+const H2C = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+
+interface RawResponse {
+  readonly status: number;
+  readonly head: string;
+  readonly body: string;
+}
+
+/** A raw client connection that reads whole HTTP/1.1 responses (Content-Length or chunked) and notices the server closing. */
+class RawClient {
+  private readonly socket: Socket;
+  private data = '';
+  closed = false;
+  private waiter: (() => void) | null = null;
+
+  constructor(port: number) {
+    this.socket = connect({ host: '127.0.0.1', port });
+    this.socket.setEncoding('latin1');
+    this.socket.on('data', (d: string) => {
+      this.data += d;
+      this.waiter?.();
+    });
+    this.socket.on('close', () => {
+      this.closed = true;
+      this.waiter?.();
+    });
+    this.socket.on('error', () => {});
+  }
+
+  write(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** Resolves once `check` passes on what has arrived, or the connection closed, or after `ms`. */
+  private wait(check: () => boolean, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiter = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiter = () => {
+        if (this.closed || check()) done();
+      };
+      this.waiter();
+    });
+  }
+
+  /** The next whole response. */
+  async response(ms = 5000): Promise<RawResponse> {
+    const complete = (): number => {
+      const end = this.data.indexOf('\r\n\r\n');
+      if (end < 0) return -1;
+      const head = this.data.slice(0, end);
+      if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+        const last = this.data.indexOf('\r\n0\r\n\r\n', end);
+        return last < 0 ? -1 : last + 7;
+      }
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      if (length === null) return end + 4;
+      return this.data.length >= end + 4 + Number(length[1]) ? end + 4 + Number(length[1]) : -1;
+    };
+    await this.wait(() => complete() >= 0, ms);
+    const at = complete();
+    if (at < 0) throw new Error(`no whole response; got ${JSON.stringify(this.data)} (closed: ${this.closed})`);
+    const text = this.data.slice(0, at);
+    this.data = this.data.slice(at);
+    const end = text.indexOf('\r\n\r\n');
+    const head = text.slice(0, end);
+    let body = text.slice(end + 4);
+    if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+      let decoded = '';
+      for (let pos = 0; ; ) {
+        const eol = body.indexOf('\r\n', pos);
+        const size = parseInt(body.slice(pos, eol), 16);
+        if (!(size > 0)) break;
+        decoded += body.slice(eol + 2, eol + 2 + size);
+        pos = eol + 2 + size + 2;
+      }
+      body = decoded;
+    }
+    return { status: Number(text.slice(9, 12)), head, body };
+  }
+
+  /** Whatever else arrives within `ms` (or until the server closes). */
+  async rest(ms: number): Promise<string> {
+    await this.wait(() => false, ms);
+    const out = this.data;
+    this.data = '';
+    return out;
+  }
+
+  /** Waits for `pattern` in what arrived. */
+  async until(pattern: RegExp, ms = 5000): Promise<string> {
+    await this.wait(() => pattern.test(this.data), ms);
+    if (!pattern.test(this.data)) throw new Error(`no ${pattern} in ${JSON.stringify(this.data)}`);
+    const out = this.data;
+    this.data = '';
+    return out;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A WebSocket-style endpoint: answers the upgrade (with a first message in the same write), then echoes bytes upper-cased. */
+function acceptUpgrades(upstream: TestUpstream): void {
+  upstream.server.on('upgrade', (req, socket) => {
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\nWELCOME`);
+    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
+  });
+}
+
+/**
+ * The checks for one outbound listener whose `catalog` routes only `/api` to `app` (which
+ * has no upgrade handler) and whose `other` service is `otherApp`.
+ */
+async function expectDeclinedUpgradeStaysHttp(outboundPort: number, app: TestUpstream, otherApp: TestUpstream): Promise<void> {
+  const appSeen = app.requests.length;
+  const otherSeen = otherApp.requests.length;
+
+  // 1. The declined upgrade's answer comes back as the app gave it; the connection then closes.
+  const client = new RawClient(outboundPort);
+  client.write(`GET /api/one HTTP/1.1\r\nHost: catalog\r\n${H2C}\r\n`);
+  const first = await client.response();
+  expect(first.status, first.head).toBe(200);
+  expect(JSON.parse(first.body)).toMatchObject({ name: 'catalog', path: '/api/one' });
+  expect(first.head).toMatch(/\r\nconnection: close/i);
+  // 2. Later requests on that connection: none may reach the app (no route matches /nope; `other` is another service).
+  client.write('GET /nope HTTP/1.1\r\nHost: catalog\r\n\r\nGET /api/two HTTP/1.1\r\nHost: other\r\n\r\n');
+  const after = await client.rest(500);
+  expect(after).not.toMatch(/"name":"catalog"/);
+  expect(after === '' || /^HTTP\/1.1 404 /.test(after), after).toBe(true);
+  expect(client.closed).toBe(true);
+  client.destroy();
+
+  // 3. The same with the next requests pipelined behind the upgrade request, in one write.
+  const pipelined = new RawClient(outboundPort);
+  pipelined.write(`GET /api/three HTTP/1.1\r\nHost: catalog\r\n${H2C}\r\nGET /nope HTTP/1.1\r\nHost: catalog\r\n\r\nGET /api/four HTTP/1.1\r\nHost: other\r\n\r\n`);
+  const third = await pipelined.response();
+  expect(third.status, third.head).toBe(200);
+  expect(JSON.parse(third.body)).toMatchObject({ name: 'catalog', path: '/api/three' });
+  const rest = await pipelined.rest(500);
+  expect(rest).not.toMatch(/"name":"catalog"/);
+  pipelined.destroy();
+
+  expect(app.requests.slice(appSeen).map((r) => r.url)).toEqual(['/api/one', '/api/three']);
+  // The other service never saw a request that went around routing.
+  expect(otherApp.requests.slice(otherSeen).filter((r) => r.url !== '/health')).toEqual([]);
+}
+
+describe('an upgrade the upstream declines', () => {
+  const procs = new Processes();
+  const upstreams: TestUpstream[] = [];
+
+  afterAll(async () => {
+    await procs.killAll();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  describe('on a plain outbound sidecar (the endpoint is the app)', () => {
+    let app: TestUpstream;
+    let otherApp: TestUpstream;
+    let wsApp: TestUpstream;
+    let web: SpawnedSidecar;
+
+    beforeAll(async () => {
+      app = await startUpstream(echoHandler('catalog'));
+      otherApp = await startUpstream(echoHandler('other'));
+      wsApp = await startUpstream(echoHandler('ws'));
+      acceptUpgrades(wsApp);
+      const webApp = await startUpstream(echoHandler('web'));
+      upstreams.push(app, otherApp, wsApp, webApp);
+      const at = (u: TestUpstream) => [{ address: '127.0.0.1', port: u.port, labels: { version: 'v1' } }];
+      const config = writeTempConfig({
+        version: '1',
+        services: { catalog: { endpoints: at(app) }, other: { endpoints: at(otherApp) }, ws: { endpoints: at(wsApp) } },
+        routes: { catalog: [{ match: { pathPrefix: '/api' } }] },
+      });
+      web = await procs.sidecar({ service: 'web', appPort: webApp.port, config });
+    });
+
+    afterEach((ctx) => {
+      if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}`);
+    });
+
+    it('answers it as a plain response, counts its real status, and lets nothing later on the connection bypass routing', async () => {
+      await expectDeclinedUpgradeStaysHttp(web.outboundPort, app, otherApp);
+      const s = await scrape(web);
+      expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '101' })).toBe(0);
+      expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '200' })).toBe(2);
+    });
+
+    it('still tunnels an upgrade the endpoint accepts, with bytes it sent along with its 101', async () => {
+      const key = Buffer.from('0123456789abcdef').toString('base64');
+      const client = new RawClient(web.outboundPort);
+      client.write(`GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      const head = await client.until(/WELCOME/);
+      expect(head).toMatch(/^HTTP\/1.1 101 /);
+      client.write('hello tunnel');
+      expect(await client.until(/HELLO TUNNEL/)).toBe('HELLO TUNNEL');
+      client.destroy();
+      expect(metric(await scrape(web), 'skein_requests_total', { direction: 'outbound', destination: 'ws', code: '101' })).toBe(1);
+    });
+  });
+
+  describe('through an mTLS sidecar pair (declined by the peer\'s app)', () => {
+    let app: TestUpstream;
+    let otherApp: TestUpstream;
+    let web: SpawnedSidecar;
+    let catalog: SpawnedSidecar;
+
+    beforeAll(async () => {
+      app = await startUpstream(echoHandler('catalog'));
+      otherApp = await startUpstream(echoHandler('other'));
+      const webApp = await startUpstream(echoHandler('web'));
+      upstreams.push(app, otherApp, webApp);
+      const ca = makeCa();
+      const dir = tempDir();
+      const [catalogInbound, otherInbound] = (await freePorts(2)) as [number, number];
+      const config = writeTempConfig(
+        {
+          version: '1',
+          services: {
+            catalog: { endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] },
+            other: { endpoints: [{ address: '127.0.0.1', port: otherInbound, labels: { version: 'v1' } }] },
+          },
+          routes: { catalog: [{ match: { pathPrefix: '/api' } }] },
+        },
+        dir,
+      );
+      catalog = await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')) });
+      await procs.sidecar({ service: 'other', appPort: otherApp.port, config, inboundPort: otherInbound, identity: writeIdentity(dir, 'other', makeLeaf(ca, 'other')) });
+      web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    });
+
+    afterEach((ctx) => {
+      if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
+    });
+
+    it('answers it as a plain response on both sidecars, counts its real status on both, and lets nothing later bypass routing', async () => {
+      await expectDeclinedUpgradeStaysHttp(web.outboundPort, app, otherApp);
+      const out = await scrape(web);
+      expect(metric(out, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '101' })).toBe(0);
+      expect(metric(out, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', code: '200' })).toBe(2);
+      const inbound = await scrape(catalog);
+      expect(metric(inbound, 'skein_requests_total', { direction: 'inbound', destination: 'catalog', code: '101' })).toBe(0);
+      expect(metric(inbound, 'skein_requests_total', { direction: 'inbound', destination: 'catalog', code: '200' })).toBe(2);
+    });
+  });
+});
