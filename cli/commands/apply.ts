@@ -121,14 +121,17 @@ export function registerApply(program: Command): void {
   withAdminFlags(command).action((flags: AdminFlags & { file: string }) =>
     runAdmin(async () => {
       const decoded = decodeText(await readSource(flags.file), flags.file);
-      if (decoded === null || typeof decoded !== 'object') throw new ConfigError([`${flags.file}: expected services, routes or intentions`]);
+      if (decoded === null || decoded === undefined) throw new ConfigError([`${flags.file} is empty (no YAML or JSON document in it): nothing to apply`]);
+      if (typeof decoded !== 'object') throw new ConfigError([`${flags.file}: expected services, routes or intentions`]);
       try {
         validate(applyFile, decoded);
       } catch (err) {
         if (err instanceof ConfigError) throw new Error(`${flags.file} fails validation:\n  ${err.problems.join('\n  ')}`);
         throw err;
       }
-      const results = await applyFileTo(adminClient(flags), flags.file, decoded as Decoded, (line) => process.stderr.write(`skein: ${line}\n`));
+      const raw = decoded as Decoded;
+      if (writesOf(raw).length === 0) throw new ConfigError([`${flags.file} has nothing to apply: expected services, routes or intentions`]);
+      const results = await applyFileTo(adminClient(flags), flags.file, raw, (line) => process.stderr.write(`skein: ${line}\n`));
       if (flags.output === 'json') return printJson(results);
       printTable(['KIND', 'NAME', 'SNAPSHOT'], results.map((r) => [r.kind, r.name, r.snapshotVersion]));
     }),

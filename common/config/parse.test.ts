@@ -40,6 +40,15 @@ describe('parseSnapshot', () => {
     expect(rule.mirror).toEqual({ subset: 'v2', percent: 0 });
   });
 
+  it('refuses an empty document (empty, blank or comment-only text, null) and takes {} as the empty snapshot', () => {
+    for (const text of ['', '  \n\t\n', '# only a comment\n', '---\n', 'null', '~']) {
+      expect(problems(text)).toEqual(['config: empty (no YAML or JSON document in it); write {} for a snapshot with nothing in it']);
+    }
+    expect(problems(null)).toHaveLength(1);
+    expect(() => parseSnapshot('', 'mesh.yaml')).toThrow(/^mesh\.yaml: empty/);
+    expect(parseSnapshot('{}')).toMatchObject({ services: {}, routes: {} });
+  });
+
   it('accepts JSON as well as YAML', () => {
     const snap = parseSnapshot('{"version": 7, "routes": {"catalog": [{"split": {"v1": 100}}]}}');
     expect(snap.version).toBe('7');

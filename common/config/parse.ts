@@ -55,8 +55,15 @@ export function decodeText(text: string, source = 'config'): unknown {
   }
 }
 
-export function parseSnapshot(input: string | unknown, source?: string): Snapshot {
+/**
+ * A snapshot from YAML/JSON text or a decoded value. Nothing at all (an empty file, or one of
+ * only whitespace and comments, decodes to null) is refused rather than taken as a snapshot
+ * with nothing in it: a file read while an editor, `cp` or a ConfigMap update has just
+ * truncated it would otherwise remove every service and route at once. `{}` is the empty
+ * snapshot, for whoever means it.
+ */
+export function parseSnapshot(input: string | unknown, source = 'config'): Snapshot {
   const value = typeof input === 'string' ? decodeText(input, source) : input;
-  if (value === null || value === undefined) return validate(snapshot, {});
+  if (value === null || value === undefined) throw new ConfigError([`${source}: empty (no YAML or JSON document in it); write {} for a snapshot with nothing in it`]);
   return validate(snapshot, value);
 }

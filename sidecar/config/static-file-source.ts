@@ -2,8 +2,9 @@
  * Static mode's config source: the snapshot file named by --config. It is read at start and
  * again on SIGHUP and whenever the file changes (fs.watch on its directory, so editors and
  * atomic renames that replace the file are seen; changes are debounced). A file that fails
- * validation is refused with a log line naming each fault's path, and the snapshot in force
- * stays.
+ * validation (an empty one included: see parseSnapshot) is refused with a log line naming
+ * each fault's path, and the snapshot in force stays; at start, with none in force, the
+ * refusal stops the sidecar (start() throws).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -46,6 +47,8 @@ export class StaticFileConfigSource implements ConfigSource {
   async start(apply: (raw: unknown) => void): Promise<void> {
     this.apply = apply;
     await this.load(true);
+    // At start there is no last good snapshot to keep: the sidecar does not start on a file it refuses.
+    if (!this.applied) throw new Error(this.status);
     const name = basename(this.path);
     this.watcher = watch(dirname(this.path), (_event, file) => {
       if (file !== null && file !== name) return;
