@@ -58,6 +58,8 @@ export interface ProxyRequest extends Readable {
  */
 export interface ProxyResponse extends EventEmitter {
   exchange: Exchange | null;
+  /** Set by stages/reply.ts on an answer this sidecar makes itself (a mux stream says so to its caller). */
+  sidecarMade?: boolean;
   readonly headersSent: boolean;
   shouldKeepAlive: boolean;
   writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, headers?: readonly string[] | Record<string, string>): unknown;
@@ -643,9 +645,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   private retryAfterResponse(h: AttemptHandler, status: number, raw: RawHeaders): boolean {
     const grpcStatus = this.grpc ? Number(rawHeader(raw, 'grpc-status') ?? -1) : -1;
-    // A peer sidecar that could not reach its app never delivered the request.
-    const reached = (status !== 503 && !this.grpc) || rawHeader(raw, 'x-skein-reason') !== 'upstream-connect-failure';
-    return this.mayRetry('response', status, grpcStatus, reached);
+    // A peer sidecar that could not reach its app never delivered the request. Only its own
+    // answer says so (marked in the mux frame): an app may send any x-skein-reason header, and
+    // a plain endpoint's is never believed.
+    const neverSent = (status === 503 || this.grpc) && h.control?.sidecarMade === true && rawHeader(raw, 'x-skein-reason') === 'upstream-connect-failure';
+    return this.mayRetry('response', status, grpcStatus, !neverSent);
   }
 
   /** Retry decision: policy conditions, idempotency, attempts left, replayable body, budget. */

@@ -17,6 +17,8 @@ function onCallTimeout(call: UpstreamCall): void {
 export abstract class UpstreamCall implements BodySink, CallControl {
   done = false;
   responded = false;
+  /** The answer is the peer sidecar's own, as its mux response frame said (never from a header). */
+  sidecarMade = false;
   body: Readable | null = null;
   private timer: NodeJS.Timeout | undefined = undefined;
 

@@ -24,6 +24,11 @@ export interface CallbackHandler {
 export interface CallControl {
   abort(err?: Error): void;
   resume(): void;
+  /**
+   * Once the response head came: it is the peer sidecar's own answer, not its app's (only the
+   * mux can tell: mux/frames.ts SIDECAR_MADE). Absent or false for every other upstream.
+   */
+  readonly sidecarMade?: boolean;
 }
 
 /**

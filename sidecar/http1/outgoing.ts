@@ -15,6 +15,8 @@ function emitClose(res: OutgoingBase): void {
 export abstract class OutgoingBase extends EventEmitter {
   /** Set by the pipeline (sidecar/exchange.ts). */
   exchange: unknown = null;
+  /** The sidecar makes this answer itself (stages/reply.ts); a mux stream tells its caller so (mux/frames.ts). */
+  sidecarMade = false;
   headersSent = false;
   writableEnded = false;
   protected trailers: Record<string, string> | null = null;

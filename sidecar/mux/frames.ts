@@ -18,6 +18,14 @@
  * values cannot hold CR or LF (both HTTP parsers in front of this refuse them), so the lines
  * need no escaping.
  *
+ * A response head made by the serving sidecar itself (SPEC §6: no app answer, `x-skein-reason`
+ * set) carries the SIDECAR_MADE flag. Headers cannot say so: an app may send any header,
+ * `x-skein-reason` included (a gateway relaying another sidecar's answer), and the caller
+ * replays a POST only on its peer's own `upstream-connect-failure`. Mixed versions need no
+ * negotiation: a sidecar without the flag ignores flag bits other than END_STREAM on a
+ * response, and one that never sets it is simply not believed (a POST its app never got is
+ * then not replayed, the safe side of the rule).
+ *
  * Flow control is per stream and credit based: a sender may have WINDOW bytes of DATA
  * unacknowledged; the receiver returns credit (WINDOW frames) as it hands data on, so a slow
  * reader holds up only its own stream.
@@ -48,6 +56,8 @@ export const enum FrameType {
 }
 
 export const END_STREAM = 1;
+/** On RESPONSE: the serving sidecar made this answer itself; its app did not (see above). */
+export const SIDECAR_MADE = 2;
 /** On PING: this is the answer. */
 const ACK = 1;
 /** On RESET: the server refused the stream unprocessed, over its stream limit. */

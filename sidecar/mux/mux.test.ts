@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeCa, makeLeaf } from '../../test/support/certs.js';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { socketConnector } from '../cluster/h2-upstream.js';
+import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import { ALPN, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
 import { waitUntil } from '../../test/support/wait.js';
@@ -114,6 +115,33 @@ describe('mux transport', () => {
     expect(r.headers).toEqual(['content-type', 'text/plain', 'x-seen', 'DELETE /items/7?x=1 host,catalog,x-one,v:1', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
     expect(Buffer.concat(r.body).toString()).toBe('done');
     expect(r.trailers).toEqual({});
+  });
+
+  it('marks an answer the serving sidecar made itself in the response frame, never one with only the header', async () => {
+    const f = await fixture((req, res) => {
+      req.resume();
+      if (req.url === '/own') res.sidecarMade = true;
+      res.writeHead(503, ['x-skein-reason', 'upstream-connect-failure', 'content-length', '0']);
+      res.end();
+    });
+    const answer = (path: string) =>
+      new Promise<boolean | undefined>((resolve, reject) => {
+        let control: CallControl | undefined;
+        const handler: ControlledHandler = {
+          onStart: (c) => (control = c),
+          onResponseHead: (_status, raw) => {
+            expect(raw).toEqual(['x-skein-reason', 'upstream-connect-failure', 'content-length', '0']);
+            resolve(control?.sidecarMade);
+            return true;
+          },
+          onData: () => true,
+          onComplete: () => {},
+          onError: reject,
+        };
+        f.upstream.dispatch({ method: 'GET', path, headers: [] } as never, handler as never);
+      });
+    expect(await answer('/own')).toBe(true);
+    expect(await answer('/app')).toBe(false);
   });
 
   it('multiplexes concurrent requests on one connection and answers each its own, out of order', async () => {

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { IncomingRequest, type BodySource } from '../http1/incoming.js';
 import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, WINDOW } from './frames.js';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
 
@@ -46,7 +46,7 @@ export class MuxResponse extends OutgoingBase {
   }
 
   protected sendHead(status: number, reason: string, headers: readonly string[]): void {
-    this.session.writer.text(FrameType.Response, 0, this.id, encodeHead(`${status} ${reason}`, headers));
+    this.session.writer.text(FrameType.Response, this.sidecarMade ? SIDECAR_MADE : 0, this.id, encodeHead(`${status} ${reason}`, headers));
   }
 
   write(chunk: Buffer | string): boolean {

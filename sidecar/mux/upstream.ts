@@ -21,7 +21,7 @@ import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, WINDOW } from './frames.js';
+import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
@@ -340,6 +340,7 @@ class MuxConnection {
           call.fail(codedError(MUX_RESET, 'malformed response head from the peer'), true);
           return;
         }
+        if ((flags & SIDECAR_MADE) !== 0) call.sidecarMade = true;
         call.response(status, head.first.slice(4), head.headers, end);
         return;
       }

@@ -24,11 +24,14 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
       if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200, ...headers }, { endStream: true });
       return 200;
     }
+    res.sidecarMade = true;
     res.writeHead(200, { ...headers, 'content-length': '0' });
     res.end();
     return 200;
   }
   const body = `${message}\n`;
+  // A mux stream marks the answer as this sidecar's own in its frame, where no app header reaches.
+  res.sidecarMade = true;
   res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
   return status;
