@@ -20,6 +20,7 @@ import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } fr
 import { absoluteAuthority, originForm, pathOf, serviceFromAuthority } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { BodyTooLargeError } from './http1/incoming.js';
+import { normaliseTarget } from './http1/request-target.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 
 export interface OutboundContext {
@@ -57,6 +58,7 @@ export interface InboundContext {
 function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRuntime; subset: SubsetRuntime } | undefined {
   // decode
   ex.decodeHeaders();
+  if (ex.h2 && !h2PathNormalised(ex, ctx.mesh)) return undefined;
   let service = ctx.fixedService;
   const absolute = absoluteAuthority(ex.url);
   if (absolute !== undefined) {
@@ -94,6 +96,22 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   ex.budget = runtime.budget;
   if (!declaredBodyFits(ex)) return undefined;
   return { route, subset };
+}
+
+/**
+ * HTTP/1.1 targets are checked and normalised as they are parsed (http1/request-target.ts);
+ * an HTTP/2 `:path` is here, so a route matches the path the app will read either way.
+ * False after replying `400 bad-request`.
+ */
+function h2PathNormalised(ex: Exchange, mesh: Mesh | null): boolean {
+  try {
+    ex.url = normaliseTarget(ex.url, ex.method);
+    return true;
+  } catch (err) {
+    if (mesh !== null) ex.edge = mesh.unroutedEdge(undefined);
+    ex.reply('bad-request', `malformed :path: ${(err as Error).message}`);
+    return false;
+  }
 }
 
 /** A body whose Content-Length is past `--max-request-body` is refused before anything is sent (a streamed one fails as it grows). */
@@ -139,6 +157,7 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.destination = ctx.self;
   const source = ctx.peerOf(ex.req);
   ex.edge = ctx.app.edge(source);
+  if (ex.h2 && !h2PathNormalised(ex, null)) return false;
   // authz: the source is the verified peer certificate's identity, never a header.
   if (!ctx.mesh.authorize(source, ctx.self)) {
     ctx.metrics.authzDeniedRequest(source ?? 'unknown', ctx.self);

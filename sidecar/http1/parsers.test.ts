@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from './chunked.js';
 import { HttpParseError } from './parse-error.js';
 import { parseRequestHead } from './request-head.js';
+import { isValidAuthority, normaliseTarget } from './request-target.js';
 import { parseResponseHead } from './response-head.js';
 
 function refusal(text: string): string {
@@ -49,6 +50,100 @@ describe('parseRequestHead', () => {
     expect(refusal('GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
     expect(refusal('POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
     expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
+  });
+});
+
+function targetRefusal(target: string, method = 'GET'): string {
+  try {
+    normaliseTarget(target, method);
+  } catch (err) {
+    expect(err).toBeInstanceOf(HttpParseError);
+    return (err as HttpParseError).code;
+  }
+  throw new Error(`accepted: ${JSON.stringify(target)}`);
+}
+
+describe('request targets', () => {
+  it('takes origin-form, absolute-form and OPTIONS *, printable ASCII only, no fragment', () => {
+    expect(normaliseTarget('/a/b?c=d', 'GET')).toBe('/a/b?c=d');
+    expect(normaliseTarget('http://catalog:80/x?y', 'GET')).toBe('http://catalog:80/x?y');
+    expect(normaliseTarget('HTTPS://catalog', 'GET')).toBe('HTTPS://catalog');
+    expect(normaliseTarget('http://[::1]:9000/x', 'GET')).toBe('http://[::1]:9000/x');
+    expect(normaliseTarget('*', 'OPTIONS')).toBe('*');
+    expect(targetRefusal('*')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('echo')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('catalog:80')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('ftp://catalog/x')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('http:///x')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('http://user@catalog/x')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('http://catalog:abc/x')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('/caf\xc3\xa9')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('/a?q=\xff')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('/a#frag')).toBe('HPE_INVALID_URL');
+    expect(targetRefusal('/a\x7f')).toBe('HPE_INVALID_URL');
+    // In a parsed head too, with non-ASCII bytes as the server reads them (latin1).
+    expect(refusal(`GET ${Buffer.from('/café').toString('latin1')} HTTP/1.1\r\nHost: a`)).toBe('HPE_INVALID_URL');
+    expect(refusal('GET echo HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_URL');
+    expect(refusal('CONNECT a:443 HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_METHOD');
+  });
+
+  it('returns a clean target as the very same string', () => {
+    const clean = '/static/app.min.js?v=1.2&p=../x&e=%2e%2e%2F';
+    expect(normaliseTarget(clean, 'GET')).toBe(clean);
+    expect(normaliseTarget('/a%20b/%C3%A9.txt', 'GET')).toBe('/a%20b/%C3%A9.txt');
+    expect(normaliseTarget('/a//b/', 'GET')).toBe('/a//b/');
+    expect(normaliseTarget('/a.b/c..d/...', 'GET')).toBe('/a.b/c..d/...');
+    expect(normaliseTarget('/.well-known/x/..y/.z?/..', 'GET')).toBe('/.well-known/x/..y/.z?/..');
+  });
+
+  it('removes dot segments (RFC 3986 §5.2.4) and never touches the query', () => {
+    const cases: [string, string][] = [
+      ['/public/../private/admin', '/private/admin'],
+      ['/a/./b', '/a/b'],
+      ['/a/b/..', '/a/'],
+      ['/a/b/.', '/a/b/'],
+      ['/..', '/'],
+      ['/../../etc/passwd', '/etc/passwd'],
+      ['/.', '/'],
+      ['/a/b/../../..', '/'],
+      ['/a/../b?x=/../y', '/b?x=/../y'],
+      ['http://catalog/a/../b?q', 'http://catalog/b?q'],
+      ['/a/.//b', '/a//b'],
+      ['/a/..?q', '/?q'],
+      ['/a/.?q', '/a/?q'],
+      ['/a/b/..\\c', '/a/c'],
+    ];
+    for (const [raw, want] of cases) expect(normaliseTarget(raw, 'GET'), raw).toBe(want);
+  });
+
+  it('decodes escaped unreserved characters, so %2e%2e is a dot segment; other escapes stay as they came', () => {
+    const cases: [string, string][] = [
+      ['/public/%2e%2e/private', '/private'],
+      ['/public/%2E%2e/%2E/private', '/private'],
+      ['/public/.%2e/private', '/private'],
+      ['/%61dmin/%7Euser', '/admin/~user'],
+      ['/a%20b/%2e%2e/c%3Fd', '/c%3Fd'],
+      ['/a%2Fb', '/a%2Fb'],
+      ['/a%2fb/c', '/a%2fb/c'],
+      ['/pkg/@scope%2Fname/x', '/pkg/@scope%2Fname/x'],
+      ['/a\\b\\..\\c', '/a/c'],
+    ];
+    for (const [raw, want] of cases) expect(normaliseTarget(raw, 'GET'), raw).toBe(want);
+  });
+
+  it('refuses paths another reader would resolve differently, and malformed escapes', () => {
+    for (const bad of ['/public%2F..%2Fprivate', '/public/..%2Fprivate', '/public%2F../private', '/a%5C..%5Cb', '/a/%2e%2e%2fb', '/a%2Fb/..', '/a//../b', '/a/%2e%2e%5c', '/a%zz', '/a%2', '/a%']) {
+      expect(targetRefusal(bad), bad).toBe('HPE_INVALID_URL');
+    }
+  });
+
+  it('checks an authority: host, IPv4, [IPv6], a port of digits up to 65535, no userinfo', () => {
+    for (const good of ['catalog', 'catalog:80', 'catalog:', 'catalog.service.consul:8080', '127.0.0.1:15001', '[::1]', '[::1]:80', 'a-b_c~d%41', '']) {
+      expect(isValidAuthority(good), good).toBe(true);
+    }
+    for (const bad of ['catalog:abc', 'catalog:65536', 'catalog:123456', 'user@catalog', 'cat log', 'catalog/x', '[::1', '[]', '[::g]', 'a:1:2', 'caf\xe9', 'a%zz']) {
+      expect(isValidAuthority(bad), bad).toBe(false);
+    }
   });
 });
 

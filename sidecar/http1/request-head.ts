@@ -3,14 +3,18 @@
  * to guess at is refused, since a proxy that reads a message differently from the app behind
  * it invites request smuggling. Refused: a malformed request line, versions other than 1.0
  * and 1.1, header names that are not tokens, control characters in values, obs-fold, both
- * Content-Length and Transfer-Encoding, conflicting Content-Lengths, and a Transfer-Encoding
- * that does not end in chunked. Error codes follow llhttp's (what node:http reported).
+ * Content-Length and Transfer-Encoding, conflicting Content-Lengths, a Transfer-Encoding
+ * that does not end in chunked, CONNECT, and a request target that is not a path, an
+ * absolute http:// URL or OPTIONS' `*` (request-target.ts, which also normalises the path).
+ * Error codes follow llhttp's (what node:http reported).
  */
 import { framingOf, isToken, parseHeaderLines } from './header-lines.js';
 import { HttpParseError } from './parse-error.js';
+import { normaliseTarget } from './request-target.js';
 
 export interface RequestHead {
   readonly method: string;
+  /** Checked, its path normalised (request-target.ts). */
   readonly target: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   readonly minor: number;
@@ -25,8 +29,6 @@ export interface RequestHead {
   readonly expectContinue: boolean;
 }
 
-const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
-
 /** `text` is the head without its final CRLF CRLF. */
 export function parseRequestHead(text: string): RequestHead {
   let eol = text.indexOf('\r\n');
@@ -37,8 +39,9 @@ export function parseRequestHead(text: string): RequestHead {
   if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) throw new HttpParseError('HPE_INVALID_CONSTANT', 'the request line is not METHOD target HTTP/1.x');
   const method = line.slice(0, sp1);
   if (!isToken(method)) throw new HttpParseError('HPE_INVALID_METHOD', `invalid method ${JSON.stringify(method)}`);
-  const target = line.slice(sp1 + 1, sp2);
-  if (!TARGET.test(target)) throw new HttpParseError('HPE_INVALID_URL', 'invalid request target');
+  // A tunnel has no path to route by; and its authority-form target is no path either.
+  if (method === 'CONNECT') throw new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
+  const target = normaliseTarget(line.slice(sp1 + 1, sp2), method);
   const version = line.slice(sp2 + 1);
   const minor = version === 'HTTP/1.1' ? 1 : version === 'HTTP/1.0' ? 0 : -1;
   if (minor < 0) throw new HttpParseError('HPE_INVALID_VERSION', `unsupported version ${JSON.stringify(version.slice(0, 20))}`);

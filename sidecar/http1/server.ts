@@ -192,7 +192,6 @@ class Http1Connection implements BodySource, ChunkSink {
     if (end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
     const head = parseRequestHead(buf.toString('latin1', 0, end));
     this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
-    if (head.method === 'CONNECT') throw new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
     const req = new IncomingRequest(this, this.socket, head.method, head.target, head.rawHeaders, head.minor);
     // An upgrade with a body is served as a plain request (Upgrade is hop-by-hop, and dropped):
     // the upgrade path sends nothing past the head before the endpoint has switched protocols.

@@ -2,6 +2,7 @@
  * Bad input and upstream faults (SPEC §8): each gets a clear answer with x-skein-reason, and
  * none disturbs a concurrent good connection or the process.
  */
+import { connect as connectH2 } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { get, rawExchange, testAgent } from './http.js';
@@ -38,7 +39,10 @@ describe('bad input and upstream faults', () => {
         app: { timeout: '10s', retries: { attempts: 2, perTryTimeout: '5s', backoff: { base: '1ms', max: '5ms' } }, endpoints: [{ address: '127.0.0.1', port: app.port }] },
         impatient: { timeout: '1s', retries: { attempts: 5, perTryTimeout: '300ms', backoff: { base: '1ms', max: '5ms' } }, endpoints: [{ address: '127.0.0.1', port: app.port }] },
         down: { retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port: refusedPort }] },
+        gated: { endpoints: [{ address: '127.0.0.1', port: app.port }] },
       },
+      // Only /public is routed: any other path of gated is 404 no-route.
+      routes: { gated: [{ match: { pathPrefix: '/public' } }] },
     }, tempDir());
     sc = await procs.sidecar({ service: 'client', appPort: app.port, config });
   });
@@ -87,6 +91,63 @@ describe('bad input and upstream faults', () => {
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '400' })).toBe(1);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '404' })).toBe(1);
     expect([...s.keys()].some((k) => k.includes('who-knows'))).toBe(false);
+  });
+
+  it('routes on the normalised path and forwards it; refuses targets that are no path or that an app could read differently', async () => {
+    const send = (target: string, host = 'gated') => rawExchange(sc.outboundPort, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    // Dot segments, plain or percent-encoded, cannot climb out of the routed prefix.
+    for (const target of ['/public/../private/admin', '/public/%2e%2e/private/admin', '/public/.%2E/private/admin', '/public\\..\\private']) {
+      const answer = await send(target);
+      expect(answer, target).toMatch(/^HTTP\/1.1 404/);
+      expect(answer, target).toMatch(/x-skein-reason: no-route/);
+      expect(answer, target).toMatch(/matches GET \/private/);
+    }
+    // The app gets the path the route matched; the query is left alone.
+    const normalised = await send('/public/a/./b/../%63?q=/../x&e=%2e%2e');
+    expect(normalised).toMatch(/^HTTP\/1.1 200/);
+    expect(normalised).toContain('"path":"/public/a/c?q=/../x&e=%2e%2e"');
+    // Encoded slashes stay, unless beside a dot segment (an app decoding them would climb out).
+    expect(await send('/public/a%2Fb')).toContain('"path":"/public/a%2Fb"');
+    for (const target of ['/public%2F..%2Fprivate%2Fadmin', '/public/..%2Fprivate', '/public/a%2Fb/..', '/public//../private', '/public/%zz']) {
+      const answer = await send(target);
+      expect(answer, target).toMatch(/^HTTP\/1.1 400/);
+      expect(answer, target).toMatch(/x-skein-reason: bad-request/);
+    }
+    // Not a path at all, raw UTF-8, a fragment: 400 before anything is routed.
+    for (const target of ['echo', '/caf\u00e9', '/a#b']) {
+      const answer = await send(target, 'app');
+      expect(answer, target).toMatch(/^HTTP\/1.1 400/);
+      expect(answer, target).toMatch(/HPE_INVALID_URL/);
+    }
+    expect(app.requests.some((r) => /private|caf|echo/.test(r.url))).toBe(false);
+  });
+
+  it('normalises an HTTP/2 :path the same way', async () => {
+    const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
+    try {
+      const call = (path: string) =>
+        new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
+          const stream = session.request({ ':path': path, ':authority': 'gated' });
+          let status = 0;
+          let reason = '';
+          let body = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+            reason = String(h['x-skein-reason'] ?? '');
+          });
+          stream.setEncoding('utf8');
+          stream.on('data', (d: string) => (body += d));
+          stream.on('end', () => resolve({ status, reason, body }));
+          stream.on('error', reject);
+        });
+      expect(await call('/public/../private/admin')).toMatchObject({ status: 404, reason: 'no-route' });
+      const ok = await call('/public/a/%2e%2e/b?q=/../x');
+      expect(ok.status).toBe(200);
+      expect(ok.body).toContain('"path":"/public/b?q=/../x"');
+      expect(await call('/public%2F..%2Fprivate')).toMatchObject({ status: 400, reason: 'bad-request' });
+    } finally {
+      session.close();
+    }
   });
 
   it('answers 503 upstream-connect-failure when the endpoint refuses connections', async () => {
