@@ -84,7 +84,7 @@ export class ProxyListener {
       const status = answerParseError(err, socket);
       if (status !== 0) onMalformed(status);
     };
-    // Absent Host is the pipeline's to judge (absolute-form targets, dedicated ports).
+    // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
     const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
     this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });
     this.http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest as never);

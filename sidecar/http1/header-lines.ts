@@ -48,6 +48,9 @@ export interface Framing {
   readonly expectContinue: boolean;
   /** A Keep-Alive header's value, '' when absent. */
   readonly keepAliveHint: string;
+  /** How many Host lines came (requests: RFC 9112 §3.2 wants exactly one), and the last one's value. */
+  readonly hosts: number;
+  readonly host: string;
 }
 
 /** Reads the framing headers of a message; both a Content-Length and a Transfer-Encoding are refused. */
@@ -58,6 +61,8 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
   let hasUpgrade = false;
   let expectContinue = false;
   let keepAliveHint = '';
+  let hosts = 0;
+  let host = '';
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -78,6 +83,13 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
       case 7:
         if (name.toLowerCase() === 'upgrade') hasUpgrade = true;
         break;
+      case 4:
+        // Every request has one: compared without lower-casing (no allocation).
+        if ((name.charCodeAt(0) | 0x20) === 0x68 && (name.charCodeAt(1) | 0x20) === 0x6f && (name.charCodeAt(2) | 0x20) === 0x73 && (name.charCodeAt(3) | 0x20) === 0x74) {
+          hosts++;
+          host = value;
+        }
+        break;
       case 6:
         if (name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') expectContinue = true;
         break;
@@ -95,7 +107,7 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
   }
   const keepAlive = minor === 1 ? !listed(connection, 'close') : listed(connection, 'keep-alive');
   const upgrade = hasUpgrade && listed(connection, 'upgrade');
-  return { contentLength: length, chunked, otherEncoding, keepAlive, upgrade, expectContinue, keepAliveHint };
+  return { contentLength: length, chunked, otherEncoding, keepAlive, upgrade, expectContinue, keepAliveHint, hosts, host };
 }
 
 /** `token` is one of the comma-ended list `list` (lower case); split only when it might be. */

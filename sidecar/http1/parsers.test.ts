@@ -26,12 +26,12 @@ describe('parseRequestHead', () => {
   it('tells keep-alive by version and Connection, upgrades, 100-continue and chunked bodies', () => {
     expect(parseRequestHead('GET / HTTP/1.0').keepAlive).toBe(false);
     expect(parseRequestHead('GET / HTTP/1.0\r\nConnection: Keep-Alive').keepAlive).toBe(true);
-    expect(parseRequestHead('GET / HTTP/1.1\r\nConnection: close').keepAlive).toBe(false);
-    expect(parseRequestHead('GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket').upgrade).toBe(true);
-    expect(parseRequestHead('GET /ws HTTP/1.1\r\nUpgrade: websocket').upgrade).toBe(false);
-    expect(parseRequestHead('PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1').expectContinue).toBe(true);
-    expect(parseRequestHead('POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked').chunked).toBe(true);
-    expect(parseRequestHead('GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5').contentLength).toBe(5);
+    expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: close').keepAlive).toBe(false);
+    expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket').upgrade).toBe(true);
+    expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket').upgrade).toBe(false);
+    expect(parseRequestHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1').expectContinue).toBe(true);
+    expect(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked').chunked).toBe(true);
+    expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5').contentLength).toBe(5);
   });
 
   it('refuses what a lenient parser would have to guess at', () => {
@@ -85,6 +85,25 @@ describe('request targets', () => {
     expect(refusal(`GET ${Buffer.from('/café').toString('latin1')} HTTP/1.1\r\nHost: a`)).toBe('HPE_INVALID_URL');
     expect(refusal('GET echo HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_URL');
     expect(refusal('CONNECT a:443 HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_METHOD');
+  });
+
+  it('wants exactly one valid Host (RFC 9112 §3.2), none only in HTTP/1.0 or with an absolute-form target', () => {
+    expect(refusal('GET / HTTP/1.1\r\nHost: catalog\r\nX-A: 1\r\nhost: catalog')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET / HTTP/1.1\r\nHost: catalog\r\nHOST: other')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET / HTTP/1.1\r\nHost: catalog:abc')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET / HTTP/1.1\r\nHost: catalog:99999')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET / HTTP/1.1\r\nHost: user@catalog')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET / HTTP/1.1\r\nHost: a b')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET / HTTP/1.1\r\nX-Host: catalog')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('OPTIONS * HTTP/1.1')).toBe('ERR_SKEIN_INVALID_HOST');
+    expect(refusal('GET http://catalog/ HTTP/1.1\r\nHost: a\r\nHost: a')).toBe('ERR_SKEIN_INVALID_HOST');
+    // A valid one is checked once and then remembered; an invalid one never is.
+    expect(refusal('GET / HTTP/1.1\r\nHost: catalog:abc')).toBe('ERR_SKEIN_INVALID_HOST');
+    for (const host of ['catalog', 'catalog:8080', 'catalog.service.consul', '127.0.0.1:15001', '[::1]:80', '']) {
+      expect(parseRequestHead(`GET / HTTP/1.1\r\nHost: ${host}`).rawHeaders, host).toEqual(['Host', host]);
+    }
+    expect(parseRequestHead('GET / HTTP/1.0').rawHeaders).toEqual([]);
+    expect(parseRequestHead('GET http://catalog/x HTTP/1.1').target).toBe('http://catalog/x');
   });
 
   it('returns a clean target as the very same string', () => {

@@ -4,13 +4,15 @@
  * it invites request smuggling. Refused: a malformed request line, versions other than 1.0
  * and 1.1, header names that are not tokens, control characters in values, obs-fold, both
  * Content-Length and Transfer-Encoding, conflicting Content-Lengths, a Transfer-Encoding
- * that does not end in chunked, CONNECT, and a request target that is not a path, an
- * absolute http:// URL or OPTIONS' `*` (request-target.ts, which also normalises the path).
- * Error codes follow llhttp's (what node:http reported).
+ * that does not end in chunked, CONNECT, a request target that is not a path, an absolute
+ * http:// URL or OPTIONS' `*` (request-target.ts, which also normalises the path), and a
+ * missing (HTTP/1.1, origin-form), repeated or invalid Host (RFC 9112 §3.2). Error codes
+ * follow llhttp's (what node:http reported); the Host checks, which llhttp does not make,
+ * have Skein's own.
  */
 import { framingOf, isToken, parseHeaderLines } from './header-lines.js';
 import { HttpParseError } from './parse-error.js';
-import { normaliseTarget } from './request-target.js';
+import { isValidAuthority, normaliseTarget } from './request-target.js';
 
 export interface RequestHead {
   readonly method: string;
@@ -28,6 +30,15 @@ export interface RequestHead {
   readonly upgrade: boolean;
   readonly expectContinue: boolean;
 }
+
+/** Neither origin-form (`/…`) nor asterisk-form (`*`): the target names its authority itself. */
+function isAbsoluteForm(target: string): boolean {
+  const c = target.charCodeAt(0);
+  return c !== 47 /* / */ && c !== 42 /* * */;
+}
+
+/** The last Host value found valid: a client repeats the same one, and comparing is cheaper than checking. */
+let lastHost = '';
 
 /** `text` is the head without its final CRLF CRLF. */
 export function parseRequestHead(text: string): RequestHead {
@@ -49,6 +60,14 @@ export function parseRequestHead(text: string): RequestHead {
   const rawHeaders = parseHeaderLines(text, eol + 2);
   const framing = framingOf(rawHeaders, minor);
   if (framing.otherEncoding) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding does not end in chunked');
-  const { contentLength, chunked, keepAlive, upgrade, expectContinue } = framing;
+  const { contentLength, chunked, keepAlive, upgrade, expectContinue, hosts, host } = framing;
+  if (hosts !== 1) {
+    // RFC 9112 §3.2: one Host, required in HTTP/1.1; an absolute-form target names its authority itself.
+    if (hosts > 1) throw new HttpParseError('ERR_SKEIN_INVALID_HOST', 'more than one Host header');
+    if (minor === 1 && !isAbsoluteForm(target)) throw new HttpParseError('ERR_SKEIN_INVALID_HOST', 'no Host header (HTTP/1.1 requires one)');
+  } else if (host !== lastHost) {
+    if (!isValidAuthority(host)) throw new HttpParseError('ERR_SKEIN_INVALID_HOST', `invalid Host header ${JSON.stringify(host.slice(0, 64))}`);
+    lastHost = host;
+  }
   return { method, target, minor, rawHeaders, contentLength, chunked, keepAlive, upgrade, expectContinue };
 }

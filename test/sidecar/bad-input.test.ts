@@ -122,6 +122,17 @@ describe('bad input and upstream faults', () => {
     expect(app.requests.some((r) => /private|caf|echo/.test(r.url))).toBe(false);
   });
 
+  it('wants exactly one valid Host: two, a bad port, or none in HTTP/1.1 are 400 before anything is routed', async () => {
+    const before = app.requests.length;
+    for (const head of ['Host: app\r\nHost: app', 'Host: app\r\nHost: down', 'Host: app:abc', 'Host: app:123456', 'X-Forwarded-Host: app']) {
+      const answer = await rawExchange(sc.outboundPort, `GET /twice HTTP/1.1\r\n${head}\r\nConnection: close\r\n\r\n`);
+      expect(answer, head).toMatch(/^HTTP\/1.1 400/);
+      expect(answer, head).toMatch(/x-skein-reason: bad-request/);
+      expect(answer, head).toMatch(/ERR_SKEIN_INVALID_HOST/);
+    }
+    expect(app.requests.length).toBe(before);
+  });
+
   it('normalises an HTTP/2 :path the same way', async () => {
     const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
     try {
