@@ -17,7 +17,7 @@ import { matchRoute, pickSplit } from '../common/routing/index.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
-import { absoluteAuthority, originForm, pathOf, serviceFromAuthority } from './stages/decode.js';
+import { absoluteAuthority, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { BodyTooLargeError } from './http1/incoming.js';
 import { normaliseTarget } from './http1/request-target.js';
@@ -63,7 +63,9 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   const absolute = absoluteAuthority(ex.url);
   if (absolute !== undefined) {
     ex.url = originForm(ex.url, absolute);
+    // RFC 9112 §3.2.2: the target's authority wins, and a proxy sends it as the Host.
     ex.authority = absolute;
+    setHost(ex.headers, absolute);
   }
   if (service === undefined) {
     if (ex.authority === '') {
@@ -72,6 +74,10 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
       return undefined;
     }
     service = serviceFromAuthority(ex.authority);
+  } else if (ex.authority === '') {
+    // A dedicated port's caller named no host (HTTP/1.0): the service is what it addressed.
+    ex.authority = service;
+    setHost(ex.headers, service);
   }
   ex.destination = service;
   const runtime = service === '' ? undefined : ctx.mesh.service(service);

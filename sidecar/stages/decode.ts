@@ -2,7 +2,9 @@
  * Decode: what the request names. Outbound, the destination service comes from the Host
  * header (`catalog`, `catalog:80`, `catalog.service.consul`, `catalog.<ns>.svc.cluster.local`)
  * or from an absolute-form request target (`GET http://catalog/items`, HTTP proxy mode); a
- * dedicated `--upstream` listener has its service fixed and skips this.
+ * dedicated `--upstream` listener has its service fixed and skips this. The Host sent on
+ * names what was routed: an absolute-form target's authority replaces the Host received (RFC
+ * 9112 §3.2.2), and a request without one on a dedicated port gets the service's name.
  */
 const CACHE_LIMIT = 1024;
 const hostCache = new Map<string, string>();
@@ -44,4 +46,16 @@ export function originForm(url: string, authority: string): string {
 export function pathOf(url: string): string {
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
+}
+
+/** Sets Host in a flat `[name, value, ...]` list: the one there is replaced, or one added. */
+export function setHost(headers: string[], value: string): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      headers[i + 1] = value;
+      return;
+    }
+  }
+  headers.push('host', value);
 }

@@ -87,6 +87,23 @@ describe('sidecar pair: proxying', () => {
     expect(res.json()).toMatchObject({ name: 'catalog', path: '/via-upstream-port' });
   });
 
+  it('sends the Host it routed by: an absolute-form target\'s authority replaces the Host received; a dedicated port fills in its service', async () => {
+    const { rawExchange } = await import('./http.js');
+    // The echo's JSON, whatever the framing (chunked or not).
+    const body = (answer: string) => JSON.parse(/\{.*\}/s.exec(answer)?.[0] ?? 'null') as { path: string; headers: Record<string, string> };
+    // RFC 9112 §3.2.2: the target's authority wins, and the proxy sends it as the Host.
+    const replaced = await rawExchange(web.outboundPort, 'GET http://catalog/abs?q=2 HTTP/1.1\r\nHost: ghost\r\nConnection: close\r\n\r\n');
+    expect(replaced).toMatch(/^HTTP\/1.1 200/);
+    expect(body(replaced)).toMatchObject({ path: '/abs?q=2', headers: { host: 'catalog' } });
+    const without = await rawExchange(web.outboundPort, 'GET http://catalog:80/x HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expect(body(without)).toMatchObject({ path: '/x', headers: { host: 'catalog:80' } });
+    // An HTTP/1.0 caller of the --upstream port named no host: the app sees the service's name, not an address.
+    const port = (web as { upstreamPort?: number }).upstreamPort!;
+    const legacy = await rawExchange(port, 'GET /legacy HTTP/1.0\r\n\r\n');
+    expect(legacy).toMatch(/^HTTP\/1.1 200/);
+    expect(body(legacy)).toMatchObject({ path: '/legacy', headers: { host: 'catalog' } });
+  });
+
   it('streams request and response bodies both ways (chunked, 2 MiB)', async () => {
     const big = Buffer.alloc(2 * 1024 * 1024, 'abcdefgh');
     const res = await request(`${web.outboundUrl}/upload`, { dispatcher: agent, method: 'POST', headers: { host: 'catalog' }, body: big });
