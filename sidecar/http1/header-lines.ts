@@ -1,7 +1,8 @@
 /**
  * Header lines of an HTTP/1.x head (RFC 9112 §5), shared by the request and response
  * parsers: token names, values without control characters (optional whitespace around them
- * trimmed), no obs-fold; and the Content-Length rule both apply.
+ * trimmed), no obs-fold; and the Content-Length rule both apply: digits, and repeats (as
+ * lines or a list) only of the same value, passed on as one.
  */
 import { HttpParseError } from './parse-error.js';
 
@@ -48,6 +49,8 @@ export interface Framing {
   readonly expectContinue: boolean;
   /** A Keep-Alive header's value, '' when absent. */
   readonly keepAliveHint: string;
+  /** Content-Length came more than once, or as a list, all with the same value (see collapseContentLength). */
+  readonly lengthRepeated: boolean;
   /** How many Host lines came (requests: RFC 9112 §3.2 wants exactly one), and the last one's value. */
   readonly hosts: number;
   readonly host: string;
@@ -56,6 +59,7 @@ export interface Framing {
 /** Reads the framing headers of a message; both a Content-Length and a Transfer-Encoding are refused. */
 export function framingOf(headers: readonly string[], minor: number): Framing {
   let length = -1;
+  let lengthRepeated = false;
   let encoding: string | undefined;
   let connection = '';
   let hasUpgrade = false;
@@ -69,7 +73,10 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
     // Only these names matter here; the length test skips the rest without lower-casing them.
     switch (name.length) {
       case 14:
-        if (name.toLowerCase() === 'content-length') length = contentLength(value, length);
+        if (name.toLowerCase() === 'content-length') {
+          if (length >= 0 || value.includes(',')) lengthRepeated = true;
+          length = contentLength(value, length);
+        }
         break;
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') encoding = encoding === undefined ? value : `${encoding}, ${value}`;
@@ -107,7 +114,7 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
   }
   const keepAlive = minor === 1 ? !listed(connection, 'close') : listed(connection, 'keep-alive');
   const upgrade = hasUpgrade && listed(connection, 'upgrade');
-  return { contentLength: length, chunked, otherEncoding, keepAlive, upgrade, expectContinue, keepAliveHint, hosts, host };
+  return { contentLength: length, chunked, otherEncoding, keepAlive, upgrade, expectContinue, keepAliveHint, lengthRepeated, hosts, host };
 }
 
 /** `token` is one of the comma-ended list `list` (lower case); split only when it might be. */
@@ -115,12 +122,49 @@ function listed(list: string, token: string): boolean {
   return list.includes(token) && list.split(',').some((t) => t.trim() === token);
 }
 
-/** A Content-Length value on top of the one seen so far (-1 for none): digits only, and repeats must agree. */
+/**
+ * A Content-Length value on top of the one seen so far (-1 for none): digits, or the same
+ * digits repeated as a list (`5, 5`, RFC 9110 §8.6); repeats must agree.
+ */
 function contentLength(value: string, seen: number): number {
-  if (!DIGITS.test(value)) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid content-length');
-  const n = Number(value);
+  let n: number;
+  if (DIGITS.test(value)) n = Number(value);
+  else {
+    if (!value.includes(',')) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid content-length');
+    n = -1;
+    for (const part of value.split(',')) {
+      const digits = trimOws(part);
+      if (!DIGITS.test(digits)) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid content-length');
+      if (n >= 0 && Number(digits) !== n) throw new HttpParseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'conflicting content-length values');
+      n = Number(digits);
+    }
+  }
   if (seen >= 0 && n !== seen) throw new HttpParseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'conflicting content-length headers');
   return n;
+}
+
+/**
+ * Leaves one Content-Length in `headers`, the first, with the plain value `length`: what a
+ * message whose repeated Content-Lengths agree (`framing.lengthRepeated`) is passed on with,
+ * since the next reader may refuse the repeat (node:http does).
+ */
+export function collapseContentLength(headers: string[], length: number): void {
+  let kept = false;
+  let to = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (kept) continue;
+      kept = true;
+      headers[to] = name;
+      headers[to + 1] = String(length);
+    } else {
+      headers[to] = name;
+      headers[to + 1] = headers[i + 1]!;
+    }
+    to += 2;
+  }
+  headers.length = to;
 }
 
 function trimOws(value: string): string {

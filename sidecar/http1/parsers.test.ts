@@ -31,7 +31,6 @@ describe('parseRequestHead', () => {
     expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket').upgrade).toBe(false);
     expect(parseRequestHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1').expectContinue).toBe(true);
     expect(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked').chunked).toBe(true);
-    expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5').contentLength).toBe(5);
   });
 
   it('refuses what a lenient parser would have to guess at', () => {
@@ -85,6 +84,24 @@ describe('request targets', () => {
     expect(refusal(`GET ${Buffer.from('/café').toString('latin1')} HTTP/1.1\r\nHost: a`)).toBe('HPE_INVALID_URL');
     expect(refusal('GET echo HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_URL');
     expect(refusal('CONNECT a:443 HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_METHOD');
+  });
+
+  it('passes agreeing Content-Lengths on as one (RFC 9110 §8.6), repeated as lines or as a list', () => {
+    const lines = parseRequestHead('POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\ncontent-length: 5\r\nX-A: 1');
+    expect(lines.contentLength).toBe(5);
+    expect(lines.rawHeaders).toEqual(['Content-Length', '5', 'Host', 'a', 'X-A', '1']);
+    const list = parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5,5');
+    expect(list.contentLength).toBe(5);
+    expect(list.rawHeaders).toEqual(['Host', 'a', 'Content-Length', '5']);
+    const once = 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5';
+    expect(parseRequestHead(once).rawHeaders).toEqual(['Host', 'a', 'Content-Length', '5']);
+    expect(refusal('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
+    expect(refusal('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 6')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
+    expect(refusal('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,,5')).toBe('HPE_INVALID_CONTENT_LENGTH');
+    expect(refusal('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,')).toBe('HPE_INVALID_CONTENT_LENGTH');
+    expect(refusal('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nTransfer-Encoding: chunked')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
+    const response = parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3');
+    expect(response.rawHeaders).toEqual(['Content-Length', '3']);
   });
 
   it('wants exactly one valid Host (RFC 9112 §3.2), none only in HTTP/1.0 or with an absolute-form target', () => {

@@ -3,14 +3,14 @@
  * to guess at is refused, since a proxy that reads a message differently from the app behind
  * it invites request smuggling. Refused: a malformed request line, versions other than 1.0
  * and 1.1, header names that are not tokens, control characters in values, obs-fold, both
- * Content-Length and Transfer-Encoding, conflicting Content-Lengths, a Transfer-Encoding
- * that does not end in chunked, CONNECT, a request target that is not a path, an absolute
- * http:// URL or OPTIONS' `*` (request-target.ts, which also normalises the path), and a
- * missing (HTTP/1.1, origin-form), repeated or invalid Host (RFC 9112 §3.2). Error codes
- * follow llhttp's (what node:http reported); the Host checks, which llhttp does not make,
- * have Skein's own.
+ * Content-Length and Transfer-Encoding, conflicting Content-Lengths (agreeing ones are passed
+ * on as one, RFC 9110 §8.6), a Transfer-Encoding that does not end in chunked, CONNECT, a
+ * request target that is not a path, an absolute http:// URL or OPTIONS' `*`
+ * (request-target.ts, which also normalises the path), and a missing (HTTP/1.1,
+ * origin-form), repeated or invalid Host (RFC 9112 §3.2). Error codes follow llhttp's (what
+ * node:http reported); the Host checks, which llhttp does not make, have Skein's own.
  */
-import { framingOf, isToken, parseHeaderLines } from './header-lines.js';
+import { collapseContentLength, framingOf, isToken, parseHeaderLines } from './header-lines.js';
 import { HttpParseError } from './parse-error.js';
 import { isValidAuthority, normaliseTarget } from './request-target.js';
 
@@ -69,5 +69,6 @@ export function parseRequestHead(text: string): RequestHead {
     if (!isValidAuthority(host)) throw new HttpParseError('ERR_SKEIN_INVALID_HOST', `invalid Host header ${JSON.stringify(host.slice(0, 64))}`);
     lastHost = host;
   }
+  if (framing.lengthRepeated) collapseContentLength(rawHeaders, contentLength);
   return { method, target, minor, rawHeaders, contentLength, chunked, keepAlive, upgrade, expectContinue };
 }

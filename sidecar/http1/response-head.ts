@@ -3,7 +3,7 @@
  * a status line `HTTP/1.x NNN reason`, token header names, no control characters in values,
  * no obs-fold, and a body length that can be told without guessing.
  */
-import { framingOf, parseHeaderLines } from './header-lines.js';
+import { collapseContentLength, framingOf, parseHeaderLines } from './header-lines.js';
 import { HttpParseError } from './parse-error.js';
 
 export interface ResponseHead {
@@ -53,7 +53,8 @@ export function parseResponseHead(text: string): ResponseHead {
   // It is written to the caller as it came: no bare CR or LF may ride along.
   if (/[\r\n\0]/.test(reason)) throw new HttpParseError('HPE_INVALID_CONSTANT', 'control characters in the reason phrase');
   const rawHeaders = parseHeaderLines(text, eol + 2);
-  const { contentLength, chunked, keepAlive, keepAliveHint } = framingOf(rawHeaders, minor);
+  const { contentLength, chunked, keepAlive, keepAliveHint, lengthRepeated } = framingOf(rawHeaders, minor);
+  if (lengthRepeated) collapseContentLength(rawHeaders, contentLength);
   const keepAliveMs = keepAliveHint === '' ? -1 : keepAliveTimeoutMs(keepAliveHint);
   return { status, reason, rawHeaders, contentLength, chunked, keepAlive, keepAliveMs };
 }

@@ -133,6 +133,18 @@ describe('bad input and upstream faults', () => {
     expect(app.requests.length).toBe(before);
   });
 
+  it('passes agreeing repeated Content-Lengths on as one, and refuses disagreeing ones', async () => {
+    for (const [name, lines] of [['lines', 'Content-Length: 5\r\nContent-Length: 5'], ['list', 'Content-Length: 5, 5']] as const) {
+      const answer = await rawExchange(sc.outboundPort, `POST /length-${name} HTTP/1.1\r\nHost: app\r\n${lines}\r\nConnection: close\r\n\r\nhello`);
+      expect(answer, name).toMatch(/^HTTP\/1.1 200/);
+      const seen = app.requests.find((r) => r.url === `/length-${name}`);
+      expect(seen?.headers['content-length'], name).toBe('5');
+    }
+    const conflicting = await rawExchange(sc.outboundPort, 'POST /length-conflict HTTP/1.1\r\nHost: app\r\nContent-Length: 5, 6\r\nConnection: close\r\n\r\nhello');
+    expect(conflicting).toMatch(/^HTTP\/1.1 400/);
+    expect(conflicting).toMatch(/x-skein-reason: bad-request/);
+  });
+
   it('normalises an HTTP/2 :path the same way', async () => {
     const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
     try {
