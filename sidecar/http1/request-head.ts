@@ -72,3 +72,16 @@ export function parseRequestHead(text: string): RequestHead {
   if (framing.lengthRepeated) collapseContentLength(rawHeaders, contentLength);
   return { method, target, minor, rawHeaders, contentLength, chunked, keepAlive, upgrade, expectContinue };
 }
+
+/**
+ * For a head still without its blank line: refuses a bare LF or CR (RFC 9112 §2.2), which
+ * would otherwise leave the client waiting for the head deadline, as CRLF CRLF never comes.
+ */
+export function checkLineEnds(buf: Buffer): void {
+  for (let lf = buf.indexOf(10); lf >= 0; lf = buf.indexOf(10, lf + 1)) {
+    if (lf === 0 || buf[lf - 1] !== 13) throw new HttpParseError('HPE_CR_EXPECTED', 'a line ended by a bare LF (CRLF expected)');
+  }
+  for (let cr = buf.indexOf(13); cr >= 0 && cr + 1 < buf.length; cr = buf.indexOf(13, cr + 1)) {
+    if (buf[cr + 1] !== 10) throw new HttpParseError('HPE_LF_EXPECTED', 'a bare CR in the head (CRLF expected)');
+  }
+}

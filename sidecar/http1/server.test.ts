@@ -169,6 +169,25 @@ describe('Http1Server', () => {
     expect(f.errors.map((e) => e.code)).toHaveLength(4);
   });
 
+  it('answers bare LF or CR line ends at once (never waiting for a CRLF CRLF that will not come), split or whole', async () => {
+    const f = await serve(echo);
+    expect(await exchange(f.port, 'GET / HTTP/1.1\nHost: a\n\n')).toMatch(/x-code: HPE_CR_EXPECTED/);
+    expect(await exchange(f.port, 'GET / HTTP/1.1\r\nHost: a\n\r\n')).toMatch(/x-code: HPE_CR_EXPECTED/);
+    expect(await exchange(f.port, 'GET / HTTP/1.1\rHost: a\r\r')).toMatch(/x-code: HPE_LF_EXPECTED/);
+    // A head arriving in pieces, a CR last, is only waited for.
+    const socket = connect({ port: f.port, host: '127.0.0.1' });
+    cleanups.push(() => socket.destroy());
+    socket.setEncoding('latin1');
+    let data = '';
+    socket.on('data', (d: string) => (data += d));
+    socket.write('GET /split HTTP/1.1\r');
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('\nHost: a\r\n\r\n');
+    while (!data.includes('GET /split')) await new Promise((r) => setTimeout(r, 5));
+    expect(data).toMatch(/^HTTP\/1.1 200 OK/);
+    expect(f.errors.map((e) => e.code)).toEqual(['HPE_CR_EXPECTED', 'HPE_CR_EXPECTED', 'HPE_LF_EXPECTED']);
+  });
+
   it('closes idle connections on request (drain) and leaves busy ones', async () => {
     let held: OutgoingResponse | undefined;
     const f = await serve((_req, res) => {

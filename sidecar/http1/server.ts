@@ -19,7 +19,7 @@ import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
 import { HttpParseError } from './parse-error.js';
-import { parseRequestHead, type RequestHead } from './request-head.js';
+import { checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
 
 export interface Http1Handlers {
   request(req: IncomingRequest, res: OutgoingResponse): void;
@@ -187,6 +187,7 @@ class Http1Connection implements BodySource, ChunkSink {
     const end = buf.indexOf(CRLFCRLF);
     if (end < 0) {
       if (buf.length > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
+      checkLineEnds(buf);
       return false;
     }
     if (end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);

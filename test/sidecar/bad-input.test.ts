@@ -145,6 +145,13 @@ describe('bad input and upstream faults', () => {
     expect(conflicting).toMatch(/x-skein-reason: bad-request/);
   });
 
+  it('answers a head with bare LF line ends 400 at once, not with a 408 a minute later', async () => {
+    const answer = await rawExchange(sc.outboundPort, 'GET / HTTP/1.1\nHost: app\n\n', undefined, 2000);
+    expect(answer).toMatch(/^HTTP\/1.1 400/);
+    expect(answer).toMatch(/x-skein-reason: bad-request/);
+    expect(answer).toMatch(/HPE_CR_EXPECTED/);
+  });
+
   it('normalises an HTTP/2 :path the same way', async () => {
     const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
     try {
