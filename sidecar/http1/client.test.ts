@@ -5,7 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../test/support/wait.js';
-import { H1Upstream } from './client.js';
+import { H1_MALFORMED, H1Upstream } from './client.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -128,14 +128,16 @@ describe('H1Upstream', () => {
     expect(app.connections()).toBe(2);
   });
 
-  it('fails with the connect error code when nothing listens, and a malformed answer as a socket error', async () => {
+  it('fails with the connect error code when nothing listens, and a malformed answer (garbage, a status outside 100..599) with its own', async () => {
     const closed = createServer();
     const port = await listening(closed);
     closed.close();
     await once(closed, 'close');
     await expect(upstream(port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     const garbage = await rawApp((_r, socket) => socket.write('SPEAKING NONSENSE\r\n\r\n'));
-    await expect(upstream(garbage.port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+    await expect(upstream(garbage.port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: H1_MALFORMED });
+    const outOfRange = await rawApp((_r, socket) => socket.write('HTTP/1.1 999 Weird\r\ncontent-length: 0\r\n\r\n'));
+    await expect(upstream(outOfRange.port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: H1_MALFORMED, message: expect.stringMatching(/status 999 is outside 100\.\.599/) });
   });
 
   it('fails a call past its headers timeout', async () => {

@@ -28,6 +28,8 @@ import { parseResponseHead, type ResponseHead } from './response-head.js';
 
 /** Code of a call made on a closed upstream: nothing was sent (`isConnectError` knows it). */
 export const H1_CLOSED = 'ERR_SKEIN_H1_CLOSED';
+/** Code of a call whose answer could not be parsed (garbage, a status outside 100..599): a reset, for retries and outlier detection. */
+export const H1_MALFORMED = 'ERR_SKEIN_H1_MALFORMED';
 const CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_MS = 4_000;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -227,7 +229,7 @@ class H1Conn implements ChunkSink {
     try {
       this.process(call);
     } catch (err) {
-      call.fail(err instanceof HttpParseError ? codedError('UND_ERR_SOCKET', `malformed response from ${this.owner.origin}: ${err.message}`) : (err as Error), true);
+      call.fail(err instanceof HttpParseError ? codedError(H1_MALFORMED, `malformed response from ${this.owner.origin}: ${err.message} (${err.code})`) : (err as Error), true);
     }
   }
 

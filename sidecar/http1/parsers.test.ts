@@ -197,6 +197,9 @@ describe('parseResponseHead', () => {
   it('refuses malformed heads and ambiguous lengths', () => {
     expect(() => parseResponseHead('HTTP/1.1 2000 OK')).toThrow(HttpParseError);
     expect(() => parseResponseHead('ICY 200 OK')).toThrow(HttpParseError);
+    for (const status of ['000', '099', '600', '999']) expect(() => parseResponseHead(`HTTP/1.1 ${status} X`), status).toThrow(/outside 100\.\.599/);
+    expect(parseResponseHead('HTTP/1.1 100 Continue').status).toBe(100);
+    expect(parseResponseHead('HTTP/1.1 599 Edge').status).toBe(599);
     expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nBad Name: x')).toThrow(HttpParseError);
     expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2')).toThrow(HttpParseError);
     expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked')).toThrow(HttpParseError);

@@ -1,7 +1,8 @@
 /**
  * Parses an HTTP/1.x response head (RFC 9112) as strictly as request-head.ts parses requests:
- * a status line `HTTP/1.x NNN reason`, token header names, no control characters in values,
- * no obs-fold, and a body length that can be told without guessing.
+ * a status line `HTTP/1.x NNN reason` with a status from 100 to 599, token header names, no
+ * control characters in values, no obs-fold, and a body length that can be told without
+ * guessing.
  */
 import { collapseContentLength, framingOf, parseHeaderLines } from './header-lines.js';
 import { HttpParseError } from './parse-error.js';
@@ -49,6 +50,8 @@ export function parseResponseHead(text: string): ResponseHead {
     isDigit(text.charCodeAt(9)) && isDigit(text.charCodeAt(10)) && isDigit(text.charCodeAt(11)) && (eol === 12 || text.charCodeAt(12) === 32);
   if (!wellFormed) throw new HttpParseError('HPE_INVALID_CONSTANT', 'the status line is not HTTP/1.x NNN reason');
   const status = Number(text.slice(9, 12));
+  // RFC 9110 §15: codes outside 100..599 are invalid; passed on, no client could tell what they mean.
+  if (status < 100 || status > 599) throw new HttpParseError('HPE_INVALID_STATUS', `status ${status} is outside 100..599`);
   const reason = eol > 13 ? text.slice(13, eol) : '';
   // It is written to the caller as it came: no bare CR or LF may ride along.
   if (/[\r\n\0]/.test(reason)) throw new HttpParseError('HPE_INVALID_CONSTANT', 'control characters in the reason phrase');

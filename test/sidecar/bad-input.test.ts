@@ -31,6 +31,15 @@ describe('bad input and upstream faults', () => {
         setTimeout(() => req.socket.destroy(), 50);
         return;
       }
+      if (req.url === '/status-999') {
+        res.writeHead(999, { 'content-length': '2' });
+        res.end('hm');
+        return;
+      }
+      if (req.url === '/garbage') {
+        req.socket.end('SPEAKING NONSENSE\r\n\r\n');
+        return;
+      }
       echoHandler('app')(req, res);
     });
     [refusedPort] = (await freePorts(1)) as [number];
@@ -209,6 +218,17 @@ describe('bad input and upstream faults', () => {
     expect(Date.now() - started).toBeLessThan(1400);
     const attempts = app.requests.filter((r) => r.url === '/slow').slice(before).map((r) => r.headers['x-skein-attempt']);
     expect(attempts.slice(0, 3)).toEqual(['1', '2', '3']);
+  });
+
+  it('answers an upstream status outside 100..599, like garbage, as a malformed answer: 503 retries-exhausted, counted as 503', async () => {
+    for (const path of ['/status-999', '/garbage']) {
+      const res = await get(agent, `${sc.outboundUrl}${path}`, { host: 'app' });
+      expect(res.status, path).toBe(503);
+      expect(res.headers['x-skein-reason'], path).toBe('retries-exhausted');
+    }
+    const s = await scrape(sc);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'app', code: '0' })).toBe(0);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'app', code: '999' })).toBe(0);
   });
 
   it('cuts the response when the upstream resets mid-body, and keeps serving', async () => {
