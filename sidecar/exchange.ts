@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
+import { H1_MALFORMED } from './http1/client.js';
 import { BodyTooLargeError } from './http1/incoming.js';
 import { capBody } from './cluster/request-body.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
@@ -531,7 +532,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else if (outcome === 'timeout') this.reply('timeout', `${this.subset!.service} did not answer within the per-try timeout`);
     // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
     // a calling sidecar it never did, and that sidecar would replay a POST.
-    else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
+    else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', (err as { code?: string }).code === H1_MALFORMED ? `${this.subset!.service}: ${err.message}` : `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
   }
 
   private armTimer(): void {

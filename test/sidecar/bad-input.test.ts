@@ -225,6 +225,7 @@ describe('bad input and upstream faults', () => {
       const res = await get(agent, `${sc.outboundUrl}${path}`, { host: 'app' });
       expect(res.status, path).toBe(503);
       expect(res.headers['x-skein-reason'], path).toBe('retries-exhausted');
+      expect(res.text, path).toMatch(/^app: malformed response from http:\/\/127\.0\.0\.1:\d+: .*\(HPE_/);
     }
     const s = await scrape(sc);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'app', code: '0' })).toBe(0);
