@@ -90,12 +90,50 @@ describe('Http1Server', () => {
     expect(answer).toMatch(/transfer-encoding: chunked/);
   });
 
-  it('reads Content-Length and chunked request bodies, answering 100-continue when asked', async () => {
+  it('reads Content-Length and chunked request bodies; no 100 for a body sent without waiting for it', async () => {
     const f = await serve(echo);
     const sized = await exchange(f.port, 'POST /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello', /POST \/a hello$/);
-    expect(sized).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK/);
+    expect(sized).toMatch(/^HTTP\/1.1 200 OK/);
     const chunked = await exchange(f.port, 'POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n', /abcde$/);
     expect(chunked).toMatch(/POST \/b abcde$/);
+  });
+
+  it('sends 100 Continue only once the body is read; an answer given before that has none and closes the connection', async () => {
+    const held: (() => void)[] = [];
+    const f = await serve((req, res) => {
+      if (req.url === '/refuse') {
+        res.writeHead(404, ['content-length', '0']);
+        res.end();
+      } else held.push(() => echo(req, res));
+    });
+    const release = async (): Promise<void> => {
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      held.shift()!();
+    };
+    // Refused before reading: no 100, Connection: close, and the connection ends with the answer.
+    const refused = await exchange(f.port, 'POST /refuse HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    expect(refused).toBe('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    // Read later: the 100 comes when the handler starts reading, not when the head arrived.
+    const socket = connect({ port: f.port, host: '127.0.0.1' });
+    cleanups.push(() => socket.destroy());
+    socket.setEncoding('latin1');
+    let data = '';
+    socket.on('data', (d: string) => {
+      data += d;
+      if (d.includes('100 Continue')) socket.write('hello');
+    });
+    socket.write('POST /later HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(held).toHaveLength(1);
+    expect(data).toBe('');
+    await release();
+    while (!data.endsWith('POST /later hello')) await new Promise((r) => setTimeout(r, 5));
+    expect(data).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK\r\n/);
+    expect(data).not.toMatch(/connection: close/);
+    // HTTP/1.0 has no 100 (RFC 9110 §10.1.1): the client sends its body anyway.
+    const old = exchange(f.port, 'POST /old HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi');
+    await release();
+    expect(await old).toMatch(/^HTTP\/1.1 200 OK\r\n[^]*POST \/old hi$/);
   });
 
   it('drops a body the handler answered without reading, then serves the next request', async () => {

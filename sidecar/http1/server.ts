@@ -9,10 +9,11 @@
  *
  * Behaviour kept from node:http: keep-alive by version and Connection, requests on one
  * connection answered in order (a pipelined request waits, unparsed, for the answer before
- * it), `Expect: 100-continue` answered at once, upgrades (without a body) handed over with the
- * bytes read past the head, a body the handler never read drained before the next request, a
- * 60 s limit on receiving a head and a 65 s idle limit (checked by one sweep a second, not a
- * timer per request). Parse errors go to `clientError` with llhttp's codes; the connection then closes.
+ * it), `Expect: 100-continue` answered when the body is first read (see readMore), upgrades
+ * (without a body) handed over with the bytes read past the head, a body the handler never
+ * read drained before the next request, a 60 s limit on receiving a head and a 65 s idle
+ * limit (checked by one sweep a second, not a timer per request). Parse errors go to
+ * `clientError` with llhttp's codes; the connection then closes.
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
@@ -129,6 +130,8 @@ class Http1Connection implements BodySource, ChunkSink {
   private bodyMore = true;
   /** The response ended before the request body did: the rest is read and dropped. */
   private discarding = false;
+  /** The client waits for `100 Continue` before sending the body, and has not been sent it yet. */
+  continuePending = false;
   private processing = false;
   /** When the current wait began: for a head, its first byte; when idle, the last response. */
   private since = Date.now();
@@ -214,7 +217,8 @@ class Http1Connection implements BodySource, ChunkSink {
       req.push(null);
       this.state = State.Answering;
     }
-    if (head.expectContinue && this.state === State.Body) this.socket.write(CONTINUE);
+    // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored.
+    this.continuePending = head.expectContinue && head.minor === 1 && this.state === State.Body;
     this.server.handlers.request(req, res);
     return true;
   }
@@ -243,6 +247,8 @@ class Http1Connection implements BodySource, ChunkSink {
   private readBody(): boolean {
     const buf = this.buffered!;
     const req = this.request!;
+    // The client sends its body without waiting: a 100 would say nothing new (RFC 9110 §10.1.1).
+    this.continuePending = false;
     let used: number;
     let more = true;
     if (this.decoder !== null) {
@@ -271,7 +277,16 @@ class Http1Connection implements BodySource, ChunkSink {
     else this.state = State.Answering;
   }
 
+  /**
+   * The request body's reader wants data. A client that sent `Expect: 100-continue` is told
+   * to go on only now: when the request is refused before its body is read (404, 403, 413…)
+   * it never is, and is spared the upload (see OutgoingResponse.sendHead).
+   */
   readMore(): void {
+    if (this.continuePending) {
+      this.continuePending = false;
+      this.socket.write(CONTINUE);
+    }
     if (this.state === State.Body) this.socket.resume();
   }
 
@@ -285,6 +300,8 @@ class Http1Connection implements BodySource, ChunkSink {
     if (!keepAlive) {
       this.state = State.Closed;
       this.socket.end();
+      // Whatever the client still sends is read and dropped, so the close is a FIN, never a reset that could cost it the answer.
+      this.socket.resume();
       return;
     }
     if (this.state === State.Body) {
@@ -389,6 +406,12 @@ export class OutgoingResponse extends OutgoingBase {
       text += `${name}: ${headers[i + 1]}\r\n`;
     }
     this.noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    if (this.conn.continuePending) {
+      // Answered before the body was asked for: the client may send it later or never, so
+      // nothing after this answer can be told apart from it; the connection closes.
+      this.conn.continuePending = false;
+      this.keepAlive = false;
+    }
     if (!this.noBody && !hasLength) {
       // HTTP/1.0 has no chunking: the body ends when the connection does.
       if (this.req.httpVersionMinor === 1) {

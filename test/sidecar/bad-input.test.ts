@@ -5,7 +5,7 @@
 import { connect as connectH2 } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { get, rawExchange, testAgent } from './http.js';
+import { expectContinueExchange, get, rawExchange, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 describe('bad input and upstream faults', () => {
@@ -159,6 +159,21 @@ describe('bad input and upstream faults', () => {
     expect(answer).toMatch(/^HTTP\/1.1 400/);
     expect(answer).toMatch(/x-skein-reason: bad-request/);
     expect(answer).toMatch(/HPE_CR_EXPECTED/);
+  });
+
+  it('sends 100 Continue only when the request goes on: a request refused first gets no 100 and its connection closes', async () => {
+    const head = (host: string) => `POST /upload HTTP/1.1\r\nHost: ${host}\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n`;
+    const refused = await expectContinueExchange(sc.outboundPort, head('who-knows'), 'hello');
+    expect(refused).toMatch(/^HTTP\/1.1 404 /);
+    expect(refused).toMatch(/x-skein-reason: no-route/);
+    expect(refused).not.toMatch(/100 Continue/);
+    // Without Connection: close from the client, the sidecar closes after refusing all the same.
+    const kept = await expectContinueExchange(sc.outboundPort, head('who-knows').replace('Connection: close\r\n', ''), 'hello');
+    expect(kept).toMatch(/^HTTP\/1.1 404 [^]*connection: close\r\n/);
+    const before = app.requests.length;
+    const served = await expectContinueExchange(sc.outboundPort, head('app'), 'hello');
+    expect(served).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 /);
+    expect(app.requests.length).toBe(before + 1);
   });
 
   it('normalises an HTTP/2 :path the same way', async () => {

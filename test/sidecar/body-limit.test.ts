@@ -7,7 +7,7 @@
 import { connect as connectH2 } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { get, rawExchange, testAgent } from './http.js';
+import { expectContinueExchange, get, rawExchange, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 const LIMIT = 1024;
@@ -127,5 +127,17 @@ describe('request body limit', () => {
     // The unlimited hop still carries big bodies to an unguarded peer.
     const big = await get(agent, `${web.outboundUrl}/upload`, { host: 'catalog' }, 'POST', Buffer.alloc(64 * LIMIT, 'a'));
     expect(big.json()).toMatchObject({ name: `got ${64 * LIMIT} bytes` });
+  });
+
+  it('refuses a declared Content-Length past the limit without a 100 Continue, so the client never uploads it; one within goes on', async () => {
+    const before = uploads();
+    const big = await expectContinueExchange(limitedWeb.outboundPort, `POST /upload HTTP/1.1\r\nhost: catalog\r\nexpect: 100-continue\r\ncontent-length: ${LIMIT + 1}\r\n\r\n`, 'a'.repeat(LIMIT + 1));
+    expect(big).toMatch(/^HTTP\/1.1 413/);
+    expect(big).toMatch(/connection: close/i);
+    expect(big).not.toMatch(/100 Continue/);
+    expect(uploads()).toBe(before);
+    const small = await expectContinueExchange(limitedWeb.outboundPort, `POST /upload HTTP/1.1\r\nhost: catalog\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello');
+    expect(small).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 /);
+    expect(small).toContain('got 5 bytes');
   });
 });

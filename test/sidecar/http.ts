@@ -61,3 +61,38 @@ export function rawExchange(port: number, payload: string | Buffer, until?: RegE
     socket.write(payload);
   });
 }
+
+/**
+ * Sends a request head with `Expect: 100-continue` and its body only once `100 Continue`
+ * arrives, as curl does (without curl's 1 s fallback); resolves with everything read until the
+ * peer closes. Put `Connection: close` in `head` when the answer is expected to keep it open.
+ */
+export function expectContinueExchange(port: number, head: string, body: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let data = '';
+    let sent = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete answer in ${timeoutMs} ms; got ${JSON.stringify(data)}`));
+    }, timeoutMs);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      data += d;
+      if (!sent && data.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+        sent = true;
+        socket.write(body);
+      }
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (data) resolve(data);
+      else reject(err);
+    });
+    socket.write(head);
+  });
+}
