@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
-import { BodyTooLargeError } from './http1/incoming.js';
+import { BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { capBody } from './cluster/request-body.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
@@ -119,6 +119,12 @@ function onRequestData(this: ProxyRequest, chunk: Buffer): void {
   const limit = ex.deps.maxBodyBytes;
   if (limit > 0 && ex.bodyBytes > limit) ex.bodyTooLarge(limit);
   else if (ex.bodyBytes > REPLAY_BUFFER_LIMIT) ex.streamBufferedBody();
+}
+
+/** The caller's request body failed (sidecar/http1/server.ts: malformed, stalled; or past the limit): its fault. */
+function onRequestError(this: ProxyRequest, err: Error): void {
+  const ex = this.exchange;
+  if (ex !== null && err instanceof ClientBodyError) ex.clientBodyFailed(err);
 }
 
 async function* bufferedThenRest(chunks: Buffer[], rest: ProxyRequest): AsyncGenerator<Buffer> {
@@ -343,6 +349,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.send();
       return;
     }
+    // A body that already failed (during a fault delay) is answered now; one that fails later, when it does.
+    const failed = this.req.errored;
+    if (failed instanceof ClientBodyError) {
+      this.clientBodyFailed(failed);
+      return;
+    }
+    this.req.on('error', onRequestError);
     // gRPC calls are copied for replay only where the route opts in: mark unary methods only,
     // since the call reaches the app once the client ends its stream (or 64 KiB have come).
     const buffer = this.h2 ? this.grpc && retry !== null && route.retryNonIdempotent : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT;
@@ -504,8 +517,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onAttemptError(h: AttemptHandler, err: Error): void {
     const ours = h === this.current;
-    // Attempts we abandoned (deadline, client gone) and over-limit bodies say nothing about the endpoint.
-    this.settle(h, ours && !this.clientGone && !(err instanceof BodyTooLargeError));
+    // Attempts we abandoned (deadline, client gone) and the caller's broken bodies say nothing about the endpoint.
+    const clientFault = err instanceof ClientBodyError;
+    this.settle(h, ours && !this.clientGone && !clientFault);
     if (!ours) return;
     this.current = null;
     if (this.finished) return;
@@ -519,7 +533,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.finish(this.status);
       return;
     }
-    if (err instanceof BodyTooLargeError) {
+    if (clientFault) {
       this.replyError(err);
       return;
     }
@@ -638,8 +652,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   replyError(err: unknown): void {
-    // The rest of an over-limit body stays unread: the connection closes after the answer.
-    if (err instanceof BodyTooLargeError) this.res.shouldKeepAlive = false;
+    // The rest of a body past the limit, malformed or stalled is never read: the connection closes after the answer.
+    if (err instanceof ClientBodyError) this.res.shouldKeepAlive = false;
     if (isSkeinError(err)) this.reply(err.reason, err.message, err.status);
     else this.reply('bad-request', (err as Error).message);
   }
@@ -688,8 +702,17 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h.control !== null) h.control.abort();
   }
 
-  /** The caller's HTTP/2 body grew past `--max-request-body` (no fault of the endpoint): 413, or a cut if the answer has begun. */
+  /** The caller's HTTP/2 body grew past `--max-request-body`. */
   bodyTooLarge(limit: number): void {
+    this.clientBodyFailed(new BodyTooLargeError(limit));
+  }
+
+  /**
+   * The caller's request body failed (past the limit, malformed, stalled): no fault of the
+   * endpoint, so the attempt is dropped without counting against it, and the caller gets the
+   * error's status (`bad-request`), or a cut if the answer has begun.
+   */
+  clientBodyFailed(err: ClientBodyError): void {
     if (this.finished) return;
     this.abandonAttempt(false);
     this.bodyChunks = null;
@@ -698,7 +721,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.finish(this.status);
       return;
     }
-    this.replyError(new BodyTooLargeError(limit));
+    this.replyError(err);
   }
 
   /** Reports an attempt's end to the in-flight count, breaker and outlier detector, once. */

@@ -15,10 +15,22 @@ export interface BodySource {
   readonly maxBodyBytes: number;
 }
 
-/** A request body past the limit (SPEC §8): the pipeline answers `413 bad-request` and closes the connection. */
-export class BodyTooLargeError extends SkeinError {
+/**
+ * The caller's request body cannot be read to its end (SPEC §8: malformed, past the limit):
+ * the client's fault, never an endpoint's. The pipeline answers `status` with
+ * `x-skein-reason: bad-request` (or cuts an answer already begun), drops the upstream
+ * attempt without counting it against the endpoint, and the connection closes after.
+ */
+export class ClientBodyError extends SkeinError {
+  constructor(message: string, status: number) {
+    super('bad-request', message, status);
+  }
+}
+
+/** A request body past the limit (SPEC §8): answered `413 bad-request`. */
+export class BodyTooLargeError extends ClientBodyError {
   constructor(limit: number) {
-    super('bad-request', `the request body exceeds the limit of ${limit} bytes (--max-request-body)`, 413);
+    super(`the request body exceeds the limit of ${limit} bytes (--max-request-body)`, 413);
   }
 }
 

@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { IncomingRequest } from './incoming.js';
+import type { ClientBodyError, IncomingRequest } from './incoming.js';
 import type { HttpParseError } from './parse-error.js';
 import { Http1Server, type Http1Handlers, type OutgoingResponse } from './server.js';
 
@@ -151,6 +151,16 @@ describe('Http1Server', () => {
     const answer = await exchange(f.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
     expect(answer).toMatch(/answered early/);
     expect(await exchange(f.port, 'GET /next HTTP/1.1\r\nHost: a\r\n\r\n', /answered early/)).toMatch(/^HTTP\/1.1 200 OK/);
+  });
+
+  it('a malformed chunked body before the answer fails the request (a 400 ClientBodyError) for the handler to answer; the connection closes after', async () => {
+    const f = await serve((req, res) => {
+      req.on('error', (err: ClientBodyError) => res.end(`${err.status} ${err.message}`));
+    });
+    const answer = await exchange(f.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n');
+    expect(answer).toMatch(/connection: close/i);
+    expect(answer).toContain('400 malformed request body: invalid chunk size (HPE_INVALID_CHUNK_SIZE)');
+    expect(f.errors).toEqual([]);
   });
 
   it('HTTP/1.0: no chunking, the body ends with the connection unless it was kept alive', async () => {

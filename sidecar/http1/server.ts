@@ -17,7 +17,7 @@
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
-import { IncomingRequest, type BodySource } from './incoming.js';
+import { ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
 import { HttpParseError } from './parse-error.js';
 import { checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
@@ -338,16 +338,37 @@ class Http1Connection implements BodySource, ChunkSink {
   }
 
   private fail(err: HttpParseError): void {
+    if (this.state === State.Body && this.response !== null && err.code !== 'HPE_INTERNAL') {
+      // A malformed chunked body: the client's, answered by the pipeline (not a cut the upstream is blamed for).
+      this.abortBody(new ClientBodyError(`malformed request body: ${err.message} (${err.code})`, 400));
+      return;
+    }
     this.state = State.Closed;
     this.buffered = null;
-    const req = this.request;
-    if (req !== null && !req.readableEnded) req.destroy();
-    if (this.response !== null) {
-      // Mid-request (a broken chunked body): the answer in progress is cut.
+    if (this.response !== null || this.discarding) {
+      // Mid-request, or the rest of an answered request's body: the connection is cut. Its
+      // 'close' (onClose) then ends the response before the request body, in that order.
       this.socket.destroy();
       return;
     }
+    const req = this.request;
+    if (req !== null && !req.readableEnded) req.destroy();
     this.server.handlers.clientError(err, this.socket);
+  }
+
+  /**
+   * The request body cannot be read to its end (`err` says why): the request fails with it,
+   * so the pipeline answers it (or cuts an answer in progress) and drops its upstream
+   * attempt, as the client's fault; the connection closes after that answer. What the client
+   * still sends is read and dropped.
+   */
+  private abortBody(err: ClientBodyError): void {
+    this.state = State.Closed;
+    this.buffered = null;
+    this.decoder = null;
+    this.response!.shouldKeepAlive = false;
+    const req = this.request!;
+    if (!req.destroyed) req.destroy(err);
   }
 
   onClose(): void {
