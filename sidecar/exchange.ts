@@ -49,6 +49,8 @@ export interface ProxyRequest extends Readable {
   readonly rawHeaders: string[];
   readonly headers: Record<string, string | string[] | undefined>;
   readonly socket: Socket;
+  /** The whole body has come in, read or not (Skein's HTTP/1.1 and mux requests, which emit 'received' then). */
+  readonly received?: boolean;
 }
 
 /**
@@ -127,6 +129,11 @@ function onRequestError(this: ProxyRequest, err: Error): void {
   if (ex !== null && err instanceof ClientBodyError) ex.clientBodyFailed(err);
 }
 
+/** A streamed request body has come in whole ('received'; an HTTP/2 body's 'end'). */
+function onRequestReceived(this: ProxyRequest): void {
+  this.exchange?.bodyReceived();
+}
+
 async function* bufferedThenRest(chunks: Buffer[], rest: ProxyRequest): AsyncGenerator<Buffer> {
   yield* chunks;
   yield* rest;
@@ -138,6 +145,7 @@ function onRequestEnd(this: ProxyRequest): void {
   const body = ex.bodyChunks.length === 1 ? ex.bodyChunks[0]! : Buffer.concat(ex.bodyChunks);
   ex.body = body;
   ex.bodyChunks = null;
+  ex.bodyReceived();
   const mirror = ex.route!.mirror;
   if (mirror !== null) mirror(ex.method, ex.url, ex.headers, body);
   ex.send();
@@ -203,6 +211,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   lastEndpoint: AttemptHandler['endpoint'] | undefined = undefined;
   /** Absolute deadline (performance.now() ms) of the whole request; Infinity for none. */
   deadlineAt = Infinity;
+  /** The request body is still coming in: the route's and the per-try timeouts wait for its end (bodyReceived). */
+  bodyPending = false;
   /** One timer per request, armed for whichever comes first: this attempt's per-try timeout or the deadline. */
   timer: NodeJS.Timeout | undefined = undefined;
   private timerIsPerTry = false;
@@ -356,6 +366,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.req.on('error', onRequestError);
+    // The route's and the per-try timeouts count from the end of the request body, as Envoy's
+    // do: a slow client is no slow endpoint. A gRPC call's own deadline runs from its start.
+    this.bodyPending = true;
+    if (this.grpcTimeoutSlot < 0) this.deadlineAt = Infinity;
     // gRPC calls are copied for replay only where the route opts in: mark unary methods only,
     // since the call reaches the app once the client ends its stream (or 64 KiB have come).
     const buffer = this.h2 ? this.grpc && retry !== null && route.retryNonIdempotent : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT;
@@ -363,13 +377,29 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.bodyChunks = [];
       this.req.on('data', onRequestData);
       this.req.on('end', onRequestEnd);
+      if (this.deadlineAt !== Infinity) this.armTimer();
       return;
     }
     this.body = this.req;
     if (this.h2 && this.deps.maxBodyBytes > 0) capBody(this.req, this.deps.maxBodyBytes, this);
     this.replayable = false;
+    if (this.req.received === true) this.bodyReceived();
+    else this.req.on(this.h2 ? 'end' : 'received', onRequestReceived);
     if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, null);
     this.send();
+  }
+
+  /**
+   * The whole request body has come in: the route's timeout starts now (a gRPC call's
+   * deadline ran from its start), and so does the per-try timeout of the attempt in flight.
+   */
+  bodyReceived(): void {
+    if (!this.bodyPending) return;
+    this.bodyPending = false;
+    if (this.finished) return;
+    const timeout = this.route!.timeoutMs;
+    if (timeout > 0 && this.grpcTimeoutSlot < 0) this.deadlineAt = performance.now() + timeout;
+    if (this.current !== null) this.armTimer();
   }
 
   /** An HTTP/2 body outgrew the replay buffer: what came so far, then the rest as it arrives, never replayed. */
@@ -379,6 +409,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.req.pause();
     this.req.off('data', onRequestData);
     this.req.off('end', onRequestEnd);
+    this.req.on('end', onRequestReceived);
     this.body = Readable.from(bufferedThenRest(chunks, this.req), { objectMode: false });
     if (this.deps.maxBodyBytes > 0) capBody(this.body, this.deps.maxBodyBytes, this);
     this.replayable = false;
@@ -550,7 +581,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   private armTimer(): void {
-    const perTry = this.route!.retry?.perTryTimeoutMs ?? 0;
+    // A try's wait for its answer starts once the whole request is in.
+    const perTry = this.bodyPending ? 0 : (this.route!.retry?.perTryTimeoutMs ?? 0);
     let delay = this.deadlineAt - performance.now();
     this.timerIsPerTry = perTry > 0 && perTry < delay;
     if (this.timerIsPerTry) delay = perTry;
@@ -596,7 +628,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** Overall timeout: abandon the current attempt and answer 504, or cut a response in progress. */
   onDeadline(): void {
     if (this.finished) return;
-    this.abandonAttempt();
+    // A gRPC call's deadline that passes while the caller still sends is no fault of the endpoint.
+    this.abandonAttempt(!this.bodyPending);
     if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
       // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset.
       this.grpcStatus = REASONS.timeout.grpc;

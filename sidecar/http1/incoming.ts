@@ -42,6 +42,8 @@ export class IncomingRequest extends Readable {
   exchange: unknown = null;
   private headerObject: Record<string, string> | null = null;
   private bodyBytes = 0;
+  /** The whole body has come in, whether or not it has all been read yet (see endBody). */
+  received = false;
 
   constructor(
     private readonly source: BodySource,
@@ -83,6 +85,16 @@ export class IncomingRequest extends Readable {
       return false;
     }
     return this.push(chunk);
+  }
+
+  /**
+   * The body is complete: ends the stream, and emits 'received' at once, before a slow
+   * reader gets to the end (the pipeline's timeouts count from the end of the request).
+   */
+  endBody(): void {
+    this.received = true;
+    this.push(null);
+    this.emit('received');
   }
 
   override _read(): void {

@@ -271,7 +271,7 @@ class Http1Connection implements BodySource, ChunkSink {
 
   private bodyDone(): void {
     this.decoder = null;
-    if (!this.discarding) this.request!.push(null);
+    if (!this.discarding) this.request!.endBody();
     this.discarding = false;
     if (this.response === null) this.nextRequest();
     else this.state = State.Answering;

@@ -201,7 +201,7 @@ export class MuxServerSession implements BodySource {
           // Credit goes back at once while the reader keeps up, else from _read when it asks for more.
           if (s.req.pushBody(payload) && s.req.consumed >= WINDOW / 2) this.credit(s.req);
         }
-        if (end) s.req.push(null);
+        if (end) s.req.endBody();
         return;
       case FrameType.Window:
         if (payload.length === 4) s.res.credited(payload.readUInt32BE(0));
