@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
-import { BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
+import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { capBody } from './cluster/request-body.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
@@ -123,10 +123,9 @@ function onRequestData(this: ProxyRequest, chunk: Buffer): void {
   else if (ex.bodyBytes > REPLAY_BUFFER_LIMIT) ex.streamBufferedBody();
 }
 
-/** The caller's request body failed (sidecar/http1/server.ts: malformed, stalled; or past the limit): its fault. */
+/** The request body failed (sidecar/http1/server.ts: malformed, stalled, past the limit, unread). */
 function onRequestError(this: ProxyRequest, err: Error): void {
-  const ex = this.exchange;
-  if (ex !== null && err instanceof ClientBodyError) ex.clientBodyFailed(err);
+  this.exchange?.requestBodyFailed(err);
 }
 
 /** A streamed request body has come in whole ('received'; an HTTP/2 body's 'end'). */
@@ -361,10 +360,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     // A body that already failed (during a fault delay) is answered now; one that fails later, when it does.
     const failed = this.req.errored;
-    if (failed instanceof ClientBodyError) {
-      this.clientBodyFailed(failed);
-      return;
-    }
+    if (failed !== null && this.requestBodyFailed(failed)) return;
     this.req.on('error', onRequestError);
     // The route's and the per-try timeouts count from the end of the request body, as Envoy's
     // do: a slow client is no slow endpoint. A gRPC call's own deadline runs from its start.
@@ -737,24 +733,29 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   /** The caller's HTTP/2 body grew past `--max-request-body`. */
   bodyTooLarge(limit: number): void {
-    this.clientBodyFailed(new BodyTooLargeError(limit));
+    this.requestBodyFailed(new BodyTooLargeError(limit));
   }
 
   /**
-   * The caller's request body failed (past the limit, malformed, stalled): no fault of the
-   * endpoint, so the attempt is dropped without counting against it, and the caller gets the
-   * error's status (`bad-request`), or a cut if the answer has begun.
+   * The request body failed. Past the limit, malformed or stalled by the caller
+   * (ClientBodyError): no fault of the endpoint, so the attempt is dropped without counting
+   * against it and the caller gets the error's status with `bad-request`. Left unread by the
+   * upstream while the caller had more (BodyNotReadError): a timeout of the endpoint. Either
+   * way an answer already begun is cut. Other failures (the caller gone) are the response's
+   * 'close' to handle: false.
    */
-  clientBodyFailed(err: ClientBodyError): void {
-    if (this.finished) return;
-    this.abandonAttempt(false);
+  requestBodyFailed(err: Error): boolean {
+    const clientFault = err instanceof ClientBodyError;
+    if (!clientFault && !(err instanceof BodyNotReadError)) return false;
+    if (this.finished) return true;
+    this.abandonAttempt(!clientFault);
     this.bodyChunks = null;
     if (this.headSent) {
       this.res.destroy();
       this.finish(this.status);
-      return;
-    }
-    this.replyError(err);
+    } else if (clientFault) this.replyError(err);
+    else this.reply('timeout', `${this.destination}: ${err.message}`);
+    return true;
   }
 
   /** Reports an attempt's end to the in-flight count, breaker and outlier detector, once. */

@@ -24,7 +24,8 @@ export const MAX_HEADER_BYTES = 64 * 1024;
 
 const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes'> = {
   maxHeaderBytes: MAX_HEADER_BYTES,
-  // Streams (uploads, long polls) may last; the header deadline still stops slowloris.
+  // Streams (uploads, long polls) may last; the header deadline still stops slowloris, and a
+  // request body may go no longer without a byte (sidecar/http1/server.ts).
   headersTimeoutMs: 60_000,
   // Longer than the peers' pool idle timeout, so a pooled connection is never closed under a request.
   keepAliveTimeoutMs: 65_000,

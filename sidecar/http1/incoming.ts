@@ -27,6 +27,15 @@ export class ClientBodyError extends SkeinError {
   }
 }
 
+/**
+ * The request's reader (the upstream attempt) took none of its body for a while, though the
+ * client had more to send: the endpoint's fault, a timeout (the route's timeouts only start
+ * once the whole request is in, so this is what bounds an upstream that stops reading it).
+ */
+export class BodyNotReadError extends Error {
+  readonly code = 'ERR_SKEIN_BODY_NOT_READ';
+}
+
 /** A request body past the limit (SPEC §8): answered `413 bad-request`. */
 export class BodyTooLargeError extends ClientBodyError {
   constructor(limit: number) {

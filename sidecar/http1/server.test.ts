@@ -18,7 +18,7 @@ interface Fixture {
   readonly server: Http1Server;
 }
 
-async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => void): Promise<Fixture> {
+async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => void, headersTimeoutMs = 60_000): Promise<Fixture> {
   const errors: HttpParseError[] = [];
   const upgrades: Fixture['upgrades'] = [];
   const handlers: Http1Handlers = {
@@ -29,7 +29,7 @@ async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => v
       socket.end(`HTTP/1.1 400 Bad Request\r\nx-code: ${err.code}\r\ncontent-length: 0\r\n\r\n`);
     },
   };
-  const server = new Http1Server(handlers, { maxHeaderBytes: 1024, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000, maxBodyBytes: 0 });
+  const server = new Http1Server(handlers, { maxHeaderBytes: 1024, headersTimeoutMs, keepAliveTimeoutMs: 65_000, maxBodyBytes: 0 });
   const front: Server = createServer((s) => server.handle(s));
   front.listen(0, '127.0.0.1');
   await once(front, 'listening');
@@ -41,13 +41,13 @@ async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => v
 }
 
 /** Sends `payload`, collects the answer until `until` matches or the server closes. */
-async function exchange(port: number, payload: string, until?: RegExp): Promise<string> {
+async function exchange(port: number, payload: string, until?: RegExp, timeoutMs = 3000): Promise<string> {
   const socket = connect({ port, host: '127.0.0.1' });
   cleanups.push(() => socket.destroy());
   let data = '';
   socket.setEncoding('latin1');
   const done = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer; got ${JSON.stringify(data)}`)), 3000);
+    const timer = setTimeout(() => reject(new Error(`no answer; got ${JSON.stringify(data)}`)), timeoutMs);
     socket.on('data', (d: string) => {
       data += d;
       if (until?.test(data)) {
@@ -234,6 +234,81 @@ describe('Http1Server', () => {
     while (!data.includes('GET /split')) await new Promise((r) => setTimeout(r, 5));
     expect(data).toMatch(/^HTTP\/1.1 200 OK/);
     expect(f.errors.map((e) => e.code)).toEqual(['HPE_CR_EXPECTED', 'HPE_CR_EXPECTED', 'HPE_LF_EXPECTED']);
+  });
+
+  describe('a request body that stops moving for the head limit (1 s here; the sweep runs each second)', () => {
+    /** Answers a failed request body with the error's class, status and message; reads the body unless told not to. */
+    const answerFailure = (read: boolean) => (req: IncomingRequest, res: OutgoingResponse) => {
+      req.on('error', (err: Error & { status?: number }) => res.end(`${err.constructor.name} ${err.status ?? '-'} ${err.message}`));
+      req.on('end', () => res.end('whole'));
+      if (read) req.resume();
+    };
+
+    it('fails with a 408 ClientBodyError when the client stops sending, Content-Length or chunked; the connection closes after the answer', async () => {
+      const f = await serve(answerFailure(true), 1000);
+      const started = Date.now();
+      const [declared, chunked] = await Promise.all([
+        exchange(f.port, 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc', undefined, 5000),
+        exchange(f.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n', undefined, 5000),
+      ]);
+      for (const answer of [declared, chunked]) {
+        expect(answer).toMatch(/connection: close/i);
+        expect(answer).toContain('ClientBodyError 408 the request body stalled: none of it came for 1 s');
+      }
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    });
+
+    it('lets a body that keeps coming, however slowly, through', async () => {
+      const f = await serve(answerFailure(true), 1000);
+      const socket = connect({ port: f.port, host: '127.0.0.1' });
+      cleanups.push(() => socket.destroy());
+      let data = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (data += d));
+      socket.write('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n');
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 600));
+        socket.write('x');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      expect(data).toMatch(/^HTTP\/1.1 200 OK/);
+      expect(data).toContain('whole');
+      expect(data).not.toContain('Error');
+    });
+
+    it('fails with a BodyNotReadError when the reader takes nothing while the client has more to send, and never blames the client for it', async () => {
+      const f = await serve(answerFailure(false), 1000);
+      const answer = await exchange(f.port, `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4000000\r\n\r\n${'b'.repeat(4_000_000)}`, undefined, 5000);
+      expect(answer).toContain('BodyNotReadError - none of the request body was read for 1 s');
+      expect(answer).toMatch(/connection: close/i);
+    });
+
+    it('never blames a client that waits for its 100 Continue: the reader that never asked for the body is the one stalled', async () => {
+      const f = await serve(answerFailure(false), 1000);
+      const answer = await exchange(f.port, 'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n', undefined, 5000);
+      expect(answer).not.toContain('100 Continue');
+      expect(answer).toContain('BodyNotReadError - none of the request body was read for 1 s');
+    });
+
+    it('cuts a connection whose client neither sends nor closes after the answer, one head limit later', async () => {
+      const f = await serve(answerFailure(true), 1000);
+      // allowHalfOpen: the server's FIN does not make this end close its side.
+      const socket = connect({ port: f.port, host: '127.0.0.1', allowHalfOpen: true });
+      cleanups.push(() => socket.destroy());
+      let data = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (data += d));
+      socket.on('error', () => {});
+      socket.write('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc');
+      await once(socket, 'end');
+      const answeredAt = Date.now();
+      expect(data).toContain('ClientBodyError 408');
+      // What it sends is read and dropped, until the server cuts the connection (then a write fails it).
+      const poke = setInterval(() => socket.write('x'), 100);
+      cleanups.push(() => clearInterval(poke));
+      await new Promise((resolve) => socket.on('close', resolve));
+      expect(Date.now() - answeredAt).toBeGreaterThanOrEqual(900);
+    });
   });
 
   it('closes idle connections on request (drain) and leaves busy ones', async () => {

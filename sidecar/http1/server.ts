@@ -14,10 +14,16 @@
  * read drained before the next request, a 60 s limit on receiving a head and a 65 s idle
  * limit (checked by one sweep a second, not a timer per request). Parse errors go to
  * `clientError` with llhttp's codes; the connection then closes.
+ *
+ * A request body is the client's to send and the handler's to read: when nothing of it moves
+ * for the head limit, the request fails (the pipeline answers, the connection closes after)
+ * with a ClientBodyError (408) if the client sent nothing while the server was ready to read,
+ * or a BodyNotReadError if the handler read nothing while the client had more for it. A
+ * malformed chunked body fails the request with a ClientBodyError (400).
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
-import { ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
+import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
 import { HttpParseError } from './parse-error.js';
 import { checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
@@ -30,7 +36,7 @@ export interface Http1Handlers {
 
 export interface Http1Options {
   readonly maxHeaderBytes: number;
-  /** A head must arrive within this after its first byte. */
+  /** A head must arrive within this after its first byte; a request body may stall no longer. */
   readonly headersTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
   readonly keepAliveTimeoutMs: number;
@@ -133,7 +139,13 @@ class Http1Connection implements BodySource, ChunkSink {
   /** The client waits for `100 Continue` before sending the body, and has not been sent it yet. */
   continuePending = false;
   private processing = false;
-  /** When the current wait began: for a head, its first byte; when idle, the last response. */
+  /** Closed after an answer while the client may still send: what comes is dropped, for at most headersTimeoutMs. */
+  private lingering = false;
+  /**
+   * When the current wait began: for a head, its first byte; when idle, the last response;
+   * in a body, the last bytes in from the client or the last time the reader asked for more;
+   * when lingering, the close.
+   */
   private since = Date.now();
 
   constructor(
@@ -154,7 +166,7 @@ class Http1Connection implements BodySource, ChunkSink {
   onData(chunk: Buffer): void {
     if (this.state === State.Closed) return;
     if (this.buffered === null) {
-      if (this.state === State.Head) this.since = Date.now();
+      if (this.state !== State.Answering) this.since = Date.now();
       this.buffered = chunk;
     } else this.buffered = Buffer.concat([this.buffered, chunk]);
     this.process();
@@ -286,8 +298,13 @@ class Http1Connection implements BodySource, ChunkSink {
     if (this.continuePending) {
       this.continuePending = false;
       this.socket.write(CONTINUE);
+      // The client sends its body only now.
+      this.since = Date.now();
     }
-    if (this.state === State.Body) this.socket.resume();
+    if (this.state !== State.Body) return;
+    // The reader caught up: from now on the body waits for the client.
+    if (this.socket.isPaused()) this.since = Date.now();
+    this.socket.resume();
   }
 
   get maxBodyBytes(): number {
@@ -298,6 +315,8 @@ class Http1Connection implements BodySource, ChunkSink {
   responseDone(keepAlive: boolean): void {
     this.response = null;
     if (!keepAlive) {
+      // Answered before the body's end (past the limit, say): the client may still be sending, for a while.
+      if (this.state === State.Body) this.linger();
       this.state = State.Closed;
       this.socket.end();
       // Whatever the client still sends is read and dropped, so the close is a FIN, never a reset that could cost it the answer.
@@ -307,6 +326,7 @@ class Http1Connection implements BodySource, ChunkSink {
     if (this.state === State.Body) {
       // The handler answered before reading the whole body: read it to its end, then go on.
       this.discarding = true;
+      this.since = Date.now();
       this.socket.resume();
       return;
     }
@@ -330,8 +350,17 @@ class Http1Connection implements BodySource, ChunkSink {
   }
 
   checkTimeouts(now: number): void {
-    if (this.state !== State.Head || this.response !== null) return;
     const o = this.server.options;
+    if (this.lingering) {
+      if (now - this.since > o.headersTimeoutMs) this.socket.destroy();
+      return;
+    }
+    if (this.state === State.Body) {
+      // Paused, or owing the client its 100 Continue, the body waits for the request's reader; else for the client.
+      if (now - this.since > o.headersTimeoutMs) this.bodyStalled(this.socket.isPaused() || this.continuePending);
+      return;
+    }
+    if (this.state !== State.Head || this.response !== null) return;
     if (this.buffered !== null) {
       if (now - this.since > o.headersTimeoutMs) this.fail(new HttpParseError('ERR_HTTP_REQUEST_TIMEOUT', 'request headers not received in time'));
     } else if (now - this.since > o.keepAliveTimeoutMs) this.socket.destroy();
@@ -356,19 +385,43 @@ class Http1Connection implements BodySource, ChunkSink {
     this.server.handlers.clientError(err, this.socket);
   }
 
+  /** Nothing of the request body moved for headersTimeoutMs: the client sent none, or (`unread`) the reader took none. */
+  private bodyStalled(unread: boolean): void {
+    if (this.response === null) {
+      // The rest of an answered request's body, which nobody waits for.
+      this.socket.destroy();
+      return;
+    }
+    const seconds = this.server.options.headersTimeoutMs / 1000;
+    this.abortBody(unread ? new BodyNotReadError(`none of the request body was read for ${seconds} s`) : new ClientBodyError(`the request body stalled: none of it came for ${seconds} s`, 408));
+  }
+
   /**
    * The request body cannot be read to its end (`err` says why): the request fails with it,
    * so the pipeline answers it (or cuts an answer in progress) and drops its upstream
-   * attempt, as the client's fault; the connection closes after that answer. What the client
-   * still sends is read and dropped.
+   * attempt; the connection closes after that answer. What the client still sends is read
+   * and dropped.
    */
-  private abortBody(err: ClientBodyError): void {
+  private abortBody(err: Error): void {
     this.state = State.Closed;
     this.buffered = null;
     this.decoder = null;
     this.response!.shouldKeepAlive = false;
+    this.linger();
     const req = this.request!;
     if (!req.destroyed) req.destroy(err);
+  }
+
+  /**
+   * Closing while the client may still be sending: its bytes are read and dropped (so its
+   * close is seen, and the answer is not lost to a reset of unread data), and the sweep cuts
+   * the connection if it has not closed within headersTimeoutMs.
+   */
+  private linger(): void {
+    if (this.lingering) return;
+    this.lingering = true;
+    this.since = Date.now();
+    this.socket.resume();
   }
 
   onClose(): void {

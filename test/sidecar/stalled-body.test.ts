@@ -1,0 +1,148 @@
+/**
+ * A request body that stops moving for the listener's head limit (60 s): a client that
+ * stops sending gets `408 bad-request` (its fault: the upstream attempt is dropped and no
+ * endpoint blamed), buffered and streamed bodies alike, plain and through an mTLS pair; an
+ * upstream that stops reading a body the client still sends is a `504 timeout` (its fault).
+ * Either way the request no longer counts in flight. The cases run side by side, so the
+ * file takes one head limit.
+ */
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { metric, scrape } from './resilience-fixture.js';
+
+const HEAD_LIMIT_MS = 60_000;
+
+/** Writes `head` and `body` on a fresh connection and keeps it open; resolves with all read once the sidecar closes it. */
+function stall(port: number, payload: string): Promise<{ answer: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let answer = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ answer, ms: performance.now() - started }));
+    socket.write(payload);
+  });
+}
+
+/** POSTs 32 MiB to an app that reads none of it: the upload blocks once the buffers on the way are full. */
+function unreadUpload(sc: SpawnedSidecar, host: string): Promise<{ status: number; reason: string | undefined; ms: number }> {
+  const started = performance.now();
+  const total = 32 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    const req = request(`${sc.outboundUrl}/unread`, { method: 'POST', headers: { host, 'content-length': String(total) }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: res.headers['x-skein-reason'] as string | undefined, ms: performance.now() - started }));
+    });
+    req.on('error', (err) => reject(err));
+    const chunk = Buffer.alloc(64 * 1024, 'u');
+    let sent = 0;
+    const more = (): void => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', more);
+          return;
+        }
+      }
+      req.end();
+    };
+    more();
+  });
+}
+
+interface Clusters {
+  [service: string]: { endpoints: { outlier: { consecutiveErrors: number } | null }[] };
+}
+
+describe('stalled request bodies', () => {
+  const procs = new Processes();
+  let app: TestUpstream;
+  /** Through an mTLS pair: web → catalog's sidecar → app. */
+  let web: SpawnedSidecar;
+  /** web without identity, to the app as a plain endpoint (`direct`). */
+  let plainWeb: SpawnedSidecar;
+
+  beforeAll(async () => {
+    app = await startUpstream((req, res) => {
+      if (req.url === '/unread') return; // reads nothing, answers nothing
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => echoHandler(`got ${Buffer.concat(chunks).length} bytes`)(req, res));
+    });
+    const ca = makeCa();
+    const dir = tempDir();
+    const [catalogIn] = (await freePorts(1)) as [number];
+    // Timeouts far past the head limit, so only the body's stall can end these requests.
+    const policy = { timeout: '5m', retries: { attempts: 2, perTryTimeout: '4m' } };
+    const config = writeTempConfig({
+      services: {
+        catalog: { ...policy, endpoints: [{ address: '127.0.0.1', port: catalogIn, labels: { version: 'v1' } }] },
+        direct: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
+        // The same app under another name, for the upload it never reads (outlier state is per service).
+        sink: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
+      },
+      intentions: { defaultAction: 'allow' },
+    }, dir);
+    const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
+    await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog') });
+    web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web') });
+    plainWeb = await procs.sidecar({ service: 'web', appPort: app.port, config });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await app.close();
+  });
+
+  it('answers 408 bad-request to a client that stops sending its body, 504 timeout when the upstream stops reading it', async () => {
+    const declared = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100\r\n\r\nabc`;
+    const chunked = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n`;
+    const streamed = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 200000\r\n\r\n${'s'.repeat(10_000)}`;
+    const [stalls, unread] = await Promise.all([
+      Promise.all([
+        // Buffered for replay (Content-Length up to 64 KiB, a route that retries).
+        stall(plainWeb.outboundPort, declared('direct')),
+        stall(web.outboundPort, declared('catalog')),
+        // Streamed: chunked, and a Content-Length past 64 KiB.
+        stall(plainWeb.outboundPort, chunked('direct')),
+        stall(web.outboundPort, chunked('catalog')),
+        stall(web.outboundPort, streamed('catalog')),
+      ]),
+      unreadUpload(plainWeb, 'sink'),
+    ]);
+    for (const [i, { answer, ms }] of stalls.entries()) {
+      expect(answer, `stall ${i}`).toMatch(/^HTTP\/1.1 408/);
+      expect(answer).toMatch(/x-skein-reason: bad-request/i);
+      expect(answer).toMatch(/connection: close/i);
+      expect(answer).toContain('the request body stalled');
+      expect(ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
+      expect(ms).toBeLessThan(HEAD_LIMIT_MS + 5_000);
+    }
+    expect(unread.status).toBe(504);
+    expect(unread.reason).toBe('timeout');
+    expect(unread.ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
+
+    for (const [sc, service, stalled] of [
+      [plainWeb, 'direct', 2],
+      [web, 'catalog', 3],
+    ] as const) {
+      const s = await scrape(sc);
+      expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: service, code: '408' })).toBe(stalled);
+      expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: service, code: '503' })).toBe(0);
+      expect(metric(s, 'skein_retries_total', { destination: service })).toBe(0);
+      const drain = (await (await fetch(`${sc.adminUrl}/drain`, { method: 'POST' })).json()) as { inFlight: number };
+      expect(drain.inFlight).toBe(0);
+    }
+    // The stalled clients blamed no endpoint; the app that read nothing was.
+    const catalogClusters = (await (await fetch(`${web.adminUrl}/clusters`)).json()) as Clusters;
+    expect(catalogClusters.catalog!.endpoints[0]!.outlier?.consecutiveErrors).toBe(0);
+    const plainClusters = (await (await fetch(`${plainWeb.adminUrl}/clusters`)).json()) as Clusters;
+    expect(plainClusters.direct!.endpoints[0]!.outlier?.consecutiveErrors).toBe(0);
+    expect(plainClusters.sink!.endpoints[0]!.outlier?.consecutiveErrors).toBe(1);
+    expect(metric(await scrape(plainWeb), 'skein_requests_total', { direction: 'outbound', destination: 'sink', code: '504' })).toBe(1);
+  }, 120_000);
+});
