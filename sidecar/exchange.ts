@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
-import { capBody } from './cluster/request-body.js';
+import { bodyTaken, capBody } from './cluster/request-body.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -201,6 +201,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   bodyBytes = 0;
   /** Response headers of an opted-in gRPC call, held until its first message or its trailers. */
   heldHead: string[] | null = null;
+  /** The body is none or a buffered copy; a streamed one can be sent again only while no attempt has begun to read it (mayRetry). */
   replayable = true;
   attempts = 0;
   /** Retries decided, for the hop's span; only kept when a recorder is on. */
@@ -696,11 +697,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     return this.mayRetry('response', status, grpcStatus, !neverSent);
   }
 
-  /** Retry decision: policy conditions, idempotency, attempts left, replayable body, budget. */
+  /**
+   * Retry decision: policy conditions, idempotency, attempts left, budget, and a body that can
+   * be sent again: none, a buffered copy, or a stream no attempt has begun to read (the tries
+   * so far never got to send: connect failures).
+   */
   private mayRetry(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean): boolean {
     const route = this.route!;
     const retry = route.retry;
-    if (retry === null || this.attempts > retry.attempts || !this.replayable) return false;
+    if (retry === null || this.attempts > retry.attempts || (!this.replayable && bodyTaken(this.body as Readable))) return false;
     const reason = retryReason(retry.on, outcome, status, grpcStatus, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream);
     if (reason === undefined) return false;
     if (this.budget !== null && !this.budget.tryAcquireRetry()) {

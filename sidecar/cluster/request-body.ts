@@ -20,12 +20,13 @@ export interface BodyLimitOwner {
 
 const SINK = Symbol('skein.bodySink');
 const CAP = Symbol('skein.bodyCap');
+const TAKEN = Symbol('skein.bodyTaken');
 interface BodyCap {
   seen: number;
   readonly limit: number;
   readonly owner: BodyLimitOwner;
 }
-type WithSink = { [SINK]?: BodySink; [CAP]?: BodyCap };
+type WithSink = { [SINK]?: BodySink; [CAP]?: BodyCap; [TAKEN]?: true };
 
 /**
  * Counts `body` against `limit` as it is fed to calls, for bodies that are not counted where
@@ -80,8 +81,18 @@ const LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] =
   ['close', onClose],
 ];
 
+/**
+ * A call has begun reading `body` (hookBody): from then on its bytes may have gone out, or be
+ * flowing to nobody once the call is over, so it can never be sent again. Until then (a call
+ * still connecting, or one that failed to connect) it is whole.
+ */
+export function bodyTaken(body: Readable): boolean {
+  return (body as WithSink)[TAKEN] === true;
+}
+
 export function hookBody(body: Readable, sink: BodySink): void {
   (body as WithSink)[SINK] = sink;
+  (body as WithSink)[TAKEN] = true;
   for (const [event, listener] of LISTENERS) body.on(event, listener);
   if (body.readableEnded) onEnd.call(body);
   // Failed before this call took it (e.g. past the body limit while connecting): its 'error' has been and gone.

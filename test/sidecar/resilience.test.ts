@@ -4,8 +4,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
-import { echoHandler, freePorts, Processes, startUpstream, waitUntil, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
-import { endpointOf, metric, scrape, startOutbound } from './resilience-fixture.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
+import { endpointOf, metric, scrape, send, startOutbound } from './resilience-fixture.js';
 
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
@@ -24,6 +24,13 @@ async function upstream(handler: Handler): Promise<TestUpstream> {
 function catalog(policy: ServicePolicyInput, ...endpoints: TestUpstream[]) {
   return { version: '1', services: { catalog: { ...policy, endpoints: endpoints.map((e) => endpointOf(e)) } } };
 }
+
+/** Answers `N bytes` once it has read the whole body. */
+const countBody: Handler = (req, res) => {
+  let bytes = 0;
+  req.on('data', (c: Buffer) => (bytes += c.length));
+  req.on('end', () => res.end(`${bytes} bytes`));
+};
 
 const fail = (status: number): Handler => (_req, res) => {
   res.writeHead(status, { 'content-type': 'text/plain' });
@@ -65,6 +72,40 @@ describe('retries', () => {
     }
     expect(good.requests.length).toBe(4);
     expect(metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' })).toBeGreaterThan(0);
+  });
+
+  it('retry a streamed POST (chunked, or a Content-Length past the 64 KiB replay buffer) whose first endpoint refuses connections: none of its body was read', async () => {
+    const good = await upstream(countBody);
+    const closed = await upstream(fail(500));
+    await closed.close(); // its port now refuses connections
+    upstreams.splice(upstreams.indexOf(closed), 1);
+    const web = await startOutbound(procs, catalog({ lb: 'round-robin', retries: { attempts: 2, on: ['connect-failure'], backoff: { base: '1ms', max: '2ms' } } }, closed, good));
+    for (let i = 0; i < 4; i++) {
+      const chunked = await web.call('/upload', { method: 'POST', body: 'c'.repeat(5000), headers: { 'transfer-encoding': 'chunked' } });
+      expect(chunked.status, chunked.body).toBe(200);
+      expect(chunked.body).toBe('5000 bytes');
+      const declared = await web.call('/upload', { method: 'POST', body: 'd'.repeat(100_000) });
+      expect(declared.status, declared.body).toBe(200);
+      expect(declared.body).toBe('100000 bytes');
+    }
+    expect(good.requests.length).toBe(8);
+    expect(metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' })).toBeGreaterThanOrEqual(4);
+  });
+
+  it('never retry a streamed body once an attempt has begun to read it, while a buffered one is replayed', async () => {
+    // Reads the whole request, then resets: a reset is retried for a PUT, if its body can be sent again.
+    const resetter = await upstream((req, res) => {
+      req.resume();
+      req.on('end', () => res.socket?.destroy());
+    });
+    const web = await startOutbound(procs, catalog({ retries: { attempts: 2, on: ['reset'], backoff: { base: '1ms', max: '2ms' } } }, resetter));
+    const streamed = await web.call('/upload', { method: 'PUT', body: 's'.repeat(100_000) });
+    expect(streamed.status, streamed.body).toBe(503);
+    expect(streamed.headers['x-skein-reason']).toBe('retries-exhausted');
+    expect(resetter.requests.length).toBe(1);
+    const buffered = await web.call('/upload', { method: 'PUT', body: 'b'.repeat(1000) });
+    expect(buffered.status, buffered.body).toBe(503);
+    expect(resetter.requests.length).toBe(4);
   });
 
   it('are capped by the retry budget (20% of requests + 10/s) under a 100%-failing upstream', async () => {
@@ -144,6 +185,39 @@ describe('retries through a peer sidecar', () => {
     const ok = await web.call('/flaky');
     expect(ok.status, ok.body).toBe(200);
     expect(tries('/flaky').map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2', '3']);
+  });
+});
+
+describe('streamed bodies over the mux', () => {
+  it('retry a streamed POST whose first peer endpoint refuses connections (the TLS connection never opened, nothing was read)', async () => {
+    const app = await upstream(countBody);
+    const ca = makeCa();
+    const dir = tempDir();
+    const [liveIn, deadIn] = (await freePorts(2)) as [number, number];
+    const config = writeTempConfig({
+      version: '1',
+      services: {
+        catalog: {
+          lb: 'round-robin',
+          retries: { attempts: 2, on: ['connect-failure'], backoff: { base: '1ms', max: '2ms' } },
+          endpoints: [deadIn, liveIn].map((port) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } })),
+        },
+      },
+      intentions: { defaultAction: 'allow' },
+    }, dir);
+    const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
+    await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: liveIn, identity: id('catalog') });
+    const web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web') });
+    for (let i = 0; i < 4; i++) {
+      const chunked = await send(`${web.outboundUrl}/upload`, { method: 'POST', body: 'c'.repeat(5000), headers: { host: 'catalog', 'transfer-encoding': 'chunked' } });
+      expect(chunked.status, chunked.body).toBe(200);
+      expect(chunked.body).toBe('5000 bytes');
+      const declared = await send(`${web.outboundUrl}/upload`, { method: 'POST', body: 'd'.repeat(100_000), headers: { host: 'catalog' } });
+      expect(declared.status, declared.body).toBe(200);
+      expect(declared.body).toBe('100000 bytes');
+    }
+    expect(app.requests.filter((r) => r.url === '/upload').length).toBe(8);
+    expect(metric(await scrape(web), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' })).toBeGreaterThanOrEqual(4);
   });
 });
 
