@@ -66,6 +66,34 @@ describe('BlockingQuery', () => {
     expect(delays).toEqual([10, 20, 40, 40]);
     expect(sent).toEqual(['', '50', '', '', '', '', '3']);
   });
+
+  it('an answer its consumer throws on is an error of that request: backed off, asked again without an index, the loop goes on', async () => {
+    const sent: string[] = [];
+    const errors: string[] = [];
+    const taken: number[] = [];
+    let call = 0;
+    const query = new BlockingQuery<number>({
+      kind: 'index',
+      backoffBaseMs: 10,
+      random: () => 1,
+      request: async (req) => {
+        sent.push(req.cursor);
+        const i = call++;
+        if (i < 3) return { data: i, cursor: String(10 + i) };
+        return parked(req);
+      },
+      onAnswer: (n) => {
+        if (n === 1) throw new TypeError('entries.map is not a function');
+        taken.push(n);
+      },
+      onError: (err) => errors.push((err as Error).message),
+    });
+    await waitFor(() => call > 3);
+    await query.stop();
+    expect(errors).toEqual(['entries.map is not a function']);
+    expect(taken).toEqual([0, 2]);
+    expect(sent).toEqual(['', '10', '', '12']);
+  });
 });
 
 /** A request Consul holds until the query is stopped (papi aborts on the ctx's 'cancel'). */

@@ -86,25 +86,37 @@ export class BlockingQuery<T> {
       const ctx = Object.assign(new EventEmitter(), { includeResponse: true as const });
       this.ctx = ctx;
       let answer: BlockingAnswer<T>;
-      try {
-        blockingQueryStats.requests++;
-        answer = await o.request({ cursor, wait, timeoutMs, ctx });
-      } catch (err) {
-        if (this.stopped) return;
+      const failed = async (err: unknown): Promise<void> => {
         const delay = backoffDelay(failures, o.backoffBaseMs ?? 200, o.backoffMaxMs ?? 5_000, o.random);
         failures++;
         cursor = '';
         o.onError(err, failures, delay);
         await this.sleep(delay);
+      };
+      try {
+        blockingQueryStats.requests++;
+        answer = await o.request({ cursor, wait, timeoutMs, ctx });
+      } catch (err) {
+        if (this.stopped) return;
+        await failed(err);
         continue;
       }
       if (this.stopped) return;
       if (failures > 0) o.onRecovered?.(failures);
-      failures = 0;
       const next = o.kind === 'index' ? nextIndex(cursor, answer.cursor) : (answer.cursor ?? '');
+      if (next !== cursor || first) {
+        // An answer its consumer cannot take (it threw) is an error of this request like any
+        // other: backed off and asked again from scratch, never an exception out of the loop.
+        try {
+          o.onAnswer(answer.data);
+        } catch (err) {
+          await failed(err);
+          continue;
+        }
+      }
+      failures = 0;
       const moved = next !== cursor;
       cursor = next;
-      if (moved || first) o.onAnswer(answer.data);
       first = false;
       if (!moved) await this.sleep(minIntervalMs - (Date.now() - started));
     }

@@ -3,12 +3,16 @@
  * `/v1/catalog/services` keeps the list of service names, and one blocking query per
  * service on `/v1/health/service/<name>` (all instances, not only passing) keeps its
  * instances with their health. Used for `GET /api/v1/services` and for the endpoints of
- * pushed snapshots (passing instances only). The last known state survives Consul outages.
+ * pushed snapshots (passing instances only). The last known state survives Consul outages
+ * and malformed answers. Consul accepts names Skein does not (`Redis_Cache`); those are
+ * skipped with one warning each, since one of them in a snapshot would have every sidecar
+ * refuse it, and every later one.
  */
+import { serviceName } from '../../common/config/schema.js';
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { endpointsOf, healthRequest, type HealthEntry } from '../../sidecar/discovery/consul.js';
+import { endpointsOf, healthRequest, MalformedConsulAnswer, type HealthEntry } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 
 interface ServiceWatch {
@@ -25,6 +29,8 @@ export class ConsulCatalog implements Discovery {
   private pending = new Set<string>();
   private namesKnown = false;
   private syncWaiters: (() => void)[] = [];
+  /** Catalog names that are not valid service names, each warned about once. */
+  private readonly skipped = new Set<string>();
 
   constructor(
     private readonly consul: ConsulConnection,
@@ -35,10 +41,13 @@ export class ConsulCatalog implements Discovery {
       request: async (req) => {
         const opts: Record<string, unknown> = { wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
         if (req.cursor !== '') opts.index = req.cursor;
-        const [res, data] = (await consul.client.catalog.service.list(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, Record<string, string[]>];
-        return { data: data ?? {}, cursor: res.headers['x-consul-index'] };
+        const [res, data] = (await consul.client.catalog.service.list(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
+        if (data !== undefined && data !== null && (typeof data !== 'object' || Array.isArray(data))) {
+          throw new MalformedConsulAnswer('/v1/catalog/services', 'a JSON object of service names', data);
+        }
+        return { data: (data ?? {}) as Record<string, string[]>, cursor: res.headers['x-consul-index'] };
       },
-      onAnswer: (names) => this.syncNames(Object.keys(names).filter((n) => n !== 'consul')),
+      onAnswer: (names) => this.syncNames(this.meshNames(Object.keys(names))),
       onError: (err, attempt) => this.logError(err, attempt, 'the service list'),
     });
   }
@@ -72,6 +81,22 @@ export class ConsulCatalog implements Discovery {
     this.listeners.clear();
     await Promise.all([this.names.stop(), ...[...this.services.values()].map((w) => w.query.stop())]);
     this.services.clear();
+  }
+
+  /** Names of Consul's catalog that can be mesh services; the others are skipped, each warned about once. */
+  private meshNames(names: readonly string[]): string[] {
+    return names.filter((name) => {
+      if (name === 'consul') return false;
+      if (serviceName.safeParse(name).success) return true;
+      if (!this.skipped.has(name)) {
+        this.skipped.add(name);
+        this.logger.warn(
+          { service: name },
+          `Consul lists a service named ${JSON.stringify(name)}, which is not a valid Skein service name (a DNS label: lowercase letters, digits and "-", at most 63 characters); skipping it: the mesh neither routes to it nor pushes it to sidecars. Register it under a valid name to mesh it`,
+        );
+      }
+      return false;
+    });
   }
 
   private syncNames(names: readonly string[]): void {

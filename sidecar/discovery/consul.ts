@@ -59,9 +59,35 @@ export function healthRequest(consul: ConsulConnection, service: string, passing
   return async (req: BlockingRequest): Promise<BlockingAnswer<HealthEntry[]>> => {
     const opts: Record<string, unknown> = { service, passing, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
     if (req.cursor !== '') opts.index = req.cursor;
-    const [res, data] = (await consul.client.health.service(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, HealthEntry[]];
-    return { data: data ?? [], cursor: res.headers['x-consul-index'] };
+    const [res, data] = (await consul.client.health.service(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
+    return { data: healthEntries(service, data), cursor: res.headers['x-consul-index'] };
   };
+}
+
+/**
+ * The entries of a health answer, checked for the fields read here: a body that is not a
+ * list of entries is an error of that request (the watch keeps its last good answer and
+ * retries), never an exception in whoever reads the answer.
+ */
+export function healthEntries(service: string, data: unknown): HealthEntry[] {
+  if (data === undefined || data === null) return [];
+  if (!Array.isArray(data)) throw new MalformedConsulAnswer(`/v1/health/service/${service}`, 'a JSON array of entries', data);
+  for (const entry of data as unknown[]) {
+    const svc = (entry as { Service?: unknown } | null)?.Service as { ID?: unknown; Port?: unknown } | undefined;
+    if (typeof svc !== 'object' || svc === null || typeof svc.ID !== 'string' || typeof svc.Port !== 'number') {
+      throw new MalformedConsulAnswer(`/v1/health/service/${service}`, 'entries with Service.ID and Service.Port', entry);
+    }
+  }
+  return data as HealthEntry[];
+}
+
+/** Consul answered 200 with a body of the wrong shape (a proxy in between, a broken agent). */
+export class MalformedConsulAnswer extends Error {
+  constructor(path: string, expected: string, got: unknown) {
+    const sample = JSON.stringify(got) ?? String(got);
+    super(`Consul's answer to ${path} is malformed: expected ${expected}, got ${sample.length > 80 ? `${sample.slice(0, 80)}…` : sample}`);
+    this.name = 'MalformedConsulAnswer';
+  }
 }
 
 export class ConsulEndpointSource implements EndpointSource {

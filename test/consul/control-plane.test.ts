@@ -75,6 +75,37 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     }, { timeoutMs: 2_000, what: 'the critical instance to leave the pushed endpoints' });
   });
 
+  it('a Consul service whose name is not a DNS label (Redis_Cache) is skipped: sidecars stay SYNCED and later changes reach them', async () => {
+    const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
+    const app = await switchableApp('a');
+    apps.push(app);
+    const sidecar = await startMeshSidecar(procs, cp, { service: 'catalog', version: 'v1', appPort: app.port, extraArgs: ['--consul', consul.url] });
+    // Consul takes the name; Skein's service names are DNS labels.
+    await consul.put('/agent/service/register', { ID: 'redis-1', Name: 'Redis_Cache', Address: '127.0.0.1', Port: 6379 });
+    await consul.put('/agent/service/register', { ID: 'cache-1', Name: 'cache', Address: '127.0.0.1', Port: 6380 });
+    // The valid service registered after it is pushed, so the catalog was read past Redis_Cache.
+    await waitUntil(async () => (await cp.api.get<{ services: Record<string, unknown> }>('/api/v1/snapshot')).body.services.cache !== undefined, { timeoutMs: 10_000, what: 'cache in the snapshot' });
+    const snapshot = (await cp.api.get<{ services: Record<string, unknown> }>('/api/v1/snapshot')).body;
+    expect(Object.keys(snapshot.services)).not.toContain('Redis_Cache');
+    const synced = async () => {
+      const view = (await cp.api.get<{ snapshotVersion: string; proxies: { state: string; version?: string }[] }>('/api/v1/proxies')).body;
+      return view.proxies.length === 1 && view.proxies[0]!.state === 'SYNCED';
+    };
+    await waitUntil(synced, { timeoutMs: 10_000, what: 'the sidecar SYNCED with the snapshot that has cache' });
+
+    // An operator write still reaches the sidecar.
+    expect((await cp.api.put('/api/v1/services/catalog/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } })).status).toBe(200);
+    expect((await cp.api.put('/api/v1/routes/catalog/split', { v1: 70, v2: 30 })).status).toBe(200);
+    await waitUntil(async () => {
+      const config = (await (await fetch(`${sidecar.adminUrl}/config`)).json()) as { snapshot: { routes: Record<string, { split?: Record<string, number> }[]> } };
+      return config.snapshot.routes.catalog?.at(-1)?.split?.v2 === 30;
+    }, { timeoutMs: 5_000, what: 'the split on the sidecar' });
+    await waitUntil(synced, { timeoutMs: 5_000, what: 'the sidecar SYNCED after the split' });
+    const warnings = cp.child.output().split('\n').filter((l) => l.includes('"Redis_Cache"') && l.includes('not a valid Skein service name'));
+    expect(warnings).toHaveLength(1);
+    expect(cp.child.output()).not.toContain('rejected a snapshot');
+  });
+
   it('concurrent check-and-set writes through two replicas: one wins, the other gets a conflict', async () => {
     const [cpA, cpB] = [await replica(), await replica()];
     expect((await cpA.api.put('/api/v1/services/orders/policy', { timeout: '2s' })).status).toBe(200);

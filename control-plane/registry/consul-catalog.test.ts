@@ -1,0 +1,124 @@
+/**
+ * The catalog against a fake Consul (a plain HTTP server answering as the test needs): names
+ * that are not service names are skipped and warned about once, and a malformed answer is
+ * an error of that sync (logged, the last good state kept), never an exception.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
+import { ConsulCatalog } from './consul-catalog.js';
+
+interface FakeConsul {
+  readonly url: string;
+  /** What each path answers now (JSON-encoded), and its index; a blocking read with the same index waits 100 ms, then answers the same. */
+  answers: Map<string, { body: unknown; index: number }>;
+  close(): Promise<void>;
+}
+
+async function fakeConsul(): Promise<FakeConsul> {
+  const answers = new Map<string, { body: unknown; index: number }>();
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    const answer = answers.get(url.pathname) ?? { body: [], index: 1 };
+    const send = (): void => void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': String(answer.index) }).end(JSON.stringify(answer.body));
+    if (url.searchParams.get('index') === String(answer.index)) setTimeout(send, 100);
+    else send();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    answers,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+function recordingLogger() {
+  const lines: { level: number; msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as { level: number; msg: string });
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const entry = (id: string, port: number) => ({ Node: { Address: '127.0.0.1' }, Service: { ID: id, Port: port, Tags: ['v1'], Meta: { version: 'v1' } }, Checks: [{ Status: 'passing' }] });
+
+describe('ConsulCatalog against a fake Consul', () => {
+  let consul: FakeConsul | undefined;
+  let connection: ConsulConnection | undefined;
+  let catalog: ConsulCatalog | undefined;
+  afterEach(async () => {
+    await catalog?.close();
+    connection?.close();
+    await consul?.close();
+  });
+
+  it('skips catalog names that are not service names, warning once per name, not per sync', async () => {
+    consul = await fakeConsul();
+    consul.answers.set('/v1/catalog/services', { body: { consul: [], Redis_Cache: [], web: [] }, index: 5 });
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
+    consul.answers.set('/v1/health/service/Redis_Cache', { body: [entry('redis-1', 6379)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    catalog = new ConsulCatalog(connection, logger);
+    await catalog.synced(5_000);
+    expect(catalog.instances().map((i) => i.service)).toEqual(['web']);
+    // More syncs of the same list (the index moves): still one warning.
+    consul.answers.set('/v1/catalog/services', { body: { Redis_Cache: [], web: [], 'x.y': [] }, index: 6 });
+    await until(() => lines.some((l) => l.msg.includes('"x.y"')), 'the next sync');
+    for (const index of [8, 9]) {
+      consul.answers.set('/v1/catalog/services', { body: { Redis_Cache: [], web: [], 'x.y': [] }, index });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const warnings = lines.filter((l) => l.level === 40).map((l) => l.msg);
+    expect(warnings.filter((m) => m.includes('"Redis_Cache"'))).toHaveLength(1);
+    expect(warnings.filter((m) => m.includes('"x.y"'))).toHaveLength(1);
+    expect(warnings[0]).toContain('not a valid Skein service name');
+    expect(catalog.instances().map((i) => i.service)).toEqual(['web']);
+  });
+
+  it('a malformed health or service-list answer is an error of that sync: logged, the last good state kept, no crash', async () => {
+    consul = await fakeConsul();
+    consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 5 });
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    catalog = new ConsulCatalog(connection, logger);
+    await catalog.synced(5_000);
+    expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
+
+    // A body that is not an array (this crashed the control plane: entries.map is not a function).
+    consul.answers.set('/v1/health/service/web', { body: { error: 'not a list' }, index: 8 });
+    await until(() => lines.some((l) => l.level === 50 && l.msg.includes('/v1/health/service/web is malformed')), 'the error log');
+    expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
+    // Entries without a Service.
+    consul.answers.set('/v1/health/service/web', { body: [{ Node: {} }], index: 9 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
+    // A service list that is not an object.
+    consul.answers.set('/v1/catalog/services', { body: ['web'], index: 6 });
+    await until(() => lines.some((l) => l.level === 50 && l.msg.includes('/v1/catalog/services is malformed')), 'the error log for the list');
+    expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
+
+    // Good answers again are taken.
+    consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 10 });
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001), entry('web-2', 8002)], index: 11 });
+    await until(() => catalog!.instances().length === 2, 'the good answer after the malformed ones', 10_000);
+  });
+});
