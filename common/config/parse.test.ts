@@ -82,6 +82,16 @@ routes:
     expect(problems({ services: { Catalog_1: {} } })[0]).toMatch(/^services\.Catalog_1: must be a DNS label/);
   });
 
+  it('rejects path and header regexes that may backtrack catastrophically, naming the field', () => {
+    expect(problems({ routes: { catalog: [{ match: { pathRegex: '/api/(\\w+/?)+' } }] } })).toEqual([
+      'routes.catalog[0].match.pathRegex: may backtrack catastrophically (nested quantifier): "(\\w+/?)+" repeats a group that holds the repeat "\\w+"; a crafted request could block the sidecar for minutes. Rewrite it so no repeated group holds a repeat or alternatives that can start alike, e.g. "/api/[\\w/]+" for "/api/(\\w+/?)+"',
+    ]);
+    expect(problems({ routes: { catalog: [{ match: { headers: { 'x-id': { regex: '(a|ab)*' } } } }] } })[0]).toMatch(
+      /^routes\.catalog\[0\]\.match\.headers\.x-id\.regex: may backtrack catastrophically \(overlapping alternatives\)/,
+    );
+    expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathRegex: '^/api/v[0-9]+/.*' } }, { match: { pathRegex: '/products/[0-9]+', headers: { 'x-v': { regex: 'v[0-9]+' } } } }] } })).not.toThrow();
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     expect(problems('services:\n  catalog: {\n')[0]).toMatch(/not valid YAML or JSON at line \d+/);
   });

@@ -7,6 +7,7 @@
  * form (durations in milliseconds, every default filled in).
  */
 import { z } from 'zod';
+import { backtrackRisk } from '../routing/regex-safety.js';
 import { parseDuration } from './duration.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -110,12 +111,21 @@ const stringMatch = z.union([
     .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'give exactly one of exact, prefix, regex, present'),
 ]);
 
-const regexString = z.string().superRefine((source, ctx) => {
+/** Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined. */
+function regexProblem(source: string): string | undefined {
   try {
     new RegExp(source);
   } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid regex: ${(err as Error).message}` });
+    return `invalid regex: ${(err as Error).message}`;
   }
+  const risk = backtrackRisk(source);
+  if (risk === undefined) return undefined;
+  return `may backtrack catastrophically (${risk.kind}): ${risk.message}; a crafted request could block the sidecar for minutes. Rewrite it so no repeated group holds a repeat or alternatives that can start alike, e.g. "/api/[\\w/]+" for "/api/(\\w+/?)+"`;
+}
+
+const regexString = z.string().superRefine((source, ctx) => {
+  const problem = regexProblem(source);
+  if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
 });
 
 export const routeMatch = z
@@ -132,11 +142,8 @@ export const routeMatch = z
     if (kinds > 1) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give at most one of pathPrefix, path, pathRegex' });
     for (const [name, match] of Object.entries(m.headers ?? {})) {
       if (typeof match === 'object' && match.regex !== undefined) {
-        try {
-          new RegExp(match.regex);
-        } catch (err) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['headers', name, 'regex'], message: `invalid regex: ${(err as Error).message}` });
-        }
+        const problem = regexProblem(match.regex);
+        if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['headers', name, 'regex'], message: problem });
       }
     }
   });
