@@ -38,7 +38,7 @@ import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
 import { H1Upstream } from './http1/client.js';
-import { MuxUpstream } from './mux/upstream.js';
+import { DEFAULT_KEEPALIVE, MuxUpstream } from './mux/upstream.js';
 import type { SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import type { Connector } from './stages/upgrade.js';
@@ -101,7 +101,8 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
         const sessions = spiffe
           ? peerSessionConnector(peerConnector(identity, context, service, onHandshakeFailure, true), address, port)
           : socketConnector(() => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service), ALPNProtocols: ['h2'] }), 'secureConnect');
-        return new H2Upstream(origin, sessions);
+        // Peer sidecars answer PINGs; a stopped or vanished one is found within 15 s, as over the mux.
+        return new H2Upstream(origin, sessions, DEFAULT_KEEPALIVE);
       }
       return new MuxUpstream(origin, peerMuxConnector(peerTlsOptions(identity, context, service), address, port, onHandshakeFailure));
     },

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
-import { H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
+import type { Keepalive } from '../mux/upstream.js';
+import { H2_PING_TIMEOUT, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 
 /** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */
 const recorder = (pauseFirst = false): Recorded => recordingHandler(pauseFirst ? 1 : 0);
@@ -34,8 +35,8 @@ async function server(onStream: (stream: ServerHttp2Stream, headers: Record<stri
   return { port: (s.address() as AddressInfo).port, sessions };
 }
 
-function upstream(port: number, connector?: SessionConnector): H2Upstream {
-  const u = new H2Upstream(`http://127.0.0.1:${port}`, connector ?? socketConnector(() => netConnect({ host: '127.0.0.1', port }), 'connect'));
+function upstream(port: number, connector?: SessionConnector, keepalive?: Keepalive): H2Upstream {
+  const u = new H2Upstream(`http://127.0.0.1:${port}`, connector ?? socketConnector(() => netConnect({ host: '127.0.0.1', port }), 'connect'), keepalive);
   upstreams.push(u);
   return u;
 }
@@ -260,6 +261,54 @@ describe('H2Upstream', () => {
     } finally {
       h1.closeAllConnections();
       h1.close();
+    }
+  });
+
+  it('keepalive: a session whose peer stops answering (PING unanswered) is destroyed, its call fails as a reset naming the ping, the next call gets a new session; a live idle one stays', async () => {
+    const srv = await server(echo);
+    // A relay whose connections can be frozen: bytes in either direction are dropped, as to a SIGSTOPped peer.
+    const frozen = new Set<Socket>();
+    const sockets: Socket[] = [];
+    const relay: Server = createNetServer((inbound) => {
+      const out = netConnect({ host: '127.0.0.1', port: srv.port });
+      sockets.push(inbound, out);
+      inbound.on('data', (d: Buffer) => void (frozen.has(inbound) || out.write(d)));
+      out.on('data', (d: Buffer) => void (frozen.has(inbound) || inbound.write(d)));
+      inbound.on('error', () => out.destroy());
+      out.on('error', () => inbound.destroy());
+      inbound.on('close', () => out.destroy());
+      out.on('close', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (relay.address() as AddressInfo).port;
+      const u = upstream(port, undefined, { intervalMs: 50, timeoutMs: 200 });
+      const first = call(u, Buffer.from('a'));
+      await first.settled;
+      expect(first.error).toBeNull();
+      // Idle but alive for many intervals: PINGs are answered, the session stays.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const second = call(u, Buffer.from('b'));
+      await second.settled;
+      expect(second.error).toBeNull();
+      expect(srv.sessions).toHaveLength(1);
+
+      for (const socket of sockets) frozen.add(socket);
+      const started = Date.now();
+      const hung = call(u, Buffer.from('c'));
+      await hung.settled;
+      expect(hung.error?.code).toBe(H2_PING_TIMEOUT);
+      expect(hung.error?.message).toMatch(/did not answer an HTTP\/2 PING within 200 ms/);
+      expect(Date.now() - started).toBeLessThan(2_000);
+
+      const after = call(u, Buffer.from('d'));
+      await after.settled;
+      expect(after.error).toBeNull();
+      expect(Buffer.concat(after.body).toString()).toBe('d');
+      expect(srv.sessions).toHaveLength(2);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      relay.close();
     }
   });
 

@@ -15,11 +15,19 @@
  * streams finish); the next call opens a new one. Streams the peer refused (REFUSED_STREAM,
  * as a draining peer does with streams past its GOAWAY) never reached the app, so those
  * whose body can be sent again are sent again on a new session.
+ *
+ * Keepalive (sessions to peer sidecars): a session whose socket has read nothing for
+ * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
+ * destroyed, failing its calls as resets (retried per policy) and taking no new ones, as
+ * the mux does (sidecar/mux/upstream.ts). One timer per session, nothing per call: silence
+ * is read off the socket's byte count. Off for the local app and for h2c endpoints, which
+ * may be gRPC servers that punish pings on idle connections (GOAWAY too_many_pings).
  */
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { Keepalive } from '../mux/upstream.js';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
@@ -62,6 +70,8 @@ function reportError(call: Call, err: Error): void {
 export const H2_NOT_NEGOTIATED = 'ERR_SKEIN_H2_NOT_NEGOTIATED';
 export const H2_SESSION_CLOSED = 'ERR_SKEIN_H2_SESSION_CLOSED';
 const H2_STREAM_CLOSED = 'ERR_SKEIN_H2_STREAM_CLOSED';
+/** The peer did not answer a keepalive PING: its calls fail as resets. */
+export const H2_PING_TIMEOUT = 'ERR_SKEIN_H2_PING_TIMEOUT';
 
 const SESSION_OPTIONS = {
   // Windows as undici's h2 client had them: a 4 MiB message moves without a stall per 64 KiB.
@@ -251,6 +261,72 @@ function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
   return out;
 }
 
+/** Liveness of one session: a PING after `intervalMs` without a byte read, given up after `timeoutMs` more. */
+class SessionKeepalive {
+  private readonly timer: NodeJS.Timeout;
+  private lastRead: number;
+  /** Bytes read when the outstanding PING went out; -1 when none is out. */
+  private pingedAt = -1;
+  private pingTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly origin: string,
+    private readonly session: ClientHttp2Session,
+    private readonly socket: Socket,
+    private readonly keepalive: Keepalive,
+  ) {
+    this.lastRead = socket.bytesRead;
+    this.timer = setInterval(keepaliveTick, keepalive.intervalMs, this);
+    this.timer.unref();
+    session.once('close', () => this.stop());
+  }
+
+  tick(): void {
+    const read = this.socket.bytesRead;
+    if (read !== this.lastRead) {
+      this.lastRead = read;
+      return;
+    }
+    if (this.pingedAt >= 0 || this.session.destroyed) return;
+    this.pingedAt = read;
+    try {
+      this.session.ping(() => {
+        // Answered (or the session ended, which 'close' handles).
+        this.pingedAt = -1;
+        clearTimeout(this.pingTimer);
+      });
+    } catch {
+      // Too many PINGs out, or the session is closing: the next tick looks again.
+      this.pingedAt = -1;
+      return;
+    }
+    this.pingTimer = setTimeout(pingUnanswered, this.keepalive.timeoutMs, this);
+    this.pingTimer.unref();
+  }
+
+  unanswered(): void {
+    // Anything read since the PING (a long answer ahead of the PING's) counts as an answer.
+    if (this.pingedAt < 0 || this.socket.bytesRead !== this.pingedAt) {
+      this.pingedAt = -1;
+      return;
+    }
+    this.session.destroy(codedError(H2_PING_TIMEOUT, `${this.origin} did not answer an HTTP/2 PING within ${this.keepalive.timeoutMs} ms`));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    clearTimeout(this.pingTimer);
+  }
+}
+
+function keepaliveTick(k: SessionKeepalive): void {
+  k.tick();
+}
+
+function pingUnanswered(k: SessionKeepalive): void {
+  k.unanswered();
+}
+
 export class H2Upstream extends UpstreamDispatcher {
   private session: ClientHttp2Session | null = null;
   private connecting = false;
@@ -258,10 +334,14 @@ export class H2Upstream extends UpstreamDispatcher {
   private closed = false;
   private readonly sessions = new Set<ClientHttp2Session>();
 
-  /** `origin` names the endpoint (`https://host:port` to a peer, `http://…` to the app); `connect` opens its transport. */
+  /**
+   * `origin` names the endpoint (`https://host:port` to a peer, `http://…` to the app);
+   * `connect` opens its transport; `keepalive`, when given, checks each session's peer.
+   */
   constructor(
     private readonly origin: string,
     private readonly connector: SessionConnector,
+    private readonly keepalive?: Keepalive,
   ) {
     super();
   }
@@ -347,6 +427,7 @@ export class H2Upstream extends UpstreamDispatcher {
         established = true;
         this.connecting = false;
         session.setLocalWindowSize(CONNECTION_WINDOW);
+        if (this.keepalive !== undefined) new SessionKeepalive(this.origin, session, socket, this.keepalive);
         this.session = session;
         const waiting = this.queue;
         this.queue = [];
