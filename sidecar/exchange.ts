@@ -474,8 +474,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return true;
     }
     if (this.h2) this.writeHeadH2(status, out);
-    else if (statusText) this.res.writeHead(status, statusText, out);
-    else this.res.writeHead(status, out);
+    else {
+      // A trailers-only gRPC answer relayed to a peer sidecar (the mux) carries its status here.
+      if (this.grpc) this.grpcStatus = Number(rawHeader(raw, 'grpc-status') ?? -1);
+      if (statusText) this.res.writeHead(status, statusText, out);
+      else this.res.writeHead(status, out);
+    }
     this.headSent = true;
     return true;
   }
@@ -672,6 +676,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status);
+    // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
+    if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
     this.finish(sent);
   }

@@ -1,0 +1,124 @@
+/**
+ * Answers a sidecar makes itself to gRPC callers (no route, a dead subset, a refused caller,
+ * an unreachable app): trailers-only with the reason's grpc-status, which is also what the
+ * metrics and the control plane's stats count (they are HTTP 200, and were counted as
+ * successes). Real grpc-js clients and servers through an mTLS sidecar pair.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { metric, scrape } from './resilience-fixture.js';
+
+const identity = (b: Buffer): Buffer => b;
+const definition: grpc.ServiceDefinition = {
+  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+}
+
+describe('gRPC answers a sidecar makes itself', () => {
+  const procs = new Processes();
+  let server: grpc.Server;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  let locked: SpawnedSidecar;
+  let ghost: SpawnedSidecar;
+  const clients = new Map<string, EchoClient>();
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    server.addService(definition, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const text = call.request.toString();
+        if (text === 'app-error') {
+          const md = new grpc.Metadata();
+          md.set('x-app', 'yes');
+          cb({ code: grpc.status.NOT_FOUND, details: 'no such thing', metadata: md });
+        } else cb(null, Buffer.from(`echo:${text}`));
+      },
+    });
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    webApp = await startUpstream(echoHandler('web-app'));
+    const ca = makeCa();
+    const dir = tempDir();
+    // deadPort: v2's sidecar, gone; deadApp: the ghost sidecar's app.
+    const [catalogInbound, lockedInbound, ghostInbound, deadPort, deadApp] = (await freePorts(5)) as [number, number, number, number, number];
+    const grpcService = (port: number) => ({ protocol: 'grpc' as const, retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port, labels: { version: 'v1' } }] });
+    const config = writeTempConfig(
+      {
+        services: {
+          catalog: {
+            protocol: 'grpc',
+            retries: { attempts: 0 },
+            subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } },
+            endpoints: [
+              { address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } },
+              { address: '127.0.0.1', port: deadPort, labels: { version: 'v2' } },
+            ],
+          },
+          locked: grpcService(lockedInbound),
+          ghost: grpcService(ghostInbound),
+        },
+        routes: { catalog: [{ match: { headers: { 'x-canary': 'yes' } }, split: { v2: 100 } }, { match: { pathPrefix: '/test.' }, split: { v1: 100 } }] },
+        intentions: { defaultAction: 'allow', rules: [{ source: 'web', destination: 'locked', action: 'deny' }] },
+      },
+      dir,
+    );
+    await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    locked = await procs.sidecar({ service: 'locked', appPort, config, inboundPort: lockedInbound, identity: writeIdentity(dir, 'locked', makeLeaf(ca, 'locked')), extraArgs: ['--app-protocol', 'grpc'] });
+    // The ghost's app is up for its sidecar's start (readiness waits on it), then gone.
+    const ghostApp = new grpc.Server();
+    ghostApp.addService(definition, { Echo: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('ghost')) });
+    await new Promise<number>((resolve, reject) => ghostApp.bindAsync(`127.0.0.1:${deadApp}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    ghost = await procs.sidecar({ service: 'ghost', appPort: deadApp, config, inboundPort: ghostInbound, identity: writeIdentity(dir, 'ghost', makeLeaf(ca, 'ghost')), extraArgs: ['--app-protocol', 'grpc'] });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    ghostApp.forceShutdown();
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- locked ---\n${locked?.output()}\n--- ghost ---\n${ghost?.output()}`);
+  });
+
+  afterAll(async () => {
+    for (const c of clients.values()) c.close();
+    await procs.killAll();
+    server?.forceShutdown();
+    await webApp?.close();
+  });
+
+  const call = (authority: string, text: string, md = new grpc.Metadata(), deadlineMs = 10_000) => {
+    let client = clients.get(authority);
+    if (client === undefined) {
+      const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+      client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as unknown as EchoClient;
+      clients.set(authority, client);
+    }
+    const c = client;
+    return new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => c.Echo(Buffer.from(text), md, { deadline: Date.now() + deadlineMs }, (err, res) => resolve({ err, res })));
+  };
+  const grpcCount = (s: Map<string, number>, labels: Record<string, string>) => metric(s, 'skein_requests_total', labels);
+
+  it('counts a dead subset, no route, a denied caller and an unreachable app by their grpc-status, in both directions', async () => {
+    const canary = new grpc.Metadata();
+    canary.set('x-canary', 'yes');
+    for (let i = 0; i < 3; i++) expect((await call('catalog', 'hi', canary)).err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect((await call('nosuch', 'hi')).err?.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect((await call('locked', 'hi')).err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await call('ghost', 'hi')).err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect((await call('catalog', 'hi')).res?.toString()).toBe('echo:hi');
+
+    const s = await scrape(web);
+    expect(grpcCount(s, { direction: 'outbound', destination: 'catalog', destination_subset: 'v2', code: '200', grpc_status: '14' })).toBe(3);
+    expect(grpcCount(s, { direction: 'outbound', destination: 'catalog', destination_subset: 'v2', grpc_status: '' })).toBe(0);
+    expect(grpcCount(s, { direction: 'outbound', destination: 'catalog', destination_subset: 'v1', grpc_status: '0' })).toBe(1);
+    expect(grpcCount(s, { direction: 'outbound', grpc_status: '12' })).toBe(1);
+    expect(grpcCount(s, { direction: 'outbound', destination: 'locked', grpc_status: '7' })).toBe(1);
+    expect(grpcCount(s, { direction: 'outbound', destination: 'ghost', grpc_status: '14' })).toBe(1);
+    expect(grpcCount(s, { direction: 'outbound', grpc_status: '' })).toBe(0);
+    // The peers' own answers, inbound.
+    expect(grpcCount(await scrape(locked), { direction: 'inbound', grpc_status: '7' })).toBe(1);
+    expect(grpcCount(await scrape(ghost), { direction: 'inbound', grpc_status: '14' })).toBe(1);
+  });
+});
