@@ -582,8 +582,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   private armTimer(): void {
-    // A try's wait for its answer starts once the whole request is in.
-    const perTry = this.bodyPending ? 0 : (this.route!.retry?.perTryTimeoutMs ?? 0);
+    // A try's wait for its answer starts once the whole request is in; the last try allowed has only the deadline.
+    const retry = this.route!.retry;
+    const perTry = this.bodyPending || retry === null || this.attempts > retry.attempts ? 0 : retry.perTryTimeoutMs;
     let delay = this.deadlineAt - performance.now();
     this.timerIsPerTry = perTry > 0 && perTry < delay;
     if (this.timerIsPerTry) delay = perTry;
@@ -595,13 +596,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   onTimer(): void {
     if (this.finished) return;
     if (this.timerIsPerTry && performance.now() < this.deadlineAt - 1) {
-      if (this.headSent || this.current === null) {
-        // The per-try timeout covers the wait for response headers; a streaming body has only the deadline.
+      const h = this.current;
+      // The per-try timeout covers the wait for response headers (a streaming body has only the
+      // deadline), and exists so that another try can follow: a try no retry could follow (a
+      // POST or gRPC call that reached its app, a body already read) runs to the deadline.
+      if (this.headSent || h === null || !this.retryCouldFollow(h.connected)) {
         this.timerIsPerTry = false;
         if (this.deadlineAt !== Infinity) this.timer = setTimeout(onTimer, Math.max(1, this.deadlineAt - performance.now()), this);
         return;
       }
-      const h = this.current;
       this.abandonAttempt();
       if (this.mayRetry('timeout', 0, -1, h.connected)) this.scheduleRetry();
       else this.reply('timeout', `${this.destination} did not answer within the per-try timeout of ${this.route!.retry!.perTryTimeoutMs} ms`);
@@ -721,6 +724,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.deps.metrics.retry(this.destination, reason);
     if (this.deps.recorder !== null) (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts });
     return true;
+  }
+
+  /** mayRetry's policy, idempotency and body conditions for a timed-out try, without taking from the budget. */
+  private retryCouldFollow(reachedUpstream: boolean): boolean {
+    const route = this.route!;
+    const retry = route.retry;
+    if (retry === null || this.attempts > retry.attempts || (!this.replayable && bodyTaken(this.body as Readable))) return false;
+    return retryReason(retry.on, 'timeout', 0, -1, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream) !== undefined;
   }
 
   private scheduleRetry(): void {

@@ -1,0 +1,123 @@
+/**
+ * gRPC calls against the default per-try timeout (1 s) and long deadlines, through an mTLS
+ * sidecar pair with real grpc-js clients and servers. grpc-js sends response headers only
+ * with the first message, so a try's "wait for headers" is the app's whole think time: the
+ * per-try timeout, there so that another try can follow, must not cut a call no retry could
+ * follow (every gRPC call on a route without `retryNonIdempotent`); its deadline bounds it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { metric, scrape } from './resilience-fixture.js';
+
+const identity = (b: Buffer): Buffer => b;
+const definition: grpc.ServiceDefinition = {
+  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  Count: { path: '/test.Echo/Count', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+  Count(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions): grpc.ClientReadableStream<Buffer>;
+}
+
+/** The request's text: "<delay ms>" before answering. */
+const delayOf = (req: Buffer): number => Number(req.toString()) || 0;
+
+describe('gRPC deadlines and the per-try timeout', () => {
+  const procs = new Processes();
+  let server: grpc.Server;
+  let webApp: TestUpstream;
+  let web: SpawnedSidecar;
+  let catalog: SpawnedSidecar;
+  let client: EchoClient;
+  let echoCalls = 0;
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    server.addService(definition, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        echoCalls++;
+        setTimeout(() => cb(null, Buffer.from(`late:${call.request.toString()}`)), delayOf(call.request));
+      },
+      Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        setTimeout(() => {
+          for (let i = 0; i < 3; i++) call.write(Buffer.from(`n${i}`));
+          call.end();
+        }, delayOf(call.request));
+      },
+    });
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    webApp = await startUpstream(echoHandler('web-app'));
+    const ca = makeCa();
+    const dir = tempDir();
+    const [catalogInbound] = (await freePorts(1)) as [number];
+    // The default policy: 3 s timeout (replaced by a call's grpc-timeout), 1 s per try, 2 retries.
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', outlierDetection: { consecutiveErrors: 2 }, endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
+    catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+    client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await procs.killAll();
+    server?.forceShutdown();
+    await webApp?.close();
+  });
+
+  const echo = (delayMs: number, deadlineMs: number) => {
+    const started = performance.now();
+    return new Promise<{ err: grpc.ServiceError | null; res?: Buffer; ms: number }>((resolve) =>
+      client.Echo(Buffer.from(String(delayMs)), new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => resolve({ err, res, ms: performance.now() - started })),
+    );
+  };
+
+  const count = (delayMs: number, deadlineMs: number) => {
+    const started = performance.now();
+    return new Promise<{ err: Error | null; messages: string[]; ms: number }>((resolve) => {
+      const messages: string[] = [];
+      const stream = client.Count(Buffer.from(String(delayMs)), new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+      stream.on('data', (m: Buffer) => messages.push(m.toString()));
+      stream.on('error', (err) => resolve({ err, messages, ms: performance.now() - started }));
+      stream.on('end', () => resolve({ err: null, messages, ms: performance.now() - started }));
+    });
+  };
+
+  const endpointErrors = async (): Promise<number | undefined> => {
+    const clusters = (await (await fetch(`${web.adminUrl}/clusters`)).json()) as { catalog: { endpoints: { outlier: { consecutiveErrors: number } | null }[] } };
+    return clusters.catalog.endpoints[0]!.outlier?.consecutiveErrors;
+  };
+
+  it('lets a unary call the app answers after 1.5 s finish within its 10 s deadline, once, blaming no endpoint', async () => {
+    echoCalls = 0;
+    const r = await echo(1500, 10_000);
+    expect(r.err).toBeNull();
+    expect(r.res?.toString()).toBe('late:1500');
+    expect(r.ms).toBeGreaterThan(1400);
+    expect(echoCalls).toBe(1);
+    expect(await endpointErrors()).toBe(0);
+  });
+
+  it('lets a server stream whose first message comes after 2 s run under its 60 s deadline', async () => {
+    const r = await count(2000, 60_000);
+    expect(r.err).toBeNull();
+    expect(r.messages).toEqual(['n0', 'n1', 'n2']);
+    expect(r.ms).toBeGreaterThan(1900);
+    expect(await endpointErrors()).toBe(0);
+  });
+
+  it('still ends a call at its own deadline with DEADLINE_EXCEEDED', async () => {
+    const r = await echo(3000, 1500);
+    expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(r.ms).toBeGreaterThan(1400);
+    expect(r.ms).toBeLessThan(2900);
+    const s = await scrape(web);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(2);
+  });
+});
