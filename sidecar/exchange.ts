@@ -101,6 +101,16 @@ function onResponseDrain(this: ProxyResponse): void {
   this.exchange?.answering?.resume();
 }
 
+/**
+ * Node's timers hold at most 2^31-1 ms and fire a longer delay after 1 ms: a deadline past it
+ * (a caller's `grpc-timeout: 720H` is legal) is waited for in steps of this (onTimer re-arms).
+ */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
+function armAt(ex: Exchange, delay: number): NodeJS.Timeout {
+  return setTimeout(onTimer, delay > TIMER_MAX_MS ? TIMER_MAX_MS : Math.max(1, delay), ex);
+}
+
 function onTimer(ex: Exchange): void {
   ex.timer = undefined;
   ex.onTimer();
@@ -432,7 +442,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // Headers held from an attempt that then failed belong to no answer.
     this.heldHead = null;
     if (this.attempts > 1) this.headers[this.attemptSlot] = String(this.attempts);
-    if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = `${Math.max(1, Math.floor(this.deadlineAt - performance.now()))}m`;
+    if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = grpcTimeoutValue(this.deadlineAt - performance.now());
     endpoint.active++;
     this.lastEndpoint = endpoint;
     const h = new AttemptHandler(this, endpoint);
@@ -590,7 +600,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.timerIsPerTry) delay = perTry;
     if (delay === Infinity) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = setTimeout(onTimer, Math.max(1, delay), this);
+    this.timer = armAt(this, delay);
   }
 
   onTimer(): void {
@@ -602,12 +612,18 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       // POST or gRPC call that reached its app, a body already read) runs to the deadline.
       if (this.headSent || h === null || !this.retryCouldFollow(h.connected)) {
         this.timerIsPerTry = false;
-        if (this.deadlineAt !== Infinity) this.timer = setTimeout(onTimer, Math.max(1, this.deadlineAt - performance.now()), this);
+        if (this.deadlineAt !== Infinity) this.timer = armAt(this, this.deadlineAt - performance.now());
         return;
       }
       this.abandonAttempt();
       if (this.mayRetry('timeout', 0, -1, h.connected)) this.scheduleRetry();
       else this.reply('timeout', `${this.destination} did not answer within the per-try timeout of ${this.route!.retry!.perTryTimeoutMs} ms`);
+      return;
+    }
+    // A deadline past the timer's limit is waited for in steps.
+    const left = this.deadlineAt - performance.now();
+    if (left > 1) {
+      this.timer = armAt(this, left);
       return;
     }
     this.onDeadline();
@@ -821,6 +837,16 @@ const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, 
 export function grpcTimeoutMs(value: string): number | undefined {
   const match = /^(\d{1,8})([HMSmun])$/.exec(value);
   return match === null ? undefined : Number(match[1]) * GRPC_TIMEOUT_UNIT_MS[match[2]!]!;
+}
+
+/**
+ * The time left as a `grpc-timeout` value (at most 8 digits: milliseconds below 10^8 ms, else
+ * seconds), told as at most 2^31-1 ms: grpc-js servers, like Node's timers, end a call with a
+ * longer deadline at once. The sidecar itself still waits for the caller's whole deadline.
+ */
+export function grpcTimeoutValue(ms: number): string {
+  if (ms < 1e8) return `${Math.max(1, Math.floor(ms))}m`;
+  return `${Math.floor(Math.min(ms, TIMER_MAX_MS) / 1000)}S`;
 }
 
 /** Trailers as a raw flat list (HTTP/1.1) rather than an object (HTTP/2, the mux); `Array.isArray` does not narrow readonly arrays. */

@@ -92,6 +92,16 @@ routes:
     expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathRegex: '^/api/v[0-9]+/.*' } }, { match: { pathRegex: '/products/[0-9]+', headers: { 'x-v': { regex: 'v[0-9]+' } } } }] } })).not.toThrow();
   });
 
+  it('bounds policy durations at 24h, naming the field (Node fires a timer past 2^31-1 ms after 1 ms)', () => {
+    expect(problems({ services: { catalog: { timeout: '1000h' } } })).toEqual(['services.catalog.timeout: must be at most 24h, not 1000h']);
+    expect(problems({ services: { catalog: { retries: { perTryTimeout: '25h' }, outlierDetection: { baseEjectionTime: '48h' } } } })).toEqual([
+      'services.catalog.retries.perTryTimeout: must be at most 24h, not 25h',
+      'services.catalog.outlierDetection.baseEjectionTime: must be at most 24h, not 48h',
+    ]);
+    expect(problems({ routes: { catalog: [{ timeout: 1e10 }] } })).toEqual(['routes.catalog[0].timeout: must be at most 24h, not 10000000s']);
+    expect(parseSnapshot({ services: { catalog: { timeout: '24h' } } }).services.catalog!.timeout).toBe(86_400_000);
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     expect(problems('services:\n  catalog: {\n')[0]).toMatch(/not valid YAML or JSON at line \d+/);
   });

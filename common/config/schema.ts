@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { backtrackRisk } from '../routing/regex-safety.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -36,6 +36,16 @@ export const duration = z.union([z.string(), z.number()]).transform((value, ctx)
   return z.NEVER;
 });
 
+/**
+ * The longest policy duration (timeouts, backoff, breaker and ejection times, fault delays,
+ * canary intervals): 24 h. Node's timers hold at most 2^31-1 ms (about 24.8 days) and fire a
+ * longer one after 1 ms, so `timeout: 1000h` would time every request out at once.
+ */
+export const MAX_POLICY_DURATION_MS = 24 * 3_600_000;
+
+/** A duration of a policy: at most 24 h, a fatal issue naming the field otherwise. */
+export const policyDuration = duration.refine((ms) => ms <= MAX_POLICY_DURATION_MS, (ms) => ({ message: `must be at most 24h, not ${formatDuration(ms)}` }));
+
 const percent = z.number().min(0).max(100);
 const labels = z.record(z.string(), z.string());
 
@@ -44,10 +54,10 @@ export const retryOn = z.enum(['connect-failure', 'reset', 'gateway-error', '5xx
 export const retryPolicy = z
   .object({
     attempts: z.number().int().min(0).max(10).default(2),
-    perTryTimeout: duration.default('1s'),
+    perTryTimeout: policyDuration.default('1s'),
     on: z.array(retryOn).default(['connect-failure', 'reset', 'gateway-error']),
     backoff: z
-      .object({ base: duration.default('25ms'), max: duration.default('250ms') })
+      .object({ base: policyDuration.default('25ms'), max: policyDuration.default('250ms') })
       .strict()
       .default({}),
     budget: z
@@ -61,8 +71,8 @@ export const circuitBreakerPolicy = z
   .object({
     errorThresholdPercentage: percent.default(50),
     volumeThreshold: z.number().int().min(0).default(20),
-    rollingWindow: duration.default('10s'),
-    resetTimeout: duration.default('5s'),
+    rollingWindow: policyDuration.default('10s'),
+    resetTimeout: policyDuration.default('5s'),
     maxConcurrent: z.number().int().min(1).default(1024),
   })
   .strict();
@@ -70,7 +80,7 @@ export const circuitBreakerPolicy = z
 export const outlierPolicy = z
   .object({
     consecutiveErrors: z.number().int().min(1).default(5),
-    baseEjectionTime: duration.default('30s'),
+    baseEjectionTime: policyDuration.default('30s'),
     maxEjectionPercent: percent.default(50),
   })
   .strict();
@@ -88,7 +98,7 @@ export const servicePolicy = z
     protocol: z.enum(['http', 'grpc']).default('http'),
     lb: z.enum(['least-request', 'round-robin', 'random']).default('least-request'),
     /** Whole request, retries included; 0 disables (long-lived streams). */
-    timeout: duration.default('3s'),
+    timeout: policyDuration.default('3s'),
     retries: retryPolicy.default({}),
     circuitBreaker: circuitBreakerPolicy.default({}),
     outlierDetection: outlierPolicy.default({}),
@@ -155,7 +165,7 @@ export const split = z
 
 export const fault = z
   .object({
-    delay: z.object({ percent: percent.default(0), duration: duration.default('0s') }).strict().optional(),
+    delay: z.object({ percent: percent.default(0), duration: policyDuration.default('0s') }).strict().optional(),
     abort: z.object({ percent: percent.default(0), status: z.number().int().min(200).max(599).default(503) }).strict().optional(),
   })
   .strict();
@@ -168,7 +178,7 @@ export const routeRule = z
     fault: fault.optional(),
     mirror: z.object({ subset: subsetName, percent: percent.default(0) }).strict().optional(),
     /** Per-rule overrides of the service policy. */
-    timeout: duration.optional(),
+    timeout: policyDuration.optional(),
     retries: retryPolicy.optional(),
     /** Lets POST/PATCH (and gRPC methods) be retried after they reached the upstream. */
     retryNonIdempotent: z.boolean().default(false),

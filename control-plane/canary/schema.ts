@@ -5,7 +5,7 @@
  * control plane reads it back.
  */
 import { z } from 'zod';
-import { duration, serviceName, subsetName } from '../../common/config/schema.js';
+import { duration, MAX_POLICY_DURATION_MS, serviceName, subsetName } from '../../common/config/schema.js';
 
 export const canaryBody = z
   .object({
@@ -17,7 +17,10 @@ export const canaryBody = z
       .default([10, 25, 50, 100])
       .refine((steps) => steps.every((w, i) => i === 0 || w > steps[i - 1]!), 'weights must increase step by step')
       .refine((steps) => steps.at(-1) === 100, 'the last step must be 100'),
-    interval: duration.default('30s').refine((ms) => ms >= 500, 'must be at least 500ms'),
+    interval: duration
+      .default('30s')
+      .refine((ms) => ms >= 500, 'must be at least 500ms')
+      .refine((ms) => ms <= MAX_POLICY_DURATION_MS, 'must be at most 24h'),
     thresholds: z
       .object({
         minSuccessRate: z.number().min(0).max(1).default(0.99),

@@ -56,6 +56,12 @@ describe('MeshConfig.apply', () => {
     expect((await config.load()).routes.catalog).toEqual(file.routes.catalog);
   });
 
+  it('refuses a policy duration past 24h through the admin API, naming the field (it would fire after 1 ms)', async () => {
+    const { config } = await mesh();
+    expect(problems(await config.putPolicy('catalog', { timeout: '1000h' }).catch((e: unknown) => e))).toEqual(['timeout: must be at most 24h, not 1000h']);
+    expect(problems(await config.putRoutes('catalog', [{ timeout: '25h' }]).catch((e: unknown) => e))).toEqual(['[0].timeout: must be at most 24h, not 25h']);
+  });
+
   it('refuses a file whose final state is invalid, whole, with every problem placed in the file', async () => {
     const { store, config } = await mesh();
     const revision = store.currentRevision;

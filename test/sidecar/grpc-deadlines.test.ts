@@ -32,12 +32,15 @@ describe('gRPC deadlines and the per-try timeout', () => {
   let catalog: SpawnedSidecar;
   let client: EchoClient;
   let echoCalls = 0;
+  /** The deadline the app saw on its latest Echo call (from the grpc-timeout the sidecar sent). */
+  let appDeadline: grpc.Deadline | undefined;
 
   beforeAll(async () => {
     server = new grpc.Server();
     server.addService(definition, {
       Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         echoCalls++;
+        appDeadline = call.getDeadline();
         setTimeout(() => cb(null, Buffer.from(`late:${call.request.toString()}`)), delayOf(call.request));
       },
       Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
@@ -112,12 +115,23 @@ describe('gRPC deadlines and the per-try timeout', () => {
     expect(await endpointErrors()).toBe(0);
   });
 
+  it('honours a deadline past the timer limit (a caller\'s grpc-timeout of 720 h, 2^31 ms being under 25 days), and passes it on in grpc-timeout form', async () => {
+    const days30 = 30 * 24 * 3_600_000;
+    const r = await echo(200, days30);
+    expect(r.err).toBeNull();
+    expect(r.res?.toString()).toBe('late:200');
+    expect(r.ms).toBeGreaterThan(190);
+    // The app (a grpc-js server, whose timer would fire at once too) is told at most 2^31-1 ms, in at most 8 digits.
+    expect(Number(appDeadline) - Date.now()).toBeGreaterThan(24 * 24 * 3_600_000);
+    expect(Number(appDeadline) - Date.now()).toBeLessThan(2 ** 31);
+  });
+
   it('still ends a call at its own deadline with DEADLINE_EXCEEDED', async () => {
     const r = await echo(3000, 1500);
     expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(r.ms).toBeGreaterThan(1400);
     expect(r.ms).toBeLessThan(2900);
     const s = await scrape(web);
-    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(2);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(3);
   });
 });
