@@ -11,6 +11,7 @@
  * events get module-level functions and find the exchange through `this`); nothing logs.
  */
 import type { EventEmitter } from 'node:events';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -172,7 +173,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   readonly h2: boolean;
   /** grpc-status of the answer (from headers or trailers), -1 when none. */
   grpcStatus = -1;
-  /** gRPC status headers of a trailers-only answer, re-sent as trailers to an HTTP/2 caller. */
+  /** gRPC status headers of the answer's head (a trailers-only answer), for its outcome, or sent as trailers when not relayed as one. */
   private pendingTrailers: Record<string, string> | null = null;
   /** Outgoing request headers, flat `[name, value, ...]`. */
   readonly headers: string[] = [];
@@ -500,7 +501,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.headSent = true;
   }
 
-  /** HTTP/2 callers get headers as an object; a trailers-only gRPC answer's status moves to the trailers. */
+  /** HTTP/2 callers get headers as an object; a trailers-only gRPC answer stays one (its status also kept for the outcome). */
   private writeHeadH2(status: number, flat: string[]): void {
     const headers: Record<string, string> = {};
     for (let i = 0; i < flat.length; i += 2) {
@@ -513,6 +514,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       headers[name] = flat[i + 1]!;
     }
     this.remaining = -1;
+    const stream = this.pendingTrailers !== null ? (this.res as unknown as { stream?: ServerHttp2Stream }).stream : undefined;
+    if (stream !== undefined && typeof stream.respond === 'function' && this.pendingTrailers!['grpc-status'] !== undefined) {
+      // A trailers-only answer (grpc-status in its head, no body) goes on as one: gRPC reads the
+      // status and the call's metadata (the app's, a peer's x-skein-reason) from that frame.
+      if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': status, ...headers, ...this.pendingTrailers }, { endStream: true });
+      this.ended = true;
+      return;
+    }
     this.res.writeHead(status, headers as never);
   }
 

@@ -121,4 +121,24 @@ describe('gRPC answers a sidecar makes itself', () => {
     expect(grpcCount(await scrape(locked), { direction: 'inbound', grpc_status: '7' })).toBe(1);
     expect(grpcCount(await scrape(ghost), { direction: 'inbound', grpc_status: '14' })).toBe(1);
   });
+
+  it("relays trailers-only answers as trailers-only: the app's metadata and a peer sidecar's x-skein-reason reach err.metadata", async () => {
+    const app = await call('catalog', 'app-error');
+    expect(app.err?.code).toBe(grpc.status.NOT_FOUND);
+    expect(app.err?.details).toBe('no such thing');
+    expect(app.err?.metadata.get('x-app')).toEqual(['yes']);
+    // The peers' own answers (refused caller, unreachable app), and this sidecar's (a dead subset, no route).
+    const canary = new grpc.Metadata();
+    canary.set('x-canary', 'yes');
+    for (const [authority, md, code, reason] of [
+      ['locked', new grpc.Metadata(), grpc.status.PERMISSION_DENIED, 'denied'],
+      ['ghost', new grpc.Metadata(), grpc.status.UNAVAILABLE, 'upstream-connect-failure'],
+      ['catalog', canary, grpc.status.UNAVAILABLE, 'upstream-connect-failure'],
+      ['nosuch', new grpc.Metadata(), grpc.status.UNIMPLEMENTED, 'no-route'],
+    ] as const) {
+      const { err } = await call(authority, 'hi', md);
+      expect(err?.code, authority).toBe(code);
+      expect(err?.metadata.get('x-skein-reason'), authority).toEqual([reason]);
+    }
+  });
 });
