@@ -11,7 +11,7 @@
  * events get module-level functions and find the exchange through `this`); nothing logs.
  */
 import type { EventEmitter } from 'node:events';
-import type { ServerHttp2Stream } from 'node:http2';
+import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -19,10 +19,11 @@ import type { Dispatcher } from 'undici';
 import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
-import { bodyTaken, capBody } from './cluster/request-body.js';
+import { bodyTaken, watchBody } from './cluster/request-body.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
+import { HEAD_LIMIT_MS } from './listeners.js';
 import { backoffDelay } from './resilience/backoff.js';
 import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
@@ -128,6 +129,7 @@ function onRequestData(this: ProxyRequest, chunk: Buffer): void {
   ex.bodyChunks.push(chunk);
   // HTTP/2 bodies have no content-length to check up front; the caps apply as they arrive.
   if (!ex.h2) return;
+  ex.bodyAt = performance.now();
   ex.bodyBytes += chunk.length;
   const limit = ex.deps.maxBodyBytes;
   if (limit > 0 && ex.bodyBytes > limit) ex.bodyTooLarge(limit);
@@ -224,7 +226,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   deadlineAt = Infinity;
   /** The request body is still coming in: the route's and the per-try timeouts wait for its end (bodyReceived). */
   bodyPending = false;
-  /** One timer per request, armed for whichever comes first: this attempt's per-try timeout or the deadline. */
+  /** performance.now() when an HTTP/2 request body last moved (a chunk in, or out to a call): its stall check. */
+  bodyAt = 0;
+  /**
+   * One timer per request, armed for whichever comes first: this attempt's per-try timeout or
+   * the deadline; while an HTTP/2 body with no deadline comes in, its stall check (checkBodyStall).
+   */
   timer: NodeJS.Timeout | undefined = undefined;
   private timerIsPerTry = false;
   backoffTimer: NodeJS.Timeout | undefined = undefined;
@@ -377,7 +384,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // The route's and the per-try timeouts count from the end of the request body, as Envoy's
     // do: a slow client is no slow endpoint. A gRPC call's own deadline runs from its start.
     this.bodyPending = true;
-    if (this.grpcTimeoutSlot < 0) this.deadlineAt = Infinity;
+    if (this.grpcTimeoutSlot < 0) {
+      this.deadlineAt = Infinity;
+      // HTTP/1.1 bodies are bounded by their connection's sweep; an HTTP/2 one by this check (a gRPC call's by its deadline).
+      if (this.h2) this.watchStall();
+    }
     // gRPC calls are copied for replay only where the route opts in: mark unary methods only,
     // since the call reaches the app once the client ends its stream (or 64 KiB have come).
     const buffer = this.h2 ? this.grpc && retry !== null && route.retryNonIdempotent : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT;
@@ -389,7 +400,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.body = this.req;
-    if (this.h2 && this.deps.maxBodyBytes > 0) capBody(this.req, this.deps.maxBodyBytes, this);
+    if (this.h2) watchBody(this.req, this.deps.maxBodyBytes, this);
     this.replayable = false;
     if (this.req.received === true) this.bodyReceived();
     else this.req.on(this.h2 ? 'end' : 'received', onRequestReceived);
@@ -405,6 +416,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (!this.bodyPending) return;
     this.bodyPending = false;
     if (this.finished) return;
+    if (this.h2 && this.grpcTimeoutSlot < 0 && this.timer !== undefined) {
+      // The stall check is done.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     const timeout = this.route!.timeoutMs;
     if (timeout > 0 && this.grpcTimeoutSlot < 0) this.deadlineAt = performance.now() + timeout;
     if (this.current !== null) this.armTimer();
@@ -419,7 +435,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.req.off('end', onRequestEnd);
     this.req.on('end', onRequestReceived);
     this.body = Readable.from(bufferedThenRest(chunks, this.req), { objectMode: false });
-    if (this.deps.maxBodyBytes > 0) capBody(this.body, this.deps.maxBodyBytes, this);
+    watchBody(this.body, this.deps.maxBodyBytes, this);
     this.replayable = false;
     if (this.route!.mirror !== null) this.route!.mirror(this.method, this.url, this.headers, null);
     this.send();
@@ -614,6 +630,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onTimer(): void {
     if (this.finished) return;
+    if (this.bodyPending && this.h2 && this.grpcTimeoutSlot < 0) {
+      this.checkBodyStall();
+      return;
+    }
     if (this.timerIsPerTry && performance.now() < this.deadlineAt - 1) {
       const h = this.current;
       // The per-try timeout covers the wait for response headers (a streaming body has only the
@@ -636,6 +656,32 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.onDeadline();
+  }
+
+  /** An HTTP/2 request body with no deadline has begun to come in: its stall check starts. */
+  private watchStall(): void {
+    this.bodyAt = performance.now();
+    this.timer = setTimeout(onTimer, HEAD_LIMIT_MS, this);
+  }
+
+  /**
+   * An HTTP/2 request body must move at least once per head limit, as an HTTP/1.1 one must
+   * (sidecar/http1/server.ts), while the route's timeouts wait for its end: node:http2 has no
+   * such limit, and a client that never ends its stream would hold the exchange, its attempt
+   * and the drain for ever. Nothing moved: if the reader (the attempt) paused the body, it
+   * stopped reading what the client had for it (504 timeout, the endpoint's fault); else the
+   * client sent nothing (408 bad-request, its own).
+   */
+  private checkBodyStall(): void {
+    const idle = performance.now() - this.bodyAt;
+    if (idle < HEAD_LIMIT_MS) {
+      this.timer = setTimeout(onTimer, HEAD_LIMIT_MS - idle, this);
+      return;
+    }
+    const body = this.body;
+    const unread = body !== null && !Buffer.isBuffer(body) && body.isPaused();
+    const seconds = HEAD_LIMIT_MS / 1000;
+    this.requestBodyFailed(unread ? new BodyNotReadError(`none of the request body was read for ${seconds} s`) : new ClientBodyError(`the request body stalled: none of it came for ${seconds} s`, 408));
   }
 
   /**
@@ -802,6 +848,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.finish(this.status);
     } else if (clientFault) this.replyError(err);
     else this.reply('timeout', `${this.destination}: ${err.message}`);
+    if (this.h2) stopH2Body(this.req);
     return true;
   }
 
@@ -832,6 +879,18 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.edge !== null) this.edge.observe(status, seconds, this.grpc ? this.grpcStatus : -1);
     if (this.deps.recorder !== null) this.deps.recorder.finished(this, status, seconds);
   }
+}
+
+/**
+ * An HTTP/2 caller whose body will not be read is told to stop sending once the answer is out
+ * (RST_STREAM NO_ERROR, RFC 9113 §8.1), and what it sent is dropped so the stream can end:
+ * the stream, and the response's 'close', would otherwise wait for a client that may never
+ * end it, or for a reader that is gone.
+ */
+function stopH2Body(req: ProxyRequest): void {
+  const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
+  if (!stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_NO_ERROR);
+  req.resume();
 }
 
 /** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */

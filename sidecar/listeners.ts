@@ -21,12 +21,17 @@ import { MuxServerSession, type MuxRequestListener } from './mux/server.js';
 import { socketReply } from './stages/reply.js';
 
 export const MAX_HEADER_BYTES = 64 * 1024;
+/**
+ * The head limit: a request head must arrive within this, and a request body may go no longer
+ * without a byte (HTTP/1.1: sidecar/http1/server.ts; HTTP/2: Exchange.checkBodyStall).
+ */
+export const HEAD_LIMIT_MS = 60_000;
 
 const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes'> = {
   maxHeaderBytes: MAX_HEADER_BYTES,
   // Streams (uploads, long polls) may last; the header deadline still stops slowloris, and a
   // request body may go no longer without a byte (sidecar/http1/server.ts).
-  headersTimeoutMs: 60_000,
+  headersTimeoutMs: HEAD_LIMIT_MS,
   // Longer than the peers' pool idle timeout, so a pooled connection is never closed under a request.
   keepAliveTimeoutMs: 65_000,
 };
@@ -89,6 +94,7 @@ export class ProxyListener {
     const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
     this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });
     this.http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest as never);
+    // No idle limit on sessions (streams may last); a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);

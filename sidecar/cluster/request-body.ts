@@ -4,6 +4,7 @@
  * or a body cut off before its end (the caller went away) reach it once. Listeners are
  * module functions that find their sink through the stream, so a call adds no closures.
  */
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 
 export interface BodySink {
@@ -13,9 +14,11 @@ export interface BodySink {
   bodyFailed(err: Error & { code?: string }): void;
 }
 
-/** Told when a capped body grows past its limit (see capBody). */
-export interface BodyLimitOwner {
+/** Told when a watched body grows past its limit, and when its bytes last moved (see watchBody). */
+export interface BodyWatcher {
   bodyTooLarge(limit: number): void;
+  /** performance.now() when a chunk of the body last went to a call. */
+  bodyAt: number;
 }
 
 const SINK = Symbol('skein.bodySink');
@@ -24,17 +27,18 @@ const TAKEN = Symbol('skein.bodyTaken');
 interface BodyCap {
   seen: number;
   readonly limit: number;
-  readonly owner: BodyLimitOwner;
+  readonly owner: BodyWatcher;
 }
 type WithSink = { [SINK]?: BodySink; [CAP]?: BodyCap; [TAKEN]?: true };
 
 /**
- * Counts `body` against `limit` as it is fed to calls, for bodies that are not counted where
- * they are read (HTTP/2: HTTP/1.1 and mux bodies are, IncomingRequest.pushBody). Past it, the
- * chunk goes nowhere and `owner` is told.
+ * Watches `body` as it is fed to calls, for bodies that are not watched where they are read
+ * (HTTP/2: HTTP/1.1 and mux bodies are, by their connections): each chunk stamps
+ * `owner.bodyAt` (its stall check, Exchange.checkBodyStall), and is counted against `limit`
+ * (0 for none); past it, the chunk goes nowhere and `owner` is told.
  */
-export function capBody(body: Readable, limit: number, owner: BodyLimitOwner): void {
-  (body as WithSink)[CAP] = { seen: 0, limit, owner };
+export function watchBody(body: Readable, limit: number, owner: BodyWatcher): void {
+  (body as WithSink)[CAP] = { seen: 0, limit: limit > 0 ? limit : Infinity, owner };
 }
 
 function sinkOf(body: Readable): BodySink | undefined {
@@ -45,10 +49,13 @@ function onData(this: Readable, chunk: Buffer | string): void {
   const sink = sinkOf(this);
   if (sink === undefined) return;
   const cap = (this as WithSink)[CAP];
-  if (cap !== undefined && (cap.seen += chunk.length) > cap.limit) {
-    (this as WithSink)[CAP] = undefined;
-    cap.owner.bodyTooLarge(cap.limit);
-    return;
+  if (cap !== undefined) {
+    if ((cap.seen += chunk.length) > cap.limit) {
+      (this as WithSink)[CAP] = undefined;
+      cap.owner.bodyTooLarge(cap.limit);
+      return;
+    }
+    cap.owner.bodyAt = performance.now();
   }
   if (!sink.bodyChunk(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) this.pause();
 }

@@ -1,12 +1,14 @@
 /**
  * A request body that stops moving for the listener's head limit (60 s): a client that
  * stops sending gets `408 bad-request` (its fault: the upstream attempt is dropped and no
- * endpoint blamed), buffered and streamed bodies alike, plain and through an mTLS pair; an
- * upstream that stops reading a body the client still sends is a `504 timeout` (its fault).
+ * endpoint blamed), buffered and streamed bodies alike, HTTP/1.1 and HTTP/2, plain and
+ * through an mTLS pair; an upstream that stops reading a body the client still sends is a
+ * `504 timeout` (its fault).
  * Either way the request no longer counts in flight. The cases run side by side, so the
  * file takes one head limit.
  */
 import { request } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -54,6 +56,48 @@ function unreadUpload(sc: SpawnedSidecar, host: string): Promise<{ status: numbe
   });
 }
 
+/**
+ * An HTTP/2 POST (h2c) that writes `body` and then either never ends its stream or (`total`)
+ * keeps writing up to `total` bytes; resolves with the answer once it has come.
+ */
+function h2Post(sc: SpawnedSidecar, host: string, path: string, body: Buffer, total = 0): Promise<{ status: number; reason: string | undefined; text: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
+    session.on('error', () => {});
+    const stream = session.request({ ':method': 'POST', ':path': path, ':authority': host }, { endStream: false });
+    let status = 0;
+    let reason: string | undefined;
+    let text = '';
+    stream.on('response', (headers) => {
+      status = Number(headers[':status']);
+      reason = headers['x-skein-reason'] as string | undefined;
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (text += d));
+    stream.on('error', () => {});
+    // The sidecar answers, then resets the stream (NO_ERROR); node's client only closes a stream it is still writing once those writes end.
+    const done = (): void => {
+      session.destroy();
+      resolve({ status, reason, text, ms: performance.now() - started });
+    };
+    stream.on('end', done);
+    stream.on('close', done);
+    stream.write(body);
+    let sent = body.length;
+    const more = (): void => {
+      while (sent < total) {
+        sent += body.length;
+        if (!stream.write(body)) {
+          stream.once('drain', more);
+          return;
+        }
+      }
+    };
+    more();
+  });
+}
+
 interface Clusters {
   [service: string]: { endpoints: { outlier: { consecutiveErrors: number } | null }[] };
 }
@@ -84,6 +128,7 @@ describe('stalled request bodies', () => {
         direct: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
         // The same app under another name, for the upload it never reads (outlier state is per service).
         sink: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
+        h2sink: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
       },
       intentions: { defaultAction: 'allow' },
     }, dir);
@@ -102,7 +147,7 @@ describe('stalled request bodies', () => {
     const declared = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100\r\n\r\nabc`;
     const chunked = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n`;
     const streamed = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 200000\r\n\r\n${'s'.repeat(10_000)}`;
-    const [stalls, unread] = await Promise.all([
+    const [stalls, unread, h2Stalls, h2Unread] = await Promise.all([
       Promise.all([
         // Buffered for replay (Content-Length up to 64 KiB, a route that retries).
         stall(plainWeb.outboundPort, declared('direct')),
@@ -113,7 +158,20 @@ describe('stalled request bodies', () => {
         stall(web.outboundPort, streamed('catalog')),
       ]),
       unreadUpload(plainWeb, 'sink'),
+      // HTTP/2 has no connection sweep: its exchange checks the body. Streamed, and buffered (a gRPC call the route may replay: none here).
+      Promise.all([h2Post(plainWeb, 'direct', '/echo', Buffer.from('abc')), h2Post(web, 'catalog', '/echo', Buffer.from('abc'))]),
+      h2Post(plainWeb, 'h2sink', '/unread', Buffer.alloc(64 * 1024, 'u'), 32 * 1024 * 1024),
     ]);
+    for (const [i, { status, reason, text, ms }] of h2Stalls.entries()) {
+      expect(status, `h2 stall ${i}`).toBe(408);
+      expect(reason).toBe('bad-request');
+      expect(text).toContain('the request body stalled');
+      expect(ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
+      expect(ms).toBeLessThan(HEAD_LIMIT_MS + 5_000);
+    }
+    expect(h2Unread.status).toBe(504);
+    expect(h2Unread.reason).toBe('timeout');
+    expect(h2Unread.ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
     for (const [i, { answer, ms }] of stalls.entries()) {
       expect(answer, `stall ${i}`).toMatch(/^HTTP\/1.1 408/);
       expect(answer).toMatch(/x-skein-reason: bad-request/i);
@@ -127,8 +185,8 @@ describe('stalled request bodies', () => {
     expect(unread.ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
 
     for (const [sc, service, stalled] of [
-      [plainWeb, 'direct', 2],
-      [web, 'catalog', 3],
+      [plainWeb, 'direct', 3],
+      [web, 'catalog', 4],
     ] as const) {
       const s = await scrape(sc);
       expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: service, code: '408' })).toBe(stalled);
@@ -143,6 +201,9 @@ describe('stalled request bodies', () => {
     const plainClusters = (await (await fetch(`${plainWeb.adminUrl}/clusters`)).json()) as Clusters;
     expect(plainClusters.direct!.endpoints[0]!.outlier?.consecutiveErrors).toBe(0);
     expect(plainClusters.sink!.endpoints[0]!.outlier?.consecutiveErrors).toBe(1);
-    expect(metric(await scrape(plainWeb), 'skein_requests_total', { direction: 'outbound', destination: 'sink', code: '504' })).toBe(1);
+    expect(plainClusters.h2sink!.endpoints[0]!.outlier?.consecutiveErrors).toBe(1);
+    const plain = await scrape(plainWeb);
+    expect(metric(plain, 'skein_requests_total', { direction: 'outbound', destination: 'sink', code: '504' })).toBe(1);
+    expect(metric(plain, 'skein_requests_total', { direction: 'outbound', destination: 'h2sink', code: '504' })).toBe(1);
   }, 120_000);
 });
