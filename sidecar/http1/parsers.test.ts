@@ -127,8 +127,8 @@ describe('request targets', () => {
     const clean = '/static/app.min.js?v=1.2&p=../x&e=%2e%2e%2F';
     expect(normaliseTarget(clean, 'GET')).toBe(clean);
     expect(normaliseTarget('/a%20b/%C3%A9.txt', 'GET')).toBe('/a%20b/%C3%A9.txt');
-    expect(normaliseTarget('/a//b/', 'GET')).toBe('/a//b/');
     expect(normaliseTarget('/a.b/c..d/...', 'GET')).toBe('/a.b/c..d/...');
+    expect(normaliseTarget('/a;v=1/.b;c/...;/x?q=%00&r=/..;/', 'GET')).toBe('/a;v=1/.b;c/...;/x?q=%00&r=/..;/');
     expect(normaliseTarget('/.well-known/x/..y/.z?/..', 'GET')).toBe('/.well-known/x/..y/.z?/..');
   });
 
@@ -144,7 +144,7 @@ describe('request targets', () => {
       ['/a/b/../../..', '/'],
       ['/a/../b?x=/../y', '/b?x=/../y'],
       ['http://catalog/a/../b?q', 'http://catalog/b?q'],
-      ['/a/.//b', '/a//b'],
+      ['/a/.//b', '/a/b'],
       ['/a/..?q', '/?q'],
       ['/a/.?q', '/a/?q'],
       ['/a/b/..\\c', '/a/c'],
@@ -167,8 +167,29 @@ describe('request targets', () => {
     for (const [raw, want] of cases) expect(normaliseTarget(raw, 'GET'), raw).toBe(want);
   });
 
+  it('merges repeated slashes (as Istio MERGE_SLASHES), before resolving dots; a trailing one stays', () => {
+    const cases: [string, string][] = [
+      ['//admin/x', '/admin/x'],
+      ['/a//b/', '/a/b/'],
+      ['/a///b//', '/a/b/'],
+      ['//', '/'],
+      ['/a/..//b', '/b'],
+      ['/a//../b', '/b'],
+      ['/a\\/b', '/a/b'],
+      ['http://catalog//admin?x=//y', 'http://catalog/admin?x=//y'],
+      ['/a%2F%2Fb//c', '/a%2F%2Fb/c'],
+    ];
+    for (const [raw, want] of cases) expect(normaliseTarget(raw, 'GET'), raw).toBe(want);
+  });
+
   it('refuses paths another reader would resolve differently, and malformed escapes', () => {
-    for (const bad of ['/public%2F..%2Fprivate', '/public/..%2Fprivate', '/public%2F../private', '/a%5C..%5Cb', '/a/%2e%2e%2fb', '/a%2Fb/..', '/a//../b', '/a/%2e%2e%5c', '/a%zz', '/a%2', '/a%']) {
+    for (const bad of ['/public%2F..%2Fprivate', '/public/..%2Fprivate', '/public%2F../private', '/a%5C..%5Cb', '/a/%2e%2e%2fb', '/a%2Fb/..', '/a/%2e%2e%5c', '/a%zz', '/a%2', '/a%']) {
+      expect(targetRefusal(bad), bad).toBe('HPE_INVALID_URL');
+    }
+  });
+
+  it('refuses dot segments with path parameters (Tomcat, Jetty, Spring drop them, then resolve dots) and %00', () => {
+    for (const bad of ['/public/..;/private', '/public/.;/x', '/public/..;jsessionid=1/private', '/public/.;x', '/public/%2e%2e;/private', '/public/.%2E;/private', '/a\\..;\\b', '//..;/x', '/public/..%00/x', '/a%00', '/%00/a', 'http://catalog/a%00b']) {
       expect(targetRefusal(bad), bad).toBe('HPE_INVALID_URL');
     }
   });

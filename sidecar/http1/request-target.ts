@@ -5,12 +5,15 @@
  * (`http://authority/path?query`, HTTP proxy mode) and `*` for OPTIONS; printable ASCII only,
  * no fragment. The path (never the query) is normalised as RFC 3986 §6.2.2 describes and as
  * Istio's default (`BASE`) does: percent-encoded unreserved characters are decoded (`%2e` is a
- * dot, `%7E` a tilde), `.` and `..` segments are removed (§5.2.4; `..` stops at the root), and
- * a backslash is a slash. Repeated slashes are kept, and so are encoded slashes and
- * backslashes (`%2F`, `%5C`), which name a different resource than a slash does; but a path
- * whose meaning would change if the app merged slashes or decoded `%2F`/`%5C` before
- * resolving dots is refused: a dot segment between encoded slashes (`/a/..%2Fb`), a `..` that
- * would remove a segment holding one (`/a%2Fb/..`) or an empty segment (`/a//..`).
+ * dot, `%7E` a tilde), `.` and `..` segments are removed (§5.2.4; `..` stops at the root), a
+ * backslash is a slash, and repeated slashes are merged into one, as Istio's `MERGE_SLASHES`
+ * does (nginx and many frameworks read `//admin/x` as `/admin/x`; so do routes, and the app
+ * gets the merged path). Encoded slashes and backslashes (`%2F`, `%5C`) are kept: they name a
+ * different resource than a slash does; but a path whose meaning would change if the app
+ * decoded them before resolving dots is refused: a dot segment between encoded slashes
+ * (`/a/..%2Fb`) or a `..` that would remove a segment holding one (`/a%2Fb/..`). So are a dot
+ * segment with path parameters (`/..;/`, `/.;x/`: Tomcat, Jetty and Spring drop the
+ * parameters, then resolve the dots) and `%00` anywhere in the path.
  *
  * A well-formed target costs one pass of comparisons and no allocation; only a path with
  * something to normalise is rebuilt.
@@ -24,6 +27,7 @@ const PERCENT = 0x25;
 const QUESTION = 0x3f;
 const HASH = 0x23;
 const STAR = 0x2a;
+const SEMICOLON = 0x3b;
 const SEPARATOR = /[/\\]/;
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
@@ -51,10 +55,15 @@ export function normaliseTarget(target: string, method: string): string {
       const lo = hexValue(target.charCodeAt(i + 2));
       if (hi < 0 || lo < 0) throw refused('a malformed percent-encoding in the path');
       const byte = hi * 16 + lo;
+      if (byte === 0) throw refused('%00 in the path');
       if (isUnreserved(byte) || byte === SLASH || byte === BACKSLASH) dirty = true;
       i += 2;
     } else if (c === QUESTION) pathEnd = i;
-    else if (c === BACKSLASH || (c === DOT && prev === SLASH && isDotSegment(target, i))) dirty = true;
+    else if (c === BACKSLASH || (c === SLASH && prev === SLASH)) dirty = true;
+    else if (c === DOT && prev === SLASH) {
+      if (isDotSegment(target, i)) dirty = true;
+      else if (isDotWithParameters(target, i)) throw refused(DOT_PARAMETERS);
+    }
     prev = c;
   }
   if (!dirty) return target;
@@ -69,6 +78,14 @@ function isDotSegment(target: string, i: number): boolean {
   const c = target.charCodeAt(end);
   return c === SLASH || c === QUESTION || c === BACKSLASH;
 }
+
+/** The `.` at `i`, just after a slash, starts `.;` or `..;`: a dot segment with path parameters. */
+function isDotWithParameters(target: string, i: number): boolean {
+  const next = target.charCodeAt(i + 1);
+  return next === SEMICOLON || (next === DOT && target.charCodeAt(i + 2) === SEMICOLON);
+}
+
+const DOT_PARAMETERS = 'a dot segment with path parameters (.;, ..;): an app that drops the parameters would read another path';
 
 /** For an absolute-form target: where its path starts, after a valid authority; anything else is refused. */
 function absolutePathStart(target: string): number {
@@ -91,18 +108,19 @@ function authorityStart(t: string): number {
   return t.charCodeAt(colon) === 0x3a && t.charCodeAt(colon + 1) === SLASH && t.charCodeAt(colon + 2) === SLASH ? colon + 3 : -1;
 }
 
-/** `path` (starting with a slash, without the query) with unreserved escapes decoded and dot segments removed. */
+/** `path` (starting with a slash, without the query) with unreserved escapes decoded, slashes merged and dot segments removed. */
 function normalisePath(path: string): string {
   const segments = path.slice(1).split(SEPARATOR);
   const out: string[] = [];
   let trailingSlash = false;
   for (let k = 0; k < segments.length; k++) {
     const segment = decodeUnreserved(segments[k]!);
+    // Repeated slashes are one; a last empty segment is the trailing slash.
+    if (segment === '' && k < segments.length - 1) continue;
+    if (segment.startsWith('.;') || segment.startsWith('..;')) throw refused(DOT_PARAMETERS);
     if (segment === '.' || segment === '..') {
-      if (segment === '..' && out.length > 0) {
-        const removed = out.pop()!;
-        if (removed === '') throw refused('a .. segment after an empty one (//..): an app that merges slashes would read another path');
-        if (ENCODED_SEPARATOR.test(removed)) throw refused('a .. segment removing one with an encoded slash: an app that decodes it would read another path');
+      if (segment === '..' && out.length > 0 && ENCODED_SEPARATOR.test(out.pop()!)) {
+        throw refused('a .. segment removing one with an encoded slash: an app that decodes it would read another path');
       }
       // `/a/.` is `/a/`: the last segment names a directory.
       if (k === segments.length - 1) trailingSlash = true;

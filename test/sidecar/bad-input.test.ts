@@ -105,7 +105,7 @@ describe('bad input and upstream faults', () => {
   it('routes on the normalised path and forwards it; refuses targets that are no path or that an app could read differently', async () => {
     const send = (target: string, host = 'gated') => rawExchange(sc.outboundPort, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     // Dot segments, plain or percent-encoded, cannot climb out of the routed prefix.
-    for (const target of ['/public/../private/admin', '/public/%2e%2e/private/admin', '/public/.%2E/private/admin', '/public\\..\\private']) {
+    for (const target of ['/public/../private/admin', '/public/%2e%2e/private/admin', '/public/.%2E/private/admin', '/public\\..\\private', '/public//../private', '/public/..//private']) {
       const answer = await send(target);
       expect(answer, target).toMatch(/^HTTP\/1.1 404/);
       expect(answer, target).toMatch(/x-skein-reason: no-route/);
@@ -117,10 +117,14 @@ describe('bad input and upstream faults', () => {
     expect(normalised).toContain('"path":"/public/a/c?q=/../x&e=%2e%2e"');
     // Encoded slashes stay, unless beside a dot segment (an app decoding them would climb out).
     expect(await send('/public/a%2Fb')).toContain('"path":"/public/a%2Fb"');
-    for (const target of ['/public%2F..%2Fprivate%2Fadmin', '/public/..%2Fprivate', '/public/a%2Fb/..', '/public//../private', '/public/%zz']) {
+    // Repeated slashes are merged (Istio MERGE_SLASHES): `//public` is `/public`, and the app gets it merged.
+    expect(await send('//public//a///b')).toContain('"path":"/public/a/b"');
+    expect(await send('//private/admin')).toMatch(/matches GET \/private\/admin/);
+    for (const target of ['/public%2F..%2Fprivate%2Fadmin', '/public/..%2Fprivate', '/public/a%2Fb/..', '/public/%zz', '/public/..;/private/admin', '/public/.;/x', '/public/%2e%2e;/private', '/public/..%00/x', '/public/a%00']) {
       const answer = await send(target);
       expect(answer, target).toMatch(/^HTTP\/1.1 400/);
       expect(answer, target).toMatch(/x-skein-reason: bad-request/);
+      expect(answer, target).toMatch(/HPE_INVALID_URL/);
     }
     // Not a path at all, raw UTF-8, a fragment: 400 before anything is routed.
     for (const target of ['echo', '/caf\u00e9', '/a#b']) {
@@ -128,7 +132,7 @@ describe('bad input and upstream faults', () => {
       expect(answer, target).toMatch(/^HTTP\/1.1 400/);
       expect(answer, target).toMatch(/HPE_INVALID_URL/);
     }
-    expect(app.requests.some((r) => /private|caf|echo/.test(r.url))).toBe(false);
+    expect(app.requests.some((r) => /private|caf|echo|;|%00/.test(r.url))).toBe(false);
   });
 
   it('wants exactly one valid Host: two, a bad port, or none in HTTP/1.1 are 400 before anything is routed', async () => {
@@ -199,6 +203,9 @@ describe('bad input and upstream faults', () => {
       expect(ok.status).toBe(200);
       expect(ok.body).toContain('"path":"/public/b?q=/../x"');
       expect(await call('/public%2F..%2Fprivate')).toMatchObject({ status: 400, reason: 'bad-request' });
+      expect(await call('/public/..;/private')).toMatchObject({ status: 400, reason: 'bad-request' });
+      expect(await call('//private/admin')).toMatchObject({ status: 404, reason: 'no-route' });
+      expect((await call('//public//c')).body).toContain('"path":"/public/c"');
     } finally {
       session.close();
     }
