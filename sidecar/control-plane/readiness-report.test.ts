@@ -30,4 +30,15 @@ describe('reportReadiness', () => {
     reporter.stop();
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('makes check() a no-op once stopped (a renewal during the drain must not report after the stream closed)', () => {
+    const reports: string[][] = [];
+    let asked = 0;
+    const reporter = reportReadiness(() => (asked++, ['draining']), (r) => void reports.push([...r]), 1_000);
+    reporter.stop();
+    const [count, calls] = [reports.length, asked];
+    reporter.check();
+    expect(reports).toHaveLength(count);
+    expect(asked).toBe(calls);
+  });
 });

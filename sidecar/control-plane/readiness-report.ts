@@ -9,17 +9,33 @@
 const CHECK_MS = 1000;
 
 export interface ReadinessReporter {
-  /** Checks at once and reports a change (a drain calls it, so the control plane hears without waiting). */
+  /**
+   * Checks at once and reports a change (a drain calls it, so the control plane hears without
+   * waiting; so does a certificate renewal). Does nothing once stopped.
+   */
   check(): void;
-  /** Stops the periodic checks, for good (on shutdown, before the push stream closes); calling it again does nothing. */
+  /**
+   * Stops the checks for good (on shutdown, before the push stream closes): the periodic ones,
+   * and `check()` from callers still holding it (an identity renewal during the drain);
+   * calling it again does nothing.
+   */
   stop(): void;
 }
 
 /** Reports readiness now, then every `intervalMs` until stopped. */
 export function reportReadiness(notReady: () => string[], report: (reasons: readonly string[]) => void, intervalMs = CHECK_MS): ReadinessReporter {
-  const check = (): void => report(notReady());
+  let stopped = false;
+  const check = (): void => {
+    if (!stopped) report(notReady());
+  };
   check();
   const timer = setInterval(check, intervalMs);
   timer.unref();
-  return { check, stop: () => clearInterval(timer) };
+  return {
+    check,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
