@@ -35,7 +35,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
   private renewAt = Number.POSITIVE_INFINITY;
   /**
    * The key for the next certificate, generated ahead so a renewal does not wait for it, and
-   * kept through failed attempts (it was never certified) until a certificate is issued for it.
+   * kept through failed attempts until a certificate for it is received (a failed attempt may
+   * still have been signed by the CA, its answer lost: a retry then asks again for the same key).
    */
   private nextKeys: Promise<KeyPairPem> | undefined;
   private closed = false;
