@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ClientBodyError, IncomingRequest } from './incoming.js';
 import type { HttpParseError } from './parse-error.js';
 import { Http1Server, type Http1Handlers, type OutgoingResponse } from './server.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -123,8 +124,7 @@ describe('Http1Server', () => {
       if (d.includes('100 Continue')) socket.write('hello');
     });
     socket.write('POST /later HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
-    await new Promise((r) => setTimeout(r, 50));
-    expect(held).toHaveLength(1);
+    await waitUntil(() => held.length === 1, { what: 'the handler to hold /later' });
     expect(data).toBe('');
     await release();
     while (!data.endsWith('POST /later hello')) await new Promise((r) => setTimeout(r, 5));
@@ -270,7 +270,7 @@ describe('Http1Server', () => {
         await new Promise((r) => setTimeout(r, 600));
         socket.write('x');
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await waitUntil(() => data.includes('whole'), { what: 'the answer to the whole body' });
       expect(data).toMatch(/^HTTP\/1.1 200 OK/);
       expect(data).toContain('whole');
       expect(data).not.toContain('Error');
