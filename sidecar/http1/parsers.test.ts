@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from './chunked.js';
 import { HttpParseError } from './parse-error.js';
-import { parseRequestHead } from './request-head.js';
+import { checkLineEnds, parseRequestHead } from './request-head.js';
 import { isValidAuthority, normaliseTarget } from './request-target.js';
 import { parseResponseHead } from './response-head.js';
 
@@ -121,6 +121,40 @@ describe('request targets', () => {
     }
     expect(parseRequestHead('GET / HTTP/1.0').rawHeaders).toEqual([]);
     expect(parseRequestHead('GET http://catalog/x HTTP/1.1').target).toBe('http://catalog/x');
+  });
+
+  it('checks line ends of a head arriving byte by byte as it would whole, scanning only the new bytes', () => {
+    /** The first refusal code of `head` fed one byte at a time, '' when none. */
+    const pieceByPiece = (head: string): string => {
+      let checked = 0;
+      try {
+        for (let n = 1; n <= head.length; n++) checked = checkLineEnds(Buffer.from(head.slice(0, n), 'latin1'), checked);
+      } catch (err) {
+        return (err as HttpParseError).code;
+      }
+      expect(checked).toBe(head.length);
+      return '';
+    };
+    const whole = (head: string): string => {
+      try {
+        checkLineEnds(Buffer.from(head, 'latin1'));
+      } catch (err) {
+        return (err as HttpParseError).code;
+      }
+      return '';
+    };
+    const cases: [string, string][] = [
+      ['GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n', ''],
+      ['GET / HTTP/1.1\r\nHost: a\r', ''],
+      ['GET / HTTP/1.1\nHost: a', 'HPE_CR_EXPECTED'],
+      ['\nGET /', 'HPE_CR_EXPECTED'],
+      ['GET / HTTP/1.1\r\nHost: a\rX: y', 'HPE_LF_EXPECTED'],
+      ['GET / HTTP/1.1\r\r\n', 'HPE_LF_EXPECTED'],
+    ];
+    for (const [head, want] of cases) {
+      expect(whole(head), JSON.stringify(head)).toBe(want);
+      expect(pieceByPiece(head), JSON.stringify(head)).toBe(want);
+    }
   });
 
   it('returns a clean target as the very same string', () => {

@@ -76,12 +76,17 @@ export function parseRequestHead(text: string): RequestHead {
 /**
  * For a head still without its blank line: refuses a bare LF or CR (RFC 9112 §2.2), which
  * would otherwise leave the client waiting for the head deadline, as CRLF CRLF never comes.
+ * `checked`: how much of `buf` an earlier call already passed (the head arriving in pieces);
+ * only the rest is scanned, from one byte back (a CR that ended the last piece meets its
+ * LF now). Returns what is checked now, for the next call.
  */
-export function checkLineEnds(buf: Buffer): void {
-  for (let lf = buf.indexOf(10); lf >= 0; lf = buf.indexOf(10, lf + 1)) {
+export function checkLineEnds(buf: Buffer, checked = 0): number {
+  const from = Math.max(0, checked - 1);
+  for (let lf = buf.indexOf(10, from); lf >= 0; lf = buf.indexOf(10, lf + 1)) {
     if (lf === 0 || buf[lf - 1] !== 13) throw new HttpParseError('HPE_CR_EXPECTED', 'a line ended by a bare LF (CRLF expected)');
   }
-  for (let cr = buf.indexOf(13); cr >= 0 && cr + 1 < buf.length; cr = buf.indexOf(13, cr + 1)) {
+  for (let cr = buf.indexOf(13, from); cr >= 0 && cr + 1 < buf.length; cr = buf.indexOf(13, cr + 1)) {
     if (buf[cr + 1] !== 10) throw new HttpParseError('HPE_LF_EXPECTED', 'a bare CR in the head (CRLF expected)');
   }
+  return buf.length;
 }

@@ -139,6 +139,8 @@ class Http1Connection implements BodySource, ChunkSink {
   /** The client waits for `100 Continue` before sending the body, and has not been sent it yet. */
   continuePending = false;
   private processing = false;
+  /** How much of the head buffered so far was already searched and checked (readHead), so a head in many pieces costs one pass. */
+  private headChecked = 0;
   /** Closed after an answer while the client may still send: what comes is dropped, for at most headersTimeoutMs. */
   private lingering = false;
   /**
@@ -199,12 +201,14 @@ class Http1Connection implements BodySource, ChunkSink {
   private readHead(): boolean {
     const buf = this.buffered!;
     const max = this.server.options.maxHeaderBytes;
-    const end = buf.indexOf(CRLFCRLF);
+    // The blank line may straddle the last piece: search from three bytes back.
+    const end = buf.indexOf(CRLFCRLF, Math.max(0, this.headChecked - 3));
     if (end < 0) {
       if (buf.length > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
-      checkLineEnds(buf);
+      this.headChecked = checkLineEnds(buf, this.headChecked);
       return false;
     }
+    this.headChecked = 0;
     if (end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
     const head = parseRequestHead(buf.toString('latin1', 0, end));
     this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
