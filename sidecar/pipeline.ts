@@ -20,7 +20,7 @@ import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } fr
 import { absoluteAuthority, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { BodyTooLargeError } from './http1/incoming.js';
-import { normaliseTarget } from './http1/request-target.js';
+import { normaliseTarget } from '../common/http/request-target.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 
 export interface OutboundContext {
@@ -105,7 +105,7 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
 }
 
 /**
- * HTTP/1.1 targets are checked and normalised as they are parsed (http1/request-target.ts);
+ * HTTP/1.1 targets are checked and normalised as they are parsed (common/http/request-target.ts);
  * an HTTP/2 `:path` is here, so a route matches the path the app will read either way.
  * False after replying `400 bad-request`.
  */

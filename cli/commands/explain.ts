@@ -12,6 +12,8 @@ function collectHeader(value: string, previous: string[] = []): string[] {
 function printExplanation(a: ExplainAnswer): void {
   const out = (line = ''): void => void process.stdout.write(`${line}\n`);
   out(`${a.request.method} ${a.request.path} -> ${a.service}  (snapshot ${a.snapshotVersion})`);
+  if (a.refused !== undefined) return out(`a sidecar refuses this path: 400 (x-skein-reason: bad-request): ${a.refused}`);
+  if (a.path !== a.request.path.split('?')[0]) out(`  routed as ${a.path} (the path normalised, as the sidecar forwards it)`);
   if (!a.known) return out(`${a.service} is not in the mesh: the request gets 404 (x-skein-reason: no-route)`);
   for (const s of a.skipped) out(`  rule ${s.index} "${s.name}" does not match: ${s.reasons.join('; ')}`);
   if (!a.matched) return out('no rule matches: the request gets 404 (x-skein-reason: no-route)');

@@ -3,6 +3,8 @@
  * not, and where the split sends it. Pure: reads a snapshot, used by the control plane's API.
  */
 import type { Endpoint, Snapshot } from '../config/schema.js';
+import { HttpParseError } from '../http/parse-error.js';
+import { normaliseTarget } from '../http/request-target.js';
 import type { HeaderMap } from './match.js';
 import { ALL_ENDPOINTS } from './split.js';
 import { selectEndpoints, subsetSelector } from './subsets.js';
@@ -26,6 +28,10 @@ export interface SplitTarget {
 
 export interface Explanation {
   readonly service: string;
+  /** The path the rules are matched against: the request's, normalised as a sidecar does (dot segments, merged slashes, unreserved escapes). */
+  readonly path: string;
+  /** Why a sidecar answers the request 400 (bad-request) before routing it: a path it refuses. Nothing else is then set. */
+  readonly refused?: string;
   /** False when the snapshot does not know the service: the request gets 404 no-route. */
   readonly known: boolean;
   readonly matched?: { readonly index: number; readonly name: string; readonly implicit: boolean };
@@ -40,14 +46,25 @@ function lowerKeys(headers: HeaderMap | undefined): HeaderMap {
   return out;
 }
 
+/** The request's path as a sidecar routes it (without the query), or why a sidecar refuses it. */
+function routedPath(request: DescribedRequest, method: string): { path: string; refused?: string } {
+  try {
+    return { path: normaliseTarget(request.path, method).split('?')[0]! };
+  } catch (err) {
+    if (err instanceof HttpParseError) return { path: request.path.split('?')[0]!, refused: err.message };
+    throw err;
+  }
+}
+
 export function explainRequest(snapshot: Snapshot, request: DescribedRequest): Explanation {
+  const method = request.method.toUpperCase();
+  const { path, refused } = routedPath(request, method);
+  if (refused !== undefined) return { service: request.service, path, refused, known: true, skipped: [], split: [] };
   const policy = snapshot.services[request.service];
   const rules = snapshot.routes[request.service];
-  if (policy === undefined && rules === undefined) return { service: request.service, known: false, skipped: [], split: [] };
+  if (policy === undefined && rules === undefined) return { service: request.service, path, known: false, skipped: [], split: [] };
   const table = compileRoutes(rules);
   const headers = lowerKeys(request.headers);
-  const method = request.method.toUpperCase();
-  const path = request.path.split('?')[0]!;
   const skipped: { index: number; name: string; reasons: string[] }[] = [];
   for (const compiled of table.rules) {
     const reasons = compiled.match.explain(method, path, headers);
@@ -60,7 +77,7 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
       const endpoints = policy?.endpoints ? selectEndpoints(selector, policy.endpoints) : undefined;
       return { subset, weight: compiled.split.weights[i]!, selector, ...(endpoints ? { endpoints } : {}) };
     });
-    return { service: request.service, known: true, matched: { index: compiled.index, name: compiled.name, implicit: rules === undefined || rules.length === 0 }, skipped, split };
+    return { service: request.service, path, known: true, matched: { index: compiled.index, name: compiled.name, implicit: rules === undefined || rules.length === 0 }, skipped, split };
   }
-  return { service: request.service, known: true, skipped, split: [] };
+  return { service: request.service, path, known: true, skipped, split: [] };
 }

@@ -74,4 +74,16 @@ describe('explain', () => {
     ]);
     expect(explainRequest(snapshot, { service: 'nope', method: 'GET', path: '/' }).known).toBe(false);
   });
+
+  it('matches the path a sidecar routes (normalised), and says when a sidecar refuses it', () => {
+    // /api/../x is /x to the sidecar: not the /api rule, whatever the raw text starts with.
+    const climbed = explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/api/../x?q=1', headers: { 'x-canary': 'true' } });
+    expect(climbed.path).toBe('/x');
+    expect(climbed.skipped[0]!.reasons).toEqual(['path /x does not start with /api']);
+    expect(explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/x/%2e%2e/api//v1', headers: { 'x-canary': 'true' } })).toMatchObject({ path: '/api/v1', matched: { index: 0 } });
+    const refused = explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/a/..%2Fb' });
+    expect(refused.refused).toMatch(/encoded slash/);
+    expect(refused.matched).toBeUndefined();
+    expect(explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/public/..;/private' }).refused).toMatch(/parameters|;/);
+  });
 });

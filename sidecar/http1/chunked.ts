@@ -4,7 +4,7 @@
  * ...]` list (the client forwards a response's; a request's are not forwarded). Input may
  * split anywhere.
  */
-import { HttpParseError } from './parse-error.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
 
 const enum State {
   Size,

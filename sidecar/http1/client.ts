@@ -23,7 +23,7 @@ import type { Dispatcher } from 'undici';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
-import { HttpParseError } from './parse-error.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
 import { parseResponseHead, type ResponseHead } from './response-head.js';
 
 /** Code of a call made on a closed upstream: nothing was sent (`isConnectError` knows it). */

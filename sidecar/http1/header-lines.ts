@@ -4,7 +4,7 @@
  * trimmed), no obs-fold; and the Content-Length rule both apply: digits, and repeats (as
  * lines or a list) only of the same value, passed on as one.
  */
-import { HttpParseError } from './parse-error.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;

@@ -1,9 +1,9 @@
 /** The request and response head parsers and the chunked decoder, on good and bad input. */
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from './chunked.js';
-import { HttpParseError } from './parse-error.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
 import { checkLineEnds, parseRequestHead } from './request-head.js';
-import { isValidAuthority, normaliseTarget } from './request-target.js';
+import { isValidAuthority, normaliseTarget } from '../../common/http/request-target.js';
 import { parseResponseHead } from './response-head.js';
 
 function refusal(text: string): string {

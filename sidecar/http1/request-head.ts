@@ -11,8 +11,8 @@
  * node:http reported); the Host checks, which llhttp does not make, have Skein's own.
  */
 import { collapseContentLength, framingOf, isToken, parseHeaderLines } from './header-lines.js';
-import { HttpParseError } from './parse-error.js';
-import { isValidAuthority, normaliseTarget } from './request-target.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
+import { isValidAuthority, normaliseTarget } from '../../common/http/request-target.js';
 
 export interface RequestHead {
   readonly method: string;

@@ -5,7 +5,7 @@
  * guessing.
  */
 import { collapseContentLength, framingOf, parseHeaderLines } from './header-lines.js';
-import { HttpParseError } from './parse-error.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
 
 export interface ResponseHead {
   readonly status: number;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClientBodyError, IncomingRequest } from './incoming.js';
-import type { HttpParseError } from './parse-error.js';
+import type { HttpParseError } from '../../common/http/parse-error.js';
 import { Http1Server, type Http1Handlers, type OutgoingResponse } from './server.js';
 import { waitUntil } from '../../test/support/wait.js';
 

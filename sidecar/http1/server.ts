@@ -25,7 +25,7 @@ import type { Socket } from 'node:net';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
-import { HttpParseError } from './parse-error.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
 import { checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
 
 export interface Http1Handlers {
