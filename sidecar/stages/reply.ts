@@ -55,17 +55,19 @@ const LINGER_MS = 5000;
 
 function drop(): void {}
 
-function cut(this: Socket): void {
-  this.destroy();
+function cut(socket: Socket): void {
+  socket.destroy();
 }
 
 /**
  * A connection this end has finished writing to (end() called): what the client still sends is
  * read and dropped until it closes its side, or LINGER_MS pass. A socket left paused (an
- * upgrade's is, once handed over) would never see the client's FIN and stay open.
+ * upgrade's is, once handed over) would never see the client's FIN and stay open. The bound
+ * is absolute (not socket.setTimeout, which every byte restarts, so a client trickling bytes
+ * would hold the socket for ever); destroying a socket that closed meanwhile does nothing.
  */
 export function linger(socket: Socket): void {
   socket.on('data', drop);
-  socket.setTimeout(LINGER_MS, cut);
+  setTimeout(cut, LINGER_MS, socket).unref();
   socket.resume();
 }
