@@ -31,11 +31,16 @@ export async function get(agent: Agent, url: string, headers: Record<string, str
   };
 }
 
-/** Writes `payload` on a fresh connection and resolves with everything read until the peer closes (or `until` matches). */
-export function rawExchange(port: number, payload: string | Buffer, until?: RegExp, timeoutMs = 5000): Promise<string> {
+/**
+ * Writes `payload` on a fresh connection and resolves with everything read until the peer
+ * closes (or `until` matches). With `onContinue`, that is written once `100 Continue` arrives,
+ * as curl sends a body after `Expect: 100-continue` (without curl's 1 s fallback).
+ */
+export function rawExchange(port: number, payload: string | Buffer, until?: RegExp, timeoutMs = 5000, onContinue?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
     let data = '';
+    let continued = onContinue === undefined;
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no complete answer in ${timeoutMs} ms; got ${JSON.stringify(data)}`));
@@ -43,6 +48,10 @@ export function rawExchange(port: number, payload: string | Buffer, until?: RegE
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       data += d;
+      if (!continued && data.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+        continued = true;
+        socket.write(onContinue!);
+      }
       if (until && until.test(data)) {
         clearTimeout(timer);
         socket.destroy();
@@ -64,35 +73,9 @@ export function rawExchange(port: number, payload: string | Buffer, until?: RegE
 
 /**
  * Sends a request head with `Expect: 100-continue` and its body only once `100 Continue`
- * arrives, as curl does (without curl's 1 s fallback); resolves with everything read until the
- * peer closes. Put `Connection: close` in `head` when the answer is expected to keep it open.
+ * arrives; resolves with everything read until the peer closes. Put `Connection: close` in
+ * `head` when the answer is expected to keep it open.
  */
 export function expectContinueExchange(port: number, head: string, body: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let data = '';
-    let sent = false;
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no complete answer in ${timeoutMs} ms; got ${JSON.stringify(data)}`));
-    }, timeoutMs);
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      data += d;
-      if (!sent && data.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
-        sent = true;
-        socket.write(body);
-      }
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      if (data) resolve(data);
-      else reject(err);
-    });
-    socket.write(head);
-  });
+  return rawExchange(port, head, undefined, timeoutMs, body);
 }
