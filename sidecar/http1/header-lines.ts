@@ -44,7 +44,7 @@ export interface Framing {
   readonly otherEncoding: boolean;
   /** HTTP/1.1 keeps the connection by default, 1.0 only when asked. */
   readonly keepAlive: boolean;
-  /** Connection lists upgrade and an Upgrade header came. */
+  /** Connection lists upgrade and an `Upgrade: websocket` header came (the one upgrade Skein honours). */
   readonly upgrade: boolean;
   readonly expectContinue: boolean;
   /** A Keep-Alive header's value, '' when absent. */
@@ -88,7 +88,9 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
         break;
       }
       case 7:
-        if (name.toLowerCase() === 'upgrade') hasUpgrade = true;
+        // Only WebSocket is honoured (as Envoy's default upgrade_configs): any other token
+        // (`h2c`, which `curl --http2` always sends) is served as a plain request.
+        if (name.toLowerCase() === 'upgrade' && value.trim().toLowerCase() === 'websocket') hasUpgrade = true;
         break;
       case 4:
         // Every request has one: compared without lower-casing (no allocation).

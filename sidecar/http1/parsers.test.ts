@@ -29,6 +29,10 @@ describe('parseRequestHead', () => {
     expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: close').keepAlive).toBe(false);
     expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket').upgrade).toBe(true);
     expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket').upgrade).toBe(false);
+    expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: WebSocket').upgrade).toBe(true);
+    // Only WebSocket is honoured: h2c (curl --http2) and other tokens are plain requests.
+    expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA').upgrade).toBe(false);
+    expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: foo/1').upgrade).toBe(false);
     expect(parseRequestHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1').expectContinue).toBe(true);
     expect(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked').chunked).toBe(true);
   });

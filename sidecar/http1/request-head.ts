@@ -26,7 +26,7 @@ export interface RequestHead {
   readonly contentLength: number;
   readonly chunked: boolean;
   readonly keepAlive: boolean;
-  /** Connection: upgrade with an Upgrade header (WebSocket). */
+  /** Connection: upgrade with `Upgrade: websocket`; any other Upgrade (h2c) is a plain request, its Upgrade dropped as hop-by-hop. */
   readonly upgrade: boolean;
   readonly expectContinue: boolean;
 }

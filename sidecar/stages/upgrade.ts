@@ -1,13 +1,14 @@
 /**
- * Upgrades (WebSocket and other `Connection: Upgrade` requests without a body): the request
+ * WebSocket upgrades (`Connection: Upgrade` + `Upgrade: websocket`, without a body; any other
+ * Upgrade, such as `curl --http2`'s h2c, is a plain request, see http1/header-lines.ts): the request
  * head is rewritten (hop headers, trace headers) and sent on a fresh connection to the chosen
  * endpoint, and its answer decides what the client's connection becomes.
  *
  * - `101 Switching Protocols`: a tunnel. The 101 (and whatever came with it) goes to the
  *   client, then the bytes the client sent past its request, and from then on bytes flow
  *   both ways untouched.
- * - Any other final answer (an app without an upgrade handler answers `Upgrade: h2c`, which
- *   `curl --http2` always asks for, with a plain 200): the upgrade is declined. The answer goes
+ * - Any other final answer (an app without an upgrade handler answers with a plain 200): the
+ *   upgrade is declined. The answer goes
  *   to the client as a response (end-to-end headers, its own framing, `connection: close`) and
  *   is counted with its own status; then both connections close. Nothing the client sent past
  *   the request, or sends later, reaches the endpoint: it is read and dropped, so it can never

@@ -1,11 +1,14 @@
 /**
- * Upgrades the upstream declines. `curl --http2` asks every HTTP/1.1 server for `Upgrade: h2c`;
- * an app without an upgrade handler answers such a request normally. Only a `101` may turn the
- * client's connection into a tunnel: any other answer reaches the client as the response it is
- * (counted with its own status), and nothing the client sends afterwards on that connection
- * may reach the endpoint around routing. Checked on a plain outbound sidecar (endpoint = the
- * app) and through an mTLS pair (outbound → peer's inbound → its app), with a WebSocket-style
- * upgrade that is accepted still working on the plain path (the pair's is in mtls.test.ts).
+ * Upgrades. Only WebSocket is honoured (as Envoy's default): `curl --http2` asks every
+ * HTTP/1.1 server for `Upgrade: h2c`, and such a request (or any other unsupported Upgrade)
+ * is served as a plain proxied request with Upgrade, HTTP2-Settings and the Connection tokens
+ * dropped, so it gets routing, timeouts, retries and accounting. A WebSocket upgrade the
+ * endpoint declines (an app without an upgrade handler answers it with a plain 200) reaches
+ * the client as the response it is (counted with its own status), and nothing the client
+ * sends afterwards on that connection may reach the endpoint around routing. Checked on a
+ * plain outbound sidecar (endpoint = the app) and through an mTLS pair (outbound → peer's
+ * inbound → its app), with a WebSocket upgrade that is accepted still working on the plain
+ * path (the pair's is in mtls.test.ts).
  */
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -14,6 +17,8 @@ import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tem
 import { metric, scrape } from './resilience-fixture.js';
 
 const H2C = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+/** A WebSocket upgrade (honoured; the echo apps have no upgrade handler, so they decline it with a 200). */
+const WS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n';
 
 interface RawResponse {
   readonly status: number;
@@ -139,7 +144,7 @@ async function expectDeclinedUpgradeStaysHttp(outboundPort: number, app: TestUps
 
   // 1. The declined upgrade's answer comes back as the app gave it; the connection then closes.
   const client = new RawClient(outboundPort);
-  client.write(`GET /api/one HTTP/1.1\r\nHost: catalog\r\n${H2C}\r\n`);
+  client.write(`GET /api/one HTTP/1.1\r\nHost: catalog\r\n${WS}\r\n`);
   const first = await client.response();
   expect(first.status, first.head).toBe(200);
   expect(JSON.parse(first.body)).toMatchObject({ name: 'catalog', path: '/api/one' });
@@ -154,7 +159,7 @@ async function expectDeclinedUpgradeStaysHttp(outboundPort: number, app: TestUps
 
   // 3. The same with the next requests pipelined behind the upgrade request, in one write.
   const pipelined = new RawClient(outboundPort);
-  pipelined.write(`GET /api/three HTTP/1.1\r\nHost: catalog\r\n${H2C}\r\nGET /nope HTTP/1.1\r\nHost: catalog\r\n\r\nGET /api/four HTTP/1.1\r\nHost: other\r\n\r\n`);
+  pipelined.write(`GET /api/three HTTP/1.1\r\nHost: catalog\r\n${WS}\r\nGET /nope HTTP/1.1\r\nHost: catalog\r\n\r\nGET /api/four HTTP/1.1\r\nHost: other\r\n\r\n`);
   const third = await pipelined.response();
   expect(third.status, third.head).toBe(200);
   expect(JSON.parse(third.body)).toMatchObject({ name: 'catalog', path: '/api/three' });
@@ -167,7 +172,7 @@ async function expectDeclinedUpgradeStaysHttp(outboundPort: number, app: TestUps
   expect(otherApp.requests.slice(otherSeen).filter((r) => r.url !== '/health')).toEqual([]);
 }
 
-describe('an upgrade the upstream declines', () => {
+describe('a WebSocket upgrade the upstream declines', () => {
   const procs = new Processes();
   const upstreams: TestUpstream[] = [];
 
@@ -265,5 +270,83 @@ describe('an upgrade the upstream declines', () => {
       expect(metric(inbound, 'skein_requests_total', { direction: 'inbound', destination: 'catalog', code: '101' })).toBe(0);
       expect(metric(inbound, 'skein_requests_total', { direction: 'inbound', destination: 'catalog', code: '200' })).toBe(2);
     });
+  });
+});
+
+describe('an h2c upgrade request (what `curl --http2` sends) is a plain proxied request', () => {
+  const procs = new Processes();
+  const upstreams: TestUpstream[] = [];
+  let app: TestUpstream;
+  let web: SpawnedSidecar;
+
+  beforeAll(async () => {
+    app = await startUpstream(echoHandler('catalog'));
+    const slowApp = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('late'), 3000).unref();
+    });
+    const webApp = await startUpstream(echoHandler('web'));
+    upstreams.push(app, slowApp, webApp);
+    const [dead] = (await freePorts(1)) as [number];
+    const at = (port: number) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } });
+    const config = writeTempConfig({
+      version: '1',
+      services: {
+        catalog: { endpoints: [at(app.port)] },
+        slow: { timeout: '1s', retries: { attempts: 0 }, endpoints: [at(slowApp.port)] },
+        flaky: { retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } }, endpoints: [at(dead), at(app.port)] },
+      },
+    });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}`);
+  });
+
+  it('reaches the app without Upgrade, HTTP2-Settings or their Connection tokens, and keeps the connection for routed requests', async () => {
+    const client = new RawClient(web.outboundPort);
+    client.write(`GET /one HTTP/1.1\r\nHost: catalog\r\n${H2C}\r\n`);
+    const first = await client.response();
+    expect(first.status, first.head).toBe(200);
+    const seen = JSON.parse(first.body) as { headers: Record<string, string> };
+    expect(seen.headers.upgrade).toBeUndefined();
+    expect(seen.headers['http2-settings']).toBeUndefined();
+    expect(seen.headers.connection ?? '').not.toMatch(/upgrade|http2-settings/i);
+    expect(first.head).not.toMatch(/\r\nconnection: close/i);
+    // The connection is still an HTTP/1.1 one: the next request on it is routed as any other.
+    client.write(`GET /two HTTP/1.1\r\nHost: catalog\r\n${H2C}\r\n`);
+    const second = await client.response();
+    expect(second.status, second.head).toBe(200);
+    expect(JSON.parse(second.body)).toMatchObject({ name: 'catalog', path: '/two' });
+    expect(client.closed).toBe(false);
+    client.destroy();
+  });
+
+  it('gets the route timeout: 504 timeout from a slow endpoint', async () => {
+    const client = new RawClient(web.outboundPort);
+    const started = Date.now();
+    client.write(`GET /slow HTTP/1.1\r\nHost: slow\r\n${H2C}\r\n`);
+    const res = await client.response(5000);
+    const took = Date.now() - started;
+    expect(res.status, res.head).toBe(504);
+    expect(res.head).toMatch(/\r\nx-skein-reason: timeout/i);
+    expect(took).toBeGreaterThan(900);
+    expect(took).toBeLessThan(2500);
+    client.destroy();
+  });
+
+  it('gets retries: a service of [dead port, live app] answers 200 every time', async () => {
+    for (let i = 0; i < 6; i++) {
+      const client = new RawClient(web.outboundPort);
+      client.write(`GET /try-${i} HTTP/1.1\r\nHost: flaky\r\n${H2C}\r\n`);
+      const res = await client.response();
+      expect(res.status, `${i}: ${res.head}\n${res.body}`).toBe(200);
+      client.destroy();
+    }
   });
 });
