@@ -152,7 +152,7 @@ export function handleOutboundUpgrade(ctx: OutboundContext, req: ProxyRequest, s
   const endpoint = target.subset.picker.pick();
   if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
   ex.stampHeaders();
-  spliceUpgrade(ex, socket, head, ctx.connect(ex.destination, endpoint.address, endpoint.port));
+  spliceUpgrade(ex, socket, head, ctx.connect(ex.destination, endpoint.address, endpoint.port), target.route.timeoutMs, ex.outlier, endpoint.key);
 }
 
 // ---- inbound ----------------------------------------------------------------------------
@@ -189,7 +189,7 @@ export function handleInboundUpgrade(ctx: InboundContext, req: ProxyRequest, soc
   if (!inboundAdmit(ctx, ex)) return;
   const endpoint = ctx.app.subset.endpoints[0]!;
   ex.stampHeaders();
-  spliceUpgrade(ex, socket, head, ctx.connectApp(ctx.self, endpoint.address, endpoint.port));
+  spliceUpgrade(ex, socket, head, ctx.connectApp(ctx.self, endpoint.address, endpoint.port), ctx.app.route.timeoutMs, null, endpoint.key);
 }
 
 /** An upgrade request's response: never written (replies go to the raw socket), it only carries the exchange's 'close'. */

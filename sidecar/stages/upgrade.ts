@@ -15,10 +15,18 @@
  *   go around routing on a connection that is no longer a tunnel. The client opens a new
  *   connection for its next request, which is routed as any other.
  * - `1xx` answers before the final one (100, 103) pass through as they came.
+ *
+ * The route's timeout (`timeoutMs`, 0 for none) bounds the wait from the dispatch to the
+ * endpoint's final answer head: when it passes the client gets `504 timeout` and both
+ * connections close (a tunnel, once open, has no timeout). There are no retries. With an
+ * outlier detector (outbound; the inbound hop's app has none) the endpoint's outcome is
+ * recorded: a connect failure, reset, malformed answer or timeout before the answer head, or a
+ * 5xx answer, counts as a failure; a 101 or other answer as a success.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Exchange } from '../exchange.js';
+import type { OutlierDetector } from '../resilience/outlier.js';
 import { ChunkedDecoder, type ChunkSink } from '../http1/chunked.js';
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.js';
 import { responseHeaders } from './headers.js';
@@ -44,7 +52,7 @@ const enum State {
 }
 
 /** `ex` has decoded headers and stamped trace headers; the Upgrade header is added back here. */
-export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstream: Socket): void {
+export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstream: Socket, timeoutMs: number, outlier: OutlierDetector | null, endpointKey: string): void {
   const connectEvent = (upstream as TLSSocket).encrypted ? 'secureConnect' : 'connect';
   let lines = `${ex.method} ${ex.url} HTTP/1.1\r\n`;
   const headers = ex.headers;
@@ -58,7 +66,17 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   let decoder: ChunkedDecoder | null = null;
   let bodyLeft = -1;
   let released = false;
+  let timer: NodeJS.Timeout | null = null;
   upstream.setNoDelay(true);
+
+  /** The endpoint's outcome, for outlier detection, once its answer head came or it failed. */
+  const outcome = (failed: boolean): void => {
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (outlier !== null) outlier.record(endpointKey, failed);
+  };
   client.setNoDelay(true);
 
   /** The exchange's response object never met a socket: its 'close' ends the in-flight count, once. */
@@ -72,6 +90,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   const failEarly = (why: string): void => {
     const connected = state !== State.Connecting;
     state = State.Done;
+    outcome(true);
     upstream.destroy();
     // Once the request went out it may have been acted on; `upstream-connect-failure` would say it was not.
     const reason = connected ? 'retries-exhausted' : 'upstream-connect-failure';
@@ -79,6 +98,19 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     ex.finish(503);
     release();
   };
+
+  /** The route's timeout passed before the endpoint's answer head. */
+  const timedOut = (): void => {
+    timer = null;
+    if (state !== State.Connecting && state !== State.Waiting) return;
+    state = State.Done;
+    if (outlier !== null) outlier.record(endpointKey, true);
+    upstream.destroy();
+    socketReply(client, 504, 'Gateway Timeout', 'timeout', `${ex.destination} did not answer the upgrade within ${timeoutMs} ms`);
+    ex.finish(504);
+    release();
+  };
+  if (timeoutMs > 0) timer = setTimeout(timedOut, timeoutMs);
 
   const tunnel = (answerHead: Buffer, rest: Buffer): void => {
     state = State.Tunnel;
@@ -174,6 +206,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
       const rest = buf.subarray(end + 4);
       if (answer.status >= 200 || answer.status === 101) {
         upstream.off('data', onAnswer);
+        outcome(answer.status >= 500);
         if (answer.status === 101) tunnel(buf.subarray(0, end + 4), rest);
         else decline(answer, rest);
         return;
@@ -207,6 +240,10 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   });
   client.on('error', () => upstream.destroy());
   client.on('close', () => {
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
     if (state !== State.Done) state = State.Done;
     upstream.destroy();
     release();

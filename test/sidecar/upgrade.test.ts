@@ -11,7 +11,7 @@
  * path (the pair's is in mtls.test.ts).
  */
 import { createHash } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { metric, scrape } from './resilience-fixture.js';
@@ -348,5 +348,79 @@ describe('an h2c upgrade request (what `curl --http2` sends) is a plain proxied 
       expect(res.status, `${i}: ${res.head}\n${res.body}`).toBe(200);
       client.destroy();
     }
+  });
+});
+
+describe('a WebSocket upgrade whose endpoint never answers', () => {
+  const procs = new Processes();
+  const servers: Server[] = [];
+  const held: Socket[] = [];
+  let web: SpawnedSidecar;
+  let webApp: TestUpstream;
+
+  /** Accepts connections, reads the request, never answers. */
+  async function silentServer(): Promise<number> {
+    const server = createServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => {});
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  }
+
+  beforeAll(async () => {
+    const [a, b] = [await silentServer(), await silentServer()];
+    const [dead] = (await freePorts(1)) as [number];
+    webApp = await startUpstream(echoHandler('web'));
+    const at = (port: number) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } });
+    const outlierDetection = { consecutiveErrors: 1, baseEjectionTime: '30s', maxEjectionPercent: 50 };
+    const config = writeTempConfig({
+      version: '1',
+      services: {
+        stuck: { timeout: '1s', outlierDetection, endpoints: [at(a), at(b)] },
+        gone: { outlierDetection, endpoints: [at(dead), at(webApp.port)] },
+      },
+    });
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    for (const s of held) s.destroy();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    await webApp.close();
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}`);
+  });
+
+  it('gets 504 timeout at the route timeout and counts the endpoint as failing', async () => {
+    for (let i = 0; i < 2; i++) {
+      const client = new RawClient(web.outboundPort);
+      const started = Date.now();
+      client.write(`GET /chat HTTP/1.1\r\nHost: stuck\r\n${WS}\r\n`);
+      const res = await client.response(5000);
+      const took = Date.now() - started;
+      expect(res.status, res.head).toBe(504);
+      expect(res.head).toMatch(/\r\nx-skein-reason: timeout/i);
+      expect(took).toBeGreaterThan(900);
+      expect(took).toBeLessThan(2500);
+      client.destroy();
+    }
+    const s = await scrape(web);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'stuck', code: '504' })).toBe(2);
+    expect(metric(s, 'skein_endpoints', { destination: 'stuck', subset: '*', state: 'ejected' })).toBe(1);
+  });
+
+  it('counts a connect failure to the endpoint for outlier detection', async () => {
+    for (let i = 0; i < 2; i++) {
+      const client = new RawClient(web.outboundPort);
+      client.write(`GET /chat HTTP/1.1\r\nHost: gone\r\n${WS}\r\n`);
+      await client.response(5000);
+      client.destroy();
+    }
+    expect(metric(await scrape(web), 'skein_endpoints', { destination: 'gone', subset: '*', state: 'ejected' })).toBe(1);
   });
 });
