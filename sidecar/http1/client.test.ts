@@ -140,6 +140,18 @@ describe('H1Upstream', () => {
     await expect(upstream(outOfRange.port).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ code: H1_MALFORMED, message: expect.stringMatching(/status 999 is outside 100\.\.599/) });
   });
 
+  it('fails an unasked-for 101 Switching Protocols as a malformed answer instead of waiting past it as an interim one', async () => {
+    const app = await rawApp((_r, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n'));
+    const started = Date.now();
+    await expect(upstream(app.port).request({ method: 'GET', path: '/', headersTimeout: 3000 })).rejects.toMatchObject({ code: H1_MALFORMED, message: expect.stringMatching(/101 Switching Protocols to a request that asked for no upgrade/) });
+    expect(Date.now() - started).toBeLessThan(1000);
+    // Other interim answers are still skipped.
+    const interim = await rawApp((_r, socket) => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+    const res = await upstream(interim.port).request({ method: 'GET', path: '/' });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('ok');
+  });
+
   it('fails a call past its headers timeout', async () => {
     const app = await rawApp(() => {});
     await expect(upstream(app.port).request({ method: 'GET', path: '/', headersTimeout: 100 })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });

@@ -14,7 +14,7 @@
  *
  * Kept from undici: the server's `Keep-Alive: timeout` hint (an idle connection is dropped a
  * second before the server would drop it), 4 s idle otherwise; a connect timeout of 10 s
- * with undici's error code; 1xx answers skipped; a request whose connection closes before
+ * with undici's error code; 1xx answers skipped (an unasked-for 101 is malformed); a request whose connection closes before
  * its answer fails and is not sent again here (the attempt loop's retry policy decides).
  */
 import { connect as netConnect, type Socket } from 'node:net';
@@ -245,7 +245,12 @@ class H1Conn implements ChunkSink {
         }
         const head = parseResponseHead(buf.toString('latin1', 0, end));
         this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
-        if (head.status < 200) continue;
+        if (head.status < 200) {
+          // This client never asks for an upgrade (Upgrade is hop-by-hop and dropped): a 101 is
+          // not an interim answer but a malformed one (RFC 9110 §15.2.2), failed like the others.
+          if (head.status === 101) throw new HttpParseError('HPE_INVALID_STATUS', 'status 101 Switching Protocols to a request that asked for no upgrade');
+          continue;
+        }
         this.onHead(call, head);
       } else {
         this.readBody(call);
