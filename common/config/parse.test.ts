@@ -89,6 +89,9 @@ routes:
     expect(problems({ routes: { catalog: [{ match: { headers: { 'x-id': { regex: '(a|ab)*' } } } }] } })[0]).toMatch(
       /^routes\.catalog\[0\]\.match\.headers\.x-id\.regex: may backtrack catastrophically \(overlapping alternatives\)/,
     );
+    expect(problems({ routes: { catalog: [{ match: { pathRegex: '^/a*a*a*a*a*a*b$' } }] } })[0]).toMatch(
+      /^routes\.catalog\[0\]\.match\.pathRegex: may backtrack catastrophically \(adjacent repeats\): "a\*" and "a\*" repeat without bound/,
+    );
     expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathRegex: '^/api/v[0-9]+/.*' } }, { match: { pathRegex: '/products/[0-9]+', headers: { 'x-v': { regex: 'v[0-9]+' } } } }] } })).not.toThrow();
   });
 

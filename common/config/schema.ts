@@ -130,7 +130,11 @@ function regexProblem(source: string): string | undefined {
   }
   const risk = backtrackRisk(source);
   if (risk === undefined) return undefined;
-  return `may backtrack catastrophically (${risk.kind}): ${risk.message}; a crafted request could block the sidecar for minutes. Rewrite it so no repeated group holds a repeat or alternatives that can start alike, e.g. "/api/[\\w/]+" for "/api/(\\w+/?)+"`;
+  const rewrite =
+    risk.kind === 'adjacent repeats'
+      ? 'Rewrite it so no two unbounded repeats that can match the same characters follow each other, e.g. "^/a*b$" for "^/a*a*b$"'
+      : 'Rewrite it so no repeated group holds a repeat or alternatives that can start alike, e.g. "/api/[\\w/]+" for "/api/(\\w+/?)+"';
+  return `may backtrack catastrophically (${risk.kind}): ${risk.message}; a crafted request could block the sidecar for minutes. ${rewrite}`;
 }
 
 const regexString = z.string().superRefine((source, ctx) => {

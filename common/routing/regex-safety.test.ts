@@ -24,8 +24,20 @@ describe('backtrackRisk', () => {
     }
   });
 
+  it('refuses adjacent unbounded repeats that can match the same character (polynomial backtracking)', () => {
+    expect(backtrackRisk('^/a*a*a*a*a*a*b$')).toEqual({ kind: 'adjacent repeats', message: '"a*" and "a*" repeat without bound, one after the other, and can match the same characters' });
+    for (const source of ['a*a*', '\\w+\\w*', '.*.*', '[a-z]+a+', '/x/.*b?.+', '[0-9]{2,}\\d+', '(?:ab)+b*', '\\S+[^/]*$']) {
+      expect(backtrackRisk(source)?.kind, source).toBe('adjacent repeats');
+    }
+  });
+
   it('accepts the usual route patterns, fixed counts, optional groups and disjoint alternatives', () => {
     for (const source of [
+      '/a/.*',
+      '^/[a-z]+/[0-9]+$',
+      '[a-z]+[0-9]*',
+      'a*b+a*',
+      '\\d+\\.\\d+',
       '^/api/v[0-9]+/.*',
       '/products/[0-9]+',
       '/items/[0-9]+',
@@ -52,5 +64,8 @@ describe('backtrackRisk', () => {
     const evil = `/api/${'a'.repeat(24)}!`;
     expect(matchMs('/api/(\\w+/?)+', evil)).toBeGreaterThan(matchMs('/api/[\\w/]+', evil) * 20);
     expect(matchMs('/api/[\\w/]+', `/api/${'a'.repeat(100_000)}!`)).toBeLessThan(50);
+    // Polynomial: six adjacent a* against 40 a's is already far slower than the rewrite a*b.
+    const many = `/${'a'.repeat(40)}`;
+    expect(matchMs('^/a*a*a*a*a*a*b$', many)).toBeGreaterThan(matchMs('^/a*b$', many) * 20);
   });
 });

@@ -7,13 +7,17 @@
  * - a nested quantifier: a repeated group (`*`, `+`, `{n,}`, `{n,m}` with m > 1) holding a
  *   variable-length repeat (`+`, `*`, `{n,m}`): `(\w+/?)+`, `(a*)*`, `(?:x[0-9]{1,3})+`;
  * - overlapping alternatives under a repeat: two branches that can start with the same
- *   character, `(a|ab)+`, `(\w|-|_)*` (here `\w` holds `_`).
+ *   character, `(a|ab)+`, `(\w|-|_)*` (here `\w` holds `_`);
+ * - adjacent unbounded repeats (`*`, `+`, `{n,}`) in one sequence, with only optional pieces
+ *   between them, whose atoms can match the same character: `a*a*`, `\w+\w*`, `.*.*`,
+ *   `[a-z]+a+`. Each such pair multiplies the ways to split a string, so `^/a*a*a*a*a*a*b$`
+ *   is polynomial (90 characters took 11.8 s); `[0-9]+/.*` (a required `/` between) is not.
  *
  * This is the classic star-height / ambiguity check (as safe-regex and eslint's
  * no-super-linear-backtracking do, simplified): conservative, so a few safe patterns are
  * refused too (`(/[0-9]+)+`), always with a rewrite that is accepted (`(/[0-9]+)+` is
- * `(/[0-9]*[0-9])+`… or simply `[/0-9]+`). Polynomial backtracking (`.*a.*a.*a`) is not
- * detected.
+ * `(/[0-9]*[0-9])+`… or simply `[/0-9]+`). Polynomial backtracking through a required
+ * character (`.*a.*a.*a`), or across a group's edge (`(a*)a*`), is not detected.
  */
 
 /** Characters 0–127 one by one, and index 128 for every other character. */
@@ -54,10 +58,14 @@ interface Piece {
   repeat: string | undefined;
   /** The first alternation inside it whose branches can start alike (source text), if any. */
   overlap: string | undefined;
+  /** Every character it can match anywhere. */
+  chars: CharSet;
+  /** Set on a `*`, `+` or `{n,}` repeat: its source text. */
+  unbounded?: string;
 }
 
 export interface BacktrackRisk {
-  readonly kind: 'nested quantifier' | 'overlapping alternatives';
+  readonly kind: 'nested quantifier' | 'overlapping alternatives' | 'adjacent repeats';
   readonly message: string;
 }
 
@@ -99,13 +107,27 @@ class Parser {
       nullable: branches.some((b) => b.nullable),
       repeat: branches.find((b) => b.repeat)?.repeat,
       overlap,
+      chars: branches.reduce((acc, b) => union(acc, b.chars), none()),
     };
   }
 
   private sequence(): Piece {
-    const seq: Piece = { first: none(), nullable: true, repeat: undefined, overlap: undefined };
+    const seq: Piece = { first: none(), nullable: true, repeat: undefined, overlap: undefined, chars: none() };
+    // The unbounded repeats since the last required piece: their characters, and the first's text.
+    let open: CharSet | undefined;
+    let openText = '';
     while (this.at < this.src.length && this.src[this.at] !== '|' && this.src[this.at] !== ')') {
       const item = this.item();
+      if (item.unbounded !== undefined) {
+        if (open !== undefined && this.risk === undefined && intersects(open, item.chars)) {
+          this.risk = { kind: 'adjacent repeats', message: `"${openText}" and "${item.unbounded}" repeat without bound, one after the other, and can match the same characters` };
+        }
+        if (open === undefined || !item.nullable) {
+          open = item.chars;
+          openText = item.unbounded;
+        } else open = union(open, item.chars);
+      } else if (!item.nullable) open = undefined;
+      seq.chars = union(seq.chars, item.chars);
       if (seq.nullable) seq.first = union(seq.first, item.first);
       seq.nullable &&= item.nullable;
       seq.repeat ??= item.repeat;
@@ -133,6 +155,8 @@ class Parser {
       nullable: atom.nullable || min === 0,
       repeat: atom.repeat ?? (max > 1 && min < max ? text : undefined),
       overlap: atom.overlap,
+      chars: atom.chars,
+      unbounded: max === Infinity ? text : undefined,
     };
   }
 
@@ -159,8 +183,8 @@ class Parser {
 
   private atom(): Piece {
     const c = this.src[this.at]!;
-    const plain = (first: CharSet): Piece => ({ first, nullable: false, repeat: undefined, overlap: undefined });
-    const empty = (): Piece => ({ first: none(), nullable: true, repeat: undefined, overlap: undefined });
+    const plain = (first: CharSet): Piece => ({ first, nullable: false, repeat: undefined, overlap: undefined, chars: first });
+    const empty = (): Piece => ({ first: none(), nullable: true, repeat: undefined, overlap: undefined, chars: none() });
     if (c === '(') {
       this.at++;
       let lookaround = false;
@@ -172,7 +196,7 @@ class Parser {
       }
       const inner = this.alternation();
       this.at++; // ')'
-      return lookaround ? { ...empty(), repeat: inner.repeat, overlap: inner.overlap } : inner;
+      return lookaround ? { ...empty(), repeat: inner.repeat, overlap: inner.overlap } : { ...inner, unbounded: undefined };
     }
     this.at++;
     if (c === '^' || c === '$') return empty();
@@ -183,11 +207,11 @@ class Parser {
       if (e === 'b' || e === 'B') return empty();
       if (/[1-9]/.test(e)) {
         while (/[0-9]/.test(this.src[this.at] ?? '')) this.at++;
-        return { first: all(), nullable: true, repeat: undefined, overlap: undefined };
+        return { first: all(), nullable: true, repeat: undefined, overlap: undefined, chars: all() };
       }
       if (e === 'k' && this.src[this.at] === '<') {
         this.at = this.src.indexOf('>', this.at) + 1;
-        return { first: all(), nullable: true, repeat: undefined, overlap: undefined };
+        return { first: all(), nullable: true, repeat: undefined, overlap: undefined, chars: all() };
       }
       return plain(this.escape(e));
     }
