@@ -399,7 +399,10 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     mesh,
     startDrain,
     async shutdown(drainTimeoutMs) {
-      const idle = await startDrain(drainTimeoutMs);
+      // One drain: started here unless POST /drain started it. Either way --drain-timeout
+      // counts from the signal (README), so the wait is a fresh one, not /drain's.
+      void startDrain(drainTimeoutMs);
+      const idle = await lifecycle.drain(drainTimeoutMs);
       if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
       appHealth.stop();
       const servers = [inbound, outbound, ...dedicated.map((d) => d.server)];

@@ -126,6 +126,32 @@ describe('admin endpoints and lifecycle', () => {
     expect(exit.code, sc.output()).toBe(0);
   });
 
+  it('counts --drain-timeout from the signal even when POST /drain came first (one drain, its clock restarted)', async () => {
+    const agent = testAgent();
+    cleanups.push(() => agent.close());
+    let arrived = false;
+    const app = await upstream('app', (req, res) => {
+      if (req.url === '/health') return echoHandler('app')(req, res);
+      arrived = true;
+      setTimeout(() => echoHandler('slow-app')(req, res), 3000);
+    });
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout: '2s' });
+    const slow = get(agent, `http://127.0.0.1:${sc.inboundPort}/slow`);
+    await waitUntil(() => arrived, { what: 'the slow request to reach the app' });
+    expect((await get(agent, `${sc.adminUrl}/drain`, {}, 'POST')).status).toBe(202);
+    await new Promise((r) => setTimeout(r, 1500));
+    // 1.5 s into the /drain's 2 s: the signal gives the request 2 s more, and it needs 1.5.
+    const signalled = Date.now();
+    sc.kill('SIGTERM');
+    const res = await slow;
+    expect(res.status, sc.output()).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'slow-app' });
+    const exit = await sc.exited;
+    expect(exit.code, sc.output()).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(2000 + 1000);
+  });
+
   it('on SIGTERM turns /ready 503 first, while it is still leaving Consul (a scripted agent holds the deregistration)', async () => {
     const agent = testAgent();
     cleanups.push(() => agent.close());
