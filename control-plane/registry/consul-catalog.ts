@@ -6,13 +6,14 @@
  * pushed snapshots (passing instances only). The last known state survives Consul outages
  * and malformed answers. Consul accepts names Skein does not (`Redis_Cache`); those are
  * skipped with one warning each, since one of them in a snapshot would have every sidecar
- * refuse it, and every later one.
+ * refuse it, and every later one. An instance registered without a port is skipped the same
+ * way (one warning per instance id); the service's other instances are kept.
  */
 import { serviceName } from '../../common/config/schema.js';
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { endpointsOf, healthRequest, MalformedConsulAnswer, type HealthEntry } from '../../sidecar/discovery/consul.js';
+import { endpointsOf, healthRequest, MalformedConsulAnswer, portlessWarner, type HealthEntry } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 
 interface ServiceWatch {
@@ -116,7 +117,7 @@ export class ConsulCatalog implements Discovery {
         instances: [],
         query: new BlockingQuery({
           kind: 'index',
-          request: healthRequest(this.consul, name, false),
+          request: healthRequest(this.consul, name, false, portlessWarner(this.logger, name)),
           onAnswer: (entries) => {
             this.settle(name);
             const next = instancesOf(name, entries);

@@ -55,30 +55,52 @@ export function endpointsOf(entries: readonly HealthEntry[]): Endpoint[] {
 }
 
 /** `GET /v1/health/service/<name>?passing` as a blocking request through the consul client. */
-export function healthRequest(consul: ConsulConnection, service: string, passing: boolean) {
+export function healthRequest(consul: ConsulConnection, service: string, passing: boolean, onPortless?: (id: string) => void) {
   return async (req: BlockingRequest): Promise<BlockingAnswer<HealthEntry[]>> => {
     const opts: Record<string, unknown> = { service, passing, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
     if (req.cursor !== '') opts.index = req.cursor;
     const [res, data] = (await consul.client.health.service(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
-    return { data: healthEntries(service, data), cursor: res.headers['x-consul-index'] };
+    return { data: healthEntries(service, data, onPortless), cursor: res.headers['x-consul-index'] };
   };
 }
 
 /**
  * The entries of a health answer, checked for the fields read here: a body that is not a
  * list of entries is an error of that request (the watch keeps its last good answer and
- * retries), never an exception in whoever reads the answer.
+ * retries), never an exception in whoever reads the answer. An instance registered without
+ * a port (Consul allows it and then omits `Port`) cannot be routed to: it is left out of the
+ * answer, with `onPortless(id)` called, and the other instances are kept, so one such
+ * registration never freezes the whole service's endpoints.
  */
-export function healthEntries(service: string, data: unknown): HealthEntry[] {
+export function healthEntries(service: string, data: unknown, onPortless?: (id: string) => void): HealthEntry[] {
   if (data === undefined || data === null) return [];
   if (!Array.isArray(data)) throw new MalformedConsulAnswer(`/v1/health/service/${service}`, 'a JSON array of entries', data);
+  const entries: HealthEntry[] = [];
   for (const entry of data as unknown[]) {
     const svc = (entry as { Service?: unknown } | null)?.Service as { ID?: unknown; Port?: unknown } | undefined;
-    if (typeof svc !== 'object' || svc === null || typeof svc.ID !== 'string' || typeof svc.Port !== 'number') {
-      throw new MalformedConsulAnswer(`/v1/health/service/${service}`, 'entries with Service.ID and Service.Port', entry);
+    if (typeof svc !== 'object' || svc === null || typeof svc.ID !== 'string') {
+      throw new MalformedConsulAnswer(`/v1/health/service/${service}`, 'entries with Service.ID', entry);
     }
+    if (typeof svc.Port !== 'number') {
+      onPortless?.(svc.ID);
+      continue;
+    }
+    entries.push(entry as HealthEntry);
   }
-  return data as HealthEntry[];
+  return entries;
+}
+
+/** Warns once per instance id about instances registered without a port, for `healthEntries`. */
+export function portlessWarner(logger: Logger, service: string): (id: string) => void {
+  const warned = new Set<string>();
+  return (id) => {
+    if (warned.has(id)) return;
+    warned.add(id);
+    logger.warn(
+      { service, instance: id },
+      `Consul lists instance ${JSON.stringify(id)} of ${service} without a port; skipping it (the other instances are used). Register it with a Port to route to it`,
+    );
+  };
 }
 
 /** Consul answered 200 with a body of the wrong shape (a proxy in between, a broken agent). */
@@ -133,7 +155,7 @@ export class ConsulEndpointSource implements EndpointSource {
       holdEmptyUntil: 0,
       query: new BlockingQuery<HealthEntry[]>({
         kind: 'index',
-        request: healthRequest(this.consul, service, true),
+        request: healthRequest(this.consul, service, true, portlessWarner(log, service)),
         waitMs: this.options.waitMs,
         backoffMaxMs: this.options.backoffMaxMs,
         onAnswer: (entries) => {

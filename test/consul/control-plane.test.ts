@@ -106,6 +106,23 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     expect(cp.child.output()).not.toContain('rejected a snapshot');
   });
 
+  it('an instance registered without a port is skipped alone: the others come and go in the snapshot and `skein get services`', async () => {
+    const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
+    await consul.put('/agent/service/register', { ID: 'm1', Name: 'metrics', Address: '127.0.0.1', Port: 7001 });
+    await consul.put('/agent/service/register', { ID: 'm0', Name: 'metrics', Address: '127.0.0.1' });
+    await consul.put('/agent/service/register', { ID: 'm2', Name: 'metrics', Address: '127.0.0.1', Port: 7002 });
+    const ports = async () => ((await cp.api.get<{ services: Record<string, { endpoints: { port: number }[] }> }>('/api/v1/snapshot')).body.services.metrics?.endpoints ?? []).map((e) => e.port).sort();
+    await waitUntil(async () => JSON.stringify(await ports()) === '[7001,7002]', { timeoutMs: 10_000, what: 'm1 and m2 in the snapshot' });
+    await consul.put('/agent/service/deregister/m1');
+    await waitUntil(async () => JSON.stringify(await ports()) === '[7002]', { timeoutMs: 10_000, what: 'm1 to leave the snapshot' });
+    const cli = await skeinCli(procs, cp, ['get', 'services', '--output', 'json']);
+    expect(cli.code).toBe(0);
+    const metrics = (JSON.parse(cli.output) as { name: string; instances: { id: string }[] }[]).find((s) => s.name === 'metrics');
+    expect(metrics?.instances.map((i) => i.id)).toEqual(['m2']);
+    const warnings = cp.child.output().split('\n').filter((l) => l.includes('"m0"') && l.includes('without a port'));
+    expect(warnings).toHaveLength(1);
+  });
+
   it('concurrent check-and-set writes through two replicas: one wins, the other gets a conflict', async () => {
     const [cpA, cpB] = [await replica(), await replica()];
     expect((await cpA.api.put('/api/v1/services/orders/policy', { timeout: '2s' })).status).toBe(200);

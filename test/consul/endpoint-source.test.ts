@@ -2,14 +2,16 @@
  * The sidecar's Consul endpoint source in process, against a real agent, counting the
  * requests it sends: no destination, no query; one blocking query per destination, shared by
  * its watchers and parked on Consul between changes (no spinning); stopped when the last
- * watcher leaves. Labels are the instance's meta plus `tag:<tag>`.
+ * watcher leaves. Labels are the instance's meta plus `tag:<tag>`. An instance registered
+ * without a port is skipped, the others kept.
  */
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../common/config/schema.js';
 import { blockingQueryStats } from '../../common/consul/blocking-query.js';
 import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
 import { createLogger } from '../../common/log.js';
-import { ConsulEndpointSource } from '../../sidecar/discovery/consul.js';
+import { ConsulEndpointSource, healthEntries, MalformedConsulAnswer } from '../../sidecar/discovery/consul.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { waitUntil } from '../support/index.js';
 
@@ -68,5 +70,38 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
     expect(blockingQueryStats.requests, 'no query once nobody watches').toBe(stopped);
     expect(first).toHaveLength(2);
     await source.close();
+  });
+
+  it('an instance registered without a port is skipped, with one warning, and the others are followed', async () => {
+    await consul.reset();
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const source = new ConsulEndpointSource(connection, logger);
+    const sets: (readonly Endpoint[])[] = [];
+    await register('catalog-1', 18001, 'v1');
+    await consul.put('/agent/service/register', { ID: 'catalog-0', Name: 'catalog', Address: '127.0.0.1' });
+    await register('catalog-2', 18002, 'v2');
+    const stop = source.watch('catalog', (e) => sets.push(e));
+    await waitUntil(() => sets.at(-1)?.length === 2, { what: 'catalog-1 and catalog-2' });
+    expect(sets.at(-1)!.map((e) => e.port)).toEqual([18001, 18002]);
+    await consul.put('/agent/service/deregister/catalog-1');
+    await waitUntil(() => sets.at(-1)?.length === 1, { what: 'catalog-1 to leave' });
+    expect(sets.at(-1)!.map((e) => e.port)).toEqual([18002]);
+    stop();
+    await source.close();
+    expect(lines.filter((l) => l.includes('"catalog-0"') && l.includes('without a port'))).toHaveLength(1);
+  });
+});
+
+describe('healthEntries', () => {
+  const entry = (id: string, port?: number) => ({ Service: { ID: id, Address: '127.0.0.1', ...(port === undefined ? {} : { Port: port }) } });
+
+  it('skips an entry without a port and keeps the rest; a body that is not a list stays malformed', () => {
+    const skipped: string[] = [];
+    expect(healthEntries('m', [entry('m1', 1), entry('m0'), entry('m2', 2)], (id) => skipped.push(id)).map((e) => e.Service.ID)).toEqual(['m1', 'm2']);
+    expect(skipped).toEqual(['m0']);
+    expect(healthEntries('m', null)).toEqual([]);
+    expect(() => healthEntries('m', { m1: 1 })).toThrow(MalformedConsulAnswer);
+    expect(() => healthEntries('m', [{ Service: { Port: 1 } }])).toThrow(MalformedConsulAnswer);
   });
 });
