@@ -49,7 +49,7 @@ export function toApiError(err: unknown): ApiError {
       err.actual === 0 ? `${err.key} does not exist any more; re-read it and retry` : `${err.key} changed since you read it (now at revision ${err.actual}); re-read it and retry`,
     );
   }
-  if (err instanceof StoreLimitError) return new ApiError('payload-too-large', `${err.message} (a write per document, a check per service without both); nothing was written: apply the file in parts`);
+  if (err instanceof StoreLimitError) return new ApiError('payload-too-large', `nothing was written: ${err.message}`);
   // The operator's own store, hand-edited: the message names the keys to fix.
   if (err instanceof StoredConfigError) return new ApiError('internal', err.message);
   return new ApiError('internal', 'internal error');

@@ -89,7 +89,7 @@ export class ConsulStore implements ConfigStore {
   async transaction(ops: readonly StoreOp[]): Promise<StoreEntry[]> {
     checkTransaction(ops);
     if (ops.length > MAX_TXN_OPS) {
-      throw new StoreLimitError(`Consul KV takes at most ${MAX_TXN_OPS} operations in one transaction and this one needs ${ops.length}`);
+      throw new StoreLimitError(`Consul KV takes at most ${MAX_TXN_OPS} operations in one transaction and this one needs ${ops.length} (a write per document, a check per service without both); apply the file in parts`);
     }
     const kvs = ops.map((op): Record<string, unknown> => {
       if (op.op === 'check') return op.revision === 0 ? { Verb: 'check-not-exists', Key: PREFIX + op.key } : { Verb: 'check-index', Key: PREFIX + op.key, Index: op.revision };
@@ -104,6 +104,7 @@ export class ConsulStore implements ConfigStore {
     } catch (err) {
       // Consul rolls the whole transaction back and answers 409 when a check or cas fails.
       if (consulStatus(err) === 409) throw (await this.conflictAmong(ops)) ?? err;
+      if (consulStatus(err) === 413) throw new StoreLimitError(`${tooLarge(err, 'this transaction')}; apply the file in parts`);
       throw err;
     }
     const written = new Map(results.map((r) => [r.KV.Key, r.KV.ModifyIndex]));
@@ -149,6 +150,7 @@ export class ConsulStore implements ConfigStore {
       if (consulStatus(err) === 409 && condition?.ifRevision !== undefined) {
         throw new StoreConflictError(key, condition.ifRevision, (await this.get(key))?.revision ?? 0);
       }
+      if (consulStatus(err) === 413) throw new StoreLimitError(tooLarge(err, `the value of ${key}`));
       throw err;
     }
   }
@@ -170,4 +172,16 @@ export class ConsulStore implements ConfigStore {
 
 function entryOf(pair: KvPair): StoreEntry {
   return { key: pair.Key.slice(PREFIX.length), value: pair.Value === null ? null : JSON.parse(pair.Value), revision: pair.ModifyIndex };
+}
+
+/**
+ * Consul's 413 (a transaction over its `limits.txn_max_req_len`, 512 KB by default, with
+ * values base64-encoded: about 384 KB of JSON) as a short sentence, with Consul's own words
+ * (`Request body(854961 bytes) too large, max size: 524288`) and not the whole response.
+ */
+function tooLarge(err: unknown, what: string): string {
+  const e = err as { message?: unknown; response?: { body?: unknown } } | undefined;
+  const body = e?.response?.body;
+  const said = (typeof body === 'string' && body.trim() !== '' ? body : typeof e?.message === 'string' ? e.message : '').trim().slice(0, 200);
+  return `Consul refused ${what} as too large for one request${said === '' ? '' : ` (${said})`}: by default Consul takes at most 512 KB per transaction (its txn_max_req_len), values base64-encoded: about 384 KB of JSON`;
 }

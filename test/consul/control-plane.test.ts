@@ -178,4 +178,22 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
       connection.close();
     }
   });
+
+  it("a write over Consul's request size limit is refused as 413 saying so, with nothing written and no 500", async () => {
+    const cp = await replica();
+    // Ten routes documents of ~50 KB each: 20 operations, but ~670 KB once base64-encoded.
+    const routes = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`big${i}`, [{ name: 'x'.repeat(50_000) }]]));
+    const refused = (await cp.api.post('/api/v1/apply', { routes }).catch((err: unknown) => err)) as AdminApiError;
+    expect(refused.status).toBe(413);
+    expect(refused.code).toBe('payload-too-large');
+    expect(refused.message).toMatch(/^nothing was written: Consul refused this transaction as too large for one request \(Request body\(\d+ bytes\) too large, max size: 524288\b.*apply the file in parts$/);
+    expect(refused.message.length).toBeLessThan(500);
+    // A single PUT of a value over the limit alike.
+    const single = (await cp.api.put('/api/v1/routes/big0', [{ name: 'x'.repeat(600_000) }]).catch((err: unknown) => err)) as AdminApiError;
+    expect(single.status).toBe(413);
+    expect(single.message).toMatch(/^nothing was written: Consul refused the value of routes\/big0 as too large/);
+    expect(await consul.get<string[]>('/kv/skein/routes/?keys')).toBeUndefined();
+    expect(cp.child.output()).not.toContain('internal error');
+    expect(cp.child.output()).not.toMatch(/"statusCode":413/);
+  });
 });
