@@ -106,7 +106,6 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const config = new MeshConfig(store, discovery);
   const publisher = new SnapshotPublisher(config, store, discovery, { coalesceMs: options.coalesceMs, logger });
   if (discovery instanceof ConsulCatalog) await discovery.synced(5_000);
-  await publisher.start();
   const tokens = new BootstrapTokens(store, { logger });
   const canaries = new CanaryController({
     store,
@@ -117,9 +116,10 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
     logger,
   });
-  // Like the mesh config (publisher.start), every stored token and rollout is checked before
-  // anything listens: a hand-corrupted entry refuses the start, naming its key.
-  await checkAll(store.location, [tokens.load(), canaries.load()], 'refusing to start');
+  // The stored mesh config (composed by publisher.start), every token and every running
+  // rollout are checked before anything listens, in one pass: entries a hand edit or a newer
+  // schema refuses stop the start with one message naming every key, of every kind.
+  await checkAll(store.location, [publisher.start(), tokens.load(), canaries.load()], 'refusing to start');
   const proxies = new ProxyTracker();
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);

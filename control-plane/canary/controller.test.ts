@@ -33,7 +33,10 @@ describe('stored canary rollouts', () => {
     await store.put('canaries/orders', { ...state('orders'), status: 'paused', step: 'one' });
     await store.put('canaries/users', state('payments'));
     await store.put('canaries/Bad_Name', state('catalog'));
-    await store.put('canaries/gateway', state('gateway', { step: 2 }));
+    await store.put('canaries/gateway', state('gateway', { step: 2, status: 'running' }));
+    // Finished, so history only: a value the schema refuses (an interval over the 24h cap an
+    // older version took) is skipped, not a reason to refuse the start.
+    await store.put('canaries/payments', state('payments', { spec: { ...state('payments').spec, interval: 25 * 3_600_000 } }));
     const revision = store.currentRevision;
     const bad = controller(store);
     const refused = await bad.load().catch((err: unknown) => err);
@@ -48,5 +51,13 @@ describe('stored canary rollouts', () => {
     expect(bad.get('catalog')).toBeUndefined();
     await bad.resume();
     expect(store.currentRevision).toBe(revision);
+
+    // Without the running and the misnamed ones, the start goes on past the finished one.
+    for (const key of ['canaries/orders', 'canaries/users', 'canaries/Bad_Name', 'canaries/gateway']) await store.delete(key);
+    const upgraded = controller(store);
+    await upgraded.load();
+    expect(upgraded.get('catalog')).toEqual(state('catalog'));
+    expect(upgraded.get('payments')).toBeUndefined();
+    expect((await store.get('canaries/payments'))?.value).toMatchObject({ status: 'succeeded' });
   });
 });

@@ -74,13 +74,30 @@ export class CanaryController {
 
   /**
    * Reads every stored rollout, checked: throws StoredConfigError naming each invalid entry
-   * (a hand-edited store.json or KV pair), having kept or changed nothing.
+   * (a hand-edited store.json or KV pair), having kept or changed nothing. A finished rollout
+   * whose value is refused is skipped with a warning instead.
    */
   async load(): Promise<void> {
     const entries = await this.deps.store.list(KEY_PREFIX);
-    const problems = entries.flatMap(problemsOf);
-    if (problems.length > 0) throw new StoredConfigError(this.deps.store.location, problems, 'refusing to start');
+    const problems: string[] = [];
+    const good: StoreEntry[] = [];
     for (const entry of entries) {
+      const found = problemsOf(entry);
+      if (found.length === 0) {
+        good.push(entry);
+      } else if (isFinished(entry.value) && keyProblemsOf(entry).length === 0) {
+        // A finished rollout is history only (nothing resumes it): one a newer schema refuses,
+        // e.g. an interval over today's 24h cap, is skipped rather than blocking the start.
+        this.deps.logger.warn(
+          { key: entry.key, problems: found },
+          `skipping the finished canary rollout stored at ${entry.key}, which this version refuses (${found.join('; ')}); it is left in the store but not listed, and a new rollout of the service replaces it`,
+        );
+      } else {
+        problems.push(...found);
+      }
+    }
+    if (problems.length > 0) throw new StoredConfigError(this.deps.store.location, problems, 'refusing to start');
+    for (const entry of good) {
       const state: CanaryState = storedCanary.parse(entry.value);
       this.states.set(state.service, state);
     }
@@ -215,17 +232,27 @@ export class CanaryController {
   }
 }
 
+/** Whether a stored rollout says it has ended (whatever else is wrong with it). */
+function isFinished(value: unknown): boolean {
+  const status = (value as { status?: unknown } | null)?.status;
+  return status === 'succeeded' || status === 'rolled-back' || status === 'aborted';
+}
+
 /** The problems of one stored rollout: its key must name a service, the one its state is for. */
 function problemsOf(entry: StoreEntry): string[] {
+  return entryProblems(entry, storedCanary, keyProblemsOf(entry));
+}
+
+/** What is wrong with a stored rollout's key: not a service name, or not the service its state is for. */
+function keyProblemsOf(entry: StoreEntry): string[] {
   const name = entry.key.slice(KEY_PREFIX.length);
   const service = serviceName.safeParse(name);
   const value = entry.value as { service?: unknown } | null;
-  const keyProblems = !service.success
+  return !service.success
     ? [`not a service name: ${service.error.issues[0]!.message}`]
     : typeof value?.service === 'string' && value.service !== name
       ? [`holds the rollout of "${value.service}", not of "${name}"`]
       : [];
-  return entryProblems(entry, storedCanary, keyProblems);
 }
 
 /** Extra intervals the current step has waited for enough requests. */

@@ -5,6 +5,7 @@
  * control plane reads it back.
  */
 import { z } from 'zod';
+import { formatDuration } from '../../common/config/duration.js';
 import { duration, MAX_POLICY_DURATION_MS, serviceName, subsetName } from '../../common/config/schema.js';
 
 export const canaryBody = z
@@ -20,7 +21,7 @@ export const canaryBody = z
     interval: duration
       .default('30s')
       .refine((ms) => ms >= 500, 'must be at least 500ms')
-      .refine((ms) => ms <= MAX_POLICY_DURATION_MS, 'must be at most 24h'),
+      .refine((ms) => ms <= MAX_POLICY_DURATION_MS, (ms) => ({ message: `must be at most 24h, not ${formatDuration(ms)}` })),
     thresholds: z
       .object({
         minSuccessRate: z.number().min(0).max(1).default(0.99),

@@ -8,6 +8,7 @@
 import type { Logger } from '../../common/log.js';
 import type { Discovery } from '../registry/discovery.js';
 import type { ConfigStore } from '../store/store.js';
+import { StoredConfigError } from '../store/stored-entries.js';
 import { composeSnapshot, type SnapshotBody } from './compose.js';
 import type { MeshConfig } from './mesh-config.js';
 
@@ -51,8 +52,12 @@ export class SnapshotPublisher {
   async start(): Promise<void> {
     this.unsubscribe.push(this.store.watch(() => this.changed()), this.discovery.onChange(() => this.changed()));
     this.pendingSince = this.now();
-    await this.compose();
-    if (!this.latest) throw new Error(`cannot compose a snapshot from the stored config: ${this.lastError?.message ?? 'see the log'}`);
+    await this.compose(true);
+    if (this.latest) return;
+    // Invalid stored entries are thrown as they are, for the start to report them with every
+    // other refused entry in one message.
+    if (this.lastError instanceof StoredConfigError) throw this.lastError;
+    throw new Error(`cannot compose a snapshot from the stored config: ${this.lastError?.message ?? 'see the log'}`);
   }
 
   current(): PublishedSnapshot {
@@ -97,7 +102,8 @@ export class SnapshotPublisher {
     }, this.options.coalesceMs);
   }
 
-  private async compose(): Promise<void> {
+  /** `starting`: the first compose, whose failure `start` throws (there is no previous snapshot to keep). */
+  private async compose(starting = false): Promise<void> {
     const changedAt = this.pendingSince ?? this.now();
     this.pendingSince = undefined;
     try {
@@ -106,7 +112,7 @@ export class SnapshotPublisher {
       if (bodyJson !== this.latestBodyJson) this.publish(body, bodyJson, changedAt);
     } catch (err) {
       this.lastError = err as Error;
-      this.options.logger.error({ err }, 'composing a snapshot failed; sidecars keep the previous one');
+      if (!starting) this.options.logger.error({ err }, 'composing a snapshot failed; sidecars keep the previous one');
     } finally {
       this.composing = undefined;
       // Changes seen while composing need another pass.

@@ -68,7 +68,9 @@ describe('refused starts', () => {
 
     const refused = await refusedStart('corrupted store', cp.dataDir);
     expect(refused.code).toBe(1);
-    expect(refused.output()).toContain(`skein: cannot compose a snapshot from the stored config: invalid config in the store (${file}), not published: routes/catalog: (root): Expected array, received string; fix or delete these entries there (nothing was changed)`);
+    expect(refused.output()).toContain(`skein: invalid config in the store (${file}), refusing to start: routes/catalog: (root): Expected array, received string; fix or delete these entries there (nothing was changed)`);
+    // No snapshot was ever published: nothing about sidecars keeping a previous one.
+    expect(refused.output()).not.toContain('sidecars keep the previous one');
     expect(readFileSync(file, 'utf8')).toBe(corrupted);
   }, 60_000);
 
@@ -95,5 +97,50 @@ describe('refused starts', () => {
         'fix or delete these entries there (nothing was changed)',
     );
     expect(readFileSync(file, 'utf8')).toBe(corrupted);
+  }, 60_000);
+
+  it('after an upgrade, names every refused entry of every kind in one start; a finished rollout only warns', async () => {
+    const cp = await startControlPlane(procs);
+    await cp.api.post('/api/v1/tokens', { service: 'catalog', ttl: '1h' });
+    const subsets = { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } };
+    await cp.api.put('/api/v1/services/catalog/policy', subsets);
+    await cp.api.put('/api/v1/services/orders/policy', { ...subsets, timeout: '2s' });
+    await cp.api.post('/api/v1/canaries/catalog', { to: 'v2', interval: '1h' });
+    cp.child.kill('SIGTERM');
+    expect((await cp.child.exited).code).toBe(0);
+    const file = join(cp.dataDir, 'store.json');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, { value: Record<string, unknown>; revision: number }> };
+    const tokenKey = Object.keys(stored.entries).find((key) => key.startsWith('tokens/'))!;
+    // As written by an older version without the 24h cap.
+    stored.entries['policies/orders']!.value.timeout = '25h';
+    stored.entries[tokenKey]!.value.revoked = 'no';
+    const running = stored.entries['canaries/catalog']!;
+    (running.value.spec as Record<string, unknown>).interval = 25 * 3_600_000;
+    const finished = structuredClone(running);
+    Object.assign(finished.value, { service: 'orders', status: 'succeeded', endedAt: finished.value.updatedAt });
+    stored.entries['canaries/orders'] = finished;
+    writeFileSync(file, JSON.stringify(stored));
+    const upgraded = readFileSync(file, 'utf8');
+
+    const refused = await refusedStart('refused stored entries', cp.dataDir);
+    expect(refused.code).toBe(1);
+    expect(refused.output()).toContain(
+      `skein: invalid config in the store (${file}), refusing to start: policies/orders: timeout: must be at most 24h, not 25h; ` +
+        `${tokenKey}: revoked: Expected boolean, received string; ` +
+        'canaries/catalog: spec.interval: must be at most 24h, not 25h; ' +
+        'fix or delete these entries there (nothing was changed)',
+    );
+    expect(refused.output()).not.toContain('sidecars keep the previous one');
+    expect(readFileSync(file, 'utf8')).toBe(upgraded);
+
+    // Fixed as the message says; the finished rollout of orders, still over the cap, is skipped with a warning.
+    stored.entries['policies/orders']!.value.timeout = '2s';
+    stored.entries[tokenKey]!.value.revoked = false;
+    delete stored.entries['canaries/catalog'];
+    writeFileSync(file, JSON.stringify(stored));
+    const restarted = await startControlPlane(procs, { dataDir: cp.dataDir });
+    expect((await restarted.api.get('/api/v1/services/orders/policy')).body).toMatchObject({ timeout: '2s' });
+    expect(restarted.child.output()).toContain('skipping the finished canary rollout stored at canaries/orders');
+    expect(JSON.parse(readFileSync(file, 'utf8')).entries['canaries/orders']).toBeDefined();
   }, 60_000);
 });
