@@ -49,6 +49,9 @@ export const PROXIES: Expected<{ snapshotVersion: string; proxies: ProxyView[] }
 export interface AppliedAnswer {
   applied: { kind: 'policy' | 'routes' | 'intentions'; name?: string; key: string; revision: number }[];
   snapshotVersion: string;
+  /** false when the control plane stored the file but could not publish it (newer control planes). */
+  published?: boolean;
+  warning?: string;
 }
 
 export const APPLIED: Expected<AppliedAnswer> = {

@@ -104,6 +104,7 @@ export async function writeAll(api: AdminClient, writes: readonly Write[]): Prom
 export async function applyFileTo(api: AdminClient, file: string, raw: Decoded, notice: (line: string) => void): Promise<Applied[]> {
   try {
     const res = await api.request('POST', '/api/v1/apply', { body: { services: raw.services, routes: raw.routes, intentions: raw.intentions }, expected: APPLIED });
+    if (res.body.published === false) notice(`warning: ${file} is ${res.body.warning ?? `stored but not published: sidecars keep snapshot ${res.body.snapshotVersion}`}`);
     return res.body.applied.map((d) => ({ kind: d.kind, name: d.name ?? '-', snapshotVersion: res.body.snapshotVersion }));
   } catch (err) {
     if (!isMissingEndpoint(err)) throw doesNotFit(file, err);

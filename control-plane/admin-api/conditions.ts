@@ -4,6 +4,7 @@
  * since, and `If-None-Match: *` only creates. Writes without either are last-writer-wins.
  */
 import type { IncomingMessage } from 'node:http';
+import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry, WriteCondition } from '../store/store.js';
 import { ApiError } from './errors.js';
 
@@ -38,4 +39,22 @@ export async function writeCondition(req: IncomingMessage, current: () => Promis
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return typeof value === 'string' ? value.trim() : undefined;
+}
+
+/**
+ * After a write is stored: waits for the snapshot to follow and says whether it did. When the
+ * stored config cannot be composed (another stored entry is refused), the write stays stored
+ * (it is in force for the next snapshot that composes) but sidecars keep `version`: the answer
+ * says so with `published: false`, a `warning`, and an HTTP `Warning: 299` header, which
+ * kubectl-style clients print.
+ */
+export async function afterWrite(publisher: SnapshotPublisher): Promise<{ version: string; headers: Record<string, string>; fields: { published: boolean; warning?: string } }> {
+  await publisher.settled();
+  const version = publisher.current().version;
+  const why = publisher.unpublished();
+  if (why === undefined) return { version, headers: { 'skein-snapshot-version': version }, fields: { published: true } };
+  const warning = `stored but not published: sidecars keep snapshot ${version}, since the stored config cannot be composed: ${why}`;
+  // A header value is one line of visible ASCII; the body carries the message as it is.
+  const quoted = warning.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`);
+  return { version, headers: { 'skein-snapshot-version': version, 'skein-published': 'false', warning: `299 - "${quoted}"` }, fields: { published: false, warning } };
 }

@@ -2,13 +2,15 @@
  * Admin API routes for the mesh config: service policies, route rules, canary splits and
  * intentions (SPEC §5). Every write answers once the snapshot that contains it is
  * published, with that version in `Skein-Snapshot-Version`, so a caller can wait for
- * proxies to reach it.
+ * proxies to reach it; when the stored config cannot be composed (another stored entry
+ * refused), the write stays stored and the answer adds `Skein-Published: false` and a
+ * `Warning: 299` header saying why.
  */
 import type { MeshConfig } from '../state/mesh-config.js';
 import { intentionsBody, policyBody, routesBody, splitBody } from '../state/resources.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry } from '../store/store.js';
-import { entryHeaders, writeCondition } from './conditions.js';
+import { afterWrite, entryHeaders, writeCondition } from './conditions.js';
 import { ApiError } from './errors.js';
 import type { ApiResponse, RequestContext, Router } from './router.js';
 
@@ -19,13 +21,12 @@ export interface ConfigRouteDeps {
 
 export function registerConfigRoutes(router: Router, { config, publisher }: ConfigRouteDeps): void {
   const written = async (entry: StoreEntry): Promise<ApiResponse> => {
-    await publisher.settled();
-    return { body: entry.value, headers: entryHeaders(entry, publisher.current().version) };
+    const after = await afterWrite(publisher);
+    return { body: entry.value, headers: { ...entryHeaders(entry), ...after.headers } };
   };
   const deleted = async (existed: boolean, what: string): Promise<ApiResponse> => {
     if (!existed) throw new ApiError('not-found', `${what} does not exist`);
-    await publisher.settled();
-    return { status: 204, headers: { 'skein-snapshot-version': publisher.current().version } };
+    return { status: 204, headers: (await afterWrite(publisher)).headers };
   };
   const found = (entry: StoreEntry | undefined, missing: string): ApiResponse => {
     if (!entry) throw new ApiError('not-found', missing);

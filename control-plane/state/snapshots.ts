@@ -65,6 +65,15 @@ export class SnapshotPublisher {
     return this.latest;
   }
 
+  /**
+   * Why the stored config is not what `current()` carries: the message of the last compose,
+   * when it failed (another stored entry refused, say); undefined once one succeeds. Read
+   * after `settled()`, it says whether a write just made reached sidecars.
+   */
+  unpublished(): string | undefined {
+    return this.lastError?.message;
+  }
+
   onPublish(listener: (snapshot: PublishedSnapshot) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -110,6 +119,7 @@ export class SnapshotPublisher {
       const body = composeSnapshot(await this.config.load(), this.discovery.instances());
       const bodyJson = JSON.stringify(body);
       if (bodyJson !== this.latestBodyJson) this.publish(body, bodyJson, changedAt);
+      this.lastError = undefined;
     } catch (err) {
       this.lastError = err as Error;
       if (!starting) this.options.logger.error({ err }, 'composing a snapshot failed; sidecars keep the previous one');

@@ -196,4 +196,35 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     expect(cp.child.output()).not.toContain('internal error');
     expect(cp.child.output()).not.toMatch(/"statusCode":413/);
   });
+
+  it('a write made while another stored key blocks composing is stored, and the answer says it is not published', async () => {
+    const cp = await replica();
+    const snapshotPolicy = async (name: string) => (await cp.api.get<{ services: Record<string, { timeout?: string }> }>('/api/v1/snapshot')).body.services[name];
+    // Written by hand into Consul KV: routes must be a list.
+    await consul.put('/kv/skein/routes/broken', 'garbage');
+    await waitUntil(() => cp.child.output().includes('composing a snapshot failed'), { timeoutMs: 10_000, what: 'the control plane to meet the broken key' });
+    const before = (await cp.api.get<{ version: string }>('/api/v1/snapshot')).body.version;
+
+    const applied = await cp.api.post<{ snapshotVersion: string; published: boolean; warning?: string }>('/api/v1/apply', { services: { orders: { timeout: '3s' } } });
+    expect(applied.status).toBe(200);
+    expect(applied.body).toMatchObject({ snapshotVersion: before, published: false });
+    expect(applied.body.warning).toMatch(/^stored but not published: sidecars keep snapshot \d+, since the stored config cannot be composed: .*routes\/broken: /);
+    expect(applied.headers.get('skein-published')).toBe('false');
+    expect(applied.headers.get('warning')).toMatch(/^299 - "stored but not published: .*routes\/broken: /);
+    expect((await cp.api.get('/api/v1/services/orders/policy')).body).toEqual({ timeout: '3s' });
+    expect(await snapshotPolicy('orders')).toBeUndefined();
+
+    // A single PUT alike, in its headers.
+    const put = await cp.api.put('/api/v1/services/orders/policy', { timeout: '4s' });
+    expect(put.headers.get('skein-published')).toBe('false');
+    expect(put.headers.get('warning')).toContain('routes/broken');
+
+    // Once the key is deleted, the stored writes are published and answers say so.
+    expect((await fetch(`${consul.url}/v1/kv/skein/routes/broken`, { method: 'DELETE' })).ok).toBe(true);
+    await waitUntil(async () => (await snapshotPolicy('orders'))?.timeout === '4s', { timeoutMs: 10_000, what: 'the stored policy to be published' });
+    const next = await cp.api.post<{ published: boolean; warning?: string }>('/api/v1/apply', { services: { orders: { timeout: '5s' } } });
+    expect(next.body).toEqual(expect.objectContaining({ published: true }));
+    expect(next.body.warning).toBeUndefined();
+    expect(next.headers.get('warning')).toBeNull();
+  });
 });
