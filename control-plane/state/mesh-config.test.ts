@@ -105,3 +105,57 @@ describe('MeshConfig.apply', () => {
     expect((await config.getPolicy('catalog'))!.value).toMatchObject({ subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
   });
 });
+
+describe('MeshConfig single writes against a concurrent writer of the other key', () => {
+  /** A file store where `race` runs once, just before the first write of `key` goes to the store. */
+  async function racing(key: string, race: (store: FileStore) => Promise<unknown>) {
+    const store = await FileStore.open(tempDir());
+    let armed = false;
+    const before = async (ops: readonly { key: string }[]) => {
+      if (!armed || !ops.some((op) => op.key === key)) return;
+      armed = false;
+      await race(store);
+    };
+    const wrapped = Object.create(store) as FileStore;
+    wrapped.put = async (k, value, condition) => (await before([{ key: k }]), store.put(k, value, condition));
+    wrapped.transaction = async (ops) => (await before(ops), store.transaction(ops));
+    const config = new MeshConfig(wrapped, new StreamRegistry(1_000));
+    await config.putPolicy('catalog', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    await config.putRoutes('catalog', [{ split: { v1: 100 } }]);
+    armed = true;
+    return { store, config };
+  }
+  const problems = (err: unknown) => (err instanceof ConfigError ? err.problems : err);
+
+  it('a policy dropping v2 while routes start using it is judged again and refused', async () => {
+    const { store, config } = await racing('policies/catalog', (s) => s.put('routes/catalog', [{ split: { v1: 50, v2: 50 } }]));
+    expect(problems(await config.putPolicy('catalog', { subsets: { v1: { version: 'v1' } } }).catch((e: unknown) => e))).toEqual([
+      'routes[0].split.v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2',
+    ]);
+    expect(Object.keys((await store.get('policies/catalog'))!.value as object)).toEqual(['subsets']);
+    expect(((await store.get('policies/catalog'))!.value as { subsets: object }).subsets).toHaveProperty('v2');
+  });
+
+  it('routes using v2 while the policy drops it are judged again and refused; a split alike', async () => {
+    const dropV2 = (s: FileStore) => s.put('policies/catalog', { subsets: { v1: { version: 'v1' } } });
+    const routes = await racing('routes/catalog', dropV2);
+    expect(problems(await routes.config.putRoutes('catalog', [{ split: { v1: 50, v2: 50 } }]).catch((e: unknown) => e))).toEqual([
+      '[0].split.v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2',
+    ]);
+    expect((await routes.store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 100 } }]);
+
+    const split = await racing('routes/catalog', dropV2);
+    expect(problems(await split.config.setSplit('catalog', { v1: 50, v2: 50 }).catch((e: unknown) => e))).toEqual([
+      'v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2',
+    ]);
+    expect((await split.store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 100 } }]);
+  });
+
+  it('a write whose other key did not move goes through in one attempt, and If-Match still answers a conflict', async () => {
+    const { store, config } = await racing('policies/catalog', (s) => s.put('intentions', { defaultAction: 'deny' }));
+    const written = await config.putPolicy('catalog', { timeout: '2s', subsets: { v1: { version: 'v1' } } });
+    expect(written.value).toEqual({ timeout: '2s', subsets: { v1: { version: 'v1' } } });
+    await expect(config.putRoutes('catalog', [{ split: { v1: 100 } }], { ifRevision: 1 })).rejects.toThrow(/routes\/catalog/);
+    expect((await store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 100 } }]);
+  });
+});

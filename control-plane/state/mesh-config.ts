@@ -10,7 +10,7 @@ import type { ZodTypeAny } from 'zod';
 import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
-import { StoreConflictError, updateEntry, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
+import { StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import {
   applyDocuments,
@@ -41,6 +41,8 @@ export interface ApplyPlan {
 
 /** How often `apply` re-reads and re-judges a file when another writer changed what it read. */
 const APPLY_ATTEMPTS = 5;
+/** How often a single write judged against another key is judged again when that key keeps changing. */
+const JUDGED_ATTEMPTS = 5;
 
 export class MeshConfig {
   private readonly checked = new Map<string, { revision: number; problems: string[] }>();
@@ -91,13 +93,15 @@ export class MeshConfig {
   async putPolicy(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     checkService(service);
     const policy = validate(policyBody, body);
-    await this.checkPolicyChange(service, Object.keys(policy.subsets));
-    return this.store.put(keys.policy(service), body, condition);
+    // Written on condition that the routes judged are still the stored ones: a concurrent
+    // routes write that starts using a subset this policy drops fails the write, which is
+    // then judged again (and refused) instead of leaving routes naming an undeclared subset.
+    return this.putJudged(keys.policy(service), body, condition, keys.routes(service), (routes) => this.checkPolicyChange(service, Object.keys(policy.subsets), routes));
   }
 
   async deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
     checkService(service);
-    await this.checkPolicyChange(service, []);
+    await this.checkPolicyChange(service, [], await this.store.get(keys.routes(service)));
     return this.store.delete(keys.policy(service), condition);
   }
 
@@ -108,8 +112,10 @@ export class MeshConfig {
   async putRoutes(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     checkService(service);
     const rules = validate(routesBody, body);
-    this.checkSubsets(service, subsetUses(rules), await this.declaredSubsets(service));
-    return this.store.put(keys.routes(service), body, condition);
+    // Likewise on condition that the policy judged against is still the stored one.
+    return this.putJudged(keys.routes(service), body, condition, keys.policy(service), async (policy) => {
+      this.checkSubsets(service, subsetUses(rules), declaredIn(policy));
+    });
   }
 
   deleteRoutes(service: string, condition?: WriteCondition): Promise<boolean> {
@@ -120,8 +126,6 @@ export class MeshConfig {
   async setSplit(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     checkService(service);
     const weights = validate(splitBody, body);
-    const declared = await this.declaredSubsets(service);
-    this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declared);
     const withSplit = (rules: RoutesInput | undefined): RoutesInput => {
       const next = structuredClone(rules ?? []);
       const catchAll = next.findLastIndex((rule) => isCatchAll(rule.match));
@@ -129,11 +133,41 @@ export class MeshConfig {
       else next.push({ match: { pathPrefix: '/' }, split: weights });
       return next;
     };
-    if (condition?.ifRevision !== undefined) {
-      const current = await this.store.get(keys.routes(service));
-      return this.store.put(keys.routes(service), withSplit(current?.value as RoutesInput | undefined), condition);
+    // The routes are read, changed and written on condition that neither they (unless the
+    // caller gave its own condition, which then fails as 412) nor the policy judged against moved.
+    for (let attempt = 1; ; attempt++) {
+      const [routes, policy] = await Promise.all([this.store.get(keys.routes(service)), this.store.get(keys.policy(service))]);
+      this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declaredIn(policy));
+      const ops: StoreOp[] = [
+        { op: 'put', key: keys.routes(service), value: withSplit(routes?.value as RoutesInput | undefined), condition: condition ?? { ifRevision: routes?.revision ?? 0 } },
+        { op: 'check', key: keys.policy(service), revision: policy?.revision ?? 0 },
+      ];
+      try {
+        return (await this.store.transaction(ops))[0]!;
+      } catch (err) {
+        const retry = err instanceof StoreConflictError && (err.key === keys.policy(service) || condition === undefined);
+        if (!retry || attempt >= JUDGED_ATTEMPTS) throw err;
+      }
     }
-    return updateEntry<RoutesInput>(this.store, keys.routes(service), withSplit);
+  }
+
+  /**
+   * Writes `key` after `judge` accepted it against the stored `other` entry, in one store
+   * transaction with a check that `other` is still at the revision judged; when another
+   * writer changed it in between, judges again on the new state and retries (a few times).
+   * A conflict on `key` itself (the caller's `condition`) is thrown as it is.
+   */
+  private async putJudged(key: string, value: unknown, condition: WriteCondition | undefined, other: string, judge: (other: StoreEntry | undefined) => Promise<void>): Promise<StoreEntry> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.store.get(other);
+      await judge(current);
+      try {
+        const ops: StoreOp[] = [{ op: 'put', key, value, ...(condition ? { condition } : {}) }, { op: 'check', key: other, revision: current?.revision ?? 0 }];
+        return (await this.store.transaction(ops))[0]!;
+      } catch (err) {
+        if (!(err instanceof StoreConflictError) || err.key !== other || attempt >= JUDGED_ATTEMPTS) throw err;
+      }
+    }
   }
 
   getIntentions(): Promise<StoreEntry | undefined> {
@@ -239,8 +273,8 @@ export class MeshConfig {
    * routes already miss (its last instance left, say) is the routes' problem, and must not
    * lock the policy until someone edits them.
    */
-  private async checkPolicyChange(service: string, nextDeclared: readonly string[]): Promise<void> {
-    const stored = routesBody.safeParse((await this.store.get(keys.routes(service)))?.value);
+  private async checkPolicyChange(service: string, nextDeclared: readonly string[], routes: StoreEntry | undefined): Promise<void> {
+    const stored = routesBody.safeParse(routes?.value);
     // No routes (or none that pass the schema): nothing the change could break.
     if (!stored.success) return;
     const knownNow = this.knownSubsets(service, await this.declaredSubsets(service));

@@ -104,7 +104,11 @@ export class ConsulStore implements ConfigStore {
     } catch (err) {
       // Consul rolls the whole transaction back and answers 409 when a check or cas fails.
       if (consulStatus(err) === 409) throw (await this.conflictAmong(ops)) ?? err;
-      if (consulStatus(err) === 413) throw new StoreLimitError(`${tooLarge(err, 'this transaction')}; apply the file in parts`);
+      if (consulStatus(err) === 413) {
+        // One value (a single PUT, checked against another key) or a whole apply file.
+        const puts = ops.filter((op) => op.op === 'put');
+        throw new StoreLimitError(puts.length === 1 ? tooLarge(err, `the value of ${puts[0]!.key}`) : `${tooLarge(err, 'this transaction')}; apply the file in parts`);
+      }
       throw err;
     }
     const written = new Map(results.map((r) => [r.KV.Key, r.KV.ModifyIndex]));
