@@ -61,3 +61,27 @@ describe('stored canary rollouts', () => {
     expect((await store.get('canaries/payments'))?.value).toMatchObject({ status: 'succeeded' });
   });
 });
+
+describe('a rollout whose split cannot be restored', () => {
+  it('still ends (aborted, saying why), instead of staying running with no loop', async () => {
+    const store = await FileStore.open(tempDir());
+    const running = state('catalog', { status: 'running', step: 0, weight: 50, endedAt: undefined });
+    delete (running as { endedAt?: string }).endedAt;
+    await store.put('canaries/catalog', { ...running, spec: { ...running.spec, interval: 3_600_000 } });
+    // The split is refused, as after an apply that dropped the rollout's `from` subset.
+    const c = new CanaryController({
+      store,
+      setSplit: () => Promise.reject(new Error('unknown subset "v1" of catalog')),
+      measure: () => { throw new Error('no measurement expected'); },
+      logger: createLogger('test', 'silent'),
+    });
+    await c.load();
+    await c.resume();
+    const ended = await c.abort('catalog');
+    expect(ended).toMatchObject({ status: 'aborted' });
+    expect(ended!.reason).toMatch(/aborted by an operator; the split could not be restored to v1=100 \(unknown subset "v1" of catalog\)/);
+    expect(c.get('catalog')!.status).toBe('aborted');
+    expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'aborted' });
+    expect(await c.abort('catalog')).toBeUndefined();
+  });
+});

@@ -216,12 +216,22 @@ export class CanaryController {
     }
   }
 
-  /** Ends a rollout that did not complete: the split goes back to `from`=100. */
+  /**
+   * Ends a rollout that did not complete: the split goes back to `from`=100. It ends even when
+   * that split is refused (someone replaced the service's policy meanwhile, dropping `from`):
+   * a rollout left "running" with no loop could be neither aborted nor replaced cleanly.
+   */
   private async finish(state: CanaryState, status: 'rolled-back' | 'aborted', reason: string): Promise<CanaryState> {
     this.deps.logger.warn({ service: state.service, status, reason }, 'canary rollout ended; restoring the split');
-    await this.deps.setSplit(state.service, { [state.spec.from]: 100 });
+    let restore = '';
+    try {
+      await this.deps.setSplit(state.service, { [state.spec.from]: 100 });
+    } catch (err) {
+      restore = `; the split could not be restored to ${state.spec.from}=100 (${(err as Error).message}), so the routes stay as they are`;
+      this.deps.logger.error({ service: state.service, err }, 'canary rollout ended without restoring the split');
+    }
     const at = new Date().toISOString();
-    const ended: CanaryState = { ...state, status, reason, weight: 0, updatedAt: at, endedAt: at };
+    const ended: CanaryState = { ...state, status, reason: reason + restore, weight: 0, updatedAt: at, endedAt: at };
     await this.save(ended);
     return ended;
   }
