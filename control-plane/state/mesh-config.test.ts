@@ -159,3 +159,23 @@ describe('MeshConfig single writes against a concurrent writer of the other key'
     expect((await store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 100 } }]);
   });
 });
+
+describe('concurrent writers', () => {
+  it('all get through when they collide (each retry waits a jittered backoff), instead of most coming back 412', async () => {
+    const store = await FileStore.open(tempDir());
+    const config = new MeshConfig(store, new StreamRegistry(1_000));
+    const file = { services: { catalog: { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } } }, routes: { catalog: [{ split: { v1: 90, v2: 10 } }] } };
+    await config.apply(file);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 12 }, () => config.apply(file)),
+      ...Array.from({ length: 6 }, (_, i) => config.setSplit('catalog', { v1: 100 - i, v2: i })),
+    ]);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+  });
+
+  it('an apply with nothing in it is refused, as the CLI refuses an empty file', async () => {
+    const config = new MeshConfig(await FileStore.open(tempDir()), new StreamRegistry(1_000));
+    await expect(config.apply({})).rejects.toThrow(/nothing to apply/);
+    await expect(config.checkApply({})).rejects.toThrow(/nothing to apply/);
+  });
+});

@@ -10,7 +10,7 @@ import type { ZodTypeAny } from 'zod';
 import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
-import { StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
+import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import {
   applyDocuments,
@@ -40,9 +40,9 @@ export interface ApplyPlan {
 }
 
 /** How often `apply` re-reads and re-judges a file when another writer changed what it read. */
-const APPLY_ATTEMPTS = 5;
+const APPLY_ATTEMPTS = 10;
 /** How often a single write judged against another key is judged again when that key keeps changing. */
-const JUDGED_ATTEMPTS = 5;
+const JUDGED_ATTEMPTS = 10;
 
 export class MeshConfig {
   private readonly checked = new Map<string, { revision: number; problems: string[] }>();
@@ -148,6 +148,7 @@ export class MeshConfig {
         const retry = err instanceof StoreConflictError && (err.key === keys.policy(service) || condition === undefined);
         if (!retry || attempt >= JUDGED_ATTEMPTS) throw err;
       }
+      await conflictBackoff(attempt);
     }
   }
 
@@ -167,6 +168,7 @@ export class MeshConfig {
       } catch (err) {
         if (!(err instanceof StoreConflictError) || err.key !== other || attempt >= JUDGED_ATTEMPTS) throw err;
       }
+      await conflictBackoff(attempt);
     }
   }
 
@@ -191,6 +193,7 @@ export class MeshConfig {
    */
   async checkApply(body: unknown): Promise<ApplyPlan> {
     const file = validate(applyDocuments, body);
+    if (file.services === undefined && file.routes === undefined && file.intentions === undefined) throw new ConfigError(['nothing to apply: expected services, routes or intentions']);
     // Stored as sent, so durations stay as the operator wrote them.
     const raw = body as { services?: Record<string, unknown>; routes?: Record<string, unknown>; intentions?: unknown };
     const services = [...new Set([...Object.keys(file.services ?? {}), ...Object.keys(file.routes ?? {})])];
@@ -250,6 +253,7 @@ export class MeshConfig {
       } catch (err) {
         if (!(err instanceof StoreConflictError) || attempt >= APPLY_ATTEMPTS) throw err;
       }
+      await conflictBackoff(attempt);
     }
   }
 

@@ -73,6 +73,15 @@ export function checkTransaction(ops: readonly StoreOp[]): void {
   }
 }
 
+/**
+ * Waits before the next try of a write that lost a check-and-set race: a random delay that
+ * doubles per try (full jitter, up to 10, 20, 40… ms), so writers that collided do not
+ * collide again in lockstep and all but one come back refused (412).
+ */
+export function conflictBackoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** Math.min(attempt - 1, 6)));
+}
+
 /** Read-modify-write with check-and-set, retried when another writer got in between. */
 export async function updateEntry<T>(
   store: ConfigStore,
@@ -88,5 +97,6 @@ export async function updateEntry<T>(
     } catch (err) {
       if (!(err instanceof StoreConflictError) || i >= attempts - 1) throw err;
     }
+    await conflictBackoff(i + 1);
   }
 }
