@@ -86,29 +86,23 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     ex.res.emit('close');
   };
 
-  /** The endpoint failed before a final answer: the client gets a sidecar-made one and the connection closes. */
-  const failEarly = (why: string): void => {
-    const connected = state !== State.Connecting;
+  /** No final answer came from the endpoint: the client gets a sidecar-made one, the endpoint's outcome is a failure, and both connections close. */
+  const answerForEndpoint = (status: 503 | 504, reason: 'retries-exhausted' | 'upstream-connect-failure' | 'timeout', why: string): void => {
     state = State.Done;
     outcome(true);
     upstream.destroy();
-    // Once the request went out it may have been acted on; `upstream-connect-failure` would say it was not.
-    const reason = connected ? 'retries-exhausted' : 'upstream-connect-failure';
-    socketReply(client, 503, 'Service Unavailable', reason, why);
-    ex.finish(503);
+    socketReply(client, status, status === 504 ? 'Gateway Timeout' : 'Service Unavailable', reason, why);
+    ex.finish(status);
     release();
   };
+
+  /** The endpoint failed before a final answer. Once the request went out it may have been acted on; `upstream-connect-failure` would say it was not. */
+  const failEarly = (why: string): void => answerForEndpoint(503, state === State.Connecting ? 'upstream-connect-failure' : 'retries-exhausted', why);
 
   /** The route's timeout passed before the endpoint's answer head. */
   const timedOut = (): void => {
     timer = null;
-    if (state !== State.Connecting && state !== State.Waiting) return;
-    state = State.Done;
-    if (outlier !== null) outlier.record(endpointKey, true);
-    upstream.destroy();
-    socketReply(client, 504, 'Gateway Timeout', 'timeout', `${ex.destination} did not answer the upgrade within ${timeoutMs} ms`);
-    ex.finish(504);
-    release();
+    if (state === State.Connecting || state === State.Waiting) answerForEndpoint(504, 'timeout', `${ex.destination} did not answer the upgrade within ${timeoutMs} ms`);
   };
   if (timeoutMs > 0) timer = setTimeout(timedOut, timeoutMs);
 
