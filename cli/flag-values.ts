@@ -19,7 +19,14 @@ export function parseDurationFlag(value: string): number {
 /** A size flag ("64KiB", "10MiB", plain bytes) in bytes. */
 export function parseSizeFlag(value: string): number {
   const bytes = parseSize(value);
-  if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 10MiB, or 0 for no limit)`);
+  if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 64KiB, 10MiB, 1GB or plain bytes)`);
+  return bytes;
+}
+
+/** A size flag that must be above zero (a limit of nothing would refuse every request). */
+export function parsePositiveSizeFlag(value: string): number {
+  const bytes = parseSizeFlag(value);
+  if (bytes === 0) throw new InvalidArgumentError(`must be more than 0 bytes (got ${value})`);
   return bytes;
 }
 

@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseConsulAddress, parseDurationFlag, parseTrustDomain } from '../flag-values.js';
+import { Command, Option } from 'commander';
+import { parseConsulAddress, parseDurationFlag, parsePositiveSizeFlag, parseTrustDomain } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -10,13 +10,6 @@ import { parsePort } from './sidecar.js';
 function opt(flags: string, description: string): Option {
   const long = /--([a-z-]+)/.exec(flags)![1]!;
   return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
-}
-
-function parseBytes(value: string): number {
-  const m = /^(\d+)(k|ki|kib|m|mi|mib)?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 1MiB or 65536)`);
-  const unit = (m[2] ?? '').toLowerCase();
-  return Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -44,7 +37,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered').argParser(parseDurationFlag).default(30_000, '30s'))
     .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot').argParser(parseDurationFlag).default(5, '5ms'))
-    .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parseBytes).default(1024 * 1024, '1MiB'))
+    .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parsePositiveSizeFlag).default(1024 * 1024, '1MiB'))
     .addOption(opt('--keepalive <duration>', 'ping interval on sidecar streams; a peer that does not answer within min(5s, interval) is dropped').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))
     .addOption(opt('--inject-image <image>', 'webhook: sidecar image').default(DEFAULT_INJECT_OPTIONS.image))

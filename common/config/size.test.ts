@@ -10,6 +10,12 @@ describe('parseSize', () => {
     expect(parseSize('0')).toBe(0);
   });
 
+  it('reads a bare or Kubernetes-style prefix as binary, as nginx and Kubernetes do', () => {
+    expect(parseSize('512k')).toBe(512 * 1024);
+    expect(parseSize('1Mi')).toBe(1024 * 1024);
+    expect(parseSize('2G')).toBe(2 * 1024 ** 3);
+  });
+
   it('refuses what is not a size', () => {
     for (const bad of ['', 'ten', '1.5MiB', '-1', '10 parsecs']) expect(parseSize(bad), bad).toBeUndefined();
   });

@@ -1,8 +1,23 @@
 /**
  * Sizes in flags and config are written with a unit ("64KiB", "10MiB", "1GB") or as plain
- * bytes, and carried as bytes inside the process.
+ * bytes, and carried as bytes inside the process. A bare or Kubernetes-style prefix ("512k",
+ * "1Mi") is binary, as nginx and Kubernetes read it.
  */
-const UNIT_BYTES: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
+const KI = 1024;
+const UNIT_BYTES: Record<string, number> = {
+  '': 1,
+  b: 1,
+  ...binary('k', KI),
+  ...binary('m', KI ** 2),
+  ...binary('g', KI ** 3),
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+function binary(prefix: string, bytes: number): Record<string, number> {
+  return { [prefix]: bytes, [`${prefix}i`]: bytes, [`${prefix}ib`]: bytes };
+}
 const SIZE = /^(\d+)\s*([a-z]*)$/i;
 
 /** Parses a size to bytes; undefined when it is not one. */

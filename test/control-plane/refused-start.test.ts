@@ -2,7 +2,7 @@
  * Starts a real control plane must refuse, with a message that says what to do: a data dir
  * another control plane owns (exit 1, naming the dir and the holder's pid; a holder killed
  * with SIGKILL does not block the next start), a trust domain outside the SPIFFE rule
- * (exit 2, before anything is written) and hand-corrupted store entries, of the mesh config
+ * or a `--max-body` of nothing (exit 2, before anything is written) and hand-corrupted store entries, of the mesh config
  * or of bootstrap tokens and canary rollouts (exit 1, naming each key, the store left as it was).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -52,6 +52,19 @@ describe('refused starts', () => {
     expect(cp.code).toBe(2);
     expect(cp.output()).toContain('"Bad Domain!/x" is not a SPIFFE trust domain: use lowercase letters, digits, dots, dashes and underscores');
     expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('refuses a --max-body of nothing or of no size as a usage error, before touching the data dir', async () => {
+    for (const [value, message] of [
+      ['0', 'must be more than 0 bytes (got 0)'],
+      ['1.5MiB', 'not a size: 1.5MiB (use e.g. 64KiB, 10MiB, 1GB or plain bytes)'],
+    ] as const) {
+      const dataDir = join(tempDir('skein-cp-'), 'never-created');
+      const cp = await refusedStart(`--max-body ${value}`, dataDir, ['--max-body', value]);
+      expect(cp.code, value).toBe(2);
+      expect(cp.output()).toContain(message);
+      expect(existsSync(dataDir)).toBe(false);
+    }
   });
 
   it('refuses a hand-corrupted store entry, naming the key, and changes nothing', async () => {
