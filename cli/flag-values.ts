@@ -30,10 +30,17 @@ export function parsePositiveSizeFlag(value: string): number {
   return bytes;
 }
 
+/** `HOST:PORT` or `[v6]:PORT`, with a port from 1 to 65535. */
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
+
+function isHostPort(value: string): boolean {
+  const port = Number(HOST_PORT.exec(value)?.[1] ?? 0);
+  return port >= 1 && port <= 65535;
+}
+
 /** `HOST:PORT` (or `[v6]:PORT`) of a gRPC target: one without a port would be retried forever. */
 export function parseHostPort(value: string): string {
-  const port = /^(?:\[[^\]]+\]|[^:\s/]+):(\d{1,5})$/.exec(value)?.[1];
-  if (port === undefined || Number(port) < 1 || Number(port) > 65535) throw new InvalidArgumentError(`expected HOST:PORT, e.g. 127.0.0.1:15012 (got ${JSON.stringify(value)})`);
+  if (!isHostPort(value)) throw new InvalidArgumentError(`expected HOST:PORT, e.g. 127.0.0.1:15012 (got ${JSON.stringify(value)})`);
   return value;
 }
 
@@ -60,13 +67,11 @@ export function parseServiceName(value: string): string {
   return value;
 }
 
-const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
-
 /** An admin API address: an http(s) URL, or HOST:PORT for http://HOST:PORT (the form `skein sidecar --control-plane` takes). */
 export function parseAdminUrl(value: string): string {
   const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
   const url = URL.parse(hasScheme ? value : `http://${value}`);
-  if (!url || (hasScheme ? !/^https?:$/.test(url.protocol) || !url.hostname : !HOST_PORT.test(value))) {
+  if (!url || (hasScheme ? !/^https?:$/.test(url.protocol) || !url.hostname : !isHostPort(value))) {
     throw new InvalidArgumentError(`expected an admin API URL such as http://127.0.0.1:15080 (or HOST:PORT), got ${value}`);
   }
   return url.href.replace(/\/+$/, '');

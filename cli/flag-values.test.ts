@@ -1,0 +1,24 @@
+import { InvalidArgumentError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { parseAdminUrl, parseHostPort } from './flag-values.js';
+
+describe('HOST:PORT flags', () => {
+  it('take a name, an IPv4 or a bracketed IPv6 address with a port from 1 to 65535', () => {
+    for (const ok of ['127.0.0.1:15012', 'control-plane:15012', 'skein_cp:1', '[::1]:65535']) {
+      expect(parseHostPort(ok), ok).toBe(ok);
+      expect(parseAdminUrl(ok), ok).toBe(`http://${ok}`);
+    }
+  });
+
+  it('refuse a missing, zero or too large port, and a path', () => {
+    for (const bad of ['127.0.0.1', 'cp:0', 'cp:65536', 'cp:15012/x', ':15012', '::1:15012']) {
+      expect(() => parseHostPort(bad), bad).toThrow(InvalidArgumentError);
+      expect(() => parseAdminUrl(bad), bad).toThrow(InvalidArgumentError);
+    }
+  });
+
+  it('admin URLs may also be http(s) URLs, without a trailing slash', () => {
+    expect(parseAdminUrl('https://cp.example:8443/')).toBe('https://cp.example:8443');
+    expect(() => parseAdminUrl('ftp://cp:21')).toThrow(InvalidArgumentError);
+  });
+});
