@@ -744,7 +744,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.bodyChunks = null;
     if (this.upgradeSocket !== null) {
       const code = status ?? REASONS[reason].status;
-      socketReply(this.upgradeSocket, code, 'Error', reason, detail);
+      socketReply(this.upgradeSocket, code, reason, detail);
       this.finish(code);
       this.res.emit('close');
       return;

@@ -60,14 +60,14 @@ function answerParseError(err: Error & { code?: string }, socket: Socket): numbe
     return 0;
   }
   if (err.code === 'HPE_HEADER_OVERFLOW') {
-    socketReply(socket, 431, 'Request Header Fields Too Large', 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`);
+    socketReply(socket, 431, 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`);
     return 431;
   }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    socketReply(socket, 408, 'Request Timeout', 'bad-request', 'request headers not received in time');
+    socketReply(socket, 408, 'bad-request', 'request headers not received in time');
     return 408;
   }
-  socketReply(socket, 400, 'Bad Request', 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
+  socketReply(socket, 400, 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
   return 400;
 }
 

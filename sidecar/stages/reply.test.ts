@@ -10,8 +10,25 @@ afterEach(async () => {
 });
 
 describe('socketReply', () => {
+  it('writes the standard reason phrase in the status line, whatever the x-skein-reason', async () => {
+    const statuses = [404, 403, 503, 504, 431];
+    let next = 0;
+    server = createServer((socket) => socketReply(socket, statuses[next++]!, 'no-route'));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const lines: string[] = [];
+    for (const _ of statuses) {
+      const client = connect({ port, host: '127.0.0.1' });
+      let answer = '';
+      client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      await new Promise((resolve) => client.on('close', resolve));
+      lines.push(answer.slice(0, answer.indexOf('\r\n')));
+    }
+    expect(lines).toEqual(['HTTP/1.1 404 Not Found', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 503 Service Unavailable', 'HTTP/1.1 504 Gateway Timeout', 'HTTP/1.1 431 Request Header Fields Too Large']);
+  });
+
   it('answers, then cuts a client that keeps trickling bytes after 5 s instead of reading from it for ever', async () => {
-    server = createServer((socket) => socketReply(socket, 400, 'Bad Request', 'bad-request', 'test'));
+    server = createServer((socket) => socketReply(socket, 400, 'bad-request', 'test'));
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     const client: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });

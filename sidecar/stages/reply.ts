@@ -4,6 +4,7 @@
  * application/grpc) get a trailers-only answer instead: HTTP 200 with `grpc-status` and
  * `grpc-message` in the headers, which is how gRPC reports errors before any message.
  */
+import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { REASONS, type Reason } from '../../common/errors.js';
@@ -37,15 +38,15 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   return status;
 }
 
-/** The same on a raw socket (parse errors, refused upgrades), closing the connection after it. */
-export function socketReply(socket: Socket, status: number, statusText: string, reason: Reason, detail?: string): void {
+/** The same on a raw socket (parse errors, refused upgrades), closing the connection after it; the status line has the standard reason phrase, as OutgoingBase.writeHead writes it. */
+export function socketReply(socket: Socket, status: number, reason: Reason, detail?: string): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = `${detail ?? REASONS[reason].message}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${statusText}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   linger(socket);
 }

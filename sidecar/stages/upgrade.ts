@@ -91,7 +91,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     state = State.Done;
     outcome(true);
     upstream.destroy();
-    socketReply(client, status, status === 504 ? 'Gateway Timeout' : 'Service Unavailable', reason, why);
+    socketReply(client, status, reason, why);
     ex.finish(status);
     release();
   };

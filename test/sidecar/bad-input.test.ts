@@ -165,6 +165,13 @@ describe('bad input and upstream faults', () => {
     expect(answer).toMatch(/HPE_CR_EXPECTED/);
   });
 
+  it('answers on the raw socket with the standard reason phrase: an upgrade to an unknown service, a parse error', async () => {
+    const upgrade = await rawExchange(sc.outboundPort, 'GET /ws HTTP/1.1\r\nHost: who-knows\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    expect(upgrade).toMatch(/^HTTP\/1.1 404 Not Found\r\n/);
+    expect(upgrade).toMatch(/x-skein-reason: no-route/);
+    expect(await rawExchange(sc.outboundPort, 'NOT HTTP\r\n\r\n')).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+  });
+
   it('sends 100 Continue only when the request goes on: a request refused first gets no 100 and its connection closes', async () => {
     const head = (host: string) => `POST /upload HTTP/1.1\r\nHost: ${host}\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n`;
     const refused = await expectContinueExchange(sc.outboundPort, head('who-knows'), 'hello');
