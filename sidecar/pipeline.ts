@@ -17,7 +17,7 @@ import { matchRoute, pickSplit } from '../common/routing/index.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
-import { absoluteAuthority, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
+import { absoluteAuthority, hostIndex, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { BodyTooLargeError } from './http1/incoming.js';
 import { normaliseTarget } from '../common/http/request-target.js';
@@ -70,7 +70,9 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   if (service === undefined) {
     if (ex.authority === '') {
       ex.edge = ctx.mesh.unroutedEdge(undefined);
-      ex.reply('bad-request', 'no Host header and no absolute-form target: cannot tell the destination service');
+      // An empty Host is well-formed (RFC 9112 §3.2 has clients send one for a target without authority) but names no service either.
+      const host = hostIndex(ex.headers) < 0 ? 'no Host header' : 'an empty Host header';
+      ex.reply('bad-request', `${host} and no absolute-form target: cannot tell the destination service`);
       return undefined;
     }
     service = serviceFromAuthority(ex.authority);

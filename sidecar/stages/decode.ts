@@ -48,14 +48,18 @@ export function pathOf(url: string): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
-/** Sets Host in a flat `[name, value, ...]` list: the one there is replaced, or one added. */
-export function setHost(headers: string[], value: string): void {
+/** Where the Host value sits in a flat `[name, value, ...]` list, or -1 without one. */
+export function hostIndex(headers: readonly string[]): number {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      headers[i + 1] = value;
-      return;
-    }
+    if (name.length === 4 && name.toLowerCase() === 'host') return i + 1;
   }
-  headers.push('host', value);
+  return -1;
+}
+
+/** Sets Host in a flat `[name, value, ...]` list: the one there is replaced, or one added. */
+export function setHost(headers: string[], value: string): void {
+  const at = hostIndex(headers);
+  if (at < 0) headers.push('host', value);
+  else headers[at] = value;
 }

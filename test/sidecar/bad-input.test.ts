@@ -83,6 +83,12 @@ describe('bad input and upstream faults', () => {
     const noHost = await rawExchange(sc.outboundPort, 'GET / HTTP/1.0\r\n\r\n');
     expect(noHost).toMatch(/^HTTP\/1.1 400/);
     expect(noHost).toMatch(/x-skein-reason: bad-request/);
+    expect(noHost).toMatch(/\r\n\r\nno Host header and no absolute-form target/);
+    // Sent, but empty: well-formed, yet it names no service; the answer says which it was.
+    const emptyHost = await rawExchange(sc.outboundPort, 'GET / HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n');
+    expect(emptyHost).toMatch(/^HTTP\/1.1 400/);
+    expect(emptyHost).toMatch(/x-skein-reason: bad-request/);
+    expect(emptyHost).toMatch(/\r\n\r\nan empty Host header and no absolute-form target/);
 
     const unknown = await get(agent, `${sc.outboundUrl}/`, { host: 'who-knows' });
     expect(unknown.status).toBe(404);
@@ -97,7 +103,7 @@ describe('bad input and upstream faults', () => {
     const s = await scrape(sc);
     expect(metric(s, 'skein_malformed_requests_total', { direction: 'outbound', code: '400' })).toBe(2);
     expect(metric(s, 'skein_malformed_requests_total', { direction: 'outbound', code: '431' })).toBe(1);
-    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '400' })).toBe(1);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '400' })).toBe(2);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'unknown', code: '404' })).toBe(1);
     expect([...s.keys()].some((k) => k.includes('who-knows'))).toBe(false);
   });
