@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from './chunked.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
-import { checkLineEnds, parseRequestHead } from './request-head.js';
+import { blankLinesAt, checkLineEnds, parseRequestHead } from './request-head.js';
 import { isValidAuthority, normaliseTarget } from '../../common/http/request-target.js';
 import { parseResponseHead } from './response-head.js';
 
@@ -125,6 +125,17 @@ describe('request targets', () => {
     }
     expect(parseRequestHead('GET / HTTP/1.0').rawHeaders).toEqual([]);
     expect(parseRequestHead('GET http://catalog/x HTTP/1.1').target).toBe('http://catalog/x');
+  });
+
+  it('measures the empty lines (CRLF) before a request line, refusing one ended by a bare LF', () => {
+    const at = (text: string) => blankLinesAt(Buffer.from(text, 'latin1'));
+    expect(at('GET / HTTP/1.1')).toBe(0);
+    expect(at('\r\nGET /')).toBe(2);
+    expect(at('\r\n\r\n\r\nGET /')).toBe(6);
+    expect(at('\r\n\r')).toBe(2);
+    expect(at('\r\n')).toBe(2);
+    expect(at('')).toBe(0);
+    for (const text of ['\nGET /', '\r\n\nGET /', '\r\n\n']) expect(() => at(text), JSON.stringify(text)).toThrow(expect.objectContaining({ code: 'HPE_CR_EXPECTED' }));
   });
 
   it('checks line ends of a head arriving byte by byte as it would whole, scanning only the new bytes', () => {

@@ -83,10 +83,26 @@ export function parseRequestHead(text: string): RequestHead {
 export function checkLineEnds(buf: Buffer, checked = 0): number {
   const from = Math.max(0, checked - 1);
   for (let lf = buf.indexOf(10, from); lf >= 0; lf = buf.indexOf(10, lf + 1)) {
-    if (lf === 0 || buf[lf - 1] !== 13) throw new HttpParseError('HPE_CR_EXPECTED', 'a line ended by a bare LF (CRLF expected)');
+    if (lf === 0 || buf[lf - 1] !== 13) throw bareLf();
   }
   for (let cr = buf.indexOf(13, from); cr >= 0 && cr + 1 < buf.length; cr = buf.indexOf(13, cr + 1)) {
     if (buf[cr + 1] !== 10) throw new HttpParseError('HPE_LF_EXPECTED', 'a bare CR in the head (CRLF expected)');
   }
   return buf.length;
+}
+
+/**
+ * How many bytes of empty lines (CRLF) `buf` starts with: RFC 9112 §2.2 has a server ignore
+ * them before a request line (some clients send one after a POST body). An empty line ended
+ * by a bare LF is refused, as any bare LF is (checkLineEnds).
+ */
+export function blankLinesAt(buf: Buffer): number {
+  let i = 0;
+  while (buf[i] === 13 && buf[i + 1] === 10) i += 2;
+  if (buf[i] === 10) throw bareLf();
+  return i;
+}
+
+function bareLf(): HttpParseError {
+  return new HttpParseError('HPE_CR_EXPECTED', 'a line ended by a bare LF (CRLF expected)');
 }

@@ -236,6 +236,39 @@ describe('Http1Server', () => {
     expect(f.errors.map((e) => e.code)).toEqual(['HPE_CR_EXPECTED', 'HPE_CR_EXPECTED', 'HPE_LF_EXPECTED']);
   });
 
+  it('ignores empty lines before a request line (RFC 9112 §2.2): first, pipelined after a body, split, or alone while idle', async () => {
+    const f = await serve(echo);
+    expect(await exchange(f.port, '\r\n\r\nGET /first HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1.1 200 OK[\s\S]*GET \/first $/);
+    // The extra CRLF some clients send after a POST body, then the next request on the connection.
+    const pipelined = await exchange(f.port, 'POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\nPOST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nho\r\n0\r\n\r\n\r\n\r\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n', /GET \/c $/);
+    expect(pipelined.match(/POST \/a hi|POST \/b ho|GET \/c /g)).toEqual(['POST /a hi', 'POST /b ho', 'GET /c ']);
+    // In pieces: a CR alone, its LF with the next CR, then the rest; and a CRLF alone on an idle connection.
+    const socket = connect({ port: f.port, host: '127.0.0.1' });
+    cleanups.push(() => socket.destroy());
+    socket.setEncoding('latin1');
+    let data = '';
+    socket.on('data', (d: string) => (data += d));
+    for (const piece of ['\r', '\n\r', '\nGET /split HTTP/1.1\r\nHost: a\r\n\r\n', '\r\n', 'GET /later HTTP/1.1\r\nHost: a\r\n\r\n']) {
+      socket.write(piece);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await waitUntil(() => data.includes('GET /later'));
+    expect(data.match(/GET \/\w+/g)).toEqual(['GET /split', 'GET /later']);
+    expect(f.errors).toEqual([]);
+  });
+
+  it('still refuses an empty line ended by a bare LF, and counts empty lines toward the head limit', async () => {
+    const f = await serve(echo);
+    expect(await exchange(f.port, '\nGET / HTTP/1.1\r\nHost: a\r\n\r\n')).toMatch(/x-code: HPE_CR_EXPECTED/);
+    expect(await exchange(f.port, '\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n')).toMatch(/x-code: HPE_CR_EXPECTED/);
+    // 1024 bytes here: 400 empty lines and a 300-byte head are past it, either alone is not.
+    const head = `GET / HTTP/1.1\r\nHost: a\r\nx-pad: ${'p'.repeat(260)}\r\n\r\n`;
+    expect(await exchange(f.port, `${'\r\n'.repeat(100)}${head}`, /GET \/ $/)).toMatch(/^HTTP\/1.1 200 OK/);
+    expect(await exchange(f.port, `${'\r\n'.repeat(400)}${head}`)).toMatch(/x-code: HPE_HEADER_OVERFLOW/);
+    expect(await exchange(f.port, '\r\n'.repeat(600))).toMatch(/x-code: HPE_HEADER_OVERFLOW/);
+    expect(f.errors.map((e) => e.code)).toEqual(['HPE_CR_EXPECTED', 'HPE_CR_EXPECTED', 'HPE_HEADER_OVERFLOW', 'HPE_HEADER_OVERFLOW']);
+  });
+
   describe('a request body that stops moving for the head limit (1 s here; the sweep runs each second)', () => {
     /** Answers a failed request body with the error's class, status and message; reads the body unless told not to. */
     const answerFailure = (read: boolean) => (req: IncomingRequest, res: OutgoingResponse) => {

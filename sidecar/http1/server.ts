@@ -12,7 +12,8 @@
  * it), `Expect: 100-continue` answered when the body is first read (see readMore), upgrades
  * (without a body) handed over with the bytes read past the head, a body the handler never
  * read drained before the next request, a 60 s limit on receiving a head and a 65 s idle
- * limit (checked by one sweep a second, not a timer per request). Parse errors go to
+ * limit (checked by one sweep a second, not a timer per request), empty lines (CRLF) before a
+ * request line ignored (RFC 9112 §2.2; up to the head limit). Parse errors go to
  * `clientError` with llhttp's codes; the connection then closes.
  *
  * A request body is the client's to send and the handler's to read: when nothing of it moves
@@ -26,7 +27,7 @@ import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
-import { checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
+import { blankLinesAt, checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
 
 export interface Http1Handlers {
   request(req: IncomingRequest, res: OutgoingResponse): void;
@@ -141,6 +142,8 @@ class Http1Connection implements BodySource, ChunkSink {
   private processing = false;
   /** How much of the head buffered so far was already searched and checked (readHead), so a head in many pieces costs one pass. */
   private headChecked = 0;
+  /** Empty lines skipped before the head being read: dropped, but counted toward the head limit, so endless ones end in a 431. */
+  private blankBytes = 0;
   /** Closed after an answer while the client may still send: what comes is dropped, for at most headersTimeoutMs. */
   private lingering = false;
   /**
@@ -199,17 +202,26 @@ class Http1Connection implements BodySource, ChunkSink {
 
   /** Reads one head if it is all here; false when more input is needed. */
   private readHead(): boolean {
-    const buf = this.buffered!;
+    let buf = this.buffered!;
     const max = this.server.options.maxHeaderBytes;
+    const blank = blankLinesAt(buf);
+    if (blank > 0) {
+      this.blankBytes += blank;
+      this.headChecked = Math.max(0, this.headChecked - blank);
+      buf = buf.subarray(blank);
+      // Nothing but empty lines: the connection waits for a request as if they had not come.
+      this.buffered = buf.length === 0 ? null : buf;
+    }
     // The blank line may straddle the last piece: search from three bytes back.
     const end = buf.indexOf(CRLFCRLF, Math.max(0, this.headChecked - 3));
     if (end < 0) {
-      if (buf.length > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
+      if (this.blankBytes + buf.length > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
       this.headChecked = checkLineEnds(buf, this.headChecked);
       return false;
     }
     this.headChecked = 0;
-    if (end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
+    if (this.blankBytes + end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
+    this.blankBytes = 0;
     const head = parseRequestHead(buf.toString('latin1', 0, end));
     this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
     const req = new IncomingRequest(this, this.socket, head.method, head.target, head.rawHeaders, head.minor);

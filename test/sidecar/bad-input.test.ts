@@ -164,6 +164,13 @@ describe('bad input and upstream faults', () => {
     expect(conflicting).toMatch(/x-skein-reason: bad-request/);
   });
 
+  it('ignores empty lines before a request line (RFC 9112 §2.2), but not ones ended by a bare LF', async () => {
+    const answer = await rawExchange(sc.outboundPort, '\r\n\r\nGET /blank-lines HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1.1 200/);
+    expect(answer).toContain('"path":"/blank-lines"');
+    expect(await rawExchange(sc.outboundPort, '\nGET / HTTP/1.1\r\nHost: app\r\n\r\n')).toMatch(/^HTTP\/1.1 400[\s\S]*HPE_CR_EXPECTED/);
+  });
+
   it('answers a head with bare LF line ends 400 at once, not with a 408 a minute later', async () => {
     const answer = await rawExchange(sc.outboundPort, 'GET / HTTP/1.1\nHost: app\n\n', undefined, 2000);
     expect(answer).toMatch(/^HTTP\/1.1 400/);
