@@ -7,8 +7,9 @@
  * listeners by ALPN. The choice is made once per connection.
  *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
- * for headers over 64 KiB, 400 otherwise, both with `x-skein-reason: bad-request`) and only
- * that connection closes.
+ * for headers over 64 KiB, 408 for a head too slow, 501 for a transfer coding other than
+ * chunked, 400 otherwise, all with `x-skein-reason: bad-request`) and only that connection
+ * closes.
  */
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
@@ -16,6 +17,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
+import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN } from './mux/frames.js';
 import { MuxServerSession, type MuxRequestListener } from './mux/server.js';
 import { socketReply } from './stages/reply.js';
@@ -66,6 +68,10 @@ function answerParseError(err: Error & { code?: string }, socket: Socket): numbe
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     socketReply(socket, 408, 'bad-request', 'request headers not received in time');
     return 408;
+  }
+  if (err.code === UNSUPPORTED_TRANSFER_CODING) {
+    socketReply(socket, 501, 'bad-request', `unsupported HTTP request: ${err.message} (${err.code})`);
+    return 501;
   }
   socketReply(socket, 400, 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
   return 400;

@@ -40,7 +40,7 @@ export interface Framing {
   readonly contentLength: number;
   /** The message body is chunked (Transfer-Encoding ends in chunked). */
   readonly chunked: boolean;
-  /** Transfer-Encoding is present but does not end in chunked. */
+  /** Transfer-Encoding is present and is not just `chunked`: it does not end in chunked, or names other codings before it. */
   readonly otherEncoding: boolean;
   /** HTTP/1.1 keeps the connection by default, 1.0 only when asked. */
   readonly keepAlive: boolean;
@@ -110,9 +110,10 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
   let otherEncoding = false;
   if (encoding !== undefined) {
     if (length >= 0) throw new HttpParseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'both content-length and transfer-encoding');
-    const codings = encoding.toLowerCase().split(',');
-    chunked = codings[codings.length - 1]!.trim() === 'chunked';
-    otherEncoding = !chunked;
+    // RFC 9110 §5.6.1: empty list elements are ignored.
+    const codings = encoding.toLowerCase().split(',').map(trimOws).filter((c) => c !== '');
+    chunked = codings[codings.length - 1] === 'chunked';
+    otherEncoding = !chunked || codings.length > 1;
   }
   const keepAlive = minor === 1 ? !listed(connection, 'close') : listed(connection, 'keep-alive');
   const upgrade = hasUpgrade && listed(connection, 'upgrade');

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from './chunked.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
-import { blankLinesAt, checkLineEnds, parseRequestHead } from './request-head.js';
+import { blankLinesAt, checkLineEnds, parseRequestHead, UNSUPPORTED_TRANSFER_CODING } from './request-head.js';
 import { isValidAuthority, normaliseTarget } from '../../common/http/request-target.js';
 import { parseResponseHead } from './response-head.js';
 
@@ -34,7 +34,7 @@ describe('parseRequestHead', () => {
     expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA').upgrade).toBe(false);
     expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: foo/1').upgrade).toBe(false);
     expect(parseRequestHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1').expectContinue).toBe(true);
-    expect(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked').chunked).toBe(true);
+    expect(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked').chunked).toBe(true);
   });
 
   it('refuses what a lenient parser would have to guess at', () => {
@@ -53,6 +53,17 @@ describe('parseRequestHead', () => {
     expect(refusal('GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
     expect(refusal('POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
     expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
+    expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
+  });
+
+  it('takes chunked alone as a transfer coding; other codings before it are not implemented (501, RFC 9112 §6.1), not dropped', () => {
+    for (const te of ['gzip, chunked', 'GZIP,chunked', 'chunked, chunked', 'gzip\r\nTransfer-Encoding: chunked']) {
+      expect(refusal(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}`), te).toBe(UNSUPPORTED_TRANSFER_CODING);
+    }
+    // Case and optional whitespace aside, and empty list elements ignored (RFC 9110 §5.6.1).
+    for (const te of ['chunked', 'Chunked', ' chunked ', ', chunked', 'chunked,']) {
+      expect(parseRequestHead(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}`).chunked, te).toBe(true);
+    }
   });
 });
 

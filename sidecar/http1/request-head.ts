@@ -4,7 +4,8 @@
  * it invites request smuggling. Refused: a malformed request line, versions other than 1.0
  * and 1.1, header names that are not tokens, control characters in values, obs-fold, both
  * Content-Length and Transfer-Encoding, conflicting Content-Lengths (agreeing ones are passed
- * on as one, RFC 9110 §8.6), a Transfer-Encoding that does not end in chunked, CONNECT, a
+ * on as one, RFC 9110 §8.6), a Transfer-Encoding other than just chunked (see
+ * UNSUPPORTED_TRANSFER_CODING), CONNECT, a
  * request target that is not a path, an absolute http:// URL or OPTIONS' `*`
  * (request-target.ts, which also normalises the path), and a missing (HTTP/1.1,
  * origin-form), repeated or invalid Host (RFC 9112 §3.2). Error codes follow llhttp's (what
@@ -30,6 +31,9 @@ export interface RequestHead {
   readonly upgrade: boolean;
   readonly expectContinue: boolean;
 }
+
+/** Code of a request whose Transfer-Encoding ends in chunked but has other codings before it: answered 501 (RFC 9112 §6.1), not 400. */
+export const UNSUPPORTED_TRANSFER_CODING = 'ERR_SKEIN_UNSUPPORTED_TRANSFER_CODING';
 
 /** Neither origin-form (`/…`) nor asterisk-form (`*`): the target names its authority itself. */
 function isAbsoluteForm(target: string): boolean {
@@ -59,7 +63,13 @@ export function parseRequestHead(text: string): RequestHead {
 
   const rawHeaders = parseHeaderLines(text, eol + 2);
   const framing = framingOf(rawHeaders, minor);
-  if (framing.otherEncoding) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding does not end in chunked');
+  if (framing.otherEncoding) {
+    // RFC 9112 §6.3: without a final chunked the body's length cannot be told (400). §6.1: other
+    // codings (gzip, chunked) are not ones the sidecar applies, and dropping them would hand the
+    // app coded bytes it was never told of (501).
+    if (!framing.chunked) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding does not end in chunked');
+    throw new HttpParseError(UNSUPPORTED_TRANSFER_CODING, 'transfer-encoding other than chunked alone is not implemented');
+  }
   const { contentLength, chunked, keepAlive, upgrade, expectContinue, hosts, host } = framing;
   if (hosts !== 1) {
     // RFC 9112 §3.2: one Host, required in HTTP/1.1; an absolute-form target names its authority itself.

@@ -139,7 +139,7 @@ export class SidecarMetrics {
     this.tlsHandshakeFailures = new Counter({ name: 'skein_tls_handshake_failures_total', help: 'Failed mTLS handshakes by reason', labelNames: ['reason'], registers });
     this.malformed = new Counter({
       name: 'skein_malformed_requests_total',
-      help: 'Requests that could not be parsed, answered on the raw connection (400, 408, 431) before any routing',
+      help: 'Requests that could not be parsed, answered on the raw connection (400, 408, 431, 501) before any routing',
       labelNames: ['direction', 'code'],
       registers,
     });

@@ -171,6 +171,19 @@ describe('bad input and upstream faults', () => {
     expect(await rawExchange(sc.outboundPort, '\nGET / HTTP/1.1\r\nHost: app\r\n\r\n')).toMatch(/^HTTP\/1.1 400[\s\S]*HPE_CR_EXPECTED/);
   });
 
+  it('answers a request transfer coding other than chunked 501 and closes (RFC 9112 §6.1), never passing the coded body on', async () => {
+    const before = app.requests.length;
+    const coded = await rawExchange(sc.outboundPort, 'POST /gzipped HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    expect(coded).toMatch(/^HTTP\/1.1 501 Not Implemented\r\n/);
+    expect(coded).toMatch(/x-skein-reason: bad-request/);
+    expect(coded).toMatch(/connection: close/);
+    expect(coded).toMatch(/ERR_SKEIN_UNSUPPORTED_TRANSFER_CODING/);
+    // Without a final chunked the body's length cannot be told: 400, as before (RFC 9112 §6.3).
+    expect(await rawExchange(sc.outboundPort, 'POST /gzipped HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip\r\n\r\nhello')).toMatch(/^HTTP\/1.1 400 [\s\S]*HPE_INVALID_TRANSFER_ENCODING/);
+    expect(app.requests.length).toBe(before);
+    expect(metric(await scrape(sc), 'skein_malformed_requests_total', { direction: 'outbound', code: '501' })).toBe(1);
+  });
+
   it('answers a head with bare LF line ends 400 at once, not with a 408 a minute later', async () => {
     const answer = await rawExchange(sc.outboundPort, 'GET / HTTP/1.1\nHost: app\n\n', undefined, 2000);
     expect(answer).toMatch(/^HTTP\/1.1 400/);
