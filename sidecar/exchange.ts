@@ -522,6 +522,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const headers: Record<string, string> = {};
     for (let i = 0; i < flat.length; i += 2) {
       const name = flat[i]!.toLowerCase();
+      // HTTP/2 has no transfer codings (RFC 9113 §8.2.2), and node refuses the header: the coded body goes on without it, as it always did.
+      if (name === 'transfer-encoding') continue;
       if (this.grpc && (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin')) {
         (this.pendingTrailers ??= {})[name] = flat[i + 1]!;
         if (name === 'grpc-status') this.grpcStatus = Number(flat[i + 1]);

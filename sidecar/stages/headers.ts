@@ -4,7 +4,8 @@
  * lowercase ever), then copied into the flat `[name, value, ...]` list undici sends:
  * hop-by-hop headers (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, TE,
  * Transfer-Encoding, Upgrade, Proxy-*) are dropped, as are the trace headers and
- * `x-skein-attempt`, which this hop writes itself.
+ * `x-skein-attempt`, which this hop writes itself. A response's transfer codings other than
+ * chunked are the exception (see transferCodings).
  */
 /** Response headers as a flat name/value list: Buffers from undici's HTTP/1.1 pools, strings from HTTP/2 upstreams. */
 export type RawHeaders = readonly (Buffer | string)[];
@@ -132,6 +133,11 @@ export function responseHeaders(raw: RawHeaders, out: string[]): number {
         out.push(name, value);
         break;
       }
+      case H.TransferEncoding: {
+        const codings = transferCodings(headerText(raw[i + 1]!));
+        if (codings !== '') out.push(name, codings);
+        break;
+      }
       case H.Connection:
         listed = connectionListed(headerText(raw[i + 1]!));
         break;
@@ -141,4 +147,16 @@ export function responseHeaders(raw: RawHeaders, out: string[]): number {
   }
   if (listed !== undefined) removeHeaders(out, listed);
   return contentLength;
+}
+
+/**
+ * A response's Transfer-Encoding without a final `chunked`, '' when nothing else is left:
+ * chunked is this hop's framing, which the writer sets again, but a coding such as gzip is
+ * the client's to undo (it knows of it from this header only), so it goes on (RFC 9112 §6.1).
+ */
+export function transferCodings(value: string): string {
+  if (value.length === 7 && value.toLowerCase() === 'chunked') return '';
+  const codings = value.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  if (codings.length > 0 && codings[codings.length - 1]!.toLowerCase() === 'chunked') codings.pop();
+  return codings.join(', ');
 }

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestLeaf, type TestUpstream } from '../support/index.js';
@@ -40,6 +41,11 @@ describe('sidecar pair over mTLS, and upgrades', () => {
         res.write('abc');
         res.addTrailers({ 'x-checksum': 'c0ffee' });
         res.end();
+        return;
+      }
+      if (req.url === '/gzip-te') {
+        res.writeHead(200, { 'transfer-encoding': 'gzip, chunked' });
+        res.end(gzipSync('hello, coded'));
         return;
       }
       if (req.url === '/upload') {
@@ -92,6 +98,11 @@ describe('sidecar pair over mTLS, and upgrades', () => {
     }
     const up = await request(`${web.outboundUrl}/upload`, { dispatcher: agent, method: 'POST', headers: { host: 'catalog' }, body: Readable.from(upload()) });
     expect(await up.body.json()).toEqual({ bytes: 48 * 64 * 1024, te: 'chunked' });
+
+    // A transfer coding other than chunked crosses the mux (framed by it) and reaches the caller.
+    const coded = await request(`${web.outboundUrl}/gzip-te`, { dispatcher: agent, headers: { host: 'catalog' } });
+    expect([coded.headers['transfer-encoding']].flat().join(', ').toLowerCase()).toBe('gzip, chunked');
+    expect(gunzipSync(Buffer.from(await coded.body.arrayBuffer())).toString()).toBe('hello, coded');
 
     const trailed = await request(`${web.outboundUrl}/trailers`, { dispatcher: agent, headers: { host: 'catalog' } });
     expect(await trailed.body.text()).toBe('abc');

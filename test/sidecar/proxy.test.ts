@@ -3,6 +3,8 @@
  * "catalog" (inbound) → catalog app, in plain HTTP (mTLS has its own file).
  */
 import { once } from 'node:events';
+import { connect as connectH2 } from 'node:http2';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { get, testAgent } from './http.js';
@@ -29,6 +31,12 @@ describe('sidecar pair: proxying', () => {
             res.end();
           }
         }, 300);
+        return;
+      }
+      if (req.url === '/gzip-te') {
+        // A transfer coding the client must undo; node:http chunks the body after it.
+        res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'gzip, chunked' });
+        res.end(gzipSync('hello, coded'));
         return;
       }
       if (req.method === 'POST') {
@@ -113,6 +121,41 @@ describe('sidecar pair: proxying', () => {
     expect(echoed.equals(big)).toBe(true);
     const small = await get(agent, `${web.outboundUrl}/small`, { host: 'catalog', 'content-type': 'application/json' }, 'POST', '{"a":1}');
     expect(small.text).toBe('{"a":1}');
+  });
+
+  it('relays an answer\'s transfer codings other than chunked (gzip, chunked) over both hops, re-chunked but never dropped', async () => {
+    const { rawExchange } = await import('./http.js');
+    const answer = Buffer.from(await rawExchange(web.outboundPort, 'GET /gzip-te HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n'), 'latin1');
+    const split = answer.indexOf('\r\n\r\n');
+    const head = answer.toString('latin1', 0, split);
+    expect(head).toMatch(/^HTTP\/1.1 200 /);
+    const codings = [...head.matchAll(/\r\ntransfer-encoding: ([^\r]*)/gi)].map((m) => m[1]!.trim().toLowerCase()).join(', ');
+    expect(codings).toBe('gzip, chunked');
+    // De-chunked, the body is still gzip, which the client undoes.
+    const chunks: Buffer[] = [];
+    for (let at = split + 4; ; ) {
+      const eol = answer.indexOf('\r\n', at);
+      const size = parseInt(answer.toString('latin1', at, eol), 16);
+      if (size === 0) break;
+      chunks.push(answer.subarray(eol + 2, eol + 2 + size));
+      at = eol + 2 + size + 2;
+    }
+    expect(gunzipSync(Buffer.concat(chunks)).toString()).toBe('hello, coded');
+  });
+
+  it('still answers an HTTP/2 caller such an answer (HTTP/2 has no transfer codings)', async () => {
+    const session = connectH2(`http://127.0.0.1:${web.outboundPort}`);
+    try {
+      const stream = session.request({ ':path': '/gzip-te', ':authority': 'catalog' });
+      const [headers] = (await once(stream, 'response')) as [Record<string, string>];
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      expect(headers[':status']).toBe(200);
+      expect(headers['transfer-encoding']).toBeUndefined();
+      expect(gunzipSync(Buffer.concat(chunks)).toString()).toBe('hello, coded');
+    } finally {
+      session.close();
+    }
   });
 
   it('delivers a slowly streamed response incrementally', async () => {
