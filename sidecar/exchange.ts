@@ -66,7 +66,16 @@ export interface ProxyResponse extends EventEmitter {
   /** Set by stages/reply.ts on an answer this sidecar makes itself (a mux stream says so to its caller). */
   sidecarMade?: boolean;
   readonly headersSent: boolean;
+  /** Set false while draining: the caller takes no new requests here (HTTP/1.1 `Connection: close`, a mux GOAWAY). */
   shouldKeepAlive: boolean;
+  /**
+   * The request's body will not be read to its end (ClientBodyError): Skein's HTTP/1.1
+   * response closes its connection after the answer, since the rest of the body stands
+   * between it and the next request. Absent where the transport frames each request apart:
+   * a mux stream's end drops the rest of its body and the caller stops sending it, and an
+   * HTTP/2 stream is reset (stopH2Body), so their connections keep serving other requests.
+   */
+  refuseBody?(): void;
   writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, headers?: readonly string[] | Record<string, string>): unknown;
   write(chunk: Buffer | string): boolean;
   end(chunk?: Buffer | string): unknown;
@@ -764,8 +773,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   replyError(err: unknown): void {
-    // The rest of a body past the limit, malformed or stalled is never read: the connection closes after the answer.
-    if (err instanceof ClientBodyError) this.res.shouldKeepAlive = false;
+    // The rest of a body past the limit, malformed or stalled is never read.
+    if (err instanceof ClientBodyError) this.res.refuseBody?.();
     if (isSkeinError(err)) this.reply(err.reason, err.message, err.status);
     else this.reply('bad-request', (err as Error).message);
   }

@@ -422,7 +422,7 @@ class Http1Connection implements BodySource, ChunkSink {
     this.state = State.Closed;
     this.buffered = null;
     this.decoder = null;
-    this.response!.shouldKeepAlive = false;
+    this.response!.refuseBody();
     this.linger();
     const req = this.request!;
     if (!req.destroyed) req.destroy(err);
@@ -485,6 +485,11 @@ export class OutgoingResponse extends OutgoingBase {
 
   set shouldKeepAlive(keep: boolean) {
     if (!keep) this.keepAlive = false;
+  }
+
+  /** The rest of the request body will not be read: the connection closes after this answer (see responseDone). */
+  refuseBody(): void {
+    this.keepAlive = false;
   }
 
   protected sendHead(status: number, reason: string, headers: readonly string[]): void {
