@@ -25,6 +25,7 @@ import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
 import { backoffDelay } from './resilience/backoff.js';
+import { Admission, type Verdict } from './resilience/breaker.js';
 import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
@@ -459,8 +460,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.reply('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
       return;
     }
-    const breaker = subset.breaker;
-    if (breaker !== null && !breaker.tryAcquire()) {
+    const admission = subset.breaker === null ? Admission.Attempt : subset.breaker.tryAcquire();
+    if (admission === Admission.Refused) {
       this.reply('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
       return;
     }
@@ -471,7 +472,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = grpcTimeoutValue(this.deadlineAt - performance.now());
     endpoint.active++;
     this.lastEndpoint = endpoint;
-    const h = new AttemptHandler(this, endpoint);
+    const h = new AttemptHandler(this, endpoint, admission);
     this.current = h;
     this.armTimer();
     endpoint.pool.dispatch(
@@ -577,7 +578,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       } else this.releaseHead();
     }
     // A discarded attempt was a retryable failure; a gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
-    this.settle(h, h.status >= 500 || h.discard || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)));
+    this.settle(h, h.status >= 500 || h.discard || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
     if (h !== this.current) return;
     this.current = null;
     if (h.discard) {
@@ -595,9 +596,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onAttemptError(h: AttemptHandler, err: Error): void {
     const ours = h === this.current;
-    // Attempts we abandoned (deadline, client gone) and the caller's broken bodies say nothing about the endpoint.
+    // An attempt we abandoned was settled then; a caller that went away or broke its own body says nothing about the endpoint.
     const clientFault = err instanceof ClientBodyError;
-    this.settle(h, ours && !this.clientGone && !clientFault);
+    this.settle(h, ours && !this.clientGone && !clientFault ? 'failure' : 'neutral');
     if (!ours) return;
     this.current = null;
     if (this.finished) return;
@@ -715,7 +716,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   onDeadline(): void {
     if (this.finished) return;
     // A gRPC call's deadline that passes while the caller still sends is no fault of the endpoint.
-    this.abandonAttempt(!this.bodyPending);
+    this.abandonAttempt(this.bodyPending ? 'neutral' : 'failure');
     if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
       // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset.
       this.grpcStatus = REASONS.timeout.grpc;
@@ -743,7 +744,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       else {
         // Not connected yet: the handler aborts itself when it does (it is no longer current).
         this.current = null;
-        this.settle(h, false);
+        this.settle(h, 'neutral');
         this.finish(499);
       }
     }
@@ -822,8 +823,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.backoffTimer = setTimeout(onBackoffDone, delay, this);
   }
 
-  /** Drops the attempt in flight (and a pending retry); `failed`: count it against the endpoint. */
-  private abandonAttempt(failed = true): void {
+  /** Drops the attempt in flight (and a pending retry), counted against the endpoint unless `neutral`. */
+  private abandonAttempt(verdict: Verdict = 'failure'): void {
     if (this.backoffTimer !== undefined) {
       clearTimeout(this.backoffTimer);
       this.backoffTimer = undefined;
@@ -831,7 +832,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const h = this.current;
     if (h === null) return;
     this.current = null;
-    this.settle(h, failed);
+    this.settle(h, verdict);
     if (h.control !== null) h.control.abort();
   }
 
@@ -852,7 +853,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const clientFault = err instanceof ClientBodyError;
     if (!clientFault && !(err instanceof BodyNotReadError)) return false;
     if (this.finished) return true;
-    this.abandonAttempt(!clientFault);
+    this.abandonAttempt(clientFault ? 'neutral' : 'failure');
     this.bodyChunks = null;
     if (this.headSent) {
       this.res.destroy();
@@ -863,13 +864,17 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     return true;
   }
 
-  /** Reports an attempt's end to the in-flight count, breaker and outlier detector, once. */
-  private settle(h: AttemptHandler, failed: boolean): void {
+  /**
+   * Reports an attempt's end to the in-flight count, breaker and outlier detector, once. A
+   * `neutral` one (the caller went away or broke its own body) only frees its slot: counted
+   * as a success it would close a half-open circuit or end an endpoint's failure streak.
+   */
+  private settle(h: AttemptHandler, verdict: Verdict): void {
     if (h.settled) return;
     h.settled = true;
     h.endpoint.active--;
-    this.subset!.breaker?.release(!failed);
-    if (this.outlier !== null) this.outlier.record(h.endpoint.key, failed);
+    this.subset!.breaker?.release(h.admission, verdict);
+    if (this.outlier !== null && verdict !== 'neutral') this.outlier.record(h.endpoint.key, verdict === 'failure');
   }
 
   private forwardTrailers(trailers: RawHeaders | Record<string, string | string[]>): void {

@@ -9,15 +9,13 @@ const breaker = new CircuitBreaker(circuitBreakerPolicy.parse({ errorThresholdPe
 describe('CircuitBreaker x1000', () => {
   bench('tryAcquire + release(success), outcomes counted by opossum', async () => {
     for (let i = 0; i < BATCH; i++) {
-      breaker.tryAcquire();
-      breaker.release(true);
+      breaker.release(breaker.tryAcquire(), 'success');
     }
     await new Promise((r) => setImmediate(r));
   });
   bench('tryAcquire + release(failure), outcomes counted by opossum', async () => {
     for (let i = 0; i < BATCH; i++) {
-      breaker.tryAcquire();
-      breaker.release(i % 10 !== 0);
+      breaker.release(breaker.tryAcquire(), i % 10 !== 0 ? 'success' : 'failure');
     }
     await new Promise((r) => setImmediate(r));
   });

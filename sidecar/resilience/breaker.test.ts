@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { circuitBreakerPolicy } from '../../common/config/schema.js';
-import { CircuitBreaker, type CircuitState } from './breaker.js';
+import { Admission, CircuitBreaker, type CircuitState, type Verdict } from './breaker.js';
 
 /** opossum counts outcomes in promise callbacks; let them run. */
 const settle = async (): Promise<void> => {
@@ -17,12 +17,17 @@ function make(overrides: object = {}) {
   return { breaker, changes, rejects: () => rejects };
 }
 
-async function run(breaker: CircuitBreaker, outcomes: boolean[]): Promise<void> {
+async function run(breaker: CircuitBreaker, outcomes: Array<boolean | 'neutral'>): Promise<void> {
   for (const ok of outcomes) {
-    expect(breaker.tryAcquire()).toBe(true);
-    breaker.release(ok);
+    const admission = breaker.tryAcquire();
+    expect(admission).not.toBe(Admission.Refused);
+    breaker.release(admission, verdict(ok));
     await settle();
   }
+}
+
+function verdict(ok: boolean | 'neutral'): Verdict {
+  return ok === 'neutral' ? ok : ok ? 'success' : 'failure';
 }
 
 describe('CircuitBreaker', () => {
@@ -48,8 +53,8 @@ describe('CircuitBreaker', () => {
     await run(breaker, [false]); // 10 requests, 6 failures: 60% > 50%
     expect(breaker.state).toBe('open');
     expect(changes).toEqual(['open']);
-    expect(breaker.tryAcquire()).toBe(false);
-    expect(breaker.tryAcquire()).toBe(false);
+    expect(breaker.tryAcquire()).toBe(Admission.Refused);
+    expect(breaker.tryAcquire()).toBe(Admission.Refused);
     expect(rejects()).toBe(2);
   });
 
@@ -67,14 +72,14 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('open');
     vi.advanceTimersByTime(1);
     expect(breaker.state).toBe('half-open');
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false); // the trial is in flight
-    breaker.release(true);
+    expect(breaker.tryAcquire()).toBe(Admission.Trial);
+    expect(breaker.tryAcquire()).toBe(Admission.Refused); // the trial is in flight
+    breaker.release(Admission.Trial, 'success');
     await settle();
     expect(breaker.state).toBe('closed');
     expect(changes).toEqual(['open', 'half-open', 'closed']);
-    expect(breaker.tryAcquire()).toBe(true);
-    breaker.release(true);
+    expect(breaker.tryAcquire()).toBe(Admission.Attempt);
+    breaker.release(Admission.Attempt, 'success');
   });
 
   it('reopens when the half-open trial fails, and half-opens again after another resetTimeout', async () => {
@@ -99,15 +104,55 @@ describe('CircuitBreaker', () => {
 
   it('caps in-flight attempts at maxConcurrent without counting that as failure', async () => {
     const { breaker, rejects } = track(make({ maxConcurrent: 3, volumeThreshold: 0, errorThresholdPercentage: 0 }));
-    expect([breaker.tryAcquire(), breaker.tryAcquire(), breaker.tryAcquire(), breaker.tryAcquire()]).toEqual([true, true, true, false]);
+    const admitted = Admission.Attempt;
+    expect([breaker.tryAcquire(), breaker.tryAcquire(), breaker.tryAcquire(), breaker.tryAcquire()]).toEqual([admitted, admitted, admitted, Admission.Refused]);
     expect(breaker.active).toBe(3);
     expect(rejects()).toBe(1);
-    breaker.release(true);
+    breaker.release(admitted, 'success');
     await settle();
     expect(breaker.state).toBe('closed');
-    expect(breaker.tryAcquire()).toBe(true);
-    for (let i = 0; i < 3; i++) breaker.release(true);
+    expect(breaker.tryAcquire()).toBe(admitted);
+    for (let i = 0; i < 3; i++) breaker.release(admitted, 'success');
     await settle();
+    expect(breaker.active).toBe(0);
+  });
+
+  it('counts a neutral release (the caller went away) for nothing: it frees the slot without diluting the failures', async () => {
+    const { breaker } = track(make({ volumeThreshold: 4, maxConcurrent: 1 }));
+    // Were they successes, 4 failures of 10 would stay under 50 %; they are 4 of 4.
+    await run(breaker, ['neutral', 'neutral', 'neutral', false, 'neutral', 'neutral', 'neutral', false, false]);
+    expect(breaker.state).toBe('closed'); // 3 outcomes: below volume
+    expect(breaker.active).toBe(0); // each neutral release freed its slot (maxConcurrent 1)
+    await run(breaker, [false]);
+    expect(breaker.state).toBe('open');
+  });
+
+  it('keeps a half-open circuit half-open when its trial is released neutral, and admits the next trial', async () => {
+    const { breaker, changes } = track(make());
+    await run(breaker, Array(10).fill(false));
+    vi.advanceTimersByTime(5000);
+    expect(breaker.tryAcquire()).toBe(Admission.Trial);
+    breaker.release(Admission.Trial, 'neutral');
+    await settle();
+    expect(breaker.state).toBe('half-open');
+    expect(breaker.tryAcquire()).toBe(Admission.Trial);
+    expect(breaker.tryAcquire()).toBe(Admission.Refused);
+    breaker.release(Admission.Trial, 'failure');
+    await settle();
+    expect(breaker.state).toBe('open');
+    expect(changes).toEqual(['open', 'half-open', 'open']);
+  });
+
+  it('lets an outcome released while half-open decide, and still holds the next trial until the one in flight is released', async () => {
+    const { breaker } = track(make({ volumeThreshold: 2 }));
+    const early = breaker.tryAcquire(); // admitted while closed, released once half-open
+    await run(breaker, [false, false]);
+    vi.advanceTimersByTime(5000);
+    expect(breaker.tryAcquire()).toBe(Admission.Trial);
+    breaker.release(early, 'success');
+    await settle();
+    expect(breaker.state).toBe('closed');
+    breaker.release(Admission.Trial, 'neutral');
     expect(breaker.active).toBe(0);
   });
 });

@@ -5,15 +5,23 @@
  * is off.
  *
  * The proxy's attempts are callback-driven, while opossum is driven through `fire()`. So an
- * admitted attempt fires an action whose promise stays pending until `release(success)`
- * settles it; opossum then counts the outcome and trips or closes the circuit exactly as it
- * would for a wrapped async call. `tryAcquire()` checks the state first and never fires
- * while the circuit is open, so rejected requests cost nothing but a flag read.
+ * attempt is fired when it is released with its verdict, as an action already settled to
+ * it; opossum then counts the outcome and trips or closes the circuit exactly as it would
+ * for a wrapped async call. Firing at the end rather than at admission is what lets an
+ * attempt count for nothing: opossum's error rate is failures over fires, so an attempt
+ * fired at admission would count as a success whatever happened to it. A `neutral` attempt
+ * (its caller went away, or broke its own request body) is never fired: it says nothing
+ * about the endpoint, and must neither dilute the failures in the window nor close a
+ * half-open circuit.
+ *
+ * `tryAcquire()` reads the state and never fires, so rejected requests cost nothing but a
+ * flag read. The half-open circuit's one trial is ours to track for the same reason: opossum
+ * marks it taken only when it is fired, and a neutral trial must leave room for the next.
+ * An outcome released while half-open decides the circuit, the trial's or that of an
+ * attempt admitted before the circuit opened.
  *
  * `maxConcurrent` is our own counter rather than opossum's `capacity`: opossum counts a full
  * semaphore as a failure, and an overloaded-but-healthy upstream must not open the circuit.
- * Release order does not matter: every pending attempt is equivalent to opossum (we keep no
- * per-attempt data), so `release` settles any one of them.
  */
 import Opossum from 'opossum';
 import type { CircuitBreakerPolicy } from '../../common/config/schema.js';
@@ -29,14 +37,27 @@ export interface BreakerHooks {
   onReject?(): void;
 }
 
+/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial. */
+export const enum Admission {
+  Refused = 0,
+  Attempt = 1,
+  Trial = 2,
+}
+
+/** What an attempt says about its endpoint: `neutral` when it says nothing (the caller's doing). */
+export type Verdict = 'success' | 'failure' | 'neutral';
+
 const FAILED = Object.freeze(Object.assign(new Error('attempt failed'), { stack: '' }));
+const SUCCEEDED = Promise.resolve();
 const ignore = (): void => {};
+/** The action fired for a released attempt: settled already to its outcome. */
+const outcome = (success: boolean): Promise<void> => (success ? SUCCEEDED : Promise.reject(FAILED));
 
 export class CircuitBreaker {
-  private readonly opossum: Opossum<[], void>;
-  private readonly resolvers: Array<() => void> = [];
-  private readonly rejecters: Array<(err: Error) => void> = [];
+  private readonly opossum: Opossum<[boolean], void>;
   private inFlight = 0;
+  /** The half-open trial is admitted and not yet released. */
+  private trialOut = false;
   private current: CircuitState = 'closed';
   private rejections = 0;
 
@@ -45,7 +66,7 @@ export class CircuitBreaker {
     private readonly hooks: BreakerHooks = {},
   ) {
     const window = Math.max(1, policy.rollingWindow);
-    this.opossum = new Opossum(this.pending, {
+    this.opossum = new Opossum(outcome, {
       timeout: false,
       errorThresholdPercentage: policy.errorThresholdPercentage,
       volumeThreshold: policy.volumeThreshold,
@@ -78,30 +99,32 @@ export class CircuitBreaker {
   }
 
   /**
-   * Admits one attempt, or returns false (circuit open, half-open with its trial already in
-   * flight, or `maxConcurrent` reached). Every true must be followed by exactly one `release`.
+   * Admits one attempt, or refuses it (circuit open, half-open with its trial already in
+   * flight, or `maxConcurrent` reached). Every admission must be followed by exactly one
+   * `release` of it.
    */
-  tryAcquire(): boolean {
+  tryAcquire(): Admission {
     const o = this.opossum;
-    if ((!o.closed && !o.pendingClose) || this.inFlight >= this.policy.maxConcurrent) {
-      this.rejections++;
-      this.hooks.onReject?.();
-      return false;
+    const closed = o.closed;
+    if ((closed || (o.pendingClose && !this.trialOut)) && this.inFlight < this.policy.maxConcurrent) {
+      this.inFlight++;
+      if (closed) return Admission.Attempt;
+      this.trialOut = true;
+      return Admission.Trial;
     }
-    this.inFlight++;
-    // fire() runs `pending` synchronously, which registers this attempt's settle functions.
-    void o.fire();
-    return true;
+    this.rejections++;
+    this.hooks.onReject?.();
+    return Admission.Refused;
   }
 
-  /** Ends an admitted attempt; `success` false counts towards opening the circuit. */
-  release(success: boolean): void {
-    const resolve = this.resolvers.pop();
-    const reject = this.rejecters.pop();
-    if (resolve === undefined || reject === undefined) return;
+  /** Ends an admitted attempt: a failure counts towards opening the circuit, a neutral one counts for nothing. */
+  release(admission: Admission, verdict: Verdict): void {
+    if (admission === Admission.Refused || this.inFlight === 0) return;
     this.inFlight--;
-    if (success) resolve();
-    else reject(FAILED);
+    if (admission === Admission.Trial) this.trialOut = false;
+    if (verdict === 'neutral' || this.opossum.isShutdown) return;
+    // An attempt admitted before the circuit opened and released while it is open is refused by opossum, uncounted.
+    void this.opossum.fire(verdict === 'success');
   }
 
   /** For /clusters. */
@@ -109,19 +132,10 @@ export class CircuitBreaker {
     return { state: this.current, active: this.inFlight, rejected: this.rejections };
   }
 
-  /** Stops opossum's timers; pending attempts are abandoned. */
+  /** Stops opossum's timers; attempts released after this are not counted. */
   close(): void {
     this.opossum.shutdown();
-    this.resolvers.length = 0;
-    this.rejecters.length = 0;
   }
-
-  private readonly register = (resolve: () => void, reject: (err: Error) => void): void => {
-    this.resolvers.push(resolve);
-    this.rejecters.push(reject);
-  };
-
-  private readonly pending = (): Promise<void> => new Promise<void>(this.register);
 
   private transition(state: CircuitState): void {
     if (state === this.current) return;

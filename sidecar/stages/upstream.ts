@@ -13,6 +13,7 @@ import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
 import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
 import { H1_CLOSED } from '../http1/client.js';
 import { MUX_CLOSED } from '../mux/upstream.js';
+import type { Admission } from '../resilience/breaker.js';
 import { headerText, type RawHeaders } from './headers.js';
 
 export interface AttemptOwner {
@@ -35,6 +36,8 @@ export class AttemptHandler implements ControlledHandler {
   constructor(
     readonly owner: AttemptOwner,
     readonly endpoint: UpstreamEndpoint,
+    /** How the circuit breaker let it through, handed back when it is released. */
+    readonly admission: Admission,
   ) {}
 
   /** The request started going out on a connection. */

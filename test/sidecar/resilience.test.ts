@@ -2,6 +2,7 @@
  * Retries, retry budget, circuit breaker, outlier ejection and timeouts, end to end: a real
  * `web` sidecar (static config) in front of real test upstreams that flap, fail or stall.
  */
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
@@ -265,6 +266,45 @@ describe('circuit breaker', () => {
     expect(after.headers['x-skein-reason']).toBe('circuit-open');
     expect(down.requests.length).toBe(6);
     expect(metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' })).toBe(1);
+  });
+
+  it('counts a caller that hangs up for nothing: it neither dilutes the failures nor closes a half-open circuit', async () => {
+    let hungUp = 0;
+    const hangs = await upstream((req, res) => {
+      // /hang never answers; its caller gives up, and the sidecar then drops the attempt.
+      if (req.url === '/hang') res.on('close', () => hungUp++);
+      else fail(503)(req, res);
+    });
+    const web = await startOutbound(
+      procs,
+      catalog({ retries: { attempts: 0 }, circuitBreaker: { volumeThreshold: 2, errorThresholdPercentage: 50, resetTimeout: '1s' } }, hangs),
+    );
+    const hangUp = async (): Promise<void> => {
+      const seen = hangs.requests.length;
+      const socket = connect({ host: '127.0.0.1', port: web.sidecar.outboundPort });
+      socket.on('error', () => undefined);
+      socket.write('GET /hang HTTP/1.1\r\nhost: catalog\r\n\r\n');
+      await waitUntil(() => hangs.requests.length > seen, { what: 'the request to reach the upstream' });
+      const before = hungUp;
+      socket.destroy();
+      await waitUntil(() => hungUp > before, { what: 'the sidecar to drop the attempt' });
+    };
+    const circuit = async (): Promise<number> => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' });
+
+    // Three callers hang up, then two calls fail: 2 failures of 2 outcomes, not 2 of 5 tries.
+    for (let i = 0; i < 3; i++) await hangUp();
+    for (let i = 0; i < 2; i++) expect((await web.call('/items')).headers['x-skein-reason']).toBeUndefined();
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    expect(await circuit()).toBe(1);
+
+    // The half-open trial's caller hangs up: that says nothing either, so the circuit stays half-open...
+    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+    await hangUp();
+    expect(await circuit()).toBe(2);
+    // ...and the next call is the trial, whose failure opens the circuit again.
+    expect((await web.call('/items')).headers['x-skein-reason']).toBeUndefined();
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    expect(await circuit()).toBe(1);
   });
 });
 
