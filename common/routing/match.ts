@@ -1,9 +1,11 @@
 /**
  * Route matches (SPEC §4 `match`) compiled once into plain checks. `matches` is the request
  * path's test; `explain` says in words why a request fails each check, for `skein explain`.
- * Path and header regexes match the whole value (as Envoy's safe_regex does).
+ * Path and header regexes match the whole value (as Envoy's safe_regex does), with their
+ * backtracking bounded (route-regex.ts).
  */
 import type { RouteMatch } from '../config/schema.js';
+import { wholeValueRegExp } from './route-regex.js';
 
 /** Request headers with lowercase names, as node's `IncomingMessage.headers` holds them. */
 export type HeaderMap = Readonly<Record<string, string | string[] | undefined>>;
@@ -28,10 +30,6 @@ export interface CompiledMatch {
   explain(method: string, path: string, headers: HeaderMap): string[];
 }
 
-function whole(source: string): RegExp {
-  return new RegExp(`^(?:${source})$`);
-}
-
 function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
   const v = headers?.[name];
   return Array.isArray(v) ? v.join(',') : v;
@@ -42,7 +40,7 @@ function compileHeader(name: string, m: NonNullable<RouteMatch['headers']>[strin
   if (typeof m === 'string') return { name: lower, kind: 'exact', value: m, regex: undefined };
   if (m.exact !== undefined) return { name: lower, kind: 'exact', value: m.exact, regex: undefined };
   if (m.prefix !== undefined) return { name: lower, kind: 'prefix', value: m.prefix, regex: undefined };
-  if (m.regex !== undefined) return { name: lower, kind: 'regex', value: m.regex, regex: whole(m.regex) };
+  if (m.regex !== undefined) return { name: lower, kind: 'regex', value: m.regex, regex: wholeValueRegExp(m.regex) };
   return { name: lower, kind: m.present === false ? 'absent' : 'present', value: '', regex: undefined };
 }
 
@@ -75,7 +73,7 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
       : match.path !== undefined
         ? { kind: 'exact', value: match.path }
         : match.pathRegex !== undefined
-          ? { kind: 'regex', value: match.pathRegex, regex: whole(match.pathRegex) }
+          ? { kind: 'regex', value: match.pathRegex, regex: wholeValueRegExp(match.pathRegex) }
           : undefined;
   const methodList = match.method === undefined ? undefined : (Array.isArray(match.method) ? match.method : [match.method]).map((m) => m.toUpperCase());
   const methods = methodList && new Set(methodList);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, Processes, waitUntil, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { get, testAgent } from './http.js';
+import { get, rawExchange, testAgent } from './http.js';
 
 async function countBy(n: number, concurrency: number, call: () => Promise<string>): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
@@ -65,6 +65,7 @@ describe('routing, splits, subsets and balancers', () => {
           { name: 'prefix-header-regex', match: { pathPrefix: '/beta', headers: { 'x-user': { regex: 'u[0-9]+' }, 'x-debug': { present: true } } }, split: { blue: 100 } },
           { name: 'fault', match: { pathPrefix: '/fault' }, split: { v1: 100 }, fault: { abort: { percent: 100, status: 418 } } },
           { name: 'mirror', match: { pathPrefix: '/mirror' }, split: { v1: 100 }, mirror: { subset: 'v3', percent: 100 } },
+          { name: 'polynomial', match: { pathRegex: '/poly.*a.*a.*a.*b' }, split: { blue: 100 } },
           { name: 'weighted', match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
         ],
       },
@@ -96,6 +97,15 @@ describe('routing, splits, subsets and balancers', () => {
     expect(['v1', 'v2']).toContain(await who('/exact/more'));
     expect(['v1', 'v2']).toContain(await who('/items/42x'));
     expect(['v1', 'v2']).toContain(await who('/beta', { 'x-user': 'admin', 'x-debug': '' }));
+  });
+
+  it('answers a crafted path against a regex that backtracks polynomially at once (common/routing/route-regex.ts)', async () => {
+    // Without the linear-time fallback this one request would hold the sidecar for hours.
+    const crafted = `/poly${'a'.repeat(8000)}`;
+    const answer = await rawExchange(sidecar.outboundPort, `GET ${crafted} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n`, /\r\n\r\n/, 5000);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toMatch(/x-upstream: v[12]\r\n/);
+    expect(await who('/polyaaab')).toBe('blue');
   });
 
   it('runs the fault and mirror stages of the rules that have them', async () => {
