@@ -3,7 +3,7 @@ import { createServer, constants, type Http2Server, type Http2Session, type Serv
 import { createServer as createHttp1Server } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { Readable } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
@@ -58,6 +58,91 @@ function echo(stream: ServerHttp2Stream, headers: Record<string, unknown>): void
   });
 }
 
+/** An HTTP/2 frame: type, flags, stream id, payload. */
+function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(id, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** An HPACK literal header field without indexing, new name, no Huffman (names and values under 127 bytes). */
+function literal(name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+}
+
+const rawServers: Server[] = [];
+const rawSockets: Socket[] = [];
+afterEach(async () => {
+  for (const socket of rawSockets.splice(0)) socket.destroy();
+  await Promise.all(rawServers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+/**
+ * A minimal HTTP/2 server on raw frames: SETTINGS (and ACKs), then for each request HEADERS
+ * frame what `answer(streamId)` returns, in one socket write.
+ */
+async function rawH2Server(answer: (id: number) => Buffer): Promise<number> {
+  const s = createNetServer((socket) => {
+    rawSockets.push(socket);
+    socket.on('error', () => {});
+    socket.write(frame(4, 0, 0, Buffer.alloc(0)));
+    let buffered = Buffer.alloc(0);
+    let prefaceRead = false;
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (!prefaceRead) {
+        if (buffered.length < 24) return;
+        buffered = buffered.subarray(24);
+        prefaceRead = true;
+      }
+      while (buffered.length >= 9) {
+        const length = buffered.readUIntBE(0, 3);
+        if (buffered.length < 9 + length) return;
+        const [type, flags, id] = [buffered[3]!, buffered[4]!, buffered.readUInt32BE(5) & 0x7fffffff];
+        buffered = buffered.subarray(9 + length);
+        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+        else if (type === 1) socket.write(answer(id));
+      }
+    });
+  });
+  rawServers.push(s);
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return (s.address() as AddressInfo).port;
+}
+
+/**
+ * A connector whose socket is a JS stream over a TCP connection: node:http2 wraps it and
+ * parses each chunk it emits within that 'data' call, with no tick between the frames.
+ */
+function jsTransport(port: number): SessionConnector {
+  return (callback) => {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    socket.once('error', (err) => callback(err, null));
+    socket.once('connect', () => {
+      const duplex = new Duplex({
+        read: () => void socket.resume(),
+        write: (chunk: Buffer, _encoding, done) => void socket.write(chunk, done),
+        final: (done) => {
+          socket.end();
+          done();
+        },
+        destroy: (err, done) => {
+          socket.destroy();
+          done(err);
+        },
+      });
+      socket.on('data', (chunk: Buffer) => {
+        if (!duplex.push(chunk)) socket.pause();
+      });
+      socket.on('end', () => duplex.push(null));
+      callback(null, duplex as unknown as Socket);
+    });
+  };
+}
+
 describe('H2Upstream', () => {
   it('sends headers and body, and completes with the trailers after the body', async () => {
     const { port } = await server(echo);
@@ -97,6 +182,36 @@ describe('H2Upstream', () => {
     await r.settled;
     expect(Buffer.concat(r.body).length).toBe(50 * 1024);
     expect(r.trailers).toMatchObject({ 'grpc-status': '0' });
+  });
+
+  it('tells the handler the response head before the body when HEADERS and DATA come in one read', async () => {
+    // A raw HTTP/2 peer writes each answer's HEADERS, DATA and trailers in one socket write,
+    // and the transport hands them to the session from JS, as a TLS socket can: node:http2
+    // then parses them within one JS call, pushing the DATA at once while 'response' waits
+    // for the next tick. A 'data' listener added with the request used to get the body first
+    // (the sidecar then cut its gRPC caller's stream: RST_STREAM code 0).
+    const port = await rawH2Server((id) =>
+      Buffer.concat([
+        frame(1, 0x4, id, Buffer.concat([Buffer.from([0x88]), literal('content-type', 'application/grpc')])),
+        frame(0, 0, id, Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b])),
+        frame(1, 0x5, id, literal('grpc-status', '0')),
+      ]),
+    );
+    const u = upstream(port, jsTransport(port));
+    for (let i = 0; i < 5; i++) {
+      const events: string[] = [];
+      const r = call(u);
+      const h = r.handler as { onHeaders: (...a: unknown[]) => boolean; onData: (chunk: Buffer) => boolean };
+      const [onHeaders, onData] = [h.onHeaders, h.onData];
+      h.onHeaders = (...a) => (events.push('headers'), onHeaders(...a));
+      h.onData = (chunk) => (events.push('data'), onData(chunk));
+      await r.settled;
+      expect(r.error).toBeNull();
+      expect(events).toEqual(['headers', 'data']);
+      expect(r.status).toBe(200);
+      expect(Buffer.concat(r.body)).toEqual(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
+      expect(r.trailers).toMatchObject({ 'grpc-status': '0' });
+    }
   });
 
   it('streams a request body with backpressure', async () => {

@@ -184,7 +184,12 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
     if (Array.isArray(value)) for (const v of value) raw.push(name, v);
     else raw.push(name, value);
   }
-  if (!c.headers(status, raw) && !c.done) this.pause();
+  const more = c.headers(status, raw);
+  if (c.done) return;
+  // The body is read only from here on (see STREAM_LISTENERS): paused first, the stream stays
+  // paused when 'data' is added (a listener resumes only a stream never paused).
+  if (!more) this.pause();
+  this.on('data', onStreamData);
 }
 
 function onStreamData(this: ClientHttp2Stream, chunk: Buffer): void {
@@ -230,9 +235,18 @@ function onStreamDrain(this: ClientHttp2Stream): void {
   callOf(this)?.body?.resume();
 }
 
+/**
+ * No 'data' listener until the response head has been handled (onResponse adds it): node
+ * emits 'response' (and 'trailers') on the next tick but pushes DATA at once, so a flowing
+ * stream whose HEADERS and DATA frames came in one socket read emits the DATA first. The
+ * handler would then get onData before onHeaders, and the exchange would write the body
+ * under a bare `:status 200` head, fail on the real head (ERR_HTTP2_HEADERS_SENT) and cut its
+ * caller's stream without a grpc-status (a grpc-js caller saw `13 INTERNAL: Received
+ * RST_STREAM with code 0`). Unread, the DATA waits in the stream's buffer, and 'end' comes
+ * only after it has been read.
+ */
 const STREAM_LISTENERS: readonly [string, (this: ClientHttp2Stream, ...args: any[]) => void][] = [
   ['response', onResponse],
-  ['data', onStreamData],
   ['trailers', onTrailers],
   ['end', onStreamEnd],
   ['error', onStreamError],
