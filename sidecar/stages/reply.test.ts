@@ -1,6 +1,8 @@
+import { connect as connectH2, createServer as createH2Server, type Http2Server, type IncomingHttpHeaders } from 'node:http2';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { socketReply } from './reply.js';
+import type { ProxyResponse } from '../exchange.js';
+import { sidecarReply, socketReply } from './reply.js';
 
 let server: Server | undefined;
 
@@ -49,4 +51,61 @@ describe('socketReply', () => {
       client.destroy();
     }
   }, 15_000);
+});
+
+describe('sidecarReply', () => {
+  let h2: Http2Server | undefined;
+  afterEach(async () => {
+    await new Promise((resolve) => h2?.close(resolve) ?? resolve(undefined));
+    h2 = undefined;
+  });
+
+  /** One gRPC call to a node:http2 compat server whose handler is `handle`: what the caller saw. */
+  async function grpcCall(handle: (res: ProxyResponse) => void): Promise<{ status: number; headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders | null; rstCode: number | undefined; body: Buffer }> {
+    h2 = createH2Server((_req, res) => handle(res as unknown as ProxyResponse));
+    await new Promise<void>((resolve) => h2!.listen(0, '127.0.0.1', resolve));
+    const session = connectH2(`http://127.0.0.1:${(h2.address() as { port: number }).port}`);
+    session.on('error', () => undefined);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/pkg.Svc/Call', 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => undefined);
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      let status = 0;
+      let headers: IncomingHttpHeaders = {};
+      let trailers: IncomingHttpHeaders | null = null;
+      const body: Buffer[] = [];
+      stream.on('response', (h) => {
+        headers = h;
+        status = Number(h[':status']);
+      });
+      stream.on('trailers', (t) => (trailers = t));
+      stream.on('data', (chunk: Buffer) => body.push(chunk));
+      await new Promise((resolve) => stream.on('close', resolve));
+      return { status, headers, trailers, rstCode: stream.rstCode, body: Buffer.concat(body) };
+    } finally {
+      session.destroy();
+    }
+  }
+
+  it('ends an HTTP/2 gRPC answer whose head is already out with the status in trailers, not a bare RST_STREAM', async () => {
+    // The exchange believed no head was out (an upstream that delivered body before head did
+    // that): cutting the stream reached grpc-js as `Received RST_STREAM with code 0`.
+    const seen = await grpcCall((res) => {
+      res.writeHead(200, { 'content-type': 'application/grpc' } as never);
+      res.write(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
+      expect(sidecarReply(res, 'retries-exhausted', 'catalog reset the connection', true)).toBe(200);
+    });
+    expect(seen.status).toBe(200);
+    expect(seen.body).toEqual(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
+    expect(seen.trailers).toMatchObject({ 'grpc-status': '14', 'x-skein-reason': 'retries-exhausted', 'grpc-message': encodeURIComponent('catalog reset the connection') });
+    expect(seen.rstCode).toBe(0);
+  });
+
+  it('answers a gRPC call trailers-only when nothing was sent yet', async () => {
+    const seen = await grpcCall((res) => void sidecarReply(res, 'no-route', undefined, true));
+    expect(seen.status).toBe(200);
+    expect(seen.headers).toMatchObject({ 'grpc-status': '12', 'x-skein-reason': 'no-route' });
+    expect(seen.trailers).toBeNull();
+    expect(seen.body.length).toBe(0);
+  });
 });

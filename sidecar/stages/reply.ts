@@ -12,15 +12,23 @@ import type { ProxyResponse } from '../exchange.js';
 
 /** Writes the sidecar-made response for `reason`; returns the HTTP status sent. */
 export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status): number {
+  const message = detail ?? REASONS[reason].message;
+  const stream = grpc ? h2Stream(res) : undefined;
   if (res.headersSent) {
+    if (stream !== undefined && !stream.destroyed && !stream.closed && !stream.writableEnded) {
+      // An HTTP/2 gRPC response already begun still ends with a status, in its trailers: cut,
+      // its stream would end in RST_STREAM NO_ERROR, which grpc-js reports as `13 INTERNAL:
+      // Received RST_STREAM with code 0 (Call ended without gRPC status)`.
+      res.addTrailers({ 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': encodeURIComponent(message), 'x-skein-reason': reason });
+      res.end();
+      return 200;
+    }
     res.destroy();
     return status;
   }
-  const message = detail ?? REASONS[reason].message;
   if (grpc) {
     const headers = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': encodeURIComponent(message), 'x-skein-reason': reason };
-    const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
-    if (stream !== undefined && typeof stream.respond === 'function') {
+    if (stream !== undefined) {
       // Trailers-only: one HEADERS frame that ends the stream, as gRPC expects.
       if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200, ...headers }, { endStream: true });
       return 200;
@@ -36,6 +44,12 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
   return status;
+}
+
+/** node:http2's stream under a compatibility response (gRPC callers); undefined for Skein's HTTP/1.1 and mux responses. */
+function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
+  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  return stream !== undefined && typeof stream.respond === 'function' ? stream : undefined;
 }
 
 /** The same on a raw socket (parse errors, refused upgrades), closing the connection after it; the status line has the standard reason phrase, as OutgoingBase.writeHead writes it. */
