@@ -110,7 +110,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const canaries = new CanaryController({
     store,
     setSplit: async (service, weights) => {
-      await config.setSplit(service, weights);
+      // The rollout's own split: the guard against writes that touch a rollout is not for it.
+      await config.setSplit(service, weights, undefined, { rollout: true });
       await publisher.settled();
     },
     measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
@@ -162,8 +163,10 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const router = new Router();
   registerMetaRoutes(router, VERSION);
   registerServiceRoutes(router, { config, discovery });
-  registerConfigRoutes(router, { config, publisher });
-  registerApplyRoutes(router, { config, publisher });
+  // Writes that would change what a running rollout steers are refused (409) or, forced, abort it.
+  config.guardWith(canaries);
+  registerConfigRoutes(router, { config, publisher, canaries });
+  registerApplyRoutes(router, { config, publisher, canaries });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });

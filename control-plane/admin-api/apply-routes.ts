@@ -15,11 +15,15 @@ import type { SnapshotPublisher } from '../state/snapshots.js';
 import { StoreConflictError } from '../store/store.js';
 import { afterWrite } from './conditions.js';
 import { ApiError } from './errors.js';
+import { canaryMode, FORCE_QUERY, forceRequested, type CanaryAborter } from './force.js';
+import { RunningCanaryError } from '../canary/conflicts.js';
 import type { Router } from './router.js';
 
 export interface ApplyRouteDeps {
   readonly config: MeshConfig;
   readonly publisher: SnapshotPublisher;
+  /** Aborts the rollouts a forced apply touches; without it `?force` aborts nothing. */
+  readonly canaries?: CanaryAborter;
 }
 
 /** One written document in the answer: `{kind, name?, key, revision}` (intentions have no name). */
@@ -27,38 +31,49 @@ function written(document: ApplyDocument, revision: number): Record<string, unkn
   return { kind: document.kind, ...(document.service ? { name: document.service } : {}), key: document.key, revision };
 }
 
-export function registerApplyRoutes(router: Router, { config, publisher }: ApplyRouteDeps): void {
+export function registerApplyRoutes(router: Router, { config, publisher, canaries }: ApplyRouteDeps): void {
   router
     .add({
       method: 'POST',
       path: '/api/v1/apply',
       summary:
         'Apply a whole file ({services, routes, intentions}): judged by the state it leaves behind, then written all at once (one store transaction, one snapshot); ' +
-        'answers {applied: [{kind, name, key, revision}], snapshotVersion, published} (published: false with a warning, and a Warning header, when the stored config cannot be composed: stored, sidecars keep snapshotVersion); 422 lists every problem by its place in the file and writes nothing',
+        'answers {applied: [{kind, name, key, revision}], snapshotVersion, published} (published: false with a warning, and a Warning header, when the stored config cannot be composed: stored, sidecars keep snapshotVersion); 422 lists every problem by its place in the file and writes nothing; ' +
+        '409 (nothing written) when it would change the routes, or the subsets in use, of a service with a running canary rollout, unless ?force=true, which aborts those rollouts first (abortedCanaries in the answer)',
       auth: true,
       requestBody: applyDocuments,
+      query: [FORCE_QUERY],
       handler: async (ctx) => {
-        const applied = await config.apply(await ctx.body()).catch((err: unknown) => {
+        const { mode, aborted, headers } = canaryMode(ctx, canaries);
+        const applied = await config.apply(await ctx.body(), mode).catch((err: unknown) => {
           // Judged again on every change it met; only a mesh that never held still gets here.
           if (err instanceof StoreConflictError) throw new ApiError('precondition-failed', `${err.key} kept changing while the file was applied; nothing was written: apply it again`);
           throw err;
         });
         const after = await afterWrite(publisher);
         return {
-          body: { applied: applied.map(({ document, entry }) => written(document, entry.revision)), snapshotVersion: after.version, ...after.fields },
-          headers: after.headers,
+          body: {
+            applied: applied.map(({ document, entry }) => written(document, entry.revision)),
+            snapshotVersion: after.version,
+            ...after.fields,
+            ...(aborted.length > 0 ? { abortedCanaries: aborted } : {}),
+          },
+          headers: { ...after.headers, ...headers() },
         };
       },
     })
     .add({
       method: 'POST',
       path: '/api/v1/apply/check',
-      summary: 'Judge a whole apply file as POST /api/v1/apply does, writing nothing; 422 lists every problem by its place in the file',
+      summary: 'Judge a whole apply file as POST /api/v1/apply does, writing nothing; 422 lists every problem by its place in the file; 409 when it would touch a running canary rollout (with ?force=true: ok, naming the rollouts it would abort in wouldAbortCanaries)',
       auth: true,
       requestBody: applyDocuments,
+      query: [FORCE_QUERY],
       handler: async (ctx) => {
-        await config.checkApply(await ctx.body());
-        return { body: { ok: true } };
+        const force = forceRequested(ctx.query);
+        const plan = await config.checkApply(await ctx.body());
+        if (plan.conflicts.length > 0 && !force) throw new RunningCanaryError(plan.conflicts);
+        return { body: { ok: true, ...(plan.conflicts.length > 0 ? { wouldAbortCanaries: plan.conflicts.map((c) => c.canary.service) } : {}) } };
       },
     });
 }

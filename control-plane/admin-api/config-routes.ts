@@ -12,21 +12,26 @@ import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry } from '../store/store.js';
 import { afterWrite, entryHeaders, writeCondition } from './conditions.js';
 import { ApiError } from './errors.js';
+import { canaryMode, FORCE_QUERY, type CanaryAborter } from './force.js';
 import type { ApiResponse, RequestContext, Router } from './router.js';
 
 export interface ConfigRouteDeps {
   readonly config: MeshConfig;
   readonly publisher: SnapshotPublisher;
+  /** Aborts the rollouts a forced write touches; without it `?force` aborts nothing. */
+  readonly canaries?: CanaryAborter;
 }
 
-export function registerConfigRoutes(router: Router, { config, publisher }: ConfigRouteDeps): void {
-  const written = async (entry: StoreEntry): Promise<ApiResponse> => {
+const FORCE = [FORCE_QUERY];
+
+export function registerConfigRoutes(router: Router, { config, publisher, canaries }: ConfigRouteDeps): void {
+  const written = async (entry: StoreEntry, extra: Record<string, string> = {}): Promise<ApiResponse> => {
     const after = await afterWrite(publisher);
-    return { body: entry.value, headers: { ...entryHeaders(entry), ...after.headers } };
+    return { body: entry.value, headers: { ...entryHeaders(entry), ...after.headers, ...extra } };
   };
-  const deleted = async (existed: boolean, what: string): Promise<ApiResponse> => {
+  const deleted = async (existed: boolean, what: string, extra: Record<string, string> = {}): Promise<ApiResponse> => {
     if (!existed) throw new ApiError('not-found', `${what} does not exist`);
-    return { status: 204, headers: (await afterWrite(publisher)).headers };
+    return { status: 204, headers: { ...(await afterWrite(publisher)).headers, ...extra } };
   };
   const found = (entry: StoreEntry | undefined, missing: string): ApiResponse => {
     if (!entry) throw new ApiError('not-found', missing);
@@ -46,25 +51,29 @@ export function registerConfigRoutes(router: Router, { config, publisher }: Conf
     .add({
       method: 'PUT',
       path: '/api/v1/services/{name}/policy',
-      summary: "Create or replace a service's policy",
+      summary: "Create or replace a service's policy; 409 when it changes the selector of a subset a running canary rollout uses, unless ?force=true (which aborts the rollout first)",
       auth: true,
       requestBody: policyBody,
+      query: FORCE,
       handler: async (ctx) => {
         const name = ctx.params.name!;
+        const { mode, headers } = canaryMode(ctx, canaries);
         const cond = await condition(ctx, () => config.getPolicy(name));
-        return written(await config.putPolicy(name, await ctx.body(), cond));
+        return written(await config.putPolicy(name, await ctx.body(), cond, mode), headers());
       },
     })
     .add({
       method: 'DELETE',
       path: '/api/v1/services/{name}/policy',
-      summary: "Delete a service's policy (defaults apply again)",
+      summary: "Delete a service's policy (defaults apply again); 409 as for a PUT when a running canary rollout's subsets would change, unless ?force=true",
       auth: true,
       success: 204,
+      query: FORCE,
       handler: async (ctx) => {
         const name = ctx.params.name!;
+        const { mode, headers } = canaryMode(ctx, canaries);
         const cond = await condition(ctx, () => config.getPolicy(name));
-        return deleted(await config.deletePolicy(name, cond), `the policy of ${name}`);
+        return deleted(await config.deletePolicy(name, cond, mode), `the policy of ${name}`, headers());
       },
     })
     .add({
@@ -84,37 +93,43 @@ export function registerConfigRoutes(router: Router, { config, publisher }: Conf
     .add({
       method: 'PUT',
       path: '/api/v1/routes/{service}',
-      summary: "Create or replace a service's route rules",
+      summary: "Create or replace a service's route rules; 409 when they change the routes of a service with a running canary rollout, unless ?force=true (which aborts the rollout first)",
       auth: true,
       requestBody: routesBody,
+      query: FORCE,
       handler: async (ctx) => {
         const service = ctx.params.service!;
+        const { mode, headers } = canaryMode(ctx, canaries);
         const cond = await condition(ctx, () => config.getRoutes(service));
-        return written(await config.putRoutes(service, await ctx.body(), cond));
+        return written(await config.putRoutes(service, await ctx.body(), cond, mode), headers());
       },
     })
     .add({
       method: 'DELETE',
       path: '/api/v1/routes/{service}',
-      summary: "Delete a service's route rules",
+      summary: "Delete a service's route rules; 409 while a canary rollout of the service runs, unless ?force=true (which aborts it first)",
       auth: true,
       success: 204,
+      query: FORCE,
       handler: async (ctx) => {
         const service = ctx.params.service!;
+        const { mode, headers } = canaryMode(ctx, canaries);
         const cond = await condition(ctx, () => config.getRoutes(service));
-        return deleted(await config.deleteRoutes(service, cond), `the routes of ${service}`);
+        return deleted(await config.deleteRoutes(service, cond, mode), `the routes of ${service}`, headers());
       },
     })
     .add({
       method: 'PUT',
       path: '/api/v1/routes/{service}/split',
-      summary: "Set the weights of the service's catch-all rule, e.g. {\"v1\": 90, \"v2\": 10}; answers the resulting rules",
+      summary: "Set the weights of the service's catch-all rule, e.g. {\"v1\": 90, \"v2\": 10}; answers the resulting rules; 409 when they change the split of a service with a running canary rollout, unless ?force=true (which aborts the rollout first)",
       auth: true,
       requestBody: splitBody,
+      query: FORCE,
       handler: async (ctx) => {
         const service = ctx.params.service!;
+        const { mode, headers } = canaryMode(ctx, canaries);
         const cond = await condition(ctx, () => config.getRoutes(service));
-        return written(await config.setSplit(service, await ctx.body(), cond));
+        return written(await config.setSplit(service, await ctx.body(), cond, mode), headers());
       },
     })
     .add({

@@ -3,6 +3,7 @@
  * status (SPEC §5). The codes are stable; the CLI prints the message.
  */
 import { ConfigError } from '../../common/config/parse.js';
+import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
 import { StoreConflictError, StoreLimitError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 
@@ -33,6 +34,8 @@ export class ApiError extends Error {
     message: string,
     /** For 422: one line per problem, each starting with the field's path. */
     readonly problems?: readonly string[],
+    /** More fields of the error object, e.g. `canaries` of a 409 for a running rollout. */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
     this.status = API_ERRORS[code];
@@ -43,6 +46,8 @@ export class ApiError extends Error {
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ConfigError) return new ApiError('invalid', err.message, err.problems);
+  // A write that would change what a running canary rollout steers: refused, nothing written.
+  if (err instanceof RunningCanaryError) return new ApiError('conflict', err.message, undefined, { canaries: conflictDetails(err.conflicts) });
   if (err instanceof StoreConflictError) {
     return new ApiError(
       'precondition-failed',
@@ -56,5 +61,5 @@ export function toApiError(err: unknown): ApiError {
 }
 
 export function errorBody(err: ApiError): { error: { code: string; message: string; problems?: readonly string[] } } {
-  return { error: { code: err.code, message: err.message, ...(err.problems ? { problems: err.problems } : {}) } };
+  return { error: { ...err.details, code: err.code, message: err.message, ...(err.problems ? { problems: err.problems } : {}) } };
 }

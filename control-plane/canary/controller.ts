@@ -13,8 +13,10 @@ import { validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
-import type { ConfigStore, StoreEntry } from '../store/store.js';
+import type { CanaryGuard } from '../state/mesh-config.js';
+import type { ConfigStore, StoreEntry, StoreOp } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
+import type { RunningCanary } from './conflicts.js';
 import { decide } from './decide.js';
 import { canaryBody, storedCanary, type CanarySpec } from './schema.js';
 
@@ -64,11 +66,14 @@ const KEY_PREFIX = 'canaries/';
 /** The sidecars' telemetry report interval (1 s) with a margin. */
 const REPORT_LAG_MS = 1_200;
 
-export class CanaryController {
+export class CanaryController implements CanaryGuard {
   private readonly states = new Map<string, CanaryState>();
   private readonly loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
-  /** Services whose start is between validation and the first split, so two POSTs cannot both start. */
-  private readonly starting = new Set<string>();
+  /**
+   * Services whose start is between validation and the first split, with the spec, so two
+   * POSTs cannot both start and config writes already count the rollout as running.
+   */
+  private readonly starting = new Map<string, CanarySpec>();
 
   constructor(private readonly deps: CanaryDeps) {}
 
@@ -118,10 +123,27 @@ export class CanaryController {
     return this.states.get(service);
   }
 
+  /**
+   * The CanaryGuard of config writes (canary/conflicts.ts): the rollout of `service` that is
+   * starting or running here, or stored as running (by another replica), and a check of its
+   * key at the revision read, committed with the write.
+   */
+  async running(service: string): Promise<{ canary?: RunningCanary; check: StoreOp }> {
+    const entry = await this.deps.store.get(KEY_PREFIX + service);
+    const check: StoreOp = { op: 'check', key: KEY_PREFIX + service, revision: entry?.revision ?? 0 };
+    const starting = this.starting.get(service);
+    if (starting) return { canary: { service, from: starting.from, to: starting.to, step: 0, steps: starting.steps, weight: starting.steps[0]! }, check };
+    const local = this.states.get(service);
+    const parsed = storedCanary.safeParse(entry?.value);
+    const state: CanaryState | undefined = this.loops.has(service) && local ? local : parsed.success ? parsed.data : undefined;
+    if (state?.status !== 'running') return { check };
+    return { canary: { service, from: state.spec.from, to: state.spec.to, step: state.step, steps: state.spec.steps, weight: state.weight }, check };
+  }
+
   async start(service: string, body: unknown): Promise<CanaryState> {
     const spec = validate(canaryBody, body);
     if (this.starting.has(service) || this.loops.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
-    this.starting.add(service);
+    this.starting.set(service, spec);
     try {
       // The split API's validation (service name, known subsets) answers for the whole request.
       await this.deps.setSplit(service, weights(spec, spec.steps[0]!));
@@ -135,15 +157,18 @@ export class CanaryController {
     }
   }
 
-  /** Stops a running rollout and restores `from`=100; undefined when none is running. */
-  async abort(service: string): Promise<CanaryState | undefined> {
+  /**
+   * Stops a running rollout and restores `from`=100; undefined when none is running. `reason`
+   * is what the state records: an operator's abort, or a forced config write that touched it.
+   */
+  async abort(service: string, reason = 'aborted by an operator'): Promise<CanaryState | undefined> {
     const loop = this.loops.get(service);
     if (!loop) return undefined;
     loop.abort.abort();
     await loop.done;
     const state = this.states.get(service)!;
     if (state.status !== 'running') return state;
-    return this.finish(state, 'aborted', 'aborted by an operator');
+    return this.finish(state, 'aborted', reason);
   }
 
   /** Stops the loops without changing state, so a restart resumes them. */

@@ -8,6 +8,7 @@
  */
 import type { ZodTypeAny } from 'zod';
 import { ConfigError, validate } from '../../common/config/parse.js';
+import { routesChange, RunningCanaryError, subsetChanges, type CanaryConflict, type RunningCanary } from '../canary/conflicts.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
 import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
@@ -25,6 +26,28 @@ import {
   type StoredConfig,
 } from './resources.js';
 
+/**
+ * What guards writes against running canary rollouts (the CanaryController): the rollout of a
+ * service this control plane runs or is starting, or one stored as running by another
+ * replica, and a store check on its key (`canaries/{service}` at the revision read) that is
+ * committed with the write, so a rollout that starts, steps or ends in between has the write
+ * judged again on the new state.
+ */
+export interface CanaryGuard {
+  running(service: string): Promise<{ canary?: RunningCanary; check: StoreOp }>;
+}
+
+/**
+ * How a write meets a running rollout that it touches (canary/conflicts.ts): by default it is
+ * refused (RunningCanaryError, 409); with `force` that is called to abort those rollouts and
+ * the write is judged again and made; `rollout` is the canary controller's own split, which
+ * the guard does not apply to.
+ */
+export interface CanaryWriteMode {
+  readonly force?: (conflicts: readonly CanaryConflict[]) => Promise<void>;
+  readonly rollout?: boolean;
+}
+
 /** One document of an apply file, as it is (or would be) written. */
 export interface ApplyDocument {
   readonly kind: 'policy' | 'routes' | 'intentions';
@@ -37,20 +60,78 @@ export interface ApplyDocument {
 export interface ApplyPlan {
   readonly documents: readonly ApplyDocument[];
   readonly ops: readonly StoreOp[];
+  /** Running rollouts the file would touch: refused unless forced (the ops check their keys). */
+  readonly conflicts: readonly CanaryConflict[];
 }
 
 /** How often `apply` re-reads and re-judges a file when another writer changed what it read. */
 const APPLY_ATTEMPTS = 10;
 /** How often a single write judged against another key is judged again when that key keeps changing. */
 const JUDGED_ATTEMPTS = 10;
+/** How often a forced write aborts the rollouts it touches before giving up (another may start meanwhile). */
+const FORCE_ATTEMPTS = 3;
+
+/** A service write judged against the rollouts: what it would change of one. */
+interface CanaryItem {
+  readonly service: string;
+  readonly where?: string;
+  changes(canary: RunningCanary): string[];
+}
 
 export class MeshConfig {
   private readonly checked = new Map<string, { revision: number; problems: string[] }>();
+  private guard?: CanaryGuard;
 
   constructor(
     private readonly store: ConfigStore,
     private readonly discovery: Discovery,
   ) {}
+
+  /** Guards every later write (except the controller's own, `rollout`) against running rollouts. */
+  guardWith(guard: CanaryGuard): void {
+    this.guard = guard;
+  }
+
+  /**
+   * Judges a write against the running rollouts of the services it writes: the store checks
+   * to commit with it, or throws RunningCanaryError when it touches one (canary/conflicts.ts).
+   * Forced, it aborts those rollouts instead and answers 'again', to be judged again from the
+   * start (the rollout's abort rewrote the routes).
+   */
+  private async judgeCanaries(mode: CanaryWriteMode, items: readonly CanaryItem[], forced: { count: number }): Promise<StoreOp[] | 'again'> {
+    if (mode.rollout) return [];
+    const { checks, conflicts } = await this.canaryChecks(items);
+    if (conflicts.length === 0) return checks;
+    if (!mode.force || forced.count >= FORCE_ATTEMPTS) throw new RunningCanaryError(conflicts);
+    forced.count++;
+    await mode.force(conflicts);
+    return 'again';
+  }
+
+  /** The store checks of the rollouts of the items' services, and what the items would change of those running. */
+  private async canaryChecks(items: readonly CanaryItem[]): Promise<{ checks: StoreOp[]; conflicts: CanaryConflict[] }> {
+    const checks: StoreOp[] = [];
+    if (!this.guard) return { checks, conflicts: [] };
+    const byService = new Map<string, { canary?: RunningCanary; changes: string[]; where: string[] }>();
+    for (const item of items) {
+      let found = byService.get(item.service);
+      if (!found) {
+        const { canary, check } = await this.guard.running(item.service);
+        checks.push(check);
+        found = { canary, changes: [], where: [] };
+        byService.set(item.service, found);
+      }
+      if (!found.canary) continue;
+      const changes = item.changes(found.canary);
+      if (changes.length === 0) continue;
+      found.changes.push(...changes.filter((c) => !found.changes.includes(c)));
+      if (item.where) found.where.push(item.where);
+    }
+    const conflicts = [...byService.values()].flatMap((f): CanaryConflict[] =>
+      f.canary && f.changes.length > 0 ? [{ canary: f.canary, changes: f.changes, ...(f.where.length > 0 ? { where: f.where } : {}) }] : [],
+    );
+    return { checks, conflicts };
+  }
 
   /**
    * The whole stored config, for composing snapshots. Throws StoredConfigError naming every
@@ -90,40 +171,71 @@ export class MeshConfig {
     return this.store.get(keys.policy(checkService(service)));
   }
 
-  async putPolicy(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+  async putPolicy(service: string, body: unknown, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<StoreEntry> {
     checkService(service);
     const policy = validate(policyBody, body);
     // Written on condition that the routes judged are still the stored ones: a concurrent
     // routes write that starts using a subset this policy drops fails the write, which is
     // then judged again (and refused) instead of leaving routes naming an undeclared subset.
-    return this.putJudged(keys.policy(service), body, condition, keys.routes(service), (routes) => this.checkPolicyChange(service, Object.keys(policy.subsets), routes));
+    // (That check also catches a rollout starting in between: its first split moves the routes.)
+    return this.putJudged(keys.policy(service), body, condition, keys.routes(service), (routes) => this.checkPolicyChange(service, Object.keys(policy.subsets), routes), {
+      mode,
+      item: (current) => ({ service, changes: (canary) => subsetChanges(canary, current?.value, body) }),
+    });
   }
 
-  async deletePolicy(service: string, condition?: WriteCondition): Promise<boolean> {
+  async deletePolicy(service: string, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<boolean> {
     checkService(service);
-    await this.checkPolicyChange(service, [], await this.store.get(keys.routes(service)));
-    return this.store.delete(keys.policy(service), condition);
+    const forced = { count: 0 };
+    for (;;) {
+      await this.checkPolicyChange(service, [], await this.store.get(keys.routes(service)));
+      const current = await this.store.get(keys.policy(service));
+      const judged = await this.judgeCanaries(mode, [{ service, changes: (canary) => subsetChanges(canary, current?.value, undefined) }], forced);
+      if (judged === 'again') continue;
+      return this.store.delete(keys.policy(service), condition);
+    }
   }
 
   getRoutes(service: string): Promise<StoreEntry | undefined> {
     return this.store.get(keys.routes(checkService(service)));
   }
 
-  async putRoutes(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+  async putRoutes(service: string, body: unknown, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<StoreEntry> {
     checkService(service);
     const rules = validate(routesBody, body);
     // Likewise on condition that the policy judged against is still the stored one.
-    return this.putJudged(keys.routes(service), body, condition, keys.policy(service), async (policy) => {
-      this.checkSubsets(service, subsetUses(rules), declaredIn(policy));
-    });
+    return this.putJudged(
+      keys.routes(service),
+      body,
+      condition,
+      keys.policy(service),
+      async (policy) => {
+        this.checkSubsets(service, subsetUses(rules), declaredIn(policy));
+      },
+      { mode, item: (current) => ({ service, changes: () => (routesChange(current?.value, body) ? ['its routes'] : []) }) },
+    );
   }
 
-  deleteRoutes(service: string, condition?: WriteCondition): Promise<boolean> {
-    return this.store.delete(keys.routes(checkService(service)), condition);
+  async deleteRoutes(service: string, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<boolean> {
+    checkService(service);
+    const forced = { count: 0 };
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.store.get(keys.routes(service));
+      const judged = await this.judgeCanaries(mode, [{ service, changes: () => (current ? ['its routes (deleted)'] : []) }], forced);
+      if (judged === 'again') continue;
+      try {
+        // Guarded, on condition that the routes judged are still the stored ones (a rollout
+        // that started in between has moved them); the store deletes no key in a transaction.
+        return await this.store.delete(keys.routes(service), condition ?? (judged.length > 0 ? { ifRevision: current?.revision ?? 0 } : undefined));
+      } catch (err) {
+        if (!(err instanceof StoreConflictError) || condition !== undefined || attempt >= JUDGED_ATTEMPTS) throw err;
+      }
+      await conflictBackoff(attempt);
+    }
   }
 
   /** Sets the weights of the service's catch-all rule, adding one when it has none. */
-  async setSplit(service: string, body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+  async setSplit(service: string, body: unknown, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<StoreEntry> {
     checkService(service);
     const weights = validate(splitBody, body);
     const withSplit = (rules: RoutesInput | undefined): RoutesInput => {
@@ -135,17 +247,22 @@ export class MeshConfig {
     };
     // The routes are read, changed and written on condition that neither they (unless the
     // caller gave its own condition, which then fails as 412) nor the policy judged against moved.
+    const forced = { count: 0 };
     for (let attempt = 1; ; attempt++) {
       const [routes, policy] = await Promise.all([this.store.get(keys.routes(service)), this.store.get(keys.policy(service))]);
       this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declaredIn(policy));
+      const next = withSplit(routes?.value as RoutesInput | undefined);
+      const checks = await this.judgeCanaries(mode, [{ service, changes: () => (routesChange(routes?.value, next) ? ['the split of its catch-all rule'] : []) }], forced);
+      if (checks === 'again') continue;
       const ops: StoreOp[] = [
-        { op: 'put', key: keys.routes(service), value: withSplit(routes?.value as RoutesInput | undefined), condition: condition ?? { ifRevision: routes?.revision ?? 0 } },
+        { op: 'put', key: keys.routes(service), value: next, condition: condition ?? { ifRevision: routes?.revision ?? 0 } },
         { op: 'check', key: keys.policy(service), revision: policy?.revision ?? 0 },
+        ...checks,
       ];
       try {
         return (await this.store.transaction(ops))[0]!;
       } catch (err) {
-        const retry = err instanceof StoreConflictError && (err.key === keys.policy(service) || condition === undefined);
+        const retry = err instanceof StoreConflictError && (err.key === keys.policy(service) || isCanaryKey(err.key) || condition === undefined);
         if (!retry || attempt >= JUDGED_ATTEMPTS) throw err;
       }
       await conflictBackoff(attempt);
@@ -158,15 +275,30 @@ export class MeshConfig {
    * writer changed it in between, judges again on the new state and retries (a few times).
    * A conflict on `key` itself (the caller's `condition`) is thrown as it is.
    */
-  private async putJudged(key: string, value: unknown, condition: WriteCondition | undefined, other: string, judge: (other: StoreEntry | undefined) => Promise<void>): Promise<StoreEntry> {
+  private async putJudged(
+    key: string,
+    value: unknown,
+    condition: WriteCondition | undefined,
+    other: string,
+    judge: (other: StoreEntry | undefined) => Promise<void>,
+    canary: { mode: CanaryWriteMode; item: (current: StoreEntry | undefined) => CanaryItem },
+  ): Promise<StoreEntry> {
+    const forced = { count: 0 };
     for (let attempt = 1; ; attempt++) {
-      const current = await this.store.get(other);
+      const [current, mine] = await Promise.all([this.store.get(other), this.store.get(key)]);
       await judge(current);
+      const checks = await this.judgeCanaries(canary.mode, [canary.item(mine)], forced);
+      if (checks === 'again') continue;
+      // Judged against a rollout, the write also needs the value it was judged to change (or
+      // leave alone) to be the stored one: without the caller's own condition, one of ours,
+      // whose conflict is judged again like the others.
+      const own = condition ?? (checks.length > 0 ? { ifRevision: mine?.revision ?? 0 } : undefined);
       try {
-        const ops: StoreOp[] = [{ op: 'put', key, value, ...(condition ? { condition } : {}) }, { op: 'check', key: other, revision: current?.revision ?? 0 }];
+        const ops: StoreOp[] = [{ op: 'put', key, value, ...(own ? { condition: own } : {}) }, { op: 'check', key: other, revision: current?.revision ?? 0 }, ...checks];
         return (await this.store.transaction(ops))[0]!;
       } catch (err) {
-        if (!(err instanceof StoreConflictError) || err.key !== other || attempt >= JUDGED_ATTEMPTS) throw err;
+        const again = err instanceof StoreConflictError && (err.key === other || isCanaryKey(err.key) || (err.key === key && condition === undefined));
+        if (!again || attempt >= JUDGED_ATTEMPTS) throw err;
       }
       await conflictBackoff(attempt);
     }
@@ -202,6 +334,7 @@ export class MeshConfig {
     const documents: ApplyDocument[] = [];
     const puts: StoreOp[] = [];
     const checks: StoreOp[] = [];
+    const canaryItems: CanaryItem[] = [];
     // Every key the judgement read is either written with check-and-set or checked, so a
     // change by another writer in between fails the transaction instead of slipping past it.
     const write = (document: ApplyDocument, value: unknown, revision: number) => {
@@ -211,6 +344,7 @@ export class MeshConfig {
     for (const [service, policy] of Object.entries(file.services ?? {})) {
       const now = stored.get(service)!;
       write({ kind: 'policy', service, key: keys.policy(service) }, raw.services![service], now.policy?.revision ?? 0);
+      canaryItems.push({ service, where: `services.${service}`, changes: (canary) => subsetChanges(canary, now.policy?.value, raw.services![service]) });
       if (file.routes?.[service]) continue;
       checks.push({ op: 'check', key: keys.routes(service), revision: now.routes?.revision ?? 0 });
       const routes = routesBody.safeParse(now.routes?.value);
@@ -223,6 +357,7 @@ export class MeshConfig {
     for (const [service, rules] of Object.entries(file.routes ?? {})) {
       const now = stored.get(service)!;
       write({ kind: 'routes', service, key: keys.routes(service) }, raw.routes![service], now.routes?.revision ?? 0);
+      canaryItems.push({ service, where: `routes.${service}`, changes: () => (routesChange(now.routes?.value, raw.routes![service]) ? ['its routes'] : []) });
       const policy = file.services?.[service];
       if (!policy) checks.push({ op: 'check', key: keys.policy(service), revision: now.policy?.revision ?? 0 });
       const declared = policy ? Object.keys(policy.subsets) : declaredIn(now.policy);
@@ -234,7 +369,10 @@ export class MeshConfig {
       puts.push({ op: 'put', key: keys.intentions, value: raw.intentions });
     }
     if (problems.length > 0) throw new ConfigError(problems);
-    return { documents, ops: [...puts, ...checks] };
+    // Judged last, so a file that does not fit the mesh is a 422 whatever rollouts run; the
+    // rollouts' keys are checked with the rest, and the caller decides on the conflicts.
+    const canaries = await this.canaryChecks(canaryItems);
+    return { documents, ops: [...puts, ...checks, ...canaries.checks], conflicts: canaries.conflicts };
   }
 
   /**
@@ -243,9 +381,18 @@ export class MeshConfig {
    * When another writer changed something the judgement read, the file is judged again on
    * the new state and retried. Resolves each document with its stored entry, in file order.
    */
-  async apply(body: unknown): Promise<{ document: ApplyDocument; entry: StoreEntry }[]> {
+  async apply(body: unknown, mode: CanaryWriteMode = {}): Promise<{ document: ApplyDocument; entry: StoreEntry }[]> {
+    let forced = 0;
     for (let attempt = 1; ; attempt++) {
       const plan = await this.checkApply(body);
+      if (plan.conflicts.length > 0) {
+        // Nothing of the file is written while it would touch a running rollout; forced, the
+        // rollouts are aborted first and the file judged again on what that left.
+        if (!mode.force || forced >= FORCE_ATTEMPTS) throw new RunningCanaryError(plan.conflicts);
+        forced++;
+        await mode.force(plan.conflicts);
+        continue;
+      }
       if (plan.ops.length === 0) return [];
       try {
         const entries = await this.store.transaction(plan.ops);
@@ -301,6 +448,10 @@ export class MeshConfig {
     const known = this.knownSubsets(service, declared);
     return uses.filter(([, subset]) => !known.has(subset)).map(([path, subset]) => `${path}: ${unknownSubset(service, subset)}`);
   }
+}
+
+function isCanaryKey(key: string): boolean {
+  return key.startsWith('canaries/');
 }
 
 /** The subsets a stored policy entry declares (none without one). */
