@@ -52,6 +52,8 @@ export interface AppliedAnswer {
   /** false when the control plane stored the file but could not publish it (newer control planes). */
   published?: boolean;
   warning?: string;
+  /** Canary rollouts a forced apply aborted before writing (`?force=true`). */
+  abortedCanaries?: string[];
 }
 
 export const APPLIED: Expected<AppliedAnswer> = {

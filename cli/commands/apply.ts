@@ -101,9 +101,11 @@ export async function writeAll(api: AdminClient, writes: readonly Write[]): Prom
  * Applies a validated file: whole, through POST /api/v1/apply; or, against a control plane
  * without it, checked whole and then written document by document (`notice` says so).
  */
-export async function applyFileTo(api: AdminClient, file: string, raw: Decoded, notice: (line: string) => void): Promise<Applied[]> {
+export async function applyFileTo(api: AdminClient, file: string, raw: Decoded, notice: (line: string) => void, force = false): Promise<Applied[]> {
   try {
-    const res = await api.request('POST', '/api/v1/apply', { body: { services: raw.services, routes: raw.routes, intentions: raw.intentions }, expected: APPLIED });
+    // Forced, a running canary rollout the file touches is aborted first (else 409, nothing written).
+    const res = await api.request('POST', `/api/v1/apply${force ? '?force=true' : ''}`, { body: { services: raw.services, routes: raw.routes, intentions: raw.intentions }, expected: APPLIED });
+    for (const service of res.body.abortedCanaries ?? []) notice(`aborted the canary rollout of ${service} to apply ${file} (--force); see skein canary ${service} --status`);
     if (res.body.published === false) notice(`warning: ${file} is ${res.body.warning ?? `stored but not published: sidecars keep snapshot ${res.body.snapshotVersion}`}`);
     return res.body.applied.map((d) => ({ kind: d.kind, name: d.name ?? '-', snapshotVersion: res.body.snapshotVersion }));
   } catch (err) {
@@ -118,8 +120,9 @@ export function registerApply(program: Command): void {
   const command = program
     .command('apply')
     .description('create or replace policies, routes and intentions from a YAML file (snapshot format), all at once')
-    .requiredOption('-f, --file <file>', 'YAML or JSON file, - for stdin');
-  withAdminFlags(command).action((flags: AdminFlags & { file: string }) =>
+    .requiredOption('-f, --file <file>', 'YAML or JSON file, - for stdin')
+    .option('--force', 'abort a running canary rollout whose routes or subsets the file changes, then apply (without it such a file is refused, nothing written)');
+  withAdminFlags(command).action((flags: AdminFlags & { file: string; force?: boolean }) =>
     runAdmin(async () => {
       const decoded = decodeText(await readSource(flags.file), flags.file);
       if (decoded === null || decoded === undefined) throw new ConfigError([`${flags.file} is empty (no YAML or JSON document in it): nothing to apply`]);
@@ -132,7 +135,7 @@ export function registerApply(program: Command): void {
       }
       const raw = decoded as Decoded;
       if (writesOf(raw).length === 0) throw new ConfigError([`${flags.file} has nothing to apply: expected services, routes or intentions`]);
-      const results = await applyFileTo(adminClient(flags), flags.file, raw, (line) => process.stderr.write(`skein: ${line}\n`));
+      const results = await applyFileTo(adminClient(flags), flags.file, raw, (line) => process.stderr.write(`skein: ${line}\n`), flags.force === true);
       if (flags.output === 'json') return printJson(results);
       printTable(['KIND', 'NAME', 'SNAPSHOT'], results.map((r) => [r.kind, r.name, r.snapshotVersion]));
     }),

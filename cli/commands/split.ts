@@ -16,10 +16,13 @@ export function registerSplit(program: Command): void {
     .command('split')
     .description('set canary weights of a service, e.g. `skein split catalog v1=90 v2=10`')
     .argument('<service>', 'service name', parseServiceName)
-    .argument('<weights...>', 'SUBSET=WEIGHT pairs summing to 100', (value: string, previous: Record<string, number> | undefined) => parseWeight(value, previous));
-  withAdminFlags(command).action((service: string, weights: Record<string, number>, flags: AdminFlags) =>
+    .argument('<weights...>', 'SUBSET=WEIGHT pairs summing to 100', (value: string, previous: Record<string, number> | undefined) => parseWeight(value, previous))
+    .option('--force', 'abort a running canary rollout of the service, then set the weights (without it the split of a service with a running rollout is refused)');
+  withAdminFlags(command).action((service: string, weights: Record<string, number>, flags: AdminFlags & { force?: boolean }) =>
     runAdmin(async () => {
-      const res = await adminClient(flags).put<RouteRuleInput[]>(`/api/v1/routes/${encodeURIComponent(service)}/split`, weights);
+      const res = await adminClient(flags).put<RouteRuleInput[]>(`/api/v1/routes/${encodeURIComponent(service)}/split${flags.force ? '?force=true' : ''}`, weights);
+      const aborted = res.headers.get('skein-canary-aborted');
+      if (aborted) process.stderr.write(`skein: aborted the canary rollout of ${aborted} to set the split (--force); see skein canary ${service} --status\n`);
       if (flags.output === 'json') return printJson({ service, split: weights, snapshotVersion: res.headers.get('skein-snapshot-version'), routes: res.body });
       process.stdout.write(`${service}: ${formatSplit(weights)} (snapshot ${res.headers.get('skein-snapshot-version')})\n`);
     }),
