@@ -125,6 +125,20 @@ class RawClient {
   }
 }
 
+/** Sends `request` on a new connection and expects the 504 timeout answer at a 1s route timeout (after 0.9s–2.5s). */
+async function expectRouteTimeout(port: number, request: string): Promise<void> {
+  const client = new RawClient(port);
+  const started = Date.now();
+  client.write(request);
+  const res = await client.response(5000);
+  const took = Date.now() - started;
+  expect(res.status, res.head).toBe(504);
+  expect(res.head).toMatch(/\r\nx-skein-reason: timeout/i);
+  expect(took).toBeGreaterThan(900);
+  expect(took).toBeLessThan(2500);
+  client.destroy();
+}
+
 /** A WebSocket-style endpoint: answers the upgrade (with a first message in the same write), then echoes bytes upper-cased. */
 function acceptUpgrades(upstream: TestUpstream): void {
   upstream.server.on('upgrade', (req, socket) => {
@@ -329,16 +343,7 @@ describe('an h2c upgrade request (what `curl --http2` sends) is a plain proxied 
   });
 
   it('gets the route timeout: 504 timeout from a slow endpoint', async () => {
-    const client = new RawClient(web.outboundPort);
-    const started = Date.now();
-    client.write(`GET /slow HTTP/1.1\r\nHost: slow\r\n${H2C}\r\n`);
-    const res = await client.response(5000);
-    const took = Date.now() - started;
-    expect(res.status, res.head).toBe(504);
-    expect(res.head).toMatch(/\r\nx-skein-reason: timeout/i);
-    expect(took).toBeGreaterThan(900);
-    expect(took).toBeLessThan(2500);
-    client.destroy();
+    await expectRouteTimeout(web.outboundPort, `GET /slow HTTP/1.1\r\nHost: slow\r\n${H2C}\r\n`);
   });
 
   it('gets retries: a service of [dead port, live app] answers 200 every time', async () => {
@@ -398,18 +403,7 @@ describe('a WebSocket upgrade whose endpoint never answers', () => {
   });
 
   it('gets 504 timeout at the route timeout and counts the endpoint as failing', async () => {
-    for (let i = 0; i < 2; i++) {
-      const client = new RawClient(web.outboundPort);
-      const started = Date.now();
-      client.write(`GET /chat HTTP/1.1\r\nHost: stuck\r\n${WS}\r\n`);
-      const res = await client.response(5000);
-      const took = Date.now() - started;
-      expect(res.status, res.head).toBe(504);
-      expect(res.head).toMatch(/\r\nx-skein-reason: timeout/i);
-      expect(took).toBeGreaterThan(900);
-      expect(took).toBeLessThan(2500);
-      client.destroy();
-    }
+    for (let i = 0; i < 2; i++) await expectRouteTimeout(web.outboundPort, `GET /chat HTTP/1.1\r\nHost: stuck\r\n${WS}\r\n`);
     const s = await scrape(web);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'stuck', code: '504' })).toBe(2);
     expect(metric(s, 'skein_endpoints', { destination: 'stuck', subset: '*', state: 'ejected' })).toBe(1);
