@@ -22,6 +22,23 @@ describe('admin endpoints and lifecycle', () => {
     return u;
   };
 
+  /** A sidecar (with `drainTimeout`) whose app answers a request `answerAfterMs` late, and one request (`slow`) the app has received. */
+  const slowRequestInFlight = async (answerAfterMs: number, drainTimeout: string) => {
+    const agent = testAgent();
+    cleanups.push(() => agent.close());
+    let arrived = false;
+    const app = await upstream('app', (req, res) => {
+      if (req.url === '/health') return echoHandler('app')(req, res);
+      arrived = true;
+      setTimeout(() => echoHandler('slow-app')(req, res), answerAfterMs);
+    });
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout });
+    const slow = get(agent, `http://127.0.0.1:${sc.inboundPort}/slow`);
+    await waitUntil(() => arrived, { what: 'the slow request to reach the app' });
+    return { agent, sc, slow };
+  };
+
   it('is not ready (and sends no traffic to the app) until the app is healthy; then serves /config, /clusters, /metrics', async () => {
     const agent = testAgent();
     cleanups.push(() => agent.close());
@@ -105,18 +122,7 @@ describe('admin endpoints and lifecycle', () => {
   });
 
   it('on SIGTERM finishes the in-flight request, then exits 0', async () => {
-    const agent = testAgent();
-    cleanups.push(() => agent.close());
-    let arrived = false;
-    const app = await upstream('app', (req, res) => {
-      if (req.url === '/health') return echoHandler('app')(req, res);
-      arrived = true;
-      setTimeout(() => echoHandler('slow-app')(req, res), 1500);
-    });
-    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
-    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout: '10s' });
-    const slow = get(agent, `http://127.0.0.1:${sc.inboundPort}/slow`);
-    await waitUntil(() => arrived, { what: 'the slow request to reach the app' });
+    const { agent, sc, slow } = await slowRequestInFlight(1500, '10s');
     sc.kill('SIGTERM');
     await waitUntil(async () => (await get(agent, `${sc.adminUrl}/ready`)).status === 503, { what: '/ready 503 while draining' });
     const res = await slow;
@@ -127,18 +133,7 @@ describe('admin endpoints and lifecycle', () => {
   });
 
   it('counts --drain-timeout from the signal even when POST /drain came first (one drain, its clock restarted)', async () => {
-    const agent = testAgent();
-    cleanups.push(() => agent.close());
-    let arrived = false;
-    const app = await upstream('app', (req, res) => {
-      if (req.url === '/health') return echoHandler('app')(req, res);
-      arrived = true;
-      setTimeout(() => echoHandler('slow-app')(req, res), 3000);
-    });
-    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
-    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout: '2s' });
-    const slow = get(agent, `http://127.0.0.1:${sc.inboundPort}/slow`);
-    await waitUntil(() => arrived, { what: 'the slow request to reach the app' });
+    const { agent, sc, slow } = await slowRequestInFlight(3000, '2s');
     expect((await get(agent, `${sc.adminUrl}/drain`, {}, 'POST')).status).toBe(202);
     await new Promise((r) => setTimeout(r, 1500));
     // 1.5 s into the /drain's 2 s: the signal gives the request 2 s more, and it needs 1.5.
