@@ -5,11 +5,12 @@
  * renew as soon as its stream is up again, so that a sidecar that renewed first does not dial
  * a peer still holding an expired leaf for long: calls recover within about a second.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { Processes, echoHandler, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { get, metricValue, startMeshSidecar, type MeshSidecar } from './mesh.js';
+import { canConnect } from '../../demo/instance.js';
+import { Processes, waitUntil, type TestUpstream } from '../support/index.js';
+import { startGatewayAndOrders } from './gateway-orders.js';
+import { get, metricValue, type MeshSidecar } from './mesh.js';
 
 /** Short leaves, so that an outage outlives them within a few seconds. */
 const CP_ARGS = ['--cert-ttl', '4s'];
@@ -25,14 +26,7 @@ let gateway: MeshSidecar;
 let orders: MeshSidecar;
 
 beforeAll(async () => {
-  cp = await startControlPlane(procs, { args: CP_ARGS });
-  const [gatewayApp, ordersApp] = await Promise.all([startUpstream(echoHandler('gateway')), startUpstream(echoHandler('orders'))]);
-  apps.push(gatewayApp, ordersApp);
-  [gateway, orders] = await Promise.all([
-    startMeshSidecar(procs, cp, { service: 'gateway', appPort: gatewayApp.port }),
-    startMeshSidecar(procs, cp, { service: 'orders', appPort: ordersApp.port }),
-  ]);
-  await waitUntil(async () => (await get(gateway, 'orders')).status === 200, { what: 'gateway to reach orders', timeoutMs: 15_000 });
+  ({ cp, gateway, orders } = await startGatewayAndOrders(procs, apps, CP_ARGS));
 }, 90_000);
 
 afterAll(async () => {
@@ -48,17 +42,6 @@ function backedOff(output: string, ms: number): boolean {
   return output.split('\n').some((line) => {
     if (!line.includes('certificate request failed')) return false;
     return (JSON.parse(line) as { retryInMs: number }).retryInMs >= ms;
-  });
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
   });
 }
 
@@ -108,7 +91,7 @@ describe('a control-plane outage that outlives the leaves', () => {
     const outageFailures = load.failures.length;
 
     const port = cp.grpcPort;
-    const back = waitUntil(() => accepts(port), { what: 'the gRPC port to accept again', timeoutMs: 60_000, intervalMs: 10 }).then(() => Date.now());
+    const back = waitUntil(() => canConnect(port), { what: 'the gRPC port to accept again', timeoutMs: 60_000, intervalMs: 10 }).then(() => Date.now());
     cp = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args: CP_ARGS });
     const backAt = await back;
 

@@ -5,9 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { Processes, echoHandler, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { get, metricValue, servedCertificate, skeinCli, startMeshSidecar, steadyLoad, type MeshSidecar } from './mesh.js';
+import type { ControlPlaneProcess } from '../control-plane/harness.js';
+import { Processes, waitUntil, type TestUpstream } from '../support/index.js';
+import { startGatewayAndOrders } from './gateway-orders.js';
+import { get, metricValue, servedCertificate, skeinCli, steadyLoad, type MeshSidecar } from './mesh.js';
 
 const procs = new Processes();
 const apps: TestUpstream[] = [];
@@ -21,14 +22,7 @@ interface CaView {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane(procs, { args: ['--cert-ttl', '6s'] });
-  const [gatewayApp, ordersApp] = await Promise.all([startUpstream(echoHandler('gateway')), startUpstream(echoHandler('orders'))]);
-  apps.push(gatewayApp, ordersApp);
-  [gateway, orders] = await Promise.all([
-    startMeshSidecar(procs, cp, { service: 'gateway', appPort: gatewayApp.port }),
-    startMeshSidecar(procs, cp, { service: 'orders', appPort: ordersApp.port }),
-  ]);
-  await waitUntil(async () => (await get(gateway, 'orders')).status === 200, { what: 'gateway to reach orders', timeoutMs: 15_000 });
+  ({ cp, gateway, orders } = await startGatewayAndOrders(procs, apps, ['--cert-ttl', '6s']));
 }, 90_000);
 
 afterAll(async () => {
