@@ -6,15 +6,11 @@
  * follow (every gRPC call on a route without `retryNonIdempotent`); its deadline bounds it.
  */
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoDefinition, grpcClient, grpcPairTeardown, startGrpcSidecarPair } from './grpc-fixture.js';
 import { metric, scrape } from './resilience-fixture.js';
 
-const identity = (b: Buffer): Buffer => b;
-const definition: grpc.ServiceDefinition = {
-  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Count: { path: '/test.Echo/Count', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-};
 
 interface EchoClient extends grpc.Client {
   Echo(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
@@ -37,7 +33,7 @@ describe('gRPC deadlines and the per-try timeout', () => {
 
   beforeAll(async () => {
     server = new grpc.Server();
-    server.addService(definition, {
+    server.addService(echoDefinition, {
       Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         echoCalls++;
         appDeadline = call.getDeadline();
@@ -50,29 +46,12 @@ describe('gRPC deadlines and the per-try timeout', () => {
         }, delayOf(call.request));
       },
     });
-    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
-    webApp = await startUpstream(echoHandler('web-app'));
-    const ca = makeCa();
-    const dir = tempDir();
-    const [catalogInbound] = (await freePorts(1)) as [number];
     // The default policy: 3 s timeout (replaced by a call's grpc-timeout), 1 s per try, 2 retries.
-    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', outlierDetection: { consecutiveErrors: 2 }, endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
-    catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
-    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
-    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
-    client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
+    ({ webApp, web, catalog } = await startGrpcSidecarPair(procs, server, { outlierDetection: { consecutiveErrors: 2 } }));
+    client = grpcClient<EchoClient>(echoDefinition, web.outboundPort);
   });
 
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    await procs.killAll();
-    server?.forceShutdown();
-    await webApp?.close();
-  });
+  grpcPairTeardown(procs, () => ({ server, client, webApp, web, catalog }));
 
   const echo = (delayMs: number, deadlineMs: number) => {
     const started = performance.now();

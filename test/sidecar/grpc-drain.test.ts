@@ -6,12 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, waitUntil, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { Processes, waitUntil, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { rawMethod, startGrpcSidecarPair } from './grpc-fixture.js';
 
-const identity = (b: Buffer): Buffer => b;
-const definition: grpc.ServiceDefinition = {
-  Hold: { path: '/test.Echo/Hold', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-};
+const definition: grpc.ServiceDefinition = { Hold: rawMethod('Hold', true) };
 
 /** One gRPC request on a raw HTTP/2 session; resolves with the response's trailers. */
 function call(session: ClientHttp2Session, onData: (chunk: Buffer) => void = () => undefined): Promise<Record<string, unknown>> {
@@ -45,14 +43,7 @@ describe('gRPC drain and protocol errors', () => {
         });
       },
     });
-    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
-    webApp = await startUpstream(echoHandler('web-app'));
-    const ca = makeCa();
-    const dir = tempDir();
-    const [catalogInbound] = (await freePorts(1)) as [number];
-    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', timeout: '0s', endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
-    await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
-    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, drainTimeout: '30s', identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    ({ webApp, web } = await startGrpcSidecarPair(procs, server, { timeout: '0s' }, { drainTimeout: '30s' }));
   });
 
   afterAll(async () => {

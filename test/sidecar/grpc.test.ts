@@ -4,15 +4,11 @@
  * app (h2c). Statuses travel in trailers, trailers-only answers included.
  */
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoDefinition, grpcClient, grpcPairTeardown, startGrpcSidecarPair } from './grpc-fixture.js';
 import { get, testAgent } from './http.js';
 
-const identity = (b: Buffer): Buffer => b;
-const definition: grpc.ServiceDefinition = {
-  Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Count: { path: '/test.Echo/Count', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-};
 
 interface EchoClient extends grpc.Client {
   Echo(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
@@ -31,7 +27,7 @@ describe('gRPC through a sidecar pair', () => {
 
   beforeAll(async () => {
     server = new grpc.Server();
-    server.addService(definition, {
+    server.addService(echoDefinition, {
       Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         seenMetadata = call.metadata;
         const text = call.request.toString();
@@ -43,29 +39,12 @@ describe('gRPC through a sidecar pair', () => {
         call.end();
       },
     });
-    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
-    webApp = await startUpstream(echoHandler('web-app'));
-    const ca = makeCa();
-    const dir = tempDir();
-    const [catalogInbound] = (await freePorts(1)) as [number];
-    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
-    catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
-    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
-    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
-    client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
+    ({ webApp, web, catalog } = await startGrpcSidecarPair(procs, server));
+    client = grpcClient<EchoClient>(echoDefinition, web.outboundPort);
   });
 
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    await procs.killAll();
-    server?.forceShutdown();
-    await agent.close();
-    await webApp?.close();
-  });
+  grpcPairTeardown(procs, () => ({ server, client, webApp, web, catalog }));
+  afterAll(() => agent.close());
 
   const echo = (text: string, md = new grpc.Metadata()) =>
     new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => client.Echo(Buffer.from(text), md, (err, res) => resolve({ err, res })));
@@ -138,8 +117,7 @@ describe('gRPC through a sidecar pair', () => {
   });
 
   it('answers an unknown service with UNIMPLEMENTED and x-skein-reason', async () => {
-    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
-    const lost = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'nowhere' }) as unknown as EchoClient;
+    const lost = grpcClient<EchoClient>(echoDefinition, web.outboundPort, 'nowhere');
     const err = await new Promise<grpc.ServiceError | null>((resolve) => lost.Echo(Buffer.from('x'), new grpc.Metadata(), (e) => resolve(e)));
     lost.close();
     expect(err?.code).toBe(grpc.status.UNIMPLEMENTED);

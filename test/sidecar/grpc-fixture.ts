@@ -1,0 +1,80 @@
+/**
+ * The setup the gRPC sidecar tests share: a grpc-js app on raw-byte methods of `test.Echo`,
+ * served as `catalog` behind an mTLS sidecar pair (catalog's inbound → its app over h2c; web's
+ * outbound for the callers), and a grpc-js client through web's outbound listener.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach } from 'vitest';
+import type { ServicePolicyInput } from '../../common/config/schema.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, tempDir, writeIdentity, writeTempConfig, startUpstream, type Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+
+const bytes = (b: Buffer): Buffer => b;
+
+/** Method `name` of `test.Echo`, taking one message and answering one (or a stream, with `responseStream`), as raw bytes. */
+export function rawMethod(name: string, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path: `/test.Echo/${name}`, requestStream: false, responseStream, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes };
+}
+
+/** `test.Echo` with `Echo` (unary) and `Count` (server stream). */
+export const echoDefinition: grpc.ServiceDefinition = { Echo: rawMethod('Echo', false), Count: rawMethod('Count', true) };
+
+export interface GrpcSidecarPair {
+  /** web's own app (an HTTP echo upstream; the callers only use web's outbound listener). */
+  readonly webApp: TestUpstream;
+  readonly web: SpawnedSidecar;
+  readonly catalog: SpawnedSidecar;
+}
+
+/**
+ * Binds `server` (its services added) on a free port and starts the pair in front of it:
+ * service `catalog` has `protocol: 'grpc'` and `policy`; web gets `drainTimeout` if given.
+ */
+export async function startGrpcSidecarPair(
+  procs: Processes,
+  server: grpc.Server,
+  policy: Omit<ServicePolicyInput, 'protocol' | 'endpoints'> = {},
+  web: { drainTimeout?: string } = {},
+): Promise<GrpcSidecarPair> {
+  const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  const webApp = await startUpstream(echoHandler('web-app'));
+  const ca = makeCa();
+  const dir = tempDir();
+  const [catalogInbound] = (await freePorts(1)) as [number];
+  const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', ...policy, endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
+  const catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+  const webSidecar = await procs.sidecar({ service: 'web', appPort: webApp.port, config, ...web, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+  return { webApp, web: webSidecar, catalog };
+}
+
+/** A client of `definition` dialing `outboundPort` with h2c, its `:authority` naming `authority`. */
+export function grpcClient<C extends grpc.Client>(definition: grpc.ServiceDefinition, outboundPort: number, authority = 'catalog'): C {
+  const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+  return new Ctor(`127.0.0.1:${outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as unknown as C;
+}
+
+/** What a describe block on a pair holds; a hook finds unset what its beforeAll did not get to. */
+export interface GrpcPairState {
+  readonly server?: grpc.Server;
+  readonly client?: grpc.Client;
+  readonly webApp?: TestUpstream;
+  readonly web?: SpawnedSidecar;
+  readonly catalog?: SpawnedSidecar;
+}
+
+/**
+ * Registers the block's hooks: after a failed test, both sidecars' output is logged; after the
+ * block, the client is closed, `procs` killed, the app server shut down and web's app closed.
+ */
+export function grpcPairTeardown(procs: Processes, state: () => GrpcPairState): void {
+  afterEach((ctx) => {
+    const { web, catalog } = state();
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- catalog ---\n${catalog?.output()}`);
+  });
+  afterAll(async () => {
+    const { client, server, webApp } = state();
+    client?.close();
+    await procs.killAll();
+    server?.forceShutdown();
+    await webApp?.close();
+  });
+}
