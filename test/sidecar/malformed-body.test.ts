@@ -6,7 +6,8 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, Processes, startUpstream, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { startBodyTestSidecars } from './body-fixture.js';
 import { get, rawExchange, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
 
@@ -37,20 +38,7 @@ describe('malformed request bodies', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => echoHandler(`got ${Buffer.concat(chunks).length} bytes`)(req, res));
     });
-    const ca = makeCa();
-    const dir = tempDir();
-    const [catalogIn] = (await freePorts(1)) as [number];
-    const config = writeTempConfig({
-      services: {
-        catalog: { endpoints: [{ address: '127.0.0.1', port: catalogIn, labels: { version: 'v1' } }] },
-        direct: { endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
-      },
-      intentions: { defaultAction: 'allow' },
-    }, dir);
-    const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
-    await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog') });
-    web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web') });
-    plainWeb = await procs.sidecar({ service: 'web', appPort: app.port, config });
+    ({ web, plainWeb } = await startBodyTestSidecars(procs, app, ['direct']));
   });
 
   afterAll(async () => {

@@ -11,7 +11,8 @@ import { request } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, Processes, startUpstream, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { startBodyTestSidecars } from './body-fixture.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 const HEAD_LIMIT_MS = 60_000;
@@ -117,25 +118,10 @@ describe('stalled request bodies', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => echoHandler(`got ${Buffer.concat(chunks).length} bytes`)(req, res));
     });
-    const ca = makeCa();
-    const dir = tempDir();
-    const [catalogIn] = (await freePorts(1)) as [number];
     // Timeouts far past the head limit, so only the body's stall can end these requests.
     const policy = { timeout: '5m', retries: { attempts: 2, perTryTimeout: '4m' } };
-    const config = writeTempConfig({
-      services: {
-        catalog: { ...policy, endpoints: [{ address: '127.0.0.1', port: catalogIn, labels: { version: 'v1' } }] },
-        direct: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
-        // The same app under another name, for the upload it never reads (outlier state is per service).
-        sink: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
-        h2sink: { ...policy, endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] },
-      },
-      intentions: { defaultAction: 'allow' },
-    }, dir);
-    const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
-    await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog') });
-    web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web') });
-    plainWeb = await procs.sidecar({ service: 'web', appPort: app.port, config });
+    // sink and h2sink: the same app under other names, for the uploads it never reads (outlier state is per service).
+    ({ web, plainWeb } = await startBodyTestSidecars(procs, app, ['direct', 'sink', 'h2sink'], policy));
   });
 
   afterAll(async () => {
@@ -162,27 +148,29 @@ describe('stalled request bodies', () => {
       Promise.all([h2Post(plainWeb, 'direct', '/echo', Buffer.from('abc')), h2Post(web, 'catalog', '/echo', Buffer.from('abc'))]),
       h2Post(plainWeb, 'h2sink', '/unread', Buffer.alloc(64 * 1024, 'u'), 32 * 1024 * 1024),
     ]);
+    /** A stall ends once the head limit has passed, and not long after. */
+    const expectEndedAtHeadLimit = (ms: number, what: string): void => {
+      expect(ms, what).toBeGreaterThan(HEAD_LIMIT_MS - 100);
+      expect(ms, what).toBeLessThan(HEAD_LIMIT_MS + 5_000);
+    };
     for (const [i, { status, reason, text, ms }] of h2Stalls.entries()) {
       expect(status, `h2 stall ${i}`).toBe(408);
       expect(reason).toBe('bad-request');
       expect(text).toContain('the request body stalled');
-      expect(ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
-      expect(ms).toBeLessThan(HEAD_LIMIT_MS + 5_000);
+      expectEndedAtHeadLimit(ms, `h2 stall ${i}`);
     }
-    expect(h2Unread.status).toBe(504);
-    expect(h2Unread.reason).toBe('timeout');
-    expect(h2Unread.ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
     for (const [i, { answer, ms }] of stalls.entries()) {
       expect(answer, `stall ${i}`).toMatch(/^HTTP\/1.1 408/);
       expect(answer).toMatch(/x-skein-reason: bad-request/i);
       expect(answer).toMatch(/connection: close/i);
       expect(answer).toContain('the request body stalled');
-      expect(ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
-      expect(ms).toBeLessThan(HEAD_LIMIT_MS + 5_000);
+      expectEndedAtHeadLimit(ms, `stall ${i}`);
     }
-    expect(unread.status).toBe(504);
-    expect(unread.reason).toBe('timeout');
-    expect(unread.ms).toBeGreaterThan(HEAD_LIMIT_MS - 100);
+    for (const [what, { status, reason, ms }] of [['h2 unread', h2Unread], ['unread', unread]] as const) {
+      expect(status, what).toBe(504);
+      expect(reason, what).toBe('timeout');
+      expect(ms, what).toBeGreaterThan(HEAD_LIMIT_MS - 100);
+    }
 
     for (const [sc, service, stalled] of [
       [plainWeb, 'direct', 3],
