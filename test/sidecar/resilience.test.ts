@@ -309,22 +309,29 @@ describe('circuit breaker', () => {
 });
 
 describe('outlier detection', () => {
-  it('ejects an endpoint that keeps failing and moves its traffic to the healthy one', async () => {
-    const bad = await upstream(fail(500));
-    const good = await upstream(echoHandler('good'));
-    const web = await startOutbound(
+  /**
+   * web calling catalog = [bad, good] round-robin, with no retries and no circuit in the way,
+   * ejecting an endpoint after `consecutiveErrors` in a row for `baseEjectionTime`.
+   */
+  const startEjecting = (bad: TestUpstream, good: TestUpstream, consecutiveErrors: number, baseEjectionTime: string) =>
+    startOutbound(
       procs,
       catalog(
         {
           lb: 'round-robin',
           retries: { attempts: 0 },
           circuitBreaker: { volumeThreshold: 1000 },
-          outlierDetection: { consecutiveErrors: 3, baseEjectionTime: '30s', maxEjectionPercent: 50 },
+          outlierDetection: { consecutiveErrors, baseEjectionTime, maxEjectionPercent: 50 },
         },
         bad,
         good,
       ),
     );
+
+  it('ejects an endpoint that keeps failing and moves its traffic to the healthy one', async () => {
+    const bad = await upstream(fail(500));
+    const good = await upstream(echoHandler('good'));
+    const web = await startEjecting(bad, good, 3, '30s');
     const statuses: number[] = [];
     for (let i = 0; i < 20; i++) statuses.push((await web.call('/items')).status);
     expect(bad.requests.length).toBe(3);
@@ -344,19 +351,7 @@ describe('outlier detection', () => {
     const ok = echoHandler('recovered');
     const bad = await upstream((req, res) => (badFailing ? fail(500)(req, res) : ok(req, res)));
     const good = await upstream(echoHandler('good'));
-    const web = await startOutbound(
-      procs,
-      catalog(
-        {
-          lb: 'round-robin',
-          retries: { attempts: 0 },
-          circuitBreaker: { volumeThreshold: 1000 },
-          outlierDetection: { consecutiveErrors: 2, baseEjectionTime: '1s', maxEjectionPercent: 50 },
-        },
-        bad,
-        good,
-      ),
-    );
+    const web = await startEjecting(bad, good, 2, '1s');
     for (let i = 0; i < 6; i++) await web.call('/items');
     expect(bad.requests.length).toBe(2);
     const ejectedBy = Date.now();
