@@ -123,6 +123,17 @@ describe('tap', () => {
 });
 
 describe('traces', () => {
+  /** Trace `traceId` from the store once it holds the caller's client span and the three server spans of its tries. */
+  const retriedTrace = (traceId: string): Promise<TraceView> =>
+    waitUntil(
+      async () => {
+        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
+        const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
+        return t && t.spanList.some((s) => s.kind === 'client') && t.spanList.filter((s) => s.kind === 'server').length === 3 ? t : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the retried trace' },
+    );
+
   it('records one span per hop of a two-hop request with the right parents, in the store and over OTLP', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const clientSpan = '00f067aa0ba902b7';
@@ -177,14 +188,7 @@ describe('traces', () => {
     // 503 is a gateway error: retried twice by default, then answered.
     const res = await call(mesh, 'backend', '/flaky?status=503', { traceparent: `00-${traceId}-1111111111111111-01` });
     expect(res.status).toBe(503);
-    const trace = await waitUntil(
-      async () => {
-        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
-        const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
-        return t && t.spanList.some((s) => s.kind === 'client') && t.spanList.filter((s) => s.kind === 'server').length === 3 ? t : undefined;
-      },
-      { timeoutMs: 10_000, what: 'the retried trace' },
-    );
+    const trace = await retriedTrace(traceId);
     const client = trace.spanList.find((s) => s.kind === 'client')!;
     expect(client.attempts).toBe(3);
     expect(client.events.map((e) => e.name)).toEqual(['retry', 'retry']);
@@ -196,14 +200,7 @@ describe('traces', () => {
     const traceId = 'ccccccccccccccccdddddddddddddddd';
     // Retried twice (503 is a gateway error), so backend's sidecars serve tries 1, 2 and 3 of web's.
     expect((await call(mesh, 'backend', '/flaky-attempts?status=503', { traceparent: `00-${traceId}-2222222222222222-01` })).status).toBe(503);
-    const trace = await waitUntil(
-      async () => {
-        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
-        const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
-        return t && t.spanList.some((s) => s.kind === 'client') && t.spanList.filter((s) => s.kind === 'server').length === 3 ? t : undefined;
-      },
-      { timeoutMs: 10_000, what: 'the retried trace' },
-    );
+    const trace = await retriedTrace(traceId);
     const client = trace.spanList.find((s) => s.kind === 'client')!;
     expect(client).toMatchObject({ service: 'web', attempts: 3, callerAttempt: 0 });
     // Ordered by the attempt recorded, not by start time: the spans come from two processes' clocks.
