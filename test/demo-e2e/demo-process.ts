@@ -10,6 +10,8 @@ import { cleanLeftovers, PidFile } from '../../demo/pid-file.js';
 import { readState, type DemoState } from '../../demo/state.js';
 import { tempDir, waitUntil, type Child, type Processes } from '../support/index.js';
 
+export { isAlive } from '../../demo/state.js';
+
 export interface DemoProcess {
   readonly child: Child;
   readonly dataDir: string;
@@ -39,15 +41,6 @@ export function recordedPids(dataDir: string): number[] {
       .map((line) => Number(line.split(' ')[0]));
   } catch {
     return [];
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
