@@ -301,6 +301,22 @@ describe('H2Upstream', () => {
     await expect.poll(() => rstCode, { timeout: 5000 }).toBe(constants.NGHTTP2_CANCEL);
   });
 
+  it('drops the unread answer of a call abandoned while paused, so the session can still close', async () => {
+    const { port } = await server((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      stream.end(Buffer.alloc(200_000, 97));
+    });
+    const u = upstream(port);
+    const r = call(u, Buffer.from('x'), true);
+    await expect.poll(() => r.body.length, { timeout: 5000 }).toBe(1);
+    r.abort!();
+    await r.settled;
+    expect(r.error).not.toBeNull();
+    // A stream left holding unread DATA never ends, and a graceful close waits for it for ever.
+    const closed = await Promise.race([u.close().then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 5000, 'still open after 5 s'))]);
+    expect(closed).toBe('closed');
+  });
+
   it('serves undici request() on top of dispatch (mirroring uses it)', async () => {
     const { port } = await server(echo);
     const res = await upstream(port).request({ method: 'POST', path: '/echo.Echo/Say', headers: { host: 'catalog' }, body: Buffer.from('copy') });

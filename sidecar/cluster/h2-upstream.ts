@@ -101,6 +101,9 @@ class H2Call implements BodySink {
     this.done = true;
     this.unhookBody();
     if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+    // What the server sent and nobody will read (a paused answer, or DATA that came with the
+    // head) is dropped: unread, it keeps the stream from ending, and so the session from closing.
+    this.stream.resume();
     reportError(this.call, err);
   }
 
