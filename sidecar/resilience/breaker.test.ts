@@ -155,4 +155,21 @@ describe('CircuitBreaker', () => {
     breaker.release(Admission.Trial, 'neutral');
     expect(breaker.active).toBe(0);
   });
+
+  it('does not count attempts released while the circuit is open: after it closes again, the failures still in the window decide', async () => {
+    const { breaker } = track(make());
+    const late = Array.from({ length: 20 }, () => breaker.tryAcquire()); // in flight when the circuit opens
+    await run(breaker, Array(10).fill(false));
+    expect(breaker.state).toBe('open');
+    for (const admission of late) breaker.release(admission, 'failure');
+    await settle();
+    expect(breaker.active).toBe(0);
+    vi.advanceTimersByTime(5000);
+    await run(breaker, [true]); // the trial closes it
+    expect(breaker.state).toBe('closed');
+    // 10 failures in 11 counted tries: the next failure opens it again. Counted as tries, the
+    // 20 released while open would have diluted that to 10 in 31, and it would take 12 more.
+    await run(breaker, [false]);
+    expect(breaker.state).toBe('open');
+  });
 });

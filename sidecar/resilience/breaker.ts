@@ -122,9 +122,12 @@ export class CircuitBreaker {
     if (admission === Admission.Refused || this.inFlight === 0) return;
     this.inFlight--;
     if (admission === Admission.Trial) this.trialOut = false;
-    if (verdict === 'neutral' || this.opossum.isShutdown) return;
-    // An attempt admitted before the circuit opened and released while it is open is refused by opossum, uncounted.
-    void this.opossum.fire(verdict === 'success');
+    const o = this.opossum;
+    // An attempt admitted before the circuit opened and released while it is open (or half-open
+    // with its trial decided) is not counted: opossum would count it as a fire, then refuse it,
+    // and those fires would dilute the failures still in the window once the circuit closes.
+    if (verdict === 'neutral' || o.isShutdown || (!o.closed && !o.pendingClose)) return;
+    void o.fire(verdict === 'success');
   }
 
   /** For /clusters. */
