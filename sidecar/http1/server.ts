@@ -495,9 +495,12 @@ export class OutgoingResponse extends OutgoingBase {
   protected sendHead(status: number, reason: string, headers: readonly string[]): void {
     let text = `HTTP/1.1 ${status} ${reason}\r\n`;
     let hasLength = false;
+    // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client, nor on a 1xx or 204 answer.
+    const codingsAllowed = this.req.httpVersionMinor === 1 && status !== 204 && status >= 200;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      else if (name.length === 17 && !codingsAllowed && name.toLowerCase() === 'transfer-encoding') continue;
       text += `${name}: ${headers[i + 1]}\r\n`;
     }
     this.noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;

@@ -143,6 +143,18 @@ describe('sidecar pair: proxying', () => {
     expect(gunzipSync(Buffer.concat(chunks)).toString()).toBe('hello, coded');
   });
 
+  it('sends an HTTP/1.0 caller such an answer without Transfer-Encoding, which HTTP/1.0 does not have', async () => {
+    const { rawExchange } = await import('./http.js');
+    const answer = Buffer.from(await rawExchange(web.outboundPort, 'GET /gzip-te HTTP/1.0\r\nHost: catalog\r\n\r\n'), 'latin1');
+    const split = answer.indexOf('\r\n\r\n');
+    const head = answer.toString('latin1', 0, split);
+    expect(head).toMatch(/^HTTP\/1.1 200 /);
+    expect(head).not.toMatch(/transfer-encoding/i);
+    expect(head).toMatch(/\r\nconnection: close/i);
+    // The body runs to the connection's end, as sent: still gzip.
+    expect(gunzipSync(answer.subarray(split + 4)).toString()).toBe('hello, coded');
+  });
+
   it('still answers an HTTP/2 caller such an answer (HTTP/2 has no transfer codings)', async () => {
     const session = connectH2(`http://127.0.0.1:${web.outboundPort}`);
     try {
