@@ -10,7 +10,7 @@ describe('parseSize', () => {
     expect(parseSize('0')).toBe(0);
   });
 
-  it('reads a bare or Kubernetes-style prefix as binary, as nginx and Kubernetes do', () => {
+  it('reads a bare prefix as binary, as nginx does, and a Kubernetes-style Ki/Mi/Gi one', () => {
     expect(parseSize('512k')).toBe(512 * 1024);
     expect(parseSize('1Mi')).toBe(1024 * 1024);
     expect(parseSize('2G')).toBe(2 * 1024 ** 3);

@@ -1,7 +1,7 @@
 /**
  * Sizes in flags and config are written with a unit ("64KiB", "10MiB", "1GB") or as plain
- * bytes, and carried as bytes inside the process. A bare or Kubernetes-style prefix ("512k",
- * "1Mi") is binary, as nginx and Kubernetes read it.
+ * bytes, and carried as bytes inside the process. A bare prefix ("512k", "1m") is binary, as
+ * nginx reads it, and so is a Kubernetes-style one ("1Mi").
  */
 const KI = 1024;
 const UNIT_BYTES: Record<string, number> = {
