@@ -80,7 +80,7 @@ describe('writes during a running rollout', () => {
 
       const split = await refusal(config.setSplit('backend', { v1: 100 }));
       expect(split.conflicts).toEqual([{ canary: rollout, changes: ['the split of its catch-all rule'] }]);
-      expect(split.message).toMatch(/^a canary rollout of backend is running \(v1 → v2, step 1 of 2 at 25% v2\) and this write would change the split of its catch-all rule; nothing was written\. Abort the rollout first \(skein canary backend --abort, or DELETE \/api\/v1\/canaries\/\{service\}\), or repeat the write with force \(\?force=true; skein apply --force, skein split --force\)/);
+      expect(split.message).toMatch(/^a canary rollout of backend is running \(v1 → v2, step 1 of 2 at 25% v2\) and this write would change the split of its catch-all rule; nothing was written\. Abort the rollout first \(skein canary backend --abort, or DELETE \/api\/v1\/canaries\/backend\), or repeat the write with force \(\?force=true; skein apply --force, skein split --force\)/);
       expect((await refusal(config.putRoutes('backend', [{ split: { v1: 100 } }]))).conflicts[0]!.changes).toEqual(['its routes']);
       expect((await refusal(config.deleteRoutes('backend'))).conflicts[0]!.changes).toEqual(['its routes (deleted)']);
       expect((await refusal(config.putPolicy('backend', { subsets: { v1: { version: 'v1' }, v2: { version: 'v3' } } }))).conflicts[0]!.changes).toEqual(['the selector of subset v2']);

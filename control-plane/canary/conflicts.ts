@@ -68,9 +68,10 @@ export function conflictMessage(conflicts: readonly CanaryConflict[]): string {
   );
   const services = conflicts.map((c) => c.canary.service);
   const abort = services.map((s) => `skein canary ${s} --abort`).join(', ');
+  const deletes = services.map((s) => `DELETE /api/v1/canaries/${s}`).join(', ');
   return (
     `${each.join('; ')}; nothing was written. ` +
-    `Abort the rollout first (${abort}, or DELETE /api/v1/canaries/{service}), ` +
+    `Abort the rollout first (${abort}, or ${deletes}), ` +
     `or repeat the write with force (?force=true; skein apply --force, skein split --force), which aborts the rollout and then writes`
   );
 }

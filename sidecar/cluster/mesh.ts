@@ -176,7 +176,8 @@ export class Mesh {
     return new OutlierDetector(policy.outlierDetection, {
       onEject: (key, until) => {
         metrics.outlierEjected(name);
-        logger.warn({ service: name, endpoint: key, until: new Date(until).toISOString() }, 'endpoint ejected by outlier detection');
+        // `destination`: the logger's own `service` field is this sidecar's.
+        logger.warn({ destination: name, endpoint: key, until: new Date(until).toISOString() }, 'endpoint ejected by outlier detection');
       },
       onChange: () => this.publishEndpointGauges(name),
     });
