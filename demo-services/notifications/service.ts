@@ -87,7 +87,9 @@ export const notifications: ServiceDefinition = {
     const insert = db.prepare(
       'INSERT OR IGNORE INTO notifications (event_id, type, user_id, order_id, message, payload, occurred_at) VALUES (@id, @type, @userId, @orderId, @message, @payload, @occurredAt)',
     );
-    const byUser = db.prepare<[string], NotificationRow>('SELECT * FROM notifications WHERE user_id = ? ORDER BY received_at, event_id');
+    // Newest first, and the latest 50: under the demo's load a user's own order would otherwise sit
+    // at the end of a list that only grows.
+    const byUser = db.prepare<[string], NotificationRow>('SELECT * FROM notifications WHERE user_id = ? ORDER BY received_at DESC, event_id DESC LIMIT 50');
 
     const router = new Router()
       .add('GET', '/health', () => ({ body: { status: 'ok', service: 'notifications' } }))

@@ -69,6 +69,14 @@ describe('demo shop', () => {
     }, { timeoutMs: 10_000, what: 'OrderCreated notification' });
     expect(delivered).toHaveLength(1);
     expect(delivered[0]).toMatchObject({ type: 'OrderCreated', message: expect.stringContaining('confirmed') });
+
+    // A later order's notification comes first: the list is the latest, newest first.
+    const later = (await placeOrder({ userId: 'u1', items: [{ productId: 'p2', quantity: 1 }] })).body;
+    const ids = await waitUntil(async () => {
+      const all: { orderId: string }[] = (await http('GET', api('/api/notifications?userId=u1'))).body.notifications;
+      return all.some((n) => n.orderId === later.id) ? all.map((n) => n.orderId) : undefined;
+    }, { timeoutMs: 10_000, what: 'the later order\'s notification' });
+    expect(ids.indexOf(later.id)).toBeLessThan(ids.indexOf(order.id));
   });
 
   it('cancels an order whose payment fails, releasing its stock and taking no money', async () => {
