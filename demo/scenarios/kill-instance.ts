@@ -23,10 +23,15 @@ async function placeFor(demo: DemoClient, ms: number, signal: AbortSignal): Prom
   return results;
 }
 
-/** The orders that did not end confirmed; the first few are shown with why. */
+/** The orders that did not end confirmed, shown as a count per reason (the first ones alone would hide the rest). */
 function notConfirmed(placed: readonly Placed[], io: ScenarioIo): Placed[] {
   const bad = placed.filter((p) => p.order?.status !== 'confirmed');
-  for (const p of bad.slice(0, 5)) io.show(`not confirmed: ${p.order ? `${p.order.status} (${p.order.reason})` : `${p.status} ${p.error?.code ?? ''} ${p.error?.message ?? ''}`}`);
+  const byReason = new Map<string, number>();
+  for (const p of bad) {
+    const why = p.order ? `${p.order.status} (${p.order.reason})` : `${p.status} ${p.error?.code ?? ''} ${p.error?.message ?? ''}`;
+    byReason.set(why, (byReason.get(why) ?? 0) + 1);
+  }
+  for (const [why, count] of [...byReason].sort((a, b) => b[1] - a[1])) io.show(`not confirmed: ${count} × ${why}`);
   return bad;
 }
 
