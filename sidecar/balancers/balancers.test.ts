@@ -47,8 +47,37 @@ describe('balancers', () => {
       }
       const only = endpoints(1);
       expect(factory(only, healthy).pick(only[0])!.key).toBe('e0');
+    }
+  });
+
+  it('panics to ejected endpoints only when the retry would otherwise go back where it just failed', () => {
+    for (const factory of [leastRequestPicker, roundRobinPicker, randomPicker]) {
+      // Two endpoints, e0 ejected, e1 not: first tries go to e1 only...
       const pair = endpoints(2);
-      expect(factory(pair, (key) => key === 'e1').pick(pair[0])!.key, `${factory.name} with the other ejected`).toBe('e0');
+      const onlyE1 = factory(pair, (key) => key === 'e0');
+      for (let i = 0; i < 20; i++) expect(onlyE1.pick()!.key, `${factory.name} first try`).toBe('e1');
+      // ...and so does a retry away from e0; but a retry away from e1 goes to e0, ejected, not back to e1.
+      expect(onlyE1.pick(pair[0])!.key, `${factory.name} retry away from the ejected one`).toBe('e1');
+      for (let i = 0; i < 20; i++) expect(onlyE1.pick(pair[1])!.key, `${factory.name} retry away from the only one not ejected`).toBe('e0');
+
+      // Five endpoints, e0..e2 ejected: ejected ones get nothing while e3 or e4 may be tried...
+      const five = endpoints(5);
+      const threeOut = factory(five, (key) => key < 'e3');
+      for (let i = 0; i < 50; i++) {
+        expect(['e3', 'e4'], factory.name).toContain(threeOut.pick()!.key);
+        expect(threeOut.pick(five[3])!.key, factory.name).toBe('e4');
+      }
+      // ...and a retry away from the last one not ejected spreads over the ejected ones.
+      const fourOut = factory(five, (key) => key !== 'e4');
+      const seen = new Set<string>();
+      for (let i = 0; i < 200; i++) seen.add(fourOut.pick(five[4])!.key);
+      expect([...seen].sort(), factory.name).toEqual(['e0', 'e1', 'e2', 'e3']);
+
+      // Everything ejected: a retry still moves away; a single endpoint is picked whatever happened.
+      const allOut = factory(pair, () => true);
+      for (let i = 0; i < 20; i++) expect(allOut.pick(pair[0])!.key, factory.name).toBe('e1');
+      const one = endpoints(1);
+      expect(factory(one, () => true).pick(one[0])!.key).toBe('e0');
     }
   });
 });

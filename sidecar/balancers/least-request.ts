@@ -3,7 +3,7 @@
  * endpoints, the one with fewer requests in flight wins. Nearly as good as scanning all
  * endpoints, and it never herds every sidecar onto the same idle endpoint.
  */
-import { EMPTY_PICKER, randomHealthy, randomHealthyExcept, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
+import { EMPTY_PICKER, randomByRank, rank, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
 
 export function leastRequestPicker<E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random: () => number = Math.random): Picker<E> {
   const n = endpoints.length;
@@ -16,8 +16,9 @@ export function leastRequestPicker<E extends BalancedEndpoint>(endpoints: readon
     const [a, b] = endpoints as [E, E];
     return {
       pick(avoid) {
-        if (isEjected(a.key) || avoid === a) return isEjected(b.key) ? (a.active <= b.active ? a : b) : b;
-        if (isEjected(b.key) || avoid === b) return a;
+        const ra = rank(a, isEjected, avoid);
+        const rb = rank(b, isEjected, avoid);
+        if (ra !== rb) return ra < rb ? a : b;
         if (a.active !== b.active) return a.active < b.active ? a : b;
         return random() < 0.5 ? a : b;
       },
@@ -25,11 +26,10 @@ export function leastRequestPicker<E extends BalancedEndpoint>(endpoints: readon
   }
   return {
     pick(avoid) {
-      const a = randomHealthy(endpoints, isEjected, random);
-      const b = randomHealthy(endpoints, isEjected, random);
-      if (avoid === undefined || (a !== avoid && b !== avoid)) return b.active < a.active ? b : a;
-      const other = a === avoid ? b : a;
-      return other !== avoid ? other : randomHealthyExcept(endpoints, isEjected, random, avoid);
+      // Both draws are of the best rank present, so they compete on requests in flight alone.
+      const a = randomByRank(endpoints, isEjected, random, avoid);
+      const b = randomByRank(endpoints, isEjected, random, avoid);
+      return b.active < a.active ? b : a;
     },
   };
 }

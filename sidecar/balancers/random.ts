@@ -1,5 +1,5 @@
-/** Random balancing: a uniformly random endpoint that is not ejected. */
-import { EMPTY_PICKER, randomHealthy, randomHealthyExcept, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
+/** Random balancing: a uniformly random endpoint of the best rank (balancer.ts). */
+import { EMPTY_PICKER, randomByRank, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
 
 export function randomPicker<E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random: () => number = Math.random): Picker<E> {
   if (endpoints.length === 0) return EMPTY_PICKER;
@@ -8,9 +8,6 @@ export function randomPicker<E extends BalancedEndpoint>(endpoints: readonly E[]
     return { pick: () => only };
   }
   return {
-    pick(avoid) {
-      const e = randomHealthy(endpoints, isEjected, random);
-      return e === avoid ? randomHealthyExcept(endpoints, isEjected, random, avoid) : e;
-    },
+    pick: (avoid) => randomByRank(endpoints, isEjected, random, avoid),
   };
 }

@@ -1,4 +1,7 @@
-/** Round-robin balancing: endpoints in turn, from a random start so sidecars do not move in step. */
+/**
+ * Round-robin balancing: endpoints in turn, from a random start so sidecars do not move in
+ * step; the next endpoint of the best rank present (balancer.ts).
+ */
 import { EMPTY_PICKER, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
 
 class RoundRobinPicker<E extends BalancedEndpoint> implements Picker<E> {
@@ -15,12 +18,19 @@ class RoundRobinPicker<E extends BalancedEndpoint> implements Picker<E> {
   pick(avoid?: E): E | undefined {
     const endpoints = this.endpoints;
     const n = endpoints.length;
+    let panic = -1;
     for (let i = 0; i < n; i++) {
-      const e = endpoints[this.next]!;
-      this.next = this.next + 1 === n ? 0 : this.next + 1;
-      if (!this.isEjected(e.key) && (e !== avoid || n === 1)) return e;
+      const at = this.next;
+      const e = endpoints[at]!;
+      this.next = at + 1 === n ? 0 : at + 1;
+      if (e === avoid) continue;
+      if (!this.isEjected(e.key)) return e;
+      if (panic < 0) panic = at;
     }
-    return avoid !== undefined && !this.isEjected(avoid.key) ? avoid : endpoints[this.next]!;
+    if (panic < 0) return avoid ?? endpoints[this.next]!;
+    // Panic: the ejected endpoints take turns too.
+    this.next = panic + 1 === n ? 0 : panic + 1;
+    return endpoints[panic]!;
   }
 }
 
