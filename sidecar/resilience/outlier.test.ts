@@ -97,6 +97,32 @@ describe('OutlierDetector', () => {
     expect(d.isEjected('b')).toBe(true);
   });
 
+  it('returns an ejected endpoint at once when an attempt sent to it while ejected (panic routing) succeeds', () => {
+    const { d, changes } = make({ consecutiveErrors: 2, baseEjectionTime: '30s', maxEjectionPercent: 50 }, ['a', 'b']);
+    fail(d, 'a', 2);
+    expect(d.isEjected('a')).toBe(true);
+    // b dies while a is ejected: the cap keeps b in, however often it fails.
+    fail(d, 'b', 3);
+    expect(d.isEjected('b')).toBe(false);
+    // A late success of an attempt sent to a before its ejection proves nothing.
+    d.record('a', false);
+    expect(d.isEjected('a')).toBe(true);
+    // A retry moving away from b went to a, ejected, and a answered: a is back...
+    d.record('a', false, true);
+    expect(d.isEjected('a')).toBe(false);
+    expect(d.state().find((s) => s.key === 'a')).toEqual({ key: 'a', consecutiveErrors: 0, ejections: 1 });
+    expect(changes()).toBe(2); // ejected, returned
+    // ...and its place under maxEjectionPercent goes to b on its next failure.
+    fail(d, 'b', 1);
+    expect(d.isEjected('b')).toBe(true);
+    // A failure of a panic-routed attempt changes nothing: a stays ejected until its time is up.
+    const other = make({ consecutiveErrors: 1, baseEjectionTime: '30s', maxEjectionPercent: 50 }, ['a', 'b']);
+    fail(other.d, 'a', 1);
+    other.d.record('a', true, true);
+    expect(other.d.isEjected('a')).toBe(true);
+    expect(other.d.state().find((s) => s.key === 'a')!.ejections).toBe(1);
+  });
+
   it('drops state of endpoints that left the set', () => {
     const { d } = make({ consecutiveErrors: 1, maxEjectionPercent: 100 }, ['a', 'b']);
     fail(d, 'a', 1);

@@ -8,6 +8,12 @@
  * `maxEjectionPercent` of the endpoints are ejected at once (rounded down, so the only
  * endpoint of a service is never ejected).
  *
+ * Ejection is soft (balancers/balancer.ts): an ejected endpoint still gets a retry moving
+ * away from the last endpoint that is not ejected (panic routing). One that answers such an
+ * attempt well has shown it is back and returns at once, like an endpoint whose ejection
+ * time is up; that also frees its place under `maxEjectionPercent` for the endpoint that is
+ * failing now, which otherwise keeps every first try while it cannot be ejected.
+ *
  * `isEjected` is what the balancer asks on every pick: a Map lookup, plus a clock read only
  * for endpoints that are ejected. An unref'd timer also returns endpoints on time and tells
  * `onChange` listeners, for balancers that rebuild their pickers without ejected endpoints.
@@ -76,13 +82,19 @@ export class OutlierDetector {
     return false;
   };
 
-  /** Reports an attempt's outcome on `key`; `failed` for 5xx, connect failures and resets. */
-  record(key: string, failed: boolean): void {
+  /**
+   * Reports an attempt's outcome on `key`; `failed` for 5xx, connect failures and resets.
+   * `sentEjected`: the attempt was sent while `key` was ejected (panic routing), so its
+   * success returns the endpoint now. A late success of an attempt sent before the ejection
+   * says nothing of the endpoint's state since, and does not.
+   */
+  record(key: string, failed: boolean, sentEjected = false): void {
     const t = this.tracked.get(key);
     if (t === undefined) return;
     if (!failed) {
       t.consecutive = 0;
-      if (t.ejections > 0) this.decay(key, t);
+      if (sentEjected && this.ejected.has(key)) this.restore(key);
+      else if (t.ejections > 0) this.decay(key, t);
       return;
     }
     t.consecutive++;

@@ -32,6 +32,8 @@ export class AttemptHandler implements ControlledHandler {
   status = 0;
   /** True once outcome was reported to breaker, outlier and the in-flight count. */
   settled = false;
+  /** Sent to an endpoint that was ejected at the time (panic routing): its success returns the endpoint. */
+  sentEjected = false;
 
   constructor(
     readonly owner: AttemptOwner,

@@ -362,6 +362,58 @@ describe('outlier detection', () => {
   });
 });
 
+describe('panic routing to ejected endpoints', () => {
+  /** Each endpoint's `health` in /clusters, by port. */
+  const health = async (web: { sidecar: { adminUrl: string } }): Promise<Record<string, string>> => {
+    const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { endpoints: { port: number; health: string }[] } };
+    return Object.fromEntries(clusters.catalog.endpoints.map((e) => [e.port, e.health]));
+  };
+
+  it('sends retries to an ejected endpoint when the only other one refuses connections, and lets it back once it answers', async () => {
+    let aFailing = true;
+    const ok = echoHandler('a');
+    const a = await upstream((req, res) => (aFailing ? fail(500)(req, res) : ok(req, res)));
+    const b = await upstream(echoHandler('b'));
+    // The demo's policy, in short: default least-request and breaker, a 30 s ejection that
+    // outlasts the test, and maxEjectionPercent 50, so b cannot be ejected while a is.
+    const web = await startOutbound(
+      procs,
+      catalog(
+        {
+          retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } },
+          outlierDetection: { consecutiveErrors: 2, baseEjectionTime: '30s', maxEjectionPercent: 50 },
+        },
+        a,
+        b,
+      ),
+    );
+
+    // a fails until it is ejected (its 500s are retried on b, so callers see 200s), then recovers.
+    await waitUntil(async () => (await web.call('/items'), (await health(web))[a.port] === 'ejected'), { timeoutMs: 10_000, what: 'a to be ejected' });
+    aFailing = false;
+    const aBefore = a.requests.length;
+    const retriesBefore = metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog' });
+
+    // b dies while a is still ejected: its port now refuses connections.
+    await b.close();
+    upstreams.splice(upstreams.indexOf(b), 1);
+
+    const replies = [];
+    for (let i = 0; i < 30; i++) replies.push(await web.call(`/items/${i}`));
+    expect(replies.map((r) => `${r.status} ${r.headers['x-skein-reason'] ?? ''}`)).toEqual(Array(30).fill('200 '));
+    expect(replies.every((r) => r.headers['x-upstream'] === 'a')).toBe(true);
+    expect(a.requests.length - aBefore).toBe(30);
+
+    // a answered a request sent to it while ejected: it is back, and b took its place.
+    expect(await health(web)).toEqual({ [a.port]: 'healthy', [b.port]: 'ejected' });
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_circuit_rejections_total', { destination: 'catalog' })).toBe(0);
+    expect(metric(s, 'skein_circuit_state', { destination: 'catalog' })).toBe(0);
+    // b cost a few first tries (its streak had to reach consecutiveErrors again), not one per request.
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' }) - retriesBefore).toBeLessThanOrEqual(2);
+  });
+});
+
 describe('timeouts', () => {
   it('retries a try that exceeds perTryTimeout', async () => {
     let n = 0;
