@@ -40,6 +40,24 @@ describe('isLoopbackUrl', () => {
   });
 });
 
+describe('ConsulRegistration against a scripted agent', () => {
+  it('registers before it first asks the agent about the instance, so a start leaves no 404 in the agent\'s log', async () => {
+    const agent = await startScriptedConsulAgent();
+    const consul = connectConsul(agent.url, {});
+    const registration = new ConsulRegistration(consul, instance, pino({ level: 'silent' }));
+    try {
+      const read = `GET /v1/agent/service/${instance.id}`;
+      await waitUntil(() => agent.requests.includes(read), { what: 'the keeper reading its registration' });
+      expect(agent.requests.indexOf('PUT /v1/agent/service/register')).toBeGreaterThanOrEqual(0);
+      expect(agent.requests.indexOf('PUT /v1/agent/service/register')).toBeLessThan(agent.requests.indexOf(read));
+    } finally {
+      await registration.deregister(1_000);
+      consul.close();
+      await agent.close();
+    }
+  });
+});
+
 describe('ConsulRegistration against an agent that stops answering', () => {
   it('a registration left hanging does not hold up deregistration, so shutdown goes on to drain', async () => {
     // An agent that does not know the instance (404), then holds every PUT unanswered.

@@ -124,6 +124,9 @@ export class ConsulRegistration {
 
   /** One keeper round: block on the agent's view of the instance; register when it has none. */
   private async ensure(req: BlockingRequest): Promise<BlockingAnswer<'present' | 'registered'>> {
+    // Until the first registration there is nothing to ask after: asking would only make the
+    // agent log `[ERROR] … unknown service ID` at every start (registering again is harmless).
+    if (this.registrations === 0) return this.register(req);
     const query: Record<string, string> = { wait: req.wait };
     if (req.cursor !== '') query.hash = req.cursor;
     try {
@@ -140,6 +143,10 @@ export class ConsulRegistration {
     } catch (err) {
       if (consulStatus(err) !== 404) throw err;
     }
+    return this.register(req);
+  }
+
+  private async register(req: BlockingRequest): Promise<BlockingAnswer<'registered'>> {
     // `ctx`: stopping the keeper aborts a registration in flight too.
     await this.consul.client.agent.service.register({ ...registrationBody(this.instance), ctx: req.ctx, timeout: REGISTER_TIMEOUT_MS } as never);
     this.registrations++;

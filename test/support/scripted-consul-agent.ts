@@ -13,15 +13,19 @@ export interface ScriptedConsulAgent {
   readonly url: string;
   /** Paths of the PUTs received, in order, and their bodies. */
   readonly puts: { readonly path: string; readonly body: string }[];
+  /** Every request, `METHOD path` in order of arrival. */
+  readonly requests: string[];
   close(): Promise<void>;
 }
 
 export async function startScriptedConsulAgent(options: { readonly holdPut?: (path: string) => boolean } = {}): Promise<ScriptedConsulAgent> {
   const held: ServerResponse[] = [];
   const puts: { path: string; body: string }[] = [];
+  const requests: string[] = [];
   const registered = (): boolean => puts.some((p) => p.path === '/v1/agent/service/register');
   const answer = (req: IncomingMessage, res: ServerResponse, body: string): void => {
     const path = req.url!.split('?')[0]!;
+    requests.push(`${req.method} ${path}`);
     if (req.method === 'PUT') {
       puts.push({ path, body });
       if (options.holdPut?.(path)) return void held.push(res);
@@ -43,6 +47,7 @@ export async function startScriptedConsulAgent(options: { readonly holdPut?: (pa
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     puts,
+    requests,
     async close() {
       for (const res of held) res.destroy();
       server.closeAllConnections();
