@@ -7,6 +7,7 @@
 import { Option, type Command } from 'commander';
 import { formatDuration } from '../../common/config/duration.js';
 import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
+import { SERVICE } from '../answers.js';
 import { parseAdminUrl, parseDurationFlag } from '../flag-values.js';
 
 export type OutputFormat = 'table' | 'json';
@@ -61,3 +62,13 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
 export function formatSplit(split: Readonly<Record<string, number>> | undefined): string {
   return split ? Object.entries(split).map(([s, w]) => `${s}=${w}`).join(' ') : 'all endpoints';
 }
+
+/**
+ * Fails (the control plane's 404, exit 1) when no policy, route or instance names `service`,
+ * as `skein get services NAME` does: asked about a misspelt name, proxies, stat and tap would
+ * otherwise answer with an empty table, "no traffic" or a wait for ever.
+ */
+export async function requireService(api: AdminClient, service: string): Promise<void> {
+  await api.get(`/api/v1/services/${encodeURIComponent(service)}`, SERVICE);
+}
+

@@ -5,7 +5,7 @@ import type { ServiceView } from '../../control-plane/admin-api/services-routes.
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
-import { adminClient, formatSplit, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, formatSplit, printJson, printTable, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type Kind = 'services' | 'routes' | 'proxies' | 'intentions';
 
@@ -60,6 +60,7 @@ async function getRoutes(api: AdminClient, name: string | undefined, flags: Admi
 }
 
 async function getProxies(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
+  if (name) await requireService(api, name);
   const query = name ? `?service=${encodeURIComponent(name)}` : '';
   const body = (await api.get(`/api/v1/proxies${query}`, PROXIES)).body;
   if (flags.output === 'json') return printJson(body);

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import type { Golden } from '../../control-plane/observability/golden.js';
 import type { StatsView, WindowName } from '../../control-plane/observability/stats.js';
 import { parseServiceName } from '../flag-values.js';
-import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, printJson, printTable, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type StatFlags = AdminFlags & { window: WindowName };
 
@@ -55,8 +55,11 @@ export function registerStat(program: Command): void {
     .addOption(new Option('-w, --window <window>', 'time window').choices(['10s', '1m']).default('1m'));
   withAdminFlags(command).action((service: string | undefined, flags: StatFlags) =>
     runAdmin(async () => {
+      const api = adminClient(flags);
       const query = service ? `?service=${encodeURIComponent(service)}` : '';
-      const stats = (await adminClient(flags).get<StatsView>(`/api/v1/stats${query}`)).body;
+      const stats = (await api.get<StatsView>(`/api/v1/stats${query}`)).body;
+      // No traffic at all: say whether the name is one the mesh knows before saying "no traffic".
+      if (service && stats.edges.length === 0 && !stats.services.some((s) => s.service === service)) await requireService(api, service);
       if (flags.output === 'json') return printJson(stats);
       process.stdout.write(`window ${flags.window}; latency percentiles within bucket bounds of ${stats.bucketBoundsMs.join(', ')} ms\n`);
       printStats(stats, service, flags.window);

@@ -6,7 +6,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isStatusFilter, STATUS_FILTER_RULE, type TapEvent } from '../../control-plane/observability/tap.js';
 import { PROXIES } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
-import { adminClient, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 interface TapFlags extends AdminFlags {
   method?: string;
@@ -47,6 +47,7 @@ export function registerTap(program: Command): void {
   withAdminFlags(command).action((service: string, flags: TapFlags) =>
     runAdmin(async () => {
       const client = adminClient(flags);
+      await requireService(client, service);
       const query = new URLSearchParams({ service });
       for (const key of ['method', 'path', 'status', 'direction', 'peer'] as const) if (flags[key]) query.set(key, flags[key]!);
       const events = await client.stream(`/api/v1/tap?${query}`);

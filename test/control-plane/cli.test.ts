@@ -106,12 +106,14 @@ describe('skein admin commands', () => {
   it('apply -f checks the whole file against the mesh first: a split to an unknown subset writes nothing', async () => {
     const file = join(tempDir(), 'half.yaml');
     writeFileSync(file, 'services:\n  inventory:\n    timeout: 7s\nroutes:\n  inventory:\n    - split: { v9: 100 }\nintentions:\n  defaultAction: deny\n');
-    const intentionsBefore = await cp.api.get('/api/v1/intentions');
+    // The stored intentions, or the 404 of none (this test must not depend on what others stored).
+    const intentions = () => cp.api.get('/api/v1/intentions').then((r) => r.body, (err: { status: number }) => err.status);
+    const intentionsBefore = await intentions();
     const res = await skein(['apply', '-f', file]);
     expect(res.code).toBe(1);
     expect(res.stderr).toBe(`skein: ${file} does not fit the mesh; nothing was written:\n  routes.inventory[0].split.v9: unknown subset "v9" of inventory: not declared in its policy and no instance has version=v9\n`);
     expect(await cp.api.get('/api/v1/services/inventory/policy').catch((err: { status: number }) => err.status)).toBe(404);
-    expect((await cp.api.get('/api/v1/intentions')).body).toEqual(intentionsBefore.body);
+    expect(await intentions()).toEqual(intentionsBefore);
     // Subsets the file's own policy declares count: the same file with v9 declared goes in whole.
     writeFileSync(file, 'services:\n  inventory:\n    timeout: 7s\n    subsets: { v1: { version: v1 }, v9: { version: v9 } }\nroutes:\n  inventory:\n    - split: { v1: 90, v9: 10 }\n');
     const ok = await skein(['apply', '-f', file]);
@@ -272,6 +274,19 @@ describe('skein admin commands', () => {
     const missing = await skein(['get', 'routes', 'nobody']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/404 not-found: no routes stored for nobody/);
+  });
+
+  it('says a service the mesh does not know is unknown, from get proxies, stat and tap alike', async () => {
+    for (const args of [['get', 'services', 'nobody'], ['get', 'proxies', 'nobody'], ['stat', 'nobody'], ['tap', 'nobody']]) {
+      const res = await skein(args);
+      expect(res.code, args.join(' ')).toBe(1);
+      expect(res.stderr, args.join(' ')).toMatch(/404 not-found: unknown service nobody: no policy, routes or instances/);
+    }
+    // A known service with nothing to show is still answered (a policy, no sidecar).
+    await cp.api.put('/api/v1/services/lonely/policy', { timeout: '2s' });
+    const known = await skein(['get', 'proxies', 'lonely']);
+    expect(known.code).toBe(0);
+    expect(known.stdout).toMatch(/^snapshot version \d+\nSERVICE\s+INSTANCE/);
   });
 
   it('says what is wrong without a token and when the control plane is unreachable', async () => {
