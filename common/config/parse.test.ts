@@ -95,38 +95,6 @@ routes:
     expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathRegex: '^/api/v[0-9]+/.*' } }, { match: { pathRegex: '/products/[0-9]+', headers: { 'x-v': { regex: 'v[0-9]+' } } } }] } })).not.toThrow();
   });
 
-  it('rejects regexes with two or more unbounded repeats that the linear-time fallback cannot run, naming the construct', () => {
-    const path = (pathRegex: string) => problems({ routes: { catalog: [{ match: { pathRegex } }] } });
-    // Measured on a 300-character path: 7.5 s, 2.1 s and 38 s on the backtracking engine.
-    expect(path('/x.*a.*a.*a.*(?=b)b')).toEqual([
-      'routes.catalog[0].match.pathRegex: may backtrack catastrophically (unguarded repeats): "/x.*a.*a.*a.*(?=b)b" has 4 unbounded repeats and uses the lookaround "(?=b)", which the linear-time fallback cannot run; a crafted request could block the sidecar. Drop the lookaround, or keep at most one unbounded repeat (*, +, {n,})',
-    ]);
-    expect(path('/x.*a.*a.*a.*b|(a)\\1')).toEqual([
-      'routes.catalog[0].match.pathRegex: may backtrack catastrophically (unguarded repeats): "/x.*a.*a.*a.*b|(a)\\1" has 4 unbounded repeats and uses the backreference "\\1", which the linear-time fallback cannot run; a crafted request could block the sidecar. Drop the backreference, or keep at most one unbounded repeat (*, +, {n,})',
-    ]);
-    expect(path('/x[a-z]{0,17}.*a.*a.*a.*b')).toEqual([
-      'routes.catalog[0].match.pathRegex: may backtrack catastrophically (unguarded repeats): "/x[a-z]{0,17}.*a.*a.*a.*b" has 4 unbounded repeats and uses the counted repeat "[a-z]{0,17}" (over 16 copies), which the linear-time fallback cannot run; a crafted request could block the sidecar. Bring the count to 16 or less, or keep at most one unbounded repeat (*, +, {n,})',
-    ]);
-    expect(path('(?!admin).*/(x)\\1+')[0]).toMatch(/uses the lookaround "\(\?!admin\)" and the backreference "\\1", .* Drop the lookaround, drop the backreference, or keep/);
-    expect(problems({ routes: { catalog: [{ match: { headers: { 'x-id': { regex: '(?<=v)[0-9]+-.+' } } } }] } })).toEqual([
-      expect.stringMatching(/^routes\.catalog\[0\]\.match\.headers\.x-id\.regex: may backtrack catastrophically \(unguarded repeats\): "\(\?<=v\)\[0-9\]\+-\.\+" has 2 unbounded repeats and uses the lookaround "\(\?<=v\)"/),
-    ]);
-    // Fewer than two unbounded repeats, or a pattern the fallback can run: accepted.
-    for (const pathRegex of [
-      '/x.*a.*a.*a.*b',
-      '/poly.*a.*a.*a.*b',
-      '/x.*a[a-z]{0,16}.*b',
-      '/ids/[0-9]{1,20}',
-      '/users/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
-      '(?!admin)[a-z]+',
-      '/(?!admin/)[a-z]+/[0-9]{1,20}',
-      '/api/(?<v>v[0-9])/\\k<v>/.*',
-      '^/api/v[0-9]+/.*',
-    ]) {
-      expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathRegex } }] } }), pathRegex).not.toThrow();
-    }
-  });
-
   it('bounds policy durations at 24h, naming the field (Node fires a timer past 2^31-1 ms after 1 ms)', () => {
     expect(problems({ services: { catalog: { timeout: '1000h' } } })).toEqual(['services.catalog.timeout: must be at most 24h, not 1000h']);
     expect(problems({ services: { catalog: { retries: { perTryTimeout: '25h' }, outlierDetection: { baseEjectionTime: '48h' } } } })).toEqual([

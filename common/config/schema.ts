@@ -7,8 +7,7 @@
  * form (durations in milliseconds, every default filled in).
  */
 import { z } from 'zod';
-import { regexShape } from '../routing/regex-safety.js';
-import { runsInLinearTime } from '../routing/route-regex.js';
+import { backtrackRisk } from '../routing/regex-safety.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -122,38 +121,15 @@ const stringMatch = z.union([
     .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'give exactly one of exact, prefix, regex, present'),
 ]);
 
-/**
- * Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined.
- * Two kinds of the latter: a shape that backtracks exponentially or by adjacent repeats
- * (regex-safety.ts), and two or more unbounded repeats, the least that backtracks
- * polynomially through a required character (`/x.*a.*a.*a.*b`), in a pattern that V8's
- * linear-time engine cannot run, so that route-regex.ts's run-time fallback cannot bound it
- * (`/x.*a.*a.*a.*(?=b)b` took 7.5 s on a 300-character path).
- */
+/** Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined. */
 function regexProblem(source: string): string | undefined {
   try {
     new RegExp(source);
   } catch (err) {
     return `invalid regex: ${(err as Error).message}`;
   }
-  const shape = regexShape(source);
-  const risk = shape.risk;
-  if (risk === undefined) {
-    const repeats = shape.unboundedRepeats.length;
-    if (repeats < 2 || runsInLinearTime(source)) return undefined;
-    // What the linear engine refused, and how to do without it, as far as the parse saw it.
-    const found: [uses: string, fix: string][] = [];
-    if (shape.lookaround !== undefined) found.push([`the lookaround "${shape.lookaround}"`, 'drop the lookaround']);
-    if (shape.backreference !== undefined) found.push([`the backreference "${shape.backreference}"`, 'drop the backreference']);
-    if (shape.bigCount !== undefined) found.push([`the counted repeat "${shape.bigCount}" (over 16 copies)`, 'bring the count to 16 or less']);
-    if (found.length === 0) found.push(['a lookaround, backreference or counted repeat above 16', 'drop it']);
-    const fixes = found.map(([, fix]) => fix).join(', ');
-    return (
-      `may backtrack catastrophically (unguarded repeats): "${source}" has ${repeats} unbounded repeats and uses ` +
-      `${found.map(([uses]) => uses).join(' and ')}, which the linear-time fallback cannot run; a crafted request could block ` +
-      `the sidecar. ${fixes[0]!.toUpperCase()}${fixes.slice(1)}, or keep at most one unbounded repeat (*, +, {n,})`
-    );
-  }
+  const risk = backtrackRisk(source);
+  if (risk === undefined) return undefined;
   const rewrite =
     risk.kind === 'adjacent repeats'
       ? 'Rewrite it so no two unbounded repeats that can match the same characters follow each other, e.g. "^/a*b$" for "^/a*a*b$"'

@@ -62,8 +62,6 @@ interface Piece {
   chars: CharSet;
   /** Set on a `*`, `+` or `{n,}` repeat: its source text. */
   unbounded?: string;
-  /** How many copies of its innermost atom nested counted repeats make (1 when none). */
-  copies?: number;
 }
 
 export interface BacktrackRisk {
@@ -76,50 +74,14 @@ export interface BacktrackRisk {
  * can. Call only with a source `new RegExp` accepts.
  */
 export function backtrackRisk(source: string): BacktrackRisk | undefined {
-  return regexShape(source).risk;
-}
-
-/** What the parse of a pattern found, for checks beyond the shape check's own. */
-export interface RegexShape {
-  /** As backtrackRisk. */
-  readonly risk: BacktrackRisk | undefined;
-  /** The source text of each `*`, `+` and `{n,}` repeat (not in a class, not escaped), in order. */
-  readonly unboundedRepeats: readonly string[];
-  /** The first lookaround group, `(?=…)`, `(?!…)`, `(?<=…)` or `(?<!…)`, if any. */
-  readonly lookaround: string | undefined;
-  /** The first backreference, `\1` or `\k<name>`, if any. */
-  readonly backreference: string | undefined;
-  /**
-   * The first counted repeat whose count, times those of the counted repeats around it,
-   * passes 16 (`{0,17}`, `[0-9]{1,20}`, `(a{0,5}){0,5}`, `(a+){9}`), if any: more copies
-   * than V8's linear-time engine will build.
-   */
-  readonly bigCount: string | undefined;
-}
-
-/** Parses `source` once for backtrackRisk and the facts of RegexShape. Call only with a source `new RegExp` accepts. */
-export function regexShape(source: string): RegexShape {
   const parser = new Parser(source);
   parser.alternation();
-  return {
-    risk: parser.risk,
-    unboundedRepeats: parser.unboundedRepeats,
-    lookaround: parser.lookaround,
-    backreference: parser.backreference,
-    bigCount: parser.bigCount,
-  };
+  return parser.risk;
 }
-
-/** V8's experimental engine builds at most this many copies of a counted repeat's body. */
-const MAX_COPIES = 16;
 
 class Parser {
   private at = 0;
   risk: BacktrackRisk | undefined;
-  readonly unboundedRepeats: string[] = [];
-  lookaround: string | undefined;
-  backreference: string | undefined;
-  bigCount: string | undefined;
 
   constructor(private readonly src: string) {}
 
@@ -146,7 +108,6 @@ class Parser {
       repeat: branches.find((b) => b.repeat)?.repeat,
       overlap,
       chars: branches.reduce((acc, b) => union(acc, b.chars), none()),
-      copies: Math.max(...branches.map((b) => b.copies ?? 1)),
     };
   }
 
@@ -171,7 +132,6 @@ class Parser {
       seq.nullable &&= item.nullable;
       seq.repeat ??= item.repeat;
       seq.overlap ??= item.overlap;
-      seq.copies = Math.max(seq.copies ?? 1, item.copies ?? 1);
     }
     return seq;
   }
@@ -183,11 +143,6 @@ class Parser {
     if (quantifier === undefined) return atom;
     const text = this.src.slice(start, this.at);
     const { min, max } = quantifier;
-    if (max === Infinity) this.unboundedRepeats.push(text);
-    // V8's linear engine unrolls `{n,m}` into m copies of the body and `{n,}` (n > 0) into n + 1
-    // (n and a starred one), nested ones multiplied; `*` keeps one.
-    const copies = (atom.copies ?? 1) * (max !== Infinity ? max : min === 0 ? 1 : min + 1);
-    if (copies > MAX_COPIES) this.bigCount ??= text;
     if (max > 1 && this.risk === undefined) {
       if (atom.repeat !== undefined) {
         this.risk = { kind: 'nested quantifier', message: `"${text}" repeats a group that holds the repeat "${atom.repeat}"` };
@@ -202,7 +157,6 @@ class Parser {
       overlap: atom.overlap,
       chars: atom.chars,
       unbounded: max === Infinity ? text : undefined,
-      copies: Math.max(copies, atom.copies ?? 1),
     };
   }
 
@@ -231,7 +185,6 @@ class Parser {
     const c = this.src[this.at]!;
     const plain = (first: CharSet): Piece => ({ first, nullable: false, repeat: undefined, overlap: undefined, chars: first });
     const empty = (): Piece => ({ first: none(), nullable: true, repeat: undefined, overlap: undefined, chars: none() });
-    const start = this.at;
     if (c === '(') {
       this.at++;
       let lookaround = false;
@@ -243,8 +196,7 @@ class Parser {
       }
       const inner = this.alternation();
       this.at++; // ')'
-      if (lookaround) this.lookaround ??= this.src.slice(start, this.at);
-      return lookaround ? { ...empty(), repeat: inner.repeat, overlap: inner.overlap, copies: inner.copies } : { ...inner, unbounded: undefined };
+      return lookaround ? { ...empty(), repeat: inner.repeat, overlap: inner.overlap } : { ...inner, unbounded: undefined };
     }
     this.at++;
     if (c === '^' || c === '$') return empty();
@@ -255,12 +207,10 @@ class Parser {
       if (e === 'b' || e === 'B') return empty();
       if (/[1-9]/.test(e)) {
         while (/[0-9]/.test(this.src[this.at] ?? '')) this.at++;
-        this.backreference ??= this.src.slice(start, this.at);
         return { first: all(), nullable: true, repeat: undefined, overlap: undefined, chars: all() };
       }
       if (e === 'k' && this.src[this.at] === '<') {
         this.at = this.src.indexOf('>', this.at) + 1;
-        this.backreference ??= this.src.slice(start, this.at);
         return { first: all(), nullable: true, repeat: undefined, overlap: undefined, chars: all() };
       }
       return plain(this.escape(e));

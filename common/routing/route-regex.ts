@@ -12,36 +12,13 @@
  * before any route regex is compiled; it is process-wide, changes no result, and costs
  * nothing until a match backtracks that far. It covers what the linear engine can run: not
  * backreferences, lookaround, or counted repeats above 16 (`[0-9]{1,20}`), which stay on
- * the backtracking engine. Those are refused where config enters when they also hold two or
- * more unbounded repeats (schema.ts), the least that backtracks polynomially through a
- * required character: runsInLinearTime() tells them apart.
+ * the backtracking engine with only the shape check.
  */
 import { setFlagsFromString } from 'node:v8';
 
 setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
-// Why: this one only makes the `l` (linear) flag compile instead of throwing "Invalid flags";
-// runsInLinearTime() compiles with it to ask V8 itself whether its linear-time engine, and
-// so the fallback above, can run a pattern, rather than copying V8's rules here. No route
-// regex is compiled with `l`, so it changes nothing else.
-setFlagsFromString('--enable-experimental-regexp-engine');
 
 /** A route regex matching the whole value (as Envoy's safe_regex does). */
 export function wholeValueRegExp(source: string): RegExp {
   return new RegExp(`^(?:${source})$`);
-}
-
-/**
- * Whether V8's linear-time engine can run `source` as a whole-value route regex, so that a
- * match that backtracks too long is finished there (see above). False for backreferences,
- * lookaround, and counted repeats above 16, which V8 refuses with "Cannot be executed in
- * linear time"; false too for a source `new RegExp` refuses, or if this V8 no longer has the
- * engine (then there is no fallback either).
- */
-export function runsInLinearTime(source: string): boolean {
-  try {
-    new RegExp(`^(?:${source})$`, 'l');
-    return true;
-  } catch {
-    return false;
-  }
 }
