@@ -80,4 +80,17 @@ describe('balancers', () => {
       expect(factory(one, () => true).pick(one[0])!.key).toBe('e0');
     }
   });
+
+  it('round-robin: panic retries take turns over the ejected endpoints while first tries go on', () => {
+    const five = endpoints(5);
+    const picker = roundRobinPicker(five, (key) => key !== 'e2');
+    const panic: Record<string, number> = {};
+    for (let i = 0; i < 400; i++) {
+      expect(picker.pick()!.key).toBe('e2');
+      const e = picker.pick(five[2])!.key;
+      panic[e] = (panic[e] ?? 0) + 1;
+    }
+    expect(panic).toEqual({ e0: 100, e1: 100, e3: 100, e4: 100 });
+  });
 });
+

@@ -6,6 +6,8 @@ import { EMPTY_PICKER, type BalancedEndpoint, type EjectedPredicate, type Picker
 
 class RoundRobinPicker<E extends BalancedEndpoint> implements Picker<E> {
   private next: number;
+  /** Panic picks' own turn (balancer.ts): on `next`, which first tries move, every one would land on the same ejected endpoint. */
+  private nextPanic: number;
 
   constructor(
     private readonly endpoints: readonly E[],
@@ -13,24 +15,25 @@ class RoundRobinPicker<E extends BalancedEndpoint> implements Picker<E> {
     random: () => number,
   ) {
     this.next = Math.floor(random() * endpoints.length);
+    this.nextPanic = this.next;
   }
 
   pick(avoid?: E): E | undefined {
     const endpoints = this.endpoints;
     const n = endpoints.length;
-    let panic = -1;
     for (let i = 0; i < n; i++) {
       const at = this.next;
-      const e = endpoints[at]!;
       this.next = at + 1 === n ? 0 : at + 1;
-      if (e === avoid) continue;
-      if (!this.isEjected(e.key)) return e;
-      if (panic < 0) panic = at;
+      const e = endpoints[at]!;
+      if (e !== avoid && !this.isEjected(e.key)) return e;
     }
-    if (panic < 0) return avoid ?? endpoints[this.next]!;
-    // Panic: the ejected endpoints take turns too.
-    this.next = panic + 1 === n ? 0 : panic + 1;
-    return endpoints[panic]!;
+    // None of the best rank: every endpoint but `avoid` is ejected, and they take turns.
+    for (let i = 0; i < n; i++) {
+      const at = this.nextPanic;
+      this.nextPanic = at + 1 === n ? 0 : at + 1;
+      if (endpoints[at] !== avoid) return endpoints[at]!;
+    }
+    return avoid ?? endpoints[this.next]!;
   }
 }
 
