@@ -47,17 +47,22 @@ export function rank<E extends BalancedEndpoint>(e: E, isEjected: EjectedPredica
 
 /**
  * A random endpoint of the best rank present: a few uniform draws for one neither ejected
- * nor `avoid`, then a scan from a random start, which also finds the first ejected endpoint
- * other than `avoid` (panic), then `avoid`. No allocation: this runs on every request.
+ * nor `avoid`, then a scan from a random start; failing both, an ejected endpoint other than
+ * `avoid` (panic: the first drawn, else the scan's first), then `avoid`. No allocation: this
+ * runs on every request.
  */
 export function randomByRank<E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random: () => number, avoid: E | undefined): E {
   const n = endpoints.length;
+  // An ejected endpoint met in the uniform draws is the panic pick: the scan's first one would
+  // favour whichever sits after a run of endpoints that are not ejected.
+  let panic: E | undefined;
   for (let tries = 0; tries < 4; tries++) {
     const e = endpoints[Math.floor(random() * n)]!;
-    if (e !== avoid && !isEjected(e.key)) return e;
+    if (e === avoid) continue;
+    if (!isEjected(e.key)) return e;
+    panic ??= e;
   }
   const start = Math.floor(random() * n);
-  let panic: E | undefined;
   for (let i = 0; i < n; i++) {
     const e = endpoints[(start + i) % n]!;
     if (e === avoid) continue;

@@ -92,5 +92,20 @@ describe('balancers', () => {
     }
     expect(panic).toEqual({ e0: 100, e1: 100, e3: 100, e4: 100 });
   });
+
+  it('random and least-request: panic picks spread evenly over the ejected endpoints', () => {
+    const five = endpoints(5);
+    for (const factory of [randomPicker, leastRequestPicker]) {
+      const picker = factory(five, (key) => key !== 'e2');
+      const panic: Record<string, number> = {};
+      for (let i = 0; i < 4000; i++) {
+        const e = picker.pick(five[2])!.key;
+        panic[e] = (panic[e] ?? 0) + 1;
+      }
+      expect(Object.keys(panic).sort(), factory.name).toEqual(['e0', 'e1', 'e3', 'e4']);
+      // 1000 each expected; the endpoint after e2 in the array got about twice the others' share before.
+      for (const [key, count] of Object.entries(panic)) expect(Math.abs(count - 1000), `${factory.name} ${key}`).toBeLessThan(200);
+    }
+  });
 });
 
