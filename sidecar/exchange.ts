@@ -473,7 +473,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     endpoint.active++;
     this.lastEndpoint = endpoint;
     const h = new AttemptHandler(this, endpoint, admission);
-    if (this.outlier !== null && this.outlier.ejectedCount > 0) h.sentEjected = this.outlier.isEjected(endpoint.key);
+    if (this.outlier !== null && this.outlier.ejectedCount > 0) h.sentDuring = this.outlier.ejection(endpoint.key);
     this.current = h;
     this.armTimer();
     endpoint.pool.dispatch(
@@ -875,7 +875,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     h.settled = true;
     h.endpoint.active--;
     this.subset!.breaker?.release(h.admission, verdict);
-    if (this.outlier !== null && verdict !== 'neutral') this.outlier.record(h.endpoint.key, verdict === 'failure', h.sentEjected);
+    if (this.outlier !== null && verdict !== 'neutral') this.outlier.record(h.endpoint.key, verdict === 'failure', h.sentDuring);
   }
 
   private forwardTrailers(trailers: RawHeaders | Record<string, string | string[]>): void {

@@ -108,7 +108,7 @@ describe('OutlierDetector', () => {
     d.record('a', false);
     expect(d.isEjected('a')).toBe(true);
     // A retry moving away from b went to a, ejected, and a answered: a is back...
-    d.record('a', false, true);
+    d.record('a', false, d.ejection('a'));
     expect(d.isEjected('a')).toBe(false);
     expect(d.state().find((s) => s.key === 'a')).toEqual({ key: 'a', consecutiveErrors: 0, ejections: 1 });
     expect(changes()).toBe(2); // ejected, returned
@@ -118,9 +118,22 @@ describe('OutlierDetector', () => {
     // A failure of a panic-routed attempt changes nothing: a stays ejected until its time is up.
     const other = make({ consecutiveErrors: 1, baseEjectionTime: '30s', maxEjectionPercent: 50 }, ['a', 'b']);
     fail(other.d, 'a', 1);
-    other.d.record('a', true, true);
+    other.d.record('a', true, other.d.ejection('a'));
     expect(other.d.isEjected('a')).toBe(true);
     expect(other.d.state().find((s) => s.key === 'a')!.ejections).toBe(1);
+  });
+
+  it('a success of a try sent during an earlier ejection does not end a later one', () => {
+    const { d } = make({ consecutiveErrors: 1, baseEjectionTime: '30s', maxEjectionPercent: 50 }, ['a', 'b']);
+    fail(d, 'a', 1);
+    const first = d.ejection('a');
+    expect(first).toBeGreaterThan(0);
+    vi.advanceTimersByTime(30_000); // the first ejection ends...
+    expect(d.isEjected('a')).toBe(false);
+    fail(d, 'a', 1); // ...and a second, longer one begins
+    expect(d.ejection('a')).toBeGreaterThan(first);
+    d.record('a', false, first); // a slow try from the first ejection answers now
+    expect(d.isEjected('a')).toBe(true);
   });
 
   it('drops state of endpoints that left the set', () => {

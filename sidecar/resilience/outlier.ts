@@ -82,18 +82,24 @@ export class OutlierDetector {
     return false;
   };
 
+  /** The ejection `key` is in (its end, epoch ms), or 0: what an attempt sent now hands back to record(). */
+  ejection(key: string): number {
+    return this.isEjected(key) ? this.ejected.get(key)! : 0;
+  }
+
   /**
    * Reports an attempt's outcome on `key`; `failed` for 5xx, connect failures and resets.
-   * `sentEjected`: the attempt was sent while `key` was ejected (panic routing), so its
-   * success returns the endpoint now. A late success of an attempt sent before the ejection
-   * says nothing of the endpoint's state since, and does not.
+   * `sentDuring`: the ejection (ejection()) the attempt was sent in, by panic routing; its
+   * success returns the endpoint now if that ejection still holds. A late success of an
+   * attempt sent before the ejection, or during an earlier one, says nothing of the
+   * endpoint's state since, and does not.
    */
-  record(key: string, failed: boolean, sentEjected = false): void {
+  record(key: string, failed: boolean, sentDuring = 0): void {
     const t = this.tracked.get(key);
     if (t === undefined) return;
     if (!failed) {
       t.consecutive = 0;
-      if (sentEjected && this.ejected.has(key)) this.restore(key);
+      if (sentDuring !== 0 && this.ejected.get(key) === sentDuring) this.restore(key);
       else if (t.ejections > 0) this.decay(key, t);
       return;
     }

@@ -32,8 +32,8 @@ export class AttemptHandler implements ControlledHandler {
   status = 0;
   /** True once outcome was reported to breaker, outlier and the in-flight count. */
   settled = false;
-  /** Sent to an endpoint that was ejected at the time (panic routing): its success returns the endpoint. */
-  sentEjected = false;
+  /** The ejection (its end, epoch ms) of the endpoint when this was sent to it by panic routing, else 0: its success returns the endpoint. */
+  sentDuring = 0;
 
   constructor(
     readonly owner: AttemptOwner,
