@@ -7,11 +7,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AdminApiError } from '../../cli/admin-client.js';
 import type { CanaryState } from '../../control-plane/canary/controller.js';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { get, skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
-import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { apiError, echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -49,16 +48,6 @@ async function servedBy(n: number): Promise<Set<string>> {
 const canary = async () => (await cp.api.get<CanaryState>('/api/v1/canaries/backend')).body;
 const split = async () => (await cp.api.get<{ match?: unknown; split?: Record<string, number> }[]>('/api/v1/routes/backend')).body.at(-1)!.split;
 const ended = (timeoutMs: number) => waitUntil(async () => ((await canary()).status !== 'running' ? canary() : undefined), { timeoutMs, intervalMs: 200, what: 'the rollout to end' });
-
-async function apiError(p: Promise<unknown>): Promise<AdminApiError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AdminApiError) return err;
-    throw err;
-  }
-  throw new Error('expected the request to fail');
-}
 
 beforeAll(async () => {
   cp = await startControlPlane(procs);

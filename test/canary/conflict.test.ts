@@ -10,11 +10,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AdminApiError } from '../../cli/admin-client.js';
 import type { CanaryState } from '../../control-plane/canary/controller.js';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { get, skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
-import { echoHandler, Processes, startUpstream, tempDir, waitUntil, type TestUpstream } from '../support/index.js';
+import { apiError, echoHandler, Processes, startUpstream, tempDir, waitUntil, type TestUpstream } from '../support/index.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -25,16 +24,6 @@ const dir = tempDir('skein-canary-conflict-');
 const canary = async () => (await cp.api.get<CanaryState>('/api/v1/canaries/backend')).body;
 const routes = async () => (await cp.api.get<{ match?: unknown; split?: Record<string, number> }[]>('/api/v1/routes/backend')).body;
 const split = async () => (await routes()).at(-1)!.split;
-
-async function apiError(p: Promise<unknown>): Promise<AdminApiError & { body?: unknown }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AdminApiError) return err;
-    throw err;
-  }
-  throw new Error('expected the request to fail');
-}
 
 /** The raw 409 body (the admin client keeps only code, message and problems). */
 async function rawError(method: string, path: string, body: unknown): Promise<{ status: number; body: { error: Record<string, unknown> } }> {

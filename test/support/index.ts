@@ -26,3 +26,4 @@ export * from './certs.js';
 export * from './wait.js';
 export * from './spec-metrics.js';
 export * from './scripted-consul-agent.js';
+export * from './api-error.js';
