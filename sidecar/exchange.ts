@@ -652,7 +652,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       // The per-try timeout covers the wait for response headers (a streaming body has only the
       // deadline), and exists so that another try can follow: a try no retry could follow (a
       // POST or gRPC call that reached its app, a body already read) runs to the deadline.
-      if (this.headSent || h === null || !this.retryCouldFollow(h.connected)) {
+      if (this.headSent || h === null || this.retryReasonFor('timeout', 0, -1, h.connected) === undefined) {
         this.timerIsPerTry = false;
         if (this.deadlineAt !== Infinity) this.timer = armAt(this, this.deadlineAt - performance.now());
         return;
@@ -796,10 +796,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * so far never got to send: connect failures).
    */
   private mayRetry(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean): boolean {
-    const route = this.route!;
-    const retry = route.retry;
-    if (retry === null || this.attempts > retry.attempts || (!this.replayable && bodyTaken(this.body as Readable))) return false;
-    const reason = retryReason(retry.on, outcome, status, grpcStatus, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream);
+    const reason = this.retryReasonFor(outcome, status, grpcStatus, reachedUpstream);
     if (reason === undefined) return false;
     if (this.budget !== null && !this.budget.tryAcquireRetry()) {
       this.deps.metrics.retryBudgetExhausted(this.destination);
@@ -810,12 +807,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     return true;
   }
 
-  /** mayRetry's policy, idempotency and body conditions for a timed-out try, without taking from the budget. */
-  private retryCouldFollow(reachedUpstream: boolean): boolean {
+  /** mayRetry's policy, attempts, idempotency and body conditions, without taking from the budget: the retry's reason, or undefined. */
+  private retryReasonFor(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean): ReturnType<typeof retryReason> {
     const route = this.route!;
     const retry = route.retry;
-    if (retry === null || this.attempts > retry.attempts || (!this.replayable && bodyTaken(this.body as Readable))) return false;
-    return retryReason(retry.on, 'timeout', 0, -1, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream) !== undefined;
+    if (retry === null || this.attempts > retry.attempts || (!this.replayable && bodyTaken(this.body as Readable))) return undefined;
+    return retryReason(retry.on, outcome, status, grpcStatus, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream);
   }
 
   private scheduleRetry(): void {
