@@ -30,7 +30,7 @@ import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
 import { classify, connectionListed, H, headerText, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
-import { sidecarReply, socketReply } from './stages/reply.js';
+import { h2Stream, sidecarReply, socketReply } from './stages/reply.js';
 import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
 import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
@@ -543,8 +543,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       headers[name] = flat[i + 1]!;
     }
     this.remaining = -1;
-    const stream = this.pendingTrailers !== null ? (this.res as unknown as { stream?: ServerHttp2Stream }).stream : undefined;
-    if (stream !== undefined && typeof stream.respond === 'function' && this.pendingTrailers!['grpc-status'] !== undefined) {
+    const stream = this.pendingTrailers !== null ? h2Stream(this.res) : undefined;
+    if (stream !== undefined && this.pendingTrailers!['grpc-status'] !== undefined) {
       // A trailers-only answer (grpc-status in its head, no body) goes on as one: gRPC reads the
       // status and the call's metadata (the app's, a peer's x-skein-reason) from that frame.
       if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': status, ...headers, ...this.pendingTrailers }, { endStream: true });

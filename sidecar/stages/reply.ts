@@ -47,7 +47,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
 }
 
 /** node:http2's stream under a compatibility response (gRPC callers); undefined for Skein's HTTP/1.1 and mux responses. */
-function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
+export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
   const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
   return stream !== undefined && typeof stream.respond === 'function' ? stream : undefined;
 }
