@@ -78,6 +78,16 @@ interface CanaryItem {
   changes(canary: RunningCanary): string[];
 }
 
+/** One judgement of a guarded write on what it read (MeshConfig.judgedWrite). */
+interface Judged<T> {
+  /** Running rollouts the write would touch: refused unless forced. */
+  readonly conflicts: readonly CanaryConflict[];
+  /** Makes the write, with check-and-set on what the judgement read. */
+  write(): Promise<T>;
+  /** Whether this store conflict means another writer moved what was judged, so the write is judged again; without it, none does. */
+  again?(err: StoreConflictError): boolean;
+}
+
 export class MeshConfig {
   private readonly checked = new Map<string, { revision: number; problems: string[] }>();
   private guard?: CanaryGuard;
@@ -93,19 +103,35 @@ export class MeshConfig {
   }
 
   /**
-   * Judges a write against the running rollouts of the services it writes: the store checks
-   * to commit with it, or throws RunningCanaryError when it touches one (canary/conflicts.ts).
-   * Forced, it aborts those rollouts instead and answers 'again', to be judged again from the
-   * start (the rollout's abort rewrote the routes).
+   * Runs `judge` (read, judge, build the write) and makes the write it answers. When that
+   * touches running rollouts it is refused (RunningCanaryError, canary/conflicts.ts), or,
+   * forced, those rollouts are aborted and it is judged again from the start (the abort
+   * rewrote the routes; another rollout may start meanwhile, so only a few times). When
+   * another writer moved what it read (`again`), it is judged again on the new state, up to
+   * `attempts` in all.
    */
-  private async judgeCanaries(mode: CanaryWriteMode, items: readonly CanaryItem[], forced: { count: number }): Promise<StoreOp[] | 'again'> {
-    if (mode.rollout) return [];
-    const { checks, conflicts } = await this.canaryChecks(items);
-    if (conflicts.length === 0) return checks;
-    if (!mode.force || forced.count >= FORCE_ATTEMPTS) throw new RunningCanaryError(conflicts);
-    forced.count++;
-    await mode.force(conflicts);
-    return 'again';
+  private async judgedWrite<T>(mode: CanaryWriteMode, attempts: number, judge: () => Promise<Judged<T>>): Promise<T> {
+    let forced = 0;
+    for (let attempt = 1; ; attempt++) {
+      const judged = await judge();
+      if (judged.conflicts.length > 0) {
+        if (!mode.force || forced >= FORCE_ATTEMPTS) throw new RunningCanaryError(judged.conflicts);
+        forced++;
+        await mode.force(judged.conflicts);
+        continue;
+      }
+      try {
+        return await judged.write();
+      } catch (err) {
+        if (!(err instanceof StoreConflictError) || !judged.again?.(err) || attempt >= attempts) throw err;
+      }
+      await conflictBackoff(attempt);
+    }
+  }
+
+  /** The rollouts' store checks and conflicts for a write (canaryChecks); the controller's own split is not guarded. */
+  private judgeCanaries(mode: CanaryWriteMode, items: readonly CanaryItem[]): Promise<{ checks: StoreOp[]; conflicts: CanaryConflict[] }> {
+    return mode.rollout ? Promise.resolve({ checks: [], conflicts: [] }) : this.canaryChecks(items);
   }
 
   /** The store checks of the rollouts of the items' services, and what the items would change of those running. */
@@ -186,14 +212,12 @@ export class MeshConfig {
 
   async deletePolicy(service: string, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<boolean> {
     checkService(service);
-    const forced = { count: 0 };
-    for (;;) {
+    return this.judgedWrite(mode, JUDGED_ATTEMPTS, async () => {
       await this.checkPolicyChange(service, [], await this.store.get(keys.routes(service)));
       const current = await this.store.get(keys.policy(service));
-      const judged = await this.judgeCanaries(mode, [{ service, changes: (canary) => subsetChanges(canary, current?.value, undefined) }], forced);
-      if (judged === 'again') continue;
-      return this.store.delete(keys.policy(service), condition);
-    }
+      const { conflicts } = await this.judgeCanaries(mode, [{ service, changes: (canary) => subsetChanges(canary, current?.value, undefined) }]);
+      return { conflicts, write: () => this.store.delete(keys.policy(service), condition) };
+    });
   }
 
   getRoutes(service: string): Promise<StoreEntry | undefined> {
@@ -218,20 +242,17 @@ export class MeshConfig {
 
   async deleteRoutes(service: string, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<boolean> {
     checkService(service);
-    const forced = { count: 0 };
-    for (let attempt = 1; ; attempt++) {
+    return this.judgedWrite(mode, JUDGED_ATTEMPTS, async () => {
       const current = await this.store.get(keys.routes(service));
-      const judged = await this.judgeCanaries(mode, [{ service, changes: () => (current ? ['its routes (deleted)'] : []) }], forced);
-      if (judged === 'again') continue;
-      try {
+      const { checks, conflicts } = await this.judgeCanaries(mode, [{ service, changes: () => (current ? ['its routes (deleted)'] : []) }]);
+      return {
+        conflicts,
         // Guarded, on condition that the routes judged are still the stored ones (a rollout
         // that started in between has moved them); the store deletes no key in a transaction.
-        return await this.store.delete(keys.routes(service), condition ?? (judged.length > 0 ? { ifRevision: current?.revision ?? 0 } : undefined));
-      } catch (err) {
-        if (!(err instanceof StoreConflictError) || condition !== undefined || attempt >= JUDGED_ATTEMPTS) throw err;
-      }
-      await conflictBackoff(attempt);
-    }
+        write: () => this.store.delete(keys.routes(service), condition ?? (checks.length > 0 ? { ifRevision: current?.revision ?? 0 } : undefined)),
+        again: () => condition === undefined,
+      };
+    });
   }
 
   /** Sets the weights of the service's catch-all rule, adding one when it has none. */
@@ -247,26 +268,22 @@ export class MeshConfig {
     };
     // The routes are read, changed and written on condition that neither they (unless the
     // caller gave its own condition, which then fails as 412) nor the policy judged against moved.
-    const forced = { count: 0 };
-    for (let attempt = 1; ; attempt++) {
+    return this.judgedWrite(mode, JUDGED_ATTEMPTS, async () => {
       const [routes, policy] = await Promise.all([this.store.get(keys.routes(service)), this.store.get(keys.policy(service))]);
       this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declaredIn(policy));
       const next = withSplit(routes?.value as RoutesInput | undefined);
-      const checks = await this.judgeCanaries(mode, [{ service, changes: () => (routesChange(routes?.value, next) ? ['the split of its catch-all rule'] : []) }], forced);
-      if (checks === 'again') continue;
+      const { checks, conflicts } = await this.judgeCanaries(mode, [{ service, changes: () => (routesChange(routes?.value, next) ? ['the split of its catch-all rule'] : []) }]);
       const ops: StoreOp[] = [
         { op: 'put', key: keys.routes(service), value: next, condition: condition ?? { ifRevision: routes?.revision ?? 0 } },
         { op: 'check', key: keys.policy(service), revision: policy?.revision ?? 0 },
         ...checks,
       ];
-      try {
-        return (await this.store.transaction(ops))[0]!;
-      } catch (err) {
-        const retry = err instanceof StoreConflictError && (err.key === keys.policy(service) || isCanaryKey(err.key) || condition === undefined);
-        if (!retry || attempt >= JUDGED_ATTEMPTS) throw err;
-      }
-      await conflictBackoff(attempt);
-    }
+      return {
+        conflicts,
+        write: async () => (await this.store.transaction(ops))[0]!,
+        again: (err) => err.key === keys.policy(service) || isCanaryKey(err.key) || condition === undefined,
+      };
+    });
   }
 
   /**
@@ -283,25 +300,21 @@ export class MeshConfig {
     judge: (other: StoreEntry | undefined) => Promise<void>,
     canary: { mode: CanaryWriteMode; item: (current: StoreEntry | undefined) => CanaryItem },
   ): Promise<StoreEntry> {
-    const forced = { count: 0 };
-    for (let attempt = 1; ; attempt++) {
+    return this.judgedWrite(canary.mode, JUDGED_ATTEMPTS, async () => {
       const [current, mine] = await Promise.all([this.store.get(other), this.store.get(key)]);
       await judge(current);
-      const checks = await this.judgeCanaries(canary.mode, [canary.item(mine)], forced);
-      if (checks === 'again') continue;
+      const { checks, conflicts } = await this.judgeCanaries(canary.mode, [canary.item(mine)]);
       // Judged against a rollout, the write also needs the value it was judged to change (or
       // leave alone) to be the stored one: without the caller's own condition, one of ours,
       // whose conflict is judged again like the others.
       const own = condition ?? (checks.length > 0 ? { ifRevision: mine?.revision ?? 0 } : undefined);
-      try {
-        const ops: StoreOp[] = [{ op: 'put', key, value, ...(own ? { condition: own } : {}) }, { op: 'check', key: other, revision: current?.revision ?? 0 }, ...checks];
-        return (await this.store.transaction(ops))[0]!;
-      } catch (err) {
-        const again = err instanceof StoreConflictError && (err.key === other || isCanaryKey(err.key) || (err.key === key && condition === undefined));
-        if (!again || attempt >= JUDGED_ATTEMPTS) throw err;
-      }
-      await conflictBackoff(attempt);
-    }
+      const ops: StoreOp[] = [{ op: 'put', key, value, ...(own ? { condition: own } : {}) }, { op: 'check', key: other, revision: current?.revision ?? 0 }, ...checks];
+      return {
+        conflicts,
+        write: async () => (await this.store.transaction(ops))[0]!,
+        again: (err) => err.key === other || isCanaryKey(err.key) || (err.key === key && condition === undefined),
+      };
+    });
   }
 
   getIntentions(): Promise<StoreEntry | undefined> {
