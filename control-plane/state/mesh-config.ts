@@ -395,26 +395,21 @@ export class MeshConfig {
    * the new state and retried. Resolves each document with its stored entry, in file order.
    */
   async apply(body: unknown, mode: CanaryWriteMode = {}): Promise<{ document: ApplyDocument; entry: StoreEntry }[]> {
-    let forced = 0;
-    for (let attempt = 1; ; attempt++) {
+    // Nothing of the file is written while it would touch a running rollout; forced, the
+    // rollouts are aborted first and the file judged again on what that left.
+    return this.judgedWrite(mode, APPLY_ATTEMPTS, async () => {
       const plan = await this.checkApply(body);
-      if (plan.conflicts.length > 0) {
-        // Nothing of the file is written while it would touch a running rollout; forced, the
-        // rollouts are aborted first and the file judged again on what that left.
-        if (!mode.force || forced >= FORCE_ATTEMPTS) throw new RunningCanaryError(plan.conflicts);
-        forced++;
-        await mode.force(plan.conflicts);
-        continue;
-      }
-      if (plan.ops.length === 0) return [];
-      try {
-        const entries = await this.store.transaction(plan.ops);
-        return plan.documents.map((document, i) => ({ document, entry: entries[i]! }));
-      } catch (err) {
-        if (!(err instanceof StoreConflictError) || attempt >= APPLY_ATTEMPTS) throw err;
-      }
-      await conflictBackoff(attempt);
-    }
+      return {
+        conflicts: plan.conflicts,
+        write: async () => {
+          if (plan.ops.length === 0) return [];
+          const entries = await this.store.transaction(plan.ops);
+          return plan.documents.map((document, i) => ({ document, entry: entries[i]! }));
+        },
+        // Every key the file's judgement read is in its transaction.
+        again: () => true,
+      };
+    });
   }
 
   private async storedOf(service: string): Promise<{ policy?: StoreEntry; routes?: StoreEntry }> {
