@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/config/parse.js';
 import { tempDir } from '../../test/support/index.js';
+import { RunningCanaryError, type RunningCanary } from '../canary/conflicts.js';
 import { StreamRegistry } from '../registry/stream-registry.js';
 import { FileStore } from '../store/file-store.js';
+import { StoreConflictError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
-import { MeshConfig } from './mesh-config.js';
+import { MeshConfig, type CanaryGuard } from './mesh-config.js';
 
 describe('MeshConfig.load', () => {
   it('refuses entries that bypassed the API checks, naming each key, until they are fixed', async () => {
@@ -177,5 +179,92 @@ describe('concurrent writers', () => {
     const config = new MeshConfig(await FileStore.open(tempDir()), new StreamRegistry(1_000));
     await expect(config.apply({})).rejects.toThrow(/nothing to apply/);
     await expect(config.checkApply({})).rejects.toThrow(/nothing to apply/);
+  });
+});
+
+describe('guarded writes: forcing, and losing the race to another writer', () => {
+  const rollout: RunningCanary = { service: 'catalog', from: 'v1', to: 'v2', step: 0, steps: [25, 100], weight: 25 };
+
+  /**
+   * A store whose writes (transactions and deletes) each run `race` first while `races` is
+   * above 0, counting them; guarded by a rollout stored at `canaries/catalog` (`canary`
+   * running, if given) as the CanaryController guards.
+   */
+  async function guarded(canary?: RunningCanary) {
+    const store = await FileStore.open(tempDir());
+    const state = { races: 0, writes: 0, race: (_: FileStore): Promise<unknown> => Promise.resolve() };
+    const before = async () => {
+      state.writes++;
+      if (state.races === 0) return;
+      state.races--;
+      await state.race(store);
+    };
+    const wrapped = Object.create(store) as FileStore;
+    wrapped.transaction = async (ops) => (await before(), store.transaction(ops));
+    wrapped.delete = async (key, condition) => (await before(), store.delete(key, condition));
+    const config = new MeshConfig(wrapped, new StreamRegistry(1_000));
+    await config.putPolicy('catalog', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    await config.putRoutes('catalog', [{ split: { v1: 75, v2: 25 } }]);
+    const guard: CanaryGuard = {
+      running: async (service) => ({ ...(canary ? { canary } : {}), check: { op: 'check', key: `canaries/${service}`, revision: (await store.get(`canaries/${service}`))?.revision ?? 0 } }),
+    };
+    config.guardWith(guard);
+    state.writes = 0;
+    return { store, config, state };
+  }
+  const bumpCanary = (s: FileStore) => s.put('canaries/catalog', { status: 'aborted' });
+
+  it('forced, gives up with the refusal after FORCE_ATTEMPTS aborts when the rollout keeps running; nothing is written', async () => {
+    const { store, config, state } = await guarded(rollout);
+    let aborts = 0;
+    const mode = { force: async () => void aborts++ };
+    const writes = [
+      () => config.setSplit('catalog', { v1: 100 }, undefined, mode),
+      () => config.putRoutes('catalog', [{ split: { v1: 100 } }], undefined, mode),
+      () => config.deleteRoutes('catalog', undefined, mode),
+      () => config.apply({ routes: { catalog: [{ split: { v1: 100 } }] } }, mode),
+    ];
+    const revision = store.currentRevision;
+    for (const write of writes) {
+      aborts = 0;
+      await expect(write()).rejects.toBeInstanceOf(RunningCanaryError);
+      expect(aborts).toBe(3);
+    }
+    expect(state.writes).toBe(0);
+    expect(store.currentRevision).toBe(revision);
+  });
+
+  it('a write that loses the race on what it judged is judged again and made; a conflict on the caller\'s own condition is answered as it is', async () => {
+    const { store, config, state } = await guarded();
+    // The rollout's key moved: judged again even with the caller's own condition on the routes.
+    Object.assign(state, { races: 1, race: bumpCanary });
+    const routes = await config.putRoutes('catalog', [{ split: { v1: 100 } }], { ifRevision: (await store.get('routes/catalog'))!.revision });
+    expect(routes.value).toEqual([{ split: { v1: 100 } }]);
+    expect(state.writes).toBe(2);
+
+    Object.assign(state, { writes: 0, races: 1 });
+    expect((await config.setSplit('catalog', { v1: 60, v2: 40 })).value).toEqual([{ split: { v1: 60, v2: 40 } }]);
+    expect(state.writes).toBe(2);
+
+    // The routes moved under a guarded delete: judged again, then deleted.
+    Object.assign(state, { writes: 0, races: 1, race: (s: FileStore) => s.put('routes/catalog', [{ split: { v1: 100 } }]) });
+    expect(await config.deleteRoutes('catalog')).toBe(true);
+    expect(state.writes).toBe(2);
+    expect(await store.get('routes/catalog')).toBeUndefined();
+
+    await store.put('routes/catalog', [{ split: { v1: 100 } }]);
+    Object.assign(state, { writes: 0, races: 1 });
+    await expect(config.deleteRoutes('catalog', { ifRevision: (await store.get('routes/catalog'))!.revision })).rejects.toBeInstanceOf(StoreConflictError);
+    expect(state.writes).toBe(1);
+  });
+
+  it('gives up with the store conflict after JUDGED_ATTEMPTS when every attempt loses the race', async () => {
+    const { store, config, state } = await guarded();
+    Object.assign(state, { races: Infinity, race: bumpCanary });
+    const err = await config.setSplit('catalog', { v1: 100 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreConflictError);
+    expect((err as StoreConflictError).key).toBe('canaries/catalog');
+    expect(state.writes).toBe(10);
+    expect((await store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 75, v2: 25 } }]);
   });
 });
