@@ -7,7 +7,7 @@ import { Duplex, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
-import type { Keepalive } from '../mux/upstream.js';
+import type { Keepalive } from './keepalive.js';
 import { H2_PING_TIMEOUT, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 
 /** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */

@@ -27,7 +27,7 @@ import { connect as h2connect, constants, type ClientHttp2Session, type ClientHt
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Keepalive } from '../mux/upstream.js';
+import type { Keepalive } from './keepalive.js';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 

@@ -10,11 +10,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeCa, makeLeaf } from '../../test/support/certs.js';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { socketConnector } from '../cluster/h2-upstream.js';
+import type { Keepalive } from '../cluster/keepalive.js';
 import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import { ALPN, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
 import { waitUntil } from '../../test/support/wait.js';
-import { MuxUpstream, type Keepalive } from './upstream.js';
+import { MuxUpstream } from './upstream.js';
 
 const ca = makeCa('Mux Test CA');
 const serverLeaf = makeLeaf(ca, 'server');

@@ -19,6 +19,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
+import { DEFAULT_KEEPALIVE, type Keepalive } from '../cluster/keepalive.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
@@ -31,16 +32,6 @@ const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
 
 /** Past this, a connection takes no new streams (ids are u32, odd from the client). */
 const MAX_STREAM_ID = 0x7fff_ffff;
-
-export interface Keepalive {
-  /** Silence from the peer after which a PING goes out. */
-  readonly intervalMs: number;
-  /** How long the PING may go unanswered (by anything) before the connection is given up. */
-  readonly timeoutMs: number;
-}
-
-/** As gRPC's keepalive defaults for servers' pings, shorter than TCP keepalive's minutes. */
-export const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 5_000 };
 
 const PING_PAYLOAD = Buffer.from('skeinmux');
 
