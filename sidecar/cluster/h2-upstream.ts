@@ -19,15 +19,15 @@
  * Keepalive (sessions to peer sidecars): a session whose socket has read nothing for
  * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
  * destroyed, failing its calls as resets (retried per policy) and taking no new ones, as
- * the mux does (sidecar/mux/upstream.ts). One timer per session, nothing per call: silence
- * is read off the socket's byte count. Off for the local app and for h2c endpoints, which
+ * the mux does (sidecar/mux/upstream.ts), with the same KeepaliveTimer (keepalive.ts): one
+ * timer per session, nothing per call, silence read off the socket's byte count. Off for the local app and for h2c endpoints, which
  * may be gRPC servers that punish pings on idle connections (GOAWAY too_many_pings).
  */
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Keepalive } from './keepalive.js';
+import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
@@ -278,71 +278,23 @@ function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
   return out;
 }
 
-/** Liveness of one session: a PING after `intervalMs` without a byte read, given up after `timeoutMs` more. */
-class SessionKeepalive {
-  private readonly timer: NodeJS.Timeout;
-  private lastRead: number;
-  /** Bytes read when the outstanding PING went out; -1 when none is out. */
-  private pingedAt = -1;
-  private pingTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly origin: string,
-    private readonly session: ClientHttp2Session,
-    private readonly socket: Socket,
-    private readonly keepalive: Keepalive,
-  ) {
-    this.lastRead = socket.bytesRead;
-    this.timer = setInterval(keepaliveTick, keepalive.intervalMs, this);
-    this.timer.unref();
-    session.once('close', () => this.stop());
-  }
-
-  tick(): void {
-    const read = this.socket.bytesRead;
-    if (read !== this.lastRead) {
-      this.lastRead = read;
-      return;
-    }
-    if (this.pingedAt >= 0 || this.session.destroyed) return;
-    this.pingedAt = read;
-    try {
-      this.session.ping(() => {
-        // Answered (or the session ended, which 'close' handles).
-        this.pingedAt = -1;
-        clearTimeout(this.pingTimer);
-      });
-    } catch {
-      // Too many PINGs out, or the session is closing: the next tick looks again.
-      this.pingedAt = -1;
-      return;
-    }
-    this.pingTimer = setTimeout(pingUnanswered, this.keepalive.timeoutMs, this);
-    this.pingTimer.unref();
-  }
-
-  unanswered(): void {
-    // Anything read since the PING (a long answer ahead of the PING's) counts as an answer.
-    if (this.pingedAt < 0 || this.socket.bytesRead !== this.pingedAt) {
-      this.pingedAt = -1;
-      return;
-    }
-    this.session.destroy(codedError(H2_PING_TIMEOUT, `${this.origin} did not answer an HTTP/2 PING within ${this.keepalive.timeoutMs} ms`));
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    clearTimeout(this.pingTimer);
-  }
+/** Keeps `session` alive per `keepalive` (keepalive.ts); its PING's ACK is read like any other bytes. */
+function keepSessionAlive(origin: string, session: ClientHttp2Session, socket: Socket, keepalive: Keepalive): void {
+  const timer = new KeepaliveTimer(
+    keepalive,
+    () => socket.bytesRead,
+    () => {
+      // node sends no PING on a closing session (it fails the callback at once), so none is out to time.
+      if (session.closed || session.destroyed) return false;
+      session.ping(ignorePingResult);
+      return true;
+    },
+    () => session.destroy(codedError(H2_PING_TIMEOUT, `${origin} did not answer an HTTP/2 PING within ${keepalive.timeoutMs} ms`)),
+  );
+  session.once('close', () => timer.stop());
 }
 
-function keepaliveTick(k: SessionKeepalive): void {
-  k.tick();
-}
-
-function pingUnanswered(k: SessionKeepalive): void {
-  k.unanswered();
-}
+function ignorePingResult(): void {}
 
 export class H2Upstream extends UpstreamDispatcher {
   private session: ClientHttp2Session | null = null;
@@ -444,7 +396,7 @@ export class H2Upstream extends UpstreamDispatcher {
         established = true;
         this.connecting = false;
         session.setLocalWindowSize(CONNECTION_WINDOW);
-        if (this.keepalive !== undefined) new SessionKeepalive(this.origin, session, socket, this.keepalive);
+        if (this.keepalive !== undefined) keepSessionAlive(this.origin, session, socket, this.keepalive);
         this.session = session;
         const waiting = this.queue;
         this.queue = [];
