@@ -13,13 +13,15 @@
  * Keepalive: a connection that has heard nothing from the peer for `intervalMs` sends a
  * PING, and one that then hears nothing for `timeoutMs` more is closed, failing its calls
  * as a reset (which the retry policy may send elsewhere). Idle connections are checked too,
- * so a dead one is gone before the next call would have been sent on it.
+ * so a dead one is gone before the next call would have been sent on it. One timer per
+ * connection (cluster/keepalive.ts), nothing per chunk read: silence is read off the socket's
+ * byte count.
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
-import { DEFAULT_KEEPALIVE, type Keepalive } from '../cluster/keepalive.js';
+import { DEFAULT_KEEPALIVE, KeepaliveTimer, type Keepalive } from '../cluster/keepalive.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
@@ -34,15 +36,6 @@ const MUX_RESET = 'ERR_SKEIN_MUX_RESET';
 const MAX_STREAM_ID = 0x7fff_ffff;
 
 const PING_PAYLOAD = Buffer.from('skeinmux');
-
-function keepaliveTick(conn: MuxConnection): void {
-  conn.checkAlive();
-}
-
-function pingUnanswered(conn: MuxConnection): void {
-  conn.pingTimer = undefined;
-  conn.giveUp(`${conn.owner.origin} did not answer a ping within ${conn.keepalive.timeoutMs} ms`);
-}
 
 /** A call answered without trailers; undici's handlers (request()) want an object all the same. */
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -207,31 +200,26 @@ class MuxConnection {
   private nextId = 1;
   /** No new streams: the peer sent GOAWAY, or this end is closing. */
   retired = false;
-  /** Something came from the peer since the last keepalive tick. */
-  private heard = true;
-  private readonly keepaliveTimer: NodeJS.Timeout;
-  /** Armed while a PING waits for an answer. */
-  pingTimer: NodeJS.Timeout | undefined = undefined;
+  private readonly keepaliveTimer: KeepaliveTimer;
   /** Why this end closed the connection, for the calls it fails. */
   private closeReason: string | null = null;
 
   constructor(
     readonly owner: MuxUpstream,
     readonly socket: Socket,
-    readonly keepalive: Keepalive,
+    keepalive: Keepalive,
   ) {
     this.writer = new FrameWriter(socket);
     this.reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    this.keepaliveTimer = setInterval(keepaliveTick, keepalive.intervalMs, this);
-    this.keepaliveTimer.unref();
+    this.keepaliveTimer = new KeepaliveTimer(
+      keepalive,
+      () => socket.bytesRead,
+      () => this.ping(),
+      () => this.giveUp(`${owner.origin} did not answer a ping within ${keepalive.timeoutMs} ms`),
+    );
     socket.on('data', (chunk: Buffer) => {
-      this.heard = true;
-      if (this.pingTimer !== undefined) {
-        clearTimeout(this.pingTimer);
-        this.pingTimer = undefined;
-      }
       const error = this.reader.push(chunk);
       if (error !== undefined) socket.destroy(codedError(MUX_RESET, `protocol error from ${owner.origin}: ${error}`));
     });
@@ -292,20 +280,14 @@ class MuxConnection {
     this.socket.end();
   }
 
-  /** Keepalive tick: a PING after an interval of silence, unless one is already out. */
-  checkAlive(): void {
-    if (this.heard) {
-      this.heard = false;
-      return;
-    }
-    if (this.pingTimer !== undefined || this.socket.destroyed) return;
+  private ping(): boolean {
+    if (this.socket.destroyed) return false;
     this.writer.ping(PING_PAYLOAD);
-    this.pingTimer = setTimeout(pingUnanswered, this.keepalive.timeoutMs, this);
-    this.pingTimer.unref();
+    return true;
   }
 
   /** Closes a connection the peer stopped answering on; its calls fail as reset. */
-  giveUp(reason: string): void {
+  private giveUp(reason: string): void {
     this.closeReason = reason;
     this.socket.destroy();
   }
@@ -316,7 +298,7 @@ class MuxConnection {
       return;
     }
     if (type === FrameType.Ping) {
-      // Any frame counts as an answer (see 'data'); a peer's own PING is answered.
+      // Any bytes count as an answer (see KeepaliveTimer); a peer's own PING is answered.
       this.writer.answerPing(flags, payload);
       return;
     }
@@ -358,8 +340,7 @@ class MuxConnection {
 
   private onClose(): void {
     this.retired = true;
-    clearInterval(this.keepaliveTimer);
-    if (this.pingTimer !== undefined) clearTimeout(this.pingTimer);
+    this.keepaliveTimer.stop();
     this.owner.retired(this);
     const open = [...this.streams.values()];
     this.streams.clear();
