@@ -20,8 +20,9 @@
  * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
  * destroyed, failing its calls as resets (retried per policy) and taking no new ones, as
  * the mux does (sidecar/mux/upstream.ts), with the same KeepaliveTimer (keepalive.ts): one
- * timer per session, nothing per call, silence read off the socket's byte count. Off for the local app and for h2c endpoints, which
- * may be gRPC servers that punish pings on idle connections (GOAWAY too_many_pings).
+ * timer per session, nothing per call, silence read off the socket's byte count. Off for the
+ * local app and for h2c endpoints, which may be gRPC servers that punish pings on idle
+ * connections (GOAWAY too_many_pings).
  */
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
