@@ -31,7 +31,7 @@ import type { RetryBudget } from './resilience/retry-budget.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
 import { classify, connectionListed, H, headerText, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
 import { h2Stream, sidecarReply, socketReply } from './stages/reply.js';
-import { AttemptHandler, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
+import { AttemptHandler, connectFailureText, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
 import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
@@ -622,7 +622,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.scheduleRetry();
       return;
     }
-    if (outcome === 'connect-failure') this.reply('upstream-connect-failure', `could not connect to ${this.subset!.service} at ${h.endpoint.key}: ${(err as { code?: string }).code ?? err.message}`);
+    if (outcome === 'connect-failure') this.reply('upstream-connect-failure', `could not connect to ${this.subset!.service} at ${h.endpoint.key}: ${connectFailureText(err)}`);
     else if (outcome === 'timeout') this.reply('timeout', `${this.subset!.service} did not answer within the per-try timeout`);
     // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
     // a calling sidecar it never did, and that sidecar would replay a POST.

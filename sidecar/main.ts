@@ -21,6 +21,7 @@ import { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { H2Upstream, socketConnector } from './cluster/h2-upstream.js';
 import { DEFAULT_KEEPALIVE } from './cluster/keepalive.js';
+import { refuseOwnListeners } from './cluster/self-loop.js';
 import { EndpointPools, UpstreamEndpoint, type PoolFactory } from './cluster/upstream-endpoint.js';
 import { StaticFileConfigSource } from './config/static-file-source.js';
 import type { ConfigSource } from './config-source.js';
@@ -219,7 +220,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     logger.warn({ reason, code: err.code }, `outbound TLS handshake failed: ${err.message}`);
   };
   const net = transport(tlsIdentity, onHandshakeFailure);
-  const pools = new EndpointPools(net.pools);
+  const ownPorts = [options.outboundPort, ...options.upstreams.map((u) => u.port)];
+  const pools = new EndpointPools(refuseOwnListeners(net.pools, ownPorts, logger));
   let connect = net.connect;
   const mesh = new Mesh({ self: options.service, endpointSource: parts.endpointSource, pools, metrics, logger });
 
@@ -227,7 +229,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   parts.identity?.onChange((next) => {
     tlsIdentity = next;
     const t = transport(next, onHandshakeFailure);
-    pools.replaceFactory(t.pools);
+    pools.replaceFactory(refuseOwnListeners(t.pools, ownPorts, logger));
     connect = t.connect;
     inbound.setSecureContext?.({ key: next.keyPem, cert: next.certPem, ca: next.caPem });
     metrics.setCertExpiry(next.notAfter.getTime() / 1000);

@@ -8,6 +8,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
+import { SELF_LOOP } from '../cluster/self-loop.js';
 import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
 import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
@@ -89,6 +90,8 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     case MUX_NOT_NEGOTIATED:
     case MUX_CLOSED:
     case H1_CLOSED:
+    // An endpoint that is this sidecar's own outbound listener (sidecar/cluster/self-loop.ts).
+    case SELF_LOOP:
     case 'CERT_HAS_EXPIRED':
     case 'CERT_NOT_YET_VALID':
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
@@ -99,6 +102,13 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     default:
       return false;
   }
+}
+
+/** How a connect failure is told to the caller: a system error by its code (ECONNREFUSED), Skein's own (ERR_SKEIN_…) by its message, which says more. */
+export function connectFailureText(err: Error & { code?: string }): string {
+  const code = err.code;
+  if (code === undefined) return err.message;
+  return code.startsWith('ERR_SKEIN_') ? `${err.message} (${code})` : code;
 }
 
 export function isTimeoutError(err: Error & { code?: string }): boolean {
