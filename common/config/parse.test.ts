@@ -76,7 +76,7 @@ routes:
 
   it('rejects bad durations, regexes and service names', () => {
     expect(problems({ services: { catalog: { timeout: '3 seconds' } } })).toEqual([
-      'services.catalog.timeout: invalid duration "3 seconds" (use e.g. "250ms", "3s", "1m")',
+      'services.catalog.timeout: invalid duration "3 seconds" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)',
     ]);
     expect(problems({ routes: { catalog: [{ match: { pathRegex: '(' } }] } })[0]).toMatch(/^routes\.catalog\[0\]\.match\.pathRegex: invalid regex/);
     expect(problems({ services: { Catalog_1: {} } })[0]).toMatch(/^services\.Catalog_1: must be a DNS label/);
@@ -122,6 +122,17 @@ describe('durations', () => {
     expect(formatDuration(250)).toBe('250ms');
   });
 
+  it('refuses a duration under 1ms that is not 0: rounded to 0 it would turn a timeout off', () => {
+    expect(parseDuration('0.4ms')).toBeUndefined();
+    expect(parseDuration('0.5ms')).toBe(1);
+    expect(parseDuration('0.0001s')).toBeUndefined();
+    expect(problems({ services: { catalog: { timeout: '0.4ms' } } })).toEqual(['services.catalog.timeout: duration "0.4ms" is under 1ms: write 0 to turn it off, or at least 1ms']);
+    expect(problems({ services: { catalog: { timeout: 0.2 } } })).toEqual(['services.catalog.timeout: duration 0.2 is under 1ms: write 0 to turn it off, or at least 1ms']);
+    // A bare number is milliseconds; 0 turns the timeout off.
+    expect(parseSnapshot({ services: { catalog: { timeout: 250 } } }).services.catalog!.timeout).toBe(250);
+    expect(parseSnapshot({ services: { catalog: { timeout: 0 } } }).services.catalog!.timeout).toBe(0);
+  });
+
   it('reports a bad duration once, not again through a check chained after it', () => {
     const body = z.object({ ttl: duration.refine((ms) => ms >= 1000, 'must be at least 1s'), other: z.number() }).strict();
     const problemsOf = (value: unknown) => {
@@ -134,7 +145,7 @@ describe('durations', () => {
       return [];
     };
     expect(problemsOf({ ttl: 'abc', other: 'x', extra: 1 })).toEqual([
-      'ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m")',
+      'ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)',
       'other: Expected number, received string',
       '(root): unknown field "extra"',
     ]);

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { backtrackRisk } from '../routing/regex-safety.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { exactDuration, formatDuration, wholeMs } from './duration.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -25,14 +25,15 @@ export const subsetName = z
  * is a fatal issue: checks chained after it (`.refine((ms) => ms >= 500)`) never see z.NEVER,
  * which would add a second, misleading problem for the same field.
  */
-export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  if (typeof value === 'number') {
-    if (Number.isFinite(value) && value >= 0) return Math.round(value);
-  } else {
-    const ms = parseDuration(value);
-    if (ms !== undefined) return ms;
-  }
-  ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m")`, fatal: true });
+export const duration = z.union([z.string(), z.number()]).describe('a duration: "250ms", "3s", "1m30s", or a number of milliseconds; other than 0, at least 1ms').transform((value, ctx) => {
+  // A bare number is milliseconds (the form snapshots carry inside the mesh).
+  const exact = typeof value === 'number' ? (Number.isFinite(value) && value >= 0 ? value : undefined) : exactDuration(value);
+  const ms = exact === undefined ? undefined : wholeMs(exact);
+  if (ms !== undefined) return ms;
+  const message = exact === undefined
+    ? `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m", or a number of milliseconds)`
+    : `duration ${JSON.stringify(value)} is under 1ms: write 0 to turn it off, or at least 1ms`;
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message, fatal: true });
   return z.NEVER;
 });
 

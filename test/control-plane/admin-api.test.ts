@@ -166,7 +166,7 @@ describe('admin API', () => {
     // A bad duration is one problem, not also "must be between 1s and 365 days" checked on nothing.
     const badTtl = await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders', ttl: 'abc' }) });
     expectError(badTtl, 422, 'invalid', /^ttl: invalid duration "abc"/);
-    expect(badTtl.body.error.problems).toEqual(['ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m")']);
+    expect(badTtl.body.error.problems).toEqual(['ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)']);
   });
 
   it('explains a routing decision with the policy in force', async () => {
