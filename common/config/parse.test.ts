@@ -105,6 +105,30 @@ routes:
     expect(parseSnapshot({ services: { catalog: { timeout: '24h' } } }).services.catalog!.timeout).toBe(86_400_000);
   });
 
+  it('refuses what could never work at the first request: endpoint addresses, method and header names, backoff, rule names, fractional versions', () => {
+    const ep = (address: string) => ({ services: { catalog: { endpoints: [{ address, port: 8080 }] } } });
+    expect(problems(ep('http://127.0.0.1:8080'))).toEqual(['services.catalog.endpoints[0].address: must be an IP address or a host name, not "http://127.0.0.1:8080" (no scheme, brackets or port: the port goes in port)']);
+    expect(problems(ep('127.0.0.1:8080'))[0]).toMatch(/^services\.catalog\.endpoints\[0\]\.address: must be an IP address or a host name, not "127\.0\.0\.1:8080" \(no scheme/);
+    expect(problems(ep('[::1]'))[0]).toMatch(/not "\[::1\]" \(no scheme, brackets or port/);
+    expect(problems(ep('no such host'))).toEqual(['services.catalog.endpoints[0].address: must be an IP address or a host name, not "no such host"']);
+    for (const good of ['10.0.0.7', '::1', 'fe80::1', 'catalog', 'catalog.default.svc.cluster.local', 'localhost', 'host-1.example.com.']) {
+      expect(parseSnapshot(ep(good)).services.catalog!.endpoints![0]!.address).toBe(good);
+    }
+    const match = (m: object) => ({ routes: { catalog: [{ match: m }] } });
+    expect(problems(match({ method: 'FOO BAR' }))).toEqual([expect.stringMatching(/^routes\.catalog\[0\]\.match\.method: must be an HTTP method name/)]);
+    expect(problems(match({ method: ['GET', 'P OST'] }))).toEqual([expect.stringMatching(/^routes\.catalog\[0\]\.match\.method\[1\]: must be an HTTP method name/)]);
+    expect(problems(match({ headers: { 'bad header': 'x' } }))).toEqual([expect.stringMatching(/^routes\.catalog\[0\]\.match\.headers\.bad header: must be a header name/)]);
+    expect(parseSnapshot(match({ method: ['GET', 'PURGE'], headers: { 'x-canary': 'true' } })).routes.catalog![0]!.match.method).toEqual(['GET', 'PURGE']);
+    expect(problems({ services: { catalog: { retries: { backoff: { base: '1s', max: '10ms' } } } } })).toEqual(['services.catalog.retries.backoff: base (1s) must not be longer than max (10ms)']);
+    // A base alone past the default max (250ms) raises the max to it.
+    expect(parseSnapshot({ services: { catalog: { retries: { backoff: { base: '1s' } } } } }).services.catalog!.retries.backoff).toEqual({ base: 1000, max: 1000 });
+    expect(problems({ routes: { catalog: [{ name: 'a' }, { name: 'b' }, { name: 'a' }] } })).toEqual(['routes.catalog[2].name: "a" is the name of rule 0 too']);
+    expect(problems({ routes: { catalog: [{ name: 'rule-1' }, {}] } })).toEqual(['routes.catalog[1].name: "rule-1" is the name of rule 0 too']);
+    expect(problems('version: 1.10\n')).toEqual(['version: 1.1 is a fractional number: quote the version as written (YAML reads 1.10 as the number 1.1)']);
+    expect(parseSnapshot('version: "1.10"\n').version).toBe('1.10');
+    expect(parseSnapshot('version: 7\n').version).toBe('7');
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     expect(problems('services:\n  catalog: {\n')[0]).toMatch(/not valid YAML or JSON at line \d+/);
   });

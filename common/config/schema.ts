@@ -6,6 +6,7 @@
  * `SnapshotInput` is the wire/file form (durations as strings); `Snapshot` is the parsed
  * form (durations in milliseconds, every default filled in).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
@@ -52,14 +53,19 @@ const labels = z.record(z.string(), z.string());
 
 export const retryOn = z.enum(['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable', 'deadline-exceeded']);
 
+const DEFAULT_BACKOFF_MAX_MS = 250;
+
 export const retryPolicy = z
   .object({
     attempts: z.number().int().min(0).max(10).default(2),
     perTryTimeout: policyDuration.default('1s'),
     on: z.array(retryOn).default(['connect-failure', 'reset', 'gateway-error']),
     backoff: z
-      .object({ base: policyDuration.default('25ms'), max: policyDuration.default('250ms') })
+      .object({ base: policyDuration.default('25ms'), max: policyDuration.optional() })
       .strict()
+      // Without a max, a base past the default max waits base each time rather than being cut.
+      .transform((b) => ({ base: b.base, max: b.max ?? Math.max(DEFAULT_BACKOFF_MAX_MS, b.base) }))
+      .refine((b) => b.base <= b.max, (b) => ({ message: `base (${formatDuration(b.base)}) must not be longer than max (${formatDuration(b.max)})` }))
       .default({}),
     budget: z
       .object({ ratio: z.number().min(0).max(1).default(0.2), minPerSecond: z.number().min(0).default(10) })
@@ -86,9 +92,16 @@ export const outlierPolicy = z
   })
   .strict();
 
+const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** An address to connect to: an IP address or a DNS name, without a scheme, brackets or port (those fail only at the first request). */
+const endpointAddress = z.string().refine((a) => isIP(a) !== 0 || HOST_NAME.test(a), (a) => ({
+  message: `must be an IP address or a host name, not ${JSON.stringify(a)}${/[:/\[]/.test(a) && isIP(a) === 0 ? ' (no scheme, brackets or port: the port goes in port)' : ''}`,
+}));
+
 export const endpoint = z
   .object({
-    address: z.string().min(1),
+    address: endpointAddress,
     port: z.number().int().min(1).max(65535),
     labels: labels.default({}),
   })
@@ -122,6 +135,11 @@ const stringMatch = z.union([
     .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'give exactly one of exact, prefix, regex, present'),
 ]);
 
+/** RFC 9110 §5.6.2: methods and header field names are tokens; anything else could never match a request. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const methodName = z.string().regex(TOKEN, 'must be an HTTP method name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+const headerName = z.string().regex(TOKEN, 'must be a header name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+
 /** Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined. */
 function regexProblem(source: string): string | undefined {
   try {
@@ -148,8 +166,8 @@ export const routeMatch = z
     pathPrefix: z.string().startsWith('/').optional(),
     path: z.string().startsWith('/').optional(),
     pathRegex: regexString.optional(),
-    method: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
-    headers: z.record(z.string(), stringMatch).optional(),
+    method: z.union([methodName, z.array(methodName).min(1)]).optional(),
+    headers: z.record(headerName, stringMatch).optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -190,6 +208,17 @@ export const routeRule = z
   })
   .strict();
 
+/** A service's rules; names (`rule-<index>` when unnamed) tell them apart in metrics, explain and the dashboard, so they are unique. */
+export const routeRules = z.array(routeRule).superRefine((rules, ctx) => {
+  const seen = new Map<string, number>();
+  rules.forEach((rule, i) => {
+    const name = rule.name ?? `rule-${i}`;
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, i);
+    else ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'name'], message: `${JSON.stringify(name)} is the name of rule ${first} too` });
+  });
+});
+
 export const intentionRule = z
   .object({
     source: z.union([serviceName, z.literal('*')]),
@@ -207,9 +236,17 @@ export const intentions = z
 
 export const snapshot = z
   .object({
-    version: z.union([z.string(), z.number().transform(String)]).default('0'),
+    // YAML reads `version: 1.10` as the number 1.1: a fractional number is refused rather than altered.
+    version: z
+      .union([z.string(), z.number()])
+      .transform((v, ctx) => {
+        if (typeof v === 'string' || Number.isInteger(v)) return String(v);
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${v} is a fractional number: quote the version as written (YAML reads 1.10 as the number 1.1)` });
+        return z.NEVER;
+      })
+      .default('0'),
     services: z.record(serviceName, servicePolicy).default({}),
-    routes: z.record(serviceName, z.array(routeRule)).default({}),
+    routes: z.record(serviceName, routeRules).default({}),
     /** Absent means no authorization is configured and every caller is allowed. */
     intentions: intentions.optional(),
   })

@@ -4,11 +4,11 @@
  * (durations as written, e.g. "3s"), so what an operator PUTs is what they GET back.
  */
 import { z } from 'zod';
-import { intentions, routeRule, serviceName, servicePolicy, split } from '../../common/config/schema.js';
+import { intentions, routeRules, serviceName, servicePolicy, split } from '../../common/config/schema.js';
 
 /** A service's policy: everything of SPEC §4 `services.X` except endpoints, which come from discovery. */
 export const policyBody = servicePolicy.omit({ endpoints: true });
-export const routesBody = z.array(routeRule);
+export const routesBody = routeRules;
 export const splitBody = split;
 export const intentionsBody = intentions;
 
