@@ -130,7 +130,8 @@ routes:
   });
 
   it('reports YAML syntax errors with a line number', () => {
-    expect(problems('services:\n  catalog: {\n')[0]).toMatch(/not valid YAML or JSON at line \d+/);
+    expect(problems('services:\n  catalog: {\n')).toEqual(['config: not valid YAML or JSON at line 3, column 1: Flow map in block collection must be sufficiently indented and end with a }']);
+    expect(problems('services: {}\n---\nroutes: {}\n')).toEqual(['config: not valid YAML or JSON at line 2, column 1: a second document starts here (a "---" line); a snapshot is one document']);
   });
 });
 

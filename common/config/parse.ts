@@ -49,7 +49,12 @@ export function decodeText(text: string, source = 'config'): unknown {
   } catch (err) {
     if (err instanceof YAMLParseError) {
       const where = err.linePos?.[0] ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
-      throw new ConfigError([`${source}: not valid YAML or JSON${where}: ${err.message.split('\n')[0]}`]);
+      // The library's message ends with its own "at line L, column C:" (given above already), and
+      // the one for a second document names a function of its API.
+      const what = err.code === 'MULTIPLE_DOCS'
+        ? 'a second document starts here (a "---" line); a snapshot is one document'
+        : err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError([`${source}: not valid YAML or JSON${where}: ${what}`]);
     }
     throw err;
   }
