@@ -1,14 +1,20 @@
 /**
  * Static mode's config source: the snapshot file named by --config. It is read at start and
- * again on SIGHUP and whenever the file changes (fs.watch on its directory, so editors and
- * atomic renames that replace the file are seen; changes are debounced). A file that fails
- * validation (an empty one included: see parseSnapshot) is refused with a log line naming
- * each fault's path, and the snapshot in force stays; at start, with none in force, the
- * refusal stops the sidecar (start() throws).
+ * again on SIGHUP and whenever its directory changes: fs.watch on the directory of the path
+ * given (so editors' and `mv`'s atomic renames are seen, and so is a Kubernetes ConfigMap
+ * update, which swaps the `..data` symlink next to the file rather than touching the file's
+ * own name) and, when the path is a symlink, on the directory of the file it resolves to
+ * (followed as that changes). Any event there is a reason to look: after a 100 ms debounce
+ * the file is stat'ed (through symlinks) and re-read only when its (dev, inode, mtime, size)
+ * changed, and applied only when its text did, so unrelated events cost a stat and log
+ * nothing. A file that fails validation (an empty one included: see parseSnapshot) is
+ * refused with a log line naming each fault's path, and the snapshot in force stays; at
+ * start, with none in force, the refusal stops the sidecar (start() throws). SIGHUP re-reads
+ * and re-applies the file whatever changed.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { open, realpath } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../../common/config/parse.js';
 import type { Logger } from '../../common/log.js';
 import type { ConfigSource } from '../config-source.js';
@@ -18,14 +24,22 @@ const DEBOUNCE_MS = 100;
 export class StaticFileConfigSource implements ConfigSource {
   private applied = false;
   private lastError: string | undefined;
-  private watcher: FSWatcher | undefined;
+  /** The refusal of `lastText`, if it was refused (restored when a failed read is followed by the same text). */
+  private textError: string | undefined;
+  /** Watched directories: the path's own, and its resolved file's when that differs. */
+  private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private apply: ((raw: unknown) => void) | undefined;
   private lastText: string | undefined;
+  /** `dev:ino:mtime:size` of the file as last read, so an unrelated event in the directory costs a stat only. */
+  private lastKey: string | undefined;
+  /** Loads run one at a time, in order. */
+  private loading: Promise<void> = Promise.resolve();
+  private closed = false;
   private readonly path: string;
   private readonly onHup = (): void => {
     this.logger.info({ file: this.path }, 'SIGHUP: reloading config');
-    void this.load(true);
+    this.schedule(true);
   };
 
   constructor(
@@ -46,44 +60,106 @@ export class StaticFileConfigSource implements ConfigSource {
 
   async start(apply: (raw: unknown) => void): Promise<void> {
     this.apply = apply;
-    await this.load(true);
+    await this.schedule(true);
     // At start there is no last good snapshot to keep: the sidecar does not start on a file it refuses.
-    if (!this.applied) throw new Error(this.status);
-    const name = basename(this.path);
-    this.watcher = watch(dirname(this.path), (_event, file) => {
-      if (file !== null && file !== name) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.load(false), DEBOUNCE_MS);
-    });
-    this.watcher.on('error', (err) => this.logger.warn({ err, file: this.path }, 'cannot watch config file; reload with SIGHUP'));
+    if (!this.applied) {
+      await this.close();
+      throw new Error(this.status);
+    }
     process.on('SIGHUP', this.onHup);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.timer);
-    this.watcher?.close();
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     process.off('SIGHUP', this.onHup);
   }
 
-  /** Reads and applies the file; `force` applies it even when its text is unchanged. */
-  private async load(force: boolean): Promise<void> {
-    let text: string;
+  private schedule(force: boolean): Promise<void> {
+    this.loading = this.loading.then(() => this.load(force));
+    return this.loading;
+  }
+
+  private onEvent = (): void => {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.schedule(false), DEBOUNCE_MS);
+  };
+
+  /** Watches the path's directory and its resolved file's directory (they differ when the path is a symlink), dropping stale ones. */
+  private async rewatch(): Promise<void> {
+    if (this.closed) return;
+    const wanted = new Set([dirname(this.path)]);
     try {
-      text = await readFile(this.path, 'utf8');
+      wanted.add(dirname(await realpath(this.path)));
+    } catch {
+      // Not there right now: the path's own directory tells when it comes back.
+    }
+    for (const [dir, w] of this.watchers) {
+      if (!wanted.has(dir)) {
+        w.close();
+        this.watchers.delete(dir);
+      }
+    }
+    for (const dir of wanted) {
+      if (this.watchers.has(dir)) continue;
+      let w: FSWatcher;
+      try {
+        w = watch(dir, this.onEvent);
+      } catch (err) {
+        this.logger.warn({ err, dir, file: this.path }, 'cannot watch config file; reload with SIGHUP');
+        continue;
+      }
+      w.on('error', (err) => {
+        w.close();
+        if (this.watchers.get(dir) === w) this.watchers.delete(dir);
+        // The resolved file's directory going away (an old ConfigMap generation) is expected; the path's own is not.
+        if (dir === dirname(this.path)) this.logger.warn({ err, dir, file: this.path }, 'cannot watch config file; reload with SIGHUP');
+      });
+      this.watchers.set(dir, w);
+    }
+  }
+
+  /** Reads and applies the file; `force` applies it even when it is unchanged. */
+  private async load(force: boolean): Promise<void> {
+    if (this.closed) return;
+    let text: string;
+    let key: string;
+    try {
+      const file = await open(this.path, 'r');
+      try {
+        // Stat'ed before the read: a change after it gives a new key, so it is read on its event.
+        const st = await file.stat();
+        key = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
+        if (!force && key === this.lastKey) return;
+        text = await file.readFile('utf8');
+      } finally {
+        await file.close();
+      }
     } catch (err) {
-      this.lastError = `cannot read: ${(err as Error).message}`;
-      this.logger.error({ file: this.path }, `config file ${this.lastError}`);
+      const error = `cannot read: ${(err as Error).message}`;
+      // Every event in the directory comes here: say it once, not per event.
+      if (force || error !== this.lastError) this.logger.error({ file: this.path }, `config file ${error}`);
+      this.lastError = error;
+      this.lastKey = undefined;
+      return;
+    } finally {
+      await this.rewatch();
+    }
+    this.lastKey = key;
+    if (!force && text === this.lastText) {
+      this.lastError = this.textError;
       return;
     }
-    if (!force && text === this.lastText) return;
     this.lastText = text;
     try {
       this.apply!(text);
       this.applied = true;
-      this.lastError = undefined;
+      this.lastError = this.textError = undefined;
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-      this.lastError = problems.join('; ');
+      this.lastError = this.textError = problems.join('; ');
       this.logger.error({ file: this.path, problems }, `config file ${this.path} rejected, keeping the config in force: ${problems.map((p) => `${p}`).join('; ')}`);
     }
   }

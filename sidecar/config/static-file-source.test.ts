@@ -1,0 +1,114 @@
+/**
+ * The static config source on a real directory: a Kubernetes-style ConfigMap mount (the file
+ * a symlink through the `..data` symlink, updated by swapping `..data` atomically) is seen;
+ * a file reached through a symlink into another directory is seen when edited there; events
+ * for other files cost a stat and apply or log nothing; SIGHUP re-applies; a refused file
+ * keeps the config in force.
+ */
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { tempDir, waitUntil } from '../../test/support/index.js';
+import { StaticFileConfigSource } from './static-file-source.js';
+
+const sources: StaticFileConfigSource[] = [];
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(sources.splice(0).map((s) => s.close()));
+});
+
+function start(path: string) {
+  const logs: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
+  const applied: string[] = [];
+  const source = new StaticFileConfigSource(path, logger);
+  sources.push(source);
+  const apply = (raw: unknown): void => {
+    if (String(raw).includes('invalid')) throw new Error('invalid snapshot');
+    applied.push(String(raw));
+  };
+  return { source, logs, applied, started: source.start(apply) };
+}
+
+/** The debounced load that an event scheduled, run now (fake timers), and awaited. */
+async function runPendingLoad(source: StaticFileConfigSource): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  // fs.watch delivers on the event loop: poll (with setImmediate, which is not faked) until the debounce timer is set.
+  while (vi.getTimerCount() === 0) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a watch event');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  vi.advanceTimersByTime(100);
+  await (source as unknown as { loading: Promise<void> }).loading;
+}
+
+describe('StaticFileConfigSource', () => {
+  it('sees a ConfigMap update: the ..data symlink swapped atomically next to the file', async () => {
+    const cm = tempDir();
+    for (const gen of ['..data1', '..data2']) mkdirSync(join(cm, gen));
+    writeFileSync(join(cm, '..data1', 'mesh.yaml'), 'version: "1"\n');
+    writeFileSync(join(cm, '..data2', 'mesh.yaml'), 'version: "2"\n');
+    symlinkSync('..data1', join(cm, '..data'));
+    symlinkSync('..data/mesh.yaml', join(cm, 'mesh.yaml'));
+    const { applied, started, logs } = start(join(cm, 'mesh.yaml'));
+    await started;
+    expect(applied).toEqual(['version: "1"\n']);
+
+    symlinkSync('..data2', join(cm, '..data.tmp'));
+    renameSync(join(cm, '..data.tmp'), join(cm, '..data'));
+    await waitUntil(() => applied.length === 2, { what: 'the swapped ConfigMap to be applied' });
+    expect(applied[1]).toBe('version: "2"\n');
+    expect(logs.join('')).not.toMatch(/cannot|rejected/);
+  });
+
+  it('sees an in-place edit of the file a symlinked path resolves to, in another directory', async () => {
+    const real = tempDir();
+    const linked = tempDir();
+    writeFileSync(join(real, 'mesh.yaml'), 'version: "1"\n');
+    symlinkSync(join(real, 'mesh.yaml'), join(linked, 'mesh.yaml'));
+    const { applied, started } = start(join(linked, 'mesh.yaml'));
+    await started;
+    writeFileSync(join(real, 'mesh.yaml'), 'version: "2"\n');
+    await waitUntil(() => applied.length === 2, { what: 'the edit to be applied' });
+    expect(applied[1]).toBe('version: "2"\n');
+  });
+
+  it('applies and logs nothing for events about other files, or a rewrite with the same text', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'mesh.yaml');
+    writeFileSync(path, 'version: "1"\n');
+    const { source, applied, started, logs } = start(path);
+    await started;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const before = logs.length;
+
+    writeFileSync(join(dir, 'other.txt'), 'x');
+    await runPendingLoad(source);
+    writeFileSync(path, 'version: "1"\n'); // same text, new mtime
+    await runPendingLoad(source);
+    expect(applied).toEqual(['version: "1"\n']);
+    expect(logs.slice(before)).toEqual([]);
+
+    writeFileSync(path, 'version: "2"\n');
+    await runPendingLoad(source);
+    expect(applied).toEqual(['version: "1"\n', 'version: "2"\n']);
+  });
+
+  it('re-applies on SIGHUP, and keeps the config in force when the file is refused', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'mesh.yaml');
+    writeFileSync(path, 'version: "1"\n');
+    const { source, applied, started, logs } = start(path);
+    await started;
+    process.emit('SIGHUP', 'SIGHUP');
+    await waitUntil(() => applied.length === 2, { what: 'the SIGHUP reload' });
+    expect(logs.join('')).toContain('SIGHUP: reloading config');
+
+    writeFileSync(path, 'invalid\n');
+    await waitUntil(() => source.status.includes('rejected'), { what: 'the invalid file to be refused' });
+    expect(source.status).toBe(`config file ${path} rejected: invalid snapshot`);
+    expect(source.hasSnapshot).toBe(true);
+    expect(applied).toHaveLength(2);
+  });
+});
