@@ -11,7 +11,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { readTrustBundle, splitPemCertificates } from '../../common/identity/bundle.js';
+import { readTrustBundle, splitPemCertificates, TrustBundleError } from '../../common/identity/bundle.js';
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { Logger } from '../../common/log.js';
 import type { IdentityProvider, TlsIdentity } from './provider.js';
@@ -29,9 +29,16 @@ export interface StaticFilesOptions {
 
 /** Reads and checks one consistent identity for `service` from PEM files; throws with the file at fault. */
 export function readIdentityFiles(certFile: string, keyFile: string, caFile: string, service: string, now = Date.now()): TlsIdentity {
-  const certPem = readFileSync(certFile, 'utf8');
-  const keyPem = readFileSync(keyFile, 'utf8');
-  const { pem: caPem, certificates: roots } = readTrustBundle(caFile);
+  const certPem = readPem('--cert-file', certFile);
+  const keyPem = readPem('--key-file', keyFile);
+  let bundle: ReturnType<typeof readTrustBundle>;
+  try {
+    bundle = readTrustBundle(caFile);
+  } catch (err) {
+    if (err instanceof TrustBundleError) throw new Error(`--ca-file ${err.message}`);
+    throw err;
+  }
+  const { pem: caPem, certificates: roots } = bundle;
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
@@ -50,6 +57,15 @@ export function readIdentityFiles(certFile: string, keyFile: string, caFile: str
   if (named === undefined) throw new Error(`${certFile}: the certificate has no SPIFFE ID of the form spiffe://TRUST-DOMAIN/service/NAME (found ${spiffeId ?? 'no URI SAN'})`);
   if (named.service !== service) throw new Error(`${certFile}: the certificate is for service ${named.service} (${spiffeId}), not ${service}`);
   return { certPem, keyPem, caPem, spiffeId, notAfter: new Date(notAfter) };
+}
+
+/** A PEM file's text; an unreadable file is an error naming its flag, as a bad --ca-file's is. */
+function readPem(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 /** `cert` was signed by a root, directly or through the given intermediates (at most a few levels). */

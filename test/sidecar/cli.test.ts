@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, freePorts, Processes, startScriptedConsulAgent, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 describe('skein sidecar --wait-ready', () => {
@@ -60,6 +61,34 @@ describe('skein sidecar --wait-ready', () => {
       [['--control-plane', '127.0.0.1:1', '--token', 't'], 2, /--control-plane needs --ca-file/],
       [['--control-plane', '127.0.0.1:1', '--token', 't', '--ca-file', join(tempDir(), 'missing.crt')], 1, /--ca-file .*missing\.crt: cannot read it as PEM certificates \(ENOENT\)/],
       [['--config', 'c.json', '--consul', 'not a url'], 2, /argument 'not a url' is invalid\. "not a url" is not a URL/],
+    ];
+    for (const [args, code, message] of cases) {
+      const child = procs.skein(args.join(' '), [...base, ...args]);
+      const exit = await child.exited;
+      expect(exit.code, child.output()).toBe(code);
+      expect(child.output()).toMatch(message);
+    }
+  });
+});
+
+describe('skein sidecar static identity flags', () => {
+  const procs = new Processes();
+  afterEach(() => procs.killAll());
+
+  it('names the flag of an unreadable --cert-file, --key-file or --ca-file (exit 1), and refuses an incomplete set as a usage error (exit 2)', async () => {
+    const dir = tempDir();
+    const config = writeConfigFile(join(dir, 'c.json'), {});
+    // Readable files: each case fails on the first unreadable one, before any PEM is parsed.
+    const present = join(dir, 'present.pem');
+    writeFileSync(present, 'not checked yet\n');
+    const nope = join(dir, 'nope.crt');
+    const base = ['sidecar', '--service', 'x', '--app-port', '1', '--config', config, '--admin-port', '0', '--inbound-port', '0', '--outbound-port', '0'];
+    const cases: [string[], number, RegExp][] = [
+      [['--cert-file', nope, '--key-file', present, '--ca-file', present], 1, /^skein: --cert-file .*nope\.crt: cannot read it \(ENOENT\)$/m],
+      [['--cert-file', present, '--key-file', nope, '--ca-file', present], 1, /^skein: --key-file .*nope\.crt: cannot read it \(ENOENT\)$/m],
+      [['--cert-file', present, '--key-file', present, '--ca-file', nope], 1, /^skein: --ca-file .*nope\.crt: cannot read it as PEM certificates \(ENOENT\)$/m],
+      [['--cert-file', present, '--key-file', present], 2, /^skein: static identity needs --cert-file, --key-file and --ca-file together$/m],
+      [['--cert-file', present], 2, /^skein: --cert-file and --key-file go together$/m],
     ];
     for (const [args, code, message] of cases) {
       const child = procs.skein(args.join(' '), [...base, ...args]);
