@@ -95,6 +95,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
   });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
+  if (admin.blankEnv) process.stderr.write(`skein: SKEIN_ADMIN_TOKEN is set but blank: ignored, the admin token is the one in ${admin.file}\n`);
   if (admin.generated) {
     const why = admin.replacedEmpty ? ', replacing the empty file' : '';
     process.stderr.write(`skein: generated the admin token (saved in ${admin.file}${why}, shown only now):\n${admin.token}\n`);

@@ -41,7 +41,7 @@ import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
 import { H1Upstream } from './http1/client.js';
 import { MuxUpstream } from './mux/upstream.js';
-import type { SidecarOptions } from './options.js';
+import { bootstrapToken, type SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import type { Connector } from './stages/upgrade.js';
 import { SidecarMetrics, type EdgeMetrics } from './telemetry/metrics.js';
@@ -112,7 +112,8 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
   };
 }
 
-export async function runSidecar(options: SidecarOptions): Promise<void> {
+export async function runSidecar(given: SidecarOptions): Promise<void> {
+  const options: SidecarOptions = { ...given, token: bootstrapToken(given.token) };
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
   const endpoints = new StaticEndpointSource();
   // With --consul, endpoints come from Consul only; `endpoints` in snapshots are ignored.

@@ -17,6 +17,7 @@ export interface SidecarOptions {
   /** Address listeners bind to for inbound traffic; outbound and admin are always loopback. */
   readonly inboundHost: string;
   readonly controlPlane?: string;
+  /** The bootstrap token as given; see bootstrapToken() for the value used. */
   readonly token?: string;
   readonly consul?: string;
   readonly config?: string;
@@ -29,4 +30,12 @@ export interface SidecarOptions {
   readonly advertiseAddress: string;
   /** Unique per process; registered in Consul and announced to the control plane. */
   readonly instanceId: string;
+}
+
+/**
+ * The bootstrap token as sent in the CSR: `--token`/`SKEIN_TOKEN` without surrounding
+ * whitespace (a Kubernetes Secret made from a file ends in a newline), none when blank.
+ */
+export function bootstrapToken(token: string | undefined): string | undefined {
+  return token?.trim() || undefined;
 }

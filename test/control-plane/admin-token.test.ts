@@ -65,4 +65,20 @@ describe('admin token', () => {
     expect(cp.child.output()).toContain(`saved in ${file}, replacing the empty file, shown only now`);
     expect(await writeWith(cp, token)).toBe(200);
   });
+
+  it('trims SKEIN_ADMIN_TOKEN (a Secret made from a file ends in a newline); a blank one counts as unset, with a warning', async () => {
+    const withNewline = await startControlPlane(procs, { adminToken: 'secret123\n' });
+    expect(await writeWith(withNewline, 'secret123')).toBe(200);
+    expect(await writeWith(withNewline, 'secret123x')).toBe(401);
+    await stop(withNewline);
+
+    const dataDir = tempDir('skein-cp-');
+    const blank = await startControlPlane(procs, { dataDir, adminToken: '   ' });
+    const file = join(dataDir, 'admin-token');
+    const token = readFileSync(file, 'utf8').trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    await waitUntil(() => blank.child.output().includes(token), { what: 'the generated token in the output' });
+    expect(blank.child.output()).toContain(`skein: SKEIN_ADMIN_TOKEN is set but blank: ignored, the admin token is the one in ${file}`);
+    expect(await writeWith(blank, token)).toBe(200);
+  });
 });
