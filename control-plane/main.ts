@@ -221,9 +221,17 @@ function listen(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
-/** Runs until SIGTERM or SIGINT, then stops accepting, ends streams and exits 0. */
+/**
+ * Runs until SIGTERM or SIGINT, then stops accepting, ends streams and exits 0. SIGHUP is
+ * logged and ignored: the mesh config lives in the store and changes through the admin API,
+ * and the files the control plane reads (the CA, the admin token) are read at start only.
+ */
 export async function runControlPlane(options: ControlPlaneOptions): Promise<void> {
   const logger = createLogger('control-plane');
+  const onHup = (): void => {
+    logger.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (the mesh config changes through the admin API; the CA and admin token are read at start); SIGTERM or SIGINT stops the control plane');
+  };
+  process.on('SIGHUP', onHup);
   const running = await startControlPlane(options, logger);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
@@ -234,4 +242,5 @@ export async function runControlPlane(options: ControlPlaneOptions): Promise<voi
     process.once('SIGINT', stop);
   });
   await running.close();
+  process.off('SIGHUP', onHup);
 }

@@ -1,7 +1,8 @@
 /**
  * `skein sidecar`: composes the sidecar from explicit parts (config source, endpoint source,
  * identity provider, metrics, logger), opens its listeners and runs until SIGTERM/SIGINT,
- * then drains and exits 0.
+ * then drains and exits 0. SIGHUP reloads the --config file (static mode); in control-plane
+ * mode it is logged and ignored.
  *
  *   inbound  :inboundPort  (mTLS when an identity is configured) → app on 127.0.0.1:appPort
  *   outbound 127.0.0.1:outboundPort, and one 127.0.0.1:PORT per --upstream → peer sidecars
@@ -115,6 +116,14 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
 export async function runSidecar(given: SidecarOptions): Promise<void> {
   const options: SidecarOptions = { ...given, token: bootstrapToken(given.token) };
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
+  // SIGHUP must not end the sidecar (Node's default for it): in static mode the config source
+  // re-reads the file on it once started; before that, and always in control-plane mode,
+  // there is nothing to reload, and the sidecar says so and runs on.
+  const onHup = (): void => {
+    if (options.config) logger.info({ signal: 'SIGHUP', file: options.config }, 'SIGHUP: the config file is being read for the first time; nothing to reload yet');
+    else logger.info({ signal: 'SIGHUP' }, `SIGHUP: nothing to reload, the config and certificates come from the control plane at ${options.controlPlane}`);
+  };
+  process.on('SIGHUP', onHup);
   const endpoints = new StaticEndpointSource();
   // With --consul, endpoints come from Consul only; `endpoints` in snapshots are ignored.
   const consul = options.consul ? connectConsul(options.consul) : undefined;
@@ -142,6 +151,8 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     identity,
     telemetry,
   });
+  // Static mode: the config source has its own SIGHUP handler now.
+  if (options.config) process.off('SIGHUP', onHup);
   const registration = consul && new ConsulRegistration(consul, {
     id: options.instanceId,
     service: options.service,
