@@ -8,6 +8,16 @@ import { freePort, freePorts, Processes, startScriptedConsulAgent, startUpstream
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Runs `skein` with `base` plus each case's flags and checks it exits with the case's code and message. */
+async function expectRefusals(procs: Processes, base: readonly string[], cases: readonly [string[], number, RegExp][]): Promise<void> {
+  for (const [args, code, message] of cases) {
+    const child = procs.skein(args.join(' '), [...base, ...args]);
+    const exit = await child.exited;
+    expect(exit.code, child.output()).toBe(code);
+    expect(child.output()).toMatch(message);
+  }
+}
+
 describe('skein sidecar --wait-ready', () => {
   const procs = new Processes();
   const upstreams: TestUpstream[] = [];
@@ -62,12 +72,7 @@ describe('skein sidecar --wait-ready', () => {
       [['--control-plane', '127.0.0.1:1', '--token', 't', '--ca-file', join(tempDir(), 'missing.crt')], 1, /--ca-file .*missing\.crt: cannot read it as PEM certificates \(ENOENT\)/],
       [['--config', 'c.json', '--consul', 'not a url'], 2, /argument 'not a url' is invalid\. "not a url" is not a URL/],
     ];
-    for (const [args, code, message] of cases) {
-      const child = procs.skein(args.join(' '), [...base, ...args]);
-      const exit = await child.exited;
-      expect(exit.code, child.output()).toBe(code);
-      expect(child.output()).toMatch(message);
-    }
+    await expectRefusals(procs, base, cases);
   });
 });
 
@@ -90,12 +95,7 @@ describe('skein sidecar static identity flags', () => {
       [['--cert-file', present, '--key-file', present], 2, /^skein: static identity needs --cert-file, --key-file and --ca-file together$/m],
       [['--cert-file', present], 2, /^skein: --cert-file and --key-file go together$/m],
     ];
-    for (const [args, code, message] of cases) {
-      const child = procs.skein(args.join(' '), [...base, ...args]);
-      const exit = await child.exited;
-      expect(exit.code, child.output()).toBe(code);
-      expect(child.output()).toMatch(message);
-    }
+    await expectRefusals(procs, base, cases);
   });
 });
 
