@@ -76,6 +76,7 @@ export function registerSidecar(program: Command): void {
       if (flags.appPort === undefined) throw new UsageError("required option '--app-port <port>' not specified");
       const hasStaticIdentity = [flags.certFile, flags.keyFile].filter(Boolean).length;
       if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
+      if (hasStaticIdentity === 2 && !flags.caFile) throw new UsageError('static identity needs --cert-file, --key-file and --ca-file together');
       if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
       if (flags.controlPlane && !flags.config && !hasStaticIdentity && !flags.caFile) {
         throw new UsageError('--control-plane needs --ca-file (or SKEIN_CA_FILE): the trust bundle that verifies the control plane, e.g. <data-dir>/ca.crt');

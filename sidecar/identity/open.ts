@@ -7,7 +7,6 @@
  * Resolves once the first certificate is in hand, so listeners start with mTLS from the
  * first connection; a refused token or identity fails the start with the CA's reason.
  */
-import { UsageError } from '../../cli/usage-error.js';
 import { readTrustBundle, TrustBundleError } from '../../common/identity/bundle.js';
 import type { Logger } from '../../common/log.js';
 import type { SidecarOptions } from '../options.js';
@@ -18,8 +17,7 @@ import { StaticFilesIdentityProvider } from './static-files.js';
 
 export async function openIdentity(options: SidecarOptions, logger: Logger): Promise<IdentityProvider | undefined> {
   if (options.certFile || options.keyFile) {
-    // A usage mistake (exit 2), like --cert-file without --key-file, which the command line refuses itself.
-    if (!options.certFile || !options.keyFile || !options.caFile) throw new UsageError('static identity needs --cert-file, --key-file and --ca-file together');
+    if (!options.certFile || !options.keyFile || !options.caFile) throw new Error('static identity needs --cert-file, --key-file and --ca-file together');
     return new StaticFilesIdentityProvider({ certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile, service: options.service, logger });
   }
   if (!options.controlPlane) return undefined;
