@@ -9,7 +9,7 @@
  * its key, before any rollout is resumed or anything is written.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { validate } from '../../common/config/parse.js';
+import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
@@ -145,8 +145,11 @@ export class CanaryController implements CanaryGuard {
     if (this.starting.has(service) || this.loops.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
     this.starting.set(service, spec);
     try {
-      // The split API's validation (service name, known subsets) answers for the whole request.
-      await this.deps.setSplit(service, weights(spec, spec.steps[0]!));
+      // The split API's validation (service name, known subsets) answers for the whole request,
+      // its problems named by the body's fields (`to: unknown subset …`), not by the split's keys.
+      await this.deps.setSplit(service, weights(spec, spec.steps[0]!)).catch((err: unknown) => {
+        throw err instanceof ConfigError ? new ConfigError(err.problems.map((p) => asBodyField(p, spec))) : err;
+      });
       const now = new Date().toISOString();
       const state: CanaryState = { service, spec, status: 'running', step: 0, weight: spec.steps[0]!, startedAt: now, stepStartedAt: now, updatedAt: now, analyses: [] };
       await this.save(state);
@@ -299,6 +302,12 @@ function holdsAt(state: CanaryState): number {
     n++;
   }
   return n;
+}
+
+/** A split problem (`v9: …`) named by the body field that chose that subset (`to: …`). */
+function asBodyField(problem: string, spec: CanarySpec): string {
+  for (const field of ['to', 'from'] as const) if (problem.startsWith(`${spec[field]}: `)) return `${field}${problem.slice(spec[field].length)}`;
+  return problem;
 }
 
 function weights(spec: CanarySpec, weight: number): Record<string, number> {

@@ -168,7 +168,8 @@ describe('canary rollouts', () => {
       [{ to: 'v2', steps: [10, 50] }, /^steps: the last step must be 100/],
       [{ to: 'v2', interval: 'soon' }, /^interval: invalid duration/],
       [{ to: 'v2', thresholds: { maxP99: 5 , bogus: 1 } }, /^thresholds: unknown field "bogus"/],
-      [{ to: 'v9' }, /unknown subset "v9" of backend/],
+      [{ to: 'v9' }, /^to: unknown subset "v9" of backend/],
+      [{ from: 'v8', to: 'v2' }, /^from: unknown subset "v8" of backend/],
     ];
     for (const [body, problem] of cases) {
       const err = await apiError(cp.api.post('/api/v1/canaries/backend', body));
