@@ -42,7 +42,7 @@ export function registerIntention(program: Command): void {
       const api = adminClient(flags);
       let result: IntentionsInput;
       if (action === 'default') {
-        if (source !== 'allow' && source !== 'deny') throw new UsageError('usage: skein intention default allow|deny');
+        if ((source !== 'allow' && source !== 'deny') || destination !== undefined) throw new UsageError('usage: skein intention default allow|deny');
         result = await edit(api, (current) => ({ ...current, defaultAction: source }));
         if (flags.output === 'json') return printJson(result);
         process.stdout.write(`default action: ${source}\n`);

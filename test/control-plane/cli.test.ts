@@ -215,6 +215,13 @@ describe('skein admin commands', () => {
     const defaultAction = await skein(['intention', 'default', 'maybe']);
     expect(defaultAction.code).toBe(2);
     expect(defaultAction.stderr).toMatch(/usage: skein intention default allow\|deny/);
+    // A destination after `default allow|deny` is a mistake (a rule meant?), not a mesh-wide switch.
+    const intentions = () => cp.api.get('/api/v1/intentions').then((r) => r.body, (err: { status: number }) => err.status);
+    const before = await intentions();
+    const extra = await skein(['intention', 'default', 'deny', 'orders']);
+    expect({ code: extra.code, stdout: extra.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(extra.stderr).toBe('skein: usage: skein intention default allow|deny\n');
+    expect(await intentions()).toEqual(before);
   });
 
   it('rejects bad flag values itself: exit 2 and one line naming the flag', async () => {
