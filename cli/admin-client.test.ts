@@ -19,6 +19,25 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
+/** Ports fetch refuses as "bad" (browsers block them); a control plane may listen on any of them. */
+const FETCH_BAD_PORTS = [10080, 6000, 6665, 6666, 6667, 6668, 6669, 6697, 5060, 5061, 4190, 3659];
+
+/** A server on the first of FETCH_BAD_PORTS that is free here. */
+async function serveOnBadPort(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  for (const port of FETCH_BAD_PORTS) {
+    const server = createServer(handler);
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (listening) {
+      servers.push(server);
+      return `http://127.0.0.1:${port}`;
+    }
+  }
+  throw new Error(`none of ports ${FETCH_BAD_PORTS.join(', ')} is free`);
+}
+
 async function failure(promise: Promise<unknown>): Promise<AdminApiError> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(AdminApiError);
@@ -67,5 +86,21 @@ describe('AdminClient deadlines', () => {
     });
     const err = await failure(new AdminClient(url, undefined, 1_000).stream('/api/v1/tap'));
     expect([err.status, err.code, err.message]).toEqual([400, 'bad-request', 'give ?service=NAME']);
+  });
+});
+
+describe('AdminClient transport', () => {
+  it('reaches a control plane on a port fetch refuses as a bad port', async () => {
+    const url = await serveOnBadPort((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', etag: '"7"' });
+      res.end(JSON.stringify({ path: req.url, method: req.method }));
+    });
+    const res = await new AdminClient(url, undefined, 2_000).put('/api/v1/intentions', { defaultAction: 'deny' });
+    expect([res.status, res.headers.get('etag'), res.body]).toEqual([200, '"7"', { path: '/api/v1/intentions', method: 'PUT' }]);
+  });
+
+  it('names the URL and the socket error when nothing listens', async () => {
+    const err = await failure(new AdminClient('http://127.0.0.1:1', undefined, 2_000).get('/api/v1/services'));
+    expect([err.code, err.message]).toEqual(['unreachable', 'cannot reach the control plane at http://127.0.0.1:1: ECONNREFUSED (set --control-plane or SKEIN_ADMIN_URL)']);
   });
 });

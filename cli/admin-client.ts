@@ -3,8 +3,12 @@
  * or SKEIN_ADMIN_URL (default http://127.0.0.1:15080), authenticates with
  * SKEIN_ADMIN_TOKEN, and turns error bodies into AdminApiError with the server's message.
  * Every request has a deadline, so a server that accepts the connection but never answers
- * fails the command instead of hanging it.
+ * fails the command instead of hanging it. Requests go through undici's `request`, not
+ * `fetch`: fetch refuses the ports browsers block (10080, 6000, 6665-6669, …), on which a
+ * control plane may well listen.
  */
+import { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
 import { formatDuration } from '../common/config/duration.js';
 import type { Expected } from './answers.js';
 
@@ -52,19 +56,19 @@ export class AdminClient {
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     // One deadline for the whole exchange, the body included: a server may stall mid-answer.
     const signal = AbortSignal.timeout(this.timeoutMs);
-    const res = await this.send(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal });
+    const res = await this.send(path, { method: method as Dispatcher.HttpMethod, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal });
     let text: string;
     try {
-      text = await res.text();
+      text = await res.body.text();
     } catch (err) {
       throw this.failure(err);
     }
     const body = parseBody(text);
-    if (!res.ok) throw this.apiError(res.status, body);
+    if (!isOk(res.statusCode)) throw this.apiError(res.statusCode, body);
     if (options.expected && !options.expected.matches(body)) {
       throw new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered something other than ${options.expected.what}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
     }
-    return { status: res.status, headers: res.headers, body: body as T };
+    return { status: res.statusCode, headers: toHeaders(res.headers), body: body as T };
   }
 
   /**
@@ -74,14 +78,14 @@ export class AdminClient {
   async stream(path: string): Promise<ReadableStream<Uint8Array>> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new DOMException('headers not received in time', 'TimeoutError')), this.timeoutMs);
-    let res: Response;
+    let res: Dispatcher.ResponseData;
     try {
-      res = await this.send(path, { headers: this.headers({ accept: 'text/event-stream' }), signal: abort.signal });
+      res = await this.send(path, { method: 'GET', headers: this.headers({ accept: 'text/event-stream' }), signal: abort.signal });
     } finally {
       clearTimeout(timer);
     }
-    if (!res.ok || !res.body) throw this.apiError(res.status, parseBody(await res.text().catch(() => '')));
-    return res.body;
+    if (!isOk(res.statusCode)) throw this.apiError(res.statusCode, parseBody(await res.body.text().catch(() => '')));
+    return Readable.toWeb(res.body) as ReadableStream<Uint8Array>;
   }
 
   get<T>(path: string, expected?: Expected<T>): Promise<AdminResponse<T>> {
@@ -106,9 +110,9 @@ export class AdminClient {
     return headers;
   }
 
-  private async send(path: string, init: RequestInit): Promise<Response> {
+  private async send(path: string, options: { method: Dispatcher.HttpMethod; headers: Record<string, string>; body?: string; signal: AbortSignal }): Promise<Dispatcher.ResponseData> {
     try {
-      return await fetch(`${this.baseUrl}${path}`, init);
+      return await request(`${this.baseUrl}${path}`, options);
     } catch (err) {
       throw this.failure(err);
     }
@@ -118,8 +122,10 @@ export class AdminClient {
     if ((err as Error).name === 'TimeoutError') {
       return new AdminApiError(0, 'timeout', `the control plane at ${this.baseUrl} did not answer within ${formatDuration(this.timeoutMs)} (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)`);
     }
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    return new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message} (set --control-plane or SKEIN_ADMIN_URL)`);
+    // undici puts the socket's error code (ECONNREFUSED, ENOTFOUND, …) on the error itself.
+    const { code, cause } = err as { code?: unknown; cause?: { code?: string; message?: string } };
+    const reason = typeof code === 'string' ? code : (cause?.code ?? cause?.message ?? (err as Error).message);
+    return new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${reason} (set --control-plane or SKEIN_ADMIN_URL)`);
   }
 
   private apiError(status: number, body: unknown): AdminApiError {
@@ -128,6 +134,18 @@ export class AdminClient {
     if (status === 401 && !this.token) message += ' (SKEIN_ADMIN_TOKEN is not set)';
     return new AdminApiError(status, error?.code ?? 'http', message, error?.problems ?? []);
   }
+}
+
+function isOk(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+function toHeaders(raw: Dispatcher.ResponseData['headers']): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    for (const v of [value ?? []].flat()) headers.append(name, v);
+  }
+  return headers;
 }
 
 function parseBody(text: string): unknown {
