@@ -65,7 +65,7 @@ export class AdminClient {
     }
     const body = parseBody(text);
     if (!isOk(res.statusCode)) throw this.apiError(res.statusCode, body);
-    if (options.expected && !options.expected.matches(body)) {
+    if (options.expected && !options.expected.matches(body, res.statusCode)) {
       throw new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered something other than ${options.expected.what}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
     }
     return { status: res.statusCode, headers: toHeaders(res.headers), body: body as T };
@@ -96,12 +96,12 @@ export class AdminClient {
     return this.request<T>('PUT', path, { body, headers });
   }
 
-  post<T>(path: string, body: unknown): Promise<AdminResponse<T>> {
-    return this.request<T>('POST', path, { body });
+  post<T>(path: string, body: unknown, expected?: Expected<T>): Promise<AdminResponse<T>> {
+    return this.request<T>('POST', path, { body, expected });
   }
 
-  delete(path: string): Promise<AdminResponse<unknown>> {
-    return this.request('DELETE', path);
+  delete<T = unknown>(path: string, expected?: Expected<T>): Promise<AdminResponse<T>> {
+    return this.request<T>('DELETE', path, { expected });
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {

@@ -5,13 +5,18 @@
  */
 import { z } from 'zod';
 import { intentions, routeRule, serviceName, type IntentionsInput, type RouteRuleInput } from '../common/config/schema.js';
+import type { ExplainAnswer } from '../control-plane/admin-api/explain-routes.js';
 import type { ServiceView } from '../control-plane/admin-api/services-routes.js';
+import type { CanaryState } from '../control-plane/canary/controller.js';
+import type { StatsView } from '../control-plane/observability/stats.js';
 import type { ProxyView } from '../control-plane/push/proxies.js';
+import type { IssuedToken } from '../control-plane/tokens.js';
 
 export interface Expected<T> {
   /** What the answer should be, for the error, e.g. "a list of services". */
   readonly what: string;
-  matches(body: unknown): body is T;
+  /** `status` is the answer's (2xx) status: an answer with no body is told apart by it. */
+  matches(body: unknown, status: number): body is T;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -29,7 +34,11 @@ export const SERVICES: Expected<ServiceView[]> = {
 
 export const SERVICE: Expected<ServiceView> = { what: 'a service', matches: isServiceView };
 
-/** Config resources come back as written, so the config schema itself tells them apart. */
+/**
+ * An answer checked against a zod schema: the config schema itself for config resources
+ * (they come back as written), else a small one of the fields the CLI reads, lenient about
+ * the rest so a newer control plane that adds fields is still understood.
+ */
 function fromSchema<T>(what: string, schema: z.ZodTypeAny): Expected<T> {
   return { what, matches: (body): body is T => schema.safeParse(body).success };
 }
@@ -64,3 +73,71 @@ export const APPLIED: Expected<AppliedAnswer> = {
     Array.isArray(body.applied) &&
     body.applied.every((d) => isObject(d) && typeof d.kind === 'string' && (d.name === undefined || typeof d.name === 'string')),
 };
+
+/** The answer of `POST /api/v1/apply/check` that passed (a refusal is a 422). */
+export const CHECKED: Expected<{ ok: true }> = fromSchema('the verdict of a check', z.object({ ok: z.literal(true) }));
+
+/** A write answered with no body (`204 No Content`); a 200 from anything else is not it. */
+export const NO_CONTENT: Expected<undefined> = {
+  what: 'an empty answer (204)',
+  matches: (body, status): body is undefined => status === 204 && body === undefined,
+};
+
+export const ISSUED_TOKEN: Expected<IssuedToken> = fromSchema('a bootstrap token', z.object({ token: z.string().min(1), service: z.string(), expiresAt: z.string() }));
+
+/** The answer of `GET /api/v1/ca` and `POST /api/v1/ca/rotate`. */
+export interface CaView {
+  trustDomain: string;
+  roots: { subject: string; fingerprint: string; notAfter: string; signing: boolean }[];
+  rotation: { phase: string; rotating: boolean; waitingFor: string[]; startedAt: string | null; finishedAt: string | null };
+}
+
+export const CA: Expected<CaView> = fromSchema(
+  "the certificate authority's state",
+  z.object({
+    trustDomain: z.string(),
+    roots: z.array(z.object({ fingerprint: z.string(), notAfter: z.string(), signing: z.boolean() })),
+    rotation: z.object({ phase: z.string(), rotating: z.boolean(), waitingFor: z.array(z.string()) }),
+  }),
+);
+
+const numberOrNull = z.number().nullable();
+
+export const CANARY: Expected<CanaryState> = fromSchema(
+  'a canary rollout',
+  z.object({
+    service: z.string(),
+    spec: z.object({ from: z.string(), to: z.string(), steps: z.array(z.number()), interval: z.number() }),
+    status: z.enum(['running', 'succeeded', 'rolled-back', 'aborted']),
+    step: z.number(),
+    weight: z.number(),
+    reason: z.string().optional(),
+    analyses: z.array(
+      z.object({ step: z.number(), weight: z.number(), measured: z.object({ requests: z.number(), successRate: numberOrNull, p99Ms: numberOrNull }), decision: z.string(), reason: z.string().optional() }),
+    ),
+  }),
+);
+
+export const STATS: Expected<StatsView> = fromSchema(
+  'traffic statistics',
+  z.object({
+    bucketBoundsMs: z.array(z.number()),
+    services: z.array(z.object({ service: z.string(), subsets: z.array(z.object({ subset: z.string() })) })),
+    edges: z.array(z.object({ source: z.string(), destination: z.string(), subsets: z.array(z.object({ subset: z.string() })) })),
+    breakers: z.array(z.object({ service: z.string(), state: z.string() })),
+  }),
+);
+
+export const EXPLANATION: Expected<ExplainAnswer> = fromSchema(
+  'an explanation of a request',
+  z.object({
+    service: z.string(),
+    snapshotVersion: z.string(),
+    request: z.object({ method: z.string(), path: z.string() }),
+    path: z.string(),
+    known: z.boolean(),
+    skipped: z.array(z.object({ index: z.number(), name: z.string(), reasons: z.array(z.string()) })),
+    split: z.array(z.object({ subset: z.string(), weight: z.number() })),
+  }),
+);
+

@@ -18,7 +18,7 @@ import type { Command } from 'commander';
 import { ConfigError, decodeText, validate } from '../../common/config/parse.js';
 import { applyDocuments } from '../../control-plane/state/resources.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
-import { APPLIED } from '../answers.js';
+import { APPLIED, CHECKED } from '../answers.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 const applyFile = applyDocuments.extend({ version: z.union([z.string(), z.number()]).optional() });
@@ -73,7 +73,7 @@ function isMissingEndpoint(err: unknown): boolean {
 
 async function checkWhole(api: AdminClient, file: string, raw: Decoded): Promise<void> {
   try {
-    await api.post('/api/v1/apply/check', { services: raw.services, routes: raw.routes, intentions: raw.intentions });
+    await api.post('/api/v1/apply/check', { services: raw.services, routes: raw.routes, intentions: raw.intentions }, CHECKED);
   } catch (err) {
     throw doesNotFit(file, err);
   }

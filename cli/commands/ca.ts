@@ -1,13 +1,8 @@
 /** `skein ca status|rotate`: the control plane's certificate authority (SPEC §5). */
 import type { Command } from 'commander';
 import type { AdminClient } from '../admin-client.js';
+import { CA, type CaView } from '../answers.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
-
-interface CaView {
-  trustDomain: string;
-  roots: { subject: string; fingerprint: string; notAfter: string; signing: boolean }[];
-  rotation: { phase: string; rotating: boolean; waitingFor: string[]; startedAt: string | null; finishedAt: string | null };
-}
 
 function print(view: CaView, flags: AdminFlags): void {
   if (flags.output === 'json') return printJson(view);
@@ -22,7 +17,7 @@ function print(view: CaView, flags: AdminFlags): void {
 async function waitForRotation(client: AdminClient, timeoutMs: number): Promise<CaView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const view = (await client.get<CaView>('/api/v1/ca')).body;
+    const view = (await client.get('/api/v1/ca', CA)).body;
     if (!view.rotation.rotating) return view;
     if (Date.now() > deadline) {
       throw new Error(`rotation still in phase ${view.rotation.phase} after ${timeoutMs / 1000}s; waiting for: ${view.rotation.waitingFor.join(', ') || '(nobody)'}`);
@@ -34,7 +29,7 @@ async function waitForRotation(client: AdminClient, timeoutMs: number): Promise<
 export function registerCa(program: Command): void {
   const ca = program.command('ca').description("the control plane's certificate authority");
   withAdminFlags(ca.command('status').description('show the roots of the trust bundle and any rotation in progress')).action((flags: AdminFlags) =>
-    runAdmin(async () => print((await adminClient(flags).get<CaView>('/api/v1/ca')).body, flags)),
+    runAdmin(async () => print((await adminClient(flags).get('/api/v1/ca', CA)).body, flags)),
   );
   const rotate = ca
     .command('rotate')
@@ -44,7 +39,7 @@ export function registerCa(program: Command): void {
   withAdminFlags(rotate).action((flags: AdminFlags & { wait?: boolean; timeout: string }) =>
     runAdmin(async () => {
       const client = adminClient(flags);
-      let view = (await client.post<CaView>('/api/v1/ca/rotate', {})).body;
+      let view = (await client.post('/api/v1/ca/rotate', {}, CA)).body;
       if (flags.wait) view = await waitForRotation(client, Number(flags.timeout) * 1000);
       print(view, flags);
     }),

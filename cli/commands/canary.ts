@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CanaryAnalysis, CanaryState } from '../../control-plane/canary/controller.js';
 import { canaryBody } from '../../control-plane/canary/schema.js';
+import { CANARY } from '../answers.js';
 import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { UsageError } from '../usage-error.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
@@ -75,7 +76,7 @@ async function follow(flags: CanaryFlags, service: string, state: CanaryState): 
     printed = state.analyses.length;
     if (state.status !== 'running') break;
     await sleep(POLL_MS);
-    state = (await client.get<CanaryState>(`/api/v1/canaries/${encodeURIComponent(service)}`)).body;
+    state = (await client.get(`/api/v1/canaries/${encodeURIComponent(service)}`, CANARY)).body;
   }
   if (json) printJson(state);
   else process.stdout.write(summary(state));
@@ -102,7 +103,7 @@ export function registerCanary(program: Command): void {
       const client = adminClient(flags);
       const path = `/api/v1/canaries/${encodeURIComponent(service)}`;
       if (flags.status || flags.abort) {
-        const state = flags.abort ? ((await client.delete(path)).body as CanaryState) : (await client.get<CanaryState>(path)).body;
+        const state = (flags.abort ? await client.delete(path, CANARY) : await client.get(path, CANARY)).body;
         if (flags.output === 'json') return printJson(state);
         for (const a of state.analyses) process.stdout.write(analysisLine(a));
         process.stdout.write(summary(state));
@@ -122,7 +123,7 @@ export function registerCanary(program: Command): void {
         ...(Object.keys(thresholds).length > 0 ? { thresholds } : {}),
       };
       checkFlagValues(canaryBody, body, CANARY_FLAGS);
-      const started = (await client.post<CanaryState>(path, body)).body;
+      const started = (await client.post(path, body, CANARY)).body;
       if (flags.detach) return flags.output === 'json' ? printJson(started) : void process.stdout.write(summary(started));
       if (flags.output !== 'json') process.stdout.write(`${service}: rolling out ${started.spec.to} over ${started.spec.from} in steps ${started.spec.steps.join(', ')}% every ${started.spec.interval / 1000}s\n`);
       await follow(flags, service, started);

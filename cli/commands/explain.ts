@@ -1,6 +1,7 @@
 /** `skein explain SERVICE METHOD PATH [-H k:v]`: the route, split, endpoints and policy a request would get, and why. */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
+import { EXPLANATION } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -53,7 +54,7 @@ export function registerExplain(program: Command): void {
     runAdmin(async () => {
       const query = new URLSearchParams({ service, method, path });
       for (const h of flags.header) query.append('header', h);
-      const answer = (await adminClient(flags).get<ExplainAnswer>(`/api/v1/explain?${query}`)).body;
+      const answer = (await adminClient(flags).get(`/api/v1/explain?${query}`, EXPLANATION)).body;
       if (flags.output === 'json') printJson(answer);
       else printExplanation(answer);
     }),

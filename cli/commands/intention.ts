@@ -8,6 +8,7 @@
 import { Argument, type Command } from 'commander';
 import type { IntentionsInput } from '../../common/config/schema.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
+import { INTENTIONS } from '../answers.js';
 import { UsageError } from '../usage-error.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -16,14 +17,14 @@ async function edit(api: AdminClient, change: (current: IntentionsInput) => Inte
     let current: IntentionsInput = { defaultAction: 'allow', rules: [] };
     let condition: Record<string, string> = { 'if-none-match': '*' };
     try {
-      const res = await api.get<IntentionsInput>('/api/v1/intentions');
+      const res = await api.get('/api/v1/intentions', INTENTIONS);
       current = res.body;
       condition = { 'if-match': res.headers.get('etag') ?? '' };
     } catch (err) {
       if (!(err instanceof AdminApiError && err.status === 404)) throw err;
     }
     try {
-      return (await api.put<IntentionsInput>('/api/v1/intentions', change(current), condition)).body;
+      return (await api.request('PUT', '/api/v1/intentions', { body: change(current), headers: condition, expected: INTENTIONS })).body;
     } catch (err) {
       if (!(err instanceof AdminApiError && err.status === 412) || attempt >= 5) throw err;
     }

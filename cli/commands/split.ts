@@ -1,6 +1,6 @@
 /** `skein split SERVICE SUBSET=WEIGHT ...`: set the weights of a service's catch-all rule. */
 import { InvalidArgumentError, type Command } from 'commander';
-import type { RouteRuleInput } from '../../common/config/schema.js';
+import { ROUTES } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, formatSplit, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -20,7 +20,7 @@ export function registerSplit(program: Command): void {
     .option('--force', 'abort a running canary rollout of the service, then set the weights (without it the split of a service with a running rollout is refused)');
   withAdminFlags(command).action((service: string, weights: Record<string, number>, flags: AdminFlags & { force?: boolean }) =>
     runAdmin(async () => {
-      const res = await adminClient(flags).put<RouteRuleInput[]>(`/api/v1/routes/${encodeURIComponent(service)}/split${flags.force ? '?force=true' : ''}`, weights);
+      const res = await adminClient(flags).request('PUT', `/api/v1/routes/${encodeURIComponent(service)}/split${flags.force ? '?force=true' : ''}`, { body: weights, expected: ROUTES });
       const aborted = res.headers.get('skein-canary-aborted');
       if (aborted) process.stderr.write(`skein: aborted the canary rollout of ${aborted} to set the split (--force); see skein canary ${service} --status\n`);
       if (flags.output === 'json') return printJson({ service, split: weights, snapshotVersion: res.headers.get('skein-snapshot-version'), routes: res.body });

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { Golden } from '../../control-plane/observability/golden.js';
 import type { StatsView, WindowName } from '../../control-plane/observability/stats.js';
+import { STATS } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -57,7 +58,7 @@ export function registerStat(program: Command): void {
     runAdmin(async () => {
       const api = adminClient(flags);
       const query = service ? `?service=${encodeURIComponent(service)}` : '';
-      const stats = (await api.get<StatsView>(`/api/v1/stats${query}`)).body;
+      const stats = (await api.get(`/api/v1/stats${query}`, STATS)).body;
       // No traffic at all: say whether the name is one the mesh knows before saying "no traffic".
       if (service && stats.edges.length === 0 && !stats.services.some((s) => s.service === service)) await requireService(api, service);
       if (flags.output === 'json') return printJson(stats);

@@ -1,7 +1,7 @@
 /** `skein token create SERVICE`: a bootstrap token, printed alone so `--token "$(skein token create orders)"` works. */
 import type { Command } from 'commander';
-import type { IssuedToken } from '../../control-plane/tokens.js';
 import { tokenRequest } from '../../control-plane/admin-api/tokens-routes.js';
+import { ISSUED_TOKEN, NO_CONTENT } from '../answers.js';
 import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -18,7 +18,7 @@ export function registerToken(program: Command): void {
     .argument('<token>', 'the token to revoke');
   withAdminFlags(revoke, false).action((value: string, flags: AdminFlags) =>
     runAdmin(async () => {
-      await adminClient(flags).post('/api/v1/tokens/revoke', { token: value });
+      await adminClient(flags).post('/api/v1/tokens/revoke', { token: value }, NO_CONTENT);
       process.stderr.write('token revoked\n');
     }),
   );
@@ -26,7 +26,7 @@ export function registerToken(program: Command): void {
     runAdmin(async () => {
       const body = { service, ttl: flags.ttl };
       checkFlagValues(tokenRequest, body, { ttl: '--ttl' });
-      const issued = (await adminClient(flags).post<IssuedToken>('/api/v1/tokens', body)).body;
+      const issued = (await adminClient(flags).post('/api/v1/tokens', body, ISSUED_TOKEN)).body;
       if (flags.output === 'json') printJson(issued);
       else process.stdout.write(`${issued.token}\n`);
     }),

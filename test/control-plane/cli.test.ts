@@ -379,6 +379,44 @@ describe('skein admin commands', () => {
     }
   });
 
+  it('says so from every command, writes included, when --control-plane answers 200 but is not a Skein control plane', async () => {
+    // One answers every request with some other service's JSON, the other with an empty 200.
+    const others = [createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","items":{}}')), createServer((_req, res) => res.writeHead(200).end())];
+    for (const other of others) await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      for (const other of others) {
+        const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+        const commands = [
+          ['token', 'create', 'orders'],
+          ['token', 'revoke', 'skt_whatever'],
+          ['split', 'shop', 'v1=100'],
+          ['intention', 'deny', 'a', 'b'],
+          ['intention', 'default', 'deny'],
+          ['canary', 'shop', '--to', 'v2', '--detach'],
+          ['canary', 'shop', '--to', 'v2'],
+          ['canary', 'shop', '--status'],
+          ['canary', 'shop', '--abort'],
+          ['ca', 'status'],
+          ['ca', 'rotate'],
+          ['stat'],
+          ['explain', 'shop', 'GET', '/'],
+        ];
+        for (const args of commands) {
+          const res = await skein([...args, '--control-plane', url]);
+          const what = `${args.join(' ')} against ${url}`;
+          expect(res.code, what).toBe(1);
+          expect(res.stdout, what).toBe('');
+          expect(res.stderr, what).toMatch(new RegExp(`^skein: ${url}/api/v1/\\S+ answered something other than [^\n]+: is ${url} a Skein control plane's admin API\\? \\(set --control-plane or SKEIN_ADMIN_URL\\)\n$`));
+        }
+      }
+    } finally {
+      for (const other of others) {
+        other.closeAllConnections();
+        await new Promise((resolve) => other.close(resolve));
+      }
+    }
+  });
+
   it('intention allow|deny edits the rules, exact pairs first', async () => {
     expect((await skein(['intention', 'deny', '*', 'payments'])).code).toBe(0);
     expect((await skein(['intention', 'allow', 'orders', 'payments'])).stdout).toBe('orders -> payments: allow\n');
