@@ -1,19 +1,25 @@
 /**
  * `skein intention allow|deny SOURCE DEST` (and `default allow|deny`): edits the intentions
- * with read-modify-write under If-Match, so a concurrent edit is retried, never lost. A rule
+ * with read-modify-write under If-Match, so a concurrent edit is retried, never lost: after a
+ * 412 it waits as the control plane's own writers do (conflictBackoff: a random wait that
+ * doubles per try), so CLIs that collided do not collide again in lockstep. A rule
  * for the exact pair replaces any earlier one and goes first (first match wins, so it
  * beats wildcard rules). With no intentions yet, the default stays "allow" (what the mesh
  * does without intentions) until set with `skein intention default deny`.
  */
 import { Argument, type Command } from 'commander';
 import type { IntentionsInput } from '../../common/config/schema.js';
+import { conflictBackoff } from '../../control-plane/store/store.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS } from '../answers.js';
 import { UsageError } from '../usage-error.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
+/** Tries of one edit: enough for 20 CLIs editing at once to all land, with room to spare on a loaded machine (at most about 10s of waiting). */
+const EDIT_ATTEMPTS = 20;
+
 async function edit(api: AdminClient, change: (current: IntentionsInput) => IntentionsInput): Promise<IntentionsInput> {
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     let current: IntentionsInput = { defaultAction: 'allow', rules: [] };
     let condition: Record<string, string> = { 'if-none-match': '*' };
     try {
@@ -26,8 +32,9 @@ async function edit(api: AdminClient, change: (current: IntentionsInput) => Inte
     try {
       return (await api.request('PUT', '/api/v1/intentions', { body: change(current), headers: condition, expected: INTENTIONS })).body;
     } catch (err) {
-      if (!(err instanceof AdminApiError && err.status === 412) || attempt >= 5) throw err;
+      if (!(err instanceof AdminApiError && err.status === 412) || attempt >= EDIT_ATTEMPTS) throw err;
     }
+    await conflictBackoff(attempt);
   }
 }
 

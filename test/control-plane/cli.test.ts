@@ -427,6 +427,14 @@ describe('skein admin commands', () => {
     ]);
   });
 
+  it('intention allow from 20 CLIs at once: every edit lands (412s retried after a random, growing wait)', async () => {
+    const sources = Array.from({ length: 20 }, (_, i) => `crowd${i}`);
+    const results = await Promise.all(sources.map((source) => skein(['intention', 'allow', source, 'stadium'])));
+    expect(results.map((r) => `${r.code} ${r.stderr}`)).toEqual(sources.map(() => '0 '));
+    const rules = JSON.parse((await skein(['get', 'intentions', 'stadium', '-o', 'json'])).stdout).rules as { source: string }[];
+    expect(rules.map((r) => r.source).sort()).toEqual([...sources].sort());
+  });
+
   it('get intentions NAME shows only the rules naming NAME as source or destination', async () => {
     for (const [action, source, destination] of [['allow', 'billing', 'ledger'], ['deny', 'ledger', 'vault'], ['allow', '*', 'ledger'], ['deny', 'billing', '*']]) {
       expect((await skein(['intention', action!, source!, destination!])).code).toBe(0);
