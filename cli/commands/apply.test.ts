@@ -28,7 +28,8 @@ beforeAll(async () => {
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json', 'skein-snapshot-version': '7' });
-    res.end('{}');
+    // A check that passed answers {ok: true}, as every control plane with /api/v1/apply/check does.
+    res.end(req.url === '/api/v1/apply/check' ? '{"ok":true}' : '{}');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
