@@ -35,6 +35,11 @@ function exitQuietlyWhenPipeCloses(stream: NodeJS.WriteStream): void {
   });
 }
 
+/** The error line: prefixed with `skein: ` once, though some errors (the store's, for one) come with it already. */
+export function prefixed(message: string): string {
+  return `skein: ${message.replace(/^skein: /, '')}\n`;
+}
+
 export async function main(argv: string[]): Promise<void> {
   exitQuietlyWhenPipeCloses(process.stdout);
   exitQuietlyWhenPipeCloses(process.stderr);
@@ -47,10 +52,10 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(err.exitCode === 0 ? 0 : 2);
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`skein: ${err.message}\n`);
+      process.stderr.write(prefixed(err.message));
       process.exit(2);
     }
-    process.stderr.write(`skein: ${(err as Error).message}\n`);
+    process.stderr.write(prefixed((err as Error).message));
     process.exit(1);
   }
 }

@@ -12,13 +12,13 @@
  * refused (someone changed the mesh in between), the error says which, and what was and was
  * not applied.
  */
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Command } from 'commander';
 import { ConfigError, decodeText, validate } from '../../common/config/parse.js';
 import { applyDocuments } from '../../control-plane/state/resources.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { APPLIED, CHECKED } from '../answers.js';
+import { readInputFile } from '../input-file.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 const applyFile = applyDocuments.extend({ version: z.union([z.string(), z.number()]).optional() });
@@ -38,13 +38,6 @@ export interface Applied {
   readonly kind: string;
   readonly name: string;
   readonly snapshotVersion: string | null;
-}
-
-async function readSource(file: string): Promise<string> {
-  if (file !== '-') return readFile(file, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The writes of a file, in the order they are made. Bodies are as decoded (not as parsed), so durations stay as the operator wrote them. */
@@ -124,7 +117,7 @@ export function registerApply(program: Command): void {
     .option('--force', 'abort a running canary rollout whose routes or subsets the file changes, then apply (without it such a file is refused, nothing written)');
   withAdminFlags(command).action((flags: AdminFlags & { file: string; force?: boolean }) =>
     runAdmin(async () => {
-      const decoded = decodeText(await readSource(flags.file), flags.file);
+      const decoded = decodeText(await readInputFile(flags.file), flags.file);
       if (decoded === null || decoded === undefined) throw new ConfigError([`${flags.file} is empty (no YAML or JSON document in it): nothing to apply`]);
       if (typeof decoded !== 'object') throw new ConfigError([`${flags.file}: expected services, routes or intentions`]);
       try {

@@ -1,7 +1,7 @@
 /** `skein inject -f FILE`: add the sidecar to Kubernetes manifests or a Compose file, printed on stdout. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
 import type { InjectOptions } from '../../inject/options.js';
+import { readInputFile } from '../input-file.js';
 import { parsePort } from './sidecar.js';
 
 function parsePorts(value: string): number[] {
@@ -12,13 +12,6 @@ function parseSeconds(value: string): number {
   const m = /^(\d+)s?$/.exec(value);
   if (!m) throw new InvalidArgumentError(`expected whole seconds, e.g. 10s, got ${value}`);
   return Number(m[1]);
-}
-
-async function readInput(file: string): Promise<string> {
-  if (file !== '-') return readFile(file, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export function registerInject(program: Command): void {
@@ -51,7 +44,7 @@ export function registerInject(program: Command): void {
       };
       const file = String(flags.file);
       // Everything is injected in memory first: an error leaves stdout empty.
-      const result = injectText(await readInput(file), options);
+      const result = injectText(await readInputFile(file), options);
       process.stdout.write(result.output);
       if (!flags.quiet) for (const note of result.notes) process.stderr.write(`${note}\n`);
     });

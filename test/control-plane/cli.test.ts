@@ -255,6 +255,20 @@ describe('skein admin commands', () => {
     expect((await skein(['canary', 'catalog', '--status'])).stderr).toMatch(/404/);
   });
 
+  it('says in one line, prefixed once, why a file or the store cannot be read', async () => {
+    const dir = tempDir();
+    const applyDir = await skein(['apply', '-f', dir]);
+    expect(applyDir).toEqual({ code: 1, stdout: '', stderr: `skein: -f ${dir} is a directory, not a file\n` });
+    const missing = join(dir, 'missing.yaml');
+    expect(await skein(['inject', '-f', missing])).toEqual({ code: 1, stdout: '', stderr: `skein: -f ${missing} does not exist\n` });
+    // The store's own errors already start with "skein: ".
+    writeFileSync(join(dir, 'store.json'), '{"format":2}');
+    const store = await skein(['control-plane', '--data-dir', dir, '--http-port', '0', '--grpc-port', '0']);
+    expect(store.code).toBe(1);
+    expect(store.stderr).toMatch(new RegExp(`(^|\\n)skein: ${join(dir, 'store.json')} is not a Skein store\\n$`));
+    expect(store.stderr).not.toMatch(/skein: skein:/);
+  });
+
   it('takes --control-plane HOST:PORT as http://HOST:PORT', async () => {
     const res = await skein(['get', 'proxies', '--control-plane', `127.0.0.1:${cp.httpPort}`], { SKEIN_ADMIN_URL: undefined });
     expect(res.stderr).toBe('');
