@@ -2,7 +2,8 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseConsulAddress, parseDurationFlag, parseHostPort, parseSizeFlag } from '../flag-values.js';
+import { parseConsulAddress, parseDurationFlag, parseHostPort, parseServiceName, parseSizeFlag } from '../flag-values.js';
+import { subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
 
@@ -23,6 +24,39 @@ function parseUpstream(value: string, previous: Upstream[] = []): Upstream[] {
   return out;
 }
 
+/** `--version`: the instance's subset label, part of its instance id; a subset name's shape. */
+function parseSubsetLabel(value: string): string {
+  const result = subsetName.safeParse(value);
+  if (!result.success) throw new InvalidArgumentError(result.error.issues[0]!.message);
+  return value;
+}
+
+/** `--app-health-path`: a path the sidecar asks the app for; without the leading slash no request could be made. */
+function parseHealthPath(value: string): string {
+  if (!value.startsWith('/') || /[\s#]/.test(value)) {
+    throw new InvalidArgumentError(`expected a path starting with "/", e.g. /health (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** The sidecar's listeners and its app each need a port of their own (0: any free one, for the listeners). */
+function checkDistinctPorts(flags: Record<string, unknown>): void {
+  const named: [string, unknown][] = [
+    ['--app-port', flags.appPort],
+    ['--inbound-port', flags.inboundPort],
+    ['--outbound-port', flags.outboundPort],
+    ['--admin-port', flags.adminPort],
+    ...(flags.upstream as Upstream[]).map((u): [string, unknown] => [`--upstream ${u.service}:${u.port}`, u.port]),
+  ];
+  const seen = new Map<number, string>();
+  for (const [flag, port] of named) {
+    if (typeof port !== 'number' || port === 0) continue;
+    const other = seen.get(port);
+    if (other !== undefined) throw new UsageError(`${other} and ${flag} are both port ${port}: each needs its own`);
+    seen.set(port, flag);
+  }
+}
+
 export function firstNonLoopbackIPv4(): string {
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -40,11 +74,11 @@ export function registerSidecar(program: Command): void {
   program
     .command('sidecar')
     .description('run a sidecar proxy next to one service instance')
-    .addOption(opt('--service <name>', 'service name, e.g. orders (required)'))
-    .addOption(opt('--version <label>', 'subset label of this instance').default('v1'))
+    .addOption(opt('--service <name>', 'service name, e.g. orders (required)').argParser(parseServiceName))
+    .addOption(opt('--version <label>', 'subset label of this instance').argParser(parseSubsetLabel).default('v1'))
     .addOption(opt('--app-port <port>', 'local port of the app (required)').argParser(parsePort))
     .addOption(opt('--app-protocol <protocol>', 'http or grpc').choices(['http', 'grpc']).default('http'))
-    .addOption(opt('--app-health-path <path>', 'app readiness check path').default('/health'))
+    .addOption(opt('--app-health-path <path>', 'app readiness check path').argParser(parseHealthPath).default('/health'))
     .addOption(opt('--inbound-port <port>', 'mTLS listener other sidecars connect to').argParser(parsePort).default(15443))
     .addOption(opt('--inbound-host <address>', 'address the inbound listener binds').default('0.0.0.0'))
     .addOption(opt('--outbound-port <port>', 'plain listener on 127.0.0.1 the app sends requests to').argParser(parsePort).default(15001))
@@ -74,6 +108,7 @@ export function registerSidecar(program: Command): void {
       if (command.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(command[0])} (a command to run goes with --wait-ready)`);
       if (flags.service === undefined) throw new UsageError("required option '--service <name>' not specified");
       if (flags.appPort === undefined) throw new UsageError("required option '--app-port <port>' not specified");
+      checkDistinctPorts(flags);
       const hasStaticIdentity = [flags.certFile, flags.keyFile].filter(Boolean).length;
       if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
       if (hasStaticIdentity === 2 && !flags.caFile) throw new UsageError('static identity needs --cert-file, --key-file and --ca-file together');
