@@ -17,6 +17,7 @@ export const API_ERRORS = {
   'precondition-failed': 412,
   'payload-too-large': 413,
   'unsupported-media-type': 415,
+  'header-too-large': 431,
   invalid: 422,
   'precondition-required': 428,
   internal: 500,

@@ -3,7 +3,8 @@
  * on routes that need it, decodes JSON bodies within a size limit, and turns every failure
  * into the uniform error body.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/log.js';
 import { tokenMatches } from '../admin-token.js';
 import { ApiError, errorBody, toApiError } from './errors.js';
@@ -27,11 +28,26 @@ export function createAdminServer(options: AdminServerOptions): Server {
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // A request node:http cannot parse gets the uniform error body too, not node's bare status line.
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    if (!socket.writable) return;
+    const error = err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError('header-too-large', 'the request line and headers are over the size limit')
+      : new ApiError('bad-request', `malformed HTTP request (${err.code ?? err.message})`);
+    const body = JSON.stringify(errorBody(error));
+    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
   return server;
 }
 
+/** The request's target as a URL: a path is taken as it is (`//api/x` is a path, not a host), an absolute form as it is. */
+function targetUrl(target: string | undefined): URL {
+  const raw = target ?? '/';
+  return raw.startsWith('/') ? new URL(`http://admin${raw}`) : new URL(raw, 'http://admin');
+}
+
 async function handle(options: AdminServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://admin');
+  const url = targetUrl(req.url);
   const match = options.router.match(req.method ?? 'GET', url.pathname);
   try {
     if (match.kind === 'not-found') throw new ApiError('not-found', `no such endpoint: ${url.pathname}`);

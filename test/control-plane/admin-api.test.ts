@@ -150,6 +150,10 @@ describe('admin API', () => {
     const res = await call('POST', '/api/v1/intentions', { body: '{}' });
     expectError(res, 405, 'method-not-allowed', /allowed: GET, PUT/);
     expect(res.headers.get('allow')).toBe('GET, PUT');
+    // A doubled slash is part of the path, not a host: the error names the path as sent.
+    expectError(await call('GET', '//api/v1/routes/shop'), 404, 'not-found', /^no such endpoint: \/\/api\/v1\/routes\/shop$/);
+    // Past node's header limit, the answer is still the error body, not a bare status line.
+    expectError(await call('GET', `/api/v1/services?pad=${'x'.repeat(20_000)}`), 431, 'header-too-large', /over the size limit/);
   });
 
   it('stores intentions and issues bootstrap tokens', async () => {
