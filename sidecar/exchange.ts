@@ -77,6 +77,13 @@ export interface ProxyResponse extends EventEmitter {
    * HTTP/2 stream is reset (stopH2Body), so their connections keep serving other requests.
    */
   refuseBody?(): void;
+  /**
+   * Takes back a written head that nothing of has reached the caller yet (Skein's HTTP/1.1
+   * response holds it until the first body bytes, to send both in one write), so that a
+   * sidecar-made answer can take its place; false once anything went out. Absent where a
+   * written head is on its way at once: a mux stream frames it, node:http2 sends HEADERS.
+   */
+  retractHead?(): boolean;
   writeHead(status: number, reasonOrHeaders?: string | readonly string[] | Record<string, string>, headers?: readonly string[] | Record<string, string>): unknown;
   write(chunk: Buffer | string): boolean;
   end(chunk?: Buffer | string): unknown;
@@ -522,6 +529,22 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     return true;
   }
 
+  /**
+   * The answer's head was written, but it can still be taken back when none of it has reached
+   * the caller (sidecar/http1/server.ts holds it until the first body bytes): then the caller
+   * gets a sidecar-made answer rather than an empty cut. False when something went out.
+   */
+  private retractHead(): boolean {
+    const res = this.res;
+    if (res.retractHead === undefined || !res.retractHead()) return false;
+    this.headSent = false;
+    this.bodyStarted = false;
+    this.remaining = -1;
+    this.answering = null;
+    this.grpcStatus = -1;
+    return true;
+  }
+
   private releaseHead(): void {
     this.writeHeadH2(this.status, this.heldHead!);
     this.heldHead = null;
@@ -607,10 +630,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.finish(499);
       return;
     }
-    if (this.headSent) {
-      // Mid-body failure: the status is already out; cut the response so the client sees it.
+    if (this.headSent && !this.retractHead()) {
+      // Mid-body failure: some of the answer reached the client; cut it so the client sees it,
+      // counted under the status the failure is answered with when nothing went out (503, or
+      // the client's own 4xx), never the upstream's 200.
       this.res.destroy(err);
-      this.finish(this.status);
+      this.finish(clientFault ? (err as ClientBodyError).status : REASONS['retries-exhausted'].status);
       return;
     }
     if (clientFault) {
@@ -626,7 +651,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else if (outcome === 'timeout') this.reply('timeout', `${this.subset!.service} did not answer within the per-try timeout`);
     // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
     // a calling sidecar it never did, and that sidecar would replay a POST.
-    else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', (err as { code?: string }).code === H1_MALFORMED ? `${this.subset!.service}: ${err.message}` : `${this.subset!.service} at ${h.endpoint.key} reset the connection before answering`);
+    else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', resetText(this.subset!.service, h, err));
   }
 
   private armTimer(): void {
@@ -727,9 +752,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.finish(this.status);
       return;
     }
-    if (this.headSent) {
+    if (this.headSent && !this.retractHead()) {
       this.res.destroy();
-      this.finish(this.status);
+      this.finish(REASONS.timeout.status);
       return;
     }
     this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.grpcTimeoutSlot >= 0 ? 'the call\'s grpc-timeout' : `${this.route?.timeoutMs ?? 0} ms`}`);
@@ -853,9 +878,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.finished) return true;
     this.abandonAttempt(clientFault ? 'neutral' : 'failure');
     this.bodyChunks = null;
-    if (this.headSent) {
+    if (this.headSent && !this.retractHead()) {
       this.res.destroy();
-      this.finish(this.status);
+      this.finish(clientFault ? (err as ClientBodyError).status : REASONS.timeout.status);
     } else if (clientFault) this.replyError(err);
     else this.reply('timeout', `${this.destination}: ${err.message}`);
     if (this.h2) stopH2Body(this.req);
@@ -905,6 +930,17 @@ function stopH2Body(req: ProxyRequest): void {
   const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
   if (!stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_NO_ERROR);
   req.resume();
+}
+
+/**
+ * What a failed attempt's 503 says: a malformed answer why (its text names the endpoint); an
+ * answer broken off after its head (nothing of it reached the caller) what broke it, e.g. a
+ * peer sidecar's reset, which names the malformed body its app sent.
+ */
+function resetText(service: string, h: AttemptHandler, err: Error): string {
+  if ((err as { code?: string }).code === H1_MALFORMED) return `${service}: ${err.message}`;
+  if (h.status !== 0) return `${service} at ${h.endpoint.key} broke off its answer: ${err.message}`;
+  return `${service} at ${h.endpoint.key} reset the connection before answering`;
 }
 
 /** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */

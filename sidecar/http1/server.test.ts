@@ -185,6 +185,27 @@ describe('Http1Server', () => {
     expect(drained).toBe('HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbody');
   });
 
+  it('takes back a head still held (nothing sent yet) for another answer, and refuses once body bytes went out', async () => {
+    const retracted: boolean[] = [];
+    const f = await serve((req, res) => {
+      res.writeHead(200, ['content-type', 'text/plain']);
+      if (req.url === '/late') {
+        res.write('part');
+        retracted.push(res.retractHead());
+        res.destroy();
+        return;
+      }
+      retracted.push(res.retractHead());
+      res.writeHead(503, ['x-skein-reason', 'retries-exhausted', 'content-length', '3']);
+      res.end('no\n');
+    });
+    const early = await exchange(f.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', /no\n$/);
+    expect(early).toBe('HTTP/1.1 503 Service Unavailable\r\nx-skein-reason: retries-exhausted\r\ncontent-length: 3\r\n\r\nno\n');
+    const late = await exchange(f.port, 'GET /late HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(late).toBe('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n4\r\npart\r\n');
+    expect(retracted).toEqual([true, false]);
+  });
+
   it('hands an upgrade over with the bytes read past its head', async () => {
     const f = await serve(() => {
       throw new Error('not a plain request');

@@ -552,6 +552,21 @@ export class OutgoingResponse extends OutgoingBase {
     return this;
   }
 
+  /**
+   * Takes back a head that is still held (written, but no body bytes or end yet), so that
+   * another answer can take its place: the caller has received nothing of this one. False
+   * once anything went out (the answer can then only be cut) or the response is closed.
+   */
+  retractHead(): boolean {
+    if (!this.headersSent) return true;
+    if (this.head === null || this.closed) return false;
+    this.head = null;
+    this.headersSent = false;
+    this.chunked = false;
+    this.noBody = false;
+    return true;
+  }
+
   /** Cuts the response: the connection closes, and the client sees a truncated answer. */
   destroy(): this {
     if (this.closed) return this;
