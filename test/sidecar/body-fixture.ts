@@ -7,6 +7,8 @@ export interface BodyTestSidecars {
   readonly web: SpawnedSidecar;
   /** web without one: its calls to each of the `plainServices` go to `app` as a plain HTTP/1.1 endpoint. */
   readonly plainWeb: SpawnedSidecar;
+  /** catalog's sidecar, whose inbound listener takes web's mux streams. */
+  readonly catalog: SpawnedSidecar;
 }
 
 /**
@@ -15,7 +17,7 @@ export interface BodyTestSidecars {
  */
 export async function startBodyTestSidecars(
   procs: Processes,
-  app: TestUpstream,
+  app: Pick<TestUpstream, 'port'>,
   plainServices: readonly string[],
   policy: Omit<ServicePolicyInput, 'endpoints'> = {},
 ): Promise<BodyTestSidecars> {
@@ -26,8 +28,8 @@ export async function startBodyTestSidecars(
   const services = Object.fromEntries([['catalog', at(catalogIn)], ...plainServices.map((name) => [name, at(app.port)])]);
   const config = writeTempConfig({ services, intentions: { defaultAction: 'allow' } }, dir);
   const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
-  await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog') });
+  const catalog = await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog') });
   const web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web') });
   const plainWeb = await procs.sidecar({ service: 'web', appPort: app.port, config });
-  return { web, plainWeb };
+  return { web, plainWeb, catalog };
 }
