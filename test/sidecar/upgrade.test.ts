@@ -385,7 +385,9 @@ describe('a WebSocket upgrade whose endpoint never answers', () => {
       version: '1',
       services: {
         stuck: { timeout: '1s', outlierDetection, endpoints: [at(a), at(b)] },
-        gone: { outlierDetection, endpoints: [at(dead), at(webApp.port)] },
+        // Round-robin: the two upgrades below try both endpoints (least-request's random pick
+        // among idle ones sent both to the live one in about one run in four).
+        gone: { lb: 'round-robin', outlierDetection, endpoints: [at(dead), at(webApp.port)] },
       },
     });
     web = await procs.sidecar({ service: 'web', appPort: webApp.port, config });
