@@ -5,7 +5,8 @@
  * after the retries the policy allows, counted as 503; once body bytes went out, the
  * caller's response is cut (no last chunk) and counted as 503, never as the app's 200.
  * Directly to a plain endpoint, and through the mux to a peer sidecar (whose stream to the
- * caller's sidecar is cut, since a mux stream's head is framed at once).
+ * caller's sidecar is cut, since a mux stream's head is framed at once). The same holds for
+ * the route's timeout passing between the head and the first body byte: 504, not an empty cut.
  */
 import { connect as connectH2 } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -43,6 +44,9 @@ function startRawApp(): Promise<{ server: Server; port: number; paths: string[] 
         socket.write(Buffer.alloc(BIG, 'a'));
         socket.write('\r\n');
         setTimeout(() => socket.end('zz\r\n'), 300);
+      } else if (path === '/head-then-stall') {
+        // A head, then nothing: the route's timeout passes with the head still held.
+        socket.write(HEAD);
       } else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
     };
     socket.on('data', onData);
@@ -71,7 +75,7 @@ describe('an upstream answer whose chunked body is malformed', () => {
 
   beforeAll(async () => {
     app = await startRawApp();
-    ({ web, plainWeb, catalog } = await startBodyTestSidecars(procs, app, ['direct'], { retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } } }));
+    ({ web, plainWeb, catalog } = await startBodyTestSidecars(procs, app, ['direct'], { timeout: '1s', retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } } }));
   });
 
   afterAll(async () => {
@@ -114,6 +118,17 @@ describe('an upstream answer whose chunked body is malformed', () => {
       }
       // The next request is served as usual.
       expect(await rawExchange(sc.outboundPort, request('/ok', service), /\r\n\r\nok$/)).toMatch(/^HTTP\/1.1 200 /);
+    });
+
+    it(`answers 504 timeout when the route's timeout passes after the head but before any body byte, ${path}, counted as 504`, async () => {
+      const sc = sidecar();
+      const before = await scrape(sc);
+      const answer = await rawExchange(sc.outboundPort, request('/head-then-stall', service), /\r\n\r\n[^\n]*\n/);
+      expect(answer).toMatch(/^HTTP\/1.1 504 /);
+      expect(answer).toMatch(/x-skein-reason: timeout/i);
+      const delta = await counted(sc, { direction: 'outbound', destination: service }, before);
+      expect(delta('504')).toBe(1);
+      expect(delta('200')).toBe(0);
     });
 
     it(`cuts the caller's response once body bytes went out, ${path}, counted as 503 and not retried`, async () => {
