@@ -1,6 +1,7 @@
 /**
  * A malformed chunked request body (SPEC §8) is the client's fault: it gets `400 bad-request`
- * while nothing of the answer was sent (the connection is cut once it was), and counts
+ * while nothing of the answer was sent, the upstream's head held back included (the
+ * connection is cut once something was), and counts
  * against no endpoint: through an mTLS pair (the mux) and to a plain endpoint, 25 of them in
  * a row leave the circuit closed and the endpoint's failure streak at 0.
  */
@@ -32,6 +33,12 @@ describe('malformed request bodies', () => {
         // Answers at once and keeps the answer open, reading nothing.
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('started\n');
+        return;
+      }
+      if (req.url === '/head-only') {
+        // Answers a head at once and nothing else: the caller's sidecar holds it until a body byte.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.flushHeaders();
         return;
       }
       const chunks: Buffer[] = [];
@@ -72,6 +79,37 @@ describe('malformed request bodies', () => {
       const clusters = (await get(agent, `${sc.adminUrl}/clusters`)).json<Clusters>();
       expect(clusters[service]!.endpoints[0]!.outlier?.consecutiveErrors).toBe(0);
       expect(Object.values(clusters[service]!.subsets).map((x) => x.breaker?.state)).toEqual(['closed']);
+    });
+  }
+
+  for (const [path, service, sidecar] of [
+    ['through the mux to a peer sidecar', 'catalog', () => web],
+    ['to a plain endpoint', 'direct', () => plainWeb],
+  ] as const) {
+    it(`answers 400 when only the upstream's head had come (held, nothing sent to the client), ${path}, counted as 400`, async () => {
+      const sc = sidecar();
+      const before = await scrape(sc);
+      const socket = connect({ host: '127.0.0.1', port: sc.outboundPort });
+      let data = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (data += d));
+      socket.on('error', () => {});
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write(`POST /head-only HTTP/1.1\r\nHost: ${service}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+      const deadline = Date.now() + 10_000;
+      while (app.requests.filter((r) => r.url === '/head-only').length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Time for the app's head to reach the sidecar, which holds it.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(data).toBe('');
+      socket.write('zz\r\n');
+      await closed;
+      expect(data).toMatch(/^HTTP\/1.1 400 /);
+      expect(data).toMatch(/x-skein-reason: bad-request/i);
+      expect(data).toContain('malformed request body');
+      const s = await scrape(sc);
+      const grew = (code: string): number => metric(s, 'skein_requests_total', { direction: 'outbound', destination: service, code }) - metric(before, 'skein_requests_total', { direction: 'outbound', destination: service, code });
+      expect(grew('400')).toBe(1);
+      expect(grew('200')).toBe(0);
     });
   }
 
