@@ -631,6 +631,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     if (this.headSent && !this.retractHead()) {
+      if (this.grpc && this.h2 && !clientFault) {
+        // A gRPC answer begun ends with a status in its trailers (UNAVAILABLE, saying why), as
+        // at its deadline: a reset would reach the caller as `13 INTERNAL: Received RST_STREAM`.
+        this.reply('retries-exhausted', resetText(this.subset!.service, h, err));
+        return;
+      }
       // Mid-body failure: some of the answer reached the client; cut it so the client sees it,
       // counted under the status the failure is answered with when nothing went out (503, or
       // the client's own 4xx), never the upstream's 200.

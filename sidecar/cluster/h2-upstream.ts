@@ -214,6 +214,13 @@ function onStreamEnd(this: ClientHttp2Stream): void {
     c.fail(codedError(H2_STREAM_CLOSED, 'HTTP/2 stream ended without a response'));
     return;
   }
+  // A stream whose session went away (the app exited, the connection broke) ends, not errors,
+  // with CANCEL as its code: without trailers its answer is cut short, not complete.
+  const code = this.rstCode;
+  if (code !== undefined && code !== constants.NGHTTP2_NO_ERROR && c.trailers === null) {
+    c.fail(codedError(H2_STREAM_CLOSED, `HTTP/2 stream closed before the response was complete (code ${code})`));
+    return;
+  }
   c.complete();
 }
 

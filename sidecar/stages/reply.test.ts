@@ -2,7 +2,7 @@ import { connect as connectH2, createServer as createH2Server, type Http2Server,
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProxyResponse } from '../exchange.js';
-import { sidecarReply, socketReply } from './reply.js';
+import { grpcMessage, sidecarReply, socketReply } from './reply.js';
 
 let server: Server | undefined;
 
@@ -97,8 +97,13 @@ describe('sidecarReply', () => {
     });
     expect(seen.status).toBe(200);
     expect(seen.body).toEqual(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
-    expect(seen.trailers).toMatchObject({ 'grpc-status': '14', 'x-skein-reason': 'retries-exhausted', 'grpc-message': encodeURIComponent('catalog reset the connection') });
+    expect(seen.trailers).toMatchObject({ 'grpc-status': '14', 'x-skein-reason': 'retries-exhausted', 'grpc-message': 'catalog reset the connection' });
     expect(seen.rstCode).toBe(0);
+  });
+
+  it('encodes grpc-message as gRPC does: printable ASCII as it is, % and the rest percent-encoded', () => {
+    expect(grpcMessage('catalog at 127.0.0.1:8080 broke off: /a,b (x)')).toBe('catalog at 127.0.0.1:8080 broke off: /a,b (x)');
+    expect(grpcMessage('100% über\nline')).toBe('100%25 %C3%BCber%0Aline');
   });
 
   it('answers a gRPC call trailers-only when nothing was sent yet', async () => {

@@ -19,7 +19,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
       // An HTTP/2 gRPC response already begun still ends with a status, in its trailers: cut,
       // its stream would end in RST_STREAM NO_ERROR, which grpc-js reports as `13 INTERNAL:
       // Received RST_STREAM with code 0 (Call ended without gRPC status)`.
-      res.addTrailers({ 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': encodeURIComponent(message), 'x-skein-reason': reason });
+      res.addTrailers({ 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason });
       res.end();
       return 200;
     }
@@ -27,7 +27,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     return status;
   }
   if (grpc) {
-    const headers = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': encodeURIComponent(message), 'x-skein-reason': reason };
+    const headers = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
     if (stream !== undefined) {
       // Trailers-only: one HEADERS frame that ends the stream, as gRPC expects.
       if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200, ...headers }, { endStream: true });
@@ -44,6 +44,15 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
   return status;
+}
+
+/**
+ * `grpc-message` as the gRPC spec encodes it: printable ASCII but `%` as it is, the rest
+ * percent-encoded (UTF-8). encodeURIComponent also encodes `:`, `/`, `,`…, which grpc-js
+ * (decoding with decodeURI) shows as `%3A`.
+ */
+export function grpcMessage(text: string): string {
+  return text.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
 
 /** node:http2's stream under a compatibility response (gRPC callers); undefined for Skein's HTTP/1.1 and mux responses. */
