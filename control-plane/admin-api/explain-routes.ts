@@ -7,14 +7,15 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { parseSnapshot, validate } from '../../common/config/parse.js';
-import { defaultServicePolicy, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
+import { defaultServicePolicy, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { Router } from './router.js';
 
 const explainQuery = z
   .object({
-    service: z.string().min(1, 'name the service'),
+    // A name no service can have is a mistake in the question, not a request no rule routes.
+    service: serviceName,
     method: z.string().regex(/^[A-Za-z]+$/, 'must be an HTTP method').default('GET'),
     path: z.string().startsWith('/', 'must start with "/"').default('/'),
     header: z.array(z.string().regex(/^[^:\s]+:.*$/, 'must be NAME:VALUE')).default([]),

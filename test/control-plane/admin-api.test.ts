@@ -189,6 +189,9 @@ describe('admin API', () => {
     expect(canary.body.matched.name).toBe('canary');
     expect(canary.body.policy.timeout).toBe('500ms');
     expectError(await call('GET', '/api/v1/explain?path=/'), 422, 'invalid', /^service: /);
+    // A name no service can have is refused; a well-formed unknown one is explained (no route).
+    expectError(await call('GET', '/api/v1/explain?service=NOPE&path=/'), 422, 'invalid', /^service: /);
+    expect((await call('GET', '/api/v1/explain?service=nope&path=/')).body.known).toBe(false);
   });
 
   it('describes every served route in openapi.json', async () => {
