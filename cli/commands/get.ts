@@ -49,14 +49,27 @@ async function getServices(api: AdminClient, name: string | undefined, flags: Ad
 }
 
 async function getRoutes(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
-  const all: Record<string, RouteRuleInput[]> = name
-    ? { [name]: (await api.get(`/api/v1/routes/${encodeURIComponent(name)}`, ROUTES)).body }
-    : (await api.get('/api/v1/routes', ROUTES_BY_SERVICE)).body;
+  const all: Record<string, RouteRuleInput[]> = name ? { [name]: await routesOf(api, name) } : (await api.get('/api/v1/routes', ROUTES_BY_SERVICE)).body;
   if (flags.output === 'json') return printJson(name ? all[name] : all);
+  if (name && all[name]!.length === 0) {
+    process.stdout.write(`${name}: no route rules; every request goes to any of its endpoints (the implicit catch-all rule)\n`);
+    return;
+  }
   const rows = Object.entries(all).flatMap(([service, rules]) =>
     rules.map((rule, i) => [service, rule.name ?? `rule-${i}`, describeMatch(rule.match), formatSplit(rule.split), [rule.timeout && `timeout=${rule.timeout}`, rule.fault && 'fault', rule.mirror && `mirror=${rule.mirror.subset}`].filter(Boolean).join(' ')]),
   );
   printTable(['SERVICE', 'RULE', 'MATCH', 'SPLIT', 'EXTRA'], rows);
+}
+
+/** A service's stored rules; none (not an error) for a service the mesh knows without any, 404 for one it does not know. */
+async function routesOf(api: AdminClient, name: string): Promise<RouteRuleInput[]> {
+  try {
+    return (await api.get(`/api/v1/routes/${encodeURIComponent(name)}`, ROUTES)).body;
+  } catch (err) {
+    if (!(err instanceof AdminApiError && err.status === 404)) throw err;
+    await requireService(api, name);
+    return [];
+  }
 }
 
 async function getProxies(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {

@@ -294,7 +294,7 @@ describe('skein admin commands', () => {
     expect(proxies).toEqual({ snapshotVersion: expect.stringMatching(/^\d+$/), proxies: [] });
     const missing = await skein(['get', 'routes', 'nobody']);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/404 not-found: no routes stored for nobody/);
+    expect(missing.stderr).toMatch(/404 not-found: unknown service nobody: no policy, routes or instances/);
   });
 
   it('says a service the mesh does not know is unknown, from get proxies, stat and tap alike', async () => {
@@ -308,6 +308,11 @@ describe('skein admin commands', () => {
     const known = await skein(['get', 'proxies', 'lonely']);
     expect(known.code).toBe(0);
     expect(known.stdout).toMatch(/^snapshot version \d+\nSERVICE\s+INSTANCE/);
+    // Its routes: none stored, which is the implicit catch-all, not an error.
+    const routes = await skein(['get', 'routes', 'lonely']);
+    expect(routes.code, routes.stderr).toBe(0);
+    expect(routes.stdout).toBe('lonely: no route rules; every request goes to any of its endpoints (the implicit catch-all rule)\n');
+    expect(JSON.parse((await skein(['get', 'routes', 'lonely', '-o', 'json'])).stdout)).toEqual([]);
   });
 
   it('says what is wrong without a token and when the control plane is unreachable', async () => {
