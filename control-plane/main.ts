@@ -4,7 +4,7 @@
  * plane's CA; the admin API reads and writes the store. This file only wires them.
  */
 import type { Server } from 'node:http';
-import { mkdir } from 'node:fs/promises';
+import { makeDataDir } from './data-dir.js';
 import { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log.js';
 import { CertificateAuthority } from './ca/authority.js';
@@ -67,7 +67,7 @@ export interface RunningControlPlane {
 const VERSION = '0.1.0';
 
 export async function startControlPlane(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
-  await mkdir(options.dataDir, { recursive: true });
+  await makeDataDir(options.dataDir);
   // Taken before anything in the data dir is read or written, so a refused start touches nothing.
   const lock = lockDataDir(options.dataDir);
   try {

@@ -2,7 +2,7 @@
  * Starts a real control plane must refuse, with a message that says what to do: a data dir
  * another control plane owns (exit 1, naming the dir and the holder's pid; a holder killed
  * with SIGKILL does not block the next start), a trust domain outside the SPIFFE rule
- * or a `--max-body` of nothing (exit 2, before anything is written) and hand-corrupted store entries, of the mesh config
+ * or a `--max-body` of nothing (exit 2, before anything is written), a data dir that cannot be made (exit 1, naming it), and hand-corrupted store entries, of the mesh config
  * or of bootstrap tokens and canary rollouts (exit 1, naming each key, the store left as it was).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -65,6 +65,25 @@ describe('refused starts', () => {
       expect(cp.output()).toContain(message);
       expect(existsSync(dataDir)).toBe(false);
     }
+  });
+
+  it('refuses a data dir it cannot create, naming it, at once (node\'s recursive mkdir spins for ever under /proc)', async () => {
+    const file = join(tempDir('skein-cp-'), 'a-file');
+    writeFileSync(file, '');
+    for (const [dataDir, message] of [
+      ['/proc/skein-no-such-dir/data', 'cannot create the data dir /proc/skein-no-such-dir/data: mkdir /proc/skein-no-such-dir failed (ENOENT)'],
+      [join(file, 'data'), `cannot use the data dir ${join(file, 'data')}: ${file} is not a directory`],
+    ] as const) {
+      const cp = await refusedStart(`data dir ${dataDir}`, dataDir);
+      expect(cp.code, cp.output()).toBe(1);
+      expect(cp.output()).toContain(message);
+    }
+    // Missing parents are still made.
+    const nested = join(tempDir('skein-cp-'), 'a', 'b', 'c');
+    const started = await startControlPlane(procs, { dataDir: nested });
+    expect(existsSync(join(nested, 'store.json')) || existsSync(join(nested, 'lock'))).toBe(true);
+    started.child.kill('SIGTERM');
+    await started.child.exited;
   });
 
   it('refuses a hand-corrupted store entry, naming the key, and changes nothing', async () => {
