@@ -27,6 +27,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const LOWEST = 10_000;
+/**
+ * Ports in the range that fetch and browsers refuse to connect to (the WHATWG "bad ports"
+ * list; 10080 is its only one from 10,000 up): tests wait for processes with fetch and
+ * open the dashboard in Chromium, which fail on it with "bad port".
+ */
+const BLOCKED = new Set([10_080]);
 /** Linux's default start of the ephemeral range, when /proc does not say. */
 const DEFAULT_EPHEMERAL_START = 32_768;
 
@@ -143,7 +149,7 @@ export async function freePorts(count: number): Promise<number[]> {
       if (tries >= span) throw new Error(`no ${count} free ports between ${LOWEST} and ${end}`);
       const port = LOWEST + cursor;
       cursor = (cursor + 1) % span;
-      if (!reserve(port)) continue;
+      if (BLOCKED.has(port) || !reserve(port)) continue;
       const server = await tryListen(port);
       if (server) held.push(server);
       else unreserve(port);
