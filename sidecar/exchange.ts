@@ -750,12 +750,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // A gRPC call's deadline that passes while the caller still sends is no fault of the endpoint.
     this.abandonAttempt(this.bodyPending ? 'neutral' : 'failure');
     if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
-      // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset.
-      this.grpcStatus = REASONS.timeout.grpc;
-      this.res.addTrailers({ 'grpc-status': String(this.grpcStatus), 'grpc-message': 'deadline exceeded', 'x-skein-reason': 'timeout' });
-      this.ended = true;
-      this.res.end();
-      this.finish(this.status);
+      // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset
+      // (sidecarReply ends a begun gRPC answer that way).
+      this.reply('timeout', 'deadline exceeded');
       return;
     }
     if (this.headSent && !this.retractHead()) {
