@@ -218,7 +218,7 @@ function onStreamEnd(this: ClientHttp2Stream): void {
   // with CANCEL as its code: without trailers its answer is cut short, not complete.
   const code = this.rstCode;
   if (code !== undefined && code !== constants.NGHTTP2_NO_ERROR && c.trailers === null) {
-    c.fail(codedError(H2_STREAM_CLOSED, `HTTP/2 stream closed before the response was complete (code ${code})`));
+    c.fail(closedEarly(code));
     return;
   }
   c.complete();
@@ -239,7 +239,11 @@ function onStreamError(this: ClientHttp2Stream, err: Error): void {
 function onStreamClose(this: ClientHttp2Stream): void {
   const c = callOf(this);
   if (c === undefined || c.done || resentAfterRefusal(this, c)) return;
-  c.fail(codedError(H2_STREAM_CLOSED, `HTTP/2 stream closed before the response was complete (code ${this.rstCode})`));
+  c.fail(closedEarly(this.rstCode));
+}
+
+function closedEarly(code: number): Error {
+  return codedError(H2_STREAM_CLOSED, `HTTP/2 stream closed before the response was complete (code ${code})`);
 }
 
 function onStreamDrain(this: ClientHttp2Stream): void {
