@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { parseAdminUrl, parseHostPort } from './flag-values.js';
+import { parseAdminUrl, parseAdvertiseAddress, parseHostPort } from './flag-values.js';
 
 describe('HOST:PORT flags', () => {
   it('take a name, an IPv4 or a bracketed IPv6 address with a port from 1 to 65535', () => {
@@ -20,5 +20,20 @@ describe('HOST:PORT flags', () => {
   it('admin URLs may also be http(s) URLs, without a trailing slash', () => {
     expect(parseAdminUrl('https://cp.example:8443/')).toBe('https://cp.example:8443');
     expect(() => parseAdminUrl('ftp://cp:21')).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('--advertise-address', () => {
+  it('takes an IPv4 or IPv6 address or a host name', () => {
+    for (const ok of ['10.1.2.3', 'fd00::7', 'orders-1.prod.svc.cluster.local', 'localhost']) expect(parseAdvertiseAddress(ok), ok).toBe(ok);
+  });
+
+  it('refuses a URL, a port, brackets, spaces and the unspecified address, saying why', () => {
+    expect(() => parseAdvertiseAddress('http://10.1.2.3')).toThrow(/no scheme, brackets or port/);
+    expect(() => parseAdvertiseAddress('10.1.2.3:8080')).toThrow(/no scheme, brackets or port/);
+    expect(() => parseAdvertiseAddress('[fd00::7]')).toThrow(/no scheme, brackets or port/);
+    expect(() => parseAdvertiseAddress('my host')).toThrow(/must be an IP address or a host name/);
+    expect(() => parseAdvertiseAddress('')).toThrow(InvalidArgumentError);
+    for (const unspecified of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0']) expect(() => parseAdvertiseAddress(unspecified), unspecified).toThrow(/unspecified address/);
   });
 });

@@ -4,7 +4,7 @@ import type { ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
 import { parseSize } from '../common/config/size.js';
-import { serviceName } from '../common/config/schema.js';
+import { endpointAddress, serviceName } from '../common/config/schema.js';
 import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
 import { UsageError } from './usage-error.js';
@@ -64,6 +64,18 @@ export function parseConsulAddress(value: string): string {
 export function parseServiceName(value: string): string {
   const result = serviceName.safeParse(value);
   if (!result.success) throw new InvalidArgumentError(`${result.error.issues[0]!.message}`);
+  return value;
+}
+
+/**
+ * `--advertise-address`: what other sidecars connect to, so an IP address or a host name; a
+ * URL or `HOST:PORT` would be registered as given and fail every caller's connect, and the
+ * unspecified address (0.0.0.0, ::) reaches nobody.
+ */
+export function parseAdvertiseAddress(value: string): string {
+  const result = endpointAddress.safeParse(value);
+  if (!result.success) throw new InvalidArgumentError(result.error.issues[0]!.message);
+  if (value === '0.0.0.0' || /^[0:]+$/.test(value)) throw new InvalidArgumentError(`${value} is the unspecified address, which no caller can connect to: give this host's address`);
   return value;
 }
 

@@ -95,7 +95,7 @@ export const outlierPolicy = z
 const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** An address to connect to: an IP address or a DNS name, without a scheme, brackets or port (those fail only at the first request). */
-const endpointAddress = z.string().refine((a) => isIP(a) !== 0 || HOST_NAME.test(a), (a) => ({
+export const endpointAddress = z.string().refine((a) => isIP(a) !== 0 || HOST_NAME.test(a), (a) => ({
   message: `must be an IP address or a host name, not ${JSON.stringify(a)}${/[:/\[]/.test(a) && isIP(a) === 0 ? ' (no scheme, brackets or port: the port goes in port)' : ''}`,
 }));
 

@@ -103,7 +103,7 @@ describe('skein sidecar flag values', () => {
   const procs = new Processes();
   afterEach(() => procs.killAll());
 
-  it('refuses, as usage errors (exit 2) before anything starts, a service or version the mesh could not name, a health path that is not a path, and two listeners (or a listener and the app) on one port', async () => {
+  it('refuses, as usage errors (exit 2) before anything starts, a service or version the mesh could not name, a health path that is not a path, an advertise address no caller could connect to, and two listeners (or a listener and the app) on one port', async () => {
     const config = writeConfigFile(join(tempDir(), 'c.json'), {});
     const base = ['sidecar', '--config', config];
     const ports = ['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'];
@@ -111,6 +111,8 @@ describe('skein sidecar flag values', () => {
       [['--service', 'Catalog', '--app-port', '1', ...ports], 2, /--service <name>' argument 'Catalog' is invalid/],
       [['--service', 'x', '--version', 'v 1', '--app-port', '1', ...ports], 2, /--version <label>' argument 'v 1' is invalid/],
       [['--service', 'x', '--app-health-path', 'health', '--app-port', '1', ...ports], 2, /expected a path starting with "\/", e\.g\. \/health \(got "health"\)/],
+      [['--service', 'x', '--advertise-address', 'http://10.0.0.7', '--app-port', '1', ...ports], 2, /--advertise-address <address>' argument 'http:\/\/10\.0\.0\.7' is invalid\. must be an IP address or a host name, not "http:\/\/10\.0\.0\.7" \(no scheme, brackets or port/],
+      [['--service', 'x', '--advertise-address', '0.0.0.0', '--app-port', '1', ...ports], 2, /0\.0\.0\.0 is the unspecified address/],
       [['--service', 'x', '--app-port', '4000', '--inbound-port', '4000', '--outbound-port', '0', '--admin-port', '0'], 2, /^skein: --app-port and --inbound-port are both port 4000: each needs its own$/m],
       [['--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '4001', '--admin-port', '4001'], 2, /^skein: --outbound-port and --admin-port are both port 4001: each needs its own$/m],
       [['--service', 'x', '--app-port', '1', ...ports, '--upstream', 'a:4002', '--upstream', 'b:4002'], 2, /^skein: --upstream a:4002 and --upstream b:4002 are both port 4002: each needs its own$/m],
