@@ -3,7 +3,8 @@ import { createServer as createH2Server, type Http2Server } from 'node:http2';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CatalogClient } from '../catalog/client.js';
-import { Mesh } from './mesh.js';
+import { answerError, Mesh } from './mesh.js';
+import { UpstreamError } from './http-errors.js';
 
 let closers: (() => unknown)[] = [];
 afterEach(async () => {
@@ -64,5 +65,23 @@ describe('Mesh', () => {
     closers.push(() => client.close());
     await expect(client.list({})).rejects.toMatchObject({ code: 'upstream-unavailable' });
     expect(authorities).toEqual(['catalog']);
+  });
+});
+
+describe('answerError', () => {
+  const answer = (status: number, reason?: string) => ({ status, headers: reason ? { 'x-skein-reason': reason } : {}, body: undefined });
+
+  it('passes on a request the sidecar refused as malformed as that 4xx, not as the service being down', () => {
+    for (const status of [400, 413, 431]) {
+      const err = answerError('users', answer(status, 'bad-request'));
+      expect(err).not.toBeInstanceOf(UpstreamError);
+      expect([err.status, err.code]).toEqual([status, 'bad-request']);
+    }
+  });
+
+  it('turns the other sidecar-made answers into 503/504 upstream-unavailable naming the service', () => {
+    expect(answerError('users', answer(503, 'no-healthy-endpoints'))).toMatchObject({ status: 503, code: 'upstream-unavailable', message: 'users is unavailable: sidecar answered 503 (no-healthy-endpoints)' });
+    expect(answerError('users', answer(504, 'timeout'))).toMatchObject({ status: 504, code: 'upstream-unavailable' });
+    expect(answerError('users', answer(403, 'denied'))).toMatchObject({ status: 503, code: 'upstream-unavailable' });
   });
 });

@@ -115,10 +115,15 @@ export class ServiceClient {
 
 /**
  * Turns a non-2xx answer into an HttpError. A response the sidecar made itself (it carries
- * x-skein-reason) becomes 503/504 upstream-unavailable; the service's own errors keep their code.
+ * x-skein-reason) becomes 503/504 upstream-unavailable, except a `bad-request` 4xx: the
+ * sidecar refused the request itself (e.g. a path built from a client's `..%2F`), so the
+ * service is not down and the caller gets the 4xx; the service's own errors keep their code.
  */
 export function answerError(service: string, answer: Answer): HttpError {
   const reason = answer.headers['x-skein-reason'];
+  if (reason === 'bad-request' && answer.status >= 400 && answer.status < 500) {
+    return new HttpError(answer.status, 'bad-request', `the mesh refused the request to ${service} as malformed (${answer.status})`);
+  }
   if (typeof reason === 'string') {
     return new UpstreamError(service, `sidecar answered ${answer.status} (${reason})`, answer.status === 504 ? 504 : 503);
   }
