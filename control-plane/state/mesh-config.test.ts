@@ -121,6 +121,7 @@ describe('MeshConfig single writes against a concurrent writer of the other key'
     const wrapped = Object.create(store) as FileStore;
     wrapped.put = async (k, value, condition) => (await before([{ key: k }]), store.put(k, value, condition));
     wrapped.transaction = async (ops) => (await before(ops), store.transaction(ops));
+    wrapped.delete = async (k, condition) => (await before([{ key: k }]), store.delete(k, condition));
     const config = new MeshConfig(wrapped, new StreamRegistry(1_000));
     await config.putPolicy('catalog', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
     await config.putRoutes('catalog', [{ split: { v1: 100 } }]);
@@ -151,6 +152,26 @@ describe('MeshConfig single writes against a concurrent writer of the other key'
       'v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2',
     ]);
     expect((await split.store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 100 } }]);
+  });
+
+  it('deleting a policy while routes start using its subset is judged again and refused; the policy stays', async () => {
+    const { store, config } = await racing('policies/catalog', (s) => s.put('routes/catalog', [{ split: { v2: 100 } }]));
+    await store.delete('routes/catalog');
+    expect(problems(await config.deletePolicy('catalog').catch((e: unknown) => e))).toEqual([
+      'routes[0].split.v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2',
+    ]);
+    expect(((await store.get('policies/catalog'))!.value as { subsets: object }).subsets).toHaveProperty('v2');
+  });
+
+  it('a policy delete answers whether it existed, and a conflict on the caller\'s own If-Match as it is', async () => {
+    const { store, config } = await racing('policies/catalog', async () => undefined);
+    await store.delete('routes/catalog');
+    const revision = (await store.get('policies/catalog'))!.revision;
+    await expect(config.deletePolicy('catalog', { ifRevision: revision + 5 })).rejects.toThrow(/policies\/catalog is at revision/);
+    expect(await config.deletePolicy('catalog', { ifRevision: revision })).toBe(true);
+    expect(await store.get('policies/catalog')).toBeUndefined();
+    expect(await config.deletePolicy('catalog')).toBe(false);
+    await expect(config.deletePolicy('catalog', { ifRevision: revision })).rejects.toThrow(/policies\/catalog does not exist/);
   });
 
   it('a write whose other key did not move goes through in one attempt, and If-Match still answers a conflict', async () => {

@@ -213,10 +213,29 @@ export class MeshConfig {
   async deletePolicy(service: string, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<boolean> {
     checkService(service);
     return this.judgedWrite(mode, JUDGED_ATTEMPTS, async () => {
-      await this.checkPolicyChange(service, [], await this.store.get(keys.routes(service)));
-      const current = await this.store.get(keys.policy(service));
-      const { conflicts } = await this.judgeCanaries(mode, [{ service, changes: (canary) => subsetChanges(canary, current?.value, undefined) }]);
-      return { conflicts, write: () => this.store.delete(keys.policy(service), condition) };
+      const [routes, current] = await Promise.all([this.store.get(keys.routes(service)), this.store.get(keys.policy(service))]);
+      await this.checkPolicyChange(service, [], routes);
+      const { checks, conflicts } = await this.judgeCanaries(mode, [{ service, changes: (canary) => subsetChanges(canary, current?.value, undefined) }]);
+      return {
+        conflicts,
+        // One transaction on condition that the policy deleted, the routes and the rollouts
+        // judged are all still as read: routes that start using one of its subsets in
+        // between, or a rollout that starts, fail it, and it is judged again on the new state.
+        write: async () => {
+          if (current === undefined) {
+            const expected = condition?.ifRevision;
+            if (expected !== undefined && expected !== 0) throw new StoreConflictError(keys.policy(service), expected, 0);
+            return false;
+          }
+          await this.store.transaction([
+            { op: 'delete', key: keys.policy(service), condition: condition ?? { ifRevision: current.revision } },
+            { op: 'check', key: keys.routes(service), revision: routes?.revision ?? 0 },
+            ...checks,
+          ]);
+          return true;
+        },
+        again: (err) => err.key !== keys.policy(service) || condition === undefined,
+      };
     });
   }
 

@@ -93,6 +93,12 @@ export class ConsulStore implements ConfigStore {
     }
     const kvs = ops.map((op): Record<string, unknown> => {
       if (op.op === 'check') return op.revision === 0 ? { Verb: 'check-not-exists', Key: PREFIX + op.key } : { Verb: 'check-index', Key: PREFIX + op.key, Index: op.revision };
+      if (op.op === 'delete') {
+        const expected = op.condition?.ifRevision;
+        // Consul's delete-cas with index 0 is not "only if absent": that case is a check.
+        if (expected === undefined) return { Verb: 'delete', Key: PREFIX + op.key };
+        return expected === 0 ? { Verb: 'check-not-exists', Key: PREFIX + op.key } : { Verb: 'delete-cas', Key: PREFIX + op.key, Index: expected };
+      }
       const kv: Record<string, unknown> = { Verb: 'set', Key: PREFIX + op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64') };
       if (op.condition?.ifRevision !== undefined) Object.assign(kv, { Verb: 'cas', Index: op.condition.ifRevision });
       return kv;
@@ -119,6 +125,7 @@ export class ConsulStore implements ConfigStore {
       return [{ key: op.key, value: structuredClone(op.value), revision }];
     });
     for (const entry of entries) this.notify(entry.key);
+    for (const op of ops) if (op.op === 'delete') this.notify(op.key);
     return entries;
   }
 

@@ -88,6 +88,21 @@ describe('FileStore', () => {
       { key: 'routes/catalog', value: [{ split: { v2: 100 } }], revision: 3 },
     ]);
     await expect(store.transaction([{ op: 'put', key: 'a', value: 1 }, { op: 'check', key: 'a', revision: 0 }])).rejects.toThrow(/names a twice/);
+
+    // A delete is part of the transaction: refused with it, made with it.
+    await expect(
+      store.transaction([
+        { op: 'delete', key: 'policies/catalog', condition: { ifRevision: 2 } },
+        { op: 'check', key: 'routes/catalog', revision: 2 },
+      ]),
+    ).rejects.toThrow(new StoreConflictError('routes/catalog', 2, 3));
+    await expect(store.transaction([{ op: 'delete', key: 'policies/catalog', condition: { ifRevision: 1 } }])).rejects.toThrow(new StoreConflictError('policies/catalog', 1, 2));
+    expect((await store.get('policies/catalog'))?.revision).toBe(2);
+    seen.length = 0;
+    expect(await store.transaction([{ op: 'delete', key: 'policies/catalog', condition: { ifRevision: 2 } }, { op: 'check', key: 'routes/catalog', revision: 3 }])).toEqual([]);
+    expect(await store.get('policies/catalog')).toBeUndefined();
+    expect(seen).toEqual(['policies/catalog@5']);
+    expect((await FileStore.open(dir)).currentRevision).toBe(5);
   });
 
   it('refuses to open a file that is not a store', async () => {

@@ -107,9 +107,11 @@ export class FileStore implements ConfigStore {
   async transaction(ops: readonly StoreOp[]): Promise<StoreEntry[]> {
     checkTransaction(ops);
     const results = await this.enqueue(
-      ops.map((op): KeyOp => (op.op === 'put'
-        ? { key: op.key, value: structuredClone(op.value), condition: op.condition }
-        : { key: op.key, value: undefined, condition: { ifRevision: op.revision }, checkOnly: true })),
+      ops.map((op): KeyOp => {
+        if (op.op === 'put') return { key: op.key, value: structuredClone(op.value), condition: op.condition };
+        if (op.op === 'delete') return { key: op.key, value: undefined, condition: op.condition };
+        return { key: op.key, value: undefined, condition: { ifRevision: op.revision }, checkOnly: true };
+      }),
     );
     return results.filter((_, i) => ops[i]!.op === 'put') as StoreEntry[];
   }

@@ -16,9 +16,11 @@ export interface WriteCondition {
   readonly ifRevision?: number;
 }
 
-/** One part of a transaction: write a key (check-and-set when `condition` says so), or only require a key's revision. */
+/** One part of a transaction: write or delete a key (check-and-set when `condition` says so), or only require a key's revision. */
 export type StoreOp =
   | { readonly op: 'put'; readonly key: string; readonly value: unknown; readonly condition?: WriteCondition }
+  /** Removes `key` (nothing when it is absent and `condition` does not require it). */
+  | { readonly op: 'delete'; readonly key: string; readonly condition?: WriteCondition }
   /** Fails the transaction unless `key` is at `revision` (0: unless it is absent); writes nothing. */
   | { readonly op: 'check'; readonly key: string; readonly revision: number };
 
@@ -33,7 +35,7 @@ export interface ConfigStore {
   delete(key: string, condition?: WriteCondition): Promise<boolean>;
   /**
    * Several keys at once, all or nothing: when any check or condition fails it throws
-   * StoreConflictError and writes nothing; otherwise every put lands in one commit, which
+   * StoreConflictError and writes nothing; otherwise every put and delete lands in one commit, which
    * readers and watchers (other replicas too) see whole. Resolves the puts' entries in order.
    * Each key appears at most once. A store may limit how many ops one transaction takes
    * (Consul: 64); beyond that it throws StoreLimitError, having written nothing.

@@ -173,6 +173,18 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
       ]);
       expect(written).toEqual([{ key: 'intentions', value: deny, revision: expect.any(Number) }]);
       expect(await store.get('intentions')).toEqual(written[0]);
+
+      // Deletes in a transaction: refused whole on a stale condition or check, made with the rest.
+      const intentionsRevision = written[0]!.revision;
+      await expect(store.transaction([{ op: 'delete', key: 'intentions', condition: { ifRevision: intentionsRevision + 1 } }])).rejects.toThrow(
+        new StoreConflictError('intentions', intentionsRevision + 1, intentionsRevision),
+      );
+      await expect(store.transaction([{ op: 'delete', key: 'intentions', condition: { ifRevision: 0 } }])).rejects.toBeInstanceOf(StoreConflictError);
+      await expect(store.transaction([{ op: 'delete', key: 'intentions' }, { op: 'check', key: 'policies/reviews', revision: policy.revision + 1 }])).rejects.toBeInstanceOf(StoreConflictError);
+      expect(await store.get('intentions')).toEqual(written[0]);
+      expect(await store.transaction([{ op: 'delete', key: 'intentions', condition: { ifRevision: intentionsRevision } }, { op: 'check', key: 'policies/reviews', revision: policy.revision }])).toEqual([]);
+      expect(await store.get('intentions')).toBeUndefined();
+      expect(await store.transaction([{ op: 'delete', key: 'intentions' }])).toEqual([]);
     } finally {
       await store.close();
       connection.close();
