@@ -2,12 +2,13 @@
  * `skein intention allow|deny SOURCE DEST` (and `default allow|deny`): edits the intentions
  * with read-modify-write under If-Match, so a concurrent edit is retried, never lost: after a
  * 412 it waits as the control plane's own writers do (conflictBackoff: a random wait that
- * doubles per try), so CLIs that collided do not collide again in lockstep. A rule
- * for the exact pair replaces any earlier one and goes first (first match wins, so it
- * beats wildcard rules). With no intentions yet, the default stays "allow" (what the mesh
- * does without intentions) until set with `skein intention default deny`.
+ * doubles per try), so CLIs that collided do not collide again in lockstep. The rules are
+ * kept in precedence order (`withRule`), so an exact pair beats wildcard rules whatever order
+ * they were set in. With no intentions yet, the default stays "allow" (what the mesh does
+ * without intentions) until set with `skein intention default deny`.
  */
 import { Argument, type Command } from 'commander';
+import { hiddenRules, inPrecedenceOrder } from '../../common/config/intention-precedence.js';
 import type { IntentionsInput } from '../../common/config/schema.js';
 import { conflictBackoff } from '../../control-plane/store/store.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
@@ -17,6 +18,26 @@ import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } fro
 
 /** Tries of one edit: enough for 20 CLIs editing at once to all land, with room to spare on a loaded machine (at most about 10s of waiting). */
 const EDIT_ATTEMPTS = 20;
+
+type Rule = NonNullable<IntentionsInput['rules']>[number];
+
+/**
+ * The rules once `rule` is set: it replaces the rule of its pair, and the list is in
+ * precedence order (exact pairs, then rules with one `*`, then `* -> *`: see
+ * intention-precedence.ts) with `rule` first among its equals, so the newest of those wins, and
+ * no more specific rule set before it is hidden. A list stored in another order (by an older
+ * CLI, or written whole with a PUT or `skein apply`) is put in that order too, equals keeping
+ * theirs, which lets a rule a wildcard hid decide; a repeat of a pair, which never decided,
+ * is dropped. `rewritten` says whether that moved or dropped any other rule.
+ */
+export function withRule(rules: readonly Rule[], rule: Rule): { rules: Rule[]; rewritten: boolean } {
+  const others = rules.filter((r) => r.source !== rule.source || r.destination !== rule.destination);
+  const ordered = inPrecedenceOrder([rule, ...others]);
+  const hidden = new Set(hiddenRules(ordered).map((h) => h.index));
+  const next = ordered.filter((_, i) => !hidden.has(i));
+  const kept = next.filter((r) => r !== rule);
+  return { rules: next, rewritten: kept.length !== others.length || kept.some((r, i) => r !== others[i]) };
+}
 
 async function edit(api: AdminClient, change: (current: IntentionsInput) => IntentionsInput): Promise<IntentionsInput> {
   for (let attempt = 1; ; attempt++) {
@@ -57,10 +78,15 @@ export function registerIntention(program: Command): void {
         return;
       }
       if (!destination) throw new UsageError(`usage: skein intention ${action} SOURCE DESTINATION`);
-      result = await edit(api, (current) => ({
-        ...current,
-        rules: [{ source, destination, action }, ...(current.rules ?? []).filter((r) => r.source !== source || r.destination !== destination)],
-      }));
+      let rewritten = false;
+      result = await edit(api, (current) => {
+        const next = withRule(current.rules ?? [], { source, destination, action });
+        rewritten = next.rewritten;
+        return { ...current, rules: next.rules };
+      });
+      if (rewritten) {
+        process.stderr.write('skein: note: the stored rules were not in precedence order (exact pairs, then one *, then * -> *) or repeated a pair: rewrote them in that order, without the repeats (see skein get intentions)\n');
+      }
       if (flags.output === 'json') return printJson(result);
       process.stdout.write(`${source} -> ${destination}: ${action}\n`);
     }),

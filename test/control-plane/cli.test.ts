@@ -5,7 +5,8 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
-import type { Snapshot } from '../../common/config/schema.js';
+import { intentions, type IntentionsInput, type Snapshot } from '../../common/config/schema.js';
+import { compileIntentions } from '../../sidecar/authz/intentions.js';
 import { Processes, skeinBin, tempDir, waitUntil } from '../support/index.js';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
@@ -439,11 +440,27 @@ describe('skein admin commands', () => {
   it('intention allow|deny edits the rules, exact pairs first', async () => {
     expect((await skein(['intention', 'deny', '*', 'payments'])).code).toBe(0);
     expect((await skein(['intention', 'allow', 'orders', 'payments'])).stdout).toBe('orders -> payments: allow\n');
-    const rules = JSON.parse((await skein(['get', 'intentions', '-o', 'json'])).stdout).rules;
-    expect(rules.slice(0, 2)).toEqual([
+    const rules = JSON.parse((await skein(['get', 'intentions', 'payments', '-o', 'json'])).stdout).rules;
+    expect(rules).toEqual([
       { source: 'orders', destination: 'payments', action: 'allow' },
       { source: '*', destination: 'payments', action: 'deny' },
     ]);
+  });
+
+  it('intention keeps an exact pair ahead of a wildcard rule set after it: gateway -> orders stays allowed', async () => {
+    expect((await skein(['intention', 'allow', 'gateway', 'orders'])).code).toBe(0);
+    expect(await skein(['intention', 'deny', 'gateway', '*'])).toEqual({ code: 0, stdout: 'gateway -> *: deny\n', stderr: '' });
+    const stored = (await cp.api.get<IntentionsInput>('/api/v1/intentions')).body;
+    const at = (source: string, destination: string) => stored.rules!.findIndex((r) => r.source === source && r.destination === destination);
+    expect(stored.rules![at('gateway', 'orders')]).toEqual({ source: 'gateway', destination: 'orders', action: 'allow' });
+    expect(at('gateway', 'orders')).toBeLessThan(at('gateway', '*'));
+    const decide = compileIntentions(intentions.parse(stored));
+    expect(decide('gateway', 'orders')).toEqual({ allowed: true, rule: at('gateway', 'orders') });
+    expect(decide('gateway', 'inventory')).toEqual({ allowed: false, rule: at('gateway', '*') });
+    // Set again, the wildcard rule still goes after the exact pair.
+    expect((await skein(['intention', 'deny', 'gateway', '*'])).code).toBe(0);
+    const again = (await cp.api.get<IntentionsInput>('/api/v1/intentions')).body;
+    expect(compileIntentions(intentions.parse(again))('gateway', 'orders').allowed).toBe(true);
   });
 
   it('intention allow from 20 CLIs at once: every edit lands (412s retried after a random, growing wait)', async () => {
@@ -460,9 +477,9 @@ describe('skein admin commands', () => {
     }
     const ledger = JSON.parse((await skein(['get', 'intentions', 'ledger', '-o', 'json'])).stdout);
     expect(ledger.rules).toEqual([
-      { source: '*', destination: 'ledger', action: 'allow' },
       { source: 'ledger', destination: 'vault', action: 'deny' },
       { source: 'billing', destination: 'ledger', action: 'allow' },
+      { source: '*', destination: 'ledger', action: 'allow' },
     ]);
     const table = await skein(['get', 'intentions', 'vault']);
     expect(table.stdout).toMatch(/^default action: \w+\nSOURCE\s+DESTINATION\s+ACTION\nledger\s+vault\s+deny\n$/);

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { withRule } from './intention.js';
+
+type Action = 'allow' | 'deny';
+/** `'a>b allow'` → `{source: 'a', destination: 'b', action: 'allow'}` */
+const rule = (text: string) => {
+  const [pair, action] = text.split(' ');
+  const [source, destination] = pair!.split('>');
+  return { source: source!, destination: destination!, action: action as Action };
+};
+const rules = (...texts: string[]) => texts.map(rule);
+
+describe('withRule', () => {
+  it('keeps an exact pair ahead of a wildcard rule set after it', () => {
+    const first = withRule([], rule('gateway>orders allow'));
+    const second = withRule(first.rules, rule('gateway>* deny'));
+    expect(second).toEqual({ rules: rules('gateway>orders allow', 'gateway>* deny'), rewritten: false });
+    expect(withRule(second.rules, rule('*>* deny')).rules).toEqual(rules('gateway>orders allow', 'gateway>* deny', '*>* deny'));
+  });
+
+  it('puts a new rule first among its equals and replaces the rule of its pair', () => {
+    const stored = rules('users>catalog allow', 'gateway>orders allow', 'gateway>* deny', '*>payments deny', '*>* deny');
+    expect(withRule(stored, rule('orders>payments allow'))).toEqual({
+      rules: rules('orders>payments allow', 'users>catalog allow', 'gateway>orders allow', 'gateway>* deny', '*>payments deny', '*>* deny'),
+      rewritten: false,
+    });
+    expect(withRule(stored, rule('*>payments allow')).rules).toEqual(rules('users>catalog allow', 'gateway>orders allow', '*>payments allow', 'gateway>* deny', '*>* deny'));
+    expect(withRule(stored, rule('gateway>orders deny')).rules).toEqual(rules('gateway>orders deny', 'users>catalog allow', 'gateway>* deny', '*>payments deny', '*>* deny'));
+  });
+
+  it('puts rules stored out of order in precedence order, equals keeping theirs, and drops repeats of a pair', () => {
+    // As an older CLI left them: the allow was hidden by the wildcard set after it.
+    const stored = rules('*>* allow', 'gateway>* deny', 'gateway>orders allow', '*>orders deny', 'users>orders allow', 'gateway>orders deny');
+    expect(withRule(stored, rule('users>catalog allow'))).toEqual({
+      rules: rules('users>catalog allow', 'gateway>orders allow', 'users>orders allow', 'gateway>* deny', '*>orders deny', '*>* allow'),
+      rewritten: true,
+    });
+    // A repeat alone is a rewrite too.
+    expect(withRule(rules('a>b allow', 'a>b deny'), rule('c>d allow'))).toEqual({ rules: rules('c>d allow', 'a>b allow'), rewritten: true });
+  });
+});
