@@ -12,5 +12,11 @@ export interface ConfigSource {
   readonly hasSnapshot: boolean;
   /** A human-readable state for `/ready` and logs, e.g. "waiting for control plane at 127.0.0.1:15012". */
   readonly status: string;
+  /**
+   * Whether an operator wrote what it delivers (a static file), so `apply` also refuses what a
+   * write to the control plane is refused for (parseAuthoredSnapshot). A pushed snapshot is
+   * not: the control plane publishes what its store holds, written by older versions too.
+   */
+  readonly authored: boolean;
   close(): Promise<void>;
 }

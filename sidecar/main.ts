@@ -12,7 +12,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { parseSnapshot } from '../common/config/parse.js';
+import { parseAuthoredSnapshot, parseSnapshot } from '../common/config/parse.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { compileSplit } from '../common/routing/index.js';
 import { createAdminServer, type AdminDeps } from './admin/server.js';
@@ -250,10 +250,11 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
 
   // ---- config -------------------------------------------------------------------------
   let version: string | undefined;
+  const parse = parts.configSource.authored ? parseAuthoredSnapshot : parseSnapshot;
   const apply = (raw: unknown): void => {
     let snapshot;
     try {
-      snapshot = parseSnapshot(raw);
+      snapshot = parse(raw);
     } catch (err) {
       metrics.configUpdate('nack');
       throw err;

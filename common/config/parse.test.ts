@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, parseSnapshot, validate } from './parse.js';
+import { ConfigError, parseAuthoredSnapshot, parseSnapshot, validate } from './parse.js';
 import { duration } from './schema.js';
 import { formatDuration, parseDuration } from './duration.js';
 
-function problems(input: unknown): string[] {
+function problems(input: unknown, parse = parseSnapshot): string[] {
   try {
-    parseSnapshot(input);
+    parse(input);
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;
     throw err;
@@ -175,5 +175,36 @@ describe('durations', () => {
       '(root): unknown field "extra"',
     ]);
     expect(problemsOf({ ttl: '10ms', other: 1 })).toEqual(['ttl: must be at least 1s']);
+  });
+});
+
+describe('parseAuthoredSnapshot', () => {
+  const shadowed = `
+intentions:
+  defaultAction: deny
+  rules:
+    - { source: gateway, destination: "*", action: deny }
+    - { source: users, destination: orders, action: allow }
+    - { source: gateway, destination: orders, action: allow }
+    - { source: "*", destination: "*", action: allow }
+    - { source: users, destination: orders, action: deny }
+`;
+
+  it('refuses an intention rule that never decides, naming it and the rule that decides instead', () => {
+    expect(problems(shadowed, parseAuthoredSnapshot)).toEqual([
+      'intentions.rules[2]: never decides: rule 0 (gateway -> *) matches every call it would',
+      'intentions.rules[4]: never decides: rule 1 (users -> orders) matches every call it would',
+    ]);
+    // Alongside the other problems of the file, each at its place.
+    expect(problems({ services: { catalog: { timeout: 'soon' } }, intentions: { rules: [{ source: '*', destination: 'orders', action: 'deny' }, { source: 'gateway', destination: 'orders', action: 'allow' }] } }, parseAuthoredSnapshot)).toEqual([
+      'services.catalog.timeout: invalid duration "soon" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)',
+      'intentions.rules[1]: never decides: rule 0 (* -> orders) matches every call it would',
+    ]);
+  });
+
+  it('takes what parseSnapshot takes otherwise, and parseSnapshot (pushed snapshots) takes such rules as they are', () => {
+    const fine = 'intentions:\n  rules:\n    - { source: gateway, destination: "*", action: deny }\n    - { source: "*", destination: orders, action: allow }\n';
+    expect(parseAuthoredSnapshot(fine)).toEqual(parseSnapshot(fine));
+    expect(parseSnapshot(shadowed).intentions!.rules).toHaveLength(5);
   });
 });

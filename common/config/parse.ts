@@ -5,7 +5,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodError, ZodType, ZodTypeDef } from 'zod';
-import { snapshot, type Snapshot } from './schema.js';
+import { authoredSnapshot, snapshot, type Snapshot } from './schema.js';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -68,7 +68,20 @@ export function decodeText(text: string, source = 'config'): unknown {
  * snapshot, for whoever means it.
  */
 export function parseSnapshot(input: string | unknown, source = 'config'): Snapshot {
+  return parseWith(snapshot, input, source);
+}
+
+/**
+ * A snapshot an operator wrote (a static config file): as parseSnapshot, and also refused for
+ * what a write to the control plane is, e.g. an intention rule that never decides
+ * (`authoredSnapshot`). A pushed snapshot is not: it holds what the store holds.
+ */
+export function parseAuthoredSnapshot(input: string | unknown, source = 'config'): Snapshot {
+  return parseWith(authoredSnapshot, input, source);
+}
+
+function parseWith(schema: ZodType<Snapshot, ZodTypeDef, unknown>, input: string | unknown, source: string): Snapshot {
   const value = typeof input === 'string' ? decodeText(input, source) : input;
   if (value === null || value === undefined) throw new ConfigError([`${source}: empty (no YAML or JSON document in it); write {} for a snapshot with nothing in it`]);
-  return validate(snapshot, value);
+  return validate(schema, value);
 }

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
+import { hiddenRules } from './intention-precedence.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -227,12 +228,26 @@ export const intentionRule = z
   })
   .strict();
 
+/** Intentions as stored and pushed: a rule that never decides is taken as it is (see `authoredIntentions`). */
 export const intentions = z
   .object({
     defaultAction: z.enum(['allow', 'deny']).default('deny'),
     rules: z.array(intentionRule).default([]),
   })
   .strict();
+
+/**
+ * Intentions as an operator writes them (admin API, apply file, static config file): a rule
+ * that never decides, because an earlier one matches every call it would, is refused, as it
+ * reads as a decision the mesh does not make. Only where they are written: a store written
+ * before this check may hold such rules, and must still load and reach sidecars.
+ */
+export const authoredIntentions = intentions.superRefine((value, ctx) => {
+  for (const { index, hiddenBy } of hiddenRules(value.rules)) {
+    const by = value.rules[hiddenBy]!;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rules', index], message: `never decides: rule ${hiddenBy} (${by.source} -> ${by.destination}) matches every call it would` });
+  }
+});
 
 export const snapshot = z
   .object({
@@ -251,6 +266,9 @@ export const snapshot = z
     intentions: intentions.optional(),
   })
   .strict();
+
+/** A snapshot as an operator writes it (a static config file): with the checks of `authoredIntentions`. */
+export const authoredSnapshot = snapshot.extend({ intentions: authoredIntentions.optional() });
 
 export type SnapshotInput = z.input<typeof snapshot>;
 export type Snapshot = z.output<typeof snapshot>;

@@ -7,7 +7,7 @@
  * `Warning: 299` header saying why.
  */
 import type { MeshConfig } from '../state/mesh-config.js';
-import { intentionsBody, policyBody, routesBody, splitBody } from '../state/resources.js';
+import { newIntentionsBody, policyBody, routesBody, splitBody } from '../state/resources.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry } from '../store/store.js';
 import { afterWrite, entryHeaders, writeCondition } from './conditions.js';
@@ -142,9 +142,9 @@ export function registerConfigRoutes(router: Router, { config, publisher, canari
     .add({
       method: 'PUT',
       path: '/api/v1/intentions',
-      summary: 'Replace the default action and rules',
+      summary: 'Replace the default action and rules; a rule that never decides (an earlier rule matches every call it would) is refused',
       auth: true,
-      requestBody: intentionsBody,
+      requestBody: newIntentionsBody,
       handler: async (ctx) => {
         const cond = await condition(ctx, () => config.getIntentions());
         return written(await config.putIntentions(await ctx.body(), cond));

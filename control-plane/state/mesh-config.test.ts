@@ -28,6 +28,27 @@ describe('MeshConfig.load', () => {
   });
 });
 
+describe('intention rules that never decide', () => {
+  const hidden = { defaultAction: 'deny', rules: [{ source: 'gateway', destination: '*', action: 'deny' }, { source: 'gateway', destination: 'orders', action: 'allow' }] };
+  const problems = (err: unknown) => (err instanceof ConfigError ? err.problems : err);
+
+  it('are refused by a PUT and an apply, naming the rule, with nothing written', async () => {
+    const store = await FileStore.open(tempDir());
+    const config = new MeshConfig(store, new StreamRegistry(1_000));
+    expect(problems(await config.putIntentions(hidden).catch((e: unknown) => e))).toEqual(['rules[1]: never decides: rule 0 (gateway -> *) matches every call it would']);
+    expect(problems(await config.apply({ services: { orders: { timeout: '2s' } }, intentions: hidden }).catch((e: unknown) => e))).toEqual([
+      'intentions.rules[1]: never decides: rule 0 (gateway -> *) matches every call it would',
+    ]);
+    expect(store.currentRevision).toBe(0);
+  });
+
+  it('are loaded as they are from a store an older version wrote', async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('intentions', hidden);
+    expect((await new MeshConfig(store, new StreamRegistry(1_000)).load()).intentions).toEqual(hidden);
+  });
+});
+
 describe('MeshConfig.apply', () => {
   async function mesh() {
     const store = await FileStore.open(tempDir());

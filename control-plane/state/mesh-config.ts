@@ -17,6 +17,7 @@ import {
   applyDocuments,
   intentionsBody,
   keys,
+  newIntentionsBody,
   policyBody,
   routesBody,
   splitBody,
@@ -340,8 +341,8 @@ export class MeshConfig {
     return this.store.get(keys.intentions);
   }
 
-  putIntentions(body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
-    validate(intentionsBody, body);
+  async putIntentions(body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
+    validate(newIntentionsBody, body);
     return this.store.put(keys.intentions, body, condition);
   }
 

@@ -4,20 +4,23 @@
  * (durations as written, e.g. "3s"), so what an operator PUTs is what they GET back.
  */
 import { z } from 'zod';
-import { intentions, routeRules, serviceName, servicePolicy, split } from '../../common/config/schema.js';
+import { authoredIntentions, intentions, routeRules, serviceName, servicePolicy, split } from '../../common/config/schema.js';
 
 /** A service's policy: everything of SPEC §4 `services.X` except endpoints, which come from discovery. */
 export const policyBody = servicePolicy.omit({ endpoints: true });
 export const routesBody = routeRules;
 export const splitBody = split;
+/** Intentions as stored, for reading the store: an older version may have written a rule that never decides. */
 export const intentionsBody = intentions;
+/** Intentions as written (PUT, apply): a rule that never decides is refused. */
+export const newIntentionsBody = authoredIntentions;
 
 /** The documents of an apply file: `services.X` is X's policy, `routes.X` its rules, `intentions` the intentions. */
 export const applyDocuments = z
   .object({
     services: z.record(serviceName, policyBody).optional(),
     routes: z.record(serviceName, routesBody).optional(),
-    intentions: intentionsBody.optional(),
+    intentions: newIntentionsBody.optional(),
   })
   .strict();
 

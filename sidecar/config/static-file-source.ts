@@ -7,10 +7,11 @@
  * (followed as that changes). Any event there is a reason to look: after a 100 ms debounce
  * the file is stat'ed (through symlinks) and re-read only when its (dev, inode, mtime, size)
  * changed, and applied only when its text did, so unrelated events cost a stat and log
- * nothing. A file that fails validation (an empty one included: see parseSnapshot) is
- * refused with a log line naming each fault's path, and the snapshot in force stays; at
- * start, with none in force, the refusal stops the sidecar (start() throws). SIGHUP re-reads
- * and re-applies the file whatever changed.
+ * nothing. A file that fails validation (an empty one included: see parseSnapshot; being an
+ * operator's file, it gets the checks of a write too: see `authored`) is refused with a log
+ * line naming each fault's path, and the snapshot in force stays; at start, with none in
+ * force, the refusal stops the sidecar (start() throws). SIGHUP re-reads and re-applies the
+ * file whatever changed.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import type { ConfigSource } from '../config-source.js';
 const DEBOUNCE_MS = 100;
 
 export class StaticFileConfigSource implements ConfigSource {
+  readonly authored = true;
   private applied = false;
   private lastError: string | undefined;
   /** The refusal of `lastText`, if it was refused (restored when a failed read is followed by the same text). */

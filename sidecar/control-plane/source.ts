@@ -59,6 +59,7 @@ export const URGENT_BACKOFF_MAX_MS = 1_000;
 const STABLE_MS = 10_000;
 
 export class ControlPlaneSource implements ConfigSource {
+  readonly authored = false;
   private version: string | undefined;
   private client: MeshClient | undefined;
   private stream: Stream | undefined;
