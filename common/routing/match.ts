@@ -25,6 +25,10 @@ interface HeaderCheck {
 export interface CompiledMatch {
   /** False when no check reads headers, so callers need not build a header map. */
   readonly usesHeaders: boolean;
+  /** True when it checks nothing (no method, header or path other than the prefix `/`): every request matches. */
+  readonly matchesAll: boolean;
+  /** True when only requests carrying some header can match (a header check other than `present: false`): opted-in requests, not ordinary ones. */
+  readonly needsHeader: boolean;
   matches(method: string, path: string, headers: HeaderMap | undefined): boolean;
   /** Every reason the request does not match; empty when it does. */
   explain(method: string, path: string, headers: HeaderMap): string[];
@@ -81,6 +85,8 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
 
   return {
     usesHeaders: headers.length > 0,
+    matchesAll: path === undefined && methods === undefined && headers.length === 0,
+    needsHeader: headers.some((check) => check.kind !== 'absent'),
     matches(method, p, h) {
       if (!pathOk(path, p)) return false;
       if (methods !== undefined && !methods.has(method)) return false;

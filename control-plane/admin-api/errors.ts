@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../../common/config/parse.js';
 import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
+import { ShadowedSplitError } from '../state/split-rule.js';
 import { StoreConflictError, StoreLimitError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 
@@ -49,6 +50,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ConfigError) return new ApiError('invalid', err.message, err.problems);
   // A write that would change what a running canary rollout steers: refused, nothing written.
   if (err instanceof RunningCanaryError) return new ApiError('conflict', err.message, undefined, { canaries: conflictDetails(err.conflicts) });
+  // A valid split that the service's current rules would keep from some of its requests: the
+  // rules are what must change, so a conflict with them rather than an invalid body.
+  if (err instanceof ShadowedSplitError) return new ApiError('conflict', err.message, undefined, { shadowedBy: err.shadowing });
   if (err instanceof StoreConflictError) {
     return new ApiError(
       'precondition-failed',

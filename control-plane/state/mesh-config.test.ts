@@ -7,6 +7,7 @@ import { FileStore } from '../store/file-store.js';
 import { StoreConflictError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 import { MeshConfig, type CanaryGuard } from './mesh-config.js';
+import { ShadowedSplitError } from './split-rule.js';
 
 describe('MeshConfig.load', () => {
   it('refuses entries that bypassed the API checks, naming each key, until they are fixed', async () => {
@@ -308,5 +309,23 @@ describe('guarded writes: forcing, and losing the race to another writer', () =>
     expect((err as StoreConflictError).key).toBe('canaries/catalog');
     expect(state.writes).toBe(10);
     expect((await store.get('routes/catalog'))!.value).toEqual([{ split: { v1: 75, v2: 25 } }]);
+  });
+});
+
+describe('MeshConfig.setSplit', () => {
+  it('writes the split into the rule every request reaches, and refuses (writing nothing) one earlier rules would keep requests from', async () => {
+    const store = await FileStore.open(tempDir());
+    const config = new MeshConfig(store, new StreamRegistry(1_000));
+    await config.putPolicy('catalog', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    // Matches every request, though not spelt as `{}` or `{pathPrefix: "/"}`.
+    await config.putRoutes('catalog', [{ match: { pathPrefix: '/', headers: {} }, split: { v1: 100 } }]);
+    expect((await config.setSplit('catalog', { v2: 100 })).value).toEqual([{ match: { pathPrefix: '/', headers: {} }, split: { v2: 100 } }]);
+
+    const shadowed = [{ match: { method: ['GET', 'HEAD'] }, split: { v1: 90, v2: 10 } }];
+    await config.putRoutes('catalog', shadowed);
+    const revision = store.currentRevision;
+    await expect(config.setSplit('catalog', { v2: 100 })).rejects.toBeInstanceOf(ShadowedSplitError);
+    expect(store.currentRevision).toBe(revision);
+    expect((await config.getRoutes('catalog'))!.value).toEqual(shadowed);
   });
 });

@@ -13,6 +13,7 @@ import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
 import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
+import { withSplit } from './split-rule.js';
 import {
   applyDocuments,
   intentionsBody,
@@ -275,23 +276,19 @@ export class MeshConfig {
     });
   }
 
-  /** Sets the weights of the service's catch-all rule, adding one when it has none. */
+  /**
+   * Sets the weights of the service's catch-all rule, adding one when it has none; refused
+   * (ShadowedSplitError) when an earlier rule would keep ordinary requests from it (split-rule.ts).
+   */
   async setSplit(service: string, body: unknown, condition?: WriteCondition, mode: CanaryWriteMode = {}): Promise<StoreEntry> {
     checkService(service);
     const weights = validate(splitBody, body);
-    const withSplit = (rules: RoutesInput | undefined): RoutesInput => {
-      const next = structuredClone(rules ?? []);
-      const catchAll = next.findLastIndex((rule) => isCatchAll(rule.match));
-      if (catchAll >= 0) next[catchAll] = { ...next[catchAll]!, split: weights };
-      else next.push({ match: { pathPrefix: '/' }, split: weights });
-      return next;
-    };
     // The routes are read, changed and written on condition that neither they (unless the
     // caller gave its own condition, which then fails as 412) nor the policy judged against moved.
     return this.judgedWrite(mode, JUDGED_ATTEMPTS, async () => {
       const [routes, policy] = await Promise.all([this.store.get(keys.routes(service)), this.store.get(keys.policy(service))]);
       this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declaredIn(policy));
-      const next = withSplit(routes?.value as RoutesInput | undefined);
+      const next = withSplit(service, routes?.value as RoutesInput | undefined, weights);
       const { checks, conflicts } = await this.judgeCanaries(mode, [{ service, changes: () => (routesChange(routes?.value, next) ? ['the split of its catch-all rule'] : []) }]);
       const ops: StoreOp[] = [
         { op: 'put', key: keys.routes(service), value: next, condition: condition ?? { ifRevision: routes?.revision ?? 0 } },
@@ -503,10 +500,4 @@ function checkService(service: string): string {
   const result = serviceName.safeParse(service);
   if (!result.success) throw new ConfigError([`service: "${service}" ${result.error.issues[0]!.message}`]);
   return service;
-}
-
-function isCatchAll(match: RoutesInput[number]['match']): boolean {
-  if (!match) return true;
-  const fields = Object.entries(match).filter(([, v]) => v !== undefined);
-  return fields.length === 0 || (fields.length === 1 && match.pathPrefix === '/');
 }

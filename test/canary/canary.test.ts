@@ -70,7 +70,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   v2Fails = false;
-  await cp.api.put('/api/v1/routes/backend/split', { v1: 100 });
+  await cp.api.put('/api/v1/routes/backend', [{ match: { pathPrefix: '/' }, split: { v1: 100 } }]);
   await waitUntil(async () => ((await servedBy(5)).has('backend-v2') ? undefined : true), { what: 'traffic on v1 only' });
 });
 
@@ -182,4 +182,48 @@ describe('canary rollouts', () => {
     const badSteps = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '10,x']);
     expect(badSteps.code).toBe(2);
   });
+
+  it('refuses a rollout, and a split, that a rule before the catch-all would keep requests from, naming it; nothing is written', async () => {
+    // The README's shape: GET and HEAD are split by rule 1, so a catch-all added after it would get only the other methods.
+    const shadowed = [
+      { match: { pathPrefix: '/', headers: { 'x-canary': 'true' } }, split: { v2: 100 } },
+      { match: { pathPrefix: '/', method: ['GET', 'HEAD'] }, split: { v1: 100 } },
+    ];
+    await cp.api.put('/api/v1/routes/backend', shadowed);
+    const rollout = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '50,100', '--interval', '1s', '--min-requests', '5']);
+    expect(rollout.code, rollout.output).toBe(1);
+    expect(rollout.output).toMatch(/skein: 409 conflict: a split of backend would not steer all its traffic: rule 1 "rule-1" \(match \{"pathPrefix":"\/","method":\["GET","HEAD"\]\}\) comes before the catch-all rule that would be added last/);
+    expect((await canary()).status).not.toBe('running');
+    const split = await skeinCli(procs, cp, ['split', 'backend', 'v2=100']);
+    expect(split.code, split.output).toBe(1);
+    expect(split.output).toMatch(/409 conflict: a split of backend would not steer all its traffic: rule 1 "rule-1"/);
+    const raw = await fetch(`${cp.adminUrl}/api/v1/routes/backend/split`, { method: 'PUT', headers: { authorization: `Bearer ${cp.adminToken}`, 'content-type': 'application/json' }, body: '{"v2": 100}' });
+    expect(raw.status).toBe(409);
+    expect(((await raw.json()) as { error: { shadowedBy: unknown } }).error.shadowedBy).toEqual([{ index: 1, name: 'rule-1', match: shadowed[1]!.match }]);
+    expect((await cp.api.get('/api/v1/routes/backend')).body).toEqual(shadowed);
+    expect(await servedBy(10)).toEqual(new Set(['backend-v1']));
+  }, 40_000);
+
+  it('skein split moves the traffic of a catch-all rule spelt with an empty headers match, in place', async () => {
+    await cp.api.put('/api/v1/routes/backend', [{ name: 'all', match: { pathPrefix: '/', headers: {} }, split: { v1: 100 } }]);
+    const res = await skeinCli(procs, cp, ['split', 'backend', 'v2=100']);
+    expect(res.code, res.output).toBe(0);
+    expect((await cp.api.get('/api/v1/routes/backend')).body).toEqual([{ name: 'all', match: { pathPrefix: '/', headers: {} }, split: { v2: 100 } }]);
+    await waitUntil(async () => ((await servedBy(10)).has('backend-v1') ? undefined : true), { what: 'traffic on v2 only' });
+  }, 40_000);
+
+  it('rolls out over a header-pinned rule ahead of the catch-all: the rollout steers every other request, the pinned rule stays', async () => {
+    const pinned = { match: { pathPrefix: '/', headers: { 'x-canary': 'true' } }, split: { v2: 100 } };
+    await cp.api.put('/api/v1/routes/backend', [pinned, { match: { pathPrefix: '/' }, split: { v1: 100 } }]);
+    const load = traffic();
+    let cli: { code: number | null; output: string };
+    try {
+      cli = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '50,100', '--interval', '1s', '--min-requests', '5']);
+    } finally {
+      await load.stop();
+    }
+    expect(cli.code, cli.output).toBe(0);
+    expect((await cp.api.get('/api/v1/routes/backend')).body).toEqual([pinned, { match: { pathPrefix: '/' }, split: { v2: 100 } }]);
+    await waitUntil(async () => ((await servedBy(10)).has('backend-v1') ? undefined : true), { what: 'traffic on v2 only' });
+  }, 40_000);
 });
