@@ -62,6 +62,17 @@ describe('stored canary rollouts', () => {
   });
 });
 
+describe('a rollout stored by an older version', () => {
+  it('with minRequests 0 (taken then, judged as 1) resumes with 1 instead of refusing the start', async () => {
+    const store = await FileStore.open(tempDir());
+    const old = state('catalog');
+    await store.put('canaries/catalog', { ...old, spec: { ...old.spec, thresholds: { ...old.spec.thresholds, minRequests: 0 } } });
+    const c = controller(store);
+    await c.load();
+    expect(c.get('catalog')!.spec.thresholds.minRequests).toBe(1);
+  });
+});
+
 describe('a rollout whose split cannot be restored', () => {
   it('still ends (aborted, saying why), instead of staying running with no loop', async () => {
     const store = await FileStore.open(tempDir());

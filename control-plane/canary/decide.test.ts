@@ -59,4 +59,11 @@ describe('canaryBody', () => {
     expect(() => validate(canaryBody, { to: 'v2', interval: 'soon' })).toThrow(/interval: invalid duration/);
     expect(() => validate(canaryBody, { to: 'v2', thresholds: { minSuccessRate: 2 } })).toThrow(/thresholds\.minSuccessRate/);
   });
+
+  it('refuses minRequests 0: a step judged on no request would advance a canary nothing was measured of', () => {
+    expect(() => validate(canaryBody, { to: 'v2', thresholds: { minRequests: 0 } })).toThrow(/thresholds\.minRequests: must be at least 1: a step with no request to the canary proves nothing about it/);
+    const one = validate(canaryBody, { to: 'v2', thresholds: { minRequests: 1 }, maxHolds: 0 });
+    expect(decide(one, 'v2', golden(0, 0, 0), 0)).toEqual({ action: 'rollback', reason: '0 requests to v2, fewer than minRequests 1 after 0 extra intervals' });
+    expect(decide(one, 'v2', golden(1, 0, 5), 0)).toEqual({ action: 'advance' });
+  });
 });

@@ -16,7 +16,7 @@ export type Decision = { action: 'advance' } | { action: 'hold'; reason: string 
 
 export function decide(spec: CanarySpec, subset: string, measured: Golden, holds: number): Decision {
   const t = spec.thresholds;
-  if (measured.requests < t.minRequests || measured.requests === 0) {
+  if (measured.requests < t.minRequests) {
     const reason = `${measured.requests} requests to ${subset}, fewer than minRequests ${t.minRequests}`;
     return holds < spec.maxHolds ? { action: 'hold', reason } : { action: 'rollback', reason: `${reason} after ${holds} extra intervals` };
   }

@@ -26,7 +26,8 @@ export const canaryBody = z
       .object({
         minSuccessRate: z.number().min(0).max(1).default(0.99),
         maxP99: duration.default('500ms'),
-        minRequests: z.number().int().min(0).default(20),
+        // A step judged on no request would advance a canary nothing was measured of.
+        minRequests: z.number().int().min(1, 'must be at least 1: a step with no request to the canary proves nothing about it').default(20),
       })
       .strict()
       .default({}),
@@ -59,11 +60,20 @@ const storedAnalysis = z
   })
   .strict();
 
+/**
+ * A spec stored by an older version, as it behaved there: `minRequests: 0` was taken and judged
+ * as 1, so a rollout running with it resumes instead of refusing the start.
+ */
+function olderSpec(spec: unknown): unknown {
+  const thresholds = (spec as { thresholds?: { minRequests?: unknown } } | null)?.thresholds;
+  return thresholds?.minRequests === 0 ? { ...(spec as object), thresholds: { ...thresholds, minRequests: 1 } } : spec;
+}
+
 /** A rollout's state as the controller stores it; `spec` is the parsed body (durations in ms), which the body's schema takes back unchanged. */
 export const storedCanary = z
   .object({
     service: serviceName,
-    spec: canaryBody,
+    spec: z.preprocess(olderSpec, canaryBody),
     status: z.enum(['running', 'succeeded', 'rolled-back', 'aborted']),
     step: z.number().int().min(0),
     weight,

@@ -170,6 +170,7 @@ describe('canary rollouts', () => {
       [{ to: 'v2', thresholds: { maxP99: 5 , bogus: 1 } }, /^thresholds: unknown field "bogus"/],
       [{ to: 'v9' }, /^to: unknown subset "v9" of backend/],
       [{ from: 'v8', to: 'v2' }, /^from: unknown subset "v8" of backend/],
+      [{ to: 'v2', thresholds: { minRequests: 0 } }, /^thresholds\.minRequests: must be at least 1/],
     ];
     for (const [body, problem] of cases) {
       const err = await apiError(cp.api.post('/api/v1/canaries/backend', body));
@@ -181,6 +182,9 @@ describe('canary rollouts', () => {
     expect(noTo.code).toBe(2);
     const badSteps = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '10,x']);
     expect(badSteps.code).toBe(2);
+    const noRequests = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--min-requests', '0']);
+    expect(noRequests.code, noRequests.output).toBe(2);
+    expect(noRequests.output).toMatch(/--min-requests: must be at least 1: a step with no request to the canary proves nothing about it/);
   });
 
   it('refuses a rollout, and a split, that a rule before the catch-all would keep requests from, naming it; nothing is written', async () => {
