@@ -1,6 +1,8 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { parseAdminUrl, parseAdvertiseAddress, parseHostPort } from './flag-values.js';
+import { canaryBody } from '../control-plane/canary/schema.js';
+import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort } from './flag-values.js';
+import { UsageError } from './usage-error.js';
 
 describe('HOST:PORT flags', () => {
   it('take a name, an IPv4 or a bracketed IPv6 address with a port from 1 to 65535', () => {
@@ -35,5 +37,24 @@ describe('--advertise-address', () => {
     expect(() => parseAdvertiseAddress('my host')).toThrow(/must be an IP address or a host name/);
     expect(() => parseAdvertiseAddress('')).toThrow(InvalidArgumentError);
     for (const unspecified of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0']) expect(() => parseAdvertiseAddress(unspecified), unspecified).toThrow(/unspecified address/);
+  });
+});
+
+describe('checkFlagValues', () => {
+  const flags = { to: '--to', from: '--from', 'thresholds.minRequests': '--min-requests' };
+  const usage = (body: unknown) => {
+    try {
+      checkFlagValues(canaryBody, body, flags);
+    } catch (err) {
+      if (err instanceof UsageError) return err.message;
+      throw err;
+    }
+    return undefined;
+  };
+
+  it('names the flag of each bad value, and a field the message names by its flag too', () => {
+    expect(usage({ to: 'v2', from: 'v2' })).toBe('--to: must differ from --from');
+    expect(usage({ to: 'v2', thresholds: { minRequests: 0 } })).toMatch(/^--min-requests: must be at least 1/);
+    expect(usage({ to: 'v2' })).toBeUndefined();
   });
 });

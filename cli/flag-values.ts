@@ -1,6 +1,6 @@
 /** Parsers of flag values shared by several commands; a bad value is a usage error (exit 2). */
 import { InvalidArgumentError } from 'commander';
-import type { ZodType, ZodTypeDef } from 'zod';
+import type { ZodIssue, ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
 import { parseSize } from '../common/config/size.js';
@@ -92,10 +92,14 @@ export function parseAdminUrl(value: string): string {
 /**
  * Checks a request body built from flags against the server's own schema before it is sent,
  * so a bad value is a usage error naming its flag (exit 2) rather than a 422 (exit 1).
- * `flags` maps a body path (e.g. `thresholds.maxP99`) to the flag that sets it.
+ * `flags` maps a body path (e.g. `thresholds.maxP99`) to the flag that sets it. The schema's
+ * own (custom) messages name another field as `"path"` (`must differ from "from"`): that too
+ * is said as its flag (`--to: must differ from --from`).
  */
 export function checkFlagValues<Out, In>(schema: ZodType<Out, ZodTypeDef, In>, body: unknown, flags: Readonly<Record<string, string>>): void {
   const result = schema.safeParse(body);
   if (result.success) return;
-  throw new UsageError(result.error.issues.map((issue) => `${flags[formatPath(issue.path)] ?? formatPath(issue.path)}: ${issue.message}`).join('; '));
+  const flagOf = (path: string): string => flags[path] ?? path;
+  const message = (issue: ZodIssue): string => (issue.code === 'custom' ? issue.message.replace(/"([\w.]+)"/g, (quoted, path: string) => flags[path] ?? quoted) : issue.message);
+  throw new UsageError(result.error.issues.map((issue) => `${flagOf(formatPath(issue.path))}: ${message(issue)}`).join('; '));
 }

@@ -185,6 +185,9 @@ describe('canary rollouts', () => {
     const noRequests = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--min-requests', '0']);
     expect(noRequests.code, noRequests.output).toBe(2);
     expect(noRequests.output).toMatch(/--min-requests: must be at least 1: a step with no request to the canary proves nothing about it/);
+    const same = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--from', 'v2']);
+    expect(same.code, same.output).toBe(2);
+    expect(same.output).toMatch(/--to: must differ from --from/);
   });
 
   it('refuses a rollout, and a split, that a rule before the catch-all would keep requests from, naming it; nothing is written', async () => {
