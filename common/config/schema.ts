@@ -138,7 +138,7 @@ const stringMatch = z.union([
 
 /** RFC 9110 §5.6.2: methods and header field names are tokens; anything else could never match a request. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const methodName = z.string().regex(TOKEN, 'must be an HTTP method name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+export const methodName = z.string().regex(TOKEN, 'must be an HTTP method name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
 const headerName = z.string().regex(TOKEN, 'must be a header name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
 
 /** Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined. */

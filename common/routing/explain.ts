@@ -57,7 +57,8 @@ function routedPath(request: DescribedRequest, method: string): { path: string; 
 }
 
 export function explainRequest(snapshot: Snapshot, request: DescribedRequest): Explanation {
-  const method = request.method.toUpperCase();
+  // As sent, as a sidecar matches it: `get` is not GET (RFC 9110 §9.1).
+  const method = request.method;
   const { path, refused } = routedPath(request, method);
   if (refused !== undefined) return { service: request.service, path, refused, known: true, skipped: [], split: [] };
   const policy = snapshot.services[request.service];

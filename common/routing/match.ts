@@ -34,9 +34,14 @@ export interface CompiledMatch {
   explain(method: string, path: string, headers: HeaderMap): string[];
 }
 
+/** A header's repeated lines as the one value matched (RFC 9110 §5.3): joined with ", ", as the sidecar's HTTP/1 parser and node:http join them. */
+export function joinFieldLines(values: readonly string[]): string {
+  return values.join(', ');
+}
+
 function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
   const v = headers?.[name];
-  return Array.isArray(v) ? v.join(',') : v;
+  return Array.isArray(v) ? joinFieldLines(v) : v;
 }
 
 function compileHeader(name: string, m: NonNullable<RouteMatch['headers']>[string]): HeaderCheck {
@@ -79,6 +84,8 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
         : match.pathRegex !== undefined
           ? { kind: 'regex', value: match.pathRegex, regex: wholeValueRegExp(match.pathRegex) }
           : undefined;
+  // The config's method names mean the upper-case methods (`get` is GET); a request's method is
+  // compared as sent, since methods are case-sensitive (RFC 9110 §9.1).
   const methodList = match.method === undefined ? undefined : (Array.isArray(match.method) ? match.method : [match.method]).map((m) => m.toUpperCase());
   const methods = methodList && new Set(methodList);
   const headers = Object.entries(match.headers ?? {}).map(([name, m]) => compileHeader(name, m));
@@ -103,7 +110,7 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
         else if (path!.kind === 'exact') why.push(`path ${p} is not ${path!.value}`);
         else why.push(`path ${p} does not match regex ${path!.value}`);
       }
-      if (methods !== undefined && !methods.has(method.toUpperCase())) why.push(`method ${method} is not ${methodList!.join(' or ')}`);
+      if (methods !== undefined && !methods.has(method)) why.push(`method ${method} is not ${methodList!.join(' or ')}`);
       for (const check of headers) {
         const value = headerValue(h, check.name);
         if (headerOk(check, value)) continue;

@@ -64,7 +64,7 @@ describe('subsets', () => {
 
 describe('explain', () => {
   it('names the matching rule, why earlier rules failed, and the split', () => {
-    const e = explainRequest(snapshot, { service: 'catalog', method: 'get', path: '/x?q=1', headers: {} });
+    const e = explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/x?q=1', headers: {} });
     expect(e.matched).toMatchObject({ index: 3, name: 'rule-3' });
     expect(e.skipped[0]!.reasons).toEqual(['path /x does not start with /api', 'header x-canary missing']);
     expect(e.skipped[1]!.reasons).toEqual(['path /x is not /exact', 'method GET is not POST']);
@@ -85,5 +85,20 @@ describe('explain', () => {
     expect(refused.refused).toMatch(/encoded slash/);
     expect(refused.matched).toBeUndefined();
     expect(explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/public/..;/private' }).refused).toMatch(/parameters|;/);
+  });
+
+  it('agrees with the route table on a method, taken as sent (methods are case-sensitive), and on repeated header lines', () => {
+    const table = compileRoutes(snapshot.routes.catalog);
+    // The rule's `post` means POST; a request sending `post` is another method, for both.
+    expect(matchRoute(table, 'post', '/exact', {})).toBe(3);
+    const lower = explainRequest(snapshot, { service: 'catalog', method: 'post', path: '/exact' });
+    expect(lower.matched?.index).toBe(3);
+    expect(lower.skipped[1]!.reasons).toEqual(['method post is not POST']);
+    expect(explainRequest(snapshot, { service: 'catalog', method: 'POST', path: '/exact' }).matched?.index).toBe(1);
+
+    const users = parseSnapshot({ routes: { catalog: [{ match: { headers: { 'x-user': 'a, b' } }, split: { v2: 100 } }, { split: { v1: 100 } }] } });
+    // Two lines of x-user, as node:http and the sidecar's parser show them, and as a list.
+    expect(matchRoute(compileRoutes(users.routes.catalog), 'GET', '/', { 'x-user': 'a, b' })).toBe(0);
+    expect(explainRequest(users, { service: 'catalog', method: 'GET', path: '/', headers: { 'x-user': ['a', 'b'] } }).matched?.index).toBe(0);
   });
 });

@@ -36,7 +36,7 @@ export function compileRoutes(rules: readonly RouteRule[] | undefined): RouteTab
   return { rules: compiled, usesHeaders: compiled.some((r) => r.match.usesHeaders) };
 }
 
-/** The index of the first rule matching, or -1. `method` must be upper case (as node gives it). */
+/** The index of the first rule matching, or -1. `method` is the request's as sent: methods are case-sensitive. */
 export function matchRoute(table: RouteTable, method: string, path: string, headers: HeaderMap | undefined): number {
   const rules = table.rules;
   for (let i = 0; i < rules.length; i++) if (rules[i]!.match.matches(method, path, headers)) return i;

@@ -7,8 +7,8 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { parseSnapshot, validate } from '../../common/config/parse.js';
-import { defaultServicePolicy, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
-import { explainRequest, type Explanation } from '../../common/routing/index.js';
+import { defaultServicePolicy, methodName, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
+import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { Router } from './router.js';
 
@@ -16,7 +16,8 @@ const explainQuery = z
   .object({
     // A name no service can have is a mistake in the question, not a request no rule routes.
     service: serviceName,
-    method: z.string().regex(/^[A-Za-z]+$/, 'must be an HTTP method').default('GET'),
+    // Any method a route may match (M-SEARCH, PROPFIND), taken as sent: a sidecar matches it case-sensitively.
+    method: methodName.default('GET'),
     path: z.string().startsWith('/', 'must start with "/"').default('/'),
     header: z.array(z.string().regex(/^[^:\s]+:.*$/, 'must be NAME:VALUE')).default([]),
   })
@@ -65,6 +66,19 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation): Pol
   };
 }
 
+/**
+ * `NAME:VALUE` lines as a request's header fields, each as the one value the rules are matched
+ * on: lower-case names, and a name given again a repeated line, joined as a sidecar joins them.
+ */
+function headerFields(lines: readonly string[]): Record<string, string> {
+  const fields: Record<string, string[]> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    (fields[line.slice(0, colon).trim().toLowerCase()] ??= []).push(line.slice(colon + 1).trim());
+  }
+  return Object.fromEntries(Object.entries(fields).map(([name, values]) => [name, joinFieldLines(values)]));
+}
+
 export function registerExplainRoutes(router: Router, deps: { publisher: SnapshotPublisher }): void {
   // Parsing a large snapshot is slow (zod); parse each version once.
   let parsed: { version: string; snapshot: Snapshot } | undefined;
@@ -79,9 +93,9 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
     auth: false,
     query: [
       { name: 'service', required: true, description: 'destination service' },
-      { name: 'method', description: 'HTTP method (default GET)' },
+      { name: 'method', description: 'HTTP method as sent, case-sensitive as sidecars match it (default GET)' },
       { name: 'path', description: 'request path (default /)' },
-      { name: 'header', description: 'NAME:VALUE, repeatable' },
+      { name: 'header', description: 'NAME:VALUE, repeatable; a name given again is a repeated header line' },
     ],
     handler: async ({ query }) => {
       const q = validate(explainQuery, {
@@ -92,11 +106,10 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
       });
       const published = deps.publisher.current();
       const snapshot = parsedSnapshot(published);
-      const headers = Object.fromEntries(q.header.map((h) => [h.slice(0, h.indexOf(':')).trim().toLowerCase(), h.slice(h.indexOf(':') + 1).trim()]));
-      const method = q.method.toUpperCase();
-      const explanation = explainRequest(snapshot, { service: q.service, method, path: q.path, headers });
+      const headers = headerFields(q.header);
+      const explanation = explainRequest(snapshot, { service: q.service, method: q.method, path: q.path, headers });
       const policy = policyInForce(snapshot, explanation);
-      const answer: ExplainAnswer = { ...explanation, snapshotVersion: published.version, request: { method, path: q.path, headers }, ...(policy ? { policy } : {}) };
+      const answer: ExplainAnswer = { ...explanation, snapshotVersion: published.version, request: { method: q.method, path: q.path, headers }, ...(policy ? { policy } : {}) };
       return { body: answer };
     },
   });
