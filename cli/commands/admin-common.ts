@@ -59,6 +59,17 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/**
+ * Why a write the control plane stored did not reach sidecars: the text of its `Warning: 299`
+ * when it answered `Skein-Published: false` (another stored entry keeps the config from being
+ * composed), or undefined when it was published.
+ */
+export function notPublished(headers: Headers): string | undefined {
+  if (headers.get('skein-published') !== 'false') return undefined;
+  const quoted = /^299 - "(.*)"$/.exec(headers.get('warning') ?? '')?.[1];
+  return quoted?.replace(/\\(.)/g, '$1') ?? `stored but not published: sidecars keep snapshot ${headers.get('skein-snapshot-version')}`;
+}
+
 export function formatSplit(split: Readonly<Record<string, number>> | undefined): string {
   return split ? Object.entries(split).map(([s, w]) => `${s}=${w}`).join(' ') : 'all endpoints';
 }

@@ -1,14 +1,37 @@
 /** `skein split SERVICE SUBSET=WEIGHT ...`: set the weights of a service's catch-all rule. */
 import { InvalidArgumentError, type Command } from 'commander';
+import type { RouteRuleInput } from '../../common/config/schema.js';
+import type { AdminClient } from '../admin-client.js';
 import { ROUTES } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
-import { adminClient, formatSplit, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, formatSplit, notPublished, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 function parseWeight(value: string, previous: Record<string, number> = {}): Record<string, number> {
   const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)=(\d{1,3})$/.exec(value);
   if (!m) throw new InvalidArgumentError(`expected SUBSET=WEIGHT (e.g. v2=10), got ${value}`);
   if (m[1]! in previous) throw new InvalidArgumentError(`subset ${m[1]} given twice`);
   return { ...previous, [m[1]!]: Number(m[2]) };
+}
+
+export interface SplitSet {
+  readonly routes: RouteRuleInput[];
+  readonly snapshotVersion: string | null;
+  /** False when the control plane stored the split but could not publish it: sidecars keep `snapshotVersion`. */
+  readonly published: boolean;
+  readonly warning?: string;
+}
+
+/**
+ * Sets the split; `notice` is told (as `skein apply` tells stderr) of a rollout a forced split
+ * aborted, and of a split stored but not published, which sidecars do not route by yet.
+ */
+export async function setSplit(api: AdminClient, service: string, weights: Record<string, number>, force: boolean, notice: (line: string) => void): Promise<SplitSet> {
+  const res = await api.request('PUT', `/api/v1/routes/${encodeURIComponent(service)}/split${force ? '?force=true' : ''}`, { body: weights, expected: ROUTES });
+  const aborted = res.headers.get('skein-canary-aborted');
+  if (aborted) notice(`aborted the canary rollout of ${aborted} to set the split (--force); see skein canary ${service} --status`);
+  const warning = notPublished(res.headers);
+  if (warning !== undefined) notice(`warning: the split of ${service} is ${warning}`);
+  return { routes: res.body, snapshotVersion: res.headers.get('skein-snapshot-version'), published: warning === undefined, ...(warning !== undefined ? { warning } : {}) };
 }
 
 export function registerSplit(program: Command): void {
@@ -20,11 +43,10 @@ export function registerSplit(program: Command): void {
     .option('--force', 'abort a running canary rollout of the service, then set the weights (without it the split of a service with a running rollout is refused)');
   withAdminFlags(command).action((service: string, weights: Record<string, number>, flags: AdminFlags & { force?: boolean }) =>
     runAdmin(async () => {
-      const res = await adminClient(flags).request('PUT', `/api/v1/routes/${encodeURIComponent(service)}/split${flags.force ? '?force=true' : ''}`, { body: weights, expected: ROUTES });
-      const aborted = res.headers.get('skein-canary-aborted');
-      if (aborted) process.stderr.write(`skein: aborted the canary rollout of ${aborted} to set the split (--force); see skein canary ${service} --status\n`);
-      if (flags.output === 'json') return printJson({ service, split: weights, snapshotVersion: res.headers.get('skein-snapshot-version'), routes: res.body });
-      process.stdout.write(`${service}: ${formatSplit(weights)} (snapshot ${res.headers.get('skein-snapshot-version')})\n`);
+      const set = await setSplit(adminClient(flags), service, weights, flags.force === true, (line) => process.stderr.write(`skein: ${line}\n`));
+      if (flags.output === 'json') return printJson({ service, split: weights, ...set });
+      const where = set.published ? `snapshot ${set.snapshotVersion}` : `stored, not published: sidecars keep snapshot ${set.snapshotVersion}`;
+      process.stdout.write(`${service}: ${formatSplit(weights)} (${where})\n`);
     }),
   );
 }

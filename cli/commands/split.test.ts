@@ -1,0 +1,50 @@
+/**
+ * `skein split` against a real HTTP server on 127.0.0.1 playing a control plane whose stored
+ * config cannot be composed: the split is stored but not published, which the answer says in
+ * the headers the control plane's own `afterWrite` makes, and the command must say too.
+ */
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterWrite } from '../../control-plane/admin-api/conditions.js';
+import type { SnapshotPublisher } from '../../control-plane/state/snapshots.js';
+import { AdminClient } from '../admin-client.js';
+import { setSplit } from './split.js';
+
+const why = 'invalid config in the store (consul), not published: routes/broken: (root): Expected array, received string; fix "it"';
+let publishing: string | undefined;
+let server: Server;
+let url: string;
+
+beforeAll(async () => {
+  const publisher = { settled: async () => undefined, current: () => ({ version: '7' }), unpublished: () => publishing } as unknown as SnapshotPublisher;
+  server = createServer((req, res) => {
+    req.resume();
+    void afterWrite(publisher).then(({ headers }) => {
+      res.writeHead(200, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify([{ match: { pathPrefix: '/' }, split: { v1: 50, v2: 50 } }]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+
+afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+describe('skein split', () => {
+  it('says when the split is stored but not published, with the control plane\'s reason', async () => {
+    publishing = why;
+    const notices: string[] = [];
+    const set = await setSplit(new AdminClient(url), 'backend', { v1: 50, v2: 50 }, false, (line) => notices.push(line));
+    const warning = `stored but not published: sidecars keep snapshot 7, since the stored config cannot be composed: ${why}`;
+    expect(notices).toEqual([`warning: the split of backend is ${warning}`]);
+    expect(set).toMatchObject({ snapshotVersion: '7', published: false, warning });
+  });
+
+  it('says nothing more when it is published', async () => {
+    publishing = undefined;
+    const notices: string[] = [];
+    const set = await setSplit(new AdminClient(url), 'backend', { v1: 50, v2: 50 }, false, (line) => notices.push(line));
+    expect(notices).toEqual([]);
+    expect(set).toEqual({ routes: [{ match: { pathPrefix: '/' }, split: { v1: 50, v2: 50 } }], snapshotVersion: '7', published: true });
+  });
+});
