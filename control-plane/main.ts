@@ -45,6 +45,7 @@ import { Observability } from './observability/observability.js';
 import { registerObservabilityRoutes } from './observability/routes.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
 import { CanaryController } from './canary/controller.js';
+import { publishedSplit } from './canary/publish-split.js';
 import { registerCanaryRoutes } from './canary/routes.js';
 import { ControlPlaneMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute } from './metrics/routes.js';
@@ -110,11 +111,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const tokens = new BootstrapTokens(store, { logger });
   const canaries = new CanaryController({
     store,
-    setSplit: async (service, weights) => {
-      // The rollout's own split: the guard against writes that touch a rollout is not for it.
-      await config.setSplit(service, weights, undefined, { rollout: true });
-      await publisher.settled();
-    },
+    setSplit: publishedSplit(config, publisher),
     measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
     logger,
   });

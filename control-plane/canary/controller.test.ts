@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
-import { tempDir } from '../../test/support/index.js';
+import { tempDir, waitUntil } from '../../test/support/index.js';
+import type { Golden } from '../observability/golden.js';
 import { FileStore } from '../store/file-store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
-import { CanaryController, type CanaryState } from './controller.js';
+import { CanaryController, SplitNotPublishedError, type CanaryState } from './controller.js';
 import { canaryBody } from './schema.js';
 
 const at = '2026-12-05T12:00:00.000Z';
@@ -94,5 +95,45 @@ describe('a rollout whose split cannot be restored', () => {
     expect(c.get('catalog')!.status).toBe('aborted');
     expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'aborted' });
     expect(await c.abort('catalog')).toBeUndefined();
+  });
+});
+
+describe('a split stored but not published', () => {
+  const healthy: Golden = { requests: 50, failures: 0, rps: 50, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+  /** A controller whose splits after the first `published` ones are stored but not published, as while another stored entry is refused. */
+  function unpublishing(store: FileStore, published: number) {
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController({
+      store,
+      setSplit: async (_service, weights) => {
+        splits.push(weights);
+        if (splits.length > published) throw new SplitNotPublishedError(`the split ${JSON.stringify(weights)} is stored but not published`);
+      },
+      measure: () => healthy,
+      logger: createLogger('test', 'silent'),
+    });
+    return { c, splits };
+  }
+
+  it('refuses the start (its first split set back to from=100), and keeps no rollout', async () => {
+    const store = await FileStore.open(tempDir());
+    const { c, splits } = unpublishing(store, 0);
+    const err = await c.start('catalog', { to: 'v2', steps: [50, 100] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SplitNotPublishedError);
+    expect((err as Error).message).toBe('the canary rollout of catalog did not start: the split {"v1":50,"v2":50} is stored but not published; its split is set back to v1=100');
+    expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 100 }]);
+    expect(c.get('catalog')).toBeUndefined();
+    expect(await store.get('canaries/catalog')).toBeUndefined();
+  });
+
+  it('rolls a running rollout back instead of advancing (or succeeding) on a split sidecars never got', async () => {
+    const store = await FileStore.open(tempDir());
+    const { c, splits } = unpublishing(store, 1);
+    await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { what: 'the rollout to end' });
+    expect(ended.status).toBe('rolled-back');
+    expect(ended.reason).toBe('could not set the split to 100% v2: the split {"v2":100} is stored but not published; the split {"v1":100} is stored but not published');
+    expect(splits).toEqual([{ v1: 50, v2: 50 }, { v2: 100 }, { v1: 100 }]);
+    await c.close();
   });
 });

@@ -51,7 +51,10 @@ export interface CanaryState {
 
 export interface CanaryDeps {
   readonly store: ConfigStore;
-  /** Sets the catch-all split and resolves once the snapshot with it is published. */
+  /**
+   * Sets the catch-all split and resolves once the snapshot with it is published; rejects with
+   * SplitNotPublishedError when it is stored but cannot be published (publish-split.ts).
+   */
   setSplit(service: string, weights: Record<string, number>): Promise<void>;
   /** The subset's golden metrics between two instants. */
   measure(service: string, subset: string, fromMs: number, toMs: number): Golden;
@@ -60,6 +63,15 @@ export interface CanaryDeps {
 
 export class CanaryConflictError extends Error {
   override name = 'CanaryConflictError';
+}
+
+/**
+ * A split the store took but no snapshot carries (another stored entry keeps the config from
+ * being composed): sidecars still route by the previous one, so a rollout must neither measure
+ * nor advance as though they did. The message says so, with the reason.
+ */
+export class SplitNotPublishedError extends Error {
+  override name = 'SplitNotPublishedError';
 }
 
 const KEY_PREFIX = 'canaries/';
@@ -147,7 +159,8 @@ export class CanaryController implements CanaryGuard {
     try {
       // The split API's validation (service name, known subsets) answers for the whole request,
       // its problems named by the body's fields (`to: unknown subset …`), not by the split's keys.
-      await this.deps.setSplit(service, weights(spec, spec.steps[0]!)).catch((err: unknown) => {
+      await this.deps.setSplit(service, weights(spec, spec.steps[0]!)).catch(async (err: unknown) => {
+        if (err instanceof SplitNotPublishedError) throw await this.notStarted(spec, service, err);
         throw err instanceof ConfigError ? new ConfigError(err.problems.map((p) => asBodyField(p, spec))) : err;
       });
       const now = new Date().toISOString();
@@ -158,6 +171,22 @@ export class CanaryController implements CanaryGuard {
     } finally {
       this.starting.delete(service);
     }
+  }
+
+  /**
+   * A start whose first split was stored but not published: that split is set back to
+   * `from`=100 (as an abort would), so it does not reach sidecars later, once the stored config
+   * composes again, for a rollout that never ran.
+   */
+  private async notStarted(spec: CanarySpec, service: string, err: SplitNotPublishedError): Promise<SplitNotPublishedError> {
+    let restore = `its split is set back to ${spec.from}=100`;
+    try {
+      await this.deps.setSplit(service, { [spec.from]: 100 });
+    } catch (again) {
+      // Not published either, most likely: stored is what matters here.
+      if (!(again instanceof SplitNotPublishedError)) restore = `its split could not be set back to ${spec.from}=100 (${(again as Error).message})`;
+    }
+    return new SplitNotPublishedError(`the canary rollout of ${service} did not start: ${err.message}; ${restore}`);
   }
 
   /**
@@ -255,7 +284,10 @@ export class CanaryController implements CanaryGuard {
     try {
       await this.deps.setSplit(state.service, { [state.spec.from]: 100 });
     } catch (err) {
-      restore = `; the split could not be restored to ${state.spec.from}=100 (${(err as Error).message}), so the routes stay as they are`;
+      restore =
+        err instanceof SplitNotPublishedError
+          ? `; ${err.message}`
+          : `; the split could not be restored to ${state.spec.from}=100 (${(err as Error).message}), so the routes stay as they are`;
       this.deps.logger.error({ service: state.service, err }, 'canary rollout ended without restoring the split');
     }
     const at = new Date().toISOString();

@@ -5,7 +5,7 @@
  */
 import { ApiError } from '../admin-api/errors.js';
 import type { Router } from '../admin-api/router.js';
-import { CanaryConflictError, type CanaryController } from './controller.js';
+import { CanaryConflictError, SplitNotPublishedError, type CanaryController } from './controller.js';
 import { canaryBody } from './schema.js';
 
 export function registerCanaryRoutes(router: Router, canaries: CanaryController): void {
@@ -22,6 +22,8 @@ export function registerCanaryRoutes(router: Router, canaries: CanaryController)
           return { status: 201, body: await canaries.start(ctx.params.service!, await ctx.body()) };
         } catch (err) {
           if (err instanceof CanaryConflictError) throw new ApiError('conflict', err.message);
+          // The stored config cannot be composed now: the rollout could steer nothing until it can.
+          if (err instanceof SplitNotPublishedError) throw new ApiError('unavailable', err.message);
           throw err;
         }
       },
