@@ -137,3 +137,33 @@ describe('a split stored but not published', () => {
     await c.close();
   });
 });
+
+describe('concurrent aborts', () => {
+  it('end the rollout once (one restore, one end, the same answer to both), and a start meanwhile is refused', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    let release!: () => void;
+    const restoring = new Promise<void>((resolve) => (release = resolve));
+    const c = new CanaryController({
+      store,
+      setSplit: async (_service, weights) => {
+        splits.push(weights);
+        if (weights.v1 === 100) await restoring;
+      },
+      measure: () => { throw new Error('no measurement expected'); },
+      logger: createLogger('test', 'silent'),
+    });
+    await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
+    const first = c.abort('catalog');
+    const second = c.abort('catalog', 'aborted by a forced write');
+    await waitUntil(() => splits.some((w) => w.v1 === 100), { what: 'the split to be restoring' });
+    await expect(c.start('catalog', { to: 'v2', steps: [50, 100], interval: '10m' })).rejects.toThrow(/the canary rollout of catalog is being aborted/);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a).toMatchObject({ status: 'aborted', reason: 'aborted by an operator' });
+    expect(b).toEqual(a);
+    expect(splits).toEqual([{ v1: 75, v2: 25 }, { v1: 100 }]);
+    expect((await store.get('canaries/catalog'))!.value).toEqual(a);
+    expect(await c.abort('catalog')).toBeUndefined();
+  });
+});

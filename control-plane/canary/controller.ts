@@ -86,6 +86,12 @@ export class CanaryController implements CanaryGuard {
    * POSTs cannot both start and config writes already count the rollout as running.
    */
   private readonly starting = new Map<string, CanarySpec>();
+  /**
+   * Aborts under way, from the signal to the stored end: a second abort gets the same end
+   * instead of restoring the split and saving the state again, and a start meanwhile is
+   * refused (409) instead of having its split and state overwritten by this one's.
+   */
+  private readonly ending = new Map<string, Promise<CanaryState>>();
 
   constructor(private readonly deps: CanaryDeps) {}
 
@@ -154,6 +160,7 @@ export class CanaryController implements CanaryGuard {
 
   async start(service: string, body: unknown): Promise<CanaryState> {
     const spec = validate(canaryBody, body);
+    if (this.ending.has(service)) throw new CanaryConflictError(`the canary rollout of ${service} is being aborted; start the new one once it has ended`);
     if (this.starting.has(service) || this.loops.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
     this.starting.set(service, spec);
     try {
@@ -194,13 +201,18 @@ export class CanaryController implements CanaryGuard {
    * is what the state records: an operator's abort, or a forced config write that touched it.
    */
   async abort(service: string, reason = 'aborted by an operator'): Promise<CanaryState | undefined> {
+    const ending = this.ending.get(service);
+    if (ending) return ending;
     const loop = this.loops.get(service);
     if (!loop) return undefined;
-    loop.abort.abort();
-    await loop.done;
-    const state = this.states.get(service)!;
-    if (state.status !== 'running') return state;
-    return this.finish(state, 'aborted', reason);
+    const ended = (async () => {
+      loop.abort.abort();
+      await loop.done;
+      const state = this.states.get(service)!;
+      return state.status === 'running' ? this.finish(state, 'aborted', reason) : state;
+    })().finally(() => this.ending.delete(service));
+    this.ending.set(service, ended);
+    return ended;
   }
 
   /** Stops the loops without changing state, so a restart resumes them. */
