@@ -160,6 +160,24 @@ describe('dashboard', () => {
     expect(await split()).toEqual({ v1: 60, v2: 40 });
   });
 
+  it('shows the weights of the rule a split sets: the first catch-all, however its match is spelt', async () => {
+    // Put back afterwards (the next tests' splits must change it): none stored when run alone.
+    const before = await mesh.cp.api.get<unknown[]>('/api/v1/routes/backend').then((r) => r.body, () => undefined);
+    await page.goto(`${mesh.cp.adminUrl}/#/service/backend`);
+    const slider = (subset: string) => page.locator(`#split input[name="${subset}"]`);
+    await slider('v1').waitFor({ timeout: 15_000 });
+    try {
+      await mesh.cp.api.put('/api/v1/routes/backend', [
+        { match: { headers: { 'x-canary': 'true' } }, split: { v2: 100 } },
+        { name: 'all', match: { pathPrefix: '/', headers: {} }, split: { v1: 30, v2: 70 } },
+        { name: 'unreachable', match: { pathPrefix: '/' }, split: { v1: 100 } },
+      ]);
+      await waitUntil(async () => (await slider('v1').inputValue()) === '30' && (await slider('v2').inputValue()) === '70', { timeoutMs: 10_000, what: 'the sliders to show rule "all": v1=30 v2=70' });
+    } finally {
+      await (before ? mesh.cp.api.put('/api/v1/routes/backend', before) : mesh.cp.api.delete('/api/v1/routes/backend'));
+    }
+  });
+
   it('shows live tap rows', async () => {
     await page.goto(`${mesh.cp.adminUrl}/#/tap?service=backend`);
     await waitUntil(async () => (await page.locator('#tap-rows tr').count()) >= 5, { timeoutMs: 10_000, what: 'five tap rows' });

@@ -213,13 +213,17 @@ function servicesView() {
 
 // ---- one service -------------------------------------------------------------------------
 
-/** The weights of the service's catch-all rule, or undefined when it has none. */
+/**
+ * The weights of the rule a split sets, or undefined when the service has none: the first rule
+ * every request matches (no method, header or path check but the prefix `/`, however spelt),
+ * as the control plane finds it (control-plane/state/split-rule.ts; this page loads no modules).
+ */
 function catchAllSplit(rules) {
   if (!Array.isArray(rules)) return undefined;
-  const rule = [...rules].reverse().find((r) => {
+  const rule = rules.find((r) => {
     const m = r.match || {};
-    const keys = Object.keys(m);
-    return keys.length === 0 || (keys.length === 1 && m.pathPrefix === '/');
+    const pathAll = m.path === undefined && m.pathRegex === undefined && (m.pathPrefix === undefined || m.pathPrefix === '/');
+    return pathAll && m.method === undefined && Object.keys(m.headers || {}).length === 0;
   });
   return rule ? rule.split : undefined;
 }
