@@ -121,7 +121,7 @@ export function registerConfigRoutes(router: Router, { config, publisher, canari
     .add({
       method: 'PUT',
       path: '/api/v1/routes/{service}/split',
-      summary: "Set the weights of the service's catch-all rule, e.g. {\"v1\": 90, \"v2\": 10}; answers the resulting rules; 409 when they change the split of a service with a running canary rollout, unless ?force=true (which aborts the rollout first)",
+      summary: "Set the weights of the service's catch-all rule (the first rule every request matches; added last when it has none), e.g. {\"v1\": 90, \"v2\": 10}; answers the resulting rules; 409 when an earlier rule that needs no header would keep requests from it (naming it in shadowedBy), and when they change the split of a service with a running canary rollout, unless ?force=true (which aborts the rollout first)",
       auth: true,
       requestBody: splitBody,
       query: FORCE,
