@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { withRule } from './intention.js';
+import { afterWrite } from '../../control-plane/admin-api/conditions.js';
+import type { SnapshotPublisher } from '../../control-plane/state/snapshots.js';
+import { AdminClient } from '../admin-client.js';
+import { editIntentions, withRule } from './intention.js';
 
 type Action = 'allow' | 'deny';
 /** `'a>b allow'` → `{source: 'a', destination: 'b', action: 'allow'}` */
@@ -37,5 +41,35 @@ describe('withRule', () => {
     });
     // A repeat alone is a rewrite too.
     expect(withRule(rules('a>b allow', 'a>b deny'), rule('c>d allow'))).toEqual({ rules: rules('c>d allow', 'a>b allow'), rewritten: true });
+  });
+});
+
+describe('editIntentions', () => {
+  it('says when the write is stored but not published, with the control plane\'s reason (a real HTTP server answering as the control plane does)', async () => {
+    const why = 'invalid config in the store (consul), not published: routes/broken: (root): Expected array, received string';
+    let publishing: string | undefined = why;
+    const publisher = { settled: async () => undefined, current: () => ({ version: '7' }), unpublished: () => publishing } as unknown as SnapshotPublisher;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        if (req.method === 'GET') return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not-found","message":"no intentions stored"}}');
+        void afterWrite(publisher).then(({ headers }) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(body));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const api = new AdminClient(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+      const notices: string[] = [];
+      const written = await editIntentions(api, (current) => ({ ...current, defaultAction: 'deny' }), (line) => notices.push(line));
+      expect(written).toEqual({ defaultAction: 'deny', rules: [] });
+      expect(notices).toEqual([`warning: the intentions are stored but not published: sidecars keep snapshot 7, since the stored config cannot be composed: ${why}`]);
+      publishing = undefined;
+      notices.length = 0;
+      await editIntentions(api, (current) => ({ ...current, defaultAction: 'allow' }), (line) => notices.push(line));
+      expect(notices).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -14,7 +14,7 @@ import { conflictBackoff } from '../../control-plane/store/store.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS } from '../answers.js';
 import { UsageError } from '../usage-error.js';
-import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, notPublished, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 /** Tries of one edit: enough for 20 CLIs editing at once to all land, with room to spare on a loaded machine (at most about 10s of waiting). */
 const EDIT_ATTEMPTS = 20;
@@ -39,7 +39,12 @@ export function withRule(rules: readonly Rule[], rule: Rule): { rules: Rule[]; r
   return { rules: next, rewritten: kept.length !== others.length || kept.some((r, i) => r !== others[i]) };
 }
 
-async function edit(api: AdminClient, change: (current: IntentionsInput) => IntentionsInput): Promise<IntentionsInput> {
+/**
+ * Reads, changes and writes the intentions (see above). A write stored but not published
+ * (another stored entry keeps the config from being composed) is said on stderr, as
+ * `skein apply` and `skein split` say it: sidecars keep deciding by the old rules.
+ */
+export async function editIntentions(api: AdminClient, change: (current: IntentionsInput) => IntentionsInput, notice: (line: string) => void): Promise<IntentionsInput> {
   for (let attempt = 1; ; attempt++) {
     let current: IntentionsInput = { defaultAction: 'allow', rules: [] };
     let condition: Record<string, string> = { 'if-none-match': '*' };
@@ -51,7 +56,10 @@ async function edit(api: AdminClient, change: (current: IntentionsInput) => Inte
       if (!(err instanceof AdminApiError && err.status === 404)) throw err;
     }
     try {
-      return (await api.request('PUT', '/api/v1/intentions', { body: change(current), headers: condition, expected: INTENTIONS })).body;
+      const res = await api.request('PUT', '/api/v1/intentions', { body: change(current), headers: condition, expected: INTENTIONS });
+      const warning = notPublished(res.headers);
+      if (warning !== undefined) notice(`warning: the intentions are ${warning}`);
+      return res.body;
     } catch (err) {
       if (!(err instanceof AdminApiError && err.status === 412) || attempt >= EDIT_ATTEMPTS) throw err;
     }
@@ -69,23 +77,28 @@ export function registerIntention(program: Command): void {
   withAdminFlags(command).action((action: 'allow' | 'deny' | 'default', source: string, destination: string | undefined, flags: AdminFlags) =>
     runAdmin(async () => {
       const api = adminClient(flags);
+      const notice = (line: string): void => void process.stderr.write(`skein: ${line}\n`);
       let result: IntentionsInput;
       if (action === 'default') {
         if ((source !== 'allow' && source !== 'deny') || destination !== undefined) throw new UsageError('usage: skein intention default allow|deny');
-        result = await edit(api, (current) => ({ ...current, defaultAction: source }));
+        result = await editIntentions(api, (current) => ({ ...current, defaultAction: source }), notice);
         if (flags.output === 'json') return printJson(result);
         process.stdout.write(`default action: ${source}\n`);
         return;
       }
       if (!destination) throw new UsageError(`usage: skein intention ${action} SOURCE DESTINATION`);
       let rewritten = false;
-      result = await edit(api, (current) => {
-        const next = withRule(current.rules ?? [], { source, destination, action });
-        rewritten = next.rewritten;
-        return { ...current, rules: next.rules };
-      });
+      result = await editIntentions(
+        api,
+        (current) => {
+          const next = withRule(current.rules ?? [], { source, destination, action });
+          rewritten = next.rewritten;
+          return { ...current, rules: next.rules };
+        },
+        notice,
+      );
       if (rewritten) {
-        process.stderr.write('skein: note: the stored rules were not in precedence order (exact pairs, then one *, then * -> *) or repeated a pair: rewrote them in that order, without the repeats (see skein get intentions)\n');
+        notice('note: the stored rules were not in precedence order (exact pairs, then one *, then * -> *) or repeated a pair: rewrote them in that order, without the repeats (see skein get intentions)');
       }
       if (flags.output === 'json') return printJson(result);
       process.stdout.write(`${source} -> ${destination}: ${action}\n`);
