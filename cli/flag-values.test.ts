@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { canaryBody } from '../control-plane/canary/schema.js';
-import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort } from './flag-values.js';
+import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort, parseImageReference, parseKubernetesName } from './flag-values.js';
 import { UsageError } from './usage-error.js';
 
 describe('HOST:PORT flags', () => {
@@ -56,5 +56,32 @@ describe('checkFlagValues', () => {
     expect(usage({ to: 'v2', from: 'v2' })).toBe('--to: must differ from --from');
     expect(usage({ to: 'v2', thresholds: { minRequests: 0 } })).toMatch(/^--min-requests: must be at least 1/);
     expect(usage({ to: 'v2' })).toBeUndefined();
+  });
+});
+
+describe('--image', () => {
+  it('takes a reference with or without a registry, port, tag and digest', () => {
+    const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
+    for (const ok of ['skein', 'skein:0.1.0', 'registry.example.com/skein:1.2.3', 'localhost:5000/org/skein_sidecar:v1-rc.2', `ghcr.io/org/skein@${digest}`, `skein:0.1.0@${digest}`]) {
+      expect(parseImageReference(ok), ok).toBe(ok);
+    }
+  });
+
+  it('refuses nothing, spaces, an upper-case repository and an empty tag', () => {
+    for (const bad of ['', ' skein:0.1.0', 'Bad Image', 'registry.example.com/Skein:1', 'skein:', 'skein@sha256:12']) {
+      expect(() => parseImageReference(bad), bad).toThrow(/not an image reference/);
+    }
+  });
+});
+
+describe('Kubernetes object names (--ca-config-map)', () => {
+  it('take an RFC 1123 subdomain of up to 253 characters', () => {
+    for (const ok of ['skein-ca', 'skein.ca.v2', '0ca', `${'a'.repeat(63)}.${'b'.repeat(189)}`]) expect(parseKubernetesName(ok), ok).toBe(ok);
+  });
+
+  it('refuse upper case, "_", a leading or trailing "-" or ".", nothing, and 254 characters', () => {
+    for (const bad of ['Bad_Name!', 'Skein-ca', 'skein_ca', '-ca', 'ca-', '.ca', 'ca.', '', 'a'.repeat(254)]) {
+      expect(() => parseKubernetesName(bad), bad).toThrow(/not a Kubernetes object name/);
+    }
   });
 });

@@ -67,6 +67,34 @@ export function parseServiceName(value: string): string {
   return value;
 }
 
+/** RFC 1123 subdomain, as Kubernetes requires of most object names (ConfigMaps, Secrets). */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The name of a Kubernetes object a manifest refers to: one the API server refuses would leave the pod waiting for a volume that cannot exist. */
+export function parseKubernetesName(value: string): string {
+  if (!DNS_SUBDOMAIN.test(value)) {
+    throw new InvalidArgumentError(`not a Kubernetes object name: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters`);
+  }
+  return value;
+}
+
+// A container image reference, by the grammar of github.com/distribution/reference:
+// [domain[:port]/]path[:tag][@digest], the path in lowercase.
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]+)?`;
+const TAG = '[\\w][\\w.-]{0,127}';
+const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
+const IMAGE_REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::${TAG})?(?:@${DIGEST})?$`);
+
+/** `--image`: a reference the runtime cannot pull would leave every injected pod unable to start. */
+export function parseImageReference(value: string): string {
+  if (!IMAGE_REFERENCE.test(value)) {
+    throw new InvalidArgumentError(`not an image reference: expected e.g. skein:0.1.0 or registry.example.com/skein:0.1.0 (repository in lowercase)`);
+  }
+  return value;
+}
+
 /**
  * `--advertise-address`: what other sidecars connect to, so an IP address or a host name; a
  * URL or `HOST:PORT` would be registered as given and fail every caller's connect, and the

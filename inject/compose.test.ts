@@ -80,3 +80,21 @@ describe("Compose: ports the sidecar uses, in ranges too", () => {
     expect(refusal(compose('"15010-15000:15010-15000"'))).toMatch(/services\.web\.ports\[1\]: the port range 15010-15000 ends before it starts/);
   });
 });
+
+describe('Compose: values the sidecar would refuse at start are refused, naming the service and label', () => {
+  const refusal = (service: string): string => {
+    try {
+      injectText(`services:\n${service}`, DEFAULT_INJECT_OPTIONS);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('injected without complaint');
+  };
+
+  it('an empty or malformed version, a health path without its slash, a service name past 63 characters', () => {
+    expect(refusal(`${WEB}    labels: {version: ""}\n`)).toBe('document 1, field services.web.labels.version: version "": must be letters, digits, "-", "_" or "."');
+    expect(refusal(`${WEB}    labels: ["skein.io/app-health-path=healthz"]\n`)).toMatch(/^document 1, field services\.web\.labels\.skein\.io\/app-health-path: app health path "healthz": expected a path starting with "\/"/);
+    expect(refusal(`  ${'a'.repeat(64)}:\n    image: x\n    expose: ["80"]\n`)).toMatch(/field services\.a{64}: service name "a{64}": must be a DNS label: .*at most 63 characters; set label skein\.io\/service$/);
+    expect(refusal(`${WEB}    labels: {skein.io/service: Web}\n`)).toMatch(/field services\.web\.labels\.skein\.io\/service: service name "Web": must be a DNS label/);
+  });
+});

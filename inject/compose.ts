@@ -10,14 +10,14 @@
 import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
+import { assertSidecarValue } from './sidecar-values.js';
 
 type Obj = Record<string, unknown>;
 
 const SUFFIX = '-skein';
 const CA_DIR = '/etc/skein/ca';
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -161,16 +161,13 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
   return { output: doc.toString(TO_STRING), notes };
 }
 
-function isNamedVolume(source: string): boolean {
-  return !source.includes('/') && !source.startsWith('.') && !source.startsWith('~');
-}
-
 function composeParams(name: string, service: Obj, labels: Record<string, string>, options: InjectOptions, document: string, field: (s: string) => string): ServiceParams {
   const serviceName = labels[ANNOTATIONS.service] ?? name;
-  if (!DNS_LABEL.test(serviceName)) {
-    throw new InjectError('invalid-field', document, field(labels[ANNOTATIONS.service] ? `labels.${ANNOTATIONS.service}` : ''),
-      `service name "${serviceName}" must be a DNS label (lowercase letters, digits, '-'); set label ${ANNOTATIONS.service}`);
-  }
+  const labelled = labels[ANNOTATIONS.service] !== undefined;
+  assertSidecarValue('service', serviceName, document, field(labelled ? `labels.${ANNOTATIONS.service}` : ''), labelled ? '' : `; set label ${ANNOTATIONS.service}`);
+  if (labels.version !== undefined) assertSidecarValue('version', labels.version, document, field('labels.version'));
+  const healthPath = labels[ANNOTATIONS.appHealthPath];
+  if (healthPath !== undefined) assertSidecarValue('appHealthPath', healthPath, document, field(`labels.${ANNOTATIONS.appHealthPath}`));
   for (const key of ['expose', 'ports'] as const) {
     const entries: unknown[] = Array.isArray(service[key]) ? service[key] : [];
     entries.forEach((entry, i) => {
@@ -205,7 +202,7 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
     version: labels.version ?? 'v1',
     appPort,
     appProtocol: protocol,
-    appHealthPath: labels[ANNOTATIONS.appHealthPath],
+    appHealthPath: healthPath,
     transparent: false,
     redirectPorts: [],
   };

@@ -36,6 +36,11 @@ export const DEFAULT_INJECT_OPTIONS: InjectOptions = {
   composeCaVolume: 'skein-ca',
 };
 
+/** Compose: whether a volume source (`--compose-ca-volume`) names a volume rather than a host directory (`./ca`, `/srv/ca`, `~/ca`). */
+export function isNamedVolume(source: string): boolean {
+  return !source.includes('/') && !source.startsWith('.') && !source.startsWith('~');
+}
+
 /** The uid the sidecar runs as; transparent mode lets this uid's traffic out unredirected. */
 export const SIDECAR_UID = 1337;
 export const SIDECAR_CONTAINER = 'skein-sidecar';

@@ -47,6 +47,28 @@ describe('injectPodTemplate', () => {
     expect(injected(pod({ labels: { app: 'orders', version: 'v7' } })).params.version).toBe('v7');
   });
 
+  // Each of these would be written into the sidecar's environment and refused there (exit 2) at every start.
+  test('values the sidecar would refuse are refused here, naming the field', () => {
+    const long = 'a'.repeat(72);
+    expect(failure(() => pod({ annotations: { 'skein.io/service': long } })).message).toBe(
+      `document 1 (Deployment/orders), field spec.template.metadata.annotations.skein.io/service: service name "${long}": must be a DNS label: lowercase letters, digits and "-", at most 63 characters`);
+    expect(injected(pod({ labels: { app: 'a'.repeat(63) } })).params.service).toBe('a'.repeat(63));
+    const version = failure(() => pod({ labels: { app: 'orders', version: '' } }));
+    expect([version.field, version.message]).toEqual(['spec.template.metadata.labels.version', expect.stringContaining('version "": must be letters, digits')]);
+    expect(failure(() => pod({ labels: { app: 'orders', version: '1.0+build' } })).field).toBe('spec.template.metadata.labels.version');
+    const path = failure(() => pod({ annotations: { 'skein.io/app-health-path': 'healthz' } }));
+    expect([path.field, path.message]).toEqual(['spec.template.metadata.annotations.skein.io/app-health-path', expect.stringContaining('app health path "healthz": expected a path starting with "/"')]);
+  });
+
+  test('a readiness probe path without its slash is the path the kubelet asks for; one the sidecar cannot ask for is refused', () => {
+    const probed = (path: string): Obj => ({ containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 8080 }], readinessProbe: { httpGet: { path, port: 8080 } } }] });
+    expect(injected(pod({ spec: probed('healthz') })).params.appHealthPath).toBe('/healthz');
+    expect(injected(pod({ spec: probed('/ready?deep=1') })).params.appHealthPath).toBe('/ready?deep=1');
+    const bad = failure(() => pod({ spec: probed('/a b') }));
+    expect(bad.field).toBe('spec.template.spec.containers[0].readinessProbe.httpGet.path');
+    expect(bad.message).toContain('set annotation skein.io/app-health-path');
+  });
+
   test('app port: the annotation wins over container ports and is checked', () => {
     expect(injected(pod({ annotations: { 'skein.io/app-port': '9000' } })).params.appPort).toBe(9000);
     expect(failure(() => pod({ annotations: { 'skein.io/app-port': 'http' } })).field).toBe('spec.template.metadata.annotations.skein.io/app-port');

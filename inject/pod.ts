@@ -7,6 +7,7 @@
 import { InjectError } from './errors.js';
 import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, assertNotSidecarPort, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
+import { assertSidecarValue } from './sidecar-values.js';
 
 type Obj = Record<string, unknown>;
 
@@ -25,8 +26,6 @@ export interface PodTemplateRef {
 export type PodResult =
   | { readonly status: 'injected'; readonly spec: Obj; readonly params: ServiceParams }
   | { readonly status: 'opted-out' | 'already-injected' };
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -94,8 +93,9 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   if (!named) {
     return fail('no-service-name', at('metadata.labels.app'), `no service name: set the label app or the annotation ${ANNOTATIONS.service}`);
   }
-  if (!DNS_LABEL.test(named.value)) fail('invalid-field', named.field, `service name "${named.value}" must be a DNS label (lowercase letters, digits, '-')`);
-  const version = lookup('labels', 'version')?.value ?? 'v1';
+  assertSidecarValue('service', named.value, document, named.field);
+  const versionLabel = lookup('labels', 'version');
+  if (versionLabel) assertSidecarValue('version', versionLabel.value, document, versionLabel.field);
 
   let firstPort: { port: number; name?: string } | undefined;
   for (const [ci, c] of containers.entries()) {
@@ -127,7 +127,8 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
     appProtocol = 'grpc';
   }
 
-  const appHealthPath = lookup('annotations', ANNOTATIONS.appHealthPath)?.value ?? readinessPath(containers, appPort, firstPort?.name);
+  const health = lookup('annotations', ANNOTATIONS.appHealthPath) ?? readinessPath(containers, appPort, firstPort?.name, at);
+  if (health) assertSidecarValue('appHealthPath', health.value, document, health.field, `; set annotation ${ANNOTATIONS.appHealthPath} to the path the sidecar should ask for`);
 
   const transparentAnnotation = lookup('annotations', ANNOTATIONS.transparent)?.value;
   const transparent = transparentAnnotation === undefined ? options.transparent : transparentAnnotation === 'true';
@@ -137,14 +138,17 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
     redirectPorts = portsAnnotation.value.split(',').map((s) => Number(s.trim()));
     if (redirectPorts.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) fail('invalid-field', portsAnnotation.field, `expected comma-separated ports, got "${portsAnnotation.value}"`);
   }
-  return { service: named.value, version, appPort, appProtocol, appHealthPath, transparent, redirectPorts };
+  return { service: named.value, version: versionLabel?.value ?? 'v1', appPort, appProtocol, appHealthPath: health?.value, transparent, redirectPorts };
 }
 
 /** The app's own readiness check, when it is an HTTP GET on the app port: the sidecar checks the same path. */
-function readinessPath(containers: Obj[], appPort: number, portName: string | undefined): string | undefined {
-  for (const c of containers) {
+function readinessPath(containers: Obj[], appPort: number, portName: string | undefined, at: (s: string) => string): { value: string; field: string } | undefined {
+  for (const [ci, c] of containers.entries()) {
     const probe = isObj(c.readinessProbe) && isObj(c.readinessProbe.httpGet) ? c.readinessProbe.httpGet : undefined;
-    if (probe && typeof probe.path === 'string' && (probe.port === appPort || (portName !== undefined && probe.port === portName))) return probe.path;
+    if (probe && typeof probe.path === 'string' && (probe.port === appPort || (portName !== undefined && probe.port === portName))) {
+      // The kubelet asks for `healthz` as /healthz; the sidecar needs the slash written.
+      return { value: probe.path.startsWith('/') ? probe.path : `/${probe.path}`, field: at(`spec.containers[${ci}].readinessProbe.httpGet.path`) };
+    }
   }
   return undefined;
 }

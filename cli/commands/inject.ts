@@ -1,11 +1,21 @@
 /** `skein inject -f FILE`: add the sidecar to Kubernetes manifests or a Compose file, printed on stdout. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { InjectOptions } from '../../inject/options.js';
+import { DEFAULT_INJECT_OPTIONS, isNamedVolume, type InjectOptions } from '../../inject/options.js';
+import { parseConsulAddress, parseHostPort, parseImageReference, parseKubernetesName } from '../flag-values.js';
 import { readInputFile } from '../input-file.js';
 import { parsePort } from './sidecar.js';
 
 function parsePorts(value: string): number[] {
   return value.split(',').map((p) => parsePort(p.trim()));
+}
+
+/** `--compose-ca-volume`: it is written as `SOURCE:/etc/skein/ca:ro`, so a ':' in it, or nothing, breaks the mount. */
+function parseComposeVolume(value: string): string {
+  const named = isNamedVolume(value);
+  if (value === '' || value.includes(':') || (named && !/^[a-zA-Z0-9._-]+$/.test(value))) {
+    throw new InvalidArgumentError(`expected a volume name (letters, digits, ".", "_", "-") or a host directory, without ":"`);
+  }
+  return value;
 }
 
 function parseSeconds(value: string): number {
@@ -19,17 +29,16 @@ export function registerInject(program: Command): void {
     .command('inject')
     .description('add the sidecar to Kubernetes manifests or a Compose file (printed on stdout)')
     .requiredOption('-f, --file <file>', 'manifest or compose file; - reads stdin')
-    .addOption(new Option('--image <image>', 'sidecar image').default('skein:0.1.0'))
-    .addOption(new Option('--control-plane <host:port>', 'gRPC address of the control plane as seen from the workloads').default('skein-control-plane.skein-system.svc:15012'))
-    .addOption(new Option('--consul <url>', 'Consul agent URL for the sidecars (CONSUL_HTTP_ADDR)'))
+    .addOption(new Option('--image <image>', 'sidecar image').argParser(parseImageReference).default(DEFAULT_INJECT_OPTIONS.image))
+    .addOption(new Option('--control-plane <host:port>', 'gRPC address of the control plane as seen from the workloads').argParser(parseHostPort).default(DEFAULT_INJECT_OPTIONS.controlPlane))
+    .addOption(new Option('--consul <url>', 'Consul agent URL for the sidecars (CONSUL_HTTP_ADDR)').argParser(parseConsulAddress))
     .addOption(new Option('--transparent', 'Kubernetes: redirect outbound HTTP to the sidecar with iptables (an init container with NET_ADMIN)').default(false))
     .addOption(new Option('--redirect-ports <ports>', 'transparent mode: destination ports to redirect, comma-separated').argParser(parsePorts).default([80], '80'))
     .addOption(new Option('--drain-timeout <seconds>', 'sidecar drain on shutdown; the grace period is raised to fit it').argParser(parseSeconds).default(10, '10s'))
-    .addOption(new Option('--ca-config-map <name>', 'Kubernetes: ConfigMap with the trust bundle under key ca.crt').default('skein-ca'))
-    .addOption(new Option('--compose-ca-volume <volume>', "Compose: volume (or host directory) holding the control plane's ca.crt").default('skein-ca'))
+    .addOption(new Option('--ca-config-map <name>', 'Kubernetes: ConfigMap with the trust bundle under key ca.crt').argParser(parseKubernetesName).default(DEFAULT_INJECT_OPTIONS.caConfigMap))
+    .addOption(new Option('--compose-ca-volume <volume>', "Compose: volume (or host directory) holding the control plane's ca.crt").argParser(parseComposeVolume).default(DEFAULT_INJECT_OPTIONS.composeCaVolume))
     .option('-q, --quiet', 'print no per-workload notes on stderr')
     .action(async (flags: Record<string, unknown>) => {
-      const { DEFAULT_INJECT_OPTIONS } = await import('../../inject/options.js');
       const { injectText } = await import('../../inject/inject-text.js');
       const options: InjectOptions = {
         ...DEFAULT_INJECT_OPTIONS,

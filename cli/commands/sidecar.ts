@@ -3,7 +3,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseServiceName, parseSizeFlag } from '../flag-values.js';
-import { subsetName } from '../../common/config/schema.js';
+import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
 
@@ -31,11 +31,10 @@ function parseSubsetLabel(value: string): string {
   return value;
 }
 
-/** `--app-health-path`: a path the sidecar asks the app for; without the leading slash no request could be made. */
+/** `--app-health-path`: a path the sidecar asks the app for. */
 function parseHealthPath(value: string): string {
-  if (!value.startsWith('/') || /[\s#]/.test(value)) {
-    throw new InvalidArgumentError(`expected a path starting with "/", e.g. /health (got ${JSON.stringify(value)})`);
-  }
+  const result = appHealthPath.safeParse(value);
+  if (!result.success) throw new InvalidArgumentError(`${result.error.issues[0]!.message} (got ${JSON.stringify(value)})`);
   return value;
 }
 

@@ -23,6 +23,14 @@ export const subsetName = z
   .regex(/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/, 'must be letters, digits, "-", "_" or "."');
 
 /**
+ * The path the sidecar asks its app for readiness (`--app-health-path`): without the leading
+ * "/" no request could be made, and whitespace or "#" cannot be sent in one.
+ */
+export const appHealthPath = z
+  .string()
+  .refine((p) => p.startsWith('/') && !/[\s#]/.test(p), 'expected a path starting with "/", e.g. /health');
+
+/**
  * A duration string ("250ms", "3s", "1m30s") parsed to milliseconds. A value that is not one
  * is a fatal issue: checks chained after it (`.refine((ms) => ms >= 500)`) never see z.NEVER,
  * which would add a second, misleading problem for the same field.

@@ -55,6 +55,20 @@ describe('skein inject', () => {
     expect(skein(['inject', '--help']).status).toBe(0);
   });
 
+  // Each of these would go into every injected pod: an image nobody can pull, a control plane the sidecar refuses (exit 2), a ConfigMap that cannot exist.
+  test.each([
+    ['--image', '', /option '--image <image>' argument '' is invalid\. not an image reference/],
+    ['--control-plane', 'no port here', /option '--control-plane <host:port>' argument 'no port here' is invalid\. expected HOST:PORT/],
+    ['--consul', 'ftp://consul:8500', /option '--consul <url>' argument .* is invalid/],
+    ['--ca-config-map', 'Bad_Name!', /option '--ca-config-map <name>' argument 'Bad_Name!' is invalid\. not a Kubernetes object name/],
+    ['--compose-ca-volume', 'ca:/x', /option '--compose-ca-volume <volume>' argument 'ca:\/x' is invalid/],
+  ])('%s %j is a usage error (exit 2), nothing on stdout', (flag, value, message) => {
+    const r = skein(['inject', '-f', join(FIXTURES, 'list.yaml'), flag, value]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+  });
+
   test('a missing file is a clear error', () => {
     const r = skein(['inject', '-f', join(FIXTURES, 'nope.yaml')]);
     expect(r.status).toBe(1);
