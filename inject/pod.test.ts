@@ -76,6 +76,25 @@ describe('injectPodTemplate', () => {
     expect(failure(() => pod({ annotations: { 'skein.io/app-protocol': 'tcp' } })).message).toContain('expected http or grpc');
   });
 
+  test('with the app-port annotation, protocol and health path come from that port, not the first one', () => {
+    const containers = (probes: Obj[]): Obj => ({
+      containers: [
+        { name: 'app', image: 'a', ports: [{ containerPort: 8080, name: 'http' }, { containerPort: 9090, name: 'grpc' }], readinessProbe: probes[0] },
+        { name: 'side', image: 'b', ports: [{ containerPort: 9102, name: 'metrics' }], readinessProbe: probes[1] },
+      ],
+    });
+    const at = (port: number | string, path: string): Obj => ({ httpGet: { port, path } });
+    const params = (annotation: string, probes: Obj[] = []) => injected(pod({ annotations: { 'skein.io/app-port': annotation }, spec: containers(probes) })).params;
+    expect(params('9090').appProtocol).toBe('grpc');
+    expect(params('8080').appProtocol).toBeUndefined();
+    // By name in the container that declares the port, or by number from any container (they share the network).
+    expect(params('8080', [at('grpc', '/grpc-ready'), at(8080, '/by-number')]).appHealthPath).toBe('/by-number');
+    expect(params('9090', [at('grpc', '/grpc-ready'), at(8080, '/by-number')]).appHealthPath).toBe('/grpc-ready');
+    expect(params('9102', [at('http', '/app-ready'), at('metrics', '/metrics-ready')]).appHealthPath).toBe('/metrics-ready');
+    // The kubelet looks a probe's port name up in the probing container only: `side` has no port named http.
+    expect(params('8080', [undefined as never, at('http', '/not-resolvable')]).appHealthPath).toBeUndefined();
+  });
+
   test('the termination grace period is raised to fit the drain, never lowered', () => {
     const spec = (grace?: number): Obj => ({ terminationGracePeriodSeconds: grace, containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 1 }] }] });
     expect(injected(pod({ spec: spec(5) })).spec.terminationGracePeriodSeconds).toBe(15);

@@ -97,14 +97,8 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   const versionLabel = lookup('labels', 'version');
   if (versionLabel) assertSidecarValue('version', versionLabel.value, document, versionLabel.field);
 
-  let firstPort: { port: number; name?: string } | undefined;
-  for (const [ci, c] of containers.entries()) {
-    for (const [pi, p] of (Array.isArray(c.ports) ? c.ports : []).entries()) {
-      if (!isObj(p) || typeof p.containerPort !== 'number') continue;
-      assertNotSidecarPort(p.containerPort, options, document, at(`spec.containers[${ci}].ports[${pi}].containerPort`));
-      firstPort ??= { port: p.containerPort, name: typeof p.name === 'string' ? p.name : undefined };
-    }
-  }
+  const ports = containers.flatMap((c, ci) => portsOf(c).map((p) => ({ ...p, field: at(`spec.containers[${ci}].ports[${p.index}].containerPort`) })));
+  for (const p of ports) assertNotSidecarPort(p.containerPort, options, document, p.field);
 
   let appPort: number;
   const portAnnotation = lookup('annotations', ANNOTATIONS.appPort);
@@ -112,8 +106,8 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
     appPort = Number(portAnnotation.value);
     if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) fail('invalid-field', portAnnotation.field, `not a port number: "${portAnnotation.value}"`);
     assertNotSidecarPort(appPort, options, document, portAnnotation.field);
-  } else if (firstPort) {
-    appPort = firstPort.port;
+  } else if (ports[0]) {
+    appPort = ports[0].containerPort;
   } else {
     return fail('no-app-port', at('spec.containers[*].ports'), `no container port to infer the app port from: declare one or set the annotation ${ANNOTATIONS.appPort}`);
   }
@@ -123,11 +117,12 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   if (protocolAnnotation) {
     if (protocolAnnotation.value !== 'http' && protocolAnnotation.value !== 'grpc') fail('invalid-field', protocolAnnotation.field, `expected http or grpc, got "${protocolAnnotation.value}"`);
     appProtocol = protocolAnnotation.value as 'http' | 'grpc';
-  } else if (firstPort?.port === appPort && firstPort.name?.startsWith('grpc')) {
+  } else if (ports.find((p) => p.containerPort === appPort)?.name?.startsWith('grpc')) {
+    // The app port's own entry, wherever it is declared: another port's name says nothing about it.
     appProtocol = 'grpc';
   }
 
-  const health = lookup('annotations', ANNOTATIONS.appHealthPath) ?? readinessPath(containers, appPort, firstPort?.name, at);
+  const health = lookup('annotations', ANNOTATIONS.appHealthPath) ?? readinessPath(containers, appPort, at);
   if (health) assertSidecarValue('appHealthPath', health.value, document, health.field, `; set annotation ${ANNOTATIONS.appHealthPath} to the path the sidecar should ask for`);
 
   const transparentAnnotation = lookup('annotations', ANNOTATIONS.transparent)?.value;
@@ -141,11 +136,24 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   return { service: named.value, version: versionLabel?.value ?? 'v1', appPort, appProtocol, appHealthPath: health?.value, transparent, redirectPorts };
 }
 
-/** The app's own readiness check, when it is an HTTP GET on the app port: the sidecar checks the same path. */
-function readinessPath(containers: Obj[], appPort: number, portName: string | undefined, at: (s: string) => string): { value: string; field: string } | undefined {
+/** A container's declared ports, with their index in its `ports` list. */
+function portsOf(container: Obj): Array<{ containerPort: number; name?: string; index: number }> {
+  const list: unknown[] = Array.isArray(container.ports) ? container.ports : [];
+  return list.flatMap((p, index) => (isObj(p) && typeof p.containerPort === 'number'
+    ? [{ containerPort: p.containerPort, name: typeof p.name === 'string' ? p.name : undefined, index }]
+    : []));
+}
+
+/**
+ * The app's own readiness check, when it is an HTTP GET on the app port (by number, or by the
+ * name of one of the probing container's own ports, which is where the kubelet looks a name
+ * up): the sidecar checks the same path.
+ */
+function readinessPath(containers: Obj[], appPort: number, at: (s: string) => string): { value: string; field: string } | undefined {
   for (const [ci, c] of containers.entries()) {
     const probe = isObj(c.readinessProbe) && isObj(c.readinessProbe.httpGet) ? c.readinessProbe.httpGet : undefined;
-    if (probe && typeof probe.path === 'string' && (probe.port === appPort || (portName !== undefined && probe.port === portName))) {
+    const port = typeof probe?.port === 'string' ? portsOf(c).find((p) => p.name === probe.port)?.containerPort : probe?.port;
+    if (probe && typeof probe.path === 'string' && port === appPort) {
       // The kubelet asks for `healthz` as /healthz; the sidecar needs the slash written.
       return { value: probe.path.startsWith('/') ? probe.path : `/${probe.path}`, field: at(`spec.containers[${ci}].readinessProbe.httpGet.path`) };
     }
