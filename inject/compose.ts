@@ -50,12 +50,13 @@ function labelsOf(service: Obj): Record<string, string> {
 
 /**
  * The container-side ports of a Compose `ports`/`expose` entry ("8080:80/tcp", "127.0.0.1:8080:80",
- * 80, {target: 80}, "9000-9010:9000-9010"), as first and last port: one port is a range of one.
+ * 80, {target: 80}, "9000-9010:9000-9010", "53:53/udp"), as first and last port (one port is a
+ * range of one) and protocol (tcp unless written).
  */
-function targetPorts(entry: unknown): { first: number; last: number } {
-  const text = isObj(entry) ? String(entry.target) : String(entry).split('/')[0]!.split(':').at(-1)!;
-  const [first, last = first] = text.split('-').map(Number) as [number, number?];
-  return { first, last };
+function targetPorts(entry: unknown): { first: number; last: number; protocol: string } {
+  const [address, protocol = 'tcp'] = isObj(entry) ? [String(entry.target), entry.protocol ?? undefined] : String(entry).split('/');
+  const [first, last = first] = address!.split(':').at(-1)!.split('-').map(Number) as [number, number?];
+  return { first, last, protocol: String(protocol).toLowerCase() };
 }
 
 function hostOf(address: string | undefined): string | undefined {
@@ -168,28 +169,37 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
   if (labels.version !== undefined) assertSidecarValue('version', labels.version, document, field('labels.version'));
   const healthPath = labels[ANNOTATIONS.appHealthPath];
   if (healthPath !== undefined) assertSidecarValue('appHealthPath', healthPath, document, field(`labels.${ANNOTATIONS.appHealthPath}`));
-  for (const key of ['expose', 'ports'] as const) {
+  // expose before ports: the app port is inferred from the first TCP entry in that order.
+  const declared = (['expose', 'ports'] as const).flatMap((key) => {
     const entries: unknown[] = Array.isArray(service[key]) ? service[key] : [];
-    entries.forEach((entry, i) => {
-      const { first, last } = targetPorts(entry);
-      if (last < first) throw new InjectError('invalid-field', document, field(`${key}[${i}]`), `the port range ${first}-${last} ends before it starts`);
-      assertNotSidecarPort(first, options, document, field(`${key}[${i}]`), last);
-    });
+    return entries.map((entry, i) => ({ ...targetPorts(entry), field: `${key}[${i}]` }));
+  });
+  for (const { first, last, field: at } of declared) {
+    if (last < first) throw new InjectError('invalid-field', document, field(at), `the port range ${first}-${last} ends before it starts`);
+    assertNotSidecarPort(first, options, document, field(at), last);
   }
-  let appPort: number | undefined;
+  // The sidecar forwards HTTP and gRPC, over TCP: a UDP or SCTP port is never the app's.
+  const tcp = declared.filter((d) => d.protocol === 'tcp');
+  let appPort: number;
   let portField: string;
   if (labels[ANNOTATIONS.appPort] !== undefined) {
-    appPort = Number(labels[ANNOTATIONS.appPort]);
+    const wanted = Number(labels[ANNOTATIONS.appPort]);
+    appPort = wanted;
     portField = `labels.${ANNOTATIONS.appPort}`;
-  } else {
-    const [key, entries] = Array.isArray(service.expose) && service.expose.length > 0 ? ['expose', service.expose] : ['ports', service.ports];
-    if (!Array.isArray(entries) || entries.length === 0) {
-      throw new InjectError('no-app-port', document, field('ports'), `no port to infer the app port from: add expose or ports, or the label ${ANNOTATIONS.appPort}`);
+    const holds = (d: { first: number; last: number }): boolean => d.first <= wanted && wanted <= d.last;
+    const other = declared.find(holds);
+    if (other && !tcp.some(holds)) {
+      throw new InjectError('invalid-field', document, field(portField), `port ${appPort} is declared ${other.protocol} only (${field(other.field)}), and the sidecar forwards HTTP and gRPC, over TCP`);
     }
-    appPort = targetPorts(entries[0]).first;
-    portField = `${key}[0]`;
+  } else {
+    if (!tcp[0]) {
+      const none = declared[0] ? `no TCP port to infer the app port from (${field(declared[0].field)} is ${declared[0].protocol}; the sidecar forwards HTTP and gRPC, over TCP)` : 'no port to infer the app port from';
+      throw new InjectError('no-app-port', document, field('ports'), `${none}: add expose or ports, or the label ${ANNOTATIONS.appPort}`);
+    }
+    appPort = tcp[0].first;
+    portField = tcp[0].field;
   }
-  if (appPort === undefined || !Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {
+  if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {
     throw new InjectError('invalid-field', document, field(portField), 'not a port number');
   }
   assertNotSidecarPort(appPort, options, document, field(portField));

@@ -95,6 +95,19 @@ describe('injectPodTemplate', () => {
     expect(params('8080', [undefined as never, at('http', '/not-resolvable')]).appHealthPath).toBeUndefined();
   });
 
+  test('UDP and SCTP ports are never the app port: skipped when inferring, refused when named', () => {
+    const spec = { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }, { containerPort: 9000, protocol: 'SCTP' }, { containerPort: 8080, protocol: 'TCP' }] }] };
+    expect(injected(pod({ spec })).params.appPort).toBe(8080);
+    const named = failure(() => pod({ spec, annotations: { 'skein.io/app-port': '53' } }));
+    expect([named.field, named.message]).toEqual(['spec.template.metadata.annotations.skein.io/app-port',
+      expect.stringContaining('port 53 is declared UDP only (spec.template.spec.containers[0].ports[0]), and the sidecar forwards HTTP and gRPC, over TCP')]);
+    // A port served over both (DNS on 53) is a TCP port.
+    const both = { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }, { containerPort: 53, name: 'dns-tcp' }] }] };
+    expect(injected(pod({ spec: both, annotations: { 'skein.io/app-port': '53' } })).params.appPort).toBe(53);
+    const udpOnly = failure(() => pod({ spec: { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }] }] } }));
+    expect([udpOnly.code, udpOnly.message]).toEqual(['no-app-port', expect.stringContaining('no TCP container port to infer the app port from (spec.template.spec.containers[0].ports[0] is UDP;')]);
+  });
+
   test('the termination grace period is raised to fit the drain, never lowered', () => {
     const spec = (grace?: number): Obj => ({ terminationGracePeriodSeconds: grace, containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 1 }] }] });
     expect(injected(pod({ spec: spec(5) })).spec.terminationGracePeriodSeconds).toBe(15);

@@ -97,27 +97,13 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   const versionLabel = lookup('labels', 'version');
   if (versionLabel) assertSidecarValue('version', versionLabel.value, document, versionLabel.field);
 
-  const ports = containers.flatMap((c, ci) => portsOf(c).map((p) => ({ ...p, field: at(`spec.containers[${ci}].ports[${p.index}].containerPort`) })));
-  for (const p of ports) assertNotSidecarPort(p.containerPort, options, document, p.field);
-
-  let appPort: number;
-  const portAnnotation = lookup('annotations', ANNOTATIONS.appPort);
-  if (portAnnotation) {
-    appPort = Number(portAnnotation.value);
-    if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) fail('invalid-field', portAnnotation.field, `not a port number: "${portAnnotation.value}"`);
-    assertNotSidecarPort(appPort, options, document, portAnnotation.field);
-  } else if (ports[0]) {
-    appPort = ports[0].containerPort;
-  } else {
-    return fail('no-app-port', at('spec.containers[*].ports'), `no container port to infer the app port from: declare one or set the annotation ${ANNOTATIONS.appPort}`);
-  }
-
+  const { appPort, entry } = resolveAppPort(containers, lookup, options, document, at, fail);
   const protocolAnnotation = lookup('annotations', ANNOTATIONS.appProtocol);
   let appProtocol: 'http' | 'grpc' | undefined;
   if (protocolAnnotation) {
     if (protocolAnnotation.value !== 'http' && protocolAnnotation.value !== 'grpc') fail('invalid-field', protocolAnnotation.field, `expected http or grpc, got "${protocolAnnotation.value}"`);
     appProtocol = protocolAnnotation.value as 'http' | 'grpc';
-  } else if (ports.find((p) => p.containerPort === appPort)?.name?.startsWith('grpc')) {
+  } else if (entry?.name?.startsWith('grpc')) {
     // The app port's own entry, wherever it is declared: another port's name says nothing about it.
     appProtocol = 'grpc';
   }
@@ -136,12 +122,46 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   return { service: named.value, version: versionLabel?.value ?? 'v1', appPort, appProtocol, appHealthPath: health?.value, transparent, redirectPorts };
 }
 
-/** A container's declared ports, with their index in its `ports` list. */
-function portsOf(container: Obj): Array<{ containerPort: number; name?: string; index: number }> {
+interface DeclaredPort {
+  readonly containerPort: number;
+  readonly name?: string;
+  /** As Kubernetes writes it: TCP (the default), UDP or SCTP. */
+  readonly protocol: string;
+  /** Position in the container's `ports` list. */
+  readonly index: number;
+}
+
+/** A container's declared ports. */
+function portsOf(container: Obj): DeclaredPort[] {
   const list: unknown[] = Array.isArray(container.ports) ? container.ports : [];
   return list.flatMap((p, index) => (isObj(p) && typeof p.containerPort === 'number'
-    ? [{ containerPort: p.containerPort, name: typeof p.name === 'string' ? p.name : undefined, index }]
+    ? [{ containerPort: p.containerPort, name: typeof p.name === 'string' ? p.name : undefined, protocol: typeof p.protocol === 'string' ? p.protocol : 'TCP', index }]
     : []));
+}
+
+/**
+ * The app port (the annotation, else the first TCP port declared) and its own TCP entry when
+ * one is declared. The sidecar forwards HTTP and gRPC, which run over TCP: a UDP or SCTP port
+ * is never inferred, and one named by the annotation is refused.
+ */
+function resolveAppPort(containers: Obj[], lookup: Lookup, options: InjectOptions, document: string, at: (s: string) => string, fail: Fail): { appPort: number; entry?: DeclaredPort } {
+  const ports = containers.flatMap((c, ci) => portsOf(c).map((p) => ({ ...p, field: at(`spec.containers[${ci}].ports[${p.index}]`) })));
+  for (const p of ports) assertNotSidecarPort(p.containerPort, options, document, `${p.field}.containerPort`);
+  const tcp = ports.filter((p) => p.protocol === 'TCP');
+
+  const annotation = lookup('annotations', ANNOTATIONS.appPort);
+  if (!annotation) {
+    if (tcp[0]) return { appPort: tcp[0].containerPort, entry: tcp[0] };
+    const none = ports[0] ? `no TCP container port to infer the app port from (${ports[0].field} is ${ports[0].protocol}; the sidecar forwards HTTP and gRPC, over TCP)` : 'no container port to infer the app port from';
+    return fail('no-app-port', at('spec.containers[*].ports'), `${none}: declare one or set the annotation ${ANNOTATIONS.appPort}`);
+  }
+  const appPort = Number(annotation.value);
+  if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) fail('invalid-field', annotation.field, `not a port number: "${annotation.value}"`);
+  assertNotSidecarPort(appPort, options, document, annotation.field);
+  const entry = tcp.find((p) => p.containerPort === appPort);
+  const other = ports.find((p) => p.containerPort === appPort);
+  if (!entry && other) fail('invalid-field', annotation.field, `port ${appPort} is declared ${other.protocol} only (${other.field}), and the sidecar forwards HTTP and gRPC, over TCP`);
+  return { appPort, entry };
 }
 
 /**
