@@ -99,9 +99,9 @@ describe('Compose: values the sidecar would refuse at start are refused, naming 
   });
 });
 
-describe('Compose: UDP and SCTP ports are never the app port', () => {
-  const appPort = (service: string): string => (parse(injectText(`services:\n  web:\n    image: x\n${service}`, DEFAULT_INJECT_OPTIONS).output) as { services: Record<string, Sidecar> }).services['web-skein']!.environment.SKEIN_APP_PORT!;
+const appPort = (service: string): string => (parse(injectText(`services:\n  web:\n    image: x\n${service}`, DEFAULT_INJECT_OPTIONS).output) as { services: Record<string, Sidecar> }).services['web-skein']!.environment.SKEIN_APP_PORT!;
 
+describe('Compose: UDP and SCTP ports are never the app port', () => {
   it('skips them when inferring, in short and long syntax', () => {
     expect(appPort('    expose: ["53/udp", "8053"]\n')).toBe('8053');
     expect(appPort('    ports: ["53:53/udp", {target: 5353, protocol: udp}, "8080:80/tcp"]\n')).toBe('80');
@@ -112,5 +112,13 @@ describe('Compose: UDP and SCTP ports are never the app port', () => {
     expect(() => appPort('    ports: ["53:53/udp", "8080:80"]\n    labels: {skein.io/app-port: "53"}\n')).toThrow(
       'document 1, field services.web.labels.skein.io/app-port: port 53 is declared udp only (services.web.ports[0]), and the sidecar forwards HTTP and gRPC, over TCP');
     expect(() => appPort('    ports: ["53:53/udp"]\n')).toThrow(/field services\.web\.ports: no TCP port to infer the app port from \(services\.web\.ports\[0\] is udp;/);
+  });
+});
+
+describe('Compose: the app-port label', () => {
+  it('is a decimal port, 1-65535', () => {
+    expect(appPort('    ports: ["8080:80"]\n    labels: {skein.io/app-port: "8081"}\n')).toBe('8081');
+    expect(() => appPort('    ports: ["8080:80"]\n    labels: {skein.io/app-port: "0x1F90"}\n')).toThrow(
+      'document 1, field services.web.labels.skein.io/app-port: not a port number (decimal, 1-65535): "0x1F90"');
   });
 });

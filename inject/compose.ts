@@ -10,7 +10,7 @@
 import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, parsePortText, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
@@ -182,10 +182,12 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
   const tcp = declared.filter((d) => d.protocol === 'tcp');
   let appPort: number;
   let portField: string;
-  if (labels[ANNOTATIONS.appPort] !== undefined) {
-    const wanted = Number(labels[ANNOTATIONS.appPort]);
-    appPort = wanted;
+  const label = labels[ANNOTATIONS.appPort];
+  if (label !== undefined) {
     portField = `labels.${ANNOTATIONS.appPort}`;
+    const wanted = parsePortText(label);
+    if (wanted === undefined) throw new InjectError('invalid-field', document, field(portField), `not a port number (decimal, 1-65535): "${label}"`);
+    appPort = wanted;
     const holds = (d: { first: number; last: number }): boolean => d.first <= wanted && wanted <= d.last;
     const other = declared.find(holds);
     if (other && !tcp.some(holds)) {

@@ -76,6 +76,15 @@ describe('injectPodTemplate', () => {
     expect(failure(() => pod({ annotations: { 'skein.io/app-protocol': 'tcp' } })).message).toContain('expected http or grpc');
   });
 
+  test('ports in annotations are decimal 1-65535 only: no hex, exponent, sign or spaces', () => {
+    for (const text of ['0x1F90', '8e3', '+8080', ' 8080', '8080.0', '0', '65536', '']) {
+      const err = failure(() => pod({ annotations: { 'skein.io/app-port': text } }));
+      expect([err.field, err.message], text).toEqual(['spec.template.metadata.annotations.skein.io/app-port', expect.stringContaining(`not a port number (decimal, 1-65535): "${text}"`)]);
+    }
+    expect(failure(() => pod({ annotations: { 'skein.io/redirect-ports': '80,0x50' } })).field).toBe('spec.template.metadata.annotations.skein.io/redirect-ports');
+    expect(injected(pod({ annotations: { 'skein.io/transparent': 'true', 'skein.io/redirect-ports': '80, 8080' } })).params.redirectPorts).toEqual([80, 8080]);
+  });
+
   test('with the app-port annotation, protocol and health path come from that port, not the first one', () => {
     const containers = (probes: Obj[]): Obj => ({
       containers: [
@@ -122,6 +131,13 @@ describe('injectPodTemplate', () => {
     expect(names(pod({ annotations: { 'skein.io/transparent': 'false' } }, { ...DEFAULT_INJECT_OPTIONS, transparent: true }))).toEqual(['skein-sidecar']);
     expect(names(pod({ annotations: { 'skein.io/transparent': 'true' } }))).toEqual(['skein-init', 'skein-sidecar']);
     expect(failure(() => pod({ annotations: { 'skein.io/redirect-ports': '80,x' } })).code).toBe('invalid-field');
+  });
+
+  test('transparent: only "true" or "false"; anything else is refused, not taken as false', () => {
+    for (const value of ['yes', 'True', '1', '']) {
+      const err = failure(() => pod({ annotations: { 'skein.io/transparent': value } }));
+      expect([err.field, err.message], value).toEqual(['spec.template.metadata.annotations.skein.io/transparent', expect.stringContaining(`expected "true" or "false", got "${value}"`)]);
+    }
   });
 
   test('Skein names taken by the workload are refused, not overwritten', () => {

@@ -5,7 +5,7 @@
  * left as it is, so injecting twice changes nothing.
  */
 import { InjectError } from './errors.js';
-import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, assertNotSidecarPort, type InjectOptions } from './options.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, assertNotSidecarPort, parsePortText, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
@@ -111,13 +111,16 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   const health = lookup('annotations', ANNOTATIONS.appHealthPath) ?? readinessPath(containers, appPort, at);
   if (health) assertSidecarValue('appHealthPath', health.value, document, health.field, `; set annotation ${ANNOTATIONS.appHealthPath} to the path the sidecar should ask for`);
 
-  const transparentAnnotation = lookup('annotations', ANNOTATIONS.transparent)?.value;
-  const transparent = transparentAnnotation === undefined ? options.transparent : transparentAnnotation === 'true';
+  const transparentAnnotation = lookup('annotations', ANNOTATIONS.transparent);
+  // Anything but "true" or "false" (a "yes", a typo) would otherwise be quietly taken as false.
+  if (transparentAnnotation && transparentAnnotation.value !== 'true' && transparentAnnotation.value !== 'false') {
+    fail('invalid-field', transparentAnnotation.field, `expected "true" or "false", got "${transparentAnnotation.value}"`);
+  }
+  const transparent = transparentAnnotation ? transparentAnnotation.value === 'true' : options.transparent;
   let redirectPorts = options.redirectPorts;
   const portsAnnotation = lookup('annotations', ANNOTATIONS.redirectPorts);
   if (portsAnnotation) {
-    redirectPorts = portsAnnotation.value.split(',').map((s) => Number(s.trim()));
-    if (redirectPorts.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) fail('invalid-field', portsAnnotation.field, `expected comma-separated ports, got "${portsAnnotation.value}"`);
+    redirectPorts = portsAnnotation.value.split(',').map((s) => parsePortText(s.trim()) ?? fail('invalid-field', portsAnnotation.field, `expected comma-separated ports (decimal, 1-65535), got "${portsAnnotation.value}"`));
   }
   return { service: named.value, version: versionLabel?.value ?? 'v1', appPort, appProtocol, appHealthPath: health?.value, transparent, redirectPorts };
 }
@@ -155,8 +158,7 @@ function resolveAppPort(containers: Obj[], lookup: Lookup, options: InjectOption
     const none = ports[0] ? `no TCP container port to infer the app port from (${ports[0].field} is ${ports[0].protocol}; the sidecar forwards HTTP and gRPC, over TCP)` : 'no container port to infer the app port from';
     return fail('no-app-port', at('spec.containers[*].ports'), `${none}: declare one or set the annotation ${ANNOTATIONS.appPort}`);
   }
-  const appPort = Number(annotation.value);
-  if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) fail('invalid-field', annotation.field, `not a port number: "${annotation.value}"`);
+  const appPort = parsePortText(annotation.value) ?? fail('invalid-field', annotation.field, `not a port number (decimal, 1-65535): "${annotation.value}"`);
   assertNotSidecarPort(appPort, options, document, annotation.field);
   const entry = tcp.find((p) => p.containerPort === appPort);
   const other = ports.find((p) => p.containerPort === appPort);

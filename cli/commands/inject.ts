@@ -1,12 +1,16 @@
 /** `skein inject -f FILE`: add the sidecar to Kubernetes manifests or a Compose file, printed on stdout. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_INJECT_OPTIONS, isNamedVolume, type InjectOptions } from '../../inject/options.js';
+import { DEFAULT_INJECT_OPTIONS, isNamedVolume, parsePortText, type InjectOptions } from '../../inject/options.js';
 import { parseConsulAddress, parseHostPort, parseImageReference, parseKubernetesName } from '../flag-values.js';
 import { readInputFile } from '../input-file.js';
-import { parsePort } from './sidecar.js';
 
+/** `--redirect-ports`: iptables rules for port 0 or a mistyped port would redirect nothing. */
 function parsePorts(value: string): number[] {
-  return value.split(',').map((p) => parsePort(p.trim()));
+  return value.split(',').map((text) => {
+    const port = parsePortText(text.trim());
+    if (port === undefined) throw new InvalidArgumentError(`not a port number (decimal, 1-65535): ${text}`);
+    return port;
+  });
 }
 
 /** `--compose-ca-volume`: it is written as `SOURCE:/etc/skein/ca:ro`, so a ':' in it, or nothing, breaks the mount. */

@@ -62,6 +62,8 @@ describe('skein inject', () => {
     ['--consul', 'ftp://consul:8500', /option '--consul <url>' argument .* is invalid/],
     ['--ca-config-map', 'Bad_Name!', /option '--ca-config-map <name>' argument 'Bad_Name!' is invalid\. not a Kubernetes object name/],
     ['--compose-ca-volume', 'ca:/x', /option '--compose-ca-volume <volume>' argument 'ca:\/x' is invalid/],
+    ['--redirect-ports', '80,0', /option '--redirect-ports <ports>' argument '80,0' is invalid\. not a port number \(decimal, 1-65535\): 0/],
+    ['--redirect-ports', '0x50', /not a port number \(decimal, 1-65535\): 0x50/],
   ])('%s %j is a usage error (exit 2), nothing on stdout', (flag, value, message) => {
     const r = skein(['inject', '-f', join(FIXTURES, 'list.yaml'), flag, value]);
     expect(r.status).toBe(2);
