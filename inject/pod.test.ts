@@ -133,6 +133,21 @@ describe('injectPodTemplate', () => {
     expect(failure(() => pod({ annotations: { 'skein.io/redirect-ports': '80,x' } })).code).toBe('invalid-field');
   });
 
+  test('transparent mode refuses an app running as the sidecar\'s uid 1337, whose traffic would skip the redirect', () => {
+    const transparent = { ...DEFAULT_INJECT_OPTIONS, transparent: true };
+    const app = (securityContext?: Obj): Obj => ({ name: 'app', image: 'a', ports: [{ containerPort: 8080 }], securityContext });
+    const podLevel = failure(() => pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [app()] } }, transparent));
+    expect([podLevel.code, podLevel.field]).toEqual(['name-conflict', 'spec.template.spec.securityContext.runAsUser']);
+    expect(podLevel.message).toContain('transparent mode lets uid 1337 (the sidecar\'s) out without the redirect, so containers[0] running as 1337 would bypass the sidecar');
+    expect(failure(() => pod({ annotations: { 'skein.io/transparent': 'true' }, spec: { containers: [app(), { ...app({ runAsUser: 1337 }), name: 'b' }] } })).field)
+      .toBe('spec.template.spec.containers[1].securityContext.runAsUser');
+    expect(failure(() => pod({ spec: { containers: [app()], initContainers: [{ name: 'migrate', image: 'm', securityContext: { runAsUser: 1337 } }] } }, transparent)).field)
+      .toBe('spec.template.spec.initContainers[0].securityContext.runAsUser');
+    // A container's own uid wins over the pod's; without transparent mode nothing is redirected, so 1337 is the app's business.
+    expect(injected(pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [app({ runAsUser: 1000 })] } }, transparent)).params.transparent).toBe(true);
+    expect(injected(pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [app()] } })).params.transparent).toBe(false);
+  });
+
   test('transparent: only "true" or "false"; anything else is refused, not taken as false', () => {
     for (const value of ['yes', 'True', '1', '']) {
       const err = failure(() => pod({ annotations: { 'skein.io/transparent': value } }));

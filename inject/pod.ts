@@ -5,7 +5,7 @@
  * left as it is, so injecting twice changes nothing.
  */
 import { InjectError } from './errors.js';
-import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, assertNotSidecarPort, parsePortText, type InjectOptions } from './options.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, assertNotSidecarPort, parsePortText, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
@@ -74,6 +74,7 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
   if (volumeIndex >= 0) fail('name-conflict', at(`spec.volumes[${volumeIndex}].name`), `the volume name ${BOOTSTRAP_VOLUME} is reserved for Skein`);
 
   const params = resolveParams(containers, lookup, options, ref.document, at, fail);
+  if (params.transparent) assertNoAppAsSidecarUid(spec, at, fail);
   const injected: unknown[] = [...(params.transparent ? [redirectInitContainer(params, options)] : []), sidecarContainer(params, options)];
   const next: Obj = { ...structuredClone(spec) };
   next.initContainers = [...injected, ...containersOf(next, 'initContainers')];
@@ -83,6 +84,24 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
   const grace = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : 30;
   if (grace < neededGrace) next.terminationGracePeriodSeconds = neededGrace;
   return { status: 'injected', spec: next, params };
+}
+
+/**
+ * Transparent mode lets the sidecar's uid out unredirected (its own calls must not loop back
+ * to it), so a container of the app running as that uid would bypass the sidecar unnoticed.
+ * A container's own `runAsUser` wins over the pod's.
+ */
+function assertNoAppAsSidecarUid(spec: Obj, at: (s: string) => string, fail: Fail): void {
+  const podUid = isObj(spec.securityContext) ? spec.securityContext.runAsUser : undefined;
+  for (const key of ['initContainers', 'containers'] as const) {
+    const list: unknown[] = Array.isArray(spec[key]) ? spec[key] : [];
+    list.forEach((c, i) => {
+      const own = isObj(c) && isObj(c.securityContext) ? c.securityContext.runAsUser : undefined;
+      if ((own ?? podUid) !== SIDECAR_UID) return;
+      fail('name-conflict', at(own === undefined ? 'spec.securityContext.runAsUser' : `spec.${key}[${i}].securityContext.runAsUser`),
+        `transparent mode lets uid ${SIDECAR_UID} (the sidecar's) out without the redirect, so ${key}[${i}] running as ${SIDECAR_UID} would bypass the sidecar; run it as another uid, or leave transparent mode off`);
+    });
+  }
 }
 
 type Lookup = (key: 'labels' | 'annotations', name: string) => { value: string; field: string } | undefined;
