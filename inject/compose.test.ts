@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { InjectError } from './errors.js';
 import { injectText } from './inject-text.js';
 import { DEFAULT_INJECT_OPTIONS } from './options.js';
 
@@ -120,5 +121,30 @@ describe('Compose: the app-port label', () => {
     expect(appPort('    ports: ["8080:80"]\n    labels: {skein.io/app-port: "8081"}\n')).toBe('8081');
     expect(() => appPort('    ports: ["8080:80"]\n    labels: {skein.io/app-port: "0x1F90"}\n')).toThrow(
       'document 1, field services.web.labels.skein.io/app-port: not a port number (decimal, 1-65535): "0x1F90"');
+  });
+});
+
+describe('Compose: network_mode', () => {
+  const injectWeb = (mode: string): string[] => Object.keys((parse(injectText(`services:\n${WEB}    network_mode: ${mode}\n  db:\n    image: postgres:16\n    labels: ["skein.io/inject=false"]\n`, DEFAULT_INJECT_OPTIONS).output) as { services: object }).services);
+
+  it('injects a bridge service: it has a network namespace of its own, as with no network_mode', () => {
+    expect(injectWeb('bridge')).toEqual(['web', 'web-skein', 'db']);
+  });
+
+  it.each([
+    ['host', 'host-network', `shares the host's network namespace, where the sidecar's ports are the host's`],
+    ['none', 'invalid-field', 'has no network: its sidecar could reach neither the control plane nor the other sidecars'],
+    ['"service:db"', 'invalid-field', 'joins the network namespace of service db instead of having its own for a sidecar'],
+    ['"container:legacy-1"', 'invalid-field', 'joins the network namespace of container legacy-1 instead of having its own for a sidecar'],
+  ])('refuses %s, saying why', (mode, code, why) => {
+    let error: InjectError | undefined;
+    try {
+      injectWeb(mode);
+    } catch (err) {
+      error = err as InjectError;
+    }
+    expect(error).toBeInstanceOf(InjectError);
+    expect([error!.code, error!.message]).toEqual([code,
+      `document 1, field services.web.network_mode: a service with network_mode "${mode.replace(/"/g, '')}" ${why}; label it skein.io/inject: "false" to leave it out`]);
   });
 });

@@ -99,6 +99,18 @@ function resolveControlPlane(services: Obj, options: InjectOptions): { address: 
   };
 }
 
+/**
+ * Why a service's `network_mode` leaves no place for a sidecar, or undefined when the service
+ * gets a network namespace of its own (`bridge`, the default, or a network's name).
+ */
+function networkModeProblem(mode: string): { code: 'host-network' | 'invalid-field'; detail: string } | undefined {
+  if (mode === 'host') return { code: 'host-network', detail: "shares the host's network namespace, where the sidecar's ports are the host's" };
+  if (mode === 'none') return { code: 'invalid-field', detail: 'has no network: its sidecar could reach neither the control plane nor the other sidecars' };
+  const joined = /^(service|container):(.*)$/.exec(mode);
+  if (joined) return { code: 'invalid-field', detail: `joins the network namespace of ${joined[1]} ${joined[2]} instead of having its own for a sidecar` };
+  return undefined;
+}
+
 export function injectCompose(doc: Document.Parsed, given: InjectOptions): InjectResult {
   const document = describeDocument(0);
   const root = doc.toJS() as Obj;
@@ -132,10 +144,10 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
       notes.push(describeOutcome({ what, status: 'already-injected' }));
       continue;
     }
-    if (typeof service.network_mode === 'string') {
-      const code = service.network_mode === 'host' ? 'host-network' : 'invalid-field';
-      throw new InjectError(code, document, field('network_mode'),
-        `a service with network_mode "${service.network_mode}" has no network namespace of its own for a sidecar; label it ${ANNOTATIONS.inject}: "false" to leave it out`);
+    const network = typeof service.network_mode === 'string' ? networkModeProblem(service.network_mode) : undefined;
+    if (network) {
+      throw new InjectError(network.code, document, field('network_mode'),
+        `a service with network_mode "${service.network_mode}" ${network.detail}; label it ${ANNOTATIONS.inject}: "false" to leave it out`);
     }
     const replicas = isObj(service.deploy) ? service.deploy.replicas : service.scale;
     if (typeof replicas === 'number' && replicas > 1) {
