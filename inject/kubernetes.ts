@@ -10,6 +10,7 @@ import { isMap, type Document } from 'yaml';
 import { InjectError, describeDocument } from './errors.js';
 import type { InjectOptions } from './options.js';
 import { applyOutcomes, getIn, injectObject, type WorkloadOutcome } from './workloads.js';
+import { unshareForEdit } from './yaml-unshare.js';
 
 /** How changed documents are written: flow collections as most manifests write them (`{app: x}`), scripts as literal blocks, no folding. */
 export const TO_STRING = { flowCollectionPadding: false, blockQuote: 'literal', lineWidth: 0 } as const;
@@ -39,12 +40,15 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
     if (!outcomes.some((o) => o.spec)) return original;
     // JSON in (`kubectl get -o json`), JSON out.
     if (isMap(doc.contents) && doc.contents.flow) return `${JSON.stringify(applyOutcomes(obj, outcomes), null, 2)}\n`;
-    for (const outcome of outcomes) {
-      if (!outcome.spec) continue;
-      const old = getIn(obj, outcome.specPath) as Record<string, unknown>;
-      for (const [key, value] of Object.entries(outcome.spec)) {
-        if (!isDeepStrictEqual(old[key], value)) doc.setIn([...outcome.specPath, key], doc.createNode(value));
-      }
+    const edits = outcomes.flatMap(({ spec, specPath }) => {
+      if (!spec) return [];
+      const old = getIn(obj, specPath) as Record<string, unknown>;
+      return [{ specPath, changed: Object.entries(spec).filter(([key, value]) => !isDeepStrictEqual(old[key], value)) }];
+    });
+    // All sharing is undone before the first edit, so every copy holds the original.
+    for (const { specPath, changed } of edits) unshareForEdit(doc, specPath, changed.map(([key]) => key));
+    for (const { specPath, changed } of edits) {
+      for (const [key, value] of changed) doc.setIn([...specPath, key], doc.createNode(value));
     }
     return doc.toString(TO_STRING);
   });

@@ -98,7 +98,9 @@ function injectAt(obj: Obj, base: Path, document: string, options: InjectOptions
 
 /** The object with every injected pod spec put in place (a copy; the input is not changed). */
 export function applyOutcomes(obj: unknown, outcomes: readonly WorkloadOutcome[]): unknown {
-  const copy = structuredClone(obj);
+  // Unlike structuredClone, a JSON copy shares no object between two places (YAML aliases make
+  // them share one): a pod spec set for one workload must not land in another.
+  const copy = JSON.parse(JSON.stringify(obj)) as unknown;
   for (const o of outcomes) {
     if (!o.spec) continue;
     const parent = getIn(copy, o.specPath.slice(0, -1)) as Obj;
