@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, Option } from 'commander';
-import { parseConsulAddress, parseDurationFlag, parsePositiveSizeFlag, parseTrustDomain } from '../flag-values.js';
+import { parseConsulAddress, parseDurationFlag, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -40,9 +40,9 @@ export function registerControlPlane(program: Command): void {
     .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parsePositiveSizeFlag).default(1024 * 1024, '1MiB'))
     .addOption(opt('--keepalive <duration>', 'ping interval on sidecar streams; a peer that does not answer within min(5s, interval) is dropped').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))
-    .addOption(opt('--inject-image <image>', 'webhook: sidecar image').default(DEFAULT_INJECT_OPTIONS.image))
-    .addOption(opt('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').default(DEFAULT_INJECT_OPTIONS.controlPlane))
-    .addOption(opt('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars'))
+    .addOption(opt('--inject-image <image>', 'webhook: sidecar image').argParser(parseImageReference).default(DEFAULT_INJECT_OPTIONS.image))
+    .addOption(opt('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').argParser(parseHostPort).default(DEFAULT_INJECT_OPTIONS.controlPlane))
+    .addOption(opt('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars').argParser(parseConsulAddress))
     .action(async (flags: Record<string, unknown>) => {
       if (flags.store === 'consul' && !flags.consul) throw new UsageError('--store consul needs --consul URL (or CONSUL_HTTP_ADDR)');
       const options: ControlPlaneOptions = {

@@ -7,9 +7,10 @@ import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { UsageError } from '../usage-error.js';
 
+/** A port flag: decimal 0-65535 (0: any free port), where Number() would also take "0x1F90", "8e3" or "". */
 export function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`not a port number: ${value}`);
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : -1;
+  if (port < 0 || port > 65535) throw new InvalidArgumentError(`not a port number: ${value} (a decimal number from 0 to 65535)`);
   return port;
 }
 

@@ -2,7 +2,7 @@
  * Starts a real control plane must refuse, with a message that says what to do: a data dir
  * another control plane owns (exit 1, naming the dir and the holder's pid; a holder killed
  * with SIGKILL does not block the next start), a trust domain outside the SPIFFE rule
- * or a `--max-body` of nothing (exit 2, before anything is written), a data dir that cannot be made (exit 1, naming it), and hand-corrupted store entries, of the mesh config
+ * or a `--max-body` of nothing, webhook flags an injected sidecar could not use (exit 2, before anything is written), a data dir that cannot be made (exit 1, naming it), and hand-corrupted store entries, of the mesh config
  * or of bootstrap tokens and canary rollouts (exit 1, naming each key, the store left as it was).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -62,6 +62,21 @@ describe('refused starts', () => {
       const dataDir = join(tempDir('skein-cp-'), 'never-created');
       const cp = await refusedStart(`--max-body ${value}`, dataDir, ['--max-body', value]);
       expect(cp.code, value).toBe(2);
+      expect(cp.output()).toContain(message);
+      expect(existsSync(dataDir)).toBe(false);
+    }
+  });
+
+  it('refuses webhook flags an injected sidecar could not use, and a port that is not decimal, as usage errors before touching the data dir', async () => {
+    for (const [args, message] of [
+      [['--inject-image', 'Bad Image'], 'not an image reference'],
+      [['--inject-control-plane', 'no port here'], 'expected HOST:PORT'],
+      [['--inject-consul', 'ftp://consul:8500'], "option '--inject-consul <url>' argument 'ftp://consul:8500' is invalid"],
+      [['--webhook-port', '0x3039'], 'not a port number: 0x3039 (a decimal number from 0 to 65535)'],
+    ] as const) {
+      const dataDir = join(tempDir('skein-cp-'), 'never-created');
+      const cp = await refusedStart(`${args[0]} ${args[1]}`, dataDir, args);
+      expect(cp.code, cp.output()).toBe(2);
       expect(cp.output()).toContain(message);
       expect(existsSync(dataDir)).toBe(false);
     }

@@ -112,6 +112,7 @@ describe('skein sidecar flag values', () => {
       [['--service', 'x', '--version', 'v 1', '--app-port', '1', ...ports], 2, /--version <label>' argument 'v 1' is invalid/],
       [['--service', 'x', '--app-health-path', 'health', '--app-port', '1', ...ports], 2, /expected a path starting with "\/", e\.g\. \/health \(got "health"\)/],
       [['--service', 'x', '--advertise-address', 'http://10.0.0.7', '--app-port', '1', ...ports], 2, /--advertise-address <address>' argument 'http:\/\/10\.0\.0\.7' is invalid\. must be an IP address or a host name, not "http:\/\/10\.0\.0\.7" \(no scheme, brackets or port/],
+      [['--service', 'x', '--app-port', '0x1F90', ...ports], 2, /--app-port <port>' argument '0x1F90' is invalid\. not a port number: 0x1F90 \(a decimal number from 0 to 65535\)/],
       [['--service', 'x', '--advertise-address', '0.0.0.0', '--app-port', '1', ...ports], 2, /0\.0\.0\.0 is the unspecified address/],
       [['--service', 'x', '--app-port', '4000', '--inbound-port', '4000', '--outbound-port', '0', '--admin-port', '0'], 2, /^skein: --app-port and --inbound-port are both port 4000: each needs its own$/m],
       [['--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '4001', '--admin-port', '4001'], 2, /^skein: --outbound-port and --admin-port are both port 4001: each needs its own$/m],
