@@ -83,3 +83,36 @@ describe('ConsulRegistration against an agent that stops answering', () => {
     }
   });
 });
+
+describe('ConsulRegistration in TTL mode against a hung agent (a server that never answers)', () => {
+  it('keeps one bounded TTL update in flight, says so once, and updates again once the agent answers', async () => {
+    let hung = true;
+    const agent = await startScriptedConsulAgent({ hung: () => hung });
+    const consul = connectConsul(agent.url, {});
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    }));
+    // Ticks every 50 ms and updates cut off after 200 ms: several ticks fall inside each update.
+    const registration = new ConsulRegistration(consul, { ...instance, ttlReadiness: () => [] }, logger, { ttlEveryMs: 50, ttlTimeoutMs: 200 });
+    const ttlUpdates = (): number => agent.requests.filter((r) => r.startsWith('PUT /v1/agent/check/pass/')).length;
+    try {
+      await waitUntil(() => ttlUpdates() >= 4, { what: 'four TTL updates sent to the hung agent', timeoutMs: 20_000 });
+      // One connection for the keeper's registration (still waiting on its own timeout), one for the TTL update.
+      expect(agent.connections.peak).toBeLessThanOrEqual(2);
+      expect(lines.filter((l) => l.includes('cannot update the TTL check')).length).toBe(1);
+      expect(lines.join('')).toMatch(/cannot update the TTL check in Consul: .*request timed out \(200ms\)/);
+
+      hung = false;
+      await waitUntil(() => lines.some((l) => l.includes('TTL check updates reach Consul again')), { what: 'TTL updates resuming' });
+      expect(agent.connections.open).toBeLessThanOrEqual(2);
+    } finally {
+      await registration.deregister(300);
+      consul.close();
+      await agent.close();
+    }
+  });
+});

@@ -9,7 +9,8 @@
  * The HTTP check needs an agent that can reach the sidecar's loopback admin port (an agent
  * on the same host or in the same pod). When Consul is elsewhere (a server or a node agent
  * across a network, as in Compose), the check is a TTL check instead, which the sidecar
- * passes or fails every 2 s from the same readiness `/ready` reports.
+ * passes or fails every 2 s from the same readiness `/ready` reports: one update at a time,
+ * each bounded, so an agent that stops answering costs one socket, not one per tick.
  */
 import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
 import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
@@ -32,6 +33,9 @@ export interface InstanceRegistration {
   readonly extraTags?: readonly string[];
 }
 
+/** The TTL check's period and how often the sidecar feeds it: three updates may go missing before it turns critical. */
+const TTL = { everyMs: 2_000, ttl: '6s' } as const;
+
 /** The body of `PUT /v1/agent/service/register` for this instance (consul client's option names). */
 export function registrationBody(r: InstanceRegistration): Record<string, unknown> {
   return {
@@ -44,7 +48,7 @@ export function registrationBody(r: InstanceRegistration): Record<string, unknow
     check: {
       checkid: checkIdOf(r.id),
       name: `skein sidecar /ready of ${r.id}`,
-      ...(r.ttlReadiness ? { ttl: '6s' } : { http: r.checkUrl, interval: r.checkInterval ?? '2s', timeout: '1s' }),
+      ...(r.ttlReadiness ? { ttl: TTL.ttl } : { http: r.checkUrl, interval: r.checkInterval ?? '2s', timeout: '1s' }),
       deregistercriticalserviceafter: r.deregisterCriticalAfter ?? '1m',
     },
   };
@@ -59,17 +63,25 @@ export const checkIdOf = (id: string): string => `skein:${id}:ready`;
  */
 const REGISTER_TIMEOUT_MS = 10_000;
 
+/**
+ * A TTL pass/fail gets this long: well inside the 6 s TTL, so one lost to a hung agent is
+ * a failed update (the next tick tries again) while a later one can still land in time.
+ */
+const TTL_UPDATE_TIMEOUT_MS = 3_000;
+
 export class ConsulRegistration {
   private readonly keeper: BlockingQuery<'present' | 'registered'>;
   private readonly log: Logger;
   private registrations = 0;
   private ttlTimer: NodeJS.Timeout | undefined;
+  private ttlInFlight = false;
+  private ttlFailing = false;
 
   constructor(
     private readonly consul: ConsulConnection,
     private readonly instance: InstanceRegistration,
     logger: Logger,
-    options: { readonly waitMs?: number; readonly backoffMaxMs?: number } = {},
+    options: { readonly waitMs?: number; readonly backoffMaxMs?: number; readonly ttlEveryMs?: number; readonly ttlTimeoutMs?: number } = {},
   ) {
     this.log = logger.child({ consul: consul.url, consulId: instance.id });
     this.keeper = new BlockingQuery({
@@ -87,14 +99,28 @@ export class ConsulRegistration {
     });
     const readiness = instance.ttlReadiness;
     if (readiness) {
-      this.ttlTimer = setInterval(() => {
-        const blockers = readiness();
-        const note = blockers.length === 0 ? 'ready' : blockers.join('; ');
-        const check = consul.client.agent.check;
-        (blockers.length === 0 ? check.pass({ id: checkIdOf(instance.id), note } as never) : check.fail({ id: checkIdOf(instance.id), note } as never)).catch(() => {
-          // Not registered yet or Consul away: the keeper reports and re-registers.
-        });
-      }, 2_000);
+      const timeoutMs = options.ttlTimeoutMs ?? TTL_UPDATE_TIMEOUT_MS;
+      this.ttlTimer = setInterval(() => void this.updateTtl(readiness, timeoutMs), options.ttlEveryMs ?? TTL.everyMs);
+    }
+  }
+
+  /** Passes or fails the TTL check; skipped while the previous update is still out (each one would hold a socket). */
+  private async updateTtl(readiness: () => string[], timeoutMs: number): Promise<void> {
+    if (this.ttlInFlight) return;
+    const blockers = readiness();
+    this.ttlInFlight = true;
+    const opts = { id: checkIdOf(this.instance.id), note: blockers.length === 0 ? 'ready' : blockers.join('; '), timeout: timeoutMs } as never;
+    const check = this.consul.client.agent.check;
+    try {
+      await (blockers.length === 0 ? check.pass(opts) : check.fail(opts));
+      if (this.ttlFailing) this.log.info('TTL check updates reach Consul again');
+      this.ttlFailing = false;
+    } catch (err) {
+      // Once per outage, not per tick; the keeper re-registers if the agent lost the check.
+      if (!this.ttlFailing) this.log.warn(`cannot update the TTL check in Consul: ${describeConsulError(err, this.consul.url)}; it turns critical after ${TTL.ttl} without one; retrying`);
+      this.ttlFailing = true;
+    } finally {
+      this.ttlInFlight = false;
     }
   }
 

@@ -15,17 +15,31 @@ export interface ScriptedConsulAgent {
   readonly puts: { readonly path: string; readonly body: string }[];
   /** Every request, `METHOD path` in order of arrival. */
   readonly requests: string[];
+  /** Client connections open now, and the most open when a request arrived. */
+  readonly connections: { readonly open: number; readonly peak: number };
   close(): Promise<void>;
 }
 
-export async function startScriptedConsulAgent(options: { readonly holdPut?: (path: string) => boolean } = {}): Promise<ScriptedConsulAgent> {
+export interface ScriptedConsulAgentOptions {
+  /** Holds the PUTs to paths it accepts unanswered. */
+  readonly holdPut?: (path: string) => boolean;
+  /** While it returns true the agent accepts connections and answers nothing (a hung agent: SIGSTOP, a half-dead host). */
+  readonly hung?: () => boolean;
+}
+
+export async function startScriptedConsulAgent(options: ScriptedConsulAgentOptions = {}): Promise<ScriptedConsulAgent> {
   const held: ServerResponse[] = [];
   const puts: { path: string; body: string }[] = [];
   const requests: string[] = [];
+  const connections = { open: 0, peak: 0 };
   const registered = (): boolean => puts.some((p) => p.path === '/v1/agent/service/register');
   const answer = (req: IncomingMessage, res: ServerResponse, body: string): void => {
     const path = req.url!.split('?')[0]!;
     requests.push(`${req.method} ${path}`);
+    // Counted here, not on accept: in one process, a connection the client just dropped may
+    // close only after the next one is accepted, which would count both for a moment.
+    connections.peak = Math.max(connections.peak, connections.open);
+    if (options.hung?.()) return void held.push(res);
     if (req.method === 'PUT') {
       puts.push({ path, body });
       if (options.holdPut?.(path)) return void held.push(res);
@@ -43,11 +57,16 @@ export async function startScriptedConsulAgent(options: { readonly holdPut?: (pa
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => answer(req, res, Buffer.concat(chunks).toString()));
   });
+  server.on('connection', (socket) => {
+    connections.open++;
+    socket.on('close', () => connections.open--);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     puts,
     requests,
+    connections,
     async close() {
       for (const res of held) res.destroy();
       server.closeAllConnections();
