@@ -33,7 +33,7 @@ export interface InstanceRegistration {
   readonly extraTags?: readonly string[];
 }
 
-/** The TTL check's period and how often the sidecar feeds it: three updates may go missing before it turns critical. */
+/** The TTL check's period and how often the sidecar feeds it: two updates in a row may go missing before it turns critical. */
 const TTL = { everyMs: 2_000, ttl: '6s' } as const;
 
 /** The body of `PUT /v1/agent/service/register` for this instance (consul client's option names). */
