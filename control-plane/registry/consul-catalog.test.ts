@@ -121,4 +121,26 @@ describe('ConsulCatalog against a fake Consul', () => {
     consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001), entry('web-2', 8002)], index: 11 });
     await until(() => catalog!.instances().length === 2, 'the good answer after the malformed ones', 10_000);
   });
+
+  it('an instance whose address or port sidecars would refuse is skipped alone, warned about once per instance', async () => {
+    consul = await fakeConsul();
+    const at = (id: string, address: string, port: number) => ({ ...entry(id, port), Service: { ...entry(id, port).Service, Address: address } });
+    const bad = [at('scheme', 'http://10.0.0.5', 8080), at('big', '127.0.0.1', 70000)];
+    consul.answers.set('/v1/catalog/services', { body: { legacy: [] }, index: 5 });
+    consul.answers.set('/v1/health/service/legacy', { body: [...bad, entry('good-1', 8001)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    catalog = new ConsulCatalog(connection, logger);
+    await catalog.synced(5_000);
+    expect(catalog.instances().map((i) => i.id)).toEqual(['good-1']);
+    // Later answers still carrying them (each with one more good instance, to see them read): no new warning.
+    for (const [n, index] of [[2, 8], [3, 9]] as const) {
+      consul.answers.set('/v1/health/service/legacy', { body: [...bad, ...Array.from({ length: n }, (_, i) => entry(`good-${i + 1}`, 8001 + i))], index });
+      await until(() => catalog!.instances().length === n, `answer ${index}`);
+    }
+    const warnings = lines.filter((l) => l.level === 40).map((l) => l.msg);
+    expect(warnings).toHaveLength(2);
+    expect(warnings.find((m) => m.includes('"scheme"'))).toContain('address: must be an IP address or a host name, not "http://10.0.0.5"');
+    expect(warnings.find((m) => m.includes('"big"'))).toContain('port: ');
+  });
 });

@@ -6,14 +6,15 @@
  * pushed snapshots (passing instances only). The last known state survives Consul outages
  * and malformed answers. Consul accepts names Skein does not (`Redis_Cache`); those are
  * skipped with one warning each, since one of them in a snapshot would have every sidecar
- * refuse it, and every later one. An instance registered without a port is skipped the same
- * way (one warning per instance id); the service's other instances are kept.
+ * refuse it, and every later one. An instance registered without a port, or with an address
+ * or port a snapshot's endpoint cannot carry (`http://10.0.0.5`, port 70000), is skipped the
+ * same way (one warning per instance id); the service's other instances are kept.
  */
-import { serviceName } from '../../common/config/schema.js';
+import { endpoint, serviceName } from '../../common/config/schema.js';
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { endpointsOf, healthRequest, MalformedConsulAnswer, portlessWarner, type HealthEntry } from '../../sidecar/discovery/consul.js';
+import { endpointsOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 
 interface ServiceWatch {
@@ -113,6 +114,8 @@ export class ConsulCatalog implements Discovery {
     for (const name of wanted) {
       if (this.services.has(name)) continue;
       this.pending.add(name);
+      const warnInvalid = skippedInstanceWarner(this.logger, name, (id, why) =>
+        `Consul lists instance ${JSON.stringify(id)} of ${name} with an endpoint sidecars would refuse (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`);
       const watch: ServiceWatch = {
         instances: [],
         query: new BlockingQuery({
@@ -120,7 +123,7 @@ export class ConsulCatalog implements Discovery {
           request: healthRequest(this.consul, name, false, portlessWarner(this.logger, name)),
           onAnswer: (entries) => {
             this.settle(name);
-            const next = instancesOf(name, entries);
+            const next = instancesOf(name, entries, warnInvalid);
             if (JSON.stringify(next) === JSON.stringify(watch.instances)) return;
             watch.instances = next;
             this.changed();
@@ -153,20 +156,30 @@ export class ConsulCatalog implements Discovery {
   }
 }
 
-/** Instances of one health answer: labels as the sidecar sees them, health from the checks. */
-export function instancesOf(service: string, entries: readonly HealthEntry[]): Instance[] {
+/**
+ * Instances of one health answer: labels as the sidecar sees them, health from the checks.
+ * Snapshots are not re-validated when published, so an instance is checked here against the
+ * schema sidecars validate endpoints with: one they would refuse is left out, with
+ * `onInvalid(id, why)` called, rather than have every sidecar refuse every later snapshot.
+ */
+export function instancesOf(service: string, entries: readonly HealthEntry[], onInvalid?: (id: string, why: string) => void): Instance[] {
   return entries
     .map((entry) => {
-      const [endpoint] = endpointsOf([entry]);
-      if (endpoint === undefined) return undefined;
+      const [found] = endpointsOf([entry]);
+      if (found === undefined) return undefined;
+      const checked = endpoint.safeParse(found);
+      if (!checked.success) {
+        onInvalid?.(entry.Service.ID, checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+        return undefined;
+      }
       const passing = (entry.Checks ?? []).every((c) => c.Status === 'passing');
       const instance: Instance = {
         service,
         id: entry.Service.ID,
-        address: endpoint.address,
-        port: endpoint.port,
-        protocol: endpoint.labels.protocol === 'grpc' ? 'grpc' : 'http',
-        labels: endpoint.labels,
+        address: found.address,
+        port: found.port,
+        protocol: found.labels.protocol === 'grpc' ? 'grpc' : 'http',
+        labels: found.labels,
         health: passing ? 'healthy' : 'critical',
       };
       return instance;

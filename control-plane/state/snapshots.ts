@@ -134,7 +134,7 @@ export class SnapshotPublisher {
     const previous = this.latest ? Number(this.latest.version) : 0;
     const version = String(Math.max(previous + 1, this.now()));
     // Not re-validated here: every stored piece was validated on load (MeshConfig) and every
-    // instance at its Hello, and validating a thousand endpoints with zod costs ~100 ms on the push path.
+    // instance at its Hello or as the Consul catalog read it, and validating a thousand endpoints with zod costs ~100 ms on the push path.
     const wire = { version, ...body };
     this.latest = { version, json: JSON.stringify(wire), body, changedAt };
     this.latestBodyJson = bodyJson;

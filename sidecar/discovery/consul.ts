@@ -92,14 +92,19 @@ export function healthEntries(service: string, data: unknown, onPortless?: (id: 
 
 /** Warns once per instance id about instances registered without a port, for `healthEntries`. */
 export function portlessWarner(logger: Logger, service: string): (id: string) => void {
+  return skippedInstanceWarner(logger, service, (id) => `Consul lists instance ${JSON.stringify(id)} of ${service} without a port; skipping it (the other instances are used). Register it with a Port to route to it`);
+}
+
+/**
+ * Warns about an instance left out of a service's answers once per instance id: the same
+ * registration comes back in every answer, and one line per answer would bury the log.
+ */
+export function skippedInstanceWarner(logger: Logger, service: string, message: (id: string, why: string) => string): (id: string, why?: string) => void {
   const warned = new Set<string>();
-  return (id) => {
+  return (id, why = '') => {
     if (warned.has(id)) return;
     warned.add(id);
-    logger.warn(
-      { service, instance: id },
-      `Consul lists instance ${JSON.stringify(id)} of ${service} without a port; skipping it (the other instances are used). Register it with a Port to route to it`,
-    );
+    logger.warn({ service, instance: id }, message(id, why));
   };
 }
 

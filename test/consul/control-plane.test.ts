@@ -106,6 +106,37 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     expect(cp.child.output()).not.toContain('rejected a snapshot');
   });
 
+  it('an instance with an address or port sidecars refuse (http://10.0.0.5, port 70000) is skipped alone: sidecars stay SYNCED and later changes reach them', async () => {
+    const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
+    const app = await switchableApp('a');
+    apps.push(app);
+    const sidecar = await startMeshSidecar(procs, cp, { service: 'catalog', version: 'v1', appPort: app.port, extraArgs: ['--consul', consul.url] });
+    await consul.put('/agent/service/register', { ID: 'legacy-1', Name: 'legacy', Address: 'http://10.0.0.5', Port: 8080 });
+    await consul.put('/agent/service/register', { ID: 'legacy-2', Name: 'legacy', Address: '127.0.0.1', Port: 70000 });
+    await consul.put('/agent/service/register', { ID: 'legacy-3', Name: 'legacy', Address: '127.0.0.1', Port: 8081 });
+    const snapshot = async () => (await cp.api.get<{ services: Record<string, { endpoints: { port: number }[] }> }>('/api/v1/snapshot')).body;
+    await waitUntil(async () => (await snapshot()).services.legacy?.endpoints.length === 1, { timeoutMs: 10_000, what: 'legacy-3 in the snapshot' });
+    expect((await snapshot()).services.legacy!.endpoints.map((e) => e.port)).toEqual([8081]);
+    const synced = async () => {
+      const view = (await cp.api.get<{ proxies: { state: string }[] }>('/api/v1/proxies')).body;
+      return view.proxies.length === 1 && view.proxies[0]!.state === 'SYNCED';
+    };
+    await waitUntil(synced, { timeoutMs: 10_000, what: 'the sidecar SYNCED with the snapshot that has legacy' });
+    expect((await cp.api.put('/api/v1/services/catalog/policy', { timeout: '4s' })).status).toBe(200);
+    await waitUntil(async () => {
+      // Durations are milliseconds once parsed.
+      const config = (await (await fetch(`${sidecar.adminUrl}/config`)).json()) as { snapshot: { services: Record<string, { timeout?: number }> } };
+      return config.snapshot.services.catalog?.timeout === 4_000;
+    }, { timeoutMs: 5_000, what: 'the policy on the sidecar' });
+    await waitUntil(synced, { timeoutMs: 5_000, what: 'the sidecar SYNCED after the write' });
+    const output = cp.child.output();
+    expect(output).not.toContain('rejected a snapshot');
+    for (const id of ['legacy-1', 'legacy-2']) {
+      expect(output.split('\n').filter((l) => l.includes(`"${id}"`) && l.includes('sidecars would refuse'))).toHaveLength(1);
+    }
+    for (const id of ['legacy-1', 'legacy-2', 'legacy-3']) await consul.put(`/agent/service/deregister/${id}`);
+  });
+
   it('an instance registered without a port is skipped alone: the others come and go in the snapshot and `skein get services`', async () => {
     const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
     await consul.put('/agent/service/register', { ID: 'm1', Name: 'metrics', Address: '127.0.0.1', Port: 7001 });
