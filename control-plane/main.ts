@@ -139,7 +139,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     authenticate: streamAuthenticator(tokens, options.trustDomain),
     logger,
     credentials: tls.credentials,
-    // The catalog was read before the first snapshot, so there is no registry to wait for.
+    // Consul's catalog needs no refill after a restart; until it was read once, the publisher
+    // holds every snapshot instead (see Discovery.unknown).
     resyncHoldMs: consul ? 0 : options.resyncHoldMs,
     keepaliveMs: options.keepaliveMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),

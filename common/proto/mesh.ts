@@ -45,6 +45,12 @@ export interface SidecarMessage {
   readiness?: { notReady: string };
 }
 
+/**
+ * Response header of an accepted stream: why no snapshot follows yet (the control plane holds
+ * snapshots until Consul's catalog is read), for the sidecar's /ready to say.
+ */
+export const SNAPSHOT_HELD_HEADER = 'skein-snapshot-held';
+
 export interface ControlMessage {
   msg?: 'snapshot' | 'command';
   /** The JSON comes either as `json` or gzipped in `jsonGzip`. */

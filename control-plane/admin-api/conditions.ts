@@ -43,8 +43,9 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 /**
  * After a write is stored: waits for the snapshot to follow and says whether it did. When the
- * stored config cannot be composed (another stored entry is refused), the write stays stored
- * (it is in force for the next snapshot that composes) but sidecars keep `version`: the answer
+ * stored config cannot be composed (another stored entry is refused), or snapshots are held
+ * until Consul's catalog is read, the write stays stored (it is in force for the next
+ * snapshot published) but sidecars keep the snapshot they run: the answer
  * says so with `published: false`, a `warning`, and an HTTP `Warning: 299` header, which
  * kubectl-style clients print.
  */
@@ -53,7 +54,7 @@ export async function afterWrite(publisher: SnapshotPublisher): Promise<{ versio
   const version = publisher.current().version;
   const why = publisher.unpublished();
   if (why === undefined) return { version, headers: { 'skein-snapshot-version': version }, fields: { published: true } };
-  const warning = `stored but not published: sidecars keep snapshot ${version}, since the stored config cannot be composed: ${why}`;
+  const warning = `stored but not published: sidecars keep ${publisher.kept()}, since ${why}`;
   // A header value is one line of visible ASCII; the body carries the message as it is.
   const quoted = warning.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`);
   return { version, headers: { 'skein-snapshot-version': version, 'skein-published': 'false', warning: `299 - "${quoted}"` }, fields: { published: false, warning } };

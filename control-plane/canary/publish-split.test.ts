@@ -24,7 +24,7 @@ describe('the rollout’s setSplit', () => {
     await store.put('routes/broken', 'garbage');
     const err = await setSplit('catalog', { v1: 50, v2: 50 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SplitNotPublishedError);
-    expect((err as Error).message).toMatch(new RegExp(`^the split v1=50 v2=50 of catalog is stored but not published, so sidecars keep routing by snapshot ${published} until the stored config composes again: .*routes/broken`));
+    expect((err as Error).message).toMatch(new RegExp(`^the split v1=50 v2=50 of catalog is stored but not published, so sidecars keep routing by snapshot ${published}, since the stored config cannot be composed: .*routes/broken`));
     expect((await config.getRoutes('catalog'))!.value).toEqual([{ match: { pathPrefix: '/' }, split: { v1: 50, v2: 50 } }]);
     expect(publisher.current().version).toBe(published);
 

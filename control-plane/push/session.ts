@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
 import { serviceName, subsetName } from '../../common/config/schema.js';
-import type { ControlMessage, Hello, SidecarMessage } from '../../common/proto/mesh.js';
+import { SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
@@ -89,10 +89,10 @@ export class StreamSession {
     });
   }
 
-  /** Sends `snapshot` unless the stream is backed up; then the newest is sent on drain. */
+  /** Sends `snapshot` unless it is held or the stream is backed up; then the newest is sent on drain. */
   push(snapshot: PublishedSnapshot): void {
     const record = this.record;
-    if (!record || this.closed || record.sentVersion === snapshot.version) return;
+    if (!record || this.closed || snapshot.held !== undefined || record.sentVersion === snapshot.version) return;
     if (this.blocked) return;
     record.sentVersion = snapshot.version;
     const writable = this.call.write(this.deps.encode(snapshot));
@@ -148,8 +148,12 @@ export class StreamSession {
     this.deps.proxies.add(record);
     this.record = record;
     // Response headers tell the sidecar its stream was accepted, even when no snapshot
-    // follows (it already runs the newest, or the resync hold keeps its own).
-    this.call.sendMetadata(new grpc.Metadata());
+    // follows (it already runs the newest, or the resync hold keeps its own), and why none
+    // does while snapshots are held, for its /ready to say.
+    const accepted = new grpc.Metadata();
+    const held = this.deps.publisher.current().held;
+    if (held !== undefined) accepted.set(SNAPSHOT_HELD_HEADER, held.replace(/[^\x20-\x7e]/g, '?'));
+    this.call.sendMetadata(accepted);
     this.deps.logger.info({ service: record.service, instance: record.instanceId, lastVersion: hello.lastVersion || undefined }, 'sidecar connected');
 
     const current = this.deps.publisher.current();

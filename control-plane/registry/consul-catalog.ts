@@ -30,6 +30,10 @@ export class ConsulCatalog implements Discovery {
   /** Services whose first health answer is still to come, and who waits for that. */
   private pending = new Set<string>();
   private namesKnown = false;
+  /** Whether every service was read once: until then the instances are `unknown()`. */
+  private read = false;
+  /** The last failure to read the catalog, for `unknown()`. */
+  private lastFailure: string | undefined;
   private syncWaiters: (() => void)[] = [];
   /** Catalog names that are not valid service names, each warned about once. */
   private readonly skipped = new Set<string>();
@@ -65,6 +69,11 @@ export class ConsulCatalog implements Discovery {
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  unknown(): string | undefined {
+    if (this.read) return undefined;
+    return `Consul's catalog at ${this.consul.url} has not been read since the control plane started${this.lastFailure ? ` (${this.lastFailure})` : ''}`;
   }
 
   instances(): readonly Instance[] {
@@ -142,11 +151,17 @@ export class ConsulCatalog implements Discovery {
     if (service !== undefined) this.pending.delete(service);
     if (!this.namesKnown || this.pending.size > 0) return;
     for (const resolve of this.syncWaiters.splice(0)) resolve();
+    if (!this.read) {
+      this.read = true;
+      this.changed();
+    }
   }
 
   private logError(err: unknown, attempt: number, what: string): void {
+    const described = describeConsulError(err, this.consul.url);
+    if (!this.read) this.lastFailure = `reading ${what}: ${described}`;
     if (attempt === 1 || attempt % 20 === 0) {
-      this.logger.error({ attempt }, `watching ${what} in Consul failed: ${describeConsulError(err, this.consul.url)}; keeping the last known instances and retrying`);
+      this.logger.error({ attempt }, `watching ${what} in Consul failed: ${described}; keeping the last known instances and retrying`);
     }
   }
 

@@ -20,6 +20,12 @@ export interface Instance {
 export interface Discovery {
   /** Every known instance, in a stable order. */
   instances(): readonly Instance[];
+  /**
+   * Why the instances are not known yet (Consul's catalog never read since the start), or
+   * undefined once they are. A snapshot composed meanwhile would drop every service, so it is
+   * held from sidecars (they keep theirs) until this clears; `onChange` listeners hear when it does.
+   */
+  unknown?(): string | undefined;
   /** Called after the instance set changes. Returns a function that stops listening. */
   onChange(listener: () => void): () => void;
   close(): Promise<void>;

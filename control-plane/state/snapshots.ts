@@ -19,6 +19,8 @@ export interface PublishedSnapshot {
   readonly body: SnapshotBody;
   /** When the change that caused it was first seen (ms since epoch), for convergence figures. */
   readonly changedAt: number;
+  /** Why it is not pushed: composed while discovery did not know the instances (see `Discovery.unknown`). */
+  readonly held?: string;
 }
 
 export interface SnapshotPublisherOptions {
@@ -71,7 +73,14 @@ export class SnapshotPublisher {
    * after `settled()`, it says whether a write just made reached sidecars.
    */
   unpublished(): string | undefined {
-    return this.lastError?.message;
+    if (this.lastError) return `the stored config cannot be composed: ${this.lastError.message}`;
+    return this.latest?.held;
+  }
+
+  /** What sidecars route by while a write is unpublished, for the messages that say so. */
+  kept(): string {
+    const current = this.current();
+    return current.held === undefined ? `snapshot ${current.version}` : 'the snapshot they run';
   }
 
   onPublish(listener: (snapshot: PublishedSnapshot) => void): () => void {
@@ -118,7 +127,8 @@ export class SnapshotPublisher {
     try {
       const body = composeSnapshot(await this.config.load(), this.discovery.instances());
       const bodyJson = JSON.stringify(body);
-      if (bodyJson !== this.latestBodyJson) this.publish(body, bodyJson, changedAt);
+      const held = this.discovery.unknown?.();
+      if (bodyJson !== this.latestBodyJson || held !== this.latest?.held) this.publish(body, bodyJson, changedAt, held);
       this.lastError = undefined;
     } catch (err) {
       this.lastError = err as Error;
@@ -130,14 +140,18 @@ export class SnapshotPublisher {
     }
   }
 
-  private publish(body: SnapshotBody, bodyJson: string, changedAt: number): void {
+  private publish(body: SnapshotBody, bodyJson: string, changedAt: number, held: string | undefined): void {
     const previous = this.latest ? Number(this.latest.version) : 0;
     const version = String(Math.max(previous + 1, this.now()));
     // Not re-validated here: every stored piece was validated on load (MeshConfig) and every
     // instance at its Hello or as the Consul catalog read it, and validating a thousand endpoints with zod costs ~100 ms on the push path.
     const wire = { version, ...body };
-    this.latest = { version, json: JSON.stringify(wire), body, changedAt };
+    this.latest = { version, json: JSON.stringify(wire), body, changedAt, held };
     this.latestBodyJson = bodyJson;
+    if (held !== undefined) {
+      this.options.logger.warn({ version }, `snapshot composed but held from sidecars (they keep the one they run): ${held}`);
+      return;
+    }
     this.options.logger.info({ version, services: Object.keys(body.services ?? {}).length }, 'snapshot published');
     for (const listener of this.listeners) listener(this.latest);
   }

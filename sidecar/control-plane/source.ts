@@ -12,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log.js';
-import { loadMeshProto, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
+import { loadMeshProto, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { ConfigSource } from '../config-source.js';
 import type { IdentityProvider } from '../identity/provider.js';
 import { backoffDelay } from '../resilience/backoff.js';
@@ -186,8 +186,10 @@ export class ControlPlaneSource implements ConfigSource {
     };
     // The control plane answers a Hello it accepts with response headers: the stream is up
     // even if no snapshot follows because the one this sidecar runs is still the newest.
-    stream.on('metadata', () => {
+    stream.on('metadata', (metadata: grpc.Metadata) => {
+      const held = metadata.get(SNAPSHOT_HELD_HEADER)[0];
       if (this.version) this.state = this.connectedState();
+      else if (held !== undefined) this.state = `connected to control plane at ${this.options.address}; waiting for a first snapshot, which it holds: ${String(held)}`;
       this.options.onConnected?.();
     });
     stream.on('data', (message: ControlMessage) => {

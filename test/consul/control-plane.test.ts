@@ -137,6 +137,44 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     for (const id of ['legacy-1', 'legacy-2', 'legacy-3']) await consul.put(`/agent/service/deregister/${id}`);
   });
 
+  it('a control-plane restart while Consul is down pushes nothing until the catalog is read: sidecars keep their snapshot, writes are stored, a new sidecar waits saying why', { timeout: 120_000 }, async () => {
+    const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
+    const app = await switchableApp('a');
+    apps.push(app);
+    const sidecar = await startMeshSidecar(procs, cp, { service: 'catalog', version: 'v1', appPort: app.port, extraArgs: ['--consul', consul.url] });
+    type SidecarConfig = { version: string | null; snapshot: { services: Record<string, { timeout?: number; endpoints?: unknown[] }> } | null };
+    const configOf = async (adminUrl: string) => (await (await fetch(`${adminUrl}/config`)).json()) as SidecarConfig;
+    await waitUntil(async () => (await configOf(sidecar.adminUrl)).snapshot?.services.catalog !== undefined, { timeoutMs: 15_000, what: 'catalog in the sidecar snapshot' });
+    const before = (await configOf(sidecar.adminUrl)).version;
+
+    await consul.kill();
+    cp.child.kill('SIGKILL');
+    await cp.child.exited;
+    const again = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args: ['--consul', consul.url] });
+    await waitUntil(async () => (await again.api.get<{ proxies: unknown[] }>('/api/v1/proxies')).body.proxies.length === 1, { timeoutMs: 15_000, what: 'the sidecar reconnected' });
+    expect(again.child.output()).toContain('held from sidecars');
+    const put = await again.api.put('/api/v1/services/catalog/policy', { timeout: '4s' });
+    expect(put.status).toBe(200);
+    expect(put.headers.get('skein-published')).toBe('false');
+    expect(put.headers.get('warning')).toMatch(/stored but not published: sidecars keep the snapshot they run, since Consul's catalog at .* has not been read/);
+    const web = await switchableApp('web');
+    apps.push(web);
+    const late = await startMeshSidecar(procs, again, { service: 'web', appPort: web.port, extraArgs: ['--consul', consul.url], waitFor: 'none' });
+    await waitUntil(async () => {
+      const ready = await fetch(`${late.adminUrl}/ready`).catch(() => undefined);
+      return ready?.status === 503 && (await ready.text()).includes("which it holds: Consul's catalog");
+    }, { timeoutMs: 15_000, what: 'the new sidecar to say it waits for the held snapshot' });
+    const kept = await configOf(sidecar.adminUrl);
+    expect(kept.version).toBe(before);
+    expect(kept.snapshot?.services.catalog?.endpoints).toHaveLength(1);
+
+    // Once Consul is back and read, the stored write reaches the sidecars, with the catalog.
+    await consul.restart();
+    await waitUntil(async () => (await configOf(sidecar.adminUrl)).snapshot?.services.catalog?.timeout === 4_000, { timeoutMs: 30_000, what: 'the stored policy on the sidecar' });
+    await waitUntil(async () => (await fetch(`${late.adminUrl}/ready`)).status === 200, { timeoutMs: 30_000, what: 'the new sidecar ready' });
+    expect(again.child.output()).not.toMatch(/"services":0,"msg":"snapshot published"/);
+  });
+
   it('an instance registered without a port is skipped alone: the others come and go in the snapshot and `skein get services`', async () => {
     const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
     await consul.put('/agent/service/register', { ID: 'm1', Name: 'metrics', Address: '127.0.0.1', Port: 7001 });

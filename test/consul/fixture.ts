@@ -113,6 +113,7 @@ export function consulTeardown(procs: Processes, apps: SwitchableApp[], consul: 
   afterEach(async () => {
     await procs.killAll();
     for (const app of apps.splice(0)) await app.close();
+    await consul()?.restartIfDown();
     await consul()?.reset();
   });
   afterAll(async () => {
