@@ -15,12 +15,16 @@ interface FakeConsul {
   readonly url: string;
   /** What each path answers now (JSON-encoded), and its index; a blocking read with the same index waits 100 ms, then answers the same. */
   answers: Map<string, { body: unknown; index: number }>;
+  /** While set, every request is answered 500, as an agent that is not serving. */
+  down: boolean;
   close(): Promise<void>;
 }
 
 async function fakeConsul(): Promise<FakeConsul> {
   const answers = new Map<string, { body: unknown; index: number }>();
+  let down = false;
   const server: Server = createServer((req, res) => {
+    if (down) return void res.writeHead(500).end('agent down');
     const url = new URL(req.url!, 'http://x');
     const answer = answers.get(url.pathname) ?? { body: [], index: 1 };
     const send = (): void => void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': String(answer.index) }).end(JSON.stringify(answer.body));
@@ -31,6 +35,12 @@ async function fakeConsul(): Promise<FakeConsul> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     answers,
+    get down() {
+      return down;
+    },
+    set down(value: boolean) {
+      down = value;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -142,5 +152,35 @@ describe('ConsulCatalog against a fake Consul', () => {
     expect(warnings).toHaveLength(2);
     expect(warnings.find((m) => m.includes('"scheme"'))).toContain('address: must be an IP address or a host name, not "http://10.0.0.5"');
     expect(warnings.find((m) => m.includes('"big"'))).toContain('port: ');
+  });
+
+  it('after an outage, a service Consul no longer lists or lists without a passing instance is kept for the recovery hold', async () => {
+    consul = await fakeConsul();
+    consul.answers.set('/v1/catalog/services', { body: { web: [], api: [] }, index: 5 });
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
+    consul.answers.set('/v1/health/service/api', { body: [entry('api-1', 9001)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs: 60_000 });
+    await catalog.synced(5_000);
+    expect(catalog.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
+
+    // An empty answer with no outage before it is news.
+    consul.answers.set('/v1/health/service/api', { body: [], index: 8 });
+    await until(() => catalog!.instances().length === 1, 'api emptied');
+    // The agent restarts: web is not listed at first, then listed with its check still critical.
+    consul.down = true;
+    await until(() => lines.some((l) => l.level === 50 && l.msg.includes('watching web in Consul failed')), 'the outage seen');
+    consul.answers.set('/v1/catalog/services', { body: {}, index: 2 });
+    consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
+    consul.down = false;
+    await until(() => lines.some((l) => l.msg.includes('no longer lists web')), 'the vanished service kept');
+    consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 3 });
+    consul.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8001), Checks: [{ Status: 'critical' }] }], index: 3 });
+    await until(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), 'the critical answer held');
+    expect(catalog.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
+    // Once it passes, the answer is taken as any other.
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
+    await until(() => catalog!.instances()[0]?.port === 8002, 'the passing instance');
   });
 });

@@ -8,11 +8,15 @@
  * skipped with one warning each, since one of them in a snapshot would have every sidecar
  * refuse it, and every later one. An instance registered without a port, or with an address
  * or port a snapshot's endpoint cannot carry (`http://10.0.0.5`, port 70000), is skipped the
- * same way (one warning per instance id); the service's other instances are kept.
+ * same way (one warning per instance id); the service's other instances are kept. After an
+ * outage, a service that vanishes from the list or is left without a passing instance is kept
+ * as last known for the recovery hold (RecoveryHold, the rule the sidecar's Consul source
+ * applies): a restarted agent lists services only as their sidecars register again.
  */
 import { endpoint, serviceName } from '../../common/config/schema.js';
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
+import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
 import { endpointsOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
@@ -20,7 +24,15 @@ import type { Discovery, Instance } from './discovery.js';
 interface ServiceWatch {
   readonly query: BlockingQuery<HealthEntry[]>;
   instances: Instance[];
+  readonly hold: RecoveryHold;
 }
+
+export interface ConsulCatalogOptions {
+  /** After Consul comes back, how long a service it no longer lists, or lists without a passing instance, is kept as last known. */
+  readonly recoveryHoldMs?: number;
+}
+
+const passing = (instances: readonly Instance[]): number => instances.filter((i) => i.health === 'healthy').length;
 
 export class ConsulCatalog implements Discovery {
   private readonly services = new Map<string, ServiceWatch>();
@@ -37,11 +49,14 @@ export class ConsulCatalog implements Discovery {
   private syncWaiters: (() => void)[] = [];
   /** Catalog names that are not valid service names, each warned about once. */
   private readonly skipped = new Set<string>();
+  private readonly namesHold: RecoveryHold;
 
   constructor(
     private readonly consul: ConsulConnection,
     private readonly logger: Logger,
+    private readonly options: ConsulCatalogOptions = {},
   ) {
+    this.namesHold = new RecoveryHold(options.recoveryHoldMs);
     this.names = new BlockingQuery({
       kind: 'index',
       request: async (req) => {
@@ -55,6 +70,7 @@ export class ConsulCatalog implements Discovery {
       },
       onAnswer: (names) => this.syncNames(this.meshNames(Object.keys(names))),
       onError: (err, attempt) => this.logError(err, attempt, 'the service list'),
+      onRecovered: () => this.namesHold.recovered(),
     });
   }
 
@@ -113,8 +129,13 @@ export class ConsulCatalog implements Discovery {
   private syncNames(names: readonly string[]): void {
     const wanted = new Set(names);
     let changed = false;
+    const kept: string[] = [];
     for (const [name, watch] of this.services) {
       if (wanted.has(name)) continue;
+      if (this.namesHold.keeps(passing(watch.instances), 0)) {
+        kept.push(name);
+        continue;
+      }
       void watch.query.stop();
       this.services.delete(name);
       this.pending.delete(name);
@@ -127,6 +148,7 @@ export class ConsulCatalog implements Discovery {
         `Consul lists instance ${JSON.stringify(id)} of ${name} with an endpoint sidecars would refuse (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`);
       const watch: ServiceWatch = {
         instances: [],
+        hold: new RecoveryHold(this.options.recoveryHoldMs),
         query: new BlockingQuery({
           kind: 'index',
           request: healthRequest(this.consul, name, false, portlessWarner(this.logger, name)),
@@ -134,13 +156,21 @@ export class ConsulCatalog implements Discovery {
             this.settle(name);
             const next = instancesOf(name, entries, warnInvalid);
             if (JSON.stringify(next) === JSON.stringify(watch.instances)) return;
+            if (watch.hold.keeps(passing(watch.instances), passing(next))) {
+              this.logger.warn({ service: name, kept: passing(watch.instances) }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
+              return;
+            }
             watch.instances = next;
             this.changed();
           },
           onError: (err, attempt) => this.logError(err, attempt, name),
+          onRecovered: () => watch.hold.recovered(),
         }),
       };
       this.services.set(name, watch);
+    }
+    if (kept.length > 0) {
+      this.logger.warn({ services: kept }, `Consul, just back, no longer lists ${kept.join(', ')}; keeping the last known instances while they register again`);
     }
     this.namesKnown = true;
     this.settle(undefined);

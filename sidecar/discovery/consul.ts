@@ -4,12 +4,13 @@
  * when its last watcher leaves. Each answer becomes the whole endpoint set (address and port
  * of the registered instance; labels are the service meta plus `tag:<tag>` for each tag), and
  * watchers hear only about sets that actually changed. Errors keep the last known set, and
- * so does an empty answer within `recoveryHoldMs` of an outage: a restarted agent answers
- * before its sidecars have registered again, and that emptiness is not news.
+ * so does an empty answer within `recoveryHoldMs` of an outage (RecoveryHold, shared with the
+ * control plane's catalog).
  */
 import type { Endpoint } from '../../common/config/schema.js';
 import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
+import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
 import type { EndpointListener, EndpointSource } from './source.js';
 
@@ -38,8 +39,7 @@ interface Watch {
   readonly query: BlockingQuery<HealthEntry[]>;
   key: string | undefined;
   endpoints: readonly Endpoint[] | undefined;
-  /** Until when (ms) an empty answer does not replace a non-empty set. */
-  holdEmptyUntil: number;
+  readonly hold: RecoveryHold;
 }
 
 /** Endpoints of a health answer, sorted so equal sets compare equal. */
@@ -157,7 +157,7 @@ export class ConsulEndpointSource implements EndpointSource {
       listeners: new Set(),
       key: undefined,
       endpoints: undefined,
-      holdEmptyUntil: 0,
+      hold: new RecoveryHold(this.options.recoveryHoldMs),
       query: new BlockingQuery<HealthEntry[]>({
         kind: 'index',
         request: healthRequest(this.consul, service, true, portlessWarner(log, service)),
@@ -167,7 +167,7 @@ export class ConsulEndpointSource implements EndpointSource {
           const endpoints = endpointsOf(entries);
           const key = JSON.stringify(endpoints);
           if (key === watch.key) return;
-          if (endpoints.length === 0 && (watch.endpoints?.length ?? 0) > 0 && Date.now() < watch.holdEmptyUntil) {
+          if (watch.hold.keeps(watch.endpoints?.length ?? 0, endpoints.length)) {
             log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing instance of ${service}; keeping the last known endpoints while instances register again`);
             return;
           }
@@ -183,7 +183,7 @@ export class ConsulEndpointSource implements EndpointSource {
           }
         },
         onRecovered: (failures) => {
-          watch.holdEmptyUntil = Date.now() + (this.options.recoveryHoldMs ?? 30_000);
+          watch.hold.recovered();
           log.info({ failures }, `watching ${service} in Consul again`);
         },
       }),

@@ -73,7 +73,8 @@ export interface Load {
 }
 
 /** `concurrency` loops of GET requests to `url` with Host `host`, until stopped. */
-export function startLoad(agent: Agent, url: string, host: string, concurrency = 2): Load {
+/** `paceMs`: a pause after each answer, for load that leaves a 2-core machine room for the processes under test. */
+export function startLoad(agent: Agent, url: string, host: string, concurrency = 2, paceMs = 0): Load {
   const answers: Answer[] = [];
   let running = true;
   const loop = async (_: unknown, loop: number): Promise<void> => {
@@ -84,6 +85,7 @@ export function startLoad(agent: Agent, url: string, host: string, concurrency =
         const text = await res.body.text();
         const reason = res.headers['x-skein-reason'] as string | undefined;
         answers.push({ status: res.statusCode, reason, name: res.statusCode === 200 ? (JSON.parse(text) as { name: string }).name : undefined, loop, sentAt });
+        if (paceMs > 0) await new Promise((resolve) => setTimeout(resolve, paceMs));
       } catch (err) {
         answers.push({ status: 0, reason: (err as Error).message, loop, sentAt });
         // A closed dispatcher throws synchronously: yield so a failing loop cannot starve the event loop.

@@ -7,6 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } fr
 import { Agent } from 'undici';
 import { Processes, waitUntil, type SpawnedSidecar } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
+import { startControlPlane } from '../control-plane/harness.js';
+import { startMeshSidecar } from '../identity/mesh.js';
 import { consulConfig, startLoad, switchableApp, type Load, type SwitchableApp } from './fixture.js';
 
 describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
@@ -164,6 +166,36 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     expect(sa.output()).toMatch(/the Consul agent had lost this instance; registered again/);
   });
 
+  it('in control-plane mode (control plane and sidecars on Consul), a Consul crash under load fails no request', { timeout: 120_000 }, async () => {
+    const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
+    const extraArgs = ['--consul', consul.url];
+    const sa = await startMeshSidecar(procs, cp, { service: 'catalog', version: 'v1', appPort: (await app('a')).port, extraArgs });
+    const sb = await startMeshSidecar(procs, cp, { service: 'catalog', version: 'v2', appPort: (await app('b')).port, extraArgs });
+    const caller = await startMeshSidecar(procs, cp, { service: 'web', appPort: (await app('web')).port, extraArgs });
+    // A caller without --consul routes by the pushed endpoints, so it also sees instances the catalog lists critical.
+    const plain = await startMeshSidecar(procs, cp, { service: 'front', appPort: (await app('front')).port, listed: false });
+    const both = [sa.inboundPort, sb.inboundPort].sort().join();
+    for (const sc of [caller, plain]) await waitUntil(async () => (await clusterPorts(sc, 'catalog')).join() === both, { timeoutMs: 15_000, what: 'the callers to see both instances' });
+    const [load, plainLoad] = [startLoad(http, caller.outboundUrl, 'catalog', 1, 20), startLoad(http, plain.outboundUrl, 'catalog', 1, 20)];
+    loads.push(load, plainLoad);
+    await waitUntil(() => load.answers.length > 20 && plainLoad.answers.length > 20, { what: 'traffic' });
+    await consul.kill();
+    const mark = load.answers.length;
+    // Down for long enough that every watcher's backoff grows past a second.
+    await waitUntil(() => load.answers.length > mark + 100, { timeoutMs: 15_000, what: 'answers while Consul is down' });
+    await waitUntil(() => /watching (catalog|the service list) in Consul failed/.test(cp.child.output()), { what: 'the control plane to see the outage' });
+    await consul.restart();
+    await waitUntil(async () => (await passingPorts('catalog')).join() === both, { timeoutMs: 30_000, what: 'registrations restored' });
+    await waitUntil(async () => (await consul.passing('web')).length === 1, { timeoutMs: 30_000, what: 'the caller registered again' });
+    // The control plane pushes the catalog as Consul lists it again, with both instances.
+    await waitUntil(async () => (await cp.api.get<{ services: Record<string, { endpoints: unknown[] }> }>('/api/v1/snapshot')).body.services.catalog?.endpoints.length === 2, { timeoutMs: 15_000, what: 'both catalog endpoints in the snapshot' });
+    const after = load.answers.length;
+    await waitUntil(() => load.answers.length > after + 50, { timeoutMs: 15_000, what: 'answers after the restart' });
+    for (const l of [load, plainLoad]) await l.stop();
+    expect(load.failures()).toEqual([]);
+    expect(plainLoad.failures()).toEqual([]);
+  });
+
   it('a sidecar started while Consul is down says so clearly, keeps serving and registers once Consul is back', async () => {
     await consul.kill();
     const a = await app('a');
@@ -175,7 +207,7 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
   });
 });
 
-async function clusterPorts(sc: SpawnedSidecar, service: string): Promise<number[]> {
+async function clusterPorts(sc: Pick<SpawnedSidecar, 'adminUrl'>, service: string): Promise<number[]> {
   const res = await fetch(`${sc.adminUrl}/clusters`);
   const clusters = (await res.json()) as Record<string, { endpoints: { port: number }[] }>;
   return (clusters[service]?.endpoints ?? []).map((e) => e.port).sort();

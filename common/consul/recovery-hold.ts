@@ -1,0 +1,29 @@
+/**
+ * The rule both Consul readers (the sidecar's endpoint source, the control plane's catalog)
+ * apply after an outage: a restarted agent answers before the instances on it have
+ * registered again (and before their checks pass), so for a while an answer that leaves
+ * nothing of what was known is not news, and the last known set is kept instead. Errors
+ * alone need no rule: a failed query keeps the last answer anyway.
+ */
+
+/** How long after Consul answers again an emptied set is taken for a registry still refilling. */
+export const RECOVERY_HOLD_MS = 30_000;
+
+export class RecoveryHold {
+  private until = 0;
+
+  constructor(
+    private readonly holdMs: number = RECOVERY_HOLD_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Consul answered again after failing: the hold period starts now. */
+  recovered(): void {
+    this.until = this.now() + this.holdMs;
+  }
+
+  /** Whether a set of `before` items that an answer would leave with `after` is kept as it is. */
+  keeps(before: number, after: number): boolean {
+    return after === 0 && before > 0 && this.now() < this.until;
+  }
+}
