@@ -48,7 +48,7 @@ describe('editIntentions', () => {
   it('says when the write is stored but not published, with the control plane\'s reason (a real HTTP server answering as the control plane does)', async () => {
     const why = 'invalid config in the store (consul), not published: routes/broken: (root): Expected array, received string';
     let publishing: string | undefined = why;
-    const publisher = { settled: async () => undefined, current: () => ({ version: '7' }), unpublished: () => publishing } as unknown as SnapshotPublisher;
+    const publisher = { settled: async () => undefined, current: () => ({ version: '7' }), kept: () => 'snapshot 7', unpublished: () => publishing && `the stored config cannot be composed: ${publishing}` } as unknown as SnapshotPublisher;
     const server = createServer((req, res) => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));

@@ -16,7 +16,7 @@ let server: Server;
 let url: string;
 
 beforeAll(async () => {
-  const publisher = { settled: async () => undefined, current: () => ({ version: '7' }), unpublished: () => publishing } as unknown as SnapshotPublisher;
+  const publisher = { settled: async () => undefined, current: () => ({ version: '7' }), kept: () => 'snapshot 7', unpublished: () => publishing && `the stored config cannot be composed: ${publishing}` } as unknown as SnapshotPublisher;
   server = createServer((req, res) => {
     req.resume();
     void afterWrite(publisher).then(({ headers }) => {
