@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { connectConsul, isLoopbackUrl } from '../../common/consul/client.js';
+import type { Logger } from '../../common/log.js';
 import { startScriptedConsulAgent } from '../../test/support/scripted-consul-agent.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { checkIdOf, ConsulRegistration, registrationBody, type InstanceRegistration } from './consul-registration.js';
@@ -58,18 +59,24 @@ describe('ConsulRegistration against a scripted agent', () => {
   });
 });
 
+/** A logger whose lines the test reads. */
+function capturingLogger(): { lines: string[]; logger: Logger } {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  }));
+  return { lines, logger };
+}
+
 describe('ConsulRegistration against an agent that stops answering', () => {
   it('a registration left hanging does not hold up deregistration, so shutdown goes on to drain', async () => {
     // An agent that does not know the instance (404), then holds every PUT unanswered.
     const agent = await startScriptedConsulAgent({ holdPut: () => true });
     const consul = connectConsul(agent.url, {});
-    const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    }));
+    const { lines, logger } = capturingLogger();
     const registration = new ConsulRegistration(consul, instance, logger);
     try {
       await waitUntil(() => agent.puts.some((p) => p.path === '/v1/agent/service/register'), { what: 'the registration PUT' });
@@ -89,13 +96,7 @@ describe('ConsulRegistration in TTL mode against a hung agent (a server that nev
     let hung = true;
     const agent = await startScriptedConsulAgent({ hung: () => hung });
     const consul = connectConsul(agent.url, {});
-    const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    }));
+    const { lines, logger } = capturingLogger();
     // Ticks every 50 ms and updates cut off after 200 ms: several ticks fall inside each update.
     const registration = new ConsulRegistration(consul, { ...instance, ttlReadiness: () => [] }, logger, { ttlEveryMs: 50, ttlTimeoutMs: 200 });
     const ttlUpdates = (): number => agent.requests.filter((r) => r.startsWith('PUT /v1/agent/check/pass/')).length;
