@@ -34,6 +34,15 @@ function failure(run: () => unknown): InjectError {
 }
 
 describe('injectPodTemplate', () => {
+  test('opting out: the annotation on the template or the workload, or the pod\'s own label, as the webhook\'s objectSelector reads it', () => {
+    expect(pod({ annotations: { 'skein.io/inject': 'false' } }).status).toBe('opted-out');
+    expect(pod({ owner: { annotations: { 'skein.io/inject': 'false' } } }).status).toBe('opted-out');
+    expect(pod({ labels: { app: 'orders', 'skein.io/inject': 'false' } }).status).toBe('opted-out');
+    // A Deployment's own labels are not its pods': the webhook would inject them.
+    expect(pod({ owner: { labels: { 'skein.io/inject': 'false' } } }).status).toBe('injected');
+    expect(pod({ labels: { app: 'orders', 'skein.io/inject': 'true' } }).status).toBe('injected');
+  });
+
   test('service name: annotation, then app label, then app.kubernetes.io/name; the template wins over the workload', () => {
     expect(injected(pod({ labels: { app: 'x' }, annotations: { 'skein.io/service': 'orders' } })).params.service).toBe('orders');
     expect(injected(pod({ labels: { 'app.kubernetes.io/name': 'users' } })).params.service).toBe('users');

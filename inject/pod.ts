@@ -54,7 +54,11 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
     return undefined;
   };
 
-  if (lookup('annotations', ANNOTATIONS.inject)?.value === 'false') return { status: 'opted-out' };
+  // The pod's own label counts too: the webhook's objectSelector never sends such a pod, and
+  // the CLI must leave out what the webhook would. A workload's own labels do not reach its pods.
+  if (lookup('annotations', ANNOTATIONS.inject)?.value === 'false' || String(stringMap(ref.metadata, 'labels')[ANNOTATIONS.inject]) === 'false') {
+    return { status: 'opted-out' };
+  }
   const spec = ref.spec;
   if (!isObj(spec)) return fail('invalid-field', at('spec'), 'a pod spec (a mapping) is required');
   const containers = containersOf(spec, 'containers');
