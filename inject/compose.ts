@@ -8,9 +8,10 @@
  * (Consul, the control plane, databases) are left alone.
  */
 import { Pair, isMap, isScalar, type Document } from 'yaml';
+import { parsePortText } from '../common/net/port-text.js';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, parsePortText, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 

@@ -65,12 +65,6 @@ export const ANNOTATIONS = {
   redirectPorts: 'skein.io/redirect-ports',
 } as const;
 
-/** A port written as text (an annotation, a label, a flag): decimal 1-65535 only, where Number() would also take "0x1F90" or "8e3". */
-export function parsePortText(text: string): number | undefined {
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : 0;
-  return port >= 1 && port <= 65535 ? port : undefined;
-}
-
 /**
  * The sidecar shares the app's network namespace (pod or Compose service), so the app cannot use the sidecar's ports.
  * A range (`last` above `port`, e.g. Compose "15000-15010") is checked whole, without listing its ports.

@@ -4,8 +4,9 @@
  * changed pod spec. Pure: the same input gives the same output, and an injected template is
  * left as it is, so injecting twice changes nothing.
  */
+import { parsePortText } from '../common/net/port-text.js';
 import { InjectError } from './errors.js';
-import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, assertNotSidecarPort, parsePortText, type InjectOptions } from './options.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, assertNotSidecarPort, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 

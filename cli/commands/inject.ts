@@ -1,6 +1,7 @@
 /** `skein inject -f FILE`: add the sidecar to Kubernetes manifests or a Compose file, printed on stdout. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_INJECT_OPTIONS, isNamedVolume, parsePortText, type InjectOptions } from '../../inject/options.js';
+import { parsePortText } from '../../common/net/port-text.js';
+import { DEFAULT_INJECT_OPTIONS, isNamedVolume, type InjectOptions } from '../../inject/options.js';
 import { parseConsulAddress, parseHostPort, parseImageReference, parseKubernetesName } from '../flag-values.js';
 import { readInputFile } from '../input-file.js';
 

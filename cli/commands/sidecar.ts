@@ -5,12 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseServiceName, parseSizeFlag } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
+import { parsePortText } from '../../common/net/port-text.js';
 import { UsageError } from '../usage-error.js';
 
-/** A port flag: decimal 0-65535 (0: any free port), where Number() would also take "0x1F90", "8e3" or "". */
+/** A port flag: 0-65535, 0 for any free port. */
 export function parsePort(value: string): number {
-  const port = /^\d{1,5}$/.test(value) ? Number(value) : -1;
-  if (port < 0 || port > 65535) throw new InvalidArgumentError(`not a port number: ${value} (a decimal number from 0 to 65535)`);
+  const port = parsePortText(value, 0);
+  if (port === undefined) throw new InvalidArgumentError(`not a port number: ${value} (a decimal number from 0 to 65535)`);
   return port;
 }
 
