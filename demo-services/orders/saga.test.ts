@@ -107,6 +107,25 @@ describe('OrderSaga', () => {
     }
   });
 
+  it('leaves a resumed order pending while the mesh has no route or endpoint for a service yet (a whole shop restarting)', async () => {
+    const id = newOrder().id;
+    store.recordStep(id, 'reserve', 'ok'); // the crashed run reserved, and may have charged
+    inventory.script.push({ status: 503, headers: { 'x-skein-reason': 'no-healthy-endpoints' } }, { status: 404, headers: { 'x-skein-reason': 'no-route' } });
+    expect((await saga.run(id, {}, true)).status).toBe('pending');
+    expect((await saga.run(id, {}, true)).status).toBe('pending');
+    expect(store.compensationsOwed(id)).toEqual([]);
+    expect(payments.calls).toHaveLength(0); // no refund of a charge that may have gone through
+    expect((await saga.run(id, {}, true)).status).toBe('confirmed');
+    expect(steps(id)).toEqual(['reserve:ok', 'reserve:ok', 'charge:ok', 'confirm:ok']);
+  });
+
+  it('cancels a resumed order when the answer may have come after delivery (a sidecar timeout)', async () => {
+    const id = newOrder().id;
+    inventory.script.push({ status: 504, headers: { 'x-skein-reason': 'timeout' } });
+    expect((await saga.run(id, {}, true)).status).toBe('cancelled');
+    expect(steps(id)).toEqual(['reserve:failed', 'release:ok']);
+  });
+
   it('never runs an order\'s compensations twice at once (saga and sweeper)', async () => {
     payments.script.push(503);
     const running = saga.run(newOrder().id);

@@ -8,13 +8,14 @@
  *
  * A run that resumes an order a crashed process left pending does not know how far that
  * process got: if it had reserved, it may also have sent the charge, so a failure now owes a
- * refund too (a refund of a charge never made voids it). And a resumed run whose call could
- * not even leave this process (the sidecar is not up yet) leaves the order pending for the
- * next try rather than cancelling it.
+ * refund too (a refund of a charge never made voids it). And a resumed run whose call never
+ * reached the service (this sidecar is not up yet, or it has no route or endpoint for it yet:
+ * a whole shop starting again) leaves the order pending for the next try rather than
+ * cancelling an order that may well be paid.
  */
 import type { Logger } from '../../common/log.js';
 import { HttpError, UpstreamError } from '../shared/http-errors.js';
-import { answerError, type Answer, type ServiceClient } from '../shared/mesh.js';
+import { answerError, neverDelivered, type Answer, type ServiceClient } from '../shared/mesh.js';
 import type { TraceHeaders } from '../shared/trace.js';
 import { backoffMs } from './backoff.js';
 import type { Compensation, Order, OrderStore } from './store.js';
@@ -56,7 +57,7 @@ export class OrderSaga {
 
   private fail(order: Order, step: Extract<StepResult, { ok: false }>, resumed: boolean, trace: TraceHeaders): Promise<Order> {
     if (resumed && step.notSent) {
-      this.deps.log.info({ orderId: order.id, reason: step.reason }, 'resumed saga could not reach the mesh yet; the order stays pending');
+      this.deps.log.info({ orderId: order.id, reason: step.reason }, 'resumed saga could not reach the service yet; the order stays pending');
       return Promise.resolve(this.deps.store.get(order.id)!);
     }
     return this.cancel(order, step.reason, step.owed, trace);
@@ -146,7 +147,8 @@ export class OrderSaga {
   private async attempt(client: ServiceClient, method: string, path: string, opts: Parameters<ServiceClient['call']>[2]): Promise<Outcome> {
     try {
       const answer = await client.call(method, path, { ...opts, timeoutMs: CALL_TIMEOUT_MS });
-      return { answer, detail: answer.status < 300 ? '' : answerError(client.service, answer).message };
+      if (answer.status < 300) return { answer, detail: '' };
+      return { answer, detail: answerError(client.service, answer).message, notSent: neverDelivered(answer) };
     } catch (err) {
       if (err instanceof UpstreamError) return { detail: err.message, notSent: err.notSent };
       if (err instanceof HttpError) return { detail: err.message };
@@ -159,6 +161,9 @@ export class OrderSaga {
 interface Outcome {
   answer?: Answer;
   detail: string;
-  /** No answer because the call never left this process (connection refused). */
+  /**
+   * The call never reached the service: it could not leave this process (connection refused),
+   * or the mesh answered that it had nowhere to deliver it (no route or endpoint yet, a breaker).
+   */
   notSent?: boolean;
 }
