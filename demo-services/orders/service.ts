@@ -75,7 +75,7 @@ export const orders: ServiceDefinition = {
     };
 
     // Orders a previous run left pending, resumed now and on every sweep until they end (a
-    // resumed saga leaves its order pending while this service's sidecar is not up yet).
+    // resumed saga leaves its order pending while its calls cannot reach the services yet).
     const resumed = new Set<string>();
     const resumePending = (): void => {
       for (const pending of store.pendingOrders()) {
@@ -121,7 +121,7 @@ export const orders: ServiceDefinition = {
             throw new HttpError(422, 'idempotency-key-reused', `Idempotency-Key "${key}" was already used for a different order (${existing.order.id})`);
           }
           const running = inflight.get(key);
-          // A resumed saga that could not reach the mesh yet ends with the order still pending.
+          // A resumed saga that could not reach the services yet ends with the order still pending.
           const order = running ? await running : existing.order;
           if (order.status === 'pending') throw new HttpError(409, 'order-in-progress', `order ${order.id} is still being placed; retry shortly`);
           return created(order, true);
