@@ -90,10 +90,11 @@ export const gateway: ServiceDefinition = {
       const dup = ids.find((id, n) => ids.indexOf(id) !== n);
       if (dup) throw new HttpError(422, 'invalid-order', `items: product "${dup}" is listed twice; put the total in one quantity`);
 
-      const [user, products] = await Promise.all([
-        users.call('GET', `/users/${encodeURIComponent(body.userId)}`, { trace: req.trace }),
-        Promise.all(ids.map((id) => catalog.get(id, req.trace))),
-      ]);
+      // One ListProducts call prices the whole order: a call per item could be answered by
+      // both versions during a canary split, mixing list and discounted prices in one order.
+      const [user, list] = await Promise.all([users.call('GET', `/users/${encodeURIComponent(body.userId)}`, { trace: req.trace }), catalog.list(req.trace)]);
+      const byId = new Map(list.products.map((p) => [p.id, p]));
+      const products = ids.map((id) => byId.get(id));
       if (user.status === 404 && !user.headers['x-skein-reason']) throw new HttpError(422, 'unknown-user', `no user with id "${body.userId}"`);
       if (user.status !== 200) throw answerError('users', user);
       const unknown = ids.filter((_, n) => products[n] === undefined);

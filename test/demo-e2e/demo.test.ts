@@ -170,6 +170,16 @@ describe('skein demo', () => {
     expect(half.failed).toBe(0);
     expect(half.v2).toBeGreaterThanOrEqual(15);
     expect(half.v2).toBeLessThanOrEqual(45);
+    // One version prices a whole order, even while each catalog call may go either way.
+    const listPrice = new Map(((await (await fetch(`${demo.state.gatewayUrl}/api/products`)).json()) as { products: { id: string; priceCents: number }[] }).products.map((p) => [p.id, p.priceCents]));
+    const pricing: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await post('/api/orders', JSON.stringify({ userId: 'u2', items: ['p1', 'p2', 'p3', 'p5'].map((productId) => ({ productId, quantity: 1 })) }), { 'idempotency-key': randomUUID() });
+      expect(res.status).toBe(201);
+      const items = (res.body as { items: { productId: string; unitPriceCents: number }[] }).items;
+      pricing.push(items.map((item) => (item.unitPriceCents < listPrice.get(item.productId)! ? 'v2' : 'v1')).join(','));
+    }
+    for (const order of pricing) expect(order).toMatch(/^(v1,v1,v1,v1|v2,v2,v2,v2)$/);
     const all = await measure(100);
     expect(all).toEqual({ v1: 0, v2: 60, failed: 0 });
     await measure(0);

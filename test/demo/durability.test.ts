@@ -133,7 +133,7 @@ describe('demo durability', () => {
     const inventoryPort = inventory.port;
     await inventory.stop();
     const orders = await s.restart('orders');
-    await waitUntil(() => orders.logs.some((l) => l.includes('could not reach the mesh yet')) || undefined, { timeoutMs: 10_000, what: 'the resumed saga to wait' });
+    await waitUntil(() => orders.logs.some((l) => l.includes('could not reach the service yet')) || undefined, { timeoutMs: 10_000, what: 'the resumed saga to wait' });
     const held = await placeOrder(s, body, key);
     expect(held.status).toBe(409);
     expect(held.body.error.code).toBe('order-in-progress');
