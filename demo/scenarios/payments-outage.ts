@@ -10,6 +10,8 @@ import { checkpoint, type Scenario, type ScenarioIo } from './scenario.js';
 const ORDERS = 12;
 const PRODUCT = 'p3';
 const USER = 'u3';
+/** Room for the orders placed here and the load generator's, which may buy the same product meanwhile. */
+const MIN_STOCK = 100;
 
 async function breakerOpened(demo: DemoClient): Promise<{ open: boolean; rejections: number }> {
   const [state, rejections] = await Promise.all([
@@ -39,8 +41,12 @@ export const paymentsOutage: Scenario = {
     `curl -s ${demo.sidecarAdminUrl('orders')}/clusters   (payments' breaker state as orders' sidecar sees it)`,
   ],
   async run(demo, io, { holdMs }) {
-    await demo.setStock(PRODUCT, 100);
-    const stockBefore = await demo.stock(PRODUCT);
+    let stockBefore = await demo.stock(PRODUCT);
+    if (stockBefore < MIN_STOCK) {
+      io.say(`restocking ${PRODUCT} from ${stockBefore} to ${MIN_STOCK}, so that no order here is cancelled for want of stock`);
+      await demo.setStock(PRODUCT, MIN_STOCK);
+      stockBefore = await demo.stock(PRODUCT);
+    }
     io.say('payments fails every charge, slowly: PUT /admin/faults {"errorRate": 1, "latencyMs": 400} on each payments instance');
     await demo.setPaymentsFaults({ errorRate: 1, latencyMs: 400 });
     const placed: Placed[] = [];
