@@ -37,8 +37,14 @@ export class Instance {
     return `http://127.0.0.1:${this.ports.admin}`;
   }
 
+  /** Some process of it still runs: starting it again would clash with that one's ports. */
   get running(): boolean {
     return Boolean(this.app?.running || this.sidecar?.running);
+  }
+
+  /** Both its app and its sidecar run: it can take traffic. */
+  get serving(): boolean {
+    return Boolean(this.app?.running && this.sidecar?.running);
   }
 
   /** Starts the app; `after` is what must happen first (another instance of its service being up). */

@@ -295,7 +295,7 @@ export class Demo {
         inboundPort: i.ports.inbound,
         outboundPort: i.ports.outbound,
         adminPort: i.ports.admin,
-        running: i.running,
+        running: i.serving,
       })),
       pids: [...this.pids],
     };
@@ -324,23 +324,26 @@ export class Demo {
   private async stopInOrder(say: (text: string) => void): Promise<void> {
     // Nothing new starts once a stop has begun (a Ctrl-C can come halfway through the start).
     this.supervisor.close();
-    const stage = async (what: string, procs: readonly (ManagedProcess | undefined)[]) => {
+    // `what` is told how many were still running: one that died on its own is not "stopped".
+    const stage = async (what: (live: number) => string, procs: readonly (ManagedProcess | undefined)[]) => {
       const live = procs.filter((p): p is ManagedProcess => p !== undefined && p.running);
       if (live.length === 0) return;
       const started = performance.now();
       await Promise.all(live.map((p) => p.stop(STOP_GRACE_MS)));
-      say(`stopped ${what} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      say(`stopped ${what(live.length)} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
     };
     const instances = [...this.instances.values()];
-    await stage('load generator', [this.load]);
-    await stage(`${instances.length} sidecars (drained)`, instances.map((i) => i.sidecar));
-    await stage(`${instances.length} services`, instances.map((i) => i.app));
-    await stage('control plane', [this.controlPlane?.process]);
-    await stage('Consul', [this.consul?.process]);
+    await stage(() => 'load generator', [this.load]);
+    await stage((n) => `${n} sidecars (drained)`, instances.map((i) => i.sidecar));
+    await stage((n) => `${n} services`, instances.map((i) => i.app));
+    await stage(() => 'control plane', [this.controlPlane?.process]);
+    await stage(() => 'Consul', [this.consul?.process]);
     // Whatever else was started (e.g. a process whose start failed halfway) goes too.
-    await stage('remaining processes', this.supervisor.running);
+    await stage((n) => `${n} remaining processes`, this.supervisor.running);
     await this.control?.close();
     removeState(this.paths.stateFile);
+    // Every process has exited: nothing is left for the next start to clean up.
+    this.pidFile.remove();
   }
 }
 

@@ -3,7 +3,7 @@
  * orchestrator first. Written as each process starts, so even a demo that was killed with
  * SIGKILL halfway through its start leaves a record the next `skein demo` can clean up.
  */
-import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAlive } from './state.js';
 import { signalGroup } from './processes.js';
 import { waitFor } from './wait.js';
@@ -26,6 +26,11 @@ export class PidFile {
 
   add(pid: number, name: string): void {
     appendFileSync(this.path, `${pid} ${name}\n`);
+  }
+
+  /** After a stop that saw every process exit. */
+  remove(): void {
+    rmSync(this.path, { force: true });
   }
 
   read(): PidEntry[] {

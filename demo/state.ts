@@ -13,6 +13,7 @@ export interface InstanceState {
   readonly inboundPort: number;
   readonly outboundPort: number;
   readonly adminPort: number;
+  /** Its app and its sidecar both run (one that crashed alone makes this false). */
   readonly running: boolean;
 }
 

@@ -1,6 +1,6 @@
 /** `skein demo` command-line errors, and scenarios with no demo to run against: quick, and no demo is started. */
 import { createServer, type Server } from 'node:net';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Processes, skeinBin, tempDir } from '../support/index.js';
@@ -56,8 +56,9 @@ describe('skein demo (command line)', () => {
       expect(run.code).toBe(1);
       expect(run.output).toContain(`port ${taken} for the gateway is in use`);
       expect(run.output).toContain('--gateway-port');
-      // Only the orchestrator itself was recorded: nothing was started.
-      expect(readFileSync(join(dataDir, 'demo.pids'), 'utf8').trim().split('\n')).toHaveLength(1);
+      // Nothing was started (every process started gets a log file first), and nothing is left to clean up.
+      expect(readdirSync(join(dataDir, 'logs'))).toEqual([]);
+      expect(existsSync(join(dataDir, 'demo.pids'))).toBe(false);
       expect(existsSync(join(dataDir, 'demo.json'))).toBe(false);
     } finally {
       server.close();
