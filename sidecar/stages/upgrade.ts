@@ -112,6 +112,10 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     client.write(rest.length > 0 ? Buffer.concat([answerHead, rest]) : answerHead);
     // What the client sent past its request belongs to the new protocol: only now may it go.
     if (head.length > 0) upstream.write(head);
+    // A splice carries a half-close: one side's FIN ends only that direction (pipe ends the
+    // other socket's writable side), and what the other side still sends comes through.
+    client.allowHalfOpen = true;
+    upstream.allowHalfOpen = true;
     upstream.pipe(client);
     client.pipe(upstream);
   };
@@ -224,22 +228,33 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     else if (state === State.Relaying) cutDeclined();
     else if (state === State.Tunnel) client.destroy();
   });
-  upstream.on('close', () => {
+  upstream.on('close', (hadError: boolean) => {
     if (state === State.Waiting) failEarly(`${ex.destination} closed the connection before answering the upgrade`);
     else if (state === State.Relaying) {
       // A body without a length ends with the connection; one with a length is cut short.
       if (decoder === null && bodyLeft < 0) endDeclined();
       else cutDeclined();
-    } else if (state === State.Tunnel) client.destroy();
+    } else if (state === State.Tunnel) closeAfterFlush(client, hadError);
   });
   client.on('error', () => upstream.destroy());
-  client.on('close', () => {
+  client.on('close', (hadError: boolean) => {
     if (timer !== null) {
       clearTimeout(timer);
       timer = null;
     }
-    if (state !== State.Done) state = State.Done;
-    upstream.destroy();
+    if (state === State.Tunnel) closeAfterFlush(upstream, hadError);
+    else upstream.destroy();
+    state = State.Done;
     release();
   });
+}
+
+/**
+ * The tunnel's other socket is done both ways: `socket` can deliver nothing more in either
+ * direction, but what its pipe already wrote (the last bytes, then its FIN) still goes out
+ * before it closes. After an error on the other side nothing is owed: it is cut at once.
+ */
+function closeAfterFlush(socket: Socket, otherFailed: boolean): void {
+  if (otherFailed || !socket.writableEnded || socket.writableFinished) socket.destroy();
+  else socket.once('finish', () => socket.destroy());
 }

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestLeaf, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestLeaf, type TestUpstream } from '../support/index.js';
 import { get, rawExchange, testAgent } from './http.js';
 
 function httpsGet(port: number, leaf: TestLeaf | undefined, ca: string): Promise<number> {
@@ -61,6 +61,8 @@ describe('sidecar pair over mTLS, and upgrades', () => {
       const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Trace: ${req.headers['x-b3-traceid']}\r\n\r\n`);
       socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
+      // After the client's half-close, a last word, then this side's own close.
+      if (req.url === '/ws-bye') socket.on('end', () => socket.end('bye'));
     });
     webApp = await startUpstream(echoHandler('web-app'));
     const dir = tempDir();
@@ -149,6 +151,23 @@ describe('sidecar pair over mTLS, and upgrades', () => {
     socket.write('hello through the mesh');
     await waitFor(/HELLO THROUGH THE MESH/);
     socket.destroy();
+  });
+
+  it('carries a WebSocket client\'s half-close through both sidecars: the endpoint\'s last bytes still arrive', async () => {
+    const { connect } = await import('node:net');
+    const socket = connect({ host: '127.0.0.1', port: web.outboundPort, allowHalfOpen: true });
+    socket.setEncoding('latin1');
+    let data = '';
+    socket.on('data', (d: string) => (data += d));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const until = (re: RegExp) => waitUntil(() => re.test(data) || undefined, { timeoutMs: 5000, what: `${re} in ${JSON.stringify(data)}` });
+    socket.write(`GET /ws-bye HTTP/1.1\r\nHost: catalog\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await until(/^HTTP\/1.1 101[^]*\r\n\r\n/);
+    socket.write('ping');
+    await until(/PING$/);
+    socket.end();
+    await closed;
+    expect(data).toMatch(/PINGbye$/);
   });
 
   it('refuses an upgrade to an unknown service with 404 no-route', async () => {
