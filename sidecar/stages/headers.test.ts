@@ -5,8 +5,17 @@ import { responseHeaders, transferCodings } from './headers.js';
 describe('responseHeaders', () => {
   it('keeps transfer codings other than the final chunked (the client must undo them) and drops the rest of hop-by-hop', () => {
     const out: string[] = [];
-    responseHeaders([Buffer.from('Transfer-Encoding'), Buffer.from('gzip, chunked'), 'Connection', 'x-hop', 'x-hop', '1', 'Keep-Alive', 'timeout=5', 'x-app', 'a'], out);
+    responseHeaders([Buffer.from('Transfer-Encoding'), Buffer.from('gzip, chunked'), 'Connection', 'x-hop', 'x-hop', '1', 'Keep-Alive', 'timeout=5', 'x-app', 'a'], out, 200);
     expect(out).toEqual(['Transfer-Encoding', 'gzip', 'x-app', 'a']);
+  });
+
+  it('drops a 204\'s Content-Length (RFC 9110 §8.6) and keeps a 304\'s', () => {
+    const noContent: string[] = [];
+    expect(responseHeaders(['Content-Length', '5', 'x-app', 'a'], noContent, 204)).toBe(-1);
+    expect(noContent).toEqual(['x-app', 'a']);
+    const notModified: string[] = [];
+    expect(responseHeaders(['Content-Length', '5'], notModified, 304)).toBe(5);
+    expect(notModified).toEqual(['Content-Length', '5']);
   });
 
   it('reads a Transfer-Encoding value without its final chunked, case and spacing aside', () => {

@@ -106,9 +106,13 @@ export function removeHeaders(headers: string[], names: readonly string[]): void
 /**
  * Response headers from a raw list (undici's Buffers, or HTTP/2 strings) to the flat string list `res.writeHead` takes,
  * without hop-by-hop headers. Returns the content-length (or -1) so the writer can end the
- * response with the chunk that completes it.
+ * response with the chunk that completes it; `status` is the answer's, which decides whether
+ * it may have one.
  */
-export function responseHeaders(raw: RawHeaders, out: string[]): number {
+export function responseHeaders(raw: RawHeaders, out: string[], status: number): number {
+  // RFC 9110 §8.6: a 204 has no content, and never a Content-Length; an HTTP/2 caller's stack
+  // refuses one (nghttp2 resets the stream), an HTTP/1.1 one is told of bytes that never come.
+  const lengthAllowed = status !== 204;
   let contentLength = -1;
   let listed: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -128,6 +132,7 @@ export function responseHeaders(raw: RawHeaders, out: string[]): number {
         out.push(name, headerText(raw[i + 1]!));
         break;
       case H.ContentLength: {
+        if (!lengthAllowed) break;
         const value = headerText(raw[i + 1]!);
         contentLength = Number(value);
         out.push(name, value);

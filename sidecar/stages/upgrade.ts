@@ -167,7 +167,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     state = State.Relaying;
     declinedStatus = answer.status;
     const out: string[] = [];
-    responseHeaders(answer.rawHeaders, out);
+    responseHeaders(answer.rawHeaders, out, answer.status);
     let text = `HTTP/1.1 ${answer.status} ${answer.reason}\r\n`;
     for (let i = 0; i < out.length; i += 2) text += `${out[i]}: ${out[i + 1]}\r\n`;
     const noBody = ex.method === 'HEAD' || answer.status === 204 || answer.status === 304;

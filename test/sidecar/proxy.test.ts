@@ -39,6 +39,12 @@ describe('sidecar pair: proxying', () => {
         res.end(gzipSync('hello, coded'));
         return;
       }
+      if (req.url === '/no-content-with-length') {
+        // node:http sends the header as given, though a 204 may not carry it (RFC 9110 §8.6).
+        res.writeHead(204, { 'content-length': '5' });
+        res.end();
+        return;
+      }
       if (req.method === 'POST') {
         // Echo the body back, streaming, without content-length (chunked).
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-upstream': 'catalog' });
@@ -165,6 +171,23 @@ describe('sidecar pair: proxying', () => {
       expect(headers[':status']).toBe(200);
       expect(headers['transfer-encoding']).toBeUndefined();
       expect(gunzipSync(Buffer.concat(chunks)).toString()).toBe('hello, coded');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('passes an app\'s 204 on without the Content-Length it may not carry, to HTTP/1.1 and HTTP/2 callers', async () => {
+    const { rawExchange } = await import('./http.js');
+    const answer = await rawExchange(web.outboundPort, 'GET /no-content-with-length HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1.1 204 /);
+    expect(answer).not.toMatch(/content-length/i);
+    const session = connectH2(`http://127.0.0.1:${web.outboundPort}`);
+    try {
+      const stream = session.request({ ':path': '/no-content-with-length', ':authority': 'catalog' });
+      const [headers] = (await once(stream, 'response')) as [Record<string, string>];
+      for await (const chunk of stream) expect(chunk).toBeUndefined();
+      expect(headers[':status']).toBe(204);
+      expect(headers['content-length']).toBeUndefined();
     } finally {
       session.close();
     }
