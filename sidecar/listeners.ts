@@ -99,7 +99,9 @@ export class ProxyListener {
     // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
     const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
     this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });
-    this.http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest as never);
+    // Node refuses a head of over 128 fields with a bare ENHANCE_YOUR_CALM reset; HTTP/1.1 has
+    // no field count, only the byte limit, which the pipeline applies to HTTP/2 heads with a 431.
+    this.http2 = createHttp2Server({ maxSessionMemory: 64, maxHeaderListPairs: 4096 }, onRequest as never);
     // No idle limit on sessions (streams may last); a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
     this.http2.on('session', (session: Http2Session) => {

@@ -20,6 +20,7 @@ import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } fr
 import { absoluteAuthority, hostIndex, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { BodyTooLargeError } from './http1/incoming.js';
+import { MAX_HEADER_BYTES } from './listeners.js';
 import { normaliseTarget } from '../common/http/request-target.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 
@@ -58,7 +59,7 @@ export interface InboundContext {
 function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRuntime; subset: SubsetRuntime } | undefined {
   // decode
   ex.decodeHeaders();
-  if (ex.h2 && !h2PathNormalised(ex, ctx.mesh)) return undefined;
+  if (ex.h2 && !h2HeadAccepted(ex, ctx.mesh)) return undefined;
   let service = ctx.fixedService;
   const absolute = absoluteAuthority(ex.url);
   if (absolute !== undefined) {
@@ -107,11 +108,21 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
 }
 
 /**
- * HTTP/1.1 targets are checked and normalised as they are parsed (common/http/request-target.ts);
- * an HTTP/2 `:path` is here, so a route matches the path the app will read either way.
- * False after replying `400 bad-request`.
+ * HTTP/1.1 heads are held to MAX_HEADER_BYTES and their targets checked and normalised as they
+ * are parsed (http1/server.ts, common/http/request-target.ts); an HTTP/2 head comes whole
+ * (nghttp2 takes larger ones), so it is checked here: its size, counted as the HTTP/1.1 lines
+ * it stands for, and its `:path`, so a route matches the path the app will read either way.
+ * False after replying `431` or `400 bad-request`.
  */
-function h2PathNormalised(ex: Exchange, mesh: Mesh | null): boolean {
+function h2HeadAccepted(ex: Exchange, mesh: Mesh | null): boolean {
+  const raw = ex.req.rawHeaders;
+  let bytes = 0;
+  for (let i = 0; i < raw.length; i += 2) bytes += raw[i]!.length + raw[i + 1]!.length + 4;
+  if (bytes > MAX_HEADER_BYTES) {
+    if (mesh !== null) ex.edge = mesh.unroutedEdge(undefined);
+    ex.reply('bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`, 431);
+    return false;
+  }
   try {
     ex.url = normaliseTarget(ex.url, ex.method);
     return true;
@@ -165,7 +176,7 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.destination = ctx.self;
   const source = ctx.peerOf(ex.req);
   ex.edge = ctx.app.edge(source);
-  if (ex.h2 && !h2PathNormalised(ex, null)) return false;
+  if (ex.h2 && !h2HeadAccepted(ex, null)) return false;
   // authz: the source is the verified peer certificate's identity, never a header.
   if (!ctx.mesh.authorize(source, ctx.self)) {
     ctx.metrics.authzDeniedRequest(source ?? 'unknown', ctx.self);

@@ -244,6 +244,34 @@ describe('bad input and upstream faults', () => {
     }
   });
 
+  it('holds HTTP/2 heads to the 64 KiB limit with a 431 bad-request, and lets many small fields through', async () => {
+    // The client must be willing to send such heads (node's own limit is 64 KiB compressed).
+    const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`, { maxSendHeaderBlockLength: 1 << 20 });
+    try {
+      const call = (extra: Record<string, string>) =>
+        new Promise<{ status: number; reason: string }>((resolve, reject) => {
+          const stream = session.request({ ':path': '/public/h', ':authority': 'gated', ...extra });
+          let status = 0;
+          let reason = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+            reason = String(h['x-skein-reason'] ?? '');
+          });
+          stream.resume();
+          stream.on('end', () => resolve({ status, reason }));
+          stream.on('error', reject);
+        });
+      // Random letters, so HPACK's Huffman coding cannot shrink the field under the limit.
+      const letters = (n: number) => Array.from({ length: n }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join('');
+      expect(await call({ 'x-big': letters(70_000) })).toEqual({ status: 431, reason: 'bad-request' });
+      // 300 fields (node alone refuses over 128 with a bare reset) within the limit go on.
+      expect(await call(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x-f${i}`, 'v'])))).toEqual({ status: 200, reason: '' });
+      expect(await call({ 'x-fine': letters(1000) })).toEqual({ status: 200, reason: '' });
+    } finally {
+      session.close();
+    }
+  });
+
   it('answers 503 upstream-connect-failure when the endpoint refuses connections', async () => {
     const res = await get(agent, `${sc.outboundUrl}/`, { host: 'down' });
     expect(res.status).toBe(503);
