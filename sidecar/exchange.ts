@@ -385,7 +385,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.budget = budget;
     this.stampHeaders();
     if (route.timeoutMs > 0) this.deadlineAt = this.startedAt + route.timeoutMs;
-    if (this.grpc) this.readGrpcTimeout();
+    if (this.grpc && !this.readGrpcTimeout()) return;
     const retry = route.retry;
     if (retry !== null && budget !== null) budget.recordRequest();
     const hasBody = this.h2 ? !(this.req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : this.chunked || this.contentLength > 0;
@@ -731,17 +731,23 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /**
    * A gRPC call's `grpc-timeout` is its deadline, replacing the route's timeout (the caller
    * knows how long its call may last, streams included); each attempt sends the time left.
+   * A malformed one is the caller's error, answered here (false) rather than by whichever
+   * server reads it after this sidecar has ignored it.
    */
-  private readGrpcTimeout(): void {
+  private readGrpcTimeout(): boolean {
     const out = this.headers;
     for (let i = 0; i < out.length; i += 2) {
       if (out[i]!.length !== 12 || out[i]!.toLowerCase() !== 'grpc-timeout') continue;
       const ms = grpcTimeoutMs(out[i + 1]!);
-      if (ms === undefined) return;
+      if (ms === undefined) {
+        this.reply('bad-request', `malformed grpc-timeout ${JSON.stringify(out[i + 1])}: expected 1-8 digits and a unit (H, M, S, m, u, n)`);
+        return false;
+      }
       this.deadlineAt = this.startedAt + ms;
       this.grpcTimeoutSlot = i + 1;
-      return;
+      return true;
     }
+    return true;
   }
 
   /** Overall timeout: abandon the current attempt and answer 504, or cut a response in progress. */

@@ -5,6 +5,7 @@
  * per-try timeout, there so that another try can follow, must not cut a call no retry could
  * follow (every gRPC call on a route without `retryNonIdempotent`); its deadline bounds it.
  */
+import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -103,6 +104,28 @@ describe('gRPC deadlines and the per-try timeout', () => {
     // The app (a grpc-js server, whose timer would fire at once too) is told at most 2^31-1 ms, in at most 8 digits.
     expect(Number(appDeadline) - Date.now()).toBeGreaterThan(24 * 24 * 3_600_000);
     expect(Number(appDeadline) - Date.now()).toBeLessThan(2 ** 31);
+  });
+
+  it('answers a malformed grpc-timeout itself, bad-request as INTERNAL, without calling the app', async () => {
+    const { connect } = await import('node:http2');
+    const session = connect(`http://127.0.0.1:${web.outboundPort}`);
+    try {
+      const before = echoCalls;
+      for (const value of ['abc', '123456789H', '10x']) {
+        const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': value });
+        // One empty message: a 5-byte frame header with length 0.
+        stream.end(Buffer.alloc(5));
+        const [headers] = (await once(stream, 'response')) as [Record<string, string>];
+        stream.resume();
+        await once(stream, 'close');
+        expect(headers['grpc-status'], value).toBe('13');
+        expect(headers['x-skein-reason'], value).toBe('bad-request');
+        expect(decodeURIComponent(headers['grpc-message']!), value).toContain(`malformed grpc-timeout "${value}"`);
+      }
+      expect(echoCalls).toBe(before);
+    } finally {
+      session.close();
+    }
   });
 
   it('still ends a call at its own deadline with DEADLINE_EXCEEDED', async () => {
