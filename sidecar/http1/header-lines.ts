@@ -113,6 +113,8 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
     // RFC 9110 §5.6.1: empty list elements are ignored.
     const codings = encoding.toLowerCase().split(',').map(trimOws).filter((c) => c !== '');
     chunked = codings[codings.length - 1] === 'chunked';
+    // RFC 9112 §6.1: chunked is never applied twice; such a message is malformed, not another coding.
+    if (codings.indexOf('chunked') < codings.length - 1) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding applies chunked more than once');
     otherEncoding = !chunked || codings.length > 1;
   }
   const keepAlive = minor === 1 ? !listed(connection, 'close') : listed(connection, 'keep-alive');

@@ -54,10 +54,14 @@ describe('parseRequestHead', () => {
     expect(refusal('POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
     expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
     expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
+    // Chunked twice is malformed (RFC 9112 §6.1), not an unsupported coding; in one line or two.
+    for (const te of ['chunked, chunked', 'chunked\r\nTransfer-Encoding: chunked', 'chunked, gzip, chunked']) {
+      expect(refusal(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}`), te).toBe('HPE_INVALID_TRANSFER_ENCODING');
+    }
   });
 
   it('takes chunked alone as a transfer coding; other codings before it are not implemented (501, RFC 9112 §6.1), not dropped', () => {
-    for (const te of ['gzip, chunked', 'GZIP,chunked', 'chunked, chunked', 'gzip\r\nTransfer-Encoding: chunked']) {
+    for (const te of ['gzip, chunked', 'GZIP,chunked', 'gzip\r\nTransfer-Encoding: chunked']) {
       expect(refusal(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}`), te).toBe(UNSUPPORTED_TRANSFER_CODING);
     }
     // Case and optional whitespace aside, and empty list elements ignored (RFC 9110 §5.6.1).
