@@ -119,9 +119,15 @@ describe('tap', () => {
 });
 
 describe('TraceStore', () => {
-  const span = (traceId: string, spanId: string, parentSpanId = '', status = 200): SpanRecord => ({
+  const span = (traceId: string, spanId: string, parentSpanId = '', status = 200, over: Partial<SpanRecord> = {}): SpanRecord => ({
     traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, grpcStatus: -1, startMs: 1000, durationMs: 5, attempts: 1, callerAttempt: 0, events: [],
+    ...over,
   });
+  /** One hop caller → callee: the caller's client span and the callee's server span under it. */
+  const hop = (caller: string, callee: string, parent: string, startMs: number): SpanRecord[] => [
+    span('t', `${caller}-out`, parent, 200, { name: `GET ${callee}`, path: `/${callee}`, service: caller, source: caller, destination: callee, startMs }),
+    span('t', `${callee}-in`, `${caller}-out`, 200, { name: `GET ${callee}`, path: `/${callee}`, kind: 'server', service: callee, source: caller, destination: callee, startMs: startMs + 1 }),
+  ];
 
   it('groups spans by trace, summarises, and keeps only the newest traces', () => {
     const store = new TraceStore(2, 10);
@@ -131,5 +137,32 @@ describe('TraceStore', () => {
     store.add([span('t3', 's4')]);
     expect(store.get('t1')).toBeUndefined();
     expect(store.recent().map((t) => t.traceId).sort()).toEqual(['t2', 't3']);
+  });
+
+  it('lists services in call order and roots an incomplete trace at its earliest hop, whatever order spans arrive in', () => {
+    // web → frontend → backend: the innermost hop ends first, so its sidecar reports first.
+    const [webOut, frontendIn] = hop('web', 'frontend', '', 1000);
+    const [frontendOut, backendIn] = hop('frontend', 'backend', 'frontend-in', 1002);
+    const store = new TraceStore();
+    store.add([backendIn!, frontendOut!]);
+    // frontend's client span is the earliest whose parent has not arrived: the root for now.
+    expect(store.recent()[0]).toMatchObject({ root: 'GET backend /backend', services: ['frontend', 'backend'] });
+    store.add([frontendIn!]);
+    // Two hops whose parents have not arrived: the earlier one is the root.
+    expect(store.recent()[0]).toMatchObject({ root: 'GET frontend /frontend', services: ['web', 'frontend', 'backend'] });
+    store.add([webOut!]);
+    expect(store.recent()[0]).toMatchObject({ root: 'GET frontend /frontend', services: ['web', 'frontend', 'backend'], spans: 4 });
+    expect(store.get('t')).toMatchObject({ services: ['web', 'frontend', 'backend'] });
+  });
+
+  it('orders by the call tree, not by clocks, and survives span ids that loop', () => {
+    // backend's host clock runs 50 ms behind: its span seems to start before its callers'.
+    const [webOut, frontendIn] = hop('web', 'frontend', '', 1000);
+    const [frontendOut, backendIn] = hop('frontend', 'backend', 'frontend-in', 1002);
+    const store = new TraceStore();
+    store.add([webOut!, frontendIn!, frontendOut!, { ...backendIn!, startMs: 953 }]);
+    expect(store.get('t')).toMatchObject({ root: 'GET frontend /frontend', services: ['web', 'frontend', 'backend'] });
+    store.add([span('loop', 'x', 'y', 200, { source: 'c', destination: 'd' }), span('loop', 'y', 'x', 200, { source: 'd', destination: 'e' })]);
+    expect(store.get('loop')).toMatchObject({ spans: 2, services: ['c', 'd', 'e'] });
   });
 });

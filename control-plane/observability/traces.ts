@@ -7,8 +7,12 @@ import type { SpanRecord } from '../../common/proto/telemetry.js';
 
 export interface TraceSummary {
   traceId: string;
-  /** The root span's name (the earliest span when the root was not seen). */
+  /**
+   * The root span's name and path; while the root has not arrived, those of the earliest span
+   * whose parent has not arrived either.
+   */
   root: string;
+  /** In call order: a caller before the services it called. */
   services: string[];
   spans: number;
   startMs: number;
@@ -63,17 +67,46 @@ export class TraceStore {
 }
 
 function summarize(traceId: string, spans: readonly SpanRecord[]): TraceSummary {
-  const ids = new Set(spans.map((s) => s.spanId));
-  const root = spans.find((s) => s.parentSpanId === '' || !ids.has(s.parentSpanId)) ?? spans[0]!;
+  const ordered = callOrder(spans);
+  const root = ordered[0]!;
   const start = Math.min(...spans.map((s) => s.startMs));
   const end = Math.max(...spans.map((s) => s.startMs + s.durationMs));
   return {
     traceId,
     root: `${root.name} ${root.path}`,
-    services: [...new Set(spans.flatMap((s) => [s.source, s.destination]).filter((n) => n && n !== 'unknown'))],
+    services: [...new Set(ordered.flatMap((s) => [s.source, s.destination]).filter((n) => n && n !== 'unknown'))],
     spans: spans.length,
     startMs: start,
     durationMs: Math.round((end - start) * 1000) / 1000,
     error: spans.some((s) => s.status >= 500 || s.status === 0 || s.grpcStatus > 0),
   };
+}
+
+/**
+ * The spans depth first along the call tree, siblings by start time, so a caller comes before
+ * what it called whatever order the sidecars' reports arrived in. A span whose parent is not
+ * in the store (the root, or a hop whose caller's span has not arrived yet) starts a tree;
+ * trees go by start time, so an incomplete trace starts with its earliest hop.
+ */
+function callOrder(spans: readonly SpanRecord[]): SpanRecord[] {
+  const byStart = [...spans].sort((a, b) => a.startMs - b.startMs);
+  const ids = new Set(spans.map((s) => s.spanId));
+  const children = new Map<string, SpanRecord[]>();
+  const roots: SpanRecord[] = [];
+  for (const s of byStart) {
+    if (!ids.has(s.parentSpanId)) roots.push(s);
+    else if (children.has(s.parentSpanId)) children.get(s.parentSpanId)!.push(s);
+    else children.set(s.parentSpanId, [s]);
+  }
+  const out: SpanRecord[] = [];
+  const seen = new Set<SpanRecord>();
+  const visit = (s: SpanRecord): void => {
+    // Span ids come from sidecars: a repeated id could make a loop that no root leads into.
+    if (seen.has(s)) return;
+    seen.add(s);
+    out.push(s);
+    for (const child of children.get(s.spanId) ?? []) visit(child);
+  };
+  for (const s of [...roots, ...byStart]) visit(s);
+  return out;
 }
