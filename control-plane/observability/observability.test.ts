@@ -38,6 +38,9 @@ describe('StatsAggregator', () => {
     agg.ingest(proxy, { bounds: BOUNDS, edges: [delta({ classes: [0, 8, 0, 0, 2], buckets: [0, 10, 0, 0, 0] })], breakers: [] });
     now += 20_000;
     agg.ingest(proxy, { bounds: BOUNDS, edges: [delta({ classes: [0, 5, 0, 0, 0], buckets: [0, 0, 5, 0, 0] })], breakers: [{ destination: 'b', subset: 'v1', state: 'open' }] });
+    // The second in progress is left out until it is over.
+    expect(agg.view().edges[0]!['10s'].requests).toBe(0);
+    now += 1_000;
     const edge = agg.view().edges[0]!;
     expect(edge['10s']).toMatchObject({ requests: 5, failures: 0, successRate: 1 });
     expect(edge['1m']).toMatchObject({ requests: 15, failures: 2, rps: 0.25 });
@@ -46,8 +49,30 @@ describe('StatsAggregator', () => {
     expect(agg.view().edges[0]!['1m'].requests).toBe(0);
   });
 
+  it('reads a steady rate as steady at any moment, though each sidecar reports once a second', () => {
+    let now = 7_000_000;
+    const agg = new StatsAggregator(() => now);
+    const rps10s: number[] = [];
+    const rps1m: number[] = [];
+    // 50 requests a second from each of two sidecars, reporting 300 ms and 800 ms into each
+    // second; the view is read every 100 ms from the 70th second on.
+    for (let tick = 0; tick < 90 * 10; tick++) {
+      if (tick % 10 === 3) agg.ingest(proxy, { bounds: BOUNDS, edges: [delta({ classes: [0, 50, 0, 0, 0], buckets: [0, 50, 0, 0, 0] })], breakers: [] });
+      if (tick % 10 === 8) agg.ingest({ ...proxy, id: 'p2', instanceId: 'a-2' }, { bounds: BOUNDS, edges: [delta({ classes: [0, 50, 0, 0, 0], buckets: [0, 50, 0, 0, 0] })], breakers: [] });
+      if (tick >= 70 * 10) {
+        const edge = agg.view().edges[0]!;
+        rps10s.push(edge['10s'].rps);
+        rps1m.push(edge['1m'].rps);
+      }
+      now += 100;
+    }
+    expect(new Set(rps10s)).toEqual(new Set([100]));
+    expect(new Set(rps1m)).toEqual(new Set([100]));
+  });
+
   it("shows a service from its own sidecars' inbound view, else from its callers'", () => {
-    const agg = new StatsAggregator(() => 5_000_000);
+    let now = 5_000_000;
+    const agg = new StatsAggregator(() => now);
     agg.ingest(proxy, {
       bounds: BOUNDS,
       edges: [
@@ -58,6 +83,7 @@ describe('StatsAggregator', () => {
       ],
       breakers: [],
     });
+    now += 1_000;
     const view = agg.view();
     expect(view.services.map((s) => [s.service, s.seenFrom, s['1m'].requests])).toEqual([
       ['b', 'inbound', 7],

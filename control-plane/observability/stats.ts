@@ -2,6 +2,9 @@
  * Golden metrics for the whole mesh, from the sidecars' `Telemetry{kind:"stats"}` deltas:
  * each edge (direction, source, destination, subset) keeps one slot per second for the
  * last minute, and `GET /api/v1/stats` sums the slots of a 10 s and a 1 min window.
+ * Windows are made of complete seconds: sidecars report once a second, so the second in
+ * progress holds a report from some sidecars and none from others, and counting it would
+ * make a steady rate swing by up to a tenth in the 10 s window.
  *
  * A service's figures are what its own sidecars saw inbound (every caller together); an
  * edge source → destination is what the source's sidecars saw outbound, so it counts the
@@ -14,7 +17,8 @@ import { Tally, type Golden } from './golden.js';
 
 export const WINDOWS = { '10s': 10, '1m': 60 } as const;
 export type WindowName = keyof typeof WINDOWS;
-const SLOTS = 60;
+/** The longest window, and the second in progress beside it. */
+const SLOTS = WINDOWS['1m'] + 1;
 /** Series without traffic for this long are forgotten. */
 const FORGET_MS = 5 * 60_000;
 /** Breaker states a sidecar has not repeated for this long are stale. */
@@ -179,10 +183,10 @@ export class StatsAggregator {
     return { '10s': t['10s'].golden(WINDOWS['10s'], this.bounds), '1m': t['1m'].golden(WINDOWS['1m'], this.bounds) };
   }
 
-  /** Adds the series' slots of the last `seconds` whole seconds (the current one included) to both tallies. */
+  /** Adds the series' slots of the `seconds` complete seconds before `second` (the one in progress) to both tallies. */
   private sum(s: Series, second: number, seconds: number, own: Tally, total: Tally): void {
     for (const slot of s.slots) {
-      if (slot === undefined || slot.second <= second - seconds || slot.second > second) continue;
+      if (slot === undefined || slot.second < second - seconds || slot.second >= second) continue;
       own.add(slot);
       total.add(slot);
     }
