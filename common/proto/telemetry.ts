@@ -11,6 +11,13 @@
  */
 export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/**
+ * The name sidecars give a peer they cannot name: the destination of a request that names no
+ * service the snapshot knows (a name from a request must not become a label), or a caller
+ * without identity. It names no service.
+ */
+export const UNNAMED_PEER = 'unknown';
+
 /** `kind: "stats"`: what each edge counted since the previous message (deltas, not totals). */
 export interface StatsMessage {
   /** Upper bounds (seconds) of the latency buckets; `buckets` has one more slot (+Inf). */

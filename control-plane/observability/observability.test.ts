@@ -80,6 +80,8 @@ describe('StatsAggregator', () => {
         delta({ destination: 'b', subset: 'v2', classes: [0, 1, 0, 0, 3], buckets: [0, 4, 0, 0, 0] }),
         delta({ direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', classes: [0, 7, 0, 0, 0], buckets: [0, 7, 0, 0, 0] }),
         delta({ destination: 'external' }),
+        // Requests a's sidecar routed to no service (404 no-route).
+        delta({ destination: 'unknown', subset: '', classes: [0, 0, 0, 2, 0], buckets: [2, 0, 0, 0, 0] }),
       ],
       breakers: [],
     });
@@ -93,6 +95,10 @@ describe('StatsAggregator', () => {
     expect(ab['1m']).toMatchObject({ requests: 14, failures: 3 });
     expect(ab.subsets.map((s) => [s.subset, s['1m'].requests])).toEqual([['v1', 10], ['v2', 4]]);
     expect(agg.view({ service: 'external' }).edges.map((e) => e.destination)).toEqual(['external']);
+    // `unknown` is no service: it stays an edge of its caller's only.
+    expect(view.edges.find((e) => e.destination === 'unknown')!['1m']).toMatchObject({ requests: 2, failures: 0 });
+    expect(agg.view({ service: 'a' }).edges.map((e) => e.destination)).toEqual(['b', 'external', 'unknown']);
+    expect(agg.view({ service: 'unknown' }).services).toEqual([]);
     expect(view.bucketBoundsMs).toEqual([1, 10, 100, 1000]);
   });
 });
@@ -163,6 +169,10 @@ describe('TraceStore', () => {
     store.add([span('t3', 's4')]);
     expect(store.get('t1')).toBeUndefined();
     expect(store.recent().map((t) => t.traceId).sort()).toEqual(['t2', 't3']);
+    // A request routed to no service: its trace is a's, `unknown` is no service to list it under.
+    store.add([span('t4', 's5', '', 404, { destination: 'unknown' })]);
+    expect(store.recent(50, 'a').map((t) => t.traceId)).toContain('t4');
+    expect(store.recent(50, 'unknown')).toEqual([]);
   });
 
   it('lists services in call order and roots an incomplete trace at its earliest hop, whatever order spans arrive in', () => {

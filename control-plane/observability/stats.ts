@@ -10,9 +10,9 @@
  * edge source → destination is what the source's sidecars saw outbound, so it counts the
  * answers the caller got (after retries), including those the sidecar made itself. A
  * service that no sidecar serves inbound (e.g. one outside the mesh) is shown from its
- * callers' side.
+ * callers' side; `unknown`, where callers count requests that named no known service, is not one.
  */
-import type { BreakerState, EdgeDelta, StatsMessage } from '../../common/proto/telemetry.js';
+import { UNNAMED_PEER, type BreakerState, type EdgeDelta, type StatsMessage } from '../../common/proto/telemetry.js';
 import { Tally, type Golden } from './golden.js';
 
 export const WINDOWS = { '10s': 10, '1m': 60 } as const;
@@ -116,7 +116,8 @@ export class StatsAggregator {
     const callerSide = new Map<string, Map<string, Series[]>>();
     for (const [key, bySubset] of outbound) {
       const destination = key.split('\0')[1]!;
-      if (inbound.has(destination)) continue;
+      // Requests that named no known service stay on their callers' edges, but make no service.
+      if (inbound.has(destination) || destination === UNNAMED_PEER) continue;
       let merged = callerSide.get(destination);
       if (!merged) callerSide.set(destination, (merged = new Map()));
       for (const [subset, list] of bySubset) merged.set(subset, [...(merged.get(subset) ?? []), ...list]);

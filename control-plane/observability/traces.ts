@@ -3,7 +3,7 @@
  * grouped by trace id. Bounded: the oldest traces go first when `maxTraces` is reached, and
  * a trace keeps at most `maxSpansPerTrace` spans.
  */
-import type { SpanRecord } from '../../common/proto/telemetry.js';
+import { UNNAMED_PEER, type SpanRecord } from '../../common/proto/telemetry.js';
 
 export interface TraceSummary {
   traceId: string;
@@ -59,7 +59,8 @@ export class TraceStore {
     const ids = [...this.traces.keys()];
     for (let i = ids.length - 1; i >= 0 && out.length < limit; i--) {
       const spans = this.traces.get(ids[i]!)!;
-      if (service && !spans.some((s) => s.service === service || s.destination === service)) continue;
+      // `unknown` is where spans of requests routed to no service point, not a service.
+      if (service && (service === UNNAMED_PEER || !spans.some((s) => s.service === service || s.destination === service))) continue;
       out.push(summarize(ids[i]!, spans));
     }
     return out.sort((a, b) => b.startMs - a.startMs);
@@ -74,7 +75,7 @@ function summarize(traceId: string, spans: readonly SpanRecord[]): TraceSummary 
   return {
     traceId,
     root: `${root.name} ${root.path}`,
-    services: [...new Set(ordered.flatMap((s) => [s.source, s.destination]).filter((n) => n && n !== 'unknown'))],
+    services: [...new Set(ordered.flatMap((s) => [s.source, s.destination]).filter((n) => n && n !== UNNAMED_PEER))],
     spans: spans.length,
     startMs: start,
     durationMs: Math.round((end - start) * 1000) / 1000,

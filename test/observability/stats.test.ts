@@ -86,6 +86,23 @@ describe('golden metrics', () => {
     expect((JSON.parse(json.output) as StatsView).services[0]!['1m'].requests).toBe(50);
   });
 
+  it('keeps requests routed to no service on the caller\'s edge to `unknown`, which is no service', async () => {
+    const unrouted = await burst(mesh, 'nosuch', '/nowhere', 3, 1);
+    expect(unrouted.map((r) => r.status)).toEqual([404, 404, 404]);
+    const view = await waitUntil(
+      async () => {
+        const v = await stats('web');
+        return v.edges.find((e) => e.destination === 'unknown')?.['1m'].requests === 3 ? v : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the web → unknown edge to count 3 requests' },
+    );
+    expect(view.edges.find((e) => e.destination === 'unknown')!.source).toBe('web');
+    expect((await stats()).services.map((s) => s.service)).not.toContain('unknown');
+    const table = await skeinCli(procs, mesh.cp, ['stat']);
+    expect(table.code, table.output).toBe(0);
+    expect(table.output).not.toMatch(/^unknown/m);
+  });
+
   it('refuses a bad window flag with exit 2', async () => {
     const bad = await skeinCli(procs, mesh.cp, ['stat', '--window', '5m']);
     expect(bad.code).toBe(2);
