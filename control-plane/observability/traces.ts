@@ -59,8 +59,7 @@ export class TraceStore {
     const ids = [...this.traces.keys()];
     for (let i = ids.length - 1; i >= 0 && out.length < limit; i--) {
       const spans = this.traces.get(ids[i]!)!;
-      // `unknown` is where spans of requests routed to no service point, not a service.
-      if (service && (service === UNNAMED_PEER || !spans.some((s) => s.service === service || s.destination === service))) continue;
+      if (service && !spans.some((s) => s.service === service || s.destination === service)) continue;
       out.push(summarize(ids[i]!, spans));
     }
     return out.sort((a, b) => b.startMs - a.startMs);
