@@ -171,7 +171,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerCaRoutes(router, { ca, rotation, signing });
   registerExplainRoutes(router, { publisher });
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
-  registerObservabilityRoutes(router, observability);
+  registerObservabilityRoutes(router, observability, { config, discovery });
   registerDashboardRoutes(router);
   registerMetricsRoute(router, metrics.registry);
   registerCanaryRoutes(router, canaries);

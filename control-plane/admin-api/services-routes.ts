@@ -41,7 +41,20 @@ export function serviceViews(config: StoredConfig, instances: readonly Instance[
   });
 }
 
-export function registerServiceRoutes(router: Router, deps: { config: MeshConfig; discovery: Discovery }): void {
+/** Where the names of services come from: stored policies and routes, and discovered instances. */
+export interface ServiceSources {
+  readonly config: MeshConfig;
+  readonly discovery: Discovery;
+}
+
+/** Service `name`, or a 404 when no policy, route or instance names it. */
+export async function serviceView(deps: ServiceSources, name: string): Promise<ServiceView> {
+  const view = serviceViews(await deps.config.load(), deps.discovery.instances()).find((s) => s.name === name);
+  if (!view) throw new ApiError('not-found', `unknown service ${name}: no policy, routes or instances`);
+  return view;
+}
+
+export function registerServiceRoutes(router: Router, deps: ServiceSources): void {
   router
     .add({
       method: 'GET',
@@ -55,10 +68,6 @@ export function registerServiceRoutes(router: Router, deps: { config: MeshConfig
       path: '/api/v1/services/{name}',
       summary: 'One service with its instances, health and subsets',
       auth: false,
-      handler: async ({ params }) => {
-        const view = serviceViews(await deps.config.load(), deps.discovery.instances()).find((s) => s.name === params.name);
-        if (!view) throw new ApiError('not-found', `unknown service ${params.name}: no policy, routes or instances`);
-        return { body: view };
-      },
+      handler: async ({ params }) => ({ body: await serviceView(deps, params.name!) }),
     });
 }

@@ -3,14 +3,46 @@
  * (Server-Sent Events, one `data:` line of JSON per request), `GET /api/v1/traces` and
  * `GET /api/v1/traces/{id}`.
  */
+import { z } from 'zod';
+import { methodName, serviceName } from '../../common/config/schema.js';
 import { ApiError } from '../admin-api/errors.js';
 import type { Router } from '../admin-api/router.js';
+import { serviceView, type ServiceSources } from '../admin-api/services-routes.js';
 import type { Observability } from './observability.js';
 import { isStatusFilter, STATUS_FILTER_RULE, type TapFilter } from './tap.js';
 
 const HEARTBEAT_MS = 15_000;
+const MAX_TRACES = 500;
 
-export function registerObservabilityRoutes(router: Router, obs: Observability): void {
+const directionParam = z.enum(['inbound', 'outbound'], { errorMap: () => ({ message: 'must be inbound or outbound' }) });
+const pathParam = z.string().startsWith('/', 'must start with "/"');
+const statusParam = z.string().refine(isStatusFilter, `must be ${STATUS_FILTER_RULE}`);
+const limitParam = z
+  .string()
+  .regex(/^[1-9]\d*$/, 'must be a whole number of at least 1')
+  .transform((v) => Math.min(MAX_TRACES, Number(v)));
+
+/**
+ * Query parameter `name`, or undefined when absent or empty (as a form leaves an unused
+ * field). A malformed one is a 400 naming it: a filter that can match nothing, or a limit
+ * quietly replaced by the default, would answer a question that was not asked.
+ */
+function param<T>(query: URLSearchParams, name: string, schema: z.ZodType<T, z.ZodTypeDef, string>): T | undefined {
+  const value = query.get(name);
+  if (!value) return undefined;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ApiError('bad-request', `${name} ${parsed.error.issues[0]!.message} (got ${JSON.stringify(value)})`);
+  return parsed.data;
+}
+
+export function registerObservabilityRoutes(router: Router, obs: Observability, services: ServiceSources): void {
+  /**
+   * A 404 for a service no policy, route or instance names, unless what is asked still `holds`
+   * something of it: a service whose instances just left has its last minute and its traces to show.
+   */
+  const requireService = async (name: string | undefined, holds = false): Promise<void> => {
+    if (name !== undefined && !holds) await serviceView(services, name);
+  };
   router
     .add({
       method: 'GET',
@@ -18,7 +50,13 @@ export function registerObservabilityRoutes(router: Router, obs: Observability):
       summary: 'Golden metrics (requests, RPS, success rate, p50/p95/p99 latency) per service and per edge source → destination, over 10 s and 1 min, with per-subset rows and open circuit breakers',
       auth: false,
       query: [{ name: 'service', description: 'only this service and the edges into and out of it' }],
-      handler: async ({ query }) => ({ body: obs.stats.view({ service: query.get('service') ?? undefined }) }),
+      handler: async ({ query }) => {
+        const service = param(query, 'service', serviceName);
+        const view = obs.stats.view({ service });
+        // Held: its own row, or edges out of it. Edges into a name without a row of its own lead to `unknown`, no service.
+        await requireService(service, view.services.length > 0 || view.edges.some((e) => e.source === service));
+        return { body: view };
+      },
     })
     .add({
       method: 'GET',
@@ -34,19 +72,17 @@ export function registerObservabilityRoutes(router: Router, obs: Observability):
         { name: 'peer', description: 'only requests from (inbound) or to (outbound) this service' },
       ],
       handler: async ({ query, req, res }) => {
-        const service = query.get('service');
+        const service = param(query, 'service', serviceName);
         if (!service) throw new ApiError('bad-request', 'give the service to tap: /api/v1/tap?service=NAME');
-        const direction = query.get('direction');
-        if (direction && direction !== 'inbound' && direction !== 'outbound') throw new ApiError('bad-request', 'direction must be inbound or outbound');
-        const status = query.get('status');
-        if (status && !isStatusFilter(status)) throw new ApiError('bad-request', `status must be ${STATUS_FILTER_RULE}`);
         const filter: TapFilter = {
-          method: query.get('method') ?? undefined,
-          pathPrefix: query.get('path') ?? undefined,
-          status: status ?? undefined,
-          direction: (direction as TapFilter['direction']) ?? undefined,
-          peer: query.get('peer') ?? undefined,
+          method: param(query, 'method', methodName),
+          pathPrefix: param(query, 'path', pathParam),
+          status: param(query, 'status', statusParam),
+          direction: param(query, 'direction', directionParam),
+          peer: param(query, 'peer', serviceName),
         };
+        // Only a service's own sidecars are tapped: one nothing names would stream nothing, ever.
+        await requireService(service);
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
         res.write(`retry: 2000\n: tapping ${service}\n\n`);
         const unsubscribe = obs.tap.subscribe(
@@ -72,11 +108,13 @@ export function registerObservabilityRoutes(router: Router, obs: Observability):
       auth: false,
       query: [
         { name: 'service', description: 'only traces through this service' },
-        { name: 'limit', description: 'at most this many (default 50, max 500)' },
+        { name: 'limit', description: `at most this many (default 50; more than ${MAX_TRACES} gives ${MAX_TRACES})` },
       ],
       handler: async ({ query }) => {
-        const limit = Math.min(500, Math.max(1, Number(query.get('limit') ?? 50) || 50));
-        return { body: { traces: obs.traces.recent(limit, query.get('service') ?? undefined), droppedBySidecars: obs.traces.droppedBySidecars } };
+        const service = param(query, 'service', serviceName);
+        const traces = obs.traces.recent(param(query, 'limit', limitParam), service);
+        await requireService(service, traces.length > 0);
+        return { body: { traces, droppedBySidecars: obs.traces.droppedBySidecars } };
       },
     })
     .add({

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatsView } from '../../control-plane/observability/stats.js';
 import { skeinCli } from '../identity/mesh.js';
-import { Processes, waitUntil } from '../support/index.js';
+import { apiError, Processes, waitUntil } from '../support/index.js';
 import { burst, startObservedMesh, type ObservedMesh } from './mesh.js';
 
 const procs = new Processes();
@@ -101,10 +101,32 @@ describe('golden metrics', () => {
     const table = await skeinCli(procs, mesh.cp, ['stat']);
     expect(table.code, table.output).toBe(0);
     expect(table.output).not.toMatch(/^unknown/m);
+    // Asked for by name, it is refused like any name no policy, route or instance names.
+    expect(await apiError(stats('unknown'))).toMatchObject({ status: 404, code: 'not-found', message: 'unknown service unknown: no policy, routes or instances' });
+    const one = await skeinCli(procs, mesh.cp, ['stat', 'unknown']);
+    expect(one.code, one.output).toBe(1);
+    expect(one.output).toMatch(/404 not-found: unknown service unknown/);
+  });
+
+  it('answers 400 naming a malformed service, 404 for an unknown one', async () => {
+    expect(await apiError(stats('NOPE'))).toMatchObject({ status: 400, code: 'bad-request', message: expect.stringMatching(/^service must be a DNS label.*\(got "NOPE"\)$/) });
+    expect(await apiError(stats('nosuch'))).toMatchObject({ status: 404, code: 'not-found' });
+    // A known service without traffic is an empty answer, not an error.
+    expect(await stats('frontend')).toMatchObject({ services: [] });
   });
 
   it('refuses a bad window flag with exit 2', async () => {
     const bad = await skeinCli(procs, mesh.cp, ['stat', '--window', '5m']);
     expect(bad.code).toBe(2);
+  });
+
+  // Last: it stops web's sidecar.
+  it('still shows the last minute of a service whose instances have left', async () => {
+    await burst(mesh, 'backend', '/before-leaving', 3, 1);
+    await waitUntil(async () => (await stats('web')).edges.some((e) => e.destination === 'backend'), { what: 'web → backend in the stats' });
+    mesh.web.child.kill('SIGTERM');
+    // Stopped cleanly, its instance leaves the registry at once: nothing names web any more.
+    await waitUntil(async () => (await apiError(mesh.cp.api.get('/api/v1/services/web'))).status === 404, { what: 'web to leave the registry' });
+    expect((await stats('web')).edges.map((e) => e.destination)).toContain('backend');
   });
 });

@@ -120,7 +120,37 @@ describe('tap', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bad-request');
   });
+
+  it('answers 400 naming a malformed parameter and 404 for an unknown service instead of opening a stream', async () => {
+    for (const [query, name] of [
+      ['service=NOPE', 'service'],
+      ['service=backend&method=G%20T', 'method'],
+      ['service=backend&path=api', 'path'],
+      ['service=backend&status=abc', 'status'],
+      ['service=backend&status=6xx', 'status'],
+      ['service=backend&direction=sideways', 'direction'],
+      ['service=backend&peer=Web', 'peer'],
+    ] as const) {
+      const answer = await errorOf(`/api/v1/tap?${query}`);
+      expect(answer, query).toMatchObject({ status: 400, code: 'bad-request' });
+      expect(answer.message, query).toMatch(new RegExp(`^${name} must .* \\(got "`));
+    }
+    expect(await errorOf('/api/v1/tap?service=nosuch')).toMatchObject({ status: 404, code: 'not-found', message: 'unknown service nosuch: no policy, routes or instances' });
+    expect(await errorOf('/api/v1/tap?service=unknown')).toMatchObject({ status: 404, code: 'not-found' });
+  });
 });
+
+/** The status and error of a request expected to fail (an open stream would fail the test). */
+async function errorOf(path: string): Promise<{ status: number; code: string; message: string }> {
+  const res = await fetch(`${mesh.cp.adminUrl}${path}`);
+  const contentType = res.headers.get('content-type') ?? '';
+  if (!contentType.startsWith('application/json')) {
+    await res.body?.cancel();
+    throw new Error(`${path} answered ${res.status} ${contentType}`);
+  }
+  const { error } = (await res.json()) as { error: { code: string; message: string } };
+  return { status: res.status, ...error };
+}
 
 describe('traces', () => {
   /** Trace `traceId` from the store once it holds the caller's client span and the three server spans of its tries. */
@@ -182,6 +212,18 @@ describe('traces', () => {
     const exported = otlpSpans().filter((s) => s.traceId === traceId);
     expect(exported.find((s) => s.spanId === backendIn.spanId)).toMatchObject({ parentSpanId: frontendOut.spanId, kind: 2, service: 'backend' });
     expect(exported.find((s) => s.spanId === webOut.spanId)).toMatchObject({ parentSpanId: clientSpan, kind: 3, service: 'web' });
+  });
+
+  it('answers 400 naming a malformed limit or service, 404 for an unknown service', async () => {
+    for (const limit of ['-1', '0', 'abc', '1.5']) {
+      expect(await errorOf(`/api/v1/traces?limit=${limit}`), limit).toMatchObject({ status: 400, code: 'bad-request', message: `limit must be a whole number of at least 1 (got "${limit}")` });
+    }
+    await waitUntil(async () => ((await (await fetch(`${mesh.cp.adminUrl}/api/v1/traces`)).json()) as { traces: unknown[] }).traces.length >= 2, { what: 'two traces' });
+    const one = (await (await fetch(`${mesh.cp.adminUrl}/api/v1/traces?limit=1`)).json()) as { traces: unknown[] };
+    expect(one.traces).toHaveLength(1);
+    expect(await errorOf('/api/v1/traces?service=NOPE')).toMatchObject({ status: 400, message: expect.stringMatching(/^service must be a DNS label/) });
+    expect(await errorOf('/api/v1/traces?service=nosuch')).toMatchObject({ status: 404, code: 'not-found', message: 'unknown service nosuch: no policy, routes or instances' });
+    expect(await errorOf('/api/v1/traces?service=unknown')).toMatchObject({ status: 404, code: 'not-found' });
   });
 
   it('records retries as events of the caller’s span', async () => {
