@@ -31,13 +31,21 @@ async function request(path, options = {}) {
   if (options.auth && state.token) headers.authorization = `Bearer ${state.token}`;
   const res = await fetch(path, { method: options.method || 'GET', headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
   const text = await res.text();
-  const body = text ? JSON.parse(text) : undefined;
-  if (!res.ok) {
-    const err = new Error(body && body.error ? body.error.message : `HTTP ${res.status}`);
-    err.status = res.status;
-    throw err;
+  if (!res.ok) throw apiError(res, text);
+  return { body: text ? JSON.parse(text) : undefined, etag: res.headers.get('etag') };
+}
+
+/** The Error of a non-2xx answer, carrying its status: the control plane's message, or the bare status when the body is not its error JSON (a proxy's page). */
+function apiError(res, text) {
+  let message;
+  try {
+    message = JSON.parse(text).error.message;
+  } catch {
+    // not the control plane's error body: the status is all there is to say
   }
-  return { body, etag: res.headers.get('etag') };
+  const err = new Error(message || `HTTP ${res.status}`);
+  err.status = res.status;
+  return err;
 }
 const api = async (path, options) => (await request(path, options)).body;
 const apiOr = (path, fallback) => api(path).catch((err) => (err.status === 404 ? fallback : Promise.reject(err)));
@@ -400,6 +408,26 @@ function proxiesView() {
 
 // ---- tap ---------------------------------------------------------------------------------
 
+function tapState(error, text) {
+  const el = $('#tap-state');
+  el.className = error ? 'error' : 'muted';
+  el.textContent = text;
+}
+
+/** Why the control plane refused a stream: asked again with fetch, which shows the answer. */
+async function refusal(url) {
+  const abort = new AbortController();
+  try {
+    const res = await fetch(url, { headers: { accept: 'application/json' }, signal: abort.signal });
+    return res.ok ? 'the tap stopped; press Start to try again' : apiError(res, await res.text()).message;
+  } catch (err) {
+    return `cannot reach the control plane (${err.message})`;
+  } finally {
+    // A 200 is a stream that would stay open.
+    abort.abort();
+  }
+}
+
 function tapView(params) {
   view.innerHTML = `<div class="panel"><h2>Live tap</h2>
     <form class="form-row" id="tap-form">
@@ -431,7 +459,10 @@ function tapView(params) {
     let count = 0;
     const source = new EventSource(`/api/v1/tap?${q}`);
     state.tap = source;
-    $('#tap-state').textContent = `tapping ${q.get('service')}…`;
+    const tapping = () => tapState(false, `tapping ${q.get('service')}${count ? `: ${count} rows` : '…'}`);
+    tapping();
+    // Also after the browser reconnected by itself.
+    source.onopen = tapping;
     source.onmessage = (msg) => {
       const r = JSON.parse(msg.data);
       count++;
@@ -445,19 +476,24 @@ function tapView(params) {
       while (after && Number(after.dataset.time) > Number(tr.dataset.time)) after = after.nextElementSibling;
       rows.insertBefore(tr, after);
       while (rows.children.length > 200) rows.lastChild.remove();
-      $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows`;
+      tapping();
     };
     source.addEventListener('dropped', (msg) => {
       $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows (${JSON.parse(msg.data).dropped} over the rate limit skipped)`;
     });
     source.onerror = () => {
-      $('#tap-state').textContent = 'connection lost; retrying…';
+      // A lost connection leaves the source CONNECTING: the browser reconnects by itself.
+      if (source.readyState === EventSource.CONNECTING) return tapState(true, 'connection lost; retrying…');
+      // Any answer but a 200 event stream closes it for good, and EventSource hides the answer.
+      refusal(source.url).then((why) => {
+        if (state.tap === source) tapState(true, `not tapping: ${why}`);
+      });
     };
   });
   $('#tap-stop').addEventListener('click', () => {
     if (state.tap) state.tap.close();
     state.tap = null;
-    $('#tap-state').textContent = 'stopped';
+    tapState(false, 'stopped');
   });
 }
 
