@@ -1,9 +1,10 @@
 /**
  * The dashboard in real headless Chromium when something goes wrong, against a real control
- * plane: a tap it refuses shows its reason (an EventSource hides it), and a tap whose control
- * plane goes away says it retries and taps again once it is back.
+ * plane: a tap it refuses shows its reason (an EventSource hides it), a tap whose control
+ * plane goes away says it retries and taps again once it is back, and the page of a service
+ * it does not know says so.
  */
-import { afterAll, afterEach, beforeAll, describe, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { Processes } from '../support/index.js';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
@@ -57,5 +58,18 @@ describe('dashboard tap', () => {
     cp = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort });
     // The browser reconnects by itself (the stream asks for a retry after 2 s).
     await tapState('tapping backend').waitFor({ timeout: 15_000 });
+  });
+});
+
+describe('dashboard service page', () => {
+  it('says the control plane knows no such service instead of drawing its defaults, and fills in once it does', async () => {
+    await open('#/service/latecomer');
+    await page.locator('#svc-unknown', { hasText: 'The control plane knows no service latecomer' }).waitFor({ timeout: 10_000 });
+    await page.locator('#svc-golden', { hasText: 'No traffic' }).waitFor({ timeout: 5_000 });
+    for (const pretence of ['No policy stored', 'No instances registered', 'No subsets']) expect(await page.locator('#view').innerText()).not.toContain(pretence);
+    await chrome.screenshot(page, 'service-unknown');
+    await cp.api.put('/api/v1/services/latecomer/policy', { timeout: '3s' });
+    await page.locator('#svc-policy pre', { hasText: '"timeout": "3s"' }).waitFor({ timeout: 10_000 });
+    await page.locator('#svc-unknown').waitFor({ state: 'hidden', timeout: 1_000 });
   });
 });

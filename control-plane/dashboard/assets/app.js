@@ -344,31 +344,32 @@ function splitControls(name) {
 }
 
 function serviceView(name) {
-  view.innerHTML = `<h2>${esc(name)}</h2>
+  view.innerHTML = `<h2>${esc(name)}</h2><div class="panel muted" id="svc-unknown" hidden>The control plane knows no service ${esc(name)}: no policy, routes or instances name it. What its callers' sidecars report of it shows below.</div>
     <div class="grid2">
       <div class="panel"><h2>Golden metrics</h2><div id="svc-golden"></div></div>
-      <div class="panel"><h2>Canary weights</h2><div id="svc-split"></div><div class="message" id="split-message"></div></div>
+      <div class="panel known"><h2>Canary weights</h2><div id="svc-split"></div><div class="message" id="split-message"></div></div>
     </div>
     <div class="grid2">
-      <div class="panel"><h2>Instances</h2><div id="svc-instances"></div></div>
+      <div class="panel known"><h2>Instances</h2><div id="svc-instances"></div></div>
       <div class="panel"><h2>Circuit breakers (callers → this service)</h2><div id="svc-breakers"></div></div>
     </div>
     <div class="panel"><h2>Edges</h2><div id="svc-edges"></div></div>
-    <div class="panel"><h2>Policy</h2><div id="svc-policy"></div></div>`;
+    <div class="panel known"><h2>Policy</h2><div id="svc-policy"></div></div>`;
   const refreshSplit = splitControls(name);
   every(3000, async () => {
     const [svc, stats, policy] = await Promise.all([
-      apiOr(`/api/v1/services/${encodeURIComponent(name)}`, { instances: [], subsets: [] }),
+      // null (404): no policy, route or instance names it; its callers' sidecars may still report it.
+      apiOr(`/api/v1/services/${encodeURIComponent(name)}`, null),
       api(`/api/v1/stats?service=${encodeURIComponent(name)}`),
       apiOr(`/api/v1/services/${encodeURIComponent(name)}/policy`, null),
     ]);
+    // Its weights, instances and policy would be drawn as defaults, as if it existed: left out until it does.
+    $('#svc-unknown').hidden = svc !== null;
+    for (const panel of view.querySelectorAll('.known')) panel.hidden = svc === null;
     const own = stats.services.find((s) => s.service === name);
     $('#svc-golden').innerHTML = own
       ? `<table><thead><tr><th>subset</th>${goldenHead}</tr></thead><tbody><tr><td class="muted">all</td>${goldenCells(own[state.window])}</tr>${own.subsets.map((s) => `<tr><td>${esc(s.subset)}</td>${goldenCells(s[state.window])}</tr>`).join('')}</tbody></table>`
       : '<div class="empty">No traffic in the last minute.</div>';
-    $('#svc-instances').innerHTML = svc.instances.length
-      ? `<table><thead><tr><th>instance</th><th>address</th><th>version</th><th>health</th></tr></thead><tbody>${svc.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.version)}</td><td><span class="badge ${esc(i.health)}">${esc(i.health)}</span></td></tr>`).join('')}</tbody></table>`
-      : '<div class="empty">No instances registered.</div>';
     // The callers' breakers towards this service: the tripped ones listed, the closed ones counted.
     const breakers = stats.breakers.filter((b) => b.destination === name);
     const tripped = breakers.filter((b) => b.state !== 'closed').sort((a, b) => (a.state === 'open' ? -1 : 1) - (b.state === 'open' ? -1 : 1));
@@ -379,6 +380,10 @@ function serviceView(name) {
         : '') +
       `<div class="${tripped.length ? 'muted' : 'empty'}" id="breakers-closed">${closed ? `<span class="badge closed">closed</span> ${closed} breaker(s) held by ${[...new Set(breakers.filter((b) => b.state === 'closed').map((b) => b.service))].map(esc).join(', ')}` : tripped.length ? '' : 'No caller holds a circuit breaker for this service yet.'}</div>`;
     $('#svc-edges').innerHTML = edgesTable(stats.edges);
+    if (svc === null) return;
+    $('#svc-instances').innerHTML = svc.instances.length
+      ? `<table><thead><tr><th>instance</th><th>address</th><th>version</th><th>health</th></tr></thead><tbody>${svc.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.version)}</td><td><span class="badge ${esc(i.health)}">${esc(i.health)}</span></td></tr>`).join('')}</tbody></table>`
+      : '<div class="empty">No instances registered.</div>';
     $('#svc-policy').innerHTML = policy ? `<pre>${esc(JSON.stringify(policy, null, 2))}</pre>` : '<div class="empty">No policy stored: defaults apply.</div>';
     await refreshSplit();
   });
