@@ -4,7 +4,7 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const view = $('#view');
-const state = { window: localStorage.getItem('skein.window') || '10s', token: localStorage.getItem('skein.token') || '', tap: null, timers: [] };
+const state = { window: localStorage.getItem('skein.window') || '10s', token: localStorage.getItem('skein.token') || '', tap: null, timers: [], viewId: 0 };
 
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const fmt = {
@@ -58,13 +58,25 @@ function setStatus(ok, text) {
 
 // ---- polling -----------------------------------------------------------------------------
 
+/** Shows in the header how a request of the current view went; one of a view left since says nothing. */
+function report(promise) {
+  const id = state.viewId;
+  return promise.then(
+    () => id === state.viewId && setStatus(true, new Date().toLocaleTimeString(undefined, { hour12: false })),
+    (err) => id === state.viewId && setStatus(false, `error: ${err.message}`),
+  );
+}
+
 function every(ms, fn) {
-  const run = () => fn().then(() => setStatus(true, new Date().toLocaleTimeString(undefined, { hour12: false }))).catch((err) => setStatus(false, `error: ${err.message}`));
+  const run = () => report(fn());
   run();
   state.timers.push(setInterval(run, ms));
 }
 
 function stopView() {
+  state.viewId++;
+  // What the header said was about the view left.
+  setStatus(true, '');
   for (const t of state.timers) clearInterval(t);
   state.timers = [];
   if (state.tap) {
@@ -445,7 +457,7 @@ function tapView(params) {
     </form>
     <div class="tap-scroll"><table><thead><tr><th>time</th><th>dir</th><th>source</th><th>destination</th><th>method</th><th>path</th><th class="num">status</th><th class="num">latency</th><th>trace</th></tr></thead><tbody id="tap-rows"></tbody></table></div></div>`;
   const form = $('#tap-form');
-  api('/api/v1/services').then((services) => {
+  report(api('/api/v1/services').then((services) => {
     const select = $('#tap-service');
     select.innerHTML = services.map((s) => `<option>${esc(s.name)}</option>`).join('');
     if (params.get('service')) {
@@ -453,7 +465,7 @@ function tapView(params) {
       // Only once the list is in: a form submitted before has no service and the tap refuses it.
       form.requestSubmit();
     }
-  });
+  }));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (state.tap) state.tap.close();
