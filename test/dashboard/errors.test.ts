@@ -2,7 +2,8 @@
  * The dashboard in real headless Chromium when something goes wrong, against a real control
  * plane: a tap it refuses shows its reason (an EventSource hides it), a tap whose control
  * plane goes away says it retries and taps again once it is back, and the page of a service
- * it does not know says so; against a scripted API, a view's error leaves the header with it.
+ * it does not know says so; against a scripted API, a view's error leaves the header with it
+ * and the tap counts all the rows the rate limit skipped.
  */
 import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,14 @@ describe('dashboard tap', () => {
     cp = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort });
     // The browser reconnects by itself (the stream asks for a retry after 2 s).
     await tapState('tapping backend').waitFor({ timeout: 15_000 });
+  });
+});
+
+describe('dashboard tap over the rate limit', () => {
+  it('counts the rows skipped over the whole tap, not only those of the last report', async () => {
+    await open('#/tap?service=backend', scripted.url);
+    // The scripted tap reports 3 skipped, one row, then 4 more skipped.
+    await tapState('tapping backend: 1 rows (7 over the rate limit skipped)').waitFor({ timeout: 5_000 });
   });
 });
 

@@ -474,9 +474,10 @@ function tapView(params) {
     const rows = $('#tap-rows');
     rows.innerHTML = '';
     let count = 0;
+    let dropped = 0;
     const source = new EventSource(`/api/v1/tap?${q}`);
     state.tap = source;
-    const tapping = () => tapState(false, `tapping ${q.get('service')}${count ? `: ${count} rows` : '…'}`);
+    const tapping = () => tapState(false, `tapping ${q.get('service')}${count ? `: ${count} rows` : '…'}${dropped ? ` (${dropped} over the rate limit skipped)` : ''}`);
     tapping();
     // Also after the browser reconnected by itself.
     source.onopen = tapping;
@@ -495,8 +496,10 @@ function tapView(params) {
       while (rows.children.length > 200) rows.lastChild.remove();
       tapping();
     };
+    // Each event counts the rows skipped since the one before.
     source.addEventListener('dropped', (msg) => {
-      $('#tap-state').textContent = `tapping ${q.get('service')}: ${count} rows (${JSON.parse(msg.data).dropped} over the rate limit skipped)`;
+      dropped += JSON.parse(msg.data).dropped;
+      tapping();
     });
     source.onerror = () => {
       // A lost connection leaves the source CONNECTING: the browser reconnects by itself.
