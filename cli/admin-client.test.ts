@@ -89,6 +89,32 @@ describe('AdminClient deadlines', () => {
   });
 });
 
+describe('AdminClient error answers', () => {
+  it('names the URL of an error answer that is not an admin API error: a plain 404, an HTML 500, a JSON 502 of something else', async () => {
+    const answers: [number, Record<string, string>, string, string][] = [
+      [404, {}, '', '404 Not Found'],
+      [500, { 'content-type': 'text/html' }, '<html>oops</html>', '500 Internal Server Error'],
+      [502, { 'content-type': 'application/json' }, '{"message":"bad gateway"}', '502 Bad Gateway'],
+    ];
+    for (const [status, headers, body, said] of answers) {
+      const url = await serve((_req, res) => res.writeHead(status, headers).end(body));
+      const client = new AdminClient(url, undefined, 2_000);
+      const expected = `${url}/api/v1/stats answered ${said} without an admin API error in its body: is ${url} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`;
+      const err = await failure(client.get('/api/v1/stats'));
+      // Status 0: a caller must not take another server's 404 for the control plane's "not found".
+      expect([err.status, err.code, err.message]).toEqual([0, 'not-skein', expected]);
+      const streamed = await failure(client.stream('/api/v1/stats'));
+      expect(streamed.message).toBe(expected);
+    }
+  });
+
+  it("keeps the admin API's own error: status, code and message", async () => {
+    const url = await serve((_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not-found', message: 'unknown service nobody' } })));
+    const err = await failure(new AdminClient(url, undefined, 2_000).get('/api/v1/services/nobody'));
+    expect([err.status, err.code, err.message]).toEqual([404, 'not-found', 'unknown service nobody']);
+  });
+});
+
 describe('AdminClient transport', () => {
   it('reaches a control plane on a port fetch refuses as a bad port', async () => {
     const url = await serveOnBadPort((req, res) => {

@@ -7,6 +7,7 @@
  * `fetch`: fetch refuses the ports browsers block (10080, 6000, 6665-6669, …), on which a
  * control plane may well listen.
  */
+import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { formatDuration } from '../common/config/duration.js';
@@ -64,10 +65,8 @@ export class AdminClient {
       throw this.failure(err);
     }
     const body = parseBody(text);
-    if (!isOk(res.statusCode)) throw this.apiError(res.statusCode, body);
-    if (options.expected && !options.expected.matches(body, res.statusCode)) {
-      throw new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered something other than ${options.expected.what}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
-    }
+    if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, body);
+    if (options.expected && !options.expected.matches(body, res.statusCode)) throw this.notSkein(path, `something other than ${options.expected.what}`);
     return { status: res.statusCode, headers: toHeaders(res.headers), body: body as T };
   }
 
@@ -84,7 +83,7 @@ export class AdminClient {
     } finally {
       clearTimeout(timer);
     }
-    if (!isOk(res.statusCode)) throw this.apiError(res.statusCode, parseBody(await res.body.text().catch(() => '')));
+    if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, parseBody(await res.body.text().catch(() => '')));
     return Readable.toWeb(res.body) as ReadableStream<Uint8Array>;
   }
 
@@ -128,11 +127,25 @@ export class AdminClient {
     return new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${reason} (set --control-plane or SKEIN_ADMIN_URL)`);
   }
 
-  private apiError(status: number, body: unknown): AdminApiError {
-    const error = (body as { error?: { code?: string; message?: string; problems?: string[] } } | undefined)?.error;
-    let message = error?.message ?? `HTTP ${status}`;
-    if (status === 401 && !this.token) message += ' (SKEIN_ADMIN_TOKEN is not set)';
-    return new AdminApiError(status, error?.code ?? 'http', message, error?.problems ?? []);
+  /**
+   * An error answer in the admin API's shape (SPEC §5), carrying the server's message. One
+   * without it (a plain 404, a proxy's HTML 502) came from something else: its status alone
+   * would say nothing of where it came from, and a caller must not take its 404 for the
+   * control plane's "no such thing" (status 0).
+   */
+  private apiError(path: string, status: number, body: unknown): AdminApiError {
+    const error = (body as { error?: { code?: unknown; message?: unknown; problems?: string[] } } | undefined)?.error;
+    if (typeof error?.code !== 'string' || typeof error.message !== 'string') {
+      const reason = STATUS_CODES[status];
+      return this.notSkein(path, `${status}${reason ? ` ${reason}` : ''} without an admin API error in its body`);
+    }
+    const message = status === 401 && !this.token ? `${error.message} (SKEIN_ADMIN_TOKEN is not set)` : error.message;
+    return new AdminApiError(status, error.code, message, error.problems ?? []);
+  }
+
+  /** An answer no Skein admin API gives, named with the URL that gave it. */
+  private notSkein(path: string, answered: string): AdminApiError {
+    return new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered ${answered}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
   }
 }
 

@@ -1,7 +1,7 @@
 /** The admin CLI commands against a real control plane: output, exit codes and error messages. */
 import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
@@ -399,9 +399,8 @@ describe('skein admin commands', () => {
     }
   });
 
-  it('says so from every command, writes included, when --control-plane answers 200 but is not a Skein control plane', async () => {
-    // One answers every request with some other service's JSON, the other with an empty 200.
-    const others = [createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","items":{}}')), createServer((_req, res) => res.writeHead(200).end())];
+  /** Runs every admin command, writes included, against each of `others`: each fails (exit 1) with one line naming the URL that gave `answered`. */
+  async function notSkeinFromEveryCommand(others: Server[], answered: string): Promise<void> {
     for (const other of others) await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
     try {
       for (const other of others) {
@@ -420,13 +419,15 @@ describe('skein admin commands', () => {
           ['ca', 'rotate'],
           ['stat'],
           ['explain', 'shop', 'GET', '/'],
+          ['get', 'routes', 'shop'],
+          ['tap', 'shop'],
         ];
         for (const args of commands) {
           const res = await skein([...args, '--control-plane', url]);
           const what = `${args.join(' ')} against ${url}`;
           expect(res.code, what).toBe(1);
           expect(res.stdout, what).toBe('');
-          expect(res.stderr, what).toMatch(new RegExp(`^skein: ${url}/api/v1/\\S+ answered something other than [^\n]+: is ${url} a Skein control plane's admin API\\? \\(set --control-plane or SKEIN_ADMIN_URL\\)\n$`));
+          expect(res.stderr, what).toMatch(new RegExp(`^skein: ${url}/api/v1/\\S+ answered ${answered}: is ${url} a Skein control plane's admin API\\? \\(set --control-plane or SKEIN_ADMIN_URL\\)\n$`));
         }
       }
     } finally {
@@ -435,6 +436,18 @@ describe('skein admin commands', () => {
         await new Promise((resolve) => other.close(resolve));
       }
     }
+  }
+
+  it('says so from every command, writes included, when --control-plane answers 200 but is not a Skein control plane', async () => {
+    // One answers every request with some other service's JSON, the other with an empty 200.
+    const others = [createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","items":{}}')), createServer((_req, res) => res.writeHead(200).end())];
+    await notSkeinFromEveryCommand(others, 'something other than [^\n]+');
+  });
+
+  it('says so from every command, naming the URL, when --control-plane answers an error that is not an admin API error', async () => {
+    // A plain 404 (another server's missing page), and a 500 with an HTML page.
+    const others = [createServer((_req, res) => res.writeHead(404).end()), createServer((_req, res) => res.writeHead(500, { 'content-type': 'text/html' }).end('<html>oops</html>'))];
+    await notSkeinFromEveryCommand(others, '(404 Not Found|500 Internal Server Error) without an admin API error in its body');
   });
 
   it('intention allow|deny edits the rules, exact pairs first', async () => {
