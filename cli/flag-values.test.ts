@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { canaryBody } from '../control-plane/canary/schema.js';
-import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort, parseImageReference, parseKubernetesName } from './flag-values.js';
+import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort, parseImageReference, parseKubernetesName, parseMethod, parseRequestPath } from './flag-values.js';
 import { UsageError } from './usage-error.js';
 
 describe('HOST:PORT flags', () => {
@@ -22,6 +22,18 @@ describe('HOST:PORT flags', () => {
   it('admin URLs may also be http(s) URLs, without a trailing slash', () => {
     expect(parseAdminUrl('https://cp.example:8443/')).toBe('https://cp.example:8443');
     expect(() => parseAdminUrl('ftp://cp:21')).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('request methods and paths (skein tap filters, skein explain)', () => {
+  it('take any token as a method, as sent, and a path or prefix starting with "/"', () => {
+    for (const ok of ['GET', 'get', 'M-SEARCH', 'PROPFIND']) expect(parseMethod(ok), ok).toBe(ok);
+    for (const ok of ['/', '/products', '/products/1?x=1']) expect(parseRequestPath(ok), ok).toBe(ok);
+  });
+
+  it('refuse what no request has: a method that is not a token, a path without its leading "/"', () => {
+    for (const bad of ['G T', 'GET\r\n', '', 'GÉT']) expect(() => parseMethod(bad), JSON.stringify(bad)).toThrow(/^must be an HTTP method name \(a token/);
+    for (const bad of ['noslash', '', '*']) expect(() => parseRequestPath(bad), JSON.stringify(bad)).toThrow('must start with "/"');
   });
 });
 

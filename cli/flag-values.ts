@@ -4,7 +4,7 @@ import type { ZodIssue, ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
 import { parseSize } from '../common/config/size.js';
-import { endpointAddress, serviceName } from '../common/config/schema.js';
+import { endpointAddress, methodName, requestPath, serviceName } from '../common/config/schema.js';
 import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
 import { UsageError } from './usage-error.js';
@@ -60,12 +60,23 @@ export function parseConsulAddress(value: string): string {
   return value;
 }
 
-/** A service name argument: a DNS label, as the mesh config requires. */
-export function parseServiceName(value: string): string {
-  const result = serviceName.safeParse(value);
-  if (!result.success) throw new InvalidArgumentError(`${result.error.issues[0]!.message}`);
-  return value;
+/** A parser of values the mesh config's own schema checks, so the CLI refuses what the control plane would (exit 2, before connecting). */
+function checkedBy(schema: ZodType<string>): (value: string) => string {
+  return (value) => {
+    const result = schema.safeParse(value);
+    if (!result.success) throw new InvalidArgumentError(result.error.issues[0]!.message);
+    return value;
+  };
 }
+
+/** A service name argument: a DNS label, as the mesh config requires. */
+export const parseServiceName = checkedBy(serviceName);
+
+/** An HTTP method, as routes and `skein explain` take it: a token (`G T` is none, so no request has it). */
+export const parseMethod = checkedBy(methodName);
+
+/** A request path or path prefix: one without the leading "/" no request has. */
+export const parseRequestPath = checkedBy(requestPath);
 
 /** RFC 1123 subdomain, as Kubernetes requires of most object names (ConfigMaps, Secrets). */
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

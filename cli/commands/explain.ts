@@ -2,7 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
 import { EXPLANATION } from '../answers.js';
-import { parseServiceName } from '../flag-values.js';
+import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 function collectHeader(value: string, previous: string[] = []): string[] {
@@ -47,8 +47,8 @@ export function registerExplain(program: Command): void {
     .command('explain')
     .description('which route, subset, endpoints and policy a request would get, and why')
     .argument('<service>', 'destination service', parseServiceName)
-    .argument('<method>', 'HTTP method, e.g. GET')
-    .argument('<path>', 'request path, e.g. /products/1')
+    .argument('<method>', 'HTTP method, e.g. GET', parseMethod)
+    .argument('<path>', 'request path, e.g. /products/1', parseRequestPath)
     .option('-H, --header <name:value>', 'request header (repeatable)', collectHeader, []);
   withAdminFlags(command).action((service: string, method: string, path: string, flags: AdminFlags & { header: string[] }) =>
     runAdmin(async () => {

@@ -5,7 +5,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isStatusFilter, STATUS_FILTER_RULE, type TapEvent } from '../../control-plane/observability/tap.js';
 import { PROXIES } from '../answers.js';
-import { parseServiceName } from '../flag-values.js';
+import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 interface TapFlags extends AdminFlags {
@@ -38,8 +38,8 @@ export function registerTap(program: Command): void {
     .command('tap')
     .description("live stream of requests through a service's sidecars (time, source, destination, method, path, status, latency, trace id)")
     .argument('<service>', 'service to tap', parseServiceName)
-    .option('--method <method>', 'only this HTTP method')
-    .option('--path <prefix>', 'only paths starting with this prefix')
+    .option('--method <method>', 'only this HTTP method', parseMethod)
+    .option('--path <prefix>', 'only paths starting with this prefix', parseRequestPath)
     .option('--status <status>', 'only this status class (5xx) or status (503)', statusFilter)
     .addOption(new Option('--direction <direction>', 'only inbound or outbound requests').choices(['inbound', 'outbound']))
     .option('--peer <service>', 'only requests from (inbound) or to (outbound) this service', parseServiceName)

@@ -148,6 +148,8 @@ const stringMatch = z.union([
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export const methodName = z.string().regex(TOKEN, 'must be an HTTP method name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
 const headerName = z.string().regex(TOKEN, 'must be a header name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+/** A request path, or a prefix of one: every path a sidecar routes starts with "/". */
+export const requestPath = z.string().startsWith('/', 'must start with "/"');
 
 /** Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined. */
 function regexProblem(source: string): string | undefined {

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { parseSnapshot, validate } from '../../common/config/parse.js';
-import { defaultServicePolicy, methodName, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
+import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { Router } from './router.js';
@@ -18,7 +18,7 @@ const explainQuery = z
     service: serviceName,
     // Any method a route may match (M-SEARCH, PROPFIND), taken as sent: a sidecar matches it case-sensitively.
     method: methodName.default('GET'),
-    path: z.string().startsWith('/', 'must start with "/"').default('/'),
+    path: requestPath.default('/'),
     header: z.array(z.string().regex(/^[^:\s]+:.*$/, 'must be NAME:VALUE')).default([]),
   })
   .strict();

@@ -234,6 +234,11 @@ describe('skein admin commands', () => {
       [['get', 'intentions', 'Bad_Name'], /^error: command-argument value 'Bad_Name' is invalid for argument 'name'\. must be a DNS label/],
       [['tap', 'catalog', '--status', '6xx'], /^error: option '--status <status>' argument '6xx' is invalid\. not a class such as 5xx or a status such as 503: 6xx/],
       [['tap', 'catalog', '--peer', 'Web!'], /^error: option '--peer <service>' argument 'Web!' is invalid\. must be a DNS label/],
+      // Filters no request could match, and the same checks of explain, refused before connecting (nothing listens on port 1).
+      [['tap', 'catalog', '--method', 'G T'], /^error: option '--method <method>' argument 'G T' is invalid\. must be an HTTP method name \(a token/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
+      [['tap', 'catalog', '--path', 'noslash'], /^error: option '--path <prefix>' argument 'noslash' is invalid\. must start with "\/"$/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
+      [['explain', 'catalog', 'G T', '/'], /^error: command-argument value 'G T' is invalid for argument 'method'\. must be an HTTP method name \(a token/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
+      [['explain', 'catalog', 'GET', 'noslash'], /^error: command-argument value 'noslash' is invalid for argument 'path'\. must start with "\/"$/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
       [['canary', 'catalog', '--to', 'v2', '--interval', 'soon'], /^error: option '--interval <duration>' argument 'soon' is invalid/],
       [['canary', 'catalog', '--to', 'v2', '--interval', '100ms'], /^skein: --interval: must be at least 500ms$/],
       [['canary', 'catalog', '--to', 'v2', '--max-p99', 'fast'], /^error: option '--max-p99 <duration>' argument 'fast' is invalid/],
