@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isStatusFilter, STATUS_FILTER_RULE, type TapEvent } from '../../control-plane/observability/tap.js';
+import { AdminApiError } from '../admin-client.js';
 import { PROXIES } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
@@ -33,6 +34,21 @@ function statusFilter(value: string): string {
   return value;
 }
 
+/**
+ * The chunks of a tap stream. The control plane never ends a tap while it serves, so the
+ * stream ending or breaking off means it went away: a failure naming it (exit 1), not the
+ * quiet end of a finished command.
+ */
+async function* untilClosed(events: ReadableStream<Uint8Array>, baseUrl: string): AsyncGenerator<Uint8Array> {
+  let reason = '';
+  try {
+    yield* events as unknown as AsyncIterable<Uint8Array>;
+  } catch (err) {
+    reason = ` (${(err as Error).message})`;
+  }
+  throw new AdminApiError(0, 'closed', `the control plane at ${baseUrl} closed the tap stream${reason}`);
+}
+
 export function registerTap(program: Command): void {
   const command = program
     .command('tap')
@@ -58,7 +74,7 @@ export function registerTap(program: Command): void {
       let rows = 0;
       let buffer = '';
       const decoder = new TextDecoder();
-      for await (const chunk of events as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of untilClosed(events, client.baseUrl)) {
         buffer += decoder.decode(chunk, { stream: true });
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {

@@ -526,6 +526,35 @@ describe('skein admin commands', () => {
     }
   });
 
+  it('skein tap says the control plane closed the stream when it goes away mid-tap (exit 1)', async () => {
+    const other = await startControlPlane(procs);
+    await other.api.put('/api/v1/services/lonely/policy', { timeout: '2s' });
+    const tap = procs.skein('skein tap', ['tap', 'lonely', '--control-plane', other.adminUrl]);
+    await waitUntil(() => tap.output().includes('waiting for one'), { what: 'skein tap to open its stream' });
+    other.child.kill('SIGKILL');
+    const exit = await tap.exited;
+    expect(exit.code).toBe(1);
+    expect(tap.output()).toMatch(new RegExp(`\\nskein: the control plane at ${other.adminUrl} closed the tap stream \\(other side closed\\)\\n$`));
+  });
+
+  it('skein tap fails when the stream ends, as a control plane does only when it goes away, rather than exit 0 as if done', async () => {
+    // Answers as a control plane would, except that it ends the tap at once.
+    const ending = createServer((req, res) => {
+      if (req.url!.startsWith('/api/v1/tap')) return res.writeHead(200, { 'content-type': 'text/event-stream' }).end(': tapping lonely\n\n');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(req.url!.startsWith('/api/v1/proxies') ? { snapshotVersion: '1', proxies: [] } : { name: 'lonely', instances: [], subsets: [] }));
+    });
+    await new Promise<void>((resolve) => ending.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(ending.address() as { port: number }).port}`;
+    try {
+      const res = await skein(['tap', 'lonely', '--control-plane', url]);
+      expect(res).toEqual({ code: 1, stdout: '', stderr: `no sidecar of lonely is connected yet; waiting for one (Ctrl-C to stop)\nskein: the control plane at ${url} closed the tap stream\n` });
+    } finally {
+      ending.closeAllConnections();
+      await new Promise((resolve) => ending.close(resolve));
+    }
+  });
+
   it('get proxies prints the table header and the current snapshot version', async () => {
     const res = await skein(['get', 'proxies']);
     expect(res.stdout).toMatch(/^snapshot version \d+\nSERVICE\s+INSTANCE\s+VERSION\s+ADDRESS\s+STATE/);
