@@ -372,7 +372,8 @@ function serviceView(name) {
     const [svc, stats, policy] = await Promise.all([
       // null (404): no policy, route or instance names it; its callers' sidecars may still report it.
       apiOr(`/api/v1/services/${encodeURIComponent(name)}`, null),
-      api(`/api/v1/stats?service=${encodeURIComponent(name)}`),
+      // 404 too when it is unknown and nothing of it is in the stats.
+      apiOr(`/api/v1/stats?service=${encodeURIComponent(name)}`, { services: [], edges: [], breakers: [] }),
       apiOr(`/api/v1/services/${encodeURIComponent(name)}/policy`, null),
     ]);
     // Its weights, instances and policy would be drawn as defaults, as if it existed: left out until it does.
