@@ -4,7 +4,7 @@
  * `GET /api/v1/traces/{id}`.
  */
 import { z } from 'zod';
-import { methodName, serviceName } from '../../common/config/schema.js';
+import { methodName, requestPath, serviceName } from '../../common/config/schema.js';
 import { ApiError } from '../admin-api/errors.js';
 import type { Router } from '../admin-api/router.js';
 import { serviceView, type ServiceSources } from '../admin-api/services-routes.js';
@@ -15,7 +15,6 @@ const HEARTBEAT_MS = 15_000;
 const MAX_TRACES = 500;
 
 const directionParam = z.enum(['inbound', 'outbound'], { errorMap: () => ({ message: 'must be inbound or outbound' }) });
-const pathParam = z.string().startsWith('/', 'must start with "/"');
 const statusParam = z.string().refine(isStatusFilter, `must be ${STATUS_FILTER_RULE}`);
 const limitParam = z
   .string()
@@ -76,7 +75,7 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
         if (!service) throw new ApiError('bad-request', 'give the service to tap: /api/v1/tap?service=NAME');
         const filter: TapFilter = {
           method: param(query, 'method', methodName),
-          pathPrefix: param(query, 'path', pathParam),
+          pathPrefix: param(query, 'path', requestPath),
           status: param(query, 'status', statusParam),
           direction: param(query, 'direction', directionParam),
           peer: param(query, 'peer', serviceName),
