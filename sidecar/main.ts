@@ -14,6 +14,7 @@ import { connect as tlsConnect, createSecureContext, type ConnectionOptions, typ
 import type { Dispatcher } from 'undici';
 import { parseAuthoredSnapshot, parseSnapshot } from '../common/config/parse.js';
 import { createLogger, type Logger } from '../common/log.js';
+import { UNNAMED_PEER } from '../common/proto/telemetry.js';
 import { compileSplit } from '../common/routing/index.js';
 import { createAdminServer, type AdminDeps } from './admin/server.js';
 import { AppHealth } from './app-health.js';
@@ -278,7 +279,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     endpoints: [appEndpoint],
     picker: { pick: () => appEndpoint },
     breaker: null,
-    edge: metrics.edge('inbound', 'unknown', options.service, options.version),
+    edge: metrics.edge('inbound', UNNAMED_PEER, options.service, options.version),
   };
   const appRoute: RouteRuntime = {
     index: 0,
@@ -296,7 +297,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     route: appRoute,
     subset: appSubset,
     edge(source) {
-      const key = source ?? 'unknown';
+      const key = source ?? UNNAMED_PEER;
       let edge = inboundEdges.get(key);
       if (edge === undefined) {
         edge = metrics.edge('inbound', key, options.service, options.version);

@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { UNNAMED_PEER } from '../common/proto/telemetry.js';
 import { matchRoute, pickSplit } from '../common/routing/index.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
@@ -179,7 +180,7 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   if (ex.h2 && !h2HeadAccepted(ex, null)) return false;
   // authz: the source is the verified peer certificate's identity, never a header.
   if (!ctx.mesh.authorize(source, ctx.self)) {
-    ctx.metrics.authzDeniedRequest(source ?? 'unknown', ctx.self);
+    ctx.metrics.authzDeniedRequest(source ?? UNNAMED_PEER, ctx.self);
     ex.reply('denied', `${source ?? 'a caller without identity'} may not call ${ctx.self}`);
     return false;
   }

@@ -7,6 +7,7 @@
 import type { Endpoint, ServicePolicy, Snapshot } from '../../common/config/schema.js';
 import { defaultServicePolicy } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
+import { UNNAMED_PEER } from '../../common/proto/telemetry.js';
 import { compileIntentions, type IntentionsEvaluator } from '../authz/intentions.js';
 import type { EndpointSource } from '../discovery/source.js';
 import { CircuitBreaker } from '../resilience/breaker.js';
@@ -63,7 +64,7 @@ export class Mesh {
    * `unknown` (a name from the request must not become a label), with no subset.
    */
   unroutedEdge(service: string | undefined): EdgeMetrics {
-    return this.deps.metrics.edge('outbound', this.deps.self, service !== undefined && this.runtimes.has(service) ? service : 'unknown', '');
+    return this.deps.metrics.edge('outbound', this.deps.self, service !== undefined && this.runtimes.has(service) ? service : UNNAMED_PEER, '');
   }
 
   /** Intentions of the snapshot in force; `source` undefined for a caller without identity. */

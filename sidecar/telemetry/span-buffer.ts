@@ -6,7 +6,7 @@
  * slowed.
  */
 import { performance } from 'node:perf_hooks';
-import type { SpanEvent, SpanRecord } from '../../common/proto/telemetry.js';
+import { UNNAMED_PEER, type SpanEvent, type SpanRecord } from '../../common/proto/telemetry.js';
 import { callerAttemptOf, pathOnly, type Hop } from './hop.js';
 
 export type SpanSink = (spans: readonly SpanRecord[], dropped: number) => void;
@@ -55,7 +55,7 @@ export class SpanBuffer {
       kind: outbound ? 'client' : 'server',
       service: this.options.service,
       instance: this.options.instance,
-      source: edge?.source ?? (outbound ? this.options.service : 'unknown'),
+      source: edge?.source ?? (outbound ? this.options.service : UNNAMED_PEER),
       destination: hop.destination,
       subset: edge?.subset ?? '',
       method: hop.method,
