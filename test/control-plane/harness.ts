@@ -81,6 +81,8 @@ export interface TestSourceOptions {
   readonly caFile?: string;
   readonly version?: string;
   readonly inboundPort?: number;
+  /** What it announces as its address; 127.0.0.1 unless a test wants another. */
+  readonly address?: string;
   readonly keepaliveMs?: number;
   readonly backoff?: { baseMs: number; maxMs: number };
 }
@@ -91,7 +93,7 @@ export function testSource(cp: ControlPlaneProcess, opts: TestSourceOptions): Co
     address: cp.grpcAddress,
     caFile: opts.caFile ?? cp.caFile,
     token: opts.token,
-    announce: { service: opts.service, instanceId: opts.instanceId, version: opts.version ?? 'v1', address: '127.0.0.1', inboundPort: opts.inboundPort ?? 15443, adminPort: 0, protocol: 'http', labels: {} },
+    announce: { service: opts.service, instanceId: opts.instanceId, version: opts.version ?? 'v1', address: opts.address ?? '127.0.0.1', inboundPort: opts.inboundPort ?? 15443, adminPort: 0, protocol: 'http', labels: {} },
     logger: createLogger('test-sidecar', 'silent'),
     keepaliveMs: opts.keepaliveMs,
     backoff: opts.backoff ?? { baseMs: 50, maxMs: 300 },

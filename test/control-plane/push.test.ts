@@ -33,10 +33,10 @@ interface Sidecar {
 
 let instanceSeq = 0;
 
-function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: string; token?: string; caFile?: string; refuse?: (s: Snapshot) => string | undefined; port?: number }): Sidecar {
+function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: string; token?: string; caFile?: string; refuse?: (s: Snapshot) => string | undefined; port?: number; address?: string }): Sidecar {
   const applied: Snapshot[] = [];
   const instanceId = `${opts.service}-${++instanceSeq}`;
-  const source = testSource(cp, { service: opts.service, instanceId, version: opts.version, token: opts.token, caFile: opts.caFile, inboundPort: opts.port ?? 20_000 + instanceSeq });
+  const source = testSource(cp, { service: opts.service, instanceId, version: opts.version, token: opts.token, caFile: opts.caFile, inboundPort: opts.port ?? 20_000 + instanceSeq, address: opts.address });
   sources.push(source);
   void source.start((raw) => {
     const snap = parseSnapshot(raw);
@@ -100,6 +100,19 @@ describe('push stream', () => {
     await waitUntil(() => /PERMISSION_DENIED: credentials are for service "payments"/.test(other.source.status), { what: 'wrong-service refusal' });
     expect((await proxies(cp, 'orders')).proxies).toEqual([]);
     expect(none.source.hasSnapshot).toBe(false);
+  });
+
+  it('refuses a Hello whose address no snapshot may carry, so the other sidecars go on taking snapshots', async () => {
+    const cp = shared;
+    const good = sidecar(cp, { service: 'reviews', token: await createToken(cp, 'reviews'), port: 31011 });
+    await waitUntil(() => (good.latest()?.services.reviews?.endpoints?.length ?? 0) === 1, { what: 'the good instance in a snapshot' });
+    // An older sidecar, or any client holding a token, may announce what `--advertise-address` refuses.
+    const bad = sidecar(cp, { service: 'reviews', token: await createToken(cp, 'reviews'), port: 31012, address: '10.0.0.7:8080' });
+    await waitUntil(() => /INVALID_ARGUMENT: invalid Hello: address must be an IP address or a host name/.test(bad.source.status), { what: 'the refusal in its status' });
+    // A later change still reaches (and is taken by) the good one; the bad address is in no snapshot.
+    await cp.api.put('/api/v1/services/reviews/policy', { timeout: '4s' });
+    const snap = await waitUntil(() => good.latest()?.services.reviews?.timeout === 4000 && good.latest(), { what: 'the next snapshot at the good sidecar' });
+    expect(snap.services.reviews!.endpoints).toEqual([{ address: '127.0.0.1', port: 31011, labels: { version: 'v1' } }]);
   });
 
   it('does not trust a control plane whose certificate is not signed by --ca-file', async () => {
