@@ -384,7 +384,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.outlier = outlier;
     this.budget = budget;
     this.stampHeaders();
-    if (route.timeoutMs > 0) this.deadlineAt = this.startedAt + route.timeoutMs;
+    // The route's timeout counts from here, after a fault delay (Envoy's router timeout starts
+    // after its fault filter too): an injected delay is the sidecar's, never the endpoint's.
+    if (route.timeoutMs > 0) this.deadlineAt = performance.now() + route.timeoutMs;
     if (this.grpc && !this.readGrpcTimeout()) return;
     const retry = route.retry;
     if (retry !== null && budget !== null) budget.recordRequest();
@@ -461,6 +463,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** One attempt: balance, breaker, dispatch. */
   send(): void {
     if (this.finished) return;
+    if (performance.now() >= this.deadlineAt) {
+      // A caller's gRPC deadline that passed during a fault delay: nothing goes out, so no
+      // endpoint is blamed for a timeout it never had a chance to meet.
+      this.reply('timeout', `the call's deadline passed before it was sent to ${this.destination}`);
+      return;
+    }
     const subset = this.subset!;
     const endpoint = subset.picker.pick(this.lastEndpoint);
     if (endpoint === undefined) {
@@ -683,14 +691,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       // The per-try timeout covers the wait for response headers (a streaming body has only the
       // deadline), and exists so that another try can follow: a try no retry could follow (a
       // POST or gRPC call that reached its app, a body already read) runs to the deadline.
-      if (this.headSent || h === null || this.retryReasonFor('timeout', 0, -1, h.connected) === undefined) {
+      // So does a try whose retry the budget refuses: cutting it would only turn a slow success into a 504.
+      if (this.headSent || h === null || !this.mayRetry('timeout', 0, -1, h.connected)) {
         this.timerIsPerTry = false;
         if (this.deadlineAt !== Infinity) this.timer = armAt(this, this.deadlineAt - performance.now());
         return;
       }
       this.abandonAttempt();
-      if (this.mayRetry('timeout', 0, -1, h.connected)) this.scheduleRetry();
-      else this.reply('timeout', `${this.destination} did not answer within the per-try timeout of ${this.route!.retry!.perTryTimeoutMs} ms`);
+      this.scheduleRetry();
       return;
     }
     // A deadline past the timer's limit is waited for in steps.

@@ -12,12 +12,12 @@ afterEach(async () => {
   await Promise.all(upstreams.splice(0).map((u) => u.close()));
 });
 
-async function withFault(fault: RouteRuleInput['fault']) {
+async function withFault(fault: RouteRuleInput['fault'], policy: Record<string, unknown> = {}) {
   const app = await startUpstream(echoHandler('catalog'));
   upstreams.push(app);
   const web = await startOutbound(procs, {
     version: '1',
-    services: { catalog: { endpoints: [endpointOf(app)] } },
+    services: { catalog: { ...policy, endpoints: [endpointOf(app)] } },
     routes: {
       catalog: [
         { match: { pathPrefix: '/faulty' }, fault },
@@ -48,6 +48,25 @@ describe('fault injection', () => {
     expect(delayed.status).toBe(200);
     expect(delayed.ms).toBeGreaterThanOrEqual(395);
     expect(app.requests.map((q) => q.url)).toEqual(['/fine', '/faulty/x']);
+  });
+
+  it('starts the route timeout after the delay, as Envoy does: a delay longer than the timeout blames no endpoint', async () => {
+    const { app, web } = await withFault({ delay: { percent: 100, duration: '600ms' } }, {
+      timeout: '500ms',
+      retries: { attempts: 0 },
+      circuitBreaker: { volumeThreshold: 2, resetTimeout: '30s' },
+      outlierDetection: { consecutiveErrors: 2 },
+    });
+    for (let i = 0; i < 4; i++) {
+      const r = await web.call(`/faulty/${i}`);
+      expect(r.status, r.body).toBe(200);
+      expect(r.ms).toBeGreaterThanOrEqual(595);
+    }
+    expect(app.requests).toHaveLength(4);
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_circuit_state', { destination: 'catalog' })).toBe(0);
+    expect(metric(s, 'skein_outlier_ejections_total', { destination: 'catalog' })).toBe(0);
+    expect((await web.call('/fine')).status).toBe(200);
   });
 
   it('aborts about its percentage of requests', async () => {

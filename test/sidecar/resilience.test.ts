@@ -428,6 +428,19 @@ describe('timeouts', () => {
     expect(metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'timeout' })).toBe(1);
   });
 
+  it('lets a try run to the deadline when the retry budget refuses the retry its per-try timeout would make', async () => {
+    const slow = await upstream((req, res) => setTimeout(() => echoHandler('catalog')(req, res), 300));
+    const web = await startOutbound(procs, catalog({ timeout: '3s', retries: { attempts: 2, perTryTimeout: '200ms', backoff: { base: '1ms', max: '2ms' }, budget: { ratio: 0, minPerSecond: 0 } } }, slow));
+    const r = await web.call('/items');
+    // Cut at 200 ms it would have been a 504 with no retry to follow: a slow success instead.
+    expect(r.status, r.body).toBe(200);
+    expect(r.ms).toBeGreaterThanOrEqual(290);
+    expect(slow.requests).toHaveLength(1);
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retry_budget_exhausted_total', { destination: 'catalog' })).toBe(1);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+  });
+
   it('answers 504 timeout when the whole request, retries included, exceeds timeout', async () => {
     const stalled = await upstream((req, res) => setTimeout(() => echoHandler('late')(req, res), 4000));
     const web = await startOutbound(procs, catalog({ timeout: '500ms', retries: { attempts: 5, perTryTimeout: '200ms', backoff: { base: '1ms', max: '2ms' } } }, stalled));
