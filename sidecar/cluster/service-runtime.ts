@@ -72,7 +72,7 @@ export interface ServiceParts {
   edge(subset: string): EdgeMetrics;
 }
 
-/** Bounds a mirror copy when the service has no timeout of its own. */
+/** Bounds a mirror copy when its route has no timeout (0, from the rule or the service). */
 const MIRROR_TIMEOUT_MS = 10_000;
 
 function compileRetry(policy: ServicePolicy['retries']): RetryRuntime | null {
@@ -103,19 +103,20 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
   };
   const routes = table.rules.map((compiled): RouteRuntime => {
     const rule = compiled.rule;
+    const timeoutMs = rule.timeout ?? policy.timeout;
     return {
       index: compiled.index,
       name: compiled.name,
       split: compiled.split,
       subsets: compiled.split.subsets.map(subset),
-      timeoutMs: rule.timeout ?? policy.timeout,
+      timeoutMs,
       retry: compileRetry(rule.retries ?? policy.retries),
       retryNonIdempotent: rule.retryNonIdempotent,
       fault: compileFault(rule.fault, random),
       mirror: compileMirror(rule.mirror, (name, request) => {
         const endpoint = subset(name).picker.pick();
         if (endpoint === undefined) return Promise.reject(new Error(`no endpoint in mirror subset ${name}`));
-        return dispatchCopy(endpoint.pool, request, rule.timeout ?? (policy.timeout || MIRROR_TIMEOUT_MS));
+        return dispatchCopy(endpoint.pool, request, timeoutMs || MIRROR_TIMEOUT_MS);
       }, { random }),
     };
   });

@@ -23,14 +23,14 @@ const recordingBody = (next: Handler): Handler => (req, res) => {
   });
 };
 
-async function mirrored(mirrorHandler: Handler, percent = 100) {
+async function mirrored(mirrorHandler: Handler, percent = 100, ruleTimeout?: string) {
   const primary = await startUpstream(recordingBody(echoHandler('v1')));
   const shadow = await startUpstream(recordingBody(mirrorHandler));
   upstreams.push(primary, shadow);
   const web = await startOutbound(procs, {
     version: '1',
     services: { catalog: { endpoints: [endpointOf(primary, 'v1'), endpointOf(shadow, 'v2')] } },
-    routes: { catalog: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, mirror: { subset: 'v2', percent } }] },
+    routes: { catalog: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, mirror: { subset: 'v2', percent }, ...(ruleTimeout !== undefined ? { timeout: ruleTimeout } : {}) }] },
   });
   return { primary, shadow, web };
 }
@@ -75,6 +75,20 @@ describe('mirroring', () => {
     await waitUntil(() => shadow.requests.length === 6, { what: 'six mirrored copies' });
     expect(primary.requests.length).toBe(6);
   });
+
+  it('bounds mirror copies by 10 s under a rule with no timeout (0s), so a mirror that stalled is copied to again', async () => {
+    // The first 64 copies (the cap in flight) get no answer; later ones are answered.
+    let copies = 0;
+    const { shadow, web } = await mirrored((req, res) => {
+      if (++copies > 64) echoHandler('v2')(req, res);
+    }, 100, '0s');
+    for (let i = 0; i < 64; i++) expect((await web.call(`/stall/${i}`)).status).toBe(200);
+    await waitUntil(() => shadow.requests.length === 64, { what: '64 stalled copies' });
+    // Once the stalled copies time out (10 s), copies go again.
+    const started = Date.now();
+    await waitUntil(async () => ((await web.call('/again')).status === 200 && shadow.requests.some((r) => r.url === '/again')) || undefined, { timeoutMs: 20_000, intervalMs: 250, what: 'a copy after the stalled ones timed out' });
+    expect(Date.now() - started).toBeGreaterThan(5_000);
+  }, 40_000);
 
   it('mirrors only its percentage of requests', async () => {
     const { shadow, web } = await mirrored(echoHandler('v2'), 50);
