@@ -46,6 +46,13 @@ export interface SidecarMessage {
 }
 
 /**
+ * The largest message on the stream either end takes. grpc-js's default (4 MiB) is a snapshot
+ * of a few thousand route rules: past it every sidecar's stream failed and reconnected in a
+ * loop, while every write was answered as published.
+ */
+export const MAX_STREAM_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
  * Response header of an accepted stream: why no snapshot follows yet (the control plane holds
  * snapshots until Consul's catalog is read), for the sidecar's /ready to say.
  */

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log.js';
-import { loadMeshProto, type ControlMessage, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
+import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, type ControlMessage, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
 import type { StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
@@ -48,6 +48,8 @@ export class PushServer {
       'grpc.keepalive_time_ms': keepalive,
       'grpc.keepalive_timeout_ms': Math.min(KEEPALIVE_TIMEOUT_MS, keepalive),
       'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_send_message_length': MAX_STREAM_MESSAGE_BYTES,
+      'grpc.max_receive_message_length': MAX_STREAM_MESSAGE_BYTES,
     });
     this.holdUntil = Date.now() + options.resyncHoldMs;
     const sign: SignHandler =

@@ -12,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log.js';
-import { loadMeshProto, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
+import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { ConfigSource } from '../config-source.js';
 import type { IdentityProvider } from '../identity/provider.js';
 import { backoffDelay } from '../resilience/backoff.js';
@@ -153,6 +153,7 @@ export class ControlPlaneSource implements ConfigSource {
       'grpc.keepalive_time_ms': keepalive,
       'grpc.keepalive_timeout_ms': Math.min(5_000, keepalive),
       'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': MAX_STREAM_MESSAGE_BYTES,
     });
     const stream = this.client.Stream();
     this.attach(stream);

@@ -3,7 +3,9 @@
  * ControlPlaneSource (with a recording `apply` in place of the proxy), over TLS verified
  * with the control plane's ca.crt.
  */
+import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
 import type { Snapshot } from '../../common/config/schema.js';
@@ -114,6 +116,23 @@ describe('push stream', () => {
     const snap = await waitUntil(() => good.latest()?.services.reviews?.timeout === 4000 && good.latest(), { what: 'the next snapshot at the good sidecar' });
     expect(snap.services.reviews!.endpoints).toEqual([{ address: '127.0.0.1', port: 31011, labels: { version: 'v1' } }]);
   });
+
+  it('delivers a snapshot of over 4 MiB gzipped (grpc-js\'s default message limit) to its sidecars', async () => {
+    const cp = await startControlPlane(procs);
+    const sc = sidecar(cp, { service: 'ratings', token: await createToken(cp, 'ratings') });
+    await waitUntil(() => sc.latest() !== undefined, { what: 'a first snapshot' });
+    // Random names barely compress: 8 services of about 900 KB of rules each (a write may be 1 MiB).
+    const rules = () => {
+      const out: { name: string; match: { pathPrefix: string } }[] = [];
+      for (let size = 0; size < 900_000; size += 520) out.push({ name: randomBytes(300).toString('base64'), match: { pathPrefix: `/${randomBytes(60).toString('base64url')}` } });
+      return out;
+    };
+    for (let i = 0; i < 8; i++) await cp.api.put(`/api/v1/routes/big${i}`, rules());
+    const snap = await waitUntil(() => (sc.latest()?.routes.big7?.length ?? 0) > 0 && sc.latest(), { timeoutMs: 20_000, what: 'the big snapshot at the sidecar' });
+    expect(Object.keys(snap.routes).filter((s) => s.startsWith('big'))).toHaveLength(8);
+    expect(gzipSync(JSON.stringify(snap)).length).toBeGreaterThan(4 * 1024 * 1024);
+    await waitUntil(async () => (await proxies(cp, 'ratings')).proxies[0]?.state === 'SYNCED' || undefined, { what: 'the sidecar SYNCED on it' });
+  }, 60_000);
 
   it('does not trust a control plane whose certificate is not signed by --ca-file', async () => {
     const cp = shared;
