@@ -26,6 +26,8 @@ describe('retryReason', () => {
     const on = compileRetryOn(['5xx']);
     expect(retryReason(on, 'response', 500, -1, true, true)).toBe('5xx');
     expect(retryReason(on, 'response', 599, -1, true, true)).toBe('5xx');
+    // The reason says what the attempt met (skein_retries_total's label), not which condition matched it.
+    for (const status of [502, 503, 504]) expect(retryReason(on, 'response', status, -1, true, true)).toBe('gateway-error');
     expect(retryReason(on, 'response', 499, -1, true, true)).toBeUndefined();
     expect(retryReason(on, 'reset', 0, -1, true, true)).toBe('reset');
     expect(retryReason(on, 'connect-failure', 0, -1, true, false)).toBe('connect-failure');

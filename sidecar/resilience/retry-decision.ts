@@ -74,7 +74,8 @@ export function retryReason(
     case 'response':
       if (grpcStatus === 14 && on & (UNAVAILABLE | GATEWAY_ERROR)) return 'unavailable';
       if (grpcStatus === 4 && on & DEADLINE_EXCEEDED) return 'deadline-exceeded';
-      if (status >= 502 && status <= 504 && on & GATEWAY_ERROR) return 'gateway-error';
+      // The reason names what the attempt met, whichever condition let it be retried.
+      if (status >= 502 && status <= 504 && on & (GATEWAY_ERROR | ANY_5XX)) return 'gateway-error';
       if (status >= 500 && status <= 599 && on & ANY_5XX) return '5xx';
       return undefined;
   }
