@@ -2,8 +2,10 @@
  * `GET /api/v1/proxies`: connected sidecars and whether each runs the newest snapshot;
  * `GET /api/v1/snapshot`: that snapshot, exactly as pushed.
  */
+import { serviceName } from '../../common/config/schema.js';
 import type { ProxyTracker } from '../push/proxies.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
+import { queryParam } from './query-param.js';
 import type { Router } from './router.js';
 
 export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracker; publisher: SnapshotPublisher }): void {
@@ -15,7 +17,7 @@ export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracke
     query: [{ name: 'service', description: 'only the sidecars of this service' }],
     handler: async ({ query }) => {
       const version = deps.publisher.current().version;
-      const service = query.get('service');
+      const service = queryParam(query, 'service', serviceName);
       const proxies = deps.proxies.view(version).filter((p) => !service || p.service === service);
       return { body: { snapshotVersion: version, proxies } };
     },

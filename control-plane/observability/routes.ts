@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { methodName, requestPath, serviceName } from '../../common/config/schema.js';
 import { ApiError } from '../admin-api/errors.js';
+import { queryParam } from '../admin-api/query-param.js';
 import type { Router } from '../admin-api/router.js';
 import { serviceView, type ServiceSources } from '../admin-api/services-routes.js';
 import type { Observability } from './observability.js';
@@ -20,19 +21,6 @@ const limitParam = z
   .string()
   .regex(/^[1-9]\d*$/, 'must be a whole number of at least 1')
   .transform((v) => Math.min(MAX_TRACES, Number(v)));
-
-/**
- * Query parameter `name`, or undefined when absent or empty (as a form leaves an unused
- * field). A malformed one is a 400 naming it: a filter that can match nothing, or a limit
- * quietly replaced by the default, would answer a question that was not asked.
- */
-function param<T>(query: URLSearchParams, name: string, schema: z.ZodType<T, z.ZodTypeDef, string>): T | undefined {
-  const value = query.get(name);
-  if (!value) return undefined;
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ApiError('bad-request', `${name} ${parsed.error.issues[0]!.message} (got ${JSON.stringify(value)})`);
-  return parsed.data;
-}
 
 export function registerObservabilityRoutes(router: Router, obs: Observability, services: ServiceSources): void {
   /**
@@ -50,7 +38,7 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
       auth: false,
       query: [{ name: 'service', description: 'only this service and the edges into and out of it' }],
       handler: async ({ query }) => {
-        const service = param(query, 'service', serviceName);
+        const service = queryParam(query, 'service', serviceName);
         const view = obs.stats.view({ service });
         // Held: its own row, or edges out of it. Edges into a name without a row of its own lead to `unknown`, no service.
         await requireService(service, view.services.length > 0 || view.edges.some((e) => e.source === service));
@@ -71,14 +59,14 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
         { name: 'peer', description: 'only requests from (inbound) or to (outbound) this service' },
       ],
       handler: async ({ query, req, res }) => {
-        const service = param(query, 'service', serviceName);
+        const service = queryParam(query, 'service', serviceName);
         if (!service) throw new ApiError('bad-request', 'give the service to tap: /api/v1/tap?service=NAME');
         const filter: TapFilter = {
-          method: param(query, 'method', methodName),
-          pathPrefix: param(query, 'path', requestPath),
-          status: param(query, 'status', statusParam),
-          direction: param(query, 'direction', directionParam),
-          peer: param(query, 'peer', serviceName),
+          method: queryParam(query, 'method', methodName),
+          pathPrefix: queryParam(query, 'path', requestPath),
+          status: queryParam(query, 'status', statusParam),
+          direction: queryParam(query, 'direction', directionParam),
+          peer: queryParam(query, 'peer', serviceName),
         };
         // Only a service's own sidecars are tapped: one nothing names would stream nothing, ever.
         await requireService(service);
@@ -110,8 +98,8 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
         { name: 'limit', description: `at most this many (default 50; more than ${MAX_TRACES} gives ${MAX_TRACES})` },
       ],
       handler: async ({ query }) => {
-        const service = param(query, 'service', serviceName);
-        const traces = obs.traces.recent(param(query, 'limit', limitParam), service);
+        const service = queryParam(query, 'service', serviceName);
+        const traces = obs.traces.recent(queryParam(query, 'limit', limitParam), service);
         await requireService(service, traces.length > 0);
         return { body: { traces, droppedBySidecars: obs.traces.droppedBySidecars } };
       },

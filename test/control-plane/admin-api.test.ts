@@ -156,6 +156,13 @@ describe('admin API', () => {
     expectError(await call('GET', `/api/v1/services?pad=${'x'.repeat(20_000)}`), 431, 'header-too-large', /over the size limit/);
   });
 
+  it('refuses a malformed service filter of the proxies list as 400 naming it, and lists none for an unknown one', async () => {
+    expectError(await call('GET', '/api/v1/proxies?service=NOPE'), 400, 'bad-request', /^service must be a DNS label.*\(got "NOPE"\)$/);
+    const unknown = await call('GET', '/api/v1/proxies?service=nobody');
+    expect(unknown.status).toBe(200);
+    expect(unknown.body.proxies).toEqual([]);
+  });
+
   it('stores intentions and issues bootstrap tokens', async () => {
     const intentions = { defaultAction: 'deny', rules: [{ source: 'gateway', destination: 'orders', action: 'allow' }] };
     expect((await call('PUT', '/api/v1/intentions', { body: JSON.stringify(intentions) })).status).toBe(200);

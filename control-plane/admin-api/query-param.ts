@@ -1,0 +1,16 @@
+/** Reading an admin API route's query parameters against a schema. */
+import type { z } from 'zod';
+import { ApiError } from './errors.js';
+
+/**
+ * Query parameter `name`, or undefined when absent or empty (as a form leaves an unused
+ * field). A malformed one is a 400 naming it: a filter that can match nothing, or a limit
+ * quietly replaced by the default, would answer a question that was not asked.
+ */
+export function queryParam<T>(query: URLSearchParams, name: string, schema: z.ZodType<T, z.ZodTypeDef, string>): T | undefined {
+  const value = query.get(name);
+  if (!value) return undefined;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ApiError('bad-request', `${name} ${parsed.error.issues[0]!.message} (got ${JSON.stringify(value)})`);
+  return parsed.data;
+}
