@@ -463,7 +463,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** One attempt: balance, breaker, dispatch. */
   send(): void {
     if (this.finished) return;
-    if (performance.now() >= this.deadlineAt) {
+    // One clock read per attempt, for the check, the grpc-timeout sent and the timer.
+    const now = performance.now();
+    if (now >= this.deadlineAt) {
       // A caller's gRPC deadline that passed during a fault delay: nothing goes out, so no
       // endpoint is blamed for a timeout it never had a chance to meet.
       this.reply('timeout', `the call's deadline passed before it was sent to ${this.destination}`);
@@ -484,13 +486,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // Headers held from an attempt that then failed belong to no answer.
     this.heldHead = null;
     if (this.attempts > 1) this.headers[this.attemptSlot] = String(this.attempts);
-    if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = grpcTimeoutValue(this.deadlineAt - performance.now());
+    if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = grpcTimeoutValue(this.deadlineAt - now);
     endpoint.active++;
     this.lastEndpoint = endpoint;
     const h = new AttemptHandler(this, endpoint, admission);
     if (this.outlier !== null && this.outlier.ejectedCount > 0) h.sentDuring = this.outlier.ejection(endpoint.key);
     this.current = h;
-    this.armTimer();
+    this.armTimer(now);
     endpoint.pool.dispatch(
       {
         path: this.url,
@@ -668,11 +670,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', resetText(this.subset!.service, h, err));
   }
 
-  private armTimer(): void {
+  private armTimer(now = performance.now()): void {
     // A try's wait for its answer starts once the whole request is in; the last try allowed has only the deadline.
     const retry = this.route!.retry;
     const perTry = this.bodyPending || retry === null || this.attempts > retry.attempts ? 0 : retry.perTryTimeoutMs;
-    let delay = this.deadlineAt - performance.now();
+    let delay = this.deadlineAt - now;
     this.timerIsPerTry = perTry > 0 && perTry < delay;
     if (this.timerIsPerTry) delay = perTry;
     if (delay === Infinity) return;
