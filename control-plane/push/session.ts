@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
-import { endpointAddress, serviceName, subsetName } from '../../common/config/schema.js';
+import { endpoint, serviceName, subsetName } from '../../common/config/schema.js';
 import { SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
@@ -230,10 +230,11 @@ function helloProblem(hello: Hello): string | undefined {
   if (!serviceName.safeParse(hello.service).success) return `service "${hello.service}" is not a valid service name`;
   if (!hello.instanceId) return 'instance_id is empty';
   if (!subsetName.safeParse(hello.version).success) return `version "${hello.version}" is not a valid subset label`;
-  // The address goes into every snapshot that lists this instance: one the sidecars' schema
-  // refuses would have every sidecar refuse every snapshot while it stays announced.
-  const address = endpointAddress.safeParse(hello.address);
-  if (!address.success) return `address ${address.error.issues[0]!.message}`;
   if (!(hello.inboundPort >= 1 && hello.inboundPort <= 65535)) return `inbound_port ${hello.inboundPort} is not a port`;
+  // The instance goes into every snapshot that lists it, so it is held to the endpoint schema
+  // sidecars validate, as Consul's instances are (registry/consul-catalog.ts instancesOf): one
+  // they refuse would have every sidecar refuse every snapshot while it stays announced.
+  const checked = endpoint.safeParse({ address: hello.address, port: hello.inboundPort, labels: hello.labels });
+  if (!checked.success) return checked.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');
   return undefined;
 }
