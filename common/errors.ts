@@ -2,17 +2,23 @@
  * The catalogue of reasons a sidecar answers a request itself (SPEC §6 `x-skein-reason`),
  * with the HTTP status and gRPC status each maps to. Every sidecar-made response comes
  * from one of these; the test in errors.test.ts keeps the README table in step.
+ * `delivered` tells a caller whether it may send a request again without the app seeing it
+ * twice: `never` for the reasons a sidecar gives only when its try was not sent (nowhere to
+ * send it, a breaker, an intention or an injected abort that stopped it, a connection that
+ * could not be made); a request it had tried before and may have delivered is an idempotent
+ * one (only those are retried after a try went out), which is safe to send again anyway.
+ * `maybe` after a timeout, a reset once connected, or a request refused part way through its body.
  */
 export const REASONS = {
-  'no-route': { status: 404, grpc: 12 /* UNIMPLEMENTED */, message: 'no route to the requested service' },
-  'no-healthy-endpoints': { status: 503, grpc: 14 /* UNAVAILABLE */, message: 'no healthy endpoint for the destination' },
-  'circuit-open': { status: 503, grpc: 14, message: 'circuit breaker is open for the destination' },
-  timeout: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */, message: 'request timed out' },
-  'retries-exhausted': { status: 503, grpc: 14, message: 'all attempts failed' },
-  denied: { status: 403, grpc: 7 /* PERMISSION_DENIED */, message: 'denied by intentions' },
-  'fault-injected': { status: 503, grpc: 14, message: 'fault injected by route config' },
-  'upstream-connect-failure': { status: 503, grpc: 14, message: 'could not connect to the upstream' },
-  'bad-request': { status: 400, grpc: 13 /* INTERNAL */, message: 'malformed request' },
+  'no-route': { status: 404, grpc: 12 /* UNIMPLEMENTED */, delivered: 'never', message: 'no route to the requested service' },
+  'no-healthy-endpoints': { status: 503, grpc: 14 /* UNAVAILABLE */, delivered: 'never', message: 'no healthy endpoint for the destination' },
+  'circuit-open': { status: 503, grpc: 14, delivered: 'never', message: 'circuit breaker is open for the destination' },
+  timeout: { status: 504, grpc: 4 /* DEADLINE_EXCEEDED */, delivered: 'maybe', message: 'request timed out' },
+  'retries-exhausted': { status: 503, grpc: 14, delivered: 'maybe', message: 'all attempts failed' },
+  denied: { status: 403, grpc: 7 /* PERMISSION_DENIED */, delivered: 'never', message: 'denied by intentions' },
+  'fault-injected': { status: 503, grpc: 14, delivered: 'never', message: 'fault injected by route config' },
+  'upstream-connect-failure': { status: 503, grpc: 14, delivered: 'never', message: 'could not connect to the upstream' },
+  'bad-request': { status: 400, grpc: 13 /* INTERNAL */, delivered: 'maybe', message: 'malformed request' },
 } as const;
 
 export type Reason = keyof typeof REASONS;

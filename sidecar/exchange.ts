@@ -234,6 +234,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** The body is none or a buffered copy; a streamed one can be sent again only while no attempt has begun to read it (mayRetry). */
   replayable = true;
   attempts = 0;
+  /** A try so far may have reached the app: an answer must not then say none did (REASONS' `delivered`). */
+  mayHaveDelivered = false;
   /** Retries decided, for the hop's span; only kept when a recorder is on. */
   retries: RetryEvent[] | null = null;
   current: AttemptHandler | null = null;
@@ -474,12 +476,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const subset = this.subset!;
     const endpoint = subset.picker.pick(this.lastEndpoint);
     if (endpoint === undefined) {
-      this.reply('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
+      this.replyUnsent('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
       return;
     }
     const admission = subset.breaker === null ? Admission.Attempt : subset.breaker.tryAcquire();
     if (admission === Admission.Refused) {
-      this.reply('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
+      this.replyUnsent('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
       return;
     }
     this.attempts++;
@@ -663,7 +665,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.scheduleRetry();
       return;
     }
-    if (outcome === 'connect-failure') this.reply('upstream-connect-failure', `could not connect to ${this.subset!.service} at ${h.endpoint.key}: ${connectFailureText(err)}`);
+    if (outcome === 'connect-failure') this.replyUnsent('upstream-connect-failure', `could not connect to ${this.subset!.service} at ${h.endpoint.key}: ${connectFailureText(err)}`);
     else if (outcome === 'timeout') this.reply('timeout', `${this.subset!.service} did not answer within the per-try timeout`);
     // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
     // a calling sidecar it never did, and that sidecar would replay a POST.
@@ -795,6 +797,16 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
   }
 
+  /**
+   * The answer for a try that did not go out. Its own reason says the app never got the
+   * request, which a caller may act on (a saga taking a payment as not made); after an
+   * earlier try that may have reached the app, it is `retries-exhausted` instead.
+   */
+  private replyUnsent(reason: 'no-healthy-endpoints' | 'circuit-open' | 'upstream-connect-failure', detail: string): void {
+    if (this.mayHaveDelivered) this.reply('retries-exhausted', `${detail}, after a try that may have reached it`);
+    else this.reply(reason, detail);
+  }
+
   /** A sidecar-made response (SPEC §6) that ends this exchange. */
   reply(reason: Reason, detail?: string, status?: number): void {
     if (this.finished) return;
@@ -840,6 +852,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * so far never got to send: connect failures).
    */
   private mayRetry(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean): boolean {
+    if (reachedUpstream) this.mayHaveDelivered = true;
     const reason = this.retryReasonFor(outcome, status, grpcStatus, reachedUpstream);
     if (reason === undefined) return false;
     if (this.budget !== null && !this.budget.tryAcquireRetry()) {

@@ -11,7 +11,7 @@
  */
 import { Pool } from 'undici';
 import type { ChannelOptions } from '@grpc/grpc-js';
-import type { Reason } from '../../common/errors.js';
+import { REASONS, type Reason } from '../../common/errors.js';
 import { HttpError, UpstreamError } from './http-errors.js';
 import type { TraceHeaders } from './trace.js';
 
@@ -114,17 +114,10 @@ export class ServiceClient {
   }
 }
 
-/**
- * Reasons a sidecar answers with only when the request never reached the service: nowhere to
- * send it, a breaker, an intention or an injected abort that stopped it, or a connection that
- * could not be made. After `timeout` or `retries-exhausted` it may have arrived.
- */
-const NEVER_DELIVERED: ReadonlySet<string> = new Set<Reason>(['no-route', 'no-healthy-endpoints', 'circuit-open', 'denied', 'fault-injected', 'upstream-connect-failure']);
-
 /** The answer is a sidecar's own, saying the request did not reach the service. */
 export function neverDelivered(answer: Answer): boolean {
   const reason = answer.headers['x-skein-reason'];
-  return typeof reason === 'string' && NEVER_DELIVERED.has(reason);
+  return typeof reason === 'string' && Object.hasOwn(REASONS, reason) && REASONS[reason as Reason].delivered === 'never';
 }
 
 /**

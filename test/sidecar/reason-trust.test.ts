@@ -61,6 +61,33 @@ describe('x-skein-reason from an upstream', () => {
     expect(app.requests.filter((r) => r.url === '/list')).toHaveLength(3);
   });
 
+  it('is never a "not delivered" reason after a try that reached the app: a retry the opened breaker refuses is retries-exhausted', async () => {
+    const app = await upstream((req, res) => {
+      if (req.url === '/health') return echoHandler('catalog')(req, res);
+      req.resume();
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('busy\n');
+    });
+    const webApp = await upstream(echoHandler('web'));
+    const catalog = {
+      retries: { attempts: 1, on: ['gateway-error'], backoff: { base: '1ms', max: '2ms' } },
+      // One failure opens it, so the retry of the first request is refused.
+      circuitBreaker: { errorThresholdPercentage: 1, volumeThreshold: 1, resetTimeout: '60s' },
+      endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }],
+    };
+    const web = await procs.sidecar({ service: 'web', appPort: webApp.port, config: writeTempConfig({ version: '1', services: { catalog } }) });
+    sidecars.push(web);
+
+    const first = await send(`${web.outboundUrl}/charge`, { headers: { host: 'catalog' } });
+    expect(first.status).toBe(503);
+    expect(first.headers['x-skein-reason']).toBe('retries-exhausted');
+    expect(first.body).toMatch(/circuit open for catalog.*after a try that may have reached it/);
+    expect(app.requests.filter((r) => r.url === '/charge')).toHaveLength(1);
+    // A request refused before any try went out says so.
+    const second = await send(`${web.outboundUrl}/charge`, { headers: { host: 'catalog' } });
+    expect(second.headers['x-skein-reason']).toBe('circuit-open');
+    expect(app.requests.filter((r) => r.url === '/charge')).toHaveLength(1);
+  });
+
   describe('through an mTLS peer sidecar', () => {
     it('is not believed when the peer\'s app wrote it: the POST is not replayed, and the client still sees the header', async () => {
       const app = await upstream(relaysRefusal);
