@@ -69,7 +69,7 @@ describe('x-skein-reason from an upstream', () => {
     });
     const webApp = await upstream(echoHandler('web'));
     const catalog = {
-      retries: { attempts: 1, on: ['gateway-error'], backoff: { base: '1ms', max: '2ms' } },
+      retries: { attempts: 1, on: ['gateway-error' as const], backoff: { base: '1ms', max: '2ms' } },
       // One failure opens it, so the retry of the first request is refused.
       circuitBreaker: { errorThresholdPercentage: 1, volumeThreshold: 1, resetTimeout: '60s' },
       endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }],
