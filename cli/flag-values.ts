@@ -16,6 +16,19 @@ export function parseDurationFlag(value: string): number {
   return ms;
 }
 
+/**
+ * A duration flag held to a range, for values a process cannot work with outside it (a
+ * certificate already expired when issued, a keepalive that pings without pause).
+ */
+export function durationFlagWithin(min: string, max: string): (value: string) => number {
+  const [minMs, maxMs] = [parseDuration(min)!, parseDuration(max)!];
+  return (value) => {
+    const ms = parseDurationFlag(value);
+    if (ms < minMs || ms > maxMs) throw new InvalidArgumentError(`${value} is out of range: must be between ${min} and ${max}`);
+    return ms;
+  };
+}
+
 /** A size flag ("64KiB", "10MiB", plain bytes) in bytes. */
 export function parseSizeFlag(value: string): number {
   const bytes = parseSize(value);

@@ -67,6 +67,22 @@ describe('refused starts', () => {
     }
   });
 
+  it('refuses a --cert-ttl or --keepalive no sidecar could live with as a usage error, before touching the data dir', async () => {
+    // A leaf of 0 or 1ms is expired when issued: every sidecar would renew in a tight loop.
+    for (const [args, message] of [
+      [['--cert-ttl', '0'], "argument '0' is invalid. 0 is out of range: must be between 2s and 8760h"],
+      [['--cert-ttl', '500ms'], '500ms is out of range: must be between 2s and 8760h'],
+      [['--cert-ttl', '9000h'], '9000h is out of range'],
+      [['--keepalive', '0s'], "option '--keepalive <duration>' argument '0s' is invalid. 0s is out of range: must be between 1s and 1h"],
+    ] as const) {
+      const dataDir = join(tempDir('skein-cp-'), 'never-created');
+      const cp = await refusedStart(args.join(' '), dataDir, [...args]);
+      expect(cp.code, args.join(' ')).toBe(2);
+      expect(cp.output()).toContain(message);
+      expect(existsSync(dataDir)).toBe(false);
+    }
+  });
+
   it('refuses webhook flags an injected sidecar could not use, and a port that is not decimal, as usage errors before touching the data dir', async () => {
     for (const [args, message] of [
       [['--inject-image', 'Bad Image'], 'not an image reference'],
