@@ -44,6 +44,11 @@ export function verifyInboundPeer(socket: TLSSocket, trustDomain: string): PeerV
     const code = String(socket.authorizationError ?? 'UNKNOWN');
     return reject(verifyErrorReason(code), `client certificate refused: ${code}`);
   }
+  // A resumed session keeps the verdict of the handshake that began it, when the certificate
+  // may still have been valid: OpenSSL does not check its dates again.
+  if (socket.isSessionReused() && Date.parse(cert.valid_to) <= Date.now()) {
+    return reject('expired-certificate', `client certificate expired at ${cert.valid_to} (resumed session)`);
+  }
   const spiffeId = spiffeIdOf(cert);
   if (!spiffeId) return reject('no-spiffe-id', 'client certificate has no single SPIFFE URI SAN');
   const id = parseServiceSpiffeId(spiffeId);

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
@@ -22,6 +23,23 @@ function httpsGet(port: number, leaf: TestLeaf | undefined, ca: string): Promise
     );
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** One GET on a fresh TLS connection (resuming `session` when given): the status line ('' if refused) and the session to resume later. */
+function tlsGet(port: number, leaf: TestLeaf, ca: string, session?: Buffer): Promise<{ status: string; reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve) => {
+    let out = '';
+    let next: Buffer | undefined;
+    let reused = false;
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, cert: leaf.certPem, key: leaf.keyPem, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'], session }, () => {
+      reused = socket.isSessionReused();
+      socket.write('GET /resumed HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n');
+    });
+    socket.on('session', (s: Buffer) => (next = s));
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ status: out.split('\r\n')[0]!, reused, session: next }));
   });
 }
 
@@ -118,6 +136,21 @@ describe('sidecar pair over mTLS, and upgrades', () => {
     // A properly issued client still gets through directly.
     expect(await httpsGet(catalog.inboundPort, makeLeaf(ca, 'web'), ca.certPem)).toBe(200);
     expect((await get(agent, `${web.outboundUrl}/still-fine`, { host: 'catalog' })).status).toBe(200);
+  });
+
+  it('refuses a caller whose certificate expired since its TLS session began, also when it resumes that session', async () => {
+    const notAfter = new Date(Date.now() + 3000);
+    const leaf = makeLeaf(ca, 'web', { notAfter });
+    const first = await tlsGet(catalog.inboundPort, leaf, ca.certPem);
+    expect(first.status).toBe('HTTP/1.1 200 OK');
+    expect(first.session).toBeDefined();
+    // Once it has expired, a full handshake is refused...
+    await waitUntil(async () => (await tlsGet(catalog.inboundPort, leaf, ca.certPem)).status === '', { timeoutMs: 15_000, intervalMs: 250, what: 'the expired certificate refused' });
+    // ...and so is the session ticket it got while valid, which OpenSSL would resume as authorized.
+    const resumed = await tlsGet(catalog.inboundPort, leaf, ca.certPem, first.session);
+    expect(resumed.reused).toBe(true);
+    expect(resumed.status).toBe('');
+    expect((await get(agent, `${catalog.adminUrl}/metrics`)).text).toMatch(/skein_tls_handshake_failures_total\{reason="expired-certificate"\} [1-9]/);
   });
 
   it('passes WebSocket upgrades through both sidecars, with trace headers, and then raw bytes both ways', async () => {
