@@ -67,4 +67,26 @@ describe('issued identity', () => {
       await provider.close();
     }
   });
+
+  it('fails its start on a refusal that comes once an unreachable control plane is back, instead of retrying for ever', async () => {
+    const refusals: string[] = [];
+    let calls = 0;
+    const sign: CsrSigner = async () => {
+      if (++calls === 1) throw new SignError('control plane at 127.0.0.1:15012 could not be reached: connect ECONNREFUSED', grpc.status.UNAVAILABLE);
+      refusals.push('refused');
+      throw new SignError('refused the CSR: bootstrap token is revoked', grpc.status.UNAUTHENTICATED);
+    };
+    let retries = 0;
+    const timing: RenewalTiming = { renewIn: () => HOUR, retryIn: () => (++retries === 1 ? 10 : HOUR) };
+    const provider = new IssuedIdentityProvider({ service: 'orders', sign, logger: createLogger('test', 'silent'), timing });
+    try {
+      // The first try finds no control plane; the retry finds it back, refusing the token.
+      await expect(provider.start()).rejects.toThrow(/bootstrap token is revoked/);
+      expect(refusals).toHaveLength(1);
+      expect(retries).toBe(1); // no retry scheduled after the refusal
+      expect(provider.current()).toBeUndefined();
+    } finally {
+      await provider.close();
+    }
+  });
 });

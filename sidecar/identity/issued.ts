@@ -40,6 +40,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
    */
   private nextKeys: Promise<KeyPairPem> | undefined;
   private closed = false;
+  /** start()'s promise, until the first certificate or a refusal settles it. */
+  private first: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private readonly timing: RenewalTiming;
   private readonly now: () => number;
 
@@ -59,14 +61,13 @@ export class IssuedIdentityProvider implements IdentityProvider {
   /**
    * Resolves with the first certificate. A control plane that is not reachable yet is
    * waited for (retrying with backoff); a refusal (bad token, foreign identity) rejects,
-   * since retrying would not change the answer.
+   * since retrying would not change the answer: also when it comes from a control plane
+   * that was away at the first attempt.
    */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.renewNow().then(resolve, (err: unknown) => {
-        if (err instanceof SignError && err.permanent) reject(err);
-        else this.onChange(() => resolve());
-      });
+      this.first = { resolve, reject };
+      this.renewNow().catch(() => undefined); // settles `first`
     });
   }
 
@@ -115,8 +116,15 @@ export class IssuedIdentityProvider implements IdentityProvider {
       this.renewAt = issuedAt + delay;
       this.schedule(delay);
       for (const listener of this.listeners) listener(next);
+      this.first?.resolve();
+      this.first = undefined;
     } catch (err) {
       if (this.closed) return;
+      if (this.first !== undefined && err instanceof SignError && err.permanent) {
+        this.first.reject(err);
+        this.first = undefined;
+        throw err;
+      }
       this.failures++;
       const notAfter = this.identity?.notAfter.getTime() ?? Number.POSITIVE_INFINITY;
       const delay = this.timing.retryIn(this.failures, notAfter, this.now());
