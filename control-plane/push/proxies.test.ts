@@ -40,4 +40,29 @@ describe('sync state', () => {
     proxies.ack('a', '10', 1_000);
     expect(proxies.view('10').map((p) => p.service)).toEqual(['cart']);
   });
+
+  it('remembers a proxy whose stream broke, as it last reported, until it reconnects or the grace period ends', () => {
+    let now = 0;
+    const proxies = new ProxyTracker(1_000, () => now);
+    proxies.add({ ...record('a'), bundleFingerprint: 'old' });
+    proxies.add(record('b', 'cart'));
+    proxies.remove('a', false);
+    proxies.remove('b', true); // a goodbye: it shut down, nothing to wait for
+    expect(proxies.all()).toEqual([]);
+    expect(proxies.lost().map((p) => [p.id, p.bundleFingerprint])).toEqual([['a', 'old']]);
+    now = 999;
+    expect(proxies.lost()).toHaveLength(1);
+    now = 1_000;
+    expect(proxies.lost()).toEqual([]);
+
+    proxies.add(record('a2'));
+    proxies.remove('a2', false);
+    // The same instance back on a new stream replaces what was remembered.
+    proxies.add({ ...record('a3'), instanceId: 'orders-a2' });
+    expect(proxies.lost()).toEqual([]);
+    // A stream that breaks after its replacement connected loses nothing.
+    proxies.add({ ...record('a4'), instanceId: 'orders-a2' });
+    proxies.remove('a3', false);
+    expect(proxies.lost()).toEqual([]);
+  });
 });

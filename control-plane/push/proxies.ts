@@ -3,6 +3,9 @@
  * version it last ACKed, the last NACK and its reason, and when it connected. `GET
  * /api/v1/proxies` shows each as SYNCED (runs the current version), NACKED (refused the
  * last version it answered) or STALE (has not answered the current version yet).
+ * A sidecar whose stream broke (no goodbye) is also remembered for a grace period, as the
+ * built-in registry keeps its instance: it may be back any moment, on the certificate it
+ * had, and a root rotation must not step past it meanwhile (ca/rotation.ts).
  */
 export type SyncState = 'SYNCED' | 'STALE' | 'NACKED';
 
@@ -51,19 +54,44 @@ export function syncState(record: ProxyRecord, currentVersion: string): SyncStat
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
+const instanceKey = (r: ProxyRecord) => `${r.service}/${r.instanceId}`;
+
 export class ProxyTracker {
   private readonly records = new Map<string, ProxyRecord>();
+  /** Sidecars whose stream broke, by instance, with when: see `lost()`. */
+  private readonly broken = new Map<string, { record: ProxyRecord; at: number }>();
+
+  /** `lostGraceMs`: how long a sidecar whose stream broke counts as `lost()` (the registry grace). */
+  constructor(
+    private readonly lostGraceMs = 0,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   add(record: ProxyRecord): void {
     this.records.set(record.id, record);
+    this.broken.delete(instanceKey(record));
   }
 
-  remove(id: string): void {
+  /** `clean`: the sidecar said goodbye (it shut down); otherwise its stream broke. */
+  remove(id: string, clean = true): void {
+    const record = this.records.get(id);
     this.records.delete(id);
+    if (!record || clean || this.lostGraceMs <= 0) return;
+    // A reconnect may have overlapped the stream that broke: then nothing is lost.
+    const key = instanceKey(record);
+    if (this.all().some((r) => instanceKey(r) === key)) return;
+    this.broken.set(key, { record, at: this.now() });
   }
 
   all(): ProxyRecord[] {
     return [...this.records.values()];
+  }
+
+  /** Sidecars whose stream broke less than the grace period ago and that have not reconnected, as they last reported. */
+  lost(): ProxyRecord[] {
+    const since = this.now() - this.lostGraceMs;
+    for (const [key, { at }] of this.broken) if (at <= since) this.broken.delete(key);
+    return [...this.broken.values()].map((b) => b.record);
   }
 
   ack(id: string, version: string, at: number): void {

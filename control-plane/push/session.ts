@@ -219,7 +219,7 @@ export class StreamSession {
     this.stopPublish?.();
     this.registration?.end(clean);
     if (this.record) {
-      this.deps.proxies.remove(this.record.id);
+      this.deps.proxies.remove(this.record.id, clean);
       this.deps.logger.info({ service: this.record.service, instance: this.record.instanceId, clean }, 'sidecar disconnected');
     }
     this.onClose(this);
