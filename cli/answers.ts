@@ -89,7 +89,7 @@ export const ISSUED_TOKEN: Expected<IssuedToken> = fromSchema('a bootstrap token
 export interface CaView {
   trustDomain: string;
   roots: { subject: string; fingerprint: string; notAfter: string; signing: boolean }[];
-  rotation: { phase: string; rotating: boolean; waitingFor: string[]; startedAt: string | null; finishedAt: string | null };
+  rotation: { phase: string; rotating: boolean; waitingFor: string[]; settlingUntil?: string | null; startedAt: string | null; finishedAt: string | null };
 }
 
 export const CA: Expected<CaView> = fromSchema(
@@ -97,7 +97,7 @@ export const CA: Expected<CaView> = fromSchema(
   z.object({
     trustDomain: z.string(),
     roots: z.array(z.object({ fingerprint: z.string(), notAfter: z.string(), signing: z.boolean() })),
-    rotation: z.object({ phase: z.string(), rotating: z.boolean(), waitingFor: z.array(z.string()) }),
+    rotation: z.object({ phase: z.string(), rotating: z.boolean(), waitingFor: z.array(z.string()), settlingUntil: z.string().nullable().optional() }),
   }),
 );
 

@@ -119,7 +119,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   // rollout are checked before anything listens, in one pass: entries a hand edit or a newer
   // schema refuses stop the start with one message naming every key, of every kind.
   await checkAll(store.location, [publisher.start(), tokens.load(), canaries.load()], 'refusing to start');
-  const proxies = new ProxyTracker();
+  const proxies = new ProxyTracker(options.registryGraceMs);
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
   const signing = new SignStats();
@@ -148,13 +148,15 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     events: metrics,
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);
+  // Sidecars get the registry grace to come back, after a start or a broken stream, before a
+  // rotation steps past them.
   const rotation = new RootRotation(ca, {
-    proxies: () => proxies.all(),
+    proxies: () => [...proxies.all(), ...proxies.lost()],
     requestRenewal: (ids) => {
       const wanted = new Set(ids);
       push.sendCommand((p) => wanted.has(p.id), 'renew-cert', '{}');
     },
-  }, logger);
+  }, logger, { settleMs: options.registryGraceMs });
   const webhook = options.webhookPort === undefined ? undefined : await startCaWebhook({
     ca, hosts: localHostNames(options.tlsSans), port: options.webhookPort, host: options.grpcHost, inject: options.inject ?? DEFAULT_INJECT_OPTIONS, logger,
   });

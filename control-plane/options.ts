@@ -20,7 +20,7 @@ export interface ControlPlaneOptions {
   readonly tlsSans: readonly string[];
   /** `SKEIN_ADMIN_TOKEN`, which wins over the data dir's admin-token file. */
   readonly adminToken?: string;
-  /** How long an instance whose stream broke stays in the built-in registry. */
+  /** How long an instance whose stream broke stays in the built-in registry, and a root rotation waits for sidecars to come back. */
   readonly registryGraceMs: number;
   /** After a start, how long sidecars that already run a snapshot keep it while the registry refills. */
   readonly resyncHoldMs: number;

@@ -6,7 +6,9 @@ import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type Admi
 
 function print(view: CaView, flags: AdminFlags): void {
   if (flags.output === 'json') return printJson(view);
-  const waiting = view.rotation.rotating ? `, waiting for ${view.rotation.waitingFor.length} proxies` : '';
+  const { rotating, waitingFor, settlingUntil } = view.rotation;
+  const settling = settlingUntil ? `, no step before ${settlingUntil} (the control plane just started: sidecars are reconnecting)` : '';
+  const waiting = rotating ? `, waiting for ${waitingFor.length} proxies${settling}` : '';
   process.stdout.write(`trust domain ${view.trustDomain}; rotation phase ${view.rotation.phase}${waiting}\n`);
   printTable(
     ['ROOT', 'NOT AFTER', 'SIGNING'],

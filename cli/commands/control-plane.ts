@@ -34,7 +34,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(new Option('--ca-key <file>', 'same as --ca-key-file').hideHelp())
     .addOption(opt('--cert-ttl <duration>', 'lifetime of issued leaf certificates (2s to 8760h, a year); renewed at 2/3 of it').argParser(durationFlagWithin('2s', '8760h')).default(24 * 3_600_000, '24h'))
     .addOption(opt('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
-    .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered').argParser(parseDurationFlag).default(30_000, '30s'))
+    .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered, and a root rotation waits for sidecars to come back').argParser(parseDurationFlag).default(30_000, '30s'))
     .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot').argParser(parseDurationFlag).default(5, '5ms'))
     .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parsePositiveSizeFlag).default(1024 * 1024, '1MiB'))

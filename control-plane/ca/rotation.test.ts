@@ -111,7 +111,7 @@ describe('RootRotation', () => {
     expect(ca.bundlePem).not.toContain(oldRootPem.trim());
   });
 
-  it('refuses a second rotation while one runs, and resumes a persisted one after a restart', async () => {
+  it('refuses a second rotation while one runs, and after a restart resumes a persisted one only once sidecars had time to reconnect', async () => {
     const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
     const noProxies: Fleet = { proxies: () => [], requestRenewal: () => undefined };
     // A fleet that never renews keeps the rotation parked at "staged".
@@ -124,7 +124,42 @@ describe('RootRotation', () => {
 
     const reopened = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
     expect(reopened.phase).toBe('staged');
-    rotation = new RootRotation(reopened, noProxies, createLogger('test', 'silent'), { pollMs: 10 });
+    // Nobody is connected yet right after the restart: that is no proof anybody caught up.
+    rotation = new RootRotation(reopened, noProxies, createLogger('test', 'silent'), { pollMs: 10, settleMs: 400 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(reopened.phase).toBe('staged');
+    expect(rotation.status().settlingUntil).not.toBeNull();
     await until(() => reopened.phase === 'stable', 'the resumed rotation to finish');
+  });
+
+  it('asks a sidecar that comes back behind the CA to renew, after the rotation too, and nobody before it reported', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const keys = await generateRsaKeyPair();
+    const a = new FakeProxy('a', ca, keys);
+    const away = new FakeProxy('away', ca, keys);
+    a.renew();
+    away.renew(); // an old-root leaf and the old bundle: what it had when it went away
+    const fleet = [a];
+    const asked: string[] = [];
+    rotation = new RootRotation(ca, {
+      proxies: () => fleet.map((p) => p.state),
+      requestRenewal: (ids) => {
+        asked.push(...ids);
+        for (const p of fleet) if (ids.includes(p.id)) p.renew();
+      },
+    }, createLogger('test', 'silent'), { pollMs: 10, resendMs: 20 });
+    await rotation.start();
+    await until(() => ca.phase === 'stable', 'the rotation to finish without it');
+
+    const unreported = new FakeProxy('unreported', ca, keys);
+    fleet.push(unreported);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asked).not.toContain('unreported');
+    fleet.push(away);
+    await until(() => away.state.rootFingerprint === ca.signingRootFingerprint && away.state.bundleFingerprint === ca.bundleFingerprint, 'the returning sidecar to be renewed');
+    const askedAway = asked.filter((id) => id === 'away').length;
+    // Caught up, it is left alone.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asked.filter((id) => id === 'away').length).toBe(askedAway);
   });
 });

@@ -1,12 +1,17 @@
 /**
  * Root rotation (`skein ca rotate`) without a failed request: each CA step waits until every
- * connected sidecar has caught up with the previous one, as the sidecars report it in
+ * sidecar of the fleet has caught up with the previous one, as the sidecars report it in
  * CertStatus (the fingerprint of the bundle they run and of the root that issued their leaf).
  *   stage   → new root in the bundle; sidecars renew and pick up the bigger bundle
  *   switch  once all run that bundle: leaves come from the new root; sidecars renew again
  *   retire  once all run a new-root leaf: the old root leaves the bundle; sidecars renew once more
- * Sidecars that lag are asked to renew again every `resendMs`. A restart mid-rotation
- * resumes from the step persisted in the data dir.
+ * A sidecar that reports a bundle or root other than the CA's current ones is asked to renew
+ * (again every `resendMs`), in or out of a rotation: one that was away during a step comes
+ * back on what it had and would otherwise keep it until its leaf is due.
+ * An empty or thinned fleet is no proof that everyone caught up: right after a start the
+ * sidecars have not reconnected yet, so no step is taken for `settleMs`; the fleet itself
+ * keeps sidecars whose stream broke for a while (see ProxyTracker.lost). A restart
+ * mid-rotation resumes from the step persisted in the data dir.
  */
 import type { Logger } from '../../common/log.js';
 import type { CertificateAuthority, RotationPhase } from './authority.js';
@@ -19,8 +24,9 @@ export interface ProxyCertState {
   readonly rootFingerprint?: string;
 }
 
-/** The connected sidecars, and a way to make them renew now (the `renew-cert` command). */
+/** The sidecars to wait for, and a way to make them renew now (the `renew-cert` command). */
 export interface Fleet {
+  /** Connected sidecars, and those whose stream broke a short while ago (they may be back any moment, on the certificate they had). */
   proxies(): readonly ProxyCertState[];
   requestRenewal(ids: readonly string[]): void;
 }
@@ -32,6 +38,8 @@ export interface RotationStatus {
   readonly signingRootFingerprint: string;
   /** Sidecars the next step waits for. */
   readonly waitingFor: readonly string[];
+  /** Right after a start: no step before this time, while sidecars reconnect. */
+  readonly settlingUntil: string | null;
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
 }
@@ -39,6 +47,8 @@ export interface RotationStatus {
 export interface RotationOptions {
   readonly pollMs?: number;
   readonly resendMs?: number;
+  /** After the control plane starts, how long sidecars have to reconnect before a step may be taken (the registry grace). */
+  readonly settleMs?: number;
 }
 
 export class RootRotation {
@@ -47,6 +57,7 @@ export class RootRotation {
   private finishedAt: Date | undefined;
   private lastAsked = new Map<string, number>();
   private stepping = false;
+  private readonly settledAt: number;
 
   constructor(
     private readonly ca: CertificateAuthority,
@@ -54,8 +65,11 @@ export class RootRotation {
     private readonly logger: Logger,
     private readonly options: RotationOptions = {},
   ) {
-    // A rotation persisted mid-way carries on after a restart.
-    if (ca.phase !== 'stable') this.run();
+    this.settledAt = Date.now() + (options.settleMs ?? 0);
+    // Also outside a rotation: sidecars that come back behind the CA are brought up to date,
+    // and a rotation persisted mid-way carries on after a restart.
+    this.timer = setInterval(() => void this.tick(), options.pollMs ?? 200);
+    this.timer.unref();
   }
 
   /** Starts a rotation; refused while one is running. */
@@ -63,19 +77,20 @@ export class RootRotation {
     await this.ca.stageNewRoot();
     this.startedAt = new Date();
     this.finishedAt = undefined;
-    this.lastAsked.clear();
     this.logger.info({ bundle: this.ca.bundleFingerprint }, 'root rotation: new root staged in the trust bundle');
-    this.run();
+    void this.tick();
     return this.status();
   }
 
   status(): RotationStatus {
+    const rotating = this.ca.phase !== 'stable';
     return {
       phase: this.ca.phase,
-      rotating: this.ca.phase !== 'stable',
+      rotating,
       bundleFingerprint: this.ca.bundleFingerprint,
       signingRootFingerprint: this.ca.signingRootFingerprint,
-      waitingFor: this.ca.phase === 'stable' ? [] : this.laggards(),
+      waitingFor: rotating ? this.unconfirmed(this.fleet.proxies()).map((p) => p.id) : [],
+      settlingUntil: rotating && Date.now() < this.settledAt ? new Date(this.settledAt).toISOString() : null,
       startedAt: this.startedAt?.toISOString() ?? null,
       finishedAt: this.finishedAt?.toISOString() ?? null,
     };
@@ -86,43 +101,27 @@ export class RootRotation {
     this.timer = undefined;
   }
 
-  private run(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.options.pollMs ?? 200);
-    this.timer.unref();
-    void this.tick();
-  }
-
-  /** Sidecars not yet where the current phase needs them before the next step. */
-  private laggards(): string[] {
+  /** Sidecars not (yet) known to run the current bundle and a leaf of the signing root: not reported, or behind. */
+  private unconfirmed(proxies: readonly ProxyCertState[]): ProxyCertState[] {
     const bundle = this.ca.bundleFingerprint;
     const root = this.ca.signingRootFingerprint;
-    return this.fleet
-      .proxies()
-      .filter((p) => p.bundleFingerprint !== bundle || (this.ca.phase === 'switched' && p.rootFingerprint !== root))
-      .map((p) => p.id);
+    return proxies.filter((p) => p.bundleFingerprint !== bundle || p.rootFingerprint !== root);
   }
 
   private async tick(): Promise<void> {
     if (this.stepping) return;
     this.stepping = true;
     try {
-      const waiting = this.laggards();
-      if (waiting.length > 0) {
-        this.nudge(waiting);
-        return;
-      }
+      const waiting = this.unconfirmed(this.fleet.proxies());
+      this.nudge(waiting);
+      if (waiting.length > 0 || this.ca.phase === 'stable' || Date.now() < this.settledAt) return;
       if (this.ca.phase === 'staged') {
         await this.ca.switchToNextRoot();
         this.logger.info({ root: this.ca.signingRootFingerprint }, 'root rotation: every sidecar trusts the new root; leaves now come from it');
-        this.lastAsked.clear();
-      } else if (this.ca.phase === 'switched') {
+      } else {
         await this.ca.retireOldRoots();
         this.logger.info({ bundle: this.ca.bundleFingerprint }, 'root rotation: every sidecar runs a new-root leaf; old root removed from the bundle');
-        this.lastAsked.clear();
-        this.nudge(this.fleet.proxies().map((p) => p.id));
         this.finishedAt = new Date();
-        this.close();
       }
     } catch (err) {
       this.logger.error({ err: err instanceof CaError ? err.message : err }, 'root rotation step failed; retrying');
@@ -131,11 +130,18 @@ export class RootRotation {
     }
   }
 
-  /** Asks lagging sidecars to renew, at most once per `resendMs` each. */
-  private nudge(ids: readonly string[]): void {
+  /**
+   * Asks the sidecars that reported being behind to renew, at most once per `resendMs` each.
+   * Not those yet to report: each does right after its Hello, and renewing a whole fleet that
+   * reconnects after a restart before it said what it runs would be a storm of CSRs.
+   */
+  private nudge(waiting: readonly ProxyCertState[]): void {
     const now = Date.now();
     const resend = this.options.resendMs ?? 3_000;
-    const due = ids.filter((id) => now - (this.lastAsked.get(id) ?? 0) >= resend);
+    const behind = new Set(waiting.filter((p) => p.bundleFingerprint !== undefined).map((p) => p.id));
+    // Forgetting those that caught up (or left) also asks everyone at once after the next step.
+    for (const id of this.lastAsked.keys()) if (!behind.has(id)) this.lastAsked.delete(id);
+    const due = [...behind].filter((id) => now - (this.lastAsked.get(id) ?? 0) >= resend);
     for (const id of due) this.lastAsked.set(id, now);
     if (due.length > 0) this.fleet.requestRenewal(due);
   }
