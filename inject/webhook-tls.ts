@@ -10,7 +10,7 @@ import { startInjectWebhook, type InjectWebhook } from './webhook-server.js';
 
 /** What the webhook needs from the control plane's CertificateAuthority. */
 export interface ServingCertIssuer {
-  issueServerCert(keyPair: KeyPairPem, hosts: readonly string[], lifetimeMs: number): { readonly certPem: string };
+  issueServerCert(keyPair: KeyPairPem, hosts: readonly string[], lifetimeMs: number): { readonly chainPem: string };
   onChange(listener: () => void): void;
 }
 
@@ -31,7 +31,7 @@ export async function startCaWebhook(opts: CaWebhookOptions): Promise<InjectWebh
   const lifetimeMs = opts.certLifetimeMs ?? DEFAULT_CERT_LIFETIME_MS;
   const issue = async (): Promise<{ cert: string; key: string }> => {
     const keys = await generateRsaKeyPair();
-    return { cert: opts.ca.issueServerCert(keys, opts.hosts, lifetimeMs).certPem, key: keys.privateKeyPem };
+    return { cert: opts.ca.issueServerCert(keys, opts.hosts, lifetimeMs).chainPem, key: keys.privateKeyPem };
   };
   const first = await issue();
   const webhook = await startInjectWebhook({ ...first, port: opts.port, host: opts.host, inject: opts.inject });

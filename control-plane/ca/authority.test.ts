@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, createServer } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { splitPemCertificates } from '../../common/identity/bundle.js';
 import { createCsrPem } from '../../common/identity/csr.js';
@@ -21,6 +22,25 @@ afterEach(async () => {
 async function csrFor(service: string, spiffeId?: string): Promise<string> {
   const keys = await generateRsaKeyPair();
   return createCsrPem(keys.privateKeyPem, keys.publicKeyPem, service, spiffeId);
+}
+
+/** Whether a TLS client trusting `caPem` alone accepts a server that sends `chainPem`. */
+async function verifiesWith(chainPem: string, keyPem: string, caPem: string): Promise<boolean> {
+  const server = createServer({ cert: chainPem, key: keyPem });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    return await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port, ca: caPem, servername: 'localhost' });
+      socket.once('secureConnect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  } finally {
+    server.close();
+  }
 }
 
 function issuedBy(leafPem: string, rootPem: string): boolean {
@@ -136,5 +156,22 @@ describe('CertificateAuthority', () => {
     expect(ca.phase).toBe('stable');
     expect(splitPemCertificates(await readFile(join(dir, 'ca.crt'), 'utf8'))).toEqual([second]);
     expect(changes).toEqual(['staged', 'switched', 'stable']);
+  });
+
+  it('sends the new root cross-signed by the old one with its server certificate, so a copy of the old ca.crt still verifies it', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const oldBundle = ca.bundlePem;
+    const keys = await generateRsaKeyPair();
+    expect(splitPemCertificates(ca.issueServerCert(keys, ['localhost'], 60_000).chainPem)).toHaveLength(1);
+    await ca.stageNewRoot();
+    await ca.switchToNextRoot();
+    await ca.retireOldRoots();
+    const reopened = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    const { chainPem } = reopened.issueServerCert(keys, ['localhost'], 60_000);
+    expect(await verifiesWith(chainPem, keys.privateKeyPem, reopened.bundlePem)).toBe(true);
+    expect(await verifiesWith(chainPem, keys.privateKeyPem, oldBundle)).toBe(true);
+    // The server certificate alone, as before: only the new root verifies it.
+    const [leafPem] = splitPemCertificates(chainPem);
+    expect(await verifiesWith(leafPem!, keys.privateKeyPem, oldBundle)).toBe(false);
   });
 });

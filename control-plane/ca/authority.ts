@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { bundleFingerprint, joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
 import { serviceSpiffeId } from '../../common/identity/spiffe.js';
-import { createLeafCertificate, createRootCertificate, createServerCertificate, type IssuedCertificate } from './certificates.js';
+import { createCrossCertificate, createLeafCertificate, createRootCertificate, createServerCertificate, type IssuedCertificate } from './certificates.js';
 import { readCsr } from './csr.js';
 import { CaError } from './errors.js';
 import { CaFiles, certificateForKey, type CaState, type RootKey } from './store.js';
@@ -26,6 +26,12 @@ export type RotationPhase = 'stable' | 'staged' | 'switched';
 export interface SignedLeaf extends IssuedCertificate {
   readonly bundlePem: string;
   readonly spiffeId: string;
+}
+
+/** A TLS server certificate as the server sends it: followed by the cross-signed root, when it has one. */
+export interface ServerCertificate {
+  readonly chainPem: string;
+  readonly notAfter: Date;
 }
 
 export interface CaOptions {
@@ -111,29 +117,38 @@ export class CertificateAuthority {
     return { ...leaf, spiffeId, bundlePem: this.bundlePem };
   }
 
-  /** A TLS server certificate for the control plane's gRPC port, for the given hostnames and IPs. */
-  issueServerCert(keyPair: KeyPairPem, hosts: readonly string[], lifetimeMs: number): IssuedCertificate {
+  /**
+   * A TLS server certificate for the control plane's gRPC port (and webhook), for the given
+   * hostnames and IPs. Once a rotation switched, the chain carries the new root as issued by
+   * the old one: clients given a copy of ca.crt made before the rotation (a Compose volume, a
+   * ConfigMap) still verify the control plane, as they did before it, and get the new bundle.
+   */
+  issueServerCert(keyPair: KeyPairPem, hosts: readonly string[], lifetimeMs: number): ServerCertificate {
     const spiffeId = `spiffe://${this.trustDomain}/control-plane`;
-    return createServerCertificate(keyPair.publicKeyPem, hosts, spiffeId, this.state.signer, this.now(), lifetimeMs);
+    const issued = createServerCertificate(keyPair.publicKeyPem, hosts, spiffeId, this.state.signer, this.now(), lifetimeMs);
+    const { cross } = this.state;
+    const forSigner = cross !== undefined && new X509Certificate(cross).publicKey.equals(new X509Certificate(this.state.signer.certPem).publicKey);
+    return { chainPem: forSigner ? joinPemCertificates([issued.certPem, cross]) : issued.certPem, notAfter: issued.notAfter };
   }
 
   /** Rotation step 1: a new root joins the bundle. */
   async stageNewRoot(): Promise<void> {
     if (this.phase !== 'stable') throw new CaError('rotation', `a root rotation is already in progress (${this.phase})`);
     const next = await newRoot(this.trustDomain, this.now());
-    await this.commit({ bundle: [...this.state.bundle, next.certPem], signer: this.state.signer, next });
+    const cross = createCrossCertificate(next.certPem, this.state.signer, this.trustDomain, this.now());
+    await this.commit({ bundle: [...this.state.bundle, next.certPem], signer: this.state.signer, next, cross });
   }
 
   /** Rotation step 2: leaves are signed by the new root from now on. */
   async switchToNextRoot(): Promise<void> {
     if (!this.state.next) throw new CaError('rotation', 'no new root is staged');
-    await this.commit({ bundle: this.state.bundle, signer: this.state.next });
+    await this.commit({ bundle: this.state.bundle, signer: this.state.next, cross: this.state.cross });
   }
 
   /** Rotation step 3: only the signing root stays trusted. */
   async retireOldRoots(): Promise<void> {
     if (this.phase !== 'switched') throw new CaError('rotation', `cannot retire old roots in phase ${this.phase}`);
-    await this.commit({ bundle: [this.state.signer.certPem], signer: this.state.signer });
+    await this.commit({ bundle: [this.state.signer.certPem], signer: this.state.signer, cross: this.state.cross });
   }
 
   private async commit(state: CaState): Promise<void> {

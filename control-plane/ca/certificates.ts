@@ -70,14 +70,32 @@ export function createRootCertificate(keyPair: { privateKeyPem: string; publicKe
   ];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
-  cert.setExtensions([
+  cert.setExtensions(rootExtensions(trustDomain));
+  cert.sign(nativeRsaSigner(keyPair.privateKeyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  return toPem(cert);
+}
+
+function rootExtensions(trustDomain: string): object[] {
+  return [
     { name: 'basicConstraints', cA: true, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
     { name: 'subjectAltName', altNames: [{ type: 6, value: `spiffe://${trustDomain}` }] },
-  ]);
-  cert.sign(nativeRsaSigner(keyPair.privateKeyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-  return toPem(cert);
+  ];
+}
+
+/**
+ * The root `rootPem` (its subject, key and extensions) issued by another root, `issuer`, and
+ * valid while both are: a client that trusts only `issuer` verifies, through it, a chain that
+ * a certificate of `rootPem` is sent with.
+ */
+export function createCrossCertificate(rootPem: string, issuer: Signer, trustDomain: string, now: Date): string {
+  const root = pki.certificateFromPem(rootPem);
+  const notAfter = Math.min(root.validity.notAfter.getTime(), pki.certificateFromPem(issuer.certPem).validity.notAfter.getTime());
+  const cert = newCertificate(root.publicKey, now, notAfter - now.getTime());
+  cert.setSubject(root.subject.attributes);
+  cert.setExtensions(rootExtensions(trustDomain));
+  return signWith(cert, issuer);
 }
 
 /** A workload leaf: exactly one URI SAN (the SPIFFE ID), usable as TLS client and server. */

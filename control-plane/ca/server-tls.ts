@@ -54,7 +54,7 @@ export class ControlPlaneTls implements experimental.CertificateProvider {
   async refresh(): Promise<void> {
     const keys = await generateRsaKeyPair();
     const issued = this.ca.issueServerCert(keys, this.hosts, SERVER_CERT_LIFETIME_MS);
-    this.identityUpdate = { certificate: Buffer.from(issued.certPem), privateKey: Buffer.from(keys.privateKeyPem) };
+    this.identityUpdate = { certificate: Buffer.from(issued.chainPem), privateKey: Buffer.from(keys.privateKeyPem) };
     this.caUpdate = { caCertificate: Buffer.from(this.ca.bundlePem) };
     for (const l of this.caListeners) l(this.caUpdate);
     for (const l of this.identityListeners) l(this.identityUpdate);

@@ -3,6 +3,9 @@
  *   ca.crt       the trust bundle (PEM, every trusted root); what sidecars and the CLI pass as --ca-file
  *   ca.key       the key of the root that signs now (mode 0600)
  *   ca-next.key  during a rotation's first phase only: the key of the root being introduced
+ *   ca-cross.crt after a rotation started: the new root issued by the root before it, sent
+ *                with the control plane's server certificates so that copies of an older
+ *                ca.crt still verify them
  * The signing root is the bundle's certificate whose public key matches ca.key. Every write
  * goes to a temporary file then renames, so a crash never leaves a half-written file.
  */
@@ -22,11 +25,14 @@ export interface CaState {
   readonly bundle: readonly string[];
   readonly signer: RootKey;
   readonly next?: RootKey;
+  /** The root introduced by the last rotation (next, or the signer since the switch), issued by the root before it. */
+  readonly cross?: string;
 }
 
 export const BUNDLE_FILE = 'ca.crt';
 const KEY_FILE = 'ca.key';
 const NEXT_KEY_FILE = 'ca-next.key';
+const CROSS_FILE = 'ca-cross.crt';
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -74,6 +80,7 @@ export class CaFiles {
       bundle,
       signer: { certPem: signerCert, keyPem },
       next: hasNext ? { certPem: nextCert!, keyPem: nextKeyPem! } : undefined,
+      cross: await readIfExists(join(this.dataDir, CROSS_FILE)),
     };
   }
 
@@ -81,6 +88,8 @@ export class CaFiles {
   async save(state: CaState): Promise<void> {
     await mkdir(this.dataDir, { recursive: true });
     if (state.next) await writeAtomic(join(this.dataDir, NEXT_KEY_FILE), state.next.keyPem, 0o600);
+    if (state.cross) await writeAtomic(join(this.dataDir, CROSS_FILE), state.cross, 0o644);
+    else await rm(join(this.dataDir, CROSS_FILE), { force: true });
     await writeAtomic(join(this.dataDir, KEY_FILE), state.signer.keyPem, 0o600);
     await writeAtomic(this.bundlePath, joinPemCertificates(state.bundle), 0o644);
     if (!state.next) await rm(join(this.dataDir, NEXT_KEY_FILE), { force: true });

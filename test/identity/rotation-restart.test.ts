@@ -3,12 +3,15 @@
  * "staged" by a sidecar that never renews, and the control plane is SIGKILLed and started
  * again without it. Right after the start nobody is connected yet, which is no proof that
  * everybody caught up: the restarted control plane must wait for the sidecars to come back,
- * take them through the remaining steps, and leave no sidecar on the old root.
+ * take them through the remaining steps, and leave no sidecar on the old root. Then a sidecar
+ * given a copy of ca.crt made before the rotation (as Compose's and Kubernetes' deploy files
+ * make) must still start.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { echoHandler, Processes, startUpstream, tempDir, waitUntil, type TestUpstream } from '../support/index.js';
 import { startGatewayAndOrders } from './gateway-orders.js';
 import { get, servedCertificate, startMeshSidecar, type MeshSidecar } from './mesh.js';
 
@@ -17,6 +20,7 @@ const apps: TestUpstream[] = [];
 let cp: ControlPlaneProcess;
 let gateway: MeshSidecar;
 let orders: MeshSidecar;
+const caCopy = join(tempDir('skein-ca-copy-'), 'ca.crt');
 
 interface CaView {
   rotation: { phase: string; rotating: boolean; waitingFor: string[]; settlingUntil: string | null };
@@ -25,6 +29,7 @@ const caView = async () => (await cp.api.get<CaView>('/api/v1/ca')).body.rotatio
 
 beforeAll(async () => {
   ({ cp, gateway, orders } = await startGatewayAndOrders(procs, apps, []));
+  await copyFile(cp.caFile, caCopy);
 }, 90_000);
 
 afterAll(async () => {
@@ -66,4 +71,12 @@ describe('a control-plane restart in the middle of a root rotation', () => {
     await waitUntil(async () => (await get(gateway, 'users')).status === 200, { what: 'gateway to reach users', timeoutMs: 15_000 });
     expect((await get(gateway, 'orders')).status).toBe(200);
   }, 120_000);
+
+  it('still lets a sidecar start whose --ca-file is a copy of ca.crt made before the rotation', async () => {
+    expect((await caView()).phase).toBe('stable');
+    const paymentsApp = await startUpstream(echoHandler('payments'));
+    apps.push(paymentsApp);
+    const payments = await startMeshSidecar(procs, cp, { service: 'payments', appPort: paymentsApp.port, caFile: caCopy });
+    await waitUntil(async () => (await get(payments, 'orders')).status === 200, { what: 'payments to reach orders', timeoutMs: 15_000 });
+  }, 60_000);
 });
