@@ -5,7 +5,8 @@
 #   deploy/k8s/bootstrap.sh control-plane            before the control plane starts: CA root,
 #                                                     admin token, the webhook's caBundle
 #   deploy/k8s/bootstrap.sh namespace NS SERVICE...  for each meshed namespace: the trust bundle
-#                                                     ConfigMap and one bootstrap-token Secret
+#                                                     ConfigMap (a copy: run it again after the
+#                                                     root changes) and one bootstrap-token Secret
 #                                                     per service (after the control plane runs)
 set -eu
 
