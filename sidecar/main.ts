@@ -330,7 +330,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     metrics,
     self: options.service,
     app,
-    peerOf: tlsIdentity ? (req) => inboundPeer(peers, req)?.service : () => undefined,
+    peerOf: tlsIdentity ? (req) => inboundPeer(peers, req) : () => undefined,
+    forwardedClientCert: forwardedClientCertFor(() => tlsIdentity?.spiffeId),
     appBlocker: () => appHealth.trafficBlocker(),
     connectApp: (_service, address, port) => netConnect({ host: address, port }),
   };
@@ -436,6 +437,23 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       await Promise.race([Promise.all([pools.close(), appPool.close()]), new Promise((r) => setTimeout(r, 1000).unref())]);
       logger.info('sidecar stopped');
     },
+  };
+}
+
+/**
+ * `x-forwarded-client-cert` as Envoy writes it for Istio's apps (`By=` this sidecar's
+ * identity, `URI=` the caller's), one string per caller identity rather than per request.
+ */
+function forwardedClientCertFor(self: () => string | undefined): (peer: PeerIdentity) => string {
+  const values = new Map<string, string>();
+  return (peer) => {
+    let value = values.get(peer.spiffeId);
+    if (value === undefined) {
+      value = `By=${self() ?? ''};URI=${peer.spiffeId}`;
+      // Callers are the mesh's services: few, so the map stays small.
+      values.set(peer.spiffeId, value);
+    }
+    return value;
   };
 }
 

@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { UNNAMED_PEER } from '../common/proto/telemetry.js';
 import { matchRoute, pickSplit } from '../common/routing/index.js';
+import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
@@ -47,8 +48,10 @@ export interface InboundContext {
   /** This sidecar's service. */
   readonly self: string;
   readonly app: LocalApp;
-  /** The caller's service from its connection's verified certificate; undefined without mTLS. */
-  peerOf(req: ProxyRequest): string | undefined;
+  /** The caller's identity from its connection's verified certificate; undefined without mTLS. */
+  peerOf(req: ProxyRequest): PeerIdentity | undefined;
+  /** The `x-forwarded-client-cert` value the app gets for a verified caller. */
+  forwardedClientCert(peer: PeerIdentity): string;
   /** undefined when the app may receive traffic, else why not. */
   appBlocker(): string | undefined;
   readonly connectApp: Connector;
@@ -175,7 +178,8 @@ export function handleOutboundUpgrade(ctx: OutboundContext, req: ProxyRequest, s
 function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.decodeHeaders();
   ex.destination = ctx.self;
-  const source = ctx.peerOf(ex.req);
+  const peer = ctx.peerOf(ex.req);
+  const source = peer?.service;
   ex.edge = ctx.app.edge(source);
   if (ex.h2 && !h2HeadAccepted(ex, null)) return false;
   // authz: the source is the verified peer certificate's identity, never a header.
@@ -189,6 +193,8 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
     ex.reply('no-healthy-endpoints', blocker);
     return false;
   }
+  // The caller's own header was dropped with decode (an app may trust it, as under Istio).
+  if (peer !== undefined) ex.headers.push('x-forwarded-client-cert', ctx.forwardedClientCert(peer));
   return declaredBodyFits(ex);
 }
 

@@ -60,6 +60,8 @@ const KNOWN: Record<string, H> = {
   'x-b3-flags': H.Drop,
   'x-request-id': H.RequestId,
   'x-skein-attempt': H.Attempt,
+  // Envoy's SANITIZE_SET: only the inbound hop writes it, from the verified certificate.
+  'x-forwarded-client-cert': H.Drop,
   'x-skein-reason': H.SkeinReason,
   'content-type': H.ContentType,
 };

@@ -26,20 +26,21 @@ function httpsGet(port: number, leaf: TestLeaf | undefined, ca: string): Promise
   });
 }
 
-/** One GET on a fresh TLS connection (resuming `session` when given): the status line ('' if refused) and the session to resume later. */
-function tlsGet(port: number, leaf: TestLeaf, ca: string, session?: Buffer): Promise<{ status: string; reused: boolean; session: Buffer | undefined }> {
+/** One GET on a fresh TLS connection (resuming `session` when given): the status line ('' if refused), the body, and the session to resume later. */
+function tlsGet(port: number, leaf: TestLeaf, ca: string, session?: Buffer, headers: Record<string, string> = {}): Promise<{ status: string; body: string; reused: boolean; session: Buffer | undefined }> {
   return new Promise((resolve) => {
     let out = '';
     let next: Buffer | undefined;
     let reused = false;
     const socket = tlsConnect({ host: '127.0.0.1', port, ca, cert: leaf.certPem, key: leaf.keyPem, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'], session }, () => {
       reused = socket.isSessionReused();
-      socket.write('GET /resumed HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n');
+      const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      socket.write(`GET /resumed HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n${extra}\r\n`);
     });
     socket.on('session', (s: Buffer) => (next = s));
     socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
     socket.on('error', () => {});
-    socket.on('close', () => resolve({ status: out.split('\r\n')[0]!, reused, session: next }));
+    socket.on('close', () => resolve({ status: out.split('\r\n')[0]!, body: out.slice(out.indexOf('\r\n\r\n') + 4), reused, session: next }));
   });
 }
 
@@ -107,6 +108,16 @@ describe('sidecar pair over mTLS, and upgrades', () => {
     expect(res.json()).toMatchObject({ name: 'catalog', path: '/secure' });
     const metrics = (await get(agent, `${catalog.adminUrl}/metrics`)).text;
     expect(metrics).toMatch(/skein_requests_total\{direction="inbound",source="web",destination="catalog"/);
+  });
+
+  it('tells the app who called in x-forwarded-client-cert, from the verified certificate, never from a header', async () => {
+    const res = await get(agent, `${web.outboundUrl}/who`, { host: 'catalog', 'x-forwarded-client-cert': 'By=x;URI=spiffe://skein.local/service/admin' });
+    expect((res.json() as { headers: Record<string, string> }).headers['x-forwarded-client-cert']).toBe('By=spiffe://skein.local/service/catalog;URI=spiffe://skein.local/service/web');
+    // A direct mTLS caller, forging one of its own.
+    const direct = await tlsGet(catalog.inboundPort, makeLeaf(ca, 'web'), ca.certPem, undefined, { 'x-forwarded-client-cert': 'URI=spiffe://skein.local/service/admin' });
+    expect(direct.status).toBe('HTTP/1.1 200 OK');
+    const chunk = /^[0-9a-f]+\r\n([^]*?)\r\n/i.exec(direct.body); // the answer is chunked
+    expect(JSON.parse(chunk![1]!).headers['x-forwarded-client-cert']).toBe('By=spiffe://skein.local/service/catalog;URI=spiffe://skein.local/service/web');
   });
 
   it('between the sidecars: concurrent requests each get their own answer, a chunked upload streams through, and trailers arrive', async () => {
