@@ -43,6 +43,10 @@ export interface ProxyView {
   nackReason: string | null;
   connectedAt: string;
   certExpiry: string | null;
+  /** Fingerprint of the root that issued its leaf, as `GET /api/v1/ca` lists roots: which side of a rotation it is on. */
+  certRootFingerprint: string | null;
+  /** Fingerprint of the trust bundle it runs (`bundleFingerprint` of `GET /api/v1/ca`). */
+  trustBundleFingerprint: string | null;
 }
 
 export function syncState(record: ProxyRecord, currentVersion: string): SyncState {
@@ -125,6 +129,8 @@ export class ProxyTracker {
         nackReason: r.nackReason ?? null,
         connectedAt: new Date(r.connectedAt).toISOString(),
         certExpiry: iso(r.certExpiry),
+        certRootFingerprint: r.rootFingerprint ?? null,
+        trustBundleFingerprint: r.bundleFingerprint ?? null,
       }));
   }
 }

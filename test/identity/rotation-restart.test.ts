@@ -23,7 +23,7 @@ let orders: MeshSidecar;
 const caCopy = join(tempDir('skein-ca-copy-'), 'ca.crt');
 
 interface CaView {
-  rotation: { phase: string; rotating: boolean; waitingFor: string[]; settlingUntil: string | null };
+  rotation: { phase: string; rotating: boolean; waitingFor: string[]; settlingUntil: string | null; bundleFingerprint: string; signingRootFingerprint: string };
 }
 const caView = async () => (await cp.api.get<CaView>('/api/v1/ca')).body.rotation;
 
@@ -59,6 +59,13 @@ describe('a control-plane restart in the middle of a root rotation', () => {
     expect(resumed.settlingUntil).not.toBeNull();
 
     await waitUntil(async () => !(await caView()).rotating, { what: 'the rotation to finish', timeoutMs: 60_000 });
+    // The proxies view says which root each sidecar's leaf is from, and which bundle it runs.
+    const done = await caView();
+    type Proxy = { service: string; certRootFingerprint: string | null; trustBundleFingerprint: string | null };
+    await waitUntil(async () => {
+      const proxies = (await cp.api.get<{ proxies: Proxy[] }>('/api/v1/proxies')).body.proxies;
+      return proxies.length === 2 && proxies.every((p) => p.certRootFingerprint === done.signingRootFingerprint && p.trustBundleFingerprint === done.bundleFingerprint);
+    }, { what: 'gateway and orders shown on the new root and bundle' });
     const newBundle = await readFile(cp.caFile, 'utf8');
     for (const sidecar of [gateway, orders]) {
       await expect(servedCertificate(sidecar, newBundle)).resolves.toMatchObject({ subjectaltname: `URI:spiffe://skein.local/service/${sidecar.service}` });
