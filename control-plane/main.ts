@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { makeDataDir } from './data-dir.js';
 import { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log.js';
+import { SIDECAR_RECONNECT_MAX_MS } from '../common/proto/mesh.js';
 import { CertificateAuthority } from './ca/authority.js';
 import { ControlPlaneTls, localHostNames } from './ca/server-tls.js';
 import { createSignHandler } from './ca/sign-service.js';
@@ -120,6 +121,12 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   // schema refuses stop the start with one message naming every key, of every kind.
   await checkAll(store.location, [publisher.start(), tokens.load(), canaries.load()], 'refusing to start');
   const proxies = new ProxyTracker(options.registryGraceMs);
+  if (!consul && options.resyncHoldMs <= SIDECAR_RECONNECT_MAX_MS) {
+    logger.warn(
+      { resyncHoldMs: options.resyncHoldMs },
+      `--resync-hold is not longer than the sidecars' ${SIDECAR_RECONNECT_MAX_MS / 1000} s reconnect backoff: after a restart, callers may be sent snapshots without instances that have not reconnected yet`,
+    );
+  }
 
   const tls = await ControlPlaneTls.create(ca, logger, options.tlsSans);
   const signing = new SignStats();

@@ -53,6 +53,13 @@ export interface SidecarMessage {
 export const MAX_STREAM_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
+ * The longest a sidecar waits between attempts to reopen its stream. The control plane's
+ * resync hold must outlast it, or a sidecar still backing off is missing from the registry
+ * when the hold ends and its callers are pushed a snapshot without it.
+ */
+export const SIDECAR_RECONNECT_MAX_MS = 5_000;
+
+/**
  * Response header of an accepted stream: why no snapshot follows yet (the control plane holds
  * snapshots until Consul's catalog is read), for the sidecar's /ready to say.
  */

@@ -12,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log.js';
-import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
+import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, SIDECAR_RECONNECT_MAX_MS, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { ConfigSource } from '../config-source.js';
 import type { IdentityProvider } from '../identity/provider.js';
 import { backoffDelay } from '../resilience/backoff.js';
@@ -49,7 +49,7 @@ export interface ControlPlaneSourceOptions {
 
 type Stream = grpc.ClientDuplexStream<SidecarMessage, ControlMessage>;
 
-const DEFAULT_BACKOFF = { baseMs: 250, maxMs: 5_000 };
+const DEFAULT_BACKOFF = { baseMs: 250, maxMs: SIDECAR_RECONNECT_MAX_MS };
 /**
  * The longest reconnect wait while `urgent()` holds (an expired or due certificate): once the
  * control plane is back, every such sidecar is on it within a second, not five.

@@ -44,6 +44,15 @@ afterAll(async () => {
 });
 
 describe('control plane with real sidecars', () => {
+  it('warns at start of a --resync-hold that does not outlast the sidecars\' reconnect backoff, and only then', async () => {
+    const warning = "--resync-hold is not longer than the sidecars' 5 s reconnect backoff";
+    expect(cp.child.output()).not.toContain(warning);
+    const short = await startControlPlane(procs, { args: ['--resync-hold', '3s'] });
+    expect(short.child.output()).toContain(warning);
+    short.child.kill('SIGTERM');
+    await short.child.exited;
+  });
+
   it('moves traffic within a second of a split change through the admin API', async () => {
     const started = Date.now();
     await cp.api.put('/api/v1/routes/catalog/split', { v2: 100 });
