@@ -93,7 +93,7 @@ export function registerCanary(program: Command): void {
     .addOption(new Option('--steps <weights>', 'canary weights in turn, increasing, ending at 100 (default 10,25,50,100)').argParser(parseSteps))
     .addOption(new Option('--interval <duration>', 'time at each step before judging it, at least 500ms (default 30s)').argParser(parseDurationFlag))
     .addOption(new Option('--min-success-rate <rate>', 'roll back below this success rate, 0..1 (default 0.99)').argParser(parseNumber))
-    .addOption(new Option('--max-p99 <duration>', 'roll back above this p99 latency (default 500ms)').argParser(parseDurationFlag))
+    .addOption(new Option('--max-p99 <duration>', 'roll back above this p99 latency, at most 10s; 0 turns the latency check off (default 500ms)').argParser(parseDurationFlag))
     .addOption(new Option('--min-requests <n>', 'requests a step needs to be judged (default 20)').argParser(parseNumber))
     .addOption(new Option('--detach', 'start it and return'))
     .addOption(new Option('--status', "show the service's rollout").conflicts(['abort', 'to', 'detach']))

@@ -72,6 +72,15 @@ describe('a rollout stored by an older version', () => {
     await c.load();
     expect(c.get('catalog')!.spec.thresholds.minRequests).toBe(1);
   });
+
+  it('with a maxP99 past the last latency bucket (taken then, never exceeded) resumes with 0, no latency check', async () => {
+    const store = await FileStore.open(tempDir());
+    const old = state('catalog');
+    await store.put('canaries/catalog', { ...old, spec: { ...old.spec, thresholds: { ...old.spec.thresholds, maxP99: 3_600_000_000 } } });
+    const c = controller(store);
+    await c.load();
+    expect(c.get('catalog')!.spec.thresholds).toEqual({ ...old.spec.thresholds, maxP99: 0 });
+  });
 });
 
 describe('a rollout whose split cannot be restored', () => {

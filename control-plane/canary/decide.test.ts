@@ -39,6 +39,14 @@ describe('decide', () => {
     expect(decide(at250, 'v2', golden(100, 0, 260), 0).action).toBe('rollback');
   });
 
+  it('checks no latency with maxP99 0 (not "p99 at most 1 ms", which would roll back every canary)', () => {
+    for (const maxP99 of [0, '0s', '0ms']) {
+      const off = validate(canaryBody, { to: 'v2', thresholds: { minRequests: 20, maxP99 } });
+      expect(off.thresholds.maxP99).toBe(0);
+      expect(decide(off, 'v2', golden(100, 0, 9_000), 0)).toEqual({ action: 'advance' });
+    }
+  });
+
   it('holds with too few requests, then rolls back after maxHolds', () => {
     expect(decide(spec, 'v2', golden(5, 0, 10), 1).action).toBe('hold');
     expect(decide(spec, 'v2', golden(5, 0, 10), 2).action).toBe('rollback');
@@ -58,6 +66,15 @@ describe('canaryBody', () => {
     expect(() => validate(canaryBody, { to: 'v1' })).toThrow(/to: must differ/);
     expect(() => validate(canaryBody, { to: 'v2', interval: 'soon' })).toThrow(/interval: invalid duration/);
     expect(() => validate(canaryBody, { to: 'v2', thresholds: { minSuccessRate: 2 } })).toThrow(/thresholds\.minSuccessRate/);
+  });
+
+  it('refuses a maxP99 past the last latency bucket (10s), which no p99 estimate could exceed', () => {
+    expect(validate(canaryBody, { to: 'v2', thresholds: { maxP99: '10s' } }).thresholds.maxP99).toBe(10_000);
+    for (const [maxP99, shown] of [['1000h', '1000h'], ['10001ms', '10001ms'], [3_600_000, '1h']] as const) {
+      expect(() => validate(canaryBody, { to: 'v2', thresholds: { maxP99 } })).toThrow(
+        `thresholds.maxP99: must be at most 10s (the last latency bucket: a p99 past it is not measured), not ${shown}; 0 turns the latency check off`,
+      );
+    }
   });
 
   it('refuses minRequests 0: a step judged on no request would advance a canary nothing was measured of', () => {

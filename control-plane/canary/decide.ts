@@ -6,7 +6,7 @@
  * Latencies arrive as histogram buckets, so the p99 is only known to lie in one bucket: a
  * p99 estimated inside 250–500 ms may be 300 ms. `maxP99` is therefore judged at the smallest
  * bucket bound at or above it, which the bucket counts answer exactly (rolled back only when
- * more than 1% of the requests took longer than that bound).
+ * more than 1% of the requests took longer than that bound). `maxP99` 0 checks no latency.
  */
 import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
 import type { Golden } from '../observability/golden.js';
@@ -25,7 +25,7 @@ export function decide(spec: CanarySpec, subset: string, measured: Golden, holds
   }
   const p99 = measured.latencyMs?.p99;
   const limit = boundAtOrAbove(t.maxP99);
-  if (p99 !== undefined && p99 > limit) {
+  if (t.maxP99 > 0 && p99 !== undefined && p99 > limit) {
     const judged = limit === t.maxP99 ? '' : `, judged at the histogram bound ${limit}ms`;
     return { action: 'rollback', reason: `p99 latency ${p99}ms of ${subset} is above maxP99 ${t.maxP99}ms (estimated within its latency bucket${judged})` };
   }

@@ -7,6 +7,13 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { duration, MAX_POLICY_DURATION_MS, serviceName, subsetName } from '../../common/config/schema.js';
+import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
+
+/**
+ * The last latency bucket bound (10 s): a p99 past it is estimated at it, so a larger maxP99
+ * could never be exceeded and would check nothing while seeming to.
+ */
+export const MAX_P99_MS = DURATION_BUCKETS.at(-1)! * 1000;
 
 export const canaryBody = z
   .object({
@@ -25,7 +32,10 @@ export const canaryBody = z
     thresholds: z
       .object({
         minSuccessRate: z.number().min(0).max(1).default(0.99),
-        maxP99: duration.default('500ms'),
+        maxP99: duration
+          .default('500ms')
+          .describe('roll back above this p99 latency: "500ms", "2s" or a number of milliseconds, at most 10s (the last latency bucket); 0 turns the latency check off')
+          .refine((ms) => ms <= MAX_P99_MS, (ms) => ({ message: `must be at most ${formatDuration(MAX_P99_MS)} (the last latency bucket: a p99 past it is not measured), not ${formatDuration(ms)}; 0 turns the latency check off` })),
         // A step judged on no request would advance a canary nothing was measured of.
         minRequests: z.number().int().min(1, 'must be at least 1: a step with no request to the canary proves nothing about it').default(20),
       })
@@ -61,12 +71,19 @@ const storedAnalysis = z
   .strict();
 
 /**
- * A spec stored by an older version, as it behaved there: `minRequests: 0` was taken and judged
- * as 1, so a rollout running with it resumes instead of refusing the start.
+ * A spec stored by an older version, as it behaved there, so a rollout running with it resumes
+ * instead of refusing the start: `minRequests: 0` was taken and judged as 1; a `maxP99` past
+ * the last bucket was taken and could never be exceeded (the p99 estimate stops at that bound),
+ * which is what 0 now says.
  */
 function olderSpec(spec: unknown): unknown {
-  const thresholds = (spec as { thresholds?: { minRequests?: unknown } } | null)?.thresholds;
-  return thresholds?.minRequests === 0 ? { ...(spec as object), thresholds: { ...thresholds, minRequests: 1 } } : spec;
+  const thresholds = (spec as { thresholds?: { minRequests?: unknown; maxP99?: unknown } } | null)?.thresholds;
+  if (!thresholds) return spec;
+  const { minRequests, maxP99 } = thresholds;
+  return {
+    ...(spec as object),
+    thresholds: { ...thresholds, ...(minRequests === 0 ? { minRequests: 1 } : {}), ...(typeof maxP99 === 'number' && maxP99 > MAX_P99_MS ? { maxP99: 0 } : {}) },
+  };
 }
 
 /** A rollout's state as the controller stores it; `spec` is the parsed body (durations in ms), which the body's schema takes back unchanged. */

@@ -242,6 +242,7 @@ describe('skein admin commands', () => {
       [['canary', 'catalog', '--to', 'v2', '--interval', 'soon'], /^error: option '--interval <duration>' argument 'soon' is invalid/],
       [['canary', 'catalog', '--to', 'v2', '--interval', '100ms'], /^skein: --interval: must be at least 500ms$/],
       [['canary', 'catalog', '--to', 'v2', '--max-p99', 'fast'], /^error: option '--max-p99 <duration>' argument 'fast' is invalid/],
+      [['canary', 'catalog', '--to', 'v2', '--max-p99', '11s'], /^skein: --max-p99: must be at most 10s \(the last latency bucket: a p99 past it is not measured\), not 11s; 0 turns the latency check off$/],
       [['canary', 'catalog', '--to', 'v2', '--steps', '50,25,100'], /^skein: --steps: weights must increase step by step$/],
       [['canary', 'catalog', '--to', 'v2', '--steps', '10,50'], /^skein: --steps: the last step must be 100$/],
       [['canary', 'catalog', '--to', 'v2', '--min-success-rate', '2'], /^skein: --min-success-rate: Number must be less than or equal to 1$/],
