@@ -66,17 +66,35 @@ function summary(s: CanaryState): string {
   return `${head}${s.reason ? `: ${s.reason}` : ''}\n`;
 }
 
+/**
+ * The GET shows only the service's latest rollout: once this one ended (aborted, most likely)
+ * and another started between two polls, what it shows is that other one's, not this one's.
+ */
+class ReplacedRolloutError extends Error {
+  override name = 'ReplacedRolloutError';
+
+  constructor(started: CanaryState, latest: CanaryState) {
+    super(
+      `the canary rollout of ${started.service} started at ${started.startedAt} ended unseen, most likely aborted, and was replaced by ` +
+        `another (${latest.spec.from} → ${latest.spec.to}, started at ${latest.startedAt}, ${latest.status}); its own result is not known`,
+    );
+  }
+}
+
 /** Prints analyses as they appear (with -o json, only the final state) until the rollout ends; throws (exit 1) unless it succeeded. */
-async function follow(flags: CanaryFlags, service: string, state: CanaryState): Promise<void> {
+async function follow(flags: CanaryFlags, service: string, started: CanaryState): Promise<void> {
   const client = adminClient(flags);
   let printed = 0;
   const json = flags.output === 'json';
+  let state = started;
   for (;;) {
     if (!json) for (const a of state.analyses.slice(printed)) process.stdout.write(analysisLine(a));
     printed = state.analyses.length;
     if (state.status !== 'running') break;
     await sleep(POLL_MS);
     state = (await client.get(`/api/v1/canaries/${encodeURIComponent(service)}`, CANARY)).body;
+    // A rollout is known by when it started: one service has one rollout running at a time.
+    if (state.startedAt !== started.startedAt) throw new ReplacedRolloutError(started, state);
   }
   if (json) printJson(state);
   else process.stdout.write(summary(state));

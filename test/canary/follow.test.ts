@@ -1,0 +1,55 @@
+/**
+ * `skein canary` following its rollout, end to end (a real control plane and CLI; the v2
+ * instance is a sidecar's control-plane client run here): when its rollout is aborted and
+ * another started between two of its polls, it says so and exits 1 instead of following the
+ * other one's steps and reporting that one's result as its own.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, createToken, startControlPlane, testSource, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { Processes, skeinBin, waitUntil } from '../support/index.js';
+
+const procs = new Processes();
+const sources: { close(): Promise<void> }[] = [];
+
+afterAll(async () => {
+  await Promise.all(sources.map((s) => s.close()));
+  await procs.killAll();
+});
+
+describe('skein canary, following', () => {
+  it('exits 1 saying its rollout was replaced when another starts between two polls', async () => {
+    const cp = await startControlPlane(procs);
+    await cp.api.put('/api/v1/services/backend/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    const v2 = testSource(cp, { service: 'backend', instanceId: 'backend-v2', version: 'v2', token: await createToken(cp, 'backend') });
+    sources.push(v2);
+    void v2.start(() => {});
+    await waitUntil(async () => (await cp.api.get<{ instances: { health: string }[] }>('/api/v1/services/backend')).body.instances.some((i) => i.health === 'healthy'), { what: 'the v2 instance' });
+
+    // A poll that falls between the DELETE and the POST sees its own rollout aborted (and
+    // rightly says so): that attempt proves nothing here, so it is tried again.
+    for (let attempt = 1; ; attempt++) {
+      const { exit, output, first, second } = await replacedWhileFollowing(cp);
+      if (attempt < 5 && output.includes('aborted by an operator')) continue;
+      expect(exit, output).toBe(1);
+      expect(output).toContain(
+        `skein: the canary rollout of backend started at ${first} ended unseen, most likely aborted, and was replaced by another (v1 → v2, started at ${second}, running); its own result is not known`,
+      );
+      expect(output).not.toMatch(/step 1 100%|rolled-back/);
+      break;
+    }
+  }, 60_000);
+});
+
+/** Starts `skein canary backend` and, once it follows its rollout, aborts that and starts another at once. */
+async function replacedWhileFollowing(cp: ControlPlaneProcess): Promise<{ exit: number | null; output: string; first: string; second: string }> {
+  const cli = procs.spawn('skein canary', process.execPath, [skeinBin, 'canary', 'backend', '--to', 'v2', '--interval', '10m', '--control-plane', cp.adminUrl], { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN });
+  await waitUntil(() => cli.output().includes('rolling out v2'), { what: 'the CLI to follow its rollout' });
+  const first = (await cp.api.get<{ startedAt: string }>('/api/v1/canaries/backend')).body.startedAt;
+  // Within one poll (500 ms), so the CLI's next GET shows the new rollout, which would roll
+  // back at its first analysis (no traffic, no holds): an end the CLI must not take for its own.
+  await cp.api.delete('/api/v1/canaries/backend');
+  const second = (await cp.api.post<{ startedAt: string }>('/api/v1/canaries/backend', { to: 'v2', steps: [100], interval: '500ms', maxHolds: 0 })).body.startedAt;
+  const exit = await cli.exited;
+  await waitUntil(async () => (await cp.api.get<{ status: string }>('/api/v1/canaries/backend')).body.status !== 'running', { what: 'the second rollout to end' });
+  return { exit: exit.code, output: cli.output(), first, second };
+}
