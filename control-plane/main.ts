@@ -113,6 +113,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const canaries = new CanaryController({
     store,
     setSplit: publishedSplit(config, publisher),
+    healthyInstances: (service, subset) => config.healthyInstances(service, subset),
     measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
     logger,
   });

@@ -4,7 +4,7 @@ import { tempDir, waitUntil } from '../../test/support/index.js';
 import type { Golden } from '../observability/golden.js';
 import { FileStore } from '../store/file-store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
-import { CanaryController, SplitNotPublishedError, type CanaryState } from './controller.js';
+import { CanaryController, CanaryNotReadyError, SplitNotPublishedError, type CanaryDeps, type CanaryState } from './controller.js';
 import { canaryBody } from './schema.js';
 
 const at = '2026-12-05T12:00:00.000Z';
@@ -14,13 +14,20 @@ function state(service: string, over: Partial<CanaryState> = {}): CanaryState {
   return { service, spec, status: 'succeeded', step: 1, weight: 100, startedAt: at, stepStartedAt: at, updatedAt: at, endedAt: at, analyses: [], ...over };
 }
 
-function controller(store: FileStore): CanaryController {
-  return new CanaryController({
+/** A controller's deps, `over` saying how each one a test uses answers; the others are not expected to be used (`to` has a healthy instance). */
+function deps(store: FileStore, over: Partial<CanaryDeps> = {}): CanaryDeps {
+  return {
     store,
     setSplit: () => Promise.reject(new Error('no split expected')),
+    healthyInstances: async () => 1,
     measure: () => { throw new Error('no measurement expected'); },
     logger: createLogger('test', 'silent'),
-  });
+    ...over,
+  };
+}
+
+function controller(store: FileStore): CanaryController {
+  return new CanaryController(deps(store));
 }
 
 describe('stored canary rollouts', () => {
@@ -90,12 +97,7 @@ describe('a rollout whose split cannot be restored', () => {
     delete (running as { endedAt?: string }).endedAt;
     await store.put('canaries/catalog', { ...running, spec: { ...running.spec, interval: 3_600_000 } });
     // The split is refused, as after an apply that dropped the rollout's `from` subset.
-    const c = new CanaryController({
-      store,
-      setSplit: () => Promise.reject(new Error('unknown subset "v1" of catalog')),
-      measure: () => { throw new Error('no measurement expected'); },
-      logger: createLogger('test', 'silent'),
-    });
+    const c = new CanaryController(deps(store, { setSplit: () => Promise.reject(new Error('unknown subset "v1" of catalog')) }));
     await c.load();
     await c.resume();
     const ended = await c.abort('catalog');
@@ -112,15 +114,13 @@ describe('a split stored but not published', () => {
   /** A controller whose splits after the first `published` ones are stored but not published, as while another stored entry is refused. */
   function unpublishing(store: FileStore, published: number) {
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController({
-      store,
+    const c = new CanaryController(deps(store, {
       setSplit: async (_service, weights) => {
         splits.push(weights);
         if (splits.length > published) throw new SplitNotPublishedError(`the split ${JSON.stringify(weights)} is stored but not published`);
       },
       measure: () => healthy,
-      logger: createLogger('test', 'silent'),
-    });
+    }));
     return { c, splits };
   }
 
@@ -153,15 +153,12 @@ describe('concurrent aborts', () => {
     const splits: Record<string, number>[] = [];
     let release!: () => void;
     const restoring = new Promise<void>((resolve) => (release = resolve));
-    const c = new CanaryController({
-      store,
+    const c = new CanaryController(deps(store, {
       setSplit: async (_service, weights) => {
         splits.push(weights);
         if (weights.v1 === 100) await restoring;
       },
-      measure: () => { throw new Error('no measurement expected'); },
-      logger: createLogger('test', 'silent'),
-    });
+    }));
     await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
     const first = c.abort('catalog');
     const second = c.abort('catalog', 'aborted by a forced write');
@@ -174,5 +171,49 @@ describe('concurrent aborts', () => {
     expect(splits).toEqual([{ v1: 75, v2: 25 }, { v1: 100 }]);
     expect((await store.get('canaries/catalog'))!.value).toEqual(a);
     expect(await c.abort('catalog')).toBeUndefined();
+  });
+});
+
+describe('a canary subset with no healthy instance', () => {
+  const healthy: Golden = { requests: 50, failures: 0, rps: 50, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+
+  it('refuses the start (nothing split, nothing stored): its step would send requests nowhere', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, { healthyInstances: async () => 0, setSplit: async (_s, w) => void splits.push(w) }));
+    const err = await c.start('catalog', { to: 'v2', steps: [20, 100] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CanaryNotReadyError);
+    expect((err as Error).message).toBe('to: subset v2 of catalog has no healthy instance, so 20% of its requests would fail; start the rollout once one is ready');
+    expect(splits).toEqual([]);
+    expect(c.get('catalog')).toBeUndefined();
+    expect(await store.get('canaries/catalog')).toBeUndefined();
+  });
+
+  it('holds a passing step instead of moving weight onto it, counted against maxHolds, and advances once one is back', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    // Healthy at the start, gone at the first two analyses, back at the third.
+    const answers = [1, 0, 0, 1];
+    const c = new CanaryController(deps(store, { healthyInstances: async () => answers.shift() ?? 1, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
+    await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 1 } });
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
+    expect(ended.status).toBe('succeeded');
+    expect(ended.analyses.map((a) => [a.weight, a.decision, a.reason])).toEqual([
+      [20, 'hold', 'no healthy instance of v2 to move more requests onto'],
+      [20, 'hold', 'no healthy instance of v2 to move more requests onto'],
+      [20, 'advance', undefined],
+    ]);
+    expect(splits).toEqual([{ v1: 80, v2: 20 }, { v2: 100 }]);
+  });
+
+  it('rolls back once the holds are used up', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    const answers = [1];
+    const c = new CanaryController(deps(store, { healthyInstances: async () => answers.shift() ?? 0, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
+    await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 1, thresholds: { minRequests: 1 } });
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
+    expect(ended).toMatchObject({ status: 'rolled-back', reason: 'no healthy instance of v2 to move more requests onto after 1 extra intervals' });
+    expect(splits).toEqual([{ v1: 80, v2: 20 }, { v1: 100 }]);
   });
 });

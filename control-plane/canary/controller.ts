@@ -17,7 +17,7 @@ import type { CanaryGuard } from '../state/mesh-config.js';
 import type { ConfigStore, StoreEntry, StoreOp } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import type { RunningCanary } from './conflicts.js';
-import { decide } from './decide.js';
+import { decide, unlessUnready } from './decide.js';
 import { canaryBody, storedCanary, type CanarySpec } from './schema.js';
 
 export type CanaryStatus = 'running' | 'succeeded' | 'rolled-back' | 'aborted';
@@ -56,6 +56,8 @@ export interface CanaryDeps {
    * SplitNotPublishedError when it is stored but cannot be published (publish-split.ts).
    */
   setSplit(service: string, weights: Record<string, number>): Promise<void>;
+  /** How many healthy instances the subset selects now; rejects with ConfigError for a subset the mesh does not know. */
+  healthyInstances(service: string, subset: string): Promise<number>;
   /** The subset's golden metrics between two instants. */
   measure(service: string, subset: string, fromMs: number, toMs: number): Golden;
   readonly logger: Logger;
@@ -63,6 +65,14 @@ export interface CanaryDeps {
 
 export class CanaryConflictError extends Error {
   override name = 'CanaryConflictError';
+}
+
+/**
+ * A start whose `to` subset has no healthy instance: its first step's share of requests would
+ * go nowhere (503 no-healthy-endpoints) for a whole interval before the rollback.
+ */
+export class CanaryNotReadyError extends Error {
+  override name = 'CanaryNotReadyError';
 }
 
 /**
@@ -166,9 +176,11 @@ export class CanaryController implements CanaryGuard {
     try {
       // The split API's validation (service name, known subsets) answers for the whole request,
       // its problems named by the body's fields (`to: unknown subset …`), not by the split's keys.
+      const healthy = await this.deps.healthyInstances(service, spec.to).catch((err: unknown) => Promise.reject(asBodyError(err, spec)));
+      if (healthy === 0) throw new CanaryNotReadyError(`to: subset ${spec.to} of ${service} has no healthy instance, so ${spec.steps[0]}% of its requests would fail; start the rollout once one is ready`);
       await this.deps.setSplit(service, weights(spec, spec.steps[0]!)).catch(async (err: unknown) => {
         if (err instanceof SplitNotPublishedError) throw await this.notStarted(spec, service, err);
-        throw err instanceof ConfigError ? new ConfigError(err.problems.map((p) => asBodyField(p, spec))) : err;
+        throw asBodyError(err, spec);
       });
       const now = new Date().toISOString();
       const state: CanaryState = { service, spec, status: 'running', step: 0, weight: spec.steps[0]!, startedAt: now, stepStartedAt: now, updatedAt: now, analyses: [] };
@@ -241,7 +253,12 @@ export class CanaryController implements CanaryGuard {
       // to a report later, so the step's window is read that much later and shifted by it.
       await sleep(Math.max(0, checkAt + REPORT_LAG_MS - Date.now()), undefined, { signal });
       const g = this.deps.measure(service, state.spec.to, windowStart + REPORT_LAG_MS, checkAt + REPORT_LAG_MS);
-      const decision = decide(state.spec, state.spec.to, g, holdsAt(state));
+      const holds = holdsAt(state);
+      const judged = decide(state.spec, state.spec.to, g, holds);
+      const next = state.step + 1;
+      // Advancing moves weight onto `to`, except past `--steps 100`'s only step (nothing left to move).
+      const moves = next < state.spec.steps.length;
+      const decision = moves ? unlessUnready(state.spec, state.spec.to, judged, await this.healthy(state), holds) : judged;
       const analysis: CanaryAnalysis = {
         step: state.step,
         weight: state.weight,
@@ -260,8 +277,7 @@ export class CanaryController implements CanaryGuard {
         await this.finish(state, 'rolled-back', decision.reason);
         return;
       }
-      const next = state.step + 1;
-      if (next === state.spec.steps.length) {
+      if (!moves) {
         // Only `--steps 100` gets here (any other list ends on reaching 100): all traffic went
         // to the canary at the start, and it has now passed its analysis there.
         await this.save({ ...state, status: 'succeeded', endedAt: state.updatedAt });
@@ -308,6 +324,14 @@ export class CanaryController implements CanaryGuard {
     return ended;
   }
 
+  /** The healthy instances of the rollout's `to` subset, none when it is no longer known (its last instance left). */
+  private async healthy(state: CanaryState): Promise<number> {
+    return this.deps.healthyInstances(state.service, state.spec.to).catch((err: unknown) => {
+      if (err instanceof ConfigError) return 0;
+      throw err;
+    });
+  }
+
   private async save(state: CanaryState): Promise<void> {
     this.states.set(state.service, state);
     await this.deps.store.put(KEY_PREFIX + state.service, state);
@@ -348,7 +372,11 @@ function holdsAt(state: CanaryState): number {
   return n;
 }
 
-/** A split problem (`v9: …`) named by the body field that chose that subset (`to: …`). */
+/** A split's ConfigError with its problems (`v9: …`) named by the body field that chose that subset (`to: …`); anything else as it is. */
+function asBodyError(err: unknown, spec: CanarySpec): unknown {
+  return err instanceof ConfigError ? new ConfigError(err.problems.map((p) => asBodyField(p, spec))) : err;
+}
+
 function asBodyField(problem: string, spec: CanarySpec): string {
   for (const field of ['to', 'from'] as const) if (problem.startsWith(`${spec[field]}: `)) return `${field}${problem.slice(spec[field].length)}`;
   return problem;

@@ -1,7 +1,8 @@
 /**
  * One analysis of a canary step: advance when the canary subset's measured success rate
- * and p99 meet the thresholds, hold while it has too few requests to judge (up to
- * `maxHolds` extra intervals), otherwise roll back with a reason an operator can act on.
+ * and p99 meet the thresholds, hold while it has too few requests to judge or no healthy
+ * instance to advance onto (up to `maxHolds` extra intervals), otherwise roll back with a
+ * reason an operator can act on.
  *
  * Latencies arrive as histogram buckets, so the p99 is only known to lie in one bucket: a
  * p99 estimated inside 250–500 ms may be 300 ms. `maxP99` is therefore judged at the smallest
@@ -16,10 +17,7 @@ export type Decision = { action: 'advance' } | { action: 'hold'; reason: string 
 
 export function decide(spec: CanarySpec, subset: string, measured: Golden, holds: number): Decision {
   const t = spec.thresholds;
-  if (measured.requests < t.minRequests) {
-    const reason = `${measured.requests} requests to ${subset}, fewer than minRequests ${t.minRequests}`;
-    return holds < spec.maxHolds ? { action: 'hold', reason } : { action: 'rollback', reason: `${reason} after ${holds} extra intervals` };
-  }
+  if (measured.requests < t.minRequests) return holdOrRollback(spec, `${measured.requests} requests to ${subset}, fewer than minRequests ${t.minRequests}`, holds);
   if (measured.successRate !== null && measured.successRate < t.minSuccessRate) {
     return { action: 'rollback', reason: `success rate ${pct(measured.successRate)} of ${subset} is below minSuccessRate ${pct(t.minSuccessRate)} (${measured.failures} of ${measured.requests} failed)` };
   }
@@ -30,6 +28,21 @@ export function decide(spec: CanarySpec, subset: string, measured: Golden, holds
     return { action: 'rollback', reason: `p99 latency ${p99}ms of ${subset} is above maxP99 ${t.maxP99}ms (estimated within its latency bucket${judged})` };
   }
   return { action: 'advance' };
+}
+
+/**
+ * An advance onto `subset` with no healthy instance would send the next step's share of requests
+ * nowhere: it holds instead (as Flagger halts while the canary workload is not ready), and those
+ * holds count against maxHolds like those for too few requests, so a canary that never comes
+ * back is rolled back rather than held forever.
+ */
+export function unlessUnready(spec: CanarySpec, subset: string, decision: Decision, healthy: number, holds: number): Decision {
+  if (decision.action !== 'advance' || healthy > 0) return decision;
+  return holdOrRollback(spec, `no healthy instance of ${subset} to move more requests onto`, holds);
+}
+
+function holdOrRollback(spec: CanarySpec, reason: string, holds: number): Decision {
+  return holds < spec.maxHolds ? { action: 'hold', reason } : { action: 'rollback', reason: `${reason} after ${holds} extra intervals` };
 }
 
 /** The smallest latency bucket bound (ms) at or above `ms`; past the last bound, `ms` itself. */

@@ -5,7 +5,7 @@
  */
 import { ApiError } from '../admin-api/errors.js';
 import type { Router } from '../admin-api/router.js';
-import { CanaryConflictError, SplitNotPublishedError, type CanaryController } from './controller.js';
+import { CanaryConflictError, CanaryNotReadyError, SplitNotPublishedError, type CanaryController } from './controller.js';
 import { canaryBody } from './schema.js';
 
 export function registerCanaryRoutes(router: Router, canaries: CanaryController): void {
@@ -13,7 +13,7 @@ export function registerCanaryRoutes(router: Router, canaries: CanaryController)
     .add({
       method: 'POST',
       path: '/api/v1/canaries/{service}',
-      summary: 'Start an automated rollout from one subset to another: the split moves step by step while the canary meets its success-rate and p99 thresholds, and rolls back when it does not',
+      summary: 'Start an automated rollout from one subset to another: the split moves step by step while the canary meets its success-rate and p99 thresholds, and rolls back when it does not; 409 while one runs, or when `to` has no healthy instance',
       auth: true,
       requestBody: canaryBody,
       success: 201,
@@ -22,6 +22,8 @@ export function registerCanaryRoutes(router: Router, canaries: CanaryController)
           return { status: 201, body: await canaries.start(ctx.params.service!, await ctx.body()) };
         } catch (err) {
           if (err instanceof CanaryConflictError) throw new ApiError('conflict', err.message);
+          // Valid, but the mesh's current state (no healthy `to` instance) is what must change.
+          if (err instanceof CanaryNotReadyError) throw new ApiError('conflict', err.message);
           // The stored config cannot be composed now: the rollout could steer nothing until it can.
           if (err instanceof SplitNotPublishedError) throw new ApiError('unavailable', err.message);
           throw err;

@@ -13,6 +13,7 @@ import { serviceName } from '../../common/config/schema.js';
 import type { Discovery } from '../registry/discovery.js';
 import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
+import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js';
 import { withSplit } from './split-rule.js';
 import {
   applyDocuments,
@@ -432,6 +433,17 @@ export class MeshConfig {
   private async storedOf(service: string): Promise<{ policy?: StoreEntry; routes?: StoreEntry }> {
     const [policy, routes] = await Promise.all([this.store.get(keys.policy(service)), this.store.get(keys.routes(service))]);
     return { policy, routes };
+  }
+
+  /**
+   * How many healthy instances (a ready sidecar, or passing Consul checks) `subset` selects
+   * now; a ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name.
+   */
+  async healthyInstances(service: string, subset: string): Promise<number> {
+    const subsets = ((await this.getPolicy(service))?.value as PolicyInput | undefined)?.subsets ?? {};
+    this.checkSubsets(service, [[subset, subset]], Object.keys(subsets));
+    const healthy = this.discovery.instances().filter((i) => i.service === service && i.health === 'healthy');
+    return selectEndpoints(subsetSelector({ subsets }, subset), healthy).length;
   }
 
   /** Subsets a split may name: declared in the policy, or the version label of a known instance. */

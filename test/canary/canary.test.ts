@@ -190,6 +190,18 @@ describe('canary rollouts', () => {
     expect(same.output).toMatch(/--to: must differ from --from/);
   });
 
+  it('refuses a rollout to a declared subset with no healthy instance (409 naming to), writing nothing', async () => {
+    await cp.api.put('/api/v1/services/backend/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' }, v3: { version: 'v3' } } });
+    try {
+      const cli = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v3', '--interval', '1s']);
+      expect(cli.code, cli.output).toBe(1);
+      expect(cli.output).toMatch(/skein: 409 conflict: to: subset v3 of backend has no healthy instance, so 10% of its requests would fail; start the rollout once one is ready/);
+      expect(await split()).toEqual({ v1: 100 });
+    } finally {
+      await cp.api.delete('/api/v1/services/backend/policy');
+    }
+  });
+
   it('refuses a rollout, and a split, that a rule before the catch-all would keep requests from, naming it; nothing is written', async () => {
     // The README's shape: GET and HEAD are split by rule 1, so a catch-all added after it would get only the other methods.
     const shadowed = [

@@ -5,7 +5,7 @@
  * other one's steps and reporting that one's result as its own.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, createToken, startControlPlane, testSource, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { ADMIN_TOKEN, announceInstance, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, skeinBin, waitUntil } from '../support/index.js';
 
 const procs = new Processes();
@@ -20,10 +20,7 @@ describe('skein canary, following', () => {
   it('exits 1 saying its rollout was replaced when another starts between two polls', async () => {
     const cp = await startControlPlane(procs);
     await cp.api.put('/api/v1/services/backend/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
-    const v2 = testSource(cp, { service: 'backend', instanceId: 'backend-v2', version: 'v2', token: await createToken(cp, 'backend') });
-    sources.push(v2);
-    void v2.start(() => {});
-    await waitUntil(async () => (await cp.api.get<{ instances: { health: string }[] }>('/api/v1/services/backend')).body.instances.some((i) => i.health === 'healthy'), { what: 'the v2 instance' });
+    sources.push(await announceInstance(cp, 'backend', 'v2'));
 
     // A poll that falls between the DELETE and the POST sees its own rollout aborted (and
     // rightly says so): that attempt proves nothing here, so it is tried again.

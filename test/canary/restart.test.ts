@@ -2,22 +2,28 @@
  * A rollout's state lives in the store: a control plane killed mid-rollout and started again
  * on the same data dir resumes it at the same step (and keeps analysing), and a step that
  * never gets enough requests is rolled back after its holds. No sidecars: the subsets are
- * declared in the policy, and without traffic every analysis is a hold.
+ * declared in the policy, v2's instance is a sidecar's control-plane client run here (a
+ * rollout needs a healthy one), and without traffic every analysis is a hold.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CanaryState } from '../../control-plane/canary/controller.js';
-import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
+import { announceInstance, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, waitUntil } from '../support/index.js';
 
 const procs = new Processes();
+const instances: { close(): Promise<void> }[] = [];
 
-afterAll(() => procs.killAll());
+afterAll(async () => {
+  await Promise.all(instances.map((i) => i.close()));
+  await procs.killAll();
+});
 
 const canary = async (cp: ControlPlaneProcess, service: string) => (await cp.api.get<CanaryState>(`/api/v1/canaries/${service}`)).body;
 const split = async (cp: ControlPlaneProcess, service: string) => (await cp.api.get<{ split?: Record<string, number> }[]>(`/api/v1/routes/${service}`)).body.at(-1)!.split;
 
 async function withSubsets(cp: ControlPlaneProcess, service: string): Promise<void> {
   await cp.api.put(`/api/v1/services/${service}/policy`, { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+  instances.push(await announceInstance(cp, service, 'v2'));
 }
 
 describe('canary state', () => {

@@ -3,11 +3,12 @@
  * ports, admin token, CA file and an admin client. Ports come from the OS (or are given,
  * to restart on the same ones); the process is owned by the test's `Processes`.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { AdminClient } from '../../cli/admin-client.js';
 import { createLogger } from '../../common/log.js';
 import { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
-import { freePorts, tempDir, waitForHttp, type Child, type Processes } from '../support/index.js';
+import { freePorts, tempDir, waitForHttp, waitUntil, type Child, type Processes } from '../support/index.js';
 
 export interface ControlPlaneProcess {
   readonly child: Child;
@@ -98,4 +99,13 @@ export function testSource(cp: ControlPlaneProcess, opts: TestSourceOptions): Co
     keepaliveMs: opts.keepaliveMs,
     backoff: opts.backoff ?? { baseMs: 50, maxMs: 300 },
   });
+}
+
+/** A healthy instance of `service` with `version` (a testSource, started), once the control plane lists it; close it when done. */
+export async function announceInstance(cp: ControlPlaneProcess, service: string, version: string): Promise<ControlPlaneSource> {
+  const source = testSource(cp, { service, instanceId: `${service}-${version}-${randomUUID().slice(0, 8)}`, version, token: await createToken(cp, service) });
+  void source.start(() => {});
+  const listed = async () => (await cp.api.get<{ instances: { version: string; health: string }[] }>(`/api/v1/services/${service}`)).body.instances;
+  await waitUntil(async () => (await listed()).some((i) => i.version === version && i.health === 'healthy'), { what: `a healthy ${service} ${version} instance` });
+  return source;
 }

@@ -9,10 +9,17 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePorts, Processes, tempDir, waitUntil, type Child } from '../support/index.js';
-import { startControlPlane } from './harness.js';
+import { announceInstance, startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 afterAll(() => procs.killAll());
+
+/** A running rollout of `service` to v2 (which needs a healthy v2 instance to start; it leaves after). */
+async function startedRollout(cp: ControlPlaneProcess, service: string): Promise<void> {
+  const v2 = await announceInstance(cp, service, 'v2');
+  await cp.api.post(`/api/v1/canaries/${service}`, { to: 'v2', interval: '1h' });
+  await v2.close();
+}
 
 /** Starts `skein control-plane` on free ports and waits (with a deadline) for it to exit. */
 async function refusedStart(name: string, dataDir: string, args: readonly string[] = []): Promise<Child & { code: number | null }> {
@@ -141,7 +148,7 @@ describe('refused starts', () => {
     const cp = await startControlPlane(procs);
     await cp.api.post('/api/v1/tokens', { service: 'catalog', ttl: '1h' });
     await cp.api.put('/api/v1/services/catalog/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
-    await cp.api.post('/api/v1/canaries/catalog', { to: 'v2', interval: '1h' });
+    await startedRollout(cp, 'catalog');
     cp.child.kill('SIGTERM');
     expect((await cp.child.exited).code).toBe(0);
     const file = join(cp.dataDir, 'store.json');
@@ -168,7 +175,7 @@ describe('refused starts', () => {
     const subsets = { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } };
     await cp.api.put('/api/v1/services/catalog/policy', subsets);
     await cp.api.put('/api/v1/services/orders/policy', { ...subsets, timeout: '2s' });
-    await cp.api.post('/api/v1/canaries/catalog', { to: 'v2', interval: '1h' });
+    await startedRollout(cp, 'catalog');
     cp.child.kill('SIGTERM');
     expect((await cp.child.exited).code).toBe(0);
     const file = join(cp.dataDir, 'store.json');
