@@ -96,8 +96,12 @@ describe('a rollout whose split cannot be restored', () => {
     const running = state('catalog', { status: 'running', step: 0, weight: 50, endedAt: undefined });
     delete (running as { endedAt?: string }).endedAt;
     await store.put('canaries/catalog', { ...running, spec: { ...running.spec, interval: 3_600_000 } });
-    // The split is refused, as after an apply that dropped the rollout's `from` subset.
-    const c = new CanaryController(deps(store, { setSplit: () => Promise.reject(new Error('unknown subset "v1" of catalog')) }));
+    // The restoring split is refused, as after an apply that dropped the rollout's `from` subset.
+    const c = new CanaryController(deps(store, {
+      setSplit: async (_s, w) => {
+        if (w.v1 === 100) throw new Error('unknown subset "v1" of catalog');
+      },
+    }));
     await c.load();
     await c.resume();
     const ended = await c.abort('catalog');
@@ -215,5 +219,45 @@ describe('a canary subset with no healthy instance', () => {
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
     expect(ended).toMatchObject({ status: 'rolled-back', reason: 'no healthy instance of v2 to move more requests onto after 1 extra intervals' });
     expect(splits).toEqual([{ v1: 80, v2: 20 }, { v1: 100 }]);
+  });
+});
+
+describe('a resumed rollout', () => {
+  const running = (): CanaryState => {
+    const s = state('catalog', { status: 'running', step: 0, weight: 50 });
+    delete s.endedAt;
+    return { ...s, spec: { ...s.spec, interval: 3_600_000 } };
+  };
+
+  it("sets its step's split again (the stored one may be another's), before its window starts", async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('canaries/catalog', running());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    await c.load();
+    await c.resume();
+    expect(splits).toEqual([{ v1: 50, v2: 50 }]);
+    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    await c.close();
+  });
+
+  it('is rolled back, saying why, when that split is refused', async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('canaries/catalog', running());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, {
+      setSplit: async (_s, w) => {
+        splits.push(w);
+        if (w.v2 === 50) throw new Error('a split of catalog would not steer all its traffic: rule 0 comes before the catch-all rule');
+      },
+    }));
+    await c.load();
+    await c.resume();
+    expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 100 }]);
+    expect(c.get('catalog')).toMatchObject({
+      status: 'rolled-back',
+      reason: 'on resuming, could not set the split of step 1 (50% v2) again: a split of catalog would not steer all its traffic: rule 0 comes before the catch-all rule',
+    });
+    expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'rolled-back' });
   });
 });

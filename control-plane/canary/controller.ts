@@ -136,11 +136,23 @@ export class CanaryController implements CanaryGuard {
     }
   }
 
-  /** Resumes the running rollouts `load` read at their current step. */
+  /**
+   * Resumes the running rollouts `load` read at their current step, setting that step's split
+   * again first: the stored one may be another (a crash between a step's split and its saved
+   * state leaves the next step's; an edit while stopped, anything), and the step must be judged
+   * on the split sidecars run. One that cannot be set (an edit made an earlier rule keep requests
+   * from it, say) rolls the rollout back, with why.
+   */
   async resume(): Promise<void> {
     for (const state of [...this.states.values()]) {
       if (state.status !== 'running') continue;
       this.deps.logger.info({ service: state.service, step: state.step, weight: state.weight }, 'resuming canary rollout');
+      try {
+        await this.deps.setSplit(state.service, weights(state.spec, state.weight));
+      } catch (err) {
+        await this.finish(state, 'rolled-back', `on resuming, could not set the split of step ${state.step + 1} (${state.weight}% ${state.spec.to}) again: ${(err as Error).message}`);
+        continue;
+      }
       const now = new Date().toISOString();
       await this.save({ ...state, stepStartedAt: now, updatedAt: now });
       this.launch(state.service);

@@ -5,6 +5,8 @@
  * declared in the policy, v2's instance is a sidecar's control-plane client run here (a
  * rollout needs a healthy one), and without traffic every analysis is a hold.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CanaryState } from '../../control-plane/canary/controller.js';
 import { announceInstance, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
@@ -27,13 +29,19 @@ async function withSubsets(cp: ControlPlaneProcess, service: string): Promise<vo
 }
 
 describe('canary state', () => {
-  it('survives a control-plane crash and resumes at the same step', async () => {
+  it('survives a control-plane crash and resumes at the same step, setting its split again', async () => {
     const first = await startControlPlane(procs);
     await withSubsets(first, 'backend');
     await first.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [20, 100], interval: '1s', maxHolds: 100 });
     await waitUntil(async () => (await canary(first, 'backend')).analyses.length >= 1, { timeoutMs: 10_000, what: 'a first analysis' });
     first.child.kill('SIGKILL');
     await first.child.exited;
+    // Edited while stopped (or left a step ahead by a crash between a split and its saved state):
+    // the resumed rollout sets its own step's split again rather than judge it on this one.
+    const file = join(first.dataDir, 'store.json');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, { value: { split?: Record<string, number> }[] }> };
+    stored.entries['routes/backend']!.value.at(-1)!.split = { v2: 100 };
+    writeFileSync(file, JSON.stringify(stored));
 
     const second = await startControlPlane(procs, { dataDir: first.dataDir, httpPort: first.httpPort, grpcPort: first.grpcPort });
     const resumed = await canary(second, 'backend');
