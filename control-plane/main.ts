@@ -114,6 +114,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     store,
     setSplit: publishedSplit(config, publisher),
     healthyInstances: (service, subset) => config.healthyInstances(service, subset),
+    // The push server is built below; a rollout's loop asks only once it runs, after that.
+    released: () => push.released(),
     measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
     logger,
   });

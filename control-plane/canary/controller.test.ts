@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { tempDir, waitUntil } from '../../test/support/index.js';
@@ -14,12 +15,13 @@ function state(service: string, over: Partial<CanaryState> = {}): CanaryState {
   return { service, spec, status: 'succeeded', step: 1, weight: 100, startedAt: at, stepStartedAt: at, updatedAt: at, endedAt: at, analyses: [], ...over };
 }
 
-/** A controller's deps, `over` saying how each one a test uses answers; the others are not expected to be used (`to` has a healthy instance). */
+/** A controller's deps, `over` saying how each one a test uses answers; the others are not expected to be used (`to` has a healthy instance, no sidecar is held back). */
 function deps(store: FileStore, over: Partial<CanaryDeps> = {}): CanaryDeps {
   return {
     store,
     setSplit: () => Promise.reject(new Error('no split expected')),
     healthyInstances: async () => 1,
+    released: async () => 0,
     measure: () => { throw new Error('no measurement expected'); },
     logger: createLogger('test', 'silent'),
     ...over,
@@ -259,5 +261,35 @@ describe('a resumed rollout', () => {
       reason: 'on resuming, could not set the split of step 1 (50% v2) again: a split of catalog would not steer all its traffic: rule 0 comes before the catch-all rule',
     });
     expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'rolled-back' });
+  });
+});
+
+describe('after a restart, while sidecars are held back (the resync hold)', () => {
+  const healthy: Golden = { requests: 50, failures: 0, rps: 50, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+
+  it("starts a step's window only once they are sent its split, so no step is judged or advanced on a split they do not run", async () => {
+    const store = await FileStore.open(tempDir());
+    let release!: (at: number) => void;
+    const released = new Promise<number>((resolve) => (release = resolve));
+    const splits: Record<string, number>[] = [];
+    const windows: number[] = [];
+    const c = new CanaryController(deps(store, {
+      released: () => released,
+      setSplit: async (_s, w) => void splits.push(w),
+      measure: (_service, _subset, fromMs) => (windows.push(fromMs), healthy),
+    }));
+    await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
+    // A negative: well past when the first step would have been judged (500 ms, then the 1.2 s report lag).
+    await sleep(2_500);
+    expect(windows).toEqual([]);
+    expect(splits).toEqual([{ v1: 50, v2: 50 }]);
+    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, analyses: [] });
+
+    const at = Date.now();
+    release(at);
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    expect(ended.status).toBe('succeeded');
+    expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: new Date(at).toISOString(), decision: 'advance' });
+    expect(windows[0]).toBe(at + 1_200);
   });
 });

@@ -58,6 +58,11 @@ export interface CanaryDeps {
   setSplit(service: string, weights: Record<string, number>): Promise<void>;
   /** How many healthy instances the subset selects now; rejects with ConfigError for a subset the mesh does not know. */
   healthyInstances(service: string, subset: string): Promise<number>;
+  /**
+   * Resolves with when sidecars that ran a snapshot before a restart were sent the newest one
+   * (0 when none were held back): until then they run the splits they had, whatever is published.
+   */
+  released(): Promise<number>;
   /** The subset's golden metrics between two instants. */
   measure(service: string, subset: string, fromMs: number, toMs: number): Golden;
   readonly logger: Logger;
@@ -257,6 +262,7 @@ export class CanaryController implements CanaryGuard {
   }
 
   private async run(service: string, signal: AbortSignal): Promise<void> {
+    await this.windowFromRelease(service, signal);
     for (;;) {
       let state = this.states.get(service)!;
       const windowStart = Date.parse(state.stepStartedAt);
@@ -336,6 +342,20 @@ export class CanaryController implements CanaryGuard {
     return ended;
   }
 
+  /**
+   * After a restart the push server holds snapshots back from the sidecars already connected
+   * (its resync hold), so a split set meanwhile, resumed or started, is not what they run: the
+   * step's window starts once they are sent it, or the step would be judged, and the rollout
+   * advanced, on the split before.
+   */
+  private async windowFromRelease(service: string, signal: AbortSignal): Promise<void> {
+    const releasedAt = await untilAborted(this.deps.released(), signal);
+    const state = this.states.get(service)!;
+    if (Date.parse(state.stepStartedAt) >= releasedAt) return;
+    const at = new Date(releasedAt).toISOString();
+    await this.save({ ...state, stepStartedAt: at, updatedAt: at });
+  }
+
   /** The healthy instances of the rollout's `to` subset, none when it is no longer known (its last instance left). */
   private async healthy(state: CanaryState): Promise<number> {
     return this.deps.healthyInstances(state.service, state.spec.to).catch((err: unknown) => {
@@ -373,7 +393,17 @@ function keyProblemsOf(entry: StoreEntry): string[] {
       : [];
 }
 
-/** Extra intervals the current step has waited for enough requests. */
+/** `promise`, or a rejection once `signal` aborts: a loop stopped while it waits. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Extra intervals the current step has waited for (enough requests, or a healthy `to`). */
 function holdsAt(state: CanaryState): number {
   let n = 0;
   for (let i = state.analyses.length - 1; i >= 0; i--) {

@@ -41,6 +41,8 @@ export class PushServer {
   private readonly sessions = new Set<StreamSession>();
   private readonly holdUntil: number;
   private holdTimer: NodeJS.Timeout | undefined;
+  private readonly release: Promise<number>;
+  private releaseNow!: (at: number) => void;
 
   constructor(private readonly options: PushServerOptions) {
     const keepalive = options.keepaliveMs ?? KEEPALIVE_MS;
@@ -52,6 +54,8 @@ export class PushServer {
       'grpc.max_receive_message_length': MAX_STREAM_MESSAGE_BYTES,
     });
     this.holdUntil = Date.now() + options.resyncHoldMs;
+    this.release = new Promise((resolve) => (this.releaseNow = resolve));
+    if (options.resyncHoldMs <= 0) this.releaseNow(0);
     const sign: SignHandler =
       options.sign ?? ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'this control plane has no CA' }));
     this.server.addService(withSharedEncoding(loadMeshProto().service), {
@@ -69,9 +73,19 @@ export class PushServer {
       this.holdTimer = setTimeout(() => {
         const current = this.options.publisher.current();
         for (const session of this.sessions) session.push(current);
+        this.releaseNow(Date.now());
       }, this.options.resyncHoldMs);
     }
     return bound;
+  }
+
+  /**
+   * Resolves once the resync hold is over and the sidecars it held were sent the newest snapshot,
+   * with that instant (0 when there is no hold): until then, a snapshot published after a
+   * restart reaches only sidecars that connect without one.
+   */
+  released(): Promise<number> {
+    return this.release;
   }
 
   /** Sends a Command (tap-start, renew-cert, …) to every connected sidecar `select` picks. */

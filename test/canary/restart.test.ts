@@ -1,9 +1,10 @@
 /**
  * A rollout's state lives in the store: a control plane killed mid-rollout and started again
- * on the same data dir resumes it at the same step (and keeps analysing), and a step that
- * never gets enough requests is rolled back after its holds. No sidecars: the subsets are
- * declared in the policy, v2's instance is a sidecar's control-plane client run here (a
- * rollout needs a healthy one), and without traffic every analysis is a hold.
+ * on the same data dir resumes it at the same step (its split set again, its window from when
+ * held-back sidecars are sent it) and keeps analysing, and a step that never gets enough
+ * requests is rolled back after its holds. No sidecars: the subsets are declared in the
+ * policy, v2's instance is a sidecar's control-plane client run here (a rollout needs a
+ * healthy one), and without traffic every analysis is a hold.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ async function withSubsets(cp: ControlPlaneProcess, service: string): Promise<vo
 }
 
 describe('canary state', () => {
-  it('survives a control-plane crash and resumes at the same step, setting its split again', async () => {
+  it('survives a control-plane crash and resumes at the same step, setting its split again, its window from the end of the resync hold', async () => {
     const first = await startControlPlane(procs);
     await withSubsets(first, 'backend');
     await first.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [20, 100], interval: '1s', maxHolds: 100 });
@@ -44,6 +45,7 @@ describe('canary state', () => {
     writeFileSync(file, JSON.stringify(stored));
 
     const second = await startControlPlane(procs, { dataDir: first.dataDir, httpPort: first.httpPort, grpcPort: first.grpcPort });
+    const up = Date.now();
     const resumed = await canary(second, 'backend');
     expect(resumed).toMatchObject({ status: 'running', step: 0, weight: 20 });
     expect(await split(second, 'backend')).toEqual({ v1: 80, v2: 20 });
@@ -53,6 +55,9 @@ describe('canary state', () => {
       return s.analyses.length > before ? s : undefined;
     }, { timeoutMs: 10_000, what: 'an analysis after the restart' });
     expect(later.analyses.at(-1)).toMatchObject({ decision: 'hold', reason: '0 requests to v2, fewer than minRequests 20' });
+    // The v2 instance reconnected running a snapshot, so it was held back for --resync-hold
+    // (2s, started before the admin API answered): the resumed step's window starts after that.
+    expect(Date.parse(later.analyses.at(-1)!.windowStart)).toBeGreaterThanOrEqual(up);
     expect((await second.api.delete('/api/v1/canaries/backend')).body).toMatchObject({ status: 'aborted' });
     expect(await split(second, 'backend')).toEqual({ v1: 100 });
   }, 60_000);
