@@ -13,12 +13,12 @@
  * as last known for the recovery hold (RecoveryHold, the rule the sidecar's Consul source
  * applies): a restarted agent lists services only as their sidecars register again.
  */
-import { endpoint, serviceName } from '../../common/config/schema.js';
+import { serviceName } from '../../common/config/schema.js';
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
-import { endpointsOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry } from '../../sidecar/discovery/consul.js';
+import { endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 
 interface ServiceWatch {
@@ -207,16 +207,11 @@ export class ConsulCatalog implements Discovery {
  * schema sidecars validate endpoints with: one they would refuse is left out, with
  * `onInvalid(id, why)` called, rather than have every sidecar refuse every later snapshot.
  */
-export function instancesOf(service: string, entries: readonly HealthEntry[], onInvalid?: (id: string, why: string) => void): Instance[] {
+export function instancesOf(service: string, entries: readonly HealthEntry[], onInvalid?: InvalidInstanceListener): Instance[] {
   return entries
     .map((entry) => {
-      const [found] = endpointsOf([entry]);
+      const found = endpointOf(entry, onInvalid);
       if (found === undefined) return undefined;
-      const checked = endpoint.safeParse(found);
-      if (!checked.success) {
-        onInvalid?.(entry.Service.ID, checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-        return undefined;
-      }
       const passing = (entry.Checks ?? []).every((c) => c.Status === 'passing');
       const instance: Instance = {
         service,

@@ -3,11 +3,13 @@
  * the sidecar routes to, started when the mesh first watches that destination and stopped
  * when its last watcher leaves. Each answer becomes the whole endpoint set (address and port
  * of the registered instance; labels are the service meta plus `tag:<tag>` for each tag), and
- * watchers hear only about sets that actually changed. Errors keep the last known set, and
+ * watchers hear only about sets that actually changed. An instance without a port, or with an
+ * address or port no connection can be made to, is skipped with one warning per instance id,
+ * the rule the control plane's catalog applies. Errors keep the last known set, and
  * so does an empty answer within `recoveryHoldMs` of an outage (RecoveryHold, shared with the
  * control plane's catalog).
  */
-import type { Endpoint } from '../../common/config/schema.js';
+import { endpoint, type Endpoint } from '../../common/config/schema.js';
 import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
@@ -42,16 +44,36 @@ interface Watch {
   readonly hold: RecoveryHold;
 }
 
-/** Endpoints of a health answer, sorted so equal sets compare equal. */
-export function endpointsOf(entries: readonly HealthEntry[]): Endpoint[] {
-  return entries
-    .map((e) => {
-      const labels: Record<string, string> = { ...(e.Service.Meta ?? {}) };
-      for (const tag of e.Service.Tags ?? []) labels[`tag:${tag}`] = 'true';
-      return { address: e.Service.Address || e.Node?.Address || '', port: e.Service.Port, labels };
-    })
-    .filter((e) => e.address !== '' && e.port > 0)
+/** Called with the id of an instance left out of an answer, and why. */
+export type InvalidInstanceListener = (id: string, why: string) => void;
+
+/**
+ * The endpoint of one health entry: the registered instance's address (the node's when it has
+ * none) and port, labels from its meta and tags. Consul's agent accepts registrations no
+ * connection can be made to (`"Port": 70000`, `"Address": "http://10.0.0.5"`), so the entry is
+ * held to the endpoint schema snapshots' endpoints are held to; one that fails it is none,
+ * and `onInvalid(id, why)` says why.
+ */
+export function endpointOf(entry: HealthEntry, onInvalid?: InvalidInstanceListener): Endpoint | undefined {
+  const labels: Record<string, string> = { ...(entry.Service.Meta ?? {}) };
+  for (const tag of entry.Service.Tags ?? []) labels[`tag:${tag}`] = 'true';
+  const checked = endpoint.safeParse({ address: entry.Service.Address || entry.Node?.Address || '', port: entry.Service.Port, labels });
+  if (checked.success) return checked.data;
+  onInvalid?.(entry.Service.ID, checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  return undefined;
+}
+
+/**
+ * Endpoints of a health answer, sorted so equal sets compare equal, one per address and port:
+ * two instances listed there (a sidecar restarted under a new instance id before Consul reaps
+ * the old one) are one endpoint to connect to, not two picks of the balancer.
+ */
+export function endpointsOf(entries: readonly HealthEntry[], onInvalid?: InvalidInstanceListener): Endpoint[] {
+  const sorted = entries
+    .map((entry) => endpointOf(entry, onInvalid))
+    .filter((e): e is Endpoint => e !== undefined)
     .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+  return sorted.filter((e, i) => i === 0 || e.address !== sorted[i - 1]!.address || e.port !== sorted[i - 1]!.port);
 }
 
 /** `GET /v1/health/service/<name>?passing` as a blocking request through the consul client. */
@@ -153,6 +175,8 @@ export class ConsulEndpointSource implements EndpointSource {
 
   private start(service: string): Watch {
     const log = this.logger.child({ consul: this.consul.url, destination: service });
+    const warnInvalid = skippedInstanceWarner(log, service, (id, why) =>
+      `Consul lists instance ${JSON.stringify(id)} of ${service} with an endpoint no connection can be made to (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`);
     const watch: Watch = {
       listeners: new Set(),
       key: undefined,
@@ -164,7 +188,7 @@ export class ConsulEndpointSource implements EndpointSource {
         waitMs: this.options.waitMs,
         backoffMaxMs: this.options.backoffMaxMs,
         onAnswer: (entries) => {
-          const endpoints = endpointsOf(entries);
+          const endpoints = endpointsOf(entries, warnInvalid);
           const key = JSON.stringify(endpoints);
           if (key === watch.key) return;
           if (watch.hold.keeps(watch.endpoints?.length ?? 0, endpoints.length)) {

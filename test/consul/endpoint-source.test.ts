@@ -3,7 +3,7 @@
  * requests it sends: no destination, no query; one blocking query per destination, shared by
  * its watchers and parked on Consul between changes (no spinning); stopped when the last
  * watcher leaves. Labels are the instance's meta plus `tag:<tag>`. An instance registered
- * without a port is skipped, the others kept.
+ * without a port, or with one above 65535 or a URL for an address, is skipped, the others kept.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import type { Endpoint } from '../../common/config/schema.js';
 import { blockingQueryStats } from '../../common/consul/blocking-query.js';
 import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
 import { createLogger } from '../../common/log.js';
-import { ConsulEndpointSource, healthEntries, MalformedConsulAnswer } from '../../sidecar/discovery/consul.js';
+import { ConsulEndpointSource, endpointsOf, healthEntries, MalformedConsulAnswer } from '../../sidecar/discovery/consul.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { waitUntil } from '../support/index.js';
 
@@ -90,6 +90,40 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
     stop();
     await source.close();
     expect(lines.filter((l) => l.includes('"catalog-0"') && l.includes('without a port'))).toHaveLength(1);
+  });
+
+  it('an instance with a port above 65535 or a URL for an address is skipped, with one warning each however many answers list it', async () => {
+    await consul.reset();
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const source = new ConsulEndpointSource(connection, logger);
+    const sets: (readonly Endpoint[])[] = [];
+    await register('catalog-1', 18001, 'v1');
+    await consul.put('/agent/service/register', { ID: 'catalog-big', Name: 'catalog', Address: '127.0.0.1', Port: 70_000 });
+    await consul.put('/agent/service/register', { ID: 'catalog-url', Name: 'catalog', Address: 'http://10.0.0.5', Port: 18009 });
+    const stop = source.watch('catalog', (e) => sets.push(e));
+    await waitUntil(() => sets.length === 1, { what: 'the first set' });
+    expect(sets[0]!.map((e) => `${e.address}:${e.port}`)).toEqual(['127.0.0.1:18001']);
+    // More answers listing the same bad instances: no more warnings.
+    await register('catalog-2', 18002, 'v2');
+    await waitUntil(() => sets.at(-1)?.length === 2, { what: 'catalog-2' });
+    stop();
+    await source.close();
+    const warned = (id: string) => lines.filter((l) => l.includes(`"${id}"`) && l.includes('no connection can be made to'));
+    expect(warned('catalog-big')).toHaveLength(1);
+    expect(warned('catalog-url')).toHaveLength(1);
+    expect(warned('catalog-big')[0]).toMatch(/port/);
+  });
+});
+
+describe('endpointsOf', () => {
+  const entry = (id: string, address: string, port: number, version: string) => ({ Service: { ID: id, Address: address, Port: port, Meta: { version } } });
+
+  it('holds one endpoint per address and port (an old registration of a restarted sidecar beside its new one)', () => {
+    const skipped: string[] = [];
+    const endpoints = endpointsOf([entry('b', '10.0.0.2', 80, 'v1'), entry('old', '10.0.0.1', 80, 'v1'), entry('new', '10.0.0.1', 80, 'v1'), entry('bad', '10.0.0.1', 0, 'v1')], (id) => skipped.push(id));
+    expect(endpoints.map((e) => `${e.address}:${e.port}`)).toEqual(['10.0.0.1:80', '10.0.0.2:80']);
+    expect(skipped).toEqual(['bad']);
   });
 });
 
