@@ -31,7 +31,7 @@ import type { RetryBudget } from './resilience/retry-budget.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
 import { classify, connectionListed, H, headerText, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
 import { h2Stream, sidecarReply, socketReply } from './stages/reply.js';
-import { AttemptHandler, connectFailureText, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
+import { AttemptHandler, connectFailureText, dispatchFailure, isConnectError, isTimeoutError, rawHeader, type AttemptOwner } from './stages/upstream.js';
 import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
@@ -495,19 +495,26 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.outlier !== null && this.outlier.ejectedCount > 0) h.sentDuring = this.outlier.ejection(endpoint.key);
     this.current = h;
     this.armTimer(now);
-    endpoint.pool.dispatch(
-      {
-        path: this.url,
-        method: this.method,
-        headers: this.headers,
-        body: this.body,
-        // Timeouts are this exchange's (undici's own timers tick at 0.5 s granularity).
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      },
-      // Skein's clients take the attempt handler as it is (ControlledHandler); undici's Dispatcher type knows only its own.
-      h as unknown as Dispatcher.DispatchHandler,
-    );
+    try {
+      endpoint.pool.dispatch(
+        {
+          path: this.url,
+          method: this.method,
+          headers: this.headers,
+          body: this.body,
+          // Timeouts are this exchange's (undici's own timers tick at 0.5 s granularity).
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        },
+        // Skein's clients take the attempt handler as it is (ControlledHandler); undici's Dispatcher type knows only its own.
+        h as unknown as Dispatcher.DispatchHandler,
+      );
+    } catch (err) {
+      // Endpoints are validated where they come in, but a pool that throws (Node's
+      // ERR_SOCKET_BAD_PORT from a connect) would otherwise end the process from a retry's
+      // timer: the attempt fails as a connect failure instead, retried or answered.
+      h.onError(dispatchFailure(err, endpoint.key));
+    }
   }
 
   onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, statusText: string): boolean {

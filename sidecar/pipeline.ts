@@ -21,6 +21,7 @@ import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, hostIndex, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
+import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
 import { MAX_HEADER_BYTES } from './listeners.js';
 import { normaliseTarget } from '../common/http/request-target.js';
@@ -169,7 +170,14 @@ export function handleOutboundUpgrade(ctx: OutboundContext, req: ProxyRequest, s
   const endpoint = target.subset.picker.pick();
   if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
   ex.stampHeaders();
-  spliceUpgrade(ex, socket, head, ctx.connect(ex.destination, endpoint.address, endpoint.port), target.route.timeoutMs, ex.outlier, endpoint.key);
+  let upstream: Socket;
+  try {
+    upstream = ctx.connect(ex.destination, endpoint.address, endpoint.port);
+  } catch (err) {
+    // As a request's dispatch (Exchange.send): a connect that throws fails this upgrade, not the process.
+    return ex.reply('upstream-connect-failure', connectFailureText(dispatchFailure(err, endpoint.key)));
+  }
+  spliceUpgrade(ex, socket, head, upstream, target.route.timeoutMs, ex.outlier, endpoint.key);
 }
 
 // ---- inbound ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 import type { Dispatcher } from 'undici';
 import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import { SELF_LOOP } from '../cluster/self-loop.js';
-import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
+import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
 import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
 import { H1_CLOSED } from '../http1/client.js';
@@ -92,6 +92,7 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     case H1_CLOSED:
     // An endpoint that is this sidecar's own outbound listener (sidecar/cluster/self-loop.ts).
     case SELF_LOOP:
+    case DISPATCH_FAILED:
     case 'CERT_HAS_EXPIRED':
     case 'CERT_NOT_YET_VALID':
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
@@ -102,6 +103,14 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     default:
       return false;
   }
+}
+
+/** A pool's dispatch threw instead of failing the call: the request never went out. */
+export const DISPATCH_FAILED = 'ERR_SKEIN_DISPATCH_FAILED';
+
+/** The connect failure that a pool's synchronous throw on dispatch to `endpoint` stands for. */
+export function dispatchFailure(err: unknown, endpoint: string): Error {
+  return codedError(DISPATCH_FAILED, `cannot connect to ${endpoint}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 /** How a connect failure is told to the caller: a system error by its code (ECONNREFUSED), Skein's own (ERR_SKEIN_…) by its message, which says more. */
