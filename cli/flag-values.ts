@@ -4,7 +4,7 @@ import type { ZodIssue, ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
 import { parseSize } from '../common/config/size.js';
-import { endpointAddress, methodName, requestPath, serviceName } from '../common/config/schema.js';
+import { endpointAddress, instanceId, methodName, requestPath, serviceName } from '../common/config/schema.js';
 import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
 import { UsageError } from './usage-error.js';
@@ -84,6 +84,9 @@ function checkedBy(schema: ZodType<string>): (value: string) => string {
 
 /** A service name argument: a DNS label, as the mesh config requires. */
 export const parseServiceName = checkedBy(serviceName);
+
+/** `--instance-id`: Consul's service ID and the Hello's instance id, by their shared rule. */
+export const parseInstanceId = checkedBy(instanceId);
 
 /** An HTTP method, as routes and `skein explain` take it: a token (`G T` is none, so no request has it). */
 export const parseMethod = checkedBy(methodName);

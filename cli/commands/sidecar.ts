@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseServiceName, parseSizeFlag } from '../flag-values.js';
+import { parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
@@ -95,7 +95,7 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown').argParser(parseDurationFlag).default(10_000, '10s'))
     .addOption(opt('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
     .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
-    .addOption(opt('--instance-id <id>', 'unique instance id (default: service-version-random)'))
+    .addOption(opt('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
     .addOption(new Option('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long').argParser(parseDurationFlag).default(60_000, '60s'))
     .argument('[command...]', 'with --wait-ready: the app to run once its sidecar is ready (after --)')

@@ -23,6 +23,17 @@ export const subsetName = z
   .regex(/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/, 'must be letters, digits, "-", "_" or "."');
 
 /**
+ * A sidecar's instance id, as `--instance-id` takes it, Consul registers it (the service ID)
+ * and a Hello announces it. It goes into URL paths and queries (`/v1/agent/service/<id>`, the
+ * check's `/ready?instance=<id>`) as it is, so it holds nothing that would need escaping
+ * there: with a `/` Consul answers another path (`../x` gets 301s), and an empty one is no
+ * service ID at all. Consul takes these characters in a service ID and DNS names alike.
+ */
+export const instanceId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$/, 'must be 1 to 253 letters, digits, "-", "_", "." or ":", starting with a letter or digit');
+
+/**
  * The path the sidecar asks its app for readiness (`--app-health-path`): without the leading
  * "/" no request could be made, and whitespace or "#" cannot be sent in one.
  */

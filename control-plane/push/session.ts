@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
-import { endpoint, serviceName, subsetName } from '../../common/config/schema.js';
+import { endpoint, instanceId, serviceName, subsetName } from '../../common/config/schema.js';
 import { SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
@@ -228,7 +228,8 @@ export class StreamSession {
 
 function helloProblem(hello: Hello): string | undefined {
   if (!serviceName.safeParse(hello.service).success) return `service "${hello.service}" is not a valid service name`;
-  if (!hello.instanceId) return 'instance_id is empty';
+  const id = instanceId.safeParse(hello.instanceId);
+  if (!id.success) return `instance_id ${JSON.stringify(hello.instanceId)} ${id.error.issues[0]!.message}`;
   if (!subsetName.safeParse(hello.version).success) return `version "${hello.version}" is not a valid subset label`;
   if (!(hello.inboundPort >= 1 && hello.inboundPort <= 65535)) return `inbound_port ${hello.inboundPort} is not a port`;
   // The instance goes into every snapshot that lists it, so it is held to the endpoint schema

@@ -35,9 +35,9 @@ interface Sidecar {
 
 let instanceSeq = 0;
 
-function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: string; token?: string; caFile?: string; refuse?: (s: Snapshot) => string | undefined; port?: number; address?: string }): Sidecar {
+function sidecar(cp: ControlPlaneProcess, opts: { service: string; version?: string; token?: string; caFile?: string; refuse?: (s: Snapshot) => string | undefined; port?: number; address?: string; instanceId?: string }): Sidecar {
   const applied: Snapshot[] = [];
-  const instanceId = `${opts.service}-${++instanceSeq}`;
+  const instanceId = opts.instanceId ?? `${opts.service}-${++instanceSeq}`;
   const source = testSource(cp, { service: opts.service, instanceId, version: opts.version, token: opts.token, caFile: opts.caFile, inboundPort: opts.port ?? 20_000 + instanceSeq, address: opts.address });
   sources.push(source);
   void source.start((raw) => {
@@ -115,6 +115,16 @@ describe('push stream', () => {
     await cp.api.put('/api/v1/services/reviews/policy', { timeout: '4s' });
     const snap = await waitUntil(() => good.latest()?.services.reviews?.timeout === 4000 && good.latest(), { what: 'the next snapshot at the good sidecar' });
     expect(snap.services.reviews!.endpoints).toEqual([{ address: '127.0.0.1', port: 31011, labels: { version: 'v1' } }]);
+  });
+
+  it('refuses a Hello whose instance id is empty or would address another URL path (the rule `--instance-id` and Consul service IDs share)', async () => {
+    const cp = shared;
+    const token = await createToken(cp, 'ratings');
+    const empty = sidecar(cp, { service: 'ratings', token, instanceId: '' });
+    const path = sidecar(cp, { service: 'ratings', token, instanceId: '../x' });
+    await waitUntil(() => /INVALID_ARGUMENT: invalid Hello: instance_id "" must be 1 to 253 letters/.test(empty.source.status), { what: 'the empty id refused' });
+    await waitUntil(() => /INVALID_ARGUMENT: invalid Hello: instance_id "\.\.\/x" must be 1 to 253 letters/.test(path.source.status), { what: '../x refused' });
+    expect((await proxies(cp, 'ratings')).proxies).toEqual([]);
   });
 
   it('delivers a snapshot of over 4 MiB gzipped (grpc-js\'s default message limit) to its sidecars', async () => {

@@ -103,7 +103,7 @@ describe('skein sidecar flag values', () => {
   const procs = new Processes();
   afterEach(() => procs.killAll());
 
-  it('refuses, as usage errors (exit 2) before anything starts, a service or version the mesh could not name, a health path that is not a path, an advertise address no caller could connect to, and two listeners (or a listener and the app) on one port', async () => {
+  it('refuses, as usage errors (exit 2) before anything starts, a service or version the mesh could not name, a health path that is not a path, an advertise address no caller could connect to, an instance id that is empty or holds `/ ? #`, and two listeners (or a listener and the app) on one port', async () => {
     const config = writeConfigFile(join(tempDir(), 'c.json'), {});
     const base = ['sidecar', '--config', config];
     const ports = ['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'];
@@ -117,8 +117,18 @@ describe('skein sidecar flag values', () => {
       [['--service', 'x', '--app-port', '4000', '--inbound-port', '4000', '--outbound-port', '0', '--admin-port', '0'], 2, /^skein: --app-port and --inbound-port are both port 4000: each needs its own$/m],
       [['--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '4001', '--admin-port', '4001'], 2, /^skein: --outbound-port and --admin-port are both port 4001: each needs its own$/m],
       [['--service', 'x', '--app-port', '1', ...ports, '--upstream', 'a:4002', '--upstream', 'b:4002'], 2, /^skein: --upstream a:4002 and --upstream b:4002 are both port 4002: each needs its own$/m],
+      [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', ''], 2, /--instance-id <id>' argument '' is invalid\. must be 1 to 253 letters, digits/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', '../x'], 2, /--instance-id <id>' argument '\.\.\/x' is invalid/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', 'a?b'], 2, /--instance-id <id>' argument 'a\?b' is invalid/],
     ];
     await expectRefusals(procs, base, cases);
+  });
+
+  it('refuses an empty SKEIN_INSTANCE_ID as a usage error (exit 2), as it would the flag', async () => {
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const child = procs.skein('empty-id', ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { SKEIN_INSTANCE_ID: '' });
+    expect((await child.exited).code, child.output()).toBe(2);
+    expect(child.output()).toMatch(/--instance-id <id>' value '' from env 'SKEIN_INSTANCE_ID' is invalid/);
   });
 });
 
