@@ -117,3 +117,27 @@ describe('ConsulRegistration in TTL mode against a hung agent (a server that nev
     }
   });
 });
+
+describe('ConsulRegistration against an agent that keeps losing the instance', () => {
+  it('registers again no sooner than 1 s after the previous registration, not in a tight loop', async () => {
+    const agent = await startScriptedConsulAgent({ forgets: () => true });
+    const consul = connectConsul(agent.url, {});
+    const registration = new ConsulRegistration(consul, instance, pino({ level: 'silent' }));
+    const registeredAt: number[] = [];
+    const registrations = (): number => agent.puts.filter((p) => p.path === '/v1/agent/service/register').length;
+    try {
+      const started = Date.now();
+      while (Date.now() - started < 2_500) {
+        if (registrations() > registeredAt.length) registeredAt.push(Date.now());
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(registrations()).toBeGreaterThanOrEqual(2);
+      expect(registrations()).toBeLessThanOrEqual(3);
+      for (let i = 1; i < registeredAt.length; i++) expect(registeredAt[i]! - registeredAt[i - 1]!).toBeGreaterThanOrEqual(900);
+    } finally {
+      await registration.deregister(1_000);
+      consul.close();
+      await agent.close();
+    }
+  });
+});

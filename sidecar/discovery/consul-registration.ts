@@ -69,10 +69,15 @@ const REGISTER_TIMEOUT_MS = 10_000;
  */
 const TTL_UPDATE_TIMEOUT_MS = 3_000;
 
+/** Registrations come at least this far apart, as the blocking queries' requests do (README, "Registration"). */
+const MIN_REREGISTER_MS = 1_000;
+
 export class ConsulRegistration {
   private readonly keeper: BlockingQuery<'present' | 'registered'>;
   private readonly log: Logger;
   private registrations = 0;
+  /** When the last registration was accepted (epoch ms), for `paced`. */
+  private registeredAt = 0;
   private ttlTimer: NodeJS.Timeout | undefined;
   private ttlInFlight = false;
   private ttlFailing = false;
@@ -148,6 +153,28 @@ export class ConsulRegistration {
     }
   }
 
+  /**
+   * Waits until `MIN_REREGISTER_MS` after the last registration. Each registration moves the
+   * keeper's cursor, which the blocking query takes for news and asks again at once: an agent
+   * that answers every read with 404 (it lost the instance again, or never keeps it) would
+   * otherwise be sent registrations in a tight loop. False when the keeper was stopped
+   * meanwhile: no registration may land after the deregistration.
+   */
+  private paced(req: BlockingRequest): Promise<boolean> {
+    const waitMs = this.registeredAt + MIN_REREGISTER_MS - Date.now();
+    if (this.registrations === 0 || waitMs <= 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (goOn: boolean): void => {
+        clearTimeout(timer);
+        req.ctx.off('cancel', cancelled);
+        resolve(goOn);
+      };
+      const cancelled = (): void => done(false);
+      const timer = setTimeout(done, waitMs, true);
+      req.ctx.once('cancel', cancelled);
+    });
+  }
+
   /** One keeper round: block on the agent's view of the instance; register when it has none. */
   private async ensure(req: BlockingRequest): Promise<BlockingAnswer<'present' | 'registered'>> {
     // Until the first registration there is nothing to ask after: asking would only make the
@@ -173,8 +200,10 @@ export class ConsulRegistration {
   }
 
   private async register(req: BlockingRequest): Promise<BlockingAnswer<'registered'>> {
+    if (!(await this.paced(req))) throw new Error('the registration keeper stopped');
     // `ctx`: stopping the keeper aborts a registration in flight too.
     await this.consul.client.agent.service.register({ ...registrationBody(this.instance), ctx: req.ctx, timeout: REGISTER_TIMEOUT_MS } as never);
+    this.registeredAt = Date.now();
     this.registrations++;
     this.log.info({ address: this.instance.address, port: this.instance.port, check: this.instance.checkUrl }, this.registrations === 1 ? 'registered with Consul' : 'the Consul agent had lost this instance; registered again');
     // No cursor: the next round reads the new registration at once and then blocks on it.

@@ -25,6 +25,8 @@ export interface ScriptedConsulAgentOptions {
   readonly holdPut?: (path: string) => boolean;
   /** While it returns true the agent accepts connections and answers nothing (a hung agent: SIGSTOP, a half-dead host). */
   readonly hung?: () => boolean;
+  /** While it returns true the agent answers every read of a registration 404, registered or not (an agent that keeps losing it). */
+  readonly forgets?: () => boolean;
 }
 
 export async function startScriptedConsulAgent(options: ScriptedConsulAgentOptions = {}): Promise<ScriptedConsulAgent> {
@@ -45,8 +47,11 @@ export async function startScriptedConsulAgent(options: ScriptedConsulAgentOptio
       if (options.holdPut?.(path)) return void held.push(res);
       return void res.writeHead(200, { 'content-type': 'application/json' }).end('true');
     }
+    const agentService = path.startsWith('/v1/agent/service/');
+    // A blocking read of an instance the agent does not know is answered at once, as Consul does.
+    if (agentService && options.forgets?.()) return void res.writeHead(404).end('unknown service');
     if (/[?&](index|hash)=/.test(req.url!)) return void held.push(res);
-    if (path.startsWith('/v1/agent/service/')) {
+    if (agentService) {
       if (!registered()) return void res.writeHead(404).end('unknown service');
       return void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-contenthash': 'h1' }).end('{}');
     }
