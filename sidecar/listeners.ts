@@ -13,7 +13,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
@@ -165,7 +165,8 @@ export class ProxyListener {
     for (const s of this.muxSessions) s.destroy();
   }
 
-  listen(port: number, host: string): Promise<void> {
+  /** Resolves with the port bound (the one asked for, or the one the system picked for 0). */
+  listen(port: number, host: string): Promise<number> {
     return listen(this.front, port, host);
   }
 }
@@ -176,12 +177,13 @@ function startsWith(chunk: Buffer, prefix: Buffer): boolean {
   return chunk.length >= 3 && chunk.compare(prefix, 0, n, 0, n) === 0;
 }
 
-export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+/** Resolves with the port bound (the one asked for, or the one the system picked for 0). */
+export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
-      resolve();
+      resolve((server.address() as AddressInfo).port);
     });
   });
 }

@@ -160,8 +160,8 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     version: options.version,
     protocol: options.appProtocol,
     address: options.advertiseAddress,
-    port: options.inboundPort,
-    checkUrl: `http://127.0.0.1:${options.adminPort}/ready`,
+    port: sidecar.ports.inbound,
+    checkUrl: `http://127.0.0.1:${sidecar.ports.admin}/ready`,
     // An agent off this host cannot reach the loopback admin port: a TTL check fed by /ready's own verdict.
     ttlReadiness: isLoopbackUrl(consul.url) ? undefined : () => sidecar.lifecycle.notReady(),
   }, logger);
@@ -216,6 +216,8 @@ async function answeringAdminWhile<T>(options: SidecarOptions, metrics: SidecarM
 export interface RunningSidecar {
   readonly lifecycle: Lifecycle;
   readonly mesh: Mesh;
+  /** The ports bound, which differ from the options' where those asked for any free port (0). */
+  readonly ports: { readonly admin: number; readonly inbound: number; readonly outbound: number };
   /** /ready turns 503, responses carry Connection: close; resolves true once nothing is in flight (false at the timeout). */
   startDrain(drainTimeoutMs: number): Promise<boolean>;
   /** Drains (joining a drain already started), then closes everything. */
@@ -394,19 +396,22 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     },
   } satisfies AdminDeps);
 
-  await listen(admin, options.adminPort, '127.0.0.1');
-  await inbound.listen(options.inboundPort, options.inboundHost);
-  await outbound.listen(options.outboundPort, '127.0.0.1');
+  // Port 0 binds any free port: what is logged and registered is the port bound.
+  const ports = {
+    admin: await listen(admin, options.adminPort, '127.0.0.1'),
+    inbound: await inbound.listen(options.inboundPort, options.inboundHost),
+    outbound: await outbound.listen(options.outboundPort, '127.0.0.1'),
+  };
   for (const d of dedicated) await d.server.listen(d.upstream.port, '127.0.0.1');
   appHealth.start();
   parts.telemetry?.start();
   logger.info(
     {
-      inbound: `${options.inboundHost}:${options.inboundPort}`,
+      inbound: `${options.inboundHost}:${ports.inbound}`,
       mtls: tlsIdentity !== undefined,
-      outbound: `127.0.0.1:${options.outboundPort}`,
+      outbound: `127.0.0.1:${ports.outbound}`,
       upstreams: options.upstreams,
-      admin: `127.0.0.1:${options.adminPort}`,
+      admin: `127.0.0.1:${ports.admin}`,
       app: `127.0.0.1:${options.appPort}`,
     },
     'sidecar listening',
@@ -415,6 +420,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   return {
     lifecycle,
     mesh,
+    ports,
     startDrain,
     async shutdown(drainTimeoutMs) {
       // One drain: started here unless POST /drain started it. Either way --drain-timeout

@@ -114,6 +114,12 @@ export function registerSidecar(program: Command): void {
       if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
       if (hasStaticIdentity === 2 && !flags.caFile) throw new UsageError('static identity needs --cert-file, --key-file and --ca-file together');
       if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
+      if (flags.controlPlane && !flags.config) {
+        // The Hello announces both ports, and it goes out before the listeners are bound.
+        for (const [flag, port] of [['--inbound-port', flags.inboundPort], ['--admin-port', flags.adminPort]] as const) {
+          if (port === 0) throw new UsageError(`${flag} 0 (any free port) is for static mode (--config): with --control-plane the sidecar announces its ports before it binds them; give a port`);
+        }
+      }
       if (flags.controlPlane && !flags.config && !hasStaticIdentity && !flags.caFile) {
         throw new UsageError('--control-plane needs --ca-file (or SKEIN_CA_FILE): the trust bundle that verifies the control plane, e.g. <data-dir>/ca.crt');
       }

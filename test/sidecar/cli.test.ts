@@ -65,7 +65,8 @@ describe('skein sidecar --wait-ready', () => {
   });
 
   it('refuses control-plane flags that could never work: exit 2 for a bad flag, exit 1 for an unreadable trust bundle, instead of retrying for ever', async () => {
-    const base = ['sidecar', '--service', 'x', '--app-port', '1', '--admin-port', '0', '--inbound-port', '0', '--outbound-port', '0'];
+    // Ports it never binds (each case stops before that); not 0, which control-plane mode refuses.
+    const base = ['sidecar', '--service', 'x', '--app-port', '1', '--admin-port', '4005', '--inbound-port', '4006', '--outbound-port', '0'];
     const cases: [string[], number, RegExp][] = [
       [['--control-plane', 'nonsense'], 2, /argument 'nonsense' is invalid\. expected HOST:PORT/],
       [['--control-plane', '127.0.0.1:1', '--token', 't'], 2, /--control-plane needs --ca-file/],
@@ -122,6 +123,14 @@ describe('skein sidecar flag values', () => {
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', 'a?b'], 2, /--instance-id <id>' argument 'a\?b' is invalid/],
     ];
     await expectRefusals(procs, base, cases);
+  });
+
+  it('refuses --inbound-port 0 and --admin-port 0 in control-plane mode, whose Hello announces the ports before they are bound (exit 2)', async () => {
+    const base = ['sidecar', '--service', 'x', '--app-port', '1', '--control-plane', '127.0.0.1:1', '--ca-file', 'ca.pem', '--outbound-port', '0'];
+    await expectRefusals(procs, base, [
+      [['--inbound-port', '0', '--admin-port', '4003'], 2, /^skein: --inbound-port 0 \(any free port\) is for static mode \(--config\)/m],
+      [['--inbound-port', '4004', '--admin-port', '0'], 2, /^skein: --admin-port 0 \(any free port\) is for static mode \(--config\)/m],
+    ]);
   });
 
   it('refuses an empty SKEIN_INSTANCE_ID as a usage error (exit 2), as it would the flag', async () => {
