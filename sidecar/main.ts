@@ -161,7 +161,8 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     protocol: options.appProtocol,
     address: options.advertiseAddress,
     port: sidecar.ports.inbound,
-    checkUrl: `http://127.0.0.1:${sidecar.ports.admin}/ready`,
+    // The check names this instance: a process restarted on the same admin port fails an earlier one's check.
+    checkUrl: `http://127.0.0.1:${sidecar.ports.admin}/ready?instance=${encodeURIComponent(options.instanceId)}`,
     // An agent off this host cannot reach the loopback admin port: a TTL check fed by /ready's own verdict.
     ttlReadiness: isLoopbackUrl(consul.url) ? undefined : () => sidecar.lifecycle.notReady(),
   }, logger);
@@ -201,6 +202,7 @@ async function answeringAdminWhile<T>(options: SidecarOptions, metrics: SidecarM
     config: () => ({ version: null, source: waitingFor, snapshot: null }),
     clusters: () => ({}),
     drain: () => 0,
+    instanceId: options.instanceId,
   } satisfies AdminDeps);
   await listen(admin, options.adminPort, '127.0.0.1');
   try {
@@ -394,6 +396,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       void startDrain(options.drainTimeoutMs);
       return lifecycle.inFlight;
     },
+    instanceId: options.instanceId,
   } satisfies AdminDeps);
 
   // Port 0 binds any free port: what is logged and registered is the port bound.

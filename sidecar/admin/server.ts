@@ -14,6 +14,22 @@ export interface AdminDeps {
   clusters(): object;
   /** Starts draining; resolves at once with the in-flight count. */
   drain(): number;
+  /** This process's instance id, which `/ready?instance=<id>` (Consul's check) must name. */
+  readonly instanceId: string;
+}
+
+/**
+ * Why `/ready?instance=<id>` is 503 for a check that names another instance, if it does.
+ * Consul's HTTP check knows the sidecar by its admin port only: after a crash (SIGKILL) a
+ * sidecar restarted on the same port under a new instance id would pass the old
+ * registration's check too, and Consul would list that phantom instance for good instead of
+ * reaping it.
+ */
+function otherInstance(url: string, own: string): string | undefined {
+  const query = url.indexOf('?');
+  const asked = query < 0 ? null : new URLSearchParams(url.slice(query + 1)).get('instance');
+  if (asked === null || asked === own) return undefined;
+  return `this admin port belongs to instance ${JSON.stringify(own)}, not ${JSON.stringify(asked)}: a check registered by an earlier process on this port, which Consul reaps once it stays critical`;
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
@@ -41,7 +57,8 @@ async function route(deps: AdminDeps, req: IncomingMessage, res: ServerResponse)
     case '/ready':
     case '/ready/outbound': {
       if (!allow('GET')) return;
-      const blockers = deps.notReady(path === '/ready/outbound');
+      const other = otherInstance(req.url ?? '', deps.instanceId);
+      const blockers = other === undefined ? deps.notReady(path === '/ready/outbound') : [other];
       if (blockers.length === 0) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
       else send(res, 503, 'text/plain; charset=utf-8', `not ready:\n${blockers.map((b) => `- ${b}\n`).join('')}`);
       return;

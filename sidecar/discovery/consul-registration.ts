@@ -1,7 +1,9 @@
 /**
  * The sidecar's own entry in Consul: its instance registered with the local agent (unique
  * ID, advertise address, the inbound mTLS port, tags and meta with `version` and
- * `protocol`), with an HTTP check on the sidecar's `/ready` every 2 s. A hash-based blocking
+ * `protocol`), with an HTTP check on the sidecar's `/ready?instance=<id>` every 2 s (naming
+ * the instance, so that a process restarted on the same admin port under another id fails
+ * the old registration's check, which Consul then reaps). A hash-based blocking
  * query on `/v1/agent/service/<id>` notices at once when the agent forgets the instance
  * (an agent restart) or is unreachable, and registers again when it answers 404. On shutdown
  * the instance is put in maintenance (its check turns critical at once) and deregistered.

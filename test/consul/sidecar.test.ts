@@ -83,6 +83,48 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     expect(registered).toBeDefined();
   });
 
+  it('with --inbound-port 0 and --admin-port 0, registers and logs the ports it bound, and its check passes', async () => {
+    const a = await app('a');
+    const sc = procs.skein('catalog on port 0', [
+      'sidecar', '--service', 'catalog', '--app-port', String(a.port), '--config', consulConfig([]), '--inbound-host', '127.0.0.1',
+      '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--advertise-address', '127.0.0.1', '--consul', consul.url,
+    ]);
+    const [entry] = await waitUntil(async () => {
+      const list = await consul.passing('catalog');
+      return list.length === 1 && list;
+    }, { timeoutMs: 15_000, what: 'catalog passing in Consul (its check on the admin port bound)' });
+    const listening = JSON.parse(sc.output().split('\n').find((l) => l.includes('"sidecar listening"'))!) as { inbound: string; admin: string };
+    const admin = Number(listening.admin.split(':')[1]);
+    expect(entry!.Service.Port).toBeGreaterThan(0);
+    expect(listening.inbound).toBe(`127.0.0.1:${entry!.Service.Port}`);
+    expect(admin).toBeGreaterThan(0);
+    expect(JSON.stringify(await consul.get('/agent/checks'))).toContain(`http://127.0.0.1:${admin}/ready?instance=`);
+  });
+
+  it('after a SIGKILL and a restart on the same ports, the old registration\'s check fails (and Consul reaps it) while the new one passes', async () => {
+    const a = await app('a');
+    const config = consulConfig([]);
+    const first = await sidecar('catalog', a.port, config);
+    const [old] = await waitUntil(async () => {
+      const list = await consul.passing('catalog');
+      return list.length === 1 && list;
+    }, { timeoutMs: 15_000, what: 'the first instance passing' });
+    first.kill('SIGKILL');
+    await first.exited;
+    const second = await procs.sidecar({ service: 'catalog', appPort: a.port, config, inboundPort: first.inboundPort, adminPort: first.adminPort, extraArgs: ['--consul', consul.url] });
+    const passing = await waitUntil(async () => {
+      const list = await consul.passing('catalog');
+      return list.length === 1 && list[0]!.Service.ID !== old!.Service.ID && list;
+    }, { timeoutMs: 15_000, what: 'only the restarted instance passing' });
+    expect(passing[0]!.Service.Port).toBe(first.inboundPort);
+    const entries = (await consul.get<{ Checks: { ServiceID: string; Status: string; Output: string }[] }[]>('/health/service/catalog'))!;
+    const oldCheck = entries.flatMap((e) => e.Checks).find((c) => c.ServiceID === old!.Service.ID)!;
+    expect(oldCheck.Status).toBe('critical');
+    expect(oldCheck.Output).toContain(`this admin port belongs to instance "${passing[0]!.Service.ID}", not "${old!.Service.ID}"`);
+    const asked = await fetch(`${second.adminUrl}/ready?instance=${old!.Service.ID}`);
+    expect(asked.status).toBe(503);
+  });
+
   it('subsets select on the labels Consul gives endpoints: version from meta, tag:<tag> from tags', async () => {
     // v1 by meta, v2 by tag: each subset holds exactly one of the two instances.
     const config = consulConfig(['catalog'], {
