@@ -73,6 +73,21 @@ export function parseConsulAddress(value: string): string {
   return value;
 }
 
+/**
+ * `CONSUL_HTTP_ADDR`, for a command whose `--consul` was not given: checked as the flag is, so
+ * a bad value is a usage error (exit 2) naming the variable, not a failed start.
+ */
+export function consulAddressFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env.CONSUL_HTTP_ADDR;
+  if (!value) return undefined;
+  try {
+    consulUrl(value, env);
+  } catch (err) {
+    throw new UsageError(`CONSUL_HTTP_ADDR=${value}: ${(err as Error).message}`);
+  }
+  return value;
+}
+
 /** A parser of values the mesh config's own schema checks, so the CLI refuses what the control plane would (exit 2, before connecting). */
 function checkedBy(schema: ZodType<string>): (value: string) => string {
   return (value) => {

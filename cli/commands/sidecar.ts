@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
+import { consulAddressFromEnv, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
@@ -137,7 +137,7 @@ export function registerSidecar(program: Command): void {
         adminPort: flags.adminPort as number,
         controlPlane: flags.controlPlane as string | undefined,
         token: flags.token as string | undefined,
-        consul: (flags.consul as string | undefined) ?? (process.env.CONSUL_HTTP_ADDR || undefined),
+        consul: (flags.consul as string | undefined) ?? consulAddressFromEnv(),
         config: flags.config as string | undefined,
         certFile: flags.certFile as string | undefined,
         keyFile: flags.keyFile as string | undefined,

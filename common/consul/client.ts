@@ -27,17 +27,33 @@ export function consulStatus(err: unknown): number | undefined {
   return e?.statusCode ?? e?.response?.statusCode;
 }
 
+/** `host`, `host:port`, `[v6]` or `[v6]:port`: the forms without a scheme. */
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d+)?$/;
+
 /** The agent URL of `address` (a URL, or `host:port` as `CONSUL_HTTP_ADDR` allows); throws saying why it is none. */
 export function consulUrl(address: string, env: NodeJS.ProcessEnv = process.env): URL {
-  const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `${env.CONSUL_HTTP_SSL === 'true' ? 'https' : 'http'}://${address}`;
+  const hasScheme = /^[a-z]+:\/\//i.test(address);
+  const notUrl = new Error(`${JSON.stringify(address)} is not a URL (use e.g. http://127.0.0.1:8500)`);
+  // Without "://" only a host and port: `http:/127.0.0.1:8500` would otherwise be host "http".
+  if (!hasScheme && !HOST_PORT.test(address)) throw notUrl;
   let url: URL;
   try {
-    url = new URL(withScheme);
+    url = new URL(hasScheme ? address : `${env.CONSUL_HTTP_SSL === 'true' ? 'https' : 'http'}://${address}`);
   } catch {
-    throw new Error(`${JSON.stringify(address)} is not a URL (use e.g. http://127.0.0.1:8500)`);
+    throw notUrl;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${address}: only http:// and https:// are supported`);
   return url;
+}
+
+/**
+ * The client's base URL, `<url>/v1`. The client (papi) sends each request to its base URL's
+ * `hostname`, which keeps an IPv6 address in brackets (`[::1]`), a name no resolver knows;
+ * so here it is without them. (From a host and a port, the client would build
+ * `http://::1:8500/v1`, no URL at all.)
+ */
+function requestBaseUrl(url: URL): URL {
+  return Object.defineProperty(new URL('/v1', url), 'hostname', { value: url.hostname.replace(/^\[(.*)\]$/, '$1') });
 }
 
 /**
@@ -68,13 +84,8 @@ export function connectConsul(address: string, env: NodeJS.ProcessEnv = process.
     : new HttpAgent({ keepAlive: true });
   const token = env.CONSUL_HTTP_TOKEN || undefined;
   const base = `${url.protocol}//${url.host}`;
-  const client = new Consul({
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(url.port) || (secure ? 443 : 80),
-    secure,
-    agent,
-    defaults: token ? { token } : undefined,
-  });
+  // `baseUrl` is an option the client's type does not declare.
+  const client = new Consul({ baseUrl: requestBaseUrl(url), agent, defaults: token ? { token } : undefined } as never);
   return { client, url: base, token, close: () => agent.destroy() };
 }
 

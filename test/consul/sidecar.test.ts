@@ -83,6 +83,22 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     expect(registered).toBeDefined();
   });
 
+  it('registers through an agent given by an IPv6 URL (http://[::1]:PORT)', async () => {
+    const v6 = await startConsul({ hcl: 'addresses { http = "127.0.0.1 ::1" }' });
+    try {
+      const a = await app('a');
+      const sc = await procs.sidecar({ service: 'catalog', appPort: a.port, config: consulConfig([]), extraArgs: ['--consul', `http://[::1]:${v6.httpPort}`] });
+      const [entry] = await waitUntil(async () => {
+        const list = await v6.passing('catalog');
+        return list.length === 1 && list;
+      }, { timeoutMs: 15_000, what: 'catalog passing in the agent on ::1' });
+      expect(entry!.Service.Port).toBe(sc.inboundPort);
+      expect(sc.output()).toContain('"consul":"http://[::1]:');
+    } finally {
+      await v6.stop();
+    }
+  });
+
   it('with --inbound-port 0 and --admin-port 0, registers and logs the ports it bound, and its check passes', async () => {
     const a = await app('a');
     const sc = procs.skein('catalog on port 0', [

@@ -133,6 +133,15 @@ describe('skein sidecar flag values', () => {
     ]);
   });
 
+  it('refuses a --consul or CONSUL_HTTP_ADDR that is no agent URL (a slash short, a port past 65535) as a usage error (exit 2) naming where it came from', async () => {
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const base = ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'];
+    await expectRefusals(procs, base, [[['--consul', 'http:/127.0.0.1:8500'], 2, /--consul <url>' argument 'http:\/127\.0\.0\.1:8500' is invalid\. "http:\/127\.0\.0\.1:8500" is not a URL/]]);
+    const child = procs.skein('consul-env', base, { CONSUL_HTTP_ADDR: '127.0.0.1:99999' });
+    expect((await child.exited).code, child.output()).toBe(2);
+    expect(child.output()).toMatch(/^skein: CONSUL_HTTP_ADDR=127\.0\.0\.1:99999: "127\.0\.0\.1:99999" is not a URL/m);
+  });
+
   it('refuses an empty SKEIN_INSTANCE_ID as a usage error (exit 2), as it would the flag', async () => {
     const config = writeConfigFile(join(tempDir(), 'c.json'), {});
     const child = procs.skein('empty-id', ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { SKEIN_INSTANCE_ID: '' });
