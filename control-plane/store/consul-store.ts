@@ -69,11 +69,8 @@ export class ConsulStore implements ConfigStore {
   }
 
   async put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry> {
-    const kv: Record<string, unknown> = { Verb: 'set', Key: PREFIX + key, Value: Buffer.from(JSON.stringify(value)).toString('base64') };
-    if (condition?.ifRevision !== undefined) Object.assign(kv, { Verb: 'cas', Index: condition.ifRevision });
-    const result = await this.single(key, kv, condition);
-    this.notify(key);
-    return { key, value: structuredClone(value), revision: result.ModifyIndex };
+    const [entry] = await this.transaction([{ op: 'put', key, value, condition }]);
+    return entry!;
   }
 
   async delete(key: string, condition?: WriteCondition): Promise<boolean> {
@@ -81,8 +78,8 @@ export class ConsulStore implements ConfigStore {
     const expected = condition?.ifRevision;
     if (expected !== undefined && (current?.revision ?? 0) !== expected) throw new StoreConflictError(key, expected, current?.revision ?? 0);
     if (current === undefined) return false;
-    await this.single(key, { Verb: 'delete-cas', Key: PREFIX + key, Index: current.revision }, { ifRevision: current.revision });
-    this.notify(key);
+    // A transaction, not a single op read back: Consul answers a delete-cas with no result.
+    await this.transaction([{ op: 'delete', key, condition: { ifRevision: current.revision } }]);
     return true;
   }
 
@@ -148,22 +145,6 @@ export class ConsulStore implements ConfigStore {
       if (actual !== expected) return new StoreConflictError(op.key, expected, actual);
     }
     return undefined;
-  }
-
-  /** One KV operation in a transaction; a failed check-and-set becomes StoreConflictError. */
-  private async single(key: string, kv: Record<string, unknown>, condition?: WriteCondition): Promise<KvPair> {
-    try {
-      const answer = (await this.consul.client.transaction.create([{ KV: kv }] as never)) as { Results?: { KV: KvPair }[] | null };
-      const result = answer.Results?.[0]?.KV;
-      if (!result) throw new Error(`Consul transaction on ${key} returned no result`);
-      return result;
-    } catch (err) {
-      if (consulStatus(err) === 409 && condition?.ifRevision !== undefined) {
-        throw new StoreConflictError(key, condition.ifRevision, (await this.get(key))?.revision ?? 0);
-      }
-      if (consulStatus(err) === 413) throw new StoreLimitError(tooLarge(err, `the value of ${key}`));
-      throw err;
-    }
   }
 
   private diff(pairs: readonly KvPair[]): void {
