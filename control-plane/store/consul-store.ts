@@ -9,7 +9,7 @@
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { checkTransaction, StoreConflictError, StoreLimitError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from './store.js';
+import { checkTransaction, NotJson, StoreConflictError, StoreLimitError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from './store.js';
 
 const PREFIX = 'skein/';
 /** Consul refuses a transaction of more operations than this (agent/txn_endpoint.go, not configurable). */
@@ -163,7 +163,16 @@ export class ConsulStore implements ConfigStore {
 }
 
 function entryOf(pair: KvPair): StoreEntry {
-  return { key: pair.Key.slice(PREFIX.length), value: pair.Value === null ? null : JSON.parse(pair.Value), revision: pair.ModifyIndex };
+  return { key: pair.Key.slice(PREFIX.length), value: pair.Value === null ? null : parsed(pair.Value), revision: pair.ModifyIndex };
+}
+
+/** A KV pair's value; one that is not JSON (written by hand) is left for the entry checks to name. */
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    return new NotJson(text, (err as Error).message);
+  }
 }
 
 /**

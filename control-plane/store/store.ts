@@ -65,6 +65,22 @@ export class StoreLimitError extends Error {
   override name = 'StoreLimitError';
 }
 
+/**
+ * A stored value that is not JSON (a hand-written Consul KV pair), kept as read rather than
+ * thrown, so that the checks which read entries name its key like any other invalid entry.
+ */
+export class NotJson {
+  constructor(
+    readonly text: string,
+    readonly reason: string,
+  ) {}
+
+  /** Served as what is stored, e.g. by a GET of the resource. */
+  toJSON(): string {
+    return this.text;
+  }
+}
+
 /** Throws TypeError when a transaction names a key twice or puts undefined (a programming error, not a conflict). */
 export function checkTransaction(ops: readonly StoreOp[]): void {
   const keys = new Set<string>();

@@ -6,7 +6,7 @@
  */
 import type { ZodTypeAny } from 'zod';
 import { zodProblems } from '../../common/config/parse.js';
-import type { StoreEntry } from './store.js';
+import { NotJson, type StoreEntry } from './store.js';
 
 /** Stored entries that fail validation; the store is left as it is for the operator to fix. */
 export class StoredConfigError extends Error {
@@ -27,8 +27,12 @@ export class StoredConfigError extends Error {
  * `schema`. Empty when the entry is good.
  */
 export function entryProblems(entry: StoreEntry, schema: ZodTypeAny, keyProblems: readonly string[] = []): string[] {
-  const value = schema.safeParse(entry.value);
-  return [...keyProblems, ...(value.success ? [] : zodProblems(value.error))].map((problem) => `${entry.key}: ${problem}`);
+  const valueProblems = (): string[] => {
+    if (entry.value instanceof NotJson) return [`not JSON (${entry.value.reason})`];
+    const value = schema.safeParse(entry.value);
+    return value.success ? [] : zodProblems(value.error);
+  };
+  return [...keyProblems, ...valueProblems()].map((problem) => `${entry.key}: ${problem}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * `--store consul` against a real agent, where Consul's own answers matter: deletes (a
- * `delete-cas` transaction answers no result).
+ * `delete-cas` transaction answers no result) and values written by hand that are not JSON.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { connectConsul } from '../../common/consul/client.js';
@@ -8,7 +8,7 @@ import { createLogger } from '../../common/log.js';
 import { ConsulStore } from '../../control-plane/store/consul-store.js';
 import type { AdminApiError } from '../../cli/admin-client.js';
 import { startControlPlane } from '../control-plane/harness.js';
-import { Processes } from '../support/index.js';
+import { freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { consulTeardown } from './fixture.js';
 
@@ -22,6 +22,7 @@ describe('control plane on the Consul KV store', { timeout: 90_000 }, () => {
   consulTeardown(procs, [], () => consul);
 
   const replica = () => startControlPlane(procs, { args: ['--consul', consul.url, '--store', 'consul'] });
+  const putRaw = async (key: string, text: string) => expect((await fetch(`${consul.url}/v1/kv/skein/${key}`, { method: 'PUT', body: text })).ok).toBe(true);
 
   it('DELETE of routes and of a policy answers 204 and removes the key; the store says whether it existed', async () => {
     const cp = await replica();
@@ -44,5 +45,24 @@ describe('control plane on the Consul KV store', { timeout: 90_000 }, () => {
       await store.close();
       connection.close();
     }
+  });
+
+  it('a value that is not JSON is named with its key: the start is refused naming the store, at run time the warning names it', async () => {
+    const cp = await replica();
+    await putRaw('policies/orders', 'timeout=5s');
+    await waitUntil(() => cp.child.output().includes('composing a snapshot failed'), { timeoutMs: 10_000, what: 'the control plane to meet the key' });
+    const put = await cp.api.put('/api/v1/services/catalog/policy', { timeout: '3s' });
+    expect(put.headers.get('skein-published')).toBe('false');
+    expect(put.headers.get('warning')).toMatch(/policies\/orders: not JSON \(Unexpected token/);
+    // What is stored is shown as it is.
+    expect((await cp.api.get('/api/v1/services/orders/policy')).body).toBe('timeout=5s');
+
+    const [httpPort, grpcPort] = await freePorts(2);
+    const refused = procs.skein('refused', [
+      'control-plane', '--data-dir', tempDir('skein-cp-'), '--http-port', String(httpPort), '--grpc-port', String(grpcPort), '--grpc-host', '127.0.0.1',
+      '--consul', consul.url, '--store', 'consul',
+    ]);
+    expect((await refused.exited).code).toBe(1);
+    expect(refused.output()).toMatch(/skein: invalid config in the store \(Consul KV under skein\/\), refusing to start: policies\/orders: not JSON \(Unexpected token/);
   });
 });
