@@ -5,7 +5,7 @@
 import { ConfigError } from '../../common/config/parse.js';
 import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
 import { ShadowedSplitError } from '../state/split-rule.js';
-import { StoreConflictError, StoreLimitError } from '../store/store.js';
+import { StoreConflictError, StoreLimitError, StoreUnavailableError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 
 export const API_ERRORS = {
@@ -60,6 +60,8 @@ export function toApiError(err: unknown): ApiError {
     );
   }
   if (err instanceof StoreLimitError) return new ApiError('payload-too-large', `nothing was written: ${err.message}`);
+  // The store's own words say which store, why, and whether a write may have been made.
+  if (err instanceof StoreUnavailableError) return new ApiError('unavailable', `the config store is unavailable: ${err.message}`);
   // The operator's own store, hand-edited: the message names the keys to fix.
   if (err instanceof StoredConfigError) return new ApiError('internal', err.message);
   return new ApiError('internal', 'internal error');

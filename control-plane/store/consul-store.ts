@@ -9,11 +9,17 @@
 import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { checkTransaction, NotJson, StoreConflictError, StoreLimitError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from './store.js';
+import { checkTransaction, NotJson, StoreConflictError, StoreLimitError, StoreUnavailableError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from './store.js';
 
 const PREFIX = 'skein/';
 /** Consul refuses a transaction of more operations than this (agent/txn_endpoint.go, not configurable). */
 const MAX_TXN_OPS = 64;
+/**
+ * How long one read or transaction may take. An agent that accepts connections but does not
+ * answer (stopped, partitioned from its servers) would otherwise hold admin requests, and
+ * their writes, for as long as the socket lives.
+ */
+const REQUEST_TIMEOUT_MS = 5_000;
 
 interface KvPair {
   readonly Key: string;
@@ -51,7 +57,7 @@ export class ConsulStore implements ConfigStore {
   /** Opens the store; fails at once with a clear message when Consul cannot be read. */
   static async open(consul: ConsulConnection, logger: Logger): Promise<ConsulStore> {
     try {
-      await consul.client.kv.get({ key: PREFIX, recurse: true } as never);
+      await consul.client.kv.get({ key: PREFIX, recurse: true, timeout: REQUEST_TIMEOUT_MS } as never);
     } catch (err) {
       throw new Error(`skein: --store consul: ${describeConsulError(err, consul.url)}`);
     }
@@ -59,13 +65,13 @@ export class ConsulStore implements ConfigStore {
   }
 
   async get(key: string): Promise<StoreEntry | undefined> {
-    const pair = (await this.consul.client.kv.get({ key: PREFIX + key } as never)) as unknown as KvPair | undefined;
+    const pair = (await this.request('read', (timeout) => this.consul.client.kv.get({ key: PREFIX + key, timeout } as never))) as unknown as KvPair | undefined;
     return pair ? entryOf(pair) : undefined;
   }
 
   async list(prefix: string): Promise<StoreEntry[]> {
-    const pairs = ((await this.consul.client.kv.get({ key: PREFIX + prefix, recurse: true } as never)) as unknown as KvPair[] | undefined) ?? [];
-    return pairs.map(entryOf);
+    const pairs = (await this.request('read', (timeout) => this.consul.client.kv.get({ key: PREFIX + prefix, recurse: true, timeout } as never))) as unknown as KvPair[] | undefined;
+    return (pairs ?? []).map(entryOf);
   }
 
   async put(key: string, value: unknown, condition?: WriteCondition): Promise<StoreEntry> {
@@ -102,7 +108,9 @@ export class ConsulStore implements ConfigStore {
     });
     let results: readonly { KV: KvPair }[];
     try {
-      const answer = (await this.consul.client.transaction.create(kvs.map((KV) => ({ KV })) as never)) as { Results?: { KV: KvPair }[] | null };
+      const answer = (await this.request('write', (timeout) => this.consul.client.transaction.create(kvs.map((KV) => ({ KV })) as never, { timeout } as never))) as {
+        Results?: { KV: KvPair }[] | null;
+      };
       results = answer.Results ?? [];
     } catch (err) {
       // Consul rolls the whole transaction back and answers 409 when a check or cas fails.
@@ -147,6 +155,21 @@ export class ConsulStore implements ConfigStore {
     return undefined;
   }
 
+  /**
+   * One request to Consul, bounded by REQUEST_TIMEOUT_MS. Consul out of reach, or answering
+   * 5xx, becomes StoreUnavailableError saying whether a write may have been made; Consul's
+   * other answers (a 409, a 413) are thrown as they are, for the caller to read.
+   */
+  private async request<T>(kind: 'read' | 'write', send: (timeoutMs: number) => Promise<T>): Promise<T> {
+    try {
+      return await send(REQUEST_TIMEOUT_MS);
+    } catch (err) {
+      const status = consulStatus(err);
+      if (status !== undefined && status < 500) throw err;
+      throw new StoreUnavailableError(unavailable(err, this.consul.url, kind));
+    }
+  }
+
   private diff(pairs: readonly KvPair[]): void {
     const now = new Map(pairs.map((p) => [p.Key.slice(PREFIX.length), p.ModifyIndex]));
     const changed: string[] = [];
@@ -173,6 +196,19 @@ function parsed(text: string): unknown {
   } catch (err) {
     return new NotJson(text, (err as Error).message);
   }
+}
+
+/** Codes of a request that never reached Consul, and so wrote nothing. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Why Consul could not serve a request, and for a write whether it may have been made. */
+function unavailable(err: unknown, url: string, kind: 'read' | 'write'): string {
+  const e = err as { isTimeout?: boolean; code?: string } | undefined;
+  const reason = e?.isTimeout ? `Consul at ${url} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s` : describeConsulError(err, url);
+  if (kind === 'read') return reason;
+  return e?.code !== undefined && NOT_CONNECTED.has(e.code)
+    ? `${reason}; nothing was written`
+    : `${reason}; the write may or may not have been made: read the current value before retrying`;
 }
 
 /**

@@ -66,6 +66,15 @@ export class StoreLimitError extends Error {
 }
 
 /**
+ * The store could not be reached, or did not answer in time. The message says whether a
+ * write was made: a request that never connected wrote nothing, but one that timed out or
+ * broke off may have been committed, and the caller must read before retrying.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+/**
  * A stored value that is not JSON (a hand-written Consul KV pair), kept as read rather than
  * thrown, so that the checks which read entries name its key like any other invalid entry.
  */

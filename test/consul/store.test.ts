@@ -1,6 +1,7 @@
 /**
  * `--store consul` against a real agent, where Consul's own answers matter: deletes (a
- * `delete-cas` transaction answers no result) and values written by hand that are not JSON.
+ * `delete-cas` transaction answers no result), values written by hand that are not JSON,
+ * and an agent that hangs or is gone (bounded requests, answered 503 naming Consul).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { connectConsul } from '../../common/consul/client.js';
@@ -64,5 +65,40 @@ describe('control plane on the Consul KV store', { timeout: 90_000 }, () => {
     ]);
     expect((await refused.exited).code).toBe(1);
     expect(refused.output()).toMatch(/skein: invalid config in the store \(Consul KV under skein\/\), refusing to start: policies\/orders: not JSON \(Unexpected token/);
+  });
+
+  it('a hung agent: admin reads and writes answer 503 within seconds naming Consul, a write it may have made says so; a refused connection says nothing was written', async () => {
+    const cp = await replica();
+    await cp.api.put('/api/v1/services/catalog/policy', { timeout: '2s' });
+    const connection = connectConsul(consul.url);
+    const store = await ConsulStore.open(connection, createLogger('test', 'silent'));
+    consul.pause();
+    try {
+      const started = Date.now();
+      const write = (await cp.api.put('/api/v1/services/catalog/policy', { timeout: '3s' }).catch((err: unknown) => err)) as AdminApiError;
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(write.status).toBe(503);
+      expect(write.code).toBe('unavailable');
+      expect(write.message).toMatch(/^the config store is unavailable: Consul at http:\/\/127\.0\.0\.1:\d+ did not answer within 5 s/);
+      const read = (await cp.api.get('/api/v1/routes/catalog').catch((err: unknown) => err)) as AdminApiError;
+      expect(read.status).toBe(503);
+      expect(read.message).toMatch(/did not answer within 5 s$/);
+      // A transaction sent and not answered may still be committed once the agent resumes.
+      await expect(store.transaction([{ op: 'put', key: 'intentions', value: { defaultAction: 'deny' } }])).rejects.toThrow(
+        /did not answer within 5 s; the write may or may not have been made: read the current value before retrying$/,
+      );
+      consul.resume();
+      await consul.kill();
+      const refused = (await cp.api.put('/api/v1/services/catalog/policy', { timeout: '4s' }).catch((err: unknown) => err)) as AdminApiError;
+      expect(refused.status).toBe(503);
+      expect(refused.message).toMatch(/^the config store is unavailable: cannot reach Consul at .*: connection refused \(is the agent running/);
+      await expect(store.transaction([{ op: 'put', key: 'intentions', value: { defaultAction: 'deny' } }])).rejects.toThrow(/connection refused .*; nothing was written$/);
+      // Liveness is the process's, not the store's: restarting would not bring Consul back.
+      expect((await fetch(`${cp.adminUrl}/healthz`)).status).toBe(200);
+    } finally {
+      consul.resume();
+      await store.close();
+      connection.close();
+    }
   });
 });

@@ -58,6 +58,10 @@ export interface ConsulAgent {
   restart(): Promise<void>;
   /** Starts it again if a test left it killed. */
   restartIfDown(): Promise<void>;
+  /** SIGSTOP: connections are accepted by the kernel but nothing answers, as a hung agent. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
   output(): string;
 }
@@ -160,6 +164,8 @@ export async function startConsul(options: ConsulAgentOptions = {}): Promise<Con
     async restartIfDown() {
       if (child === undefined) await launch();
     },
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     stop: () => halt('SIGTERM'),
     output: () => chunks.join(''),
   };
