@@ -24,7 +24,9 @@ describe('the injected sidecar container', () => {
     expect(c).toMatchObject({ image: 'registry.example.com/skein:9', restartPolicy: 'Always', args: ['sidecar'] });
     expect(c.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1337, allowPrivilegeEscalation: false });
     expect(c.readinessProbe?.exec?.command?.join(' ')).toContain('http://127.0.0.1:16000/ready');
-    expect(c.startupProbe?.exec?.command?.join(' ')).toContain('http://127.0.0.1:16000/live');
+    // The app starts once its calls can go through, with room for a control plane down at start.
+    expect(c.startupProbe?.exec?.command?.join(' ')).toContain("'http://127.0.0.1:16000/ready/outbound'");
+    expect(c.startupProbe).toMatchObject({ periodSeconds: 1, failureThreshold: 600 });
     expect(c.lifecycle?.preStop?.exec?.command?.join(' ')).toContain("'http://127.0.0.1:16000/drain',{method:'POST'}");
     expect(c.env).toContainEqual({ name: 'SKEIN_TOKEN', valueFrom: { secretKeyRef: { name: 'skein-token-orders', key: 'token' } } });
   });

@@ -62,9 +62,11 @@ export function sidecarContainer(params: ServiceParams, options: InjectOptions):
     args: ['sidecar'],
     ports: [{ name: 'skein-inbound', containerPort: options.inboundPort, protocol: 'TCP' }],
     env,
-    // The app starts once the sidecar is live (startup probe), not once it is ready: /ready
-    // waits for a healthy app, which would never start.
-    startupProbe: { exec: { command: adminCall(options.adminPort, '/live') }, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 60 },
+    // Kubernetes starts the app containers once a native sidecar's startup probe passes: on
+    // /ready/outbound (config and certificate in hand), the app's first calls go through. Not
+    // /ready, which waits for a healthy app that would never start. Ten minutes, as Istio
+    // allows, for the certificate to be signed and a control plane down at start to return.
+    startupProbe: { exec: { command: adminCall(options.adminPort, '/ready/outbound') }, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 600 },
     readinessProbe: { exec: { command: adminCall(options.adminPort, '/ready') }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
     // Kubelet stops a native sidecar after the app containers have exited; the hook starts the
     // drain (fail /ready, deregister from Consul) before SIGTERM, inside the grace period.
