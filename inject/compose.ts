@@ -172,7 +172,7 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
   if (added.length > 0 && isNamedVolume(options.composeCaVolume) && !doc.hasIn(['volumes', options.composeCaVolume])) {
     doc.setIn(['volumes', options.composeCaVolume], doc.createNode({}));
   }
-  return { output: doc.toString(TO_STRING), notes };
+  return { output: doc.toString(TO_STRING), notes, warnings: [] };
 }
 
 function composeParams(name: string, service: Obj, labels: Record<string, string>, options: InjectOptions, document: string, field: (s: string) => string): ServiceParams {

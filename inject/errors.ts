@@ -14,7 +14,8 @@ export class InjectError extends Error {
     readonly document: string,
     /** e.g. `spec.template.spec.containers`; empty when the whole document is at fault */
     readonly field: string,
-    detail: string,
+    /** What is wrong, without the document and field. */
+    readonly detail: string,
   ) {
     super(`${document}${field ? `, field ${field}` : ''}: ${detail}`);
   }

@@ -19,6 +19,8 @@ export interface InjectResult {
   readonly output: string;
   /** One line per workload found, e.g. `deployment/orders: injected (service orders, app port 8080)`. */
   readonly notes: string[];
+  /** Settings that do not do what they seem to, e.g. ones on a Deployment's own metadata; printed even with `-q`. */
+  readonly warnings: string[];
 }
 
 export function describeOutcome(o: { what: string; status: WorkloadOutcome['status']; params?: WorkloadOutcome['params'] }): string {
@@ -29,6 +31,7 @@ export function describeOutcome(o: { what: string; status: WorkloadOutcome['stat
 
 export function injectKubernetesDocuments(source: string, docs: Document.Parsed[], options: InjectOptions): InjectResult {
   const notes: string[] = [];
+  const warnings: string[] = [];
   let start = 0;
   const parts = docs.map((doc, index) => {
     const original = source.slice(start, doc.range[2]);
@@ -37,6 +40,7 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
     if (obj === null || obj === undefined) return original;
     const outcomes = injectObject(obj, index, options);
     notes.push(...outcomes.map(describeOutcome));
+    warnings.push(...outcomes.flatMap((o) => (o.warning ? [`${o.what}: ${o.warning}`] : [])));
     if (!outcomes.some((o) => o.spec)) return original;
     // JSON in (`kubectl get -o json`), JSON out.
     if (isMap(doc.contents) && doc.contents.flow) return `${JSON.stringify(applyOutcomes(obj, outcomes), null, 2)}\n`;
@@ -52,7 +56,7 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
     }
     return doc.toString(TO_STRING);
   });
-  return { output: parts.join('') + source.slice(start), notes };
+  return { output: parts.join('') + source.slice(start), notes, warnings };
 }
 
 /** Parse errors become an InjectError naming the document and line. */

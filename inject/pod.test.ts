@@ -5,12 +5,11 @@ import { injectPodTemplate, type PodResult } from './pod.js';
 
 type Obj = Record<string, any>;
 
-function pod(overrides: { labels?: Obj; annotations?: Obj; owner?: Obj; spec?: Obj } = {}, options: InjectOptions = DEFAULT_INJECT_OPTIONS): PodResult {
+function pod(overrides: { labels?: Obj; annotations?: Obj; spec?: Obj } = {}, options: InjectOptions = DEFAULT_INJECT_OPTIONS): PodResult {
   return injectPodTemplate(
     {
       metadata: { labels: overrides.labels ?? { app: 'orders' }, annotations: overrides.annotations },
       spec: overrides.spec ?? { containers: [{ name: 'app', image: 'a', ports: [{ containerPort: 8080 }] }] },
-      ownerMetadata: overrides.owner ?? {},
       document: 'document 1 (Deployment/orders)',
       field: 'spec.template',
     },
@@ -34,20 +33,16 @@ function failure(run: () => unknown): InjectError {
 }
 
 describe('injectPodTemplate', () => {
-  test('opting out: the annotation on the template or the workload, or the pod\'s own label, as the webhook\'s objectSelector reads it', () => {
+  test("opting out: the template's annotation, or the pod's own label, as the webhook's objectSelector reads it", () => {
     expect(pod({ annotations: { 'skein.io/inject': 'false' } }).status).toBe('opted-out');
-    expect(pod({ owner: { annotations: { 'skein.io/inject': 'false' } } }).status).toBe('opted-out');
     expect(pod({ labels: { app: 'orders', 'skein.io/inject': 'false' } }).status).toBe('opted-out');
-    // A Deployment's own labels are not its pods': the webhook would inject them.
-    expect(pod({ owner: { labels: { 'skein.io/inject': 'false' } } }).status).toBe('injected');
     expect(pod({ labels: { app: 'orders', 'skein.io/inject': 'true' } }).status).toBe('injected');
+    expect(pod({ annotations: { 'skein.io/inject': 'true' } }).status).toBe('injected');
   });
 
-  test('service name: annotation, then app label, then app.kubernetes.io/name; the template wins over the workload', () => {
+  test('service name: annotation, then app label, then app.kubernetes.io/name', () => {
     expect(injected(pod({ labels: { app: 'x' }, annotations: { 'skein.io/service': 'orders' } })).params.service).toBe('orders');
     expect(injected(pod({ labels: { 'app.kubernetes.io/name': 'users' } })).params.service).toBe('users');
-    expect(injected(pod({ labels: {}, owner: { labels: { app: 'owner-app' } } })).params.service).toBe('owner-app');
-    expect(injected(pod({ labels: { app: 'tmpl' }, owner: { labels: { app: 'owner-app' } } })).params.service).toBe('tmpl');
     expect(failure(() => pod({ labels: { app: 'Orders_1' } })).field).toBe('spec.template.metadata.labels.app');
   });
 

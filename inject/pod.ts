@@ -13,11 +13,12 @@ import { assertSidecarValue } from './sidecar-values.js';
 type Obj = Record<string, unknown>;
 
 export interface PodTemplateRef {
-  /** The template's metadata and spec, as plain data. */
+  /**
+   * The template's metadata and spec, as plain data. Only the template's labels and
+   * annotations steer injection: they are what a pod gets, and all the webhook ever sees.
+   */
   readonly metadata: unknown;
   readonly spec: unknown;
-  /** The workload's own metadata (labels and annotations there count too); same as `metadata` for a Pod. */
-  readonly ownerMetadata: unknown;
   /** How errors name the document, e.g. `document 2 (Deployment/orders)`. */
   readonly document: string;
   /** Path of the template in the document, e.g. `spec.template` ('' for a Pod). */
@@ -46,20 +47,14 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
   const fail = (code: ConstructorParameters<typeof InjectError>[0], field: string, detail: string): never => {
     throw new InjectError(code, ref.document, field, detail);
   };
-  // The template's own labels and annotations win over the workload's.
   const lookup = (key: 'labels' | 'annotations', name: string): { value: string; field: string } | undefined => {
-    for (const [meta, path] of [[ref.metadata, at('metadata')], [ref.ownerMetadata, 'metadata']] as const) {
-      const value = stringMap(meta, key)[name];
-      if (value !== undefined && value !== null) return { value: String(value), field: `${path}.${key}.${name}` };
-    }
-    return undefined;
+    const value = stringMap(ref.metadata, key)[name];
+    return value === undefined || value === null ? undefined : { value: String(value), field: `${at('metadata')}.${key}.${name}` };
   };
 
   // The pod's own label counts too: the webhook's objectSelector never sends such a pod, and
-  // the CLI must leave out what the webhook would. A workload's own labels do not reach its pods.
-  if (lookup('annotations', ANNOTATIONS.inject)?.value === 'false' || String(stringMap(ref.metadata, 'labels')[ANNOTATIONS.inject]) === 'false') {
-    return { status: 'opted-out' };
-  }
+  // the CLI must leave out what the webhook would.
+  if (lookup('annotations', ANNOTATIONS.inject)?.value === 'false' || lookup('labels', ANNOTATIONS.inject)?.value === 'false') return { status: 'opted-out' };
   const spec = ref.spec;
   if (!isObj(spec)) return fail('invalid-field', at('spec'), 'a pod spec (a mapping) is required');
   const containers = containersOf(spec, 'containers');

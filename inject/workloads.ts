@@ -31,6 +31,26 @@ export interface WorkloadOutcome {
   readonly specPath: Path;
   readonly spec?: Obj;
   readonly params?: ServiceParams;
+  /** Said to the user whatever the outcome, e.g. settings that are ignored. */
+  readonly warning?: string;
+}
+
+/** What steers injection: read from the pod template only. */
+const SETTINGS = { annotations: Object.values(ANNOTATIONS), labels: [ANNOTATIONS.inject, 'app', 'app.kubernetes.io/name', 'version'] } as const;
+
+/**
+ * Settings written on a workload's own metadata and not on its pod template: its pods never
+ * carry them, so the webhook, which sees only pods, cannot read them, and neither does the
+ * CLI. Said, since they were honoured once and look as if they count.
+ */
+function ignoredSettings(kind: string, owner: unknown, template: Obj, templateField: string): string | undefined {
+  const fields = (['annotations', 'labels'] as const).flatMap((key) => {
+    const own = isObj(owner) && isObj(owner[key]) ? owner[key] : {};
+    const pods = isObj(template.metadata) && isObj(template.metadata[key]) ? template.metadata[key] : {};
+    return SETTINGS[key].filter((name) => name in own && !(name in pods)).map((name) => `metadata.${key}.${name}`);
+  });
+  if (fields.length === 0) return undefined;
+  return `${fields.join(', ')} ${fields.length === 1 ? 'is' : 'are'} set on the ${kind} itself, not on its pod template, and ignored: injection reads ${templateField}.metadata, all its pods (and the webhook) see; move ${fields.length === 1 ? 'it' : 'them'} there`;
 }
 
 function isObj(value: unknown): value is Obj {
@@ -87,13 +107,21 @@ function injectAt(obj: Obj, base: Path, document: string, options: InjectOptions
   }
   const template = getIn(obj, workload.template);
   if (!isObj(template)) throw new InjectError('invalid-field', document, field(workload.template), 'a pod template is required');
-  const result = injectPodTemplate(
-    { metadata: template.metadata, spec: template.spec, ownerMetadata: metadata, document, field: field(workload.template) },
-    options,
-  );
+  const warning = workload.template.length === 0 ? undefined : ignoredSettings(kind, metadata, template, field(workload.template));
+  const result = withWarning(warning, () => injectPodTemplate({ metadata: template.metadata, spec: template.spec, document, field: field(workload.template) }, options));
   const specPath = [...base, ...workload.template, 'spec'];
-  if (result.status !== 'injected') return [{ what, status: result.status, specPath }];
-  return [{ what, status: 'injected', specPath, spec: result.spec, params: result.params }];
+  if (result.status !== 'injected') return [{ what, status: result.status, specPath, warning }];
+  return [{ what, status: 'injected', specPath, spec: result.spec, params: result.params, warning }];
+}
+
+/** A refusal keeps the warning: a service name only on the Deployment is why there is none. */
+function withWarning<T>(warning: string | undefined, inject: () => T): T {
+  try {
+    return inject();
+  } catch (err) {
+    if (!warning || !(err instanceof InjectError)) throw err;
+    throw new InjectError(err.code, err.document, err.field, `${err.detail} (${warning})`);
+  }
 }
 
 /** The object with every injected pod spec put in place (a copy; the input is not changed). */

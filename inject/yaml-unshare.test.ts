@@ -5,10 +5,10 @@ import { DEFAULT_INJECT_OPTIONS } from './options.js';
 
 type Obj = Record<string, any>;
 
-const deployment = (name: string, template: string, annotations = ''): string => `
+const deployment = (name: string, template: string): string => `
   - apiVersion: apps/v1
     kind: Deployment
-    metadata: {name: ${name}${annotations}}
+    metadata: {name: ${name}}
     spec:
       selector: {matchLabels: {app: ${name}}}
       template:
@@ -27,7 +27,7 @@ describe('workloads sharing YAML nodes each get their own sidecar, and only thos
   test('an opted-out workload merging (<<) an injected pod spec gets none of its sidecar', () => {
     const [a, b] = podSpecs(
       deployment('a', '        metadata: {labels: {app: a}}\n        spec: &pod\n          containers: [{name: a, image: x, ports: [{containerPort: 8080}]}]\n')
-      + deployment('b', '        metadata: {labels: {app: b}}\n        spec:\n          <<: *pod\n', ', annotations: {skein.io/inject: "false"}'),
+      + deployment('b', '        metadata: {labels: {app: b}, annotations: {skein.io/inject: "false"}}\n        spec:\n          <<: *pod\n'),
     );
     expect(env(a!, 'SKEIN_SERVICE')).toBe('a');
     expect(b).toEqual({ containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 8080 }] }] });
@@ -51,7 +51,7 @@ describe('workloads sharing YAML nodes each get their own sidecar, and only thos
   test('a list anchored in a replaced field stays for the aliases naming it', () => {
     const [a, b] = podSpecs(
       deployment('a', '        metadata: {labels: {app: a}}\n        spec:\n          containers: [{name: a, image: x, ports: [{containerPort: 8080}]}]\n          volumes: &vols [{name: data, emptyDir: {}}]\n')
-      + deployment('b', '        metadata: {labels: {app: b}}\n        spec:\n          containers: [{name: b, image: y}]\n          volumes: *vols\n', ', annotations: {skein.io/inject: "false"}'),
+      + deployment('b', '        metadata: {labels: {app: b}, annotations: {skein.io/inject: "false"}}\n        spec:\n          containers: [{name: b, image: y}]\n          volumes: *vols\n'),
     );
     expect(a!.volumes.map((v: Obj) => v.name)).toEqual(['data', 'skein-bootstrap']);
     expect(b!.volumes).toEqual([{ name: 'data', emptyDir: {} }]);
@@ -64,10 +64,10 @@ describe('workloads sharing YAML nodes each get their own sidecar, and only thos
     expect((parse(output, { merge: true }) as Obj).spec.volumes.map((v: Obj) => v.name)).toEqual(['data', 'skein-bootstrap']);
   });
 
-  test('JSON output (a flow-style document) with a shared template: the opted-out workload stays without', () => {
+  test('JSON output (a flow-style document) with a shared pod spec: the opted-out workload stays without', () => {
     const json = `{"apiVersion": "v1", "kind": "List", "items": [
-      {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}, "spec": {"selector": {}, "template": &t {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 8080}]}]}}}},
-      {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "b", "annotations": {"skein.io/inject": "false"}}, "spec": {"selector": {}, "template": *t}}]}`;
+      {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}, "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "a"}}, "spec": &s {"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 8080}]}]}}}},
+      {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "b"}, "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "a"}, "annotations": {"skein.io/inject": "false"}}, "spec": *s}}}]}`;
     const items = (JSON.parse(injectText(json, DEFAULT_INJECT_OPTIONS).output) as Obj).items;
     expect(items.map((i: Obj) => i.spec.template.spec.initContainers?.length)).toEqual([1, undefined]);
   });

@@ -60,6 +60,7 @@ export function registerInject(program: Command): void {
       // Everything is injected in memory first: an error leaves stdout empty.
       const result = injectText(await readInputFile(file), options);
       process.stdout.write(result.output);
+      for (const warning of result.warnings) process.stderr.write(`skein: warning: ${warning}\n`);
       if (!flags.quiet) for (const note of result.notes) process.stderr.write(`${note}\n`);
     });
 }

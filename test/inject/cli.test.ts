@@ -49,6 +49,25 @@ describe('skein inject', () => {
     expect(r.stderr).toContain('document 2 (DaemonSet/node-exporter), field spec.template.spec.hostNetwork');
   });
 
+  // The webhook sees only pods, so only what the pod template carries can count, in both.
+  test("settings on a Deployment's own metadata are ignored, as by the webhook, and stderr says so even with -q", () => {
+    const deployment = (meta: string, podMeta: string) =>
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: orders${meta}}\nspec:\n  selector: {matchLabels: {app: orders}}\n  template:\n    metadata: {labels: {app: orders}${podMeta}}\n    spec: {containers: [{name: app, image: x, ports: [{containerPort: 8080}]}]}\n`;
+    const ignored = skein(['inject', '-q', '-f', '-'], deployment(', annotations: {skein.io/inject: "false", skein.io/service: payments}, labels: {version: v2}', ''));
+    expect(ignored.status, ignored.stderr).toBe(0);
+    expect(parse(ignored.stdout).spec.template.spec.initContainers[0].env).toContainEqual({ name: 'SKEIN_SERVICE', value: 'orders' });
+    expect(ignored.stderr).toBe(
+      'skein: warning: deployment/orders: metadata.annotations.skein.io/inject, metadata.annotations.skein.io/service, metadata.labels.version are set on the Deployment itself, not on its pod template, and ignored: injection reads spec.template.metadata, all its pods (and the webhook) see; move them there\n',
+    );
+    // On the template too: nothing to say.
+    const both = skein(['inject', '-f', '-'], deployment(', annotations: {skein.io/inject: "false"}', ', annotations: {skein.io/inject: "false"}'));
+    expect(both.stderr).toBe('deployment/orders: opted out, left as is\n');
+    // A refusal it leads to says so: the Deployment named the service, its pods do not.
+    const unnamed = skein(['inject', '-f', '-'], deployment(', annotations: {skein.io/service: orders}', '').replace('{labels: {app: orders}}', '{labels: {tier: web}}'));
+    expect(unnamed.status).toBe(1);
+    expect(unnamed.stderr).toContain('no service name: set the label app or the annotation skein.io/service (metadata.annotations.skein.io/service is set on the Deployment itself');
+  });
+
   test('usage errors exit 2', () => {
     expect(skein(['inject']).status).toBe(2);
     expect(skein(['inject', '-f', 'x.yaml', '--redirect-ports', 'eighty']).status).toBe(2);
