@@ -11,6 +11,16 @@ function inject(compose: string, controlPlane = DEFAULT_INJECT_OPTIONS.controlPl
   return { sidecar: (parse(result.output) as { services: Record<string, Sidecar> }).services['web-skein']!, notes: result.notes };
 }
 
+function failure(run: () => unknown): InjectError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InjectError);
+    return err as InjectError;
+  }
+  throw new Error('expected an InjectError');
+}
+
 const WEB = `  web:\n    image: shop/web:1\n    expose: ["80"]\n`;
 
 describe('Compose: where the sidecars find the control plane', () => {
@@ -146,5 +156,13 @@ describe('Compose: network_mode', () => {
     expect(error).toBeInstanceOf(InjectError);
     expect([error!.code, error!.message]).toEqual([code,
       `document 1, field services.web.network_mode: a service with network_mode "${mode.replace(/"/g, '')}" ${why}; label it skein.io/inject: "false" to leave it out`]);
+  });
+});
+
+describe('Compose: skein.io/inject', () => {
+  it('skein.io/inject other than "true" or "false" is refused, naming the label', () => {
+    expect(failure(() => injectText(`services:\n  web:\n    image: x\n    expose: ["80"]\n    labels: ["skein.io/inject=no"]\n`, DEFAULT_INJECT_OPTIONS)).message).toBe(
+      'document 1, field services.web.labels.skein.io/inject: expected "true" or "false", got "no"',
+    );
   });
 });

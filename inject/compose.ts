@@ -11,7 +11,7 @@ import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { parsePortText } from '../common/net/port-text.js';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, switchValue, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
@@ -132,7 +132,8 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
     const service = isObj(raw) ? raw : {};
     const labels = labelsOf(service);
     const what = `service/${name}`;
-    if (labels[ANNOTATIONS.inject] === 'false') {
+    const optOut = labels[ANNOTATIONS.inject];
+    if (optOut !== undefined && !switchValue(optOut, document, field(`labels.${ANNOTATIONS.inject}`))) {
       notes.push(describeOutcome({ what, status: 'opted-out' }));
       continue;
     }

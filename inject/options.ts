@@ -66,6 +66,16 @@ export const ANNOTATIONS = {
 } as const;
 
 /**
+ * A "true"/"false" setting (skein.io/inject, skein.io/transparent). Anything else (a "False",
+ * a "no", a typo) is refused: taken as unset, an opt-out would quietly inject, and a
+ * transparent "yes" would quietly stay off.
+ */
+export function switchValue(value: string, document: string, field: string): boolean {
+  if (value !== 'true' && value !== 'false') throw new InjectError('invalid-field', document, field, `expected "true" or "false", got "${value}"`);
+  return value === 'true';
+}
+
+/**
  * The sidecar shares the app's network namespace (pod or Compose service), so the app cannot use the sidecar's ports.
  * A range (`last` above `port`, e.g. Compose "15000-15010") is checked whole, without listing its ports.
  */

@@ -40,6 +40,15 @@ describe('injectPodTemplate', () => {
     expect(pod({ annotations: { 'skein.io/inject': 'true' } }).status).toBe('injected');
   });
 
+  test('skein.io/inject other than "true" or "false" is refused, naming the field, as skein.io/transparent is', () => {
+    for (const value of ['False', 'no', '0', 'disabled', '']) {
+      const err = failure(() => pod({ annotations: { 'skein.io/inject': value } }));
+      expect(err.code).toBe('invalid-field');
+      expect(err.message).toBe(`document 1 (Deployment/orders), field spec.template.metadata.annotations.skein.io/inject: expected "true" or "false", got "${value}"`);
+    }
+    expect(failure(() => pod({ labels: { app: 'orders', 'skein.io/inject': 'no' } })).field).toBe('spec.template.metadata.labels.skein.io/inject');
+  });
+
   test('service name: annotation, then app label, then app.kubernetes.io/name', () => {
     expect(injected(pod({ labels: { app: 'x' }, annotations: { 'skein.io/service': 'orders' } })).params.service).toBe('orders');
     expect(injected(pod({ labels: { 'app.kubernetes.io/name': 'users' } })).params.service).toBe('users');

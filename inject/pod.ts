@@ -6,7 +6,7 @@
  */
 import { parsePortText } from '../common/net/port-text.js';
 import { InjectError } from './errors.js';
-import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, assertNotSidecarPort, type InjectOptions } from './options.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, assertNotSidecarPort, switchValue, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
@@ -54,7 +54,8 @@ export function injectPodTemplate(ref: PodTemplateRef, options: InjectOptions): 
 
   // The pod's own label counts too: the webhook's objectSelector never sends such a pod, and
   // the CLI must leave out what the webhook would.
-  if (lookup('annotations', ANNOTATIONS.inject)?.value === 'false' || lookup('labels', ANNOTATIONS.inject)?.value === 'false') return { status: 'opted-out' };
+  const optOuts = [lookup('annotations', ANNOTATIONS.inject), lookup('labels', ANNOTATIONS.inject)].map((found) => switchOf(found, ref.document));
+  if (optOuts.includes(false)) return { status: 'opted-out' };
   const spec = ref.spec;
   if (!isObj(spec)) return fail('invalid-field', at('spec'), 'a pod spec (a mapping) is required');
   const containers = containersOf(spec, 'containers');
@@ -104,8 +105,14 @@ function assertNoAppAsSidecarUid(spec: Obj, at: (s: string) => string, fail: Fai
   }
 }
 
-type Lookup = (key: 'labels' | 'annotations', name: string) => { value: string; field: string } | undefined;
+type Found = { value: string; field: string };
+type Lookup = (key: 'labels' | 'annotations', name: string) => Found | undefined;
 type Fail = (code: ConstructorParameters<typeof InjectError>[0], field: string, detail: string) => never;
+
+/** A "true"/"false" setting, undefined when not set. */
+function switchOf(found: Found | undefined, document: string): boolean | undefined {
+  return found && switchValue(found.value, document, found.field);
+}
 
 function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions, document: string, at: (s: string) => string, fail: Fail): ServiceParams {
   const named = lookup('annotations', ANNOTATIONS.service) ?? lookup('labels', 'app') ?? lookup('labels', 'app.kubernetes.io/name');
@@ -130,12 +137,7 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   const health = lookup('annotations', ANNOTATIONS.appHealthPath) ?? readinessPath(containers, appPort, at);
   if (health) assertSidecarValue('appHealthPath', health.value, document, health.field, `; set annotation ${ANNOTATIONS.appHealthPath} to the path the sidecar should ask for`);
 
-  const transparentAnnotation = lookup('annotations', ANNOTATIONS.transparent);
-  // Anything but "true" or "false" (a "yes", a typo) would otherwise be quietly taken as false.
-  if (transparentAnnotation && transparentAnnotation.value !== 'true' && transparentAnnotation.value !== 'false') {
-    fail('invalid-field', transparentAnnotation.field, `expected "true" or "false", got "${transparentAnnotation.value}"`);
-  }
-  const transparent = transparentAnnotation ? transparentAnnotation.value === 'true' : options.transparent;
+  const transparent = switchOf(lookup('annotations', ANNOTATIONS.transparent), document) ?? options.transparent;
   let redirectPorts = options.redirectPorts;
   const portsAnnotation = lookup('annotations', ANNOTATIONS.redirectPorts);
   if (portsAnnotation) {

@@ -68,6 +68,13 @@ describe('skein inject', () => {
     expect(unnamed.stderr).toContain('no service name: set the label app or the annotation skein.io/service (metadata.annotations.skein.io/service is set on the Deployment itself');
   });
 
+  test('skein.io/inject other than "true" or "false" is refused (exit 1), naming the field', () => {
+    const r = skein(['inject', '-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: {name: o, labels: {app: o}, annotations: {skein.io/inject: "False"}}\nspec: {containers: [{name: a, image: x, ports: [{containerPort: 80}]}]}\n');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('document 1 (Pod/o), field metadata.annotations.skein.io/inject: expected "true" or "false", got "False"');
+  });
+
   test('usage errors exit 2', () => {
     expect(skein(['inject']).status).toBe(2);
     expect(skein(['inject', '-f', 'x.yaml', '--redirect-ports', 'eighty']).status).toBe(2);

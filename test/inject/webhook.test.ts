@@ -144,6 +144,14 @@ describe('POST /api/v1/inject (AdmissionReview v1 over TLS)', () => {
     expect(hostNet.body.response.status.message).toContain('field spec.hostNetwork');
   });
 
+  test('a misspelled opt-out ("no") is refused, as skein inject refuses it, rather than injected', async () => {
+    const reply = await post(withObject((obj) => (obj.metadata.annotations['skein.io/inject'] = 'no')));
+    expect(reply.body.response.allowed).toBe(false);
+    expect(reply.body.response.status.message).toBe(
+      'skein injection: Pod shop/orders-7d9c5b8f6c-*, field metadata.annotations.skein.io/inject: expected "true" or "false", got "no"',
+    );
+  });
+
   test('bad requests get an error body, not a crash', async () => {
     const notJson = await post('{nope');
     expect(notJson.status).toBe(400);
