@@ -166,3 +166,32 @@ describe('Compose: skein.io/inject', () => {
     );
   });
 });
+
+describe('Compose: extends', () => {
+  const services = (result: { output: string }) => (parse(result.output) as { services: Record<string, Sidecar> }).services;
+
+  it('a service extending one of the same file gets its ports and labels, its own winning', () => {
+    const result = injectText(
+      'services:\n  base:\n    image: shop/web:1\n    expose: ["8080"]\n    labels: {version: v2, skein.io/app-protocol: grpc}\n    profiles: [never]\n'
+      + '  web:\n    extends: {service: base}\n    labels: {version: v3}\n    profiles: []\n  api:\n    extends: base\n    labels: {skein.io/inject: "false"}\n',
+      DEFAULT_INJECT_OPTIONS,
+    );
+    const web = services(result)['web-skein']!.environment;
+    expect([web.SKEIN_APP_PORT, web.SKEIN_VERSION, web.SKEIN_APP_PROTOCOL]).toEqual(['8080', 'v3', 'grpc']);
+    expect(services(result)['api-skein']).toBeUndefined();
+  });
+
+  it('errors name the service a setting is inherited from; a missing or looping base is refused', () => {
+    const refused = (compose: string) => failure(() => injectText(compose, DEFAULT_INJECT_OPTIONS)).message;
+    expect(refused('services:\n  base:\n    image: x\n    labels: {skein.io/app-port: "80", version: "v 1"}\n  web:\n    extends: {service: base}\n    expose: ["80"]\n'))
+      .toMatch(/^document 1, field services\.base\.labels\.version: /);
+    expect(refused('services:\n  web:\n    image: x\n    extends: {service: nope}\n')).toBe('document 1, field services.web.extends: extends "nope", which is not a service of this file');
+    expect(refused('services:\n  a:\n    extends: b\n  b:\n    extends: a\n')).toBe('document 1, field services.b.extends: extends leads back to a');
+  });
+
+  it('one naming another file is not read, and the error it may explain names it', () => {
+    expect(failure(() => injectText('services:\n  web:\n    extends: {file: common.yml, service: webapp}\n', DEFAULT_INJECT_OPTIONS)).message).toBe(
+      'document 1, field services.web.ports: no port to infer the app port from (services.web.extends names webapp in common.yml, which skein inject does not read): add expose or ports, or the label skein.io/app-port',
+    );
+  });
+});

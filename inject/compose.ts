@@ -49,6 +49,67 @@ function labelsOf(service: Obj): Record<string, string> {
   return isObj(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {};
 }
 
+/** A container-side port entry of `expose` or `ports`, with the field it is written at. */
+interface DeclaredPort {
+  readonly first: number;
+  readonly last: number;
+  readonly protocol: string;
+  readonly field: string;
+}
+
+/** A service with what it inherits through `extends`, as Compose runs it. */
+interface EffectiveService {
+  /** Its settings over those of the services it extends (its own win). */
+  readonly service: Obj;
+  readonly labels: Record<string, string>;
+  /** Where each label is written, e.g. `services.base.labels.version`. */
+  readonly labelFields: Record<string, string>;
+  /** `expose` entries, then `ports`, each the bases' first, as Compose merges them. */
+  readonly ports: DeclaredPort[];
+  /** An `extends` of a service in another file, which is not read (for errors it may explain). */
+  readonly elsewhere?: string;
+}
+
+/**
+ * Resolves `extends` within the file (`extends: base`, `extends: {service: base}`), so a
+ * service inheriting its ports or labels is injected as Compose runs it. One naming another
+ * file is not followed: that file is not at hand.
+ */
+function effectiveService(services: Obj, name: string, document: string): EffectiveService {
+  const chain: Array<{ name: string; service: Obj }> = [];
+  let elsewhere: string | undefined;
+  for (let current: string | undefined = name; current !== undefined; ) {
+    if (chain.some((c) => c.name === current)) throw new InjectError('invalid-field', document, `services.${chain[0]!.name}.extends`, `extends leads back to ${current}`);
+    const declared: unknown = services[current];
+    const service: Obj = isObj(declared) ? declared : {};
+    chain.unshift({ name: current, service });
+    const base: unknown = service.extends;
+    const field = `services.${current}.extends`;
+    current = undefined;
+    if (base === undefined) break;
+    if (isObj(base) && base.file !== undefined) {
+      elsewhere = `${field} names ${String(base.service)} in ${String(base.file)}, which skein inject does not read`;
+    } else {
+      const target: unknown = isObj(base) ? base.service : base;
+      if (typeof target !== 'string' || !isObj(services[target])) throw new InjectError('invalid-field', document, field, `extends ${JSON.stringify(target)}, which is not a service of this file`);
+      current = target;
+    }
+  }
+  const labels: Record<string, string> = {};
+  const labelFields: Record<string, string> = {};
+  for (const c of chain) {
+    for (const [key, value] of Object.entries(labelsOf(c.service))) {
+      labels[key] = value;
+      labelFields[key] = `services.${c.name}.labels.${key}`;
+    }
+  }
+  const ports = (['expose', 'ports'] as const).flatMap((key) => chain.flatMap((c) => {
+    const entries: unknown[] = Array.isArray(c.service[key]) ? c.service[key] : [];
+    return entries.map((entry, i) => ({ ...targetPorts(entry), field: `services.${c.name}.${key}[${i}]` }));
+  }));
+  return { service: Object.assign({}, ...chain.map((c) => c.service)) as Obj, labels, labelFields, ports, elsewhere };
+}
+
 /**
  * The container-side ports of a Compose `ports`/`expose` entry ("8080:80/tcp", "127.0.0.1:8080:80",
  * 80, {target: 80}, "9000-9010:9000-9010", "53:53/udp"), as first and last port (one port is a
@@ -126,14 +187,14 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
   const added: Array<{ after: string; name: string; value: Obj }> = [];
   const dependencies = [hostOf(options.controlPlane), hostOf(options.consul)].filter((h): h is string => h !== undefined && h in services);
 
-  for (const [name, raw] of Object.entries(services)) {
+  for (const name of Object.keys(services)) {
     if (name.endsWith(SUFFIX) && (name.slice(0, -SUFFIX.length) in services)) continue;
     const field = (suffix: string): string => `services.${name}${suffix ? `.${suffix}` : ''}`;
-    const service = isObj(raw) ? raw : {};
-    const labels = labelsOf(service);
+    const effective = effectiveService(services, name, document);
+    const { service, labels } = effective;
     const what = `service/${name}`;
     const optOut = labels[ANNOTATIONS.inject];
-    if (optOut !== undefined && !switchValue(optOut, document, field(`labels.${ANNOTATIONS.inject}`))) {
+    if (optOut !== undefined && !switchValue(optOut, document, effective.labelFields[ANNOTATIONS.inject]!)) {
       notes.push(describeOutcome({ what, status: 'opted-out' }));
       continue;
     }
@@ -156,7 +217,7 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
       throw new InjectError('invalid-field', document, field(isObj(service.deploy) ? 'deploy.replicas' : 'scale'),
         `a sidecar joins one container's network namespace, so a service with ${replicas} replicas would share one sidecar; run one replica per service`);
     }
-    const params = composeParams(name, service, labels, options, document, field);
+    const params = composeParams(name, effective, options, document);
     notes.push(describeOutcome({ what, status: 'injected', params }));
     const sidecar = sidecarService(name, params, dependencies, options);
     // With profiles, the sidecar must be started exactly when its app is.
@@ -176,21 +237,17 @@ export function injectCompose(doc: Document.Parsed, given: InjectOptions): Injec
   return { output: doc.toString(TO_STRING), notes, warnings: [] };
 }
 
-function composeParams(name: string, service: Obj, labels: Record<string, string>, options: InjectOptions, document: string, field: (s: string) => string): ServiceParams {
+function composeParams(name: string, effective: EffectiveService, options: InjectOptions, document: string): ServiceParams {
+  const { labels, labelFields, ports: declared } = effective;
   const serviceName = labels[ANNOTATIONS.service] ?? name;
   const labelled = labels[ANNOTATIONS.service] !== undefined;
-  assertSidecarValue('service', serviceName, document, field(labelled ? `labels.${ANNOTATIONS.service}` : ''), labelled ? '' : `; set label ${ANNOTATIONS.service}`);
-  if (labels.version !== undefined) assertSidecarValue('version', labels.version, document, field('labels.version'));
+  assertSidecarValue('service', serviceName, document, labelled ? labelFields[ANNOTATIONS.service]! : `services.${name}`, labelled ? '' : `; set label ${ANNOTATIONS.service}`);
+  if (labels.version !== undefined) assertSidecarValue('version', labels.version, document, labelFields.version!);
   const healthPath = labels[ANNOTATIONS.appHealthPath];
-  if (healthPath !== undefined) assertSidecarValue('appHealthPath', healthPath, document, field(`labels.${ANNOTATIONS.appHealthPath}`));
-  // expose before ports: the app port is inferred from the first TCP entry in that order.
-  const declared = (['expose', 'ports'] as const).flatMap((key) => {
-    const entries: unknown[] = Array.isArray(service[key]) ? service[key] : [];
-    return entries.map((entry, i) => ({ ...targetPorts(entry), field: `${key}[${i}]` }));
-  });
-  for (const { first, last, field: at } of declared) {
-    if (last < first) throw new InjectError('invalid-field', document, field(at), `the port range ${first}-${last} ends before it starts`);
-    assertNotSidecarPort(first, options, document, field(at), last);
+  if (healthPath !== undefined) assertSidecarValue('appHealthPath', healthPath, document, labelFields[ANNOTATIONS.appHealthPath]!);
+  for (const { first, last, field } of declared) {
+    if (last < first) throw new InjectError('invalid-field', document, field, `the port range ${first}-${last} ends before it starts`);
+    assertNotSidecarPort(first, options, document, field, last);
   }
   // The sidecar forwards HTTP and gRPC, over TCP: a UDP or SCTP port is never the app's.
   const tcp = declared.filter((d) => d.protocol === 'tcp');
@@ -198,30 +255,31 @@ function composeParams(name: string, service: Obj, labels: Record<string, string
   let portField: string;
   const label = labels[ANNOTATIONS.appPort];
   if (label !== undefined) {
-    portField = `labels.${ANNOTATIONS.appPort}`;
+    portField = labelFields[ANNOTATIONS.appPort]!;
     const wanted = parsePortText(label);
-    if (wanted === undefined) throw new InjectError('invalid-field', document, field(portField), `not a port number (decimal, 1-65535): "${label}"`);
+    if (wanted === undefined) throw new InjectError('invalid-field', document, portField, `not a port number (decimal, 1-65535): "${label}"`);
     appPort = wanted;
     const holds = (d: { first: number; last: number }): boolean => d.first <= wanted && wanted <= d.last;
     const other = declared.find(holds);
     if (other && !tcp.some(holds)) {
-      throw new InjectError('invalid-field', document, field(portField), `port ${appPort} is declared ${other.protocol} only (${field(other.field)}), and the sidecar forwards HTTP and gRPC, over TCP`);
+      throw new InjectError('invalid-field', document, portField, `port ${appPort} is declared ${other.protocol} only (${other.field}), and the sidecar forwards HTTP and gRPC, over TCP`);
     }
   } else {
     if (!tcp[0]) {
-      const none = declared[0] ? `no TCP port to infer the app port from (${field(declared[0].field)} is ${declared[0].protocol}; the sidecar forwards HTTP and gRPC, over TCP)` : 'no port to infer the app port from';
-      throw new InjectError('no-app-port', document, field('ports'), `${none}: add expose or ports, or the label ${ANNOTATIONS.appPort}`);
+      const none = declared[0] ? `no TCP port to infer the app port from (${declared[0].field} is ${declared[0].protocol}; the sidecar forwards HTTP and gRPC, over TCP)` : 'no port to infer the app port from';
+      const why = effective.elsewhere ? ` (${effective.elsewhere})` : '';
+      throw new InjectError('no-app-port', document, `services.${name}.ports`, `${none}${why}: add expose or ports, or the label ${ANNOTATIONS.appPort}`);
     }
     appPort = tcp[0].first;
     portField = tcp[0].field;
   }
   if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) {
-    throw new InjectError('invalid-field', document, field(portField), 'not a port number');
+    throw new InjectError('invalid-field', document, portField, 'not a port number');
   }
-  assertNotSidecarPort(appPort, options, document, field(portField));
+  assertNotSidecarPort(appPort, options, document, portField);
   const protocol = labels[ANNOTATIONS.appProtocol];
   if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
-    throw new InjectError('invalid-field', document, field(`labels.${ANNOTATIONS.appProtocol}`), `expected http or grpc, got "${protocol}"`);
+    throw new InjectError('invalid-field', document, labelFields[ANNOTATIONS.appProtocol]!, `expected http or grpc, got "${protocol}"`);
   }
   return {
     service: serviceName,
