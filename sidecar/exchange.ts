@@ -20,7 +20,7 @@ import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { bodyTaken, watchBody } from './cluster/request-body.js';
-import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import { latestSubset, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
@@ -137,6 +137,7 @@ function onTimer(ex: Exchange): void {
 
 function onBackoffDone(ex: Exchange): void {
   ex.backoffTimer = undefined;
+  ex.followReload();
   ex.send();
 }
 
@@ -641,7 +642,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const ours = h === this.current;
     // An attempt we abandoned was settled then; a caller that went away or broke its own body says nothing about the endpoint.
     const clientFault = err instanceof ClientBodyError;
-    this.settle(h, ours && !this.clientGone && !clientFault ? 'failure' : 'neutral');
+    // A try sent to an endpoint a reload had just removed (its pool closed) says nothing about it either.
+    const blameless = clientFault || (!h.connected && h.endpoint.removed);
+    this.settle(h, ours && !this.clientGone && !blameless ? 'failure' : 'neutral');
     if (!ours) return;
     this.current = null;
     if (this.finished) return;
@@ -667,6 +670,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.replyError(err);
       return;
     }
+    if (!h.connected && h.endpoint.removed && isConnectError(err)) {
+      this.resendAfterRemoval(h);
+      return;
+    }
     const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
     if (this.mayRetry(outcome, 0, -1, h.connected)) {
       this.scheduleRetry();
@@ -677,6 +684,28 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
     // a calling sidecar it never did, and that sidecar would replay a POST.
     else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', resetText(this.subset!.service, h, err));
+  }
+
+  /** A retry goes to the endpoints in force now, not those of when the request began. */
+  followReload(): void {
+    if (this.subset!.successor !== null) this.subset = latestSubset(this.subset!);
+  }
+
+  /**
+   * The try found its endpoint's pool closed: a reload removed the endpoint after this request
+   * chose its subset. Nothing was sent, so it was no try: the request goes again, at once and
+   * without taking a retry, to the current endpoints. When no change replaced the subset (its
+   * service was dropped), nothing is left to send it to.
+   */
+  private resendAfterRemoval(h: AttemptHandler): void {
+    this.attempts--;
+    const stale = this.subset!;
+    this.followReload();
+    if (this.subset === stale) {
+      this.replyUnsent('no-healthy-endpoints', `no endpoint for ${stale.service}: ${h.endpoint.key} was removed from its endpoints`);
+      return;
+    }
+    this.send();
   }
 
   private armTimer(now = performance.now()): void {

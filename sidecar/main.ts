@@ -284,6 +284,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     picker: { pick: () => appEndpoint },
     breaker: null,
     edge: metrics.edge('inbound', UNNAMED_PEER, options.service, options.version),
+    successor: null,
   };
   const appRoute: RouteRuntime = {
     index: 0,

@@ -211,6 +211,8 @@ export class Mesh {
       },
       this.deps.random,
     );
+    const replaced = this.runtimes.get(name);
+    if (replaced !== undefined) for (const [subset, s] of replaced.subsets) s.successor = runtime.subsets.get(subset) ?? null;
     this.runtimes.set(name, runtime);
     this.publishEndpointGauges(name);
   }

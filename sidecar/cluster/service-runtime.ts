@@ -24,6 +24,19 @@ export interface SubsetRuntime {
   /** null where no breaker applies (the inbound hop to the local app). */
   readonly breaker: CircuitBreaker | null;
   readonly edge: EdgeMetrics;
+  /**
+   * The subset of the same name in the runtime that replaced this one (a reload or an endpoint
+   * change), null while this one is current or when none replaced it: a retry of a request
+   * begun before the change follows it, so it never goes to an endpoint that was removed.
+   */
+  successor: SubsetRuntime | null;
+}
+
+/** The newest subset `subset` was replaced by (itself when current). */
+export function latestSubset(subset: SubsetRuntime): SubsetRuntime {
+  let s = subset;
+  while (s.successor !== null) s = s.successor;
+  return s;
 }
 
 export interface RetryRuntime {
@@ -96,7 +109,7 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
     let s = subsets.get(name);
     if (s === undefined) {
       const endpoints = selectEndpoints(subsetSelector(policy, name), parts.endpoints);
-      s = { service: parts.name, name, endpoints, picker: balancer(endpoints, isEjected, random), breaker: parts.breaker(name), edge: parts.edge(name) };
+      s = { service: parts.name, name, endpoints, picker: balancer(endpoints, isEjected, random), breaker: parts.breaker(name), edge: parts.edge(name), successor: null };
       subsets.set(name, s);
     }
     return s;

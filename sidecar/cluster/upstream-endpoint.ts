@@ -11,6 +11,11 @@ import type { BalancedEndpoint } from '../balancers/balancer.js';
 export class UpstreamEndpoint implements BalancedEndpoint {
   /** Attempts in flight, kept by the attempt loop; least-request reads it. */
   active = 0;
+  /**
+   * Discovery dropped it and its pool is closed: a call that finds the pool closed failed
+   * because of the reload, not the endpoint, and is sent again on the current endpoint set.
+   */
+  removed = false;
 
   constructor(
     readonly key: string,
@@ -34,6 +39,11 @@ export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+function retire(endpoint: UpstreamEndpoint): void {
+  endpoint.removed = true;
+  void endpoint.pool.close().catch(() => {});
+}
+
 /** The endpoint objects of every service, keyed by service and address. */
 export class EndpointPools {
   private readonly byService = new Map<string, Map<string, UpstreamEndpoint>>();
@@ -46,7 +56,7 @@ export class EndpointPools {
     let previous = this.byService.get(service) ?? new Map<string, UpstreamEndpoint>();
     if ((this.protocols.get(service) ?? protocol) !== protocol) {
       // HTTP/1.1 and HTTP/2 pools are different kinds: start over.
-      for (const old of previous.values()) void old.pool.close().catch(() => {});
+      for (const old of previous.values()) retire(old);
       previous = new Map();
     }
     this.protocols.set(service, protocol);
@@ -58,7 +68,7 @@ export class EndpointPools {
       const sameLabels = existing !== undefined && JSON.stringify(existing.labels) === JSON.stringify(e.labels);
       next.set(key, sameLabels ? existing : new UpstreamEndpoint(key, e.address, e.port, e.labels, existing?.pool ?? this.factory(service, e.address, e.port, protocol)));
     }
-    for (const [key, old] of previous) if (!next.has(key)) void old.pool.close().catch(() => {});
+    for (const [key, old] of previous) if (!next.has(key)) retire(old);
     this.byService.set(service, next);
     return [...next.values()];
   }
