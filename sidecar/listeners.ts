@@ -108,6 +108,9 @@ export class ProxyListener {
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', () => session.destroy());
+      // One opened while draining gets GOAWAY too: after the stream it came with (refused, the
+      // caller would retry it here), as an HTTP/1.1 connection gets its answer and Connection: close.
+      if (this.draining) session.once('stream', () => session.close());
     });
     if (tls) {
       // noDelay: a response written as two TLS records must not wait for the peer's delayed ACK.

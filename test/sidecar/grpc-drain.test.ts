@@ -89,4 +89,18 @@ describe('gRPC drain and protocol errors', () => {
     expect(got).toContain('last');
     session.destroy();
   });
+
+  it('answers the first stream of a connection opened during the drain, then sends it GOAWAY', async () => {
+    // The drain the test before started goes on until its timeout.
+    const session = connect(`http://127.0.0.1:${web.outboundPort}`);
+    let goneAway = false;
+    session.on('goaway', () => (goneAway = true));
+    let got = '';
+    const done = call(session, (c) => (got += c.toString('latin1')));
+    await waitUntil(() => got.includes('started') && release.length === 1, { what: 'the stream to start' });
+    await waitUntil(() => goneAway, { what: 'GOAWAY on the connection opened during the drain', timeoutMs: 5_000 });
+    release.shift()!();
+    expect((await done)['grpc-status']).toBe('0');
+    session.destroy();
+  });
 });
