@@ -3,9 +3,10 @@
  * a symlink through the `..data` symlink, updated by swapping `..data` atomically) is seen;
  * a file reached through a symlink into another directory is seen when edited there; events
  * for other files cost a stat and apply or log nothing; SIGHUP re-applies; a refused file
- * keeps the config in force.
+ * keeps the config in force; a config directory swapped by rename, or deleted and made
+ * again, is watched anew.
  */
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -110,5 +111,43 @@ describe('StaticFileConfigSource', () => {
     expect(source.status).toBe(`config file ${path} rejected: invalid snapshot`);
     expect(source.hasSnapshot).toBe(true);
     expect(applied).toHaveLength(2);
+  });
+
+  it('watches a directory swapped in by rename (mv dir old; mv new dir), and its later edits', async () => {
+    const root = tempDir();
+    const dir = join(root, 'config');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'mesh.yaml'), 'version: "1"\n');
+    const { applied, started, logs } = start(join(dir, 'mesh.yaml'));
+    await started;
+    mkdirSync(join(root, 'new'));
+    writeFileSync(join(root, 'new', 'mesh.yaml'), 'version: "2"\n');
+    renameSync(dir, join(root, 'old'));
+    renameSync(join(root, 'new'), dir);
+    await waitUntil(() => applied.length === 2, { what: 'the swapped-in directory\'s file to be applied' });
+    writeFileSync(join(dir, 'mesh.yaml'), 'version: "3"\n');
+    await waitUntil(() => applied.length === 3, { what: 'an edit in the swapped-in directory to be applied' });
+    expect(applied[2]).toBe('version: "3"\n');
+    expect(logs.join('')).not.toMatch(/cannot watch/);
+  });
+
+  it('says once that a deleted config directory cannot be watched, and watches it again after SIGHUP', async () => {
+    const root = tempDir();
+    const dir = join(root, 'config');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'mesh.yaml'), 'version: "1"\n');
+    const { source, applied, started, logs } = start(join(dir, 'mesh.yaml'));
+    await started;
+    rmSync(dir, { recursive: true });
+    await waitUntil(() => logs.join('').includes('cannot watch'), { what: 'the lost watch to be logged' });
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'mesh.yaml'), 'version: "2"\n');
+    process.emit('SIGHUP', 'SIGHUP');
+    await waitUntil(() => applied.length === 2, { what: 'the SIGHUP reload' });
+    await (source as unknown as { loading: Promise<void> }).loading;
+    writeFileSync(join(dir, 'mesh.yaml'), 'version: "3"\n');
+    await waitUntil(() => applied.length === 3, { what: 'an edit after SIGHUP to be applied' });
+    expect(logs.join('').match(/cannot watch/g)).toHaveLength(1);
+    expect(logs.join('')).toMatch(/changes are not seen until SIGHUP reloads it/);
   });
 });

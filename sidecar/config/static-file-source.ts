@@ -11,10 +11,14 @@
  * operator's file, it gets the checks of a write too: see `authored`) is refused with a log
  * line naming each fault's path, and the snapshot in force stays; at start, with none in
  * force, the refusal stops the sidecar (start() throws). SIGHUP re-reads and re-applies the
- * file whatever changed.
+ * file whatever changed. A watch is on a directory's inode, not its name: each is kept with
+ * its directory's (dev, inode) and replaced when the name comes to mean another directory
+ * (deleted and made again, or a whole directory swapped in by rename); while the directory
+ * is missing nothing can be watched, which is logged once (SIGHUP then reloads and watches
+ * again).
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../../common/config/parse.js';
 import type { Logger } from '../../common/log.js';
@@ -28,8 +32,10 @@ export class StaticFileConfigSource implements ConfigSource {
   private lastError: string | undefined;
   /** The refusal of `lastText`, if it was refused (restored when a failed read is followed by the same text). */
   private textError: string | undefined;
-  /** Watched directories: the path's own, and its resolved file's when that differs. */
-  private readonly watchers = new Map<string, FSWatcher>();
+  /** Watched directories (the path's own, and its resolved file's when that differs), with the `dev:ino` watched. */
+  private readonly watchers = new Map<string, { readonly watcher: FSWatcher; readonly id: string }>();
+  /** The path's own directory cannot be watched, and that was logged. */
+  private unwatched = false;
   private timer: NodeJS.Timeout | undefined;
   private apply: ((raw: unknown) => void) | undefined;
   private lastText: string | undefined;
@@ -74,7 +80,7 @@ export class StaticFileConfigSource implements ConfigSource {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const w of this.watchers.values()) w.close();
+    for (const w of this.watchers.values()) w.watcher.close();
     this.watchers.clear();
     process.off('SIGHUP', this.onHup);
   }
@@ -89,7 +95,10 @@ export class StaticFileConfigSource implements ConfigSource {
     this.timer = setTimeout(() => void this.schedule(false), DEBOUNCE_MS);
   };
 
-  /** Watches the path's directory and its resolved file's directory (they differ when the path is a symlink), dropping stale ones. */
+  /**
+   * Watches the path's directory and its resolved file's directory (they differ when the path
+   * is a symlink), dropping stale ones and replacing one whose name now means another directory.
+   */
   private async rewatch(): Promise<void> {
     if (this.closed) return;
     const wanted = new Set([dirname(this.path)]);
@@ -99,28 +108,48 @@ export class StaticFileConfigSource implements ConfigSource {
       // Not there right now: the path's own directory tells when it comes back.
     }
     for (const [dir, w] of this.watchers) {
-      if (!wanted.has(dir)) {
-        w.close();
-        this.watchers.delete(dir);
-      }
+      if (!wanted.has(dir)) this.unwatch(dir, w.watcher);
     }
     for (const dir of wanted) {
-      if (this.watchers.has(dir)) continue;
+      let id: string;
+      try {
+        const st = await stat(dir);
+        id = `${st.dev}:${st.ino}`;
+      } catch (err) {
+        this.unwatch(dir, this.watchers.get(dir)?.watcher);
+        this.cannotWatch(dir, err);
+        continue;
+      }
+      const current = this.watchers.get(dir);
+      if (current?.id === id) continue;
+      this.unwatch(dir, current?.watcher);
       let w: FSWatcher;
       try {
         w = watch(dir, this.onEvent);
       } catch (err) {
-        this.logger.warn({ err, dir, file: this.path }, 'cannot watch config file; reload with SIGHUP');
+        this.cannotWatch(dir, err);
         continue;
       }
       w.on('error', (err) => {
-        w.close();
-        if (this.watchers.get(dir) === w) this.watchers.delete(dir);
-        // The resolved file's directory going away (an old ConfigMap generation) is expected; the path's own is not.
-        if (dir === dirname(this.path)) this.logger.warn({ err, dir, file: this.path }, 'cannot watch config file; reload with SIGHUP');
+        this.unwatch(dir, w);
+        this.cannotWatch(dir, err);
       });
-      this.watchers.set(dir, w);
+      this.watchers.set(dir, { watcher: w, id });
+      if (dir === dirname(this.path)) this.unwatched = false;
     }
+  }
+
+  private unwatch(dir: string, watcher: FSWatcher | undefined): void {
+    if (watcher === undefined) return;
+    watcher.close();
+    if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
+  }
+
+  /** Said once until watching works again; the resolved file's directory going away (an old ConfigMap generation) is expected. */
+  private cannotWatch(dir: string, err: unknown): void {
+    if (dir !== dirname(this.path) || this.unwatched) return;
+    this.unwatched = true;
+    this.logger.warn({ err, dir, file: this.path }, `cannot watch the config file's directory ${dir}: changes are not seen until SIGHUP reloads it`);
   }
 
   /** Reads and applies the file; `force` applies it even when it is unchanged. */
