@@ -185,8 +185,23 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
         process.exit(0);
       });
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // The first SIGTERM or SIGINT drains. During the drain another SIGTERM (a supervisor
+  // repeating itself) changes nothing; a SIGINT is an operator's second Ctrl-C, which ends the
+  // wait at once, as in most servers with a graceful stop. Either way the log says so.
+  let stopping = false;
+  const onStopSignal = (signal: NodeJS.Signals): void => {
+    if (!stopping) {
+      stopping = true;
+      stop(signal);
+    } else if (signal === 'SIGINT') {
+      logger.warn({ signal, inFlight: sidecar.lifecycle.inFlight }, `${signal} while draining: exiting now, ${sidecar.lifecycle.inFlight} in flight cut off`);
+      process.exit(1);
+    } else {
+      logger.info({ signal, inFlight: sidecar.lifecycle.inFlight }, `${signal}: already draining (${sidecar.lifecycle.inFlight} in flight); SIGINT exits at once`);
+    }
+  };
+  process.on('SIGTERM', onStopSignal);
+  process.on('SIGINT', onStopSignal);
 }
 
 /**

@@ -132,6 +132,29 @@ describe('admin endpoints and lifecycle', () => {
     expect(exit.code, sc.output()).toBe(0);
   });
 
+  it('on a second SIGTERM while draining says it is already draining and still finishes the in-flight request', async () => {
+    const { agent, sc, slow } = await slowRequestInFlight(1500, '10s');
+    sc.kill('SIGTERM');
+    await waitUntil(async () => (await get(agent, `${sc.adminUrl}/ready`)).status === 503, { what: '/ready 503 while draining' });
+    sc.kill('SIGTERM');
+    await waitUntil(() => sc.output().includes('SIGTERM: already draining (1 in flight)'), { what: 'the repeated SIGTERM to be logged' });
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect((await sc.exited).code, sc.output()).toBe(0);
+  });
+
+  it('on SIGINT while draining exits 1 at once, saying how many requests it cuts off', async () => {
+    const { agent, sc, slow } = await slowRequestInFlight(10_000, '30s');
+    sc.kill('SIGTERM');
+    await waitUntil(async () => (await get(agent, `${sc.adminUrl}/ready`)).status === 503, { what: '/ready 503 while draining' });
+    const signalled = Date.now();
+    sc.kill('SIGINT');
+    expect((await sc.exited).code, sc.output()).toBe(1);
+    expect(Date.now() - signalled).toBeLessThan(2000);
+    expect(sc.output()).toContain('SIGINT while draining: exiting now, 1 in flight cut off');
+    await slow.catch(() => undefined);
+  });
+
   it('counts --drain-timeout from the signal even when POST /drain came first (one drain, its clock restarted)', async () => {
     const { agent, sc, slow } = await slowRequestInFlight(3000, '2s');
     expect((await get(agent, `${sc.adminUrl}/drain`, {}, 'POST')).status).toBe(202);
