@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { consulAddressFromEnv, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
+import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
@@ -92,7 +92,7 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
     .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
     .addOption(opt('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
-    .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown').argParser(parseDurationFlag).default(10_000, '10s'))
+    .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))
     .addOption(opt('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
     .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
     .addOption(opt('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))

@@ -121,6 +121,8 @@ describe('skein sidecar flag values', () => {
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', ''], 2, /--instance-id <id>' argument '' is invalid\. must be 1 to 253 letters, digits/],
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', '../x'], 2, /--instance-id <id>' argument '\.\.\/x' is invalid/],
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', 'a?b'], 2, /--instance-id <id>' argument 'a\?b' is invalid/],
+      // Past Node's timer limit (about 596 h) a drain would end after 1 ms.
+      [['--service', 'x', '--app-port', '1', ...ports, '--drain-timeout', '600h'], 2, /--drain-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
     ];
     await expectRefusals(procs, base, cases);
   });
