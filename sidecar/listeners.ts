@@ -180,12 +180,45 @@ function startsWith(chunk: Buffer, prefix: Buffer): boolean {
   return chunk.length >= 3 && chunk.compare(prefix, 0, n, 0, n) === 0;
 }
 
+/**
+ * A listener could not bind its address. `flag` names the flag that chose it, with its value
+ * (`--inbound-port 15006`), which only the command line knows (cli/commands/sidecar.ts adds
+ * it), so the operator knows what to change.
+ */
+export class ListenError extends Error {
+  readonly code: string | undefined;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly reason: NodeJS.ErrnoException,
+    readonly flag?: string,
+  ) {
+    super(`${flag ?? `${host.includes(':') ? `[${host}]` : host}:${port}`}: ${bindFailure(reason)}`, { cause: reason });
+    this.code = reason.code;
+  }
+}
+
+function bindFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use (EADDRINUSE)';
+    case 'EADDRNOTAVAIL':
+      return 'not an address of this host (EADDRNOTAVAIL)';
+    case 'EACCES':
+      return 'permission denied (EACCES)';
+    default:
+      return err.message;
+  }
+}
+
 /** Resolves with the port bound (the one asked for, or the one the system picked for 0). */
 export function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: NodeJS.ErrnoException): void => reject(new ListenError(host, port, err));
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve((server.address() as AddressInfo).port);
     });
   });

@@ -129,7 +129,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
   // With --consul, endpoints come from Consul only; `endpoints` in snapshots are ignored.
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const metrics = new SidecarMetrics();
-  const identity = options.controlPlane && !options.config
+  const identity = options.controlPlane
     ? await answeringAdminWhile(options, metrics, `waiting for a certificate from the control plane at ${options.controlPlane}`, () => openIdentity(options, logger))
     : await openIdentity(options, logger);
   // Control-plane mode: snapshots (endpoints included) arrive on the push stream, which also carries telemetry up.
@@ -379,7 +379,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       logger.warn({ reason, code: err.code, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     });
   } else {
-    logger.warn('no --cert-file/--key-file/--ca-file: the inbound listener speaks plain HTTP and callers have no verified identity');
+    logger.warn('no identity (static mode without --cert-file, --key-file and --ca-file): the inbound listener speaks plain HTTP and callers have no verified identity');
   }
   const mainOutbound = outboundCtx(undefined);
   const outboundListener = (ctx: OutboundContext): ProxyListener =>

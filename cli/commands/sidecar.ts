@@ -1,5 +1,6 @@
 /** `skein sidecar`: flags of SPEC §3, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, Option, InvalidArgumentError } from 'commander';
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
@@ -15,15 +16,28 @@ export function parsePort(value: string): number {
   return port;
 }
 
-/** One NAME:PORT per flag; SKEIN_UPSTREAM, having no repeat, takes a comma-separated list. */
+/** `--app-port`: where the sidecar finds the app, so a port of the app's own, never 0 (any free one). */
+function parseAppPort(value: string): number {
+  const port = parsePort(value);
+  if (port === 0) throw new InvalidArgumentError('the app\'s own port is needed, 1 to 65535 (0, any free port, is for the sidecar\'s listeners)');
+  return port;
+}
+
+/** One NAME:PORT per flag, NAME a service name; SKEIN_UPSTREAM, having no repeat, takes a comma-separated list. */
 function parseUpstream(value: string, previous: Upstream[] = []): Upstream[] {
   const out = [...previous];
   for (const item of value.split(',')) {
-    const m = /^([a-z0-9-]+):(\d+)$/.exec(item.trim());
+    const m = /^(.*):(\d+)$/.exec(item.trim());
     if (!m) throw new InvalidArgumentError(`expected NAME:PORT, got ${item}`);
-    out.push({ service: m[1]!, port: parsePort(m[2]!) });
+    out.push({ service: parseServiceName(m[1]!), port: parsePort(m[2]!) });
   }
   return out;
+}
+
+/** `--inbound-host`: an address of this host to bind, so an IP address (a name would be resolved only at bind time, after other listeners). */
+function parseBindAddress(value: string): string {
+  if (isIP(value) === 0) throw new InvalidArgumentError(`must be an IP address of this host, e.g. 0.0.0.0, 127.0.0.1 or ::, not ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** `--version`: the instance's subset label, part of its instance id; a subset name's shape. */
@@ -40,17 +54,21 @@ function parseHealthPath(value: string): string {
   return value;
 }
 
-/** The sidecar's listeners and its app each need a port of their own (0: any free one, for the listeners). */
-function checkDistinctPorts(flags: Record<string, unknown>): void {
-  const named: [string, unknown][] = [
+/** Each port flag with its value. */
+function portFlags(flags: Record<string, unknown>): [string, unknown][] {
+  return [
     ['--app-port', flags.appPort],
     ['--inbound-port', flags.inboundPort],
     ['--outbound-port', flags.outboundPort],
     ['--admin-port', flags.adminPort],
     ...(flags.upstream as Upstream[]).map((u): [string, unknown] => [`--upstream ${u.service}:${u.port}`, u.port]),
   ];
+}
+
+/** The sidecar's listeners and its app each need a port of their own (0: any free one, for the listeners). */
+function checkDistinctPorts(flags: Record<string, unknown>): void {
   const seen = new Map<number, string>();
-  for (const [flag, port] of named) {
+  for (const [flag, port] of portFlags(flags)) {
     if (typeof port !== 'number' || port === 0) continue;
     const other = seen.get(port);
     if (other !== undefined) throw new UsageError(`${other} and ${flag} are both port ${port}: each needs its own`);
@@ -77,11 +95,11 @@ export function registerSidecar(program: Command): void {
     .description('run a sidecar proxy next to one service instance')
     .addOption(opt('--service <name>', 'service name, e.g. orders (required)').argParser(parseServiceName))
     .addOption(opt('--version <label>', 'subset label of this instance').argParser(parseSubsetLabel).default('v1'))
-    .addOption(opt('--app-port <port>', 'local port of the app (required)').argParser(parsePort))
+    .addOption(opt('--app-port <port>', 'local port of the app (required)').argParser(parseAppPort))
     .addOption(opt('--app-protocol <protocol>', 'http or grpc').choices(['http', 'grpc']).default('http'))
     .addOption(opt('--app-health-path <path>', 'app readiness check path').argParser(parseHealthPath).default('/health'))
     .addOption(opt('--inbound-port <port>', 'mTLS listener other sidecars connect to').argParser(parsePort).default(15443))
-    .addOption(opt('--inbound-host <address>', 'address the inbound listener binds').default('0.0.0.0'))
+    .addOption(opt('--inbound-host <address>', 'IP address the inbound listener binds').argParser(parseBindAddress).default('0.0.0.0'))
     .addOption(opt('--outbound-port <port>', 'plain listener on 127.0.0.1 the app sends requests to').argParser(parsePort).default(15001))
     .addOption(opt('--upstream <name:port>', 'also listen on 127.0.0.1:PORT for NAME only (repeatable)').argParser(parseUpstream).default([]))
     .addOption(opt('--admin-port <port>', 'admin listener on 127.0.0.1').argParser(parsePort).default(15000))
@@ -114,13 +132,16 @@ export function registerSidecar(program: Command): void {
       if (hasStaticIdentity === 1) throw new UsageError('--cert-file and --key-file go together');
       if (hasStaticIdentity === 2 && !flags.caFile) throw new UsageError('static identity needs --cert-file, --key-file and --ca-file together');
       if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
-      if (flags.controlPlane && !flags.config) {
+      if (flags.config && flags.controlPlane) throw new UsageError('--config and --control-plane are two modes, give one: static mode reads the config from the file, control-plane mode gets it (and certificates) from the control plane');
+      if (flags.token && !flags.controlPlane) throw new UsageError('--token goes with --control-plane: it bootstraps the certificate the control plane issues');
+      if (flags.caFile && !flags.controlPlane && !hasStaticIdentity) throw new UsageError('--ca-file in static mode goes with --cert-file and --key-file: together they are the sidecar\'s identity');
+      if (flags.controlPlane) {
         // The Hello announces both ports, and it goes out before the listeners are bound.
         for (const [flag, port] of [['--inbound-port', flags.inboundPort], ['--admin-port', flags.adminPort]] as const) {
           if (port === 0) throw new UsageError(`${flag} 0 (any free port) is for static mode (--config): with --control-plane the sidecar announces its ports before it binds them; give a port`);
         }
       }
-      if (flags.controlPlane && !flags.config && !hasStaticIdentity && !flags.caFile) {
+      if (flags.controlPlane && !hasStaticIdentity && !flags.caFile) {
         throw new UsageError('--control-plane needs --ca-file (or SKEIN_CA_FILE): the trust bundle that verifies the control plane, e.g. <data-dir>/ca.crt');
       }
       const service = String(flags.service);
@@ -148,6 +169,15 @@ export function registerSidecar(program: Command): void {
         instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
       };
       const { runSidecar } = await import('../../sidecar/main.js');
-      await runSidecar(options);
+      const { ListenError } = await import('../../sidecar/listeners.js');
+      try {
+        await runSidecar(options);
+      } catch (err) {
+        if (!(err instanceof ListenError) || err.flag !== undefined) throw err;
+        // Ports are distinct (checkDistinctPorts), so the port names its flag; an address that is not this host's is --inbound-host's.
+        const owner = portFlags(flags).find(([, port]) => port === err.port)?.[0];
+        const flag = err.code === 'EADDRNOTAVAIL' ? `--inbound-host ${err.host}` : owner?.startsWith('--upstream') ? owner : owner && `${owner} ${err.port}`;
+        throw flag === undefined ? err : new ListenError(err.host, err.port, err.reason, flag);
+      }
     });
 }

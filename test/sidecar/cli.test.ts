@@ -121,6 +121,13 @@ describe('skein sidecar flag values', () => {
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', ''], 2, /--instance-id <id>' argument '' is invalid\. must be 1 to 253 letters, digits/],
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', '../x'], 2, /--instance-id <id>' argument '\.\.\/x' is invalid/],
       [['--service', 'x', '--app-port', '1', ...ports, '--instance-id', 'a?b'], 2, /--instance-id <id>' argument 'a\?b' is invalid/],
+      [['--service', 'x', '--app-port', '0', ...ports], 2, /--app-port <port>' argument '0' is invalid\. the app's own port is needed, 1 to 65535/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--upstream', '-backend-:4003'], 2, /--upstream <name:port>' argument '-backend-:4003' is invalid/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--upstream', `${'a'.repeat(64)}:4003`], 2, /--upstream <name:port>' argument 'a{64}:4003' is invalid/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--inbound-host', 'not-a-host.invalid'], 2, /--inbound-host <address>' argument 'not-a-host\.invalid' is invalid\. must be an IP address of this host/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--ca-file', 'ca.crt'], 2, /^skein: --ca-file in static mode goes with --cert-file and --key-file/m],
+      [['--service', 'x', '--app-port', '1', ...ports, '--token', 't'], 2, /^skein: --token goes with --control-plane/m],
+      [['--service', 'x', '--app-port', '1', ...ports, '--control-plane', '127.0.0.1:1', '--ca-file', 'ca.crt'], 2, /^skein: --config and --control-plane are two modes, give one/m],
       // Past Node's timer limit (about 596 h) a drain would end after 1 ms.
       [['--service', 'x', '--app-port', '1', ...ports, '--drain-timeout', '600h'], 2, /--drain-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
     ];
@@ -149,6 +156,20 @@ describe('skein sidecar flag values', () => {
     const child = procs.skein('empty-id', ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { SKEIN_INSTANCE_ID: '' });
     expect((await child.exited).code, child.output()).toBe(2);
     expect(child.output()).toMatch(/--instance-id <id>' value '' from env 'SKEIN_INSTANCE_ID' is invalid/);
+  });
+
+  it('names the flag of a port already in use (exit 1)', async () => {
+    const taken = await startUpstream();
+    try {
+      const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+      const base = ['sidecar', '--service', 'x', '--app-port', '1', '--config', config];
+      await expectRefusals(procs, base, [
+        [['--inbound-port', String(taken.port), '--outbound-port', '0', '--admin-port', '0'], 1, new RegExp(`^skein: --inbound-port ${taken.port}: address already in use \\(EADDRINUSE\\)$`, 'm')],
+        [['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--upstream', `a:${taken.port}`], 1, new RegExp(`^skein: --upstream a:${taken.port}: address already in use`, 'm')],
+      ]);
+    } finally {
+      await taken.close();
+    }
   });
 });
 
