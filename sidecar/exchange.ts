@@ -670,10 +670,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.replyError(err);
       return;
     }
-    if (!h.connected && h.endpoint.removed && isConnectError(err)) {
-      this.resendAfterRemoval(h);
-      return;
-    }
+    if (!h.connected && h.endpoint.removed && isConnectError(err) && this.resendAfterRemoval(h)) return;
     const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
     if (this.mayRetry(outcome, 0, -1, h.connected)) {
       this.scheduleRetry();
@@ -695,17 +692,20 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * The try found its endpoint's pool closed: a reload removed the endpoint after this request
    * chose its subset. Nothing was sent, so it was no try: the request goes again, at once and
    * without taking a retry, to the current endpoints. When no change replaced the subset (its
-   * service was dropped), nothing is left to send it to.
+   * service was dropped), nothing is left to send it to. False when a streamed body was begun
+   * after all: the failure is then answered as any other.
    */
-  private resendAfterRemoval(h: AttemptHandler): void {
+  private resendAfterRemoval(h: AttemptHandler): boolean {
+    if (!this.replayable && bodyTaken(this.body as Readable)) return false;
     this.attempts--;
     const stale = this.subset!;
     this.followReload();
     if (this.subset === stale) {
       this.replyUnsent('no-healthy-endpoints', `no endpoint for ${stale.service}: ${h.endpoint.key} was removed from its endpoints`);
-      return;
+      return true;
     }
     this.send();
+    return true;
   }
 
   private armTimer(now = performance.now()): void {
