@@ -130,6 +130,7 @@ describe('skein sidecar flag values', () => {
       [['--service', 'x', '--app-port', '1', ...ports, '--control-plane', '127.0.0.1:1', '--ca-file', 'ca.crt'], 2, /^skein: --config and --control-plane are two modes, give one/m],
       // Past Node's timer limit (about 596 h) a drain would end after 1 ms.
       [['--service', 'x', '--app-port', '1', ...ports, '--drain-timeout', '600h'], 2, /--drain-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--wait-timeout', '600h'], 2, /--wait-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
     ];
     await expectRefusals(procs, base, cases);
   });
