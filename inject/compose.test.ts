@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { thrown } from '../test/support/thrown.js';
 import { InjectError } from './errors.js';
 import { injectText } from './inject-text.js';
 import { DEFAULT_INJECT_OPTIONS } from './options.js';
@@ -11,15 +12,6 @@ function inject(compose: string, controlPlane = DEFAULT_INJECT_OPTIONS.controlPl
   return { sidecar: (parse(result.output) as { services: Record<string, Sidecar> }).services['web-skein']!, notes: result.notes };
 }
 
-function failure(run: () => unknown): InjectError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InjectError);
-    return err as InjectError;
-  }
-  throw new Error('expected an InjectError');
-}
 
 const WEB = `  web:\n    image: shop/web:1\n    expose: ["80"]\n`;
 
@@ -161,7 +153,7 @@ describe('Compose: network_mode', () => {
 
 describe('Compose: skein.io/inject', () => {
   it('skein.io/inject other than "true" or "false" is refused, naming the label', () => {
-    expect(failure(() => injectText(`services:\n  web:\n    image: x\n    expose: ["80"]\n    labels: ["skein.io/inject=no"]\n`, DEFAULT_INJECT_OPTIONS)).message).toBe(
+    expect(thrown(InjectError, () => injectText(`services:\n  web:\n    image: x\n    expose: ["80"]\n    labels: ["skein.io/inject=no"]\n`, DEFAULT_INJECT_OPTIONS)).message).toBe(
       'document 1, field services.web.labels.skein.io/inject: expected "true" or "false", got "no"',
     );
   });
@@ -182,7 +174,7 @@ describe('Compose: extends', () => {
   });
 
   it('errors name the service a setting is inherited from; a missing or looping base is refused', () => {
-    const refused = (compose: string) => failure(() => injectText(compose, DEFAULT_INJECT_OPTIONS)).message;
+    const refused = (compose: string) => thrown(InjectError, () => injectText(compose, DEFAULT_INJECT_OPTIONS)).message;
     expect(refused('services:\n  base:\n    image: x\n    labels: {skein.io/app-port: "80", version: "v 1"}\n  web:\n    extends: {service: base}\n    expose: ["80"]\n'))
       .toMatch(/^document 1, field services\.base\.labels\.version: /);
     expect(refused('services:\n  web:\n    image: x\n    extends: {service: nope}\n')).toBe('document 1, field services.web.extends: extends "nope", which is not a service of this file');
@@ -190,7 +182,7 @@ describe('Compose: extends', () => {
   });
 
   it('one naming another file is not read, and the error it may explain names it', () => {
-    expect(failure(() => injectText('services:\n  web:\n    extends: {file: common.yml, service: webapp}\n', DEFAULT_INJECT_OPTIONS)).message).toBe(
+    expect(thrown(InjectError, () => injectText('services:\n  web:\n    extends: {file: common.yml, service: webapp}\n', DEFAULT_INJECT_OPTIONS)).message).toBe(
       'document 1, field services.web.ports: no port to infer the app port from (services.web.extends names webapp in common.yml, which skein inject does not read): add expose or ports, or the label skein.io/app-port',
     );
   });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { thrown } from '../test/support/thrown.js';
 import { InjectError } from './errors.js';
 import { DEFAULT_INJECT_OPTIONS, type InjectOptions } from './options.js';
 import { injectPodTemplate, type PodResult } from './pod.js';
@@ -22,15 +23,6 @@ function injected(result: PodResult): { spec: Obj; params: Extract<PodResult, { 
   return result as Extract<PodResult, { status: 'injected' }>;
 }
 
-function failure(run: () => unknown): InjectError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InjectError);
-    return err as InjectError;
-  }
-  throw new Error('expected an InjectError');
-}
 
 describe('injectPodTemplate', () => {
   test("opting out: the template's annotation, or the pod's own label, as the webhook's objectSelector reads it", () => {
@@ -42,17 +34,17 @@ describe('injectPodTemplate', () => {
 
   test('skein.io/inject other than "true" or "false" is refused, naming the field, as skein.io/transparent is', () => {
     for (const value of ['False', 'no', '0', 'disabled', '']) {
-      const err = failure(() => pod({ annotations: { 'skein.io/inject': value } }));
+      const err = thrown(InjectError, () => pod({ annotations: { 'skein.io/inject': value } }));
       expect(err.code).toBe('invalid-field');
       expect(err.message).toBe(`document 1 (Deployment/orders), field spec.template.metadata.annotations.skein.io/inject: expected "true" or "false", got "${value}"`);
     }
-    expect(failure(() => pod({ labels: { app: 'orders', 'skein.io/inject': 'no' } })).field).toBe('spec.template.metadata.labels.skein.io/inject');
+    expect(thrown(InjectError, () => pod({ labels: { app: 'orders', 'skein.io/inject': 'no' } })).field).toBe('spec.template.metadata.labels.skein.io/inject');
   });
 
   test('service name: annotation, then app label, then app.kubernetes.io/name', () => {
     expect(injected(pod({ labels: { app: 'x' }, annotations: { 'skein.io/service': 'orders' } })).params.service).toBe('orders');
     expect(injected(pod({ labels: { 'app.kubernetes.io/name': 'users' } })).params.service).toBe('users');
-    expect(failure(() => pod({ labels: { app: 'Orders_1' } })).field).toBe('spec.template.metadata.labels.app');
+    expect(thrown(InjectError, () => pod({ labels: { app: 'Orders_1' } })).field).toBe('spec.template.metadata.labels.app');
   });
 
   test('version from the version label, v1 by default', () => {
@@ -63,13 +55,13 @@ describe('injectPodTemplate', () => {
   // Each of these would be written into the sidecar's environment and refused there (exit 2) at every start.
   test('values the sidecar would refuse are refused here, naming the field', () => {
     const long = 'a'.repeat(72);
-    expect(failure(() => pod({ annotations: { 'skein.io/service': long } })).message).toBe(
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/service': long } })).message).toBe(
       `document 1 (Deployment/orders), field spec.template.metadata.annotations.skein.io/service: service name "${long}": must be a DNS label: lowercase letters, digits and "-", at most 63 characters`);
     expect(injected(pod({ labels: { app: 'a'.repeat(63) } })).params.service).toBe('a'.repeat(63));
-    const version = failure(() => pod({ labels: { app: 'orders', version: '' } }));
+    const version = thrown(InjectError, () => pod({ labels: { app: 'orders', version: '' } }));
     expect([version.field, version.message]).toEqual(['spec.template.metadata.labels.version', expect.stringContaining('version "": must be letters, digits')]);
-    expect(failure(() => pod({ labels: { app: 'orders', version: '1.0+build' } })).field).toBe('spec.template.metadata.labels.version');
-    const path = failure(() => pod({ annotations: { 'skein.io/app-health-path': 'healthz' } }));
+    expect(thrown(InjectError, () => pod({ labels: { app: 'orders', version: '1.0+build' } })).field).toBe('spec.template.metadata.labels.version');
+    const path = thrown(InjectError, () => pod({ annotations: { 'skein.io/app-health-path': 'healthz' } }));
     expect([path.field, path.message]).toEqual(['spec.template.metadata.annotations.skein.io/app-health-path', expect.stringContaining('app health path "healthz": expected a path starting with "/"')]);
   });
 
@@ -77,24 +69,24 @@ describe('injectPodTemplate', () => {
     const probed = (path: string): Obj => ({ containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 8080 }], readinessProbe: { httpGet: { path, port: 8080 } } }] });
     expect(injected(pod({ spec: probed('healthz') })).params.appHealthPath).toBe('/healthz');
     expect(injected(pod({ spec: probed('/ready?deep=1') })).params.appHealthPath).toBe('/ready?deep=1');
-    const bad = failure(() => pod({ spec: probed('/a b') }));
+    const bad = thrown(InjectError, () => pod({ spec: probed('/a b') }));
     expect(bad.field).toBe('spec.template.spec.containers[0].readinessProbe.httpGet.path');
     expect(bad.message).toContain('set annotation skein.io/app-health-path');
   });
 
   test('app port: the annotation wins over container ports and is checked', () => {
     expect(injected(pod({ annotations: { 'skein.io/app-port': '9000' } })).params.appPort).toBe(9000);
-    expect(failure(() => pod({ annotations: { 'skein.io/app-port': 'http' } })).field).toBe('spec.template.metadata.annotations.skein.io/app-port');
-    expect(failure(() => pod({ annotations: { 'skein.io/app-port': '15443' } })).code).toBe('name-conflict');
-    expect(failure(() => pod({ annotations: { 'skein.io/app-protocol': 'tcp' } })).message).toContain('expected http or grpc');
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/app-port': 'http' } })).field).toBe('spec.template.metadata.annotations.skein.io/app-port');
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/app-port': '15443' } })).code).toBe('name-conflict');
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/app-protocol': 'tcp' } })).message).toContain('expected http or grpc');
   });
 
   test('ports in annotations are decimal 1-65535 only: no hex, exponent, sign or spaces', () => {
     for (const text of ['0x1F90', '8e3', '+8080', ' 8080', '8080.0', '0', '65536', '']) {
-      const err = failure(() => pod({ annotations: { 'skein.io/app-port': text } }));
+      const err = thrown(InjectError, () => pod({ annotations: { 'skein.io/app-port': text } }));
       expect([err.field, err.message], text).toEqual(['spec.template.metadata.annotations.skein.io/app-port', expect.stringContaining(`not a port number (decimal, 1-65535): "${text}"`)]);
     }
-    expect(failure(() => pod({ annotations: { 'skein.io/redirect-ports': '80,0x50' } })).field).toBe('spec.template.metadata.annotations.skein.io/redirect-ports');
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/redirect-ports': '80,0x50' } })).field).toBe('spec.template.metadata.annotations.skein.io/redirect-ports');
     expect(injected(pod({ annotations: { 'skein.io/transparent': 'true', 'skein.io/redirect-ports': '80, 8080' } })).params.redirectPorts).toEqual([80, 8080]);
   });
 
@@ -120,13 +112,13 @@ describe('injectPodTemplate', () => {
   test('UDP and SCTP ports are never the app port: skipped when inferring, refused when named', () => {
     const spec = { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }, { containerPort: 9000, protocol: 'SCTP' }, { containerPort: 8080, protocol: 'TCP' }] }] };
     expect(injected(pod({ spec })).params.appPort).toBe(8080);
-    const named = failure(() => pod({ spec, annotations: { 'skein.io/app-port': '53' } }));
+    const named = thrown(InjectError, () => pod({ spec, annotations: { 'skein.io/app-port': '53' } }));
     expect([named.field, named.message]).toEqual(['spec.template.metadata.annotations.skein.io/app-port',
       expect.stringContaining('port 53 is declared UDP only (spec.template.spec.containers[0].ports[0]), and the sidecar forwards HTTP and gRPC, over TCP')]);
     // A port served over both (DNS on 53) is a TCP port.
     const both = { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }, { containerPort: 53, name: 'dns-tcp' }] }] };
     expect(injected(pod({ spec: both, annotations: { 'skein.io/app-port': '53' } })).params.appPort).toBe(53);
-    const udpOnly = failure(() => pod({ spec: { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }] }] } }));
+    const udpOnly = thrown(InjectError, () => pod({ spec: { containers: [{ name: 'dns', image: 'a', ports: [{ containerPort: 53, protocol: 'UDP' }] }] } }));
     expect([udpOnly.code, udpOnly.message]).toEqual(['no-app-port', expect.stringContaining('no TCP container port to infer the app port from (spec.template.spec.containers[0].ports[0] is UDP;')]);
   });
 
@@ -143,18 +135,18 @@ describe('injectPodTemplate', () => {
     expect(names(pod({}, { ...DEFAULT_INJECT_OPTIONS, transparent: true }))).toEqual(['skein-init', 'skein-sidecar']);
     expect(names(pod({ annotations: { 'skein.io/transparent': 'false' } }, { ...DEFAULT_INJECT_OPTIONS, transparent: true }))).toEqual(['skein-sidecar']);
     expect(names(pod({ annotations: { 'skein.io/transparent': 'true' } }))).toEqual(['skein-init', 'skein-sidecar']);
-    expect(failure(() => pod({ annotations: { 'skein.io/redirect-ports': '80,x' } })).code).toBe('invalid-field');
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/redirect-ports': '80,x' } })).code).toBe('invalid-field');
   });
 
   test('transparent mode refuses an app running as the sidecar\'s uid 1337, whose traffic would skip the redirect', () => {
     const transparent = { ...DEFAULT_INJECT_OPTIONS, transparent: true };
     const app = (securityContext?: Obj): Obj => ({ name: 'app', image: 'a', ports: [{ containerPort: 8080 }], securityContext });
-    const podLevel = failure(() => pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [app()] } }, transparent));
+    const podLevel = thrown(InjectError, () => pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [app()] } }, transparent));
     expect([podLevel.code, podLevel.field]).toEqual(['name-conflict', 'spec.template.spec.securityContext.runAsUser']);
     expect(podLevel.message).toContain('transparent mode lets uid 1337 (the sidecar\'s) out without the redirect, so containers[0] running as 1337 would bypass the sidecar');
-    expect(failure(() => pod({ annotations: { 'skein.io/transparent': 'true' }, spec: { containers: [app(), { ...app({ runAsUser: 1337 }), name: 'b' }] } })).field)
+    expect(thrown(InjectError, () => pod({ annotations: { 'skein.io/transparent': 'true' }, spec: { containers: [app(), { ...app({ runAsUser: 1337 }), name: 'b' }] } })).field)
       .toBe('spec.template.spec.containers[1].securityContext.runAsUser');
-    expect(failure(() => pod({ spec: { containers: [app()], initContainers: [{ name: 'migrate', image: 'm', securityContext: { runAsUser: 1337 } }] } }, transparent)).field)
+    expect(thrown(InjectError, () => pod({ spec: { containers: [app()], initContainers: [{ name: 'migrate', image: 'm', securityContext: { runAsUser: 1337 } }] } }, transparent)).field)
       .toBe('spec.template.spec.initContainers[0].securityContext.runAsUser');
     // A container's own uid wins over the pod's; without transparent mode nothing is redirected, so 1337 is the app's business.
     expect(injected(pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [app({ runAsUser: 1000 })] } }, transparent)).params.transparent).toBe(true);
@@ -163,15 +155,15 @@ describe('injectPodTemplate', () => {
 
   test('transparent: only "true" or "false"; anything else is refused, not taken as false', () => {
     for (const value of ['yes', 'True', '1', '']) {
-      const err = failure(() => pod({ annotations: { 'skein.io/transparent': value } }));
+      const err = thrown(InjectError, () => pod({ annotations: { 'skein.io/transparent': value } }));
       expect([err.field, err.message], value).toEqual(['spec.template.metadata.annotations.skein.io/transparent', expect.stringContaining(`expected "true" or "false", got "${value}"`)]);
     }
   });
 
   test('Skein names taken by the workload are refused, not overwritten', () => {
-    const taken = failure(() => pod({ spec: { containers: [{ name: 'skein-sidecar', image: 'a', ports: [{ containerPort: 1 }] }] } }));
+    const taken = thrown(InjectError, () => pod({ spec: { containers: [{ name: 'skein-sidecar', image: 'a', ports: [{ containerPort: 1 }] }] } }));
     expect(taken.field).toBe('spec.template.spec.containers[0].name');
-    const volume = failure(() => pod({ spec: { containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 1 }] }], volumes: [{ name: 'skein-bootstrap', emptyDir: {} }] } }));
+    const volume = thrown(InjectError, () => pod({ spec: { containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 1 }] }], volumes: [{ name: 'skein-bootstrap', emptyDir: {} }] } }));
     expect(volume.field).toBe('spec.template.spec.volumes[0].name');
   });
 
