@@ -30,6 +30,13 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
 
   const register = (id: string, port: number, version: string) =>
     consul.put('/agent/service/register', { ID: id, Name: 'catalog', Address: '127.0.0.1', Port: port, Tags: [version, 'canary'], Meta: { version, protocol: 'http' } });
+  /** A source on an emptied agent whose warnings are kept, and the endpoint sets it hands a watcher. */
+  const warnedSource = async (): Promise<{ lines: string[]; source: ConsulEndpointSource; sets: (readonly Endpoint[])[] }> => {
+    await consul.reset();
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    return { lines, source: new ConsulEndpointSource(connection, logger), sets: [] };
+  };
   /** Lets requests that are due go out, so a count taken after it is settled. */
   const quiet = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -73,11 +80,7 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
   });
 
   it('an instance registered without a port is skipped, with one warning, and the others are followed', async () => {
-    await consul.reset();
-    const lines: string[] = [];
-    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-    const source = new ConsulEndpointSource(connection, logger);
-    const sets: (readonly Endpoint[])[] = [];
+    const { lines, source, sets } = await warnedSource();
     await register('catalog-1', 18001, 'v1');
     await consul.put('/agent/service/register', { ID: 'catalog-0', Name: 'catalog', Address: '127.0.0.1' });
     await register('catalog-2', 18002, 'v2');
@@ -93,11 +96,7 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
   });
 
   it('an instance with a port above 65535 or a URL for an address is skipped, with one warning each however many answers list it', async () => {
-    await consul.reset();
-    const lines: string[] = [];
-    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-    const source = new ConsulEndpointSource(connection, logger);
-    const sets: (readonly Endpoint[])[] = [];
+    const { lines, source, sets } = await warnedSource();
     await register('catalog-1', 18001, 'v1');
     await consul.put('/agent/service/register', { ID: 'catalog-big', Name: 'catalog', Address: '127.0.0.1', Port: 70_000 });
     await consul.put('/agent/service/register', { ID: 'catalog-url', Name: 'catalog', Address: 'http://10.0.0.5', Port: 18009 });
