@@ -16,32 +16,31 @@ afterEach(async () => {
   await Promise.all(upstreams.splice(0).map((u) => u.close()));
 });
 
-/** Stalls its first request past the per-try timeout, then answers at once. */
-function slowOnce(name: string): Handler {
+/** Holds its first request until `release()`, then fails it with a 503 (a retry); answers the others at once. */
+function failsFirstWhenReleased(name: string): { handler: Handler; release: () => void } {
+  let held: (() => void) | undefined;
   let first = true;
   const echo = echoHandler(name);
-  return (req, res) => {
-    if (req.url === '/health') return echo(req, res);
-    if (first) {
-      first = false;
-      setTimeout(() => echo(req, res), 5_000).unref();
-      return;
-    }
-    echo(req, res);
+  const handler: Handler = (req, res) => {
+    if (req.url === '/health' || !first) return echo(req, res);
+    first = false;
+    held = () => res.writeHead(503, { 'content-type': 'text/plain' }).end('busy\n');
   };
+  return { handler, release: () => held?.() };
 }
 
 function snapshot(version: string, ...endpoints: TestUpstream[]): SnapshotInput {
   return {
     version,
-    services: { catalog: { lb: 'round-robin', timeout: '10s', retries: { attempts: 1, perTryTimeout: '1500ms' }, endpoints: endpoints.map((e) => endpointOf(e)) } },
+    services: { catalog: { lb: 'round-robin', timeout: '10s', retries: { attempts: 1, on: ['gateway-error'] }, endpoints: endpoints.map((e) => endpointOf(e)) } },
   };
 }
 
 describe('a reload removing an endpoint', () => {
   it('sends the retry of a request begun before it to an endpoint still in force', async () => {
-    const a = await startUpstream(slowOnce('a'));
-    const b = await startUpstream(slowOnce('b'));
+    const [held, otherHeld] = [failsFirstWhenReleased('a'), failsFirstWhenReleased('b')];
+    const a = await startUpstream(held.handler);
+    const b = await startUpstream(otherHeld.handler);
     const app = await startUpstream(echoHandler('web'));
     upstreams.push(a, b, app);
     const file = writeTempConfig(snapshot('1', a, b));
@@ -49,10 +48,11 @@ describe('a reload removing an endpoint', () => {
 
     const reply = send(`${sc.outboundUrl}/items`, { headers: { host: 'catalog' } });
     await waitUntil(() => a.requests.length + b.requests.length > 0, { what: 'the first try to arrive' });
-    // The endpoint the first try stalls on stays; the other one is removed before the per-try timeout.
+    // The endpoint the first try is held on stays; the other one is removed, and only then does the try fail.
     const [kept, removed] = a.requests.length > 0 ? [a, b] : [b, a];
     writeConfigFile(file, snapshot('2', kept));
     await waitUntil(async () => ((await (await fetch(`${sc.adminUrl}/config`)).json()) as { version: string }).version === '2', { what: 'version 2 applied' });
+    (kept === a ? held : otherHeld).release();
 
     const r = await reply;
     expect(r.status, r.body).toBe(200);
