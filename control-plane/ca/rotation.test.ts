@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCsrPem } from '../../common/identity/csr.js';
 import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
@@ -161,5 +162,20 @@ describe('RootRotation', () => {
     // Caught up, it is left alone.
     await new Promise((r) => setTimeout(r, 100));
     expect(asked.filter((id) => id === 'away').length).toBe(askedAway);
+  });
+
+  it('asks a sidecar that never catches up less and less often, and says so once', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
+    // A static identity: it reports a root the CA never signed with, whatever it is asked.
+    const stuck: ProxyCertState = { id: 'static-1', bundleFingerprint: 'foreign', rootFingerprint: 'foreign' };
+    const askedAt: number[] = [];
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    rotation = new RootRotation(ca, { proxies: () => [stuck], requestRenewal: () => askedAt.push(Date.now()) }, logger, { pollMs: 5, resendMs: 20 });
+    await until(() => askedAt.length >= 6, 'six requests to renew');
+    const gaps = askedAt.slice(1).map((at, i) => at - askedAt[i]!);
+    // 20, 40, 80, 160, 320 ms apart (each at least the doubled wait).
+    gaps.forEach((gap, i) => expect(gap, `gap ${i}`).toBeGreaterThanOrEqual(20 * 2 ** i - 5));
+    expect(lines.filter((l) => l.includes('still behind the CA'))).toHaveLength(1);
   });
 });

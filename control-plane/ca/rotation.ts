@@ -51,11 +51,16 @@ export interface RotationOptions {
   readonly settleMs?: number;
 }
 
+const MAX_RESEND_MS = 60_000;
+/** Requests to renew after which a sidecar still behind is logged. */
+const STUCK_AFTER = 5;
+
 export class RootRotation {
   private timer: NodeJS.Timeout | undefined;
   private startedAt: Date | undefined;
   private finishedAt: Date | undefined;
-  private lastAsked = new Map<string, number>();
+  /** Sidecars asked to renew and not caught up yet: when last, and how many times. */
+  private asked = new Map<string, { at: number; times: number }>();
   private stepping = false;
   private readonly settledAt: number;
 
@@ -140,9 +145,18 @@ export class RootRotation {
     const resend = this.options.resendMs ?? 3_000;
     const behind = new Set(waiting.filter((p) => p.bundleFingerprint !== undefined).map((p) => p.id));
     // Forgetting those that caught up (or left) also asks everyone at once after the next step.
-    for (const id of this.lastAsked.keys()) if (!behind.has(id)) this.lastAsked.delete(id);
-    const due = [...behind].filter((id) => now - (this.lastAsked.get(id) ?? 0) >= resend);
-    for (const id of due) this.lastAsked.set(id, now);
+    for (const id of this.asked.keys()) if (!behind.has(id)) this.asked.delete(id);
+    const due: string[] = [];
+    for (const id of behind) {
+      const last = this.asked.get(id);
+      // One that does not catch up (a static identity, a leaf its token can no longer renew) is
+      // asked less and less often, down to once a minute, rather than every few seconds for ever.
+      if (last !== undefined && now - last.at < Math.min(resend * 2 ** (last.times - 1), MAX_RESEND_MS)) continue;
+      const times = (last?.times ?? 0) + 1;
+      this.asked.set(id, { at: now, times });
+      if (times === STUCK_AFTER) this.logger.warn({ proxy: id, times }, 'sidecar still behind the CA after repeated requests to renew; it is asked once a minute at most from now on');
+      due.push(id);
+    }
     if (due.length > 0) this.fleet.requestRenewal(due);
   }
 }
