@@ -25,6 +25,8 @@ export interface HealthEntry {
     readonly Port: number;
     readonly Tags?: readonly string[] | null;
     readonly Meta?: Readonly<Record<string, string>> | null;
+    /** Raft index of the registration: the larger, the newer. */
+    readonly CreateIndex?: number;
   };
   readonly Checks?: readonly { readonly Status: string }[];
 }
@@ -66,13 +68,15 @@ export function endpointOf(entry: HealthEntry, onInvalid?: InvalidInstanceListen
 /**
  * Endpoints of a health answer, sorted so equal sets compare equal, one per address and port:
  * two instances listed there (a sidecar restarted under a new instance id before Consul reaps
- * the old one) are one endpoint to connect to, not two picks of the balancer.
+ * the old one) are one endpoint to connect to, not two picks of the balancer. The newest
+ * registration's labels win, since a restart may have changed its version.
  */
 export function endpointsOf(entries: readonly HealthEntry[], onInvalid?: InvalidInstanceListener): Endpoint[] {
   const sorted = entries
-    .map((entry) => endpointOf(entry, onInvalid))
-    .filter((e): e is Endpoint => e !== undefined)
-    .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+    .map((entry) => ({ endpoint: endpointOf(entry, onInvalid), created: entry.Service.CreateIndex ?? 0 }))
+    .filter((e): e is { endpoint: Endpoint; created: number } => e.endpoint !== undefined)
+    .sort(({ endpoint: a, created: ca }, { endpoint: b, created: cb }) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : cb - ca))
+    .map((e) => e.endpoint);
   return sorted.filter((e, i) => i === 0 || e.address !== sorted[i - 1]!.address || e.port !== sorted[i - 1]!.port);
 }
 

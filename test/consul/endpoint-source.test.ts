@@ -116,13 +116,20 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
 });
 
 describe('endpointsOf', () => {
-  const entry = (id: string, address: string, port: number, version: string) => ({ Service: { ID: id, Address: address, Port: port, Meta: { version } } });
+  const entry = (id: string, address: string, port: number, version: string, created = 1) => ({ Service: { ID: id, Address: address, Port: port, Meta: { version }, CreateIndex: created } });
 
   it('holds one endpoint per address and port (an old registration of a restarted sidecar beside its new one)', () => {
     const skipped: string[] = [];
     const endpoints = endpointsOf([entry('b', '10.0.0.2', 80, 'v1'), entry('old', '10.0.0.1', 80, 'v1'), entry('new', '10.0.0.1', 80, 'v1'), entry('bad', '10.0.0.1', 0, 'v1')], (id) => skipped.push(id));
     expect(endpoints.map((e) => `${e.address}:${e.port}`)).toEqual(['10.0.0.1:80', '10.0.0.2:80']);
     expect(skipped).toEqual(['bad']);
+  });
+
+  it("keeps the newest registration's labels for an address and port listed twice (restarted with a new version)", () => {
+    for (const order of [[0, 1], [1, 0]]) {
+      const both = [entry('old', '10.0.0.1', 80, 'v1', 10), entry('new', '10.0.0.1', 80, 'v2', 20)];
+      expect(endpointsOf(order.map((i) => both[i]!)).map((e) => e.labels.version)).toEqual(['v2']);
+    }
   });
 });
 
