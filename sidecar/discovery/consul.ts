@@ -9,11 +9,13 @@
  * so does an empty answer within `recoveryHoldMs` of an outage (RecoveryHold, shared with the
  * control plane's catalog).
  */
+import { zodProblems } from '../../common/config/parse.js';
 import { endpoint, type Endpoint } from '../../common/config/schema.js';
 import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
+import { endpointKey } from '../cluster/upstream-endpoint.js';
 import type { EndpointListener, EndpointSource } from './source.js';
 
 /** One entry of `/v1/health/service/<name>`, the fields used here. */
@@ -61,7 +63,7 @@ export function endpointOf(entry: HealthEntry, onInvalid?: InvalidInstanceListen
   for (const tag of entry.Service.Tags ?? []) labels[`tag:${tag}`] = 'true';
   const checked = endpoint.safeParse({ address: entry.Service.Address || entry.Node?.Address || '', port: entry.Service.Port, labels });
   if (checked.success) return checked.data;
-  onInvalid?.(entry.Service.ID, checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  onInvalid?.(entry.Service.ID, zodProblems(checked.error).join('; '));
   return undefined;
 }
 
@@ -72,12 +74,16 @@ export function endpointOf(entry: HealthEntry, onInvalid?: InvalidInstanceListen
  * registration's labels win, since a restart may have changed its version.
  */
 export function endpointsOf(entries: readonly HealthEntry[], onInvalid?: InvalidInstanceListener): Endpoint[] {
-  const sorted = entries
-    .map((entry) => ({ endpoint: endpointOf(entry, onInvalid), created: entry.Service.CreateIndex ?? 0 }))
-    .filter((e): e is { endpoint: Endpoint; created: number } => e.endpoint !== undefined)
-    .sort(({ endpoint: a, created: ca }, { endpoint: b, created: cb }) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : cb - ca))
-    .map((e) => e.endpoint);
-  return sorted.filter((e, i) => i === 0 || e.address !== sorted[i - 1]!.address || e.port !== sorted[i - 1]!.port);
+  const newest = new Map<string, { endpoint: Endpoint; created: number }>();
+  for (const entry of entries) {
+    const found = endpointOf(entry, onInvalid);
+    if (found === undefined) continue;
+    const key = endpointKey(found.address, found.port);
+    const created = entry.Service.CreateIndex ?? 0;
+    const held = newest.get(key);
+    if (held === undefined || created > held.created) newest.set(key, { endpoint: found, created });
+  }
+  return [...newest.values()].map((e) => e.endpoint).sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
 }
 
 /** `GET /v1/health/service/<name>?passing` as a blocking request through the consul client. */
