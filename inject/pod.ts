@@ -33,7 +33,8 @@ function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function stringMap(metadata: unknown, key: 'labels' | 'annotations'): Record<string, unknown> {
+/** `metadata.labels` or `metadata.annotations`, empty when missing or not a map. */
+export function stringMap(metadata: unknown, key: 'labels' | 'annotations'): Record<string, unknown> {
   return isObj(metadata) && isObj(metadata[key]) ? (metadata[key] as Obj) : {};
 }
 

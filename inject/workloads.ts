@@ -5,7 +5,7 @@
  */
 import { InjectError, describeDocument } from './errors.js';
 import { ANNOTATIONS, type InjectOptions } from './options.js';
-import { injectPodTemplate } from './pod.js';
+import { injectPodTemplate, stringMap } from './pod.js';
 import type { ServiceParams } from './sidecar-container.js';
 
 type Obj = Record<string, unknown>;
@@ -45,8 +45,8 @@ const SETTINGS = { annotations: Object.values(ANNOTATIONS), labels: [ANNOTATIONS
  */
 function ignoredSettings(kind: string, owner: unknown, template: Obj, templateField: string): string | undefined {
   const fields = (['annotations', 'labels'] as const).flatMap((key) => {
-    const own = isObj(owner) && isObj(owner[key]) ? owner[key] : {};
-    const pods = isObj(template.metadata) && isObj(template.metadata[key]) ? template.metadata[key] : {};
+    const own = stringMap(owner, key);
+    const pods = stringMap(template.metadata, key);
     return SETTINGS[key].filter((name) => name in own && !(name in pods)).map((name) => `metadata.${key}.${name}`);
   });
   if (fields.length === 0) return undefined;
