@@ -29,7 +29,8 @@ export type PodResult =
   | { readonly status: 'injected'; readonly spec: Obj; readonly params: ServiceParams }
   | { readonly status: 'opted-out' | 'already-injected' };
 
-function isObj(value: unknown): value is Obj {
+/** A plain mapping (not null, not a list), as YAML and JSON documents hold them. */
+export function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

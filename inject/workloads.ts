@@ -5,7 +5,7 @@
  */
 import { InjectError, describeDocument } from './errors.js';
 import { ANNOTATIONS, type InjectOptions } from './options.js';
-import { injectPodTemplate, stringMap } from './pod.js';
+import { injectPodTemplate, isObj, stringMap } from './pod.js';
 import type { ServiceParams } from './sidecar-container.js';
 
 type Obj = Record<string, unknown>;
@@ -51,10 +51,6 @@ function ignoredSettings(kind: string, owner: unknown, template: Obj, templateFi
   });
   if (fields.length === 0) return undefined;
   return `${fields.join(', ')} ${fields.length === 1 ? 'is' : 'are'} set on the ${kind} itself, not on its pod template, and ignored: injection reads ${templateField}.metadata, all its pods (and the webhook) see; move ${fields.length === 1 ? 'it' : 'them'} there`;
-}
-
-function isObj(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export function getIn(obj: unknown, path: Path): unknown {
