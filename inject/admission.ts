@@ -9,6 +9,7 @@
 import fastJsonPatch from 'fast-json-patch';
 import { InjectError } from './errors.js';
 import type { InjectOptions } from './options.js';
+import { isObj } from './pod.js';
 import { applyOutcomes, injectObject } from './workloads.js';
 
 const { compare } = fastJsonPatch;
@@ -32,10 +33,6 @@ export interface AdmissionReviewResponse {
 /** The request is not an AdmissionReview v1 we can answer (the HTTP layer answers 400). */
 export class AdmissionReviewError extends Error {
   override name = 'AdmissionReviewError';
-}
-
-function isObj(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** e.g. `Pod shop/orders-7d9c5b8f6c-*` (a ReplicaSet's pods have only a generateName at admission). */

@@ -13,16 +13,13 @@ import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
 import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, switchValue, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
+import { isObj } from './pod.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
 type Obj = Record<string, unknown>;
 
 const SUFFIX = '-skein';
 const CA_DIR = '/etc/skein/ca';
-
-function isObj(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * A file is taken for Compose when it is one mapping with a `services` key and no Kubernetes
