@@ -144,7 +144,8 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     const sidecar = await startMeshSidecar(procs, cp, { service: 'catalog', version: 'v1', appPort: app.port, extraArgs: ['--consul', consul.url] });
     type SidecarConfig = { version: string | null; snapshot: { services: Record<string, { timeout?: number; endpoints?: unknown[] }> } | null };
     const configOf = async (adminUrl: string) => (await (await fetch(`${adminUrl}/config`)).json()) as SidecarConfig;
-    await waitUntil(async () => (await configOf(sidecar.adminUrl)).snapshot?.services.catalog !== undefined, { timeoutMs: 15_000, what: 'catalog in the sidecar snapshot' });
+    // The service can reach the snapshot before its instance's check passes; the version to keep is the one with the instance.
+    await waitUntil(async () => (await configOf(sidecar.adminUrl)).snapshot?.services.catalog?.endpoints?.length === 1, { timeoutMs: 15_000, what: 'the catalog instance in the sidecar snapshot' });
     const before = (await configOf(sidecar.adminUrl)).version;
 
     await consul.kill();
