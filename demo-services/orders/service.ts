@@ -1,7 +1,7 @@
 /**
  * `orders`: places orders through the saga (saga.ts), answers retried creates from the
- * idempotency key, and relays its outbox to `notifications` (outbox-relay.ts). Orders a
- * previous run left pending are driven to an end on start.
+ * idempotency key (each customer's keys their own), and relays its outbox to `notifications`
+ * (outbox-relay.ts). Orders a previous run left pending are driven to an end on start.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -62,15 +62,15 @@ export const orders: ServiceDefinition = {
     const store = new OrderStore(dataDir);
     const saga = new OrderSaga({ store, inventory: mesh.http('inventory'), payments: mesh.http('payments'), log, compensationMaxBackoffMs: maxBackoffMs });
     const relay = new OutboxRelay(store, mesh.http('notifications'), log, { baseBackoffMs: 100, maxBackoffMs, idlePollMs, batchSize: 50 });
-    // Sagas running in this process, by idempotency key: a concurrent retry waits for the first.
+    // Sagas running in this process, by order id: a concurrent retry waits for the first.
     const inflight = new Map<string, Promise<Order>>();
 
-    const drive = (order: { id: string; idempotencyKey: string }, trace = {}, resumed = false): Promise<Order> => {
-      const running = saga.run(order.id, trace, resumed).finally(() => {
-        inflight.delete(order.idempotencyKey);
+    const drive = (orderId: string, trace = {}, resumed = false): Promise<Order> => {
+      const running = saga.run(orderId, trace, resumed).finally(() => {
+        inflight.delete(orderId);
         relay.kick();
       });
-      inflight.set(order.idempotencyKey, running);
+      inflight.set(orderId, running);
       return running;
     };
 
@@ -78,15 +78,15 @@ export const orders: ServiceDefinition = {
     // resumed saga leaves its order pending while its calls cannot reach the services yet).
     const resumed = new Set<string>();
     const resumePending = (): void => {
-      for (const pending of store.pendingOrders()) {
-        if (inflight.has(pending.idempotencyKey)) continue;
-        if (!resumed.has(pending.id)) log.info({ orderId: pending.id }, 'resuming saga left pending by a previous run');
-        resumed.add(pending.id);
-        drive(pending, {}, true).then(
+      for (const pendingId of store.pendingOrderIds()) {
+        if (inflight.has(pendingId)) continue;
+        if (!resumed.has(pendingId)) log.info({ orderId: pendingId }, 'resuming saga left pending by a previous run');
+        resumed.add(pendingId);
+        drive(pendingId, {}, true).then(
           (order) => {
             if (order.status !== 'pending') resumed.delete(order.id);
           },
-          (err: unknown) => log.error({ err, orderId: pending.id }, 'resumed saga failed'),
+          (err: unknown) => log.error({ err, orderId: pendingId }, 'resumed saga failed'),
         );
       }
     };
@@ -115,12 +115,12 @@ export const orders: ServiceDefinition = {
         }
         const body = validate(CreateOrderBody, await req.json(), 'invalid-order');
         const hash = requestHash(body);
-        const existing = store.byIdempotencyKey(key);
+        const existing = store.byIdempotencyKey(body.userId, key);
         if (existing) {
           if (existing.requestHash !== hash) {
             throw new HttpError(422, 'idempotency-key-reused', `Idempotency-Key "${key}" was already used for a different order (${existing.order.id})`);
           }
-          const running = inflight.get(key);
+          const running = inflight.get(existing.order.id);
           // A resumed saga that could not reach the services yet ends with the order still pending.
           const order = running ? await running : existing.order;
           if (order.status === 'pending') throw new HttpError(409, 'order-in-progress', `order ${order.id} is still being placed; retry shortly`);
@@ -129,7 +129,7 @@ export const orders: ServiceDefinition = {
         const products = new Set(body.items.map((i) => i.productId));
         if (products.size !== body.items.length) throw new HttpError(422, 'invalid-order', 'items: each productId may appear only once');
         const order = store.createPending({ idempotencyKey: key, requestHash: hash, userId: body.userId, currency: body.currency, items: body.items });
-        return created(await drive(order, req.trace), false);
+        return created(await drive(order.id, req.trace), false);
       })
       .add('GET', '/orders/:id', ({ params }) => {
         const order = store.get(params.id!);

@@ -57,11 +57,10 @@ interface OrderRow {
 
 const NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
-function migrate(db: Db): void {
-  db.exec(`
-    CREATE TABLE orders (
+/** The orders table's columns, as the first migration made them and the second keeps them. */
+const ORDER_COLUMNS = `
       id TEXT PRIMARY KEY,
-      idempotency_key TEXT NOT NULL UNIQUE,
+      idempotency_key TEXT NOT NULL,
       request_hash TEXT NOT NULL,
       user_id TEXT NOT NULL,
       status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'cancelled')),
@@ -69,7 +68,12 @@ function migrate(db: Db): void {
       total_cents INTEGER NOT NULL,
       currency TEXT NOT NULL,
       created_at TEXT NOT NULL DEFAULT (${NOW}),
-      updated_at TEXT NOT NULL DEFAULT (${NOW})
+      updated_at TEXT NOT NULL DEFAULT (${NOW})`;
+
+function createTables(db: Db): void {
+  db.exec(`
+    CREATE TABLE orders (${ORDER_COLUMNS},
+      UNIQUE (idempotency_key)
     );
     CREATE INDEX orders_by_status ON orders (status);
     CREATE TABLE order_items (
@@ -112,11 +116,30 @@ function migrate(db: Db): void {
     );`);
 }
 
+/**
+ * Idempotency keys are the customer's own, as a payment API scopes them per account: two
+ * customers who happen to send the same key place two orders. SQLite cannot drop a UNIQUE
+ * constraint, so the table is rebuilt (openDatabase runs this with foreign keys off, then checks them).
+ */
+function scopeKeysPerUser(db: Db): void {
+  db.exec(`
+    CREATE TABLE orders_scoped (${ORDER_COLUMNS},
+      UNIQUE (user_id, idempotency_key)
+    );
+    INSERT INTO orders_scoped SELECT * FROM orders;
+    DROP TABLE orders;
+    ALTER TABLE orders_scoped RENAME TO orders;
+    CREATE INDEX orders_by_status ON orders (status);`);
+}
+
+/** In order, forever: a database records how many of these it has run. */
+export const ORDERS_MIGRATIONS = [createTables, scopeKeysPerUser];
+
 function prepareQueries(db: Db) {
   return {
     order: db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE id = ?'),
-    byKey: db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE idempotency_key = ?'),
-    pending: db.prepare<[], { id: string; idempotency_key: string }>("SELECT id, idempotency_key FROM orders WHERE status = 'pending' ORDER BY created_at"),
+    byKey: db.prepare<[string, string], OrderRow>('SELECT * FROM orders WHERE user_id = ? AND idempotency_key = ?'),
+    pending: db.prepare<[], { id: string }>("SELECT id FROM orders WHERE status = 'pending' ORDER BY created_at"),
     items: db.prepare<[string], { product_id: string; name: string; quantity: number; unit_price_cents: number }>(
       'SELECT product_id, name, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY rowid',
     ),
@@ -156,12 +179,13 @@ export class OrderStore {
   private readonly q: ReturnType<typeof prepareQueries>;
 
   constructor(dataDir: string) {
-    this.db = openDatabase(dataDir, 'orders.db', [migrate]);
+    this.db = openDatabase(dataDir, 'orders.db', ORDERS_MIGRATIONS);
     this.q = prepareQueries(this.db);
   }
 
-  byIdempotencyKey(key: string): { order: Order; requestHash: string } | undefined {
-    const row = this.q.byKey.get(key);
+  /** The user's order placed with this key, if any: keys are scoped per user. */
+  byIdempotencyKey(userId: string, key: string): { order: Order; requestHash: string } | undefined {
+    const row = this.q.byKey.get(userId, key);
     return row && { order: this.toOrder(row), requestHash: row.request_hash };
   }
 
@@ -170,8 +194,8 @@ export class OrderStore {
     return row && this.toOrder(row);
   }
 
-  pendingOrders(): { id: string; idempotencyKey: string }[] {
-    return this.q.pending.all().map((r) => ({ id: r.id, idempotencyKey: r.idempotency_key }));
+  pendingOrderIds(): string[] {
+    return this.q.pending.all().map((r) => r.id);
   }
 
   createPending(order: NewOrder): Order {

@@ -62,7 +62,7 @@ describe('skein demo', () => {
     expect(readFileSync(join(demo.dataDir, 'logs', 'orders.log'), 'utf8')).toMatch(/listening on 127\.0\.0\.1:\d+/);
   });
 
-  it('places orders through the gateway, and their notifications arrive', async () => {
+  it('places orders through the gateway, each customer\'s own, and their notifications arrive', async () => {
     const placed = await client.placeOrder('u1', [{ productId: 'p2', quantity: 2 }]);
     expect(placed.status).toBe(201);
     expect(placed.order).toMatchObject({ status: 'confirmed', userId: 'u1' });
@@ -71,6 +71,10 @@ describe('skein demo', () => {
     const replay = await client.placeOrder('u1', [{ productId: 'p2', quantity: 2 }], 'same-key');
     const again = await client.placeOrder('u1', [{ productId: 'p2', quantity: 2 }], 'same-key');
     expect(again.order!.id).toBe(replay.order!.id);
+    // Keys are each customer's own, through the mesh as in direct mode.
+    const otherCustomer = await client.placeOrder('u2', [{ productId: 'p2', quantity: 2 }], 'same-key');
+    expect(otherCustomer.order).toMatchObject({ status: 'confirmed', userId: 'u2' });
+    expect(otherCustomer.order!.id).not.toBe(replay.order!.id);
     await waitUntil(async () => (await client.notifications('u1')).some((n) => n.orderId === placed.order!.id), { timeoutMs: 15_000, what: 'the OrderCreated notification' });
   });
 

@@ -1,7 +1,7 @@
 /**
  * The shop end to end through the gateway, every service a real process (direct mode, no
  * sidecars): listing, a confirmed order, a payment failure compensated, idempotent retries,
- * bad input.
+ * each customer's keys kept apart, bad input.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,6 +169,22 @@ describe('demo shop', () => {
     expect(res.body.error.code).toBe(code);
     expect(res.body.error.message).toMatch(message);
     expect(await stockOf('p1')).toBe(before);
+  });
+
+  it('keeps each customer\'s Idempotency-Keys their own: the same key from two customers places two orders', async () => {
+    const key = randomUUID();
+    const forU1 = await placeOrder({ userId: 'u1', items: [{ productId: 'p1', quantity: 1 }] }, key);
+    const forU2 = await placeOrder({ userId: 'u2', items: [{ productId: 'p2', quantity: 2 }] }, key);
+    expect([forU1.status, forU2.status]).toEqual([201, 201]);
+    expect(forU2.body).toMatchObject({ status: 'confirmed', userId: 'u2', items: [expect.objectContaining({ productId: 'p2', quantity: 2 })] });
+    expect(forU2.body.id).not.toBe(forU1.body.id);
+    expect(forU2.headers.get('idempotent-replayed')).toBeNull();
+    // Each customer's retry still finds their own order, and each order was charged once.
+    const retried = await placeOrder({ userId: 'u2', items: [{ productId: 'p2', quantity: 2 }] }, key);
+    expect(retried.body.id).toBe(forU2.body.id);
+    expect(retried.headers.get('idempotent-replayed')).toBe('true');
+    expect((await http('GET', payments(`/charges/${forU1.body.id}`))).body).toMatchObject({ status: 'captured', userId: 'u1' });
+    expect((await http('GET', payments(`/charges/${forU2.body.id}`))).body).toMatchObject({ status: 'captured', userId: 'u2' });
   });
 
   it('requires an Idempotency-Key on POST /api/orders and a userId on notifications', async () => {
