@@ -60,6 +60,16 @@ function relay(service: string, answer: Answer, headers?: string[]) {
   return { status: answer.status, body: answer.body, headers: out };
 }
 
+/**
+ * The customer a read is for. The demo has no login: a customer names themselves, as
+ * `userId` in an order's body and `?userId=` on reads; a real shop takes it from the session.
+ */
+function requiredUserId(query: URLSearchParams, example: string): string {
+  const userId = query.get('userId');
+  if (!userId) throw new HttpError(400, 'missing-user-id', `add ?userId=<id>, e.g. ${example}`);
+  return userId;
+}
+
 export const gateway: ServiceDefinition = {
   name: 'gateway',
   start({ log, mesh }) {
@@ -134,10 +144,13 @@ export const gateway: ServiceDefinition = {
       })
       .add('GET', '/api/users/:id', async ({ params, trace }) => relay('users', await users.call('GET', `/users/${encodeURIComponent(params.id!)}`, { trace })))
       .add('POST', '/api/orders', placeOrder)
-      .add('GET', '/api/orders/:id', async ({ params, trace }) => relay('orders', await orders.call('GET', `/orders/${encodeURIComponent(params.id!)}`, { trace })))
+      // A customer reads only their own orders: another's is a 404, as if it did not exist.
+      .add('GET', '/api/orders/:id', async ({ params, query, trace }) => {
+        const userId = requiredUserId(query, `/api/orders/${params.id}?userId=u1`);
+        return relay('orders', await orders.call('GET', `/orders/${encodeURIComponent(params.id!)}?userId=${encodeURIComponent(userId)}`, { trace }));
+      })
       .add('GET', '/api/notifications', async ({ query, trace }) => {
-        const userId = query.get('userId');
-        if (!userId) throw new HttpError(400, 'missing-user-id', 'add ?userId=<id>, e.g. /api/notifications?userId=u1');
+        const userId = requiredUserId(query, '/api/notifications?userId=u1');
         return relay('notifications', await notifications.call('GET', `/notifications?userId=${encodeURIComponent(userId)}`, { trace }));
       });
 

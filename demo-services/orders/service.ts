@@ -131,9 +131,13 @@ export const orders: ServiceDefinition = {
         const order = store.createPending({ idempotencyKey: key, requestHash: hash, userId: body.userId, currency: body.currency, items: body.items });
         return created(await drive(order.id, req.trace), false);
       })
-      .add('GET', '/orders/:id', ({ params }) => {
+      // With ?userId= (the gateway always sends it) another customer's order is answered as
+      // if it did not exist, so an order id reveals nothing; without it, any order (the
+      // service's own record, for an operator on its port).
+      .add('GET', '/orders/:id', ({ params, query }) => {
         const order = store.get(params.id!);
-        if (!order) throw new HttpError(404, 'order-not-found', `no order with id "${params.id}"`);
+        const userId = query.get('userId');
+        if (!order || (userId !== null && order.userId !== userId)) throw new HttpError(404, 'order-not-found', `no order with id "${params.id}"`);
         return { body: order };
       });
 

@@ -84,8 +84,9 @@ export class DemoClient {
     return status === 201 ? { status, ms, order: body } : { status, ms, error: body?.error };
   }
 
-  async order(id: string): Promise<Order> {
-    const { status, body } = await this.json<Order>(`${this.state.gatewayUrl}/api/orders/${encodeURIComponent(id)}`);
+  /** An order through the gateway, as its customer reads it. */
+  async order(userId: string, id: string): Promise<Order> {
+    const { status, body } = await this.json<Order>(`${this.state.gatewayUrl}/api/orders/${encodeURIComponent(id)}?userId=${encodeURIComponent(userId)}`);
     if (status !== 200) throw new Error(`GET /api/orders/${id} answered ${status}`);
     return body;
   }

@@ -25,7 +25,7 @@ async function breakerOpened(demo: DemoClient): Promise<{ open: boolean; rejecti
 async function settled(demo: DemoClient, io: ScenarioIo, ids: readonly string[], timeoutMs: number): Promise<Order[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const orders = await Promise.all(ids.map((id) => demo.order(id)));
+    const orders = await Promise.all(ids.map((id) => demo.order(USER, id)));
     const owing = orders.filter((o) => o.steps.some((s) => s.step === 'reserve' && s.outcome === 'ok') && !o.steps.some((s) => s.step === 'release' && s.outcome === 'ok'));
     if (owing.length === 0 || Date.now() > deadline || io.signal.aborted) return orders;
     await new Promise((resolve) => setTimeout(resolve, 250));

@@ -67,14 +67,15 @@ describe('skein demo', () => {
     expect(placed.status).toBe(201);
     expect(placed.order).toMatchObject({ status: 'confirmed', userId: 'u1' });
     expect(placed.order!.steps.map((s) => `${s.step}:${s.outcome}`)).toEqual(['reserve:ok', 'charge:ok', 'confirm:ok']);
-    expect((await client.order(placed.order!.id)).status).toBe('confirmed');
+    expect((await client.order('u1', placed.order!.id)).status).toBe('confirmed');
     const replay = await client.placeOrder('u1', [{ productId: 'p2', quantity: 2 }], 'same-key');
     const again = await client.placeOrder('u1', [{ productId: 'p2', quantity: 2 }], 'same-key');
     expect(again.order!.id).toBe(replay.order!.id);
-    // Keys are each customer's own, through the mesh as in direct mode.
+    // Keys and orders are each customer's own, through the mesh as in direct mode.
     const otherCustomer = await client.placeOrder('u2', [{ productId: 'p2', quantity: 2 }], 'same-key');
     expect(otherCustomer.order).toMatchObject({ status: 'confirmed', userId: 'u2' });
     expect(otherCustomer.order!.id).not.toBe(replay.order!.id);
+    await expect(client.order('u2', placed.order!.id)).rejects.toThrow(/answered 404/);
     await waitUntil(async () => (await client.notifications('u1')).some((n) => n.orderId === placed.order!.id), { timeoutMs: 15_000, what: 'the OrderCreated notification' });
   });
 
@@ -216,7 +217,7 @@ describe('skein demo', () => {
     const cancelled = [...output.matchAll(/^ +\d+\. (ord_[0-9a-f]+) cancelled/gm)].map((m) => m[1]!);
     expect(cancelled.length).toBeGreaterThanOrEqual(10);
     for (const id of cancelled) {
-      expect((await client.order(id)).status).toBe('cancelled');
+      expect((await client.order('u3', id)).status).toBe('cancelled');
       expect(await client.reservation(id)).toBe('released');
       expect(await client.charge(id)).not.toBe('captured');
     }
@@ -224,7 +225,7 @@ describe('skein demo', () => {
     const { body } = await client.json<{ charges: { id: string; status: string }[] }>(`${client.appUrl('payments-1')}/charges?userId=u3`);
     const captured = body.charges.filter((c) => c.status === 'captured');
     expect(captured).toHaveLength(1);
-    expect((await client.order(captured[0]!.id)).status).toBe('confirmed');
+    expect((await client.order('u3', captured[0]!.id)).status).toBe('confirmed');
   });
 
   it('kill-instance: no order fails while a payments instance is down, and it comes back', async () => {

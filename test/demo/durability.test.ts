@@ -81,7 +81,7 @@ describe('demo durability', () => {
     expect(Object.fromEntries(exits)).toEqual(Object.fromEntries(exits.map(([name]) => [name, 0])));
     const again = await newStack(s.dataDir);
 
-    const order = await http('GET', `${again.gateway}/api/orders/${orderId}`);
+    const order = await http('GET', `${again.gateway}/api/orders/${orderId}?userId=u1`);
     expect(order.body).toMatchObject({ id: orderId, status: 'confirmed', totalCents: 4 * 19900 });
     expect((await http('GET', `${again.gateway}/api/products/p6`)).body.stock).toBe(stock);
     expect((await http('GET', `${again.gateway}/api/notifications?userId=u1`)).body.notifications).toHaveLength(1);

@@ -1,7 +1,7 @@
 /**
  * The shop end to end through the gateway, every service a real process (direct mode, no
  * sidecars): listing, a confirmed order, a payment failure compensated, idempotent retries,
- * each customer's keys kept apart, bad input.
+ * each customer's keys and orders kept apart, bad input.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,7 +59,7 @@ describe('demo shop', () => {
     const charge = await http('GET', payments(`/charges/${order.id}`));
     expect(charge.body).toMatchObject({ status: 'captured', amountCents: 3 * 3900, userId: 'u1' });
 
-    const read = await http('GET', api(`/api/orders/${order.id}`));
+    const read = await http('GET', api(`/api/orders/${order.id}?userId=u1`));
     expect(read.status).toBe(200);
     expect(read.body).toMatchObject({ id: order.id, status: 'confirmed', steps: order.steps });
 
@@ -187,6 +187,23 @@ describe('demo shop', () => {
     expect((await http('GET', payments(`/charges/${forU2.body.id}`))).body).toMatchObject({ status: 'captured', userId: 'u2' });
   });
 
+  it('shows an order only to its customer: another customer gets the 404 of an order that does not exist', async () => {
+    const order = (await placeOrder({ userId: 'u1', items: [{ productId: 'p1', quantity: 1 }] })).body;
+    const own = await http('GET', api(`/api/orders/${order.id}?userId=u1`));
+    expect(own.status).toBe(200);
+    expect(own.body).toMatchObject({ id: order.id, userId: 'u1' });
+    const other = await http('GET', api(`/api/orders/${order.id}?userId=u2`));
+    const none = await http('GET', api('/api/orders/ord_missing?userId=u2'));
+    expect(other.status).toBe(404);
+    expect(other.body.error).toEqual({ code: 'order-not-found', message: `no order with id "${order.id}"` });
+    expect(none.body.error).toEqual({ code: 'order-not-found', message: 'no order with id "ord_missing"' });
+    // Who asks is part of the request, as on notifications; orders' own port still answers any order.
+    const anonymous = await http('GET', api(`/api/orders/${order.id}`));
+    expect(anonymous.status).toBe(400);
+    expect(anonymous.body.error).toMatchObject({ code: 'missing-user-id', message: expect.stringContaining('?userId=') });
+    expect((await http('GET', `${stack.get('orders').url}/orders/${order.id}`)).body.id).toBe(order.id);
+  });
+
   it('requires an Idempotency-Key on POST /api/orders and a userId on notifications', async () => {
     const res = await http('POST', api('/api/orders'), { userId: 'u1', items: [{ productId: 'p1', quantity: 1 }] });
     expect(res.status).toBe(400);
@@ -194,6 +211,5 @@ describe('demo shop', () => {
     const n = await http('GET', api('/api/notifications'));
     expect(n.status).toBe(400);
     expect(n.body.error.code).toBe('missing-user-id');
-    expect((await http('GET', api('/api/orders/ord_missing'))).status).toBe(404);
   });
 });
