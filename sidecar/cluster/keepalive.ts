@@ -13,6 +13,14 @@ export interface Keepalive {
   readonly timeoutMs: number;
 }
 
+/**
+ * Idle time before the kernel's TCP keepalive probes on connections between sidecars (its
+ * interval and count stay the system's): the only liveness check a byte splice such as a
+ * WebSocket tunnel has, where a peer host that vanished without a FIN would otherwise hold
+ * the tunnel and its app connection for ever.
+ */
+export const TCP_KEEPALIVE_IDLE_MS = 30_000;
+
 /** As gRPC's keepalive defaults for servers' pings, shorter than TCP keepalive's minutes. */
 export const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 5_000 };
 

@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
-import { DEFAULT_KEEPALIVE, KeepaliveTimer, type Keepalive } from '../cluster/keepalive.js';
+import { DEFAULT_KEEPALIVE, KeepaliveTimer, TCP_KEEPALIVE_IDLE_MS, type Keepalive } from '../cluster/keepalive.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
@@ -212,7 +212,7 @@ class MuxConnection {
     this.writer = new FrameWriter(socket);
     this.reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
+    socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
     this.keepaliveTimer = new KeepaliveTimer(
       keepalive,
       () => socket.bytesRead,

@@ -26,6 +26,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Exchange } from '../exchange.js';
+import { TCP_KEEPALIVE_IDLE_MS } from '../cluster/keepalive.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
 import { ChunkedDecoder, type ChunkSink } from '../http1/chunked.js';
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.js';
@@ -116,6 +117,9 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     // other socket's writable side), and what the other side still sends comes through.
     client.allowHalfOpen = true;
     upstream.allowHalfOpen = true;
+    // An open tunnel has no timeout (a quiet WebSocket is normal), so dead peers are left to TCP.
+    client.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
+    upstream.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
     upstream.pipe(client);
     client.pipe(upstream);
   };

@@ -2,6 +2,7 @@
  * The pair over mTLS with real certificates (SPIFFE URI SANs from a test CA), and WebSocket
  * upgrades passing through both sidecars.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -194,6 +195,13 @@ describe('sidecar pair over mTLS, and upgrades', () => {
     data = '';
     socket.write('hello through the mesh');
     await waitFor(/HELLO THROUGH THE MESH/);
+    // A tunnel has no idle timeout, so a peer host that vanishes is left to TCP keepalive: the
+    // outbound's socket from the client and the inbound's from the peer sidecar probe (`ss -o`
+    // shows a keepalive timer, once the last bytes' delayed ACK has cleared the retransmit
+    // timer it shows instead; the inbound's mux connection from the same peer has none).
+    const keepalive = (filter: string) => waitUntil(() => /timer:\(keepalive,/.test(execFileSync('ss', ['-tnoH', 'state', 'established', filter], { encoding: 'utf8' })) || undefined, { timeoutMs: 5000, what: `a keepalive timer on ${filter}` });
+    await keepalive(`( sport = :${web.outboundPort} and dport = :${socket.localPort} )`);
+    await keepalive(`( sport = :${catalog.inboundPort} )`);
     socket.destroy();
   });
 
