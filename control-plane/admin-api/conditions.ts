@@ -55,7 +55,10 @@ export async function afterWrite(publisher: SnapshotPublisher): Promise<{ versio
   const why = publisher.unpublished();
   if (why === undefined) return { version, headers: { 'skein-snapshot-version': version }, fields: { published: true } };
   const warning = `stored but not published: sidecars keep ${publisher.kept()}, since ${why}`;
-  // A header value is one line of visible ASCII; the body carries the message as it is.
-  const quoted = warning.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`);
-  return { version, headers: { 'skein-snapshot-version': version, 'skein-published': 'false', warning: `299 - "${quoted}"` }, fields: { published: false, warning } };
+  return { version, headers: { 'skein-snapshot-version': version, 'skein-published': 'false', warning: warningHeader(warning) }, fields: { published: false, warning } };
+}
+
+/** An HTTP `Warning: 299` value (RFC 7234 §5.5) carrying `text`: one line of visible ASCII, so a body carries the message as it is. */
+export function warningHeader(text: string): string {
+  return `299 - "${text.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }

@@ -14,6 +14,7 @@ import { afterWrite, entryHeaders, writeCondition } from './conditions.js';
 import { ApiError } from './errors.js';
 import { canaryMode, FORCE_QUERY, type CanaryAborter } from './force.js';
 import type { ApiResponse, RequestContext, Router } from './router.js';
+import { refusedHeaders } from './services-routes.js';
 
 export interface ConfigRouteDeps {
   readonly config: MeshConfig;
@@ -81,7 +82,11 @@ export function registerConfigRoutes(router: Router, { config, publisher, canari
       path: '/api/v1/routes',
       summary: 'Route rules of every service',
       auth: false,
-      handler: async () => ({ body: (await config.load()).routes }),
+      // Entries the schema refuses are left out and named in a Warning, as for GET /api/v1/services.
+      handler: async () => {
+        const { config: stored, refused } = await config.read();
+        return { body: stored.routes, headers: refusedHeaders(config.location, refused) };
+      },
     })
     .add({
       method: 'GET',

@@ -67,6 +67,12 @@ export interface ApplyPlan {
   readonly conflicts: readonly CanaryConflict[];
 }
 
+/** A stored entry its schema refuses, with its problems (each `key: problem`). */
+export interface RefusedEntry {
+  readonly key: string;
+  readonly problems: readonly string[];
+}
+
 /** How often `apply` re-reads and re-judges a file when another writer changed what it read. */
 const APPLY_ATTEMPTS = 10;
 /** How often a single write judged against another key is judged again when that key keeps changing. */
@@ -99,6 +105,11 @@ export class MeshConfig {
     private readonly store: ConfigStore,
     private readonly discovery: Discovery,
   ) {}
+
+  /** Where the config is stored, for messages that send an operator there. */
+  get location(): string {
+    return this.store.location;
+  }
 
   /** Guards every later write (except the controller's own, `rollout`) against running rollouts. */
   guardWith(guard: CanaryGuard): void {
@@ -168,22 +179,35 @@ export class MeshConfig {
    * sidecars, and nothing is dropped from the store.
    */
   async load(): Promise<StoredConfig> {
+    const { config, refused } = await this.read();
+    if (refused.length > 0) throw new StoredConfigError(this.store.location, refused.flatMap((r) => r.problems));
+    return config;
+  }
+
+  /**
+   * The stored config's entries that pass their schema, and those that do not with their
+   * problems: for readers that show what they can and name the rest, where composing a
+   * snapshot (`load`) refuses the whole.
+   */
+  async read(): Promise<{ config: StoredConfig; refused: RefusedEntry[] }> {
     const [policies, routes, intentions] = await Promise.all([
       this.store.list('policies/'),
       this.store.list('routes/'),
       this.store.get(keys.intentions),
     ]);
-    const problems = [
-      ...policies.flatMap((e) => this.problemsOf(e, policyBody, 'policies/')),
-      ...routes.flatMap((e) => this.problemsOf(e, routesBody, 'routes/')),
-      ...(intentions ? this.problemsOf(intentions, intentionsBody) : []),
-    ];
-    if (problems.length > 0) throw new StoredConfigError(this.store.location, problems);
-    return {
-      policies: Object.fromEntries(policies.map((e) => [e.key.slice('policies/'.length), e.value as PolicyInput])),
-      routes: Object.fromEntries(routes.map((e) => [e.key.slice('routes/'.length), e.value as RoutesInput])),
-      intentions: intentions?.value as IntentionsBodyInput | undefined,
+    const refused: RefusedEntry[] = [];
+    const good = (entries: readonly StoreEntry[], schema: ZodTypeAny, servicePrefix?: string): StoreEntry[] =>
+      entries.filter((entry) => {
+        const problems = this.problemsOf(entry, schema, servicePrefix);
+        if (problems.length > 0) refused.push({ key: entry.key, problems });
+        return problems.length === 0;
+      });
+    const config: StoredConfig = {
+      policies: Object.fromEntries(good(policies, policyBody, 'policies/').map((e) => [e.key.slice('policies/'.length), e.value as PolicyInput])),
+      routes: Object.fromEntries(good(routes, routesBody, 'routes/').map((e) => [e.key.slice('routes/'.length), e.value as RoutesInput])),
+      intentions: good(intentions ? [intentions] : [], intentionsBody)[0]?.value as IntentionsBodyInput | undefined,
     };
+    return { config, refused };
   }
 
   /** Each stored revision is checked once: snapshots are composed far more often than config changes. */

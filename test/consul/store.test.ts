@@ -67,6 +67,41 @@ describe('control plane on the Consul KV store', { timeout: 90_000 }, () => {
     expect(refused.output()).toMatch(/skein: invalid config in the store \(Consul KV under skein\/\), refusing to start: policies\/orders: not JSON \(Unexpected token/);
   });
 
+  it('GET /api/v1/services and /api/v1/routes answer 200 with a bad entry in the store, naming it per service and in a Warning', async () => {
+    const cp = await replica();
+    await cp.api.put('/api/v1/services/catalog/policy', { subsets: { v1: { version: 'v1' } } });
+    await cp.api.put('/api/v1/routes/catalog', [{ split: { v1: 100 } }]);
+    await putRaw('policies/orders', 'timeout=5s');
+    await putRaw('routes/web', JSON.stringify([{ split: { v1: 60 } }]));
+    await waitUntil(() => cp.child.output().includes('composing a snapshot failed'), { timeoutMs: 10_000, what: 'the control plane to meet the keys' });
+
+    type View = { name: string; hasPolicy: boolean; subsets: { name: string }[]; problems?: string[] };
+    const listed = await cp.api.get<View[]>('/api/v1/services');
+    expect(listed.status).toBe(200);
+    const byName = new Map(listed.body.map((v) => [v.name, v]));
+    expect([...byName.keys()]).toEqual(['catalog', 'orders', 'web']);
+    // The good entries as stored; each bad one named on its service, which is listed without it.
+    expect(byName.get('catalog')!.subsets.map((s) => s.name)).toEqual(['v1']);
+    expect(byName.get('catalog')!.problems).toBeUndefined();
+    expect(byName.get('orders')!.hasPolicy).toBe(false);
+    expect(byName.get('orders')!.problems).toEqual([expect.stringMatching(/^policies\/orders: not JSON \(Unexpected token/)]);
+    expect(byName.get('web')!.problems).toEqual(['routes/web: [0].split: weights must sum to 100']);
+    const warning = /^299 - "invalid config in the store \(Consul KV under skein\/\), not published: (.*)"$/.exec(listed.headers.get('warning') ?? '');
+    expect(warning?.[1]).toMatch(/^policies\/orders: not JSON \(Unexpected token.*; routes\/web: \[0\]\.split: weights must sum to 100; fix or delete/);
+    expect((await cp.api.get<View>('/api/v1/services/orders')).body.problems).toEqual(byName.get('orders')!.problems);
+
+    const routes = await cp.api.get<Record<string, unknown>>('/api/v1/routes');
+    expect(routes.body).toEqual({ catalog: [{ split: { v1: 100 } }] });
+    expect(routes.headers.get('warning')).toMatch(/routes\/web: \[0\]\.split: weights must sum to 100/);
+    expect(cp.child.output()).not.toContain('internal error');
+
+    // Fixed, the listing has nothing more to say.
+    expect((await fetch(`${consul.url}/v1/kv/skein/policies/orders`, { method: 'DELETE' })).ok).toBe(true);
+    expect((await fetch(`${consul.url}/v1/kv/skein/routes/web`, { method: 'DELETE' })).ok).toBe(true);
+    await waitUntil(async () => (await cp.api.get('/api/v1/services')).headers.get('warning') === null, { timeoutMs: 10_000, what: 'the listing without a warning' });
+    expect((await cp.api.get<View[]>('/api/v1/services')).body.every((v) => v.problems === undefined)).toBe(true);
+  });
+
   it('a hung agent: admin reads and writes answer 503 within seconds naming Consul, a write it may have made says so; a refused connection says nothing was written', async () => {
     const cp = await replica();
     await cp.api.put('/api/v1/services/catalog/policy', { timeout: '2s' });
