@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../../common/config/parse.js';
 import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
+import { SnapshotTooLargeError } from '../state/snapshot-size.js';
 import { ShadowedSplitError } from '../state/split-rule.js';
 import { StoreConflictError, StoreLimitError, StoreUnavailableError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
@@ -59,6 +60,8 @@ export function toApiError(err: unknown): ApiError {
       err.actual === 0 ? `${err.key} does not exist any more; re-read it and retry` : `${err.key} changed since you read it (now at revision ${err.actual}); re-read it and retry`,
     );
   }
+  // Sidecars could not take the snapshot the write would make: the write is what must shrink.
+  if (err instanceof SnapshotTooLargeError) return new ApiError('payload-too-large', err.message);
   if (err instanceof StoreLimitError) return new ApiError('payload-too-large', `nothing was written: ${err.message}`);
   // The store's own words say which store, why, and whether a write may have been made.
   if (err instanceof StoreUnavailableError) return new ApiError('unavailable', `the config store is unavailable: ${err.message}`);

@@ -5,10 +5,10 @@
  * Keepalive pings on both ends find dead peers within seconds even when no snapshot flows.
  */
 import * as grpc from '@grpc/grpc-js';
-import { gzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log.js';
 import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, type ControlMessage, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
 import type { StreamRegistry } from '../registry/stream-registry.js';
+import { snapshotMessage } from '../state/snapshot-size.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
 import { StreamSession, type Authenticate, type PushEvents, type StreamCall } from './session.js';
@@ -122,7 +122,7 @@ export class PushServer {
   private encode(snapshot: PublishedSnapshot): ControlMessage {
     let message = this.encoded.get(snapshot);
     if (!message) {
-      message = { snapshot: { version: snapshot.version, json: '', jsonGzip: gzipSync(snapshot.json) } };
+      message = snapshotMessage(snapshot.version, snapshot.json);
       this.encoded.set(snapshot, message);
     }
     return message;

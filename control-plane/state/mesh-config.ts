@@ -14,6 +14,8 @@ import type { Discovery } from '../registry/discovery.js';
 import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js';
+import { composeSnapshot } from './compose.js';
+import { checkSnapshotSize } from './snapshot-size.js';
 import { withSplit } from './split-rule.js';
 import {
   applyDocuments,
@@ -27,6 +29,7 @@ import {
   type PolicyInput,
   type RoutesInput,
   type StoredConfig,
+  withOps,
 } from './resources.js';
 
 /**
@@ -322,7 +325,7 @@ export class MeshConfig {
       ];
       return {
         conflicts,
-        write: async () => (await this.store.transaction(ops))[0]!,
+        write: async () => (await this.commit(ops))[0]!,
         again: (err) => err.key === keys.policy(service) || isCanaryKey(err.key) || condition === undefined,
       };
     });
@@ -353,7 +356,7 @@ export class MeshConfig {
       const ops: StoreOp[] = [{ op: 'put', key, value, ...(own ? { condition: own } : {}) }, { op: 'check', key: other, revision: current?.revision ?? 0 }, ...checks];
       return {
         conflicts,
-        write: async () => (await this.store.transaction(ops))[0]!,
+        write: async () => (await this.commit(ops))[0]!,
         again: (err) => err.key === other || isCanaryKey(err.key) || (err.key === key && condition === undefined),
       };
     });
@@ -365,7 +368,27 @@ export class MeshConfig {
 
   async putIntentions(body: unknown, condition?: WriteCondition): Promise<StoreEntry> {
     validate(newIntentionsBody, body);
+    await this.checkSize([{ op: 'put', key: keys.intentions, value: body }]);
     return this.store.put(keys.intentions, body, condition);
+  }
+
+  /** Commits `ops` as one store transaction, unless the snapshot they would make is too large (checkSize). */
+  private async commit(ops: readonly StoreOp[]): Promise<StoreEntry[]> {
+    await this.checkSize(ops);
+    return this.store.transaction(ops);
+  }
+
+  /**
+   * Throws SnapshotTooLargeError, writing nothing, when the snapshot composed from the stored
+   * config with `ops` made (and the instances known now) would not fit in one message on the
+   * push stream. Entries the schema refuses are left out, as they would be once fixed or deleted.
+   */
+  private async checkSize(ops: readonly StoreOp[]): Promise<void> {
+    const { config } = await this.read();
+    const body = composeSnapshot(withOps(config, ops), this.discovery.instances());
+    // A version as long as the one the write's snapshot will get (from the clock, see snapshots.ts).
+    const version = String(Date.now());
+    checkSnapshotSize(version, JSON.stringify({ version, ...body }), 'write');
   }
 
   /**
@@ -445,7 +468,7 @@ export class MeshConfig {
         conflicts: plan.conflicts,
         write: async () => {
           if (plan.ops.length === 0) return [];
-          const entries = await this.store.transaction(plan.ops);
+          const entries = await this.commit(plan.ops);
           return plan.documents.map((document, i) => ({ document, entry: entries[i]! }));
         },
         // Every key the file's judgement read is in its transaction.

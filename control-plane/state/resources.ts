@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { authoredIntentions, intentions, routeRules, serviceName, servicePolicy, split } from '../../common/config/schema.js';
+import type { StoreOp } from '../store/store.js';
 
 /** A service's policy: everything of SPEC §4 `services.X` except endpoints, which come from discovery. */
 export const policyBody = servicePolicy.omit({ endpoints: true });
@@ -40,4 +41,22 @@ export interface StoredConfig {
   policies: Record<string, PolicyInput>;
   routes: Record<string, RoutesInput>;
   intentions?: IntentionsBodyInput;
+}
+
+/** `config` as a store transaction of `ops` would leave it (checks change nothing; keys of other kinds are not config). */
+export function withOps(config: StoredConfig, ops: readonly StoreOp[]): StoredConfig {
+  const next: StoredConfig = { policies: { ...config.policies }, routes: { ...config.routes }, intentions: config.intentions };
+  for (const op of ops) {
+    if (op.op === 'check') continue;
+    const value = op.op === 'put' ? op.value : undefined;
+    if (op.key === keys.intentions) next.intentions = value as IntentionsBodyInput | undefined;
+    else if (op.key.startsWith('policies/')) setEntry(next.policies, op.key.slice('policies/'.length), value as PolicyInput | undefined);
+    else if (op.key.startsWith('routes/')) setEntry(next.routes, op.key.slice('routes/'.length), value as RoutesInput | undefined);
+  }
+  return next;
+}
+
+function setEntry<T>(section: Record<string, T>, name: string, value: T | undefined): void {
+  if (value === undefined) delete section[name];
+  else section[name] = value;
 }

@@ -3,6 +3,7 @@
  * read): snapshots are composed (stored config checked) but held from sidecars, writes say
  * they are not published, and the first snapshot after discovery knows them is published.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { tempDir } from '../../test/support/index.js';
@@ -56,6 +57,33 @@ describe('SnapshotPublisher with discovery that does not know the instances yet'
     expect(pushed).toHaveLength(1);
     expect(pushed[0]!.held).toBeUndefined();
     expect(pushed[0]!.body.services!.catalog).toMatchObject({ timeout: '4s', endpoints: [{ address: '127.0.0.1', port: 8001 }] });
+    publisher.close();
+  });
+});
+
+describe('SnapshotPublisher with a stored config too large for the push stream', () => {
+  it('keeps the last snapshot and says why, as when the stored config cannot be composed', { timeout: 60_000 }, async () => {
+    const store = await FileStore.open(tempDir());
+    const discovery = new UnreadCatalog();
+    discovery.read([]);
+    const config = new MeshConfig(store, discovery);
+    const publisher = new SnapshotPublisher(config, store, discovery, { coalesceMs: 1, logger: createLogger('test', 'silent') });
+    const pushed: PublishedSnapshot[] = [];
+    publisher.onPublish((s) => pushed.push(s));
+    await publisher.start();
+    const first = publisher.current().version;
+    pushed.length = 0;
+
+    // Written past the admin API's check, as two replicas writing at once can: each fits alone.
+    const name = () => randomBytes(36 * 2 ** 20).toString('base64');
+    await store.transaction([
+      { op: 'put', key: 'routes/big1', value: [{ name: name() }] },
+      { op: 'put', key: 'routes/big2', value: [{ name: name() }] },
+    ]);
+    await publisher.settled();
+    expect(publisher.current().version).toBe(first);
+    expect(pushed).toEqual([]);
+    expect(publisher.unpublished()).toMatch(/^the stored config cannot be composed: the snapshot would be [\d.]+ MiB \(\d+ bytes\) on the push stream, more than the 64 MiB \(67108864 bytes\) a sidecar takes in one message$/);
     publisher.close();
   });
 });

@@ -10,6 +10,7 @@ import type { Discovery } from '../registry/discovery.js';
 import type { ConfigStore } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 import { composeSnapshot, type SnapshotBody } from './compose.js';
+import { checkSnapshotSize } from './snapshot-size.js';
 import type { MeshConfig } from './mesh-config.js';
 
 export interface PublishedSnapshot {
@@ -145,8 +146,11 @@ export class SnapshotPublisher {
     const version = String(Math.max(previous + 1, this.now()));
     // Not re-validated here: every stored piece was validated on load (MeshConfig) and every
     // instance at its Hello or as the Consul catalog read it, and validating a thousand endpoints with zod costs ~100 ms on the push path.
-    const wire = { version, ...body };
-    this.latest = { version, json: JSON.stringify(wire), body, changedAt, held };
+    const json = JSON.stringify({ version, ...body });
+    // Writes are refused before they make one too large (MeshConfig), but two replicas writing
+    // at once can still get there together: kept back, as a config that cannot be composed is.
+    checkSnapshotSize(version, json, 'compose');
+    this.latest = { version, json, body, changedAt, held };
     this.latestBodyJson = bodyJson;
     if (held !== undefined) {
       this.options.logger.warn({ version }, `snapshot composed but held from sidecars (they keep the one they run): ${held}`);
