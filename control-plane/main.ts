@@ -176,8 +176,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerServiceRoutes(router, { config, discovery });
   // Writes that would change what a running rollout steers are refused (409) or, forced, abort it.
   config.guardWith(canaries);
-  registerConfigRoutes(router, { config, publisher, canaries });
-  registerApplyRoutes(router, { config, publisher, canaries });
+  registerConfigRoutes(router, { config, publisher, canaries, hold: push });
+  registerApplyRoutes(router, { config, publisher, canaries, hold: push });
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });

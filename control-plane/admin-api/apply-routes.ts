@@ -13,7 +13,7 @@ import type { ApplyDocument, MeshConfig } from '../state/mesh-config.js';
 import { applyDocuments } from '../state/resources.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { StoreConflictError } from '../store/store.js';
-import { afterWrite } from './conditions.js';
+import { afterWrite, type ResyncHold } from './conditions.js';
 import { ApiError } from './errors.js';
 import { canaryMode, FORCE_QUERY, forceRequested, type CanaryAborter } from './force.js';
 import { RunningCanaryError } from '../canary/conflicts.js';
@@ -24,6 +24,8 @@ export interface ApplyRouteDeps {
   readonly publisher: SnapshotPublisher;
   /** Aborts the rollouts a forced apply touches; without it `?force` aborts nothing. */
   readonly canaries?: CanaryAborter;
+  /** The push server's resync hold, which answers made during it name. */
+  readonly hold?: ResyncHold;
 }
 
 /** One written document in the answer: `{kind, name?, key, revision}` (intentions have no name). */
@@ -31,14 +33,14 @@ function written(document: ApplyDocument, revision: number): Record<string, unkn
   return { kind: document.kind, ...(document.service ? { name: document.service } : {}), key: document.key, revision };
 }
 
-export function registerApplyRoutes(router: Router, { config, publisher, canaries }: ApplyRouteDeps): void {
+export function registerApplyRoutes(router: Router, { config, publisher, canaries, hold }: ApplyRouteDeps): void {
   router
     .add({
       method: 'POST',
       path: '/api/v1/apply',
       summary:
         'Apply a whole file ({services, routes, intentions}): judged by the state it leaves behind, then written all at once (one store transaction, one snapshot); ' +
-        'answers {applied: [{kind, name, key, revision}], snapshotVersion, published} (published: false with a warning, and a Warning header, when the stored config cannot be composed: stored, sidecars keep snapshotVersion); 422 lists every problem by its place in the file and writes nothing; ' +
+        'answers {applied: [{kind, name, key, revision}], snapshotVersion, published} (published: false with a warning, and a Warning header, when the stored config cannot be composed: stored, sidecars keep snapshotVersion; heldUntil with a warning during the resync hold after a start); 422 lists every problem by its place in the file and writes nothing; ' +
         '409 (nothing written) when it would change the routes, or the subsets in use, of a service with a running canary rollout, unless ?force=true, which aborts those rollouts first (abortedCanaries in the answer)',
       auth: true,
       requestBody: applyDocuments,
@@ -50,7 +52,7 @@ export function registerApplyRoutes(router: Router, { config, publisher, canarie
           if (err instanceof StoreConflictError) throw new ApiError('precondition-failed', `${err.key} kept changing while the file was applied; nothing was written: apply it again`);
           throw err;
         });
-        const after = await afterWrite(publisher);
+        const after = await afterWrite(publisher, hold);
         return {
           body: {
             applied: applied.map(({ document, entry }) => written(document, entry.revision)),

@@ -41,19 +41,37 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return typeof value === 'string' ? value.trim() : undefined;
 }
 
+/** The push server's resync hold after a start (PushServer.holdEnds): when it ends while it lasts. */
+export interface ResyncHold {
+  holdEnds(): number | undefined;
+}
+
 /**
  * After a write is stored: waits for the snapshot to follow and says whether it did. When the
  * stored config cannot be composed (another stored entry is refused), or snapshots are held
  * until Consul's catalog is read, the write stays stored (it is in force for the next
  * snapshot published) but sidecars keep the snapshot they run: the answer
  * says so with `published: false`, a `warning`, and an HTTP `Warning: 299` header, which
- * kubectl-style clients print.
+ * kubectl-style clients print. During the resync hold after a start (`hold`) it is published,
+ * but sidecars that reconnected running a snapshot get it only when the hold ends: the answer
+ * says when, in `Skein-Held-Until` (`heldUntil`) and a warning.
  */
-export async function afterWrite(publisher: SnapshotPublisher): Promise<{ version: string; headers: Record<string, string>; fields: { published: boolean; warning?: string } }> {
+export async function afterWrite(
+  publisher: SnapshotPublisher,
+  hold?: ResyncHold,
+): Promise<{ version: string; headers: Record<string, string>; fields: { published: boolean; warning?: string; heldUntil?: string } }> {
   await publisher.settled();
   const version = publisher.current().version;
   const why = publisher.unpublished();
-  if (why === undefined) return { version, headers: { 'skein-snapshot-version': version }, fields: { published: true } };
+  if (why === undefined) {
+    const until = hold?.holdEnds();
+    if (until === undefined) return { version, headers: { 'skein-snapshot-version': version }, fields: { published: true } };
+    const at = new Date(until).toISOString();
+    const warning =
+      `published, but sidecars that reconnected running a snapshot keep it until the resync hold after the control plane's start ends at ${at} ` +
+      `(in ${Math.ceil((until - Date.now()) / 1000)} s), and get this write then`;
+    return { version, headers: { 'skein-snapshot-version': version, 'skein-held-until': at, warning: warningHeader(warning) }, fields: { published: true, heldUntil: at, warning } };
+  }
   const warning = `stored but not published: sidecars keep ${publisher.kept()}, since ${why}`;
   return { version, headers: { 'skein-snapshot-version': version, 'skein-published': 'false', warning: warningHeader(warning) }, fields: { published: false, warning } };
 }

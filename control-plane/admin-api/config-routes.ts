@@ -10,7 +10,7 @@ import type { MeshConfig } from '../state/mesh-config.js';
 import { newIntentionsBody, policyBody, routesBody, splitBody } from '../state/resources.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry } from '../store/store.js';
-import { afterWrite, entryHeaders, writeCondition } from './conditions.js';
+import { afterWrite, entryHeaders, writeCondition, type ResyncHold } from './conditions.js';
 import { ApiError } from './errors.js';
 import { canaryMode, FORCE_QUERY, type CanaryAborter } from './force.js';
 import type { ApiResponse, RequestContext, Router } from './router.js';
@@ -21,18 +21,20 @@ export interface ConfigRouteDeps {
   readonly publisher: SnapshotPublisher;
   /** Aborts the rollouts a forced write touches; without it `?force` aborts nothing. */
   readonly canaries?: CanaryAborter;
+  /** The push server's resync hold, which answers made during it name. */
+  readonly hold?: ResyncHold;
 }
 
 const FORCE = [FORCE_QUERY];
 
-export function registerConfigRoutes(router: Router, { config, publisher, canaries }: ConfigRouteDeps): void {
+export function registerConfigRoutes(router: Router, { config, publisher, canaries, hold }: ConfigRouteDeps): void {
   const written = async (entry: StoreEntry, extra: Record<string, string> = {}): Promise<ApiResponse> => {
-    const after = await afterWrite(publisher);
+    const after = await afterWrite(publisher, hold);
     return { body: entry.value, headers: { ...entryHeaders(entry), ...after.headers, ...extra } };
   };
   const deleted = async (existed: boolean, what: string, extra: Record<string, string> = {}): Promise<ApiResponse> => {
     if (!existed) throw new ApiError('not-found', `${what} does not exist`);
-    return { status: 204, headers: { ...(await afterWrite(publisher)).headers, ...extra } };
+    return { status: 204, headers: { ...(await afterWrite(publisher, hold)).headers, ...extra } };
   };
   const found = (entry: StoreEntry | undefined, missing: string): ApiResponse => {
     if (!entry) throw new ApiError('not-found', missing);

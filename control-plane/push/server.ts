@@ -88,6 +88,14 @@ export class PushServer {
     return this.release;
   }
 
+  /**
+   * While the resync hold lasts, the instant it ends (ms since epoch): a snapshot published
+   * meanwhile reaches a sidecar that reconnected running one only then. Undefined after it.
+   */
+  holdEnds(): number | undefined {
+    return Date.now() < this.holdUntil ? this.holdUntil : undefined;
+  }
+
   /** Sends a Command (tap-start, renew-cert, …) to every connected sidecar `select` picks. */
   sendCommand(select: (proxy: ProxyRecord) => boolean, kind: string, json: string): number {
     let sent = 0;

@@ -231,6 +231,40 @@ describe('push stream', () => {
     expect(b.latest()!.services.catalog!.endpoints).toHaveLength(2);
   });
 
+  it('answers a write made during the resync hold saying until when sidecars that kept their snapshot are held, and gives it to them then', async () => {
+    const cp = await startControlPlane(procs);
+    const a = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog') });
+    await waitUntil(() => a.source.hasSnapshot, { what: 'a snapshot' });
+    cp.child.kill('SIGKILL');
+    await cp.child.exited;
+    const again = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args: ['--resync-hold', '5s'] });
+    await waitUntil(async () => (await proxies(again)).proxies.length === 1, { what: 'the sidecar to reconnect' });
+
+    const put = await again.api.put('/api/v1/services/catalog/policy', { timeout: '4s' });
+    const until = put.headers.get('skein-held-until')!;
+    expect(until).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Date.parse(until)).toBeGreaterThan(Date.now());
+    expect(put.headers.get('skein-published')).toBeNull();
+    expect(put.headers.get('warning')).toMatch(
+      new RegExp(`^299 - "published, but sidecars that reconnected running a snapshot keep it until the resync hold after the control plane's start ends at ${until.replace(/\./g, '\\.')} \\(in [1-5] s\\), and get this write then"$`),
+    );
+    const applied = await fetch(`${again.adminUrl}/api/v1/apply`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${again.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ services: { catalog: { timeout: '5s' } } }),
+    });
+    const body = (await applied.json()) as { snapshotVersion: string; published: boolean; heldUntil?: string; warning?: string };
+    expect(body).toMatchObject({ published: true, heldUntil: until, warning: expect.stringMatching(/^published, but sidecars that reconnected running a snapshot keep it until/) });
+    expect(a.source.currentVersion).not.toBe(body.snapshotVersion);
+
+    // Held, the sidecar gets the write once the hold ends, not before; later answers say nothing of a hold.
+    await waitUntil(() => a.source.currentVersion === body.snapshotVersion, { what: 'the write to reach the held sidecar', timeoutMs: 10_000 });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
+    const later = await again.api.put('/api/v1/services/catalog/policy', { timeout: '6s' });
+    expect(later.headers.get('skein-held-until')).toBeNull();
+    expect(later.headers.get('warning')).toBeNull();
+  });
+
   it('after a broken connection, resumes on the snapshot it runs when that is still the newest, and says it is connected', async () => {
     const cp = shared;
     const relay = await relayTo(cp);
