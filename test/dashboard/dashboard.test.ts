@@ -81,6 +81,34 @@ describe('dashboard', () => {
     expect(requested.filter((u) => !u.startsWith(`${mesh.cp.adminUrl}/`))).toEqual([]);
   });
 
+  it('lists requests that named no known service under their caller, not as an edge to `unknown`, and taps the caller for the name asked', async () => {
+    for (let i = 0; i < 3; i++) expect((await call(mesh, 'nosuch', '/x')).status).toBe(404);
+    const noEdgeToUnknown = async (box: string) => {
+      expect(await page.locator(`${box} tr.edge-row[data-edge$="->unknown"]`).count()).toBe(0);
+      expect(await page.locator(`${box} a[href="#/service/unknown"]`).count()).toBe(0);
+    };
+    await page.goto(`${mesh.cp.adminUrl}/#/graph`);
+    const listed = page.locator('#edge-box #unrouted tr[data-unrouted="web"]');
+    await listed.waitFor({ timeout: 15_000 });
+    expect(Number(await listed.locator('td').nth(2).textContent())).toBeGreaterThanOrEqual(3);
+    await page.locator('#edge-box tr.edge-row[data-edge="web->backend"]').waitFor({ timeout: 15_000 });
+    await noEdgeToUnknown('#edge-box');
+    await chrome.screenshot(page, 'unrouted');
+
+    // The caller's own page says the same, and its tap shows the name each request asked for.
+    await page.goto(`${mesh.cp.adminUrl}/#/service/web`);
+    await page.locator('#svc-edges #unrouted tr[data-unrouted="web"]').waitFor({ timeout: 15_000 });
+    await noEdgeToUnknown('#svc-edges');
+    await page.locator('#svc-edges #unrouted a.tap-link').click();
+    await page.locator('#tap-state', { hasText: 'tapping web' }).waitFor({ timeout: 10_000 });
+    const asked = page.locator('#tap-rows tr', { hasText: 'nosuch' });
+    await waitUntil(async () => {
+      await call(mesh, 'nosuch', '/x');
+      return (await asked.count()) > 0;
+    }, { timeoutMs: 15_000, what: 'a tap row of a request to nosuch' });
+    expect(await asked.first().locator('td.num').first().textContent()).toBe('404');
+  });
+
   it('moves a canary slider: the split API and the measured traffic follow', async () => {
     await page.goto(`${mesh.cp.adminUrl}/#/service/backend`);
     await page.fill('#token', mesh.cp.adminToken);

@@ -116,7 +116,7 @@ const ROW_H = 120;
 
 function graphSvg(stats, services) {
   const w = state.window;
-  const names = [...new Set([...services.map((s) => s.name), ...stats.services.map((s) => s.service), ...stats.edges.flatMap((e) => [e.source, e.destination])])].filter((n) => n && n !== 'unknown');
+  const names = [...new Set([...services.map((s) => s.name), ...stats.services.map((s) => s.service), ...stats.edges.flatMap((e) => [e.source, e.destination])])].filter((n) => n && n !== UNNAMED_PEER);
   if (names.length === 0) return '<div class="empty">No services yet: start sidecars against this control plane.</div>';
   const { place, cols, rows } = layout(names, stats.edges);
   const drawn = stats.edges.filter((e) => place.has(e.source) && place.has(e.destination) && e.source !== e.destination);
@@ -181,14 +181,35 @@ function goldenCells(g) {
 }
 const goldenHead = '<th class="num">RPS</th><th class="num">success</th><th class="num">p50</th><th class="num">p95</th><th class="num">p99</th><th class="num">requests</th>';
 
+/**
+ * Where the stats count requests a caller's own sidecar answered because they named no service
+ * its snapshot knows (404 no-route; 400 or 431 when it could not tell a name at all): an edge
+ * to this name, which is no service. The name asked for is not in the stats (it must not
+ * become a metric label), so they are listed per caller rather than drawn as an edge.
+ */
+const UNNAMED_PEER = 'unknown';
+
+/** The edges between services, then the requests that named none (unroutedTable). */
 function edgesTable(edges) {
-  if (edges.length === 0) return '<div class="empty">No traffic between services in the last minute.</div>';
-  return `<table class="edges"><thead><tr><th>source</th><th>destination</th><th>subset</th>${goldenHead}</tr></thead><tbody>${edges
+  const between = edges.filter((e) => e.destination !== UNNAMED_PEER);
+  const unrouted = unroutedTable(edges.filter((e) => e.destination === UNNAMED_PEER));
+  if (between.length === 0) return `<div class="empty">No traffic between services in the last minute.</div>${unrouted}`;
+  return `<table class="edges"><thead><tr><th>source</th><th>destination</th><th>subset</th>${goldenHead}</tr></thead><tbody>${between
     .map((e) => [
       `<tr class="edge-row" data-edge="${esc(e.source)}->${esc(e.destination)}"><td><a href="#/service/${encodeURIComponent(e.source)}">${esc(e.source)}</a></td><td><a href="#/service/${encodeURIComponent(e.destination)}">${esc(e.destination)}</a></td><td class="muted">all</td>${goldenCells(e[state.window])}</tr>`,
       ...(e.subsets.length > 1 ? e.subsets.map((s) => `<tr><td></td><td></td><td>${esc(s.subset)}</td>${goldenCells(s[state.window])}</tr>`) : []),
     ].join(''))
-    .join('')}</tbody></table>`;
+    .join('')}</tbody></table>${unrouted}`;
+}
+
+/** Per caller seen in the last minute, the requests its sidecar answered for naming no known service, in the window chosen; success and latency would say nothing of a service, so only their rate and count. */
+function unroutedTable(edges) {
+  const seen = edges.filter((e) => e['1m'].requests > 0);
+  if (seen.length === 0) return '';
+  return `<div id="unrouted"><h3>Requests that named no known service</h3><div class="muted">Answered by the caller's own sidecar (404 no-route, or 400 when the request named no host). The stats do not keep the name asked for; the caller's tap shows it.</div>
+    <table><thead><tr><th>caller</th><th class="num">RPS</th><th class="num">requests</th><th></th></tr></thead><tbody>${seen
+      .map((e) => `<tr data-unrouted="${esc(e.source)}"><td><a href="#/service/${encodeURIComponent(e.source)}">${esc(e.source)}</a></td><td class="num">${fmt.rps(e[state.window])}</td><td class="num">${e[state.window].requests}</td><td><a class="tap-link" href="#/tap?service=${encodeURIComponent(e.source)}">tap ${esc(e.source)}</a></td></tr>`)
+      .join('')}</tbody></table></div>`;
 }
 
 function servicesTable(stats) {
