@@ -1,9 +1,11 @@
 /**
  * Incremental decoder of a chunked message body (RFC 9112 §7.1): chunk sizes in hex with
- * optional extensions (ignored), data, and a trailer section, kept as a flat `[name, value,
- * ...]` list (the client forwards a response's; a request's are not forwarded). Input may
- * split anywhere.
+ * optional extensions (ignored), data, and a trailer section. Trailer lines are checked as
+ * head lines are (header-lines.ts) and bounded as a head is, in bytes, whether kept or not;
+ * kept (a response's, which the client forwards) as a flat `[name, value, ...]` list without
+ * the fields no trailer may carry. Input may split anywhere.
  */
+import { isForbiddenTrailer, pushHeaderLine } from './header-lines.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
 
 const enum State {
@@ -29,8 +31,20 @@ export class ChunkedDecoder {
   private state = State.Size;
   private remaining = 0;
   private line = '';
-  /** Trailer fields, once the body is done; empty when it had none. */
+  /** Bytes of trailer lines so far, held to `maxTrailerBytes`: else endless lines would be read for ever. */
+  private trailerBytes = 0;
+  /** Trailer fields, once the body is done; empty when it had none or they are not kept. */
   readonly trailers: string[] = [];
+
+  /**
+   * `maxTrailerBytes`: the trailer section's limit (the reader's head limit, as llhttp counts
+   * trailers); `keepTrailers` false reads and checks them without keeping any (a request's
+   * are dropped, as Envoy does).
+   */
+  constructor(
+    private readonly maxTrailerBytes: number,
+    private readonly keepTrailers: boolean,
+  ) {}
 
   get done(): boolean {
     return this.state === State.Done;
@@ -85,9 +99,11 @@ export class ChunkedDecoder {
         this.state = State.Done;
         return;
       }
-      const colon = text.indexOf(':');
-      if (colon <= 0) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'a trailer line without a colon');
-      this.trailers.push(text.slice(0, colon).trim(), text.slice(colon + 1).trim());
+      this.trailerBytes += text.length + 2;
+      if (this.trailerBytes > this.maxTrailerBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', `trailers exceed ${this.maxTrailerBytes} bytes`);
+      const trailers = this.trailers;
+      pushHeaderLine(text, 0, text.length, trailers);
+      if (!this.keepTrailers || isForbiddenTrailer(trailers[trailers.length - 2]!)) trailers.length -= 2;
       return;
     }
     const semi = text.indexOf(';');

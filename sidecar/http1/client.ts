@@ -263,7 +263,7 @@ class H1Conn implements ChunkSink {
     if (head.keepAliveMs > 0) this.idleMs = Math.max(head.keepAliveMs - 1000, 500);
     const noBody = call.opts.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody || (!head.chunked && head.contentLength === 0)) this.bodyLeft = 0;
-    else if (head.chunked) this.decoder = new ChunkedDecoder();
+    else if (head.chunked) this.decoder = new ChunkedDecoder(this.owner.options.maxHeaderBytes, true);
     else if (head.contentLength > 0) this.bodyLeft = head.contentLength;
     else {
       this.keepAlive = false;

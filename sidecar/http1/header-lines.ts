@@ -1,7 +1,8 @@
 /**
  * Header lines of an HTTP/1.x head (RFC 9112 §5), shared by the request and response
- * parsers: token names, values without control characters (optional whitespace around them
- * trimmed), no obs-fold; and the Content-Length rule both apply: digits, and repeats (as
+ * parsers and, for trailer lines, the chunked decoder: token names, values without control
+ * characters (optional whitespace around them trimmed), no obs-fold; the fields a trailer
+ * may not carry; and the Content-Length rule both parsers apply: digits, and repeats (as
  * lines or a list) only of the same value, passed on as one.
  */
 import { HttpParseError } from '../../common/http/parse-error.js';
@@ -20,18 +21,40 @@ export function parseHeaderLines(text: string, pos: number): string[] {
   while (pos < text.length) {
     let end = text.indexOf('\r\n', pos);
     if (end < 0) end = text.length;
-    const first = text.charCodeAt(pos);
-    if (first === 32 || first === 9) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'obsolete line folding in headers');
-    const colon = text.indexOf(':', pos);
-    if (colon < 0 || colon >= end) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'a header line without a colon');
-    const name = text.slice(pos, colon);
-    if (!TOKEN.test(name)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid header name ${JSON.stringify(name.slice(0, 64))}`);
-    const value = trimOws(text.slice(colon + 1, end));
-    if (BAD_VALUE.test(value)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid character in header ${name}`);
-    headers.push(name, value);
+    pushHeaderLine(text, pos, end, headers);
     pos = end + 2;
   }
   return headers;
+}
+
+/** Checks the field line `text[pos, end)` (no CRLF) and adds its name and value to `out`; the rules of a head's lines hold for a chunked body's trailer lines too. */
+export function pushHeaderLine(text: string, pos: number, end: number, out: string[]): void {
+  const first = text.charCodeAt(pos);
+  if (first === 32 || first === 9) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'obsolete line folding in headers');
+  const colon = text.indexOf(':', pos);
+  if (colon < 0 || colon >= end) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'a header line without a colon');
+  const name = text.slice(pos, colon);
+  if (!TOKEN.test(name)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid header name ${JSON.stringify(name.slice(0, 64))}`);
+  const value = trimOws(text.slice(colon + 1, end));
+  if (BAD_VALUE.test(value)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid character in header ${name}`);
+  out.push(name, value);
+}
+
+/**
+ * Fields a trailer section must not carry (RFC 9110 §6.5.1): framing, routing, connection
+ * handling, request modifiers, authentication and content format are all decided by the
+ * header section before the content, so a recipient that merged them from trailers (an
+ * HTTP/2 stack refuses connection-specific ones outright) would be misled. The names Go's
+ * net/http refuses as declared trailers, and Upgrade (connection-specific).
+ */
+const FORBIDDEN_TRAILERS = new Set([
+  'authorization', 'cache-control', 'connection', 'content-encoding', 'content-length', 'content-range', 'content-type', 'expect', 'host', 'keep-alive',
+  'max-forwards', 'pragma', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'range', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'www-authenticate',
+]);
+
+/** `name` (any case) may not be passed on as a trailer field; see FORBIDDEN_TRAILERS. */
+export function isForbiddenTrailer(name: string): boolean {
+  return FORBIDDEN_TRAILERS.has(name.toLowerCase());
 }
 
 /** What the framing and connection handling of a message read from its headers. */

@@ -292,22 +292,49 @@ describe('parseResponseHead', () => {
 });
 
 describe('ChunkedDecoder', () => {
-  const body = Buffer.from('5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT');
+  const body = Buffer.from('5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Tail: x\r\n\r\nNEXT');
 
   it('decodes a body split at every byte, stopping where the next message starts', () => {
-    const decoder = new ChunkedDecoder();
+    const decoder = new ChunkedDecoder(64, true);
     const out: Buffer[] = [];
     let used = 0;
     for (let i = 0; i < body.length && !decoder.done; i++) used += decoder.push(body.subarray(i, i + 1), { onChunk: (c) => out.push(Buffer.from(c)) });
     expect(Buffer.concat(out).toString()).toBe('hello world');
     expect(decoder.done).toBe(true);
-    expect(decoder.trailers).toEqual(['Trailer', 'x']);
+    expect(decoder.trailers).toEqual(['X-Tail', 'x']);
     expect(body.subarray(used).toString()).toBe('NEXT');
   });
 
   it('refuses bad sizes, data longer than its size, and bare LF', () => {
     for (const bad of ['zz\r\n', '3\r\nabcd\r\n', '3\nabc\r\n', `${'f'.repeat(13)}\r\n`]) {
-      expect(() => new ChunkedDecoder().push(Buffer.from(bad), { onChunk: () => {} })).toThrow(HttpParseError);
+      expect(() => decode(bad)).toThrow(HttpParseError);
+    }
+  });
+
+  it('checks trailer lines as head lines, and keeps only the fields a trailer may carry', () => {
+    for (const bad of ['X-T: a\rInjected: b', 'Bad Name : v', 'X-T: a\x00b', 'X-T: a\x01', 'no-colon', ' folded: x']) {
+      expect(() => decode(`0\r\nX-Ok: 1\r\n${bad}\r\n\r\n`), JSON.stringify(bad)).toThrow(HttpParseError);
+    }
+    const kept = decode('0\r\nX-Checksum:  abc \r\nContent-Length: 99\r\nhost: evil\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nx-two: 2\r\n\r\n');
+    expect(kept.trailers).toEqual(['X-Checksum', 'abc', 'x-two', '2']);
+    // Not kept (a request's): checked all the same.
+    expect(decode('0\r\nX-Checksum: abc\r\n\r\n', false).trailers).toEqual([]);
+    expect(() => decode('0\r\nBad Name: x\r\n\r\n', false)).toThrow(HttpParseError);
+  });
+
+  it('refuses a trailer section past its byte limit, however short its lines (HPE_HEADER_OVERFLOW)', () => {
+    const lines = (n: number): string => 'x:y\r\n'.repeat(n);
+    expect(decode(`0\r\n${lines(12)}\r\n`, false, 64).done).toBe(true);
+    for (const keep of [true, false]) {
+      const decoder = new ChunkedDecoder(64, keep);
+      expect(() => decoder.push(Buffer.from(`0\r\n${lines(13)}`), { onChunk: () => {} })).toThrow(expect.objectContaining({ code: 'HPE_HEADER_OVERFLOW' }));
     }
   });
 });
+
+/** A decoder (of trailers up to `limit` bytes) after decoding `text`. */
+function decode(text: string, keep = true, limit = 1024): ChunkedDecoder {
+  const decoder = new ChunkedDecoder(limit, keep);
+  decoder.push(Buffer.from(text, 'latin1'), { onChunk: () => {} });
+  return decoder;
+}

@@ -235,7 +235,7 @@ class Http1Connection implements BodySource, ChunkSink {
     this.request = req;
     this.response = res;
     if (head.chunked) {
-      this.decoder = new ChunkedDecoder();
+      this.decoder = new ChunkedDecoder(this.server.options.maxHeaderBytes, false);
       this.state = State.Body;
     } else if (head.contentLength > 0) {
       this.bodyLeft = head.contentLength;
@@ -384,8 +384,9 @@ class Http1Connection implements BodySource, ChunkSink {
 
   private fail(err: HttpParseError): void {
     if (this.state === State.Body && this.response !== null && err.code !== 'HPE_INTERNAL') {
-      // A malformed chunked body: the client's, answered by the pipeline (not a cut the upstream is blamed for).
-      this.abortBody(new ClientBodyError(`malformed request body: ${err.message} (${err.code})`, 400));
+      // A malformed chunked body: the client's, answered by the pipeline (not a cut the upstream
+      // is blamed for); trailers past the head limit as a head past it is.
+      this.abortBody(new ClientBodyError(`malformed request body: ${err.message} (${err.code})`, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400));
       return;
     }
     this.state = State.Closed;

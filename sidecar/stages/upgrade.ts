@@ -9,7 +9,8 @@
  *   both ways untouched.
  * - Any other final answer (an app without an upgrade handler answers with a plain 200): the
  *   upgrade is declined. The answer goes
- *   to the client as a response (end-to-end headers, its own framing, `connection: close`) and
+ *   to the client as a response (end-to-end headers, its own framing, a chunked body chunked
+ *   anew with its trailers checked, `connection: close`) and
  *   is counted with its own status; then both connections close. Nothing the client sent past
  *   the request, or sends later, reaches the endpoint: it is read and dropped, so it can never
  *   go around routing on a connection that is no longer a tunnel. The client opens a new
@@ -39,8 +40,30 @@ export type Connector = (service: string, address: string, port: number) => Sock
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** An answer head longer than this fails the upgrade (the limit request heads have, SPEC §8). */
 const MAX_ANSWER_HEAD_BYTES = 64 * 1024;
-/** A declined answer's chunked body is passed on as it came; the decoder only finds its end. */
-const IGNORE_CHUNKS: ChunkSink = { onChunk() {} };
+/**
+ * A declined answer's chunked body goes to the client chunked anew, as any answer's does
+ * (http1/server.ts): its trailer section is bounded and checked by the decoder, and the
+ * fields no trailer may carry are dropped, rather than passed on as they came.
+ */
+class ChunkWriter implements ChunkSink {
+  constructor(private readonly client: Socket) {}
+
+  onChunk(chunk: Buffer): void {
+    const client = this.client;
+    client.cork();
+    client.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    client.write(chunk);
+    client.write('\r\n', 'latin1');
+    client.uncork();
+  }
+
+  /** The last chunk and the trailer fields kept. */
+  end(trailers: readonly string[]): void {
+    let text = '0\r\n';
+    for (let i = 0; i < trailers.length; i += 2) text += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
+    this.client.write(`${text}\r\n`, 'latin1');
+  }
+}
 
 const enum State {
   Connecting,
@@ -62,9 +85,10 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   let state = State.Connecting;
   /** The answer's bytes so far, until its head is whole. */
   let pending: Buffer | null = null;
-  /** The declined answer: its status, and how its body ends (a decoder, bytes left, or -1 for the connection's end). */
+  /** The declined answer: its status, and how its body ends (a decoder, whose data `chunks` writes, bytes left, or -1 for the connection's end). */
   let declinedStatus = 0;
   let decoder: ChunkedDecoder | null = null;
+  let chunks: ChunkWriter | null = null;
   let bodyLeft = -1;
   let released = false;
   let timer: NodeJS.Timeout | null = null;
@@ -145,26 +169,30 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
 
   function relay(chunk: Buffer): void {
     if (state !== State.Relaying) return;
-    let used = chunk.length;
     let complete = false;
     if (decoder !== null) {
       try {
-        used = decoder.push(chunk, IGNORE_CHUNKS);
+        decoder.push(chunk, chunks!);
       } catch {
         cutDeclined();
         return;
       }
       complete = decoder.done;
-    } else if (bodyLeft >= 0) {
-      used = Math.min(bodyLeft, chunk.length);
-      bodyLeft -= used;
-      complete = bodyLeft === 0;
+      if (complete) chunks!.end(decoder.trailers);
+    } else {
+      let used = chunk.length;
+      if (bodyLeft >= 0) {
+        used = Math.min(bodyLeft, chunk.length);
+        bodyLeft -= used;
+        complete = bodyLeft === 0;
+      }
+      if (used > 0) client.write(used === chunk.length ? chunk : chunk.subarray(0, used));
     }
-    if (used > 0 && !client.write(used === chunk.length ? chunk : chunk.subarray(0, used))) {
+    if (complete) endDeclined();
+    else if (client.writableNeedDrain) {
       upstream.pause();
       client.once('drain', () => upstream.resume());
     }
-    if (complete) endDeclined();
   }
 
   const decline = (answer: ResponseHead, rest: Buffer): void => {
@@ -176,7 +204,8 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     for (let i = 0; i < out.length; i += 2) text += `${out[i]}: ${out[i + 1]}\r\n`;
     const noBody = ex.method === 'HEAD' || answer.status === 204 || answer.status === 304;
     if (!noBody && answer.chunked) {
-      decoder = new ChunkedDecoder();
+      decoder = new ChunkedDecoder(MAX_ANSWER_HEAD_BYTES, true);
+      chunks = new ChunkWriter(client);
       text += 'transfer-encoding: chunked\r\n';
     } else bodyLeft = noBody ? 0 : answer.contentLength;
     client.write(`${text}connection: close\r\n\r\n`, 'latin1');

@@ -1,0 +1,159 @@
+/**
+ * How the sidecar reads the framing of HTTP/1.1 messages from callers and apps (README "Bad
+ * input"): a chunked body's trailer section is bounded like a head (64 KiB) and its lines
+ * checked like head lines, on a caller's request, an app's answer (to a plain endpoint and
+ * through the mux) and the answer of a declined WebSocket upgrade; fields no trailer may
+ * carry (Content-Length, Host, …) are dropped.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Processes, type SpawnedSidecar } from '../support/index.js';
+import { startBodyTestSidecars } from './body-fixture.js';
+import { rawExchange } from './http.js';
+
+const CHUNKED = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n';
+/** Trailer lines far past the 64 KiB limit, none of them long. */
+const FLOOD = 'x:y\r\n'.repeat(20_000);
+
+/** What the raw app answers, by path; its socket is left open when the answer does not end it. */
+const ANSWERS: Record<string, string> = {
+  '/trailers': `${CHUNKED}2\r\nok\r\n0\r\nX-Checksum: abc\r\nContent-Length: 99\r\nHost: evil\r\nTransfer-Encoding: chunked\r\nx-two: 2\r\n\r\n`,
+  '/trailer-cr': `${CHUNKED}0\r\nX-T: a\rInjected: b\r\n\r\n`,
+  '/trailer-name': `${CHUNKED}0\r\nBad Name : v\r\n\r\n`,
+  '/trailer-flood': `${CHUNKED}0\r\n${FLOOD}`,
+};
+
+/**
+ * A raw TCP app: answers each request (once its chunked body, if any, has ended) by path from
+ * ANSWERS, `/echo-head` with the request head it got, any other (`/health`) 200; keeps every head it got.
+ */
+function startRawApp(): Promise<{ server: Server; port: number; heads: string[] }> {
+  const heads: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let data = '';
+    let answered = false;
+    socket.on('data', (d: Buffer) => {
+      data += d.toString('latin1');
+      const end = data.indexOf('\r\n\r\n');
+      if (answered || end < 0) return;
+      const head = data.slice(0, end);
+      if (/\r\ntransfer-encoding: chunked/i.test(head) && !data.endsWith('\r\n0\r\n\r\n')) return;
+      answered = true;
+      heads.push(head);
+      const path = head.split(' ')[1]!;
+      if (path === '/echo-head') socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${head.length}\r\nconnection: close\r\n\r\n${head}`);
+      else if (ANSWERS[path] !== undefined) socket.write(ANSWERS[path]);
+      else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const close = server.close.bind(server);
+      server.close = (cb) => {
+        for (const s of sockets) s.destroy();
+        return close(cb);
+      };
+      resolve({ server, port: (server.address() as { port: number }).port, heads });
+    }),
+  );
+}
+
+/** The last-chunk line and trailer section of a chunked answer, `null` when it has none (it was cut). */
+function trailerSection(answer: string): string | null {
+  const m = /\r\n0\r\n((?:[^\r\n]+\r\n)*)\r\n$/.exec(answer);
+  return m === null ? null : m[1]!;
+}
+
+describe('message framing: chunked trailers', () => {
+  const procs = new Processes();
+  let app: Awaited<ReturnType<typeof startRawApp>>;
+  let web: SpawnedSidecar;
+  let plainWeb: SpawnedSidecar;
+  let catalog: SpawnedSidecar;
+
+  beforeAll(async () => {
+    app = await startRawApp();
+    ({ web, plainWeb, catalog } = await startBodyTestSidecars(procs, app, ['direct'], { timeout: '3s', retries: { attempts: 0 } }));
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- plain web ---\n${plainWeb?.output()}\n--- catalog ---\n${catalog?.output()}`);
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await new Promise((resolve) => app.server.close(resolve));
+  });
+
+  const post = (path: string, host: string, body: string, version = '1.1', extra = ''): string => `POST ${path} HTTP/${version}\r\nHost: ${host}\r\n${extra}Transfer-Encoding: chunked\r\n\r\n${body}`;
+
+  describe("a caller's request trailers", () => {
+    it('answers endless trailer lines 431 bad-request once they pass 64 KiB, without sending the request on whole', async () => {
+      const seen = app.heads.length;
+      const answer = await rawExchange(plainWeb.outboundPort, post('/echo-head', 'direct', `5\r\nhello\r\n0\r\n${FLOOD}`));
+      expect(answer).toMatch(/^HTTP\/1.1 431 /);
+      expect(answer).toMatch(/x-skein-reason: bad-request/i);
+      expect(answer).toMatch(/trailers exceed 65536 bytes \(HPE_HEADER_OVERFLOW\)/);
+      // The body never ended: the app, which answers only at its end, answered nothing.
+      expect(app.heads.length).toBe(seen);
+    });
+
+    it('answers a malformed trailer line 400 bad-request, as the same line in the head would be', async () => {
+      for (const line of ['X-T: a\rb', 'Bad Name: v', 'X-T: a\x00b']) {
+        const answer = await rawExchange(plainWeb.outboundPort, post('/echo-head', 'direct', `5\r\nhello\r\n0\r\n${line}\r\n\r\n`));
+        expect(answer, JSON.stringify(line)).toMatch(/^HTTP\/1.1 400 /);
+        expect(answer).toMatch(/malformed request body: .*\(HPE_INVALID_HEADER_TOKEN\)/);
+      }
+      // Well-formed ones are read and dropped, as before.
+      const answer = await rawExchange(plainWeb.outboundPort, post('/echo-head', 'direct', '5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n', '1.1', 'Connection: close\r\n'));
+      expect(answer).toMatch(/^HTTP\/1.1 200 /);
+    });
+  });
+
+  for (const [path, service, sidecar] of [
+    ['to a plain endpoint', 'direct', () => plainWeb],
+    ['through the mux to a peer sidecar', 'catalog', () => web],
+  ] as const) {
+    describe(`an app's answer trailers, ${path}`, () => {
+      it('passes well-formed trailer fields on and drops those no trailer may carry (Content-Length, Host, Transfer-Encoding)', async () => {
+        const answer = await rawExchange(sidecar().outboundPort, `GET /trailers HTTP/1.1\r\nHost: ${service}\r\n\r\n`, /\r\n0\r\n(?:[^\r\n]+\r\n)*\r\n$/);
+        expect(answer).toMatch(/^HTTP\/1.1 200 /);
+        expect(trailerSection(answer)).toBe('x-checksum: abc\r\nx-two: 2\r\n');
+      });
+
+      it('treats malformed trailer lines or endless ones as a malformed answer: 503 retries-exhausted saying why, none of it passed on', async () => {
+        for (const [trailerPath, code] of [['/trailer-cr', 'HPE_INVALID_HEADER_TOKEN'], ['/trailer-name', 'HPE_INVALID_HEADER_TOKEN'], ['/trailer-flood', 'HPE_HEADER_OVERFLOW']]) {
+          const answer = await rawExchange(sidecar().outboundPort, `GET ${trailerPath} HTTP/1.1\r\nHost: ${service}\r\nConnection: close\r\n\r\n`);
+          expect(answer, trailerPath).toMatch(/^HTTP\/1.1 503 /);
+          expect(answer).toMatch(/x-skein-reason: retries-exhausted/i);
+          expect(answer).toContain(`(${code})`);
+          expect(answer).not.toContain('Injected');
+        }
+      });
+    });
+  }
+
+  describe('the answer to a declined WebSocket upgrade', () => {
+    const upgrade = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: direct\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+
+    it('is chunked anew: its well-formed trailer fields pass, those no trailer may carry do not', async () => {
+      const answer = await rawExchange(plainWeb.outboundPort, upgrade('/trailers'));
+      expect(answer).toMatch(/^HTTP\/1.1 200 /);
+      expect(answer).toMatch(/\r\n\r\n2\r\nok\r\n0\r\n/);
+      expect(trailerSection(answer)).toBe('X-Checksum: abc\r\nx-two: 2\r\n');
+    });
+
+    it('is cut at malformed or endless trailer lines, none of them passed on', async () => {
+      for (const path of ['/trailer-cr', '/trailer-name', '/trailer-flood']) {
+        const answer = await rawExchange(plainWeb.outboundPort, upgrade(path));
+        expect(answer, path).toMatch(/^HTTP\/1.1 200 /);
+        expect(trailerSection(answer), path).toBeNull();
+        expect(answer).not.toMatch(/Injected|Bad Name|x:y/);
+      }
+    });
+  });
+});
