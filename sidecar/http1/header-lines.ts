@@ -65,7 +65,7 @@ export interface Framing {
   readonly chunked: boolean;
   /** Transfer-Encoding is present and is not just `chunked`: it does not end in chunked, or names other codings before it. */
   readonly otherEncoding: boolean;
-  /** HTTP/1.1 keeps the connection by default, 1.0 only when asked. */
+  /** HTTP/1.1 keeps the connection by default, 1.0 only when asked and without a Transfer-Encoding. */
   readonly keepAlive: boolean;
   /** Connection lists upgrade and an `Upgrade: websocket` header came (the one upgrade Skein honours). */
   readonly upgrade: boolean;
@@ -136,11 +136,15 @@ export function framingOf(headers: readonly string[], minor: number): Framing {
     // RFC 9110 §5.6.1: empty list elements are ignored.
     const codings = encoding.toLowerCase().split(',').map(trimOws).filter((c) => c !== '');
     chunked = codings[codings.length - 1] === 'chunked';
-    // RFC 9112 §6.1: chunked is never applied twice; such a message is malformed, not another coding.
-    if (codings.indexOf('chunked') < codings.length - 1) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding applies chunked more than once');
+    // RFC 9112 §6.1: chunked is never applied twice, nor before another coding; such a message
+    // is malformed, not another coding. One without chunked at all is told apart by its reader.
+    const first = codings.indexOf('chunked');
+    if (first >= 0 && first < codings.length - 1) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', chunked ? 'transfer-encoding applies chunked more than once' : 'transfer-encoding does not end in chunked');
     otherEncoding = !chunked || codings.length > 1;
   }
-  const keepAlive = minor === 1 ? !listed(connection, 'close') : listed(connection, 'keep-alive');
+  // RFC 9112 §6.1: HTTP/1.0 has no transfer codings, so an HTTP/1.0 message carrying one may
+  // be framed otherwise by another reader; it is served, and its connection closed after it.
+  const keepAlive = minor === 1 ? !listed(connection, 'close') : encoding === undefined && listed(connection, 'keep-alive');
   const upgrade = hasUpgrade && listed(connection, 'upgrade');
   return { contentLength: length, chunked, otherEncoding, keepAlive, upgrade, expectContinue, keepAliveHint, lengthRepeated, hosts, host };
 }

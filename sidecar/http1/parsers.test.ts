@@ -27,6 +27,9 @@ describe('parseRequestHead', () => {
     expect(parseRequestHead('GET / HTTP/1.0').keepAlive).toBe(false);
     expect(parseRequestHead('GET / HTTP/1.0\r\nConnection: Keep-Alive').keepAlive).toBe(true);
     expect(parseRequestHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: close').keepAlive).toBe(false);
+    // HTTP/1.0 has no transfer codings: one that carries a Transfer-Encoding is served, then closed (RFC 9112 §6.1).
+    expect(parseRequestHead('POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked')).toMatchObject({ chunked: true, keepAlive: false });
+    expect(parseResponseHead('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked')).toMatchObject({ chunked: true, keepAlive: false });
     expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket').upgrade).toBe(true);
     expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket').upgrade).toBe(false);
     expect(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: WebSocket').upgrade).toBe(true);
@@ -52,11 +55,19 @@ describe('parseRequestHead', () => {
     expect(refusal('GET / HTTP/1.1\r\nContent-Length: -1')).toBe('HPE_INVALID_CONTENT_LENGTH');
     expect(refusal('GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
     expect(refusal('POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked')).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
-    expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
-    expect(refusal('POST / HTTP/1.1\r\nTransfer-Encoding: gzip')).toBe('HPE_INVALID_TRANSFER_ENCODING');
-    // Chunked twice is malformed (RFC 9112 §6.1), not an unsupported coding; in one line or two.
-    for (const te of ['chunked, chunked', 'chunked\r\nTransfer-Encoding: chunked', 'chunked, gzip, chunked']) {
-      expect(refusal(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}`), te).toBe('HPE_INVALID_TRANSFER_ENCODING');
+    // Not ending in chunked (RFC 9112 §6.3); chunked twice is malformed (§6.1), not an unsupported coding; in one line or two. Each said as it is.
+    for (const [te, why] of [
+      ['chunked, gzip', 'does not end in chunked'],
+      ['gzip', 'does not end in chunked'],
+      ['xchunked', 'does not end in chunked'],
+      ['chunked, identity', 'does not end in chunked'],
+      ['chunked, chunked', 'chunked more than once'],
+      ['chunked\r\nTransfer-Encoding: chunked', 'chunked more than once'],
+      ['chunked, gzip, chunked', 'chunked more than once'],
+    ]) {
+      const text = `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}`;
+      expect(refusal(text), te).toBe('HPE_INVALID_TRANSFER_ENCODING');
+      expect(() => parseRequestHead(text), te).toThrow(why);
     }
   });
 
@@ -288,6 +299,10 @@ describe('parseResponseHead', () => {
     expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nBad Name: x')).toThrow(HttpParseError);
     expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2')).toThrow(HttpParseError);
     expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked')).toThrow(HttpParseError);
+  });
+
+  it('reads an answer whose Transfer-Encoding does not end in chunked as one ending with the connection (RFC 9112 §6.3)', () => {
+    expect(parseResponseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip')).toMatchObject({ chunked: false, contentLength: -1 });
   });
 });
 

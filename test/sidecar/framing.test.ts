@@ -3,7 +3,9 @@
  * input"): a chunked body's trailer section is bounded like a head (64 KiB) and its lines
  * checked like head lines, on a caller's request, an app's answer (to a plain endpoint and
  * through the mux) and the answer of a declined WebSocket upgrade; fields no trailer may
- * carry (Content-Length, Host, …) are dropped.
+ * carry (Content-Length, Host, …) are dropped; an HTTP/1.0 message with a Transfer-Encoding
+ * closes its connection; and a Transfer-Encoding without chunked is told as such (refused in
+ * a request, read to the close in an answer).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +23,7 @@ const ANSWERS: Record<string, string> = {
   '/trailer-cr': `${CHUNKED}0\r\nX-T: a\rInjected: b\r\n\r\n`,
   '/trailer-name': `${CHUNKED}0\r\nBad Name : v\r\n\r\n`,
   '/trailer-flood': `${CHUNKED}0\r\n${FLOOD}`,
+  '/gzip-to-close': 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nRAWBYTES',
 };
 
 /**
@@ -45,7 +48,8 @@ function startRawApp(): Promise<{ server: Server; port: number; heads: string[] 
       answered = true;
       heads.push(head);
       const path = head.split(' ')[1]!;
-      if (path === '/echo-head') socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${head.length}\r\nconnection: close\r\n\r\n${head}`);
+      if (path === '/gzip-to-close') socket.end(ANSWERS[path]);
+      else if (path === '/echo-head') socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${head.length}\r\nconnection: close\r\n\r\n${head}`);
       else if (ANSWERS[path] !== undefined) socket.write(ANSWERS[path]);
       else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
     });
@@ -68,7 +72,7 @@ function trailerSection(answer: string): string | null {
   return m === null ? null : m[1]!;
 }
 
-describe('message framing: chunked trailers', () => {
+describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, transfer codings', () => {
   const procs = new Processes();
   let app: Awaited<ReturnType<typeof startRawApp>>;
   let web: SpawnedSidecar;
@@ -134,6 +138,13 @@ describe('message framing: chunked trailers', () => {
           expect(answer).not.toContain('Injected');
         }
       });
+
+      it("reads an answer whose Transfer-Encoding does not end in chunked to the connection's close, its coding passed on", async () => {
+        const answer = await rawExchange(sidecar().outboundPort, `GET /gzip-to-close HTTP/1.1\r\nHost: ${service}\r\nConnection: close\r\n\r\n`);
+        expect(answer).toMatch(/^HTTP\/1.1 200 /);
+        expect(answer).toMatch(/\r\ntransfer-encoding: gzip\r\n/i);
+        expect(answer).toMatch(/\r\n\r\n8\r\nRAWBYTES\r\n0\r\n\r\n$/);
+      });
     });
   }
 
@@ -155,5 +166,24 @@ describe('message framing: chunked trailers', () => {
         expect(answer).not.toMatch(/Injected|Bad Name|x:y/);
       }
     });
+  });
+
+  it('closes the connection after an HTTP/1.0 request with a Transfer-Encoding, serving nothing pipelined behind it (RFC 9112 §6.1)', async () => {
+    const answer = await rawExchange(
+      plainWeb.outboundPort,
+      `${post('/echo-head', 'direct', '5\r\nhello\r\n0\r\n\r\n', '1.0', 'Connection: keep-alive\r\n')}GET /echo-head?after HTTP/1.0\r\nHost: direct\r\nConnection: keep-alive\r\n\r\n`,
+    );
+    expect(answer).toMatch(/^HTTP\/1.1 200 /);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(answer.match(/HTTP\/1.1 /g)).toHaveLength(1);
+    expect(app.heads.some((h) => h.startsWith('GET /echo-head?after'))).toBe(false);
+  });
+
+  it('refuses a request whose Transfer-Encoding has no chunked, saying so', async () => {
+    for (const te of ['xchunked', 'chunked, identity']) {
+      const answer = await rawExchange(plainWeb.outboundPort, `POST /echo-head HTTP/1.1\r\nHost: direct\r\nTransfer-Encoding: ${te}\r\n\r\n0\r\n\r\n`);
+      expect(answer, te).toMatch(/^HTTP\/1.1 400 /);
+      expect(answer).toContain('transfer-encoding does not end in chunked');
+    }
   });
 });
