@@ -1,12 +1,19 @@
 /** Response headers on their way to the caller: what hop-by-hop handling keeps. */
 import { describe, expect, it } from 'vitest';
-import { responseHeaders, transferCodings } from './headers.js';
+import { connectionListed, responseHeaders, transferCodings } from './headers.js';
 
 describe('responseHeaders', () => {
   it('keeps transfer codings other than the final chunked (the client must undo them) and drops the rest of hop-by-hop', () => {
     const out: string[] = [];
     responseHeaders([Buffer.from('Transfer-Encoding'), Buffer.from('gzip, chunked'), 'Connection', 'x-hop', 'x-hop', '1', 'Keep-Alive', 'timeout=5', 'x-app', 'a'], out, 200);
     expect(out).toEqual(['Transfer-Encoding', 'gzip', 'x-app', 'a']);
+  });
+
+  it('never takes Host, Content-Length or Transfer-Encoding as named by Connection (they route and frame the message)', () => {
+    expect(connectionListed('Host, x-hop, Content-Length, TRANSFER-ENCODING, close')).toEqual(['x-hop']);
+    const out: string[] = [];
+    responseHeaders(['Transfer-Encoding', 'gzip', 'Content-Type', 'text/plain', 'Connection', 'transfer-encoding, content-type'], out, 200);
+    expect(out).toEqual(['Transfer-Encoding', 'gzip']);
   });
 
   it('drops a 204\'s Content-Length (RFC 9110 §8.6) and keeps a 304\'s', () => {

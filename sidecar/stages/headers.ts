@@ -78,7 +78,12 @@ export function classify(name: string): H {
   return kind;
 }
 
-/** Names listed in a Connection header other than the standard tokens; these are hop-by-hop too. */
+/**
+ * Names listed in a Connection header other than the standard tokens; these are hop-by-hop
+ * too. Host, Content-Length and Transfer-Encoding never are, whatever the list says (RFC 9110
+ * §7.6.1: a field meant for every recipient is no connection option): dropping them would send
+ * a request on with the sidecar's own address as its Host, or take a response's coding away.
+ */
 export function connectionListed(value: string): string[] | undefined {
   // Nearly every message says just one of these; skip the split.
   if (value.length <= 10) {
@@ -88,7 +93,7 @@ export function connectionListed(value: string): string[] | undefined {
   let out: string[] | undefined;
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
-    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue;
+    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade' || t === 'host' || t === 'content-length' || t === 'transfer-encoding') continue;
     (out ??= []).push(t);
   }
   return out;

@@ -4,8 +4,8 @@
  * checked like head lines, on a caller's request, an app's answer (to a plain endpoint and
  * through the mux) and the answer of a declined WebSocket upgrade; fields no trailer may
  * carry (Content-Length, Host, …) are dropped; an HTTP/1.0 message with a Transfer-Encoding
- * closes its connection; and a Transfer-Encoding without chunked is told as such (refused in
- * a request, read to the close in an answer).
+ * closes its connection; Connection never names Host away; and a Transfer-Encoding without
+ * chunked is told as such (refused in a request, read to the close in an answer).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +72,7 @@ function trailerSection(answer: string): string | null {
   return m === null ? null : m[1]!;
 }
 
-describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, transfer codings', () => {
+describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection, transfer codings', () => {
   const procs = new Processes();
   let app: Awaited<ReturnType<typeof startRawApp>>;
   let web: SpawnedSidecar;
@@ -177,6 +177,16 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, transfer c
     expect(answer).toMatch(/\r\nconnection: close\r\n/i);
     expect(answer.match(/HTTP\/1.1 /g)).toHaveLength(1);
     expect(app.heads.some((h) => h.startsWith('GET /echo-head?after'))).toBe(false);
+  });
+
+  it('sends the Host on when Connection names it (or Content-Length), never the sidecar\'s address of the app', async () => {
+    for (const [sc, service] of [[plainWeb, 'direct'], [web, 'catalog']] as const) {
+      const answer = await rawExchange(sc.outboundPort, `GET /echo-head HTTP/1.1\r\nHost: ${service}\r\nConnection: host, content-length, x-hop, close\r\nX-Hop: 1\r\n\r\n`);
+      const got = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+      expect(got, service).toMatch(new RegExp(`\\r\\nHost: ${service}\\r\\n`, 'i'));
+      expect(got).not.toMatch(/\r\nhost: 127\.0\.0\.1/i);
+      expect(got).not.toMatch(/x-hop/i);
+    }
   });
 
   it('refuses a request whose Transfer-Encoding has no chunked, saying so', async () => {
