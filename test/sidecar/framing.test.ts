@@ -7,10 +7,9 @@
  * closes its connection; Connection never names Host away; and a Transfer-Encoding without
  * chunked is told as such (refused in a request, read to the close in an answer).
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Processes, type SpawnedSidecar } from '../support/index.js';
-import { startBodyTestSidecars } from './body-fixture.js';
+import { Processes, startRawUpstream, type RawUpstream, type SpawnedSidecar } from '../support/index.js';
+import { startBodyTestSidecars, type BodyTestSidecars } from './body-fixture.js';
 import { rawExchange } from './http.js';
 
 const CHUNKED = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n';
@@ -30,13 +29,9 @@ const ANSWERS: Record<string, string> = {
  * A raw TCP app: answers each request (once its chunked body, if any, has ended) by path from
  * ANSWERS, `/echo-head` with the request head it got, any other (`/health`) 200; keeps every head it got.
  */
-function startRawApp(): Promise<{ server: Server; port: number; heads: string[] }> {
+async function startRawApp(): Promise<RawUpstream & { heads: string[] }> {
   const heads: string[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
+  const app = await startRawUpstream((socket) => {
     let data = '';
     let answered = false;
     socket.on('data', (d: Buffer) => {
@@ -54,16 +49,7 @@ function startRawApp(): Promise<{ server: Server; port: number; heads: string[] 
       else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
     });
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const close = server.close.bind(server);
-      server.close = (cb) => {
-        for (const s of sockets) s.destroy();
-        return close(cb);
-      };
-      resolve({ server, port: (server.address() as { port: number }).port, heads });
-    }),
-  );
+  return { ...app, heads };
 }
 
 /** The last-chunk line and trailer section of a chunked answer, `null` when it has none (it was cut). */
@@ -75,22 +61,22 @@ function trailerSection(answer: string): string | null {
 describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection, transfer codings', () => {
   const procs = new Processes();
   let app: Awaited<ReturnType<typeof startRawApp>>;
-  let web: SpawnedSidecar;
-  let plainWeb: SpawnedSidecar;
-  let catalog: SpawnedSidecar;
+  /** `web` calls `catalog` (the app behind its sidecar) over the mux, `plainWeb` calls `direct` (the app itself). */
+  let sidecars: BodyTestSidecars;
 
   beforeAll(async () => {
     app = await startRawApp();
-    ({ web, plainWeb, catalog } = await startBodyTestSidecars(procs, app, ['direct'], { timeout: '3s', retries: { attempts: 0 } }));
+    sidecars = await startBodyTestSidecars(procs, app, ['direct'], { timeout: '3s', retries: { attempts: 0 } });
   });
 
   afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}\n--- plain web ---\n${plainWeb?.output()}\n--- catalog ---\n${catalog?.output()}`);
+    if (ctx.task.result?.state !== 'fail') return;
+    for (const [name, sc] of Object.entries(sidecars ?? {})) console.log(`--- ${name} ---\n${(sc as SpawnedSidecar).output()}`);
   });
 
   afterAll(async () => {
     await procs.killAll();
-    await new Promise((resolve) => app.server.close(resolve));
+    await app.close();
   });
 
   const post = (path: string, host: string, body: string, version = '1.1', extra = ''): string => `POST ${path} HTTP/${version}\r\nHost: ${host}\r\n${extra}Transfer-Encoding: chunked\r\n\r\n${body}`;
@@ -98,7 +84,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
   describe("a caller's request trailers", () => {
     it('answers endless trailer lines 431 bad-request once they pass 64 KiB, without sending the request on whole', async () => {
       const seen = app.heads.length;
-      const answer = await rawExchange(plainWeb.outboundPort, post('/echo-head', 'direct', `5\r\nhello\r\n0\r\n${FLOOD}`));
+      const answer = await rawExchange(sidecars.plainWeb.outboundPort, post('/echo-head', 'direct', `5\r\nhello\r\n0\r\n${FLOOD}`));
       expect(answer).toMatch(/^HTTP\/1.1 431 /);
       expect(answer).toMatch(/x-skein-reason: bad-request/i);
       expect(answer).toMatch(/trailers exceed 65536 bytes \(HPE_HEADER_OVERFLOW\)/);
@@ -108,19 +94,19 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
 
     it('answers a malformed trailer line 400 bad-request, as the same line in the head would be', async () => {
       for (const line of ['X-T: a\rb', 'Bad Name: v', 'X-T: a\x00b']) {
-        const answer = await rawExchange(plainWeb.outboundPort, post('/echo-head', 'direct', `5\r\nhello\r\n0\r\n${line}\r\n\r\n`));
+        const answer = await rawExchange(sidecars.plainWeb.outboundPort, post('/echo-head', 'direct', `5\r\nhello\r\n0\r\n${line}\r\n\r\n`));
         expect(answer, JSON.stringify(line)).toMatch(/^HTTP\/1.1 400 /);
         expect(answer).toMatch(/malformed request body: .*\(HPE_INVALID_HEADER_TOKEN\)/);
       }
       // Well-formed ones are read and dropped, as before.
-      const answer = await rawExchange(plainWeb.outboundPort, post('/echo-head', 'direct', '5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n', '1.1', 'Connection: close\r\n'));
+      const answer = await rawExchange(sidecars.plainWeb.outboundPort, post('/echo-head', 'direct', '5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n', '1.1', 'Connection: close\r\n'));
       expect(answer).toMatch(/^HTTP\/1.1 200 /);
     });
   });
 
   for (const [path, service, sidecar] of [
-    ['to a plain endpoint', 'direct', () => plainWeb],
-    ['through the mux to a peer sidecar', 'catalog', () => web],
+    ['to a plain endpoint', 'direct', () => sidecars.plainWeb],
+    ['through the mux to a peer sidecar', 'catalog', () => sidecars.web],
   ] as const) {
     describe(`an app's answer trailers, ${path}`, () => {
       it('passes well-formed trailer fields on and drops those no trailer may carry (Content-Length, Host, Transfer-Encoding)', async () => {
@@ -152,7 +138,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
     const upgrade = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: direct\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
 
     it('is chunked anew: its well-formed trailer fields pass, those no trailer may carry do not', async () => {
-      const answer = await rawExchange(plainWeb.outboundPort, upgrade('/trailers'));
+      const answer = await rawExchange(sidecars.plainWeb.outboundPort, upgrade('/trailers'));
       expect(answer).toMatch(/^HTTP\/1.1 200 /);
       expect(answer).toMatch(/\r\n\r\n2\r\nok\r\n0\r\n/);
       expect(trailerSection(answer)).toBe('X-Checksum: abc\r\nx-two: 2\r\n');
@@ -160,7 +146,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
 
     it('is cut at malformed or endless trailer lines, none of them passed on', async () => {
       for (const path of ['/trailer-cr', '/trailer-name', '/trailer-flood']) {
-        const answer = await rawExchange(plainWeb.outboundPort, upgrade(path));
+        const answer = await rawExchange(sidecars.plainWeb.outboundPort, upgrade(path));
         expect(answer, path).toMatch(/^HTTP\/1.1 200 /);
         expect(trailerSection(answer), path).toBeNull();
         expect(answer).not.toMatch(/Injected|Bad Name|x:y/);
@@ -170,7 +156,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
 
   it('closes the connection after an HTTP/1.0 request with a Transfer-Encoding, serving nothing pipelined behind it (RFC 9112 §6.1)', async () => {
     const answer = await rawExchange(
-      plainWeb.outboundPort,
+      sidecars.plainWeb.outboundPort,
       `${post('/echo-head', 'direct', '5\r\nhello\r\n0\r\n\r\n', '1.0', 'Connection: keep-alive\r\n')}GET /echo-head?after HTTP/1.0\r\nHost: direct\r\nConnection: keep-alive\r\n\r\n`,
     );
     expect(answer).toMatch(/^HTTP\/1.1 200 /);
@@ -180,7 +166,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
   });
 
   it('sends the Host on when Connection names it (or Content-Length), never the sidecar\'s address of the app', async () => {
-    for (const [sc, service] of [[plainWeb, 'direct'], [web, 'catalog']] as const) {
+    for (const [sc, service] of [[sidecars.plainWeb, 'direct'], [sidecars.web, 'catalog']] as const) {
       const answer = await rawExchange(sc.outboundPort, `GET /echo-head HTTP/1.1\r\nHost: ${service}\r\nConnection: host, content-length, x-hop, close\r\nX-Hop: 1\r\n\r\n`);
       const got = answer.slice(answer.indexOf('\r\n\r\n') + 4);
       expect(got, service).toMatch(new RegExp(`\\r\\nHost: ${service}\\r\\n`, 'i'));
@@ -191,7 +177,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
 
   it('refuses a request whose Transfer-Encoding has no chunked, saying so', async () => {
     for (const te of ['xchunked', 'chunked, identity']) {
-      const answer = await rawExchange(plainWeb.outboundPort, `POST /echo-head HTTP/1.1\r\nHost: direct\r\nTransfer-Encoding: ${te}\r\n\r\n0\r\n\r\n`);
+      const answer = await rawExchange(sidecars.plainWeb.outboundPort, `POST /echo-head HTTP/1.1\r\nHost: direct\r\nTransfer-Encoding: ${te}\r\n\r\n0\r\n\r\n`);
       expect(answer, te).toMatch(/^HTTP\/1.1 400 /);
       expect(answer).toContain('transfer-encoding does not end in chunked');
     }

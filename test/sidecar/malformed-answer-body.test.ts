@@ -9,9 +9,8 @@
  * the route's timeout passing between the head and the first body byte: 504, not an empty cut.
  */
 import { connect as connectH2 } from 'node:http2';
-import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Processes, type SpawnedSidecar } from '../support/index.js';
+import { Processes, startRawUpstream, type RawUpstream, type SpawnedSidecar } from '../support/index.js';
 import { startBodyTestSidecars } from './body-fixture.js';
 import { rawExchange } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
@@ -21,13 +20,9 @@ const HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: 
 const BIG = 256 * 1024;
 
 /** A raw TCP app: one request per connection, answered by path, and the paths it was asked for. */
-function startRawApp(): Promise<{ server: Server; port: number; paths: string[] }> {
+async function startRawApp(): Promise<RawUpstream & { paths: string[] }> {
   const paths: string[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
+  const app = await startRawUpstream((socket) => {
     let head = '';
     const onData = (d: Buffer): void => {
       head += d.toString('latin1');
@@ -51,16 +46,7 @@ function startRawApp(): Promise<{ server: Server; port: number; paths: string[] 
     };
     socket.on('data', onData);
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const close = server.close.bind(server);
-      server.close = (cb) => {
-        for (const s of sockets) s.destroy();
-        return close(cb);
-      };
-      resolve({ server, port: (server.address() as { port: number }).port, paths });
-    }),
-  );
+  return { ...app, paths };
 }
 
 const request = (path: string, host: string): string => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
@@ -80,7 +66,7 @@ describe('an upstream answer whose chunked body is malformed', () => {
 
   afterAll(async () => {
     await procs.killAll();
-    await new Promise((resolve) => app.server.close(resolve));
+    await app.close();
   });
 
   /** What `sc`'s `skein_requests_total{direction, destination}` of each code grew by since `before`. */

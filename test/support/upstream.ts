@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -42,19 +42,41 @@ export async function startUpstream(handler: Handler = echoHandler('upstream')):
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  const port = await listen(server);
+  return { port, url: `http://127.0.0.1:${port}`, requests, server, close: () => closeAll(server, sockets) };
+}
+
+export interface RawUpstream {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a raw TCP app on 127.0.0.1, port 0, for answers node:http would never write (bytes
+ * framed by hand, malformed ones): `onSocket` gets each connection, whose errors are ignored.
+ * `close()` also destroys open sockets so it never hangs.
+ */
+export async function startRawUpstream(onSocket: (socket: Socket) => void): Promise<RawUpstream> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    onSocket(socket);
+  });
+  return { port: await listen(server), close: () => closeAll(server, sockets) };
+}
+
+async function listen(server: Server | TcpServer): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  const port = address.port;
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return address.port;
+}
+
+function closeAll(server: Server | TcpServer, sockets: Set<Socket>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    for (const socket of sockets) socket.destroy();
+    server.close(() => resolve());
+  });
 }
