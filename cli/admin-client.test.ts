@@ -125,6 +125,12 @@ describe('AdminClient transport', () => {
     expect([res.status, res.headers.get('etag'), res.body]).toEqual([200, '"7"', { path: '/api/v1/intentions', method: 'PUT' }]);
   });
 
+  it('says a request it cannot send (a header with a line break) was not sent, rather than that the control plane is unreachable', async () => {
+    const url = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('[]'));
+    const err = await failure(new AdminClient(url, 'token\nsecond-line', 2_000).get('/api/v1/services'));
+    expect([err.code, err.message]).toEqual(['unsendable', `cannot send the request to ${url}/api/v1/services: invalid authorization header`]);
+  });
+
   it('names the URL and the socket error when nothing listens', async () => {
     const err = await failure(new AdminClient('http://127.0.0.1:1', undefined, 2_000).get('/api/v1/services'));
     expect([err.code, err.message]).toEqual(['unreachable', 'cannot reach the control plane at http://127.0.0.1:1: ECONNREFUSED (set --control-plane or SKEIN_ADMIN_URL)']);

@@ -62,7 +62,7 @@ export class AdminClient {
     try {
       text = await res.body.text();
     } catch (err) {
-      throw this.failure(err);
+      throw this.failure(path, err);
     }
     const body = parseBody(text);
     if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, body);
@@ -113,16 +113,19 @@ export class AdminClient {
     try {
       return await request(`${this.baseUrl}${path}`, options);
     } catch (err) {
-      throw this.failure(err);
+      throw this.failure(path, err);
     }
   }
 
-  private failure(err: unknown): AdminApiError {
+  private failure(path: string, err: unknown): AdminApiError {
     if ((err as Error).name === 'TimeoutError') {
       return new AdminApiError(0, 'timeout', `the control plane at ${this.baseUrl} did not answer within ${formatDuration(this.timeoutMs)} (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)`);
     }
     // undici puts the socket's error code (ECONNREFUSED, ENOTFOUND, …) on the error itself.
     const { code, cause } = err as { code?: unknown; cause?: { code?: string; message?: string } };
+    // A request undici refuses to send (a header value it cannot carry): nothing was tried on
+    // the network, so saying the control plane cannot be reached would send the user looking there.
+    if (code === 'UND_ERR_INVALID_ARG') return new AdminApiError(0, 'unsendable', `cannot send the request to ${this.baseUrl}${path}: ${(err as Error).message}`);
     const reason = typeof code === 'string' ? code : (cause?.code ?? cause?.message ?? (err as Error).message);
     return new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${reason} (set --control-plane or SKEIN_ADMIN_URL)`);
   }
@@ -139,7 +142,7 @@ export class AdminClient {
       const reason = STATUS_CODES[status];
       return this.notSkein(path, `${status}${reason ? ` ${reason}` : ''} without an admin API error in its body`);
     }
-    const message = status === 401 && !this.token ? `${error.message} (SKEIN_ADMIN_TOKEN is not set)` : error.message;
+    const message = status === 401 && !this.token ? `${error.message} (SKEIN_ADMIN_TOKEN is not set, or blank)` : error.message;
     return new AdminApiError(status, error.code, message, error.problems ?? []);
   }
 

@@ -9,6 +9,7 @@ import { formatDuration } from '../../common/config/duration.js';
 import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
 import { SERVICE } from '../answers.js';
 import { parseAdminUrl, parseDurationFlag } from '../flag-values.js';
+import { UsageError } from '../usage-error.js';
 
 export type OutputFormat = 'table' | 'json';
 
@@ -31,7 +32,21 @@ export function withAdminFlags(command: Command, printsData = true): Command {
 }
 
 export function adminClient(flags: AdminFlags): AdminClient {
-  return new AdminClient(flags.controlPlane ?? DEFAULT_ADMIN_URL, process.env.SKEIN_ADMIN_TOKEN || undefined, flags.requestTimeout);
+  return new AdminClient(flags.controlPlane ?? DEFAULT_ADMIN_URL, adminTokenFromEnv(), flags.requestTimeout);
+}
+
+/**
+ * SKEIN_ADMIN_TOKEN read as the control plane reads its own (control-plane/admin-token.ts):
+ * trimmed, since the admin-token file ends in a newline and so does a Kubernetes Secret made
+ * from it, and blank counts as unset. What is left must be one word of printable ASCII, as
+ * every token is that the Bearer check can match: anything else is a usage error naming the
+ * variable (exit 2), not a request that cannot be sent.
+ */
+export function adminTokenFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const token = env.SKEIN_ADMIN_TOKEN?.trim();
+  if (!token) return undefined;
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('SKEIN_ADMIN_TOKEN must hold the admin token alone: one word of printable ASCII characters, as in <data-dir>/admin-token');
+  return token;
 }
 
 /** Runs an admin action; an API error becomes an Error whose message main.ts prints (exit 1). */

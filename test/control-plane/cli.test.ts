@@ -332,6 +332,17 @@ describe('skein admin commands', () => {
     expect(down.stderr).toBe('skein: cannot reach the control plane at http://127.0.0.1:1: ECONNREFUSED (set --control-plane or SKEIN_ADMIN_URL)\n');
   });
 
+  it('reads SKEIN_ADMIN_TOKEN as the control plane does: trimmed (the admin-token file ends in a newline), blank as unset', async () => {
+    const newline = await skein(['token', 'create', 'orders'], { SKEIN_ADMIN_TOKEN: `${cp.adminToken}\n` });
+    expect(newline.stderr).toBe('');
+    expect(newline.code).toBe(0);
+    const blank = await skein(['token', 'create', 'orders'], { SKEIN_ADMIN_TOKEN: ' \n' });
+    expect(blank).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^skein: 401 unauthorized: missing Authorization: .* \(SKEIN_ADMIN_TOKEN is not set, or blank\)\n$/) });
+    // Two lines are no token: said as the variable's mistake, before any request.
+    const twoLines = await skein(['token', 'create', 'orders'], { SKEIN_ADMIN_TOKEN: `${cp.adminToken}\nmore`, SKEIN_ADMIN_URL: 'http://127.0.0.1:1' });
+    expect(twoLines).toEqual({ code: 2, stdout: '', stderr: 'skein: SKEIN_ADMIN_TOKEN must hold the admin token alone: one word of printable ASCII characters, as in <data-dir>/admin-token\n' });
+  });
+
   it('gives up on a control plane that accepts the connection but never answers', async () => {
     const silent = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
