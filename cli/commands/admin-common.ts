@@ -8,7 +8,7 @@ import { Option, type Command } from 'commander';
 import { formatDuration } from '../../common/config/duration.js';
 import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
 import { SERVICE } from '../answers.js';
-import { parseAdminUrl, parseDurationFlag } from '../flag-values.js';
+import { durationFlagWithin, parseAdminUrl } from '../flag-values.js';
 import { UsageError } from '../usage-error.js';
 
 export type OutputFormat = 'table' | 'json';
@@ -22,9 +22,9 @@ export interface AdminFlags {
 export function withAdminFlags(command: Command, printsData = true): Command {
   command.addOption(new Option('--control-plane <url>', `admin API of the control plane, a URL or HOST:PORT (default ${DEFAULT_ADMIN_URL})`).env('SKEIN_ADMIN_URL').argParser(parseAdminUrl));
   command.addOption(
-    new Option('--request-timeout <duration>', 'give up on an admin API request after this long (a stream: on its start)')
+    new Option('--request-timeout <duration>', 'give up on an admin API request after this long, 1ms to 24h (a stream: on its start)')
       .env('SKEIN_ADMIN_TIMEOUT')
-      .argParser(parseDurationFlag)
+      .argParser(durationFlagWithin('1ms', '24h'))
       .default(DEFAULT_REQUEST_TIMEOUT_MS, formatDuration(DEFAULT_REQUEST_TIMEOUT_MS)),
   );
   if (printsData) command.addOption(new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'));

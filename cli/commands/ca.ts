@@ -1,7 +1,9 @@
 /** `skein ca status|rotate`: the control plane's certificate authority (SPEC §5). */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { formatDuration } from '../../common/config/duration.js';
 import type { AdminClient } from '../admin-client.js';
 import { CA, type CaView } from '../answers.js';
+import { durationFlagWithin } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 function print(view: CaView, flags: AdminFlags): void {
@@ -22,7 +24,7 @@ async function waitForRotation(client: AdminClient, timeoutMs: number): Promise<
     const view = (await client.get('/api/v1/ca', CA)).body;
     if (!view.rotation.rotating) return view;
     if (Date.now() > deadline) {
-      throw new Error(`rotation still in phase ${view.rotation.phase} after ${timeoutMs / 1000}s; waiting for: ${view.rotation.waitingFor.join(', ') || '(nobody)'}`);
+      throw new Error(`rotation still in phase ${view.rotation.phase} after ${formatDuration(timeoutMs)}; waiting for: ${view.rotation.waitingFor.join(', ') || '(nobody)'}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -37,12 +39,12 @@ export function registerCa(program: Command): void {
     .command('rotate')
     .description('rotate the root: add a new root to the bundle, reissue every leaf from it, remove the old root once every proxy runs the new bundle')
     .option('--wait', 'wait until the rotation has finished')
-    .option('--timeout <seconds>', 'with --wait: give up after this many seconds', '300');
-  withAdminFlags(rotate).action((flags: AdminFlags & { wait?: boolean; timeout: string }) =>
+    .addOption(new Option('--timeout <duration>', 'with --wait: give up (exit 1) after this long (1s to 24h)').argParser(durationFlagWithin('1s', '24h')).default(300_000, '5m'));
+  withAdminFlags(rotate).action((flags: AdminFlags & { wait?: boolean; timeout: number }) =>
     runAdmin(async () => {
       const client = adminClient(flags);
       let view = (await client.post('/api/v1/ca/rotate', {}, CA)).body;
-      if (flags.wait) view = await waitForRotation(client, Number(flags.timeout) * 1000);
+      if (flags.wait) view = await waitForRotation(client, flags.timeout);
       print(view, flags);
     }),
   );

@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, Option } from 'commander';
-import { parseConsulAddress, durationFlagWithin, parseDurationFlag, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain } from '../flag-values.js';
+import { parseConsulAddress, durationFlagWithin, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -34,9 +34,9 @@ export function registerControlPlane(program: Command): void {
     .addOption(new Option('--ca-key <file>', 'same as --ca-key-file').hideHelp())
     .addOption(opt('--cert-ttl <duration>', 'lifetime of issued leaf certificates (2s to 8760h, a year); renewed at 2/3 of it').argParser(durationFlagWithin('2s', '8760h')).default(24 * 3_600_000, '24h'))
     .addOption(opt('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
-    .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered, and a root rotation waits for sidecars to come back').argParser(parseDurationFlag).default(30_000, '30s'))
-    .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills').argParser(parseDurationFlag).default(10_000, '10s'))
-    .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot').argParser(parseDurationFlag).default(5, '5ms'))
+    .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered, and a root rotation waits for sidecars to come back (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(30_000, '30s'))
+    .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills (0s to 1h)').argParser(durationFlagWithin('0s', '1h')).default(10_000, '10s'))
+    .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot (0s to 1s)').argParser(durationFlagWithin('0s', '1s')).default(5, '5ms'))
     .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parsePositiveSizeFlag).default(1024 * 1024, '1MiB'))
     .addOption(opt('--keepalive <duration>', 'ping interval on sidecar streams (1s to 1h); a peer that does not answer within min(5s, interval) is dropped').argParser(durationFlagWithin('1s', '1h')).default(10_000, '10s'))
     .addOption(opt('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))

@@ -251,6 +251,17 @@ describe('skein admin commands', () => {
       [['get', 'services', '--control-plane', 'notaurl'], /^error: option '--control-plane <url>' argument 'notaurl' is invalid\. expected an admin API URL such as http:\/\/127\.0\.0\.1:15080 \(or HOST:PORT\)/],
       [['get', 'services', '--control-plane', 'ftp://127.0.0.1:21'], /^error: option '--control-plane <url>' argument 'ftp:\/\/127\.0\.0\.1:21' is invalid/],
       [['get', 'services'], /^error: option '--control-plane <url>' value 'nowhere' from env 'SKEIN_ADMIN_URL' is invalid/, { SKEIN_ADMIN_URL: 'nowhere' }],
+      // Durations past what Node's timers hold (about 596h) would fire after 1 ms; 0s would fail every request.
+      [['get', 'services', '--request-timeout', '999h'], /^error: option '--request-timeout <duration>' argument '999h' is invalid\. 999h is out of range: must be between 1ms and 24h$/],
+      [['get', 'services', '--request-timeout', '0s'], /^error: option '--request-timeout <duration>' argument '0s' is invalid\. 0s is out of range: must be between 1ms and 24h$/],
+      [['get', 'services'], /^error: option '--request-timeout <duration>' value '999h' from env 'SKEIN_ADMIN_TIMEOUT' is invalid/, { SKEIN_ADMIN_TIMEOUT: '999h' }],
+      // Nothing listens on port 1: a rotation the bad flag let through would fail to connect (exit 1), not exit 2.
+      [['ca', 'rotate', '--wait', '--timeout', 'abc'], /^error: option '--timeout <duration>' argument 'abc' is invalid\. not a duration: abc/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
+      [['ca', 'rotate', '--wait', '--timeout', '300'], /^error: option '--timeout <duration>' argument '300' is invalid\. not a duration: 300/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
+      [['ca', 'rotate', '--wait', '--timeout', '999h'], /^error: option '--timeout <duration>' argument '999h' is invalid\. 999h is out of range: must be between 1s and 24h$/, { SKEIN_ADMIN_URL: 'http://127.0.0.1:1' }],
+      [['control-plane', '--resync-hold', '999h'], /^error: option '--resync-hold <duration>' argument '999h' is invalid\. 999h is out of range: must be between 0s and 1h$/],
+      [['control-plane', '--registry-grace', '999h'], /^error: option '--registry-grace <duration>' argument '999h' is invalid\. 999h is out of range: must be between 0s and 24h$/],
+      [['control-plane', '--coalesce', '5s'], /^error: option '--coalesce <duration>' argument '5s' is invalid\. 5s is out of range: must be between 0s and 1s$/],
     ];
     for (const [args, message, env] of cases) {
       const res = await skein(args, env);
@@ -360,6 +371,23 @@ describe('skein admin commands', () => {
       await new Promise((resolve) => silent.close(resolve));
     }
   });
+
+  it('ca rotate --wait gives up after --timeout, a duration, naming what the rotation waits for', async () => {
+    // A control plane whose rotation never finishes: one sidecar never catches up.
+    const view = { trustDomain: 'skein.local', roots: [], rotation: { phase: 'new-root-trusted', rotating: true, waitingFor: ['orders/orders-1'], startedAt: null, finishedAt: null } };
+    const stuck = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view)));
+    await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(stuck.address() as { port: number }).port}`;
+    try {
+      const started = Date.now();
+      const res = await skein(['ca', 'rotate', '--wait', '--timeout', '1s', '--control-plane', url]);
+      expect(res).toEqual({ code: 1, stdout: '', stderr: 'skein: rotation still in phase new-root-trusted after 1s; waiting for: orders/orders-1\n' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      stuck.closeAllConnections();
+      await new Promise((resolve) => stuck.close(resolve));
+    }
+  }, 20_000);
 
   it('get services counts each subset as healthy/total, as the HEALTHY column counts, critical instances left out', async () => {
     const instance = (id: string, version: string, health: string) => ({ id, address: '10.0.0.1', port: 9000, version, labels: { version }, health });

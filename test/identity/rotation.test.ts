@@ -50,7 +50,7 @@ describe('certificate lifetimes of a few seconds under steady load', () => {
     const load = steadyLoad(gateway, 'orders');
     await waitUntil(() => load.ok > 20, { what: 'load to flow' });
 
-    const rotate = await skeinCli(procs, cp, ['ca', 'rotate', '--wait', '--timeout', '60', '--output', 'json']);
+    const rotate = await skeinCli(procs, cp, ['ca', 'rotate', '--wait', '--timeout', '60s', '--output', 'json']);
     expect(rotate.code, rotate.output).toBe(0);
     // Keep the load on past one more renewal from the new root.
     const settled = load.ok;
