@@ -4,7 +4,6 @@
  * URL), not with whatever TypeError the printing code would hit first.
  */
 import { z } from 'zod';
-import { intentions, routeRule, serviceName, type IntentionsInput, type RouteRuleInput } from '../common/config/schema.js';
 import type { ExplainAnswer } from '../control-plane/admin-api/explain-routes.js';
 import type { ServiceView } from '../control-plane/admin-api/services-routes.js';
 import type { CanaryState } from '../control-plane/canary/controller.js';
@@ -35,19 +34,57 @@ export const SERVICES: Expected<ServiceView[]> = {
 export const SERVICE: Expected<ServiceView> = { what: 'a service', matches: isServiceView };
 
 /**
- * An answer checked against a zod schema: the config schema itself for config resources
- * (they come back as written), else a small one of the fields the CLI reads, lenient about
- * the rest so a newer control plane that adds fields is still understood.
+ * An answer checked against a zod schema of the fields the CLI reads, lenient about the rest
+ * (no `.strict()`, no refinements): a control plane of another version, that adds a field or
+ * still holds a value this version's config schema would refuse, is still understood. The
+ * body is passed on as it came, unknown fields included, so a read-modify-write (`skein
+ * intention`) sends them back.
  */
 function fromSchema<T>(what: string, schema: z.ZodTypeAny): Expected<T> {
   return { what, matches: (body): body is T => schema.safeParse(body).success };
 }
 
-export const ROUTES: Expected<RouteRuleInput[]> = fromSchema('route rules', z.array(routeRule));
+/** A route rule, as `skein get routes` prints it (the config schema is `routeRule`). */
+const routeRuleAnswer = z.object({
+  name: z.string().optional(),
+  match: z
+    .object({
+      method: z.union([z.string(), z.array(z.string())]).optional(),
+      path: z.string().optional(),
+      pathPrefix: z.string().optional(),
+      pathRegex: z.string().optional(),
+      headers: z.record(z.string(), z.unknown()).optional(),
+    })
+    .optional(),
+  split: z.record(z.string(), z.number()).optional(),
+  timeout: z.union([z.string(), z.number()]).optional(),
+  fault: z.unknown().optional(),
+  mirror: z.object({ subset: z.string() }).optional(),
+});
 
-export const ROUTES_BY_SERVICE: Expected<Record<string, RouteRuleInput[]>> = fromSchema('route rules by service', z.record(serviceName, z.array(routeRule)));
+export type RouteRuleAnswer = z.infer<typeof routeRuleAnswer>;
 
-export const INTENTIONS: Expected<IntentionsInput> = fromSchema('intentions', intentions);
+export const ROUTES: Expected<RouteRuleAnswer[]> = fromSchema('route rules', z.array(routeRuleAnswer));
+
+export const ROUTES_BY_SERVICE: Expected<Record<string, RouteRuleAnswer[]>> = fromSchema('route rules by service', z.record(z.string(), z.array(routeRuleAnswer)));
+
+/**
+ * The intentions, as `skein get intentions` prints them and `skein intention` edits them (the
+ * config schema is `intentions`). Both fields may be missing (they are stored as written, and
+ * `{}` is the default deny with no rules), but an object with other fields and neither of them
+ * is some other service's JSON.
+ */
+const intentionsAnswer = z
+  .object({
+    defaultAction: z.string().optional(),
+    rules: z.array(z.object({ source: z.string(), destination: z.string(), action: z.string() })).optional(),
+  })
+  .passthrough()
+  .refine((value) => value.defaultAction !== undefined || value.rules !== undefined || Object.keys(value).length === 0);
+
+export type IntentionsAnswer = z.infer<typeof intentionsAnswer>;
+
+export const INTENTIONS: Expected<IntentionsAnswer> = fromSchema('intentions', intentionsAnswer);
 
 export const PROXIES: Expected<{ snapshotVersion: string; proxies: ProxyView[] }> = {
   what: 'the connected proxies',

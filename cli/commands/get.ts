@@ -1,15 +1,14 @@
 /** `skein get services|routes|proxies|intentions [NAME]`: read state from the admin API. */
 import { Argument, type Command } from 'commander';
-import type { RouteRuleInput, IntentionsInput } from '../../common/config/schema.js';
 import type { ServiceView } from '../../control-plane/admin-api/services-routes.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
-import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES } from '../answers.js';
+import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES, type IntentionsAnswer, type RouteRuleAnswer } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, formatSplit, printJson, printTable, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type Kind = 'services' | 'routes' | 'proxies' | 'intentions';
 
-function describeMatch(match: RouteRuleInput['match']): string {
+function describeMatch(match: RouteRuleAnswer['match']): string {
   if (!match || Object.keys(match).length === 0) return '*';
   const parts: string[] = [];
   if (match.method) parts.push([match.method].flat().join(','));
@@ -49,7 +48,7 @@ async function getServices(api: AdminClient, name: string | undefined, flags: Ad
 }
 
 async function getRoutes(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
-  const all: Record<string, RouteRuleInput[]> = name ? { [name]: await routesOf(api, name) } : (await api.get('/api/v1/routes', ROUTES_BY_SERVICE)).body;
+  const all: Record<string, RouteRuleAnswer[]> = name ? { [name]: await routesOf(api, name) } : (await api.get('/api/v1/routes', ROUTES_BY_SERVICE)).body;
   if (flags.output === 'json') return printJson(name ? all[name] : all);
   if (name && all[name]!.length === 0) {
     process.stdout.write(`${name}: no route rules; every request goes to any of its endpoints (the implicit catch-all rule)\n`);
@@ -62,7 +61,7 @@ async function getRoutes(api: AdminClient, name: string | undefined, flags: Admi
 }
 
 /** A service's stored rules; none (not an error) for a service the mesh knows without any, 404 for one it does not know. */
-async function routesOf(api: AdminClient, name: string): Promise<RouteRuleInput[]> {
+async function routesOf(api: AdminClient, name: string): Promise<RouteRuleAnswer[]> {
   try {
     return (await api.get(`/api/v1/routes/${encodeURIComponent(name)}`, ROUTES)).body;
   } catch (err) {
@@ -86,7 +85,7 @@ async function getProxies(api: AdminClient, name: string | undefined, flags: Adm
 
 /** With a name, only the rules that name it as source or destination (not `*` rules), in their order. */
 async function getIntentions(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
-  let intentions: IntentionsInput;
+  let intentions: IntentionsAnswer;
   try {
     intentions = (await api.get('/api/v1/intentions', INTENTIONS)).body;
   } catch (err) {

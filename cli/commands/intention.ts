@@ -9,17 +9,16 @@
  */
 import { Argument, type Command } from 'commander';
 import { hiddenRules, inPrecedenceOrder } from '../../common/config/intention-precedence.js';
-import type { IntentionsInput } from '../../common/config/schema.js';
 import { conflictBackoff } from '../../control-plane/store/store.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
-import { INTENTIONS } from '../answers.js';
+import { INTENTIONS, type IntentionsAnswer } from '../answers.js';
 import { UsageError } from '../usage-error.js';
 import { adminClient, notPublished, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 /** Tries of one edit: enough for 20 CLIs editing at once to all land, with room to spare on a loaded machine (at most about 10s of waiting). */
 const EDIT_ATTEMPTS = 20;
 
-type Rule = NonNullable<IntentionsInput['rules']>[number];
+type Rule = NonNullable<IntentionsAnswer['rules']>[number];
 
 /**
  * The rules once `rule` is set: it replaces the rule of its pair, and the list is in
@@ -44,9 +43,9 @@ export function withRule(rules: readonly Rule[], rule: Rule): { rules: Rule[]; r
  * (another stored entry keeps the config from being composed) is said on stderr, as
  * `skein apply` and `skein split` say it: sidecars keep deciding by the old rules.
  */
-export async function editIntentions(api: AdminClient, change: (current: IntentionsInput) => IntentionsInput, notice: (line: string) => void): Promise<IntentionsInput> {
+export async function editIntentions(api: AdminClient, change: (current: IntentionsAnswer) => IntentionsAnswer, notice: (line: string) => void): Promise<IntentionsAnswer> {
   for (let attempt = 1; ; attempt++) {
-    let current: IntentionsInput = { defaultAction: 'allow', rules: [] };
+    let current: IntentionsAnswer = { defaultAction: 'allow', rules: [] };
     let condition: Record<string, string> = { 'if-none-match': '*' };
     try {
       const res = await api.get('/api/v1/intentions', INTENTIONS);
@@ -78,7 +77,7 @@ export function registerIntention(program: Command): void {
     runAdmin(async () => {
       const api = adminClient(flags);
       const notice = (line: string): void => void process.stderr.write(`skein: ${line}\n`);
-      let result: IntentionsInput;
+      let result: IntentionsAnswer;
       if (action === 'default') {
         if ((source !== 'allow' && source !== 'deny') || destination !== undefined) throw new UsageError('usage: skein intention default allow|deny');
         result = await editIntentions(api, (current) => ({ ...current, defaultAction: source }), notice);

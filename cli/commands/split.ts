@@ -1,8 +1,7 @@
 /** `skein split SERVICE SUBSET=WEIGHT ...`: set the weights of a service's catch-all rule. */
 import { InvalidArgumentError, type Command } from 'commander';
-import type { RouteRuleInput } from '../../common/config/schema.js';
 import type { AdminClient } from '../admin-client.js';
-import { ROUTES } from '../answers.js';
+import { ROUTES, type RouteRuleAnswer } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, formatSplit, notPublished, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -14,7 +13,7 @@ function parseWeight(value: string, previous: Record<string, number> = {}): Reco
 }
 
 export interface SplitSet {
-  readonly routes: RouteRuleInput[];
+  readonly routes: RouteRuleAnswer[];
   readonly snapshotVersion: string | null;
   /** False when the control plane stored the split but could not publish it: sidecars keep `snapshotVersion`. */
   readonly published: boolean;

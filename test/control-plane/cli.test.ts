@@ -444,6 +444,41 @@ describe('skein admin commands', () => {
     }
   });
 
+  it('understands the routes and intentions of a control plane of another version: fields it does not know, values this version refuses', async () => {
+    let intentions: unknown = { defaultAction: 'deny', rules: [{ source: 'a', destination: 'b', action: 'allow', description: 'a field of a newer version' }], auditLog: true };
+    const written: unknown[] = [];
+    const other = createServer(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      res.setHeader('content-type', 'application/json');
+      // A stored timeout past this version's 24h cap (an older version's value), and fields it does not know.
+      if (req.url === '/api/v1/routes') return res.end(JSON.stringify({ backend: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, timeout: '99h', retryBudget: 0.2 }] }));
+      if (req.url === '/api/v1/routes/backend') return res.end(JSON.stringify([{ match: { pathPrefix: '/', query: { a: 'b' } }, split: { v1: 100 } }]));
+      if (req.url === '/api/v1/intentions') {
+        if (req.method === 'PUT') written.push((intentions = JSON.parse(body)));
+        return res.writeHead(200, { etag: '"3"' }).end(JSON.stringify(intentions));
+      }
+      res.writeHead(404).end(JSON.stringify({ error: { code: 'not-found', message: `no ${req.url}` } }));
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    try {
+      const all = await skein(['get', 'routes', '--control-plane', url]);
+      expect(all).toEqual({ code: 0, stdout: expect.stringMatching(/\nbackend\s+rule-0\s+prefix=\/\s+v1=100\s+timeout=99h\n$/), stderr: '' });
+      const one = await skein(['get', 'routes', 'backend', '--control-plane', url]);
+      expect(one).toEqual({ code: 0, stdout: expect.stringMatching(/\nbackend\s+rule-0\s+prefix=\/\s+v1=100\s+-?\n$/), stderr: '' });
+      const read = await skein(['get', 'intentions', '--control-plane', url]);
+      expect(read).toEqual({ code: 0, stdout: 'default action: deny\nSOURCE  DESTINATION  ACTION\na       b            allow\n', stderr: '' });
+      const edit = await skein(['intention', 'allow', 'c', 'd', '--control-plane', url]);
+      expect(edit).toEqual({ code: 0, stdout: 'c -> d: allow\n', stderr: '' });
+      // What it did not know went back as it came.
+      expect(written).toEqual([{ defaultAction: 'deny', rules: [{ source: 'c', destination: 'd', action: 'allow' }, { source: 'a', destination: 'b', action: 'allow', description: 'a field of a newer version' }], auditLog: true }]);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
   /** Runs every admin command, writes included, against each of `others`: each fails (exit 1) with one line naming the URL that gave `answered`. */
   async function notSkeinFromEveryCommand(others: Server[], answered: string): Promise<void> {
     for (const other of others) await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
