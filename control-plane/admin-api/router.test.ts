@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { ApiError } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { Router, type RouteSpec } from './router.js';
 
@@ -22,8 +23,27 @@ describe('Router', () => {
   it('tells a wrong method from an unknown path', () => {
     expect(router().match('DELETE', '/api/v1/routes/catalog')).toEqual({ kind: 'method-not-allowed', allowed: ['GET', 'PUT'] });
     expect(router().match('GET', '/api/v1/routes/catalog/other')).toEqual({ kind: 'not-found' });
-    expect(router().match('GET', '/api/v1/routes/%E0%A4%A')).toEqual({ kind: 'not-found' });
     expect(router().match('HEAD', '/api/v1/routes/catalog')).toMatchObject({ kind: 'found' });
+  });
+
+  it('refuses a malformed path parameter as 400 naming it, on every route alike, before any handler', () => {
+    const refusal = (method: string, path: string) => {
+      try {
+        router().match(method, path);
+      } catch (err) {
+        return err instanceof ApiError ? [err.status, err.code, err.message] : err;
+      }
+      return 'matched';
+    };
+    expect(refusal('GET', '/api/v1/routes/%E0%A4%A')).toEqual([400, 'bad-request', '{service} is not valid percent-encoding (got "%E0%A4%A")']);
+    expect(refusal('GET', '/api/v1/routes/%zz')).toEqual([400, 'bad-request', '{service} is not valid percent-encoding (got "%zz")']);
+    const notAName = [400, 'bad-request', '{service} must be a DNS label: lowercase letters, digits and "-", at most 63 characters (got "Bad_Name")'];
+    expect(refusal('GET', '/api/v1/routes/Bad_Name')).toEqual(notAName);
+    expect(refusal('PUT', '/api/v1/routes/Bad_Name/split')).toEqual(notAName);
+    // A wrong method is still told as such; a parameter no table names is the handler's.
+    expect(refusal('DELETE', '/api/v1/routes/Bad_Name')).toBe('matched');
+    const other = new Router().add({ method: 'GET', path: '/dashboard/{file}', summary: 'file', auth: false, handler });
+    expect(other.match('GET', '/dashboard/App.JS')).toMatchObject({ kind: 'found', params: { file: 'App.JS' } });
   });
 
   it('refuses to register a route twice', () => {

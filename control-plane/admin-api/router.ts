@@ -5,7 +5,10 @@
  * dispatches on and cannot drift from it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ZodTypeAny } from 'zod';
+import type { ZodType, ZodTypeAny, ZodTypeDef } from 'zod';
+import { serviceName } from '../../common/config/schema.js';
+import { ApiError } from './errors.js';
+import { parameter } from './query-param.js';
 
 export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
@@ -44,6 +47,15 @@ export interface RouteSpec {
   readonly handler: Handler;
 }
 
+/**
+ * What a path parameter holds, by its name, on every route that has one: the router checks it
+ * when it matches a request, so a malformed one is answered alike everywhere (400 bad-request
+ * naming it) before any handler runs, where each handler's own lookup answered 404, 409 or 422
+ * (a 422 says a body failed validation, and there was none). A parameter not named here (a
+ * dashboard file, a trace id) is its handler's to judge.
+ */
+const PATH_PARAMETERS: Readonly<Record<string, ZodType<string, ZodTypeDef, string>>> = { name: serviceName, service: serviceName };
+
 interface Compiled {
   spec: RouteSpec;
   pattern: RegExp;
@@ -80,6 +92,7 @@ export class Router {
     return this.compiled.map((c) => c.spec);
   }
 
+  /** Throws an ApiError (400 bad-request) for a route it matches whose path parameters are malformed. */
   match(method: string, pathname: string): Match {
     const allowed: Method[] = [];
     for (const { spec, pattern, names } of this.compiled) {
@@ -89,14 +102,20 @@ export class Router {
         allowed.push(spec.method);
         continue;
       }
-      let params: Record<string, string>;
-      try {
-        params = Object.fromEntries(names.map((name, i) => [name, decodeURIComponent(m[i + 1]!)]));
-      } catch {
-        return { kind: 'not-found' };
-      }
-      return { kind: 'found', spec, params };
+      return { kind: 'found', spec, params: Object.fromEntries(names.map((name, i) => [name, pathParameter(name, m[i + 1]!)])) };
     }
     return allowed.length > 0 ? { kind: 'method-not-allowed', allowed } : { kind: 'not-found' };
   }
+}
+
+/** Path parameter `name` as sent (`raw`, percent-encoded), decoded and checked (PATH_PARAMETERS). */
+function pathParameter(name: string, raw: string): string {
+  let value: string;
+  try {
+    value = decodeURIComponent(raw);
+  } catch {
+    throw new ApiError('bad-request', `{${name}} is not valid percent-encoding (got ${JSON.stringify(raw)})`);
+  }
+  const schema = PATH_PARAMETERS[name];
+  return schema ? parameter(`{${name}}`, value, schema) : value;
 }

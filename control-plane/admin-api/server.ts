@@ -40,16 +40,22 @@ export function createAdminServer(options: AdminServerOptions): Server {
   return server;
 }
 
-/** The request's target as a URL: a path is taken as it is (`//api/x` is a path, not a host), an absolute form as it is. */
+/**
+ * The request's target as a URL: a path is taken as it is (`//api/x` is a path, not a host), an
+ * absolute form as it is. node:http passes on targets no URL parser takes (`http://[bad`):
+ * those are the client's mistake, a 400.
+ */
 function targetUrl(target: string | undefined): URL {
   const raw = target ?? '/';
-  return raw.startsWith('/') ? new URL(`http://admin${raw}`) : new URL(raw, 'http://admin');
+  const url = raw.startsWith('/') ? URL.parse(`http://admin${raw}`) : URL.parse(raw, 'http://admin');
+  if (!url) throw new ApiError('bad-request', `malformed request target ${JSON.stringify(raw)}`);
+  return url;
 }
 
 async function handle(options: AdminServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = targetUrl(req.url);
-  const match = options.router.match(req.method ?? 'GET', url.pathname);
   try {
+    const url = targetUrl(req.url);
+    const match = options.router.match(req.method ?? 'GET', url.pathname);
     if (match.kind === 'not-found') throw new ApiError('not-found', `no such endpoint: ${url.pathname}`);
     if (match.kind === 'method-not-allowed') {
       res.setHeader('allow', match.allowed.join(', '));
@@ -67,7 +73,7 @@ async function handle(options: AdminServerOptions, req: IncomingMessage, res: Se
     if (response) respond(res, response);
   } catch (err) {
     const apiError = toApiError(err);
-    if (apiError.status >= 500) options.logger.error({ err, method: req.method, path: url.pathname }, 'admin API request failed');
+    if (apiError.status >= 500) options.logger.error({ err, method: req.method, target: req.url }, 'admin API request failed');
     // An unread request body would otherwise be left on a keep-alive connection.
     if (!req.readableEnded) res.setHeader('connection', 'close');
     if (!res.headersSent) send(res, apiError.status, errorBody(apiError), apiError.status === 401 ? { 'www-authenticate': 'Bearer realm="skein"' } : {});

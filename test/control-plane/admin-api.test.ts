@@ -2,6 +2,7 @@
  * The admin API against a real control-plane process: auth, the uniform error body,
  * precise validation errors, optimistic concurrency, and the OpenAPI description.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil } from '../support/index.js';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
@@ -72,8 +73,37 @@ describe('admin API', () => {
     expect(nested.body.error.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^retries\.attempts: /), expect.stringMatching(/^timeout: invalid duration "soon"/)]));
     const endpoints = await call('PUT', '/api/v1/services/orders/policy', { body: JSON.stringify({ endpoints: [] }) });
     expectError(endpoints, 422, 'invalid', /unknown field "endpoints"/);
-    const badName = await call('PUT', '/api/v1/services/Orders_1/policy', { body: JSON.stringify({}) });
-    expectError(badName, 422, 'invalid', /^service: "Orders_1" must be a DNS label/);
+  });
+
+  it('refuses a malformed service name in the path as 400 naming the parameter, on every route alike', async () => {
+    const cases: [string, string][] = [
+      ['GET', '/api/v1/services/BAD'],
+      ['GET', '/api/v1/services/BAD/policy'],
+      ['PUT', '/api/v1/services/BAD/policy'],
+      ['DELETE', '/api/v1/services/BAD/policy'],
+      ['GET', '/api/v1/routes/BAD'],
+      ['PUT', '/api/v1/routes/BAD/split'],
+      ['GET', '/api/v1/canaries/BAD'],
+      ['DELETE', '/api/v1/canaries/BAD'],
+    ];
+    for (const [method, path] of cases) {
+      const res = await call(method, path, { body: method === 'PUT' ? '{}' : undefined });
+      expect([res.status, res.body.error], `${method} ${path}`).toEqual([400, { code: 'bad-request', message: expect.stringMatching(/^\{(name|service)\} must be a DNS label: .* \(got "BAD"\)$/) }]);
+    }
+    expectError(await call('GET', '/api/v1/services/%zz/policy'), 400, 'bad-request', /^\{name\} is not valid percent-encoding \(got "%zz"\)$/);
+  });
+
+  it('answers a request target no URL parser takes with 400, and logs no error', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(cp.httpPort, '127.0.0.1', () => socket.end('GET http://[bad HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: { code: 'bad-request', message: 'malformed request target "http://[bad"' } });
+    expect(cp.child.output()).not.toMatch(/Invalid URL|admin API handler failed/);
   });
 
   it('checks splits: weights sum to 100, subsets must be known', async () => {
