@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ConsulChoice } from '../../demo/options.js';
 import { DEFAULT_OPTIONS } from '../../demo/options.js';
+import { UsageError } from '../usage-error.js';
 import { parsePort } from './sidecar.js';
 
 function parseConsul(value: string): ConsulChoice {
@@ -58,13 +59,19 @@ export function registerDemo(program: Command): void {
     .addOption(dataDirOption())
     .addOption(new Option('--hold <seconds>', 'how long to hold each step so it shows on the dashboard').argParser(parseSeconds).default(10))
     .action(async (name: string | undefined, flags: { dataDir: string; hold: number }) => {
-      const { listScenarios, runScenario } = await import('../../demo/scenarios/run.js');
+      const { listScenarios, runScenario, UnknownScenarioError } = await import('../../demo/scenarios/run.js');
       if (!name) {
         process.stdout.write(`scenarios (npx skein demo scenario NAME):\n${listScenarios()}`);
         return;
       }
-      const failed = await runScenario(name, { dataDir: flags.dataDir, holdMs: flags.hold * 1000, write: (t) => process.stdout.write(t) });
-      process.exitCode = failed === 0 ? 0 : 1;
+      try {
+        const failed = await runScenario(name, { dataDir: flags.dataDir, holdMs: flags.hold * 1000, write: (t) => process.stdout.write(t) });
+        process.exitCode = failed === 0 ? 0 : 1;
+      } catch (err) {
+        // Its message lists the scenarios there are.
+        if (err instanceof UnknownScenarioError) throw new UsageError(err.message);
+        throw err;
+      }
     });
 
   demo

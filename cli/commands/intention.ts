@@ -9,6 +9,7 @@
  */
 import { Argument, type Command } from 'commander';
 import { hiddenRules, inPrecedenceOrder } from '../../common/config/intention-precedence.js';
+import { serviceName } from '../../common/config/schema.js';
 import { conflictBackoff } from '../../control-plane/store/store.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS, type IntentionsAnswer } from '../answers.js';
@@ -66,6 +67,17 @@ export async function editIntentions(api: AdminClient, change: (current: Intenti
   }
 }
 
+/**
+ * A rule's SOURCE or DESTINATION: a service name or `*`, as the control plane checks a rule's,
+ * so a typo is a usage error naming the argument (exit 2), not a 422 naming `rules[N]`, a place
+ * in the stored list the user never typed.
+ */
+function checkRuleService(argument: string, value: string): void {
+  if (value === '*') return;
+  const result = serviceName.safeParse(value);
+  if (!result.success) throw new UsageError(`${argument} ${JSON.stringify(value)} is not a service name: it ${result.error.issues[0]!.message} (or * for any service)`);
+}
+
 export function registerIntention(program: Command): void {
   const command = program
     .command('intention')
@@ -86,6 +98,8 @@ export function registerIntention(program: Command): void {
         return;
       }
       if (!destination) throw new UsageError(`usage: skein intention ${action} SOURCE DESTINATION`);
+      checkRuleService('SOURCE', source);
+      checkRuleService('DESTINATION', destination);
       let rewritten = false;
       result = await editIntentions(
         api,

@@ -1,9 +1,15 @@
 /** `skein token create SERVICE`: a bootstrap token, printed alone so `--token "$(skein token create orders)"` works. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { tokenRequest } from '../../control-plane/admin-api/tokens-routes.js';
 import { ISSUED_TOKEN, NO_CONTENT } from '../answers.js';
 import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+
+/** A token to revoke: a blank one is no token, a usage error (exit 2) rather than the control plane's 422. */
+function parseTokenArgument(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('a token is never blank: give the one `skein token create` printed');
+  return value;
+}
 
 export function registerToken(program: Command): void {
   const token = program.command('token').description('bootstrap tokens for service identities');
@@ -15,7 +21,7 @@ export function registerToken(program: Command): void {
   const revoke = token
     .command('revoke')
     .description('revoke a bootstrap token: no sidecar can get a certificate with it any more')
-    .argument('<token>', 'the token to revoke');
+    .argument('<token>', 'the token to revoke', parseTokenArgument);
   withAdminFlags(revoke, false).action((value: string, flags: AdminFlags) =>
     runAdmin(async () => {
       await adminClient(flags).post('/api/v1/tokens/revoke', { token: value }, NO_CONTENT);

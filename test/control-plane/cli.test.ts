@@ -251,6 +251,10 @@ describe('skein admin commands', () => {
       [['get', 'services', '--control-plane', 'notaurl'], /^error: option '--control-plane <url>' argument 'notaurl' is invalid\. expected an admin API URL such as http:\/\/127\.0\.0\.1:15080 \(or HOST:PORT\)/],
       [['get', 'services', '--control-plane', 'ftp://127.0.0.1:21'], /^error: option '--control-plane <url>' argument 'ftp:\/\/127\.0\.0\.1:21' is invalid/],
       [['get', 'services'], /^error: option '--control-plane <url>' value 'nowhere' from env 'SKEIN_ADMIN_URL' is invalid/, { SKEIN_ADMIN_URL: 'nowhere' }],
+      // Checked as the control plane checks a rule, but named as typed, not as rules[N] of a 422.
+      [['intention', 'allow', 'BAD!', 'orders'], /^skein: SOURCE "BAD!" is not a service name: it must be a DNS label: .* \(or \* for any service\)$/],
+      [['intention', 'deny', '*', 'Orders'], /^skein: DESTINATION "Orders" is not a service name: it must be a DNS label/],
+      [['token', 'revoke', ''], /^error: command-argument value '' is invalid for argument 'token'\. a token is never blank/],
       // Durations past what Node's timers hold (about 596h) would fire after 1 ms; 0s would fail every request.
       [['get', 'services', '--request-timeout', '999h'], /^error: option '--request-timeout <duration>' argument '999h' is invalid\. 999h is out of range: must be between 1ms and 24h$/],
       [['get', 'services', '--request-timeout', '0s'], /^error: option '--request-timeout <duration>' argument '0s' is invalid\. 0s is out of range: must be between 1ms and 24h$/],

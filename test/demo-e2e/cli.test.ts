@@ -38,9 +38,10 @@ describe('skein demo (command line)', () => {
     const none = await skein(['demo', 'scenario', 'canary', '--data-dir', dataDir]);
     expect(none.code).toBe(1);
     expect(none.output).toContain(`no demo is running on ${dataDir}`);
+    // A usage error (exit 2) naming the scenarios there are.
     const unknown = await skein(['demo', 'scenario', 'meltdown', '--data-dir', dataDir]);
-    expect(unknown.code).toBe(1);
-    expect(unknown.output).toContain('no scenario "meltdown"');
+    expect(unknown.code).toBe(2);
+    expect(unknown.output).toMatch(/^skein: no scenario "meltdown"; there are:\n {2}canary {2,}.*\n {2}blue-green /);
     const stop = await skein(['demo', 'stop', '--data-dir', dataDir]);
     expect(stop.code).toBe(1);
     expect(stop.output).toContain('no demo is running');
