@@ -115,6 +115,44 @@ describe('AdminClient error answers', () => {
   });
 });
 
+describe('AdminClient answer size', () => {
+  const tooLarge = (url: string) => `${url}/api/v1/services answered more than 64 MiB, more than the CLI reads: is ${url} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`;
+
+  it('stops reading an answer past 64 MiB, naming the URL', async () => {
+    const mib = Buffer.alloc(1024 * 1024, 0x20);
+    let written = 0;
+    // No Content-Length: an answer that goes on until the client stops reading.
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const more = () => {
+        while (written < 200 && res.write(mib)) written++;
+        if (written < 200) res.once('drain', more);
+        else res.end();
+      };
+      more();
+    });
+    const err = await failure(new AdminClient(url, undefined, 10_000).get('/api/v1/services'));
+    expect([err.code, err.message]).toEqual(['not-skein', tooLarge(url)]);
+    expect(written).toBeLessThan(200);
+  });
+
+  it('refuses an answer whose Content-Length is past 64 MiB without reading it', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(64 * 1024 * 1024 + 1) });
+      res.write('[');
+    });
+    const err = await failure(new AdminClient(url, undefined, 10_000).get('/api/v1/services'));
+    expect(err.message).toBe(tooLarge(url));
+  });
+
+  it('reads an answer of up to 64 MiB', async () => {
+    const body = JSON.stringify(['x'.repeat(64 * 1024 * 1024 - 4)]);
+    expect(body.length).toBe(64 * 1024 * 1024);
+    const url = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+    expect((await new AdminClient(url, undefined, 10_000).get<string[]>('/api/v1/services')).body[0]!.length).toBe(64 * 1024 * 1024 - 4);
+  });
+});
+
 describe('AdminClient transport', () => {
   it('reaches a control plane on a port fetch refuses as a bad port', async () => {
     const url = await serveOnBadPort((req, res) => {

@@ -16,6 +16,15 @@ import type { Expected } from './answers.js';
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15080';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * The most of an answer the CLI reads. A control plane's answers are the stored config and the
+ * registry, which its snapshots carry to every sidecar at every change: a mesh whose answers
+ * came near this would push each sidecar tens of MiB per change, past the 64 MiB a push
+ * message may hold once encoded. Something else answering without end is cut here, not read
+ * until the CLI runs out of memory.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
 export class AdminApiError extends Error {
   override name = 'AdminApiError';
   constructor(
@@ -58,13 +67,7 @@ export class AdminClient {
     // One deadline for the whole exchange, the body included: a server may stall mid-answer.
     const signal = AbortSignal.timeout(this.timeoutMs);
     const res = await this.send(path, { method: method as Dispatcher.HttpMethod, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal });
-    let text: string;
-    try {
-      text = await res.body.text();
-    } catch (err) {
-      throw this.failure(path, err);
-    }
-    const body = parseBody(text);
+    const body = parseBody(await this.text(path, res));
     if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, body);
     if (options.expected && !options.expected.matches(body, res.statusCode)) throw this.notSkein(path, `something other than ${options.expected.what}`);
     return { status: res.statusCode, headers: toHeaders(res.headers), body: body as T };
@@ -83,8 +86,30 @@ export class AdminClient {
     } finally {
       clearTimeout(timer);
     }
-    if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, parseBody(await res.body.text().catch(() => '')));
+    if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, parseBody(await this.text(path, res)));
     return Readable.toWeb(res.body) as ReadableStream<Uint8Array>;
+  }
+
+  /** The answer's body as text, of at most MAX_ANSWER_BYTES (a larger one fails, naming the URL). */
+  private async text(path: string, res: Dispatcher.ResponseData): Promise<string> {
+    const tooLarge = () => this.notSkein(path, `more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, more than the CLI reads`);
+    if (Number(res.headers['content-length']) > MAX_ANSWER_BYTES) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        // Leaving the loop destroys the body: the rest is not read.
+        if (size > MAX_ANSWER_BYTES) throw tooLarge();
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      throw err instanceof AdminApiError ? err : this.failure(path, err);
+    }
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   get<T>(path: string, expected?: Expected<T>): Promise<AdminResponse<T>> {
@@ -146,8 +171,8 @@ export class AdminClient {
     return new AdminApiError(status, error.code, message, error.problems ?? []);
   }
 
-  /** An answer no Skein admin API gives, named with the URL that gave it. */
-  private notSkein(path: string, answered: string): AdminApiError {
+  /** An answer no Skein admin API gives, named with the URL that gave it (`answered` says what it was). */
+  notSkein(path: string, answered: string): AdminApiError {
     return new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered ${answered}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
   }
 }

@@ -22,6 +22,13 @@ describe('HOST:PORT flags', () => {
   it('admin URLs may also be http(s) URLs, without a trailing slash', () => {
     expect(parseAdminUrl('https://cp.example:8443/')).toBe('https://cp.example:8443');
     expect(() => parseAdminUrl('ftp://cp:21')).toThrow(InvalidArgumentError);
+    expect(parseAdminUrl('https://proxy.example/skein/')).toBe('https://proxy.example/skein');
+  });
+
+  it('admin URLs have no query or fragment, which would end up before the API paths', () => {
+    for (const bad of ['http://cp:15080?x=1', 'http://cp:15080/?', 'http://cp:15080#top', 'cp:15080?x=1']) {
+      expect(() => parseAdminUrl(bad), bad).toThrow(bad.startsWith('http') ? /has no query or fragment/ : InvalidArgumentError);
+    }
   });
 });
 

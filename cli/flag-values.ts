@@ -149,13 +149,18 @@ export function parseAdvertiseAddress(value: string): string {
   return value;
 }
 
-/** An admin API address: an http(s) URL, or HOST:PORT for http://HOST:PORT (the form `skein sidecar --control-plane` takes). */
+/**
+ * An admin API address: an http(s) URL, or HOST:PORT for http://HOST:PORT (the form `skein
+ * sidecar --control-plane` takes). It may have a path (a proxy in front), but no query or
+ * fragment: the API's paths are appended to it, so `?x=1` would end up before them.
+ */
 export function parseAdminUrl(value: string): string {
   const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
   const url = URL.parse(hasScheme ? value : `http://${value}`);
   if (!url || (hasScheme ? !/^https?:$/.test(url.protocol) || !url.hostname : !isHostPort(value))) {
     throw new InvalidArgumentError(`expected an admin API URL such as http://127.0.0.1:15080 (or HOST:PORT), got ${value}`);
   }
+  if (/[?#]/.test(value)) throw new InvalidArgumentError(`an admin API URL has no query or fragment (the API's paths go after it), got ${value}`);
   return url.href.replace(/\/+$/, '');
 }
 

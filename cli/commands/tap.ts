@@ -66,7 +66,16 @@ export function registerTap(program: Command): void {
       await requireService(client, service);
       const query = new URLSearchParams({ service });
       for (const key of ['method', 'path', 'status', 'direction', 'peer'] as const) if (flags[key]) query.set(key, flags[key]!);
-      const events = await client.stream(`/api/v1/tap?${query}`);
+      const path = `/api/v1/tap?${query}`;
+      const events = await client.stream(path);
+      // A data line that is not JSON came from something other than a control plane's tap.
+      const parse = <T>(data: string): T => {
+        try {
+          return JSON.parse(data) as T;
+        } catch (err) {
+          throw client.notSkein(path, `an event whose data is not JSON (${(err as Error).message})`);
+        }
+      };
       const connected = (await client.get(`/api/v1/proxies?service=${encodeURIComponent(service)}`, PROXIES)).body.proxies.length;
       process.stderr.write(
         connected > 0 ? `tapping ${service} through ${connected} sidecar(s) (Ctrl-C to stop)\n` : `no sidecar of ${service} is connected yet; waiting for one (Ctrl-C to stop)\n`,
@@ -83,10 +92,10 @@ export function registerTap(program: Command): void {
           const data = event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
           if (!data) continue;
           if (event.startsWith('event: dropped')) {
-            process.stderr.write(`(${(JSON.parse(data) as { dropped: number }).dropped} requests over the tap rate limit not shown)\n`);
+            process.stderr.write(`(${parse<{ dropped: number }>(data).dropped} requests over the tap rate limit not shown)\n`);
             continue;
           }
-          const row = JSON.parse(data) as TapEvent;
+          const row = parse<TapEvent>(data);
           process.stdout.write(flags.output === 'json' ? `${JSON.stringify(row)}\n` : `${formatTapLine(row)}\n`);
           if (flags.maxRows !== undefined && ++rows >= flags.maxRows) {
             await events.cancel().catch(() => undefined);

@@ -634,6 +634,33 @@ describe('skein admin commands', () => {
     }
   });
 
+  it('skein tap names the URL of a stream whose events are not JSON, as of any answer no control plane gives', async () => {
+    const other = createServer((req, res) => {
+      if (req.url!.startsWith('/api/v1/tap')) return res.writeHead(200, { 'content-type': 'text/event-stream' }).end('data: <html>\n\n');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(req.url!.startsWith('/api/v1/proxies') ? { snapshotVersion: '1', proxies: [] } : { name: 'lonely', instances: [], subsets: [] }));
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    try {
+      const res = await skein(['tap', 'lonely', '--control-plane', url]);
+      expect(res.code).toBe(1);
+      expect(res.stderr.split('\n').slice(1)).toEqual([
+        expect.stringMatching(new RegExp(`^skein: ${url}/api/v1/tap\\?service=lonely answered an event whose data is not JSON \\(.+\\): is ${url} a Skein control plane's admin API\\? \\(set --control-plane or SKEIN_ADMIN_URL\\)$`)),
+        '',
+      ]);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
+  it('refuses a --control-plane URL with a query or fragment, which would end up before the API paths', async () => {
+    const res = await skein(['get', 'services', '--control-plane', `${cp.adminUrl}?x=1`]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/^error: option '--control-plane <url>' argument '.*\?x=1' is invalid\. an admin API URL has no query or fragment/);
+  });
+
   it('get proxies prints the table header and the current snapshot version', async () => {
     const res = await skein(['get', 'proxies']);
     expect(res.stdout).toMatch(/^snapshot version \d+\nSERVICE\s+INSTANCE\s+VERSION\s+ADDRESS\s+STATE/);
