@@ -1,7 +1,7 @@
 /** The admin CLI commands against a real control plane: output, exit codes and error messages. */
 import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
@@ -27,6 +27,18 @@ function skein(args: string[], env: Record<string, string | undefined> = {}): Pr
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** Runs `use` against a scripted HTTP server on 127.0.0.1, for answers a real control plane does not give on cue; closes it after. */
+async function withServer(handler: RequestListener, use: (url: string) => Promise<void>): Promise<void> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await use(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 }
 
 /** Runs skein with nobody reading its stdout any more, as `skein … | head -1` leaves it once head has its line. */
@@ -359,10 +371,7 @@ describe('skein admin commands', () => {
   });
 
   it('gives up on a control plane that accepts the connection but never answers', async () => {
-    const silent = createServer(() => undefined);
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
-    try {
+    await withServer(() => undefined, async (url) => {
       const flag = await skein(['get', 'services', '--control-plane', url, '--request-timeout', '300ms']);
       expect(flag.code).toBe(1);
       expect(flag.stderr).toBe(`skein: the control plane at ${url} did not answer within 300ms (set --request-timeout or SKEIN_ADMIN_TIMEOUT to wait longer)\n`);
@@ -370,27 +379,18 @@ describe('skein admin commands', () => {
       expect(env.code).toBe(1);
       expect(env.stderr).toMatch(/did not answer within 200ms/);
       expect((await skein(['get', 'services', '--request-timeout', 'soon'])).code).toBe(2);
-    } finally {
-      silent.closeAllConnections();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
   });
 
   it('ca rotate --wait gives up after --timeout, a duration, naming what the rotation waits for', async () => {
     // A control plane whose rotation never finishes: one sidecar never catches up.
     const view = { trustDomain: 'skein.local', roots: [], rotation: { phase: 'new-root-trusted', rotating: true, waitingFor: ['orders/orders-1'], startedAt: null, finishedAt: null } };
-    const stuck = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view)));
-    await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(stuck.address() as { port: number }).port}`;
-    try {
+    await withServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view)), async (url) => {
       const started = Date.now();
       const res = await skein(['ca', 'rotate', '--wait', '--timeout', '1s', '--control-plane', url]);
       expect(res).toEqual({ code: 1, stdout: '', stderr: 'skein: rotation still in phase new-root-trusted after 1s; waiting for: orders/orders-1\n' });
       expect(Date.now() - started).toBeLessThan(10_000);
-    } finally {
-      stuck.closeAllConnections();
-      await new Promise((resolve) => stuck.close(resolve));
-    }
+    });
   }, 20_000);
 
   it('get services counts each subset as healthy/total, as the HEALTHY column counts, critical instances left out', async () => {
@@ -407,31 +407,22 @@ describe('skein admin commands', () => {
       hasPolicy: true,
       hasRoutes: false,
     };
-    const api = createServer((req, res) => {
+    await withServer((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(req.url === '/api/v1/services' ? [view] : view));
-    });
-    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
-    try {
+    }, async (url) => {
       const all = await skein(['get', 'services', '--control-plane', url]);
       expect(all.stdout).toBe('NAME     PROTOCOL  INSTANCES  HEALTHY  SUBSETS\ncatalog  http      4          2        v1(1/2) v2(1/2) v3(0/0)\n');
       const one = await skein(['get', 'services', 'catalog', '--control-plane', url]);
       expect(one.stdout).toMatch(/^catalog \(http\); subsets \(healthy\/total\): v1\(1\/2\) v2\(1\/2\) v3\(0\/0\)\nINSTANCE/);
-    } finally {
-      api.closeAllConnections();
-      await new Promise((resolve) => api.close(resolve));
-    }
+    });
   });
 
   it('says so when --control-plane answers, but is not a Skein control plane', async () => {
-    const other = createServer((_req, res) => {
+    await withServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"status":"ok","items":{}}');
-    });
-    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
-    try {
+    }, async (url) => {
       const services = await skein(['get', 'services', '--control-plane', url]);
       expect(services.code).toBe(1);
       expect(services.stderr).toBe(
@@ -442,16 +433,13 @@ describe('skein admin commands', () => {
         expect(res.code, kind).toBe(1);
         expect(res.stderr, kind).toMatch(/answered something other than .*: is .* a Skein control plane's admin API\?/);
       }
-    } finally {
-      other.closeAllConnections();
-      await new Promise((resolve) => other.close(resolve));
-    }
+    });
   });
 
   it('understands the routes and intentions of a control plane of another version: fields it does not know, values this version refuses', async () => {
     let intentions: unknown = { defaultAction: 'deny', rules: [{ source: 'a', destination: 'b', action: 'allow', description: 'a field of a newer version' }], auditLog: true };
     const written: unknown[] = [];
-    const other = createServer(async (req, res) => {
+    await withServer(async (req, res) => {
       let body = '';
       for await (const chunk of req) body += chunk;
       res.setHeader('content-type', 'application/json');
@@ -463,10 +451,7 @@ describe('skein admin commands', () => {
         return res.writeHead(200, { etag: '"3"' }).end(JSON.stringify(intentions));
       }
       res.writeHead(404).end(JSON.stringify({ error: { code: 'not-found', message: `no ${req.url}` } }));
-    });
-    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
-    try {
+    }, async (url) => {
       const all = await skein(['get', 'routes', '--control-plane', url]);
       expect(all).toEqual({ code: 0, stdout: expect.stringMatching(/\nbackend\s+rule-0\s+prefix=\/\s+v1=100\s+timeout=99h\n$/), stderr: '' });
       const one = await skein(['get', 'routes', 'backend', '--control-plane', url]);
@@ -477,10 +462,7 @@ describe('skein admin commands', () => {
       expect(edit).toEqual({ code: 0, stdout: 'c -> d: allow\n', stderr: '' });
       // What it did not know went back as it came.
       expect(written).toEqual([{ defaultAction: 'deny', rules: [{ source: 'c', destination: 'd', action: 'allow' }, { source: 'a', destination: 'b', action: 'allow', description: 'a field of a newer version' }], auditLog: true }]);
-    } finally {
-      other.closeAllConnections();
-      await new Promise((resolve) => other.close(resolve));
-    }
+    });
   });
 
   /** Runs every admin command, writes included, against each of `others`: each fails (exit 1) with one line naming the URL that gave `answered`. */
@@ -616,43 +598,30 @@ describe('skein admin commands', () => {
     expect(tap.output()).toMatch(new RegExp(`\\nskein: the control plane at ${other.adminUrl} closed the tap stream \\(other side closed\\)\\n$`));
   });
 
+  /** Answers as a control plane would about service `lonely` (no sidecar yet), except that its tap stream is `events`, then ends. */
+  const tapOfLonely = (events: string): RequestListener => (req, res) => {
+    if (req.url!.startsWith('/api/v1/tap')) return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(events);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(req.url!.startsWith('/api/v1/proxies') ? { snapshotVersion: '1', proxies: [] } : { name: 'lonely', instances: [], subsets: [] }));
+  };
+
   it('skein tap fails when the stream ends, as a control plane does only when it goes away, rather than exit 0 as if done', async () => {
-    // Answers as a control plane would, except that it ends the tap at once.
-    const ending = createServer((req, res) => {
-      if (req.url!.startsWith('/api/v1/tap')) return res.writeHead(200, { 'content-type': 'text/event-stream' }).end(': tapping lonely\n\n');
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(req.url!.startsWith('/api/v1/proxies') ? { snapshotVersion: '1', proxies: [] } : { name: 'lonely', instances: [], subsets: [] }));
-    });
-    await new Promise<void>((resolve) => ending.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(ending.address() as { port: number }).port}`;
-    try {
+    // Ends the tap at once.
+    await withServer(tapOfLonely(': tapping lonely\n\n'), async (url) => {
       const res = await skein(['tap', 'lonely', '--control-plane', url]);
       expect(res).toEqual({ code: 1, stdout: '', stderr: `no sidecar of lonely is connected yet; waiting for one (Ctrl-C to stop)\nskein: the control plane at ${url} closed the tap stream\n` });
-    } finally {
-      ending.closeAllConnections();
-      await new Promise((resolve) => ending.close(resolve));
-    }
+    });
   });
 
   it('skein tap names the URL of a stream whose events are not JSON, as of any answer no control plane gives', async () => {
-    const other = createServer((req, res) => {
-      if (req.url!.startsWith('/api/v1/tap')) return res.writeHead(200, { 'content-type': 'text/event-stream' }).end('data: <html>\n\n');
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(req.url!.startsWith('/api/v1/proxies') ? { snapshotVersion: '1', proxies: [] } : { name: 'lonely', instances: [], subsets: [] }));
-    });
-    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
-    try {
+    await withServer(tapOfLonely('data: <html>\n\n'), async (url) => {
       const res = await skein(['tap', 'lonely', '--control-plane', url]);
       expect(res.code).toBe(1);
       expect(res.stderr.split('\n').slice(1)).toEqual([
         expect.stringMatching(new RegExp(`^skein: ${url}/api/v1/tap\\?service=lonely answered an event whose data is not JSON \\(.+\\): is ${url} a Skein control plane's admin API\\? \\(set --control-plane or SKEIN_ADMIN_URL\\)$`)),
         '',
       ]);
-    } finally {
-      other.closeAllConnections();
-      await new Promise((resolve) => other.close(resolve));
-    }
+    });
   });
 
   it('refuses a --control-plane URL with a query or fragment, which would end up before the API paths', async () => {
