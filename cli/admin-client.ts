@@ -19,9 +19,9 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /**
  * The most of an answer the CLI reads. A control plane's answers are the stored config and the
  * registry, which its snapshots carry to every sidecar at every change: a mesh whose answers
- * came near this would push each sidecar tens of MiB per change, past the 64 MiB a push
- * message may hold once encoded. Something else answering without end is cut here, not read
- * until the CLI runs out of memory.
+ * came near this would have each sidecar take in and parse tens of MiB of JSON per change, as
+ * the push stream's own limit is 64 MiB. Something else answering without end is cut here,
+ * not read until the CLI runs out of memory.
  */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
