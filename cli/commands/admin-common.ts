@@ -81,8 +81,22 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
  */
 export function notPublished(headers: Headers): string | undefined {
   if (headers.get('skein-published') !== 'false') return undefined;
+  return warningOf(headers) ?? `stored but not published: sidecars keep snapshot ${headers.get('skein-snapshot-version')}`;
+}
+
+/**
+ * What a write's answer warns of, for `notice`: that it was stored but not published (above),
+ * or published during the resync hold after a control plane's start (`Skein-Held-Until`), which
+ * sidecars running a snapshot get only when the hold ends; undefined when neither.
+ */
+export function writeWarning(headers: Headers): string | undefined {
+  return notPublished(headers) ?? (headers.get('skein-held-until') ? warningOf(headers) : undefined);
+}
+
+/** The text of an answer's `Warning: 299 - "…"` header, unquoted, if it has one. */
+export function warningOf(headers: Headers): string | undefined {
   const quoted = /^299 - "(.*)"$/.exec(headers.get('warning') ?? '')?.[1];
-  return quoted?.replace(/\\(.)/g, '$1') ?? `stored but not published: sidecars keep snapshot ${headers.get('skein-snapshot-version')}`;
+  return quoted?.replace(/\\(.)/g, '$1');
 }
 
 export function formatSplit(split: Readonly<Record<string, number>> | undefined): string {

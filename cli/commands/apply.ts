@@ -99,7 +99,9 @@ export async function applyFileTo(api: AdminClient, file: string, raw: Decoded, 
     // Forced, a running canary rollout the file touches is aborted first (else 409, nothing written).
     const res = await api.request('POST', `/api/v1/apply${force ? '?force=true' : ''}`, { body: { services: raw.services, routes: raw.routes, intentions: raw.intentions }, expected: APPLIED });
     for (const service of res.body.abortedCanaries ?? []) notice(`aborted the canary rollout of ${service} to apply ${file} (--force); see skein canary ${service} --status`);
+    // Not published, or published during the resync hold after a start (then `heldUntil` and a warning).
     if (res.body.published === false) notice(`warning: ${file} is ${res.body.warning ?? `stored but not published: sidecars keep snapshot ${res.body.snapshotVersion}`}`);
+    else if (res.body.warning !== undefined) notice(`warning: ${file} is ${res.body.warning}`);
     return res.body.applied.map((d) => ({ kind: d.kind, name: d.name ?? '-', snapshotVersion: res.body.snapshotVersion }));
   } catch (err) {
     if (!isMissingEndpoint(err)) throw doesNotFit(file, err);

@@ -14,7 +14,7 @@ import { conflictBackoff } from '../../control-plane/store/store.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS, type IntentionsAnswer } from '../answers.js';
 import { UsageError } from '../usage-error.js';
-import { adminClient, notPublished, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, printJson, writeWarning, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 /** Tries of one edit: enough for 20 CLIs editing at once to all land, with room to spare on a loaded machine (at most about 10s of waiting). */
 const EDIT_ATTEMPTS = 20;
@@ -57,7 +57,7 @@ export async function editIntentions(api: AdminClient, change: (current: Intenti
     }
     try {
       const res = await api.request('PUT', '/api/v1/intentions', { body: change(current), headers: condition, expected: INTENTIONS });
-      const warning = notPublished(res.headers);
+      const warning = writeWarning(res.headers);
       if (warning !== undefined) notice(`warning: the intentions are ${warning}`);
       return res.body;
     } catch (err) {

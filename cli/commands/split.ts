@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { AdminClient } from '../admin-client.js';
 import { ROUTES, type RouteRuleAnswer } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
-import { adminClient, formatSplit, notPublished, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
+import { adminClient, formatSplit, notPublished, printJson, writeWarning, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 function parseWeight(value: string, previous: Record<string, number> = {}): Record<string, number> {
   const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)=(\d{1,3})$/.exec(value);
@@ -28,9 +28,9 @@ export async function setSplit(api: AdminClient, service: string, weights: Recor
   const res = await api.request('PUT', `/api/v1/routes/${encodeURIComponent(service)}/split${force ? '?force=true' : ''}`, { body: weights, expected: ROUTES });
   const aborted = res.headers.get('skein-canary-aborted');
   if (aborted) notice(`aborted the canary rollout of ${aborted} to set the split (--force); see skein canary ${service} --status`);
-  const warning = notPublished(res.headers);
+  const warning = writeWarning(res.headers);
   if (warning !== undefined) notice(`warning: the split of ${service} is ${warning}`);
-  return { routes: res.body, snapshotVersion: res.headers.get('skein-snapshot-version'), published: warning === undefined, ...(warning !== undefined ? { warning } : {}) };
+  return { routes: res.body, snapshotVersion: res.headers.get('skein-snapshot-version'), published: notPublished(res.headers) === undefined, ...(warning !== undefined ? { warning } : {}) };
 }
 
 export function registerSplit(program: Command): void {

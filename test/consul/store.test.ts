@@ -9,6 +9,7 @@ import { createLogger } from '../../common/log.js';
 import { ConsulStore } from '../../control-plane/store/consul-store.js';
 import type { AdminApiError } from '../../cli/admin-client.js';
 import { startControlPlane } from '../control-plane/harness.js';
+import { skeinCli } from '../identity/mesh.js';
 import { freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { consulTeardown } from './fixture.js';
@@ -94,6 +95,11 @@ describe('control plane on the Consul KV store', { timeout: 90_000 }, () => {
     expect(routes.body).toEqual({ catalog: [{ split: { v1: 100 } }] });
     expect(routes.headers.get('warning')).toMatch(/routes\/web: \[0\]\.split: weights must sum to 100/);
     expect(cp.child.output()).not.toContain('internal error');
+    // The CLI lists the good entries and says on stderr which stored ones it left out.
+    const cli = await skeinCli(procs, cp, ['get', 'services']);
+    expect(cli.code).toBe(0);
+    expect(cli.output).toMatch(/^catalog\s+http/m);
+    expect(cli.output).toMatch(/^skein: warning: invalid config in the store .*routes\/web: \[0\]\.split: weights must sum to 100/m);
 
     // Fixed, the listing has nothing more to say.
     expect((await fetch(`${consul.url}/v1/kv/skein/policies/orders`, { method: 'DELETE' })).ok).toBe(true);
