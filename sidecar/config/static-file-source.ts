@@ -191,7 +191,9 @@ export class StaticFileConfigSource implements ConfigSource {
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
       this.lastError = this.textError = problems.join('; ');
-      this.logger.error({ file: this.path, problems }, `config file ${this.path} rejected, keeping the config in force: ${problems.map((p) => `${p}`).join('; ')}`);
+      // At start there is no config in force to keep: start() stops the sidecar on this.
+      const outcome = this.applied ? 'rejected, keeping the config in force' : 'rejected; not starting';
+      this.logger.error({ file: this.path, problems }, `config file ${this.path} ${outcome}: ${problems.join('; ')}`);
     }
   }
 }

@@ -62,6 +62,9 @@ describe('an empty config file', () => {
     const exit = await Promise.race([sc.exited, new Promise((resolve) => setTimeout(resolve, 10_000, 'still running'))]);
     expect(exit, sc.output()).toEqual({ code: 1, signal: null });
     expect(sc.output()).toContain(`config file ${path} rejected: config: empty`);
+    // Logged as a start-up refusal: there is no config in force to keep.
+    expect(sc.output()).toContain(`config file ${path} rejected; not starting: config: empty`);
+    expect(sc.output()).not.toContain('keeping the config in force');
   });
 
   it('is a clear error for skein apply -f, before anything is sent', async () => {
