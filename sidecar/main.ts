@@ -58,6 +58,11 @@ export interface SidecarParts {
   readonly endpointSource: EndpointSource;
   /** Called with each snapshot before the mesh installs it (static discovery reads endpoints from it). */
   readonly onSnapshot?: (snapshot: ReturnType<typeof parseSnapshot>) => void;
+  /**
+   * The snapshot's endpoints are every instance there is (static mode without --consul), so an
+   * authored one naming a subset none of them has is refused (parseAuthoredSnapshot).
+   */
+  readonly endpointsInSnapshot?: boolean;
   readonly identity: IdentityProvider | undefined;
   /** Stats, tap and span export; none when absent. */
   readonly telemetry?: TelemetryReporter;
@@ -149,6 +154,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     configSource: stream ?? new StaticFileConfigSource(options.config!, logger),
     endpointSource: consul ? new ConsulEndpointSource(consul, logger) : endpoints,
     onSnapshot: consul ? undefined : (snapshot) => endpoints.update(snapshot),
+    endpointsInSnapshot: !consul,
     identity,
     telemetry,
   });
@@ -270,7 +276,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
 
   // ---- config -------------------------------------------------------------------------
   let version: string | undefined;
-  const parse = parts.configSource.authored ? parseAuthoredSnapshot : parseSnapshot;
+  const endpointsInFile = parts.endpointsInSnapshot === true;
+  const parse = parts.configSource.authored ? (raw: unknown) => parseAuthoredSnapshot(raw, 'config', { endpointsInFile }) : parseSnapshot;
   const apply = (raw: unknown): void => {
     let snapshot;
     try {

@@ -208,3 +208,29 @@ intentions:
     expect(parseSnapshot(shadowed).intentions!.rules).toHaveLength(5);
   });
 });
+
+describe('parseAuthoredSnapshot with endpointsInFile (a static file read without --consul)', () => {
+  const file = (routes: unknown, subsets: unknown = {}) => ({
+    services: {
+      catalog: { subsets, endpoints: [{ address: '127.0.0.1', port: 9001, labels: { version: 'v1' } }, { address: '127.0.0.1', port: 9002, labels: { version: 'v2' } }] },
+      // No endpoints listed: every request to it fails alike, so its rules are not judged.
+      empty: { endpoints: [] },
+    },
+    routes: { catalog: routes, empty: [{ split: { v9: 100 } }] },
+  });
+  const authored = (input: unknown) => parseAuthoredSnapshot(input, 'config', { endpointsInFile: true });
+
+  it('refuses a split or mirror naming a subset nothing selects, in the control plane\'s words', () => {
+    expect(problems(file([{ split: { v1: 90, V2: 10 }, mirror: { subset: 'v3' } }]), authored)).toEqual([
+      'routes.catalog[0].split.V2: unknown subset "V2" of catalog: not declared in its policy and no instance has version=V2',
+      'routes.catalog[0].mirror.subset: unknown subset "v3" of catalog: not declared in its policy and no instance has version=v3',
+    ]);
+  });
+
+  it('takes subsets an endpoint carries as its version or the policy declares, and anything without endpointsInFile', () => {
+    const fine = file([{ split: { v1: 50, v2: 25, canary: 25 } }], { canary: { track: 'canary' } });
+    expect(authored(fine)).toEqual(parseSnapshot(fine));
+    const typo = file([{ split: { V2: 100 } }]);
+    expect(parseAuthoredSnapshot(typo)).toEqual(parseSnapshot(typo));
+  });
+});

@@ -6,6 +6,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodError, ZodType, ZodTypeDef } from 'zod';
 import { authoredSnapshot, snapshot, type Snapshot } from './schema.js';
+import { snapshotSubsetProblems } from './subset-uses.js';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -74,10 +75,16 @@ export function parseSnapshot(input: string | unknown, source = 'config'): Snaps
 /**
  * A snapshot an operator wrote (a static config file): as parseSnapshot, and also refused for
  * what a write to the control plane is, e.g. an intention rule that never decides
- * (`authoredSnapshot`). A pushed snapshot is not: it holds what the store holds.
+ * (`authoredSnapshot`). A pushed snapshot is not: it holds what the store holds. With
+ * `endpointsInFile` (a static sidecar without --consul) its endpoints are every instance
+ * there is, so a split or mirror naming a subset none of them has is refused as well, as the
+ * control plane refuses it against the instances it knows.
  */
-export function parseAuthoredSnapshot(input: string | unknown, source = 'config'): Snapshot {
-  return parseWith(authoredSnapshot, input, source);
+export function parseAuthoredSnapshot(input: string | unknown, source = 'config', { endpointsInFile = false } = {}): Snapshot {
+  const parsed = parseWith(authoredSnapshot, input, source);
+  const problems = endpointsInFile ? snapshotSubsetProblems(parsed) : [];
+  if (problems.length > 0) throw new ConfigError(problems);
+  return parsed;
 }
 
 function parseWith(schema: ZodType<Snapshot, ZodTypeDef, unknown>, input: string | unknown, source: string): Snapshot {

@@ -14,6 +14,7 @@ import type { Discovery } from '../registry/discovery.js';
 import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js';
+import { knownSubsets, subsetUses, unknownSubsetProblems, type SubsetUse } from '../../common/config/subset-uses.js';
 import { composeSnapshot } from './compose.js';
 import { checkSnapshotSize } from './snapshot-size.js';
 import { withSplit } from './split-rule.js';
@@ -495,11 +496,7 @@ export class MeshConfig {
 
   /** Subsets a split may name: declared in the policy, or the version label of a known instance. */
   knownSubsets(service: string, declared: readonly string[]): Set<string> {
-    const known = new Set(declared);
-    for (const instance of this.discovery.instances()) {
-      if (instance.service === service && instance.labels.version) known.add(instance.labels.version);
-    }
-    return known;
+    return knownSubsets(declared, this.discovery.instances().filter((instance) => instance.service === service));
   }
 
   /**
@@ -522,15 +519,14 @@ export class MeshConfig {
   }
 
   /** Throws a ConfigError naming each `[path, subset]` whose subset the mesh does not know. */
-  private checkSubsets(service: string, uses: readonly (readonly [string, string])[], declared: readonly string[]): void {
+  private checkSubsets(service: string, uses: readonly SubsetUse[], declared: readonly string[]): void {
     const problems = this.subsetProblems(service, uses, declared);
     if (problems.length > 0) throw new ConfigError(problems);
   }
 
   /** `path: unknown subset …` for each `[path, subset]` whose subset would not be known with `declared`. */
-  private subsetProblems(service: string, uses: readonly (readonly [string, string])[], declared: readonly string[]): string[] {
-    const known = this.knownSubsets(service, declared);
-    return uses.filter(([, subset]) => !known.has(subset)).map(([path, subset]) => `${path}: ${unknownSubset(service, subset)}`);
+  private subsetProblems(service: string, uses: readonly SubsetUse[], declared: readonly string[]): string[] {
+    return unknownSubsetProblems(service, uses, this.knownSubsets(service, declared));
   }
 }
 
@@ -541,18 +537,6 @@ function isCanaryKey(key: string): boolean {
 /** The subsets a stored policy entry declares (none without one). */
 function declaredIn(policy: StoreEntry | undefined): string[] {
   return Object.keys((policy?.value as PolicyInput | undefined)?.subsets ?? {});
-}
-
-/** The subsets route rules name, each with its path in the rules array, e.g. `[1].split.v2`. */
-function subsetUses(rules: readonly { split?: Record<string, number>; mirror?: { subset: string } }[], prefix = ''): [string, string][] {
-  return rules.flatMap((rule, i) => [
-    ...Object.keys(rule.split ?? {}).map((subset): [string, string] => [`${prefix}[${i}].split.${subset}`, subset]),
-    ...(rule.mirror ? [[`${prefix}[${i}].mirror.subset`, rule.mirror.subset] as [string, string]] : []),
-  ]);
-}
-
-function unknownSubset(service: string, subset: string): string {
-  return `unknown subset "${subset}" of ${service}: not declared in its policy and no instance has version=${subset}`;
 }
 
 function checkService(service: string): string {
