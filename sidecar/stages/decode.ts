@@ -1,15 +1,26 @@
 /**
  * Decode: what the request names. Outbound, the destination service comes from the Host
- * header (`catalog`, `catalog:80`, `catalog.service.consul`, `catalog.<ns>.svc.cluster.local`)
- * or from an absolute-form request target (`GET http://catalog/items`, HTTP proxy mode); a
- * dedicated `--upstream` listener has its service fixed and skips this. The Host sent on
- * names what was routed: an absolute-form target's authority replaces the Host received (RFC
- * 9112 §3.2.2), and a request without one on a dedicated port gets the service's name.
+ * header or from an absolute-form request target (`GET http://catalog/items`, HTTP proxy
+ * mode); a dedicated `--upstream` listener has its service fixed and skips this. The Host
+ * sent on names what was routed: an absolute-form target's authority replaces the Host
+ * received (RFC 9112 §3.2.2), and a request without one on a dedicated port gets the
+ * service's name.
  */
 const CACHE_LIMIT = 1024;
 const hostCache = new Map<string, string>();
 
-/** The service an authority (`host[:port]`) names, or '' when it names none. */
+/**
+ * What may follow the service's name in a host (after one trailing dot is dropped, as a fully
+ * qualified name carries one): Consul's `service.consul` and `service.<dc>.consul`, and
+ * Kubernetes' `<ns>`, `svc`, `<ns>.svc` and `<ns>.svc.<cluster domain>` (`cluster.local` or
+ * any other). The namespace is not checked: a mesh has one service of a name.
+ */
+const SERVICE_SUFFIX = /^(?:service(?:\.[a-z0-9-]+)?\.consul|svc|[a-z0-9-]+(?:\.svc(?:\.[a-z0-9-]+)*)?)$/;
+
+/**
+ * The service an authority (`host[:port]`) names, or '' when it names none. Answers are
+ * cached per authority (a mesh sees few), so a request pays one map lookup.
+ */
 export function serviceFromAuthority(authority: string): string {
   const cached = hostCache.get(authority);
   if (cached !== undefined) return cached;
@@ -17,13 +28,9 @@ export function serviceFromAuthority(authority: string): string {
   if (host.startsWith('[')) return '';
   const colon = host.lastIndexOf(':');
   if (colon >= 0) host = host.slice(0, colon);
+  if (host.endsWith('.')) host = host.slice(0, -1);
   const dot = host.indexOf('.');
-  let service = host;
-  if (dot >= 0) {
-    const rest = host.slice(dot + 1);
-    const known = rest === 'service.consul' || /^service\.[a-z0-9-]+\.consul$/.test(rest) || rest === 'svc' || /^[a-z0-9-]+\.svc(\.cluster\.local)?$/.test(rest);
-    service = known ? host.slice(0, dot) : '';
-  }
+  const service = dot < 0 ? host : SERVICE_SUFFIX.test(host.slice(dot + 1)) ? host.slice(0, dot) : '';
   if (hostCache.size < CACHE_LIMIT) hostCache.set(authority, service);
   return service;
 }

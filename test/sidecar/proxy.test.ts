@@ -82,7 +82,9 @@ describe('sidecar pair: proxying', () => {
   });
 
   it('proxies a GET by Host header, in all its spellings', async () => {
-    for (const host of ['catalog', 'catalog:80', 'catalog.service.consul', 'catalog.service.consul:8080']) {
+    const fqdn = ['catalog.', 'catalog.:80', 'catalog.service.consul.', 'catalog.ns.svc.cluster.local.'];
+    const kubernetes = ['catalog.default', 'catalog.default.svc', 'catalog.default.svc.cluster.local', 'catalog.default.svc.mycluster.local'];
+    for (const host of ['catalog', 'catalog:80', 'catalog.service.consul', 'catalog.service.consul:8080', ...fqdn, ...kubernetes]) {
       const res = await get(agent, `${web.outboundUrl}/items?x=1`, { host });
       expect(res.status, host).toBe(200);
       expect(res.json()).toMatchObject({ name: 'catalog', path: '/items?x=1' });
@@ -92,9 +94,11 @@ describe('sidecar pair: proxying', () => {
 
   it('proxies absolute-form requests (HTTP proxy mode) and the dedicated --upstream port', async () => {
     const { rawExchange } = await import('./http.js');
-    const answer = await rawExchange(web.outboundPort, 'GET http://catalog/abs?q=2 HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n');
-    expect(answer).toMatch(/^HTTP\/1.1 200/);
-    expect(answer).toContain('"path":"/abs?q=2"');
+    for (const authority of ['catalog', 'catalog.']) {
+      const answer = await rawExchange(web.outboundPort, `GET http://${authority}/abs?q=2 HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n`);
+      expect(answer, authority).toMatch(/^HTTP\/1.1 200/);
+      expect(answer).toContain('"path":"/abs?q=2"');
+    }
     const port = (web as { upstreamPort?: number }).upstreamPort!;
     const res = await get(agent, `http://127.0.0.1:${port}/via-upstream-port`, { host: 'anything-else' });
     expect(res.status).toBe(200);
