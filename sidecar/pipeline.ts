@@ -95,7 +95,8 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
     return undefined;
   }
   // route
-  const index = matchRoute(runtime.table, ex.method, pathOf(ex.url), runtime.table.usesHeaders ? ex.req.headers : undefined);
+  // `host` checks read the authority forwarded (the Host sent on, or HTTP/2's :authority), not ex.req.headers.
+  const index = matchRoute(runtime.table, ex.method, pathOf(ex.url), runtime.table.usesHeaders ? ex.req.headers : undefined, ex.authority);
   if (index < 0) {
     ex.edge = ctx.mesh.unroutedEdge(service);
     ex.reply('no-route', `no route rule of ${service} matches ${ex.method} ${pathOf(ex.url)}`);

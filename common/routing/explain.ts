@@ -66,9 +66,12 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
   if (policy === undefined && rules === undefined) return { service: request.service, path, known: false, skipped: [], split: [] };
   const table = compileRoutes(rules);
   const headers = lowerKeys(request.headers);
+  // A described request's Host is the authority it is sent with, which `host` checks read.
+  const host = headers.host;
+  const authority = Array.isArray(host) ? host[0] : host;
   const skipped: { index: number; name: string; reasons: string[] }[] = [];
   for (const compiled of table.rules) {
-    const reasons = compiled.match.explain(method, path, headers);
+    const reasons = compiled.match.explain(method, path, headers, authority);
     if (reasons.length > 0) {
       skipped.push({ index: compiled.index, name: compiled.name, reasons });
       continue;

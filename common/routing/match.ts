@@ -2,7 +2,10 @@
  * Route matches (SPEC §4 `match`) compiled once into plain checks. `matches` is the request
  * path's test; `explain` says in words why a request fails each check, for `skein explain`.
  * Path and header regexes match the whole value (as Envoy's safe_regex does), with their
- * backtracking bounded (route-regex.ts).
+ * backtracking bounded (route-regex.ts). A check of `host` reads the authority the request is
+ * forwarded with, not the headers: an HTTP/2 request has its `:authority` and no `host`, and
+ * an absolute-form one is sent on with its target's authority as Host, so the headers received
+ * would give each protocol another answer (Envoy treats host and :authority as one too).
  */
 import type { RouteMatch } from '../config/schema.js';
 import { wholeValueRegExp } from './route-regex.js';
@@ -17,21 +20,24 @@ type PathCheck =
 
 interface HeaderCheck {
   readonly name: string;
+  /** It checks `host`, so it reads the forwarded authority (decided here, once). */
+  readonly authority: boolean;
   readonly kind: 'exact' | 'prefix' | 'regex' | 'present' | 'absent';
   readonly value: string;
   readonly regex: RegExp | undefined;
 }
 
 export interface CompiledMatch {
-  /** False when no check reads headers, so callers need not build a header map. */
+  /** False when no check reads headers (but for `host`, which reads the authority), so callers need not build a header map. */
   readonly usesHeaders: boolean;
   /** True when it checks nothing (no method, header or path other than the prefix `/`): every request matches. */
   readonly matchesAll: boolean;
   /** True when only requests carrying some header can match (a header check other than `present: false`): opted-in requests, not ordinary ones. */
   readonly needsHeader: boolean;
-  matches(method: string, path: string, headers: HeaderMap | undefined): boolean;
+  /** `authority` is the one the request is forwarded with (its Host, or HTTP/2's :authority); undefined without one. */
+  matches(method: string, path: string, headers: HeaderMap | undefined, authority: string | undefined): boolean;
   /** Every reason the request does not match; empty when it does. */
-  explain(method: string, path: string, headers: HeaderMap): string[];
+  explain(method: string, path: string, headers: HeaderMap, authority: string | undefined): string[];
 }
 
 /** A header's repeated lines as the one value matched (RFC 9110 §5.3): joined with ", ", as the sidecar's HTTP/1 parser and node:http join them. */
@@ -44,13 +50,18 @@ function headerValue(headers: HeaderMap | undefined, name: string): string | und
   return Array.isArray(v) ? joinFieldLines(v) : v;
 }
 
+function checkedValue(check: HeaderCheck, headers: HeaderMap | undefined, authority: string | undefined): string | undefined {
+  return check.authority ? authority : headerValue(headers, check.name);
+}
+
 function compileHeader(name: string, m: NonNullable<RouteMatch['headers']>[string]): HeaderCheck {
   const lower = name.toLowerCase();
-  if (typeof m === 'string') return { name: lower, kind: 'exact', value: m, regex: undefined };
-  if (m.exact !== undefined) return { name: lower, kind: 'exact', value: m.exact, regex: undefined };
-  if (m.prefix !== undefined) return { name: lower, kind: 'prefix', value: m.prefix, regex: undefined };
-  if (m.regex !== undefined) return { name: lower, kind: 'regex', value: m.regex, regex: wholeValueRegExp(m.regex) };
-  return { name: lower, kind: m.present === false ? 'absent' : 'present', value: '', regex: undefined };
+  const authority = lower === 'host';
+  if (typeof m === 'string') return { name: lower, authority, kind: 'exact', value: m, regex: undefined };
+  if (m.exact !== undefined) return { name: lower, authority, kind: 'exact', value: m.exact, regex: undefined };
+  if (m.prefix !== undefined) return { name: lower, authority, kind: 'prefix', value: m.prefix, regex: undefined };
+  if (m.regex !== undefined) return { name: lower, authority, kind: 'regex', value: m.regex, regex: wholeValueRegExp(m.regex) };
+  return { name: lower, authority, kind: m.present === false ? 'absent' : 'present', value: '', regex: undefined };
 }
 
 function headerOk(check: HeaderCheck, value: string | undefined): boolean {
@@ -91,19 +102,20 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
   const headers = Object.entries(match.headers ?? {}).map(([name, m]) => compileHeader(name, m));
 
   return {
-    usesHeaders: headers.length > 0,
+    // A `host` check reads the authority, given whatever this says.
+    usesHeaders: headers.some((check) => !check.authority),
     matchesAll: path === undefined && methods === undefined && headers.length === 0,
     needsHeader: headers.some((check) => check.kind !== 'absent'),
-    matches(method, p, h) {
+    matches(method, p, h, authority) {
       if (!pathOk(path, p)) return false;
       if (methods !== undefined && !methods.has(method)) return false;
       for (let i = 0; i < headers.length; i++) {
         const check = headers[i]!;
-        if (!headerOk(check, headerValue(h, check.name))) return false;
+        if (!headerOk(check, checkedValue(check, h, authority))) return false;
       }
       return true;
     },
-    explain(method, p, h) {
+    explain(method, p, h, authority) {
       const why: string[] = [];
       if (!pathOk(path, p)) {
         if (path!.kind === 'prefix') why.push(`path ${p} does not start with ${path!.value}`);
@@ -112,7 +124,7 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
       }
       if (methods !== undefined && !methods.has(method)) why.push(`method ${method} is not ${methodList!.join(' or ')}`);
       for (const check of headers) {
-        const value = headerValue(h, check.name);
+        const value = checkedValue(check, h, authority);
         if (headerOk(check, value)) continue;
         if (check.kind === 'absent') why.push(`header ${check.name} is present`);
         else if (value === undefined) why.push(`header ${check.name} missing`);

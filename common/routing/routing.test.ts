@@ -26,19 +26,19 @@ describe('route tables', () => {
   const table = compileRoutes(snapshot.routes.catalog);
   it('takes the first matching rule by path, method and headers', () => {
     expect(table.usesHeaders).toBe(true);
-    expect(matchRoute(table, 'GET', '/api/x', { 'x-canary': 'true' })).toBe(0);
-    expect(matchRoute(table, 'GET', '/apix', { 'x-canary': 'false' })).toBe(3);
-    expect(matchRoute(table, 'POST', '/exact', {})).toBe(1);
-    expect(matchRoute(table, 'GET', '/exact', {})).toBe(3);
-    expect(matchRoute(table, 'GET', '/items/12', { 'x-user': 'u1', 'x-beta': '' })).toBe(2);
-    expect(matchRoute(table, 'GET', '/items/12x', { 'x-user': 'u1', 'x-beta': '' })).toBe(3);
-    expect(matchRoute(table, 'GET', '/items/12', { 'x-user': 'a1', 'x-beta': '' })).toBe(3);
+    expect(matchRoute(table, 'GET', '/api/x', { 'x-canary': 'true' }, undefined)).toBe(0);
+    expect(matchRoute(table, 'GET', '/apix', { 'x-canary': 'false' }, undefined)).toBe(3);
+    expect(matchRoute(table, 'POST', '/exact', {}, undefined)).toBe(1);
+    expect(matchRoute(table, 'GET', '/exact', {}, undefined)).toBe(3);
+    expect(matchRoute(table, 'GET', '/items/12', { 'x-user': 'u1', 'x-beta': '' }, undefined)).toBe(2);
+    expect(matchRoute(table, 'GET', '/items/12x', { 'x-user': 'u1', 'x-beta': '' }, undefined)).toBe(3);
+    expect(matchRoute(table, 'GET', '/items/12', { 'x-user': 'a1', 'x-beta': '' }, undefined)).toBe(3);
   });
 
   it('gives a service without rules one catch-all rule over all endpoints', () => {
     const empty = compileRoutes(undefined);
     expect(empty.rules).toHaveLength(1);
-    expect(matchRoute(empty, 'DELETE', '/anything', undefined)).toBe(0);
+    expect(matchRoute(empty, 'DELETE', '/anything', undefined, undefined)).toBe(0);
     expect(empty.rules[0]!.split.subsets).toEqual(['*']);
   });
 });
@@ -90,7 +90,7 @@ describe('explain', () => {
   it('agrees with the route table on a method, taken as sent (methods are case-sensitive), and on repeated header lines', () => {
     const table = compileRoutes(snapshot.routes.catalog);
     // The rule's `post` means POST; a request sending `post` is another method, for both.
-    expect(matchRoute(table, 'post', '/exact', {})).toBe(3);
+    expect(matchRoute(table, 'post', '/exact', {}, undefined)).toBe(3);
     const lower = explainRequest(snapshot, { service: 'catalog', method: 'post', path: '/exact' });
     expect(lower.matched?.index).toBe(3);
     expect(lower.skipped[1]!.reasons).toEqual(['method post is not POST']);
@@ -98,7 +98,20 @@ describe('explain', () => {
 
     const users = parseSnapshot({ routes: { catalog: [{ match: { headers: { 'x-user': 'a, b' } }, split: { v2: 100 } }, { split: { v1: 100 } }] } });
     // Two lines of x-user, as node:http and the sidecar's parser show them, and as a list.
-    expect(matchRoute(compileRoutes(users.routes.catalog), 'GET', '/', { 'x-user': 'a, b' })).toBe(0);
+    expect(matchRoute(compileRoutes(users.routes.catalog), 'GET', '/', { 'x-user': 'a, b' }, undefined)).toBe(0);
     expect(explainRequest(users, { service: 'catalog', method: 'GET', path: '/', headers: { 'x-user': ['a', 'b'] } }).matched?.index).toBe(0);
+  });
+
+  it('matches a host check on the authority the request is forwarded with, not on a host header', () => {
+    const byHost = parseSnapshot({ routes: { catalog: [{ match: { headers: { Host: { prefix: 'catalog.service' } } }, split: { v2: 100 } }, { split: { v1: 100 } }] } });
+    const table = compileRoutes(byHost.routes.catalog);
+    // Decided when compiled: a table whose only header check is on host needs no header map.
+    expect(table.usesHeaders).toBe(false);
+    expect(matchRoute(table, 'GET', '/', undefined, 'catalog.service.consul')).toBe(0);
+    // An absolute-form request's Host received is not what goes on, nor is a host header beside HTTP/2's :authority.
+    expect(matchRoute(table, 'GET', '/', { host: 'catalog.service.consul' }, 'catalog')).toBe(1);
+    // explain takes a described request's Host as its authority.
+    expect(explainRequest(byHost, { service: 'catalog', method: 'GET', path: '/', headers: { Host: 'catalog.service.consul' } }).matched?.index).toBe(0);
+    expect(explainRequest(byHost, { service: 'catalog', method: 'GET', path: '/' }).skipped[0]!.reasons).toEqual(['header host missing']);
   });
 });

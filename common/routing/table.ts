@@ -36,9 +36,12 @@ export function compileRoutes(rules: readonly RouteRule[] | undefined): RouteTab
   return { rules: compiled, usesHeaders: compiled.some((r) => r.match.usesHeaders) };
 }
 
-/** The index of the first rule matching, or -1. `method` is the request's as sent: methods are case-sensitive. */
-export function matchRoute(table: RouteTable, method: string, path: string, headers: HeaderMap | undefined): number {
+/**
+ * The index of the first rule matching, or -1. `method` is the request's as sent: methods are
+ * case-sensitive. `authority` is the one the request is forwarded with, which `host` checks read.
+ */
+export function matchRoute(table: RouteTable, method: string, path: string, headers: HeaderMap | undefined, authority: string | undefined): number {
   const rules = table.rules;
-  for (let i = 0; i < rules.length; i++) if (rules[i]!.match.matches(method, path, headers)) return i;
+  for (let i = 0; i < rules.length; i++) if (rules[i]!.match.matches(method, path, headers, authority)) return i;
   return -1;
 }

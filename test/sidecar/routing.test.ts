@@ -3,6 +3,7 @@
  * outbound side sends to endpoints as plain HTTP, so the endpoints here are test servers
  * that say who they are (`x-upstream`).
  */
+import { connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, Processes, waitUntil, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -65,6 +66,7 @@ describe('routing, splits, subsets and balancers', () => {
           { name: 'prefix-header-regex', match: { pathPrefix: '/beta', headers: { 'x-user': { regex: 'u[0-9]+' }, 'x-debug': { present: true } } }, split: { blue: 100 } },
           { name: 'fault', match: { pathPrefix: '/fault' }, split: { v1: 100 }, fault: { abort: { percent: 100, status: 418 } } },
           { name: 'mirror', match: { pathPrefix: '/mirror' }, split: { v1: 100 }, mirror: { subset: 'v3', percent: 100 } },
+          { name: 'by-host', match: { pathPrefix: '/by-host', headers: { host: { prefix: 'shop.service' } } }, split: { blue: 100 } },
           { name: 'polynomial', match: { pathRegex: '/poly.*a.*a.*a.*b' }, split: { blue: 100 } },
           { name: 'weighted', match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
         ],
@@ -97,6 +99,31 @@ describe('routing, splits, subsets and balancers', () => {
     expect(['v1', 'v2']).toContain(await who('/exact/more'));
     expect(['v1', 'v2']).toContain(await who('/items/42x'));
     expect(['v1', 'v2']).toContain(await who('/beta', { 'x-user': 'admin', 'x-debug': '' }));
+  });
+
+  it('matches a host check on the authority the request is forwarded with, over HTTP/1.1, absolute-form and HTTP/2 alike', async () => {
+    const h1 = async (target: string, host: string) => {
+      const answer = await rawExchange(sidecar.outboundPort, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, /\r\n\r\n/, 5000);
+      return /x-upstream: (\w+)\r\n/.exec(answer)?.[1];
+    };
+    expect(await h1('/by-host', 'shop.service.consul')).toBe('blue');
+    // Absolute-form: the target's authority is the Host sent on, so it is the one matched.
+    expect(await h1('http://shop.service.consul/by-host', 'shop')).toBe('blue');
+    expect(['v1', 'v2']).toContain(await h1('http://shop/by-host', 'shop.service.consul'));
+    // HTTP/2 has :authority and no host header.
+    const session = connect(`http://127.0.0.1:${sidecar.outboundPort}`);
+    try {
+      const h2 = (authority: string) => new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': '/by-host', ':authority': authority });
+        stream.on('response', (headers) => resolve(String(headers['x-upstream'])));
+        stream.on('error', reject);
+        stream.resume();
+      });
+      expect(await h2('shop.service.consul')).toBe('blue');
+      expect(['v1', 'v2']).toContain(await h2('shop'));
+    } finally {
+      session.close();
+    }
   });
 
   it('answers a crafted path against a regex that backtracks polynomially at once (common/routing/route-regex.ts)', async () => {
