@@ -82,6 +82,26 @@ routes:
     expect(problems({ services: { Catalog_1: {} } })[0]).toMatch(/^services\.Catalog_1: must be a DNS label/);
   });
 
+  it('refuses rules that can never match: RE2-only regex syntax, and paths request normalisation changes, naming what to write', () => {
+    const match = (m: unknown) => problems({ routes: { catalog: [{ match: m }] } });
+    expect(match({ pathRegex: '/x/[[:digit:]]+' })).toEqual([
+      'routes.catalog[0].match.pathRegex: never matches what it means: "[:digit:]" is a POSIX class in RE2; JavaScript has none, and reads it as a class of the characters "[:digit" followed by "]": write 0-9 inside the brackets ("[0-9]" for "[[:digit:]]")',
+    ]);
+    expect(match({ pathRegex: '/names/\\p{L}+' })[0]).toMatch(/^routes\.catalog\[0\]\.match\.pathRegex: never matches what it means: "\\p" is a Unicode class in RE2, the letter "p" here/);
+    expect(match({ pathRegex: '\\A/api\\z' })[0]).toMatch(/"\\A" is a start anchor in RE2, the letter "A" here: write \^, or nothing/);
+    expect(match({ headers: { 'x-name': { regex: '[^[:space:]]+' } } })[0]).toMatch(/^routes\.catalog\[0\]\.match\.headers\.x-name\.regex: never matches what it means: "\[:space:\]"/);
+    expect(match({ path: '/%7Euser' })).toEqual([
+      'routes.catalog[0].match.path: never matches: request paths are normalised before routing (unreserved escapes decoded, slashes merged, dot segments removed), so no request has this one: write "/~user"',
+    ]);
+    expect(match({ pathPrefix: '/api//v1' })[0]).toMatch(/^routes\.catalog\[0\]\.match\.pathPrefix: never matches: .*write "\/api\/v1"$/);
+    expect(match({ path: '/a%00' })[0]).toMatch(/refused \(400 bad-request\) before routing: %00 in the path$/);
+    expect(match({ path: '/search?q=1' })[0]).toMatch(/never matches: rules match the path without its query/);
+    // Taken: an escaped backslash before p, escapes kept as they came, and prefixes that end mid-segment or mid-escape.
+    for (const fine of [{ pathRegex: '/a\\\\p[0-9]+' }, { path: '/pkg/@scope%2Fname' }, { path: '/caf%C3%A9' }, { pathPrefix: '/a/.' }, { pathPrefix: '/a%2' }, { pathPrefix: '/' }]) {
+      expect(() => parseSnapshot({ routes: { catalog: [{ match: fine }] } }), JSON.stringify(fine)).not.toThrow();
+    }
+  });
+
   it('rejects path and header regexes that may backtrack catastrophically, naming the field', () => {
     expect(problems({ routes: { catalog: [{ match: { pathRegex: '/api/(\\w+/?)+' } }] } })).toEqual([
       'routes.catalog[0].match.pathRegex: may backtrack catastrophically (nested quantifier): "(\\w+/?)+" repeats a group that holds the repeat "\\w+"; a crafted request could block the sidecar for minutes. Rewrite it so no repeated group holds a repeat or alternatives that can start alike, e.g. "/api/[\\w/]+" for "/api/(\\w+/?)+"',

@@ -8,6 +8,8 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { normaliseTarget } from '../http/request-target.js';
+import { re2OnlySyntax } from '../routing/re2-syntax.js';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
 import { hiddenRules } from './intention-precedence.js';
@@ -162,13 +164,15 @@ const headerName = z.string().regex(TOKEN, 'must be a header name (a token: lett
 /** A request path, or a prefix of one: every path a sidecar routes starts with "/". */
 export const requestPath = z.string().startsWith('/', 'must start with "/"');
 
-/** Why a route regex is refused (not a regex, or one that may backtrack catastrophically), or undefined. */
+/** Why a route regex is refused (not a regex, RE2 syntax JavaScript reads otherwise, or one that may backtrack catastrophically), or undefined. */
 function regexProblem(source: string): string | undefined {
   try {
     new RegExp(source);
   } catch (err) {
     return `invalid regex: ${(err as Error).message}`;
   }
+  const re2 = re2OnlySyntax(source);
+  if (re2 !== undefined) return `never matches what it means: ${re2}`;
   const risk = backtrackRisk(source);
   if (risk === undefined) return undefined;
   const rewrite =
@@ -183,10 +187,41 @@ const regexString = z.string().superRefine((source, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
 });
 
+/**
+ * Why a `path` or `pathPrefix` can match no request, or undefined: rules match the path as
+ * the sidecar normalises it (common/http/request-target.ts), without its query, so a value
+ * normalisation would change (`/%7Euser` is `/~user`, `/a//b` is `/a/b`) or refuse (`%00`)
+ * never matches. A prefix may end mid-segment (`/a/.` is a prefix of `/a/.well-known`) or
+ * mid-escape (`/a%2` of `/a%20`), so it is judged with what could follow it.
+ */
+function routePathProblem(value: string, prefix: boolean): string | undefined {
+  if (!value.startsWith('/')) return undefined; // said by startsWith
+  if (value.includes('?')) return 'never matches: rules match the path without its query (the query is never matched)';
+  const judged = prefix ? `${value.replace(/%[0-9A-Fa-f]?$/, '')}x` : value;
+  let normal: string;
+  try {
+    normal = normaliseTarget(judged, 'GET');
+  } catch (err) {
+    return `never matches: a request with this path is refused (400 bad-request) before routing: ${(err as Error).message}`;
+  }
+  if (normal === judged) return undefined;
+  const written = prefix ? normal.slice(0, -1) : normal;
+  return `never matches: request paths are normalised before routing (unreserved escapes decoded, slashes merged, dot segments removed), so no request has this one: write ${JSON.stringify(written)}`;
+}
+
+const routePath = (prefix: boolean) =>
+  z
+    .string()
+    .startsWith('/')
+    .superRefine((value, ctx) => {
+      const problem = routePathProblem(value, prefix);
+      if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    });
+
 export const routeMatch = z
   .object({
-    pathPrefix: z.string().startsWith('/').optional(),
-    path: z.string().startsWith('/').optional(),
+    pathPrefix: routePath(true).optional(),
+    path: routePath(false).optional(),
     pathRegex: regexString.optional(),
     method: z.union([methodName, z.array(methodName).min(1)]).optional(),
     headers: z.record(headerName, stringMatch).optional(),
