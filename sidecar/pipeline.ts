@@ -19,7 +19,7 @@ import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
-import { absoluteAuthority, hostIndex, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
+import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
@@ -82,8 +82,9 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
       return undefined;
     }
     service = serviceFromAuthority(ex.authority);
-  } else if (ex.authority === '') {
-    // A dedicated port's caller named no host (HTTP/1.0): the service is what it addressed.
+  } else if (ex.authority === '' || isLoopbackAuthority(ex.authority)) {
+    // A dedicated port's caller named no host (HTTP/1.0), or only the port's own address
+    // (`127.0.0.1:7001`): the service is what it addressed. Any other Host is the caller's, kept.
     ex.authority = service;
     setHost(ex.headers, service);
   }

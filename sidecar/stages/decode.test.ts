@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { serviceFromAuthority } from './decode.js';
+import { isLoopbackAuthority, serviceFromAuthority } from './decode.js';
 
 describe('serviceFromAuthority', () => {
   it('reads the service from the host spellings apps use, with or without a port', () => {
@@ -19,5 +19,12 @@ describe('serviceFromAuthority', () => {
     for (const host of ['catalog..', '.catalog', '.', '', '127.0.0.1', '127.0.0.1:8080', '[::1]:80', 'v2.catalog.service.consul', 'catalog.service.consul.service.consul', 'catalog.a.b']) {
       expect(serviceFromAuthority(host), host).toBe('');
     }
+  });
+});
+
+describe('isLoopbackAuthority', () => {
+  it('is true for the loopback addresses a client pointed at an --upstream port sends, with or without a port', () => {
+    for (const a of ['127.0.0.1', '127.0.0.1:7001', '127.1.2.3:80', '[::1]', '[::1]:7001', 'localhost', 'LocalHost:7001']) expect(isLoopbackAuthority(a), a).toBe(true);
+    for (const a of ['', 'catalog', 'catalog:7001', 'localhost.example', 'lb', '10.0.0.1:80', '127.0.0', '[::2]:80', '1catalog']) expect(isLoopbackAuthority(a), a).toBe(false);
   });
 });

@@ -3,8 +3,9 @@
  * header or from an absolute-form request target (`GET http://catalog/items`, HTTP proxy
  * mode); a dedicated `--upstream` listener has its service fixed and skips this. The Host
  * sent on names what was routed: an absolute-form target's authority replaces the Host
- * received (RFC 9112 §3.2.2), and a request without one on a dedicated port gets the
- * service's name.
+ * received (RFC 9112 §3.2.2), and on a dedicated port a request without one, or with one
+ * naming the sidecar's own address (`127.0.0.1:7001`, `localhost:7001`: what a client
+ * pointed at the port sends), gets the service's name.
  */
 const CACHE_LIMIT = 1024;
 const hostCache = new Map<string, string>();
@@ -33,6 +34,19 @@ export function serviceFromAuthority(authority: string): string {
   const service = dot < 0 ? host : SERVICE_SUFFIX.test(host.slice(dot + 1)) ? host.slice(0, dot) : '';
   if (hostCache.size < CACHE_LIMIT) hostCache.set(authority, service);
   return service;
+}
+
+const LOOPBACK_AUTHORITY = /^(?:127(?:\.[0-9]{1,3}){3}|\[::1\]|localhost)(?::[0-9]*)?$/i;
+
+/**
+ * Whether an authority names a loopback address (`127.0.0.1[:port]`, `[::1][:port]`,
+ * `localhost[:port]`), which on a dedicated `--upstream` port is the sidecar's own listener,
+ * not a name the app gave its destination. Service names start with a lowercase letter, so
+ * the common Host is told apart by its first character.
+ */
+export function isLoopbackAuthority(authority: string): boolean {
+  const c = authority.charCodeAt(0) | 0x20;
+  return (c === 0x31 /* 1 */ || c === 0x7b /* [ | 0x20 */ || c === 0x6c /* l */) && LOOPBACK_AUTHORITY.test(authority);
 }
 
 /** For an absolute-form target `http://authority/path?q`: the authority; else undefined. */

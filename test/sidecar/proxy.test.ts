@@ -120,6 +120,13 @@ describe('sidecar pair: proxying', () => {
     const legacy = await rawExchange(port, 'GET /legacy HTTP/1.0\r\n\r\n');
     expect(legacy).toMatch(/^HTTP\/1.1 200/);
     expect(body(legacy)).toMatchObject({ path: '/legacy', headers: { host: 'catalog' } });
+    // Nor does one that named only the port's own address, as a client pointed at it does; any other Host is the caller's.
+    for (const [host, sent] of [[`127.0.0.1:${port}`, 'catalog'], [`localhost:${port}`, 'catalog'], ['[::1]', 'catalog'], ['catalog.service.consul', 'catalog.service.consul'], ['anything-else', 'anything-else']]) {
+      const answer = await rawExchange(port, `GET /own HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(body(answer), host).toMatchObject({ path: '/own', headers: { host: sent } });
+    }
+    const absolute = await rawExchange(port, `GET http://127.0.0.1:${port}/abs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+    expect(body(absolute)).toMatchObject({ path: '/abs', headers: { host: 'catalog' } });
   });
 
   it('streams request and response bodies both ways (chunked, 2 MiB)', async () => {
