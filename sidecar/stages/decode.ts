@@ -13,10 +13,12 @@ const hostCache = new Map<string, string>();
 /**
  * What may follow the service's name in a host (after one trailing dot is dropped, as a fully
  * qualified name carries one): Consul's `service.consul` and `service.<dc>.consul`, and
- * Kubernetes' `<ns>`, `svc`, `<ns>.svc` and `<ns>.svc.<cluster domain>` (`cluster.local` or
- * any other). The namespace is not checked: a mesh has one service of a name.
+ * Kubernetes' `svc`, `<ns>.svc` and `<ns>.svc.<cluster domain>` (`cluster.local` or any
+ * other). The namespace is not checked: a mesh has one service of a name. Kubernetes' short
+ * `<svc>.<ns>` is not read, since nothing tells it from an outside name (`stripe.com` would
+ * go to a service called `stripe`), as Istio, which knows the namespaces, can.
  */
-const SERVICE_SUFFIX = /^(?:service(?:\.[a-z0-9-]+)?\.consul|svc|[a-z0-9-]+(?:\.svc(?:\.[a-z0-9-]+)*)?)$/;
+const SERVICE_SUFFIX = /^(?:service(?:\.[a-z0-9-]+)?\.consul|svc|[a-z0-9-]+\.svc(?:\.[a-z0-9-]+)*)$/;
 
 /**
  * The service an authority (`host[:port]`) names, or '' when it names none. Answers are
