@@ -12,7 +12,7 @@
  * closes.
  */
 import type { Server as HttpServer } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
+import { constants as h2constants, createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
@@ -51,6 +51,22 @@ export interface ProxyListenerOptions {
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+/** The largest HTTP/2 stream id: a GOAWAY naming it refuses nothing. */
+const MAX_STREAM_ID = 2 ** 31 - 1;
+
+/**
+ * Tells an HTTP/2 client to open no new streams without refusing those already on their way
+ * (RFC 9113 §6.8): a GOAWAY naming the largest stream id first, then, once a PING has come
+ * back (the client has read that GOAWAY by then, so it sends nothing new), node's own with the
+ * last stream really taken; the session closes when its streams are done. A one-step GOAWAY
+ * refuses streams in flight, and a gRPC call's streamed body cannot always be sent again.
+ */
+function goAwayGracefully(session: Http2Session): void {
+  if (session.closed || session.destroyed) return;
+  session.goaway(h2constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
+  // Too many PINGs unanswered (a client that ignores them): the real GOAWAY goes at once.
+  if (!session.ping(() => session.close())) session.close();
+}
 
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
@@ -110,7 +126,7 @@ export class ProxyListener {
       session.on('error', () => session.destroy());
       // One opened while draining gets GOAWAY too: after the stream it came with (refused, the
       // caller would retry it here), as an HTTP/1.1 connection gets its answer and Connection: close.
-      if (this.draining) session.once('stream', () => session.close());
+      if (this.draining) session.once('stream', () => goAwayGracefully(session));
     });
     if (tls) {
       // noDelay: a response written as two TLS records must not wait for the peer's delayed ACK.
@@ -156,7 +172,7 @@ export class ProxyListener {
   closeIdleConnections(): void {
     this.draining = true;
     this.http1.closeIdleConnections();
-    for (const s of this.sessions) s.close();
+    for (const s of this.sessions) goAwayGracefully(s);
     for (const s of this.muxSessions) s.goAway();
   }
 

@@ -3,12 +3,13 @@ import { createServer, constants, type Http2Server, type Http2Session, type Serv
 import { createServer as createHttp1Server } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { Duplex, Readable } from 'node:stream';
+import { Duplex, PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
 import type { Keepalive } from './keepalive.js';
-import { H2_PING_TIMEOUT, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
+import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
+import type { CallControl } from './upstream-dispatcher.js';
 
 /** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */
 const recorder = (pauseFirst = false): Recorded => recordingHandler(pauseFirst ? 1 : 0);
@@ -272,6 +273,77 @@ describe('H2Upstream', () => {
     expect(r.error).toBeNull();
     expect(Buffer.concat(r.body).toString()).toBe('again');
     expect(refused).toBe(2);
+  });
+
+  describe('a refused stream with a streamed body', () => {
+    /** A server that refuses the first stream once `refuseAfter` bytes of its body came, and echoes later ones. */
+    async function refusingOnce(refuseAfter: number): Promise<{ port: number; streams: () => number; sessions: Http2Session[] }> {
+      let streams = 0;
+      const srv = await server((stream, headers) => {
+        if (streams++ > 0) {
+          echo(stream, headers);
+          return;
+        }
+        let seen = 0;
+        const refuse = (): void => void (stream.closed || stream.close(constants.NGHTTP2_REFUSED_STREAM));
+        stream.on('data', (c: Buffer) => {
+          if ((seen += c.length) >= refuseAfter) refuse();
+        });
+        stream.on('end', refuse);
+      });
+      return { port: srv.port, streams: () => streams, sessions: srv.sessions };
+    }
+
+    it('is sent again on a new session: what had gone out, then the rest as it comes', async () => {
+      const srv = await refusingOnce(5);
+      const body = new PassThrough();
+      body.write('first');
+      const r = call(upstream(srv.port), body);
+      // The second stream is open (on a second session) before the rest of the body comes.
+      await expect.poll(() => srv.streams(), { timeout: 5000 }).toBe(2);
+      expect(srv.sessions).toHaveLength(2);
+      body.end('|second');
+      await r.settled;
+      expect(r.error).toBeNull();
+      expect(Buffer.concat(r.body).toString()).toBe('first|second');
+      expect(srv.streams()).toBe(2);
+    });
+
+    it('is sent again whole when the body had ended', async () => {
+      const srv = await refusingOnce(Infinity);
+      const r = call(upstream(srv.port), Readable.from([Buffer.from('all'), Buffer.from(' of it')]));
+      await r.settled;
+      expect(r.error).toBeNull();
+      expect(Buffer.concat(r.body).toString()).toBe('all of it');
+      expect(srv.streams()).toBe(2);
+    });
+
+    it('fails as never sent when more went out than is kept (64 KiB)', async () => {
+      const srv = await refusingOnce(70_000);
+      const body = new PassThrough();
+      const r = call(upstream(srv.port), body);
+      body.write(Buffer.alloc(70_000, 97));
+      await r.settled;
+      expect(r.error?.code).toBe(H2_REFUSED);
+      expect(srv.streams()).toBe(1);
+      body.destroy();
+    });
+
+    it('fails as never sent, its control saying so, when refused again', async () => {
+      let streams = 0;
+      const srv = await server((stream) => {
+        streams++;
+        stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      });
+      let control: CallControl | null = null;
+      const failed = new Promise<Error & { code?: string }>((resolve) => {
+        const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => resolve(new Error('completed')), onError: resolve };
+        upstream(srv.port).dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body: Readable.from([Buffer.from('x')]) }, handler as never);
+      });
+      expect((await failed).code).toBe(H2_REFUSED);
+      expect(streams).toBe(2);
+      expect(control!.refused).toBe(true);
+    });
   });
 
   it('reports a reset stream as an error, once', async () => {

@@ -13,8 +13,11 @@
  * Sessions: the first call opens one; calls made while it connects wait in a queue. A
  * session that receives GOAWAY, errors or closes is no longer used for new calls (its open
  * streams finish); the next call opens a new one. Streams the peer refused (REFUSED_STREAM,
- * as a draining peer does with streams past its GOAWAY) never reached the app, so those
- * whose body can be sent again are sent again on a new session.
+ * as a draining peer does with streams past its GOAWAY, or a gRPC server past its
+ * max_connection_age) never reached the app (RFC 9113 §8.7), so they are sent again, once,
+ * on a new session: a streamed body with what it had sent (kept until the response head, up
+ * to RESEND_LIMIT) and then the rest. One that cannot go again fails as never sent
+ * (H2_REFUSED, which the attempt loop reads as a connect failure), not as a reset.
  *
  * Keepalive (sessions to peer sidecars): a session whose socket has read nothing for
  * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
@@ -42,6 +45,12 @@ class Call implements CallControl {
   /** Set by the attempt loop's abort; a call waiting for a session then never goes out. */
   aborted: Error | null = null;
   resent = false;
+  /** A streamed body's chunks the refused stream had sent, for the next stream to send first; null otherwise. */
+  replay: Buffer[] | null = null;
+  /** The streamed body had ended when its stream was refused: `replay` is all of it. */
+  replayEnds = false;
+  /** The peer refused the stream unprocessed and it could not go again (CallControl.refused). */
+  refused = false;
 
   constructor(
     readonly owner: H2Upstream,
@@ -71,6 +80,8 @@ function reportError(call: Call, err: Error): void {
 export const H2_NOT_NEGOTIATED = 'ERR_SKEIN_H2_NOT_NEGOTIATED';
 export const H2_SESSION_CLOSED = 'ERR_SKEIN_H2_SESSION_CLOSED';
 const H2_STREAM_CLOSED = 'ERR_SKEIN_H2_STREAM_CLOSED';
+/** The peer refused the stream unprocessed and it could not be sent again: nothing reached the app. */
+export const H2_REFUSED = 'ERR_SKEIN_H2_REFUSED';
 /** The peer did not answer a keepalive PING: its calls fail as resets. */
 export const H2_PING_TIMEOUT = 'ERR_SKEIN_H2_PING_TIMEOUT';
 
@@ -80,6 +91,8 @@ const SESSION_OPTIONS = {
   maxSessionMemory: 64,
 };
 const CONNECTION_WINDOW = 524_288;
+/** Most of a streamed request body kept for sending again on a new stream if the first is refused. */
+const RESEND_LIMIT = 65_536;
 
 /** One call in flight on one stream. Listeners are module functions that find it through the stream. */
 class H2Call implements BodySink {
@@ -87,6 +100,13 @@ class H2Call implements BodySink {
   responded = false;
   trailers: IncomingHttpHeaders | null = null;
   body: Readable | null = null;
+  /**
+   * What went out of a streamed body so far, kept until the response head (after which no
+   * refusal can come) for a refused stream to be sent again; null past RESEND_LIMIT, once
+   * the head came, and when the call cannot be sent again anyway.
+   */
+  sent: Buffer[] | null = null;
+  sentBytes = 0;
 
   constructor(
     readonly owner: H2Upstream,
@@ -145,6 +165,11 @@ class H2Call implements BodySink {
   }
 
   bodyChunk(chunk: Buffer): boolean {
+    const sent = this.sent;
+    if (sent !== null) {
+      if ((this.sentBytes += chunk.length) > RESEND_LIMIT) this.sent = null;
+      else sent.push(chunk);
+    }
     return this.stream.write(chunk);
   }
 
@@ -180,6 +205,7 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
   const status = Number(headers[':status']);
   if (status < 200) return;
   c.responded = true;
+  c.sent = null;
   const raw: string[] = [];
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* : */) continue;
@@ -224,21 +250,29 @@ function onStreamEnd(this: ClientHttp2Stream): void {
   c.complete();
 }
 
-/** The peer refused the stream unprocessed (RFC 9113 §8.7): safe to send again, if the body allows. */
-function resentAfterRefusal(stream: ClientHttp2Stream, c: H2Call): boolean {
-  return stream.rstCode === constants.NGHTTP2_REFUSED_STREAM && !c.responded && c.owner.resend(c);
+/**
+ * The peer refused the stream unprocessed (RFC 9113 §8.7): the call goes again if it can,
+ * else fails as never sent. False for any other end of the stream.
+ */
+function settledAsRefused(stream: ClientHttp2Stream, c: H2Call): boolean {
+  if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM || c.responded) return false;
+  if (!c.owner.resend(c)) {
+    c.call.refused = true;
+    c.fail(codedError(H2_REFUSED, 'the HTTP/2 stream was refused unprocessed (REFUSED_STREAM) and its body could not be sent again'));
+  }
+  return true;
 }
 
 // A reset stream emits 'error' and then 'close'; a cancelled one only 'close'.
 function onStreamError(this: ClientHttp2Stream, err: Error): void {
   const c = callOf(this);
-  if (c === undefined || c.done || resentAfterRefusal(this, c)) return;
+  if (c === undefined || c.done || settledAsRefused(this, c)) return;
   c.fail(err);
 }
 
 function onStreamClose(this: ClientHttp2Stream): void {
   const c = callOf(this);
-  if (c === undefined || c.done || resentAfterRefusal(this, c)) return;
+  if (c === undefined || c.done || settledAsRefused(this, c)) return;
   c.fail(closedEarly(this.rstCode));
 }
 
@@ -361,14 +395,22 @@ export class H2Upstream extends UpstreamDispatcher {
 
   /**
    * A refused stream's call goes out again, once, on a new session, if its body can be sent
-   * again: the refusing session takes no more calls (a draining peer refuses all it has not
-   * started), and a peer that refuses again gets the refusal reported.
+   * again (none, a Buffer, or a stream whose sent part was kept): the refusing session takes
+   * no more calls (a draining peer refuses all it has not started), and a peer that refuses
+   * again gets the refusal reported. A streamed body still coming waits, paused, for the new stream.
    */
   resend(c: H2Call): boolean {
     const call = c.call;
     const body = call.opts.body;
-    if (call.resent || call.aborted !== null || (body !== null && body !== undefined && !Buffer.isBuffer(body))) return false;
+    const streamed = body !== null && body !== undefined && !Buffer.isBuffer(body);
+    if (call.resent || call.aborted !== null || (streamed && c.sent === null)) return false;
     call.resent = true;
+    if (streamed) {
+      call.replay = c.sent;
+      call.replayEnds = c.body === null;
+      if (c.body !== null) c.body.pause();
+      c.unhookBody();
+    }
     c.done = true;
     call.active = null;
     this.retire(c.session);
@@ -469,6 +511,15 @@ export class H2Upstream extends UpstreamDispatcher {
       stream.end(body);
       return;
     }
+    const replay = call.replay;
+    if (replay !== null) {
+      call.replay = null;
+      for (const chunk of replay) stream.write(chunk);
+      if (call.replayEnds) {
+        stream.end();
+        return;
+      }
+    } else if (!call.resent) c.sent = [];
     c.body = body;
     stream.on('drain', onStreamDrain);
     hookBody(body, c);

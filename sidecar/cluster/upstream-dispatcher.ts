@@ -29,6 +29,11 @@ export interface CallControl {
    * mux can tell: mux/frames.ts SIDECAR_MADE). Absent or false for every other upstream.
    */
   readonly sidecarMade?: boolean;
+  /**
+   * The peer refused the call unprocessed and it could not go again (HTTP/2 REFUSED_STREAM,
+   * RFC 9113 §8.7): as if it had never been sent, whatever of it went out. Absent elsewhere.
+   */
+  readonly refused?: boolean;
 }
 
 /**

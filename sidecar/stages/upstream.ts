@@ -7,7 +7,7 @@
  * abandoned aborts itself.
  */
 import type { Dispatcher } from 'undici';
-import { H2_NOT_NEGOTIATED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
+import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import { SELF_LOOP } from '../cluster/self-loop.js';
 import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
@@ -43,9 +43,9 @@ export class AttemptHandler implements ControlledHandler {
     readonly admission: Admission,
   ) {}
 
-  /** The request started going out on a connection. */
+  /** The request started going out on a connection, and the peer did not refuse it unprocessed. */
   get connected(): boolean {
-    return this.control !== null;
+    return this.control !== null && this.control.refused !== true;
   }
 
   onStart(control: CallControl): void {
@@ -86,6 +86,8 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     // An HTTP/2 upstream that could not be opened as one (sidecar/cluster/h2-upstream.ts).
     case H2_NOT_NEGOTIATED:
     case H2_SESSION_CLOSED:
+    // A stream the peer refused unprocessed that could not be sent again.
+    case H2_REFUSED:
     // A peer sidecar's mux connection that could not be opened, or a closed upstream (sidecar/mux/, sidecar/http1/).
     case MUX_NOT_NEGOTIATED:
     case MUX_CLOSED:

@@ -1,0 +1,143 @@
+/**
+ * GOAWAY under load loses no gRPC call: a peer sidecar that drains (POST /drain, then SIGTERM
+ * with a server stream still open) says so with the two-step GOAWAY, so no stream on its way is
+ * refused; and an app that closes its connections itself (grpc-js `grpc.max_connection_age_ms`)
+ * refuses streams past its GOAWAY, which the sidecar sends again on a new connection, streamed
+ * bodies included (a gRPC call's body is a stream).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoDefinition, grpcClient, startGrpcSidecarPair } from './grpc-fixture.js';
+
+type EchoClient = grpc.Client & {
+  Echo(req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+  Count(req: Buffer): grpc.ClientReadableStream<Buffer>;
+};
+
+/** A grpc-js app answering Echo after 5 ms and streaming `Count` one message per 100 ms until released. */
+async function startApp(options: grpc.ServerOptions = {}): Promise<{ server: grpc.Server; release: () => void }> {
+  const server = new grpc.Server(options);
+  const held: (() => void)[] = [];
+  server.addService(echoDefinition, {
+    Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => setTimeout(() => cb(null, call.request), 5),
+    Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const tick = setInterval(() => call.write(Buffer.from('x')), 100);
+      held.push(() => {
+        clearInterval(tick);
+        call.end();
+      });
+    },
+  });
+  return { server, release: () => held.splice(0).forEach((end) => end()) };
+}
+
+function bind(server: grpc.Server): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+}
+
+/** Keeps 10 unary calls in flight until stopped; counts the answers and the failures (by code, text and reason). */
+function steadyLoad(client: EchoClient): { ok: () => number; failures: Record<string, number>; stop: () => Promise<void> } {
+  let ok = 0;
+  let stopped = false;
+  const failures: Record<string, number> = {};
+  const one = (): Promise<void> =>
+    new Promise((resolve) =>
+      client.Echo(Buffer.from('hi'), (err) => {
+        if (err === null) ok++;
+        else {
+          const key = `${err.code} ${err.details} (${String(err.metadata?.get('x-skein-reason') ?? '')})`;
+          failures[key] = (failures[key] ?? 0) + 1;
+        }
+        resolve();
+      }),
+    );
+  const loop = (async () => {
+    while (!stopped) {
+      await Promise.all(Array.from({ length: 10 }, one));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  return {
+    ok: () => ok,
+    failures,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** Resolves with how the server stream ended: 'ok' or its error's code. */
+function openStream(client: EchoClient): { messages: () => number; ended: Promise<string> } {
+  const stream = client.Count(Buffer.from('go'));
+  let messages = 0;
+  stream.on('data', () => messages++);
+  const ended = new Promise<string>((resolve) => {
+    stream.on('end', () => resolve('ok'));
+    stream.on('error', (err: grpc.ServiceError) => resolve(`${err.code} ${err.details}`));
+  });
+  return { messages: () => messages, ended };
+}
+
+describe('gRPC under GOAWAY', () => {
+  const procs = new Processes();
+  const cleanup: (() => unknown)[] = [];
+
+  afterEach(async () => {
+    await procs.killAll();
+    for (const c of cleanup.splice(0)) await c();
+  });
+
+  it('loses no call while one of two peer endpoints drains (POST /drain, then SIGTERM with a stream open)', async () => {
+    const apps = [await startApp(), await startApp()];
+    const appPorts = [await bind(apps[0]!.server), await bind(apps[1]!.server)];
+    cleanup.push(() => apps.forEach((a) => a.server.forceShutdown()));
+    const webApp: TestUpstream = await startUpstream(echoHandler('web-app'));
+    cleanup.push(() => webApp.close());
+    const ca = makeCa();
+    const dir = tempDir();
+    const inbound = await freePorts(2);
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', endpoints: inbound.map((port) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } })) } } }, dir);
+    const catalogs: SpawnedSidecar[] = [];
+    for (const i of [0, 1]) {
+      const identity = writeIdentity(dir, `catalog${i}`, makeLeaf(ca, 'catalog'));
+      catalogs.push(await procs.sidecar({ service: 'catalog', appPort: appPorts[i]!, config, inboundPort: inbound[i]!, identity, extraArgs: ['--app-protocol', 'grpc'], drainTimeout: '10s' }));
+    }
+    const web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const client = grpcClient<EchoClient>(echoDefinition, web.outboundPort);
+    cleanup.push(() => client.close());
+
+    const load = steadyLoad(client);
+    // Server streams on both endpoints, so the SIGTERM below finds one open on the draining peer's session.
+    const streams = Array.from({ length: 4 }, () => openStream(client));
+    await waitUntil(() => load.ok() >= 200 && streams.every((s) => s.messages() > 0), { what: 'calls and streams going', timeoutMs: 15_000 });
+    expect((await fetch(`${catalogs[1]!.adminUrl}/drain`, { method: 'POST' })).status).toBe(202);
+    const atDrain = load.ok();
+    await waitUntil(() => load.ok() >= atDrain + 300, { what: 'calls during the drain', timeoutMs: 15_000 });
+    catalogs[1]!.kill('SIGTERM');
+    const atTerm = load.ok();
+    await waitUntil(() => load.ok() >= atTerm + 300, { what: 'calls after SIGTERM', timeoutMs: 15_000 });
+    apps.forEach((a) => a.release());
+    const ended = await Promise.all(streams.map((s) => s.ended));
+    await load.stop();
+    expect(load.failures).toEqual({});
+    expect(ended).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect((await catalogs[1]!.exited).code).toBe(0);
+  }, 60_000);
+
+  it('loses no call to an app that closes its connections every 200 ms (grpc.max_connection_age_ms)', async () => {
+    const app = await startApp({ 'grpc.max_connection_age_ms': 200, 'grpc.max_connection_age_grace_ms': 2000 });
+    const server = app.server;
+    cleanup.push(() => server.forceShutdown());
+    const pair = await startGrpcSidecarPair(procs, server);
+    cleanup.push(() => pair.webApp.close());
+    const client = grpcClient<EchoClient>(echoDefinition, pair.web.outboundPort);
+    cleanup.push(() => client.close());
+    const load = steadyLoad(client);
+    // About 5 s: some 25 of the app's connection lifetimes.
+    await waitUntil(() => load.ok() >= 3000, { what: '3000 calls', timeoutMs: 30_000 });
+    await load.stop();
+    expect(load.failures).toEqual({});
+  }, 60_000);
+});
