@@ -54,18 +54,33 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 /** The largest HTTP/2 stream id: a GOAWAY naming it refuses nothing. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
 
+/** How long the PING between the two GOAWAYs may go unanswered before the second goes anyway. */
+const GOAWAY_PING_WAIT_MS = 2_000;
+
 /**
  * Tells an HTTP/2 client to open no new streams without refusing those already on their way
  * (RFC 9113 §6.8): a GOAWAY naming the largest stream id first, then, once a PING has come
  * back (the client has read that GOAWAY by then, so it sends nothing new), node's own with the
  * last stream really taken; the session closes when its streams are done. A one-step GOAWAY
- * refuses streams in flight, and a gRPC call's streamed body cannot always be sent again.
+ * refuses streams in flight, and a gRPC call's streamed body cannot always be sent again. A
+ * client that never answers the PING gets the second GOAWAY after GOAWAY_PING_WAIT_MS, else
+ * its session would stay open for the rest of the drain.
  */
 function goAwayGracefully(session: Http2Session): void {
   if (session.closed || session.destroyed) return;
   session.goaway(h2constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
+  const fallback = setTimeout(closeSession, GOAWAY_PING_WAIT_MS, session);
+  fallback.unref();
+  const answered = (): void => {
+    clearTimeout(fallback);
+    session.close();
+  };
   // Too many PINGs unanswered (a client that ignores them): the real GOAWAY goes at once.
-  if (!session.ping(() => session.close())) session.close();
+  if (!session.ping(answered)) answered();
+}
+
+function closeSession(session: Http2Session): void {
+  session.close();
 }
 
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;

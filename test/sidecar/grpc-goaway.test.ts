@@ -6,6 +6,7 @@
  * bodies included (a gRPC call's body is a stream).
  */
 import * as grpc from '@grpc/grpc-js';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { echoDefinition, grpcClient, startGrpcSidecarPair } from './grpc-fixture.js';
@@ -125,6 +126,41 @@ describe('gRPC under GOAWAY', () => {
     expect(ended).toEqual(['ok', 'ok', 'ok', 'ok']);
     expect((await catalogs[1]!.exited).code).toBe(0);
   }, 60_000);
+
+  it('sends a drained HTTP/2 client that never answers the PING between the two GOAWAYs the second anyway, and closes its session', async () => {
+    const app = await startUpstream(echoHandler('web-app'));
+    cleanup.push(() => app.close());
+    const web = await procs.sidecar({ service: 'web', appPort: app.port, config: writeTempConfig({ services: {} }, tempDir()) });
+    // A raw HTTP/2 client (h2c, prior knowledge) that acknowledges SETTINGS and nothing else.
+    const socket = connect(web.outboundPort, '127.0.0.1');
+    cleanup.push(() => socket.destroy());
+    const goaways: number[] = [];
+    let pings = 0;
+    let pending = Buffer.alloc(0);
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 9 && pending.length >= 9 + pending.readUIntBE(0, 3)) {
+        const length = pending.readUIntBE(0, 3);
+        const [type, flags] = [pending[3]!, pending[4]!];
+        if (type === 4 && (flags & 1) === 0) socket.write(Buffer.from([0, 0, 0, 4, 1, 0, 0, 0, 0]));
+        if (type === 6 && (flags & 1) === 0) pings++;
+        if (type === 7) goaways.push(pending.readUInt32BE(9) & 0x7fffffff);
+        pending = pending.subarray(9 + length);
+      }
+    });
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    await waitUntil(() => pending.length === 0 && socket.bytesRead > 0, { what: 'the sidecar\'s SETTINGS' });
+    expect((await fetch(`${web.adminUrl}/drain`, { method: 'POST' })).status).toBe(202);
+    const startedAt = Date.now();
+    await ended;
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(pings).toBe(1);
+    // The first refuses nothing; the last (node may repeat it as the session closes) names the last stream taken: none.
+    expect(goaways[0]).toBe(2 ** 31 - 1);
+    expect(goaways.slice(1).length).toBeGreaterThan(0);
+    expect(goaways.slice(1).every((id) => id === 0)).toBe(true);
+  }, 30_000);
 
   it('loses no call to an app that closes its connections every 200 ms (grpc.max_connection_age_ms)', async () => {
     const app = await startApp({ 'grpc.max_connection_age_ms': 200, 'grpc.max_connection_age_grace_ms': 2000 });
