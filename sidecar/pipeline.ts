@@ -19,7 +19,7 @@ import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
-import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, serviceFromAuthority, setHost } from './stages/decode.js';
+import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, serviceFromAuthority, setHost, singleHost } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
@@ -118,8 +118,8 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
  * HTTP/1.1 heads are held to MAX_HEADER_BYTES and their targets checked and normalised as they
  * are parsed (http1/server.ts, common/http/request-target.ts); an HTTP/2 head comes whole
  * (nghttp2 takes larger ones), so it is checked here: its size, counted as the HTTP/1.1 lines
- * it stands for, and its `:path`, so a route matches the path the app will read either way.
- * False after replying `431` or `400 bad-request`.
+ * it stands for, its Host beside `:authority` (decode.ts singleHost), and its `:path`, so a
+ * route matches the path the app will read either way. False after replying `431` or `400 bad-request`.
  */
 function h2HeadAccepted(ex: Exchange, mesh: Mesh | null): boolean {
   const raw = ex.req.rawHeaders;
@@ -128,6 +128,12 @@ function h2HeadAccepted(ex: Exchange, mesh: Mesh | null): boolean {
   if (bytes > MAX_HEADER_BYTES) {
     if (mesh !== null) ex.edge = mesh.unroutedEdge(undefined);
     ex.reply('bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`, 431);
+    return false;
+  }
+  const conflict = singleHost(ex.headers);
+  if (conflict !== undefined) {
+    if (mesh !== null) ex.edge = mesh.unroutedEdge(undefined);
+    ex.reply('bad-request', conflict);
     return false;
   }
   try {

@@ -31,6 +31,7 @@ import { connect as h2connect, constants, type ClientHttp2Session, type ClientHt
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { ClientBodyError } from '../http1/incoming.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
@@ -494,7 +495,9 @@ export class H2Upstream extends UpstreamDispatcher {
       if (SESSION_GONE.has((err as { code?: string }).code ?? '')) {
         this.retire(session);
         this.enqueue(call);
-      } else reportError(call, err as Error);
+        // Else node refused the head before sending it (a field HTTP/2 cannot carry, e.g. a
+        // repeated User-Agent): the request's fault, never the endpoint's, answered 400.
+      } else reportError(call, new ClientBodyError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
       return;
     }
     const c = new H2Call(this, call, stream, session);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLoopbackAuthority, serviceFromAuthority } from './decode.js';
+import { isLoopbackAuthority, serviceFromAuthority, singleHost } from './decode.js';
 
 describe('serviceFromAuthority', () => {
   it('reads the service from the host spellings apps use, with or without a port', () => {
@@ -28,5 +28,21 @@ describe('isLoopbackAuthority', () => {
   it('is true for the loopback addresses a client pointed at an --upstream port sends, with or without a port', () => {
     for (const a of ['127.0.0.1', '127.0.0.1:7001', '127.1.2.3:80', '[::1]', '[::1]:7001', 'localhost', 'LocalHost:7001']) expect(isLoopbackAuthority(a), a).toBe(true);
     for (const a of ['', 'catalog', 'catalog:7001', 'localhost.example', 'lb', '10.0.0.1:80', '127.0.0', '[::2]:80', '1catalog']) expect(isLoopbackAuthority(a), a).toBe(false);
+  });
+});
+
+describe('singleHost', () => {
+  it('sends the same authority once (any case), keeping the other fields in order', () => {
+    const headers = ['host', 'catalog', 'te', 'trailers', 'host', 'Catalog', 'x-a', '1'];
+    expect(singleHost(headers)).toBeUndefined();
+    expect(headers).toEqual(['host', 'catalog', 'te', 'trailers', 'x-a', '1']);
+  });
+
+  it('names differing authorities and leaves a single Host alone', () => {
+    expect(singleHost(['host', 'catalog', 'host', 'elsewhere'])).toBe('the request names two authorities, "catalog" and "elsewhere" (:authority and Host)');
+    const one = ['host', 'catalog', 'x-a', '1'];
+    expect(singleHost(one)).toBeUndefined();
+    expect(one).toEqual(['host', 'catalog', 'x-a', '1']);
+    expect(singleHost(['x-a', '1'])).toBeUndefined();
   });
 });

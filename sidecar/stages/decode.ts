@@ -80,6 +80,29 @@ export function hostIndex(headers: readonly string[]): number {
   return -1;
 }
 
+/**
+ * An HTTP/2 request may carry Host beside `:authority` (RFC 9113 §8.3.1), and decode forwards
+ * both as Host; one goes on. The same authority twice is sent once; differing ones make the
+ * request malformed (§8.3.1 again): what is wrong with it is returned, for a 400.
+ */
+export function singleHost(headers: string[]): string | undefined {
+  const at = hostIndex(headers);
+  if (at < 0) return undefined;
+  const host = headers[at]!;
+  let w = at + 1;
+  for (let r = w; r < headers.length; r += 2) {
+    const name = headers[r]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (headers[r + 1]!.toLowerCase() !== host.toLowerCase()) return `the request names two authorities, ${JSON.stringify(host)} and ${JSON.stringify(headers[r + 1])} (:authority and Host)`;
+      continue;
+    }
+    headers[w++] = name;
+    headers[w++] = headers[r + 1]!;
+  }
+  headers.length = w;
+  return undefined;
+}
+
 /** Sets Host in a flat `[name, value, ...]` list: the one there is replaced, or one added. */
 export function setHost(headers: string[], value: string): void {
   const at = hostIndex(headers);

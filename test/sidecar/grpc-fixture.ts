@@ -27,13 +27,13 @@ export interface GrpcSidecarPair {
 
 /**
  * Binds `server` (its services added) on a free port and starts the pair in front of it:
- * service `catalog` has `protocol: 'grpc'` and `policy`; web gets `drainTimeout` if given.
+ * service `catalog` has `protocol: 'grpc'` and `policy`; web gets `drainTimeout` and `extraArgs` if given.
  */
 export async function startGrpcSidecarPair(
   procs: Processes,
   server: grpc.Server,
   policy: Omit<ServicePolicyInput, 'protocol' | 'endpoints'> = {},
-  web: { drainTimeout?: string } = {},
+  web: { drainTimeout?: string; extraArgs?: readonly string[] } = {},
 ): Promise<GrpcSidecarPair> {
   const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
   const webApp = await startUpstream(echoHandler('web-app'));
