@@ -937,8 +937,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * (ClientBodyError): no fault of the endpoint, so the attempt is dropped without counting
    * against it and the caller gets the error's status with `bad-request`. Left unread by the
    * upstream while the caller had more (BodyNotReadError): a timeout of the endpoint. Either
-   * way an answer already begun is cut. Other failures (the caller gone) are the response's
-   * 'close' to handle: false.
+   * way an answer already begun is cut, but for an HTTP/2 gRPC call's, which ends with the
+   * reason's status in its trailers (a bare RST_STREAM NO_ERROR reaches grpc-js as `13
+   * INTERNAL: … Call ended without gRPC status`). Other failures (the caller gone) are the
+   * response's 'close' to handle: false.
    */
   requestBodyFailed(err: Error): boolean {
     const clientFault = err instanceof ClientBodyError;
@@ -946,12 +948,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.finished) return true;
     this.abandonAttempt(clientFault ? 'neutral' : 'failure');
     this.bodyChunks = null;
-    if (this.headSent && !this.retractHead()) {
+    const inTrailers = this.headSent && this.grpc && this.h2;
+    if (this.headSent && !inTrailers && !this.retractHead()) {
       this.res.destroy();
       this.finish(clientFault ? (err as ClientBodyError).status : REASONS.timeout.status);
     } else if (clientFault) this.replyError(err);
     else this.reply('timeout', `${this.destination}: ${err.message}`);
-    if (this.h2) stopH2Body(this.req);
+    if (this.h2) stopH2Body(this.req, inTrailers);
     return true;
   }
 
@@ -992,12 +995,26 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
  * An HTTP/2 caller whose body will not be read is told to stop sending once the answer is out
  * (RST_STREAM NO_ERROR, RFC 9113 §8.1), and what it sent is dropped so the stream can end:
  * the stream, and the response's 'close', would otherwise wait for a client that may never
- * end it, or for a reader that is gone.
+ * end it, or for a reader that is gone. An answer ending in trailers (a gRPC status) is out
+ * only once they are: node submits them on the setImmediate after its last DATA went
+ * ('wantTrailers', whose response listener came first), and a reset submitted before would
+ * go ahead of them, and the caller never see its status.
  */
-function stopH2Body(req: ProxyRequest): void {
+function stopH2Body(req: ProxyRequest, afterTrailers: boolean): void {
   const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
-  if (!stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_NO_ERROR);
+  if (!stream.closed && !stream.destroyed) {
+    if (afterTrailers) stream.once('wantTrailers', closeAfterTrailers);
+    else stream.close(h2constants.NGHTTP2_NO_ERROR);
+  }
   req.resume();
+}
+
+function closeAfterTrailers(this: ServerHttp2Stream): void {
+  setImmediate(closeNoError, this);
+}
+
+function closeNoError(stream: ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_NO_ERROR);
 }
 
 /**

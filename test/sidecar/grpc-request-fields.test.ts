@@ -10,13 +10,17 @@ import { connect as connectH2, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Processes, type SpawnedSidecar } from '../support/index.js';
-import { echoDefinition, grpcPairTeardown, startGrpcSidecarPair, type GrpcPairState } from './grpc-fixture.js';
+import { echoDefinition, grpcClient, grpcPairTeardown, startGrpcSidecarPair, type GrpcPairState } from './grpc-fixture.js';
 
 const bytes = (b: Buffer): Buffer => b;
 const chatDefinition: grpc.ServiceDefinition = {
   ...echoDefinition,
   Chat: { path: '/test.Echo/Chat', requestStream: true, responseStream: true, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes },
 };
+
+interface ChatClient extends grpc.Client {
+  Chat(): grpc.ClientDuplexStream<Buffer, Buffer>;
+}
 
 interface RawAnswer {
   status?: number;
@@ -118,5 +122,26 @@ describe('gRPC request fields HTTP/2 makes awkward', () => {
     }
     await expectNoFailureCounted(web);
     expect(await rawCall(session, { ':authority': 'catalog' })).toMatchObject({ status: 200, grpcStatus: '0' });
+  });
+
+  it('ends a bidi call whose body passes --max-request-body after the app answered with status 13 and bad-request in its trailers', async () => {
+    const client = grpcClient<ChatClient>(chatDefinition, web.outboundPort);
+    const call = client.Chat();
+    const got: string[] = [];
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      call.on('data', (m: Buffer) => {
+        got.push(m.toString());
+        // The answer's head is out: now 100 KiB more than the 64 KiB allowed.
+        if (got.length === 1) for (let i = 0; i < 10; i++) call.write(Buffer.alloc(10 * 1024, 'x'));
+      });
+      call.on('error', resolve);
+      call.on('end', () => resolve({ code: grpc.status.OK } as grpc.ServiceError));
+      call.write(Buffer.from('hi'));
+    });
+    client.close();
+    expect(got[0]).toBe('got 2');
+    expect(err.code).toBe(grpc.status.INTERNAL);
+    expect(err.metadata.get('x-skein-reason')).toEqual(['bad-request']);
+    expect(err.details).toContain('--max-request-body');
   });
 });
