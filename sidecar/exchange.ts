@@ -573,7 +573,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   /** HTTP/2 callers get headers as an object; a trailers-only gRPC answer stays one (its status also kept for the outcome). */
   private writeHeadH2(status: number, flat: string[]): void {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string | string[]> = {};
     for (let i = 0; i < flat.length; i += 2) {
       const name = flat[i]!.toLowerCase();
       // HTTP/2 has no transfer codings (RFC 9113 §8.2.2), and node refuses the header: the coded body goes on without it, as it always did.
@@ -583,7 +583,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
         if (name === 'grpc-status') this.grpcStatus = Number(flat[i + 1]);
         continue;
       }
-      headers[name] = flat[i + 1]!;
+      const prev = headers[name];
+      headers[name] = prev === undefined ? flat[i + 1]! : repeatedField(name, prev, flat[i + 1]!);
     }
     this.remaining = -1;
     const stream = this.pendingTrailers !== null ? h2Stream(this.res) : undefined;
@@ -1026,6 +1027,18 @@ function resetText(service: string, h: AttemptHandler, err: Error): string {
   if ((err as { code?: string }).code === H1_MALFORMED) return `${service}: ${err.message}`;
   if (h.status !== 0) return `${service} at ${h.endpoint.key} broke off its answer: ${err.message}`;
   return `${service} at ${h.endpoint.key} reset the connection before answering`;
+}
+
+/**
+ * A field an HTTP/1.1 answer repeats, for an HTTP/2 caller's header object: Set-Cookie lines
+ * stay apart (node sends an array as separate fields; RFC 9110 §5.3 forbids joining them),
+ * others are joined as the list they are, since node refuses an array for a single-value name.
+ */
+function repeatedField(name: string, prev: string | string[], value: string): string | string[] {
+  if (name !== 'set-cookie') return `${prev as string}, ${value}`;
+  if (typeof prev === 'string') return [prev, value];
+  prev.push(value);
+  return prev;
 }
 
 /** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */

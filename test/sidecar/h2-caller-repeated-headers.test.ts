@@ -1,0 +1,58 @@
+/**
+ * An HTTP/1.1 app's repeated response headers reach an HTTP/2 (h2c) caller all present: each
+ * Set-Cookie line as its own field (RFC 9110 §5.3 forbids joining them), other repeats joined
+ * as the list they are. Through a plain endpoint and over the mux to a peer sidecar.
+ */
+import { connect as connectH2, type IncomingHttpHeaders } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Processes, startUpstream, type TestUpstream } from '../support/index.js';
+import { startBodyTestSidecars, type BodyTestSidecars } from './body-fixture.js';
+
+/** GET /multi over h2c to `port` with `:authority` `authority`; the answer's head. */
+function h2Get(port: number, authority: string): Promise<IncomingHttpHeaders> {
+  return new Promise((resolve, reject) => {
+    const session = connectH2(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'GET', ':path': '/multi', ':authority': authority });
+    let head: IncomingHttpHeaders = {};
+    stream.on('response', (h) => (head = h));
+    stream.on('error', reject);
+    stream.resume();
+    stream.on('end', () => {
+      session.close();
+      resolve(head);
+    });
+  });
+}
+
+describe('repeated response headers to HTTP/2 callers', () => {
+  const procs = new Processes();
+  let app: TestUpstream;
+  let sidecars: BodyTestSidecars;
+
+  beforeAll(async () => {
+    app = await startUpstream((_req, res) => {
+      // A raw list: node:http writes each pair as its own line.
+      res.writeHead(200, ['set-cookie', 'a=1', 'set-cookie', 'b=2; Path=/', 'x-dup', '1', 'x-dup', '2', 'content-type', 'text/plain']);
+      res.end('ok');
+    });
+    sidecars = await startBodyTestSidecars(procs, app, ['direct']);
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await app.close();
+  });
+
+  it('keeps every Set-Cookie line and every value of other repeated headers', async () => {
+    for (const [port, authority] of [
+      [sidecars.plainWeb.outboundPort, 'direct'],
+      [sidecars.web.outboundPort, 'catalog'],
+    ] as const) {
+      const head = await h2Get(port, authority);
+      expect(head[':status'], authority).toBe(200);
+      expect(head['set-cookie'], authority).toEqual(['a=1', 'b=2; Path=/']);
+      expect(head['x-dup'], authority).toBe('1, 2');
+    }
+  });
+});
