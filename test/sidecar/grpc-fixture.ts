@@ -10,9 +10,9 @@ import { echoHandler, freePorts, makeCa, makeLeaf, tempDir, writeIdentity, write
 
 const bytes = (b: Buffer): Buffer => b;
 
-/** Method `name` of `test.Echo`, taking one message and answering one (or a stream, with `responseStream`), as raw bytes. */
-export function rawMethod(name: string, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path: `/test.Echo/${name}`, requestStream: false, responseStream, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes };
+/** Method `name` of `test.Echo`, taking one message (or a stream, with `requestStream`) and answering one (or a stream, with `responseStream`), as raw bytes. */
+export function rawMethod(name: string, responseStream: boolean, requestStream = false): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path: `/test.Echo/${name}`, requestStream, responseStream, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes };
 }
 
 /** `test.Echo` with `Echo` (unary) and `Count` (server stream). */

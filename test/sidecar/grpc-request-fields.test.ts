@@ -10,13 +10,9 @@ import { connect as connectH2, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Processes, type SpawnedSidecar } from '../support/index.js';
-import { echoDefinition, grpcClient, grpcPairTeardown, startGrpcSidecarPair, type GrpcPairState } from './grpc-fixture.js';
+import { echoDefinition, grpcClient, grpcPairTeardown, rawMethod, startGrpcSidecarPair, type GrpcPairState } from './grpc-fixture.js';
 
-const bytes = (b: Buffer): Buffer => b;
-const chatDefinition: grpc.ServiceDefinition = {
-  ...echoDefinition,
-  Chat: { path: '/test.Echo/Chat', requestStream: true, responseStream: true, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes },
-};
+const chatDefinition: grpc.ServiceDefinition = { ...echoDefinition, Chat: rawMethod('Chat', true, true) };
 
 interface ChatClient extends grpc.Client {
   Chat(): grpc.ClientDuplexStream<Buffer, Buffer>;

@@ -3,16 +3,19 @@
  * stops sending gets `408 bad-request` (its fault: the upstream attempt is dropped and no
  * endpoint blamed), buffered and streamed bodies alike, HTTP/1.1 and HTTP/2, plain and
  * through an mTLS pair; an upstream that stops reading a body the client still sends is a
- * `504 timeout` (its fault).
+ * `504 timeout` (its fault). A gRPC call whose answer had begun (grpc-js, bidirectional) ends
+ * with status 13 and the reason in its trailers instead.
  * Either way the request no longer counts in flight. The cases run side by side, so the
  * file takes one head limit.
  */
+import * as grpc from '@grpc/grpc-js';
 import { request } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, Processes, startUpstream, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { startBodyTestSidecars } from './body-fixture.js';
+import { grpcClient, rawMethod } from './grpc-fixture.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 const HEAD_LIMIT_MS = 60_000;
@@ -99,6 +102,26 @@ function h2Post(sc: SpawnedSidecar, host: string, path: string, body: Buffer, to
   });
 }
 
+interface ChatClient extends grpc.Client {
+  Chat(): grpc.ClientDuplexStream<Buffer, Buffer>;
+}
+
+/** A bidirectional call to `/test.Echo/Chat` at `service` that sends one message, reads the answer's first, then goes quiet. */
+function quietBidi(sc: SpawnedSidecar, service: string): Promise<{ err: grpc.ServiceError; got: number; ms: number }> {
+  const started = performance.now();
+  const client = grpcClient<ChatClient>({ Chat: rawMethod('Chat', true, true) }, sc.outboundPort, service);
+  const call = client.Chat();
+  let got = 0;
+  return new Promise((resolve) => {
+    call.on('data', () => got++);
+    call.on('error', (err: grpc.ServiceError) => {
+      client.close();
+      resolve({ err, got, ms: performance.now() - started });
+    });
+    call.write(Buffer.from('hi'));
+  });
+}
+
 interface Clusters {
   [service: string]: { endpoints: { outlier: { consecutiveErrors: number } | null }[] };
 }
@@ -114,14 +137,21 @@ describe('stalled request bodies', () => {
   beforeAll(async () => {
     app = await startUpstream((req, res) => {
       if (req.url === '/unread') return; // reads nothing, answers nothing
+      if (req.url === '/test.Echo/Chat') {
+        // A gRPC answer begun (one message), reading the rest of the call as it comes.
+        res.writeHead(200, { 'content-type': 'application/grpc' });
+        res.write(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
+        req.resume();
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => echoHandler(`got ${Buffer.concat(chunks).length} bytes`)(req, res));
     });
     // Timeouts far past the head limit, so only the body's stall can end these requests.
     const policy = { timeout: '5m', retries: { attempts: 2, perTryTimeout: '4m' } };
-    // sink and h2sink: the same app under other names, for the uploads it never reads (outlier state is per service).
-    ({ web, plainWeb } = await startBodyTestSidecars(procs, app, ['direct', 'sink', 'h2sink'], policy));
+    // sink and h2sink: the same app under other names, for the uploads it never reads (outlier state is per service); chat for the gRPC call.
+    ({ web, plainWeb } = await startBodyTestSidecars(procs, app, ['direct', 'sink', 'h2sink', 'chat'], policy));
   });
 
   afterAll(async () => {
@@ -133,7 +163,7 @@ describe('stalled request bodies', () => {
     const declared = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100\r\n\r\nabc`;
     const chunked = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n`;
     const streamed = (host: string) => `POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 200000\r\n\r\n${'s'.repeat(10_000)}`;
-    const [stalls, unread, h2Stalls, h2Unread] = await Promise.all([
+    const [stalls, unread, h2Stalls, h2Unread, grpcStall] = await Promise.all([
       Promise.all([
         // Buffered for replay (Content-Length up to 64 KiB, a route that retries).
         stall(plainWeb.outboundPort, declared('direct')),
@@ -147,6 +177,7 @@ describe('stalled request bodies', () => {
       // HTTP/2 has no connection sweep: its exchange checks the body. Streamed, and buffered (a gRPC call the route may replay: none here).
       Promise.all([h2Post(plainWeb, 'direct', '/echo', Buffer.from('abc')), h2Post(web, 'catalog', '/echo', Buffer.from('abc'))]),
       h2Post(plainWeb, 'h2sink', '/unread', Buffer.alloc(64 * 1024, 'u'), 32 * 1024 * 1024),
+      quietBidi(plainWeb, 'chat'),
     ]);
     /** A stall ends once the head limit has passed, and not long after. */
     const expectEndedAtHeadLimit = (ms: number, what: string): void => {
@@ -159,6 +190,12 @@ describe('stalled request bodies', () => {
       expect(text).toContain('the request body stalled');
       expectEndedAtHeadLimit(ms, `h2 stall ${i}`);
     }
+    // A gRPC answer begun ends with a status in its trailers: a bare RST_STREAM NO_ERROR would be grpc-js's `Call ended without gRPC status`.
+    expect(grpcStall.got).toBe(1);
+    expect(grpcStall.err.code).toBe(grpc.status.INTERNAL);
+    expect(grpcStall.err.metadata.get('x-skein-reason')).toEqual(['bad-request']);
+    expect(grpcStall.err.details).toContain('the request body stalled');
+    expectEndedAtHeadLimit(grpcStall.ms, 'gRPC stall');
     for (const [i, { answer, ms }] of stalls.entries()) {
       expect(answer, `stall ${i}`).toMatch(/^HTTP\/1.1 408/);
       expect(answer).toMatch(/x-skein-reason: bad-request/i);
