@@ -495,9 +495,11 @@ export class H2Upstream extends UpstreamDispatcher {
       if (SESSION_GONE.has((err as { code?: string }).code ?? '')) {
         this.retire(session);
         this.enqueue(call);
-        // Else node refused the head before sending it (a field HTTP/2 cannot carry, e.g. a
-        // repeated User-Agent): the request's fault, never the endpoint's, answered 400.
-      } else reportError(call, new ClientBodyError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
+      } else {
+        // Node refused the head before sending it (a field HTTP/2 cannot carry, e.g. a repeated
+        // User-Agent): the request's fault, never the endpoint's, answered 400.
+        reportError(call, new ClientBodyError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
+      }
       return;
     }
     const c = new H2Call(this, call, stream, session);
