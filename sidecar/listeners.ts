@@ -9,7 +9,8 @@
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
  * for headers over 64 KiB, 408 for a head too slow, 501 for a transfer coding other than
  * chunked, 400 otherwise, all with `x-skein-reason: bad-request`) and only that connection
- * closes.
+ * closes. A peer sidecar's malformed mux request head is answered the same way (400 or 501)
+ * on its stream alone.
  */
 import type { Server as HttpServer } from 'node:http';
 import { constants as h2constants, createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
@@ -19,8 +20,8 @@ import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN } from './mux/frames.js';
-import { MuxServerSession, type MuxRequestListener } from './mux/server.js';
-import { socketReply } from './stages/reply.js';
+import { MuxServerSession, type MuxHandlers, type MuxRequestListener, type MuxResponse } from './mux/server.js';
+import { sidecarReply, socketReply } from './stages/reply.js';
 
 export const MAX_HEADER_BYTES = 64 * 1024;
 /**
@@ -100,12 +101,24 @@ function answerParseError(err: Error & { code?: string }, socket: Socket): numbe
     socketReply(socket, 408, 'bad-request', 'request headers not received in time');
     return 408;
   }
-  if (err.code === UNSUPPORTED_TRANSFER_CODING) {
-    socketReply(socket, 501, 'bad-request', `unsupported HTTP request: ${err.message} (${err.code})`);
-    return 501;
-  }
-  socketReply(socket, 400, 'bad-request', `malformed HTTP request: ${err.message} (${err.code})`);
-  return 400;
+  const status = refusalStatus(err);
+  socketReply(socket, status, 'bad-request', refusalText(err, status));
+  return status;
+}
+
+/** The same for a peer's mux request head (heads.ts), on its stream: the connection serves on. */
+function answerMuxParseError(err: Error & { code?: string }, res: MuxResponse): number {
+  const status = refusalStatus(err);
+  return sidecarReply(res as unknown as ProxyResponse, 'bad-request', refusalText(err, status), false, status);
+}
+
+/** 501 for a transfer coding the sidecar does not apply (RFC 9112 §6.1), else 400. */
+function refusalStatus(err: Error & { code?: string }): number {
+  return err.code === UNSUPPORTED_TRANSFER_CODING ? 501 : 400;
+}
+
+function refusalText(err: Error & { code?: string }, status: number): string {
+  return `${status === 501 ? 'unsupported' : 'malformed'} HTTP request: ${err.message} (${err.code})`;
 }
 
 /** One listener: the front server and the protocol servers behind it. */
@@ -115,18 +128,18 @@ export class ProxyListener {
   readonly front: NetServer | TlsServer;
   private readonly sessions = new Set<Http2Session>();
   private readonly muxSessions = new Set<MuxServerSession>();
-  private readonly onMux: MuxRequestListener | null;
+  private readonly onMux: MuxHandlers | null;
   private readonly maxBodyBytes: number;
   private draining = false;
 
   constructor(options: ProxyListenerOptions) {
     const { onRequest, onUpgrade, onMalformed, tls, mux = false } = options;
     this.maxBodyBytes = options.maxBodyBytes;
-    this.onMux = mux ? (onRequest as unknown as MuxRequestListener) : null;
     const clientError = (err: Error & { code?: string }, socket: Socket): void => {
       const status = answerParseError(err, socket);
       if (status !== 0) onMalformed(status);
     };
+    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerMuxParseError(err, res)) } : null;
     // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
     const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
     this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });

@@ -11,7 +11,7 @@
  * origin-form), repeated or invalid Host (RFC 9112 §3.2). Error codes follow llhttp's (what
  * node:http reported); the Host checks, which llhttp does not make, have Skein's own.
  */
-import { collapseContentLength, framingOf, isToken, parseHeaderLines } from './header-lines.js';
+import { collapseContentLength, framingOf, isToken, parseHeaderLines, type Framing } from './header-lines.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { isValidAuthority, normaliseTarget } from '../../common/http/request-target.js';
 
@@ -53,23 +53,13 @@ export function parseRequestHead(text: string): RequestHead {
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
   if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) throw new HttpParseError('HPE_INVALID_CONSTANT', 'the request line is not METHOD target HTTP/1.x');
   const method = line.slice(0, sp1);
-  if (!isToken(method)) throw new HttpParseError('HPE_INVALID_METHOD', `invalid method ${JSON.stringify(method)}`);
-  // A tunnel has no path to route by; and its authority-form target is no path either.
-  if (method === 'CONNECT') throw new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
-  const target = normaliseTarget(line.slice(sp1 + 1, sp2), method);
+  const target = requestTarget(method, line.slice(sp1 + 1, sp2));
   const version = line.slice(sp2 + 1);
   const minor = version === 'HTTP/1.1' ? 1 : version === 'HTTP/1.0' ? 0 : -1;
   if (minor < 0) throw new HttpParseError('HPE_INVALID_VERSION', `unsupported version ${JSON.stringify(version.slice(0, 20))}`);
 
   const rawHeaders = parseHeaderLines(text, eol + 2);
-  const framing = framingOf(rawHeaders, minor);
-  if (framing.otherEncoding) {
-    // RFC 9112 §6.3: without a final chunked the body's length cannot be told (400). §6.1: other
-    // codings (gzip, chunked) are not ones the sidecar applies, and dropping them would hand the
-    // app coded bytes it was never told of (501).
-    if (!framing.chunked) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding does not end in chunked');
-    throw new HttpParseError(UNSUPPORTED_TRANSFER_CODING, 'transfer-encoding other than chunked alone is not implemented');
-  }
+  const framing = requestFraming(rawHeaders, minor);
   const { contentLength, chunked, keepAlive, upgrade, expectContinue, hosts, host } = framing;
   if (hosts !== 1) {
     // RFC 9112 §3.2: one Host, required in HTTP/1.1; an absolute-form target names its authority itself.
@@ -79,8 +69,37 @@ export function parseRequestHead(text: string): RequestHead {
     if (!isValidAuthority(host)) throw new HttpParseError('ERR_SKEIN_INVALID_HOST', `invalid Host header ${JSON.stringify(host.slice(0, 64))}`);
     lastHost = host;
   }
-  if (framing.lengthRepeated) collapseContentLength(rawHeaders, contentLength);
   return { method, target, minor, rawHeaders, contentLength, chunked, keepAlive, upgrade, expectContinue };
+}
+
+/**
+ * A request line's method and target checked (a token; no CONNECT; request-target.ts's
+ * forms), the target normalised. Shared with a peer sidecar's mux request (sidecar/mux/heads.ts).
+ */
+export function requestTarget(method: string, target: string): string {
+  if (!isToken(method)) throw new HttpParseError('HPE_INVALID_METHOD', `invalid method ${JSON.stringify(method)}`);
+  // A tunnel has no path to route by; and its authority-form target is no path either.
+  if (method === 'CONNECT') throw new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
+  return normaliseTarget(target, method);
+}
+
+/**
+ * The framing of a request's header lines, checked: Content-Length and Transfer-Encoding as
+ * framingOf reads them, and a Transfer-Encoding other than just chunked refused. Agreeing
+ * repeated Content-Lengths are left as one in `rawHeaders`. Shared with a peer sidecar's mux
+ * request (sidecar/mux/heads.ts).
+ */
+export function requestFraming(rawHeaders: string[], minor: number): Framing {
+  const framing = framingOf(rawHeaders, minor);
+  if (framing.otherEncoding) {
+    // RFC 9112 §6.3: without a final chunked the body's length cannot be told (400). §6.1: other
+    // codings (gzip, chunked) are not ones the sidecar applies, and dropping them would hand the
+    // app coded bytes it was never told of (501).
+    if (!framing.chunked) throw new HttpParseError('HPE_INVALID_TRANSFER_ENCODING', 'transfer-encoding does not end in chunked');
+    throw new HttpParseError(UNSUPPORTED_TRANSFER_CODING, 'transfer-encoding other than chunked alone is not implemented');
+  }
+  if (framing.lengthRepeated) collapseContentLength(rawHeaders, framing.contentLength);
+  return framing;
 }
 
 /**

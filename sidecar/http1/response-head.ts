@@ -43,16 +43,23 @@ function isDigit(code: number): boolean {
 export function parseResponseHead(text: string): ResponseHead {
   let eol = text.indexOf('\r\n');
   if (eol < 0) eol = text.length;
-  // `HTTP/1.x NNN` and an optional ` reason`, checked by hand: a regular expression was half the cost of a head.
   const minor = text.charCodeAt(7) - 48;
-  const wellFormed =
-    text.startsWith('HTTP/1.') && (minor === 0 || minor === 1) && text.charCodeAt(8) === 32 &&
-    isDigit(text.charCodeAt(9)) && isDigit(text.charCodeAt(10)) && isDigit(text.charCodeAt(11)) && (eol === 12 || text.charCodeAt(12) === 32);
-  if (!wellFormed) throw new HttpParseError('HPE_INVALID_CONSTANT', 'the status line is not HTTP/1.x NNN reason');
-  const status = Number(text.slice(9, 12));
+  if (!text.startsWith('HTTP/1.') || !(minor === 0 || minor === 1) || text.charCodeAt(8) !== 32) throw notStatusLine();
+  return parseStatusAndHeaders(text, 9, eol, minor);
+}
+
+/**
+ * The rest of a response head from its status code at `at` (`NNN reason` up to `eol`, then
+ * header lines): all of parseResponseHead's checks after the version. A peer sidecar's mux
+ * response head, whose first line is `NNN reason`, is held to them too (sidecar/mux/heads.ts).
+ */
+export function parseStatusAndHeaders(text: string, at: number, eol: number, minor: number): ResponseHead {
+  // `NNN` and an optional ` reason`, checked by hand: a regular expression was half the cost of a head.
+  if (!isDigit(text.charCodeAt(at)) || !isDigit(text.charCodeAt(at + 1)) || !isDigit(text.charCodeAt(at + 2)) || (eol !== at + 3 && text.charCodeAt(at + 3) !== 32)) throw notStatusLine();
+  const status = Number(text.slice(at, at + 3));
   // RFC 9110 §15: codes outside 100..599 are invalid; passed on, no client could tell what they mean.
   if (status < 100 || status > 599) throw new HttpParseError('HPE_INVALID_STATUS', `status ${status} is outside 100..599`);
-  const reason = eol > 13 ? text.slice(13, eol) : '';
+  const reason = eol > at + 4 ? text.slice(at + 4, eol) : '';
   // It is written to the caller as it came: no bare CR or LF may ride along.
   if (/[\r\n\0]/.test(reason)) throw new HttpParseError('HPE_INVALID_CONSTANT', 'control characters in the reason phrase');
   const rawHeaders = parseHeaderLines(text, eol + 2);
@@ -60,4 +67,8 @@ export function parseResponseHead(text: string): ResponseHead {
   if (lengthRepeated) collapseContentLength(rawHeaders, contentLength);
   const keepAliveMs = keepAliveHint === '' ? -1 : keepAliveTimeoutMs(keepAliveHint);
   return { status, reason, rawHeaders, contentLength, chunked, keepAlive, keepAliveMs };
+}
+
+function notStatusLine(): HttpParseError {
+  return new HttpParseError('HPE_INVALID_CONSTANT', 'the status line is not HTTP/1.x NNN reason');
 }

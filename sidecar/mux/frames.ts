@@ -16,7 +16,8 @@
  * Heads (request, response, trailers) are HTTP/1.1-style text in latin1: a first line
  * (`METHOD target` or `status reason`), then `name: value` lines, each ended by CRLF. Header
  * values cannot hold CR or LF (both HTTP parsers in front of this refuse them), so the lines
- * need no escaping.
+ * need no escaping; the receiving end holds them to the same rules again (heads.ts), as it
+ * trusts a peer's certificate, not its bytes.
  *
  * A response head made by the serving sidecar itself (SPEC §6: no app answer, `x-skein-reason`
  * set) carries the SIDECAR_MADE flag. Headers cannot say so: an app may send any header,
@@ -206,26 +207,4 @@ export function encodeHead(first: string, headers: readonly string[]): string {
   text += '\r\n';
   for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return text;
-}
-
-/** The first line, and the headers as a flat list; undefined when the text is not a head. */
-export function decodeHead(payload: Buffer, withFirstLine: boolean): { first: string; headers: string[] } | undefined {
-  const text = payload.toString('latin1');
-  const headers: string[] = [];
-  let pos = 0;
-  let first = '';
-  if (withFirstLine) {
-    const eol = text.indexOf('\r\n');
-    if (eol < 0) return undefined;
-    first = text.slice(0, eol);
-    pos = eol + 2;
-  }
-  while (pos < text.length) {
-    const eol = text.indexOf('\r\n', pos);
-    const colon = text.indexOf(': ', pos);
-    if (eol < 0 || colon < 0 || colon > eol) return undefined;
-    headers.push(text.slice(pos, colon), text.slice(colon + 2, eol));
-    pos = eol + 2;
-  }
-  return { first, headers };
 }

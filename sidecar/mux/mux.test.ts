@@ -12,7 +12,8 @@ import { recordingHandler, type Recorded } from '../../test/support/recording-ha
 import { socketConnector } from '../cluster/h2-upstream.js';
 import type { Keepalive } from '../cluster/keepalive.js';
 import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
-import { ALPN, WINDOW } from './frames.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
+import { ALPN, END_STREAM, FrameType, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { MuxUpstream } from './upstream.js';
@@ -34,6 +35,9 @@ interface Fixture {
   readonly upstream: MuxUpstream;
   readonly sockets: TLSSocket[];
   readonly sessions: MuxServerSession[];
+  readonly port: number;
+  /** Request heads the server refused (answered 400 with the error's code in `x-code`). */
+  readonly refused: HttpParseError[];
 }
 
 /** A TLS server speaking the mux, answering with `onRequest`, and an upstream to it. */
@@ -46,9 +50,15 @@ interface FixtureOptions {
 async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o: FixtureOptions = {}): Promise<Fixture> {
   const sockets: TLSSocket[] = [];
   const sessions: MuxServerSession[] = [];
+  const refused: HttpParseError[] = [];
   const server: TlsServer = createTlsServer(SERVER_TLS, (socket) => {
     sockets.push(socket);
-    sessions.push(new MuxServerSession(socket, onRequest, () => {}, 0, o.serverMaxStreams));
+    const clientError = (err: HttpParseError, res: MuxResponse): void => {
+      refused.push(err);
+      res.writeHead(400, ['x-code', err.code, 'content-length', '0']);
+      res.end();
+    };
+    sessions.push(new MuxServerSession(socket, { request: onRequest, clientError }, () => {}, 0, o.serverMaxStreams));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -64,7 +74,35 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o
     for (const s of sessions) s.destroy();
     server.close();
   });
-  return { upstream, sockets, sessions };
+  return { upstream, sockets, sessions, port, refused };
+}
+
+function frame(type: FrameType, flags: number, id: number, payload: string): Buffer {
+  const body = Buffer.from(payload, 'latin1');
+  const header = Buffer.alloc(10);
+  header.writeUInt32BE(body.length, 0);
+  header[4] = type;
+  header[5] = flags;
+  header.writeUInt32BE(id, 6);
+  return Buffer.concat([header, body]);
+}
+
+/** A peer that writes frames of its own making (a mesh certificate is all it needs); `text()` is what came back, frame headers as `[type id]`. */
+async function rawPeer(port: number): Promise<{ send(...frames: Buffer[]): void; text(): string }> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, key: clientLeaf.keyPem, cert: clientLeaf.certPem, ca: ca.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] });
+  cleanups.push(() => socket.destroy());
+  await once(socket, 'secureConnect');
+  let pending = Buffer.alloc(0);
+  let text = '';
+  socket.on('data', (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 10 && pending.length >= 10 + pending.readUInt32BE(0)) {
+      const end = 10 + pending.readUInt32BE(0);
+      text += `[${pending[4]} ${pending.readUInt32BE(6)}]${pending.toString('latin1', 10, end)}`;
+      pending = pending.subarray(end);
+    }
+  });
+  return { send: (...frames) => socket.write(Buffer.concat(frames)), text: () => text };
 }
 
 function muxConnector(port: number): ReturnType<typeof socketConnector> {
@@ -431,6 +469,114 @@ describe('mux transport', () => {
     expect(first.error).toBeNull();
     expect(Buffer.concat(first.body).toString()).toBe('first done');
     expect(held).toHaveLength(1);
+  });
+
+  it("holds a peer's request head to the HTTP/1.1 server's rules: a bad one is refused on its stream, the path normalised", async () => {
+    const seen: string[] = [];
+    const f = await fixture((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.rawHeaders.join(',')}`);
+      res.end('ok');
+    });
+    const peer = await rawPeer(f.port);
+    const heads = [
+      'G(T /x\r\n',
+      'GET /x HTTP/1.0\nX-Injected: a\r\n',
+      'GET /x\r\nx-a: 1\nx-forwarded-client-cert: forged\r\n',
+      'GET /x\r\nbad name: 1\r\n',
+      'GET /x\r\nx-a: a\x01b\r\n',
+      'GET /x\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n',
+      'GET /x\r\ncontent-length: 1, 2\r\n',
+      'GET /x\r\ntransfer-encoding: gzip, chunked\r\n',
+      'GET x\r\n',
+      'GET /a/..;/b\r\n',
+      'CONNECT /x\r\n',
+    ];
+    peer.send(...heads.map((head, i) => frame(FrameType.Request, END_STREAM, 2 * i + 1, head)));
+    await waitUntil(() => f.refused.length === heads.length, { timeoutMs: 5000 });
+    expect(f.refused.map((e) => e.code)).toEqual([
+      'HPE_INVALID_METHOD', 'HPE_INVALID_URL', 'HPE_INVALID_HEADER_TOKEN', 'HPE_INVALID_HEADER_TOKEN', 'HPE_INVALID_HEADER_TOKEN',
+      'HPE_UNEXPECTED_CONTENT_LENGTH', 'HPE_UNEXPECTED_CONTENT_LENGTH', 'ERR_SKEIN_UNSUPPORTED_TRANSFER_CODING', 'HPE_INVALID_URL', 'HPE_INVALID_URL', 'HPE_INVALID_METHOD',
+    ]);
+    peer.send(frame(FrameType.Request, END_STREAM, 101, 'GET /public/../secret/%2e%2e/x//y\r\nhost: a\r\nhost: a\r\ncontent-length: 0, 0\r\n'));
+    await waitUntil(() => seen.length === 1, { timeoutMs: 5000 });
+    expect(seen).toEqual(['GET /x/y host,a,host,a,content-length,0']);
+    await waitUntil(() => peer.text().includes('[2 101]'), { timeoutMs: 5000 });
+    expect(peer.text()).toContain('[2 1]400 Bad Request\r\nx-code: HPE_INVALID_METHOD\r\n');
+  });
+
+  it('fails a request body whose DATA comes to more or less than its content-length, handing on none of the excess', async () => {
+    const bodies: string[] = [];
+    const f = await fixture((req, res) => {
+      readAll(req).then(
+        (body) => bodies.push(`${req.url} ok ${body.toString()}`),
+        (err: Error & { status?: number }) => bodies.push(`${req.url} ${err.status} ${err.message}`),
+      ).finally(() => res.end());
+    });
+    const peer = await rawPeer(f.port);
+    const smuggled = 'GET /admin HTTP/1.1\r\nhost: a\r\nx-forwarded-client-cert: forged\r\n\r\n';
+    peer.send(
+      frame(FrameType.Request, 0, 1, 'POST /over\r\ncontent-length: 5\r\n'),
+      frame(FrameType.Data, END_STREAM, 1, `hello${smuggled}`),
+      frame(FrameType.Request, 0, 3, 'POST /over-later\r\ncontent-length: 5\r\n'),
+      frame(FrameType.Data, 0, 3, 'hello'),
+      frame(FrameType.Data, END_STREAM, 3, smuggled),
+      frame(FrameType.Request, 0, 5, 'POST /short\r\ncontent-length: 5\r\n'),
+      frame(FrameType.Data, END_STREAM, 5, 'hel'),
+      frame(FrameType.Request, END_STREAM, 7, 'POST /none\r\ncontent-length: 5\r\n'),
+      frame(FrameType.Request, 0, 9, 'POST /exact\r\ncontent-length: 5\r\n'),
+      frame(FrameType.Data, 0, 9, 'hel'),
+      frame(FrameType.Data, END_STREAM, 9, 'lo'),
+    );
+    await waitUntil(() => bodies.length === 5, { timeoutMs: 5000 });
+    expect(bodies.sort()).toEqual([
+      '/exact ok hello',
+      '/none 400 malformed request body: the stream ended 5 bytes short of its content-length',
+      '/over 400 malformed request body: more DATA than its content-length',
+      '/over-later 400 malformed request body: more DATA than its content-length',
+      '/short 400 malformed request body: the stream ended 2 bytes short of its content-length',
+    ]);
+  });
+
+  it("holds a peer's answer to the rules an app's is: a malformed head or trailers, or DATA past or short of its content-length, fails the call as a reset", async () => {
+    const answers: Record<string, string[]> = {
+      '/bare-lf': ['200 OK\r\nx-a: 1\nset-cookie: forged\r\ncontent-length: 2\r\n', 'ok'],
+      '/status': ['999 Odd\r\ncontent-length: 2\r\n', 'ok'],
+      '/reason': ['200 OK\nset-cookie: forged\r\n', 'ok'],
+      '/lengths': ['200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n', 'ok'],
+      '/over': ['200 OK\r\ncontent-length: 2\r\n', 'okHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged'],
+      '/short': ['200 OK\r\ncontent-length: 5\r\n', 'ok'],
+      '/trailers': ['200 OK\r\n', 'ok', 'x-t: a\rb\r\n'],
+      '/exact': ['200 OK\r\ncontent-length: 2\r\n', 'ok'],
+      '/head': ['200 OK\r\ncontent-length: 2\r\n'],
+    };
+    const f = await fixture((req, res) => {
+      const [head, data, trailers] = answers[req.url]!;
+      const w = res.session.writer;
+      w.text(FrameType.Response, data === undefined ? END_STREAM : 0, res.id, head!);
+      if (data !== undefined) w.data(trailers === undefined ? END_STREAM : 0, res.id, Buffer.from(data, 'latin1'));
+      if (trailers !== undefined) w.text(FrameType.Trailers, END_STREAM, res.id, trailers);
+    });
+    const results = await Promise.all(
+      Object.keys(answers).map(async (path) => {
+        const r = recorder();
+        dispatch(f.upstream, { path, method: path === '/head' ? 'HEAD' : 'GET' }, r);
+        await r.settled;
+        return `${path} ${r.error === null ? `${r.status} ${Buffer.concat(r.body).toString('latin1')}` : `${r.error.code} ${r.error.message.replace(f.upstream.origin, 'ORIGIN')}`}`;
+      }),
+    );
+    expect(results).toEqual([
+      '/bare-lf ERR_SKEIN_H1_MALFORMED malformed response from ORIGIN: invalid character in header x-a (HPE_INVALID_HEADER_TOKEN)',
+      '/status ERR_SKEIN_H1_MALFORMED malformed response from ORIGIN: status 999 is outside 100..599 (HPE_INVALID_STATUS)',
+      '/reason ERR_SKEIN_H1_MALFORMED malformed response from ORIGIN: control characters in the reason phrase (HPE_INVALID_CONSTANT)',
+      '/lengths ERR_SKEIN_H1_MALFORMED malformed response from ORIGIN: conflicting content-length headers (HPE_UNEXPECTED_CONTENT_LENGTH)',
+      '/over ERR_SKEIN_MUX_RESET the peer sent more DATA than its content-length',
+      '/short ERR_SKEIN_MUX_RESET the peer ended the stream 3 bytes short of its content-length',
+      '/trailers ERR_SKEIN_H1_MALFORMED malformed trailers from ORIGIN: invalid character in header x-t (HPE_INVALID_HEADER_TOKEN)',
+      '/exact 200 ok',
+      '/head 200 ',
+    ]);
+    // Each failed call reset its stream; the connection serves on.
+    expect(f.sockets).toHaveLength(1);
   });
 
   it('keeps an idle connection to a live peer: the server answers each PING, and a later call reuses the connection', async () => {

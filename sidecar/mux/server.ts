@@ -6,20 +6,37 @@
  *
  * A request with a body but no content-length is shown with `transfer-encoding: chunked`, as
  * the HTTP/1.1 request it stands for was, so the pipeline streams it on to the app.
+ *
+ * A peer's request is held to the rules of Skein's HTTP/1.1 server (heads.ts): a head that
+ * breaks them is answered as that server answers one (400, or 501 for a transfer coding it
+ * does not apply), on its stream alone; a body whose DATA comes to more or less than its
+ * content-length fails as a malformed body does (400 bad-request, or the answer cut), and
+ * none of the excess is handed on, so it can never reach the app as a request of its own.
  */
 import type { Socket } from 'node:net';
-import { IncomingRequest, type BodySource } from '../http1/incoming.js';
+import { ClientBodyError, IncomingRequest, type BodySource } from '../http1/incoming.js';
 import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
+import { parsePeerRequest, type PeerRequestHead } from './heads.js';
+import { encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
+
+export interface MuxHandlers {
+  readonly request: MuxRequestListener;
+  /** A request head that breaks the HTTP/1.1 rules (heads.ts), to be answered on `res` as the HTTP/1.1 server answers one. */
+  readonly clientError: (err: HttpParseError, res: MuxResponse) => void;
+}
 
 /** A mux stream's request: its id, and body bytes handed on and not yet credited back to the client. */
 export class MuxRequest extends IncomingRequest {
   consumed = 0;
+  /** Body bytes its content-length still allows; -1 without one. */
+  left: number;
 
-  constructor(session: MuxServerSession, readonly id: number, method: string, url: string, rawHeaders: string[]) {
-    super(session, session.socket, method, url, rawHeaders, 1);
+  constructor(session: MuxServerSession, readonly id: number, head: PeerRequestHead) {
+    super(session, session.socket, head.method, head.target, head.rawHeaders, 1);
+    this.left = head.contentLength;
   }
 }
 
@@ -108,7 +125,7 @@ export class MuxServerSession implements BodySource {
 
   constructor(
     readonly socket: Socket,
-    private readonly onRequest: MuxRequestListener,
+    private readonly handlers: MuxHandlers,
     private readonly onClose: (session: MuxServerSession) => void,
     readonly maxBodyBytes = 0,
     private readonly maxStreams = MAX_STREAMS,
@@ -177,32 +194,44 @@ export class MuxServerSession implements BodySource {
         if (!this.socket.destroyed) this.writer.text(FrameType.Reset, REFUSED, id, `refused: ${this.maxStreams} streams already open on this connection`);
         return;
       }
-      const head = decodeHead(payload, true);
-      const space = head === undefined ? -1 : head.first.indexOf(' ');
-      if (head === undefined || space <= 0) {
-        this.reset(id, 'malformed request head');
+      let head: PeerRequestHead;
+      try {
+        head = parsePeerRequest(payload);
+      } catch (err) {
+        if (!(err instanceof HttpParseError)) throw err;
+        // Its stream is never opened: DATA that follows is dropped, and the caller, answered, resets it.
+        this.handlers.clientError(err, new MuxResponse(this, id));
         return;
       }
-      const raw = head.headers;
-      if (!end && !hasContentLength(raw)) raw.push('transfer-encoding', 'chunked');
-      const req = new MuxRequest(this, id, head.first.slice(0, space), head.first.slice(space + 1), raw);
+      if (!end && head.contentLength < 0 && !head.chunked) head.rawHeaders.push('transfer-encoding', 'chunked');
+      const req = new MuxRequest(this, id, head);
       const res = new MuxResponse(this, id);
       this.streams.set(id, { req, res });
-      if (end) req.push(null);
-      this.onRequest(req, res);
+      if (end) {
+        if (req.left > 0) bodyLengthBroken(req);
+        else req.push(null);
+      }
+      this.handlers.request(req, res);
       return;
     }
     const s = this.streams.get(id);
     if (s === undefined) return;
     switch (type) {
-      case FrameType.Data:
-        if (payload.length > 0) {
-          s.req.consumed += payload.length;
-          // Credit goes back at once while the reader keeps up, else from _read when it asks for more.
-          if (s.req.pushBody(payload) && s.req.consumed >= WINDOW / 2) this.credit(s.req);
+      case FrameType.Data: {
+        const req = s.req;
+        // Checked before any of the frame is handed on.
+        if (req.left >= 0 && ((req.left -= payload.length) < 0 || (end && req.left > 0))) {
+          bodyLengthBroken(req);
+          return;
         }
-        if (end) s.req.endBody();
+        if (payload.length > 0) {
+          req.consumed += payload.length;
+          // Credit goes back at once while the reader keeps up, else from _read when it asks for more.
+          if (req.pushBody(payload) && req.consumed >= WINDOW / 2) this.credit(req);
+        }
+        if (end) req.endBody();
         return;
+      }
       case FrameType.Window:
         if (payload.length === 4) s.res.credited(payload.readUInt32BE(0));
         return;
@@ -230,7 +259,13 @@ export class MuxServerSession implements BodySource {
   }
 }
 
-function hasContentLength(raw: readonly string[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') return true;
-  return false;
+/**
+ * DATA past the request's content-length (the app would read the excess as a request of its
+ * own), or an end short of it (the app would wait for the rest, or read what comes next as
+ * it): the body fails as the caller's fault.
+ */
+function bodyLengthBroken(req: MuxRequest): void {
+  if (req.destroyed) return;
+  const why = req.left < 0 ? 'more DATA than its content-length' : `the stream ended ${req.left} bytes short of its content-length`;
+  req.destroy(new ClientBodyError(`malformed request body: ${why}`, 400));
 }

@@ -16,15 +16,25 @@
  * so a dead one is gone before the next call would have been sent on it. One timer per
  * connection (cluster/keepalive.ts), nothing per chunk read: silence is read off the socket's
  * byte count.
+ *
+ * The peer's answers are held to the rules an app's are (heads.ts, http1/response-head.ts):
+ * a malformed head or trailers fails the call as an app's unparsable answer does
+ * (`H1_MALFORMED`), a body whose DATA comes to more or less than its content-length as a
+ * reset; either is retried per policy and resets the stream. None of the excess is handed
+ * on, so a caller's keep-alive connection never reads it as an answer.
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { SessionConnector } from '../cluster/h2-upstream.js';
+import { H1_MALFORMED } from '../http1/client.js';
+import type { ResponseHead } from '../http1/response-head.js';
 import { DEFAULT_KEEPALIVE, KeepaliveTimer, TCP_KEEPALIVE_IDLE_MS, type Keepalive } from '../cluster/keepalive.js';
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
-import { decodeHead, encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
+import { HttpParseError } from '../../common/http/parse-error.js';
+import { parsePeerResponse, parsePeerTrailers } from './heads.js';
+import { encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
@@ -56,6 +66,8 @@ class MuxCall extends UpstreamCall {
   consumed = 0;
   /** Credit left for sending request body bytes. */
   sendWindow = WINDOW;
+  /** Body bytes the answer's content-length still allows; -1 without one (or before the answer). */
+  left = -1;
 
   constructor(
     readonly owner: MuxUpstream,
@@ -91,14 +103,21 @@ class MuxCall extends UpstreamCall {
     this.conn?.forget(this);
   }
 
-  response(status: number, statusText: string, headers: string[], end: boolean): void {
+  response(status: number, statusText: string, headers: string[], contentLength: number, end: boolean): void {
     if (this.done) return;
+    // RFC 9110 §6.4.1: these never have content, whatever their content-length says.
+    this.left = this.opts.method === 'HEAD' || status === 204 || status === 304 ? 0 : contentLength;
     if (!this.emitHeaders(status, headers, statusText)) this.paused = true;
     if (end) this.endOrHold();
   }
 
   data(chunk: Buffer, end: boolean): void {
     if (this.done) return;
+    // Checked before any of the chunk is handed on: a caller's answer can then still be replaced.
+    if (this.left >= 0 && ((this.left -= chunk.length) < 0 || (end && this.left > 0))) {
+      this.failLength();
+      return;
+    }
     if (this.paused) (this.held ??= []).push(chunk);
     else this.deliver(chunk);
     if (end) this.endOrHold();
@@ -120,12 +139,22 @@ class MuxCall extends UpstreamCall {
   /** The stream ended (with trailers, or none): completes now, or on resume when paused, after the held DATA. */
   endOrHold(trailers: Record<string, string> = NO_TRAILERS): void {
     if (this.done) return;
+    if (this.left > 0) {
+      this.failLength();
+      return;
+    }
     if (!this.paused) {
       this.complete(trailers);
       return;
     }
     this.endHeld = true;
     this.heldTrailers = trailers;
+  }
+
+  /** The answer's DATA came to more than its content-length, or ended short of it. */
+  private failLength(): void {
+    const why = this.left < 0 ? 'sent more DATA than its content-length' : `ended the stream ${this.left} bytes short of its content-length`;
+    this.fail(codedError(MUX_RESET, `the peer ${why}`), true);
   }
 
   resume(): void {
@@ -307,23 +336,30 @@ class MuxConnection {
     const end = (flags & END_STREAM) !== 0;
     switch (type) {
       case FrameType.Response: {
-        const head = decodeHead(payload, true);
-        const status = head === undefined ? NaN : Number(head.first.slice(0, 3));
-        if (head === undefined || !(status >= 100 && status <= 999)) {
-          call.fail(codedError(MUX_RESET, 'malformed response head from the peer'), true);
+        let head: ResponseHead;
+        try {
+          head = parsePeerResponse(payload);
+        } catch (err) {
+          call.fail(malformed(this.owner.origin, 'response', err), true);
           return;
         }
         if ((flags & SIDECAR_MADE) !== 0) call.sidecarMade = true;
-        call.response(status, head.first.slice(4), head.headers, end);
+        call.response(head.status, head.reason, head.rawHeaders, head.contentLength, end);
         return;
       }
       case FrameType.Data:
         call.data(payload, end);
         return;
       case FrameType.Trailers: {
-        const head = decodeHead(payload, false);
+        let lines: string[];
+        try {
+          lines = parsePeerTrailers(payload);
+        } catch (err) {
+          call.fail(malformed(this.owner.origin, 'trailers', err), true);
+          return;
+        }
         const trailers: Record<string, string> = {};
-        if (head !== undefined) for (let i = 0; i < head.headers.length; i += 2) trailers[head.headers[i]!.toLowerCase()] = head.headers[i + 1]!;
+        for (let i = 0; i < lines.length; i += 2) trailers[lines[i]!.toLowerCase()] = lines[i + 1]!;
         call.endOrHold(trailers);
         return;
       }
@@ -348,6 +384,12 @@ class MuxConnection {
     for (const call of open) call.fail(codedError('ECONNRESET', why), false);
     this.owner.closed(this);
   }
+}
+
+/** A peer's head or trailers that break the HTTP/1.1 rules: failed as an app's unparsable answer is (a reset, its 503 saying why). */
+function malformed(origin: string, what: string, err: unknown): Error {
+  if (!(err instanceof HttpParseError)) throw err;
+  return codedError(H1_MALFORMED, `malformed ${what} from ${origin}: ${err.message} (${err.code})`);
 }
 
 /** Request headers as a flat list (the attempt loop's form; objects from other callers). */
