@@ -5,7 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../test/support/wait.js';
-import { H1_MALFORMED, H1Upstream } from './client.js';
+import { H1_BODY_LENGTH, H1_MALFORMED, H1Upstream } from './client.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -150,6 +150,26 @@ describe('H1Upstream', () => {
     const res = await upstream(interim.port).request({ method: 'GET', path: '/' });
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('ok');
+  });
+
+  it('never writes more or fewer request body bytes than the content-length it sent: the call fails and the connection is cut', async () => {
+    for (const [chunks, want] of [[['hello', 'GET /admin HTTP/1.1\r\n\r\n'], 'ran past'], [['hel'], 'ended short of']] as const) {
+      let received = '';
+      let closed = false;
+      const app = await rawApp((request, socket) => {
+        received += request;
+        socket.on('close', () => (closed = true));
+      });
+      const body = Readable.from(chunks.map((c) => Buffer.from(c)));
+      await expect(upstream(app.port).request({ method: 'POST', path: '/', headers: ['content-length', '5'], body, headersTimeout: 3000 })).rejects.toMatchObject({ code: H1_BODY_LENGTH, message: expect.stringContaining(want) });
+      await waitUntil(() => closed, { timeoutMs: 2000 });
+      expect(received).toMatch(/^POST \/ HTTP\/1\.1\r\ncontent-length: 5\r\n.*\r\n\r\n(hello|hel)$/s);
+    }
+    // A buffered body is checked before anything is written.
+    let buffered = '';
+    const app = await rawApp((request) => (buffered += request));
+    await expect(upstream(app.port).request({ method: 'POST', path: '/', headers: ['content-length', '5'], body: Buffer.from('hello!') })).rejects.toMatchObject({ code: H1_BODY_LENGTH });
+    expect(buffered).toBe('');
   });
 
   it('fails a call past its headers timeout', async () => {

@@ -30,6 +30,13 @@ import { parseResponseHead, type ResponseHead } from './response-head.js';
 export const H1_CLOSED = 'ERR_SKEIN_H1_CLOSED';
 /** Code of a call whose answer could not be parsed (garbage, a status outside 100..599): a reset, for retries and outlier detection. */
 export const H1_MALFORMED = 'ERR_SKEIN_H1_MALFORMED';
+/**
+ * Code of a call whose request body came to more or less than the content-length its head
+ * declared: the app would read the excess as a request of its own, or wait for bytes that
+ * never come, so none of it is written and the connection is cut. The pipeline refuses such
+ * bodies first (mux/server.ts); this is the last guard.
+ */
+export const H1_BODY_LENGTH = 'ERR_SKEIN_H1_BODY_LENGTH';
 const CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_MS = 4_000;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -81,6 +88,10 @@ class H1Call extends UpstreamCall {
   }
 }
 
+function bodyLengthError(more: boolean): Error {
+  return codedError(H1_BODY_LENGTH, `the request body ${more ? 'ran past' : 'ended short of'} its content-length: not sent on`);
+}
+
 function resumeBody(call: H1Call): void {
   call.body?.resume();
 }
@@ -122,6 +133,8 @@ class H1Conn implements ChunkSink {
   /** The call whose chunked body `decoder` is decoding right now (see onChunk). */
   private decoding: H1Call | null = null;
   private chunkedRequest = false;
+  /** Request body bytes the declared content-length still allows; -1 when chunked or bodiless. */
+  private requestLeft = -1;
   private keepAlive = true;
   private idleMs = DEFAULT_IDLE_MS;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
@@ -161,29 +174,44 @@ class H1Conn implements ChunkSink {
     let head = `${opts.method} ${opts.path} HTTP/1.1\r\n`;
     let hasHost = false;
     let hasLength = false;
+    let length = -1;
     const headers = opts.headers as readonly string[] | Record<string, string> | null | undefined;
     if (Array.isArray(headers)) {
       for (let i = 0; i < headers.length; i += 2) {
         const name = headers[i]!;
         if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
-        else if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+        else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+          hasLength = true;
+          length = Number(headers[i + 1]);
+        }
         head += `${name}: ${headers[i + 1]}\r\n`;
       }
     } else if (headers !== null && headers !== undefined) {
       for (const name in headers) {
         const lower = name.toLowerCase();
         if (lower === 'host') hasHost = true;
-        else if (lower === 'content-length') hasLength = true;
+        else if (lower === 'content-length') {
+          hasLength = true;
+          length = Number((headers as Record<string, string>)[name]);
+        }
         head += `${name}: ${(headers as Record<string, string>)[name]}\r\n`;
       }
     }
     if (!hasHost) head += `host: ${this.owner.hostHeader}\r\n`;
     this.chunkedRequest = false;
+    this.requestLeft = -1;
     if (bytes !== null && bytes !== undefined) {
       if (!hasLength) head += `content-length: ${bytes.length}\r\n`;
-    } else if (bytes === undefined && !hasLength) {
-      this.chunkedRequest = true;
-      head += 'transfer-encoding: chunked\r\n';
+      else if (length >= 0 && bytes.length !== length) {
+        call.fail(bodyLengthError(bytes.length > length), true);
+        return;
+      }
+    } else if (bytes === undefined) {
+      if (hasLength) this.requestLeft = length;
+      else {
+        this.chunkedRequest = true;
+        head += 'transfer-encoding: chunked\r\n';
+      }
     }
     head += '\r\n';
     if (bytes === null || bytes === undefined || bytes.length === 0) {
@@ -205,7 +233,13 @@ class H1Conn implements ChunkSink {
 
   writeBody(chunk: Buffer): boolean {
     if (chunk.length === 0) return true;
-    if (!this.chunkedRequest) return this.socket.write(chunk);
+    if (!this.chunkedRequest) {
+      if (this.requestLeft >= 0 && (this.requestLeft -= chunk.length) < 0) {
+        this.call?.fail(bodyLengthError(true), true);
+        return true;
+      }
+      return this.socket.write(chunk);
+    }
     this.socket.cork();
     this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
     this.socket.write(chunk);
@@ -216,6 +250,7 @@ class H1Conn implements ChunkSink {
 
   endBody(): void {
     if (this.chunkedRequest) this.socket.write('0\r\n\r\n', 'latin1');
+    else if (this.requestLeft > 0) this.call?.fail(bodyLengthError(false), true);
   }
 
   onData(chunk: Buffer): void {

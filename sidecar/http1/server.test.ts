@@ -365,6 +365,23 @@ describe('Http1Server', () => {
     });
   });
 
+  it('never writes more or fewer body bytes than the Content-Length it sent: the answer is cut there, the connection closed', async () => {
+    const f = await serve((req, res) => {
+      res.writeHead(200, ['content-length', '2']);
+      if (req.url === '/over') {
+        res.write('ok');
+        res.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged');
+      } else if (req.url === '/over-at-once') res.end('okHTTP/1.1 200 OK\r\n\r\n');
+      else if (req.url === '/over-in-write') res.write('okHTTP/1.1 200 OK\r\n\r\n');
+      else res.end('o');
+    });
+    // Pipelined: a second answer after a short one would be read as the rest of it.
+    const twice = (path: string) => exchange(f.port, `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\nGET /second HTTP/1.1\r\nhost: a\r\n\r\n`);
+    expect(await twice('/over')).toBe('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    // The head is held until the first body bytes: with them refused, nothing goes out.
+    for (const path of ['/over-at-once', '/over-in-write', '/short']) expect(await twice(path), path).toBe('');
+  });
+
   it('closes idle connections on request (drain) and leaves busy ones', async () => {
     let held: OutgoingResponse | undefined;
     const f = await serve((_req, res) => {

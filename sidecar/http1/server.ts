@@ -468,6 +468,8 @@ export class OutgoingResponse extends OutgoingBase {
   private head: string | null = null;
   private chunked = false;
   private noBody = false;
+  /** Body bytes the Content-Length sent still allows; -1 without one. */
+  private left = -1;
   private keepAlive: boolean;
 
   constructor(
@@ -495,23 +497,24 @@ export class OutgoingResponse extends OutgoingBase {
 
   protected sendHead(status: number, reason: string, headers: readonly string[]): void {
     let text = `HTTP/1.1 ${status} ${reason}\r\n`;
-    let hasLength = false;
+    let length = -1;
     // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client, nor on a 1xx or 204 answer.
     const codingsAllowed = this.req.httpVersionMinor === 1 && status !== 204 && status >= 200;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(headers[i + 1]);
       else if (name.length === 17 && !codingsAllowed && name.toLowerCase() === 'transfer-encoding') continue;
       text += `${name}: ${headers[i + 1]}\r\n`;
     }
     this.noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    this.left = this.noBody ? -1 : length;
     if (this.conn.continuePending) {
       // Answered before the body was asked for: the client may send it later or never, so
       // nothing after this answer can be told apart from it; the connection closes.
       this.conn.continuePending = false;
       this.keepAlive = false;
     }
-    if (!this.noBody && !hasLength) {
+    if (!this.noBody && !(length >= 0)) {
       // HTTP/1.0 has no chunking: the body ends when the connection does.
       if (this.req.httpVersionMinor === 1) {
         this.chunked = true;
@@ -528,6 +531,7 @@ export class OutgoingResponse extends OutgoingBase {
     if (!this.headersSent) this.writeHead(200);
     const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (this.noBody || body.length === 0) return this.flushHead();
+    if (this.left >= 0 && (this.left -= body.length) < 0) return this.lengthBroken();
     return this.send(body, this.chunked ? `${body.length.toString(16)}\r\n` : '', this.chunked ? '\r\n' : '');
   }
 
@@ -536,6 +540,10 @@ export class OutgoingResponse extends OutgoingBase {
     if (!this.headersSent) this.writeHead(200);
     this.writableEnded = true;
     const body = chunk === undefined || this.noBody ? undefined : typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (this.left >= 0 && (body === undefined ? 0 : body.length) !== this.left) {
+      this.lengthBroken();
+      return this;
+    }
     let last = '';
     if (this.chunked) {
       last = '0\r\n';
@@ -565,6 +573,7 @@ export class OutgoingResponse extends OutgoingBase {
     this.headersSent = false;
     this.chunked = false;
     this.noBody = false;
+    this.left = -1;
     return true;
   }
 
@@ -574,6 +583,17 @@ export class OutgoingResponse extends OutgoingBase {
     this.conn.socket.destroy();
     this.close();
     return this;
+  }
+
+  /**
+   * A body longer or shorter than the Content-Length sent: none of the excess goes out, and the
+   * connection is cut, as the client would read the excess as the next answer or wait for the
+   * missing bytes. What relays an answer checks its length first (mux/upstream.ts); this is the last guard.
+   */
+  private lengthBroken(): false {
+    this.writableEnded = true;
+    this.destroy();
+    return false;
   }
 
   /** Writes the held head with `body` between `before` and `after` (chunk framing), in one write when small. */
