@@ -152,6 +152,22 @@ describe('H1Upstream', () => {
     expect(await res.body.text()).toBe('ok');
   });
 
+  it('fails a non-HTTP answer or one with bare LFs as soon as its bytes arrive, not at the headers timeout', async () => {
+    for (const answer of ['SSH-2.0-OpenSSH_9.6\r\n', 'HTTP/1.1 200 OK\nX-A: 1\n', 'HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\n', 'HTTP/1.1 200 OK\r\nX-A: 1\n']) {
+      const app = await rawApp((_r, socket) => socket.write(answer));
+      const started = Date.now();
+      await expect(upstream(app.port).request({ method: 'GET', path: '/', headersTimeout: 3000 }), JSON.stringify(answer)).rejects.toMatchObject({ code: H1_MALFORMED });
+      expect(Date.now() - started).toBeLessThan(1000);
+    }
+    // A well-formed head in many pieces, a CRLF split across two of them, still passes.
+    const pieces = ['HT', 'TP/1.1 200 OK\r', '\nX-A: 1\r\n', '\r\nok'];
+    const slow = await rawApp((_r, socket) => {
+      pieces.forEach((p, i) => setTimeout(() => socket.write(p), i * 20));
+    });
+    const res = await upstream(slow.port).request({ method: 'GET', path: '/', headersTimeout: 3000 });
+    expect(res.headers['x-a']).toBe('1');
+  });
+
   it('never writes more or fewer request body bytes than the content-length it sent: the call fails and the connection is cut', async () => {
     for (const [chunks, want] of [[['hello', 'GET /admin HTTP/1.1\r\n\r\n'], 'ran past'], [['hel'], 'ended short of']] as const) {
       let received = '';

@@ -24,7 +24,7 @@ import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
-import { parseResponseHead, type ResponseHead } from './response-head.js';
+import { checkPartialResponse, parseResponseHead, type ResponseHead } from './response-head.js';
 
 /** Code of a call made on a closed upstream: nothing was sent (`isConnectError` knows it). */
 export const H1_CLOSED = 'ERR_SKEIN_H1_CLOSED';
@@ -135,6 +135,8 @@ class H1Conn implements ChunkSink {
   private chunkedRequest = false;
   /** Request body bytes the declared content-length still allows; -1 when chunked or bodiless. */
   private requestLeft = -1;
+  /** How much of a response head still without its blank line was checked (checkPartialResponse). */
+  private headChecked = 0;
   private keepAlive = true;
   private idleMs = DEFAULT_IDLE_MS;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
@@ -276,8 +278,10 @@ class H1Conn implements ChunkSink {
         const max = this.owner.options.maxHeaderBytes;
         if (end < 0 || end > max) {
           if (buf.length > max || end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response headers exceed ${max} bytes`);
+          this.headChecked = checkPartialResponse(buf, this.headChecked);
           return;
         }
+        this.headChecked = 0;
         const head = parseResponseHead(buf.toString('latin1', 0, end));
         this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
         if (head.status < 200) {

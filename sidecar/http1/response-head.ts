@@ -6,6 +6,7 @@
  */
 import { collapseContentLength, framingOf, parseHeaderLines } from './header-lines.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
+import { checkLineEnds } from './request-head.js';
 
 export interface ResponseHead {
   readonly status: number;
@@ -67,6 +68,20 @@ export function parseStatusAndHeaders(text: string, at: number, eol: number, min
   if (lengthRepeated) collapseContentLength(rawHeaders, contentLength);
   const keepAliveMs = keepAliveHint === '' ? -1 : keepAliveTimeoutMs(keepAliveHint);
   return { status, reason, rawHeaders, contentLength, chunked, keepAlive, keepAliveMs };
+}
+
+const HTTP_1 = Buffer.from('HTTP/1.', 'latin1');
+
+/**
+ * For an answer whose head has not all come: refuses one that is not HTTP (its first bytes
+ * are not `HTTP/1.`: an SSH banner, say) or has a line ended by a bare LF or CR, which would
+ * otherwise leave the client waiting for CRLF CRLF until its timeout, or for ever without
+ * one. `checked` and the result as for checkLineEnds.
+ */
+export function checkPartialResponse(buf: Buffer, checked: number): number {
+  const n = Math.min(buf.length, HTTP_1.length);
+  if (checked < n && buf.compare(HTTP_1, 0, n, 0, n) !== 0) throw notStatusLine();
+  return checkLineEnds(buf, checked);
 }
 
 function notStatusLine(): HttpParseError {

@@ -40,6 +40,15 @@ describe('bad input and upstream faults', () => {
         req.socket.end('SPEAKING NONSENSE\r\n\r\n');
         return;
       }
+      // Neither ever sends the CRLF CRLF that ends a head, and the connection stays open.
+      if (req.url === '/ssh-banner') {
+        req.socket.write('SSH-2.0-OpenSSH_9.6\r\n');
+        return;
+      }
+      if (req.url === '/bare-lf') {
+        req.socket.write('HTTP/1.1 200 OK\nContent-Length: 2\n\nok');
+        return;
+      }
       echoHandler('app')(req, res);
     });
     [refusedPort] = (await freePorts(1)) as [number];
@@ -49,6 +58,8 @@ describe('bad input and upstream faults', () => {
         impatient: { timeout: '1s', retries: { attempts: 5, perTryTimeout: '300ms', backoff: { base: '1ms', max: '5ms' } }, endpoints: [{ address: '127.0.0.1', port: app.port }] },
         down: { retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port: refusedPort }] },
         gated: { endpoints: [{ address: '127.0.0.1', port: app.port }] },
+        // Its own breaker and outlier detector for answers that fail every try.
+        mumbling: { timeout: '10s', retries: { attempts: 2, perTryTimeout: '5s', backoff: { base: '1ms', max: '5ms' } }, endpoints: [{ address: '127.0.0.1', port: app.port }] },
       },
       // Only /public is routed: any other path of gated is 404 no-route.
       routes: { gated: [{ match: { pathPrefix: '/public' } }] },
@@ -313,6 +324,18 @@ describe('bad input and upstream faults', () => {
     const s = await scrape(sc);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'app', code: '0' })).toBe(0);
     expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'app', code: '999' })).toBe(0);
+  });
+
+  it('fails a non-HTTP answer or one with bare LFs as malformed as soon as it comes, not at the route timeout', async () => {
+    for (const path of ['/ssh-banner', '/bare-lf']) {
+      const started = Date.now();
+      const res = await get(agent, `${sc.outboundUrl}${path}`, { host: 'mumbling' });
+      expect(res.status, path).toBe(503);
+      expect(res.headers['x-skein-reason'], path).toBe('retries-exhausted');
+      expect(res.text, path).toMatch(/^mumbling: malformed response from http:\/\/127\.0\.0\.1:\d+: .*\(HPE_(INVALID_CONSTANT|CR_EXPECTED)\)/);
+      // The route allows 10 s, each try 5 s.
+      expect(Date.now() - started, path).toBeLessThan(3000);
+    }
   });
 
   it('cuts the response when the upstream resets mid-body, and keeps serving', async () => {
