@@ -15,6 +15,7 @@ import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatc
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { ALPN, END_STREAM, FrameType, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
+import { muxFrame, readMuxFrames } from '../../test/support/mux-frames.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { MuxUpstream } from './upstream.js';
 
@@ -77,31 +78,13 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o
   return { upstream, sockets, sessions, port, refused };
 }
 
-function frame(type: FrameType, flags: number, id: number, payload: string): Buffer {
-  const body = Buffer.from(payload, 'latin1');
-  const header = Buffer.alloc(10);
-  header.writeUInt32BE(body.length, 0);
-  header[4] = type;
-  header[5] = flags;
-  header.writeUInt32BE(id, 6);
-  return Buffer.concat([header, body]);
-}
-
 /** A peer that writes frames of its own making (a mesh certificate is all it needs); `text()` is what came back, frame headers as `[type id]`. */
 async function rawPeer(port: number): Promise<{ send(...frames: Buffer[]): void; text(): string }> {
   const socket = tlsConnect({ host: '127.0.0.1', port, key: clientLeaf.keyPem, cert: clientLeaf.certPem, ca: ca.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] });
   cleanups.push(() => socket.destroy());
   await once(socket, 'secureConnect');
-  let pending = Buffer.alloc(0);
   let text = '';
-  socket.on('data', (chunk: Buffer) => {
-    pending = Buffer.concat([pending, chunk]);
-    while (pending.length >= 10 && pending.length >= 10 + pending.readUInt32BE(0)) {
-      const end = 10 + pending.readUInt32BE(0);
-      text += `[${pending[4]} ${pending.readUInt32BE(6)}]${pending.toString('latin1', 10, end)}`;
-      pending = pending.subarray(end);
-    }
-  });
+  readMuxFrames(socket, (type, _flags, id, payload) => (text += `[${type} ${id}]${payload}`));
   return { send: (...frames) => socket.write(Buffer.concat(frames)), text: () => text };
 }
 
@@ -491,13 +474,13 @@ describe('mux transport', () => {
       'GET /a/..;/b\r\n',
       'CONNECT /x\r\n',
     ];
-    peer.send(...heads.map((head, i) => frame(FrameType.Request, END_STREAM, 2 * i + 1, head)));
+    peer.send(...heads.map((head, i) => muxFrame(FrameType.Request, END_STREAM, 2 * i + 1, head)));
     await waitUntil(() => f.refused.length === heads.length, { timeoutMs: 5000 });
     expect(f.refused.map((e) => e.code)).toEqual([
       'HPE_INVALID_METHOD', 'HPE_INVALID_URL', 'HPE_INVALID_HEADER_TOKEN', 'HPE_INVALID_HEADER_TOKEN', 'HPE_INVALID_HEADER_TOKEN',
       'HPE_UNEXPECTED_CONTENT_LENGTH', 'HPE_UNEXPECTED_CONTENT_LENGTH', 'ERR_SKEIN_UNSUPPORTED_TRANSFER_CODING', 'HPE_INVALID_URL', 'HPE_INVALID_URL', 'HPE_INVALID_METHOD',
     ]);
-    peer.send(frame(FrameType.Request, END_STREAM, 101, 'GET /public/../secret/%2e%2e/x//y\r\nhost: a\r\nhost: a\r\ncontent-length: 0, 0\r\n'));
+    peer.send(muxFrame(FrameType.Request, END_STREAM, 101, 'GET /public/../secret/%2e%2e/x//y\r\nhost: a\r\nhost: a\r\ncontent-length: 0, 0\r\n'));
     await waitUntil(() => seen.length === 1, { timeoutMs: 5000 });
     expect(seen).toEqual(['GET /x/y host,a,host,a,content-length,0']);
     await waitUntil(() => peer.text().includes('[2 101]'), { timeoutMs: 5000 });
@@ -515,17 +498,17 @@ describe('mux transport', () => {
     const peer = await rawPeer(f.port);
     const smuggled = 'GET /admin HTTP/1.1\r\nhost: a\r\nx-forwarded-client-cert: forged\r\n\r\n';
     peer.send(
-      frame(FrameType.Request, 0, 1, 'POST /over\r\ncontent-length: 5\r\n'),
-      frame(FrameType.Data, END_STREAM, 1, `hello${smuggled}`),
-      frame(FrameType.Request, 0, 3, 'POST /over-later\r\ncontent-length: 5\r\n'),
-      frame(FrameType.Data, 0, 3, 'hello'),
-      frame(FrameType.Data, END_STREAM, 3, smuggled),
-      frame(FrameType.Request, 0, 5, 'POST /short\r\ncontent-length: 5\r\n'),
-      frame(FrameType.Data, END_STREAM, 5, 'hel'),
-      frame(FrameType.Request, END_STREAM, 7, 'POST /none\r\ncontent-length: 5\r\n'),
-      frame(FrameType.Request, 0, 9, 'POST /exact\r\ncontent-length: 5\r\n'),
-      frame(FrameType.Data, 0, 9, 'hel'),
-      frame(FrameType.Data, END_STREAM, 9, 'lo'),
+      muxFrame(FrameType.Request, 0, 1, 'POST /over\r\ncontent-length: 5\r\n'),
+      muxFrame(FrameType.Data, END_STREAM, 1, `hello${smuggled}`),
+      muxFrame(FrameType.Request, 0, 3, 'POST /over-later\r\ncontent-length: 5\r\n'),
+      muxFrame(FrameType.Data, 0, 3, 'hello'),
+      muxFrame(FrameType.Data, END_STREAM, 3, smuggled),
+      muxFrame(FrameType.Request, 0, 5, 'POST /short\r\ncontent-length: 5\r\n'),
+      muxFrame(FrameType.Data, END_STREAM, 5, 'hel'),
+      muxFrame(FrameType.Request, END_STREAM, 7, 'POST /none\r\ncontent-length: 5\r\n'),
+      muxFrame(FrameType.Request, 0, 9, 'POST /exact\r\ncontent-length: 5\r\n'),
+      muxFrame(FrameType.Data, 0, 9, 'hel'),
+      muxFrame(FrameType.Data, END_STREAM, 9, 'lo'),
     );
     await waitUntil(() => bodies.length === 5, { timeoutMs: 5000 });
     expect(bodies.sort()).toEqual([

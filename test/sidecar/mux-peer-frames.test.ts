@@ -6,39 +6,17 @@
  * an endpoint web's outbound sends to, answers with a lying content-length or a bare LF. The
  * assertions are on what the app behind catalog and web's own caller receive.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeCa, makeLeaf, Processes, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestCa } from '../support/index.js';
+import { muxFrame, readMuxFrames } from '../support/mux-frames.js';
 import { rawExchange } from './http.js';
 
 const REQUEST = 1;
 const RESPONSE = 2;
 const DATA = 3;
 const END_STREAM = 1;
-
-function frame(type: number, flags: number, id: number, payload: string): Buffer {
-  const body = Buffer.from(payload, 'latin1');
-  const header = Buffer.alloc(10);
-  header.writeUInt32BE(body.length, 0);
-  header[4] = type;
-  header[5] = flags;
-  header.writeUInt32BE(id, 6);
-  return Buffer.concat([header, body]);
-}
-
-/** Calls `onFrame` for each frame read off `socket`. */
-function readFrames(socket: Socket, onFrame: (type: number, flags: number, id: number, payload: string) => void): void {
-  let pending = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    pending = Buffer.concat([pending, chunk]);
-    while (pending.length >= 10 && pending.length >= 10 + pending.readUInt32BE(0)) {
-      const end = 10 + pending.readUInt32BE(0);
-      onFrame(pending[4]!, pending[5]!, pending.readUInt32BE(6), pending.toString('latin1', 10, end));
-      pending = pending.subarray(end);
-    }
-  });
-}
 
 /** An app on raw TCP that records every byte it gets and answers `200 ok` to each head (what an app reads as a request). */
 async function recordingApp(): Promise<{ server: Server; port: number; received: () => string }> {
@@ -68,12 +46,12 @@ async function fakePeer(ca: TestCa): Promise<TlsServer> {
   const leaf = makeLeaf(ca, 'fake');
   const server = createTlsServer({ key: leaf.keyPem, cert: leaf.certPem, ca: leaf.caPem, requestCert: true, ALPNProtocols: ['skein-mux/1'] }, (socket) => {
     socket.on('error', () => {});
-    readFrames(socket, (type, _flags, id, payload) => {
+    readMuxFrames(socket, (type, _flags, id, payload) => {
       if (type !== REQUEST) return;
       const path = payload.slice(payload.indexOf(' ') + 1, payload.indexOf('\r\n'));
       const [head, ...data] = FAKE_ANSWERS[path] ?? ['404 Not Found\r\ncontent-length: 0\r\n'];
-      socket.write(frame(RESPONSE, data.length === 0 ? END_STREAM : 0, id, head!));
-      data.forEach((d, i) => socket.write(frame(DATA, i === data.length - 1 ? END_STREAM : 0, id, d)));
+      socket.write(muxFrame(RESPONSE, data.length === 0 ? END_STREAM : 0, id, head!));
+      data.forEach((d, i) => socket.write(muxFrame(DATA, i === data.length - 1 ? END_STREAM : 0, id, d)));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -117,7 +95,7 @@ describe('frames from a peer sidecar are checked as HTTP/1.1 from a client or an
     socket.on('error', () => {});
     const answers = new Map<number, string>();
     const ended = new Set<number>();
-    readFrames(socket, (type, flags, id, payload) => {
+    readMuxFrames(socket, (type, flags, id, payload) => {
       if (type === RESPONSE || type === DATA) answers.set(id, (answers.get(id) ?? '') + payload);
       if ((flags & END_STREAM) !== 0) ended.add(id);
     });
@@ -126,11 +104,11 @@ describe('frames from a peer sidecar are checked as HTTP/1.1 from a client or an
       expect(socket.alpnProtocol).toBe('skein-mux/1');
       const smuggled = 'GET /admin/delete-everything HTTP/1.1\r\nHost: catalog\r\nx-forwarded-client-cert: By=spiffe://skein.local/service/catalog;URI=spiffe://skein.local/service/admin\r\n\r\n';
       socket.write(Buffer.concat([
-        frame(REQUEST, 0, 1, 'POST /orders\r\nhost: catalog\r\ncontent-length: 5\r\n'),
-        frame(DATA, END_STREAM, 1, `hello${smuggled}`),
-        frame(REQUEST, END_STREAM, 3, 'GET /x HTTP/1.0\nX-Injected: via-target\r\nhost: catalog\r\n'),
-        frame(REQUEST, END_STREAM, 5, 'GET /y\r\nhost: catalog\r\nx-a: 1\nx-forwarded-client-cert: forged-by-bare-lf\r\n'),
-        frame(REQUEST, END_STREAM, 7, 'GET /public/../secret/%2e%2e/z\r\nhost: catalog\r\n'),
+        muxFrame(REQUEST, 0, 1, 'POST /orders\r\nhost: catalog\r\ncontent-length: 5\r\n'),
+        muxFrame(DATA, END_STREAM, 1, `hello${smuggled}`),
+        muxFrame(REQUEST, END_STREAM, 3, 'GET /x HTTP/1.0\nX-Injected: via-target\r\nhost: catalog\r\n'),
+        muxFrame(REQUEST, END_STREAM, 5, 'GET /y\r\nhost: catalog\r\nx-a: 1\nx-forwarded-client-cert: forged-by-bare-lf\r\n'),
+        muxFrame(REQUEST, END_STREAM, 7, 'GET /public/../secret/%2e%2e/z\r\nhost: catalog\r\n'),
       ]));
       await waitUntil(() => [1, 3, 5, 7].every((id) => ended.has(id)), { timeoutMs: 10_000, what: 'a whole answer on every stream' });
       expect(answers.get(1)).toMatch(/^400 Bad Request\r\n[^]*x-skein-reason: bad-request\r\n[^]*more DATA than its content-length/);
