@@ -6,10 +6,9 @@
  * an endpoint web's outbound sends to, answers with a lying content-length or a bare LF. The
  * assertions are on what the app behind catalog and web's own caller receive.
  */
-import { createServer, type Server } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeCa, makeLeaf, Processes, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestCa } from '../support/index.js';
+import { makeCa, makeLeaf, Processes, startRawUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type RawUpstream, type SpawnedSidecar, type TestCa } from '../support/index.js';
 import { muxFrame, readMuxFrames } from '../support/mux-frames.js';
 import { rawExchange } from './http.js';
 
@@ -19,18 +18,16 @@ const DATA = 3;
 const END_STREAM = 1;
 
 /** An app on raw TCP that records every byte it gets and answers `200 ok` to each head (what an app reads as a request). */
-async function recordingApp(): Promise<{ server: Server; port: number; received: () => string }> {
+async function recordingApp(): Promise<RawUpstream & { received: () => string }> {
   let received = '';
-  const server = createServer((socket) => {
+  const app = await startRawUpstream((socket) => {
     socket.setEncoding('latin1');
-    socket.on('error', () => {});
     socket.on('data', (d: string) => {
       received += d;
       for (let i = d.indexOf('\r\n\r\n'); i >= 0; i = d.indexOf('\r\n\r\n', i + 4)) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as { port: number }).port, received: () => received };
+  return { ...app, received: () => received };
 }
 
 /** The answers `fake` gives, by path: a RESPONSE payload, then DATA payloads (the last one ends the stream). */
@@ -86,7 +83,7 @@ describe('frames from a peer sidecar are checked as HTTP/1.1 from a client or an
   afterAll(async () => {
     await procs.killAll();
     fake.close();
-    app.server.close();
+    await app.close();
   });
 
   it('never hands the app a request smuggled in a body, a header behind a bare LF or an un-normalised path from a peer holding a mesh certificate', async () => {
