@@ -70,18 +70,15 @@ const GOAWAY_PING_WAIT_MS = 2_000;
 function goAwayGracefully(session: Http2Session): void {
   if (session.closed || session.destroyed) return;
   session.goaway(h2constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
-  const fallback = setTimeout(closeSession, GOAWAY_PING_WAIT_MS, session);
-  fallback.unref();
-  const answered = (): void => {
+  // Whichever comes first, the PING's answer or the wait's end, sends the real GOAWAY.
+  const close = (): void => {
     clearTimeout(fallback);
     session.close();
   };
+  const fallback = setTimeout(close, GOAWAY_PING_WAIT_MS);
+  fallback.unref();
   // Too many PINGs unanswered (a client that ignores them): the real GOAWAY goes at once.
-  if (!session.ping(answered)) answered();
-}
-
-function closeSession(session: Http2Session): void {
-  session.close();
+  if (!session.ping(close)) close();
 }
 
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
