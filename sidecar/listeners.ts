@@ -13,10 +13,11 @@
  * on its stream alone.
  */
 import type { Server as HttpServer } from 'node:http';
-import { constants as h2constants, createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
+import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
+import { goAwayGracefully, limitIdleTime } from './h2-sessions.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN } from './mux/frames.js';
@@ -30,13 +31,19 @@ export const MAX_HEADER_BYTES = 64 * 1024;
  */
 export const HEAD_LIMIT_MS = 60_000;
 
+/**
+ * How long a client connection may go unused: between HTTP/1.1 requests, before a plain
+ * connection's first byte, with no HTTP/2 stream open. Longer than the peers' pool idle
+ * timeout, so a pooled connection is never closed under a request.
+ */
+const IDLE_LIMIT_MS = 65_000;
+
 const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes'> = {
   maxHeaderBytes: MAX_HEADER_BYTES,
   // Streams (uploads, long polls) may last; the header deadline still stops slowloris, and a
   // request body may go no longer without a byte (sidecar/http1/server.ts).
   headersTimeoutMs: HEAD_LIMIT_MS,
-  // Longer than the peers' pool idle timeout, so a pooled connection is never closed under a request.
-  keepAliveTimeoutMs: 65_000,
+  keepAliveTimeoutMs: IDLE_LIMIT_MS,
 };
 
 export interface ProxyListenerOptions {
@@ -49,37 +56,20 @@ export interface ProxyListenerOptions {
   readonly tls?: TlsOptions;
   /** Accept peer sidecars' multiplexed connections (inbound listeners with TLS). */
   readonly mux?: boolean;
+  /** What a client may leave unused; the defaults unless a test needs them short. */
+  readonly limits?: ConnectionLimits;
 }
+
+export interface ConnectionLimits {
+  /** A plain connection that sends no byte for this long is closed (TLS ones have the handshake timeout). */
+  readonly silentMs: number;
+  /** An HTTP/2 session with no stream open for this long is sent GOAWAY (h2-sessions.ts). */
+  readonly h2IdleMs: number;
+}
+
+const DEFAULT_LIMITS: ConnectionLimits = { silentMs: IDLE_LIMIT_MS, h2IdleMs: IDLE_LIMIT_MS };
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
-/** The largest HTTP/2 stream id: a GOAWAY naming it refuses nothing. */
-const MAX_STREAM_ID = 2 ** 31 - 1;
-
-/** How long the PING between the two GOAWAYs may go unanswered before the second goes anyway. */
-const GOAWAY_PING_WAIT_MS = 2_000;
-
-/**
- * Tells an HTTP/2 client to open no new streams without refusing those already on their way
- * (RFC 9113 §6.8): a GOAWAY naming the largest stream id first, then, once a PING has come
- * back (the client has read that GOAWAY by then, so it sends nothing new), node's own with the
- * last stream really taken; the session closes when its streams are done. A one-step GOAWAY
- * refuses streams in flight, and a gRPC call's streamed body cannot always be sent again. A
- * client that never answers the PING gets the second GOAWAY after GOAWAY_PING_WAIT_MS, else
- * its session would stay open for the rest of the drain.
- */
-function goAwayGracefully(session: Http2Session): void {
-  if (session.closed || session.destroyed) return;
-  session.goaway(h2constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
-  // Whichever comes first, the PING's answer or the wait's end, sends the real GOAWAY.
-  const close = (): void => {
-    clearTimeout(fallback);
-    session.close();
-  };
-  const fallback = setTimeout(close, GOAWAY_PING_WAIT_MS);
-  fallback.unref();
-  // Too many PINGs unanswered (a client that ignores them): the real GOAWAY goes at once.
-  if (!session.ping(close)) close();
-}
 
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
@@ -127,10 +117,12 @@ export class ProxyListener {
   private readonly muxSessions = new Set<MuxServerSession>();
   private readonly onMux: MuxHandlers | null;
   private readonly maxBodyBytes: number;
+  private readonly silentMs: number;
   private draining = false;
 
   constructor(options: ProxyListenerOptions) {
-    const { onRequest, onUpgrade, onMalformed, tls, mux = false } = options;
+    const { onRequest, onUpgrade, onMalformed, tls, mux = false, limits = DEFAULT_LIMITS } = options;
+    this.silentMs = limits.silentMs;
     this.maxBodyBytes = options.maxBodyBytes;
     const clientError = (err: Error & { code?: string }, socket: Socket): void => {
       const status = answerParseError(err, socket);
@@ -143,10 +135,12 @@ export class ProxyListener {
     // Node refuses a head of over 128 fields with a bare ENHANCE_YOUR_CALM reset; HTTP/1.1 has
     // no field count, only the byte limit, which the pipeline applies to HTTP/2 heads with a 431.
     this.http2 = createHttp2Server({ maxSessionMemory: 64, maxHeaderListPairs: 4096 }, onRequest as never);
-    // No idle limit on sessions (streams may last); a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
+    // node's limit would cut a quiet long stream: limitIdleTime counts only time with no stream
+    // open, and a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
+      limitIdleTime(session, limits.h2IdleMs);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', () => session.destroy());
       // One opened while draining gets GOAWAY too: after the stream it came with (refused, the
@@ -168,7 +162,13 @@ export class ProxyListener {
 
   /** HTTP/2 with prior knowledge starts with the connection preface; anything else is HTTP/1.x. */
   private sniff(socket: Socket): void {
+    // Until its first byte no parser's head timer runs: without this, a connection that never
+    // sends anything would be held for ever.
+    const silent = setTimeout(destroySilent, this.silentMs, socket);
+    silent.unref();
+    socket.once('close', () => clearTimeout(silent));
     socket.once('data', (chunk: Buffer) => {
+      clearTimeout(silent);
       if (startsWith(chunk, H2_PREFACE)) {
         socket.pause();
         socket.unshift(chunk);
@@ -213,6 +213,10 @@ export class ProxyListener {
   listen(port: number, host: string): Promise<number> {
     return listen(this.front, port, host);
   }
+}
+
+function destroySilent(socket: Socket): void {
+  socket.destroy();
 }
 
 /** The chunk begins like `prefix` (as far as either goes, and at least 3 bytes). */

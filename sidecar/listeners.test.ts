@@ -1,0 +1,113 @@
+/**
+ * What a client may leave unused on a plain listener, with the limits made short: a TCP
+ * connection that never sends a byte is closed, an HTTP/2 session with no stream open is sent
+ * GOAWAY, and neither limit touches a connection in use (a keep-alive HTTP/1.1 connection, a
+ * quiet HTTP/2 stream longer than the limit). Real sockets and a real node:http2 client.
+ */
+import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../test/support/index.js';
+import type { ProxyRequest, ProxyResponse } from './exchange.js';
+import { ProxyListener } from './listeners.js';
+
+const SILENT_MS = 300;
+const H2_IDLE_MS = 400;
+
+let listener: ProxyListener | undefined;
+/** Requests to /hold wait here until the test answers them. */
+let held: ProxyResponse[] = [];
+
+afterEach(() => {
+  listener?.close();
+  listener = undefined;
+  held = [];
+});
+
+async function start(): Promise<number> {
+  listener = new ProxyListener({
+    onRequest: (req: ProxyRequest, res: ProxyResponse) => {
+      req.resume();
+      if (req.url === '/hold') held.push(res);
+      else res.writeHead(200, { 'content-length': '2' }) && res.end('ok');
+    },
+    onUpgrade: (_req, socket) => socket.destroy(),
+    onMalformed: () => undefined,
+    maxBodyBytes: 0,
+    limits: { silentMs: SILENT_MS, h2IdleMs: H2_IDLE_MS },
+  });
+  return listener.listen(0, '127.0.0.1');
+}
+
+const closed = (socket: Socket): Promise<number> => {
+  const started = performance.now();
+  return new Promise((resolve) => socket.once('close', () => resolve(performance.now() - started)));
+};
+
+function h2get(session: ClientHttp2Session, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': path, ':authority': 'catalog' });
+    req.on('response', (h) => resolve(Number(h[':status'])));
+    req.on('error', reject);
+    req.resume();
+  });
+}
+
+describe('connection limits on a plain listener', () => {
+  it('closes a connection that sends no byte within the silent limit', async () => {
+    const port = await start();
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const ms = await closed(socket);
+    expect(ms).toBeGreaterThanOrEqual(SILENT_MS - 20);
+    expect(ms).toBeLessThan(SILENT_MS + 2_000);
+  });
+
+  it('keeps an HTTP/1.1 connection that sent a request past the silent limit', async () => {
+    const port = await start();
+    const socket = connect(port, '127.0.0.1');
+    const answers: string[] = [];
+    socket.on('data', (d: Buffer) => answers.push(d.toString('latin1')));
+    const request = 'GET /a HTTP/1.1\r\nHost: catalog\r\n\r\n';
+    socket.write(request);
+    await waitUntil(() => answers.join('').includes('ok'), { what: 'the first answer' });
+    // Waiting is the point here: past the silent limit, the connection must still serve.
+    await sleep(SILENT_MS * 2);
+    expect(socket.destroyed).toBe(false);
+    socket.write(request);
+    await waitUntil(() => answers.join('').split('200 OK').length === 3, { what: 'the second answer' });
+    socket.destroy();
+  });
+
+  it('sends GOAWAY to an HTTP/2 session with no stream open for the idle limit, then closes it', async () => {
+    const port = await start();
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    const started = performance.now();
+    expect(await h2get(session, '/a')).toBe(200);
+    const code = await new Promise<number>((resolve) => session.once('goaway', resolve));
+    expect(code).toBe(constants.NGHTTP2_NO_ERROR);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(H2_IDLE_MS - 20);
+    await new Promise((resolve) => session.once('close', resolve));
+  });
+
+  it('never counts a quiet open HTTP/2 stream as idle, and counts from when the last one ended', async () => {
+    const port = await start();
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    let goaway = false;
+    session.on('goaway', () => (goaway = true));
+    const answer = h2get(session, '/hold');
+    await waitUntil(() => held.length === 1, { what: 'the held request' });
+    // A stream open three idle limits long, with nothing on the wire.
+    await sleep(H2_IDLE_MS * 3);
+    expect(goaway).toBe(false);
+    held[0]!.writeHead(200);
+    held[0]!.end();
+    expect(await answer).toBe(200);
+    const ended = performance.now();
+    await waitUntil(() => goaway, { what: 'GOAWAY' });
+    expect(performance.now() - ended).toBeGreaterThanOrEqual(H2_IDLE_MS - 20);
+    session.destroy();
+  });
+});
