@@ -45,6 +45,7 @@ import { H1Upstream } from './http1/client.js';
 import { MuxUpstream } from './mux/upstream.js';
 import { bootstrapToken, type SidecarOptions } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
+import { AuthorityServices } from './stages/decode.js';
 import type { Connector } from './stages/upgrade.js';
 import { SidecarMetrics, type EdgeMetrics } from './telemetry/metrics.js';
 import { TelemetryReporter } from './telemetry/reporter.js';
@@ -362,10 +363,12 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     appBlocker: () => appHealth.trafficBlocker(),
     connectApp: (_service, address, port) => netConnect({ host: address, port }),
   };
+  const services = new AuthorityServices();
   const outboundCtx = (fixedService: string | undefined): OutboundContext => ({
     deps: outboundDeps,
     mesh,
     fixedService,
+    services,
     connect: (service, address, port) => connect(service, address, port),
   });
 

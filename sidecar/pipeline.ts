@@ -19,7 +19,7 @@ import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
-import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, serviceFromAuthority, setHost, singleHost } from './stages/decode.js';
+import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, setHost, singleHost, type AuthorityServices } from './stages/decode.js';
 import { spliceUpgrade, type Connector } from './stages/upgrade.js';
 import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
@@ -32,6 +32,8 @@ export interface OutboundContext {
   readonly mesh: Mesh;
   /** Set on a dedicated `--upstream NAME:PORT` listener. */
   readonly fixedService: string | undefined;
+  /** Reads the service a Host names, where no fixedService is set. */
+  readonly services: AuthorityServices;
   readonly connect: Connector;
 }
 
@@ -81,7 +83,7 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
       ex.reply('bad-request', `${host} and no absolute-form target: cannot tell the destination service`);
       return undefined;
     }
-    service = serviceFromAuthority(ex.authority);
+    service = ctx.services.serviceOf(ex.authority);
   } else if (ex.authority === '' || isLoopbackAuthority(ex.authority)) {
     // A dedicated port's caller named no host (HTTP/1.0), or only the port's own address
     // (`127.0.0.1:7001`): the service is what it addressed. Any other Host is the caller's, kept.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLoopbackAuthority, serviceFromAuthority, singleHost } from './decode.js';
+import { AuthorityServices, isLoopbackAuthority, serviceFromAuthority, singleHost } from './decode.js';
 
 describe('serviceFromAuthority', () => {
   it('reads the service from the host spellings apps use, with or without a port', () => {
@@ -21,6 +21,15 @@ describe('serviceFromAuthority', () => {
       'catalog.default', 'catalog.default:80', 'stripe.com', 'example.com.']) {
       expect(serviceFromAuthority(host), host).toBe('');
     }
+  });
+});
+
+describe('AuthorityServices', () => {
+  it('answers as serviceFromAuthority, again from its memo, and past its memo limit', () => {
+    const services = new AuthorityServices();
+    const hosts = ['catalog:80', 'stripe.com', 'catalog.ns.svc.cluster.local', ...Array.from({ length: 1100 }, (_, i) => `s${i}.svc`)];
+    for (let round = 0; round < 2; round++) for (const host of hosts) expect(services.serviceOf(host), host).toBe(serviceFromAuthority(host));
+    expect(services.serviceOf('s1099.svc')).toBe('s1099');
   });
 });
 

@@ -7,9 +7,6 @@
  * naming the sidecar's own address (`127.0.0.1:7001`, `localhost:7001`: what a client
  * pointed at the port sends), gets the service's name.
  */
-const CACHE_LIMIT = 1024;
-const hostCache = new Map<string, string>();
-
 /**
  * What may follow the service's name in a host (after one trailing dot is dropped, as a fully
  * qualified name carries one): Consul's `service.consul` and `service.<dc>.consul`, and
@@ -20,22 +17,33 @@ const hostCache = new Map<string, string>();
  */
 const SERVICE_SUFFIX = /^(?:service(?:\.[a-z0-9-]+)?\.consul|svc|[a-z0-9-]+\.svc(?:\.[a-z0-9-]+)*)$/;
 
-/**
- * The service an authority (`host[:port]`) names, or '' when it names none. Answers are
- * cached per authority (a mesh sees few), so a request pays one map lookup.
- */
+/** The service an authority (`host[:port]`) names, or '' when it names none. */
 export function serviceFromAuthority(authority: string): string {
-  const cached = hostCache.get(authority);
-  if (cached !== undefined) return cached;
   let host = authority.toLowerCase();
   if (host.startsWith('[')) return '';
   const colon = host.lastIndexOf(':');
   if (colon >= 0) host = host.slice(0, colon);
   if (host.endsWith('.')) host = host.slice(0, -1);
   const dot = host.indexOf('.');
-  const service = dot < 0 ? host : SERVICE_SUFFIX.test(host.slice(dot + 1)) ? host.slice(0, dot) : '';
-  if (hostCache.size < CACHE_LIMIT) hostCache.set(authority, service);
-  return service;
+  return dot < 0 ? host : SERVICE_SUFFIX.test(host.slice(dot + 1)) ? host.slice(0, dot) : '';
+}
+
+/**
+ * serviceFromAuthority with its answers kept per authority (a mesh sees few), so a request
+ * pays one map lookup; at most MEMO_LIMIT of them, so callers naming endless hosts cannot
+ * grow it. One per outbound listener context.
+ */
+export class AuthorityServices {
+  private static readonly MEMO_LIMIT = 1024;
+  private readonly memo = new Map<string, string>();
+
+  serviceOf(authority: string): string {
+    const known = this.memo.get(authority);
+    if (known !== undefined) return known;
+    const service = serviceFromAuthority(authority);
+    if (this.memo.size < AuthorityServices.MEMO_LIMIT) this.memo.set(authority, service);
+    return service;
+  }
 }
 
 const LOOPBACK_AUTHORITY = /^(?:127(?:\.[0-9]{1,3}){3}|\[::1\]|localhost)(?::[0-9]*)?$/i;
