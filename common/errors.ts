@@ -40,6 +40,17 @@ export class SkeinError extends Error {
   }
 }
 
+/**
+ * The caller's request cannot go on as it is (a body malformed or past the limit, a head the
+ * next hop's protocol cannot carry): answered `status` with `x-skein-reason: bad-request`, and
+ * never counted against the endpoint the attempt was for.
+ */
+export class CallerFaultError extends SkeinError {
+  constructor(message: string, status: number) {
+    super('bad-request', message, status);
+  }
+}
+
 export function isSkeinError(err: unknown): err is SkeinError {
   return err instanceof SkeinError;
 }

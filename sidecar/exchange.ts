@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { isSkeinError, REASONS, type Reason } from '../common/errors.js';
+import { CallerFaultError, isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { bodyTaken, watchBody } from './cluster/request-body.js';
@@ -642,7 +642,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   onAttemptError(h: AttemptHandler, err: Error): void {
     const ours = h === this.current;
     // An attempt we abandoned was settled then; a caller that went away or broke its own body says nothing about the endpoint.
-    const clientFault = err instanceof ClientBodyError;
+    const clientFault = err instanceof CallerFaultError;
     // A try sent to an endpoint a reload had just removed (its pool closed) says nothing about it either.
     const blameless = clientFault || (!h.connected && h.endpoint.removed);
     this.settle(h, ours && !this.clientGone && !blameless ? 'failure' : 'neutral');

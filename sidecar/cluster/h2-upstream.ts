@@ -31,7 +31,7 @@ import { connect as h2connect, constants, type ClientHttp2Session, type ClientHt
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { ClientBodyError } from '../http1/incoming.js';
+import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, unhookBody, type BodySink } from './request-body.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
@@ -498,7 +498,7 @@ export class H2Upstream extends UpstreamDispatcher {
       } else {
         // Node refused the head before sending it (a field HTTP/2 cannot carry, e.g. a repeated
         // User-Agent): the request's fault, never the endpoint's, answered 400.
-        reportError(call, new ClientBodyError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
+        reportError(call, new CallerFaultError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
       }
       return;
     }

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { SkeinError } from '../../common/errors.js';
+import { CallerFaultError } from '../../common/errors.js';
 
 /** Where a request's body comes from: told when the reader wants more after a push said stop. */
 export interface BodySource {
@@ -21,11 +21,7 @@ export interface BodySource {
  * `x-skein-reason: bad-request` (or cuts an answer already begun), drops the upstream
  * attempt without counting it against the endpoint, and the connection closes after.
  */
-export class ClientBodyError extends SkeinError {
-  constructor(message: string, status: number) {
-    super('bad-request', message, status);
-  }
-}
+export class ClientBodyError extends CallerFaultError {}
 
 /**
  * The request's reader (the upstream attempt) took none of its body for a while, though the
