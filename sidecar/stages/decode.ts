@@ -81,10 +81,7 @@ export function pathOf(url: string): string {
 
 /** Where the Host value sits in a flat `[name, value, ...]` list, or -1 without one. */
 export function hostIndex(headers: readonly string[]): number {
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') return i + 1;
-  }
+  for (let i = 0; i < headers.length; i += 2) if (isHost(headers[i]!)) return i + 1;
   return -1;
 }
 
@@ -97,10 +94,12 @@ export function singleHost(headers: string[]): string | undefined {
   const at = hostIndex(headers);
   if (at < 0) return undefined;
   const host = headers[at]!;
+  // Nearly every request has one Host: the list is rewritten only from a second one on.
   let w = at + 1;
+  while (w < headers.length && !isHost(headers[w]!)) w += 2;
   for (let r = w; r < headers.length; r += 2) {
     const name = headers[r]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
+    if (isHost(name)) {
       if (headers[r + 1]!.toLowerCase() !== host.toLowerCase()) return `the request names two authorities, ${JSON.stringify(host)} and ${JSON.stringify(headers[r + 1])} (:authority and Host)`;
       continue;
     }
@@ -109,6 +108,10 @@ export function singleHost(headers: string[]): string | undefined {
   }
   headers.length = w;
   return undefined;
+}
+
+function isHost(name: string): boolean {
+  return name.length === 4 && name.toLowerCase() === 'host';
 }
 
 /** Sets Host in a flat `[name, value, ...]` list: the one there is replaced, or one added. */
