@@ -36,6 +36,8 @@ function ask(session: ClientHttp2Session): Promise<number> {
 describe('HTTP/2 rapid reset', () => {
   it('ends the connection of a client resetting its streams in bulk, and keeps serving another', async () => {
     const good = connect(`http://127.0.0.1:${web.outboundPort}`);
+    // Its socket may be reset when the sidecar is stopped after the test.
+    good.on('error', () => undefined);
     expect(await ask(good)).toBe(200);
     const bad = connect(`http://127.0.0.1:${web.outboundPort}`);
     bad.on('error', () => undefined);
@@ -52,6 +54,6 @@ describe('HTTP/2 rapid reset', () => {
     expect(await goaway).not.toBe(constants.NGHTTP2_NO_ERROR);
     expect(sent).toBeLessThan(limit);
     expect(await ask(good)).toBe(200);
-    good.close();
+    good.destroy();
   }, 30_000);
 });
