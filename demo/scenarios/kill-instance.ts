@@ -9,6 +9,11 @@ import { checkpoint, type Scenario, type ScenarioIo } from './scenario.js';
 const VICTIM = 'payments-2';
 const PRODUCT = 'p2';
 const CONCURRENCY = 2;
+/**
+ * More than ten seconds of orders can take, with the load generator's: a fast machine places
+ * over a thousand here, and one cancelled for want of stock would read as a failed order.
+ */
+const STOCK = 100_000;
 
 async function placeFor(demo: DemoClient, ms: number, signal: AbortSignal): Promise<Placed[]> {
   const results: Placed[] = [];
@@ -44,7 +49,7 @@ export const killInstance: Scenario = {
     `curl -s ${demo.sidecarAdminUrl('orders')}/clusters   (the dead endpoint ejected)`,
   ],
   async run(demo, io, { holdMs }) {
-    await demo.setStock(PRODUCT, 1_000);
+    await demo.setStock(PRODUCT, STOCK);
     const retriesBefore = await demo.metric('orders', 'skein_retries_total', { destination: 'payments' });
     io.say(`placing orders, ${CONCURRENCY} at a time, for 8 s; ${VICTIM} is killed (SIGKILL, app and sidecar) after 2 s`);
     const load = placeFor(demo, 8_000, io.signal);
