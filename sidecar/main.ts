@@ -147,7 +147,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     metrics,
     logger,
     sink: stream,
-    otlpEndpoint: process.env.SKEIN_OTLP_ENDPOINT || undefined,
+    otlpEndpoint: options.otlpEndpoint,
   });
   const sidecar = await startSidecar(options, {
     logger,

@@ -30,6 +30,8 @@ export interface SidecarOptions {
   readonly advertiseAddress: string;
   /** Unique per process; registered in Consul and announced to the control plane. */
   readonly instanceId: string;
+  /** `SKEIN_OTLP_ENDPOINT`, checked (otlp-endpoint.ts): spans are also posted there as OTLP/HTTP JSON. */
+  readonly otlpEndpoint?: string;
 }
 
 /**

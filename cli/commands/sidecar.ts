@@ -8,6 +8,7 @@ import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
 import { UsageError } from '../usage-error.js';
+import { tracesUrl } from '../../sidecar/telemetry/otlp-endpoint.js';
 
 /** A port flag: 0-65535, 0 for any free port. */
 export function parsePort(value: string): number {
@@ -81,6 +82,22 @@ export function firstNonLoopbackIPv4(): string {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+/**
+ * `SKEIN_OTLP_ENDPOINT`, checked before anything starts: a value undici cannot post to is a
+ * usage error naming the variable, rather than a sidecar that starts and dies at its first
+ * span export.
+ */
+function otlpEndpointFromEnv(): string | undefined {
+  const value = process.env.SKEIN_OTLP_ENDPOINT;
+  if (!value) return undefined;
+  try {
+    tracesUrl(value);
+  } catch (err) {
+    throw new UsageError(`SKEIN_OTLP_ENDPOINT=${value}: ${(err as Error).message}`);
+  }
+  return value;
 }
 
 /** An option that also reads SKEIN_<NAME> from the environment. */
@@ -167,6 +184,7 @@ export function registerSidecar(program: Command): void {
         maxRequestBodyBytes: flags.maxRequestBody as number,
         advertiseAddress: (flags.advertiseAddress as string | undefined) ?? firstNonLoopbackIPv4(),
         instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
+        otlpEndpoint: otlpEndpointFromEnv(),
       };
       const { runSidecar } = await import('../../sidecar/main.js');
       const { ListenError } = await import('../../sidecar/listeners.js');

@@ -9,6 +9,7 @@
 import { request } from 'undici';
 import type { Logger } from '../../common/log.js';
 import type { SpanRecord } from '../../common/proto/telemetry.js';
+import { tracesUrl } from './otlp-endpoint.js';
 
 const SPAN_KIND_SERVER = 2;
 const SPAN_KIND_CLIENT = 3;
@@ -75,17 +76,12 @@ export function otlpTraceJson(service: string, instance: string, spans: readonly
   return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"skein-sidecar","version":${q(scopeVersion)}},"spans":[${spans.map(spanJson).join(',')}]}]}]}`;
 }
 
-/** `http://collector:4318` → `http://collector:4318/v1/traces`; a URL already ending in /v1/traces is kept. */
-export function tracesUrl(endpoint: string): string {
-  const base = endpoint.replace(/\/+$/, '');
-  return base.endsWith('/v1/traces') ? base : `${base}/v1/traces`;
-}
-
 export class OtlpExporter {
   private inFlight = 0;
   private lastWarning = 0;
   readonly url: string;
 
+  /** Throws OtlpEndpointError for an endpoint that is no http(s) URL (otlp-endpoint.ts). */
   constructor(
     endpoint: string,
     private readonly resource: { service: string; instance: string; version: string },
@@ -101,18 +97,29 @@ export class OtlpExporter {
       this.onDrop(spans.length);
       return;
     }
-    this.inFlight++;
     const body = otlpTraceJson(this.resource.service, this.resource.instance, spans, this.resource.version);
-    request(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, headersTimeout: 5_000, bodyTimeout: 5_000 })
+    let posted: ReturnType<typeof request>;
+    try {
+      posted = request(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, headersTimeout: 5_000, bodyTimeout: 5_000 });
+    } catch (err) {
+      // undici throws some faults synchronously, and this runs from the flush timer: a throw
+      // here would end the sidecar. The batch is lost, like one the collector refused.
+      this.failed(spans.length, err as Error);
+      return;
+    }
+    this.inFlight++;
+    posted
       .then(async (res) => {
         await res.body.dump();
         if (res.statusCode >= 300) throw new Error(`HTTP ${res.statusCode}`);
       })
-      .catch((err: Error) => {
-        this.onDrop(spans.length);
-        this.warn(err);
-      })
+      .catch((err: Error) => this.failed(spans.length, err))
       .finally(() => this.inFlight--);
+  }
+
+  private failed(spans: number, err: Error): void {
+    this.onDrop(spans);
+    this.warn(err);
   }
 
   /** At most one log line per 30 s: a collector that is down must not flood the logs. */
