@@ -36,6 +36,7 @@ import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
 import { appendTraceHeaders, appendTraceparent, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
+import { GRPC_UNKNOWN, grpcStatusCode } from './telemetry/grpc-status.js';
 
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
 export const REPLAY_BUFFER_LIMIT = 64 * 1024;
@@ -191,7 +192,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   grpc = false;
   /** The request came over HTTP/2 (gRPC): headers go out as objects, trailers matter. */
   readonly h2: boolean;
-  /** grpc-status of the answer (from headers or trailers), -1 when none. */
+  /** grpc-status of the answer (from headers or trailers, as grpcStatusCode reads it), -1 when none. */
   grpcStatus = -1;
   /** gRPC status headers of the answer's head (a trailers-only answer), for its outcome, or sent as trailers when not relayed as one. */
   private pendingTrailers: Record<string, string> | null = null;
@@ -541,7 +542,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.h2) this.writeHeadH2(status, out);
     else {
       // A trailers-only gRPC answer relayed to a peer sidecar (the mux) carries its status here.
-      if (this.grpc) this.grpcStatus = Number(rawHeader(raw, 'grpc-status') ?? -1);
+      if (this.grpc) {
+        const grpcStatus = rawHeader(raw, 'grpc-status');
+        this.grpcStatus = grpcStatus === undefined ? -1 : grpcStatusCode(grpcStatus);
+      }
       if (statusText) this.res.writeHead(status, statusText, out);
       else this.res.writeHead(status, out);
     }
@@ -580,7 +584,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       if (name === 'transfer-encoding') continue;
       if (this.grpc && (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin')) {
         (this.pendingTrailers ??= {})[name] = flat[i + 1]!;
-        if (name === 'grpc-status') this.grpcStatus = Number(flat[i + 1]);
+        if (name === 'grpc-status') this.grpcStatus = grpcStatusCode(flat[i + 1]);
         continue;
       }
       const prev = headers[name];
@@ -636,6 +640,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.ended = true;
       this.res.end();
     }
+    // A gRPC answer that ended without a grpc-status failed, as its caller reads it.
+    if (this.grpc && this.grpcStatus < 0) this.grpcStatus = GRPC_UNKNOWN;
     this.finish(this.status);
   }
 
@@ -976,7 +982,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const isEmpty = isRawList(trailers) ? trailers.length === 0 : Object.keys(trailers).length === 0;
     if (isEmpty && this.pendingTrailers === null) return;
     const out = { ...this.pendingTrailers, ...(isEmpty ? {} : trailerObject(trailers)) };
-    if (out['grpc-status'] !== undefined) this.grpcStatus = Number(out['grpc-status']);
+    if (out['grpc-status'] !== undefined) this.grpcStatus = grpcStatusCode(out['grpc-status']);
     this.res.addTrailers(out);
   }
 

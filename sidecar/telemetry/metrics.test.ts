@@ -67,6 +67,20 @@ describe('SidecarMetrics', () => {
     expect(s.get('skein_requests_total{code="200",destination="catalog",destination_subset="v1",direction="inbound",grpc_status="14",source="gateway"}')).toBe(1);
   });
 
+  it('counts a grpc-status outside 0–16 as UNKNOWN (2) under its own HTTP code, never as another code or status', async () => {
+    const m = new SidecarMetrics({ processMetrics: false });
+    const edge = m.edge('outbound', 'web', 'catalog', 'v1');
+    // Once keyed status * 32 + grpc-status: 32 read back as code 201 with status 0, 40 as 201/8, 99 as 203/3.
+    for (const grpcStatus of [32, 40, 99, NaN, 17, 16]) edge.observe(200, 0.01, grpcStatus);
+    edge.observe(503, 0.01, 99);
+    const s = await scrape(m);
+    const series = [...s.keys()].filter((k) => k.startsWith('skein_requests_total'));
+    const label = (code: number, grpc: number) => `skein_requests_total{code="${code}",destination="catalog",destination_subset="v1",direction="outbound",grpc_status="${grpc}",source="web"}`;
+    expect(series.sort()).toEqual([label(200, 16), label(200, 2), label(503, 2)].sort());
+    expect(s.get(label(200, 2))).toBe(5);
+    expect(edge.grpcFailures()).toBe(7);
+  });
+
   it('exposes every SPEC §7 series with its labels, plus process metrics', async () => {
     const m = new SidecarMetrics();
     m.retry('catalog', 'gateway-error');

@@ -11,26 +11,26 @@
  * events (retries, rejections, ejections, denials...) use plain prom-client metrics.
  *
  * Label scheme: `skein_requests_total` carries an extra `grpc_status` label, the
- * `grpc-status` of gRPC requests and "" for plain HTTP. The duration histogram's `class` is
+ * `grpc-status` of gRPC requests (0–16; anything else counts as 2, UNKNOWN) and "" for plain HTTP. The duration histogram's `class` is
  * the HTTP status class (`2xx`..`5xx`).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
 import { CIRCUIT_STATE_VALUE, type CircuitState } from '../resilience/breaker.js';
+import { GRPC_CODES, grpcStatusCode } from './grpc-status.js';
 
 export type Direction = 'inbound' | 'outbound';
 
 
 const CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const MAX_STATUS = 600;
-const GRPC_SHIFT = 32;
 
 /** The per-request handle of one edge; `observe` is allocation-free. */
 export class EdgeMetrics {
   /** Requests per HTTP status (non-gRPC requests). */
   readonly codes = new Float64Array(MAX_STATUS);
-  /** Requests per (HTTP status, grpc-status), keyed status * 32 + grpc-status. */
-  readonly grpcCodes = new Map<number, number>();
+  /** gRPC requests per HTTP status, each a row of counts per grpc-status (0–16). */
+  readonly grpcCodes = new Map<number, Float64Array>();
   /** Non-cumulative bucket counts per status class; row stride is buckets + 1 (+Inf). */
   readonly buckets = new Float64Array(CLASSES.length * (DURATION_BUCKETS.length + 1));
   readonly sums = new Float64Array(CLASSES.length);
@@ -43,14 +43,18 @@ export class EdgeMetrics {
     readonly subset: string,
   ) {}
 
-  /** One finished request: its HTTP status, its duration, and for gRPC its grpc-status (else -1). */
+  /**
+   * One finished request: its HTTP status, its duration, and for gRPC its grpc-status (else
+   * -1); a grpc-status outside 0–16 counts as UNKNOWN (grpc-status.ts).
+   */
   observe(status: number, seconds: number, grpcStatus = -1): void {
     const code = status > 0 && status < MAX_STATUS ? status : 0;
     if (grpcStatus < 0) {
       this.codes[code]!++;
     } else {
-      const key = code * GRPC_SHIFT + grpcStatus;
-      this.grpcCodes.set(key, (this.grpcCodes.get(key) ?? 0) + 1);
+      let row = this.grpcCodes.get(code);
+      if (row === undefined) this.grpcCodes.set(code, (row = new Float64Array(GRPC_CODES)));
+      row[grpcStatusCode(grpcStatus)]!++;
     }
     let cls = (code / 100) | 0;
     if (cls < 1) cls = 5;
@@ -60,6 +64,13 @@ export class EdgeMetrics {
     this.buckets[cls * (n + 1) + b]!++;
     this.sums[cls]! += seconds;
     this.counts[cls]!++;
+  }
+
+  /** gRPC requests so far whose grpc-status was not OK. */
+  grpcFailures(): number {
+    let failures = 0;
+    for (const row of this.grpcCodes.values()) for (let g = 1; g < GRPC_CODES; g++) failures += row[g]!;
+    return failures;
   }
 }
 
@@ -225,8 +236,8 @@ export class SidecarMetrics {
         const value = e.codes[code]!;
         if (value > 0) out.push({ labels: { ...base, code, grpc_status: '' }, value });
       }
-      for (const [key, value] of e.grpcCodes) {
-        out.push({ labels: { ...base, code: Math.floor(key / GRPC_SHIFT), grpc_status: key % GRPC_SHIFT }, value });
+      for (const [code, row] of e.grpcCodes) {
+        for (let g = 0; g < GRPC_CODES; g++) if (row[g]! > 0) out.push({ labels: { ...base, code, grpc_status: g }, value: row[g]! });
       }
     }
     return out;

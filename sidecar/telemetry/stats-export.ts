@@ -60,8 +60,7 @@ export class StatsDeltas {
       sumSeconds += edge.sums[c]! - seen.sums[c]!;
       for (let b = 0; b < stride; b++) buckets[b]! += edge.buckets[c * stride + b]! - seen.buckets[c * stride + b]!;
     }
-    let grpcFailures = 0;
-    for (const [key, value] of edge.grpcCodes) if (key % 32 !== 0) grpcFailures += value;
+    const grpcFailures = edge.grpcFailures();
     const grpcDelta = grpcFailures - seen.grpcFailures;
     seen.counts.set(edge.counts);
     seen.buckets.set(edge.buckets);

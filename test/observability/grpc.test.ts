@@ -1,9 +1,11 @@
 /**
  * gRPC calls are observed like HTTP ones, with their grpc-status: a call answered with a
  * non-OK status counts as a failure in the golden metrics, and shows its grpc-status in the
- * tap and in its span.
+ * tap and in its span. A grpc-status that is no gRPC code (`32`, `abc`, `-1`), or none at
+ * all, counts as UNKNOWN (2): a failure, under the answer's own HTTP code.
  */
 import * as grpc from '@grpc/grpc-js';
+import { connect as h2connect, createServer as h2server, type Http2Server, type OutgoingHttpHeaders } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatsView } from '../../control-plane/observability/stats.js';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
@@ -24,6 +26,9 @@ interface EchoClient extends grpc.Client {
 const procs = new Processes();
 let cp: ControlPlaneProcess;
 let server: grpc.Server;
+/** A raw HTTP/2 gRPC app (service `odd`) answering whatever grpc-status its path names. */
+let oddApp: Http2Server;
+let odd: MeshSidecar;
 let webApp: TestUpstream;
 let web: MeshSidecar;
 let client: EchoClient;
@@ -37,11 +42,33 @@ beforeAll(async () => {
     },
   });
   const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  oddApp = h2server();
+  oddApp.on('stream', (stream, headers) => {
+    if (headers[':path'] === '/health') {
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+      return;
+    }
+    // /odd.Echo/<status>: that grpc-status in the trailers; `none`: trailers without one; `head-<status>`: a trailers-only answer.
+    const status = String(headers[':path']).split('/').pop()!;
+    stream.resume();
+    stream.on('end', () => {
+      if (status.startsWith('head-')) {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': status.slice(5) }, { endStream: true });
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(status === 'none' ? {} : { 'grpc-status': status }));
+      stream.end(Buffer.alloc(5));
+    });
+  });
+  await new Promise<void>((resolve) => oddApp.listen(0, '127.0.0.1', resolve));
   cp = await startControlPlane(procs);
   webApp = await startUpstream(echoHandler('web'));
-  [web] = await Promise.all([
+  [web, , odd] = await Promise.all([
     startMeshSidecar(procs, cp, { service: 'web', appPort: webApp.port }),
     startMeshSidecar(procs, cp, { service: 'catalog', appPort, extraArgs: ['--app-protocol', 'grpc'] }),
+    startMeshSidecar(procs, cp, { service: 'odd', appPort: (oddApp.address() as { port: number }).port, extraArgs: ['--app-protocol', 'grpc'] }),
   ]);
   const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
   client = new Ctor(web.outboundUrl.replace('http://', ''), grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as unknown as EchoClient;
@@ -51,6 +78,7 @@ afterAll(async () => {
   client?.close();
   await procs.killAll();
   server?.forceShutdown();
+  oddApp?.close();
   await webApp?.close();
 });
 
@@ -97,5 +125,57 @@ describe('gRPC observability', () => {
     expect(edge['1m'].requests - edge['1m'].failures).toBeGreaterThanOrEqual(2);
     expect(edge['1m'].successRate).toBeLessThan(1);
     expect(view.services.find((x) => x.service === 'catalog')!['1m'].successRate).toBeLessThan(1);
+  });
+
+  it('counts a grpc-status that is no gRPC code, or none, as UNKNOWN (2): a failure under HTTP 200, in the metrics, the stats and the span', async () => {
+    const client = h2connect(web.outboundUrl);
+    /** One call to odd; resolves with the grpc-status the caller got ('' for none). */
+    const call = (status: string, headers: OutgoingHttpHeaders = {}) =>
+      new Promise<string>((resolve, reject) => {
+        const stream = client.request({ ':method': 'POST', ':path': `/odd.Echo/${status}`, ':authority': 'odd', 'content-type': 'application/grpc', te: 'trailers', ...headers });
+        let got = '';
+        stream.on('response', (h) => (got = String(h['grpc-status'] ?? '')));
+        stream.on('trailers', (t) => (got = String(t['grpc-status'] ?? got)));
+        stream.on('error', reject);
+        stream.on('close', () => resolve(got));
+        stream.resume();
+        stream.end(Buffer.alloc(5));
+      });
+    // Calls only once web's snapshot has odd as a gRPC service with an endpoint, so each one reaches odd's app.
+    await waitUntil(async () => {
+      const { snapshot } = (await (await fetch(`${web.adminUrl}/config`)).json()) as { snapshot: { services: Record<string, { protocol?: string; endpoints?: unknown[] }> } };
+      return snapshot.services.odd?.protocol === 'grpc' && (snapshot.services.odd.endpoints?.length ?? 0) > 0;
+    }, { timeoutMs: 15_000, what: 'odd in web\'s snapshot' });
+    const seen: string[] = [];
+    try {
+      for (const status of ['0', '32', '40', '99', 'abc', '-1', 'none', 'head-99', 'head-32']) seen.push(await call(status));
+      seen.push(await call('none', { traceparent: '00-dddddddddddddddddddddddddddddddd-2222222222222222-01' }));
+    } finally {
+      client.close();
+    }
+    // Relayed as they came; only the counting reads them.
+    expect(seen).toEqual(['0', '32', '40', '99', 'abc', '-1', '', '99', '32', '']);
+
+    // At the caller and at odd's own sidecar: HTTP 200 each, OK once and UNKNOWN nine times (once 32 read as code 201 OK, abc as code NaN, none and -1 as plain HTTP).
+    for (const sidecar of [web, odd]) {
+      const lines = (await (await fetch(`${sidecar.adminUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('skein_requests_total{') && l.includes('destination="odd"'));
+      const counts = Object.fromEntries(lines.map((l) => [/code="([^"]*)".*grpc_status="([^"]*)"/.exec(l)!.slice(1).join('/'), Number(l.split(' ').pop())]));
+      expect(counts, lines.join('\n')).toEqual({ '200/0': 1, '200/2': 9 });
+    }
+
+    const stats = await waitUntil(async () => {
+      const v = (await cp.api.get<StatsView>('/api/v1/stats?service=odd')).body;
+      const e = v.edges.find((x) => x.source === 'web' && x.destination === 'odd');
+      return e && e['1m'].requests === 10 ? e : undefined;
+    }, { timeoutMs: 10_000, what: 'the ten calls to odd in the stats' });
+    expect(stats['1m'].failures).toBe(9);
+
+    const trace = await waitUntil(async () => {
+      const r = await fetch(`${cp.adminUrl}/api/v1/traces/dddddddddddddddddddddddddddddddd`);
+      const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
+      return t && t.spans === 2 ? t : undefined;
+    }, { timeoutMs: 10_000, what: 'both spans of the call answered without a grpc-status' });
+    expect(trace.spanList.map((s) => [s.status, s.grpcStatus])).toEqual([[200, 2], [200, 2]]);
+    expect(trace.error).toBe(true);
   });
 });

@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { GRPC_UNKNOWN, grpcStatusCode } from './grpc-status.js';
+
+describe('grpcStatusCode', () => {
+  it('keeps a code from 0 to 16, header text or number', () => {
+    for (let code = 0; code <= 16; code++) {
+      expect(grpcStatusCode(String(code))).toBe(code);
+      expect(grpcStatusCode(code)).toBe(code);
+    }
+    expect(grpcStatusCode('05')).toBe(5);
+  });
+
+  it('reads anything else as UNKNOWN (2)', () => {
+    for (const value of ['17', '32', '40', '99', '100', '-1', 'abc', '', ' 0', '0 ', '1.0', '0x1', '1e1']) expect(grpcStatusCode(value), value).toBe(GRPC_UNKNOWN);
+    for (const value of [17, 32, -1, 1.5, NaN, Infinity]) expect(grpcStatusCode(value), String(value)).toBe(GRPC_UNKNOWN);
+  });
+});

@@ -1,0 +1,19 @@
+/**
+ * The gRPC status a call is counted under. gRPC defines codes 0 (OK) to 16
+ * (UNAUTHENTICATED); a `grpc-status` that is none of them (`32`, `-1`, `abc`, empty), or none
+ * at all on an answer that ended, is what a gRPC client reads as UNKNOWN (2): a failure, never
+ * OK, and never a label value of its own.
+ */
+
+export const GRPC_UNKNOWN = 2;
+/** Codes 0 to 16. */
+export const GRPC_CODES = 17;
+
+/** One or two decimal digits; Number() alone would read '' and ' 0' as 0 and '0x1' as 1. */
+const DIGITS = /^\d{1,2}$/;
+
+/** `value` (a grpc-status header, or a code) as a code 0–16; anything else is UNKNOWN. */
+export function grpcStatusCode(value: string | number): number {
+  const code = typeof value === 'string' ? (DIGITS.test(value) ? Number(value) : -1) : value;
+  return Number.isInteger(code) && code >= 0 && code < GRPC_CODES ? code : GRPC_UNKNOWN;
+}
