@@ -214,6 +214,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   xB3TraceId: string | undefined = undefined;
   xB3SpanId: string | undefined = undefined;
   xB3Sampled: string | undefined = undefined;
+  xB3Flags: string | undefined = undefined;
   requestId: string | undefined = undefined;
   traceId = '';
   spanId = '';
@@ -321,10 +322,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
           this.upgrade = raw[i + 1]!;
           break;
         case H.Traceparent:
-          this.traceparent = raw[i + 1];
+          // A second one makes neither the caller's: '' is no traceparent, so a new trace starts (W3C).
+          this.traceparent = this.traceparent === undefined ? raw[i + 1] : '';
           break;
         case H.Tracestate:
-          this.tracestate = raw[i + 1];
+          // Several lines are one list, combined as HTTP fields are (W3C trace-context §3.3.1).
+          this.tracestate = this.tracestate === undefined ? raw[i + 1] : `${this.tracestate},${raw[i + 1]!}`;
           break;
         case H.B3:
           this.b3 = raw[i + 1];
@@ -337,6 +340,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
           break;
         case H.XB3Sampled:
           this.xB3Sampled = raw[i + 1];
+          break;
+        case H.XB3Flags:
+          this.xB3Flags = raw[i + 1];
           break;
         case H.RequestId:
           this.requestId = raw[i + 1];

@@ -27,6 +27,8 @@ export const enum H {
   XB3TraceId,
   XB3SpanId,
   XB3Sampled,
+  /** `x-b3-flags`: read for its debug flag (which implies sampling), never forwarded. */
+  XB3Flags,
   RequestId,
   Upgrade,
   SkeinReason,
@@ -57,7 +59,7 @@ const KNOWN: Record<string, H> = {
   'x-b3-spanid': H.XB3SpanId,
   'x-b3-sampled': H.XB3Sampled,
   'x-b3-parentspanid': H.Drop,
-  'x-b3-flags': H.Drop,
+  'x-b3-flags': H.XB3Flags,
   'x-request-id': H.RequestId,
   'x-skein-attempt': H.Attempt,
   // Envoy's SANITIZE_SET: only the inbound hop writes it, from the verified certificate.

@@ -102,6 +102,23 @@ describe('trace context edge cases', () => {
     expect(debug.sampled).toBe(true);
   });
 
+  it('reads x-b3-sampled as 1/0 or true/false, and x-b3-flags 1 (debug) as sampled whatever x-b3-sampled says', () => {
+    const ids3 = { xB3TraceId: '463ac35c9f6413ad48485a3953bb6124', xB3SpanId: 'a2fb4a1d1a96d312' };
+    const sampled = (incoming: Partial<IncomingTraceHeaders>): boolean => {
+      const t = fresh();
+      continueTrace(t, { ...none, ...incoming }, ids);
+      return t.sampled;
+    };
+    for (const [value, expected] of [['1', true], ['true', true], ['0', false], ['false', false], ['False', false], [undefined, true]] as const) {
+      expect(sampled({ ...ids3, xB3Sampled: value }), `x-b3-sampled: ${value}`).toBe(expected);
+      expect(sampled({ xB3Sampled: value }), `x-b3-sampled: ${value}, no trace`).toBe(expected);
+    }
+    expect(sampled({ ...ids3, xB3Sampled: '0', xB3Flags: '1' })).toBe(true);
+    expect(sampled({ ...ids3, xB3Flags: '1' })).toBe(true);
+    expect(sampled({ xB3Sampled: '0', xB3Flags: '1' })).toBe(true);
+    expect(sampled({ ...ids3, xB3Sampled: '0', xB3Flags: '0' })).toBe(false);
+  });
+
   it('keeps x-request-id or makes a UUID', () => {
     expect(requestIdFor('abc-123', ids)).toBe('abc-123');
     const made = requestIdFor(undefined, ids);

@@ -63,6 +63,8 @@ export interface IncomingTraceHeaders {
   xB3TraceId: string | undefined;
   xB3SpanId: string | undefined;
   xB3Sampled: string | undefined;
+  /** `x-b3-flags`: `1` is B3's debug flag. */
+  xB3Flags?: string | undefined;
   tracestate?: string | undefined;
 }
 
@@ -102,6 +104,17 @@ function isTraceparent(tp: string): boolean {
   const v00 = tp.charCodeAt(0) === 48 && tp.charCodeAt(1) === 48;
   if (v00 ? n !== 55 : n > 55 && tp.charCodeAt(55) !== 45) return false;
   return hexRange(tp, 53, 55, false) && hexRange(tp, 3, 35, true) && hexRange(tp, 36, 52, true);
+}
+
+/**
+ * The B3 multi headers' sampling decision: debug (`x-b3-flags: 1`) implies sampled; else
+ * `x-b3-sampled` 0 or false (B3 asks to accept the older true/false spelling too) is not
+ * sampled, and anything else, or none (the decision deferred), is.
+ */
+function b3MultiSampled(incoming: IncomingTraceHeaders): boolean {
+  if (incoming.xB3Flags === '1') return true;
+  const s = incoming.xB3Sampled;
+  return s !== '0' && !(s !== undefined && s.length === 5 && s.toLowerCase() === 'false');
 }
 
 /** B3 allows 64-bit trace ids; W3C needs 128 bits, so pad on the left. */
@@ -147,13 +160,13 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
     if (traceId !== undefined && isHex(parent, 16)) {
       out.traceId = traceId;
       out.parentSpanId = parent;
-      out.sampled = incoming.xB3Sampled !== '0';
+      out.sampled = b3MultiSampled(incoming);
       return;
     }
   }
   out.traceId = ids.traceId();
   out.parentSpanId = '';
-  out.sampled = incoming.xB3Sampled !== '0' && incoming.b3 !== '0';
+  out.sampled = b3MultiSampled(incoming) && incoming.b3 !== '0';
 }
 
 /**

@@ -1,0 +1,66 @@
+/**
+ * Incoming trace headers read as the W3C trace-context and B3 specifications say, through a
+ * real sidecar to an app that echoes what it received: two `traceparent` lines start a new
+ * trace (W3C test suite, test_traceparent_duplicated), several `tracestate` lines go on as
+ * one list, `x-b3-sampled: false` is not sampled, and `x-b3-flags: 1` (debug) is sampled
+ * whatever `x-b3-sampled` says.
+ */
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, Processes, startUpstream, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+
+const procs = new Processes();
+let app: TestUpstream;
+let web: SpawnedSidecar;
+
+beforeAll(async () => {
+  app = await startUpstream(echoHandler('backend'));
+  const config = writeTempConfig({ services: { backend: { endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] } } });
+  // No identity: the endpoint is the app itself, which gets every trace header form.
+  web = await procs.sidecar({ service: 'web', appPort: app.port, config });
+}, 60_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await app?.close();
+});
+
+/** The trace headers the app got for a request sent through web with `headers` (a flat list, so names may repeat). */
+async function forwarded(headers: string[]): Promise<Record<string, string | undefined>> {
+  const res = await request(`${web.outboundUrl}/x`, { headers: ['host', 'backend', ...headers] });
+  expect(res.statusCode).toBe(200);
+  const got = ((await res.body.json()) as { headers: Record<string, string> }).headers;
+  return { traceparent: got.traceparent, tracestate: got.tracestate, b3: got.b3, sampled: got['x-b3-sampled'], traceId: got['x-b3-traceid'], flags: got['x-b3-flags'] };
+}
+
+const A = '0af7651916cd43dd8448eb211c80319c';
+const B = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+describe('incoming trace headers', () => {
+  it('starts a new trace for two traceparent lines, forwarding neither nor their tracestate', async () => {
+    const got = await forwarded(['traceparent', `00-${A}-b7ad6b7169203331-01`, 'traceparent', `00-${B}-00f067aa0ba902b7-01`, 'tracestate', 'k=v']);
+    const traceId = got.traceparent!.split('-')[1];
+    expect(got.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect([A, B]).not.toContain(traceId);
+    expect(got.b3).toMatch(new RegExp(`^${traceId}-[0-9a-f]{16}-1$`)); // a root span: no parent
+    expect(got.tracestate).toBeUndefined();
+  });
+
+  it('forwards the tracestate lines of a valid traceparent as one list, in order', async () => {
+    const got = await forwarded(['traceparent', `00-${A}-b7ad6b7169203331-01`, 'tracestate', 'a=1,b=2', 'tracestate', 'c=3']);
+    expect(got.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-01$`));
+    // One line: the echo app would show two joined with ", ".
+    expect(got.tracestate).toBe('a=1,b=2,c=3');
+  });
+
+  it('reads x-b3-sampled false as not sampled, and x-b3-flags 1 (debug) as sampled over x-b3-sampled 0', async () => {
+    const b3 = ['x-b3-traceid', A, 'x-b3-spanid', 'b7ad6b7169203331'];
+    const unsampled = await forwarded([...b3, 'x-b3-sampled', 'false']);
+    expect(unsampled.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-00$`));
+    expect(unsampled.sampled).toBe('0');
+    const debug = await forwarded([...b3, 'x-b3-sampled', '0', 'x-b3-flags', '1']);
+    expect(debug.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-01$`));
+    expect(debug.sampled).toBe('1');
+    expect(debug.flags).toBeUndefined(); // each hop writes its own trace headers
+  });
+});
