@@ -156,8 +156,8 @@ describe('CircuitBreaker', () => {
     expect(breaker.active).toBe(0);
   });
 
-  it('does not count attempts released while the circuit is open: after it closes again, the failures still in the window decide', async () => {
-    const { breaker } = track(make());
+  it('judges a closed circuit on what happened since it closed, not counting attempts released while it was open', async () => {
+    const { breaker, changes } = track(make());
     const late = Array.from({ length: 20 }, () => breaker.tryAcquire()); // in flight when the circuit opens
     await run(breaker, Array(10).fill(false));
     expect(breaker.state).toBe('open');
@@ -167,9 +167,12 @@ describe('CircuitBreaker', () => {
     vi.advanceTimersByTime(5000);
     await run(breaker, [true]); // the trial closes it
     expect(breaker.state).toBe('closed');
-    // 10 failures in 11 counted tries: the next failure opens it again. Counted as tries, the
-    // 20 released while open would have diluted that to 10 in 31, and it would take 12 more.
+    // The 10 failures that opened it are behind the close: 9 new ones are below the volume
+    // threshold, and the 10th (10 of 10) opens it again.
+    await run(breaker, Array(9).fill(false));
+    expect(breaker.state).toBe('closed');
     await run(breaker, [false]);
     expect(breaker.state).toBe('open');
+    expect(changes).toEqual(['open', 'half-open', 'closed', 'open']);
   });
 });

@@ -20,6 +20,11 @@
  * An outcome released while half-open decides the circuit, the trial's or that of an
  * attempt admitted before the circuit opened.
  *
+ * A closed circuit is judged on what happened since it closed, as Hystrix and resilience4j
+ * do: opossum keeps the failures that opened it in its rolling window, where a single failure
+ * after the close would reopen it, and has no way to clear them. So each close swaps in a
+ * fresh opossum instance (the state reported through the hooks stays one).
+ *
  * `maxConcurrent` is our own counter rather than opossum's `capacity`: opossum counts a full
  * semaphore as a failure, and an overloaded-but-healthy upstream must not open the circuit.
  */
@@ -54,7 +59,7 @@ const ignore = (): void => {};
 const outcome = (success: boolean): Promise<void> => (success ? SUCCEEDED : Promise.reject(FAILED));
 
 export class CircuitBreaker {
-  private readonly opossum: Opossum<[boolean], void>;
+  private opossum: Opossum<[boolean], void>;
   private inFlight = 0;
   /** The half-open trial is admitted and not yet released. */
   private trialOut = false;
@@ -65,8 +70,14 @@ export class CircuitBreaker {
     private readonly policy: CircuitBreakerPolicy,
     private readonly hooks: BreakerHooks = {},
   ) {
+    this.opossum = this.fresh();
+  }
+
+  /** An opossum instance with an empty window, closed; a close replaces it with the next. */
+  private fresh(): Opossum<[boolean], void> {
+    const policy = this.policy;
     const window = Math.max(1, policy.rollingWindow);
-    this.opossum = new Opossum(outcome, {
+    const o = new Opossum(outcome, {
       timeout: false,
       errorThresholdPercentage: policy.errorThresholdPercentage,
       volumeThreshold: policy.volumeThreshold,
@@ -79,10 +90,17 @@ export class CircuitBreaker {
       enableSnapshots: false,
     });
     // A fallback makes fire()'s promise resolve on failure too, so no catch() per attempt.
-    this.opossum.fallback(ignore);
-    this.opossum.on('open', () => this.transition('open'));
-    this.opossum.on('halfOpen', () => this.transition('half-open'));
-    this.opossum.on('close', () => this.transition('closed'));
+    o.fallback(ignore);
+    o.on('open', () => this.transition('open'));
+    o.on('halfOpen', () => this.transition('half-open'));
+    o.on('close', () => {
+      // Emitted while opossum counts the half-open circuit's one fire, a success: nothing else
+      // is pending in this instance, so it can go.
+      this.opossum = this.fresh();
+      o.shutdown();
+      this.transition('closed');
+    });
+    return o;
   }
 
   get state(): CircuitState {
@@ -124,8 +142,7 @@ export class CircuitBreaker {
     if (admission === Admission.Trial) this.trialOut = false;
     const o = this.opossum;
     // An attempt admitted before the circuit opened and released while it is open (or half-open
-    // with its trial decided) is not counted: opossum would count it as a fire, then refuse it,
-    // and those fires would dilute the failures still in the window once the circuit closes.
+    // with its trial decided) is not counted: opossum would count it as a fire and refuse it.
     if (verdict === 'neutral' || o.isShutdown || (!o.closed && !o.pendingClose)) return;
     void o.fire(verdict === 'success');
   }

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
-import { endpointOf, metric, scrape, send, startOutbound } from './resilience-fixture.js';
+import { endpointOf, metric, scrape, send, startOutbound, type Outbound } from './resilience-fixture.js';
 
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
@@ -305,6 +305,37 @@ describe('circuit breaker', () => {
     expect((await web.call('/items')).headers['x-skein-reason']).toBeUndefined();
     expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
     expect(await circuit()).toBe(1);
+  });
+});
+
+describe('circuit breaker after it closes', () => {
+  const policy = (volumeThreshold: number) => ({ timeout: '0s', retries: { attempts: 0 }, circuitBreaker: { volumeThreshold, errorThresholdPercentage: 50, resetTimeout: '1s' }, outlierDetection: { consecutiveErrors: 1000 } });
+  const breakerOf = async (web: Outbound): Promise<{ state: string; active: number }> => {
+    const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { subsets: Record<string, { breaker: { state: string; active: number } }> } };
+    return clusters.catalog.subsets['*']!.breaker;
+  };
+
+  it('judges the circuit on what happened since it closed: one failure after the close does not reopen it', async () => {
+    let failing = true;
+    const ok = echoHandler('catalog');
+    const flaky = await upstream((req, res) => (failing ? fail(500)(req, res) : ok(req, res)));
+    const web = await startOutbound(procs, catalog(policy(5), flaky));
+    for (let i = 0; i < 5; i++) expect((await web.call('/items')).status).toBe(500);
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    failing = false;
+    await waitUntil(async () => (await web.call('/items')).status === 200, { timeoutMs: 5000, what: 'the trial to close the circuit' });
+    for (let i = 0; i < 3; i++) expect((await web.call('/items')).status).toBe(200);
+
+    // The 5 failures that opened it are behind the close: since then 3 tries succeeded, 2 failed.
+    failing = true;
+    for (let i = 0; i < 2; i++) {
+      const r = await web.call('/items');
+      expect(r.status).toBe(500);
+      expect(r.headers['x-skein-reason']).toBeUndefined();
+    }
+    expect(metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' })).toBe(0);
+    expect((await breakerOf(web)).state).toBe('closed');
+    expect(flaky.requests.length).toBe(5 + 4 + 2);
   });
 });
 
