@@ -537,6 +537,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.status = status;
     this.answering = h.control;
     if (this.clientGone) return true;
+    if (h.admission === Admission.Trial && !this.grpc) this.trialAnswered(h);
     const out: string[] = [];
     this.remaining = responseHeaders(raw, out, status);
     if (this.grpc && this.h2 && this.replayable && this.route!.retryNonIdempotent && this.route!.retry !== null && rawHeader(raw, 'grpc-status') === undefined) {
@@ -610,6 +611,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean {
     if (h !== this.current || h.discard || this.clientGone) return true;
+    if (h.admission === Admission.Trial) this.trialAnswered(h);
     if (this.heldHead !== null) this.releaseHead();
     // A body that fits one chunk ends the response with a single write (headers + body).
     if (!this.bodyStarted && this.remaining === chunk.length) {
@@ -969,6 +971,16 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else this.reply('timeout', `${this.destination}: ${err.message}`);
     if (this.h2) stopH2Body(this.req, inTrailers);
     return true;
+  }
+
+  /**
+   * The half-open circuit's trial is answering: a non-failure closes the circuit now rather
+   * than at the end of a body that may stream for hours while every other request is refused.
+   * HTTP is judged by its head, gRPC by its first message (a head alone may still end in a
+   * failure status, as a peer sidecar relays trailers-only answers as head and trailers).
+   */
+  private trialAnswered(h: AttemptHandler): void {
+    if (h.status < 500) h.admission = this.subset!.breaker!.trialAnswered();
   }
 
   /**

@@ -175,4 +175,24 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('open');
     expect(changes).toEqual(['open', 'half-open', 'closed', 'open']);
   });
+
+  it('closes the circuit when the half-open trial answers well, and does not count the trial again at its end', async () => {
+    const { breaker, changes } = track(make({ volumeThreshold: 2 }));
+    await run(breaker, [false, false]);
+    vi.advanceTimersByTime(5000);
+    expect(breaker.tryAcquire()).toBe(Admission.Trial);
+    const answered = breaker.trialAnswered();
+    expect(answered).toBe(Admission.Answered);
+    await settle();
+    expect(breaker.state).toBe('closed');
+    expect(breaker.tryAcquire()).toBe(Admission.Attempt); // others go through while the trial's body streams
+    expect(breaker.active).toBe(2);
+    breaker.release(Admission.Attempt, 'success');
+    // Its body then breaks: counted again, that failure and the next would be 2 of 3 tries.
+    breaker.release(answered, 'failure');
+    expect(breaker.active).toBe(0);
+    await run(breaker, [false]);
+    expect(breaker.state).toBe('closed'); // 1 failure of 2
+    expect(changes).toEqual(['open', 'half-open', 'closed']);
+  });
 });

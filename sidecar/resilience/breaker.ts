@@ -18,7 +18,9 @@
  * flag read. The half-open circuit's one trial is ours to track for the same reason: opossum
  * marks it taken only when it is fired, and a neutral trial must leave room for the next.
  * An outcome released while half-open decides the circuit, the trial's or that of an
- * attempt admitted before the circuit opened.
+ * attempt admitted before the circuit opened. A trial that answers well is counted when its
+ * head comes (`trialAnswered`), not at its end: its body may stream for hours (server-sent
+ * events, a long poll under `timeout: 0s`), and every other request would be refused meanwhile.
  *
  * A closed circuit is judged on what happened since it closed, as Hystrix and resilience4j
  * do: opossum keeps the failures that opened it in its rolling window, where a single failure
@@ -42,11 +44,13 @@ export interface BreakerHooks {
   onReject?(): void;
 }
 
-/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial. */
+/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` turns a trial into `Answered`). */
 export const enum Admission {
   Refused = 0,
   Attempt = 1,
   Trial = 2,
+  /** A trial whose success was counted when it answered: its release only frees its place. */
+  Answered = 3,
 }
 
 /** What an attempt says about its endpoint: `neutral` when it says nothing (the caller's doing). */
@@ -140,11 +144,26 @@ export class CircuitBreaker {
     if (admission === Admission.Refused || this.inFlight === 0) return;
     this.inFlight--;
     if (admission === Admission.Trial) this.trialOut = false;
+    if (verdict !== 'neutral' && admission !== Admission.Answered) this.count(verdict === 'success');
+  }
+
+  /**
+   * The half-open circuit's trial is answering well (its head came, not a failure): counts its
+   * success now, which closes the circuit, rather than when its body ends. Returns the admission
+   * to release it with, which then only frees its place (its end is not counted again).
+   */
+  trialAnswered(): Admission {
+    this.trialOut = false;
+    this.count(true);
+    return Admission.Answered;
+  }
+
+  private count(success: boolean): void {
     const o = this.opossum;
     // An attempt admitted before the circuit opened and released while it is open (or half-open
     // with its trial decided) is not counted: opossum would count it as a fire and refuse it.
-    if (verdict === 'neutral' || o.isShutdown || (!o.closed && !o.pendingClose)) return;
-    void o.fire(verdict === 'success');
+    if (o.isShutdown || (!o.closed && !o.pendingClose)) return;
+    void o.fire(success);
   }
 
   /** For /clusters. */

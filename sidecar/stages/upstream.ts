@@ -39,8 +39,8 @@ export class AttemptHandler implements ControlledHandler {
   constructor(
     readonly owner: AttemptOwner,
     readonly endpoint: UpstreamEndpoint,
-    /** How the circuit breaker let it through, handed back when it is released. */
-    readonly admission: Admission,
+    /** How the circuit breaker let it through, handed back when it is released (a trial that answered well becomes `Answered`). */
+    public admission: Admission,
   ) {}
 
   /** The request started going out on a connection, and the peer did not refuse it unprocessed. */

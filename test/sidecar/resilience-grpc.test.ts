@@ -2,11 +2,13 @@
  * gRPC resilience over a real sidecar pair (mTLS, HTTP/2 between sidecars): retries on
  * `unavailable` (grpc-status 14, which the default `gateway-error` condition covers for gRPC,
  * SPEC §4), which the idempotency rule allows only when the route opts in with
- * `retryNonIdempotent`, since every gRPC call is a POST.
+ * `retryNonIdempotent`, since every gRPC call is a POST; and a half-open circuit whose trial
+ * is a server stream.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoDefinition, grpcClient, grpcPairTeardown, startGrpcSidecarPair } from './grpc-fixture.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -116,5 +118,54 @@ describe('gRPC retries on unavailable', () => {
     expect(attempts).toEqual(['1']);
     const next = await echo(big, true);
     expect(next.res?.toString()).toBe(`echo:${big}`);
+  });
+});
+
+describe('gRPC circuit breaker', () => {
+  const procs = new Processes();
+  const state: { server?: grpc.Server; client?: grpc.Client; webApp?: TestUpstream; web?: SpawnedSidecar; catalog?: SpawnedSidecar } = {};
+  grpcPairTeardown(procs, () => state);
+  let failing = true;
+  /** Server streams that have sent their first message and wait for the test to end them. */
+  const streams: grpc.ServerWritableStream<Buffer, Buffer>[] = [];
+
+  beforeAll(async () => {
+    const server = (state.server = new grpc.Server());
+    server.addService(echoDefinition, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        if (failing) cb({ code: grpc.status.UNAVAILABLE, details: 'down' });
+        else cb(null, call.request);
+      },
+      Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        call.write(Buffer.from('first'));
+        streams.push(call);
+      },
+    });
+    Object.assign(state, await startGrpcSidecarPair(procs, server, { timeout: '0s', retries: { attempts: 0 }, circuitBreaker: { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: '1s' }, outlierDetection: { consecutiveErrors: 1000 } }));
+    state.client = grpcClient(echoDefinition, state.web!.outboundPort);
+  });
+
+  it('closes as soon as the half-open trial, a server stream, sends its first message', async () => {
+    const client = state.client as grpc.Client & {
+      Echo(req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+      Count(req: Buffer): grpc.ClientReadableStream<Buffer>;
+    };
+    const echo = () => new Promise<grpc.ServiceError | null>((resolve) => client.Echo(Buffer.from('hi'), (err) => resolve(err)));
+    const circuit = async (): Promise<number> => metric(await scrape(state.web!), 'skein_circuit_state', { destination: 'catalog' });
+    for (let i = 0; i < 3; i++) expect((await echo())?.details).toBe('down');
+    expect((await echo())?.metadata.get('x-skein-reason')).toEqual(['circuit-open']);
+    failing = false;
+    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+
+    // The trial is the stream: its first message closes the circuit while the stream goes on.
+    const stream = client.Count(Buffer.from('go'));
+    const ended = new Promise<void>((resolve) => stream.on('status', () => resolve()));
+    stream.on('error', () => undefined);
+    await new Promise((resolve) => stream.once('data', resolve));
+    expect(await echo()).toBeNull();
+    expect(await circuit()).toBe(0);
+
+    streams[0]!.end();
+    await ended;
   });
 });

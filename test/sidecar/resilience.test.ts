@@ -2,6 +2,7 @@
  * Retries, retry budget, circuit breaker, outlier ejection and timeouts, end to end: a real
  * `web` sidecar (static config) in front of real test upstreams that flap, fail or stall.
  */
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
@@ -314,6 +315,42 @@ describe('circuit breaker after it closes', () => {
     const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { subsets: Record<string, { breaker: { state: string; active: number } }> } };
     return clusters.catalog.subsets['*']!.breaker;
   };
+
+  it('closes as soon as the half-open trial answers 200, while its body still streams (route timeout 0s)', async () => {
+    let failing = true;
+    const streams: ServerResponse[] = [];
+    const ok = echoHandler('catalog');
+    const flaky = await upstream((req, res) => {
+      if (req.url === '/events') {
+        // An event stream that lasts until the test ends it.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: hello\n\n');
+        streams.push(res);
+      } else if (failing) fail(503)(req, res);
+      else ok(req, res);
+    });
+    const web = await startOutbound(procs, catalog(policy(3), flaky));
+    for (let i = 0; i < 3; i++) await web.call('/items');
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    failing = false;
+    await waitUntil(async () => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' }) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+
+    // The trial is the event stream: its head closes the circuit, its body goes on.
+    const events = request(`${web.sidecar.outboundUrl}/events`, { headers: { host: 'catalog' }, agent: false });
+    const head = await new Promise<IncomingMessage>((resolve, reject) => events.on('response', resolve).on('error', reject).end());
+    expect(head.statusCode).toBe(200);
+    const item = await web.call('/items');
+    expect(item.status).toBe(200);
+    expect(item.headers['x-skein-reason']).toBeUndefined();
+    expect(metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' })).toBe(0);
+    expect(await breakerOf(web)).toMatchObject({ state: 'closed', active: 1 }); // the stream still holds its place
+
+    const ended = new Promise((resolve) => head.on('end', resolve).resume());
+    streams[0]!.end();
+    await ended;
+    await waitUntil(async () => (await breakerOf(web)).active === 0, { what: 'the stream to free its place' });
+    expect((await breakerOf(web)).state).toBe('closed');
+  });
 
   it('judges the circuit on what happened since it closed: one failure after the close does not reopen it', async () => {
     let failing = true;
