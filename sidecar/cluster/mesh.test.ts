@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
+import type { SnapshotInput } from '../../common/config/schema.js';
 import { StaticEndpointSource } from '../discovery/static.js';
 import { SidecarMetrics } from '../telemetry/metrics.js';
 import { Mesh } from './mesh.js';
@@ -15,15 +16,20 @@ import { EndpointPools } from './upstream-endpoint.js';
 
 function meshWithPools() {
   const closed: string[] = [];
-  const pools = new EndpointPools((_service, address, port) => ({ close: async () => void closed.push(`${address}:${port}`) }) as unknown as Dispatcher);
+  /** Requests sent on the pools, by endpoint: mirror copies, which never get an answer. */
+  const requests: string[] = [];
+  const pools = new EndpointPools(
+    (_service, address, port) =>
+      ({ close: async () => void closed.push(`${address}:${port}`), request: () => (requests.push(`${address}:${port}`), new Promise(() => {})) }) as unknown as Dispatcher,
+  );
   const endpoints = new StaticEndpointSource();
   const mesh = new Mesh({ self: 'web', endpointSource: endpoints, pools, metrics: new SidecarMetrics(), logger: pino({ level: 'silent' }) });
-  const install = (version: string, ports: number[]): void => {
-    const snapshot = parseSnapshot({ version, services: ports.length === 0 ? {} : { catalog: { endpoints: ports.map((port) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } })) } } });
+  const install = (version: string, ports: number[], routes: SnapshotInput['routes'] = {}): void => {
+    const snapshot = parseSnapshot({ version, services: ports.length === 0 ? {} : { catalog: { endpoints: ports.map((port, i) => ({ address: '127.0.0.1', port, labels: { version: `v${i + 1}` } })) } }, routes });
     endpoints.update(snapshot);
     mesh.install(snapshot);
   };
-  return { mesh, install, closed };
+  return { mesh, install, closed, requests };
 }
 
 describe('Mesh across a reload', () => {
@@ -54,5 +60,22 @@ describe('Mesh across a reload', () => {
     // Static discovery empties the service before the snapshot drops it: a retry finds no endpoint (no-healthy-endpoints).
     expect(latestSubset(held).endpoints).toEqual([]);
     expect(held.endpoints.every((e) => e.removed)).toBe(true);
+  });
+
+  it('counts a rule\'s mirror copies in flight across reloads: a reload does not open another 64 places', () => {
+    const { mesh, install, requests } = meshWithPools();
+    const routes = { catalog: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, mirror: { subset: 'v2', percent: 100 } }] };
+    const offer = (): void => {
+      const mirror = mesh.service('catalog')!.routes[0]!.mirror!;
+      for (let i = 0; i < 70; i++) mirror('GET', `/x${i}`, [], undefined);
+    };
+    install('1', [1001, 1002], routes);
+    offer();
+    expect(requests.length).toBe(64);
+    install('2', [1001, 1002], routes);
+    install('3', [1001, 1002, 1003], routes); // an endpoint change rebuilds it too
+    offer();
+    expect(requests.length).toBe(64);
+    expect(requests.every((r) => r === '127.0.0.1:1002')).toBe(true);
   });
 });

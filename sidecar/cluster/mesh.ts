@@ -2,7 +2,8 @@
  * The sidecar's view of the mesh: the snapshot in force and, per destination service, the
  * compiled `ServiceRuntime` the request path reads. A new snapshot or endpoint set builds new
  * runtimes and swaps them in; breakers, outlier detectors, retry budgets and endpoint pools
- * are kept across rebuilds while their policy is unchanged.
+ * are kept across rebuilds while their policy is unchanged, and mirror copies in flight are
+ * counted across them.
  */
 import type { Endpoint, ServicePolicy, Snapshot } from '../../common/config/schema.js';
 import { defaultServicePolicy } from '../../common/config/schema.js';
@@ -13,6 +14,7 @@ import type { EndpointSource } from '../discovery/source.js';
 import { CircuitBreaker } from '../resilience/breaker.js';
 import { OutlierDetector } from '../resilience/outlier.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
+import type { MirrorInFlight } from '../stages/mirror.js';
 import type { EdgeMetrics, SidecarMetrics } from '../telemetry/metrics.js';
 import { buildServiceRuntime, type ServiceRuntime } from './service-runtime.js';
 import type { EndpointPools, UpstreamEndpoint } from './upstream-endpoint.js';
@@ -24,6 +26,8 @@ interface ServiceState {
   endpoints: readonly UpstreamEndpoint[];
   lastEndpoints: readonly Endpoint[];
   breakers: Map<string, CircuitBreaker>;
+  /** Keyed by rule name and mirror subset. */
+  readonly mirrors: Map<string, MirrorInFlight>;
   outlier: OutlierDetector;
   budget: RetryBudget;
   unwatch: () => void;
@@ -138,6 +142,7 @@ export class Mesh {
       endpoints: [],
       lastEndpoints: [],
       breakers: new Map(),
+      mirrors: new Map(),
       outlier: this.newOutlier(name, policy),
       budget: new RetryBudget(policy.retries.budget),
       unwatch: () => {},
@@ -208,6 +213,12 @@ export class Mesh {
           return b;
         },
         edge: (subset) => metrics.edge('outbound', self, name, subset),
+        mirrorInFlight: (rule, subset) => {
+          const key = `${rule}\0${subset}`;
+          let copies = state.mirrors.get(key);
+          if (copies === undefined) state.mirrors.set(key, (copies = { count: 0 }));
+          return copies;
+        },
       },
       this.deps.random,
     );

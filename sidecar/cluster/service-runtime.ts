@@ -12,7 +12,7 @@ import type { OutlierDetector } from '../resilience/outlier.js';
 import { compileRetryOn, type RetryOn } from '../resilience/retry-decision.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { compileFault, type FaultStage } from '../stages/fault.js';
-import { compileMirror, dispatchCopy, type MirrorStage } from '../stages/mirror.js';
+import { compileMirror, dispatchCopy, type MirrorInFlight, type MirrorStage } from '../stages/mirror.js';
 import type { EdgeMetrics } from '../telemetry/metrics.js';
 import type { UpstreamEndpoint } from './upstream-endpoint.js';
 
@@ -83,6 +83,8 @@ export interface ServiceParts {
   readonly budget: RetryBudget;
   breaker(subset: string): CircuitBreaker;
   edge(subset: string): EdgeMetrics;
+  /** The copies in flight of rule `rule`'s mirror to `subset`, counted across rebuilds. */
+  mirrorInFlight(rule: string, subset: string): MirrorInFlight;
 }
 
 /** Bounds a mirror copy when its route has no timeout (0, from the rule or the service). */
@@ -130,7 +132,7 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
         const endpoint = subset(name).picker.pick();
         if (endpoint === undefined) return Promise.reject(new Error(`no endpoint in mirror subset ${name}`));
         return dispatchCopy(endpoint.pool, request, timeoutMs || MIRROR_TIMEOUT_MS);
-      }, { random }),
+      }, (name) => parts.mirrorInFlight(compiled.name, name), { random }),
     };
   });
   for (const name of Object.keys(policy.subsets)) subset(name);

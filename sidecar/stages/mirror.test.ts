@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileMirror, dispatchCopy, MIRROR_BODY_LIMIT, type MirrorCounters, type MirrorRequest } from './mirror.js';
+import { compileMirror, dispatchCopy, MIRROR_BODY_LIMIT, type MirrorCounters, type MirrorInFlight, type MirrorRequest } from './mirror.js';
 
 function recorder() {
   const sent: { subset: string; request: MirrorRequest }[] = [];
@@ -14,15 +14,21 @@ function recorder() {
 
 const flush = () => new Promise((r) => setImmediate(r));
 
+/** A count of copies in flight of the stage's own (the mesh keeps one per rule and subset). */
+function own(): (subset: string) => MirrorInFlight {
+  const copies = { count: 0 };
+  return () => copies;
+}
+
 describe('compileMirror', () => {
   it('compiles to null when off', () => {
-    expect(compileMirror(undefined, async () => {})).toBeNull();
-    expect(compileMirror({ subset: 'v2', percent: 0 }, async () => {})).toBeNull();
+    expect(compileMirror(undefined, async () => {}, own())).toBeNull();
+    expect(compileMirror({ subset: 'v2', percent: 0 }, async () => {}, own())).toBeNull();
   });
 
   it('copies bodiless and buffered requests to the subset, marked as mirror copies', () => {
     const r = recorder();
-    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send)!;
+    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, own())!;
     stage('GET', '/items?x=1', ['host', 'catalog', 'x-request-id', 'abc'], undefined);
     stage('POST', '/orders', ['host', 'catalog'], Buffer.from('{"a":1}'));
     expect(r.sent.map((s) => [s.subset, s.request.method, s.request.path])).toEqual([
@@ -36,7 +42,7 @@ describe('compileMirror', () => {
   it('skips streamed bodies and bodies over 64 KiB', () => {
     const r = recorder();
     const counters: MirrorCounters = { sent: 0, failed: 0, skipped: 0 };
-    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, { counters })!;
+    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, own(), { counters })!;
     stage('POST', '/upload', [], null);
     stage('POST', '/upload', [], Buffer.alloc(MIRROR_BODY_LIMIT + 1));
     stage('POST', '/upload', [], Buffer.alloc(MIRROR_BODY_LIMIT));
@@ -47,7 +53,7 @@ describe('compileMirror', () => {
   it('mirrors its percentage of requests', () => {
     let sent = 0;
     let i = 0;
-    const stage = compileMirror({ subset: 'v2', percent: 25 }, async () => void sent++, { random: () => (i++ % 100) / 100, maxInFlight: 1000 })!;
+    const stage = compileMirror({ subset: 'v2', percent: 25 }, async () => void sent++, own(), { random: () => (i++ % 100) / 100, maxInFlight: 1000 })!;
     for (let n = 0; n < 400; n++) stage('GET', '/', [], undefined);
     expect(sent).toBe(100);
   });
@@ -55,7 +61,7 @@ describe('compileMirror', () => {
   it('never lets a failing or throwing sender escape, and caps copies in flight', async () => {
     const r = recorder();
     const counters: MirrorCounters = { sent: 0, failed: 0, skipped: 0 };
-    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, { maxInFlight: 2, counters })!;
+    const stage = compileMirror({ subset: 'v2', percent: 100 }, r.send, own(), { maxInFlight: 2, counters })!;
     stage('GET', '/', [], undefined);
     stage('GET', '/', [], undefined);
     stage('GET', '/', [], undefined); // over the cap
@@ -69,8 +75,25 @@ describe('compileMirror', () => {
 
     const throwing = compileMirror({ subset: 'v2', percent: 100 }, () => {
       throw new Error('no endpoint');
-    })!;
+    }, own())!;
     expect(() => throwing('GET', '/', [], undefined)).not.toThrow();
+  });
+
+  it('shares the cap with the stages the rule was compiled to before (a reload), whose copies still hold their places', async () => {
+    const r = recorder();
+    const copies = new Map<string, MirrorInFlight>();
+    const inFlight = (subset: string): MirrorInFlight => copies.get(subset) ?? copies.set(subset, { count: 0 }).get(subset)!;
+    const before = compileMirror({ subset: 'v2', percent: 100 }, r.send, inFlight, { maxInFlight: 2 })!;
+    before('GET', '/', [], undefined);
+    before('GET', '/', [], undefined);
+    const after = compileMirror({ subset: 'v2', percent: 100 }, r.send, inFlight, { maxInFlight: 2 })!;
+    after('GET', '/', [], undefined); // both places are still held
+    expect(r.sent.length).toBe(2);
+    r.pending[0]!.resolve();
+    await flush();
+    after('GET', '/', [], undefined);
+    expect(r.sent.length).toBe(3);
+    expect(copies.get('v2')!.count).toBe(2);
   });
 });
 

@@ -4,7 +4,8 @@
  * The copy's answer is discarded and its failure is ignored, so the real request never
  * waits for or sees it. Only requests whose body is already buffered (at most 64 KiB) or
  * that have none are mirrored: a streamed body cannot be read twice. In-flight copies are
- * capped so a slow mirror target cannot pile up memory in the sidecar.
+ * capped so a slow mirror target cannot pile up memory and sockets in the sidecar; the count
+ * outlives the compiled stage (`MirrorInFlight`), so a reload does not open the cap afresh.
  *
  * Copies carry `x-skein-mirror: 1` so the target (and its metrics) can tell them apart.
  * Compiled per rule; a rule without an active mirror compiles to null.
@@ -39,34 +40,45 @@ export interface MirrorCounters {
  */
 export type MirrorStage = (method: string, path: string, headers: readonly string[], body: Buffer | undefined | null) => void;
 
+/**
+ * The copies of a rule's mirror to one subset still in flight. Kept per service across
+ * rebuilds (cluster/mesh.ts): a config or endpoint change compiles the rule again, while the
+ * copies its previous build sent still hold their places; a count of the stage's own would let
+ * each reload send another `maxInFlight` to a target that never answers.
+ */
+export interface MirrorInFlight {
+  count: number;
+}
+
 export interface MirrorOptions {
   readonly maxInFlight?: number;
   readonly random?: () => number;
   readonly counters?: MirrorCounters;
 }
 
-export function compileMirror(mirror: RouteRule['mirror'], send: MirrorSend, options: MirrorOptions = {}): MirrorStage | null {
+/** `inFlight` gives the long-lived count of the rule's copies to a subset; asked only when the mirror is on. */
+export function compileMirror(mirror: RouteRule['mirror'], send: MirrorSend, inFlight: (subset: string) => MirrorInFlight, options: MirrorOptions = {}): MirrorStage | null {
   if (mirror === undefined || mirror.percent <= 0) return null;
   const { subset, percent } = mirror;
   const maxInFlight = options.maxInFlight ?? 64;
   const random = options.random ?? Math.random;
   const counters = options.counters ?? { sent: 0, failed: 0, skipped: 0 };
-  let inFlight = 0;
+  const copies = inFlight(subset);
   const done = (): void => {
-    inFlight--;
+    copies.count--;
   };
   const failed = (): void => {
     counters.failed++;
-    inFlight--;
+    copies.count--;
   };
 
   return (method, path, headers, body) => {
     if (percent < 100 && random() * 100 >= percent) return;
-    if (body === null || (body !== undefined && body.length > MIRROR_BODY_LIMIT) || inFlight >= maxInFlight) {
+    if (body === null || (body !== undefined && body.length > MIRROR_BODY_LIMIT) || copies.count >= maxInFlight) {
       counters.skipped++;
       return;
     }
-    inFlight++;
+    copies.count++;
     counters.sent++;
     let copy: Promise<unknown>;
     try {

@@ -1,7 +1,7 @@
 /** Traffic mirroring end to end: copies reach the mirror subset; its answers never reach the caller. */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { echoHandler, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
+import { echoHandler, Processes, startUpstream, waitUntil, writeConfigFile, type Handler, type TestUpstream } from '../support/index.js';
 import { endpointOf, startOutbound } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -27,12 +27,13 @@ async function mirrored(mirrorHandler: Handler, percent = 100, ruleTimeout?: str
   const primary = await startUpstream(recordingBody(echoHandler('v1')));
   const shadow = await startUpstream(recordingBody(mirrorHandler));
   upstreams.push(primary, shadow);
-  const web = await startOutbound(procs, {
-    version: '1',
+  const snapshot = (version: string) => ({
+    version,
     services: { catalog: { endpoints: [endpointOf(primary, 'v1'), endpointOf(shadow, 'v2')] } },
     routes: { catalog: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, mirror: { subset: 'v2', percent }, ...(ruleTimeout !== undefined ? { timeout: ruleTimeout } : {}) }] },
   });
-  return { primary, shadow, web };
+  const web = await startOutbound(procs, snapshot('1'));
+  return { primary, shadow, web, snapshot };
 }
 
 describe('mirroring', () => {
@@ -89,6 +90,26 @@ describe('mirroring', () => {
     await waitUntil(async () => ((await web.call('/again')).status === 200 && shadow.requests.some((r) => r.url === '/again')) || undefined, { timeoutMs: 20_000, intervalMs: 250, what: 'a copy after the stalled ones timed out' });
     expect(Date.now() - started).toBeGreaterThan(5_000);
   }, 40_000);
+
+  it('keeps the cap of 64 copies in flight across reloads, which compile the rule again', async () => {
+    const held: ServerResponse[] = [];
+    const { shadow, web, snapshot } = await mirrored((req, res) => {
+      if (req.url === '/last') echoHandler('v2')(req, res);
+      else held.push(res);
+    });
+    for (let i = 0; i < 70; i++) expect((await web.call(`/before/${i}`)).status).toBe(200);
+    await waitUntil(() => shadow.requests.length === 64, { what: '64 copies held by the mirror' });
+    for (const version of ['2', '3']) {
+      writeConfigFile(web.config, snapshot(version));
+      await waitUntil(async () => ((await (await fetch(`${web.sidecar.adminUrl}/config`)).json()) as { version: string }).version === version, { what: `config version ${version}` });
+      for (let i = 0; i < 70; i++) expect((await web.call(`/v${version}/${i}`)).status).toBe(200);
+    }
+    // Once the held copies are answered, copies go again: the first to arrive comes after any
+    // the reloads had let out.
+    for (const res of held) res.end();
+    await waitUntil(async () => (await web.call('/last'), shadow.requests.some((r) => r.url === '/last')), { what: 'a copy after the held ones were answered' });
+    expect(shadow.requests.filter((r) => r.url !== '/last').length).toBe(64);
+  });
 
   it('mirrors only its percentage of requests', async () => {
     const { shadow, web } = await mirrored(echoHandler('v2'), 50);

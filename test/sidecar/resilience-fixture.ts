@@ -64,6 +64,8 @@ export function metric(s: Scrape, name: string, labels: Record<string, string> =
 export interface Outbound {
   readonly sidecar: SpawnedSidecar;
   readonly app: TestUpstream;
+  /** The config file the sidecar watches: rewrite it (writeConfigFile) to reload. */
+  readonly config: string;
   /** A request from the `web` app to `service` through its outbound listener. */
   call(path: string, options?: { method?: string; headers?: Record<string, string>; body?: string; service?: string }): Promise<Reply>;
 }
@@ -76,10 +78,12 @@ export function endpointOf(upstream: TestUpstream, version = 'v1'): { address: s
 /** The `web` sidecar (static config, no identity: plain HTTP to the endpoints), its app answering /health. */
 export async function startOutbound(procs: Processes, snapshot: SnapshotInput): Promise<Outbound> {
   const app = await startUpstream(echoHandler('web'));
-  const sidecar = await procs.sidecar({ service: 'web', appPort: app.port, config: writeTempConfig(snapshot) });
+  const config = writeTempConfig(snapshot);
+  const sidecar = await procs.sidecar({ service: 'web', appPort: app.port, config });
   return {
     sidecar,
     app,
+    config,
     call: (path, options = {}) =>
       send(`${sidecar.outboundUrl}${path}`, {
         method: options.method,
