@@ -531,7 +531,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     h.status = status;
     // gRPC failures come as HTTP 200 with grpc-status in the headers (trailers-only answers).
     if ((status >= 500 || this.grpc) && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
-      h.discard = true;
+      // As Envoy does, the try is reset at its retryable status: its body may be slow or never
+      // end, and the retry waits for its backoff alone.
+      this.retryNext();
       return true;
     }
     this.status = status;
@@ -610,7 +612,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   onAttemptData(h: AttemptHandler, chunk: Buffer): boolean {
-    if (h !== this.current || h.discard || this.clientGone) return true;
+    if (h !== this.current || this.clientGone) return true;
     if (h.admission === Admission.Trial) this.trialAnswered(h);
     if (this.heldHead !== null) this.releaseHead();
     // A body that fits one chunk ends the response with a single write (headers + body).
@@ -631,17 +633,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       const status = trailers !== null && !isRawList(trailers) ? Number(trailers['grpc-status'] ?? -1) : -1;
       if (this.mayRetry('response', h.status, status, true)) {
         this.heldHead = null;
-        h.discard = true;
-      } else this.releaseHead();
+        this.retryNext();
+        return;
+      }
+      this.releaseHead();
     }
-    // A discarded attempt was a retryable failure; a gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
-    this.settle(h, h.status >= 500 || h.discard || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
+    // A gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
+    this.settle(h, h.status >= 500 || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
     if (h !== this.current) return;
     this.current = null;
-    if (h.discard) {
-      this.scheduleRetry();
-      return;
-    }
     if (!this.ended && !this.clientGone) {
       if (trailers !== null) this.forwardTrailers(trailers);
       else if (this.pendingTrailers !== null) this.res.addTrailers(this.pendingTrailers);
@@ -752,8 +752,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
         if (this.deadlineAt !== Infinity) this.timer = armAt(this, this.deadlineAt - performance.now());
         return;
       }
-      this.abandonAttempt();
-      this.scheduleRetry();
+      this.retryNext();
       return;
     }
     // A deadline past the timer's limit is waited for in steps.
@@ -921,6 +920,17 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const retry = route.retry;
     if (retry === null || this.attempts > retry.attempts || (!this.replayable && bodyTaken(this.body as Readable))) return undefined;
     return retryReason(retry.on, outcome, status, grpcStatus, isRetryableMethod(this.method, route.retryNonIdempotent), reachedUpstream);
+  }
+
+  /**
+   * The try in flight failed and mayRetry granted its retry (the one decision a try gets): it
+   * is given up now, counted against its endpoint once, and its call aborted (an HTTP/1.1
+   * connection whose answer was not read to its end is closed, a mux stream reset, an HTTP/2
+   * stream cancelled); the retry follows its backoff.
+   */
+  private retryNext(): void {
+    this.abandonAttempt('failure');
+    this.scheduleRetry();
   }
 
   private scheduleRetry(): void {

@@ -28,8 +28,6 @@ export interface AttemptOwner {
 export class AttemptHandler implements ControlledHandler {
   /** Set once the call starts going out on a connection. */
   control: CallControl | null = null;
-  /** Response of a failed try that will be retried: its body is read and dropped. */
-  discard = false;
   status = 0;
   /** True once outcome was reported to breaker, outlier and the in-flight count. */
   settled = false;

@@ -3,18 +3,21 @@
  * `web` sidecar (static config) in front of real test upstreams that flap, fail or stall.
  */
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { createServer as createH2Server } from 'node:http2';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type Handler, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { endpointOf, metric, scrape, send, startOutbound, type Outbound } from './resilience-fixture.js';
 
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
+/** Closes servers other than TestUpstreams (HTTP/2 endpoints). */
+const closers: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
   await procs.killAll();
-  await Promise.all(upstreams.splice(0).map((u) => u.close()));
+  await Promise.all([...upstreams.splice(0).map((u) => u.close()), ...closers.splice(0).map((close) => close())]);
 });
 
 async function upstream(handler: Handler): Promise<TestUpstream> {
@@ -187,6 +190,78 @@ describe('retries through a peer sidecar', () => {
     const ok = await web.call('/flaky');
     expect(ok.status, ok.body).toBe(200);
     expect(tries('/flaky').map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2', '3']);
+  });
+});
+
+describe('a retryable status', () => {
+  /** What the endpoint saw: each try's number, and whether the first try's stream or connection closed. */
+  const seen = { attempts: [] as string[], firstClosed: false };
+  const policy = { timeout: '3s', retries: { attempts: 2, perTryTimeout: '1s', backoff: { base: '1ms', max: '2ms' } } };
+  // The first try gets a 503 head and the start of a body whose rest never comes; later ones a 200.
+  const slowFirst: Handler = (req, res) => {
+    // A peer sidecar's health checks reach its app too.
+    if (req.url !== '/items') return echoHandler('catalog')(req, res);
+    const attempt = String(req.headers['x-skein-attempt']);
+    seen.attempts.push(attempt);
+    if (attempt !== '1') return echoHandler('catalog')(req, res);
+    res.writeHead(503, { 'content-type': 'text/plain' });
+    res.write('overloaded, and the rest of this answer is slow');
+    res.on('close', () => (seen.firstClosed = true));
+  };
+  const h2SlowFirst = async (): Promise<number> => {
+    const server = createH2Server();
+    server.on('stream', (stream, headers) => {
+      const attempt = String(headers['x-skein-attempt']);
+      seen.attempts.push(attempt);
+      if (attempt !== '1') return stream.respond({ ':status': 200 }, { endStream: true });
+      stream.respond({ ':status': 503, 'content-type': 'text/plain' });
+      stream.write('overloaded, and the rest of this answer is slow');
+      stream.on('close', () => (seen.firstClosed = true));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return (server.address() as AddressInfo).port;
+  };
+  /** The `web` sidecar in front of catalog, whose first try answers that 503. */
+  const setups: [string, () => Promise<SpawnedSidecar>][] = [
+    ['from an HTTP/1.1 endpoint', async () => (await startOutbound(procs, catalog(policy, await upstream(slowFirst)))).sidecar],
+    [
+      'from a peer sidecar (mux)',
+      async () => {
+        const app = await upstream(slowFirst);
+        const ca = makeCa();
+        const dir = tempDir();
+        const [inboundPort] = (await freePorts(1)) as [number];
+        const config = writeTempConfig({ version: '1', services: { catalog: { ...policy, endpoints: [{ address: '127.0.0.1', port: inboundPort, labels: { version: 'v1' } }] } }, intentions: { defaultAction: 'allow' } }, dir);
+        const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
+        await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort, identity: id('catalog') });
+        return procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web') });
+      },
+    ],
+    [
+      'from an HTTP/2 endpoint',
+      async () => {
+        const port = await h2SlowFirst();
+        const snapshot = { version: '1', services: { catalog: { ...policy, protocol: 'grpc' as const, endpoints: [{ address: '127.0.0.1', port, labels: { version: 'v1' } }] } } };
+        return (await startOutbound(procs, snapshot)).sidecar;
+      },
+    ],
+  ];
+
+  it.each(setups)('%s is retried at once: its try is reset, not waited on to its per-try timeout, and its one retry counted once', async (_, setup) => {
+    seen.attempts = [];
+    seen.firstClosed = false;
+    const web = await setup();
+    const r = await send(`${web.outboundUrl}/items`, { headers: { host: 'catalog' } });
+    expect(r.status, r.body).toBe(200);
+    // Waiting for the 503's body would have held the retry until the per-try cut (1 s) or the deadline (3 s).
+    expect(r.ms).toBeLessThan(800);
+    expect(seen.attempts).toEqual(['1', '2']);
+    // The first try's answer was not read to its end: its connection (or stream) is closed, not kept for another request.
+    await waitUntil(() => seen.firstClosed, { timeoutMs: 5000, what: 'the first try to be closed' });
+    const s = await scrape(web);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(1);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog', reason: 'gateway-error' })).toBe(1);
   });
 });
 
