@@ -453,6 +453,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const timeout = this.route!.timeoutMs;
     if (timeout > 0 && this.grpcTimeoutSlot < 0) this.deadlineAt = performance.now() + timeout;
     if (this.current !== null) this.armTimer();
+    // A retry's backoff (after a try that never got to read the body) is bounded by the deadline too.
+    else if (this.backoffTimer !== undefined) this.armDeadline();
   }
 
   /** An HTTP/2 body outgrew the replay buffer: what came so far, then the rest as it arrives, never replayed. */
@@ -476,9 +478,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // One clock read per attempt, for the check, the grpc-timeout sent and the timer.
     const now = performance.now();
     if (now >= this.deadlineAt) {
-      // A caller's gRPC deadline that passed during a fault delay: nothing goes out, so no
-      // endpoint is blamed for a timeout it never had a chance to meet.
-      this.reply('timeout', `the call's deadline passed before it was sent to ${this.destination}`);
+      // A backoff that ended with the deadline (its timer a little late) is the request's timeout;
+      // before any try, a caller's gRPC deadline that passed during a fault delay: nothing goes
+      // out, so no endpoint is blamed for a timeout it never had a chance to meet.
+      if (this.attempts > 0) this.onDeadline();
+      else this.reply('timeout', `the call's deadline passed before it was sent to ${this.destination}`);
       return;
     }
     const subset = this.subset!;
@@ -748,8 +752,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       // POST or gRPC call that reached its app, a body already read) runs to the deadline.
       // So does a try whose retry the budget refuses: cutting it would only turn a slow success into a 504.
       if (this.headSent || h === null || !this.mayRetry('timeout', 0, -1, h.connected)) {
-        this.timerIsPerTry = false;
-        if (this.deadlineAt !== Infinity) this.timer = armAt(this, this.deadlineAt - performance.now());
+        this.armDeadline();
         return;
       }
       this.retryNext();
@@ -936,7 +939,21 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   private scheduleRetry(): void {
     const retry = this.route!.retry!;
     const delay = backoffDelay(this.attempts - 1, retry.backoffBaseMs, retry.backoffMaxMs, this.deps.random);
-    this.backoffTimer = setTimeout(onBackoffDone, delay, this);
+    const now = performance.now();
+    if (now + delay < this.deadlineAt) {
+      this.backoffTimer = setTimeout(onBackoffDone, delay, this);
+      return;
+    }
+    // The deadline bounds the backoff too (Envoy's global timeout fires during one): a wait it
+    // would cut is not started, and the deadline answers 504 when it comes.
+    this.armDeadline(now);
+  }
+
+  /** Arms the exchange's one timer for the deadline alone: no per-try cut (none is due, or no try is in flight). */
+  private armDeadline(now = performance.now()): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerIsPerTry = false;
+    this.timer = this.deadlineAt === Infinity ? undefined : armAt(this, this.deadlineAt - now);
   }
 
   /** Drops the attempt in flight (and a pending retry), counted against the endpoint unless `neutral`. */

@@ -8,7 +8,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type Handler, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { endpointOf, metric, scrape, send, startOutbound, type Outbound } from './resilience-fixture.js';
+import { endpointOf, metric, scrape, send, startOutbound, type Outbound, type Reply } from './resilience-fixture.js';
 
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
@@ -36,6 +36,31 @@ const countBody: Handler = (req, res) => {
   req.on('data', (c: Buffer) => (bytes += c.length));
   req.on('end', () => res.end(`${bytes} bytes`));
 };
+
+/** A chunked POST whose first part goes out now and the rest at `end()` (which returns when); `reply` comes with the time it ended. */
+function chunkedUpload(url: string): { reply: Promise<Reply & { at: number }>; end(): number } {
+  const started = performance.now();
+  const req = request(url, { method: 'POST', headers: { host: 'catalog', 'transfer-encoding': 'chunked' }, agent: false });
+  const reply = new Promise<Reply & { at: number }>((resolve, reject) => {
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const at = performance.now();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), ms: at - started, at });
+      });
+    });
+    req.on('error', reject);
+  });
+  req.write('first part');
+  return {
+    reply,
+    end: () => {
+      req.end('last part');
+      return performance.now();
+    },
+  };
+}
 
 const fail = (status: number): Handler => (_req, res) => {
   res.writeHead(status, { 'content-type': 'text/plain' });
@@ -582,6 +607,41 @@ describe('timeouts', () => {
     const s = await scrape(web.sidecar);
     expect(metric(s, 'skein_retry_budget_exhausted_total', { destination: 'catalog' })).toBe(1);
     expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+  });
+
+  it('answers 504 at the deadline when it falls in the backoff after a per-try cut', async () => {
+    const stalled = await upstream(() => {});
+    // Backoffs are drawn from [0, 5 s]: nearly every one outlasts the 300 ms left after the cut.
+    const web = await startOutbound(procs, catalog({ timeout: '600ms', retries: { attempts: 2, perTryTimeout: '300ms', backoff: { base: '5s', max: '5s' } } }, stalled));
+    const replies = await Promise.all(Array.from({ length: 6 }, () => web.call('/items')));
+    for (const r of replies) {
+      expect(r.status).toBe(504);
+      expect(r.headers['x-skein-reason']).toBe('timeout');
+      expect(r.body).toContain('catalog did not answer within 600 ms');
+      expect(r.ms).toBeGreaterThanOrEqual(580);
+      expect(r.ms).toBeLessThan(1000);
+    }
+  });
+
+  it('answers 504 at the deadline when it falls in the backoff after a connect failure, the deadline set by the end of a streamed body', async () => {
+    const closed = await upstream(fail(500));
+    await closed.close(); // its port now refuses connections
+    upstreams.splice(upstreams.indexOf(closed), 1);
+    const policy = { timeout: '400ms', retries: { attempts: 5, on: ['connect-failure' as const], backoff: { base: '5s', max: '5s' } }, circuitBreaker: { volumeThreshold: 1000 } };
+    const web = await startOutbound(procs, catalog(policy, closed));
+    // Chunked bodies stream through: first tries are refused while the bodies still come, and
+    // each deadline starts at its body's end, during a backoff drawn from [0, 5 s].
+    const uploads = Array.from({ length: 4 }, () => chunkedUpload(`${web.sidecar.outboundUrl}/upload`));
+    await waitUntil(async () => metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' }) >= uploads.length, { what: 'the refused first tries' });
+    const ends = uploads.map((u) => u.end());
+    const replies = await Promise.all(uploads.map((u) => u.reply));
+    replies.forEach((r, i) => {
+      expect(r.status, r.body).toBe(504);
+      expect(r.headers['x-skein-reason']).toBe('timeout');
+      expect(r.body).toContain('catalog did not answer within 400 ms');
+      expect(r.at - ends[i]!).toBeGreaterThanOrEqual(380);
+      expect(r.at - ends[i]!).toBeLessThan(800);
+    });
   });
 
   it('answers 504 timeout when the whole request, retries included, exceeds timeout', async () => {
