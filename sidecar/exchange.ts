@@ -241,6 +241,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   mayHaveDelivered = false;
   /** Retries decided, for the hop's span; only kept when a recorder is on. */
   retries: RetryEvent[] | null = null;
+  /** The `x-skein-reason` of the answer this sidecar made itself (reply), for the hop's span; undefined for a relayed answer. */
+  reason: Reason | undefined = undefined;
   current: AttemptHandler | null = null;
   /** The endpoint of the latest attempt: a retry goes elsewhere when another is healthy. */
   lastEndpoint: AttemptHandler['endpoint'] | undefined = undefined;
@@ -863,6 +865,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** A sidecar-made response (SPEC §6) that ends this exchange. */
   reply(reason: Reason, detail?: string, status?: number): void {
     if (this.finished) return;
+    this.reason = reason;
     this.bodyChunks = null;
     if (this.upgradeSocket !== null) {
       const code = status ?? REASONS[reason].status;

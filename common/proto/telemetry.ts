@@ -110,6 +110,17 @@ export interface SpanRecord {
    */
   readonly callerAttempt: number;
   readonly events: readonly SpanEvent[];
+  /** The `x-skein-reason` of an answer the hop's sidecar made itself (SPEC §6); absent when it relayed the answer. */
+  readonly reason?: string;
+}
+
+/**
+ * A hop that failed: a 5xx, no answer at all (status 0), a gRPC status other than OK, or an
+ * answer its sidecar made itself, whatever the status: a request refused, aborted by a fault
+ * or routed nowhere never reached its app, and chaos experiments look for it among errors.
+ */
+export function spanFailed(s: SpanRecord): boolean {
+  return s.status >= 500 || s.status === 0 || s.grpcStatus > 0 || (s.reason !== undefined && s.reason !== '');
 }
 
 export interface SpanEvent {

@@ -171,6 +171,14 @@ describe('TraceStore', () => {
     expect(store.recent().map((t) => t.traceId).sort()).toEqual(['t2', 't3']);
   });
 
+  it("counts a sidecar's own answer as an error whatever its status, a relayed 4xx not", () => {
+    const store = new TraceStore();
+    store.add([span('denied', 'c', '', 403), span('denied', 's', 'c', 403, { kind: 'server', reason: 'denied' })]);
+    store.add([span('relayed', 'c', '', 404), span('relayed', 's', 'c', 404, { kind: 'server' })]);
+    expect(store.get('denied')!.error).toBe(true);
+    expect(store.get('relayed')!.error).toBe(false);
+  });
+
   it('lists services in call order and roots an incomplete trace at its earliest hop, whatever order spans arrive in', () => {
     // web → frontend → backend: the innermost hop ends first, so its sidecar reports first.
     const [webOut, frontendIn] = hop('web', 'frontend', '', 1000);

@@ -3,7 +3,7 @@
  * grouped by trace id. Bounded: the oldest traces go first when `maxTraces` is reached, and
  * a trace keeps at most `maxSpansPerTrace` spans.
  */
-import { UNNAMED_PEER, type SpanRecord } from '../../common/proto/telemetry.js';
+import { spanFailed, UNNAMED_PEER, type SpanRecord } from '../../common/proto/telemetry.js';
 
 export interface TraceSummary {
   traceId: string;
@@ -17,7 +17,7 @@ export interface TraceSummary {
   spans: number;
   startMs: number;
   durationMs: number;
-  /** Some hop answered 5xx (or nothing). */
+  /** Some hop failed (common/proto/telemetry.ts spanFailed): a 5xx, no answer, a gRPC error, or its sidecar's own answer. */
   error: boolean;
 }
 
@@ -78,7 +78,7 @@ function summarize(traceId: string, spans: readonly SpanRecord[]): TraceSummary 
     spans: spans.length,
     startMs: start,
     durationMs: Math.round((end - start) * 1000) / 1000,
-    error: spans.some((s) => s.status >= 500 || s.status === 0 || s.grpcStatus > 0),
+    error: spans.some(spanFailed),
   };
 }
 

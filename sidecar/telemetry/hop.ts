@@ -31,6 +31,8 @@ export interface Hop {
   /** grpc-status of a gRPC answer, -1 (or absent) for plain HTTP. */
   readonly grpcStatus?: number;
   readonly retries: readonly RetryEvent[] | null;
+  /** The `x-skein-reason` of an answer the sidecar made itself; undefined for a relayed one. */
+  readonly reason: string | undefined;
   readonly deps: { readonly direction: Direction };
 }
 

@@ -8,7 +8,7 @@
  */
 import { request } from 'undici';
 import type { Logger } from '../../common/log.js';
-import type { SpanRecord } from '../../common/proto/telemetry.js';
+import { spanFailed, type SpanRecord } from '../../common/proto/telemetry.js';
 import { tracesUrl } from './otlp-endpoint.js';
 
 const SPAN_KIND_SERVER = 2;
@@ -39,8 +39,10 @@ export function unixNanos(ms: number): string {
   return micros === 1000 ? `${whole + 1}000000` : `${whole}${String(micros).padStart(3, '0')}000`;
 }
 
-function failed(s: SpanRecord): boolean {
-  return s.status >= 500 || s.status === 0 || s.grpcStatus > 0;
+/** The error status's message: the answer's status, then the sidecar's reason when it made the answer itself (`HTTP 403 denied`). */
+function failureText(s: SpanRecord): string {
+  const answer = s.grpcStatus > 0 ? `grpc-status ${s.grpcStatus}` : `HTTP ${s.status}`;
+  return s.reason ? `${answer} ${s.reason}` : answer;
 }
 
 function spanJson(s: SpanRecord): string {
@@ -56,8 +58,9 @@ function spanJson(s: SpanRecord): string {
   ];
   if (s.callerAttempt > 0) attrs.push(intAttr('skein.caller_attempt', s.callerAttempt));
   if (s.grpcStatus >= 0) attrs.push(intAttr('rpc.grpc.status_code', s.grpcStatus));
+  if (s.reason) attrs.push(strAttr('skein.reason', s.reason));
   const events = s.events.map((e) => `{"timeUnixNano":"${unixNanos(e.timeMs)}","name":${q(e.name)},"attributes":[${Object.entries(e.attributes).map(([k, v]) => anyAttr(k, v)).join(',')}]}`);
-  const status = failed(s) ? `{"code":${STATUS_ERROR},"message":${q(s.grpcStatus > 0 ? `grpc-status ${s.grpcStatus}` : `HTTP ${s.status}`)}}` : `{"code":${STATUS_UNSET}}`;
+  const status = spanFailed(s) ? `{"code":${STATUS_ERROR},"message":${q(failureText(s))}}` : `{"code":${STATUS_UNSET}}`;
   // Ids are hex the sidecar made or validated (trace-context.ts), so they need no escaping.
   return (
     `{"traceId":"${s.traceId}","spanId":"${s.spanId}"${s.parentSpanId ? `,"parentSpanId":"${s.parentSpanId}"` : ''},"name":${q(s.name)},` +

@@ -14,7 +14,7 @@ const metrics = new SidecarMetrics({ processMetrics: false });
 const hop: Hop = {
   startedAt: 100, method: 'GET', url: '/items/42?x=1', authority: 'catalog', destination: 'catalog',
   traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: 'b7ad6b7169203331', sampled: true,
-  edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, callerAttempt: undefined, retries: null, deps: { direction: 'outbound' },
+  edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, callerAttempt: undefined, retries: null, reason: undefined, deps: { direction: 'outbound' },
 };
 let sink = 0;
 const toControlPlane = new SpanBuffer({ service: 'web', instance: 'web-1', flushMs: 3_600_000, maxQueued: 1 << 20, batchSize: 1 << 20, sinks: [(spans) => void (sink += JSON.stringify({ spans, dropped: 0 }).length)] });

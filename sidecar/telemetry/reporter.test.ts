@@ -16,7 +16,7 @@ function hop(metrics: SidecarMetrics, over: Partial<Hop> = {}): Hop {
   return {
     startedAt: 100, method: 'GET', url: '/items?secret=1', authority: 'catalog', destination: 'catalog',
     traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: '', sampled: true,
-    edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, callerAttempt: undefined, retries: null, deps: { direction: 'outbound' }, ...over,
+    edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, callerAttempt: undefined, retries: null, reason: undefined, deps: { direction: 'outbound' }, ...over,
   };
 }
 
@@ -110,6 +110,28 @@ describe('OTLP', () => {
       (s) => s.attributes.find((a) => a.key === 'skein.caller_attempt')?.value,
     );
     expect(attributes).toEqual([{ intValue: '3' }, undefined, undefined, undefined, undefined]);
+  });
+
+  it("marks a hop the sidecar answered itself as an error with its reason (skein.reason), whatever the status", () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const batches: SpansMessage[] = [];
+    const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })] });
+    buffer.add(hop(metrics, { reason: 'no-route' }), 404, 0.001);
+    buffer.add(hop(metrics, { reason: 'no-healthy-endpoints', grpcStatus: 14 }), 200, 0.001);
+    buffer.add(hop(metrics), 404, 0.001);
+    buffer.close();
+    const spans = batches[0]!.spans;
+    expect(spans.map((s) => s.reason)).toEqual(['no-route', 'no-healthy-endpoints', undefined]);
+    // The trace store gets the reason only where there is one.
+    expect(JSON.parse(JSON.stringify(spans[2]))).not.toHaveProperty('reason');
+    const text = otlpTraceJson('web', 'web-1', spans, '0.1.0');
+    expect(otlpTraceProblems(JSON.parse(text))).toEqual([]);
+    const exported = (JSON.parse(text) as { resourceSpans: { scopeSpans: { spans: { attributes: { key: string; value: unknown }[]; status: unknown }[] }[] }[] }).resourceSpans[0]!.scopeSpans[0]!.spans;
+    expect(exported.map((s) => [s.status, s.attributes.find((a) => a.key === 'skein.reason')?.value])).toEqual([
+      [{ code: 2, message: 'HTTP 404 no-route' }, { stringValue: 'no-route' }],
+      [{ code: 2, message: 'grpc-status 14 no-healthy-endpoints' }, { stringValue: 'no-healthy-endpoints' }],
+      [{ code: 0 }, undefined],
+    ]);
   });
 
   it('writes nanoseconds exactly', () => {

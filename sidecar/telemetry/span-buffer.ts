@@ -67,6 +67,8 @@ export class SpanBuffer {
       attempts: hop.attempts,
       callerAttempt: outbound ? 0 : callerAttemptOf(hop.callerAttempt),
       events: hop.retries === null ? NO_EVENTS : hop.retries.map((r) => ({ timeMs: performance.timeOrigin + r.at, name: 'retry', attributes: { reason: r.reason, attempt: r.attempt } })),
+      // Always set, so every record has one shape; JSON leaves out an undefined one.
+      reason: hop.reason,
     });
     if (this.queue.length >= this.batchSize && this.soon === undefined) this.soon = setImmediate(() => this.flush());
   }
