@@ -1042,7 +1042,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     const seconds = (performance.now() - this.startedAt) / 1000;
     if (this.edge !== null) this.edge.observe(status, seconds, this.grpc ? this.grpcStatus : -1);
-    if (this.deps.recorder !== null) this.deps.recorder.finished(this, status, seconds);
+    if (this.deps.recorder !== null) {
+      // A request answered before it was forwarded (no route, a fault, denied, the app not
+      // ready, a bad request) took no trace ids there, yet its hop belongs in the caller's
+      // trace as much as a forwarded one (SPEC §6); ids only, as no request goes out.
+      if (this.traceId === '') continueTrace(this, this, this.deps.ids);
+      this.deps.recorder.finished(this, status, seconds);
+    }
   }
 }
 

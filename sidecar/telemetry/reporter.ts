@@ -18,7 +18,7 @@ import { SpanBuffer, type SpanSink } from './span-buffer.js';
 import { StatsDeltas } from './stats-export.js';
 import { TapBuffer } from './tap-buffer.js';
 
-/** Called by the exchange when a request finishes (after its metrics are counted). */
+/** Called by the exchange when a request finishes (after its metrics are counted), with its trace ids set, forwarded or not. */
 export interface HopRecorder {
   finished(hop: Hop, status: number, seconds: number): void;
 }
@@ -53,7 +53,7 @@ class Recorder implements HopRecorder {
   ) {}
 
   finished(hop: Hop, status: number, seconds: number): void {
-    if (this.spans !== null && hop.sampled && hop.traceId !== '') this.spans.add(hop, status, seconds);
+    if (this.spans !== null && hop.sampled) this.spans.add(hop, status, seconds);
     if (this.tap !== null && this.tap.open) this.tap.add(hop, status, seconds);
   }
 }

@@ -76,8 +76,8 @@ export async function skeinCli(procs: Processes, cp: ControlPlaneProcess, args: 
   return { code: exit.code, output: child.output() };
 }
 
-export async function get(from: MeshSidecar, host: string, path = '/'): Promise<{ status: number; reason?: string; body: string }> {
-  const res = await request(`${from.outboundUrl}${path}`, { headers: { host } });
+export async function get(from: MeshSidecar, host: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; reason?: string; body: string }> {
+  const res = await request(`${from.outboundUrl}${path}`, { headers: { host, ...headers } });
   const reason = res.headers['x-skein-reason'];
   return { status: res.statusCode, reason: typeof reason === 'string' ? reason : undefined, body: await res.body.text() };
 }

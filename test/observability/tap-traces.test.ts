@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SpanRecord } from '../../common/proto/telemetry.js';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
 import type { TraceSummary, TraceView } from '../../control-plane/observability/traces.js';
-import { skeinCli } from '../identity/mesh.js';
+import { request } from 'undici';
+import { get, skeinCli } from '../identity/mesh.js';
 import { ADMIN_TOKEN } from '../control-plane/harness.js';
-import { Processes, skeinBin, waitUntil } from '../support/index.js';
+import { freePorts, Processes, skeinBin, waitUntil, writeTempConfig } from '../support/index.js';
 import { call, startObservedMesh, type ObservedMesh } from './mesh.js';
 import { otlpTraceProblems } from './otlp-structure.js';
 import { openEvents } from './sse.js';
@@ -19,6 +20,7 @@ import { openEvents } from './sse.js';
 const procs = new Processes();
 let mesh: ObservedMesh;
 let receiver: Server;
+let otlpEndpoint: string;
 const otlpBodies: { path: string; contentType: string; body: unknown }[] = [];
 
 beforeAll(async () => {
@@ -32,8 +34,8 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const port = (receiver.address() as { port: number }).port;
-  mesh = await startObservedMesh(procs, { env: { SKEIN_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } });
+  otlpEndpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  mesh = await startObservedMesh(procs, { env: { SKEIN_OTLP_ENDPOINT: otlpEndpoint } });
 }, 90_000);
 
 afterAll(async () => {
@@ -152,6 +154,39 @@ async function errorOf(path: string): Promise<{ status: number; code: string; me
   return { status: res.status, ...error };
 }
 
+/** A span as the OTLP receiver got it, with its resource's `service.name`. */
+interface ExportedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  kind: number;
+  service?: string;
+  attributes: { key: string; value: { stringValue?: string; intValue?: string } }[];
+  status: { code: number; message?: string };
+}
+
+/** The spans of `traceId` the OTLP receiver has got so far. */
+function exportedSpans(traceId: string): ExportedSpan[] {
+  type Body = { resourceSpans: { resource: { attributes: ExportedSpan['attributes'] }; scopeSpans: { spans: ExportedSpan[] }[] }[] };
+  return otlpBodies
+    .flatMap((b) =>
+      (b.body as Body).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({ ...s, service: rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue })))),
+    )
+    .filter((s) => s.traceId === traceId);
+}
+
+/** Trace `traceId` from the control plane's store once it holds `spans` spans. */
+function storedTrace(traceId: string, spans: number): Promise<TraceView> {
+  return waitUntil(
+    async () => {
+      const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
+      const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
+      return t?.spans === spans ? t : undefined;
+    },
+    { timeoutMs: 10_000, what: `${spans} spans of trace ${traceId}` },
+  );
+}
+
 describe('traces', () => {
   /** Trace `traceId` from the store once it holds the caller's client span and the three server spans of its tries. */
   const retriedTrace = (traceId: string): Promise<TraceView> =>
@@ -170,15 +205,7 @@ describe('traces', () => {
     const res = await call(mesh, 'frontend', '/chain?delay=5', { traceparent: `00-${traceId}-${clientSpan}-01` });
     expect(res.status).toBe(200);
 
-    const trace = await waitUntil(
-      async () => {
-        const r = await fetch(`${mesh.cp.adminUrl}/api/v1/traces/${traceId}`);
-        if (r.status !== 200) return undefined;
-        const t = (await r.json()) as TraceView;
-        return t.spans === 4 ? t : undefined;
-      },
-      { timeoutMs: 10_000, what: 'four spans of the trace' },
-    );
+    const trace = await storedTrace(traceId, 4);
     const find = (service: string, kind: SpanRecord['kind']) => trace.spanList.find((s) => s.service === service && s.kind === kind)!;
     const webOut = find('web', 'client');
     const frontendIn = find('frontend', 'server');
@@ -197,19 +224,13 @@ describe('traces', () => {
     expect(list.traces.find((t) => t.traceId === traceId)).toMatchObject({ root: 'GET frontend /chain', spans: 4, error: false, services: ['web', 'frontend', 'backend'] });
 
     // The same spans reached the OTLP receiver, as valid OTLP JSON, one resource per sidecar.
-    const otlpSpans = () =>
-      otlpBodies.flatMap((b) =>
-        (b.body as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { traceId: string; spanId: string; parentSpanId?: string; kind: number }[] }[] }[] }).resourceSpans.flatMap((rs) =>
-          rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({ ...s, service: rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue }))),
-        ),
-      );
-    await waitUntil(() => otlpSpans().filter((s) => s.traceId === traceId).length === 4, { timeoutMs: 10_000, what: 'four spans at the OTLP receiver' });
+    await waitUntil(() => exportedSpans(traceId).length === 4, { timeoutMs: 10_000, what: 'four spans at the OTLP receiver' });
     for (const b of otlpBodies) {
       expect(b.path).toBe('/v1/traces');
       expect(b.contentType).toBe('application/json');
       expect(otlpTraceProblems(b.body)).toEqual([]);
     }
-    const exported = otlpSpans().filter((s) => s.traceId === traceId);
+    const exported = exportedSpans(traceId);
     expect(exported.find((s) => s.spanId === backendIn.spanId)).toMatchObject({ parentSpanId: frontendOut.spanId, kind: 2, service: 'backend' });
     expect(exported.find((s) => s.spanId === webOut.spanId)).toMatchObject({ parentSpanId: clientSpan, kind: 3, service: 'web' });
   });
@@ -250,12 +271,83 @@ describe('traces', () => {
     const servers = trace.spanList.filter((s) => s.kind === 'server').sort((a, b) => a.callerAttempt - b.callerAttempt);
     expect(servers.map((s) => [s.service, s.parentSpanId, s.attempts, s.callerAttempt])).toEqual([1, 2, 3].map((n) => ['backend', client.spanId, 1, n]));
 
-    type OtlpSpan = { traceId: string; spanId: string; attributes: { key: string; value: { intValue?: string } }[] };
-    const exported = () =>
-      otlpBodies.flatMap((b) => (b.body as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans))).filter((s) => s.traceId === traceId);
-    await waitUntil(() => exported().length === 4, { timeoutMs: 10_000, what: 'the retried trace at the OTLP receiver' });
-    const attempt = (spanId: string) => exported().find((s) => s.spanId === spanId)!.attributes.find((a) => a.key === 'skein.caller_attempt')?.value.intValue;
+    await waitUntil(() => exportedSpans(traceId).length === 4, { timeoutMs: 10_000, what: 'the retried trace at the OTLP receiver' });
+    const attempt = (spanId: string) => exportedSpans(traceId).find((s) => s.spanId === spanId)!.attributes.find((a) => a.key === 'skein.caller_attempt')?.value.intValue;
     expect(servers.map((s) => attempt(s.spanId))).toEqual(['1', '2', '3']);
     expect(attempt(client.spanId)).toBeUndefined();
+  });
+});
+
+/**
+ * Requests a sidecar answers before forwarding them (SPEC §6, as Envoy, whose span exists
+ * before its router, fault and authz filters run): each hop still continues the caller's
+ * trace, and its span, marked as an error, carries the answer's `x-skein-reason`.
+ */
+describe("spans of a sidecar's own answers", () => {
+  /** The span `service`'s sidecar recorded for its own answer, checked in the store and at the OTLP receiver. */
+  async function ownAnswerSpan(trace: TraceView, service: string, expected: Partial<SpanRecord> & { status: number; reason: string }): Promise<SpanRecord> {
+    expect(trace.error).toBe(true);
+    const span = trace.spanList.find((s) => s.service === service && s.reason !== undefined)!;
+    expect(span).toMatchObject({ traceId: trace.traceId, ...expected });
+    expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
+    await expectExportedError(trace.traceId, span.spanId, service, `HTTP ${expected.status} ${expected.reason}`, expected.reason);
+    return span;
+  }
+
+  /** The OTLP receiver got span `spanId` from `service` with an error status and `skein.reason`. */
+  async function expectExportedError(traceId: string, spanId: string, service: string, message: string, reason: string): Promise<ExportedSpan> {
+    const exported = await waitUntil(() => exportedSpans(traceId).find((s) => s.spanId === spanId), { timeoutMs: 10_000, what: `span ${spanId} at the OTLP receiver` });
+    expect(exported).toMatchObject({ service, status: { code: 2, message } });
+    expect(exported.attributes.find((a) => a.key === 'skein.reason')?.value).toEqual({ stringValue: reason });
+    return exported;
+  }
+
+  it('a fault abort: the calling sidecar’s client span, under the caller’s span', async () => {
+    await mesh.cp.api.put('/api/v1/routes/chaos', [{ match: { pathPrefix: '/' }, fault: { abort: { percent: 100, status: 503 } } }]);
+    await waitUntil(async () => (await get(mesh.web, 'chaos', '/probe')).reason === 'fault-injected', { what: "chaos's fault route at web's sidecar" });
+    const traceId = 'fa0170000000000000000000000000a1';
+    const res = await get(mesh.web, 'chaos', '/order', { traceparent: `00-${traceId}-1111111111111111-01` });
+    expect([res.status, res.reason]).toEqual([503, 'fault-injected']);
+    const trace = await storedTrace(traceId, 1);
+    await ownAnswerSpan(trace, 'web', { kind: 'client', parentSpanId: '1111111111111111', destination: 'chaos', path: '/order', status: 503, reason: 'fault-injected', attempts: 0 });
+  });
+
+  it('no route: a name the snapshot does not know, marked as an error though a 404', async () => {
+    const traceId = '40400000000000000000000000000404';
+    const res = await get(mesh.web, 'nowhere', '/x', { traceparent: `00-${traceId}-2222222222222222-01` });
+    expect([res.status, res.reason]).toEqual([404, 'no-route']);
+    const trace = await storedTrace(traceId, 1);
+    await ownAnswerSpan(trace, 'web', { kind: 'client', parentSpanId: '2222222222222222', destination: 'nowhere', status: 404, reason: 'no-route' });
+    // The name asked for is no service, yet the traces of its answers are listed under it.
+    const list = (await (await fetch(`${mesh.cp.adminUrl}/api/v1/traces?service=nowhere`)).json()) as { traces: TraceSummary[] };
+    expect(list.traces).toEqual([expect.objectContaining({ traceId, root: 'GET nowhere /x', services: ['web', 'nowhere'], error: true })]);
+  });
+
+  it("a call its intentions deny: the callee's server span under the caller's client span", async () => {
+    // Nothing else here calls frontend from backend.
+    await mesh.cp.api.put('/api/v1/intentions', { defaultAction: 'allow', rules: [{ source: 'backend', destination: 'frontend', action: 'deny' }] });
+    await waitUntil(async () => (await get(mesh.backendV1, 'frontend', '/probe')).reason === 'denied', { what: "the intention at frontend's sidecar" });
+    const traceId = 'de4ed000000000000000000000000403';
+    const res = await get(mesh.backendV1, 'frontend', '/admin', { traceparent: `00-${traceId}-3333333333333333-01` });
+    expect([res.status, res.reason]).toEqual([403, 'denied']);
+    const trace = await storedTrace(traceId, 2);
+    const client = trace.spanList.find((s) => s.kind === 'client')!;
+    // The caller's sidecar relayed the answer: its span has no reason of its own.
+    expect(client).toMatchObject({ service: 'backend', parentSpanId: '3333333333333333', status: 403 });
+    expect(client.reason).toBeUndefined();
+    await ownAnswerSpan(trace, 'frontend', { kind: 'server', parentSpanId: client.spanId, source: 'backend', destination: 'frontend', status: 403, reason: 'denied', attempts: 0 });
+  });
+
+  it('an app not healthy yet: the inbound sidecar’s server span (static mode, so OTLP only)', async () => {
+    // Nothing listens on the app's port: the sidecar has never seen its app healthy.
+    const [appPort] = await freePorts(1);
+    const stock = await procs.sidecar({ service: 'stock', appPort: appPort!, config: writeTempConfig({ services: {} }), waitFor: '/live', env: { SKEIN_OTLP_ENDPOINT: otlpEndpoint } });
+    const traceId = '4eadd000000000000000000000000503';
+    const res = await request(`http://127.0.0.1:${stock.inboundPort}/items`, { headers: { traceparent: `00-${traceId}-4444444444444444-01` } });
+    await res.body.dump();
+    expect([res.statusCode, res.headers['x-skein-reason']]).toEqual([503, 'no-healthy-endpoints']);
+    const [span] = await waitUntil(() => (exportedSpans(traceId).length > 0 ? exportedSpans(traceId) : undefined), { timeoutMs: 10_000, what: "stock's span at the OTLP receiver" });
+    expect(span).toMatchObject({ kind: 2, parentSpanId: '4444444444444444' });
+    await expectExportedError(traceId, span!.spanId, 'stock', 'HTTP 503 no-healthy-endpoints', 'no-healthy-endpoints');
   });
 });
