@@ -1,14 +1,17 @@
 /**
- * What a client may leave unused on a plain listener, with the limits made short: a TCP
- * connection that never sends a byte is closed, an HTTP/2 session with no stream open is sent
- * GOAWAY, and neither limit touches a connection in use (a keep-alive HTTP/1.1 connection, a
- * quiet HTTP/2 stream longer than the limit). Real sockets and a real node:http2 client.
+ * What a client may leave unused or abuse on a listener, with the limits made short: a TCP
+ * connection that never sends a byte (or never finishes its TLS handshake) is closed, an
+ * HTTP/2 session with no stream open is sent GOAWAY, and neither limit touches a connection in
+ * use (a keep-alive HTTP/1.1 connection, a quiet HTTP/2 stream longer than the limit); a
+ * session whose client makes the server reset most of its streams ("MadeYouReset") is ended.
+ * Real sockets and a real node:http2 client.
  */
 import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitUntil } from '../test/support/index.js';
+import { makeCa, makeLeaf, waitUntil } from '../test/support/index.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { ProxyListener } from './listeners.js';
 
@@ -25,8 +28,10 @@ afterEach(() => {
   held = [];
 });
 
-async function start(): Promise<number> {
+async function start(tls = false): Promise<number> {
+  const leaf = tls ? makeLeaf(makeCa(), 'catalog') : undefined;
   listener = new ProxyListener({
+    tls: leaf && { cert: leaf.certPem, key: leaf.keyPem },
     onRequest: (req: ProxyRequest, res: ProxyResponse) => {
       req.resume();
       if (req.url === '/hold') held.push(res);
@@ -54,7 +59,7 @@ function h2get(session: ClientHttp2Session, path: string): Promise<number> {
   });
 }
 
-describe('connection limits on a plain listener', () => {
+describe('connection limits on a listener', () => {
   it('closes a connection that sends no byte within the silent limit', async () => {
     const port = await start();
     const socket = connect(port, '127.0.0.1');
@@ -88,8 +93,12 @@ describe('connection limits on a plain listener', () => {
     expect(await h2get(session, '/a')).toBe(200);
     const code = await new Promise<number>((resolve) => session.once('goaway', resolve));
     expect(code).toBe(constants.NGHTTP2_NO_ERROR);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(H2_IDLE_MS - 20);
+    const goawayAt = performance.now();
+    expect(goawayAt - started).toBeGreaterThanOrEqual(H2_IDLE_MS - 20);
     await new Promise((resolve) => session.once('close', resolve));
+    // One GOAWAY, not a drain's two: node reads nothing more on an idle session once it has
+    // sent one, so a second step would wait 2 s for a PING answer it never reads.
+    expect(performance.now() - goawayAt).toBeLessThan(1_000);
   });
 
   it('never counts a quiet open HTTP/2 stream as idle, and counts from when the last one ended', async () => {
@@ -108,6 +117,63 @@ describe('connection limits on a plain listener', () => {
     const ended = performance.now();
     await waitUntil(() => goaway, { what: 'GOAWAY' });
     expect(performance.now() - ended).toBeGreaterThanOrEqual(H2_IDLE_MS - 20);
+    session.destroy();
+  });
+
+  it('closes a TLS connection that sends nothing, or half a ClientHello, within the silent limit', async () => {
+    const port = await start(true);
+    const silent = connect(port, '127.0.0.1');
+    const half = connect(port, '127.0.0.1', () => half.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])));
+    for (const s of [silent, half]) s.on('error', () => undefined);
+    const [a, b] = await Promise.all([closed(silent), closed(half)]);
+    for (const ms of [a, b]) expect(ms).toBeLessThan(SILENT_MS + 2_000);
+    // A client that does its handshake is served.
+    const ok = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      ok.on('secureConnect', () => ok.write('GET /a HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n'));
+      ok.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      ok.on('close', () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 200 /);
+  });
+
+  it('ends with ENHANCE_YOUR_CALM an HTTP/2 session whose client makes the server reset most of its streams, and keeps another', async () => {
+    const port = await start();
+    const good = h2connect(`http://127.0.0.1:${port}`);
+    const bad = h2connect(`http://127.0.0.1:${port}`);
+    for (const s of [good, bad]) s.on('error', () => undefined);
+    const goaway = new Promise<number>((resolve) => bad.once('goaway', resolve));
+    // A body longer than its content-length: nghttp2 resets the stream itself, a reset node's
+    // rapid-reset limit (which counts the client's RST_STREAM frames) never sees.
+    let sent = 0;
+    while (!bad.closed && !bad.destroyed && sent < 5_000) {
+      const req = bad.request({ ':method': 'POST', ':path': '/hold', ':authority': 'catalog', 'content-length': '1' });
+      req.on('error', () => undefined);
+      req.end('xx');
+      if (++sent % 50 === 0) await sleep(1);
+    }
+    expect(await goaway).toBe(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(sent).toBeLessThan(5_000);
+    expect(await h2get(good, '/a')).toBe(200);
+    good.destroy();
+  });
+
+  it('keeps an HTTP/2 session whose client cancels a minority of its streams', async () => {
+    const port = await start();
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    for (let i = 0; i < 600; i++) {
+      if (i % 3 === 0) {
+        const req = session.request({ ':path': '/hold', ':authority': 'catalog' });
+        req.on('error', () => undefined);
+        await waitUntil(() => held.length > 0, { what: 'the held request' });
+        held.shift();
+        req.close(constants.NGHTTP2_CANCEL);
+      } else expect(await h2get(session, '/a')).toBe(200);
+    }
+    expect(await h2get(session, '/a')).toBe(200);
+    expect(session.destroyed).toBe(false);
     session.destroy();
   });
 });

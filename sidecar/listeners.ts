@@ -17,7 +17,7 @@ import { createServer as createHttp2Server, type Http2Server, type Http2Session 
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
-import { goAwayGracefully, limitIdleTime } from './h2-sessions.js';
+import { goAwayGracefully, limitSession } from './h2-sessions.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN } from './mux/frames.js';
@@ -135,12 +135,12 @@ export class ProxyListener {
     // Node refuses a head of over 128 fields with a bare ENHANCE_YOUR_CALM reset; HTTP/1.1 has
     // no field count, only the byte limit, which the pipeline applies to HTTP/2 heads with a 431.
     this.http2 = createHttp2Server({ maxSessionMemory: 64, maxHeaderListPairs: 4096 }, onRequest as never);
-    // node's limit would cut a quiet long stream: limitIdleTime counts only time with no stream
+    // node's limit would cut a quiet long stream: limitSession counts only time with no stream
     // open, and a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
-      limitIdleTime(session, limits.h2IdleMs);
+      limitSession(session, limits.h2IdleMs);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', () => session.destroy());
       // One opened while draining gets GOAWAY too: after the stream it came with (refused, the
@@ -150,11 +150,14 @@ export class ProxyListener {
     if (tls) {
       // noDelay: a response written as two TLS records must not wait for the peer's delayed ACK.
       const alpn = mux ? ['h2', MUX_ALPN, 'http/1.1'] : ['h2', 'http/1.1'];
-      this.front = createTlsServer({ ...tls, ALPNProtocols: alpn, noDelay: true }, (socket) => {
+      // A connection that never completes its handshake (silent, or half a ClientHello) is held
+      // to the silent limit too; node only reports the timeout, so the socket is destroyed here.
+      this.front = createTlsServer({ ...tls, ALPNProtocols: alpn, noDelay: true, handshakeTimeout: this.silentMs }, (socket) => {
         if (socket.alpnProtocol === MUX_ALPN) this.startMux(socket);
         else if (socket.alpnProtocol === 'h2') this.http2.emit('connection', socket);
         else this.http1.handle(socket);
       });
+      this.front.on('tlsClientError', onTlsClientError);
     } else {
       this.front = createNetServer({ noDelay: true }, (socket) => this.sniff(socket));
     }
@@ -217,6 +220,11 @@ export class ProxyListener {
 
 function destroySilent(socket: Socket): void {
   socket.destroy();
+}
+
+/** node leaves a socket whose handshake failed or timed out open; others' listeners (the log) read it first. */
+function onTlsClientError(_err: Error, socket: Socket): void {
+  process.nextTick(destroySilent, socket);
 }
 
 /** The chunk begins like `prefix` (as far as either goes, and at least 3 bytes). */

@@ -504,6 +504,7 @@ function handshakeFailureReason(err: Error & { code?: string }): string {
   if (/EXPIRED/i.test(text)) return 'expired-certificate';
   if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|CERTIFICATE_VERIFY_FAILED|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(text)) return 'untrusted-certificate';
   if (err.code === 'ECONNRESET') return 'reset';
+  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
   return 'protocol';
 }
 
