@@ -204,6 +204,17 @@ export class ProxyListener {
     for (const s of this.muxSessions) s.goAway();
   }
 
+  /**
+   * The end of a drain: no new connection, and no new stream on an HTTP/2 session (one GOAWAY
+   * naming the last stream taken, so one crossing it is refused and retried elsewhere); the
+   * open ones finish. A session opened while draining served the stream it came with, which
+   * may have begun after the drain found nothing in flight.
+   */
+  stopAccepting(): void {
+    this.front.close();
+    for (const s of this.sessions) s.close();
+  }
+
   /** Stops accepting and closes every connection. */
   close(): void {
     this.front.close();

@@ -454,14 +454,18 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     async shutdown(drainTimeoutMs) {
       // One drain: started here unless POST /drain started it. Either way --drain-timeout
       // counts from the signal (README), so the wait is a fresh one, not /drain's.
+      const deadline = performance.now() + drainTimeoutMs;
       void startDrain(drainTimeoutMs);
-      const idle = await lifecycle.drain(drainTimeoutMs);
+      let idle = await lifecycle.drain(drainTimeoutMs);
+      const servers = [inbound, outbound, ...dedicated.map((d) => d.server)];
+      for (const server of servers) server.stopAccepting();
+      // Requests that began after the drain found none in flight (a session opened while
+      // draining serves the stream it came with) finish too, within the same timeout, rather
+      // than being reset by the close below.
+      if (idle && lifecycle.inFlight > 0) idle = await lifecycle.drain(Math.max(0, deadline - performance.now()));
       if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
       appHealth.stop();
-      const servers = [inbound, outbound, ...dedicated.map((d) => d.server)];
-      for (const server of servers) {
-        server.close();
-      }
+      for (const server of servers) server.close();
       admin.close();
       admin.closeAllConnections();
       await parts.telemetry?.close();
