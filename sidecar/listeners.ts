@@ -119,6 +119,7 @@ export class ProxyListener {
   private readonly maxBodyBytes: number;
   private readonly silentMs: number;
   private draining = false;
+  private accepting = true;
 
   constructor(options: ProxyListenerOptions) {
     const { onRequest, onUpgrade, onMalformed, tls, mux = false, limits = DEFAULT_LIMITS } = options;
@@ -145,7 +146,10 @@ export class ProxyListener {
       session.on('error', () => session.destroy());
       // One opened while draining gets GOAWAY too: after the stream it came with (refused, the
       // caller would retry it here), as an HTTP/1.1 connection gets its answer and Connection: close.
-      if (this.draining) session.once('stream', () => goAwayGracefully(session));
+      // Once the drain is over (stopAccepting) nothing more is served: its streams are refused,
+      // never begun, since a stream begun now would be reset by the close that follows.
+      if (!this.accepting) session.close();
+      else if (this.draining) session.once('stream', () => goAwayGracefully(session));
     });
     if (tls) {
       // noDelay: a response written as two TLS records must not wait for the peer's delayed ACK.
@@ -208,9 +212,11 @@ export class ProxyListener {
    * The end of a drain: no new connection, and no new stream on an HTTP/2 session (one GOAWAY
    * naming the last stream taken, so one crossing it is refused and retried elsewhere); the
    * open ones finish. A session opened while draining served the stream it came with, which
-   * may have begun after the drain found nothing in flight.
+   * may have begun after the drain found nothing in flight; one whose handshake ends from now
+   * on serves none.
    */
   stopAccepting(): void {
+    this.accepting = false;
     this.front.close();
     for (const s of this.sessions) s.close();
   }

@@ -461,7 +461,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       for (const server of servers) server.stopAccepting();
       // Requests that began after the drain found none in flight (a session opened while
       // draining serves the stream it came with) finish too, within the same timeout, rather
-      // than being reset by the close below.
+      // than being reset by the close below; so do streams already read but not yet handed to
+      // the pipeline, which surface within a turn.
+      await new Promise((resolve) => setImmediate(resolve));
       if (idle && lifecycle.inFlight > 0) idle = await lifecycle.drain(Math.max(0, deadline - performance.now()));
       if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
       appHealth.stop();
