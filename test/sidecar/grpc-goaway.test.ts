@@ -99,7 +99,8 @@ describe('gRPC under GOAWAY', () => {
     const ca = makeCa();
     const dir = tempDir();
     const inbound = await freePorts(2);
-    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', endpoints: inbound.map((port) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } })) } } }, dir);
+    // No route timeout: the server streams stay open for the whole test, which a loaded machine can stretch past the default.
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', timeout: '0s', endpoints: inbound.map((port) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } })) } } }, dir);
     const catalogs: SpawnedSidecar[] = [];
     for (const i of [0, 1]) {
       const identity = writeIdentity(dir, `catalog${i}`, makeLeaf(ca, 'catalog'));
