@@ -43,8 +43,8 @@ export function goAwayGracefully(session: Http2Session): void {
   if (!session.ping(close)) close();
 }
 
-const IDLE = Symbol('skein.h2limit');
-type Watched = { [IDLE]?: SessionLimit };
+const LIMIT = Symbol('skein.h2limit');
+type Watched = { [LIMIT]?: SessionLimit };
 
 /** Premature resets are judged once a session has closed this many streams (Envoy's default). */
 const PREMATURE_MIN = 500;
@@ -56,7 +56,7 @@ const PREMATURE_MIN = 500;
  */
 export function limitSession(session: Http2Session, idleMs: number): void {
   const limit = new SessionLimit(session, idleMs);
-  (session as Watched)[IDLE] = limit;
+  (session as Watched)[LIMIT] = limit;
   session.on('stream', onStream);
   session.on('close', onSessionClose);
 }
@@ -122,16 +122,16 @@ function onIdleTimer(limit: SessionLimit): void {
 }
 
 function onSessionClose(this: Http2Session): void {
-  (this as Watched)[IDLE]!.stop();
+  (this as Watched)[LIMIT]!.stop();
 }
 
 function onStream(this: Http2Session, stream: ServerHttp2Stream): void {
-  const limit = (this as Watched)[IDLE]!;
+  const limit = (this as Watched)[LIMIT]!;
   limit.opened();
-  (stream as Watched)[IDLE] = limit;
+  (stream as Watched)[LIMIT] = limit;
   stream.on('close', onStreamClose);
 }
 
 function onStreamClose(this: ServerHttp2Stream): void {
-  (this as Watched)[IDLE]!.closed(!this.headersSent && this.rstCode !== constants.NGHTTP2_NO_ERROR);
+  (this as Watched)[LIMIT]!.closed(!this.headersSent && this.rstCode !== constants.NGHTTP2_NO_ERROR);
 }

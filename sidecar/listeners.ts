@@ -61,7 +61,7 @@ export interface ProxyListenerOptions {
 }
 
 export interface ConnectionLimits {
-  /** A plain connection that sends no byte for this long is closed (TLS ones have the handshake timeout). */
+  /** A connection that sends no byte for this long (plain), or does not finish its handshake in it (TLS), is closed. */
   readonly silentMs: number;
   /** An HTTP/2 session with no stream open for this long is sent GOAWAY (h2-sessions.ts). */
   readonly h2IdleMs: number;
@@ -171,7 +171,7 @@ export class ProxyListener {
   private sniff(socket: Socket): void {
     // Until its first byte no parser's head timer runs: without this, a connection that never
     // sends anything would be held for ever.
-    const silent = setTimeout(destroySilent, this.silentMs, socket);
+    const silent = setTimeout(destroySocket, this.silentMs, socket);
     silent.unref();
     socket.once('close', () => clearTimeout(silent));
     socket.once('data', (chunk: Buffer) => {
@@ -235,13 +235,13 @@ export class ProxyListener {
   }
 }
 
-function destroySilent(socket: Socket): void {
+function destroySocket(socket: Socket): void {
   socket.destroy();
 }
 
 /** node leaves a socket whose handshake failed or timed out open; others' listeners (the log) read it first. */
 function onTlsClientError(_err: Error, socket: Socket): void {
-  process.nextTick(destroySilent, socket);
+  process.nextTick(destroySocket, socket);
 }
 
 /** The chunk begins like `prefix` (as far as either goes, and at least 3 bytes). */
