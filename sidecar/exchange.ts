@@ -506,6 +506,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     endpoint.active++;
     this.lastEndpoint = endpoint;
     const h = new AttemptHandler(this, endpoint, admission);
+    if (admission === Admission.Trial) subset.breaker!.startTrial(h);
     if (this.outlier !== null && this.outlier.ejectedCount > 0) h.sentDuring = this.outlier.ejection(endpoint.key);
     this.current = h;
     this.armTimer(now);

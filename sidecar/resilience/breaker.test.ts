@@ -176,13 +176,81 @@ describe('CircuitBreaker', () => {
     expect(changes).toEqual(['open', 'half-open', 'closed', 'open']);
   });
 
+  it('judges a trial still out resetTimeout after it went out: with no head a failure that reopens the circuit, so a later request is the next trial', async () => {
+    const { breaker, changes } = track(make({ volumeThreshold: 2 }));
+    await run(breaker, [false, false]);
+    vi.advanceTimersByTime(5000);
+    const stuck = { admission: breaker.tryAcquire(), status: 0 };
+    expect(stuck.admission).toBe(Admission.Trial);
+    breaker.startTrial(stuck);
+    vi.advanceTimersByTime(4999);
+    expect(breaker.tryAcquire()).toBe(Admission.Refused); // the trial holds its place until its bound
+    vi.advanceTimersByTime(1);
+    await settle();
+    expect(breaker.state).toBe('open');
+    expect(stuck.admission).toBe(Admission.Decided);
+    vi.advanceTimersByTime(5000);
+    const next = { admission: breaker.tryAcquire(), status: 0 };
+    expect(next.admission).toBe(Admission.Trial);
+    breaker.startTrial(next);
+    // The stuck trial's end, whatever it is, neither counts nor frees the next trial's place.
+    breaker.release(stuck.admission, 'success');
+    await settle();
+    expect(breaker.state).toBe('half-open');
+    expect(breaker.tryAcquire()).toBe(Admission.Refused);
+    breaker.release(next.admission, 'success');
+    await settle();
+    expect(breaker.state).toBe('closed');
+    expect(breaker.active).toBe(0);
+    expect(changes).toEqual(['open', 'half-open', 'open', 'half-open', 'closed']);
+  });
+
+  it('judges a trial past its bound with a good head (a gRPC stream with no message yet) a success, and one answered or released before it not again', async () => {
+    const { breaker } = track(make({ volumeThreshold: 2 }));
+    await run(breaker, [false, false]);
+    vi.advanceTimersByTime(5000);
+    const streaming = { admission: breaker.tryAcquire(), status: 200 };
+    breaker.startTrial(streaming);
+    vi.advanceTimersByTime(5000);
+    await settle();
+    expect(breaker.state).toBe('closed');
+    expect(streaming.admission).toBe(Admission.Decided);
+    breaker.release(streaming.admission, 'failure');
+
+    await run(breaker, [false, false]);
+    vi.advanceTimersByTime(5000);
+    const released = { admission: breaker.tryAcquire(), status: 0 };
+    breaker.startTrial(released);
+    breaker.release(released.admission, 'success');
+    await settle();
+    expect(breaker.state).toBe('closed');
+    vi.advanceTimersByTime(5000);
+    expect(released.admission).toBe(Admission.Trial); // its bound was off
+  });
+
+  it('lets a trial past its bound go on as an ordinary attempt when another outcome decided the circuit first', async () => {
+    const { breaker } = track(make({ volumeThreshold: 2 }));
+    const early = breaker.tryAcquire();
+    await run(breaker, [false, false]);
+    vi.advanceTimersByTime(5000);
+    const trial = { admission: breaker.tryAcquire(), status: 0 };
+    breaker.startTrial(trial);
+    breaker.release(early, 'success');
+    await settle();
+    expect(breaker.state).toBe('closed');
+    vi.advanceTimersByTime(5000);
+    expect(trial.admission).toBe(Admission.Attempt);
+    breaker.release(trial.admission, 'failure');
+    expect(breaker.active).toBe(0);
+  });
+
   it('closes the circuit when the half-open trial answers well, and does not count the trial again at its end', async () => {
     const { breaker, changes } = track(make({ volumeThreshold: 2 }));
     await run(breaker, [false, false]);
     vi.advanceTimersByTime(5000);
     expect(breaker.tryAcquire()).toBe(Admission.Trial);
     const answered = breaker.trialAnswered();
-    expect(answered).toBe(Admission.Answered);
+    expect(answered).toBe(Admission.Decided);
     await settle();
     expect(breaker.state).toBe('closed');
     expect(breaker.tryAcquire()).toBe(Admission.Attempt); // others go through while the trial's body streams

@@ -22,6 +22,15 @@
  * head comes (`trialAnswered`), not at its end: its body may stream for hours (server-sent
  * events, a long poll under `timeout: 0s`), and every other request would be refused meanwhile.
  *
+ * For the same reason a trial is bounded (`startTrial`): one still undecided `resetTimeout`
+ * after it went out is judged then, as opossum judges a trial that meets its action timeout
+ * (which is off here, the attempt loop owning timeouts). One with no answer is a failure
+ * and reopens the circuit, so a later request becomes the next trial; under `timeout: 0s` it
+ * would otherwise hold the half-open circuit, refusing every other request, for as long as
+ * its endpoint kept it waiting. The trial itself is not cut: it goes on, its end uncounted.
+ * The bound is the breaker's own interval, as long as the circuit was open before the trial:
+ * a trial may keep the service refused no longer than the open circuit did.
+ *
  * A closed circuit is judged on what happened since it closed, as Hystrix and resilience4j
  * do: opossum keeps the failures that opened it in its rolling window, where a single failure
  * after the close would reopen it, and has no way to clear them. So each close swaps in a
@@ -44,13 +53,21 @@ export interface BreakerHooks {
   onReject?(): void;
 }
 
-/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` turns a trial into `Answered`). */
+/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` or its bound turn a trial into `Decided`). */
 export const enum Admission {
   Refused = 0,
   Attempt = 1,
   Trial = 2,
-  /** A trial whose success was counted when it answered: its release only frees its place. */
-  Answered = 3,
+  /** A trial whose outcome was counted before its end (it answered, or its bound passed): its release only frees its place. */
+  Decided = 3,
+}
+
+/** The attempt a half-open circuit let through, as `startTrial` watches it (the exchange's AttemptHandler). */
+export interface TrialAttempt {
+  /** The breaker sets it to `Decided` (or `Attempt`) when the trial's bound passes first. */
+  admission: Admission;
+  /** Its answer's HTTP status; 0 while no head came. */
+  readonly status: number;
 }
 
 /** What an attempt says about its endpoint: `neutral` when it says nothing (the caller's doing). */
@@ -62,11 +79,18 @@ const ignore = (): void => {};
 /** The action fired for a released attempt: settled already to its outcome. */
 const outcome = (success: boolean): Promise<void> => (success ? SUCCEEDED : Promise.reject(FAILED));
 
+function onTrialBound(breaker: CircuitBreaker): void {
+  breaker.trialOverdue();
+}
+
 export class CircuitBreaker {
   private opossum: Opossum<[boolean], void>;
   private inFlight = 0;
-  /** The half-open trial is admitted and not yet released. */
+  /** The half-open trial is admitted and not yet released, answered or past its bound. */
   private trialOut = false;
+  /** The trial in flight as startTrial was given it, and the timer of its bound. */
+  private trial: TrialAttempt | null = null;
+  private trialTimer: NodeJS.Timeout | undefined = undefined;
   private current: CircuitState = 'closed';
   private rejections = 0;
 
@@ -143,8 +167,18 @@ export class CircuitBreaker {
   release(admission: Admission, verdict: Verdict): void {
     if (admission === Admission.Refused || this.inFlight === 0) return;
     this.inFlight--;
-    if (admission === Admission.Trial) this.trialOut = false;
-    if (verdict !== 'neutral' && admission !== Admission.Answered) this.count(verdict === 'success');
+    if (admission === Admission.Trial) this.endTrial();
+    if (verdict !== 'neutral' && admission !== Admission.Decided) this.count(verdict === 'success');
+  }
+
+  /**
+   * Bounds the trial `tryAcquire` just admitted, which must be `attempt`: if it is neither
+   * answered nor released `resetTimeout` from now, trialOverdue judges it.
+   */
+  startTrial(attempt: TrialAttempt): void {
+    this.trial = attempt;
+    // Once per half-open period, not per request; unref'd, as opossum's reset timer is.
+    this.trialTimer = setTimeout(onTrialBound, this.policy.resetTimeout, this).unref();
   }
 
   /**
@@ -153,9 +187,39 @@ export class CircuitBreaker {
    * to release it with, which then only frees its place (its end is not counted again).
    */
   trialAnswered(): Admission {
-    this.trialOut = false;
+    this.endTrial();
     this.count(true);
-    return Admission.Answered;
+    return Admission.Decided;
+  }
+
+  /**
+   * The trial's bound passed with the trial still out. While the circuit is half-open it is
+   * judged now: with no head, or a 5xx one, a failure (the circuit reopens); with a good head
+   * (a gRPC stream that has sent no message yet) a success. Either way it stops being the trial
+   * and its end counts for nothing. If another outcome already decided the circuit, it goes on
+   * as an ordinary attempt, counted at its end.
+   */
+  trialOverdue(): void {
+    this.trialTimer = undefined;
+    const trial = this.trial;
+    if (trial === null) return;
+    this.endTrial();
+    if (!this.opossum.pendingClose) {
+      trial.admission = Admission.Attempt;
+      return;
+    }
+    trial.admission = Admission.Decided;
+    this.count(trial.status !== 0 && trial.status < 500);
+  }
+
+  /** The trial's place is free for the next one, and its bound off. */
+  private endTrial(): void {
+    this.trialOut = false;
+    this.trial = null;
+    if (this.trialTimer !== undefined) {
+      clearTimeout(this.trialTimer);
+      this.trialTimer = undefined;
+    }
   }
 
   private count(success: boolean): void {
@@ -171,8 +235,9 @@ export class CircuitBreaker {
     return { state: this.current, active: this.inFlight, rejected: this.rejections };
   }
 
-  /** Stops opossum's timers; attempts released after this are not counted. */
+  /** Stops opossum's timers and the trial's bound; attempts released after this are not counted. */
   close(): void {
+    this.endTrial();
     this.opossum.shutdown();
   }
 

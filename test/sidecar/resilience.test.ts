@@ -452,6 +452,39 @@ describe('circuit breaker after it closes', () => {
     expect((await breakerOf(web)).state).toBe('closed');
   });
 
+  it('bounds a half-open trial that gets no answer (route timeout 0s): past resetTimeout it failed, and a later request is the next trial, while it goes on', async () => {
+    let failing = true;
+    const held: ServerResponse[] = [];
+    const ok = echoHandler('catalog');
+    const flaky = await upstream((req, res) => {
+      if (req.url === '/hang') held.push(res); // answered only when the test says so
+      else if (failing) fail(503)(req, res);
+      else ok(req, res);
+    });
+    const web = await startOutbound(procs, catalog(policy(3), flaky));
+    const circuit = async (): Promise<number> => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' });
+    for (let i = 0; i < 3; i++) await web.call('/items');
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    failing = false;
+    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+
+    // The trial reaches an endpoint that keeps it waiting; others are refused meanwhile.
+    const trial = web.call('/hang');
+    await waitUntil(() => held.length === 1, { what: 'the trial to reach the upstream' });
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    // Its bound (resetTimeout, 1 s) reopens the circuit; it half-opens again, and the next request is a trial that closes it.
+    await waitUntil(async () => (await web.call('/items')).status === 200, { timeoutMs: 6000, what: 'a later trial to close the circuit' });
+    expect(await circuit()).toBe(0);
+    expect(await breakerOf(web)).toMatchObject({ state: 'closed', active: 1 });
+
+    // The stuck trial was not cut: it is answered when its endpoint answers, and its end counts for nothing.
+    held[0]!.writeHead(200, { 'content-type': 'text/plain' }).end('late');
+    const late = await trial;
+    expect(late.status).toBe(200);
+    expect(late.body).toBe('late');
+    await waitUntil(async () => (await breakerOf(web)).active === 0, { what: 'the trial to free its place' });
+  });
+
   it('judges the circuit on what happened since it closed: one failure after the close does not reopen it', async () => {
     let failing = true;
     const ok = echoHandler('catalog');
