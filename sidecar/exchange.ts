@@ -637,8 +637,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   onAttemptComplete(h: AttemptHandler, trailers: RawHeaders | Record<string, string | string[]> | null): void {
     if (this.heldHead !== null && h === this.current) {
-      const status = trailers !== null && !isRawList(trailers) ? Number(trailers['grpc-status'] ?? -1) : -1;
-      if (this.mayRetry('response', h.status, status, true)) {
+      if (this.mayRetry('response', h.status, endedGrpcStatus(trailers), true)) {
         this.heldHead = null;
         this.retryNext();
         return;
@@ -895,7 +894,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   private retryAfterResponse(h: AttemptHandler, status: number, raw: RawHeaders): boolean {
-    const grpcStatus = this.grpc ? Number(rawHeader(raw, 'grpc-status') ?? -1) : -1;
+    // A head without grpc-status is no trailers-only answer: its status is yet to come (-1).
+    const value = this.grpc ? rawHeader(raw, 'grpc-status') : undefined;
+    const grpcStatus = value === undefined ? -1 : grpcStatusCode(value);
     // A peer sidecar that could not reach its app never delivered the request. Only its own
     // answer says so (marked in the mux frame): an app may send any x-skein-reason header, and
     // a plain endpoint's is never believed.
@@ -1100,6 +1101,16 @@ function repeatedField(name: string, prev: string | string[], value: string): st
   if (typeof prev === 'string') return [prev, value];
   prev.push(value);
   return prev;
+}
+
+/**
+ * The grpc-status of a call that ended with `trailers`, as its metrics count it
+ * (grpcStatusCode): a value that is no code, or none (repeated, absent, no trailers), is
+ * UNKNOWN, the call having ended without a status its caller can read.
+ */
+function endedGrpcStatus(trailers: RawHeaders | Record<string, string | string[]> | null): number {
+  const value = trailers === null ? undefined : isRawList(trailers) ? rawHeader(trailers, 'grpc-status') : trailers['grpc-status'];
+  return typeof value === 'string' ? grpcStatusCode(value) : GRPC_UNKNOWN;
 }
 
 /** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */

@@ -2,14 +2,16 @@
  * gRPC resilience over a real sidecar pair (mTLS, HTTP/2 between sidecars): retries on
  * `unavailable` (grpc-status 14, which the default `gateway-error` condition covers for gRPC,
  * SPEC §4), which the idempotency rule allows only when the route opts in with
- * `retryNonIdempotent`, since every gRPC call is a POST; and a half-open circuit whose trial
- * is a server stream.
+ * `retryNonIdempotent`, since every gRPC call is a POST; retry conditions reading grpc-status
+ * as the metrics do; and a half-open circuit whose trial is a server stream.
  */
 import * as grpc from '@grpc/grpc-js';
+import { connect as h2connect, createServer as h2server, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { echoDefinition, grpcClient, grpcPairTeardown, startGrpcSidecarPair } from './grpc-fixture.js';
-import { metric, scrape } from './resilience-fixture.js';
+import { metric, scrape, startOutbound, type Outbound } from './resilience-fixture.js';
 
 const identity = (b: Buffer): Buffer => b;
 const definition: grpc.ServiceDefinition = {
@@ -118,6 +120,86 @@ describe('gRPC retries on unavailable', () => {
     expect(attempts).toEqual(['1']);
     const next = await echo(big, true);
     expect(next.res?.toString()).toBe(`echo:${big}`);
+  });
+});
+
+describe('gRPC retry conditions', () => {
+  const procs = new Processes();
+  let app: Http2Server;
+  let web: Outbound;
+  /** The tries each call's app saw, by path. */
+  const tries = new Map<string, string[]>();
+
+  beforeAll(async () => {
+    // A raw HTTP/2 gRPC app: /odd.Echo/<form>-<status> answers its first try with that
+    // grpc-status, trailers-only (`head`) or after a head without one (`trailers`), and its
+    // retries with OK.
+    app = h2server();
+    app.on('stream', (stream, headers) => {
+      const path = String(headers[':path']);
+      const seen = tries.get(path) ?? [];
+      tries.set(path, [...seen, String(headers['x-skein-attempt'])]);
+      const [form, status] = path.split('/').pop()!.split(/-(.*)/) as [string, string];
+      const grpcStatus = seen.length === 0 ? status : '0';
+      stream.resume();
+      stream.on('end', () => {
+        if (form === 'head') {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': grpcStatus }, { endStream: true });
+          return;
+        }
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': grpcStatus }));
+        stream.end();
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const endpoint = { address: '127.0.0.1', port: (app.address() as AddressInfo).port, labels: { version: 'v1' } };
+    const retries = { attempts: 2, on: ['unavailable' as const], backoff: { base: '1ms', max: '2ms' } };
+    web = await startOutbound(procs, {
+      version: '1',
+      services: { catalog: { protocol: 'grpc', retries, endpoints: [endpoint] } },
+      routes: { catalog: [{ match: { pathPrefix: '/' }, retryNonIdempotent: true }] },
+    });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await new Promise((resolve) => app?.close(resolve));
+  });
+
+  /** One unary call on a fresh HTTP/2 connection: the grpc-status its caller got, from the head or the trailers. */
+  const call = (path: string): Promise<string | undefined> =>
+    new Promise((resolve, reject) => {
+      const session = h2connect(web.sidecar.outboundUrl);
+      session.on('error', reject);
+      const stream = session.request({ ':method': 'POST', ':path': path, ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers' });
+      let status: string | undefined;
+      stream.on('response', (h) => (status = h['grpc-status'] as string | undefined));
+      stream.on('trailers', (t) => (status = t['grpc-status'] as string | undefined));
+      stream.on('close', () => {
+        session.close();
+        resolve(status);
+      });
+      stream.resume();
+      stream.end(Buffer.alloc(5));
+    });
+
+  it('read grpc-status as the metrics do: a value that is no gRPC code is UNKNOWN, which no condition retries, where Number() read 14.0 as UNAVAILABLE', async () => {
+    for (const form of ['head', 'trailers']) {
+      // 14 is UNAVAILABLE: retried, and the retry answers OK.
+      expect(await call(`/odd.Echo/${form}-14`)).toBe('0');
+      expect(tries.get(`/odd.Echo/${form}-14`)).toEqual(['1', '2']);
+      // 14.0 and abc are no gRPC code (1*DIGIT, 0-16): UNKNOWN, relayed as they came, not retried.
+      for (const status of ['14.0', 'abc']) {
+        expect(await call(`/odd.Echo/${form}-${status}`)).toBe(status);
+        expect(tries.get(`/odd.Echo/${form}-${status}`), `${form}-${status}`).toEqual(['1']);
+      }
+    }
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog', reason: 'unavailable' })).toBe(2);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(2);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '2' })).toBe(4);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(2);
   });
 });
 
