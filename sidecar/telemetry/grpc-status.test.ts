@@ -8,6 +8,8 @@ describe('grpcStatusCode', () => {
       expect(grpcStatusCode(code)).toBe(code);
     }
     expect(grpcStatusCode('05')).toBe(5);
+    expect(grpcStatusCode('014')).toBe(14);
+    expect(grpcStatusCode('0000')).toBe(0);
   });
 
   it('reads anything else as UNKNOWN (2)', () => {

@@ -9,8 +9,11 @@ export const GRPC_UNKNOWN = 2;
 /** Codes 0 to 16. */
 export const GRPC_CODES = 17;
 
-/** One or two decimal digits; Number() alone would read '' and ' 0' as 0 and '0x1' as 1. */
-const DIGITS = /^\d{1,2}$/;
+/**
+ * gRPC's `1*DIGIT`, leading zeros too (`014` is 14, as grpc-go's ParseInt reads it); Number()
+ * alone would read '' and ' 0' as 0, '0x1' as 1 and '1.0' as 1.
+ */
+const DIGITS = /^\d+$/;
 
 /** `value` (a grpc-status header, or a code) as a code 0–16; anything else is UNKNOWN. */
 export function grpcStatusCode(value: string | number): number {
