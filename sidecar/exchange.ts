@@ -35,7 +35,7 @@ import { AttemptHandler, connectFailureText, dispatchFailure, isConnectError, is
 import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
-import { appendTraceHeaders, appendTraceparent, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
+import { appendPeerTraceHeaders, appendTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
 import { GRPC_UNKNOWN, grpcStatusCode } from './telemetry/grpc-status.js';
 
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
@@ -97,7 +97,7 @@ export interface ExchangeDeps {
   readonly direction: 'inbound' | 'outbound';
   /**
    * The next hop is a peer Skein sidecar (outbound over mTLS): it re-derives every trace
-   * format from `traceparent` for its app, so only that one is sent.
+   * format from `traceparent` for its app, so only that one is sent (and B3's debug flag).
    */
   readonly peerIsSidecar: boolean;
   readonly ids: IdSource;
@@ -220,6 +220,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   spanId = '';
   parentSpanId = '';
   sampled = true;
+  debug = false;
 
   destination = '';
   route: RouteRuntime | null = null;
@@ -347,7 +348,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
           this.xB3Flags = raw[i + 1];
           break;
         case H.RequestId:
-          this.requestId = raw[i + 1];
+          // One request, one id: the first line's, and one line goes on (stampHeaders).
+          this.requestId ??= raw[i + 1];
           break;
         case H.SkeinReason:
           out.push(name, raw[i + 1]!);
@@ -371,7 +373,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   stampHeaders(): void {
     continueTrace(this, this, this.deps.ids);
     const out = this.headers;
-    if (this.deps.peerIsSidecar) appendTraceparent(out, this);
+    if (this.deps.peerIsSidecar) appendPeerTraceHeaders(out, this);
     else appendTraceHeaders(out, this);
     if (this.tracestate !== undefined) out.push('tracestate', this.tracestate);
     out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', this.firstAttempt());

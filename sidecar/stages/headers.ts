@@ -27,7 +27,7 @@ export const enum H {
   XB3TraceId,
   XB3SpanId,
   XB3Sampled,
-  /** `x-b3-flags`: read for its debug flag (which implies sampling), never forwarded. */
+  /** `x-b3-flags`: read for B3's debug flag, which this hop writes again itself when set (trace-context.ts). */
   XB3Flags,
   RequestId,
   Upgrade,

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { appendTraceHeaders, continueTrace, IdSource, requestIdFor, type IncomingTraceHeaders, type TraceFields } from './trace-context.js';
+import { appendPeerTraceHeaders, appendTraceHeaders, continueTrace, IdSource, requestIdFor, type IncomingTraceHeaders, type TraceFields } from './trace-context.js';
 
 const none: IncomingTraceHeaders = { traceparent: undefined, b3: undefined, xB3TraceId: undefined, xB3SpanId: undefined, xB3Sampled: undefined };
-const fresh = (): TraceFields => ({ traceId: '', spanId: '', parentSpanId: '', sampled: true });
+const fresh = (): TraceFields => ({ traceId: '', spanId: '', parentSpanId: '', sampled: true, debug: false });
 
 describe('trace context', () => {
   const ids = new IdSource();
@@ -117,6 +117,74 @@ describe('trace context edge cases', () => {
     expect(sampled({ ...ids3, xB3Flags: '1' })).toBe(true);
     expect(sampled({ xB3Sampled: '0', xB3Flags: '1' })).toBe(true);
     expect(sampled({ ...ids3, xB3Sampled: '0', xB3Flags: '0' })).toBe(false);
+  });
+
+  it('carries B3 debug on as debug to the app and to a peer sidecar, sampled whatever else says so, and every hop after keeps it', () => {
+    const header = (list: string[], name: string) => (list.includes(name) ? list[list.indexOf(name) + 1] : undefined);
+    const traceId = '463ac35c9f6413ad48485a3953bb6124';
+    const parent = 'a2fb4a1d1a96d312';
+    for (const incoming of [
+      { ...none, xB3TraceId: traceId, xB3SpanId: parent, xB3Sampled: '0', xB3Flags: '1' },
+      { ...none, xB3TraceId: traceId, xB3SpanId: parent, xB3Flags: '1' },
+      { ...none, b3: `${traceId}-${parent}-d` },
+      { ...none, b3: `${traceId}-${parent}-d-00f067aa0ba902b7` },
+      { ...none, traceparent: `00-${traceId}-${parent}-00`, xB3Flags: '1' },
+    ]) {
+      const what = JSON.stringify(incoming);
+      const t = fresh();
+      continueTrace(t, incoming, ids);
+      expect(t, what).toMatchObject({ traceId, parentSpanId: parent, sampled: true, debug: true });
+      const app: string[] = [];
+      appendTraceHeaders(app, t);
+      expect(header(app, 'traceparent'), what).toBe(`00-${traceId}-${t.spanId}-01`);
+      expect(header(app, 'b3'), what).toBe(`${traceId}-${t.spanId}-d-${parent}`);
+      expect(header(app, 'x-b3-flags'), what).toBe('1');
+      // B3: "Debug implies an accept decision, so don't also send the X-B3-Sampled header".
+      expect(header(app, 'x-b3-sampled'), what).toBeUndefined();
+      const peer: string[] = [];
+      appendPeerTraceHeaders(peer, t);
+      expect(peer, what).toEqual(['traceparent', `00-${traceId}-${t.spanId}-01`, 'x-b3-flags', '1']);
+      // What the next hop reads from each, as an app or as the peer sidecar.
+      for (const next of [
+        { ...none, traceparent: header(peer, 'traceparent'), xB3Flags: header(peer, 'x-b3-flags') },
+        { ...none, b3: header(app, 'b3') },
+        { ...none, xB3TraceId: header(app, 'x-b3-traceid'), xB3SpanId: header(app, 'x-b3-spanid'), xB3Flags: header(app, 'x-b3-flags') },
+      ]) {
+        const hop = fresh();
+        continueTrace(hop, next, ids);
+        expect(hop, JSON.stringify(next)).toMatchObject({ traceId, parentSpanId: t.spanId, sampled: true, debug: true });
+      }
+    }
+    // Without debug nothing says so, and x-b3-sampled goes on.
+    const plain = fresh();
+    continueTrace(plain, { ...none, xB3TraceId: traceId, xB3SpanId: parent, xB3Flags: '0' }, ids);
+    expect(plain.debug).toBe(false);
+    const app: string[] = [];
+    appendTraceHeaders(app, plain);
+    expect(app).not.toContain('x-b3-flags');
+    expect(header(app, 'x-b3-sampled')).toBe('1');
+    expect(header(app, 'b3')).toBe(`${traceId}-${plain.spanId}-1-${parent}`);
+    const peer: string[] = [];
+    appendPeerTraceHeaders(peer, plain);
+    expect(peer).toEqual(['traceparent', `00-${traceId}-${plain.spanId}-01`]);
+    // A sampling-only `d`, and no ids: a new trace, debug.
+    const root = fresh();
+    continueTrace(root, { ...none, b3: 'd' }, ids);
+    expect(root).toMatchObject({ parentSpanId: '', sampled: true, debug: true });
+    // `d` elsewhere than the sampling state is no debug.
+    const notDebug = fresh();
+    continueTrace(notDebug, { ...none, b3: `${traceId}-${parent}-1-d000000000000000` }, ids);
+    expect(notDebug.debug).toBe(false);
+  });
+
+  it('forwards a valid traceparent\'s tracestate without its invalid members', () => {
+    const t = fresh();
+    continueTrace(t, { ...none, traceparent: valid, tracestate: 'ok=1,BAD=2,ok=3,fine=4' }, ids);
+    expect(t.tracestate).toBe('ok=1,fine=4');
+    continueTrace(t, { ...none, traceparent: valid, tracestate: 'Bad=1' }, ids);
+    expect(t.tracestate).toBeUndefined();
+    continueTrace(t, { ...none, traceparent: valid }, ids);
+    expect(t.tracestate).toBeUndefined();
   });
 
   it('keeps x-request-id or makes a UUID', () => {

@@ -5,6 +5,7 @@
  * costs two hex slices rather than a crypto call.
  */
 import { randomFillSync } from 'node:crypto';
+import { filterTracestate } from './tracestate.js';
 
 const POOL_BYTES = 8192;
 
@@ -52,7 +53,16 @@ export interface TraceFields {
   /** The caller's span, '' for a root span. */
   parentSpanId: string;
   sampled: boolean;
-  /** The caller's W3C `tracestate` to forward unchanged; continueTrace clears it unless the traceparent was valid. */
+  /**
+   * B3's debug flag (`x-b3-flags: 1`, or `d` as the `b3` header's sampling state): a request
+   * to record this trace whatever any sampler says. It implies sampled and goes on to the
+   * next hop as debug, which neither `x-b3-sampled` nor a traceparent flag can say.
+   */
+  debug: boolean;
+  /**
+   * The caller's W3C `tracestate` to forward, its invalid members dropped (tracestate.ts);
+   * continueTrace clears it unless the traceparent was valid.
+   */
   tracestate?: string | undefined;
 }
 
@@ -107,14 +117,28 @@ function isTraceparent(tp: string): boolean {
 }
 
 /**
- * The B3 multi headers' sampling decision: debug (`x-b3-flags: 1`) implies sampled; else
- * `x-b3-sampled` 0 or false (B3 asks to accept the older true/false spelling too) is not
- * sampled, and anything else, or none (the decision deferred), is.
+ * The B3 multi headers' sampling decision (debug aside): `x-b3-sampled` 0 or false (B3 asks
+ * to accept the older true/false spelling too) is not sampled, and anything else, or none
+ * (the decision deferred), is.
  */
 function b3MultiSampled(incoming: IncomingTraceHeaders): boolean {
-  if (incoming.xB3Flags === '1') return true;
   const s = incoming.xB3Sampled;
   return s !== '0' && !(s !== undefined && s.length === 5 && s.toLowerCase() === 'false');
+}
+
+/**
+ * B3 debug: `x-b3-flags: 1`, or `d` as the sampling state of a `b3` header (`d` alone, or
+ * `traceid-spanid-d[-parent]`). Read whichever header carried the ids, as it is a request to
+ * record this trace, not a part of its position; no allocation, as it runs for every request.
+ */
+function b3Debug(incoming: IncomingTraceHeaders): boolean {
+  if (incoming.xB3Flags === '1') return true;
+  const b3 = incoming.b3;
+  if (b3 === undefined) return false;
+  if (b3.length === 1) return b3 === 'd';
+  const first = b3.indexOf('-');
+  const second = first < 0 ? -1 : b3.indexOf('-', first + 1);
+  return second > 0 && b3.charCodeAt(second + 1) === 100 && (b3.length === second + 2 || b3.charCodeAt(second + 2) === 45);
 }
 
 /** B3 allows 64-bit trace ids; W3C needs 128 bits, so pad on the left. */
@@ -128,16 +152,20 @@ function traceId128(id: string): string | undefined {
 /**
  * Fills `out` for this hop: the trace id and sampling of the incoming trace (traceparent
  * first, then b3, then x-b3-*) with a fresh span id whose parent is the caller's span, or a
- * new sampled trace when none came in.
+ * new sampled trace when none came in. B3 debug makes any of them sampled (B3: debug implies
+ * an accept decision).
  */
 export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, ids: IdSource): void {
   out.spanId = ids.spanId();
+  const debug = b3Debug(incoming);
+  out.debug = debug;
   const tp = incoming.traceparent;
   if (tp !== undefined && isTraceparent(tp)) {
     out.traceId = tp.slice(3, 35);
     out.parentSpanId = tp.slice(36, 52);
-    out.sampled = (hexValue(tp.charCodeAt(54)) & 1) === 1;
-    out.tracestate = incoming.tracestate;
+    out.sampled = debug || (hexValue(tp.charCodeAt(54)) & 1) === 1;
+    const ts = incoming.tracestate;
+    out.tracestate = ts === undefined ? undefined : filterTracestate(ts);
     return;
   }
   // W3C: tracestate means nothing without a valid traceparent.
@@ -150,7 +178,7 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
     if (traceId !== undefined && parent !== undefined && isHex(parent, 16)) {
       out.traceId = traceId;
       out.parentSpanId = parent;
-      out.sampled = parts[2] !== '0'; // 1, d (debug), or absent (defer: we sample)
+      out.sampled = debug || parts[2] !== '0'; // 1, d (debug), or absent (defer: we sample)
       return;
     }
   }
@@ -160,35 +188,45 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
     if (traceId !== undefined && isHex(parent, 16)) {
       out.traceId = traceId;
       out.parentSpanId = parent;
-      out.sampled = b3MultiSampled(incoming);
+      out.sampled = debug || b3MultiSampled(incoming);
       return;
     }
   }
   out.traceId = ids.traceId();
   out.parentSpanId = '';
-  out.sampled = b3MultiSampled(incoming) && incoming.b3 !== '0';
+  out.sampled = debug || (b3MultiSampled(incoming) && incoming.b3 !== '0');
 }
 
-/**
- * Appends the outgoing trace headers of this hop to a flat `[name, value, ...]` header list.
- * `tracestate` is not among them: the caller forwards `t.tracestate` itself when defined.
- */
-/**
- * Appends only the W3C `traceparent`: for a hop to a peer Skein sidecar, which reads it
- * first and writes every format again for its app, so B3 copies would only cost bytes.
- */
-export function appendTraceparent(headers: string[], t: TraceFields): void {
+function appendTraceparent(headers: string[], t: TraceFields): void {
   headers.push('traceparent', `00-${t.traceId}-${t.spanId}-${t.sampled ? '01' : '00'}`);
 }
 
+/**
+ * The trace headers for a hop to a peer Skein sidecar: the W3C `traceparent`, which it reads
+ * first and writes every format again from for its app, so B3 copies would only cost bytes;
+ * `x-b3-flags: 1` besides when debug, which a traceparent cannot carry.
+ */
+export function appendPeerTraceHeaders(headers: string[], t: TraceFields): void {
+  appendTraceparent(headers, t);
+  if (t.debug) headers.push('x-b3-flags', '1');
+}
+
+/**
+ * Appends the outgoing trace headers of this hop, in every format, to a flat `[name, value,
+ * ...]` header list. Debug goes on as B3 writes it: `d` as the `b3` sampling state, and
+ * `x-b3-flags: 1` instead of `x-b3-sampled` ("Debug implies an accept decision, so don't also
+ * send the X-B3-Sampled header"). `tracestate` is not among them: the caller forwards
+ * `t.tracestate` itself when defined.
+ */
 export function appendTraceHeaders(headers: string[], t: TraceFields): void {
-  const sampled = t.sampled ? '1' : '0';
+  const sampling = t.debug ? 'd' : t.sampled ? '1' : '0';
   appendTraceparent(headers, t);
   headers.push(
-    'b3', t.parentSpanId === '' ? `${t.traceId}-${t.spanId}-${sampled}` : `${t.traceId}-${t.spanId}-${sampled}-${t.parentSpanId}`,
+    'b3', t.parentSpanId === '' ? `${t.traceId}-${t.spanId}-${sampling}` : `${t.traceId}-${t.spanId}-${sampling}-${t.parentSpanId}`,
     'x-b3-traceid', t.traceId,
     'x-b3-spanid', t.spanId,
-    'x-b3-sampled', sampled,
   );
+  if (t.debug) headers.push('x-b3-flags', '1');
+  else headers.push('x-b3-sampled', sampling);
   if (t.parentSpanId !== '') headers.push('x-b3-parentspanid', t.parentSpanId);
 }

@@ -2,22 +2,32 @@
  * Incoming trace headers read as the W3C trace-context and B3 specifications say, through a
  * real sidecar to an app that echoes what it received: two `traceparent` lines start a new
  * trace (W3C test suite, test_traceparent_duplicated), several `tracestate` lines go on as
- * one list, `x-b3-sampled: false` is not sampled, and `x-b3-flags: 1` (debug) is sampled
- * whatever `x-b3-sampled` says.
+ * one list without its invalid members, `x-b3-sampled: false` is not sampled, `x-b3-flags: 1`
+ * (debug) is sampled whatever `x-b3-sampled` says and goes on as debug, and of two
+ * `x-request-id` lines the first goes on alone. The same through a pair over mTLS, where the
+ * sidecars pass each other only `traceparent` (and the debug flag).
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, Processes, startUpstream, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 
 const procs = new Processes();
 let app: TestUpstream;
 let web: SpawnedSidecar;
+/** web's twin with an identity: its endpoint is the mTLS inbound listener of `backend`, a sidecar in front of the same app. */
+let meshWeb: SpawnedSidecar;
 
 beforeAll(async () => {
   app = await startUpstream(echoHandler('backend'));
   const config = writeTempConfig({ services: { backend: { endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] } } });
   // No identity: the endpoint is the app itself, which gets every trace header form.
   web = await procs.sidecar({ service: 'web', appPort: app.port, config });
+  const ca = makeCa();
+  const dir = tempDir();
+  const [backendInbound] = (await freePorts(1)) as [number];
+  const meshConfig = writeTempConfig({ services: { backend: { endpoints: [{ address: '127.0.0.1', port: backendInbound, labels: { version: 'v1' } }] } } }, dir);
+  await procs.sidecar({ service: 'backend', appPort: app.port, config: meshConfig, inboundPort: backendInbound, identity: writeIdentity(dir, 'backend', makeLeaf(ca, 'backend')) });
+  meshWeb = await procs.sidecar({ service: 'web', appPort: app.port, config: meshConfig, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
 }, 60_000);
 
 afterAll(async () => {
@@ -25,12 +35,15 @@ afterAll(async () => {
   await app?.close();
 });
 
-/** The trace headers the app got for a request sent through web with `headers` (a flat list, so names may repeat). */
-async function forwarded(headers: string[]): Promise<Record<string, string | undefined>> {
-  const res = await request(`${web.outboundUrl}/x`, { headers: ['host', 'backend', ...headers] });
+/**
+ * The trace headers the app got for a request sent through `via` (web unless given) with
+ * `headers` (a flat list, so names may repeat; the app's node:http joins repeated ones with ", ").
+ */
+async function forwarded(headers: string[], via: SpawnedSidecar = web): Promise<Record<string, string | undefined>> {
+  const res = await request(`${via.outboundUrl}/x`, { headers: ['host', 'backend', ...headers] });
   expect(res.statusCode).toBe(200);
   const got = ((await res.body.json()) as { headers: Record<string, string> }).headers;
-  return { traceparent: got.traceparent, tracestate: got.tracestate, b3: got.b3, sampled: got['x-b3-sampled'], traceId: got['x-b3-traceid'], flags: got['x-b3-flags'] };
+  return { traceparent: got.traceparent, tracestate: got.tracestate, b3: got.b3, sampled: got['x-b3-sampled'], traceId: got['x-b3-traceid'], flags: got['x-b3-flags'], requestId: got['x-request-id'] };
 }
 
 const A = '0af7651916cd43dd8448eb211c80319c';
@@ -53,14 +66,36 @@ describe('incoming trace headers', () => {
     expect(got.tracestate).toBe('a=1,b=2,c=3');
   });
 
+  it('drops the invalid members of a tracestate and keeps the valid ones in order, one sidecar or two', async () => {
+    for (const via of [web, meshWeb]) {
+      const got = await forwarded(['traceparent', `00-${A}-b7ad6b7169203331-01`, 'tracestate', 'a=1,Bad=2,a=3', 'tracestate', ' , b=4'], via);
+      expect(got.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-01$`));
+      expect(got.tracestate).toBe('a=1,b=4');
+      const none = await forwarded(['traceparent', `00-${A}-b7ad6b7169203331-01`, 'tracestate', 'Bad=2'], via);
+      expect(none.tracestate).toBeUndefined();
+    }
+  });
+
   it('reads x-b3-sampled false as not sampled, and x-b3-flags 1 (debug) as sampled over x-b3-sampled 0', async () => {
     const b3 = ['x-b3-traceid', A, 'x-b3-spanid', 'b7ad6b7169203331'];
     const unsampled = await forwarded([...b3, 'x-b3-sampled', 'false']);
     expect(unsampled.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-00$`));
     expect(unsampled.sampled).toBe('0');
-    const debug = await forwarded([...b3, 'x-b3-sampled', '0', 'x-b3-flags', '1']);
-    expect(debug.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-01$`));
-    expect(debug.sampled).toBe('1');
-    expect(debug.flags).toBeUndefined(); // each hop writes its own trace headers
+    expect(unsampled.flags).toBeUndefined();
+    // Debug goes on as debug, through one sidecar and through a pair that passes it beside the traceparent.
+    for (const via of [web, meshWeb]) {
+      const debug = await forwarded([...b3, 'x-b3-sampled', '0', 'x-b3-flags', '1'], via);
+      expect(debug.traceparent).toMatch(new RegExp(`^00-${A}-[0-9a-f]{16}-01$`));
+      expect(debug.flags).toBe('1');
+      expect(debug.sampled).toBeUndefined(); // B3: debug implies sampled, so no x-b3-sampled beside it
+      expect(debug.b3).toMatch(new RegExp(`^${A}-[0-9a-f]{16}-d-[0-9a-f]{16}$`));
+    }
+  });
+
+  it('sends the first of two x-request-id lines on, alone, one sidecar or two', async () => {
+    for (const via of [web, meshWeb]) {
+      const got = await forwarded(['x-request-id', 'first-id', 'x-request-id', 'second-id'], via);
+      expect(got.requestId).toBe('first-id');
+    }
   });
 });
