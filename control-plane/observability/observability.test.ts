@@ -177,6 +177,9 @@ describe('TraceStore', () => {
     store.add([span('relayed', 'c', '', 404), span('relayed', 's', 'c', 404, { kind: 'server' })]);
     expect(store.get('denied')!.error).toBe(true);
     expect(store.get('relayed')!.error).toBe(false);
+    // Each span says so too, for the waterfall's colours.
+    expect(store.get('denied')!.spanList.map((s) => [s.spanId, s.failed])).toEqual([['c', false], ['s', true]]);
+    expect(store.get('relayed')!.spanList.map((s) => s.failed)).toEqual([false, false]);
   });
 
   it('lists services in call order and roots an incomplete trace at its earliest hop, whatever order spans arrive in', () => {

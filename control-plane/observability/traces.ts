@@ -21,8 +21,11 @@ export interface TraceSummary {
   error: boolean;
 }
 
+/** A span of one trace as the API serves it: marked failed by the rule that makes the trace an error, so the dashboard need not repeat it. */
+export type ViewedSpan = SpanRecord & { readonly failed: boolean };
+
 export interface TraceView extends TraceSummary {
-  spanList: SpanRecord[];
+  spanList: ViewedSpan[];
 }
 
 export class TraceStore {
@@ -49,8 +52,8 @@ export class TraceStore {
   get(traceId: string): TraceView | undefined {
     const list = this.traces.get(traceId.toLowerCase());
     if (!list) return undefined;
-    const spanList = [...list].sort((a, b) => a.startMs - b.startMs);
-    return { ...summarize(traceId.toLowerCase(), spanList), spanList };
+    const spans = [...list].sort((a, b) => a.startMs - b.startMs);
+    return { ...summarize(traceId.toLowerCase(), spans), spanList: spans.map((s) => ({ ...s, failed: spanFailed(s) })) };
   }
 
   /** The newest traces first, optionally only those through `service`. */

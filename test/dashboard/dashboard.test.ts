@@ -235,6 +235,38 @@ describe('dashboard', () => {
     await page.locator('#trace-box .empty', { hasText: 'not in the control plane’s trace store' }).waitFor({ timeout: 5_000 });
   });
 
+  it("colours the waterfall's bars by outcome: 4xx amber, 5xx and the sidecar's own answers red, with a legend saying why", async () => {
+    /** The bars' classes and titles of a trace sent with `traceId`, once all `spans` have arrived. */
+    const bars = async (traceId: string, spans: number) => {
+      await page.goto(`${mesh.cp.adminUrl}/#/trace/${traceId}`);
+      await waitUntil(async () => (await page.locator('#trace-box .bar').count()) === spans, { timeoutMs: 15_000, what: `${spans} spans of ${traceId}` });
+      return page.locator('#trace-box .bar').evaluateAll((els) => els.map((e) => ({ cls: e.getAttribute('class') ?? '', title: e.getAttribute('title') ?? '' })));
+    };
+    const traceId = (n: number) => `${'c0ffee'.repeat(5)}${n}${n}`;
+    // A 4xx from the app, relayed by both hops; a 5xx; a no-route answer web's sidecar made itself (one span).
+    expect((await call(mesh, 'backend', '/direct?status=404', { traceparent: `00-${traceId(1)}-1111111111111111-01` })).status).toBe(404);
+    expect((await call(mesh, 'backend', '/direct?status=500', { traceparent: `00-${traceId(2)}-2222222222222222-01` })).status).toBe(500);
+    expect((await call(mesh, 'nosuch', '/x', { traceparent: `00-${traceId(3)}-3333333333333333-01` })).status).toBe(404);
+
+    const amber = await bars(traceId(1), 2);
+    for (const bar of amber) {
+      expect(bar.cls.split(' ')).toContain('client-error');
+      expect(bar.cls.split(' ')).not.toContain('error');
+      expect(bar.title).toContain('not counted as failed');
+    }
+    await expect(page.locator('#trace-box .waterfall-legend').textContent()).resolves.toContain('answered by the sidecar itself');
+    await chrome.screenshot(page, 'trace-4xx');
+    const red = await bars(traceId(2), 2);
+    for (const bar of red) {
+      expect(bar.cls.split(' ')).toContain('error');
+      expect(bar.title).toContain('failed: status 500');
+    }
+    const own = await bars(traceId(3), 1);
+    expect(own[0]!.cls.split(' ')).toContain('error');
+    expect(own[0]!.title).toBe('failed: answered by the web sidecar itself (x-skein-reason: no-route)');
+    await chrome.screenshot(page, 'trace-sidecar-answer');
+  });
+
   it('lists the proxies with sync state and certificate expiry', async () => {
     await page.goto(`${mesh.cp.adminUrl}/#/proxies`);
     await page.locator('#proxies-box .badge.SYNCED').first().waitFor({ timeout: 10_000 });

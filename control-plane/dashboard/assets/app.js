@@ -553,6 +553,22 @@ function tracesView() {
   });
 }
 
+/**
+ * How a span's bar is drawn, and why: red for a failed hop (`failed`, the control plane's rule
+ * for a trace's error: 5xx, no answer, a gRPC error, or an answer its sidecar made itself),
+ * amber for a 4xx the hop relayed (the request's fault, not counted as failed), else plain.
+ */
+function spanOutcome(s) {
+  if (s.failed) {
+    const why = s.reason ? `answered by the ${s.service} sidecar itself (x-skein-reason: ${s.reason})` : s.status === 0 ? 'no answer' : s.grpcStatus > 0 ? `gRPC status ${s.grpcStatus}` : `status ${s.status}`;
+    return { cls: 'error', text: 'sr-bad', title: `failed: ${why}` };
+  }
+  if (s.status >= 400 && s.status < 500) return { cls: 'client-error', text: 'sr-warn', title: `status ${s.status}: refused by the app as the request's fault, not counted as failed` };
+  return { cls: '', text: 'muted', title: `status ${s.status}` };
+}
+
+const WATERFALL_LEGEND = '<div class="legend waterfall-legend"><span class="l-client">client hop</span><span class="l-server">server hop</span><span class="l-warn">4xx from the app (the request\'s fault)</span><span class="l-bad">failed: 5xx, no answer, gRPC error, or answered by the sidecar itself (x-skein-reason)</span></div>';
+
 function traceView(id) {
   view.innerHTML = `<div class="panel"><h2>Trace <span class="mono">${esc(id)}</span></h2><div id="trace-box" class="waterfall"></div></div><div class="panel"><h2>Span</h2><div id="span-box" class="empty">Click a span for its details.</div></div>`;
   let shown = false;
@@ -580,12 +596,14 @@ function traceView(id) {
     spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId)).forEach(visit);
     const start = t.startMs;
     const total = Math.max(t.durationMs, 0.001);
-    $('#trace-box').innerHTML = `<div class="muted" id="trace-note"></div><div class="muted">${t.spans} spans across ${t.services.map(esc).join(', ')} in ${fmt.ms(t.durationMs)}</div>${ordered
+    $('#trace-box').innerHTML = `<div class="muted" id="trace-note"></div><div class="muted">${t.spans} spans across ${t.services.map(esc).join(', ')} in ${fmt.ms(t.durationMs)}</div>${WATERFALL_LEGEND}${ordered
       .map((s, i) => {
         const left = ((s.startMs - start) / total) * 100;
         const width = Math.max(0.3, (s.durationMs / total) * 100);
         const events = s.events.map((e) => `<span class="event" style="left:${((e.timeMs - start) / total) * 100}%" title="${esc(e.name)} ${esc(JSON.stringify(e.attributes))}"></span>`).join('');
-        return `<div class="row span-row" data-i="${i}"><div class="label" style="padding-left:${depth(s) * 16}px"><strong>${esc(s.service)}</strong> ${s.kind === 'client' ? '→' : '⇠'} ${esc(s.kind === 'client' ? s.destination : s.source)} <span class="mono">${esc(s.method)} ${esc(s.path)}</span> <span class="${s.status >= 500 ? 'sr-bad' : 'muted'}">${s.status}</span></div><div class="track"><span class="bar ${s.kind}${s.status >= 500 || s.status === 0 ? ' error' : ''}" style="left:${left}%;width:${width}%"></span>${events}</div><div class="num">${fmt.ms(s.durationMs)}</div></div>`;
+        const outcome = spanOutcome(s);
+        const title = esc(outcome.title);
+        return `<div class="row span-row" data-i="${i}"><div class="label" style="padding-left:${depth(s) * 16}px"><strong>${esc(s.service)}</strong> ${s.kind === 'client' ? '→' : '⇠'} ${esc(s.kind === 'client' ? s.destination : s.source)} <span class="mono">${esc(s.method)} ${esc(s.path)}</span> <span class="${outcome.text}" title="${title}">${s.status}${s.reason ? ` ${esc(s.reason)}` : ''}</span></div><div class="track"><span class="bar ${s.kind} ${outcome.cls}" title="${title}" style="left:${left}%;width:${width}%"></span>${events}</div><div class="num">${fmt.ms(s.durationMs)}</div></div>`;
       })
       .join('')}`;
     $('#trace-box').onclick = (ev) => {
