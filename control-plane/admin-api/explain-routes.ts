@@ -6,22 +6,16 @@
  */
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
-import { parseSnapshot, validate } from '../../common/config/parse.js';
+import { parseSnapshot } from '../../common/config/parse.js';
 import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
+import { ApiError } from './errors.js';
+import { parameter, queryParam } from './query-param.js';
 import type { Router } from './router.js';
 
-const explainQuery = z
-  .object({
-    // A name no service can have is a mistake in the question, not a request no rule routes.
-    service: serviceName,
-    // Any method a route may match (M-SEARCH, PROPFIND), taken as sent: a sidecar matches it case-sensitively.
-    method: methodName.default('GET'),
-    path: requestPath.default('/'),
-    header: z.array(z.string().regex(/^[^:\s]+:.*$/, 'must be NAME:VALUE')).default([]),
-  })
-  .strict();
+// A header line as `skein explain -H` takes it.
+const headerLine = z.string().regex(/^[^:\s]+:.*$/, 'must be NAME:VALUE');
 
 export interface PolicyInForce {
   protocol: string;
@@ -98,18 +92,20 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
       { name: 'header', description: 'NAME:VALUE, repeatable; a name given again is a repeated header line' },
     ],
     handler: async ({ query }) => {
-      const q = validate(explainQuery, {
-        ...(query.has('service') ? { service: query.get('service') } : {}),
-        ...(query.has('method') ? { method: query.get('method') } : {}),
-        ...(query.has('path') ? { path: query.get('path') } : {}),
-        header: query.getAll('header'),
-      });
+      // A name no service can have is a mistake in the question, not a request no rule routes:
+      // a 400 naming the parameter, as every route answers a malformed one.
+      const service = queryParam(query, 'service', serviceName);
+      if (!service) throw new ApiError('bad-request', 'give the service to explain: /api/v1/explain?service=NAME&method=GET&path=/');
+      // Any method a route may match (M-SEARCH, PROPFIND), taken as sent: a sidecar matches it case-sensitively.
+      const method = queryParam(query, 'method', methodName) ?? 'GET';
+      const path = queryParam(query, 'path', requestPath) ?? '/';
+      const lines = query.getAll('header').map((line) => parameter('header', line, headerLine));
       const published = deps.publisher.current();
       const snapshot = parsedSnapshot(published);
-      const headers = headerFields(q.header);
-      const explanation = explainRequest(snapshot, { service: q.service, method: q.method, path: q.path, headers });
+      const headers = headerFields(lines);
+      const explanation = explainRequest(snapshot, { service, method, path, headers });
       const policy = policyInForce(snapshot, explanation);
-      const answer: ExplainAnswer = { ...explanation, snapshotVersion: published.version, request: { method: q.method, path: q.path, headers }, ...(policy ? { policy } : {}) };
+      const answer: ExplainAnswer = { ...explanation, snapshotVersion: published.version, request: { method, path, headers }, ...(policy ? { policy } : {}) };
       return { body: answer };
     },
   });

@@ -225,9 +225,11 @@ describe('admin API', () => {
     const canary = await call('GET', '/api/v1/explain?service=books&path=/list&header=x-canary:true');
     expect(canary.body.matched.name).toBe('canary');
     expect(canary.body.policy.timeout).toBe('500ms');
-    expectError(await call('GET', '/api/v1/explain?path=/'), 422, 'invalid', /^service: /);
-    // A name no service can have is refused; a well-formed unknown one is explained (no route).
-    expectError(await call('GET', '/api/v1/explain?service=NOPE&path=/'), 422, 'invalid', /^service: /);
+    expectError(await call('GET', '/api/v1/explain?path=/'), 400, 'bad-request', /^give the service to explain/);
+    // A name no service can have is refused as every route refuses a malformed parameter; a well-formed unknown one is explained (no route).
+    expectError(await call('GET', '/api/v1/explain?service=NOPE&path=/'), 400, 'bad-request', /^service must be a DNS label.*\(got "NOPE"\)$/);
+    expectError(await call('GET', '/api/v1/explain?service=books&path=noslash'), 400, 'bad-request', /^path must start with "\/" \(got "noslash"\)$/);
+    expectError(await call('GET', '/api/v1/explain?service=books&header=x-canary:true&header=nocolon'), 400, 'bad-request', /^header must be NAME:VALUE \(got "nocolon"\)$/);
     expect((await call('GET', '/api/v1/explain?service=nope&path=/')).body.known).toBe(false);
   });
 

@@ -78,7 +78,7 @@ describe('explain agrees with the sidecar', () => {
 
   it('still refuses what is no method at all', async () => {
     const res = await fetch(`${cp.adminUrl}/api/v1/explain?service=backend&method=${encodeURIComponent('GET X')}`);
-    expect(res.status).toBe(422);
-    expect(((await res.json()) as { error: { problems: string[] } }).error.problems).toEqual([expect.stringMatching(/^method: must be an HTTP method name/)]);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'bad-request', message: expect.stringMatching(/^method must be an HTTP method name.*\(got "GET X"\)$/) });
   });
 });
