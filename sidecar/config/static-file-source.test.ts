@@ -3,8 +3,8 @@
  * a symlink through the `..data` symlink, updated by swapping `..data` atomically) is seen;
  * a file reached through a symlink into another directory is seen when edited there; events
  * for other files cost a stat and apply or log nothing; SIGHUP re-applies; a refused file
- * keeps the config in force; a config directory swapped by rename, or deleted and made
- * again, is watched anew.
+ * keeps the config in force; a config directory swapped by rename is watched anew, and one
+ * deleted keeps the config in force and is watched again when made again, without SIGHUP.
  */
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +43,22 @@ async function runPendingLoad(source: StaticFileConfigSource): Promise<void> {
   vi.advanceTimersByTime(100);
   await (source as unknown as { loading: Promise<void> }).loading;
 }
+
+/** A source started on `root/config/mesh.yaml` (version 1), once it has said that the deleted `config` cannot be watched. */
+async function startThenDeleteDir() {
+  const root = tempDir();
+  const dir = join(root, 'config');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'mesh.yaml'), 'version: "1"\n');
+  const started = start(join(dir, 'mesh.yaml'));
+  await started.started;
+  rmSync(dir, { recursive: true });
+  await waitUntil(() => started.logs.join('').includes('cannot watch'), { what: 'the lost watch to be logged' });
+  return { root, dir, ...started };
+}
+
+/** The source's poll timer, set while it looks at the file for want of a watch. */
+const pollOf = (source: StaticFileConfigSource): NodeJS.Timeout | undefined => (source as unknown as { poll?: NodeJS.Timeout }).poll;
 
 describe('StaticFileConfigSource', () => {
   it('sees a ConfigMap update: the ..data symlink swapped atomically next to the file', async () => {
@@ -131,23 +147,33 @@ describe('StaticFileConfigSource', () => {
     expect(logs.join('')).not.toMatch(/cannot watch/);
   });
 
-  it('says once that a deleted config directory cannot be watched, and watches it again after SIGHUP', async () => {
-    const root = tempDir();
-    const dir = join(root, 'config');
+  it('keeps the config in force while its directory is deleted, and sees it made again by itself', async () => {
+    const { dir, source, applied, logs } = await startThenDeleteDir();
+    expect(source.hasSnapshot).toBe(true);
+    expect(applied).toEqual(['version: "1"\n']);
+
+    // The directory first, the file a moment later, as a restore or a re-mount makes them.
     mkdirSync(dir);
-    writeFileSync(join(dir, 'mesh.yaml'), 'version: "1"\n');
-    const { source, applied, started, logs } = start(join(dir, 'mesh.yaml'));
-    await started;
-    rmSync(dir, { recursive: true });
-    await waitUntil(() => logs.join('').includes('cannot watch'), { what: 'the lost watch to be logged' });
-    mkdirSync(dir);
+    await waitUntil(() => logs.join('').includes('watching the config file\'s directory'), { what: 'the directory to be watched again' });
     writeFileSync(join(dir, 'mesh.yaml'), 'version: "2"\n');
-    process.emit('SIGHUP', 'SIGHUP');
-    await waitUntil(() => applied.length === 2, { what: 'the SIGHUP reload' });
-    await (source as unknown as { loading: Promise<void> }).loading;
+    await waitUntil(() => applied.length === 2, { what: 'the file in the made-again directory to be applied' });
+    expect(applied[1]).toBe('version: "2"\n');
     writeFileSync(join(dir, 'mesh.yaml'), 'version: "3"\n');
-    await waitUntil(() => applied.length === 3, { what: 'an edit after SIGHUP to be applied' });
+    await waitUntil(() => applied.length === 3, { what: 'an edit in the made-again directory to be applied' });
     expect(logs.join('').match(/cannot watch/g)).toHaveLength(1);
-    expect(logs.join('')).toMatch(/changes are not seen until SIGHUP reloads it/);
+    expect(pollOf(source)).toBeUndefined();
+  });
+
+  it('sees a deleted directory made again with its file already in it, and stops looking when closed', async () => {
+    const { root, dir, source, applied } = await startThenDeleteDir();
+    mkdirSync(join(root, 'restored'));
+    writeFileSync(join(root, 'restored', 'mesh.yaml'), 'version: "2"\n');
+    renameSync(join(root, 'restored'), dir);
+    await waitUntil(() => applied.length === 2, { what: 'the restored directory\'s file to be applied' });
+
+    rmSync(dir, { recursive: true });
+    await waitUntil(() => pollOf(source), { what: 'looking at the file again' });
+    await source.close();
+    expect(pollOf(source)).toBeUndefined();
   });
 });

@@ -13,9 +13,11 @@
  * force, the refusal stops the sidecar (start() throws). SIGHUP re-reads and re-applies the
  * file whatever changed. A watch is on a directory's inode, not its name: each is kept with
  * its directory's (dev, inode) and replaced when the name comes to mean another directory
- * (deleted and made again, or a whole directory swapped in by rename); while the directory
- * is missing nothing can be watched, which is logged once (SIGHUP then reloads and watches
- * again).
+ * (deleted and made again, or a whole directory swapped in by rename). While the path's
+ * directory is missing nothing can be watched: that is logged once, and the file is looked at
+ * every POLL_MS until the directory can be watched again (the config in force stays meanwhile),
+ * so a directory deleted and made again is seen without SIGHUP. A load arms the watches before
+ * it reads, so a change made between the two is an event rather than lost.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
@@ -25,6 +27,8 @@ import type { Logger } from '../../common/log.js';
 import type { ConfigSource } from '../config-source.js';
 
 const DEBOUNCE_MS = 100;
+/** How often a file whose directory cannot be watched is looked at: soon enough to follow a recreated directory, rarely enough to cost nothing. */
+const POLL_MS = 1_000;
 
 export class StaticFileConfigSource implements ConfigSource {
   readonly authored = true;
@@ -34,8 +38,8 @@ export class StaticFileConfigSource implements ConfigSource {
   private textError: string | undefined;
   /** Watched directories (the path's own, and its resolved file's when that differs), with the `dev:ino` watched. */
   private readonly watchers = new Map<string, { readonly watcher: FSWatcher; readonly id: string }>();
-  /** The path's own directory cannot be watched, and that was logged. */
-  private unwatched = false;
+  /** Set while the path's own directory cannot be watched (which was logged): looks at the file instead. */
+  private poll: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private apply: ((raw: unknown) => void) | undefined;
   private lastText: string | undefined;
@@ -80,6 +84,7 @@ export class StaticFileConfigSource implements ConfigSource {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    this.stopPolling();
     for (const w of this.watchers.values()) w.watcher.close();
     this.watchers.clear();
     process.off('SIGHUP', this.onHup);
@@ -135,7 +140,10 @@ export class StaticFileConfigSource implements ConfigSource {
         this.cannotWatch(dir, err);
       });
       this.watchers.set(dir, { watcher: w, id });
-      if (dir === dirname(this.path)) this.unwatched = false;
+      if (dir === dirname(this.path) && this.poll !== undefined) {
+        this.stopPolling();
+        this.logger.info({ dir, file: this.path }, `watching the config file's directory ${dir} again`);
+      }
     }
   }
 
@@ -145,16 +153,27 @@ export class StaticFileConfigSource implements ConfigSource {
     if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
   }
 
-  /** Said once until watching works again; the resolved file's directory going away (an old ConfigMap generation) is expected. */
+  /**
+   * Said once until watching works again, and polled meanwhile (unref'd: it must not keep a
+   * stopping sidecar alive); the resolved file's directory going away (an old ConfigMap
+   * generation) is expected, and the path's own directory tells when the file comes back.
+   */
   private cannotWatch(dir: string, err: unknown): void {
-    if (dir !== dirname(this.path) || this.unwatched) return;
-    this.unwatched = true;
-    this.logger.warn({ err, dir, file: this.path }, `cannot watch the config file's directory ${dir}: changes are not seen until SIGHUP reloads it`);
+    if (dir !== dirname(this.path) || this.poll !== undefined || this.closed) return;
+    this.logger.warn({ err, dir, file: this.path }, `cannot watch the config file's directory ${dir}: looking at the file every ${POLL_MS / 1000} s until it can`);
+    this.poll = setInterval(() => void this.schedule(false), POLL_MS).unref();
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.poll);
+    this.poll = undefined;
   }
 
   /** Reads and applies the file; `force` applies it even when it is unchanged. */
   private async load(force: boolean): Promise<void> {
     if (this.closed) return;
+    // Before the read: a change made after it is then an event, not missed.
+    await this.rewatch();
     let text: string;
     let key: string;
     try {
@@ -175,8 +194,6 @@ export class StaticFileConfigSource implements ConfigSource {
       this.lastError = error;
       this.lastKey = undefined;
       return;
-    } finally {
-      await this.rewatch();
     }
     this.lastKey = key;
     if (!force && text === this.lastText) {
