@@ -14,7 +14,8 @@ export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 
 /**
  * The name sidecars give a peer they cannot name: the destination of a request that names no
  * service the snapshot knows (a name from a request must not become a label), or a caller
- * without identity. It names no service.
+ * without identity. A service may still be named so: the control plane's stats key the
+ * destination ones (outbound, no subset) apart (control-plane/observability/stats.ts NO_ROUTE).
  */
 export const UNNAMED_PEER = 'unknown';
 

@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
+import { serviceName } from '../../common/config/schema.js';
 import type { EdgeDelta, SpanRecord, TapRow } from '../../common/proto/telemetry.js';
 import { quantile, Tally } from './golden.js';
-import { StatsAggregator } from './stats.js';
+import { NO_ROUTE, StatsAggregator } from './stats.js';
 import { matchesTap, TapHub } from './tap.js';
 import { TraceStore } from './traces.js';
 
@@ -70,22 +71,24 @@ describe('StatsAggregator', () => {
     expect(new Set(rps1m)).toEqual(new Set([100]));
   });
 
-  it("shows a service from its own sidecars' inbound view, else from its callers'", () => {
+  /** An aggregator that took `edges` from a's sidecar, read once their second is over. */
+  function aggregated(edges: EdgeDelta[]): StatsAggregator {
     let now = 5_000_000;
     const agg = new StatsAggregator(() => now);
-    agg.ingest(proxy, {
-      bounds: BOUNDS,
-      edges: [
-        delta({ destination: 'b', subset: 'v1' }),
-        delta({ destination: 'b', subset: 'v2', classes: [0, 1, 0, 0, 3], buckets: [0, 4, 0, 0, 0] }),
-        delta({ direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', classes: [0, 7, 0, 0, 0], buckets: [0, 7, 0, 0, 0] }),
-        delta({ destination: 'external' }),
-        // Requests a's sidecar routed to no service (404 no-route).
-        delta({ destination: 'unknown', subset: '', classes: [0, 0, 0, 2, 0], buckets: [2, 0, 0, 0, 0] }),
-      ],
-      breakers: [],
-    });
+    agg.ingest(proxy, { bounds: BOUNDS, edges, breakers: [] });
     now += 1_000;
+    return agg;
+  }
+
+  it("shows a service from its own sidecars' inbound view, else from its callers'", () => {
+    const agg = aggregated([
+      delta({ destination: 'b', subset: 'v1' }),
+      delta({ destination: 'b', subset: 'v2', classes: [0, 1, 0, 0, 3], buckets: [0, 4, 0, 0, 0] }),
+      delta({ direction: 'inbound', source: 'a', destination: 'b', subset: 'v1', classes: [0, 7, 0, 0, 0], buckets: [0, 7, 0, 0, 0] }),
+      delta({ destination: 'external' }),
+      // Requests a's sidecar routed to no service (404 no-route).
+      delta({ destination: 'unknown', subset: '', classes: [0, 0, 0, 2, 0], buckets: [2, 0, 0, 0, 0] }),
+    ]);
     const view = agg.view();
     expect(view.services.map((s) => [s.service, s.seenFrom, s['1m'].requests])).toEqual([
       ['b', 'inbound', 7],
@@ -95,11 +98,29 @@ describe('StatsAggregator', () => {
     expect(ab['1m']).toMatchObject({ requests: 14, failures: 3 });
     expect(ab.subsets.map((s) => [s.subset, s['1m'].requests])).toEqual([['v1', 10], ['v2', 4]]);
     expect(agg.view({ service: 'external' }).edges.map((e) => e.destination)).toEqual(['external']);
-    // `unknown` is no service: it stays an edge of its caller's only.
-    expect(view.edges.find((e) => e.destination === 'unknown')!['1m']).toMatchObject({ requests: 2, failures: 0 });
-    expect(agg.view({ service: 'a' }).edges.map((e) => e.destination)).toEqual(['b', 'external', 'unknown']);
+    // NO_ROUTE is no service: it stays an edge of its caller's only.
+    expect(view.edges.find((e) => e.destination === NO_ROUTE)!['1m']).toMatchObject({ requests: 2, failures: 0 });
+    expect(agg.view({ service: 'a' }).edges.map((e) => e.destination)).toEqual([NO_ROUTE, 'b', 'external']);
     expect(agg.view({ service: 'unknown' }).services).toEqual([]);
     expect(view.bucketBoundsMs).toEqual([1, 10, 100, 1000]);
+  });
+
+  it('keeps a service named `unknown` apart from the requests that named no known service', () => {
+    const agg = aggregated([
+      // Routed to the service `unknown` (a subset always: a split's, or `*`), seen from a's side only.
+      delta({ destination: 'unknown', subset: '*', classes: [0, 5, 0, 0, 1], buckets: [0, 6, 0, 0, 0] }),
+      // Named no service a's snapshot knows: counted by a's sidecar as `unknown`, with no subset.
+      delta({ destination: 'unknown', subset: '', classes: [0, 0, 0, 2, 0], buckets: [2, 0, 0, 0, 0] }),
+    ]);
+    const view = agg.view();
+    expect(view.services.map((s) => [s.service, s.seenFrom, s['1m'].requests])).toEqual([['unknown', 'outbound', 6]]);
+    expect(view.edges.map((e) => [e.source, e.destination, e['1m'].requests, e['1m'].failures])).toEqual([
+      ['a', NO_ROUTE, 2, 0],
+      ['a', 'unknown', 6, 1],
+    ]);
+    expect(agg.view({ service: 'unknown' }).edges.map((e) => e.destination)).toEqual(['unknown']);
+    // The key is no name a service could have, so no `?service=` can ask for it.
+    expect(serviceName.safeParse(NO_ROUTE).success).toBe(false);
   });
 });
 

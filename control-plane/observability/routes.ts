@@ -40,7 +40,7 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
       handler: async ({ query }) => {
         const service = queryParam(query, 'service', serviceName);
         const view = obs.stats.view({ service });
-        // Held: its own row, or edges out of it. Edges into a name without a row of its own lead to `unknown`, no service.
+        // Held: its own row, or edges out of it. Edges into a name without a row of its own lead to NO_ROUTE, no service.
         await requireService(service, view.services.length > 0 || view.edges.some((e) => e.source === service));
         return { body: view };
       },

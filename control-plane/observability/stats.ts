@@ -10,10 +10,18 @@
  * edge source → destination is what the source's sidecars saw outbound, so it counts the
  * answers the caller got (after retries), including those the sidecar made itself. A
  * service that no sidecar serves inbound (e.g. one outside the mesh) is shown from its
- * callers' side; `unknown`, where callers count requests that named no known service, is not one.
+ * callers' side; NO_ROUTE, where callers count requests that named no known service, is not one.
  */
 import { UNNAMED_PEER, type BreakerState, type EdgeDelta, type StatsMessage } from '../../common/proto/telemetry.js';
 import { Tally, type Golden } from './golden.js';
+
+/**
+ * The destination of the requests a caller's sidecar answered itself because they named no
+ * service its snapshot knows: no service can be named so (service names are DNS labels), so a
+ * service really named `unknown` keeps its own row and edges. Sidecars send these as
+ * UNNAMED_PEER; `destinationOf` is the one place that tells them apart.
+ */
+export const NO_ROUTE = '(no-route)';
 
 export const WINDOWS = { '10s': 10, '1m': 60 } as const;
 export type WindowName = keyof typeof WINDOWS;
@@ -117,7 +125,7 @@ export class StatsAggregator {
     for (const [key, bySubset] of outbound) {
       const destination = key.split('\0')[1]!;
       // Requests that named no known service stay on their callers' edges, but make no service.
-      if (inbound.has(destination) || destination === UNNAMED_PEER) continue;
+      if (inbound.has(destination) || destination === NO_ROUTE) continue;
       let merged = callerSide.get(destination);
       if (!merged) callerSide.set(destination, (merged = new Map()));
       for (const [subset, list] of bySubset) merged.set(subset, [...(merged.get(subset) ?? []), ...list]);
@@ -194,10 +202,11 @@ export class StatsAggregator {
   }
 
   private add(edge: EdgeDelta, now: number): void {
-    const key = `${edge.direction}\0${edge.source}\0${edge.destination}\0${edge.subset}`;
+    const destination = destinationOf(edge);
+    const key = `${edge.direction}\0${edge.source}\0${destination}\0${edge.subset}`;
     let s = this.series.get(key);
     if (!s) {
-      s = { direction: edge.direction, source: edge.source, destination: edge.destination, subset: edge.subset, slots: new Array(SLOTS), lastSeen: now };
+      s = { direction: edge.direction, source: edge.source, destination, subset: edge.subset, slots: new Array(SLOTS), lastSeen: now };
       this.series.set(key, s);
     }
     s.lastSeen = now;
@@ -219,4 +228,17 @@ export class StatsAggregator {
     for (const [key, s] of this.series) if (now - s.lastSeen > FORGET_MS) this.series.delete(key);
     for (const [id, b] of this.breakers) if (now - b.at > FORGET_MS) this.breakers.delete(id);
   }
+}
+
+/**
+ * The destination an edge is kept under. The wire keeps what sidecars have always sent (so a
+ * sidecar and a control plane of different versions still agree): a request a sidecar answered
+ * before choosing a subset, for a name its snapshot does not know, counts outbound under
+ * UNNAMED_PEER with no subset. A routed request always has one (a split's, or `*` for every
+ * endpoint), so an edge to a service really named `unknown` is told apart by it; only that
+ * service's requests that matched none of its rules, which its callers' sidecars count alike
+ * (under its name, with no subset), are taken for NO_ROUTE too.
+ */
+function destinationOf(edge: EdgeDelta): string {
+  return edge.direction === 'outbound' && edge.destination === UNNAMED_PEER && edge.subset === '' ? NO_ROUTE : edge.destination;
 }

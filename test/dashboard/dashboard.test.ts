@@ -81,24 +81,25 @@ describe('dashboard', () => {
     expect(requested.filter((u) => !u.startsWith(`${mesh.cp.adminUrl}/`))).toEqual([]);
   });
 
-  it('lists requests that named no known service under their caller, not as an edge to `unknown`, and taps the caller for the name asked', async () => {
+  it('lists requests that named no known service under their caller as "(no route)", not as an edge, and taps the caller for the name asked', async () => {
     for (let i = 0; i < 3; i++) expect((await call(mesh, 'nosuch', '/x')).status).toBe(404);
-    const noEdgeToUnknown = async (box: string) => {
-      expect(await page.locator(`${box} tr.edge-row[data-edge$="->unknown"]`).count()).toBe(0);
-      expect(await page.locator(`${box} a[href="#/service/unknown"]`).count()).toBe(0);
+    const noEdgeToNoRoute = async (box: string) => {
+      expect(await page.locator(`${box} tr.edge-row[data-edge$="->(no-route)"]`).count()).toBe(0);
+      expect(await page.locator(`${box} a[href^="#/service/${encodeURIComponent('(no-route)')}"]`).count()).toBe(0);
     };
     await page.goto(`${mesh.cp.adminUrl}/#/graph`);
     const listed = page.locator('#edge-box #unrouted tr[data-unrouted="web"]');
     await listed.waitFor({ timeout: 15_000 });
-    expect(Number(await listed.locator('td').nth(2).textContent())).toBeGreaterThanOrEqual(3);
+    expect(await listed.locator('td').nth(1).textContent()).toBe('(no route)');
+    expect(Number(await listed.locator('td').nth(3).textContent())).toBeGreaterThanOrEqual(3);
     await page.locator('#edge-box tr.edge-row[data-edge="web->backend"]').waitFor({ timeout: 15_000 });
-    await noEdgeToUnknown('#edge-box');
+    await noEdgeToNoRoute('#edge-box');
     await chrome.screenshot(page, 'unrouted');
 
     // The caller's own page says the same, and its tap shows the name each request asked for.
     await page.goto(`${mesh.cp.adminUrl}/#/service/web`);
     await page.locator('#svc-edges #unrouted tr[data-unrouted="web"]').waitFor({ timeout: 15_000 });
-    await noEdgeToUnknown('#svc-edges');
+    await noEdgeToNoRoute('#svc-edges');
     await page.locator('#svc-edges #unrouted a.tap-link').click();
     await page.locator('#tap-state', { hasText: 'tapping web' }).waitFor({ timeout: 10_000 });
     const asked = page.locator('#tap-rows tr', { hasText: 'nosuch' });

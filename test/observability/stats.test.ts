@@ -86,21 +86,22 @@ describe('golden metrics', () => {
     expect((JSON.parse(json.output) as StatsView).services[0]!['1m'].requests).toBe(50);
   });
 
-  it('keeps requests routed to no service on the caller\'s edge to `unknown`, which is no service', async () => {
+  it('keeps requests routed to no service on the caller\'s edge to `(no-route)`, which is no service', async () => {
     const unrouted = await burst(mesh, 'nosuch', '/nowhere', 3, 1);
     expect(unrouted.map((r) => r.status)).toEqual([404, 404, 404]);
     const view = await waitUntil(
       async () => {
         const v = await stats('web');
-        return v.edges.find((e) => e.destination === 'unknown')?.['1m'].requests === 3 ? v : undefined;
+        return v.edges.find((e) => e.destination === '(no-route)')?.['1m'].requests === 3 ? v : undefined;
       },
-      { timeoutMs: 10_000, what: 'the web → unknown edge to count 3 requests' },
+      { timeoutMs: 10_000, what: 'the web → (no-route) edge to count 3 requests' },
     );
-    expect(view.edges.find((e) => e.destination === 'unknown')!.source).toBe('web');
-    expect((await stats()).services.map((s) => s.service)).not.toContain('unknown');
-    const table = await skeinCli(procs, mesh.cp, ['stat']);
+    expect(view.edges.find((e) => e.destination === '(no-route)')!.source).toBe('web');
+    expect(view.edges.map((e) => e.destination)).not.toContain('unknown');
+    expect((await stats()).services.map((s) => s.service)).not.toContain('(no-route)');
+    const table = await skeinCli(procs, mesh.cp, ['stat', 'web']);
     expect(table.code, table.output).toBe(0);
-    expect(table.output).not.toMatch(/^unknown/m);
+    expect(table.output).toMatch(/^web\s+\(no-route\)\s+all\s/m);
     // Asked for by name, it is refused like any name no policy, route or instance names.
     expect(await apiError(stats('unknown'))).toMatchObject({ status: 404, code: 'not-found', message: 'unknown service unknown: no policy, routes or instances' });
     const one = await skeinCli(procs, mesh.cp, ['stat', 'unknown']);

@@ -116,7 +116,7 @@ const ROW_H = 120;
 
 function graphSvg(stats, services) {
   const w = state.window;
-  const names = [...new Set([...services.map((s) => s.name), ...stats.services.map((s) => s.service), ...stats.edges.flatMap((e) => [e.source, e.destination])])].filter((n) => n && n !== UNNAMED_PEER);
+  const names = [...new Set([...services.map((s) => s.name), ...stats.services.map((s) => s.service), ...stats.edges.flatMap((e) => [e.source, e.destination])])].filter((n) => n && n !== NO_ROUTE);
   if (names.length === 0) return '<div class="empty">No services yet: start sidecars against this control plane.</div>';
   const { place, cols, rows } = layout(names, stats.edges);
   const drawn = stats.edges.filter((e) => place.has(e.source) && place.has(e.destination) && e.source !== e.destination);
@@ -184,15 +184,17 @@ const goldenHead = '<th class="num">RPS</th><th class="num">success</th><th clas
 /**
  * Where the stats count requests a caller's own sidecar answered because they named no service
  * its snapshot knows (404 no-route; 400 or 431 when it could not tell a name at all): an edge
- * to this name, which is no service. The name asked for is not in the stats (it must not
- * become a metric label), so they are listed per caller rather than drawn as an edge.
+ * to this key, which no service can be named (control-plane/observability/stats.ts NO_ROUTE),
+ * shown as NO_ROUTE_LABEL. The name asked for is not in the stats (it must not become a metric
+ * label), so they are listed per caller rather than drawn as an edge.
  */
-const UNNAMED_PEER = 'unknown';
+const NO_ROUTE = '(no-route)';
+const NO_ROUTE_LABEL = '(no route)';
 
 /** The edges between services, then the requests that named none (unroutedTable). */
 function edgesTable(edges) {
-  const between = edges.filter((e) => e.destination !== UNNAMED_PEER);
-  const unrouted = unroutedTable(edges.filter((e) => e.destination === UNNAMED_PEER));
+  const between = edges.filter((e) => e.destination !== NO_ROUTE);
+  const unrouted = unroutedTable(edges.filter((e) => e.destination === NO_ROUTE));
   if (between.length === 0) return `<div class="empty">No traffic between services in the last minute.</div>${unrouted}`;
   return `<table class="edges"><thead><tr><th>source</th><th>destination</th><th>subset</th>${goldenHead}</tr></thead><tbody>${between
     .map((e) => [
@@ -207,8 +209,8 @@ function unroutedTable(edges) {
   const seen = edges.filter((e) => e['1m'].requests > 0);
   if (seen.length === 0) return '';
   return `<div id="unrouted"><h3>Requests that named no known service</h3><div class="muted">Answered by the caller's own sidecar (404 no-route, or 400 when the request named no host). The stats do not keep the name asked for; the caller's tap shows it.</div>
-    <table><thead><tr><th>caller</th><th class="num">RPS</th><th class="num">requests</th><th></th></tr></thead><tbody>${seen
-      .map((e) => `<tr data-unrouted="${esc(e.source)}"><td><a href="#/service/${encodeURIComponent(e.source)}">${esc(e.source)}</a></td><td class="num">${fmt.rps(e[state.window])}</td><td class="num">${e[state.window].requests}</td><td><a class="tap-link" href="#/tap?service=${encodeURIComponent(e.source)}">tap ${esc(e.source)}</a></td></tr>`)
+    <table><thead><tr><th>caller</th><th>destination</th><th class="num">RPS</th><th class="num">requests</th><th></th></tr></thead><tbody>${seen
+      .map((e) => `<tr data-unrouted="${esc(e.source)}"><td><a href="#/service/${encodeURIComponent(e.source)}">${esc(e.source)}</a></td><td class="muted">${NO_ROUTE_LABEL}</td><td class="num">${fmt.rps(e[state.window])}</td><td class="num">${e[state.window].requests}</td><td><a class="tap-link" href="#/tap?service=${encodeURIComponent(e.source)}">tap ${esc(e.source)}</a></td></tr>`)
       .join('')}</tbody></table></div>`;
 }
 
