@@ -432,6 +432,21 @@ describe('H2Upstream', () => {
     expect(srv.sessions).toHaveLength(2);
   });
 
+  it('fails a refused call as never sent when its new session cannot be opened (a draining peer that closed its listener)', async () => {
+    const srv = await server((stream) => stream.close(constants.NGHTTP2_REFUSED_STREAM));
+    let connects = 0;
+    const plain = socketConnector(() => netConnect({ host: '127.0.0.1', port: srv.port }), 'connect');
+    const closedAfterFirst: SessionConnector = (cb) => (++connects === 1 ? plain(cb) : cb(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), null));
+    let control: CallControl | null = null;
+    const failed = new Promise<Error & { code?: string }>((resolve) => {
+      const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => resolve(new Error('completed')), onError: resolve };
+      upstream(srv.port, closedAfterFirst).dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body: Buffer.from('x') }, handler as never);
+    });
+    expect((await failed).code).toBe('ECONNREFUSED');
+    expect(connects).toBe(2);
+    expect(control!.refused).toBe(true);
+  });
+
   it('never sends a call aborted while its resend waits for a new session', async () => {
     let streams = 0;
     const srv = await server((stream) => {

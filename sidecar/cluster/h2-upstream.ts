@@ -50,7 +50,7 @@ class Call implements CallControl {
   replay: Buffer[] | null = null;
   /** The streamed body had ended when its stream was refused: `replay` is all of it. */
   replayEnds = false;
-  /** The peer refused the stream unprocessed and it could not go again (CallControl.refused). */
+  /** The peer refused the stream unprocessed and it could not go again, or went again and failed before a new stream took it (CallControl.refused). */
   refused = false;
 
   constructor(
@@ -68,8 +68,14 @@ class Call implements CallControl {
   }
 }
 
-/** Tells a handler its call failed. A handler that throws has nothing left to end (its own caller went away). */
+/**
+ * Tells a handler its call failed. A handler that throws has nothing left to end (its own caller went away).
+ * A call being sent again that fails before a new stream takes it (a draining peer that has
+ * closed its listener since refusing it) reached no app either: its control says so, so the
+ * attempt loop retries it elsewhere as never sent, not as a reset that may have been delivered.
+ */
 function reportError(call: Call, err: Error): void {
+  if (call.resent && call.active === null) call.refused = true;
   try {
     call.handler.onError(err);
   } catch {
