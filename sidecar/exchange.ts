@@ -19,7 +19,7 @@ import type { Dispatcher } from 'undici';
 import { CallerFaultError, isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
-import { bodyTaken, watchBody } from './cluster/request-body.js';
+import { bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
 import { latestSubset, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -163,11 +163,6 @@ function onRequestError(this: ProxyRequest, err: Error): void {
 /** A streamed request body has come in whole ('received'; an HTTP/2 body's 'end'). */
 function onRequestReceived(this: ProxyRequest): void {
   this.exchange?.bodyReceived();
-}
-
-async function* bufferedThenRest(chunks: Buffer[], rest: ProxyRequest): AsyncGenerator<Buffer> {
-  yield* chunks;
-  yield* rest;
 }
 
 function onRequestEnd(this: ProxyRequest): void {
@@ -469,7 +464,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.req.off('data', onRequestData);
     this.req.off('end', onRequestEnd);
     this.req.on('end', onRequestReceived);
-    this.body = Readable.from(bufferedThenRest(chunks, this.req), { objectMode: false });
+    this.body = sentThenRest(chunks, this.req);
     watchBody(this.body, this.deps.maxBodyBytes, this);
     this.replayable = false;
     if (this.route!.mirror !== null) this.route!.mirror(this.method, this.url, this.headers, null);
@@ -693,6 +688,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.replyError(err);
       return;
     }
+    // A call its peer refused unprocessed hands its streamed body back whole (h2-upstream.ts): a
+    // retry elsewhere can send it, where a taken body could go nowhere else.
+    const returned = h.control?.returnedBody;
+    if (returned != null) this.takeBodyBack(returned);
     if (!h.connected && h.endpoint.removed && isConnectError(err) && this.resendAfterRemoval(h)) return;
     const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
     if (this.mayRetry(outcome, 0, -1, h.connected)) {
@@ -704,6 +703,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // Once connected, the request may have reached the app: `upstream-connect-failure` would tell
     // a calling sidecar it never did, and that sidecar would replay a POST.
     else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', resetText(this.subset!.service, h, err));
+  }
+
+  private takeBodyBack(body: Buffer | Readable): void {
+    this.body = body;
+    if (this.h2 && !Buffer.isBuffer(body)) watchBody(body, this.deps.maxBodyBytes, this);
   }
 
   /** A retry goes to the endpoints in force now, not those of when the request began. */

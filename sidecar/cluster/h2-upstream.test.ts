@@ -329,20 +329,50 @@ describe('H2Upstream', () => {
       body.destroy();
     });
 
-    it('fails as never sent, its control saying so, when refused again', async () => {
+    /** Dispatches a POST of `body` and resolves with its error and control once it fails. */
+    function failedCall(u: H2Upstream, body: Readable): Promise<{ err: Error & { code?: string }; control: CallControl }> {
+      return new Promise((resolve, reject) => {
+        let control: CallControl | null = null;
+        const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => reject(new Error('completed')), onError: (err: Error) => resolve({ err, control: control! }) };
+        u.dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body }, handler as never);
+      });
+    }
+
+    async function text(body: Buffer | Readable | null | undefined): Promise<string> {
+      if (body === null || body === undefined) return '(none)';
+      if (Buffer.isBuffer(body)) return body.toString();
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString();
+    }
+
+    it('fails as never sent, its control saying so and handing its body back whole, when refused again', async () => {
       let streams = 0;
       const srv = await server((stream) => {
         streams++;
         stream.close(constants.NGHTTP2_REFUSED_STREAM);
       });
-      let control: CallControl | null = null;
-      const failed = new Promise<Error & { code?: string }>((resolve) => {
-        const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => resolve(new Error('completed')), onError: resolve };
-        upstream(srv.port).dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body: Readable.from([Buffer.from('x')]) }, handler as never);
-      });
-      expect((await failed).code).toBe(H2_REFUSED);
+      const { err, control } = await failedCall(upstream(srv.port), Readable.from([Buffer.from('x')]));
+      expect(err.code).toBe(H2_REFUSED);
       expect(streams).toBe(2);
-      expect(control!.refused).toBe(true);
+      expect(control.refused).toBe(true);
+      expect(await text(control.returnedBody)).toBe('x');
+    });
+
+    it('fails as never sent, handing its body back whole, when its new session cannot be opened (a draining peer that closed its listener)', async () => {
+      const srv = await refusingOnce(5);
+      let connects = 0;
+      const plain = socketConnector(() => netConnect({ host: '127.0.0.1', port: srv.port }), 'connect');
+      const closedAfterFirst: SessionConnector = (cb) => (++connects === 1 ? plain(cb) : cb(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), null));
+      const body = new PassThrough();
+      body.write('first');
+      const { err, control } = await failedCall(upstream(srv.port, closedAfterFirst), body);
+      expect(err.code).toBe('ECONNREFUSED');
+      expect(connects).toBe(2);
+      expect(control.refused).toBe(true);
+      // What went out on the refused stream, then the rest as the caller sends it.
+      body.end('|second');
+      expect(await text(control.returnedBody)).toBe('first|second');
     });
   });
 
@@ -430,21 +460,6 @@ describe('H2Upstream', () => {
     expect(streams).toBe(2);
     // The refusing session took no second call: each try had its own.
     expect(srv.sessions).toHaveLength(2);
-  });
-
-  it('fails a refused call as never sent when its new session cannot be opened (a draining peer that closed its listener)', async () => {
-    const srv = await server((stream) => stream.close(constants.NGHTTP2_REFUSED_STREAM));
-    let connects = 0;
-    const plain = socketConnector(() => netConnect({ host: '127.0.0.1', port: srv.port }), 'connect');
-    const closedAfterFirst: SessionConnector = (cb) => (++connects === 1 ? plain(cb) : cb(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), null));
-    let control: CallControl | null = null;
-    const failed = new Promise<Error & { code?: string }>((resolve) => {
-      const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => resolve(new Error('completed')), onError: resolve };
-      upstream(srv.port, closedAfterFirst).dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body: Buffer.from('x') }, handler as never);
-    });
-    expect((await failed).code).toBe('ECONNREFUSED');
-    expect(connects).toBe(2);
-    expect(control!.refused).toBe(true);
   });
 
   it('never sends a call aborted while its resend waits for a new session', async () => {

@@ -33,7 +33,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
-import { hookBody, unhookBody, type BodySink } from './request-body.js';
+import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-body.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
@@ -52,6 +52,8 @@ class Call implements CallControl {
   replayEnds = false;
   /** The peer refused the stream unprocessed and it could not go again, or went again and failed before a new stream took it (CallControl.refused). */
   refused = false;
+  /** With `refused`, its streamed body whole again (CallControl.returnedBody). */
+  returnedBody: Buffer | Readable | null = null;
 
   constructor(
     readonly owner: H2Upstream,
@@ -66,16 +68,27 @@ class Call implements CallControl {
   resume(): void {
     this.active?.stream.resume();
   }
+
+  /**
+   * The call failed as never having reached the app: its streamed body goes back to the attempt
+   * loop whole, `sent` (what its streams had sent of it) and then the rest, unless it had ended.
+   */
+  refuse(sent: Buffer[] | null, ended: boolean): void {
+    this.refused = true;
+    if (sent === null) return;
+    this.returnedBody = ended ? Buffer.concat(sent) : sentThenRest(sent, this.opts.body as Readable);
+  }
 }
 
 /**
  * Tells a handler its call failed. A handler that throws has nothing left to end (its own caller went away).
  * A call being sent again that fails before a new stream takes it (a draining peer that has
- * closed its listener since refusing it) reached no app either: its control says so, so the
- * attempt loop retries it elsewhere as never sent, not as a reset that may have been delivered.
+ * closed its listener since refusing it) reached no app either: its control says so, and its
+ * body goes back whole, so the attempt loop can retry it elsewhere as never sent, not take it
+ * for a reset that may have been delivered.
  */
 function reportError(call: Call, err: Error): void {
-  if (call.resent && call.active === null) call.refused = true;
+  if (call.resent && call.active === null) call.refuse(call.replay, call.replayEnds);
   try {
     call.handler.onError(err);
   } catch {
@@ -190,6 +203,14 @@ class H2Call implements BodySink {
     this.fail(err);
   }
 
+  /** Takes the streamed body off this stream, paused for whoever sends it next; true if it had ended. */
+  stopBody(): boolean {
+    const ended = this.body === null;
+    this.body?.pause();
+    this.unhookBody();
+    return ended;
+  }
+
   unhookBody(): void {
     const body = this.body;
     if (body === null) return;
@@ -264,7 +285,7 @@ function onStreamEnd(this: ClientHttp2Stream): void {
 function settledAsRefused(stream: ClientHttp2Stream, c: H2Call): boolean {
   if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM || c.responded) return false;
   if (!c.owner.resend(c)) {
-    c.call.refused = true;
+    c.call.refuse(c.sent, c.stopBody());
     c.fail(codedError(H2_REFUSED, 'the HTTP/2 stream was refused unprocessed (REFUSED_STREAM) and its body could not be sent again'));
   }
   return true;
@@ -414,9 +435,7 @@ export class H2Upstream extends UpstreamDispatcher {
     call.resent = true;
     if (streamed) {
       call.replay = c.sent;
-      call.replayEnds = c.body === null;
-      if (c.body !== null) c.body.pause();
-      c.unhookBody();
+      call.replayEnds = c.stopBody();
     }
     c.done = true;
     call.active = null;
@@ -522,15 +541,21 @@ export class H2Upstream extends UpstreamDispatcher {
       stream.end(body);
       return;
     }
+    // What goes out is kept (up to RESEND_LIMIT) on a stream sent again too: refused again, the
+    // call hands its body back whole (Call.refuse).
     const replay = call.replay;
+    c.sent = replay ?? [];
     if (replay !== null) {
       call.replay = null;
-      for (const chunk of replay) stream.write(chunk);
+      for (const chunk of replay) {
+        c.sentBytes += chunk.length;
+        stream.write(chunk);
+      }
       if (call.replayEnds) {
         stream.end();
         return;
       }
-    } else if (!call.resent) c.sent = [];
+    }
     c.body = body;
     stream.on('drain', onStreamDrain);
     hookBody(body, c);

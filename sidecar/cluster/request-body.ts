@@ -5,7 +5,7 @@
  * module functions that find their sink through the stream, so a call adds no closures.
  */
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export interface BodySink {
   /** false pauses the stream until the sink resumes it. */
@@ -112,4 +112,18 @@ export function unhookBody(body: Readable): void {
   if ((body as WithSink)[SINK] === undefined) return;
   (body as WithSink)[SINK] = undefined;
   for (const [event, listener] of LISTENERS) body.off(event, listener);
+}
+
+/**
+ * `sent` (what went out of a body before: buffered, or sent on a call that never reached the
+ * app), then the rest of `rest` as it comes (the caller's stream, no longer hooked to any
+ * call), as one body to send whole.
+ */
+export function sentThenRest(sent: Buffer[], rest: Readable): Readable {
+  return Readable.from(chunksThenRest(sent, rest), { objectMode: false });
+}
+
+async function* chunksThenRest(chunks: Buffer[], rest: Readable): AsyncGenerator<Buffer> {
+  yield* chunks;
+  yield* rest;
 }

@@ -4,6 +4,7 @@
  * destroy (with undici's callback and promise forms) come down to one `shutdown`, which
  * waits for the connections it keeps count of.
  */
+import type { Readable } from 'node:stream';
 import { Dispatcher } from 'undici';
 import type { RawHeaders } from '../stages/headers.js';
 
@@ -34,6 +35,12 @@ export interface CallControl {
    * RFC 9113 §8.7): as if it had never been sent, whatever of it went out. Absent elsewhere.
    */
   readonly refused?: boolean;
+  /**
+   * With `refused`: the call's streamed body, whole again (what had gone out, then the rest),
+   * for the attempt loop to send elsewhere; null when it cannot be had (past the resend
+   * limit) or is not needed (a Buffer body, which the loop still holds). HTTP/2 only.
+   */
+  readonly returnedBody?: Buffer | Readable | null;
 }
 
 /**

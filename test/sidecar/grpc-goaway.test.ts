@@ -6,7 +6,8 @@
  * bodies included (a gRPC call's body is a stream).
  */
 import * as grpc from '@grpc/grpc-js';
-import { connect } from 'node:net';
+import { constants, createSecureServer } from 'node:http2';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { echoDefinition, grpcClient, startGrpcSidecarPair } from './grpc-fixture.js';
@@ -127,6 +128,42 @@ describe('gRPC under GOAWAY', () => {
     expect(ended).toEqual(['ok', 'ok', 'ok', 'ok']);
     expect((await catalogs[1]!.exited).code).toBe(0);
   }, 60_000);
+
+  it('sends a call its draining peer refused, and that could not reach that peer again, to the other endpoint, body and all', async () => {
+    const app = await startApp();
+    const appPort = await bind(app.server);
+    cleanup.push(() => app.server.forceShutdown());
+    const webApp: TestUpstream = await startUpstream(echoHandler('web-app'));
+    cleanup.push(() => webApp.close());
+    const ca = makeCa();
+    const dir = tempDir();
+    // A peer at the end of its drain: it refuses the streams of the session it has, unprocessed,
+    // and has closed its listener since, so the call cannot be sent to it again.
+    const peerLeaf = makeLeaf(ca, 'catalog');
+    let refused = 0;
+    const draining = createSecureServer({ key: peerLeaf.keyPem, cert: peerLeaf.certPem, ca: peerLeaf.caPem, requestCert: true, ALPNProtocols: ['h2'] });
+    draining.on('stream', (stream) => {
+      refused++;
+      draining.close();
+      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    });
+    await new Promise<void>((resolve) => draining.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => draining.close(resolve)));
+    const [livePort] = await freePorts(1);
+    const endpoints = [(draining.address() as AddressInfo).port, livePort!].map((port) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } }));
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', endpoints } } }, dir);
+    await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: livePort!, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    const web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const client = grpcClient<EchoClient>(echoDefinition, web.outboundPort);
+    cleanup.push(() => client.close());
+
+    const answers: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      answers.push(await new Promise<string>((resolve) => client.Echo(Buffer.from(`call ${i}`), (err, res) => resolve(err === null ? res!.toString() : `${err.code} ${err.details}`))));
+    }
+    expect(answers).toEqual(Array.from({ length: 20 }, (_, i) => `call ${i}`));
+    expect(refused).toBeGreaterThan(0);
+  }, 30_000);
 
   it('sends a drained HTTP/2 client that never answers the PING between the two GOAWAYs the second anyway, and closes its session', async () => {
     const app = await startUpstream(echoHandler('web-app'));
