@@ -5,7 +5,7 @@
  * module functions that find their sink through the stream, so a call adds no closures.
  */
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 export interface BodySink {
   /** false pauses the stream until the sink resumes it. */
@@ -117,13 +117,21 @@ export function unhookBody(body: Readable): void {
 /**
  * `sent` (what went out of a body before: buffered, or sent on a call that never reached the
  * app), then the rest of `rest` as it comes (the caller's stream, no longer hooked to any
- * call), as one body to send whole.
+ * call), as one body to send whole. `rest` is piped, which resumes it (a paused HTTP/2 request
+ * stays paused under an async iterator); its error or early close ends the new body the same
+ * way, and the new body's own error is ignored once no call reads it (the exchange hears of
+ * its caller's failures from the caller's stream itself).
  */
 export function sentThenRest(sent: Buffer[], rest: Readable): Readable {
-  return Readable.from(chunksThenRest(sent, rest), { objectMode: false });
+  const body = new PassThrough();
+  body.on('error', ignore);
+  for (const chunk of sent) body.write(chunk);
+  rest.pipe(body);
+  rest.once('error', (err) => body.destroy(err));
+  rest.once('close', () => {
+    if (!rest.readableEnded) body.destroy();
+  });
+  return body;
 }
 
-async function* chunksThenRest(chunks: Buffer[], rest: Readable): AsyncGenerator<Buffer> {
-  yield* chunks;
-  yield* rest;
-}
+function ignore(): void {}

@@ -6,7 +6,8 @@
  * bodies included (a gRPC call's body is a stream).
  */
 import * as grpc from '@grpc/grpc-js';
-import { constants, createSecureServer } from 'node:http2';
+import { createHash } from 'node:crypto';
+import { connect as h2connect, constants, createSecureServer, createServer as createH2cServer } from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -129,23 +130,34 @@ describe('gRPC under GOAWAY', () => {
     expect((await catalogs[1]!.exited).code).toBe(0);
   }, 60_000);
 
-  it('sends a call its draining peer refused, and that could not reach that peer again, to the other endpoint, body and all', async () => {
-    const app = await startApp();
-    const appPort = await bind(app.server);
-    cleanup.push(() => app.server.forceShutdown());
+  /**
+   * A catalog behind two endpoints: a peer at the end of its drain (a TLS HTTP/2 server with the
+   * catalog's identity that refuses its streams unprocessed, once `refuseAfter` bytes of a body
+   * came or at its end, and closes its listener at the first, so no call can reach it again)
+   * and a live catalog sidecar in front of `appPort`; and a web sidecar calling them.
+   */
+  async function drainingPeerBesideLive(appPort: number, refuseAfter: number): Promise<{ web: SpawnedSidecar; refused: () => number }> {
     const webApp: TestUpstream = await startUpstream(echoHandler('web-app'));
     cleanup.push(() => webApp.close());
     const ca = makeCa();
     const dir = tempDir();
-    // A peer at the end of its drain: it refuses the streams of the session it has, unprocessed,
-    // and has closed its listener since, so the call cannot be sent to it again.
     const peerLeaf = makeLeaf(ca, 'catalog');
     let refused = 0;
     const draining = createSecureServer({ key: peerLeaf.keyPem, cert: peerLeaf.certPem, ca: peerLeaf.caPem, requestCert: true, ALPNProtocols: ['h2'] });
     draining.on('stream', (stream) => {
-      refused++;
-      draining.close();
-      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      stream.on('error', () => {});
+      let seen = 0;
+      const refuse = (): void => {
+        if (stream.closed) return;
+        refused++;
+        draining.close();
+        stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      };
+      if (refuseAfter === 0) return refuse();
+      stream.on('data', (chunk: Buffer) => {
+        if ((seen += chunk.length) >= refuseAfter) refuse();
+      });
+      stream.on('end', refuse);
     });
     await new Promise<void>((resolve) => draining.listen(0, '127.0.0.1', resolve));
     cleanup.push(() => new Promise((resolve) => draining.close(resolve)));
@@ -154,6 +166,14 @@ describe('gRPC under GOAWAY', () => {
     const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', endpoints } } }, dir);
     await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: livePort!, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
     const web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    return { web, refused: () => refused };
+  }
+
+  it('sends a call its draining peer refused, and that could not reach that peer again, to the other endpoint', async () => {
+    const app = await startApp();
+    const appPort = await bind(app.server);
+    cleanup.push(() => app.server.forceShutdown());
+    const { web, refused } = await drainingPeerBesideLive(appPort, 0);
     const client = grpcClient<EchoClient>(echoDefinition, web.outboundPort);
     cleanup.push(() => client.close());
 
@@ -162,7 +182,69 @@ describe('gRPC under GOAWAY', () => {
       answers.push(await new Promise<string>((resolve) => client.Echo(Buffer.from(`call ${i}`), (err, res) => resolve(err === null ? res!.toString() : `${err.code} ${err.details}`))));
     }
     expect(answers).toEqual(Array.from({ length: 20 }, (_, i) => `call ${i}`));
-    expect(refused).toBeGreaterThan(0);
+    expect(refused()).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('sends a call whose body was still streaming when its draining peer refused it to the other endpoint: what went out, then the rest', async () => {
+    // An h2c gRPC app that answers how many bytes it got and their hash.
+    const app = createH2cServer();
+    app.on('stream', (stream) => {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        bytes += chunk.length;
+      });
+      stream.on('end', () => {
+        const message = Buffer.from(`${bytes} ${hash.digest('hex')}`);
+        const prefix = Buffer.alloc(5);
+        prefix.writeUInt32BE(message.length, 1);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(Buffer.concat([prefix, message]));
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => app.close(resolve)));
+    const { web, refused } = await drainingPeerBesideLive((app.address() as AddressInfo).port, 1000);
+
+    /** Streams ten 1000-byte chunks 20 ms apart; resolves with what was sent and what came back. */
+    const streamedCall = (): Promise<{ sent: string; answer: string }> =>
+      new Promise((resolve) => {
+        const session = h2connect(`http://127.0.0.1:${web.outboundPort}`);
+        session.on('error', () => {});
+        const req = session.request({ ':method': 'POST', ':path': '/test.Echo/Up', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers' });
+        const hash = createHash('sha256');
+        let sent = 0;
+        const next = (): void => {
+          if (req.closed) return;
+          if (sent === 10_000) return void req.end();
+          const chunk = Buffer.alloc(1000, 97 + sent / 1000);
+          hash.update(chunk);
+          sent += chunk.length;
+          req.write(chunk);
+          setTimeout(next, 20);
+        };
+        next();
+        const body: Buffer[] = [];
+        let status = '';
+        req.on('response', (head) => (status = String(head['grpc-status'] ?? '')));
+        req.on('trailers', (trailers) => (status = String(trailers['grpc-status'] ?? status)));
+        req.on('data', (chunk: Buffer) => body.push(chunk));
+        req.on('error', () => {});
+        req.on('close', () => {
+          session.close();
+          resolve({ sent: `${sent} ${hash.digest('hex')}`, answer: `${Buffer.concat(body).subarray(5).toString()} (grpc-status ${status})` });
+        });
+      });
+
+    // The web sidecar picks an endpoint at random: call until one call has met the refusing peer.
+    for (let i = 0; i < 12 && refused() === 0; i++) {
+      const { sent, answer } = await streamedCall();
+      expect(answer).toBe(`${sent} (grpc-status 0)`);
+    }
+    expect(refused()).toBe(1);
+    expect((await fetch(`${web.adminUrl}/live`)).status).toBe(200);
   }, 30_000);
 
   it('sends a drained HTTP/2 client that never answers the PING between the two GOAWAYs the second anyway, and closes its session', async () => {
