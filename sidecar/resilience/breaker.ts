@@ -22,14 +22,15 @@
  * head comes (`trialAnswered`), not at its end: its body may stream for hours (server-sent
  * events, a long poll under `timeout: 0s`), and every other request would be refused meanwhile.
  *
- * For the same reason a trial is bounded (`startTrial`): one still undecided `resetTimeout`
- * after it went out is judged then, as opossum judges a trial that meets its action timeout
- * (which is off here, the attempt loop owning timeouts). One with no answer is a failure
- * and reopens the circuit, so a later request becomes the next trial; under `timeout: 0s` it
- * would otherwise hold the half-open circuit, refusing every other request, for as long as
- * its endpoint kept it waiting. The trial itself is not cut: it goes on, its end uncounted.
- * The bound is the breaker's own interval, as long as the circuit was open before the trial:
- * a trial may keep the service refused no longer than the open circuit did.
+ * For the same reason a trial holds its place for at most `resetTimeout` (`startTrial`): one
+ * still undecided then gives its place to the next request, which becomes the next trial, and
+ * goes on as an ordinary attempt, its outcome counted when it ends (a slow endpoint's late
+ * success still closes the circuit, a failure reopens it). Under `timeout: 0s` a trial that
+ * never answers would otherwise hold the half-open circuit, refusing every other request, for
+ * as long as its endpoint kept it waiting; and judging it failed at the bound instead would
+ * keep the circuit of an endpoint slower than `resetTimeout` open for good (every trial
+ * "failed", though each answered 200). The bound is the breaker's own interval: a trial may
+ * keep the service refused no longer than the open circuit did.
  *
  * A closed circuit is judged on what happened since it closed, as Hystrix and resilience4j
  * do: opossum keeps the failures that opened it in its rolling window, where a single failure
@@ -53,21 +54,19 @@ export interface BreakerHooks {
   onReject?(): void;
 }
 
-/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` or its bound turn a trial into `Decided`). */
+/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` turns a trial into `Decided`, its bound into `Attempt`). */
 export const enum Admission {
   Refused = 0,
   Attempt = 1,
   Trial = 2,
-  /** A trial whose outcome was counted before its end (it answered, or its bound passed): its release only frees its place. */
+  /** A trial whose success was counted when it answered: its release only frees its place. */
   Decided = 3,
 }
 
 /** The attempt a half-open circuit let through, as `startTrial` watches it (the exchange's AttemptHandler). */
 export interface TrialAttempt {
-  /** The breaker sets it to `Decided` (or `Attempt`) when the trial's bound passes first. */
+  /** The breaker sets it to `Attempt` when the trial's bound passes first. */
   admission: Admission;
-  /** Its answer's HTTP status; 0 while no head came. */
-  readonly status: number;
 }
 
 /** What an attempt says about its endpoint: `neutral` when it says nothing (the caller's doing). */
@@ -173,7 +172,7 @@ export class CircuitBreaker {
 
   /**
    * Bounds the trial `tryAcquire` just admitted, which must be `attempt`: if it is neither
-   * answered nor released `resetTimeout` from now, trialOverdue judges it.
+   * answered nor released `resetTimeout` from now, trialOverdue gives its place up.
    */
   startTrial(attempt: TrialAttempt): void {
     this.trial = attempt;
@@ -193,23 +192,15 @@ export class CircuitBreaker {
   }
 
   /**
-   * The trial's bound passed with the trial still out. While the circuit is half-open it is
-   * judged now: with no head, or a 5xx one, a failure (the circuit reopens); with a good head
-   * (a gRPC stream that has sent no message yet) a success. Either way it stops being the trial
-   * and its end counts for nothing. If another outcome already decided the circuit, it goes on
-   * as an ordinary attempt, counted at its end.
+   * The trial's bound passed with the trial still out: its place goes to the next request, and
+   * it goes on as an ordinary attempt, its outcome counted when it ends.
    */
   trialOverdue(): void {
     this.trialTimer = undefined;
     const trial = this.trial;
     if (trial === null) return;
     this.endTrial();
-    if (!this.opossum.pendingClose) {
-      trial.admission = Admission.Attempt;
-      return;
-    }
-    trial.admission = Admission.Decided;
-    this.count(trial.status !== 0 && trial.status < 500);
+    trial.admission = Admission.Attempt;
   }
 
   /** The trial's place is free for the next one, and its bound off. */

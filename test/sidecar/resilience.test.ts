@@ -452,7 +452,7 @@ describe('circuit breaker after it closes', () => {
     expect((await breakerOf(web)).state).toBe('closed');
   });
 
-  it('bounds a half-open trial that gets no answer (route timeout 0s): past resetTimeout it failed, and a later request is the next trial, while it goes on', async () => {
+  it('bounds a half-open trial that gets no answer (route timeout 0s): past resetTimeout a later request is the next trial, while it goes on', async () => {
     let failing = true;
     const held: ServerResponse[] = [];
     const ok = echoHandler('catalog');
@@ -472,17 +472,43 @@ describe('circuit breaker after it closes', () => {
     const trial = web.call('/hang');
     await waitUntil(() => held.length === 1, { what: 'the trial to reach the upstream' });
     expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
-    // Its bound (resetTimeout, 1 s) reopens the circuit; it half-opens again, and the next request is a trial that closes it.
+    // Its bound (resetTimeout, 1 s) gives its place up: the next request is a trial, and closes the circuit.
     await waitUntil(async () => (await web.call('/items')).status === 200, { timeoutMs: 6000, what: 'a later trial to close the circuit' });
     expect(await circuit()).toBe(0);
     expect(await breakerOf(web)).toMatchObject({ state: 'closed', active: 1 });
 
-    // The stuck trial was not cut: it is answered when its endpoint answers, and its end counts for nothing.
+    // The stuck trial was not cut: it is answered when its endpoint answers (counted then as an ordinary attempt).
     held[0]!.writeHead(200, { 'content-type': 'text/plain' }).end('late');
     const late = await trial;
     expect(late.status).toBe(200);
     expect(late.body).toBe('late');
     await waitUntil(async () => (await breakerOf(web)).active === 0, { what: 'the trial to free its place' });
+  });
+
+  it('closes a half-open circuit whose endpoint answers well but slower than resetTimeout', async () => {
+    let failing = true;
+    const ok = echoHandler('catalog');
+    const flaky = await upstream((req, res) => {
+      if (failing) return fail(503)(req, res);
+      // Recovered, but every answer takes 1.5 s: longer than the breaker's 1 s resetTimeout.
+      setTimeout(() => ok(req, res), 1500);
+    });
+    const web = await startOutbound(procs, catalog(policy(3), flaky));
+    const circuit = async (): Promise<number> => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' });
+    for (let i = 0; i < 3; i++) await web.call('/items');
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    failing = false;
+    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+    // Requests keep coming; the first trial's 200 comes after its bound has passed.
+    const answers: number[] = [];
+    await waitUntil(
+      async () => {
+        void web.call('/items').then((r) => answers.push(r.status));
+        return (await circuit()) === 0;
+      },
+      { timeoutMs: 6000, intervalMs: 200, what: 'a slow but good trial to close the circuit' },
+    );
+    await waitUntil(() => answers.includes(200), { what: 'the slow answers' });
   });
 
   it('judges the circuit on what happened since it closed: one failure after the close does not reopen it', async () => {
