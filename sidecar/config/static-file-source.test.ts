@@ -4,7 +4,8 @@
  * a file reached through a symlink into another directory is seen when edited there; events
  * for other files cost a stat and apply or log nothing; SIGHUP re-applies; a refused file
  * keeps the config in force; a config directory swapped by rename is watched anew, and one
- * deleted keeps the config in force and is watched again when made again, without SIGHUP.
+ * deleted keeps the config in force and is watched again when made again, without SIGHUP,
+ * even made again at once (with the old inode number) or after a file stood in its place.
  */
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,17 +45,32 @@ async function runPendingLoad(source: StaticFileConfigSource): Promise<void> {
   await (source as unknown as { loading: Promise<void> }).loading;
 }
 
-/** A source started on `root/config/mesh.yaml` (version 1), once it has said that the deleted `config` cannot be watched. */
-async function startThenDeleteDir() {
+/** A source started on `root/config/mesh.yaml` (version 1). */
+async function startInConfigDir() {
   const root = tempDir();
   const dir = join(root, 'config');
   mkdirSync(dir);
   writeFileSync(join(dir, 'mesh.yaml'), 'version: "1"\n');
   const started = start(join(dir, 'mesh.yaml'));
   await started.started;
-  rmSync(dir, { recursive: true });
-  await waitUntil(() => started.logs.join('').includes('cannot watch'), { what: 'the lost watch to be logged' });
   return { root, dir, ...started };
+}
+
+/** A source started on `root/config/mesh.yaml` (version 1), once it has said that the deleted `config` cannot be watched. */
+async function startThenDeleteDir() {
+  const started = await startInConfigDir();
+  rmSync(started.dir, { recursive: true });
+  await waitUntil(() => started.logs.join('').includes('cannot watch'), { what: 'the lost watch to be logged' });
+  return started;
+}
+
+/** Writes versions 2 and then 3 of `dir/mesh.yaml`, each once the one before was applied, and checks both were. */
+async function editTwice(dir: string, applied: string[]): Promise<void> {
+  writeFileSync(join(dir, 'mesh.yaml'), 'version: "2"\n');
+  await waitUntil(() => applied.length === 2, { what: 'version 2 to be applied' });
+  writeFileSync(join(dir, 'mesh.yaml'), 'version: "3"\n');
+  await waitUntil(() => applied.length === 3, { what: 'version 3, written later, to be applied' });
+  expect(applied.slice(1)).toEqual(['version: "2"\n', 'version: "3"\n']);
 }
 
 /** The source's poll timer, set while it looks at the file for want of a watch. */
@@ -130,12 +146,7 @@ describe('StaticFileConfigSource', () => {
   });
 
   it('watches a directory swapped in by rename (mv dir old; mv new dir), and its later edits', async () => {
-    const root = tempDir();
-    const dir = join(root, 'config');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'mesh.yaml'), 'version: "1"\n');
-    const { applied, started, logs } = start(join(dir, 'mesh.yaml'));
-    await started;
+    const { root, dir, applied, logs } = await startInConfigDir();
     mkdirSync(join(root, 'new'));
     writeFileSync(join(root, 'new', 'mesh.yaml'), 'version: "2"\n');
     renameSync(dir, join(root, 'old'));
@@ -147,6 +158,26 @@ describe('StaticFileConfigSource', () => {
     expect(logs.join('')).not.toMatch(/cannot watch/);
   });
 
+  it('watches a directory deleted and made again at once (given its old inode number back), and its later edits', async () => {
+    const { dir, applied, logs } = await startInConfigDir();
+    // `rm -rf config && mkdir config`: ext4 and tmpfs hand the freed inode number straight back,
+    // so the new directory has the (dev, inode) of the one the watch was on.
+    rmSync(dir, { recursive: true });
+    mkdirSync(dir);
+    await editTwice(dir, applied);
+    expect(logs.join('')).not.toMatch(/cannot watch/);
+  });
+
+  it('watches a directory replaced by a file and then by a directory again, and its later edits', async () => {
+    const { dir, applied, logs } = await startInConfigDir();
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, 'not a directory\n');
+    await waitUntil(() => logs.join('').includes('ENOTDIR'), { what: 'the file in the directory\'s place to be read' });
+    rmSync(dir);
+    mkdirSync(dir);
+    await editTwice(dir, applied);
+  });
+
   it('keeps the config in force while its directory is deleted, and sees it made again by itself', async () => {
     const { dir, source, applied, logs } = await startThenDeleteDir();
     expect(source.hasSnapshot).toBe(true);
@@ -155,11 +186,7 @@ describe('StaticFileConfigSource', () => {
     // The directory first, the file a moment later, as a restore or a re-mount makes them.
     mkdirSync(dir);
     await waitUntil(() => logs.join('').includes('watching the config file\'s directory'), { what: 'the directory to be watched again' });
-    writeFileSync(join(dir, 'mesh.yaml'), 'version: "2"\n');
-    await waitUntil(() => applied.length === 2, { what: 'the file in the made-again directory to be applied' });
-    expect(applied[1]).toBe('version: "2"\n');
-    writeFileSync(join(dir, 'mesh.yaml'), 'version: "3"\n');
-    await waitUntil(() => applied.length === 3, { what: 'an edit in the made-again directory to be applied' });
+    await editTwice(dir, applied);
     expect(logs.join('').match(/cannot watch/g)).toHaveLength(1);
     expect(pollOf(source)).toBeUndefined();
   });

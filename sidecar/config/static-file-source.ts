@@ -11,9 +11,13 @@
  * operator's file, it gets the checks of a write too: see `authored`) is refused with a log
  * line naming each fault's path, and the snapshot in force stays; at start, with none in
  * force, the refusal stops the sidecar (start() throws). SIGHUP re-reads and re-applies the
- * file whatever changed. A watch is on a directory's inode, not its name: each is kept with
- * its directory's (dev, inode) and replaced when the name comes to mean another directory
- * (deleted and made again, or a whole directory swapped in by rename). While the path's
+ * file whatever changed. A watch is on a directory's inode, not its name: it is dropped when
+ * it reports that directory itself deleted or moved away (inotify's IN_DELETE_SELF and
+ * IN_MOVE_SELF, which node gives as a 'rename' event naming the directory), and it is kept
+ * with its directory's (dev, inode) and replaced when the name comes to mean another directory
+ * (a whole directory swapped in by rename). The event is needed as well as the (dev, inode):
+ * a directory deleted and made again at once is usually given the freed inode number back
+ * (ext4, tmpfs), and a watch on the deleted one reports nothing more. While the path's
  * directory is missing nothing can be watched: that is logged once, and the file is looked at
  * every POLL_MS until the directory can be watched again (the config in force stays meanwhile),
  * so a directory deleted and made again is seen without SIGHUP. A load arms the watches before
@@ -21,7 +25,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { ConfigError } from '../../common/config/parse.js';
 import type { Logger } from '../../common/log.js';
 import type { ConfigSource } from '../config-source.js';
@@ -130,7 +134,13 @@ export class StaticFileConfigSource implements ConfigSource {
       this.unwatch(dir, current?.watcher);
       let w: FSWatcher;
       try {
-        w = watch(dir, this.onEvent);
+        w = watch(dir, (event, name) => {
+          // The directory itself deleted or moved: this watch sees nothing more there, whatever inode
+          // its successor gets, so the load this event schedules watches anew. A file in it of the
+          // directory's own name looks the same and costs a needless re-watch, nothing more.
+          if (event === 'rename' && (name === null || name === basename(dir))) this.unwatch(dir, w);
+          this.onEvent();
+        });
       } catch (err) {
         this.cannotWatch(dir, err);
         continue;
