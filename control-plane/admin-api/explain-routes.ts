@@ -87,13 +87,15 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
     auth: false,
     query: [
       { name: 'service', required: true, description: 'destination service' },
-      { name: 'method', description: 'HTTP method as sent, case-sensitive as sidecars match it (default GET)' },
-      { name: 'path', description: 'request path (default /)' },
+      { name: 'method', description: 'HTTP method as sent, case-sensitive as sidecars match it (left out: GET)' },
+      { name: 'path', description: 'request path (left out: /)' },
       { name: 'header', description: 'NAME:VALUE, repeatable; a name given again is a repeated header line' },
     ],
     handler: async ({ query }) => {
       // A name no service can have is a mistake in the question, not a request no rule routes:
-      // a 400 naming the parameter, as every route answers a malformed one.
+      // a 400 naming the parameter, as every route answers a malformed one. So is an empty or a
+      // repeated one: the default (GET, /) or the first value in its place would explain a
+      // request that was not described.
       const service = queryParam(query, 'service', serviceName);
       if (!service) throw new ApiError('bad-request', 'give the service to explain: /api/v1/explain?service=NAME&method=GET&path=/');
       // Any method a route may match (M-SEARCH, PROPFIND), taken as sent: a sidecar matches it case-sensitively.

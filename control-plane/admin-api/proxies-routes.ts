@@ -5,7 +5,7 @@
 import { serviceName } from '../../common/config/schema.js';
 import type { ProxyTracker } from '../push/proxies.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
-import { queryParam } from './query-param.js';
+import { EMPTY_IS_ABSENT, queryParam } from './query-param.js';
 import type { Router } from './router.js';
 
 export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracker; publisher: SnapshotPublisher }): void {
@@ -17,7 +17,8 @@ export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracke
     query: [{ name: 'service', description: 'only the sidecars of this service' }],
     handler: async ({ query }) => {
       const version = deps.publisher.current().version;
-      const service = queryParam(query, 'service', serviceName);
+      // A filter: given empty, none, as on the observability routes.
+      const service = queryParam(query, 'service', serviceName, EMPTY_IS_ABSENT);
       const proxies = deps.proxies.view(version).filter((p) => !service || p.service === service);
       return { body: { snapshotVersion: version, proxies } };
     },

@@ -2,14 +2,29 @@
 import type { z } from 'zod';
 import { ApiError } from './errors.js';
 
+export interface QueryParamOptions {
+  /**
+   * Given empty, the parameter counts as not given, as a form leaves a filter it did not use
+   * (`?service=&limit=`): for a filter, where nothing given means "any", and only where the
+   * route documents it. Otherwise an empty one is a 400 naming it, as a malformed one is.
+   */
+  readonly emptyIsAbsent?: boolean;
+}
+
+export const EMPTY_IS_ABSENT: QueryParamOptions = { emptyIsAbsent: true };
+
 /**
- * Query parameter `name`, or undefined when absent or empty (as a form leaves an unused
- * field). A malformed one is a 400 naming it: a filter that can match nothing, or a limit
- * quietly replaced by the default, would answer a question that was not asked.
+ * Query parameter `name`, or undefined when absent. A malformed one, an empty one (unless
+ * `emptyIsAbsent`) or one given more than once is a 400 naming it: a filter that can match
+ * nothing, a limit quietly replaced by the default, or one of two values quietly picked, would
+ * answer a question that was not asked.
  */
-export function queryParam<T>(query: URLSearchParams, name: string, schema: z.ZodType<T, z.ZodTypeDef, string>): T | undefined {
-  const value = query.get(name);
-  if (!value) return undefined;
+export function queryParam<T>(query: URLSearchParams, name: string, schema: z.ZodType<T, z.ZodTypeDef, string>, options: QueryParamOptions = {}): T | undefined {
+  const values = query.getAll(name);
+  if (values.length > 1) throw new ApiError('bad-request', `${name} must be given once (got ${values.map((v) => JSON.stringify(v)).join(', ')})`);
+  const value = values[0];
+  if (value === undefined || (value === '' && options.emptyIsAbsent)) return undefined;
+  if (value === '') throw new ApiError('bad-request', `${name} must not be empty (got "")`);
   return parameter(name, value, schema);
 }
 

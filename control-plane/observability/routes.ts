@@ -1,12 +1,13 @@
 /**
  * Admin API routes of observability (SPEC §5): `GET /api/v1/stats`, `GET /api/v1/tap`
  * (Server-Sent Events, one `data:` line of JSON per request), `GET /api/v1/traces` and
- * `GET /api/v1/traces/{id}`.
+ * `GET /api/v1/traces/{id}`. Their query parameters are filters (and a limit) a form may leave
+ * blank, so one given empty counts as not given, as the README documents.
  */
 import { z } from 'zod';
 import { methodName, requestPath, serviceName } from '../../common/config/schema.js';
 import { ApiError } from '../admin-api/errors.js';
-import { queryParam } from '../admin-api/query-param.js';
+import { EMPTY_IS_ABSENT, queryParam } from '../admin-api/query-param.js';
 import type { Router } from '../admin-api/router.js';
 import { serviceView, type ServiceSources } from '../admin-api/services-routes.js';
 import type { Observability } from './observability.js';
@@ -38,7 +39,7 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
       auth: false,
       query: [{ name: 'service', description: 'only this service and the edges into and out of it' }],
       handler: async ({ query }) => {
-        const service = queryParam(query, 'service', serviceName);
+        const service = queryParam(query, 'service', serviceName, EMPTY_IS_ABSENT);
         const view = obs.stats.view({ service });
         // Held: its own row, or edges out of it. Edges into a name without a row of its own lead to NO_ROUTE, no service.
         await requireService(service, view.services.length > 0 || view.edges.some((e) => e.source === service));
@@ -59,14 +60,14 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
         { name: 'peer', description: 'only requests from (inbound) or to (outbound) this service' },
       ],
       handler: async ({ query, req, res }) => {
-        const service = queryParam(query, 'service', serviceName);
+        const service = queryParam(query, 'service', serviceName, EMPTY_IS_ABSENT);
         if (!service) throw new ApiError('bad-request', 'give the service to tap: /api/v1/tap?service=NAME');
         const filter: TapFilter = {
-          method: queryParam(query, 'method', methodName),
-          pathPrefix: queryParam(query, 'path', requestPath),
-          status: queryParam(query, 'status', statusParam),
-          direction: queryParam(query, 'direction', directionParam),
-          peer: queryParam(query, 'peer', serviceName),
+          method: queryParam(query, 'method', methodName, EMPTY_IS_ABSENT),
+          pathPrefix: queryParam(query, 'path', requestPath, EMPTY_IS_ABSENT),
+          status: queryParam(query, 'status', statusParam, EMPTY_IS_ABSENT),
+          direction: queryParam(query, 'direction', directionParam, EMPTY_IS_ABSENT),
+          peer: queryParam(query, 'peer', serviceName, EMPTY_IS_ABSENT),
         };
         // Only a service's own sidecars are tapped: one nothing names would stream nothing, ever.
         await requireService(service);
@@ -98,8 +99,8 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
         { name: 'limit', description: `at most this many (default 50; more than ${MAX_TRACES} gives ${MAX_TRACES})` },
       ],
       handler: async ({ query }) => {
-        const service = queryParam(query, 'service', serviceName);
-        const traces = obs.traces.recent(queryParam(query, 'limit', limitParam), service);
+        const service = queryParam(query, 'service', serviceName, EMPTY_IS_ABSENT);
+        const traces = obs.traces.recent(queryParam(query, 'limit', limitParam, EMPTY_IS_ABSENT), service);
         await requireService(service, traces.length > 0);
         return { body: { traces, droppedBySidecars: obs.traces.droppedBySidecars } };
       },

@@ -233,6 +233,34 @@ describe('admin API', () => {
     expect((await call('GET', '/api/v1/explain?service=nope&path=/')).body.known).toBe(false);
   });
 
+  it('refuses an explain parameter given empty or twice as 400 naming it, not the default or the first value in its place', async () => {
+    for (const name of ['service', 'method', 'path']) {
+      const query = new URLSearchParams({ service: 'books', method: 'GET', path: '/list' });
+      query.set(name, '');
+      expectError(await call('GET', `/api/v1/explain?${query}`), 400, 'bad-request', new RegExp(`^${name} must not be empty \\(got ""\\)$`));
+    }
+    expectError(await call('GET', '/api/v1/explain?service=books&service=NOPE'), 400, 'bad-request', /^service must be given once \(got "books", "NOPE"\)$/);
+    expectError(await call('GET', '/api/v1/explain?service=books&method=GET&method=POST'), 400, 'bad-request', /^method must be given once \(got "GET", "POST"\)$/);
+    expectError(await call('GET', '/api/v1/explain?service=books&path=/a&path='), 400, 'bad-request', /^path must be given once \(got "\/a", ""\)$/);
+    // Left out, method and path are GET and /; header may repeat (a repeated header line).
+    const defaults = await call('GET', '/api/v1/explain?service=books&header=x-a:1&header=x-a:2');
+    expect(defaults.status).toBe(200);
+    expect(defaults.body.request).toEqual({ method: 'GET', path: '/', headers: { 'x-a': '1, 2' } });
+  });
+
+  it('refuses a filter given twice on the list and observability routes, and takes one given empty as not given there', async () => {
+    for (const [path, name] of [
+      ['/api/v1/proxies?service=books&service=NOPE', 'service'],
+      ['/api/v1/stats?service=books&service=orders', 'service'],
+      ['/api/v1/traces?limit=5&limit=abc', 'limit'],
+      ['/api/v1/tap?service=books&service=NOPE', 'service'],
+      ['/api/v1/tap?service=books&status=5xx&status=', 'status'],
+    ] as const) {
+      expectError(await call('GET', path), 400, 'bad-request', new RegExp(`^${name} must be given once \\(got `));
+    }
+    for (const path of ['/api/v1/proxies?service=', '/api/v1/stats?service=', '/api/v1/traces?service=&limit=']) expect((await call('GET', path)).status, path).toBe(200);
+  });
+
   it('describes every served route in openapi.json', async () => {
     const doc = (await call('GET', '/api/v1/openapi.json')).body;
     const expected = [
