@@ -9,6 +9,7 @@
 import type { CanaryConflict } from '../canary/conflicts.js';
 import type { CanaryWriteMode } from '../state/mesh-config.js';
 import { ApiError } from './errors.js';
+import { singleValue } from './query-param.js';
 import type { RequestContext } from './router.js';
 
 /** What aborts a rollout for a forced write (the CanaryController). */
@@ -18,10 +19,13 @@ export interface CanaryAborter {
 
 export const FORCE_QUERY = { name: 'force', description: 'true: abort a running canary rollout of the service that this write would touch (else 409), then write' } as const;
 
-/** `?force=true` (or 1); absent, false or 0 is no force; anything else is a 400, not a silent no. */
+/**
+ * `?force=true` (or 1, or empty); absent, false or 0 is no force; anything else is a 400, not a
+ * silent no, and so is `force` given twice (`?force=true&force=false`), neither value taken.
+ */
 export function forceRequested(query: URLSearchParams): boolean {
-  const value = query.get('force');
-  if (value === null || value === 'false' || value === '0') return false;
+  const value = singleValue(query, 'force');
+  if (value === undefined || value === 'false' || value === '0') return false;
   if (value === '' || value === 'true' || value === '1') return true;
   throw new ApiError('bad-request', `force must be true or false (got ${JSON.stringify(value)})`);
 }

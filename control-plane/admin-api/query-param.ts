@@ -20,12 +20,17 @@ export const EMPTY_IS_ABSENT: QueryParamOptions = { emptyIsAbsent: true };
  * answer a question that was not asked.
  */
 export function queryParam<T>(query: URLSearchParams, name: string, schema: z.ZodType<T, z.ZodTypeDef, string>, options: QueryParamOptions = {}): T | undefined {
-  const values = query.getAll(name);
-  if (values.length > 1) throw new ApiError('bad-request', `${name} must be given once (got ${values.map((v) => JSON.stringify(v)).join(', ')})`);
-  const value = values[0];
+  const value = singleValue(query, name);
   if (value === undefined || (value === '' && options.emptyIsAbsent)) return undefined;
   if (value === '') throw new ApiError('bad-request', `${name} must not be empty (got "")`);
   return parameter(name, value, schema);
+}
+
+/** The one value of query parameter `name` as sent, or undefined when absent; given twice, a 400 naming it. */
+export function singleValue(query: URLSearchParams, name: string): string | undefined {
+  const values = query.getAll(name);
+  if (values.length > 1) throw new ApiError('bad-request', `${name} must be given once (got ${values.map((v) => JSON.stringify(v)).join(', ')})`);
+  return values[0];
 }
 
 /** `value` of the parameter `label` names, read with `schema`; a malformed one is a 400 naming it and what was sent. */
