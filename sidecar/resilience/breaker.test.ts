@@ -233,7 +233,7 @@ describe('CircuitBreaker', () => {
     vi.advanceTimersByTime(5000);
     expect(breaker.tryAcquire()).toBe(Admission.Trial);
     const answered = breaker.trialAnswered();
-    expect(answered).toBe(Admission.Decided);
+    expect(answered).toBe(Admission.Answered);
     await settle();
     expect(breaker.state).toBe('closed');
     expect(breaker.tryAcquire()).toBe(Admission.Attempt); // others go through while the trial's body streams

@@ -54,13 +54,13 @@ export interface BreakerHooks {
   onReject?(): void;
 }
 
-/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` turns a trial into `Decided`, its bound into `Attempt`). */
+/** tryAcquire's answer: refused, or admitted as an ordinary attempt or as the half-open circuit's trial (`trialAnswered` turns a trial into `Answered`, its bound into `Attempt`). */
 export const enum Admission {
   Refused = 0,
   Attempt = 1,
   Trial = 2,
   /** A trial whose success was counted when it answered: its release only frees its place. */
-  Decided = 3,
+  Answered = 3,
 }
 
 /** The attempt a half-open circuit let through, as `startTrial` watches it (the exchange's AttemptHandler). */
@@ -167,7 +167,7 @@ export class CircuitBreaker {
     if (admission === Admission.Refused || this.inFlight === 0) return;
     this.inFlight--;
     if (admission === Admission.Trial) this.endTrial();
-    if (verdict !== 'neutral' && admission !== Admission.Decided) this.count(verdict === 'success');
+    if (verdict !== 'neutral' && admission !== Admission.Answered) this.count(verdict === 'success');
   }
 
   /**
@@ -188,7 +188,7 @@ export class CircuitBreaker {
   trialAnswered(): Admission {
     this.endTrial();
     this.count(true);
-    return Admission.Decided;
+    return Admission.Answered;
   }
 
   /**

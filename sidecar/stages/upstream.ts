@@ -37,7 +37,7 @@ export class AttemptHandler implements ControlledHandler {
   constructor(
     readonly owner: AttemptOwner,
     readonly endpoint: UpstreamEndpoint,
-    /** How the circuit breaker let it through, handed back when it is released (a trial that answered well, or past its bound, becomes `Decided`). */
+    /** How the circuit breaker let it through, handed back when it is released (a trial that answered well becomes `Answered`, one past its bound `Attempt`). */
     public admission: Admission,
   ) {}
 
