@@ -403,6 +403,27 @@ describe('H2Upstream', () => {
     await expect.poll(() => rstCode, { timeout: 5000 }).toBe(constants.NGHTTP2_CANCEL);
   });
 
+  it('cancels a call whose body is still streaming with the reset alone: the server never sees its body end', async () => {
+    const events: string[] = [];
+    const { port } = await server((stream) => {
+      stream.on('data', () => events.includes('data') || events.push('data'));
+      stream.on('end', () => events.push('end'));
+      stream.on('aborted', () => events.push('aborted'));
+      stream.on('close', () => events.push(`close ${stream.rstCode}`));
+    });
+    const body = new PassThrough();
+    const r = call(upstream(port), body);
+    body.write(Buffer.alloc(600));
+    await expect.poll(() => events.includes('data'), { timeout: 5000 }).toBe(true);
+    r.abort!();
+    await r.settled;
+    await expect.poll(() => events.some((e) => e.startsWith('close')), { timeout: 5000 }).toBe(true);
+    // node's own close(code) would send END_STREAM ahead of the reset: 'end' before 'aborted'.
+    expect(events.filter((e) => e === 'aborted' || e === 'end')[0]).toBe('aborted');
+    expect(events).toContain(`close ${constants.NGHTTP2_CANCEL}`);
+    body.destroy();
+  });
+
   it('drops the unread answer of a call abandoned while paused, so the session can still close', async () => {
     const { port } = await server((stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' });

@@ -29,7 +29,7 @@
  */
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
@@ -141,7 +141,7 @@ class H2Call implements BodySink {
     if (this.done) return;
     this.done = true;
     this.unhookBody();
-    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+    if (!this.stream.destroyed) cancel(this.stream);
     // What the server sent and nobody will read (a paused answer, or DATA that came with the
     // head) is dropped: unread, it keeps the stream from ending, and so the session from closing.
     this.stream.resume();
@@ -218,6 +218,17 @@ class H2Call implements BodySink {
     unhookBody(body);
     this.stream.off('drain', onStreamDrain);
   }
+}
+
+/**
+ * Resets `stream` with RST_STREAM CANCEL alone. node's `close(code)` ends the writable side
+ * first, which sends END_STREAM ahead of the reset, so a server (node's among them: its request
+ * ends before it is aborted) takes a body cut short, by the caller's reset, a deadline or a
+ * limit, for a whole request. Destroyed with an AbortError, which `addAbortSignal` is node's
+ * public way to give, it sends the reset and nothing else.
+ */
+function cancel(stream: ClientHttp2Stream): void {
+  addAbortSignal(AbortSignal.abort(), stream);
 }
 
 const CALL = Symbol('skein.h2call');

@@ -36,6 +36,16 @@ export async function startGrpcSidecarPair(
   web: { drainTimeout?: string; extraArgs?: readonly string[] } = {},
 ): Promise<GrpcSidecarPair> {
   const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  return startH2cGrpcPair(procs, appPort, policy, web);
+}
+
+/** The same pair in front of any h2c app already listening on `appPort`. */
+export async function startH2cGrpcPair(
+  procs: Processes,
+  appPort: number,
+  policy: Omit<ServicePolicyInput, 'protocol' | 'endpoints'> = {},
+  web: { drainTimeout?: string; extraArgs?: readonly string[] } = {},
+): Promise<GrpcSidecarPair> {
   const webApp = await startUpstream(echoHandler('web-app'));
   const ca = makeCa();
   const dir = tempDir();

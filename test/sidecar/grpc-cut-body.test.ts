@@ -1,0 +1,101 @@
+/**
+ * A gRPC call cut short while its body still streams reaches the app as a reset, never as a
+ * whole request: node's `close(code)` on a client stream sends END_STREAM ahead of the reset,
+ * so a sidecar that aborted its HTTP/2 stream that way (a deadline that passed, a body past
+ * the limit, a caller gone) had the peer, and then the app, take the messages so far for the
+ * whole call. A client-streaming call through an mTLS sidecar pair to an h2c app.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { connect, createServer, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Processes, waitUntil } from '../support/index.js';
+import { startH2cGrpcPair, type GrpcSidecarPair } from './grpc-fixture.js';
+
+describe('a gRPC call cut short while its body streams', () => {
+  const procs = new Processes();
+  const apps: Http2Server[] = [];
+  afterAll(async () => {
+    await procs.killAll();
+    for (const app of apps) app.close();
+  });
+
+  /**
+   * A pair in front of an h2c gRPC app that records how each call's request stream ended: the
+   * first of its END_STREAM (`whole`) and its reset (`cancelled`), as the frames came. (grpc-js
+   * itself is no judge: it ends a call's request stream when the stream is reset, too.)
+   */
+  async function pairRecordingEnds(extraArgs: readonly string[] = []): Promise<{ pair: GrpcSidecarPair; ends: string[] }> {
+    const ends: string[] = [];
+    const app = createServer();
+    apps.push(app);
+    app.on('stream', (stream) => {
+      let bytes = 0;
+      let ended = false;
+      stream.on('error', () => {});
+      stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      stream.on('aborted', () => {
+        if (!ended) ends.push('cancelled');
+        ended = true;
+      });
+      stream.on('end', () => {
+        if (ended) return;
+        ended = true;
+        ends.push(`whole after ${bytes} bytes`);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const pair = await startH2cGrpcPair(procs, (app.address() as AddressInfo).port, { retries: { attempts: 0 } }, { extraArgs });
+    return { pair, ends };
+  }
+
+  /**
+   * Sends a 100-byte gRPC message every 30 ms until the call ends; resolves with its
+   * grpc-status. A raw HTTP/2 client, never ending its stream before the status comes: grpc-js's
+   * cancel (at its own deadline) uses node's `close(code)`, END_STREAM first, which would make
+   * the call whole before any sidecar could cut it.
+   */
+  function streamUntilEnded(port: number, headers: Record<string, string> = {}): Promise<string> {
+    return new Promise((resolve) => {
+      const session = connect(`http://127.0.0.1:${port}`);
+      session.on('error', () => {});
+      const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Up', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      const message = Buffer.concat([Buffer.from([0, 0, 0, 0, 100]), Buffer.alloc(100, 120)]);
+      let status = '';
+      // The call is over once its status came; a client then stops sending (grpc-js cancels).
+      const settle = (value: unknown): void => {
+        if (value === undefined || status !== '') return;
+        status = String(value);
+        session.destroy();
+        resolve(status);
+      };
+      stream.on('response', (head) => settle(head['grpc-status']));
+      stream.on('trailers', (trailers) => settle(trailers['grpc-status']));
+      stream.on('error', () => {});
+      stream.resume();
+      const tick = (): void => {
+        if (stream.closed || stream.destroyed) return;
+        stream.write(message);
+        setTimeout(tick, 30);
+      };
+      tick();
+    });
+  }
+
+  it('its deadline passing: the app sees the call cancelled, not ended', async () => {
+    const { pair, ends } = await pairRecordingEnds();
+    expect(await streamUntilEnded(pair.web.outboundPort, { 'grpc-timeout': '400m' })).toBe(String(grpc.status.DEADLINE_EXCEEDED));
+    await waitUntil(() => ends.length > 0, { what: 'the app to see the call end' });
+    expect(ends).toEqual(['cancelled']);
+  });
+
+  it('its body passing --max-request-body: the app sees the call cancelled, not ended', async () => {
+    const { pair, ends } = await pairRecordingEnds(['--max-request-body', '1000']);
+    expect(await streamUntilEnded(pair.web.outboundPort)).toBe(String(grpc.status.INTERNAL));
+    await waitUntil(() => ends.length > 0, { what: 'the app to see the call end' });
+    expect(ends).toEqual(['cancelled']);
+  });
+});
