@@ -417,9 +417,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       // HTTP/1.1 bodies are bounded by their connection's sweep; an HTTP/2 one by this check (a gRPC call's by its deadline).
       if (this.h2) this.watchStall();
     }
-    // gRPC calls are copied for replay only where the route opts in: mark unary methods only,
-    // since the call reaches the app once the client ends its stream (or 64 KiB have come).
-    const buffer = this.h2 ? this.grpc && retry !== null && route.retryNonIdempotent : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength <= REPLAY_BUFFER_LIMIT;
+    // gRPC calls over HTTP/2 are copied for replay only where the route opts in: mark unary
+    // methods only, since the call reaches the app once the client ends its stream (or 64 KiB
+    // have come). Any other body is, when the route may retry or mirror it and it declares a
+    // length up to REPLAY_BUFFER_LIMIT, whichever protocol the caller speaks.
+    const buffer =
+      this.h2 && this.grpc
+        ? retry !== null && route.retryNonIdempotent
+        : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength >= 0 && this.contentLength <= REPLAY_BUFFER_LIMIT;
     if (buffer) {
       this.bodyChunks = [];
       this.req.on('data', onRequestData);

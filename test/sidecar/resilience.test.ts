@@ -3,7 +3,7 @@
  * `web` sidecar (static config) in front of real test upstreams that flap, fail or stall.
  */
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createH2Server } from 'node:http2';
+import { connect as connectH2, createServer as createH2Server } from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
@@ -88,6 +88,29 @@ describe('retries', () => {
 
     const s = await scrape(web.sidecar);
     expect(metric(s, 'skein_retries_total', { destination: 'catalog', reason: 'gateway-error' })).toBe(10);
+  });
+
+  it('retry an HTTP/2 caller\'s PUT with a declared body up to 64 KiB, as an HTTP/1.1 caller\'s, its body whole each time', async () => {
+    let n = 0;
+    const flapping = await upstream((req, res) => (++n === 1 ? fail(503)(req, res) : countBody(req, res)));
+    const web = await startOutbound(procs, catalog({ retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } } }, flapping));
+    const session = connectH2(`http://127.0.0.1:${web.sidecar.outboundPort}`);
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = session.request({ ':method': 'PUT', ':path': '/items/1', ':authority': 'catalog', 'content-length': '100' });
+        const chunks: Buffer[] = [];
+        let status = 0;
+        stream.on('response', (head) => (status = Number(head[':status'])));
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+        stream.on('error', reject);
+        stream.end(Buffer.alloc(100, 97));
+      });
+      expect(answer).toEqual({ status: 200, body: '100 bytes' });
+      expect(flapping.requests.map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2']);
+    } finally {
+      session.destroy();
+    }
   });
 
   it('retry a POST whose upstream cannot be reached at all (connect failure)', async () => {
