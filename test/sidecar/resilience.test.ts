@@ -434,6 +434,16 @@ describe('circuit breaker', () => {
 
 describe('circuit breaker after it closes', () => {
   const policy = (volumeThreshold: number) => ({ timeout: '0s', retries: { attempts: 0 }, circuitBreaker: { volumeThreshold, errorThresholdPercentage: 50, resetTimeout: '1s' }, outlierDetection: { consecutiveErrors: 1000 } });
+  /** Opens the circuit to `flaky` (failing until `recover` is called), then waits for it to half-open. */
+  const halfOpenCircuit = async (flaky: TestUpstream, recover: () => void): Promise<{ web: Outbound; circuit: () => Promise<number> }> => {
+    const web = await startOutbound(procs, catalog(policy(3), flaky));
+    const circuit = async (): Promise<number> => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' });
+    for (let i = 0; i < 3; i++) await web.call('/items');
+    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
+    recover();
+    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+    return { web, circuit };
+  };
   const breakerOf = async (web: Outbound): Promise<{ state: string; active: number }> => {
     const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { subsets: Record<string, { breaker: { state: string; active: number } }> } };
     return clusters.catalog.subsets['*']!.breaker;
@@ -484,12 +494,7 @@ describe('circuit breaker after it closes', () => {
       else if (failing) fail(503)(req, res);
       else ok(req, res);
     });
-    const web = await startOutbound(procs, catalog(policy(3), flaky));
-    const circuit = async (): Promise<number> => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' });
-    for (let i = 0; i < 3; i++) await web.call('/items');
-    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
-    failing = false;
-    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+    const { web, circuit } = await halfOpenCircuit(flaky, () => (failing = false));
 
     // The trial reaches an endpoint that keeps it waiting; others are refused meanwhile.
     const trial = web.call('/hang');
@@ -516,12 +521,7 @@ describe('circuit breaker after it closes', () => {
       // Recovered, but every answer takes 1.5 s: longer than the breaker's 1 s resetTimeout.
       setTimeout(() => ok(req, res), 1500);
     });
-    const web = await startOutbound(procs, catalog(policy(3), flaky));
-    const circuit = async (): Promise<number> => metric(await scrape(web.sidecar), 'skein_circuit_state', { destination: 'catalog' });
-    for (let i = 0; i < 3; i++) await web.call('/items');
-    expect((await web.call('/items')).headers['x-skein-reason']).toBe('circuit-open');
-    failing = false;
-    await waitUntil(async () => (await circuit()) === 2, { timeoutMs: 5000, what: 'the circuit to half-open' });
+    const { web, circuit } = await halfOpenCircuit(flaky, () => (failing = false));
     // Requests keep coming; the first trial's 200 comes after its bound has passed.
     const answers: Promise<number>[] = [];
     await waitUntil(
