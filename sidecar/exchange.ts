@@ -832,11 +832,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   onDeadline(): void {
     if (this.finished) return;
     // A gRPC call's deadline that passes while the caller still sends is no fault of the endpoint.
-    this.abandonAttempt(this.bodyPending ? 'neutral' : 'failure');
+    const sending = this.bodyPending;
+    this.abandonAttempt(sending ? 'neutral' : 'failure');
     if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
       // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset
       // (sidecarReply ends a begun gRPC answer that way).
       this.reply('timeout', 'deadline exceeded');
+      if (sending) stopH2Body(this.req, true);
       return;
     }
     if (this.headSent && !this.retractHead()) {
@@ -845,6 +847,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.grpcTimeoutSlot >= 0 ? 'the call\'s grpc-timeout' : `${this.route?.timeoutMs ?? 0} ms`}`);
+    // A caller still sending is told to stop (else its stream stays half-open for as long as it sends).
+    if (sending && this.h2) stopH2Body(this.req, false);
   }
 
   onClientGone(): void {

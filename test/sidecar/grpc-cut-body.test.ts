@@ -58,7 +58,7 @@ describe('a gRPC call cut short while its body streams', () => {
    * cancel (at its own deadline) uses node's `close(code)`, END_STREAM first, which would make
    * the call whole before any sidecar could cut it.
    */
-  function streamUntilEnded(port: number, headers: Record<string, string> = {}): Promise<string> {
+  function streamUntilEnded(port: number, headers: Record<string, string> = {}, untilClosed = false): Promise<string> {
     return new Promise((resolve) => {
       const session = connect(`http://127.0.0.1:${port}`);
       session.on('error', () => {});
@@ -69,9 +69,15 @@ describe('a gRPC call cut short while its body streams', () => {
       const settle = (value: unknown): void => {
         if (value === undefined || status !== '') return;
         status = String(value);
+        if (untilClosed) return;
         session.destroy();
         resolve(status);
       };
+      // Or it keeps sending, until the sidecar closes the stream (RST_STREAM NO_ERROR: stop sending).
+      stream.on('close', () => {
+        session.destroy();
+        resolve(`${status}, closed ${stream.rstCode}`);
+      });
       stream.on('response', (head) => settle(head['grpc-status']));
       stream.on('trailers', (trailers) => settle(trailers['grpc-status']));
       stream.on('error', () => {});
@@ -90,6 +96,11 @@ describe('a gRPC call cut short while its body streams', () => {
     expect(await streamUntilEnded(pair.web.outboundPort, { 'grpc-timeout': '400m' })).toBe(String(grpc.status.DEADLINE_EXCEEDED));
     await waitUntil(() => ends.length > 0, { what: 'the app to see the call end' });
     expect(ends).toEqual(['cancelled']);
+  });
+
+  it('its deadline passing: a caller that goes on sending after its status is told to stop', async () => {
+    const { pair } = await pairRecordingEnds();
+    expect(await streamUntilEnded(pair.web.outboundPort, { 'grpc-timeout': '400m' }, true)).toBe(`${grpc.status.DEADLINE_EXCEEDED}, closed 0`);
   });
 
   it('its body passing --max-request-body: the app sees the call cancelled, not ended', async () => {
