@@ -432,8 +432,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       if (this.deadlineAt !== Infinity) this.armTimer();
       return;
     }
-    this.body = this.req;
-    if (this.h2) watchBody(this.req, this.deps.maxBodyBytes, this);
+    this.streamBody(this.req);
     this.replayable = false;
     if (this.req.received === true) this.bodyReceived();
     else this.req.on(this.h2 ? 'end' : 'received', onRequestReceived);
@@ -469,8 +468,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.req.off('data', onRequestData);
     this.req.off('end', onRequestEnd);
     this.req.on('end', onRequestReceived);
-    this.body = sentThenRest(chunks, this.req);
-    watchBody(this.body, this.deps.maxBodyBytes, this);
+    this.streamBody(sentThenRest(chunks, this.req));
     this.replayable = false;
     if (this.route!.mirror !== null) this.route!.mirror(this.method, this.url, this.headers, null);
     this.send();
@@ -696,7 +694,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // A call its peer refused unprocessed hands its streamed body back whole (h2-upstream.ts): a
     // retry elsewhere can send it, where a taken body could go nowhere else.
     const returned = h.control?.returnedBody;
-    if (returned != null) this.takeBodyBack(returned);
+    if (returned != null) this.streamBody(returned);
     if (!h.connected && h.endpoint.removed && isConnectError(err) && this.resendAfterRemoval(h)) return;
     const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
     if (this.mayRetry(outcome, 0, -1, h.connected)) {
@@ -710,7 +708,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else this.reply(this.attempts > 1 || h.connected ? 'retries-exhausted' : 'upstream-connect-failure', resetText(this.subset!.service, h, err));
   }
 
-  private takeBodyBack(body: Buffer | Readable): void {
+  /**
+   * The body tries send from now on: the caller's stream, one made of what was buffered and the
+   * rest, or one a refused call handed back. An HTTP/2 stream is watched here for its limit and
+   * stalls (an HTTP/1.1 or mux body is, by its connection).
+   */
+  private streamBody(body: Buffer | Readable): void {
     this.body = body;
     if (this.h2 && !Buffer.isBuffer(body)) watchBody(body, this.deps.maxBodyBytes, this);
   }
