@@ -16,6 +16,13 @@ describe('responseHeaders', () => {
     expect(out).toEqual(['Transfer-Encoding', 'gzip']);
   });
 
+  it('keeps an app\'s trace headers on its answer, every B3 one included (only a request\'s are this hop\'s to write)', () => {
+    const trace = ['traceparent', 'tp', 'tracestate', 'ts', 'b3', 'b', 'x-b3-traceid', 't', 'x-b3-spanid', 's', 'x-b3-parentspanid', 'p', 'x-b3-sampled', '1', 'x-b3-flags', '1', 'x-request-id', 'r'];
+    const out: string[] = [];
+    responseHeaders(trace, out, 200);
+    expect(out).toEqual(trace);
+  });
+
   it('drops a 204\'s Content-Length (RFC 9110 §8.6) and keeps a 304\'s', () => {
     const noContent: string[] = [];
     expect(responseHeaders(['Content-Length', '5', 'x-app', 'a'], noContent, 204)).toBe(-1);

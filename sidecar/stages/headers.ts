@@ -29,6 +29,8 @@ export const enum H {
   XB3Sampled,
   /** `x-b3-flags`: read for B3's debug flag, which this hop writes again itself when set (trace-context.ts). */
   XB3Flags,
+  /** `x-b3-parentspanid`: a request's is replaced by this hop's own (trace-context.ts); an app's answer keeps its. */
+  XB3ParentSpanId,
   RequestId,
   Upgrade,
   SkeinReason,
@@ -58,7 +60,7 @@ const KNOWN: Record<string, H> = {
   'x-b3-traceid': H.XB3TraceId,
   'x-b3-spanid': H.XB3SpanId,
   'x-b3-sampled': H.XB3Sampled,
-  'x-b3-parentspanid': H.Drop,
+  'x-b3-parentspanid': H.XB3ParentSpanId,
   'x-b3-flags': H.XB3Flags,
   'x-request-id': H.RequestId,
   'x-skein-attempt': H.Attempt,
@@ -138,6 +140,8 @@ export function responseHeaders(raw: RawHeaders, out: string[], status: number):
       case H.XB3TraceId:
       case H.XB3SpanId:
       case H.XB3Sampled:
+      case H.XB3Flags:
+      case H.XB3ParentSpanId:
         out.push(name, headerText(raw[i + 1]!));
         break;
       case H.ContentLength: {

@@ -4,8 +4,9 @@
  * trace (W3C test suite, test_traceparent_duplicated), several `tracestate` lines go on as
  * one list without its invalid members, `x-b3-sampled: false` is not sampled, `x-b3-flags: 1`
  * (debug) is sampled whatever `x-b3-sampled` says and goes on as debug, and of two
- * `x-request-id` lines the first goes on alone. The same through a pair over mTLS, where the
- * sidecars pass each other only `traceparent` (and the debug flag).
+ * `x-request-id` lines the first goes on alone; an app's answer reaches its caller with its
+ * own trace headers. The same through a pair over mTLS, where the sidecars pass each other
+ * only `traceparent` (and the debug flag).
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +19,12 @@ let web: SpawnedSidecar;
 let meshWeb: SpawnedSidecar;
 
 beforeAll(async () => {
-  app = await startUpstream(echoHandler('backend'));
+  const echo = echoHandler('backend');
+  app = await startUpstream((req, res) => {
+    if (req.url !== '/traced-answer') return echo(req, res);
+    res.writeHead(200, Object.fromEntries(APP_TRACE_ANSWER));
+    res.end('ok');
+  });
   const config = writeTempConfig({ services: { backend: { endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] } } });
   // No identity: the endpoint is the app itself, which gets every trace header form.
   web = await procs.sidecar({ service: 'web', appPort: app.port, config });
@@ -47,6 +53,15 @@ async function forwarded(headers: string[], via: SpawnedSidecar = web): Promise<
 }
 
 const A = '0af7651916cd43dd8448eb211c80319c';
+/** The trace headers the app answers `/traced-answer` with: its own, for its caller's tracing library to read. */
+const APP_TRACE_ANSWER: [string, string][] = [
+  ['traceparent', `00-${A}-00f067aa0ba902b7-01`],
+  ['b3', `${A}-00f067aa0ba902b7-d-b7ad6b7169203331`],
+  ['x-b3-traceid', A],
+  ['x-b3-spanid', '00f067aa0ba902b7'],
+  ['x-b3-parentspanid', 'b7ad6b7169203331'],
+  ['x-b3-flags', '1'],
+];
 const B = '4bf92f3577b34da6a3ce929d0e0e4736';
 
 describe('incoming trace headers', () => {
@@ -96,6 +111,15 @@ describe('incoming trace headers', () => {
     for (const via of [web, meshWeb]) {
       const got = await forwarded(['x-request-id', 'first-id', 'x-request-id', 'second-id'], via);
       expect(got.requestId).toBe('first-id');
+    }
+  });
+
+  it('passes the trace headers of an app\'s answer back to the caller as the app wrote them, one sidecar or two', async () => {
+    for (const via of [web, meshWeb]) {
+      const res = await request(`${via.outboundUrl}/traced-answer`, { headers: { host: 'backend' } });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      for (const [name, value] of APP_TRACE_ANSWER) expect(res.headers[name], name).toBe(value);
     }
   });
 });
