@@ -20,7 +20,10 @@ import type { Mesh } from './cluster/mesh.js';
 import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, setHost, singleHost, type AuthorityServices } from './stages/decode.js';
-import { spliceUpgrade, type Connector } from './stages/upgrade.js';
+import { EndpointVerdict, spliceUpgrade, type Connector } from './stages/upgrade.js';
+import type { FaultStage, FaultTarget } from './stages/fault.js';
+import { Admission } from './resilience/breaker.js';
+import type { SkeinError } from '../common/errors.js';
 import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
 import { MAX_HEADER_BYTES } from './listeners.js';
@@ -172,22 +175,65 @@ export function handleOutbound(ctx: OutboundContext, req: ProxyRequest, res: Pro
   ex.forward(route, subset, ex.outlier, ex.budget);
 }
 
+/** decode → route → fault → split → balance → breaker → splice: a WebSocket upgrade takes the stages a request does, but retries. */
 export function handleOutboundUpgrade(ctx: OutboundContext, req: ProxyRequest, socket: Socket, head: Buffer): void {
   const ex = upgradeExchange(ctx.deps, req, socket);
   const target = outboundTarget(ctx, ex);
   if (target === undefined) return;
-  ex.edge = target.subset.edge;
-  const endpoint = target.subset.picker.pick();
-  if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
-  ex.stampHeaders();
-  let upstream: Socket;
-  try {
-    upstream = ctx.connect(ex.destination, endpoint.address, endpoint.port);
-  } catch (err) {
-    // As a request's dispatch (Exchange.send): a connect that throws fails this upgrade, not the process.
-    return ex.reply('upstream-connect-failure', connectFailureText(dispatchFailure(err, endpoint.key)));
+  const upgrade = new OutboundUpgrade(ctx, ex, target.route, target.subset, socket, head);
+  if (target.route.fault !== null) upgrade.delayOrAbort(target.route.fault);
+  else upgrade.faultPassed();
+}
+
+/** An outbound upgrade past routing, as its route's fault sees it (a FaultTarget, as a request's Exchange is). */
+class OutboundUpgrade implements FaultTarget {
+  constructor(
+    private readonly ctx: OutboundContext,
+    private readonly ex: Exchange,
+    private readonly route: RouteRuntime,
+    private readonly subset: SubsetRuntime,
+    private readonly socket: Socket,
+    private readonly head: Buffer,
+  ) {}
+
+  /** Runs the fault; a client that leaves during its delay is counted gone then, as a request's is. */
+  delayOrAbort(fault: FaultStage): void {
+    this.socket.once('close', this.clientLeft);
+    fault(this);
   }
-  spliceUpgrade(ex, socket, head, upstream, target.route.timeoutMs, ex.outlier, endpoint.key);
+
+  private readonly clientLeft = (): void => {
+    // The exchange's response 'close': in-flight count down, 499.
+    if (!this.ex.finished) this.ex.res.emit('close');
+  };
+
+  faultPassed(): void {
+    const { ctx, ex, subset } = this;
+    this.socket.off('close', this.clientLeft);
+    if (ex.finished) return;
+    const endpoint = subset.picker.pick();
+    if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
+    const breaker = subset.breaker;
+    const admission = breaker === null ? Admission.Attempt : breaker.tryAcquire();
+    if (admission === Admission.Refused) return ex.reply('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
+    const verdict = new EndpointVerdict(ex.outlier, endpoint.key, breaker, admission);
+    if (admission === Admission.Trial) breaker!.startTrial(verdict);
+    ex.stampHeaders();
+    let upstream: Socket;
+    try {
+      upstream = ctx.connect(ex.destination, endpoint.address, endpoint.port);
+    } catch (err) {
+      // As a request's dispatch (Exchange.send): a connect that throws fails this upgrade, not the process.
+      verdict.record(true);
+      return ex.reply('upstream-connect-failure', connectFailureText(dispatchFailure(err, endpoint.key)));
+    }
+    spliceUpgrade(ex, this.socket, this.head, upstream, this.route.timeoutMs, verdict);
+  }
+
+  replyError(err: SkeinError): void {
+    this.socket.off('close', this.clientLeft);
+    this.ex.replyError(err);
+  }
 }
 
 // ---- inbound ----------------------------------------------------------------------------
@@ -227,7 +273,7 @@ export function handleInboundUpgrade(ctx: InboundContext, req: ProxyRequest, soc
   if (!inboundAdmit(ctx, ex)) return;
   const endpoint = ctx.app.subset.endpoints[0]!;
   ex.stampHeaders();
-  spliceUpgrade(ex, socket, head, ctx.connectApp(ctx.self, endpoint.address, endpoint.port), ctx.app.route.timeoutMs, null, endpoint.key);
+  spliceUpgrade(ex, socket, head, ctx.connectApp(ctx.self, endpoint.address, endpoint.port), ctx.app.route.timeoutMs, null);
 }
 
 /** An upgrade request's response: never written (replies go to the raw socket), it only carries the exchange's 'close'. */

@@ -19,16 +19,20 @@
  *
  * The route's timeout (`timeoutMs`, 0 for none) bounds the wait from the dispatch to the
  * endpoint's final answer head: when it passes the client gets `504 timeout` and both
- * connections close (a tunnel, once open, has no timeout). There are no retries. With an
- * outlier detector (outbound; the inbound hop's app has none) the endpoint's outcome is
- * recorded: a connect failure, reset, malformed answer or timeout before the answer head, or a
- * 5xx answer, counts as a failure; a 101 or other answer as a success.
+ * connections close (a tunnel, once open, has no timeout). There are no retries. On the
+ * outbound hop the endpoint's outcome goes to the outlier detector and the subset's circuit
+ * breaker (EndpointVerdict): a connect failure, reset, malformed answer or timeout before the
+ * answer head, or a 5xx answer, counts as a failure; a 101 or other answer as a success; a
+ * client that leaves before the answer head, as neither. The upgrade holds its breaker place
+ * (maxConcurrent) until then, not for the tunnel's life: a breaker guards an endpoint's
+ * answers, and a WebSocket may stay open for hours.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Exchange } from '../exchange.js';
 import { TCP_KEEPALIVE_IDLE_MS } from '../cluster/keepalive.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
+import { Admission, type CircuitBreaker, type TrialAttempt } from '../resilience/breaker.js';
 import { ChunkedDecoder, type ChunkSink } from '../http1/chunked.js';
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.js';
 import { responseHeaders } from './headers.js';
@@ -65,6 +69,35 @@ class ChunkWriter implements ChunkSink {
   }
 }
 
+/** An upgrade's endpoint outcome, told once: judged at the answer head, or abandoned when the client left first. */
+export interface UpgradeOutcome {
+  record(failed: boolean): void;
+  abandon(): void;
+}
+
+/**
+ * The outbound hop's UpgradeOutcome: the outlier detector's record of the endpoint, and the
+ * release of the place `admission` took in the subset's breaker (as a request's attempt
+ * releases its own; a half-open circuit's trial watched through `startTrial`, as one is).
+ */
+export class EndpointVerdict implements UpgradeOutcome, TrialAttempt {
+  constructor(
+    private readonly outlier: OutlierDetector | null,
+    private readonly endpointKey: string,
+    private readonly breaker: CircuitBreaker | null,
+    public admission: Admission,
+  ) {}
+
+  record(failed: boolean): void {
+    this.outlier?.record(this.endpointKey, failed);
+    this.breaker?.release(this.admission, failed ? 'failure' : 'success');
+  }
+
+  abandon(): void {
+    this.breaker?.release(this.admission, 'neutral');
+  }
+}
+
 const enum State {
   Connecting,
   /** The request went out; the endpoint's answer head is awaited. */
@@ -75,8 +108,8 @@ const enum State {
   Done,
 }
 
-/** `ex` has decoded headers and stamped trace headers; the Upgrade header is added back here. */
-export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstream: Socket, timeoutMs: number, outlier: OutlierDetector | null, endpointKey: string): void {
+/** `ex` has decoded headers and stamped trace headers; the Upgrade header is added back here. `verdict` gets the endpoint's outcome (null: the inbound hop's app, judged by nothing). */
+export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstream: Socket, timeoutMs: number, verdict: UpgradeOutcome | null): void {
   const connectEvent = (upstream as TLSSocket).encrypted ? 'secureConnect' : 'connect';
   let lines = `${ex.method} ${ex.url} HTTP/1.1\r\n`;
   const headers = ex.headers;
@@ -94,13 +127,15 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   let timer: NodeJS.Timeout | null = null;
   upstream.setNoDelay(true);
 
-  /** The endpoint's outcome, for outlier detection, once its answer head came or it failed. */
+  /** The endpoint's outcome, once its answer head came or it failed. */
   const outcome = (failed: boolean): void => {
     if (timer !== null) {
       clearTimeout(timer);
       timer = null;
     }
-    if (outlier !== null) outlier.record(endpointKey, failed);
+    const v = verdict;
+    verdict = null;
+    v?.record(failed);
   };
   client.setNoDelay(true);
 
@@ -275,6 +310,9 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
       clearTimeout(timer);
       timer = null;
     }
+    // Gone before the endpoint answered: its outcome says nothing about the endpoint.
+    verdict?.abandon();
+    verdict = null;
     if (state === State.Tunnel) closeAfterFlush(upstream, hadError);
     else upstream.destroy();
     state = State.Done;

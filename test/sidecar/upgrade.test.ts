@@ -8,12 +8,13 @@
  * sends afterwards on that connection may reach the endpoint around routing. Checked on a
  * plain outbound sidecar (endpoint = the app) and through an mTLS pair (outbound → peer's
  * inbound → its app), with a WebSocket upgrade that is accepted still working on the plain
- * path (the pair's is in mtls.test.ts).
+ * path (the pair's is in mtls.test.ts). A WebSocket upgrade gets its route's fault (abort,
+ * delay) and its subset's circuit breaker as a request does.
  */
 import { createHash } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 const H2C = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
@@ -49,6 +50,11 @@ class RawClient {
 
   write(text: string): void {
     this.socket.write(text);
+  }
+
+  /** Writes `text` and resolves once the kernel has it: a destroy after this still delivers it, before the FIN. */
+  send(text: string): Promise<void> {
+    return new Promise((resolve) => this.socket.write(text, () => resolve()));
   }
 
   /** Resolves once `check` passes on what has arrived, or the connection closed, or after `ms`. */
@@ -419,5 +425,130 @@ describe('a WebSocket upgrade whose endpoint never answers', () => {
       client.destroy();
     }
     expect(metric(await scrape(web), 'skein_endpoints', { destination: 'gone', subset: '*', state: 'ejected' })).toBe(1);
+  });
+});
+
+describe('a WebSocket upgrade takes its route\'s fault and its subset\'s circuit breaker, as a request does', () => {
+  const procs = new Processes();
+  let web: SpawnedSidecar;
+  let app: TestUpstream;
+  let flaky: TestUpstream;
+  /** flaky answers upgrades 500 while set, 101 after. */
+  let failing = true;
+  /** The targets of the upgrades that reached each app (its `requests` records plain requests only). */
+  const upgraded: { app: string[]; flaky: string[] } = { app: [], flaky: [] };
+
+  beforeAll(async () => {
+    app = await startUpstream(echoHandler('ws'));
+    acceptUpgrades(app);
+    app.server.on('upgrade', (req) => upgraded.app.push(req.url ?? ''));
+    flaky = await startUpstream(echoHandler('flaky'));
+    flaky.server.on('upgrade', (req, socket) => {
+      upgraded.flaky.push(req.url ?? '');
+      if (failing) socket.end('HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n');
+      else {
+        const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      }
+    });
+    const at = (port: number) => ({ address: '127.0.0.1', port, labels: { version: 'v1' } });
+    const config = writeTempConfig({
+      version: '1',
+      services: {
+        ws: { endpoints: [at(app.port)] },
+        flaky: { retries: { attempts: 0 }, circuitBreaker: { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: '1s' }, endpoints: [at(flaky.port)] },
+      },
+      routes: {
+        ws: [
+          { name: 'abort', match: { pathPrefix: '/abort' }, split: { v1: 100 }, fault: { abort: { percent: 100, status: 503 } } },
+          { name: 'slow', match: { pathPrefix: '/slow' }, split: { v1: 100 }, fault: { delay: { percent: 100, duration: '700ms' } } },
+          { name: 'rest', match: { pathPrefix: '/' }, split: { v1: 100 } },
+        ],
+      },
+    });
+    web = await procs.sidecar({ service: 'web', appPort: app.port, config });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await Promise.all([app?.close(), flaky?.close()]);
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}`);
+  });
+
+  /** The upgrade's answer head on a new connection, how long it took, and the client (open for a tunnel). */
+  async function upgrade(host: string, path: string): Promise<{ status: number; head: string; ms: number; client: RawClient }> {
+    const client = new RawClient(web.outboundPort);
+    const started = Date.now();
+    client.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${WS}\r\n`);
+    const text = await client.until(/\r\n\r\n/);
+    return { status: Number(text.slice(9, 12)), head: text.slice(0, text.indexOf('\r\n\r\n')), ms: Date.now() - started, client };
+  }
+
+  it('an abort answers for the endpoint, which never sees the upgrade', async () => {
+    const seen = upgraded.app.length;
+    const aborted = await upgrade('ws', '/abort');
+    expect(aborted.status, aborted.head).toBe(503);
+    expect(aborted.head).toMatch(/\r\nx-skein-reason: fault-injected/i);
+    aborted.client.destroy();
+    // Another route's upgrade still opens a tunnel, and only it reached the app.
+    const open = await upgrade('ws', '/chat');
+    expect(open.status, open.head).toBe(101);
+    open.client.destroy();
+    expect(upgraded.app.slice(seen)).toEqual(['/chat']);
+  });
+
+  it('a delay holds the handshake back by its duration', async () => {
+    const delayed = await upgrade('ws', '/slow');
+    expect(delayed.status, delayed.head).toBe(101);
+    expect(delayed.ms).toBeGreaterThanOrEqual(650);
+    delayed.client.destroy();
+  });
+
+  it('a client gone during the delay is counted gone, and no upgrade goes out', async () => {
+    const seen = upgraded.app.length;
+    const gone = new RawClient(web.outboundPort);
+    await gone.send(`GET /slow/gone HTTP/1.1\r\nHost: ws\r\n${WS}\r\n`);
+    gone.destroy();
+    await waitUntil(async () => metric(await scrape(web), 'skein_requests_total', { direction: 'outbound', destination: 'ws', code: '499' }) === 1, { timeoutMs: 5000, what: 'the 499' });
+    // An upgrade delayed after it ends after it: by then the first one's delay was over too.
+    const later = await upgrade('ws', '/slow/later');
+    expect(later.status, later.head).toBe(101);
+    later.client.destroy();
+    expect(upgraded.app.slice(seen)).toEqual(['/slow/later']);
+  });
+
+  it('an open circuit answers circuit-open without touching the endpoint; an upgrade answered 101 closes it as the half-open trial', async () => {
+    for (let i = 0; i < 3; i++) {
+      const failed = await upgrade('flaky', '/live');
+      expect(failed.status, failed.head).toBe(500);
+      failed.client.destroy();
+    }
+    const refused = await upgrade('flaky', '/live');
+    expect(refused.status, refused.head).toBe(503);
+    expect(refused.head).toMatch(/\r\nx-skein-reason: circuit-open/i);
+    refused.client.destroy();
+    expect(upgraded.flaky).toEqual(['/live', '/live', '/live']);
+    expect(metric(await scrape(web), 'skein_circuit_state', { destination: 'flaky' })).toBe(1);
+
+    failing = false;
+    let trial: Awaited<ReturnType<typeof upgrade>> | undefined;
+    await waitUntil(
+      async () => {
+        trial?.client.destroy();
+        trial = await upgrade('flaky', '/live');
+        return trial.status === 101;
+      },
+      { timeoutMs: 5000, what: 'the half-open trial' },
+    );
+    // The tunnel is still open, yet the circuit closed at its answer.
+    expect(trial!.client.closed).toBe(false);
+    expect(metric(await scrape(web), 'skein_circuit_state', { destination: 'flaky' })).toBe(0);
+    const next = await upgrade('flaky', '/live');
+    expect(next.status, next.head).toBe(101);
+    next.client.destroy();
+    trial!.client.destroy();
   });
 });
