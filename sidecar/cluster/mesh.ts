@@ -85,10 +85,7 @@ export class Mesh {
       state.unwatch();
       this.closeState(state);
       this.states.delete(name);
-      for (const subset of this.runtimes.get(name)?.subsets.keys() ?? []) {
-        this.deps.metrics.setEndpoints(name, subset, 'healthy', 0);
-        this.deps.metrics.setEndpoints(name, subset, 'ejected', 0);
-      }
+      for (const subset of this.runtimes.get(name)?.subsets.keys() ?? []) this.deps.metrics.forgetSubset(name, subset);
       this.runtimes.delete(name);
       this.deps.pools.drop(name);
     }
@@ -223,7 +220,16 @@ export class Mesh {
       this.deps.random,
     );
     const replaced = this.runtimes.get(name);
-    if (replaced !== undefined) for (const [subset, s] of replaced.subsets) s.successor = runtime.subsets.get(subset) ?? null;
+    if (replaced !== undefined) {
+      for (const [subset, s] of replaced.subsets) {
+        s.successor = runtime.subsets.get(subset) ?? null;
+        if (s.successor !== null) continue;
+        // Gone from the rules and the policy: so are its breaker and its gauges.
+        state.breakers.get(subset)?.close();
+        state.breakers.delete(subset);
+        metrics.forgetSubset(name, subset);
+      }
+    }
     this.runtimes.set(name, runtime);
     this.publishEndpointGauges(name);
   }

@@ -199,6 +199,17 @@ export class SidecarMetrics {
     this.endpoints.set({ destination, subset, state }, count);
   }
 
+  /**
+   * A subset the snapshot no longer has (or its whole service): its gauges go, as Prometheus
+   * expects of a thing that is gone, rather than keep reporting a circuit and endpoints that
+   * no longer exist. Its counters stay: they count what happened.
+   */
+  forgetSubset(destination: string, subset: string): void {
+    this.circuitState.remove({ destination, subset });
+    this.endpoints.remove({ destination, subset, state: 'healthy' });
+    this.endpoints.remove({ destination, subset, state: 'ejected' });
+  }
+
   authzDeniedRequest(source: string, destination: string): void {
     this.authzDenied.inc({ source, destination });
   }
