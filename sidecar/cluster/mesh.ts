@@ -201,12 +201,16 @@ export class Mesh {
           let b = state.breakers.get(subset);
           if (b === undefined) {
             b = new CircuitBreaker(state.policy.circuitBreaker, {
-              onStateChange: (s) => metrics.setCircuitState(name, subset, s),
+              // A subset a reload removed keeps its breaker for the requests already on their way, not its series.
+              onStateChange: (s) => {
+                if (this.runtimes.get(name)?.subsets.has(subset) === true) metrics.setCircuitState(name, subset, s);
+              },
               onReject: () => metrics.circuitRejected(name, subset),
             });
-            metrics.setCircuitState(name, subset, 'closed');
             state.breakers.set(subset, b);
           }
+          // Each build shows its subsets' state: a subset back after a reload removed it has its series again.
+          metrics.setCircuitState(name, subset, b.state);
           return b;
         },
         edge: (subset) => metrics.edge('outbound', self, name, subset),
@@ -223,11 +227,9 @@ export class Mesh {
     if (replaced !== undefined) {
       for (const [subset, s] of replaced.subsets) {
         s.successor = runtime.subsets.get(subset) ?? null;
-        if (s.successor !== null) continue;
-        // Gone from the rules and the policy: so are its breaker and its gauges.
-        state.breakers.get(subset)?.close();
-        state.breakers.delete(subset);
-        metrics.forgetSubset(name, subset);
+        // Gone from the rules and the policy: so are its gauges. Its breaker stays (open or
+        // not) for the requests that chose the subset before the reload and try it after.
+        if (s.successor === null) metrics.forgetSubset(name, subset);
       }
     }
     this.runtimes.set(name, runtime);

@@ -135,6 +135,9 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
       }, (name) => parts.mirrorInFlight(compiled.name, name), { random }),
     };
   });
+  // Every subset the rules or the policy name is known from the start, a mirror's too, so
+  // /clusters and the gauges show it before its first copy and a reload does not drop it.
+  for (const compiled of table.rules) if (compiled.rule.mirror !== undefined) subset(compiled.rule.mirror.subset);
   for (const name of Object.keys(policy.subsets)) subset(name);
   return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget };
 }
