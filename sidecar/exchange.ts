@@ -36,7 +36,7 @@ import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
 import { appendPeerTraceHeaders, appendTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
-import { GRPC_UNKNOWN, grpcStatusCode } from './telemetry/grpc-status.js';
+import { GRPC_UNKNOWN, grpcStatusCode, grpcStatusOfHttp } from './telemetry/grpc-status.js';
 
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
 export const REPLAY_BUFFER_LIMIT = 64 * 1024;
@@ -654,8 +654,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.ended = true;
       this.res.end();
     }
-    // A gRPC answer that ended without a grpc-status failed, as its caller reads it.
-    if (this.grpc && this.grpcStatus < 0) this.grpcStatus = GRPC_UNKNOWN;
+    // A gRPC answer that ended without a grpc-status failed, as its caller reads it: by its HTTP status.
+    if (this.grpc && this.grpcStatus < 0) this.grpcStatus = grpcStatusOfHttp(this.status);
     this.finish(this.status);
   }
 

@@ -20,3 +20,29 @@ export function grpcStatusCode(value: string | number): number {
   const code = typeof value === 'string' ? (DIGITS.test(value) ? Number(value) : -1) : value;
   return Number.isInteger(code) && code >= 0 && code < GRPC_CODES ? code : GRPC_UNKNOWN;
 }
+
+/**
+ * The code a gRPC client reads from an answer without `grpc-status`, by its HTTP status
+ * (gRPC's http-grpc-status-mapping, as grpc-js and grpc-go apply it): an app or proxy that
+ * answered a gRPC call with a plain `503` failed it UNAVAILABLE to its caller, so it is counted
+ * so too. A `200` that ended without a status is UNKNOWN.
+ */
+export function grpcStatusOfHttp(status: number): number {
+  switch (status) {
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14; // UNAVAILABLE
+    default:
+      return GRPC_UNKNOWN;
+  }
+}

@@ -2,7 +2,8 @@
  * A gRPC answer that breaks off after its head and a first message (the app's stream reset)
  * reaches a grpc-js caller as a status, not a reset: the sidecar ends the caller's stream
  * with `grpc-status: 14` (UNAVAILABLE) and a message saying what broke, in its trailers, as
- * it does at a call's deadline, and counts the call as that status.
+ * it does at a call's deadline, and counts the call as that status. An answer that is no
+ * gRPC at all (a plain `503`) is counted as the status its caller reads from it (14).
  */
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
@@ -39,6 +40,11 @@ describe('a gRPC answer broken off mid-stream', () => {
       let request = '';
       stream.on('data', (d: Buffer) => (request += d.subarray(5).toString()));
       stream.on('end', () => {
+        if (request === 'plain-503') {
+          stream.respond({ ':status': 503, 'content-type': 'text/plain' });
+          stream.end('busy');
+          return;
+        }
         stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
         stream.write(frame('first'), () => setTimeout(() => (request === 'drop-session' ? stream.session?.destroy() : stream.destroy(new Error('app failed'))), 50));
       });
@@ -81,5 +87,19 @@ describe('a gRPC answer broken off mid-stream', () => {
     // A gRPC call travels in an HTTP 200; its grpc-status is what metrics and canary analysis judge.
     expect(calls('14'), JSON.stringify([...after].filter(([k]) => k.includes('direct')))).toBe(1);
     expect(calls('0')).toBe(0);
+  });
+
+  it('counts a plain HTTP 503 answer (no grpc-status) as UNAVAILABLE, the status its caller reads from it', async () => {
+    const before = await scrape(sidecar);
+    const code = await new Promise<number | undefined>((resolve) => {
+      const call = client.Count(Buffer.from('plain-503'), new grpc.Metadata());
+      call.on('data', () => {});
+      call.on('error', (err: grpc.ServiceError) => resolve(err.code));
+      call.on('end', () => resolve(undefined));
+    });
+    expect(code).toBe(grpc.status.UNAVAILABLE);
+    const after = await scrape(sidecar);
+    const labels = { direction: 'outbound', destination: 'direct', code: '503', grpc_status: '14' };
+    expect(metric(after, 'skein_requests_total', labels) - metric(before, 'skein_requests_total', labels), JSON.stringify([...after].filter(([k]) => k.includes('direct')))).toBe(1);
   });
 });
