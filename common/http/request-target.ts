@@ -194,14 +194,16 @@ export function isValidAuthority(text: string, start = 0, end = text.length): bo
     }
   }
   if (i === end) return true;
-  if (text.charCodeAt(i) !== 0x3a /* : */ || end - i - 1 > 5) return false;
+  if (text.charCodeAt(i) !== 0x3a /* : */) return false;
+  // RFC 3986 §3.2.3: `port = *DIGIT`, so leading zeros are allowed (`:0000080` is 80).
   let port = 0;
   for (i++; i < end; i++) {
     const d = text.charCodeAt(i) - 0x30;
     if (d < 0 || d > 9) return false;
     port = port * 10 + d;
+    if (port > 65535) return false;
   }
-  return port <= 65535;
+  return true;
 }
 
 /** "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "=" */

@@ -269,11 +269,11 @@ describe('request targets', () => {
     }
   });
 
-  it('checks an authority: host, IPv4, [IPv6], a port of digits up to 65535, no userinfo', () => {
-    for (const good of ['catalog', 'catalog:80', 'catalog:', 'catalog.service.consul:8080', '127.0.0.1:15001', '[::1]', '[::1]:80', 'a-b_c~d%41', '']) {
+  it('checks an authority: host, IPv4, [IPv6], a port of digits up to 65535 (leading zeros too, RFC 3986 `*DIGIT`), no userinfo', () => {
+    for (const good of ['catalog', 'catalog:80', 'catalog:0000080', 'catalog:065535', 'catalog:', 'catalog.service.consul:8080', '127.0.0.1:15001', '[::1]', '[::1]:80', 'a-b_c~d%41', '']) {
       expect(isValidAuthority(good), good).toBe(true);
     }
-    for (const bad of ['catalog:abc', 'catalog:65536', 'catalog:123456', 'user@catalog', 'cat log', 'catalog/x', '[::1', '[]', '[::g]', 'a:1:2', 'caf\xe9', 'a%zz']) {
+    for (const bad of ['catalog:abc', 'catalog:65536', 'catalog:00065536', 'catalog:123456', 'catalog:99999999999999999999', 'user@catalog', 'cat log', 'catalog/x', '[::1', '[]', '[::g]', 'a:1:2', 'caf\xe9', 'a%zz']) {
       expect(isValidAuthority(bad), bad).toBe(false);
     }
   });

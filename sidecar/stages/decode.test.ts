@@ -35,7 +35,7 @@ describe('AuthorityServices', () => {
 
 describe('isLoopbackAuthority', () => {
   it('is true for the loopback addresses a client pointed at an --upstream port sends, with or without a port', () => {
-    for (const a of ['127.0.0.1', '127.0.0.1:7001', '127.1.2.3:80', '[::1]', '[::1]:7001', 'localhost', 'LocalHost:7001']) expect(isLoopbackAuthority(a), a).toBe(true);
+    for (const a of ['127.0.0.1', '127.0.0.1:7001', '127.1.2.3:80', '[::1]', '[::1]:7001', 'localhost', 'LocalHost:7001', 'LOCALHOST.', 'localhost.:7001']) expect(isLoopbackAuthority(a), a).toBe(true);
     for (const a of ['', 'catalog', 'catalog:7001', 'localhost.example', 'lb', '10.0.0.1:80', '127.0.0', '[::2]:80', '1catalog']) expect(isLoopbackAuthority(a), a).toBe(false);
   });
 });

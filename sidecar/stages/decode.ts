@@ -46,7 +46,7 @@ export class AuthorityServices {
   }
 }
 
-const LOOPBACK_AUTHORITY = /^(?:127(?:\.[0-9]{1,3}){3}|\[::1\]|localhost)(?::[0-9]*)?$/i;
+const LOOPBACK_AUTHORITY = /^(?:127(?:\.[0-9]{1,3}){3}|\[::1\]|localhost\.?)(?::[0-9]*)?$/i;
 
 /**
  * Whether an authority names a loopback address (`127.0.0.1[:port]`, `[::1][:port]`,
