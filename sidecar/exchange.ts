@@ -20,7 +20,7 @@ import { CallerFaultError, isSkeinError, REASONS, type Reason } from '../common/
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
-import { latestSubset, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
+import { admitTry, latestSubset, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
 import type { Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
@@ -493,9 +493,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.replyUnsent('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
       return;
     }
-    const admission = subset.breaker === null ? Admission.Attempt : subset.breaker.tryAcquire();
+    const admission = admitTry(subset);
     if (admission === Admission.Refused) {
-      this.replyUnsent('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
+      this.replyUnsent('circuit-open', refusalText(subset));
       return;
     }
     this.attempts++;

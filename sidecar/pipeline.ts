@@ -17,7 +17,7 @@ import { UNNAMED_PEER } from '../common/proto/telemetry.js';
 import { matchRoute, pickSplit } from '../common/routing/index.js';
 import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
-import type { RouteRuntime, SubsetRuntime } from './cluster/service-runtime.js';
+import { admitTry, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, setHost, singleHost, type AuthorityServices } from './stages/decode.js';
 import { EndpointVerdict, spliceUpgrade, type Connector } from './stages/upgrade.js';
@@ -213,11 +213,10 @@ class OutboundUpgrade implements FaultTarget {
     if (ex.finished) return;
     const endpoint = subset.picker.pick();
     if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
-    const breaker = subset.breaker;
-    const admission = breaker === null ? Admission.Attempt : breaker.tryAcquire();
-    if (admission === Admission.Refused) return ex.reply('circuit-open', `circuit open for ${subset.service}/${subset.name}`);
-    const verdict = new EndpointVerdict(ex.outlier, endpoint.key, breaker, admission);
-    if (admission === Admission.Trial) breaker!.startTrial(verdict);
+    const admission = admitTry(subset);
+    if (admission === Admission.Refused) return ex.reply('circuit-open', refusalText(subset));
+    const verdict = new EndpointVerdict(ex.outlier, endpoint.key, subset.breaker, admission);
+    if (admission === Admission.Trial) subset.breaker!.startTrial(verdict);
     ex.stampHeaders();
     let upstream: Socket;
     try {

@@ -7,7 +7,7 @@
 import type { RouteRule, ServicePolicy } from '../../common/config/schema.js';
 import { compileRoutes, selectEndpoints, subsetSelector, type RouteTable, type WeightedSplit } from '../../common/routing/index.js';
 import { BALANCERS, type Picker } from '../balancers/index.js';
-import type { CircuitBreaker } from '../resilience/breaker.js';
+import { Admission, type CircuitBreaker } from '../resilience/breaker.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
 import { compileRetryOn, type RetryOn } from '../resilience/retry-decision.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
@@ -37,6 +37,19 @@ export function latestSubset(subset: SubsetRuntime): SubsetRuntime {
   let s = subset;
   while (s.successor !== null) s = s.successor;
   return s;
+}
+
+/**
+ * A place in `subset`'s circuit breaker for one try to it, a request's or an upgrade's (any
+ * try, where it has none); `Refused`, answered `circuit-open` with refusalText, when the circuit
+ * is open or full.
+ */
+export function admitTry(subset: SubsetRuntime): Admission {
+  return subset.breaker === null ? Admission.Attempt : subset.breaker.tryAcquire();
+}
+
+export function refusalText(subset: SubsetRuntime): string {
+  return `circuit open for ${subset.service}/${subset.name}`;
 }
 
 export interface RetryRuntime {
