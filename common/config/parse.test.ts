@@ -74,6 +74,14 @@ routes:
     expect(problems({ servicez: {} })[0]).toBe('(root): unknown field "servicez"');
   });
 
+  it("refuses a rule's retry budget, which would not take effect (the budget is the destination's), and keeps the rest of its retries", () => {
+    expect(problems({ routes: { catalog: [{ retries: { attempts: 1, budget: { ratio: 1 } } }] } })).toEqual([
+      "routes.catalog[0].retries.budget: the retry budget is the destination's: set it in the service's retries, not a rule's",
+    ]);
+    const rule = parseSnapshot({ routes: { catalog: [{ retries: { attempts: 1 } }] } }).routes.catalog![0]!;
+    expect(rule.retries).toEqual({ attempts: 1, perTryTimeout: 1000, on: ['connect-failure', 'reset', 'gateway-error'], backoff: { base: 25, max: 250 } });
+  });
+
   it('rejects bad durations, regexes and service names', () => {
     expect(problems({ services: { catalog: { timeout: '3 seconds' } } })).toEqual([
       'services.catalog.timeout: invalid duration "3 seconds" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)',

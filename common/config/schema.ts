@@ -77,24 +77,44 @@ export const retryOn = z.enum(['connect-failure', 'reset', 'gateway-error', '5xx
 
 const DEFAULT_BACKOFF_MAX_MS = 250;
 
+/** How a request is tried again: a service's policy or a rule's override of it. */
+const retryTries = {
+  attempts: z.number().int().min(0).max(10).default(2),
+  perTryTimeout: policyDuration.default('1s'),
+  on: z.array(retryOn).default(['connect-failure', 'reset', 'gateway-error']),
+  backoff: z
+    .object({ base: policyDuration.default('25ms'), max: policyDuration.optional() })
+    .strict()
+    // Without a max, a base past the default max waits base each time rather than being cut.
+    .transform((b) => ({ base: b.base, max: b.max ?? Math.max(DEFAULT_BACKOFF_MAX_MS, b.base) }))
+    .refine((b) => b.base <= b.max, (b) => ({ message: `base (${formatDuration(b.base)}) must not be longer than max (${formatDuration(b.max)})` }))
+    .default({}),
+};
+
 export const retryPolicy = z
   .object({
-    attempts: z.number().int().min(0).max(10).default(2),
-    perTryTimeout: policyDuration.default('1s'),
-    on: z.array(retryOn).default(['connect-failure', 'reset', 'gateway-error']),
-    backoff: z
-      .object({ base: policyDuration.default('25ms'), max: policyDuration.optional() })
-      .strict()
-      // Without a max, a base past the default max waits base each time rather than being cut.
-      .transform((b) => ({ base: b.base, max: b.max ?? Math.max(DEFAULT_BACKOFF_MAX_MS, b.base) }))
-      .refine((b) => b.base <= b.max, (b) => ({ message: `base (${formatDuration(b.base)}) must not be longer than max (${formatDuration(b.max)})` }))
-      .default({}),
+    ...retryTries,
     budget: z
       .object({ ratio: z.number().min(0).max(1).default(0.2), minPerSecond: z.number().min(0).default(10) })
       .strict()
       .default({}),
   })
   .strict();
+
+/**
+ * A rule's `retries`: the tries of its requests. The budget is the destination's, one for all its
+ * rules (Linkerd's is per service too), so a rule that names one is refused rather than ignored.
+ */
+export const ruleRetryPolicy = z
+  .object({
+    ...retryTries,
+    budget: z
+      .unknown()
+      .superRefine((_, ctx) => ctx.addIssue({ code: z.ZodIssueCode.custom, message: "the retry budget is the destination's: set it in the service's retries, not a rule's" }))
+      .optional(),
+  })
+  .strict()
+  .transform(({ budget: _, ...tries }) => tries);
 
 export const circuitBreakerPolicy = z
   .object({
@@ -259,7 +279,7 @@ export const routeRule = z
     mirror: z.object({ subset: subsetName, percent: percent.default(0) }).strict().optional(),
     /** Per-rule overrides of the service policy. */
     timeout: policyDuration.optional(),
-    retries: retryPolicy.optional(),
+    retries: ruleRetryPolicy.optional(),
     /** Lets POST/PATCH (and gRPC methods) be retried after they reached the upstream. */
     retryNonIdempotent: z.boolean().default(false),
   })
@@ -331,6 +351,7 @@ export type Snapshot = z.output<typeof snapshot>;
 export type ServicePolicy = z.output<typeof servicePolicy>;
 export type ServicePolicyInput = z.input<typeof servicePolicy>;
 export type RetryPolicy = z.output<typeof retryPolicy>;
+export type RetryTries = z.output<typeof ruleRetryPolicy>;
 export type CircuitBreakerPolicy = z.output<typeof circuitBreakerPolicy>;
 export type OutlierPolicy = z.output<typeof outlierPolicy>;
 export type RouteRule = z.output<typeof routeRule>;

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { parseSnapshot } from '../../common/config/parse.js';
-import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryPolicy, type Snapshot } from '../../common/config/schema.js';
+import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryPolicy, type RetryTries, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ApiError } from './errors.js';
@@ -31,13 +31,14 @@ export interface PolicyInForce {
 
 export type ExplainAnswer = Explanation & { snapshotVersion: string; request: { method: string; path: string; headers: Record<string, string> }; policy?: PolicyInForce };
 
-function retriesView(r: RetryPolicy): PolicyInForce['retries'] {
+/** A rule's tries (or the service's) with the service's budget, the only one. */
+function retriesView(r: RetryTries, budget: RetryPolicy['budget']): PolicyInForce['retries'] {
   return {
     attempts: r.attempts,
     perTryTimeout: formatDuration(r.perTryTimeout),
     on: [...r.on],
     backoff: { base: formatDuration(r.backoff.base), max: formatDuration(r.backoff.max) },
-    budget: { ...r.budget },
+    budget: { ...budget },
   };
 }
 
@@ -51,7 +52,7 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation): Pol
     protocol: policy.protocol,
     lb: policy.lb,
     timeout: formatDuration(rule?.timeout ?? policy.timeout),
-    retries: retriesView(rule?.retries ?? policy.retries),
+    retries: retriesView(rule?.retries ?? policy.retries, policy.retries.budget),
     retryNonIdempotent: rule?.retryNonIdempotent ?? false,
     circuitBreaker: { ...cb, rollingWindow: formatDuration(cb.rollingWindow), resetTimeout: formatDuration(cb.resetTimeout) },
     outlierDetection: { ...od, baseEjectionTime: formatDuration(od.baseEjectionTime) },

@@ -4,7 +4,7 @@
  * `null` when off, fastify style), and per subset a picker over its endpoints with its
  * circuit breaker and metrics handle. A config or endpoint change builds a new one.
  */
-import type { RouteRule, ServicePolicy } from '../../common/config/schema.js';
+import type { RetryTries, RouteRule, ServicePolicy } from '../../common/config/schema.js';
 import { compileRoutes, selectEndpoints, subsetSelector, type RouteTable, type WeightedSplit } from '../../common/routing/index.js';
 import { BALANCERS, type Picker } from '../balancers/index.js';
 import { Admission, type CircuitBreaker } from '../resilience/breaker.js';
@@ -103,7 +103,7 @@ export interface ServiceParts {
 /** Bounds a mirror copy when its route has no timeout (0, from the rule or the service). */
 const MIRROR_TIMEOUT_MS = 10_000;
 
-function compileRetry(policy: ServicePolicy['retries']): RetryRuntime | null {
+function compileRetry(policy: RetryTries): RetryRuntime | null {
   if (policy.attempts === 0) return null;
   return {
     attempts: policy.attempts,

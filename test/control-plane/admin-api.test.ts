@@ -211,9 +211,9 @@ describe('admin API', () => {
   });
 
   it('explains a routing decision with the policy in force', async () => {
-    await call('PUT', '/api/v1/services/books/policy', { body: JSON.stringify({ timeout: '2s', subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } }) });
+    await call('PUT', '/api/v1/services/books/policy', { body: JSON.stringify({ timeout: '2s', retries: { budget: { ratio: 0.5, minPerSecond: 3 } }, subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } }) });
     const rules = [
-      { name: 'canary', match: { headers: { 'x-canary': 'true' } }, split: { v2: 100 }, timeout: '500ms' },
+      { name: 'canary', match: { headers: { 'x-canary': 'true' } }, split: { v2: 100 }, timeout: '500ms', retries: { attempts: 1 } },
       { name: 'main', match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
     ];
     await call('PUT', '/api/v1/routes/books', { body: JSON.stringify(rules) });
@@ -225,6 +225,11 @@ describe('admin API', () => {
     const canary = await call('GET', '/api/v1/explain?service=books&path=/list&header=x-canary:true');
     expect(canary.body.matched.name).toBe('canary');
     expect(canary.body.policy.timeout).toBe('500ms');
+    // A rule's retries with the one budget its requests draw from: the service's.
+    expect(canary.body.policy.retries).toMatchObject({ attempts: 1, budget: { ratio: 0.5, minPerSecond: 3 } });
+    expect(plain.body.policy.retries).toMatchObject({ attempts: 2, budget: { ratio: 0.5, minPerSecond: 3 } });
+    const withBudget = [{ ...rules[1], retries: { budget: { ratio: 1 } } }];
+    expectError(await call('PUT', '/api/v1/routes/books', { body: JSON.stringify(withBudget) }), 422, 'invalid', /^\[0\]\.retries\.budget: the retry budget is the destination's/);
     expectError(await call('GET', '/api/v1/explain?path=/'), 400, 'bad-request', /^give the service to explain/);
     // A name no service can have is refused as every route refuses a malformed parameter; a well-formed unknown one is explained (no route).
     expectError(await call('GET', '/api/v1/explain?service=NOPE&path=/'), 400, 'bad-request', /^service must be a DNS label.*\(got "NOPE"\)$/);
