@@ -246,4 +246,65 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('closed'); // 1 failure of 2
     expect(changes).toEqual(['open', 'half-open', 'closed']);
   });
+
+  describe('built from the breaker a policy change replaced', () => {
+    const next = (prior: CircuitBreaker, overrides: object) => {
+      const changes: CircuitState[] = [];
+      const breaker = new CircuitBreaker(circuitBreakerPolicy.parse({ volumeThreshold: 10, resetTimeout: '5s', ...overrides }), { onStateChange: (s) => changes.push(s) }, prior);
+      breakers.push(breaker);
+      return { breaker, changes };
+    };
+
+    it("counts the prior's attempts in flight against its maxConcurrent until they end, and in active", async () => {
+      const { breaker: old } = track(make({ maxConcurrent: 10 }));
+      for (let i = 0; i < 4; i++) expect(old.tryAcquire()).toBe(Admission.Attempt);
+      old.close();
+      const { breaker } = next(old, { maxConcurrent: 5 });
+      expect(breaker.active).toBe(4);
+      expect(breaker.tryAcquire()).toBe(Admission.Attempt);
+      expect(breaker.tryAcquire()).toBe(Admission.Refused);
+      // Released to the breaker that admitted them: a place frees in the new one.
+      old.release(Admission.Attempt, 'failure');
+      expect(breaker.active).toBe(4);
+      expect(breaker.tryAcquire()).toBe(Admission.Attempt);
+      for (let i = 0; i < 3; i++) old.release(Admission.Attempt, 'success');
+      expect(breaker.active).toBe(2);
+      expect(old.active).toBe(0);
+    });
+
+    it('stays open through a change (its reset timer started again with the new resetTimeout), then half-opens and closes as any', async () => {
+      const { breaker: old } = track(make({ volumeThreshold: 2 }));
+      await run(old, [false, false]);
+      expect(old.state).toBe('open');
+      vi.advanceTimersByTime(4000);
+      old.close();
+      const { breaker, changes } = next(old, { volumeThreshold: 2, resetTimeout: '2s' });
+      expect(breaker.state).toBe('open');
+      expect(breaker.tryAcquire()).toBe(Admission.Refused);
+      vi.advanceTimersByTime(1999);
+      expect(breaker.state).toBe('open');
+      vi.advanceTimersByTime(1);
+      expect(breaker.state).toBe('half-open');
+      expect(breaker.tryAcquire()).toBe(Admission.Trial);
+      breaker.release(Admission.Trial, 'success');
+      await settle();
+      expect(breaker.state).toBe('closed');
+      expect(changes).toEqual(['half-open', 'closed']);
+    });
+
+    it('stays half-open through a change, admitting one trial', async () => {
+      const { breaker: old } = track(make({ volumeThreshold: 2 }));
+      await run(old, [false, false]);
+      vi.advanceTimersByTime(5000);
+      expect(old.state).toBe('half-open');
+      old.close();
+      const { breaker } = next(old, { volumeThreshold: 3 });
+      expect(breaker.state).toBe('half-open');
+      expect(breaker.tryAcquire()).toBe(Admission.Trial);
+      expect(breaker.tryAcquire()).toBe(Admission.Refused);
+      breaker.release(Admission.Trial, 'failure');
+      await settle();
+      expect(breaker.state).toBe('open');
+    });
+  });
 });

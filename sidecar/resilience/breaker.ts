@@ -39,6 +39,11 @@
  *
  * `maxConcurrent` is our own counter rather than opossum's `capacity`: opossum counts a full
  * semaphore as a failure, and an overloaded-but-healthy upstream must not open the circuit.
+ *
+ * A reload that changes the policy builds a new breaker from the one it replaces (`prior`): it
+ * starts in that one's state, so an outage's open circuit stays open (its reset timer starts
+ * again with the new `resetTimeout`), and the prior's attempts still in flight count against
+ * the new `maxConcurrent` until they end (they are released to the breaker that admitted them).
  */
 import Opossum from 'opossum';
 import type { CircuitBreakerPolicy } from '../../common/config/schema.js';
@@ -90,21 +95,28 @@ export class CircuitBreaker {
   /** The trial in flight as startTrial was given it, and the timer of its bound. */
   private trial: TrialAttempt | null = null;
   private trialTimer: NodeJS.Timeout | undefined = undefined;
-  private current: CircuitState = 'closed';
+  private current: CircuitState;
   private rejections = 0;
+  /** The breaker this one replaced, while attempts it admitted are in flight. */
+  private prior: CircuitBreaker | null;
 
   constructor(
     private readonly policy: CircuitBreakerPolicy,
     private readonly hooks: BreakerHooks = {},
+    prior: CircuitBreaker | null = null,
   ) {
-    this.opossum = this.fresh();
+    this.prior = prior;
+    this.current = prior === null ? 'closed' : prior.state;
+    this.opossum = this.fresh(this.current);
   }
 
-  /** An opossum instance with an empty window, closed; a close replaces it with the next. */
-  private fresh(): Opossum<[boolean], void> {
+  /** An opossum instance with an empty window, in `state` (closed but for the first, which takes its prior's); a close replaces it with the next. */
+  private fresh(state: CircuitState = 'closed'): Opossum<[boolean], void> {
     const policy = this.policy;
     const window = Math.max(1, policy.rollingWindow);
     const o = new Opossum(outcome, {
+      // Open starts the reset timer; half-open waits for its trial.
+      ...(state === 'closed' ? {} : { state: { closed: false, halfOpen: state === 'half-open' } }),
       timeout: false,
       errorThresholdPercentage: policy.errorThresholdPercentage,
       volumeThreshold: policy.volumeThreshold,
@@ -134,9 +146,15 @@ export class CircuitBreaker {
     return this.current;
   }
 
-  /** Attempts currently admitted and not yet released. */
+  /** Attempts currently admitted and not yet released, the prior breaker's included. */
   get active(): number {
-    return this.inFlight;
+    return this.prior === null ? this.inFlight : this.inFlight + this.priorActive();
+  }
+
+  private priorActive(): number {
+    const n = this.prior!.active;
+    if (n === 0) this.prior = null;
+    return n;
   }
 
   get rejected(): number {
@@ -151,7 +169,7 @@ export class CircuitBreaker {
   tryAcquire(): Admission {
     const o = this.opossum;
     const closed = o.closed;
-    if ((closed || (o.pendingClose && !this.trialOut)) && this.inFlight < this.policy.maxConcurrent) {
+    if ((closed || (o.pendingClose && !this.trialOut)) && this.active < this.policy.maxConcurrent) {
       this.inFlight++;
       if (closed) return Admission.Attempt;
       this.trialOut = true;
@@ -223,7 +241,7 @@ export class CircuitBreaker {
 
   /** For /clusters. */
   toJSON(): { state: CircuitState; active: number; rejected: number } {
-    return { state: this.current, active: this.inFlight, rejected: this.rejections };
+    return { state: this.current, active: this.active, rejected: this.rejections };
   }
 
   /** Stops opossum's timers and the trial's bound; attempts released after this are not counted. */
