@@ -255,6 +255,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   timer: NodeJS.Timeout | undefined = undefined;
   private timerIsPerTry = false;
   backoffTimer: NodeJS.Timeout | undefined = undefined;
+  /** The wait before the retry mayRetry granted last, drawn when it decided (it must end before the deadline). */
+  private backoffMs = 0;
   /** The call whose answer is being relayed: resumed when the caller's side drains. */
   answering: CallControl | null = null;
   status = 0;
@@ -931,10 +933,16 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (reachedUpstream) this.mayHaveDelivered = true;
     const reason = this.retryReasonFor(outcome, status, grpcStatus, reachedUpstream);
     if (reason === undefined) return false;
+    const retry = this.route!.retry!;
+    const backoff = backoffDelay(this.attempts - 1, retry.backoffBaseMs, retry.backoffMaxMs, this.deps.random);
+    // A retry whose wait would end past the deadline could never be sent (Envoy's global timeout
+    // fires during such a backoff): it is not made, takes no token and is not counted.
+    if (performance.now() + backoff >= this.deadlineAt) return false;
     if (this.budget !== null && !this.budget.tryAcquireRetry()) {
       this.deps.metrics.retryBudgetExhausted(this.destination);
       return false;
     }
+    this.backoffMs = backoff;
     this.deps.metrics.retry(this.destination, reason);
     if (this.deps.recorder !== null) (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts });
     return true;
@@ -960,16 +968,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   private scheduleRetry(): void {
-    const retry = this.route!.retry!;
-    const delay = backoffDelay(this.attempts - 1, retry.backoffBaseMs, retry.backoffMaxMs, this.deps.random);
-    const now = performance.now();
-    if (now + delay < this.deadlineAt) {
-      this.backoffTimer = setTimeout(onBackoffDone, delay, this);
-      return;
-    }
-    // The deadline bounds the backoff too (Envoy's global timeout fires during one): a wait it
-    // would cut is not started, and the deadline answers 504 when it comes.
-    this.armDeadline(now);
+    this.backoffTimer = setTimeout(onBackoffDone, this.backoffMs, this);
   }
 
   /** Arms the exchange's one timer for the deadline alone: no per-try cut (none is due, or no try is in flight). */

@@ -694,7 +694,34 @@ describe('timeouts', () => {
     expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
   });
 
-  it('answers 504 at the deadline when it falls in the backoff after a per-try cut', async () => {
+  it('lets a try run on, counting no retry, when the retry its per-try timeout would make could not start before the deadline', async () => {
+    const slow = await upstream((req, res) => setTimeout(() => echoHandler('catalog')(req, res), 300));
+    // A backoff drawn from [0, 24 h] all but never ends in the 800 ms left after the per-try time.
+    const web = await startOutbound(procs, catalog({ timeout: '1s', retries: { attempts: 2, perTryTimeout: '200ms', on: ['gateway-error'], backoff: { base: '24h', max: '24h' } } }, slow));
+    const r = await web.call('/items');
+    // Cut at 200 ms it waited for the deadline, a 504 at 1 s, with a retry counted that was never sent.
+    expect(r.status, r.body).toBe(200);
+    expect(r.ms).toBeLessThan(900);
+    expect(slow.requests).toHaveLength(1);
+    expect(metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+  });
+
+  it('answers a retryable status at once, counting no retry and taking no budget, when its retry could not start before the deadline', async () => {
+    const failing = await upstream(fail(503));
+    const web = await startOutbound(procs, catalog({ timeout: '1s', retries: { attempts: 2, on: ['gateway-error'], backoff: { base: '24h', max: '24h' }, budget: { ratio: 0, minPerSecond: 1 } } }, failing));
+    const r = await web.call('/items');
+    expect(r.status, r.body).toBe(503);
+    expect(r.headers['x-skein-reason']).toBeUndefined();
+    expect(r.ms).toBeLessThan(800);
+    expect(failing.requests).toHaveLength(1);
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+    expect(metric(s, 'skein_retry_budget_exhausted_total', { destination: 'catalog' })).toBe(0);
+    const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { retryBudgetAvailable: number } };
+    expect(clusters.catalog.retryBudgetAvailable).toBeGreaterThanOrEqual(1);
+  });
+
+  it('answers 504 at the deadline to a stalled try whose retry could not start before it', async () => {
     const stalled = await upstream(() => {});
     // Backoffs are drawn from [0, 5 s]: nearly every one outlasts the 300 ms left after the cut.
     const web = await startOutbound(procs, catalog({ timeout: '600ms', retries: { attempts: 2, perTryTimeout: '300ms', backoff: { base: '5s', max: '5s' } } }, stalled));
