@@ -23,6 +23,7 @@
  * malformed chunked body fails the request with a ClientBodyError (400).
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
@@ -467,6 +468,8 @@ function resumeProcessing(conn: Http1Connection): void {
 export class OutgoingResponse extends OutgoingBase {
   private head: string | null = null;
   private chunked = false;
+  /** The body ends with the connection (an HTTP/1.0 caller's answer without a length). */
+  private closeDelimited = false;
   private noBody = false;
   /** Body bytes the Content-Length sent still allows; -1 without one. */
   private left = -1;
@@ -519,7 +522,10 @@ export class OutgoingResponse extends OutgoingBase {
       if (this.req.httpVersionMinor === 1) {
         this.chunked = true;
         text += 'transfer-encoding: chunked\r\n';
-      } else this.keepAlive = false;
+      } else {
+        this.closeDelimited = true;
+        this.keepAlive = false;
+      }
     }
     if (!this.keepAlive) text += 'connection: close\r\n';
     else if (this.req.httpVersionMinor === 0) text += 'connection: keep-alive\r\n';
@@ -572,15 +578,22 @@ export class OutgoingResponse extends OutgoingBase {
     this.head = null;
     this.headersSent = false;
     this.chunked = false;
+    this.closeDelimited = false;
     this.noBody = false;
     this.left = -1;
     return true;
   }
 
-  /** Cuts the response: the connection closes, and the client sees a truncated answer. */
+  /**
+   * Cuts the response: the connection closes, and the client sees a truncated answer. A body
+   * that ends with the connection is cut with a reset (RFC 9112 §8), as a plain close would tell
+   * the client it was whole; a TLS connection's close without close_notify says so already.
+   */
   destroy(): this {
     if (this.closed) return this;
-    this.conn.socket.destroy();
+    const socket = this.conn.socket;
+    if (this.closeDelimited && !this.writableEnded && !(socket as TLSSocket).encrypted) socket.resetAndDestroy();
+    else socket.destroy();
     this.close();
     return this;
   }

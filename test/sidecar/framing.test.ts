@@ -7,6 +7,7 @@
  * closes its connection; Connection never names Host away; and a Transfer-Encoding without
  * chunked is told as such (refused in a request, read to the close in an answer).
  */
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, startRawUpstream, type RawUpstream, type SpawnedSidecar } from '../support/index.js';
 import { startBodyTestSidecars, type BodyTestSidecars } from './body-fixture.js';
@@ -23,7 +24,11 @@ const ANSWERS: Record<string, string> = {
   '/trailer-name': `${CHUNKED}0\r\nBad Name : v\r\n\r\n`,
   '/trailer-flood': `${CHUNKED}0\r\n${FLOOD}`,
   '/gzip-to-close': 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nRAWBYTES',
+  /** A chunked answer whose app closes before its last chunk. */
+  '/cut-chunked': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n',
 };
+/** Paths whose answer the app ends by closing its connection. */
+const CLOSING = new Set(['/gzip-to-close', '/cut-chunked']);
 
 /**
  * A raw TCP app: answers each request (once its chunked body, if any, has ended) by path from
@@ -43,7 +48,7 @@ async function startRawApp(): Promise<RawUpstream & { heads: string[] }> {
       answered = true;
       heads.push(head);
       const path = head.split(' ')[1]!;
-      if (path === '/gzip-to-close') socket.end(ANSWERS[path]);
+      if (CLOSING.has(path)) socket.end(ANSWERS[path]);
       else if (path === '/echo-head') socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${head.length}\r\nconnection: close\r\n\r\n${head}`);
       else if (ANSWERS[path] !== undefined) socket.write(ANSWERS[path]);
       else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
@@ -110,7 +115,7 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
     ['to a plain endpoint', 'direct', () => sidecars.plainWeb],
     ['through the mux to a peer sidecar', 'catalog', () => sidecars.web],
   ] as const) {
-    describe(`an app's answer trailers, ${path}`, () => {
+    describe(`an app's answer: trailers and framing, ${path}`, () => {
       it('passes well-formed trailer fields on and drops those no trailer may carry (Content-Length, Host, Transfer-Encoding)', async () => {
         const answer = await rawExchange(sidecar().outboundPort, `GET /trailers HTTP/1.1\r\nHost: ${service}\r\n\r\n`, /\r\n0\r\n(?:[^\r\n]+\r\n)*\r\n$/);
         expect(answer).toMatch(/^HTTP\/1.1 200 /);
@@ -125,6 +130,25 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
           expect(answer).toContain(`(${code})`);
           expect(answer).not.toContain('Injected');
         }
+      });
+
+      it('resets the connection of an HTTP/1.0 caller whose answer, sent to it close-delimited, the app cut: a plain close would say it was whole', async () => {
+        const cut = await new Promise<{ data: string; error: string | undefined }>((resolve) => {
+          const socket = connect({ host: '127.0.0.1', port: sidecar().outboundPort });
+          let data = '';
+          let error: string | undefined;
+          socket.setEncoding('latin1');
+          socket.on('data', (d: string) => (data += d));
+          socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code));
+          socket.on('close', () => resolve({ data, error }));
+          socket.write(`GET /cut-chunked HTTP/1.0\r\nHost: ${service}\r\n\r\n`);
+        });
+        expect(cut.data).toMatch(/^(HTTP\/1.1 200 |$)/);
+        expect(cut.data).not.toMatch(/transfer-encoding/i);
+        expect(cut.error).toBe('ECONNRESET');
+        // An HTTP/1.1 caller's chunked answer tells by its missing last chunk.
+        const answer = await rawExchange(sidecar().outboundPort, `GET /cut-chunked HTTP/1.1\r\nHost: ${service}\r\n\r\n`);
+        expect(answer).toMatch(/^HTTP\/1.1 200 [^]*\r\n\r\n5\r\nhello\r\n$/);
       });
 
       it("reads an answer whose Transfer-Encoding does not end in chunked to the connection's close, its coding passed on", async () => {
