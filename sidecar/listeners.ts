@@ -75,21 +75,21 @@ export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
 
 /** Answers a request that could not be parsed; returns the status sent, 0 when the connection was just closed. */
-function answerParseError(err: Error & { code?: string }, socket: Socket): number {
+function answerParseError(err: Error & { code?: string }, socket: Socket, head: boolean): number {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return 0;
   }
   if (err.code === 'HPE_HEADER_OVERFLOW') {
-    socketReply(socket, 431, 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`);
+    socketReply(socket, 431, 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`, head);
     return 431;
   }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    socketReply(socket, 408, 'bad-request', 'request headers not received in time');
+    socketReply(socket, 408, 'bad-request', 'request headers not received in time', head);
     return 408;
   }
   const status = refusalStatus(err);
-  socketReply(socket, status, 'bad-request', refusalText(err, status));
+  socketReply(socket, status, 'bad-request', refusalText(err, status), head);
   return status;
 }
 
@@ -125,8 +125,8 @@ export class ProxyListener {
     const { onRequest, onUpgrade, onMalformed, tls, mux = false, limits = DEFAULT_LIMITS } = options;
     this.silentMs = limits.silentMs;
     this.maxBodyBytes = options.maxBodyBytes;
-    const clientError = (err: Error & { code?: string }, socket: Socket): void => {
-      const status = answerParseError(err, socket);
+    const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => {
+      const status = answerParseError(err, socket, head);
       if (status !== 0) onMalformed(status);
     };
     this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerMuxParseError(err, res)) } : null;

@@ -33,7 +33,8 @@ import { blankLinesAt, checkLineEnds, parseRequestHead, type RequestHead } from 
 export interface Http1Handlers {
   request(req: IncomingRequest, res: OutgoingResponse): void;
   upgrade(req: IncomingRequest, socket: Socket, head: Buffer): void;
-  clientError(err: HttpParseError, socket: Socket): void;
+  /** `head`: the request is a HEAD (its line says so), whose answer has no body (RFC 9110 §9.3.2). */
+  clientError(err: HttpParseError, socket: Socket, head: boolean): void;
 }
 
 export interface Http1Options {
@@ -391,6 +392,7 @@ class Http1Connection implements BodySource, ChunkSink {
       return;
     }
     this.state = State.Closed;
+    const buffered = this.buffered;
     this.buffered = null;
     if (this.response !== null || this.discarding) {
       // Mid-request, or the rest of an answered request's body: the connection is cut. Its
@@ -400,7 +402,7 @@ class Http1Connection implements BodySource, ChunkSink {
     }
     const req = this.request;
     if (req !== null && !req.readableEnded) req.destroy();
-    this.server.handlers.clientError(err, this.socket);
+    this.server.handlers.clientError(err, this.socket, buffered !== null && buffered.toString('latin1', 0, 5) === 'HEAD ');
   }
 
   /** Nothing of the request body moved for headersTimeoutMs: the client sent none, or (`unread`) the reader took none. */

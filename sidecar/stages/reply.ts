@@ -62,14 +62,15 @@ export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
 }
 
 /** The same on a raw socket (parse errors, refused upgrades), closing the connection after it; the status line has the standard reason phrase, as OutgoingBase.writeHead writes it. */
-export function socketReply(socket: Socket, status: number, reason: Reason, detail?: string): void {
+export function socketReply(socket: Socket, status: number, reason: Reason, detail?: string, headRequest = false): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = `${detail ?? REASONS[reason].message}\n`;
+  // A HEAD request's answer has the head its GET's would have, and no body (RFC 9110 §9.3.2).
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
   );
   linger(socket);
 }

@@ -119,6 +119,23 @@ describe('bad input and upstream faults', () => {
     expect([...s.keys()].some((k) => k.includes('who-knows'))).toBe(false);
   });
 
+  it('answers a malformed or oversized HEAD request with the head its GET would get, and no body (RFC 9110 §9.3.2)', async () => {
+    for (const [request, status] of [
+      ['HEAD /x HTTP/1.1\r\nHost: app:abc\r\n\r\n', 400],
+      ['HEAD /x HTTP/1.1\r\nHost: app\r\nHost: other\r\n\r\n', 400],
+      ['HEAD /x HTTP/1.1\r\n\r\n', 400],
+      [`HEAD /x HTTP/1.1\r\nHost: app\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`, 431],
+    ] as const) {
+      const answer = await rawExchange(sc.outboundPort, request);
+      expect(answer, request.slice(0, 40)).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(answer).toMatch(/\r\ncontent-length: [1-9]\d*\r\n/);
+      expect(answer).toMatch(/x-skein-reason: bad-request\r\n/);
+      expect(answer.endsWith('\r\n\r\n'), JSON.stringify(answer)).toBe(true);
+    }
+    // The same request as a GET gets its text.
+    expect(await rawExchange(sc.outboundPort, 'GET /x HTTP/1.1\r\nHost: app:abc\r\n\r\n')).toMatch(/\r\n\r\nmalformed HTTP request: invalid Host header/);
+  });
+
   it('routes on the normalised path and forwards it; refuses targets that are no path or that an app could read differently', async () => {
     const send = (target: string, host = 'gated') => rawExchange(sc.outboundPort, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     // Dot segments, plain or percent-encoded, cannot climb out of the routed prefix.
