@@ -41,8 +41,16 @@ async function serve(request: (req: IncomingRequest, res: OutgoingResponse) => v
   return { port: (front.address() as AddressInfo).port, errors, upgrades, server };
 }
 
+/** Every answer's Date field (RFC 9110 §6.6.1), which the server adds when its writer gave none. */
+const DATE_LINE = /\r\ndate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT(?=\r\n)/g;
+
+/** exchangeRaw(), the Date lines taken out, so that answers compare byte for byte. */
+async function exchange(port: number, payload: string, until?: RegExp, timeoutMs?: number): Promise<string> {
+  return (await exchangeRaw(port, payload, until, timeoutMs)).replace(DATE_LINE, '');
+}
+
 /** Sends `payload`, collects the answer until `until` matches or the server closes. */
-async function exchange(port: number, payload: string, until?: RegExp, timeoutMs = 3000): Promise<string> {
+async function exchangeRaw(port: number, payload: string, until?: RegExp, timeoutMs = 3000): Promise<string> {
   const socket = connect({ port, host: '127.0.0.1' });
   cleanups.push(() => socket.destroy());
   let data = '';
@@ -76,6 +84,19 @@ function echo(req: IncomingRequest, res: OutgoingResponse): void {
 }
 
 describe('Http1Server', () => {
+  it("dates every final answer whose writer gave no Date, and keeps a writer's own", async () => {
+    const { port } = await serve((req, res) => {
+      res.writeHead(200, req.url === '/dated' ? ['Date', 'Tue, 01 Dec 2026 10:00:00 GMT', 'content-length', '2'] : ['content-length', '2']);
+      res.end('ok');
+    });
+    const answers = await exchangeRaw(port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /dated HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const dates = [...answers.matchAll(/\r\ndate: ([^\r]+)\r\n/gi)].map((m) => m[1]!);
+    expect(dates).toHaveLength(2);
+    expect(Math.abs(Date.parse(dates[0]!) - Date.now())).toBeLessThan(5000);
+    expect(dates[1]).toBe('Tue, 01 Dec 2026 10:00:00 GMT');
+    expect(answers.replace(DATE_LINE, '')).toBe('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+  });
+
   it('answers pipelined requests in order on one connection, the second waiting for the first', async () => {
     let first: OutgoingResponse | undefined;
     const f = await serve((req, res) => {

@@ -27,6 +27,7 @@ import type { TLSSocket } from 'node:tls';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
+import { httpDate } from '../../common/http/date.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { blankLinesAt, checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
 
@@ -503,14 +504,17 @@ export class OutgoingResponse extends OutgoingBase {
   protected sendHead(status: number, reason: string, headers: readonly string[]): void {
     let text = `HTTP/1.1 ${status} ${reason}\r\n`;
     let length = -1;
+    let dated = status < 200;
     // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client, nor on a 1xx or 204 answer.
     const codingsAllowed = this.req.httpVersionMinor === 1 && status !== 204 && status >= 200;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(headers[i + 1]);
       else if (name.length === 17 && !codingsAllowed && name.toLowerCase() === 'transfer-encoding') continue;
+      else if (name.length === 4 && !dated && name.toLowerCase() === 'date') dated = true;
       text += `${name}: ${headers[i + 1]}\r\n`;
     }
+    if (!dated) text += `date: ${httpDate()}\r\n`;
     this.noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     this.left = this.noBody ? -1 : length;
     if (this.conn.continuePending) {

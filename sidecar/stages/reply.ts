@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { REASONS, type Reason } from '../../common/errors.js';
+import { httpDate } from '../../common/http/date.js';
 import type { ProxyResponse } from '../exchange.js';
 
 /** Writes the sidecar-made response for `reason`; returns the HTTP status sent. */
@@ -70,7 +71,7 @@ export function socketReply(socket: Socket, status: number, reason: Reason, deta
   const body = `${detail ?? REASONS[reason].message}\n`;
   // A HEAD request's answer has the head its GET's would have, and no body (RFC 9110 §9.3.2).
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
   );
   linger(socket);
 }

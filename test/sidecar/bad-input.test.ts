@@ -104,6 +104,8 @@ describe('bad input and upstream faults', () => {
     const unknown = await get(agent, `${sc.outboundUrl}/`, { host: 'who-knows' });
     expect(unknown.status).toBe(404);
     expect(unknown.headers['x-skein-reason']).toBe('no-route');
+    // Answers the sidecar makes itself are dated, as node:http's and Envoy's are.
+    for (const date of [unknown.headers.date, /\r\ndate: ([^\r]+)\r\n/.exec(garbage)?.[1]]) expect(Math.abs(Date.parse(String(date)) - Date.now())).toBeLessThan(5000);
 
     const res = await good;
     expect(res.status).toBe(200);

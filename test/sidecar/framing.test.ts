@@ -26,6 +26,7 @@ const ANSWERS: Record<string, string> = {
   '/gzip-to-close': 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nRAWBYTES',
   /** A chunked answer whose app closes before its last chunk. */
   '/cut-chunked': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n',
+  '/dated': 'HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\ncontent-length: 2\r\n\r\nok',
 };
 /** Paths whose answer the app ends by closing its connection. */
 const CLOSING = new Set(['/gzip-to-close', '/cut-chunked']);
@@ -151,6 +152,16 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
         expect(answer).toMatch(/^HTTP\/1.1 200 [^]*\r\n\r\n5\r\nhello\r\n$/);
       });
 
+      it('adds a Date to an answer without one, and keeps the one an answer has (RFC 9110 §6.6.1)', async () => {
+        const undated = await rawExchange(sidecar().outboundPort, `GET /plain HTTP/1.1\r\nHost: ${service}\r\nConnection: close\r\n\r\n`);
+        expect(undated).toMatch(/^HTTP\/1.1 200 /);
+        const date = /\r\ndate: ([^\r]+)\r\n/i.exec(undated)?.[1];
+        expect(Math.abs(Date.parse(date ?? '') - Date.now())).toBeLessThan(5000);
+        const dated = await rawExchange(sidecar().outboundPort, `GET /dated HTTP/1.1\r\nHost: ${service}\r\n\r\n`, /\r\n\r\nok$/);
+        expect(dated.match(/\r\ndate: /gi)).toHaveLength(1);
+        expect(dated).toMatch(/\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\n/);
+      });
+
       it("reads an answer whose Transfer-Encoding does not end in chunked to the connection's close, its coding passed on", async () => {
         const answer = await rawExchange(sidecar().outboundPort, `GET /gzip-to-close HTTP/1.1\r\nHost: ${service}\r\nConnection: close\r\n\r\n`);
         expect(answer).toMatch(/^HTTP\/1.1 200 /);
@@ -166,6 +177,8 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
     it('is chunked anew: its well-formed trailer fields pass, those no trailer may carry do not', async () => {
       const answer = await rawExchange(sidecars.plainWeb.outboundPort, upgrade('/trailers'));
       expect(answer).toMatch(/^HTTP\/1.1 200 /);
+      // Dated, as every answer the sidecar forwards without a Date.
+      expect(answer).toMatch(/\r\ndate: \w{3}, \d{2} \w{3} \d{4} [\d:]{8} GMT\r\n/);
       expect(answer).toMatch(/\r\n\r\n2\r\nok\r\n0\r\n/);
       expect(trailerSection(answer)).toBe('X-Checksum: abc\r\nx-two: 2\r\n');
     });
