@@ -19,6 +19,7 @@ import { flatHeaders, OutgoingBase } from '../http1/outgoing.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { parsePeerRequest, type PeerRequestHead } from './heads.js';
 import { encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
+import { StreamTable } from './stream-table.js';
 
 export type MuxRequestListener = (req: MuxRequest, res: MuxResponse) => void;
 
@@ -120,7 +121,7 @@ interface ServerStream {
 export class MuxServerSession implements BodySource {
   readonly writer: FrameWriter;
   private readonly reader: FrameReader;
-  private readonly streams = new Map<number, ServerStream>();
+  private readonly streams = new StreamTable<ServerStream>();
   goingAway = false;
 
   constructor(

@@ -35,6 +35,7 @@ import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upst
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { parsePeerResponse, parsePeerTrailers } from './heads.js';
 import { encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
+import { StreamTable } from './stream-table.js';
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the one that means nothing was sent. */
 export const MUX_CLOSED = 'ERR_SKEIN_MUX_CLOSED';
@@ -225,7 +226,7 @@ class MuxCall extends UpstreamCall {
 class MuxConnection {
   readonly writer: FrameWriter;
   private readonly reader: FrameReader;
-  private readonly streams = new Map<number, MuxCall>();
+  private readonly streams = new StreamTable<MuxCall>();
   private nextId = 1;
   /** No new streams: the peer sent GOAWAY, or this end is closing. */
   retired = false;
