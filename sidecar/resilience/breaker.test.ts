@@ -26,6 +26,16 @@ async function run(breaker: CircuitBreaker, outcomes: Array<boolean | 'neutral'>
   }
 }
 
+/** A half-open circuit admits one trial and no other; the trial fails and the circuit opens again. */
+async function failOneTrial(breaker: CircuitBreaker): Promise<void> {
+  expect(breaker.state).toBe('half-open');
+  expect(breaker.tryAcquire()).toBe(Admission.Trial);
+  expect(breaker.tryAcquire()).toBe(Admission.Refused);
+  breaker.release(Admission.Trial, 'failure');
+  await settle();
+  expect(breaker.state).toBe('open');
+}
+
 function verdict(ok: boolean | 'neutral'): Verdict {
   return ok === 'neutral' ? ok : ok ? 'success' : 'failure';
 }
@@ -134,12 +144,7 @@ describe('CircuitBreaker', () => {
     expect(breaker.tryAcquire()).toBe(Admission.Trial);
     breaker.release(Admission.Trial, 'neutral');
     await settle();
-    expect(breaker.state).toBe('half-open');
-    expect(breaker.tryAcquire()).toBe(Admission.Trial);
-    expect(breaker.tryAcquire()).toBe(Admission.Refused);
-    breaker.release(Admission.Trial, 'failure');
-    await settle();
-    expect(breaker.state).toBe('open');
+    await failOneTrial(breaker);
     expect(changes).toEqual(['open', 'half-open', 'open']);
   });
 
@@ -299,12 +304,7 @@ describe('CircuitBreaker', () => {
       expect(old.state).toBe('half-open');
       old.close();
       const { breaker } = next(old, { volumeThreshold: 3 });
-      expect(breaker.state).toBe('half-open');
-      expect(breaker.tryAcquire()).toBe(Admission.Trial);
-      expect(breaker.tryAcquire()).toBe(Admission.Refused);
-      breaker.release(Admission.Trial, 'failure');
-      await settle();
-      expect(breaker.state).toBe('open');
+      await failOneTrial(breaker);
     });
   });
 });
