@@ -274,7 +274,24 @@ describe('CircuitBreaker', () => {
       expect(breaker.tryAcquire()).toBe(Admission.Attempt);
       for (let i = 0; i < 3; i++) old.release(Admission.Attempt, 'success');
       expect(breaker.active).toBe(2);
-      expect(old.active).toBe(0);
+      // One count for both: the old breaker's own attempts are all released, the new one's are not.
+      expect(old.active).toBe(2);
+    });
+
+    it('keeps no chain of the breakers it was built from: ten thousand reloads later it admits and counts as the first did', () => {
+      const { breaker: first } = track(make({ maxConcurrent: 3 }));
+      expect(first.tryAcquire()).toBe(Admission.Attempt);
+      let latest = first;
+      for (let i = 0; i < 10_000; i++) {
+        latest.close();
+        latest = new CircuitBreaker(circuitBreakerPolicy.parse({ maxConcurrent: 3 }), {}, latest);
+      }
+      breakers.push(latest);
+      expect(latest.active).toBe(1);
+      expect([latest.tryAcquire(), latest.tryAcquire(), latest.tryAcquire()]).toEqual([Admission.Attempt, Admission.Attempt, Admission.Refused]);
+      first.release(Admission.Attempt, 'success');
+      expect(latest.active).toBe(2);
+      expect(latest.toJSON()).toMatchObject({ state: 'closed', active: 2 });
     });
 
     it('stays open through a change (its reset timer started again with the new resetTimeout), then half-opens and closes as any', async () => {

@@ -42,8 +42,10 @@
  *
  * A reload that changes the policy builds a new breaker from the one it replaces (`prior`): it
  * starts in that one's state, so an outage's open circuit stays open (its reset timer starts
- * again with the new `resetTimeout`), and the prior's attempts still in flight count against
- * the new `maxConcurrent` until they end (they are released to the breaker that admitted them).
+ * again with the new `resetTimeout`), and it shares that one's count of attempts in flight, so
+ * those still out count against the new `maxConcurrent` until they end (they are released to
+ * the breaker that admitted them, into the same count). Nothing else of the prior is kept: a
+ * new breaker per reload must not make a chain of them.
  */
 import Opossum from 'opossum';
 import type { CircuitBreakerPolicy } from '../../common/config/schema.js';
@@ -87,9 +89,14 @@ function onTrialBound(breaker: CircuitBreaker): void {
   breaker.trialOverdue();
 }
 
+/** Attempts admitted and not yet released, by a breaker and the ones built from it (see above). */
+interface InFlight {
+  count: number;
+}
+
 export class CircuitBreaker {
   private opossum: Opossum<[boolean], void>;
-  private inFlight = 0;
+  private readonly inFlight: InFlight;
   /** The half-open trial is admitted and not yet released, answered or past its bound. */
   private trialOut = false;
   /** The trial in flight as startTrial was given it, and the timer of its bound. */
@@ -97,15 +104,13 @@ export class CircuitBreaker {
   private trialTimer: NodeJS.Timeout | undefined = undefined;
   private current: CircuitState;
   private rejections = 0;
-  /** The breaker this one replaced, while attempts it admitted are in flight. */
-  private prior: CircuitBreaker | null;
 
   constructor(
     private readonly policy: CircuitBreakerPolicy,
     private readonly hooks: BreakerHooks = {},
     prior: CircuitBreaker | null = null,
   ) {
-    this.prior = prior;
+    this.inFlight = prior === null ? { count: 0 } : prior.inFlight;
     this.current = prior === null ? 'closed' : prior.state;
     this.opossum = this.fresh(this.current);
   }
@@ -146,15 +151,9 @@ export class CircuitBreaker {
     return this.current;
   }
 
-  /** Attempts currently admitted and not yet released, the prior breaker's included. */
+  /** Attempts currently admitted and not yet released, those of the breakers it was built from included. */
   get active(): number {
-    return this.prior === null ? this.inFlight : this.inFlight + this.priorActive();
-  }
-
-  private priorActive(): number {
-    const n = this.prior!.active;
-    if (n === 0) this.prior = null;
-    return n;
+    return this.inFlight.count;
   }
 
   get rejected(): number {
@@ -169,8 +168,8 @@ export class CircuitBreaker {
   tryAcquire(): Admission {
     const o = this.opossum;
     const closed = o.closed;
-    if ((closed || (o.pendingClose && !this.trialOut)) && this.active < this.policy.maxConcurrent) {
-      this.inFlight++;
+    if ((closed || (o.pendingClose && !this.trialOut)) && this.inFlight.count < this.policy.maxConcurrent) {
+      this.inFlight.count++;
       if (closed) return Admission.Attempt;
       this.trialOut = true;
       return Admission.Trial;
@@ -182,8 +181,8 @@ export class CircuitBreaker {
 
   /** Ends an admitted attempt: a failure counts towards opening the circuit, a neutral one counts for nothing. */
   release(admission: Admission, verdict: Verdict): void {
-    if (admission === Admission.Refused || this.inFlight === 0) return;
-    this.inFlight--;
+    if (admission === Admission.Refused || this.inFlight.count === 0) return;
+    this.inFlight.count--;
     if (admission === Admission.Trial) this.endTrial();
     if (verdict !== 'neutral' && admission !== Admission.Answered) this.count(verdict === 'success');
   }
@@ -241,7 +240,7 @@ export class CircuitBreaker {
 
   /** For /clusters. */
   toJSON(): { state: CircuitState; active: number; rejected: number } {
-    return { state: this.current, active: this.active, rejected: this.rejections };
+    return { state: this.current, active: this.inFlight.count, rejected: this.rejections };
   }
 
   /** Stops opossum's timers and the trial's bound; attempts released after this are not counted. */
