@@ -93,8 +93,12 @@ export class Http1Server {
     for (const c of this.connections) if (c.idle) c.socket.destroy();
   }
 
+  /** Cuts every connection (the drain's end): an answer in progress is cut as OutgoingResponse.destroy cuts it. */
   closeAllConnections(): void {
-    for (const c of this.connections) c.socket.destroy();
+    for (const c of this.connections) {
+      c.response?.destroy();
+      c.socket.destroy();
+    }
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
   }

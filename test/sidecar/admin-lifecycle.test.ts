@@ -2,6 +2,7 @@
  * Admin endpoints, readiness, config reload, drain and SIGTERM, on real sidecar processes.
  */
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, freePort, Processes, startScriptedConsulAgent, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
@@ -155,6 +156,33 @@ describe('admin endpoints and lifecycle', () => {
     expect(Date.now() - signalled).toBeLessThan(2000);
     expect(sc.output()).toContain('SIGINT while draining: exiting now, 1 in flight cut off');
     expect(await cut).toBe('cut off');
+  });
+
+  it('at the drain timeout resets the connection of an HTTP/1.0 caller whose close-delimited answer is still streaming, as a plain close would say it was whole', async () => {
+    const app = await upstream('app', (req, res) => {
+      if (req.url === '/health') return echoHandler('app')(req, res);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first\n');
+      const more = setInterval(() => res.write('more\n'), 100);
+      res.on('close', () => clearInterval(more));
+    });
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout: '1s' });
+    const socket = connect({ host: '127.0.0.1', port: sc.inboundPort });
+    let received = '';
+    const ended = new Promise<string>((resolve) => {
+      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      socket.on('end', () => resolve('FIN'));
+    });
+    socket.write('GET /stream HTTP/1.0\r\nHost: app\r\n\r\n');
+    await waitUntil(() => received.includes('first'), { what: 'the answer to start' });
+    expect(received).toMatch(/^HTTP\/1.1 200 [^]*connection: close\r\n/);
+    expect(received).not.toMatch(/content-length|transfer-encoding/i);
+    sc.kill('SIGTERM');
+    expect(await ended).toBe('ECONNRESET');
+    expect((await sc.exited).code, sc.output()).toBe(0);
+    socket.destroy();
   });
 
   it('counts --drain-timeout from the signal even when POST /drain came first (one drain, its clock restarted)', async () => {
