@@ -2,12 +2,11 @@
  * Admin endpoints, readiness, config reload, drain and SIGTERM, on real sidecar processes.
  */
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, freePort, Processes, startScriptedConsulAgent, startUpstream, tempDir, waitUntil, writeConfigFile, type TestUpstream } from '../support/index.js';
 import { join } from 'node:path';
-import { get, testAgent } from './http.js';
+import { endingOf, get, testAgent } from './http.js';
 
 describe('admin endpoints and lifecycle', () => {
   const procs = new Processes();
@@ -168,21 +167,16 @@ describe('admin endpoints and lifecycle', () => {
     });
     const config = writeConfigFile(join(tempDir(), 'c.json'), {});
     const sc = await procs.sidecar({ service: 'app', appPort: app.port, config, drainTimeout: '1s' });
-    const socket = connect({ host: '127.0.0.1', port: sc.inboundPort });
-    let received = '';
-    const ended = new Promise<string>((resolve) => {
-      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-      socket.on('end', () => resolve('FIN'));
-    });
-    socket.write('GET /stream HTTP/1.0\r\nHost: app\r\n\r\n');
-    await waitUntil(() => received.includes('first'), { what: 'the answer to start' });
-    expect(received).toMatch(/^HTTP\/1.1 200 [^]*connection: close\r\n/);
-    expect(received).not.toMatch(/content-length|transfer-encoding/i);
+    let started: () => void = () => {};
+    const answerStarted = new Promise<void>((resolve) => (started = resolve));
+    const ending = endingOf(sc.inboundPort, 'GET /stream HTTP/1.0\r\nHost: app\r\n\r\n', (data) => data.includes('first') && started());
+    await answerStarted;
     sc.kill('SIGTERM');
-    expect(await ended).toBe('ECONNRESET');
+    const cut = await ending;
+    expect(cut.data).toMatch(/^HTTP\/1.1 200 [^]*connection: close\r\n/);
+    expect(cut.data).not.toMatch(/content-length|transfer-encoding/i);
+    expect(cut.reset, JSON.stringify(cut)).toBe(true);
     expect((await sc.exited).code, sc.output()).toBe(0);
-    socket.destroy();
   });
 
   it('counts --drain-timeout from the signal even when POST /drain came first (one drain, its clock restarted)', async () => {

@@ -7,11 +7,10 @@
  * closes its connection; Connection never names Host away; and a Transfer-Encoding without
  * chunked is told as such (refused in a request, read to the close in an answer).
  */
-import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, startRawUpstream, type RawUpstream, type SpawnedSidecar } from '../support/index.js';
 import { startBodyTestSidecars, type BodyTestSidecars } from './body-fixture.js';
-import { rawExchange } from './http.js';
+import { endingOf, rawExchange } from './http.js';
 
 const CHUNKED = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n';
 /** Trailer lines far past the 64 KiB limit, none of them long. */
@@ -26,10 +25,10 @@ const ANSWERS: Record<string, string> = {
   '/gzip-to-close': 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nRAWBYTES',
   /** A chunked answer whose app closes before its last chunk. */
   '/cut-chunked': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n',
-  '/dated': 'HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\ncontent-length: 2\r\n\r\nok',
+  '/dated': 'HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok',
 };
-/** Paths whose answer the app ends by closing its connection. */
-const CLOSING = new Set(['/gzip-to-close', '/cut-chunked']);
+/** Paths whose answer the app ends by closing its connection (it answers one request per connection). */
+const CLOSING = new Set(['/gzip-to-close', '/cut-chunked', '/dated']);
 
 /**
  * A raw TCP app: answers each request (once its chunked body, if any, has ended) by path from
@@ -134,19 +133,12 @@ describe('message framing: trailers, HTTP/1.0 with Transfer-Encoding, Connection
       });
 
       it('resets the connection of an HTTP/1.0 caller whose answer, sent to it close-delimited, the app cut: a plain close would say it was whole', async () => {
-        const cut = await new Promise<{ data: string; error: string | undefined }>((resolve) => {
-          const socket = connect({ host: '127.0.0.1', port: sidecar().outboundPort });
-          let data = '';
-          let error: string | undefined;
-          socket.setEncoding('latin1');
-          socket.on('data', (d: string) => (data += d));
-          socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code));
-          socket.on('close', () => resolve({ data, error }));
-          socket.write(`GET /cut-chunked HTTP/1.0\r\nHost: ${service}\r\n\r\n`);
-        });
+        const cut = await endingOf(sidecar().outboundPort, `GET /cut-chunked HTTP/1.0\r\nHost: ${service}\r\n\r\n`);
         expect(cut.data).toMatch(/^(HTTP\/1.1 200 |$)/);
         expect(cut.data).not.toMatch(/transfer-encoding/i);
-        expect(cut.error).toBe('ECONNRESET');
+        expect(cut.reset, JSON.stringify(cut)).toBe(true);
+        // A whole close-delimited answer ends with a plain close.
+        expect(await endingOf(sidecar().outboundPort, `GET /gzip-to-close HTTP/1.0\r\nHost: ${service}\r\n\r\n`)).toMatchObject({ reset: false, data: expect.stringMatching(/\r\n\r\nRAWBYTES$/) });
         // An HTTP/1.1 caller's chunked answer tells by its missing last chunk.
         const answer = await rawExchange(sidecar().outboundPort, `GET /cut-chunked HTTP/1.1\r\nHost: ${service}\r\n\r\n`);
         expect(answer).toMatch(/^HTTP\/1.1 200 [^]*\r\n\r\n5\r\nhello\r\n$/);

@@ -79,3 +79,38 @@ export function rawExchange(port: number, payload: string | Buffer, until?: RegE
 export function expectContinueExchange(port: number, head: string, body: string, timeoutMs = 5000): Promise<string> {
   return rawExchange(port, head, undefined, timeoutMs, body);
 }
+
+/** What a connection brought, and whether it ended with a reset (true) or a plain close (false). */
+export interface Ending {
+  readonly data: string;
+  readonly reset: boolean;
+}
+
+/**
+ * Sends `payload` on a fresh connection (`connection` when given, e.g. one already open) and
+ * reads until the peer ends it, telling a reset from a close. A reset does not always reach the
+ * reader as an error: the kernel may report it as an end of stream. So after an end one byte is
+ * written back: on a reset connection the write fails (EPIPE), on one the peer only closed, it
+ * succeeds.
+ */
+export function endingOf(port: number, payload: string, onData?: (data: string) => void): Promise<Ending> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    let data = '';
+    let settled = false;
+    const settle = (reset: boolean): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      resolve({ data, reset });
+    };
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      data += d;
+      onData?.(data);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNRESET' || err.code === 'EPIPE'));
+    socket.on('end', () => socket.write('x', (err) => settle(err != null)));
+    socket.write(payload);
+  });
+}
