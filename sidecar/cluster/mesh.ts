@@ -26,8 +26,6 @@ interface ServiceState {
   endpoints: readonly UpstreamEndpoint[];
   lastEndpoints: readonly Endpoint[];
   breakers: Map<string, CircuitBreaker>;
-  /** The breakers a policy change replaced, until the next build has made their successors. */
-  priorBreakers: Map<string, CircuitBreaker> | null;
   /** Keyed by rule name and mirror subset. */
   readonly mirrors: Map<string, MirrorInFlight>;
   outlier: OutlierDetector;
@@ -141,7 +139,6 @@ export class Mesh {
       endpoints: [],
       lastEndpoints: [],
       breakers: new Map(),
-      priorBreakers: null,
       mirrors: new Map(),
       outlier: this.newOutlier(name, policy),
       budget: new RetryBudget(policy.retries.budget),
@@ -164,11 +161,7 @@ export class Mesh {
     const old = state.policy;
     state.policy = policy;
     if (old.protocol !== policy.protocol) state.endpoints = this.deps.pools.sync(state.name, state.lastEndpoints, policy.protocol);
-    if (!same(old.circuitBreaker, policy.circuitBreaker)) {
-      for (const b of state.breakers.values()) b.close();
-      state.priorBreakers = state.breakers;
-      state.breakers = new Map();
-    }
+    if (!same(old.circuitBreaker, policy.circuitBreaker)) for (const b of state.breakers.values()) b.reconfigure(policy.circuitBreaker);
     if (!same(old.outlierDetection, policy.outlierDetection)) {
       state.outlier.close();
       state.outlier = this.newOutlier(state.name, policy);
@@ -210,7 +203,7 @@ export class Mesh {
                 if (this.runtimes.get(name)?.subsets.has(subset) === true) metrics.setCircuitState(name, subset, s);
               },
               onReject: () => metrics.circuitRejected(name, subset),
-            }, state.priorBreakers?.get(subset) ?? null);
+            });
             state.breakers.set(subset, b);
           }
           // Each build shows its subsets' state: a subset back after a reload removed it has its series again.
@@ -227,7 +220,6 @@ export class Mesh {
       },
       this.deps.random,
     );
-    state.priorBreakers = null;
     const replaced = this.runtimes.get(name);
     if (replaced !== undefined) {
       for (const [subset, s] of replaced.subsets) {

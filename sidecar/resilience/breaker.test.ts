@@ -252,55 +252,42 @@ describe('CircuitBreaker', () => {
     expect(changes).toEqual(['open', 'half-open', 'closed']);
   });
 
-  describe('built from the breaker a policy change replaced', () => {
-    const next = (prior: CircuitBreaker, overrides: object) => {
-      const changes: CircuitState[] = [];
-      const breaker = new CircuitBreaker(circuitBreakerPolicy.parse({ volumeThreshold: 10, resetTimeout: '5s', ...overrides }), { onStateChange: (s) => changes.push(s) }, prior);
-      breakers.push(breaker);
-      return { breaker, changes };
-    };
+  describe('reconfigured by a reload that changes its policy', () => {
+    const policy = (overrides: object) => circuitBreakerPolicy.parse({ volumeThreshold: 10, resetTimeout: '5s', ...overrides });
 
-    it("counts the prior's attempts in flight against its maxConcurrent until they end, and in active", async () => {
-      const { breaker: old } = track(make({ maxConcurrent: 10 }));
-      for (let i = 0; i < 4; i++) expect(old.tryAcquire()).toBe(Admission.Attempt);
-      old.close();
-      const { breaker } = next(old, { maxConcurrent: 5 });
+    it('counts the attempts in flight against the new maxConcurrent until they end, and in active', async () => {
+      const { breaker } = track(make({ maxConcurrent: 10 }));
+      for (let i = 0; i < 4; i++) expect(breaker.tryAcquire()).toBe(Admission.Attempt);
+      breaker.reconfigure(policy({ maxConcurrent: 5 }));
       expect(breaker.active).toBe(4);
       expect(breaker.tryAcquire()).toBe(Admission.Attempt);
       expect(breaker.tryAcquire()).toBe(Admission.Refused);
-      // Released to the breaker that admitted them: a place frees in the new one.
-      old.release(Admission.Attempt, 'failure');
+      // An attempt admitted before the change ends: a place frees under the new limit.
+      breaker.release(Admission.Attempt, 'failure');
       expect(breaker.active).toBe(4);
       expect(breaker.tryAcquire()).toBe(Admission.Attempt);
-      for (let i = 0; i < 3; i++) old.release(Admission.Attempt, 'success');
+      for (let i = 0; i < 3; i++) breaker.release(Admission.Attempt, 'success');
       expect(breaker.active).toBe(2);
-      // One count for both: the old breaker's own attempts are all released, the new one's are not.
-      expect(old.active).toBe(2);
     });
 
-    it('keeps no chain of the breakers it was built from: ten thousand reloads later it admits and counts as the first did', () => {
-      const { breaker: first } = track(make({ maxConcurrent: 3 }));
-      expect(first.tryAcquire()).toBe(Admission.Attempt);
-      let latest = first;
-      for (let i = 0; i < 10_000; i++) {
-        latest.close();
-        latest = new CircuitBreaker(circuitBreakerPolicy.parse({ maxConcurrent: 3 }), {}, latest);
-      }
-      breakers.push(latest);
-      expect(latest.active).toBe(1);
-      expect([latest.tryAcquire(), latest.tryAcquire(), latest.tryAcquire()]).toEqual([Admission.Attempt, Admission.Attempt, Admission.Refused]);
-      first.release(Admission.Attempt, 'success');
-      expect(latest.active).toBe(2);
-      expect(latest.toJSON()).toMatchObject({ state: 'closed', active: 2 });
+    it('ten thousand reloads later admits and counts as before them', () => {
+      const { breaker } = track(make({ maxConcurrent: 3 }));
+      expect(breaker.tryAcquire()).toBe(Admission.Attempt);
+      for (let i = 0; i < 10_000; i++) breaker.reconfigure(policy({ maxConcurrent: 3 }));
+      expect(breaker.active).toBe(1);
+      expect([breaker.tryAcquire(), breaker.tryAcquire(), breaker.tryAcquire()]).toEqual([Admission.Attempt, Admission.Attempt, Admission.Refused]);
+      breaker.release(Admission.Attempt, 'success');
+      expect(breaker.active).toBe(2);
+      expect(breaker.toJSON()).toMatchObject({ state: 'closed', active: 2 });
     });
 
     it('stays open through a change (its reset timer started again with the new resetTimeout), then half-opens and closes as any', async () => {
-      const { breaker: old } = track(make({ volumeThreshold: 2 }));
-      await run(old, [false, false]);
-      expect(old.state).toBe('open');
+      const { breaker, changes } = track(make({ volumeThreshold: 2 }));
+      await run(breaker, [false, false]);
+      expect(breaker.state).toBe('open');
       vi.advanceTimersByTime(4000);
-      old.close();
-      const { breaker, changes } = next(old, { volumeThreshold: 2, resetTimeout: '2s' });
+      const before = changes.length;
+      breaker.reconfigure(policy({ volumeThreshold: 2, resetTimeout: '2s' }));
       expect(breaker.state).toBe('open');
       expect(breaker.tryAcquire()).toBe(Admission.Refused);
       vi.advanceTimersByTime(1999);
@@ -311,17 +298,28 @@ describe('CircuitBreaker', () => {
       breaker.release(Admission.Trial, 'success');
       await settle();
       expect(breaker.state).toBe('closed');
-      expect(changes).toEqual(['half-open', 'closed']);
+      expect(changes.slice(before)).toEqual(['half-open', 'closed']);
     });
 
     it('stays half-open through a change, admitting one trial', async () => {
-      const { breaker: old } = track(make({ volumeThreshold: 2 }));
-      await run(old, [false, false]);
+      const { breaker } = track(make({ volumeThreshold: 2 }));
+      await run(breaker, [false, false]);
       vi.advanceTimersByTime(5000);
-      expect(old.state).toBe('half-open');
-      old.close();
-      const { breaker } = next(old, { volumeThreshold: 3 });
+      expect(breaker.state).toBe('half-open');
+      breaker.reconfigure(policy({ volumeThreshold: 3 }));
       await failOneTrial(breaker);
+    });
+
+    it('keeps a trial still out through a change: no second trial, and its outcome decides', async () => {
+      const { breaker } = track(make({ volumeThreshold: 2 }));
+      await run(breaker, [false, false]);
+      vi.advanceTimersByTime(5000);
+      expect(breaker.tryAcquire()).toBe(Admission.Trial);
+      breaker.reconfigure(policy({ volumeThreshold: 3 }));
+      expect(breaker.tryAcquire()).toBe(Admission.Refused);
+      breaker.release(Admission.Trial, 'success');
+      await settle();
+      expect(breaker.state).toBe('closed');
     });
   });
 });

@@ -40,12 +40,10 @@
  * `maxConcurrent` is our own counter rather than opossum's `capacity`: opossum counts a full
  * semaphore as a failure, and an overloaded-but-healthy upstream must not open the circuit.
  *
- * A reload that changes the policy builds a new breaker from the one it replaces (`prior`): it
- * starts in that one's state, so an outage's open circuit stays open (its reset timer starts
- * again with the new `resetTimeout`), and it shares that one's count of attempts in flight, so
- * those still out count against the new `maxConcurrent` until they end (they are released to
- * the breaker that admitted them, into the same count). Nothing else of the prior is kept: a
- * new breaker per reload must not make a chain of them.
+ * A reload that changes the policy changes it here (`reconfigure`), rather than replacing the
+ * breaker: its state stays, so an outage's open circuit stays open (its reset timer starts again
+ * with the new `resetTimeout`), and so do its attempts in flight, which count against the new
+ * `maxConcurrent` until they end, and a half-open circuit's trial still out.
  */
 import Opossum from 'opossum';
 import type { CircuitBreakerPolicy } from '../../common/config/schema.js';
@@ -89,33 +87,33 @@ function onTrialBound(breaker: CircuitBreaker): void {
   breaker.trialOverdue();
 }
 
-/** Attempts admitted and not yet released, by a breaker and the ones built from it (see above). */
-interface InFlight {
-  count: number;
-}
-
 export class CircuitBreaker {
   private opossum: Opossum<[boolean], void>;
-  private readonly inFlight: InFlight;
+  private inFlight = 0;
   /** The half-open trial is admitted and not yet released, answered or past its bound. */
   private trialOut = false;
   /** The trial in flight as startTrial was given it, and the timer of its bound. */
   private trial: TrialAttempt | null = null;
   private trialTimer: NodeJS.Timeout | undefined = undefined;
-  private current: CircuitState;
+  private current: CircuitState = 'closed';
   private rejections = 0;
 
   constructor(
-    private readonly policy: CircuitBreakerPolicy,
+    private policy: CircuitBreakerPolicy,
     private readonly hooks: BreakerHooks = {},
-    prior: CircuitBreaker | null = null,
   ) {
-    this.inFlight = prior === null ? { count: 0 } : prior.inFlight;
-    this.current = prior === null ? 'closed' : prior.state;
-    this.opossum = this.fresh(this.current);
+    this.opossum = this.fresh();
   }
 
-  /** An opossum instance with an empty window, in `state` (closed but for the first, which takes its prior's); a close replaces it with the next. */
+  /** Takes a reload's new policy: the window starts empty under its thresholds, the rest stays (see above). */
+  reconfigure(policy: CircuitBreakerPolicy): void {
+    this.policy = policy;
+    const old = this.opossum;
+    this.opossum = this.fresh(this.current);
+    old.shutdown();
+  }
+
+  /** An opossum instance with an empty window, in `state` (closed but after a reconfigure); a close replaces it with the next. */
   private fresh(state: CircuitState = 'closed'): Opossum<[boolean], void> {
     const policy = this.policy;
     const window = Math.max(1, policy.rollingWindow);
@@ -151,9 +149,9 @@ export class CircuitBreaker {
     return this.current;
   }
 
-  /** Attempts currently admitted and not yet released, those of the breakers it was built from included. */
+  /** Attempts currently admitted and not yet released. */
   get active(): number {
-    return this.inFlight.count;
+    return this.inFlight;
   }
 
   get rejected(): number {
@@ -168,8 +166,8 @@ export class CircuitBreaker {
   tryAcquire(): Admission {
     const o = this.opossum;
     const closed = o.closed;
-    if ((closed || (o.pendingClose && !this.trialOut)) && this.inFlight.count < this.policy.maxConcurrent) {
-      this.inFlight.count++;
+    if ((closed || (o.pendingClose && !this.trialOut)) && this.inFlight < this.policy.maxConcurrent) {
+      this.inFlight++;
       if (closed) return Admission.Attempt;
       this.trialOut = true;
       return Admission.Trial;
@@ -181,8 +179,8 @@ export class CircuitBreaker {
 
   /** Ends an admitted attempt: a failure counts towards opening the circuit, a neutral one counts for nothing. */
   release(admission: Admission, verdict: Verdict): void {
-    if (admission === Admission.Refused || this.inFlight.count === 0) return;
-    this.inFlight.count--;
+    if (admission === Admission.Refused || this.inFlight === 0) return;
+    this.inFlight--;
     if (admission === Admission.Trial) this.endTrial();
     if (verdict !== 'neutral' && admission !== Admission.Answered) this.count(verdict === 'success');
   }
@@ -240,7 +238,7 @@ export class CircuitBreaker {
 
   /** For /clusters. */
   toJSON(): { state: CircuitState; active: number; rejected: number } {
-    return { state: this.current, active: this.inFlight.count, rejected: this.rejections };
+    return { state: this.current, active: this.inFlight, rejected: this.rejections };
   }
 
   /** Stops opossum's timers and the trial's bound; attempts released after this are not counted. */

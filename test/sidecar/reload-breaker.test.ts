@@ -1,8 +1,8 @@
 /**
- * A reload that changes a service's circuit breaker policy builds new breakers from the old
- * ones: tries the old breaker admitted still count against the new `maxConcurrent` (and in
- * `/clusters`) until they end, and an open circuit stays open. Before 2026-12-06 the new
- * breakers started closed and empty: 10 tries in flight under `maxConcurrent: 10`, then a reload
+ * A reload that changes a service's circuit breaker policy reconfigures its breakers in place:
+ * tries admitted before it still count against the new `maxConcurrent` (and in `/clusters`)
+ * until they end, and an open circuit stays open. Before 2026-12-06 a changed policy replaced
+ * the breakers with ones closed and empty: 10 tries in flight under `maxConcurrent: 10`, then a reload
  * to 5, let 5 more through (15 at the app), and changing only `resetTimeout` closed a circuit
  * open for an outage.
  */
