@@ -16,3 +16,8 @@ export function httpDate(now: number = Date.now()): string {
   }
   return text;
 }
+
+/** A header name that is `Date`, in any case; cheap enough for every line of an answer's head. */
+export function isDateName(name: string): boolean {
+  return name.length === 4 && name.toLowerCase() === 'date';
+}

@@ -27,7 +27,7 @@ import type { TLSSocket } from 'node:tls';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } from './incoming.js';
 import { OutgoingBase } from './outgoing.js';
-import { httpDate } from '../../common/http/date.js';
+import { httpDate, isDateName } from '../../common/http/date.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { blankLinesAt, checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
 
@@ -515,7 +515,7 @@ export class OutgoingResponse extends OutgoingBase {
       const name = headers[i]!;
       if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(headers[i + 1]);
       else if (name.length === 17 && !codingsAllowed && name.toLowerCase() === 'transfer-encoding') continue;
-      else if (name.length === 4 && !dated && name.toLowerCase() === 'date') dated = true;
+      else if (!dated && isDateName(name)) dated = true;
       text += `${name}: ${headers[i + 1]}\r\n`;
     }
     if (!dated) text += `date: ${httpDate()}\r\n`;

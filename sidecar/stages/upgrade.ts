@@ -33,7 +33,7 @@ import type { Exchange } from '../exchange.js';
 import { TCP_KEEPALIVE_IDLE_MS } from '../cluster/keepalive.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
 import { Admission, type CircuitBreaker, type TrialAttempt } from '../resilience/breaker.js';
-import { httpDate } from '../../common/http/date.js';
+import { httpDate, isDateName } from '../../common/http/date.js';
 import { ChunkedDecoder, type ChunkSink } from '../http1/chunked.js';
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.js';
 import { responseHeaders } from './headers.js';
@@ -240,7 +240,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     let dated = false;
     for (let i = 0; i < out.length; i += 2) {
       text += `${out[i]}: ${out[i + 1]}\r\n`;
-      if (out[i]!.length === 4 && out[i]!.toLowerCase() === 'date') dated = true;
+      if (isDateName(out[i]!)) dated = true;
     }
     if (!dated) text += `date: ${httpDate()}\r\n`;
     const noBody = ex.method === 'HEAD' || answer.status === 204 || answer.status === 304;
