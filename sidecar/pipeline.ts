@@ -21,6 +21,7 @@ import { admitTry, refusalText, type RouteRuntime, type SubsetRuntime } from './
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, setHost, singleHost, type AuthorityServices } from './stages/decode.js';
 import { EndpointVerdict, spliceUpgrade, type Connector } from './stages/upgrade.js';
+import { EarlyBytes } from './stages/early-bytes.js';
 import type { FaultStage, FaultTarget } from './stages/fault.js';
 import { Admission } from './resilience/breaker.js';
 import type { SkeinError } from '../common/errors.js';
@@ -187,19 +188,29 @@ export function handleOutboundUpgrade(ctx: OutboundContext, req: ProxyRequest, s
 
 /** An outbound upgrade past routing, as its route's fault sees it (a FaultTarget, as a request's Exchange is). */
 class OutboundUpgrade implements FaultTarget {
+  /** Read during the fault's delay (see EarlyBytes); null without one. */
+  private early: EarlyBytes | null = null;
+
   constructor(
     private readonly ctx: OutboundContext,
     private readonly ex: Exchange,
     private readonly route: RouteRuntime,
     private readonly subset: SubsetRuntime,
     private readonly socket: Socket,
-    private readonly head: Buffer,
+    private head: Buffer,
   ) {}
 
   /** Runs the fault; a client that leaves during its delay is counted gone then, as a request's is. */
   delayOrAbort(fault: FaultStage): void {
     this.socket.once('close', this.clientLeft);
+    this.early = new EarlyBytes(this.socket, this.head);
     fault(this);
+  }
+
+  /** The fault is done with: whatever comes next (the splice, a reply's linger) reads the client from here, with its bytes so far in `head`. */
+  private faultDone(): void {
+    this.socket.off('close', this.clientLeft);
+    if (this.early !== null) this.head = this.early.stop();
   }
 
   private readonly clientLeft = (): void => {
@@ -209,7 +220,7 @@ class OutboundUpgrade implements FaultTarget {
 
   faultPassed(): void {
     const { ctx, ex, subset } = this;
-    this.socket.off('close', this.clientLeft);
+    this.faultDone();
     if (ex.finished) return;
     const endpoint = subset.picker.pick();
     if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
@@ -230,7 +241,7 @@ class OutboundUpgrade implements FaultTarget {
   }
 
   replyError(err: SkeinError): void {
-    this.socket.off('close', this.clientLeft);
+    this.faultDone();
     this.ex.replyError(err);
   }
 }

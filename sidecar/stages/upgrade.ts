@@ -36,6 +36,7 @@ import { Admission, type CircuitBreaker, type TrialAttempt } from '../resilience
 import { httpDate, isDateName } from '../../common/http/date.js';
 import { ChunkedDecoder, type ChunkSink } from '../http1/chunked.js';
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.js';
+import { EarlyBytes } from './early-bytes.js';
 import { responseHeaders } from './headers.js';
 import { linger, socketReply } from './reply.js';
 
@@ -109,7 +110,7 @@ const enum State {
   Done,
 }
 
-/** `ex` has decoded headers and stamped trace headers; the Upgrade header is added back here. `verdict` gets the endpoint's outcome (null: the inbound hop's app, judged by nothing). */
+/** `ex` has decoded headers and stamped trace headers; the Upgrade header is added back here. `head` is what the client sent past its request so far. `verdict` gets the endpoint's outcome (null: the inbound hop's app, judged by nothing). */
 export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstream: Socket, timeoutMs: number, verdict: UpgradeOutcome | null): void {
   const connectEvent = (upstream as TLSSocket).encrypted ? 'secureConnect' : 'connect';
   let lines = `${ex.method} ${ex.url} HTTP/1.1\r\n`;
@@ -126,6 +127,8 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   let bodyLeft = -1;
   let released = false;
   let timer: NodeJS.Timeout | null = null;
+  // Read until the tunnel opens or the declined answer is over, so that a client leaving meanwhile is seen.
+  const early = new EarlyBytes(client, head);
   upstream.setNoDelay(true);
 
   /** The endpoint's outcome, once its answer head came or it failed. */
@@ -152,6 +155,8 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     state = State.Done;
     outcome(true);
     upstream.destroy();
+    // Dropped: the client's connection is not a tunnel.
+    early.stop();
     socketReply(client, status, reason, why);
     ex.finish(status);
     release();
@@ -172,7 +177,8 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     ex.finish(101);
     client.write(rest.length > 0 ? Buffer.concat([answerHead, rest]) : answerHead);
     // What the client sent past its request belongs to the new protocol: only now may it go.
-    if (head.length > 0) upstream.write(head);
+    const sent = early.stop();
+    if (sent.length > 0) upstream.write(sent);
     // A splice carries a half-close: one side's FIN ends only that direction (pipe ends the
     // other socket's writable side), and what the other side still sends comes through.
     client.allowHalfOpen = true;
@@ -191,7 +197,8 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     client.end();
     ex.finish(declinedStatus);
     release();
-    // Anything more from the client (a pipelined request, the new protocol's first bytes) is dropped.
+    // Anything from the client past its request (a pipelined request, the new protocol's first bytes) is dropped.
+    early.stop();
     linger(client);
   };
 

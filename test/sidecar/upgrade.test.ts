@@ -9,7 +9,10 @@
  * plain outbound sidecar (endpoint = the app) and through an mTLS pair (outbound → peer's
  * inbound → its app), with a WebSocket upgrade that is accepted still working on the plain
  * path (the pair's is in mtls.test.ts). A WebSocket upgrade gets its route's fault (abort,
- * delay) and its subset's circuit breaker as a request does.
+ * delay) and its subset's circuit breaker as a request does. A client that leaves before the
+ * endpoint's 101 is seen leaving at once, whether or not it sent bytes past its request
+ * first, on the outbound and the inbound hop alike; one that stays has those bytes delivered
+ * after the 101.
  */
 import { createHash } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -550,5 +553,143 @@ describe('a WebSocket upgrade takes its route\'s fault and its subset\'s circuit
     expect(next.status, next.head).toBe(101);
     next.client.destroy();
     trial!.client.destroy();
+  });
+});
+
+describe('a WebSocket upgrade whose client leaves before the endpoint\'s 101', () => {
+  /** The endpoint answers each upgrade this long after it came: long past the checks below. */
+  const ANSWER_AFTER_MS = 3000;
+  /** How soon a client's leaving must be seen. */
+  const PROMPTLY_MS = 1500;
+  /** What the endpoint saw of one upgrade: the bytes before its 101 and after it, and its connection's end. */
+  interface SeenUpgrade {
+    readonly url: string;
+    before: string;
+    after: string;
+    answered: boolean;
+    closed: boolean;
+  }
+  const procs = new Processes();
+  const seen: SeenUpgrade[] = [];
+  let late: TestUpstream;
+  let web: SpawnedSidecar;
+
+  beforeAll(async () => {
+    late = await startUpstream(echoHandler('late'));
+    late.server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+      const upgrade: SeenUpgrade = { url: req.url ?? '', before: head.toString('latin1'), after: '', answered: false, closed: false };
+      seen.push(upgrade);
+      socket.on('error', () => {});
+      // node:http's sockets are half-open: the sidecar's FIN shows as an 'end'.
+      socket.on('end', () => (upgrade.closed = true));
+      socket.on('close', () => (upgrade.closed = true));
+      socket.on('data', (d: Buffer) => {
+        if (!upgrade.answered) upgrade.before += d.toString('latin1');
+        else {
+          upgrade.after += d.toString('latin1');
+          socket.write(d.toString('latin1').toUpperCase());
+        }
+      });
+      setTimeout(() => {
+        if (socket.destroyed) return;
+        upgrade.answered = true;
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      }, ANSWER_AFTER_MS).unref();
+    });
+    const config = writeTempConfig({
+      version: '1',
+      services: { late: { timeout: '10s', endpoints: [{ address: '127.0.0.1', port: late.port, labels: { version: 'v1' } }] } },
+      routes: {
+        late: [
+          { name: 'delayed', match: { pathPrefix: '/delayed' }, split: { v1: 100 }, fault: { delay: { percent: 100, duration: '2s' } } },
+          { name: 'rest', match: { pathPrefix: '/' }, split: { v1: 100 } },
+        ],
+      },
+    });
+    // The app is the late endpoint too, so the inbound hop's upgrades meet it.
+    web = await procs.sidecar({ service: 'web', appPort: late.port, config });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await late?.close();
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- web ---\n${web?.output()}`);
+  });
+
+  const hops = [
+    { hop: 'outbound', port: () => web.outboundPort, host: 'late', counted: { direction: 'outbound', destination: 'late' } },
+    { hop: 'inbound', port: () => web.inboundPort, host: 'web', counted: { direction: 'inbound', destination: 'web' } },
+  ];
+
+  /** Sends the upgrade request for `path`, then (once the endpoint has it, the sidecar having long handed the connection over) `early`, if any. */
+  async function upgradeThenSend(port: number, host: string, path: string, early: string): Promise<{ client: RawClient; upgrade: SeenUpgrade }> {
+    const client = new RawClient(port);
+    await client.send(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${WS}\r\n`);
+    const upgrade = await waitUntil(() => seen.find((u) => u.url === path), { timeoutMs: 5000, what: `${path} at the endpoint` });
+    if (early !== '') await client.send(early);
+    return { client, upgrade };
+  }
+
+  /** `client` leaves; its upgrade must be counted 499 (and never 101), and the endpoint's connection closed, within PROMPTLY_MS. */
+  async function expectSeenLeaving(client: RawClient, upgrade: SeenUpgrade, counted: Record<string, string>): Promise<void> {
+    const count = async (code: string): Promise<number> => metric(await scrape(web), 'skein_requests_total', { ...counted, code });
+    const [gone, switched] = [await count('499'), await count('101')];
+    client.destroy();
+    await waitUntil(async () => upgrade.closed && (await count('499')) === gone + 1, { timeoutMs: PROMPTLY_MS, intervalMs: 50, what: 'the client counted gone and the endpoint\'s connection closed' });
+    expect(upgrade.answered).toBe(false);
+    expect(upgrade.before).toBe('');
+    expect(await count('101')).toBe(switched);
+  }
+
+  for (const { hop, port, host, counted } of hops) {
+    describe(`on the ${hop} hop`, () => {
+      it('a client that leaves without sending more is counted gone at once, and the endpoint\'s connection closes', async () => {
+        const { client, upgrade } = await upgradeThenSend(port(), host, `/${hop}/quiet`, '');
+        await expectSeenLeaving(client, upgrade, counted);
+      });
+
+      it('so is one that sent bytes past its request first, which never reach the endpoint', async () => {
+        const { client, upgrade } = await upgradeThenSend(port(), host, `/${hop}/early`, 'EARLY BYTES');
+        await expectSeenLeaving(client, upgrade, counted);
+      });
+
+      it('one that stays has those bytes delivered after the 101', async () => {
+        const { client, upgrade } = await upgradeThenSend(port(), host, `/${hop}/stays`, 'early bytes');
+        expect(await client.until(/^HTTP\/1.1 101 [^]*\r\n\r\nEARLY BYTES$/, ANSWER_AFTER_MS + 2000)).toMatch(/^HTTP\/1.1 101 /);
+        expect(upgrade.before).toBe('');
+        expect(upgrade.after).toBe('early bytes');
+        client.destroy();
+      });
+    });
+  }
+
+  it('a client that sent bytes past its request and leaves during its route\'s fault delay is counted gone then, and no upgrade goes out', async () => {
+    const count = async (): Promise<number> => metric(await scrape(web), 'skein_requests_total', { direction: 'outbound', destination: 'late', code: '499' });
+    const gone = await count();
+    const client = new RawClient(web.outboundPort);
+    await client.send(`GET /delayed/early HTTP/1.1\r\nHost: late\r\n${WS}\r\n`);
+    // Past the head's parse: the sidecar holds the connection through the delay by now.
+    await new Promise((r) => setTimeout(r, 300));
+    await client.send('EARLY BYTES');
+    client.destroy();
+    await waitUntil(async () => (await count()) === gone + 1, { timeoutMs: 1000, intervalMs: 50, what: 'the 499' });
+    // Once the delay is over, the upgrade still does not go out.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(seen.filter((u) => u.url === '/delayed/early')).toEqual([]);
+  });
+
+  it('one that stays through the delay has the bytes it sent during it delivered after the 101', async () => {
+    const client = new RawClient(web.outboundPort);
+    await client.send(`GET /delayed/stays HTTP/1.1\r\nHost: late\r\n${WS}\r\n`);
+    await new Promise((r) => setTimeout(r, 300));
+    await client.send('early bytes');
+    expect(await client.until(/^HTTP\/1.1 101 [^]*\r\n\r\nEARLY BYTES$/, 2000 + ANSWER_AFTER_MS + 2000)).toMatch(/^HTTP\/1.1 101 /);
+    const upgrade = seen.find((u) => u.url === '/delayed/stays')!;
+    expect(upgrade.before).toBe('');
+    expect(upgrade.after).toBe('early bytes');
+    client.destroy();
   });
 });
