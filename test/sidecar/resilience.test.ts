@@ -739,10 +739,12 @@ describe('timeouts', () => {
     const closed = await upstream(fail(500));
     await closed.close(); // its port now refuses connections
     upstreams.splice(upstreams.indexOf(closed), 1);
-    const policy = { timeout: '400ms', retries: { attempts: 5, on: ['connect-failure' as const], backoff: { base: '5s', max: '5s' } }, circuitBreaker: { volumeThreshold: 1000 } };
+    // A backoff drawn from [0, 1 h]: one under the time to the deadline (a second try made, refused, and answered at once, since no
+    // further wait fits) comes about once in ten thousand uploads; with [0, 5 s] it came in half the runs of four.
+    const policy = { timeout: '400ms', retries: { attempts: 5, on: ['connect-failure' as const], backoff: { base: '1h', max: '1h' } }, circuitBreaker: { volumeThreshold: 1000 } };
     const web = await startOutbound(procs, catalog(policy, closed));
     // Chunked bodies stream through: first tries are refused while the bodies still come, and
-    // each deadline starts at its body's end, during a backoff drawn from [0, 5 s].
+    // each deadline starts at its body's end, during the backoff.
     const uploads = Array.from({ length: 4 }, () => chunkedUpload(`${web.sidecar.outboundUrl}/upload`));
     await waitUntil(async () => metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' }) >= uploads.length, { what: 'the refused first tries' });
     const ends = uploads.map((u) => u.end());
