@@ -958,12 +958,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   /**
    * The try in flight failed and mayRetry granted its retry (the one decision a try gets): it
-   * is given up now, counted against its endpoint once, and its call aborted (an HTTP/1.1
-   * connection whose answer was not read to its end is closed, a mux stream reset, an HTTP/2
-   * stream cancelled); the retry follows its backoff.
+   * is given up now, counted against its endpoint once, and the rest of its answer discarded
+   * (an HTTP/1.1 connection reads a small rest off and is kept, else is closed; a mux stream
+   * is reset, an HTTP/2 stream cancelled); the retry follows its backoff.
    */
   private retryNext(): void {
-    this.abandonAttempt('failure');
+    this.abandonAttempt('failure', true);
     this.scheduleRetry();
   }
 
@@ -978,8 +978,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.timer = this.deadlineAt === Infinity ? undefined : armAt(this, this.deadlineAt - now);
   }
 
-  /** Drops the attempt in flight (and a pending retry), counted against the endpoint unless `neutral`. */
-  private abandonAttempt(verdict: Verdict = 'failure'): void {
+  /**
+   * Drops the attempt in flight (and a pending retry), counted against the endpoint unless
+   * `neutral`; `discard`: only its answer is unwanted (a retry), which may keep its connection
+   * (CallControl.discard).
+   */
+  private abandonAttempt(verdict: Verdict = 'failure', discard = false): void {
     if (this.backoffTimer !== undefined) {
       clearTimeout(this.backoffTimer);
       this.backoffTimer = undefined;
@@ -988,7 +992,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h === null) return;
     this.current = null;
     this.settle(h, verdict);
-    if (h.control !== null) h.control.abort();
+    if (h.control === null) return;
+    if (discard) h.control.discard();
+    else h.control.abort();
   }
 
   /** The caller's HTTP/2 body grew past `--max-request-body`. */

@@ -65,6 +65,11 @@ class Call implements CallControl {
     this.owner.abandon(this, err);
   }
 
+  /** A stream given up is reset (cancel): its session goes on. */
+  discard(): void {
+    this.abort();
+  }
+
   resume(): void {
     this.active?.stream.resume();
   }

@@ -14,6 +14,11 @@ function onCallTimeout(call: UpstreamCall): void {
   call.timedOut();
 }
 
+/** The error a call given up by its handler ends with. */
+export function abandonedError(): Error {
+  return codedError('UND_ERR_ABORTED', 'the attempt was abandoned');
+}
+
 export abstract class UpstreamCall implements BodySink, CallControl {
   done = false;
   responded = false;
@@ -29,7 +34,12 @@ export abstract class UpstreamCall implements BodySink, CallControl {
 
   /** The handler gives the call up. */
   abort(err?: Error): void {
-    this.cancel(err ?? codedError('UND_ERR_ABORTED', 'the attempt was abandoned'));
+    this.cancel(err ?? abandonedError());
+  }
+
+  /** The handler gives the call up and wants none of the rest of its answer: as abort, unless the client can keep what carries it. */
+  discard(): void {
+    this.abort();
   }
 
   /** The handler goes on after it asked to pause. */

@@ -24,6 +24,12 @@ export interface CallbackHandler {
 /** What a call lets its handler do: give it up, or go on after a pause (onHeaders/onData returned false). */
 export interface CallControl {
   abort(err?: Error): void;
+  /**
+   * Gives the call up once its answer's head came, wanting none of the rest (a retried 5xx):
+   * an HTTP/1.1 call's connection reads a small rest off and is kept (http1/client.ts
+   * H1Conn.drain); elsewhere as `abort()`, whose stream reset keeps the connection anyway.
+   */
+  discard(): void;
   resume(): void;
   /**
    * Once the response head came: it is the peer sidecar's own answer, not its app's (only the

@@ -5,6 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../test/support/wait.js';
+import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import { H1_BODY_LENGTH, H1_MALFORMED, H1Upstream } from './client.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -191,5 +192,82 @@ describe('H1Upstream', () => {
   it('fails a call past its headers timeout', async () => {
     const app = await rawApp(() => {});
     await expect(upstream(app.port).request({ method: 'GET', path: '/', headersTimeout: 100 })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+  });
+});
+
+/** GET `path` with a handler that gives the call up (discard, as a retry does) at its answer's head: what the handler saw. */
+function discardAtHead(u: H1Upstream, path: string): Promise<string[]> {
+  return new Promise((resolve) => {
+    const seen: string[] = [];
+    let control: CallControl | undefined;
+    const handler: ControlledHandler = {
+      onStart: (c) => (control = c),
+      onResponseHead: (status) => {
+        seen.push(`head ${status}`);
+        control!.discard();
+        return true;
+      },
+      onData: () => {
+        seen.push('data');
+        return true;
+      },
+      onComplete: () => resolve([...seen, 'complete']),
+      onError: (err: Error & { code?: string }) => resolve([...seen, `error ${err.code}`]),
+    };
+    u.dispatch({ method: 'GET', path, headers: [] } as never, handler as never);
+  });
+}
+
+describe('H1Upstream, an answer discarded at its head', () => {
+  it('reads a small rest off as it comes and keeps the connection, which no request gets before that answer ends', async () => {
+    const app = await rawApp((request, socket) => {
+      if (request.startsWith('GET /chunked')) {
+        socket.write('HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+        setTimeout(() => socket.write('0\r\n\r\n'), 50);
+      } else if (request.startsWith('GET /length')) {
+        socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 10\r\n\r\nhello');
+        setTimeout(() => socket.write('world'), 50);
+      } else socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    for (const path of ['/chunked', '/length']) {
+      const u = upstream(app.port);
+      const before = app.connections();
+      expect(await discardAtHead(u, path)).toEqual(['head 503', 'error UND_ERR_ABORTED']);
+      // The first connection still reads the rest: this request opens another.
+      expect(await (await u.request({ method: 'GET', path: '/ok' })).body.text()).toBe('ok');
+      expect(app.connections() - before, path).toBe(2);
+      // Once the answer ended (its rest came 50 ms in), two requests at once take the two connections: none opens a third.
+      await new Promise((r) => setTimeout(r, 300));
+      const texts = await Promise.all([0, 1].map(async () => (await u.request({ method: 'GET', path: '/ok' })).body.text()));
+      expect(texts).toEqual(['ok', 'ok']);
+      expect([app.connections() - before, app.closed()], path).toEqual([2, 0]);
+    }
+  });
+
+  it('cuts the connection when the rest has not come within the drain deadline', async () => {
+    const app = await rawApp((_r, socket) => socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 10\r\n\r\nhello'));
+    const started = Date.now();
+    expect(await discardAtHead(upstream(app.port), '/')).toEqual(['head 503', 'error UND_ERR_ABORTED']);
+    await waitUntil(() => app.closed() === 1, { timeoutMs: 3000, what: 'the connection cut' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+  });
+
+  it('cuts the connection at once for a body that runs to the close, declares or brings more than 64 KiB, is malformed, or closes it anyway', async () => {
+    const big = 'x'.repeat(70_000);
+    const answers = [
+      'HTTP/1.1 503 Service Unavailable\r\n\r\nuntil the close, which never comes',
+      'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 70000\r\n\r\nhello',
+      `HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n${big}`,
+      'HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\nnot a size\r\n',
+      'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 10\r\n\r\nhello',
+    ];
+    for (const answer of answers) {
+      const app = await rawApp((_r, socket) => socket.write(answer));
+      const started = Date.now();
+      expect(await discardAtHead(upstream(app.port), '/'), answer.slice(0, 80)).toEqual(['head 503', 'error UND_ERR_ABORTED']);
+      await waitUntil(() => app.closed() === 1, { timeoutMs: 3000, what: 'the connection cut' });
+      // Not left to the drain deadline (500 ms).
+      expect(Date.now() - started, answer.slice(0, 80)).toBeLessThan(400);
+    }
   });
 });

@@ -16,11 +16,16 @@
  * second before the server would drop it), 4 s idle otherwise; a connect timeout of 10 s
  * with undici's error code; 1xx answers skipped (an unasked-for 101 is malformed); a request whose connection closes before
  * its answer fails and is not sent again here (the attempt loop's retry policy decides).
+ *
+ * An answer its handler gives up after the head (a retried 5xx: `discard`) keeps its
+ * connection when the rest is small, read off and dropped (H1Conn.drain): else a flapping app
+ * would cost a new TCP connection per retried answer. (Envoy keeps one only when the body is
+ * empty, envoyproxy/envoy#5037; a small body costs little more to read than a new connection.)
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { UpstreamCall } from '../cluster/upstream-call.js';
+import { abandonedError, UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
@@ -39,6 +44,10 @@ export const H1_MALFORMED = 'ERR_SKEIN_H1_MALFORMED';
 export const H1_BODY_LENGTH = 'ERR_SKEIN_H1_BODY_LENGTH';
 const CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_MS = 4_000;
+/** Most bytes of a given-up answer read off to keep its connection (H1Conn.drain); past it, the connection is cut. */
+const DRAIN_LIMIT = 64 * 1024;
+/** How long reading them off may take: a slow rest costs a connection, not a socket held for it. */
+const DRAIN_MS = 500;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** Request head and a buffered body go out as one buffer up to this size. */
 const COPY_LIMIT = 16 * 1024;
@@ -58,6 +67,12 @@ class H1Call extends UpstreamCall {
 
   resume(): void {
     this.conn?.socket.resume();
+  }
+
+  /** The rest of the answer goes unread by the handler: read off when small, and the connection kept. */
+  override discard(): void {
+    if (this.conn?.drain(this) === true) this.fail(abandonedError(), false);
+    else this.abort();
   }
 
   /** Ends the call with an error, once; `cut` closes its connection (a response may be half read). */
@@ -112,6 +127,10 @@ function onIdleTimeout(conn: H1Conn): void {
   conn.idleTimeout();
 }
 
+function onDrainTimeout(conn: H1Conn): void {
+  conn.drainTimedOut();
+}
+
 const CONN = Symbol('skein.h1conn');
 type WithConn = { [CONN]?: H1Conn };
 
@@ -141,6 +160,9 @@ class H1Conn implements ChunkSink {
   private idleMs = DEFAULT_IDLE_MS;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
   idleSince = 0;
+  /** Bytes the answer being drained may still bring before the connection is cut; -1 when none is (see drain). */
+  private drainLeft = -1;
+  private drainTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     private readonly owner: H1Upstream,
@@ -266,12 +288,14 @@ class H1Conn implements ChunkSink {
     try {
       this.process(call);
     } catch (err) {
-      call.fail(err instanceof HttpParseError ? codedError(H1_MALFORMED, `malformed response from ${this.owner.origin}: ${err.message} (${err.code})`) : (err as Error), true);
+      // An answer being drained (its call already ended) that turns out malformed is cut all the same.
+      if (call.done) this.socket.destroy();
+      else call.fail(err instanceof HttpParseError ? codedError(H1_MALFORMED, `malformed response from ${this.owner.origin}: ${err.message} (${err.code})`) : (err as Error), true);
     }
   }
 
   private process(call: H1Call): void {
-    while (this.buffered !== null && this.call === call && !call.done) {
+    while (this.buffered !== null && this.call === call && (!call.done || this.drainLeft >= 0)) {
       if (this.state === State.Head) {
         const buf = this.buffered;
         const end = buf.indexOf(CRLFCRLF);
@@ -292,9 +316,51 @@ class H1Conn implements ChunkSink {
         }
         this.onHead(call, head);
       } else {
+        if (call.done && !this.drainMore(this.buffered.length)) return;
         this.readBody(call);
       }
     }
+  }
+
+  /**
+   * The handler gave `call` up once its answer's head came (a retried 5xx): rather than cut
+   * the connection, read the rest of the answer off, dropped, and keep the connection when
+   * that rest is up to DRAIN_LIMIT bytes and comes within DRAIN_MS. The connection stays busy
+   * until the answer's end, so no other request is sent on it before. False when it cannot be
+   * kept: no head yet, a body that runs to the close or declares more than the limit, an
+   * answer that closes the connection anyway, or a request body still going out.
+   */
+  drain(call: H1Call): boolean {
+    if (this.call !== call || this.state !== State.Body || !this.keepAlive || call.body !== null || this.socket.destroyed) return false;
+    if (this.decoder === null && this.bodyLeft > DRAIN_LIMIT) return false;
+    this.drainLeft = DRAIN_LIMIT;
+    this.drainTimer = setTimeout(onDrainTimeout, DRAIN_MS, this);
+    this.socket.resume();
+    return true;
+  }
+
+  /**
+   * Counts `bytes` more of an answer being drained; past the limit the connection is cut
+   * (false). Nothing else is in flight on it, so bytes past the answer's end would make it
+   * unusable too: all that came counts, before any is decoded.
+   */
+  private drainMore(bytes: number): boolean {
+    if ((this.drainLeft -= bytes) >= 0) return true;
+    this.endDrain();
+    this.socket.destroy();
+    return false;
+  }
+
+  drainTimedOut(): void {
+    this.endDrain();
+    this.socket.destroy();
+  }
+
+  private endDrain(): void {
+    this.drainLeft = -1;
+    if (this.drainTimer === undefined) return;
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
   }
 
   private onHead(call: H1Call, head: ResponseHead): void {
@@ -310,7 +376,7 @@ class H1Conn implements ChunkSink {
     }
     if (this.state !== State.UntilClose) this.state = State.Body;
     if (!call.emitHeaders(head.status, head.rawHeaders, head.reason)) this.socket.pause();
-    if (call.done) return;
+    if (call.done && this.drainLeft < 0) return;
     if (this.state === State.Body && this.decoder === null && this.bodyLeft === 0) this.complete(call);
   }
 
@@ -335,7 +401,7 @@ class H1Conn implements ChunkSink {
       this.deliver(call, used === buf.length ? buf : buf.subarray(0, used));
     }
     this.buffered = used === buf.length ? null : buf.subarray(used);
-    if (call.done) return;
+    if (call.done && this.drainLeft < 0) return;
     if (this.decoder !== null ? this.decoder.done : this.bodyLeft === 0) this.complete(call);
   }
 
@@ -354,6 +420,9 @@ class H1Conn implements ChunkSink {
     this.decoder = null;
     this.state = State.Head;
     const sendingBody = call.body !== null;
+    // A drained answer's handler was told of its end when it gave the call up.
+    const drained = this.drainLeft >= 0;
+    this.endDrain();
     call.finish();
     call.conn = null;
     this.call = null;
@@ -364,6 +433,7 @@ class H1Conn implements ChunkSink {
       this.socket.resume();
       this.owner.release(this);
     } else this.socket.destroy();
+    if (drained) return;
     try {
       call.handler.onComplete(trailers);
     } catch {
@@ -393,6 +463,7 @@ class H1Conn implements ChunkSink {
 
   onClose(): void {
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.endDrain();
     this.owner.forget(this);
     const call = this.call;
     this.call = null;
