@@ -43,7 +43,7 @@ import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
 import { H1Upstream } from './http1/client.js';
 import { MuxUpstream } from './mux/upstream.js';
-import { bootstrapToken, type SidecarOptions } from './options.js';
+import { bootstrapToken, type SidecarOptions, type Upstream } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import { AuthorityServices } from './stages/decode.js';
 import type { Connector } from './stages/upgrade.js';
@@ -259,7 +259,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     logger.warn({ reason, code: err.code }, `outbound TLS handshake failed: ${err.message}`);
   };
   const net = transport(tlsIdentity, onHandshakeFailure);
-  const ownPorts = [options.outboundPort, ...options.upstreams.map((u) => u.port)];
+  // The outbound listeners' ports; one given as 0 is added once bound (below).
+  const ownPorts = new Set([options.outboundPort, ...options.upstreams.map((u) => u.port)].filter((port) => port !== 0));
   const pools = new EndpointPools(refuseOwnListeners(net.pools, ownPorts, logger));
   let connect = net.connect;
   const mesh = new Mesh({ self: options.service, endpointSource: parts.endpointSource, pools, metrics, logger });
@@ -431,7 +432,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     inbound: await inbound.listen(options.inboundPort, options.inboundHost),
     outbound: await outbound.listen(options.outboundPort, '127.0.0.1'),
   };
-  for (const d of dedicated) await d.server.listen(d.upstream.port, '127.0.0.1');
+  const upstreams: Upstream[] = [];
+  for (const d of dedicated) upstreams.push({ service: d.upstream.service, port: await d.server.listen(d.upstream.port, '127.0.0.1') });
+  for (const port of [ports.outbound, ...upstreams.map((u) => u.port)]) ownPorts.add(port);
   appHealth.start();
   parts.telemetry?.start();
   logger.info(
@@ -439,7 +442,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       inbound: `${options.inboundHost}:${ports.inbound}`,
       mtls: tlsIdentity !== undefined,
       outbound: `127.0.0.1:${ports.outbound}`,
-      upstreams: options.upstreams,
+      upstreams,
       admin: `127.0.0.1:${ports.admin}`,
       app: `127.0.0.1:${options.appPort}`,
     },

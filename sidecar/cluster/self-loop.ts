@@ -38,11 +38,14 @@ class RefusingUpstream extends UpstreamDispatcher {
   }
 }
 
-/** `factory`, except that an endpoint on one of `ownPorts` at a loopback address gets a refusing pool (logged once, when made). */
-export function refuseOwnListeners(factory: PoolFactory, ownPorts: readonly number[], logger: Logger): PoolFactory {
-  const ports = new Set(ownPorts);
+/**
+ * `factory`, except that an endpoint on one of `ownPorts` at a loopback address gets a refusing
+ * pool (logged once, when made). The set is read per pool made, so ports bound later (port 0)
+ * count once the caller adds them.
+ */
+export function refuseOwnListeners(factory: PoolFactory, ownPorts: ReadonlySet<number>, logger: Logger): PoolFactory {
   return (service, address, port, protocol) => {
-    if (!ports.has(port) || !isLoopback(address)) return factory(service, address, port, protocol);
+    if (!ownPorts.has(port) || !isLoopback(address)) return factory(service, address, port, protocol);
     const message = `endpoint ${address}:${port} of ${service} is this sidecar's own outbound listener: requests sent there would loop back into it, so none are`;
     logger.error({ destination: service, endpoint: `${address}:${port}` }, message);
     return new RefusingUpstream(message);

@@ -83,3 +83,47 @@ describe('an endpoint at the sidecar’s own outbound listener', () => {
     expect((await outboundCount('loopy')) - before).toBe(1);
   });
 });
+
+describe('an --upstream NAME:0 listener', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  let app: TestUpstream;
+
+  beforeAll(async () => {
+    app = await startUpstream(echoHandler('app'));
+  });
+
+  afterAll(async () => {
+    await agent.close();
+    await procs.killAll();
+    await app.close();
+  });
+
+  it('binds a free port, which the `sidecar listening` line names, and counts it as the sidecar’s own', async () => {
+    const snapshot = (version: string, loopPort: number): SnapshotInput => ({
+      version,
+      services: {
+        catalog: { endpoints: [{ address: '127.0.0.1', port: app.port, labels: {} }] },
+        loopy: { retries: { attempts: 2, on: ['connect-failure'] }, endpoints: [{ address: '127.0.0.1', port: loopPort, labels: {} }] },
+      },
+    });
+    // Port 1 is no listener of the sidecar's: loopy starts as a plain refused endpoint.
+    const config = writeTempConfig(snapshot('v1', 1));
+    const sidecar = await procs.sidecar({ service: 'web', appPort: app.port, config, upstreams: [{ service: 'catalog', port: 0 }] });
+    const line = sidecar.output().split('\n').find((l) => l.includes('sidecar listening'));
+    const upstreams = (JSON.parse(line!) as { upstreams: { service: string; port: number }[] }).upstreams;
+    expect(upstreams).toHaveLength(1);
+    const port = upstreams[0]!.port;
+    expect(upstreams[0]!.service).toBe('catalog');
+    expect(port).toBeGreaterThan(0);
+    const res = await get(agent, `http://127.0.0.1:${port}/items`, {});
+    expect(res.status, res.text).toBe(200);
+    expect(res.headers['x-upstream']).toBe('app');
+    // An endpoint at the bound port loops back into the sidecar, as one at a port given outright does.
+    writeConfigFile(config, snapshot('v2', port));
+    await waitUntil(async () => (await get(agent, `${sidecar.adminUrl}/config`)).json<{ version: string }>().version === 'v2', { what: 'config v2 applied' });
+    const looped = await get(agent, `${sidecar.outboundUrl}/y`, { host: 'loopy' });
+    expect(looped.status).toBe(503);
+    expect(looped.text).toMatch(new RegExp(`endpoint 127\\.0\\.0\\.1:${port} of loopy is this sidecar's own outbound listener`));
+  });
+});
