@@ -132,7 +132,7 @@ export function registerSidecar(program: Command): void {
     .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
     .addOption(opt('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
-    .addOption(new Option('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long (up to 24h)').argParser(durationFlagWithin('0s', '24h')).default(60_000, '60s'))
+    .addOption(opt('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long (up to 24h)').argParser(durationFlagWithin('0s', '24h')).default(60_000, '60s'))
     .argument('[command...]', 'with --wait-ready: the app to run once its sidecar is ready (after --)')
     .action(async (command: string[], flags: Record<string, unknown>) => {
       if (flags.waitReady) {

@@ -55,6 +55,13 @@ describe('skein sidecar --wait-ready', () => {
     expect(waiter.output()).not.toContain('app started');
   });
 
+  it('takes the timeout from SKEIN_WAIT_TIMEOUT, as every flag but --wait-ready has its env variable', async () => {
+    const adminPort = await freePort();
+    const waiter = procs.skein('wait-ready', ['sidecar', '--wait-ready', '--admin-port', String(adminPort)], { SKEIN_WAIT_TIMEOUT: '300ms' });
+    expect((await waiter.exited).code).toBe(1);
+    expect(waiter.output()).toMatch(/was not ready within 300 ms/);
+  });
+
   it('refuses a command without --wait-ready, and a sidecar without --service (exit 2)', async () => {
     const stray = procs.skein('stray', ['sidecar', '--service', 'x', '--app-port', '1', '--config', 'c.json', 'extra']);
     expect((await stray.exited).code).toBe(2);
