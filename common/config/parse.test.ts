@@ -161,6 +161,12 @@ routes:
     expect(problems('services:\n  catalog: {\n')).toEqual(['config: not valid YAML or JSON at line 3, column 1: Flow map in block collection must be sufficiently indented and end with a }']);
     expect(problems('services: {}\n---\nroutes: {}\n')).toEqual(['config: not valid YAML or JSON at line 2, column 1: a second document starts here (a "---" line); a snapshot is one document']);
   });
+
+  it('refuses an alias bomb as a config problem, not a bare library error', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    expect(problems(`${levels.join('\n')}\n`)).toEqual(['config: not valid YAML or JSON: Excessive alias count indicates a resource exhaustion attack']);
+  });
 });
 
 describe('durations', () => {

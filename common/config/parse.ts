@@ -57,7 +57,8 @@ export function decodeText(text: string, source = 'config'): unknown {
         : err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new ConfigError([`${source}: not valid YAML or JSON${where}: ${what}`]);
     }
-    throw err;
+    // The library refuses some input with a plain error, no position (an alias expanding past its limit: a "billion laughs").
+    throw new ConfigError([`${source}: not valid YAML or JSON: ${(err as Error).message}`]);
   }
 }
 
