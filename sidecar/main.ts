@@ -36,7 +36,7 @@ import type { ExchangeDeps, ProxyRequest } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
-import { peerConnector, peerMuxConnector, peerSessionConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
+import { peerConnector, peerMuxConnector, peerSessionConnector, peerTlsConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
@@ -110,7 +110,7 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
       if (protocol === 'grpc') {
         const sessions = spiffe
           ? peerSessionConnector(peerConnector(identity, context, service, onHandshakeFailure, true), address, port)
-          : socketConnector(() => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service), ALPNProtocols: ['h2'] }), 'secureConnect');
+          : peerTlsConnector(peerTlsOptions(identity, context, service), address, port, 'h2', onHandshakeFailure);
         // Peer sidecars answer PINGs; a stopped or vanished one is found within 15 s, as over the mux.
         return new H2Upstream(origin, sessions, DEFAULT_KEEPALIVE);
       }

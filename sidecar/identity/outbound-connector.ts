@@ -1,28 +1,53 @@
 /**
- * The undici connector for connections to peer sidecars: TLS with this sidecar's identity,
- * the SPIFFE check for the destination service, and every handshake failure reported with
- * its reason (for `skein_tls_handshake_failures_total` and the log) before undici sees it.
+ * The connectors for connections to peer sidecars: TLS with this sidecar's identity, the
+ * SPIFFE check for the destination service, and every handshake failure reported with its
+ * reason (for `skein_tls_handshake_failures_total` and the log) and made a connect failure
+ * (`connectorFailure`) before the upstream client sees it.
  */
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
 import { socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
+import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
 import type { TlsIdentity } from './provider.js';
 import { outboundConnectOptions, outboundHandshakeFailureReason } from './tls-options.js';
 
 export type HandshakeFailureListener = (reason: string, err: Error & { code?: string }) => void;
 
+/** Error code of a connection whose TLS handshake failed once the endpoint was reached: nothing was sent. */
+export const TLS_HANDSHAKE_FAILED = 'ERR_SKEIN_TLS_HANDSHAKE';
+
+/**
+ * A connector's failure, reported when it is a handshake failure, as the attempt loop must
+ * read it. Every one comes before a request could go out, but only those of reaching the
+ * endpoint (refused, unreachable, the connect timeout) have codes that say so: the rest (a
+ * certificate refused, a plain HTTP app answering the ClientHello with its own bytes, a peer
+ * that resets or closes the connection mid-handshake) would read as a reset after sending,
+ * retried as one and a POST held possibly delivered. They become `TLS_HANDSHAKE_FAILED`.
+ */
+function connectorFailure(err: Error & { code?: string; syscall?: string; reason?: string }, onFailure: HandshakeFailureListener): Error {
+  const reason = outboundHandshakeFailureReason(err);
+  // Refused connections and the like are not handshake failures.
+  if (reason !== 'other') onFailure(reason, err);
+  if (err.syscall === 'connect' || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
+  const cause = err.code === undefined ? '' : ` with ${err.code}`;
+  return codedError(TLS_HANDSHAKE_FAILED, `the TLS handshake failed${cause}: ${handshakeCause(err)}`);
+}
+
+function handshakeCause(err: Error & { code?: string; reason?: string }): string {
+  if (err.code === 'ERR_SSL_WRONG_VERSION_NUMBER') return 'the endpoint does not speak TLS';
+  // Node says ECONNRESET for a close (FIN) before the handshake's end as for a reset.
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return 'the endpoint closed the connection';
+  // OpenSSL's errors carry their reason apart from a message of library and source lines.
+  return err.reason ?? err.message;
+}
+
 /** `allowH2` offers h2 by ALPN (gRPC destinations); HTTP/1.1 traffic stays on HTTP/1.1. */
 export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener, allowH2 = false): buildConnector.connector {
   const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2 } as buildConnector.BuildOptions);
   return (options, callback) =>
     connector(options, (err, socket) => {
-      if (err) {
-        const reason = outboundHandshakeFailureReason(err as Error & { code?: string });
-        // Refused connections and the like are not handshake failures.
-        if (reason !== 'other') onFailure(reason, err as Error & { code?: string });
-      }
-      (callback as (e: Error | null, s: unknown) => void)(err, socket);
+      (callback as (e: Error | null, s: unknown) => void)(err ? connectorFailure(err, onFailure) : null, socket);
     });
 }
 
@@ -36,18 +61,21 @@ export function peerSessionConnector(connector: buildConnector.connector, addres
 export const MUX_NOT_NEGOTIATED = 'ERR_SKEIN_MUX_NOT_NEGOTIATED';
 
 /**
- * The transport of a mux connection (sidecar/mux/) to a peer sidecar of `destination`: TLS
- * with this identity, the SPIFFE check, ALPN `skein-mux/1`, and handshake failures reported
- * as the undici connector reports them.
+ * The transport of a connection to a peer sidecar, offering `alpn`: TLS with `options` (this
+ * identity and, given a SPIFFE ID, its check), failures reported and made connect failures
+ * as the undici connector's are.
  */
+export function peerTlsConnector(options: ConnectionOptions, address: string, port: number, alpn: string, onFailure: HandshakeFailureListener): SessionConnector {
+  const open = socketConnector(() => tlsConnect({ host: address, port, ...options, ALPNProtocols: [alpn] }), 'secureConnect');
+  return (callback) => open((err, socket) => callback(err === null ? null : connectorFailure(err, onFailure), socket));
+}
+
+/** The transport of a mux connection (sidecar/mux/) to a peer sidecar: `peerTlsConnector`'s, by ALPN `skein-mux/1`. */
 export function peerMuxConnector(options: ConnectionOptions, address: string, port: number, onFailure: HandshakeFailureListener): SessionConnector {
-  const open = socketConnector(() => tlsConnect({ host: address, port, ...options, ALPNProtocols: [MUX_ALPN] }), 'secureConnect');
+  const open = peerTlsConnector(options, address, port, MUX_ALPN, onFailure);
   return (callback) =>
     open((err, socket) => {
-      if (err) {
-        const reason = outboundHandshakeFailureReason(err as Error & { code?: string });
-        if (reason !== 'other') onFailure(reason, err as Error & { code?: string });
-      } else if ((socket as TLSSocket).alpnProtocol !== MUX_ALPN) {
+      if (err === null && (socket as TLSSocket).alpnProtocol !== MUX_ALPN) {
         socket!.destroy();
         callback(Object.assign(new Error(`the peer at ${address}:${port} does not speak ${MUX_ALPN} (ALPN)`), { code: MUX_NOT_NEGOTIATED }), null);
         return;

@@ -11,7 +11,7 @@ import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED } from '../cluster/h2-
 import { SELF_LOOP } from '../cluster/self-loop.js';
 import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
-import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
+import { MUX_NOT_NEGOTIATED, TLS_HANDSHAKE_FAILED } from '../identity/outbound-connector.js';
 import { H1_CLOSED } from '../http1/client.js';
 import { MUX_CLOSED } from '../mux/upstream.js';
 import type { Admission } from '../resilience/breaker.js';
@@ -79,8 +79,8 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
     case 'UND_ERR_CONNECT_TIMEOUT':
-    // The peer sidecar's certificate was refused (sidecar/identity/tls-options.ts): nothing was sent.
-    case 'ERR_SKEIN_PEER_IDENTITY':
+    // A TLS handshake that failed, the peer's certificate refused among the causes (sidecar/identity/outbound-connector.ts).
+    case TLS_HANDSHAKE_FAILED:
     // An HTTP/2 upstream that could not be opened as one (sidecar/cluster/h2-upstream.ts).
     case H2_NOT_NEGOTIATED:
     case H2_SESSION_CLOSED:
@@ -93,12 +93,6 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     // An endpoint that is this sidecar's own outbound listener (sidecar/cluster/self-loop.ts).
     case SELF_LOOP:
     case DISPATCH_FAILED:
-    case 'CERT_HAS_EXPIRED':
-    case 'CERT_NOT_YET_VALID':
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
       return true;
     default:
       return false;
