@@ -200,10 +200,13 @@ export class ProxyListener {
     (this.front as TlsServer).setSecureContext?.(options);
   }
 
-  /** Draining: idle HTTP/1.1 connections close, HTTP/2 and mux clients are told to open no new streams. */
-  closeIdleConnections(): void {
+  /**
+   * Draining: idle HTTP/1.1 connections close and busy ones close after their answer
+   * (Http1Server.drain), HTTP/2 and mux clients are told to open no new streams.
+   */
+  drain(): void {
     this.draining = true;
-    this.http1.closeIdleConnections();
+    this.http1.drain();
     for (const s of this.sessions) goAwayGracefully(s);
     for (const s of this.muxSessions) s.goAway();
   }

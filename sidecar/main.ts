@@ -408,7 +408,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     if (drainStarted === undefined) {
       logger.info({ inFlight: lifecycle.inFlight }, 'draining: /ready is 503 and responses carry Connection: close');
       drainStarted = lifecycle.drain(timeoutMs);
-      for (const server of [inbound, outbound, ...dedicated.map((d) => d.server)]) server.closeIdleConnections();
+      for (const server of [inbound, outbound, ...dedicated.map((d) => d.server)]) server.drain();
     }
     return drainStarted;
   };

@@ -403,23 +403,30 @@ describe('Http1Server', () => {
     for (const path of ['/over-at-once', '/over-in-write', '/short']) expect(await twice(path), path).toBe('');
   });
 
-  it('closes idle connections on request (drain) and leaves busy ones', async () => {
-    let held: OutgoingResponse | undefined;
-    const f = await serve((_req, res) => {
-      held = res;
+  it('on drain closes idle connections, and busy ones after their answer: with Connection: close unless its head went out before', async () => {
+    const held = new Map<string, OutgoingResponse>();
+    const f = await serve((req, res) => {
+      held.set(req.url!, res);
+      if (req.url === '/streaming') res.write('first');
+      // Written but held back for its first body bytes: it has not gone out yet.
+      if (req.url === '/head-held') res.writeHead(200, { 'content-length': '2' });
     });
     const idle = connect({ port: f.port, host: '127.0.0.1' });
-    const busy = connect({ port: f.port, host: '127.0.0.1' });
-    cleanups.push(() => idle.destroy(), () => busy.destroy());
-    await Promise.all([once(idle, 'connect'), once(busy, 'connect')]);
-    busy.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
-    while (held === undefined) await new Promise((r) => setTimeout(r, 5));
-    f.server.closeIdleConnections();
+    cleanups.push(() => idle.destroy());
+    await once(idle, 'connect');
+    const answers = ['/waiting', '/head-held', '/streaming'].map((path) => exchange(f.port, `GET ${path} HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n`));
+    await waitUntil(() => held.size === 3);
+    f.server.drain();
     await once(idle, 'close');
-    expect(busy.destroyed).toBe(false);
-    held.end('ok');
-    busy.setEncoding('latin1');
-    const [data] = (await once(busy, 'data')) as [string];
-    expect(data).toMatch(/^HTTP\/1.1 200 OK/);
+    held.get('/waiting')!.end('ok');
+    held.get('/head-held')!.end('ok');
+    held.get('/streaming')!.end();
+    // Each closes after its answer (the server's end, seen as the close exchange waits for); the pipelined /next is dropped.
+    expect(await Promise.all(answers)).toEqual([
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n',
+    ]);
   });
+
 });

@@ -67,6 +67,8 @@ const enum State {
 export class Http1Server {
   private readonly connections = new Set<Http1Connection>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** Every connection closes after its answer in progress, and none goes back to waiting for a request. */
+  draining = false;
 
   constructor(
     readonly handlers: Http1Handlers,
@@ -88,9 +90,17 @@ export class Http1Server {
     this.connections.delete(conn);
   }
 
-  /** Closes connections waiting for a request (drain). */
-  closeIdleConnections(): void {
-    for (const c of this.connections) if (c.idle) c.socket.destroy();
+  /**
+   * Draining: connections waiting for a request close now; the others after their answer in
+   * progress, which says `Connection: close` unless its head has gone out already (a long
+   * stream: its connection then just ends after it, as the client was told nothing).
+   */
+  drain(): void {
+    this.draining = true;
+    for (const c of this.connections) {
+      if (c.idle) c.socket.destroy();
+      else if (c.response !== null) c.response.shouldKeepAlive = false;
+    }
   }
 
   /** Cuts every connection (the drain's end): an answer in progress is cut as OutgoingResponse.destroy cuts it. */
@@ -357,6 +367,12 @@ class Http1Connection implements BodySource, ChunkSink {
   }
 
   private nextRequest(): void {
+    // Draining: an answer gets here only if it was done before the drain began, the rest of its
+    // request body still coming then (read since). Its connection closes rather than wait for another.
+    if (this.server.draining) {
+      this.responseDone(false);
+      return;
+    }
     this.request = null;
     this.state = State.Head;
     this.since = Date.now();
@@ -537,9 +553,15 @@ export class OutgoingResponse extends OutgoingBase {
         this.keepAlive = false;
       }
     }
-    if (!this.keepAlive) text += 'connection: close\r\n';
-    else if (this.req.httpVersionMinor === 0) text += 'connection: keep-alive\r\n';
-    this.head = `${text}\r\n`;
+    this.head = text;
+  }
+
+  /** The held head, ended with the `Connection` it needs as it leaves: a drain may have begun since writeHead. */
+  private takeHead(): string {
+    const head = this.head!;
+    this.head = null;
+    if (!this.keepAlive) return `${head}connection: close\r\n\r\n`;
+    return this.req.httpVersionMinor === 0 ? `${head}connection: keep-alive\r\n\r\n` : `${head}\r\n`;
   }
 
   write(chunk: Buffer | string): boolean {
@@ -567,11 +589,7 @@ export class OutgoingResponse extends OutgoingBase {
       last += '\r\n';
     }
     if (body !== undefined && body.length > 0) this.send(body, this.chunked ? `${body.length.toString(16)}\r\n` : '', this.chunked ? `\r\n${last}` : '');
-    else if (this.head !== null || last !== '') {
-      const text = (this.head ?? '') + last;
-      this.head = null;
-      this.conn.socket.write(text, 'latin1');
-    }
+    else if (this.head !== null || last !== '') this.conn.socket.write(this.head === null ? last : this.takeHead() + last, 'latin1');
     this.close();
     this.conn.responseDone(this.keepAlive);
     return this;
@@ -622,8 +640,7 @@ export class OutgoingResponse extends OutgoingBase {
   /** Writes the held head with `body` between `before` and `after` (chunk framing), in one write when small. */
   private send(body: Buffer, before: string, after: string): boolean {
     const socket = this.conn.socket;
-    const prefix = this.head === null ? before : this.head + before;
-    this.head = null;
+    const prefix = this.head === null ? before : this.takeHead() + before;
     if (body.length <= COPY_LIMIT) {
       const out = Buffer.allocUnsafe(prefix.length + body.length + after.length);
       out.write(prefix, 0, 'latin1');
@@ -640,9 +657,6 @@ export class OutgoingResponse extends OutgoingBase {
   }
 
   private flushHead(): boolean {
-    if (this.head === null) return true;
-    const head = this.head;
-    this.head = null;
-    return this.conn.socket.write(head, 'latin1');
+    return this.head === null || this.conn.socket.write(this.takeHead(), 'latin1');
   }
 }
