@@ -22,8 +22,8 @@ let listener: ProxyListener | undefined;
 /** Requests to /hold wait here until the test answers them. */
 let held: ProxyResponse[] = [];
 
-afterEach(() => {
-  listener?.close();
+afterEach(async () => {
+  await listener?.close(0);
   listener = undefined;
   held = [];
 });

@@ -224,12 +224,15 @@ export class ProxyListener {
     for (const s of this.sessions) s.close();
   }
 
-  /** Stops accepting and closes every connection. */
-  close(): void {
+  /**
+   * Stops accepting and closes every connection; resolves once the HTTP/1.1 connections closing
+   * after a whole answer have closed too, which takes up to `graceMs` (Http1Server.closeAllConnections).
+   */
+  close(graceMs: number): Promise<void> {
     this.front.close();
-    this.http1.closeAllConnections();
     for (const s of this.sessions) s.destroy();
     for (const s of this.muxSessions) s.destroy();
+    return this.http1.closeAllConnections(graceMs);
   }
 
   /** Resolves with the port bound (the one asked for, or the one the system picked for 0). */

@@ -72,6 +72,13 @@ export interface SidecarParts {
 /** The OTLP scope version of exported spans. */
 const SKEIN_VERSION = '0.1.0';
 
+/**
+ * At the drain's end, how long an HTTP/1.1 connection that ended after its last answer is left
+ * for its client to close (Envoy's delayed_close_timeout, 1 s by default, serves the same end):
+ * a client reads that end at once, so this is only the bound for one that does not.
+ */
+const CLOSE_GRACE_MS = 1000;
+
 /** A plain HTTP/1.1 upstream: the local app, or an endpoint when this sidecar has no identity. */
 function h1Upstream(address: string, port: number): H1Upstream {
   return new H1Upstream({ host: address, port, maxHeaderBytes: 64 * 1024 });
@@ -470,7 +477,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       if (idle && lifecycle.inFlight > 0) idle = await lifecycle.drain(Math.max(0, deadline - performance.now()));
       if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
       appHealth.stop();
-      for (const server of servers) server.close();
+      const closed = Promise.all(servers.map((server) => server.close(CLOSE_GRACE_MS)));
       admin.close();
       admin.closeAllConnections();
       await parts.telemetry?.close();
@@ -479,6 +486,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       await parts.identity?.close();
       mesh.close();
       await Promise.race([Promise.all([pools.close(), appPool.close()]), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await closed;
       logger.info('sidecar stopped');
     },
   };

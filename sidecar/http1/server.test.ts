@@ -429,4 +429,22 @@ describe('Http1Server', () => {
     ]);
   });
 
+  it('at closeAllConnections leaves a connection closing after its answer to its client, up to the grace', async () => {
+    const f = await serve((_req, res) => res.end('ok'));
+    const socket = connect({ port: f.port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => socket.destroy());
+    socket.resume();
+    socket.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    await once(socket, 'end');
+    let closed = false;
+    const closing = f.server.closeAllConnections(5000).then(() => (closed = true));
+    // Sent before the client saw the end: read and dropped, not answered with a reset.
+    socket.write('GET /late HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(false);
+    socket.end();
+    await closing;
+    await once(socket, 'close');
+    expect(socket.errored).toBe(null);
+  });
 });

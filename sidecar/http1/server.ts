@@ -103,14 +103,29 @@ export class Http1Server {
     }
   }
 
-  /** Cuts every connection (the drain's end): an answer in progress is cut as OutgoingResponse.destroy cuts it. */
-  closeAllConnections(): void {
-    for (const c of this.connections) {
-      c.response?.destroy();
-      c.socket.destroy();
-    }
+  /**
+   * Cuts every connection (the drain's end): an answer in progress is cut as OutgoingResponse.destroy
+   * cuts it. One closing after a whole answer (its FIN sent) is left for up to `graceMs` to be
+   * closed by the client, who has read that FIN or soon will: cut at once, a request it sent on
+   * that connection meanwhile would be answered by the kernel with a reset, not a clean close.
+   * Resolves when every connection is closed.
+   */
+  async closeAllConnections(graceMs = 0): Promise<void> {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    const closing: Promise<unknown>[] = [];
+    for (const c of this.connections) {
+      // Not events.once: it rejects on the 'error' a reset brings, and a reset closes the connection too.
+      if (graceMs > 0 && c.closing) closing.push(new Promise((resolve) => c.socket.once('close', resolve)));
+      else {
+        c.response?.destroy();
+        c.socket.destroy();
+      }
+    }
+    if (closing.length === 0) return;
+    const grace = setTimeout(destroyAll, graceMs, this.connections);
+    await Promise.all(closing);
+    clearTimeout(grace);
   }
 
   sweep(): void {
@@ -121,6 +136,10 @@ export class Http1Server {
 
 function sweep(server: Http1Server): void {
   server.sweep();
+}
+
+function destroyAll(connections: Set<Http1Connection>): void {
+  for (const c of connections) c.socket.destroy();
 }
 
 function onSocketData(this: Socket, chunk: Buffer): void {
@@ -183,6 +202,11 @@ class Http1Connection implements BodySource, ChunkSink {
 
   get idle(): boolean {
     return this.state === State.Head && this.buffered === null && this.response === null;
+  }
+
+  /** Its answers are over and its end sent (responseDone): what the client still sends is dropped. */
+  get closing(): boolean {
+    return this.state === State.Closed && this.response === null && this.socket.writableEnded;
   }
 
   onData(chunk: Buffer): void {
