@@ -3,7 +3,7 @@
  * (fetch forbids it), and `rawExchange` speaks bytes on a socket for malformed input and
  * upgrades.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 
 export interface Answer {
@@ -87,13 +87,13 @@ export interface Ending {
 }
 
 /**
- * Sends `payload` on a fresh connection (`connection` when given, e.g. one already open) and
- * reads until the peer ends it, telling a reset from a close. A reset does not always reach the
+ * Sends `payload` on a fresh connection and reads until the peer ends it, telling a reset from
+ * a close; `onData` sees what came so far and may write more on the socket. A reset does not always reach the
  * reader as an error: the kernel may report it as an end of stream. So after an end one byte is
  * written back: on a reset connection the write fails (EPIPE), on one the peer only closed, it
  * succeeds.
  */
-export function endingOf(port: number, payload: string, onData?: (data: string) => void): Promise<Ending> {
+export function endingOf(port: number, payload: string, onData?: (data: string, socket: Socket) => void): Promise<Ending> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
     let data = '';
@@ -107,7 +107,7 @@ export function endingOf(port: number, payload: string, onData?: (data: string) 
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       data += d;
-      onData?.(data);
+      onData?.(data, socket);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNRESET' || err.code === 'EPIPE'));
     socket.on('end', () => socket.write('x', (err) => settle(err != null)));
