@@ -6,6 +6,7 @@ let server: Server | undefined;
 const clients: Socket[] = [];
 
 afterEach(async () => {
+  // Served sockets too: one paused with unread bytes never sees its client's FIN, and the server would never close.
   for (const c of clients.splice(0)) c.destroy();
   await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
   server = undefined;
@@ -15,6 +16,7 @@ afterEach(async () => {
 async function pair(): Promise<{ served: Socket; client: Socket }> {
   const served = new Promise<Socket>((resolve) => {
     server = createServer((socket) => {
+      clients.push(socket);
       socket.pause();
       resolve(socket);
     });
@@ -59,6 +61,15 @@ describe('EarlyBytes', () => {
     const { served, client } = await pair();
     const early = new EarlyBytes(served, Buffer.alloc(0));
     await sent(client, Buffer.alloc(64 * 1024));
+    await settle();
+    expect(served.isPaused()).toBe(true);
+    expect(early.stop()).toHaveLength(64 * 1024);
+  });
+
+  it('reads nothing more when its head is at the bound already', async () => {
+    const { served, client } = await pair();
+    const early = new EarlyBytes(served, Buffer.alloc(64 * 1024));
+    await sent(client, 'more');
     await settle();
     expect(served.isPaused()).toBe(true);
     expect(early.stop()).toHaveLength(64 * 1024);

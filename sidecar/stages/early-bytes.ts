@@ -33,7 +33,8 @@ export class EarlyBytes {
     if (head.length > 0) this.add(head);
     (client as WithHolder)[HOLDER] = this;
     client.on('data', onEarlyData);
-    client.resume();
+    // A head at the bound already (a fault delay's holder handing over to the splice's) reads no more.
+    if (this.bytes < MAX_EARLY_BYTES) client.resume();
   }
 
   add(chunk: Buffer): void {
