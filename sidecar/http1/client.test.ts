@@ -271,3 +271,49 @@ describe('H1Upstream, an answer discarded at its head', () => {
     }
   });
 });
+
+describe('H1Upstream, the keep-alive race', () => {
+  /** A server that answers each connection's first request with keep-alive, then drops the connection on its second, unanswered (as one whose idle timeout fired just then). */
+  async function droppingApp(): Promise<{ port: number; connections: () => number; requests: () => string[] }> {
+    let count = 0;
+    const requests: string[] = [];
+    const server = createServer((socket) => {
+      count++;
+      let seen = 0;
+      socket.setEncoding('latin1');
+      socket.on('error', () => {});
+      socket.on('data', (d: string) => {
+        requests.push(d.split('\r\n')[0]!);
+        if (seen++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
+        else socket.destroy();
+      });
+    });
+    const sockets = new Set<Socket>();
+    server.on('connection', (s) => sockets.add(s));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+    });
+    return { port: await listening(server), connections: () => count, requests: () => requests };
+  }
+
+  it('sends an idempotent request once more, on a new connection, when the reused one dies before any answer', async () => {
+    const app = await droppingApp();
+    const u = upstream(app.port);
+    expect(await (await u.request({ method: 'GET', path: '/a' })).body.text()).toBe('first');
+    const res = await u.request({ method: 'GET', path: '/b', body: null });
+    expect(await res.body.text()).toBe('first');
+    expect(app.connections()).toBe(2);
+    expect(app.requests()).toEqual(['GET /a HTTP/1.1', 'GET /b HTTP/1.1', 'GET /b HTTP/1.1']);
+  });
+
+  it('does not send a POST again, nor a request on a fresh connection that dies', async () => {
+    const app = await droppingApp();
+    const u = upstream(app.port);
+    await (await u.request({ method: 'GET', path: '/a' })).body.text();
+    await expect(u.request({ method: 'POST', path: '/b', body: 'x' })).rejects.toMatchObject({ message: expect.stringMatching(/closed before an answer/) });
+    expect(app.requests()).toEqual(['GET /a HTTP/1.1', 'POST /b HTTP/1.1']);
+    // A fresh connection that dies on its first request fails at once.
+    const dead = createServer((socket) => socket.on('data', () => socket.destroy()).on('error', () => {}));
+    await expect(upstream(await listening(dead)).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ message: expect.stringMatching(/closed before an answer/) });
+  });
+});

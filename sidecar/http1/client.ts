@@ -62,8 +62,19 @@ export interface H1UpstreamOptions {
 /** An answer without trailers; undici's handlers (request()) want a list all the same. */
 const NO_TRAILERS: string[] = [];
 
+/** Methods whose request may be sent again when a reused connection dies before any answer (RFC 9110 §9.2.2, as Go's Transport picks them). */
+function isResendable(call: H1Call): boolean {
+  const m = call.opts.method;
+  if (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS' && m !== 'TRACE') return false;
+  // A streamed body has gone, in part at least; a buffered one can go again.
+  const body = call.opts.body;
+  return body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array;
+}
+
 class H1Call extends UpstreamCall {
   conn: H1Conn | null = null;
+  /** Sent again once, on a new connection (H1Conn.onClose): its handler was told of it the first time. */
+  resent = false;
 
   resume(): void {
     this.conn?.socket.resume();
@@ -160,6 +171,8 @@ class H1Conn implements ChunkSink {
   private idleMs = DEFAULT_IDLE_MS;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
   idleSince = 0;
+  /** It served an answer and went back to the pool: the server may close it as a request goes out. */
+  private reused = false;
   /** Bytes the answer being drained may still bring before the connection is cut; -1 when none is (see drain). */
   private drainLeft = -1;
   private drainTimer: NodeJS.Timeout | undefined = undefined;
@@ -191,7 +204,7 @@ class H1Conn implements ChunkSink {
   }
 
   private sendHead(call: H1Call): void {
-    if (!call.announce()) return;
+    if (!call.resent && !call.announce()) return;
     const { opts } = call;
     const body = opts.body as string | Buffer | Uint8Array | Readable | null | undefined;
     const bytes = body === null || body === undefined ? null : typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
@@ -443,6 +456,7 @@ class H1Conn implements ChunkSink {
 
   /** Arms the idle timer (one per connection, refreshed, never re-created). */
   parked(): void {
+    this.reused = true;
     this.idleSince = Date.now();
     if (this.idleTimer === undefined) {
       this.idleTimer = setTimeout(onIdleTimeout, this.idleMs, this);
@@ -473,6 +487,15 @@ class H1Conn implements ChunkSink {
       if (this.buffered !== null) this.deliver(call, this.buffered);
       this.buffered = null;
       if (!call.done) this.completeAfterClose(call);
+      return;
+    }
+    // The keep-alive race: the server closed a connection it had kept, as this request went
+    // out on it. Nothing of an answer came, so an idempotent request goes once more, on a new
+    // connection, as Go's Transport does; without it every such race costs the caller a retry.
+    if (this.reused && this.connected && !call.responded && this.state === State.Head && this.buffered === null && !call.resent && isResendable(call)) {
+      call.resent = true;
+      call.conn = null;
+      this.owner.resend(call);
       return;
     }
     const err = this.error as (Error & { code?: string }) | null;
@@ -514,12 +537,22 @@ export class H1Upstream extends UpstreamDispatcher<H1Conn> {
     return true;
   }
 
+  /** `call` once more, on a new connection (the keep-alive race, H1Conn.onClose). */
+  resend(call: H1Call): void {
+    if (this.isClosed) call.fail(codedError(H1_CLOSED, `the upstream ${this.origin} is closed`), false);
+    else this.newConnection().start(call);
+  }
+
   /** The newest idle connection, else a new one. */
   private connection(): H1Conn {
     for (let conn = this.idle.pop(); conn !== undefined; conn = this.idle.pop()) {
       // One the server has half-closed is on its way out: never send on it.
       if (!conn.socket.destroyed && !conn.socket.readableEnded && conn.call === null) return conn;
     }
+    return this.newConnection();
+  }
+
+  private newConnection(): H1Conn {
     const conn = new H1Conn(this, netConnect({ host: this.options.host, port: this.options.port }));
     this.connections.add(conn);
     return conn;

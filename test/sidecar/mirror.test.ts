@@ -73,7 +73,10 @@ describe('mirroring', () => {
       expect(JSON.parse(r.body).name).toBe('v1');
       expect(r.ms).toBeLessThan(2500); // far below the mirror's 5 s stall
     }
-    await waitUntil(() => shadow.requests.length === 6, { what: 'six mirrored copies' });
+    // A copy the mirror drops unanswered on a reused connection goes once more on a new one (the
+    // keep-alive race, http1/client.ts), so the mirror sees six copies or a few more.
+    await waitUntil(() => shadow.requests.length >= 6, { what: 'six mirrored copies' });
+    expect(new Set(shadow.requests.map((r) => r.url)).size).toBe(6);
     expect(primary.requests.length).toBe(6);
   });
 

@@ -94,3 +94,37 @@ describe('a retried HTTP/1.1 5xx', () => {
     expect(connections).toBe(REQUESTS + 1);
   });
 });
+
+describe('the keep-alive race with an HTTP/1.1 endpoint', () => {
+  it('an idempotent request the endpoint drops on a reused connection goes once more on a new one, with no retry policy; a POST does not', async () => {
+    const requests: string[] = [];
+    let connections = 0;
+    // Each connection answers its first request and is dropped on its second, unanswered: the
+    // endpoint's idle timeout closing it just as the sidecar reuses it.
+    const raw: RawUpstream = await startRawUpstream((socket: Socket) => {
+      connections++;
+      let seen = 0;
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        requests.push(d.split('\r\n')[0]!);
+        if (seen++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        else socket.destroy();
+      });
+    });
+    closers.push(() => raw.close());
+    const web = await startOutbound(procs, { version: '1', services: { catalog: { retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port: raw.port, labels: {} }] } } });
+    closers.push(() => web.app.close());
+    for (let i = 0; i < 4; i++) {
+      const r = await web.call(`/items/${i}`);
+      expect(r.status, r.body).toBe(200);
+    }
+    // Requests 1 to 3 each met a dropped connection and went again on a new one.
+    expect(requests).toEqual(['GET /items/0 HTTP/1.1', 'GET /items/1 HTTP/1.1', 'GET /items/1 HTTP/1.1', 'GET /items/2 HTTP/1.1', 'GET /items/2 HTTP/1.1', 'GET /items/3 HTTP/1.1', 'GET /items/3 HTTP/1.1']);
+    expect(connections).toBe(4);
+    const post = await web.call('/orders', { method: 'POST', body: 'x' });
+    expect(post.status).toBe(503);
+    expect(post.headers['x-skein-reason']).toBe('retries-exhausted');
+    expect(requests.at(-1)).toBe('POST /orders HTTP/1.1');
+    expect(requests.filter((r) => r.startsWith('POST'))).toHaveLength(1);
+  });
+});
