@@ -273,8 +273,12 @@ describe('H1Upstream, an answer discarded at its head', () => {
 });
 
 describe('H1Upstream, the keep-alive race', () => {
-  /** A server that answers each connection's first request with keep-alive, then drops the connection on its second, unanswered (as one whose idle timeout fired just then). */
-  async function droppingApp(): Promise<{ port: number; connections: () => number; requests: () => string[] }> {
+  /**
+   * A server that answers each connection's first request with keep-alive, then drops the
+   * connection on its second, unanswered (as one whose idle timeout fired just then), or after
+   * `interim` (a 1xx) when given.
+   */
+  async function droppingApp(interim?: string): Promise<{ port: number; connections: () => number; requests: () => string[] }> {
     let count = 0;
     const requests: string[] = [];
     const server = createServer((socket) => {
@@ -285,7 +289,8 @@ describe('H1Upstream, the keep-alive race', () => {
       socket.on('data', (d: string) => {
         requests.push(d.split('\r\n')[0]!);
         if (seen++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
-        else socket.destroy();
+        else if (interim === undefined) socket.destroy();
+        else socket.write(interim, () => setTimeout(() => socket.destroy(), 20));
       });
     });
     const sockets = new Set<Socket>();
@@ -315,5 +320,32 @@ describe('H1Upstream, the keep-alive race', () => {
     // A fresh connection that dies on its first request fails at once.
     const dead = createServer((socket) => socket.on('data', () => socket.destroy()).on('error', () => {}));
     await expect(upstream(await listening(dead)).request({ method: 'GET', path: '/' })).rejects.toMatchObject({ message: expect.stringMatching(/closed before an answer/) });
+  });
+
+  it('does not send a request again after an interim answer (the request arrived), nor once the upstream is closed', async () => {
+    for (const interim of ['HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n', 'HTTP/1.1 100 Continue\r\n\r\n']) {
+      const app = await droppingApp(interim);
+      const u = upstream(app.port);
+      await (await u.request({ method: 'GET', path: '/a' })).body.text();
+      await expect(u.request({ method: 'GET', path: '/b' })).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+      expect(app.requests()).toEqual(['GET /a HTTP/1.1', 'GET /b HTTP/1.1']);
+    }
+    // The upstream destroyed with a request out on a reused connection: that close is its own, no race.
+    const requests: string[] = [];
+    const holding = createServer((socket) => {
+      socket.setEncoding('latin1');
+      socket.on('error', () => {});
+      socket.on('data', (d: string) => {
+        requests.push(d.split('\r\n')[0]!);
+        if (requests.length === 1) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      });
+    });
+    const u = new H1Upstream({ host: '127.0.0.1', port: await listening(holding), maxHeaderBytes: 64 * 1024 });
+    await (await u.request({ method: 'GET', path: '/a' })).body.text();
+    const pending = u.request({ method: 'GET', path: '/b' }).catch((err: unknown) => err);
+    await waitUntil(() => requests.length === 2, { what: 'the second request sent' });
+    await u.destroy().catch(() => undefined);
+    expect(await pending).toMatchObject({ code: 'UND_ERR_SOCKET' });
+    expect(requests).toEqual(['GET /a HTTP/1.1', 'GET /b HTTP/1.1']);
   });
 });

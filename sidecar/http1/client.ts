@@ -15,7 +15,9 @@
  * Kept from undici: the server's `Keep-Alive: timeout` hint (an idle connection is dropped a
  * second before the server would drop it), 4 s idle otherwise; a connect timeout of 10 s
  * with undici's error code; 1xx answers skipped (an unasked-for 101 is malformed); a request whose connection closes before
- * its answer fails and is not sent again here (the attempt loop's retry policy decides).
+ * its answer fails and is not sent again here (the attempt loop's retry policy decides), but for
+ * the keep-alive race (H1Conn.onClose): an idempotent request that a reused connection loses
+ * before any byte of an answer goes once more, on a new connection.
  *
  * An answer its handler gives up after the head (a retried 5xx: `discard`) keeps its
  * connection when the rest is small, read off and dropped (H1Conn.drain): else a flapping app
@@ -73,7 +75,10 @@ function isResendable(call: H1Call): boolean {
 
 class H1Call extends UpstreamCall {
   conn: H1Conn | null = null;
-  /** Sent again once, on a new connection (H1Conn.onClose): its handler was told of it the first time. */
+  /**
+   * Sent again once, on a new connection (H1Conn.onClose), its handler told of it the first
+   * time; also set when an interim (1xx) answer came, since the request then reached the app.
+   */
   resent = false;
 
   resume(): void {
@@ -325,6 +330,8 @@ class H1Conn implements ChunkSink {
           // This client never asks for an upgrade (Upgrade is hop-by-hop and dropped): a 101 is
           // not an interim answer but a malformed one (RFC 9110 §15.2.2), failed like the others.
           if (head.status === 101) throw new HttpParseError('HPE_INVALID_STATUS', 'status 101 Switching Protocols to a request that asked for no upgrade');
+          // An interim answer says the request arrived: a close after it is no keep-alive race.
+          call.resent = true;
           continue;
         }
         this.onHead(call, head);
@@ -492,7 +499,7 @@ class H1Conn implements ChunkSink {
     // The keep-alive race: the server closed a connection it had kept, as this request went
     // out on it. Nothing of an answer came, so an idempotent request goes once more, on a new
     // connection, as Go's Transport does; without it every such race costs the caller a retry.
-    if (this.reused && this.connected && !call.responded && this.state === State.Head && this.buffered === null && !call.resent && isResendable(call)) {
+    if (this.reused && this.connected && !call.responded && this.state === State.Head && this.buffered === null && !call.resent && !this.owner.closed && isResendable(call)) {
       call.resent = true;
       call.conn = null;
       this.owner.resend(call);
@@ -537,10 +544,14 @@ export class H1Upstream extends UpstreamDispatcher<H1Conn> {
     return true;
   }
 
-  /** `call` once more, on a new connection (the keep-alive race, H1Conn.onClose). */
+  /** Takes no new calls (shutdown). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** `call` once more, on a new connection (the keep-alive race, H1Conn.onClose; never once closed). */
   resend(call: H1Call): void {
-    if (this.isClosed) call.fail(codedError(H1_CLOSED, `the upstream ${this.origin} is closed`), false);
-    else this.newConnection().start(call);
+    this.newConnection().start(call);
   }
 
   /** The newest idle connection, else a new one. */
