@@ -75,11 +75,10 @@ function isResendable(call: H1Call): boolean {
 
 class H1Call extends UpstreamCall {
   conn: H1Conn | null = null;
-  /**
-   * Sent again once, on a new connection (H1Conn.onClose), its handler told of it the first
-   * time; also set when an interim (1xx) answer came, since the request then reached the app.
-   */
+  /** Sent again once, on a new connection (H1Conn.onClose): its handler was told of it the first time. */
   resent = false;
+  /** An interim (1xx) answer came: the request reached the app, so its connection's close is no keep-alive race. */
+  interim = false;
 
   resume(): void {
     this.conn?.socket.resume();
@@ -330,8 +329,7 @@ class H1Conn implements ChunkSink {
           // This client never asks for an upgrade (Upgrade is hop-by-hop and dropped): a 101 is
           // not an interim answer but a malformed one (RFC 9110 §15.2.2), failed like the others.
           if (head.status === 101) throw new HttpParseError('HPE_INVALID_STATUS', 'status 101 Switching Protocols to a request that asked for no upgrade');
-          // An interim answer says the request arrived: a close after it is no keep-alive race.
-          call.resent = true;
+          call.interim = true;
           continue;
         }
         this.onHead(call, head);
@@ -499,7 +497,7 @@ class H1Conn implements ChunkSink {
     // The keep-alive race: the server closed a connection it had kept, as this request went
     // out on it. Nothing of an answer came, so an idempotent request goes once more, on a new
     // connection, as Go's Transport does; without it every such race costs the caller a retry.
-    if (this.reused && this.connected && !call.responded && this.state === State.Head && this.buffered === null && !call.resent && !this.owner.closed && isResendable(call)) {
+    if (this.reused && this.connected && !call.responded && this.state === State.Head && this.buffered === null && !call.resent && !call.interim && !this.owner.closed && isResendable(call)) {
       call.resent = true;
       call.conn = null;
       this.owner.resend(call);
