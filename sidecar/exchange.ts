@@ -22,7 +22,7 @@ import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/in
 import { bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
 import { admitTry, latestSubset, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import type { CallControl } from './cluster/upstream-dispatcher.js';
-import type { Lifecycle } from './lifecycle.js';
+import type { InFlightRequest, Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
 import { backoffDelay } from './resilience/backoff.js';
 import { Admission, type Verdict } from './resilience/breaker.js';
@@ -113,7 +113,7 @@ export interface ExchangeDeps {
 function onResponseClose(this: ProxyResponse): void {
   const ex = this.exchange;
   if (ex === null) return;
-  ex.deps.lifecycle.requestEnded();
+  ex.deps.lifecycle.requestEnded(ex);
   if (!ex.finished) ex.onClientGone();
 }
 
@@ -177,7 +177,7 @@ function onRequestEnd(this: ProxyRequest): void {
   ex.send();
 }
 
-export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields {
+export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields, InFlightRequest {
   readonly startedAt = performance.now();
   method: string;
   /** The target sent upstream (origin-form). */
@@ -280,7 +280,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.h2 = req.httpVersionMajor === 2;
     req.exchange = this;
     res.exchange = this;
-    deps.lifecycle.requestStarted();
+    deps.lifecycle.requestStarted(this);
     // 'close' fires once; `on` skips the once-wrapper allocation.
     res.on('close', onResponseClose);
     if (deps.lifecycle.draining) res.shouldKeepAlive = false;
@@ -854,6 +854,22 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.grpcTimeoutSlot >= 0 ? 'the call\'s grpc-timeout' : `${this.route?.timeoutMs ?? 0} ms`}`);
     // A caller still sending is told to stop (else its stream stays half-open for as long as it sends).
     if (sending && this.h2) stopH2Body(this.req, false);
+  }
+
+  /**
+   * The drain timeout ran out (the sidecar exits next) before any of the answer reached the
+   * caller: it gets `503 retries-exhausted` (the app may have the request: no reason that says
+   * it never did) rather than a closed connection. An answer begun is left to be cut with its
+   * connection, as is an upgrade, whose client socket its splice answers on (stages/upgrade.ts).
+   */
+  cutOff(why: string): boolean {
+    if (this.finished || this.upgradeSocket !== null || (this.headSent && !this.retractHead())) return false;
+    const sending = this.bodyPending;
+    // The endpoint is not to blame for the sidecar's own shutdown.
+    this.abandonAttempt('neutral');
+    this.reply('retries-exhausted', `${why} before ${this.destination || 'the upstream'} answered`);
+    if (sending && this.h2) stopH2Body(this.req, false);
+    return true;
   }
 
   onClientGone(): void {

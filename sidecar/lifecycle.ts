@@ -2,7 +2,8 @@
  * Readiness and draining. `/ready` is true once config, certificates (when configured) and a
  * healthy app are in hand, and false again while draining. Draining (SIGTERM, SIGINT or
  * POST /drain) makes every response carry `Connection: close` and waits for in-flight
- * requests to finish, up to the drain timeout.
+ * requests to finish, up to the drain timeout; at its end, those whose answer has not begun
+ * are answered 503 (cutOff).
  */
 export interface ReadinessCheck {
   readonly name: string;
@@ -12,8 +13,15 @@ export interface ReadinessCheck {
   blocker(): string | undefined;
 }
 
+/** A request in flight, as the drain's end sees it (an Exchange). */
+export interface InFlightRequest {
+  /** The drain timeout ran out (`why`, for its answer): true if it answered, false if its answer had begun and is left to be cut. */
+  cutOff(why: string): boolean;
+}
+
 export class Lifecycle {
-  inFlight = 0;
+  /** A set, not a count: the drain's end answers each. */
+  private readonly requests = new Set<InFlightRequest>();
   draining = false;
   private readonly checks: ReadinessCheck[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -34,13 +42,17 @@ export class Lifecycle {
     return out;
   }
 
-  requestStarted(): void {
-    this.inFlight++;
+  get inFlight(): number {
+    return this.requests.size;
   }
 
-  requestEnded(): void {
-    this.inFlight--;
-    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+  requestStarted(request: InFlightRequest): void {
+    this.requests.add(request);
+  }
+
+  requestEnded(request: InFlightRequest): void {
+    if (!this.requests.delete(request)) return;
+    if (this.requests.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -59,5 +71,17 @@ export class Lifecycle {
     const result = await Promise.race([idle, timeout]);
     clearTimeout(timer);
     return result;
+  }
+
+  /**
+   * The drain timeout ran out with requests in flight: each whose answer has not begun gets
+   * one now (`why` says so), rather than the closed connection the shutdown would give it.
+   * Returns how many were answered.
+   */
+  cutOff(why: string): number {
+    let answered = 0;
+    // A copy: an answer may end its request (requestEnded) as it is given.
+    for (const request of [...this.requests]) if (request.cutOff(why)) answered++;
+    return answered;
   }
 }

@@ -13,6 +13,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { parseAuthoredSnapshot, parseSnapshot } from '../common/config/parse.js';
+import { formatDuration } from '../common/config/duration.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { UNNAMED_PEER } from '../common/proto/telemetry.js';
 import { compileSplit } from '../common/routing/index.js';
@@ -475,7 +476,11 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       // the pipeline, which surface within a turn.
       await new Promise((resolve) => setImmediate(resolve));
       if (idle && lifecycle.inFlight > 0) idle = await lifecycle.drain(Math.max(0, deadline - performance.now()));
-      if (!idle) logger.warn({ inFlight: lifecycle.inFlight }, 'drain timeout reached with requests in flight');
+      if (!idle) {
+        const inFlight = lifecycle.inFlight;
+        const answered = lifecycle.cutOff(`sidecar shutting down: its drain timeout (${formatDuration(drainTimeoutMs)}) ran out`);
+        logger.warn({ inFlight, answered }, 'drain timeout reached with requests in flight: those not answered yet get 503 retries-exhausted, answers begun are cut');
+      }
       appHealth.stop();
       const closed = Promise.all(servers.map((server) => server.close(CLOSE_GRACE_MS)));
       admin.close();

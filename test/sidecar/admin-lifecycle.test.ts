@@ -157,6 +157,18 @@ describe('admin endpoints and lifecycle', () => {
     expect(await cut).toBe('cut off');
   });
 
+  it('at the drain timeout answers a request whose answer has not begun 503 retries-exhausted, Connection: close, rather than an empty reply', async () => {
+    const { sc, slow } = await slowRequestInFlight(30_000, '1s');
+    sc.kill('SIGTERM');
+    const res = await slow;
+    expect(res.status, sc.output()).toBe(503);
+    expect(res.headers['x-skein-reason']).toBe('retries-exhausted');
+    expect(res.headers.connection).toBe('close');
+    expect(res.text).toBe('sidecar shutting down: its drain timeout (1s) ran out before app answered\n');
+    expect((await sc.exited).code, sc.output()).toBe(0);
+    expect(sc.output()).toMatch(/"inFlight":1,"answered":1,"msg":"drain timeout reached with requests in flight/);
+  });
+
   it('at the drain timeout resets the connection of an HTTP/1.0 caller whose close-delimited answer is still streaming, as a plain close would say it was whole', async () => {
     const app = await upstream('app', (req, res) => {
       if (req.url === '/health') return echoHandler('app')(req, res);

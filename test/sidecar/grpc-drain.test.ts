@@ -1,13 +1,14 @@
 /**
  * Draining with HTTP/2 callers: the sidecar sends GOAWAY on its gRPC connections and lets the
- * streams already open finish; a malformed HTTP/2 client loses only its own connection.
+ * streams already open finish; a malformed HTTP/2 client loses only its own connection. A call
+ * still unanswered at the drain timeout ends with a status, not a reset.
  */
 import * as grpc from '@grpc/grpc-js';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { rawMethod, startGrpcSidecarPair } from './grpc-fixture.js';
+import { grpcClient, rawMethod, startGrpcSidecarPair } from './grpc-fixture.js';
 
 const definition: grpc.ServiceDefinition = { Hold: rawMethod('Hold', true) };
 
@@ -103,5 +104,39 @@ describe('gRPC drain and protocol errors', () => {
     release.shift()!();
     expect((await done)['grpc-status']).toBe('0');
     session.destroy();
+  });
+});
+
+type WaitClient = grpc.Client & { Wait(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void };
+
+describe('gRPC call unanswered at the drain timeout', () => {
+  const procs = new Processes();
+  const server = new grpc.Server();
+  let webApp: TestUpstream | undefined;
+  let client: WaitClient | undefined;
+
+  afterAll(async () => {
+    client?.close();
+    await procs.killAll();
+    server.forceShutdown();
+    await webApp?.close();
+  });
+
+  it('ends with 14 UNAVAILABLE and x-skein-reason: retries-exhausted from the draining sidecar', async () => {
+    let arrived = false;
+    // Never answered.
+    const waitDefinition: grpc.ServiceDefinition = { Wait: rawMethod('Wait', false) };
+    server.addService(waitDefinition, { Wait: () => (arrived = true) });
+    const pair = await startGrpcSidecarPair(procs, server, { timeout: '0s' }, { drainTimeout: '1s' });
+    webApp = pair.webApp;
+    const called = (client = grpcClient<WaitClient>(waitDefinition, pair.web.outboundPort));
+    const failed = new Promise<grpc.ServiceError | null>((resolve) => called.Wait(Buffer.from('x'), resolve));
+    await waitUntil(() => arrived, { what: 'the call to reach the app' });
+    pair.web.kill('SIGTERM');
+    const err = await failed;
+    expect(err?.code, `${err?.message}\n${pair.web.output()}`).toBe(grpc.status.UNAVAILABLE);
+    expect(err?.details).toBe('sidecar shutting down: its drain timeout (1s) ran out before catalog answered');
+    expect(err?.metadata.get('x-skein-reason')).toEqual(['retries-exhausted']);
+    expect((await pair.web.exited).code, pair.web.output()).toBe(0);
   });
 });
