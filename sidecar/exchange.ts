@@ -179,6 +179,9 @@ function onRequestEnd(this: ProxyRequest): void {
 
 export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields, InFlightRequest {
   readonly startedAt = performance.now();
+  /** Lifecycle's list of the requests in flight. */
+  inFlightPrev: InFlightRequest | null = null;
+  inFlightNext: InFlightRequest | null = null;
   method: string;
   /** The target sent upstream (origin-form). */
   url: string;

@@ -13,15 +13,24 @@ export interface ReadinessCheck {
   blocker(): string | undefined;
 }
 
-/** A request in flight, as the drain's end sees it (an Exchange). */
+/**
+ * A request in flight, as the drain's end sees it (an Exchange). The requests in flight are a
+ * list threaded through these links rather than a Set: a hash table set and deleted on every
+ * request is rehashed every few dozen of them, and once one of its tables is old, each dead
+ * table keeps the next young one, and the requests it held, alive through scavenges (the
+ * promotion chain `mux/stream-table.ts` was written to end).
+ */
 export interface InFlightRequest {
   /** The drain timeout ran out (`why`, for its answer): true if it answered, false if its answer had begun and is left to be cut. */
   cutOff(why: string): boolean;
+  inFlightPrev: InFlightRequest | null;
+  inFlightNext: InFlightRequest | null;
 }
 
 export class Lifecycle {
-  /** A set, not a count: the drain's end answers each. */
-  private readonly requests = new Set<InFlightRequest>();
+  /** The newest request in flight: the drain's end answers each (cutOff). */
+  private newest: InFlightRequest | null = null;
+  private count = 0;
   draining = false;
   private readonly checks: ReadinessCheck[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -43,16 +52,30 @@ export class Lifecycle {
   }
 
   get inFlight(): number {
-    return this.requests.size;
+    return this.count;
   }
 
   requestStarted(request: InFlightRequest): void {
-    this.requests.add(request);
+    const next = this.newest;
+    request.inFlightPrev = null;
+    request.inFlightNext = next;
+    if (next !== null) next.inFlightPrev = request;
+    this.newest = request;
+    this.count++;
   }
 
   requestEnded(request: InFlightRequest): void {
-    if (!this.requests.delete(request)) return;
-    if (this.requests.size === 0 && this.idleWaiters.length > 0) {
+    const prev = request.inFlightPrev;
+    const next = request.inFlightNext;
+    // Not in the list: it ended already.
+    if (prev === null && this.newest !== request) return;
+    if (prev === null) this.newest = next;
+    else prev.inFlightNext = next;
+    if (next !== null) next.inFlightPrev = prev;
+    request.inFlightPrev = null;
+    request.inFlightNext = null;
+    this.count--;
+    if (this.count === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -79,9 +102,11 @@ export class Lifecycle {
    * Returns how many were answered.
    */
   cutOff(why: string): number {
+    // A copy: an answer may end its request (requestEnded, unlinking it) as it is given.
+    const requests: InFlightRequest[] = [];
+    for (let r = this.newest; r !== null; r = r.inFlightNext) requests.push(r);
     let answered = 0;
-    // A copy: an answer may end its request (requestEnded) as it is given.
-    for (const request of [...this.requests]) if (request.cutOff(why)) answered++;
+    for (const request of requests) if (request.cutOff(why)) answered++;
     return answered;
   }
 }
