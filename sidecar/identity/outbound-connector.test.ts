@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type LookupFunction, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
@@ -37,10 +37,19 @@ function raw(onHello: (socket: Socket) => void): Promise<number> {
   );
 }
 
+/** A port on 127.0.0.1 nothing listens on. */
+async function closedPort(): Promise<number> {
+  const closed = createTcpServer();
+  const port = await listen(closed);
+  servers.pop();
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  return port;
+}
+
 /** Connects through `peerTlsConnector` to `port`: the error it hands on and the handshake failures it reported. */
-async function dial(port: number, options: Parameters<typeof peerTlsConnector>[0] = { rejectUnauthorized: false }): Promise<{ error: Error & { code?: string }; reported: string[] }> {
+async function dial(port: number, options: Parameters<typeof peerTlsConnector>[0] = { rejectUnauthorized: false }, address = '127.0.0.1'): Promise<{ error: Error & { code?: string }; reported: string[] }> {
   const reported: string[] = [];
-  const connect = peerTlsConnector(options, '127.0.0.1', port, 'h2', (reason) => reported.push(reason));
+  const connect = peerTlsConnector(options, address, port, 'h2', (reason) => reported.push(reason));
   const error = await new Promise<Error | null>((resolve) =>
     connect((err, socket) => {
       socket?.destroy();
@@ -81,11 +90,20 @@ describe('peerTlsConnector failures', () => {
   });
 
   it('a refused connection keeps its own code', async () => {
-    const closed = createTcpServer();
-    const port = await listen(closed);
-    servers.pop();
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const { error, reported } = await dial(port);
+    const { error, reported } = await dial(await closedPort());
+    expect(error.code).toBe('ECONNREFUSED');
+    expect(isConnectError(error)).toBe(true);
+    expect(reported).toEqual([]);
+  });
+
+  it('a name whose every address refused the connect (node\'s AggregateError, without a syscall) keeps its code too', async () => {
+    const port = await closedPort();
+    const twoAddresses: LookupFunction = (_host, options, callback) => {
+      if ((options as { all?: boolean }).all) (callback as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
+      else callback(null, '127.0.0.1', 4);
+    };
+    const { error, reported } = await dial(port, { rejectUnauthorized: false, lookup: twoAddresses }, 'twice.test');
+    expect(error).toBeInstanceOf(AggregateError);
     expect(error.code).toBe('ECONNREFUSED');
     expect(isConnectError(error)).toBe(true);
     expect(reported).toEqual([]);

@@ -6,6 +6,7 @@
  */
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
+import { failedConnecting } from '../cluster/connect-phase.js';
 import { socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
 import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
@@ -29,7 +30,7 @@ function connectorFailure(err: Error & { code?: string; syscall?: string; reason
   const reason = outboundHandshakeFailureReason(err);
   // Refused connections and the like are not handshake failures.
   if (reason !== 'other') onFailure(reason, err);
-  if (err.syscall === 'connect' || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
+  if (failedConnecting(err) || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
   const cause = err.code === undefined ? '' : ` with ${err.code}`;
   return codedError(TLS_HANDSHAKE_FAILED, `the TLS handshake failed${cause}: ${handshakeCause(err)}`);
 }

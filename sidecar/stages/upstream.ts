@@ -7,6 +7,7 @@
  * abandoned aborts itself.
  */
 import type { Dispatcher } from 'undici';
+import { failedConnecting } from '../cluster/connect-phase.js';
 import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import { SELF_LOOP } from '../cluster/self-loop.js';
 import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
@@ -70,14 +71,21 @@ export class AttemptHandler implements ControlledHandler {
 
 export type AttemptDispatchOptions = Dispatcher.DispatchOptions;
 
-/** undici error codes that mean the connection was never made. */
+/** Error codes that mean the connection was never made, so nothing of the request was sent. */
 export function isConnectError(err: Error & { code?: string }): boolean {
   switch (err.code) {
+    // connect(2)'s failures; an open connection can end with these codes too (cluster/connect-phase.ts).
     case 'ECONNREFUSED':
-    case 'ENOTFOUND':
+    case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
+    // No local address or port left to connect from.
+    case 'EADDRNOTAVAIL':
+      return failedConnecting(err);
+    // The name did not resolve.
+    case 'ENOTFOUND':
     case 'EAI_AGAIN':
+    // The connect timeout of this sidecar's clients (http1/client.ts, cluster/h2-upstream.ts) and undici's.
     case 'UND_ERR_CONNECT_TIMEOUT':
     // A TLS handshake that failed, the peer's certificate refused among the causes (sidecar/identity/outbound-connector.ts).
     case TLS_HANDSHAKE_FAILED:
