@@ -38,7 +38,7 @@ import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
 import { peerConnector, peerMuxConnector, peerSessionConnector, peerTlsConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
-import { inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
+import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
@@ -393,7 +393,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   if (tlsIdentity) {
     peers.attach(inbound.front as never);
     inbound.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
-      const reason = handshakeFailureReason(err);
+      const reason = inboundHandshakeFailureReason(err, socket as TLSSocket);
+      if (reason === undefined) return;
       metrics.tlsHandshakeFailed(reason);
       logger.warn({ reason, code: err.code, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     });
@@ -517,17 +518,6 @@ function forwardedClientCertFor(self: () => string | undefined): (peer: PeerIden
 function inboundPeer(peers: InboundPeers, req: ProxyRequest): PeerIdentity | undefined {
   const h2 = (req as unknown as Partial<Http2ServerRequest>).stream?.session;
   return h2 ? peers.peerOfSession(h2) : peers.peerOf(req.socket as TLSSocket);
-}
-
-/** The `reason` label of a failed inbound handshake. */
-function handshakeFailureReason(err: Error & { code?: string }): string {
-  const text = `${err.code ?? ''} ${err.message}`;
-  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/i.test(text)) return 'no-client-certificate';
-  if (/EXPIRED/i.test(text)) return 'expired-certificate';
-  if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|CERTIFICATE_VERIFY_FAILED|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(text)) return 'untrusted-certificate';
-  if (err.code === 'ECONNRESET') return 'reset';
-  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
-  return 'protocol';
 }
 
 /** Why the sidecar's own certificate cannot be used: none yet, or expired (peers refuse it at the handshake; renewal may be waiting on the control plane). */

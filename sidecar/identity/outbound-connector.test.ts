@@ -70,13 +70,16 @@ describe('peerTlsConnector failures', () => {
     expect(reported).toEqual(['protocol']);
   });
 
-  it('a reset during the handshake is a connect failure, not a reset of a sent request', async () => {
-    const port = await raw((socket) => socket.resetAndDestroy());
+  it.each([
+    ['reset', (socket: Socket) => socket.resetAndDestroy()],
+    ['close', (socket: Socket) => socket.end()],
+  ])('a %s during the handshake is a connect failure, not a reset of a sent request, and a handshake failure counted as `reset`', async (_how, end) => {
+    const port = await raw(end);
     const { error, reported } = await dial(port);
     expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
     expect(error.message).toBe('the TLS handshake failed with ECONNRESET: the endpoint closed the connection');
     expect(isConnectError(error)).toBe(true);
-    expect(reported).toEqual([]);
+    expect(reported).toEqual(['reset']);
   });
 
   it('a refused certificate is a connect failure naming why', async () => {

@@ -27,10 +27,10 @@ export const TLS_HANDSHAKE_FAILED = 'ERR_SKEIN_TLS_HANDSHAKE';
  * retried as one and a POST held possibly delivered. They become `TLS_HANDSHAKE_FAILED`.
  */
 function connectorFailure(err: Error & { code?: string; syscall?: string; reason?: string }, onFailure: HandshakeFailureListener): Error {
-  const reason = outboundHandshakeFailureReason(err);
   // Refused connections and the like are not handshake failures.
-  if (reason !== 'other') onFailure(reason, err);
   if (failedConnecting(err) || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
+  const reason = outboundHandshakeFailureReason(err);
+  if (reason !== 'other') onFailure(reason, err);
   const cause = err.code === undefined ? '' : ` with ${err.code}`;
   return codedError(TLS_HANDSHAKE_FAILED, `the TLS handshake failed${cause}: ${handshakeCause(err)}`);
 }

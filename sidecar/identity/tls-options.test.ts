@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spiffeIdOf } from '../../common/identity/spiffe.js';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
 import type { TlsIdentity } from './provider.js';
-import { PEER_IDENTITY_ERROR, inboundServerOptions, outboundConnectOptions, outboundHandshakeFailureReason, secureContextFor, secureContextOptions } from './tls-options.js';
+import { abandonHandshake, clientHello } from '../../test/support/client-hello.js';
+import { PEER_IDENTITY_ERROR, inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, outboundHandshakeFailureReason, secureContextFor, secureContextOptions } from './tls-options.js';
 
 let pki: TestPki;
 const servers: Server[] = [];
@@ -84,5 +85,29 @@ describe('outbound SPIFFE verification', () => {
     expect(String((await echoed)[0])).toBe('ok');
     before.socket!.destroy();
     after.socket!.destroy();
+  });
+});
+
+describe('handshake failure reasons', () => {
+  it('outbound: a peer that resets or closes the connection mid-handshake is `reset`', () => {
+    expect(outboundHandshakeFailureReason({ code: 'ECONNRESET' })).toBe('reset');
+    expect(outboundHandshakeFailureReason({ code: 'EPIPE' })).toBe('reset');
+  });
+
+  /** The reason `inboundHandshakeFailureReason` gives the server's 'tlsClientError' for a caller that does `act` to `port`. */
+  async function inboundReason(server: Server, port: number, act: (port: number) => Promise<unknown>): Promise<string | undefined> {
+    const failed = once(server, 'tlsClientError') as Promise<[Error, TLSSocket]>;
+    await act(port);
+    const [err, socket] = await failed;
+    return inboundHandshakeFailureReason(err, socket);
+  }
+
+  it('inbound: a caller that closes or resets before sending a byte (a port scan, a TCP probe) began no handshake; one that does after its ClientHello is `reset`', async () => {
+    const { server, port } = await serve(await pki.leaf('catalog'));
+    const hello = await clientHello();
+    expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'close'))).toBeUndefined();
+    expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'reset'))).toBeUndefined();
+    expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'close', hello))).toBe('reset');
+    expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'reset', hello))).toBe('reset');
   });
 });

@@ -5,7 +5,8 @@
  * the chain and validity against the bundle, then `spiffeServerCheck` replaces the hostname
  * check with "is this the service I meant to reach".
  */
-import { createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import type { Socket } from 'node:net';
+import { createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket, type TlsOptions } from 'node:tls';
 import { parseServiceSpiffeId, serviceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { TlsIdentity } from './provider.js';
 
@@ -78,7 +79,37 @@ export function outboundHandshakeFailureReason(err: { code?: string }): string {
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'CERT_SIGNATURE_FAILURE':
       return 'untrusted-certificate';
+    // The peer reset or closed the connection mid-handshake (node says ECONNRESET for a FIN there too).
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'reset';
     default:
       return err.code?.startsWith('ERR_SSL_') ? 'protocol' : 'other';
   }
+}
+
+/**
+ * The reason label for `skein_tls_handshake_failures_total` of an inbound handshake error (the
+ * server's 'tlsClientError'), or undefined for a caller that closed or reset the connection
+ * before sending a byte: a port scan or a TCP health probe, which began no handshake (Envoy
+ * counts none for it either). One that does so after sending any of its ClientHello is `reset`.
+ */
+export function inboundHandshakeFailureReason(err: Error & { code?: string }, socket: TLSSocket): string | undefined {
+  const text = `${err.code ?? ''} ${err.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/i.test(text)) return 'no-client-certificate';
+  if (/EXPIRED/i.test(text)) return 'expired-certificate';
+  if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|CERTIFICATE_VERIFY_FAILED|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(text)) return 'untrusted-certificate';
+  // Node says ECONNRESET ('socket hang up') for a close before the handshake's end as for a reset.
+  if (err.code === 'ECONNRESET') return bytesFromCaller(socket) === 0 ? undefined : 'reset';
+  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  return 'protocol';
+}
+
+/**
+ * Bytes read from the caller. A server's TLSSocket counts only what it decrypted, none before
+ * the handshake's end, so they are read off the TCP socket under it, which node keeps as
+ * `_parent` (undocumented; without it the connection counts, as all did before).
+ */
+function bytesFromCaller(socket: TLSSocket): number | undefined {
+  return (socket as TLSSocket & { _parent?: Socket })._parent?.bytesRead;
 }

@@ -3,11 +3,14 @@
  * fails before it completes (a plain HTTP app that answers the ClientHello with its own
  * bytes, a peer that resets or closes the connection mid-handshake) never had the request
  * sent to it: a connect failure, retried as one (a POST too) and answered
- * `503 upstream-connect-failure`, never a reset after sending.
+ * `503 upstream-connect-failure`, never a reset after sending. Each such handshake counts in
+ * `skein_tls_handshake_failures_total` (`protocol`, `reset`), as does a caller of the inbound
+ * listener that gives its handshake up after its ClientHello; one that closes before sending
+ * anything (a port scan, a TCP probe) does not.
  */
 import { connect as h2connect } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, makeCa, makeLeaf, Processes, startRawUpstream, startUpstream, tempDir, writeIdentity, writeTempConfig, type RawUpstream, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { abandonHandshake, clientHello, echoHandler, makeCa, makeLeaf, Processes, startRawUpstream, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type RawUpstream, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { get, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
 
@@ -83,8 +86,14 @@ describe('a TLS handshake to an endpoint that fails before it completes', () => 
     return { connectFailure: metric(s, 'skein_retries_total', { destination, reason: 'connect-failure' }), reset: metric(s, 'skein_retries_total', { destination, reason: 'reset' }) };
   }
 
+  async function handshakeFailures(): Promise<{ protocol: number; reset: number }> {
+    const s = await scrape(sidecar);
+    return { protocol: metric(s, 'skein_tls_handshake_failures_total', { reason: 'protocol' }), reset: metric(s, 'skein_tls_handshake_failures_total', { reason: 'reset' }) };
+  }
+
   it.each(['GET', 'POST'])('a plain HTTP endpoint: %s is a connect failure, retried as never sent', async (method) => {
     const before = await retries('plainpeer');
+    const failuresBefore = await handshakeFailures();
     const res = await get(agent, `${sidecar.outboundUrl}/x`, { host: 'plainpeer' }, method, method === 'POST' ? 'a=b' : undefined);
     expect(res.status).toBe(503);
     expect(res.headers['x-skein-reason']).toBe('upstream-connect-failure');
@@ -92,6 +101,8 @@ describe('a TLS handshake to an endpoint that fails before it completes', () => 
     // Both retries were taken, as connect failures: a POST is retried only when it was never sent.
     expect(await retries('plainpeer')).toEqual({ connectFailure: before.connectFailure + 2, reset: before.reset });
     expect(plainApp.requests).toEqual([]);
+    // The three tries' handshakes, under the reason of a peer that does not speak TLS.
+    expect(await handshakeFailures()).toEqual({ protocol: failuresBefore.protocol + 3, reset: failuresBefore.reset });
   });
 
   it('a plain HTTP endpoint of a gRPC service: UNAVAILABLE with upstream-connect-failure, retried as never sent', async () => {
@@ -105,12 +116,30 @@ describe('a TLS handshake to an endpoint that fails before it completes', () => 
   it.each([
     ['resets', 'resetpeer'],
     ['closes', 'closepeer'],
-  ])('a peer that %s the connection during the handshake: a connect failure, a POST retried as never sent', async (_what, host) => {
+  ])('a peer that %s the connection during the handshake: a connect failure, a POST retried as never sent, the handshake of every try counted as `reset`', async (_what, host) => {
     const before = await retries(host);
+    const failuresBefore = await handshakeFailures();
     const res = await get(agent, `${sidecar.outboundUrl}/x`, { host }, 'POST', 'a=b');
     expect(res.status).toBe(503);
     expect(res.headers['x-skein-reason']).toBe('upstream-connect-failure');
     expect(res.text).toMatch(/the TLS handshake failed with ECONNRESET: the endpoint closed the connection/);
     expect(await retries(host)).toEqual({ connectFailure: before.connectFailure + 2, reset: before.reset });
+    expect(await handshakeFailures()).toEqual({ protocol: failuresBefore.protocol, reset: failuresBefore.reset + 3 });
+  });
+
+  it('a caller of the inbound listener that closes or resets it after its ClientHello counts as `reset`; one that does before sending anything (a port scan, a TCP probe) does not', async () => {
+    const hello = await clientHello();
+    const before = await handshakeFailures();
+    // The uncounted first: by the time the counted ones are in, the sidecar has seen them.
+    await abandonHandshake(sidecar.inboundPort, 'reset');
+    await abandonHandshake(sidecar.inboundPort, 'close');
+    await abandonHandshake(sidecar.inboundPort, 'close', hello);
+    await abandonHandshake(sidecar.inboundPort, 'reset', hello);
+    const after = await waitUntil(async () => {
+      const now = await handshakeFailures();
+      return now.reset >= before.reset + 2 && now;
+    });
+    expect(after).toEqual({ protocol: before.protocol, reset: before.reset + 2 });
+    expect(sidecar.output()).toMatch(/inbound TLS handshake failed/);
   });
 });

@@ -14,6 +14,8 @@
  *   real certificates with `spiffe://skein.local/service/<name>` URI SANs (node-forge), and
  *   the three PEM files for --cert-file/--key-file/--ca-file.
  * - `waitUntil(check, { timeoutMs })`: poll with a deadline instead of sleeping.
+ * - `clientHello()`, `abandonHandshake(port, 'close' | 'reset', hello?)`: a caller that gives up
+ *   a TLS handshake before sending anything, or after the server answered its ClientHello.
  * - `SPEC_METRICS`: the metric names of SPEC §7.
  * - `startScriptedConsulAgent()`: an HTTP server answering a sidecar's Consul calls on cue
  *   (e.g. holding the deregistration), where a real agent cannot be made to.
@@ -27,3 +29,4 @@ export * from './wait.js';
 export * from './spec-metrics.js';
 export * from './scripted-consul-agent.js';
 export * from './api-error.js';
+export * from './client-hello.js';
