@@ -654,10 +654,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h !== this.current) return;
     this.current = null;
     if (!this.ended && !this.clientGone) {
+      const withTrailers = trailers !== null || this.pendingTrailers !== null;
       if (trailers !== null) this.forwardTrailers(trailers);
       else if (this.pendingTrailers !== null) this.res.addTrailers(this.pendingTrailers);
       this.ended = true;
       this.res.end();
+      // Answered whole while the caller still sends: its stream is closed with NO_ERROR once the
+      // answer is out (RFC 9113 §8.1), as Envoy does, rather than left open, in flight, for as
+      // long as the caller keeps sending (a drain would wait its whole timeout for it).
+      if (this.bodyPending && this.h2) stopH2Body(this.req, withTrailers);
     }
     // A gRPC answer that ended without a grpc-status failed, as its caller reads it: by its HTTP status.
     if (this.grpc && this.grpcStatus < 0) this.grpcStatus = grpcStatusOfHttp(this.status);
@@ -862,16 +867,22 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /**
    * The drain timeout ran out (the sidecar exits next) before any of the answer reached the
    * caller: it gets `503 retries-exhausted` (the app may have the request: no reason that says
-   * it never did) rather than a closed connection. An answer begun is left to be cut with its
-   * connection, as is an upgrade, whose client socket its splice answers on (stages/upgrade.ts).
+   * it never did) rather than a closed connection. A gRPC answer begun over HTTP/2 ends with
+   * that reason's UNAVAILABLE in its trailers, as at its deadline: the exit's reset would reach
+   * grpc-js as `13 INTERNAL: Received RST_STREAM`, which no gRPC client retries. Any other
+   * answer begun is left to be cut with its connection, as is an upgrade, whose client socket
+   * its splice answers on (stages/upgrade.ts).
    */
   cutOff(why: string): boolean {
-    if (this.finished || this.upgradeSocket !== null || (this.headSent && !this.retractHead())) return false;
+    if (this.finished || this.upgradeSocket !== null || this.clientGone) return false;
+    const inTrailers = this.headSent && this.grpc && this.h2;
+    if (this.headSent && !inTrailers && !this.retractHead()) return false;
     const sending = this.bodyPending;
     // The endpoint is not to blame for the sidecar's own shutdown.
     this.abandonAttempt('neutral');
-    this.reply('retries-exhausted', `${why} before ${this.destination || 'the upstream'} answered`);
-    if (sending && this.h2) stopH2Body(this.req, false);
+    const service = this.destination || 'the upstream';
+    this.reply('retries-exhausted', inTrailers ? `${why} while ${service} was answering` : `${why} before ${service} answered`);
+    if (sending && this.h2) stopH2Body(this.req, inTrailers);
     return true;
   }
 

@@ -58,3 +58,21 @@ describe('Lifecycle in-flight list', () => {
     await expect(lifecycle.drain(1)).resolves.toBe(false);
   });
 });
+
+describe('Lifecycle.settle', () => {
+  it('resolves true once the count is down to its limit, false at its timeout, and forgets a waiter that timed out', async () => {
+    const lifecycle = new Lifecycle();
+    const [a, b] = [request(lifecycle), request(lifecycle)];
+    await expect(lifecycle.settle(2, 1)).resolves.toBe(true);
+    const one = lifecycle.settle(1, 60_000);
+    const none = lifecycle.settle(0, 60_000);
+    let noneDone = false;
+    void none.then(() => (noneDone = true));
+    lifecycle.requestEnded(a);
+    await expect(one).resolves.toBe(true);
+    expect(noneDone).toBe(false);
+    await expect(lifecycle.settle(0, 1)).resolves.toBe(false);
+    lifecycle.requestEnded(b);
+    await expect(none).resolves.toBe(true);
+  });
+});

@@ -1,9 +1,9 @@
 /**
  * Readiness and draining. `/ready` is true once config, certificates (when configured) and a
  * healthy app are in hand, and false again while draining. Draining (SIGTERM, SIGINT or
- * POST /drain) makes every response carry `Connection: close` and waits for in-flight
- * requests to finish, up to the drain timeout; at its end, those whose answer has not begun
- * are answered 503 (cutOff).
+ * POST /drain) makes every response carry `Connection: close`; a shutdown waits for in-flight
+ * requests to finish, up to the drain timeout, and then answers those whose answer has not
+ * begun (cutOff). POST /drain sets no timeout: its requests finish whenever they do.
  */
 export interface ReadinessCheck {
   readonly name: string;
@@ -33,7 +33,8 @@ export class Lifecycle {
   private count = 0;
   draining = false;
   private readonly checks: ReadinessCheck[] = [];
-  private idleWaiters: (() => void)[] = [];
+  /** Each resolves once at most `limit` requests are in flight (`settle`). */
+  private waiters: { limit: number; resolve: () => void }[] = [];
 
   addCheck(check: ReadinessCheck): void {
     this.checks.push(check);
@@ -75,25 +76,40 @@ export class Lifecycle {
     request.inFlightPrev = null;
     request.inFlightNext = null;
     this.count--;
-    if (this.count === 0 && this.idleWaiters.length > 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    if (this.waiters.length > 0) this.wake();
+  }
+
+  private wake(): void {
+    const count = this.count;
+    const ready = this.waiters.filter((w) => w.limit >= count);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.limit < count);
+    for (const w of ready) w.resolve();
   }
 
   /** Starts draining; resolves when no request is in flight or after `timeoutMs`, whichever is first. Returns true when idle. */
-  async drain(timeoutMs: number): Promise<boolean> {
+  drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;
-    if (this.inFlight === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
+    return this.settle(0, timeoutMs);
+  }
+
+  /** Resolves true once at most `limit` requests are in flight, false after `timeoutMs` if that is sooner. */
+  settle(limit: number, timeoutMs: number): Promise<boolean> {
+    if (this.count <= limit) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      const waiter = {
+        limit,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      this.waiters.push(waiter);
     });
-    const result = await Promise.race([idle, timeout]);
-    clearTimeout(timer);
-    return result;
   }
 
   /**

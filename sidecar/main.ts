@@ -79,6 +79,8 @@ const SKEIN_VERSION = '0.1.0';
  * a client reads that end at once, so this is only the bound for one that does not.
  */
 const CLOSE_GRACE_MS = 1000;
+/** At the drain timeout, the longest wait for the answers the sidecar just gave to go out (their streams to end). */
+const ANSWER_FLUSH_MS = 500;
 
 /** A plain HTTP/1.1 upstream: the local app, or an endpoint when this sidecar has no identity. */
 function h1Upstream(address: string, port: number): H1Upstream {
@@ -480,7 +482,10 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       if (!idle) {
         const inFlight = lifecycle.inFlight;
         const answered = lifecycle.cutOff(`sidecar shutting down: its drain timeout (${formatDuration(drainTimeoutMs)}) ran out`);
-        logger.warn({ inFlight, answered }, 'drain timeout reached with requests in flight: those not answered yet get 503 retries-exhausted, answers begun are cut');
+        logger.warn({ inFlight, answered }, 'drain timeout reached with requests in flight: those not answered yet get 503 retries-exhausted (gRPC: 14 UNAVAILABLE, begun streams too), other answers begun are cut');
+        // The answers just given go out before their connections close (an HTTP/2 session is
+        // destroyed at once below, with whatever its streams had not sent yet).
+        if (answered > 0) await lifecycle.settle(inFlight - answered, ANSWER_FLUSH_MS);
       }
       appHealth.stop();
       const closed = Promise.all(servers.map((server) => server.close(CLOSE_GRACE_MS)));

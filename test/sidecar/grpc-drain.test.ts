@@ -107,7 +107,7 @@ describe('gRPC drain and protocol errors', () => {
   });
 });
 
-type WaitClient = grpc.Client & { Wait(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void };
+type WaitClient = grpc.Client & { Wait(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void; Hold(req: Buffer): grpc.ClientReadableStream<Buffer> };
 
 describe('gRPC call unanswered at the drain timeout', () => {
   const procs = new Processes();
@@ -122,21 +122,40 @@ describe('gRPC call unanswered at the drain timeout', () => {
     await webApp?.close();
   });
 
-  it('ends with 14 UNAVAILABLE and x-skein-reason: retries-exhausted from the draining sidecar', async () => {
-    let arrived = false;
-    // Never answered.
-    const waitDefinition: grpc.ServiceDefinition = { Wait: rawMethod('Wait', false) };
-    server.addService(waitDefinition, { Wait: () => (arrived = true) });
+  it('ends with 14 UNAVAILABLE and x-skein-reason: retries-exhausted from the draining sidecar, a stream begun too', async () => {
+    let arrived = 0;
+    // Never answered; a stream that sent one message and holds.
+    const definition: grpc.ServiceDefinition = { Wait: rawMethod('Wait', false), Hold: rawMethod('Hold', true) };
+    server.addService(definition, {
+      Wait: () => arrived++,
+      Hold: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        arrived++;
+        call.write(Buffer.from('first'));
+      },
+    });
     const pair = await startGrpcSidecarPair(procs, server, { timeout: '0s' }, { drainTimeout: '1s' });
     webApp = pair.webApp;
-    const called = (client = grpcClient<WaitClient>(waitDefinition, pair.web.outboundPort));
+    const called = (client = grpcClient<WaitClient>(definition, pair.web.outboundPort));
     const failed = new Promise<grpc.ServiceError | null>((resolve) => called.Wait(Buffer.from('x'), resolve));
-    await waitUntil(() => arrived, { what: 'the call to reach the app' });
+    const messages: string[] = [];
+    const stream = called.Hold(Buffer.from('x'));
+    stream.on('data', (m: Buffer) => messages.push(m.toString()));
+    const streamFailed = new Promise<grpc.ServiceError | null>((resolve) => {
+      stream.on('error', resolve);
+      stream.on('end', () => resolve(null));
+    });
+    await waitUntil(() => arrived === 2 && messages.length === 1, { what: 'both calls to reach the app, the stream to begin' });
     pair.web.kill('SIGTERM');
     const err = await failed;
     expect(err?.code, `${err?.message}\n${pair.web.output()}`).toBe(grpc.status.UNAVAILABLE);
     expect(err?.details).toBe('sidecar shutting down: its drain timeout (1s) ran out before catalog answered');
     expect(err?.metadata.get('x-skein-reason')).toEqual(['retries-exhausted']);
+    // Begun: its message came, then UNAVAILABLE in the trailers (a reset would read as 13 INTERNAL, which gRPC clients do not retry).
+    const streamErr = await streamFailed;
+    expect(messages).toEqual(['first']);
+    expect(streamErr?.code, `${streamErr?.message}\n${pair.web.output()}`).toBe(grpc.status.UNAVAILABLE);
+    expect(streamErr?.details).toBe('sidecar shutting down: its drain timeout (1s) ran out while catalog was answering');
     expect((await pair.web.exited).code, pair.web.output()).toBe(0);
+    expect(pair.web.output()).toContain('"inFlight":2,"answered":2');
   });
 });

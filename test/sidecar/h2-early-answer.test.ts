@@ -1,0 +1,52 @@
+/**
+ * An HTTP/2 caller whose request the app answers whole while the caller is still sending its
+ * body: the sidecar closes the stream with RST_STREAM NO_ERROR once the answer is out (RFC
+ * 9113 §8.1, as Envoy does), so the request stops counting in flight and a drain does not wait
+ * its whole timeout for a caller that keeps its stream open.
+ */
+import { connect } from 'node:http2';
+import { constants } from 'node:http2';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Processes, startUpstream, waitUntil, writeTempConfig, type TestUpstream } from '../support/index.js';
+
+describe('HTTP/2 request answered before its body ended', () => {
+  const procs = new Processes();
+  let app: TestUpstream | undefined;
+  afterAll(async () => {
+    await procs.killAll();
+    await app?.close();
+  });
+
+  it('gets the whole answer, then its stream closed with NO_ERROR; the drain finds nothing in flight', async () => {
+    // Answers at once, whatever of the body has come.
+    app = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('answered early');
+    });
+    const config = writeTempConfig({ services: { catalog: { timeout: '0s', endpoints: [{ address: '127.0.0.1', port: app.port }] } } });
+    const sc = await procs.sidecar({ service: 'web', appPort: app.port, config, drainTimeout: '5s' });
+    const session = connect(`http://127.0.0.1:${sc.outboundPort}`);
+    session.on('error', () => {});
+    const stream = session.request({ ':path': '/early', ':method': 'POST', host: 'catalog' }, { endStream: false });
+    stream.on('error', () => {});
+    let status = 0;
+    let body = '';
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (body += d));
+    const closed = new Promise<number | undefined>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+    stream.write('part of a body that never ends');
+    await waitUntil(() => body === 'answered early', { what: 'the whole answer' });
+    expect(status).toBe(200);
+    expect(await closed).toBe(constants.NGHTTP2_NO_ERROR);
+    const drain = await fetch(`${sc.adminUrl}/drain`, { method: 'POST' });
+    expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
+    const started = performance.now();
+    sc.kill('SIGTERM');
+    expect((await sc.exited).code).toBe(0);
+    // Not the 5 s drain timeout.
+    expect(performance.now() - started).toBeLessThan(2_500);
+    session.destroy();
+  });
+});
