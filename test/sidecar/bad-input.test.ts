@@ -314,7 +314,10 @@ describe('bad input and upstream faults', () => {
     expect(res.status).toBe(503);
     expect(res.headers['x-skein-reason']).toBe('retries-exhausted');
     const attempts = app.requests.filter((r) => r.url === '/reset-before-headers').slice(before);
-    expect(attempts.map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2', '3']);
+    // The first try may go out twice: on a connection an earlier test left in the pool, a reset
+    // before any answer is the keep-alive race, and a GET goes once more on a new connection
+    // (README, "the keep-alive race") as the same attempt. Tries 2 and 3 find no pooled connection.
+    expect([['1', '2', '3'], ['1', '1', '2', '3']]).toContainEqual(attempts.map((r) => r.headers['x-skein-attempt']));
 
     const beforePost = app.requests.filter((r) => r.url === '/reset-before-headers').length;
     const post = await get(agent, `${sc.outboundUrl}/reset-before-headers`, { host: 'app' }, 'POST', 'x');
