@@ -15,14 +15,14 @@
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
+import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { goAwayGracefully, limitSession } from './h2-sessions.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
-import { ALPN as MUX_ALPN } from './mux/frames.js';
+import { ALPN as MUX_ALPN, refusalFrame } from './mux/frames.js';
 import { MuxServerSession, type MuxHandlers, type MuxRequestListener, type MuxResponse } from './mux/server.js';
-import { sidecarReply, socketReply } from './stages/reply.js';
+import { linger, sidecarReply, socketReply } from './stages/reply.js';
 
 export const MAX_HEADER_BYTES = 64 * 1024;
 /**
@@ -54,6 +54,12 @@ export interface ProxyListenerOptions {
   /** Largest request body let through on HTTP/1.1 and mux streams (`--max-request-body`); 0 for no limit. */
   readonly maxBodyBytes: number;
   readonly tls?: TlsOptions;
+  /**
+   * Judges the caller of each TLS connection as its handshake completes, before any of it is
+   * read (sidecar/authz/peer.ts): for one refused, the text it is told (`refuse`); undefined
+   * for one let in.
+   */
+  readonly admit?: (socket: TLSSocket) => string | undefined;
   /** Accept peer sidecars' multiplexed connections (inbound listeners with TLS). */
   readonly mux?: boolean;
   /** What a client may leave unused; the defaults unless a test needs them short. */
@@ -108,6 +114,20 @@ function refusalText(err: Error & { code?: string }, status: number): string {
   return `${status === 501 ? 'unsupported' : 'malformed'} HTTP request: ${err.message} (${err.code})`;
 }
 
+/**
+ * Closes a connection whose caller was refused, reading none of it. A peer sidecar on the mux
+ * is told why first (mux/frames.ts, REFUSED), and what it sent meanwhile is read and dropped
+ * until it closes, so that no reset of unread bytes overtakes the refusal.
+ */
+function refuse(socket: TLSSocket, why: string): void {
+  if (socket.alpnProtocol !== MUX_ALPN) {
+    socket.destroy();
+    return;
+  }
+  socket.end(refusalFrame(why));
+  linger(socket);
+}
+
 /** One listener: the front server and the protocol servers behind it. */
 export class ProxyListener {
   readonly http1: Http1Server;
@@ -122,7 +142,7 @@ export class ProxyListener {
   private accepting = true;
 
   constructor(options: ProxyListenerOptions) {
-    const { onRequest, onUpgrade, onMalformed, tls, mux = false, limits = DEFAULT_LIMITS } = options;
+    const { onRequest, onUpgrade, onMalformed, tls, admit, mux = false, limits = DEFAULT_LIMITS } = options;
     this.silentMs = limits.silentMs;
     this.maxBodyBytes = options.maxBodyBytes;
     const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => {
@@ -157,7 +177,9 @@ export class ProxyListener {
       // A connection that never completes its handshake (silent, or half a ClientHello) is held
       // to the silent limit too; node only reports the timeout, so the socket is destroyed here.
       this.front = createTlsServer({ ...tls, ALPNProtocols: alpn, noDelay: true, handshakeTimeout: this.silentMs }, (socket) => {
-        if (socket.alpnProtocol === MUX_ALPN) this.startMux(socket);
+        const refusal = admit?.(socket);
+        if (refusal !== undefined) refuse(socket, refusal);
+        else if (socket.alpnProtocol === MUX_ALPN) this.startMux(socket);
         else if (socket.alpnProtocol === 'h2') this.http2.emit('connection', socket);
         else this.http1.handle(socket);
       });

@@ -390,10 +390,10 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     maxBodyBytes,
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
     tls: tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
+    admit: (socket) => peers.admit(socket),
     mux: true,
   });
   if (tlsIdentity) {
-    peers.attach(inbound.front as never);
     inbound.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
       const reason = inboundHandshakeFailureReason(err, socket as TLSSocket);
       if (reason === undefined) return;

@@ -12,17 +12,21 @@ let foreign: TestPki;
 let server: Server;
 let port: number;
 const rejections: PeerRejection[] = [];
+/** What `admit` gave for each refused caller, to be told it. */
+const told: string[] = [];
 
 beforeAll(async () => {
   pki = await createTestPki();
   foreign = await createTestPki();
   const identity = await pki.leaf('orders');
   const peers = new InboundPeers({ trustDomain: () => 'skein.local', onRejected: (reason) => rejections.push(reason) });
-  server = createServer(inboundServerOptions(identity));
-  peers.attach(server);
-  // Answers with the caller's verified service, as the inbound pipeline's authz step would read it.
-  server.on('secureConnection', (socket: TLSSocket) => {
-    if (!socket.destroyed) socket.end(`hello ${peers.peerOf(socket)?.service}`);
+  // Closes a refused caller, else answers with its verified service, as the inbound pipeline's authz step would read it.
+  server = createServer(inboundServerOptions(identity), (socket: TLSSocket) => {
+    const refusal = peers.admit(socket);
+    if (refusal !== undefined) {
+      told.push(refusal);
+      socket.destroy();
+    } else socket.end(`hello ${peers.peerOf(socket)?.service}`);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -58,6 +62,7 @@ async function refusedWith(client: TlsIdentity | undefined, reason: PeerRejectio
   const before = rejections.length;
   expect(await call(client)).toBe('');
   expect(rejections.slice(before)).toEqual([reason]);
+  expect(told.slice(before)).toEqual([expect.stringMatching(new RegExp(`^${reason} \\(.+\\)$`))]);
 }
 
 describe('inbound peer verification over real TLS handshakes', () => {

@@ -4,10 +4,10 @@
  * trust domain. The inbound TLS server requests certificates without letting OpenSSL reject
  * them (`rejectUnauthorized: false`), so that here every refusal gets a precise reason for
  * `skein_tls_handshake_failures_total{reason}` and the log, and the socket is closed before
- * any request on it is read.
+ * any request on it is read (a peer sidecar on the mux told why: sidecar/listeners.ts).
  */
 import type { Http2Session } from 'node:http2';
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 
 export type PeerRejection =
@@ -64,8 +64,8 @@ export interface PeerVerificationOptions {
 }
 
 /**
- * Verifies every inbound connection as it completes its handshake, closes refused ones, and
- * remembers the identity of accepted ones for `peerOf`.
+ * Verifies every inbound connection as it completes its handshake (`admit`, called by the
+ * listener, which closes refused ones) and remembers the identity of accepted ones for `peerOf`.
  */
 export class InboundPeers {
   private readonly peers = new WeakMap<TLSSocket, PeerIdentity>();
@@ -74,24 +74,22 @@ export class InboundPeers {
 
   constructor(private readonly options: PeerVerificationOptions) {}
 
-  /** Call once on the inbound TLS (https/http2) server. */
-  attach(server: TlsServer): void {
-    server.on('secureConnection', (socket: TLSSocket) => this.admit(socket));
-  }
-
-  /** Verifies one socket; returns the identity, or closes the socket and returns undefined. */
-  admit(socket: TLSSocket): PeerIdentity | undefined {
+  /**
+   * Verifies one socket, before any of it is read: undefined for a caller let in, whose
+   * identity is kept; for one refused (counted and logged by `onRejected`), the text it is
+   * told, `reason (detail)`, for the listener to send before closing the socket.
+   */
+  admit(socket: TLSSocket): string | undefined {
     const trustDomain = this.options.trustDomain();
     const verdict: PeerVerdict = trustDomain
       ? verifyInboundPeer(socket, trustDomain)
       : reject('untrusted-certificate', 'this sidecar has no identity yet');
     if (!verdict.ok) {
       this.options.onRejected(verdict.reason, verdict.detail, socket);
-      socket.destroy();
-      return undefined;
+      return `${verdict.reason} (${verdict.detail})`;
     }
     this.peers.set(socket, verdict.peer);
-    return verdict.peer;
+    return undefined;
   }
 
   /** The verified identity of the caller on this socket (undefined for an unverified socket). */

@@ -4,7 +4,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
 import { isConnectError } from '../stages/upstream.js';
-import { peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
+import { peerRefusal, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, secureContextFor } from './tls-options.js';
 
 let pki: TestPki;
@@ -110,5 +110,46 @@ describe('peerTlsConnector failures', () => {
     expect(error.code).toBe('ECONNREFUSED');
     expect(isConnectError(error)).toBe(true);
     expect(reported).toEqual([]);
+  });
+});
+
+/** A TLS alert record (TLS 1.2 framing, fatal) with `description` (RFC 8446 §6). */
+function alertRecord(description: number): Buffer {
+  return Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]);
+}
+
+describe('a peer that refuses this sidecar\'s certificate', () => {
+  it('by an alert during the handshake (a TLS 1.2 server): a connect failure naming the alert, counted as `refused-by-peer`', async () => {
+    // unknown_ca (48), in place of the ServerHello.
+    const port = await raw((socket) => socket.end(alertRecord(48)));
+    const { error, reported } = await dial(port);
+    expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
+    expect(error.message).toBe("the peer refused this sidecar's certificate: unknown CA (ERR_SSL_TLSV1_ALERT_UNKNOWN_CA)");
+    expect(isConnectError(error)).toBe(true);
+    expect(reported).toEqual(['refused-by-peer']);
+  });
+
+  it('by an alert once this side is connected (TLS 1.3 servers judge the client last), before any answer: a connect failure, counted as `refused-by-peer`', async () => {
+    // Node's server alerts a client without a certificate when it requires one.
+    const server = await pki.leaf('catalog');
+    const port = await listen(createTlsServer({ ...inboundServerOptions(server), rejectUnauthorized: true, ALPNProtocols: ['h2'] }));
+    const reported: string[] = [];
+    const connect = peerTlsConnector({ rejectUnauthorized: false }, '127.0.0.1', port, 'h2', (reason) => reported.push(reason));
+    const socket = await new Promise<Socket>((resolve, reject) => connect((err, s) => (err === null ? resolve(s!) : reject(err))));
+    socket.resume();
+    const [err] = (await once(socket, 'error').catch((e: unknown) => [e])) as [Error & { code?: string }];
+    expect(err.code).toBe('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
+    const refusal = peerRefusal(err, socket) as Error & { code?: string };
+    expect(refusal.code).toBe(TLS_HANDSHAKE_FAILED);
+    expect(refusal.message).toBe("the peer refused this sidecar's certificate: certificate required (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED)");
+    expect(isConnectError(refusal)).toBe(true);
+    expect(reported).toEqual(['refused-by-peer']);
+  });
+
+  it('an alert after any byte of an answer, or an error that is no refusal, is not read as one', () => {
+    const alert = Object.assign(new Error('tlsv1 alert unknown ca'), { code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' });
+    expect(peerRefusal(alert, { bytesRead: 0 } as Socket)?.message).toBe("the peer refused this sidecar's certificate: unknown CA (ERR_SSL_TLSV1_ALERT_UNKNOWN_CA)");
+    expect(peerRefusal(alert, { bytesRead: 1 } as Socket)).toBeUndefined();
+    expect(peerRefusal(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), { bytesRead: 0 } as Socket)).toBeUndefined();
   });
 });

@@ -2,8 +2,10 @@
  * The connectors for connections to peer sidecars: TLS with this sidecar's identity, the
  * SPIFFE check for the destination service, and every handshake failure reported with its
  * reason (for `skein_tls_handshake_failures_total` and the log) and made a connect failure
- * (`connectorFailure`) before the upstream client sees it.
+ * (`connectorFailure`) before the upstream client sees it; so is a peer's refusal of this
+ * sidecar's certificate that comes once the connection is open (`peerRefusal`).
  */
+import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
 import { failedConnecting } from '../cluster/connect-phase.js';
@@ -11,7 +13,7 @@ import { socketConnector, type SessionConnector } from '../cluster/h2-upstream.j
 import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
 import type { TlsIdentity } from './provider.js';
-import { outboundConnectOptions, outboundHandshakeFailureReason } from './tls-options.js';
+import { outboundConnectOptions, outboundHandshakeFailureReason, refusalAlert } from './tls-options.js';
 
 export type HandshakeFailureListener = (reason: string, err: Error & { code?: string }) => void;
 
@@ -31,6 +33,13 @@ function connectorFailure(err: Error & { code?: string; syscall?: string; reason
   if (failedConnecting(err) || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
   const reason = outboundHandshakeFailureReason(err);
   if (reason !== 'other') onFailure(reason, err);
+  return handshakeFailure(err);
+}
+
+/** A handshake failure as `TLS_HANDSHAKE_FAILED`, its text naming the cause. */
+function handshakeFailure(err: Error & { code?: string; reason?: string }): Error {
+  const alert = refusalAlert(err.code);
+  if (alert !== undefined) return refusedByPeer(`${alert} (${err.code})`);
   const cause = err.code === undefined ? '' : ` with ${err.code}`;
   return codedError(TLS_HANDSHAKE_FAILED, `the TLS handshake failed${cause}: ${handshakeCause(err)}`);
 }
@@ -43,12 +52,41 @@ function handshakeCause(err: Error & { code?: string; reason?: string }): string
   return err.reason ?? err.message;
 }
 
+/** The peer refused this sidecar's certificate, for the reason `why`: it read nothing sent on the connection. */
+export function refusedByPeer(why: string): Error {
+  return codedError(TLS_HANDSHAKE_FAILED, `the peer refused this sidecar's certificate: ${why}`);
+}
+
+/**
+ * The connect failure an open connection's error stands for when it is the peer refusing this
+ * sidecar's certificate, else undefined. Under TLS 1.3 a client's handshake is over before the
+ * server has judged the client's certificate, so the refusal comes on a connection this side
+ * already writes requests to: as the peer's alert, or as the mux's own error made from a Skein
+ * inbound's refusal (mux/upstream.ts; node's TLS server sends no alert). The peer never took
+ * the connection and read none of it, as long as no byte of an answer had come: an alert after
+ * one is not read so, and stays the reset it was.
+ */
+export function peerRefusal(err: Error & { code?: string }, socket: Socket): Error | undefined {
+  // After the handshake this code comes only from the mux's refusals.
+  if (err.code === TLS_HANDSHAKE_FAILED) return err;
+  return refusalAlert(err.code) !== undefined && socket.bytesRead === 0 ? handshakeFailure(err) : undefined;
+}
+
+/** Reports a refusal of this sidecar's certificate that ends a connection once it is open (`peerRefusal`). */
+function reportRefusal(socket: Socket, onFailure: HandshakeFailureListener): void {
+  socket.once('error', (err: Error & { code?: string }) => {
+    const refusal = peerRefusal(err, socket);
+    if (refusal !== undefined) onFailure('refused-by-peer', refusal);
+  });
+}
+
 /** `allowH2` offers h2 by ALPN (gRPC destinations); HTTP/1.1 traffic stays on HTTP/1.1. */
 export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener, allowH2 = false): buildConnector.connector {
   const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2 } as buildConnector.BuildOptions);
   return (options, callback) =>
     connector(options, (err, socket) => {
-      (callback as (e: Error | null, s: unknown) => void)(err ? connectorFailure(err, onFailure) : null, socket);
+      if (err === null) reportRefusal(socket, onFailure);
+      (callback as (e: Error | null, s: unknown) => void)(err === null ? null : connectorFailure(err, onFailure), socket);
     });
 }
 
@@ -68,7 +106,11 @@ export const MUX_NOT_NEGOTIATED = 'ERR_SKEIN_MUX_NOT_NEGOTIATED';
  */
 export function peerTlsConnector(options: ConnectionOptions, address: string, port: number, alpn: string, onFailure: HandshakeFailureListener): SessionConnector {
   const open = socketConnector(() => tlsConnect({ host: address, port, ...options, ALPNProtocols: [alpn] }), 'secureConnect');
-  return (callback) => open((err, socket) => callback(err === null ? null : connectorFailure(err, onFailure), socket));
+  return (callback) =>
+    open((err, socket) => {
+      if (err === null) reportRefusal(socket!, onFailure);
+      callback(err === null ? null : connectorFailure(err, onFailure), socket);
+    });
 }
 
 /** The transport of a mux connection (sidecar/mux/) to a peer sidecar: `peerTlsConnector`'s, by ALPN `skein-mux/1`. */

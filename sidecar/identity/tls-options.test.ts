@@ -6,7 +6,7 @@ import { spiffeIdOf } from '../../common/identity/spiffe.js';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
 import type { TlsIdentity } from './provider.js';
 import { abandonHandshake, clientHello } from '../../test/support/client-hello.js';
-import { PEER_IDENTITY_ERROR, inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, outboundHandshakeFailureReason, secureContextFor, secureContextOptions } from './tls-options.js';
+import { PEER_IDENTITY_ERROR, inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, outboundHandshakeFailureReason, refusalAlert, secureContextFor, secureContextOptions } from './tls-options.js';
 
 let pki: TestPki;
 const servers: Server[] = [];
@@ -92,6 +92,16 @@ describe('handshake failure reasons', () => {
   it('outbound: a peer that resets or closes the connection mid-handshake is `reset`', () => {
     expect(outboundHandshakeFailureReason({ code: 'ECONNRESET' })).toBe('reset');
     expect(outboundHandshakeFailureReason({ code: 'EPIPE' })).toBe('reset');
+  });
+
+  it('outbound: a peer\'s alert refusing this sidecar\'s certificate is `refused-by-peer`; other alerts stay `protocol`', () => {
+    for (const code of ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED']) {
+      expect(outboundHandshakeFailureReason({ code })).toBe('refused-by-peer');
+    }
+    expect(refusalAlert('ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED')).toBe('certificate expired');
+    // A handshake_failure alert says no more than that (no shared cipher, a TLS 1.2 server wanting a certificate).
+    expect(outboundHandshakeFailureReason({ code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' })).toBe('protocol');
+    expect(refusalAlert('constructor')).toBeUndefined();
   });
 
   /** The reason `inboundHandshakeFailureReason` gives the server's 'tlsClientError' for a caller that does `act` to `port`. */

@@ -84,8 +84,33 @@ export function outboundHandshakeFailureReason(err: { code?: string }): string {
     case 'EPIPE':
       return 'reset';
     default:
+      if (refusalAlert(err.code) !== undefined) return 'refused-by-peer';
       return err.code?.startsWith('ERR_SSL_') ? 'protocol' : 'other';
   }
+}
+
+/**
+ * The TLS alerts by which a server refuses a client's certificate (RFC 8446 §6.2), by node's
+ * code for one received, and what each says. Node's TLS server sends only certificate_required
+ * (to a client with none, when it rejects unauthorized clients) and closes the connection on
+ * a certificate it refuses without an alert; the others come from other TLS stacks (Envoy,
+ * Go, OpenSSL's s_server). A Skein inbound tells a refused caller by a mux frame instead
+ * (sidecar/listeners.ts).
+ */
+const REFUSAL_ALERTS = new Map([
+  ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'unknown CA'],
+  ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'bad certificate'],
+  ['ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE', 'unsupported certificate'],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'certificate revoked'],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'certificate expired'],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN', 'certificate unknown'],
+  ['ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', 'access denied'],
+  ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'certificate required'],
+]);
+
+/** What the peer's alert refusing this sidecar's certificate says, or undefined for any other error code. */
+export function refusalAlert(code: string | undefined): string | undefined {
+  return code === undefined ? undefined : REFUSAL_ALERTS.get(code);
 }
 
 /**

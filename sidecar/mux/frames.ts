@@ -31,6 +31,14 @@
  * unacknowledged; the receiver returns credit (WINDOW frames) as it hands data on, so a slow
  * reader holds up only its own stream.
  *
+ * A caller whose certificate the server refuses is told so by a GOAWAY with REFUSED, its
+ * payload the reason, before the server closes the connection: under TLS 1.3 the client's
+ * handshake is over before the server has judged the client's certificate, node's TLS server
+ * sends no alert for it, and the caller would see only a closed connection, which cannot say
+ * whether the requests it sent meanwhile were read. Mixed versions need no negotiation either:
+ * a sidecar that does not know the flag takes it for a plain GOAWAY (its calls then fail as
+ * resets, as before), and one that never sends it leaves its callers to see the close.
+ *
  * Liveness: the client sends PING on a connection it has heard nothing on for a while and
  * gives the connection up when no answer follows (upstream.ts), as HTTP/2 keepalive does: a
  * peer that vanished without a FIN or RST (a host gone, a dropped NAT entry) would otherwise
@@ -61,7 +69,11 @@ export const END_STREAM = 1;
 export const SIDECAR_MADE = 2;
 /** On PING: this is the answer. */
 const ACK = 1;
-/** On RESET: the server refused the stream unprocessed, over its stream limit. */
+/**
+ * On RESET: the server refused the stream unprocessed, over its stream limit. On GOAWAY, as
+ * the connection's first frame: the server refused the caller's certificate and reads nothing
+ * of the connection; the payload says why (see above).
+ */
 export const REFUSED = 2;
 /**
  * Streams open at once on one connection, at most. The server refuses a stream past it (a
@@ -119,11 +131,7 @@ export class FrameWriter {
 
   /** A frame whose payload is latin1 text, encoded straight into the frame's buffer. */
   text(type: FrameType, flags: number, id: number, text: string): void {
-    const length = text.length;
-    const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
-    writeHeader(frame, length, type, flags, id);
-    frame.write(text, HEADER_BYTES, 'latin1');
-    this.queue(frame);
+    this.queue(textFrame(type, flags, id, text));
   }
 
   /** A frame with a binary payload (DATA): header and payload queued apart, not copied. */
@@ -192,6 +200,18 @@ export class FrameWriter {
     // One buffer, one TLS record: node's TLS socket would copy a writev into one buffer anyway.
     this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
   }
+}
+
+function textFrame(type: FrameType, flags: number, id: number, text: string): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + text.length);
+  writeHeader(frame, text.length, type, flags, id);
+  frame.write(text, HEADER_BYTES, 'latin1');
+  return frame;
+}
+
+/** The GOAWAY that refuses a caller's certificate, `why` its text; written on its own, as the connection's only frame. */
+export function refusalFrame(why: string): Buffer {
+  return textFrame(FrameType.GoAway, REFUSED, 0, why);
 }
 
 function writeHeader(buf: Buffer, length: number, type: FrameType, flags: number, id: number): void {

@@ -13,10 +13,11 @@ import { socketConnector } from '../cluster/h2-upstream.js';
 import type { Keepalive } from '../cluster/keepalive.js';
 import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
-import { ALPN, END_STREAM, FrameType, WINDOW } from './frames.js';
+import { ALPN, END_STREAM, FrameType, refusalFrame, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
 import { muxFrame, readMuxFrames } from '../../test/support/mux-frames.js';
 import { waitUntil } from '../../test/support/wait.js';
+import { TLS_HANDSHAKE_FAILED } from '../identity/outbound-connector.js';
 import { MuxUpstream } from './upstream.js';
 
 const ca = makeCa('Mux Test CA');
@@ -575,5 +576,64 @@ describe('mux transport', () => {
     expect(second.error).toBeNull();
     expect(Buffer.concat(second.body).toString()).toBe('ok');
     expect(f.sockets).toHaveLength(1);
+  });
+});
+
+describe('a peer that refuses the client\'s certificate', () => {
+  /** A mux server that does `onConnection` with each connection; an upstream to it, with `tls` for its client side. */
+  async function refusingPeer(onConnection: (socket: TLSSocket) => void, tls: object = { key: clientLeaf.keyPem, cert: clientLeaf.certPem }): Promise<MuxUpstream> {
+    const server: TlsServer = createTlsServer(SERVER_TLS, onConnection);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const connector = socketConnector(() => tlsConnect({ host: '127.0.0.1', port, ...tls, ca: ca.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] }), 'secureConnect');
+    const upstream = new MuxUpstream(`https://127.0.0.1:${port}`, connector);
+    cleanups.push(() => {
+      void upstream.destroy();
+      server.close();
+    });
+    return upstream;
+  }
+
+  /** A POST on `upstream` that fails: its error, and whether its control says the peer refused it unprocessed. */
+  function failedPost(upstream: MuxUpstream): Promise<{ err: Error & { code?: string }; refused: boolean | undefined }> {
+    return new Promise((resolve, reject) => {
+      let control: CallControl | undefined;
+      const handler: ControlledHandler = {
+        onStart: (c) => (control = c),
+        onResponseHead: () => true,
+        onData: () => true,
+        onComplete: () => reject(new Error('answered')),
+        onError: (err) => resolve({ err, refused: control?.refused }),
+      };
+      upstream.dispatch({ method: 'POST', path: '/', headers: [], body: 'a=b' } as never, handler as never);
+    });
+  }
+
+  it('by GOAWAY with REFUSED as its first frame: the calls sent meanwhile fail as never sent, naming why', async () => {
+    const upstream = await refusingPeer((socket) => socket.end(refusalFrame('untrusted-certificate (client certificate refused: UNABLE_TO_GET_ISSUER_CERT)')));
+    const { err, refused } = await failedPost(upstream);
+    expect(err.code).toBe(TLS_HANDSHAKE_FAILED);
+    expect(err.message).toBe("the peer refused this sidecar's certificate: untrusted-certificate (client certificate refused: UNABLE_TO_GET_ISSUER_CERT)");
+    expect(refused).toBe(true);
+  });
+
+  it('by its TLS alert before any frame (TLS 1.3): the same', async () => {
+    // The server requires a certificate and the client has none: node's server alerts certificate_required.
+    const upstream = await refusingPeer((socket) => socket.resume(), {});
+    const { err, refused } = await failedPost(upstream);
+    expect(err.code).toBe(TLS_HANDSHAKE_FAILED);
+    expect(err.message).toBe("the peer refused this sidecar's certificate: certificate required (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED)");
+    expect(refused).toBe(true);
+  });
+
+  it('a GOAWAY with REFUSED after another frame is a plain GOAWAY: the calls fail with the close, as resets', async () => {
+    const upstream = await refusingPeer((socket) => {
+      socket.write(muxFrame(FrameType.Ping, 0, 0, 'skeinmux'));
+      socket.end(refusalFrame('untrusted-certificate (too late)'));
+    });
+    const { err, refused } = await failedPost(upstream);
+    expect(err.code).toBe('ECONNRESET');
+    expect(refused).toBe(false);
   });
 });

@@ -10,6 +10,12 @@
  * takes no new calls: its open streams finish or fail, and the next call opens a new
  * connection.
  *
+ * A peer that refuses this sidecar's certificate does so once this side's handshake is over
+ * (TLS 1.3), when calls may already have gone out on the connection: told by its GOAWAY with
+ * REFUSED (frames.ts), or by a TLS alert before any byte of an answer, the calls on it fail as
+ * never sent (`peerRefusal`, identity/outbound-connector.ts), which the attempt loop retries
+ * as a connect failure, a POST too. A close or reset without either stays a reset.
+ *
  * Keepalive: a connection that has heard nothing from the peer for `intervalMs` sends a
  * PING, and one that then hears nothing for `timeoutMs` more is closed, failing its calls
  * as a reset (which the retry policy may send elsewhere). Idle connections are checked too,
@@ -33,6 +39,7 @@ import { DEFAULT_KEEPALIVE, KeepaliveTimer, TCP_KEEPALIVE_IDLE_MS, type Keepaliv
 import { UpstreamCall } from '../cluster/upstream-call.js';
 import { codedError, UpstreamDispatcher, type AnyHandler } from '../cluster/upstream-dispatcher.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
+import { peerRefusal, refusedByPeer } from '../identity/outbound-connector.js';
 import { parsePeerResponse, parsePeerTrailers } from './heads.js';
 import { encodeHead, END_STREAM, FrameReader, FrameType, FrameWriter, MAX_STREAMS, REFUSED, SIDECAR_MADE, WINDOW } from './frames.js';
 import { StreamTable } from './stream-table.js';
@@ -69,6 +76,8 @@ class MuxCall extends UpstreamCall {
   sendWindow = WINDOW;
   /** Body bytes the answer's content-length still allows; -1 without one (or before the answer). */
   left = -1;
+  /** The peer refused this sidecar's certificate, reading nothing of the connection (CallControl.refused). */
+  refused = false;
 
   constructor(
     readonly owner: MuxUpstream,
@@ -233,6 +242,10 @@ class MuxConnection {
   private readonly keepaliveTimer: KeepaliveTimer;
   /** Why this end closed the connection, for the calls it fails. */
   private closeReason: string | null = null;
+  /** The peer refused this sidecar's certificate (`peerRefusal`): what the calls it fails get. */
+  private refusal: Error | null = null;
+  /** A frame came from the peer: a refusal can no longer come (frames.ts, REFUSED). */
+  private heard = false;
 
   constructor(
     readonly owner: MuxUpstream,
@@ -253,7 +266,9 @@ class MuxConnection {
       const error = this.reader.push(chunk);
       if (error !== undefined) socket.destroy(codedError(MUX_RESET, `protocol error from ${owner.origin}: ${error}`));
     });
-    socket.on('error', () => {});
+    socket.on('error', (err: Error) => {
+      this.refusal = peerRefusal(err, socket) ?? null;
+    });
     socket.on('close', () => this.onClose());
   }
 
@@ -323,8 +338,14 @@ class MuxConnection {
   }
 
   private onFrame(type: FrameType, flags: number, id: number, payload: Buffer): void {
+    const first = !this.heard;
+    this.heard = true;
     if (type === FrameType.GoAway) {
-      this.retire();
+      // The peer refused this sidecar's certificate and read nothing: its calls fail as never
+      // sent. The error also goes through the socket, to be reported as a handshake failure
+      // (identity/outbound-connector.ts).
+      if (first && (flags & REFUSED) !== 0) this.socket.destroy(refusedByPeer(payload.toString('latin1')));
+      else this.retire();
       return;
     }
     if (type === FrameType.Ping) {
@@ -382,7 +403,10 @@ class MuxConnection {
     const open = [...this.streams.values()];
     this.streams.clear();
     const why = this.closeReason ?? `the connection to ${this.owner.origin} closed`;
-    for (const call of open) call.fail(codedError('ECONNRESET', why), false);
+    for (const call of open) {
+      call.refused = this.refusal !== null;
+      call.fail(this.refusal ?? codedError('ECONNRESET', why), false);
+    }
     this.owner.closed(this);
   }
 }
