@@ -10,7 +10,7 @@
  */
 import type { Http2ServerRequest } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { parseAuthoredSnapshot, parseSnapshot } from '../common/config/parse.js';
 import { formatDuration } from '../common/config/duration.js';
@@ -37,7 +37,7 @@ import type { ExchangeDeps, ProxyRequest } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
-import { peerConnector, peerMuxConnector, peerSessionConnector, peerTlsConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
+import { peerConnector, peerMuxConnector, peerSessionConnector, peerSocket, peerTlsConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
 import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
@@ -126,7 +126,7 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
       }
       return new MuxUpstream(origin, peerMuxConnector(peerTlsOptions(identity, context, service), address, port, onHandshakeFailure));
     },
-    connect: (service, address, port) => tlsConnect({ host: address, port, ...peerTlsOptions(identity, context, service) }) as TLSSocket as Socket,
+    connect: (service, address, port) => peerSocket(peerTlsOptions(identity, context, service), address, port, onHandshakeFailure),
   };
 }
 

@@ -4,8 +4,8 @@ import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
 import { isConnectError } from '../stages/upstream.js';
-import { peerRefusal, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
-import { inboundServerOptions, outboundConnectOptions, secureContextFor } from './tls-options.js';
+import { peerRefusal, peerSocket, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
+import { inboundServerOptions, outboundConnectOptions, PEER_IDENTITY_ERROR, secureContextFor } from './tls-options.js';
 
 let pki: TestPki;
 const servers: TcpServer[] = [];
@@ -151,5 +151,33 @@ describe('a peer that refuses this sidecar\'s certificate', () => {
     expect(peerRefusal(alert, { bytesRead: 0 } as Socket)?.message).toBe("the peer refused this sidecar's certificate: unknown CA (ERR_SSL_TLSV1_ALERT_UNKNOWN_CA)");
     expect(peerRefusal(alert, { bytesRead: 1 } as Socket)).toBeUndefined();
     expect(peerRefusal(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), { bytesRead: 0 } as Socket)).toBeUndefined();
+  });
+});
+
+describe('peerSocket (WebSocket upgrades)', () => {
+  /** Opens `peerSocket` to `port`: how it ended (secureConnect, or the error's code) and the handshake failures it reported. */
+  async function open(port: number, options: Parameters<typeof peerSocket>[0] = { rejectUnauthorized: false }): Promise<{ outcome: string; reported: string[] }> {
+    const reported: string[] = [];
+    const socket = peerSocket(options, '127.0.0.1', port, (reason) => reported.push(reason));
+    const outcome = await new Promise<string>((resolve) => {
+      socket.once('secureConnect', () => resolve('secureConnect'));
+      socket.once('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+    });
+    socket.destroy();
+    return { outcome, reported };
+  }
+
+  it('reports its handshake failures as the connectors do', async () => {
+    const plain = await raw((socket) => socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'));
+    expect(await open(plain)).toEqual({ outcome: 'ERR_SSL_WRONG_VERSION_NUMBER', reported: ['protocol'] });
+    const impostor = await listen(createTlsServer(inboundServerOptions(await pki.leaf('payments')), (s) => s.end()));
+    const client = await pki.leaf('gateway');
+    expect(await open(impostor, outboundConnectOptions(client, secureContextFor(client), 'catalog'))).toEqual({ outcome: PEER_IDENTITY_ERROR, reported: ['wrong-identity'] });
+  });
+
+  it('reports nothing for a connection refused, or one that connects', async () => {
+    expect(await open(await closedPort())).toEqual({ outcome: 'ECONNREFUSED', reported: [] });
+    const good = await listen(createTlsServer(inboundServerOptions(await pki.leaf('catalog'))));
+    expect(await open(good)).toEqual({ outcome: 'secureConnect', reported: [] });
   });
 });

@@ -29,11 +29,16 @@ export const TLS_HANDSHAKE_FAILED = 'ERR_SKEIN_TLS_HANDSHAKE';
  * retried as one and a POST held possibly delivered. They become `TLS_HANDSHAKE_FAILED`.
  */
 function connectorFailure(err: Error & { code?: string; syscall?: string; reason?: string }, onFailure: HandshakeFailureListener): Error {
+  return reportHandshakeFailure(err, onFailure) ? handshakeFailure(err) : err;
+}
+
+/** Reports a connector's failure that is a handshake failure; false for one of reaching the endpoint. */
+function reportHandshakeFailure(err: Error & { code?: string; syscall?: string }, onFailure: HandshakeFailureListener): boolean {
   // Refused connections and the like are not handshake failures.
-  if (failedConnecting(err) || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
+  if (failedConnecting(err) || err.syscall === 'getaddrinfo' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return false;
   const reason = outboundHandshakeFailureReason(err);
   if (reason !== 'other') onFailure(reason, err);
-  return handshakeFailure(err);
+  return true;
 }
 
 /** A handshake failure as `TLS_HANDSHAKE_FAILED`, its text naming the cause. */
@@ -111,6 +116,19 @@ export function peerTlsConnector(options: ConnectionOptions, address: string, po
       if (err === null) reportRefusal(socket!, onFailure);
       callback(err === null ? null : connectorFailure(err, onFailure), socket);
     });
+}
+
+/**
+ * A TLS connection to a peer sidecar, handed over while it opens to a caller that follows its
+ * events itself (a WebSocket upgrade, sidecar/stages/upgrade.ts): its handshake failures are
+ * reported as the connectors' are.
+ */
+export function peerSocket(options: ConnectionOptions, address: string, port: number, onFailure: HandshakeFailureListener): TLSSocket {
+  const socket = tlsConnect({ host: address, port, ...options });
+  const onError = (err: Error): void => void reportHandshakeFailure(err, onFailure);
+  socket.once('error', onError);
+  socket.once('secureConnect', () => socket.off('error', onError));
+  return socket;
 }
 
 /** The transport of a mux connection (sidecar/mux/) to a peer sidecar: `peerTlsConnector`'s, by ALPN `skein-mux/1`. */
