@@ -77,7 +77,8 @@ export class InboundPeers {
   /**
    * Verifies one socket, before any of it is read: undefined for a caller let in, whose
    * identity is kept; for one refused (counted and logged by `onRejected`), the text it is
-   * told, `reason (detail)`, for the listener to send before closing the socket.
+   * told, its reason label alone (the detail goes to the log: a caller not yet trusted is
+   * told no more than a TLS alert would), for the listener to send before closing the socket.
    */
   admit(socket: TLSSocket): string | undefined {
     const trustDomain = this.options.trustDomain();
@@ -86,7 +87,7 @@ export class InboundPeers {
       : reject('untrusted-certificate', 'this sidecar has no identity yet');
     if (!verdict.ok) {
       this.options.onRejected(verdict.reason, verdict.detail, socket);
-      return `${verdict.reason} (${verdict.detail})`;
+      return verdict.reason;
     }
     this.peers.set(socket, verdict.peer);
     return undefined;

@@ -37,7 +37,10 @@
  * sends no alert for it, and the caller would see only a closed connection, which cannot say
  * whether the requests it sent meanwhile were read. Mixed versions need no negotiation either:
  * a sidecar that does not know the flag takes it for a plain GOAWAY (its calls then fail as
- * resets, as before), and one that never sends it leaves its callers to see the close.
+ * resets, as before), and one that never sends it leaves its callers to see the close. The
+ * caller takes the flag on trust, replaying even a POST elsewhere: only a server that passed
+ * the caller's SPIFFE check for the destination can send it, and a Skein inbound sends it
+ * before it reads anything (listeners.ts), as its first and only frame.
  *
  * Liveness: the client sends PING on a connection it has heard nothing on for a while and
  * gives the connection up when no answer follows (upstream.ts), as HTTP/2 keepalive does: a

@@ -81,7 +81,7 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
     const res = await get(agent, `${caller.outboundUrl}/x`, { host: 'orders', 'x-only': 'strict' }, method, method === 'POST' ? 'a=b' : undefined);
     expect(res.status).toBe(503);
     expect(res.headers['x-skein-reason']).toBe('upstream-connect-failure');
-    expect(res.text).toMatch(/the peer refused this sidecar's certificate: untrusted-certificate \(client certificate refused: [A-Z_]+\)/);
+    expect(res.text).toMatch(/the peer refused this sidecar's certificate: untrusted-certificate \(ERR_SKEIN_TLS_HANDSHAKE\)/);
     expect(await counts()).toEqual({ refused: before.refused + 3, connectFailureRetries: before.connectFailureRetries + 2, resetRetries: before.resetRetries });
     expect(strictApp.requests.filter((r) => r.url === '/x')).toEqual([]);
   });
