@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
 import type { Keepalive } from './keepalive.js';
-import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
+import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, TLS_HANDSHAKE_TIMEOUT, type SessionConnector } from './h2-upstream.js';
 import type { CallControl } from './upstream-dispatcher.js';
 
 /** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */
@@ -566,7 +566,7 @@ describe('H2Upstream', () => {
     }
   });
 
-  it('gives up a transport that does not connect in time, with undici\'s connect-timeout code', async () => {
+  it('gives up a transport whose TLS handshake stalls on an open connection, with a code of its own, still one of connecting', async () => {
     const held: Socket[] = [];
     const silent: Server = createNetServer((socket) => held.push(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -576,7 +576,8 @@ describe('H2Upstream', () => {
       const r = call(upstream(port, connector), Buffer.from('x'));
       await r.settled;
       expect(r.connected).toBe(false);
-      expect(r.error?.code).toBe('UND_ERR_CONNECT_TIMEOUT');
+      expect(r.error?.code).toBe(TLS_HANDSHAKE_TIMEOUT);
+      expect(r.error?.message).toBe('the TLS handshake did not complete within 200 ms');
     } finally {
       for (const socket of held) socket.destroy();
       silent.close();

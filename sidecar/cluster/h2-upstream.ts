@@ -109,6 +109,8 @@ const H2_STREAM_CLOSED = 'ERR_SKEIN_H2_STREAM_CLOSED';
 export const H2_REFUSED = 'ERR_SKEIN_H2_REFUSED';
 /** The peer did not answer a keepalive PING: its calls fail as resets. */
 export const H2_PING_TIMEOUT = 'ERR_SKEIN_H2_PING_TIMEOUT';
+/** A TLS transport's TCP connection opened but its handshake did not finish in time: nothing was sent. */
+export const TLS_HANDSHAKE_TIMEOUT = 'ERR_SKEIN_TLS_HANDSHAKE_TIMEOUT';
 
 const SESSION_OPTIONS = {
   // Windows as undici's h2 client had them: a 4 MiB message moves without a stall per 64 KiB.
@@ -595,7 +597,10 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /**
  * A connector that opens a socket and hands it over once `ready` fires (`connect` for TCP,
  * `secureConnect` for TLS), or fails it after CONNECT_TIMEOUT_MS with undici's code for
- * that, which the attempt loop reads as "nothing was sent".
+ * that, which the attempt loop reads as "nothing was sent"; or with `TLS_HANDSHAKE_TIMEOUT`
+ * when the TCP connection had opened, so a peer that took it and stalled the handshake is
+ * told apart from one never reached (a handshake failure, counted as such by the mTLS
+ * connectors, identity/outbound-connector.ts).
  */
 export function socketConnector(open: () => Socket, ready: 'connect' | 'secureConnect', timeoutMs = CONNECT_TIMEOUT_MS): SessionConnector {
   return (callback) => {
@@ -609,8 +614,14 @@ export function socketConnector(open: () => Socket, ready: 'connect' | 'secureCo
       if (err !== null) socket.destroy();
       callback(err, err === null ? socket : null);
     };
-    const timer = setTimeout(() => settle(codedError('UND_ERR_CONNECT_TIMEOUT', `connecting took longer than ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => settle(connectTimeout(socket, timeoutMs)), timeoutMs);
     socket.once('error', settle);
     socket.once(ready, () => settle(null));
   };
+}
+
+function connectTimeout(socket: Socket, timeoutMs: number): Error {
+  // A transport still connecting never reached the endpoint; one past that is stuck in its TLS handshake.
+  if (socket.connecting) return codedError('UND_ERR_CONNECT_TIMEOUT', `connecting took longer than ${timeoutMs} ms`);
+  return codedError(TLS_HANDSHAKE_TIMEOUT, `the TLS handshake did not complete within ${timeoutMs} ms`);
 }

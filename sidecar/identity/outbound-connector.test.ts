@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import { createServer as createTcpServer, type AddressInfo, type LookupFunction, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
+import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/h2-upstream.js';
 import { isConnectError } from '../stages/upstream.js';
 import { peerRefusal, peerSocket, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, PEER_IDENTITY_ERROR, secureContextFor } from './tls-options.js';
@@ -108,6 +109,42 @@ describe('peerTlsConnector failures', () => {
     const { error, reported } = await dial(port, { rejectUnauthorized: false, lookup: twoAddresses }, 'twice.test');
     expect(error).toBeInstanceOf(AggregateError);
     expect(error.code).toBe('ECONNREFUSED');
+    expect(isConnectError(error)).toBe(true);
+    expect(reported).toEqual([]);
+  });
+});
+
+describe('peerTlsConnector at its 10 s connect timeout', () => {
+  // Only the connector's own timer is faked: the sockets stay real.
+  beforeAll(() => void vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }));
+  afterAll(() => void vi.useRealTimers());
+
+  /** Starts `peerTlsConnector` to `port`: its outcome, once `atTimeout` (run first) lets the timer fire. */
+  async function timedOut(port: number, atTimeout: () => Promise<void>): Promise<{ error: Error & { code?: string }; reported: string[] }> {
+    const reported: string[] = [];
+    const connect = peerTlsConnector({ rejectUnauthorized: false }, '127.0.0.1', port, 'h2', (reason) => reported.push(reason));
+    const error = new Promise<Error | null>((resolve) => connect((err) => resolve(err)));
+    await atTimeout();
+    vi.advanceTimersByTime(10_000);
+    expect(await error).not.toBeNull();
+    return { error: (await error)!, reported };
+  }
+
+  it('a peer that takes the TCP connection and never answers the ClientHello: a connect failure, counted as `timeout`', async () => {
+    let hello!: () => void;
+    const helloCame = new Promise<void>((resolve) => (hello = resolve));
+    const port = await raw(() => hello());
+    const { error, reported } = await timedOut(port, () => helloCame);
+    expect(error.code).toBe(TLS_HANDSHAKE_TIMEOUT);
+    expect(error.message).toBe('the TLS handshake did not complete within 10000 ms');
+    expect(isConnectError(error)).toBe(true);
+    expect(reported).toEqual(['timeout']);
+  });
+
+  it('a TCP connection not yet open when the timeout fires (a SYN unanswered): the connect timeout, not counted', async () => {
+    const port = await raw(() => {});
+    const { error, reported } = await timedOut(port, async () => {});
+    expect(error.code).toBe('UND_ERR_CONNECT_TIMEOUT');
     expect(isConnectError(error)).toBe(true);
     expect(reported).toEqual([]);
   });

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
 import { failedConnecting } from '../cluster/connect-phase.js';
-import { socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
+import { socketConnector, TLS_HANDSHAKE_TIMEOUT, type SessionConnector } from '../cluster/h2-upstream.js';
 import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
 import type { TlsIdentity } from './provider.js';
@@ -23,7 +23,8 @@ export const TLS_HANDSHAKE_FAILED = 'ERR_SKEIN_TLS_HANDSHAKE';
 /**
  * A connector's failure, reported when it is a handshake failure, as the attempt loop must
  * read it. Every one comes before a request could go out, but only those of reaching the
- * endpoint (refused, unreachable, the connect timeout) have codes that say so: the rest (a
+ * endpoint (refused, unreachable, the connect timeout) and the handshake that outlasted the
+ * connect timeout (`TLS_HANDSHAKE_TIMEOUT`) have codes that say so: the rest (a
  * certificate refused, a plain HTTP app answering the ClientHello with its own bytes, a peer
  * that resets or closes the connection mid-handshake) would read as a reset after sending,
  * retried as one and a POST held possibly delivered. They become `TLS_HANDSHAKE_FAILED`.
@@ -41,8 +42,9 @@ function reportHandshakeFailure(err: Error & { code?: string; syscall?: string }
   return true;
 }
 
-/** A handshake failure as `TLS_HANDSHAKE_FAILED`, its text naming the cause. */
+/** A handshake failure as `TLS_HANDSHAKE_FAILED`, its text naming the cause; a stalled one's code already says nothing was sent. */
 function handshakeFailure(err: Error & { code?: string; reason?: string }): Error {
+  if (err.code === TLS_HANDSHAKE_TIMEOUT) return err;
   const alert = refusalAlert(err.code);
   if (alert !== undefined) return refusedByPeer(`${alert} (${err.code})`);
   const cause = err.code === undefined ? '' : ` with ${err.code}`;

@@ -7,6 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket, type TlsOptions } from 'node:tls';
+import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/h2-upstream.js';
 import { parseServiceSpiffeId, serviceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { TlsIdentity } from './provider.js';
 
@@ -83,6 +84,9 @@ export function outboundHandshakeFailureReason(err: { code?: string }): string {
     case 'ECONNRESET':
     case 'EPIPE':
       return 'reset';
+    // The peer took the TCP connection but did not finish the handshake within the connect timeout.
+    case TLS_HANDSHAKE_TIMEOUT:
+      return 'timeout';
     default:
       if (refusalAlert(err.code) !== undefined) return 'refused-by-peer';
       return err.code?.startsWith('ERR_SSL_') ? 'protocol' : 'other';

@@ -8,7 +8,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { failedConnecting } from '../cluster/connect-phase.js';
-import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
+import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED, TLS_HANDSHAKE_TIMEOUT } from '../cluster/h2-upstream.js';
 import { SELF_LOOP } from '../cluster/self-loop.js';
 import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
@@ -87,6 +87,8 @@ export function isConnectError(err: Error & { code?: string }): boolean {
     case 'EAI_AGAIN':
     // The connect timeout of this sidecar's clients (http1/client.ts, cluster/h2-upstream.ts) and undici's.
     case 'UND_ERR_CONNECT_TIMEOUT':
+    // The same timeout on a connection whose TLS handshake stalled (cluster/h2-upstream.ts).
+    case TLS_HANDSHAKE_TIMEOUT:
     // A TLS handshake that failed, the peer's certificate refused among the causes (sidecar/identity/outbound-connector.ts).
     case TLS_HANDSHAKE_FAILED:
     // An HTTP/2 upstream that could not be opened as one (sidecar/cluster/h2-upstream.ts).
