@@ -270,6 +270,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   headSent = false;
   /** Set for upgrade requests: sidecar-made answers go to this raw socket. */
   upgradeSocket: Socket | null = null;
+  /** Set by an upgrade's splice (stages/upgrade.ts), which owns the client socket: answers `503 retries-exhausted` with the text given at the drain's end, false once the endpoint's answer began. */
+  cutUpgrade: ((detail: string) => boolean) | null = null;
   finished = false;
   clientGone = false;
 
@@ -870,17 +872,19 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * it never did) rather than a closed connection. A gRPC answer begun over HTTP/2 ends with
    * that reason's UNAVAILABLE in its trailers, as at its deadline: the exit's reset would reach
    * grpc-js as `13 INTERNAL: Received RST_STREAM`, which no gRPC client retries. Any other
-   * answer begun is left to be cut with its connection, as is an upgrade, whose client socket
-   * its splice answers on (stages/upgrade.ts).
+   * answer begun is left to be cut with its connection. An upgrade's client socket is its
+   * splice's (stages/upgrade.ts), which answers only while the endpoint has not; one not yet
+   * spliced (in its fault's delay) is cut.
    */
   cutOff(why: string): boolean {
-    if (this.finished || this.upgradeSocket !== null || this.clientGone) return false;
+    if (this.finished || this.clientGone) return false;
+    const service = this.destination || 'the upstream';
+    if (this.upgradeSocket !== null) return this.cutUpgrade?.(`${why} before ${service} answered`) ?? false;
     const inTrailers = this.headSent && this.grpc && this.h2;
     if (this.headSent && !inTrailers && !this.retractHead()) return false;
     const sending = this.bodyPending;
     // The endpoint is not to blame for the sidecar's own shutdown.
     this.abandonAttempt('neutral');
-    const service = this.destination || 'the upstream';
     this.reply('retries-exhausted', inTrailers ? `${why} while ${service} was answering` : `${why} before ${service} answered`);
     if (sending && this.h2) stopH2Body(this.req, inTrailers);
     return true;

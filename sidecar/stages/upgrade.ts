@@ -23,7 +23,8 @@
  * outbound hop the endpoint's outcome goes to the outlier detector and the subset's circuit
  * breaker (EndpointVerdict): a connect failure, reset, malformed answer or timeout before the
  * answer head, or a 5xx answer, counts as a failure; a 101 or other answer as a success; a
- * client that leaves before the answer head, as neither. The upgrade holds its breaker place
+ * client that leaves before the answer head, or the sidecar's drain timeout running out then
+ * (the client is answered `503 retries-exhausted`, Exchange.cutOff), as neither. The upgrade holds its breaker place
  * (maxConcurrent) until then, not for the tunnel's life: a breaker guards an endpoint's
  * answers, and a WebSocket may stay open for hours.
  */
@@ -131,15 +132,26 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   const early = new EarlyBytes(client, head);
   upstream.setNoDelay(true);
 
-  /** The endpoint's outcome, once its answer head came or it failed. */
-  const outcome = (failed: boolean): void => {
+  const stopTimer = (): void => {
     if (timer !== null) {
       clearTimeout(timer);
       timer = null;
     }
+  };
+
+  /** The endpoint's outcome, once its answer head came or it failed. */
+  const outcome = (failed: boolean): void => {
+    stopTimer();
     const v = verdict;
     verdict = null;
     v?.record(failed);
+  };
+
+  /** Ended before the endpoint's answer head, by the client or the sidecar: that says nothing about the endpoint. */
+  const abandon = (): void => {
+    stopTimer();
+    verdict?.abandon();
+    verdict = null;
   };
   client.setNoDelay(true);
 
@@ -150,10 +162,11 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     ex.res.emit('close');
   };
 
-  /** No final answer came from the endpoint: the client gets a sidecar-made one, the endpoint's outcome is a failure, and both connections close. */
-  const answerForEndpoint = (status: 503 | 504, reason: 'retries-exhausted' | 'upstream-connect-failure' | 'timeout', why: string): void => {
+  /** No final answer came from the endpoint: the client gets a sidecar-made one, and both connections close. `endpointFailed`: the endpoint's outcome, a failure, or nothing (the sidecar's own shutdown). */
+  const answerEarly = (status: 503 | 504, reason: 'retries-exhausted' | 'upstream-connect-failure' | 'timeout', why: string, endpointFailed: boolean): void => {
     state = State.Done;
-    outcome(true);
+    if (endpointFailed) outcome(true);
+    else abandon();
     upstream.destroy();
     // Dropped: the client's connection is not a tunnel.
     early.stop();
@@ -163,14 +176,22 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   };
 
   /** The endpoint failed before a final answer. Once the request went out it may have been acted on; `upstream-connect-failure` would say it was not. */
-  const failEarly = (why: string): void => answerForEndpoint(503, state === State.Connecting ? 'upstream-connect-failure' : 'retries-exhausted', why);
+  const failEarly = (why: string): void => answerEarly(503, state === State.Connecting ? 'upstream-connect-failure' : 'retries-exhausted', why, true);
 
   /** The route's timeout passed before the endpoint's answer head. */
   const timedOut = (): void => {
     timer = null;
-    if (state === State.Connecting || state === State.Waiting) answerForEndpoint(504, 'timeout', `${ex.destination} did not answer the upgrade within ${timeoutMs} ms`);
+    if (state === State.Connecting || state === State.Waiting) answerEarly(504, 'timeout', `${ex.destination} did not answer the upgrade within ${timeoutMs} ms`, true);
   };
   if (timeoutMs > 0) timer = setTimeout(timedOut, timeoutMs);
+
+  // The drain timeout ran out (Exchange.cutOff). Once the endpoint's answer began (a tunnel, a
+  // declined answer going out) the client can be told nothing more: it is cut with the exit.
+  ex.cutUpgrade = (detail: string): boolean => {
+    if (state !== State.Connecting && state !== State.Waiting) return false;
+    answerEarly(503, 'retries-exhausted', detail, false);
+    return true;
+  };
 
   const tunnel = (answerHead: Buffer, rest: Buffer): void => {
     state = State.Tunnel;
@@ -319,13 +340,8 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
   });
   client.on('error', () => upstream.destroy());
   client.on('close', (hadError: boolean) => {
-    if (timer !== null) {
-      clearTimeout(timer);
-      timer = null;
-    }
-    // Gone before the endpoint answered: its outcome says nothing about the endpoint.
-    verdict?.abandon();
-    verdict = null;
+    // Gone before the endpoint answered (else its outcome is told already).
+    abandon();
     if (state === State.Tunnel) closeAfterFlush(upstream, hadError);
     else upstream.destroy();
     state = State.Done;

@@ -12,7 +12,8 @@
  * delay) and its subset's circuit breaker as a request does. A client that leaves before the
  * endpoint's 101 is seen leaving at once, whether or not it sent bytes past its request
  * first, on the outbound and the inbound hop alike; one that stays has those bytes delivered
- * after the 101.
+ * after the 101. At the sidecar's drain timeout an upgrade its endpoint has not answered gets
+ * `503 retries-exhausted`; an open tunnel is cut.
  */
 import { createHash } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -691,5 +692,55 @@ describe('a WebSocket upgrade whose client leaves before the endpoint\'s 101', (
     expect(upgrade.before).toBe('');
     expect(upgrade.after).toBe('early bytes');
     client.destroy();
+  });
+});
+
+describe('a WebSocket upgrade in flight when the sidecar\'s drain timeout runs out', () => {
+  const procs = new Processes();
+  let app: TestUpstream;
+  let webApp: TestUpstream;
+  /** The app's side of each upgrade it was sent, by path. */
+  const upgrades = new Map<string, Socket>();
+
+  beforeAll(async () => {
+    webApp = await startUpstream(echoHandler('web'));
+    app = await startUpstream(echoHandler('catalog'));
+    app.server.on('upgrade', (req, socket: Socket) => {
+      upgrades.set(req.url ?? '', socket);
+      socket.on('error', () => {});
+      // /hold is never answered (read, so the sidecar's FIN is seen); /tunnel is, and then echoes.
+      if (req.url !== '/tunnel') return void socket.resume();
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      socket.pipe(socket);
+    });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    for (const s of upgrades.values()) s.destroy();
+    await Promise.all([app.close(), webApp.close()]);
+  });
+
+  it('is answered 503 retries-exhausted while its endpoint has not answered (the endpoint\'s connection closed); an open tunnel is cut', async () => {
+    const config = writeTempConfig({ version: '1', services: { catalog: { timeout: '30s', endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] } } });
+    const sc = await procs.sidecar({ service: 'web', appPort: webApp.port, config, drainTimeout: '1s' });
+    const tunnel = new RawClient(sc.outboundPort);
+    tunnel.write(`GET /tunnel HTTP/1.1\r\nHost: catalog\r\n${WS}\r\n`);
+    await tunnel.until(/^HTTP\/1.1 101 [^]*\r\n\r\n$/);
+    const held = new RawClient(sc.outboundPort);
+    await held.send(`GET /hold HTTP/1.1\r\nHost: catalog\r\n${WS}\r\n`);
+    const hold = await waitUntil(() => upgrades.get('/hold'), { timeoutMs: 5000, what: 'the upgrade at the app' });
+    sc.kill('SIGTERM');
+    const res = await held.response(5000);
+    expect(res.status, sc.output()).toBe(503);
+    expect(res.head).toMatch(/\r\nx-skein-reason: retries-exhausted\r\n/);
+    expect(res.head).toMatch(/\r\nconnection: close\r\n/);
+    expect(res.body).toBe('sidecar shutting down: its drain timeout (1s) ran out before catalog answered\n');
+    await waitUntil(() => hold.destroyed || hold.readableEnded, { timeoutMs: 2000, what: 'the app\'s side of the held upgrade to close' });
+    // The tunnel gets nothing but its end.
+    expect(await tunnel.rest(2000)).toBe('');
+    expect(tunnel.closed).toBe(true);
+    expect((await sc.exited).code, sc.output()).toBe(0);
+    expect(sc.output()).toMatch(/"inFlight":2,"answered":1,"msg":"drain timeout reached with requests in flight/);
   });
 });
