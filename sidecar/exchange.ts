@@ -874,12 +874,17 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * grpc-js as `13 INTERNAL: Received RST_STREAM`, which no gRPC client retries. Any other
    * answer begun is left to be cut with its connection. An upgrade's client socket is its
    * splice's (stages/upgrade.ts), which answers only while the endpoint has not; one not yet
-   * spliced (in its fault's delay) is cut.
+   * spliced (in its fault's delay) is answered here, and its delay's end finds it finished.
    */
   cutOff(why: string): boolean {
     if (this.finished || this.clientGone) return false;
     const service = this.destination || 'the upstream';
-    if (this.upgradeSocket !== null) return this.cutUpgrade?.(`${why} before ${service} answered`) ?? false;
+    if (this.upgradeSocket !== null) {
+      const text = `${why} before ${service} answered`;
+      if (this.cutUpgrade !== null) return this.cutUpgrade(text);
+      this.reply('retries-exhausted', text);
+      return true;
+    }
     const inTrailers = this.headSent && this.grpc && this.h2;
     if (this.headSent && !inTrailers && !this.retractHead()) return false;
     const sending = this.bodyPending;

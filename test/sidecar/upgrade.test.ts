@@ -721,8 +721,13 @@ describe('a WebSocket upgrade in flight when the sidecar\'s drain timeout runs o
     await Promise.all([app.close(), webApp.close()]);
   });
 
-  it('is answered 503 retries-exhausted while its endpoint has not answered (the endpoint\'s connection closed); an open tunnel is cut', async () => {
-    const config = writeTempConfig({ version: '1', services: { catalog: { timeout: '30s', endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] } } });
+  it('is answered 503 retries-exhausted while its endpoint has not answered (the endpoint\'s connection closed) or while in its fault\'s delay; an open tunnel is cut', async () => {
+    const config = writeTempConfig({
+      version: '1',
+      services: { catalog: { timeout: '30s', endpoints: [{ address: '127.0.0.1', port: app.port, labels: { version: 'v1' } }] } },
+      // /delayed is still in its fault's delay when the drain timeout runs out: no endpoint has it yet.
+      routes: { catalog: [{ match: { pathPrefix: '/delayed' }, fault: { delay: { percent: 100, duration: '30s' } } }, { match: { pathPrefix: '/' } }] },
+    });
     const sc = await procs.sidecar({ service: 'web', appPort: webApp.port, config, drainTimeout: '1s' });
     const tunnel = new RawClient(sc.outboundPort);
     tunnel.write(`GET /tunnel HTTP/1.1\r\nHost: catalog\r\n${WS}\r\n`);
@@ -730,17 +735,25 @@ describe('a WebSocket upgrade in flight when the sidecar\'s drain timeout runs o
     const held = new RawClient(sc.outboundPort);
     await held.send(`GET /hold HTTP/1.1\r\nHost: catalog\r\n${WS}\r\n`);
     const hold = await waitUntil(() => upgrades.get('/hold'), { timeoutMs: 5000, what: 'the upgrade at the app' });
+    const delayed = new RawClient(sc.outboundPort);
+    await delayed.send(`GET /delayed HTTP/1.1\r\nHost: catalog\r\n${WS}\r\n`);
+    // Read within the drain's 1 s, if not before the signal: the listeners take requests until it ends.
     sc.kill('SIGTERM');
     const res = await held.response(5000);
     expect(res.status, sc.output()).toBe(503);
     expect(res.head).toMatch(/\r\nx-skein-reason: retries-exhausted\r\n/);
     expect(res.head).toMatch(/\r\nconnection: close\r\n/);
     expect(res.body).toBe('sidecar shutting down: its drain timeout (1s) ran out before catalog answered\n');
+    const delayedRes = await delayed.response(5000);
+    expect(delayedRes.status, sc.output()).toBe(503);
+    expect(delayedRes.head).toMatch(/\r\nx-skein-reason: retries-exhausted\r\n/);
+    expect(delayedRes.body).toBe('sidecar shutting down: its drain timeout (1s) ran out before catalog answered\n');
+    expect(upgrades.has('/delayed')).toBe(false);
     await waitUntil(() => hold.destroyed || hold.readableEnded, { timeoutMs: 2000, what: 'the app\'s side of the held upgrade to close' });
     // The tunnel gets nothing but its end.
     expect(await tunnel.rest(2000)).toBe('');
     expect(tunnel.closed).toBe(true);
     expect((await sc.exited).code, sc.output()).toBe(0);
-    expect(sc.output()).toMatch(/"inFlight":2,"answered":1,"msg":"drain timeout reached with requests in flight/);
+    expect(sc.output()).toMatch(/"inFlight":3,"answered":2,"msg":"drain timeout reached with requests in flight/);
   });
 });
