@@ -879,10 +879,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   cutOff(why: string): boolean {
     if (this.finished || this.clientGone) return false;
     const service = this.destination || 'the upstream';
+    const unanswered = `${why} before ${service} answered`;
     if (this.upgradeSocket !== null) {
-      const text = `${why} before ${service} answered`;
-      if (this.cutUpgrade !== null) return this.cutUpgrade(text);
-      this.reply('retries-exhausted', text);
+      if (this.cutUpgrade !== null) return this.cutUpgrade(unanswered);
+      this.reply('retries-exhausted', unanswered);
       return true;
     }
     const inTrailers = this.headSent && this.grpc && this.h2;
@@ -890,7 +890,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const sending = this.bodyPending;
     // The endpoint is not to blame for the sidecar's own shutdown.
     this.abandonAttempt('neutral');
-    this.reply('retries-exhausted', inTrailers ? `${why} while ${service} was answering` : `${why} before ${service} answered`);
+    this.reply('retries-exhausted', inTrailers ? `${why} while ${service} was answering` : unanswered);
     if (sending && this.h2) stopH2Body(this.req, inTrailers);
     return true;
   }
