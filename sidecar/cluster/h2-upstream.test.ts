@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
 import type { Keepalive } from './keepalive.js';
-import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, TLS_HANDSHAKE_TIMEOUT, type SessionConnector } from './h2-upstream.js';
+import { TLS_HANDSHAKE_TIMEOUT } from './connect-phase.js';
+import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 import type { CallControl } from './upstream-dispatcher.js';
 
 /** Records what the upstream tells its handler; `pauseFirst` returns false from the first onData. */

@@ -34,6 +34,7 @@ import type { Dispatcher } from 'undici';
 import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-body.js';
+import { TLS_HANDSHAKE_TIMEOUT } from './connect-phase.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
@@ -109,8 +110,6 @@ const H2_STREAM_CLOSED = 'ERR_SKEIN_H2_STREAM_CLOSED';
 export const H2_REFUSED = 'ERR_SKEIN_H2_REFUSED';
 /** The peer did not answer a keepalive PING: its calls fail as resets. */
 export const H2_PING_TIMEOUT = 'ERR_SKEIN_H2_PING_TIMEOUT';
-/** A TLS transport's TCP connection opened but its handshake did not finish in time: nothing was sent. */
-export const TLS_HANDSHAKE_TIMEOUT = 'ERR_SKEIN_TLS_HANDSHAKE_TIMEOUT';
 
 const SESSION_OPTIONS = {
   // Windows as undici's h2 client had them: a 4 MiB message moves without a stall per 64 KiB.

@@ -3,7 +3,7 @@ import { createServer as createTcpServer, type AddressInfo, type LookupFunction,
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
-import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/h2-upstream.js';
+import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { isConnectError } from '../stages/upstream.js';
 import { peerRefusal, peerSocket, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, PEER_IDENTITY_ERROR, secureContextFor } from './tls-options.js';

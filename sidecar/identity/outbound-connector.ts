@@ -8,8 +8,8 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
-import { failedConnecting } from '../cluster/connect-phase.js';
-import { socketConnector, TLS_HANDSHAKE_TIMEOUT, type SessionConnector } from '../cluster/h2-upstream.js';
+import { failedConnecting, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
+import { socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
 import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
 import type { TlsIdentity } from './provider.js';

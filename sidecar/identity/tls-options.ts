@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket, type TlsOptions } from 'node:tls';
-import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/h2-upstream.js';
+import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { parseServiceSpiffeId, serviceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { TlsIdentity } from './provider.js';
 

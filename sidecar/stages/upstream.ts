@@ -7,8 +7,8 @@
  * abandoned aborts itself.
  */
 import type { Dispatcher } from 'undici';
-import { failedConnecting } from '../cluster/connect-phase.js';
-import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED, TLS_HANDSHAKE_TIMEOUT } from '../cluster/h2-upstream.js';
+import { failedConnecting, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
+import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import { SELF_LOOP } from '../cluster/self-loop.js';
 import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
