@@ -5,6 +5,7 @@
  * trace store and at an OTLP/HTTP receiver in valid OTLP JSON.
  */
 import { createServer, type Server } from 'node:http';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SpanRecord } from '../../common/proto/telemetry.js';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
@@ -349,5 +350,32 @@ describe("spans of a sidecar's own answers", () => {
     const [span] = await waitUntil(() => (exportedSpans(traceId).length > 0 ? exportedSpans(traceId) : undefined), { timeoutMs: 10_000, what: "stock's span at the OTLP receiver" });
     expect(span).toMatchObject({ kind: 2, parentSpanId: '4444444444444444' });
     await expectExportedError(traceId, span!.spanId, 'stock', 'HTTP 503 no-healthy-endpoints', 'no-healthy-endpoints');
+  });
+
+  it("a WebSocket upgrade's endpoint that never answers: the 504 the sidecar made (static mode, so OTLP only)", async () => {
+    // Reads the upgrade and never answers it.
+    const silent = createNetServer((socket) => socket.on('error', () => {}).resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const [appPort] = await freePorts(1);
+      const config = writeTempConfig({ services: { stuck: { timeout: '300ms', endpoints: [{ address: '127.0.0.1', port: (silent.address() as AddressInfo).port }] } } });
+      const web = await procs.sidecar({ service: 'ws-web', appPort: appPort!, config, waitFor: '/live', env: { SKEIN_OTLP_ENDPOINT: otlpEndpoint } });
+      const traceId = '5eb50c4e700000000000000000000504';
+      const client = connect(web.outboundPort, '127.0.0.1');
+      client.write(`GET /chat HTTP/1.1\r\nHost: stuck\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\ntraceparent: 00-${traceId}-5555555555555555-01\r\n\r\n`);
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        client.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        client.on('close', () => resolve(text));
+        client.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 504 [^\r]*\r\n/);
+      expect(answer).toMatch(/\r\nx-skein-reason: timeout\r\n/i);
+      const [span] = await waitUntil(() => (exportedSpans(traceId).length > 0 ? exportedSpans(traceId) : undefined), { timeoutMs: 10_000, what: "ws-web's span at the OTLP receiver" });
+      expect(span).toMatchObject({ kind: 3, parentSpanId: '5555555555555555' });
+      await expectExportedError(traceId, span!.spanId, 'ws-web', 'HTTP 504 timeout', 'timeout');
+    } finally {
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
