@@ -5,8 +5,19 @@
  * ENETUNREACH, ECONNREFUSED), and by then part of a request may have reached the app.
  */
 
+import { codedError } from './upstream-dispatcher.js';
+
 /** A TLS transport's TCP connection opened but its handshake did not finish in time (cluster/h2-upstream.ts): nothing was sent. */
 export const TLS_HANDSHAKE_TIMEOUT = 'ERR_SKEIN_TLS_HANDSHAKE_TIMEOUT';
+
+/**
+ * The connect timeout of a TLS transport whose TCP connection had opened, in every connector
+ * alike (cluster/h2-upstream.ts, identity/outbound-connector.ts): a handshake failure, where
+ * one with no TCP connection is an endpoint not reached.
+ */
+export function handshakeTimedOut(timeoutMs: number): Error {
+  return codedError(TLS_HANDSHAKE_TIMEOUT, `the TLS handshake did not complete within ${timeoutMs} ms`);
+}
 
 /**
  * The error is connect(2)'s: node's own, or the AggregateError node's connect makes when every

@@ -34,7 +34,7 @@ import type { Dispatcher } from 'undici';
 import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-body.js';
-import { TLS_HANDSHAKE_TIMEOUT } from './connect-phase.js';
+import { handshakeTimedOut } from './connect-phase.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
@@ -622,5 +622,5 @@ export function socketConnector(open: () => Socket, ready: 'connect' | 'secureCo
 function connectTimeout(socket: Socket, timeoutMs: number): Error {
   // A transport still connecting never reached the endpoint; one past that is stuck in its TLS handshake.
   if (socket.connecting) return codedError('UND_ERR_CONNECT_TIMEOUT', `connecting took longer than ${timeoutMs} ms`);
-  return codedError(TLS_HANDSHAKE_TIMEOUT, `the TLS handshake did not complete within ${timeoutMs} ms`);
+  return handshakeTimedOut(timeoutMs);
 }
