@@ -591,7 +591,7 @@ export class H2Upstream extends UpstreamDispatcher {
 }
 
 /** How long a session's transport may take to connect, as undici's connectors allow. */
-const CONNECT_TIMEOUT_MS = 10_000;
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * A connector that opens a socket and hands it over once `ready` fires (`connect` for TCP,

@@ -1,11 +1,12 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer as createTcpServer, type AddressInfo, type LookupFunction, type Server as TcpServer, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type LookupFunction, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
 import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { isConnectError } from '../stages/upstream.js';
-import { peerRefusal, peerSocket, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
+import { peerConnector, peerRefusal, peerSessionConnector, peerSocket, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, PEER_IDENTITY_ERROR, secureContextFor } from './tls-options.js';
 
 let pki: TestPki;
@@ -147,6 +148,68 @@ describe('peerTlsConnector at its 10 s connect timeout', () => {
     expect(error.code).toBe('UND_ERR_CONNECT_TIMEOUT');
     expect(isConnectError(error)).toBe(true);
     expect(reported).toEqual([]);
+  });
+});
+
+/**
+ * A port on 127.0.0.1 whose listener takes no connection: a child process listens with a
+ * backlog of 1 and blocks, two connections fill its accept queue, and the kernel drops the
+ * SYN of any other, which stays connecting. `close` ends the child and the two.
+ */
+async function unansweredPort(): Promise<{ port: number; close: () => void }> {
+  const script = "const s = require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(s.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)))";
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const port = Number(line.toString().trim());
+  const fillers = [tcpConnect(port, '127.0.0.1'), tcpConnect(port, '127.0.0.1')];
+  await Promise.all(fillers.map((f) => once(f, 'connect')));
+  return {
+    port,
+    close: () => {
+      for (const f of fillers) f.destroy();
+      child.kill();
+    },
+  };
+}
+
+describe('peerConnector (undici\'s, gRPC to SPIFFE peers) at its connect timeout', () => {
+  // Short, so undici's coarse timers (half-second ticks) fire it within about a second.
+  const TIMEOUT_MS = 100;
+
+  /** Opens an HTTP/2 transport through `peerConnector` to `port`: the error it hands on and the handshake failures it reported. */
+  async function timedOut(port: number): Promise<{ error: Error & { code?: string }; reported: string[] }> {
+    const client = await pki.leaf('gateway');
+    const reported: string[] = [];
+    const connector = peerConnector(client, secureContextFor(client), 'catalog', (reason) => reported.push(reason), true, TIMEOUT_MS);
+    const error = await new Promise<Error | null>((resolve) =>
+      peerSessionConnector(connector, '127.0.0.1', port)((err, socket) => {
+        socket?.destroy();
+        resolve(err);
+      }),
+    );
+    expect(error).not.toBeNull();
+    return { error: error!, reported };
+  }
+
+  it('a peer that takes the TCP connection and never answers the ClientHello: a connect failure, counted as `timeout`, as over the other connectors', async () => {
+    const port = await raw(() => {});
+    const { error, reported } = await timedOut(port);
+    expect(error.code).toBe(TLS_HANDSHAKE_TIMEOUT);
+    expect(error.message).toBe(`the TLS handshake did not complete within ${TIMEOUT_MS} ms`);
+    expect(isConnectError(error)).toBe(true);
+    expect(reported).toEqual(['timeout']);
+  });
+
+  it('a TCP connection never opened (a SYN unanswered): undici\'s connect timeout, not counted', async () => {
+    const unanswered = await unansweredPort();
+    try {
+      const { error, reported } = await timedOut(unanswered.port);
+      expect(error.code).toBe('UND_ERR_CONNECT_TIMEOUT');
+      expect(isConnectError(error)).toBe(true);
+      expect(reported).toEqual([]);
+    } finally {
+      unanswered.close();
+    }
   });
 });
 

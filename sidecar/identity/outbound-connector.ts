@@ -8,8 +8,8 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
-import { failedConnecting, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
-import { socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
+import { failedConnecting, handshakeTimedOut, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
+import { CONNECT_TIMEOUT_MS, socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
 import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
 import type { TlsIdentity } from './provider.js';
@@ -87,14 +87,30 @@ function reportRefusal(socket: Socket, onFailure: HandshakeFailureListener): voi
   });
 }
 
-/** `allowH2` offers h2 by ALPN (gRPC destinations); HTTP/1.1 traffic stays on HTTP/1.1. */
-export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener, allowH2 = false): buildConnector.connector {
-  const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2 } as buildConnector.BuildOptions);
-  return (options, callback) =>
-    connector(options, (err, socket) => {
+/**
+ * `allowH2` offers h2 by ALPN (gRPC destinations); HTTP/1.1 traffic stays on HTTP/1.1.
+ * `timeoutMs` bounds the TCP connection and the handshake together.
+ */
+export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener, allowH2 = false, timeoutMs = CONNECT_TIMEOUT_MS): buildConnector.connector {
+  const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2, timeout: timeoutMs } as buildConnector.BuildOptions);
+  return (options, callback) => {
+    let tcpOpen = false;
+    // undici's timeout destroys the socket before the callback hears of it, by when it is no
+    // longer `connecting` either way, so how far the connection got is followed from the start.
+    // Its connector returns the socket, though its types do not say so (without it a stall
+    // stays the uncounted connect timeout it was).
+    const socket = connector(options, (err, socket) => {
       if (err === null) reportRefusal(socket, onFailure);
-      (callback as (e: Error | null, s: unknown) => void)(err === null ? null : connectorFailure(err, onFailure), socket);
-    });
+      const failure = err === null ? null : connectorFailure(stalledHandshake(err, tcpOpen, timeoutMs) ?? err, onFailure);
+      (callback as (e: Error | null, s: unknown) => void)(failure, socket);
+    }) as unknown as Socket | undefined;
+    socket?.once('connect', () => (tcpOpen = true));
+  };
+}
+
+/** undici's connect timeout on a TCP connection that had opened, as the handshake's own timeout; undefined for any other error. */
+function stalledHandshake(err: Error & { code?: string }, tcpOpen: boolean, timeoutMs: number): Error | undefined {
+  return tcpOpen && err.code === 'UND_ERR_CONNECT_TIMEOUT' ? handshakeTimedOut(timeoutMs) : undefined;
 }
 
 /** The same connector, opening the transport of an HTTP/2 session (sidecar/cluster/h2-upstream.ts) to `address:port`. */
