@@ -1,6 +1,6 @@
 import { once } from 'node:events';
-import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer, type Server, type TLSSocket, type TlsOptions } from 'node:tls';
+import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spiffeIdOf } from '../../common/identity/spiffe.js';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
@@ -21,8 +21,8 @@ afterAll(async () => {
   await pki?.close();
 });
 
-async function serve(identity: TlsIdentity): Promise<{ server: Server; port: number }> {
-  const server = createServer(inboundServerOptions(identity), (socket: TLSSocket) => socket.write('ok'));
+async function serve(identity: TlsIdentity, options: TlsOptions = {}): Promise<{ server: Server; port: number }> {
+  const server = createServer({ ...inboundServerOptions(identity), ...options }, (socket: TLSSocket) => socket.write('ok'));
   servers.push(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -119,5 +119,25 @@ describe('handshake failure reasons', () => {
     expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'reset'))).toBeUndefined();
     expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'close', hello))).toBe('reset');
     expect(await inboundReason(server, port, (p) => abandonHandshake(p, 'reset', hello))).toBe('reset');
+  });
+
+  it('inbound: a caller silent until the handshake timeout (a probe, an idle connection) began no handshake; one that stalls after part of its ClientHello is `timeout`', async () => {
+    const { server, port } = await serve(await pki.leaf('catalog'), { handshakeTimeout: 500 });
+    const hello = await clientHello();
+    const callers: Socket[] = [];
+    /** Connects to `port` and sends `bytes`, then neither more nor a close: the server's timeout ends it. */
+    const stall = async (p: number, bytes: Buffer): Promise<void> => {
+      const socket = tcpConnect(p, '127.0.0.1');
+      callers.push(socket);
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      if (bytes.length > 0) await new Promise((resolve) => socket.write(bytes, resolve));
+    };
+    try {
+      expect(await inboundReason(server, port, (p) => stall(p, Buffer.alloc(0)))).toBeUndefined();
+      expect(await inboundReason(server, port, (p) => stall(p, hello.subarray(0, hello.length >> 1)))).toBe('timeout');
+    } finally {
+      for (const socket of callers) socket.destroy();
+    }
   });
 });

@@ -119,9 +119,10 @@ export function refusalAlert(code: string | undefined): string | undefined {
 
 /**
  * The reason label for `skein_tls_handshake_failures_total` of an inbound handshake error (the
- * server's 'tlsClientError'), or undefined for a caller that closed or reset the connection
- * before sending a byte: a port scan or a TCP health probe, which began no handshake (Envoy
- * counts none for it either). One that does so after sending any of its ClientHello is `reset`.
+ * server's 'tlsClientError'), or undefined for a caller that sent no byte before it closed or
+ * reset the connection or the handshake timeout fired: a port scan, a TCP health probe, a
+ * connection opened and left idle, which began no handshake (Envoy counts none for it either).
+ * One that does so after sending any of its ClientHello is `reset`, or `timeout`.
  */
 export function inboundHandshakeFailureReason(err: Error & { code?: string }, socket: TLSSocket): string | undefined {
   const text = `${err.code ?? ''} ${err.message}`;
@@ -129,16 +130,17 @@ export function inboundHandshakeFailureReason(err: Error & { code?: string }, so
   if (/EXPIRED/i.test(text)) return 'expired-certificate';
   if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|CERTIFICATE_VERIFY_FAILED|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(text)) return 'untrusted-certificate';
   // Node says ECONNRESET ('socket hang up') for a close before the handshake's end as for a reset.
-  if (err.code === 'ECONNRESET') return bytesFromCaller(socket) === 0 ? undefined : 'reset';
-  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  if (err.code === 'ECONNRESET') return begunBy(socket) ? 'reset' : undefined;
+  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return begunBy(socket) ? 'timeout' : undefined;
   return 'protocol';
 }
 
 /**
- * Bytes read from the caller. A server's TLSSocket counts only what it decrypted, none before
- * the handshake's end, so they are read off the TCP socket under it, which node keeps as
- * `_parent` (undocumented; without it the connection counts, as all did before).
+ * The caller sent at least a byte of its ClientHello. A server's TLSSocket counts only what it
+ * decrypted, none before the handshake's end, so the bytes are read off the TCP socket under
+ * it, which node keeps as `_parent` (undocumented; without it the connection counts, as all
+ * did before).
  */
-function bytesFromCaller(socket: TLSSocket): number | undefined {
-  return (socket as TLSSocket & { _parent?: Socket })._parent?.bytesRead;
+function begunBy(socket: TLSSocket): boolean {
+  return (socket as TLSSocket & { _parent?: Socket })._parent?.bytesRead !== 0;
 }
