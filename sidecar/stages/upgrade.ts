@@ -171,7 +171,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     // Dropped: the client's connection is not a tunnel.
     early.stop();
     socketReply(client, status, reason, why);
-    // Its span and tap row say why, as for any answer the sidecar made (Exchange.reply).
+    // Its span says why, as for any answer the sidecar made (Exchange.reply).
     ex.reason = reason;
     ex.finish(status);
     release();

@@ -5,7 +5,7 @@
  * trace store and at an OTLP/HTTP receiver in valid OTLP JSON.
  */
 import { createServer, type Server } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SpanRecord } from '../../common/proto/telemetry.js';
 import type { TapEvent } from '../../control-plane/observability/tap.js';
@@ -352,30 +352,45 @@ describe("spans of a sidecar's own answers", () => {
     await expectExportedError(traceId, span!.spanId, 'stock', 'HTTP 503 no-healthy-endpoints', 'no-healthy-endpoints');
   });
 
-  it("a WebSocket upgrade's endpoint that never answers: the 504 the sidecar made (static mode, so OTLP only)", async () => {
-    // Reads the upgrade and never answers it.
+  it("a WebSocket upgrade's answers the sidecar made: an endpoint that never answers, one that resets, none listening (static mode, so OTLP only)", async () => {
+    // One reads the upgrade and never answers it; the other resets the connection once it came.
     const silent = createNetServer((socket) => socket.on('error', () => {}).resume());
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const resetting = createNetServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    const servers = [silent, resetting];
+    for (const server of servers) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const at = (server: NetServer) => [{ address: '127.0.0.1', port: (server.address() as AddressInfo).port }];
     try {
-      const [appPort] = await freePorts(1);
-      const config = writeTempConfig({ services: { stuck: { timeout: '300ms', endpoints: [{ address: '127.0.0.1', port: (silent.address() as AddressInfo).port }] } } });
-      const web = await procs.sidecar({ service: 'ws-web', appPort: appPort!, config, waitFor: '/live', env: { SKEIN_OTLP_ENDPOINT: otlpEndpoint } });
-      const traceId = '5eb50c4e700000000000000000000504';
-      const client = connect(web.outboundPort, '127.0.0.1');
-      client.write(`GET /chat HTTP/1.1\r\nHost: stuck\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\ntraceparent: 00-${traceId}-5555555555555555-01\r\n\r\n`);
-      const answer = await new Promise<string>((resolve, reject) => {
-        let text = '';
-        client.on('data', (c: Buffer) => (text += c.toString('latin1')));
-        client.on('close', () => resolve(text));
-        client.on('error', reject);
+      const [appPort, dead] = await freePorts(2);
+      const config = writeTempConfig({
+        services: {
+          stuck: { timeout: '300ms', endpoints: at(silent) },
+          flaky: { endpoints: at(resetting) },
+          gone: { endpoints: [{ address: '127.0.0.1', port: dead! }] },
+        },
       });
-      expect(answer).toMatch(/^HTTP\/1\.1 504 [^\r]*\r\n/);
-      expect(answer).toMatch(/\r\nx-skein-reason: timeout\r\n/i);
-      const [span] = await waitUntil(() => (exportedSpans(traceId).length > 0 ? exportedSpans(traceId) : undefined), { timeoutMs: 10_000, what: "ws-web's span at the OTLP receiver" });
-      expect(span).toMatchObject({ kind: 3, parentSpanId: '5555555555555555' });
-      await expectExportedError(traceId, span!.spanId, 'ws-web', 'HTTP 504 timeout', 'timeout');
+      const web = await procs.sidecar({ service: 'ws-web', appPort: appPort!, config, waitFor: '/live', env: { SKEIN_OTLP_ENDPOINT: otlpEndpoint } });
+      const cases = [
+        { host: 'stuck', traceId: '5eb50c4e700000000000000000000504', status: 504, reason: 'timeout' },
+        { host: 'flaky', traceId: '5eb50c4e700000000000000000000503', status: 503, reason: 'retries-exhausted' },
+        { host: 'gone', traceId: '5eb50c4e70000000000000000000c503', status: 503, reason: 'upstream-connect-failure' },
+      ];
+      for (const { host, traceId, status, reason } of cases) {
+        const client = connect(web.outboundPort, '127.0.0.1');
+        client.write(`GET /chat HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\ntraceparent: 00-${traceId}-5555555555555555-01\r\n\r\n`);
+        const answer = await new Promise<string>((resolve, reject) => {
+          let text = '';
+          client.on('data', (c: Buffer) => (text += c.toString('latin1')));
+          client.on('close', () => resolve(text));
+          client.on('error', reject);
+        });
+        expect(answer, host).toMatch(new RegExp(`^HTTP/1\\.1 ${status} [^\\r]*\\r\\n`));
+        expect(answer, host).toMatch(new RegExp(`\\r\\nx-skein-reason: ${reason}\\r\\n`, 'i'));
+        const [span] = await waitUntil(() => (exportedSpans(traceId).length > 0 ? exportedSpans(traceId) : undefined), { timeoutMs: 10_000, what: `ws-web's span of the upgrade to ${host} at the OTLP receiver` });
+        expect(span).toMatchObject({ kind: 3, parentSpanId: '5555555555555555' });
+        await expectExportedError(traceId, span!.spanId, 'ws-web', `HTTP ${status} ${reason}`, reason);
+      }
     } finally {
-      await new Promise((resolve) => silent.close(resolve));
+      for (const server of servers) await new Promise((resolve) => server.close(resolve));
     }
   });
 });
