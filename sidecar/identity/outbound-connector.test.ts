@@ -162,14 +162,18 @@ async function unansweredPort(): Promise<{ port: number; close: () => void }> {
   const [line] = (await once(child.stdout, 'data')) as [Buffer];
   const port = Number(line.toString().trim());
   const fillers = [tcpConnect(port, '127.0.0.1'), tcpConnect(port, '127.0.0.1')];
-  await Promise.all(fillers.map((f) => once(f, 'connect')));
-  return {
-    port,
-    close: () => {
-      for (const f of fillers) f.destroy();
-      child.kill();
-    },
+  const close = (): void => {
+    for (const f of fillers) f.destroy();
+    child.kill();
   };
+  try {
+    // A kernel that queued fewer would leave a filler waiting: fail rather than hang, and leave no child behind.
+    await Promise.all(fillers.map((f) => once(f, 'connect', { signal: AbortSignal.timeout(5_000) })));
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { port, close };
 }
 
 describe('peerConnector (undici\'s, gRPC to SPIFFE peers) at its connect timeout', () => {

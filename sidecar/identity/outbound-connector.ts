@@ -105,6 +105,7 @@ export function peerConnector(identity: TlsIdentity, context: SecureContext, des
       (callback as (e: Error | null, s: unknown) => void)(failure, socket);
     }) as unknown as Socket | undefined;
     socket?.once('connect', () => (tcpOpen = true));
+    return socket;
   };
 }
 
