@@ -4,9 +4,9 @@ import { connect as tcpConnect, createServer as createTcpServer, type AddressInf
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
-import { TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
+import { TLS_HANDSHAKE_FAILED, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { isConnectError } from '../stages/upstream.js';
-import { peerConnector, peerRefusal, peerSessionConnector, peerSocket, peerTlsConnector, TLS_HANDSHAKE_FAILED } from './outbound-connector.js';
+import { peerConnector, peerRefusal, peerSessionConnector, peerSocket, peerTlsConnector } from './outbound-connector.js';
 import { inboundServerOptions, outboundConnectOptions, PEER_IDENTITY_ERROR, secureContextFor } from './tls-options.js';
 
 let pki: TestPki;

@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
-import { failedConnecting, handshakeTimedOut, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
+import { failedConnecting, handshakeTimedOut, refusedByPeer, TLS_HANDSHAKE_FAILED, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { CONNECT_TIMEOUT_MS, socketConnector, type SessionConnector } from '../cluster/h2-upstream.js';
 import { codedError } from '../cluster/upstream-dispatcher.js';
 import { ALPN as MUX_ALPN } from '../mux/frames.js';
@@ -16,9 +16,6 @@ import type { TlsIdentity } from './provider.js';
 import { outboundConnectOptions, outboundHandshakeFailureReason, refusalAlert } from './tls-options.js';
 
 export type HandshakeFailureListener = (reason: string, err: Error & { code?: string }) => void;
-
-/** Error code of a connection whose TLS handshake failed once the endpoint was reached: nothing was sent. */
-export const TLS_HANDSHAKE_FAILED = 'ERR_SKEIN_TLS_HANDSHAKE';
 
 /**
  * A connector's failure, reported when it is a handshake failure, as the attempt loop must
@@ -57,11 +54,6 @@ function handshakeCause(err: Error & { code?: string; reason?: string }): string
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return 'the endpoint closed the connection';
   // OpenSSL's errors carry their reason apart from a message of library and source lines.
   return err.reason ?? err.message;
-}
-
-/** The peer refused this sidecar's certificate, for the reason `why`: it read nothing sent on the connection. */
-export function refusedByPeer(why: string): Error {
-  return codedError(TLS_HANDSHAKE_FAILED, `the peer refused this sidecar's certificate: ${why}`);
 }
 
 /**

@@ -17,7 +17,7 @@ import { ALPN, END_STREAM, FrameType, refusalFrame, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
 import { muxFrame, readMuxFrames } from '../../test/support/mux-frames.js';
 import { waitUntil } from '../../test/support/wait.js';
-import { TLS_HANDSHAKE_FAILED } from '../identity/outbound-connector.js';
+import { TLS_HANDSHAKE_FAILED } from '../cluster/connect-phase.js';
 import { MuxUpstream } from './upstream.js';
 
 const ca = makeCa('Mux Test CA');

@@ -7,12 +7,12 @@
  * abandoned aborts itself.
  */
 import type { Dispatcher } from 'undici';
-import { failedConnecting, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
+import { failedConnecting, TLS_HANDSHAKE_FAILED, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { H2_NOT_NEGOTIATED, H2_REFUSED, H2_SESSION_CLOSED } from '../cluster/h2-upstream.js';
 import { SELF_LOOP } from '../cluster/self-loop.js';
 import { codedError, type CallControl, type ControlledHandler } from '../cluster/upstream-dispatcher.js';
 import type { UpstreamEndpoint } from '../cluster/upstream-endpoint.js';
-import { MUX_NOT_NEGOTIATED, TLS_HANDSHAKE_FAILED } from '../identity/outbound-connector.js';
+import { MUX_NOT_NEGOTIATED } from '../identity/outbound-connector.js';
 import { H1_CLOSED } from '../http1/client.js';
 import { MUX_CLOSED } from '../mux/upstream.js';
 import type { Admission } from '../resilience/breaker.js';
