@@ -1,6 +1,6 @@
 /**
- * Ending the HTTP/2 sessions a listener serves: gracefully (a drain), for idleness, and for
- * abuse. node's own session timeout counts frames, not streams, so it would cut a quiet long
+ * Ending the HTTP/2 sessions a listener serves: gracefully (a drain), for idleness, for
+ * abuse, and at once for a caller whose certificate was refused. node's own session timeout counts frames, not streams, so it would cut a quiet long
  * stream (a gRPC watch); the idle limit here counts only the time with no stream open, as
  * the HTTP/1.1 keep-alive timeout counts the time between requests (Envoy's `idle_timeout`,
  * 1 h by default there; the HTTP/1.1 keep-alive limit here: sidecar/listeners.ts).
@@ -12,7 +12,10 @@
  * so, as Envoy's premature-reset check does, a session most of whose streams (past the first
  * PREMATURE_MIN) ended reset before any answer is ended with GOAWAY ENHANCE_YOUR_CALM.
  */
-import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, performServerHandshake, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { refusalGoAwayData } from './h2-refusal.js';
+import { LINGER_MS } from './stages/reply.js';
 
 /** The largest HTTP/2 stream id: a GOAWAY naming it refuses nothing. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -135,3 +138,29 @@ function onStream(this: Http2Session, stream: ServerHttp2Stream): void {
 function onStreamClose(this: ServerHttp2Stream): void {
   (this as Watched)[LIMIT]!.closed(!this.headersSent && this.rstCode !== constants.NGHTTP2_NO_ERROR);
 }
+
+/**
+ * Refuses the HTTP/2 caller on `socket`, its certificate refused for `label`: a GOAWAY taking
+ * no stream says so (h2-refusal.ts). The session is kept until the caller closes it, or for
+ * LINGER_MS at most, so that no reset of what it sent meanwhile overtakes the GOAWAY; streams
+ * that come meanwhile are refused unprocessed, never handed to the app.
+ */
+export function refuseSession(socket: TLSSocket, label: string): void {
+  const session = performServerHandshake(socket);
+  session.on('stream', refuseStream);
+  session.on('error', onRefusedSessionError);
+  session.goaway(constants.NGHTTP2_NO_ERROR, 0, refusalGoAwayData(label));
+  setTimeout(destroySession, LINGER_MS, session).unref();
+}
+
+function refuseStream(stream: ServerHttp2Stream): void {
+  // Its refusal reports itself as an error too.
+  stream.on('error', ignore);
+  stream.close(constants.NGHTTP2_REFUSED_STREAM);
+}
+
+function onRefusedSessionError(this: Http2Session): void {
+  this.destroy();
+}
+
+function ignore(): void {}

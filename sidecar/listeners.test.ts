@@ -8,11 +8,13 @@
  */
 import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { once } from 'node:events';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeCa, makeLeaf, waitUntil } from '../test/support/index.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
+import { refusalLabel } from './h2-refusal.js';
 import { ProxyListener } from './listeners.js';
 
 const SILENT_MS = 300;
@@ -21,18 +23,24 @@ const H2_IDLE_MS = 400;
 let listener: ProxyListener | undefined;
 /** Requests to /hold wait here until the test answers them. */
 let held: ProxyResponse[] = [];
+/** Requests handed on, as the app would get them. */
+let served = 0;
 
 afterEach(async () => {
   await listener?.close(0);
   listener = undefined;
   held = [];
+  served = 0;
 });
 
-async function start(tls = false): Promise<number> {
+/** `admit` judges each TLS caller as the inbound's peer check does (undefined lets it in). */
+async function start(tls = false, admit?: (socket: TLSSocket) => string | undefined): Promise<number> {
   const leaf = tls ? makeLeaf(makeCa(), 'catalog') : undefined;
   listener = new ProxyListener({
     tls: leaf && { cert: leaf.certPem, key: leaf.keyPem },
+    admit,
     onRequest: (req: ProxyRequest, res: ProxyResponse) => {
+      served++;
       req.resume();
       if (req.url === '/hold') held.push(res);
       else res.writeHead(200, { 'content-length': '2' }) && res.end('ok');
@@ -183,5 +191,25 @@ describe('connection limits on a listener', () => {
     expect(await h2get(session, '/a')).toBe(200);
     expect(session.destroyed).toBe(false);
     session.destroy();
+  });
+});
+
+describe('a TLS caller the listener refuses', () => {
+  it('over HTTP/2 is told by a GOAWAY that took no stream, naming the reason alone; its streams are refused, never handed on', async () => {
+    const port = await start(true, () => 'untrusted-certificate');
+    const session = h2connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.on('error', () => undefined);
+    // Sent at once, not after the server's SETTINGS: it reaches a server that has refused the caller.
+    const req = session.request({ ':path': '/a', ':authority': 'catalog' });
+    req.on('error', () => undefined);
+    const goAways: [number, number, Buffer | undefined][] = [];
+    session.on('goaway', (code: number, lastStreamID: number, data?: Buffer) => goAways.push([code, lastStreamID, data]));
+    await once(session, 'close');
+    const [code, lastStreamID, data] = goAways[0] ?? [];
+    expect(code).toBe(constants.NGHTTP2_NO_ERROR);
+    expect(lastStreamID).toBe(0);
+    expect(refusalLabel(0, data)).toBe('untrusted-certificate');
+    expect(req.rstCode).toBe(constants.NGHTTP2_REFUSED_STREAM);
+    expect(served).toBe(0);
   });
 });

@@ -17,7 +17,7 @@ import { createServer as createHttp2Server, type Http2Server, type Http2Session 
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
-import { goAwayGracefully, limitSession } from './h2-sessions.js';
+import { goAwayGracefully, limitSession, refuseSession } from './h2-sessions.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN, refusalFrame } from './mux/frames.js';
@@ -115,17 +115,17 @@ function refusalText(err: Error & { code?: string }, status: number): string {
 }
 
 /**
- * Closes a connection whose caller was refused, reading none of it. A peer sidecar on the mux
- * is told why first (mux/frames.ts, REFUSED), and what it sent meanwhile is read and dropped
- * until it closes, so that no reset of unread bytes overtakes the refusal.
+ * Closes a connection whose caller was refused, processing none of it. A peer sidecar on the
+ * mux or over HTTP/2 is told why first (mux/frames.ts REFUSED; an HTTP/2 GOAWAY, h2-refusal.ts),
+ * and what it sent meanwhile is read and dropped until it closes, so that no reset of unread
+ * bytes overtakes the refusal. HTTP/1.1 (a peer's WebSocket upgrade) has no way to say it: closed.
  */
 function refuse(socket: TLSSocket, why: string): void {
-  if (socket.alpnProtocol !== MUX_ALPN) {
-    socket.destroy();
-    return;
-  }
-  socket.end(refusalFrame(why));
-  linger(socket);
+  if (socket.alpnProtocol === MUX_ALPN) {
+    socket.end(refusalFrame(why));
+    linger(socket);
+  } else if (socket.alpnProtocol === 'h2') refuseSession(socket, why);
+  else socket.destroy();
 }
 
 /** One listener: the front server and the protocol servers behind it. */
