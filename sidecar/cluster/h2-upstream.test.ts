@@ -1,5 +1,5 @@
 /** The HTTP/2 upstream against a real node:http2 server on 127.0.0.1. */
-import { createServer, constants, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import { createServer, constants, performServerHandshake, type Http2Server, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttp1Server } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
 import type { Keepalive } from './keepalive.js';
-import { TLS_HANDSHAKE_TIMEOUT } from './connect-phase.js';
+import { refusalGoAwayData } from '../h2-refusal.js';
+import { TLS_HANDSHAKE_FAILED, TLS_HANDSHAKE_TIMEOUT } from './connect-phase.js';
 import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 import type { CallControl } from './upstream-dispatcher.js';
 
@@ -143,6 +144,23 @@ function jsTransport(port: number): SessionConnector {
       callback(null, duplex as unknown as Socket);
     });
   };
+}
+
+/** Dispatches a POST of `body` and resolves with its error and control once it fails. */
+function failedCall(u: H2Upstream, body: Buffer | Readable): Promise<{ err: Error & { code?: string }; control: CallControl }> {
+  return new Promise((resolve, reject) => {
+    let control: CallControl | null = null;
+    const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => reject(new Error('completed')), onError: (err: Error) => resolve({ err, control: control! }) };
+    u.dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body }, handler as never);
+  });
+}
+
+async function text(body: Buffer | Readable | null | undefined): Promise<string> {
+  if (body === null || body === undefined) return '(none)';
+  if (Buffer.isBuffer(body)) return body.toString();
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
 }
 
 describe('H2Upstream', () => {
@@ -329,23 +347,6 @@ describe('H2Upstream', () => {
       expect(srv.streams()).toBe(1);
       body.destroy();
     });
-
-    /** Dispatches a POST of `body` and resolves with its error and control once it fails. */
-    function failedCall(u: H2Upstream, body: Readable): Promise<{ err: Error & { code?: string }; control: CallControl }> {
-      return new Promise((resolve, reject) => {
-        let control: CallControl | null = null;
-        const handler = { onStart: (c: CallControl) => (control = c), onResponseHead: () => true, onData: () => true, onComplete: () => reject(new Error('completed')), onError: (err: Error) => resolve({ err, control: control! }) };
-        u.dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body }, handler as never);
-      });
-    }
-
-    async function text(body: Buffer | Readable | null | undefined): Promise<string> {
-      if (body === null || body === undefined) return '(none)';
-      if (Buffer.isBuffer(body)) return body.toString();
-      const chunks: Buffer[] = [];
-      for await (const chunk of body) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString();
-    }
 
     it('fails as never sent, its control saying so and handing its body back whole, when refused again', async () => {
       let streams = 0;
@@ -583,5 +584,77 @@ describe('H2Upstream', () => {
       for (const socket of held) socket.destroy();
       silent.close();
     }
+  });
+});
+
+describe('H2Upstream to a peer that refuses this sidecar\'s certificate', () => {
+  /**
+   * A server that takes each connection as an HTTP/2 session and hands it to `onSession`; the
+   * connector records every error its sockets report (what the mTLS connectors count).
+   */
+  async function peer(onSession: (session: ServerHttp2Session) => void): Promise<{ upstream: H2Upstream; socketErrors: Error[] }> {
+    const s: Server = createNetServer((socket) => {
+      rawSockets.push(socket);
+      const session = performServerHandshake(socket);
+      session.on('error', () => session.destroy());
+      // Streams past a GOAWAY are refused, which reports itself as an error too.
+      session.on('stream', (stream) => stream.on('error', () => {}));
+      onSession(session);
+    });
+    rawServers.push(s);
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const port = (s.address() as AddressInfo).port;
+    const socketErrors: Error[] = [];
+    const plain = socketConnector(() => netConnect({ host: '127.0.0.1', port }), 'connect');
+    const watched: SessionConnector = (callback) =>
+      plain((err, socket) => {
+        socket?.on('error', (e: Error) => socketErrors.push(e));
+        callback(err, socket);
+      });
+    return { upstream: upstream(port, watched), socketErrors };
+  }
+
+  const refuse = (session: ServerHttp2Session): void => session.goaway(constants.NGHTTP2_NO_ERROR, 0, refusalGoAwayData('untrusted-certificate'));
+  const REFUSAL = "the peer refused this sidecar's certificate: untrusted-certificate";
+
+  it('by a GOAWAY that took no stream, with the refusal: every call fails as never sent, naming it, its streamed body handed back; the socket reports it once', async () => {
+    const { upstream: u, socketErrors } = await peer(refuse);
+    const [buffered, streamed] = await Promise.all([failedCall(u, Buffer.from('a')), failedCall(u, Readable.from([Buffer.from('b')]))]);
+    for (const { err, control } of [buffered, streamed]) {
+      expect(err.code).toBe(TLS_HANDSHAKE_FAILED);
+      expect(err.message).toBe(REFUSAL);
+      expect(control.refused).toBe(true);
+    }
+    expect(await text(streamed.control.returnedBody)).toBe('b');
+    expect(socketErrors).toEqual([buffered.err]);
+  });
+
+  it('the same for calls already sent when the refusal comes (its last stream 0 says none was processed)', async () => {
+    // node's server cannot send it once it has read a stream (it names the last one read), so raw frames do.
+    const goAway = (lastStreamId: number): Buffer => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(lastStreamId, 0);
+      return frame(7, 0, 0, Buffer.concat([head, refusalGoAwayData('untrusted-certificate')]));
+    };
+    const port = await rawH2Server(() => goAway(0));
+    const { err, control } = await failedCall(upstream(port), Readable.from([Buffer.from('b')]));
+    expect(err.code).toBe(TLS_HANDSHAKE_FAILED);
+    expect(err.message).toBe(REFUSAL);
+    expect(control.refused).toBe(true);
+    expect(await text(control.returnedBody)).toBe('b');
+  });
+
+  it('a GOAWAY with the refusal that took a stream is a plain GOAWAY: the call it took is answered', async () => {
+    const { upstream: u, socketErrors } = await peer((session) =>
+      session.once('stream', (stream, headers) => {
+        echo(stream, headers as Record<string, unknown>);
+        session.goaway(constants.NGHTTP2_NO_ERROR, stream.id!, refusalGoAwayData('untrusted-certificate'));
+      }),
+    );
+    const r = call(u, Buffer.from('kept'));
+    await r.settled;
+    expect(r.error).toBeNull();
+    expect(Buffer.concat(r.body).toString()).toBe('kept');
+    expect(socketErrors).toEqual([]);
   });
 });

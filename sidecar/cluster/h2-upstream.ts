@@ -19,6 +19,13 @@
  * to RESEND_LIMIT) and then the rest. One that cannot go again fails as never sent
  * (H2_REFUSED, which the attempt loop reads as a connect failure), not as a reset.
  *
+ * A peer sidecar that refuses this sidecar's certificate says so in a GOAWAY that took no
+ * stream (sidecar/h2-refusal.ts), after the SETTINGS the calls waited for: every call on the
+ * session fails as never sent, its error naming the refusal (`refusedByPeer`, a connect
+ * failure), and the error goes through the socket too, for the connector to count it
+ * (identity/outbound-connector.ts), as the mux does. A peer that closes without saying why
+ * (a sidecar before 2026-12-07) still fails them as a session closed before it was set up.
+ *
  * Keepalive (sessions to peer sidecars): a session whose socket has read nothing for
  * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
  * destroyed, failing its calls as resets (retried per policy) and taking no new ones, as
@@ -34,7 +41,8 @@ import type { Dispatcher } from 'undici';
 import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-body.js';
-import { handshakeTimedOut } from './connect-phase.js';
+import { refusalLabel } from '../h2-refusal.js';
+import { handshakeTimedOut, refusedByPeer } from './connect-phase.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
@@ -297,10 +305,19 @@ function onStreamEnd(this: ClientHttp2Stream): void {
 
 /**
  * The peer refused the stream unprocessed (RFC 9113 §8.7): the call goes again if it can,
- * else fails as never sent. False for any other end of the stream.
+ * else fails as never sent. One on a session whose peer refused this sidecar's certificate
+ * fails as never sent, naming the refusal: sent again, it would only be refused again. False
+ * for any other end of the stream.
  */
 function settledAsRefused(stream: ClientHttp2Stream, c: H2Call): boolean {
-  if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM || c.responded) return false;
+  if (c.responded) return false;
+  const refusal = c.owner.certificateRefusal(c.session);
+  if (refusal !== undefined) {
+    c.call.refuse(c.sent, c.stopBody());
+    c.fail(refusal);
+    return true;
+  }
+  if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM) return false;
   if (!c.owner.resend(c)) {
     c.call.refuse(c.sent, c.stopBody());
     c.fail(codedError(H2_REFUSED, 'the HTTP/2 stream was refused unprocessed (REFUSED_STREAM) and its body could not be sent again'));
@@ -393,6 +410,8 @@ export class H2Upstream extends UpstreamDispatcher {
   private queue: Call[] = [];
   private closed = false;
   private readonly sessions = new Set<ClientHttp2Session>();
+  /** Sessions whose peer refused this sidecar's certificate, and the error their calls fail with. */
+  private readonly refusals = new WeakMap<ClientHttp2Session, Error>();
 
   /**
    * `origin` names the endpoint (`https://host:port` to a peer, `http://…` to the app);
@@ -501,11 +520,19 @@ export class H2Upstream extends UpstreamDispatcher {
       });
       // Streams see a session's failure as their own errors; the session is only retired here.
       session.on('error', () => this.retire(session));
-      session.once('goaway', () => this.retire(session));
+      session.once('goaway', (_code: number, lastStreamID: number, opaqueData?: Buffer) => {
+        const label = refusalLabel(lastStreamID, opaqueData);
+        if (label !== undefined) {
+          const refusal = refusedByPeer(label);
+          this.refusals.set(session, refusal);
+          socket.destroy(refusal);
+        }
+        this.retire(session);
+      });
       session.once('close', () => {
         this.sessions.delete(session);
         this.retire(session);
-        if (!established) failQueue(codedError(H2_SESSION_CLOSED, `the HTTP/2 session to ${this.origin} closed before it was set up`));
+        if (!established) failQueue(this.refusals.get(session) ?? codedError(H2_SESSION_CLOSED, `the HTTP/2 session to ${this.origin} closed before it was set up`));
       });
     };
     try {
@@ -513,6 +540,11 @@ export class H2Upstream extends UpstreamDispatcher {
     } catch (err) {
       failQueue(err as Error);
     }
+  }
+
+  /** The error of `session`'s calls when its peer refused this sidecar's certificate, else undefined. */
+  certificateRefusal(session: ClientHttp2Session): Error | undefined {
+    return this.refusals.get(session);
   }
 
   /** New calls stop using `session`; its open streams finish. */
