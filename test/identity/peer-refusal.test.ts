@@ -4,10 +4,13 @@
  * caller's handshake is over, and node's TLS server sends no alert for it. Over the mux the
  * peer says so in a GOAWAY before closing, having read nothing: the caller answers
  * `503 upstream-connect-failure` naming the refusal, retries it as a connect failure (a POST
- * too, on another endpoint) and counts it as `refused-by-peer`.
+ * too, on another endpoint) and counts it as `refused-by-peer`. Over HTTP/2 (gRPC) the peer
+ * says so in an HTTP/2 GOAWAY that took no stream, and the caller does the same (its answer
+ * the gRPC form: 200, grpc-status 14).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { grpcCall } from '../sidecar/grpc-fixture.js';
 import { get, testAgent } from '../sidecar/http.js';
 import { metric, scrape } from '../sidecar/resilience-fixture.js';
 
@@ -18,6 +21,7 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
   let lenientApp: TestUpstream;
   let strictApp: TestUpstream;
   let strict: SpawnedSidecar;
+  let strictGrpc: SpawnedSidecar;
   let lenient: SpawnedSidecar;
   let caller: SpawnedSidecar;
 
@@ -31,7 +35,15 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
     // Two instances of orders with certificates of the mesh CA: one trusts that CA alone, the other the caller's too.
     const orders = (name: string, caPem: string, app: TestUpstream) =>
       procs.sidecar({ service: 'orders', appPort: app.port, identity: writeIdentity(dir, name, { ...makeLeaf(meshCa, 'orders'), caPem }), config: writeTempConfig({}, dir) });
-    [strict, lenient] = await Promise.all([orders('strict', meshCa.certPem, strictApp), orders('lenient', bothCas, lenientApp)]);
+    // A gRPC service whose one instance trusts the mesh CA alone; its app is never reached.
+    const catalog = procs.sidecar({
+      service: 'catalog',
+      appPort: strictApp.port,
+      identity: writeIdentity(dir, 'catalog', { ...makeLeaf(meshCa, 'catalog'), caPem: meshCa.certPem }),
+      config: writeTempConfig({}, dir),
+      extraArgs: ['--app-protocol', 'grpc'],
+    });
+    [strict, lenient, strictGrpc] = await Promise.all([orders('strict', meshCa.certPem, strictApp), orders('lenient', bothCas, lenientApp), catalog]);
     const endpoint = (sidecar: SpawnedSidecar, version: string) => ({ address: '127.0.0.1', port: sidecar.inboundPort, labels: { version } });
     caller = await procs.sidecar({
       service: 'gateway',
@@ -49,6 +61,12 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
               subsets: { strict: { version: 'strict' }, lenient: { version: 'lenient' } },
               endpoints: [endpoint(strict, 'strict'), endpoint(lenient, 'lenient')],
             },
+            catalog: {
+              protocol: 'grpc',
+              retries: { attempts: 2, backoff: { base: '1ms' } },
+              outlierDetection: { consecutiveErrors: 1000 },
+              endpoints: [endpoint(strictGrpc, 'strict')],
+            },
           },
           routes: { orders: [{ match: { pathPrefix: '/', headers: { 'x-only': 'strict' } }, split: { strict: 100 } }, { match: { pathPrefix: '/' } }] },
         },
@@ -58,7 +76,7 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
   });
 
   afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') for (const s of [caller, strict]) console.log(`--- ${s?.name} ---\n${s?.output()}`);
+    if (ctx.task.result?.state === 'fail') for (const s of [caller, strict, strictGrpc]) console.log(`--- ${s?.name} ---\n${s?.output()}`);
   });
 
   afterAll(async () => {
@@ -67,12 +85,12 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
     await Promise.all(apps.map((app) => app.close()));
   });
 
-  async function counts(): Promise<{ refused: number; connectFailureRetries: number; resetRetries: number }> {
+  async function counts(destination = 'orders'): Promise<{ refused: number; connectFailureRetries: number; resetRetries: number }> {
     const s = await scrape(caller);
     return {
       refused: metric(s, 'skein_tls_handshake_failures_total', { reason: 'refused-by-peer' }),
-      connectFailureRetries: metric(s, 'skein_retries_total', { destination: 'orders', reason: 'connect-failure' }),
-      resetRetries: metric(s, 'skein_retries_total', { destination: 'orders', reason: 'reset' }),
+      connectFailureRetries: metric(s, 'skein_retries_total', { destination, reason: 'connect-failure' }),
+      resetRetries: metric(s, 'skein_retries_total', { destination, reason: 'reset' }),
     };
   }
 
@@ -101,5 +119,18 @@ describe('a peer sidecar that refuses the calling sidecar\'s certificate', () =>
     expect(strictApp.requests.filter((r) => r.url === '/x')).toEqual([]);
     // The refusing sidecar counted and logged its side.
     expect(metric(await scrape(strict), 'skein_tls_handshake_failures_total', { reason: 'untrusted-certificate' })).toBeGreaterThanOrEqual(after.refused);
+  });
+
+  it('gRPC (HTTP/2): UNAVAILABLE with upstream-connect-failure naming the refusal, every try retried as a connect failure and counted as `refused-by-peer`', async () => {
+    const before = await counts('catalog');
+    const refusingBefore = metric(await scrape(strictGrpc), 'skein_tls_handshake_failures_total', { reason: 'untrusted-certificate' });
+    const r = await grpcCall(caller.outboundPort, 'catalog');
+    expect(r).toMatchObject({ status: 200, reason: 'upstream-connect-failure', grpcStatus: '14' });
+    expect(String(r.grpcMessage)).toBe(`could not connect to catalog at 127.0.0.1:${strictGrpc.inboundPort}: the peer refused this sidecar's certificate: untrusted-certificate (ERR_SKEIN_TLS_HANDSHAKE)`);
+    expect(await counts('catalog')).toEqual({ refused: before.refused + 3, connectFailureRetries: before.connectFailureRetries + 2, resetRetries: before.resetRetries });
+    // The refusing sidecar counted and logged its side, with the detail the caller is not told, and called no app.
+    expect(metric(await scrape(strictGrpc), 'skein_tls_handshake_failures_total', { reason: 'untrusted-certificate' })).toBe(refusingBefore + 3);
+    expect(strictGrpc.output()).toMatch(/"reason":"untrusted-certificate".*"msg":"inbound connection refused: client certificate refused: [A-Z_]+"/);
+    expect(strictApp.requests.filter((req) => req.url === '/test.Echo/Echo')).toEqual([]);
   });
 });

@@ -1,9 +1,11 @@
 /**
  * The setup the gRPC sidecar tests share: a grpc-js app on raw-byte methods of `test.Echo`,
  * served as `catalog` behind an mTLS sidecar pair (catalog's inbound → its app over h2c; web's
- * outbound for the callers), and a grpc-js client through web's outbound listener.
+ * outbound for the callers), a grpc-js client through web's outbound listener, and one raw
+ * h2c call that shows a sidecar-made answer's headers (`grpcCall`).
  */
 import * as grpc from '@grpc/grpc-js';
+import { connect as h2connect } from 'node:http2';
 import { afterAll, afterEach } from 'vitest';
 import type { ServicePolicyInput } from '../../common/config/schema.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, tempDir, writeIdentity, writeTempConfig, startUpstream, type Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -60,6 +62,26 @@ export async function startH2cGrpcPair(
 export function grpcClient<C extends grpc.Client>(definition: grpc.ServiceDefinition, outboundPort: number, authority = 'catalog'): C {
   const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
   return new Ctor(`127.0.0.1:${outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as unknown as C;
+}
+
+/** One gRPC call (h2c to the outbound listener): the answer's status, x-skein-reason, grpc-status and grpc-message. */
+export function grpcCall(port: number, authority: string): Promise<{ status: number; reason: unknown; grpcStatus: unknown; grpcMessage: unknown }> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
+    let head: Record<string, unknown> = {};
+    stream.on('response', (h) => (head = h));
+    stream.on('trailers', (t) => (head = { ...head, ...t }));
+    stream.on('error', reject);
+    stream.resume();
+    stream.on('end', () => {
+      session.close();
+      resolve({ status: head[':status'] as number, reason: head['x-skein-reason'], grpcStatus: head['grpc-status'], grpcMessage: head['grpc-message'] });
+    });
+    // An empty message: the 5-byte gRPC frame header alone.
+    stream.end(Buffer.alloc(5));
+  });
 }
 
 /** What a describe block on a pair holds; a hook finds unset what its beforeAll did not get to. */

@@ -8,31 +8,11 @@
  * listener that gives its handshake up after its ClientHello; one that closes before sending
  * anything (a port scan, a TCP probe) does not.
  */
-import { connect as h2connect } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { abandonHandshake, clientHello, echoHandler, makeCa, makeLeaf, Processes, startRawUpstream, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type RawUpstream, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { grpcCall } from './grpc-fixture.js';
 import { get, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
-
-/** One gRPC call (h2c to the outbound listener): the answer's status, x-skein-reason, grpc-status and grpc-message. */
-function grpcCall(port: number, authority: string): Promise<{ status: number; reason: unknown; grpcStatus: unknown; grpcMessage: unknown }> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(`http://127.0.0.1:${port}`);
-    session.on('error', reject);
-    const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
-    let head: Record<string, unknown> = {};
-    stream.on('response', (h) => (head = h));
-    stream.on('trailers', (t) => (head = { ...head, ...t }));
-    stream.on('error', reject);
-    stream.resume();
-    stream.on('end', () => {
-      session.close();
-      resolve({ status: head[':status'] as number, reason: head['x-skein-reason'], grpcStatus: head['grpc-status'], grpcMessage: head['grpc-message'] });
-    });
-    // An empty message: the 5-byte gRPC frame header alone.
-    stream.end(Buffer.alloc(5));
-  });
-}
 
 describe('a TLS handshake to an endpoint that fails before it completes', () => {
   const procs = new Processes();
