@@ -1,7 +1,7 @@
 /**
  * Ending the HTTP/2 sessions a listener serves: gracefully (a drain), for idleness, for
- * abuse, and at once for a caller whose certificate was refused. node's own session timeout counts frames, not streams, so it would cut a quiet long
- * stream (a gRPC watch); the idle limit here counts only the time with no stream open, as
+ * abuse, and at once for a caller whose certificate was refused. node's own session timeout
+ * counts frames, not streams, so it would cut a quiet long stream (a gRPC watch); the idle limit here counts only the time with no stream open, as
  * the HTTP/1.1 keep-alive timeout counts the time between requests (Envoy's `idle_timeout`,
  * 1 h by default there; the HTTP/1.1 keep-alive limit here: sidecar/listeners.ts).
  *
@@ -149,6 +149,7 @@ export function refuseSession(socket: TLSSocket, label: string): void {
   const session = performServerHandshake(socket);
   session.on('stream', refuseStream);
   session.on('error', onRefusedSessionError);
+  // At once: node sends the last stream it has read in place of 0, and it has read none yet.
   session.goaway(constants.NGHTTP2_NO_ERROR, 0, refusalGoAwayData(label));
   setTimeout(destroySession, LINGER_MS, session).unref();
 }

@@ -312,16 +312,12 @@ function onStreamEnd(this: ClientHttp2Stream): void {
 function settledAsRefused(stream: ClientHttp2Stream, c: H2Call): boolean {
   if (c.responded) return false;
   const refusal = c.owner.certificateRefusal(c.session);
-  if (refusal !== undefined) {
-    c.call.refuse(c.sent, c.stopBody());
-    c.fail(refusal);
-    return true;
+  if (refusal === undefined) {
+    if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM) return false;
+    if (c.owner.resend(c)) return true;
   }
-  if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM) return false;
-  if (!c.owner.resend(c)) {
-    c.call.refuse(c.sent, c.stopBody());
-    c.fail(codedError(H2_REFUSED, 'the HTTP/2 stream was refused unprocessed (REFUSED_STREAM) and its body could not be sent again'));
-  }
+  c.call.refuse(c.sent, c.stopBody());
+  c.fail(refusal ?? codedError(H2_REFUSED, 'the HTTP/2 stream was refused unprocessed (REFUSED_STREAM) and its body could not be sent again'));
   return true;
 }
 
