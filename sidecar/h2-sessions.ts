@@ -1,9 +1,10 @@
 /**
  * Ending the HTTP/2 sessions a listener serves: gracefully (a drain), for idleness, for
  * abuse, and at once for a caller whose certificate was refused. node's own session timeout
- * counts frames, not streams, so it would cut a quiet long stream (a gRPC watch); the idle limit here counts only the time with no stream open, as
- * the HTTP/1.1 keep-alive timeout counts the time between requests (Envoy's `idle_timeout`,
- * 1 h by default there; the HTTP/1.1 keep-alive limit here: sidecar/listeners.ts).
+ * counts frames, not streams, so it would cut a quiet long stream (a gRPC watch); the idle
+ * limit here counts only the time with no stream open, as the HTTP/1.1 keep-alive timeout
+ * counts the time between requests (Envoy's `idle_timeout`, 1 h by default there; the
+ * HTTP/1.1 keep-alive limit here: sidecar/listeners.ts).
  *
  * Streams reset in bulk ("rapid reset", CVE-2023-44487): node's nghttp2 ends a session whose
  * client sends RST_STREAM past a burst of 1000 (then 33 a second), but counts only resets the
