@@ -1,6 +1,6 @@
 /** The GOAWAY debug data by which a Skein inbound refuses an HTTP/2 caller's certificate. */
 import { describe, expect, it } from 'vitest';
-import { refusalGoAwayData, refusalLabel } from './h2-refusal.js';
+import { refusalFrames, refusalGoAwayData, refusalLabel } from './h2-refusal.js';
 
 describe('the refusal GOAWAY', () => {
   it('carries the reason label, read back from a GOAWAY that took no stream', () => {
@@ -18,5 +18,18 @@ describe('the refusal GOAWAY', () => {
     expect(refusalLabel(0, refusalGoAwayData(''))).toBeUndefined();
     expect(refusalLabel(0, refusalGoAwayData('untrusted-certificate\r\nx-evil: 1'))).toBeUndefined();
     expect(refusalLabel(0, refusalGoAwayData('client certificate refused: UNABLE_TO_GET_ISSUER_CERT'))).toBeUndefined();
+  });
+
+  it('goes out as the server preface (an empty SETTINGS) and a GOAWAY: last stream 0, NO_ERROR, the marker and label', () => {
+    const frames = refusalFrames('untrusted-certificate');
+    // Length 0, type SETTINGS, no flags, stream 0.
+    expect([...frames.subarray(0, 9)]).toEqual([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    const goAway = frames.subarray(9);
+    const data = refusalGoAwayData('untrusted-certificate');
+    expect(goAway.readUIntBE(0, 3)).toBe(8 + data.length);
+    expect([goAway[3], goAway[4], goAway.readUInt32BE(5)]).toEqual([7, 0, 0]);
+    expect([goAway.readUInt32BE(9), goAway.readUInt32BE(13)]).toEqual([0, 0]);
+    expect(refusalLabel(0, goAway.subarray(17))).toBe('untrusted-certificate');
+    expect(goAway.length).toBe(17 + data.length);
   });
 });

@@ -27,6 +27,29 @@ export function refusalGoAwayData(label: string): Buffer {
   return Buffer.from(MARKER + label, 'latin1');
 }
 
+const FRAME_HEADER = 9;
+const SETTINGS = 0x4;
+const GOAWAY = 0x7;
+
+/**
+ * All the refusing side sends, written raw on the TLS socket before it reads a byte: the
+ * server's connection preface (an empty SETTINGS, RFC 9113 §3.4), then the GOAWAY (last
+ * stream 0, NO_ERROR). No HTTP/2 session is made for it: it needs none to say no, takes no
+ * stream, and one that has sent its GOAWAY stops reading, so it would not see the caller
+ * close and would hold the connection until a timer; this way the socket is read and dropped
+ * until the caller closes it, as a refused mux connection is (listeners.ts).
+ */
+export function refusalFrames(label: string): Buffer {
+  const data = refusalGoAwayData(label);
+  const out = Buffer.alloc(FRAME_HEADER * 2 + 8 + data.length);
+  out[3] = SETTINGS;
+  out.writeUIntBE(8 + data.length, FRAME_HEADER, 3);
+  out[FRAME_HEADER + 3] = GOAWAY;
+  // Flags, stream id, last stream id and error code are all 0.
+  data.copy(out, FRAME_HEADER * 2 + 8);
+  return out;
+}
+
 /** The reason label of a GOAWAY that refuses this sidecar's certificate (see above), or undefined for any other GOAWAY. */
 export function refusalLabel(lastStreamID: number, opaqueData: Buffer | undefined): string | undefined {
   if (lastStreamID !== 0 || opaqueData === undefined) return undefined;

@@ -1,10 +1,9 @@
 /**
- * Ending the HTTP/2 sessions a listener serves: gracefully (a drain), for idleness, for
- * abuse, and at once for a caller whose certificate was refused. node's own session timeout
- * counts frames, not streams, so it would cut a quiet long stream (a gRPC watch); the idle
- * limit here counts only the time with no stream open, as the HTTP/1.1 keep-alive timeout
- * counts the time between requests (Envoy's `idle_timeout`, 1 h by default there; the
- * HTTP/1.1 keep-alive limit here: sidecar/listeners.ts).
+ * Ending the HTTP/2 sessions a listener serves: gracefully (a drain), for idleness, and for
+ * abuse. node's own session timeout counts frames, not streams, so it would cut a quiet long
+ * stream (a gRPC watch); the idle limit here counts only the time with no stream open, as
+ * the HTTP/1.1 keep-alive timeout counts the time between requests (Envoy's `idle_timeout`,
+ * 1 h by default there; the HTTP/1.1 keep-alive limit here: sidecar/listeners.ts).
  *
  * Streams reset in bulk ("rapid reset", CVE-2023-44487): node's nghttp2 ends a session whose
  * client sends RST_STREAM past a burst of 1000 (then 33 a second), but counts only resets the
@@ -13,10 +12,7 @@
  * so, as Envoy's premature-reset check does, a session most of whose streams (past the first
  * PREMATURE_MIN) ended reset before any answer is ended with GOAWAY ENHANCE_YOUR_CALM.
  */
-import { constants, performServerHandshake, type Http2Session, type ServerHttp2Stream } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
-import { refusalGoAwayData } from './h2-refusal.js';
-import { LINGER_MS } from './stages/reply.js';
+import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 
 /** The largest HTTP/2 stream id: a GOAWAY naming it refuses nothing. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -139,30 +135,3 @@ function onStream(this: Http2Session, stream: ServerHttp2Stream): void {
 function onStreamClose(this: ServerHttp2Stream): void {
   (this as Watched)[LIMIT]!.closed(!this.headersSent && this.rstCode !== constants.NGHTTP2_NO_ERROR);
 }
-
-/**
- * Refuses the HTTP/2 caller on `socket`, its certificate refused for `label`: a GOAWAY taking
- * no stream says so (h2-refusal.ts). The session is kept until the caller closes it, or for
- * LINGER_MS at most, so that no reset of what it sent meanwhile overtakes the GOAWAY; streams
- * that come meanwhile are refused unprocessed, never handed to the app.
- */
-export function refuseSession(socket: TLSSocket, label: string): void {
-  const session = performServerHandshake(socket);
-  session.on('stream', refuseStream);
-  session.on('error', onRefusedSessionError);
-  // At once: node sends the last stream it has read in place of 0, and it has read none yet.
-  session.goaway(constants.NGHTTP2_NO_ERROR, 0, refusalGoAwayData(label));
-  setTimeout(destroySession, LINGER_MS, session).unref();
-}
-
-function refuseStream(stream: ServerHttp2Stream): void {
-  // Its refusal reports itself as an error too.
-  stream.on('error', ignore);
-  stream.close(constants.NGHTTP2_REFUSED_STREAM);
-}
-
-function onRefusedSessionError(this: Http2Session): void {
-  this.destroy();
-}
-
-function ignore(): void {}

@@ -204,7 +204,11 @@ describe('a TLS caller the listener refuses', () => {
     req.on('error', () => undefined);
     const goAways: [number, number, Buffer | undefined][] = [];
     session.on('goaway', (code: number, lastStreamID: number, data?: Buffer) => goAways.push([code, lastStreamID, data]));
+    const started = performance.now();
     await once(session, 'close');
+    // The refusal ends the connection, and the listener lets go of it once the caller does; an
+    // HTTP/2 session made to refuse it stopped reading and held it for the whole linger (5 s).
+    expect(performance.now() - started).toBeLessThan(2_500);
     const [code, lastStreamID, data] = goAways[0] ?? [];
     expect(code).toBe(constants.NGHTTP2_NO_ERROR);
     expect(lastStreamID).toBe(0);

@@ -17,7 +17,8 @@ import { createServer as createHttp2Server, type Http2Server, type Http2Session 
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
-import { goAwayGracefully, limitSession, refuseSession } from './h2-sessions.js';
+import { goAwayGracefully, limitSession } from './h2-sessions.js';
+import { refusalFrames as h2RefusalFrames } from './h2-refusal.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
 import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN, refusalFrame } from './mux/frames.js';
@@ -121,11 +122,13 @@ function refusalText(err: Error & { code?: string }, status: number): string {
  * bytes overtakes the refusal. HTTP/1.1 (a peer's WebSocket upgrade) has no way to say it: closed.
  */
 function refuse(socket: TLSSocket, why: string): void {
-  if (socket.alpnProtocol === MUX_ALPN) {
-    socket.end(refusalFrame(why));
-    linger(socket);
-  } else if (socket.alpnProtocol === 'h2') refuseSession(socket, why);
-  else socket.destroy();
+  const refusal = socket.alpnProtocol === MUX_ALPN ? refusalFrame(why) : socket.alpnProtocol === 'h2' ? h2RefusalFrames(why) : undefined;
+  if (refusal === undefined) {
+    socket.destroy();
+    return;
+  }
+  socket.end(refusal);
+  linger(socket);
 }
 
 /** One listener: the front server and the protocol servers behind it. */

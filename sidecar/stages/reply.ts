@@ -77,7 +77,7 @@ export function socketReply(socket: Socket, status: number, reason: Reason, deta
 }
 
 /** After the last answer on a connection, the client has this long to close its side before it is cut. */
-export const LINGER_MS = 5000;
+const LINGER_MS = 5000;
 
 function drop(): void {}
 
