@@ -1204,13 +1204,19 @@ function isRawList(trailers: RawHeaders | Record<string, string | string[]>): tr
   return Array.isArray(trailers);
 }
 
-/** HTTP/1.1 trailers come as a raw flat list, HTTP/2 and mux trailers as an object. */
+/**
+ * HTTP/1.1 trailers come as a raw flat list, HTTP/2 and mux trailers as an object. Names a
+ * head would drop (H.Drop: hop-by-hop, sanitized, a peer sidecar's mark) go no further here.
+ */
 function trailerObject(trailers: RawHeaders | Record<string, string | string[]>): Record<string, string> {
   const out: Record<string, string> = {};
   if (isRawList(trailers)) {
-    for (let i = 0; i < trailers.length; i += 2) out[headerText(trailers[i]!).toLowerCase()] = headerText(trailers[i + 1]!);
+    for (let i = 0; i < trailers.length; i += 2) {
+      const name = headerText(trailers[i]!);
+      if (classify(name) !== H.Drop) out[name.toLowerCase()] = headerText(trailers[i + 1]!);
+    }
   } else {
-    for (const [k, v] of Object.entries(trailers)) if (!k.startsWith(':')) out[k] = Array.isArray(v) ? v.join(', ') : v;
+    for (const [k, v] of Object.entries(trailers)) if (!k.startsWith(':') && classify(k) !== H.Drop) out[k] = Array.isArray(v) ? v.join(', ') : v;
   }
   return out;
 }

@@ -1,6 +1,6 @@
 /** Response headers on their way to the caller: what hop-by-hop handling keeps. */
 import { describe, expect, it } from 'vitest';
-import { connectionListed, responseHeaders, transferCodings } from './headers.js';
+import { classify, connectionListed, H, responseHeaders, transferCodings } from './headers.js';
 
 describe('responseHeaders', () => {
   it('keeps transfer codings other than the final chunked (the client must undo them) and drops the rest of hop-by-hop', () => {
@@ -21,6 +21,13 @@ describe('responseHeaders', () => {
     const out: string[] = [];
     responseHeaders(trace, out, 200);
     expect(out).toEqual(trace);
+  });
+
+  it('drops a peer sidecar\'s mark, or an app\'s of that name, however spelt: it belongs to one connection (and a request\'s too)', () => {
+    const out: string[] = [];
+    responseHeaders(['X-Skein-Sidecar-Made', 'AAAAAAAAAAAAAAAAAAAAAA', 'x-skein-reason', 'upstream-connect-failure'], out, 200);
+    expect(out).toEqual(['x-skein-reason', 'upstream-connect-failure']);
+    expect(classify('x-skein-sidecar-made')).toBe(H.Drop);
   });
 
   it('drops a 204\'s Content-Length (RFC 9110 §8.6) and keeps a 304\'s', () => {

@@ -7,6 +7,8 @@
  * `x-skein-attempt`, which this hop writes itself. A response's transfer codings other than
  * chunked are the exception (see transferCodings).
  */
+import { SIDECAR_MADE_HEADER } from '../h2-sidecar-made.js';
+
 /** Response headers as a flat name/value list: Buffers from undici's HTTP/1.1 pools, strings from HTTP/2 upstreams. */
 export type RawHeaders = readonly (Buffer | string)[];
 
@@ -66,6 +68,8 @@ const KNOWN: Record<string, H> = {
   'x-skein-attempt': H.Attempt,
   // Envoy's SANITIZE_SET: only the inbound hop writes it, from the verified certificate.
   'x-forwarded-client-cert': H.Drop,
+  // A peer sidecar's mark on its own HTTP/2 answers, bound to one connection (h2-sidecar-made.ts): never passed on, an app's no more than a peer's.
+  [SIDECAR_MADE_HEADER]: H.Drop,
   'x-skein-reason': H.SkeinReason,
   'content-type': H.ContentType,
 };

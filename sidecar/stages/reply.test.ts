@@ -1,7 +1,9 @@
-import { connect as connectH2, createServer as createH2Server, type Http2Server, type IncomingHttpHeaders } from 'node:http2';
+import { connect as connectH2, createSecureServer as createSecureH2Server, createServer as createH2Server, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders } from 'node:http2';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeCa, makeLeaf } from '../../test/support/certs.js';
 import type { ProxyResponse } from '../exchange.js';
+import { sessionToken, SIDECAR_MADE_HEADER } from '../h2-sidecar-made.js';
 import { grpcMessage, sidecarReply, socketReply } from './reply.js';
 
 let server: Server | undefined;
@@ -54,20 +56,30 @@ describe('socketReply', () => {
 });
 
 describe('sidecarReply', () => {
-  let h2: Http2Server | undefined;
+  let h2: Http2Server | Http2SecureServer | undefined;
   afterEach(async () => {
     await new Promise((resolve) => h2?.close(resolve) ?? resolve(undefined));
     h2 = undefined;
   });
 
-  /** One gRPC call to a node:http2 compat server whose handler is `handle`: what the caller saw. */
-  async function grpcCall(handle: (res: ProxyResponse) => void): Promise<{ status: number; headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders | null; rstCode: number | undefined; body: Buffer }> {
-    h2 = createH2Server((_req, res) => handle(res as unknown as ProxyResponse));
+  /**
+   * One call (gRPC unless `contentType` says otherwise) to a node:http2 compat server whose
+   * handler is `handle`, over h2c or, given `tls`, TLS: what the caller saw, and its session's
+   * sidecar-made token.
+   */
+  async function grpcCall(
+    handle: (res: ProxyResponse) => void,
+    tls?: { key: string; cert: string; ca: string },
+    contentType = 'application/grpc',
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders | null; rstCode: number | undefined; body: Buffer; token: string | undefined }> {
+    const onRequest = (_req: unknown, res: unknown): void => handle(res as ProxyResponse);
+    h2 = tls === undefined ? createH2Server(onRequest) : createSecureH2Server({ key: tls.key, cert: tls.cert }, onRequest);
     await new Promise<void>((resolve) => h2!.listen(0, '127.0.0.1', resolve));
-    const session = connectH2(`http://127.0.0.1:${(h2.address() as { port: number }).port}`);
+    const port = (h2.address() as { port: number }).port;
+    const session = tls === undefined ? connectH2(`http://127.0.0.1:${port}`) : connectH2(`https://127.0.0.1:${port}`, { ca: tls.ca, checkServerIdentity: () => undefined });
     session.on('error', () => undefined);
     try {
-      const stream = session.request({ ':method': 'POST', ':path': '/pkg.Svc/Call', 'content-type': 'application/grpc', te: 'trailers' });
+      const stream = session.request({ ':method': 'POST', ':path': '/pkg.Svc/Call', 'content-type': contentType, te: 'trailers' });
       stream.on('error', () => undefined);
       stream.end(Buffer.from([0, 0, 0, 0, 0]));
       let status = 0;
@@ -81,7 +93,7 @@ describe('sidecarReply', () => {
       stream.on('trailers', (t) => (trailers = t));
       stream.on('data', (chunk: Buffer) => body.push(chunk));
       await new Promise((resolve) => stream.on('close', resolve));
-      return { status, headers, trailers, rstCode: stream.rstCode, body: Buffer.concat(body) };
+      return { status, headers, trailers, rstCode: stream.rstCode, body: Buffer.concat(body), token: sessionToken(session) };
     } finally {
       session.destroy();
     }
@@ -112,5 +124,27 @@ describe('sidecarReply', () => {
     expect(seen.headers).toMatchObject({ 'grpc-status': '12', 'x-skein-reason': 'no-route' });
     expect(seen.trailers).toBeNull();
     expect(seen.body.length).toBe(0);
+    // h2c is the app's side: no mark.
+    expect(seen.headers[SIDECAR_MADE_HEADER]).toBeUndefined();
+  });
+
+  it('marks its answers over TLS (between sidecars) with the session\'s token, gRPC and plain, but not a begun answer\'s trailers', async () => {
+    const leaf = makeLeaf(makeCa(), 'catalog');
+    const tls = { key: leaf.keyPem, cert: leaf.certPem, ca: leaf.caPem };
+    const grpc = await grpcCall((res) => void sidecarReply(res, 'upstream-connect-failure', undefined, true), tls);
+    expect(grpc.token).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(grpc.headers).toMatchObject({ 'grpc-status': '14', 'x-skein-reason': 'upstream-connect-failure', [SIDECAR_MADE_HEADER]: grpc.token });
+    await new Promise((resolve) => h2!.close(resolve));
+    const plain = await grpcCall((res) => void sidecarReply(res, 'upstream-connect-failure', undefined, false), tls, 'text/plain');
+    expect(plain.status).toBe(503);
+    expect(plain.headers).toMatchObject({ 'x-skein-reason': 'upstream-connect-failure', [SIDECAR_MADE_HEADER]: plain.token });
+    await new Promise((resolve) => h2!.close(resolve));
+    const begun = await grpcCall((res) => {
+      res.writeHead(200, { 'content-type': 'application/grpc' } as never);
+      res.write(Buffer.from([0, 0, 0, 0, 0]));
+      sidecarReply(res, 'retries-exhausted', undefined, true);
+    }, tls);
+    expect(begun.headers[SIDECAR_MADE_HEADER]).toBeUndefined();
+    expect(begun.trailers?.[SIDECAR_MADE_HEADER]).toBeUndefined();
   });
 });

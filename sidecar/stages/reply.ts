@@ -3,6 +3,9 @@
  * the catalogue in common/errors.ts, a one-line text body. gRPC callers (content-type
  * application/grpc) get a trailers-only answer instead: HTTP 200 with `grpc-status` and
  * `grpc-message` in the headers, which is how gRPC reports errors before any message.
+ * A calling sidecar must be able to tell such an answer from its app's: a mux stream marks it
+ * in its frame (`sidecarMade`), an HTTP/2 one between sidecars with its session's token
+ * (h2-sidecar-made.ts).
  */
 import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -10,13 +13,14 @@ import type { Socket } from 'node:net';
 import { REASONS, type Reason } from '../../common/errors.js';
 import { httpDate } from '../../common/http/date.js';
 import type { ProxyResponse } from '../exchange.js';
+import { SIDECAR_MADE_HEADER, sessionToken } from '../h2-sidecar-made.js';
 
 /** Writes the sidecar-made response for `reason`; returns the HTTP status sent. */
 export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status): number {
   const message = detail ?? REASONS[reason].message;
-  const stream = grpc ? h2Stream(res) : undefined;
+  const stream = h2Stream(res);
   if (res.headersSent) {
-    if (stream !== undefined && !stream.destroyed && !stream.closed && !stream.writableEnded) {
+    if (grpc && stream !== undefined && !stream.destroyed && !stream.closed && !stream.writableEnded) {
       // An HTTP/2 gRPC response already begun still ends with a status, in its trailers: cut,
       // its stream would end in RST_STREAM NO_ERROR, which grpc-js reports as `13 INTERNAL:
       // Received RST_STREAM with code 0 (Call ended without gRPC status)`.
@@ -27,8 +31,11 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     res.destroy();
     return status;
   }
+  // Only a head is marked: a calling sidecar decides on heads, never on a begun answer's trailers.
+  const token = stream === undefined ? undefined : sessionToken(stream.session);
   if (grpc) {
-    const headers = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
+    const headers: Record<string, string> = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
+    if (token !== undefined) headers[SIDECAR_MADE_HEADER] = token;
     if (stream !== undefined) {
       // Trailers-only: one HEADERS frame that ends the stream, as gRPC expects.
       if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200, ...headers }, { endStream: true });
@@ -42,7 +49,9 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   const body = `${message}\n`;
   // A mux stream marks the answer as this sidecar's own in its frame, where no app header reaches.
   res.sidecarMade = true;
-  res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))]);
+  const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))];
+  if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
+  res.writeHead(status, head);
   res.end(body);
   return status;
 }
