@@ -703,10 +703,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.replyError(err);
       return;
     }
-    // A call its peer refused unprocessed hands its streamed body back whole (h2-upstream.ts): a
-    // retry elsewhere can send it, where a taken body could go nowhere else.
-    const returned = h.control?.returnedBody;
-    if (returned != null) this.streamBody(returned);
+    this.takeBodyBack(h);
     if (!h.connected && h.endpoint.removed && isConnectError(err) && this.resendAfterRemoval(h)) return;
     const outcome: AttemptOutcome = !h.connected && isConnectError(err) ? 'connect-failure' : isTimeoutError(err) ? 'timeout' : 'reset';
     if (this.mayRetry(outcome, 0, -1, h.connected)) {
@@ -721,9 +718,19 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   /**
+   * A call that never reached the app (its peer refused it unprocessed, or the peer sidecar
+   * answered it itself) hands its streamed body back whole (h2-upstream.ts): a retry elsewhere
+   * can send it, where a taken body could go nowhere else.
+   */
+  private takeBodyBack(h: AttemptHandler): void {
+    const returned = h.control?.returnedBody;
+    if (returned != null) this.streamBody(returned);
+  }
+
+  /**
    * The body tries send from now on: the caller's stream, one made of what was buffered and the
-   * rest, or one a refused call handed back. An HTTP/2 stream is watched here for its limit and
-   * stalls (an HTTP/1.1 or mux body is, by its connection).
+   * rest, or one a call that never reached the app handed back. An HTTP/2 stream is watched
+   * here for its limit and stalls (an HTTP/1.1 or mux body is, by its connection).
    */
   private streamBody(body: Buffer | Readable): void {
     this.body = body;
@@ -957,9 +964,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const value = this.grpc ? rawHeader(raw, 'grpc-status') : undefined;
     const grpcStatus = value === undefined ? -1 : grpcStatusCode(value);
     // A peer sidecar that could not reach its app never delivered the request. Only its own
-    // answer says so (marked in the mux frame): an app may send any x-skein-reason header, and
-    // a plain endpoint's is never believed.
+    // answer says so (marked in the mux frame, or over HTTP/2 with its connection's token:
+    // h2-sidecar-made.ts): an app may send any x-skein-reason header, and a plain endpoint's
+    // is never believed.
     const neverSent = (status === 503 || this.grpc) && h.control?.sidecarMade === true && rawHeader(raw, 'x-skein-reason') === 'upstream-connect-failure';
+    if (neverSent) this.takeBodyBack(h);
     return this.mayRetry('response', status, grpcStatus, !neverSent);
   }
 

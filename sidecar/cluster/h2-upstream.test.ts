@@ -1,14 +1,16 @@
 /** The HTTP/2 upstream against a real node:http2 server on 127.0.0.1. */
-import { createServer, constants, performServerHandshake, type Http2Server, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { createSecureServer, createServer, constants, performServerHandshake, type Http2SecureServer, type Http2Server, type Http2Session, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttp1Server } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Duplex, PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeCa, makeLeaf } from '../../test/support/certs.js';
 import { recordingHandler, type Recorded } from '../../test/support/recording-handler.js';
 import { waitUntil } from '../../test/support/wait.js';
 import type { Keepalive } from './keepalive.js';
 import { refusalGoAwayData } from '../h2-refusal.js';
+import { sessionToken, SIDECAR_MADE_HEADER } from '../h2-sidecar-made.js';
 import { TLS_HANDSHAKE_FAILED, TLS_HANDSHAKE_TIMEOUT } from './connect-phase.js';
 import { H2_PING_TIMEOUT, H2_REFUSED, H2Upstream, socketConnector, type SessionConnector } from './h2-upstream.js';
 import type { CallControl } from './upstream-dispatcher.js';
@@ -656,5 +658,102 @@ describe('H2Upstream to a peer that refuses this sidecar\'s certificate', () => 
     expect(r.error).toBeNull();
     expect(Buffer.concat(r.body).toString()).toBe('kept');
     expect(socketErrors).toEqual([]);
+  });
+});
+
+describe('H2Upstream to a peer sidecar that answers a call itself', () => {
+  const leaf = makeLeaf(makeCa(), 'catalog');
+  const secureServers: Http2SecureServer[] = [];
+  // Before the file's own: a server closes once its sessions have.
+  afterEach(async () => {
+    await Promise.all(upstreams.splice(0).map((u) => u.destroy()));
+    await Promise.all(secureServers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+
+  /**
+   * A peer that answers each call on its first body chunk, trailers-only, UNAVAILABLE with
+   * `x-skein-reason: upstream-connect-failure` (as a sidecar that could not reach its app),
+   * and the mark `mark` gives its stream, if any; over TLS, or h2c. Resolves the streams'
+   * closes in `closed`.
+   */
+  async function peer(tls: boolean, mark: (stream: ServerHttp2Stream) => string | undefined): Promise<{ upstream: H2Upstream; closed: Promise<void>[] }> {
+    const closed: Promise<void>[] = [];
+    const answer = (stream: ServerHttp2Stream): void => {
+      closed.push(new Promise((resolve) => stream.once('close', resolve)));
+      stream.once('data', () => {
+        const head: OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'x-skein-reason': 'upstream-connect-failure' };
+        const token = mark(stream);
+        if (token !== undefined) head[SIDECAR_MADE_HEADER] = token;
+        stream.respond(head, { endStream: true });
+      });
+    };
+    if (!tls) {
+      const { port } = await server(answer);
+      return { upstream: upstream(port), closed };
+    }
+    const s = createSecureServer({ key: leaf.keyPem, cert: leaf.certPem });
+    s.on('stream', answer);
+    secureServers.push(s);
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const { port } = s.address() as AddressInfo;
+    const connector = socketConnector(() => tlsConnect({ host: '127.0.0.1', port, ca: leaf.caPem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined }), 'secureConnect');
+    const u = new H2Upstream(`https://127.0.0.1:${port}`, connector);
+    upstreams.push(u);
+    return { upstream: u, closed };
+  }
+
+  /** A POST whose streamed body has sent `a` and not ended: its control, what it said at the head, once the call completed. */
+  function answered(u: H2Upstream, body: PassThrough): Promise<{ control: CallControl; markedAtHead: boolean | undefined; head: string[] }> {
+    return new Promise((resolve, reject) => {
+      let control: CallControl | null = null;
+      let markedAtHead: boolean | undefined;
+      let head: string[] = [];
+      const handler = {
+        onStart: (c: CallControl) => (control = c),
+        onResponseHead: (_status: number, raw: string[]) => {
+          markedAtHead = control!.sidecarMade;
+          head = raw;
+          return true;
+        },
+        onData: () => true,
+        onComplete: () => resolve({ control: control!, markedAtHead, head }),
+        onError: reject,
+      };
+      body.write('a');
+      u.dispatch({ method: 'POST', path: '/echo.Echo/Say', headers: ['host', 'catalog'], body }, handler as never);
+    });
+  }
+
+  it('with its TLS session\'s token: the control says so at the head, and the streamed body stops going to it and comes back whole', async () => {
+    const { upstream: u, closed } = await peer(true, (stream) => sessionToken(stream.session));
+    const body = new PassThrough();
+    const { control, markedAtHead } = await answered(u, body);
+    expect(markedAtHead).toBe(true);
+    // The rest of the body is the retry's, not the peer's: the call's stream is closed, not left open for it.
+    await closed[0];
+    body.end('b');
+    expect(await text(control.returnedBody)).toBe('ab');
+    expect(control.refused).toBe(false);
+  });
+
+  it('with any other token, or none: not believed, and the body is not taken back', async () => {
+    for (const mark of [() => 'AAAAAAAAAAAAAAAAAAAAAA', () => undefined]) {
+      const { upstream: u } = await peer(true, mark);
+      const body = new PassThrough();
+      const { control, markedAtHead, head } = await answered(u, body);
+      body.end('b');
+      expect(markedAtHead).toBe(false);
+      expect(control.returnedBody).toBeNull();
+      expect(head).toEqual(expect.arrayContaining(['x-skein-reason', 'upstream-connect-failure']));
+    }
+  });
+
+  it('never over h2c (the local app), whatever the header says', async () => {
+    const { upstream: u } = await peer(false, () => 'AAAAAAAAAAAAAAAAAAAAAA');
+    const body = new PassThrough();
+    const { control, markedAtHead } = await answered(u, body);
+    body.end('b');
+    expect(markedAtHead).toBe(false);
+    expect(control.returnedBody).toBeNull();
   });
 });

@@ -26,6 +26,11 @@
  * (identity/outbound-connector.ts), as the mux does. A peer that closes without saying why
  * (a sidecar before 2026-12-07) still fails them as a session closed before it was set up.
  *
+ * A peer sidecar marks the answers it makes itself with its TLS session's token
+ * (sidecar/h2-sidecar-made.ts), which the call's control reports (`sidecarMade`), as the mux
+ * reports its frame's flag: no app read the call, so a streamed body stops going to the peer
+ * and is handed back whole, as after a refusal, for a retry elsewhere.
+ *
  * Keepalive (sessions to peer sidecars): a session whose socket has read nothing for
  * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
  * destroyed, failing its calls as resets (retried per policy) and taking no new ones, as
@@ -42,6 +47,7 @@ import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-body.js';
 import { refusalLabel } from '../h2-refusal.js';
+import { madeByPeerSidecar } from '../h2-sidecar-made.js';
 import { handshakeTimedOut, refusedByPeer } from './connect-phase.js';
 import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
@@ -61,8 +67,10 @@ class Call implements CallControl {
   replayEnds = false;
   /** The peer refused the stream unprocessed and it could not go again, or went again and failed before a new stream took it (CallControl.refused). */
   refused = false;
-  /** With `refused`, its streamed body whole again (CallControl.returnedBody). */
+  /** With `refused` or `sidecarMade`, its streamed body whole again (CallControl.returnedBody). */
   returnedBody: Buffer | Readable | null = null;
+  /** The peer sidecar answered the call itself, its head marked with the session's token (CallControl.sidecarMade). */
+  sidecarMade = false;
 
   constructor(
     readonly owner: H2Upstream,
@@ -89,6 +97,20 @@ class Call implements CallControl {
    */
   refuse(sent: Buffer[] | null, ended: boolean): void {
     this.refused = true;
+    this.giveBack(sent, ended);
+  }
+
+  /**
+   * The peer sidecar answered the call itself (h2-sidecar-made.ts): it read none of the body
+   * for an app, so a streamed one stops going to it and goes back whole, as after a refusal,
+   * for the attempt loop to send elsewhere should the answer say the app never had the call.
+   */
+  answeredByPeerSidecar(c: H2Call): void {
+    this.sidecarMade = true;
+    if (c.sent !== null) this.giveBack(c.sent, c.stopBody());
+  }
+
+  private giveBack(sent: Buffer[] | null, ended: boolean): void {
     if (sent === null) return;
     this.returnedBody = ended ? Buffer.concat(sent) : sentThenRest(sent, this.opts.body as Readable);
   }
@@ -136,8 +158,9 @@ class H2Call implements BodySink {
   body: Readable | null = null;
   /**
    * What went out of a streamed body so far, kept until the response head (after which no
-   * refusal can come) for a refused stream to be sent again; null past RESEND_LIMIT, once
-   * the head came, and when the call cannot be sent again anyway.
+   * refusal can come) for a refused stream to be sent again, or handed back with the peer
+   * sidecar's own answer; null past RESEND_LIMIT, once the head came, and when the call
+   * cannot be sent again anyway.
    */
   sent: Buffer[] | null = null;
   sentBytes = 0;
@@ -187,8 +210,9 @@ class H2Call implements BodySink {
 
   complete(): void {
     this.done = true;
-    // The answer is whole while the request body still flows (a bidi call the server ended): stop sending it.
-    const sending = this.body !== null;
+    // The answer is whole while the request body still flows (a bidi call the server ended), or
+    // was taken back unfinished (a peer sidecar's own answer): stop sending it.
+    const sending = !this.stream.writableEnded;
     this.unhookBody();
     if (sending && !this.stream.closed) this.stream.close();
     try {
@@ -258,6 +282,7 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
   const status = Number(headers[':status']);
   if (status < 200) return;
   c.responded = true;
+  if (madeByPeerSidecar(c.session, headers)) c.call.answeredByPeerSidecar(c);
   c.sent = null;
   const raw: string[] = [];
   for (const name in headers) {

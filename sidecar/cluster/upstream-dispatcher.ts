@@ -32,8 +32,9 @@ export interface CallControl {
   discard(): void;
   resume(): void;
   /**
-   * Once the response head came: it is the peer sidecar's own answer, not its app's (only the
-   * mux can tell: mux/frames.ts SIDECAR_MADE). Absent or false for every other upstream.
+   * Once the response head came: it is the peer sidecar's own answer, not its app's (the mux's
+   * frame says so, mux/frames.ts SIDECAR_MADE; over HTTP/2 a header with the TLS connection's
+   * token, h2-sidecar-made.ts). Absent or false for every other upstream.
    */
   readonly sidecarMade?: boolean;
   /**
@@ -42,9 +43,10 @@ export interface CallControl {
    */
   readonly refused?: boolean;
   /**
-   * With `refused`: the call's streamed body, whole again (what had gone out, then the rest),
-   * for the attempt loop to send elsewhere; null when it cannot be had (past the resend
-   * limit) or is not needed (a Buffer body, which the loop still holds). HTTP/2 only.
+   * With `refused`, or `sidecarMade` over HTTP/2: the call's streamed body, whole again (what
+   * had gone out, then the rest), for the attempt loop to send elsewhere; null when it cannot
+   * be had (past the resend limit) or is not needed (a Buffer body, which the loop still
+   * holds). HTTP/2 only.
    */
   readonly returnedBody?: Buffer | Readable | null;
 }

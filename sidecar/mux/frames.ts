@@ -20,9 +20,10 @@
  * trusts a peer's certificate, not its bytes.
  *
  * A response head made by the serving sidecar itself (SPEC §6: no app answer, `x-skein-reason`
- * set) carries the SIDECAR_MADE flag. Headers cannot say so: an app may send any header,
+ * set) carries the SIDECAR_MADE flag. A plain header cannot say so: an app may send any header,
  * `x-skein-reason` included (a gateway relaying another sidecar's answer), and the caller
- * replays a POST only on its peer's own `upstream-connect-failure`. Mixed versions need no
+ * replays a POST only on its peer's own `upstream-connect-failure` (HTTP/2 between sidecars
+ * marks it with a header no app can forge: ../h2-sidecar-made.ts). Mixed versions need no
  * negotiation: a sidecar without the flag ignores flag bits other than END_STREAM on a
  * response, and one that never sets it is simply not believed (a POST its app never got is
  * then not replayed, the safe side of the rule).
