@@ -655,17 +655,19 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.settle(h, h.status >= 500 || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
     if (h !== this.current) return;
     this.current = null;
+    let withTrailers = false;
     if (!this.ended && !this.clientGone) {
-      const withTrailers = trailers !== null || this.pendingTrailers !== null;
+      withTrailers = trailers !== null || this.pendingTrailers !== null;
       if (trailers !== null) this.forwardTrailers(trailers);
       else if (this.pendingTrailers !== null) this.res.addTrailers(this.pendingTrailers);
       this.ended = true;
       this.res.end();
-      // Answered whole while the caller still sends: its stream is closed with NO_ERROR once the
-      // answer is out (RFC 9113 §8.1), as Envoy does, rather than left open, in flight, for as
-      // long as the caller keeps sending (a drain would wait its whole timeout for it).
-      if (this.bodyPending && this.h2) stopH2Body(this.req, withTrailers);
     }
+    // Answered whole while the caller still sends (a gRPC trailers-only answer ended with its
+    // head, before this): its stream is closed with NO_ERROR once the answer is out (RFC 9113
+    // §8.1), as Envoy does, rather than left open, in flight, for as long as the caller keeps
+    // sending (a drain would wait its whole timeout for it).
+    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, withTrailers);
     // A gRPC answer that ended without a grpc-status failed, as its caller reads it: by its HTTP status.
     if (this.grpc && this.grpcStatus < 0) this.grpcStatus = grpcStatusOfHttp(this.status);
     this.finish(this.status);
@@ -854,13 +856,11 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   onDeadline(): void {
     if (this.finished) return;
     // A gRPC call's deadline that passes while the caller still sends is no fault of the endpoint.
-    const sending = this.bodyPending;
-    this.abandonAttempt(sending ? 'neutral' : 'failure');
+    this.abandonAttempt(this.bodyPending ? 'neutral' : 'failure');
     if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
       // A gRPC stream past its deadline ends with DEADLINE_EXCEEDED in the trailers, not a reset
       // (sidecarReply ends a begun gRPC answer that way).
       this.reply('timeout', 'deadline exceeded');
-      if (sending) stopH2Body(this.req, true);
       return;
     }
     if (this.headSent && !this.retractHead()) {
@@ -869,8 +869,6 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.grpcTimeoutSlot >= 0 ? 'the call\'s grpc-timeout' : `${this.route?.timeoutMs ?? 0} ms`}`);
-    // A caller still sending is told to stop (else its stream stays half-open for as long as it sends).
-    if (sending && this.h2) stopH2Body(this.req, false);
   }
 
   /**
@@ -894,11 +892,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     const inTrailers = this.headSent && this.grpc && this.h2;
     if (this.headSent && !inTrailers && !this.retractHead()) return false;
-    const sending = this.bodyPending;
     // The endpoint is not to blame for the sidecar's own shutdown.
     this.abandonAttempt('neutral');
     this.reply('retries-exhausted', inTrailers ? `${why} while ${service} was answering` : unanswered);
-    if (sending && this.h2) stopH2Body(this.req, inTrailers);
     return true;
   }
 
@@ -940,10 +936,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.res.emit('close');
       return;
     }
+    // A begun gRPC answer ends with this one's status in its trailers (sidecarReply).
+    const inTrailers = this.headSent && this.grpc && this.h2;
     const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status);
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
+    // A caller still sending is told to stop once the answer is out, as after an app's (onAttemptComplete).
+    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, inTrailers);
     this.finish(sent);
   }
 

@@ -4,17 +4,19 @@
  * 9113 §8.1, as Envoy does), so the request stops counting in flight and a drain does not wait
  * its whole timeout for a caller that keeps its stream open.
  */
-import { connect } from 'node:http2';
-import { constants } from 'node:http2';
+import { connect, constants, createServer, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Processes, startUpstream, waitUntil, writeTempConfig, type TestUpstream } from '../support/index.js';
 
 describe('HTTP/2 request answered before its body ended', () => {
   const procs = new Processes();
   let app: TestUpstream | undefined;
+  let grpcApp: Http2Server | undefined;
   afterAll(async () => {
     await procs.killAll();
     await app?.close();
+    await new Promise((resolve) => (grpcApp ? grpcApp.close(resolve) : resolve(undefined)));
   });
 
   it('gets the whole answer, then its stream closed with NO_ERROR; the drain finds nothing in flight', async () => {
@@ -47,6 +49,42 @@ describe('HTTP/2 request answered before its body ended', () => {
     expect((await sc.exited).code).toBe(0);
     // Not the 5 s drain timeout.
     expect(performance.now() - started).toBeLessThan(2_500);
+    session.destroy();
+  });
+
+  it('a gRPC call ended by one HEADERS frame while the caller still sends (the app\'s trailers-only answer, or the sidecar\'s own after a reset or for no route): the same', async () => {
+    // Fails the call at once with UNAVAILABLE, reading none of its body, as a peer sidecar whose
+    // app is down answers, or resets it: either answer ends at its head, before the call ends.
+    grpcApp = createServer();
+    grpcApp.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      if (headers[':path'] === '/test.Echo/Reset') stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      else stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'down' }, { endStream: true });
+    });
+    await new Promise<void>((resolve) => grpcApp!.listen(0, '127.0.0.1', resolve));
+    const port = (grpcApp.address() as AddressInfo).port;
+    const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', timeout: '0s', endpoints: [{ address: '127.0.0.1', port }] } } });
+    // Its health check would ask the app over HTTP/1.1: live is enough for its outbound.
+    const sc = await procs.sidecar({ service: 'web', appPort: port, config, drainTimeout: '5s', waitFor: '/live' });
+    const session = connect(`http://127.0.0.1:${sc.outboundPort}`);
+    session.on('error', () => {});
+    const calls = [
+      { path: '/test.Echo/Up', host: 'catalog', status: '14' },
+      { path: '/test.Echo/Reset', host: 'catalog', status: '14' },
+      { path: '/test.Echo/Up', host: 'nowhere', status: '12' },
+    ];
+    for (const { path, host, status } of calls) {
+      const stream = session.request({ ':path': path, ':method': 'POST', host, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+      stream.on('error', () => {});
+      const head = new Promise<Record<string, unknown>>((resolve) => stream.on('response', resolve));
+      const closed = new Promise<number | undefined>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+      // A message, and the call goes on sending.
+      stream.write(Buffer.from([0, 0, 0, 0, 1, 0x2a]));
+      expect((await head)['grpc-status'], `${host}${path}`).toBe(status);
+      expect(await closed, `${host}${path}`).toBe(constants.NGHTTP2_NO_ERROR);
+    }
+    const drain = await fetch(`${sc.adminUrl}/drain`, { method: 'POST' });
+    expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
     session.destroy();
   });
 });
