@@ -1215,7 +1215,8 @@ function isRawList(trailers: RawHeaders | Record<string, string | string[]>): tr
 
 /**
  * HTTP/1.1 trailers come as a raw flat list, HTTP/2 and mux trailers as an object. Names a
- * head would drop (H.Drop: hop-by-hop, sanitized, a peer sidecar's mark) go no further here.
+ * head would drop (H.Drop: `proxy-*`, `keep-alive`, `trailer`, sanitized ones, a peer
+ * sidecar's mark) go no further here.
  */
 function trailerObject(trailers: RawHeaders | Record<string, string | string[]>): Record<string, string> {
   const out: Record<string, string> = {};

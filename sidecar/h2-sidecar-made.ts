@@ -23,7 +23,8 @@ import type { Http2Session, IncomingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 
 export const SIDECAR_MADE_HEADER = 'x-skein-sidecar-made';
-const EXPORTER_LABEL = 'EXPORTER-skein-sidecar-made';
+// RFC 5705 §4: a label not in IANA's registry begins with EXPERIMENTAL.
+const EXPORTER_LABEL = 'EXPERIMENTAL-skein-sidecar-made';
 const TOKEN_BYTES = 16;
 /** The exporter's context: none is needed beyond the label, and both ends pass the same. */
 const CONTEXT = Buffer.alloc(0);

@@ -28,8 +28,9 @@
  *
  * A peer sidecar marks the answers it makes itself with its TLS session's token
  * (sidecar/h2-sidecar-made.ts), which the call's control reports (`sidecarMade`), as the mux
- * reports its frame's flag: no app read the call, so a streamed body stops going to the peer
- * and is handed back whole, as after a refusal, for a retry elsewhere.
+ * reports its frame's flag: its answer is final, so a streamed body stops going to the peer
+ * and is handed back whole, as after a refusal, for a retry elsewhere should the answer say
+ * no app had the call (`upstream-connect-failure`; after a `timeout` one may have).
  *
  * Keepalive (sessions to peer sidecars): a session whose socket has read nothing for
  * `intervalMs` sends an HTTP/2 PING; if nothing arrives within `timeoutMs` more it is
@@ -101,9 +102,9 @@ class Call implements CallControl {
   }
 
   /**
-   * The peer sidecar answered the call itself (h2-sidecar-made.ts): it read none of the body
-   * for an app, so a streamed one stops going to it and goes back whole, as after a refusal,
-   * for the attempt loop to send elsewhere should the answer say the app never had the call.
+   * The peer sidecar answered the call itself (h2-sidecar-made.ts): its answer is final, so a
+   * streamed body stops going to it and goes back whole, as after a refusal, for the attempt
+   * loop to send elsewhere should the answer say the app never had the call.
    */
   answeredByPeerSidecar(c: H2Call): void {
     this.sidecarMade = true;
