@@ -655,9 +655,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.settle(h, h.status >= 500 || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
     if (h !== this.current) return;
     this.current = null;
-    let withTrailers = false;
+    // Relayed as one HEADERS frame that ended the stream (writeHeadH2), not through node's compat response.
+    const trailersOnly = this.ended && this.pendingTrailers?.['grpc-status'] !== undefined;
     if (!this.ended && !this.clientGone) {
-      withTrailers = trailers !== null || this.pendingTrailers !== null;
       if (trailers !== null) this.forwardTrailers(trailers);
       else if (this.pendingTrailers !== null) this.res.addTrailers(this.pendingTrailers);
       this.ended = true;
@@ -667,7 +667,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // head, before this): its stream is closed with NO_ERROR once the answer is out (RFC 9113
     // §8.1), as Envoy does, rather than left open, in flight, for as long as the caller keeps
     // sending (a drain would wait its whole timeout for it).
-    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, withTrailers);
+    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, !trailersOnly);
     // A gRPC answer that ended without a grpc-status failed, as its caller reads it: by its HTTP status.
     if (this.grpc && this.grpcStatus < 0) this.grpcStatus = grpcStatusOfHttp(this.status);
     this.finish(this.status);
@@ -936,14 +936,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.res.emit('close');
       return;
     }
-    // A begun gRPC answer ends with this one's status in its trailers (sidecarReply).
-    const inTrailers = this.headSent && this.grpc && this.h2;
+    // Only a gRPC answer not begun ends with its HEADERS frame (trailers-only, sidecarReply).
+    const trailersOnly = this.grpc && !this.headSent;
     const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status);
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
     // A caller still sending is told to stop once the answer is out, as after an app's (onAttemptComplete).
-    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, inTrailers);
+    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, !trailersOnly);
     this.finish(sent);
   }
 
@@ -1067,12 +1067,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.abandonAttempt(clientFault ? 'neutral' : 'failure');
     this.bodyChunks = null;
     const inTrailers = this.headSent && this.grpc && this.h2;
+    const trailersOnly = this.grpc && !this.headSent;
     if (this.headSent && !inTrailers && !this.retractHead()) {
       this.res.destroy();
       this.finish(clientFault ? (err as ClientBodyError).status : REASONS.timeout.status);
     } else if (clientFault) this.replyError(err);
     else this.reply('timeout', `${this.destination}: ${err.message}`);
-    if (this.h2) stopH2Body(this.req, inTrailers);
+    if (this.h2) stopH2Body(this.req, !trailersOnly);
     return true;
   }
 
@@ -1129,15 +1130,17 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
  * An HTTP/2 caller whose body will not be read is told to stop sending once the answer is out
  * (RST_STREAM NO_ERROR, RFC 9113 §8.1), and what it sent is dropped so the stream can end:
  * the stream, and the response's 'close', would otherwise wait for a client that may never
- * end it, or for a reader that is gone. An answer ending in trailers (a gRPC status) is out
- * only once they are: node submits them on the setImmediate after its last DATA went
- * ('wantTrailers', whose response listener came first), and a reset submitted before would
- * go ahead of them, and the caller never see its status.
+ * end it, or for a reader that is gone. An answer written through node's compat response
+ * (`viaResponse`: all but a trailers-only one) is out only once its trailers are: that response
+ * always waits for them, and its END_STREAM goes with them (none: an empty DATA frame),
+ * submitted on the setImmediate after its last DATA went ('wantTrailers', whose response
+ * listener came first). A reset submitted before would go ahead of them: the caller would see
+ * its answer cut, a gRPC one without its status.
  */
-function stopH2Body(req: ProxyRequest, afterTrailers: boolean): void {
+function stopH2Body(req: ProxyRequest, viaResponse: boolean): void {
   const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
   if (!stream.closed && !stream.destroyed) {
-    if (afterTrailers) stream.once('wantTrailers', closeAfterTrailers);
+    if (viaResponse && stream.sentTrailers === undefined) stream.once('wantTrailers', closeAfterTrailers);
     else stream.close(h2constants.NGHTTP2_NO_ERROR);
   }
   req.resume();

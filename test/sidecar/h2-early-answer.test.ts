@@ -7,7 +7,7 @@
 import { connect, constants, createServer, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Processes, startUpstream, waitUntil, writeTempConfig, type TestUpstream } from '../support/index.js';
+import { freePorts, Processes, startUpstream, waitUntil, writeTempConfig, type TestUpstream } from '../support/index.js';
 
 describe('HTTP/2 request answered before its body ended', () => {
   const procs = new Processes();
@@ -83,6 +83,34 @@ describe('HTTP/2 request answered before its body ended', () => {
       expect((await head)['grpc-status'], `${host}${path}`).toBe(status);
       expect(await closed, `${host}${path}`).toBe(constants.NGHTTP2_NO_ERROR);
     }
+    const drain = await fetch(`${sc.adminUrl}/drain`, { method: 'POST' });
+    expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
+    session.destroy();
+  });
+
+  it("a plain answer the sidecar makes itself (no endpoint to connect to): the whole answer, ended, before the stream's reset", async () => {
+    const [appPort, dead] = await freePorts(2);
+    const config = writeTempConfig({ services: { gone: { timeout: '0s', endpoints: [{ address: '127.0.0.1', port: dead! }] } } });
+    const sc = await procs.sidecar({ service: 'web', appPort: appPort!, config, drainTimeout: '5s', waitFor: '/live' });
+    const session = connect(`http://127.0.0.1:${sc.outboundPort}`);
+    session.on('error', () => {});
+    const stream = session.request({ ':path': '/upload', ':method': 'POST', host: 'gone' }, { endStream: false });
+    stream.on('error', () => {});
+    // The order the caller learns things in: its answer's end (END_STREAM), or a reset that came first.
+    const events: string[] = [];
+    let status = 0;
+    let body = '';
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (body += d));
+    stream.on('end', () => events.push('end'));
+    stream.on('aborted', () => events.push('aborted'));
+    const closed = new Promise<number | undefined>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+    stream.write('part of a body that never ends');
+    expect(await closed).toBe(constants.NGHTTP2_NO_ERROR);
+    expect(status).toBe(503);
+    expect(body).toMatch(/could not connect to gone/);
+    expect(events[0]).toBe('end');
     const drain = await fetch(`${sc.adminUrl}/drain`, { method: 'POST' });
     expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
     session.destroy();
