@@ -1135,15 +1135,23 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
  * always waits for them, and its END_STREAM goes with them (none: an empty DATA frame),
  * submitted on the setImmediate after its last DATA went ('wantTrailers', whose response
  * listener came first). A reset submitted before would go ahead of them: the caller would see
- * its answer cut, a gRPC one without its status.
+ * its answer cut, a gRPC one without its status. An answer that can have no body (to a HEAD,
+ * a 204, 205 or 304) ends with its HEADERS frame instead: node sends it with END_STREAM, and
+ * there are no trailers to wait for.
  */
 function stopH2Body(req: ProxyRequest, viaResponse: boolean): void {
   const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
   if (!stream.closed && !stream.destroyed) {
-    if (viaResponse && stream.sentTrailers === undefined) stream.once('wantTrailers', closeAfterTrailers);
+    if (viaResponse && stream.sentTrailers === undefined && !bodiless(req.method, stream)) stream.once('wantTrailers', closeAfterTrailers);
     else stream.close(h2constants.NGHTTP2_NO_ERROR);
   }
   req.resume();
+}
+
+/** node's respond() ends the stream with the head of these answers (RFC 9110 §6.4.1). */
+function bodiless(method: string | undefined, stream: ServerHttp2Stream): boolean {
+  const status = Number(stream.sentHeaders?.[':status']);
+  return method === 'HEAD' || status === 204 || status === 205 || status === 304;
 }
 
 function closeAfterTrailers(this: ServerHttp2Stream): void {

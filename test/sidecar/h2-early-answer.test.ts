@@ -115,4 +115,44 @@ describe('HTTP/2 request answered before its body ended', () => {
     expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
     session.destroy();
   });
+
+  it('an answer with no body (an app\'s 204, a HEAD, a sidecar-made answer to a HEAD): closed once its head is out', async () => {
+    const noContent = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(req.method === 'HEAD' ? 200 : 204, { 'content-length': req.method === 'HEAD' ? '5' : '0' });
+      res.end();
+    });
+    try {
+      const [dead] = await freePorts(1);
+      const config = writeTempConfig({
+        services: {
+          catalog: { timeout: '0s', endpoints: [{ address: '127.0.0.1', port: noContent.port }] },
+          gone: { timeout: '0s', endpoints: [{ address: '127.0.0.1', port: dead! }] },
+        },
+      });
+      const sc = await procs.sidecar({ service: 'web', appPort: noContent.port, config, drainTimeout: '5s' });
+      const session = connect(`http://127.0.0.1:${sc.outboundPort}`);
+      session.on('error', () => {});
+      const calls = [
+        { method: 'POST', host: 'catalog', status: 204 },
+        { method: 'HEAD', host: 'catalog', status: 200 },
+        { method: 'HEAD', host: 'gone', status: 503 },
+      ];
+      for (const { method, host, status } of calls) {
+        const stream = session.request({ ':path': '/x', ':method': method, host }, { endStream: false });
+        stream.on('error', () => {});
+        const head = new Promise<Record<string, unknown>>((resolve) => stream.on('response', resolve));
+        const closed = new Promise<number | undefined>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+        stream.resume();
+        stream.write('part of a body that never ends');
+        expect((await head)[':status'], `${method} ${host}`).toBe(status);
+        expect(await closed, `${method} ${host}`).toBe(constants.NGHTTP2_NO_ERROR);
+      }
+      const drain = await fetch(`${sc.adminUrl}/drain`, { method: 'POST' });
+      expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
+      session.destroy();
+    } finally {
+      await noContent.close();
+    }
+  });
 });
