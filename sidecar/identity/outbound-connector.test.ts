@@ -48,8 +48,22 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** What a failed connect handed on, and the handshake failures its connector reported. */
+interface Dialled {
+  error: Error & { code?: string };
+  reported: string[];
+}
+
+/** A handshake failure: a connect failure with code TLS_HANDSHAKE_FAILED and `message`, counted as `reasons`. */
+function expectHandshakeFailure({ error, reported }: Dialled, message: string, reasons: string[]): void {
+  expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
+  expect(error.message).toBe(message);
+  expect(isConnectError(error)).toBe(true);
+  expect(reported).toEqual(reasons);
+}
+
 /** Connects through `peerTlsConnector` to `port`: the error it hands on and the handshake failures it reported. */
-async function dial(port: number, options: Parameters<typeof peerTlsConnector>[0] = { rejectUnauthorized: false }, address = '127.0.0.1'): Promise<{ error: Error & { code?: string }; reported: string[] }> {
+async function dial(port: number, options: Parameters<typeof peerTlsConnector>[0] = { rejectUnauthorized: false }, address = '127.0.0.1'): Promise<Dialled> {
   const reported: string[] = [];
   const connect = peerTlsConnector(options, address, port, 'h2', (reason) => reported.push(reason));
   const error = await new Promise<Error | null>((resolve) =>
@@ -65,11 +79,7 @@ async function dial(port: number, options: Parameters<typeof peerTlsConnector>[0
 describe('peerTlsConnector failures', () => {
   it('a plain HTTP endpoint (non-TLS bytes for the ClientHello) is a connect failure that says it does not speak TLS', async () => {
     const port = await raw((socket) => socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'));
-    const { error, reported } = await dial(port);
-    expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
-    expect(error.message).toBe('the TLS handshake failed with ERR_SSL_WRONG_VERSION_NUMBER: the endpoint does not speak TLS');
-    expect(isConnectError(error)).toBe(true);
-    expect(reported).toEqual(['protocol']);
+    expectHandshakeFailure(await dial(port), 'the TLS handshake failed with ERR_SSL_WRONG_VERSION_NUMBER: the endpoint does not speak TLS', ['protocol']);
   });
 
   it.each([
@@ -77,21 +87,13 @@ describe('peerTlsConnector failures', () => {
     ['close', (socket: Socket) => socket.end()],
   ])('a %s during the handshake is a connect failure, not a reset of a sent request, and a handshake failure counted as `reset`', async (_how, end) => {
     const port = await raw(end);
-    const { error, reported } = await dial(port);
-    expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
-    expect(error.message).toBe('the TLS handshake failed with ECONNRESET: the endpoint closed the connection');
-    expect(isConnectError(error)).toBe(true);
-    expect(reported).toEqual(['reset']);
+    expectHandshakeFailure(await dial(port), 'the TLS handshake failed with ECONNRESET: the endpoint closed the connection', ['reset']);
   });
 
   it('a refused certificate is a connect failure naming why', async () => {
     const port = await listen(createTlsServer(inboundServerOptions(await pki.leaf('payments')), (s) => s.end()));
     const client = await pki.leaf('gateway');
-    const { error, reported } = await dial(port, outboundConnectOptions(client, secureContextFor(client), 'catalog'));
-    expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
-    expect(error.message).toBe('the TLS handshake failed with ERR_SKEIN_PEER_IDENTITY: upstream presented identity spiffe://skein.local/service/payments, expected spiffe://skein.local/service/catalog');
-    expect(isConnectError(error)).toBe(true);
-    expect(reported).toEqual(['wrong-identity']);
+    expectHandshakeFailure(await dial(port, outboundConnectOptions(client, secureContextFor(client), 'catalog')), 'the TLS handshake failed with ERR_SKEIN_PEER_IDENTITY: upstream presented identity spiffe://skein.local/service/payments, expected spiffe://skein.local/service/catalog', ['wrong-identity']);
   });
 
   it('a refused connection keeps its own code', async () => {
@@ -121,7 +123,7 @@ describe('peerTlsConnector at its 10 s connect timeout', () => {
   afterAll(() => void vi.useRealTimers());
 
   /** Starts `peerTlsConnector` to `port`: its outcome, once `atTimeout` (run first) lets the timer fire. */
-  async function timedOut(port: number, atTimeout: () => Promise<void>): Promise<{ error: Error & { code?: string }; reported: string[] }> {
+  async function timedOut(port: number, atTimeout: () => Promise<void>): Promise<Dialled> {
     const reported: string[] = [];
     const connect = peerTlsConnector({ rejectUnauthorized: false }, '127.0.0.1', port, 'h2', (reason) => reported.push(reason));
     const error = new Promise<Error | null>((resolve) => connect((err) => resolve(err)));
@@ -181,7 +183,7 @@ describe('peerConnector (undici\'s, gRPC to SPIFFE peers) at its connect timeout
   const TIMEOUT_MS = 100;
 
   /** Opens an HTTP/2 transport through `peerConnector` to `port`: the error it hands on and the handshake failures it reported. */
-  async function timedOut(port: number): Promise<{ error: Error & { code?: string }; reported: string[] }> {
+  async function timedOut(port: number): Promise<Dialled> {
     const client = await pki.leaf('gateway');
     const reported: string[] = [];
     const connector = peerConnector(client, secureContextFor(client), 'catalog', (reason) => reported.push(reason), true, TIMEOUT_MS);
@@ -226,11 +228,7 @@ describe('a peer that refuses this sidecar\'s certificate', () => {
   it('by an alert during the handshake (a TLS 1.2 server): a connect failure naming the alert, counted as `refused-by-peer`', async () => {
     // unknown_ca (48), in place of the ServerHello.
     const port = await raw((socket) => socket.end(alertRecord(48)));
-    const { error, reported } = await dial(port);
-    expect(error.code).toBe(TLS_HANDSHAKE_FAILED);
-    expect(error.message).toBe("the peer refused this sidecar's certificate: unknown CA (ERR_SSL_TLSV1_ALERT_UNKNOWN_CA)");
-    expect(isConnectError(error)).toBe(true);
-    expect(reported).toEqual(['refused-by-peer']);
+    expectHandshakeFailure(await dial(port), "the peer refused this sidecar's certificate: unknown CA (ERR_SSL_TLSV1_ALERT_UNKNOWN_CA)", ['refused-by-peer']);
   });
 
   it('by an alert once this side is connected (TLS 1.3 servers judge the client last), before any answer: a connect failure, counted as `refused-by-peer`', async () => {
