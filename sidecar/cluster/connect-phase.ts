@@ -1,8 +1,9 @@
 /**
  * The connect phase's errors. Whether a system error came from opening a connection, before
- * any byte of a request could go out. Its code alone does not say: an open connection ends with ETIMEDOUT when its
- * retransmissions give up, or with the ICMP error that came meanwhile (EHOSTUNREACH,
- * ENETUNREACH, ECONNREFUSED), and by then part of a request may have reached the app.
+ * any byte of a request could go out. Its code alone does not say: an open connection ends
+ * with ETIMEDOUT when its retransmissions give up, or with the ICMP error that came meanwhile
+ * (EHOSTUNREACH, ENETUNREACH, ECONNREFUSED), and by then part of a request may have reached
+ * the app.
  */
 import { codedError } from './upstream-dispatcher.js';
 
