@@ -249,6 +249,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   deadlineAt = Infinity;
   /** The request body is still coming in: the route's and the per-try timeouts wait for its end (bodyReceived). */
   bodyPending = false;
+  /** forward() has run: the request body, if any, is taken (streamed, buffered, or known absent). */
+  private forwarded = false;
   /** performance.now() when an HTTP/2 request body last moved (a chunk in, or out to a call): its stall check. */
   bodyAt = 0;
   /**
@@ -394,6 +396,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   /** Sends the request to `subset` under `route`'s policies (balance → resilience → upstream). */
   forward(route: RouteRuntime, subset: SubsetRuntime, outlier: OutlierDetector | null, budget: RetryBudget | null): void {
+    this.forwarded = true;
     this.route = route;
     this.subset = subset;
     if (this.edge === null) this.edge = subset.edge;
@@ -406,7 +409,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.grpc && !this.readGrpcTimeout()) return;
     const retry = route.retry;
     if (retry !== null && budget !== null) budget.recordRequest();
-    const hasBody = this.h2 ? !(this.req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : this.chunked || this.contentLength > 0;
+    const hasBody = this.h2 ? h2HasBody(this.req) : this.chunked || this.contentLength > 0;
     if (!hasBody) {
       if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, undefined);
       this.send();
@@ -942,8 +945,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
-    // A caller still sending is told to stop once the answer is out, as after an app's (onAttemptComplete).
-    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, !trailersOnly);
+    // A caller still sending is told to stop once the answer is out, as after an app's
+    // (onAttemptComplete); so is one answered before its request went on (no route, a fault's
+    // abort): what it sent waits unread, and its stream would end only once read.
+    if (this.h2 && !this.clientGone && (this.bodyPending || (!this.forwarded && h2HasBody(this.req)))) stopH2Body(this.req, !trailersOnly);
     this.finish(sent);
   }
 
@@ -1146,6 +1151,11 @@ function stopH2Body(req: ProxyRequest, viaResponse: boolean): void {
     else stream.close(h2constants.NGHTTP2_NO_ERROR);
   }
   req.resume();
+}
+
+/** An HTTP/2 request whose HEADERS frame did not end its stream: a body follows, or may. */
+function h2HasBody(req: ProxyRequest): boolean {
+  return !(req as unknown as { stream: ServerHttp2Stream }).stream.endAfterHeaders;
 }
 
 /** node's respond() ends the stream with the head of these answers (RFC 9110 §6.4.1). */

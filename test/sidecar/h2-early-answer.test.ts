@@ -116,6 +116,42 @@ describe('HTTP/2 request answered before its body ended', () => {
     session.destroy();
   });
 
+  it('a sidecar-made answer before the request is forwarded (no route): the caller still sending is closed the same way', async () => {
+    const [appPort] = await freePorts(1);
+    const config = writeTempConfig({ services: { catalog: { endpoints: [{ address: '127.0.0.1', port: appPort! }] } } });
+    const sc = await procs.sidecar({ service: 'web', appPort: appPort!, config, drainTimeout: '5s', waitFor: '/live' });
+    const session = connect(`http://127.0.0.1:${sc.outboundPort}`);
+    session.on('error', () => {});
+    // Still sending, with and without a body that can come (HEAD); and one whose short body has
+    // ended but was never read: its stream must close too, not wait for a reader.
+    const calls = [
+      { method: 'POST', ends: false, body: /no service named by "nowhere"/ },
+      { method: 'HEAD', ends: false, body: /^$/ },
+      { method: 'POST', ends: true, body: /no service named by "nowhere"/ },
+    ];
+    for (const { method, ends, body: expected } of calls) {
+      const what = `${method}${ends ? ', ended' : ''}`;
+      const stream = session.request({ ':path': '/x', ':method': method, host: 'nowhere' }, { endStream: false });
+      stream.on('error', () => {});
+      const head = new Promise<Record<string, unknown>>((resolve) => stream.on('response', resolve));
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (body += d));
+      let code: number | null | undefined = null;
+      stream.on('close', () => (code = stream.rstCode));
+      if (ends) stream.end('a short body');
+      else stream.write('part of a body that never ends');
+      expect((await head)[':status'], what).toBe(404);
+      expect((await head)['x-skein-reason'], what).toBe('no-route');
+      await waitUntil(() => code !== null, { timeoutMs: 5_000, what: `${what}: its stream closed` });
+      if (!ends) expect(code, what).toBe(constants.NGHTTP2_NO_ERROR);
+      expect(body, what).toMatch(expected);
+    }
+    const drain = await fetch(`${sc.adminUrl}/drain`, { method: 'POST' });
+    expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
+    session.destroy();
+  });
+
   it('an answer with no body (an app\'s 204, a HEAD, a sidecar-made answer to a HEAD): closed once its head is out', async () => {
     const noContent = await startUpstream((req, res) => {
       req.resume();
