@@ -21,7 +21,7 @@ import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
 import { admitTry, latestSubset, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
-import type { CallControl } from './cluster/upstream-dispatcher.js';
+import { codedError, type CallControl } from './cluster/upstream-dispatcher.js';
 import type { InFlightRequest, Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
 import { backoffDelay } from './resilience/backoff.js';
@@ -654,6 +654,18 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       }
       this.releaseHead();
     }
+    // A gRPC answer ends with its status, in trailers or a trailers-only head: one in an HTTP 200
+    // that ended with neither was cut short, whatever its stream's last frame was (an END_STREAM
+    // without trailers, or a reset with NO_ERROR or CANCEL, which node:http2 reports as an end;
+    // trailers: null). Passed on as complete, it reached grpc-js as `13 INTERNAL: Received
+    // RST_STREAM with code 0`; it fails as a broken-off answer instead (UNAVAILABLE, saying so).
+    // Trailers that came without a grpc-status end an answer the app finished: relayed as they
+    // are, counted UNKNOWN. HTTP/2 callers only: an HTTP/1.1 or mux one may be grpc-web, whose
+    // status travels in its body.
+    if (this.grpc && this.h2 && trailers === null && h === this.current && h.status === 200 && this.grpcStatus < 0) {
+      this.onAttemptError(h, codedError(GRPC_NO_STATUS, 'it ended without a grpc-status'));
+      return;
+    }
     // A gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
     this.settle(h, h.status >= 500 || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
     if (h !== this.current) return;
@@ -1204,6 +1216,9 @@ function endedGrpcStatus(trailers: RawHeaders | Record<string, string | string[]
   const value = trailers === null ? undefined : isRawList(trailers) ? rawHeader(trailers, 'grpc-status') : trailers['grpc-status'];
   return typeof value === 'string' ? grpcStatusCode(value) : GRPC_UNKNOWN;
 }
+
+/** A gRPC answer that ended without a grpc-status: it broke off (onAttemptComplete). */
+const GRPC_NO_STATUS = 'ERR_SKEIN_GRPC_NO_STATUS';
 
 /** The answer's grpc-status (trailers, else a trailers-only answer's headers) is INTERNAL (13) or UNAVAILABLE (14). */
 function isGrpcServerFailure(trailers: RawHeaders | Record<string, string | string[]> | null, pending: Record<string, string> | null): boolean {

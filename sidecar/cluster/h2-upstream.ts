@@ -50,7 +50,7 @@ import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-bod
 import { refusalLabel } from '../h2-refusal.js';
 import { madeByPeerSidecar } from '../h2-sidecar-made.js';
 import { handshakeTimedOut, refusedByPeer } from './connect-phase.js';
-import { codedError, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
+import { codedError, completeToHandler, headToHandler, startHandler, UpstreamDispatcher, type AnyHandler, type CallControl } from './upstream-dispatcher.js';
 
 /** Opens the transport of one session: TLS to a peer sidecar (ALPN h2), or plain TCP to the local app. */
 export type SessionConnector = (callback: (err: Error | null, socket: Socket | null) => void) => void;
@@ -217,7 +217,7 @@ class H2Call implements BodySink {
     this.unhookBody();
     if (sending && !this.stream.closed) this.stream.close();
     try {
-      this.call.handler.onComplete((this.trailers ?? {}) as Record<string, string | string[]>);
+      completeToHandler(this.call.handler, this.trailers as Record<string, string | string[]> | null);
     } catch {
       // The call is over and settled; the exchange learns of its broken caller from the caller's own 'close'.
     }
@@ -320,7 +320,10 @@ function onStreamEnd(this: ClientHttp2Stream): void {
     return;
   }
   // A stream whose session went away (the app exited, the connection broke) ends, not errors,
-  // with CANCEL as its code: without trailers its answer is cut short, not complete.
+  // with CANCEL as its code: without trailers its answer is cut short, not complete. With
+  // NO_ERROR (or none) it cannot be told here from an answer that ended whole (a plain answer's
+  // END_STREAM and the stream's close can come in one read): a gRPC answer, which must end with
+  // a status, is judged by the exchange (onAttemptComplete).
   const code = this.rstCode;
   if (code !== undefined && code !== constants.NGHTTP2_NO_ERROR && c.trailers === null) {
     c.fail(closedEarly(code));

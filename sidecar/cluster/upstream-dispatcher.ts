@@ -65,7 +65,8 @@ export interface ControlledHandler {
   onStart(control: CallControl): void;
   onResponseHead(status: number, raw: string[], statusText: string): boolean;
   onData(chunk: Buffer): boolean;
-  onComplete(trailers: RawHeaders | Record<string, string | string[]>): void;
+  /** null: an HTTP/2 answer that ended with no trailers at all, which a gRPC answer never does whole (completeToHandler). */
+  onComplete(trailers: RawHeaders | Record<string, string | string[]> | null): void;
   onError(err: Error): void;
 }
 
@@ -86,6 +87,16 @@ export function headToHandler(handler: AnyHandler, control: CallControl, status:
   if (isControlled(handler)) return handler.onResponseHead(status, raw, statusText) !== false;
   // undici's request() handler returns nothing: only an explicit false pauses.
   return handler.onHeaders(status, raw, () => control.resume(), statusText) !== false;
+}
+
+/**
+ * The answer ended, with `trailers`, or with none at all (null): Skein's own handler is told
+ * which (an exchange fails a gRPC answer that ended without any status), undici's gets an
+ * empty set, as its own clients give it.
+ */
+export function completeToHandler(handler: AnyHandler, trailers: Record<string, string | string[]> | null): void {
+  if (isControlled(handler)) handler.onComplete(trailers);
+  else handler.onComplete(trailers ?? {});
 }
 
 /** An error with a stable code (the attempt loop tells connect failures from resets by it). */

@@ -1,8 +1,10 @@
 /**
  * gRPC calls are observed like HTTP ones, with their grpc-status: a call answered with a
  * non-OK status counts as a failure in the golden metrics, and shows its grpc-status in the
- * tap and in its span. A grpc-status that is no gRPC code (`32`, `abc`, `-1`), or none at
- * all, counts as UNKNOWN (2): a failure, under the answer's own HTTP code.
+ * tap and in its span. A grpc-status that is no gRPC code (`32`, `abc`, `-1`) counts as
+ * UNKNOWN (2): a failure, under the answer's own HTTP code. An answer that ends with no
+ * trailers and no status at all was cut short: its caller gets 14 UNAVAILABLE, counted so
+ * (test/sidecar/grpc-mid-stream.test.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { connect as h2connect, createServer as h2server, type Http2Server, type OutgoingHttpHeaders } from 'node:http2';
@@ -49,7 +51,7 @@ beforeAll(async () => {
       stream.end('ok');
       return;
     }
-    // /odd.Echo/<status>: that grpc-status in the trailers; `none`: trailers without one; `head-<status>`: a trailers-only answer.
+    // /odd.Echo/<status>: that grpc-status in the trailers; `none`: no trailers (node sends empty ones as a bare END_STREAM); `head-<status>`: a trailers-only answer.
     const status = String(headers[':path']).split('/').pop()!;
     stream.resume();
     stream.on('end', () => {
@@ -127,7 +129,7 @@ describe('gRPC observability', () => {
     expect(view.services.find((x) => x.service === 'catalog')!['1m'].successRate).toBeLessThan(1);
   });
 
-  it('counts a grpc-status that is no gRPC code, or none, as UNKNOWN (2): a failure under HTTP 200, in the metrics, the stats and the span', async () => {
+  it('counts a grpc-status that is no gRPC code as UNKNOWN (2), and an answer ended without any as UNAVAILABLE (14): failures under HTTP 200, in the metrics, the stats and the span', async () => {
     const client = h2connect(web.outboundUrl);
     /** One call to odd; resolves with the grpc-status the caller got ('' for none). */
     const call = (status: string, headers: OutgoingHttpHeaders = {}) =>
@@ -153,14 +155,15 @@ describe('gRPC observability', () => {
     } finally {
       client.close();
     }
-    // Relayed as they came; only the counting reads them.
-    expect(seen).toEqual(['0', '32', '40', '99', 'abc', '-1', '', '99', '32', '']);
+    // Relayed as they came, and only the counting reads them; but an answer that ended without
+    // any status, which odd's sidecar ends with 14 as cut short (before: relayed without one).
+    expect(seen).toEqual(['0', '32', '40', '99', 'abc', '-1', '14', '99', '32', '14']);
 
-    // At the caller and at odd's own sidecar: HTTP 200 each, OK once and UNKNOWN nine times (once 32 read as code 201 OK, abc as code NaN, none and -1 as plain HTTP).
+    // At the caller and at odd's own sidecar: HTTP 200 each, OK once, UNKNOWN seven times (once 32 read as code 201 OK, abc as code NaN, -1 as plain HTTP) and UNAVAILABLE twice (before: UNKNOWN).
     for (const sidecar of [web, odd]) {
       const lines = (await (await fetch(`${sidecar.adminUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('skein_requests_total{') && l.includes('destination="odd"'));
       const counts = Object.fromEntries(lines.map((l) => [/code="([^"]*)".*grpc_status="([^"]*)"/.exec(l)!.slice(1).join('/'), Number(l.split(' ').pop())]));
-      expect(counts, lines.join('\n')).toEqual({ '200/0': 1, '200/2': 9 });
+      expect(counts, lines.join('\n')).toEqual({ '200/0': 1, '200/2': 7, '200/14': 2 });
     }
 
     const stats = await waitUntil(async () => {
@@ -175,7 +178,7 @@ describe('gRPC observability', () => {
       const t = r.status === 200 ? ((await r.json()) as TraceView) : undefined;
       return t && t.spans === 2 ? t : undefined;
     }, { timeoutMs: 10_000, what: 'both spans of the call answered without a grpc-status' });
-    expect(trace.spanList.map((s) => [s.status, s.grpcStatus])).toEqual([[200, 2], [200, 2]]);
+    expect(trace.spanList.map((s) => [s.status, s.grpcStatus])).toEqual([[200, 14], [200, 14]]);
     expect(trace.error).toBe(true);
   });
 });
