@@ -698,6 +698,13 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (!ours) return;
     this.current = null;
     if (this.finished) return;
+    if (this.ended) {
+      // The caller's answer had ended before the attempt did (finishAnswered): the break comes
+      // too late to change it, and the call counts as what its caller got, not as the 14 that
+      // ending it here would have said.
+      this.finish(this.status);
+      return;
+    }
     if (this.clientGone) {
       this.finish(499);
       return;
@@ -870,6 +877,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** Overall timeout: abandon the current attempt and answer 504, or cut a response in progress. */
   onDeadline(): void {
     if (this.finished) return;
+    if (this.ended) {
+      this.finishAnswered();
+      return;
+    }
     // A gRPC call's deadline that passes while the caller still sends is no fault of the endpoint.
     this.abandonAttempt(this.bodyPending ? 'neutral' : 'failure');
     if (this.headSent && this.grpc && this.h2 && !this.clientGone) {
@@ -884,6 +895,18 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     this.reply('timeout', `${this.destination || 'upstream'} did not answer within ${this.grpcTimeoutSlot >= 0 ? 'the call\'s grpc-timeout' : `${this.route?.timeoutMs ?? 0} ms`}`);
+  }
+
+  /**
+   * The caller's answer ended before its attempt did: a head with grpc-status went on as a
+   * trailers-only answer while the app's stream stayed open (or a body came whole at its
+   * declared length, its end not yet seen). At the deadline the attempt is given up, judged by
+   * that answer, and the call counts as what its caller got; before, as the DEADLINE_EXCEEDED
+   * (504) no caller saw.
+   */
+  private finishAnswered(): void {
+    this.abandonAttempt(this.status >= 500 || this.grpcStatus === 13 || this.grpcStatus === 14 ? 'failure' : 'success');
+    this.finish(this.status);
   }
 
   /**

@@ -1,0 +1,88 @@
+/**
+ * A gRPC call whose answer has ended for its caller before its app's stream did: the app's
+ * head carries grpc-status (the sidecar passes it on as a trailers-only answer, which ends the
+ * caller's call) but its stream stays open. Whatever comes after, the caller's deadline
+ * passing, the app's reset, or messages and trailers the app still sends, the call counts as
+ * the status its caller got. Before, the deadline counted it as 4 DEADLINE_EXCEEDED (504), and
+ * a reset as 14 UNAVAILABLE (503), statuses no caller saw.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Processes, waitUntil, writeTempConfig, type SpawnedSidecar } from '../support/index.js';
+import { grpcClient, rawMethod } from './grpc-fixture.js';
+import { metric, scrape, type Scrape } from './resilience-fixture.js';
+
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+}
+
+/** One length-prefixed, uncompressed gRPC message. */
+function frame(payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const out = Buffer.alloc(5 + body.length);
+  out.writeUInt32BE(body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+/** What the app does after its head with `grpc-status: 5` (NOT_FOUND), no END_STREAM with it; the request names it. */
+const AFTER: Record<string, (stream: ServerHttp2Stream) => void> = {
+  // Nothing: the stream stays open until the sidecar gives it up.
+  open: () => {},
+  // RST_STREAM INTERNAL_ERROR alone, once the head has gone (close() would send END_STREAM first).
+  reset: (stream) => setTimeout(() => stream.destroy(new Error('app failed')), 50),
+  // A message, then trailers with another status.
+  more: (stream) => {
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(frame('late'));
+  },
+};
+
+describe('a gRPC answer that ended for its caller before its app\'s stream did', () => {
+  const procs = new Processes();
+  let app: Http2Server;
+  let sidecar: SpawnedSidecar;
+  let client: EchoClient;
+
+  beforeAll(async () => {
+    app = createServer();
+    app.on('stream', (stream: ServerHttp2Stream) => {
+      stream.on('error', () => {});
+      let request = '';
+      stream.on('data', (d: Buffer) => (request += d.subarray(5).toString()));
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no such thing' }, { waitForTrailers: request === 'more' });
+        AFTER[request]!(stream);
+      });
+    });
+    const port = await new Promise<number>((resolve) => app.listen(0, '127.0.0.1', () => resolve((app.address() as { port: number }).port)));
+    const config = writeTempConfig({ version: 'g1', services: { direct: { protocol: 'grpc', retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port }] } } });
+    sidecar = await procs.sidecar({ service: 'web', appPort: port, config, extraArgs: ['--app-protocol', 'grpc'] });
+    client = grpcClient<EchoClient>({ Echo: rawMethod('Echo', false) }, sidecar.outboundPort, 'direct');
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await procs.killAll();
+    await new Promise((resolve) => app.close(resolve));
+  });
+
+  it.each(Object.keys(AFTER))('%s: the caller gets NOT_FOUND, and the call counts as NOT_FOUND once it is over, never as the deadline or a break', async (how) => {
+    const calls = (s: Scrape, labels: Record<string, string> = {}) => metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'direct', ...labels });
+    const before = await scrape(sidecar);
+    const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.Echo(Buffer.from(how), new grpc.Metadata(), { deadline: Date.now() + 300 }, (e) => resolve(e)),
+    );
+    expect(err?.code, err?.message).toBe(grpc.status.NOT_FOUND);
+    expect(err?.details).toBe('no such thing');
+    // The call is counted when the sidecar is done with it: at the app's end of it, or its deadline.
+    const after = await waitUntil(async () => {
+      const s = await scrape(sidecar);
+      return calls(s) > calls(before) ? s : undefined;
+    }, { what: `the ${how} call counted` });
+    const shown = JSON.stringify([...after].filter(([k]) => k.startsWith('skein_requests_total') && k.includes('direct')));
+    expect(calls(after) - calls(before), shown).toBe(1);
+    expect(calls(after, { code: '200', grpc_status: '5' }) - calls(before, { code: '200', grpc_status: '5' }), shown).toBe(1);
+  });
+});
