@@ -252,6 +252,15 @@ class OutboundUpgrade implements FaultTarget {
 function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.decodeHeaders();
   ex.destination = ctx.self;
+  // RFC 9112 §3.2.2, as on the outbound: an absolute-form target's authority replaces the Host
+  // received, and the app gets the origin form (a plain caller of this port, or a peer's mux
+  // request, may send one; a calling sidecar never does).
+  const absolute = absoluteAuthority(ex.url);
+  if (absolute !== undefined) {
+    ex.url = originForm(ex.url, absolute);
+    ex.authority = absolute;
+    setHost(ex.headers, absolute);
+  }
   const peer = ctx.peerOf(ex.req);
   const source = peer?.service;
   ex.edge = ctx.app.edge(source);

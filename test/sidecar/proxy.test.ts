@@ -129,6 +129,18 @@ describe('sidecar pair: proxying', () => {
     expect(body(absolute)).toMatchObject({ path: '/abs', headers: { host: 'catalog' } });
   });
 
+  it('sends the app an absolute-form request to the inbound listener in origin form, its Host the target\'s authority', async () => {
+    const { rawExchange } = await import('./http.js');
+    const body = (answer: string) => JSON.parse(/\{.*\}/s.exec(answer)?.[0] ?? 'null') as { path: string; headers: Record<string, string> };
+    // RFC 9112 §3.2.2, as on the outbound: the target's authority wins over the Host received.
+    const replaced = await rawExchange(catalog.inboundPort, 'GET http://catalog/abs?q=2 HTTP/1.1\r\nHost: ghost\r\nConnection: close\r\n\r\n');
+    expect(replaced).toMatch(/^HTTP\/1.1 200/);
+    expect(body(replaced)).toMatchObject({ path: '/abs?q=2', headers: { host: 'catalog' } });
+    const bare = await rawExchange(catalog.inboundPort, 'GET http://catalog:8080 HTTP/1.0\r\n\r\n');
+    expect(bare).toMatch(/^HTTP\/1.1 200/);
+    expect(body(bare)).toMatchObject({ path: '/', headers: { host: 'catalog:8080' } });
+  });
+
   it('streams request and response bodies both ways (chunked, 2 MiB)', async () => {
     const big = Buffer.alloc(2 * 1024 * 1024, 'abcdefgh');
     const res = await request(`${web.outboundUrl}/upload`, { dispatcher: agent, method: 'POST', headers: { host: 'catalog' }, body: big });
