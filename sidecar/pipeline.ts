@@ -66,19 +66,25 @@ export interface InboundContext {
 
 // ---- outbound ---------------------------------------------------------------------------
 
+/**
+ * RFC 9112 §3.2.2: an absolute-form target's authority wins over the Host received, and a
+ * proxy sends it on as the Host, with the target in origin form.
+ */
+function takeAbsoluteTarget(ex: Exchange): void {
+  const absolute = absoluteAuthority(ex.url);
+  if (absolute === undefined) return;
+  ex.url = originForm(ex.url, absolute);
+  ex.authority = absolute;
+  setHost(ex.headers, absolute);
+}
+
 /** decode → route → split: the chosen route and subset, or undefined after replying. */
 function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRuntime; subset: SubsetRuntime } | undefined {
   // decode
   ex.decodeHeaders();
   if (ex.h2 && !h2HeadAccepted(ex, ctx.mesh)) return undefined;
   let service = ctx.fixedService;
-  const absolute = absoluteAuthority(ex.url);
-  if (absolute !== undefined) {
-    ex.url = originForm(ex.url, absolute);
-    // RFC 9112 §3.2.2: the target's authority wins, and a proxy sends it as the Host.
-    ex.authority = absolute;
-    setHost(ex.headers, absolute);
-  }
+  takeAbsoluteTarget(ex);
   if (service === undefined) {
     if (ex.authority === '') {
       ex.edge = ctx.mesh.unroutedEdge(undefined);
@@ -252,15 +258,9 @@ class OutboundUpgrade implements FaultTarget {
 function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.decodeHeaders();
   ex.destination = ctx.self;
-  // RFC 9112 §3.2.2, as on the outbound: an absolute-form target's authority replaces the Host
-  // received, and the app gets the origin form (a plain caller of this port, or a peer's mux
-  // request, may send one; a calling sidecar never does).
-  const absolute = absoluteAuthority(ex.url);
-  if (absolute !== undefined) {
-    ex.url = originForm(ex.url, absolute);
-    ex.authority = absolute;
-    setHost(ex.headers, absolute);
-  }
+  // As on the outbound: a plain caller of this port, or a peer's mux request, may send an
+  // absolute-form target (a calling sidecar never does).
+  takeAbsoluteTarget(ex);
   const peer = ctx.peerOf(ex.req);
   const source = peer?.service;
   ex.edge = ctx.app.edge(source);
