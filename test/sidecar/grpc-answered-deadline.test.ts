@@ -10,20 +10,11 @@ import * as grpc from '@grpc/grpc-js';
 import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil, writeTempConfig, type SpawnedSidecar } from '../support/index.js';
-import { grpcClient, rawMethod } from './grpc-fixture.js';
+import { grpcClient, grpcFrame, rawMethod } from './grpc-fixture.js';
 import { metric, scrape, type Scrape } from './resilience-fixture.js';
 
 interface EchoClient extends grpc.Client {
   Echo(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
-}
-
-/** One length-prefixed, uncompressed gRPC message. */
-function frame(payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const out = Buffer.alloc(5 + body.length);
-  out.writeUInt32BE(body.length, 1);
-  body.copy(out, 5);
-  return out;
 }
 
 /** What the app does after its head with `grpc-status: 5` (NOT_FOUND), no END_STREAM with it; the request names it. */
@@ -35,7 +26,7 @@ const AFTER: Record<string, (stream: ServerHttp2Stream) => void> = {
   // A message, then trailers with another status.
   more: (stream) => {
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(frame('late'));
+    stream.end(grpcFrame('late'));
   },
 };
 

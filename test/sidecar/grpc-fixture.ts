@@ -17,6 +17,15 @@ export function rawMethod(name: string, responseStream: boolean, requestStream =
   return { path: `/test.Echo/${name}`, requestStream, responseStream, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes };
 }
 
+/** One length-prefixed, uncompressed gRPC message, as a raw HTTP/2 app writes it. */
+export function grpcFrame(payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const out = Buffer.alloc(5 + body.length);
+  out.writeUInt32BE(body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
 /** `test.Echo` with `Echo` (unary) and `Count` (server stream). */
 export const echoDefinition: grpc.ServiceDefinition = { Echo: rawMethod('Echo', false), Count: rawMethod('Count', true) };
 

@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, writeTempConfig, type SpawnedSidecar } from '../support/index.js';
-import { grpcClient, rawMethod, startH2cGrpcPair, type GrpcSidecarPair } from './grpc-fixture.js';
+import { grpcClient, grpcFrame, rawMethod, startH2cGrpcPair, type GrpcSidecarPair } from './grpc-fixture.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 interface CountClient extends grpc.Client {
@@ -23,15 +23,6 @@ interface CountClient extends grpc.Client {
 }
 
 const definition: grpc.ServiceDefinition = { Echo: rawMethod('Echo', false), Count: rawMethod('Count', true) };
-
-/** One length-prefixed, uncompressed gRPC message. */
-function frame(payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const out = Buffer.alloc(5 + body.length);
-  out.writeUInt32BE(body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
 /**
  * How the app ends a Count answer after its head and one message (the request names it), in
@@ -68,13 +59,13 @@ async function startApp(): Promise<{ app: Http2Server; port: number }> {
       if (request === 'whole' || headers[':path'] === '/test.Echo/Echo') {
         stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
         stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-        if (request === 'whole') for (const m of ['n0', 'n1']) stream.write(frame(m));
-        stream.end(frame(request === 'whole' ? 'n2' : `echo:${request}`));
+        if (request === 'whole') for (const m of ['n0', 'n1']) stream.write(grpcFrame(m));
+        stream.end(grpcFrame(request === 'whole' ? 'n2' : `echo:${request}`));
         return;
       }
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
       // The break comes once the message has gone, a moment later: the sidecar has relayed head and message by then.
-      stream.write(frame('first'), () => setTimeout(() => BREAKS[request]!(stream), 50));
+      stream.write(grpcFrame('first'), () => setTimeout(() => BREAKS[request]!(stream), 50));
     });
   });
   const port = await new Promise<number>((resolve) => app.listen(0, '127.0.0.1', () => resolve((app.address() as { port: number }).port)));
