@@ -701,7 +701,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.ended) {
       // The caller's answer had ended before the attempt did (finishAnswered): the break comes
       // too late to change it, and the call counts as what its caller got, not as the 14 that
-      // ending it here would have said.
+      // ending it here would have said. A caller still sending is told to stop, as then.
+      this.stopAnsweredBody();
       this.finish(this.status);
       return;
     }
@@ -906,7 +907,20 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    */
   private finishAnswered(): void {
     this.abandonAttempt(this.status >= 500 || this.grpcStatus === 13 || this.grpcStatus === 14 ? 'failure' : 'success');
+    this.stopAnsweredBody();
     this.finish(this.status);
+  }
+
+  /**
+   * The caller's answer ended before its attempt did, and the attempt is over now: a caller
+   * still sending is told to stop (RST_STREAM NO_ERROR, as after a whole answer in
+   * onAttemptComplete). Its body no longer goes anywhere, and unread it would hold the stream
+   * open, and in flight, for as long as the caller sent (a drain waited its whole timeout).
+   */
+  private stopAnsweredBody(): void {
+    if (!this.bodyPending || !this.h2 || this.clientGone) return;
+    // A trailers-only answer (writeHeadH2) went out as one HEADERS frame, with no trailers to wait for.
+    stopH2Body(this.req, this.pendingTrailers?.['grpc-status'] === undefined);
   }
 
   /**

@@ -7,7 +7,7 @@
  * a reset as 14 UNAVAILABLE (503), statuses no caller saw.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { connect, constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil, writeTempConfig, type SpawnedSidecar } from '../support/index.js';
 import { grpcClient, grpcFrame, rawMethod } from './grpc-fixture.js';
@@ -75,5 +75,72 @@ describe('a gRPC answer that ended for its caller before its app\'s stream did',
     const shown = JSON.stringify([...after].filter(([k]) => k.startsWith('skein_requests_total') && k.includes('direct')));
     expect(calls(after) - calls(before), shown).toBe(1);
     expect(calls(after, { code: '200', grpc_status: '5' }) - calls(before, { code: '200', grpc_status: '5' }), shown).toBe(1);
+  });
+});
+
+/**
+ * The same answers to a caller still sending (a client or bidi stream that goes on after the
+ * app has answered): once the sidecar is done with the call, at its deadline or the app's reset,
+ * the caller's stream is closed with RST_STREAM NO_ERROR, as after a whole answer. Until
+ * 2026-12-07 (after the change that counts these calls as their caller's status) it stayed open
+ * and in flight for as long as the caller sent.
+ */
+describe('a gRPC answer that ended for its caller while the caller still sends', () => {
+  const procs = new Processes();
+  let app: Http2Server;
+  let sidecar: SpawnedSidecar;
+
+  beforeAll(async () => {
+    app = createServer();
+    // Answers at once with `grpc-status: 5` in its head, reading none of the call, its stream left open.
+    app.on('stream', (stream: ServerHttp2Stream, headers) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no such thing' });
+      if (headers[':path'] === '/test.Echo/Reset') setTimeout(() => stream.destroy(new Error('app failed')), 50);
+    });
+    const port = await new Promise<number>((resolve) => app.listen(0, '127.0.0.1', () => resolve((app.address() as { port: number }).port)));
+    const config = writeTempConfig({ version: 'g1', services: { direct: { protocol: 'grpc', retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port }] } } });
+    sidecar = await procs.sidecar({ service: 'web', appPort: port, config, extraArgs: ['--app-protocol', 'grpc'], drainTimeout: '5s', waitFor: '/live' });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await new Promise((resolve) => app.close(resolve));
+  });
+
+  it('open until the deadline, or reset by the app: the caller\'s stream is closed with NO_ERROR, counted once as NOT_FOUND; the drain finds nothing in flight', async () => {
+    const calls = (s: Scrape, labels: Record<string, string> = {}) => metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'direct', ...labels });
+    const before = await scrape(sidecar);
+    const session = connect(`http://127.0.0.1:${sidecar.outboundPort}`);
+    session.on('error', () => {});
+    for (const path of ['/test.Echo/Open', '/test.Echo/Reset']) {
+      const stream = session.request({ ':path': path, ':method': 'POST', host: 'direct', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '300m' }, { endStream: false });
+      stream.on('error', () => {});
+      const head = new Promise<Record<string, unknown>>((resolve) => stream.on('response', resolve));
+      let code: number | undefined | null = null;
+      stream.on('close', () => (code = stream.rstCode));
+      stream.resume();
+      // A message every 50 ms, the call never ending.
+      const message = Buffer.from([0, 0, 0, 0, 1, 0x2a]);
+      stream.write(message);
+      const sending = setInterval(() => !stream.closed && !stream.destroyed && stream.write(message), 50);
+      try {
+        expect((await head)['grpc-status'], path).toBe('5');
+        await waitUntil(() => code !== null, { timeoutMs: 3_000, what: `${path}: the caller's stream closed` });
+        expect(code, path).toBe(constants.NGHTTP2_NO_ERROR);
+      } finally {
+        clearInterval(sending);
+      }
+    }
+    const after = await waitUntil(async () => {
+      const s = await scrape(sidecar);
+      return calls(s) - calls(before) >= 2 ? s : undefined;
+    }, { what: 'both calls counted' });
+    const shown = JSON.stringify([...after].filter(([k]) => k.startsWith('skein_requests_total') && k.includes('direct')));
+    expect(calls(after) - calls(before), shown).toBe(2);
+    expect(calls(after, { code: '200', grpc_status: '5' }) - calls(before, { code: '200', grpc_status: '5' }), shown).toBe(2);
+    const drain = await fetch(`${sidecar.adminUrl}/drain`, { method: 'POST' });
+    expect(((await drain.json()) as { inFlight: number }).inFlight).toBe(0);
+    session.destroy();
   });
 });
