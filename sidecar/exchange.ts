@@ -951,7 +951,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   onClientGone(): void {
-    if (this.ended) return;
+    if (this.ended) {
+      // Its answer had ended (a trailers-only head, writeHeadH2) while its app's stream stayed
+      // open: nothing waits for that stream now. Given up and counted as what the caller got,
+      // as at a deadline, which a call may not have (else it was never counted, and the app's
+      // stream stayed open for as long as the app kept it).
+      if (this.h2 && !this.finished && this.current !== null) this.finishAnswered();
+      return;
+    }
     this.clientGone = true;
     if (this.current === null) this.finish(499);
     else {

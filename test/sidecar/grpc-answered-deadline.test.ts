@@ -144,3 +144,52 @@ describe('a gRPC answer that ended for its caller while the caller still sends',
     session.destroy();
   });
 });
+
+/**
+ * The same answer to a call with no deadline at all (no grpc-timeout, the route's timeout off):
+ * once its caller's stream has closed, nothing waits for the app's stream; it is cancelled and
+ * the call counted as what its caller got. Before, such a call was never counted, and the app's
+ * stream stayed open for as long as the app kept it.
+ */
+describe('a gRPC answer that ended for its caller, the call with no deadline', () => {
+  const procs = new Processes();
+  let app: Http2Server;
+  let sidecar: SpawnedSidecar;
+  let client: EchoClient;
+  const appStreams: ServerHttp2Stream[] = [];
+
+  beforeAll(async () => {
+    app = createServer();
+    app.on('stream', (stream: ServerHttp2Stream) => {
+      stream.on('error', () => {});
+      appStreams.push(stream);
+      stream.resume();
+      stream.on('end', () => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no such thing' }));
+    });
+    const port = await new Promise<number>((resolve) => app.listen(0, '127.0.0.1', () => resolve((app.address() as { port: number }).port)));
+    const config = writeTempConfig({ version: 'g1', services: { direct: { protocol: 'grpc', timeout: '0s', retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port }] } } });
+    sidecar = await procs.sidecar({ service: 'web', appPort: port, config, extraArgs: ['--app-protocol', 'grpc'], waitFor: '/live' });
+    client = grpcClient<EchoClient>({ Echo: rawMethod('Echo', false) }, sidecar.outboundPort, 'direct');
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await procs.killAll();
+    await new Promise((resolve) => app.close(resolve));
+  });
+
+  it('the caller gets NOT_FOUND; the call counts as NOT_FOUND, once, and the app\'s stream is cancelled', async () => {
+    const calls = (s: Scrape, labels: Record<string, string> = {}) => metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'direct', ...labels });
+    const before = await scrape(sidecar);
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => client.Echo(Buffer.from('x'), new grpc.Metadata(), {}, (e) => resolve(e)));
+    expect(err?.code, err?.message).toBe(grpc.status.NOT_FOUND);
+    const after = await waitUntil(async () => {
+      const s = await scrape(sidecar);
+      return calls(s) > calls(before) ? s : undefined;
+    }, { timeoutMs: 3_000, what: 'the call counted' });
+    const shown = JSON.stringify([...after].filter(([k]) => k.startsWith('skein_requests_total') && k.includes('direct')));
+    expect(calls(after) - calls(before), shown).toBe(1);
+    expect(calls(after, { code: '200', grpc_status: '5' }) - calls(before, { code: '200', grpc_status: '5' }), shown).toBe(1);
+    await waitUntil(() => appStreams.length === 1 && appStreams[0]!.closed, { timeoutMs: 3_000, what: "the app's stream closed" });
+  });
+});
