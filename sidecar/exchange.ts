@@ -188,6 +188,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** The authority the client named (Host, or the absolute-form target's). */
   authority = '';
   grpc = false;
+  /** A gRPC-Web call (`application/grpc-web…`): its status travels in its answer's body, never in HTTP trailers. */
+  grpcWeb = false;
   /** The request came over HTTP/2 (gRPC): headers go out as objects, trailers matter. */
   readonly h2: boolean;
   /** grpc-status of the answer (from headers or trailers, as grpcStatusCode reads it), -1 when none. */
@@ -307,7 +309,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
           break;
         case H.ContentType: {
           const value = raw[i + 1]!;
-          if (value.startsWith('application/grpc')) this.grpc = true;
+          if (value.startsWith('application/grpc')) {
+            this.grpc = true;
+            if (value.startsWith('application/grpc-web')) this.grpcWeb = true;
+          }
           out.push(name, value);
           break;
         }
@@ -661,8 +666,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // RST_STREAM with code 0`; it fails as a broken-off answer instead (UNAVAILABLE, saying so).
     // Trailers that came without a grpc-status end an answer the app finished: relayed as they
     // are, counted UNKNOWN. HTTP/2 callers only: an HTTP/1.1 or mux one may be grpc-web, whose
-    // status travels in its body.
-    if (this.grpc && this.h2 && trailers === null && h === this.current && h.status === 200 && this.grpcStatus < 0) {
+    // status travels in its body; and not a grpc-web call over HTTP/2 either, whose whole answer
+    // ends with a bare END_STREAM.
+    if (this.grpc && this.h2 && !this.grpcWeb && trailers === null && h === this.current && h.status === 200 && this.grpcStatus < 0) {
       this.onAttemptError(h, codedError(GRPC_NO_STATUS, 'it ended without a grpc-status'));
       return;
     }

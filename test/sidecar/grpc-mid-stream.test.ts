@@ -11,7 +11,7 @@
  * caller reads from it (14). The same through an mTLS sidecar pair (outbound → inbound → app).
  */
 import * as grpc from '@grpc/grpc-js';
-import { constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { connect, constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, writeTempConfig, type SpawnedSidecar } from '../support/index.js';
 import { grpcClient, grpcFrame, rawMethod, startH2cGrpcPair, type GrpcSidecarPair } from './grpc-fixture.js';
@@ -23,6 +23,14 @@ interface CountClient extends grpc.Client {
 }
 
 const definition: grpc.ServiceDefinition = { Echo: rawMethod('Echo', false), Count: rawMethod('Count', true) };
+
+/** A gRPC-Web trailer frame (flag 0x80) saying OK. */
+const GRPC_WEB_TRAILER = ((): Buffer => {
+  const text = Buffer.from('grpc-status:0\r\ngrpc-message:\r\n');
+  const head = Buffer.from([0x80, 0, 0, 0, 0]);
+  head.writeUInt32BE(text.length, 1);
+  return Buffer.concat([head, text]);
+})();
 
 /**
  * How the app ends a Count answer after its head and one message (the request names it), in
@@ -51,6 +59,12 @@ async function startApp(): Promise<{ app: Http2Server; port: number }> {
     let request = '';
     stream.on('data', (d: Buffer) => (request += d.subarray(5).toString()));
     stream.on('end', () => {
+      if (String(headers['content-type']).startsWith('application/grpc-web')) {
+        // gRPC-Web: the status in a trailer frame at the end of the body, no HTTP trailers.
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc-web+proto' });
+        stream.end(Buffer.concat([grpcFrame('web'), GRPC_WEB_TRAILER]));
+        return;
+      }
       if (request === 'plain-503') {
         stream.respond({ ':status': 503, 'content-type': 'text/plain' });
         stream.end('busy');
@@ -127,6 +141,31 @@ function mids(setup: () => { client: CountClient; sidecar: SpawnedSidecar }, des
     expect(unary!.res?.toString()).toBe('echo:hi');
     expect(calls('0'), shown).toBe(2);
     expect(calls('14')).toBe(0);
+  });
+
+  it('passes a whole gRPC-Web answer over HTTP/2 (its status in its body, no HTTP trailers) as it is: no UNAVAILABLE added, not counted as one', async () => {
+    const { sidecar } = setup();
+    const session = connect(`http://127.0.0.1:${sidecar.outboundPort}`);
+    session.on('error', () => {});
+    let answer: { head?: Record<string, unknown>; trailers?: Record<string, unknown>; body: string; rstCode?: number } = { body: '' };
+    const { calls, shown } = await counted(sidecar, destination, async () => {
+      const stream = session.request({ ':path': '/test.Echo/Count', ':method': 'POST', host: destination, 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' }, { endStream: false });
+      stream.on('error', () => {});
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => (answer.head = h));
+      stream.on('trailers', (t) => (answer.trailers = t));
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.end(grpcFrame('web'));
+      await new Promise((resolve) => stream.on('close', resolve));
+      answer = { ...answer, body: Buffer.concat(chunks).toString('latin1'), rstCode: stream.rstCode };
+    });
+    session.destroy();
+    expect(answer.head?.[':status']).toBe(200);
+    expect(answer.body).toBe(Buffer.concat([grpcFrame('web'), GRPC_WEB_TRAILER]).toString('latin1'));
+    // Before: trailers `grpc-status: 14` ('… broke off its answer: it ended without a grpc-status'), counted 14, the endpoint blamed.
+    expect(answer.trailers?.['grpc-status'], JSON.stringify(answer.trailers)).toBeUndefined();
+    expect(answer.rstCode).toBe(constants.NGHTTP2_NO_ERROR);
+    expect(calls('14'), shown).toBe(0);
   });
 
   it('counts a plain HTTP 503 answer (no grpc-status) as UNAVAILABLE, the status its caller reads from it', async () => {
