@@ -651,14 +651,6 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   onAttemptComplete(h: AttemptHandler, trailers: RawHeaders | Record<string, string | string[]> | null): void {
-    if (this.heldHead !== null && h === this.current) {
-      if (this.mayRetry('response', h.status, endedGrpcStatus(trailers), true)) {
-        this.heldHead = null;
-        this.retryNext();
-        return;
-      }
-      this.releaseHead();
-    }
     // A gRPC answer ends with its status, in trailers or a trailers-only head: one in an HTTP 200
     // that ended with neither was cut short, whatever its stream's last frame was (an END_STREAM
     // without trailers, or a reset with NO_ERROR or CANCEL, which node:http2 reports as an end;
@@ -668,9 +660,20 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // are, counted UNKNOWN. HTTP/2 callers only: an HTTP/1.1 or mux one may be grpc-web, whose
     // status travels in its body; and not a grpc-web call over HTTP/2 either, whose whole answer
     // ends with a bare END_STREAM.
+    // Judged before a held head goes out: nothing of the answer has reached the caller then,
+    // and the break is retried as the reset it is (a policy with `reset`), as one with an error
+    // code is, rather than released and ended with UNAVAILABLE.
     if (this.grpc && this.h2 && !this.grpcWeb && trailers === null && h === this.current && h.status === 200 && this.grpcStatus < 0) {
       this.onAttemptError(h, codedError(GRPC_NO_STATUS, 'it ended without a grpc-status'));
       return;
+    }
+    if (this.heldHead !== null && h === this.current) {
+      if (this.mayRetry('response', h.status, endedGrpcStatus(trailers), true)) {
+        this.heldHead = null;
+        this.retryNext();
+        return;
+      }
+      this.releaseHead();
     }
     // A gRPC call fails on the server's side with INTERNAL or UNAVAILABLE.
     this.settle(h, h.status >= 500 || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');

@@ -203,6 +203,108 @@ describe('gRPC retry conditions', () => {
   });
 });
 
+/**
+ * An app that breaks off after its head (held: the route sets `retryNonIdempotent`) without any
+ * grpc-status: a reset with an error code, a reset with NO_ERROR, or a bare END_STREAM. Nothing
+ * of the answer has reached the caller, and each is the reset it is: retried under `reset`,
+ * answered UNAVAILABLE under `unavailable` alone. Before, the last two went out with the held
+ * head and then `14` in the trailers, never retried, where the first was retried.
+ */
+describe('gRPC retries of an answer broken off after its held head', () => {
+  const procs = new Processes();
+  let app: Http2Server;
+  let web: Outbound;
+  /** The tries each call's app saw, by path. */
+  const tries = new Map<string, number>();
+  const BREAKS = ['Internal', 'NoError', 'Bare'];
+
+  beforeAll(async () => {
+    // /<service>.Echo/<break>: the first try gets a head without grpc-status, then the break; a retry, a whole OK answer.
+    app = h2server();
+    app.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      const path = String(headers[':path']);
+      const n = (tries.get(path) ?? 0) + 1;
+      tries.set(path, n);
+      stream.resume();
+      stream.on('end', () => {
+        if (n > 1) {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+          stream.end(Buffer.alloc(5));
+          return;
+        }
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+        const how = path.split('/').pop();
+        setTimeout(() => (how === 'Internal' ? stream.destroy(new Error('app failed')) : how === 'NoError' ? stream.destroy() : stream.end()), 20);
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const endpoints = [{ address: '127.0.0.1', port: (app.address() as AddressInfo).port }];
+    const backoff = { base: '1ms', max: '2ms' };
+    web = await startOutbound(procs, {
+      version: '1',
+      services: {
+        catalog: { protocol: 'grpc', retries: { attempts: 2, on: ['reset'], backoff }, endpoints },
+        other: { protocol: 'grpc', retries: { attempts: 2, on: ['unavailable'], backoff }, endpoints },
+      },
+      routes: { catalog: [{ match: { pathPrefix: '/' }, retryNonIdempotent: true }], other: [{ match: { pathPrefix: '/' }, retryNonIdempotent: true }] },
+    });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await new Promise((resolve) => app?.close(resolve));
+  });
+
+  /** One unary call: the grpc-status its caller got (head or trailers) and the grpc-message with it. */
+  const call = (authority: string, path: string): Promise<{ status?: string; message?: string }> =>
+    new Promise((resolve, reject) => {
+      const session = h2connect(web.sidecar.outboundUrl);
+      session.on('error', reject);
+      const stream = session.request({ ':method': 'POST', ':path': path, ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
+      const out: { status?: string; message?: string } = {};
+      const read = (h: Record<string, unknown>): void => {
+        if (h['grpc-status'] === undefined) return;
+        out.status = h['grpc-status'] as string;
+        out.message = h['grpc-message'] as string | undefined;
+      };
+      stream.on('response', read);
+      stream.on('trailers', read);
+      stream.on('close', () => {
+        session.close();
+        resolve(out);
+      });
+      stream.resume();
+      stream.end(Buffer.alloc(5));
+    });
+
+  it('under reset: each is retried, and the retry answers OK', async () => {
+    for (const how of BREAKS) {
+      const path = `/catalog.Echo/${how}`;
+      expect(await call('catalog', path), how).toEqual({ status: '0', message: undefined });
+      expect(tries.get(path), how).toBe(2);
+    }
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog', reason: 'reset' })).toBe(3);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'catalog', grpc_status: '0' })).toBe(3);
+  });
+
+  it('under unavailable alone: none is retried, each answered UNAVAILABLE, counted once as 14', async () => {
+    for (const how of BREAKS) {
+      const path = `/other.Echo/${how}`;
+      const got = await call('other', path);
+      expect(got.status, how).toBe('14');
+      if (how !== 'Internal') expect(got.message, how).toMatch(/^other at 127\.0\.0\.1:\d+ broke off its answer: it ended without a grpc-status$/);
+      expect(tries.get(path), how).toBe(1);
+    }
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retries_total', { destination: 'other' })).toBe(0);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'other' })).toBe(3);
+    expect(metric(s, 'skein_requests_total', { direction: 'outbound', destination: 'other', grpc_status: '14' })).toBe(3);
+  });
+});
+
 describe('gRPC circuit breaker', () => {
   const procs = new Processes();
   const state: { server?: grpc.Server; client?: grpc.Client; webApp?: TestUpstream; web?: SpawnedSidecar; catalog?: SpawnedSidecar } = {};
