@@ -687,11 +687,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.ended = true;
       this.res.end();
     }
-    // Answered whole while the caller still sends (a gRPC trailers-only answer ended with its
-    // head, before this): its stream is closed with NO_ERROR once the answer is out (RFC 9113
-    // §8.1), as Envoy does, rather than left open, in flight, for as long as the caller keeps
-    // sending (a drain would wait its whole timeout for it).
-    if (this.bodyPending && this.h2 && !this.clientGone) stopH2Body(this.req, !trailersOnly);
+    // Answered whole while the caller still sends (a gRPC trailers-only answer ended with its head, before this).
+    this.stopCallerBody(trailersOnly);
     // A gRPC answer that ended without a grpc-status failed, as its caller reads it: by its HTTP status.
     if (this.grpc && this.grpcStatus < 0) this.grpcStatus = grpcStatusOfHttp(this.status);
     this.finish(this.status);
@@ -920,16 +917,23 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.finish(this.status);
   }
 
-  /**
-   * The caller's answer ended before its attempt did, and the attempt is over now: a caller
-   * still sending is told to stop (RST_STREAM NO_ERROR, as after a whole answer in
-   * onAttemptComplete). Its body no longer goes anywhere, and unread it would hold the stream
-   * open, and in flight, for as long as the caller sent (a drain waited its whole timeout).
-   */
+  /** The caller's answer ended before its attempt did, and the attempt is over now. */
   private stopAnsweredBody(): void {
-    if (!this.bodyPending || !this.h2 || this.clientGone) return;
-    // A trailers-only answer (writeHeadH2) went out as one HEADERS frame, with no trailers to wait for.
-    stopH2Body(this.req, this.pendingTrailers?.['grpc-status'] === undefined);
+    // A trailers-only answer (writeHeadH2) went out as one HEADERS frame.
+    this.stopCallerBody(this.pendingTrailers?.['grpc-status'] !== undefined);
+  }
+
+  /**
+   * The caller's answer is out, or on its way, and nothing will read the rest of its body: an
+   * HTTP/2 caller still sending is told to stop, with RST_STREAM NO_ERROR once the answer is out
+   * (stopH2Body; RFC 9113 §8.1, as Envoy does). Unread, its stream would stay open, and in
+   * flight, for as long as it sent, and a drain would wait its whole timeout. That is a body
+   * still coming in, or one never taken: answered before the request went on (no route, a
+   * fault's abort). `trailersOnly`: the answer was one HEADERS frame that ended the stream, with
+   * no trailers to wait for.
+   */
+  private stopCallerBody(trailersOnly: boolean): void {
+    if (this.h2 && !this.clientGone && (this.bodyPending || (!this.forwarded && h2HasBody(this.req)))) stopH2Body(this.req, !trailersOnly);
   }
 
   /**
@@ -1010,10 +1014,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
-    // A caller still sending is told to stop once the answer is out, as after an app's
-    // (onAttemptComplete); so is one answered before its request went on (no route, a fault's
-    // abort): what it sent waits unread, and its stream would end only once read.
-    if (this.h2 && !this.clientGone && (this.bodyPending || (!this.forwarded && h2HasBody(this.req)))) stopH2Body(this.req, !trailersOnly);
+    this.stopCallerBody(trailersOnly);
     this.finish(sent);
   }
 
