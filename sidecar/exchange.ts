@@ -19,7 +19,7 @@ import type { Dispatcher } from 'undici';
 import { CallerFaultError, isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
-import { bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
+import { BodyCutOffError, bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
 import { admitTry, latestSubset, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import { codedError, type CallControl } from './cluster/upstream-dispatcher.js';
 import type { InFlightRequest, Lifecycle } from './lifecycle.js';
@@ -695,6 +695,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   }
 
   onAttemptError(h: AttemptHandler, err: Error): void {
+    // The caller went away mid-body: its request's 'close' reached the attempt before its
+    // response's reached onClientGone. Counted as 499, not the endpoint's failure.
+    if (err instanceof BodyCutOffError) this.clientGone = true;
     const ours = h === this.current;
     // An attempt we abandoned was settled then; a caller that went away or broke its own body says nothing about the endpoint.
     const clientFault = err instanceof CallerFaultError;

@@ -78,7 +78,19 @@ function onClose(this: Readable): void {
   const sink = sinkOf(this);
   if (sink === undefined || this.readableEnded) return;
   unhookBody(this);
-  sink.bodyFailed(Object.assign(new Error('the request body was cut off'), { code: 'UND_ERR_ABORTED' }));
+  sink.bodyFailed(new BodyCutOffError());
+}
+
+/**
+ * A request body whose stream closed before its end: its caller went away (reset its HTTP/2 or
+ * mux stream, or closed its connection). That 'close' comes before the response's, which is
+ * what tells the exchange its caller is gone (Exchange.onClientGone).
+ */
+export class BodyCutOffError extends Error {
+  readonly code = 'UND_ERR_ABORTED';
+  constructor() {
+    super('the request body was cut off');
+  }
 }
 
 const LISTENERS: readonly [string, (this: Readable, ...args: any[]) => void][] = [

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil } from '../support/index.js';
 import { startH2cGrpcPair, type GrpcSidecarPair } from './grpc-fixture.js';
+import { scrape } from './resilience-fixture.js';
 
 describe('a gRPC call cut short while its body streams', () => {
   const procs = new Processes();
@@ -25,15 +26,19 @@ describe('a gRPC call cut short while its body streams', () => {
    * first of its END_STREAM (`whole`) and its reset (`cancelled`), as the frames came. (grpc-js
    * itself is no judge: it ends a call's request stream when the stream is reset, too.)
    */
-  async function pairRecordingEnds(extraArgs: readonly string[] = []): Promise<{ pair: GrpcSidecarPair; ends: string[] }> {
+  async function pairRecordingEnds(extraArgs: readonly string[] = []): Promise<{ pair: GrpcSidecarPair; ends: string[]; received: () => number }> {
     const ends: string[] = [];
+    let received = 0;
     const app = createServer();
     apps.push(app);
     app.on('stream', (stream) => {
       let bytes = 0;
       let ended = false;
       stream.on('error', () => {});
-      stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      stream.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        received += chunk.length;
+      });
       stream.on('aborted', () => {
         if (!ended) ends.push('cancelled');
         ended = true;
@@ -49,7 +54,7 @@ describe('a gRPC call cut short while its body streams', () => {
     });
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
     const pair = await startH2cGrpcPair(procs, (app.address() as AddressInfo).port, { retries: { attempts: 0 } }, { extraArgs });
-    return { pair, ends };
+    return { pair, ends, received: () => received };
   }
 
   /**
@@ -101,6 +106,28 @@ describe('a gRPC call cut short while its body streams', () => {
   it('its deadline passing: a caller that goes on sending after its status is told to stop', async () => {
     const { pair } = await pairRecordingEnds();
     expect(await streamUntilEnded(pair.web.outboundPort, { 'grpc-timeout': '400m' }, true)).toBe(`${grpc.status.DEADLINE_EXCEEDED}, closed 0`);
+  });
+
+  it('its caller going away: the app sees the call cancelled, and each sidecar counts it as 499, not as its endpoint failing', async () => {
+    const { pair, ends, received } = await pairRecordingEnds();
+    const session = connect(`http://127.0.0.1:${pair.web.outboundPort}`);
+    session.on('error', () => {});
+    const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Up', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    stream.write(Buffer.concat([Buffer.from([0, 0, 0, 0, 100]), Buffer.alloc(100, 120)]));
+    // Once the call streams to the app, its caller's connection goes, mid-body.
+    await waitUntil(() => received() > 0, { what: 'the call to reach the app' });
+    session.destroy();
+    await waitUntil(() => ends.length > 0, { what: 'the app to see the call end' });
+    expect(ends).toEqual(['cancelled']);
+    for (const sidecar of [pair.web, pair.catalog]) {
+      const counted = await waitUntil(async () => {
+        const rows = [...(await scrape(sidecar)).entries()].filter(([k, v]) => k.startsWith('skein_requests_total{') && v > 0);
+        return rows.length > 0 ? rows.map(([k]) => k) : undefined;
+      }, { what: 'the call counted' });
+      expect(counted, sidecar.name).toHaveLength(1);
+      expect(counted[0], sidecar.name).toContain('code="499"');
+    }
   });
 
   it('its body passing --max-request-body: the app sees the call cancelled, not ended', async () => {
