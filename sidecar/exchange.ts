@@ -679,8 +679,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.settle(h, h.status >= 500 || (this.grpc && isGrpcServerFailure(trailers, this.pendingTrailers)) ? 'failure' : 'success');
     if (h !== this.current) return;
     this.current = null;
-    // Relayed as one HEADERS frame that ended the stream (writeHeadH2), not through node's compat response.
-    const trailersOnly = this.ended && this.pendingTrailers?.['grpc-status'] !== undefined;
+    const trailersOnly = this.sentTrailersOnly();
     if (!this.ended && !this.clientGone) {
       if (trailers !== null) this.forwardTrailers(trailers);
       else if (this.pendingTrailers !== null) this.res.addTrailers(this.pendingTrailers);
@@ -922,8 +921,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   /** The caller's answer ended before its attempt did, and the attempt is over now. */
   private stopAnsweredBody(): void {
-    // A trailers-only answer (writeHeadH2) went out as one HEADERS frame.
-    this.stopCallerBody(this.pendingTrailers?.['grpc-status'] !== undefined);
+    this.stopCallerBody(this.sentTrailersOnly());
+  }
+
+  /** The answer ended as one HEADERS frame relayed whole (writeHeadH2's trailers-only answer), not through node's compat response. */
+  private sentTrailersOnly(): boolean {
+    return this.ended && this.pendingTrailers?.['grpc-status'] !== undefined;
   }
 
   /**

@@ -64,11 +64,9 @@ export interface InboundContext {
   readonly connectApp: Connector;
 }
 
-// ---- outbound ---------------------------------------------------------------------------
-
 /**
- * RFC 9112 §3.2.2: an absolute-form target's authority wins over the Host received, and a
- * proxy sends it on as the Host, with the target in origin form.
+ * RFC 9112 §3.2.2, outbound and inbound alike: an absolute-form target's authority wins over
+ * the Host received, and a proxy sends it on as the Host, with the target in origin form.
  */
 function takeAbsoluteTarget(ex: Exchange): void {
   const absolute = absoluteAuthority(ex.url);
@@ -77,6 +75,8 @@ function takeAbsoluteTarget(ex: Exchange): void {
   ex.authority = absolute;
   setHost(ex.headers, absolute);
 }
+
+// ---- outbound ---------------------------------------------------------------------------
 
 /** decode → route → split: the chosen route and subset, or undefined after replying. */
 function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRuntime; subset: SubsetRuntime } | undefined {
