@@ -1213,14 +1213,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
  * submitted on the setImmediate after its last DATA went ('wantTrailers', whose response
  * listener came first). A reset submitted before would go ahead of them: the caller would see
  * its answer cut, a gRPC one without its status. An answer that can have no body (to a HEAD,
- * a 204, 205 or 304) ends with its HEADERS frame instead: node sends it with END_STREAM, and
- * there are no trailers to wait for.
+ * a 204, 205 or 304), or a trailers-only one, ends with its HEADERS frame instead: node sends
+ * it with END_STREAM, and there are no trailers to wait for. Either way the reset waits until
+ * that last frame has left nghttp2 (closeOnceSent).
  */
 function stopH2Body(req: ProxyRequest, viaResponse: boolean): void {
   const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
   if (!stream.closed && !stream.destroyed) {
     if (viaResponse && stream.sentTrailers === undefined && !bodiless(req.method, stream)) stream.once('wantTrailers', closeAfterTrailers);
-    else stream.close(h2constants.NGHTTP2_NO_ERROR);
+    else setImmediate(closeOnceSent, stream);
   }
   req.resume();
 }
@@ -1237,11 +1238,22 @@ function bodiless(method: string | undefined, stream: ServerHttp2Stream): boolea
 }
 
 function closeAfterTrailers(this: ServerHttp2Stream): void {
-  setImmediate(closeNoError, this);
+  setImmediate(closeOnceSent, this);
 }
 
-function closeNoError(stream: ServerHttp2Stream): void {
-  if (!stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_NO_ERROR);
+/**
+ * Resets `stream` with NO_ERROR once the frame that ends its answer has left nghttp2
+ * (`localClose`: END_STREAM sent). Submitted earlier, while the session's last write is still
+ * on its way (a TLS write completes on a later turn), node holds the reset back, but submits
+ * it at once if the stream is destroyed meanwhile, which the caller's body ending does; nghttp2
+ * then drops the answer's HEADERS queued behind it (NGHTTP2_ERR_STREAM_CLOSING), and the caller
+ * sees its stream end with no answer at all. First checked on the check phase after the
+ * answer, which runs after node's own write of the turn; while a write is held up, every 10 ms.
+ */
+function closeOnceSent(stream: ServerHttp2Stream): void {
+  if (stream.closed || stream.destroyed) return;
+  if (stream.state.localClose === 1) stream.close(h2constants.NGHTTP2_NO_ERROR);
+  else setTimeout(closeOnceSent, 10, stream).unref();
 }
 
 /**

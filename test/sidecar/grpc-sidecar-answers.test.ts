@@ -5,8 +5,10 @@
  * successes). Real grpc-js clients and servers through an mTLS sidecar pair.
  */
 import * as grpc from '@grpc/grpc-js';
+import { connect as h2connect } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { grpcFrame } from './grpc-fixture.js';
 import { metric, scrape } from './resilience-fixture.js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -26,6 +28,7 @@ describe('gRPC answers a sidecar makes itself', () => {
   let locked: SpawnedSidecar;
   let ghost: SpawnedSidecar;
   const clients = new Map<string, EchoClient>();
+  let webLeaf: ReturnType<typeof makeLeaf>;
 
   beforeAll(async () => {
     server = new grpc.Server();
@@ -73,7 +76,8 @@ describe('gRPC answers a sidecar makes itself', () => {
     ghostApp.addService(definition, { Echo: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('ghost')) });
     await new Promise<number>((resolve, reject) => ghostApp.bindAsync(`127.0.0.1:${deadApp}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
     ghost = await procs.sidecar({ service: 'ghost', appPort: deadApp, config, inboundPort: ghostInbound, identity: writeIdentity(dir, 'ghost', makeLeaf(ca, 'ghost')), extraArgs: ['--app-protocol', 'grpc'] });
-    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    webLeaf = makeLeaf(ca, 'web');
+    web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', webLeaf) });
     ghostApp.forceShutdown();
   });
 
@@ -99,14 +103,17 @@ describe('gRPC answers a sidecar makes itself', () => {
     return new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => c.Echo(Buffer.from(text), md, { deadline: Date.now() + deadlineMs }, (err, res) => resolve({ err, res })));
   };
   const grpcCount = (s: Map<string, number>, labels: Record<string, string>) => metric(s, 'skein_requests_total', labels);
+  // On a mismatch, says what the caller got: the details and the sidecar's reason.
+  const expectCode = ({ err }: { err: grpc.ServiceError | null }, code: grpc.status) =>
+    expect(err?.code, `${err?.details} (x-skein-reason ${String(err?.metadata.get('x-skein-reason'))})`).toBe(code);
 
   it('counts a dead subset, no route, a denied caller and an unreachable app by their grpc-status, in both directions', async () => {
     const canary = new grpc.Metadata();
     canary.set('x-canary', 'yes');
-    for (let i = 0; i < 3; i++) expect((await call('catalog', 'hi', canary)).err?.code).toBe(grpc.status.UNAVAILABLE);
-    expect((await call('nosuch', 'hi')).err?.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect((await call('locked', 'hi')).err?.code).toBe(grpc.status.PERMISSION_DENIED);
-    expect((await call('ghost', 'hi')).err?.code).toBe(grpc.status.UNAVAILABLE);
+    for (let i = 0; i < 3; i++) expectCode(await call('catalog', 'hi', canary), grpc.status.UNAVAILABLE);
+    expectCode(await call('nosuch', 'hi'), grpc.status.UNIMPLEMENTED);
+    expectCode(await call('locked', 'hi'), grpc.status.PERMISSION_DENIED);
+    expectCode(await call('ghost', 'hi'), grpc.status.UNAVAILABLE);
     expect((await call('catalog', 'hi')).res?.toString()).toBe('echo:hi');
 
     const s = await scrape(web);
@@ -140,5 +147,34 @@ describe('gRPC answers a sidecar makes itself', () => {
       expect(err?.code, authority).toBe(code);
       expect(err?.metadata.get('x-skein-reason'), authority).toEqual([reason]);
     }
+  });
+
+  it('answers the first call of each new connection from a denied caller with its status, not a bare reset', async () => {
+    // A session's first stream meets the inbound's acknowledgement of the caller's SETTINGS
+    // still on its way (a TLS write completes on a later turn): the answer must not lose its
+    // place to the reset that stops the caller's body, whose END_STREAM comes in a later write.
+    const firstCall = async (): Promise<string> => {
+      const session = h2connect(`https://127.0.0.1:${locked.inboundPort}`, { ca: webLeaf.caPem, key: webLeaf.keyPem, cert: webLeaf.certPem, checkServerIdentity: () => undefined });
+      session.on('error', () => {});
+      try {
+        // As a sidecar calls: once the server's SETTINGS are in.
+        await new Promise((resolve) => session.once('remoteSettings', resolve));
+        const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': 'locked', 'content-type': 'application/grpc', te: 'trailers' });
+        stream.on('error', () => {});
+        const status = new Promise<string>((resolve) => {
+          stream.on('response', (h) => resolve(String(h['grpc-status'])));
+          stream.on('close', () => resolve(`closed with ${stream.rstCode} and no answer`));
+        });
+        stream.write(grpcFrame('hi'));
+        setImmediate(() => stream.end());
+        return await status;
+      } finally {
+        session.destroy();
+      }
+    };
+    // Four callers at a time, 100 sessions in all (on the old code about a third lost their answer).
+    const statuses: string[] = [];
+    for (let i = 0; i < 25; i++) statuses.push(...(await Promise.all([firstCall(), firstCall(), firstCall(), firstCall()])));
+    expect(statuses.filter((s) => s !== '7')).toEqual([]);
   });
 });
