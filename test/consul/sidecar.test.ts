@@ -133,8 +133,13 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
       return list.length === 1 && list[0]!.Service.ID !== old!.Service.ID && list;
     }, { timeoutMs: 15_000, what: 'only the restarted instance passing' });
     expect(passing[0]!.Service.Port).toBe(first.inboundPort);
-    const entries = (await consul.get<{ Checks: { ServiceID: string; Status: string; Output: string }[] }[]>('/health/service/catalog'))!;
-    const oldCheck = entries.flatMap((e) => e.Checks).find((c) => c.ServiceID === old!.Service.ID)!;
+    // The old check may last have run while nothing listened on the port (connection refused):
+    // its next run, on the restarted admin port, is the one that names the instance.
+    const oldCheck = await waitUntil(async () => {
+      const entries = (await consul.get<{ Checks: { ServiceID: string; Status: string; Output: string }[] }[]>('/health/service/catalog'))!;
+      const check = entries.flatMap((e) => e.Checks).find((c) => c.ServiceID === old!.Service.ID);
+      return check !== undefined && !check.Output.includes('connection refused') && check;
+    }, { timeoutMs: 15_000, what: 'the old check run against the restarted admin port' });
     expect(oldCheck.Status).toBe('critical');
     expect(oldCheck.Output).toContain(`this admin port belongs to instance "${passing[0]!.Service.ID}", not "${old!.Service.ID}"`);
     const asked = await fetch(`${second.adminUrl}/ready?instance=${old!.Service.ID}`);

@@ -270,7 +270,9 @@ describe('push stream', () => {
     const relay = await relayTo(cp);
     try {
       const sc = sidecar({ ...cp, grpcAddress: relay.address }, { service: 'ratings', token: await createToken(cp, 'ratings') });
-      await waitUntil(async () => sc.source.hasSnapshot && (await proxies(cp, 'ratings')).proxies[0]?.state === 'SYNCED', { what: 'SYNCED' });
+      // On the snapshot that holds its own endpoint: the first one a new stream gets may be the
+      // one made before it registered, which the next replaces.
+      await waitUntil(async () => sc.latest()?.services.ratings?.endpoints?.length === 1 && (await proxies(cp, 'ratings')).proxies[0]?.state === 'SYNCED', { what: 'SYNCED on a snapshot with its endpoint' });
       const version = sc.source.currentVersion;
       const applied = sc.applied.length;
       const connections = relay.accepted();
