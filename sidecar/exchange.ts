@@ -1248,13 +1248,21 @@ function closeAfterTrailers(this: ServerHttp2Stream): void {
  * it at once if the stream is destroyed meanwhile, which the caller's body ending does; nghttp2
  * then drops the answer's HEADERS queued behind it (NGHTTP2_ERR_STREAM_CLOSING), and the caller
  * sees its stream end with no answer at all. First checked on the check phase after the
- * answer, which runs after node's own write of the turn; while a write is held up, every 10 ms.
+ * answer, which runs after node's own write of the turn; while a write is held up, after 10 ms,
+ * then twice as long each time, up to CLOSE_POLL_MAX_MS.
  */
-function closeOnceSent(stream: ServerHttp2Stream): void {
+function closeOnceSent(stream: ServerHttp2Stream, waitMs = 10): void {
   if (stream.closed || stream.destroyed) return;
   if (stream.state.localClose === 1) stream.close(h2constants.NGHTTP2_NO_ERROR);
-  else setTimeout(closeOnceSent, 10, stream).unref();
+  else setTimeout(closeOnceSent, waitMs, stream, Math.min(waitMs * 2, CLOSE_POLL_MAX_MS)).unref();
 }
+
+/**
+ * The longest wait between two looks at a stream whose answer has not left (closeOnceSent): a
+ * write held up that long waits on a caller not reading, and a poll every 10 ms for each of its
+ * streams cost a core's tenth per thousand of them, for as long as it did not read.
+ */
+const CLOSE_POLL_MAX_MS = 1000;
 
 /**
  * What a failed attempt's 503 says: a malformed answer why (its text names the endpoint); an
