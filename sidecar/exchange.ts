@@ -1242,6 +1242,13 @@ function closeAfterTrailers(this: ServerHttp2Stream): void {
 }
 
 /**
+ * The longest wait between two looks at a stream whose answer has not left (closeOnceSent): a
+ * write held up that long waits on a caller not reading, and a poll every 10 ms for each of its
+ * streams cost a core's tenth per thousand of them, for as long as it did not read.
+ */
+const CLOSE_POLL_MAX_MS = 1000;
+
+/**
  * Resets `stream` with NO_ERROR once the frame that ends its answer has left nghttp2
  * (`localClose`: END_STREAM sent). Submitted earlier, while the session's last write is still
  * on its way (a TLS write completes on a later turn), node holds the reset back, but submits
@@ -1256,13 +1263,6 @@ function closeOnceSent(stream: ServerHttp2Stream, waitMs = 10): void {
   if (stream.state.localClose === 1) stream.close(h2constants.NGHTTP2_NO_ERROR);
   else setTimeout(closeOnceSent, waitMs, stream, Math.min(waitMs * 2, CLOSE_POLL_MAX_MS)).unref();
 }
-
-/**
- * The longest wait between two looks at a stream whose answer has not left (closeOnceSent): a
- * write held up that long waits on a caller not reading, and a poll every 10 ms for each of its
- * streams cost a core's tenth per thousand of them, for as long as it did not read.
- */
-const CLOSE_POLL_MAX_MS = 1000;
 
 /**
  * What a failed attempt's 503 says: a malformed answer why (its text names the endpoint); an
