@@ -951,9 +951,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * answer begun is left to be cut with its connection. An upgrade's client socket is its
    * splice's (stages/upgrade.ts), which answers only while the endpoint has not; one not yet
    * spliced (in its fault's delay) is answered here, and its delay's end finds it finished.
+   * An answer that had ended for its caller while its app's stream stayed open is given up and
+   * counted as what the caller got (finishAnswered), as at a deadline.
    */
   cutOff(why: string): boolean {
     if (this.finished || this.clientGone) return false;
+    if (this.ended) {
+      this.finishAnswered();
+      return true;
+    }
     const service = this.destination || 'the upstream';
     const unanswered = `${why} before ${service} answered`;
     if (this.upgradeSocket !== null) {

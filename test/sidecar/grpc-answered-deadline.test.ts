@@ -7,6 +7,7 @@
  * a reset as 14 UNAVAILABLE (503), statuses no caller saw.
  */
 import * as grpc from '@grpc/grpc-js';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil, writeTempConfig, type SpawnedSidecar } from '../support/index.js';
@@ -191,5 +192,66 @@ describe('a gRPC answer that ended for its caller, the call with no deadline', (
     expect(calls(after) - calls(before), shown).toBe(1);
     expect(calls(after, { code: '200', grpc_status: '5' }) - calls(before, { code: '200', grpc_status: '5' }), shown).toBe(1);
     await waitUntil(() => appStreams.length === 1 && appStreams[0]!.closed, { timeoutMs: 3_000, what: "the app's stream closed" });
+  });
+});
+
+/**
+ * The same answer when the sidecar's drain timeout runs out first: a call with no deadline
+ * whose caller's stream stays open. The caller has its answer; the call is given up and counted
+ * (here: its span, exported as the sidecar exits) as what its caller got. Before, the drain's
+ * cut-off "answered" it again and counted it as 14 UNAVAILABLE, `retries-exhausted`.
+ */
+describe('a gRPC answer that ended for its caller, cut off by the drain timeout', () => {
+  const procs = new Processes();
+  let app: Http2Server;
+  let receiver: HttpServer;
+  const spans: { attributes: { key: string; value: { intValue?: string; stringValue?: string } }[] }[] = [];
+
+  beforeAll(async () => {
+    app = createServer();
+    app.on('stream', (stream: ServerHttp2Stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no such thing' });
+    });
+    receiver = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        type Body = { resourceSpans: { scopeSpans: { spans: typeof spans }[] }[] };
+        for (const rs of (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Body).resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await new Promise((resolve) => app.close(resolve));
+    await new Promise((resolve) => receiver.close(resolve));
+  });
+
+  it('is counted as NOT_FOUND, not as the cut-off\'s UNAVAILABLE', async () => {
+    const port = (app.address() as { port: number }).port;
+    const config = writeTempConfig({ version: 'g1', services: { direct: { protocol: 'grpc', timeout: '0s', retries: { attempts: 0 }, endpoints: [{ address: '127.0.0.1', port }] } } });
+    const sidecar = await procs.sidecar({
+      service: 'web', appPort: port, config, extraArgs: ['--app-protocol', 'grpc'], drainTimeout: '500ms', waitFor: '/live',
+      env: { SKEIN_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as { port: number }).port}` },
+    });
+    const session = connect(`http://127.0.0.1:${sidecar.outboundPort}`);
+    session.on('error', () => {});
+    const stream = session.request({ ':path': '/test.Echo/Open', ':method': 'POST', host: 'direct', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    stream.on('error', () => {});
+    stream.write(Buffer.from([0, 0, 0, 0, 1, 0x2a]));
+    const head = await new Promise<Record<string, unknown>>((resolve) => stream.on('response', resolve));
+    expect(head['grpc-status']).toBe('5');
+    sidecar.kill('SIGTERM');
+    await sidecar.exited;
+    session.destroy();
+    const attr = (s: (typeof spans)[number], key: string) => s.attributes.find((a) => a.key === key)?.value;
+    await waitUntil(() => spans.length > 0, { timeoutMs: 5_000, what: 'the span exported at exit' });
+    expect(spans.map((s) => [attr(s, 'http.response.status_code')?.intValue, attr(s, 'rpc.grpc.status_code')?.intValue, attr(s, 'skein.reason')?.stringValue])).toEqual([['200', '5', undefined]]);
+    expect(sidecar.output()).toContain('drain timeout reached');
   });
 });
