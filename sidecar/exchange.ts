@@ -1224,7 +1224,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
  * that last frame has left nghttp2 (closeOnceSent).
  */
 function stopH2Body(req: ProxyRequest, viaResponse: boolean): void {
-  const stream = (req as unknown as { stream: ServerHttp2Stream }).stream;
+  const stream = callerStream(req);
   if (!stream.closed && !stream.destroyed) {
     if (viaResponse && stream.sentTrailers === undefined && !bodiless(req.method, stream)) stream.once('wantTrailers', closeAfterTrailers);
     else setImmediate(closeOnceSent, stream);
@@ -1234,7 +1234,12 @@ function stopH2Body(req: ProxyRequest, viaResponse: boolean): void {
 
 /** An HTTP/2 request whose HEADERS frame did not end its stream: a body follows, or may. */
 function h2HasBody(req: ProxyRequest): boolean {
-  return !(req as unknown as { stream: ServerHttp2Stream }).stream.endAfterHeaders;
+  return !callerStream(req).endAfterHeaders;
+}
+
+/** An HTTP/2 caller's stream, under node's compat request (the response's is stages/reply.ts's h2Stream). */
+function callerStream(req: ProxyRequest): ServerHttp2Stream {
+  return (req as unknown as { stream: ServerHttp2Stream }).stream;
 }
 
 /** node's respond() ends the stream with the head of these answers (RFC 9110 §6.4.1). */
