@@ -35,7 +35,10 @@ export interface EdgeDelta {
   readonly subset: string;
   /** Requests finished by status class: [1xx, 2xx, 3xx, 4xx, 5xx] (no answer counts as 5xx). */
   readonly classes: readonly number[];
-  /** gRPC calls that ended with a grpc-status other than 0 (OK). */
+  /**
+   * gRPC calls that ended with a grpc-status other than 0 (OK) and are not in `classes`' 5xx
+   * already (a failure is counted once: failures = 5xx + grpcFailures).
+   */
   readonly grpcFailures: number;
   /** Non-cumulative counts per latency bucket. */
   readonly buckets: readonly number[];

@@ -66,10 +66,18 @@ export class EdgeMetrics {
     this.counts[cls]!++;
   }
 
-  /** gRPC requests so far whose grpc-status was not OK. */
+  /**
+   * gRPC requests so far whose grpc-status was not OK and whose HTTP status is not counted as
+   * a failure already (class 5xx: a 5xx, or no answer at all), so that a failed call with a
+   * 5xx (e.g. a plain 503 read as UNAVAILABLE) adds up once, not twice, where the stats add
+   * the 5xx class and these.
+   */
   grpcFailures(): number {
     let failures = 0;
-    for (const row of this.grpcCodes.values()) for (let g = 1; g < GRPC_CODES; g++) failures += row[g]!;
+    for (const [code, row] of this.grpcCodes) {
+      if (code < 100 || code >= 500) continue;
+      for (let g = 1; g < GRPC_CODES; g++) failures += row[g]!;
+    }
     return failures;
   }
 }

@@ -8,6 +8,7 @@ import { otlpTraceJson, unixNanos } from './otlp.js';
 import { TelemetryReporter } from './reporter.js';
 import { SpanBuffer } from './span-buffer.js';
 import { StatsDeltas } from './stats-export.js';
+import { StatsAggregator } from '../../control-plane/observability/stats.js';
 import { TapBuffer } from './tap-buffer.js';
 
 const logger = pino({ level: 'silent' });
@@ -35,6 +36,23 @@ describe('StatsDeltas', () => {
     expect(await deltas.collect()).toBeUndefined();
     edge.observe(200, 0.003);
     expect((await deltas.collect())!.edges[0]!.classes).toEqual([0, 1, 0, 0, 0]);
+  });
+
+  it('counts a failed gRPC call with a 5xx (or no answer) once in the control plane\'s failures, not twice', async () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const deltas = new StatsDeltas(metrics);
+    const edge = metrics.edge('outbound', 'web', 'catalog', 'v1');
+    for (let i = 0; i < 7; i++) edge.observe(200, 0.003, 0);
+    edge.observe(200, 0.003, 14); // a gRPC failure under HTTP 200
+    edge.observe(503, 0.003, 14); // a plain 503, read as UNAVAILABLE
+    edge.observe(0, 0.003, 2); // no answer at all
+    const message = (await deltas.collect())!;
+    expect(message.edges[0]).toMatchObject({ classes: [0, 8, 0, 0, 2], grpcFailures: 1 });
+    let now = 5_000_500;
+    const stats = new StatsAggregator(() => now);
+    stats.ingest({ id: 'p', service: 'web', instanceId: 'web-1' }, message);
+    now += 1_000;
+    expect(stats.view().edges[0]!['10s']).toMatchObject({ requests: 10, failures: 3, successRate: 0.7 });
   });
 });
 
