@@ -14,6 +14,8 @@ import type { Observability } from './observability.js';
 import { isStatusFilter, STATUS_FILTER_RULE, type TapFilter } from './tap.js';
 
 const HEARTBEAT_MS = 15_000;
+/** Bytes of tap events queued for a client that does not read them, beyond which rows are skipped (and counted as dropped). */
+export const TAP_MAX_BUFFERED = 1 << 20;
 const MAX_TRACES = 500;
 
 const directionParam = z.enum(['inbound', 'outbound'], { errorMap: () => ({ message: 'must be inbound or outbound' }) });
@@ -73,11 +75,32 @@ export function registerObservabilityRoutes(router: Router, obs: Observability, 
         await requireService(service);
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
         res.write(`retry: 2000\n: tapping ${service}\n\n`);
+        // A client that stops reading must not make the control plane buffer its rows without
+        // end: beyond TAP_MAX_BUFFERED bytes queued, rows are skipped and counted, and told as
+        // one `dropped` event once the client has read what was queued.
+        let skipped = 0;
+        const writeDropped = (n: number) => res.write(`event: dropped\ndata: ${JSON.stringify({ dropped: n })}\n\n`);
+        const backedUp = (n: number): boolean => {
+          if (res.writableLength >= TAP_MAX_BUFFERED) {
+            skipped += n;
+            return true;
+          }
+          if (skipped > 0) {
+            writeDropped(skipped);
+            skipped = 0;
+          }
+          return false;
+        };
+        res.on('drain', () => backedUp(0));
         const unsubscribe = obs.tap.subscribe(
           service,
           filter,
-          (event) => res.write(`data: ${JSON.stringify(event)}\n\n`),
-          (n) => res.write(`event: dropped\ndata: ${JSON.stringify({ dropped: n })}\n\n`),
+          (event) => {
+            if (!backedUp(1)) res.write(`data: ${JSON.stringify(event)}\n\n`);
+          },
+          (n) => {
+            if (!backedUp(n)) writeDropped(n);
+          },
         );
         const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
         const stop = () => {
