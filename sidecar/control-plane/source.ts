@@ -57,6 +57,11 @@ const DEFAULT_BACKOFF = { baseMs: 250, maxMs: SIDECAR_RECONNECT_MAX_MS };
 export const URGENT_BACKOFF_MAX_MS = 1_000;
 /** A stream that stayed up this long counts as a success: the next failure starts backoff over. */
 const STABLE_MS = 10_000;
+/**
+ * Messages queued on the push stream (not yet taken by HTTP/2) beyond which telemetry is
+ * dropped: a span batch is at most 128 spans (~70 KB), so this bounds the queue to a few MB.
+ */
+const TELEMETRY_MAX_QUEUED = 64;
 
 export class ControlPlaneSource implements ConfigSource {
   readonly authored = false;
@@ -111,9 +116,16 @@ export class ControlPlaneSource implements ConfigSource {
     this.stream?.write({ readiness: { notReady } });
   }
 
-  /** Sends telemetry up the stream when connected; dropped otherwise (it is best effort). */
+  /**
+   * Sends telemetry up the stream when connected and not backed up; dropped otherwise (it is
+   * best effort). A control plane that reads slower than the sidecars send (busy, or a stream
+   * held up by flow control) must not make a sidecar queue spans and tap rows without bound.
+   */
   sendTelemetry(kind: string, json: string): boolean {
-    return this.stream ? (this.stream.write({ telemetry: { kind, json } }), true) : false;
+    const stream = this.stream;
+    if (stream === undefined || stream.writableLength >= TELEMETRY_MAX_QUEUED) return false;
+    stream.write({ telemetry: { kind, json } });
+    return true;
   }
 
   async close(): Promise<void> {

@@ -75,7 +75,12 @@ export class TelemetryReporter {
       registers: [metrics.registry],
     });
     const sinks: SpanSink[] = [];
-    if (sink !== undefined) sinks.push((spans, dropped) => void sink.sendTelemetry('spans', JSON.stringify({ spans, dropped })));
+    if (sink !== undefined) {
+      sinks.push((spans, dropped) => {
+        // Not sent (the stream is down or backed up): counted, as the queue's own drops are.
+        if (!sink.sendTelemetry('spans', JSON.stringify({ spans, dropped }))) droppedSpans.inc(spans.length);
+      });
+    }
     if (options.otlpEndpoint) {
       const otlp = new OtlpExporter(options.otlpEndpoint, options, options.logger, (n) => droppedSpans.inc(n));
       sinks.push((spans) => otlp.export(spans));

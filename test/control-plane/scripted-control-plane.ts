@@ -63,6 +63,14 @@ export class ScriptedControlPlane {
     for (const call of this.calls.keys()) call.write({ snapshot: this.last });
   }
 
+  /** Stops reading what the connected sidecars send (HTTP/2 flow control then holds their writes back), or reads again. */
+  pauseReading(paused = true): void {
+    for (const call of this.calls.keys()) {
+      if (paused) call.pause();
+      else call.resume();
+    }
+  }
+
   async close(): Promise<void> {
     for (const call of this.calls.keys()) call.end();
     this.server.forceShutdown();
