@@ -103,8 +103,12 @@ function layout(names, edges) {
     return d;
   };
   names.forEach(depthOf);
-  const columns = [];
-  for (const n of [...names].sort()) (columns[depth.get(n)] ||= []).push(n);
+  const byDepth = [];
+  for (const n of [...names].sort()) (byDepth[depth.get(n)] ||= []).push(n);
+  // A cycle no outside caller leads into is cut where its walk began, which can leave a depth
+  // with no node (a and b calling each other: depths 1 and 2); an empty column would make the
+  // row count NaN and the SVG unplaceable.
+  const columns = byDepth.filter(Boolean);
   const place = new Map();
   columns.forEach((list, col) => list.forEach((n, row) => place.set(n, { col, row, rows: list.length })));
   return { place, cols: columns.length, rows: Math.max(...columns.map((c) => (c ? c.length : 0))) };
