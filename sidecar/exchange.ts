@@ -138,6 +138,7 @@ function onTimer(ex: Exchange): void {
 
 function onBackoffDone(ex: Exchange): void {
   ex.backoffTimer = undefined;
+  ex.countRetry();
   ex.followReload();
   ex.send();
 }
@@ -264,6 +265,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   backoffTimer: NodeJS.Timeout | undefined = undefined;
   /** The wait before the retry mayRetry granted last, drawn when it decided (it must end before the deadline). */
   private backoffMs = 0;
+  /** The reason of the retry mayRetry granted last: counted when its backoff ends and it goes out (countRetry), not before. */
+  private retryReasonPending: ReturnType<typeof retryReason> = undefined;
   /** The call whose answer is being relayed: resumed when the caller's side drains. */
   answering: CallControl | null = null;
   status = 0;
@@ -1074,9 +1077,21 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return false;
     }
     this.backoffMs = backoff;
+    this.retryReasonPending = reason;
+    return true;
+  }
+
+  /**
+   * The granted retry's backoff is over and it goes out: counted now, so that one given up
+   * during its backoff (the caller went away, the deadline or a drain came first) is not counted
+   * as sent, as one whose backoff would outlast the deadline is not.
+   */
+  countRetry(): void {
+    const reason = this.retryReasonPending;
+    if (reason === undefined) return;
+    this.retryReasonPending = undefined;
     this.deps.metrics.retry(this.destination, reason);
     if (this.deps.recorder !== null) (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts });
-    return true;
   }
 
   /** mayRetry's policy, attempts, idempotency and body conditions, without taking from the budget: the retry's reason, or undefined. */

@@ -6,7 +6,7 @@
 import type { Direction, EdgeMetrics } from './metrics.js';
 
 export interface RetryEvent {
-  /** performance.now() when the retry was decided. */
+  /** performance.now() when the retry went out (its backoff over). */
   readonly at: number;
   readonly reason: string;
   /** The attempt that failed (1-based). */

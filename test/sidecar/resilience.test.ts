@@ -746,7 +746,11 @@ describe('timeouts', () => {
     // Chunked bodies stream through: first tries are refused while the bodies still come, and
     // each deadline starts at its body's end, during the backoff.
     const uploads = Array.from({ length: 4 }, () => chunkedUpload(`${web.sidecar.outboundUrl}/upload`));
-    await waitUntil(async () => metric(await scrape(web.sidecar), 'skein_retries_total', { destination: 'catalog', reason: 'connect-failure' }) >= uploads.length, { what: 'the refused first tries' });
+    // Each refused first try counts against the endpoint (a retry is counted only once it goes out, which these never do).
+    await waitUntil(async () => {
+      const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as { catalog: { endpoints: { outlier: { consecutiveErrors: number } | null }[] } };
+      return (clusters.catalog.endpoints[0]?.outlier?.consecutiveErrors ?? 0) >= uploads.length;
+    }, { what: 'the refused first tries' });
     const ends = uploads.map((u) => u.end());
     const replies = await Promise.all(uploads.map((u) => u.reply));
     replies.forEach((r, i) => {
