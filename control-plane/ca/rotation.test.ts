@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../test/support/wait.js';
 import { createCsrPem } from '../../common/identity/csr.js';
 import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
 import { createLogger } from '../../common/log.js';
@@ -37,14 +38,6 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('RootRotation', () => {
   it('takes each step only after every proxy caught up, and finishes with the new root alone', async () => {
     const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
@@ -66,20 +59,20 @@ describe('RootRotation', () => {
     rotation = new RootRotation(ca, fleet, createLogger('test', 'silent'), { pollMs: 10, resendMs: 20 });
     await rotation.start();
     expect(rotation.status().phase).toBe('staged');
-    await until(() => rotation!.status().waitingFor.join() === 'b', 'a to take the new bundle');
+    await waitUntil(() => rotation!.status().waitingFor.join() === 'b', { what: 'a to take the new bundle' });
     // b still runs the old bundle: leaves must keep coming from the old root.
     await new Promise((r) => setTimeout(r, 100));
     expect(ca.phase).toBe('staged');
     expect(ca.signingRootFingerprint).toBe(oldRoot);
 
     holdB = false;
-    await until(() => ca.phase === 'stable', 'the rotation to finish');
+    await waitUntil(() => ca.phase === 'stable', { what: 'the rotation to finish' });
     const status = rotation.status();
     expect(status.rotating).toBe(false);
     expect(status.finishedAt).not.toBeNull();
     expect(ca.signingRootFingerprint).not.toBe(oldRoot);
     // After the last step every proxy was asked to pick up the final bundle.
-    await until(() => proxies.every((p) => p.state.bundleFingerprint === ca.bundleFingerprint), 'proxies to run the final bundle');
+    await waitUntil(() => proxies.every((p) => p.state.bundleFingerprint === ca.bundleFingerprint), { what: 'proxies to run the final bundle' });
     expect(proxies.every((p) => p.state.rootFingerprint === ca.signingRootFingerprint)).toBe(true);
     expect(asked.some((ids) => ids.includes('b'))).toBe(true);
   });
@@ -101,14 +94,14 @@ describe('RootRotation', () => {
     };
     rotation = new RootRotation(ca, fleet, createLogger('test', 'silent'), { pollMs: 10, resendMs: 20 });
     await rotation.start();
-    await until(() => ca.phase === 'switched' && rotation!.status().waitingFor.join() === 'b', 'only b to lag behind the switch');
+    await waitUntil(() => ca.phase === 'switched' && rotation!.status().waitingFor.join() === 'b', { what: 'only b to lag behind the switch' });
     await new Promise((r) => setTimeout(r, 100));
     expect(ca.phase).toBe('switched');
     expect(ca.bundlePem).toContain(oldRootPem.trim());
 
     holdB = false;
     proxies[1]!.renew();
-    await until(() => ca.phase === 'stable', 'the old root to be retired');
+    await waitUntil(() => ca.phase === 'stable', { what: 'the old root to be retired' });
     expect(ca.bundlePem).not.toContain(oldRootPem.trim());
   });
 
@@ -130,7 +123,7 @@ describe('RootRotation', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(reopened.phase).toBe('staged');
     expect(rotation.status().settlingUntil).not.toBeNull();
-    await until(() => reopened.phase === 'stable', 'the resumed rotation to finish');
+    await waitUntil(() => reopened.phase === 'stable', { what: 'the resumed rotation to finish' });
   });
 
   it('asks a sidecar that comes back behind the CA to renew, after the rotation too, and nobody before it reported', async () => {
@@ -150,14 +143,14 @@ describe('RootRotation', () => {
       },
     }, createLogger('test', 'silent'), { pollMs: 10, resendMs: 20 });
     await rotation.start();
-    await until(() => ca.phase === 'stable', 'the rotation to finish without it');
+    await waitUntil(() => ca.phase === 'stable', { what: 'the rotation to finish without it' });
 
     const unreported = new FakeProxy('unreported', ca, keys);
     fleet.push(unreported);
     await new Promise((r) => setTimeout(r, 100));
     expect(asked).not.toContain('unreported');
     fleet.push(away);
-    await until(() => away.state.rootFingerprint === ca.signingRootFingerprint && away.state.bundleFingerprint === ca.bundleFingerprint, 'the returning sidecar to be renewed');
+    await waitUntil(() => away.state.rootFingerprint === ca.signingRootFingerprint && away.state.bundleFingerprint === ca.bundleFingerprint, { what: 'the returning sidecar to be renewed' });
     const askedAway = asked.filter((id) => id === 'away').length;
     // Caught up, it is left alone.
     await new Promise((r) => setTimeout(r, 100));
@@ -172,7 +165,7 @@ describe('RootRotation', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
     rotation = new RootRotation(ca, { proxies: () => [stuck], requestRenewal: () => askedAt.push(Date.now()) }, logger, { pollMs: 5, resendMs: 20 });
-    await until(() => askedAt.length >= 6, 'six requests to renew');
+    await waitUntil(() => askedAt.length >= 6, { what: 'six requests to renew' });
     const gaps = askedAt.slice(1).map((at, i) => at - askedAt[i]!);
     // 20, 40, 80, 160, 320 ms apart (each at least the doubled wait).
     gaps.forEach((gap, i) => expect(gap, `gap ${i}`).toBeGreaterThanOrEqual(20 * 2 ** i - 5));

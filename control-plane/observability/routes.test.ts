@@ -6,6 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Server, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../test/support/wait.js';
 import { createLogger } from '../../common/log.js';
 import type { TapRow } from '../../common/proto/telemetry.js';
 import { Router } from '../admin-api/router.js';
@@ -50,16 +51,6 @@ function row(i: number): TapRow {
   };
 }
 
-async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('GET /api/v1/tap', () => {
   it('skips and counts rows for a client that stops reading instead of buffering them without bound', async () => {
     let received = '';
@@ -67,7 +58,7 @@ describe('GET /api/v1/tap', () => {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => (received += chunk));
     socket.write('GET /api/v1/tap?service=web HTTP/1.1\r\nhost: x\r\n\r\n');
-    await until('the stream to open', () => (received.includes(': tapping web') ? true : undefined));
+    await waitUntil(() => received.includes(': tapping web'), { what: 'the stream to open' });
     socket.pause();
 
     // ~40 MB of rows while the client reads nothing: far beyond what the kernel's socket buffers hold.
@@ -82,16 +73,16 @@ describe('GET /api/v1/tap', () => {
 
     // Once the client reads again it gets what was queued, then how many rows were skipped.
     socket.resume();
-    const counted = await until('every row delivered or counted as dropped', () => {
+    const counted = await waitUntil(() => {
       const rows = (received.match(/^data: \{"time"/gm) ?? []).length;
       const dropped = [...received.matchAll(/^event: dropped\ndata: \{"dropped":(\d+)\}/gm)].reduce((n, m) => n + Number(m[1]), 0);
       return rows + dropped === batches * perBatch ? { rows, dropped } : undefined;
-    });
+    }, { what: 'every row delivered or counted as dropped', timeoutMs: 20_000 });
     expect(counted.dropped).toBeGreaterThan(0);
 
     // And rows flow again once it keeps up.
     obs.tap.ingest({ service: 'web', instanceId: 'web-1' }, { rows: [row(-1)], dropped: 0 });
-    await until('a row after the client caught up', () => (received.includes('"path":"/items/-1/') ? true : undefined));
+    await waitUntil(() => received.includes('"path":"/items/-1/'), { what: 'a row after the client caught up' });
     socket.destroy();
   });
 });

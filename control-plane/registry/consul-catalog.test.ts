@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../test/support/wait.js';
 import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
 import { ConsulCatalog } from './consul-catalog.js';
 
@@ -59,14 +60,6 @@ function recordingLogger() {
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 const entry = (id: string, port: number) => ({ Node: { Address: '127.0.0.1' }, Service: { ID: id, Port: port, Tags: ['v1'], Meta: { version: 'v1' } }, Checks: [{ Status: 'passing' }] });
 
 describe('ConsulCatalog against a fake Consul', () => {
@@ -91,7 +84,7 @@ describe('ConsulCatalog against a fake Consul', () => {
     expect(catalog.instances().map((i) => i.service)).toEqual(['web']);
     // More syncs of the same list (the index moves): still one warning.
     consul.answers.set('/v1/catalog/services', { body: { Redis_Cache: [], web: [], 'x.y': [] }, index: 6 });
-    await until(() => lines.some((l) => l.msg.includes('"x.y"')), 'the next sync');
+    await waitUntil(() => lines.some((l) => l.msg.includes('"x.y"')), { what: 'the next sync' });
     for (const index of [8, 9]) {
       consul.answers.set('/v1/catalog/services', { body: { Redis_Cache: [], web: [], 'x.y': [] }, index });
       await new Promise((resolve) => setTimeout(resolve, 250));
@@ -115,7 +108,7 @@ describe('ConsulCatalog against a fake Consul', () => {
 
     // A body that is not an array (this crashed the control plane: entries.map is not a function).
     consul.answers.set('/v1/health/service/web', { body: { error: 'not a list' }, index: 8 });
-    await until(() => lines.some((l) => l.level === 50 && l.msg.includes('/v1/health/service/web is malformed')), 'the error log');
+    await waitUntil(() => lines.some((l) => l.level === 50 && l.msg.includes('/v1/health/service/web is malformed')), { what: 'the error log' });
     expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
     // Entries without a Service.
     consul.answers.set('/v1/health/service/web', { body: [{ Node: {} }], index: 9 });
@@ -123,13 +116,13 @@ describe('ConsulCatalog against a fake Consul', () => {
     expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
     // A service list that is not an object.
     consul.answers.set('/v1/catalog/services', { body: ['web'], index: 6 });
-    await until(() => lines.some((l) => l.level === 50 && l.msg.includes('/v1/catalog/services is malformed')), 'the error log for the list');
+    await waitUntil(() => lines.some((l) => l.level === 50 && l.msg.includes('/v1/catalog/services is malformed')), { what: 'the error log for the list' });
     expect(catalog.instances().map((i) => i.id)).toEqual(['web-1']);
 
     // Good answers again are taken.
     consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 10 });
     consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001), entry('web-2', 8002)], index: 11 });
-    await until(() => catalog!.instances().length === 2, 'the good answer after the malformed ones', 10_000);
+    await waitUntil(() => catalog!.instances().length === 2, { what: 'the good answer after the malformed ones', timeoutMs: 10_000 });
   });
 
   it('an instance whose address or port sidecars would refuse is skipped alone, warned about once per instance', async () => {
@@ -146,7 +139,7 @@ describe('ConsulCatalog against a fake Consul', () => {
     // Later answers still carrying them (each with one more good instance, to see them read): no new warning.
     for (const [n, index] of [[2, 8], [3, 9]] as const) {
       consul.answers.set('/v1/health/service/legacy', { body: [...bad, ...Array.from({ length: n }, (_, i) => entry(`good-${i + 1}`, 8001 + i))], index });
-      await until(() => catalog!.instances().length === n, `answer ${index}`);
+      await waitUntil(() => catalog!.instances().length === n, { what: `answer ${index}` });
     }
     const warnings = lines.filter((l) => l.level === 40).map((l) => l.msg);
     expect(warnings).toHaveLength(2);
@@ -167,20 +160,20 @@ describe('ConsulCatalog against a fake Consul', () => {
 
     // An empty answer with no outage before it is news.
     consul.answers.set('/v1/health/service/api', { body: [], index: 8 });
-    await until(() => catalog!.instances().length === 1, 'api emptied');
+    await waitUntil(() => catalog!.instances().length === 1, { what: 'api emptied' });
     // The agent restarts: web is not listed at first, then listed with its check still critical.
     consul.down = true;
-    await until(() => lines.some((l) => l.level === 50 && l.msg.includes('watching web in Consul failed')), 'the outage seen');
+    await waitUntil(() => lines.some((l) => l.level === 50 && l.msg.includes('watching web in Consul failed')), { what: 'the outage seen' });
     consul.answers.set('/v1/catalog/services', { body: {}, index: 2 });
     consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
     consul.down = false;
-    await until(() => lines.some((l) => l.msg.includes('no longer lists web')), 'the vanished service kept');
+    await waitUntil(() => lines.some((l) => l.msg.includes('no longer lists web')), { what: 'the vanished service kept' });
     consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 3 });
     consul.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8001), Checks: [{ Status: 'critical' }] }], index: 3 });
-    await until(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), 'the critical answer held');
+    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), { what: 'the critical answer held' });
     expect(catalog.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
     // Once it passes, the answer is taken as any other.
     consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
-    await until(() => catalog!.instances()[0]?.port === 8002, 'the passing instance');
+    await waitUntil(() => catalog!.instances()[0]?.port === 8002, { what: 'the passing instance' });
   });
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../test/support/wait.js';
 import { pino } from 'pino';
 import { Mesh } from '../shared/mesh.js';
 import { OutboxRelay } from './outbox-relay.js';
@@ -35,20 +36,12 @@ function confirmedOrder(n: number): string {
   return order.id;
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('OutboxRelay', () => {
   it('delivers events in outbox order, retrying a failed one before any behind it', async () => {
     const ids = [1, 2, 3].map(confirmedOrder);
     notifications.script.push(503, 503);
     relay.start();
-    await until(() => store.outboxStats().delivered === 3, 'three deliveries');
+    await waitUntil(() => store.outboxStats().delivered === 3, { what: 'three deliveries' });
     const orderIds = notifications.calls.map((c) => (c.body as { data: { orderId: string } }).data.orderId);
     expect(orderIds).toEqual([ids[0], ids[0], ids[0], ids[1], ids[2]]);
     expect(notifications.calls.every((c) => c.method === 'POST' && c.path === '/events')).toBe(true);
@@ -62,7 +55,7 @@ describe('OutboxRelay', () => {
     const second = confirmedOrder(2);
     notifications.script.push(422);
     relay.start();
-    await until(() => store.outboxStats().delivered === 1, 'the second delivery');
+    await waitUntil(() => store.outboxStats().delivered === 1, { what: 'the second delivery' });
     expect(store.outboxStats()).toEqual({ pending: 0, delivered: 1, dead: 1 });
     expect((notifications.calls[1]!.body as { data: { orderId: string } }).data.orderId).toBe(second);
   });
@@ -71,7 +64,7 @@ describe('OutboxRelay', () => {
     const id = confirmedOrder(1);
     notifications.script.push({ status: 404, headers: { 'x-skein-reason': 'no-route' } }, { status: 403, headers: { 'x-skein-reason': 'denied' } });
     relay.start();
-    await until(() => store.outboxStats().delivered === 1, 'the delivery after the mesh recovers');
+    await waitUntil(() => store.outboxStats().delivered === 1, { what: 'the delivery after the mesh recovers' });
     expect(store.outboxStats()).toEqual({ pending: 0, delivered: 1, dead: 0 });
     expect(notifications.calls.map((c) => (c.body as { data: { orderId: string } }).data.orderId)).toEqual([id, id, id]);
   });
@@ -82,7 +75,7 @@ describe('OutboxRelay', () => {
     await new Promise((r) => setTimeout(r, 30));
     confirmedOrder(1);
     relay.kick();
-    await until(() => store.outboxStats().delivered === 1, 'delivery');
+    await waitUntil(() => store.outboxStats().delivered === 1, { what: 'delivery' });
     expect(notifications.calls).toHaveLength(1);
   });
 });
