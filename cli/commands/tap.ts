@@ -92,7 +92,7 @@ export function registerTap(program: Command): void {
           const data = event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
           if (!data) continue;
           if (event.startsWith('event: dropped')) {
-            process.stderr.write(`(${parse<{ dropped: number }>(data).dropped} requests over the tap rate limit not shown)\n`);
+            process.stderr.write(`(${parse<{ dropped: number }>(data).dropped} requests not shown: over the tap rate limit, or skipped while this tap fell behind)\n`);
             continue;
           }
           const row = parse<TapEvent>(data);

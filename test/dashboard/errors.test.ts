@@ -100,7 +100,7 @@ describe('dashboard tap over the rate limit', () => {
   it('counts the rows skipped over the whole tap, not only those of the last report', async () => {
     await open('#/tap?service=backend', scripted.url);
     // The scripted tap reports 3 skipped, one row, then 4 more skipped.
-    await tapState('tapping backend: 1 rows (7 over the rate limit skipped)').waitFor({ timeout: 5_000 });
+    await tapState('tapping backend: 1 rows (7 skipped: over the rate limit, or while this view fell behind)').waitFor({ timeout: 5_000 });
   });
 });
 

@@ -505,7 +505,7 @@ function tapView(params) {
     let dropped = 0;
     const source = new EventSource(`/api/v1/tap?${q}`);
     state.tap = source;
-    const tapping = () => tapState(false, `tapping ${q.get('service')}${count ? `: ${count} rows` : '…'}${dropped ? ` (${dropped} over the rate limit skipped)` : ''}`);
+    const tapping = () => tapState(false, `tapping ${q.get('service')}${count ? `: ${count} rows` : '…'}${dropped ? ` (${dropped} skipped: over the rate limit, or while this view fell behind)` : ''}`);
     tapping();
     // Also after the browser reconnected by itself.
     source.onopen = tapping;
