@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../common/config/parse.js';
 import { createLogger } from '../../common/log.js';
 import { tempDir, waitUntil } from '../../test/support/index.js';
 import type { Golden } from '../observability/golden.js';
@@ -261,6 +262,52 @@ describe('a resumed rollout', () => {
       reason: 'on resuming, could not set the split of step 1 (50% v2) again: a split of catalog would not steer all its traffic: rule 0 comes before the catch-all rule',
     });
     expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'rolled-back' });
+  });
+
+  it('whose subsets are known only by instances not yet reconnected sets its split once the resync hold releases them, still running', async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('canaries/catalog', running());
+    let release!: (at: number) => void;
+    const released = new Promise<number>((resolve) => (release = resolve));
+    let reconnected = false;
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, {
+      released: () => released,
+      // As the built-in registry answers right after a start: no instance carries version=v1 or v2 yet.
+      setSplit: async (_s, w) => {
+        if (!reconnected) throw new ConfigError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1']);
+        splits.push(w);
+      },
+    }));
+    await c.load();
+    await c.resume();
+    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    reconnected = true;
+    const at = Date.now();
+    release(at);
+    await waitUntil(() => splits.length > 0, { timeoutMs: 5_000, what: 'the split set again' });
+    expect(splits).toEqual([{ v1: 50, v2: 50 }]);
+    const resumed = c.get('catalog')!;
+    expect(resumed).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    expect(Date.parse(resumed.stepStartedAt)).toBeGreaterThanOrEqual(at);
+    await c.close();
+  });
+
+  it('whose split is still refused once the hold has released the sidecars is rolled back, saying why', async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('canaries/catalog', running());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, {
+      setSplit: async (_s, w) => {
+        splits.push(w);
+        throw new ConfigError([`${Object.keys(w)[0]}: unknown subset`]);
+      },
+    }));
+    await c.load();
+    await c.resume();
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 5_000, what: 'the rollback' });
+    expect(ended.reason).toMatch(/^on resuming, could not set the split of step 1 \(50% v2\) again: v1: unknown subset; the split could not be restored/);
+    expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 50, v2: 50 }, { v1: 100 }]);
   });
 });
 

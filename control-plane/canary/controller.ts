@@ -146,21 +146,29 @@ export class CanaryController implements CanaryGuard {
    * again first: the stored one may be another (a crash between a step's split and its saved
    * state leaves the next step's; an edit while stopped, anything), and the step must be judged
    * on the split sidecars run. One that cannot be set (an edit made an earlier rule keep requests
-   * from it, say) rolls the rollout back, with why.
+   * from it, say) rolls the rollout back, with why. One refused as invalid (a subset known only
+   * as its instances' `version` label, while the built-in registry is still empty after the
+   * start) is tried again once the resync hold has let sidecars reconnect, and only then rolled
+   * back.
    */
   async resume(): Promise<void> {
     for (const state of [...this.states.values()]) {
       if (state.status !== 'running') continue;
       this.deps.logger.info({ service: state.service, step: state.step, weight: state.weight }, 'resuming canary rollout');
+      let retry = false;
       try {
         await this.deps.setSplit(state.service, weights(state.spec, state.weight));
       } catch (err) {
-        await this.finish(state, 'rolled-back', `on resuming, could not set the split of step ${state.step + 1} (${state.weight}% ${state.spec.to}) again: ${(err as Error).message}`);
-        continue;
+        if (!(err instanceof ConfigError)) {
+          await this.finish(state, 'rolled-back', resumeFailure(state, err));
+          continue;
+        }
+        this.deps.logger.info({ service: state.service, err: (err as Error).message }, 'the resumed canary rollout\'s split is refused for now; trying again once sidecars have reconnected');
+        retry = true;
       }
       const now = new Date().toISOString();
       await this.save({ ...state, stepStartedAt: now, updatedAt: now });
-      this.launch(state.service);
+      this.launch(state.service, retry);
     }
   }
 
@@ -251,9 +259,10 @@ export class CanaryController implements CanaryGuard {
     await Promise.all(loops.map((l) => l.done));
   }
 
-  private launch(service: string): void {
+  private launch(service: string, resplit = false): void {
     const abort = new AbortController();
-    const done = this.run(service, abort.signal)
+    const done = (resplit ? this.resplitOnRelease(service, abort.signal) : Promise.resolve(true))
+      .then((go) => (go ? this.run(service, abort.signal) : undefined))
       .catch((err: unknown) => {
         if (!abort.signal.aborted) this.deps.logger.error({ err, service }, 'canary rollout failed');
       })
@@ -343,6 +352,25 @@ export class CanaryController implements CanaryGuard {
   }
 
   /**
+   * A resumed rollout whose split was refused at the start: set it again once held-back sidecars
+   * were released (they reconnected, so the registry knows their instances again); false when
+   * it is refused still, the rollout then rolled back.
+   */
+  private async resplitOnRelease(service: string, signal: AbortSignal): Promise<boolean> {
+    await untilAborted(this.deps.released(), signal);
+    const state = this.states.get(service)!;
+    try {
+      await this.deps.setSplit(service, weights(state.spec, state.weight));
+    } catch (err) {
+      await this.finish(state, 'rolled-back', resumeFailure(state, err));
+      return false;
+    }
+    const at = new Date().toISOString();
+    await this.save({ ...state, stepStartedAt: at, updatedAt: at });
+    return true;
+  }
+
+  /**
    * After a restart the push server holds snapshots back from the sidecars already connected
    * (its resync hold), so a split set meanwhile, resumed or started, is not what they run: the
    * step's window starts once they are sent it, or the step would be judged, and the rollout
@@ -422,6 +450,10 @@ function asBodyError(err: unknown, spec: CanarySpec): unknown {
 function asBodyField(problem: string, spec: CanarySpec): string {
   for (const field of ['to', 'from'] as const) if (problem.startsWith(`${spec[field]}: `)) return `${field}${problem.slice(spec[field].length)}`;
   return problem;
+}
+
+function resumeFailure(state: CanaryState, err: unknown): string {
+  return `on resuming, could not set the split of step ${state.step + 1} (${state.weight}% ${state.spec.to}) again: ${(err as Error).message}`;
 }
 
 function weights(spec: CanarySpec, weight: number): Record<string, number> {

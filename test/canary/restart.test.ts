@@ -62,6 +62,28 @@ describe('canary state', () => {
     expect(await split(second, 'backend')).toEqual({ v1: 100 });
   }, 60_000);
 
+  it('resumes a rollout between subsets only its instances name (no policy) once they reconnect, instead of rolling it back', async () => {
+    // `skein split` and rollouts need no declared subsets: an instance's version label is one.
+    // After a crash the built-in registry is empty until sidecars reconnect, during the resync hold.
+    const first = await startControlPlane(procs);
+    instances.push(await announceInstance(first, 'plain', 'v1'), await announceInstance(first, 'plain', 'v2'));
+    await first.api.post('/api/v1/canaries/plain', { to: 'v2', steps: [20, 100], interval: '1s', maxHolds: 100 });
+    first.child.kill('SIGKILL');
+    await first.child.exited;
+
+    const second = await startControlPlane(procs, { dataDir: first.dataDir, httpPort: first.httpPort, grpcPort: first.grpcPort });
+    const up = Date.now();
+    // Past the hold (2s), an analysis of the resumed step: the rollout was not rolled back.
+    const later = await waitUntil(async () => {
+      const s = await canary(second, 'plain');
+      return s.status !== 'running' || s.analyses.some((a) => Date.parse(a.windowStart) >= up) ? s : undefined;
+    }, { timeoutMs: 15_000, what: 'an analysis after the restart, or the end of the rollout' });
+    expect(later, JSON.stringify(later)).toMatchObject({ status: 'running', step: 0, weight: 20 });
+    expect(await split(second, 'plain')).toEqual({ v1: 80, v2: 20 });
+    expect((await second.api.delete('/api/v1/canaries/plain')).body).toMatchObject({ status: 'aborted' });
+    expect(await split(second, 'plain')).toEqual({ v1: 100 });
+  }, 60_000);
+
   it('rolls back a step that never gets enough requests once its holds are used up', async () => {
     const cp = await startControlPlane(procs);
     await withSubsets(cp, 'quiet');
