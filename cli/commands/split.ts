@@ -8,7 +8,7 @@ import { adminClient, formatSplit, notPublished, printJson, writeWarning, runAdm
 function parseWeight(value: string, previous: Record<string, number> = {}): Record<string, number> {
   const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)=(\d{1,3})$/.exec(value);
   if (!m) throw new InvalidArgumentError(`expected SUBSET=WEIGHT (e.g. v2=10), got ${value}`);
-  if (m[1]! in previous) throw new InvalidArgumentError(`subset ${m[1]} given twice`);
+  if (Object.hasOwn(previous, m[1]!)) throw new InvalidArgumentError(`subset ${m[1]} given twice`);
   return { ...previous, [m[1]!]: Number(m[2]) };
 }
 

@@ -6,6 +6,7 @@
  * instances is known it is refused up front: by the control plane against the instances it
  * knows, by a static sidecar without --consul against the endpoints its file lists.
  */
+import { ownEntry } from './own.js';
 import type { Snapshot } from './schema.js';
 
 /** A subset named by a rule, with the rule's path, e.g. `['[1].split.v2', 'v2']`. */
@@ -41,7 +42,7 @@ export function unknownSubsetProblems(service: string, uses: readonly SubsetUse[
  */
 export function snapshotSubsetProblems(snapshot: Pick<Snapshot, 'services' | 'routes'>): string[] {
   return Object.entries(snapshot.routes).flatMap(([service, rules]) => {
-    const policy = snapshot.services[service];
+    const policy = ownEntry(snapshot.services, service);
     if (!policy?.endpoints?.length) return [];
     return unknownSubsetProblems(service, subsetUses(rules, `routes.${service}`), knownSubsets(Object.keys(policy.subsets), policy.endpoints));
   });

@@ -3,6 +3,7 @@
  * not, and where the split sends it. Pure: reads a snapshot, used by the control plane's API.
  */
 import type { Endpoint, Snapshot } from '../config/schema.js';
+import { ownEntry } from '../config/own.js';
 import { HttpParseError } from '../http/parse-error.js';
 import { normaliseTarget } from '../http/request-target.js';
 import type { HeaderMap } from './match.js';
@@ -61,8 +62,8 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
   const method = request.method;
   const { path, refused } = routedPath(request, method);
   if (refused !== undefined) return { service: request.service, path, refused, known: true, skipped: [], split: [] };
-  const policy = snapshot.services[request.service];
-  const rules = snapshot.routes[request.service];
+  const policy = ownEntry(snapshot.services, request.service);
+  const rules = ownEntry(snapshot.routes, request.service);
   if (policy === undefined && rules === undefined) return { service: request.service, path, known: false, skipped: [], split: [] };
   const table = compileRoutes(rules);
   const headers = lowerKeys(request.headers);

@@ -7,6 +7,7 @@
  * an absolute-form one is sent on with its target's authority as Host, so the headers received
  * would give each protocol another answer (Envoy treats host and :authority as one too).
  */
+import { ownEntry } from '../config/own.js';
 import type { RouteMatch } from '../config/schema.js';
 import { wholeValueRegExp } from './route-regex.js';
 
@@ -46,7 +47,7 @@ export function joinFieldLines(values: readonly string[]): string {
 }
 
 function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
-  const v = headers?.[name];
+  const v = ownEntry(headers, name);
   return Array.isArray(v) ? joinFieldLines(v) : v;
 }
 

@@ -115,3 +115,38 @@ describe('explain', () => {
     expect(explainRequest(byHost, { service: 'catalog', method: 'GET', path: '/' }).skipped[0]!.reasons).toEqual(['header host missing']);
   });
 });
+
+describe('names that are also Object.prototype members', () => {
+  // `constructor` is a DNS label (a service name); `toString` a subset name and version label.
+  const odd = parseSnapshot({
+    services: {
+      web: {},
+      backend: {
+        endpoints: [
+          { address: '10.0.0.1', port: 1, labels: { version: 'v1' } },
+          { address: '10.0.0.2', port: 2, labels: { version: 'toString' } },
+        ],
+      },
+    },
+    routes: { backend: [{ match: { pathPrefix: '/', headers: { constructor: { present: true } } }, split: { v1: 100 } }, { split: { toString: 100 } }] },
+  });
+
+  it('an undeclared subset named toString selects the instances with version=toString, not every instance', () => {
+    const policy = odd.services.backend!;
+    expect(subsetSelector(policy, 'toString')).toEqual({ version: 'toString' });
+    expect(selectEndpoints(subsetSelector(policy, 'toString'), policy.endpoints!).map((e) => e.port)).toEqual([2]);
+  });
+
+  it('a service named constructor that the snapshot does not know is explained as unknown (no-route)', () => {
+    expect(explainRequest(odd, { service: 'constructor', method: 'GET', path: '/' })).toMatchObject({ known: false, split: [] });
+  });
+
+  it('a header named constructor is present only when the request carries it', () => {
+    const table = compileRoutes(odd.routes.backend);
+    expect(matchRoute(table, 'GET', '/', {}, undefined)).toBe(1);
+    expect(matchRoute(table, 'GET', '/', { constructor: 'x' }, undefined)).toBe(0);
+    const e = explainRequest(odd, { service: 'backend', method: 'GET', path: '/' });
+    expect(e.matched).toMatchObject({ index: 1 });
+    expect(e.split).toEqual([expect.objectContaining({ subset: 'toString', selector: { version: 'toString' } })]);
+  });
+});

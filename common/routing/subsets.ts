@@ -4,11 +4,12 @@
  * `skein split catalog v1=90 v2=10` needs no setup.
  */
 import type { Endpoint, ServicePolicy } from '../config/schema.js';
+import { ownEntry } from '../config/own.js';
 import { ALL_ENDPOINTS } from './split.js';
 
 export function subsetSelector(policy: Pick<ServicePolicy, 'subsets'>, subset: string): Readonly<Record<string, string>> {
   if (subset === ALL_ENDPOINTS) return {};
-  return policy.subsets[subset] ?? { version: subset };
+  return ownEntry(policy.subsets, subset) ?? { version: subset };
 }
 
 export function selectEndpoints<E extends Pick<Endpoint, 'labels'>>(selector: Readonly<Record<string, string>>, endpoints: readonly E[]): E[] {

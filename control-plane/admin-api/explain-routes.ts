@@ -10,6 +10,7 @@ import { parseSnapshot } from '../../common/config/parse.js';
 import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryPolicy, type RetryTries, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
+import { ownEntry } from '../../common/config/own.js';
 import { ApiError } from './errors.js';
 import { parameter, queryParam } from './query-param.js';
 import type { Router } from './router.js';
@@ -44,8 +45,8 @@ function retriesView(r: RetryTries, budget: RetryPolicy['budget']): PolicyInForc
 
 export function policyInForce(snapshot: Snapshot, explanation: Explanation): PolicyInForce | undefined {
   if (!explanation.matched) return undefined;
-  const policy = snapshot.services[explanation.service] ?? defaultServicePolicy;
-  const rule = explanation.matched.implicit ? undefined : snapshot.routes[explanation.service]?.[explanation.matched.index];
+  const policy = ownEntry(snapshot.services, explanation.service) ?? defaultServicePolicy;
+  const rule = explanation.matched.implicit ? undefined : ownEntry(snapshot.routes, explanation.service)?.[explanation.matched.index];
   const cb = policy.circuitBreaker;
   const od = policy.outlierDetection;
   return {

@@ -10,6 +10,7 @@ import type { Discovery, Instance } from '../registry/discovery.js';
 import type { MeshConfig, RefusedEntry } from '../state/mesh-config.js';
 import type { StoredConfig } from '../state/resources.js';
 import { StoredConfigError } from '../store/stored-entries.js';
+import { ownEntry } from '../../common/config/own.js';
 import { warningHeader } from './conditions.js';
 import { ApiError } from './errors.js';
 import type { Router } from './router.js';
@@ -35,7 +36,7 @@ export function serviceViews(config: StoredConfig, instances: readonly Instance[
   const names = new Set([...Object.keys(config.policies), ...Object.keys(config.routes), ...instances.map((i) => i.service), ...refusedOf.keys()]);
   return [...names].sort().map((name) => {
     const own = instances.filter((i) => i.service === name);
-    const policy = config.policies[name];
+    const policy = ownEntry(config.policies, name);
     const declared = Object.entries(policy?.subsets ?? {});
     const implicit = [...new Set(own.map((i) => i.labels.version).filter((v): v is string => !!v))]
       .filter((version) => !declared.some(([subset]) => subset === version))
@@ -50,7 +51,7 @@ export function serviceViews(config: StoredConfig, instances: readonly Instance[
         ...implicit.map(([subset, labels]) => ({ name: subset, labels, declared: false, instances: selects(labels) })),
       ],
       hasPolicy: policy !== undefined,
-      hasRoutes: config.routes[name] !== undefined,
+      hasRoutes: ownEntry(config.routes, name) !== undefined,
       ...(refusedOf.has(name) ? { problems: refusedOf.get(name) } : {}),
     };
   });

@@ -25,6 +25,7 @@
  * refused whole (409, nothing written) unless forced; a forced one aborts the rollout first
  * (restoring `from`=100, recorded as aborted by that write) and is then written.
  */
+import { ownEntry } from '../../common/config/own.js';
 import { isDeepStrictEqual } from 'node:util';
 import { policyBody, routesBody } from '../state/resources.js';
 
@@ -103,7 +104,7 @@ export function routesChange(before: unknown, after: unknown): boolean {
 /** The label selector a subset resolves to under a policy: declared, or `version=<name>`. */
 function selectorOf(policy: unknown, subset: string): Record<string, string> {
   const parsed = policyBody.safeParse(policy ?? {});
-  const declared = parsed.success ? parsed.data.subsets[subset] : (policy as { subsets?: Record<string, Record<string, string>> } | undefined)?.subsets?.[subset];
+  const declared = ownEntry(parsed.success ? parsed.data.subsets : (policy as { subsets?: Record<string, Record<string, string>> } | undefined)?.subsets, subset);
   return declared ?? { version: subset };
 }
 

@@ -3,6 +3,7 @@
  * every service that has a policy, routes or instances appears, with its instances as
  * `endpoints` labelled by version. Pure, so the same input always gives the same output.
  */
+import { ownEntry } from '../../common/config/own.js';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import type { Instance } from '../registry/discovery.js';
 import type { PolicyInput, StoredConfig } from './resources.js';
@@ -20,7 +21,7 @@ export function composeSnapshot(config: StoredConfig, instances: readonly Instan
   const names = new Set([...Object.keys(config.policies), ...Object.keys(config.routes), ...byService.keys()]);
   const services: NonNullable<SnapshotInput['services']> = {};
   for (const name of [...names].sort()) {
-    const policy: PolicyInput = config.policies[name] ?? {};
+    const policy: PolicyInput = ownEntry(config.policies, name) ?? {};
     const own = byService.get(name) ?? [];
     services[name] = {
       ...(policy.protocol === undefined && own[0] ? { protocol: own[0].protocol } : {}),

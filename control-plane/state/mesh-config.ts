@@ -16,6 +16,7 @@ import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js';
 import { knownSubsets, subsetUses, unknownSubsetProblems, type SubsetUse } from '../../common/config/subset-uses.js';
 import { composeSnapshot } from './compose.js';
+import { ownEntry } from '../../common/config/own.js';
 import { checkSnapshotSize } from './snapshot-size.js';
 import { withSplit } from './split-rule.js';
 import {
@@ -424,7 +425,7 @@ export class MeshConfig {
       const now = stored.get(service)!;
       write({ kind: 'policy', service, key: keys.policy(service) }, raw.services![service], now.policy?.revision ?? 0);
       canaryItems.push({ service, where: `services.${service}`, changes: (canary) => subsetChanges(canary, now.policy?.value, raw.services![service]) });
-      if (file.routes?.[service]) continue;
+      if (ownEntry(file.routes, service)) continue;
       checks.push({ op: 'check', key: keys.routes(service), revision: now.routes?.revision ?? 0 });
       const routes = routesBody.safeParse(now.routes?.value);
       // No routes (or none that pass the schema): nothing the policy could break.
@@ -437,7 +438,7 @@ export class MeshConfig {
       const now = stored.get(service)!;
       write({ kind: 'routes', service, key: keys.routes(service) }, raw.routes![service], now.routes?.revision ?? 0);
       canaryItems.push({ service, where: `routes.${service}`, changes: () => (routesChange(now.routes?.value, raw.routes![service]) ? ['its routes'] : []) });
-      const policy = file.services?.[service];
+      const policy = ownEntry(file.services, service);
       if (!policy) checks.push({ op: 'check', key: keys.policy(service), revision: now.policy?.revision ?? 0 });
       const declared = policy ? Object.keys(policy.subsets) : declaredIn(now.policy);
       problems.push(...this.subsetProblems(service, subsetUses(rules), declared).map((p) => `routes.${service}${p}`));

@@ -15,6 +15,7 @@ import { CircuitBreaker } from '../resilience/breaker.js';
 import { OutlierDetector } from '../resilience/outlier.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 import type { MirrorInFlight } from '../stages/mirror.js';
+import { ownEntry } from '../../common/config/own.js';
 import type { EdgeMetrics, SidecarMetrics } from '../telemetry/metrics.js';
 import { buildServiceRuntime, type ServiceRuntime } from './service-runtime.js';
 import type { EndpointPools, UpstreamEndpoint } from './upstream-endpoint.js';
@@ -90,8 +91,8 @@ export class Mesh {
       this.deps.pools.drop(name);
     }
     for (const name of names) {
-      const policy = snapshot.services[name] ?? defaultServicePolicy;
-      const rules = snapshot.routes[name];
+      const policy = ownEntry(snapshot.services, name) ?? defaultServicePolicy;
+      const rules = ownEntry(snapshot.routes, name);
       const state = this.states.get(name);
       if (state === undefined) {
         this.addService(name, policy, rules);

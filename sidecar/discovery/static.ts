@@ -3,6 +3,7 @@
  * `update` is called with every snapshot; watchers hear only about services whose endpoint
  * list actually changed.
  */
+import { ownEntry } from '../../common/config/own.js';
 import type { Endpoint, Snapshot } from '../../common/config/schema.js';
 import type { EndpointListener, EndpointSource } from './source.js';
 
@@ -46,6 +47,6 @@ export class StaticEndpointSource implements EndpointSource {
   }
 
   private endpointsOf(service: string): readonly Endpoint[] {
-    return this.snapshot?.services[service]?.endpoints ?? [];
+    return ownEntry(this.snapshot?.services, service)?.endpoints ?? [];
   }
 }
