@@ -45,6 +45,18 @@ describe('StreamRegistry', () => {
     expect(registry.instances()).toEqual([]);
   });
 
+  it('keeps two sidecars announcing the same instance id from different addresses apart: neither replaces the other, nor takes it away on leaving', () => {
+    const registry = new StreamRegistry(30_000);
+    const first = registry.announce(instance('a'));
+    const copy = registry.announce({ ...instance('a'), address: '10.0.0.2' });
+    expect(registry.instances().map((i) => `${i.id}@${i.address} ${i.health}`)).toEqual(['a@10.0.0.1 healthy', 'a@10.0.0.2 healthy']);
+    copy.ready(false); // draining before it leaves
+    copy.end(true);
+    expect(registry.instances().map((i) => `${i.id}@${i.address} ${i.health}`)).toEqual(['a@10.0.0.1 healthy']);
+    first.end(true);
+    expect(registry.instances()).toEqual([]);
+  });
+
   it('lists a sidecar that says it is not ready as critical until it says it is ready', () => {
     const registry = new StreamRegistry(30_000);
     const changes = vi.fn();

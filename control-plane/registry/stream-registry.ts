@@ -34,7 +34,7 @@ export class StreamRegistry implements Discovery {
   instances(): readonly Instance[] {
     this.sorted ??= [...this.registrations.values()]
       .map((r) => r.instance)
-      .sort((a, b) => (a.service === b.service ? (a.id < b.id ? -1 : 1) : a.service < b.service ? -1 : 1));
+      .sort((a, b) => compare(a.service, b.service) || compare(a.id, b.id) || compare(a.address, b.address) || a.port - b.port);
     return this.sorted;
   }
 
@@ -43,9 +43,14 @@ export class StreamRegistry implements Discovery {
     return () => this.listeners.delete(listener);
   }
 
-  /** Records an instance announced on a stream, ready or not as its Hello says. */
+  /**
+   * Records an instance announced on a stream, ready or not as its Hello says. An instance is
+   * its id at its address and port: a reconnect of the same sidecar shares its registration,
+   * while two sidecars given the same `--instance-id` (a copied config) are two instances, so
+   * neither replaces the other's endpoint, nor takes it away when it leaves.
+   */
   announce(instance: Omit<Instance, 'health'>, ready = true): Announced {
-    const key = `${instance.service}/${instance.id}`;
+    const key = `${instance.service}/${instance.id}/${instance.address}/${instance.port}`;
     const announced: Instance = { ...instance, health: ready ? 'healthy' : 'critical' };
     let registration = this.registrations.get(key);
     if (registration) {
@@ -99,6 +104,10 @@ export class StreamRegistry implements Discovery {
     this.sorted = undefined;
     for (const listener of this.listeners) listener();
   }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function sameInstance(a: Instance, b: Instance): boolean {
