@@ -42,9 +42,8 @@ export interface Explanation {
 }
 
 function lowerKeys(headers: HeaderMap | undefined): HeaderMap {
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = v;
-  return out;
+  // Own properties whatever the name (`out['__proto__'] = v` would set the prototype instead).
+  return Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 /** The request's path as a sidecar routes it (without the query), or why a sidecar refuses it. */

@@ -147,6 +147,8 @@ describe('names that are also Object.prototype members', () => {
     expect(matchRoute(table, 'GET', '/', { constructor: 'x' }, undefined)).toBe(0);
     const e = explainRequest(odd, { service: 'backend', method: 'GET', path: '/' });
     expect(e.matched).toMatchObject({ index: 1 });
+    // Described with the header, under any case; and `__proto__`, another token, is a header like any other.
+    expect(explainRequest(odd, { service: 'backend', method: 'GET', path: '/', headers: Object.fromEntries([['Constructor', 'x'], ['__proto__', 'y']]) }).matched).toMatchObject({ index: 0 });
     expect(e.split).toEqual([expect.objectContaining({ subset: 'toString', selector: { version: 'toString' } })]);
   });
 });

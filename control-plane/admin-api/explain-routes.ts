@@ -67,12 +67,14 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation): Pol
  * on: lower-case names, and a name given again a repeated line, joined as a sidecar joins them.
  */
 function headerFields(lines: readonly string[]): Record<string, string> {
-  const fields: Record<string, string[]> = {};
+  // A Map: a header may be named `constructor` or `__proto__` (HTTP tokens both).
+  const fields = new Map<string, string[]>();
   for (const line of lines) {
     const colon = line.indexOf(':');
-    (fields[line.slice(0, colon).trim().toLowerCase()] ??= []).push(line.slice(colon + 1).trim());
+    const name = line.slice(0, colon).trim().toLowerCase();
+    fields.set(name, [...(fields.get(name) ?? []), line.slice(colon + 1).trim()]);
   }
-  return Object.fromEntries(Object.entries(fields).map(([name, values]) => [name, joinFieldLines(values)]));
+  return Object.fromEntries([...fields].map(([name, values]) => [name, joinFieldLines(values)]));
 }
 
 export function registerExplainRoutes(router: Router, deps: { publisher: SnapshotPublisher }): void {

@@ -49,6 +49,10 @@ describe('service and subset names that Object.prototype also has', () => {
     const explained = await cp.api.get<{ known: boolean; matched?: { implicit: boolean }; split: { subset: string }[] }>('/api/v1/explain?service=constructor&path=/x');
     expect(explained.status).toBe(200);
     expect(explained.body).toMatchObject({ known: true, matched: { implicit: true }, split: [{ subset: '*' }] });
+    // Header names are HTTP tokens: `constructor` and `__proto__` are two.
+    const withHeaders = await cp.api.get<{ request: { headers: Record<string, string> } }>('/api/v1/explain?service=constructor&header=constructor:a&header=__proto__:b&header=Constructor:c');
+    expect(withHeaders.status).toBe(200);
+    expect(Object.entries(withHeaders.body.request.headers)).toEqual([['constructor', 'a, c'], ['__proto__', 'b']]);
     const listed = await cp.api.get<{ hasPolicy: boolean; hasRoutes: boolean }>('/api/v1/services/constructor');
     expect(listed.body).toMatchObject({ hasPolicy: false, hasRoutes: false });
   }, 30_000);
