@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { ownEntry } from '../common/config/own.js';
 import { CallerFaultError, isSkeinError, REASONS, type Reason } from '../common/errors.js';
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
@@ -621,7 +622,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
         if (name === 'grpc-status') this.grpcStatus = grpcStatusCode(flat[i + 1]);
         continue;
       }
-      const prev = headers[name];
+      const prev = ownEntry(headers, name);
       headers[name] = prev === undefined ? flat[i + 1]! : repeatedField(name, prev, flat[i + 1]!);
     }
     this.remaining = -1;

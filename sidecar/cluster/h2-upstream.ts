@@ -44,6 +44,7 @@ import { connect as h2connect, constants, type ClientHttp2Session, type ClientHt
 import type { Socket } from 'node:net';
 import { addAbortSignal, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { ownEntry } from '../../common/config/own.js';
 import { CallerFaultError } from '../../common/errors.js';
 import { KeepaliveTimer, type Keepalive } from './keepalive.js';
 import { hookBody, sentThenRest, unhookBody, type BodySink } from './request-body.js';
@@ -402,7 +403,7 @@ function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
       if (/[A-Z]/.test(name)) name = name.toLowerCase();
       if (name === 'host') name = ':authority';
       const value = flat[i + 1]!;
-      const prev = out[name];
+      const prev = ownEntry(out, name);
       if (prev === undefined) out[name] = value;
       else if (Array.isArray(prev)) prev.push(value);
       else out[name] = [String(prev), value];

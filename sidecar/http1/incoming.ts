@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { ownEntry } from '../../common/config/own.js';
 import { CallerFaultError } from '../../common/errors.js';
 
 /** Where a request's body comes from: told when the reader wants more after a push said stop. */
@@ -75,7 +76,8 @@ export class IncomingRequest extends Readable {
       const raw = this.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i]!.toLowerCase();
-        out[name] = out[name] === undefined ? raw[i + 1]! : `${out[name]}, ${raw[i + 1]}`;
+        const prev = ownEntry(out, name);
+        out[name] = prev === undefined ? raw[i + 1]! : `${prev}, ${raw[i + 1]}`;
       }
       this.headerObject = out;
     }

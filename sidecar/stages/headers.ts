@@ -7,6 +7,7 @@
  * `x-skein-attempt`, which this hop writes itself. A response's transfer codings other than
  * chunked are the exception (see transferCodings).
  */
+import { ownEntry } from '../../common/config/own.js';
 import { SIDECAR_MADE_HEADER } from '../h2-sidecar-made.js';
 
 /** Response headers as a flat name/value list: Buffers from undici's HTTP/1.1 pools, strings from HTTP/2 upstreams. */
@@ -81,7 +82,7 @@ export function classify(name: string): H {
   let kind = cache.get(name);
   if (kind !== undefined) return kind;
   const lower = name.toLowerCase();
-  kind = KNOWN[lower] ?? (lower.startsWith('proxy-') ? H.Drop : lower.charCodeAt(0) === 58 /* : */ ? (lower === ':authority' ? H.Authority : H.Drop) : H.Pass);
+  kind = ownEntry(KNOWN, lower) ?? (lower.startsWith('proxy-') ? H.Drop : lower.charCodeAt(0) === 58 /* : */ ? (lower === ':authority' ? H.Authority : H.Drop) : H.Pass);
   if (cache.size < CACHE_LIMIT) cache.set(name, kind);
   return kind;
 }

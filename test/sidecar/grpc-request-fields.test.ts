@@ -18,6 +18,10 @@ interface ChatClient extends grpc.Client {
   Chat(): grpc.ClientDuplexStream<Buffer, Buffer>;
 }
 
+interface EchoClient extends grpc.Client {
+  Echo(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
+}
+
 interface RawAnswer {
   status?: number;
   grpcStatus?: string;
@@ -77,7 +81,11 @@ describe('gRPC request fields HTTP/2 makes awkward', () => {
     const server = new grpc.Server();
     state.server = server;
     server.addService(chatDefinition, {
-      Echo: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('echo')),
+      // Says what it got in a field named as a member of Object.prototype, if anything.
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const got = call.metadata.get('constructor');
+        cb(null, Buffer.from(got.length > 0 ? `constructor: ${got.join()}` : 'echo'));
+      },
       Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => call.end(),
       Chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
         call.on('data', (m: Buffer) => call.write(Buffer.from(`got ${m.length}`)));
@@ -104,6 +112,15 @@ describe('gRPC request fields HTTP/2 makes awkward', () => {
     }
     await expectNoFailureCounted(web);
     expect(await rawCall(session, { ':authority': 'catalog' })).toMatchObject({ status: 200, grpcStatus: '0' });
+  });
+
+  it('carries a field named as a member of Object.prototype (constructor) to the app as it came', async () => {
+    const client = grpcClient<EchoClient>(chatDefinition, web.outboundPort);
+    const metadata = new grpc.Metadata();
+    metadata.set('constructor', 'x');
+    const answer = await new Promise<Buffer | undefined>((resolve, reject) => client.Echo(Buffer.alloc(0), metadata, {}, (e, r) => (e ? reject(e) : resolve(r))));
+    client.close();
+    expect(answer?.toString()).toBe('constructor: x');
   });
 
   it('answers a request HTTP/2 cannot carry on (a repeated User-Agent) bad-request without blaming the endpoint', async () => {

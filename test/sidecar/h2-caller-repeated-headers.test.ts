@@ -1,7 +1,8 @@
 /**
  * An HTTP/1.1 app's repeated response headers reach an HTTP/2 (h2c) caller all present: each
  * Set-Cookie line as its own field (RFC 9110 §5.3 forbids joining them), other repeats joined
- * as the list they are. Through a plain endpoint and over the mux to a peer sidecar.
+ * as the list they are. Through a plain endpoint and over the mux to a peer sidecar. A field
+ * named as a member of Object.prototype (`constructor`) is an ordinary one.
  */
 import { connect as connectH2, type IncomingHttpHeaders } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +34,7 @@ describe('repeated response headers to HTTP/2 callers', () => {
   beforeAll(async () => {
     app = await startUpstream((_req, res) => {
       // A raw list: node:http writes each pair as its own line.
-      res.writeHead(200, ['set-cookie', 'a=1', 'set-cookie', 'b=2; Path=/', 'x-dup', '1', 'x-dup', '2', 'content-type', 'text/plain']);
+      res.writeHead(200, ['set-cookie', 'a=1', 'set-cookie', 'b=2; Path=/', 'x-dup', '1', 'x-dup', '2', 'content-type', 'text/plain', 'constructor', 'y']);
       res.end('ok');
     });
     sidecars = await startBodyTestSidecars(procs, app, ['direct']);
@@ -53,6 +54,8 @@ describe('repeated response headers to HTTP/2 callers', () => {
       expect(head[':status'], authority).toBe(200);
       expect(head['set-cookie'], authority).toEqual(['a=1', 'b=2; Path=/']);
       expect(head['x-dup'], authority).toBe('1, 2');
+      // A name Object.prototype also has is a header like any other.
+      expect(head['constructor'], authority).toBe('y');
     }
   });
 });

@@ -66,6 +66,7 @@ describe('routing, splits, subsets and balancers', () => {
           { name: 'prefix-header-regex', match: { pathPrefix: '/beta', headers: { 'x-user': { regex: 'u[0-9]+' }, 'x-debug': { present: true } } }, split: { blue: 100 } },
           { name: 'fault', match: { pathPrefix: '/fault' }, split: { v1: 100 }, fault: { abort: { percent: 100, status: 418 } } },
           { name: 'mirror', match: { pathPrefix: '/mirror' }, split: { v1: 100 }, mirror: { subset: 'v3', percent: 100 } },
+          { name: 'by-constructor', match: { pathPrefix: '/proto', headers: { constructor: 'x' } }, split: { blue: 100 } },
           { name: 'by-host', match: { pathPrefix: '/by-host', headers: { host: { prefix: 'shop.service' } } }, split: { blue: 100 } },
           { name: 'polynomial', match: { pathRegex: '/poly.*a.*a.*a.*b' }, split: { blue: 100 } },
           { name: 'weighted', match: { pathPrefix: '/' }, split: { v1: 90, v2: 10 } },
@@ -99,6 +100,9 @@ describe('routing, splits, subsets and balancers', () => {
     expect(['v1', 'v2']).toContain(await who('/exact/more'));
     expect(['v1', 'v2']).toContain(await who('/items/42x'));
     expect(['v1', 'v2']).toContain(await who('/beta', { 'x-user': 'admin', 'x-debug': '' }));
+    // A header named as a member of Object.prototype is matched as any other.
+    expect(await who('/proto', { constructor: 'x' })).toBe('blue');
+    expect(['v1', 'v2']).toContain(await who('/proto'));
   });
 
   it('matches a host check on the authority the request is forwarded with, over HTTP/1.1, absolute-form and HTTP/2 alike', async () => {
