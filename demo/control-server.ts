@@ -8,7 +8,9 @@
  *   POST /instances/{id}/start       start it again on its ports; answers once it is ready
  *   POST /stop                       stop the whole demo (as Ctrl-C does)
  *
- * POSTs need `Authorization: Bearer <admin token>`.
+ * Every request needs `Authorization: Bearer <admin token>`: the state holds the admin token
+ * (demo.json, where callers find this endpoint, is mode 0600 for that reason), so it is no
+ * more readable here than there by another user of this machine.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -69,9 +71,9 @@ export class ControlServer {
     const fail = (status: number, code: string, message: string) => reply(status, { error: { code, message } });
     req.resume();
     const path = new URL(req.url ?? '/', 'http://demo').pathname;
+    if (!this.authorized(req)) return fail(401, 'unauthorized', 'send Authorization: Bearer <admin token>');
     if (req.method === 'GET' && path === '/state') return reply(200, this.demo.state());
     if (req.method !== 'POST') return fail(404, 'not-found', `no ${req.method} ${path} (GET /state, POST /instances/{id}/stop|kill|start, POST /stop)`);
-    if (!this.authorized(req)) return fail(401, 'unauthorized', 'send Authorization: Bearer <admin token>');
     if (path === '/stop') {
       reply(202, { stopping: true });
       this.onStopRequested();

@@ -45,7 +45,9 @@ export class DemoClient {
 
   /** Reads the demo's state again from the orchestrator (instances stopped or started since). */
   async refresh(): Promise<void> {
-    this.state = (await this.json<DemoState>(`${this.state.controlUrl}/state`)).body;
+    const { status, body } = await this.json<DemoState>(`${this.state.controlUrl}/state`, { headers: { authorization: `Bearer ${this.state.adminToken}` } });
+    if (status !== 200) throw new Error(`GET ${this.state.controlUrl}/state answered ${status}`);
+    this.state = body;
   }
 
   instance(id: string): InstanceState {
