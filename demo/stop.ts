@@ -1,9 +1,27 @@
-/** `skein demo stop`: asks the running demo to stop in order, and waits until its orchestrator has exited. */
+/**
+ * `skein demo stop`: asks the running demo to stop in order, and waits until its orchestrator
+ * has exited. When the orchestrator is gone (`kill -9`, a crash) but processes it started
+ * still run (holding the shop's ports), it stops those, as the next `skein demo` would.
+ */
+import { DemoPaths } from './options.js';
+import { cleanLeftovers, PidFile } from './pid-file.js';
 import { runningDemo } from './scenarios/run.js';
-import { isAlive } from './state.js';
+import { isAlive, readState, removeState } from './state.js';
 import { waitFor } from './wait.js';
 
 export async function stopDemo(dataDir: string, write: (text: string) => void): Promise<void> {
+  const paths = new DemoPaths(dataDir);
+  const recorded = readState(paths.stateFile);
+  if (!recorded || !isAlive(recorded.pid)) {
+    const pidFile = new PidFile(`${paths.root}/demo.pids`);
+    const leftovers = await cleanLeftovers(pidFile, paths.root);
+    if (!leftovers.runningDemo && leftovers.killed.length > 0) {
+      pidFile.remove();
+      removeState(paths.stateFile);
+      write(`the demo on ${paths.root} did not stop cleanly (its orchestrator is gone): stopped the ${leftovers.killed.length} processes it left behind\n`);
+      return;
+    }
+  }
   const state = runningDemo(dataDir);
   const res = await fetch(`${state.controlUrl}/stop`, { method: 'POST', headers: { authorization: `Bearer ${state.adminToken}` } });
   if (res.status !== 202) throw new Error(`the demo refused to stop: ${res.status} ${await res.text()}`);

@@ -1,12 +1,30 @@
 /** `skein demo` command-line errors, and scenarios with no demo to run against: quick, and no demo is started. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Processes, skeinBin, tempDir } from '../support/index.js';
+import { Processes, skeinBin, tempDir, waitUntil } from '../support/index.js';
 
 const procs = new Processes();
-afterEach(() => procs.killAll());
+const strays: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of strays.splice(0)) {
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGKILL');
+      await new Promise((resolve) => c.once('exit', resolve));
+    }
+  }
+  await procs.killAll();
+});
+
+/** A process in its own group that idles with `args` on its command line, as a demo's children do; resolves once it runs them. */
+async function idle(...args: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '--', ...args], { detached: true, stdio: 'ignore' });
+  strays.push(child);
+  await waitUntil(() => readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('setInterval') || undefined, { timeoutMs: 5_000, what: `process ${child.pid} to exec` });
+  return child;
+}
 
 async function skein(args: readonly string[]): Promise<{ code: number | null; output: string }> {
   const child = procs.spawn(`skein ${args.join(' ')}`, process.execPath, [skeinBin, ...args]);
@@ -45,6 +63,30 @@ describe('skein demo (command line)', () => {
     const stop = await skein(['demo', 'stop', '--data-dir', dataDir]);
     expect(stop.code).toBe(1);
     expect(stop.output).toContain('no demo is running');
+  });
+
+  it('stop, after the orchestrator was killed (kill -9), stops the processes it left running', async () => {
+    const dataDir = tempDir('skein-demo-orphans-');
+    const orchestrator = await idle('demo', '--data-dir', dataDir);
+    const sidecar = await idle('sidecar', '--ca-file', join(dataDir, 'control-plane', 'ca.crt'));
+    const app = await idle('orders', '--data-dir', dataDir);
+    const exited = (c: ChildProcess) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(undefined) : c.once('exit', resolve)));
+    writeFileSync(join(dataDir, 'demo.pids'), `${orchestrator.pid} skein-demo\n${sidecar.pid} orders sidecar\n${app.pid} orders\n`);
+    writeFileSync(join(dataDir, 'demo.json'), JSON.stringify({ pid: orchestrator.pid, controlUrl: 'http://127.0.0.1:1', adminToken: 't', instances: [], pids: [] }));
+    orchestrator.kill('SIGKILL');
+    await exited(orchestrator);
+
+    const stop = await skein(['demo', 'stop', '--data-dir', dataDir]);
+    expect(stop.output).toContain('stopped the 2 processes it left behind');
+    expect(stop.code).toBe(0);
+    await Promise.all([exited(sidecar), exited(app)]);
+    expect([sidecar, app].map((c) => c.signalCode)).toEqual(['SIGKILL', 'SIGKILL']);
+    expect(existsSync(join(dataDir, 'demo.json'))).toBe(false);
+    expect(existsSync(join(dataDir, 'demo.pids'))).toBe(false);
+    // Nothing more to stop.
+    const again = await skein(['demo', 'stop', '--data-dir', dataDir]);
+    expect(again.code).toBe(1);
+    expect(again.output).toContain('no demo is running');
   });
 
   it('fails at once with a clear message when the gateway port is taken, starting nothing', async () => {
