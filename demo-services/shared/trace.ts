@@ -25,6 +25,23 @@ export function traceHeadersOf(headers: IncomingHttpHeaders): TraceHeaders {
  * gateway's sidecar, and one shop request would show as several unrelated traces.
  */
 export function startTraceUnlessPresent(trace: TraceHeaders): TraceHeaders {
+  if (trace.traceparent !== undefined && !isTraceparent(trace.traceparent)) {
+    // W3C trace context §3.2.2: an invalid traceparent is ignored, and its tracestate with it.
+    // Passed on, every sidecar hop would ignore it too and each call would start a trace of
+    // its own; answered as the traceresponse, it would name no trace.
+    const { traceparent: _invalid, tracestate: _state, ...rest } = trace;
+    trace = rest;
+  }
   if (trace.traceparent || trace.b3 || trace['x-b3-traceid']) return trace;
   return { ...trace, traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01` };
+}
+
+/**
+ * `version-traceid-parentid-flags` in lowercase hex with non-zero ids; version ff is invalid,
+ * version 00 is exactly 55 characters, a later version may append `-` and more fields.
+ */
+export function isTraceparent(value: string): boolean {
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/.exec(value);
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[4] !== undefined)) return false;
+  return !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!);
 }
