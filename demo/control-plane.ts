@@ -1,6 +1,6 @@
 /** The demo's control plane: a `skein control-plane` process, its admin client, and the mesh config it is given. */
-import { readFile } from 'node:fs/promises';
 import { AdminClient } from '../cli/admin-client.js';
+import { resolveAdminToken } from '../control-plane/admin-token.js';
 import type { IssuedToken } from '../control-plane/tokens.js';
 import type { DemoPaths } from './options.js';
 import { skeinBin } from './package-root.js';
@@ -39,8 +39,17 @@ export async function startControlPlane(
   const proc = supervisor.start('control-plane', process.execPath, args, { logFile: paths.log('control-plane') });
   const adminUrl = `http://127.0.0.1:${options.httpPort}`;
   await waitFor(() => answers200(`${adminUrl}/healthz`), { timeoutMs: 30_000, what: `the control plane at ${adminUrl}`, watch: [proc] });
-  const adminToken = process.env.SKEIN_ADMIN_TOKEN || (await readFile(paths.adminTokenFile, 'utf8')).trim();
+  const adminToken = await controlPlaneAdminToken(paths.controlPlane);
   return { process: proc, adminUrl, grpcAddress: `127.0.0.1:${grpcPort}`, adminToken, api: new AdminClient(adminUrl, adminToken) };
+}
+
+/**
+ * The admin token the control plane took, read by its own rule (control-plane/admin-token.ts):
+ * SKEIN_ADMIN_TOKEN trimmed, or the data dir's file when it is blank. Taken raw, a variable
+ * the control plane ignored as blank, or one it trimmed, would make every admin call a 401.
+ */
+export async function controlPlaneAdminToken(controlPlaneDir: string, fromEnv: string | undefined = process.env.SKEIN_ADMIN_TOKEN): Promise<string> {
+  return (await resolveAdminToken(controlPlaneDir, fromEnv)).token;
 }
 
 /** Policies, routes (catalog split v1=100 v2=0) and intentions (default deny), before any sidecar connects. */
