@@ -41,14 +41,19 @@ export async function startConsul(binary: string, supervisor: ProcessSupervisor,
     '-log-level', 'warn',
   ], { logFile });
   const url = `http://127.0.0.1:${http}`;
-  const ready = waitFor(async () => {
-    const res = await fetch(`${url}/v1/status/leader`, { signal: AbortSignal.timeout(2_000) });
-    const leader = (await res.json()) as string;
-    return res.ok && leader !== '';
-  }, { timeoutMs: 20_000, what: `Consul at ${url} to elect itself leader`, watch: [proc] }).then(() => undefined);
+  const ready = consulLeader(url, { timeoutMs: 20_000, what: `Consul at ${url} to elect itself leader`, watch: [proc] });
   // Awaited later, once the control plane is up; until then a failure must not go unhandled.
   ready.catch(() => undefined);
   return { url, process: proc, ready };
+}
+
+/** Resolves once the agent at `url` answers and knows its cluster's leader. */
+export async function consulLeader(url: string, options: { timeoutMs: number; what: string; watch?: ManagedProcess[] }): Promise<void> {
+  await waitFor(async () => {
+    const res = await fetch(`${url}/v1/status/leader`, { signal: AbortSignal.timeout(2_000) });
+    const leader = (await res.json()) as string;
+    return res.ok && leader !== '';
+  }, options);
 }
 
 /** Names of the services Consul's catalog knows (the `consul` service itself left out). */

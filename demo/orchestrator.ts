@@ -11,7 +11,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { findConsulBinary, startConsul, type RunningConsul } from './consul.js';
+import { consulLeader, findConsulBinary, startConsul, type RunningConsul } from './consul.js';
 import { ControlServer } from './control-server.js';
 import { applyMeshConfig, bootstrapToken, discoveredHealthy, startControlPlane, type RunningControlPlane } from './control-plane.js';
 import { Instance, type MeshAccess } from './instance.js';
@@ -33,6 +33,8 @@ export interface Reporter {
 }
 
 const INSTANCE_READY_MS = 60_000;
+/** How long an agent given with --consul URL may take to answer. */
+const CONSUL_AGENT_MS = 10_000;
 /** However slow this machine, a start that takes longer than this has gone wrong. */
 const START_MS = 150_000;
 /** How long each stage of a stop may take before its processes are killed. */
@@ -151,6 +153,8 @@ export class Demo {
       this.step('registry: the control plane\'s built-in registry (--consul off)');
     } else if (typeof choice === 'object') {
       consulUrl = choice.url;
+      // Checked before anything depends on it: otherwise every sidecar waits a minute on it.
+      await consulLeader(consulUrl, { timeoutMs: CONSUL_AGENT_MS, what: `the Consul agent at ${consulUrl} (--consul) to answer with a leader` });
     } else {
       const binary = await findConsulBinary(packageRoot);
       if (binary.path) {

@@ -89,6 +89,23 @@ describe('skein demo (command line)', () => {
     expect(again.output).toContain('no demo is running');
   });
 
+  it('fails within seconds, saying so, when the Consul agent given with --consul does not answer', async () => {
+    // A port nothing listens on.
+    const server: Server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    await new Promise((resolve) => server.close(resolve));
+    const dataDir = tempDir('skein-demo-consul-');
+    const started = Date.now();
+    const run = await skein(['demo', '--data-dir', dataDir, '--gateway-port', '0', '--control-plane-port', '0', '--no-load', '--consul', `http://127.0.0.1:${port}`]);
+    expect(run.code).toBe(1);
+    expect(run.output).toContain(`could not start: timed out after 10 s waiting for the Consul agent at http://127.0.0.1:${port} (--consul)`);
+    expect(run.output).not.toContain('✓ [');
+    // Not the minute every sidecar would wait for a snapshot that needs Consul's catalog.
+    expect(Date.now() - started).toBeLessThan(45_000);
+    expect(existsSync(join(dataDir, 'demo.pids'))).toBe(false);
+  }, 90_000);
+
   it('fails at once with a clear message when the gateway port is taken, starting nothing', async () => {
     const server: Server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
