@@ -9,7 +9,7 @@
  * Each step reports one progress line. The running demo is described in `demo.json` (state)
  * and `demo.pids` (every process started) in the data dir.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { consulLeader, findConsulBinary, startConsul, type RunningConsul } from './consul.js';
 import { ControlServer } from './control-server.js';
@@ -96,6 +96,10 @@ export class Demo {
     }
     if (leftovers.killed.length) reporter.notice(`stopped ${leftovers.killed.length} processes left behind by a demo that did not stop cleanly`);
     if (this.options.fresh) {
+      const foreign = foreignEntries(paths.root);
+      if (foreign.length > 0) {
+        throw new Error(`--fresh deletes the data dir, and ${paths.root} holds what the demo did not make (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}): choose another --data-dir, or empty it yourself`);
+      }
       rmSync(paths.root, { recursive: true, force: true });
       mkdirSync(paths.root, { recursive: true });
     }
@@ -348,6 +352,22 @@ export class Demo {
     removeState(this.paths.stateFile);
     // Every process has exited: nothing is left for the next start to clean up.
     this.pidFile.remove();
+  }
+}
+
+/** What the demo makes in its data dir: the control plane's, logs, databases, state. */
+const DEMO_ENTRY = /^(control-plane|logs|notifications\.log|demo\.(json|pids)(\..+)?|[a-z0-9-]+\.db(-wal|-shm|-journal)?)$/;
+
+/**
+ * Entries of `dir` the demo would not have made, which --fresh must not delete with the
+ * rest (`--data-dir .` in a project, or a home directory).
+ */
+export function foreignEntries(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((name) => !DEMO_ENTRY.test(name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }
 

@@ -1,7 +1,7 @@
 /** `skein demo` command-line errors, and scenarios with no demo to run against: quick, and no demo is started. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Processes, skeinBin, tempDir, waitUntil } from '../support/index.js';
@@ -105,6 +105,35 @@ describe('skein demo (command line)', () => {
     expect(Date.now() - started).toBeLessThan(45_000);
     expect(existsSync(join(dataDir, 'demo.pids'))).toBe(false);
   }, 90_000);
+
+  it('--fresh deletes a data dir the demo made, never one holding anything else', async () => {
+    // The gateway port is taken, so that the demo stops right after the --fresh step.
+    const server: Server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const taken = String((server.address() as { port: number }).port);
+    try {
+      // `--data-dir .` in a project, say.
+      const project = tempDir('skein-demo-fresh-');
+      writeFileSync(join(project, 'package.json'), '{}\n');
+      mkdirSync(join(project, 'logs'));
+      const refused = await skein(['demo', '--fresh', '--data-dir', project, '--gateway-port', taken, '--control-plane-port', '0']);
+      expect(refused.code).toBe(1);
+      expect(refused.output).toContain(`--fresh deletes the data dir, and ${project} holds what the demo did not make (package.json)`);
+      expect(readdirSync(project).sort()).toEqual(['logs', 'package.json']);
+
+      // What a demo leaves is deleted.
+      const demoDir = tempDir('skein-demo-fresh-');
+      for (const name of ['orders.db', 'orders.db-wal', 'notifications.log', 'demo.pids']) writeFileSync(join(demoDir, name), '');
+      mkdirSync(join(demoDir, 'control-plane'));
+      writeFileSync(join(demoDir, 'control-plane', 'store.json'), '{}');
+      const fresh = await skein(['demo', '--fresh', '--data-dir', demoDir, '--gateway-port', taken, '--control-plane-port', '0']);
+      expect(fresh.code).toBe(1);
+      expect(fresh.output).toContain(`port ${taken} for the gateway is in use`);
+      expect(readdirSync(demoDir)).toEqual(['logs']);
+    } finally {
+      server.close();
+    }
+  });
 
   it('fails at once with a clear message when the gateway port is taken, starting nothing', async () => {
     const server: Server = createServer();
