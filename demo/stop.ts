@@ -1,7 +1,8 @@
 /**
  * `skein demo stop`: asks the running demo to stop in order, and waits until its orchestrator
- * has exited. When the orchestrator is gone (`kill -9`, a crash) but processes it started
- * still run (holding the shop's ports), it stops those, as the next `skein demo` would.
+ * has exited; one still starting (no demo.json yet) gets SIGTERM, as from Ctrl-C. When the
+ * orchestrator is gone (`kill -9`, a crash) but processes it started still run (holding the
+ * shop's ports), it stops those, as the next `skein demo` would.
  */
 import { DemoPaths } from './options.js';
 import { cleanLeftovers, PidFile } from './pid-file.js';
@@ -15,7 +16,17 @@ export async function stopDemo(dataDir: string, write: (text: string) => void): 
   if (!recorded || !isAlive(recorded.pid)) {
     const pidFile = new PidFile(`${paths.root}/demo.pids`);
     const leftovers = await cleanLeftovers(pidFile, paths.root);
-    if (!leftovers.runningDemo && leftovers.killed.length > 0) {
+    if (leftovers.runningDemo) {
+      // Still starting: demo.json, which names its control endpoint, comes once the control
+      // plane is up. SIGTERM stops it in order, as Ctrl-C in its terminal does.
+      const pid = leftovers.runningDemo;
+      process.kill(pid, 'SIGTERM');
+      write(`stopping the demo (pid ${pid}), which was still starting…\n`);
+      await waitFor(() => !isAlive(pid), { timeoutMs: 60_000, what: `the demo (pid ${pid}) to exit`, intervalMs: 200 });
+      write('stopped\n');
+      return;
+    }
+    if (leftovers.killed.length > 0) {
       pidFile.remove();
       removeState(paths.stateFile);
       write(`the demo on ${paths.root} did not stop cleanly (its orchestrator is gone): stopped the ${leftovers.killed.length} processes it left behind\n`);

@@ -106,6 +106,22 @@ describe('skein demo (command line)', () => {
     expect(existsSync(join(dataDir, 'demo.pids'))).toBe(false);
   }, 90_000);
 
+  it('stop stops a demo that is still starting (no demo.json yet), as Ctrl-C would', async () => {
+    const dataDir = tempDir('skein-demo-starting-');
+    const marker = join(dataDir, 'got-sigterm');
+    // An orchestrator halfway through its start: in demo.pids, no demo.json.
+    const script = `process.on('SIGTERM', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, ''); process.exit(0); }); setInterval(() => {}, 1000)`;
+    const orchestrator = spawn(process.execPath, ['-e', script, '--', 'demo', '--data-dir', dataDir], { detached: true, stdio: 'ignore' });
+    strays.push(orchestrator);
+    await waitUntil(() => readFileSync(`/proc/${orchestrator.pid}/cmdline`, 'utf8').includes('SIGTERM') || undefined, { timeoutMs: 5_000, what: 'the orchestrator to exec' });
+    writeFileSync(join(dataDir, 'demo.pids'), `${orchestrator.pid} skein-demo\n`);
+
+    const stop = await skein(['demo', 'stop', '--data-dir', dataDir]);
+    expect(stop.output).toContain(`stopping the demo (pid ${orchestrator.pid}), which was still starting`);
+    expect(stop.code).toBe(0);
+    expect(existsSync(marker)).toBe(true);
+  });
+
   it('--fresh deletes a data dir the demo made, never one holding anything else', async () => {
     // The gateway port is taken, so that the demo stops right after the --fresh step.
     const server: Server = createServer();
