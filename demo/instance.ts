@@ -73,11 +73,14 @@ export class Instance {
       '--advertise-address', '127.0.0.1',
       '--control-plane', mesh.grpcAddress,
       '--ca-file', mesh.caFile,
-      '--token', await mesh.token(spec.service),
       '--drain-timeout', '5s',
     ];
     if (mesh.consulUrl) args.push('--consul', mesh.consulUrl);
-    this.sidecar = supervisor.start(`${spec.id} sidecar`, process.execPath, args, { logFile: paths.log(`${spec.id}.sidecar`) });
+    // The bootstrap token (--token) goes in the environment, which only this user can read:
+    // a command line is anyone's to read in `ps`, and the token, good for an hour, gets a
+    // certificate with the service's identity from the control plane.
+    const env = { ...process.env, SKEIN_TOKEN: await mesh.token(spec.service) };
+    this.sidecar = supervisor.start(`${spec.id} sidecar`, process.execPath, args, { logFile: paths.log(`${spec.id}.sidecar`), env });
   }
 
   /** Resolves once the app accepts connections. */
