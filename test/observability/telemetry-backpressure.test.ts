@@ -5,46 +5,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
-import { get, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
-import type { ControlPlaneProcess } from '../control-plane/harness.js';
-import { ScriptedControlPlane } from '../control-plane/scripted-control-plane.js';
+import { Processes, waitUntil } from '../support/index.js';
+import { startScriptedMesh, type ScriptedMesh } from '../control-plane/scripted-mesh.js';
 import { metric, scrape } from '../sidecar/resilience-fixture.js';
 
 const procs = new Processes();
-const apps: TestUpstream[] = [];
-let cp: ScriptedControlPlane;
-let frontend: MeshSidecar;
-let version = 0;
-
-function meshSnapshot() {
-  const services: Record<string, { endpoints: { address: string; port: number; labels: Record<string, string> }[] }> = {};
-  for (const h of cp.hellos) {
-    services[h.service] ??= { endpoints: [] };
-    services[h.service]!.endpoints.push({ address: h.address, port: h.inboundPort, labels: { version: h.version } });
-  }
-  return { services };
-}
+let mesh: ScriptedMesh;
 
 beforeAll(async () => {
-  cp = await ScriptedControlPlane.start((self) => self.push(String(++version), meshSnapshot()));
-  const target = { grpcAddress: cp.grpcAddress, caFile: cp.caFile } as ControlPlaneProcess;
-  const catalogApp = await startUpstream(echoHandler('catalog'));
-  const frontendApp = await startUpstream(echoHandler('frontend'));
-  apps.push(catalogApp, frontendApp);
-  await startMeshSidecar(procs, target, { service: 'catalog', appPort: catalogApp.port, token: 'svc:catalog', listed: false });
-  frontend = await startMeshSidecar(procs, target, { service: 'frontend', appPort: frontendApp.port, token: 'svc:frontend', listed: false });
-  await waitUntil(async () => (await get(frontend, 'catalog')).status === 200, { what: 'frontend to reach catalog' });
+  mesh = await startScriptedMesh(procs);
 }, 60_000);
 
-afterAll(async () => {
-  await procs.killAll();
-  await cp.close();
-  await Promise.all(apps.map((a) => a.close()));
-});
+afterAll(() => mesh?.close());
 
 describe('telemetry on a push stream the control plane does not read', () => {
   it('is dropped and counted, not queued without bound, and the stream stays up', async () => {
+    const { cp, frontend } = mesh;
     cp.pauseReading();
     // Long paths make big spans: a few thousand requests are far more than HTTP/2's windows hold.
     const path = `/items/${'x'.repeat(2000)}`;
@@ -69,8 +45,7 @@ describe('telemetry on a push stream the control plane does not read', () => {
 
     // Once the control plane reads again, the stream carries a new snapshot and its ACK.
     cp.pauseReading(false);
-    const next = String(++version);
-    cp.push(next, meshSnapshot());
+    const next = mesh.push();
     await waitUntil(() => cp.acks.filter((a) => a.version === next).length === 2, { what: 'both sidecars to ACK after the stall', timeoutMs: 30_000 });
   });
 });
