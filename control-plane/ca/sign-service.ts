@@ -7,8 +7,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
 import type { SignRequest, SignResponse } from '../../common/proto/mesh.js';
-import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 import type { CertificateAuthority } from './authority.js';
+import { serviceOfClientCertificate } from './client-identity.js';
 import { CaError, type CaErrorCode } from './errors.js';
 
 export type SignOutcome = 'issued' | CaErrorCode;
@@ -32,15 +32,9 @@ const STATUS: Record<CaErrorCode, grpc.status> = {
 
 type SignCall = grpc.ServerUnaryCall<SignRequest, SignResponse>;
 
-/** The service a renewal's client certificate names (TLS already checked it chains to the bundle and is valid). */
-function serviceOfClientCertificate(call: SignCall, trustDomain: string): string | undefined {
-  const id = spiffeIdOf(call.getAuthContext()?.sslPeerCertificate);
-  const parsed = id ? parseServiceSpiffeId(id) : undefined;
-  return parsed?.trustDomain === trustDomain ? parsed.service : undefined;
-}
-
 async function authorisedService(call: SignCall, deps: SignServiceDeps): Promise<string> {
-  const byCert = serviceOfClientCertificate(call, deps.ca.trustDomain);
+  // TLS checked the chain; the dates are checked again, for a resumed session (client-identity.ts).
+  const byCert = serviceOfClientCertificate(call.getAuthContext()?.sslPeerCertificate, deps.ca.trustDomain);
   if (byCert) return byCert;
   if (!call.request.token) throw new CaError('unauthenticated', 'no bootstrap token and no valid client certificate');
   try {

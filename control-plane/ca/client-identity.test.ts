@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { serviceOfClientCertificate } from './client-identity.js';
+
+// As node prints them in a PeerCertificate.
+const cert = {
+  subjectaltname: 'URI:spiffe://skein.local/service/orders',
+  valid_from: 'Dec  7 08:00:00 2026 GMT',
+  valid_to: 'Dec  7 09:00:00 2026 GMT',
+};
+const at = (iso: string) => Date.parse(iso);
+
+describe('serviceOfClientCertificate', () => {
+  it('names the service of a certificate valid now', () => {
+    expect(serviceOfClientCertificate(cert, 'skein.local', at('2026-12-07T08:30:00Z'))).toBe('orders');
+  });
+
+  it('refuses one expired or not yet valid, as a resumed TLS session would still present it', () => {
+    expect(serviceOfClientCertificate(cert, 'skein.local', at('2026-12-07T09:00:00Z'))).toBeUndefined();
+    expect(serviceOfClientCertificate(cert, 'skein.local', at('2026-12-07T10:00:00Z'))).toBeUndefined();
+    expect(serviceOfClientCertificate(cert, 'skein.local', at('2026-12-07T07:59:59Z'))).toBeUndefined();
+  });
+
+  it('refuses one without dates, of another trust domain, or without a service SPIFFE ID', () => {
+    const now = at('2026-12-07T08:30:00Z');
+    expect(serviceOfClientCertificate(undefined, 'skein.local', now)).toBeUndefined();
+    expect(serviceOfClientCertificate({ subjectaltname: cert.subjectaltname }, 'skein.local', now)).toBeUndefined();
+    expect(serviceOfClientCertificate({ ...cert, valid_to: 'garbage' }, 'skein.local', now)).toBeUndefined();
+    expect(serviceOfClientCertificate(cert, 'other.domain', now)).toBeUndefined();
+    expect(serviceOfClientCertificate({ ...cert, subjectaltname: 'URI:spiffe://skein.local/control-plane' }, 'skein.local', now)).toBeUndefined();
+  });
+});

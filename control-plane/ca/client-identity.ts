@@ -1,0 +1,28 @@
+/**
+ * The service a caller of the control plane's gRPC port proves by its TLS client certificate
+ * (a renewal's `Sign`, a push stream's Hello). grpc-js reports a peer certificate only when
+ * the connection is `authorized`, but a resumed TLS session keeps the verdict of the handshake
+ * that began it: OpenSSL does not check the certificate's dates again, so a session ticket got
+ * while a leaf was valid would let it renew, or open a stream, after it expired (chaining
+ * resumptions, for ever). The dates are therefore checked here on every call. (The chain needs
+ * no second look: every change of the bundle installs a new TLS context, whose new ticket keys
+ * end the sessions of the old one.)
+ */
+import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
+
+/** What grpc-js's auth context says of a verified client certificate (node's `PeerCertificate`). */
+export interface ClientCertificate {
+  readonly subjectaltname?: string;
+  readonly valid_from?: string;
+  readonly valid_to?: string;
+}
+
+/** The service of a client certificate valid at `now` and naming a service of `trustDomain`; undefined otherwise. */
+export function serviceOfClientCertificate(cert: ClientCertificate | undefined, trustDomain: string, now = Date.now()): string | undefined {
+  if (!cert?.valid_from || !cert.valid_to) return undefined;
+  // NaN (a date node could not print) compares false both ways: refused.
+  if (!(Date.parse(cert.valid_from) <= now && now < Date.parse(cert.valid_to))) return undefined;
+  const id = spiffeIdOf(cert);
+  const parsed = id ? parseServiceSpiffeId(id) : undefined;
+  return parsed?.trustDomain === trustDomain ? parsed.service : undefined;
+}
