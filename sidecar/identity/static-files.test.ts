@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
+import { makeCa, makeLeaf, writeIdentity, type LeafOptions } from '../../test/support/certs.js';
 import type { TlsIdentity } from './provider.js';
 import { StaticFilesIdentityProvider, readIdentityFiles } from './static-files.js';
 
@@ -49,6 +50,19 @@ describe('static identity files', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('refuses a certificate whose key usage peers would refuse: not for both TLS server and client, or not for signatures', () => {
+    const ca = makeCa();
+    const check = (name: string, options: LeafOptions) => {
+      const files = writeIdentity(pki.dir, name, makeLeaf(ca, 'orders', options));
+      return () => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders');
+    };
+    expect(check('eku-server', { extKeyUsage: { serverAuth: true } })).toThrow(/eku-server\.crt: the certificate's extended key usage lacks clientAuth/);
+    expect(check('eku-client', { extKeyUsage: { clientAuth: true } })).toThrow(/eku-client\.crt: the certificate's extended key usage lacks serverAuth/);
+    expect(check('eku-email', { extKeyUsage: { emailProtection: true } })).toThrow(/lacks serverAuth and clientAuth/);
+    expect(check('ku-encipher', { keyUsage: { keyEncipherment: true } })).toThrow(/ku-encipher\.crt: the certificate's key usage lacks digitalSignature/);
+    expect(check('ku-sign', { keyUsage: { digitalSignature: true } })().spiffeId).toBe('spiffe://skein.local/service/orders');
   });
 
   it('announces a new identity when the files change, and ignores a half-written set', async () => {

@@ -5,11 +5,12 @@
  * mismatched set is ignored until it becomes consistent.
  *
  * The files get the checks an issued certificate gets (SPEC §8): valid now, issued by a
- * certificate of the CA bundle (through the cert file's own intermediates, if any), and
- * naming this sidecar's service in its SPIFFE ID. Peers would refuse anything else at the
+ * certificate of the CA bundle (through the cert file's own intermediates, if any), naming
+ * this sidecar's service in its SPIFFE ID, and usable as TLS server and client (key usage). Peers would refuse anything else at the
  * handshake, so a sidecar that started with it would look ready and fail every call.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import forge from 'node-forge';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { readTrustBundle, splitPemCertificates, TrustBundleError } from '../../common/identity/bundle.js';
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
@@ -56,7 +57,45 @@ export function readIdentityFiles(certFile: string, keyFile: string, caFile: str
   const named = spiffeId === undefined ? undefined : parseServiceSpiffeId(spiffeId);
   if (named === undefined) throw new Error(`${certFile}: the certificate has no SPIFFE ID of the form spiffe://TRUST-DOMAIN/service/NAME (found ${spiffeId ?? 'no URI SAN'})`);
   if (named.service !== service) throw new Error(`${certFile}: the certificate is for service ${named.service} (${spiffeId}), not ${service}`);
+  const usage = usageProblem(cert);
+  if (usage !== undefined) throw new Error(`${certFile}: the certificate's ${usage}, so peers would refuse it (unsuitable certificate purpose)`);
   return { certPem, keyPem, caPem, spiffeId, notAfter: new Date(notAfter) };
+}
+
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/**
+ * Why a leaf cannot serve both ends of mTLS, as OpenSSL's purpose check on peers would find:
+ * an extended key usage without serverAuth or clientAuth, or a key usage without
+ * digitalSignature (every TLS 1.3 handshake signs with the leaf's key). Undefined when fine.
+ */
+function usageProblem(cert: X509Certificate): string | undefined {
+  // Node 20's `keyUsage` lists the extended key usage OIDs; later releases call it `extKeyUsage`.
+  const eku = (cert as X509Certificate & { extKeyUsage?: string[] }).extKeyUsage ?? cert.keyUsage;
+  if (eku !== undefined) {
+    const missing = [
+      [SERVER_AUTH, 'serverAuth'],
+      [CLIENT_AUTH, 'clientAuth'],
+    ].filter(([oid]) => !eku.includes(oid!));
+    if (missing.length > 0) return `extended key usage lacks ${missing.map(([, name]) => name).join(' and ')} (a sidecar is both TLS server and client)`;
+  }
+  const ku = keyUsageOf(cert);
+  if (ku !== undefined && !ku.digitalSignature) return 'key usage lacks digitalSignature, which a TLS handshake needs';
+  return undefined;
+}
+
+/** The key usage extension's bits (node-forge decodes them; Node has no API for it), or undefined without one. */
+function keyUsageOf(cert: X509Certificate): { digitalSignature?: boolean } | undefined {
+  const { asn1, pki, util } = forge;
+  const tbs = asn1.fromDer(util.createBuffer(cert.raw.toString('binary'))).value[0] as forge.asn1.Asn1;
+  const container = (tbs.value as forge.asn1.Asn1[]).find((v) => v.tagClass === asn1.Class.CONTEXT_SPECIFIC && v.type === 3);
+  const extensions = ((container?.value as forge.asn1.Asn1[] | undefined)?.[0]?.value ?? []) as forge.asn1.Asn1[];
+  for (const ext of extensions) {
+    const parsed = (pki as unknown as { certificateExtensionFromAsn1(e: forge.asn1.Asn1): { name?: string; digitalSignature?: boolean } }).certificateExtensionFromAsn1(ext);
+    if (parsed.name === 'keyUsage') return parsed;
+  }
+  return undefined;
 }
 
 /** A PEM file's text; an unreadable file is an error naming its flag, as a bad --ca-file's is. */

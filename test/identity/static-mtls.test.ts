@@ -122,6 +122,10 @@ describe('mutual TLS and intentions between sidecars', () => {
       ['expired', makeLeaf(ca, 'gateway', { notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 3_600_000) }), /expired\.crt: the certificate expired at /],
       // Issued by another CA than the mesh's, which --ca-file names.
       ['other-ca', { ...makeLeaf(makeCa('Another CA'), 'gateway'), caPem: ca.certPem }, /other-ca\.crt: the certificate was not issued by a CA of /],
+      // Usable for one side of mTLS only, or for no TLS signature: peers refuse it (INVALID_PURPOSE).
+      ['server-only', makeLeaf(ca, 'gateway', { extKeyUsage: { serverAuth: true } }), /server-only\.crt: the certificate's extended key usage lacks clientAuth/],
+      ['client-only', makeLeaf(ca, 'gateway', { extKeyUsage: { clientAuth: true } }), /client-only\.crt: the certificate's extended key usage lacks serverAuth/],
+      ['no-signature', makeLeaf(ca, 'gateway', { keyUsage: { keyEncipherment: true } }), /no-signature\.crt: the certificate's key usage lacks digitalSignature/],
     ];
     for (const [name, leaf, message] of refusals) {
       const child = start(name, leaf);

@@ -28,6 +28,9 @@ export interface LeafOptions {
   readonly spiffeId?: string;
   /** IP address SANs besides the SPIFFE ID (a server certificate checked by address, like the control plane's). */
   readonly ips?: readonly string[];
+  /** Replace the key usage (default digitalSignature + keyEncipherment) or extended key usage (default serverAuth + clientAuth) extension. */
+  readonly keyUsage?: Record<string, boolean>;
+  readonly extKeyUsage?: Record<string, boolean>;
 }
 
 /** RSA keys come from node's native generator: forge's pure-JS one takes seconds. */
@@ -76,8 +79,8 @@ export function makeLeaf(ca: TestCa, service: string, options: LeafOptions = {})
   cert.setIssuer(ca.cert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+    { name: 'keyUsage', ...(options.keyUsage ?? { digitalSignature: true, keyEncipherment: true }), critical: true },
+    { name: 'extKeyUsage', ...(options.extKeyUsage ?? { serverAuth: true, clientAuth: true }) },
     { name: 'subjectAltName', altNames: [{ type: 6 /* URI */, value: spiffeId }, ...(options.ips ?? []).map((ip) => ({ type: 7 /* IP */, ip }))] },
   ]);
   cert.sign(ca.key, forge.md.sha256.create());
