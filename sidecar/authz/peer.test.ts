@@ -88,6 +88,10 @@ describe('inbound peer verification over real TLS handshakes', () => {
     await refusedWith(await pki.leaf('gateway', { trustDomain: 'evil.example' }), 'foreign-trust-domain');
   });
 
+  it('refuses a CA certificate of our root that carries a service SPIFFE ID: it is no workload leaf', async () => {
+    await refusedWith(await pki.caFlaggedLeaf('gateway'), 'untrusted-certificate');
+  });
+
   it('keeps serving good callers after refusals', async () => {
     const good = await pki.leaf('users');
     const results = await Promise.all([call(good), call(undefined), call(good)]);

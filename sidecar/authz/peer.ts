@@ -1,7 +1,7 @@
 /**
  * Inbound peer verification: a caller must present a client certificate that chains to the
- * trust bundle, is within its validity, and carries exactly one service SPIFFE ID of our
- * trust domain. The inbound TLS server requests certificates without letting OpenSSL reject
+ * trust bundle, is within its validity, is not a CA certificate, and carries exactly one
+ * service SPIFFE ID of our trust domain. The inbound TLS server requests certificates without letting OpenSSL reject
  * them (`rejectUnauthorized: false`), so that here every refusal gets a precise reason for
  * `skein_tls_handshake_failures_total{reason}` and the log, and the socket is closed before
  * any request on it is read (a peer sidecar on the mux told why: sidecar/listeners.ts).
@@ -49,6 +49,8 @@ export function verifyInboundPeer(socket: TLSSocket, trustDomain: string): PeerV
   if (socket.isSessionReused() && Date.parse(cert.valid_to) <= Date.now()) {
     return reject('expired-certificate', `client certificate expired at ${cert.valid_to} (resumed session)`);
   }
+  // A CA certificate is no workload identity (SPIFFE X509-SVID §5.2), though OpenSSL takes one as a leaf.
+  if (cert.ca) return reject('untrusted-certificate', 'client certificate is a CA certificate (basicConstraints CA:TRUE), not a workload leaf');
   const spiffeId = spiffeIdOf(cert);
   if (!spiffeId) return reject('no-spiffe-id', 'client certificate has no single SPIFFE URI SAN');
   const id = parseServiceSpiffeId(spiffeId);

@@ -65,6 +65,11 @@ describe('static identity files', () => {
     expect(check('ku-sign', { keyUsage: { digitalSignature: true } })().spiffeId).toBe('spiffe://skein.local/service/orders');
   });
 
+  it('refuses a CA certificate as its own leaf', async () => {
+    const files = write('ca-flagged', await pki.caFlaggedLeaf('orders'));
+    expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders')).toThrow(/ca-flagged\.crt: the certificate is a CA certificate \(basicConstraints CA:TRUE\)/);
+  });
+
   it('announces a new identity when the files change, and ignores a half-written set', async () => {
     const files = write('b', await pki.leaf('orders'));
     const provider = new StaticFilesIdentityProvider({ ...files, service: 'orders', logger: createLogger('test', 'silent'), pollMs: 20 });

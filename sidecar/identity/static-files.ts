@@ -57,6 +57,7 @@ export function readIdentityFiles(certFile: string, keyFile: string, caFile: str
   const named = spiffeId === undefined ? undefined : parseServiceSpiffeId(spiffeId);
   if (named === undefined) throw new Error(`${certFile}: the certificate has no SPIFFE ID of the form spiffe://TRUST-DOMAIN/service/NAME (found ${spiffeId ?? 'no URI SAN'})`);
   if (named.service !== service) throw new Error(`${certFile}: the certificate is for service ${named.service} (${spiffeId}), not ${service}`);
+  if (cert.ca) throw new Error(`${certFile}: the certificate is a CA certificate (basicConstraints CA:TRUE), not a workload leaf, so peers would refuse it`);
   const usage = usageProblem(cert);
   if (usage !== undefined) throw new Error(`${certFile}: the certificate's ${usage}, so peers would refuse it (unsuitable certificate purpose)`);
   return { certPem, keyPem, caPem, spiffeId, notAfter: new Date(notAfter) };

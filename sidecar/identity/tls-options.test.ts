@@ -54,6 +54,14 @@ describe('outbound SPIFFE verification', () => {
     expect(outboundHandshakeFailureReason(r.error!)).toBe('wrong-identity');
   });
 
+  it('refuses a server presenting a CA certificate, even one naming the destination service', async () => {
+    const { port } = await serve(await pki.caFlaggedLeaf('catalog'));
+    const r = await dial(await pki.leaf('gateway'), port, 'catalog');
+    expect(r.error?.code).toBe(PEER_IDENTITY_ERROR);
+    expect(r.error?.message).toMatch(/^upstream presented a CA certificate \(basicConstraints CA:TRUE\) for spiffe:\/\/skein\.local\/service\/catalog/);
+    expect(outboundHandshakeFailureReason(r.error!)).toBe('wrong-identity');
+  });
+
   it('refuses an expired server certificate and one from another CA', async () => {
     const expired = await serve(await pki.leaf('catalog', { issuedAt: new Date(Date.now() - 3_600_000), lifetimeMs: 60_000 }));
     const r1 = await dial(await pki.leaf('gateway'), expired.port, 'catalog');

@@ -49,6 +49,8 @@ export function spiffeServerCheck(trustDomain: string, destination: string): (ho
   const expected = serviceSpiffeId(trustDomain, destination);
   return (_host, cert) => {
     const actual = spiffeIdOf(cert);
+    // A CA certificate is no workload identity (SPIFFE X509-SVID §5.2), though OpenSSL takes one as a leaf.
+    if (cert.ca) return new PeerIdentityError(`upstream presented a CA certificate (basicConstraints CA:TRUE) for ${actual ?? '(no SPIFFE ID)'}, not a workload leaf of ${expected}`, expected, actual);
     if (actual === expected) return undefined;
     return new PeerIdentityError(`upstream presented identity ${actual ?? '(none)'}, expected ${expected}`, expected, actual);
   };

@@ -2,7 +2,9 @@
  * A throwaway PKI for identity tests, built with the real CA: roots in temp dirs, leaves
  * from real CSRs, with any lifetime, clock or trust domain.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import forge from 'node-forge';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../control-plane/ca/authority.js';
@@ -15,6 +17,8 @@ export interface TestPki {
   readonly dir: string;
   /** A leaf for `service`, trusting this PKI's bundle. */
   leaf(service: string, options?: { lifetimeMs?: number; issuedAt?: Date; trustDomain?: string }): Promise<TlsIdentity>;
+  /** A certificate of this PKI's root with a service SPIFFE ID but basicConstraints CA:TRUE: no workload leaf. */
+  caFlaggedLeaf(service: string): Promise<TlsIdentity>;
   close(): Promise<void>;
 }
 
@@ -40,6 +44,26 @@ export async function createTestPki(trustDomain = 'skein.local'): Promise<TestPk
       const keys = await generateRsaKeyPair();
       const leaf = signer.signCsr(createCsrPem(keys.privateKeyPem, keys.publicKeyPem, service), service, options.lifetimeMs);
       return { certPem: leaf.certPem, keyPem: keys.privateKeyPem, caPem: ca.bundlePem, spiffeId: leaf.spiffeId, notAfter: leaf.notAfter };
+    },
+    async caFlaggedLeaf(service) {
+      const keys = await generateRsaKeyPair();
+      const root = forge.pki.certificateFromPem(await readFile(join(dir, 'ca', 'ca.crt'), 'utf8'));
+      const cert = forge.pki.createCertificate();
+      cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+      cert.serialNumber = '0c' + randomBytes(8).toString('hex');
+      cert.validity.notBefore = new Date(Date.now() - 60_000);
+      cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+      cert.setSubject([{ name: 'commonName', value: service }]);
+      cert.setIssuer(root.subject.attributes);
+      const spiffeId = `spiffe://${trustDomain}/service/${service}`;
+      cert.setExtensions([
+        { name: 'basicConstraints', cA: true, critical: true },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+        { name: 'subjectAltName', altNames: [{ type: 6, value: spiffeId }] },
+      ]);
+      cert.sign(forge.pki.privateKeyFromPem(await readFile(join(dir, 'ca', 'ca.key'), 'utf8')) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+      return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privateKeyPem, caPem: ca.bundlePem, spiffeId, notAfter: cert.validity.notAfter };
     },
     close: () => rm(dir, { recursive: true, force: true }),
   };
