@@ -130,6 +130,43 @@ describe('CertificateAuthority', () => {
     }
   });
 
+  it('keeps the root a rotation put in place when restarted with the operator root it rotated away from, and takes a new operator root', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'skein-ca-op-'));
+    try {
+      await CertificateAuthority.open({ dataDir: other, trustDomain: 'skein.local' });
+      const flags = { trustDomain: 'skein.local', caCertFile: join(other, 'ca.crt'), caKeyFile: join(other, 'ca.key') };
+      const operatorRoot = await readFile(flags.caCertFile, 'utf8');
+      const ca = await CertificateAuthority.open({ dataDir: dir, ...flags });
+      await ca.stageNewRoot();
+      await ca.switchToNextRoot();
+      await ca.retireOldRoots();
+      const rotated = ca.bundlePem;
+      expect(rotated).not.toBe(operatorRoot);
+
+      // Restarted with the same flags, as a service unit would be: the rotation stands.
+      const restarted = await CertificateAuthority.open({ dataDir: dir, ...flags });
+      expect(restarted.bundlePem).toBe(rotated);
+      expect(issuedBy(restarted.signCsr(await csrFor('a'), 'a').certPem, rotated)).toBe(true);
+      expect(await readFile(join(dir, 'ca.crt'), 'utf8')).toBe(rotated);
+
+      // A data dir from before the import was recorded: the cross certificate shows it rotated away.
+      await rm(join(dir, 'ca-imported.sha256'));
+      expect((await CertificateAuthority.open({ dataDir: dir, ...flags })).bundlePem).toBe(rotated);
+
+      // A root the data dir never had is the operator rolling out a new one: it is taken.
+      const next = await mkdtemp(join(tmpdir(), 'skein-ca-op2-'));
+      try {
+        const nextRoot = (await CertificateAuthority.open({ dataDir: next, trustDomain: 'skein.local' })).bundlePem;
+        const rolled = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local', caCertFile: join(next, 'ca.crt'), caKeyFile: join(next, 'ca.key') });
+        expect(rolled.bundlePem).toBe(nextRoot);
+      } finally {
+        await rm(next, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
   it('rotates the root in three persisted steps: stage, switch, retire', async () => {
     const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
     const oldRoot = ca.bundlePem;

@@ -62,11 +62,18 @@ export class CertificateAuthority {
     let state = await files.load();
     if (options.caCertFile || options.caKeyFile) {
       const imported = await importOperatorCa(options.caCertFile, options.caKeyFile);
-      // Keep the data dir when it already trusts the operator's root: it may be mid-rotation.
-      if (!state || !state.bundle.some((c) => c.trim() === imported.signer.certPem.trim())) {
+      const fingerprint = new X509Certificate(imported.signer.certPem).fingerprint256;
+      // Keep the data dir when it already trusts the operator's root (it may be mid-rotation),
+      // or when it imported this very root before and has rotated away from it since (`skein
+      // ca rotate`): restarting with unchanged flags must not bring back the retired root,
+      // dropping the new root's key and every leaf issued from it. A root the data dir never
+      // imported is the operator rolling out a new one: it replaces the data dir's.
+      const keep = state !== undefined && (state.bundle.some((c) => c.trim() === imported.signer.certPem.trim()) || (await files.importedRoot()) === fingerprint || rotatedAwayFrom(state, imported.signer.certPem));
+      if (!keep) {
         state = imported;
         await files.save(state);
       }
+      if ((await files.importedRoot()) !== fingerprint) await files.recordImportedRoot(fingerprint);
     }
     if (!state) {
       state = { bundle: [], signer: await newRoot(options.trustDomain, now()) };
@@ -156,6 +163,18 @@ export class CertificateAuthority {
     this.state = state;
     for (const listener of this.listeners) listener();
   }
+}
+
+/**
+ * The data dir's last rotation started from `rootPem`: its cross certificate (the root it
+ * introduced) was issued by it. This tells a data dir that rotated away from the operator's
+ * root before the import was recorded (ca-imported.sha256) from one that never had it.
+ */
+function rotatedAwayFrom(state: CaState, rootPem: string): boolean {
+  if (!state.cross) return false;
+  const cross = new X509Certificate(state.cross);
+  const root = new X509Certificate(rootPem);
+  return cross.checkIssued(root) && cross.verify(root.publicKey);
 }
 
 async function newRoot(trustDomain: string, now: Date): Promise<RootKey> {

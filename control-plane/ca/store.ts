@@ -6,6 +6,8 @@
  *   ca-cross.crt after a rotation started: the new root issued by the root before it, sent
  *                with the control plane's server certificates so that copies of an older
  *                ca.crt still verify them
+ *   ca-imported.sha256  the fingerprint of the operator root (--ca-cert) imported last, so a
+ *                restart with the same flags after a `skein ca rotate` keeps the new root
  * The signing root is the bundle's certificate whose public key matches ca.key. Every write
  * goes to a temporary file then renames, so a crash never leaves a half-written file.
  */
@@ -33,6 +35,8 @@ export const BUNDLE_FILE = 'ca.crt';
 const KEY_FILE = 'ca.key';
 const NEXT_KEY_FILE = 'ca-next.key';
 const CROSS_FILE = 'ca-cross.crt';
+/** sha256 fingerprint of the operator root (--ca-cert) last imported into this data dir. */
+const IMPORTED_FILE = 'ca-imported.sha256';
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -82,6 +86,16 @@ export class CaFiles {
       next: hasNext ? { certPem: nextCert!, keyPem: nextKeyPem! } : undefined,
       cross: await readIfExists(join(this.dataDir, CROSS_FILE)),
     };
+  }
+
+  /** The fingerprint of the operator root last imported here, or undefined (none, or a data dir from before it was recorded). */
+  async importedRoot(): Promise<string | undefined> {
+    return (await readIfExists(join(this.dataDir, IMPORTED_FILE)))?.trim() || undefined;
+  }
+
+  async recordImportedRoot(fingerprint: string): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true });
+    await writeAtomic(join(this.dataDir, IMPORTED_FILE), `${fingerprint}\n`, 0o644);
   }
 
   /** Writes a whole state; the order keeps every crash point loadable (keys before the bundle that names them). */

@@ -8,7 +8,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { Processes, echoHandler, makeCa, makeLeaf, startUpstream, tempDir, type TestCa, type TestUpstream } from '../support/index.js';
+import { Processes, echoHandler, makeCa, makeLeaf, startUpstream, tempDir, waitUntil, type TestCa, type TestUpstream } from '../support/index.js';
 import { servedCertificate, startMeshSidecar } from './mesh.js';
 
 const procs = new Processes();
@@ -59,6 +59,29 @@ describe('an operator-supplied root', () => {
     expect(served.subjectaltname).toBe('URI:spiffe://skein.local/service/orders');
     expect(served.issuer.CN).toBe('Operator Root');
   });
+
+  it('stays rotated after `skein ca rotate` when restarted with the same --ca-cert and --ca-key', async () => {
+    type View = { roots: { fingerprint: string; signing: boolean }[]; rotation: { rotating: boolean; signingRootFingerprint: string } };
+    const view = async () => (await cp.api.get<View>('/api/v1/ca')).body;
+    expect((await cp.api.post('/api/v1/ca/rotate', {})).status).toBe(202);
+    await waitUntil(async () => !(await view()).rotation.rotating, { what: 'the rotation to finish', timeoutMs: 60_000 });
+    const rotated = await view();
+    const operatorFingerprint = new X509Certificate(operatorCa.certPem).fingerprint256;
+    expect(rotated.roots.map((r) => r.fingerprint)).not.toContain(operatorFingerprint);
+
+    // Restarted as a service unit would be, with its flags unchanged.
+    cp.child.kill('SIGTERM');
+    await cp.child.exited;
+    cp = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args: ['--ca-cert', certFile, '--ca-key', keyFile] });
+    expect((await view()).roots).toEqual(rotated.roots);
+    expect(new X509Certificate(await readFile(cp.caFile)).fingerprint256).toBe(rotated.rotation.signingRootFingerprint);
+    // A sidecar bootstrapped now gets a leaf of the rotated root, which the one from before trusts.
+    const app = await startUpstream(echoHandler('gateway'));
+    apps.push(app);
+    const gateway = await startMeshSidecar(procs, cp, { service: 'gateway', appPort: app.port });
+    const served = await servedCertificate(gateway, await readFile(cp.caFile, 'utf8'));
+    expect(served.issuer.CN).not.toBe('Operator Root');
+  }, 120_000);
 });
 
 describe('a key that is not the certificate’s', () => {
