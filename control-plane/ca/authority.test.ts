@@ -8,6 +8,7 @@ import { splitPemCertificates } from '../../common/identity/bundle.js';
 import { createCsrPem } from '../../common/identity/csr.js';
 import { generateRsaKeyPair } from '../../common/identity/keys.js';
 import { spiffeIdOf } from '../../common/identity/spiffe.js';
+import { makeCa } from '../../test/support/certs.js';
 import { CertificateAuthority } from './authority.js';
 import { CaError } from './errors.js';
 
@@ -165,6 +166,25 @@ describe('CertificateAuthority', () => {
     } finally {
       await rm(other, { recursive: true, force: true });
     }
+  });
+
+  it('refuses at start an operator root that signs but has expired, not one it rotated away from', async () => {
+    const notAfter = new Date(Date.now() + 2_000);
+    const shortLived = makeCa('Short-lived Root', { notAfter });
+    const flags = { trustDomain: 'skein.local', caCertFile: join(dir, 'op.crt'), caKeyFile: join(dir, 'op.key') };
+    await writeFile(flags.caCertFile, shortLived.certPem);
+    await writeFile(flags.caKeyFile, shortLived.keyPem);
+    const rotatedDir = join(dir, 'rotated');
+    const ca = await CertificateAuthority.open({ dataDir: rotatedDir, ...flags });
+    await ca.stageNewRoot();
+    await ca.switchToNextRoot();
+    await ca.retireOldRoots();
+    await CertificateAuthority.open({ dataDir: join(dir, 'signing'), ...flags });
+    while (Date.now() <= notAfter.getTime() + 1_000) await new Promise((r) => setTimeout(r, 50));
+
+    expect((await CertificateAuthority.open({ dataDir: rotatedDir, ...flags })).bundlePem).toBe(ca.bundlePem);
+    await expect(CertificateAuthority.open({ dataDir: join(dir, 'signing'), ...flags })).rejects.toThrow(/op\.crt: the CA certificate expired at /);
+    await expect(CertificateAuthority.open({ dataDir: join(dir, 'fresh'), ...flags })).rejects.toThrow(/op\.crt: the CA certificate expired at /);
   });
 
   it('rotates the root in three persisted steps: stage, switch, retire', async () => {

@@ -69,6 +69,10 @@ export class CertificateAuthority {
       // dropping the new root's key and every leaf issued from it. A root the data dir never
       // imported is the operator rolling out a new one: it replaces the data dir's.
       const keep = state !== undefined && (state.bundle.some((c) => c.trim() === imported.signer.certPem.trim()) || (await files.importedRoot()) === fingerprint || rotatedAwayFrom(state, imported.signer.certPem));
+      // A root that is to sign (or signs) must be valid now: out of its validity it verifies nothing,
+      // and every sidecar would fail to reach the control plane and its peers. Now by the wall
+      // clock, which is what sidecars verify with (`options.now` is the time leaves are issued at).
+      if (!keep || state!.signer.certPem.trim() === imported.signer.certPem.trim()) checkValidity(imported.signer.certPem, options.caCertFile!, new Date());
       if (!keep) {
         state = imported;
         await files.save(state);
@@ -163,6 +167,13 @@ export class CertificateAuthority {
     this.state = state;
     for (const listener of this.listeners) listener();
   }
+}
+
+function checkValidity(rootPem: string, certFile: string, now: Date): void {
+  const root = new X509Certificate(rootPem);
+  const [notBefore, notAfter] = [Date.parse(root.validFrom), Date.parse(root.validTo)];
+  if (now.getTime() >= notAfter) throw new CaError('bad-ca', `${certFile}: the CA certificate expired at ${new Date(notAfter).toISOString()}; no sidecar would trust what it signs`);
+  if (now.getTime() < notBefore) throw new CaError('bad-ca', `${certFile}: the CA certificate is not valid before ${new Date(notBefore).toISOString()}; no sidecar would trust what it signs`);
 }
 
 /**

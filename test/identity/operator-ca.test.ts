@@ -84,6 +84,25 @@ describe('an operator-supplied root', () => {
   }, 120_000);
 });
 
+describe('a root out of its validity', () => {
+  it('stops the control plane at start, saying when it expired or becomes valid', async () => {
+    const day = 24 * 3_600_000;
+    const cases: [string, TestCa, RegExp][] = [
+      ['expired', makeCa('Expired Root', { notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) }), /expired\.crt: the CA certificate expired at /],
+      ['future', makeCa('Future Root', { notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 10 * day) }), /future\.crt: the CA certificate is not valid before /],
+    ];
+    for (const [name, ca, message] of cases) {
+      const { cert, key } = await writeRoot(tempDir('skein-operator-ca-dates-'), name, ca);
+      const child = procs.skein(`control-plane (${name} root)`, ['control-plane', '--data-dir', tempDir('skein-cp-'), '--http-port', '0', '--grpc-port', '0', '--grpc-host', '127.0.0.1', '--ca-cert', cert, '--ca-key', key], {
+        SKEIN_ADMIN_TOKEN: 'unused',
+      });
+      const exit = await child.exited;
+      expect(exit.code, child.output()).not.toBe(0);
+      expect(child.output()).toMatch(message);
+    }
+  }, 60_000);
+});
+
 describe('a key that is not the certificate’s', () => {
   it('stops the control plane at start, naming both files', async () => {
     const other = makeCa('Another Root');

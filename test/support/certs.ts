@@ -47,13 +47,13 @@ function nextSerial(): string {
 }
 
 /** A self-signed root CA, as a control plane would create. */
-export function makeCa(commonName = 'Skein Test CA'): TestCa {
+export function makeCa(commonName = 'Skein Test CA', validity: { notBefore?: Date; notAfter?: Date } = {}): TestCa {
   const { key, publicKey, keyPem } = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = nextSerial();
-  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
-  cert.validity.notAfter = new Date(Date.now() + 10 * 24 * 3_600_000);
+  cert.validity.notBefore = validity.notBefore ?? new Date(Date.now() - 3_600_000);
+  cert.validity.notAfter = validity.notAfter ?? new Date(Date.now() + 10 * 24 * 3_600_000);
   const attrs = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'Skein' }];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
