@@ -65,6 +65,17 @@ describe('static identity files', () => {
     expect(check('ku-sign', { keyUsage: { digitalSignature: true } })().spiffeId).toBe('spiffe://skein.local/service/orders');
   });
 
+  it('refuses a certificate issued by a CA of --ca-file that has expired or is not valid yet', () => {
+    const day = 24 * 3_600_000;
+    for (const [name, validity] of [
+      ['old-ca', { notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) }],
+      ['new-ca', { notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 10 * day) }],
+    ] as const) {
+      const files = writeIdentity(pki.dir, name, makeLeaf(makeCa(`CA ${name}`, validity), 'orders'));
+      expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders')).toThrow(new RegExp(`${name}\\.crt: the certificate is issued through .*CN=CA ${name}.*, which is valid from .* only, so peers would refuse it`));
+    }
+  });
+
   it('refuses a CA certificate as its own leaf', async () => {
     const files = write('ca-flagged', await pki.caFlaggedLeaf('orders'));
     expect(() => readIdentityFiles(files.certFile, files.keyFile, files.caFile, 'orders')).toThrow(/ca-flagged\.crt: the certificate is a CA certificate \(basicConstraints CA:TRUE\)/);

@@ -53,6 +53,12 @@ export function readIdentityFiles(certFile: string, keyFile: string, caFile: str
   if (now < notBefore) throw new Error(`${certFile}: the certificate is not valid before ${new Date(notBefore).toISOString()}`);
   const intermediates = splitPemCertificates(certPem).slice(1).map((pem) => new X509Certificate(pem));
   if (!chainsTo(cert, intermediates, roots)) throw new Error(`${certFile}: the certificate was not issued by a CA of ${caFile}`);
+  // Through CAs valid now only, as peers verify the chain (a root past its date verifies nothing).
+  const current = (c: X509Certificate): boolean => Date.parse(c.validFrom) <= now && now < Date.parse(c.validTo);
+  const outOfDate = [...intermediates, ...roots].find((c) => !current(c));
+  if (outOfDate !== undefined && !chainsTo(cert, intermediates.filter(current), roots.filter(current))) {
+    throw new Error(`${certFile}: the certificate is issued through ${outOfDate.subject.replace(/\n/g, ', ')}, which is valid from ${new Date(Date.parse(outOfDate.validFrom)).toISOString()} to ${new Date(Date.parse(outOfDate.validTo)).toISOString()} only, so peers would refuse it`);
+  }
   const spiffeId = spiffeIdOf(cert);
   const named = spiffeId === undefined ? undefined : parseServiceSpiffeId(spiffeId);
   if (named === undefined) throw new Error(`${certFile}: the certificate has no SPIFFE ID of the form spiffe://TRUST-DOMAIN/service/NAME (found ${spiffeId ?? 'no URI SAN'})`);
