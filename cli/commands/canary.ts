@@ -1,7 +1,8 @@
 /**
  * `skein canary SERVICE --to SUBSET ...`: starts an automated rollout and follows it, one
  * line per analysis, until it ends (exit 0 when it reaches 100%, 1 when rolled back or
- * aborted); `--detach` only starts it, `--status` shows it, `--abort` stops it.
+ * aborted); `--detach` only starts it, `--status` shows it, `--abort` stops it. A control
+ * plane that does not answer for a while (a restart) is waited for, not taken as an end.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +11,7 @@ import { canaryBody } from '../../control-plane/canary/schema.js';
 import { CANARY } from '../answers.js';
 import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { UsageError } from '../usage-error.js';
+import { AdminApiError } from '../admin-client.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type CanaryFlags = AdminFlags & {
@@ -26,6 +28,11 @@ type CanaryFlags = AdminFlags & {
 };
 
 const POLL_MS = 500;
+/**
+ * How long following outlasts a control plane that does not answer (a restart, a rollout of
+ * its own): the rollout goes on meanwhile, and its state is in the store.
+ */
+const OUTAGE_GRACE_MS = 120_000;
 
 /** The flag that sets each field of the request body, for usage errors. */
 const CANARY_FLAGS = {
@@ -87,18 +94,39 @@ async function follow(flags: CanaryFlags, service: string, started: CanaryState)
   let printed = 0;
   const json = flags.output === 'json';
   let state = started;
+  let lostSince = 0;
   for (;;) {
     if (!json) for (const a of state.analyses.slice(printed)) process.stdout.write(analysisLine(a));
     printed = state.analyses.length;
     if (state.status !== 'running') break;
     await sleep(POLL_MS);
-    state = (await client.get(`/api/v1/canaries/${encodeURIComponent(service)}`, CANARY)).body;
+    try {
+      state = (await client.get(`/api/v1/canaries/${encodeURIComponent(service)}`, CANARY)).body;
+    } catch (err) {
+      if (!answersLater(err)) throw err;
+      if (lostSince === 0) {
+        lostSince = Date.now();
+        process.stderr.write(`(${err.message}; still following for up to ${OUTAGE_GRACE_MS / 1000}s)\n`);
+      } else if (Date.now() - lostSince > OUTAGE_GRACE_MS) {
+        throw new Error(`the control plane did not answer for ${OUTAGE_GRACE_MS / 1000}s while following the canary rollout of ${service} (${err.message}); its result is not known: skein canary ${service} --status`);
+      }
+      continue;
+    }
+    if (lostSince !== 0) {
+      lostSince = 0;
+      process.stderr.write('(the control plane answers again)\n');
+    }
     // A rollout is known by when it started: one service has one rollout running at a time.
     if (state.startedAt !== started.startedAt) throw new ReplacedRolloutError(started, state);
   }
   if (json) printJson(state);
   else process.stdout.write(summary(state));
   if (state.status !== 'succeeded') throw new Error(`canary of ${service} ${state.status}${state.reason ? `: ${state.reason}` : ''}`);
+}
+
+/** A failure of the control plane's (down, restarting, overloaded), not of the request. */
+function answersLater(err: unknown): err is AdminApiError {
+  return err instanceof AdminApiError && (err.code === 'unreachable' || err.code === 'timeout' || err.status >= 500);
 }
 
 export function registerCanary(program: Command): void {

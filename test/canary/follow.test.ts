@@ -35,6 +35,25 @@ describe('skein canary, following', () => {
       break;
     }
   }, 60_000);
+
+  it('follows its rollout through a control-plane restart, saying so, and reports how it ended', async () => {
+    const first = await startControlPlane(procs);
+    await first.api.put('/api/v1/services/outage/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    sources.push(await announceInstance(first, 'outage', 'v2'));
+    const cli = procs.spawn('skein canary', process.execPath, [skeinBin, 'canary', 'outage', '--to', 'v2', '--interval', '10m', '--control-plane', first.adminUrl], { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN });
+    await waitUntil(() => cli.output().includes('rolling out v2'), { what: 'the CLI to follow its rollout' });
+    first.child.kill('SIGKILL');
+    await first.child.exited;
+    await waitUntil(() => cli.output().includes('still following'), { what: 'the CLI to say it waits for the control plane' });
+    expect(cli.hasExited, cli.output()).toBe(false);
+    const second = await startControlPlane(procs, { dataDir: first.dataDir, httpPort: first.httpPort, grpcPort: first.grpcPort });
+    await waitUntil(() => cli.output().includes('the control plane answers again'), { what: 'the CLI to see the control plane back' });
+    expect((await second.api.delete('/api/v1/canaries/outage')).body).toMatchObject({ status: 'aborted' });
+    const exit = await cli.exited;
+    expect(exit.code, cli.output()).toBe(1);
+    expect(cli.output()).toContain('canary of outage aborted');
+    expect(cli.output()).not.toContain('its result is not known');
+  }, 60_000);
 });
 
 /** Starts `skein canary backend` and, once it follows its rollout, aborts that and starts another at once. */
