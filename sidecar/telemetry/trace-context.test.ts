@@ -30,6 +30,13 @@ describe('trace context', () => {
     continueTrace(root, none, ids);
     expect(root.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(root.parentSpanId).toBe('');
+    // A malformed b3 header (a sampling state other than 0, 1 or d; a bad parent; more parts) is ignored, as B3 asks.
+    for (const b3 of ['80f198ee56343ba8-e457b5a2e4d86bd1-x', '80f198ee56343ba8-e457b5a2e4d86bd1-1-nothex', '80f198ee56343ba8-e457b5a2e4d86bd1-1-e457b5a2e4d86bd1-9']) {
+      const ignored = fresh();
+      continueTrace(ignored, { ...none, b3 }, ids);
+      expect(ignored.traceId, b3).not.toBe('000000000000000080f198ee56343ba8');
+      expect(ignored.parentSpanId, b3).toBe('');
+    }
     const ids2 = new Set(Array.from({ length: 2000 }, () => ids.spanId()));
     expect(ids2.size).toBe(2000);
   });

@@ -127,6 +127,18 @@ function b3MultiSampled(incoming: IncomingTraceHeaders): boolean {
 }
 
 /**
+ * What may follow the ids of a `b3` header: a sampling state (0, 1 or d), then the parent span
+ * id. Anything else makes the header malformed, and B3 ignores a malformed header (as Brave
+ * does) rather than continue a trace on a guess.
+ */
+function b3SingleTail(parts: readonly string[]): boolean {
+  if (parts.length === 2) return true;
+  const state = parts[2];
+  if (parts.length > 4 || (state !== '0' && state !== '1' && state !== 'd')) return false;
+  return parts.length === 3 || isHex(parts[3]!.toLowerCase(), 16);
+}
+
+/**
  * B3 debug: `x-b3-flags: 1`, or `d` as the sampling state of a `b3` header (`d` alone, or
  * `traceid-spanid-d[-parent]`). Read whichever header carried the ids, as it is a request to
  * record this trace, not a part of its position; no allocation, as it runs for every request.
@@ -175,7 +187,7 @@ export function continueTrace(out: TraceFields, incoming: IncomingTraceHeaders, 
     const parts = b3.split('-');
     const traceId = traceId128(parts[0]!);
     const parent = parts[1]?.toLowerCase();
-    if (traceId !== undefined && parent !== undefined && isHex(parent, 16)) {
+    if (traceId !== undefined && parent !== undefined && isHex(parent, 16) && b3SingleTail(parts)) {
       out.traceId = traceId;
       out.parentSpanId = parent;
       out.sampled = debug || parts[2] !== '0'; // 1, d (debug), or absent (defer: we sample)
