@@ -7,6 +7,8 @@ import { verify } from 'node:crypto';
 import { parseServiceSpiffeId } from '../../common/identity/spiffe.js';
 import { CaError } from './errors.js';
 
+const MIN_RSA_BITS = 2048;
+
 export interface CsrRequest {
   readonly publicKey: forge.pki.PublicKey;
   /** The service name the CSR asks to be. */
@@ -39,6 +41,9 @@ export function readCsr(csrPem: string, trustDomain: string): CsrRequest {
   }
   if (!verified) throw new CaError('bad-csr', 'CSR signature does not verify');
   if (!csr.publicKey) throw new CaError('bad-csr', 'CSR has no public key');
+  // A weak key weakens the identity every peer trusts, not only its holder's (NIST SP 800-131A: 2048 bits).
+  const bits = (csr.publicKey as forge.pki.rsa.PublicKey).n.bitLength();
+  if (bits < MIN_RSA_BITS) throw new CaError('bad-csr', `CSR's RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
 
   const ext = csr.getAttribute({ name: 'extensionRequest' }) as ExtensionRequest | null;
   const uris = (ext?.extensions ?? [])
