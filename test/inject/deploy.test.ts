@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { parse, parseAllDocuments } from 'yaml';
@@ -184,5 +184,21 @@ describe('deploy/Dockerfile (static: no Docker engine on this machine)', () => {
     }
     // Everything the CLI needs at run time is compiled in.
     for (const folder of ['common', 'sidecar', 'control-plane', 'cli', 'inject', 'demo-services']) expect(text).toContain(`COPY ${folder} ./${folder}`);
+  });
+
+  test('every module the build stage compiles imports only modules the build stage copies (tsc would fail)', () => {
+    // The build stage's `COPY folder ./folder` lines, minus what the context leaves out (tests).
+    const copied = [...text.matchAll(/^COPY (?!--)(\S+) \.\/\1\s*$/gm)].map((m) => m[1]!);
+    const missing: string[] = [];
+    const walk = (dir: string): string[] => readdirSync(join(ROOT, dir), { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []));
+    for (const file of copied.filter((c) => !c.includes('.')).flatMap(walk)) {
+      const source = readFileSync(join(ROOT, file), 'utf8');
+      for (const [, spec] of source.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+        const target = join(dirname(file), spec!).replace(/\.js$/, '.ts');
+        if (!copied.includes(target.split('/')[0]!)) missing.push(`${file} imports ${spec}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });
