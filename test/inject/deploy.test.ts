@@ -136,6 +136,27 @@ describe('deploy/compose', () => {
       expect(services[`${name}-skein`]?.network_mode).toBe(`service:${name}`);
     }
   });
+
+  test('a service running the image as its non-root user can write to the named volumes it mounts read-write', () => {
+    // Docker creates a named volume root-owned unless the first container to mount it has the
+    // mount path in its image (then the volume takes that directory's owner): so every mount of
+    // such a volume must be at a directory the Dockerfile makes the runtime user's.
+    const dockerfile = readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
+    const owned = new Set([...dockerfile.matchAll(/chown (\d+):\d+ ([^\n\\&]+)/g)].filter((m) => m[1] === String(SIDECAR_UID)).flatMap((m) => m[2]!.trim().split(/\s+/)));
+    expect(owned.size).toBeGreaterThan(0);
+    const services = compose.services as Record<string, Obj>;
+    const named = new Set(Object.keys(compose.volumes ?? {}));
+    const mounts = Object.entries(services).flatMap(([name, s]) => (s.volumes ?? []).map((v: unknown) => {
+      const [source, target, mode] = String(v).split(':');
+      return { name, service: s, source: source!, target: target!, readOnly: mode === 'ro' };
+    })).filter((m) => named.has(m.source));
+    for (const m of mounts) {
+      if (m.readOnly || m.service.image !== 'skein:0.1.0' || m.service.user !== undefined) continue;
+      for (const other of mounts.filter((o) => o.source === m.source)) {
+        expect(owned.has(other.target), `${m.name} writes to volume ${m.source} as uid ${SIDECAR_UID}, but ${other.name} mounts it at ${other.target}, which the image does not create owned by ${SIDECAR_UID}`).toBe(true);
+      }
+    }
+  });
 });
 
 describe('deploy/Dockerfile (static: no Docker engine on this machine)', () => {
