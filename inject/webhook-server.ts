@@ -46,7 +46,11 @@ export function injectRequestHandler(options: InjectOptions): (req: IncomingMess
     }
     void (async () => {
       const body = await readBody(req);
-      if (!body) return sendError(res, 413, 'payload-too-large', `an AdmissionReview is at most ${MAX_BODY_BYTES} bytes`);
+      if (!body) {
+        // The rest of the body is not read, and the connection goes with it: the client must not reuse it.
+        res.setHeader('connection', 'close');
+        return sendError(res, 413, 'payload-too-large', `an AdmissionReview is at most ${MAX_BODY_BYTES} bytes`);
+      }
       let review: unknown;
       try {
         review = JSON.parse(body.toString('utf8'));

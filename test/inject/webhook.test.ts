@@ -4,7 +4,7 @@
  * a ReplicaSet's pod), and the returned JSONPatch applied to the object.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +43,7 @@ function servingCertificate(): Promise<string> {
   });
 }
 
-function post(body: string, opts: { method?: string; path?: string; ca?: string } = {}): Promise<Reply> {
+function post(body: string, opts: { method?: string; path?: string; ca?: string; agent?: Agent } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -54,6 +54,7 @@ function post(body: string, opts: { method?: string; path?: string; ca?: string 
         method: opts.method ?? 'POST',
         path: opts.path ?? '/api/v1/inject',
         headers: { 'content-type': 'application/json' },
+        agent: opts.agent,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -162,6 +163,17 @@ describe('POST /api/v1/inject (AdmissionReview v1 over TLS)', () => {
     expect((await post('{}', { path: '/elsewhere' })).status).toBe(404);
     // Still serving after all that.
     expect((await post(JSON.stringify(review))).body.response.allowed).toBe(true);
+  });
+
+  test('an oversized review is answered 413 without breaking the next request on a kept-alive connection', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const huge = withObject((obj) => (obj.metadata.annotations.big = 'x'.repeat(5 * 1024 * 1024)));
+      expect((await post(huge, { agent })).status).toBe(413);
+      expect((await post(JSON.stringify(review), { agent })).body.response.allowed).toBe(true);
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('the serving certificate is only trusted through Skein\'s CA', async () => {
