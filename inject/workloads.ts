@@ -91,7 +91,9 @@ function injectAt(obj: Obj, base: Path, document: string, options: InjectOptions
   const workload = WORKLOADS[kind];
   if (!workload) {
     // A kind we do not know that carries a pod template would silently go without a sidecar.
-    const optedOut = isObj(metadata) && isObj(metadata.annotations) && metadata.annotations[ANNOTATIONS.inject] === 'false';
+    // Opted out on the object itself, or where known kinds (and the webhook, on its pods) read it: the pod template.
+    const templateMeta = getIn(obj, ['spec', 'template', 'metadata']);
+    const optedOut = [stringMap(metadata, 'annotations'), stringMap(templateMeta, 'annotations'), stringMap(templateMeta, 'labels')].some((m) => m[ANNOTATIONS.inject] === 'false');
     if (!optedOut && isObj(getIn(obj, ['spec', 'template', 'spec'])) && Array.isArray(getIn(obj, ['spec', 'template', 'spec', 'containers']))) {
       throw new InjectError('unknown-kind', document, field(['kind']),
         `unknown workload kind ${apiVersion} ${kind}: Skein injects ${WORKLOAD_KINDS.join(', ')}; set annotation ${ANNOTATIONS.inject}: "false" to pass it through`);
