@@ -187,3 +187,15 @@ describe('Compose: extends', () => {
     );
   });
 });
+
+describe('Compose: transparent mode, which only Kubernetes has', () => {
+  const withLabel = (value: string): string => `services:\n  web:\n    image: shop/web:1\n    expose: ["80"]\n    labels: {skein.io/transparent: "${value}"}\n`;
+  it('refuses a service labelled skein.io/transparent: "true" rather than injecting it without the redirect', () => {
+    expect(thrown(InjectError, () => injectText(withLabel('true'), DEFAULT_INJECT_OPTIONS)).message).toMatch(/services\.web\.labels\.skein\.io\/transparent: transparent mode is Kubernetes only/);
+  });
+
+  it('refuses a value other than "true" or "false", as in Kubernetes, and takes "false"', () => {
+    expect(thrown(InjectError, () => injectText(withLabel('yes'), DEFAULT_INJECT_OPTIONS)).message).toMatch(/expected "true" or "false", got "yes"/);
+    expect(injectText(withLabel('false'), DEFAULT_INJECT_OPTIONS).notes[0]).toMatch(/^service\/web: injected/);
+  });
+});

@@ -274,6 +274,12 @@ function composeParams(name: string, effective: EffectiveService, options: Injec
     throw new InjectError('invalid-field', document, portField, 'not a port number');
   }
   assertNotSidecarPort(appPort, options, document, portField);
+  // No init container in Compose to install the redirect: a service asking for it must not run without it.
+  const transparent = labels[ANNOTATIONS.transparent];
+  if (transparent !== undefined && switchValue(transparent, document, labelFields[ANNOTATIONS.transparent]!)) {
+    throw new InjectError('invalid-field', document, labelFields[ANNOTATIONS.transparent]!,
+      `transparent mode is Kubernetes only (an init container installs its iptables rules): in Compose the app calls its sidecar's outbound port ${options.outboundPort} itself; remove the label`);
+  }
   const protocol = labels[ANNOTATIONS.appProtocol];
   if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
     throw new InjectError('invalid-field', document, labelFields[ANNOTATIONS.appProtocol]!, `expected http or grpc, got "${protocol}"`);
