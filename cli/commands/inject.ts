@@ -23,9 +23,13 @@ function parseComposeVolume(value: string): string {
   return value;
 }
 
+const MAX_DRAIN_SECONDS = 24 * 3600;
+
 function parseSeconds(value: string): number {
   const m = /^(\d+)s?$/.exec(value);
   if (!m) throw new InvalidArgumentError(`expected whole seconds, e.g. 10s, got ${value}`);
+  // The range `skein sidecar --drain-timeout` accepts (0s to 24h): the value goes into every sidecar.
+  if (Number(m[1]) > MAX_DRAIN_SECONDS) throw new InvalidArgumentError(`expected whole seconds, at most ${MAX_DRAIN_SECONDS}s (24h), got ${value}`);
   return Number(m[1]);
 }
 

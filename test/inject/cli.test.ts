@@ -90,6 +90,9 @@ describe('skein inject', () => {
     ['--compose-ca-volume', 'ca:/x', /option '--compose-ca-volume <volume>' argument 'ca:\/x' is invalid/],
     ['--redirect-ports', '80,0', /option '--redirect-ports <ports>' argument '80,0' is invalid\. not a port number \(decimal, 1-65535\): 0/],
     ['--redirect-ports', '0x50', /not a port number \(decimal, 1-65535\): 0x50/],
+    // `skein sidecar --drain-timeout` takes 0s to 24h: past that every injected sidecar would refuse to start.
+    ['--drain-timeout', '86401s', /option '--drain-timeout <seconds>' argument '86401s' is invalid\. .*at most 86400s \(24h\)/],
+    ['--drain-timeout', '99999999999999999999', /at most 86400s \(24h\)/],
   ])('%s %j is a usage error (exit 2), nothing on stdout', (flag, value, message) => {
     const r = skein(['inject', '-f', join(FIXTURES, 'list.yaml'), flag, value]);
     expect(r.status).toBe(2);
