@@ -88,6 +88,30 @@ describe('deploy/k8s', () => {
     }
   });
 
+  test('the webhook is never called for the control plane\'s own pods nor kube-system\'s, even in a namespace labelled for injection', () => {
+    // With failurePolicy Fail, a call to a webhook no replica answers refuses the pod: the pods
+    // the webhook needs to come back (its own, and DNS) must be filtered out by the API server.
+    const webhook = find('MutatingWebhookConfiguration', 'skein-injector').webhooks[0];
+    expect(webhook.failurePolicy).toBe('Fail');
+    const matches = (selector: Obj, labels: Record<string, string>): boolean =>
+      Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)
+      && (selector.matchExpressions ?? []).every((e: Obj) => {
+        const has = e.key in labels;
+        switch (e.operator) {
+          case 'In': return has && e.values.includes(labels[e.key]);
+          case 'NotIn': return !has || !e.values.includes(labels[e.key]);
+          case 'Exists': return has;
+          default: return !has;
+        }
+      });
+    const enrolled = (ns: string): Record<string, string> => ({ 'kubernetes.io/metadata.name': ns, 'skein.io/injection': 'enabled' });
+    expect(matches(webhook.namespaceSelector, enrolled('skein-demo'))).toBe(true);
+    expect(matches(webhook.namespaceSelector, enrolled('kube-system'))).toBe(false);
+    const controlPlane = find('Deployment', 'skein-control-plane');
+    const calledFor = matches(webhook.namespaceSelector, enrolled(controlPlane.metadata.namespace)) && matches(webhook.objectSelector, controlPlane.spec.template.metadata.labels);
+    expect(calledFor).toBe(false);
+  });
+
   test('bootstrap.sh is valid shell', () => {
     const r = spawnSync('sh', ['-n', join(K8S, 'bootstrap.sh')], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
