@@ -199,3 +199,10 @@ describe('Compose: transparent mode, which only Kubernetes has', () => {
     expect(injectText(withLabel('false'), DEFAULT_INJECT_OPTIONS).notes[0]).toMatch(/^service\/web: injected/);
   });
 });
+
+describe('Compose: labels written as a list', () => {
+  it('takes an entry without "=" as the label with an empty value, as Compose does, not as its own name', () => {
+    const text = `services:\n  web:\n    image: shop/web:1\n    expose: ["80"]\n    labels: ["version", "skein.io/service=shop-web"]\n`;
+    expect(thrown(InjectError, () => injectText(text, DEFAULT_INJECT_OPTIONS)).message).toMatch(/field services\.web\.labels\.version: version "":/);
+  });
+});

@@ -41,7 +41,8 @@ function describeValue(value: unknown): string {
 function labelsOf(service: Obj): Record<string, string> {
   const { labels } = service;
   if (Array.isArray(labels)) {
-    return Object.fromEntries(labels.map((l) => String(l)).map((l) => [l.split('=')[0]!, l.slice(l.indexOf('=') + 1)]));
+    // `KEY` alone is the label with an empty value.
+    return Object.fromEntries(labels.map((l) => String(l)).map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])));
   }
   return isObj(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {};
 }
