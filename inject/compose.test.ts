@@ -205,4 +205,9 @@ describe('Compose: labels written as a list', () => {
     const text = `services:\n  web:\n    image: shop/web:1\n    expose: ["80"]\n    labels: ["version", "skein.io/service=shop-web"]\n`;
     expect(thrown(InjectError, () => injectText(text, DEFAULT_INJECT_OPTIONS)).message).toMatch(/field services\.web\.labels\.version: version "":/);
   });
+
+  it('takes a mapping key without a value as the label with an empty value, not "null"', () => {
+    const text = `services:\n  web:\n    image: shop/web:1\n    expose: ["80"]\n    labels: {version: }\n`;
+    expect(thrown(InjectError, () => injectText(text, DEFAULT_INJECT_OPTIONS)).message).toMatch(/field services\.web\.labels\.version: version "":/);
+  });
 });

@@ -44,7 +44,8 @@ function labelsOf(service: Obj): Record<string, string> {
     // `KEY` alone is the label with an empty value.
     return Object.fromEntries(labels.map((l) => String(l)).map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])));
   }
-  return isObj(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {};
+  // A key without a value (`version:`) is the label with an empty value, as in the list form.
+  return isObj(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, v === null || v === undefined ? '' : String(v)])) : {};
 }
 
 /** A container-side port entry of `expose` or `ports`, with the field it is written at. */
