@@ -34,7 +34,8 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
   const warnings: string[] = [];
   let start = 0;
   const parts = docs.map((doc, index) => {
-    const original = source.slice(start, doc.range[2]);
+    const from = start;
+    const original = source.slice(from, doc.range[2]);
     start = doc.range[2];
     const obj: unknown = doc.toJS();
     if (obj === null || obj === undefined) return original;
@@ -43,7 +44,8 @@ export function injectKubernetesDocuments(source: string, docs: Document.Parsed[
     warnings.push(...outcomes.flatMap((o) => (o.warning ? [`${o.what}: ${o.warning}`] : [])));
     if (!outcomes.some((o) => o.spec)) return original;
     // JSON in (`kubectl get -o json`), JSON out.
-    if (isMap(doc.contents) && doc.contents.flow) return `${JSON.stringify(applyOutcomes(obj, outcomes), null, 2)}\n`;
+    // What precedes the object (a `---` separator, comments) stays: without it the JSON would run into the document before.
+    if (isMap(doc.contents) && doc.contents.flow) return `${source.slice(from, doc.contents.range[0])}${JSON.stringify(applyOutcomes(obj, outcomes), null, 2)}\n`;
     const edits = outcomes.flatMap(({ spec, specPath }) => {
       if (!spec) return [];
       const old = getIn(obj, specPath) as Record<string, unknown>;
