@@ -176,4 +176,32 @@ describe('ConsulCatalog against a fake Consul', () => {
     consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
     await waitUntil(() => catalog!.instances()[0]?.port === 8002, { what: 'the passing instance' });
   });
+
+  it('what the recovery hold kept is applied when the hold ends, though Consul answers nothing new (a service that stays gone, an instance that stays critical)', async () => {
+    consul = await fakeConsul();
+    consul.answers.set('/v1/catalog/services', { body: { web: [], api: [] }, index: 5 });
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
+    consul.answers.set('/v1/health/service/api', { body: [entry('api-1', 9001)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs: 1_000 });
+    await catalog.synced(5_000);
+    expect(catalog.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
+
+    // The agent restarts; web's sidecar is gone for good, api's registered again but its check stays critical.
+    consul.down = true;
+    await waitUntil(() => lines.filter((l) => l.level === 50).length >= 3, { what: 'the outage seen by every query' });
+    consul.answers.set('/v1/catalog/services', { body: { api: [] }, index: 2 });
+    consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
+    consul.answers.set('/v1/health/service/api', { body: [{ ...entry('api-1', 9001), Checks: [{ Status: 'critical' }] }], index: 2 });
+    consul.down = false;
+    // Kept: web by the list's hold or its own (whichever query answered first), api by its own.
+    const kept = (what: string) => lines.some((l) => l.msg.includes(what));
+    await waitUntil(() => (kept('no longer lists web') || kept('lists no passing instance of web')) && kept('lists no passing instance of api'), { what: 'both kept' });
+    // The index stays 2 from now on: only the hold's end can apply these answers.
+    await waitUntil(() => JSON.stringify(catalog!.instances().map((i) => [i.id, i.health])) === JSON.stringify([['api-1', 'critical']]), {
+      timeoutMs: 5_000,
+      what: 'web dropped and api critical once the 1 s hold is over',
+    });
+  });
 });

@@ -68,7 +68,10 @@ export class ConsulCatalog implements Discovery {
         }
         return { data: (data ?? {}) as Record<string, string[]>, cursor: res.headers['x-consul-index'] };
       },
-      onAnswer: (names) => this.syncNames(this.meshNames(Object.keys(names))),
+      onAnswer: (names) => {
+        this.namesHold.cancel();
+        this.syncNames(this.meshNames(Object.keys(names)));
+      },
       onError: (err, attempt) => this.logError(err, attempt, 'the service list'),
       onRecovered: () => this.namesHold.recovered(),
     });
@@ -106,6 +109,8 @@ export class ConsulCatalog implements Discovery {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    this.namesHold.cancel();
+    for (const w of this.services.values()) w.hold.cancel();
     await Promise.all([this.names.stop(), ...[...this.services.values()].map((w) => w.query.stop())]);
     this.services.clear();
   }
@@ -136,6 +141,7 @@ export class ConsulCatalog implements Discovery {
         kept.push(name);
         continue;
       }
+      watch.hold.cancel();
       void watch.query.stop();
       this.services.delete(name);
       this.pending.delete(name);
@@ -155,13 +161,19 @@ export class ConsulCatalog implements Discovery {
           onAnswer: (entries) => {
             this.settle(name);
             const next = instancesOf(name, entries, warnInvalid);
-            if (JSON.stringify(next) === JSON.stringify(watch.instances)) return;
+            if (JSON.stringify(next) === JSON.stringify(watch.instances)) return watch.hold.cancel();
+            const apply = (): void => {
+              watch.instances = next;
+              this.changed();
+            };
             if (watch.hold.keeps(passing(watch.instances), passing(next))) {
               this.logger.warn({ service: name, kept: passing(watch.instances) }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
+              // Consul answers again only on a change: if none comes, this answer stands at the hold's end.
+              watch.hold.afterHold(apply);
               return;
             }
-            watch.instances = next;
-            this.changed();
+            watch.hold.cancel();
+            apply();
           },
           onError: (err, attempt) => this.logError(err, attempt, name),
           onRecovered: () => watch.hold.recovered(),
@@ -171,6 +183,8 @@ export class ConsulCatalog implements Discovery {
     }
     if (kept.length > 0) {
       this.logger.warn({ services: kept }, `Consul, just back, no longer lists ${kept.join(', ')}; keeping the last known instances while they register again`);
+      // Consul answers again only on a change: if none comes, this list stands at the hold's end.
+      this.namesHold.afterHold(() => this.syncNames(names));
     }
     this.namesKnown = true;
     this.settle(undefined);

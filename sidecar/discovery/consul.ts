@@ -172,6 +172,7 @@ export class ConsulEndpointSource implements EndpointSource {
       joined.listeners.delete(listener);
       if (joined.listeners.size === 0 && this.watches.get(service) === joined) {
         this.watches.delete(service);
+        joined.hold.cancel();
         void joined.query.stop();
       }
     };
@@ -180,6 +181,7 @@ export class ConsulEndpointSource implements EndpointSource {
   async close(): Promise<void> {
     const all = [...this.watches.values()];
     this.watches.clear();
+    for (const w of all) w.hold.cancel();
     await Promise.all(all.map((w) => w.query.stop()));
   }
 
@@ -187,6 +189,12 @@ export class ConsulEndpointSource implements EndpointSource {
     const log = this.logger.child({ consul: this.consul.url, destination: service });
     const warnInvalid = skippedInstanceWarner(log, service, (id, why) =>
       `Consul lists instance ${JSON.stringify(id)} of ${service} with an endpoint no connection can be made to (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`);
+    const apply = (key: string, endpoints: readonly Endpoint[]): void => {
+      watch.key = key;
+      watch.endpoints = endpoints;
+      log.info({ endpoints: endpoints.length }, 'endpoints from Consul');
+      for (const listener of watch.listeners) listener(endpoints);
+    };
     const watch: Watch = {
       listeners: new Set(),
       key: undefined,
@@ -200,15 +208,15 @@ export class ConsulEndpointSource implements EndpointSource {
         onAnswer: (entries) => {
           const endpoints = endpointsOf(entries, warnInvalid);
           const key = JSON.stringify(endpoints);
-          if (key === watch.key) return;
+          if (key === watch.key) return watch.hold.cancel();
           if (watch.hold.keeps(watch.endpoints?.length ?? 0, endpoints.length)) {
             log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing instance of ${service}; keeping the last known endpoints while instances register again`);
+            // Consul answers again only on a change: if none comes, this answer stands at the hold's end.
+            watch.hold.afterHold(() => apply(key, endpoints));
             return;
           }
-          watch.key = key;
-          watch.endpoints = endpoints;
-          log.info({ endpoints: endpoints.length }, 'endpoints from Consul');
-          for (const listener of watch.listeners) listener(endpoints);
+          watch.hold.cancel();
+          apply(key, endpoints);
         },
         onError: (err, attempt, delayMs) => {
           // The first failure is an error; repeats are rarer reminders, not one line per retry.

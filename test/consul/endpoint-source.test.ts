@@ -79,6 +79,29 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
     await source.close();
   });
 
+  it('an empty answer kept for the recovery hold after an agent restart is applied when the hold ends, with nothing changing in Consul', async () => {
+    await consul.reset();
+    await register('catalog-1', 18001, 'v1');
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    // Blocking queries of 2 s: the agent answers them with the same index while nothing changes.
+    const source = new ConsulEndpointSource(connection, logger, { recoveryHoldMs: 1_000, waitMs: 2_000, backoffMaxMs: 300 });
+    const sets: (readonly Endpoint[])[] = [];
+    const stop = source.watch('catalog', (e) => sets.push(e));
+    try {
+      await waitUntil(() => sets.length === 1, { what: 'the first set' });
+      // The restarted agent lost catalog-1, whose sidecar is gone for good: nobody registers it again.
+      await consul.restart();
+      await waitUntil(() => lines.some((l) => l.includes('lists no passing instance of catalog')), { what: 'the empty answer held' });
+      expect(sets).toHaveLength(1);
+      await waitUntil(() => sets.at(-1)?.length === 0, { timeoutMs: 8_000, what: 'the empty set applied once the 1 s hold is over' });
+      expect(sets).toHaveLength(2);
+    } finally {
+      stop();
+      await source.close();
+    }
+  });
+
   it('an instance registered without a port is skipped, with one warning, and the others are followed', async () => {
     const { lines, source, sets } = await warnedSource();
     await register('catalog-1', 18001, 'v1');
