@@ -18,7 +18,7 @@ import { BlockingQuery } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
-import { endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
+import { aclFilteredWarner, endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 
 interface ServiceWatch {
@@ -157,7 +157,7 @@ export class ConsulCatalog implements Discovery {
         hold: new RecoveryHold(this.options.recoveryHoldMs),
         query: new BlockingQuery({
           kind: 'index',
-          request: healthRequest(this.consul, name, false, portlessWarner(this.logger, name)),
+          request: healthRequest(this.consul, name, false, portlessWarner(this.logger, name), aclFilteredWarner(this.logger, name, this.consul.url)),
           onAnswer: (entries) => {
             this.settle(name);
             const next = instancesOf(name, entries, warnInvalid);

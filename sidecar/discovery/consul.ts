@@ -86,13 +86,35 @@ export function endpointsOf(entries: readonly HealthEntry[], onInvalid?: Invalid
   return [...newest.values()].map((e) => e.endpoint).sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
 }
 
-/** `GET /v1/health/service/<name>?passing` as a blocking request through the consul client. */
-export function healthRequest(consul: ConsulConnection, service: string, passing: boolean, onPortless?: (id: string) => void) {
+/**
+ * `GET /v1/health/service/<name>?passing` as a blocking request through the consul client.
+ * `onFiltered` is called for each answer Consul says it left entries out of because the ACL
+ * token may not read them (`X-Consul-Results-Filtered-By-ACLs`): with ACLs on, a token without
+ * `node:read` gets every instance hidden, an empty answer with a 200 rather than a 403.
+ */
+export function healthRequest(consul: ConsulConnection, service: string, passing: boolean, onPortless?: (id: string) => void, onFiltered?: () => void) {
   return async (req: BlockingRequest): Promise<BlockingAnswer<HealthEntry[]>> => {
     const opts: Record<string, unknown> = { service, passing, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
     if (req.cursor !== '') opts.index = req.cursor;
     const [res, data] = (await consul.client.health.service(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
+    if (res.headers['x-consul-results-filtered-by-acls'] === 'true') onFiltered?.();
     return { data: healthEntries(service, data, onPortless), cursor: res.headers['x-consul-index'] };
+  };
+}
+
+/**
+ * Warns once (per destination) that Consul's answers leave instances out for the ACL token's
+ * sake: nothing else would say why a service registered and passing in Consul has no endpoints.
+ */
+export function aclFilteredWarner(logger: Logger, service: string, url: string): () => void {
+  let warned = false;
+  return () => {
+    if (warned) return;
+    warned = true;
+    logger.warn(
+      { service },
+      `Consul at ${url} leaves instances of ${service} out of its answers because the ACL token may not read them (X-Consul-Results-Filtered-By-ACLs); they are not routed to. Give the token (CONSUL_HTTP_TOKEN) service:read on ${service} and node:read on their nodes, e.g. service_prefix "" { policy = "read" } and node_prefix "" { policy = "read" }`,
+    );
   };
 }
 
@@ -202,7 +224,7 @@ export class ConsulEndpointSource implements EndpointSource {
       hold: new RecoveryHold(this.options.recoveryHoldMs),
       query: new BlockingQuery<HealthEntry[]>({
         kind: 'index',
-        request: healthRequest(this.consul, service, true, portlessWarner(log, service)),
+        request: healthRequest(this.consul, service, true, portlessWarner(log, service), aclFilteredWarner(log, service, this.consul.url)),
         waitMs: this.options.waitMs,
         backoffMaxMs: this.options.backoffMaxMs,
         onAnswer: (entries) => {

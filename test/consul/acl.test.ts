@@ -45,6 +45,18 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
     const sc = await sidecar(ROOT, '/ready');
     await waitUntil(async () => (await consul.passing('catalog')).length === 1, { timeoutMs: 15_000, what: 'registered with the token' });
     expect(sc.output()).not.toMatch(/refused the ACL token/);
+    expect(sc.output()).not.toMatch(/Filtered-By-ACLs/);
+  });
+
+  it('a token Consul hides instances from (no node:read) is named in a warning instead of a silent empty endpoint set', async () => {
+    const limited = '11111111-2222-3333-4444-555555555555';
+    await consul.put('/acl/policy', { Name: 'no-node-read', Rules: 'service "catalog" { policy = "write" }\nservice_prefix "" { policy = "read" }' });
+    await consul.put('/acl/token', { SecretID: limited, Policies: [{ Name: 'no-node-read' }] });
+    await consul.put('/agent/service/register', { ID: 'orders-1', Name: 'orders', Address: '127.0.0.1', Port: 18443 });
+    const sc = await sidecar(limited, '/live');
+    const warning = /Consul at http:\/\/127\.0\.0\.1:\d+ leaves instances of orders out of its answers because the ACL token may not read them \(X-Consul-Results-Filtered-By-ACLs\).*node:read/;
+    await waitUntil(() => warning.test(sc.output()), { timeoutMs: 15_000, what: 'the warning naming the filtered answers' });
+    expect(sc.output().split('\n').filter((l) => warning.test(l))).toHaveLength(1);
   });
 
   const controlPlane = async (token: string) => {
