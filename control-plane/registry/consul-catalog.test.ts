@@ -204,4 +204,27 @@ describe('ConsulCatalog against a fake Consul', () => {
       what: 'web dropped and api critical once the 1 s hold is over',
     });
   });
+
+  it('an answer held after an outage is not applied at the hold\'s end while Consul is away again', async () => {
+    consul = await fakeConsul();
+    consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 5 });
+    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    // 3 s: the query, between two 1 s blocking reads of this fake, sees the new outage well within it.
+    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs: 3_000 });
+    await catalog.synced(5_000);
+
+    consul.down = true;
+    await waitUntil(() => lines.filter((l) => l.level === 50).length >= 2, { what: 'the outage seen by both queries' });
+    consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
+    consul.down = false;
+    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), { what: 'the empty answer held' });
+    // Away again before the hold ends, and past its end: the last known instance stays.
+    consul.down = true;
+    const heldAt = Date.now();
+    await waitUntil(() => lines.filter((l) => l.level === 50).length >= 3, { what: 'the new outage seen' });
+    await waitUntil(() => Date.now() > heldAt + 4_000, { timeoutMs: 6_000, what: 'past the end of the hold' });
+    expect(catalog.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
+  });
 });

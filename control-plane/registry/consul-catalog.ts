@@ -72,7 +72,11 @@ export class ConsulCatalog implements Discovery {
         this.namesHold.cancel();
         this.syncNames(this.meshNames(Object.keys(names)));
       },
-      onError: (err, attempt) => this.logError(err, attempt, 'the service list'),
+      onError: (err, attempt) => {
+        // Consul is away again: a list held from its last return is not applied meanwhile (the next return judges afresh).
+        this.namesHold.cancel();
+        this.logError(err, attempt, 'the service list');
+      },
       onRecovered: () => this.namesHold.recovered(),
     });
   }
@@ -175,7 +179,10 @@ export class ConsulCatalog implements Discovery {
             watch.hold.cancel();
             apply();
           },
-          onError: (err, attempt) => this.logError(err, attempt, name),
+          onError: (err, attempt) => {
+            watch.hold.cancel();
+            this.logError(err, attempt, name);
+          },
           onRecovered: () => watch.hold.recovered(),
         }),
       };

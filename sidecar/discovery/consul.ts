@@ -241,6 +241,8 @@ export class ConsulEndpointSource implements EndpointSource {
           apply(key, endpoints);
         },
         onError: (err, attempt, delayMs) => {
+          // Consul is away again: an answer held from its last return is not applied meanwhile (the next return judges afresh).
+          watch.hold.cancel();
           // The first failure is an error; repeats are rarer reminders, not one line per retry.
           if (attempt === 1 || attempt % 20 === 0) {
             log.error({ attempt, retryInMs: Math.round(delayMs), kept: watch.endpoints?.length ?? 0 }, `watching ${service} in Consul failed: ${describeConsulError(err, this.consul.url)}; keeping the last known endpoints and retrying`);
