@@ -41,6 +41,32 @@ describe('BlockingQuery', () => {
     expect(started[4]! - started[3]!).toBeGreaterThanOrEqual(90);
   });
 
+  it('an answer without an index (a proxy dropped X-Consul-Index) is passed on and paced, not asked again at once', async () => {
+    const sent: string[] = [];
+    const started: number[] = [];
+    const answers: number[] = [];
+    let call = 0;
+    const query = new BlockingQuery<number>({
+      kind: 'index',
+      minIntervalMs: 100,
+      request: async (req) => {
+        sent.push(req.cursor);
+        started.push(Date.now());
+        const i = call++;
+        if (i === 0) return { data: 0, cursor: '7' };
+        if (i < 4) return { data: i, cursor: undefined };
+        return parked(req);
+      },
+      onAnswer: (n) => answers.push(n),
+      onError: () => {},
+    });
+    await waitFor(() => call > 4);
+    await query.stop();
+    expect(sent).toEqual(['', '7', '7', '7', '7']);
+    expect(answers).toEqual([0, 1, 2, 3]);
+    for (const i of [2, 3, 4]) expect(started[i]! - started[i - 1]!).toBeGreaterThanOrEqual(90);
+  });
+
   it('backs off with jitter on errors and asks without an index after one', async () => {
     const sent: string[] = [];
     const delays: number[] = [];

@@ -10,7 +10,8 @@
  *   until `minIntervalMs` after the previous one started;
  * - errors back off exponentially with full jitter, and the next request after an error does
  *   not block (the agent may have restarted with a lower index);
- * - hash queries (agent endpoints) use `X-Consul-ContentHash` the same way, without order.
+ * - hash queries (agent endpoints) use `X-Consul-ContentHash` the same way, without order;
+ * - an answer without the header is passed on and paced as an unchanged one.
  *
  * The consumer sees each answer whose cursor moved (and the first), and every error.
  */
@@ -103,8 +104,12 @@ export class BlockingQuery<T> {
       }
       if (this.stopped) return;
       if (failures > 0) o.onRecovered?.(failures);
-      const next = o.kind === 'index' ? nextIndex(cursor, answer.cursor) : (answer.cursor ?? '');
-      if (next !== cursor || first) {
+      // An answer without a cursor (a proxy in between dropped the header) cannot be blocked on:
+      // the cursor stays, the answer is passed on, and the next request waits as after an
+      // unchanged one. Taken for a reset, it made every request an immediate one, in a tight loop.
+      const missing = answer.cursor === undefined;
+      const next = missing ? cursor : o.kind === 'index' ? nextIndex(cursor, answer.cursor) : answer.cursor!;
+      if (next !== cursor || first || missing) {
         // An answer its consumer cannot take (it threw) is an error of this request like any
         // other: backed off and asked again from scratch, never an exception out of the loop.
         try {
