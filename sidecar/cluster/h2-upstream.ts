@@ -147,6 +147,10 @@ const SESSION_OPTIONS = {
   // Windows as undici's h2 client had them: a 4 MiB message moves without a stall per 64 KiB.
   settings: { enablePush: false, initialWindowSize: 262_144 },
   maxSessionMemory: 64,
+  // node resets an answer whose head or trailers hold over 128 fields (ENHANCE_YOUR_CALM), as
+  // it would a request head on the listeners (listeners.ts): the limit is the head's bytes
+  // (node's 64 KiB maxHeaderListSize), as for HTTP/1.1 answers.
+  maxHeaderListPairs: 4096,
 };
 const CONNECTION_WINDOW = 524_288;
 /** Most of a streamed request body kept for sending again on a new stream if the first is refused. */
