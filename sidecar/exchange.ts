@@ -192,6 +192,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   grpc = false;
   /** A gRPC-Web call (`application/grpc-web…`): its status travels in its answer's body, never in HTTP trailers. */
   grpcWeb = false;
+  /** A gRPC-Web call's content-type, which the sidecar's own answers carry (its clients refuse `application/grpc`); undefined otherwise. */
+  grpcType: string | undefined = undefined;
   /** The request came over HTTP/2 (gRPC): headers go out as objects, trailers matter. */
   readonly h2: boolean;
   /** grpc-status of the answer (from headers or trailers, as grpcStatusCode reads it), -1 when none. */
@@ -315,7 +317,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
           const value = raw[i + 1]!;
           if (value.startsWith('application/grpc')) {
             this.grpc = true;
-            if (value.startsWith('application/grpc-web')) this.grpcWeb = true;
+            if (value.startsWith('application/grpc-web')) {
+              this.grpcWeb = true;
+              this.grpcType = value;
+            }
           }
           out.push(name, value);
           break;
@@ -1026,7 +1031,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     // Only a gRPC answer not begun ends with its HEADERS frame (trailers-only, sidecarReply).
     const trailersOnly = this.grpc && !this.headSent;
-    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status);
+    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status, this.grpcType);
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;

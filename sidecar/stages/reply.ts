@@ -15,8 +15,12 @@ import { httpDate } from '../../common/http/date.js';
 import type { ProxyResponse } from '../exchange.js';
 import { SIDECAR_MADE_HEADER, sessionToken } from '../h2-sidecar-made.js';
 
-/** Writes the sidecar-made response for `reason`; returns the HTTP status sent. */
-export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status): number {
+/**
+ * Writes the sidecar-made response for `reason`; returns the HTTP status sent. `grpcType` is
+ * the content-type of a gRPC answer: a gRPC-Web caller's own (`application/grpc-web+proto`,
+ * `application/grpc-web-text`…), since its clients refuse an answer of another type.
+ */
+export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status, grpcType = 'application/grpc'): number {
   const message = detail ?? REASONS[reason].message;
   const stream = h2Stream(res);
   if (res.headersSent) {
@@ -34,7 +38,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   // Only a head is marked: a calling sidecar decides on heads, never on a begun answer's trailers.
   const token = stream === undefined ? undefined : sessionToken(stream.session);
   if (grpc) {
-    const headers: Record<string, string> = { 'content-type': 'application/grpc', 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
+    const headers: Record<string, string> = { 'content-type': grpcType, 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
     if (token !== undefined) headers[SIDECAR_MADE_HEADER] = token;
     if (stream !== undefined) {
       // Trailers-only: one HEADERS frame that ends the stream, as gRPC expects.

@@ -5,6 +5,7 @@
  * successes). Real grpc-js clients and servers through an mTLS sidecar pair.
  */
 import * as grpc from '@grpc/grpc-js';
+import { request as h1request } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -176,5 +177,41 @@ describe('gRPC answers a sidecar makes itself', () => {
     const statuses: string[] = [];
     for (let i = 0; i < 25; i++) statuses.push(...(await Promise.all([firstCall(), firstCall(), firstCall(), firstCall()])));
     expect(statuses.filter((s) => s !== '7')).toEqual([]);
+  });
+
+  it('answers gRPC-Web callers with their own content-type, over HTTP/1.1 and HTTP/2 (a gRPC-Web client refuses application/grpc)', async () => {
+    // Until 2026-12-07 these answers said `application/grpc`: connect-web's gRPC-Web transport
+    // failed such a call `unsupported content type application/grpc` (UNKNOWN), not with its status.
+    const overH1 = (authority: string, contentType: string) =>
+      new Promise<{ type: unknown; status: unknown; reason: unknown }>((resolve, reject) => {
+        const req = h1request({ host: '127.0.0.1', port: web.outboundPort, method: 'POST', path: '/test.Echo/Echo', headers: { host: authority, 'content-type': contentType, 'x-grpc-web': '1' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ type: res.headers['content-type'], status: res.headers['grpc-status'], reason: res.headers['x-skein-reason'] }));
+        });
+        req.on('error', reject);
+        req.end(grpcFrame('hi'));
+      });
+    const overH2 = (authority: string, contentType: string) =>
+      new Promise<{ type: unknown; status: unknown; reason: unknown }>((resolve, reject) => {
+        const session = h2connect(`http://127.0.0.1:${web.outboundPort}`);
+        session.on('error', reject);
+        const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': authority, 'content-type': contentType, 'x-grpc-web': '1' });
+        stream.on('response', (h) => {
+          session.close();
+          resolve({ type: h['content-type'], status: h['grpc-status'], reason: h['x-skein-reason'] });
+        });
+        stream.on('error', reject);
+        stream.resume();
+        stream.end(grpcFrame('hi'));
+      });
+    for (const type of ['application/grpc-web+proto', 'application/grpc-web-text']) {
+      // This sidecar's own answer, and a peer sidecar's (an intention denies web), relayed.
+      expect(await overH1('nosuch', type)).toEqual({ type, status: '12', reason: 'no-route' });
+      expect(await overH1('locked', type)).toEqual({ type, status: '7', reason: 'denied' });
+      expect(await overH2('nosuch', type)).toEqual({ type, status: '12', reason: 'no-route' });
+      expect(await overH2('locked', type)).toEqual({ type, status: '7', reason: 'denied' });
+    }
+    // A gRPC caller's stay application/grpc.
+    expect(await overH2('nosuch', 'application/grpc')).toEqual({ type: 'application/grpc', status: '12', reason: 'no-route' });
   });
 });
