@@ -296,6 +296,44 @@ describe('H2Upstream', () => {
     expect(refused).toBe(2);
   });
 
+  it('sends a stream past the last one a GOAWAY with an error code took again on a new session; the streams it took fail', async () => {
+    // RFC 9113 §6.8: streams above the GOAWAY's last stream id were not processed, whatever its
+    // code. node destroys a session at an error-code GOAWAY, every stream with the session's
+    // error, and such a call failed as a reset: a gRPC call (a POST) that never reached the app
+    // was not retried (`14 UNAVAILABLE`, retries-exhausted) and its endpoint was blamed.
+    for (const code of [constants.NGHTTP2_INTERNAL_ERROR, constants.NGHTTP2_ENHANCE_YOUR_CALM]) {
+      let held: ServerHttp2Stream | null = null;
+      let seen = 0;
+      const srv = await server((stream, headers) => {
+        seen++;
+        if (held === null) {
+          held = stream;
+          return;
+        }
+        if (srv.sessions.length === 1) {
+          // The second stream, unprocessed: the GOAWAY names the held one as the last taken.
+          stream.session!.goaway(code, held.id!);
+          setTimeout(() => stream.session?.destroy(), 50);
+          return;
+        }
+        echo(stream, headers);
+      });
+      const u = upstream(srv.port);
+      const first = call(u, Buffer.from('first'));
+      await expect.poll(() => held, { timeout: 5000 }).not.toBeNull();
+      const second = call(u, Buffer.from('second'));
+      await second.settled;
+      expect(second.error).toBeNull();
+      expect(Buffer.concat(second.body).toString()).toBe('second');
+      expect(srv.sessions).toHaveLength(2);
+      expect(seen).toBe(3);
+      // The stream the GOAWAY took may have reached the app: a reset, not sent again.
+      await first.settled;
+      expect(first.error).not.toBeNull();
+      expect(first.error!.code).not.toBe(H2_REFUSED);
+    }
+  });
+
   describe('a refused stream with a streamed body', () => {
     /** A server that refuses the first stream once `refuseAfter` bytes of its body came, and echoes later ones. */
     async function refusingOnce(refuseAfter: number): Promise<{ port: number; streams: () => number; sessions: Http2Session[] }> {

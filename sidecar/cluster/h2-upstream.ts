@@ -338,7 +338,8 @@ function onStreamEnd(this: ClientHttp2Stream): void {
 }
 
 /**
- * The peer refused the stream unprocessed (RFC 9113 §8.7): the call goes again if it can,
+ * The peer refused the stream unprocessed (RFC 9113 §8.7), or it was past the last stream
+ * a GOAWAY took (§6.8, pastGoaway): the call goes again if it can,
  * else fails as never sent. One on a session whose peer refused this sidecar's certificate
  * fails as never sent, naming the refusal: sent again, it would only be refused again. False
  * for any other end of the stream.
@@ -347,7 +348,7 @@ function settledAsRefused(stream: ClientHttp2Stream, c: H2Call): boolean {
   if (c.responded) return false;
   const refusal = c.owner.certificateRefusal(c.session);
   if (refusal === undefined) {
-    if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM) return false;
+    if (stream.rstCode !== constants.NGHTTP2_REFUSED_STREAM && !c.owner.pastGoaway(c.session, stream)) return false;
     if (c.owner.resend(c)) return true;
   }
   c.call.refuse(c.sent, c.stopBody());
@@ -442,6 +443,8 @@ export class H2Upstream extends UpstreamDispatcher {
   private readonly sessions = new Set<ClientHttp2Session>();
   /** Sessions whose peer refused this sidecar's certificate, and the error their calls fail with. */
   private readonly refusals = new WeakMap<ClientHttp2Session, Error>();
+  /** Sessions that got a GOAWAY, and the last stream it says the peer took. */
+  private readonly goaways = new WeakMap<ClientHttp2Session, number>();
 
   /**
    * `origin` names the endpoint (`https://host:port` to a peer, `http://…` to the app);
@@ -551,6 +554,7 @@ export class H2Upstream extends UpstreamDispatcher {
       // Streams see a session's failure as their own errors; the session is only retired here.
       session.on('error', () => this.retire(session));
       session.once('goaway', (_code: number, lastStreamID: number, opaqueData?: Buffer) => {
+        this.goaways.set(session, lastStreamID);
         const label = refusalLabel(lastStreamID, opaqueData);
         if (label !== undefined) {
           const refusal = refusedByPeer(label);
@@ -570,6 +574,17 @@ export class H2Upstream extends UpstreamDispatcher {
     } catch (err) {
       failQueue(err as Error);
     }
+  }
+
+  /**
+   * `stream` is past the last one a GOAWAY on `session` said its peer took, so it was not
+   * processed (RFC 9113 §6.8), whatever the GOAWAY's code: node destroys a session at one with
+   * an error code (a gRPC server's ENHANCE_YOUR_CALM, an INTERNAL_ERROR), failing every stream
+   * with the session's error, where nghttp2 refuses such streams (REFUSED_STREAM) at a NO_ERROR one.
+   */
+  pastGoaway(session: ClientHttp2Session, stream: ClientHttp2Stream): boolean {
+    const last = this.goaways.get(session);
+    return last !== undefined && stream.id !== undefined && stream.id > last;
   }
 
   /** The error of `session`'s calls when its peer refused this sidecar's certificate, else undefined. */
