@@ -66,6 +66,22 @@ describe('ConsulCatalog against a fake Consul', () => {
   let consul: FakeConsul | undefined;
   let connection: ConsulConnection | undefined;
   let catalog: ConsulCatalog | undefined;
+
+  /**
+   * A catalog with `recoveryHoldMs` on a fresh fake Consul that lists `services`, each with one
+   * passing instance (`<name>-1` on its port), synced; its log lines recorded.
+   */
+  async function syncedCatalog(services: Record<string, number>, recoveryHoldMs: number): Promise<{ fake: FakeConsul; synced: ConsulCatalog; lines: { level: number; msg: string }[] }> {
+    consul = await fakeConsul();
+    consul.answers.set('/v1/catalog/services', { body: Object.fromEntries(Object.keys(services).map((name) => [name, []])), index: 5 });
+    for (const [name, port] of Object.entries(services)) consul.answers.set(`/v1/health/service/${name}`, { body: [entry(`${name}-1`, port)], index: 7 });
+    connection = connectConsul(consul.url);
+    const { logger, lines } = recordingLogger();
+    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs });
+    await catalog.synced(5_000);
+    return { fake: consul, synced: catalog, lines };
+  }
+
   afterEach(async () => {
     await catalog?.close();
     connection?.close();
@@ -148,83 +164,63 @@ describe('ConsulCatalog against a fake Consul', () => {
   });
 
   it('after an outage, a service Consul no longer lists or lists without a passing instance is kept for the recovery hold', async () => {
-    consul = await fakeConsul();
-    consul.answers.set('/v1/catalog/services', { body: { web: [], api: [] }, index: 5 });
-    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
-    consul.answers.set('/v1/health/service/api', { body: [entry('api-1', 9001)], index: 7 });
-    connection = connectConsul(consul.url);
-    const { logger, lines } = recordingLogger();
-    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs: 60_000 });
-    await catalog.synced(5_000);
-    expect(catalog.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001, api: 9001 }, 60_000);
+    expect(synced.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
 
     // An empty answer with no outage before it is news.
-    consul.answers.set('/v1/health/service/api', { body: [], index: 8 });
-    await waitUntil(() => catalog!.instances().length === 1, { what: 'api emptied' });
+    fake.answers.set('/v1/health/service/api', { body: [], index: 8 });
+    await waitUntil(() => synced.instances().length === 1, { what: 'api emptied' });
     // The agent restarts: web is not listed at first, then listed with its check still critical.
-    consul.down = true;
+    fake.down = true;
     await waitUntil(() => lines.some((l) => l.level === 50 && l.msg.includes('watching web in Consul failed')), { what: 'the outage seen' });
-    consul.answers.set('/v1/catalog/services', { body: {}, index: 2 });
-    consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
-    consul.down = false;
+    fake.answers.set('/v1/catalog/services', { body: {}, index: 2 });
+    fake.answers.set('/v1/health/service/web', { body: [], index: 2 });
+    fake.down = false;
     await waitUntil(() => lines.some((l) => l.msg.includes('no longer lists web')), { what: 'the vanished service kept' });
-    consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 3 });
-    consul.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8001), Checks: [{ Status: 'critical' }] }], index: 3 });
+    fake.answers.set('/v1/catalog/services', { body: { web: [] }, index: 3 });
+    fake.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8001), Checks: [{ Status: 'critical' }] }], index: 3 });
     await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), { what: 'the critical answer held' });
-    expect(catalog.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
+    expect(synced.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
     // Once it passes, the answer is taken as any other.
-    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
-    await waitUntil(() => catalog!.instances()[0]?.port === 8002, { what: 'the passing instance' });
+    fake.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
+    await waitUntil(() => synced.instances()[0]?.port === 8002, { what: 'the passing instance' });
   });
 
   it('what the recovery hold kept is applied when the hold ends, though Consul answers nothing new (a service that stays gone, an instance that stays critical)', async () => {
-    consul = await fakeConsul();
-    consul.answers.set('/v1/catalog/services', { body: { web: [], api: [] }, index: 5 });
-    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
-    consul.answers.set('/v1/health/service/api', { body: [entry('api-1', 9001)], index: 7 });
-    connection = connectConsul(consul.url);
-    const { logger, lines } = recordingLogger();
-    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs: 1_000 });
-    await catalog.synced(5_000);
-    expect(catalog.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001, api: 9001 }, 1_000);
+    expect(synced.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
 
     // The agent restarts; web's sidecar is gone for good, api's registered again but its check stays critical.
-    consul.down = true;
+    fake.down = true;
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 3, { what: 'the outage seen by every query' });
-    consul.answers.set('/v1/catalog/services', { body: { api: [] }, index: 2 });
-    consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
-    consul.answers.set('/v1/health/service/api', { body: [{ ...entry('api-1', 9001), Checks: [{ Status: 'critical' }] }], index: 2 });
-    consul.down = false;
+    fake.answers.set('/v1/catalog/services', { body: { api: [] }, index: 2 });
+    fake.answers.set('/v1/health/service/web', { body: [], index: 2 });
+    fake.answers.set('/v1/health/service/api', { body: [{ ...entry('api-1', 9001), Checks: [{ Status: 'critical' }] }], index: 2 });
+    fake.down = false;
     // Kept: web by the list's hold or its own (whichever query answered first), api by its own.
     const kept = (what: string) => lines.some((l) => l.msg.includes(what));
     await waitUntil(() => (kept('no longer lists web') || kept('lists no passing instance of web')) && kept('lists no passing instance of api'), { what: 'both kept' });
     // The index stays 2 from now on: only the hold's end can apply these answers.
-    await waitUntil(() => JSON.stringify(catalog!.instances().map((i) => [i.id, i.health])) === JSON.stringify([['api-1', 'critical']]), {
+    await waitUntil(() => JSON.stringify(synced.instances().map((i) => [i.id, i.health])) === JSON.stringify([['api-1', 'critical']]), {
       timeoutMs: 5_000,
       what: 'web dropped and api critical once the 1 s hold is over',
     });
   });
 
   it('an answer held after an outage is not applied at the hold\'s end while Consul is away again', async () => {
-    consul = await fakeConsul();
-    consul.answers.set('/v1/catalog/services', { body: { web: [] }, index: 5 });
-    consul.answers.set('/v1/health/service/web', { body: [entry('web-1', 8001)], index: 7 });
-    connection = connectConsul(consul.url);
-    const { logger, lines } = recordingLogger();
     // 3 s: the query, between two 1 s blocking reads of this fake, sees the new outage well within it.
-    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs: 3_000 });
-    await catalog.synced(5_000);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, 3_000);
 
-    consul.down = true;
+    fake.down = true;
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 2, { what: 'the outage seen by both queries' });
-    consul.answers.set('/v1/health/service/web', { body: [], index: 2 });
-    consul.down = false;
+    fake.answers.set('/v1/health/service/web', { body: [], index: 2 });
+    fake.down = false;
     await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), { what: 'the empty answer held' });
     // Away again before the hold ends, and past its end: the last known instance stays.
-    consul.down = true;
+    fake.down = true;
     const heldAt = Date.now();
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 3, { what: 'the new outage seen' });
     await waitUntil(() => Date.now() > heldAt + 4_000, { timeoutMs: 6_000, what: 'past the end of the hold' });
-    expect(catalog.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
+    expect(synced.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
   });
 });
