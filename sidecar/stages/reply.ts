@@ -50,9 +50,20 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     res.end();
     return 200;
   }
-  const body = `${message}\n`;
   // A mux stream marks the answer as this sidecar's own in its frame, where no app header reaches.
   res.sidecarMade = true;
+  if (status === 204 || status === 205 || status === 304) {
+    // A fault's abort status may be one that has no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5):
+    // a head alone, without Content-Length (a 204 must not send one; an HTTP/2 client resets a
+    // 204 that declares a length: PROTOCOL_ERROR), but 0 on a 205 so no HTTP/1.1 chunking follows.
+    const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason];
+    if (status === 205) head.push('content-length', '0');
+    if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
+    res.writeHead(status, head);
+    res.end();
+    return status;
+  }
+  const body = `${message}\n`;
   const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))];
   if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
   res.writeHead(status, head);
