@@ -57,4 +57,14 @@ describe('retryReason', () => {
     }
     for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']) expect(isRetryableMethod(method, false)).toBe(true);
   });
+
+  it('takes only the methods defined idempotent (or safe) as replayable: not extension methods, whose semantics it cannot know', () => {
+    // RFC 9110 §9.2.2, and WebDAV's/others' safe methods.
+    for (const method of ['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE', 'PROPFIND', 'REPORT', 'SEARCH', 'QUERY']) expect(isRetryableMethod(method, false), method).toBe(true);
+    // Not idempotent (MKCOL, LOCK: RFC 4918 §9.3, §9.10), or unknown: a method token is case-sensitive, so `get` is not GET.
+    for (const method of ['POST', 'PATCH', 'MKCOL', 'LOCK', 'SUBSCRIBE', 'NOTIFY', 'LINK', 'MERGE', 'CHARGE', 'get', 'post']) {
+      expect(isRetryableMethod(method, false), method).toBe(false);
+      expect(isRetryableMethod(method, true), method).toBe(true);
+    }
+  });
 });

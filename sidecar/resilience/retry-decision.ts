@@ -11,8 +11,9 @@
  * - `5xx`: any 5xx response, per-try timeouts, connect failures and resets;
  * - `unavailable` / `deadline-exceeded`: gRPC status 14 / 4 (per-try timeouts too for the latter).
  *
- * Idempotency: POST and PATCH (and so every gRPC call, which is a POST) are retried only when
- * the request never reached the upstream, unless the route sets `retryNonIdempotent`.
+ * Idempotency: POST and PATCH (and so every gRPC call, which is a POST), and every other method
+ * not defined idempotent (see isRetryableMethod), are retried only when the request never
+ * reached the upstream, unless the route sets `retryNonIdempotent`.
  */
 import type { RetryPolicy } from '../../common/config/schema.js';
 
@@ -44,9 +45,30 @@ export function compileRetryOn(on: readonly RetryPolicy['on'][number][]): RetryO
   return mask;
 }
 
-/** True for methods that may be replayed after they reached the upstream. */
+/**
+ * True for methods that may be replayed after they reached the upstream: those defined
+ * idempotent (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE) and other safe ones
+ * (PROPFIND, REPORT, SEARCH, QUERY). Any other method (POST, PATCH, WebDAV's MKCOL and LOCK,
+ * an extension method an HTTP/2 caller may send, a lower-case `get`: methods are
+ * case-sensitive) is not known to be idempotent, so is not replayed.
+ */
 export function isRetryableMethod(method: string, retryNonIdempotent: boolean): boolean {
-  return retryNonIdempotent || (method !== 'POST' && method !== 'PATCH');
+  if (retryNonIdempotent) return true;
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'TRACE':
+    case 'PUT':
+    case 'DELETE':
+    case 'PROPFIND':
+    case 'REPORT':
+    case 'SEARCH':
+    case 'QUERY':
+      return true;
+    default:
+      return false;
+  }
 }
 
 /**

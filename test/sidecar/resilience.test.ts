@@ -90,6 +90,19 @@ describe('retries', () => {
     expect(metric(s, 'skein_retries_total', { destination: 'catalog', reason: 'gateway-error' })).toBe(10);
   });
 
+  it('never replay a method not defined idempotent that reached the upstream (WebDAV\'s LOCK and MKCOL), as a POST is not, while a PUT is', async () => {
+    const failing = await upstream(fail(503));
+    const web = await startOutbound(procs, catalog({ retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } } }, failing));
+    for (const method of ['LOCK', 'MKCOL', 'PUT']) {
+      const r = await web.call('/dav/x', { method, body: 'ab' });
+      expect(r.status, method).toBe(503);
+    }
+    const tries = (method: string) => failing.requests.filter((r) => r.method === method).map((r) => r.headers['x-skein-attempt']);
+    expect(tries('LOCK')).toEqual(['1']);
+    expect(tries('MKCOL')).toEqual(['1']);
+    expect(tries('PUT')).toEqual(['1', '2', '3']);
+  });
+
   it('retry an HTTP/2 caller\'s PUT with a declared body up to 64 KiB, as an HTTP/1.1 caller\'s, its body whole each time', async () => {
     let n = 0;
     const flapping = await upstream((req, res) => (++n === 1 ? fail(503)(req, res) : countBody(req, res)));
