@@ -107,6 +107,35 @@ describe('StaticFileConfigSource', () => {
     expect(applied[1]).toBe('version: "2"\n');
   });
 
+  it('sees a symlink swapped in another directory part-way along the path\'s chain of links (app/mesh.yaml → mid/current.yaml → real/a.yaml)', async () => {
+    const root = tempDir();
+    for (const d of ['app', 'mid', 'real']) mkdirSync(join(root, d));
+    writeFileSync(join(root, 'real', 'a.yaml'), 'version: "1"\n');
+    writeFileSync(join(root, 'real', 'b.yaml'), 'version: "2"\n');
+    symlinkSync(join(root, 'real', 'a.yaml'), join(root, 'mid', 'current.yaml'));
+    symlinkSync(join(root, 'mid', 'current.yaml'), join(root, 'app', 'mesh.yaml'));
+    const { applied, started } = start(join(root, 'app', 'mesh.yaml'));
+    await started;
+    symlinkSync(join(root, 'real', 'b.yaml'), join(root, 'mid', 'next.yaml'));
+    renameSync(join(root, 'mid', 'next.yaml'), join(root, 'mid', 'current.yaml'));
+    await waitUntil(() => applied.length === 2, { what: 'the retargeted link to be applied' });
+    expect(applied[1]).toBe('version: "2"\n');
+  });
+
+  it('sees a symlinked directory on the path swapped (a deploy\'s `current` → releases/N), the old release kept', async () => {
+    const root = tempDir();
+    for (const d of ['r1', 'r2']) mkdirSync(join(root, 'releases', d), { recursive: true });
+    writeFileSync(join(root, 'releases', 'r1', 'mesh.yaml'), 'version: "1"\n');
+    writeFileSync(join(root, 'releases', 'r2', 'mesh.yaml'), 'version: "2"\n');
+    symlinkSync(join(root, 'releases', 'r1'), join(root, 'current'));
+    const { applied, started } = start(join(root, 'current', 'mesh.yaml'));
+    await started;
+    symlinkSync(join(root, 'releases', 'r2'), join(root, 'current.tmp'));
+    renameSync(join(root, 'current.tmp'), join(root, 'current'));
+    await waitUntil(() => applied.length === 2, { what: 'the swapped release to be applied' });
+    expect(applied[1]).toBe('version: "2"\n');
+  });
+
   it('applies and logs nothing for events about other files, or a rewrite with the same text', async () => {
     const dir = tempDir();
     const path = join(dir, 'mesh.yaml');

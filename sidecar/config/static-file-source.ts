@@ -4,7 +4,8 @@
  * given (so editors' and `mv`'s atomic renames are seen, and so is a Kubernetes ConfigMap
  * update, which swaps the `..data` symlink next to the file rather than touching the file's
  * own name) and, when the path is a symlink, on the directory of the file it resolves to
- * (followed as that changes). Any event there is a reason to look: after a 100 ms debounce
+ * (followed as that changes), and on each directory holding a link met on the way (a chain of
+ * links through other directories, a symlinked directory on the path: see linkDirs). Any event there is a reason to look: after a 100 ms debounce
  * the file is stat'ed (through symlinks) and re-read only when its (dev, inode, mtime, size)
  * changed, and applied only when its text did, so unrelated events cost a stat and log
  * nothing. A file that fails validation (an empty one included: see parseSnapshot; being an
@@ -24,8 +25,8 @@
  * it reads, so a change made between the two is an event rather than lost.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { ConfigError } from '../../common/config/parse.js';
 import type { Logger } from '../../common/log.js';
 import type { ConfigSource } from '../config-source.js';
@@ -33,6 +34,43 @@ import type { ConfigSource } from '../config-source.js';
 const DEBOUNCE_MS = 100;
 /** How often a file whose directory cannot be watched is looked at: soon enough to follow a recreated directory, rarely enough to cost nothing. */
 const POLL_MS = 1_000;
+
+/**
+ * Adds to `out` the directory holding each symlink met while resolving `path`, the file's own
+ * links and its directories' alike (each directory as it really is, free of links): a link
+ * swapped there changes what the path means, so that directory is watched too. A ConfigMap's
+ * links (`mesh.yaml` → `..data/mesh.yaml`, `..data` → `..2026_…`) are all in the path's own
+ * directory; a chain through another directory (`app/mesh.yaml` → `mid/current.yaml` → …) or a
+ * symlinked directory (`current` → `releases/N`, the old release kept) were not seen until
+ * SIGHUP. Stops at the first missing component, and after 40 links (as the kernel does).
+ */
+async function linkDirs(path: string, out: Set<string>): Promise<void> {
+  let pending = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    const parts = pending.split(sep).filter((p) => p !== '');
+    let real: string = sep;
+    let link = -1;
+    for (let i = 0; i < parts.length; i++) {
+      const next = join(real, parts[i]!);
+      try {
+        if ((await lstat(next)).isSymbolicLink()) {
+          link = i;
+          break;
+        }
+      } catch {
+        return;
+      }
+      real = next;
+    }
+    if (link < 0) return;
+    out.add(real);
+    try {
+      pending = resolve(real, await readlink(join(real, parts[link]!)), ...parts.slice(link + 1));
+    } catch {
+      return;
+    }
+  }
+}
 
 export class StaticFileConfigSource implements ConfigSource {
   readonly authored = true;
@@ -116,6 +154,7 @@ export class StaticFileConfigSource implements ConfigSource {
     } catch {
       // Not there right now: the path's own directory tells when it comes back.
     }
+    await linkDirs(this.path, wanted);
     for (const [dir, w] of this.watchers) {
       if (!wanted.has(dir)) this.unwatch(dir, w.watcher);
     }
