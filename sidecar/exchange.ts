@@ -190,10 +190,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** The authority the client named (Host, or the absolute-form target's). */
   authority = '';
   grpc = false;
-  /** A gRPC-Web call (`application/grpc-web…`): its status travels in its answer's body, never in HTTP trailers. */
-  grpcWeb = false;
-  /** A gRPC-Web call's content-type, which the sidecar's own answers carry (its clients refuse `application/grpc`); undefined otherwise. */
-  grpcType: string | undefined = undefined;
+  /**
+   * A gRPC-Web call's content-type (`application/grpc-web…`), undefined for any other: its
+   * status travels in its answer's body, never in HTTP trailers, and the sidecar's own answers
+   * carry this type (its clients refuse `application/grpc`).
+   */
+  grpcWebType: string | undefined = undefined;
   /** The request came over HTTP/2 (gRPC): headers go out as objects, trailers matter. */
   readonly h2: boolean;
   /** grpc-status of the answer (from headers or trailers, as grpcStatusCode reads it), -1 when none. */
@@ -317,10 +319,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
           const value = raw[i + 1]!;
           if (value.startsWith('application/grpc')) {
             this.grpc = true;
-            if (value.startsWith('application/grpc-web')) {
-              this.grpcWeb = true;
-              this.grpcType = value;
-            }
+            if (value.startsWith('application/grpc-web')) this.grpcWebType = value;
           }
           out.push(name, value);
           break;
@@ -672,7 +671,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // Judged before a held head goes out: nothing of the answer has reached the caller then,
     // and the break is retried as the reset it is (a policy with `reset`), as one with an error
     // code is, rather than released and ended with UNAVAILABLE.
-    if (this.grpc && this.h2 && !this.grpcWeb && trailers === null && h === this.current && h.status === 200 && this.grpcStatus < 0) {
+    if (this.grpc && this.h2 && this.grpcWebType === undefined && trailers === null && h === this.current && h.status === 200 && this.grpcStatus < 0) {
       this.onAttemptError(h, codedError(GRPC_NO_STATUS, 'it ended without a grpc-status'));
       return;
     }
@@ -1031,7 +1030,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     // Only a gRPC answer not begun ends with its HEADERS frame (trailers-only, sidecarReply).
     const trailersOnly = this.grpc && !this.headSent;
-    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status, this.grpcType);
+    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status, this.grpcWebType);
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
