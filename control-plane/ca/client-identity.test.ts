@@ -20,12 +20,13 @@ describe('serviceOfClientCertificate', () => {
     expect(serviceOfClientCertificate(cert, 'skein.local', at('2026-12-07T07:59:59Z'))).toBeUndefined();
   });
 
-  it('refuses one without dates, of another trust domain, or without a service SPIFFE ID', () => {
+  it('refuses one without dates, of another trust domain, without a service SPIFFE ID, or a CA certificate', () => {
     const now = at('2026-12-07T08:30:00Z');
     expect(serviceOfClientCertificate(undefined, 'skein.local', now)).toBeUndefined();
     expect(serviceOfClientCertificate({ subjectaltname: cert.subjectaltname }, 'skein.local', now)).toBeUndefined();
     expect(serviceOfClientCertificate({ ...cert, valid_to: 'garbage' }, 'skein.local', now)).toBeUndefined();
     expect(serviceOfClientCertificate(cert, 'other.domain', now)).toBeUndefined();
+    expect(serviceOfClientCertificate({ ...cert, ca: true }, 'skein.local', now)).toBeUndefined();
     expect(serviceOfClientCertificate({ ...cert, subjectaltname: 'URI:spiffe://skein.local/control-plane' }, 'skein.local', now)).toBeUndefined();
   });
 });

@@ -6,7 +6,8 @@
  * while a leaf was valid would let it renew, or open a stream, after it expired (chaining
  * resumptions, for ever). The dates are therefore checked here on every call. (The chain needs
  * no second look: every change of the bundle installs a new TLS context, whose new ticket keys
- * end the sessions of the old one.)
+ * end the sessions of the old one.) A CA certificate is no workload identity either (SPIFFE
+ * X509-SVID §5.2), though OpenSSL takes one of the mesh's root as a client certificate.
  */
 import { parseServiceSpiffeId, spiffeIdOf } from '../../common/identity/spiffe.js';
 
@@ -15,11 +16,13 @@ export interface ClientCertificate {
   readonly subjectaltname?: string;
   readonly valid_from?: string;
   readonly valid_to?: string;
+  /** basicConstraints CA:TRUE. */
+  readonly ca?: boolean;
 }
 
-/** The service of a client certificate valid at `now` and naming a service of `trustDomain`; undefined otherwise. */
+/** The service of a leaf certificate valid at `now` and naming a service of `trustDomain`; undefined otherwise. */
 export function serviceOfClientCertificate(cert: ClientCertificate | undefined, trustDomain: string, now = Date.now()): string | undefined {
-  if (!cert?.valid_from || !cert.valid_to) return undefined;
+  if (!cert?.valid_from || !cert.valid_to || cert.ca) return undefined;
   // NaN (a date node could not print) compares false both ways: refused.
   if (!(Date.parse(cert.valid_from) <= now && now < Date.parse(cert.valid_to))) return undefined;
   const id = spiffeIdOf(cert);

@@ -45,26 +45,32 @@ export async function createTestPki(trustDomain = 'skein.local'): Promise<TestPk
       const leaf = signer.signCsr(createCsrPem(keys.privateKeyPem, keys.publicKeyPem, service), service, options.lifetimeMs);
       return { certPem: leaf.certPem, keyPem: keys.privateKeyPem, caPem: ca.bundlePem, spiffeId: leaf.spiffeId, notAfter: leaf.notAfter };
     },
-    async caFlaggedLeaf(service) {
-      const keys = await generateRsaKeyPair();
-      const root = forge.pki.certificateFromPem(await readFile(join(dir, 'ca', 'ca.crt'), 'utf8'));
-      const cert = forge.pki.createCertificate();
-      cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
-      cert.serialNumber = '0c' + randomBytes(8).toString('hex');
-      cert.validity.notBefore = new Date(Date.now() - 60_000);
-      cert.validity.notAfter = new Date(Date.now() + 3_600_000);
-      cert.setSubject([{ name: 'commonName', value: service }]);
-      cert.setIssuer(root.subject.attributes);
-      const spiffeId = `spiffe://${trustDomain}/service/${service}`;
-      cert.setExtensions([
-        { name: 'basicConstraints', cA: true, critical: true },
-        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true, critical: true },
-        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-        { name: 'subjectAltName', altNames: [{ type: 6, value: spiffeId }] },
-      ]);
-      cert.sign(forge.pki.privateKeyFromPem(await readFile(join(dir, 'ca', 'ca.key'), 'utf8')) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-      return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privateKeyPem, caPem: ca.bundlePem, spiffeId, notAfter: cert.validity.notAfter };
-    },
+    caFlaggedLeaf: (service) => caFlaggedLeafOf(join(dir, 'ca'), ca.bundlePem, trustDomain, service),
     close: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * A certificate of the root in `caDir` (its ca.crt and ca.key, as CertificateAuthority keeps
+ * them) with a service SPIFFE ID but basicConstraints CA:TRUE, which OpenSSL takes as a leaf.
+ */
+export async function caFlaggedLeafOf(caDir: string, caPem: string, trustDomain: string, service: string): Promise<TlsIdentity> {
+  const keys = await generateRsaKeyPair();
+  const root = forge.pki.certificateFromPem(await readFile(join(caDir, 'ca.crt'), 'utf8'));
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+  cert.serialNumber = '0c' + randomBytes(8).toString('hex');
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+  cert.setSubject([{ name: 'commonName', value: service }]);
+  cert.setIssuer(root.subject.attributes);
+  const spiffeId = `spiffe://${trustDomain}/service/${service}`;
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+    { name: 'subjectAltName', altNames: [{ type: 6, value: spiffeId }] },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(await readFile(join(caDir, 'ca.key'), 'utf8')) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privateKeyPem, caPem, spiffeId, notAfter: cert.validity.notAfter };
 }

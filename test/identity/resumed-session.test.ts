@@ -4,6 +4,8 @@
  * reads as an authorized client certificate once the leaf has expired. "An expired leaf
  * authenticates nothing" (README, Identity): neither a renewal (`Sign` without a token) nor a
  * push stream may rest on it. Real control plane, real TLS resumption (TLS 1.3 tickets).
+ * Nor does a CA certificate of the mesh's root that carries a service's SPIFFE ID (SPIFFE
+ * X509-SVID: a leaf is no CA), which OpenSSL takes as a client certificate.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { createCsrPem } from '../../common/identity/csr.js';
 import { generateRsaKeyPair } from '../../common/identity/keys.js';
 import { createToken, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
 import { Processes, waitUntil } from '../support/index.js';
+import { caFlaggedLeafOf } from './pki.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -145,5 +148,16 @@ describe('control plane: a resumed TLS session', () => {
     const after = (await cp.api.get<{ signing: Record<string, number> }>('/api/v1/ca')).body.signing;
     expect(after.unauthenticated).toBe((before.unauthenticated ?? 0) + 1);
     expect(after.issued).toBe(before.issued);
+  }, 30_000);
+
+  it('does not take a CA certificate of its root for a service\'s identity', async () => {
+    const ca = readFileSync(cp.caFile, 'utf8');
+    const flagged = await caFlaggedLeafOf(cp.dataDir, ca, 'skein.local', 'orders');
+    const s = await session(() => tlsConnect({ host: '127.0.0.1', port: cp.grpcPort, servername: 'localhost', ca, ALPNProtocols: ['h2'], key: flagged.keyPem, cert: flagged.certPem }));
+    const answer = await sign(s, await csr('orders'), '');
+    s.close();
+    expect(answer.certPem).toBeUndefined();
+    expect(answer.status).toBe('16'); // UNAUTHENTICATED
+    expect(answer.message).toMatch(/no bootstrap token and no valid client certificate/);
   }, 30_000);
 });
