@@ -32,6 +32,22 @@ export class RecoveryHold {
   }
 
   /**
+   * An answer that changes the set in use (`before` passing, `after` passing): applied now, or,
+   * when the hold keeps the last known set, when the hold ends (Consul answers again only on a
+   * change) unless another answer comes first. Either way it replaces one waiting for the
+   * hold's end. True when kept.
+   */
+  offer(before: number, after: number, apply: () => void): boolean {
+    if (!this.keeps(before, after)) {
+      this.cancel();
+      apply();
+      return false;
+    }
+    this.afterHold(apply);
+    return true;
+  }
+
+  /**
    * Runs `apply` when the hold period ends, in place of one scheduled before; by then the
    * hold is over (`keeps` is false), so `apply` can take the answer that was kept.
    */

@@ -166,18 +166,14 @@ export class ConsulCatalog implements Discovery {
             this.settle(name);
             const next = instancesOf(name, entries, warnInvalid);
             if (JSON.stringify(next) === JSON.stringify(watch.instances)) return watch.hold.cancel();
+            const before = passing(watch.instances);
             const apply = (): void => {
               watch.instances = next;
               this.changed();
             };
-            if (watch.hold.keeps(passing(watch.instances), passing(next))) {
-              this.logger.warn({ service: name, kept: passing(watch.instances) }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
-              // Consul answers again only on a change: if none comes, this answer stands at the hold's end.
-              watch.hold.afterHold(apply);
-              return;
+            if (watch.hold.offer(before, passing(next), apply)) {
+              this.logger.warn({ service: name, kept: before }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
             }
-            watch.hold.cancel();
-            apply();
           },
           onError: (err, attempt) => {
             watch.hold.cancel();

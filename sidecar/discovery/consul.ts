@@ -231,14 +231,9 @@ export class ConsulEndpointSource implements EndpointSource {
           const endpoints = endpointsOf(entries, warnInvalid);
           const key = JSON.stringify(endpoints);
           if (key === watch.key) return watch.hold.cancel();
-          if (watch.hold.keeps(watch.endpoints?.length ?? 0, endpoints.length)) {
+          if (watch.hold.offer(watch.endpoints?.length ?? 0, endpoints.length, () => apply(key, endpoints))) {
             log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing instance of ${service}; keeping the last known endpoints while instances register again`);
-            // Consul answers again only on a change: if none comes, this answer stands at the hold's end.
-            watch.hold.afterHold(() => apply(key, endpoints));
-            return;
           }
-          watch.hold.cancel();
-          apply(key, endpoints);
         },
         onError: (err, attempt, delayMs) => {
           // Consul is away again: an answer held from its last return is not applied meanwhile (the next return judges afresh).
