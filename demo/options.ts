@@ -65,4 +65,9 @@ export class DemoPaths {
   get stateFile(): string {
     return join(this.root, 'demo.json');
   }
+
+  /** Every process the demo started, for a stop or the next start to find what a crash left. */
+  get pidFile(): string {
+    return join(this.root, 'demo.pids');
+  }
 }

@@ -71,7 +71,7 @@ export class Demo {
     private readonly reporter: Reporter,
   ) {
     this.paths = new DemoPaths(options.dataDir);
-    this.pidFile = new PidFile(`${this.paths.root}/demo.pids`);
+    this.pidFile = new PidFile(this.paths.pidFile);
     this.supervisor = new ProcessSupervisor({
       onStart: (proc) => {
         this.pids.push(proc.pid);

@@ -14,7 +14,7 @@ export async function stopDemo(dataDir: string, write: (text: string) => void): 
   const paths = new DemoPaths(dataDir);
   const recorded = readState(paths.stateFile);
   if (!recorded || !isAlive(recorded.pid)) {
-    const pidFile = new PidFile(`${paths.root}/demo.pids`);
+    const pidFile = new PidFile(paths.pidFile);
     const leftovers = await cleanLeftovers(pidFile, paths.root);
     if (leftovers.runningDemo) {
       // Still starting: demo.json, which names its control endpoint, comes once the control
