@@ -20,7 +20,19 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(str) });
   registerCommands(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
+  program.hook('preAction', () => checkLogLevelEnv(process.env));
   return program;
+}
+
+/** pino's levels, spelled here so that `skein --help` need not load pino. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A level pino does not know would otherwise stop a process with pino's stack trace as it makes its logger. */
+function checkLogLevelEnv(env: NodeJS.ProcessEnv): void {
+  const level = env.SKEIN_LOG_LEVEL;
+  if (level !== undefined && !LOG_LEVELS.includes(level)) {
+    throw new UsageError(`SKEIN_LOG_LEVEL=${JSON.stringify(level)}: not a log level (${LOG_LEVELS.join(', ')})`);
+  }
 }
 
 /**

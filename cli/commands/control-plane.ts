@@ -5,12 +5,8 @@ import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
 import { UsageError } from '../usage-error.js';
+import { envOption } from '../env-option.js';
 import { parsePort } from './sidecar.js';
-
-function opt(flags: string, description: string): Option {
-  const long = /--([a-z-]+)/.exec(flags)![1]!;
-  return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
-}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -20,29 +16,29 @@ export function registerControlPlane(program: Command): void {
   program
     .command('control-plane')
     .description('run the control plane: push server, CA, admin API')
-    .addOption(opt('--data-dir <dir>', 'where the store, CA and admin token live').default('./.skein'))
-    .addOption(opt('--grpc-port <port>', 'TLS gRPC port sidecars connect to').argParser(parsePort).default(15012))
-    .addOption(opt('--grpc-host <address>', 'address the gRPC port binds').default('0.0.0.0'))
-    .addOption(opt('--http-port <port>', 'admin API port').argParser(parsePort).default(15080))
-    .addOption(opt('--http-host <address>', 'address the admin API binds').default('127.0.0.1'))
+    .addOption(envOption('--data-dir <dir>', 'where the store, CA and admin token live').default('./.skein'))
+    .addOption(envOption('--grpc-port <port>', 'TLS gRPC port sidecars connect to').argParser(parsePort).default(15012))
+    .addOption(envOption('--grpc-host <address>', 'address the gRPC port binds').default('0.0.0.0'))
+    .addOption(envOption('--http-port <port>', 'admin API port').argParser(parsePort).default(15080))
+    .addOption(envOption('--http-host <address>', 'address the admin API binds').default('127.0.0.1'))
     .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR').argParser(parseConsulAddress))
-    .addOption(opt('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
-    .addOption(opt('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
-    .addOption(opt('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))
-    .addOption(opt('--ca-key-file <file>', 'private key (PEM, RSA) of --ca-cert-file'))
+    .addOption(envOption('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
+    .addOption(envOption('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
+    .addOption(envOption('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))
+    .addOption(envOption('--ca-key-file <file>', 'private key (PEM, RSA) of --ca-cert-file'))
     .addOption(new Option('--ca-cert <file>', 'same as --ca-cert-file').hideHelp())
     .addOption(new Option('--ca-key <file>', 'same as --ca-key-file').hideHelp())
-    .addOption(opt('--cert-ttl <duration>', 'lifetime of issued leaf certificates (2s to 8760h, a year); renewed at 2/3 of it').argParser(durationFlagWithin('2s', '8760h')).default(24 * 3_600_000, '24h'))
-    .addOption(opt('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
-    .addOption(opt('--registry-grace <duration>', 'how long an instance whose stream broke stays registered, and a root rotation waits for sidecars to come back (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(30_000, '30s'))
-    .addOption(opt('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills (0s to 1h)').argParser(durationFlagWithin('0s', '1h')).default(10_000, '10s'))
-    .addOption(opt('--coalesce <duration>', 'how long to gather changes into one snapshot (0s to 1s)').argParser(durationFlagWithin('0s', '1s')).default(5, '5ms'))
-    .addOption(opt('--max-body <size>', 'largest admin API request body').argParser(parsePositiveSizeFlag).default(1024 * 1024, '1MiB'))
-    .addOption(opt('--keepalive <duration>', 'ping interval on sidecar streams (1s to 1h); a peer that does not answer within min(5s, interval) is dropped').argParser(durationFlagWithin('1s', '1h')).default(10_000, '10s'))
-    .addOption(opt('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))
-    .addOption(opt('--inject-image <image>', 'webhook: sidecar image').argParser(parseImageReference).default(DEFAULT_INJECT_OPTIONS.image))
-    .addOption(opt('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').argParser(parseHostPort).default(DEFAULT_INJECT_OPTIONS.controlPlane))
-    .addOption(opt('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars').argParser(parseConsulAddress))
+    .addOption(envOption('--cert-ttl <duration>', 'lifetime of issued leaf certificates (2s to 8760h, a year); renewed at 2/3 of it').argParser(durationFlagWithin('2s', '8760h')).default(24 * 3_600_000, '24h'))
+    .addOption(envOption('--tls-san <name>', 'extra DNS name or IP for the gRPC server certificate (repeatable)').argParser(collect).default([]))
+    .addOption(envOption('--registry-grace <duration>', 'how long an instance whose stream broke stays registered, and a root rotation waits for sidecars to come back (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(30_000, '30s'))
+    .addOption(envOption('--resync-hold <duration>', 'after a start, how long sidecars that already run a snapshot keep it while the registry refills (0s to 1h)').argParser(durationFlagWithin('0s', '1h')).default(10_000, '10s'))
+    .addOption(envOption('--coalesce <duration>', 'how long to gather changes into one snapshot (0s to 1s)').argParser(durationFlagWithin('0s', '1s')).default(5, '5ms'))
+    .addOption(envOption('--max-body <size>', 'largest admin API request body').argParser(parsePositiveSizeFlag).default(1024 * 1024, '1MiB'))
+    .addOption(envOption('--keepalive <duration>', 'ping interval on sidecar streams (1s to 1h); a peer that does not answer within min(5s, interval) is dropped').argParser(durationFlagWithin('1s', '1h')).default(10_000, '10s'))
+    .addOption(envOption('--webhook-port <port>', 'serve the Kubernetes injection webhook (POST /api/v1/inject) over TLS on this port').argParser(parsePort))
+    .addOption(envOption('--inject-image <image>', 'webhook: sidecar image').argParser(parseImageReference).default(DEFAULT_INJECT_OPTIONS.image))
+    .addOption(envOption('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').argParser(parseHostPort).default(DEFAULT_INJECT_OPTIONS.controlPlane))
+    .addOption(envOption('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars').argParser(parseConsulAddress))
     .action(async (flags: Record<string, unknown>) => {
       if (flags.store === 'consul' && !flags.consul) throw new UsageError('--store consul needs --consul URL (or CONSUL_HTTP_ADDR)');
       const options: ControlPlaneOptions = {

@@ -8,6 +8,7 @@ import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
 import { UsageError } from '../usage-error.js';
+import { envOption } from '../env-option.js';
 import { tracesUrl } from '../../sidecar/telemetry/otlp-endpoint.js';
 
 /** A port flag: 0-65535, 0 for any free port. */
@@ -100,41 +101,37 @@ function otlpEndpointFromEnv(): string | undefined {
   return value;
 }
 
-/** An option that also reads SKEIN_<NAME> from the environment. */
-function opt(flags: string, description: string): Option {
-  const long = /--([a-z-]+)/.exec(flags)![1]!;
-  return new Option(flags, description).env(`SKEIN_${long.toUpperCase().replace(/-/g, '_')}`);
-}
-
 export function registerSidecar(program: Command): void {
   program
     .command('sidecar')
     .description('run a sidecar proxy next to one service instance')
-    .addOption(opt('--service <name>', 'service name, e.g. orders (required)').argParser(parseServiceName))
-    .addOption(opt('--version <label>', 'subset label of this instance').argParser(parseSubsetLabel).default('v1'))
-    .addOption(opt('--app-port <port>', 'local port of the app (required)').argParser(parseAppPort))
-    .addOption(opt('--app-protocol <protocol>', 'http or grpc').choices(['http', 'grpc']).default('http'))
-    .addOption(opt('--app-health-path <path>', 'app readiness check path').argParser(parseHealthPath).default('/health'))
-    .addOption(opt('--inbound-port <port>', 'mTLS listener other sidecars connect to').argParser(parsePort).default(15443))
-    .addOption(opt('--inbound-host <address>', 'IP address the inbound listener binds').argParser(parseBindAddress).default('0.0.0.0'))
-    .addOption(opt('--outbound-port <port>', 'plain listener on 127.0.0.1 the app sends requests to').argParser(parsePort).default(15001))
-    .addOption(opt('--upstream <name:port>', 'also listen on 127.0.0.1:PORT for NAME only (repeatable)').argParser(parseUpstream).default([]))
-    .addOption(opt('--admin-port <port>', 'admin listener on 127.0.0.1').argParser(parsePort).default(15000))
-    .addOption(opt('--control-plane <host:port>', 'gRPC address of the control plane').argParser(parseHostPort))
-    .addOption(opt('--token <token>', 'bootstrap token for the CSR'))
-    .addOption(opt('--consul <url>', 'Consul agent URL; discovery via Consul when set (default: $CONSUL_HTTP_ADDR)').argParser(parseConsulAddress))
-    .addOption(opt('--config <file>', 'static mode: a snapshot file instead of a control plane'))
-    .addOption(opt('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
-    .addOption(opt('--key-file <file>', 'static identity: private key (PEM)'))
-    .addOption(opt('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
-    .addOption(opt('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))
-    .addOption(opt('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
-    .addOption(opt('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
-    .addOption(opt('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
+    .addOption(envOption('--service <name>', 'service name, e.g. orders (required)').argParser(parseServiceName))
+    .addOption(envOption('--version <label>', 'subset label of this instance').argParser(parseSubsetLabel).default('v1'))
+    .addOption(envOption('--app-port <port>', 'local port of the app (required)').argParser(parseAppPort))
+    .addOption(envOption('--app-protocol <protocol>', 'http or grpc').choices(['http', 'grpc']).default('http'))
+    .addOption(envOption('--app-health-path <path>', 'app readiness check path').argParser(parseHealthPath).default('/health'))
+    .addOption(envOption('--inbound-port <port>', 'mTLS listener other sidecars connect to').argParser(parsePort).default(15443))
+    .addOption(envOption('--inbound-host <address>', 'IP address the inbound listener binds').argParser(parseBindAddress).default('0.0.0.0'))
+    .addOption(envOption('--outbound-port <port>', 'plain listener on 127.0.0.1 the app sends requests to').argParser(parsePort).default(15001))
+    .addOption(envOption('--upstream <name:port>', 'also listen on 127.0.0.1:PORT for NAME only (repeatable)').argParser(parseUpstream).default([]))
+    .addOption(envOption('--admin-port <port>', 'admin listener on 127.0.0.1').argParser(parsePort).default(15000))
+    .addOption(envOption('--control-plane <host:port>', 'gRPC address of the control plane').argParser(parseHostPort))
+    .addOption(envOption('--token <token>', 'bootstrap token for the CSR'))
+    .addOption(envOption('--consul <url>', 'Consul agent URL; discovery via Consul when set (default: $CONSUL_HTTP_ADDR)').argParser(parseConsulAddress))
+    .addOption(envOption('--config <file>', 'static mode: a snapshot file instead of a control plane'))
+    .addOption(envOption('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
+    .addOption(envOption('--key-file <file>', 'static identity: private key (PEM)'))
+    .addOption(envOption('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
+    .addOption(envOption('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))
+    .addOption(envOption('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
+    .addOption(envOption('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
+    .addOption(envOption('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
-    .addOption(opt('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long (up to 24h)').argParser(durationFlagWithin('0s', '24h')).default(60_000, '60s'))
+    .addOption(envOption('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long (up to 24h)').argParser(durationFlagWithin('0s', '24h')).default(60_000, '60s'))
     .argument('[command...]', 'with --wait-ready: the app to run once its sidecar is ready (after --)')
-    .action(async (command: string[], flags: Record<string, unknown>) => {
+    .action(async (command: string[], flags: Record<string, unknown>, cmd: Command) => {
+      // Only the command line's: SKEIN_WAIT_TIMEOUT may sit in an env shared by a waiter and its sidecar.
+      if (!flags.waitReady && cmd.getOptionValueSource('waitTimeout') === 'cli') throw new UsageError('--wait-timeout goes with --wait-ready');
       if (flags.waitReady) {
         const { waitReady, runCommand } = await import('../../sidecar/wait-ready.js');
         await waitReady(flags.adminPort as number, flags.waitTimeout as number);

@@ -138,6 +138,8 @@ describe('skein sidecar flag values', () => {
       // Past Node's timer limit (about 596 h) a drain would end after 1 ms.
       [['--service', 'x', '--app-port', '1', ...ports, '--drain-timeout', '600h'], 2, /--drain-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
       [['--service', 'x', '--app-port', '1', ...ports, '--wait-timeout', '600h'], 2, /--wait-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
+      // Without --wait-ready the flag would be ignored, and the sidecar run as if it had not been given.
+      [['--service', 'x', '--app-port', '1', ...ports, '--wait-timeout', '5s'], 2, /^skein: --wait-timeout goes with --wait-ready$/m],
     ];
     await expectRefusals(procs, base, cases);
   });
@@ -166,6 +168,17 @@ describe('skein sidecar flag values', () => {
     expect(child.output()).toMatch(/--instance-id <id>' value '' from env 'SKEIN_INSTANCE_ID' is invalid/);
   });
 
+  it('refuses an unknown or empty SKEIN_LOG_LEVEL as a usage error (exit 2) naming the levels, where pino stopped the process with a stack trace', async () => {
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const args = ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'];
+    for (const level of ['verbose', '']) {
+      const child = procs.skein(`log-level ${level}`, args, { SKEIN_LOG_LEVEL: level });
+      expect((await child.exited).code, child.output()).toBe(2);
+      expect(child.output()).toContain(`skein: SKEIN_LOG_LEVEL=${JSON.stringify(level)}: not a log level (fatal, error, warn, info, debug, trace, silent)`);
+      expect(child.output()).not.toContain('    at ');
+    }
+  });
+
   it('names the flag of a port already in use (exit 1)', async () => {
     const taken = await startUpstream();
     try {
@@ -189,7 +202,7 @@ describe('skein sidecar from SKEIN_* environment variables alone', () => {
     for (const c of cleanups.splice(0)) await c();
   });
 
-  it('reads SKEIN_CONSUL (a scripted agent sees the registration) and a comma-separated SKEIN_UPSTREAM', async () => {
+  it('reads SKEIN_CONSUL (a scripted agent sees the registration) and a comma-separated SKEIN_UPSTREAM, and runs with a SKEIN_WAIT_TIMEOUT meant for a waiter', async () => {
     const consul = await startScriptedConsulAgent();
     cleanups.push(() => consul.close());
     const app = await startUpstream();
@@ -207,6 +220,8 @@ describe('skein sidecar from SKEIN_* environment variables alone', () => {
       SKEIN_CONSUL: consul.url,
       SKEIN_ADVERTISE_ADDRESS: '127.0.0.1',
       CONSUL_HTTP_ADDR: 'http://127.0.0.1:1',
+      // An env shared with the app's `--wait-ready` step: taken, not refused as the flag alone would be.
+      SKEIN_WAIT_TIMEOUT: '5s',
     });
     await waitUntil(() => consul.puts.some((p) => p.path === '/v1/agent/service/register'), { what: `the registration; sidecar said:\n${sc.output()}` });
     expect(JSON.parse(consul.puts.find((p) => p.path === '/v1/agent/service/register')!.body)).toMatchObject({ Name: 'envsvc', Port: inbound });
