@@ -36,7 +36,7 @@ import { AttemptHandler, connectFailureText, dispatchFailure, isConnectError, is
 import { ATTEMPT_VALUE, type RetryEvent } from './telemetry/hop.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 import type { HopRecorder } from './telemetry/reporter.js';
-import { appendPeerTraceHeaders, appendTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
+import { appendHopTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
 import { GRPC_UNKNOWN, grpcStatusCode, grpcStatusOfHttp } from './telemetry/grpc-status.js';
 
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
@@ -386,15 +386,23 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (listed !== undefined) removeHeaders(out, listed);
   }
 
-  /** Adds this hop's trace, request id and attempt headers. */
+  /**
+   * Adds this hop's request id, attempt and trace headers; the trace ones last, from
+   * `traceparent` on, so a retry with a span of its own can write them again (retrace).
+   */
   stampHeaders(): void {
     continueTrace(this, this, this.deps.ids);
     const out = this.headers;
-    if (this.deps.peerIsSidecar) appendPeerTraceHeaders(out, this);
-    else appendTraceHeaders(out, this);
-    if (this.tracestate !== undefined) out.push('tracestate', this.tracestate);
     out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', this.firstAttempt());
     this.attemptSlot = out.length - 1;
+    appendHopTraceHeaders(out, this, this.deps.peerIsSidecar);
+  }
+
+  /** The trace headers of a retry whose span is `spanId`: the hop's trace, with the retry's span as its parent's child. */
+  private retrace(spanId: string): void {
+    const out = this.headers;
+    out.length = out.lastIndexOf('traceparent');
+    appendHopTraceHeaders(out, { traceId: this.traceId, spanId, parentSpanId: this.spanId, sampled: this.sampled, debug: this.debug, tracestate: this.tracestate }, this.deps.peerIsSidecar);
   }
 
   /**
@@ -1083,6 +1091,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     this.backoffMs = backoff;
     this.retryReasonPending = reason;
+    if (this.retries !== null) this.retryTryFailed(status, grpcStatus);
     return true;
   }
 
@@ -1096,7 +1105,23 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (reason === undefined) return;
     this.retryReasonPending = undefined;
     this.deps.metrics.retry(this.destination, reason);
-    if (this.deps.recorder !== null) (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts });
+    const recorder = this.deps.recorder;
+    if (recorder === null) return;
+    // A retry is a request of its own to the upstream (OpenTelemetry's resend, Envoy's per-try
+    // span): its span, under the hop's, is what the upstream's span of it hangs under. Only
+    // where that span is exported: an id no exporter records would cut the upstream's spans off.
+    const spanId = recorder.exportsSpans && this.sampled ? this.deps.ids.spanId() : '';
+    if (spanId !== '') this.retrace(spanId);
+    (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts, spanId, endedAt: NaN, status: 0, grpcStatus: -1 });
+  }
+
+  /** A retry's try failed and the next retry is granted: its span ends here, with what it got. */
+  private retryTryFailed(status: number, grpcStatus: number): void {
+    const tried = this.retries?.[this.retries.length - 1];
+    if (tried === undefined) return;
+    tried.endedAt = performance.now();
+    tried.status = status;
+    tried.grpcStatus = grpcStatus;
   }
 
   /** mayRetry's policy, attempts, idempotency and body conditions, without taking from the budget: the retry's reason, or undefined. */

@@ -113,6 +113,12 @@ export interface SpanRecord {
    * (1 the first, 2 the first retry, ...). 0 on client spans and when the caller sent none.
    */
   readonly callerAttempt: number;
+  /**
+   * 0 on a hop's span. A retried hop also records each retry as a client span of its own
+   * under the hop's (OpenTelemetry's `http.request.resend_count`, Envoy's per-try span): its
+   * number here, 1 for the first retry, and the server span of the try it sent hangs under it.
+   */
+  readonly resendCount: number;
   readonly events: readonly SpanEvent[];
   /** The `x-skein-reason` of an answer the hop's sidecar made itself (SPEC §6); absent when it relayed the answer. */
   readonly reason?: string;

@@ -173,7 +173,7 @@ describe('tap', () => {
 
 describe('TraceStore', () => {
   const span = (traceId: string, spanId: string, parentSpanId = '', status = 200, over: Partial<SpanRecord> = {}): SpanRecord => ({
-    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, grpcStatus: -1, startMs: 1000, durationMs: 5, attempts: 1, callerAttempt: 0, events: [],
+    traceId, spanId, parentSpanId, name: 'GET b', kind: 'client', service: 'a', instance: 'a-1', source: 'a', destination: 'b', subset: 'v1', method: 'GET', path: '/', status, grpcStatus: -1, startMs: 1000, durationMs: 5, attempts: 1, callerAttempt: 0, resendCount: 0, events: [],
     ...over,
   });
   /** One hop caller → callee: the caller's client span and the callee's server span under it. */

@@ -11,6 +11,16 @@ export interface RetryEvent {
   readonly reason: string;
   /** The attempt that failed (1-based). */
   readonly attempt: number;
+  /**
+   * The retry's own span, a child of the hop's, whose id its request carried upstream as the
+   * parent; '' when its trace is not exported (not sampled, or no span export).
+   */
+  readonly spanId: string;
+  /** performance.now() when this retry's try failed and another retry was granted; NaN while it is the hop's last try, which ends with the hop. */
+  endedAt: number;
+  /** What this retry's try got when it failed (endedAt): its status, 0 for no answer, and its grpc-status, -1 for none. */
+  status: number;
+  grpcStatus: number;
 }
 
 export interface Hop {

@@ -14,7 +14,7 @@ const resource = { service: 'web', instance: 'web-1', version: '0.1.0' };
 const span: SpanRecord = {
   traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: '', name: 'GET catalog', kind: 'client',
   service: 'web', instance: 'web-1', source: 'web', destination: 'catalog', subset: 'v1', method: 'GET', path: '/', status: 200,
-  grpcStatus: -1, startMs: 1_700_000_000_000, durationMs: 1, attempts: 1, callerAttempt: 0, events: [],
+  grpcStatus: -1, startMs: 1_700_000_000_000, durationMs: 1, attempts: 1, callerAttempt: 0, resendCount: 0, events: [],
 };
 
 afterEach(() => request.mockReset());

@@ -57,6 +57,7 @@ function spanJson(s: SpanRecord): string {
     intAttr('skein.attempts', s.attempts),
   ];
   if (s.callerAttempt > 0) attrs.push(intAttr('skein.caller_attempt', s.callerAttempt));
+  if (s.resendCount > 0) attrs.push(intAttr('http.request.resend_count', s.resendCount));
   if (s.grpcStatus >= 0) attrs.push(intAttr('rpc.grpc.status_code', s.grpcStatus));
   if (s.reason) attrs.push(strAttr('skein.reason', s.reason));
   const events = s.events.map((e) => `{"timeUnixNano":"${unixNanos(e.timeMs)}","name":${q(e.name)},"attributes":[${Object.entries(e.attributes).map(([k, v]) => anyAttr(k, v)).join(',')}]}`);

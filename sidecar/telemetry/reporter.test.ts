@@ -84,7 +84,7 @@ describe('SpanBuffer', () => {
     let dropped = 0;
     const metrics = new SidecarMetrics({ processMetrics: false });
     const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })], maxQueued: 2, batchSize: 100, onDrop: (n) => (dropped += n) });
-    const retried = hop(metrics, { attempts: 2, retries: [{ at: 150, reason: 'gateway-error', attempt: 1 }] });
+    const retried = hop(metrics, { attempts: 2, retries: [{ at: 150, reason: 'gateway-error', attempt: 1, spanId: '', endedAt: NaN, status: 0, grpcStatus: -1 }] });
     for (let i = 0; i < 4; i++) buffer.add(retried, 200, 0.0015);
     buffer.close();
     expect(dropped).toBe(2);
@@ -94,12 +94,57 @@ describe('SpanBuffer', () => {
   });
 });
 
+describe('retry spans', () => {
+  it('records each retry as a client span under the hop’s, ending where its try failed or with the hop, with http.request.resend_count', () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const batches: SpansMessage[] = [];
+    const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })] });
+    // Started at 100 ms; try 1 failed, retry 1 went out at 120 and failed at 150 with a 503, retry 2 went out at 160.
+    const retries = [
+      { at: 120, reason: 'reset', attempt: 1, spanId: 'aaaaaaaaaaaaaaa1', endedAt: 150, status: 503, grpcStatus: -1 },
+      { at: 160, reason: 'gateway-error', attempt: 2, spanId: 'aaaaaaaaaaaaaaa2', endedAt: NaN, status: 0, grpcStatus: -1 },
+    ];
+    buffer.add(hop(metrics, { parentSpanId: '1111111111111111', attempts: 3, retries, reason: 'timeout' }), 504, 0.1);
+    // Not exported (not sampled when it went out): no span of its own.
+    buffer.add(hop(metrics, { attempts: 2, retries: [{ ...retries[0]!, spanId: '' }] }), 200, 0.05);
+    buffer.close();
+    const spans = batches[0]!.spans;
+    expect(spans.map((s) => [s.spanId, s.parentSpanId, s.resendCount])).toEqual([
+      ['00f067aa0ba902b7', '1111111111111111', 0],
+      ['aaaaaaaaaaaaaaa1', '00f067aa0ba902b7', 1],
+      ['aaaaaaaaaaaaaaa2', '00f067aa0ba902b7', 2],
+      ['00f067aa0ba902b7', '', 0],
+    ]);
+    expect(spans[1]).toMatchObject({ kind: 'client', name: 'GET catalog', status: 503, durationMs: 30, attempts: 1, events: [] });
+    expect(spans[1]!.reason).toBeUndefined();
+    expect(spans[1]!.startMs).toBe(performance.timeOrigin + 120);
+    // The last try ends with the hop (100 + 100 ms) and its answer.
+    expect(spans[2]).toMatchObject({ status: 504, reason: 'timeout', durationMs: 40 });
+    const text = otlpTraceJson('web', 'web-1', spans, '0.1.0');
+    expect(otlpTraceProblems(JSON.parse(text))).toEqual([]);
+    const exported = (JSON.parse(text) as { resourceSpans: { scopeSpans: { spans: { attributes: { key: string; value: { intValue?: string } }[] }[] }[] }[] }).resourceSpans[0]!.scopeSpans[0]!.spans;
+    expect(exported.map((s) => s.attributes.find((a) => a.key === 'http.request.resend_count')?.value.intValue)).toEqual([undefined, '1', '2', undefined]);
+  });
+
+  it('drops and counts retry spans the full queue has no room for', () => {
+    let dropped = 0;
+    const batches: SpansMessage[] = [];
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans) => void batches.push({ spans, dropped: 0 })], maxQueued: 2, onDrop: (n) => (dropped += n) });
+    const retry = (n: number) => ({ at: 120, reason: 'reset', attempt: n, spanId: `aaaaaaaaaaaaaaa${n}`, endedAt: NaN, status: 0, grpcStatus: -1 });
+    buffer.add(hop(metrics, { attempts: 3, retries: [retry(1), retry(2)] }), 200, 0.1);
+    buffer.close();
+    expect(batches[0]!.spans.map((s) => s.resendCount)).toEqual([0, 1]);
+    expect(dropped).toBe(1);
+  });
+});
+
 describe('OTLP', () => {
   it('encodes spans as a valid ExportTraceServiceRequest', () => {
     const metrics = new SidecarMetrics({ processMetrics: false });
     const batches: SpansMessage[] = [];
     const buffer = new SpanBuffer({ service: 'web', instance: 'web-1', sinks: [(spans, d) => void batches.push({ spans, dropped: d })] });
-    buffer.add(hop(metrics, { parentSpanId: '1111111111111111', retries: [{ at: 120, reason: 'reset', attempt: 1 }] }), 503, 0.01);
+    buffer.add(hop(metrics, { parentSpanId: '1111111111111111', retries: [{ at: 120, reason: 'reset', attempt: 1, spanId: '', endedAt: NaN, status: 0, grpcStatus: -1 }] }), 503, 0.01);
     buffer.close();
     const text = otlpTraceJson('web', 'web-1', batches[0]!.spans, '0.1.0');
     expect(otlpTraceProblems(JSON.parse(text))).toEqual([]);

@@ -20,6 +20,8 @@ import { TapBuffer } from './tap-buffer.js';
 
 /** Called by the exchange when a request finishes (after its metrics are counted), with its trace ids set, forwarded or not. */
 export interface HopRecorder {
+  /** Spans are exported: a retry of a sampled request gets a span of its own (RetryEvent.spanId). */
+  readonly exportsSpans: boolean;
   finished(hop: Hop, status: number, seconds: number): void;
 }
 
@@ -47,10 +49,14 @@ export interface TelemetryReporterOptions {
 }
 
 class Recorder implements HopRecorder {
+  readonly exportsSpans: boolean;
+
   constructor(
     private readonly spans: SpanBuffer | null,
     private readonly tap: TapBuffer | null,
-  ) {}
+  ) {
+    this.exportsSpans = spans !== null;
+  }
 
   finished(hop: Hop, status: number, seconds: number): void {
     if (this.spans !== null && hop.sampled) this.spans.add(hop, status, seconds);

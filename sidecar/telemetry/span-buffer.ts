@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { UNNAMED_PEER, type SpanEvent, type SpanRecord } from '../../common/proto/telemetry.js';
-import { callerAttemptOf, pathOnly, type Hop } from './hop.js';
+import { callerAttemptOf, pathOnly, type Hop, type RetryEvent } from './hop.js';
 
 export type SpanSink = (spans: readonly SpanRecord[], dropped: number) => void;
 
@@ -47,7 +47,8 @@ export class SpanBuffer {
     }
     const outbound = hop.deps.direction === 'outbound';
     const edge = hop.edge;
-    this.queue.push({
+    const retries = hop.retries;
+    const span: SpanRecord = {
       traceId: hop.traceId,
       spanId: hop.spanId,
       parentSpanId: hop.parentSpanId,
@@ -66,11 +67,46 @@ export class SpanBuffer {
       durationMs: Math.round(seconds * 1e6) / 1e3,
       attempts: hop.attempts,
       callerAttempt: outbound ? 0 : callerAttemptOf(hop.callerAttempt),
-      events: hop.retries === null ? NO_EVENTS : hop.retries.map((r) => ({ timeMs: performance.timeOrigin + r.at, name: 'retry', attributes: { reason: r.reason, attempt: r.attempt } })),
+      resendCount: 0,
+      events: retries === null ? NO_EVENTS : retries.map((r) => ({ timeMs: performance.timeOrigin + r.at, name: 'retry', attributes: { reason: r.reason, attempt: r.attempt } })),
       // Always set, so every record has one shape; JSON leaves out an undefined one.
       reason: hop.reason,
-    });
+    };
+    this.queue.push(span);
+    if (retries !== null) this.addRetries(span, hop, retries, seconds);
     if (this.queue.length >= this.batchSize && this.soon === undefined) this.soon = setImmediate(() => this.flush());
+  }
+
+  /**
+   * A client span per retry, under the hop's span (the hop's span stands for the request and
+   * its first try): from when the retry went out to when its try failed, or, for the last
+   * try, to the hop's end with the hop's answer. Dropped and counted as the hop's when the queue is full.
+   */
+  private addRetries(hopSpan: SpanRecord, hop: Hop, retries: readonly RetryEvent[], seconds: number): void {
+    const hopEnd = hop.startedAt + seconds * 1000;
+    for (const r of retries) {
+      if (r.spanId === '') continue;
+      if (this.queue.length >= this.maxQueued) {
+        this.dropped++;
+        this.options.onDrop?.(1);
+        continue;
+      }
+      const last = Number.isNaN(r.endedAt);
+      const end = last ? hopEnd : r.endedAt;
+      this.queue.push({
+        ...hopSpan,
+        spanId: r.spanId,
+        parentSpanId: hop.spanId,
+        status: last ? hopSpan.status : r.status,
+        grpcStatus: last ? hopSpan.grpcStatus : r.grpcStatus,
+        startMs: performance.timeOrigin + r.at,
+        durationMs: Math.round((end - r.at) * 1e3) / 1e3,
+        attempts: 1,
+        resendCount: r.attempt,
+        events: NO_EVENTS,
+        reason: last ? hopSpan.reason : undefined,
+      });
+    }
   }
 
   flush(): void {

@@ -242,3 +242,13 @@ export function appendTraceHeaders(headers: string[], t: TraceFields): void {
   else headers.push('x-b3-sampled', sampling);
   if (t.parentSpanId !== '') headers.push('x-b3-parentspanid', t.parentSpanId);
 }
+
+/**
+ * A hop's outgoing trace headers, `traceparent` first: every format, or to a peer Skein
+ * sidecar only what it reads (appendPeerTraceHeaders), then the caller's valid `tracestate`.
+ */
+export function appendHopTraceHeaders(headers: string[], t: TraceFields, peerIsSidecar: boolean): void {
+  if (peerIsSidecar) appendPeerTraceHeaders(headers, t);
+  else appendTraceHeaders(headers, t);
+  if (t.tracestate !== undefined) headers.push('tracestate', t.tracestate);
+}

@@ -1,7 +1,7 @@
 /**
  * Tap, traces and OTLP export through real sidecars: tap rows arrive within a second and
  * follow their filters (API and `skein tap`); a request through two services leaves one
- * span per hop with the right parent links, retries as events, in the control plane's
+ * span per hop with the right parent links, retries as events and spans of their own, in the control plane's
  * trace store and at an OTLP/HTTP receiver in valid OTLP JSON.
  */
 import { createServer, type Server } from 'node:http';
@@ -189,7 +189,7 @@ function storedTrace(traceId: string, spans: number): Promise<TraceView> {
 }
 
 describe('traces', () => {
-  /** Trace `traceId` from the store once it holds the caller's client span and the three server spans of its tries. */
+  /** Trace `traceId` from the store once it holds the caller's client span and the three server spans of its tries (its retries' spans come with its own). */
   const retriedTrace = (traceId: string): Promise<TraceView> =>
     waitUntil(
       async () => {
@@ -254,28 +254,41 @@ describe('traces', () => {
     const res = await call(mesh, 'backend', '/flaky?status=503', { traceparent: `00-${traceId}-1111111111111111-01` });
     expect(res.status).toBe(503);
     const trace = await retriedTrace(traceId);
-    const client = trace.spanList.find((s) => s.kind === 'client')!;
+    const client = trace.spanList.find((s) => s.kind === 'client' && s.resendCount === 0)!;
     expect(client.attempts).toBe(3);
     expect(client.events.map((e) => e.name)).toEqual(['retry', 'retry']);
     expect(client.events[0]!.attributes).toMatchObject({ reason: 'gateway-error', attempt: 1 });
     expect(trace.error).toBe(true);
   });
 
-  it("records on each server span which of the caller's tries it served, in the store and over OTLP", async () => {
+  it("records each retry as a span of its own, under which the server span of the try it sent hangs, in the store and over OTLP", async () => {
     const traceId = 'ccccccccccccccccdddddddddddddddd';
     // Retried twice (503 is a gateway error), so backend's sidecars serve tries 1, 2 and 3 of web's.
     expect((await call(mesh, 'backend', '/flaky-attempts?status=503', { traceparent: `00-${traceId}-2222222222222222-01` })).status).toBe(503);
     const trace = await retriedTrace(traceId);
-    const client = trace.spanList.find((s) => s.kind === 'client')!;
-    expect(client).toMatchObject({ service: 'web', attempts: 3, callerAttempt: 0 });
+    const client = trace.spanList.find((s) => s.kind === 'client' && s.resendCount === 0)!;
+    expect(client).toMatchObject({ service: 'web', parentSpanId: '2222222222222222', attempts: 3, callerAttempt: 0 });
+    // The hop's span stands for the request and its first try; each retry is a client span under it (OpenTelemetry's resend).
+    const retries = trace.spanList.filter((s) => s.kind === 'client' && s.resendCount > 0).sort((a, b) => a.resendCount - b.resendCount);
+    expect(retries.map((s) => [s.service, s.parentSpanId, s.resendCount, s.status, s.attempts, s.failed])).toEqual([1, 2].map((n) => ['web', client.spanId, n, 503, 1, true]));
+    for (const r of retries) {
+      expect(r.startMs).toBeGreaterThanOrEqual(client.startMs);
+      expect(r.startMs + r.durationMs).toBeLessThanOrEqual(client.startMs + client.durationMs + 0.01);
+    }
     // Ordered by the attempt recorded, not by start time: the spans come from two processes' clocks.
     const servers = trace.spanList.filter((s) => s.kind === 'server').sort((a, b) => a.callerAttempt - b.callerAttempt);
-    expect(servers.map((s) => [s.service, s.parentSpanId, s.attempts, s.callerAttempt])).toEqual([1, 2, 3].map((n) => ['backend', client.spanId, 1, n]));
+    expect(servers.map((s) => [s.service, s.parentSpanId, s.attempts, s.callerAttempt])).toEqual([
+      ['backend', client.spanId, 1, 1],
+      ['backend', retries[0]!.spanId, 1, 2],
+      ['backend', retries[1]!.spanId, 1, 3],
+    ]);
 
-    await waitUntil(() => exportedSpans(traceId).length === 4, { timeoutMs: 10_000, what: 'the retried trace at the OTLP receiver' });
-    const attempt = (spanId: string) => exportedSpans(traceId).find((s) => s.spanId === spanId)!.attributes.find((a) => a.key === 'skein.caller_attempt')?.value.intValue;
-    expect(servers.map((s) => attempt(s.spanId))).toEqual(['1', '2', '3']);
-    expect(attempt(client.spanId)).toBeUndefined();
+    await waitUntil(() => exportedSpans(traceId).length === 6, { timeoutMs: 10_000, what: 'the retried trace at the OTLP receiver' });
+    const attribute = (spanId: string, key: string) => exportedSpans(traceId).find((s) => s.spanId === spanId)!.attributes.find((a) => a.key === key)?.value.intValue;
+    expect(servers.map((s) => attribute(s.spanId, 'skein.caller_attempt'))).toEqual(['1', '2', '3']);
+    expect(attribute(client.spanId, 'skein.caller_attempt')).toBeUndefined();
+    expect([client, ...retries].map((s) => attribute(s.spanId, 'http.request.resend_count'))).toEqual([undefined, '1', '2']);
+    expect(exportedSpans(traceId).find((s) => s.spanId === retries[1]!.spanId)).toMatchObject({ parentSpanId: client.spanId, kind: 3, service: 'web' });
   });
 });
 

@@ -10,7 +10,7 @@
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 
 const procs = new Processes();
 let app: TestUpstream;
@@ -120,6 +120,76 @@ describe('incoming trace headers', () => {
       expect(res.statusCode).toBe(200);
       await res.body.text();
       for (const [name, value] of APP_TRACE_ANSWER) expect(res.headers[name], name).toBe(value);
+    }
+  });
+});
+
+/**
+ * A retry is a request of its own to the upstream: with spans exported, it carries its own
+ * span (a child of the hop's) as the parent in every trace format, so the upstream's span of
+ * it hangs under the retry's span; without export, the hop's, as no span of it is recorded.
+ */
+describe('a retried request', () => {
+  /** Trace headers of each try the flaky app got, in order; its first try of each path is answered 503. */
+  const tries: Record<string, string | undefined>[] = [];
+  const paths = new Set<string>();
+  const otlpSpanIds = new Set<string>();
+  let flaky: TestUpstream;
+
+  beforeAll(async () => {
+    flaky = await startUpstream((req, res) => {
+      const h = req.headers as Record<string, string | undefined>;
+      tries.push({ traceparent: h.traceparent, tracestate: h.tracestate, b3: h.b3, spanId: h['x-b3-spanid'], parentSpanId: h['x-b3-parentspanid'], traceId: h['x-b3-traceid'], requestId: h['x-request-id'], attempt: h['x-skein-attempt'] });
+      if (paths.has(req.url!)) return res.end('ok');
+      paths.add(req.url!);
+      res.writeHead(503);
+      res.end('not yet');
+    });
+  });
+
+  afterAll(async () => {
+    await flaky?.close();
+  });
+
+  async function retried(via: SpawnedSidecar, path: string): Promise<Record<string, string | undefined>[]> {
+    tries.length = 0;
+    const res = await request(`${via.outboundUrl}${path}`, { headers: { host: 'backend', traceparent: `00-${A}-b7ad6b7169203331-01`, tracestate: 'vendor=1', 'x-request-id': 'req-1' } });
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    expect(tries).toHaveLength(2);
+    return [...tries];
+  }
+
+  it('sends each retry with its own span as the parent when spans are exported, the hop’s span otherwise', async () => {
+    const receiver = await startUpstream((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { resourceSpans: { scopeSpans: { spans: { spanId: string }[] }[] }[] };
+        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) for (const s of ss.spans) otlpSpanIds.add(s.spanId);
+        res.end('{}');
+      });
+    });
+    try {
+      const config = writeTempConfig({ services: { backend: { retries: { backoff: { base: '1ms' } }, endpoints: [{ address: '127.0.0.1', port: flaky.port, labels: { version: 'v1' } }] } } });
+      const exporting = await procs.sidecar({ service: 'web', appPort: app.port, config, env: { SKEIN_OTLP_ENDPOINT: receiver.url } });
+      const [first, second] = (await retried(exporting, '/exported')) as [Record<string, string>, Record<string, string>];
+      const hopSpan = first.spanId;
+      expect(first).toMatchObject({ traceparent: `00-${A}-${hopSpan}-01`, b3: `${A}-${hopSpan}-1-b7ad6b7169203331`, parentSpanId: 'b7ad6b7169203331', attempt: '1' });
+      const retrySpan = second.spanId;
+      expect(retrySpan).toMatch(/^[0-9a-f]{16}$/);
+      expect(retrySpan).not.toBe(hopSpan);
+      // Every format names the retry's span, whose parent is the hop's; the rest goes on as on the first try.
+      expect(second).toEqual({ traceparent: `00-${A}-${retrySpan}-01`, tracestate: 'vendor=1', b3: `${A}-${retrySpan}-1-${hopSpan}`, spanId: retrySpan, parentSpanId: hopSpan, traceId: A, requestId: 'req-1', attempt: '2' });
+      // Both spans are exported, so the app's span of the retry has its parent in the trace.
+      await waitUntil(() => otlpSpanIds.has(hopSpan) && otlpSpanIds.has(retrySpan), { timeoutMs: 10_000, what: 'the hop’s and the retry’s spans at the OTLP receiver' });
+
+      // No export (static mode, no SKEIN_OTLP_ENDPOINT): no span of the retry is recorded, so it goes with the hop's.
+      const quiet = await procs.sidecar({ service: 'web', appPort: app.port, config });
+      const [one, two] = (await retried(quiet, '/not-exported')) as [Record<string, string>, Record<string, string>];
+      expect(two).toEqual({ ...one, attempt: '2' });
+    } finally {
+      await receiver.close();
     }
   });
 });

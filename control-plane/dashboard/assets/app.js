@@ -609,7 +609,7 @@ function traceView(id) {
         const events = s.events.map((e) => `<span class="event" style="left:${((e.timeMs - start) / total) * 100}%" title="${esc(e.name)} ${esc(JSON.stringify(e.attributes))}"></span>`).join('');
         const outcome = spanOutcome(s);
         const title = esc(outcome.title);
-        return `<div class="row span-row" data-i="${i}"><div class="label" style="padding-left:${depth(s) * 16}px"><strong>${esc(s.service)}</strong> ${s.kind === 'client' ? '→' : '⇠'} ${esc(s.kind === 'client' ? s.destination : s.source)} <span class="mono">${esc(s.method)} ${esc(s.path)}</span> <span class="${outcome.text}" title="${title}">${s.status}${s.reason ? ` ${esc(s.reason)}` : ''}</span></div><div class="track"><span class="bar ${s.kind} ${outcome.cls}" title="${title}" style="left:${left}%;width:${width}%"></span>${events}</div><div class="num">${fmt.ms(s.durationMs)}</div></div>`;
+        return `<div class="row span-row" data-i="${i}"><div class="label" style="padding-left:${depth(s) * 16}px"><strong>${esc(s.service)}</strong> ${s.kind === 'client' ? '→' : '⇠'} ${esc(s.kind === 'client' ? s.destination : s.source)} <span class="mono">${esc(s.method)} ${esc(s.path)}</span>${s.resendCount > 0 ? ` retry ${Number(s.resendCount)}` : ''} <span class="${outcome.text}" title="${title}">${s.status}${s.reason ? ` ${esc(s.reason)}` : ''}</span></div><div class="track"><span class="bar ${s.kind} ${outcome.cls}" title="${title}" style="left:${left}%;width:${width}%"></span>${events}</div><div class="num">${fmt.ms(s.durationMs)}</div></div>`;
       })
       .join('')}`;
     $('#trace-box').onclick = (ev) => {
