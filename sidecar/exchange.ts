@@ -263,7 +263,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   bodyAt = 0;
   /**
    * One timer per request, armed for whichever comes first: this attempt's per-try timeout or
-   * the deadline; while an HTTP/2 body with no deadline comes in, its stall check (checkBodyStall).
+   * the deadline; while an HTTP/2 body with no deadline comes in, its stall check (checkBodyStall);
+   * before the request goes on, its route's fault delay (handleOutbound).
    */
   timer: NodeJS.Timeout | undefined = undefined;
   private timerIsPerTry = false;
@@ -1048,6 +1049,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
 
   /** A fault stage let the request through (stages/fault.ts): on to the route and subset it chose. */
   faultPassed(): void {
+    // The delay's timer (handleOutbound) has fired: the one timer is free for the deadline.
+    this.timer = undefined;
     if (!this.finished) this.forward(this.route!, this.subset!, this.outlier, this.budget);
   }
 

@@ -171,11 +171,13 @@ export function handleOutbound(ctx: OutboundContext, req: ProxyRequest, res: Pro
   const target = outboundTarget(ctx, ex);
   if (target === undefined) return;
   const { route, subset } = target;
-  // fault (compiled per route; null when off): the exchange goes on with faultPassed()
+  // fault (compiled per route; null when off): the exchange goes on with faultPassed(). A
+  // delay's timer is the exchange's one timer until then, so a caller that leaves during it
+  // (finish) takes it down, rather than leaving the exchange held until the delay is over.
   if (route.fault !== null) {
     ex.route = route;
     ex.subset = subset;
-    route.fault(ex);
+    ex.timer = route.fault(ex);
     return;
   }
   // balance → resilience → upstream → telemetry
@@ -210,7 +212,8 @@ class OutboundUpgrade implements FaultTarget {
   delayOrAbort(fault: FaultStage): void {
     this.socket.once('close', this.clientLeft);
     this.early = new EarlyBytes(this.socket, this.head);
-    fault(this);
+    // As a request's (handleOutbound): the client leaving finishes the exchange, which clears it.
+    this.ex.timer = fault(this);
   }
 
   /** The fault is done with: whatever comes next (the splice, a reply's linger) reads the client from here, with its bytes so far in `head`. */
@@ -226,6 +229,7 @@ class OutboundUpgrade implements FaultTarget {
 
   faultPassed(): void {
     const { ctx, ex, subset } = this;
+    ex.timer = undefined;
     this.faultDone();
     if (ex.finished) return;
     const endpoint = subset.picker.pick();
