@@ -271,6 +271,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   backoffTimer: NodeJS.Timeout | undefined = undefined;
   /** The wait before the retry mayRetry granted last, drawn when it decided (it must end before the deadline). */
   private backoffMs = 0;
+  /** The try whose retry the budget refused last (skein_retry_budget_exhausted_total counts it once); 0 for none. */
+  private budgetRefusedTry = 0;
   /** The reason of the retry mayRetry granted last: counted when its backoff ends and it goes out (countRetry), not before. */
   private retryReasonPending: ReturnType<typeof retryReason> = undefined;
   /** The call whose answer is being relayed: resumed when the caller's side drains. */
@@ -1089,7 +1091,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // fires during such a backoff): it is not made, takes no token and is not counted.
     if (performance.now() + backoff >= this.deadlineAt) return false;
     if (this.budget !== null && !this.budget.tryAcquireRetry()) {
-      this.deps.metrics.retryBudgetExhausted(this.destination);
+      // A try whose retry the budget refused at its per-try timeout runs on, and is asked again
+      // when it fails: still one retry not sent.
+      if (this.budgetRefusedTry !== this.attempts) this.deps.metrics.retryBudgetExhausted(this.destination);
+      this.budgetRefusedTry = this.attempts;
       return false;
     }
     this.backoffMs = backoff;

@@ -707,6 +707,18 @@ describe('timeouts', () => {
     expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
   });
 
+  it('counts a try whose retry the budget refused at its per-try timeout once, when it then fails as well', async () => {
+    const slow = await upstream((req, res) => setTimeout(() => fail(503)(req, res), 300));
+    const web = await startOutbound(procs, catalog({ timeout: '3s', retries: { attempts: 2, perTryTimeout: '200ms', backoff: { base: '1ms', max: '2ms' }, budget: { ratio: 0, minPerSecond: 0 } } }, slow));
+    const r = await web.call('/items');
+    expect(r.status, r.body).toBe(503);
+    expect(slow.requests).toHaveLength(1);
+    // One retry not sent: refused at the per-try timeout, and again (not counted again) at the 503.
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_retry_budget_exhausted_total', { destination: 'catalog' })).toBe(1);
+    expect(metric(s, 'skein_retries_total', { destination: 'catalog' })).toBe(0);
+  });
+
   it('lets a try run on, counting no retry, when the retry its per-try timeout would make could not start before the deadline', async () => {
     const slow = await upstream((req, res) => setTimeout(() => echoHandler('catalog')(req, res), 300));
     // A backoff drawn from [0, 24 h] all but never ends in the 800 ms left after the per-try time.
