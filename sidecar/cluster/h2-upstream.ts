@@ -73,12 +73,24 @@ class Call implements CallControl {
   returnedBody: Buffer | Readable | null = null;
   /** The peer sidecar answered the call itself, its head marked with the session's token (CallControl.sidecarMade). */
   sidecarMade = false;
+  /**
+   * The call's own headers or body timeout (`opts.headersTimeout`, then `bodyTimeout` for the
+   * whole body, as upstream-call.ts has them), for callers that set one: mirror copies. The
+   * attempt loop sets neither (its timeouts are the exchange's), so its calls arm nothing.
+   */
+  timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly owner: H2Upstream,
     readonly opts: Dispatcher.DispatchOptions,
     readonly handler: AnyHandler,
   ) {}
+
+  /** Arms the call's timeout of `ms` (none for 0 or none), in place of the one before. */
+  arm(ms: number | null | undefined): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = ms !== undefined && ms !== null && ms > 0 ? setTimeout(onCallTimeout, ms, this) : undefined;
+  }
 
   abort(err?: Error): void {
     this.owner.abandon(this, err);
@@ -126,12 +138,19 @@ class Call implements CallControl {
  * for a reset that may have been delivered.
  */
 function reportError(call: Call, err: Error): void {
+  if (call.timer !== undefined) clearTimeout(call.timer);
   if (call.resent && call.active === null) call.refuse(call.replay, call.replayEnds);
   try {
     call.handler.onError(err);
   } catch {
     // See above.
   }
+}
+
+function onCallTimeout(call: Call): void {
+  call.timer = undefined;
+  const responded = call.active?.responded === true;
+  call.abort(codedError(responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT', 'the upstream did not answer in time'));
 }
 
 /** Codes for errors made here; `isConnectError` (stages/upstream.ts) knows the ones that mean nothing was sent. */
@@ -220,6 +239,7 @@ class H2Call implements BodySink {
 
   complete(): void {
     this.done = true;
+    if (this.call.timer !== undefined) clearTimeout(this.call.timer);
     // The answer is whole while the request body still flows (a bidi call the server ended), or
     // was taken back unfinished (a peer sidecar's own answer): stop sending it.
     const sending = !this.stream.writableEnded;
@@ -292,7 +312,9 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
   const status = Number(headers[':status']);
   if (status < 200) return;
   c.responded = true;
-  if (madeByPeerSidecar(c.session, headers)) c.call.answeredByPeerSidecar(c);
+  const call = c.call;
+  if (call.timer !== undefined || call.opts.bodyTimeout) call.arm(call.opts.bodyTimeout);
+  if (madeByPeerSidecar(c.session, headers)) call.answeredByPeerSidecar(c);
   c.sent = null;
   const raw: string[] = [];
   for (const name in headers) {
@@ -463,7 +485,9 @@ export class H2Upstream extends UpstreamDispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return this.enqueue(new Call(this, opts, handler as unknown as AnyHandler));
+    const call = new Call(this, opts, handler as unknown as AnyHandler);
+    if (opts.headersTimeout) call.arm(opts.headersTimeout);
+    return this.enqueue(call);
   }
 
   private enqueue(call: Call): boolean {

@@ -1,5 +1,7 @@
 /** Traffic mirroring end to end: copies reach the mirror subset; its answers never reach the caller. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createH2Server, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoHandler, Processes, startUpstream, waitUntil, writeConfigFile, type Handler, type TestUpstream } from '../support/index.js';
 import { endpointOf, startOutbound } from './resilience-fixture.js';
@@ -7,10 +9,26 @@ import { endpointOf, startOutbound } from './resilience-fixture.js';
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
 
+const h2Servers: Http2Server[] = [];
+
 afterEach(async () => {
   await procs.killAll();
   await Promise.all(upstreams.splice(0).map((u) => u.close()));
+  await Promise.all(h2Servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
+
+/** An h2c server on port 0 for a `protocol: grpc` service's endpoint; `onStream` gets each stream. */
+async function h2Endpoint(onStream: (stream: import('node:http2').ServerHttp2Stream) => void): Promise<number> {
+  const server = createH2Server();
+  server.on('session', (session) => session.on('error', () => {}));
+  server.on('stream', (stream) => {
+    stream.on('error', () => {});
+    onStream(stream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  h2Servers.push(server);
+  return (server.address() as AddressInfo).port;
+}
 
 const bodies = new Map<string, string>();
 /** Reads the body, remembers it by x-request-id, then hands over to `next`. */
@@ -92,6 +110,33 @@ describe('mirroring', () => {
     await waitUntil(async () => ((await web.call('/again')).status === 200 && shadow.requests.some((r) => r.url === '/again')) || undefined, { timeoutMs: 20_000, intervalMs: 250, what: 'a copy after the stalled ones timed out' });
     expect(Date.now() - started).toBeGreaterThan(5_000);
   }, 40_000);
+
+  it('bounds mirror copies to an HTTP/2 (protocol: grpc) endpoint by the rule\'s timeout too, headers and body', async () => {
+    const primary = await h2Endpoint((stream) => stream.respond({ ':status': 200 }, { endStream: true }));
+    // The first copy gets no answer; the second a head and then a body that never ends.
+    const copies: { closedAfterMs?: number }[] = [];
+    const shadow = await h2Endpoint((stream) => {
+      const copy: { closedAfterMs?: number } = {};
+      copies.push(copy);
+      const started = performance.now();
+      stream.on('close', () => (copy.closedAfterMs = performance.now() - started));
+      if (copies.length === 2) {
+        stream.respond({ ':status': 200 });
+        stream.write('the start of a body that never ends');
+      }
+    });
+    const endpoint = (port: number, version: string) => ({ address: '127.0.0.1', port, labels: { version } });
+    const web = await startOutbound(procs, {
+      version: '1',
+      services: { catalog: { protocol: 'grpc', endpoints: [endpoint(primary, 'v1'), endpoint(shadow, 'v2')] } },
+      routes: { catalog: [{ match: { pathPrefix: '/' }, split: { v1: 100 }, mirror: { subset: 'v2', percent: 100 }, timeout: '300ms' }] },
+    });
+    for (const path of ['/no-answer', '/endless-body']) expect((await web.call(path)).status).toBe(200);
+    // Each copy is reset within its bounds (300 ms for its head, 300 ms more for its body), not held for good.
+    await waitUntil(() => copies.length === 2 && copies.every((c) => c.closedAfterMs !== undefined), { timeoutMs: 5_000, what: 'both copies cut' });
+    expect(copies[0]!.closedAfterMs).toBeLessThan(2_000);
+    expect(copies[1]!.closedAfterMs).toBeLessThan(2_000);
+  });
 
   it('keeps the cap of 64 copies in flight across reloads, which compile the rule again', async () => {
     const held: ServerResponse[] = [];
