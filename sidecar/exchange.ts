@@ -401,7 +401,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     appendHopTraceHeaders(out, this, this.deps.peerIsSidecar);
   }
 
-  /** The trace headers of a retry whose span is `spanId`: the hop's trace, with the retry's span as its parent's child. */
+  /** Writes the trace headers again for a retry with a span of its own (`spanId`, a child of the hop's), which its upstream takes as the parent. */
   private retrace(spanId: string): void {
     const out = this.headers;
     out.length = out.lastIndexOf('traceparent');
@@ -1099,7 +1099,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     }
     this.backoffMs = backoff;
     this.retryReasonPending = reason;
-    if (this.retries !== null) this.retryTryFailed(status, grpcStatus);
+    if (this.retries !== null) retryTryFailed(this.retries, status, grpcStatus);
     return true;
   }
 
@@ -1121,15 +1121,6 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const spanId = recorder.exportsSpans && this.sampled ? this.deps.ids.spanId() : '';
     if (spanId !== '') this.retrace(spanId);
     (this.retries ??= []).push({ at: performance.now(), reason, attempt: this.attempts, spanId, endedAt: NaN, status: 0, grpcStatus: -1 });
-  }
-
-  /** A retry's try failed and the next retry is granted: its span ends here, with what it got. */
-  private retryTryFailed(status: number, grpcStatus: number): void {
-    const tried = this.retries?.[this.retries.length - 1];
-    if (tried === undefined) return;
-    tried.endedAt = performance.now();
-    tried.status = status;
-    tried.grpcStatus = grpcStatus;
   }
 
   /** mayRetry's policy, attempts, idempotency and body conditions, without taking from the budget: the retry's reason, or undefined. */
@@ -1260,6 +1251,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       this.deps.recorder.finished(this, status, seconds);
     }
   }
+}
+
+/** The latest retry's try failed and the next retry is granted: that retry's span ends here, with what its try got. */
+function retryTryFailed(retries: RetryEvent[], status: number, grpcStatus: number): void {
+  const tried = retries[retries.length - 1]!;
+  tried.endedAt = performance.now();
+  tried.status = status;
+  tried.grpcStatus = grpcStatus;
 }
 
 /**
