@@ -236,6 +236,20 @@ describe('dashboard', () => {
     await page.locator('#trace-box .empty', { hasText: 'not in the control plane’s trace store' }).waitFor({ timeout: 5_000 });
   });
 
+  it("shows each retry's span under its hop, named by its number, with the try it sent under it", async () => {
+    const traceId = 'beef'.repeat(8);
+    // 503 is a gateway error: retried twice, so web's hop, its two retries and backend's three tries.
+    expect((await call(mesh, 'backend', '/flaky?status=503', { traceparent: `00-${traceId}-4444444444444444-01` })).status).toBe(503);
+    await page.goto(`${mesh.cp.adminUrl}/#/trace/${traceId}`);
+    await waitUntil(async () => (await page.locator('#trace-box .span-row').count()) === 6, { timeoutMs: 15_000, what: 'six spans of the retried trace' });
+    const rows = await page.locator('#trace-box .span-row .label').evaluateAll((els) => els.map((e) => ({ text: e.textContent ?? '', indent: e.getAttribute('style') ?? '' })));
+    const retries = rows.filter((r) => / retry \d/.test(r.text));
+    expect(retries.map((r) => /retry (\d)/.exec(r.text)![1]).sort()).toEqual(['1', '2']);
+    // Under the hop (one level in), and each retry's try at backend one level further.
+    expect(retries.map((r) => r.indent)).toEqual(['padding-left:16px', 'padding-left:16px']);
+    expect(rows.filter((r) => r.indent === 'padding-left:32px')).toHaveLength(2);
+  });
+
   it("colours the waterfall's bars by outcome: 4xx amber, 5xx and the sidecar's own answers red, with a legend saying why", async () => {
     /** The bars' classes and titles of a trace sent with `traceId`, once all `spans` have arrived. */
     const bars = async (traceId: string, spans: number) => {
