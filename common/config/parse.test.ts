@@ -133,6 +133,12 @@ routes:
     expect(parseSnapshot({ services: { catalog: { timeout: '24h' } } }).services.catalog!.timeout).toBe(86_400_000);
   });
 
+  it('refuses a breaker window under 1s, which made opossum tick a timer every millisecond', () => {
+    expect(problems({ services: { catalog: { circuitBreaker: { rollingWindow: '0s' } } } })).toEqual(['services.catalog.circuitBreaker.rollingWindow: must be at least 1s, not 0s: the breaker judges the requests of this window']);
+    expect(problems({ services: { catalog: { circuitBreaker: { rollingWindow: '500ms' } } } })).toEqual(['services.catalog.circuitBreaker.rollingWindow: must be at least 1s, not 500ms: the breaker judges the requests of this window']);
+    expect(parseSnapshot(JSON.stringify({ services: { catalog: { circuitBreaker: { rollingWindow: '1s' } } } })).services.catalog!.circuitBreaker.rollingWindow).toBe(1000);
+  });
+
   it('refuses what could never work at the first request: endpoint addresses, method and header names, backoff, rule names, fractional versions', () => {
     const ep = (address: string) => ({ services: { catalog: { endpoints: [{ address, port: 8080 }] } } });
     expect(problems(ep('http://127.0.0.1:8080'))).toEqual(['services.catalog.endpoints[0].address: must be an IP address or a host name, not "http://127.0.0.1:8080" (no scheme, brackets or port: the port goes in port)']);

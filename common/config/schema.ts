@@ -120,7 +120,9 @@ export const circuitBreakerPolicy = z
   .object({
     errorThresholdPercentage: percent.default(50),
     volumeThreshold: z.number().int().min(0).default(20),
-    rollingWindow: policyDuration.default('10s'),
+    // Opossum ticks a timer per tenth of the window: a 0s window ran one every millisecond
+    // for the process's life, and judged requests it had forgotten by then.
+    rollingWindow: policyDuration.refine((ms) => ms >= 1000, (ms) => ({ message: `must be at least 1s, not ${formatDuration(ms)}: the breaker judges the requests of this window` })).default('10s'),
     resetTimeout: policyDuration.default('5s'),
     maxConcurrent: z.number().int().min(1).default(1024),
   })

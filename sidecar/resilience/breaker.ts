@@ -116,7 +116,7 @@ export class CircuitBreaker {
   /** An opossum instance with an empty window, in `state` (closed but after a reconfigure); a close replaces it with the next. */
   private fresh(state: CircuitState = 'closed'): Opossum<[boolean], void> {
     const policy = this.policy;
-    const window = Math.max(1, policy.rollingWindow);
+    const window = policy.rollingWindow;
     const o = new Opossum(outcome, {
       // Open starts the reset timer; half-open waits for its trial.
       ...(state === 'closed' ? {} : { state: { closed: false, halfOpen: state === 'half-open' } }),
