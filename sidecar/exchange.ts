@@ -431,8 +431,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // after its fault filter too): an injected delay is the sidecar's, never the endpoint's.
     if (route.timeoutMs > 0) this.deadlineAt = performance.now() + route.timeoutMs;
     if (this.grpc && !this.readGrpcTimeout()) return;
-    const retry = route.retry;
-    if (retry !== null && budget !== null) budget.recordRequest();
+    // Every request to the destination, on a rule that retries or not: the budget is the
+    // destination's (as Linkerd's is the service's), a share of all of its traffic.
+    if (budget !== null) budget.recordRequest();
     const hasBody = this.h2 ? h2HasBody(this.req) : this.chunked || this.contentLength > 0;
     if (!hasBody) {
       if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, undefined);
@@ -457,8 +458,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // length up to REPLAY_BUFFER_LIMIT, whichever protocol the caller speaks.
     const buffer =
       this.h2 && this.grpc
-        ? retry !== null && route.retryNonIdempotent
-        : (retry !== null || route.mirror !== null) && !this.chunked && this.contentLength >= 0 && this.contentLength <= REPLAY_BUFFER_LIMIT;
+        ? route.retry !== null && route.retryNonIdempotent
+        : (route.retry !== null || route.mirror !== null) && !this.chunked && this.contentLength >= 0 && this.contentLength <= REPLAY_BUFFER_LIMIT;
     if (buffer) {
       this.bodyChunks = [];
       this.req.on('data', onRequestData);

@@ -174,6 +174,22 @@ describe('retries', () => {
     expect(resetter.requests.length).toBe(4);
   });
 
+  it("share the destination's budget, which counts the requests of its rules that do not retry too (as Linkerd's counts all of a service's)", async () => {
+    const up = await upstream((req, res) => (req.url!.startsWith('/fail') ? fail(503)(req, res) : res.end('ok')));
+    const web = await startOutbound(procs, {
+      version: '1',
+      services: { catalog: { retries: { attempts: 0, budget: { ratio: 0.5, minPerSecond: 0 } }, circuitBreaker: { volumeThreshold: 1_000_000 }, endpoints: [endpointOf(up)] } },
+      routes: { catalog: [{ match: { pathPrefix: '/fail' }, retries: { attempts: 4, backoff: { base: '1ms', max: '2ms' } } }, { match: { pathPrefix: '/' } }] },
+    });
+    for (let i = 0; i < 20; i++) expect((await web.call('/ok')).status).toBe(200);
+    // 21 requests to catalog allow 10.5 retries: all four of this one's. Counting only the
+    // retrying rule's one request allowed half a retry, so none.
+    const r = await web.call('/fail');
+    expect(r.status).toBe(503);
+    expect(up.requests.filter((q) => q.url.startsWith('/fail'))).toHaveLength(5);
+    expect(metric(await scrape(web.sidecar), 'skein_retry_budget_exhausted_total', { destination: 'catalog' })).toBe(0);
+  });
+
   it('are capped by the retry budget (20% of requests + 10/s) under a 100%-failing upstream', async () => {
     const down = await upstream(fail(503));
     // The budget's window covers the sidecar's whole life (up to 10 s), idle seconds included.
