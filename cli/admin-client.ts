@@ -32,6 +32,8 @@ export class AdminApiError extends Error {
     readonly code: string,
     message: string,
     readonly problems: readonly string[] = [],
+    /** Seconds after which the same request may pass, from the answer's `Retry-After` (a 503 during the resync hold after a start). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -68,7 +70,7 @@ export class AdminClient {
     const signal = AbortSignal.timeout(this.timeoutMs);
     const res = await this.send(path, { method: method as Dispatcher.HttpMethod, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal });
     const body = parseBody(await this.text(path, res));
-    if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, body);
+    if (!isOk(res.statusCode)) throw this.apiError(path, res, body);
     if (options.expected && !options.expected.matches(body, res.statusCode)) throw this.notSkein(path, `something other than ${options.expected.what}`);
     return { status: res.statusCode, headers: toHeaders(res.headers), body: body as T };
   }
@@ -86,7 +88,7 @@ export class AdminClient {
     } finally {
       clearTimeout(timer);
     }
-    if (!isOk(res.statusCode)) throw this.apiError(path, res.statusCode, parseBody(await this.text(path, res)));
+    if (!isOk(res.statusCode)) throw this.apiError(path, res, parseBody(await this.text(path, res)));
     return Readable.toWeb(res.body) as ReadableStream<Uint8Array>;
   }
 
@@ -161,20 +163,29 @@ export class AdminClient {
    * would say nothing of where it came from, and a caller must not take its 404 for the
    * control plane's "no such thing" (status 0).
    */
-  private apiError(path: string, status: number, body: unknown): AdminApiError {
+  private apiError(path: string, res: Dispatcher.ResponseData, body: unknown): AdminApiError {
+    const status = res.statusCode;
     const error = (body as { error?: { code?: unknown; message?: unknown; problems?: string[] } } | undefined)?.error;
     if (typeof error?.code !== 'string' || typeof error.message !== 'string') {
       const reason = STATUS_CODES[status];
       return this.notSkein(path, `${status}${reason ? ` ${reason}` : ''} without an admin API error in its body`);
     }
     const message = status === 401 && !this.token ? `${error.message} (SKEIN_ADMIN_TOKEN is not set, or blank)` : error.message;
-    return new AdminApiError(status, error.code, message, error.problems ?? []);
+    return new AdminApiError(status, error.code, message, error.problems ?? [], retryAfter(res.headers['retry-after']));
   }
 
   /** An answer no Skein admin API gives, named with the URL that gave it (`answered` says what it was). */
   notSkein(path: string, answered: string): AdminApiError {
     return new AdminApiError(0, 'not-skein', `${this.baseUrl}${path} answered ${answered}: is ${this.baseUrl} a Skein control plane's admin API? (set --control-plane or SKEIN_ADMIN_URL)`);
   }
+}
+
+/** A `Retry-After` of delay-seconds or an HTTP date (RFC 9110 §10.2.3) as whole seconds from now; undefined without a usable one. */
+function retryAfter(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 function isOk(status: number): boolean {

@@ -1,11 +1,13 @@
 /**
  * `skein`: one command, one file per subcommand under cli/commands/. Each file declares its
  * flags here and imports its implementation only when run, so `skein --help` stays fast.
- * Usage errors exit 2 (SPEC §2); a command's own failure exits 1 with a readable message.
+ * Usage errors exit 2 (SPEC §2); a command's own failure exits 1 with a readable message, and
+ * a request to try again in a moment (TryAgainError) exits 75.
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerCommands } from './commands/index.js';
+import { EXIT_TRY_AGAIN, TryAgainError } from './try-again-error.js';
 import { UsageError } from './usage-error.js';
 
 export function buildProgram(): Command {
@@ -66,6 +68,10 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof UsageError) {
       process.stderr.write(prefixed(err.message));
       process.exit(2);
+    }
+    if (err instanceof TryAgainError) {
+      process.stderr.write(prefixed(err.message));
+      process.exit(EXIT_TRY_AGAIN);
     }
     process.stderr.write(prefixed((err as Error).message));
     process.exit(1);

@@ -106,7 +106,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   // With --consul the catalog is the registry: sidecars' Hellos no longer add instances.
   const registry = consul ? undefined : new StreamRegistry(options.registryGraceMs);
   const discovery: Discovery = consul ? new ConsulCatalog(consul, logger) : registry!;
-  const config = new MeshConfig(store, discovery);
+  // The push server is built below; writes ask for its hold only once the admin API listens.
+  const config = new MeshConfig(store, discovery, { holdEnds: (): number | undefined => push.holdEnds() });
   const publisher = new SnapshotPublisher(config, store, discovery, { coalesceMs: options.coalesceMs, logger });
   if (discovery instanceof ConsulCatalog) await discovery.synced(5_000);
   const tokens = new BootstrapTokens(store, { logger });
@@ -114,6 +115,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     store,
     setSplit: publishedSplit(config, publisher),
     healthyInstances: (service, subset) => config.healthyInstances(service, subset),
+    checkSplit: (service, weights) => config.checkSplit(service, weights),
     // The push server is built below; a rollout's loop asks only once it runs, after that.
     released: () => push.released(),
     measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),

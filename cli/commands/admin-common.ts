@@ -9,6 +9,7 @@ import { formatDuration } from '../../common/config/duration.js';
 import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
 import { SERVICE } from '../answers.js';
 import { durationFlagWithin, parseAdminUrl } from '../flag-values.js';
+import { TryAgainError } from '../try-again-error.js';
 import { UsageError } from '../usage-error.js';
 
 export type OutputFormat = 'table' | 'json';
@@ -49,11 +50,17 @@ export function adminTokenFromEnv(env: NodeJS.ProcessEnv = process.env): string 
   return token;
 }
 
-/** Runs an admin action; an API error becomes an Error whose message main.ts prints (exit 1). */
+/**
+ * Runs an admin action; an API error becomes an Error whose message main.ts prints (exit 1), or,
+ * for a 503 with Retry-After, a TryAgainError (exit 75).
+ */
 export async function runAdmin(action: () => Promise<void>): Promise<void> {
   try {
     await action();
   } catch (err) {
+    if (err instanceof AdminApiError && err.status === 503 && err.retryAfterSeconds !== undefined) {
+      throw new TryAgainError(`${err.status} ${err.code}: ${err.message}; try again in ${err.retryAfterSeconds} s`);
+    }
     if (err instanceof AdminApiError) {
       const detail = err.problems.length > 1 ? `\n  ${err.problems.join('\n  ')}` : '';
       throw new Error(`${err.status ? `${err.status} ${err.code}: ` : ''}${err.problems.length > 1 ? 'the request fails validation:' : err.message}${detail}`);

@@ -4,6 +4,7 @@
  * since, and `If-None-Match: *` only creates. Writes without either are last-writer-wins.
  */
 import type { IncomingMessage } from 'node:http';
+import type { ResyncHold } from '../state/resync.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry, WriteCondition } from '../store/store.js';
 import { ApiError } from './errors.js';
@@ -39,11 +40,6 @@ export async function writeCondition(req: IncomingMessage, current: () => Promis
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return typeof value === 'string' ? value.trim() : undefined;
-}
-
-/** The push server's resync hold after a start (PushServer.holdEnds): when it ends while it lasts. */
-export interface ResyncHold {
-  holdEnds(): number | undefined;
 }
 
 /**

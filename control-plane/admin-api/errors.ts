@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../../common/config/parse.js';
 import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
+import { RegistryResyncError } from '../state/resync.js';
 import { SnapshotTooLargeError } from '../state/snapshot-size.js';
 import { ShadowedSplitError } from '../state/split-rule.js';
 import { StoreConflictError, StoreLimitError, StoreUnavailableError } from '../store/store.js';
@@ -39,6 +40,8 @@ export class ApiError extends Error {
     readonly problems?: readonly string[],
     /** More fields of the error object, e.g. `canaries` of a 409 for a running rollout. */
     readonly details?: Record<string, unknown>,
+    /** Response headers that go with it, e.g. `www-authenticate` of a 401, `retry-after` of a 503. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.status = API_ERRORS[code];
@@ -48,6 +51,7 @@ export class ApiError extends Error {
 /** Maps what handlers throw to an ApiError; anything unknown is a 500 (and gets logged). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof RegistryResyncError) return resyncing(err);
   if (err instanceof ConfigError) return new ApiError('invalid', err.message, err.problems);
   // A write that would change what a running canary rollout steers: refused, nothing written.
   if (err instanceof RunningCanaryError) return new ApiError('conflict', err.message, undefined, { canaries: conflictDetails(err.conflicts) });
@@ -68,6 +72,22 @@ export function toApiError(err: unknown): ApiError {
   // The operator's own store, hand-edited: the message names the keys to fix.
   if (err instanceof StoredConfigError) return new ApiError('internal', err.message);
   return new ApiError('internal', 'internal error');
+}
+
+/**
+ * A refusal that rests on instances the registry may not know yet, made during the resync hold
+ * after a start: a 503 to retry when the hold ends (Retry-After), not a 422 that reads as final.
+ */
+function resyncing(err: RegistryResyncError): ApiError {
+  const seconds = Math.max(1, Math.ceil((err.until - Date.now()) / 1000));
+  return new ApiError(
+    'unavailable',
+    `not known yet: the control plane is still resyncing with its sidecars after its start, and the instances of those not reconnected yet are missing ` +
+      `until its resync hold ends at ${new Date(err.until).toISOString()} (in ${seconds} s): ${err.message}`,
+    err.problems,
+    undefined,
+    { 'retry-after': String(seconds) },
+  );
 }
 
 export function errorBody(err: ApiError): { error: { code: string; message: string; problems?: readonly string[] } } {

@@ -76,17 +76,18 @@ async function handle(options: AdminServerOptions, req: IncomingMessage, res: Se
     if (apiError.status >= 500) options.logger.error({ err, method: req.method, target: req.url }, 'admin API request failed');
     // An unread request body would otherwise be left on a keep-alive connection.
     if (!req.readableEnded) res.setHeader('connection', 'close');
-    if (!res.headersSent) send(res, apiError.status, errorBody(apiError), apiError.status === 401 ? { 'www-authenticate': 'Bearer realm="skein"' } : {});
+    if (!res.headersSent) send(res, apiError.status, errorBody(apiError), apiError.headers);
     else res.destroy();
   }
 }
 
 function authorize(req: IncomingMessage, expected: string): void {
+  const refuse = (message: string) => new ApiError('unauthorized', message, undefined, undefined, { 'www-authenticate': 'Bearer realm="skein"' });
   const header = req.headers.authorization;
-  if (!header) throw new ApiError('unauthorized', 'missing Authorization: Bearer <admin token> (set SKEIN_ADMIN_TOKEN)');
+  if (!header) throw refuse('missing Authorization: Bearer <admin token> (set SKEIN_ADMIN_TOKEN)');
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw new ApiError('unauthorized', 'Authorization must be "Bearer <admin token>"');
-  if (!tokenMatches(m[1]!, expected)) throw new ApiError('unauthorized', 'invalid admin token');
+  if (!m) throw refuse('Authorization must be "Bearer <admin token>"');
+  if (!tokenMatches(m[1]!, expected)) throw refuse('invalid admin token');
 }
 
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {

@@ -5,6 +5,7 @@ import { createLogger } from '../../common/log.js';
 import { tempDir, waitUntil } from '../../test/support/index.js';
 import type { Golden } from '../observability/golden.js';
 import { FileStore } from '../store/file-store.js';
+import { RegistryResyncError } from '../state/resync.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 import { CanaryController, CanaryNotReadyError, SplitNotPublishedError, type CanaryDeps, type CanaryState } from './controller.js';
 import { canaryBody } from './schema.js';
@@ -22,6 +23,7 @@ function deps(store: FileStore, over: Partial<CanaryDeps> = {}): CanaryDeps {
     store,
     setSplit: () => Promise.reject(new Error('no split expected')),
     healthyInstances: async () => 1,
+    checkSplit: async () => {},
     released: async () => 0,
     measure: () => { throw new Error('no measurement expected'); },
     logger: createLogger('test', 'silent'),
@@ -178,6 +180,29 @@ describe('concurrent aborts', () => {
     expect(splits).toEqual([{ v1: 75, v2: 25 }, { v1: 100 }]);
     expect((await store.get('canaries/catalog'))!.value).toEqual(a);
     expect(await c.abort('catalog')).toBeUndefined();
+  });
+});
+
+describe('an abort during the resync hold after a start', () => {
+  it('is refused while `from` may be unknown only for now, the rollout left running; once it is known, it ends it', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    let resyncing = true;
+    const c = new CanaryController(deps(store, {
+      setSplit: async (_service, weights) => void splits.push(weights),
+      checkSplit: async () => {
+        if (resyncing) throw new RegistryResyncError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1'], Date.now() + 5_000);
+      },
+    }));
+    await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
+    await expect(c.abort('catalog')).rejects.toBeInstanceOf(RegistryResyncError);
+    expect(c.get('catalog')).toMatchObject({ status: 'running', weight: 25 });
+    expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'running' });
+    expect(splits).toEqual([{ v1: 75, v2: 25 }]);
+
+    resyncing = false;
+    expect(await c.abort('catalog')).toMatchObject({ status: 'aborted', reason: 'aborted by an operator' });
+    expect(splits).toEqual([{ v1: 75, v2: 25 }, { v1: 100 }]);
   });
 });
 

@@ -14,6 +14,7 @@ import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
 import type { CanaryGuard } from '../state/mesh-config.js';
+import { RegistryResyncError } from '../state/resync.js';
 import type { ConfigStore, StoreEntry, StoreOp } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import type { RunningCanary } from './conflicts.js';
@@ -58,6 +59,8 @@ export interface CanaryDeps {
   setSplit(service: string, weights: Record<string, number>): Promise<void>;
   /** How many healthy instances the subset selects now; rejects with ConfigError for a subset the mesh does not know. */
   healthyInstances(service: string, subset: string): Promise<number>;
+  /** Rejects as setSplit would refuse `weights` for themselves (a ConfigError), setting nothing. */
+  checkSplit(service: string, weights: Record<string, number>): Promise<void>;
   /**
    * Resolves with when sidecars that ran a snapshot before a restart were sent the newest one
    * (0 when none were held back): until then they run the splits they had, whatever is published.
@@ -243,6 +246,11 @@ export class CanaryController implements CanaryGuard {
     const loop = this.loops.get(service);
     if (!loop) return undefined;
     const ended = (async () => {
+      // While the registry refills after a start, `from` may be unknown only for now: ended
+      // then, the rollout would leave its split in place; it runs on, and the abort is "try again".
+      await this.deps.checkSplit(service, { [this.states.get(service)!.spec.from]: 100 }).catch((err: unknown) => {
+        if (err instanceof RegistryResyncError) throw err;
+      });
       loop.abort.abort();
       await loop.done;
       const state = this.states.get(service)!;
@@ -444,7 +452,9 @@ function holdsAt(state: CanaryState): number {
 
 /** A split's ConfigError with its problems (`v9: …`) named by the body field that chose that subset (`to: …`); anything else as it is. */
 function asBodyError(err: unknown, spec: CanarySpec): unknown {
-  return err instanceof ConfigError ? new ConfigError(err.problems.map((p) => asBodyField(p, spec))) : err;
+  if (!(err instanceof ConfigError)) return err;
+  const problems = err.problems.map((p) => asBodyField(p, spec));
+  return err instanceof RegistryResyncError ? new RegistryResyncError(problems, err.until) : new ConfigError(problems);
 }
 
 function asBodyField(problem: string, spec: CanarySpec): string {

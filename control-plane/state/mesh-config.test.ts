@@ -7,6 +7,7 @@ import { FileStore } from '../store/file-store.js';
 import { StoreConflictError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 import { MeshConfig, type CanaryGuard } from './mesh-config.js';
+import { RegistryResyncError } from './resync.js';
 import { ShadowedSplitError } from './split-rule.js';
 
 describe('MeshConfig.load', () => {
@@ -327,5 +328,48 @@ describe('MeshConfig.setSplit', () => {
     await expect(config.setSplit('catalog', { v2: 100 })).rejects.toBeInstanceOf(ShadowedSplitError);
     expect(store.currentRevision).toBe(revision);
     expect((await config.getRoutes('catalog'))!.value).toEqual(shadowed);
+  });
+});
+
+describe('refusals that rest on the registry during the resync hold', () => {
+  /** A MeshConfig whose resync hold lasts until `hold.until` (undefined: over). */
+  async function held() {
+    const store = await FileStore.open(tempDir());
+    const registry = new StreamRegistry(1_000);
+    const hold: { until?: number } = { until: Date.now() + 60_000 };
+    const config = new MeshConfig(store, registry, { holdEnds: () => hold.until });
+    await config.putPolicy('catalog', { subsets: { stable: { track: 'stable' } } });
+    return { store, registry, hold, config };
+  }
+  const caught = (promise: Promise<unknown>) => promise.then(() => undefined, (err: unknown) => err);
+
+  it('are RegistryResyncErrors until the hold ends, then the ConfigErrors they were, writing nothing either way', async () => {
+    const { store, hold, config } = await held();
+    const revision = store.currentRevision;
+    const split = await caught(config.setSplit('catalog', { stable: 90, v2: 10 }));
+    expect(split).toBeInstanceOf(RegistryResyncError);
+    expect(split).toMatchObject({ until: hold.until, problems: ['v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2'] });
+    expect(await caught(config.putRoutes('catalog', [{ split: { v2: 100 } }]))).toBeInstanceOf(RegistryResyncError);
+    expect(await caught(config.apply({ routes: { catalog: [{ split: { v2: 100 } }] } }))).toBeInstanceOf(RegistryResyncError);
+    expect(await caught(config.checkSplit('catalog', { v2: 100 }))).toBeInstanceOf(RegistryResyncError);
+    // A declared subset with no healthy instance yet: its sidecars may not have reconnected.
+    expect(await caught(config.healthyInstances('catalog', 'stable'))).toMatchObject({ name: 'RegistryResyncError', problems: ['stable: no healthy instance of subset stable of catalog has reconnected yet'] });
+    // What no instance could change is refused as before: weights that do not sum to 100.
+    expect(await caught(config.setSplit('catalog', { stable: 90, v2: 20 }))).not.toBeInstanceOf(RegistryResyncError);
+    expect(store.currentRevision).toBe(revision);
+
+    hold.until = undefined;
+    const after = await caught(config.setSplit('catalog', { stable: 90, v2: 10 }));
+    expect(after).toBeInstanceOf(ConfigError);
+    expect(after).not.toBeInstanceOf(RegistryResyncError);
+    expect(await config.healthyInstances('catalog', 'stable')).toBe(0);
+    expect(store.currentRevision).toBe(revision);
+  });
+
+  it('let through what the instances known now allow', async () => {
+    const { registry, config } = await held();
+    registry.announce({ service: 'catalog', id: 'catalog-v2', address: '127.0.0.1', port: 15443, protocol: 'http', labels: { version: 'v2' } });
+    expect((await config.setSplit('catalog', { stable: 90, v2: 10 })).value).toEqual([{ match: { pathPrefix: '/' }, split: { stable: 90, v2: 10 } }]);
+    expect(await config.healthyInstances('catalog', 'v2')).toBe(1);
   });
 });

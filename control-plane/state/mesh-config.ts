@@ -17,6 +17,7 @@ import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js
 import { knownSubsets, subsetUses, unknownSubsetProblems, type SubsetUse } from '../../common/config/subset-uses.js';
 import { composeSnapshot } from './compose.js';
 import { ownEntry } from '../../common/config/own.js';
+import { registryRefusal, type ResyncHold } from './resync.js';
 import { checkSnapshotSize } from './snapshot-size.js';
 import { withSplit } from './split-rule.js';
 import {
@@ -109,6 +110,8 @@ export class MeshConfig {
   constructor(
     private readonly store: ConfigStore,
     private readonly discovery: Discovery,
+    /** While it lasts, refusals that rest on the instances known are RegistryResyncErrors (resync.ts). */
+    private readonly hold?: ResyncHold,
   ) {}
 
   /** Where the config is stored, for messages that send an operator there. */
@@ -317,7 +320,7 @@ export class MeshConfig {
     // caller gave its own condition, which then fails as 412) nor the policy judged against moved.
     return this.judgedWrite(mode, JUDGED_ATTEMPTS, async () => {
       const [routes, policy] = await Promise.all([this.store.get(keys.routes(service)), this.store.get(keys.policy(service))]);
-      this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declaredIn(policy));
+      this.checkSplitSubsets(service, weights, policy);
       const next = withSplit(service, routes?.value as RoutesInput | undefined, weights);
       const { checks, conflicts } = await this.judgeCanaries(mode, [{ service, changes: () => (routesChange(routes?.value, next) ? ['the split of its catch-all rule'] : []) }]);
       const ops: StoreOp[] = [
@@ -331,6 +334,16 @@ export class MeshConfig {
         again: (err) => err.key === keys.policy(service) || isCanaryKey(err.key) || condition === undefined,
       };
     });
+  }
+
+  /** Throws as setSplit would refuse `body` for itself (invalid weights, an unknown subset), writing nothing. */
+  async checkSplit(service: string, body: unknown): Promise<void> {
+    checkService(service);
+    this.checkSplitSubsets(service, validate(splitBody, body), await this.store.get(keys.policy(service)));
+  }
+
+  private checkSplitSubsets(service: string, weights: Record<string, number>, policy: StoreEntry | undefined): void {
+    this.checkSubsets(service, Object.keys(weights).map((subset) => [subset, subset] as const), declaredIn(policy));
   }
 
   /**
@@ -448,7 +461,8 @@ export class MeshConfig {
       documents.push({ kind: 'intentions', key: keys.intentions });
       puts.push({ op: 'put', key: keys.intentions, value: raw.intentions });
     }
-    if (problems.length > 0) throw new ConfigError(problems);
+    // Every problem here is a subset the instances known now do not carry.
+    if (problems.length > 0) throw registryRefusal(problems, this.hold);
     // Judged last, so a file that does not fit the mesh is a 422 whatever rollouts run; the
     // rollouts' keys are checked with the rest, and the caller decides on the conflicts.
     const canaries = await this.canaryChecks(canaryItems);
@@ -486,13 +500,16 @@ export class MeshConfig {
 
   /**
    * How many healthy instances (a ready sidecar, or passing Consul checks) `subset` selects
-   * now; a ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name.
+   * now; a ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name. During
+   * the resync hold, none is a RegistryResyncError: its instances may not have reconnected yet.
    */
   async healthyInstances(service: string, subset: string): Promise<number> {
     const subsets = ((await this.getPolicy(service))?.value as PolicyInput | undefined)?.subsets ?? {};
     this.checkSubsets(service, [[subset, subset]], Object.keys(subsets));
     const healthy = this.discovery.instances().filter((i) => i.service === service && i.health === 'healthy');
-    return selectEndpoints(subsetSelector({ subsets }, subset), healthy).length;
+    const selected = selectEndpoints(subsetSelector({ subsets }, subset), healthy).length;
+    if (selected === 0 && this.hold?.holdEnds() !== undefined) throw registryRefusal([`${subset}: no healthy instance of subset ${subset} of ${service} has reconnected yet`], this.hold);
+    return selected;
   }
 
   /** Subsets a split may name: declared in the policy, or the version label of a known instance. */
@@ -519,10 +536,10 @@ export class MeshConfig {
     return declaredIn(await this.store.get(keys.policy(service)));
   }
 
-  /** Throws a ConfigError naming each `[path, subset]` whose subset the mesh does not know. */
+  /** Throws a ConfigError (RegistryResyncError during the resync hold) naming each `[path, subset]` whose subset the mesh does not know. */
   private checkSubsets(service: string, uses: readonly SubsetUse[], declared: readonly string[]): void {
     const problems = this.subsetProblems(service, uses, declared);
-    if (problems.length > 0) throw new ConfigError(problems);
+    if (problems.length > 0) throw registryRefusal(problems, this.hold);
   }
 
   /** `path: unknown subset …` for each `[path, subset]` whose subset would not be known with `declared`. */

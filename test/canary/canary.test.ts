@@ -53,7 +53,8 @@ const split = async () => (await cp.api.get<{ match?: unknown; split?: Record<st
 const ended = (timeoutMs: number) => waitUntil(async () => ((await canary()).status !== 'running' ? canary() : undefined), { timeoutMs, intervalMs: 200, what: 'the rollout to end' });
 
 beforeAll(async () => {
-  cp = await startControlPlane(procs);
+  // No resync hold: its refusals of unknown subsets would be 503s to try again (resync-refusals.test.ts).
+  cp = await startControlPlane(procs, { args: ['--resync-hold', '0s'] });
   const app = async (h: (req: IncomingMessage, res: ServerResponse) => void) => {
     const u = await startUpstream(h);
     apps.push(u);

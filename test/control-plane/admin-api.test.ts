@@ -11,7 +11,8 @@ const procs = new Processes();
 let cp: ControlPlaneProcess;
 
 beforeAll(async () => {
-  cp = await startControlPlane(procs, { args: ['--max-body', '4KiB'] });
+  // No resync hold: its refusals of unknown subsets would be 503s to try again (resync-refusals.test.ts).
+  cp = await startControlPlane(procs, { args: ['--max-body', '4KiB', '--resync-hold', '0s'] });
 });
 afterAll(() => procs.killAll());
 

@@ -14,7 +14,8 @@ const procs = new Processes();
 let cp: ControlPlaneProcess;
 
 beforeAll(async () => {
-  cp = await startControlPlane(procs);
+  // No resync hold: its refusals of unknown subsets would be 503s to try again (resync-refusals.test.ts).
+  cp = await startControlPlane(procs, { args: ['--resync-hold', '0s'] });
 });
 afterAll(() => procs.killAll());
 
