@@ -11,6 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { formatDuration } from '../common/config/duration.js';
+import { COMPONENT_HEADER } from '../common/http/component.js';
 import type { Expected } from './answers.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15080';
@@ -136,12 +137,26 @@ export class AdminClient {
     return headers;
   }
 
+  /** Sends the request; an answer from another Skein component (a sidecar's admin port) is refused before its body is read. */
   private async send(path: string, options: { method: Dispatcher.HttpMethod; headers: Record<string, string>; body?: string; signal: AbortSignal }): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData;
     try {
-      return await request(`${this.baseUrl}${path}`, options);
+      res = await request(`${this.baseUrl}${path}`, options);
     } catch (err) {
       throw this.failure(path, err);
     }
+    const component = res.headers[COMPONENT_HEADER];
+    if (component !== undefined && component !== 'control-plane') {
+      res.body.destroy();
+      const what = component === 'sidecar' ? "a Skein sidecar's admin port" : `a Skein ${String(component)}`;
+      throw new AdminApiError(
+        0,
+        'not-skein',
+        `${this.baseUrl} is ${what}, not a Skein control plane's admin API, so its ${res.statusCode} answer to ${path} says nothing about the mesh: ` +
+          `point --control-plane or SKEIN_ADMIN_URL at the control plane's --http-port (default ${DEFAULT_ADMIN_URL})`,
+      );
+    }
+    return res;
   }
 
   private failure(path: string, err: unknown): AdminApiError {

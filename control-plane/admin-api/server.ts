@@ -5,6 +5,7 @@
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { COMPONENT_HEADER, type SkeinComponent } from '../../common/http/component.js';
 import type { Logger } from '../../common/log.js';
 import { tokenMatches } from '../admin-token.js';
 import { ApiError, errorBody, toApiError } from './errors.js';
@@ -20,6 +21,8 @@ export interface AdminServerOptions {
 
 export function createAdminServer(options: AdminServerOptions): Server {
   const server = createServer((req, res) => {
+    // Says whose answer it is, so a CLI pointed at a sidecar's admin port can tell (cli/admin-client.ts).
+    res.setHeader(COMPONENT_HEADER, 'control-plane' satisfies SkeinComponent);
     handle(options, req, res).catch((err: unknown) => {
       options.logger.error({ err }, 'admin API handler failed');
       if (!res.headersSent) send(res, 500, errorBody(new ApiError('internal', 'internal error')));

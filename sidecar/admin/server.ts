@@ -4,6 +4,7 @@
  * Plain node:http: it is off the request path.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { COMPONENT_HEADER, type SkeinComponent } from '../../common/http/component.js';
 
 export interface AdminDeps {
   /** Why /ready is 503 (empty when ready); `outbound`: why /ready/outbound is (see wait-ready.ts). */
@@ -33,7 +34,8 @@ function otherInstance(url: string, own: string): string | undefined {
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  // Says whose answer it is, so the CLI pointed here instead of at the control plane can tell.
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', [COMPONENT_HEADER]: 'sidecar' satisfies SkeinComponent });
   res.end(body);
 }
 
@@ -75,8 +77,11 @@ async function route(deps: AdminDeps, req: IncomingMessage, res: ServerResponse)
     case '/drain':
       if (allow('POST')) json(res, 202, { draining: true, inFlight: deps.drain() });
       return;
-    default:
-      json(res, 404, { error: { code: 'not-found', message: `no admin endpoint ${path}; try /live /ready /ready/outbound /metrics /config /clusters, POST /drain` } });
+    default: {
+      // The admin API's paths: someone (an older CLI, curl) took this port for the control plane's.
+      const api = path?.startsWith('/api/') ? "; this is a Skein sidecar's admin port, and /api/… is the control plane's admin API (its --http-port, default 127.0.0.1:15080)" : '';
+      json(res, 404, { error: { code: 'not-found', message: `no admin endpoint ${path}; try /live /ready /ready/outbound /metrics /config /clusters, POST /drain${api}` } });
+    }
   }
 }
 

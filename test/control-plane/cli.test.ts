@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
 import { intentions, type IntentionsInput, type Snapshot } from '../../common/config/schema.js';
 import { compileIntentions } from '../../sidecar/authz/intentions.js';
-import { Processes, skeinBin, tempDir, waitUntil } from '../support/index.js';
+import { Processes, skeinBin, tempDir, waitUntil, writeTempConfig } from '../support/index.js';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
@@ -435,6 +435,25 @@ describe('skein admin commands', () => {
         expect(res.stderr, kind).toMatch(/answered something other than .*: is .* a Skein control plane's admin API\?/);
       }
     });
+  });
+
+  it("says so when --control-plane is a sidecar's admin port, whose 404 is no answer about the mesh", async () => {
+    const sidecar = await procs.sidecar({ service: 'backend', appPort: 9, config: writeTempConfig({ version: '1', services: {} }), waitFor: '/live' });
+    const refused = (path: string) =>
+      `skein: ${sidecar.adminUrl} is a Skein sidecar's admin port, not a Skein control plane's admin API, so its 404 answer to ${path} says nothing about the mesh: ` +
+      "point --control-plane or SKEIN_ADMIN_URL at the control plane's --http-port (default http://127.0.0.1:15080)\n";
+    for (const [args, path] of [
+      [['split', 'backend', 'v1=90', 'v2=10'], '/api/v1/routes/backend/split'],
+      [['get', 'services'], '/api/v1/services'],
+      [['tap', 'backend'], '/api/v1/services/backend'],
+    ] as const) {
+      const res = await skein([...args, '--control-plane', sidecar.adminUrl]);
+      expect({ code: res.code, stderr: res.stderr, stdout: res.stdout }, args.join(' ')).toEqual({ code: 1, stderr: refused(path), stdout: '' });
+    }
+    // Asked directly (curl, an older CLI), the sidecar says where the admin API is.
+    const direct = (await (await fetch(`${sidecar.adminUrl}/api/v1/services`)).json()) as { error: { message: string } };
+    expect(direct.error.message).toMatch(/this is a Skein sidecar's admin port, and \/api\/… is the control plane's admin API \(its --http-port, default 127\.0\.0\.1:15080\)$/);
+    sidecar.kill('SIGKILL');
   });
 
   it('understands the routes and intentions of a control plane of another version: fields it does not know, values this version refuses', async () => {
