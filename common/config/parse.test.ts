@@ -216,6 +216,22 @@ describe('durations', () => {
     ]);
     expect(problemsOf({ ttl: '10ms', other: 1 })).toEqual(['ttl: must be at least 1s']);
   });
+
+  it('says what is wrong with a number that is no duration, rather than print it as JSON would (null)', () => {
+    const body = z.object({ ttl: duration }).strict();
+    const problemsOf = (text: string) => {
+      try {
+        validate(body, JSON.parse(text));
+      } catch (err) {
+        if (err instanceof ConfigError) return err.problems;
+        throw err;
+      }
+      return [];
+    };
+    expect(problemsOf('{"ttl": 1e400}')).toEqual(['ttl: invalid duration: a number too large to be read (JSON takes it as infinity); give a number of milliseconds or a string such as "24h"']);
+    expect(problemsOf('{"ttl": -1e400}')).toEqual(['ttl: invalid duration -Infinity: a number of milliseconds cannot be negative']);
+    expect(problemsOf('{"ttl": -5}')).toEqual(['ttl: invalid duration -5: a number of milliseconds cannot be negative']);
+  });
 });
 
 describe('parseAuthoredSnapshot', () => {

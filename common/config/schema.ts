@@ -53,12 +53,24 @@ export const duration = z.union([z.string(), z.number()]).describe('a duration: 
   const exact = typeof value === 'number' ? (Number.isFinite(value) && value >= 0 ? value : undefined) : exactDuration(value);
   const ms = exact === undefined ? undefined : wholeMs(exact);
   if (ms !== undefined) return ms;
-  const message = exact === undefined
-    ? `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m", or a number of milliseconds)`
-    : `duration ${JSON.stringify(value)} is under 1ms: write 0 to turn it off, or at least 1ms`;
+  const message = typeof value === 'number' && exact === undefined
+    ? badMilliseconds(value)
+    : exact === undefined
+      ? `invalid duration ${JSON.stringify(value)} (use e.g. "250ms", "3s", "1m", or a number of milliseconds)`
+      : `duration ${JSON.stringify(value)} is under 1ms: write 0 to turn it off, or at least 1ms`;
   ctx.addIssue({ code: z.ZodIssueCode.custom, message, fatal: true });
   return z.NEVER;
 });
+
+/**
+ * Why a number is no duration. Printed as JSON it would read `null`: JSON.parse takes `1e400` as
+ * Infinity, YAML `.inf` and `.nan` as Infinity and NaN.
+ */
+function badMilliseconds(value: number): string {
+  if (Number.isNaN(value)) return 'invalid duration: not a number (NaN); give a number of milliseconds or a string such as "3s"';
+  if (value < 0) return `invalid duration ${value}: a number of milliseconds cannot be negative`;
+  return 'invalid duration: a number too large to be read (JSON takes it as infinity); give a number of milliseconds or a string such as "24h"';
+}
 
 /**
  * The longest policy duration (timeouts, backoff, breaker and ejection times, fault delays,

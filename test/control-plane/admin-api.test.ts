@@ -209,6 +209,9 @@ describe('admin API', () => {
     const badTtl = await call('POST', '/api/v1/tokens', { body: JSON.stringify({ service: 'orders', ttl: 'abc' }) });
     expectError(badTtl, 422, 'invalid', /^ttl: invalid duration "abc"/);
     expect(badTtl.body.error.problems).toEqual(['ttl: invalid duration "abc" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)']);
+    // JSON.parse takes 1e400 as Infinity, which JSON prints as null: the message says what it was.
+    const hugeTtl = await call('POST', '/api/v1/tokens', { body: '{"service": "orders", "ttl": 1e400}' });
+    expect(hugeTtl.body.error.problems).toEqual(['ttl: invalid duration: a number too large to be read (JSON takes it as infinity); give a number of milliseconds or a string such as "24h"']);
   });
 
   it('explains a routing decision with the policy in force', async () => {
