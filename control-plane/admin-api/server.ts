@@ -94,6 +94,14 @@ function authorize(req: IncomingMessage, expected: string): void {
 }
 
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  // A compressed body read as JSON failed as "not valid JSON" (400), the client's bytes blamed
+  // for a coding this server does not take: that is a 415 (RFC 9110 §15.5.16), naming the coding.
+  const coding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (coding !== '' && coding !== 'identity') {
+    throw new ApiError('unsupported-media-type', `request bodies are not taken compressed: send the JSON as it is, without Content-Encoding (got ${coding})`, undefined, undefined, {
+      'accept-encoding': 'identity',
+    });
+  }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json' && !type.endsWith('+json')) {
     throw new ApiError('unsupported-media-type', `send the body as JSON with Content-Type: application/json (got ${type || 'none'})`);

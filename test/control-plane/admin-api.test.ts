@@ -3,6 +3,7 @@
  * precise validation errors, optimistic concurrency, and the OpenAPI description.
  */
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, waitUntil } from '../support/index.js';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
@@ -56,6 +57,17 @@ describe('admin API', () => {
       'unsupported-media-type',
       /application\/json/,
     );
+    const gzipped = await fetch(`${cp.adminUrl}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cp.adminToken}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(JSON.stringify({ service: 'orders' })),
+    });
+    expect(gzipped.status).toBe(415);
+    expect(gzipped.headers.get('accept-encoding')).toBe('identity');
+    expect(((await gzipped.json()) as { error: unknown }).error).toEqual({
+      code: 'unsupported-media-type',
+      message: 'request bodies are not taken compressed: send the JSON as it is, without Content-Encoding (got gzip)',
+    });
   });
 
   it('rejects oversize bodies with 413', async () => {
