@@ -83,6 +83,12 @@ export const MAX_POLICY_DURATION_MS = 24 * 3_600_000;
 export const policyDuration = duration.refine((ms) => ms <= MAX_POLICY_DURATION_MS, (ms) => ({ message: `must be at most 24h, not ${formatDuration(ms)}` }));
 
 const percent = z.number().min(0).max(100);
+
+/**
+ * A number with no upper bound: JSON.parse reads `1e400` as Infinity, which JSON (the store, the
+ * snapshot) writes back as null, so taking it would store a value that a restart refuses.
+ */
+const finite = z.number().finite('must be a finite number (JSON reads one as large as 1e400 as infinity)');
 const labels = z.record(z.string(), z.string());
 
 export const retryOn = z.enum(['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable', 'deadline-exceeded']);
@@ -107,7 +113,7 @@ export const retryPolicy = z
   .object({
     ...retryTries,
     budget: z
-      .object({ ratio: z.number().min(0).max(1).default(0.2), minPerSecond: z.number().min(0).default(10) })
+      .object({ ratio: z.number().min(0).max(1).default(0.2), minPerSecond: finite.min(0).default(10) })
       .strict()
       .default({}),
   })

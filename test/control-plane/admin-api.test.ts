@@ -70,6 +70,13 @@ describe('admin API', () => {
     });
   });
 
+  it('refuses a number JSON reads as infinity, which the store would keep as null and a restart then refuse', async () => {
+    const infinite = await call('PUT', '/api/v1/services/infinite/policy', { body: '{"retries": {"budget": {"minPerSecond": 1e400}}}' });
+    expectError(infinite, 422, 'invalid', /^retries\.budget\.minPerSecond: /);
+    expect(infinite.body.error.problems).toEqual(['retries.budget.minPerSecond: must be a finite number (JSON reads one as large as 1e400 as infinity)']);
+    expect((await call('GET', '/api/v1/services/infinite/policy')).status).toBe(404);
+  });
+
   it('rejects oversize bodies with 413', async () => {
     const huge = JSON.stringify({ subsets: Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`s${i}`, { version: `v${i}` }])) });
     expect(huge.length).toBeGreaterThan(4096);
