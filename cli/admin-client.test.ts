@@ -1,5 +1,6 @@
 /** The admin client's deadlines, against real HTTP servers on 127.0.0.1 that stall on cue. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdminApiError, AdminClient } from './admin-client.js';
 
@@ -167,6 +168,23 @@ describe('AdminClient transport', () => {
     const url = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('[]'));
     const err = await failure(new AdminClient(url, 'token\nsecond-line', 2_000).get('/api/v1/services'));
     expect([err.code, err.message]).toEqual(['unsendable', `cannot send the request to ${url}/api/v1/services: invalid authorization header`]);
+  });
+
+  it('says a server that takes the connection and closes it unanswered may not be an HTTP admin API, rather than that it cannot be reached', async () => {
+    // As the control plane's TLS gRPC port does to a plain HTTP/1.1 request.
+    const server = createNetServer((socket) => socket.once('data', () => socket.destroy()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const err = await failure(new AdminClient(url, undefined, 2_000).get('/api/v1/services'));
+      expect([err.code, err.message]).toEqual([
+        'unreachable',
+        `${url} closed the connection without answering (other side closed): a control plane that went away, or no HTTP admin API there ` +
+          "(the control plane's --grpc-port speaks TLS gRPC; its admin API is on --http-port, default http://127.0.0.1:15080) (set --control-plane or SKEIN_ADMIN_URL)",
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('names the URL and the socket error when nothing listens', async () => {

@@ -168,6 +168,17 @@ export class AdminClient {
     // A request undici refuses to send (a header value it cannot carry): nothing was tried on
     // the network, so saying the control plane cannot be reached would send the user looking there.
     if (code === 'UND_ERR_INVALID_ARG') return new AdminApiError(0, 'unsendable', `cannot send the request to ${this.baseUrl}${path}: ${(err as Error).message}`);
+    // Connected, then closed with no answer: what the control plane's TLS gRPC port does to a
+    // plain HTTP request, where "cannot reach" sent the user looking for a network problem. Still
+    // 'unreachable': a control plane that dies mid-request ends it the same way, and is waited for.
+    if (code === 'UND_ERR_SOCKET') {
+      return new AdminApiError(
+        0,
+        'unreachable',
+        `${this.baseUrl} closed the connection without answering (${(err as Error).message}): a control plane that went away, or no HTTP admin API there ` +
+          `(the control plane's --grpc-port speaks TLS gRPC; its admin API is on --http-port, default ${DEFAULT_ADMIN_URL}) (set --control-plane or SKEIN_ADMIN_URL)`,
+      );
+    }
     const reason = typeof code === 'string' ? code : (cause?.code ?? cause?.message ?? (err as Error).message);
     return new AdminApiError(0, 'unreachable', `cannot reach the control plane at ${this.baseUrl}: ${reason} (set --control-plane or SKEIN_ADMIN_URL)`);
   }
