@@ -115,7 +115,9 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknow
     if (size > limit) throw new ApiError('payload-too-large', `request body exceeds the limit of ${limit} bytes`);
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  // A leading byte order mark (PowerShell's UTF-8, some editors) is no part of the JSON, and
+  // RFC 8259 §8.1 lets a parser ignore it: refused, it read as an invisible "Unexpected token".
+  const text = Buffer.concat(chunks).toString('utf8').replace(/^\uFEFF/, '');
   if (text.trim() === '') throw new ApiError('bad-request', 'request body is empty; expected a JSON document');
   try {
     return JSON.parse(text);

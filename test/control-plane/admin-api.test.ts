@@ -62,6 +62,8 @@ describe('admin API', () => {
       headers: { authorization: `Bearer ${cp.adminToken}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
       body: gzipSync(JSON.stringify({ service: 'orders' })),
     });
+    const withBom = await call('POST', '/api/v1/tokens', { body: `\uFEFF${JSON.stringify({ service: 'orders' })}` });
+    expect([withBom.status, withBom.body.service]).toEqual([201, 'orders']);
     expect(gzipped.status).toBe(415);
     expect(gzipped.headers.get('accept-encoding')).toBe('identity');
     expect(((await gzipped.json()) as { error: unknown }).error).toEqual({
