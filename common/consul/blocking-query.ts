@@ -18,6 +18,9 @@
 import { EventEmitter } from 'node:events';
 import { backoffDelay } from '../../sidecar/resilience/backoff.js';
 
+/** The longest wait between two tries of a failing blocking query (unless backoffMaxMs says otherwise). */
+export const BLOCKING_QUERY_BACKOFF_MAX_MS = 5_000;
+
 export interface BlockingAnswer<T> {
   readonly data: T;
   /** `X-Consul-Index` (index queries) or `X-Consul-ContentHash` (hash queries); undefined when absent. */
@@ -88,7 +91,7 @@ export class BlockingQuery<T> {
       this.ctx = ctx;
       let answer: BlockingAnswer<T>;
       const failed = async (err: unknown): Promise<void> => {
-        const delay = backoffDelay(failures, o.backoffBaseMs ?? 200, o.backoffMaxMs ?? 5_000, o.random);
+        const delay = backoffDelay(failures, o.backoffBaseMs ?? 200, o.backoffMaxMs ?? BLOCKING_QUERY_BACKOFF_MAX_MS, o.random);
         failures++;
         cursor = '';
         o.onError(err, failures, delay);

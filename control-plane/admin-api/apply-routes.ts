@@ -13,7 +13,7 @@ import type { ApplyDocument, MeshConfig } from '../state/mesh-config.js';
 import { applyDocuments } from '../state/resources.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { StoreConflictError } from '../store/store.js';
-import type { ResyncHold } from '../state/resync.js';
+import type { ResyncHold } from '../state/registry-gap.js';
 import { afterWrite } from './conditions.js';
 import { ApiError } from './errors.js';
 import { canaryMode, FORCE_QUERY, forceRequested, type CanaryAborter } from './force.js';

@@ -4,7 +4,7 @@
  * since, and `If-None-Match: *` only creates. Writes without either are last-writer-wins.
  */
 import type { IncomingMessage } from 'node:http';
-import type { ResyncHold } from '../state/resync.js';
+import type { ResyncHold } from '../state/registry-gap.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry, WriteCondition } from '../store/store.js';
 import { ApiError } from './errors.js';

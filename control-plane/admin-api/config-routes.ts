@@ -10,7 +10,7 @@ import type { MeshConfig } from '../state/mesh-config.js';
 import { newIntentionsBody, policyBody, routesBody, splitBody } from '../state/resources.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { StoreEntry } from '../store/store.js';
-import type { ResyncHold } from '../state/resync.js';
+import type { ResyncHold } from '../state/registry-gap.js';
 import { afterWrite, entryHeaders, writeCondition } from './conditions.js';
 import { ApiError } from './errors.js';
 import { canaryMode, FORCE_QUERY, type CanaryAborter } from './force.js';

@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../../common/config/parse.js';
 import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
-import { RegistryResyncError } from '../state/resync.js';
+import { InstancesNotKnownError } from '../state/registry-gap.js';
 import { SnapshotTooLargeError } from '../state/snapshot-size.js';
 import { ShadowedSplitError } from '../state/split-rule.js';
 import { StoreConflictError, StoreLimitError, StoreUnavailableError } from '../store/store.js';
@@ -51,7 +51,7 @@ export class ApiError extends Error {
 /** Maps what handlers throw to an ApiError; anything unknown is a 500 (and gets logged). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof RegistryResyncError) return resyncing(err);
+  if (err instanceof InstancesNotKnownError) return notKnownYet(err);
   if (err instanceof ConfigError) return new ApiError('invalid', err.message, err.problems);
   // A write that would change what a running canary rollout steers: refused, nothing written.
   if (err instanceof RunningCanaryError) return new ApiError('conflict', err.message, undefined, { canaries: conflictDetails(err.conflicts) });
@@ -75,19 +75,12 @@ export function toApiError(err: unknown): ApiError {
 }
 
 /**
- * A refusal that rests on instances the registry may not know yet, made during the resync hold
- * after a start: a 503 to retry when the hold ends (Retry-After), not a 422 that reads as final.
+ * A refusal that rests on instances the registry may not know yet (the resync hold after a
+ * start, Consul's catalog unread): a 503 to retry (Retry-After), not a 422 that reads as final.
  */
-function resyncing(err: RegistryResyncError): ApiError {
-  const seconds = Math.max(1, Math.ceil((err.until - Date.now()) / 1000));
-  return new ApiError(
-    'unavailable',
-    `not known yet: the control plane is still resyncing with its sidecars after its start, and the instances of those not reconnected yet are missing ` +
-      `until its resync hold ends at ${new Date(err.until).toISOString()} (in ${seconds} s): ${err.message}`,
-    err.problems,
-    undefined,
-    { 'retry-after': String(seconds) },
-  );
+function notKnownYet(err: InstancesNotKnownError): ApiError {
+  const seconds = Math.max(1, Math.ceil((err.gap.until - Date.now()) / 1000));
+  return new ApiError('unavailable', `not known yet: ${err.gap.why}: ${err.message}`, err.problems, undefined, { 'retry-after': String(seconds) });
 }
 
 export function errorBody(err: ApiError): { error: { code: string; message: string; problems?: readonly string[] } } {

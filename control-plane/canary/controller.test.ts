@@ -5,7 +5,7 @@ import { createLogger } from '../../common/log.js';
 import { tempDir, waitUntil } from '../../test/support/index.js';
 import type { Golden } from '../observability/golden.js';
 import { FileStore } from '../store/file-store.js';
-import { RegistryResyncError } from '../state/resync.js';
+import { InstancesNotKnownError } from '../state/registry-gap.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 import { CanaryController, CanaryNotReadyError, SplitNotPublishedError, type CanaryDeps, type CanaryState } from './controller.js';
 import { canaryBody } from './schema.js';
@@ -191,11 +191,11 @@ describe('an abort during the resync hold after a start', () => {
     const c = new CanaryController(deps(store, {
       setSplit: async (_service, weights) => void splits.push(weights),
       checkSplit: async () => {
-        if (resyncing) throw new RegistryResyncError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1'], Date.now() + 5_000);
+        if (resyncing) throw new InstancesNotKnownError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1'], { why: 'the control plane is still resyncing', until: Date.now() + 5_000 });
       },
     }));
     await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
-    await expect(c.abort('catalog')).rejects.toBeInstanceOf(RegistryResyncError);
+    await expect(c.abort('catalog')).rejects.toBeInstanceOf(InstancesNotKnownError);
     expect(c.get('catalog')).toMatchObject({ status: 'running', weight: 25 });
     expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'running' });
     expect(splits).toEqual([{ v1: 75, v2: 25 }]);

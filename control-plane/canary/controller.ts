@@ -14,7 +14,7 @@ import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
 import type { CanaryGuard } from '../state/mesh-config.js';
-import { RegistryResyncError } from '../state/resync.js';
+import { InstancesNotKnownError } from '../state/registry-gap.js';
 import type { ConfigStore, StoreEntry, StoreOp } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import type { RunningCanary } from './conflicts.js';
@@ -249,7 +249,7 @@ export class CanaryController implements CanaryGuard {
       // While the registry refills after a start, `from` may be unknown only for now: ended
       // then, the rollout would leave its split in place; it runs on, and the abort is "try again".
       await this.deps.checkSplit(service, { [this.states.get(service)!.spec.from]: 100 }).catch((err: unknown) => {
-        if (err instanceof RegistryResyncError) throw err;
+        if (err instanceof InstancesNotKnownError) throw err;
       });
       loop.abort.abort();
       await loop.done;
@@ -454,7 +454,7 @@ function holdsAt(state: CanaryState): number {
 function asBodyError(err: unknown, spec: CanarySpec): unknown {
   if (!(err instanceof ConfigError)) return err;
   const problems = err.problems.map((p) => asBodyField(p, spec));
-  return err instanceof RegistryResyncError ? new RegistryResyncError(problems, err.until) : new ConfigError(problems);
+  return err instanceof InstancesNotKnownError ? new InstancesNotKnownError(problems, err.gap) : new ConfigError(problems);
 }
 
 function asBodyField(problem: string, spec: CanarySpec): string {

@@ -7,7 +7,7 @@ import { FileStore } from '../store/file-store.js';
 import { StoreConflictError } from '../store/store.js';
 import { StoredConfigError } from '../store/stored-entries.js';
 import { MeshConfig, type CanaryGuard } from './mesh-config.js';
-import { RegistryResyncError } from './resync.js';
+import { InstancesNotKnownError } from './registry-gap.js';
 import { ShadowedSplitError } from './split-rule.js';
 
 describe('MeshConfig.load', () => {
@@ -343,27 +343,40 @@ describe('refusals that rest on the registry during the resync hold', () => {
   }
   const caught = (promise: Promise<unknown>) => promise.then(() => undefined, (err: unknown) => err);
 
-  it('are RegistryResyncErrors until the hold ends, then the ConfigErrors they were, writing nothing either way', async () => {
+  it('are InstancesNotKnownErrors until the hold ends, then the ConfigErrors they were, writing nothing either way', async () => {
     const { store, hold, config } = await held();
     const revision = store.currentRevision;
     const split = await caught(config.setSplit('catalog', { stable: 90, v2: 10 }));
-    expect(split).toBeInstanceOf(RegistryResyncError);
-    expect(split).toMatchObject({ until: hold.until, problems: ['v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2'] });
-    expect(await caught(config.putRoutes('catalog', [{ split: { v2: 100 } }]))).toBeInstanceOf(RegistryResyncError);
-    expect(await caught(config.apply({ routes: { catalog: [{ split: { v2: 100 } }] } }))).toBeInstanceOf(RegistryResyncError);
-    expect(await caught(config.checkSplit('catalog', { v2: 100 }))).toBeInstanceOf(RegistryResyncError);
+    expect(split).toBeInstanceOf(InstancesNotKnownError);
+    expect(split).toMatchObject({ gap: { until: hold.until }, problems: ['v2: unknown subset "v2" of catalog: not declared in its policy and no instance has version=v2'] });
+    expect((split as InstancesNotKnownError).gap.why).toMatch(/^the control plane is still resyncing with its sidecars after its start, .* until its resync hold ends at \S+Z \(in (59|60) s\)$/);
+    expect(await caught(config.putRoutes('catalog', [{ split: { v2: 100 } }]))).toBeInstanceOf(InstancesNotKnownError);
+    expect(await caught(config.apply({ routes: { catalog: [{ split: { v2: 100 } }] } }))).toBeInstanceOf(InstancesNotKnownError);
+    expect(await caught(config.checkSplit('catalog', { v2: 100 }))).toBeInstanceOf(InstancesNotKnownError);
     // A declared subset with no healthy instance yet: its sidecars may not have reconnected.
-    expect(await caught(config.healthyInstances('catalog', 'stable'))).toMatchObject({ name: 'RegistryResyncError', problems: ['stable: no healthy instance of subset stable of catalog has reconnected yet'] });
+    expect(await caught(config.healthyInstances('catalog', 'stable'))).toMatchObject({ name: 'InstancesNotKnownError', problems: ['stable: no healthy instance of subset stable of catalog is known yet'] });
     // What no instance could change is refused as before: weights that do not sum to 100.
-    expect(await caught(config.setSplit('catalog', { stable: 90, v2: 20 }))).not.toBeInstanceOf(RegistryResyncError);
+    expect(await caught(config.setSplit('catalog', { stable: 90, v2: 20 }))).not.toBeInstanceOf(InstancesNotKnownError);
     expect(store.currentRevision).toBe(revision);
 
     hold.until = undefined;
     const after = await caught(config.setSplit('catalog', { stable: 90, v2: 10 }));
     expect(after).toBeInstanceOf(ConfigError);
-    expect(after).not.toBeInstanceOf(RegistryResyncError);
+    expect(after).not.toBeInstanceOf(InstancesNotKnownError);
     expect(await config.healthyInstances('catalog', 'stable')).toBe(0);
     expect(store.currentRevision).toBe(revision);
+  });
+
+  it('are InstancesNotKnownErrors too while Consul\'s catalog has not been read since the start, hold or not', async () => {
+    const store = await FileStore.open(tempDir());
+    const unread = "Consul's catalog at http://127.0.0.1:1 has not been read since the control plane started (ECONNREFUSED)";
+    const catalog = Object.assign(new StreamRegistry(1_000), { unknown: (): string | undefined => unread });
+    const config = new MeshConfig(store, catalog, { holdEnds: () => undefined });
+    const refused = await caught(config.setSplit('catalog', { v1: 100 }));
+    expect(refused).toBeInstanceOf(InstancesNotKnownError);
+    expect((refused as InstancesNotKnownError).gap.why).toBe(`${unread}, so no instance is known`);
+    expect((refused as InstancesNotKnownError).gap.until - Date.now()).toBeLessThanOrEqual(5_000);
+    expect(store.currentRevision).toBe(0);
   });
 
   it('let through what the instances known now allow', async () => {

@@ -17,7 +17,7 @@ import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js
 import { knownSubsets, subsetUses, unknownSubsetProblems, type SubsetUse } from '../../common/config/subset-uses.js';
 import { composeSnapshot } from './compose.js';
 import { ownEntry } from '../../common/config/own.js';
-import { registryRefusal, type ResyncHold } from './resync.js';
+import { registryGap, registryRefusal, type ResyncHold } from './registry-gap.js';
 import { checkSnapshotSize } from './snapshot-size.js';
 import { withSplit } from './split-rule.js';
 import {
@@ -110,7 +110,7 @@ export class MeshConfig {
   constructor(
     private readonly store: ConfigStore,
     private readonly discovery: Discovery,
-    /** While it lasts, refusals that rest on the instances known are RegistryResyncErrors (resync.ts). */
+    /** While it lasts, refusals that rest on the instances known are InstancesNotKnownErrors (registry-gap.ts). */
     private readonly hold?: ResyncHold,
   ) {}
 
@@ -462,7 +462,7 @@ export class MeshConfig {
       puts.push({ op: 'put', key: keys.intentions, value: raw.intentions });
     }
     // Every problem here is a subset the instances known now do not carry.
-    if (problems.length > 0) throw registryRefusal(problems, this.hold);
+    if (problems.length > 0) throw registryRefusal(problems, this.gap());
     // Judged last, so a file that does not fit the mesh is a 422 whatever rollouts run; the
     // rollouts' keys are checked with the rest, and the caller decides on the conflicts.
     const canaries = await this.canaryChecks(canaryItems);
@@ -500,16 +500,22 @@ export class MeshConfig {
 
   /**
    * How many healthy instances (a ready sidecar, or passing Consul checks) `subset` selects
-   * now; a ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name. During
-   * the resync hold, none is a RegistryResyncError: its instances may not have reconnected yet.
+   * now; a ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name. While
+   * the registry may be incomplete (registry-gap.ts), none is an InstancesNotKnownError.
    */
   async healthyInstances(service: string, subset: string): Promise<number> {
     const subsets = ((await this.getPolicy(service))?.value as PolicyInput | undefined)?.subsets ?? {};
     this.checkSubsets(service, [[subset, subset]], Object.keys(subsets));
     const healthy = this.discovery.instances().filter((i) => i.service === service && i.health === 'healthy');
     const selected = selectEndpoints(subsetSelector({ subsets }, subset), healthy).length;
-    if (selected === 0 && this.hold?.holdEnds() !== undefined) throw registryRefusal([`${subset}: no healthy instance of subset ${subset} of ${service} has reconnected yet`], this.hold);
+    const gap = selected === 0 ? this.gap() : undefined;
+    if (gap) throw registryRefusal([`${subset}: no healthy instance of subset ${subset} of ${service} is known yet`], gap);
     return selected;
+  }
+
+  /** Why the instances known now may be incomplete, if they may (registry-gap.ts). */
+  private gap() {
+    return registryGap(this.discovery, this.hold);
   }
 
   /** Subsets a split may name: declared in the policy, or the version label of a known instance. */
@@ -536,10 +542,10 @@ export class MeshConfig {
     return declaredIn(await this.store.get(keys.policy(service)));
   }
 
-  /** Throws a ConfigError (RegistryResyncError during the resync hold) naming each `[path, subset]` whose subset the mesh does not know. */
+  /** Throws a ConfigError (InstancesNotKnownError while the registry may be incomplete) naming each `[path, subset]` whose subset the mesh does not know. */
   private checkSubsets(service: string, uses: readonly SubsetUse[], declared: readonly string[]): void {
     const problems = this.subsetProblems(service, uses, declared);
-    if (problems.length > 0) throw registryRefusal(problems, this.hold);
+    if (problems.length > 0) throw registryRefusal(problems, this.gap());
   }
 
   /** `path: unknown subset …` for each `[path, subset]` whose subset would not be known with `declared`. */

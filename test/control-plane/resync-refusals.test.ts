@@ -2,11 +2,12 @@
  * Refusals that rest on the instance registry, after a real control-plane restart: until its
  * sidecars reconnect (the resync hold), a subset known only as its instances' `version` label is
  * not known yet, so a split or a rollout naming it is a 503 to try again (Retry-After; the CLI
- * exits 75 saying so), not the 422 it is once the hold is over.
+ * exits 75 saying so), not the 422 it is once the hold is over. So is one made while Consul's
+ * catalog has not been read since the start (`--consul` with Consul down).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
-import { apiError, Processes, skeinBin, waitUntil } from '../support/index.js';
+import { apiError, freePorts, Processes, skeinBin, waitUntil } from '../support/index.js';
 import { ADMIN_TOKEN, announceInstance, startControlPlane } from './harness.js';
 
 const procs = new Processes();
@@ -19,8 +20,8 @@ afterAll(async () => {
 
 const HOLD_S = 15;
 
-describe('after a control-plane restart, during the resync hold', () => {
-  it('answers a split or rollout to subsets no instance has reconnected with yet 503 and Retry-After, and 422 once the hold is over', async () => {
+describe('refusals that rest on the instance registry while it may be incomplete', () => {
+  it('after a restart, during the resync hold, answer a split or rollout to subsets no instance has reconnected with yet 503 and Retry-After, and 422 once the hold is over', async () => {
     const first = await startControlPlane(procs);
     for (const version of ['v1', 'v2']) sources.push(await announceInstance(first, 'backend', version));
     await first.api.put('/api/v1/routes/backend/split', { v1: 90, v2: 10 });
@@ -66,5 +67,20 @@ describe('after a control-plane restart, during the resync hold', () => {
       return err.status !== 503 && err;
     }, { what: 'the resync hold to end', timeoutMs: (HOLD_S + 10) * 1000, intervalMs: 250 });
     expect({ status: after.status, code: after.code, retryAfter: after.retryAfterSeconds }).toEqual({ status: 422, code: 'invalid', retryAfter: undefined });
+  });
+
+  it('answer 503 with Retry-After too while Consul\'s catalog has not been read since the start', async () => {
+    // Nothing listens there: the catalog stays unread.
+    const [consulPort] = await freePorts(1);
+    const cp = await startControlPlane(procs, { args: ['--consul', `http://127.0.0.1:${consulPort}`] });
+    const split = await apiError(cp.api.put('/api/v1/routes/backend/split', { v1: 100 }));
+    expect({ status: split.status, code: split.code, problems: split.problems }).toEqual({
+      status: 503,
+      code: 'unavailable',
+      problems: ['v1: unknown subset "v1" of backend: not declared in its policy and no instance has version=v1'],
+    });
+    expect(split.message).toMatch(new RegExp(`^not known yet: Consul's catalog at http://127\\.0\\.0\\.1:${consulPort} has not been read since the control plane started \\(.*\\), so no instance is known: v1: unknown subset`));
+    expect(split.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(split.retryAfterSeconds).toBeLessThanOrEqual(5);
   });
 });
