@@ -318,6 +318,25 @@ describe('a resumed rollout', () => {
     await c.close();
   });
 
+  it('whose split is refused while the instances are not known yet (Consul\'s catalog unread, no hold) tries it again until they are, still running', async () => {
+    const store = await FileStore.open(tempDir());
+    await store.put('canaries/catalog', running());
+    let unread = 3;
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, {
+      setSplit: async (_s, w) => {
+        if (unread-- > 0) throw new InstancesNotKnownError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1'], { why: "Consul's catalog has not been read", until: Date.now() + 20 });
+        splits.push(w);
+      },
+    }));
+    await c.load();
+    await c.resume();
+    await waitUntil(() => splits.length > 0, { timeoutMs: 5_000, what: 'the split set again' });
+    expect(splits).toEqual([{ v1: 50, v2: 50 }]);
+    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    await c.close();
+  });
+
   it('whose split is still refused once the hold has released the sidecars is rolled back, saying why', async () => {
     const store = await FileStore.open(tempDir());
     await store.put('canaries/catalog', running());

@@ -361,17 +361,27 @@ export class CanaryController implements CanaryGuard {
 
   /**
    * A resumed rollout whose split was refused at the start: set it again once held-back sidecars
-   * were released (they reconnected, so the registry knows their instances again); false when
-   * it is refused still, the rollout then rolled back.
+   * were released (they reconnected, so the registry knows their instances again), and for as
+   * long as the instances are not known yet; false when it is refused otherwise, the rollout
+   * then rolled back.
    */
   private async resplitOnRelease(service: string, signal: AbortSignal): Promise<boolean> {
     await untilAborted(this.deps.released(), signal);
     const state = this.states.get(service)!;
-    try {
-      await this.deps.setSplit(service, weights(state.spec, state.weight));
-    } catch (err) {
-      await this.finish(state, 'rolled-back', resumeFailure(state, err));
-      return false;
+    for (;;) {
+      try {
+        await this.deps.setSplit(service, weights(state.spec, state.weight));
+        break;
+      } catch (err) {
+        // Still not known (Consul's catalog unread since the start, where no hold releases
+        // anything): asked again when the gap says, rather than rolled back for an outage.
+        if (err instanceof InstancesNotKnownError) {
+          await sleep(Math.max(0, err.gap.until - Date.now()), undefined, { signal });
+          continue;
+        }
+        await this.finish(state, 'rolled-back', resumeFailure(state, err));
+        return false;
+      }
     }
     const at = new Date().toISOString();
     await this.save({ ...state, stepStartedAt: at, updatedAt: at });
