@@ -112,6 +112,14 @@ describe('SidecarMetrics', () => {
     expect(s.has('nodejs_eventloop_lag_seconds')).toBe(true);
   });
 
+  it('exports no certificate expiry before there is a certificate (0 would read as expired at the epoch)', async () => {
+    const m = new SidecarMetrics({ processMetrics: false });
+    expect((await scrape(m)).has('skein_cert_expiry_timestamp_seconds')).toBe(false);
+    expect(await m.text()).toContain('# TYPE skein_cert_expiry_timestamp_seconds gauge');
+    m.setCertExpiry(1_800_000_000);
+    expect((await scrape(m)).get('skein_cert_expiry_timestamp_seconds')).toBe(1_800_000_000);
+  });
+
   it('keeps registries apart', async () => {
     const a = new SidecarMetrics({ processMetrics: false });
     const b = new SidecarMetrics({ processMetrics: false });

@@ -164,6 +164,9 @@ export class SidecarMetrics {
     });
     this.configUpdates = new Counter({ name: 'skein_config_updates_total', help: 'Config snapshots received, by result (ack/nack)', labelNames: ['result'], registers });
     this.certExpiry = new Gauge({ name: 'skein_cert_expiry_timestamp_seconds', help: 'Expiry of the current leaf certificate (Unix seconds)', registers });
+    // prom-client starts an unlabelled gauge at 0, which reads as "expired at the epoch": a
+    // sidecar without identity has no certificate to expire, so no series until setCertExpiry.
+    this.certExpiry.remove();
   }
 
   /** The handle for one edge; resolve it once (per route target) and keep it, it is cached anyway. */

@@ -70,6 +70,8 @@ describe('admin endpoints and lifecycle', () => {
     expect(metrics).toMatch(/skein_config_updates_total\{result="ack"\} 1/);
     expect(metrics).toMatch(/skein_requests_total\{direction="outbound",source="app",destination="peer"/);
     expect(metrics).toMatch(/process_cpu_seconds_total/);
+    // No identity, no certificate to expire: a 0 would read as "expired at the epoch".
+    expect(metrics).not.toMatch(/^skein_cert_expiry_timestamp_seconds /m);
     expect((await get(agent, `${sc.adminUrl}/nope`)).status).toBe(404);
   });
 
