@@ -125,6 +125,8 @@ export const ISSUED_TOKEN: Expected<IssuedToken> = fromSchema('a bootstrap token
 /** The answer of `GET /api/v1/ca` and `POST /api/v1/ca/rotate`. */
 export interface CaView {
   trustDomain: string;
+  /** Absent from control planes older than 2026-12-07. */
+  trustDomainAliases?: string[];
   roots: { subject: string; fingerprint: string; notAfter: string; signing: boolean }[];
   rotation: { phase: string; rotating: boolean; waitingFor: string[]; settlingUntil?: string | null; startedAt: string | null; finishedAt: string | null };
 }
@@ -133,6 +135,7 @@ export const CA: Expected<CaView> = fromSchema(
   "the certificate authority's state",
   z.object({
     trustDomain: z.string(),
+    trustDomainAliases: z.array(z.string()).optional(),
     roots: z.array(z.object({ fingerprint: z.string(), notAfter: z.string(), signing: z.boolean() })),
     rotation: z.object({ phase: z.string(), rotating: z.boolean(), waitingFor: z.array(z.string()), settlingUntil: z.string().nullable().optional() }),
   }),

@@ -94,7 +94,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul, logger });
   const ca = await CertificateAuthority.open({
-    dataDir: options.dataDir, trustDomain: options.trustDomain, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
+    dataDir: options.dataDir, trustDomain: options.trustDomain, trustDomainAliases: options.trustDomainAliases, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
   });
   const admin = await resolveAdminToken(options.dataDir, options.adminToken);
   if (admin.blankEnv) process.stderr.write(`skein: SKEIN_ADMIN_TOKEN is set but blank: ignored, the admin token is the one in ${admin.file}\n`);
@@ -148,7 +148,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     publisher,
     proxies,
     registry,
-    authenticate: streamAuthenticator(tokens, options.trustDomain),
+    authenticate: streamAuthenticator(tokens, ca.trustDomains),
+    trustDomains: ca.trustDomains,
     logger,
     credentials: tls.credentials,
     // Consul's catalog needs no refill after a restart; until it was read once, the publisher

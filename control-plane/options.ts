@@ -11,6 +11,8 @@ export interface ControlPlaneOptions {
   readonly consul?: string;
   readonly store: StoreKind;
   readonly trustDomain: string;
+  /** Trust domains the mesh was in before (`--trust-domain-alias`): their identities are still taken while sidecars move. */
+  readonly trustDomainAliases: readonly string[];
   /** Operator-supplied CA root (PEM), so several replicas sign with one root; imported into the data dir. */
   readonly caCertFile?: string;
   readonly caKeyFile?: string;

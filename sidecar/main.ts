@@ -38,7 +38,7 @@ import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
 import { peerConnector, peerMuxConnector, peerSessionConnector, peerSocket, peerTlsConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
-import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, trustDomainOf } from './identity/tls-options.js';
+import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, peerTrustDomainsOf, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
@@ -357,7 +357,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes };
   const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder, maxBodyBytes };
   const peers = new InboundPeers({
-    trustDomain: () => trustDomainOf(tlsIdentity),
+    trustDomains: () => peerTrustDomainsOf(tlsIdentity),
     onRejected: (reason, detail, socket) => {
       metrics.tlsHandshakeFailed(reason);
       logger.warn({ reason, remote: socket.remoteAddress }, `inbound connection refused: ${detail}`);

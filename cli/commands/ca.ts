@@ -11,7 +11,8 @@ function print(view: CaView, flags: AdminFlags): void {
   const { rotating, waitingFor, settlingUntil } = view.rotation;
   const settling = settlingUntil ? `, no step before ${settlingUntil} (the control plane just started: sidecars are reconnecting)` : '';
   const waiting = rotating ? `, waiting for ${waitingFor.length} proxies${settling}` : '';
-  process.stdout.write(`trust domain ${view.trustDomain}; rotation phase ${view.rotation.phase}${waiting}\n`);
+  const aliases = view.trustDomainAliases?.length ? ` (taking identities of ${view.trustDomainAliases.join(', ')} too, as aliases)` : '';
+  process.stdout.write(`trust domain ${view.trustDomain}${aliases}; rotation phase ${view.rotation.phase}${waiting}\n`);
   printTable(
     ['ROOT', 'NOT AFTER', 'SIGNING'],
     view.roots.map((r) => [r.fingerprint, r.notAfter, r.signing ? 'yes' : 'no']),

@@ -24,6 +24,11 @@ export function registerControlPlane(program: Command): void {
     .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR').argParser(parseConsulAddress))
     .addOption(envOption('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
     .addOption(envOption('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
+    .addOption(
+      envOption('--trust-domain-alias <domain>', 'a trust domain the mesh was in before: its identities are still taken, and renewed into --trust-domain (repeatable)')
+        .argParser((value: string, previous: string[] = []) => [...previous, parseTrustDomain(value)])
+        .default([]),
+    )
     .addOption(envOption('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))
     .addOption(envOption('--ca-key-file <file>', 'private key (PEM, RSA) of --ca-cert-file'))
     .addOption(new Option('--ca-cert <file>', 'same as --ca-cert-file').hideHelp())
@@ -41,6 +46,8 @@ export function registerControlPlane(program: Command): void {
     .addOption(envOption('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars').argParser(parseConsulAddress))
     .action(async (flags: Record<string, unknown>) => {
       if (flags.store === 'consul' && !flags.consul) throw new UsageError('--store consul needs --consul URL (or CONSUL_HTTP_ADDR)');
+      const aliases = flags.trustDomainAlias as string[];
+      if (aliases.includes(String(flags.trustDomain))) throw new UsageError(`--trust-domain-alias ${String(flags.trustDomain)} is --trust-domain itself; an alias names a trust domain the mesh was in before`);
       const options: ControlPlaneOptions = {
         dataDir: String(flags.dataDir),
         grpcHost: String(flags.grpcHost),
@@ -50,6 +57,7 @@ export function registerControlPlane(program: Command): void {
         consul: flags.consul as string | undefined,
         store: flags.store as StoreKind,
         trustDomain: String(flags.trustDomain),
+        trustDomainAliases: aliases,
         tlsSans: flags.tlsSan as string[],
         caCertFile: (flags.caCertFile ?? flags.caCert) as string | undefined,
         caKeyFile: (flags.caKeyFile ?? flags.caKey) as string | undefined,

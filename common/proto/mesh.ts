@@ -65,6 +65,13 @@ export const SIDECAR_RECONNECT_MAX_MS = 5_000;
  */
 export const SNAPSHOT_HELD_HEADER = 'skein-snapshot-held';
 
+/**
+ * The Command that tells a sidecar whose identities the mesh takes: `{"trustDomains": [...]}`,
+ * the CA's trust domain then its aliases (a move to another --trust-domain). Sent on every
+ * accepted stream before its first snapshot, so a sidecar knows them before it is ready.
+ */
+export const TRUST_DOMAINS_COMMAND = 'trust-domains';
+
 export interface ControlMessage {
   msg?: 'snapshot' | 'command';
   /** The JSON comes either as `json` or gzipped in `jsonGzip`. */

@@ -21,6 +21,8 @@ function roots(ca: CertificateAuthority) {
 export function registerCaRoutes(router: Router, deps: { ca: CertificateAuthority; rotation: RootRotation; signing: SignStats }): void {
   const describe = () => ({
     trustDomain: deps.ca.trustDomain,
+    /** `--trust-domain-alias`: trust domains whose identities are still taken while the mesh moves from them. */
+    trustDomainAliases: deps.ca.trustDomains.slice(1),
     leafLifetimeMs: deps.ca.leafLifetimeMs,
     roots: roots(deps.ca),
     bundlePem: deps.ca.bundlePem,

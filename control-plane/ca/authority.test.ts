@@ -100,6 +100,32 @@ describe('CertificateAuthority', () => {
     expect((await refusal(csrFor('orders', 'spiffe://evil.example/service/orders'))).message).toMatch(/trust domain evil.example/);
   });
 
+  it('refuses to open a data dir whose CA issues identities in another trust domain, naming both and the alias that migrates', async () => {
+    await CertificateAuthority.open({ dataDir: dir, trustDomain: 'old.example' });
+    await expect(CertificateAuthority.open({ dataDir: dir, trustDomain: 'new.example' })).rejects.toThrow(
+      `issues identities in trust domain old.example, not new.example (--trust-domain): its sidecars hold spiffe://old.example/... certificates`,
+    );
+    await expect(CertificateAuthority.open({ dataDir: dir, trustDomain: 'new.example' })).rejects.toThrow(/--trust-domain new\.example --trust-domain-alias old\.example/);
+    // A data dir from before the record: the root's URI SAN says its trust domain.
+    await rm(join(dir, 'trust-domain'));
+    await expect(CertificateAuthority.open({ dataDir: dir, trustDomain: 'new.example' })).rejects.toThrow(/trust domain old\.example, not new\.example/);
+    expect((await CertificateAuthority.open({ dataDir: dir, trustDomain: 'old.example' })).trustDomains).toEqual(['old.example']);
+  });
+
+  it('with the old trust domain as alias, renews an old identity into the new trust domain, and records the new one', async () => {
+    await CertificateAuthority.open({ dataDir: dir, trustDomain: 'old.example' });
+    const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'new.example', trustDomainAliases: ['old.example'] });
+    expect(ca.trustDomains).toEqual(['new.example', 'old.example']);
+    const leaf = ca.signCsr(await csrFor('orders', 'spiffe://old.example/service/orders'), 'orders');
+    expect(spiffeIdOf(new X509Certificate(leaf.certPem))).toBe('spiffe://new.example/service/orders');
+    await expect(csrFor('orders', 'spiffe://evil.example/service/orders').then((csr) => ca.signCsr(csr, 'orders'))).rejects.toThrow(
+      'CSR asks for trust domain evil.example; this CA serves new.example (and its alias old.example)',
+    );
+    expect((await readFile(join(dir, 'trust-domain'), 'utf8')).trim()).toBe('new.example');
+    // Moved: the alias is no longer needed to start.
+    expect((await CertificateAuthority.open({ dataDir: dir, trustDomain: 'new.example' })).trustDomains).toEqual(['new.example']);
+  });
+
   it('refuses garbage and tampered CSRs', async () => {
     const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
     expect(() => ca.signCsr('not a csr', 'orders')).toThrow(/certificate signing request/);

@@ -12,7 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { bundleFingerprint, joinPemCertificates, splitPemCertificates } from '../../common/identity/bundle.js';
 import { generateRsaKeyPair, type KeyPairPem } from '../../common/identity/keys.js';
-import { serviceSpiffeId } from '../../common/identity/spiffe.js';
+import { isTrustDomain, serviceSpiffeId, uriSans } from '../../common/identity/spiffe.js';
 import { createCrossCertificate, createLeafCertificate, createRootCertificate, createServerCertificate, type IssuedCertificate } from './certificates.js';
 import { readCsr } from './csr.js';
 import { CaError } from './errors.js';
@@ -37,6 +37,11 @@ export interface ServerCertificate {
 export interface CaOptions {
   readonly dataDir: string;
   readonly trustDomain: string;
+  /**
+   * Trust domains the mesh was in before (`--trust-domain-alias`, Istio's trustDomainAliases):
+   * a certificate of one still proves its service, and a renewal is issued in `trustDomain`.
+   */
+  readonly trustDomainAliases?: readonly string[];
   /** Operator-supplied root (PEM files); imported into the data dir unless it is already there. */
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
@@ -51,6 +56,8 @@ export class CertificateAuthority {
     private state: CaState,
     private readonly files: CaFiles,
     readonly trustDomain: string,
+    /** The trust domain leaves are issued in, then its aliases: every one whose identities the mesh takes. */
+    readonly trustDomains: readonly string[],
     readonly leafLifetimeMs: number,
     private readonly now: () => Date,
   ) {}
@@ -60,6 +67,8 @@ export class CertificateAuthority {
     const files = new CaFiles(options.dataDir);
     const now = options.now ?? (() => new Date());
     let state = await files.load();
+    const trustDomains = [options.trustDomain, ...(options.trustDomainAliases ?? [])];
+    if (state) await checkTrustDomain(files, state, trustDomains);
     if (options.caCertFile || options.caKeyFile) {
       const imported = await importOperatorCa(options.caCertFile, options.caKeyFile);
       const fingerprint = new X509Certificate(imported.signer.certPem).fingerprint256;
@@ -84,7 +93,8 @@ export class CertificateAuthority {
       state = { ...state, bundle: [state.signer.certPem] };
       await files.save(state);
     }
-    return new CertificateAuthority(state, files, options.trustDomain, options.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS, now);
+    if ((await files.trustDomain()) !== options.trustDomain) await files.recordTrustDomain(options.trustDomain);
+    return new CertificateAuthority(state, files, options.trustDomain, trustDomains, options.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS, now);
   }
 
   get bundlePem(): string {
@@ -116,10 +126,12 @@ export class CertificateAuthority {
 
   /**
    * Signs a sidecar's CSR for `expectedService` (the service its token or client certificate
-   * proves). Refuses a CSR that asks for any other identity.
+   * proves), in this CA's trust domain: one that asks for its identity in an alias trust domain
+   * (a sidecar renewing during a migration) gets it in the new one. Refuses a CSR that asks
+   * for any other identity.
    */
   signCsr(csrPem: string, expectedService: string, lifetimeMs = this.leafLifetimeMs): SignedLeaf {
-    const request = readCsr(csrPem, this.trustDomain);
+    const request = readCsr(csrPem, this.trustDomains);
     if (request.service !== expectedService) {
       throw new CaError('identity-mismatch', `CSR asks for service "${request.service}" but the caller is authorised for "${expectedService}" only`);
     }
@@ -167,6 +179,32 @@ export class CertificateAuthority {
     this.state = state;
     for (const listener of this.listeners) listener();
   }
+}
+
+/**
+ * The data dir's CA issued its leaves in a trust domain this start still takes. Started in
+ * another one, the control plane would refuse every sidecar's renewal (its certificate and
+ * its CSR name the old trust domain) and each would fail once its leaf expired: better not
+ * to start, saying how to keep the old domain or migrate from it.
+ */
+async function checkTrustDomain(files: CaFiles, state: CaState, trustDomains: readonly string[]): Promise<void> {
+  // Data dirs from before the record have the trust domain in their root's URI SAN (certificates.ts).
+  const recorded = (await files.trustDomain()) ?? rootTrustDomain(state.signer.certPem);
+  if (recorded === undefined || trustDomains.includes(recorded)) return;
+  const wanted = trustDomains[0]!;
+  throw new CaError(
+    'bad-ca',
+    `the CA in ${files.dataDir} issues identities in trust domain ${recorded}, not ${wanted} (--trust-domain): ` +
+      `its sidecars hold spiffe://${recorded}/... certificates, whose renewals a CA of ${wanted} would refuse. ` +
+      `Start with --trust-domain ${recorded} to keep it, or with --trust-domain ${wanted} --trust-domain-alias ${recorded} to move the mesh to ${wanted}`,
+  );
+}
+
+/** The trust domain a Skein root names in its URI SAN (`spiffe://<domain>`); undefined for one without (an operator's). */
+function rootTrustDomain(rootPem: string): string | undefined {
+  const id = uriSans(new X509Certificate(rootPem).subjectAltName).find((u) => u.startsWith('spiffe://'));
+  const domain = id?.slice('spiffe://'.length);
+  return domain && isTrustDomain(domain) ? domain : undefined;
 }
 
 function checkValidity(rootPem: string, certFile: string, now: Date): void {

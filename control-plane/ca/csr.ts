@@ -30,7 +30,8 @@ function signatureVerifies(csr: forge.pki.CertificateSigningRequest): boolean {
   return verify('sha256', info, publicKeyPem, Buffer.from(csr.signature as string, 'binary'));
 }
 
-export function readCsr(csrPem: string, trustDomain: string): CsrRequest {
+/** `trustDomains`: the CA's own first, then the aliases whose identities it also takes. */
+export function readCsr(csrPem: string, trustDomains: readonly string[]): CsrRequest {
   let csr: forge.pki.CertificateSigningRequest;
   let verified: boolean;
   try {
@@ -55,10 +56,16 @@ export function readCsr(csrPem: string, trustDomain: string): CsrRequest {
   if (uris.length === 1) {
     const id = parseServiceSpiffeId(uris[0]!);
     if (!id) throw new CaError('identity-mismatch', `CSR asks for ${uris[0]}, which is not a service SPIFFE ID`);
-    if (id.trustDomain !== trustDomain) throw new CaError('identity-mismatch', `CSR asks for trust domain ${id.trustDomain}; this CA serves ${trustDomain}`);
+    if (!trustDomains.includes(id.trustDomain)) throw new CaError('identity-mismatch', `CSR asks for trust domain ${id.trustDomain}; this CA serves ${servedTrustDomains(trustDomains)}`);
     return { publicKey: csr.publicKey, service: id.service };
   }
   const cn = csr.subject.getField('CN') as { value?: string } | null;
   if (!cn?.value) throw new CaError('bad-csr', 'CSR names no identity (no URI SAN and no CN)');
   return { publicKey: csr.publicKey, service: String(cn.value) };
+}
+
+/** `a` or `a (and aliases b, c)`, for messages. */
+export function servedTrustDomains(trustDomains: readonly string[]): string {
+  const [own, ...aliases] = trustDomains;
+  return aliases.length === 0 ? own! : `${own} (and its alias${aliases.length > 1 ? 'es' : ''} ${aliases.join(', ')})`;
 }

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
 import type { SignRequest, SignResponse } from '../../common/proto/mesh.js';
 import type { CertificateAuthority } from './authority.js';
-import { serviceOfClientCertificate } from './client-identity.js';
+import { foreignTrustDomainNote, serviceOfClientCertificate } from './client-identity.js';
 import { CaError, type CaErrorCode } from './errors.js';
 
 export type SignOutcome = 'issued' | CaErrorCode;
@@ -34,13 +34,15 @@ type SignCall = grpc.ServerUnaryCall<SignRequest, SignResponse>;
 
 async function authorisedService(call: SignCall, deps: SignServiceDeps): Promise<string> {
   // TLS checked the chain; the dates are checked again, for a resumed session (client-identity.ts).
-  const byCert = serviceOfClientCertificate(call.getAuthContext()?.sslPeerCertificate, deps.ca.trustDomain);
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  const byCert = serviceOfClientCertificate(cert, deps.ca.trustDomains);
   if (byCert) return byCert;
-  if (!call.request.token) throw new CaError('unauthenticated', 'no bootstrap token and no valid client certificate');
+  const note = foreignTrustDomainNote(cert, deps.ca.trustDomains);
+  if (!call.request.token) throw new CaError('unauthenticated', `no bootstrap token and no valid client certificate${note}`);
   try {
     return await deps.verifyToken(call.request.token);
   } catch (err) {
-    throw new CaError('unauthenticated', (err as Error).message);
+    throw new CaError('unauthenticated', `${(err as Error).message}${note}`);
   }
 }
 

@@ -8,6 +8,8 @@
  *                ca.crt still verify them
  *   ca-imported.sha256  the fingerprint of the operator root (--ca-cert) imported last, so a
  *                restart with the same flags after a `skein ca rotate` keeps the new root
+ *   trust-domain the trust domain the CA issues leaves in, so a restart with another
+ *                --trust-domain is noticed instead of stranding every sidecar's renewals
  * The signing root is the bundle's certificate whose public key matches ca.key. Every write
  * goes to a temporary file then renames, so a crash never leaves a half-written file.
  */
@@ -37,6 +39,7 @@ const NEXT_KEY_FILE = 'ca-next.key';
 const CROSS_FILE = 'ca-cross.crt';
 /** sha256 fingerprint of the operator root (--ca-cert) last imported into this data dir. */
 const IMPORTED_FILE = 'ca-imported.sha256';
+const TRUST_DOMAIN_FILE = 'trust-domain';
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -96,6 +99,16 @@ export class CaFiles {
   async recordImportedRoot(fingerprint: string): Promise<void> {
     await mkdir(this.dataDir, { recursive: true });
     await writeAtomic(join(this.dataDir, IMPORTED_FILE), `${fingerprint}\n`, 0o644);
+  }
+
+  /** The trust domain recorded here, or undefined (a new data dir, or one from before it was recorded). */
+  async trustDomain(): Promise<string | undefined> {
+    return (await readIfExists(join(this.dataDir, TRUST_DOMAIN_FILE)))?.trim() || undefined;
+  }
+
+  async recordTrustDomain(trustDomain: string): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true });
+    await writeAtomic(join(this.dataDir, TRUST_DOMAIN_FILE), `${trustDomain}\n`, 0o644);
   }
 
   /** Writes a whole state; the order keeps every crash point loadable (keys before the bundle that names them). */

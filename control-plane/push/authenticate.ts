@@ -5,20 +5,23 @@
  * stream with neither is refused, so nobody can announce endpoints for a service it is not.
  */
 import * as grpc from '@grpc/grpc-js';
-import { serviceOfClientCertificate } from '../ca/client-identity.js';
+import { foreignTrustDomainNote, serviceOfClientCertificate } from '../ca/client-identity.js';
 import { TokenError, type BootstrapTokens } from '../tokens.js';
 import { StreamRejected, type Authenticate } from './session.js';
 
-export function streamAuthenticator(tokens: BootstrapTokens, trustDomain: string): Authenticate {
+/** `trustDomains`: the CA's, then its aliases (a certificate of one still proves its service). */
+export function streamAuthenticator(tokens: BootstrapTokens, trustDomains: readonly string[]): Authenticate {
   return async (call, hello) => {
     // Valid now, also on a resumed TLS session (client-identity.ts).
-    const byCert = serviceOfClientCertificate(call.getAuthContext()?.sslPeerCertificate, trustDomain);
+    const cert = call.getAuthContext()?.sslPeerCertificate;
+    const byCert = serviceOfClientCertificate(cert, trustDomains);
     if (byCert !== undefined) return byCert;
-    if (!hello.token) throw new StreamRejected(grpc.status.UNAUTHENTICATED, 'no client certificate and no bootstrap token in Hello (start the sidecar with --token)');
+    const note = foreignTrustDomainNote(cert, trustDomains);
+    if (!hello.token) throw new StreamRejected(grpc.status.UNAUTHENTICATED, `no client certificate and no bootstrap token in Hello (start the sidecar with --token)${note}`);
     try {
       return await tokens.verify(hello.token);
     } catch (err) {
-      if (err instanceof TokenError) throw new StreamRejected(grpc.status.UNAUTHENTICATED, err.message);
+      if (err instanceof TokenError) throw new StreamRejected(grpc.status.UNAUTHENTICATED, `${err.message}${note}`);
       throw err;
     }
   };

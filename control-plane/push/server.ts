@@ -30,6 +30,8 @@ export interface PushServerOptions {
   readonly events?: PushEvents;
   readonly keepaliveMs?: number;
   readonly helloTimeoutMs?: number;
+  /** The trust domains whose identities the mesh takes (the CA's, then its aliases), told to every sidecar. */
+  readonly trustDomains?: readonly string[];
 }
 
 /** Pings every 10 s and gives up after 5 s without an answer (the sidecar does the same). */
@@ -150,6 +152,7 @@ export class PushServer {
         helloTimeoutMs: this.options.helloTimeoutMs ?? 10_000,
         onTelemetry: this.options.onTelemetry,
         events: this.options.events,
+        trustDomains: this.options.trustDomains,
       },
       (s) => this.sessions.delete(s),
     );

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
 import { endpoint, instanceId, serviceName, subsetName } from '../../common/config/schema.js';
-import { SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
+import { SNAPSHOT_HELD_HEADER, TRUST_DOMAINS_COMMAND, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
@@ -43,6 +43,8 @@ export interface SessionDeps {
   /** Sidecars that already run a snapshot get none before this time (ms since epoch), see PushServer. */
   readonly holdUntil: () => number;
   readonly helloTimeoutMs: number;
+  /** The trust domains whose identities the mesh takes (the CA's, then its aliases), told to every sidecar. */
+  readonly trustDomains?: readonly string[];
   /** The message carrying a snapshot, built once per snapshot for all streams. */
   readonly encode: (snapshot: PublishedSnapshot) => ControlMessage;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
@@ -155,6 +157,7 @@ export class StreamSession {
     if (held !== undefined) accepted.set(SNAPSHOT_HELD_HEADER, held.replace(/[^\x20-\x7e]/g, '?'));
     this.call.sendMetadata(accepted);
     this.deps.logger.info({ service: record.service, instance: record.instanceId, lastVersion: hello.lastVersion || undefined }, 'sidecar connected');
+    if (this.deps.trustDomains) this.sendCommand(TRUST_DOMAINS_COMMAND, JSON.stringify({ trustDomains: this.deps.trustDomains }));
 
     const current = this.deps.publisher.current();
     if (hello.lastVersion) {

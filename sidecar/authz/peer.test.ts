@@ -14,12 +14,14 @@ let port: number;
 const rejections: PeerRejection[] = [];
 /** What `admit` gave for each refused caller, to be told it. */
 const told: string[] = [];
+/** The trust domains the server takes: its own, plus aliases while a mesh moves (control-plane-mode.ts). */
+let trustDomains = ['skein.local'];
 
 beforeAll(async () => {
   pki = await createTestPki();
   foreign = await createTestPki();
   const identity = await pki.leaf('orders');
-  const peers = new InboundPeers({ trustDomain: () => 'skein.local', onRejected: (reason) => rejections.push(reason) });
+  const peers = new InboundPeers({ trustDomains: () => trustDomains, onRejected: (reason) => rejections.push(reason) });
   // Closes a refused caller, else answers with its verified service, as the inbound pipeline's authz step would read it.
   server = createServer(inboundServerOptions(identity), (socket: TLSSocket) => {
     const refusal = peers.admit(socket);
@@ -86,6 +88,17 @@ describe('inbound peer verification over real TLS handshakes', () => {
 
   it('refuses a certificate of our CA for another trust domain', async () => {
     await refusedWith(await pki.leaf('gateway', { trustDomain: 'evil.example' }), 'foreign-trust-domain');
+  });
+
+  it('admits a certificate of another trust domain the mesh takes (a move to a new one), and refuses it again once not', async () => {
+    const moved = await pki.leaf('gateway', { trustDomain: 'new.example' });
+    trustDomains = ['skein.local', 'new.example'];
+    try {
+      expect(await call(moved)).toBe('hello gateway');
+    } finally {
+      trustDomains = ['skein.local'];
+    }
+    await refusedWith(moved, 'foreign-trust-domain');
   });
 
   it('refuses a CA certificate of our root that carries a service SPIFFE ID: it is no workload leaf', async () => {

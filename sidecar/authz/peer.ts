@@ -36,8 +36,8 @@ export function verifyErrorReason(code: string): PeerRejection {
   return 'untrusted-certificate';
 }
 
-/** Judges the peer of a finished handshake. */
-export function verifyInboundPeer(socket: TLSSocket, trustDomain: string): PeerVerdict {
+/** Judges the peer of a finished handshake; `trustDomains`: this sidecar's own first, then any others the mesh takes. */
+export function verifyInboundPeer(socket: TLSSocket, trustDomains: readonly string[]): PeerVerdict {
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return reject('no-client-certificate', 'the caller presented no client certificate');
   if (!socket.authorized) {
@@ -55,13 +55,13 @@ export function verifyInboundPeer(socket: TLSSocket, trustDomain: string): PeerV
   if (!spiffeId) return reject('no-spiffe-id', 'client certificate has no single SPIFFE URI SAN');
   const id = parseServiceSpiffeId(spiffeId);
   if (!id) return reject('no-spiffe-id', `client certificate identity ${spiffeId} is not a service identity`);
-  if (id.trustDomain !== trustDomain) return reject('foreign-trust-domain', `client identity ${spiffeId} is outside trust domain ${trustDomain}`);
+  if (!trustDomains.includes(id.trustDomain)) return reject('foreign-trust-domain', `client identity ${spiffeId} is outside trust domain ${trustDomains.join(', ')}`);
   return { ok: true, peer: { service: id.service, spiffeId } };
 }
 
 export interface PeerVerificationOptions {
-  /** Read on every handshake, since the trust domain comes from the current identity. */
-  trustDomain(): string | undefined;
+  /** Read on every handshake, since they come from the current identity: its own first; none without one. */
+  trustDomains(): readonly string[];
   onRejected(reason: PeerRejection, detail: string, socket: TLSSocket): void;
 }
 
@@ -83,9 +83,9 @@ export class InboundPeers {
    * told no more than a TLS alert would), for the listener to send before closing the socket.
    */
   admit(socket: TLSSocket): string | undefined {
-    const trustDomain = this.options.trustDomain();
-    const verdict: PeerVerdict = trustDomain
-      ? verifyInboundPeer(socket, trustDomain)
+    const trustDomains = this.options.trustDomains();
+    const verdict: PeerVerdict = trustDomains.length > 0
+      ? verifyInboundPeer(socket, trustDomains)
       : reject('untrusted-certificate', 'this sidecar has no identity yet');
     if (!verdict.ok) {
       this.options.onRejected(verdict.reason, verdict.detail, socket);
@@ -110,8 +110,8 @@ export class InboundPeers {
     let peer = this.sessions.get(session);
     // A destroyed session's socket proxy throws on every access; its requests cannot be answered anyway.
     if (peer === undefined && !session.destroyed) {
-      const trustDomain = this.options.trustDomain();
-      const verdict = trustDomain && session.socket ? verifyInboundPeer(session.socket as TLSSocket, trustDomain) : undefined;
+      const trustDomains = this.options.trustDomains();
+      const verdict = trustDomains.length > 0 && session.socket ? verifyInboundPeer(session.socket as TLSSocket, trustDomains) : undefined;
       peer = verdict?.ok ? verdict.peer : null;
       this.sessions.set(session, peer);
     }

@@ -7,8 +7,12 @@
  * (rather than at the next try of its renewal backoff), and while it is due the stream
  * reconnects at least once a second, so that every sidecar holds a fresh leaf about a second
  * after the control plane returns and peers do not dial each other's expired leaves for long.
+ * The control plane's trust domains (TRUST_DOMAINS_COMMAND, on every stream before its first
+ * snapshot) say which peer identities to take, so a mesh can move to another trust domain.
  */
+import { isTrustDomain } from '../../common/identity/spiffe.js';
 import type { Logger } from '../../common/log.js';
+import { TRUST_DOMAINS_COMMAND } from '../../common/proto/mesh.js';
 import { ControlPlaneSource } from '../control-plane/source.js';
 import type { SidecarOptions } from '../options.js';
 import { certStatusOf } from './cert-status.js';
@@ -41,6 +45,12 @@ export function controlPlaneSource(
       labels: { version: options.version },
     },
     onCommand: (kind, json) => {
+      if (kind === TRUST_DOMAINS_COMMAND) {
+        const trustDomains = trustDomainsOf(json);
+        if (trustDomains === undefined) logger.warn({ json }, 'ignored a trust-domains command that names no valid trust domains');
+        else issued?.acceptTrustDomains(trustDomains);
+        return;
+      }
       if (kind !== 'renew-cert') return onOtherCommand?.(kind, json);
       if (issued) issued.renewNow().catch(() => undefined); // failures are logged and retried by the provider
       else if (identity) source.sendCertStatus(certStatusOf(identity.current()!));
@@ -54,4 +64,15 @@ export function controlPlaneSource(
   if (current) source.sendCertStatus(certStatusOf(current));
   identity?.onChange((next) => source.sendCertStatus(certStatusOf(next)));
   return source;
+}
+
+/** The trust domains of a TRUST_DOMAINS_COMMAND's JSON; undefined when it is not a list of valid ones. */
+function trustDomainsOf(json: string): string[] | undefined {
+  try {
+    const { trustDomains } = JSON.parse(json) as { trustDomains?: unknown };
+    if (Array.isArray(trustDomains) && trustDomains.length > 0 && trustDomains.every((d) => typeof d === 'string' && isTrustDomain(d))) return trustDomains as string[];
+  } catch {
+    // not JSON: refused below
+  }
+  return undefined;
 }

@@ -89,4 +89,28 @@ describe('issued identity', () => {
       await provider.close();
     }
   });
+
+  it('takes the control plane’s trust domains as a new identity only when they change what peers may be, and keeps them across renewals', async () => {
+    let clock = Date.now();
+    const timing: RenewalTiming = { renewIn: (issuedAt, _notAfter, now) => issuedAt + 60_000 - now, retryIn: () => HOUR };
+    const { sign } = fakeControlPlane();
+    const provider = new IssuedIdentityProvider({ service: 'orders', sign, logger: createLogger('test', 'silent'), timing, now: () => clock });
+    const changes: (readonly string[] | undefined)[] = [];
+    provider.onChange((identity) => changes.push(identity.peerTrustDomains));
+    try {
+      await provider.start();
+      provider.acceptTrustDomains(['skein.local']); // its own: nothing new
+      expect(changes).toHaveLength(1);
+      provider.acceptTrustDomains(['new.example', 'skein.local']);
+      expect(changes.at(-1)).toEqual(['new.example', 'skein.local']);
+      provider.acceptTrustDomains(['new.example', 'skein.local']);
+      expect(changes).toHaveLength(2);
+      clock += 2 * 60_000;
+      await provider.renewIfDue();
+      expect(changes).toHaveLength(3);
+      expect(provider.current()!.peerTrustDomains).toEqual(['new.example', 'skein.local']);
+    } finally {
+      await provider.close();
+    }
+  });
 });

@@ -16,6 +16,7 @@ import type { Logger } from '../../common/log.js';
 import { SignError, type CsrSigner } from './control-plane-signer.js';
 import type { IdentityProvider, TlsIdentity } from './provider.js';
 import { defaultRenewalTiming, type RenewalTiming } from './renewal.js';
+import { peerTrustDomainsOf } from './tls-options.js';
 
 export interface IssuedIdentityOptions {
   readonly service: string;
@@ -44,6 +45,8 @@ export class IssuedIdentityProvider implements IdentityProvider {
   private first: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private readonly timing: RenewalTiming;
   private readonly now: () => number;
+  /** The trust domains the control plane takes identities from (its own, then its aliases), kept across renewals. */
+  private peerTrustDomains: readonly string[] = [];
 
   constructor(private readonly options: IssuedIdentityOptions) {
     this.timing = options.timing ?? defaultRenewalTiming();
@@ -87,6 +90,21 @@ export class IssuedIdentityProvider implements IdentityProvider {
   async renewIfDue(): Promise<void> {
     if (this.inFlight) await this.inFlight.catch(() => undefined);
     if (!this.closed && this.due) await this.renewNow();
+  }
+
+  /**
+   * The control plane's trust domains (TRUST_DOMAINS_COMMAND): peers' identities may be in any
+   * of them, e.g. while the mesh moves to another one, half the sidecars renewed into it. A
+   * change is announced as a new identity, whose TLS settings take effect for new connections.
+   */
+  acceptTrustDomains(trustDomains: readonly string[]): void {
+    this.peerTrustDomains = trustDomains;
+    const identity = this.identity;
+    if (identity === undefined) return;
+    const next = { ...identity, peerTrustDomains: trustDomains };
+    if (peerTrustDomainsOf(next).join() === peerTrustDomainsOf(identity).join()) return;
+    this.identity = next;
+    for (const listener of this.listeners) listener(next);
   }
 
   /** Requests a new certificate now; concurrent calls share one request. */
@@ -168,6 +186,6 @@ export class IssuedIdentityProvider implements IdentityProvider {
     if (!spiffeId || parseServiceSpiffeId(spiffeId)?.service !== this.options.service) {
       throw new Error(`the control plane issued identity ${spiffeId ?? '(none)'} instead of service ${this.options.service}`);
     }
-    return { certPem: signed.certPem, keyPem: keys.privateKeyPem, caPem: signed.bundlePem, spiffeId, notAfter: new Date(cert.validTo) };
+    return { certPem: signed.certPem, keyPem: keys.privateKeyPem, caPem: signed.bundlePem, spiffeId, notAfter: new Date(cert.validTo), peerTrustDomains: this.peerTrustDomains };
   }
 }

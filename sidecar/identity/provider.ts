@@ -12,6 +12,11 @@ export interface TlsIdentity {
   /** SPIFFE ID from the certificate's URI SAN, when it has one. */
   readonly spiffeId?: string;
   readonly notAfter: Date;
+  /**
+   * Trust domains whose identities peers may hold besides this one's own: those the control
+   * plane takes (its own, then its aliases while the mesh moves to another --trust-domain).
+   */
+  readonly peerTrustDomains?: readonly string[];
 }
 
 export interface IdentityProvider {

@@ -54,6 +54,19 @@ describe('outbound SPIFFE verification', () => {
     expect(outboundHandshakeFailureReason(r.error!)).toBe('wrong-identity');
   });
 
+  it('takes the destination service in a trust domain the control plane also takes (a move to a new one), and no other service there', async () => {
+    const { port } = await serve(await pki.leaf('catalog', { trustDomain: 'new.example' }));
+    const gateway = await pki.leaf('gateway');
+    const refused = await dial(gateway, port, 'catalog');
+    expect(refused.error?.message).toBe('upstream presented identity spiffe://new.example/service/catalog, expected spiffe://skein.local/service/catalog');
+    const moving = { ...gateway, peerTrustDomains: ['new.example', 'skein.local'] };
+    const r = await dial(moving, port, 'catalog');
+    expect(r.id).toBe('spiffe://new.example/service/catalog');
+    r.socket?.destroy();
+    const other = await dial(moving, port, 'payments');
+    expect(other.error?.message).toBe('upstream presented identity spiffe://new.example/service/catalog, expected spiffe://skein.local/service/payments (or trust domain new.example)');
+  });
+
   it('refuses a server presenting a CA certificate, even one naming the destination service', async () => {
     const { port } = await serve(await pki.caFlaggedLeaf('catalog'));
     const r = await dial(await pki.leaf('gateway'), port, 'catalog');

@@ -44,15 +44,28 @@ export function trustDomainOf(identity: TlsIdentity | undefined): string | undef
   return identity?.spiffeId ? parseServiceSpiffeId(identity.spiffeId)?.trustDomain : undefined;
 }
 
-/** A `checkServerIdentity` that accepts only `spiffe://<trustDomain>/service/<destination>`. */
-export function spiffeServerCheck(trustDomain: string, destination: string): (host: string, cert: PeerCertificate) => Error | undefined {
-  const expected = serviceSpiffeId(trustDomain, destination);
+/** The trust domains peers' identities may be in: this sidecar's own first, then the others the control plane takes. */
+export function peerTrustDomainsOf(identity: TlsIdentity | undefined): readonly string[] {
+  const own = trustDomainOf(identity);
+  if (own === undefined) return [];
+  const others = identity!.peerTrustDomains?.filter((d) => d !== own) ?? [];
+  return others.length === 0 ? [own] : [own, ...new Set(others)];
+}
+
+/**
+ * A `checkServerIdentity` that accepts only `spiffe://<trust domain>/service/<destination>`, in
+ * one of `trustDomains` (this sidecar's own first; more while the mesh moves to another one).
+ */
+export function spiffeServerCheck(trustDomains: readonly string[], destination: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  const expected = serviceSpiffeId(trustDomains[0]!, destination);
   return (_host, cert) => {
     const actual = spiffeIdOf(cert);
     // A CA certificate is no workload identity (SPIFFE X509-SVID §5.2), though OpenSSL takes one as a leaf.
     if (cert.ca) return new PeerIdentityError(`upstream presented a CA certificate (basicConstraints CA:TRUE) for ${actual ?? '(no SPIFFE ID)'}, not a workload leaf of ${expected}`, expected, actual);
-    if (actual === expected) return undefined;
-    return new PeerIdentityError(`upstream presented identity ${actual ?? '(none)'}, expected ${expected}`, expected, actual);
+    const id = actual === undefined ? undefined : parseServiceSpiffeId(actual);
+    if (id?.service === destination && trustDomains.includes(id.trustDomain)) return undefined;
+    const also = trustDomains.length > 1 ? ` (or trust domain ${trustDomains.slice(1).join(', ')})` : '';
+    return new PeerIdentityError(`upstream presented identity ${actual ?? '(none)'}, expected ${expected}${also}`, expected, actual);
   };
 }
 
@@ -61,9 +74,9 @@ export function spiffeServerCheck(trustDomain: string, destination: string): (ho
  * Pass the `SecureContext` built once per identity, so connections share it.
  */
 export function outboundConnectOptions(identity: TlsIdentity, context: SecureContext, destination: string): ConnectionOptions {
-  const trustDomain = trustDomainOf(identity);
-  if (!trustDomain) throw new Error('this sidecar certificate has no SPIFFE ID, so upstream identities cannot be checked');
-  return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: spiffeServerCheck(trustDomain, destination) };
+  const trustDomains = peerTrustDomainsOf(identity);
+  if (trustDomains.length === 0) throw new Error('this sidecar certificate has no SPIFFE ID, so upstream identities cannot be checked');
+  return { secureContext: context, rejectUnauthorized: true, checkServerIdentity: spiffeServerCheck(trustDomains, destination) };
 }
 
 /** The reason label for `skein_tls_handshake_failures_total` of an outbound handshake error. */
