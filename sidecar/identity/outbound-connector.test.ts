@@ -4,6 +4,7 @@ import { connect as tcpConnect, createServer as createTcpServer, type AddressInf
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/identity/pki.js';
+import { waitUntil } from '../../test/support/wait.js';
 import { TLS_HANDSHAKE_FAILED, TLS_HANDSHAKE_TIMEOUT } from '../cluster/connect-phase.js';
 import { isConnectError } from '../stages/upstream.js';
 import { peerConnector, peerRefusal, peerSessionConnector, peerSocket, peerTlsConnector } from './outbound-connector.js';
@@ -282,4 +283,33 @@ describe('peerSocket (WebSocket upgrades)', () => {
     const good = await listen(createTlsServer(inboundServerOptions(await pki.leaf('catalog'))));
     expect(await open(good)).toEqual({ outcome: 'secureConnect', reported: [] });
   });
+});
+
+describe('peerConnector (undici\'s, gRPC to SPIFFE peers) resuming a TLS session', () => {
+  it('does not resume sessions, so a peer whose certificate expired since an earlier connection is refused, as inbound', async () => {
+    // undici caches TLS sessions per host by default, and a resumed session presents the
+    // certificate of the handshake that began it, checked no more by node.
+    const served = await pki.leaf('catalog', { issuedAt: new Date(Date.now() - 57_000), lifetimeMs: 60_000 }); // expires in 3 s
+    const port = await listen(createTlsServer(inboundServerOptions(served), (socket) => socket.end('ok')));
+    const client = await pki.leaf('gateway');
+    const reported: string[] = [];
+    const connect = peerSessionConnector(peerConnector(client, secureContextFor(client), 'catalog', (reason) => reported.push(reason), true), '127.0.0.1', port);
+    const dialled = () =>
+      new Promise<{ error: (Error & { code?: string }) | null; resumed?: boolean }>((resolve) =>
+        connect((err, socket) => {
+          if (err !== null) return resolve({ error: err });
+          const tls = socket as import('node:tls').TLSSocket;
+          // The server's answer comes after its session ticket: once it is read, the session is cached.
+          tls.on('data', () => {});
+          tls.once('end', () => resolve({ error: null, resumed: tls.isSessionReused() }));
+        }),
+      );
+    expect(await dialled()).toEqual({ error: null, resumed: false });
+    expect(await dialled()).toEqual({ error: null, resumed: false });
+    await waitUntil(() => Date.now() >= served.notAfter.getTime() || undefined, { what: 'the served certificate to expire', timeoutMs: 10_000, intervalMs: 50 });
+    const after = await dialled();
+    expect(after.error?.message).toMatch(/expired/);
+    expect(isConnectError(after.error!)).toBe(true);
+    expect(reported).toEqual(['expired-certificate']);
+  }, 20_000);
 });

@@ -84,7 +84,13 @@ function reportRefusal(socket: Socket, onFailure: HandshakeFailureListener): voi
  * `timeoutMs` bounds the TCP connection and the handshake together.
  */
 export function peerConnector(identity: TlsIdentity, context: SecureContext, destination: string, onFailure: HandshakeFailureListener, allowH2 = false, timeoutMs = CONNECT_TIMEOUT_MS): buildConnector.connector {
-  const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2, timeout: timeoutMs } as buildConnector.BuildOptions);
+  // No TLS session resumption (undici caches sessions by default): a resumed session presents
+  // the peer certificate of the handshake that began it, and node checks neither its dates
+  // (OpenSSL keeps that verdict) nor its SPIFFE ID (checkServerIdentity is skipped) again, so a
+  // peer whose leaf expired was still taken for as long as resumptions chained. The connectors
+  // over node's tls.connect never resumed; gRPC's connections are long-lived, so a full
+  // handshake each costs next to nothing.
+  const connector = buildConnector({ ...outboundConnectOptions(identity, context, destination), allowH2, timeout: timeoutMs, maxCachedSessions: 0 } as buildConnector.BuildOptions);
   return (options, callback) => {
     let tcpOpen = false;
     // undici's timeout destroys the socket before the callback hears of it, by when it is no
