@@ -24,6 +24,8 @@ export interface SidecarOptions {
   readonly certFile?: string;
   readonly keyFile?: string;
   readonly caFile?: string;
+  /** With a static identity: other trust domains peers' identities may be in (a mesh moving to another one). */
+  readonly trustDomainAliases?: readonly string[];
   readonly drainTimeoutMs: number;
   /** Largest request body let through (SPEC §8: 413 `bad-request` beyond it); 0 for no limit. */
   readonly maxRequestBodyBytes: number;

@@ -3,7 +3,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag } from '../flag-values.js';
+import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag, parseTrustDomain } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
@@ -122,6 +122,11 @@ export function registerSidecar(program: Command): void {
     .addOption(envOption('--cert-file <file>', 'static identity: leaf certificate (PEM)'))
     .addOption(envOption('--key-file <file>', 'static identity: private key (PEM)'))
     .addOption(envOption('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
+    .addOption(
+      envOption('--trust-domain-alias <domain>', 'static identity: another trust domain peers\' identities may be in, e.g. while the mesh moves to a new one (repeatable)')
+        .argParser((value: string, previous: string[] = []) => [...previous, parseTrustDomain(value)])
+        .default([]),
+    )
     .addOption(envOption('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))
     .addOption(envOption('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
     .addOption(envOption('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
@@ -148,6 +153,9 @@ export function registerSidecar(program: Command): void {
       if (!flags.config && !flags.controlPlane) throw new UsageError('give --config FILE (static mode) or --control-plane HOST:PORT');
       if (flags.config && flags.controlPlane) throw new UsageError('--config and --control-plane are two modes, give one: static mode reads the config from the file, control-plane mode gets it (and certificates) from the control plane');
       if (flags.token && !flags.controlPlane) throw new UsageError('--token goes with --control-plane: it bootstraps the certificate the control plane issues');
+      if ((flags.trustDomainAlias as string[]).length > 0 && !hasStaticIdentity) {
+        throw new UsageError('--trust-domain-alias goes with a static identity (--cert-file): with --control-plane the control plane says which trust domains to take (skein control-plane --trust-domain-alias)');
+      }
       if (flags.caFile && !flags.controlPlane && !hasStaticIdentity) throw new UsageError('--ca-file in static mode goes with --cert-file and --key-file: together they are the sidecar\'s identity');
       if (flags.controlPlane) {
         // The Hello announces both ports, and it goes out before the listeners are bound.
@@ -177,6 +185,7 @@ export function registerSidecar(program: Command): void {
         certFile: flags.certFile as string | undefined,
         keyFile: flags.keyFile as string | undefined,
         caFile: flags.caFile as string | undefined,
+        trustDomainAliases: flags.trustDomainAlias as string[],
         drainTimeoutMs: flags.drainTimeout as number,
         maxRequestBodyBytes: flags.maxRequestBody as number,
         advertiseAddress: (flags.advertiseAddress as string | undefined) ?? firstNonLoopbackIPv4(),

@@ -18,7 +18,9 @@ import { StaticFilesIdentityProvider } from './static-files.js';
 export async function openIdentity(options: SidecarOptions, logger: Logger): Promise<IdentityProvider | undefined> {
   if (options.certFile || options.keyFile) {
     if (!options.certFile || !options.keyFile || !options.caFile) throw new Error('static identity needs --cert-file, --key-file and --ca-file together');
-    return new StaticFilesIdentityProvider({ certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile, service: options.service, logger });
+    return new StaticFilesIdentityProvider({
+      certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile, service: options.service, peerTrustDomains: options.trustDomainAliases, logger,
+    });
   }
   if (!options.controlPlane) return undefined;
   if (!options.caFile) throw new Error('--control-plane needs --ca-file (or SKEIN_CA_FILE): the trust bundle that verifies the control plane, e.g. <data-dir>/ca.crt');

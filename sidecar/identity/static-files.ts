@@ -23,6 +23,8 @@ export interface StaticFilesOptions {
   readonly caFile: string;
   /** The sidecar's `--service`: the certificate must name it. */
   readonly service: string;
+  /** `--trust-domain-alias`: trust domains peers' identities may be in besides the certificate's own. */
+  readonly peerTrustDomains?: readonly string[];
   readonly logger: Logger;
   /** How often the files are checked for changes. */
   readonly pollMs?: number;
@@ -129,7 +131,7 @@ export class StaticFilesIdentityProvider implements IdentityProvider {
 
   /** Throws when the files cannot be used at start: a static sidecar without identity is a config error. */
   constructor(private readonly options: StaticFilesOptions) {
-    this.identity = readIdentityFiles(options.certFile, options.keyFile, options.caFile, options.service);
+    this.identity = this.read();
     this.files = [options.certFile, options.keyFile, options.caFile];
     for (const f of this.files) watchFile(f, { interval: options.pollMs ?? 2_000, persistent: false }, this.reload);
   }
@@ -146,10 +148,15 @@ export class StaticFilesIdentityProvider implements IdentityProvider {
     for (const f of this.files) unwatchFile(f, this.reload);
   }
 
+  private read(): TlsIdentity {
+    const { certFile, keyFile, caFile, service, peerTrustDomains } = this.options;
+    return { ...readIdentityFiles(certFile, keyFile, caFile, service), peerTrustDomains };
+  }
+
   private tryReload(): void {
     let next: TlsIdentity;
     try {
-      next = readIdentityFiles(this.options.certFile, this.options.keyFile, this.options.caFile, this.options.service);
+      next = this.read();
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, 'identity files changed but are not usable yet; keeping the current identity');
       return;
