@@ -283,7 +283,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     connect = t.connect;
     inbound.setSecureContext?.({ key: next.keyPem, cert: next.certPem, ca: next.caPem });
     metrics.setCertExpiry(next.notAfter.getTime() / 1000);
-    logger.info({ notAfter: next.notAfter.toISOString() }, 'identity renewed');
+    // A change of the trust domains peers may be in (a mesh moving to another one) comes this way too.
+    logger.info({ spiffeId: next.spiffeId, notAfter: next.notAfter.toISOString(), peerTrustDomains: peerTrustDomainsOf(next) }, 'identity renewed');
   });
 
   // ---- config -------------------------------------------------------------------------

@@ -99,6 +99,8 @@ describe('a control plane restarted with another --trust-domain', () => {
       await waitUntil(async () => (await servedId(s)) === `spiffe://${NEW}/service/${s.service}` || undefined, { what: `${s.service} to serve a ${NEW} identity`, timeoutMs: 15_000 });
     }
     expect(await get(gateway, 'payments')).toMatchObject({ status: 200 });
+    // Each sidecar's log says what it moved to, and which trust domains it takes peers in.
+    await waitUntil(() => gateway.child.output().split('\n').some((l) => l.includes('identity renewed') && l.includes(`"spiffeId":"spiffe://${NEW}/service/gateway"`) && l.includes(`"peerTrustDomains":["${NEW}","${OLD}"]`)) || undefined, { what: 'the move in gateway\'s log', timeoutMs: 3_000 });
     const { ok, failures } = await load.stop();
     expect([...new Set(failures)]).toEqual([]);
     expect(ok).toBeGreaterThan(0);
