@@ -126,10 +126,10 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   // schema refuses stop the start with one message naming every key, of every kind.
   await checkAll(store.location, [publisher.start(), tokens.load(), canaries.load()], 'refusing to start');
   const proxies = new ProxyTracker(options.registryGraceMs);
-  if (!consul && options.resyncHoldMs <= SIDECAR_RECONNECT_MAX_MS) {
+  if (options.resyncHoldMs <= SIDECAR_RECONNECT_MAX_MS) {
     logger.warn(
       { resyncHoldMs: options.resyncHoldMs },
-      `--resync-hold is not longer than the sidecars' ${SIDECAR_RECONNECT_MAX_MS / 1000} s reconnect backoff: after a restart, callers may be sent snapshots without instances that have not reconnected yet`,
+      `--resync-hold is not longer than the sidecars' ${SIDECAR_RECONNECT_MAX_MS / 1000} s reconnect backoff: after a restart, callers may be sent snapshots without instances that have not ${consul ? 'registered with Consul again (when it restarted too)' : 'reconnected'} yet`,
     );
   }
 
@@ -152,9 +152,10 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     trustDomains: ca.trustDomains,
     logger,
     credentials: tls.credentials,
-    // Consul's catalog needs no refill after a restart; until it was read once, the publisher
-    // holds every snapshot instead (see Discovery.unknown).
-    resyncHoldMs: consul ? 0 : options.resyncHoldMs,
+    // Until Consul's catalog is read once, the publisher holds every snapshot (Discovery.unknown);
+    // the hold counts from then, since a Consul that restarted too is still refilling.
+    resyncHoldMs: options.resyncHoldMs,
+    holdFrom: discovery.known?.(),
     keepaliveMs: options.keepaliveMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),
     onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),

@@ -24,6 +24,12 @@ export interface PushServerOptions {
   readonly credentials: grpc.ServerCredentials;
   /** After a start, sidecars that already run a snapshot wait this long for the registry to refill. */
   readonly resyncHoldMs: number;
+  /**
+   * When the resync hold starts counting, when not at `listen`: Consul's catalog first read
+   * (`Discovery.known`). A Consul that restarted with the control plane lists services only
+   * as their sidecars register again, so the hold must outlast that, however long Consul took.
+   */
+  readonly holdFrom?: Promise<void>;
   readonly sign?: SignHandler;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
   /** Pushes and ACK/NACK answers, for the control plane's /metrics. */
@@ -41,8 +47,9 @@ const KEEPALIVE_TIMEOUT_MS = 5_000;
 export class PushServer {
   private readonly server: grpc.Server;
   private readonly sessions = new Set<StreamSession>();
-  private readonly holdUntil: number;
+  private holdUntil: number;
   private holdTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly release: Promise<number>;
   private releaseNow!: (at: number) => void;
 
@@ -55,7 +62,8 @@ export class PushServer {
       'grpc.max_send_message_length': MAX_STREAM_MESSAGE_BYTES,
       'grpc.max_receive_message_length': MAX_STREAM_MESSAGE_BYTES,
     });
-    this.holdUntil = Date.now() + options.resyncHoldMs;
+    // Until `holdFrom` resolves the hold lasts, however long that takes.
+    this.holdUntil = options.resyncHoldMs <= 0 ? 0 : options.holdFrom ? Number.POSITIVE_INFINITY : Date.now() + options.resyncHoldMs;
     this.release = new Promise((resolve) => (this.releaseNow = resolve));
     if (options.resyncHoldMs <= 0) this.releaseNow(0);
     const sign: SignHandler =
@@ -72,13 +80,21 @@ export class PushServer {
       this.server.bindAsync(`${host}:${port}`, this.options.credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
     if (this.options.resyncHoldMs > 0) {
-      this.holdTimer = setTimeout(() => {
-        const current = this.options.publisher.current();
-        for (const session of this.sessions) session.push(current);
-        this.releaseNow(Date.now());
-      }, this.options.resyncHoldMs);
+      if (this.options.holdFrom) void this.options.holdFrom.then(() => this.startHold());
+      else this.startHold();
     }
     return bound;
+  }
+
+  private startHold(): void {
+    if (this.closed) return;
+    const ms = this.options.resyncHoldMs;
+    if (this.options.holdFrom) this.holdUntil = Date.now() + ms;
+    this.holdTimer = setTimeout(() => {
+      const current = this.options.publisher.current();
+      for (const session of this.sessions) session.push(current);
+      this.releaseNow(Date.now());
+    }, ms);
   }
 
   /**
@@ -91,11 +107,16 @@ export class PushServer {
   }
 
   /**
-   * While the resync hold lasts, the instant it ends (ms since epoch): a snapshot published
-   * meanwhile reaches a sidecar that reconnected running one only then. Undefined after it.
+   * While the resync hold keeps a connected sidecar's snapshot, the instant it ends (ms since
+   * epoch): a snapshot published meanwhile reaches such a sidecar only then. Undefined when it
+   * holds none (over, or no sidecar reconnected running a snapshot), so a fresh start's writes
+   * are not answered with a hold that delays nobody.
    */
   holdEnds(): number | undefined {
-    return Date.now() < this.holdUntil ? this.holdUntil : undefined;
+    // Not counting yet: every snapshot is held meanwhile (Discovery.unknown), which writes' answers say instead.
+    if (this.holdUntil === Number.POSITIVE_INFINITY) return undefined;
+    if (![...this.sessions].some((s) => s.held())) return undefined;
+    return this.holdUntil;
   }
 
   /** Sends a Command (tap-start, renew-cert, …) to every connected sidecar `select` picks. */
@@ -112,6 +133,7 @@ export class PushServer {
 
   /** Stops accepting streams and ends the open ones, waiting at most `graceMs`. */
   async close(graceMs = 1_000): Promise<void> {
+    this.closed = true;
     if (this.holdTimer) clearTimeout(this.holdTimer);
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {

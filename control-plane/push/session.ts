@@ -58,6 +58,8 @@ export class StreamSession {
   private stopPublish: (() => void) | undefined;
   private closed = false;
   private helloSeen = false;
+  /** The snapshot version its Hello said it runs, if any. */
+  private lastVersion: string | undefined;
 
   constructor(
     private readonly call: StreamCall,
@@ -167,17 +169,22 @@ export class StreamSession {
         this.deps.proxies.ack(record.id, current.version, Date.now());
       }
     }
-    this.stopPublish = this.deps.publisher.onPublish((snapshot) => this.pushUnlessHeld(snapshot, hello.lastVersion));
-    this.pushUnlessHeld(current, hello.lastVersion);
+    this.lastVersion = hello.lastVersion || undefined;
+    this.stopPublish = this.deps.publisher.onPublish((snapshot) => this.pushUnlessHeld(snapshot));
+    this.pushUnlessHeld(current);
   }
 
   /**
-   * Right after a control-plane restart the registry is still filling up; a sidecar that
-   * already runs a snapshot keeps it until then rather than get one with endpoints missing.
+   * Whether it keeps its own snapshot for the resync hold: right after a control-plane restart
+   * the registry is still filling up, so a sidecar that already runs a snapshot keeps it until
+   * then rather than get one with endpoints missing.
    */
-  private pushUnlessHeld(snapshot: PublishedSnapshot, lastVersion?: string): void {
-    if (lastVersion && !this.record?.sentVersion && Date.now() < this.deps.holdUntil()) return;
-    this.push(snapshot);
+  held(): boolean {
+    return this.lastVersion !== undefined && !this.record?.sentVersion && Date.now() < this.deps.holdUntil();
+  }
+
+  private pushUnlessHeld(snapshot: PublishedSnapshot): void {
+    if (!this.held()) this.push(snapshot);
   }
 
   private message(message: SidecarMessage): void {

@@ -46,7 +46,8 @@ export class ConsulCatalog implements Discovery {
   private read = false;
   /** The last failure to read the catalog, for `unknown()`. */
   private lastFailure: string | undefined;
-  private syncWaiters: (() => void)[] = [];
+  private readonly firstRead: Promise<void>;
+  private markRead!: () => void;
   /** Catalog names that are not valid service names, each warned about once. */
   private readonly skipped = new Set<string>();
   private readonly namesHold: RecoveryHold;
@@ -57,6 +58,7 @@ export class ConsulCatalog implements Discovery {
     private readonly options: ConsulCatalogOptions = {},
   ) {
     this.namesHold = new RecoveryHold(options.recoveryHoldMs);
+    this.firstRead = new Promise((resolve) => (this.markRead = resolve));
     this.names = new BlockingQuery({
       kind: 'index',
       request: async (req) => {
@@ -83,15 +85,13 @@ export class ConsulCatalog implements Discovery {
 
   /** Resolves once the catalog has been read once (or after `timeoutMs`), so the first snapshot is complete. */
   async synced(timeoutMs: number): Promise<void> {
-    if (this.namesKnown && this.pending.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => this.syncWaiters.push(resolve)),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
+    await Promise.race([this.firstRead, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
+  }
+
+  known(): Promise<void> {
+    return this.firstRead;
   }
 
   unknown(): string | undefined {
@@ -197,9 +197,9 @@ export class ConsulCatalog implements Discovery {
   private settle(service: string | undefined): void {
     if (service !== undefined) this.pending.delete(service);
     if (!this.namesKnown || this.pending.size > 0) return;
-    for (const resolve of this.syncWaiters.splice(0)) resolve();
     if (!this.read) {
       this.read = true;
+      this.markRead();
       this.changed();
     }
   }

@@ -26,6 +26,8 @@ export interface Discovery {
    * held from sidecars (they keep theirs) until this clears; `onChange` listeners hear when it does.
    */
   unknown?(): string | undefined;
+  /** Resolves when `unknown()` clears (at once for a source that is never unknown). */
+  known?(): Promise<void>;
   /** Called after the instance set changes. Returns a function that stops listening. */
   onChange(listener: () => void): () => void;
   close(): Promise<void>;

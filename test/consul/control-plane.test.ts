@@ -11,7 +11,7 @@ import { ConsulStore } from '../../control-plane/store/consul-store.js';
 import { StoreConflictError, StoreLimitError } from '../../control-plane/store/store.js';
 import type { AdminApiError } from '../../cli/admin-client.js';
 import { startControlPlane } from '../control-plane/harness.js';
-import { skeinCli, startMeshSidecar } from '../identity/mesh.js';
+import { get, skeinCli, startMeshSidecar } from '../identity/mesh.js';
 import { Processes, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
@@ -174,6 +174,57 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     await waitUntil(async () => (await configOf(sidecar.adminUrl)).snapshot?.services.catalog?.timeout === 4_000, { timeoutMs: 30_000, what: 'the stored policy on the sidecar' });
     await waitUntil(async () => (await fetch(`${late.adminUrl}/ready`)).status === 200, { timeoutMs: 30_000, what: 'the new sidecar ready' });
     expect(again.child.output()).not.toMatch(/"services":0,"msg":"snapshot published"/);
+  });
+
+  it('Consul and the control plane restarting together: a sidecar that runs a snapshot is not sent one without the services Consul has yet to list again', { timeout: 120_000 }, async () => {
+    const args = ['--consul', consul.url, '--resync-hold', '15s'];
+    const cp = await startControlPlane(procs, { args });
+    const catalogApp = await switchableApp('catalog');
+    const webApp = await switchableApp('web');
+    apps.push(catalogApp, webApp);
+    const catalog = await startMeshSidecar(procs, cp, { service: 'catalog', appPort: catalogApp.port, extraArgs: ['--consul', consul.url] });
+    const web = await startMeshSidecar(procs, cp, { service: 'web', appPort: webApp.port, extraArgs: ['--consul', consul.url] });
+    await waitUntil(async () => (await get(web, 'catalog', '/item')).status === 200, { timeoutMs: 15_000, what: 'web to reach catalog' });
+
+    // What web's sidecar routes by, sampled until the end: the services of each snapshot it ran.
+    const samples: { at: number; services: string[] }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const config = (await (await fetch(`${web.adminUrl}/config`)).json()) as { snapshot: { services: Record<string, unknown> } | null };
+        samples.push({ at: Date.now(), services: Object.keys(config.snapshot?.services ?? {}) });
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+
+    // The catalog sidecar is stopped so it cannot register again before the control plane reads
+    // the restarted agent's catalog: the order a slow sidecar (or a busy host) gives.
+    catalog.child.kill('SIGSTOP');
+    await consul.kill();
+    cp.child.kill('SIGKILL');
+    await cp.child.exited;
+    // The control plane comes back first, then Consul, empty.
+    const again = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args });
+    await consul.restart();
+    // Read: web registered again and passing, catalog not yet.
+    await waitUntil(async () => {
+      const snapshot = (await again.api.get<{ services: Record<string, { endpoints?: unknown[] }> }>('/api/v1/snapshot')).body;
+      const proxies = (await again.api.get<{ proxies: { service: string }[] }>('/api/v1/proxies')).body.proxies;
+      return snapshot.services.web?.endpoints?.length === 1 && snapshot.services.catalog === undefined && proxies.some((p) => p.service === 'web');
+    }, { timeoutMs: 30_000, what: 'the restarted control plane to read a catalog without catalog, web connected' });
+    const read = Date.now();
+    await waitUntil(() => samples.filter((s) => s.at > read).length >= 10, { timeoutMs: 5_000, what: 'ten samples of web\'s config after the read' });
+    catalog.child.kill('SIGCONT');
+
+    await waitUntil(async () => {
+      const snapshot = (await again.api.get<{ services: Record<string, { endpoints?: unknown[] }> }>('/api/v1/snapshot')).body;
+      const proxies = (await again.api.get<{ proxies: { state: string }[] }>('/api/v1/proxies')).body.proxies;
+      return snapshot.services.catalog?.endpoints?.length === 1 && proxies.length === 2 && proxies.every((p) => p.state === 'SYNCED');
+    }, { timeoutMs: 40_000, what: 'both sidecars SYNCED with a snapshot that lists catalog again' });
+    sampling = false;
+    await sampler;
+    expect(samples.filter((s) => !s.services.includes('catalog'))).toEqual([]);
+    expect((await get(web, 'catalog', '/item')).status).toBe(200);
   });
 
   it('an instance registered without a port is skipped alone: the others come and go in the snapshot and `skein get services`', async () => {
