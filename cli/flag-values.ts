@@ -7,6 +7,7 @@ import { parseSize } from '../common/config/size.js';
 import { endpointAddress, instanceId, methodName, requestPath, serviceName } from '../common/config/schema.js';
 import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
+import { isUnspecifiedHost } from '../common/net/loopback.js';
 import { UsageError } from './usage-error.js';
 
 /** A duration flag ("250ms", "10s", "1m30s") in milliseconds. */
@@ -145,7 +146,7 @@ export function parseImageReference(value: string): string {
 export function parseAdvertiseAddress(value: string): string {
   const result = endpointAddress.safeParse(value);
   if (!result.success) throw new InvalidArgumentError(result.error.issues[0]!.message);
-  if (value === '0.0.0.0' || /^[0:]+$/.test(value)) throw new InvalidArgumentError(`${value} is the unspecified address, which no caller can connect to: give this host's address`);
+  if (isUnspecifiedHost(value)) throw new InvalidArgumentError(`${value} is the unspecified address, which no caller can connect to: give this host's address`);
   return value;
 }
 

@@ -9,6 +9,7 @@ import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
 import { UsageError } from '../usage-error.js';
 import { envOption } from '../env-option.js';
+import { isLoopbackHost, isUnspecifiedHost } from '../../common/net/loopback.js';
 import { tracesUrl } from '../../sidecar/telemetry/otlp-endpoint.js';
 
 /** A port flag: 0-65535, 0 for any free port. */
@@ -78,11 +79,29 @@ function checkDistinctPorts(flags: Record<string, unknown>): void {
   }
 }
 
-export function firstNonLoopbackIPv4(): string {
+function firstNonLoopbackIPv4(): string {
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+/**
+ * The address peers are told to connect to (Consul registration, the Hello). Without
+ * `--advertise-address`, as Consul's agent advertises its `-bind` address: the inbound host
+ * when it is one address (a loopback-only listener is reachable at 127.0.0.1 alone), else the
+ * first non-loopback IPv4. Given, it may differ from the inbound host (NAT), but not be a
+ * non-loopback IP while the listener is on loopback only: no peer could ever connect to it.
+ */
+export function advertiseAddressOf(inboundHost: string, given: string | undefined, fallback: () => string = firstNonLoopbackIPv4): string {
+  if (given === undefined) return isUnspecifiedHost(inboundHost) ? fallback() : inboundHost;
+  if (isLoopbackHost(inboundHost) && isIP(given) !== 0 && !isLoopbackHost(given)) {
+    throw new UsageError(
+      `--advertise-address ${given} and --inbound-host ${inboundHost} disagree: the inbound listener is on loopback only, so nothing listens at ${given}. ` +
+        `Give --inbound-host ${given} (or 0.0.0.0) for peers on other hosts, or leave --advertise-address out to advertise ${inboundHost}`,
+    );
+  }
+  return given;
 }
 
 /**
@@ -129,7 +148,7 @@ export function registerSidecar(program: Command): void {
     )
     .addOption(envOption('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))
     .addOption(envOption('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
-    .addOption(envOption('--advertise-address <address>', 'address registered in Consul (default: first non-loopback IPv4)').argParser(parseAdvertiseAddress))
+    .addOption(envOption('--advertise-address <address>', 'address peers connect to, registered in Consul (default: --inbound-host when it is one address, else the first non-loopback IPv4)').argParser(parseAdvertiseAddress))
     .addOption(envOption('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
     .addOption(envOption('--wait-timeout <duration>', 'with --wait-ready: give up (exit 1) after this long (up to 24h)').argParser(durationFlagWithin('0s', '24h')).default(60_000, '60s'))
@@ -188,7 +207,7 @@ export function registerSidecar(program: Command): void {
         trustDomainAliases: flags.trustDomainAlias as string[],
         drainTimeoutMs: flags.drainTimeout as number,
         maxRequestBodyBytes: flags.maxRequestBody as number,
-        advertiseAddress: (flags.advertiseAddress as string | undefined) ?? firstNonLoopbackIPv4(),
+        advertiseAddress: advertiseAddressOf(String(flags.inboundHost), flags.advertiseAddress as string | undefined),
         instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
         otlpEndpoint: otlpEndpointFromEnv(),
       };

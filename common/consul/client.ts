@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import Consul from 'consul';
+import { isLoopbackHost } from '../net/loopback.js';
 
 export type ConsulClient = InstanceType<typeof Consul>;
 
@@ -106,6 +107,5 @@ export function describeConsulError(err: unknown, url: string): string {
 
 /** True when `url` names this host (127.0.0.0/8, ::1, localhost): an agent there can reach loopback ports. */
 export function isLoopbackUrl(url: string): boolean {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return isLoopbackHost(new URL(url).hostname.replace(/^\[|\]$/g, ''));
 }

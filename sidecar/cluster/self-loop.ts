@@ -13,13 +13,14 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { codedError, UpstreamDispatcher, type AnyHandler } from './upstream-dispatcher.js';
 import type { PoolFactory } from './upstream-endpoint.js';
+import { isLoopbackHost, isUnspecifiedHost } from '../../common/net/loopback.js';
 
 /** The code of a call refused because its endpoint is this sidecar (a connect failure: nothing was sent). */
 export const SELF_LOOP = 'ERR_SKEIN_SELF_LOOP';
 
 function isLoopback(address: string): boolean {
   // 0.0.0.0 and :: reach the local host when connected to.
-  return address.startsWith('127.') || address === 'localhost' || address === '::1' || address === '0.0.0.0' || address === '::';
+  return isLoopbackHost(address) || isUnspecifiedHost(address);
 }
 
 /** Refuses every call with the same error. */

@@ -4,7 +4,7 @@
  * file; services are cleaned between tests.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { Processes, waitUntil, type SpawnedSidecar } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { startControlPlane } from '../control-plane/harness.js';
@@ -115,6 +115,24 @@ describe('sidecar discovery through Consul', { timeout: 60_000 }, () => {
     expect(listening.inbound).toBe(`127.0.0.1:${entry!.Service.Port}`);
     expect(admin).toBeGreaterThan(0);
     expect(JSON.stringify(await consul.get('/agent/checks'))).toContain(`http://127.0.0.1:${admin}/ready?instance=`);
+  });
+
+  it('with --inbound-host 127.0.0.1 and no --advertise-address, registers 127.0.0.1 (where it listens), and a caller reaches it', async () => {
+    const a = await app('a');
+    procs.skein('catalog on loopback', [
+      'sidecar', '--service', 'catalog', '--app-port', String(a.port), '--config', consulConfig([]), '--inbound-host', '127.0.0.1',
+      '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--consul', consul.url,
+    ]);
+    const [entry] = await waitUntil(async () => {
+      const list = await consul.passing('catalog');
+      return list.length === 1 && list;
+    }, { timeoutMs: 15_000, what: 'catalog passing in Consul' });
+    expect(entry!.Service.Address).toBe('127.0.0.1');
+    const caller = await sidecar('web', (await app('web')).port, consulConfig(['catalog']));
+    await waitUntil(async () => (await clusterPorts(caller, 'catalog')).length === 1, { timeoutMs: 10_000, what: 'the caller to see catalog' });
+    const res = await request(`${caller.outboundUrl}/item`, { dispatcher: http, headers: { host: 'catalog' } });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.json()).toEqual({ name: 'a' });
   });
 
   it('after a SIGKILL and a restart on the same ports, the old registration\'s check fails (and Consul reaps it) while the new one passes', async () => {
