@@ -1,6 +1,6 @@
 /**
  * One way to reach a Consul agent for the sidecar and the control plane: the `consul` npm
- * client on a keep-alive agent, with the ACL token (`CONSUL_HTTP_TOKEN`) and TLS
+ * client on a keep-alive agent, with the ACL token (`CONSUL_HTTP_TOKEN_FILE` or `CONSUL_HTTP_TOKEN`) and TLS
  * (`CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`, `CONSUL_TLS_SERVER_NAME`)
  * read the way Consul's own CLI reads them. Errors are turned into one readable line
  * (`describeConsulError`) so a bad address or token is obvious in the log.
@@ -83,7 +83,8 @@ export function connectConsul(address: string, env: NodeJS.ProcessEnv = process.
         rejectUnauthorized: env.CONSUL_HTTP_SSL_VERIFY !== 'false',
       })
     : new HttpAgent({ keepAlive: true });
-  const token = env.CONSUL_HTTP_TOKEN || undefined;
+  // As Consul's CLI: a non-empty CONSUL_HTTP_TOKEN_FILE (how consul-k8s mounts a token) wins over CONSUL_HTTP_TOKEN.
+  const token = file('CONSUL_HTTP_TOKEN_FILE')?.toString('utf8').trim() || env.CONSUL_HTTP_TOKEN || undefined;
   const base = `${url.protocol}//${url.host}`;
   // `baseUrl` is an option the client's type does not declare.
   const client = new Consul({ baseUrl: requestBaseUrl(url), agent, defaults: token ? { token } : undefined } as never);

@@ -4,6 +4,8 @@
  * watches; a control plane on Consul KV fails at start on a wrong token and works with the
  * right one. Also a control plane pointed at no agent at all.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../cli/admin-client.js';
 import { ADMIN_TOKEN } from '../control-plane/harness.js';
@@ -26,10 +28,10 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
   }, 60_000);
   consulTeardown(procs, apps, () => consul);
 
-  const sidecar = async (token: string, waitFor: '/ready' | '/live') => {
+  const sidecar = async (token: string, waitFor: '/ready' | '/live', env: Record<string, string> = { CONSUL_HTTP_TOKEN: token }) => {
     const app = await switchableApp('a');
     apps.push(app);
-    return procs.sidecar({ service: 'catalog', appPort: app.port, config: consulConfig(['orders']), waitFor, extraArgs: ['--consul', consul.url], env: { CONSUL_HTTP_TOKEN: token } });
+    return procs.sidecar({ service: 'catalog', appPort: app.port, config: consulConfig(['orders']), waitFor, extraArgs: ['--consul', consul.url], env });
   };
 
   it('a wrong token is a clear error; the sidecar keeps serving and retrying', async () => {
@@ -46,6 +48,14 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
     await waitUntil(async () => (await consul.passing('catalog')).length === 1, { timeoutMs: 15_000, what: 'registered with the token' });
     expect(sc.output()).not.toMatch(/refused the ACL token/);
     expect(sc.output()).not.toMatch(/Filtered-By-ACLs/);
+  });
+
+  it('the token in CONSUL_HTTP_TOKEN_FILE (as consul-k8s mounts it) registers and watches, and wins over CONSUL_HTTP_TOKEN as in Consul\'s CLI', async () => {
+    const file = join(tempDir(), 'consul-token');
+    writeFileSync(file, `${ROOT}\n`);
+    const sc = await sidecar(ROOT, '/ready', { CONSUL_HTTP_TOKEN_FILE: file, CONSUL_HTTP_TOKEN: '00000000-0000-0000-0000-000000000000' });
+    await waitUntil(async () => (await consul.passing('catalog')).length === 1, { timeoutMs: 15_000, what: 'registered with the token from the file' });
+    expect(sc.output()).not.toMatch(/refused the ACL token/);
   });
 
   it('a token Consul hides instances from (no node:read) is named in a warning instead of a silent empty endpoint set', async () => {
