@@ -98,6 +98,10 @@ export function describeConsulError(err: unknown, url: string): string {
   const text = e?.message?.replace(/^consul: /, '') ?? String(err);
   if (status === 403) return `Consul at ${url} refused the ACL token (403: ${text}); set CONSUL_HTTP_TOKEN to a token with the needed policy`;
   if (status === 401) return `Consul at ${url} wants credentials (401: ${text})`;
+  // The agent's cap on concurrent connections per client address; a blocking query parks one for its whole wait.
+  if (status === 429) {
+    return `Consul at ${url} refuses more connections from this address (429: ${text}): every watched service holds one (a sidecar: one per destination, plus one for its registration; the control plane: one per service, plus a few); raise the agent's limits { http_max_conns_per_client } (default 200) above what the sidecars on its host and the control plane hold together`;
+  }
   if (status !== undefined) return `Consul at ${url} answered ${status}: ${text}`;
   const code = e?.code ?? /\b(E[A-Z]+)\b/.exec(text)?.[1];
   if (code === 'ECONNREFUSED') return `cannot reach Consul at ${url}: connection refused (is the agent running? check --consul / CONSUL_HTTP_ADDR)`;
