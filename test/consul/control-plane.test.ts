@@ -176,7 +176,10 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     expect(again.child.output()).not.toMatch(/"services":0,"msg":"snapshot published"/);
   });
 
-  it('Consul and the control plane restarting together: a sidecar that runs a snapshot is not sent one without the services Consul has yet to list again', { timeout: 120_000 }, async () => {
+  it.each([
+    ['the control plane first, then Consul (its catalog read once Consul answers)', true],
+    ['Consul first, then the control plane (which sees no outage at all)', false],
+  ])('Consul and the control plane restarting together, %s: a sidecar that runs a snapshot is not sent one without the services Consul has yet to list again', { timeout: 120_000 }, async (_order, controlPlaneFirst) => {
     const args = ['--consul', consul.url, '--resync-hold', '15s'];
     const cp = await startControlPlane(procs, { args });
     const catalogApp = await switchableApp('catalog');
@@ -203,9 +206,16 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     await consul.kill();
     cp.child.kill('SIGKILL');
     await cp.child.exited;
-    // The control plane comes back first, then Consul, empty.
-    const again = await startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args });
-    await consul.restart();
+    // Consul comes back empty.
+    const restartControlPlane = () => startControlPlane(procs, { dataDir: cp.dataDir, httpPort: cp.httpPort, grpcPort: cp.grpcPort, args });
+    let again;
+    if (controlPlaneFirst) {
+      again = await restartControlPlane();
+      await consul.restart();
+    } else {
+      await consul.restart();
+      again = await restartControlPlane();
+    }
     // Read: web registered again and passing, catalog not yet.
     await waitUntil(async () => {
       const snapshot = (await again.api.get<{ services: Record<string, { endpoints?: unknown[] }> }>('/api/v1/snapshot')).body;
