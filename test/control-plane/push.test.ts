@@ -265,6 +265,16 @@ describe('push stream', () => {
     expect(later.headers.get('warning')).toBeNull();
   });
 
+  it('answers a write made during the resync hold as usual when the hold keeps no sidecar\'s snapshot (a first start, or only new sidecars)', async () => {
+    const cp = await startControlPlane(procs, { args: ['--resync-hold', '30s'] });
+    const fresh = sidecar(cp, { service: 'catalog', token: await createToken(cp, 'catalog') });
+    await waitUntil(() => fresh.source.hasSnapshot, { what: 'a snapshot for the new sidecar' });
+    const put = await cp.api.put('/api/v1/services/catalog/policy', { timeout: '4s' });
+    expect(put.headers.get('skein-held-until')).toBeNull();
+    expect(put.headers.get('warning')).toBeNull();
+    await waitUntil(() => fresh.latest()?.services.catalog?.timeout === 4_000, { what: 'the write on the new sidecar' });
+  });
+
   it('after a broken connection, resumes on the snapshot it runs when that is still the newest, and says it is connected', async () => {
     const cp = shared;
     const relay = await relayTo(cp);
