@@ -31,7 +31,8 @@ import type { ConfigSource } from './config-source.js';
 import { StaticEndpointSource } from './discovery/static.js';
 import { ConsulEndpointSource } from './discovery/consul.js';
 import { ConsulRegistration } from './discovery/consul-registration.js';
-import { connectConsul, isLoopbackUrl } from '../common/consul/client.js';
+import { UntilAnsweredSource } from './discovery/until-answered.js';
+import { connectConsul, isLoopbackUrl, type ConsulConnection } from '../common/consul/client.js';
 import type { EndpointSource } from './discovery/source.js';
 import type { ExchangeDeps, ProxyRequest } from './exchange.js';
 import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
@@ -130,6 +131,17 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
   };
 }
 
+/**
+ * Where endpoints come from: the snapshot's without Consul; with it, Consul's, and in
+ * control-plane mode the pushed snapshot's until Consul first answers for a destination
+ * (a local agent down at start; see UntilAnsweredSource).
+ */
+function consulEndpoints(consul: ConsulConnection | undefined, pushed: boolean, snapshotEndpoints: StaticEndpointSource, logger: Logger): EndpointSource {
+  if (!consul) return snapshotEndpoints;
+  const fromConsul = new ConsulEndpointSource(consul, logger);
+  return pushed ? new UntilAnsweredSource(fromConsul, snapshotEndpoints) : fromConsul;
+}
+
 export async function runSidecar(given: SidecarOptions): Promise<void> {
   const options: SidecarOptions = { ...given, token: bootstrapToken(given.token) };
   const logger = createLogger('sidecar').child({ service: options.service, instance: options.instanceId });
@@ -142,7 +154,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
   };
   process.on('SIGHUP', onHup);
   const endpoints = new StaticEndpointSource();
-  // With --consul, endpoints come from Consul only; `endpoints` in snapshots are ignored.
+  // With --consul, endpoints come from Consul; a pushed snapshot's only until Consul first answers.
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const metrics = new SidecarMetrics();
   const identity = options.controlPlane
@@ -163,8 +175,9 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     logger,
     metrics,
     configSource: stream ?? new StaticFileConfigSource(options.config!, logger),
-    endpointSource: consul ? new ConsulEndpointSource(consul, logger) : endpoints,
-    onSnapshot: consul ? undefined : (snapshot) => endpoints.update(snapshot),
+    endpointSource: consulEndpoints(consul, stream !== undefined, endpoints, logger),
+    // Pushed snapshots' endpoints feed the source, or Consul's stand-in (a file's are not read with --consul).
+    onSnapshot: consul && !stream ? undefined : (snapshot) => endpoints.update(snapshot),
     endpointsInSnapshot: !consul,
     identity,
     telemetry,

@@ -12,7 +12,7 @@ import { StoreConflictError, StoreLimitError } from '../../control-plane/store/s
 import type { AdminApiError } from '../../cli/admin-client.js';
 import { startControlPlane } from '../control-plane/harness.js';
 import { get, skeinCli, startMeshSidecar } from '../identity/mesh.js';
-import { Processes, waitUntil } from '../support/index.js';
+import { freePort, Processes, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
 
@@ -235,6 +235,22 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     await sampler;
     expect(samples.filter((s) => !s.services.includes('catalog'))).toEqual([]);
     expect((await get(web, 'catalog', '/item')).status).toBe(200);
+  });
+
+  it('a sidecar whose own agent is down when it starts routes by the pushed snapshot\'s endpoints until that agent answers', async () => {
+    const cp = await startControlPlane(procs, { args: ['--consul', consul.url] });
+    const catalogApp = await switchableApp('catalog');
+    const webApp = await switchableApp('web');
+    apps.push(catalogApp, webApp);
+    await startMeshSidecar(procs, cp, { service: 'catalog', appPort: catalogApp.port, extraArgs: ['--consul', consul.url] });
+    await waitUntil(async () => (await cp.api.get<{ services: Record<string, { endpoints?: unknown[] }> }>('/api/v1/snapshot')).body.services.catalog?.endpoints?.length === 1, { timeoutMs: 15_000, what: 'catalog passing in the snapshot' });
+    // web's agent: nothing listens there.
+    const deadAgent = `http://127.0.0.1:${await freePort()}`;
+    const web = await startMeshSidecar(procs, cp, { service: 'web', appPort: webApp.port, extraArgs: ['--consul', deadAgent], listed: false });
+    await waitUntil(() => /watching catalog in Consul failed: cannot reach Consul/.test(web.child.output()), { timeoutMs: 10_000, what: 'web to fail to reach its agent' });
+    const answer = await get(web, 'catalog', '/item');
+    expect(answer.reason).toBeUndefined();
+    expect(answer.status).toBe(200);
   });
 
   it('an instance registered without a port is skipped alone: the others come and go in the snapshot and `skein get services`', async () => {
