@@ -2,7 +2,8 @@
  * Discovery is one interface: a source watches a service and reports its whole healthy
  * endpoint set whenever it changes (the "reset" of linkerd's resolve). Static mode and the
  * control plane's built-in registry read endpoints out of the snapshot; the Consul source
- * watches the catalog with blocking queries. A source keeps its last known set through
+ * watches the catalog with blocking queries (in control-plane mode behind UntilAnsweredSource,
+ * the snapshot's set standing in until Consul first answers). A source keeps its last known set through
  * outages of whatever is behind it.
  */
 import type { Endpoint } from '../../common/config/schema.js';
