@@ -92,11 +92,16 @@ export function connectConsul(address: string, env: NodeJS.ProcessEnv = process.
 }
 
 /** A one-line reason for a failed Consul call: unreachable, refused token, TLS trouble, or Consul's own message. */
-export function describeConsulError(err: unknown, url: string): string {
+export function describeConsulError(err: unknown, consul: Pick<ConsulConnection, 'url' | 'token'>): string {
+  const { url } = consul;
   const e = err as Error & { code?: string; statusCode?: number };
   const status = consulStatus(err);
   const text = e?.message?.replace(/^consul: /, '') ?? String(err);
-  if (status === 403) return `Consul at ${url} refused the ACL token (403: ${text}); set CONSUL_HTTP_TOKEN to a token with the needed policy`;
+  // Without a token the agent's anonymous one was refused: "refused the ACL token" would send the reader looking for one.
+  if (status === 403 && consul.token === undefined) {
+    return `Consul at ${url} refused a request sent without an ACL token (403: ${text}); set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with the needed policy`;
+  }
+  if (status === 403) return `Consul at ${url} refused the ACL token (403: ${text}); set CONSUL_HTTP_TOKEN (or CONSUL_HTTP_TOKEN_FILE) to a token with the needed policy`;
   if (status === 401) return `Consul at ${url} wants credentials (401: ${text})`;
   // The agent's cap on concurrent connections per client address; a blocking query parks one for its whole wait.
   if (status === 429) {

@@ -205,7 +205,7 @@ export class ConsulCatalog implements Discovery {
   }
 
   private logError(err: unknown, attempt: number, what: string): void {
-    const described = describeConsulError(err, this.consul.url);
+    const described = describeConsulError(err, this.consul);
     if (!this.read) this.lastFailure = `reading ${what}: ${described}`;
     if (attempt === 1 || attempt % 20 === 0) {
       this.logger.error({ attempt }, `watching ${what} in Consul failed: ${described}; keeping the last known instances and retrying`);

@@ -49,7 +49,7 @@ export class ConsulStore implements ConfigStore {
       },
       onAnswer: (pairs: readonly KvPair[]) => this.diff(pairs),
       onError: (err, attempt) => {
-        if (attempt === 1 || attempt % 20 === 0) logger.error({ attempt }, `watching ${PREFIX} in Consul KV failed: ${describeConsulError(err, consul.url)}; retrying`);
+        if (attempt === 1 || attempt % 20 === 0) logger.error({ attempt }, `watching ${PREFIX} in Consul KV failed: ${describeConsulError(err, consul)}; retrying`);
       },
     });
   }
@@ -59,7 +59,7 @@ export class ConsulStore implements ConfigStore {
     try {
       await consul.client.kv.get({ key: PREFIX, recurse: true, timeout: REQUEST_TIMEOUT_MS } as never);
     } catch (err) {
-      throw new Error(`skein: --store consul: ${describeConsulError(err, consul.url)}`);
+      throw new Error(`skein: --store consul: ${describeConsulError(err, consul)}`);
     }
     return new ConsulStore(consul, logger);
   }
@@ -166,7 +166,7 @@ export class ConsulStore implements ConfigStore {
     } catch (err) {
       const status = consulStatus(err);
       if (status !== undefined && status < 500) throw err;
-      throw new StoreUnavailableError(unavailable(err, this.consul.url, kind));
+      throw new StoreUnavailableError(unavailable(err, this.consul, kind));
     }
   }
 
@@ -202,9 +202,9 @@ function parsed(text: string): unknown {
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /** Why Consul could not serve a request, and for a write whether it may have been made. */
-function unavailable(err: unknown, url: string, kind: 'read' | 'write'): string {
+function unavailable(err: unknown, consul: ConsulConnection, kind: 'read' | 'write'): string {
   const e = err as { isTimeout?: boolean; code?: string } | undefined;
-  const reason = e?.isTimeout ? `Consul at ${url} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s` : describeConsulError(err, url);
+  const reason = e?.isTimeout ? `Consul at ${consul.url} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s` : describeConsulError(err, consul);
   if (kind === 'read') return reason;
   return e?.code !== undefined && NOT_CONNECTED.has(e.code)
     ? `${reason}; nothing was written`

@@ -99,7 +99,7 @@ export class ConsulRegistration {
       onAnswer: () => {},
       onError: (err, attempt, delayMs) => {
         if (attempt === 1 || attempt % 20 === 0) {
-          this.log.error({ attempt, retryInMs: Math.round(delayMs) }, `cannot register ${instance.service} (${instance.id}) with Consul: ${describeConsulError(err, consul.url)}; retrying`);
+          this.log.error({ attempt, retryInMs: Math.round(delayMs) }, `cannot register ${instance.service} (${instance.id}) with Consul: ${describeConsulError(err, consul)}; retrying`);
         }
       },
       onRecovered: (failures) => this.log.info({ failures }, 'Consul agent reachable again'),
@@ -124,7 +124,7 @@ export class ConsulRegistration {
       this.ttlFailing = false;
     } catch (err) {
       // Once per outage, not per tick; the keeper re-registers if the agent lost the check.
-      if (!this.ttlFailing) this.log.warn(`cannot update the TTL check in Consul: ${describeConsulError(err, this.consul.url)}; it turns critical after ${TTL.ttl} without one; retrying`);
+      if (!this.ttlFailing) this.log.warn(`cannot update the TTL check in Consul: ${describeConsulError(err, this.consul)}; it turns critical after ${TTL.ttl} without one; retrying`);
       this.ttlFailing = true;
     } finally {
       this.ttlInFlight = false;
@@ -149,7 +149,7 @@ export class ConsulRegistration {
       await Promise.race([work, timeout]);
       this.log.info('deregistered from Consul');
     } catch (err) {
-      this.log.warn(`deregistering from Consul failed: ${describeConsulError(err, this.consul.url)}; Consul reaps it once its check stays critical`);
+      this.log.warn(`deregistering from Consul failed: ${describeConsulError(err, this.consul)}; Consul reaps it once its check stays critical`);
     } finally {
       clearTimeout(timer);
     }

@@ -240,7 +240,7 @@ export class ConsulEndpointSource implements EndpointSource {
           watch.hold.cancel();
           // The first failure is an error; repeats are rarer reminders, not one line per retry.
           if (attempt === 1 || attempt % 20 === 0) {
-            log.error({ attempt, retryInMs: Math.round(delayMs), kept: watch.endpoints?.length ?? 0 }, `watching ${service} in Consul failed: ${describeConsulError(err, this.consul.url)}; keeping the last known endpoints and retrying`);
+            log.error({ attempt, retryInMs: Math.round(delayMs), kept: watch.endpoints?.length ?? 0 }, `watching ${service} in Consul failed: ${describeConsulError(err, this.consul)}; keeping the last known endpoints and retrying`);
           }
         },
         onRecovered: (failures) => {

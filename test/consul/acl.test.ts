@@ -43,6 +43,12 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
     expect(await consul.passing('catalog')).toEqual([]);
   });
 
+  it('no token at all is named as such, not as a refused token', async () => {
+    const sc = await sidecar('', '/live', {});
+    await waitUntil(() => /cannot register catalog .* with Consul: Consul at http:\/\/127\.0\.0\.1:\d+ refused a request sent without an ACL token \(403.*set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE/.test(sc.output()), { what: `the missing token named:\n${sc.output()}` });
+    expect(sc.output()).not.toMatch(/refused the ACL token/);
+  });
+
   it('the right token registers and watches', async () => {
     const sc = await sidecar(ROOT, '/ready');
     await waitUntil(async () => (await consul.passing('catalog')).length === 1, { timeoutMs: 15_000, what: 'registered with the token' });
