@@ -39,7 +39,7 @@ import type { IdentityProvider, TlsIdentity } from './identity/provider.js';
 import { openIdentity } from './identity/open.js';
 import { controlPlaneSource } from './identity/control-plane-mode.js';
 import { peerConnector, peerMuxConnector, peerSessionConnector, peerSocket, peerTlsConnector, type HandshakeFailureListener } from './identity/outbound-connector.js';
-import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, peerTrustDomainsOf, trustDomainOf } from './identity/tls-options.js';
+import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, secureContextOptions, peerTrustDomainsOf, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
 import { listen, ProxyListener } from './listeners.js';
@@ -294,7 +294,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     const t = transport(next, onHandshakeFailure);
     pools.replaceFactory(refuseOwnListeners(t.pools, ownPorts, logger));
     connect = t.connect;
-    inbound.setSecureContext?.({ key: next.keyPem, cert: next.certPem, ca: next.caPem });
+    inbound.setSecureContext?.(secureContextOptions(next));
     metrics.setCertExpiry(next.notAfter.getTime() / 1000);
     // A change of the trust domains peers may be in (a mesh moving to another one) comes this way too.
     logger.info({ spiffeId: next.spiffeId, notAfter: next.notAfter.toISOString(), peerTrustDomains: peerTrustDomainsOf(next) }, 'identity renewed');
