@@ -219,6 +219,19 @@ describe('CertificateAuthority', () => {
     }
   });
 
+  it("ends a leaf no later than the root that signs it, whatever its lifetime, so its expiry says when it stops verifying", async () => {
+    const rootEnds = new Date(Date.now() + 3_600_000);
+    const root = makeCa('Root ending in an hour', { notAfter: rootEnds });
+    const flags = { trustDomain: 'skein.local', caCertFile: join(dir, 'op.crt'), caKeyFile: join(dir, 'op.key') };
+    await writeFile(flags.caCertFile, root.certPem);
+    await writeFile(flags.caKeyFile, root.keyPem);
+    const ca = await CertificateAuthority.open({ dataDir: dir, ...flags, leafLifetimeMs: 24 * 3_600_000 });
+    const leaf = ca.signCsr(await csrFor('a'), 'a');
+    const rootAfter = Date.parse(new X509Certificate(root.certPem).validTo);
+    expect(leaf.notAfter.getTime()).toBe(rootAfter);
+    expect(Date.parse(new X509Certificate(leaf.certPem).validTo)).toBe(rootAfter);
+  });
+
   it('rotates the root in three persisted steps: stage, switch, retire', async () => {
     const ca = await CertificateAuthority.open({ dataDir: dir, trustDomain: 'skein.local' });
     const oldRoot = ca.bundlePem;

@@ -39,22 +39,30 @@ function newCertificate(publicKey: forge.pki.PublicKey, now: Date, lifetimeMs: n
   return cert;
 }
 
-/** Issuer subject and key identifier, parsed once per root rather than once per leaf. */
-const issuerInfo = new Map<string, { subject: forge.pki.CertificateField[]; keyIdentifier: string }>();
+interface IssuerInfo {
+  readonly subject: forge.pki.CertificateField[];
+  readonly keyIdentifier: string;
+  readonly notAfter: Date;
+}
 
-function issuerOf(certPem: string): { subject: forge.pki.CertificateField[]; keyIdentifier: string } {
+/** Issuer subject, key identifier and expiry, parsed once per root rather than once per leaf. */
+const issuerInfo = new Map<string, IssuerInfo>();
+
+function issuerOf(certPem: string): IssuerInfo {
   let info = issuerInfo.get(certPem);
   if (!info) {
     const cert = pki.certificateFromPem(certPem);
-    info = { subject: cert.subject.attributes, keyIdentifier: cert.generateSubjectKeyIdentifier().getBytes() };
+    info = { subject: cert.subject.attributes, keyIdentifier: cert.generateSubjectKeyIdentifier().getBytes(), notAfter: cert.validity.notAfter };
     if (issuerInfo.size > 16) issuerInfo.clear();
     issuerInfo.set(certPem, info);
   }
   return info;
 }
 
+/** Signs `cert`, ending it no later than its issuer: past that it verifies nothing, whatever it says. */
 function signWith(cert: forge.pki.Certificate, issuer: Signer): string {
-  const { subject, keyIdentifier } = issuerOf(issuer.certPem);
+  const { subject, keyIdentifier, notAfter } = issuerOf(issuer.certPem);
+  if (cert.validity.notAfter > notAfter) cert.validity.notAfter = notAfter;
   cert.setIssuer(subject);
   cert.setExtensions([...cert.extensions, { name: 'authorityKeyIdentifier', keyIdentifier }]);
   cert.sign(nativeRsaSigner(issuer.keyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
@@ -91,8 +99,8 @@ function rootExtensions(trustDomain: string): object[] {
  */
 export function createCrossCertificate(rootPem: string, issuer: Signer, trustDomain: string, now: Date): string {
   const root = pki.certificateFromPem(rootPem);
-  const notAfter = Math.min(root.validity.notAfter.getTime(), pki.certificateFromPem(issuer.certPem).validity.notAfter.getTime());
-  const cert = newCertificate(root.publicKey, now, notAfter - now.getTime());
+  // signWith ends it with the issuer, if that comes first.
+  const cert = newCertificate(root.publicKey, now, root.validity.notAfter.getTime() - now.getTime());
   cert.setSubject(root.subject.attributes);
   cert.setExtensions(rootExtensions(trustDomain));
   return signWith(cert, issuer);
