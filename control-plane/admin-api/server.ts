@@ -87,7 +87,7 @@ async function handle(options: AdminServerOptions, req: IncomingMessage, res: Se
 function authorize(req: IncomingMessage, expected: string): void {
   const refuse = (message: string) => new ApiError('unauthorized', message, undefined, undefined, { 'www-authenticate': 'Bearer realm="skein"' });
   const header = req.headers.authorization;
-  if (!header) throw refuse('missing Authorization: Bearer <admin token> (set SKEIN_ADMIN_TOKEN)');
+  if (!header) throw refuse("missing Authorization: Bearer <admin token> (the admin-token file in the control plane's data dir)");
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!m) throw refuse('Authorization must be "Bearer <admin token>"');
   if (!tokenMatches(m[1]!, expected)) throw refuse('invalid admin token');

@@ -365,7 +365,7 @@ describe('skein admin commands', () => {
     expect(newline.stderr).toBe('');
     expect(newline.code).toBe(0);
     const blank = await skein(['token', 'create', 'orders'], { SKEIN_ADMIN_TOKEN: ' \n' });
-    expect(blank).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^skein: 401 unauthorized: missing Authorization: .* \(SKEIN_ADMIN_TOKEN is not set, or blank\)\n$/) });
+    expect(blank).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^skein: 401 unauthorized: missing Authorization: Bearer <admin token> \(the admin-token file in the control plane's data dir\) \(SKEIN_ADMIN_TOKEN is not set, or blank\)\n$/) });
     // Two lines are no token: said as the variable's mistake, before any request.
     const twoLines = await skein(['token', 'create', 'orders'], { SKEIN_ADMIN_TOKEN: `${cp.adminToken}\nmore`, SKEIN_ADMIN_URL: 'http://127.0.0.1:1' });
     expect(twoLines).toEqual({ code: 2, stdout: '', stderr: 'skein: SKEIN_ADMIN_TOKEN must hold the admin token alone: one word of printable ASCII characters, as in <data-dir>/admin-token\n' });
