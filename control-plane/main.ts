@@ -185,7 +185,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });
-  registerExplainRoutes(router, { publisher });
+  registerExplainRoutes(router, { publisher, breakersTo: (service) => observability.stats.breakersTo(service) });
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
   registerObservabilityRoutes(router, observability, { config, discovery });
   registerDashboardRoutes(router);

@@ -1,6 +1,6 @@
-/** `skein explain SERVICE METHOD PATH [-H k:v]`: the route, split, endpoints and policy a request would get, and why. */
+/** `skein explain SERVICE METHOD PATH [-H k:v] [--from SOURCE]`: the route, split, endpoints, policy and intention a request would get, and why. */
 import { InvalidArgumentError, type Command } from 'commander';
-import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
+import type { ExplainAnswer, IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
 import { EXPLANATION } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
@@ -8,6 +8,16 @@ import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type Admi
 function collectHeader(value: string, previous: string[] = []): string[] {
   if (!/^[^:\s]+:/.test(value)) throw new InvalidArgumentError(`expected NAME:VALUE, got ${value}`);
   return [...previous, value];
+}
+
+function intentionLine(v: IntentionVerdict, destination: string): string {
+  const by = v.rule
+    ? `by rule ${v.rule.index} (${v.rule.source} -> ${v.rule.destination} ${v.rule.action})`
+    : v.decidedBy === 'defaultAction'
+      ? `by the default action (${v.allowed ? 'allow' : 'deny'})`
+      : '(the mesh has no intentions)';
+  const verdict = v.allowed ? 'allowed' : `denied: ${destination}'s sidecar answers 403 (x-skein-reason: denied)`;
+  return `intentions: ${v.source} -> ${destination} ${verdict} ${by}`;
 }
 
 function printExplanation(a: ExplainAnswer): void {
@@ -19,6 +29,7 @@ function printExplanation(a: ExplainAnswer): void {
   for (const s of a.skipped) out(`  rule ${s.index} "${s.name}" does not match: ${s.reasons.join('; ')}`);
   if (!a.matched) return out('no rule matches: the request gets 404 (x-skein-reason: no-route)');
   out(`  rule ${a.matched.index} "${a.matched.name}" matches${a.matched.implicit ? ' (implicit catch-all: the service has no routes)' : ''}`);
+  if (a.intention) out(`  ${intentionLine(a.intention, a.service)}`);
   out();
   printTable(
     ['SUBSET', 'WEIGHT', 'SELECTS', 'ENDPOINTS'],
@@ -29,6 +40,10 @@ function printExplanation(a: ExplainAnswer): void {
       t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => `${e.address}:${e.port}`).join(' ') : 'none (503 no-healthy-endpoints)') : undefined,
     ]),
   );
+  for (const b of a.openBreakers ?? []) {
+    const answers = b.state === 'half-open' ? 'it sends a trial request and answers the others' : 'it answers';
+    out(`breaker for ${b.subset === '*' ? '(all)' : b.subset} ${b.state} in ${b.service} ${b.instance}: ${answers} 503 (x-skein-reason: circuit-open)`);
+  }
   const p = a.policy;
   if (!p) return;
   out();
@@ -49,11 +64,13 @@ export function registerExplain(program: Command): void {
     .argument('<service>', 'destination service', parseServiceName)
     .argument('<method>', 'HTTP method, e.g. GET', parseMethod)
     .argument('<path>', 'request path, e.g. /products/1', parseRequestPath)
-    .option('-H, --header <name:value>', 'request header (repeatable)', collectHeader, []);
-  withAdminFlags(command).action((service: string, method: string, path: string, flags: AdminFlags & { header: string[] }) =>
+    .option('-H, --header <name:value>', 'request header (repeatable)', collectHeader, [])
+    .option('--from <source>', 'calling service: whether intentions admit it, and only its sidecars\' open breakers', parseServiceName);
+  withAdminFlags(command).action((service: string, method: string, path: string, flags: AdminFlags & { header: string[]; from?: string }) =>
     runAdmin(async () => {
       const query = new URLSearchParams({ service, method, path });
       for (const h of flags.header) query.append('header', h);
+      if (flags.from) query.set('source', flags.from);
       const answer = (await adminClient(flags).get(`/api/v1/explain?${query}`, EXPLANATION)).body;
       if (flags.output === 'json') printJson(answer);
       else printExplanation(answer);

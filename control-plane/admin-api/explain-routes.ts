@@ -2,7 +2,9 @@
  * `GET /api/v1/explain`: what the newest snapshot does with a described request — the rule
  * that matches and why earlier ones did not, the split with each subset's endpoints, and
  * the timeout, retry, breaker and outlier policy in force (rule overrides applied). The
- * matching is common/routing's, the same code the sidecars run.
+ * matching is common/routing's, the same code the sidecars run; given the caller (`source`),
+ * also whether the destination's intentions admit it (the sidecars' evaluator) and which of
+ * the breakers its sidecars hold for each subset are open, as they last reported them.
  */
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
@@ -11,6 +13,8 @@ import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryP
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
+import { compileIntentions } from '../../sidecar/authz/intentions.js';
+import type { BreakerView } from '../observability/stats.js';
 import { ApiError } from './errors.js';
 import { parameter, queryParam } from './query-param.js';
 import type { Router } from './router.js';
@@ -30,7 +34,33 @@ export interface PolicyInForce {
   mirror?: unknown;
 }
 
-export type ExplainAnswer = Explanation & { snapshotVersion: string; request: { method: string; path: string; headers: Record<string, string> }; policy?: PolicyInForce };
+/** What the destination's sidecar does with a call from `source`: admitted, or answered 403 denied. */
+export interface IntentionVerdict {
+  source: string;
+  allowed: boolean;
+  /** The rule that decided, else the default action did, or there are no intentions (everything allowed). */
+  decidedBy: 'rule' | 'defaultAction' | 'no-intentions';
+  rule?: { index: number; source: string; destination: string; action: 'allow' | 'deny' };
+}
+
+/** A caller's sidecar whose breaker for a subset of the split is open or half-open: it answers 503 circuit-open instead of sending there. */
+export type OpenBreaker = Pick<BreakerView, 'service' | 'instance' | 'subset' | 'state'>;
+
+export type ExplainAnswer = Explanation & {
+  snapshotVersion: string;
+  request: { method: string; path: string; headers: Record<string, string>; source?: string };
+  policy?: PolicyInForce;
+  intention?: IntentionVerdict;
+  /** Breakers callers' sidecars (only `source`'s, when given) hold open for the split's subsets; empty when none is. */
+  openBreakers?: OpenBreaker[];
+};
+
+export function intentionVerdict(snapshot: Snapshot, source: string, destination: string): IntentionVerdict {
+  const decision = compileIntentions(snapshot.intentions)(source, destination);
+  const rule = decision.rule === undefined ? undefined : snapshot.intentions!.rules[decision.rule]!;
+  if (rule) return { source, allowed: decision.allowed, decidedBy: 'rule', rule: { index: decision.rule!, ...rule } };
+  return { source, allowed: decision.allowed, decidedBy: snapshot.intentions ? 'defaultAction' : 'no-intentions' };
+}
 
 /** A rule's tries (or the service's) with the service's budget, the only one. */
 function retriesView(r: RetryTries, budget: RetryPolicy['budget']): PolicyInForce['retries'] {
@@ -77,7 +107,13 @@ function headerFields(lines: readonly string[]): Record<string, string> {
   return Object.fromEntries([...fields].map(([name, values]) => [name, joinFieldLines(values)]));
 }
 
-export function registerExplainRoutes(router: Router, deps: { publisher: SnapshotPublisher }): void {
+export interface ExplainDeps {
+  publisher: SnapshotPublisher;
+  /** The breakers callers' sidecars report not closed for a destination (observability/stats.ts). */
+  breakersTo(destination: string): BreakerView[];
+}
+
+export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
   // Parsing a large snapshot is slow (zod); parse each version once.
   let parsed: { version: string; snapshot: Snapshot } | undefined;
   const parsedSnapshot = (published: { version: string; json: string }): Snapshot => {
@@ -94,6 +130,7 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
       { name: 'method', description: 'HTTP method as sent, case-sensitive as sidecars match it (left out: GET)' },
       { name: 'path', description: 'request path (left out: /)' },
       { name: 'header', description: 'NAME:VALUE, repeatable; a name given again is a repeated header line' },
+      { name: 'source', description: 'calling service: adds whether intentions admit it, and counts only its sidecars\' open breakers' },
     ],
     handler: async ({ query }) => {
       // A name no service can have is a mistake in the question, not a request no rule routes:
@@ -111,7 +148,22 @@ export function registerExplainRoutes(router: Router, deps: { publisher: Snapsho
       const headers = headerFields(lines);
       const explanation = explainRequest(snapshot, { service, method, path, headers });
       const policy = policyInForce(snapshot, explanation);
-      const answer: ExplainAnswer = { ...explanation, snapshotVersion: published.version, request: { method, path, headers }, ...(policy ? { policy } : {}) };
+      const source = queryParam(query, 'source', serviceName);
+      const subsets = new Set(explanation.split.map((t) => t.subset));
+      const openBreakers = explanation.matched
+        ? deps
+            .breakersTo(service)
+            .filter((b) => subsets.has(b.subset) && (source === undefined || b.service === source))
+            .map(({ service: caller, instance, subset, state }) => ({ service: caller, instance, subset, state }))
+        : undefined;
+      const answer: ExplainAnswer = {
+        ...explanation,
+        snapshotVersion: published.version,
+        request: { method, path, headers, ...(source ? { source } : {}) },
+        ...(policy ? { policy } : {}),
+        ...(source && explanation.known && explanation.refused === undefined ? { intention: intentionVerdict(snapshot, source, service) } : {}),
+        ...(openBreakers ? { openBreakers } : {}),
+      };
       return { body: answer };
     },
   });

@@ -136,11 +136,7 @@ export class StatsAggregator {
       return { source, destination, ...this.windowed(bySubset, second) };
     });
     const wanted = filter?.service;
-    const breakers: BreakerView[] = [];
-    for (const b of this.breakers.values()) {
-      if (now - b.at > BREAKER_TTL_MS) continue;
-      for (const s of b.states) breakers.push({ service: b.service, instance: b.instance, ...s });
-    }
+    const breakers = this.liveBreakers(now);
     return {
       generatedAt: new Date(now).toISOString(),
       windows: Object.keys(WINDOWS) as WindowName[],
@@ -151,6 +147,20 @@ export class StatsAggregator {
         .sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
       breakers: breakers.filter((b) => !wanted || b.service === wanted || b.destination === wanted),
     };
+  }
+
+  /** The breakers callers' sidecars hold for `destination` that are not closed, as they last reported them. */
+  breakersTo(destination: string): BreakerView[] {
+    return this.liveBreakers(this.now()).filter((b) => b.destination === destination && b.state !== 'closed');
+  }
+
+  private liveBreakers(now: number): BreakerView[] {
+    const breakers: BreakerView[] = [];
+    for (const b of this.breakers.values()) {
+      if (now - b.at > BREAKER_TTL_MS) continue;
+      for (const s of b.states) breakers.push({ service: b.service, instance: b.instance, ...s });
+    }
+    return breakers;
   }
 
   /**

@@ -1,0 +1,75 @@
+/**
+ * `skein explain --from SOURCE` against real sidecars: what decides a call besides the route
+ * rules. The intentions the destination's sidecar enforces (a denied call is answered 403
+ * there, whatever rule matched), and the breakers a caller's sidecar holds open for the split's
+ * subsets (it answers 503 circuit-open without sending). Explain names both as the sidecars
+ * act on them: web → backend, backend's app failing every request but its health check.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
+import { get, skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
+import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { startControlPlane, type ControlPlaneProcess } from './harness.js';
+
+const procs = new Processes();
+let cp: ControlPlaneProcess;
+let web: MeshSidecar;
+const apps: TestUpstream[] = [];
+
+function failing(req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(req.url === '/health' ? 200 : 500).end();
+}
+
+async function explained(source?: string): Promise<ExplainAnswer> {
+  const query = new URLSearchParams({ service: 'backend', method: 'GET', path: '/x', ...(source ? { source } : {}) });
+  return (await cp.api.get<ExplainAnswer>(`/api/v1/explain?${query}`)).body;
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane(procs);
+  const webApp = await startUpstream(echoHandler('web'));
+  const backendApp = await startUpstream(failing);
+  apps.push(webApp, backendApp);
+  web = await startMeshSidecar(procs, cp, { service: 'web', appPort: webApp.port });
+  await startMeshSidecar(procs, cp, { service: 'backend', appPort: backendApp.port });
+}, 60_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(apps.map((a) => a.close()));
+});
+
+describe('explain with the caller', () => {
+  it('says whether the intentions admit it, as the destination sidecar decides', async () => {
+    await cp.api.put('/api/v1/intentions', { defaultAction: 'allow', rules: [{ source: 'web', destination: 'backend', action: 'deny' }] });
+    await waitUntil(async () => (await get(web, 'backend', '/x')).reason === 'denied' || undefined, { what: 'backend to deny web' });
+
+    const denied = await explained('web');
+    expect(denied.request.source).toBe('web');
+    expect(denied.intention).toEqual({ source: 'web', allowed: false, decidedBy: 'rule', rule: { index: 0, source: 'web', destination: 'backend', action: 'deny' } });
+    expect((await explained('shop')).intention).toEqual({ source: 'shop', allowed: true, decidedBy: 'defaultAction' });
+    expect((await explained()).intention).toBeUndefined();
+
+    const cli = await skeinCli(procs, cp, ['explain', 'backend', 'GET', '/x', '--from', 'web']);
+    expect(cli.code, cli.output).toBe(0);
+    expect(cli.output).toMatch(/intentions: web -> backend denied: backend's sidecar answers 403 \(x-skein-reason: denied\) by rule 0 \(web -> backend deny\)/);
+    await cp.api.put('/api/v1/intentions', { defaultAction: 'allow', rules: [] });
+  });
+
+  it('names the breakers the caller\'s sidecar holds open for the subset its request would go to', async () => {
+    await cp.api.put('/api/v1/services/backend/policy', { circuitBreaker: { errorThresholdPercentage: 50, volumeThreshold: 5, rollingWindow: '10s', resetTimeout: '60s' } });
+    expect((await explained('web')).openBreakers).toEqual([]);
+    await waitUntil(async () => (await get(web, 'backend', '/x')).reason === 'circuit-open' || undefined, { what: 'web\'s breaker for backend to open', intervalMs: 50 });
+
+    const open = await waitUntil(async () => {
+      const a = await explained('web');
+      return a.openBreakers?.length ? a : undefined;
+    }, { what: 'the open breaker reported to the control plane' });
+    expect(open.openBreakers).toEqual([{ service: 'web', instance: expect.any(String), subset: open.split[0]!.subset, state: 'open' }]);
+    expect((await explained('shop')).openBreakers).toEqual([]);
+
+    const cli = await skeinCli(procs, cp, ['explain', 'backend', 'GET', '/x']);
+    expect(cli.output).toMatch(/breaker for \S+ open in web \S+: it answers 503 \(x-skein-reason: circuit-open\)/);
+  });
+});
