@@ -163,11 +163,11 @@ export class StreamSession {
 
     const current = this.deps.publisher.current();
     if (hello.lastVersion) {
-      // It already runs a snapshot: if it is the newest, there is nothing to resend.
-      if (hello.lastVersion === current.version) {
-        record.sentVersion = current.version;
-        this.deps.proxies.ack(record.id, current.version, Date.now());
-      }
+      // It already runs a snapshot, one it ACKed (here or before a restart): listed as running
+      // it, STALE until it takes the newest, also while the resync hold keeps that one from it.
+      this.deps.proxies.ack(record.id, hello.lastVersion, Date.now());
+      // If it is the newest, there is nothing to resend.
+      if (hello.lastVersion === current.version) record.sentVersion = current.version;
     }
     this.lastVersion = hello.lastVersion || undefined;
     this.stopPublish = this.deps.publisher.onPublish((snapshot) => this.pushUnlessHeld(snapshot));

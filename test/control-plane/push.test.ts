@@ -224,6 +224,8 @@ describe('push stream', () => {
     expect(a.applied.length).toBe(applies);
     // ...and show as STALE: they run an older version than the one being pushed...
     expect(reconnected.proxies.map((p) => p.state)).toEqual(['STALE', 'STALE']);
+    // ...naming the version they do run, not none.
+    expect(reconnected.proxies.map((p) => p.ackedVersion).sort()).toEqual([before, b.source.currentVersion].sort());
     // ...until they get the new control plane's snapshot, with both endpoints.
     await waitUntil(async () => (await proxies(again)).proxies.every((p) => p.state === 'SYNCED'), { what: 'both SYNCED after restart', timeoutMs: 10_000 });
     expect(Number(a.source.currentVersion)).toBeGreaterThan(Number(before));
