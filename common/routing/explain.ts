@@ -66,9 +66,11 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
   if (policy === undefined && rules === undefined) return { service: request.service, path, known: false, skipped: [], split: [] };
   const table = compileRoutes(rules);
   const headers = lowerKeys(request.headers);
-  // A described request's Host is the authority it is sent with, which `host` checks read.
+  // A described request's Host is the authority it is sent with, which `host` checks read. A
+  // request reaches a sidecar's rules only with an authority naming the service (an --upstream
+  // port forwards its service's name), so one described without a Host is sent with `Host: SERVICE`.
   const host = headers.host;
-  const authority = Array.isArray(host) ? host[0] : host;
+  const authority = (Array.isArray(host) ? host[0] : host) ?? request.service;
   const skipped: { index: number; name: string; reasons: string[] }[] = [];
   for (const compiled of table.rules) {
     const reasons = compiled.match.explain(method, path, headers, authority);

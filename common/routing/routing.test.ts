@@ -112,7 +112,13 @@ describe('explain', () => {
     expect(matchRoute(table, 'GET', '/', { host: 'catalog.service.consul' }, 'catalog')).toBe(1);
     // explain takes a described request's Host as its authority.
     expect(explainRequest(byHost, { service: 'catalog', method: 'GET', path: '/', headers: { Host: 'catalog.service.consul' } }).matched?.index).toBe(0);
-    expect(explainRequest(byHost, { service: 'catalog', method: 'GET', path: '/' }).skipped[0]!.reasons).toEqual(['header host missing']);
+    // Described without one, it goes as a sidecar forwards it: with the service's name (no request reaches the rules with none).
+    const plain = explainRequest(byHost, { service: 'catalog', method: 'GET', path: '/' });
+    expect(plain.matched?.index).toBe(1);
+    expect(plain.skipped[0]!.reasons).toEqual(['header host "catalog" does not start with "catalog.service"']);
+    expect(matchRoute(table, 'GET', '/', undefined, 'catalog')).toBe(1);
+    const absent = parseSnapshot({ routes: { catalog: [{ match: { headers: { host: { present: false } } }, split: { v2: 100 } }, { split: { v1: 100 } }] } });
+    expect(explainRequest(absent, { service: 'catalog', method: 'GET', path: '/' }).matched?.index).toBe(1);
   });
 });
 
