@@ -159,6 +159,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     keepaliveMs: options.keepaliveMs,
     sign: createSignHandler({ ca, verifyToken: (token) => tokens.verify(token), logger, onOutcome: (outcome) => signing.record(outcome) }),
     onTelemetry: (proxy, kind, json) => observability.ingest(proxy, kind, json),
+    onGoodbye: (proxy) => observability.stats.goodbye(proxy),
     events: metrics,
   });
   const grpcPort = await push.listen(options.grpcHost, options.grpcPort);

@@ -104,6 +104,15 @@ export class StatsAggregator {
     this.breakers.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers });
   }
 
+  /**
+   * A sidecar that shut down holds no breaker any more: its last report's are dropped at once,
+   * not shown open for BREAKER_TTL_MS. One whose stream broke keeps them until then (it may be
+   * back, breakers and all).
+   */
+  goodbye(from: Pick<Reporter, 'id'>): void {
+    this.breakers.delete(from.id);
+  }
+
   view(filter?: { service?: string }): StatsView {
     const now = this.now();
     this.forget(now);

@@ -32,6 +32,8 @@ export interface PushServerOptions {
   readonly holdFrom?: Promise<void>;
   readonly sign?: SignHandler;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
+  /** A sidecar said goodbye (it shut down): what it reported of its own state is gone with it. */
+  readonly onGoodbye?: (proxy: ProxyRecord) => void;
   /** Pushes and ACK/NACK answers, for the control plane's /metrics. */
   readonly events?: PushEvents;
   readonly keepaliveMs?: number;
@@ -173,6 +175,7 @@ export class PushServer {
         encode: (snapshot) => this.encode(snapshot),
         helloTimeoutMs: this.options.helloTimeoutMs ?? 10_000,
         onTelemetry: this.options.onTelemetry,
+        onGoodbye: this.options.onGoodbye,
         events: this.options.events,
         trustDomains: this.options.trustDomains,
       },

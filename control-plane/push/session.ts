@@ -48,6 +48,7 @@ export interface SessionDeps {
   /** The message carrying a snapshot, built once per snapshot for all streams. */
   readonly encode: (snapshot: PublishedSnapshot) => ControlMessage;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
+  readonly onGoodbye?: (proxy: ProxyRecord) => void;
   readonly events?: PushEvents;
 }
 
@@ -230,6 +231,7 @@ export class StreamSession {
     this.registration?.end(clean);
     if (this.record) {
       this.deps.proxies.remove(this.record.id, clean);
+      if (clean) this.deps.onGoodbye?.(this.record);
       this.deps.logger.info({ service: this.record.service, instance: this.record.instanceId, clean }, 'sidecar disconnected');
     }
     this.onClose(this);

@@ -3,7 +3,8 @@
  * rules. The intentions the destination's sidecar enforces (a denied call is answered 403
  * there, whatever rule matched), and the breakers a caller's sidecar holds open for the split's
  * subsets (it answers 503 circuit-open without sending). Explain names both as the sidecars
- * act on them: web → backend, backend's app failing every request but its health check.
+ * act on them: web → backend, backend's app failing every request but its health check, until
+ * web's sidecar shuts down and its breakers go with it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,5 +72,15 @@ describe('explain with the caller', () => {
 
     const cli = await skeinCli(procs, cp, ['explain', 'backend', 'GET', '/x']);
     expect(cli.output).toMatch(/breaker for \S+ open in web \S+: it answers 503 \(x-skein-reason: circuit-open\)/);
+  });
+
+  it('forgets the breakers of a caller\'s sidecar that shut down, rather than show them open for 30 s more', async () => {
+    expect((await explained('web')).openBreakers).toHaveLength(1);
+    web.child.kill('SIGTERM');
+    expect((await web.child.exited).code).toBe(0);
+    // Well within the 30 s a sidecar whose stream broke keeps its breakers listed.
+    await waitUntil(async () => ((await explained()).openBreakers?.length === 0 ? true : undefined), { what: 'the shut-down sidecar\'s breaker to be forgotten', timeoutMs: 10_000 });
+    const stats = (await cp.api.get<{ breakers: { service: string }[] }>('/api/v1/stats')).body;
+    expect(stats.breakers.filter((b) => b.service === 'web')).toEqual([]);
   });
 });
