@@ -207,6 +207,22 @@ describe('dashboard', () => {
     }
   });
 
+  it('shows the running rollout that owns the split, and how it ended', async () => {
+    await page.goto(`${mesh.cp.adminUrl}/#/service/backend`);
+    // A long interval: it stays at its first step, unanalysed, until aborted.
+    await mesh.cp.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [50, 100], interval: '60s' });
+    try {
+      const running = page.locator('#rollout', { hasText: 'running' });
+      await running.waitFor({ timeout: 10_000 });
+      expect(await running.textContent()).toMatch(/^rollout v1 → v2 running: step 1 of 2 at 50% v2, analysed every 60s; it owns this split until it ends/);
+    } finally {
+      await mesh.cp.api.delete('/api/v1/canaries/backend');
+    }
+    const ended = page.locator('#rollout', { hasText: 'aborted' });
+    await ended.waitFor({ timeout: 10_000 });
+    expect(await ended.textContent()).toMatch(/^last rollout v1 → v2 aborted .*: aborted by an operator$/);
+  });
+
   it('shows live tap rows', async () => {
     await page.goto(`${mesh.cp.adminUrl}/#/tap?service=backend`);
     await waitUntil(async () => (await page.locator('#tap-rows tr').count()) >= 5, { timeoutMs: 10_000, what: 'five tap rows' });

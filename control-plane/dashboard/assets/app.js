@@ -382,11 +382,28 @@ function splitControls(name) {
   return refresh;
 }
 
+/**
+ * The service's latest automated rollout (GET /api/v1/canaries/{service}), above the sliders: a
+ * running one owns the split (a slider's save is refused, 409), so it says which step it is at
+ * and what its last analysis measured and decided, as `skein canary --status` does.
+ */
+function rolloutPanel(r) {
+  const head = `rollout ${esc(r.spec.from)} → ${esc(r.spec.to)} <span class="badge ${esc(r.status)}">${esc(r.status)}</span>`;
+  const last = r.analyses.at(-1);
+  const measured = last
+    ? `<div class="muted">last analysis, step ${last.step + 1} at ${last.weight}%: ${last.measured.requests} requests, success ${last.measured.successRate === null ? '-' : `${(last.measured.successRate * 100).toFixed(2)}%`}, p99 ${last.measured.p99Ms === null ? '-' : `${last.measured.p99Ms}ms`} → ${esc(last.decision)}${last.reason ? ` (${esc(last.reason)})` : ''}</div>`
+    : '';
+  if (r.status === 'running') {
+    return `<div id="rollout" class="message">${head}: step ${r.step + 1} of ${r.spec.steps.length} at ${r.weight}% ${esc(r.spec.to)}, analysed every ${r.spec.interval / 1000}s; it owns this split until it ends (abort: skein canary ${esc(r.service)} --abort)${measured}</div>`;
+  }
+  return `<div id="rollout" class="message muted">last ${head} ${esc(new Date(r.endedAt ?? r.updatedAt).toLocaleString())}${r.reason ? `: ${esc(r.reason)}` : ''}${measured}</div>`;
+}
+
 function serviceView(name) {
   view.innerHTML = `<h2>${esc(name)}</h2><div class="panel muted" id="svc-unknown" hidden>The control plane knows no service ${esc(name)}: no policy, routes or instances name it. What its callers' sidecars report of it shows below.</div>
     <div class="grid2">
       <div class="panel"><h2>Golden metrics</h2><div id="svc-golden"></div></div>
-      <div class="panel known"><h2>Canary weights</h2><div id="svc-split"></div><div class="message" id="split-message"></div></div>
+      <div class="panel known"><h2>Canary weights</h2><div id="svc-rollout"></div><div id="svc-split"></div><div class="message" id="split-message"></div></div>
     </div>
     <div class="grid2">
       <div class="panel known"><h2>Instances</h2><div id="svc-instances"></div></div>
@@ -396,12 +413,14 @@ function serviceView(name) {
     <div class="panel known"><h2>Policy</h2><div id="svc-policy"></div></div>`;
   const refreshSplit = splitControls(name);
   every(3000, async () => {
-    const [svc, stats, policy] = await Promise.all([
+    const [svc, stats, policy, rollout] = await Promise.all([
       // null (404): no policy, route or instance names it; its callers' sidecars may still report it.
       apiOr(`/api/v1/services/${encodeURIComponent(name)}`, null),
       // 404 too when it is unknown and nothing of it is in the stats.
       apiOr(`/api/v1/stats?service=${encodeURIComponent(name)}`, { services: [], edges: [], breakers: [] }),
       apiOr(`/api/v1/services/${encodeURIComponent(name)}/policy`, null),
+      // null (404): no rollout of it was ever started.
+      apiOr(`/api/v1/canaries/${encodeURIComponent(name)}`, null),
     ]);
     // Its weights, instances and policy would be drawn as defaults, as if it existed: left out until it does.
     $('#svc-unknown').hidden = svc !== null;
@@ -424,6 +443,7 @@ function serviceView(name) {
     $('#svc-instances').innerHTML = svc.instances.length
       ? `<table><thead><tr><th>instance</th><th>address</th><th>version</th><th>health</th></tr></thead><tbody>${svc.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.version)}</td><td><span class="badge ${esc(i.health)}">${esc(i.health)}</span></td></tr>`).join('')}</tbody></table>`
       : '<div class="empty">No instances registered.</div>';
+    $('#svc-rollout').innerHTML = rollout ? rolloutPanel(rollout) : '';
     $('#svc-policy').innerHTML = policy ? `<pre>${esc(JSON.stringify(policy, null, 2))}</pre>` : '<div class="empty">No policy stored: defaults apply.</div>';
     await refreshSplit();
   });
