@@ -49,6 +49,7 @@ function printExplanation(a: ExplainAnswer): void {
   out();
   out(`protocol ${p.protocol}, lb ${p.lb}, timeout ${p.timeout}`);
   out(`retries: ${p.retries.attempts} on ${p.retries.on.join(',')}, per try ${p.retries.perTryTimeout}, backoff ${p.retries.backoff.base}..${p.retries.backoff.max}, budget ${p.retries.budget.ratio * 100}% + ${p.retries.budget.minPerSecond}/s${p.retryNonIdempotent ? ', non-idempotent too' : ''}`);
+  if (p.retries.attempts > 0 && !p.retriedAfterSent) out(`  ${a.request.method} is not idempotent: retried only when a try never reached the upstream (connect-failure)`);
   const cb = p.circuitBreaker;
   out(`circuit breaker: opens at ${cb.errorThresholdPercentage}% errors over ${cb.rollingWindow} (min ${cb.volumeThreshold} requests), resets after ${cb.resetTimeout}, max ${cb.maxConcurrent} concurrent`);
   const od = p.outlierDetection;

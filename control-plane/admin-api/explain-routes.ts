@@ -14,6 +14,7 @@ import { explainRequest, joinFieldLines, type Explanation } from '../../common/r
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
 import { compileIntentions } from '../../sidecar/authz/intentions.js';
+import { isRetryableMethod } from '../../sidecar/resilience/retry-decision.js';
 import type { BreakerView } from '../observability/stats.js';
 import { ApiError } from './errors.js';
 import { parameter, queryParam } from './query-param.js';
@@ -28,6 +29,11 @@ export interface PolicyInForce {
   timeout: string;
   retries: { attempts: number; perTryTimeout: string; on: string[]; backoff: { base: string; max: string }; budget: { ratio: number; minPerSecond: number } };
   retryNonIdempotent: boolean;
+  /**
+   * Whether this request may be retried after it reached the upstream (its method idempotent, or
+   * the rule's `retryNonIdempotent`); false: only a try that never reached it (connect-failure) is.
+   */
+  retriedAfterSent: boolean;
   circuitBreaker: { errorThresholdPercentage: number; volumeThreshold: number; rollingWindow: string; resetTimeout: string; maxConcurrent: number };
   outlierDetection: { consecutiveErrors: number; baseEjectionTime: string; maxEjectionPercent: number };
   fault?: unknown;
@@ -73,7 +79,8 @@ function retriesView(r: RetryTries, budget: RetryPolicy['budget']): PolicyInForc
   };
 }
 
-export function policyInForce(snapshot: Snapshot, explanation: Explanation): PolicyInForce | undefined {
+/** The policy a sidecar applies to the explained request, whose method (as sent) decides whether it is replayed. */
+export function policyInForce(snapshot: Snapshot, explanation: Explanation, method: string): PolicyInForce | undefined {
   if (!explanation.matched) return undefined;
   const policy = ownEntry(snapshot.services, explanation.service) ?? defaultServicePolicy;
   const rule = explanation.matched.implicit ? undefined : ownEntry(snapshot.routes, explanation.service)?.[explanation.matched.index];
@@ -85,6 +92,7 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation): Pol
     timeout: formatDuration(rule?.timeout ?? policy.timeout),
     retries: retriesView(rule?.retries ?? policy.retries, policy.retries.budget),
     retryNonIdempotent: rule?.retryNonIdempotent ?? false,
+    retriedAfterSent: isRetryableMethod(method, rule?.retryNonIdempotent ?? false),
     circuitBreaker: { ...cb, rollingWindow: formatDuration(cb.rollingWindow), resetTimeout: formatDuration(cb.resetTimeout) },
     outlierDetection: { ...od, baseEjectionTime: formatDuration(od.baseEjectionTime) },
     ...(rule?.fault ? { fault: rule.fault } : {}),
@@ -147,7 +155,7 @@ export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
       const snapshot = parsedSnapshot(published);
       const headers = headerFields(lines);
       const explanation = explainRequest(snapshot, { service, method, path, headers });
-      const policy = policyInForce(snapshot, explanation);
+      const policy = policyInForce(snapshot, explanation, method);
       const source = queryParam(query, 'source', serviceName);
       const subsets = new Set(explanation.split.map((t) => t.subset));
       const openBreakers = explanation.matched

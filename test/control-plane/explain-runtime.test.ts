@@ -51,11 +51,18 @@ describe('explain with the caller', () => {
     expect(denied.intention).toEqual({ source: 'web', allowed: false, decidedBy: 'rule', rule: { index: 0, source: 'web', destination: 'backend', action: 'deny' } });
     expect((await explained('shop')).intention).toEqual({ source: 'shop', allowed: true, decidedBy: 'defaultAction' });
     expect((await explained()).intention).toBeUndefined();
+    expect(denied.policy?.retriedAfterSent).toBe(true);
 
     const cli = await skeinCli(procs, cp, ['explain', 'backend', 'GET', '/x', '--from', 'web']);
     expect(cli.code, cli.output).toBe(0);
     expect(cli.output).toMatch(/intentions: web -> backend denied: backend's sidecar answers 403 \(x-skein-reason: denied\) by rule 0 \(web -> backend deny\)/);
     await cp.api.put('/api/v1/intentions', { defaultAction: 'allow', rules: [] });
+  });
+
+  it('says a non-idempotent request is retried only when a try never reached the upstream', async () => {
+    const post = await skeinCli(procs, cp, ['explain', 'backend', 'POST', '/x']);
+    expect(post.output).toMatch(/\n {2}POST is not idempotent: retried only when a try never reached the upstream \(connect-failure\)\n/);
+    expect((await skeinCli(procs, cp, ['explain', 'backend', 'GET', '/x'])).output).not.toMatch(/not idempotent/);
   });
 
   it('names the breakers the caller\'s sidecar holds open for the subset its request would go to', async () => {
