@@ -61,7 +61,7 @@ export type ExplainAnswer = Explanation & {
   openBreakers?: OpenBreaker[];
 };
 
-export function intentionVerdict(snapshot: Snapshot, source: string, destination: string): IntentionVerdict {
+function intentionVerdict(snapshot: Snapshot, source: string, destination: string): IntentionVerdict {
   const decision = compileIntentions(snapshot.intentions)(source, destination);
   const rule = decision.rule === undefined ? undefined : snapshot.intentions!.rules[decision.rule]!;
   if (rule) return { source, allowed: decision.allowed, decidedBy: 'rule', rule: { index: decision.rule!, ...rule } };
