@@ -118,7 +118,8 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     checkSplit: (service, weights) => config.checkSplit(service, weights),
     // The push server is built below; a rollout's loop asks only once it runs, after that.
     released: () => push.released(),
-    measure: (service, subset, from, to) => observability.stats.subsetBetween(service, subset, from, to),
+    counts: (service, subset) => observability.stats.countsOf(service, subset),
+    measure: (service, subset, start, seconds) => observability.stats.since(service, subset, start, seconds),
     logger,
   });
   // The stored mesh config (composed by publisher.start), every token and every running

@@ -48,6 +48,7 @@ async function mesh() {
     healthyInstances: async () => 1,
     checkSplit: (service, weights) => config.checkSplit(service, weights),
     released: async () => 0,
+    counts: () => ({ outbound: undefined, inbound: undefined }),
     measure: () => ({ requests: 0, failures: 0, rps: 0, successRate: null, latencyMs: null }),
     logger: createLogger('test', 'silent'),
   });
@@ -162,7 +163,7 @@ describe('writes during a running rollout', () => {
     await canaries.close();
     // Another control plane on the same store: no loop here, the stored state says running.
     const replica = new MeshConfig(store, new StreamRegistry(1_000));
-    const other = new CanaryController({ store, setSplit: () => Promise.reject(new Error('not this one')), healthyInstances: () => Promise.reject(new Error('not this one')), checkSplit: () => Promise.reject(new Error('not this one')), released: async () => 0, measure: () => { throw new Error('no'); }, logger: createLogger('test', 'silent') });
+    const other = new CanaryController({ store, setSplit: () => Promise.reject(new Error('not this one')), healthyInstances: () => Promise.reject(new Error('not this one')), checkSplit: () => Promise.reject(new Error('not this one')), released: async () => 0, counts: () => { throw new Error('no'); }, measure: () => { throw new Error('no'); }, logger: createLogger('test', 'silent') });
     replica.guardWith(other);
     expect((await refusal(replica.setSplit('backend', { v1: 100 }))).conflicts[0]!.canary).toEqual(rollout);
     expect(await other.running('other')).toEqual({ check: { op: 'check', key: 'canaries/other', revision: 0 } });

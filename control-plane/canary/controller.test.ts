@@ -4,6 +4,7 @@ import { ConfigError } from '../../common/config/parse.js';
 import { createLogger } from '../../common/log.js';
 import { tempDir, waitUntil } from '../../test/support/index.js';
 import type { Golden } from '../observability/golden.js';
+import type { SubsetCounts } from '../observability/stats.js';
 import { FileStore } from '../store/file-store.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
 import { StoredConfigError } from '../store/stored-entries.js';
@@ -25,6 +26,7 @@ function deps(store: FileStore, over: Partial<CanaryDeps> = {}): CanaryDeps {
     healthyInstances: async () => 1,
     checkSplit: async () => {},
     released: async () => 0,
+    counts: () => ({ outbound: undefined, inbound: undefined }),
     measure: () => { throw new Error('no measurement expected'); },
     logger: createLogger('test', 'silent'),
     ...over,
@@ -355,6 +357,29 @@ describe('a resumed rollout', () => {
   });
 });
 
+describe("a step's window", () => {
+  it('stays open through its holds, so their requests add up, and opens anew with the next step', async () => {
+    const store = await FileStore.open(tempDir());
+    const starts: SubsetCounts[] = [];
+    let measured = 0;
+    const c = new CanaryController(deps(store, {
+      setSplit: async () => {},
+      counts: () => ({ outbound: undefined, inbound: undefined }),
+      measure: (_service, _subset, start, seconds) => {
+        starts.push(start);
+        measured += 6;
+        return { requests: measured, failures: 0, rps: measured / seconds, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+      },
+    }));
+    await c.start('catalog', { to: 'v2', steps: [20, 50, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 10 } });
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
+    expect(ended.status).toBe('succeeded');
+    expect(ended.analyses.map((a) => [a.step, a.decision, a.measured.requests])).toEqual([[0, 'hold', 6], [0, 'advance', 12], [1, 'advance', 18]]);
+    expect(starts[1]).toBe(starts[0]);
+    expect(starts[2]).not.toBe(starts[1]);
+  });
+});
+
 describe('after a restart, while sidecars are held back (the resync hold)', () => {
   const healthy: Golden = { requests: 50, failures: 0, rps: 50, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
 
@@ -367,7 +392,8 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     const c = new CanaryController(deps(store, {
       released: () => released,
       setSplit: async (_s, w) => void splits.push(w),
-      measure: (_service, _subset, fromMs) => (windows.push(fromMs), healthy),
+      counts: () => (windows.push(Date.now()), { outbound: undefined, inbound: undefined }),
+      measure: () => healthy,
     }));
     await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
     // A negative: well past when the first step would have been judged (500 ms, then the 1.2 s report lag).
@@ -381,6 +407,7 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: new Date(at).toISOString(), decision: 'advance' });
-    expect(windows[0]).toBe(at + 1_200);
+    expect(windows[0]).toBeGreaterThanOrEqual(at + 1_200);
+    expect(windows[0]).toBeLessThan(at + 1_200 + 500);
   });
 });

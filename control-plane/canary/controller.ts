@@ -13,6 +13,7 @@ import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
+import type { SubsetCounts } from '../observability/stats.js';
 import type { CanaryGuard } from '../state/mesh-config.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
 import type { ConfigStore, StoreEntry, StoreOp } from '../store/store.js';
@@ -66,8 +67,10 @@ export interface CanaryDeps {
    * (0 when none were held back): until then they run the splits they had, whatever is published.
    */
   released(): Promise<number>;
-  /** The subset's golden metrics between two instants. */
-  measure(service: string, subset: string, fromMs: number, toMs: number): Golden;
+  /** The subset's counts now: a step's window opens with them. */
+  counts(service: string, subset: string): SubsetCounts;
+  /** The subset's golden metrics since `start` (counts' answer), over a window of `seconds`. */
+  measure(service: string, subset: string, start: SubsetCounts, seconds: number): Golden;
   readonly logger: Logger;
 }
 
@@ -280,14 +283,20 @@ export class CanaryController implements CanaryGuard {
 
   private async run(service: string, signal: AbortSignal): Promise<void> {
     await this.windowFromRelease(service, signal);
+    /** The counts the current step's window opened with; kept through its holds, so they add up. */
+    let window: { stepStartedAt: string; counts: SubsetCounts } | undefined;
     for (;;) {
       let state = this.states.get(service)!;
       const windowStart = Date.parse(state.stepStartedAt);
-      const checkAt = windowStart + state.spec.interval * (1 + holdsAt(state));
       // Sidecars report once a second, stamped when received: a request's figures arrive up
       // to a report later, so the step's window is read that much later and shifted by it.
+      if (window?.stepStartedAt !== state.stepStartedAt) {
+        await sleep(Math.max(0, windowStart + REPORT_LAG_MS - Date.now()), undefined, { signal });
+        window = { stepStartedAt: state.stepStartedAt, counts: this.deps.counts(service, state.spec.to) };
+      }
+      const checkAt = windowStart + state.spec.interval * (1 + holdsAt(state));
       await sleep(Math.max(0, checkAt + REPORT_LAG_MS - Date.now()), undefined, { signal });
-      const g = this.deps.measure(service, state.spec.to, windowStart + REPORT_LAG_MS, checkAt + REPORT_LAG_MS);
+      const g = this.deps.measure(service, state.spec.to, window.counts, (checkAt - windowStart) / 1000);
       const holds = holdsAt(state);
       const judged = decide(state.spec, state.spec.to, g, holds);
       const next = state.step + 1;

@@ -35,6 +35,24 @@ export class Tally {
     for (let i = 0; i < n; i++) this.buckets[i]! += other.buckets[i]!;
   }
 
+  /** What this tally grew by since it was `earlier` (a copy taken then). */
+  since(earlier: Tally): Tally {
+    const delta = new Tally(this.buckets.length);
+    delta.add(this);
+    delta.requests -= earlier.requests;
+    delta.failures -= earlier.failures;
+    delta.sumSeconds -= earlier.sumSeconds;
+    const n = Math.min(delta.buckets.length, earlier.buckets.length);
+    for (let i = 0; i < n; i++) delta.buckets[i]! -= earlier.buckets[i]!;
+    return delta;
+  }
+
+  copy(): Tally {
+    const c = new Tally(this.buckets.length);
+    c.add(this);
+    return c;
+  }
+
   golden(windowSeconds: number, bounds: readonly number[]): Golden {
     const r = this.requests;
     return {

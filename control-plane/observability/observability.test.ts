@@ -33,6 +33,30 @@ describe('quantile', () => {
 describe('StatsAggregator', () => {
   const proxy = { id: 'p1', service: 'a', instanceId: 'a-1' };
 
+  it("measures a canary step's window from the counts it opened with, however long it runs, where the 1 s slots keep a minute", () => {
+    let now = 1_000_000;
+    const agg = new StatsAggregator(() => now);
+    const report = (edges: EdgeDelta[]) => agg.ingest(proxy, { bounds: BOUNDS, edges, breakers: [] });
+    report([delta({ subset: 'v2', classes: [0, 40, 0, 0, 0], buckets: [40, 0, 0, 0, 0] })]);
+    const opened = agg.countsOf('b', 'v2');
+    // A slow canary: one request every 30 s for three minutes, every other one failing; v1 and
+    // the inbound side report too, and count in neither.
+    for (let i = 0; i < 6; i++) {
+      now += 30_000;
+      report([
+        delta({ subset: 'v2', classes: i % 2 === 0 ? [0, 1, 0, 0, 0] : [0, 0, 0, 0, 1], buckets: [0, 0, 1, 0, 0] }),
+        delta({ subset: 'v1', classes: [0, 9, 0, 0, 0], buckets: [9, 0, 0, 0, 0] }),
+        delta({ direction: 'inbound', subset: 'v2', classes: [0, 5, 0, 0, 0], buckets: [5, 0, 0, 0, 0] }),
+      ]);
+    }
+    const g = agg.since('b', 'v2', opened, 180);
+    expect(g).toMatchObject({ requests: 6, failures: 3, successRate: 0.5, rps: 0.033 });
+    expect(g.latencyMs!.p99).toBeGreaterThan(10);
+    // Seen inbound only when no caller reports: a subset its callers never named.
+    report([delta({ direction: 'inbound', subset: 'v3', classes: [0, 2, 0, 0, 0], buckets: [2, 0, 0, 0, 0] })]);
+    expect(agg.since('b', 'v3', { outbound: undefined, inbound: undefined }, 10)).toMatchObject({ requests: 2 });
+  });
+
   it('sums 1 s slots into a 10 s and a 1 min window and forgets what fell out', () => {
     let now = 1_000_000;
     const agg = new StatsAggregator(() => now);

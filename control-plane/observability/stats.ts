@@ -90,8 +90,20 @@ export interface Reporter {
   readonly instanceId: string;
 }
 
+/**
+ * A subset's counts at one instant, per direction (undefined before any report of it): a canary
+ * step's window is what they grew by, however long it runs, where the per-second slots keep a
+ * minute.
+ */
+export interface SubsetCounts {
+  readonly outbound: Tally | undefined;
+  readonly inbound: Tally | undefined;
+}
+
 export class StatsAggregator {
   private readonly series = new Map<string, Series>();
+  /** Every subset's counts since the start, per direction (`direction\0destination\0subset`): never forgotten, a tally each. */
+  private readonly totals = new Map<string, Tally>();
   private readonly breakers = new Map<string, { at: number; service: string; instance: string; states: readonly BreakerState[] }>();
   private bounds: readonly number[] = [];
 
@@ -172,23 +184,23 @@ export class StatsAggregator {
     return breakers;
   }
 
+  /** One subset of a service's counts now, for the canary controller to open a step's window with (since()). */
+  countsOf(service: string, subset: string): SubsetCounts {
+    return { outbound: this.totals.get(`outbound\0${service}\0${subset}`)?.copy(), inbound: this.totals.get(`inbound\0${service}\0${subset}`)?.copy() };
+  }
+
   /**
-   * One subset of a service between two instants (to the second; only the last minute is
-   * kept), for the canary controller, whose steps need their own window rather than 10 s /
-   * 1 min. Seen from its callers' sidecars, as callers got it (answers a caller's sidecar
-   * made itself, such as circuit-open, included), or inbound when no caller reports.
+   * One subset of a service since `start` (countsOf's), over `seconds`: a canary step's own
+   * window rather than 10 s / 1 min. Seen from its callers' sidecars, as callers got it
+   * (answers a caller's sidecar made itself, such as circuit-open, included), or inbound when
+   * no caller reports.
    */
-  subsetBetween(service: string, subset: string, fromMs: number, toMs: number): Golden {
-    const from = Math.floor(fromMs / 1000);
-    const to = Math.floor(toMs / 1000);
-    const own = [...this.series.values()].filter((s) => s.destination === service);
-    const direction = own.some((s) => s.direction === 'outbound') ? 'outbound' : 'inbound';
-    const tally = new Tally(this.bounds.length + 1);
-    for (const s of own) {
-      if (s.direction !== direction || s.subset !== subset) continue;
-      for (const slot of s.slots) if (slot !== undefined && slot.second >= from && slot.second <= to) tally.add(slot);
-    }
-    return tally.golden(Math.max(1, (toMs - fromMs) / 1000), this.bounds);
+  since(service: string, subset: string, start: SubsetCounts, seconds: number): Golden {
+    const now = this.countsOf(service, subset);
+    const direction = now.outbound !== undefined ? 'outbound' : 'inbound';
+    const current = now[direction] ?? new Tally(this.bounds.length + 1);
+    const earlier = start[direction];
+    return (earlier === undefined ? current : current.since(earlier)).golden(Math.max(1, seconds), this.bounds);
   }
 
   private windowed(bySubset: Map<string, Series[]>, second: number): WindowedGolden & { subsets: SubsetStats[] } {
@@ -237,8 +249,13 @@ export class StatsAggregator {
       s.slots[index] = slot;
     }
     const requests = edge.classes.reduce((a, b) => a + b, 0);
+    const counted = { requests, failures: Math.min(requests, (edge.classes[4] ?? 0) + edge.grpcFailures), sumSeconds: edge.sumSeconds, buckets: edge.buckets };
+    const totalKey = `${edge.direction}\0${destination}\0${edge.subset}`;
+    let total = this.totals.get(totalKey);
+    if (total === undefined) this.totals.set(totalKey, (total = new Tally(edge.buckets.length)));
+    total.add(counted);
     slot.requests += requests;
-    slot.failures += Math.min(requests, (edge.classes[4] ?? 0) + edge.grpcFailures);
+    slot.failures += counted.failures;
     slot.sumSeconds += edge.sumSeconds;
     for (let i = 0; i < edge.buckets.length && i < slot.buckets.length; i++) slot.buckets[i]! += edge.buckets[i]!;
   }
