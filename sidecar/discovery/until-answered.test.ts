@@ -1,31 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../common/config/schema.js';
-import type { EndpointListener, EndpointSource } from './source.js';
+import { ManualEndpointSource } from '../../test/support/manual-endpoint-source.js';
 import { UntilAnsweredSource } from './until-answered.js';
-
-/** A source whose sets a test sends by hand, counting live watches. */
-class ManualSource implements EndpointSource {
-  readonly listeners = new Map<string, Set<EndpointListener>>();
-  watch(service: string, listener: EndpointListener): () => void {
-    const set = this.listeners.get(service) ?? new Set();
-    this.listeners.set(service, set);
-    set.add(listener);
-    return () => set.delete(listener);
-  }
-  send(service: string, endpoints: readonly Endpoint[]): void {
-    for (const l of this.listeners.get(service) ?? []) l(endpoints);
-  }
-  watching(service: string): number {
-    return this.listeners.get(service)?.size ?? 0;
-  }
-  async close(): Promise<void> {}
-}
 
 const at = (port: number): Endpoint => ({ address: '127.0.0.1', port, labels: {} });
 
 describe('UntilAnsweredSource', () => {
   it('passes on the stand-in until the primary first answers, then only the primary, even an empty answer', () => {
-    const [primary, standIn] = [new ManualSource(), new ManualSource()];
+    const [primary, standIn] = [new ManualEndpointSource(), new ManualEndpointSource()];
     const seen: number[][] = [];
     const stop = new UntilAnsweredSource(primary, standIn).watch('catalog', (e) => seen.push(e.map((x) => x.port)));
     standIn.send('catalog', [at(1)]);
@@ -40,7 +22,7 @@ describe('UntilAnsweredSource', () => {
   });
 
   it('ends both watches when stopped before the primary answered', () => {
-    const [primary, standIn] = [new ManualSource(), new ManualSource()];
+    const [primary, standIn] = [new ManualEndpointSource(), new ManualEndpointSource()];
     const stop = new UntilAnsweredSource(primary, standIn).watch('catalog', () => {});
     expect([primary.watching('catalog'), standIn.watching('catalog')]).toEqual([1, 1]);
     stop();

@@ -19,6 +19,7 @@
  * - `SPEC_METRICS`: the metric names of SPEC §7.
  * - `startScriptedConsulAgent()`: an HTTP server answering a sidecar's Consul calls on cue
  *   (e.g. holding the deregistration), where a real agent cannot be made to.
+ * - `ManualEndpointSource`: an endpoint source a unit test feeds by hand, counting watches.
  */
 export * from './ports.js';
 export * from './upstream.js';
@@ -28,5 +29,6 @@ export * from './certs.js';
 export * from './wait.js';
 export * from './spec-metrics.js';
 export * from './scripted-consul-agent.js';
+export * from './manual-endpoint-source.js';
 export * from './api-error.js';
 export * from './client-hello.js';
