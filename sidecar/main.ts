@@ -59,6 +59,8 @@ export interface SidecarParts {
   readonly metrics: SidecarMetrics;
   readonly configSource: ConfigSource;
   readonly endpointSource: EndpointSource;
+  /** Where a destination's endpoints come from once the app calls it, when not from endpointSource (MeshDeps.endpointSourceOnUse). */
+  readonly endpointSourceOnUse?: EndpointSource;
   /** Called with each snapshot before the mesh installs it (static discovery reads endpoints from it). */
   readonly onSnapshot?: (snapshot: ReturnType<typeof parseSnapshot>) => void;
   /**
@@ -132,14 +134,18 @@ function transport(identity: TlsIdentity | undefined, onHandshakeFailure: Handsh
 }
 
 /**
- * Where endpoints come from: the snapshot's without Consul; with it, Consul's, and in
- * control-plane mode the pushed snapshot's until Consul first answers for a destination
- * (a local agent down at start; see UntilAnsweredSource).
+ * Where endpoints come from: the snapshot's without Consul; with it, Consul's. In control-plane
+ * mode the pushed snapshot's serve until the app first calls a destination, and then until
+ * Consul first answers for it (a local agent down at start; see UntilAnsweredSource): the
+ * snapshot names every service of the catalog, and one parked query for each would hold
+ * connections to the agent for destinations this app never calls. A static file names the
+ * destinations to watch and has no endpoints to stand in, so they are watched at once.
  */
-function consulEndpoints(consul: ConsulConnection | undefined, pushed: boolean, snapshotEndpoints: StaticEndpointSource, logger: Logger): EndpointSource {
-  if (!consul) return snapshotEndpoints;
+function consulEndpoints(consul: ConsulConnection | undefined, pushed: boolean, snapshotEndpoints: StaticEndpointSource, logger: Logger): Pick<SidecarParts, 'endpointSource' | 'endpointSourceOnUse'> {
+  if (!consul) return { endpointSource: snapshotEndpoints };
   const fromConsul = new ConsulEndpointSource(consul, logger);
-  return pushed ? new UntilAnsweredSource(fromConsul, snapshotEndpoints) : fromConsul;
+  if (!pushed) return { endpointSource: fromConsul };
+  return { endpointSource: snapshotEndpoints, endpointSourceOnUse: new UntilAnsweredSource(fromConsul, snapshotEndpoints) };
 }
 
 export async function runSidecar(given: SidecarOptions): Promise<void> {
@@ -154,7 +160,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
   };
   process.on('SIGHUP', onHup);
   const endpoints = new StaticEndpointSource();
-  // With --consul, endpoints come from Consul; a pushed snapshot's only until Consul first answers.
+  // With --consul, endpoints come from Consul; a pushed snapshot's only until the app calls a destination and Consul first answers for it.
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const metrics = new SidecarMetrics();
   const identity = options.controlPlane
@@ -175,7 +181,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     logger,
     metrics,
     configSource: stream ?? new StaticFileConfigSource(options.config!, logger),
-    endpointSource: consulEndpoints(consul, stream !== undefined, endpoints, logger),
+    ...consulEndpoints(consul, stream !== undefined, endpoints, logger),
     // Pushed snapshots' endpoints feed the source, or Consul's stand-in (a file's are not read with --consul).
     onSnapshot: consul && !stream ? undefined : (snapshot) => endpoints.update(snapshot),
     endpointsInSnapshot: !consul,
@@ -286,7 +292,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const ownPorts = new Set([options.outboundPort, ...options.upstreams.map((u) => u.port)].filter((port) => port !== 0));
   const pools = new EndpointPools(refuseOwnListeners(net.pools, ownPorts, logger));
   let connect = net.connect;
-  const mesh = new Mesh({ self: options.service, endpointSource: parts.endpointSource, pools, metrics, logger });
+  const mesh = new Mesh({ self: options.service, endpointSource: parts.endpointSource, endpointSourceOnUse: parts.endpointSourceOnUse, pools, metrics, logger });
 
   if (tlsIdentity) metrics.setCertExpiry(tlsIdentity.notAfter.getTime() / 1000);
   parts.identity?.onChange((next) => {
@@ -507,7 +513,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       admin.closeAllConnections();
       await parts.telemetry?.close();
       await parts.configSource.close();
-      await parts.endpointSource.close();
+      await Promise.all([parts.endpointSource.close(), parts.endpointSourceOnUse?.close()]);
       await parts.identity?.close();
       mesh.close();
       await Promise.race([Promise.all([pools.close(), appPool.close()]), new Promise((r) => setTimeout(r, 1000).unref())]);

@@ -1,7 +1,8 @@
 /**
  * A reload's effect on the runtimes requests already hold: the subset a request chose is
  * linked to the one that replaced it (retries follow the link), and endpoints a reload
- * removed are marked so, their pools closed.
+ * removed are marked so, their pools closed. And, where discovery is deferred until a
+ * destination's first request, which destinations are watched when.
  */
 import { pino } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -9,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { StaticEndpointSource } from '../discovery/static.js';
+import { UntilAnsweredSource } from '../discovery/until-answered.js';
+import { ManualEndpointSource } from '../../test/support/manual-endpoint-source.js';
 import { SidecarMetrics } from '../telemetry/metrics.js';
 import { Mesh } from './mesh.js';
 import { latestSubset } from './service-runtime.js';
@@ -77,5 +80,64 @@ describe('Mesh across a reload', () => {
     offer();
     expect(requests.length).toBe(64);
     expect(requests.every((r) => r === '127.0.0.1:1002')).toBe(true);
+  });
+});
+
+describe('Mesh with a watch deferred until first use (control-plane mode with Consul)', () => {
+  function deferringMesh() {
+    const pushed = new StaticEndpointSource();
+    const consul = new ManualEndpointSource();
+    const pools = new EndpointPools(() => ({ close: async () => {} }) as unknown as Dispatcher);
+    const mesh = new Mesh({ self: 'web', endpointSource: pushed, endpointSourceOnUse: new UntilAnsweredSource(consul, pushed), pools, metrics: new SidecarMetrics(), logger: pino({ level: 'silent' }) });
+    const install = (version: string, services: Record<string, number[]>): void => {
+      const snapshot = parseSnapshot({ version, services: Object.fromEntries(Object.entries(services).map(([name, ports]) => [name, { endpoints: ports.map((port) => ({ address: '127.0.0.1', port, labels: {} })) }])) });
+      pushed.update(snapshot);
+      mesh.install(snapshot);
+    };
+    /** The ports /clusters shows, which is no request's lookup. */
+    const ports = (service: string): number[] => (mesh.clusters() as Record<string, { endpoints: { port: number }[] }>)[service]!.endpoints.map((e) => e.port);
+    return { mesh, consul, install, ports };
+  }
+  const at = (port: number) => ({ address: '127.0.0.1', port, labels: {} });
+
+  it('routes by the pushed endpoints and watches Consul for a destination only from its first lookup on', () => {
+    const { mesh, consul, install, ports } = deferringMesh();
+    install('1', { catalog: [1001], orders: [2001] });
+    expect([consul.watching('catalog'), consul.watching('orders')]).toEqual([0, 0]);
+    install('2', { catalog: [1001, 1002], orders: [2001, 2002] });
+    expect([ports('catalog'), ports('orders')]).toEqual([[1001, 1002], [2001, 2002]]);
+
+    const first = mesh.service('catalog')!;
+    expect([consul.watching('catalog'), consul.watching('orders')]).toEqual([1, 0]);
+    // Until Consul answers, the pushed set stands in.
+    expect(first.endpoints.map((e) => e.port)).toEqual([1001, 1002]);
+    expect(first.awaitingUse).toBe(false);
+    mesh.service('catalog');
+    expect(consul.watching('catalog')).toBe(1);
+
+    // Consul's answer replaces the pushed set for the destination in use; the other follows pushes.
+    consul.send('catalog', [at(1003)]);
+    install('3', { catalog: [1001], orders: [2002] });
+    expect([ports('catalog'), ports('orders')]).toEqual([[1003], [2002]]);
+    expect(mesh.service('orders')!.endpoints.map((e) => e.port)).toEqual([2002]);
+    expect(consul.watching('orders')).toBe(1);
+
+    // Gone from the snapshot, its watch ends; back, it waits for a request again.
+    install('4', { orders: [2002] });
+    expect(consul.watching('catalog')).toBe(0);
+    install('5', { catalog: [1001], orders: [2002] });
+    expect(consul.watching('catalog')).toBe(0);
+    mesh.close();
+    expect(consul.watching('orders')).toBe(0);
+  });
+
+  it('watches every destination as the snapshot names it where nothing is deferred (static mode)', () => {
+    const consul = new ManualEndpointSource();
+    const mesh = new Mesh({ self: 'web', endpointSource: consul, pools: new EndpointPools(() => ({ close: async () => {} }) as unknown as Dispatcher), metrics: new SidecarMetrics(), logger: pino({ level: 'silent' }) });
+    mesh.install(parseSnapshot({ version: '1', services: { catalog: {}, orders: {} } }));
+    expect([consul.watching('catalog'), consul.watching('orders')]).toEqual([1, 1]);
+    mesh.service('catalog');
+    expect(consul.watching('catalog')).toBe(1);
+    mesh.close();
   });
 });

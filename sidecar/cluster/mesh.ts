@@ -3,7 +3,9 @@
  * compiled `ServiceRuntime` the request path reads. A new snapshot or endpoint set builds new
  * runtimes and swaps them in; breakers, outlier detectors, retry budgets and endpoint pools
  * are kept across rebuilds while their policy is unchanged, and mirror copies in flight are
- * counted across them.
+ * counted across them. Where discovery costs a connection per destination (Consul behind a
+ * control plane), a destination's own watch starts with its first request, not with the
+ * snapshot that names it.
  */
 import type { Endpoint, ServicePolicy, Snapshot } from '../../common/config/schema.js';
 import { defaultServicePolicy } from '../../common/config/schema.js';
@@ -31,6 +33,8 @@ interface ServiceState {
   readonly mirrors: Map<string, MirrorInFlight>;
   outlier: OutlierDetector;
   budget: RetryBudget;
+  /** Watched by `endpointSource` until its first request starts the watch of `endpointSourceOnUse`. */
+  awaitingUse: boolean;
   unwatch: () => void;
 }
 
@@ -38,6 +42,15 @@ export interface MeshDeps {
   /** This sidecar's own service (the `source` of outbound metrics). */
   readonly self: string;
   readonly endpointSource: EndpointSource;
+  /**
+   * Where a destination's endpoints come from once the app has sent it a request, when that
+   * differs from `endpointSource`, which serves until then (control-plane mode with Consul:
+   * the pushed endpoints, then Consul's). Each watch of Consul parks a connection to the
+   * agent, whose per-address limit all the sidecars beside it share, while the snapshot names
+   * every service of the catalog: a destination the app never calls holds none (as Linkerd
+   * resolves a destination on its first use, and Consul Connect watches declared upstreams only).
+   */
+  readonly endpointSourceOnUse?: EndpointSource;
   readonly pools: EndpointPools;
   readonly metrics: SidecarMetrics;
   readonly logger: Logger;
@@ -58,9 +71,14 @@ export class Mesh {
     return this.current;
   }
 
-  /** The runtime of a destination, or undefined when the snapshot does not know it. */
+  /**
+   * The runtime of a destination, or undefined when the snapshot does not know it. The request
+   * path's lookup (HTTP/1.1, HTTP/2 and upgrades alike), so a destination's first request here
+   * starts the watch deferred until then (MeshDeps.endpointSourceOnUse).
+   */
   service(name: string): ServiceRuntime | undefined {
-    return this.runtimes.get(name);
+    const runtime = this.runtimes.get(name);
+    return runtime?.awaitingUse === true ? this.firstUse(runtime) : runtime;
   }
 
   /**
@@ -143,11 +161,25 @@ export class Mesh {
       mirrors: new Map(),
       outlier: this.newOutlier(name, policy),
       budget: new RetryBudget(policy.retries.budget),
+      awaitingUse: this.deps.endpointSourceOnUse !== undefined,
       unwatch: () => {},
     };
     this.states.set(name, state);
     this.rebuild(state);
     state.unwatch = this.deps.endpointSource.watch(name, (endpoints) => this.onEndpoints(state, endpoints));
+  }
+
+  /** The runtime in force once `runtime`'s destination is watched as one in use. */
+  private firstUse(runtime: ServiceRuntime): ServiceRuntime {
+    const state = this.states.get(runtime.name)!;
+    runtime.awaitingUse = false;
+    state.awaitingUse = false;
+    const before = state.unwatch;
+    // Started before the first watch ends, so a source both share (the pushed endpoints) never drops the destination in between.
+    state.unwatch = this.deps.endpointSourceOnUse!.watch(state.name, (endpoints) => this.onEndpoints(state, endpoints));
+    before();
+    // A set the new watch handed over at once has rebuilt the runtime.
+    return this.runtimes.get(state.name)!;
   }
 
   private onEndpoints(state: ServiceState, endpoints: readonly Endpoint[]): void {
@@ -195,6 +227,7 @@ export class Mesh {
         endpoints: state.endpoints,
         outlier: state.outlier,
         budget: state.budget,
+        awaitingUse: state.awaitingUse,
         breaker: (subset) => {
           let b = state.breakers.get(subset);
           if (b === undefined) {

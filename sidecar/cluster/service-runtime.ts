@@ -84,6 +84,12 @@ export interface ServiceRuntime {
   readonly endpoints: readonly UpstreamEndpoint[];
   readonly outlier: OutlierDetector;
   readonly budget: RetryBudget;
+  /**
+   * True while the destination's discovery waits for its first request (Mesh.service starts
+   * it then and clears this): the one field that changes after the build, so the request path
+   * pays a field test for the deferred watch, not a lookup.
+   */
+  awaitingUse: boolean;
 }
 
 /** Long-lived per-service state the runtime is built over (it survives rebuilds). */
@@ -94,6 +100,7 @@ export interface ServiceParts {
   readonly endpoints: readonly UpstreamEndpoint[];
   readonly outlier: OutlierDetector;
   readonly budget: RetryBudget;
+  readonly awaitingUse: boolean;
   breaker(subset: string): CircuitBreaker;
   edge(subset: string): EdgeMetrics;
   /** The copies in flight of rule `rule`'s mirror to `subset`, counted across rebuilds. */
@@ -152,5 +159,5 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
   // /clusters and the gauges show it before its first copy and a reload does not drop it.
   for (const compiled of table.rules) if (compiled.rule.mirror !== undefined) subset(compiled.rule.mirror.subset);
   for (const name of Object.keys(policy.subsets)) subset(name);
-  return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget };
+  return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget, awaitingUse: parts.awaitingUse };
 }

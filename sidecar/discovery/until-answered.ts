@@ -4,7 +4,8 @@
  * starts has no last known set of its own, while the snapshot it was pushed lists the
  * instances the control plane read from the catalog: routing by those until the agent answers
  * keeps a request that would succeed from failing `503 no-healthy-endpoints` (SPEC §3, static
- * stability). Once Consul has answered for a destination, its sets alone count.
+ * stability). Once Consul has answered for a destination, its sets alone count. The mesh
+ * watches a destination through this only from its first request on (MeshDeps.endpointSourceOnUse).
  */
 import type { EndpointSource } from './source.js';
 
