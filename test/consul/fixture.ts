@@ -1,9 +1,9 @@
 /**
  * Pieces shared by the Consul end-to-end tests: an app whose health can be switched off (it
- * keeps answering other paths), static configs for `--consul` sidecars, and a steady load
- * loop that records every answer.
+ * keeps answering other paths), static configs for `--consul` sidecars, a steady load loop
+ * that records every answer, and a proxy in front of the agent recording what a sidecar asks it.
  */
-import type { ServerResponse } from 'node:http';
+import { request as httpRequest, type ServerResponse } from 'node:http';
 import { request, type Agent } from 'undici';
 import { afterAll, afterEach } from 'vitest';
 import type { ServicePolicyInput, SnapshotInput } from '../../common/config/schema.js';
@@ -105,6 +105,30 @@ export function startLoad(agent: Agent, url: string, host: string, concurrency =
       await Promise.all(loops);
     },
   };
+}
+
+/**
+ * A plain HTTP proxy in front of `agent`: a sidecar given its url as `--consul` talks to the
+ * real agent, and `requests` holds every call it made (`url` with the query string), so a test
+ * counts one sidecar's queries, which the agent itself cannot tell apart from its neighbours'.
+ * A caller that hangs up ends the forwarded request too, as a parked query's connection.
+ */
+export function recordingAgentProxy(agent: ConsulAgent): Promise<TestUpstream> {
+  return startUpstream((req, res) => {
+    const forwarded = httpRequest({ host: '127.0.0.1', port: agent.httpPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    forwarded.on('error', () => res.destroy());
+    res.on('close', () => forwarded.destroy());
+    req.pipe(forwarded);
+  });
+}
+
+/** The services whose health `requests` (a recordingAgentProxy's) asked about, sorted, each once. */
+export function healthQueried(requests: readonly { readonly url: string }[]): string[] {
+  const names = requests.map((r) => /^\/v1\/health\/service\/([^?]+)/.exec(r.url)?.[1]).filter((n): n is string => n !== undefined);
+  return [...new Set(names)].sort();
 }
 
 /**
