@@ -115,10 +115,19 @@ export class PushServer {
    * are not answered with a hold that delays nobody.
    */
   holdEnds(): number | undefined {
+    const until = this.resyncEnds();
+    return until !== undefined && [...this.sessions].some((s) => s.held()) ? until : undefined;
+  }
+
+  /**
+   * While the resync hold lasts, the instant it ends (ms since epoch), whether or not it keeps a
+   * sidecar's snapshot now: until then sidecars that ran one before the start may still
+   * reconnect, so the registry may lack their instances.
+   */
+  resyncEnds(): number | undefined {
     // Not counting yet: every snapshot is held meanwhile (Discovery.unknown), which writes' answers say instead.
     if (this.holdUntil === Number.POSITIVE_INFINITY) return undefined;
-    if (![...this.sessions].some((s) => s.held())) return undefined;
-    return this.holdUntil;
+    return Date.now() < this.holdUntil ? this.holdUntil : undefined;
   }
 
   /** Sends a Command (tap-start, renew-cert, …) to every connected sidecar `select` picks. */

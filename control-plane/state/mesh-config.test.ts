@@ -337,7 +337,7 @@ describe('refusals that rest on the registry during the resync hold', () => {
     const store = await FileStore.open(tempDir());
     const registry = new StreamRegistry(1_000);
     const hold: { until?: number } = { until: Date.now() + 60_000 };
-    const config = new MeshConfig(store, registry, { holdEnds: () => hold.until });
+    const config = new MeshConfig(store, registry, { resyncEnds: () => hold.until });
     await config.putPolicy('catalog', { subsets: { stable: { track: 'stable' } } });
     return { store, registry, hold, config };
   }
@@ -371,7 +371,7 @@ describe('refusals that rest on the registry during the resync hold', () => {
     const store = await FileStore.open(tempDir());
     const unread = "Consul's catalog at http://127.0.0.1:1 has not been read since the control plane started (ECONNREFUSED)";
     const catalog = Object.assign(new StreamRegistry(1_000), { unknown: (): string | undefined => unread });
-    const config = new MeshConfig(store, catalog, { holdEnds: () => undefined });
+    const config = new MeshConfig(store, catalog, { resyncEnds: () => undefined });
     const refused = await caught(config.setSplit('catalog', { v1: 100 }));
     expect(refused).toBeInstanceOf(InstancesNotKnownError);
     expect((refused as InstancesNotKnownError).gap.why).toBe(`${unread}, so no instance is known`);

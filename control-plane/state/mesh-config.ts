@@ -17,7 +17,7 @@ import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js
 import { knownSubsets, subsetUses, unknownSubsetProblems, type SubsetUse } from '../../common/config/subset-uses.js';
 import { composeSnapshot } from './compose.js';
 import { ownEntry } from '../../common/config/own.js';
-import { registryGap, registryRefusal, type ResyncHold } from './registry-gap.js';
+import { registryGap, registryRefusal, type ResyncWindow } from './registry-gap.js';
 import { checkSnapshotSize } from './snapshot-size.js';
 import { withSplit } from './split-rule.js';
 import {
@@ -111,7 +111,7 @@ export class MeshConfig {
     private readonly store: ConfigStore,
     private readonly discovery: Discovery,
     /** While it lasts, refusals that rest on the instances known are InstancesNotKnownErrors (registry-gap.ts). */
-    private readonly hold?: ResyncHold,
+    private readonly hold?: ResyncWindow,
   ) {}
 
   /** Where the config is stored, for messages that send an operator there. */

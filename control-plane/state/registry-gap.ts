@@ -9,9 +9,14 @@ import { ConfigError } from '../../common/config/parse.js';
 import { BLOCKING_QUERY_BACKOFF_MAX_MS } from '../../common/consul/blocking-query.js';
 import type { Discovery } from '../registry/discovery.js';
 
-/** The push server's resync hold after a start (PushServer.holdEnds): when it ends while it lasts. */
+/** The push server's resync hold after a start, for the answers to writes (PushServer.holdEnds): when it ends, while it keeps a sidecar's snapshot. */
 export interface ResyncHold {
   holdEnds(): number | undefined;
+}
+
+/** The push server's resync hold after a start, for the registry (PushServer.resyncEnds): when it ends, while it lasts. */
+export interface ResyncWindow {
+  resyncEnds(): number | undefined;
 }
 
 /** Why instances may be missing now, and when to ask again (ms since epoch). */
@@ -36,11 +41,11 @@ export class InstancesNotKnownError extends ConfigError {
 }
 
 /** The gap in what `discovery` knows now, if there is one: Consul's catalog unread, or the resync hold. */
-export function registryGap(discovery: Discovery, hold: ResyncHold | undefined): RegistryGap | undefined {
+export function registryGap(discovery: Discovery, hold: ResyncWindow | undefined): RegistryGap | undefined {
   // Read again within the blocking query's longest backoff.
   const unread = discovery.unknown?.();
   if (unread !== undefined) return { why: `${unread}, so no instance is known`, until: Date.now() + BLOCKING_QUERY_BACKOFF_MAX_MS };
-  const until = hold?.holdEnds();
+  const until = hold?.resyncEnds();
   if (until === undefined) return undefined;
   return {
     why:
