@@ -107,7 +107,9 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   const registry = consul ? undefined : new StreamRegistry(options.registryGraceMs);
   const discovery: Discovery = consul ? new ConsulCatalog(consul, logger) : registry!;
   // The push server is built below; writes ask for its hold only once the admin API listens.
-  const config = new MeshConfig(store, discovery, { resyncEnds: (): number | undefined => push.resyncEnds() });
+  // The built-in registry refills as sidecars reconnect within the hold; Consul's catalog is
+  // whole once read (its gap is `unknown()`), so refusals then are final.
+  const config = new MeshConfig(store, discovery, registry ? { resyncEnds: (): number | undefined => push.resyncEnds() } : undefined);
   const publisher = new SnapshotPublisher(config, store, discovery, { coalesceMs: options.coalesceMs, logger });
   if (discovery instanceof ConsulCatalog) await discovery.synced(5_000);
   const tokens = new BootstrapTokens(store, { logger });
