@@ -1,28 +1,41 @@
 /**
- * Discovery from Consul's catalog, for `--consul`: a blocking query on
- * `/v1/catalog/services` keeps the list of service names, and one blocking query per
- * service on `/v1/health/service/<name>` (all instances, not only passing) keeps its
- * instances with their health. Used for `GET /api/v1/services` and for the endpoints of
- * pushed snapshots (passing instances only). The last known state survives Consul outages
- * and malformed answers. Consul accepts names Skein does not (`Redis_Cache`); those are
- * skipped with one warning each, since one of them in a snapshot would have every sidecar
- * refuse it, and every later one. An instance registered without a port, or with an address
- * or port a snapshot's endpoint cannot carry (`http://10.0.0.5`, port 70000), is skipped the
- * same way (one warning per instance id); the service's other instances are kept. After an
- * outage, a service that vanishes from the list or is left without a passing instance is kept
- * as last known for the recovery hold (RecoveryHold, the rule the sidecar's Consul source
- * applies): a restarted agent lists services only as their sidecars register again.
+ * Discovery from Consul's catalog, for `--consul`, on a bounded number of connections to the
+ * agent whatever the number of services (the agent refuses one client address more than
+ * `limits { http_max_conns_per_client }`, 200 by default): two blocking queries say what
+ * changed, and only the services that changed are read, a few at a time (RefreshQueue).
+ *
+ * - `/v1/catalog/services` keeps the list of service names. Its index moves on every
+ *   registration anywhere, a re-registration that moves an address or changes meta
+ *   included, which changes no check: so each move has every service read again.
+ * - `/v1/health/state/any` lists every check with its ServiceName and ModifyIndex: a service
+ *   whose checks changed (status, added, removed) is read again; a node check that changed
+ *   (serfHealth) has every service read again, since it counts in all their healths.
+ * - `/v1/health/service/<name>` (all instances, not only passing), a non-blocking read, gives a
+ *   service's instances with their health.
+ *
+ * Used for `GET /api/v1/services` and for the endpoints of pushed snapshots (passing instances
+ * only). The last known state survives Consul outages and malformed answers. Consul accepts
+ * names Skein does not (`Redis_Cache`); those are skipped with one warning each, since one of
+ * them in a snapshot would have every sidecar refuse it, and every later one. An instance
+ * registered without a port, or with an address or port a snapshot's endpoint cannot carry
+ * (`http://10.0.0.5`, port 70000), is skipped the same way (one warning per instance id); the
+ * service's other instances are kept. After an outage, a service that vanishes from the list
+ * or is left without a passing instance is kept as last known for the recovery hold
+ * (RecoveryHold, the rule the sidecar's Consul source applies): a restarted agent lists
+ * services only as their sidecars register again.
  */
 import { serviceName } from '../../common/config/schema.js';
-import { BlockingQuery } from '../../common/consul/blocking-query.js';
+import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../common/consul/blocking-query.js';
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
 import { aclFilteredWarner, endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
+import { RefreshQueue } from './refresh-queue.js';
 
 interface ServiceWatch {
-  readonly query: BlockingQuery<HealthEntry[]>;
+  readonly read: (req: BlockingRequest) => Promise<BlockingAnswer<HealthEntry[]>>;
+  readonly warnInvalid: InvalidInstanceListener;
   instances: Instance[];
   readonly hold: RecoveryHold;
 }
@@ -30,6 +43,22 @@ interface ServiceWatch {
 export interface ConsulCatalogOptions {
   /** After Consul comes back, how long a service it no longer lists, or lists without a passing instance, is kept as last known. */
   readonly recoveryHoldMs?: number;
+  /** How many services are read at once after a change (each read is one connection to the agent, beside the two blocking queries). */
+  readonly readConcurrency?: number;
+}
+
+/** Reads at once after a change: with the two blocking queries, 6 connections to the agent. */
+export const CATALOG_READ_CONCURRENCY = 4;
+
+/** The longest a service's (non-blocking) health read may take. */
+const READ_TIMEOUT_MS = 30_000;
+
+/** What `/v1/health/state/any` says of one check, as read here. */
+interface CheckState {
+  readonly Node: string;
+  readonly CheckID: string;
+  readonly ServiceName: string;
+  readonly ModifyIndex: number;
 }
 
 const passing = (instances: readonly Instance[]): number => instances.filter((i) => i.health === 'healthy').length;
@@ -38,6 +67,10 @@ export class ConsulCatalog implements Discovery {
   private readonly services = new Map<string, ServiceWatch>();
   private readonly listeners = new Set<() => void>();
   private readonly names: BlockingQuery<Record<string, string[]>>;
+  private readonly checks: BlockingQuery<CheckState[]>;
+  private readonly reads: RefreshQueue<{ watch: ServiceWatch; entries: HealthEntry[] } | undefined>;
+  /** Per service name ('' for node checks), its checks as last listed: a change has it read again. */
+  private checkStates = new Map<string, string>();
   private sorted: readonly Instance[] | undefined;
   /** Services whose first health answer is still to come, and who waits for that. */
   private pending = new Set<string>();
@@ -59,6 +92,22 @@ export class ConsulCatalog implements Discovery {
   ) {
     this.namesHold = new RecoveryHold(options.recoveryHoldMs);
     this.firstRead = new Promise((resolve) => (this.markRead = resolve));
+    this.reads = new RefreshQueue({
+      concurrency: options.readConcurrency ?? CATALOG_READ_CONCURRENCY,
+      read: async (name, ctx) => {
+        const watch = this.services.get(name);
+        // No cursor: an answer at once, as of now.
+        return watch && { watch, entries: (await watch.read({ cursor: '', wait: '0s', timeoutMs: READ_TIMEOUT_MS, ctx })).data };
+      },
+      onRead: (name, read) => {
+        if (read !== undefined && this.services.get(name) === read.watch) this.applyHealth(name, read.watch, read.entries);
+      },
+      onError: (name, err, attempt) => {
+        this.services.get(name)?.hold.cancel();
+        this.logError(err, attempt, name);
+      },
+      onRecovered: (name) => this.services.get(name)?.hold.recovered(),
+    });
     this.names = new BlockingQuery({
       kind: 'index',
       request: async (req) => {
@@ -73,13 +122,22 @@ export class ConsulCatalog implements Discovery {
       onAnswer: (names) => {
         this.namesHold.cancel();
         this.syncNames(this.meshNames(Object.keys(names)));
+        for (const name of this.services.keys()) this.reads.mark(name);
       },
-      onError: (err, attempt) => {
-        // Consul is away again: a list held from its last return is not applied meanwhile (the next return judges afresh).
-        this.namesHold.cancel();
-        this.logError(err, attempt, 'the service list');
+      onError: (err, attempt) => this.awayAgain(err, attempt, 'the service list'),
+      onRecovered: () => this.recovered(),
+    });
+    this.checks = new BlockingQuery({
+      kind: 'index',
+      request: async (req) => {
+        const opts: Record<string, unknown> = { state: 'any', wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
+        if (req.cursor !== '') opts.index = req.cursor;
+        const [res, data] = (await consul.client.health.state(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
+        return { data: checkStates(data), cursor: res.headers['x-consul-index'] };
       },
-      onRecovered: () => this.namesHold.recovered(),
+      onAnswer: (checks) => this.syncChecks(checks),
+      onError: (err, attempt) => this.awayAgain(err, attempt, 'the health checks'),
+      onRecovered: () => this.recovered(),
     });
   }
 
@@ -115,7 +173,7 @@ export class ConsulCatalog implements Discovery {
     this.listeners.clear();
     this.namesHold.cancel();
     for (const w of this.services.values()) w.hold.cancel();
-    await Promise.all([this.names.stop(), ...[...this.services.values()].map((w) => w.query.stop())]);
+    await Promise.all([this.names.stop(), this.checks.stop(), this.reads.stop()]);
     this.services.clear();
   }
 
@@ -146,7 +204,7 @@ export class ConsulCatalog implements Discovery {
         continue;
       }
       watch.hold.cancel();
-      void watch.query.stop();
+      this.reads.forget(name);
       this.services.delete(name);
       this.pending.delete(name);
       changed = true;
@@ -154,35 +212,13 @@ export class ConsulCatalog implements Discovery {
     for (const name of wanted) {
       if (this.services.has(name)) continue;
       this.pending.add(name);
-      const warnInvalid = skippedInstanceWarner(this.logger, name, (id, why) =>
-        `Consul lists instance ${JSON.stringify(id)} of ${name} with an endpoint sidecars would refuse (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`);
-      const watch: ServiceWatch = {
+      this.services.set(name, {
+        read: healthRequest(this.consul, name, false, portlessWarner(this.logger, name), aclFilteredWarner(this.logger, name, this.consul.url)),
+        warnInvalid: skippedInstanceWarner(this.logger, name, (id, why) =>
+          `Consul lists instance ${JSON.stringify(id)} of ${name} with an endpoint sidecars would refuse (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`),
         instances: [],
         hold: new RecoveryHold(this.options.recoveryHoldMs),
-        query: new BlockingQuery({
-          kind: 'index',
-          request: healthRequest(this.consul, name, false, portlessWarner(this.logger, name), aclFilteredWarner(this.logger, name, this.consul.url)),
-          onAnswer: (entries) => {
-            this.settle(name);
-            const next = instancesOf(name, entries, warnInvalid);
-            if (JSON.stringify(next) === JSON.stringify(watch.instances)) return watch.hold.cancel();
-            const before = passing(watch.instances);
-            const apply = (): void => {
-              watch.instances = next;
-              this.changed();
-            };
-            if (watch.hold.offer(before, passing(next), apply)) {
-              this.logger.warn({ service: name, kept: before }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
-            }
-          },
-          onError: (err, attempt) => {
-            watch.hold.cancel();
-            this.logError(err, attempt, name);
-          },
-          onRecovered: () => watch.hold.recovered(),
-        }),
-      };
-      this.services.set(name, watch);
+      });
     }
     if (kept.length > 0) {
       this.logger.warn({ services: kept }, `Consul, just back, no longer lists ${kept.join(', ')}; keeping the last known instances while they register again`);
@@ -192,6 +228,50 @@ export class ConsulCatalog implements Discovery {
     this.namesKnown = true;
     this.settle(undefined);
     if (changed) this.changed();
+  }
+
+  /**
+   * Has every service whose checks changed since the last answer read again. A service first
+   * seen here counts as changed: its read may have come before the change this answer shows.
+   */
+  private syncChecks(checks: readonly CheckState[]): void {
+    const grouped = new Map<string, string[]>();
+    for (const c of checks) {
+      const list = grouped.get(c.ServiceName) ?? [];
+      list.push(`${c.Node}/${c.CheckID}@${c.ModifyIndex}`);
+      grouped.set(c.ServiceName, list);
+    }
+    const next = new Map([...grouped].map(([name, list]) => [name, list.sort().join(' ')]));
+    const changed = [...new Set([...next.keys(), ...this.checkStates.keys()])].filter((name) => next.get(name) !== this.checkStates.get(name));
+    this.checkStates = next;
+    const all = changed.includes('');
+    for (const name of all ? this.services.keys() : changed) if (this.services.has(name)) this.reads.mark(name);
+  }
+
+  private applyHealth(name: string, watch: ServiceWatch, entries: readonly HealthEntry[]): void {
+    this.settle(name);
+    const next = instancesOf(name, entries, watch.warnInvalid);
+    if (JSON.stringify(next) === JSON.stringify(watch.instances)) return watch.hold.cancel();
+    const before = passing(watch.instances);
+    const apply = (): void => {
+      watch.instances = next;
+      this.changed();
+    };
+    if (watch.hold.offer(before, passing(next), apply)) {
+      this.logger.warn({ service: name, kept: before }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
+    }
+  }
+
+  /** Consul is away again: nothing held from its last return is applied meanwhile (the next return judges afresh). */
+  private awayAgain(err: unknown, attempt: number, what: string): void {
+    this.namesHold.cancel();
+    for (const w of this.services.values()) w.hold.cancel();
+    this.logError(err, attempt, what);
+  }
+
+  private recovered(): void {
+    this.namesHold.recovered();
+    for (const w of this.services.values()) w.hold.recovered();
   }
 
   private settle(service: string | undefined): void {
@@ -216,6 +296,19 @@ export class ConsulCatalog implements Discovery {
     this.sorted = undefined;
     for (const listener of this.listeners) listener();
   }
+}
+
+/** The checks of a `/v1/health/state/any` answer, checked for the fields read here. */
+function checkStates(data: unknown): CheckState[] {
+  if (data === undefined || data === null) return [];
+  if (!Array.isArray(data)) throw new MalformedConsulAnswer('/v1/health/state/any', 'a JSON array of checks', data);
+  for (const check of data as unknown[]) {
+    const c = check as Partial<Record<keyof CheckState, unknown>> | null;
+    if (typeof c?.Node !== 'string' || typeof c.CheckID !== 'string' || typeof c.ServiceName !== 'string' || typeof c.ModifyIndex !== 'number') {
+      throw new MalformedConsulAnswer('/v1/health/state/any', 'checks with Node, CheckID, ServiceName and ModifyIndex', check);
+    }
+  }
+  return data as CheckState[];
 }
 
 /**
