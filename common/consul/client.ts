@@ -105,7 +105,7 @@ export function describeConsulError(err: unknown, consul: Pick<ConsulConnection,
   if (status === 401) return `Consul at ${url} wants credentials (401: ${text})`;
   // The agent's cap on concurrent connections per client address; a blocking query parks one for its whole wait.
   if (status === 429) {
-    return `Consul at ${url} refuses more connections from this address (429: ${text}): every watched service holds one (a sidecar: one per destination it watches, which in control-plane mode is one its app has called, plus one for its registration; the control plane: one per service, plus a few); raise the agent's limits { http_max_conns_per_client } (default 200) above what the sidecars on its host and the control plane hold together`;
+    return `Consul at ${url} refuses more connections from this address (429: ${text}): every watched service holds one (a sidecar: one per destination it watches, which in control-plane mode is one its app has called, plus one for its registration; the control plane: at most 6 for its catalog, one for its KV store); raise the agent's limits { http_max_conns_per_client } (default 200) above what the sidecars on its host and the control plane hold together`;
   }
   if (status !== undefined) return `Consul at ${url} answered ${status}: ${text}`;
   const code = e?.code ?? /\b(E[A-Z]+)\b/.exec(text)?.[1];

@@ -27,7 +27,7 @@ describe('Consul agent connection limit', { timeout: 60_000 }, () => {
     app = await switchableApp('a');
     const destinations = Array.from({ length: 8 }, (_, i) => `d${i}`);
     const sc = await procs.sidecar({ service: 'catalog', appPort: app.port, config: consulConfig(destinations), waitFor: '/live', extraArgs: ['--consul', consul.url] });
-    const message = /watching d\d in Consul failed: Consul at http:\/\/127\.0\.0\.1:\d+ refuses more connections from this address \(429: [^)]*\): every watched service holds one \(a sidecar: one per destination it watches, which in control-plane mode is one its app has called, plus one for its registration; the control plane: one per service, plus a few\); raise the agent's limits \{ http_max_conns_per_client \} \(default 200\)/;
+    const message = /watching d\d in Consul failed: Consul at http:\/\/127\.0\.0\.1:\d+ refuses more connections from this address \(429: [^)]*\): every watched service holds one \(a sidecar: one per destination it watches, which in control-plane mode is one its app has called, plus one for its registration; the control plane: at most 6 for its catalog, one for its KV store\); raise the agent's limits \{ http_max_conns_per_client \} \(default 200\)/;
     await waitUntil(() => message.test(sc.output()), { timeoutMs: 15_000, what: `the 429 explained in the sidecar's log:\n${sc.output()}` });
     expect(sc.hasExited).toBe(false);
   });
