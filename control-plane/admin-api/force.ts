@@ -8,8 +8,7 @@
  */
 import type { CanaryConflict } from '../canary/conflicts.js';
 import type { CanaryWriteMode } from '../state/mesh-config.js';
-import { ApiError } from './errors.js';
-import { singleValue } from './query-param.js';
+import { booleanParam } from './query-param.js';
 import type { RequestContext } from './router.js';
 
 /** What aborts a rollout for a forced write (the CanaryController). */
@@ -24,10 +23,7 @@ export const FORCE_QUERY = { name: 'force', description: 'true: abort a running 
  * silent no, and so is `force` given twice (`?force=true&force=false`), neither value taken.
  */
 export function forceRequested(query: URLSearchParams): boolean {
-  const value = singleValue(query, 'force');
-  if (value === undefined || value === 'false' || value === '0') return false;
-  if (value === '' || value === 'true' || value === '1') return true;
-  throw new ApiError('bad-request', `force must be true or false (got ${JSON.stringify(value)})`);
+  return booleanParam(query, 'force');
 }
 
 /** The canary mode of a write from its request, and the rollouts it aborted once made. */

@@ -26,6 +26,17 @@ export function queryParam<T>(query: URLSearchParams, name: string, schema: z.Zo
   return parameter(name, value, schema);
 }
 
+/**
+ * A flag such as `?force=true`: true, 1 or empty is true; absent, false or 0 is false; anything
+ * else is a 400 naming it, not a silent no, and so is one given twice, neither value taken.
+ */
+export function booleanParam(query: URLSearchParams, name: string): boolean {
+  const value = singleValue(query, name);
+  if (value === undefined || value === 'false' || value === '0') return false;
+  if (value === '' || value === 'true' || value === '1') return true;
+  throw new ApiError('bad-request', `${name} must be true or false (got ${JSON.stringify(value)})`);
+}
+
 /** The one value of query parameter `name` as sent, or undefined when absent; given twice, a 400 naming it. */
 export function singleValue(query: URLSearchParams, name: string): string | undefined {
   const values = query.getAll(name);

@@ -8,7 +8,7 @@ import type { SubsetCounts } from '../observability/stats.js';
 import { FileStore } from '../store/file-store.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
 import { StoredConfigError } from '../store/stored-entries.js';
-import { CanaryController, CanaryNotReadyError, SplitNotPublishedError, type CanaryDeps, type CanaryState } from './controller.js';
+import { CanaryController, CanaryNotReadyError, NoCanaryError, SplitNotPublishedError, type CanaryDeps, type CanaryState } from './controller.js';
 import { canaryBody } from './schema.js';
 
 const at = '2026-12-05T12:00:00.000Z';
@@ -409,5 +409,118 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: new Date(at).toISOString(), decision: 'advance' });
     expect(windows[0]).toBeGreaterThanOrEqual(at + 1_200);
     expect(windows[0]).toBeLessThan(at + 1_200 + 500);
+  });
+});
+
+describe('operator actions on a running rollout', () => {
+  const healthy: Golden = { requests: 50, failures: 0, rps: 50, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+
+  it('pause stops its analyses with its split where it is, still owning it; resume restarts the step with a fresh window', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    let measured = 0;
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
+    await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
+    const paused = await c.pause('catalog', 'checking the dashboards');
+    expect(paused).toMatchObject({ status: 'running', step: 0, weight: 50, paused: { reason: 'checking the dashboards' } });
+    expect((await store.get('canaries/catalog'))!.value).toEqual(paused);
+    expect((await c.running('catalog')).canary).toMatchObject({ service: 'catalog', weight: 50 });
+    await expect(c.pause('catalog')).rejects.toThrow(/^the canary rollout of catalog is already paused \(since .*: checking the dashboards\)/);
+    // A negative: well past when the step would have been judged (500 ms, then the 1.2 s report lag).
+    await sleep(2_500);
+    expect(measured).toBe(0);
+    expect(c.get('catalog')).toMatchObject({ analyses: [], weight: 50 });
+    expect(splits).toEqual([{ v1: 50, v2: 50 }]);
+
+    const before = Date.now();
+    const resumed = await c.resumePaused('catalog');
+    expect(resumed.paused).toBeUndefined();
+    expect(Date.parse(resumed.stepStartedAt)).toBeGreaterThanOrEqual(before);
+    await expect(c.resumePaused('catalog')).rejects.toThrow('the canary rollout of catalog is not paused');
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    expect(ended.status).toBe('succeeded');
+    expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: resumed.stepStartedAt, decision: 'advance' });
+    expect(splits).toEqual([{ v1: 50, v2: 50 }, { v2: 100 }]);
+    await expect(c.pause('catalog')).rejects.toThrow('the canary rollout of catalog is not running: it succeeded');
+  });
+
+  it('answers NoCanaryError for a service with none, and aborts a paused one (its pause gone from the end)', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    for (const act of [() => c.pause('catalog'), () => c.resumePaused('catalog'), () => c.promote('catalog')]) {
+      await expect(act()).rejects.toBeInstanceOf(NoCanaryError);
+    }
+    await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
+    await c.pause('catalog');
+    const aborted = await c.abort('catalog');
+    expect(aborted).toMatchObject({ status: 'aborted', reason: 'aborted by an operator' });
+    expect(aborted!.paused).toBeUndefined();
+    expect(splits).toEqual([{ v1: 75, v2: 25 }, { v1: 100 }]);
+    await expect(c.resumePaused('catalog')).rejects.toThrow('the canary rollout of catalog is not running: it was aborted (aborted by an operator)');
+  });
+
+  it('promote moves to the next step without its analysis (resuming a paused one); --full goes to 100% and succeeds, saying so', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    // measure throws: no analysis may run (10m interval).
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    await c.start('catalog', { to: 'v2', steps: [10, 25, 50, 100], interval: '10m' });
+    await c.pause('catalog');
+    const promoted = await c.promote('catalog');
+    expect(promoted).toMatchObject({ status: 'running', step: 1, weight: 25, analyses: [], promotions: [{ step: 0, weight: 10, full: false }] });
+    expect(promoted.paused).toBeUndefined();
+    const full = await c.promote('catalog', true);
+    expect(full).toMatchObject({
+      status: 'succeeded',
+      step: 3,
+      weight: 100,
+      reason: 'promoted by an operator at step 2 of 4 (25% v2) to 100%, skipping the analysis of this step and of those up to 100%',
+      promotions: [{ step: 0, weight: 10, full: false }, { step: 1, weight: 25, full: true }],
+    });
+    expect((await store.get('canaries/catalog'))!.value).toEqual(full);
+    expect(splits).toEqual([{ v1: 90, v2: 10 }, { v1: 75, v2: 25 }, { v2: 100 }]);
+  });
+
+  it('promote leaves the rollout as it was when the next split is refused (503 while subsets are not known yet)', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, {
+      setSplit: async (_s, w) => void splits.push(w),
+      checkSplit: async () => {
+        throw new InstancesNotKnownError(['v2: unknown subset "v2" of catalog'], { why: 'the control plane is still resyncing', until: Date.now() + 5_000 });
+      },
+    }));
+    await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
+    await expect(c.promote('catalog')).rejects.toBeInstanceOf(InstancesNotKnownError);
+    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 25 });
+    expect(c.get('catalog')!.promotions).toBeUndefined();
+    expect(splits).toEqual([{ v1: 75, v2: 25 }]);
+    // Its loop runs again: a second start is still refused.
+    await expect(c.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);
+    await c.close();
+  });
+
+  it('a paused rollout stays paused across a restart, its split set again, and resumes from there', async () => {
+    const store = await FileStore.open(tempDir());
+    const first = new CanaryController(deps(store, { setSplit: async () => {} }));
+    await first.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
+    await first.pause('catalog', 'night freeze');
+    await first.close();
+
+    const splits: Record<string, number>[] = [];
+    let measured = 0;
+    const second = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
+    await second.load();
+    await second.resume();
+    expect(splits).toEqual([{ v1: 50, v2: 50 }]);
+    expect(second.get('catalog')).toMatchObject({ status: 'running', paused: { reason: 'night freeze' } });
+    await expect(second.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);
+    // A negative, as above: a resumed-but-paused rollout judges nothing.
+    await sleep(2_500);
+    expect(measured).toBe(0);
+    await second.resumePaused('catalog');
+    const ended = await waitUntil(() => second.get('catalog')!.status !== 'running' && second.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    expect(ended.status).toBe('succeeded');
   });
 });

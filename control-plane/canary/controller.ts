@@ -48,6 +48,10 @@ export interface CanaryState {
   updatedAt: string;
   endedAt?: string;
   reason?: string;
+  /** While an operator has it paused: no step is judged or advanced until it is resumed or promoted. */
+  paused?: { at: string; reason?: string };
+  /** The steps an operator moved past by hand, their analysis skipped (`full`: straight to 100%). */
+  promotions?: { at: string; step: number; weight: number; full: boolean }[];
   analyses: CanaryAnalysis[];
 }
 
@@ -76,6 +80,11 @@ export interface CanaryDeps {
 
 export class CanaryConflictError extends Error {
   override name = 'CanaryConflictError';
+}
+
+/** An operator action (pause, resume, promote) on a service no rollout of which was ever started. */
+export class NoCanaryError extends Error {
+  override name = 'NoCanaryError';
 }
 
 /**
@@ -112,7 +121,18 @@ export class CanaryController implements CanaryGuard {
    * instead of restoring the split and saving the state again, and a start meanwhile is
    * refused (409) instead of having its split and state overwritten by this one's.
    */
-  private readonly ending = new Map<string, Promise<CanaryState>>();
+  private readonly ending = new Map<string, Promise<CanaryState | undefined>>();
+  /**
+   * Operator actions under way (abort, pause, resume, promote), chained per service: each stops
+   * the rollout's loop and acts on the state the one before left, so two never interleave, and a
+   * start meanwhile is refused.
+   */
+  private readonly acting = new Map<string, Promise<unknown>>();
+  /**
+   * Resumed rollouts whose step's split was refused at the start (subsets known only by instances
+   * not reconnected yet): their loop sets it again once sidecars are released, before anything else.
+   */
+  private readonly unsplit = new Set<string>();
 
   constructor(private readonly deps: CanaryDeps) {}
 
@@ -161,7 +181,6 @@ export class CanaryController implements CanaryGuard {
     for (const state of [...this.states.values()]) {
       if (state.status !== 'running') continue;
       this.deps.logger.info({ service: state.service, step: state.step, weight: state.weight }, 'resuming canary rollout');
-      let retry = false;
       try {
         await this.deps.setSplit(state.service, weights(state.spec, state.weight));
       } catch (err) {
@@ -170,11 +189,11 @@ export class CanaryController implements CanaryGuard {
           continue;
         }
         this.deps.logger.info({ service: state.service, err: (err as Error).message }, 'the resumed canary rollout\'s split is refused for now; trying again once sidecars have reconnected');
-        retry = true;
+        this.unsplit.add(state.service);
       }
       const now = new Date().toISOString();
       await this.save({ ...state, stepStartedAt: now, updatedAt: now });
-      this.launch(state.service, retry);
+      this.launch(state.service);
     }
   }
 
@@ -202,7 +221,7 @@ export class CanaryController implements CanaryGuard {
   async start(service: string, body: unknown): Promise<CanaryState> {
     const spec = validate(canaryBody, body);
     if (this.ending.has(service)) throw new CanaryConflictError(`the canary rollout of ${service} is being aborted; start the new one once it has ended`);
-    if (this.starting.has(service) || this.loops.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
+    if (this.starting.has(service) || this.loops.has(service) || this.acting.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
     this.starting.set(service, spec);
     try {
       // The split API's validation (service name, known subsets) answers for the whole request,
@@ -246,9 +265,10 @@ export class CanaryController implements CanaryGuard {
   async abort(service: string, reason = 'aborted by an operator'): Promise<CanaryState | undefined> {
     const ending = this.ending.get(service);
     if (ending) return ending;
-    const loop = this.loops.get(service);
-    if (!loop) return undefined;
-    const ended = (async () => {
+    if (!this.loops.has(service) && !this.acting.has(service)) return undefined;
+    const ended = this.serially(service, async () => {
+      const loop = this.loops.get(service);
+      if (!loop) return undefined;
       // While the registry refills after a start, `from` may be unknown only for now: ended
       // then, the rollout would leave its split in place; it runs on, and the abort is "try again".
       await this.deps.checkSplit(service, { [this.states.get(service)!.spec.from]: 100 }).catch((err: unknown) => {
@@ -258,9 +278,60 @@ export class CanaryController implements CanaryGuard {
       await loop.done;
       const state = this.states.get(service)!;
       return state.status === 'running' ? this.finish(state, 'aborted', reason) : state;
-    })().finally(() => this.ending.delete(service));
+    }).finally(() => this.ending.delete(service));
     this.ending.set(service, ended);
     return ended;
+  }
+
+  /**
+   * Pauses a running rollout: its loop stops, so no analysis decides and its split stays at the
+   * step's, and it keeps owning its routes and subsets (writes still 409) until resumed, promoted
+   * or aborted. Rejects with NoCanaryError or CanaryConflictError (not running, already paused,
+   * driven by another replica).
+   */
+  pause(service: string, reason?: string): Promise<CanaryState> {
+    return this.operate(service, async (state) => {
+      if (state.paused) throw new CanaryConflictError(`the canary rollout of ${service} is already paused (since ${state.paused.at}${state.paused.reason ? `: ${state.paused.reason}` : ''}); resume it with POST /api/v1/canaries/${service}/resume`);
+      const at = new Date().toISOString();
+      const paused: CanaryState = { ...state, paused: { at, ...(reason ? { reason } : {}) }, updatedAt: at };
+      await this.save(paused);
+      return paused;
+    });
+  }
+
+  /**
+   * Resumes a paused rollout at its step with a fresh measurement window (the step starts again,
+   * as after a restart): what the step measured before the pause is not judged with what after.
+   */
+  resumePaused(service: string): Promise<CanaryState> {
+    return this.operate(service, async (state) => {
+      if (!state.paused) throw new CanaryConflictError(`the canary rollout of ${service} is not paused`);
+      const at = new Date().toISOString();
+      const resumed: CanaryState = { ...unpaused(state), stepStartedAt: at, updatedAt: at };
+      await this.save(resumed);
+      return resumed;
+    });
+  }
+
+  /**
+   * Moves a running rollout (paused or not, which it resumes as Argo Rollouts' promote does) to
+   * its next step now, skipping the current step's analysis, or with `full` straight to 100% of
+   * `to`, which ends it succeeded; recorded in `promotions` (and the end's reason). The split is
+   * checked first, so a refused one (503 while subsets are not known yet, say) leaves the rollout
+   * as it was.
+   */
+  promote(service: string, full = false): Promise<CanaryState> {
+    return this.operate(service, async (state) => {
+      const last = state.spec.steps.length - 1;
+      const next = full ? last : Math.min(state.step + 1, last);
+      const weight = state.spec.steps[next]!;
+      if (next !== state.step) await this.deps.checkSplit(service, weights(state.spec, weight));
+      const at = new Date().toISOString();
+      const skipped = full && next > state.step + 1 ? 'the analysis of this step and of those up to 100%' : 'its analysis';
+      const promoted: CanaryState = { ...unpaused(state), promotions: [...(state.promotions ?? []), { at, step: state.step, weight: state.weight, full }], updatedAt: at };
+      const reason = `promoted by an operator at step ${state.step + 1} of ${state.spec.steps.length} (${state.weight}% ${state.spec.to}) to 100%, skipping ${skipped}`;
+      return this.advance(promoted, next === state.step ? next + 1 : next, reason);
+    });
   }
 
   /** Stops the loops without changing state, so a restart resumes them. */
@@ -270,9 +341,52 @@ export class CanaryController implements CanaryGuard {
     await Promise.all(loops.map((l) => l.done));
   }
 
-  private launch(service: string, resplit = false): void {
+  /**
+   * An operator action on the rollout this replica drives: its loop is stopped first (as an
+   * abort stops it), so `act` reads and saves a state no analysis is changing, then started
+   * again on what `act` left, unless the rollout ended; also when `act` refuses.
+   */
+  private operate(service: string, act: (state: CanaryState) => Promise<CanaryState>): Promise<CanaryState> {
+    return this.serially(service, async () => {
+      const loop = this.loops.get(service);
+      if (!loop) throw await this.notDriven(service);
+      loop.abort.abort();
+      await loop.done;
+      const state = this.states.get(service)!;
+      // Its own analysis ended it (rolled back, succeeded) while the loop was stopping.
+      if (state.status !== 'running') throw new CanaryConflictError(notRunning(state));
+      try {
+        return await act(state);
+      } finally {
+        if (this.states.get(service)!.status === 'running') this.launch(service);
+      }
+    });
+  }
+
+  /** Why this replica has no loop for `service` to act on, as the error to answer. */
+  private async notDriven(service: string): Promise<Error> {
+    if (this.starting.has(service)) return new CanaryConflictError(`the canary rollout of ${service} is starting; try again once it has started`);
+    const { canary } = await this.running(service);
+    // The loop lives where the rollout was started (or resumed): only that replica can stop it.
+    if (canary) return new CanaryConflictError(`the canary rollout of ${service} is running on another control-plane replica (stored as running, with no loop here); send this to that replica`);
+    const state = this.states.get(service);
+    return state ? new CanaryConflictError(notRunning(state)) : new NoCanaryError(`no canary rollout of ${service} has been started`);
+  }
+
+  /** Runs `action` once those under way for `service` are done, whatever their outcome. */
+  private serially<T>(service: string, action: () => Promise<T>): Promise<T> {
+    const result = (this.acting.get(service) ?? Promise.resolve()).then(action, action);
+    const settled = result.then(() => {}, () => {});
+    this.acting.set(service, settled);
+    void settled.then(() => {
+      if (this.acting.get(service) === settled) this.acting.delete(service);
+    });
+    return result;
+  }
+
+  private launch(service: string): void {
     const abort = new AbortController();
-    const done = (resplit ? this.resplitOnRelease(service, abort.signal) : Promise.resolve(true))
+    const done = (this.unsplit.has(service) ? this.resplitOnRelease(service, abort.signal) : Promise.resolve(true))
       .then((go) => (go ? this.run(service, abort.signal) : undefined))
       .catch((err: unknown) => {
         if (!abort.signal.aborted) this.deps.logger.error({ err, service }, 'canary rollout failed');
@@ -282,6 +396,8 @@ export class CanaryController implements CanaryGuard {
   }
 
   private async run(service: string, signal: AbortSignal): Promise<void> {
+    // A paused rollout's loop only holds its place (start refused, writes judged on its state) until stopped.
+    if (this.states.get(service)!.paused) return untilAborted(new Promise<never>(() => {}), signal);
     await this.windowFromRelease(service, signal);
     /** The counts the current step's window opened with; kept through its holds, so they add up. */
     let window: { stepStartedAt: string; counts: SubsetCounts } | undefined;
@@ -321,28 +437,37 @@ export class CanaryController implements CanaryGuard {
         await this.finish(state, 'rolled-back', decision.reason);
         return;
       }
-      if (!moves) {
-        // Only `--steps 100` gets here (any other list ends on reaching 100): all traffic went
-        // to the canary at the start, and it has now passed its analysis there.
-        await this.save({ ...state, status: 'succeeded', endedAt: state.updatedAt });
-        return;
-      }
-      const weight = state.spec.steps[next]!;
-      try {
-        await this.deps.setSplit(service, weights(state.spec, weight));
-      } catch (err) {
-        await this.finish(state, 'rolled-back', `could not set the split to ${weight}% ${state.spec.to}: ${(err as Error).message}`);
-        return;
-      }
-      const at = new Date().toISOString();
-      state = { ...state, step: next, weight, stepStartedAt: at, updatedAt: at };
-      if (weight === 100) {
-        await this.save({ ...state, status: 'succeeded', endedAt: at });
-        return;
-      }
-      await this.save(state);
-      if (signal.aborted) return;
+      state = await this.advance(state, next);
+      if (state.status !== 'running' || signal.aborted) return;
     }
+  }
+
+  /**
+   * Moves the rollout to step `next`, setting its split, or ends it succeeded: at 100%, or past
+   * the last step (only `--steps 100` gets there by analysis: all traffic went to the canary at
+   * the start, and it has passed there). A split that cannot be set rolls it back. `reason` is
+   * what a success records (a promotion's).
+   */
+  private async advance(state: CanaryState, next: number, reason?: string): Promise<CanaryState> {
+    const because = reason ? { reason } : {};
+    if (next >= state.spec.steps.length) {
+      const ended: CanaryState = { ...state, status: 'succeeded', endedAt: state.updatedAt, ...because };
+      await this.save(ended);
+      return ended;
+    }
+    const weight = state.spec.steps[next]!;
+    try {
+      await this.deps.setSplit(state.service, weights(state.spec, weight));
+    } catch (err) {
+      return this.finish(state, 'rolled-back', `could not set the split to ${weight}% ${state.spec.to}: ${(err as Error).message}`);
+    }
+    // The step's split is set: one a resumed loop still had to set again is superseded.
+    this.unsplit.delete(state.service);
+    const at = new Date().toISOString();
+    const moved: CanaryState = { ...state, step: next, weight, stepStartedAt: at, updatedAt: at };
+    const saved: CanaryState = weight === 100 ? { ...moved, status: 'succeeded', endedAt: at, ...because } : moved;
+    await this.save(saved);
+    return saved;
   }
 
   /**
@@ -362,8 +487,9 @@ export class CanaryController implements CanaryGuard {
           : `; the split could not be restored to ${state.spec.from}=100 (${(err as Error).message}), so the routes stay as they are`;
       this.deps.logger.error({ service: state.service, err }, 'canary rollout ended without restoring the split');
     }
+    this.unsplit.delete(state.service);
     const at = new Date().toISOString();
-    const ended: CanaryState = { ...state, status, reason: reason + restore, weight: 0, updatedAt: at, endedAt: at };
+    const ended: CanaryState = { ...unpaused(state), status, reason: reason + restore, weight: 0, updatedAt: at, endedAt: at };
     await this.save(ended);
     return ended;
   }
@@ -380,6 +506,7 @@ export class CanaryController implements CanaryGuard {
     for (;;) {
       try {
         await this.deps.setSplit(service, weights(state.spec, state.weight));
+        this.unsplit.delete(service);
         break;
       } catch (err) {
         // Still not known (Consul's catalog unread since the start, where no hold releases
@@ -423,6 +550,16 @@ export class CanaryController implements CanaryGuard {
     this.states.set(state.service, state);
     await this.deps.store.put(KEY_PREFIX + state.service, state);
   }
+}
+
+/** The state without its pause: resumed, promoted or ended. */
+function unpaused(state: CanaryState): CanaryState {
+  const { paused: _, ...rest } = state;
+  return rest;
+}
+
+function notRunning(state: CanaryState): string {
+  return `the canary rollout of ${state.service} is not running: it ${state.status === 'succeeded' ? 'succeeded' : `was ${state.status}`}${state.reason ? ` (${state.reason})` : ''}`;
 }
 
 /** Whether a stored rollout says it has ended (whatever else is wrong with it). */

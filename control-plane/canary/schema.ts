@@ -86,6 +86,12 @@ function olderSpec(spec: unknown): unknown {
   };
 }
 
+/** An operator's pause of a running rollout: when, and why if they said. */
+const storedPause = z.object({ at: timestamp, reason: z.string().optional() }).strict();
+
+/** A step an operator moved past by hand, its analysis skipped; `full`: straight to 100%. */
+const storedPromotion = z.object({ at: timestamp, step: z.number().int().min(0), weight, full: z.boolean() }).strict();
+
 /** A rollout's state as the controller stores it; `spec` is the parsed body (durations in ms), which the body's schema takes back unchanged. */
 export const storedCanary = z
   .object({
@@ -99,6 +105,9 @@ export const storedCanary = z
     updatedAt: timestamp,
     endedAt: timestamp.optional(),
     reason: z.string().optional(),
+    /** Present while a running rollout is paused: no step is judged or advanced until it is resumed or promoted. */
+    paused: storedPause.optional(),
+    promotions: z.array(storedPromotion).optional(),
     analyses: z.array(storedAnalysis),
   })
   .strict()
