@@ -152,6 +152,7 @@ export const CANARY: Expected<CanaryState> = fromSchema(
     step: z.number(),
     weight: z.number(),
     reason: z.string().optional(),
+    paused: z.object({ at: z.string(), reason: z.string().optional() }).optional(),
     analyses: z.array(
       z.object({ step: z.number(), weight: z.number(), measured: z.object({ requests: z.number(), successRate: numberOrNull, p99Ms: numberOrNull }), decision: z.string(), reason: z.string().optional() }),
     ),

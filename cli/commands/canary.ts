@@ -1,7 +1,8 @@
 /**
  * `skein canary SERVICE --to SUBSET ...`: starts an automated rollout and follows it, one
  * line per analysis, until it ends (exit 0 when it reaches 100%, 1 when rolled back or
- * aborted); `--detach` only starts it, `--status` shows it, `--abort` stops it. A control
+ * aborted); `--detach` only starts it, `--status` shows it, `--abort` stops it, `--pause`,
+ * `--resume` and `--promote [--full]` steer a running one by hand. A control
  * plane that does not answer for a while (a restart) is waited for, not taken as an end.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -11,7 +12,7 @@ import { canaryBody } from '../../control-plane/canary/schema.js';
 import { CANARY } from '../answers.js';
 import { checkFlagValues, parseDurationFlag, parseServiceName } from '../flag-values.js';
 import { UsageError } from '../usage-error.js';
-import { AdminApiError } from '../admin-client.js';
+import { AdminApiError, type AdminClient, type AdminResponse } from '../admin-client.js';
 import { adminClient, printJson, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type CanaryFlags = AdminFlags & {
@@ -25,7 +26,15 @@ type CanaryFlags = AdminFlags & {
   detach?: boolean;
   status?: boolean;
   abort?: boolean;
+  pause?: boolean;
+  reason?: string;
+  resume?: boolean;
+  promote?: boolean;
+  full?: boolean;
 };
+
+/** The flags that act on a running rollout by hand, none with another. */
+const OPERATOR_ACTIONS = ['pause', 'resume', 'promote'];
 
 const POLL_MS = 500;
 /**
@@ -69,6 +78,7 @@ function analysisLine(a: CanaryAnalysis): string {
 
 function summary(s: CanaryState): string {
   const head = `${s.service}: ${s.spec.from} → ${s.spec.to} ${s.status}`;
+  if (s.paused) return `${s.service}: ${s.spec.from} → ${s.spec.to} paused at step ${s.step + 1}/${s.spec.steps.length} (${s.weight}% ${s.spec.to}) since ${s.paused.at}${s.paused.reason ? `: ${s.paused.reason}` : ''}\n`;
   if (s.status === 'running') return `${head} at step ${s.step + 1}/${s.spec.steps.length} (${s.weight}% ${s.spec.to})\n`;
   return `${head}${s.reason ? `: ${s.reason}` : ''}\n`;
 }
@@ -95,9 +105,13 @@ async function follow(flags: CanaryFlags, service: string, started: CanaryState)
   const json = flags.output === 'json';
   let state = started;
   let lostSince = 0;
+  let pausedAt = started.paused?.at;
   for (;;) {
     if (!json) for (const a of state.analyses.slice(printed)) process.stdout.write(analysisLine(a));
     printed = state.analyses.length;
+    // Paused or resumed by hand meanwhile: said once, or a paused rollout's follower would seem stuck.
+    if (!json && state.status === 'running' && state.paused?.at !== pausedAt) process.stdout.write(summary(state));
+    pausedAt = state.paused?.at;
     if (state.status !== 'running') break;
     await sleep(POLL_MS);
     try {
@@ -129,6 +143,16 @@ function answersLater(err: unknown): err is AdminApiError {
   return err instanceof AdminApiError && (err.code === 'unreachable' || err.code === 'timeout' || err.status >= 500);
 }
 
+/** The request of --status, --abort, --pause, --resume or --promote; undefined for a start. */
+function rolloutRequest(flags: CanaryFlags, client: AdminClient, path: string): Promise<AdminResponse<CanaryState>> | undefined {
+  if (flags.status) return client.get(path, CANARY);
+  if (flags.abort) return client.delete(path, CANARY);
+  if (flags.pause) return client.post(`${path}/pause${flags.reason ? `?reason=${encodeURIComponent(flags.reason)}` : ''}`, undefined, CANARY);
+  if (flags.resume) return client.post(`${path}/resume`, undefined, CANARY);
+  if (flags.promote) return client.post(`${path}/promote${flags.full ? '?full=true' : ''}`, undefined, CANARY);
+  return undefined;
+}
+
 export function registerCanary(program: Command): void {
   const command = program
     .command('canary')
@@ -142,20 +166,28 @@ export function registerCanary(program: Command): void {
     .addOption(new Option('--max-p99 <duration>', 'roll back above this p99 latency, at most 10s; 0 turns the latency check off (default 500ms)').argParser(parseDurationFlag))
     .addOption(new Option('--min-requests <n>', 'requests a step needs to be judged (default 20)').argParser(parseNumber))
     .addOption(new Option('--detach', 'start it and return'))
-    .addOption(new Option('--status', "show the service's rollout").conflicts(['abort', 'to', 'detach']))
-    .addOption(new Option('--abort', 'stop the running rollout and restore 100% --from').conflicts(['to', 'detach']));
+    .addOption(new Option('--status', "show the service's rollout").conflicts(['abort', 'to', 'detach', ...OPERATOR_ACTIONS]))
+    .addOption(new Option('--abort', 'stop the running rollout and restore 100% --from').conflicts(['to', 'detach', ...OPERATOR_ACTIONS]))
+    .addOption(new Option('--pause', 'pause the running rollout: its split stays and no step is judged until --resume or --promote').conflicts(['to', 'detach', 'resume', 'promote']))
+    .addOption(new Option('--reason <text>', 'with --pause: why, shown with the pause'))
+    .addOption(new Option('--resume', 'resume a paused rollout at its step, with a fresh measurement window').conflicts(['to', 'detach', 'promote']))
+    .addOption(new Option('--promote', "move the running rollout to its next step now, skipping the step's analysis").conflicts(['to', 'detach']))
+    .addOption(new Option('--full', 'with --promote: straight to 100% --to, ending the rollout succeeded'));
   withAdminFlags(command).action((service: string, flags: CanaryFlags) =>
     runAdmin(async () => {
       const client = adminClient(flags);
       const path = `/api/v1/canaries/${encodeURIComponent(service)}`;
-      if (flags.status || flags.abort) {
-        const state = (flags.abort ? await client.delete(path, CANARY) : await client.get(path, CANARY)).body;
+      if (flags.reason !== undefined && !flags.pause) throw new UsageError('--reason goes with --pause');
+      if (flags.full && !flags.promote) throw new UsageError('--full goes with --promote');
+      const onRollout = rolloutRequest(flags, client, path);
+      if (onRollout) {
+        const state = (await onRollout).body;
         if (flags.output === 'json') return printJson(state);
         for (const a of state.analyses) process.stdout.write(analysisLine(a));
         process.stdout.write(summary(state));
         return;
       }
-      if (!flags.to) throw new UsageError('give the subset to roll out with --to SUBSET (or --status / --abort)');
+      if (!flags.to) throw new UsageError('give the subset to roll out with --to SUBSET (or --status / --abort / --pause / --resume / --promote)');
       const thresholds = {
         ...(flags.minSuccessRate !== undefined ? { minSuccessRate: flags.minSuccessRate } : {}),
         ...(flags.maxP99 !== undefined ? { maxP99: flags.maxP99 } : {}),

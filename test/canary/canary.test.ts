@@ -166,6 +166,40 @@ describe('canary rollouts', () => {
     expect((await apiError(cp.api.delete('/api/v1/canaries/backend'))).status).toBe(409);
   });
 
+  it('pauses (skein canary --pause --reason), resumes and promotes by hand (--promote, --full); paused, it still owns its split', async () => {
+    const detached = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '25,50,100', '--interval', '30s', '--detach']);
+    expect(detached.code, detached.output).toBe(0);
+    const paused = await skeinCli(procs, cp, ['canary', 'backend', '--pause', '--reason', 'waiting for QA']);
+    expect(paused.code, paused.output).toBe(0);
+    expect(paused.output).toMatch(/^backend: v1 → v2 paused at step 1\/3 \(25% v2\) since \S+: waiting for QA$/m);
+    expect(await canary()).toMatchObject({ status: 'running', step: 0, weight: 25, paused: { reason: 'waiting for QA' } });
+    expect((await skeinCli(procs, cp, ['canary', 'backend', '--status'])).output).toMatch(/paused at step 1\/3 \(25% v2\) since \S+: waiting for QA/);
+    expect((await apiError(cp.api.put('/api/v1/routes/backend/split', { v1: 100 }))).status).toBe(409);
+    expect((await apiError(cp.api.post('/api/v1/canaries/backend/pause', undefined))).message).toMatch(/is already paused \(since \S+: waiting for QA\)/);
+    expect(await split()).toEqual({ v1: 75, v2: 25 });
+
+    const resumed = await skeinCli(procs, cp, ['canary', 'backend', '--resume']);
+    expect(resumed.output).toMatch(/^backend: v1 → v2 running at step 1\/3 \(25% v2\)$/m);
+    expect((await apiError(cp.api.post('/api/v1/canaries/backend/resume', undefined))).status).toBe(409);
+
+    const promoted = (await cp.api.post<CanaryState>('/api/v1/canaries/backend/promote', undefined)).body;
+    expect(promoted).toMatchObject({ status: 'running', step: 1, weight: 50, analyses: [], promotions: [{ step: 0, weight: 25, full: false }] });
+    expect(await split()).toEqual({ v1: 50, v2: 50 });
+    await waitUntil(async () => ((await servedBy(20)).has('backend-v2') ? true : undefined), { what: 'sidecars routing by the promoted step' });
+    expect((await apiError(cp.api.post('/api/v1/canaries/backend/promote?full=maybe', undefined))).status).toBe(400);
+
+    const full = await skeinCli(procs, cp, ['canary', 'backend', '--promote', '--full']);
+    expect(full.code, full.output).toBe(0);
+    expect(full.output).toMatch(/backend: v1 → v2 succeeded: promoted by an operator at step 2 of 3 \(50% v2\) to 100%, skipping its analysis$/m);
+    expect(await split()).toEqual({ v2: 100 });
+    await waitUntil(async () => ((await servedBy(10)).has('backend-v1') ? undefined : true), { what: 'traffic on v2 only' });
+    expect((await apiError(cp.api.post('/api/v1/canaries/backend/promote', undefined))).message).toMatch(/is not running: it succeeded/);
+    const none = await apiError(cp.api.post('/api/v1/canaries/nothing/pause', undefined));
+    expect(none.status).toBe(404);
+    const fullAlone = await skeinCli(procs, cp, ['canary', 'backend', '--full']);
+    expect(fullAlone.code, fullAlone.output).toBe(2);
+  }, 40_000);
+
   it('refuses bad bodies with 422 naming the field, and bad flags with exit 2', async () => {
     const cases: [unknown, RegExp][] = [
       [{ steps: [10, 100] }, /^to: /],

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CanaryState } from '../../control-plane/canary/controller.js';
 import { announceInstance, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
-import { Processes, waitUntil } from '../support/index.js';
+import { apiError, Processes, waitUntil } from '../support/index.js';
 
 const procs = new Processes();
 const instances: { close(): Promise<void> }[] = [];
@@ -82,6 +82,30 @@ describe('canary state', () => {
     expect(await split(second, 'plain')).toEqual({ v1: 80, v2: 20 });
     expect((await second.api.delete('/api/v1/canaries/plain')).body).toMatchObject({ status: 'aborted' });
     expect(await split(second, 'plain')).toEqual({ v1: 100 });
+  }, 60_000);
+
+  it('keeps a paused rollout paused across a crash (its split set again); resumed there, it is analysed again', async () => {
+    const first = await startControlPlane(procs);
+    await withSubsets(first, 'frozen');
+    await first.api.post('/api/v1/canaries/frozen', { to: 'v2', steps: [20, 100], interval: '1s', maxHolds: 100 });
+    expect((await first.api.post<CanaryState>('/api/v1/canaries/frozen/pause?reason=change%20freeze', undefined)).body).toMatchObject({ paused: { reason: 'change freeze' } });
+    first.child.kill('SIGKILL');
+    await first.child.exited;
+
+    const second = await startControlPlane(procs, { dataDir: first.dataDir, httpPort: first.httpPort, grpcPort: first.grpcPort });
+    expect(await canary(second, 'frozen')).toMatchObject({ status: 'running', step: 0, weight: 20, paused: { reason: 'change freeze' }, analyses: [] });
+    expect(await split(second, 'frozen')).toEqual({ v1: 80, v2: 20 });
+    expect((await apiError(second.api.put('/api/v1/routes/frozen/split', { v1: 100 }))).status).toBe(409);
+    const resumed = (await second.api.post<CanaryState>('/api/v1/canaries/frozen/resume', undefined)).body;
+    expect(resumed.paused).toBeUndefined();
+    const judged = await waitUntil(async () => {
+      const s = await canary(second, 'frozen');
+      return s.analyses.length > 0 ? s : undefined;
+    }, { timeoutMs: 15_000, what: 'an analysis after the resume' });
+    expect(judged.analyses[0]).toMatchObject({ step: 0, decision: 'hold' });
+    // A fresh window: from the resume (or the end of the resync hold, if that came later).
+    expect(Date.parse(judged.analyses[0]!.windowStart)).toBeGreaterThanOrEqual(Date.parse(resumed.stepStartedAt));
+    expect((await second.api.delete('/api/v1/canaries/frozen')).body).toMatchObject({ status: 'aborted' });
   }, 60_000);
 
   it('rolls back a step that never gets enough requests once its holds are used up', async () => {
