@@ -198,6 +198,11 @@ describe('canary rollouts', () => {
     expect(none.status).toBe(404);
     const fullAlone = await skeinCli(procs, cp, ['canary', 'backend', '--full']);
     expect(fullAlone.code, fullAlone.output).toBe(2);
+    // The OpenAPI description is built from the same route table.
+    const doc = (await cp.api.get<{ paths: Record<string, { post?: { parameters?: { name: string }[] } }> }>('/api/v1/openapi.json')).body;
+    for (const action of ['pause', 'resume', 'promote']) expect(doc.paths[`/api/v1/canaries/{service}/${action}`]?.post, action).toBeDefined();
+    expect(doc.paths['/api/v1/canaries/{service}/promote']!.post!.parameters!.map((p) => p.name)).toEqual(['service', 'full']);
+    expect(doc.paths['/api/v1/canaries/{service}/pause']!.post!.parameters!.map((p) => p.name)).toEqual(['service', 'reason']);
   }, 40_000);
 
   it('refuses bad bodies with 422 naming the field, and bad flags with exit 2', async () => {
