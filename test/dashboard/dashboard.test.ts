@@ -207,7 +207,7 @@ describe('dashboard', () => {
     }
   });
 
-  it('shows the running rollout that owns the split, and how it ended', async () => {
+  it('shows the running rollout that owns the split, paused, and how it ended', async () => {
     await page.goto(`${mesh.cp.adminUrl}/#/service/backend`);
     // A long interval: it stays at its first step, unanalysed, until aborted.
     await mesh.cp.api.post('/api/v1/canaries/backend', { to: 'v2', steps: [50, 100], interval: '60s' });
@@ -215,6 +215,10 @@ describe('dashboard', () => {
       const running = page.locator('#rollout', { hasText: 'running' });
       await running.waitFor({ timeout: 10_000 });
       expect(await running.textContent()).toMatch(/^rollout v1 → v2 running: step 1 of 2 at 50% v2, analysed every 60s; it owns this split until it ends/);
+      await mesh.cp.api.post('/api/v1/canaries/backend/pause?reason=waiting%20for%20QA', undefined);
+      const paused = page.locator('#rollout', { hasText: 'paused' });
+      await paused.waitFor({ timeout: 10_000 });
+      expect(await paused.textContent()).toMatch(/^rollout v1 → v2 paused since .* \(waiting for QA\): step 1 of 2 at 50% v2, not analysed until resumed; it owns this split until it ends/);
     } finally {
       await mesh.cp.api.delete('/api/v1/canaries/backend');
     }

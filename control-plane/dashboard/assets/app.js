@@ -385,7 +385,8 @@ function splitControls(name) {
 /**
  * The service's latest automated rollout (GET /api/v1/canaries/{service}), above the sliders: a
  * running one owns the split (a slider's save is refused, 409), so it says which step it is at
- * and what its last analysis measured and decided, as `skein canary --status` does.
+ * and what its last analysis measured and decided, as `skein canary --status` does; a paused one
+ * says since when and why, since its sliders stay refused while nothing moves.
  */
 function rolloutPanel(r) {
   const head = `rollout ${esc(r.spec.from)} → ${esc(r.spec.to)} <span class="badge ${esc(r.status)}">${esc(r.status)}</span>`;
@@ -393,6 +394,10 @@ function rolloutPanel(r) {
   const measured = last
     ? `<div class="muted">last analysis, step ${last.step + 1} at ${last.weight}%: ${last.measured.requests} requests, success ${last.measured.successRate === null ? '-' : `${(last.measured.successRate * 100).toFixed(2)}%`}, p99 ${last.measured.p99Ms === null ? '-' : `${last.measured.p99Ms}ms`} → ${esc(last.decision)}${last.reason ? ` (${esc(last.reason)})` : ''}</div>`
     : '';
+  if (r.paused) {
+    const why = r.paused.reason ? ` (${esc(r.paused.reason)})` : '';
+    return `<div id="rollout" class="message">rollout ${esc(r.spec.from)} → ${esc(r.spec.to)} <span class="badge paused">paused</span> since ${esc(new Date(r.paused.at).toLocaleString())}${why}: step ${r.step + 1} of ${r.spec.steps.length} at ${r.weight}% ${esc(r.spec.to)}, not analysed until resumed; it owns this split until it ends (resume: skein canary ${esc(r.service)} --resume; promote: --promote; abort: --abort)${measured}</div>`;
+  }
   if (r.status === 'running') {
     return `<div id="rollout" class="message">${head}: step ${r.step + 1} of ${r.spec.steps.length} at ${r.weight}% ${esc(r.spec.to)}, analysed every ${r.spec.interval / 1000}s; it owns this split until it ends (abort: skein canary ${esc(r.service)} --abort)${measured}</div>`;
   }
