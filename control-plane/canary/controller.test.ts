@@ -501,6 +501,24 @@ describe('operator actions on a running rollout', () => {
     await c.close();
   });
 
+  it('taken together, are taken one after the other (a start meanwhile refused), each on the state the one before left', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    await c.start('catalog', { to: 'v2', steps: [10, 50, 100], interval: '10m' });
+    const pause = c.pause('catalog', 'first');
+    const again = c.pause('catalog', 'second');
+    const promote = c.promote('catalog');
+    await expect(c.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);
+    const abort = c.abort('catalog');
+    await expect(c.start('catalog', { to: 'v2' })).rejects.toThrow(/is being aborted/);
+    expect(await pause).toMatchObject({ paused: { reason: 'first' } });
+    await expect(again).rejects.toThrow(/already paused \(since \S+: first\)/);
+    expect(await promote).toMatchObject({ status: 'running', step: 1, weight: 50 });
+    expect(await abort).toMatchObject({ status: 'aborted', promotions: [{ step: 0, weight: 10, full: false }] });
+    expect(splits).toEqual([{ v1: 90, v2: 10 }, { v1: 50, v2: 50 }, { v1: 100 }]);
+  });
+
   it('a paused rollout stays paused across a restart, its split set again, and resumes from there', async () => {
     const store = await FileStore.open(tempDir());
     const first = new CanaryController(deps(store, { setSplit: async () => {} }));

@@ -2,7 +2,8 @@
  * `skein canary` following its rollout, end to end (a real control plane and CLI; the v2
  * instance is a sidecar's control-plane client run here): when its rollout is aborted and
  * another started between two of its polls, it says so and exits 1 instead of following the
- * other one's steps and reporting that one's result as its own.
+ * other one's steps and reporting that one's result as its own; and through a pause and a
+ * promotion by hand, which it reports and keeps following.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, announceInstance, startControlPlane, type ControlPlaneProcess } from '../control-plane/harness.js';
@@ -53,6 +54,21 @@ describe('skein canary, following', () => {
     expect(exit.code, cli.output()).toBe(1);
     expect(cli.output()).toContain('canary of outage aborted');
     expect(cli.output()).not.toContain('its result is not known');
+  }, 60_000);
+
+  it('keeps following a rollout paused by hand, saying so, and takes a promotion to 100% as its success', async () => {
+    const cp = await startControlPlane(procs);
+    await cp.api.put('/api/v1/services/held/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } } });
+    sources.push(await announceInstance(cp, 'held', 'v2'));
+    const cli = procs.spawn('skein canary', process.execPath, [skeinBin, 'canary', 'held', '--to', 'v2', '--steps', '25,100', '--interval', '10m', '--control-plane', cp.adminUrl], { SKEIN_ADMIN_TOKEN: ADMIN_TOKEN });
+    await waitUntil(() => cli.output().includes('rolling out v2'), { what: 'the CLI to follow its rollout' });
+    await cp.api.post('/api/v1/canaries/held/pause?reason=lunch', undefined);
+    await waitUntil(() => /held: v1 → v2 paused at step 1\/2 \(25% v2\) since \S+: lunch\n/.test(cli.output()), { what: 'the CLI to say the rollout is paused' });
+    expect(cli.hasExited, cli.output()).toBe(false);
+    await cp.api.post('/api/v1/canaries/held/promote?full=true', undefined);
+    const exit = await cli.exited;
+    expect(exit.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain('held: v1 → v2 succeeded: promoted by an operator at step 1 of 2 (25% v2) to 100%, skipping its analysis\n');
   }, 60_000);
 });
 
