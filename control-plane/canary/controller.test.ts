@@ -519,6 +519,31 @@ describe('operator actions on a running rollout', () => {
     expect(splits).toEqual([{ v1: 90, v2: 10 }, { v1: 50, v2: 50 }, { v1: 100 }]);
   });
 
+  it('promote of a rollout at its only step, 100, ends it succeeded as it is, skipping its analysis', async () => {
+    const store = await FileStore.open(tempDir());
+    const splits: Record<string, number>[] = [];
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    await c.start('catalog', { to: 'v2', steps: [100], interval: '10m' });
+    expect(await c.promote('catalog')).toMatchObject({ status: 'succeeded', step: 0, weight: 100, reason: 'promoted by an operator at step 1 of 1 (100% v2) to 100%, skipping its analysis' });
+    expect(splits).toEqual([{ v2: 100 }]);
+  });
+
+  it('close waits for an action under way, which starts the loop again, so no loop runs after it', async () => {
+    const store = await FileStore.open(tempDir());
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => { if (w.v2 === 50) await blocked; } }));
+    await c.start('catalog', { to: 'v2', steps: [10, 50, 100], interval: '10m' });
+    const promoted = c.promote('catalog');
+    const closed = c.close();
+    release();
+    expect(await promoted).toMatchObject({ status: 'running', step: 1 });
+    await closed;
+    // With a loop left running, this start would be refused as "already running".
+    expect(await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '10m' })).toMatchObject({ status: 'running', step: 0 });
+    await c.close();
+  });
+
   it('a paused rollout stays paused across a restart, its split set again, and resumes from there', async () => {
     const store = await FileStore.open(tempDir());
     const first = new CanaryController(deps(store, { setSplit: async () => {} }));

@@ -323,19 +323,23 @@ export class CanaryController implements CanaryGuard {
   promote(service: string, full = false): Promise<CanaryState> {
     return this.operate(service, async (state) => {
       const last = state.spec.steps.length - 1;
-      const next = full ? last : Math.min(state.step + 1, last);
-      const weight = state.spec.steps[next]!;
-      if (next !== state.step) await this.deps.checkSplit(service, weights(state.spec, weight));
+      // Past the last step (only `--steps 100`'s, already at 100%): the rollout succeeds as it is.
+      const next = full ? Math.max(last, state.step + 1) : state.step + 1;
+      if (next <= last) await this.deps.checkSplit(service, weights(state.spec, state.spec.steps[next]!));
       const at = new Date().toISOString();
       const skipped = full && next > state.step + 1 ? 'the analysis of this step and of those up to 100%' : 'its analysis';
       const promoted: CanaryState = { ...unpaused(state), promotions: [...(state.promotions ?? []), { at, step: state.step, weight: state.weight, full }], updatedAt: at };
       const reason = `promoted by an operator at step ${state.step + 1} of ${state.spec.steps.length} (${state.weight}% ${state.spec.to}) to 100%, skipping ${skipped}`;
-      return this.advance(promoted, next === state.step ? next + 1 : next, reason);
+      return this.advance(promoted, next, reason);
     });
   }
 
-  /** Stops the loops without changing state, so a restart resumes them. */
+  /**
+   * Stops the loops without changing state, so a restart resumes them; once the operator actions
+   * under way are done, since each starts its rollout's loop again.
+   */
   async close(): Promise<void> {
+    await Promise.all(this.acting.values());
     const loops = [...this.loops.values()];
     for (const loop of loops) loop.abort.abort();
     await Promise.all(loops.map((l) => l.done));
