@@ -6,7 +6,9 @@
  * under `canaries/{service}`, so a restarted control plane resumes a running rollout at
  * its current step (with a fresh measurement window: the metrics were in memory). Stored
  * states are checked when read back (`load`): a hand-corrupted one refuses the start, naming
- * its key, before any rollout is resumed or anything is written.
+ * its key, before any rollout is resumed or anything is written. An operator can pause, resume
+ * and promote a running rollout (as abort, each stops its loop first and acts on a state no
+ * analysis is changing); a paused one keeps a loop that only waits, so it stays owned here.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, validate } from '../../common/config/parse.js';
