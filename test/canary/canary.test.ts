@@ -196,8 +196,10 @@ describe('canary rollouts', () => {
     expect((await apiError(cp.api.post('/api/v1/canaries/backend/promote', undefined))).message).toMatch(/is not running: it succeeded/);
     const none = await apiError(cp.api.post('/api/v1/canaries/nothing/pause', undefined));
     expect(none.status).toBe(404);
-    const fullAlone = await skeinCli(procs, cp, ['canary', 'backend', '--full']);
-    expect(fullAlone.code, fullAlone.output).toBe(2);
+    for (const flags of [['--full'], ['--reason', 'x'], ['--pause', '--resume'], ['--promote', '--to', 'v2']]) {
+      const usage = await skeinCli(procs, cp, ['canary', 'backend', ...flags]);
+      expect(usage.code, `${flags.join(' ')}: ${usage.output}`).toBe(2);
+    }
     // The OpenAPI description is built from the same route table.
     const doc = (await cp.api.get<{ paths: Record<string, { post?: { parameters?: { name: string }[] } }> }>('/api/v1/openapi.json')).body;
     for (const action of ['pause', 'resume', 'promote']) expect(doc.paths[`/api/v1/canaries/{service}/${action}`]?.post, action).toBeDefined();
