@@ -40,11 +40,7 @@ export class SpanBuffer {
   }
 
   add(hop: Hop, status: number, seconds: number): void {
-    if (this.queue.length >= this.maxQueued) {
-      this.dropped++;
-      this.options.onDrop?.(1);
-      return;
-    }
+    if (!this.room()) return;
     const outbound = hop.deps.direction === 'outbound';
     const edge = hop.edge;
     const retries = hop.retries;
@@ -77,6 +73,14 @@ export class SpanBuffer {
     if (this.queue.length >= this.batchSize && this.soon === undefined) this.soon = setImmediate(() => this.flush());
   }
 
+  /** Whether the queue takes one more span; when full, the span is dropped and counted. */
+  private room(): boolean {
+    if (this.queue.length < this.maxQueued) return true;
+    this.dropped++;
+    this.options.onDrop?.(1);
+    return false;
+  }
+
   /**
    * A client span per retry, under the hop's span (the hop's span stands for the request and
    * its first try): from when the retry went out to when its try failed, or, for the last
@@ -85,12 +89,7 @@ export class SpanBuffer {
   private addRetries(hopSpan: SpanRecord, hop: Hop, retries: readonly RetryEvent[], seconds: number): void {
     const hopEnd = hop.startedAt + seconds * 1000;
     for (const r of retries) {
-      if (r.spanId === '') continue;
-      if (this.queue.length >= this.maxQueued) {
-        this.dropped++;
-        this.options.onDrop?.(1);
-        continue;
-      }
+      if (r.spanId === '' || !this.room()) continue;
       const last = Number.isNaN(r.endedAt);
       const end = last ? hopEnd : r.endedAt;
       this.queue.push({
