@@ -37,8 +37,7 @@ export class Tally {
 
   /** What this tally grew by since it was `earlier` (a copy taken then). */
   since(earlier: Tally): Tally {
-    const delta = new Tally(this.buckets.length);
-    delta.add(this);
+    const delta = this.copy();
     delta.requests -= earlier.requests;
     delta.failures -= earlier.failures;
     delta.sumSeconds -= earlier.sumSeconds;
