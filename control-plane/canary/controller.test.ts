@@ -407,8 +407,10 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: new Date(at).toISOString(), decision: 'advance' });
+    // Opened a report's lag after the release, and before the step was judged: timed by order,
+    // not by a bound on how late a loaded machine's timer fires.
     expect(windows[0]).toBeGreaterThanOrEqual(at + 1_200);
-    expect(windows[0]).toBeLessThan(at + 1_200 + 500);
+    expect(windows[0]).toBeLessThanOrEqual(Date.parse(ended.analyses[0]!.analyzedAt));
   });
 });
 
