@@ -32,6 +32,8 @@ async function h2Status(sidecar: MeshSidecar, authority: string): Promise<number
   const session = h2connect(sidecar.outboundUrl);
   try {
     return await new Promise<number>((resolve, reject) => {
+      // Without a listener a reset of the connection (the sidecar ending it after the answer) is an uncaught exception.
+      session.on('error', reject);
       const stream = session.request({ ':path': '/item', ':authority': authority });
       stream.on('response', (h) => resolve(h[':status']!));
       stream.on('error', reject);
