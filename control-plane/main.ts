@@ -4,6 +4,7 @@
  * plane's CA; the admin API reads and writes the store. This file only wires them.
  */
 import type { Server } from 'node:http';
+import { hostname } from 'node:os';
 import { makeDataDir } from './data-dir.js';
 import { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log.js';
@@ -35,6 +36,7 @@ import type { Discovery } from './registry/discovery.js';
 import { connectConsul } from '../common/consul/client.js';
 import { MeshConfig } from './state/mesh-config.js';
 import { SnapshotPublisher } from './state/snapshots.js';
+import { ConsulLease, SoleLease, type Lease } from './store/lease.js';
 import { openStore } from './store/open.js';
 import type { ConfigStore } from './store/store.js';
 import { checkAll } from './store/stored-entries.js';
@@ -93,6 +95,8 @@ export async function startControlPlane(options: ControlPlaneOptions, logger: Lo
 async function startLocked(options: ControlPlaneOptions, logger: Logger): Promise<RunningControlPlane> {
   const consul = options.consul ? connectConsul(options.consul) : undefined;
   const store = await openStore({ kind: options.store, dataDir: options.dataDir, consul, logger });
+  // openStore refused a Consul store without --consul.
+  const lease: Lease = options.store === 'consul' ? new ConsulLease(consul!, logger) : new SoleLease();
   const ca = await CertificateAuthority.open({
     dataDir: options.dataDir, trustDomain: options.trustDomain, trustDomainAliases: options.trustDomainAliases, caCertFile: options.caCertFile, caKeyFile: options.caKeyFile, leafLifetimeMs: options.certTtlMs,
   });
@@ -122,6 +126,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     released: () => push.released(),
     counts: (service, subset) => observability.stats.countsOf(service, subset),
     measure: (service, subset, start, seconds) => observability.stats.since(service, subset, start, seconds),
+    lease,
     logger,
   });
   // The stored mesh config (composed by publisher.start), every token and every running
@@ -195,10 +200,11 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerDashboardRoutes(router);
   registerMetricsRoute(router, metrics.registry);
   registerCanaryRoutes(router, canaries);
-  await canaries.resume();
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
   metrics.countResponses(http);
   const httpPort = await listen(http, options.httpHost, options.httpPort);
+  // Its holder (the only replica, on the file store) drives rollouts, the running ones resumed.
+  canaries.decidedBy(lease.start(adminUrl(options.httpHost, httpPort), { taken: () => canaries.drive(), lost: () => canaries.standDown() }));
 
   logger.info({ grpcPort, httpPort, dataDir: options.dataDir, store: options.store, caFile: ca.bundlePath }, 'control plane listening');
   return {
@@ -213,6 +219,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     push,
     async close() {
       http.closeAllConnections();
+      await lease.close();
       await canaries.close();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       rotation.close();
@@ -226,6 +233,12 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
       consul?.close();
     },
   };
+}
+
+/** The admin API's URL for other replicas and operators: an unspecified host is this machine's name. */
+function adminUrl(host: string, port: number): string {
+  const name = host === '0.0.0.0' || host === '::' || host === '' ? hostname() : host;
+  return `http://${name.includes(':') ? `[${name}]` : name}:${port}`;
 }
 
 function listen(server: Server, host: string, port: number): Promise<number> {

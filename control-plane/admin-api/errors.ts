@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../../common/config/parse.js';
 import { conflictDetails, RunningCanaryError } from '../canary/conflicts.js';
+import { CanaryElsewhereError } from '../canary/controller.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
 import { SnapshotTooLargeError } from '../state/snapshot-size.js';
 import { ShadowedSplitError } from '../state/split-rule.js';
@@ -55,6 +56,13 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ConfigError) return new ApiError('invalid', err.message, err.problems);
   // A write that would change what a running canary rollout steers: refused, nothing written.
   if (err instanceof RunningCanaryError) return new ApiError('conflict', err.message, undefined, { canaries: conflictDetails(err.conflicts) });
+  // A rollout action sent to a replica that does not drive them: sent on to the one that does,
+  // named, or tried again once the lease has changed hands.
+  if (err instanceof CanaryElsewhereError) {
+    return err.driver === undefined
+      ? new ApiError('unavailable', err.message, undefined, undefined, { 'retry-after': '5' })
+      : new ApiError('conflict', err.message, undefined, { driver: err.driver });
+  }
   // A valid split that the service's current rules would keep from some of its requests: the
   // rules are what must change, so a conflict with them rather than an invalid body.
   if (err instanceof ShadowedSplitError) return new ApiError('conflict', err.message, undefined, { shadowedBy: err.shadowing });

@@ -28,9 +28,17 @@ function deps(store: FileStore, over: Partial<CanaryDeps> = {}): CanaryDeps {
     released: async () => 0,
     counts: () => ({ outbound: undefined, inbound: undefined }),
     measure: () => { throw new Error('no measurement expected'); },
+    lease: { location: 'the test', trouble: undefined, holder: async () => undefined },
     logger: createLogger('test', 'silent'),
     ...over,
   };
+}
+
+/** A controller that drives rollouts, as the lease's holder does: the store's rollouts read and the running ones resumed. */
+async function driving(d: CanaryDeps): Promise<CanaryController> {
+  const c = new CanaryController(d);
+  await c.drive();
+  return c;
 }
 
 function controller(store: FileStore): CanaryController {
@@ -64,7 +72,7 @@ describe('stored canary rollouts', () => {
       'canaries/users: holds the rollout of "payments", not of "users"',
     ]);
     expect(bad.get('catalog')).toBeUndefined();
-    await bad.resume();
+    await bad.drive();
     expect(store.currentRevision).toBe(revision);
 
     // Without the running and the misnamed ones, the start goes on past the finished one.
@@ -104,13 +112,11 @@ describe('a rollout whose split cannot be restored', () => {
     delete (running as { endedAt?: string }).endedAt;
     await store.put('canaries/catalog', { ...running, spec: { ...running.spec, interval: 3_600_000 } });
     // The restoring split is refused, as after an apply that dropped the rollout's `from` subset.
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_s, w) => {
         if (w.v1 === 100) throw new Error('unknown subset "v1" of catalog');
       },
     }));
-    await c.load();
-    await c.resume();
     const ended = await c.abort('catalog');
     expect(ended).toMatchObject({ status: 'aborted' });
     expect(ended!.reason).toMatch(/aborted by an operator; the split could not be restored to v1=100 \(unknown subset "v1" of catalog\)/);
@@ -123,9 +129,9 @@ describe('a rollout whose split cannot be restored', () => {
 describe('a split stored but not published', () => {
   const healthy: Golden = { requests: 50, failures: 0, rps: 50, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
   /** A controller whose splits after the first `published` ones are stored but not published, as while another stored entry is refused. */
-  function unpublishing(store: FileStore, published: number) {
+  async function unpublishing(store: FileStore, published: number) {
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_service, weights) => {
         splits.push(weights);
         if (splits.length > published) throw new SplitNotPublishedError(`the split ${JSON.stringify(weights)} is stored but not published`);
@@ -137,7 +143,7 @@ describe('a split stored but not published', () => {
 
   it('refuses the start (its first split set back to from=100), and keeps no rollout', async () => {
     const store = await FileStore.open(tempDir());
-    const { c, splits } = unpublishing(store, 0);
+    const { c, splits } = await unpublishing(store, 0);
     const err = await c.start('catalog', { to: 'v2', steps: [50, 100] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SplitNotPublishedError);
     expect((err as Error).message).toBe('the canary rollout of catalog did not start: the split {"v1":50,"v2":50} is stored but not published; its split is set back to v1=100');
@@ -148,7 +154,7 @@ describe('a split stored but not published', () => {
 
   it('rolls a running rollout back instead of advancing (or succeeding) on a split sidecars never got', async () => {
     const store = await FileStore.open(tempDir());
-    const { c, splits } = unpublishing(store, 1);
+    const { c, splits } = await unpublishing(store, 1);
     await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { what: 'the rollout to end' });
     expect(ended.status).toBe('rolled-back');
@@ -164,7 +170,7 @@ describe('concurrent aborts', () => {
     const splits: Record<string, number>[] = [];
     let release!: () => void;
     const restoring = new Promise<void>((resolve) => (release = resolve));
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_service, weights) => {
         splits.push(weights);
         if (weights.v1 === 100) await restoring;
@@ -190,7 +196,7 @@ describe('an abort during the resync hold after a start', () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
     let resyncing = true;
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_service, weights) => void splits.push(weights),
       checkSplit: async () => {
         if (resyncing) throw new InstancesNotKnownError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1'], { why: 'the control plane is still resyncing', until: Date.now() + 5_000 });
@@ -214,7 +220,7 @@ describe('a canary subset with no healthy instance', () => {
   it('refuses the start (nothing split, nothing stored): its step would send requests nowhere', async () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, { healthyInstances: async () => 0, setSplit: async (_s, w) => void splits.push(w) }));
+    const c = await driving(deps(store, { healthyInstances: async () => 0, setSplit: async (_s, w) => void splits.push(w) }));
     const err = await c.start('catalog', { to: 'v2', steps: [20, 100] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CanaryNotReadyError);
     expect((err as Error).message).toBe('to: subset v2 of catalog has no healthy instance, so 20% of its requests would fail; start the rollout once one is ready');
@@ -228,7 +234,7 @@ describe('a canary subset with no healthy instance', () => {
     const splits: Record<string, number>[] = [];
     // Healthy at the start, gone at the first two analyses, back at the third.
     const answers = [1, 0, 0, 1];
-    const c = new CanaryController(deps(store, { healthyInstances: async () => answers.shift() ?? 1, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
+    const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 1, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
     await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 1 } });
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
     expect(ended.status).toBe('succeeded');
@@ -244,7 +250,7 @@ describe('a canary subset with no healthy instance', () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
     const answers = [1];
-    const c = new CanaryController(deps(store, { healthyInstances: async () => answers.shift() ?? 0, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
+    const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 0, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
     await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 1, thresholds: { minRequests: 1 } });
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
     expect(ended).toMatchObject({ status: 'rolled-back', reason: 'no healthy instance of v2 to move more requests onto after 1 extra intervals' });
@@ -263,9 +269,7 @@ describe('a resumed rollout', () => {
     const store = await FileStore.open(tempDir());
     await store.put('canaries/catalog', running());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
-    await c.load();
-    await c.resume();
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
     expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
     await c.close();
@@ -275,14 +279,12 @@ describe('a resumed rollout', () => {
     const store = await FileStore.open(tempDir());
     await store.put('canaries/catalog', running());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_s, w) => {
         splits.push(w);
         if (w.v2 === 50) throw new Error('a split of catalog would not steer all its traffic: rule 0 comes before the catch-all rule');
       },
     }));
-    await c.load();
-    await c.resume();
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 100 }]);
     expect(c.get('catalog')).toMatchObject({
       status: 'rolled-back',
@@ -298,7 +300,7 @@ describe('a resumed rollout', () => {
     const released = new Promise<number>((resolve) => (release = resolve));
     let reconnected = false;
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       released: () => released,
       // As the built-in registry answers right after a start: no instance carries version=v1 or v2 yet.
       setSplit: async (_s, w) => {
@@ -306,8 +308,6 @@ describe('a resumed rollout', () => {
         splits.push(w);
       },
     }));
-    await c.load();
-    await c.resume();
     expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
     reconnected = true;
     const at = Date.now();
@@ -325,14 +325,12 @@ describe('a resumed rollout', () => {
     await store.put('canaries/catalog', running());
     let unread = 3;
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_s, w) => {
         if (unread-- > 0) throw new InstancesNotKnownError(['v1: unknown subset "v1" of catalog: not declared in its policy and no instance has version=v1'], { why: "Consul's catalog has not been read", until: Date.now() + 20 });
         splits.push(w);
       },
     }));
-    await c.load();
-    await c.resume();
     await waitUntil(() => splits.length > 0, { timeoutMs: 5_000, what: 'the split set again' });
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
     expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
@@ -343,14 +341,12 @@ describe('a resumed rollout', () => {
     const store = await FileStore.open(tempDir());
     await store.put('canaries/catalog', running());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_s, w) => {
         splits.push(w);
         throw new ConfigError([`${Object.keys(w)[0]}: unknown subset`]);
       },
     }));
-    await c.load();
-    await c.resume();
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 5_000, what: 'the rollback' });
     expect(ended.reason).toMatch(/^on resuming, could not set the split of step 1 \(50% v2\) again: v1: unknown subset; the split could not be restored/);
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 50, v2: 50 }, { v1: 100 }]);
@@ -362,7 +358,7 @@ describe("a step's window", () => {
     const store = await FileStore.open(tempDir());
     const starts: SubsetCounts[] = [];
     let measured = 0;
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async () => {},
       counts: () => ({ outbound: undefined, inbound: undefined }),
       measure: (_service, _subset, start, seconds) => {
@@ -389,7 +385,7 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     const released = new Promise<number>((resolve) => (release = resolve));
     const splits: Record<string, number>[] = [];
     const windows: number[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       released: () => released,
       setSplit: async (_s, w) => void splits.push(w),
       counts: () => (windows.push(Date.now()), { outbound: undefined, inbound: undefined }),
@@ -421,7 +417,7 @@ describe('operator actions on a running rollout', () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
     let measured = 0;
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
     await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
     const paused = await c.pause('catalog', 'checking the dashboards');
     expect(paused).toMatchObject({ status: 'running', step: 0, weight: 50, paused: { reason: 'checking the dashboards' } });
@@ -449,7 +445,7 @@ describe('operator actions on a running rollout', () => {
   it('answers NoCanaryError for a service with none, and aborts a paused one (its pause gone from the end)', async () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
     for (const act of [() => c.pause('catalog'), () => c.resumePaused('catalog'), () => c.promote('catalog')]) {
       await expect(act()).rejects.toBeInstanceOf(NoCanaryError);
     }
@@ -466,7 +462,7 @@ describe('operator actions on a running rollout', () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
     // measure throws: no analysis may run (10m interval).
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
     await c.start('catalog', { to: 'v2', steps: [10, 25, 50, 100], interval: '10m' });
     await c.pause('catalog');
     const promoted = await c.promote('catalog');
@@ -487,7 +483,7 @@ describe('operator actions on a running rollout', () => {
   it('promote leaves the rollout as it was when the next split is refused (503 while subsets are not known yet)', async () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, {
+    const c = await driving(deps(store, {
       setSplit: async (_s, w) => void splits.push(w),
       checkSplit: async () => {
         throw new InstancesNotKnownError(['v2: unknown subset "v2" of catalog'], { why: 'the control plane is still resyncing', until: Date.now() + 5_000 });
@@ -506,7 +502,7 @@ describe('operator actions on a running rollout', () => {
   it('taken together, are taken one after the other (a start meanwhile refused), each on the state the one before left', async () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
     await c.start('catalog', { to: 'v2', steps: [10, 50, 100], interval: '10m' });
     const pause = c.pause('catalog', 'first');
     const again = c.pause('catalog', 'second');
@@ -524,7 +520,7 @@ describe('operator actions on a running rollout', () => {
   it('promote of a rollout at its only step, 100, ends it succeeded as it is, skipping its analysis', async () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
     await c.start('catalog', { to: 'v2', steps: [100], interval: '10m' });
     expect(await c.promote('catalog')).toMatchObject({ status: 'succeeded', step: 0, weight: 100, reason: 'promoted by an operator at step 1 of 1 (100% v2) to 100%, skipping its analysis' });
     expect(splits).toEqual([{ v2: 100 }]);
@@ -534,7 +530,7 @@ describe('operator actions on a running rollout', () => {
     const store = await FileStore.open(tempDir());
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => (release = resolve));
-    const c = new CanaryController(deps(store, { setSplit: async (_s, w) => { if (w.v2 === 50) await blocked; } }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => { if (w.v2 === 50) await blocked; } }));
     await c.start('catalog', { to: 'v2', steps: [10, 50, 100], interval: '10m' });
     const promoted = c.promote('catalog');
     const closed = c.close();
@@ -548,16 +544,14 @@ describe('operator actions on a running rollout', () => {
 
   it('a paused rollout stays paused across a restart, its split set again, and resumes from there', async () => {
     const store = await FileStore.open(tempDir());
-    const first = new CanaryController(deps(store, { setSplit: async () => {} }));
+    const first = await driving(deps(store, { setSplit: async () => {} }));
     await first.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
     await first.pause('catalog', 'night freeze');
     await first.close();
 
     const splits: Record<string, number>[] = [];
     let measured = 0;
-    const second = new CanaryController(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
-    await second.load();
-    await second.resume();
+    const second = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
     expect(second.get('catalog')).toMatchObject({ status: 'running', paused: { reason: 'night freeze' } });
     await expect(second.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);

@@ -9,6 +9,8 @@
  * its key, before any rollout is resumed or anything is written. An operator can pause, resume
  * and promote a running rollout (as abort, each stops its loop first and acts on a state no
  * analysis is changing); a paused one keeps a loop that only waits, so it stays owned here.
+ * Only the replica holding the lease (store/lease.ts) drives rollouts and takes these actions;
+ * the others answer GETs from the store and send actions to the holder.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, validate } from '../../common/config/parse.js';
@@ -18,6 +20,7 @@ import type { Golden } from '../observability/golden.js';
 import type { SubsetCounts } from '../observability/stats.js';
 import type { CanaryGuard } from '../state/mesh-config.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
+import type { Lease } from '../store/lease.js';
 import type { ConfigStore, StoreEntry, StoreOp } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import type { RunningCanary } from './conflicts.js';
@@ -77,11 +80,27 @@ export interface CanaryDeps {
   counts(service: string, subset: string): SubsetCounts;
   /** The subset's golden metrics since `start` (counts' answer), over a window of `seconds`. */
   measure(service: string, subset: string, start: SubsetCounts, seconds: number): Golden;
+  /** Who drives rollouts: its holder is named to an operator who sent an action to another replica. */
+  readonly lease: Pick<Lease, 'holder' | 'location' | 'trouble'>;
   readonly logger: Logger;
 }
 
 export class CanaryConflictError extends Error {
   override name = 'CanaryConflictError';
+}
+
+/**
+ * An action (start, abort, pause, resume, promote) sent to a replica that does not drive
+ * rollouts: `driver` is the admin URL of the one that does, undefined while the lease changes hands.
+ */
+export class CanaryElsewhereError extends Error {
+  override name = 'CanaryElsewhereError';
+  constructor(
+    message: string,
+    readonly driver: string | undefined,
+  ) {
+    super(message);
+  }
 }
 
 /** An operator action (pause, resume, promote) on a service no rollout of which was ever started. */
@@ -135,6 +154,10 @@ export class CanaryController implements CanaryGuard {
    * not reconnected yet): their loop sets it again once sidecars are released, before anything else.
    */
   private readonly unsplit = new Set<string>();
+  /** Whether this replica drives rollouts: from the end of `drive()` to the start of `standDown()`. */
+  private driving = false;
+  /** This replica's first try for the lease (`decidedBy`): actions sent before it is decided wait for it. */
+  private firstTry: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: CanaryDeps) {}
 
@@ -163,6 +186,7 @@ export class CanaryController implements CanaryGuard {
       }
     }
     if (problems.length > 0) throw new StoredConfigError(this.deps.store.location, problems, 'refusing to start');
+    this.states.clear();
     for (const entry of good) {
       const state: CanaryState = storedCanary.parse(entry.value);
       this.states.set(state.service, state);
@@ -179,7 +203,7 @@ export class CanaryController implements CanaryGuard {
    * start) is tried again once the resync hold has let sidecars reconnect, and only then rolled
    * back.
    */
-  async resume(): Promise<void> {
+  private async resume(): Promise<void> {
     for (const state of [...this.states.values()]) {
       if (state.status !== 'running') continue;
       this.deps.logger.info({ service: state.service, step: state.step, weight: state.weight }, 'resuming canary rollout');
@@ -199,8 +223,61 @@ export class CanaryController implements CanaryGuard {
     }
   }
 
+  /**
+   * Starts driving, when this replica takes the lease: every stored rollout is read again
+   * (another replica may have driven them until now) and the running ones are resumed. A stored
+   * rollout refused since the start leaves them all undriven, the log saying which and why.
+   */
+  async drive(): Promise<void> {
+    try {
+      await this.load();
+    } catch (err) {
+      this.deps.logger.error({ err: (err as Error).message }, 'cannot drive canary rollouts: a stored rollout is refused; fix or delete it, then restart this control plane');
+      return;
+    }
+    await this.resume();
+    this.driving = true;
+  }
+
+  /**
+   * Stops driving, when this replica lost the lease: the loops stop without changing any state,
+   * for the replica that takes the lease to resume them, and actions are refused from now on.
+   */
+  async standDown(): Promise<void> {
+    this.driving = false;
+    await this.close();
+  }
+
   get(service: string): CanaryState | undefined {
     return this.states.get(service);
+  }
+
+  /** The latest rollout of `service`: this replica's own while it drives them, otherwise as stored by the one that does. */
+  async latest(service: string): Promise<CanaryState | undefined> {
+    if (this.driving) return this.states.get(service);
+    const parsed = storedCanary.safeParse((await this.deps.store.get(KEY_PREFIX + service))?.value);
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** Actions sent before `decided` (this replica's first try for the lease) wait for it, rather than be refused while it may yet drive. */
+  decidedBy(decided: Promise<unknown>): void {
+    this.firstTry = decided.catch(() => {});
+  }
+
+  /**
+   * Refuses an action here when this replica does not drive rollouts, naming the one that
+   * does. Callers ask only when not driving, so a driver's actions start in the same tick.
+   */
+  private async unlessDriving(): Promise<void> {
+    await this.firstTry;
+    if (this.driving) return;
+    const driver = await this.deps.lease.holder();
+    if (driver === undefined) {
+      const lease = this.deps.lease;
+      const why = lease.trouble === undefined ? 'is changing hands' : `cannot be taken by this replica: ${lease.trouble}`;
+      throw new CanaryElsewhereError(`no control-plane replica drives canary rollouts at this moment (their lease, ${lease.location}, ${why}); try again in a few seconds`, undefined);
+    }
+    throw new CanaryElsewhereError(`canary rollouts are driven by the control-plane replica at ${driver} (it holds their lease, ${this.deps.lease.location}); send this to it`, driver);
   }
 
   /**
@@ -222,6 +299,7 @@ export class CanaryController implements CanaryGuard {
 
   async start(service: string, body: unknown): Promise<CanaryState> {
     const spec = validate(canaryBody, body);
+    if (!this.driving) await this.unlessDriving();
     if (this.ending.has(service)) throw new CanaryConflictError(`the canary rollout of ${service} is being aborted; start the new one once it has ended`);
     if (this.starting.has(service) || this.loops.has(service) || this.acting.has(service)) throw new CanaryConflictError(`a canary rollout of ${service} is already running; abort it first (DELETE /api/v1/canaries/${service})`);
     this.starting.set(service, spec);
@@ -267,6 +345,7 @@ export class CanaryController implements CanaryGuard {
   async abort(service: string, reason = 'aborted by an operator'): Promise<CanaryState | undefined> {
     const ending = this.ending.get(service);
     if (ending) return ending;
+    if (!this.driving) await this.unlessDriving();
     if (!this.loops.has(service) && !this.acting.has(service)) return undefined;
     const ended = this.serially(service, async () => {
       const loop = this.loops.get(service);
@@ -352,10 +431,11 @@ export class CanaryController implements CanaryGuard {
    * abort stops it), so `act` reads and saves a state no analysis is changing, then started
    * again on what `act` left, unless the rollout ended; also when `act` refuses.
    */
-  private operate(service: string, act: (state: CanaryState) => Promise<CanaryState>): Promise<CanaryState> {
+  private async operate(service: string, act: (state: CanaryState) => Promise<CanaryState>): Promise<CanaryState> {
+    if (!this.driving) await this.unlessDriving();
     return this.serially(service, async () => {
       const loop = this.loops.get(service);
-      if (!loop) throw await this.notDriven(service);
+      if (!loop) throw this.notDriven(service);
       loop.abort.abort();
       await loop.done;
       const state = this.states.get(service)!;
@@ -369,12 +449,9 @@ export class CanaryController implements CanaryGuard {
     });
   }
 
-  /** Why this replica has no loop for `service` to act on, as the error to answer. */
-  private async notDriven(service: string): Promise<Error> {
+  /** Why this replica, which drives rollouts, has no loop for `service` to act on, as the error to answer. */
+  private notDriven(service: string): Error {
     if (this.starting.has(service)) return new CanaryConflictError(`the canary rollout of ${service} is starting; try again once it has started`);
-    const { canary } = await this.running(service);
-    // The loop lives where the rollout was started (or resumed): only that replica can stop it.
-    if (canary) return new CanaryConflictError(`the canary rollout of ${service} is running on another control-plane replica (stored as running, with no loop here); send this to that replica`);
     const state = this.states.get(service);
     return state ? new CanaryConflictError(notRunning(state)) : new NoCanaryError(`no canary rollout of ${service} has been started`);
   }

@@ -52,7 +52,7 @@ export function registerCanaryRoutes(router: Router, canaries: CanaryController)
       summary: "The service's latest rollout: status (running, succeeded, rolled-back, aborted), current step and weight, each analysis's measurements and decision",
       auth: false,
       handler: async ({ params }) => {
-        const state = canaries.get(params.service!);
+        const state = await canaries.latest(params.service!);
         if (!state) throw new ApiError('not-found', `no canary rollout of ${params.service} has been started`);
         return { body: state };
       },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../cli/admin-client.js';
 import { ADMIN_TOKEN } from '../control-plane/harness.js';
-import { freePort, freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
+import { apiError, freePort, freePorts, Processes, tempDir, waitUntil } from '../support/index.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { consulConfig, consulTeardown, switchableApp, type SwitchableApp } from './fixture.js';
 
@@ -99,6 +99,21 @@ describe('Consul ACL token and bad addresses', { timeout: 60_000 }, () => {
     }, { timeoutMs: 20_000, what: 'orders from the catalog in GET /api/v1/services' });
     expect((await api.put('/api/v1/services/orders/policy', { timeout: '2s' })).status).toBe(200);
     expect(await consul.get<string[]>('/kv/skein/?keys')).toContain('skein/policies/orders');
+  });
+
+  it('a control plane whose token may not create sessions names that to a rollout it cannot drive, instead of a bare "try again"', async () => {
+    const limited = '22222222-3333-4444-5555-666666666666';
+    await consul.put('/acl/policy', { Name: 'no-session', Rules: 'key_prefix "skein/" { policy = "write" }\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }' });
+    await consul.put('/acl/token', { SecretID: limited, Policies: [{ Name: 'no-session' }] });
+    const { child, api } = await controlPlane(limited);
+    await waitUntil(async () => {
+      if (child.hasExited) throw new Error(`control plane exited:\n${child.output()}`);
+      return (await api.get('/api/v1/services').catch(() => undefined)) !== undefined;
+    }, { timeoutMs: 20_000, what: 'the control plane to answer' });
+    const refused = await apiError(api.post('/api/v1/canaries/orders', { to: 'v2' }));
+    expect(refused.status).toBe(503);
+    expect(refused.message).toMatch(/their lease, Consul KV at skein\/leases\/canary-driver, cannot be taken by this replica: Consul at http:\/\/127\.0\.0\.1:\d+ refused the ACL token \(403/);
+    expect(child.output()).toMatch(/the canary driver lease \(Consul KV at skein\/leases\/canary-driver\) could not be taken or watched: .*\(403/);
   });
 
   it('a control plane with --store consul and no agent at the address fails at start with a clear error', async () => {
