@@ -41,7 +41,8 @@ export interface SidecarMessage {
   ack?: { version: string };
   nack?: { version: string; reason: string };
   telemetry?: { kind: string; json: string };
-  cert?: { expiryUnix: string; bundleFingerprint: string; rootFingerprint: string };
+  /** `spiffeId` is decoded as '' from a sidecar that does not send it (one older than the field). */
+  cert?: { expiryUnix: string; bundleFingerprint: string; rootFingerprint: string; spiffeId?: string };
   readiness?: { notReady: string };
 }
 

@@ -28,6 +28,8 @@ export interface ProxyRecord {
   /** From CertStatus: the trust bundle it runs and the root of its leaf (root rotation paces on these). */
   bundleFingerprint?: string;
   rootFingerprint?: string;
+  /** From CertStatus: its leaf's SPIFFE ID. */
+  spiffeId?: string;
 }
 
 export interface ProxyView {
@@ -43,6 +45,12 @@ export interface ProxyView {
   nackReason: string | null;
   connectedAt: string;
   certExpiry: string | null;
+  /**
+   * Its leaf's SPIFFE ID, e.g. `spiffe://skein.local/service/orders`: which trust domain it is in
+   * while the mesh moves to another. Null without a certificate, or one without a SPIFFE ID, and
+   * until it has reported (a sidecar older than this field never does).
+   */
+  spiffeId: string | null;
   /** Fingerprint of the root that issued its leaf, as `GET /api/v1/ca` lists roots: which side of a rotation it is on. */
   certRootFingerprint: string | null;
   /** Fingerprint of the trust bundle it runs (`bundleFingerprint` of `GET /api/v1/ca`). */
@@ -129,6 +137,7 @@ export class ProxyTracker {
         nackReason: r.nackReason ?? null,
         connectedAt: new Date(r.connectedAt).toISOString(),
         certExpiry: iso(r.certExpiry),
+        spiffeId: r.spiffeId ?? null,
         certRootFingerprint: r.rootFingerprint ?? null,
         trustBundleFingerprint: r.bundleFingerprint ?? null,
       }));

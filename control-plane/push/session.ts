@@ -206,6 +206,8 @@ export class StreamSession {
         record.certExpiry = Number(message.cert!.expiryUnix) * 1000;
         record.bundleFingerprint = message.cert!.bundleFingerprint;
         record.rootFingerprint = message.cert!.rootFingerprint;
+        // '' from a leaf without one, and from sidecars older than the field: none known.
+        record.spiffeId = message.cert!.spiffeId || undefined;
         break;
       case 'telemetry':
         this.deps.onTelemetry?.(record, message.telemetry!.kind, message.telemetry!.json);

@@ -35,6 +35,12 @@ async function sidecarFor(service: string): Promise<MeshSidecar> {
 /** How many sidecars the control plane has on a stream. */
 const connected = async () => (await cp.api.get<{ proxies: unknown[] }>('/api/v1/proxies')).body.proxies.length;
 
+/** Each connected sidecar's SPIFFE ID as `GET /api/v1/proxies` lists it, by service: who has moved. */
+async function listedIds(): Promise<Record<string, string | null>> {
+  const { proxies } = (await cp.api.get<{ proxies: { service: string; spiffeId: string | null }[] }>('/api/v1/proxies')).body;
+  return Object.fromEntries(proxies.map((p) => [p.service, p.spiffeId]));
+}
+
 /** Whether the snapshot `sidecar` runs has `service`'s endpoints. */
 async function knows(sidecar: MeshSidecar, service: string): Promise<boolean> {
   const config = (await (await fetch(`${sidecar.adminUrl}/config`)).json()) as { snapshot: { services?: Record<string, { endpoints?: unknown[] }> } };
@@ -85,6 +91,9 @@ describe('a control plane restarted with another --trust-domain', () => {
     const payments = await sidecarFor('payments');
     expect(await servedId(payments)).toBe(`spiffe://${NEW}/service/payments`);
     expect(await servedId(gateway)).toBe(`spiffe://${OLD}/service/gateway`);
+    // The operator's view of the move: who holds a certificate of which trust domain.
+    const before = { gateway: `spiffe://${OLD}/service/gateway`, orders: `spiffe://${OLD}/service/orders`, payments: `spiffe://${NEW}/service/payments` };
+    await waitUntil(async () => JSON.stringify(await listedIds()) === JSON.stringify(before) || undefined, { what: `the proxies listed with their identities: ${JSON.stringify(before)}` });
     // The old sidecars keep their snapshot through the resync hold: payments reaches them after it.
     await waitUntil(async () => (await knows(gateway, 'payments')) || undefined, { what: 'gateway to be sent payments', timeoutMs: 20_000 });
     expect(await get(gateway, 'payments')).toMatchObject({ status: 200 });
@@ -99,6 +108,8 @@ describe('a control plane restarted with another --trust-domain', () => {
       await waitUntil(async () => (await servedId(s)) === `spiffe://${NEW}/service/${s.service}` || undefined, { what: `${s.service} to serve a ${NEW} identity`, timeoutMs: 15_000 });
     }
     expect(await get(gateway, 'payments')).toMatchObject({ status: 200 });
+    const after = { gateway: `spiffe://${NEW}/service/gateway`, orders: `spiffe://${NEW}/service/orders`, payments: `spiffe://${NEW}/service/payments` };
+    await waitUntil(async () => JSON.stringify(await listedIds()) === JSON.stringify(after) || undefined, { what: `the proxies listed in ${NEW}`, timeoutMs: 5_000 });
     // Each sidecar's log says what it moved to, and which trust domains it takes peers in.
     await waitUntil(() => gateway.child.output().split('\n').some((l) => l.includes('identity renewed') && l.includes(`"spiffeId":"spiffe://${NEW}/service/gateway"`) && l.includes(`"peerTrustDomains":["${NEW}","${OLD}"]`)) || undefined, { what: 'the move in gateway\'s log', timeoutMs: 3_000 });
     const { ok, failures } = await load.stop();
