@@ -194,7 +194,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerProxyRoutes(router, { proxies, publisher });
   registerTokenRoutes(router, { tokens, onChange: (action) => metrics.tokenChanged(action) });
   registerCaRoutes(router, { ca, rotation, signing });
-  registerExplainRoutes(router, { publisher, breakersTo: (service) => observability.stats.breakersTo(service) });
+  registerExplainRoutes(router, { publisher, breakersTo: (service) => observability.stats.breakersTo(service), ejectionsTo: (service) => observability.stats.ejectionsTo(service) });
   registerInjectRoute(router, options.inject ?? DEFAULT_INJECT_OPTIONS);
   registerObservabilityRoutes(router, observability, { config, discovery });
   registerDashboardRoutes(router);

@@ -44,6 +44,9 @@ function printExplanation(a: ExplainAnswer): void {
     const answers = b.state === 'half-open' ? 'it sends a trial request and answers the others' : 'it answers';
     out(`breaker for ${b.subset === '*' ? '(all)' : b.subset} ${b.state} in ${b.service} ${b.instance}: ${answers} 503 (x-skein-reason: circuit-open)`);
   }
+  for (const e of a.ejectedEndpoints ?? []) {
+    out(`endpoint ${e.endpoint} ejected by ${e.service} ${e.instance} until ${e.until}${e.reason ? ` (${e.reason})` : ''}: it sends it nothing while another endpoint is not ejected`);
+  }
   const p = a.policy;
   if (!p) return;
   out();
@@ -66,7 +69,7 @@ export function registerExplain(program: Command): void {
     .argument('<method>', 'HTTP method, e.g. GET', parseMethod)
     .argument('<path>', 'request path, e.g. /products/1', parseRequestPath)
     .option('-H, --header <name:value>', 'request header (repeatable)', collectHeader, [])
-    .option('--from <source>', 'calling service: whether intentions admit it, and only its sidecars\' open breakers', parseServiceName);
+    .option('--from <source>', 'calling service: whether intentions admit it, and only its sidecars\' open breakers and ejections', parseServiceName);
   withAdminFlags(command).action((service: string, method: string, path: string, flags: AdminFlags & { header: string[]; from?: string }) =>
     runAdmin(async () => {
       const query = new URLSearchParams({ service, method, path });

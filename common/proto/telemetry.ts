@@ -26,6 +26,11 @@ export interface StatsMessage {
   readonly edges: readonly EdgeDelta[];
   /** Circuit breakers this sidecar holds that are not closed, plus any that changed. */
   readonly breakers: readonly BreakerState[];
+  /**
+   * Every endpoint this sidecar's outlier detection holds ejected now; sent while there is one
+   * and once more when the last one returns. Absent from sidecars older than the field (none known).
+   */
+  readonly ejections?: readonly EjectionState[];
 }
 
 export interface EdgeDelta {
@@ -49,6 +54,18 @@ export interface BreakerState {
   readonly destination: string;
   readonly subset: string;
   readonly state: 'closed' | 'open' | 'half-open';
+}
+
+/** An endpoint of `destination` ejected from this sidecar's balancing (sidecar/resilience/outlier.ts). */
+export interface EjectionState {
+  readonly destination: string;
+  /** `address:port` (`[v6]:port`), as the sidecar's /clusters names it. */
+  readonly endpoint: string;
+  /** Epoch milliseconds when the ejection began and when it ends (unless the endpoint shows it is back sooner). */
+  readonly since: number;
+  readonly until: number;
+  /** Why, e.g. `5 consecutive errors`; absent when the sidecar does not say. */
+  readonly reason?: string;
 }
 
 /** `kind: "tap"`: requests seen while a tap is open, at most the rate the tap allows. */

@@ -4,7 +4,8 @@
  * the timeout, retry, breaker and outlier policy in force (rule overrides applied). The
  * matching is common/routing's, the same code the sidecars run; given the caller (`source`),
  * also whether the destination's intentions admit it (the sidecars' evaluator) and which of
- * the breakers its sidecars hold for each subset are open, as they last reported them.
+ * the breakers its sidecars hold for each subset are open, and which of the destination's
+ * endpoints they hold ejected (outlier detection), as they last reported them.
  */
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
@@ -15,7 +16,7 @@ import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
 import { compileIntentions } from '../../sidecar/authz/intentions.js';
 import { isRetryableMethod } from '../../sidecar/resilience/retry-decision.js';
-import type { BreakerView } from '../observability/stats.js';
+import type { BreakerView, EjectionView } from '../observability/stats.js';
 import { ApiError } from './errors.js';
 import { parameter, queryParam } from './query-param.js';
 import type { Router } from './router.js';
@@ -52,6 +53,9 @@ export interface IntentionVerdict {
 /** A caller's sidecar whose breaker for a subset of the split is open or half-open: it answers 503 circuit-open instead of sending there. */
 export type OpenBreaker = Pick<BreakerView, 'service' | 'instance' | 'subset' | 'state'>;
 
+/** A caller's sidecar that holds an endpoint of the destination ejected: it sends it nothing until `until` while another endpoint is not ejected. */
+export type EjectedEndpoint = Omit<EjectionView, 'destination'>;
+
 export type ExplainAnswer = Explanation & {
   snapshotVersion: string;
   request: { method: string; path: string; headers: Record<string, string>; source?: string };
@@ -59,6 +63,8 @@ export type ExplainAnswer = Explanation & {
   intention?: IntentionVerdict;
   /** Breakers callers' sidecars (only `source`'s, when given) hold open for the split's subsets; empty when none is. */
   openBreakers?: OpenBreaker[];
+  /** Endpoints of the service callers' sidecars (only `source`'s, when given) hold ejected; empty when none is. */
+  ejectedEndpoints?: EjectedEndpoint[];
 };
 
 function intentionVerdict(snapshot: Snapshot, source: string, destination: string): IntentionVerdict {
@@ -119,6 +125,8 @@ export interface ExplainDeps {
   publisher: SnapshotPublisher;
   /** The breakers callers' sidecars report not closed for a destination (observability/stats.ts). */
   breakersTo(destination: string): BreakerView[];
+  /** The endpoints of a destination callers' sidecars hold ejected (observability/stats.ts). */
+  ejectionsTo(destination: string): EjectionView[];
 }
 
 export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
@@ -138,7 +146,7 @@ export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
       { name: 'method', description: 'HTTP method as sent, case-sensitive as sidecars match it (left out: GET)' },
       { name: 'path', description: 'request path (left out: /)' },
       { name: 'header', description: 'NAME:VALUE, repeatable; a name given again is a repeated header line' },
-      { name: 'source', description: 'calling service: adds whether intentions admit it, and counts only its sidecars\' open breakers' },
+      { name: 'source', description: 'calling service: adds whether intentions admit it, and counts only its sidecars\' open breakers and ejections' },
     ],
     handler: async ({ query }) => {
       // A name no service can have is a mistake in the question, not a request no rule routes:
@@ -164,6 +172,12 @@ export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
             .filter((b) => subsets.has(b.subset) && (source === undefined || b.service === source))
             .map(({ service: caller, instance, subset, state }) => ({ service: caller, instance, subset, state }))
         : undefined;
+      const ejectedEndpoints = explanation.matched
+        ? deps
+            .ejectionsTo(service)
+            .filter((e) => source === undefined || e.service === source)
+            .map(({ destination: _, ...ejection }) => ejection)
+        : undefined;
       const answer: ExplainAnswer = {
         ...explanation,
         snapshotVersion: published.version,
@@ -171,6 +185,7 @@ export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
         ...(policy ? { policy } : {}),
         ...(source && explanation.known && explanation.refused === undefined ? { intention: intentionVerdict(snapshot, source, service) } : {}),
         ...(openBreakers ? { openBreakers } : {}),
+        ...(ejectedEndpoints ? { ejectedEndpoints } : {}),
       };
       return { body: answer };
     },

@@ -74,6 +74,35 @@ describe('StatsAggregator', () => {
     expect(agg.view().edges[0]!['1m'].requests).toBe(0);
   });
 
+  it('lists the ejections callers report until they end, their sidecar goes silent or says goodbye; none from a sidecar that does not report them', () => {
+    let now = 1_000_000;
+    const agg = new StatsAggregator(() => now);
+    const ejection = { destination: 'b', endpoint: '10.0.0.7:15443', since: now - 1_000, until: now + 60_000, reason: '5 consecutive errors' };
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [], breakers: [], ejections: [ejection] });
+    // An older sidecar's message has no `ejections`: it reports none.
+    agg.ingest({ id: 'p2', service: 'c', instanceId: 'c-1' }, { bounds: BOUNDS, edges: [], breakers: [] });
+    const listed = { service: 'a', instance: 'a-1', destination: 'b', endpoint: '10.0.0.7:15443', since: new Date(now - 1_000).toISOString(), until: new Date(now + 60_000).toISOString(), reason: '5 consecutive errors' };
+    expect(agg.ejectionsTo('b')).toEqual([listed]);
+    expect(agg.ejectionsTo('c')).toEqual([]);
+    expect(agg.view({ service: 'b' }).ejections).toEqual([listed]);
+    expect(agg.view({ service: 'c' }).ejections).toEqual([]);
+    // The sidecar says it ended.
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [], breakers: [], ejections: [] });
+    expect(agg.ejectionsTo('b')).toEqual([]);
+    // A short one ends at its `until`, whether or not the sidecar has said so yet.
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [], breakers: [], ejections: [{ ...ejection, until: now + 2_000 }] });
+    expect(agg.ejectionsTo('b')).toHaveLength(1);
+    now += 2_000;
+    expect(agg.ejectionsTo('b')).toEqual([]);
+    // A sidecar that went silent is forgotten after 30 s; one that said goodbye at once.
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [], breakers: [], ejections: [{ ...ejection, until: now + 120_000 }] });
+    now += 30_001;
+    expect(agg.ejectionsTo('b')).toEqual([]);
+    agg.ingest(proxy, { bounds: BOUNDS, edges: [], breakers: [], ejections: [{ ...ejection, until: now + 120_000 }] });
+    agg.goodbye(proxy);
+    expect(agg.ejectionsTo('b')).toEqual([]);
+  });
+
   it('reads a steady rate as steady at any moment, though each sidecar reports once a second', () => {
     let now = 7_000_000;
     const agg = new StatsAggregator(() => now);

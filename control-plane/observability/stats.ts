@@ -12,7 +12,7 @@
  * service that no sidecar serves inbound (e.g. one outside the mesh) is shown from its
  * callers' side; NO_ROUTE, where callers count requests that named no known service, is not one.
  */
-import { UNNAMED_PEER, type BreakerState, type EdgeDelta, type StatsMessage } from '../../common/proto/telemetry.js';
+import { UNNAMED_PEER, type BreakerState, type EdgeDelta, type EjectionState, type StatsMessage } from '../../common/proto/telemetry.js';
 import { Tally, type Golden } from './golden.js';
 
 /**
@@ -29,7 +29,7 @@ export type WindowName = keyof typeof WINDOWS;
 const SLOTS = WINDOWS['1m'] + 1;
 /** Series without traffic for this long are forgotten. */
 const FORGET_MS = 5 * 60_000;
-/** Breaker states a sidecar has not repeated for this long are stale. */
+/** Breaker states and ejections a sidecar has not repeated for this long are stale. */
 const BREAKER_TTL_MS = 30_000;
 
 interface Slot {
@@ -74,6 +74,20 @@ export interface BreakerView extends BreakerState {
   instance: string;
 }
 
+/** An endpoint a caller's sidecar holds ejected by outlier detection: it balances around it until `until`. */
+export interface EjectionView {
+  /** The service and instance whose sidecar ejected it. */
+  service: string;
+  instance: string;
+  destination: string;
+  /** `address:port`. */
+  endpoint: string;
+  /** ISO 8601. */
+  since: string;
+  until: string;
+  reason?: string;
+}
+
 export interface StatsView {
   generatedAt: string;
   windows: WindowName[];
@@ -82,6 +96,8 @@ export interface StatsView {
   services: ServiceStats[];
   edges: EdgeStats[];
   breakers: BreakerView[];
+  /** Endpoints callers' sidecars hold ejected now. */
+  ejections: EjectionView[];
 }
 
 export interface Reporter {
@@ -104,7 +120,8 @@ export class StatsAggregator {
   private readonly series = new Map<string, Series>();
   /** Every subset's counts since the start, per direction (`direction\0destination\0subset`): never forgotten, a tally each. */
   private readonly totals = new Map<string, Tally>();
-  private readonly breakers = new Map<string, { at: number; service: string; instance: string; states: readonly BreakerState[] }>();
+  /** Each sidecar's last report of its breakers and ejections, by stream. */
+  private readonly reports = new Map<string, { at: number; service: string; instance: string; states: readonly BreakerState[]; ejections: readonly EjectionState[] }>();
   private bounds: readonly number[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -113,16 +130,16 @@ export class StatsAggregator {
     const now = this.now();
     if (message.bounds.length > 0) this.bounds = message.bounds;
     for (const edge of message.edges) this.add(edge, now);
-    this.breakers.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers });
+    this.reports.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers, ejections: message.ejections ?? [] });
   }
 
   /**
-   * A sidecar that shut down holds no breaker any more: its last report's are dropped at once,
-   * not shown open for BREAKER_TTL_MS. One whose stream broke keeps them until then (it may be
-   * back, breakers and all).
+   * A sidecar that shut down holds no breaker or ejection any more: its last report's are
+   * dropped at once, not shown for BREAKER_TTL_MS. One whose stream broke keeps them until then
+   * (it may be back, breakers and all).
    */
   goodbye(from: Pick<Reporter, 'id'>): void {
-    this.breakers.delete(from.id);
+    this.reports.delete(from.id);
   }
 
   view(filter?: { service?: string }): StatsView {
@@ -158,6 +175,7 @@ export class StatsAggregator {
     });
     const wanted = filter?.service;
     const breakers = this.liveBreakers(now);
+    const ejections = this.liveEjections(now);
     return {
       generatedAt: new Date(now).toISOString(),
       windows: Object.keys(WINDOWS) as WindowName[],
@@ -167,6 +185,7 @@ export class StatsAggregator {
         .filter((e) => !wanted || e.source === wanted || e.destination === wanted)
         .sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
       breakers: breakers.filter((b) => !wanted || b.service === wanted || b.destination === wanted),
+      ejections: ejections.filter((e) => !wanted || e.service === wanted || e.destination === wanted),
     };
   }
 
@@ -175,13 +194,39 @@ export class StatsAggregator {
     return this.liveBreakers(this.now()).filter((b) => b.destination === destination && b.state !== 'closed');
   }
 
+  /** The endpoints of `destination` callers' sidecars hold ejected, as they last reported them. */
+  ejectionsTo(destination: string): EjectionView[] {
+    return this.liveEjections(this.now()).filter((e) => e.destination === destination);
+  }
+
   private liveBreakers(now: number): BreakerView[] {
     const breakers: BreakerView[] = [];
-    for (const b of this.breakers.values()) {
+    for (const b of this.reports.values()) {
       if (now - b.at > BREAKER_TTL_MS) continue;
       for (const s of b.states) breakers.push({ service: b.service, instance: b.instance, ...s });
     }
     return breakers;
+  }
+
+  /** Ejections whose end has passed are over, whether or not their sidecar has said so yet. */
+  private liveEjections(now: number): EjectionView[] {
+    const ejections: EjectionView[] = [];
+    for (const r of this.reports.values()) {
+      if (now - r.at > BREAKER_TTL_MS) continue;
+      for (const e of r.ejections) {
+        if (e.until <= now) continue;
+        ejections.push({
+          service: r.service,
+          instance: r.instance,
+          destination: e.destination,
+          endpoint: e.endpoint,
+          since: new Date(e.since).toISOString(),
+          until: new Date(e.until).toISOString(),
+          ...(e.reason ? { reason: e.reason } : {}),
+        });
+      }
+    }
+    return ejections;
   }
 
   /** One subset of a service's counts now, for the canary controller to open a step's window with (since()). */
@@ -262,7 +307,7 @@ export class StatsAggregator {
 
   private forget(now: number): void {
     for (const [key, s] of this.series) if (now - s.lastSeen > FORGET_MS) this.series.delete(key);
-    for (const [id, b] of this.breakers) if (now - b.at > FORGET_MS) this.breakers.delete(id);
+    for (const [id, r] of this.reports) if (now - r.at > FORGET_MS) this.reports.delete(id);
   }
 }
 

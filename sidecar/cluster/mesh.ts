@@ -10,7 +10,7 @@
 import type { Endpoint, ServicePolicy, Snapshot } from '../../common/config/schema.js';
 import { defaultServicePolicy } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
-import { UNNAMED_PEER } from '../../common/proto/telemetry.js';
+import { UNNAMED_PEER, type EjectionState } from '../../common/proto/telemetry.js';
 import { compileIntentions, type IntentionsEvaluator } from '../authz/intentions.js';
 import type { EndpointSource } from '../discovery/source.js';
 import { CircuitBreaker } from '../resilience/breaker.js';
@@ -137,6 +137,19 @@ export class Mesh {
         subsets[subsetName] = { endpoints: s.endpoints.map(endpoint), breaker: s.breaker?.toJSON() ?? null };
       }
       out[name] = { lb: runtime.policy.lb, endpoints: runtime.endpoints.map(endpoint), subsets, retryBudgetAvailable: runtime.budget.available() };
+    }
+    return out;
+  }
+
+  /** The endpoints outlier detection holds ejected now, per destination: reported to the control plane with the stats. */
+  ejections(): EjectionState[] {
+    const out: EjectionState[] = [];
+    for (const [destination, state] of this.states) {
+      if (state.outlier.ejectedCount === 0) continue;
+      for (const s of state.outlier.state()) {
+        if (s.ejectedUntil === undefined) continue;
+        out.push({ destination, endpoint: s.key, since: s.ejectedSince!, until: s.ejectedUntil, ...(s.ejectionReason ? { reason: s.ejectionReason } : {}) });
+      }
     }
     return out;
   }

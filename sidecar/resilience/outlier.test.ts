@@ -48,6 +48,16 @@ describe('OutlierDetector', () => {
     expect(d.state().find((s) => s.key === 'a')).toMatchObject({ ejections: 3, ejectedUntil: Date.now() + 30_000 });
   });
 
+  it('says since when and why an endpoint is ejected while it is, and nothing of it once it is back', () => {
+    const { d } = make({ consecutiveErrors: 3, baseEjectionTime: '10s' }, ['a', 'b']);
+    const start = Date.now();
+    fail(d, 'a', 3);
+    vi.advanceTimersByTime(4_000);
+    expect(d.state().find((s) => s.key === 'a')).toEqual({ key: 'a', consecutiveErrors: 3, ejections: 1, ejectedSince: start, ejectedUntil: start + 10_000, ejectionReason: '3 consecutive errors' });
+    vi.advanceTimersByTime(6_000);
+    expect(d.state().find((s) => s.key === 'a')).toEqual({ key: 'a', consecutiveErrors: 0, ejections: 1 });
+  });
+
   it('caps one ejection at 300 s and decays the count while the endpoint behaves', () => {
     const { d } = make({ consecutiveErrors: 1, baseEjectionTime: '100s', maxEjectionPercent: 50 }, ['a', 'b']);
     const ejectFor = (): number => {

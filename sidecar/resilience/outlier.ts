@@ -32,6 +32,9 @@ export interface OutlierEndpointState {
   readonly ejections: number;
   /** Epoch ms when the current ejection ends; absent when not ejected. */
   readonly ejectedUntil?: number;
+  /** While ejected: epoch ms when the ejection began, and why (the control plane's explain names both). */
+  readonly ejectedSince?: number;
+  readonly ejectionReason?: string;
 }
 
 interface Tracked {
@@ -39,6 +42,9 @@ interface Tracked {
   ejections: number;
   /** When it last returned from ejection or had its count decayed (epoch ms). */
   calmSince: number;
+  /** When its latest ejection began (epoch ms) and why; read only while it is ejected. */
+  ejectedAt: number;
+  ejectionReason: string;
 }
 
 /** Longest single ejection, unless baseEjectionTime alone is longer. */
@@ -68,7 +74,7 @@ export class OutlierDetector {
         changed = true;
       }
     }
-    for (const key of next) if (!this.tracked.has(key)) this.tracked.set(key, { consecutive: 0, ejections: 0, calmSince: 0 });
+    for (const key of next) if (!this.tracked.has(key)) this.tracked.set(key, { consecutive: 0, ejections: 0, calmSince: 0, ejectedAt: 0, ejectionReason: '' });
     if (changed) this.hooks.onChange?.();
   }
 
@@ -125,7 +131,8 @@ export class OutlierDetector {
     const out: OutlierEndpointState[] = [];
     for (const [key, t] of this.tracked) {
       const until = this.ejected.get(key);
-      out.push({ key, consecutiveErrors: t.consecutive, ejections: t.ejections, ...(until !== undefined && until > now ? { ejectedUntil: until } : {}) });
+      const ejected = until !== undefined && until > now;
+      out.push({ key, consecutiveErrors: t.consecutive, ejections: t.ejections, ...(ejected ? { ejectedUntil: until, ejectedSince: t.ejectedAt, ejectionReason: t.ejectionReason } : {}) });
     }
     return out;
   }
@@ -147,7 +154,9 @@ export class OutlierDetector {
   private eject(key: string, t: Tracked): void {
     t.ejections++;
     const base = this.policy.baseEjectionTime;
-    const until = this.now() + Math.min(base * t.ejections, Math.max(base, MAX_EJECTION_MS));
+    t.ejectedAt = this.now();
+    t.ejectionReason = `${t.consecutive} consecutive errors`;
+    const until = t.ejectedAt + Math.min(base * t.ejections, Math.max(base, MAX_EJECTION_MS));
     this.ejected.set(key, until);
     this.schedule(until);
     this.hooks.onEject?.(key, until);

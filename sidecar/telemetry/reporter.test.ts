@@ -54,6 +54,18 @@ describe('StatsDeltas', () => {
     now += 1_000;
     expect(stats.view().edges[0]!['10s']).toMatchObject({ requests: 10, failures: 3, successRate: 0.7 });
   });
+
+  it('sends the ejections in force every time, once more when the last one ends, and then nothing', async () => {
+    const deltas = new StatsDeltas(new SidecarMetrics({ processMetrics: false }));
+    const ejection = { destination: 'catalog', endpoint: '10.0.0.7:15443', since: 1_000, until: 31_000, reason: '5 consecutive errors' };
+    await deltas.collect([]); // the first look always reports
+    expect(await deltas.collect([])).toBeUndefined();
+    expect((await deltas.collect([ejection]))!.ejections).toEqual([ejection]);
+    // Repeated while it holds: the control plane forgets what a sidecar stops repeating.
+    expect((await deltas.collect([ejection]))!.ejections).toEqual([ejection]);
+    expect((await deltas.collect([]))!.ejections).toEqual([]);
+    expect(await deltas.collect([])).toBeUndefined();
+  });
 });
 
 describe('TapBuffer', () => {

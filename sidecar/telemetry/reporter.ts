@@ -10,7 +10,7 @@
  */
 import { Counter } from 'prom-client';
 import type { Logger } from '../../common/log.js';
-import type { TapStartCommand } from '../../common/proto/telemetry.js';
+import type { EjectionState, TapStartCommand } from '../../common/proto/telemetry.js';
 import type { Hop } from './hop.js';
 import type { SidecarMetrics } from './metrics.js';
 import { OtlpExporter } from './otlp.js';
@@ -72,6 +72,7 @@ export class TelemetryReporter {
   private readonly stats: StatsDeltas | null;
   private statsTimer: NodeJS.Timeout | undefined;
   private collecting = false;
+  private ejections: () => readonly EjectionState[] = () => [];
 
   constructor(private readonly options: TelemetryReporterOptions) {
     const { sink, metrics } = options;
@@ -123,7 +124,9 @@ export class TelemetryReporter {
     return false;
   }
 
-  start(): void {
+  /** Starts the stats timer; `ejections` reads the mesh's (Mesh.ejections), which exists only from here on. */
+  start(ejections: () => readonly EjectionState[]): void {
+    this.ejections = ejections;
     if (this.stats === null || this.statsTimer !== undefined) return;
     this.statsTimer = setInterval(() => void this.sendStats(), this.options.statsIntervalMs ?? 1_000);
     this.statsTimer.unref();
@@ -142,7 +145,7 @@ export class TelemetryReporter {
     if (this.stats === null || this.collecting) return;
     this.collecting = true;
     try {
-      const message = await this.stats.collect();
+      const message = await this.stats.collect(this.ejections());
       if (message !== undefined) this.options.sink!.sendTelemetry('stats', JSON.stringify(message));
     } finally {
       this.collecting = false;

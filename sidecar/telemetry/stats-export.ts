@@ -1,11 +1,12 @@
 /**
  * Golden-metric deltas for the control plane: every interval, what each edge handle of
  * SidecarMetrics counted since the last look (requests by status class, latency buckets),
- * plus the circuit breakers that are not closed. It reads the counters the request path
- * already keeps, so exporting adds no per-request work.
+ * plus the circuit breakers that are not closed and the endpoints outlier detection holds
+ * ejected. It reads the counters and state the request path already keeps, so exporting adds
+ * no per-request work.
  */
 import type { Gauge } from 'prom-client';
-import type { BreakerState, EdgeDelta, StatsMessage } from '../../common/proto/telemetry.js';
+import type { BreakerState, EdgeDelta, EjectionState, StatsMessage } from '../../common/proto/telemetry.js';
 import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
 import type { EdgeMetrics, SidecarMetrics } from './metrics.js';
 
@@ -23,23 +24,28 @@ interface Seen {
 
 export class StatsDeltas {
   private readonly seen = new WeakMap<EdgeMetrics, Seen>();
-  private breakersBefore = '';
+  /** The breakers and ejections of the previous message, to send once more when they change. */
+  private stateBefore = '';
 
   constructor(private readonly metrics: SidecarMetrics) {}
 
-  /** The deltas since the previous call; undefined when nothing happened at all. */
-  async collect(): Promise<StatsMessage | undefined> {
+  /**
+   * The deltas since the previous call, with the ejections in force (`ejections`); undefined
+   * when nothing happened at all. Tripped breakers and ejections are sent every time, so the
+   * control plane can tell them from those of a sidecar that went silent.
+   */
+  async collect(ejections: readonly EjectionState[] = []): Promise<StatsMessage | undefined> {
     const edges: EdgeDelta[] = [];
     for (const edge of this.metrics.edgeHandles()) {
       const delta = this.delta(edge);
       if (delta !== undefined) edges.push(delta);
     }
     const breakers = await this.breakers();
-    const key = JSON.stringify(breakers);
-    const breakersChanged = key !== this.breakersBefore;
-    this.breakersBefore = key;
-    if (edges.length === 0 && !breakersChanged && breakers.every((b) => b.state === 'closed')) return undefined;
-    return { bounds: DURATION_BUCKETS, edges, breakers };
+    const key = JSON.stringify([breakers, ejections]);
+    const changed = key !== this.stateBefore;
+    this.stateBefore = key;
+    if (edges.length === 0 && !changed && ejections.length === 0 && breakers.every((b) => b.state === 'closed')) return undefined;
+    return { bounds: DURATION_BUCKETS, edges, breakers, ejections };
   }
 
   private delta(edge: EdgeMetrics): EdgeDelta | undefined {
