@@ -307,6 +307,8 @@ describe('dashboard', () => {
     await page.locator('#proxies-box .badge.SYNCED').first().waitFor({ timeout: 10_000 });
     expect(await page.locator('#proxies-box tbody tr').count()).toBe(4);
     expect(await page.locator('#proxies-box tbody tr').first().textContent()).toMatch(/\d+(\.\d)? h/);
+    // Each with its identity (who is in which trust domain).
+    expect(await page.locator('#proxies-box tbody tr', { hasText: 'frontend' }).textContent()).toContain('spiffe://skein.local/service/frontend');
     await chrome.screenshot(page, 'proxies');
   });
 
@@ -325,5 +327,22 @@ describe('dashboard', () => {
       mesh.frontend.child.process.kill('SIGCONT');
     }
     await frontendState.filter({ hasText: 'SYNCED' }).waitFor({ timeout: 15_000 });
+  });
+
+  it('lists on the service page the endpoints callers\' sidecars hold ejected, with the caller', async () => {
+    await mesh.cp.api.put('/api/v1/services/backend/policy', { outlierDetection: { consecutiveErrors: 3, baseEjectionTime: '60s', maxEjectionPercent: 50 } });
+    try {
+      await page.goto(`${mesh.cp.adminUrl}/#/service/backend`);
+      await page.locator('#svc-ejections .empty').waitFor({ timeout: 10_000 });
+      // Bursts of failures: one of backend's two endpoints fails three in a row between the load's successes.
+      await waitUntil(async () => {
+        await Promise.all(Array.from({ length: 12 }, () => call(mesh, 'backend', '/direct?status=500')));
+        return (await page.locator('#svc-ejections tbody tr').count()) > 0 || undefined;
+      }, { timeoutMs: 15_000, intervalMs: 200, what: 'an ejected backend endpoint on the service page' });
+      expect(await page.locator('#svc-ejections tbody tr').first().textContent()).toMatch(/^web .*127\.0\.0\.1:\d+.*3 consecutive errors$/);
+      await chrome.screenshot(page, 'service-ejections');
+    } finally {
+      await mesh.cp.api.delete('/api/v1/services/backend/policy');
+    }
   });
 });

@@ -414,6 +414,7 @@ function serviceView(name) {
       <div class="panel known"><h2>Instances</h2><div id="svc-instances"></div></div>
       <div class="panel"><h2>Circuit breakers (callers → this service)</h2><div id="svc-breakers"></div></div>
     </div>
+    <div class="panel"><h2>Ejected endpoints (callers' outlier detection)</h2><div id="svc-ejections"></div></div>
     <div class="panel"><h2>Edges</h2><div id="svc-edges"></div></div>
     <div class="panel known"><h2>Policy</h2><div id="svc-policy"></div></div>`;
   const refreshSplit = splitControls(name);
@@ -422,7 +423,7 @@ function serviceView(name) {
       // null (404): no policy, route or instance names it; its callers' sidecars may still report it.
       apiOr(`/api/v1/services/${encodeURIComponent(name)}`, null),
       // 404 too when it is unknown and nothing of it is in the stats.
-      apiOr(`/api/v1/stats?service=${encodeURIComponent(name)}`, { services: [], edges: [], breakers: [] }),
+      apiOr(`/api/v1/stats?service=${encodeURIComponent(name)}`, { services: [], edges: [], breakers: [], ejections: [] }),
       apiOr(`/api/v1/services/${encodeURIComponent(name)}/policy`, null),
       // null (404): no rollout of it was ever started.
       apiOr(`/api/v1/canaries/${encodeURIComponent(name)}`, null),
@@ -443,6 +444,11 @@ function serviceView(name) {
         ? `<table><thead><tr><th>held by</th><th>destination</th><th>subset</th><th>state</th></tr></thead><tbody>${tripped.map((b) => `<tr><td>${esc(b.service)} <span class="muted mono">${esc(b.instance)}</span></td><td>${esc(b.destination)}</td><td>${esc(b.subset)}</td><td><span class="badge ${esc(b.state)}">${esc(b.state)}</span></td></tr>`).join('')}</tbody></table>`
         : '') +
       `<div class="${tripped.length ? 'muted' : 'empty'}" id="breakers-closed">${closed ? `<span class="badge closed">closed</span> ${closed} breaker(s) held by ${[...new Set(breakers.filter((b) => b.state === 'closed').map((b) => b.service))].map(esc).join(', ')}` : tripped.length ? '' : 'No caller holds a circuit breaker for this service yet.'}</div>`;
+    // Which caller's sidecar balances around which of this service's endpoints, and until when.
+    const ejections = stats.ejections.filter((e) => e.destination === name);
+    $('#svc-ejections').innerHTML = ejections.length
+      ? `<table><thead><tr><th>ejected by</th><th>endpoint</th><th>since</th><th>until</th><th>reason</th></tr></thead><tbody>${ejections.map((e) => `<tr><td>${esc(e.service)} <span class="muted mono">${esc(e.instance)}</span></td><td class="mono">${esc(e.endpoint)}</td><td>${esc(new Date(e.since).toLocaleTimeString())}</td><td>${esc(new Date(e.until).toLocaleTimeString())}</td><td class="muted">${esc(e.reason ?? '')}</td></tr>`).join('')}</tbody></table>`
+      : '<div class="empty">No caller holds an endpoint of this service ejected.</div>';
     $('#svc-edges').innerHTML = edgesTable(stats.edges);
     if (svc === null) return;
     $('#svc-instances').innerHTML = svc.instances.length
