@@ -46,6 +46,19 @@ describe('the proxies listing', () => {
     expect(listed.find((p) => p.service === 'plain')).toMatchObject({ spiffeId: null, certExpiry: null });
   });
 
+  it('lists a sidecar older than the field, whose CertStatus has no SPIFFE ID, with none but its expiry', async () => {
+    const old = testSource(cp, { service: 'old', instanceId: 'old-1', token: await createToken(cp, 'old') });
+    // What a sidecar from before 2026-12-07 sends: CertStatus without field 4.
+    old.sendCertStatus({ expiryUnix: '4102444800', bundleFingerprint: 'b', rootFingerprint: 'r' });
+    void old.start(() => {});
+    try {
+      const listed = await waitUntil(async () => (await proxies()).find((p) => p.service === 'old' && p.certExpiry !== null), { what: 'the old sidecar\'s CertStatus' });
+      expect(listed).toMatchObject({ spiffeId: null, certExpiry: '2100-01-01T00:00:00.000Z' });
+    } finally {
+      await old.close();
+    }
+  });
+
   it('skein get proxies prints it in an IDENTITY column, "-" for none; --output json as the API has it', async () => {
     const text = await skeinCli(procs, cp, ['get', 'proxies']);
     expect(text.code, text.output).toBe(0);
