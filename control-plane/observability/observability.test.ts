@@ -81,6 +81,8 @@ describe('StatsAggregator', () => {
     agg.ingest(proxy, { bounds: BOUNDS, edges: [], breakers: [], ejections: [ejection] });
     // An older sidecar's message has no `ejections`: it reports none.
     agg.ingest({ id: 'p2', service: 'c', instanceId: 'c-1' }, { bounds: BOUNDS, edges: [], breakers: [] });
+    // One that cannot be dated is left out rather than fail every view.
+    agg.ingest({ id: 'p3', service: 'd', instanceId: 'd-1' }, JSON.parse('{"bounds":[],"edges":[],"breakers":[],"ejections":[{"destination":"b","endpoint":"x:1","since":"soon","until":null},null]}'));
     const listed = { service: 'a', instance: 'a-1', destination: 'b', endpoint: '10.0.0.7:15443', since: new Date(now - 1_000).toISOString(), until: new Date(now + 60_000).toISOString(), reason: '5 consecutive errors' };
     expect(agg.ejectionsTo('b')).toEqual([listed]);
     expect(agg.ejectionsTo('c')).toEqual([]);

@@ -130,7 +130,7 @@ export class StatsAggregator {
     const now = this.now();
     if (message.bounds.length > 0) this.bounds = message.bounds;
     for (const edge of message.edges) this.add(edge, now);
-    this.reports.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers, ejections: message.ejections ?? [] });
+    this.reports.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers, ejections: readableEjections(message.ejections) });
   }
 
   /**
@@ -309,6 +309,20 @@ export class StatsAggregator {
     for (const [key, s] of this.series) if (now - s.lastSeen > FORGET_MS) this.series.delete(key);
     for (const [id, r] of this.reports) if (now - r.at > FORGET_MS) this.reports.delete(id);
   }
+}
+
+/**
+ * The ejections of a stats message that can be shown: none from a sidecar older than the field,
+ * and none that a sidecar of another version sent in a shape this one cannot date (a time that
+ * is no number would fail every later view of the stats and of explain, not only its own).
+ */
+function readableEjections(ejections: unknown): EjectionState[] {
+  if (!Array.isArray(ejections)) return [];
+  return ejections.filter(
+    (e: Partial<EjectionState> | null): e is EjectionState =>
+      typeof e === 'object' && e !== null && typeof e.destination === 'string' && typeof e.endpoint === 'string' &&
+      Number.isFinite(e.since) && Number.isFinite(e.until) && (e.reason === undefined || typeof e.reason === 'string'),
+  );
 }
 
 /**
