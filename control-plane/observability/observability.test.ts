@@ -74,6 +74,13 @@ describe('StatsAggregator', () => {
     expect(agg.view().edges[0]!['1m'].requests).toBe(0);
   });
 
+  it('keeps serving views after a stats message without a list of breakers', () => {
+    const agg = new StatsAggregator(() => 1_000_000);
+    agg.ingest(proxy, JSON.parse('{"bounds":[],"edges":[],"breakers":null}'));
+    expect(agg.view().breakers).toEqual([]);
+    expect(agg.breakersTo('b')).toEqual([]);
+  });
+
   it('lists the ejections callers report until they end, their sidecar goes silent or says goodbye; none from a sidecar that does not report them', () => {
     let now = 1_000_000;
     const agg = new StatsAggregator(() => now);

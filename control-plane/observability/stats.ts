@@ -130,7 +130,9 @@ export class StatsAggregator {
     const now = this.now();
     if (message.bounds.length > 0) this.bounds = message.bounds;
     for (const edge of message.edges) this.add(edge, now);
-    this.reports.set(from.id, { at: now, service: from.service, instance: from.instanceId, states: message.breakers, ejections: readableEjections(message.ejections) });
+    // A message without a list of breakers (not one a Skein sidecar sends) would fail every view until it is stale.
+    const states = Array.isArray(message.breakers) ? message.breakers : [];
+    this.reports.set(from.id, { at: now, service: from.service, instance: from.instanceId, states, ejections: readableEjections(message.ejections) });
   }
 
   /**
