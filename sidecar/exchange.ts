@@ -311,9 +311,19 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     const raw = this.req.rawHeaders;
     const out = this.headers;
     let listed: string[] | undefined;
+    let cookieAt = -1;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       switch (classify(name)) {
+        case H.Cookie:
+          // An HTTP/2 caller's crumbs are joined with "; " (RFC 9113 §8.2.3): the next hop may be
+          // HTTP/1.1 (an app, a peer's mux), where a second Cookie line is one many servers never read.
+          if (this.h2 && cookieAt >= 0) out[cookieAt] = `${out[cookieAt]!}; ${raw[i + 1]!}`;
+          else {
+            cookieAt = out.length + 1;
+            out.push(name, raw[i + 1]!);
+          }
+          break;
         case H.Pass:
           out.push(name, raw[i + 1]!);
           if (this.authority === '' && name.length === 4 && name.toLowerCase() === 'host') this.authority = raw[i + 1]!;

@@ -42,6 +42,8 @@ export const enum H {
   Authority,
   /** `x-skein-attempt`: each hop writes its own; an inbound hop carries the caller's try number on to the app. */
   Attempt,
+  /** `cookie`: HTTP/2 may split it into crumbs, one field each, which must be one again before an HTTP/1.1 hop (RFC 9113 §8.2.3). */
+  Cookie,
 }
 
 const KNOWN: Record<string, H> = {
@@ -73,6 +75,7 @@ const KNOWN: Record<string, H> = {
   [SIDECAR_MADE_HEADER]: H.Drop,
   'x-skein-reason': H.SkeinReason,
   'content-type': H.ContentType,
+  cookie: H.Cookie,
 };
 
 const CACHE_LIMIT = 2048;
@@ -136,6 +139,7 @@ export function responseHeaders(raw: RawHeaders, out: string[], status: number):
     const kind = classify(name);
     switch (kind) {
       case H.Pass:
+      case H.Cookie:
       case H.ContentType:
       case H.SkeinReason:
       case H.RequestId:
