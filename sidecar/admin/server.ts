@@ -48,7 +48,8 @@ async function route(deps: AdminDeps, req: IncomingMessage, res: ServerResponse)
   const method = req.method ?? 'GET';
   const allow = (m: string): boolean => {
     if (method === m || (m === 'GET' && method === 'HEAD')) return true;
-    res.setHeader('allow', m);
+    // Allow lists every method the endpoint takes (RFC 9110 §10.2.1): a GET one answers HEAD too.
+    res.setHeader('allow', m === 'GET' ? 'GET, HEAD' : m);
     json(res, 405, { error: { code: 'method-not-allowed', message: `${path} takes ${m}` } });
     return false;
   };
