@@ -24,6 +24,14 @@ export interface ChunkSink {
   onChunk(chunk: Buffer): void;
 }
 
+/**
+ * A chunk-size line: hex digits, spaces or tabs (as servers that pad sizes send; BWS before an
+ * extension, RFC 9112 §7.1.1), then extensions, which are dropped, free of control characters
+ * (a NUL, a bare CR, a vertical tab), as llhttp asks: another parser on the way may take one
+ * for the line's end and frame the body otherwise.
+ */
+const CHUNK_SIZE_LINE = /^[0-9a-fA-F]{1,12}[ \t]*(?:;[^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+
 /** Size and trailer lines longer than this are refused. */
 const MAX_LINE = 8 * 1024;
 
@@ -106,10 +114,9 @@ export class ChunkedDecoder {
       if (!this.keepTrailers || isForbiddenTrailer(trailers[trailers.length - 2]!)) trailers.length -= 2;
       return;
     }
-    const semi = text.indexOf(';');
-    const hex = (semi < 0 ? text : text.slice(0, semi)).trimEnd();
-    if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'invalid chunk size');
-    const size = parseInt(hex, 16);
+    if (!CHUNK_SIZE_LINE.test(text)) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'invalid chunk size');
+    // parseInt stops at the first character after the hex digits.
+    const size = parseInt(text, 16);
     if (size === 0) this.state = State.Trailer;
     else {
       this.remaining = size;

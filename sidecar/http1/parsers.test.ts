@@ -326,6 +326,19 @@ describe('ChunkedDecoder', () => {
     }
   });
 
+  it('refuses control characters in a size line, after the size or in its extensions; takes padding and extensions', () => {
+    for (const bad of ['5;a\x00b\r\n', '5;a\rb\r\n', '5\x0b\r\n', '5\x0c;a=b\r\n', '5\xa0\r\n', '5;a=\x7f\r\n', '1 0\r\n']) {
+      expect(() => decode(`${bad}hello\r\n0\r\n\r\n`), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'HPE_INVALID_CHUNK_SIZE' }));
+    }
+    for (const good of ['5', '5  ', '5\t', '5;a=b', '5 ; a="x y";c', '5;', '005']) {
+      const out: Buffer[] = [];
+      const decoder = new ChunkedDecoder(64, true);
+      decoder.push(Buffer.from(`${good}\r\nhello\r\n0\r\n\r\n`, 'latin1'), { onChunk: (c) => out.push(Buffer.from(c)) });
+      expect(decoder.done, JSON.stringify(good)).toBe(true);
+      expect(Buffer.concat(out).toString(), JSON.stringify(good)).toBe('hello');
+    }
+  });
+
   it('checks trailer lines as head lines, and keeps only the fields a trailer may carry', () => {
     for (const bad of ['X-T: a\rInjected: b', 'Bad Name : v', 'X-T: a\x00b', 'X-T: a\x01', 'no-colon', ' folded: x']) {
       expect(() => decode(`0\r\nX-Ok: 1\r\n${bad}\r\n\r\n`), JSON.stringify(bad)).toThrow(HttpParseError);
