@@ -2,8 +2,8 @@
  * Header handling on the request path. Incoming raw header names are classified once per
  * distinct spelling (a small cache keyed by the raw name, so "Host" and "host" each cost one
  * lowercase ever), then copied into the flat `[name, value, ...]` list undici sends:
- * hop-by-hop headers (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, TE,
- * Transfer-Encoding, Upgrade, Proxy-*) are dropped, as are the trace headers and
+ * hop-by-hop headers (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, TE but
+ * `te: trailers`, Transfer-Encoding, Upgrade, Proxy-*) are dropped, as are the trace headers and
  * `x-skein-attempt`, which this hop writes itself. A response's transfer codings other than
  * chunked are the exception (see transferCodings).
  */
