@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { canaryBody } from '../control-plane/canary/schema.js';
-import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort, parseImageReference, parseKubernetesName, parseMethod, parseRequestPath } from './flag-values.js';
+import { checkFlagValues, parseAdminUrl, parseAdvertiseAddress, parseHostPort, parseImageReference, parseKubernetesName, parseMethod, parseRequestPath, parseTrustDomainAliases } from './flag-values.js';
 import { UsageError } from './usage-error.js';
 
 describe('HOST:PORT flags', () => {
@@ -102,5 +102,13 @@ describe('Kubernetes object names (--ca-config-map)', () => {
     for (const bad of ['Bad_Name!', 'Skein-ca', 'skein_ca', '-ca', 'ca-', '.ca', 'ca.', '', 'a'.repeat(254)]) {
       expect(() => parseKubernetesName(bad), bad).toThrow(/not a Kubernetes object name/);
     }
+  });
+});
+
+describe('--trust-domain-alias', () => {
+  it('adds each value, a comma-separated list too (SKEIN_TRUST_DOMAIN_ALIAS), and refuses what is no trust domain', () => {
+    expect(parseTrustDomainAliases('old.example')).toEqual(['old.example']);
+    expect(parseTrustDomainAliases('b.example, c.example', ['a.example'])).toEqual(['a.example', 'b.example', 'c.example']);
+    for (const bad of ['Old.Example', 'a.example,', 'spiffe://a.example']) expect(() => parseTrustDomainAliases(bad), bad).toThrow(InvalidArgumentError);
   });
 });

@@ -64,6 +64,15 @@ export function parseTrustDomain(value: string): string {
   return value;
 }
 
+/**
+ * `--trust-domain-alias`, repeatable: each value adds to `previous`, and one value may hold a
+ * comma-separated list (no trust domain has a comma), so SKEIN_TRUST_DOMAIN_ALIAS, read once,
+ * can name several, as SKEIN_UPSTREAM does.
+ */
+export function parseTrustDomainAliases(value: string, previous: readonly string[] = []): string[] {
+  return [...previous, ...value.split(',').map((domain) => parseTrustDomain(domain.trim()))];
+}
+
 /** `--consul`: an agent URL (or host:port); refused here so a typo is a usage error, not a failed start. */
 export function parseConsulAddress(value: string): string {
   try {

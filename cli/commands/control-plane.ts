@@ -1,6 +1,6 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, Option } from 'commander';
-import { parseConsulAddress, durationFlagWithin, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain } from '../flag-values.js';
+import { parseConsulAddress, durationFlagWithin, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain, parseTrustDomainAliases } from '../flag-values.js';
 import type { ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
@@ -26,7 +26,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(envOption('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
     .addOption(
       envOption('--trust-domain-alias <domain>', 'a trust domain the mesh was in before: its identities are still taken, and renewed into --trust-domain (repeatable)')
-        .argParser((value: string, previous: string[] = []) => [...previous, parseTrustDomain(value)])
+        .argParser(parseTrustDomainAliases)
         .default([]),
     )
     .addOption(envOption('--ca-cert-file <file>', 'operator-supplied CA root certificate (PEM); with --ca-key-file, replicas share one root'))

@@ -3,7 +3,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag, parseTrustDomain } from '../flag-values.js';
+import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag, parseTrustDomain, parseTrustDomainAliases } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
 import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
 import { parsePortText } from '../../common/net/port-text.js';
@@ -143,7 +143,7 @@ export function registerSidecar(program: Command): void {
     .addOption(envOption('--ca-file <file>', 'trust bundle (PEM): peers in static mode, the control plane otherwise'))
     .addOption(
       envOption('--trust-domain-alias <domain>', 'static identity: another trust domain peers\' identities may be in, e.g. while the mesh moves to a new one (repeatable)')
-        .argParser((value: string, previous: string[] = []) => [...previous, parseTrustDomain(value)])
+        .argParser(parseTrustDomainAliases)
         .default([]),
     )
     .addOption(envOption('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))

@@ -20,8 +20,8 @@ afterAll(async () => {
   await Promise.all(apps.map((a) => a.close()));
 });
 
-/** `web` (still in skein.local) and `catalog` (reissued in new.example), web calling catalog; each with `aliases[service]`. */
-async function mesh(aliases: Record<string, string[]>): Promise<SpawnedSidecar> {
+/** `web` (still in skein.local) and `catalog` (reissued in new.example), web calling catalog; each with `aliases[service]`, web with `webEnv` too. */
+async function mesh(aliases: Record<string, string[]>, webEnv: NodeJS.ProcessEnv = {}): Promise<SpawnedSidecar> {
   const app = async (name: string) => {
     const u = await startUpstream(echoHandler(name));
     apps.push(u);
@@ -41,6 +41,7 @@ async function mesh(aliases: Record<string, string[]>): Promise<SpawnedSidecar> 
     identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')),
     config: writeTempConfig({ services: { catalog: { endpoints: [{ address: '127.0.0.1', port: catalog.inboundPort }], retries: { attempts: 0 } } } }),
     extraArgs: args('web'),
+    env: webEnv,
   });
 }
 
@@ -61,6 +62,12 @@ describe('static identities in two trust domains', () => {
     expect(r.status, r.body).toBe(200);
     // catalog's app is told the caller's identity, in its old trust domain.
     expect(r.body).toContain('URI=spiffe://skein.local/service/web');
+  }, 30_000);
+
+  it('takes several aliases from one SKEIN_TRUST_DOMAIN_ALIAS, comma-separated, as the repeated flag', async () => {
+    const web = await mesh({ catalog: ['skein.local'] }, { SKEIN_TRUST_DOMAIN_ALIAS: 'old.example, new.example' });
+    const r = await call(web);
+    expect(r.status, r.body).toBe(200);
   }, 30_000);
 
   it('is a usage error without a static identity (the control plane says which trust domains to take)', async () => {
