@@ -20,7 +20,7 @@ import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { goAwayGracefully, limitSession } from './h2-sessions.js';
 import { refusalFrames as h2RefusalFrames } from './h2-refusal.js';
 import { Http1Server, type Http1Handlers, type Http1Options } from './http1/server.js';
-import { UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
+import { connectRefused, UNSUPPORTED_TRANSFER_CODING } from './http1/request-head.js';
 import { ALPN as MUX_ALPN, refusalFrame } from './mux/frames.js';
 import { MuxServerSession, type MuxHandlers, type MuxRequestListener, type MuxResponse } from './mux/server.js';
 import { linger, sidecarReply, socketReply } from './stages/reply.js';
@@ -100,8 +100,8 @@ function answerParseError(err: Error & { code?: string }, socket: Socket, head: 
   return status;
 }
 
-/** The same for a peer's mux request head (heads.ts), on its stream: the connection serves on. */
-function answerMuxParseError(err: Error & { code?: string }, res: MuxResponse): number {
+/** The same for a request refused on a stream of its own (a peer's mux request head, heads.ts; an HTTP/2 CONNECT): the connection serves on. */
+function answerStreamParseError(err: Error & { code?: string }, res: MuxResponse | ProxyResponse): number {
   const status = refusalStatus(err);
   return sidecarReply(res as unknown as ProxyResponse, 'bad-request', refusalText(err, status), false, status);
 }
@@ -152,7 +152,7 @@ export class ProxyListener {
       const status = answerParseError(err, socket, head);
       if (status !== 0) onMalformed(status);
     };
-    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerMuxParseError(err, res)) } : null;
+    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerStreamParseError(err, res)) } : null;
     // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
     const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
     this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });
@@ -162,6 +162,8 @@ export class ProxyListener {
     // node's limit would cut a quiet long stream: limitSession counts only time with no stream
     // open, and a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
+    // node answers a CONNECT nobody listens for with a bare 405: refused as on HTTP/1.1 instead, with its reason and its count.
+    this.http2.on('connect', (_req, res) => onMalformed(answerStreamParseError(connectRefused(), res as unknown as ProxyResponse)));
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       limitSession(session, limits.h2IdleMs);

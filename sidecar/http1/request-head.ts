@@ -78,9 +78,13 @@ export function parseRequestHead(text: string): RequestHead {
  */
 export function requestTarget(method: string, target: string): string {
   if (!isToken(method)) throw new HttpParseError('HPE_INVALID_METHOD', `invalid method ${JSON.stringify(method)}`);
-  // A tunnel has no path to route by; and its authority-form target is no path either.
-  if (method === 'CONNECT') throw new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
+  if (method === 'CONNECT') throw connectRefused();
   return normaliseTarget(target, method);
+}
+
+/** Why a CONNECT is refused, on HTTP/1.1, a mux stream or HTTP/2: a tunnel has no path to route by, and its authority-form target is no path either. */
+export function connectRefused(): HttpParseError {
+  return new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
 }
 
 /**

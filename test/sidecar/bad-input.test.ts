@@ -302,6 +302,33 @@ describe('bad input and upstream faults', () => {
     }
   });
 
+  it('refuses an HTTP/2 CONNECT as an HTTP/1.1 one, 400 bad-request and counted, the session serving on (node alone answered a bare 405)', async () => {
+    const before = metric(await scrape(sc), 'skein_malformed_requests_total', { direction: 'outbound', code: '400' });
+    const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
+    try {
+      const call = (headers: Record<string, string>) =>
+        new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
+          const stream = session.request(headers);
+          let status = 0;
+          let reason = '';
+          let body = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+            reason = String(h['x-skein-reason'] ?? '');
+          });
+          stream.setEncoding('utf8');
+          stream.on('data', (d: string) => (body += d));
+          stream.on('end', () => resolve({ status, reason, body }));
+          stream.on('error', reject);
+        });
+      expect(await call({ ':method': 'CONNECT', ':authority': 'app:443' })).toEqual({ status: 400, reason: 'bad-request', body: 'malformed HTTP request: CONNECT is not supported (HPE_INVALID_METHOD)\n' });
+      expect((await call({ ':path': '/public/after', ':authority': 'gated' })).status).toBe(200);
+    } finally {
+      session.close();
+    }
+    expect(metric(await scrape(sc), 'skein_malformed_requests_total', { direction: 'outbound', code: '400' })).toBe(before + 1);
+  });
+
   it('answers 503 upstream-connect-failure when the endpoint refuses connections', async () => {
     const res = await get(agent, `${sc.outboundUrl}/`, { host: 'down' });
     expect(res.status).toBe(503);
