@@ -258,6 +258,27 @@ intentions:
     ]);
   });
 
+  it('refuses an endpoint listed twice (a sidecar keeps one per address and port, dropping the other unseen); pushed snapshots are discovery\'s', () => {
+    const twice = {
+      services: {
+        catalog: {
+          endpoints: [
+            { address: '10.0.0.7', port: 9001, labels: { version: 'v1' } },
+            { address: '10.0.0.8', port: 9001, labels: { version: 'v1' } },
+            { address: '10.0.0.7', port: 9001, labels: { version: 'v2' } },
+            { address: 'Cat.Local', port: 80 },
+            { address: 'cat.local', port: 80 },
+          ],
+        },
+      },
+    };
+    expect(problems(twice, parseAuthoredSnapshot)).toEqual([
+      'services.catalog.endpoints[2]: 10.0.0.7 port 9001 is endpoints[0] again: one address and port is one endpoint (give this one its own port)',
+      'services.catalog.endpoints[4]: cat.local port 80 is endpoints[3] again: one address and port is one endpoint (give this one its own port)',
+    ]);
+    expect(parseSnapshot(twice).services.catalog!.endpoints).toHaveLength(5);
+  });
+
   it('takes what parseSnapshot takes otherwise, and parseSnapshot (pushed snapshots) takes such rules as they are', () => {
     const fine = 'intentions:\n  rules:\n    - { source: gateway, destination: "*", action: deny }\n    - { source: "*", destination: orders, action: allow }\n';
     expect(parseAuthoredSnapshot(fine)).toEqual(parseSnapshot(fine));

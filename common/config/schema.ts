@@ -363,8 +363,24 @@ export const snapshot = z
   })
   .strict();
 
-/** A snapshot as an operator writes it (a static config file): with the checks of `authoredIntentions`. */
-export const authoredSnapshot = snapshot.extend({ intentions: authoredIntentions.optional() });
+/**
+ * A snapshot as an operator writes it (a static config file): with the checks of
+ * `authoredIntentions`, and no endpoint listed twice. A sidecar keeps one endpoint per address
+ * and port (cluster/upstream-endpoint.ts), so a second entry, say a copy whose port was not
+ * changed, would be dropped unseen with its labels, and its subset served by fewer instances
+ * than the file shows. A pushed snapshot is not judged so: its endpoints are discovery's.
+ */
+export const authoredSnapshot = snapshot.extend({ intentions: authoredIntentions.optional() }).superRefine((value, ctx) => {
+  for (const [service, policy] of Object.entries(value.services)) {
+    const seen = new Map<string, number>();
+    policy.endpoints?.forEach((e, index) => {
+      const key = `${e.address.toLowerCase()} port ${e.port}`;
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, index);
+      else ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', service, 'endpoints', index], message: `${e.address} port ${e.port} is endpoints[${first}] again: one address and port is one endpoint (give this one its own port)` });
+    });
+  }
+});
 
 export type SnapshotInput = z.input<typeof snapshot>;
 export type Snapshot = z.output<typeof snapshot>;
