@@ -71,7 +71,7 @@ export interface InboundContext {
 function takeAbsoluteTarget(ex: Exchange): void {
   const absolute = absoluteAuthority(ex.url);
   if (absolute === undefined) return;
-  ex.url = originForm(ex.url, absolute);
+  ex.url = originForm(ex.url, absolute, ex.method);
   ex.authority = absolute;
   setHost(ex.headers, absolute);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AuthorityServices, isLoopbackAuthority, serviceFromAuthority, singleHost } from './decode.js';
+import { AuthorityServices, isLoopbackAuthority, originForm, serviceFromAuthority, singleHost } from './decode.js';
 
 describe('serviceFromAuthority', () => {
   it('reads the service from the host spellings apps use, with or without a port', () => {
@@ -53,5 +53,16 @@ describe('singleHost', () => {
     expect(singleHost(one)).toBeUndefined();
     expect(one).toEqual(['host', 'catalog', 'x-a', '1']);
     expect(singleHost(['x-a', '1'])).toBeUndefined();
+  });
+});
+
+describe('originForm', () => {
+  it('takes an absolute-form target to origin form; OPTIONS without a path or query to * (RFC 9112 §3.2.4)', () => {
+    expect(originForm('http://catalog/items?x=1', 'catalog', 'GET')).toBe('/items?x=1');
+    expect(originForm('http://catalog', 'catalog', 'GET')).toBe('/');
+    expect(originForm('http://catalog?x=1', 'catalog', 'GET')).toBe('/?x=1');
+    expect(originForm('http://catalog:8080', 'catalog:8080', 'OPTIONS')).toBe('*');
+    expect(originForm('http://catalog/', 'catalog', 'OPTIONS')).toBe('/');
+    expect(originForm('http://catalog?x=1', 'catalog', 'OPTIONS')).toBe('/?x=1');
   });
 });

@@ -66,11 +66,15 @@ export function absoluteAuthority(url: string): string | undefined {
   return m ? m[1] : undefined;
 }
 
-/** The origin-form target of an absolute-form one: `http://a/b?c` → `/b?c`. */
-export function originForm(url: string, authority: string): string {
+/**
+ * The origin-form target of an absolute-form one: `http://a/b?c` → `/b?c`. An OPTIONS for the
+ * server itself, `OPTIONS http://a` (no path, no query), goes on as `OPTIONS *`, which a proxy
+ * forwarding to the origin must send (RFC 9112 §3.2.4), not as one for the resource `/`.
+ */
+export function originForm(url: string, authority: string, method: string): string {
   const start = url.indexOf('//') + 2 + authority.length;
   const rest = url.slice(start);
-  return rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
+  return rest === '' ? (method === 'OPTIONS' ? '*' : '/') : rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
 }
 
 /** The path of a target without its query, for route matching. */
