@@ -5,7 +5,8 @@
  * for other files cost a stat and apply or log nothing; SIGHUP re-applies; a refused file
  * keeps the config in force; a config directory swapped by rename is watched anew, and one
  * deleted keeps the config in force and is watched again when made again, without SIGHUP,
- * even made again at once (with the old inode number) or after a file stood in its place.
+ * even made again at once (with the old inode number) or after a file stood in its place; a
+ * deleted file keeps the config in force and is taken back when made again.
  */
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -155,6 +156,27 @@ describe('StaticFileConfigSource', () => {
     writeFileSync(path, 'version: "2"\n');
     await runPendingLoad(source);
     expect(applied).toEqual(['version: "1"\n', 'version: "2"\n']);
+  });
+
+  it('keeps the config in force while the file is deleted, saying so once, and takes it back when made again, without SIGHUP', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'mesh.yaml');
+    writeFileSync(path, 'version: "1"\n');
+    const { source, applied, started, logs } = start(path);
+    await started;
+    rmSync(path);
+    await waitUntil(() => source.status.includes('cannot read'), { what: 'the deleted file to be seen' });
+    expect(source.hasSnapshot).toBe(true);
+    // Made again as it was: nothing to apply, and the status is the file's again.
+    writeFileSync(path, 'version: "1"\n');
+    await waitUntil(() => source.status === `config from ${path}`, { what: 'the file made again to be read' });
+    expect(applied).toEqual(['version: "1"\n']);
+    rmSync(path);
+    await waitUntil(() => source.status.includes('cannot read'), { what: 'the file deleted again to be seen' });
+    writeFileSync(path, 'version: "2"\n');
+    await waitUntil(() => applied.length === 2, { what: 'the file made again with other text to be applied' });
+    expect(applied[1]).toBe('version: "2"\n');
+    expect(logs.filter((l) => l.includes('cannot read'))).toHaveLength(2);
   });
 
   it('re-applies on SIGHUP, and keeps the config in force when the file is refused', async () => {
