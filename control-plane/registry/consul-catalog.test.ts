@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../test/support/wait.js';
 import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
-import { ConsulCatalog } from './consul-catalog.js';
+import { ConsulCatalog, instancesOf } from './consul-catalog.js';
 
 interface FakeConsul {
   readonly url: string;
@@ -205,11 +205,22 @@ describe('ConsulCatalog against a fake Consul', () => {
     await waitUntil(() => lines.some((l) => l.msg.includes('no longer lists web')), { what: 'the vanished service kept' });
     fake.answers.set('/v1/catalog/services', { body: { web: [] }, index: 3 });
     fake.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8001), Checks: [{ Status: 'critical' }] }], index: 3 });
-    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), { what: 'the critical answer held' });
+    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing or warning instance of web')), { what: 'the critical answer held' });
     expect(synced.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
     // Once it passes, the answer is taken as any other.
     fake.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
     await waitUntil(() => synced.instances()[0]?.port === 8002, { what: 'the passing instance' });
+  });
+
+  it('after an outage, a service listed with instances in warning only is applied at once: they receive traffic', async () => {
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, 60_000);
+    fake.down = true;
+    await waitUntil(() => lines.filter((l) => l.level === 50).length >= 2, { what: 'the outage seen by both blocking queries' });
+    fake.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8002), Checks: [{ Status: 'passing' }, { Status: 'warning' }] }], index: 2 });
+    fake.down = false;
+    await waitUntil(() => synced.instances()[0]?.port === 8002, { what: 'the instance in warning applied within the hold' });
+    expect(synced.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'warning']]);
+    expect(lines.some((l) => l.msg.includes('lists no passing or warning instance'))).toBe(false);
   });
 
   it('what the recovery hold kept is applied when the hold ends, though Consul answers nothing new (a service that stays gone, an instance that stays critical)', async () => {
@@ -225,7 +236,7 @@ describe('ConsulCatalog against a fake Consul', () => {
     fake.down = false;
     // Kept: web by the list's hold or its own (whichever query answered first), api by its own.
     const kept = (what: string) => lines.some((l) => l.msg.includes(what));
-    await waitUntil(() => (kept('no longer lists web') || kept('lists no passing instance of web')) && kept('lists no passing instance of api'), { what: 'both kept' });
+    await waitUntil(() => (kept('no longer lists web') || kept('lists no passing or warning instance of web')) && kept('lists no passing or warning instance of api'), { what: 'both kept' });
     // The index stays 2 from now on: only the hold's end can apply these answers.
     await waitUntil(() => JSON.stringify(synced.instances().map((i) => [i.id, i.health])) === JSON.stringify([['api-1', 'critical']]), {
       timeoutMs: 5_000,
@@ -241,12 +252,26 @@ describe('ConsulCatalog against a fake Consul', () => {
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 2, { what: 'the outage seen by both blocking queries' });
     fake.answers.set('/v1/health/service/web', { body: [], index: 2 });
     fake.down = false;
-    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing instance of web')), { what: 'the empty answer held: ' + JSON.stringify(lines) + JSON.stringify(synced.instances()) });
+    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing or warning instance of web')), { what: 'the empty answer held: ' + JSON.stringify(lines) + JSON.stringify(synced.instances()) });
     // Away again before the hold ends, and past its end: the last known instance stays.
     fake.down = true;
     const heldAt = Date.now();
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 3, { what: 'the new outage seen' });
     await waitUntil(() => Date.now() > heldAt + 4_000, { timeoutMs: 6_000, what: 'past the end of the hold' });
     expect(synced.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
+  });
+});
+
+describe('instancesOf', () => {
+  it('gives each instance the worst of its checks: warning stays an endpoint, critical and maintenance do not', () => {
+    const withChecks = (id: string, port: number, ...statuses: string[]) => ({ ...entry(id, port), Checks: statuses.map((Status) => ({ Status })) });
+    const instances = instancesOf('web', [
+      withChecks('a', 8001, 'passing', 'passing'),
+      withChecks('b', 8002, 'passing', 'warning'),
+      withChecks('c', 8003, 'warning', 'critical'),
+      // Maintenance mode: Consul adds a critical `_service_maintenance:<id>` check.
+      withChecks('d', 8004, 'passing', 'critical'),
+    ]);
+    expect(instances.map((i) => [i.id, i.health])).toEqual([['a', 'healthy'], ['b', 'warning'], ['c', 'critical'], ['d', 'critical']]);
   });
 });

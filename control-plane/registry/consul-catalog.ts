@@ -13,14 +13,15 @@
  * - `/v1/health/service/<name>` (all instances, not only passing), a non-blocking read, gives a
  *   service's instances with their health.
  *
- * Used for `GET /api/v1/services` and for the endpoints of pushed snapshots (passing instances
- * only). The last known state survives Consul outages and malformed answers. Consul accepts
+ * Used for `GET /api/v1/services` and for the endpoints of pushed snapshots: an instance's
+ * health is its checks' as Consul aggregates them (`consulHealth`), and those in `passing` or
+ * `warning` receive traffic, as in Consul's own mesh. The last known state survives Consul outages and malformed answers. Consul accepts
  * names Skein does not (`Redis_Cache`); those are skipped with one warning each, since one of
  * them in a snapshot would have every sidecar refuse it, and every later one. An instance
  * registered without a port, or with an address or port a snapshot's endpoint cannot carry
  * (`http://10.0.0.5`, port 70000), is skipped the same way (one warning per instance id); the
  * service's other instances are kept. After an outage, a service that vanishes from the list
- * or is left without a passing instance is kept as last known for the recovery hold
+ * or is left without a passing or warning instance is kept as last known for the recovery hold
  * (RecoveryHold, the rule the sidecar's Consul source applies): a restarted agent lists
  * services only as their sidecars register again.
  */
@@ -29,7 +30,7 @@ import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
-import { aclFilteredWarner, endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
+import { aclFilteredWarner, consulHealth, endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 import { RefreshQueue } from './refresh-queue.js';
 
@@ -41,7 +42,7 @@ interface ServiceWatch {
 }
 
 export interface ConsulCatalogOptions {
-  /** After Consul comes back, how long a service it no longer lists, or lists without a passing instance, is kept as last known. */
+  /** After Consul comes back, how long a service it no longer lists, or lists without a passing or warning instance, is kept as last known. */
   readonly recoveryHoldMs?: number;
   /** How many services are read at once after a change (each read is one connection to the agent, beside the two blocking queries). */
   readonly readConcurrency?: number;
@@ -61,7 +62,8 @@ interface CheckState {
   readonly ModifyIndex: number;
 }
 
-const passing = (instances: readonly Instance[]): number => instances.filter((i) => i.health === 'healthy').length;
+/** Instances that receive traffic (passing or warning): the count the recovery hold judges. */
+const routed = (instances: readonly Instance[]): number => instances.filter((i) => i.health !== 'critical').length;
 
 export class ConsulCatalog implements Discovery {
   private readonly services = new Map<string, ServiceWatch>();
@@ -199,7 +201,7 @@ export class ConsulCatalog implements Discovery {
     const kept: string[] = [];
     for (const [name, watch] of this.services) {
       if (wanted.has(name)) continue;
-      if (this.namesHold.keeps(passing(watch.instances), 0)) {
+      if (this.namesHold.keeps(routed(watch.instances), 0)) {
         kept.push(name);
         continue;
       }
@@ -213,7 +215,7 @@ export class ConsulCatalog implements Discovery {
       if (this.services.has(name)) continue;
       this.pending.add(name);
       this.services.set(name, {
-        read: healthRequest(this.consul, name, false, portlessWarner(this.logger, name), aclFilteredWarner(this.logger, name, this.consul.url)),
+        read: healthRequest(this.consul, name, portlessWarner(this.logger, name), aclFilteredWarner(this.logger, name, this.consul.url)),
         warnInvalid: skippedInstanceWarner(this.logger, name, (id, why) =>
           `Consul lists instance ${JSON.stringify(id)} of ${name} with an endpoint sidecars would refuse (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`),
         instances: [],
@@ -252,13 +254,13 @@ export class ConsulCatalog implements Discovery {
     this.settle(name);
     const next = instancesOf(name, entries, watch.warnInvalid);
     if (JSON.stringify(next) === JSON.stringify(watch.instances)) return watch.hold.cancel();
-    const before = passing(watch.instances);
+    const before = routed(watch.instances);
     const apply = (): void => {
       watch.instances = next;
       this.changed();
     };
-    if (watch.hold.offer(before, passing(next), apply)) {
-      this.logger.warn({ service: name, kept: before }, `Consul, just back, lists no passing instance of ${name}; keeping the last known instances while they register again`);
+    if (watch.hold.offer(before, routed(next), apply)) {
+      this.logger.warn({ service: name, kept: before }, `Consul, just back, lists no passing or warning instance of ${name}; keeping the last known instances while they register again`);
     }
   }
 
@@ -322,7 +324,7 @@ export function instancesOf(service: string, entries: readonly HealthEntry[], on
     .map((entry) => {
       const found = endpointOf(entry, onInvalid);
       if (found === undefined) return undefined;
-      const passing = (entry.Checks ?? []).every((c) => c.Status === 'passing');
+      const health = consulHealth(entry);
       const instance: Instance = {
         service,
         id: entry.Service.ID,
@@ -330,7 +332,7 @@ export function instancesOf(service: string, entries: readonly HealthEntry[], on
         port: found.port,
         protocol: found.labels.protocol === 'grpc' ? 'grpc' : 'http',
         labels: found.labels,
-        health: passing ? 'healthy' : 'critical',
+        health: health === 'passing' ? 'healthy' : health,
       };
       return instance;
     })

@@ -13,8 +13,13 @@ export interface Instance {
   readonly protocol: 'http' | 'grpc';
   /** Includes `version` (the subset label). */
   readonly labels: Readonly<Record<string, string>>;
-  /** `healthy` while its sidecar is connected and ready (or Consul checks pass); `disconnected` during the grace period; `critical` when the sidecar says it is not ready or a Consul check fails (never an endpoint). */
-  readonly health: 'healthy' | 'disconnected' | 'critical';
+  /**
+   * `healthy` while its sidecar is connected and ready (or its Consul checks pass);
+   * `disconnected` during the grace period; `warning` when a Consul check warns and none is
+   * critical (still an endpoint, as in Consul's mesh); `critical` when the sidecar says it is
+   * not ready or a Consul check is critical (never an endpoint).
+   */
+  readonly health: 'healthy' | 'disconnected' | 'warning' | 'critical';
 }
 
 export interface Discovery {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/config/parse.js';
 import { tempDir } from '../../test/support/index.js';
 import { RunningCanaryError, type RunningCanary } from '../canary/conflicts.js';
+import type { Instance } from '../registry/discovery.js';
 import { StreamRegistry } from '../registry/stream-registry.js';
 import { FileStore } from '../store/file-store.js';
 import { StoreConflictError } from '../store/store.js';
@@ -384,5 +385,14 @@ describe('refusals that rest on the registry during the resync hold', () => {
     registry.announce({ service: 'catalog', id: 'catalog-v2', address: '127.0.0.1', port: 15443, protocol: 'http', labels: { version: 'v2' } });
     expect((await config.setSplit('catalog', { stable: 90, v2: 10 })).value).toEqual([{ match: { pathPrefix: '/' }, split: { stable: 90, v2: 10 } }]);
     expect(await config.healthyInstances('catalog', 'v2')).toBe(1);
+  });
+});
+
+describe('MeshConfig.healthyInstances', () => {
+  it('counts the instances that receive traffic: healthy, and in warning as Consul\'s mesh routes them; not critical or disconnected ones', async () => {
+    const instance = (id: string, health: Instance['health']): Instance => ({ service: 'catalog', id, address: '127.0.0.1', port: 8000, protocol: 'http', labels: { version: 'v2' }, health });
+    const instances = [instance('a', 'healthy'), instance('b', 'warning'), instance('c', 'critical'), instance('d', 'disconnected')];
+    const config = new MeshConfig(await FileStore.open(tempDir()), { instances: () => instances, onChange: () => () => {}, close: async () => {} });
+    expect(await config.healthyInstances('catalog', 'v2')).toBe(2);
   });
 });

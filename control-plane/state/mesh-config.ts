@@ -499,14 +499,15 @@ export class MeshConfig {
   }
 
   /**
-   * How many healthy instances (a ready sidecar, or passing Consul checks) `subset` selects
-   * now; a ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name. While
-   * the registry may be incomplete (registry-gap.ts), none is an InstancesNotKnownError.
+   * How many healthy instances (a ready sidecar, or Consul checks passing or warning: those
+   * that receive traffic) `subset` selects now; a ConfigError (`SUBSET: unknown subset …`) for
+   * a subset a split could not name. While the registry may be incomplete (registry-gap.ts),
+   * none is an InstancesNotKnownError.
    */
   async healthyInstances(service: string, subset: string): Promise<number> {
     const subsets = ((await this.getPolicy(service))?.value as PolicyInput | undefined)?.subsets ?? {};
     this.checkSubsets(service, [[subset, subset]], Object.keys(subsets));
-    const healthy = this.discovery.instances().filter((i) => i.service === service && i.health === 'healthy');
+    const healthy = this.discovery.instances().filter((i) => i.service === service && (i.health === 'healthy' || i.health === 'warning'));
     const selected = selectEndpoints(subsetSelector({ subsets }, subset), healthy).length;
     const gap = selected === 0 ? this.gap() : undefined;
     if (gap) throw registryRefusal([`${subset}: no healthy instance of subset ${subset} of ${service} is known yet`], gap);

@@ -1,9 +1,11 @@
 /**
- * Consul discovery: one blocking query on `/v1/health/service/<name>?passing` per destination
- * the sidecar routes to, started when the mesh first watches that destination and stopped
- * when its last watcher leaves. Each answer becomes the whole endpoint set (address and port
- * of the registered instance; labels are the service meta plus `tag:<tag>` for each tag), and
- * watchers hear only about sets that actually changed. An instance without a port, or with an
+ * Consul discovery: one blocking query on `/v1/health/service/<name>` per destination the
+ * sidecar routes to, started when the mesh first watches that destination and stopped when its
+ * last watcher leaves. Each answer becomes the whole endpoint set: the instances Consul's own
+ * service mesh sends traffic to, those in `passing` or `warning` (`consulHealth`; a `critical`
+ * check, maintenance mode included, leaves the instance out), each with the address and port
+ * it registered and labels from its service meta plus `tag:<tag>` for each tag. Watchers hear
+ * only about sets that actually changed. An instance without a port, or with an
  * address or port no connection can be made to, is skipped with one warning per instance id,
  * the rule the control plane's catalog applies. Errors keep the last known set, and
  * so does an empty answer within `recoveryHoldMs` of an outage (RecoveryHold, shared with the
@@ -31,6 +33,26 @@ export interface HealthEntry {
     readonly CreateIndex?: number;
   };
   readonly Checks?: readonly { readonly Status: string }[];
+}
+
+/** An instance's health as Consul aggregates its checks. */
+export type ConsulHealth = 'passing' | 'warning' | 'critical';
+
+/**
+ * The worst of an entry's checks (its node's `serfHealth` included, which Consul lists with
+ * them), as Consul's service mesh and DNS read them: an instance in `warning` still receives
+ * traffic and only `critical` drops it (Consul's xDS marks an endpoint unhealthy for a
+ * critical check alone, unless a service-resolver subset says `OnlyPassing`). Maintenance
+ * mode is a critical check (`_service_maintenance:<id>`, `_node_maintenance`); a status
+ * Consul may add later counts as critical rather than route to something unknown.
+ */
+export function consulHealth(entry: HealthEntry): ConsulHealth {
+  let health: ConsulHealth = 'passing';
+  for (const check of entry.Checks ?? []) {
+    if (check.Status === 'warning') health = 'warning';
+    else if (check.Status !== 'passing') return 'critical';
+  }
+  return health;
 }
 
 export interface ConsulSourceOptions {
@@ -87,14 +109,16 @@ export function endpointsOf(entries: readonly HealthEntry[], onInvalid?: Invalid
 }
 
 /**
- * `GET /v1/health/service/<name>?passing` as a blocking request through the consul client.
+ * `GET /v1/health/service/<name>` (every instance, with its checks) as a blocking request
+ * through the consul client. Not `?passing`: that leaves out instances in `warning` too, which
+ * Consul's own mesh still routes to.
  * `onFiltered` is called for each answer Consul says it left entries out of because the ACL
  * token may not read them (`X-Consul-Results-Filtered-By-ACLs`): with ACLs on, a token without
  * `node:read` gets every instance hidden, an empty answer with a 200 rather than a 403.
  */
-export function healthRequest(consul: ConsulConnection, service: string, passing: boolean, onPortless?: (id: string) => void, onFiltered?: () => void) {
+export function healthRequest(consul: ConsulConnection, service: string, onPortless?: (id: string) => void, onFiltered?: () => void) {
   return async (req: BlockingRequest): Promise<BlockingAnswer<HealthEntry[]>> => {
-    const opts: Record<string, unknown> = { service, passing, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
+    const opts: Record<string, unknown> = { service, wait: req.wait, timeout: req.timeoutMs, ctx: req.ctx };
     if (req.cursor !== '') opts.index = req.cursor;
     const [res, data] = (await consul.client.health.service(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
     if (res.headers['x-consul-results-filtered-by-acls'] === 'true') onFiltered?.();
@@ -224,15 +248,15 @@ export class ConsulEndpointSource implements EndpointSource {
       hold: new RecoveryHold(this.options.recoveryHoldMs),
       query: new BlockingQuery<HealthEntry[]>({
         kind: 'index',
-        request: healthRequest(this.consul, service, true, portlessWarner(log, service), aclFilteredWarner(log, service, this.consul.url)),
+        request: healthRequest(this.consul, service, portlessWarner(log, service), aclFilteredWarner(log, service, this.consul.url)),
         waitMs: this.options.waitMs,
         backoffMaxMs: this.options.backoffMaxMs,
         onAnswer: (entries) => {
-          const endpoints = endpointsOf(entries, warnInvalid);
+          const endpoints = endpointsOf(entries.filter((e) => consulHealth(e) !== 'critical'), warnInvalid);
           const key = JSON.stringify(endpoints);
           if (key === watch.key) return watch.hold.cancel();
           if (watch.hold.offer(watch.endpoints?.length ?? 0, endpoints.length, () => apply(key, endpoints))) {
-            log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing instance of ${service}; keeping the last known endpoints while instances register again`);
+            log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing or warning instance of ${service}; keeping the last known endpoints while instances register again`);
           }
         },
         onError: (err, attempt, delayMs) => {

@@ -76,14 +76,14 @@ export async function skeinCli(procs: Processes, cp: ControlPlaneProcess, args: 
   return { code: exit.code, output: child.output() };
 }
 
-export async function get(from: MeshSidecar, host: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; reason?: string; body: string }> {
+export async function get(from: Pick<MeshSidecar, 'outboundUrl'>, host: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; reason?: string; body: string }> {
   const res = await request(`${from.outboundUrl}${path}`, { headers: { host, ...headers } });
   const reason = res.headers['x-skein-reason'];
   return { status: res.statusCode, reason: typeof reason === 'string' ? reason : undefined, body: await res.body.text() };
 }
 
 /** Which app (an echo upstream's `name`) answered each of `n` requests to `host` through `from`; `HTTP status reason` for a failure. */
-export async function answeredBy(from: MeshSidecar, host: string, n: number, path = '/items'): Promise<string[]> {
+export async function answeredBy(from: Pick<MeshSidecar, 'outboundUrl'>, host: string, n: number, path = '/items'): Promise<string[]> {
   const names: string[] = [];
   for (let i = 0; i < n; i++) {
     const r = await get(from, host, path);
