@@ -179,6 +179,11 @@ export const servicePolicy = z
     circuitBreaker: circuitBreakerPolicy.default({}),
     outlierDetection: outlierPolicy.default({}),
     subsets: z.record(subsetName, labels).default({}),
+    /**
+     * Route only to instances whose every Consul check passes, as a Consul service-resolver's
+     * `OnlyPassing`; by default instances in `warning` receive traffic too, as in Consul's mesh.
+     */
+    onlyPassing: z.boolean().default(false),
     /** Static mode only; otherwise endpoints come from discovery. */
     endpoints: z.array(endpoint).optional(),
   })

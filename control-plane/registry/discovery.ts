@@ -22,6 +22,15 @@ export interface Instance {
   readonly health: 'healthy' | 'disconnected' | 'warning' | 'critical';
 }
 
+/**
+ * Whether an instance is an endpoint of pushed snapshots: any but a `critical` one (a
+ * `disconnected` one keeps its traffic for the grace period), and with the service's
+ * `onlyPassing` not one in `warning` either.
+ */
+export function isEndpoint(instance: Instance, onlyPassing = false): boolean {
+  return instance.health !== 'critical' && !(onlyPassing && instance.health === 'warning');
+}
+
 export interface Discovery {
   /** Every known instance, in a stable order. */
   instances(): readonly Instance[];

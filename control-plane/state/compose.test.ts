@@ -36,4 +36,14 @@ describe('composeSnapshot', () => {
   it('leaves intentions out when none are stored (every caller allowed)', () => {
     expect(composeSnapshot({ policies: {}, routes: {} }, [])).toEqual({ services: {}, routes: {} });
   });
+
+  it('pushes instances in warning as endpoints, critical ones never, and with onlyPassing only passing ones', () => {
+    const at = (port: number, health: Instance['health']): Instance => ({ ...instance('catalog', `c-${port}`, 'v1'), port, health });
+    const instances = [at(1, 'healthy'), at(2, 'warning'), at(3, 'critical'), at(4, 'disconnected')];
+    const ports = (policies: Record<string, { onlyPassing: boolean }>) =>
+      composeSnapshot({ policies, routes: {} }, instances).services!.catalog!.endpoints!.map((e) => e.port);
+    expect(ports({})).toEqual([1, 2, 4]);
+    expect(ports({ catalog: { onlyPassing: false } })).toEqual([1, 2, 4]);
+    expect(ports({ catalog: { onlyPassing: true } })).toEqual([1, 4]);
+  });
 });

@@ -5,7 +5,7 @@
  */
 import { ownEntry } from '../../common/config/own.js';
 import type { SnapshotInput } from '../../common/config/schema.js';
-import type { Instance } from '../registry/discovery.js';
+import { isEndpoint, type Instance } from '../registry/discovery.js';
 import type { PolicyInput, StoredConfig } from './resources.js';
 
 /** The snapshot without its version; two equal bodies mean nothing changed for sidecars. */
@@ -26,7 +26,7 @@ export function composeSnapshot(config: StoredConfig, instances: readonly Instan
     services[name] = {
       ...(policy.protocol === undefined && own[0] ? { protocol: own[0].protocol } : {}),
       ...policy,
-      endpoints: own.filter((i) => i.health !== 'critical').map((i) => ({ address: i.address, port: i.port, labels: { ...i.labels } })),
+      endpoints: own.filter((i) => isEndpoint(i, policy.onlyPassing)).map((i) => ({ address: i.address, port: i.port, labels: { ...i.labels } })),
     };
   }
   const body: SnapshotBody = { services, routes: config.routes };

@@ -389,10 +389,12 @@ describe('refusals that rest on the registry during the resync hold', () => {
 });
 
 describe('MeshConfig.healthyInstances', () => {
-  it('counts the instances that receive traffic: healthy, and in warning as Consul\'s mesh routes them; not critical or disconnected ones', async () => {
+  it('counts the instances that receive traffic: healthy, and in warning as Consul\'s mesh routes them unless the policy says onlyPassing; not critical or disconnected ones', async () => {
     const instance = (id: string, health: Instance['health']): Instance => ({ service: 'catalog', id, address: '127.0.0.1', port: 8000, protocol: 'http', labels: { version: 'v2' }, health });
     const instances = [instance('a', 'healthy'), instance('b', 'warning'), instance('c', 'critical'), instance('d', 'disconnected')];
     const config = new MeshConfig(await FileStore.open(tempDir()), { instances: () => instances, onChange: () => () => {}, close: async () => {} });
     expect(await config.healthyInstances('catalog', 'v2')).toBe(2);
+    await config.putPolicy('catalog', { onlyPassing: true });
+    expect(await config.healthyInstances('catalog', 'v2')).toBe(1);
   });
 });

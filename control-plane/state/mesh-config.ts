@@ -10,7 +10,7 @@ import type { ZodTypeAny } from 'zod';
 import { ConfigError, validate } from '../../common/config/parse.js';
 import { routesChange, RunningCanaryError, subsetChanges, type CanaryConflict, type RunningCanary } from '../canary/conflicts.js';
 import { serviceName } from '../../common/config/schema.js';
-import type { Discovery } from '../registry/discovery.js';
+import { isEndpoint, type Discovery } from '../registry/discovery.js';
 import { conflictBackoff, StoreConflictError, type ConfigStore, type StoreEntry, type StoreOp, type WriteCondition } from '../store/store.js';
 import { entryProblems, StoredConfigError } from '../store/stored-entries.js';
 import { selectEndpoints, subsetSelector } from '../../common/routing/subsets.js';
@@ -499,15 +499,17 @@ export class MeshConfig {
   }
 
   /**
-   * How many healthy instances (a ready sidecar, or Consul checks passing or warning: those
-   * that receive traffic) `subset` selects now; a ConfigError (`SUBSET: unknown subset …`) for
+   * How many healthy instances (a ready sidecar, or Consul checks passing or warning, or with
+   * the policy's `onlyPassing` passing: those that receive traffic) `subset` selects now; a ConfigError (`SUBSET: unknown subset …`) for
    * a subset a split could not name. While the registry may be incomplete (registry-gap.ts),
    * none is an InstancesNotKnownError.
    */
   async healthyInstances(service: string, subset: string): Promise<number> {
-    const subsets = ((await this.getPolicy(service))?.value as PolicyInput | undefined)?.subsets ?? {};
+    const policy = (await this.getPolicy(service))?.value as PolicyInput | undefined;
+    const subsets = policy?.subsets ?? {};
     this.checkSubsets(service, [[subset, subset]], Object.keys(subsets));
-    const healthy = this.discovery.instances().filter((i) => i.service === service && (i.health === 'healthy' || i.health === 'warning'));
+    // Not a disconnected one: it keeps traffic for its grace period only.
+    const healthy = this.discovery.instances().filter((i) => i.service === service && i.health !== 'disconnected' && isEndpoint(i, policy?.onlyPassing));
     const selected = selectEndpoints(subsetSelector({ subsets }, subset), healthy).length;
     const gap = selected === 0 ? this.gap() : undefined;
     if (gap) throw registryRefusal([`${subset}: no healthy instance of subset ${subset} of ${service} is known yet`], gap);

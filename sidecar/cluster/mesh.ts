@@ -179,7 +179,18 @@ export class Mesh {
     };
     this.states.set(name, state);
     this.rebuild(state);
-    state.unwatch = this.deps.endpointSource.watch(name, (endpoints) => this.onEndpoints(state, endpoints));
+    this.watchEndpoints(state, this.deps.endpointSource);
+  }
+
+  /**
+   * Watches `state`'s endpoints in `source` with its policy's options, ending the watch before.
+   * The new watch starts first, so a source both share (the pushed endpoints) never drops the
+   * destination in between.
+   */
+  private watchEndpoints(state: ServiceState, source: EndpointSource): void {
+    const before = state.unwatch;
+    state.unwatch = source.watch(state.name, (endpoints) => this.onEndpoints(state, endpoints), { onlyPassing: state.policy.onlyPassing });
+    before();
   }
 
   /** The runtime in force once `runtime`'s destination is watched as one in use. */
@@ -187,10 +198,7 @@ export class Mesh {
     const state = this.states.get(runtime.name)!;
     runtime.awaitingUse = false;
     state.awaitingUse = false;
-    const before = state.unwatch;
-    // Started before the first watch ends, so a source both share (the pushed endpoints) never drops the destination in between.
-    state.unwatch = this.deps.endpointSourceOnUse!.watch(state.name, (endpoints) => this.onEndpoints(state, endpoints));
-    before();
+    this.watchEndpoints(state, this.deps.endpointSourceOnUse!);
     // A set the new watch handed over at once has rebuilt the runtime.
     return this.runtimes.get(state.name)!;
   }
@@ -214,6 +222,7 @@ export class Mesh {
       state.outlier.setEndpoints(state.endpoints.map((e) => e.key));
     }
     if (!same(old.retries.budget, policy.retries.budget)) state.budget = new RetryBudget(policy.retries.budget);
+    if (old.onlyPassing !== policy.onlyPassing) this.watchEndpoints(state, state.awaitingUse ? this.deps.endpointSource : this.deps.endpointSourceOnUse ?? this.deps.endpointSource);
   }
 
   private newOutlier(name: string, policy: ServicePolicy): OutlierDetector {

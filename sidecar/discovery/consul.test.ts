@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { consulHealth, type HealthEntry } from './consul.js';
+import { consulHealth, receivesTraffic, type HealthEntry } from './consul.js';
 
 const entry = (...statuses: string[]): HealthEntry => ({ Service: { ID: 'web-1', Port: 8001 }, Checks: statuses.map((Status) => ({ Status })) });
 
@@ -13,5 +13,12 @@ describe('consulHealth', () => {
 
   it('takes a status it does not know for critical, never for something to route to', () => {
     expect(consulHealth(entry('passing', 'maintenance'))).toBe('critical');
+  });
+});
+
+describe('receivesTraffic', () => {
+  it('is passing or warning by default, passing alone with onlyPassing (a service-resolver\'s OnlyPassing)', () => {
+    expect([receivesTraffic('passing'), receivesTraffic('warning'), receivesTraffic('critical')]).toEqual([true, true, false]);
+    expect([receivesTraffic('passing', true), receivesTraffic('warning', true), receivesTraffic('critical', true)]).toEqual([true, false, false]);
   });
 });

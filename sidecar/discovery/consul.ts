@@ -1,9 +1,10 @@
 /**
  * Consul discovery: one blocking query on `/v1/health/service/<name>` per destination the
  * sidecar routes to, started when the mesh first watches that destination and stopped when its
- * last watcher leaves. Each answer becomes the whole endpoint set: the instances Consul's own
- * service mesh sends traffic to, those in `passing` or `warning` (`consulHealth`; a `critical`
- * check, maintenance mode included, leaves the instance out), each with the address and port
+ * last watcher leaves (one per destination and `onlyPassing`). Each answer becomes the whole
+ * endpoint set: the instances Consul's own service mesh sends traffic to, those in `passing` or
+ * `warning` (`consulHealth`; a `critical` check, maintenance mode included, leaves the instance
+ * out; with `onlyPassing`, `warning` does too), each with the address and port
  * it registered and labels from its service meta plus `tag:<tag>` for each tag. Watchers hear
  * only about sets that actually changed. An instance without a port, or with an
  * address or port no connection can be made to, is skipped with one warning per instance id,
@@ -18,7 +19,7 @@ import { describeConsulError, type ConsulConnection } from '../../common/consul/
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
 import { endpointKey } from '../cluster/upstream-endpoint.js';
-import type { EndpointListener, EndpointSource } from './source.js';
+import type { EndpointListener, EndpointSource, WatchOptions } from './source.js';
 
 /** One entry of `/v1/health/service/<name>`, the fields used here. */
 export interface HealthEntry {
@@ -53,6 +54,11 @@ export function consulHealth(entry: HealthEntry): ConsulHealth {
     else if (check.Status !== 'passing') return 'critical';
   }
   return health;
+}
+
+/** Whether an instance in `health` receives traffic: in `passing` or `warning`, or with `onlyPassing` (a Consul service-resolver's `OnlyPassing`) in `passing` alone. */
+export function receivesTraffic(health: ConsulHealth, onlyPassing = false): boolean {
+  return health === 'passing' || (health === 'warning' && !onlyPassing);
 }
 
 export interface ConsulSourceOptions {
@@ -204,11 +210,14 @@ export class ConsulEndpointSource implements EndpointSource {
     private readonly options: ConsulSourceOptions = {},
   ) {}
 
-  watch(service: string, listener: EndpointListener): () => void {
-    let watch = this.watches.get(service);
+  watch(service: string, listener: EndpointListener, options: WatchOptions = {}): () => void {
+    const onlyPassing = options.onlyPassing === true;
+    // Watchers that differ in onlyPassing hear different sets: one query each.
+    const id = onlyPassing ? `${service}?passing` : service;
+    let watch = this.watches.get(id);
     if (watch === undefined) {
-      watch = this.start(service);
-      this.watches.set(service, watch);
+      watch = this.start(service, onlyPassing);
+      this.watches.set(id, watch);
     } else if (watch.endpoints !== undefined) {
       listener(watch.endpoints);
     }
@@ -216,8 +225,8 @@ export class ConsulEndpointSource implements EndpointSource {
     const joined = watch;
     return () => {
       joined.listeners.delete(listener);
-      if (joined.listeners.size === 0 && this.watches.get(service) === joined) {
-        this.watches.delete(service);
+      if (joined.listeners.size === 0 && this.watches.get(id) === joined) {
+        this.watches.delete(id);
         joined.hold.cancel();
         void joined.query.stop();
       }
@@ -231,7 +240,7 @@ export class ConsulEndpointSource implements EndpointSource {
     await Promise.all(all.map((w) => w.query.stop()));
   }
 
-  private start(service: string): Watch {
+  private start(service: string, onlyPassing: boolean): Watch {
     const log = this.logger.child({ consul: this.consul.url, destination: service });
     const warnInvalid = skippedInstanceWarner(log, service, (id, why) =>
       `Consul lists instance ${JSON.stringify(id)} of ${service} with an endpoint no connection can be made to (${why}); skipping it (the other instances are used). Register it with a plain IP address or host name and a port from 1 to 65535 to route to it`);
@@ -252,11 +261,11 @@ export class ConsulEndpointSource implements EndpointSource {
         waitMs: this.options.waitMs,
         backoffMaxMs: this.options.backoffMaxMs,
         onAnswer: (entries) => {
-          const endpoints = endpointsOf(entries.filter((e) => consulHealth(e) !== 'critical'), warnInvalid);
+          const endpoints = endpointsOf(entries.filter((e) => receivesTraffic(consulHealth(e), onlyPassing)), warnInvalid);
           const key = JSON.stringify(endpoints);
           if (key === watch.key) return watch.hold.cancel();
           if (watch.hold.offer(watch.endpoints?.length ?? 0, endpoints.length, () => apply(key, endpoints))) {
-            log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no passing or warning instance of ${service}; keeping the last known endpoints while instances register again`);
+            log.warn({ kept: watch.endpoints!.length }, `Consul, just back, lists no ${onlyPassing ? 'passing' : 'passing or warning'} instance of ${service}; keeping the last known endpoints while instances register again`);
           }
         },
         onError: (err, attempt, delayMs) => {

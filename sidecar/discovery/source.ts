@@ -11,8 +11,18 @@ import type { Endpoint } from '../../common/config/schema.js';
 
 export type EndpointListener = (endpoints: readonly Endpoint[]) => void;
 
+/** What a watch asks of a source besides the service. */
+export interface WatchOptions {
+  /**
+   * Only instances whose every health check passes (the service's `onlyPassing`), not those in
+   * `warning` too. Only a source that reads health states (Consul) has anything to leave out;
+   * the control plane applies it to the endpoints it pushes.
+   */
+  readonly onlyPassing?: boolean;
+}
+
 export interface EndpointSource {
   /** Starts (or joins) a watch of `service`; returns a function that ends this watch. */
-  watch(service: string, listener: EndpointListener): () => void;
+  watch(service: string, listener: EndpointListener, options?: WatchOptions): () => void;
   close(): Promise<void>;
 }

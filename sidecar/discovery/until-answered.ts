@@ -7,7 +7,7 @@
  * stability). Once Consul has answered for a destination, its sets alone count. The mesh
  * watches a destination through this only from its first request on (MeshDeps.endpointSourceOnUse).
  */
-import type { EndpointSource } from './source.js';
+import type { EndpointListener, EndpointSource, WatchOptions } from './source.js';
 
 export class UntilAnsweredSource implements EndpointSource {
   constructor(
@@ -15,17 +15,17 @@ export class UntilAnsweredSource implements EndpointSource {
     private readonly standIn: EndpointSource,
   ) {}
 
-  watch(service: string, listener: Parameters<EndpointSource['watch']>[1]): () => void {
+  watch(service: string, listener: EndpointListener, options?: WatchOptions): () => void {
     let answered = false;
     let stopStandIn: (() => void) | undefined = this.standIn.watch(service, (endpoints) => {
       if (!answered) listener(endpoints);
-    });
+    }, options);
     const stopPrimary = this.primary.watch(service, (endpoints) => {
       answered = true;
       stopStandIn?.();
       stopStandIn = undefined;
       listener(endpoints);
-    });
+    }, options);
     return () => {
       stopStandIn?.();
       stopPrimary();

@@ -102,8 +102,17 @@ describe('instances in warning receive traffic, critical ones do not (as in Cons
     const sb = await startMeshSidecar(procs, cp, { service: 'catalog', appPort: b.port, extraArgs: onConsul });
     // Without --consul: its endpoints are the control plane's pushed ones (and it is in no registry).
     const caller = await startMeshSidecar(procs, cp, { service: 'web', appPort: (await app('web')).port, listed: false });
+    // With --consul: its own watch of catalog, from its first request on.
+    const watcher = await startMeshSidecar(procs, cp, { service: 'shop', appPort: (await app('shop')).port, extraArgs: onConsul });
     const both = [sa.inboundPort, sb.inboundPort].sort();
-    await waitUntil(async () => JSON.stringify(await endpointPorts(caller, 'catalog')) === JSON.stringify(both), { timeoutMs: 20_000, what: 'the caller to route to both instances' });
+    const routeTo = (ports: number[], what: string) =>
+      waitUntil(async () => {
+        const seen = [await endpointPorts(caller, 'catalog'), await endpointPorts(watcher, 'catalog')];
+        return seen.every((p) => JSON.stringify(p) === JSON.stringify(ports));
+      }, { timeoutMs: 15_000, what: `both callers to route to ${what}` });
+    await routeTo(both, 'both instances');
+    await answeredBy(watcher, 'catalog', 2, '/item');
+    await waitUntil(() => watcher.child.output().includes('"endpoints from Consul"'), { timeoutMs: 10_000, what: "the --consul caller's own watch of catalog" });
     const listed = async (port: number) => {
       const services = (await cp.api.get<{ name: string; instances: { port: number; health: string }[] }[]>('/api/v1/services')).body;
       return services.find((s) => s.name === 'catalog')?.instances.find((i) => i.port === port)?.health;
@@ -115,13 +124,20 @@ describe('instances in warning receive traffic, critical ones do not (as in Cons
     await waitUntil(async () => (await listed(sb.inboundPort)) === 'warning', { timeoutMs: 10_000, what: 'the instance listed in warning by the control plane' });
     const pushed = (await cp.api.get<{ services: Record<string, { endpoints: { port: number }[] }> }>('/api/v1/snapshot')).body.services.catalog!.endpoints.map((e) => e.port).sort();
     expect(pushed).toEqual(both);
-    expect(await endpointPorts(caller, 'catalog')).toEqual(both);
-    expect(new Set(await answeredBy(caller, 'catalog', 10, '/item'))).toEqual(new Set(['a', 'b']));
+    await routeTo(both, 'both instances, the one in warning included');
+    for (const from of [caller, watcher]) expect(new Set(await answeredBy(from, 'catalog', 10, '/item'))).toEqual(new Set(['a', 'b']));
+
+    // onlyPassing (a service-resolver's OnlyPassing): the pushed endpoints and the --consul caller's watch both leave it out.
+    expect((await cp.api.put('/api/v1/services/catalog/policy', { onlyPassing: true })).status).toBe(200);
+    await routeTo([sa.inboundPort], 'the passing instance alone (onlyPassing)');
+    for (const from of [caller, watcher]) expect(await answeredBy(from, 'catalog', 6, '/item')).toEqual(Array(6).fill('a'));
+    expect((await cp.api.delete('/api/v1/services/catalog/policy')).status).toBe(204);
+    await routeTo(both, 'both instances again without onlyPassing');
 
     target.status = 500;
     await consulSays(sb.inboundPort, 'critical');
     await waitUntil(async () => (await listed(sb.inboundPort)) === 'critical', { timeoutMs: 10_000, what: 'the instance listed critical by the control plane' });
-    await waitUntil(async () => JSON.stringify(await endpointPorts(caller, 'catalog')) === JSON.stringify([sa.inboundPort]), { timeoutMs: 10_000, what: 'the critical instance out of the pushed endpoints' });
-    expect(await answeredBy(caller, 'catalog', 10, '/item')).toEqual(Array(10).fill('a'));
+    await routeTo([sa.inboundPort], 'the passing instance alone (the other critical)');
+    for (const from of [caller, watcher]) expect(await answeredBy(from, 'catalog', 6, '/item')).toEqual(Array(6).fill('a'));
   });
 });
