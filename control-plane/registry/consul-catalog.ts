@@ -15,9 +15,10 @@
  *
  * Used for `GET /api/v1/services` and for the endpoints of pushed snapshots: an instance's
  * health is its checks' as Consul aggregates them (`consulHealth`), and those in `passing` or
- * `warning` receive traffic, as in Consul's own mesh. The last known state survives Consul outages and malformed answers. Consul accepts
- * names Skein does not (`Redis_Cache`); those are skipped with one warning each, since one of
- * them in a snapshot would have every sidecar refuse it, and every later one. An instance
+ * `warning` receive traffic, as in Consul's own mesh. The last known state survives Consul
+ * outages and malformed answers. Consul accepts names Skein does not (`Redis_Cache`); those
+ * are skipped with one warning each, since one of them in a snapshot would have every sidecar
+ * refuse it, and every later one. An instance
  * registered without a port, or with an address or port a snapshot's endpoint cannot carry
  * (`http://10.0.0.5`, port 70000), is skipped the same way (one warning per instance id); the
  * service's other instances are kept. After an outage, a service that vanishes from the list

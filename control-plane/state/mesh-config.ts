@@ -500,9 +500,9 @@ export class MeshConfig {
 
   /**
    * How many healthy instances (a ready sidecar, or Consul checks passing or warning, or with
-   * the policy's `onlyPassing` passing: those that receive traffic) `subset` selects now; a ConfigError (`SUBSET: unknown subset …`) for
-   * a subset a split could not name. While the registry may be incomplete (registry-gap.ts),
-   * none is an InstancesNotKnownError.
+   * the policy's `onlyPassing` passing: those that receive traffic) `subset` selects now; a
+   * ConfigError (`SUBSET: unknown subset …`) for a subset a split could not name. While the
+   * registry may be incomplete (registry-gap.ts), none is an InstancesNotKnownError.
    */
   async healthyInstances(service: string, subset: string): Promise<number> {
     const policy = (await this.getPolicy(service))?.value as PolicyInput | undefined;

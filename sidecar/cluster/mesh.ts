@@ -222,7 +222,12 @@ export class Mesh {
       state.outlier.setEndpoints(state.endpoints.map((e) => e.key));
     }
     if (!same(old.retries.budget, policy.retries.budget)) state.budget = new RetryBudget(policy.retries.budget);
-    if (old.onlyPassing !== policy.onlyPassing) this.watchEndpoints(state, state.awaitingUse ? this.deps.endpointSource : this.deps.endpointSourceOnUse ?? this.deps.endpointSource);
+    if (old.onlyPassing !== policy.onlyPassing) this.watchEndpoints(state, this.watchedIn(state));
+  }
+
+  /** The source `state`'s endpoints are watched in now. */
+  private watchedIn(state: ServiceState): EndpointSource {
+    return state.awaitingUse ? this.deps.endpointSource : this.deps.endpointSourceOnUse ?? this.deps.endpointSource;
   }
 
   private newOutlier(name: string, policy: ServicePolicy): OutlierDetector {

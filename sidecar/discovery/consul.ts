@@ -4,13 +4,12 @@
  * last watcher leaves (one per destination and `onlyPassing`). Each answer becomes the whole
  * endpoint set: the instances Consul's own service mesh sends traffic to, those in `passing` or
  * `warning` (`consulHealth`; a `critical` check, maintenance mode included, leaves the instance
- * out; with `onlyPassing`, `warning` does too), each with the address and port
- * it registered and labels from its service meta plus `tag:<tag>` for each tag. Watchers hear
- * only about sets that actually changed. An instance without a port, or with an
- * address or port no connection can be made to, is skipped with one warning per instance id,
- * the rule the control plane's catalog applies. Errors keep the last known set, and
- * so does an empty answer within `recoveryHoldMs` of an outage (RecoveryHold, shared with the
- * control plane's catalog).
+ * out; with `onlyPassing`, `warning` does too), each with the address and port it registered
+ * and labels from its service meta plus `tag:<tag>` for each tag. Watchers hear only about sets
+ * that actually changed. An instance without a port, or with an address or port no connection
+ * can be made to, is skipped with one warning per instance id, the rule the control plane's
+ * catalog applies. Errors keep the last known set, and so does an empty answer within
+ * `recoveryHoldMs` of an outage (RecoveryHold, shared with the control plane's catalog).
  */
 import { zodProblems } from '../../common/config/parse.js';
 import { endpoint, type Endpoint } from '../../common/config/schema.js';
@@ -56,7 +55,10 @@ export function consulHealth(entry: HealthEntry): ConsulHealth {
   return health;
 }
 
-/** Whether an instance in `health` receives traffic: in `passing` or `warning`, or with `onlyPassing` (a Consul service-resolver's `OnlyPassing`) in `passing` alone. */
+/**
+ * Whether an instance in `health` receives traffic: in `passing` or `warning`, or with
+ * `onlyPassing` (a Consul service-resolver's `OnlyPassing`) in `passing` alone.
+ */
 export function receivesTraffic(health: ConsulHealth, onlyPassing = false): boolean {
   return health === 'passing' || (health === 'warning' && !onlyPassing);
 }
