@@ -2,8 +2,10 @@
  * The sidecar's Consul endpoint source in process, against a real agent, counting the
  * requests it sends: no destination, no query; one blocking query per destination, shared by
  * its watchers and parked on Consul between changes (no spinning); stopped when the last
- * watcher leaves. Labels are the instance's meta plus `tag:<tag>`. An instance registered
- * without a port, or with one above 65535 or a URL for an address, is skipped, the others kept.
+ * watcher leaves. Labels are the instance's meta plus `tag:<tag>`. Instances in warning are
+ * endpoints, critical ones not (nor warning ones for a watcher with onlyPassing). An instance
+ * registered without a port, or with one above 65535 or a URL for an address, is skipped, the
+ * others kept.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +137,28 @@ describe('ConsulEndpointSource against a real agent', { timeout: 60_000 }, () =>
     expect(warned('catalog-big')).toHaveLength(1);
     expect(warned('catalog-url')).toHaveLength(1);
     expect(warned('catalog-big')[0]).toMatch(/port/);
+  });
+  it('lists instances in warning and leaves critical ones out; a watcher with onlyPassing leaves warning ones out too, on a query of its own', async () => {
+    await consul.reset();
+    const check = (id: string, status: string) => ({ CheckID: `${id}-ttl`, TTL: '10m', Status: status });
+    for (const [id, port, status] of [['ok', 18101, 'passing'], ['warn', 18102, 'warning'], ['down', 18103, 'critical']] as const) {
+      await consul.put('/agent/service/register', { ID: id, Name: 'catalog', Address: '127.0.0.1', Port: port, Check: check(id, status) });
+    }
+    const source = new ConsulEndpointSource(connection, createLogger('endpoint-source-test', 'silent'));
+    const all: number[][] = [];
+    const passing: number[][] = [];
+    const stopAll = source.watch('catalog', (e) => all.push(e.map((x) => x.port)));
+    const stopPassing = source.watch('catalog', (e) => passing.push(e.map((x) => x.port)), { onlyPassing: true });
+    await waitUntil(() => all.length > 0 && passing.length > 0, { what: 'both sets' });
+    expect([all.at(-1), passing.at(-1)]).toEqual([[18101, 18102], [18101]]);
+
+    await consul.put('/agent/check/pass/warn-ttl');
+    await waitUntil(() => JSON.stringify(passing.at(-1)) === JSON.stringify([18101, 18102]), { what: 'the instance back to passing in the onlyPassing set' });
+    await consul.put('/agent/check/fail/ok-ttl');
+    await waitUntil(() => JSON.stringify(all.at(-1)) === JSON.stringify([18102]) && JSON.stringify(passing.at(-1)) === JSON.stringify([18102]), { what: 'the failed instance out of both sets' });
+    stopAll();
+    stopPassing();
+    await source.close();
   });
 });
 
