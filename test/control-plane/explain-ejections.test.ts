@@ -4,11 +4,11 @@
  * its health check until web's sidecar ejects it; the ejection leaves the list when it ends,
  * and when web's sidecar shuts down.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
 import { get, skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
 import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { explainBackend, failing } from './explain-fixture.js';
 import { startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
@@ -17,14 +17,7 @@ let web: MeshSidecar;
 let backend: MeshSidecar;
 const apps: TestUpstream[] = [];
 
-function failing(req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(req.url === '/health' ? 200 : 500).end();
-}
-
-async function explained(source?: string): Promise<ExplainAnswer> {
-  const query = new URLSearchParams({ service: 'backend', method: 'GET', path: '/x', ...(source ? { source } : {}) });
-  return (await cp.api.get<ExplainAnswer>(`/api/v1/explain?${query}`)).body;
-}
+const explained = (source?: string): Promise<ExplainAnswer> => explainBackend(cp, source);
 
 /** Sets backend's outlier detection (its only endpoint may be ejected) and waits until web's sidecar runs it. */
 async function ejectFor(baseEjectionTime: string, ms: number): Promise<void> {

@@ -6,11 +6,11 @@
  * act on them: web → backend, backend's app failing every request but its health check, until
  * web's sidecar shuts down and its breakers go with it.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
 import { get, skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
 import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { explainBackend, failing } from './explain-fixture.js';
 import { startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
@@ -18,14 +18,7 @@ let cp: ControlPlaneProcess;
 let web: MeshSidecar;
 const apps: TestUpstream[] = [];
 
-function failing(req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(req.url === '/health' ? 200 : 500).end();
-}
-
-async function explained(source?: string): Promise<ExplainAnswer> {
-  const query = new URLSearchParams({ service: 'backend', method: 'GET', path: '/x', ...(source ? { source } : {}) });
-  return (await cp.api.get<ExplainAnswer>(`/api/v1/explain?${query}`)).body;
-}
+const explained = (source?: string): Promise<ExplainAnswer> => explainBackend(cp, source);
 
 beforeAll(async () => {
   cp = await startControlPlane(procs);

@@ -2,11 +2,29 @@
  * Bad input and upstream faults (SPEC §8): each gets a clear answer with x-skein-reason, and
  * none disturbs a concurrent good connection or the process.
  */
-import { connect as connectH2 } from 'node:http2';
+import { connect as connectH2, type ClientHttp2Session } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { expectContinueExchange, get, rawExchange, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
+
+/** One HTTP/2 request on `session` (no body): its status, x-skein-reason and body. */
+function h2Answer(session: ClientHttp2Session, headers: Record<string, string>): Promise<{ status: number; reason: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let status = 0;
+    let reason = '';
+    let body = '';
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+      reason = String(h['x-skein-reason'] ?? '');
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (body += d));
+    stream.on('end', () => resolve({ status, reason, body }));
+    stream.on('error', reject);
+  });
+}
 
 describe('bad input and upstream faults', () => {
   const procs = new Processes();
@@ -246,21 +264,7 @@ describe('bad input and upstream faults', () => {
   it('normalises an HTTP/2 :path the same way', async () => {
     const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
     try {
-      const call = (path: string) =>
-        new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
-          const stream = session.request({ ':path': path, ':authority': 'gated' });
-          let status = 0;
-          let reason = '';
-          let body = '';
-          stream.on('response', (h) => {
-            status = Number(h[':status']);
-            reason = String(h['x-skein-reason'] ?? '');
-          });
-          stream.setEncoding('utf8');
-          stream.on('data', (d: string) => (body += d));
-          stream.on('end', () => resolve({ status, reason, body }));
-          stream.on('error', reject);
-        });
+      const call = (path: string) => h2Answer(session, { ':path': path, ':authority': 'gated' });
       expect(await call('/public/../private/admin')).toMatchObject({ status: 404, reason: 'no-route' });
       const ok = await call('/public/a/%2e%2e/b?q=/../x');
       expect(ok.status).toBe(200);
@@ -306,21 +310,7 @@ describe('bad input and upstream faults', () => {
     const before = metric(await scrape(sc), 'skein_malformed_requests_total', { direction: 'outbound', code: '400' });
     const session = connectH2(`http://127.0.0.1:${sc.outboundPort}`);
     try {
-      const call = (headers: Record<string, string>) =>
-        new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
-          const stream = session.request(headers);
-          let status = 0;
-          let reason = '';
-          let body = '';
-          stream.on('response', (h) => {
-            status = Number(h[':status']);
-            reason = String(h['x-skein-reason'] ?? '');
-          });
-          stream.setEncoding('utf8');
-          stream.on('data', (d: string) => (body += d));
-          stream.on('end', () => resolve({ status, reason, body }));
-          stream.on('error', reject);
-        });
+      const call = (headers: Record<string, string>) => h2Answer(session, headers);
       expect(await call({ ':method': 'CONNECT', ':authority': 'app:443' })).toEqual({ status: 400, reason: 'bad-request', body: 'malformed HTTP request: CONNECT is not supported (HPE_INVALID_METHOD)\n' });
       expect((await call({ ':path': '/public/after', ':authority': 'gated' })).status).toBe(200);
     } finally {
