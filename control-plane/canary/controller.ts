@@ -218,7 +218,10 @@ export class CanaryController implements CanaryGuard {
         this.unsplit.add(state.service);
       }
       const now = new Date().toISOString();
-      await this.save({ ...state, stepStartedAt: now, updatedAt: now });
+      // Driven on from memory if the store refuses the fresh window now: its next save stores it.
+      await this.save({ ...state, stepStartedAt: now, updatedAt: now }).catch((err: unknown) => {
+        this.deps.logger.warn({ service: state.service, err: (err as Error).message }, 'could not store the resumed canary rollout\'s new window; driving it on');
+      });
       this.launch(state.service);
     }
   }

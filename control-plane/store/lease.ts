@@ -153,25 +153,35 @@ export class ConsulLease implements Lease {
     return created.ID;
   }
 
-  /** Holds the lease, renewing its session, until a renewal fails or the lease is closed. */
+  /**
+   * Holds the lease until a renewal fails or the lease is closed. Its session is renewed from
+   * the start, while `taken` runs (resuming rollouts may take longer than the session's TTL).
+   */
   private async hold(on: LeaseHandlers, decided: () => void): Promise<void> {
-    const signal = this.stop.signal;
     this.logger.info({ lease: this.location }, 'took the canary driver lease: this replica drives canary rollouts');
     this.holding = on;
+    const failed = this.renewUntilFailed();
     await on.taken();
     decided();
+    const err = await failed;
+    if (err === undefined) return;
+    this.holding = undefined;
+    // Consul invalidated it (404): a new one is made. Otherwise the same one may take the lock back.
+    if (consulStatus(err) === 404) this.session = undefined;
+    this.logger.warn({ lease: this.location }, `lost the canary driver lease (its session could not be renewed: ${describeConsulError(err, this.consul)}); this replica stops driving canary rollouts`);
+    await on.lost();
+  }
+
+  /** Renews the session until a renewal fails (resolving its error) or the lease is closed (undefined). */
+  private async renewUntilFailed(): Promise<unknown> {
+    const signal = this.stop.signal;
     try {
-      while (!signal.aborted) {
+      for (;;) {
         await sleep(RENEW_EVERY_MS, undefined, { signal });
         await this.consul.client.session.renew({ id: this.session, timeout: REQUEST_TIMEOUT_MS } as never);
       }
     } catch (err) {
-      if (signal.aborted) return;
-      this.holding = undefined;
-      // Consul invalidated it (404): a new one is made. Otherwise the same one may take the lock back.
-      if (consulStatus(err) === 404) this.session = undefined;
-      this.logger.warn({ lease: this.location }, `lost the canary driver lease (its session could not be renewed: ${describeConsulError(err, this.consul)}); this replica stops driving canary rollouts`);
-      await on.lost();
+      return signal.aborted ? undefined : err;
     }
   }
 
