@@ -6,9 +6,9 @@ import { blankLinesAt, checkLineEnds, parseRequestHead, UNSUPPORTED_TRANSFER_COD
 import { isValidAuthority, normaliseTarget } from '../../common/http/request-target.js';
 import { parseResponseHead } from './response-head.js';
 
-function refusal(text: string): string {
+function refusal(text: string, tunnels = false): string {
   try {
-    parseRequestHead(text);
+    parseRequestHead(text, tunnels);
   } catch (err) {
     expect(err).toBeInstanceOf(HttpParseError);
     return (err as HttpParseError).code;
@@ -114,6 +114,19 @@ describe('request targets', () => {
     expect(refusal(`GET ${Buffer.from('/café').toString('latin1')} HTTP/1.1\r\nHost: a`)).toBe('HPE_INVALID_URL');
     expect(refusal('GET echo HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_URL');
     expect(refusal('CONNECT a:443 HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_METHOD');
+  });
+
+  it('takes a CONNECT to host:port where tunnels are taken, as an upgrade; refuses other targets, a body, and CONNECT elsewhere', () => {
+    expect(parseRequestHead('CONNECT catalog:80 HTTP/1.1\r\nHost: catalog:80', true)).toMatchObject({ method: 'CONNECT', target: 'catalog:80', upgrade: true });
+    expect(parseRequestHead('CONNECT [::1]:8080 HTTP/1.1\r\nContent-Length: 0', true)).toMatchObject({ target: '[::1]:8080', upgrade: true });
+    for (const target of ['/x', 'catalog', 'catalog:', ':80', '[::1]', 'http://catalog/x', 'catalog:99999', 'cat"log:80', '*']) {
+      expect(refusal(`CONNECT ${target} HTTP/1.1\r\nHost: a`, true), target).toBe('HPE_INVALID_URL');
+    }
+    expect(refusal('CONNECT catalog:80 HTTP/1.1\r\nHost: a\r\nContent-Length: 3', true)).toBe('ERR_SKEIN_CONNECT_BODY');
+    expect(refusal('CONNECT catalog:80 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked', true)).toBe('ERR_SKEIN_CONNECT_BODY');
+    expect(refusal('CONNECT catalog:80 HTTP/1.1\r\nHost: a')).toBe('HPE_INVALID_METHOD');
+    // Taking tunnels changes nothing for other requests.
+    expect(parseRequestHead('GET /a HTTP/1.1\r\nHost: a', true)).toMatchObject({ method: 'GET', target: '/a', upgrade: false });
   });
 
   it('passes agreeing Content-Lengths on as one (RFC 9110 §8.6), repeated as lines or as a list', () => {

@@ -5,7 +5,7 @@
  * and 1.1, header names that are not tokens, control characters in values, obs-fold, both
  * Content-Length and Transfer-Encoding, conflicting Content-Lengths (agreeing ones are passed
  * on as one, RFC 9110 §8.6), a Transfer-Encoding other than just chunked (see
- * UNSUPPORTED_TRANSFER_CODING), CONNECT, a
+ * UNSUPPORTED_TRANSFER_CODING), CONNECT (but where tunnels are taken: see tunnelTarget), a
  * request target that is not a path, an absolute http:// URL or OPTIONS' `*`
  * (request-target.ts, which also normalises the path), and a missing (HTTP/1.1,
  * origin-form), repeated or invalid Host (RFC 9112 §3.2). Error codes follow llhttp's (what
@@ -27,7 +27,11 @@ export interface RequestHead {
   readonly contentLength: number;
   readonly chunked: boolean;
   readonly keepAlive: boolean;
-  /** Connection: upgrade with `Upgrade: websocket`; any other Upgrade (h2c) is a plain request, its Upgrade dropped as hop-by-hop. */
+  /**
+   * The connection leaves HTTP/1.1 after this head, as llhttp flags it: Connection: upgrade
+   * with `Upgrade: websocket` (any other Upgrade (h2c) is a plain request, its Upgrade dropped
+   * as hop-by-hop), or a CONNECT taken (`tunnels`).
+   */
   readonly upgrade: boolean;
   readonly expectContinue: boolean;
 }
@@ -44,8 +48,11 @@ function isAbsoluteForm(target: string): boolean {
 /** The last Host value found valid: a client repeats the same one, and comparing is cheaper than checking. */
 let lastHost = '';
 
-/** `text` is the head without its final CRLF CRLF. */
-export function parseRequestHead(text: string): RequestHead {
+/**
+ * `text` is the head without its final CRLF CRLF. `tunnels`: a CONNECT is taken (the plain
+ * outbound listeners, sidecar/listeners.ts), not refused.
+ */
+export function parseRequestHead(text: string, tunnels = false): RequestHead {
   let eol = text.indexOf('\r\n');
   if (eol < 0) eol = text.length;
   const line = text.slice(0, eol);
@@ -53,7 +60,8 @@ export function parseRequestHead(text: string): RequestHead {
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
   if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) throw new HttpParseError('HPE_INVALID_CONSTANT', 'the request line is not METHOD target HTTP/1.x');
   const method = line.slice(0, sp1);
-  const target = requestTarget(method, line.slice(sp1 + 1, sp2));
+  const connect = method === 'CONNECT';
+  const target = connect ? tunnelTarget(line.slice(sp1 + 1, sp2), tunnels) : checkedTarget(method, line.slice(sp1 + 1, sp2));
   const version = line.slice(sp2 + 1);
   const minor = version === 'HTTP/1.1' ? 1 : version === 'HTTP/1.0' ? 0 : -1;
   if (minor < 0) throw new HttpParseError('HPE_INVALID_VERSION', `unsupported version ${JSON.stringify(version.slice(0, 20))}`);
@@ -69,7 +77,9 @@ export function parseRequestHead(text: string): RequestHead {
     if (!isValidAuthority(host)) throw new HttpParseError('ERR_SKEIN_INVALID_HOST', `invalid Host header ${JSON.stringify(host.slice(0, 64))}`);
     lastHost = host;
   }
-  return { method, target, minor, rawHeaders, contentLength, chunked, keepAlive, upgrade, expectContinue };
+  // RFC 9110 §9.3.6: a CONNECT's content has no defined meaning; what follows its head is the tunnel's.
+  if (connect && (contentLength > 0 || chunked)) throw new HttpParseError('ERR_SKEIN_CONNECT_BODY', 'a CONNECT request with a body (what follows its head is the tunnel)');
+  return { method, target, minor, rawHeaders, contentLength, chunked, keepAlive, upgrade: upgrade || connect, expectContinue };
 }
 
 /**
@@ -77,12 +87,34 @@ export function parseRequestHead(text: string): RequestHead {
  * forms), the target normalised. Shared with a peer sidecar's mux request (sidecar/mux/heads.ts).
  */
 export function requestTarget(method: string, target: string): string {
-  if (!isToken(method)) throw new HttpParseError('HPE_INVALID_METHOD', `invalid method ${JSON.stringify(method)}`);
   if (method === 'CONNECT') throw connectRefused();
+  return checkedTarget(method, target);
+}
+
+function checkedTarget(method: string, target: string): string {
+  if (!isToken(method)) throw new HttpParseError('HPE_INVALID_METHOD', `invalid method ${JSON.stringify(method)}`);
   return normaliseTarget(target, method);
 }
 
-/** Why a CONNECT is refused, on HTTP/1.1, a mux stream or HTTP/2: a tunnel has no path to route by, and its authority-form target is no path either. */
+/**
+ * A CONNECT's target, where tunnels are taken: authority form, `host:port` (RFC 9112 §3.2.3),
+ * the port required. Only checked: the tunnel goes to no address of its own, its requests are
+ * routed by their own Host.
+ */
+function tunnelTarget(target: string, tunnels: boolean): string {
+  if (!tunnels) throw connectRefused();
+  const colon = target.lastIndexOf(':');
+  // A colon inside an IPv6 literal's brackets is no port's.
+  if (colon <= 0 || colon === target.length - 1 || colon < target.lastIndexOf(']') || !isValidAuthority(target)) {
+    throw new HttpParseError('HPE_INVALID_URL', `a CONNECT target must be host:port (authority form), not ${JSON.stringify(target.slice(0, 64))}`);
+  }
+  return target;
+}
+
+/**
+ * Why a CONNECT is refused where no tunnel is taken (the inbound listener, TLS listeners, a mux
+ * stream, HTTP/2): a tunnel has no path to route by, and its authority-form target is no path either.
+ */
 export function connectRefused(): HttpParseError {
   return new HttpParseError('HPE_INVALID_METHOD', 'CONNECT is not supported');
 }

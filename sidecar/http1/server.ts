@@ -10,7 +10,8 @@
  * Behaviour kept from node:http: keep-alive by version and Connection, requests on one
  * connection answered in order (a pipelined request waits, unparsed, for the answer before
  * it), `Expect: 100-continue` answered when the body is first read (see readMore), upgrades
- * (without a body) handed over with the bytes read past the head, a body the handler never
+ * (without a body) handed over with the bytes read past the head (a CONNECT too, where
+ * `tunnels` takes it), a body the handler never
  * read drained before the next request, a 60 s limit on receiving a head and a 65 s idle
  * limit (checked by one sweep a second, not a timer per request), empty lines (CRLF) before a
  * request line ignored (RFC 9112 §2.2; up to the head limit). Parse errors go to
@@ -46,6 +47,8 @@ export interface Http1Options {
   readonly keepAliveTimeoutMs: number;
   /** Largest request body let through (SPEC §8); 0 for no limit. */
   readonly maxBodyBytes: number;
+  /** A CONNECT is handed to the upgrade handler as an upgrade is (request-head.ts), not refused. */
+  readonly tunnels?: boolean;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -263,7 +266,7 @@ class Http1Connection implements BodySource, ChunkSink {
     this.headChecked = 0;
     if (this.blankBytes + end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
     this.blankBytes = 0;
-    const head = parseRequestHead(buf.toString('latin1', 0, end));
+    const head = parseRequestHead(buf.toString('latin1', 0, end), this.server.options.tunnels);
     this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
     const req = new IncomingRequest(this, this.socket, head.method, head.target, head.rawHeaders, head.minor);
     // An upgrade with a body is served as a plain request (Upgrade is hop-by-hop, and dropped):
