@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeCa, makeLeaf, waitUntil } from '../test/support/index.js';
+import { clientHello, makeCa, makeLeaf, waitUntil } from '../test/support/index.js';
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { refusalLabel } from './h2-refusal.js';
 import { ProxyListener } from './listeners.js';
@@ -25,16 +25,21 @@ let listener: ProxyListener | undefined;
 let held: ProxyResponse[] = [];
 /** Requests handed on, as the app would get them. */
 let served = 0;
+/** Statuses counted as malformed, and the targets of tunnels closed for TLS in them. */
+let malformed: number[] = [];
+let tlsTunnels: string[] = [];
 
 afterEach(async () => {
   await listener?.close(0);
   listener = undefined;
   held = [];
   served = 0;
+  malformed = [];
+  tlsTunnels = [];
 });
 
-/** `admit` judges each TLS caller as the inbound's peer check does (undefined lets it in). */
-async function start(tls = false, admit?: (socket: TLSSocket) => string | undefined): Promise<number> {
+/** `admit` judges each TLS caller as the inbound's peer check does (undefined lets it in); `tunnels` takes CONNECT. */
+async function start(tls = false, admit?: (socket: TLSSocket) => string | undefined, tunnels = false): Promise<number> {
   const leaf = tls ? makeLeaf(makeCa(), 'catalog') : undefined;
   listener = new ProxyListener({
     tls: leaf && { cert: leaf.certPem, key: leaf.keyPem },
@@ -43,12 +48,17 @@ async function start(tls = false, admit?: (socket: TLSSocket) => string | undefi
       served++;
       req.resume();
       if (req.url === '/hold') held.push(res);
+      else if (req.url === '/host') {
+        const host = String(req.headers.host ?? req.headers[':authority']);
+        res.writeHead(200, { 'content-length': String(host.length) }) && res.end(host);
+      }
       else res.writeHead(200, { 'content-length': '2' }) && res.end('ok');
     },
     onUpgrade: (_req, socket) => socket.destroy(),
-    onMalformed: () => undefined,
+    onMalformed: (status) => malformed.push(status),
     maxBodyBytes: 0,
     limits: { silentMs: SILENT_MS, h2IdleMs: H2_IDLE_MS },
+    tunnels: tunnels ? { onTls: (target) => tlsTunnels.push(target) } : undefined,
   });
   return listener.listen(0, '127.0.0.1');
 }
@@ -215,5 +225,83 @@ describe('a TLS caller the listener refuses', () => {
     expect(refusalLabel(0, data)).toBe('untrusted-certificate');
     expect(req.rstCode).toBe(constants.NGHTTP2_REFUSED_STREAM);
     expect(served).toBe(0);
+  });
+});
+
+/** Opens a tunnel to `target` and resolves with its socket once `200 Connection Established` is read (and nothing past it). */
+async function tunnel(port: number, target = 'catalog:80'): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  const [answer] = (await once(socket, 'data')) as [Buffer];
+  expect(answer.toString('latin1')).toBe('HTTP/1.1 200 Connection Established\r\n\r\n');
+  return socket;
+}
+
+describe('CONNECT tunnels on a listener that takes them', () => {
+  it('serves the HTTP/1.1 requests a tunnel carries, the bytes sent with the CONNECT head first, routed by their own Host', async () => {
+    const port = await start(false, undefined, true);
+    const socket = connect(port, '127.0.0.1');
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    socket.write('CONNECT catalog:80 HTTP/1.1\r\nHost: catalog:80\r\n\r\nGET /host HTTP/1.1\r\nHost: catalog\r\n\r\n');
+    await waitUntil(() => data.endsWith('catalog'), { what: 'the first answer in the tunnel' });
+    expect(data).toMatch(/^HTTP\/1.1 200 Connection Established\r\n\r\nHTTP\/1.1 200 OK\r\n/);
+    socket.write('GET /host HTTP/1.1\r\nHost: other\r\n\r\n');
+    await waitUntil(() => data.endsWith('other'), { what: 'the second answer, on the same tunnel' });
+    expect(served).toBe(2);
+    expect(malformed).toEqual([]);
+    socket.destroy();
+  });
+
+  it('serves h2c with prior knowledge in a tunnel, by :authority', async () => {
+    const port = await start(false, undefined, true);
+    const socket = await tunnel(port);
+    const session = h2connect('http://catalog', { createConnection: () => socket });
+    const req = session.request({ ':path': '/host', ':authority': 'catalog' });
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
+    const [headers] = (await once(req, 'response')) as [Record<string, string>];
+    await once(req, 'end');
+    expect([headers[':status'], body]).toEqual([200, 'catalog']);
+    session.destroy();
+  });
+
+  it('closes unserved a tunnel whose client begins TLS, counted as malformed and told with its target', async () => {
+    const port = await start(false, undefined, true);
+    const socket = await tunnel(port, 'catalog:443');
+    const done = closed(socket);
+    socket.write(await clientHello());
+    await done;
+    expect(malformed).toEqual([400]);
+    expect(tlsTunnels).toEqual(['catalog:443']);
+    expect(served).toBe(0);
+  });
+
+  it('holds a tunnel to the silent limit, as any connection', async () => {
+    const port = await start(false, undefined, true);
+    const socket = await tunnel(port);
+    const ms = await closed(socket);
+    expect(ms).toBeLessThan(SILENT_MS + 2_000);
+  });
+
+  it('refuses a CONNECT to a target that is not host:port, or with a body, 400 and counted; and any CONNECT where tunnels are not taken', async () => {
+    const refused = async (port: number, head: string): Promise<string> => {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      let data = '';
+      socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+      socket.write(head);
+      await closed(socket);
+      return data;
+    };
+    let port = await start(false, undefined, true);
+    expect(await refused(port, 'CONNECT /x HTTP/1.1\r\nHost: catalog\r\n\r\n')).toMatch(/^HTTP\/1.1 400 [^]*x-skein-reason: bad-request[^]*must be host:port/);
+    expect(await refused(port, 'CONNECT catalog:80 HTTP/1.1\r\nHost: catalog\r\nContent-Length: 2\r\n\r\nab')).toMatch(/^HTTP\/1.1 400 [^]*x-skein-reason: bad-request[^]*ERR_SKEIN_CONNECT_BODY/);
+    expect(malformed).toEqual([400, 400]);
+    await listener!.close(0);
+    port = await start();
+    expect(await refused(port, 'CONNECT catalog:80 HTTP/1.1\r\nHost: catalog\r\n\r\n')).toMatch(/^HTTP\/1.1 400 [^]*CONNECT is not supported/);
+    expect(malformed).toEqual([400, 400, 400]);
   });
 });

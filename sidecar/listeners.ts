@@ -6,6 +6,11 @@
  * apart by the HTTP/2 connection preface (gRPC clients speak h2c with prior knowledge); TLS
  * listeners by ALPN. The choice is made once per connection.
  *
+ * The plain outbound and `--upstream` listeners also take HTTP CONNECT (`tunnels`), as
+ * undici's ProxyAgent opens one to its HTTP_PROXY even for http:// URLs: answered `200
+ * Connection Established`, what the tunnel carries is one more client connection of the same
+ * listener, sniffed and limited as any, its requests routed by their own Host or :authority.
+ *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
  * for headers over 64 KiB, 408 for a head too slow, 501 for a transfer coding other than
  * chunked, 400 otherwise, all with `x-skein-reason: bad-request`) and only that connection
@@ -65,6 +70,16 @@ export interface ProxyListenerOptions {
   readonly mux?: boolean;
   /** What a client may leave unused; the defaults unless a test needs them short. */
   readonly limits?: ConnectionLimits;
+  /** Take CONNECT tunnels (plain listeners only: the outbound and `--upstream` ones); without it a CONNECT is refused. */
+  readonly tunnels?: TunnelOptions;
+}
+
+export interface TunnelOptions {
+  /**
+   * Told the target of a tunnel closed unserved because its client began TLS in it (it was
+   * given an https:// URL, which the sidecar cannot route); counted as malformed besides.
+   */
+  readonly onTls: (target: string) => void;
 }
 
 export interface ConnectionLimits {
@@ -77,6 +92,10 @@ export interface ConnectionLimits {
 const DEFAULT_LIMITS: ConnectionLimits = { silentMs: IDLE_LIMIT_MS, h2IdleMs: IDLE_LIMIT_MS };
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+/** A TLS record's first byte when it carries a handshake message (a ClientHello, first). */
+const TLS_HANDSHAKE = 0x16;
+/** RFC 9110 §9.3.6: a 2xx answer to CONNECT has no Content-Length or Transfer-Encoding, and no body. */
+const CONNECTION_ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
@@ -141,12 +160,18 @@ export class ProxyListener {
   private readonly onMux: MuxHandlers | null;
   private readonly maxBodyBytes: number;
   private readonly silentMs: number;
+  private readonly onMalformed: (status: number) => void;
+  private readonly tunnels: TunnelOptions | undefined;
   private draining = false;
   private accepting = true;
 
   constructor(options: ProxyListenerOptions) {
     const { onRequest, onUpgrade, onMalformed, tls, admit, mux = false, limits = DEFAULT_LIMITS } = options;
+    // A TLS listener's callers are peer sidecars, which never tunnel: what a tunnel carries is sniffed as plain.
+    const tunnels = tls === undefined ? options.tunnels : undefined;
     this.silentMs = limits.silentMs;
+    this.onMalformed = onMalformed;
+    this.tunnels = tunnels;
     this.maxBodyBytes = options.maxBodyBytes;
     const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => {
       const status = answerParseError(err, socket, head);
@@ -154,8 +179,11 @@ export class ProxyListener {
     };
     this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerStreamParseError(err, res)) } : null;
     // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
-    const handlers: Http1Handlers = { request: onRequest as never, upgrade: onUpgrade as never, clientError };
-    this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes });
+    // A CONNECT taken comes as an upgrade does (request-head.ts): told apart here, off the path of other requests.
+    const upgrade: Http1Handlers['upgrade'] =
+      tunnels === undefined ? (onUpgrade as never) : (req, socket, head) => (req.method === 'CONNECT' ? this.tunnel(req.url, socket, head) : onUpgrade(req as never, socket, head));
+    const handlers: Http1Handlers = { request: onRequest as never, upgrade, clientError };
+    this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes, tunnels: tunnels !== undefined });
     // Node refuses a head of over 128 fields with a bare ENHANCE_YOUR_CALM reset; HTTP/1.1 has
     // no field count, only the byte limit, which the pipeline applies to HTTP/2 heads with a 431.
     this.http2 = createHttp2Server({ maxSessionMemory: 64, maxHeaderListPairs: 4096 }, onRequest as never);
@@ -190,12 +218,18 @@ export class ProxyListener {
       });
       this.front.on('tlsClientError', onTlsClientError);
     } else {
-      this.front = createNetServer({ noDelay: true }, (socket) => this.sniff(socket));
+      this.front = createNetServer({ noDelay: true }, (socket) => {
+        socket.on('error', () => socket.destroy());
+        this.sniff(socket);
+      });
     }
   }
 
-  /** HTTP/2 with prior knowledge starts with the connection preface; anything else is HTTP/1.x. */
-  private sniff(socket: Socket): void {
+  /**
+   * HTTP/2 with prior knowledge starts with the connection preface; anything else is HTTP/1.x.
+   * `tunnel`: the target of the CONNECT whose tunnel `socket` now carries.
+   */
+  private sniff(socket: Socket, tunnel?: string): void {
     // Until its first byte no parser's head timer runs: without this, a connection that never
     // sends anything would be held for ever.
     const silent = setTimeout(destroySocket, this.silentMs, socket);
@@ -208,9 +242,28 @@ export class ProxyListener {
         socket.unshift(chunk);
         // The session reads the unshifted preface itself (on the next tick); flowing now would lose it.
         this.http2.emit('connection', socket);
-      } else this.http1.handle(socket, chunk);
+      } else if (tunnel !== undefined && chunk[0] === TLS_HANDSHAKE) this.refuseTlsInTunnel(socket, tunnel);
+      else this.http1.handle(socket, chunk);
     });
-    socket.on('error', () => socket.destroy());
+  }
+
+  /** A CONNECT taken: the tunnel is served as a new connection, what came past the CONNECT head its first bytes. */
+  private tunnel(target: string, socket: Socket, rest: Buffer): void {
+    socket.write(CONNECTION_ESTABLISHED);
+    if (rest.length > 0) socket.unshift(rest);
+    this.sniff(socket, target);
+    socket.resume();
+  }
+
+  /**
+   * The tunnel's client began a TLS handshake: it was given an https:// URL, which the sidecar
+   * cannot route (the app calls http:// and the mesh adds mTLS). Closed unserved: an HTTP answer
+   * would mean nothing to a TLS client.
+   */
+  private refuseTlsInTunnel(socket: Socket, target: string): void {
+    socket.destroy();
+    this.onMalformed(400);
+    this.tunnels!.onTls(target);
   }
 
   private startMux(socket: Socket): void {

@@ -430,6 +430,11 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       onUpgrade: (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
       onMalformed: (status) => metrics.malformedRequest('outbound', status),
       maxBodyBytes,
+      // HTTP_PROXY clients that tunnel even http:// URLs (undici's ProxyAgent, so Node's fetch).
+      tunnels: {
+        onTls: (target) =>
+          logger.warn({ target }, `CONNECT tunnel to ${target} closed: its client began TLS in it (an https:// URL); the mesh routes http:// URLs and adds mTLS itself`),
+      },
     });
   const outbound = outboundListener(mainOutbound);
   const dedicated = options.upstreams.map((u) => ({ upstream: u, server: outboundListener(outboundCtx(u.service)) }));
