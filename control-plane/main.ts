@@ -200,11 +200,13 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
   registerDashboardRoutes(router);
   registerMetricsRoute(router, metrics.registry);
   registerCanaryRoutes(router, canaries);
+  // Its holder drives rollouts, the running ones resumed when it takes it.
+  const driving = { taken: () => canaries.drive(), lost: () => canaries.standDown() };
+  if (!lease.namesHolder) await lease.start(undefined, driving);
   const http = createAdminServer({ router, adminToken: admin.token, logger, maxBodyBytes: options.maxBodyBytes });
   metrics.countResponses(http);
   const httpPort = await listen(http, options.httpHost, options.httpPort);
-  // Its holder (the only replica, on the file store) drives rollouts, the running ones resumed.
-  canaries.decidedBy(lease.start(adminUrl(options.httpHost, httpPort), { taken: () => canaries.drive(), lost: () => canaries.standDown() }));
+  if (lease.namesHolder) canaries.decidedBy(lease.start(adminUrl(options.httpHost, httpPort), driving));
 
   logger.info({ grpcPort, httpPort, dataDir: options.dataDir, store: options.store, caFile: ca.bundlePath }, 'control plane listening');
   return {

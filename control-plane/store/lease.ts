@@ -28,11 +28,17 @@ export interface Lease {
   /** Why this replica's last try to take or watch the lease failed (an ACL token without `session:write`, say); undefined after one that did not. */
   readonly trouble: string | undefined;
   /**
-   * Competes for the lease from now on as `me` (this replica's admin URL): the handlers run
-   * one at a time, in order, `taken` each time it is taken and `lost` each time it is lost.
-   * Resolves once the first try is decided: the lease taken (and `taken` done), or not.
+   * Whether other replicas are told who holds it, so that taking it needs this replica's admin
+   * URL (`me`), known once the admin API listens. One that needs none (the file store's) is
+   * taken before that, so a restart's rollouts are resumed by the time the admin API answers.
    */
-  start(me: string, on: LeaseHandlers): Promise<void>;
+  readonly namesHolder: boolean;
+  /**
+   * Competes for the lease from now on as `me`: the handlers run one at a time, in order,
+   * `taken` each time it is taken and `lost` each time it is lost. Resolves once the first try
+   * is decided: the lease taken (and `taken` done), or not.
+   */
+  start(me: string | undefined, on: LeaseHandlers): Promise<void>;
   /** Stops competing and gives the lease up, `lost` first when held, so another replica takes it at once and never while this one drives. */
   close(): Promise<void>;
 }
@@ -41,14 +47,14 @@ export interface Lease {
 export class SoleLease implements Lease {
   readonly location = 'the data dir (one control plane)';
   readonly trouble = undefined;
-  private me: string | undefined;
+  readonly namesHolder = false;
 
+  /** Nobody else asks: the only replica drives from its start. */
   holder(): Promise<string | undefined> {
-    return Promise.resolve(this.me);
+    return Promise.resolve(undefined);
   }
 
-  start(me: string, on: LeaseHandlers): Promise<void> {
-    this.me = me;
+  start(_me: string | undefined, on: LeaseHandlers): Promise<void> {
     return on.taken();
   }
 
@@ -79,6 +85,7 @@ interface LockPair {
 
 export class ConsulLease implements Lease {
   readonly location = `Consul KV at ${CONSUL_LEASE_KEY}`;
+  readonly namesHolder = true;
   private readonly stop = new AbortController();
   trouble: string | undefined;
   private session: string | undefined;
@@ -100,7 +107,8 @@ export class ConsulLease implements Lease {
     }
   }
 
-  start(me: string, on: LeaseHandlers): Promise<void> {
+  start(me: string | undefined, on: LeaseHandlers): Promise<void> {
+    if (me === undefined) throw new Error('the Consul lease names its holder: start it with the admin URL');
     return new Promise((decided) => {
       this.running = this.compete(me, on, decided);
     });

@@ -66,8 +66,9 @@ describe('canary rollouts with two control-plane replicas on Consul KV', { timeo
     // A clean stop releases the lease: the follower takes it at once and drives the rollout on.
     first.child.kill('SIGTERM');
     await first.child.exited;
-    await waitUntil(() => took(second), { timeoutMs: 5_000, what: 'the follower to take the lease' });
-    expect(resumed(second)).toBe(1);
+    await waitUntil(() => took(second), { timeoutMs: 10_000, what: 'the follower to take the lease' });
+    // Logged as it takes the lease, before it reads and resumes the rollouts.
+    await waitUntil(() => resumed(second) === 1, { timeoutMs: 10_000, what: 'the new driver to resume the rollout' });
     const before = (await canary(second)).analyses.length;
     await waitUntil(async () => (await canary(second)).analyses.length > before, { timeoutMs: 10_000, what: 'an analysis by the new driver' });
     expect((await second.api.post<CanaryState>('/api/v1/canaries/backend/pause?reason=handover', {})).body).toMatchObject({ status: 'running', paused: { reason: 'handover' } });
