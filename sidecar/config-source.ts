@@ -6,8 +6,12 @@
  * serving its last good snapshot whatever a source does.
  */
 export interface ConfigSource {
-  /** Begins delivering snapshots; resolves once started (not necessarily once one arrived). */
-  start(apply: (raw: unknown) => void): Promise<void>;
+  /**
+   * Begins delivering snapshots; resolves once started (not necessarily once one arrived).
+   * `refused` is told of an update refused before anything reached `apply` (a config file that
+   * disappeared or cannot be read), once per such event, so it is counted as a NACK too.
+   */
+  start(apply: (raw: unknown) => void, refused: (reason: string) => void): Promise<void>;
   /** True once a snapshot has been applied, for `/ready`. */
   readonly hasSnapshot: boolean;
   /** A human-readable state for `/ready` and logs, e.g. "waiting for control plane at 127.0.0.1:15012". */

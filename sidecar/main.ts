@@ -324,7 +324,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     metrics.configUpdate('ack');
     logger.info({ version, services: Object.keys(snapshot.services) }, 'config applied');
   };
-  await parts.configSource.start(apply);
+  await parts.configSource.start(apply, () => metrics.configUpdate('nack'));
 
   // ---- the local app ------------------------------------------------------------------
   const appPool = options.appProtocol === 'grpc' ? h2cUpstream('127.0.0.1', options.appPort) : h1Upstream('127.0.0.1', options.appPort);

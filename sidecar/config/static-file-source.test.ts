@@ -25,13 +25,14 @@ function start(path: string) {
   const logs: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
   const applied: string[] = [];
+  const refused: string[] = [];
   const source = new StaticFileConfigSource(path, logger);
   sources.push(source);
   const apply = (raw: unknown): void => {
     if (String(raw).includes('invalid')) throw new Error('invalid snapshot');
     applied.push(String(raw));
   };
-  return { source, logs, applied, started: source.start(apply) };
+  return { source, logs, applied, refused, started: source.start(apply, (reason) => void refused.push(reason)) };
 }
 
 /** The debounced load that an event scheduled, run now (fake timers), and awaited. */
@@ -158,15 +159,24 @@ describe('StaticFileConfigSource', () => {
     expect(applied).toEqual(['version: "1"\n', 'version: "2"\n']);
   });
 
-  it('keeps the config in force while the file is deleted, saying so once, and takes it back when made again, without SIGHUP', async () => {
+  it('keeps the config in force while the file is deleted, saying so and refusing once, and takes it back when made again, without SIGHUP', async () => {
     const dir = tempDir();
     const path = join(dir, 'mesh.yaml');
     writeFileSync(path, 'version: "1"\n');
-    const { source, applied, started, logs } = start(path);
+    const { source, applied, refused, started, logs } = start(path);
     await started;
     rmSync(path);
     await waitUntil(() => source.status.includes('cannot read'), { what: 'the deleted file to be seen' });
     expect(source.hasSnapshot).toBe(true);
+    expect(refused).toEqual([expect.stringMatching(/^cannot read: ENOENT/)]);
+    // Events while it stays missing look at it again, and refuse nothing more.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    for (const name of ['other.txt', 'another.txt']) {
+      writeFileSync(join(dir, name), 'x');
+      await runPendingLoad(source);
+    }
+    vi.useRealTimers();
+    expect(refused).toHaveLength(1);
     // Made again as it was: nothing to apply, and the status is the file's again.
     writeFileSync(path, 'version: "1"\n');
     await waitUntil(() => source.status === `config from ${path}`, { what: 'the file made again to be read' });
@@ -177,6 +187,7 @@ describe('StaticFileConfigSource', () => {
     await waitUntil(() => applied.length === 2, { what: 'the file made again with other text to be applied' });
     expect(applied[1]).toBe('version: "2"\n');
     expect(logs.filter((l) => l.includes('cannot read'))).toHaveLength(2);
+    expect(refused).toHaveLength(2);
   });
 
   it('re-applies on SIGHUP, and keeps the config in force when the file is refused', async () => {
@@ -229,10 +240,14 @@ describe('StaticFileConfigSource', () => {
     await editTwice(dir, applied);
   });
 
-  it('keeps the config in force while its directory is deleted, and sees it made again by itself', async () => {
-    const { dir, source, applied, logs } = await startThenDeleteDir();
+  it('keeps the config in force while its directory is deleted, refusing once however often it looks, and sees it made again by itself', async () => {
+    const { dir, source, applied, refused, logs } = await startThenDeleteDir();
     expect(source.hasSnapshot).toBe(true);
     expect(applied).toEqual(['version: "1"\n']);
+    const looks = vi.spyOn(source as unknown as { load: () => Promise<void> }, 'load');
+    await waitUntil(() => looks.mock.calls.length >= 2, { what: 'two more looks at the missing file' });
+    await (source as unknown as { loading: Promise<void> }).loading;
+    expect(refused).toEqual([expect.stringMatching(/^cannot read: ENOENT/)]);
 
     // The directory first, the file a moment later, as a restore or a re-mount makes them.
     mkdirSync(dir);

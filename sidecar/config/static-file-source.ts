@@ -8,7 +8,8 @@
  * links through other directories, a symlinked directory on the path: see linkDirs). Any event there is a reason to look: after a 100 ms debounce
  * the file is stat'ed (through symlinks) and re-read only when its (dev, inode, mtime, size)
  * changed, and applied only when its text did, so unrelated events cost a stat and log
- * nothing. A file that fails validation (an empty one included: see parseSnapshot; being an
+ * nothing. A file that cannot be read (deleted, say) is logged and reported to `refused` (a
+ * NACK) once until it can be read again. A file that fails validation (an empty one included: see parseSnapshot; being an
  * operator's file, it gets the checks of a write too: see `authored`) is refused with a log
  * line naming each fault's path, and the snapshot in force stays; at start, with none in
  * force, the refusal stops the sidecar (start() throws). SIGHUP re-reads and re-applies the
@@ -84,6 +85,7 @@ export class StaticFileConfigSource implements ConfigSource {
   private poll: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private apply: ((raw: unknown) => void) | undefined;
+  private refused: ((reason: string) => void) | undefined;
   private lastText: string | undefined;
   /** `dev:ino:mtime:size` of the file as last read, so an unrelated event in the directory costs a stat only. */
   private lastKey: string | undefined;
@@ -112,8 +114,9 @@ export class StaticFileConfigSource implements ConfigSource {
     return this.applied ? `config from ${this.path}` : `reading config file ${this.path}`;
   }
 
-  async start(apply: (raw: unknown) => void): Promise<void> {
+  async start(apply: (raw: unknown) => void, refused: (reason: string) => void): Promise<void> {
     this.apply = apply;
+    this.refused = refused;
     await this.schedule(true);
     // At start there is no last good snapshot to keep: the sidecar does not start on a file it refuses.
     if (!this.applied) {
@@ -238,8 +241,12 @@ export class StaticFileConfigSource implements ConfigSource {
       }
     } catch (err) {
       const error = `cannot read: ${(err as Error).message}`;
-      // Every event in the directory comes here: say it once, not per event.
-      if (force || error !== this.lastError) this.logger.error({ file: this.path }, `config file ${error}`);
+      // Every event in the directory (and every poll) comes here: say and count it once, not per
+      // event; SIGHUP is an operator's reload, refused again.
+      if (force || error !== this.lastError) {
+        this.logger.error({ file: this.path }, `config file ${error}`);
+        this.refused!(error);
+      }
       this.lastError = error;
       this.lastKey = undefined;
       return;
