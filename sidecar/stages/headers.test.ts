@@ -30,6 +30,14 @@ describe('responseHeaders', () => {
     expect(classify('x-skein-sidecar-made')).toBe(H.Drop);
   });
 
+  it('passes RFC 9209\'s Proxy-Status on, however spelt, and drops the proxy authentication fields and other proxy-* ones', () => {
+    const out: string[] = [];
+    responseHeaders(['Proxy-Status', 'upstream; error=http_response_timeout', 'Proxy-Authenticate', 'Basic', 'Proxy-Authentication-Info', 'x', 'Proxy-Connection', 'close', 'Proxy-Other', 'y'], out, 504);
+    expect(out).toEqual(['Proxy-Status', 'upstream; error=http_response_timeout']);
+    expect(classify('PROXY-STATUS')).toBe(H.Pass);
+    expect(classify('Proxy-Authorization')).toBe(H.Drop);
+  });
+
   it('drops a 204\'s Content-Length (RFC 9110 §8.6) and keeps a 304\'s', () => {
     const noContent: string[] = [];
     expect(responseHeaders(['Content-Length', '5', 'x-app', 'a'], noContent, 204)).toBe(-1);

@@ -5,7 +5,8 @@
  * hop-by-hop headers (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, TE but
  * `te: trailers`, Transfer-Encoding, Upgrade, Proxy-*) are dropped, as are the trace headers and
  * `x-skein-attempt`, which this hop writes itself. A response's transfer codings other than
- * chunked are the exception (see transferCodings).
+ * chunked are the exception (see transferCodings), and so is RFC 9209's Proxy-Status: an
+ * end-to-end field each proxy on the way adds its entry to and passes on.
  */
 import { ownEntry } from '../../common/config/own.js';
 import { SIDECAR_MADE_HEADER } from '../h2-sidecar-made.js';
@@ -52,9 +53,15 @@ const KNOWN: Record<string, H> = {
   te: H.Te,
   'transfer-encoding': H.TransferEncoding,
   upgrade: H.Upgrade,
+  // RFC 9110 §11.7: the proxy authentication fields are for this hop's proxy, never the next.
+  // Any other proxy-* field is dropped too (below), Proxy-Connection's kin.
   'proxy-connection': H.Drop,
   'proxy-authorization': H.Drop,
   'proxy-authenticate': H.Drop,
+  'proxy-authentication-info': H.Drop,
+  // RFC 9209 defines it for responses; a request's goes on as well, as any end-to-end field
+  // this hop has no use for does (RFC 9110 §6.3), and a request-only class would cost a case.
+  'proxy-status': H.Pass,
   trailer: H.Drop,
   // undici refuses `expect`; node's server already answered 100-continue to the client.
   expect: H.Drop,

@@ -39,6 +39,12 @@ describe('sidecar pair: proxying', () => {
         res.end(gzipSync('hello, coded'));
         return;
       }
+      if (req.url === '/proxy-status') {
+        // As a gateway in front of the app would answer (RFC 9209).
+        res.writeHead(504, { 'proxy-status': 'upstream; error=http_response_timeout', 'content-type': 'text/plain' });
+        res.end('gateway timeout');
+        return;
+      }
       if (req.url === '/no-content-with-length') {
         // node:http sends the header as given, though a 204 may not carry it (RFC 9110 §8.6).
         res.writeHead(204, { 'content-length': '5' });
@@ -214,6 +220,15 @@ describe('sidecar pair: proxying', () => {
     } finally {
       session.close();
     }
+  });
+
+  it('passes an answer\'s Proxy-Status (RFC 9209) on over both hops, and a request\'s, but never a request\'s Proxy-Authorization', async () => {
+    const answer = await get(agent, `${web.outboundUrl}/proxy-status`, { host: 'catalog' });
+    expect(answer.status).toBe(504);
+    expect(answer.headers['proxy-status']).toBe('upstream; error=http_response_timeout');
+    const echoed = await get(agent, `${web.outboundUrl}/echo`, { host: 'catalog', 'proxy-status': 'client-proxy', 'proxy-authorization': 'Basic dTpw' });
+    expect(echoed.json<{ headers: Record<string, string> }>().headers).toMatchObject({ 'proxy-status': 'client-proxy' });
+    expect(echoed.json<{ headers: Record<string, string> }>().headers['proxy-authorization']).toBeUndefined();
   });
 
   it('delivers a slowly streamed response incrementally', async () => {
