@@ -166,6 +166,7 @@ export const STATS: Expected<StatsView> = fromSchema(
     services: z.array(z.object({ service: z.string(), subsets: z.array(z.object({ subset: z.string() })) })),
     edges: z.array(z.object({ source: z.string(), destination: z.string(), subsets: z.array(z.object({ subset: z.string() })) })),
     breakers: z.array(z.object({ service: z.string(), state: z.string() })),
+    ejections: z.array(z.object({ service: z.string(), destination: z.string(), endpoint: z.string(), until: z.string() })),
   }),
 );
 

@@ -1,4 +1,4 @@
-/** `skein stat [SERVICE]`: golden metrics per service, or for one service its subsets, edges and open breakers. */
+/** `skein stat [SERVICE]`: golden metrics per service, or for one service its subsets, edges, open breakers and ejected endpoints. */
 import { Option, type Command } from 'commander';
 import type { Golden } from '../../control-plane/observability/golden.js';
 import type { StatsView, WindowName } from '../../control-plane/observability/stats.js';
@@ -46,13 +46,17 @@ function printStats(stats: StatsView, service: string | undefined, w: WindowName
     out();
     printTable(['BREAKER HELD BY', 'DESTINATION', 'SUBSET', 'STATE'], open.map((b) => [`${b.service} ${b.instance}`, b.destination, b.subset, b.state]));
   }
+  if (stats.ejections.length > 0) {
+    out();
+    printTable(['EJECTED BY', 'DESTINATION', 'ENDPOINT', 'UNTIL', 'REASON'], stats.ejections.map((e) => [`${e.service} ${e.instance}`, e.destination, e.endpoint, e.until, e.reason]));
+  }
 }
 
 export function registerStat(program: Command): void {
   const command = program
     .command('stat')
     .description('golden metrics (RPS, success rate, p50/p95/p99) per service, or per edge of one service')
-    .argument('[service]', 'one service: its subsets, the edges into and out of it, its open circuit breakers', parseServiceName)
+    .argument('[service]', 'one service: its subsets, the edges into and out of it, its open circuit breakers and the endpoints outlier detection ejected', parseServiceName)
     .addOption(new Option('-w, --window <window>', 'time window').choices(['10s', '1m']).default('1m'));
   withAdminFlags(command).action((service: string | undefined, flags: StatFlags) =>
     runAdmin(async () => {

@@ -1,6 +1,6 @@
 /**
- * `skein explain` names the endpoints callers' sidecars hold ejected by outlier detection, as
- * they report them on their streams: web → backend, backend's app failing every request but
+ * `skein explain` (and `skein stat SERVICE`) name the endpoints callers' sidecars hold ejected
+ * by outlier detection, as they report them on their streams: web → backend, backend's app failing every request but
  * its health check until web's sidecar ejects it; the ejection leaves the list when it ends,
  * and when web's sidecar shuts down.
  */
@@ -79,10 +79,16 @@ describe('explain names ejected endpoints', () => {
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(ejected!.until));
   });
 
-  it('forgets the ejections of a caller\'s sidecar that shut down, rather than list them for 30 s more', async () => {
+  it('lists a long ejection in skein stat too, and forgets the ejections of a caller\'s sidecar that shut down, rather than list them for 30 s more', async () => {
     await ejectFor('60s', 60_000);
     await ejectBackend();
-    await listed();
+    const [ejected] = (await listed()).ejectedEndpoints!;
+    // `skein stat` lists it under the edges, as it lists open breakers.
+    const stat = (await skeinCli(procs, cp, ['stat', 'backend'])).output.split('\n');
+    const head = stat.findIndex((l) => l.startsWith('EJECTED BY'));
+    expect(head, stat.join('\n')).toBeGreaterThan(0);
+    expect(stat[head]!.split(/\s{2,}/)).toEqual(['EJECTED BY', 'DESTINATION', 'ENDPOINT', 'UNTIL', 'REASON']);
+    expect(stat[head + 1]!.split(/\s{2,}/)).toEqual([`web ${ejected!.instance}`, 'backend', `127.0.0.1:${backend.inboundPort}`, ejected!.until, '3 consecutive errors']);
     web.child.kill('SIGTERM');
     expect((await web.child.exited).code).toBe(0);
     // Well within the 60 s ejection and the 30 s a sidecar whose stream broke keeps its reports listed.
