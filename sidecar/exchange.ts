@@ -593,7 +593,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (this.clientGone) return true;
     if (h.admission === Admission.Trial && !this.grpc) this.trialAnswered(h);
     const out: string[] = [];
-    this.remaining = responseHeaders(raw, out, status);
+    this.remaining = responseHeaders(raw, out, status, this.method);
     if (this.grpc && this.h2 && this.replayable && this.route!.retryNonIdempotent && this.route!.retry !== null && rawHeader(raw, 'grpc-status') === undefined) {
       // A peer sidecar sends even a trailers-only failure as headers, then trailers: hold the
       // headers until a message shows the call succeeded, so an UNAVAILABLE can still be retried.

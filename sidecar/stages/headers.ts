@@ -137,9 +137,9 @@ export function removeHeaders(headers: string[], names: readonly string[]): void
  * Response headers from a raw list (undici's Buffers, or HTTP/2 strings) to the flat string list `res.writeHead` takes,
  * without hop-by-hop headers. Returns the content-length (or -1) so the writer can end the
  * response with the chunk that completes it; `status` is the answer's, which decides whether
- * it may have one.
+ * it may have one, and `method` the request's: a HEAD answer keeps its Transfer-Encoding whole.
  */
-export function responseHeaders(raw: RawHeaders, out: string[], status: number): number {
+export function responseHeaders(raw: RawHeaders, out: string[], status: number, method: string): number {
   // RFC 9110 §8.6: a 204 has no content, and never a Content-Length; an HTTP/2 caller's stack
   // refuses one (nghttp2 resets the stream), an HTTP/1.1 one is told of bytes that never come.
   const lengthAllowed = status !== 204;
@@ -172,7 +172,10 @@ export function responseHeaders(raw: RawHeaders, out: string[], status: number):
         break;
       }
       case H.TransferEncoding: {
-        const codings = transferCodings(headerText(raw[i + 1]!));
+        // RFC 9110 §9.3.2: a HEAD answer has the fields a GET's would, and no body for this hop
+        // to frame (the writers send none), so a final chunked is the app's to say too.
+        const value = headerText(raw[i + 1]!);
+        const codings = method === 'HEAD' ? value : transferCodings(value);
         if (codings !== '') out.push(name, codings);
         break;
       }

@@ -265,7 +265,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     state = State.Relaying;
     declinedStatus = answer.status;
     const out: string[] = [];
-    responseHeaders(answer.rawHeaders, out, answer.status);
+    responseHeaders(answer.rawHeaders, out, answer.status, ex.method);
     let text = `HTTP/1.1 ${answer.status} ${answer.reason}\r\n`;
     let dated = false;
     for (let i = 0; i < out.length; i += 2) {

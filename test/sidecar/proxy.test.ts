@@ -45,6 +45,12 @@ describe('sidecar pair: proxying', () => {
         res.end('gateway timeout');
         return;
       }
+      if (req.url === '/head-chunked' && req.method === 'HEAD') {
+        // What a GET would get: a streamed answer, chunked.
+        res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' });
+        res.end();
+        return;
+      }
       if (req.url === '/no-content-with-length') {
         // node:http sends the header as given, though a 204 may not carry it (RFC 9110 §8.6).
         res.writeHead(204, { 'content-length': '5' });
@@ -229,6 +235,21 @@ describe('sidecar pair: proxying', () => {
     const echoed = await get(agent, `${web.outboundUrl}/echo`, { host: 'catalog', 'proxy-status': 'client-proxy', 'proxy-authorization': 'Basic dTpw' });
     expect(echoed.json<{ headers: Record<string, string> }>().headers).toMatchObject({ 'proxy-status': 'client-proxy' });
     expect(echoed.json<{ headers: Record<string, string> }>().headers['proxy-authorization']).toBeUndefined();
+  });
+
+  it('passes a HEAD answer\'s Transfer-Encoding: chunked on over both hops, with no body or chunk after the head (RFC 9110 §9.3.2)', async () => {
+    const { rawExchange } = await import('./http.js');
+    const answer = await rawExchange(web.outboundPort, 'HEAD /head-chunked HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1.1 200 /);
+    expect(answer).toMatch(/\r\ntransfer-encoding: chunked\r\n/i);
+    expect(answer.match(/transfer-encoding/gi)).toHaveLength(1);
+    // Nothing after the head: no body and no 0-length chunk.
+    expect(answer.endsWith('\r\n\r\n')).toBe(true);
+    expect(answer.indexOf('\r\n\r\n')).toBe(answer.length - 4);
+    // An HTTP/1.0 caller gets no Transfer-Encoding, which HTTP/1.0 does not have.
+    const legacy = await rawExchange(web.outboundPort, 'HEAD /head-chunked HTTP/1.0\r\nHost: catalog\r\n\r\n');
+    expect(legacy).toMatch(/^HTTP\/1.1 200 /);
+    expect(legacy).not.toMatch(/transfer-encoding/i);
   });
 
   it('delivers a slowly streamed response incrementally', async () => {
