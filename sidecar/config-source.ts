@@ -9,7 +9,8 @@ export interface ConfigSource {
   /**
    * Begins delivering snapshots; resolves once started (not necessarily once one arrived).
    * `refused` is told of an update refused before anything reached `apply` (a config file that
-   * disappeared or cannot be read), once per such event, so it is counted as a NACK too.
+   * disappeared or cannot be read, a pushed snapshot that is not JSON), once per such event, so it
+   * is counted as a NACK too.
    */
   start(apply: (raw: unknown) => void, refused: (reason: string) => void): Promise<void>;
   /** True once a snapshot has been applied, for `/ready`. */

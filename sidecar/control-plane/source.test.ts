@@ -76,3 +76,34 @@ describe('control-plane stream reconnects', () => {
     }
   });
 });
+
+describe('control-plane snapshots', () => {
+  it('counts a snapshot that is not JSON as refused (it never reaches apply) and NACKs it', async () => {
+    const ca = await CertificateAuthority.open({ dataDir: tempDir('skein-source-ca-'), trustDomain: 'skein.local' });
+    const tls = await ControlPlaneTls.create(ca, pino({ level: 'silent' }));
+    const server = new grpc.Server();
+    const nacks: { version: string; reason: string }[] = [];
+    server.addService(loadMeshProto().service, {
+      Sign: (_call: unknown, callback: grpc.sendUnaryData<never>) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      Stream: (call: grpc.ServerDuplexStream<{ nack?: { version: string; reason: string } }, unknown>) => {
+        call.once('data', () => call.write({ snapshot: { version: 'v9', json: '{not json' } }));
+        call.on('data', (m) => void (m.nack && nacks.push(m.nack)));
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', tls.credentials, (err, p) => (err ? reject(err) : resolve(p))));
+    const refused: string[] = [];
+    const applied: unknown[] = [];
+    const source = new ControlPlaneSource({ address: `127.0.0.1:${port}`, caFile: ca.bundlePath, logger: pino({ level: 'silent' }), announce });
+    try {
+      await source.start((raw) => void applied.push(raw), (reason) => void refused.push(reason));
+      await waitUntil(() => nacks.length === 1, { what: 'the NACK', timeoutMs: 10_000 });
+      expect(nacks[0]).toEqual({ version: 'v9', reason: expect.stringMatching(/^snapshot is not valid \(gzipped\) JSON: /) });
+      expect(refused).toEqual([nacks[0]!.reason]);
+      expect(applied).toEqual([]);
+    } finally {
+      await source.close();
+      tls.close();
+      server.forceShutdown();
+    }
+  });
+});

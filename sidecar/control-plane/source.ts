@@ -73,6 +73,7 @@ export class ControlPlaneSource implements ConfigSource {
   private closed = false;
   private state: string;
   private apply: ((raw: unknown) => void) | undefined;
+  private refused: ((reason: string) => void) | undefined;
   private certStatus: NonNullable<SidecarMessage['cert']> | undefined;
   /** The latest readiness reported (reasons joined, '' when ready); undefined until the first report. */
   private notReady: string | undefined;
@@ -94,8 +95,10 @@ export class ControlPlaneSource implements ConfigSource {
     return this.state;
   }
 
-  async start(apply: (raw: unknown) => void): Promise<void> {
+  /** `refused` may be left out by a caller that counts nothing (the tests' stand-in sidecars). */
+  async start(apply: (raw: unknown) => void, refused?: (reason: string) => void): Promise<void> {
     this.apply = apply;
+    this.refused = refused;
     this.connect();
   }
 
@@ -221,7 +224,10 @@ export class ControlPlaneSource implements ConfigSource {
       try {
         raw = JSON.parse(snapshot.jsonGzip?.length ? gunzipSync(snapshot.jsonGzip).toString('utf8') : snapshot.json);
       } catch (err) {
-        throw new Error(`snapshot is not valid (gzipped) JSON: ${(err as Error).message}`);
+        // Never reaches `apply`, which counts what it refuses: a NACK all the same.
+        const reason = `snapshot is not valid (gzipped) JSON: ${(err as Error).message}`;
+        this.refused?.(reason);
+        throw new Error(reason);
       }
       this.apply!(raw);
     } catch (err) {
