@@ -23,7 +23,7 @@ function cells(g: Golden | undefined): string[] {
   ];
 }
 
-function printStats(stats: StatsView, service: string | undefined, w: WindowName): void {
+export function printStats(stats: StatsView, service: string | undefined, w: WindowName): void {
   const out = (line = '') => void process.stdout.write(`${line}\n`);
   if (!service) {
     if (stats.services.length === 0) return out(`no traffic seen in the last minute`);
@@ -32,15 +32,18 @@ function printStats(stats: StatsView, service: string | undefined, w: WindowName
     return;
   }
   const own = stats.services.find((s) => s.service === service);
-  if (!own && stats.edges.length === 0) return out(`no traffic to or from ${service} in the last minute`);
-  if (own) {
-    printTable(['SERVICE', 'SUBSET', ...HEAD], [[service, 'all', ...cells(own[w])], ...own.subsets.map((s) => [service, s.subset, ...cells(s[w])])]);
-    out();
+  // Without traffic a breaker may still be open and an endpoint ejected (for longer than the window): they are listed all the same.
+  if (!own && stats.edges.length === 0) out(`no traffic to or from ${service} in the last minute`);
+  else {
+    if (own) {
+      printTable(['SERVICE', 'SUBSET', ...HEAD], [[service, 'all', ...cells(own[w])], ...own.subsets.map((s) => [service, s.subset, ...cells(s[w])])]);
+      out();
+    }
+    printTable(
+      ['SOURCE', 'DESTINATION', 'SUBSET', ...HEAD],
+      stats.edges.flatMap((e) => [[e.source, e.destination, 'all', ...cells(e[w])], ...(e.subsets.length > 1 ? e.subsets.map((s) => [e.source, e.destination, s.subset, ...cells(s[w])]) : [])]),
+    );
   }
-  printTable(
-    ['SOURCE', 'DESTINATION', 'SUBSET', ...HEAD],
-    stats.edges.flatMap((e) => [[e.source, e.destination, 'all', ...cells(e[w])], ...(e.subsets.length > 1 ? e.subsets.map((s) => [e.source, e.destination, s.subset, ...cells(s[w])]) : [])]),
-  );
   const open = stats.breakers.filter((b) => b.state !== 'closed');
   if (open.length > 0) {
     out();
