@@ -44,7 +44,7 @@ describe('a deleted config file', () => {
     const staged = join(dir, '.skein.yaml.new');
     writeFileSync(staged, config('2'));
     renameSync(staged, path);
-    await waitUntil(async () => (await updates()).ack > before.ack && true, { what: 'the file put back to be applied' });
+    await waitUntil(async () => (await updates()).ack > before.ack, { what: 'the file put back to be applied' });
     expect(await updates()).toEqual({ ack: before.ack + 1, nack: before.nack + 1 });
     expect(sc.output().match(/cannot read/g)).toHaveLength(1);
   });
