@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSize } from './size.js';
+import { formatSize, parseSize } from './size.js';
 
 describe('parseSize', () => {
   it('reads plain bytes and binary or decimal units', () => {
@@ -18,5 +18,14 @@ describe('parseSize', () => {
 
   it('refuses what is not a size', () => {
     for (const bad of ['', 'ten', '1.5MiB', '-1', '10 parsecs']) expect(parseSize(bad), bad).toBeUndefined();
+  });
+});
+
+describe('formatSize', () => {
+  it('writes the largest binary unit that divides the size, else bytes, and reads back as the same size', () => {
+    for (const [bytes, text] of [[64 * 1024, '64KiB'], [128 * 1024, '128KiB'], [1024 ** 2, '1MiB'], [3 * 1024 ** 3, '3GiB'], [1536, '1536'], [0, '0']] as const) {
+      expect(formatSize(bytes)).toBe(text);
+      expect(parseSize(text)).toBe(bytes);
+    }
   });
 });

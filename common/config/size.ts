@@ -27,3 +27,11 @@ export function parseSize(text: string): number | undefined {
   const unit = UNIT_BYTES[m[2]!.toLowerCase()];
   return unit === undefined ? undefined : Number(m[1]) * unit;
 }
+
+const BINARY_UNITS: readonly (readonly [string, number])[] = [['GiB', KI ** 3], ['MiB', KI ** 2], ['KiB', KI]];
+
+/** A size as flags write it: in the largest binary unit that divides it ("64KiB"), else in bytes. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of BINARY_UNITS) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  return String(bytes);
+}
