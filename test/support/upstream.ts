@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -28,13 +28,14 @@ export function echoHandler(name: string): Handler {
 }
 
 /**
- * Starts an HTTP server on 127.0.0.1, port 0, with `handler` (default: echoHandler('upstream')).
+ * Starts an HTTP server on 127.0.0.1, port 0, with `handler` (default: echoHandler('upstream'))
+ * and node:http's `options` (`maxHeaderSize` for an app taking heads past node's 16 KiB).
  * `close()` also destroys kept-alive sockets so it never hangs.
  */
-export async function startUpstream(handler: Handler = echoHandler('upstream')): Promise<TestUpstream> {
+export async function startUpstream(handler: Handler = echoHandler('upstream'), options: ServerOptions = {}): Promise<TestUpstream> {
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
+  const server = createServer(options, (req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     handler(req, res);
   });
