@@ -3,7 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import type { ZodIssue, ZodType, ZodTypeDef } from 'zod';
 import { parseDuration } from '../common/config/duration.js';
 import { formatPath } from '../common/config/parse.js';
-import { parseSize } from '../common/config/size.js';
+import { formatSize, parseSize } from '../common/config/size.js';
 import { endpointAddress, instanceId, methodName, requestPath, serviceName } from '../common/config/schema.js';
 import { consulUrl } from '../common/consul/client.js';
 import { isTrustDomain, TRUST_DOMAIN_RULE } from '../common/identity/spiffe.js';
@@ -35,6 +35,15 @@ export function parseSizeFlag(value: string): number {
   const bytes = parseSize(value);
   if (bytes === undefined) throw new InvalidArgumentError(`not a size: ${value} (use e.g. 64KiB, 10MiB, 1GB or plain bytes)`);
   return bytes;
+}
+
+/** A size flag held to a range, for a limit the sidecar cannot work with outside it. */
+export function sizeFlagWithin(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const bytes = parseSizeFlag(value);
+    if (bytes < min || bytes > max) throw new InvalidArgumentError(`${value} is out of range: must be between ${formatSize(min)} and ${formatSize(max)}`);
+    return bytes;
+  };
 }
 
 /** A size flag that must be above zero (a limit of nothing would refuse every request). */

@@ -109,6 +109,8 @@ export interface ExchangeDeps {
   readonly recorder: HopRecorder | null;
   /** `--max-request-body`; 0 for no limit. */
   readonly maxBodyBytes: number;
+  /** `--max-request-headers`, for HTTP/2 heads (the pipeline's h2HeadAccepted); the listeners hold the others to it. */
+  readonly maxHeaderBytes: number;
 }
 
 function onResponseClose(this: ProxyResponse): void {

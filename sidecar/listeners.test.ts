@@ -16,6 +16,7 @@ import { clientHello, makeCa, makeLeaf, waitUntil } from '../test/support/index.
 import type { ProxyRequest, ProxyResponse } from './exchange.js';
 import { refusalLabel } from './h2-refusal.js';
 import { ProxyListener } from './listeners.js';
+import { REQUEST_HEAD_BYTES } from './options.js';
 
 const SILENT_MS = 300;
 const H2_IDLE_MS = 400;
@@ -57,6 +58,7 @@ async function start(tls = false, admit?: (socket: TLSSocket) => string | undefi
     onUpgrade: (_req, socket) => socket.destroy(),
     onMalformed: (status) => malformed.push(status),
     maxBodyBytes: 0,
+    maxHeaderBytes: REQUEST_HEAD_BYTES.default,
     limits: { silentMs: SILENT_MS, h2IdleMs: H2_IDLE_MS },
     tunnels: tunnels ? { onTls: (target) => tlsTunnels.push(target) } : undefined,
   });

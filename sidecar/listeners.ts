@@ -12,10 +12,10 @@
  * listener, sniffed and limited as any, its requests routed by their own Host or :authority.
  *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
- * for headers over 64 KiB, 408 for a head too slow, 501 for a transfer coding other than
- * chunked, 400 otherwise, all with `x-skein-reason: bad-request`) and only that connection
- * closes. A peer sidecar's malformed mux request head is answered the same way (400 or 501)
- * on its stream alone.
+ * for headers past `--max-request-headers`, 408 for a head too slow, 501 for a transfer coding
+ * other than chunked, 400 otherwise, all with `x-skein-reason: bad-request`) and only that
+ * connection closes. A peer sidecar's malformed or oversized mux request head is answered the
+ * same way (400, 431 or 501) on its stream alone.
  */
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
@@ -30,7 +30,6 @@ import { ALPN as MUX_ALPN, refusalFrame } from './mux/frames.js';
 import { MuxServerSession, type MuxHandlers, type MuxRequestListener, type MuxResponse } from './mux/server.js';
 import { linger, sidecarReply, socketReply } from './stages/reply.js';
 
-export const MAX_HEADER_BYTES = 64 * 1024;
 /**
  * The head limit: a request head must arrive within this, and a request body may go no longer
  * without a byte (HTTP/1.1: sidecar/http1/server.ts; HTTP/2: Exchange.checkBodyStall).
@@ -44,8 +43,7 @@ export const HEAD_LIMIT_MS = 60_000;
  */
 const IDLE_LIMIT_MS = 65_000;
 
-const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes'> = {
-  maxHeaderBytes: MAX_HEADER_BYTES,
+const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes' | 'maxHeaderBytes'> = {
   // Streams (uploads, long polls) may last; the header deadline still stops slowloris, and a
   // request body may go no longer without a byte (sidecar/http1/server.ts).
   headersTimeoutMs: HEAD_LIMIT_MS,
@@ -59,6 +57,8 @@ export interface ProxyListenerOptions {
   readonly onMalformed: (status: number) => void;
   /** Largest request body let through on HTTP/1.1 and mux streams (`--max-request-body`); 0 for no limit. */
   readonly maxBodyBytes: number;
+  /** Largest request head let through on HTTP/1.1 and mux streams, and request trailers (`--max-request-headers`); HTTP/2 heads are the pipeline's. */
+  readonly maxHeaderBytes: number;
   readonly tls?: TlsOptions;
   /**
    * Judges the caller of each TLS connection as its handshake completes, before any of it is
@@ -106,10 +106,6 @@ function answerParseError(err: Error & { code?: string }, socket: Socket, head: 
     socket.destroy();
     return 0;
   }
-  if (err.code === 'HPE_HEADER_OVERFLOW') {
-    socketReply(socket, 431, 'bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`, head);
-    return 431;
-  }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     socketReply(socket, 408, 'bad-request', 'request headers not received in time', head);
     return 408;
@@ -125,12 +121,14 @@ function answerStreamParseError(err: Error & { code?: string }, res: MuxResponse
   return sidecarReply(res as unknown as ProxyResponse, 'bad-request', refusalText(err, status), false, status);
 }
 
-/** 501 for a transfer coding the sidecar does not apply (RFC 9112 §6.1), else 400. */
+/** 431 for a head past the limit (http1/request-head.ts headTooLarge), 501 for a transfer coding the sidecar does not apply (RFC 9112 §6.1), else 400. */
 function refusalStatus(err: Error & { code?: string }): number {
-  return err.code === UNSUPPORTED_TRANSFER_CODING ? 501 : 400;
+  return err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === UNSUPPORTED_TRANSFER_CODING ? 501 : 400;
 }
 
+/** A head past the limit is told just that: its message names the limit and the flag that sets it. */
 function refusalText(err: Error & { code?: string }, status: number): string {
+  if (status === 431) return err.message;
   return `${status === 501 ? 'unsupported' : 'malformed'} HTTP request: ${err.message} (${err.code})`;
 }
 
@@ -159,6 +157,7 @@ export class ProxyListener {
   private readonly muxSessions = new Set<MuxServerSession>();
   private readonly onMux: MuxHandlers | null;
   private readonly maxBodyBytes: number;
+  private readonly maxHeaderBytes: number;
   private readonly silentMs: number;
   private readonly onMalformed: (status: number) => void;
   private readonly tunnels: TunnelOptions | undefined;
@@ -173,6 +172,7 @@ export class ProxyListener {
     this.onMalformed = onMalformed;
     this.tunnels = tunnels;
     this.maxBodyBytes = options.maxBodyBytes;
+    this.maxHeaderBytes = options.maxHeaderBytes;
     const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => {
       const status = answerParseError(err, socket, head);
       if (status !== 0) onMalformed(status);
@@ -183,9 +183,12 @@ export class ProxyListener {
     const upgrade: Http1Handlers['upgrade'] =
       tunnels === undefined ? (onUpgrade as never) : (req, socket, head) => (req.method === 'CONNECT' ? this.tunnel(req.url, socket, head) : onUpgrade(req as never, socket, head));
     const handlers: Http1Handlers = { request: onRequest as never, upgrade, clientError };
-    this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes, tunnels: tunnels !== undefined });
+    this.http1 = new Http1Server(handlers, { ...HTTP1_OPTIONS, maxBodyBytes: options.maxBodyBytes, maxHeaderBytes: options.maxHeaderBytes, tunnels: tunnels !== undefined });
     // Node refuses a head of over 128 fields with a bare ENHANCE_YOUR_CALM reset; HTTP/1.1 has
     // no field count, only the byte limit, which the pipeline applies to HTTP/2 heads with a 431.
+    // No maxHeaderListSize either: node takes any head up to --max-request-headers' maximum
+    // (nghttp2 alone refuses a block of over 9 frames, 144 KiB, failing the session), and one
+    // past its own limit would be a bare reset too, not the 431 that says why.
     this.http2 = createHttp2Server({ maxSessionMemory: 64, maxHeaderListPairs: 4096 }, onRequest as never);
     // node's limit would cut a quiet long stream: limitSession counts only time with no stream
     // open, and a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
@@ -267,7 +270,7 @@ export class ProxyListener {
   }
 
   private startMux(socket: Socket): void {
-    const session = new MuxServerSession(socket, this.onMux!, (s) => this.muxSessions.delete(s), this.maxBodyBytes);
+    const session = new MuxServerSession(socket, this.onMux!, (s) => this.muxSessions.delete(s), this.maxHeaderBytes, this.maxBodyBytes);
     this.muxSessions.add(session);
     if (this.draining) session.goAway();
   }

@@ -374,8 +374,9 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   // ---- listeners ----------------------------------------------------------------------
   const recorder = parts.telemetry?.recorder ?? null;
   const maxBodyBytes = options.maxRequestBodyBytes;
-  const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes };
-  const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder, maxBodyBytes };
+  const maxHeaderBytes = options.maxRequestHeaderBytes;
+  const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
+  const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
   const peers = new InboundPeers({
     trustDomains: () => peerTrustDomainsOf(tlsIdentity),
     onRejected: (reason, detail, socket) => {
@@ -408,6 +409,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     onUpgrade: (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
     onMalformed: (status) => metrics.malformedRequest('inbound', status),
     maxBodyBytes,
+    maxHeaderBytes,
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
     tls: tlsIdentity ? inboundServerOptions(tlsIdentity) : undefined,
     admit: (socket) => peers.admit(socket),
@@ -430,6 +432,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       onUpgrade: (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
       onMalformed: (status) => metrics.malformedRequest('outbound', status),
       maxBodyBytes,
+      maxHeaderBytes,
       // HTTP_PROXY clients that tunnel even http:// URLs (undici's ProxyAgent, so Node's fetch).
       tunnels: {
         onTls: (target) =>

@@ -4,6 +4,15 @@ export interface Upstream {
   readonly port: number;
 }
 
+/**
+ * `--max-request-headers`: its default, as SPEC §8 has it, and its range. Above 128 KiB a head
+ * (with the fields the sidecar adds) could outgrow what node:http2 takes from a peer: nghttp2
+ * 1.61 refuses a header block of over 8 CONTINUATION frames (9 × 16 KiB, 144 KiB) by failing
+ * the whole session, every stream of it. The mux (1 MiB frames) would carry more. Below 1 KiB
+ * few real requests fit.
+ */
+export const REQUEST_HEAD_BYTES = { default: 64 * 1024, min: 1024, max: 128 * 1024 } as const;
+
 export interface SidecarOptions {
   readonly service: string;
   readonly version: string;
@@ -29,6 +38,8 @@ export interface SidecarOptions {
   readonly drainTimeoutMs: number;
   /** Largest request body let through (SPEC §8: 413 `bad-request` beyond it); 0 for no limit. */
   readonly maxRequestBodyBytes: number;
+  /** Largest request head let through (SPEC §8: 431 `bad-request` beyond it), within REQUEST_HEAD_BYTES. */
+  readonly maxRequestHeaderBytes: number;
   readonly advertiseAddress: string;
   /** Unique per process; registered in Consul and announced to the control plane. */
   readonly instanceId: string;

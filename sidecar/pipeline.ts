@@ -27,7 +27,7 @@ import { Admission } from './resilience/breaker.js';
 import type { SkeinError } from '../common/errors.js';
 import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
-import { MAX_HEADER_BYTES } from './listeners.js';
+import { headTooLarge } from './http1/request-head.js';
 import { normaliseTarget } from '../common/http/request-target.js';
 import type { EdgeMetrics, SidecarMetrics } from './telemetry/metrics.js';
 
@@ -127,7 +127,7 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
 }
 
 /**
- * HTTP/1.1 heads are held to MAX_HEADER_BYTES and their targets checked and normalised as they
+ * HTTP/1.1 heads are held to `--max-request-headers` and their targets checked and normalised as they
  * are parsed (http1/server.ts, common/http/request-target.ts); an HTTP/2 head comes whole
  * (nghttp2 takes larger ones), so it is checked here: its size, counted as the HTTP/1.1 lines
  * it stands for, its Host beside `:authority` (decode.ts singleHost), and its `:path`, so a
@@ -137,9 +137,10 @@ function h2HeadAccepted(ex: Exchange, mesh: Mesh | null): boolean {
   const raw = ex.req.rawHeaders;
   let bytes = 0;
   for (let i = 0; i < raw.length; i += 2) bytes += raw[i]!.length + raw[i + 1]!.length + 4;
-  if (bytes > MAX_HEADER_BYTES) {
+  const max = ex.deps.maxHeaderBytes;
+  if (bytes > max) {
     if (mesh !== null) ex.edge = mesh.unroutedEdge(undefined);
-    ex.reply('bad-request', `request headers exceed ${MAX_HEADER_BYTES} bytes`, 431);
+    ex.reply('bad-request', headTooLarge(max).message, 431);
     return false;
   }
   const conflict = singleHost(ex.headers);

@@ -3,9 +3,10 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag, parseTrustDomain, parseTrustDomainAliases } from '../flag-values.js';
+import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag, parseTrustDomain, parseTrustDomainAliases, sizeFlagWithin } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
-import type { SidecarOptions, Upstream } from '../../sidecar/options.js';
+import { REQUEST_HEAD_BYTES, type SidecarOptions, type Upstream } from '../../sidecar/options.js';
+import { formatSize } from '../../common/config/size.js';
 import { parsePortText } from '../../common/net/port-text.js';
 import { UsageError } from '../usage-error.js';
 import { envOption } from '../env-option.js';
@@ -148,6 +149,11 @@ export function registerSidecar(program: Command): void {
     )
     .addOption(envOption('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown (0s to 24h)').argParser(durationFlagWithin('0s', '24h')).default(10_000, '10s'))
     .addOption(envOption('--max-request-body <size>', 'largest request body let through, e.g. 10MiB; beyond it 413 bad-request (0: no limit)').argParser(parseSizeFlag).default(0, '0 (no limit)'))
+    .addOption(
+      envOption('--max-request-headers <size>', `largest request head let through, e.g. 128KiB (${formatSize(REQUEST_HEAD_BYTES.min)} to ${formatSize(REQUEST_HEAD_BYTES.max)}); beyond it 431 bad-request`)
+        .argParser(sizeFlagWithin(REQUEST_HEAD_BYTES.min, REQUEST_HEAD_BYTES.max))
+        .default(REQUEST_HEAD_BYTES.default, formatSize(REQUEST_HEAD_BYTES.default)),
+    )
     .addOption(envOption('--advertise-address <address>', 'address peers connect to, registered in Consul (default: --inbound-host when it is one address, else the first non-loopback IPv4)').argParser(parseAdvertiseAddress))
     .addOption(envOption('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
@@ -207,6 +213,7 @@ export function registerSidecar(program: Command): void {
         trustDomainAliases: flags.trustDomainAlias as string[],
         drainTimeoutMs: flags.drainTimeout as number,
         maxRequestBodyBytes: flags.maxRequestBody as number,
+        maxRequestHeaderBytes: flags.maxRequestHeaders as number,
         advertiseAddress: advertiseAddressOf(String(flags.inboundHost), flags.advertiseAddress as string | undefined),
         instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
         otlpEndpoint: otlpEndpointFromEnv(),

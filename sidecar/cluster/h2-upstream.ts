@@ -170,9 +170,10 @@ const SESSION_OPTIONS = {
   // it would a request head on the listeners (listeners.ts): the limit is the head's bytes
   // (node's 64 KiB maxHeaderListSize), as for HTTP/1.1 answers.
   maxHeaderListPairs: 4096,
-  // A request head the listeners took (64 KiB of lines) grows by the sidecar's own fields (trace
-  // context, x-request-id, XFCC): past node's default send limit of 64 KiB node refuses it
-  // itself with a REFUSED_STREAM, which would read as the peer's refusal of a stream it never saw.
+  // A request head the listeners took (up to --max-request-headers, at most 128 KiB of lines)
+  // grows by the sidecar's own fields (trace context, x-request-id, XFCC): past node's default
+  // send limit of 64 KiB node refuses it itself with a REFUSED_STREAM, which would read as the
+  // peer's refusal of a stream it never saw.
   maxSendHeaderBlockLength: 262_144,
 };
 const CONNECTION_WINDOW = 524_288;

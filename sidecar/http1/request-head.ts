@@ -120,6 +120,14 @@ export function connectRefused(): HttpParseError {
 }
 
 /**
+ * What a request head past `--max-request-headers` is told (431), however it came: an HTTP/1.1
+ * head, an HTTP/2 one (sidecar/pipeline.ts), a peer's on the mux (sidecar/mux/heads.ts).
+ */
+export function headTooLarge(maxBytes: number): HttpParseError {
+  return new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed the limit of ${maxBytes} bytes (--max-request-headers)`);
+}
+
+/**
  * The framing of a request's header lines, checked: Content-Length and Transfer-Encoding as
  * framingOf reads them, and a Transfer-Encoding other than just chunked refused. Agreeing
  * repeated Content-Lengths are left as one in `rawHeaders`. Shared with a peer sidecar's mux

@@ -30,7 +30,7 @@ import { BodyNotReadError, ClientBodyError, IncomingRequest, type BodySource } f
 import { OutgoingBase } from './outgoing.js';
 import { httpDate, isDateName } from '../../common/http/date.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
-import { blankLinesAt, checkLineEnds, parseRequestHead, type RequestHead } from './request-head.js';
+import { blankLinesAt, checkLineEnds, headTooLarge, parseRequestHead, type RequestHead } from './request-head.js';
 
 export interface Http1Handlers {
   request(req: IncomingRequest, res: OutgoingResponse): void;
@@ -259,12 +259,12 @@ class Http1Connection implements BodySource, ChunkSink {
     // The blank line may straddle the last piece: search from three bytes back.
     const end = buf.indexOf(CRLFCRLF, Math.max(0, this.headChecked - 3));
     if (end < 0) {
-      if (this.blankBytes + buf.length > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
+      if (this.blankBytes + buf.length > max) throw headTooLarge(max);
       this.headChecked = checkLineEnds(buf, this.headChecked);
       return false;
     }
     this.headChecked = 0;
-    if (this.blankBytes + end > max) throw new HttpParseError('HPE_HEADER_OVERFLOW', `request headers exceed ${max} bytes`);
+    if (this.blankBytes + end > max) throw headTooLarge(max);
     this.blankBytes = 0;
     const head = parseRequestHead(buf.toString('latin1', 0, end), this.server.options.tunnels);
     this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);

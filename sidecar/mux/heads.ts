@@ -10,10 +10,11 @@
  *
  * Not checked: the Host rules (RFC 9112 §3.2). The inbound routes nothing by Host, and a peer
  * relays an HTTP/2 caller's `:authority` and `host` as two Host lines (sidecar/exchange.ts).
- * A head arrives whole in its frame, so there is no head limit or timeout here either.
+ * A head arrives whole in its frame, so there is no head timeout here either; its size is held
+ * to this listener's `--max-request-headers`, as an HTTP/1.1 head's is (431).
  */
 import { parseHeaderLines } from '../http1/header-lines.js';
-import { requestFraming, requestTarget } from '../http1/request-head.js';
+import { headTooLarge, requestFraming, requestTarget } from '../http1/request-head.js';
 import { parseStatusAndHeaders, type ResponseHead } from '../http1/response-head.js';
 import { HttpParseError } from '../../common/http/parse-error.js';
 
@@ -27,8 +28,13 @@ export interface PeerRequestHead {
   readonly chunked: boolean;
 }
 
-/** A REQUEST frame's payload, `METHOD target\r\n` and header lines; throws HttpParseError (llhttp's codes) when it breaks a rule. */
-export function parsePeerRequest(payload: Buffer): PeerRequestHead {
+/**
+ * A REQUEST frame's payload, `METHOD target\r\n` and header lines; throws HttpParseError
+ * (llhttp's codes) when it breaks a rule or is longer than `maxBytes`.
+ */
+export function parsePeerRequest(payload: Buffer, maxBytes: number): PeerRequestHead {
+  // Counted as Http1Server counts a head: to its blank line, the last line's CRLF not included.
+  if (payload.length - 2 > maxBytes) throw headTooLarge(maxBytes);
   const text = payload.toString('latin1');
   const eol = firstLineEnd(text);
   const space = text.indexOf(' ');

@@ -15,6 +15,7 @@ import type { CallControl, ControlledHandler } from '../cluster/upstream-dispatc
 import { HttpParseError } from '../../common/http/parse-error.js';
 import { ALPN, END_STREAM, FrameType, refusalFrame, WINDOW } from './frames.js';
 import { MuxServerSession, type MuxRequest, type MuxResponse } from './server.js';
+import { REQUEST_HEAD_BYTES } from '../options.js';
 import { muxFrame, readMuxFrames } from '../../test/support/mux-frames.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { TLS_HANDSHAKE_FAILED } from '../cluster/connect-phase.js';
@@ -60,7 +61,7 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o
       res.writeHead(400, ['x-code', err.code, 'content-length', '0']);
       res.end();
     };
-    sessions.push(new MuxServerSession(socket, { request: onRequest, clientError }, () => {}, 0, o.serverMaxStreams));
+    sessions.push(new MuxServerSession(socket, { request: onRequest, clientError }, () => {}, REQUEST_HEAD_BYTES.default, 0, o.serverMaxStreams));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -8,8 +8,8 @@
  * the HTTP/1.1 request it stands for was, so the pipeline streams it on to the app.
  *
  * A peer's request is held to the rules of Skein's HTTP/1.1 server (heads.ts): a head that
- * breaks them is answered as that server answers one (400, or 501 for a transfer coding it
- * does not apply), on its stream alone; a body whose DATA comes to more or less than its
+ * breaks them is answered as that server answers one (400, 431 past `--max-request-headers`,
+ * or 501 for a transfer coding it does not apply), on its stream alone; a body whose DATA comes to more or less than its
  * content-length fails as a malformed body does (400 bad-request, or the answer cut), and
  * none of the excess is handed on, so it can never reach the app as a request of its own.
  */
@@ -128,6 +128,8 @@ export class MuxServerSession implements BodySource {
     readonly socket: Socket,
     private readonly handlers: MuxHandlers,
     private readonly onClose: (session: MuxServerSession) => void,
+    /** `--max-request-headers`: a longer request head is answered 431 on its stream. */
+    private readonly maxHeaderBytes: number,
     readonly maxBodyBytes = 0,
     private readonly maxStreams = MAX_STREAMS,
   ) {
@@ -197,7 +199,7 @@ export class MuxServerSession implements BodySource {
       }
       let head: PeerRequestHead;
       try {
-        head = parsePeerRequest(payload);
+        head = parsePeerRequest(payload, this.maxHeaderBytes);
       } catch (err) {
         if (!(err instanceof HttpParseError)) throw err;
         // Its stream is never opened: DATA that follows is dropped, and the caller, answered, resets it.

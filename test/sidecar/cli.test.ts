@@ -139,6 +139,10 @@ describe('skein sidecar flag values', () => {
       // Past Node's timer limit (about 596 h) a drain would end after 1 ms.
       [['--service', 'x', '--app-port', '1', ...ports, '--drain-timeout', '600h'], 2, /--drain-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
       [['--service', 'x', '--app-port', '1', ...ports, '--wait-timeout', '600h'], 2, /--wait-timeout <duration>' argument '600h' is invalid\. 600h is out of range: must be between 0s and 24h/],
+      // A head limit of nothing would refuse every request; past 128 KiB node:http2 peers could not take the head (sidecar/options.ts).
+      [['--service', 'x', '--app-port', '1', ...ports, '--max-request-headers', '0'], 2, /--max-request-headers <size>' argument '0' is invalid\. 0 is out of range: must be between 1KiB and 128KiB/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--max-request-headers', 'banana'], 2, /--max-request-headers <size>' argument 'banana' is invalid\. not a size: banana/],
+      [['--service', 'x', '--app-port', '1', ...ports, '--max-request-headers', '129KiB'], 2, /--max-request-headers <size>' argument '129KiB' is invalid\. 129KiB is out of range: must be between 1KiB and 128KiB/],
       // Without --wait-ready the flag would be ignored, and the sidecar run as if it had not been given.
       [['--service', 'x', '--app-port', '1', ...ports, '--wait-timeout', '5s'], 2, /^skein: --wait-timeout goes with --wait-ready$/m],
     ];
@@ -167,6 +171,13 @@ describe('skein sidecar flag values', () => {
     const child = procs.skein('empty-id', ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { SKEIN_INSTANCE_ID: '' });
     expect((await child.exited).code, child.output()).toBe(2);
     expect(child.output()).toMatch(/--instance-id <id>' value '' from env 'SKEIN_INSTANCE_ID' is invalid/);
+  });
+
+  it('refuses a SKEIN_MAX_REQUEST_HEADERS out of range as a usage error (exit 2), as it would the flag', async () => {
+    const config = writeConfigFile(join(tempDir(), 'c.json'), {});
+    const child = procs.skein('head-limit', ['sidecar', '--config', config, '--service', 'x', '--app-port', '1', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { SKEIN_MAX_REQUEST_HEADERS: '1MiB' });
+    expect((await child.exited).code, child.output()).toBe(2);
+    expect(child.output()).toMatch(/--max-request-headers <size>' value '1MiB' from env 'SKEIN_MAX_REQUEST_HEADERS' is invalid\. 1MiB is out of range: must be between 1KiB and 128KiB/);
   });
 
   it('refuses an unknown or empty SKEIN_LOG_LEVEL as a usage error (exit 2) naming the levels, where pino stopped the process with a stack trace', async () => {

@@ -15,6 +15,7 @@ import { createLogger } from '../../common/log.js';
 import { StaticFileConfigSource } from '../../sidecar/config/static-file-source.js';
 import type { EndpointSource } from '../../sidecar/discovery/source.js';
 import { startSidecar, type RunningSidecar } from '../../sidecar/main.js';
+import { REQUEST_HEAD_BYTES } from '../../sidecar/options.js';
 import { SidecarMetrics } from '../../sidecar/telemetry/metrics.js';
 import { freePorts, startUpstream, writeTempConfig, type TestUpstream } from '../support/index.js';
 
@@ -45,7 +46,7 @@ describe('an upstream whose dispatch throws', () => {
     sidecar = await startSidecar(
       {
         service: 'caller', version: 'v1', appPort: app.port, appProtocol: 'http', appHealthPath: '/health', inboundPort: inbound!, inboundHost: '127.0.0.1',
-        outboundPort: outbound, upstreams: [], adminPort: admin!, drainTimeoutMs: 1_000, maxRequestBodyBytes: 0, advertiseAddress: '127.0.0.1', instanceId: 'caller-1',
+        outboundPort: outbound, upstreams: [], adminPort: admin!, drainTimeoutMs: 1_000, maxRequestBodyBytes: 0, maxRequestHeaderBytes: REQUEST_HEAD_BYTES.default, advertiseAddress: '127.0.0.1', instanceId: 'caller-1',
       },
       {
         logger,

@@ -1,0 +1,109 @@
+/**
+ * `--max-request-headers` (SPEC §8: oversized headers, 64 KiB by default): a head past the
+ * limit is `431 bad-request` naming it, on HTTP/1.1, HTTP/2 (h2c) and a peer's mux stream
+ * (the inbound of a real mTLS pair); a raised limit lets a big head through both hops.
+ */
+import { connect as connectH2 } from 'node:http2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { get, rawExchange, testAgent } from './http.js';
+
+const BIG = 100 * 1024;
+
+describe('request head limit', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  let app: TestUpstream;
+  /** Outbound with `--max-request-headers 128KiB`; calls `catalog` (inbound 128KiB too) and `guarded` (inbound at the default). */
+  let web: SpawnedSidecar;
+  /** `guarded` itself, every limit at the default: its outbound is the default's too. */
+  let guarded: SpawnedSidecar;
+  /** `--max-request-headers 4KiB`, no identity: its calls to `app` go to the app as plain HTTP/1.1. */
+  let small: SpawnedSidecar;
+  const sidecars = (): SpawnedSidecar[] => [web, guarded, small];
+
+  beforeAll(async () => {
+    // node:http takes 16 KiB of head by default: this app takes what the sidecars let through.
+    app = await startUpstream(echoHandler('app'), { maxHeaderSize: 256 * 1024 });
+    const ca = makeCa();
+    const dir = tempDir();
+    const [catalogIn, guardedIn] = (await freePorts(2)) as [number, number];
+    const at = (port: number) => ({ endpoints: [{ address: '127.0.0.1', port, labels: { version: 'v1' } }] });
+    const config = writeTempConfig({ services: { catalog: at(catalogIn), guarded: at(guardedIn), app: at(app.port) }, intentions: { defaultAction: 'allow' } }, dir);
+    const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
+    const raised = ['--max-request-headers', '128KiB'];
+    await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog'), extraArgs: raised });
+    guarded = await procs.sidecar({ service: 'guarded', appPort: app.port, config, inboundPort: guardedIn, identity: id('guarded') });
+    web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web'), extraArgs: raised });
+    small = await procs.sidecar({ service: 'small', appPort: app.port, config, extraArgs: ['--max-request-headers', '4KiB'] });
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') for (const s of sidecars()) console.log(s?.output());
+  });
+
+  afterAll(async () => {
+    await agent.close();
+    await procs.killAll();
+    await app.close();
+  });
+
+  it('lets a 100 KiB header through an mTLS pair whose outbound and inbound both take 128KiB, to the app whole', async () => {
+    const big = 'b'.repeat(BIG);
+    const res = await get(agent, `${web.outboundUrl}/big`, { host: 'catalog', 'x-big': big });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'app', path: '/big', headers: { 'x-big': big } });
+  });
+
+  it('refuses the same head 431 at the default limit: on an outbound listener, and on an inbound one from a peer\'s mux stream', async () => {
+    const before = app.requests.length;
+    const refusedHere = await get(agent, `${guarded.outboundUrl}/big`, { host: 'catalog', 'x-big': 'b'.repeat(BIG) });
+    expect(refusedHere.status).toBe(431);
+    expect(refusedHere.headers['x-skein-reason']).toBe('bad-request');
+    expect(refusedHere.text).toContain('request headers exceed the limit of 65536 bytes (--max-request-headers)');
+    // web takes it; guarded's inbound does not, and says so on the stream (relayed as its answer).
+    const refusedThere = await get(agent, `${web.outboundUrl}/big`, { host: 'guarded', 'x-big': 'b'.repeat(BIG) });
+    expect(refusedThere.status).toBe(431);
+    expect(refusedThere.headers['x-skein-reason']).toBe('bad-request');
+    expect(refusedThere.text).toContain('request headers exceed the limit of 65536 bytes (--max-request-headers)');
+    expect(app.requests.length).toBe(before);
+    // The mux connection the refusal came on serves on.
+    expect((await get(agent, `${web.outboundUrl}/after`, { host: 'guarded' })).status).toBe(200);
+  });
+
+  it('holds HTTP/1.1 heads to 4KiB: an 8 KiB header is 431 naming the limit, a 2 KiB one goes through', async () => {
+    const refused = await rawExchange(small.outboundPort, `GET /x HTTP/1.1\r\nHost: app\r\nx-big: ${'a'.repeat(8 * 1024)}\r\n\r\n`);
+    expect(refused).toMatch(/^HTTP\/1.1 431/);
+    expect(refused).toMatch(/x-skein-reason: bad-request/i);
+    expect(refused).toContain('request headers exceed the limit of 4096 bytes (--max-request-headers)');
+    const fine = await get(agent, `${small.outboundUrl}/fine`, { host: 'app', 'x-fine': 'a'.repeat(2 * 1024) });
+    expect(fine.status, fine.text).toBe(200);
+  });
+
+  it('holds HTTP/2 (h2c) heads to 4KiB too: an 8 KiB header is 431 naming the limit, the session serving on', async () => {
+    const session = connectH2(`http://127.0.0.1:${small.outboundPort}`);
+    try {
+      const call = (extra: Record<string, string>) =>
+        new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
+          const stream = session.request({ ':path': '/h2', ':authority': 'app', ...extra });
+          let status = 0;
+          let reason = '';
+          let body = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+            reason = String(h['x-skein-reason'] ?? '');
+          });
+          stream.setEncoding('utf8');
+          stream.on('data', (d: string) => (body += d));
+          stream.on('end', () => resolve({ status, reason, body }));
+          stream.on('error', reject);
+        });
+      const refused = await call({ 'x-big': 'a'.repeat(8 * 1024) });
+      expect(refused).toMatchObject({ status: 431, reason: 'bad-request' });
+      expect(refused.body).toContain('request headers exceed the limit of 4096 bytes (--max-request-headers)');
+      expect((await call({ 'x-fine': 'a'.repeat(2 * 1024) })).status).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+});
