@@ -48,6 +48,8 @@ interface FixtureOptions {
   readonly keepalive?: Keepalive;
   readonly clientMaxStreams?: number;
   readonly serverMaxStreams?: number;
+  /** The server's `--max-request-headers` (default: its default). */
+  readonly serverMaxHeaderBytes?: number;
 }
 
 async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o: FixtureOptions = {}): Promise<Fixture> {
@@ -61,7 +63,7 @@ async function fixture(onRequest: (req: MuxRequest, res: MuxResponse) => void, o
       res.writeHead(400, ['x-code', err.code, 'content-length', '0']);
       res.end();
     };
-    sessions.push(new MuxServerSession(socket, { request: onRequest, clientError }, () => {}, REQUEST_HEAD_BYTES.default, 0, o.serverMaxStreams));
+    sessions.push(new MuxServerSession(socket, { request: onRequest, clientError }, () => {}, o.serverMaxHeaderBytes ?? REQUEST_HEAD_BYTES.default, 0, o.serverMaxStreams));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -487,6 +489,21 @@ describe('mux transport', () => {
     expect(seen).toEqual(['GET /x/y host,a,host,a,content-length,0']);
     await waitUntil(() => peer.text().includes('[2 101]'), { timeoutMs: 5000 });
     expect(peer.text()).toContain('[2 1]400 Bad Request\r\nx-code: HPE_INVALID_METHOD\r\n');
+  });
+
+  it("holds a peer's request head to the listener's --max-request-headers, counted as an HTTP/1.1 head: one byte past it is refused on its stream, naming the limit", async () => {
+    const seen: string[] = [];
+    const f = await fixture((req, res) => {
+      seen.push(req.url);
+      res.end('ok');
+    }, { serverMaxHeaderBytes: 1024 });
+    const peer = await rawPeer(f.port);
+    // Up to the head's blank line, the last line's CRLF not included, as Http1Server counts: `GET /n\r\nx: ` is 11 bytes.
+    const head = (path: string, bytes: number) => `GET ${path}\r\nx: ${'a'.repeat(bytes - 11)}\r\n`;
+    peer.send(muxFrame(FrameType.Request, END_STREAM, 1, head('/1', 1025)), muxFrame(FrameType.Request, END_STREAM, 3, head('/3', 1024)));
+    await waitUntil(() => seen.length === 1 && f.refused.length === 1, { timeoutMs: 5000 });
+    expect(seen).toEqual(['/3']);
+    expect(f.refused.map((e) => [e.code, e.message])).toEqual([['HPE_HEADER_OVERFLOW', 'request headers exceed the limit of 1024 bytes (--max-request-headers)']]);
   });
 
   it('fails a request body whose DATA comes to more or less than its content-length, handing on none of the excess', async () => {
