@@ -425,7 +425,17 @@ const STREAM_LISTENERS: readonly [string, (this: ClientHttp2Stream, ...args: any
 /** session.request() failures after which a fresh session can take the call. */
 const SESSION_GONE = new Set(['ERR_HTTP2_OUT_OF_STREAMS', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
 
-/** Request headers as node:http2 takes them: an object, `host` as `:authority`, repeated names as arrays. */
+/**
+ * nghttp2 (NGHTTP2_HD_MAX_NV) fails the whole session, every call on it, on a field name or value
+ * longer than this as encoded, which is never longer than as written. A head within
+ * --max-request-headers may hold one (HTTP/1.1 and the mux carry it): refused before it is sent.
+ */
+const MAX_FIELD_BYTES = 65_536;
+
+/**
+ * Request headers as node:http2 takes them: an object, `host` as `:authority`, repeated names as
+ * arrays. Throws a CallerFaultError (431) for a field past MAX_FIELD_BYTES.
+ */
 function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = { ':method': opts.method, ':path': opts.path };
   const flat = opts.headers as string[] | null | undefined;
@@ -435,6 +445,9 @@ function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
       if (/[A-Z]/.test(name)) name = name.toLowerCase();
       if (name === 'host') name = ':authority';
       const value = flat[i + 1]!;
+      if (value.length > MAX_FIELD_BYTES || name.length > MAX_FIELD_BYTES) {
+        throw new CallerFaultError(`the request cannot be sent over HTTP/2: its ${name.slice(0, 64)} field is over ${MAX_FIELD_BYTES} bytes, more than HTTP/2 peers take in one field`, 431);
+      }
       const prev = ownEntry(out, name);
       if (prev === undefined) out[name] = value;
       else if (Array.isArray(prev)) prev.push(value);
@@ -645,8 +658,8 @@ export class H2Upstream extends UpstreamDispatcher {
         this.enqueue(call);
       } else {
         // Node refused the head before sending it (a field HTTP/2 cannot carry, e.g. a repeated
-        // User-Agent): the request's fault, never the endpoint's, answered 400.
-        reportError(call, new CallerFaultError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
+        // User-Agent), or requestHeaders did (a field too long): the request's fault, never the endpoint's.
+        reportError(call, err instanceof CallerFaultError ? err : new CallerFaultError(`the request cannot be sent over HTTP/2: ${(err as Error).message}`, 400));
       }
       return;
     }

@@ -1,7 +1,9 @@
 /**
  * `--max-request-headers` (SPEC §8: oversized headers, 64 KiB by default): a head past the
  * limit is `431 bad-request` naming it, on HTTP/1.1, HTTP/2 (h2c) and a peer's mux stream
- * (the inbound of a real mTLS pair); a raised limit lets a big head through both hops.
+ * (the inbound of a real mTLS pair); a raised limit lets a big head through both hops, over the
+ * mux or over HTTP/2, where one field of over 64 KiB is refused before it is sent (nghttp2 would
+ * fail the peer's whole session on it).
  */
 import { connect as connectH2 } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +16,10 @@ describe('request head limit', () => {
   const procs = new Processes();
   const agent = testAgent();
   let app: TestUpstream;
-  /** Outbound with `--max-request-headers 128KiB`; calls `catalog` (inbound 128KiB too) and `guarded` (inbound at the default). */
+  /**
+   * Outbound with `--max-request-headers 128KiB`; calls `catalog` (inbound 128KiB too) over the
+   * mux, `catalog-h2` (128KiB, a gRPC service) over HTTP/2, and `guarded` (inbound at the default).
+   */
   let web: SpawnedSidecar;
   /** `guarded` itself, every limit at the default: its outbound is the default's too. */
   let guarded: SpawnedSidecar;
@@ -27,12 +32,14 @@ describe('request head limit', () => {
     app = await startUpstream(echoHandler('app'), { maxHeaderSize: 256 * 1024 });
     const ca = makeCa();
     const dir = tempDir();
-    const [catalogIn, guardedIn] = (await freePorts(2)) as [number, number];
+    const [catalogIn, catalogH2In, guardedIn] = (await freePorts(3)) as [number, number, number];
     const at = (port: number) => ({ endpoints: [{ address: '127.0.0.1', port, labels: { version: 'v1' } }] });
-    const config = writeTempConfig({ services: { catalog: at(catalogIn), guarded: at(guardedIn), app: at(app.port) }, intentions: { defaultAction: 'allow' } }, dir);
+    const config = writeTempConfig({ services: { catalog: at(catalogIn), 'catalog-h2': { protocol: 'grpc', retries: { attempts: 0 }, ...at(catalogH2In) }, guarded: at(guardedIn), app: at(app.port) }, intentions: { defaultAction: 'allow' } }, dir);
     const id = (name: string) => writeIdentity(dir, name, makeLeaf(ca, name));
     const raised = ['--max-request-headers', '128KiB'];
     await procs.sidecar({ service: 'catalog', appPort: app.port, config, inboundPort: catalogIn, identity: id('catalog'), extraArgs: raised });
+    // Its app speaks HTTP/1.1: only the hop between the sidecars is HTTP/2.
+    await procs.sidecar({ service: 'catalog-h2', appPort: app.port, config, inboundPort: catalogH2In, identity: id('catalog-h2'), extraArgs: raised });
     guarded = await procs.sidecar({ service: 'guarded', appPort: app.port, config, inboundPort: guardedIn, identity: id('guarded') });
     web = await procs.sidecar({ service: 'web', appPort: app.port, config, identity: id('web'), extraArgs: raised });
     small = await procs.sidecar({ service: 'small', appPort: app.port, config, extraArgs: ['--max-request-headers', '4KiB'] });
@@ -53,6 +60,19 @@ describe('request head limit', () => {
     const res = await get(agent, `${web.outboundUrl}/big`, { host: 'catalog', 'x-big': big });
     expect(res.status, res.text).toBe(200);
     expect(res.json()).toMatchObject({ name: 'app', path: '/big', headers: { 'x-big': big } });
+  });
+
+  it('carries a 100 KiB head to a peer over HTTP/2 in fields of up to 64 KiB, and refuses a longer field 431 before sending it, the session serving on', async () => {
+    const before = app.requests.length;
+    const long = await get(agent, `${web.outboundUrl}/long`, { host: 'catalog-h2', 'x-big': 'b'.repeat(BIG) });
+    expect(long.status, long.text).toBe(431);
+    expect(long.headers['x-skein-reason']).toBe('bad-request');
+    expect(long.text).toContain('its x-big field is over 65536 bytes');
+    expect(app.requests.length).toBe(before);
+    const half = 'h'.repeat(BIG / 2);
+    const split = await get(agent, `${web.outboundUrl}/split`, { host: 'catalog-h2', 'x-one': half, 'x-two': half });
+    expect(split.status, split.text).toBe(200);
+    expect(split.json()).toMatchObject({ path: '/split', headers: { 'x-one': half, 'x-two': half } });
   });
 
   it('refuses the same head 431 at the default limit: on an outbound listener, and on an inbound one from a peer\'s mux stream', async () => {
