@@ -120,7 +120,7 @@ export function connectionListed(value: string): string[] | undefined {
 
 /** Drops `names` (lowercase) from a flat header list, in place. */
 export function removeHeaders(headers: string[], names: readonly string[]): void {
-  // A head may list thousands of names within its 64 KiB, beside thousands of fields: searched
+  // A head may list thousands of names within its limit (up to 128 KiB), beside thousands of fields: searched
   // for each field, such a list cost names × fields, 30 to 80 ms of a blocked event loop for 4500 of each.
   const many = names.length > 8 ? new Set(names) : undefined;
   let w = 0;
