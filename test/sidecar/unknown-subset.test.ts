@@ -15,10 +15,11 @@ import { metric, scrape } from './resilience-fixture.js';
 const SPLIT_TYPO = 'routes.catalog[0].split.V2: unknown subset "V2" of catalog: not declared in its policy and no instance has version=V2';
 const MIRROR = 'routes.catalog[0].mirror.subset: unknown subset "v3" of catalog: not declared in its policy and no instance has version=v3';
 
-function snapshot(version: string, port: number, rule: NonNullable<SnapshotInput['routes']>[string][number]): SnapshotInput {
+/** catalog's v1 and v2 endpoints at `ports` (one address and port is one endpoint: a static file may not list it twice). */
+function snapshot(version: string, ports: readonly [number, number], rule: NonNullable<SnapshotInput['routes']>[string][number]): SnapshotInput {
   return {
     version,
-    services: { catalog: { endpoints: [{ address: '127.0.0.1', port, labels: { version: 'v1' } }, { address: '127.0.0.1', port, labels: { version: 'v2' } }] } },
+    services: { catalog: { endpoints: [{ address: '127.0.0.1', port: ports[0], labels: { version: 'v1' } }, { address: '127.0.0.1', port: ports[1], labels: { version: 'v2' } }] } },
     routes: { catalog: [rule] },
   };
 }
@@ -35,16 +36,16 @@ describe('a static config file naming a subset no endpoint has', () => {
     await Promise.all([...upstreams.map((u) => u.close()), ...cleanups.map((c) => c())]);
   });
 
-  async function app(): Promise<number> {
-    const u = await startUpstream(echoHandler('app'));
-    upstreams.push(u);
-    return u.port;
+  async function apps(): Promise<[number, number]> {
+    const u = [await startUpstream(echoHandler('v1')), await startUpstream(echoHandler('v2'))];
+    upstreams.push(...u);
+    return [u[0]!.port, u[1]!.port];
   }
 
   it('stops a sidecar at start (exit 1, naming each rule, saying it does not start)', async () => {
-    const port = await app();
-    const path = writeConfigFile(join(tempDir(), 'skein.json'), snapshot('1', port, TYPO));
-    const sc = await procs.sidecar({ service: 'web', appPort: port, config: path, waitFor: 'none' });
+    const ports = await apps();
+    const path = writeConfigFile(join(tempDir(), 'skein.json'), snapshot('1', ports, TYPO));
+    const sc = await procs.sidecar({ service: 'web', appPort: ports[0], config: path, waitFor: 'none' });
     const exit = await Promise.race([sc.exited, new Promise((resolve) => setTimeout(resolve, 10_000, 'still running'))]);
     expect(exit, sc.output()).toEqual({ code: 1, signal: null });
     expect(sc.output()).toContain(logged(`config file ${path} rejected; not starting: ${SPLIT_TYPO}; ${MIRROR}`));
@@ -52,13 +53,13 @@ describe('a static config file naming a subset no endpoint has', () => {
   });
 
   it('is refused on reload: the config in force stays and the log names the rule', async () => {
-    const port = await app();
-    const path = writeConfigFile(join(tempDir(), 'skein.json'), snapshot('1', port, { split: { v1: 90, v2: 10 } }));
-    const sc = await procs.sidecar({ service: 'web', appPort: port, config: path });
+    const ports = await apps();
+    const path = writeConfigFile(join(tempDir(), 'skein.json'), snapshot('1', ports, { split: { v1: 90, v2: 10 } }));
+    const sc = await procs.sidecar({ service: 'web', appPort: ports[0], config: path });
     const nacks = async () => metric(await scrape(sc), 'skein_config_updates_total', { result: 'nack' });
     const before = await nacks();
 
-    writeConfigFile(path, snapshot('2', port, TYPO));
+    writeConfigFile(path, snapshot('2', ports, TYPO));
     await waitUntil(async () => (await nacks()) > before, { what: 'the sidecar to refuse the changed file' });
     const config = (await (await fetch(`${sc.adminUrl}/config`)).json()) as { version: string };
     expect(config.version).toBe('1');
@@ -68,9 +69,9 @@ describe('a static config file naming a subset no endpoint has', () => {
   it('is taken with --consul, whose instances the file cannot know', async () => {
     const consul = await startScriptedConsulAgent();
     cleanups.push(() => consul.close());
-    const port = await app();
-    const path = writeConfigFile(join(tempDir(), 'skein.json'), snapshot('1', port, TYPO));
-    const sc = await procs.sidecar({ service: 'web', appPort: port, config: path, extraArgs: ['--consul', consul.url] });
+    const ports = await apps();
+    const path = writeConfigFile(join(tempDir(), 'skein.json'), snapshot('1', ports, TYPO));
+    const sc = await procs.sidecar({ service: 'web', appPort: ports[0], config: path, extraArgs: ['--consul', consul.url] });
     const config = (await (await fetch(`${sc.adminUrl}/config`)).json()) as { version: string };
     expect(config.version).toBe('1');
   });
