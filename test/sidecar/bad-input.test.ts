@@ -2,29 +2,11 @@
  * Bad input and upstream faults (SPEC §8): each gets a clear answer with x-skein-reason, and
  * none disturbs a concurrent good connection or the process.
  */
-import { connect as connectH2, type ClientHttp2Session } from 'node:http2';
+import { connect as connectH2 } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, Processes, startUpstream, tempDir, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { expectContinueExchange, get, rawExchange, testAgent } from './http.js';
+import { expectContinueExchange, get, h2Answer, rawExchange, testAgent } from './http.js';
 import { metric, scrape } from './resilience-fixture.js';
-
-/** One HTTP/2 request on `session` (no body): its status, x-skein-reason and body. */
-function h2Answer(session: ClientHttp2Session, headers: Record<string, string>): Promise<{ status: number; reason: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(headers);
-    let status = 0;
-    let reason = '';
-    let body = '';
-    stream.on('response', (h) => {
-      status = Number(h[':status']);
-      reason = String(h['x-skein-reason'] ?? '');
-    });
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => (body += d));
-    stream.on('end', () => resolve({ status, reason, body }));
-    stream.on('error', reject);
-  });
-}
 
 describe('bad input and upstream faults', () => {
   const procs = new Processes();

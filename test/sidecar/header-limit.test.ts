@@ -8,7 +8,7 @@
 import { connect as connectH2 } from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, freePorts, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { get, rawExchange, testAgent } from './http.js';
+import { get, h2Answer, rawExchange, testAgent } from './http.js';
 
 const BIG = 100 * 1024;
 
@@ -104,21 +104,7 @@ describe('request head limit', () => {
   it('holds HTTP/2 (h2c) heads to 4KiB too: an 8 KiB header is 431 naming the limit, the session serving on', async () => {
     const session = connectH2(`http://127.0.0.1:${small.outboundPort}`);
     try {
-      const call = (extra: Record<string, string>) =>
-        new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
-          const stream = session.request({ ':path': '/h2', ':authority': 'app', ...extra });
-          let status = 0;
-          let reason = '';
-          let body = '';
-          stream.on('response', (h) => {
-            status = Number(h[':status']);
-            reason = String(h['x-skein-reason'] ?? '');
-          });
-          stream.setEncoding('utf8');
-          stream.on('data', (d: string) => (body += d));
-          stream.on('end', () => resolve({ status, reason, body }));
-          stream.on('error', reject);
-        });
+      const call = (extra: Record<string, string>) => h2Answer(session, { ':path': '/h2', ':authority': 'app', ...extra });
       const refused = await call({ 'x-big': 'a'.repeat(8 * 1024) });
       expect(refused).toMatchObject({ status: 431, reason: 'bad-request' });
       expect(refused.body).toContain('request headers exceed the limit of 4096 bytes (--max-request-headers)');

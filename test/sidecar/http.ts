@@ -3,6 +3,7 @@
  * (fetch forbids it), and `rawExchange` speaks bytes on a socket for malformed input and
  * upgrades.
  */
+import type { ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 
@@ -112,5 +113,23 @@ export function endingOf(port: number, payload: string, onData?: (data: string, 
     socket.on('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNRESET' || err.code === 'EPIPE'));
     socket.on('end', () => socket.write('x', (err) => settle(err != null)));
     socket.write(payload);
+  });
+}
+
+/** One HTTP/2 request on `session` (no body): its status, x-skein-reason and body. */
+export function h2Answer(session: ClientHttp2Session, headers: Record<string, string>): Promise<{ status: number; reason: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let status = 0;
+    let reason = '';
+    let body = '';
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+      reason = String(h['x-skein-reason'] ?? '');
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (body += d));
+    stream.on('end', () => resolve({ status, reason, body }));
+    stream.on('error', reject);
   });
 }
