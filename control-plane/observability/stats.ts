@@ -30,7 +30,7 @@ const SLOTS = WINDOWS['1m'] + 1;
 /** Series without traffic for this long are forgotten. */
 const FORGET_MS = 5 * 60_000;
 /** Breaker states and ejections a sidecar has not repeated for this long are stale. */
-const BREAKER_TTL_MS = 30_000;
+const REPORT_TTL_MS = 30_000;
 
 interface Slot {
   second: number;
@@ -100,6 +100,15 @@ export interface StatsView {
   ejections: EjectionView[];
 }
 
+/** What one sidecar last said it holds: its breakers not closed, and the endpoints it ejected. */
+interface SidecarReport {
+  readonly at: number;
+  readonly service: string;
+  readonly instance: string;
+  readonly states: readonly BreakerState[];
+  readonly ejections: readonly EjectionState[];
+}
+
 export interface Reporter {
   readonly id: string;
   readonly service: string;
@@ -121,7 +130,7 @@ export class StatsAggregator {
   /** Every subset's counts since the start, per direction (`direction\0destination\0subset`): never forgotten, a tally each. */
   private readonly totals = new Map<string, Tally>();
   /** Each sidecar's last report of its breakers and ejections, by stream. */
-  private readonly reports = new Map<string, { at: number; service: string; instance: string; states: readonly BreakerState[]; ejections: readonly EjectionState[] }>();
+  private readonly reports = new Map<string, SidecarReport>();
   private bounds: readonly number[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -137,7 +146,7 @@ export class StatsAggregator {
 
   /**
    * A sidecar that shut down holds no breaker or ejection any more: its last report's are
-   * dropped at once, not shown for BREAKER_TTL_MS. One whose stream broke keeps them until then
+   * dropped at once, not shown for REPORT_TTL_MS. One whose stream broke keeps them until then
    * (it may be back, breakers and all).
    */
   goodbye(from: Pick<Reporter, 'id'>): void {
@@ -201,20 +210,21 @@ export class StatsAggregator {
     return this.liveEjections(this.now()).filter((e) => e.destination === destination);
   }
 
+  /** The sidecars' reports repeated within REPORT_TTL_MS: what they hold now. */
+  private *liveReports(now: number): Iterable<SidecarReport> {
+    for (const r of this.reports.values()) if (now - r.at <= REPORT_TTL_MS) yield r;
+  }
+
   private liveBreakers(now: number): BreakerView[] {
     const breakers: BreakerView[] = [];
-    for (const b of this.reports.values()) {
-      if (now - b.at > BREAKER_TTL_MS) continue;
-      for (const s of b.states) breakers.push({ service: b.service, instance: b.instance, ...s });
-    }
+    for (const b of this.liveReports(now)) for (const s of b.states) breakers.push({ service: b.service, instance: b.instance, ...s });
     return breakers;
   }
 
   /** Ejections whose end has passed are over, whether or not their sidecar has said so yet. */
   private liveEjections(now: number): EjectionView[] {
     const ejections: EjectionView[] = [];
-    for (const r of this.reports.values()) {
-      if (now - r.at > BREAKER_TTL_MS) continue;
+    for (const r of this.liveReports(now)) {
       for (const e of r.ejections) {
         if (e.until <= now) continue;
         ejections.push({
