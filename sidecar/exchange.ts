@@ -25,7 +25,7 @@ import { admitTry, latestSubset, refusalText, type RouteRuntime, type SubsetRunt
 import { codedError, type CallControl } from './cluster/upstream-dispatcher.js';
 import type { InFlightRequest, Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
-import { backoffDelay } from './resilience/backoff.js';
+import { backoffDelay } from '../common/backoff.js';
 import { Admission, type Verdict } from './resilience/breaker.js';
 import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';

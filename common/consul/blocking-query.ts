@@ -16,7 +16,7 @@
  * The consumer sees each answer whose cursor moved (and the first), and every error.
  */
 import { EventEmitter } from 'node:events';
-import { backoffDelay } from '../../sidecar/resilience/backoff.js';
+import { backoffDelay } from '../backoff.js';
 
 /** The longest wait between two tries of a failing blocking query (unless backoffMaxMs says otherwise). */
 export const BLOCKING_QUERY_BACKOFF_MAX_MS = 5_000;

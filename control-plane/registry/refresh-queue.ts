@@ -9,7 +9,7 @@
  * answer that ends the failures.
  */
 import { EventEmitter } from 'node:events';
-import { backoffDelay } from '../../sidecar/resilience/backoff.js';
+import { backoffDelay } from '../../common/backoff.js';
 import { BLOCKING_QUERY_BACKOFF_MAX_MS, type BlockingRequest } from '../../common/consul/blocking-query.js';
 
 export interface RefreshQueueOptions<T> {

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { consulStatus, describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import type { Logger } from '../../common/log.js';
-import { backoffDelay } from '../../sidecar/resilience/backoff.js';
+import { backoffDelay } from '../../common/backoff.js';
 
 export interface LeaseHandlers {
   /** This replica took the lease: it drives from now on. */

@@ -15,7 +15,7 @@ import type { Logger } from '../../common/log.js';
 import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, SIDECAR_RECONNECT_MAX_MS, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { ConfigSource } from '../config-source.js';
 import type { IdentityProvider } from '../identity/provider.js';
-import { backoffDelay } from '../resilience/backoff.js';
+import { backoffDelay } from '../../common/backoff.js';
 import { controlPlaneTls, type ControlPlaneTls } from './channel.js';
 
 export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix' | 'notReady'>;
