@@ -255,6 +255,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   current: AttemptHandler | null = null;
   /** The endpoint of the latest attempt: a retry goes elsewhere when another is healthy. */
   lastEndpoint: AttemptHandler['endpoint'] | undefined = undefined;
+  /** The request's hash key for a `ring-hash` destination (every try of it picks by the same key); undefined for none. */
+  hash: number | undefined = undefined;
   /** Absolute deadline (performance.now() ms) of the whole request; Infinity for none. */
   deadlineAt = Infinity;
   /** The request body is still coming in: the route's and the per-try timeouts wait for its end (bodyReceived). */
@@ -535,7 +537,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       return;
     }
     const subset = this.subset!;
-    const endpoint = subset.picker.pick(this.lastEndpoint);
+    const endpoint = subset.picker.pick(this.lastEndpoint, this.hash);
     if (endpoint === undefined) {
       this.replyUnsent('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
       return;

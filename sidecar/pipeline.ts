@@ -118,6 +118,7 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   const route = runtime.routes[index]!;
   // split
   const subset = route.subsets[pickSplit(route.split, ctx.deps.random())]!;
+  if (runtime.hashKey !== null) ex.hash = runtime.hashKey(ex.req.headers, ex.url, ex.authority);
   // Counted from here on, so fault-injected answers show up in the edge's metrics too.
   ex.edge = subset.edge;
   ex.outlier = runtime.outlier;
@@ -233,7 +234,7 @@ class OutboundUpgrade implements FaultTarget {
     ex.timer = undefined;
     this.faultDone();
     if (ex.finished) return;
-    const endpoint = subset.picker.pick();
+    const endpoint = subset.picker.pick(undefined, ex.hash);
     if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
     const admission = admitTry(subset);
     if (admission === Admission.Refused) return ex.reply('circuit-open', refusalText(subset));

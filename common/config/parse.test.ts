@@ -133,6 +133,19 @@ routes:
     expect(parseSnapshot({ services: { catalog: { timeout: '24h' } } }).services.catalog!.timeout).toBe(86_400_000);
   });
 
+  it('takes ring-hash with one hashOn, and refuses either without the other, or hashOn naming nothing or two things', () => {
+    const policy = (p: object) => parseSnapshot({ services: { catalog: p } }).services.catalog!;
+    expect(policy({ lb: 'ring-hash', hashOn: { header: 'x-user' } }).hashOn).toEqual({ header: 'x-user' });
+    expect(policy({ lb: 'ring-hash', hashOn: { cookie: 'sid' } }).lb).toBe('ring-hash');
+    expect(() => policy({ lb: 'ring-hash' })).toThrow(/services\.catalog\.hashOn: lb ring-hash needs hashOn/);
+    expect(() => policy({ lb: 'random', hashOn: { header: 'x-user' } })).toThrow(/services\.catalog\.hashOn: is read only with lb: ring-hash, not random/);
+    expect(() => policy({ hashOn: { query: 'u' } })).toThrow(/not least-request/);
+    expect(() => policy({ lb: 'ring-hash', hashOn: {} })).toThrow(/hashOn: give exactly one of header, cookie, query/);
+    expect(() => policy({ lb: 'ring-hash', hashOn: { header: 'a', cookie: 'b' } })).toThrow(/give exactly one/);
+    expect(() => policy({ lb: 'ring-hash', hashOn: { header: 'x user' } })).toThrow(/hashOn\.header: must be a header name/);
+    expect(() => policy({ lb: 'ring-hash', hashOn: { cookie: 'a;b' } })).toThrow(/hashOn\.cookie: must be a cookie name/);
+  });
+
   it('refuses a breaker window under 1s, which made opossum tick a timer every millisecond', () => {
     expect(problems({ services: { catalog: { circuitBreaker: { rollingWindow: '0s' } } } })).toEqual(['services.catalog.circuitBreaker.rollingWindow: must be at least 1s, not 0s: the breaker judges the requests of this window']);
     expect(problems({ services: { catalog: { circuitBreaker: { rollingWindow: '500ms' } } } })).toEqual(['services.catalog.circuitBreaker.rollingWindow: must be at least 1s, not 500ms: the breaker judges the requests of this window']);

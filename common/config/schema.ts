@@ -169,10 +169,33 @@ export const endpoint = z
   })
   .strict();
 
-export const servicePolicy = z
+/** RFC 9110 §5.6.2: methods and header field names are tokens; anything else could never match a request. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const methodName = z.string().regex(TOKEN, 'must be an HTTP method name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+const headerName = z.string().regex(TOKEN, 'must be a header name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+/** RFC 6265 §4.1.1: a cookie's name is a token. */
+const cookieName = z.string().regex(TOKEN, 'must be a cookie name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
+
+/**
+ * What `lb: ring-hash` hashes to pick an endpoint: one request header, cookie or query
+ * parameter (Istio's `consistentHash`, Consul's `HashPolicies`), so requests that carry the
+ * same value go to the same endpoint while it stays in the set.
+ */
+export const hashOn = z
+  .object({
+    header: headerName.optional(),
+    cookie: cookieName.optional(),
+    query: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((h) => Object.values(h).filter((v) => v !== undefined).length === 1, 'give exactly one of header, cookie, query');
+
+const servicePolicyFields = z
   .object({
     protocol: z.enum(['http', 'grpc']).default('http'),
-    lb: z.enum(['least-request', 'round-robin', 'random']).default('least-request'),
+    lb: z.enum(['least-request', 'round-robin', 'random', 'ring-hash']).default('least-request'),
+    /** With `lb: ring-hash` (and only then): the request's value that picks the endpoint. */
+    hashOn: hashOn.optional(),
     /** Whole request, retries included; 0 disables (long-lived streams). */
     timeout: policyDuration.default('3s'),
     retries: retryPolicy.default({}),
@@ -189,6 +212,16 @@ export const servicePolicy = z
   })
   .strict();
 
+/** `hashOn` is what `ring-hash` reads, and read by nothing else: one without the other is refused rather than half applied. */
+function hashOnMatchesLb(policy: { lb: string; hashOn?: unknown }, ctx: z.RefinementCtx): void {
+  if (policy.lb === 'ring-hash' && policy.hashOn === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['hashOn'], message: 'lb ring-hash needs hashOn: the header, cookie or query parameter to hash' });
+  if (policy.lb !== 'ring-hash' && policy.hashOn !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['hashOn'], message: `is read only with lb: ring-hash, not ${policy.lb}` });
+}
+
+export const servicePolicy = servicePolicyFields.superRefine(hashOnMatchesLb);
+/** A service's policy without its endpoints (the control plane's: endpoints come from discovery). */
+export const discoveredServicePolicy = servicePolicyFields.omit({ endpoints: true }).superRefine(hashOnMatchesLb);
+
 const stringMatch = z.union([
   z.string(),
   z
@@ -202,10 +235,6 @@ const stringMatch = z.union([
     .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'give exactly one of exact, prefix, regex, present'),
 ]);
 
-/** RFC 9110 §5.6.2: methods and header field names are tokens; anything else could never match a request. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-export const methodName = z.string().regex(TOKEN, 'must be an HTTP method name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
-const headerName = z.string().regex(TOKEN, 'must be a header name (a token: letters, digits and !#$%&\'*+-.^_`|~)');
 /** A request path, or a prefix of one: every path a sidecar routes starts with "/". */
 export const requestPath = z.string().startsWith('/', 'must start with "/"');
 
@@ -402,6 +431,7 @@ export type Endpoint = z.output<typeof endpoint>;
 export type Intentions = z.output<typeof intentions>;
 export type IntentionsInput = z.input<typeof intentions>;
 export type Fault = z.output<typeof fault>;
+export type HashOn = z.output<typeof hashOn>;
 
 /** The policy a service gets when the snapshot says nothing about it. */
 export const defaultServicePolicy: ServicePolicy = servicePolicy.parse({});

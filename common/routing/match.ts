@@ -46,7 +46,8 @@ export function joinFieldLines(values: readonly string[]): string {
   return values.join(', ');
 }
 
-function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
+/** A header's value as matched: its lines joined (joinFieldLines); undefined when absent. */
+export function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
   const v = ownEntry(headers, name);
   return Array.isArray(v) ? joinFieldLines(v) : v;
 }

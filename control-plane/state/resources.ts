@@ -4,11 +4,11 @@
  * (durations as written, e.g. "3s"), so what an operator PUTs is what they GET back.
  */
 import { z } from 'zod';
-import { authoredIntentions, intentions, routeRules, serviceName, servicePolicy, split } from '../../common/config/schema.js';
+import { authoredIntentions, discoveredServicePolicy, intentions, routeRules, serviceName, split } from '../../common/config/schema.js';
 import type { StoreOp } from '../store/store.js';
 
 /** A service's policy: everything of SPEC §4 `services.X` except endpoints, which come from discovery. */
-export const policyBody = servicePolicy.omit({ endpoints: true });
+export const policyBody = discoveredServicePolicy;
 export const routesBody = routeRules;
 export const splitBody = split;
 /** Intentions as stored, for reading the store: an older version may have written a rule that never decides. */

@@ -28,9 +28,10 @@ export interface Picker<E extends BalancedEndpoint> {
    * endpoint its last attempt failed on as `avoid`, which is then chosen only when it is the
    * only endpoint, ejected ones included (Envoy's previous-hosts retry predicate): a dead
    * endpoint fails fast, keeps nothing in flight, and would otherwise win least-request's
-   * comparison every time.
+   * comparison every time. `hash` is the request's hash key (hash-key.ts), for `ring-hash`;
+   * the other pickers do not read it.
    */
-  pick(avoid?: E): E | undefined;
+  pick(avoid?: E, hash?: number): E | undefined;
 }
 
 export type BalancerFactory = <E extends BalancedEndpoint>(endpoints: readonly E[], isEjected: EjectedPredicate, random?: () => number) => Picker<E>;

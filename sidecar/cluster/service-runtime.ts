@@ -7,6 +7,7 @@
 import type { RetryTries, RouteRule, ServicePolicy } from '../../common/config/schema.js';
 import { compileRoutes, selectEndpoints, subsetSelector, type RouteTable, type WeightedSplit } from '../../common/routing/index.js';
 import { BALANCERS, type Picker } from '../balancers/index.js';
+import { compileHashKey, type HashKeyOf } from '../balancers/hash-key.js';
 import { Admission, type CircuitBreaker } from '../resilience/breaker.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
 import { compileRetryOn, type RetryOn } from '../resilience/retry-decision.js';
@@ -84,6 +85,8 @@ export interface ServiceRuntime {
   readonly endpoints: readonly UpstreamEndpoint[];
   readonly outlier: OutlierDetector;
   readonly budget: RetryBudget;
+  /** The request's hash key for `lb: ring-hash`; null for the other balancers, which read none. */
+  readonly hashKey: HashKeyOf | null;
   /**
    * True while the destination's discovery waits for its first request (Mesh.service starts
    * it then and clears this): the one field that changes after the build, so the request path
@@ -159,5 +162,5 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
   // /clusters and the gauges show it before its first copy and a reload does not drop it.
   for (const compiled of table.rules) if (compiled.rule.mirror !== undefined) subset(compiled.rule.mirror.subset);
   for (const name of Object.keys(policy.subsets)) subset(name);
-  return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget, awaitingUse: parts.awaitingUse };
+  return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget, hashKey: compileHashKey(policy.hashOn), awaitingUse: parts.awaitingUse };
 }

@@ -1,0 +1,50 @@
+/**
+ * The hash key of a request for `lb: ring-hash` (ring-hash.ts): the value of the header,
+ * cookie or query parameter the policy's `hashOn` names, compiled once per policy. A request
+ * without it has no key and is balanced at random, as Envoy does. `host` reads the authority
+ * the request is forwarded with, as route matches do (match.ts), so HTTP/2's `:authority`
+ * counts too.
+ */
+import type { HashOn } from '../../common/config/schema.js';
+import { headerValue, type HeaderMap } from '../../common/routing/match.js';
+import { ringHash } from './ring-hash.js';
+
+export type HashKeyOf = (headers: HeaderMap, url: string, authority: string) => number | undefined;
+
+export function compileHashKey(on: HashOn | undefined): HashKeyOf | null {
+  if (on === undefined) return null;
+  if (on.header !== undefined) {
+    const name = on.header.toLowerCase();
+    if (name === 'host') return (_headers, _url, authority) => (authority === '' ? undefined : ringHash(authority));
+    return (headers) => keyHash(headerValue(headers, name));
+  }
+  if (on.cookie !== undefined) {
+    const name = on.cookie;
+    return (headers) => keyHash(cookieValue(headers.cookie, name));
+  }
+  const name = on.query!;
+  return (_headers, url) => keyHash(queryValue(url, name));
+}
+
+function keyHash(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : ringHash(value);
+}
+
+/** The first cookie named `name` in the Cookie lines (RFC 6265 §4.2.1: `a=1; b=2`), its value as sent. */
+export function cookieValue(cookie: string | string[] | undefined, name: string): string | undefined {
+  if (cookie === undefined) return undefined;
+  for (const line of typeof cookie === 'string' ? [cookie] : cookie) {
+    for (const pair of line.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+/** The first query parameter named `name` in the request target, decoded as URLSearchParams does. */
+export function queryValue(url: string, name: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  return new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined;
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { ringHash, ringHashPicker } from './ring-hash.js';
+
+const endpoints = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${from + i}:8080`, active: 0 }));
+const keys = Array.from({ length: 4000 }, (_, i) => ringHash(`user-${i}`));
+const healthy = () => false;
+
+function owners(picker: ReturnType<typeof ringHashPicker<{ key: string; active: number }>>): string[] {
+  return keys.map((k) => picker.pick(undefined, k)!.key);
+}
+
+describe('ring-hash balancer', () => {
+  it('sends every request of a key to one endpoint, the same one whatever the order of the list', () => {
+    const eps = endpoints(5);
+    const a = owners(ringHashPicker(eps, healthy));
+    expect(owners(ringHashPicker(eps, healthy))).toEqual(a);
+    expect(owners(ringHashPicker([...eps].reverse(), healthy))).toEqual(a);
+  });
+
+  it('spreads keys about evenly', () => {
+    const counts = new Map<string, number>();
+    for (const key of owners(ringHashPicker(endpoints(4), healthy))) counts.set(key, (counts.get(key) ?? 0) + 1);
+    expect(counts.size).toBe(4);
+    // 1000 each on a perfect ring; 160 points an endpoint keep each within about a fifth of it.
+    for (const count of counts.values()) {
+      expect(count).toBeGreaterThan(700);
+      expect(count).toBeLessThan(1300);
+    }
+  });
+
+  it('moves only the keys of an endpoint that leaves, and to a new one only keys it takes', () => {
+    const four = endpoints(4);
+    const before = owners(ringHashPicker(four, healthy));
+    const after = owners(ringHashPicker(four.slice(0, 3), healthy));
+    const gone = four[3]!.key;
+    for (let i = 0; i < keys.length; i++) if (before[i] !== gone) expect(after[i]).toBe(before[i]);
+    const grown = owners(ringHashPicker([...four, ...endpoints(1, 4)], healthy));
+    const moved = grown.filter((key, i) => key !== before[i]);
+    expect(moved.every((key) => key === '10.0.0.4:8080')).toBe(true);
+    // About a fifth of the keys go to the fifth endpoint.
+    expect(moved.length).toBeGreaterThan(keys.length * 0.12);
+    expect(moved.length).toBeLessThan(keys.length * 0.28);
+  });
+
+  it("sends an ejected endpoint's keys, and a retry's, to the next endpoint on the ring, the same for every request of the key", () => {
+    const eps = endpoints(5);
+    const plain = ringHashPicker(eps, healthy);
+    const ejected = eps[2]!.key;
+    const withEjection = ringHashPicker(eps, (key) => key === ejected);
+    let movedKeys = 0;
+    for (const k of keys.slice(0, 500)) {
+      const owner = plain.pick(undefined, k)!;
+      const now = withEjection.pick(undefined, k)!;
+      expect(now.key).not.toBe(ejected);
+      if (owner.key !== ejected) expect(now).toBe(owner);
+      else {
+        movedKeys++;
+        expect(withEjection.pick(undefined, k)).toBe(now);
+        // A retry away from the owner lands where an ejection of the owner would send the key.
+        expect(plain.pick(owner, k)).toBe(now);
+      }
+    }
+    expect(movedKeys).toBeGreaterThan(0);
+  });
+
+  it('panics to an ejected endpoint, not back to the one to avoid, when all others are ejected; and alone, picks it', () => {
+    const eps = endpoints(3);
+    const picker = ringHashPicker(eps, (key) => key !== eps[0]!.key);
+    for (const k of keys.slice(0, 50)) {
+      expect(picker.pick(undefined, k)).toBe(eps[0]);
+      expect(picker.pick(eps[0], k)).not.toBe(eps[0]);
+    }
+    const one = endpoints(1);
+    expect(ringHashPicker(one, healthy).pick(one[0], keys[0])).toBe(one[0]);
+    expect(ringHashPicker([], healthy).pick(undefined, keys[0])).toBeUndefined();
+  });
+
+  it('balances a request without a key at random', () => {
+    const seen = new Set<string>();
+    const picker = ringHashPicker(endpoints(3), healthy);
+    for (let i = 0; i < 200; i++) seen.add(picker.pick()!.key);
+    expect(seen.size).toBe(3);
+  });
+});

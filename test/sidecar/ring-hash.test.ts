@@ -1,0 +1,97 @@
+/**
+ * `lb: ring-hash` through one real sidecar in plain mode (endpoints are test servers that say
+ * who they are): requests with the same header, cookie or query value reach the same endpoint,
+ * a removed endpoint moves only its own keys, and a failing endpoint's requests are retried on
+ * one neighbour, the same for every request of the key.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { echoHandler, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import { get, testAgent } from './http.js';
+
+const USERS = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+
+describe('ring-hash balancing', () => {
+  const procs = new Processes();
+  const agent = testAgent();
+  const servers: TestUpstream[] = [];
+  let sidecar: SpawnedSidecar;
+  let file: string;
+  let failing = '';
+
+  const snapshot = (version: string, names: readonly string[]): SnapshotInput => {
+    const endpoints = servers.filter((_, i) => names.includes(`s${i}`)).map((s) => ({ address: '127.0.0.1', port: s.port, labels: {} }));
+    return {
+      version,
+      services: {
+        byheader: { lb: 'ring-hash', hashOn: { header: 'x-user' }, retries: { attempts: 1, on: ['gateway-error'] }, endpoints },
+        bycookie: { lb: 'ring-hash', hashOn: { cookie: 'sid' }, endpoints },
+        byquery: { lb: 'ring-hash', hashOn: { query: 'user' }, endpoints },
+      },
+    };
+  };
+  const ALL = ['s0', 's1', 's2', 's3'];
+
+  /** The endpoint name that answered a request of `service` with `headers`, asked through the sidecar. */
+  const served = async (service: string, path: string, headers: Record<string, string> = {}): Promise<string> => {
+    const r = await get(agent, `${sidecar.outboundUrl}${path}`, { host: service, ...headers });
+    expect(r.status, r.text).toBe(200);
+    return r.headers['x-upstream'] as string;
+  };
+  const owners = (ask: (user: string) => Promise<string>) => Promise.all(USERS.map(ask));
+
+  beforeAll(async () => {
+    for (let i = 0; i < 4; i++) {
+      const name = `s${i}`;
+      const ok = echoHandler(name);
+      servers.push(await startUpstream((req, res) => (failing === name ? res.writeHead(503, { 'x-upstream': name }).end() : ok(req, res))));
+    }
+    file = writeTempConfig(snapshot('1', ALL), tempDir());
+    sidecar = await procs.sidecar({ service: 'client', appPort: servers[0]!.port, config: file });
+  });
+
+  afterAll(async () => {
+    await procs.killAll();
+    await agent.close();
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  it('sends every request of one header, cookie or query value to one endpoint, and spreads the values', async () => {
+    const byHeader = await owners((u) => served('byheader', '/', { 'x-user': u }));
+    expect(await owners((u) => served('byheader', '/again', { 'x-user': u }))).toEqual(byHeader);
+    expect(new Set(byHeader).size).toBeGreaterThanOrEqual(3);
+    // The same ring and the same hash of the value, whatever carries it.
+    expect(await owners((u) => served('bycookie', '/', { cookie: `theme=dark; sid=${u}` }))).toEqual(byHeader);
+    expect(await owners((u) => served('byquery', `/items?user=${u}&page=2`))).toEqual(byHeader);
+    // Without the value, requests are spread at random.
+    const anonymous = new Set(await Promise.all(Array.from({ length: 40 }, () => served('byheader', '/'))));
+    expect(anonymous.size).toBeGreaterThanOrEqual(3);
+  });
+
+  it("retries a failing endpoint's requests on one neighbour, the same for every request of the value", async () => {
+    const before = await owners((u) => served('byheader', '/', { 'x-user': u }));
+    failing = before[0]!;
+    try {
+      const during = await owners((u) => served('byheader', '/', { 'x-user': u }));
+      expect(await owners((u) => served('byheader', '/', { 'x-user': u }))).toEqual(during);
+      USERS.forEach((_, i) => {
+        if (before[i] === failing) expect(during[i]).not.toBe(failing);
+        else expect(during[i]).toBe(before[i]);
+      });
+    } finally {
+      failing = '';
+    }
+  });
+
+  it('moves only the values of an endpoint removed by a reload', async () => {
+    const before = await owners((u) => served('byheader', '/', { 'x-user': u }));
+    const removed = before[0]!;
+    writeConfigFile(file, snapshot('2', ALL.filter((n) => n !== removed)));
+    await waitUntil(async () => ((await (await fetch(`${sidecar.adminUrl}/config`)).json()) as { version: string }).version === '2', { what: 'version 2 applied' });
+    const after = await owners((u) => served('byheader', '/', { 'x-user': u }));
+    USERS.forEach((_, i) => {
+      if (before[i] === removed) expect(after[i]).not.toBe(removed);
+      else expect(after[i]).toBe(before[i]);
+    });
+  });
+});
