@@ -1,6 +1,7 @@
 /** `skein explain SERVICE METHOD PATH [-H k:v] [--from SOURCE]`: the route, split, endpoints, policy and intention a request would get, and why. */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ExplainAnswer, IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
+import type { HashOn } from '../../common/config/schema.js';
 import { EXPLANATION } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
@@ -50,7 +51,7 @@ function printExplanation(a: ExplainAnswer): void {
   const p = a.policy;
   if (!p) return;
   out();
-  out(`protocol ${p.protocol}, lb ${p.lb}, timeout ${p.timeout}`);
+  out(`protocol ${p.protocol}, lb ${p.lb}${p.hashOn ? ` on ${hashOnText(p.hashOn)}` : ''}, timeout ${p.timeout}`);
   out(`retries: ${p.retries.attempts} on ${p.retries.on.join(',')}, per try ${p.retries.perTryTimeout}, backoff ${p.retries.backoff.base}..${p.retries.backoff.max}, budget ${p.retries.budget.ratio * 100}% + ${p.retries.budget.minPerSecond}/s${p.retryNonIdempotent ? ', non-idempotent too' : ''}`);
   if (p.retries.attempts > 0 && !p.retriedAfterSent) out(`  ${a.request.method} is not idempotent: retried only when a try never reached the upstream (connect-failure)`);
   const cb = p.circuitBreaker;
@@ -59,6 +60,11 @@ function printExplanation(a: ExplainAnswer): void {
   out(`outlier detection: eject after ${od.consecutiveErrors} consecutive errors for ${od.baseEjectionTime}+, at most ${od.maxEjectionPercent}%`);
   if (p.fault) out(`fault injection: ${JSON.stringify(p.fault)}`);
   if (p.mirror) out(`mirror: ${JSON.stringify(p.mirror)}`);
+}
+
+/** `header x-user`, `cookie session`, `query user`: what a ring-hash destination hashes. */
+function hashOnText(on: HashOn): string {
+  return on.header !== undefined ? `header ${on.header}` : on.cookie !== undefined ? `cookie ${on.cookie}` : `query parameter ${on.query}`;
 }
 
 export function registerExplain(program: Command): void {

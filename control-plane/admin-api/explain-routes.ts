@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { parseSnapshot } from '../../common/config/parse.js';
-import { defaultServicePolicy, methodName, requestPath, serviceName, type RetryPolicy, type RetryTries, type Snapshot } from '../../common/config/schema.js';
+import { defaultServicePolicy, methodName, requestPath, serviceName, type HashOn, type RetryPolicy, type RetryTries, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
@@ -27,6 +27,8 @@ const headerLine = z.string().regex(/^[^:\s]+:.*$/, 'must be NAME:VALUE');
 export interface PolicyInForce {
   protocol: string;
   lb: string;
+  /** With `lb: ring-hash`: what it hashes. */
+  hashOn?: HashOn;
   timeout: string;
   retries: { attempts: number; perTryTimeout: string; on: string[]; backoff: { base: string; max: string }; budget: { ratio: number; minPerSecond: number } };
   retryNonIdempotent: boolean;
@@ -95,6 +97,7 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation, meth
   return {
     protocol: policy.protocol,
     lb: policy.lb,
+    ...(policy.hashOn ? { hashOn: policy.hashOn } : {}),
     timeout: formatDuration(rule?.timeout ?? policy.timeout),
     retries: retriesView(rule?.retries ?? policy.retries, policy.retries.budget),
     retryNonIdempotent: rule?.retryNonIdempotent ?? false,

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
 import { intentions, type IntentionsInput, type Snapshot } from '../../common/config/schema.js';
 import { compileIntentions } from '../../sidecar/authz/intentions.js';
+import { apiError } from '../support/api-error.js';
 import { Processes, skeinBin, tempDir, waitUntil, writeTempConfig } from '../support/index.js';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
@@ -597,6 +598,15 @@ describe('skein admin commands', () => {
     expect(res.stdout).toMatch(/timeout 2s/);
     const canary = await skein(['explain', 'catalog', 'GET', '/products/1', '-H', 'x-canary:true', '-o', 'json']);
     expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
+  });
+
+  it('explain says what a ring-hash destination hashes; a policy with ring-hash and no hashOn is refused naming it', async () => {
+    await cp.api.put('/api/v1/services/sticky/policy', { lb: 'ring-hash', hashOn: { cookie: 'sid' } });
+    const res = await skein(['explain', 'sticky', 'GET', '/cart']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/protocol http, lb ring-hash on cookie sid, timeout 3s/);
+    const refused = await apiError(cp.api.put('/api/v1/services/sticky/policy', { lb: 'ring-hash' }));
+    expect({ status: refused.status, problems: refused.problems }).toEqual({ status: 422, problems: ['hashOn: lb ring-hash needs hashOn: the header, cookie or query parameter to hash'] });
   });
 
   it('exits quietly when the reader of its output goes away', async () => {
