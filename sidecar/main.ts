@@ -475,7 +475,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   for (const d of dedicated) upstreams.push({ service: d.upstream.service, port: await d.server.listen(d.upstream.port, '127.0.0.1') });
   for (const port of [ports.outbound, ...upstreams.map((u) => u.port)]) ownPorts.add(port);
   appHealth.start();
-  parts.telemetry?.start(() => mesh.ejections());
+  parts.telemetry?.start(mesh);
   logger.info(
     {
       inbound: `${options.inboundHost}:${ports.inbound}`,

@@ -31,6 +31,15 @@ export interface StatsMessage {
    * and once more when the last one returns. Absent from sidecars older than the field (none known).
    */
   readonly ejections?: readonly EjectionState[];
+  /**
+   * The snapshot version the sidecar ran when the interval this message covers began (when it
+   * took the previous message's counts): every request counted here was routed by that snapshot
+   * or, when it installed another meanwhile, by a later one, since versions only grow. '' while
+   * it ran none. A canary step's window counts only messages whose interval began under the
+   * step's snapshot or a later one (control-plane/observability/stats.ts `openWindow`). Absent
+   * from sidecars older than the field (2026-12-07).
+   */
+  readonly fromSnapshot?: string;
 }
 
 export interface EdgeDelta {

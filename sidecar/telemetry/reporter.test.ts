@@ -55,6 +55,21 @@ describe('StatsDeltas', () => {
     expect(stats.view().edges[0]!['10s']).toMatchObject({ requests: 10, failures: 3, successRate: 0.7 });
   });
 
+  it('says which snapshot each interval began under, so one that straddles an install names the one before', async () => {
+    const metrics = new SidecarMetrics({ processMetrics: false });
+    const deltas = new StatsDeltas(metrics);
+    const edge = metrics.edge('outbound', 'web', 'catalog', 'v2');
+    edge.observe(200, 0.003);
+    // Counted since the start, when no snapshot was installed yet.
+    expect((await deltas.collect([], '7'))!.fromSnapshot).toBe('');
+    edge.observe(500, 0.003);
+    // Snapshot 8 was installed during this interval: its requests may have been routed by 7.
+    expect((await deltas.collect([], '8'))!.fromSnapshot).toBe('7');
+    expect(await deltas.collect([], '8')).toBeUndefined();
+    edge.observe(200, 0.003);
+    expect((await deltas.collect([], '8'))!).toMatchObject({ fromSnapshot: '8', edges: [{ classes: [0, 1, 0, 0, 0] }] });
+  });
+
   it('sends the ejections in force every time, once more when the last one ends, and then nothing', async () => {
     const deltas = new StatsDeltas(new SidecarMetrics({ processMetrics: false }));
     const ejection = { destination: 'catalog', endpoint: '10.0.0.7:15443', since: 1_000, until: 31_000, reason: '5 consecutive errors' };

@@ -25,6 +25,14 @@ export interface HopRecorder {
   finished(hop: Hop, status: number, seconds: number): void;
 }
 
+/** The sidecar's mesh, as far as its stats messages read it (sidecar/cluster/mesh.ts). */
+export interface ReportedMesh {
+  /** The endpoints outlier detection holds ejected now. */
+  ejections(): readonly EjectionState[];
+  /** The snapshot requests are routed by now; undefined before the first. */
+  readonly snapshot: { readonly version: string } | undefined;
+}
+
 /** The push stream, as far as telemetry needs it. */
 export interface TelemetrySink {
   /** false when the stream is down (the message is dropped: telemetry is best effort). */
@@ -72,7 +80,7 @@ export class TelemetryReporter {
   private readonly stats: StatsDeltas | null;
   private statsTimer: NodeJS.Timeout | undefined;
   private collecting = false;
-  private ejections: () => readonly EjectionState[] = () => [];
+  private mesh: ReportedMesh | undefined;
 
   constructor(private readonly options: TelemetryReporterOptions) {
     const { sink, metrics } = options;
@@ -124,9 +132,9 @@ export class TelemetryReporter {
     return false;
   }
 
-  /** Starts the stats timer; `ejections` reads the mesh's (Mesh.ejections), which exists only from here on. */
-  start(ejections: () => readonly EjectionState[]): void {
-    this.ejections = ejections;
+  /** Starts the stats timer; the mesh they read exists only from here on. */
+  start(mesh: ReportedMesh): void {
+    this.mesh = mesh;
     if (this.stats === null || this.statsTimer !== undefined) return;
     this.statsTimer = setInterval(() => void this.sendStats(), this.options.statsIntervalMs ?? 1_000);
     this.statsTimer.unref();
@@ -145,7 +153,7 @@ export class TelemetryReporter {
     if (this.stats === null || this.collecting) return;
     this.collecting = true;
     try {
-      const message = await this.stats.collect(this.ejections());
+      const message = await this.stats.collect(this.mesh?.ejections(), this.mesh?.snapshot?.version);
       if (message !== undefined) this.options.sink!.sendTelemetry('stats', JSON.stringify(message));
     } finally {
       this.collecting = false;

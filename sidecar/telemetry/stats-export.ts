@@ -2,7 +2,7 @@
  * Golden-metric deltas for the control plane: every interval, what each edge handle of
  * SidecarMetrics counted since the last look (requests by status class, latency buckets),
  * plus the circuit breakers that are not closed and the endpoints outlier detection holds
- * ejected. It reads the counters and state the request path already keeps, so exporting adds
+ * ejected, and which snapshot the interval began under. It reads the counters and state the request path already keeps, so exporting adds
  * no per-request work.
  */
 import type { Gauge } from 'prom-client';
@@ -26,15 +26,22 @@ export class StatsDeltas {
   private readonly seen = new WeakMap<EdgeMetrics, Seen>();
   /** The breakers and ejections of the previous message, to send once more when they change. */
   private stateBefore = '';
+  /** The snapshot version run when the interval being counted began: the previous call's `running`. */
+  private from = '';
 
   constructor(private readonly metrics: SidecarMetrics) {}
 
   /**
-   * The deltas since the previous call, with the ejections in force (`ejections`); undefined
-   * when nothing happened at all. Tripped breakers and ejections are sent every time, so the
-   * control plane can tell them from those of a sidecar that went silent.
+   * The deltas since the previous call, with the ejections in force (`ejections`) and the
+   * snapshot version the interval began under; undefined when nothing happened at all. Tripped
+   * breakers and ejections are sent every time, so the control plane can tell them from those of
+   * a sidecar that went silent. `running` is the snapshot version requests are routed by now
+   * ('' for none): the next interval begins under it.
    */
-  async collect(ejections: readonly EjectionState[] = []): Promise<StatsMessage | undefined> {
+  async collect(ejections: readonly EjectionState[] = [], running = ''): Promise<StatsMessage | undefined> {
+    // Read with the counters, in the same turn: the interval ends here for both.
+    const fromSnapshot = this.from;
+    this.from = running;
     const edges: EdgeDelta[] = [];
     for (const edge of this.metrics.edgeHandles()) {
       const delta = this.delta(edge);
@@ -45,7 +52,7 @@ export class StatsDeltas {
     const changed = key !== this.stateBefore;
     this.stateBefore = key;
     if (edges.length === 0 && !changed && ejections.length === 0 && breakers.every((b) => b.state === 'closed')) return undefined;
-    return { bounds: DURATION_BUCKETS, edges, breakers, ejections };
+    return { bounds: DURATION_BUCKETS, edges, breakers, ejections, fromSnapshot };
   }
 
   private delta(edge: EdgeMetrics): EdgeDelta | undefined {
