@@ -124,8 +124,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
     checkSplit: (service, weights) => config.checkSplit(service, weights),
     // The push server is built below; a rollout's loop asks only once it runs, after that.
     released: () => push.released(),
-    counts: (service, subset) => observability.stats.countsOf(service, subset),
-    measure: (service, subset, start, seconds) => observability.stats.since(service, subset, start, seconds),
+    openWindow: (service, subset, unversionedFrom) => observability.stats.openWindow(service, subset, publisher.current().version, unversionedFrom),
     lease,
     logger,
   });

@@ -48,8 +48,7 @@ async function mesh() {
     healthyInstances: async () => 1,
     checkSplit: (service, weights) => config.checkSplit(service, weights),
     released: async () => 0,
-    counts: () => ({ outbound: undefined, inbound: undefined }),
-    measure: () => ({ requests: 0, failures: 0, rps: 0, successRate: null, latencyMs: null }),
+    openWindow: () => ({ measure: () => ({ requests: 0, failures: 0, rps: 0, successRate: null, latencyMs: null }), close: () => {} }),
     lease: { location: 'the test', trouble: undefined, holder: async () => undefined },
     logger: createLogger('test', 'silent'),
   });
@@ -165,7 +164,7 @@ describe('writes during a running rollout', () => {
     await canaries.close();
     // Another control plane on the same store: no loop here, the stored state says running.
     const replica = new MeshConfig(store, new StreamRegistry(1_000));
-    const other = new CanaryController({ store, setSplit: () => Promise.reject(new Error('not this one')), healthyInstances: () => Promise.reject(new Error('not this one')), checkSplit: () => Promise.reject(new Error('not this one')), released: async () => 0, counts: () => { throw new Error('no'); }, measure: () => { throw new Error('no'); }, lease: { location: 'the test', trouble: undefined, holder: async () => 'http://127.0.0.1:1' }, logger: createLogger('test', 'silent') });
+    const other = new CanaryController({ store, setSplit: () => Promise.reject(new Error('not this one')), healthyInstances: () => Promise.reject(new Error('not this one')), checkSplit: () => Promise.reject(new Error('not this one')), released: async () => 0, openWindow: () => { throw new Error('no'); }, lease: { location: 'the test', trouble: undefined, holder: async () => 'http://127.0.0.1:1' }, logger: createLogger('test', 'silent') });
     replica.guardWith(other);
     expect((await refusal(replica.setSplit('backend', { v1: 100 }))).conflicts[0]!.canary).toEqual(rollout);
     expect(await other.running('other')).toEqual({ check: { op: 'check', key: 'canaries/other', revision: 0 } });

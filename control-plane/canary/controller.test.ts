@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/config/parse.js';
 import { createLogger } from '../../common/log.js';
+import { DURATION_BUCKETS } from '../../common/proto/telemetry.js';
 import { tempDir, waitUntil } from '../../test/support/index.js';
 import type { Golden } from '../observability/golden.js';
-import type { SubsetCounts } from '../observability/stats.js';
+import { StatsAggregator } from '../observability/stats.js';
 import { FileStore } from '../store/file-store.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
 import { StoredConfigError } from '../store/stored-entries.js';
@@ -26,12 +27,16 @@ function deps(store: FileStore, over: Partial<CanaryDeps> = {}): CanaryDeps {
     healthyInstances: async () => 1,
     checkSplit: async () => {},
     released: async () => 0,
-    counts: () => ({ outbound: undefined, inbound: undefined }),
-    measure: () => { throw new Error('no measurement expected'); },
+    openWindow: measuring(() => { throw new Error('no measurement expected'); }),
     lease: { location: 'the test', trouble: undefined, holder: async () => undefined },
     logger: createLogger('test', 'silent'),
     ...over,
   };
+}
+
+/** A step window that measures `measure`'s answers, for a test that decides what each analysis sees. */
+function measuring(measure: (seconds: number) => Golden): CanaryDeps['openWindow'] {
+  return () => ({ measure, close: () => {} });
 }
 
 /** A controller that drives rollouts, as the lease's holder does: the store's rollouts read and the running ones resumed. */
@@ -136,7 +141,7 @@ describe('a split stored but not published', () => {
         splits.push(weights);
         if (splits.length > published) throw new SplitNotPublishedError(`the split ${JSON.stringify(weights)} is stored but not published`);
       },
-      measure: () => healthy,
+      openWindow: measuring(() => healthy),
     }));
     return { c, splits };
   }
@@ -234,7 +239,7 @@ describe('a canary subset with no healthy instance', () => {
     const splits: Record<string, number>[] = [];
     // Healthy at the start, gone at the first two analyses, back at the third.
     const answers = [1, 0, 0, 1];
-    const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 1, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
+    const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 1, setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => healthy) }));
     await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 1 } });
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
     expect(ended.status).toBe('succeeded');
@@ -250,7 +255,7 @@ describe('a canary subset with no healthy instance', () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
     const answers = [1];
-    const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 0, setSplit: async (_s, w) => void splits.push(w), measure: () => healthy }));
+    const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 0, setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => healthy) }));
     await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 1, thresholds: { minRequests: 1 } });
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
     expect(ended).toMatchObject({ status: 'rolled-back', reason: 'no healthy instance of v2 to move more requests onto after 1 extra intervals' });
@@ -356,23 +361,63 @@ describe('a resumed rollout', () => {
 describe("a step's window", () => {
   it('stays open through its holds, so their requests add up, and opens anew with the next step', async () => {
     const store = await FileStore.open(tempDir());
-    const starts: SubsetCounts[] = [];
+    /** Which window each analysis measured, and the windows closed, in order. */
+    const measuredIn: number[] = [];
+    const closed: number[] = [];
+    let opened = 0;
     let measured = 0;
     const c = await driving(deps(store, {
       setSplit: async () => {},
-      counts: () => ({ outbound: undefined, inbound: undefined }),
-      measure: (_service, _subset, start, seconds) => {
-        starts.push(start);
-        measured += 6;
-        return { requests: measured, failures: 0, rps: measured / seconds, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+      openWindow: () => {
+        const window = opened++;
+        return {
+          measure: (seconds) => {
+            measuredIn.push(window);
+            measured += 6;
+            return { requests: measured, failures: 0, rps: measured / seconds, successRate: 1, latencyMs: { p50: 1, p95: 2, p99: 3, mean: 1 } };
+          },
+          close: () => void closed.push(window),
+        };
       },
     }));
     await c.start('catalog', { to: 'v2', steps: [20, 50, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 10 } });
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses.map((a) => [a.step, a.decision, a.measured.requests])).toEqual([[0, 'hold', 6], [0, 'advance', 12], [1, 'advance', 18]]);
-    expect(starts[1]).toBe(starts[0]);
-    expect(starts[2]).not.toBe(starts[1]);
+    expect(measuredIn).toEqual([0, 0, 1]);
+    // Each closed once done with, so no window takes reports after its step.
+    await waitUntil(() => closed.length === 2, { what: 'the last window closed' });
+    expect(closed).toEqual([0, 1]);
+  });
+
+  it('takes no report whose interval began before its split was sent, however late that report comes', async () => {
+    const store = await FileStore.open(tempDir());
+    const stats = new StatsAggregator();
+    // Snapshot 1 is what sidecars ran before the rollout; each split publishes the next.
+    let version = 1;
+    const opened: string[] = [];
+    const c = await driving(deps(store, {
+      setSplit: async () => void version++,
+      openWindow: (service, subset, unversionedFrom) => (opened.push(String(version)), stats.openWindow(service, subset, String(version), unversionedFrom)),
+    }));
+    const report = (fromSnapshot: string, ok: number, failed: number) =>
+      stats.ingest({ id: 'web-1', service: 'web', instanceId: 'web-1' }, {
+        bounds: DURATION_BUCKETS,
+        edges: [{ direction: 'outbound', source: 'web', destination: 'catalog', subset: 'v2', classes: [0, ok, 0, 0, failed], grpcFailures: 0, buckets: [ok + failed, ...new Array<number>(DURATION_BUCKETS.length).fill(0)], sumSeconds: 0 }],
+        breakers: [],
+        fromSnapshot,
+      });
+    await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 10 } });
+    await waitUntil(() => opened.length === 1, { what: "the first step's window" });
+    expect(opened).toEqual(['2']);
+    // A caller's report that straddles the switch: its interval began under snapshot 1, when v2
+    // failed every request it got (a hand split tried before the rollout); it comes after the
+    // window opened, as a report does up to a second after the switch (later from a busy sidecar).
+    report('1', 0, 40);
+    report('2', 20, 0);
+    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    expect(ended.analyses[0]).toMatchObject({ step: 0, decision: 'advance', measured: { requests: 20, successRate: 1 } });
+    expect(ended.status).toBe('succeeded');
   });
 });
 
@@ -388,8 +433,7 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     const c = await driving(deps(store, {
       released: () => released,
       setSplit: async (_s, w) => void splits.push(w),
-      counts: () => (windows.push(Date.now()), { outbound: undefined, inbound: undefined }),
-      measure: () => healthy,
+      openWindow: (_service, _subset, unversionedFrom) => (windows.push(unversionedFrom), { measure: () => healthy, close: () => {} }),
     }));
     await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
     // A negative: well past when the first step would have been judged (500 ms, then the 1.2 s report lag).
@@ -403,8 +447,8 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: new Date(at).toISOString(), decision: 'advance' });
-    // Opened a report's lag after the release, and before the step was judged: timed by order,
-    // not by a bound on how late a loaded machine's timer fires.
+    // Opened on the release, taking older sidecars' reports from a report's lag after it, and
+    // before the step was judged: timed by order, not by a bound on how late a loaded machine's timer fires.
     expect(windows[0]).toBeGreaterThanOrEqual(at + 1_200);
     expect(windows[0]).toBeLessThanOrEqual(Date.parse(ended.analyses[0]!.analyzedAt));
   });
@@ -417,7 +461,7 @@ describe('operator actions on a running rollout', () => {
     const store = await FileStore.open(tempDir());
     const splits: Record<string, number>[] = [];
     let measured = 0;
-    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
+    const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => (measured++, healthy)) }));
     await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
     const paused = await c.pause('catalog', 'checking the dashboards');
     expect(paused).toMatchObject({ status: 'running', step: 0, weight: 50, paused: { reason: 'checking the dashboards' } });
@@ -551,7 +595,7 @@ describe('operator actions on a running rollout', () => {
 
     const splits: Record<string, number>[] = [];
     let measured = 0;
-    const second = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), measure: () => (measured++, healthy) }));
+    const second = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => (measured++, healthy)) }));
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
     expect(second.get('catalog')).toMatchObject({ status: 'running', paused: { reason: 'night freeze' } });
     await expect(second.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);

@@ -17,7 +17,7 @@ import { ConfigError, validate } from '../../common/config/parse.js';
 import { serviceName } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import type { Golden } from '../observability/golden.js';
-import type { SubsetCounts } from '../observability/stats.js';
+import type { StepWindow } from '../observability/stats.js';
 import type { CanaryGuard } from '../state/mesh-config.js';
 import { InstancesNotKnownError } from '../state/registry-gap.js';
 import type { Lease } from '../store/lease.js';
@@ -76,10 +76,12 @@ export interface CanaryDeps {
    * (0 when none were held back): until then they run the splits they had, whatever is published.
    */
   released(): Promise<number>;
-  /** The subset's counts now: a step's window opens with them. */
-  counts(service: string, subset: string): SubsetCounts;
-  /** The subset's golden metrics since `start` (counts' answer), over a window of `seconds`. */
-  measure(service: string, subset: string, start: SubsetCounts, seconds: number): Golden;
+  /**
+   * Opens a step's window on the subset, once its split is published: it takes the reports of
+   * sidecars whose interval began under the snapshot published now or a later one, and those of
+   * sidecars that do not say (older ones) arriving from `unversionedFrom` (ms) on.
+   */
+  openWindow(service: string, subset: string, unversionedFrom: number): StepWindow;
   /** Who drives rollouts: its holder is named to an operator who sent an action to another replica. */
   readonly lease: Pick<Lease, 'holder' | 'location' | 'trouble'>;
   readonly logger: Logger;
@@ -126,7 +128,12 @@ export class SplitNotPublishedError extends Error {
 }
 
 const KEY_PREFIX = 'canaries/';
-/** The sidecars' telemetry report interval (1 s) with a margin. */
+/**
+ * The sidecars' telemetry report interval (1 s) with a margin: a request's figures arrive up to
+ * that much later, so a step is judged that long after its interval ends, and the reports of a
+ * sidecar that does not say which snapshot they were counted under count from that long after
+ * it starts.
+ */
 const REPORT_LAG_MS = 1_200;
 
 export class CanaryController implements CanaryGuard {
@@ -485,47 +492,54 @@ export class CanaryController implements CanaryGuard {
     // A paused rollout's loop only holds its place (start refused, writes judged on its state) until stopped.
     if (this.states.get(service)!.paused) return untilAborted(new Promise<never>(() => {}), signal);
     await this.windowFromRelease(service, signal);
-    /** The counts the current step's window opened with; kept through its holds, so they add up. */
-    let window: { stepStartedAt: string; counts: SubsetCounts } | undefined;
-    for (;;) {
-      let state = this.states.get(service)!;
-      const windowStart = Date.parse(state.stepStartedAt);
-      // Sidecars report once a second, stamped when received: a request's figures arrive up
-      // to a report later, so the step's window is read that much later and shifted by it.
-      if (window?.stepStartedAt !== state.stepStartedAt) {
-        await sleep(Math.max(0, windowStart + REPORT_LAG_MS - Date.now()), undefined, { signal });
-        window = { stepStartedAt: state.stepStartedAt, counts: this.deps.counts(service, state.spec.to) };
+    /** The current step's window; kept through its holds, so they add up. */
+    let window: { stepStartedAt: string; measured: StepWindow } | undefined;
+    try {
+      for (;;) {
+        const state = this.states.get(service)!;
+        const windowStart = Date.parse(state.stepStartedAt);
+        if (window?.stepStartedAt !== state.stepStartedAt) {
+          window?.measured.close();
+          window = { stepStartedAt: state.stepStartedAt, measured: this.deps.openWindow(service, state.spec.to, windowStart + REPORT_LAG_MS) };
+        }
+        const checkAt = windowStart + state.spec.interval * (1 + holdsAt(state));
+        await sleep(Math.max(0, checkAt + REPORT_LAG_MS - Date.now()), undefined, { signal });
+        if (!(await this.judge(state, window.measured.measure((checkAt - windowStart) / 1000), signal))) return;
       }
-      const checkAt = windowStart + state.spec.interval * (1 + holdsAt(state));
-      await sleep(Math.max(0, checkAt + REPORT_LAG_MS - Date.now()), undefined, { signal });
-      const g = this.deps.measure(service, state.spec.to, window.counts, (checkAt - windowStart) / 1000);
-      const holds = holdsAt(state);
-      const judged = decide(state.spec, state.spec.to, g, holds);
-      const next = state.step + 1;
-      // Advancing moves weight onto `to`, except past `--steps 100`'s only step (nothing left to move).
-      const moves = next < state.spec.steps.length;
-      const decision = moves ? unlessUnready(state.spec, state.spec.to, judged, await this.healthy(state), holds) : judged;
-      const analysis: CanaryAnalysis = {
-        step: state.step,
-        weight: state.weight,
-        windowStart: state.stepStartedAt,
-        analyzedAt: new Date().toISOString(),
-        measured: { requests: g.requests, successRate: g.successRate, p99Ms: g.latencyMs?.p99 ?? null },
-        decision: decision.action,
-        ...(decision.action === 'advance' ? {} : { reason: decision.reason }),
-      };
-      state = { ...state, analyses: [...state.analyses, analysis], updatedAt: analysis.analyzedAt };
-      if (decision.action === 'hold') {
-        await this.save(state);
-        continue;
-      }
-      if (decision.action === 'rollback') {
-        await this.finish(state, 'rolled-back', decision.reason);
-        return;
-      }
-      state = await this.advance(state, next);
-      if (state.status !== 'running' || signal.aborted) return;
+    } finally {
+      window?.measured.close();
     }
+  }
+
+  /** Decides on the step's measurement `g` and acts on it; false once the rollout is over (or its loop stopped). */
+  private async judge(current: CanaryState, g: Golden, signal: AbortSignal): Promise<boolean> {
+    let state = current;
+    const holds = holdsAt(state);
+    const judged = decide(state.spec, state.spec.to, g, holds);
+    const next = state.step + 1;
+    // Advancing moves weight onto `to`, except past `--steps 100`'s only step (nothing left to move).
+    const moves = next < state.spec.steps.length;
+    const decision = moves ? unlessUnready(state.spec, state.spec.to, judged, await this.healthy(state), holds) : judged;
+    const analysis: CanaryAnalysis = {
+      step: state.step,
+      weight: state.weight,
+      windowStart: state.stepStartedAt,
+      analyzedAt: new Date().toISOString(),
+      measured: { requests: g.requests, successRate: g.successRate, p99Ms: g.latencyMs?.p99 ?? null },
+      decision: decision.action,
+      ...(decision.action === 'advance' ? {} : { reason: decision.reason }),
+    };
+    state = { ...state, analyses: [...state.analyses, analysis], updatedAt: analysis.analyzedAt };
+    if (decision.action === 'hold') {
+      await this.save(state);
+      return true;
+    }
+    if (decision.action === 'rollback') {
+      await this.finish(state, 'rolled-back', decision.reason);
+      return false;
+    }
+    state = await this.advance(state, next);
+    return state.status === 'running' && !signal.aborted;
   }
 
   /**

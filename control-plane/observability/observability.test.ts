@@ -33,12 +33,12 @@ describe('quantile', () => {
 describe('StatsAggregator', () => {
   const proxy = { id: 'p1', service: 'a', instanceId: 'a-1' };
 
-  it("measures a canary step's window from the counts it opened with, however long it runs, where the 1 s slots keep a minute", () => {
+  it("measures a canary step's window from the reports it took, however long it runs, where the 1 s slots keep a minute", () => {
     let now = 1_000_000;
     const agg = new StatsAggregator(() => now);
-    const report = (edges: EdgeDelta[]) => agg.ingest(proxy, { bounds: BOUNDS, edges, breakers: [] });
+    const report = (edges: EdgeDelta[], fromSnapshot: string | undefined = '7') => agg.ingest(proxy, { bounds: BOUNDS, edges, breakers: [], ...(fromSnapshot === undefined ? {} : { fromSnapshot }) });
     report([delta({ subset: 'v2', classes: [0, 40, 0, 0, 0], buckets: [40, 0, 0, 0, 0] })]);
-    const opened = agg.countsOf('b', 'v2');
+    const window = agg.openWindow('b', 'v2', '7', now + 1_200);
     // A slow canary: one request every 30 s for three minutes, every other one failing; v1 and
     // the inbound side report too, and count in neither.
     for (let i = 0; i < 6; i++) {
@@ -49,12 +49,38 @@ describe('StatsAggregator', () => {
         delta({ direction: 'inbound', subset: 'v2', classes: [0, 5, 0, 0, 0], buckets: [5, 0, 0, 0, 0] }),
       ]);
     }
-    const g = agg.since('b', 'v2', opened, 180);
+    const g = window.measure(180);
     expect(g).toMatchObject({ requests: 6, failures: 3, successRate: 0.5, rps: 0.033 });
     expect(g.latencyMs!.p99).toBeGreaterThan(10);
+    window.close();
+    report([delta({ subset: 'v2' })]);
+    expect(window.measure(180).requests).toBe(6);
     // Seen inbound only when no caller reports: a subset its callers never named.
+    const v3 = agg.openWindow('b', 'v3', '7', now);
     report([delta({ direction: 'inbound', subset: 'v3', classes: [0, 2, 0, 0, 0], buckets: [2, 0, 0, 0, 0] })]);
-    expect(agg.since('b', 'v3', { outbound: undefined, inbound: undefined }, 10)).toMatchObject({ requests: 2 });
+    expect(v3.measure(10)).toMatchObject({ requests: 2 });
+  });
+
+  it("takes into a step's window only reports whose interval began under its snapshot or a later one, and older sidecars' from when it says", () => {
+    let now = 1_000_000;
+    const agg = new StatsAggregator(() => now);
+    const report = (fromSnapshot: string | undefined, requests: number) =>
+      agg.ingest(proxy, { bounds: BOUNDS, edges: [delta({ subset: 'v2', classes: [0, requests, 0, 0, 0] })], breakers: [], ...(fromSnapshot === undefined ? {} : { fromSnapshot }) });
+    const window = agg.openWindow('b', 'v2', '1795316593237', now + 1_200);
+    // Routed partly by the snapshot before (it straddles the switch), by none yet, by something
+    // that is no version: none of them counts.
+    report('1795316593236', 1);
+    report('', 2);
+    report('x', 4);
+    // An older sidecar's report, before a report's lag has passed: it may still be the step before's.
+    report(undefined, 8);
+    expect(window.measure(10).requests).toBe(0);
+    report('1795316593237', 16);
+    // A later snapshot (an endpoint joined, say) still carries the step's split.
+    report('1795316593240', 32);
+    now += 1_200;
+    report(undefined, 64);
+    expect(window.measure(10).requests).toBe(16 + 32 + 64);
   });
 
   it('sums 1 s slots into a 10 s and a 1 min window and forgets what fell out', () => {

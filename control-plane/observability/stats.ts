@@ -116,21 +116,44 @@ export interface Reporter {
 }
 
 /**
- * A subset's counts at one instant, per direction (undefined before any report of it): a canary
- * step's window is what they grew by, however long it runs, where the per-second slots keep a
- * minute.
+ * A canary step's window on one subset of a service (StatsAggregator.openWindow): what the
+ * reports taken since it opened counted, however long it runs, where the per-second slots keep
+ * a minute.
  */
-export interface SubsetCounts {
-  readonly outbound: Tally | undefined;
-  readonly inbound: Tally | undefined;
+export interface StepWindow {
+  /**
+   * The subset's golden metrics in the window so far, over `seconds`: seen from its callers'
+   * sidecars, as callers got it (answers a caller's sidecar made itself, such as circuit-open,
+   * included), or inbound when no caller reports.
+   */
+  measure(seconds: number): Golden;
+  /** Stops taking reports. */
+  close(): void;
+}
+
+interface OpenWindow {
+  readonly destination: string;
+  readonly subset: string;
+  /** The step's snapshot version: reports whose interval began under it or a later one count. */
+  readonly snapshot: number;
+  /** When reports that do not say their snapshot (older sidecars) start to count, in ms. */
+  readonly unversionedFrom: number;
+  /** Created at the first report taken, with as many buckets as it has (before any, `bounds` may be unknown). */
+  outbound?: Tally;
+  inbound?: Tally;
 }
 
 export class StatsAggregator {
   private readonly series = new Map<string, Series>();
-  /** Every subset's counts since the start, per direction (`direction\0destination\0subset`): never forgotten, a tally each. */
-  private readonly totals = new Map<string, Tally>();
+  /**
+   * The subsets (`destination\0subset`) callers' sidecars have counted requests to: a step's window
+   * on one of them is measured from the callers' side, never forgotten.
+   */
+  private readonly calledFromSidecars = new Set<string>();
   /** Each sidecar's last report of its breakers and ejections, by stream. */
   private readonly reports = new Map<string, SidecarReport>();
+  /** The canary steps' windows open now. */
+  private readonly windows = new Set<OpenWindow>();
   private bounds: readonly number[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -138,7 +161,8 @@ export class StatsAggregator {
   ingest(from: Reporter, message: StatsMessage): void {
     const now = this.now();
     if (message.bounds.length > 0) this.bounds = message.bounds;
-    for (const edge of message.edges) this.add(edge, now);
+    const windows = [...this.windows].filter((w) => takes(w, message.fromSnapshot, now));
+    for (const edge of message.edges) this.add(edge, now, windows);
     // A message without a list of breakers (not one a Skein sidecar sends) would fail every view until it is stale.
     const states = Array.isArray(message.breakers) ? message.breakers : [];
     this.reports.set(from.id, { at: now, service: from.service, instance: from.instanceId, states, ejections: readableEjections(message.ejections) });
@@ -241,23 +265,23 @@ export class StatsAggregator {
     return ejections;
   }
 
-  /** One subset of a service's counts now, for the canary controller to open a step's window with (since()). */
-  countsOf(service: string, subset: string): SubsetCounts {
-    return { outbound: this.totals.get(`outbound\0${service}\0${subset}`)?.copy(), inbound: this.totals.get(`inbound\0${service}\0${subset}`)?.copy() };
-  }
-
   /**
-   * One subset of a service since `start` (countsOf's), over `seconds`: a canary step's own
-   * window rather than 10 s / 1 min. Seen from its callers' sidecars, as callers got it
-   * (answers a caller's sidecar made itself, such as circuit-open, included), or inbound when
-   * no caller reports.
+   * Opens a canary step's window on one subset of a service, whose split sidecars were sent in
+   * snapshot `snapshot`: it takes only reports whose interval began under that snapshot or a
+   * later one (StatsMessage.fromSnapshot), so no request routed by the step before counts, however
+   * late its report comes. A report that does not say (a sidecar older than the field) is taken
+   * when it arrives at `unversionedFrom` (ms) or later.
    */
-  since(service: string, subset: string, start: SubsetCounts, seconds: number): Golden {
-    const now = this.countsOf(service, subset);
-    const direction = now.outbound !== undefined ? 'outbound' : 'inbound';
-    const current = now[direction] ?? new Tally(this.bounds.length + 1);
-    const earlier = start[direction];
-    return (earlier === undefined ? current : current.since(earlier)).golden(Math.max(1, seconds), this.bounds);
+  openWindow(service: string, subset: string, snapshot: string, unversionedFrom: number): StepWindow {
+    const window: OpenWindow = { destination: service, subset, snapshot: Number(snapshot), unversionedFrom };
+    this.windows.add(window);
+    return {
+      measure: (seconds) => {
+        const direction = this.calledFromSidecars.has(`${service}\0${subset}`) ? 'outbound' : 'inbound';
+        return (window[direction] ?? new Tally(this.bounds.length + 1)).golden(Math.max(1, seconds), this.bounds);
+      },
+      close: () => void this.windows.delete(window),
+    };
   }
 
   private windowed(bySubset: Map<string, Series[]>, second: number): WindowedGolden & { subsets: SubsetStats[] } {
@@ -289,7 +313,7 @@ export class StatsAggregator {
     }
   }
 
-  private add(edge: EdgeDelta, now: number): void {
+  private add(edge: EdgeDelta, now: number, windows: readonly OpenWindow[]): void {
     const destination = destinationOf(edge);
     const key = `${edge.direction}\0${edge.source}\0${destination}\0${edge.subset}`;
     let s = this.series.get(key);
@@ -307,10 +331,8 @@ export class StatsAggregator {
     }
     const requests = edge.classes.reduce((a, b) => a + b, 0);
     const counted = { requests, failures: Math.min(requests, (edge.classes[4] ?? 0) + edge.grpcFailures), sumSeconds: edge.sumSeconds, buckets: edge.buckets };
-    const totalKey = `${edge.direction}\0${destination}\0${edge.subset}`;
-    let total = this.totals.get(totalKey);
-    if (total === undefined) this.totals.set(totalKey, (total = new Tally(edge.buckets.length)));
-    total.add(counted);
+    if (edge.direction === 'outbound') this.calledFromSidecars.add(`${destination}\0${edge.subset}`);
+    for (const w of windows) if (w.destination === destination && w.subset === edge.subset) (w[edge.direction] ??= new Tally(edge.buckets.length)).add(counted);
     slot.requests += requests;
     slot.failures += counted.failures;
     slot.sumSeconds += edge.sumSeconds;
@@ -321,6 +343,16 @@ export class StatsAggregator {
     for (const [key, s] of this.series) if (now - s.lastSeen > FORGET_MS) this.series.delete(key);
     for (const [id, r] of this.reports) if (now - r.at > FORGET_MS) this.reports.delete(id);
   }
+}
+
+/**
+ * Whether a report counts in a step's window: its interval began under the step's snapshot or a
+ * later one; one from a sidecar that does not say, if it arrived once unversioned reports count.
+ */
+function takes(window: OpenWindow, fromSnapshot: unknown, now: number): boolean {
+  if (fromSnapshot === undefined) return now >= window.unversionedFrom;
+  // '' (no snapshot yet), or not a version at all (NaN): routed by none the step knows.
+  return typeof fromSnapshot === 'string' && fromSnapshot !== '' && Number(fromSnapshot) >= window.snapshot;
 }
 
 /**

@@ -150,6 +150,36 @@ describe('canary rollouts', () => {
     expect(await servedBy(20)).toEqual(new Set(['backend-v1']));
   }, 40_000);
 
+  it('judges a step only on traffic its split routed: a caller’s report held across the switch, of v2 failing before, does not roll a healthy v2 back', async () => {
+    // An operator tries v2 by hand at half the traffic, and it fails every other request.
+    v2Fails = true;
+    await cp.api.put('/api/v1/routes/backend/split', { v1: 50, v2: 50 });
+    const load = traffic();
+    let frozen = false;
+    try {
+      await waitUntil(() => load.answeredBy.filter((a) => a === 'status 500').length >= 5 || undefined, { what: 'v2 failing requests through web' });
+      // web's sidecar stops with failures counted and not reported yet (it goes on serving them
+      // until stopped): its next report, sent once it continues, began under the hand split.
+      web.child.process.kill('SIGSTOP');
+      frozen = true;
+      v2Fails = false;
+      const started = await cp.api.post<CanaryState>('/api/v1/canaries/backend', { to: 'v2', steps: [25, 100], interval: '4s', thresholds: { minRequests: 10 } });
+      expect(started.status).toBe(201);
+      // Continued only past the instant a report without `fromSnapshot` would count from (1.2 s
+      // into the step): until 2026-12-07 every report did, this one with v2's failures.
+      const unversionedFrom = Date.parse(started.body.stepStartedAt) + 1_200;
+      await waitUntil(() => Date.now() > unversionedFrom || undefined, { intervalMs: 50, what: "the step's first 1.2 s" });
+      web.child.process.kill('SIGCONT');
+      frozen = false;
+      const done = await ended(40_000);
+      expect(done.status, JSON.stringify(done)).toBe('succeeded');
+      expect(done.analyses.map((a) => a.measured.successRate ?? 1), JSON.stringify(done.analyses)).toEqual(done.analyses.map(() => 1));
+    } finally {
+      if (frozen) web.child.process.kill('SIGCONT');
+      await load.stop();
+    }
+  }, 60_000);
+
   it('aborts on DELETE (and skein canary --abort), restoring from=100; a second start is a 409', async () => {
     const detached = await skeinCli(procs, cp, ['canary', 'backend', '--to', 'v2', '--steps', '25,100', '--interval', '30s', '--detach']);
     expect(detached.code, detached.output).toBe(0);
