@@ -1,13 +1,14 @@
 /**
  * `lb: ring-hash` through one real sidecar in plain mode (endpoints are test servers that say
  * who they are): requests with the same header, cookie or query value reach the same endpoint,
- * a removed endpoint moves only its own keys, and a failing endpoint's requests are retried on
- * one neighbour, the same for every request of the key.
+ * WebSocket upgrades go where the requests of their value go, a removed endpoint moves only its
+ * own keys, and a failing endpoint's requests are retried on one neighbour, the same for every
+ * request of the key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
-import { get, testAgent } from './http.js';
+import { get, rawExchange, testAgent } from './http.js';
 
 const USERS = Array.from({ length: 40 }, (_, i) => `user-${i}`);
 
@@ -66,6 +67,16 @@ describe('ring-hash balancing', () => {
     // Without the value, requests are spread at random.
     const anonymous = new Set(await Promise.all(Array.from({ length: 40 }, () => served('byheader', '/'))));
     expect(anonymous.size).toBeGreaterThanOrEqual(3);
+  });
+
+  it('sends a WebSocket upgrade where the requests of its value go', async () => {
+    const byHeader = await owners((u) => served('byheader', '/', { 'x-user': u }));
+    // The echo apps decline an upgrade with a plain 200 that says who they are.
+    const upgraded = await owners(async (u) => {
+      const answer = await rawExchange(sidecar.outboundPort, `GET /ws HTTP/1.1\r\nHost: byheader\r\nx-user: ${u}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n\r\n`, /\}$/);
+      return /x-upstream: (s\d)/i.exec(answer)?.[1] ?? answer;
+    });
+    expect(upgraded).toEqual(byHeader);
   });
 
   it("retries a failing endpoint's requests on one neighbour, the same for every request of the value", async () => {
