@@ -4,7 +4,7 @@
  * URL), not with whatever TypeError the printing code would hit first.
  */
 import { z } from 'zod';
-import type { ExplainAnswer } from '../control-plane/admin-api/explain-routes.js';
+import type { ExplainAnswer, PolicyInForce } from '../control-plane/admin-api/explain-routes.js';
 import type { ServiceView } from '../control-plane/admin-api/services-routes.js';
 import type { CanaryState } from '../control-plane/canary/controller.js';
 import type { StatsView } from '../control-plane/observability/stats.js';
@@ -159,18 +159,41 @@ export const CANARY: Expected<CanaryState> = fromSchema(
   }),
 );
 
-export const STATS: Expected<StatsView> = fromSchema(
+/**
+ * What a CLI says of what a control plane older than it does not report (kubectl and linkerd
+ * work one version apart): showing it as none would be a false statement.
+ */
+export function notReported(what: string): string {
+  return `${what}: not reported by this control plane (older than this CLI)`;
+}
+
+/** The answer of `GET /api/v1/stats`. */
+export type StatsAnswer = Omit<StatsView, 'ejections'> & {
+  /** Absent from control planes older than 2026-12-07 (41c5dc3). */
+  ejections?: StatsView['ejections'];
+};
+
+export const STATS: Expected<StatsAnswer> = fromSchema(
   'traffic statistics',
   z.object({
     bucketBoundsMs: z.array(z.number()),
     services: z.array(z.object({ service: z.string(), subsets: z.array(z.object({ subset: z.string() })) })),
     edges: z.array(z.object({ source: z.string(), destination: z.string(), subsets: z.array(z.object({ subset: z.string() })) })),
     breakers: z.array(z.object({ service: z.string(), state: z.string() })),
-    ejections: z.array(z.object({ service: z.string(), destination: z.string(), endpoint: z.string(), until: z.string() })),
+    ejections: z.array(z.object({ service: z.string(), destination: z.string(), endpoint: z.string(), until: z.string() })).optional(),
   }),
 );
 
-export const EXPLANATION: Expected<ExplainAnswer> = fromSchema(
+/**
+ * The answer of `GET /api/v1/explain`. Absent from control planes older than 2026-12-07, even
+ * where the rule matched: `openBreakers` and `intention` (ef618f3), `policy.retriedAfterSent`
+ * (7d03d37), `ejectedEndpoints` (41c5dc3).
+ */
+export type ExplainAnswerSeen = Omit<ExplainAnswer, 'policy'> & {
+  policy?: Omit<PolicyInForce, 'retriedAfterSent'> & Partial<Pick<PolicyInForce, 'retriedAfterSent'>>;
+};
+
+export const EXPLANATION: Expected<ExplainAnswerSeen> = fromSchema(
   'an explanation of a request',
   z.object({
     service: z.string(),

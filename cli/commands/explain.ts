@@ -1,8 +1,8 @@
 /** `skein explain SERVICE METHOD PATH [-H k:v] [--from SOURCE]`: the route, split, endpoints, policy and intention a request would get, and why. */
 import { InvalidArgumentError, type Command } from 'commander';
-import type { ExplainAnswer, IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
+import type { IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
 import type { HashOn } from '../../common/config/schema.js';
-import { EXPLANATION } from '../answers.js';
+import { EXPLANATION, notReported, type ExplainAnswerSeen } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -21,7 +21,8 @@ function intentionLine(v: IntentionVerdict, destination: string): string {
   return `intentions: ${v.source} -> ${destination} ${verdict} ${by}`;
 }
 
-function printExplanation(a: ExplainAnswer): void {
+/** `from`: the caller asked about (`--from`), whose intention verdict a control plane older than the flag does not give. */
+function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void {
   const out = (line = ''): void => void process.stdout.write(`${line}\n`);
   out(`${a.request.method} ${a.request.path} -> ${a.service}  (snapshot ${a.snapshotVersion})`);
   if (a.refused !== undefined) return out(`a sidecar refuses this path: 400 (x-skein-reason: bad-request): ${a.refused}`);
@@ -31,6 +32,7 @@ function printExplanation(a: ExplainAnswer): void {
   if (!a.matched) return out('no rule matches: the request gets 404 (x-skein-reason: no-route)');
   out(`  rule ${a.matched.index} "${a.matched.name}" matches${a.matched.implicit ? ' (implicit catch-all: the service has no routes)' : ''}`);
   if (a.intention) out(`  ${intentionLine(a.intention, a.service)}`);
+  else if (from) out(`  ${notReported(`whether intentions admit ${from}`)}`);
   out();
   printTable(
     ['SUBSET', 'WEIGHT', 'SELECTS', 'ENDPOINTS'],
@@ -41,10 +43,13 @@ function printExplanation(a: ExplainAnswer): void {
       t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => `${e.address}:${e.port}`).join(' ') : 'none (503 no-healthy-endpoints)') : undefined,
     ]),
   );
+  // A matched rule comes with both lists, empty when none is: absent, the control plane predates them.
+  if (a.openBreakers === undefined) out(notReported("callers' open breakers"));
   for (const b of a.openBreakers ?? []) {
     const answers = b.state === 'half-open' ? 'it sends a trial request and answers the others' : 'it answers';
     out(`breaker for ${b.subset === '*' ? '(all)' : b.subset} ${b.state} in ${b.service} ${b.instance}: ${answers} 503 (x-skein-reason: circuit-open)`);
   }
+  if (a.ejectedEndpoints === undefined) out(notReported('ejected endpoints'));
   for (const e of a.ejectedEndpoints ?? []) {
     out(`endpoint ${e.endpoint} ejected by ${e.service} ${e.instance} until ${e.until}${e.reason ? ` (${e.reason})` : ''}: it sends it nothing while another endpoint is not ejected`);
   }
@@ -53,7 +58,8 @@ function printExplanation(a: ExplainAnswer): void {
   out();
   out(`protocol ${p.protocol}, lb ${p.lb}${p.hashOn ? ` on ${hashOnText(p.hashOn)}` : ''}, timeout ${p.timeout}`);
   out(`retries: ${p.retries.attempts} on ${p.retries.on.join(',')}, per try ${p.retries.perTryTimeout}, backoff ${p.retries.backoff.base}..${p.retries.backoff.max}, budget ${p.retries.budget.ratio * 100}% + ${p.retries.budget.minPerSecond}/s${p.retryNonIdempotent ? ', non-idempotent too' : ''}`);
-  if (p.retries.attempts > 0 && !p.retriedAfterSent) out(`  ${a.request.method} is not idempotent: retried only when a try never reached the upstream (connect-failure)`);
+  // Said only when the control plane says so: one older than the field does not, and taking that for false would call a GET not idempotent.
+  if (p.retries.attempts > 0 && p.retriedAfterSent === false) out(`  ${a.request.method} is not idempotent: retried only when a try never reached the upstream (connect-failure)`);
   const cb = p.circuitBreaker;
   out(`circuit breaker: opens at ${cb.errorThresholdPercentage}% errors over ${cb.rollingWindow} (min ${cb.volumeThreshold} requests), resets after ${cb.resetTimeout}, max ${cb.maxConcurrent} concurrent`);
   const od = p.outlierDetection;
@@ -83,7 +89,7 @@ export function registerExplain(program: Command): void {
       if (flags.from) query.set('source', flags.from);
       const answer = (await adminClient(flags).get(`/api/v1/explain?${query}`, EXPLANATION)).body;
       if (flags.output === 'json') printJson(answer);
-      else printExplanation(answer);
+      else printExplanation(answer, flags.from);
     }),
   );
 }

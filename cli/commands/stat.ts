@@ -1,8 +1,8 @@
 /** `skein stat [SERVICE]`: golden metrics per service, or for one service its subsets, edges, open breakers and ejected endpoints. */
 import { Option, type Command } from 'commander';
 import type { Golden } from '../../control-plane/observability/golden.js';
-import type { StatsView, WindowName } from '../../control-plane/observability/stats.js';
-import { STATS } from '../answers.js';
+import type { WindowName } from '../../control-plane/observability/stats.js';
+import { notReported, STATS, type StatsAnswer } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, requireService, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
 
@@ -23,7 +23,7 @@ function cells(g: Golden | undefined): string[] {
   ];
 }
 
-export function printStats(stats: StatsView, service: string | undefined, w: WindowName): void {
+export function printStats(stats: StatsAnswer, service: string | undefined, w: WindowName): void {
   const out = (line = '') => void process.stdout.write(`${line}\n`);
   if (!service) {
     if (stats.services.length === 0) return out(`no traffic seen in the last minute`);
@@ -49,7 +49,10 @@ export function printStats(stats: StatsView, service: string | undefined, w: Win
     out();
     printTable(['BREAKER HELD BY', 'DESTINATION', 'SUBSET', 'STATE'], open.map((b) => [`${b.service} ${b.instance}`, b.destination, b.subset, b.state]));
   }
-  if (stats.ejections.length > 0) {
+  if (stats.ejections === undefined) {
+    out();
+    out(notReported('ejected endpoints'));
+  } else if (stats.ejections.length > 0) {
     out();
     printTable(['EJECTED BY', 'DESTINATION', 'ENDPOINT', 'UNTIL', 'REASON'], stats.ejections.map((e) => [`${e.service} ${e.instance}`, e.destination, e.endpoint, e.until, e.reason]));
   }

@@ -486,6 +486,52 @@ describe('skein admin commands', () => {
     });
   });
 
+  /**
+   * A stand-in for a control plane older than this CLI: it relays the real one's answers to
+   * GETs with `older` removing from each body what was added since, as one from before sent it.
+   */
+  function olderControlPlane(older: (path: string, body: Record<string, unknown>) => void): RequestListener {
+    return (req, res) => {
+      void fetch(`${cp.adminUrl}${req.url}`, { headers: { authorization: `Bearer ${cp.adminToken}` } }).then(async (real) => {
+        const body = (await real.json()) as Record<string, unknown>;
+        older(new URL(req.url!, cp.adminUrl).pathname, body);
+        res.writeHead(real.status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      });
+    };
+  }
+
+  it("shows what a control plane one version older reports, and says what it does not report rather than show none", async () => {
+    await cp.api.put('/api/v1/services/skew/policy', { timeout: '3s' });
+    const beforeEjections = olderControlPlane((path, body) => {
+      if (path === '/api/v1/stats') delete body.ejections;
+      if (path === '/api/v1/explain') {
+        delete body.ejectedEndpoints;
+        delete body.openBreakers;
+        delete body.intention;
+        delete (body.policy as Record<string, unknown>).retriedAfterSent;
+      }
+    });
+    await withServer(beforeEjections, async (url) => {
+      const stat = await skein(['stat', 'skew', '--control-plane', url]);
+      expect(stat.code).toBe(0);
+      expect(stat.stdout.split('\n').slice(1)).toEqual(['no traffic to or from skew in the last minute', '', 'ejected endpoints: not reported by this control plane (older than this CLI)', '']);
+      // JSON passes on what the control plane sent: no ejections, rather than none.
+      expect(JSON.parse((await skein(['stat', 'skew', '-o', 'json', '--control-plane', url])).stdout)).not.toHaveProperty('ejections');
+
+      const explain = await skein(['explain', 'skew', 'GET', '/', '--from', 'web', '--control-plane', url]);
+      expect(explain.code).toBe(0);
+      expect(explain.stdout).toContain('\n  whether intentions admit web: not reported by this control plane (older than this CLI)\n');
+      expect(explain.stdout).toContain("\ncallers' open breakers: not reported by this control plane (older than this CLI)\nejected endpoints: not reported by this control plane (older than this CLI)\n");
+      // Retried (a GET) or not, it does not say: nothing is claimed of it.
+      expect(explain.stdout).toMatch(/\nretries: 2 on /);
+      expect(explain.stdout).not.toContain('not idempotent');
+    });
+    // The control plane of this version says all of it.
+    const current = await skein(['explain', 'skew', 'GET', '/', '--from', 'web']);
+    expect(current.stdout).toContain('\n  intentions: web -> skew ');
+    expect(current.stdout).not.toContain('not reported');
+  });
+
   /** Runs every admin command, writes included, against each of `others`: each fails (exit 1) with one line naming the URL that gave `answered`. */
   async function notSkeinFromEveryCommand(others: Server[], answered: string): Promise<void> {
     for (const other of others) await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
