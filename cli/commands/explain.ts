@@ -45,6 +45,11 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
   );
   // A matched rule comes with both lists, empty when none is: absent, the control plane predates them.
   if (a.openBreakers === undefined) out(notReported("callers' open breakers"));
+  if (a.affinity && a.policy?.hashOn) {
+    const on = hashOnText(a.policy.hashOn);
+    if (a.affinity.value === null) out(`ring-hash: the request has no ${on}, so each such request goes to a random endpoint`);
+    else for (const e of a.affinity.endpoints) out(`ring-hash on ${on} ${JSON.stringify(a.affinity.value)}: ${e.subset === '*' ? '' : `${e.subset} `}${e.endpoint}, for every request with it, while that endpoint is not ejected`);
+  }
   for (const b of a.openBreakers ?? []) {
     const answers = b.state === 'half-open' ? 'it sends a trial request and answers the others' : 'it answers';
     out(`breaker for ${b.subset === '*' ? '(all)' : b.subset} ${b.state} in ${b.service} ${b.instance}: ${answers} 503 (x-skein-reason: circuit-open)`);

@@ -16,6 +16,10 @@ import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
 import { compileIntentions } from '../../sidecar/authz/intentions.js';
 import { isRetryableMethod } from '../../sidecar/resilience/retry-decision.js';
+import { notEjected } from '../../sidecar/balancers/balancer.js';
+import { compileHashValue } from '../../sidecar/balancers/hash-key.js';
+import { ringHash, ringHashPicker } from '../../sidecar/balancers/ring-hash.js';
+import { endpointKey } from '../../sidecar/cluster/upstream-endpoint.js';
 import type { BreakerView, EjectionView } from '../observability/stats.js';
 import { ApiError } from './errors.js';
 import { parameter, queryParam } from './query-param.js';
@@ -67,7 +71,30 @@ export type ExplainAnswer = Explanation & {
   openBreakers?: OpenBreaker[];
   /** Endpoints of the service callers' sidecars (only `source`'s, when given) hold ejected; empty when none is. */
   ejectedEndpoints?: EjectedEndpoint[];
+  /** For a ring-hash destination: the value the request is hashed by, and where that sends it in each subset of the split. */
+  affinity?: Affinity;
 };
+
+export interface Affinity {
+  /** The value of `hashOn` in the described request, null when it does not carry it (balanced at random). */
+  value: string | null;
+  /** Per subset of the split whose endpoints the snapshot lists: the endpoint the value goes to while none is ejected. */
+  endpoints: { subset: string; endpoint: string }[];
+}
+
+/** Where a ring-hash destination sends the described request: the ring a sidecar builds over the same endpoints (sidecar/balancers/ring-hash.ts). */
+export function affinityOf(on: HashOn, explanation: Explanation, headers: Record<string, string>, path: string): Affinity {
+  const value = compileHashValue(on)(headers, path, headers.host ?? explanation.service) ?? null;
+  const endpoints: Affinity['endpoints'] = [];
+  if (value === null) return { value, endpoints };
+  const hash = ringHash(value);
+  for (const target of explanation.split) {
+    if (!target.endpoints?.length) continue;
+    const ring = ringHashPicker(target.endpoints.map((e) => ({ key: endpointKey(e.address, e.port), active: 0 })), notEjected);
+    endpoints.push({ subset: target.subset, endpoint: ring.pick(undefined, hash)!.key });
+  }
+  return { value, endpoints };
+}
 
 function intentionVerdict(snapshot: Snapshot, source: string, destination: string): IntentionVerdict {
   const decision = compileIntentions(snapshot.intentions)(source, destination);
@@ -189,6 +216,7 @@ export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
         ...(source && explanation.known && explanation.refused === undefined ? { intention: intentionVerdict(snapshot, source, service) } : {}),
         ...(openBreakers ? { openBreakers } : {}),
         ...(ejectedEndpoints ? { ejectedEndpoints } : {}),
+        ...(policy?.hashOn ? { affinity: affinityOf(policy.hashOn, explanation, headers, path) } : {}),
       };
       return { body: answer };
     },

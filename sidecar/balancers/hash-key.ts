@@ -10,24 +10,30 @@ import { headerValue, type HeaderMap } from '../../common/routing/match.js';
 import { ringHash } from './ring-hash.js';
 
 export type HashKeyOf = (headers: HeaderMap, url: string, authority: string) => number | undefined;
+/** The value a request is hashed by, as sent; undefined when it does not carry it. */
+export type HashValueOf = (headers: HeaderMap, url: string, authority: string) => string | undefined;
 
-export function compileHashKey(on: HashOn | undefined): HashKeyOf | null {
-  if (on === undefined) return null;
+export function compileHashValue(on: HashOn): HashValueOf {
   if (on.header !== undefined) {
     const name = on.header.toLowerCase();
-    if (name === 'host') return (_headers, _url, authority) => (authority === '' ? undefined : ringHash(authority));
-    return (headers) => keyHash(headerValue(headers, name));
+    if (name === 'host') return (_headers, _url, authority) => (authority === '' ? undefined : authority);
+    return (headers) => headerValue(headers, name);
   }
   if (on.cookie !== undefined) {
     const name = on.cookie;
-    return (headers) => keyHash(cookieValue(headers.cookie, name));
+    return (headers) => cookieValue(headers.cookie, name);
   }
   const name = on.query!;
-  return (_headers, url) => keyHash(queryValue(url, name));
+  return (_headers, url) => queryValue(url, name);
 }
 
-function keyHash(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : ringHash(value);
+export function compileHashKey(on: HashOn | undefined): HashKeyOf | null {
+  if (on === undefined) return null;
+  const valueOf = compileHashValue(on);
+  return (headers, url, authority) => {
+    const value = valueOf(headers, url, authority);
+    return value === undefined ? undefined : ringHash(value);
+  };
 }
 
 /** The first cookie named `name` in the Cookie lines (RFC 6265 §4.2.1: `a=1; b=2`), its value as sent. */

@@ -651,6 +651,9 @@ describe('skein admin commands', () => {
     const res = await skein(['explain', 'sticky', 'GET', '/cart']);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/protocol http, lb ring-hash on cookie sid, timeout 3s/);
+    expect(res.stdout).toMatch(/ring-hash: the request has no cookie sid, so each such request goes to a random endpoint/);
+    const withCookie = await skein(['explain', 'sticky', 'GET', '/cart', '-H', 'cookie: sid=s-1', '-o', 'json']);
+    expect(JSON.parse(withCookie.stdout).affinity).toEqual({ value: 's-1', endpoints: [] });
     const refused = await apiError(cp.api.put('/api/v1/services/sticky/policy', { lb: 'ring-hash' }));
     expect({ status: refused.status, problems: refused.problems }).toEqual({ status: 422, problems: ['hashOn: lb ring-hash needs hashOn: the header, cookie or query parameter to hash'] });
   });

@@ -6,7 +6,10 @@
  * request of the key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSnapshot } from '../../common/config/parse.js';
 import type { SnapshotInput } from '../../common/config/schema.js';
+import { explainRequest } from '../../common/routing/index.js';
+import { affinityOf } from '../../control-plane/admin-api/explain-routes.js';
 import { echoHandler, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 import { get, rawExchange, testAgent } from './http.js';
 
@@ -61,6 +64,14 @@ describe('ring-hash balancing', () => {
     const byHeader = await owners((u) => served('byheader', '/', { 'x-user': u }));
     expect(await owners((u) => served('byheader', '/again', { 'x-user': u }))).toEqual(byHeader);
     expect(new Set(byHeader).size).toBeGreaterThanOrEqual(3);
+    // skein explain names the endpoint the sidecar chose, from the same snapshot.
+    const parsed = parseSnapshot(snapshot('1', ALL));
+    const explained = USERS.map((u) => {
+      const headers = { 'x-user': u };
+      const [endpoint] = affinityOf({ header: 'x-user' }, explainRequest(parsed, { service: 'byheader', method: 'GET', path: '/', headers }), headers, '/').endpoints;
+      return `s${servers.findIndex((s) => endpoint!.endpoint === `127.0.0.1:${s.port}`)}`;
+    });
+    expect(explained).toEqual(byHeader);
     // The same ring and the same hash of the value, whatever carries it.
     expect(await owners((u) => served('bycookie', '/', { cookie: `theme=dark; sid=${u}` }))).toEqual(byHeader);
     expect(await owners((u) => served('byquery', `/items?user=${u}&page=2`))).toEqual(byHeader);
