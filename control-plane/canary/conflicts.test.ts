@@ -103,7 +103,7 @@ describe('writes during a running rollout', () => {
       expect(store.currentRevision).toBe(revision);
       expect((await config.getRoutes('backend'))!.value).toEqual(routes);
       expect(await config.getIntentions()).toBeUndefined();
-      expect(canaries.get('backend')).toMatchObject({ status: 'running', step: 0, weight: 25 });
+      expect(await canaries.latest('backend')).toMatchObject({ status: 'running', step: 0, weight: 25 });
     } finally {
       await canaries.close();
     }
@@ -117,7 +117,7 @@ describe('writes during a running rollout', () => {
       await config.putPolicy('backend', { timeout: '5s', retries: { attempts: 1 }, subsets: { v1: { version: 'v1' }, v2: { version: 'v2' }, v3: { version: 'v3' } } });
       await config.setSplit('backend', { v1: 75, v2: 25 });
       await config.apply({ routes: { backend: [{ match: { pathPrefix: '/' }, split: { v1: 75, v2: 25 } }], other: [{ split: { v1: 100 } }] } });
-      expect(canaries.get('backend')).toMatchObject({ status: 'running', step: 0 });
+      expect(await canaries.latest('backend')).toMatchObject({ status: 'running', step: 0 });
     } finally {
       await canaries.close();
     }
@@ -129,7 +129,7 @@ describe('writes during a running rollout', () => {
       const seen: CanaryConflict[][] = [];
       await config.setSplit('backend', { v1: 60, v2: 40 }, undefined, forced(canaries, seen));
       expect(seen).toEqual([[{ canary: rollout, changes: ['the split of its catch-all rule'] }]]);
-      expect(canaries.get('backend')).toMatchObject({ status: 'aborted', reason: 'aborted by a forced write (test) that changes the split of its catch-all rule' });
+      expect(await canaries.latest('backend')).toMatchObject({ status: 'aborted', reason: 'aborted by a forced write (test) that changes the split of its catch-all rule' });
       expect((await store.get('canaries/backend'))!.value).toMatchObject({ status: 'aborted' });
       expect((await config.getRoutes('backend'))!.value).toEqual([{ match: { pathPrefix: '/' }, split: { v1: 60, v2: 40 } }]);
       // No rollout runs any more: the next write is not refused.
@@ -151,7 +151,7 @@ describe('writes during a running rollout', () => {
       const applied = await config.apply(file, forced(canaries, seen));
       expect(applied.map((a) => a.document.key)).toEqual(['policies/backend', 'routes/backend', 'intentions']);
       expect(seen).toEqual([[{ canary: rollout, changes: ['the selector of subset v2', 'its routes'], where: ['services.backend', 'routes.backend'] }]]);
-      expect(canaries.get('backend')).toMatchObject({ status: 'aborted' });
+      expect(await canaries.latest('backend')).toMatchObject({ status: 'aborted' });
       expect((await config.getRoutes('backend'))!.value).toEqual([{ split: { v1: 100 } }]);
       expect((await config.getIntentions())!.value).toEqual({ defaultAction: 'deny', rules: [] });
     } finally {

@@ -40,6 +40,14 @@ function measuring(measure: (seconds: number) => Golden): CanaryDeps['openWindow
 }
 
 /** A controller that drives rollouts, as the lease's holder does: the store's rollouts read and the running ones resumed. */
+/** The rollout of catalog once it is no longer running. */
+function untilEnded(c: CanaryController, timeoutMs: number, what: string): Promise<CanaryState> {
+  return waitUntil(async () => {
+    const s = await c.latest('catalog');
+    return s!.status !== 'running' && s!;
+  }, { timeoutMs, what });
+}
+
 async function driving(d: CanaryDeps): Promise<CanaryController> {
   const c = new CanaryController(d);
   await c.drive();
@@ -56,7 +64,7 @@ describe('stored canary rollouts', () => {
     await store.put('canaries/catalog', state('catalog'));
     const good = controller(store);
     await good.load();
-    expect(good.get('catalog')).toEqual(state('catalog'));
+    expect(await good.latest('catalog')).toEqual(state('catalog'));
 
     await store.put('canaries/orders', { ...state('orders'), status: 'paused', step: 'one' });
     await store.put('canaries/users', state('payments'));
@@ -76,7 +84,6 @@ describe('stored canary rollouts', () => {
       'canaries/orders: step: Expected number, received string',
       'canaries/users: holds the rollout of "payments", not of "users"',
     ]);
-    expect(bad.get('catalog')).toBeUndefined();
     await bad.drive();
     expect(store.currentRevision).toBe(revision);
 
@@ -84,8 +91,8 @@ describe('stored canary rollouts', () => {
     for (const key of ['canaries/orders', 'canaries/users', 'canaries/Bad_Name', 'canaries/gateway']) await store.delete(key);
     const upgraded = controller(store);
     await upgraded.load();
-    expect(upgraded.get('catalog')).toEqual(state('catalog'));
-    expect(upgraded.get('payments')).toBeUndefined();
+    expect(await upgraded.latest('catalog')).toEqual(state('catalog'));
+    expect(await upgraded.latest('payments')).toBeUndefined();
     expect((await store.get('canaries/payments'))?.value).toMatchObject({ status: 'succeeded' });
   });
 });
@@ -97,7 +104,7 @@ describe('a rollout stored by an older version', () => {
     await store.put('canaries/catalog', { ...old, spec: { ...old.spec, thresholds: { ...old.spec.thresholds, minRequests: 0 } } });
     const c = controller(store);
     await c.load();
-    expect(c.get('catalog')!.spec.thresholds.minRequests).toBe(1);
+    expect((await c.latest('catalog'))!.spec.thresholds.minRequests).toBe(1);
   });
 
   it('with a maxP99 past the last latency bucket (taken then, never exceeded) resumes with 0, no latency check', async () => {
@@ -106,7 +113,7 @@ describe('a rollout stored by an older version', () => {
     await store.put('canaries/catalog', { ...old, spec: { ...old.spec, thresholds: { ...old.spec.thresholds, maxP99: 3_600_000_000 } } });
     const c = controller(store);
     await c.load();
-    expect(c.get('catalog')!.spec.thresholds).toEqual({ ...old.spec.thresholds, maxP99: 0 });
+    expect((await c.latest('catalog'))!.spec.thresholds).toEqual({ ...old.spec.thresholds, maxP99: 0 });
   });
 });
 
@@ -125,7 +132,7 @@ describe('a rollout whose split cannot be restored', () => {
     const ended = await c.abort('catalog');
     expect(ended).toMatchObject({ status: 'aborted' });
     expect(ended!.reason).toMatch(/aborted by an operator; the split could not be restored to v1=100 \(unknown subset "v1" of catalog\)/);
-    expect(c.get('catalog')!.status).toBe('aborted');
+    expect((await c.latest('catalog'))!.status).toBe('aborted');
     expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'aborted' });
     expect(await c.abort('catalog')).toBeUndefined();
   });
@@ -153,7 +160,7 @@ describe('a split stored but not published', () => {
     expect(err).toBeInstanceOf(SplitNotPublishedError);
     expect((err as Error).message).toBe('the canary rollout of catalog did not start: the split {"v1":50,"v2":50} is stored but not published; its split is set back to v1=100');
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 100 }]);
-    expect(c.get('catalog')).toBeUndefined();
+    expect(await c.latest('catalog')).toBeUndefined();
     expect(await store.get('canaries/catalog')).toBeUndefined();
   });
 
@@ -161,7 +168,7 @@ describe('a split stored but not published', () => {
     const store = await FileStore.open(tempDir());
     const { c, splits } = await unpublishing(store, 1);
     await c.start('catalog', { to: 'v2', steps: [50, 100], interval: '500ms', thresholds: { minRequests: 1 } });
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { what: 'the rollout to end' });
+    const ended = await untilEnded(c, 10_000, 'the rollout to end');
     expect(ended.status).toBe('rolled-back');
     expect(ended.reason).toBe('could not set the split to 100% v2: the split {"v2":100} is stored but not published; the split {"v1":100} is stored but not published');
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v2: 100 }, { v1: 100 }]);
@@ -209,7 +216,7 @@ describe('an abort during the resync hold after a start', () => {
     }));
     await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
     await expect(c.abort('catalog')).rejects.toBeInstanceOf(InstancesNotKnownError);
-    expect(c.get('catalog')).toMatchObject({ status: 'running', weight: 25 });
+    expect(await c.latest('catalog')).toMatchObject({ status: 'running', weight: 25 });
     expect((await store.get('canaries/catalog'))!.value).toMatchObject({ status: 'running' });
     expect(splits).toEqual([{ v1: 75, v2: 25 }]);
 
@@ -230,7 +237,7 @@ describe('a canary subset with no healthy instance', () => {
     expect(err).toBeInstanceOf(CanaryNotReadyError);
     expect((err as Error).message).toBe('to: subset v2 of catalog has no healthy instance, so 20% of its requests would fail; start the rollout once one is ready');
     expect(splits).toEqual([]);
-    expect(c.get('catalog')).toBeUndefined();
+    expect(await c.latest('catalog')).toBeUndefined();
     expect(await store.get('canaries/catalog')).toBeUndefined();
   });
 
@@ -241,7 +248,7 @@ describe('a canary subset with no healthy instance', () => {
     const answers = [1, 0, 0, 1];
     const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 1, setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => healthy) }));
     await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 1 } });
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
+    const ended = await untilEnded(c, 15_000, 'the rollout to end');
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses.map((a) => [a.weight, a.decision, a.reason])).toEqual([
       [20, 'hold', 'no healthy instance of v2 to move more requests onto'],
@@ -257,7 +264,7 @@ describe('a canary subset with no healthy instance', () => {
     const answers = [1];
     const c = await driving(deps(store, { healthyInstances: async () => answers.shift() ?? 0, setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => healthy) }));
     await c.start('catalog', { to: 'v2', steps: [20, 100], interval: '500ms', maxHolds: 1, thresholds: { minRequests: 1 } });
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
+    const ended = await untilEnded(c, 15_000, 'the rollout to end');
     expect(ended).toMatchObject({ status: 'rolled-back', reason: 'no healthy instance of v2 to move more requests onto after 1 extra intervals' });
     expect(splits).toEqual([{ v1: 80, v2: 20 }, { v1: 100 }]);
   });
@@ -276,7 +283,7 @@ describe('a resumed rollout', () => {
     const splits: Record<string, number>[] = [];
     const c = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w) }));
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
-    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    expect(await c.latest('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
     await c.close();
   });
 
@@ -291,7 +298,7 @@ describe('a resumed rollout', () => {
       },
     }));
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 100 }]);
-    expect(c.get('catalog')).toMatchObject({
+    expect(await c.latest('catalog')).toMatchObject({
       status: 'rolled-back',
       reason: 'on resuming, could not set the split of step 1 (50% v2) again: a split of catalog would not steer all its traffic: rule 0 comes before the catch-all rule',
     });
@@ -313,13 +320,13 @@ describe('a resumed rollout', () => {
         splits.push(w);
       },
     }));
-    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    expect(await c.latest('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
     reconnected = true;
     const at = Date.now();
     release(at);
     await waitUntil(() => splits.length > 0, { timeoutMs: 5_000, what: 'the split set again' });
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
-    const resumed = c.get('catalog')!;
+    const resumed = (await c.latest('catalog'))!;
     expect(resumed).toMatchObject({ status: 'running', step: 0, weight: 50 });
     expect(Date.parse(resumed.stepStartedAt)).toBeGreaterThanOrEqual(at);
     await c.close();
@@ -338,7 +345,7 @@ describe('a resumed rollout', () => {
     }));
     await waitUntil(() => splits.length > 0, { timeoutMs: 5_000, what: 'the split set again' });
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
-    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
+    expect(await c.latest('catalog')).toMatchObject({ status: 'running', step: 0, weight: 50 });
     await c.close();
   });
 
@@ -352,7 +359,7 @@ describe('a resumed rollout', () => {
         throw new ConfigError([`${Object.keys(w)[0]}: unknown subset`]);
       },
     }));
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 5_000, what: 'the rollback' });
+    const ended = await untilEnded(c, 5_000, 'the rollback');
     expect(ended.reason).toMatch(/^on resuming, could not set the split of step 1 \(50% v2\) again: v1: unknown subset; the split could not be restored/);
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v1: 50, v2: 50 }, { v1: 100 }]);
   });
@@ -381,7 +388,7 @@ describe("a step's window", () => {
       },
     }));
     await c.start('catalog', { to: 'v2', steps: [20, 50, 100], interval: '500ms', maxHolds: 2, thresholds: { minRequests: 10 } });
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 15_000, what: 'the rollout to end' });
+    const ended = await untilEnded(c, 15_000, 'the rollout to end');
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses.map((a) => [a.step, a.decision, a.measured.requests])).toEqual([[0, 'hold', 6], [0, 'advance', 12], [1, 'advance', 18]]);
     expect(measuredIn).toEqual([0, 0, 1]);
@@ -415,7 +422,7 @@ describe("a step's window", () => {
     // window opened, as a report does up to a second after the switch (later from a busy sidecar).
     report('1', 0, 40);
     report('2', 20, 0);
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    const ended = await untilEnded(c, 10_000, 'the rollout to end');
     expect(ended.analyses[0]).toMatchObject({ step: 0, decision: 'advance', measured: { requests: 20, successRate: 1 } });
     expect(ended.status).toBe('succeeded');
   });
@@ -440,11 +447,11 @@ describe('after a restart, while sidecars are held back (the resync hold)', () =
     await sleep(2_500);
     expect(windows).toEqual([]);
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
-    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, analyses: [] });
+    expect(await c.latest('catalog')).toMatchObject({ status: 'running', step: 0, analyses: [] });
 
     const at = Date.now();
     release(at);
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    const ended = await untilEnded(c, 10_000, 'the rollout to end');
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: new Date(at).toISOString(), decision: 'advance' });
     // Opened on the release, taking older sidecars' reports from a report's lag after it, and
@@ -471,7 +478,7 @@ describe('operator actions on a running rollout', () => {
     // A negative: well past when the step would have been judged (500 ms, then the 1.2 s report lag).
     await sleep(2_500);
     expect(measured).toBe(0);
-    expect(c.get('catalog')).toMatchObject({ analyses: [], weight: 50 });
+    expect(await c.latest('catalog')).toMatchObject({ analyses: [], weight: 50 });
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
 
     const before = Date.now();
@@ -479,7 +486,7 @@ describe('operator actions on a running rollout', () => {
     expect(resumed.paused).toBeUndefined();
     expect(Date.parse(resumed.stepStartedAt)).toBeGreaterThanOrEqual(before);
     await expect(c.resumePaused('catalog')).rejects.toThrow('the canary rollout of catalog is not paused');
-    const ended = await waitUntil(() => c.get('catalog')!.status !== 'running' && c.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    const ended = await untilEnded(c, 10_000, 'the rollout to end');
     expect(ended.status).toBe('succeeded');
     expect(ended.analyses[0]).toMatchObject({ step: 0, windowStart: resumed.stepStartedAt, decision: 'advance' });
     expect(splits).toEqual([{ v1: 50, v2: 50 }, { v2: 100 }]);
@@ -535,8 +542,8 @@ describe('operator actions on a running rollout', () => {
     }));
     await c.start('catalog', { to: 'v2', steps: [25, 100], interval: '10m' });
     await expect(c.promote('catalog')).rejects.toBeInstanceOf(InstancesNotKnownError);
-    expect(c.get('catalog')).toMatchObject({ status: 'running', step: 0, weight: 25 });
-    expect(c.get('catalog')!.promotions).toBeUndefined();
+    expect(await c.latest('catalog')).toMatchObject({ status: 'running', step: 0, weight: 25 });
+    expect((await c.latest('catalog'))!.promotions).toBeUndefined();
     expect(splits).toEqual([{ v1: 75, v2: 25 }]);
     // Its loop runs again: a second start is still refused.
     await expect(c.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);
@@ -597,13 +604,13 @@ describe('operator actions on a running rollout', () => {
     let measured = 0;
     const second = await driving(deps(store, { setSplit: async (_s, w) => void splits.push(w), openWindow: measuring(() => (measured++, healthy)) }));
     expect(splits).toEqual([{ v1: 50, v2: 50 }]);
-    expect(second.get('catalog')).toMatchObject({ status: 'running', paused: { reason: 'night freeze' } });
+    expect(await second.latest('catalog')).toMatchObject({ status: 'running', paused: { reason: 'night freeze' } });
     await expect(second.start('catalog', { to: 'v2' })).rejects.toThrow(/already running/);
     // A negative, as above: a resumed-but-paused rollout judges nothing.
     await sleep(2_500);
     expect(measured).toBe(0);
     await second.resumePaused('catalog');
-    const ended = await waitUntil(() => second.get('catalog')!.status !== 'running' && second.get('catalog')!, { timeoutMs: 10_000, what: 'the rollout to end' });
+    const ended = await untilEnded(second, 10_000, 'the rollout to end');
     expect(ended.status).toBe('succeeded');
   });
 });

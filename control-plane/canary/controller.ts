@@ -258,10 +258,6 @@ export class CanaryController implements CanaryGuard {
     await this.close();
   }
 
-  get(service: string): CanaryState | undefined {
-    return this.states.get(service);
-  }
-
   /** The latest rollout of `service`: this replica's own while it drives them, otherwise as stored by the one that does. */
   async latest(service: string): Promise<CanaryState | undefined> {
     if (this.driving) return this.states.get(service);
