@@ -4,9 +4,11 @@
  * `limits { http_max_conns_per_client }`, 200 by default): two blocking queries say what
  * changed, and only the services that changed are read, a few at a time (RefreshQueue).
  *
- * - `/v1/catalog/services` keeps the list of service names. Its index moves on every
- *   registration anywhere, a re-registration that moves an address or changes meta
- *   included, which changes no check: so each move has every service read again.
+ * - `/v1/catalog/services` keeps the list of service names with their tags. A name that
+ *   appears, or whose tags change, is read; one that goes is dropped. Its index also moves
+ *   for what the list does not show (checked against Consul 1.16): a re-registration that
+ *   moves an address or port or changes meta, which changes no check either; a move the list
+ *   cannot attribute has every service read again.
  * - `/v1/health/state/any` lists every check with its ServiceName and ModifyIndex: a service
  *   whose checks changed (status, added, removed) is read again; a node check that changed
  *   (serfHealth) has every service read again, since it counts in all their healths.
@@ -74,6 +76,8 @@ export class ConsulCatalog implements Discovery {
   private readonly reads: RefreshQueue<{ watch: ServiceWatch; entries: HealthEntry[] } | undefined>;
   /** Per service name ('' for node checks), its checks as last listed: a change has it read again. */
   private checkStates = new Map<string, string>();
+  /** Per service name, its tags as the services list last gave them: a change has it read again. */
+  private listed = new Map<string, string>();
   private sorted: readonly Instance[] | undefined;
   /** Services whose first health answer is still to come, and who waits for that. */
   private pending = new Set<string>();
@@ -124,8 +128,9 @@ export class ConsulCatalog implements Discovery {
       },
       onAnswer: (names) => {
         this.namesHold.cancel();
+        const changed = this.listChanges(names);
         this.syncNames(this.meshNames(Object.keys(names)));
-        for (const name of this.services.keys()) this.reads.mark(name);
+        for (const name of changed ?? this.services.keys()) if (this.services.has(name)) this.reads.mark(name);
       },
       onError: (err, attempt) => this.awayAgain(err, attempt, 'the service list'),
       onRecovered: () => this.recovered(),
@@ -231,6 +236,19 @@ export class ConsulCatalog implements Discovery {
     this.namesKnown = true;
     this.settle(undefined);
     if (changed) this.changed();
+  }
+
+  /**
+   * The names a services-list answer added or changed the tags of, since the last answer; or
+   * undefined when it shows no change at all, so its index moved for a change it does not show
+   * (an instance's address, port or meta), which could be any service's.
+   */
+  private listChanges(names: Record<string, string[]>): string[] | undefined {
+    const next = new Map(Object.entries(names).map(([name, tags]) => [name, JSON.stringify([...(tags ?? [])].sort())]));
+    const changed = [...next].filter(([name, tags]) => this.listed.get(name) !== tags).map(([name]) => name);
+    const gone = [...this.listed.keys()].some((name) => !next.has(name));
+    this.listed = next;
+    return changed.length > 0 || gone ? changed : undefined;
   }
 
   /**
