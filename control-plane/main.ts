@@ -109,7 +109,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
 
   // With --consul the catalog is the registry: sidecars' Hellos no longer add instances.
   const registry = consul ? undefined : new StreamRegistry(options.registryGraceMs);
-  const discovery: Discovery = consul ? new ConsulCatalog(consul, logger) : registry!;
+  const discovery: Discovery = consul ? new ConsulCatalog(consul, logger, { sweepMs: options.consulSweepMs }) : registry!;
   // The push server is built below; writes ask for its hold only once the admin API listens.
   // The built-in registry refills as sidecars reconnect within the hold; Consul's catalog is
   // whole once read (its gap is `unknown()`), so refusals then are final.

@@ -2,6 +2,9 @@
 import type { InjectOptions } from '../inject/options.js';
 import type { StoreKind } from './store/open.js';
 
+/** The default of `--consul-sweep`: a catalog of 200 services is read at 3 services a second. */
+export const CONSUL_SWEEP_MS = 60_000;
+
 export interface ControlPlaneOptions {
   readonly dataDir: string;
   readonly grpcHost: string;
@@ -9,6 +12,8 @@ export interface ControlPlaneOptions {
   readonly httpHost: string;
   readonly httpPort: number;
   readonly consul?: string;
+  /** With `consul`: every service in the catalog is read again within this period (ConsulCatalog's sweep). */
+  readonly consulSweepMs: number;
   readonly store: StoreKind;
   readonly trustDomain: string;
   /** Trust domains the mesh was in before (`--trust-domain-alias`): their identities are still taken while sidecars move. */

@@ -1,7 +1,7 @@
 /** `skein control-plane`: flags of SPEC §5, each also readable from SKEIN_<FLAG_IN_CAPS>. */
 import { Command, Option } from 'commander';
 import { parseConsulAddress, durationFlagWithin, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain, parseTrustDomainAliases } from '../flag-values.js';
-import type { ControlPlaneOptions } from '../../control-plane/options.js';
+import { CONSUL_SWEEP_MS, type ControlPlaneOptions } from '../../control-plane/options.js';
 import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
 import { UsageError } from '../usage-error.js';
@@ -22,6 +22,11 @@ export function registerControlPlane(program: Command): void {
     .addOption(envOption('--http-port <port>', 'admin API port').argParser(parsePort).default(15080))
     .addOption(envOption('--http-host <address>', 'address the admin API binds').default('127.0.0.1'))
     .addOption(new Option('--consul <url>', 'Consul agent URL: discovery through Consul').env('CONSUL_HTTP_ADDR').argParser(parseConsulAddress))
+    .addOption(
+      envOption('--consul-sweep <duration>', "with --consul: every service in Consul's catalog is read again once within it, one at a time, so a change the catalog's lists do not show is pushed within it (1s to 24h)")
+        .argParser(durationFlagWithin('1s', '24h'))
+        .default(CONSUL_SWEEP_MS, '60s'),
+    )
     .addOption(envOption('--store <kind>', 'where config is stored: file (in the data dir) or consul (KV under skein/)').choices(['file', 'consul']).default('file'))
     .addOption(envOption('--trust-domain <domain>', 'SPIFFE trust domain').argParser(parseTrustDomain).default('skein.local'))
     .addOption(
@@ -55,6 +60,7 @@ export function registerControlPlane(program: Command): void {
         httpHost: String(flags.httpHost),
         httpPort: flags.httpPort as number,
         consul: flags.consul as string | undefined,
+        consulSweepMs: flags.consulSweep as number,
         store: flags.store as StoreKind,
         trustDomain: String(flags.trustDomain),
         trustDomainAliases: aliases,

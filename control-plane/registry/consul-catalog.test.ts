@@ -1,7 +1,8 @@
 /**
  * The catalog against a fake Consul (a plain HTTP server answering as the test needs): names
  * that are not service names are skipped and warned about once, and a malformed answer is
- * an error of that sync (logged, the last good state kept), never an exception.
+ * an error of that sync (logged, the last good state kept), never an exception; a change
+ * neither blocking query shows is read by the sweep, which waits while Consul is away.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +11,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../test/support/wait.js';
 import { connectConsul, type ConsulConnection } from '../../common/consul/client.js';
-import { ConsulCatalog, instancesOf } from './consul-catalog.js';
+import { ConsulCatalog, instancesOf, type ConsulCatalogOptions } from './consul-catalog.js';
 
 interface FakeConsul {
   readonly url: string;
@@ -18,6 +19,8 @@ interface FakeConsul {
   answers: Map<string, { body: unknown; index: number }>;
   /** While set, every request is answered 500, as an agent that is not serving. */
   down: boolean;
+  /** The path of every request, in arrival order. */
+  readonly requests: string[];
   close(): Promise<void>;
 }
 
@@ -50,9 +53,11 @@ async function fakeConsul(): Promise<FakeConsul> {
   const answers = new Map<string, { body: unknown; index: number }>();
   const checksOf = checksList();
   let down = false;
+  const requests: string[] = [];
   const server: Server = createServer((req, res) => {
-    if (down) return void res.writeHead(500).end('agent down');
     const url = new URL(req.url!, 'http://x');
+    requests.push(url.pathname);
+    if (down) return void res.writeHead(500).end('agent down');
     const answer = url.pathname === '/v1/health/state/any' ? checksOf(answers) : answers.get(url.pathname) ?? { body: [], index: 1 };
     const send = (): void => void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': String(answer.index) }).end(JSON.stringify(answer.body));
     if (url.searchParams.get('index') === String(answer.index)) setTimeout(send, 100);
@@ -62,6 +67,7 @@ async function fakeConsul(): Promise<FakeConsul> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     answers,
+    requests,
     get down() {
       return down;
     },
@@ -94,16 +100,16 @@ describe('ConsulCatalog against a fake Consul', () => {
   let catalog: ConsulCatalog | undefined;
 
   /**
-   * A catalog with `recoveryHoldMs` on a fresh fake Consul that lists `services`, each with one
+   * A catalog with `options` on a fresh fake Consul that lists `services`, each with one
    * passing instance (`<name>-1` on its port), synced; its log lines recorded.
    */
-  async function syncedCatalog(services: Record<string, number>, recoveryHoldMs: number): Promise<{ fake: FakeConsul; synced: ConsulCatalog; lines: { level: number; msg: string }[] }> {
+  async function syncedCatalog(services: Record<string, number>, options: ConsulCatalogOptions): Promise<{ fake: FakeConsul; synced: ConsulCatalog; lines: { level: number; msg: string }[] }> {
     consul = await fakeConsul();
     consul.answers.set('/v1/catalog/services', { body: Object.fromEntries(Object.keys(services).map((name) => [name, []])), index: 5 });
     for (const [name, port] of Object.entries(services)) consul.answers.set(`/v1/health/service/${name}`, { body: [entry(`${name}-1`, port)], index: 7 });
     connection = connectConsul(consul.url);
     const { logger, lines } = recordingLogger();
-    catalog = new ConsulCatalog(connection, logger, { recoveryHoldMs });
+    catalog = new ConsulCatalog(connection, logger, options);
     await catalog.synced(5_000);
     return { fake: consul, synced: catalog, lines };
   }
@@ -190,7 +196,7 @@ describe('ConsulCatalog against a fake Consul', () => {
   });
 
   it('after an outage, a service Consul no longer lists or lists without a passing instance is kept for the recovery hold', async () => {
-    const { fake, synced, lines } = await syncedCatalog({ web: 8001, api: 9001 }, 60_000);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001, api: 9001 }, { recoveryHoldMs: 60_000 });
     expect(synced.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
 
     // An empty answer with no outage before it is news.
@@ -213,7 +219,7 @@ describe('ConsulCatalog against a fake Consul', () => {
   });
 
   it('after an outage, a service listed with instances in warning only is applied at once: they receive traffic', async () => {
-    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, 60_000);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, { recoveryHoldMs: 60_000 });
     fake.down = true;
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 2, { what: 'the outage seen by both blocking queries' });
     fake.answers.set('/v1/health/service/web', { body: [{ ...entry('web-1', 8002), Checks: [{ Status: 'passing' }, { Status: 'warning' }] }], index: 2 });
@@ -224,7 +230,7 @@ describe('ConsulCatalog against a fake Consul', () => {
   });
 
   it('what the recovery hold kept is applied when the hold ends, though Consul answers nothing new (a service that stays gone, an instance that stays critical)', async () => {
-    const { fake, synced, lines } = await syncedCatalog({ web: 8001, api: 9001 }, 1_000);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001, api: 9001 }, { recoveryHoldMs: 1_000 });
     expect(synced.instances().map((i) => i.id)).toEqual(['api-1', 'web-1']);
 
     // The agent restarts; web's sidecar is gone for good, api's registered again but its check stays critical.
@@ -246,7 +252,7 @@ describe('ConsulCatalog against a fake Consul', () => {
 
   it('an answer held after an outage is not applied at the hold\'s end while Consul is away again', async () => {
     // 3 s: the query, between two 1 s blocking reads of this fake, sees the new outage well within it.
-    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, 3_000);
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, { recoveryHoldMs: 3_000 });
 
     fake.down = true;
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 2, { what: 'the outage seen by both blocking queries' });
@@ -259,6 +265,38 @@ describe('ConsulCatalog against a fake Consul', () => {
     await waitUntil(() => lines.filter((l) => l.level === 50).length >= 3, { what: 'the new outage seen' });
     await waitUntil(() => Date.now() > heldAt + 4_000, { timeoutMs: 6_000, what: 'past the end of the hold' });
     expect(synced.instances().map((i) => [i.id, i.health])).toEqual([['web-1', 'healthy']]);
+  });
+
+  /** An answer for web on `port` at the index it had: neither list moves, as for a re-registration Consul's lists do not show. */
+  const unseenMove = (fake: FakeConsul, port: number) => fake.answers.set('/v1/health/service/web', { body: [entry('web-1', port)], index: 7 });
+
+  it('reads a change neither list shows within the sweep period', async () => {
+    const { fake, synced } = await syncedCatalog({ web: 8001, api: 9001 }, { sweepMs: 400 });
+    const moved = Date.now();
+    unseenMove(fake, 8002);
+    await waitUntil(() => synced.instances().find((i) => i.id === 'web-1')?.port === 8002, { timeoutMs: 2_000, what: 'web on its new port, read by the sweep' });
+    expect(Date.now() - moved).toBeLessThan(400 + 500);
+  });
+
+  it('waits while the services list fails, rather than have every service read fail and retry on its own, and goes on once Consul answers', async () => {
+    // Five services, one sweep read every 500 ms.
+    const ports = Object.fromEntries(['web', 'a', 'b', 'c', 'd'].map((name, i) => [name, 8001 + i]));
+    const { fake, synced, lines } = await syncedCatalog(ports, { sweepMs: 2_500 });
+    const downFrom = fake.requests.length;
+    const tried = () => new Set(fake.requests.slice(downFrom).filter((path) => path.startsWith('/v1/health/service/')));
+    fake.down = true;
+    // The list's query fails on its next request (this fake answers it once a second): until
+    // then the sweep goes on, and what it asked for fails and retries as any read.
+    await waitUntil(() => lines.some((l) => l.level === 50 && l.msg.includes('watching the service list')), { what: 'the services list failing' });
+    const before = tried();
+    const seenAt = Date.now();
+    // 2 s: four of the sweep's turns, which would have asked for the others.
+    await waitUntil(() => Date.now() > seenAt + 2_000, { timeoutMs: 3_000, what: '2 s of the outage' });
+    expect([...tried()].filter((path) => !before.has(path))).toEqual([]);
+
+    unseenMove(fake, 8002);
+    fake.down = false;
+    await waitUntil(() => synced.instances().find((i) => i.id === 'web-1')?.port === 8002, { timeoutMs: 10_000, what: 'the sweep going on after the outage' });
   });
 });
 

@@ -8,12 +8,18 @@
  *   appears, or whose tags change, is read; one that goes is dropped. Its index also moves
  *   for what the list does not show (checked against Consul 1.16): a re-registration that
  *   moves an address or port or changes meta, which changes no check either; a move the list
- *   cannot attribute has every service read again.
+ *   cannot attribute has every service read again. Such a move that comes in one answer with
+ *   a change the list does show (two writes between two answers) cannot be told apart: the
+ *   sweep below reads it.
  * - `/v1/health/state/any` lists every check with its ServiceName and ModifyIndex: a service
  *   whose checks changed (status, added, removed) is read again; a node check that changed
  *   (serfHealth) has every service read again, since it counts in all their healths.
  * - `/v1/health/service/<name>` (all instances, not only passing), a non-blocking read, gives a
  *   service's instances with their health.
+ * - The sweep reads every service again once per `sweepMs`, one at a time evenly spread (the
+ *   one whose last read was asked longest ago), so what neither list shows is followed within
+ *   that bound at a steady N / sweepMs reads, not N reads per change. It pauses while the
+ *   services list fails (Consul away), when every read would fail too.
  *
  * Used for `GET /api/v1/services` and for the endpoints of pushed snapshots: an instance's
  * health is its checks' as Consul aggregates them (`consulHealth`), and those in `passing` or
@@ -33,6 +39,7 @@ import { BlockingQuery, type BlockingAnswer, type BlockingRequest } from '../../
 import { describeConsulError, type ConsulConnection } from '../../common/consul/client.js';
 import { RecoveryHold } from '../../common/consul/recovery-hold.js';
 import type { Logger } from '../../common/log.js';
+import { CONSUL_SWEEP_MS } from '../options.js';
 import { aclFilteredWarner, consulHealth, endpointOf, healthRequest, MalformedConsulAnswer, portlessWarner, skippedInstanceWarner, type HealthEntry, type InvalidInstanceListener } from '../../sidecar/discovery/consul.js';
 import type { Discovery, Instance } from './discovery.js';
 import { RefreshQueue } from './refresh-queue.js';
@@ -49,6 +56,8 @@ export interface ConsulCatalogOptions {
   readonly recoveryHoldMs?: number;
   /** How many services are read at once after a change (each read is one connection to the agent, beside the two blocking queries). */
   readonly readConcurrency?: number;
+  /** The sweep's period: every service is read again within it, so no change stays unread longer. */
+  readonly sweepMs?: number;
 }
 
 /** Reads at once after a change: with the two blocking queries, 6 connections to the agent. */
@@ -91,6 +100,14 @@ export class ConsulCatalog implements Discovery {
   /** Catalog names that are not valid service names, each warned about once. */
   private readonly skipped = new Set<string>();
   private readonly namesHold: RecoveryHold;
+  /** Services by when a read of them was last asked for, oldest first: the sweep reads the first. */
+  private readonly asked = new Set<string>();
+  private readonly sweepMs: number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = 0;
+  /** The services list fails (the agent away, most likely): the sweep waits, since its reads would fail too, each logged and retried on its own. */
+  private listFailing = false;
+  private closed = false;
 
   constructor(
     private readonly consul: ConsulConnection,
@@ -98,6 +115,7 @@ export class ConsulCatalog implements Discovery {
     private readonly options: ConsulCatalogOptions = {},
   ) {
     this.namesHold = new RecoveryHold(options.recoveryHoldMs);
+    this.sweepMs = options.sweepMs ?? CONSUL_SWEEP_MS;
     this.firstRead = new Promise((resolve) => (this.markRead = resolve));
     this.reads = new RefreshQueue({
       concurrency: options.readConcurrency ?? CATALOG_READ_CONCURRENCY,
@@ -130,10 +148,16 @@ export class ConsulCatalog implements Discovery {
         this.namesHold.cancel();
         const changed = this.listChanges(names);
         this.syncNames(this.meshNames(Object.keys(names)));
-        for (const name of changed ?? this.services.keys()) if (this.services.has(name)) this.reads.mark(name);
+        for (const name of changed ?? this.services.keys()) if (this.services.has(name)) this.mark(name);
       },
-      onError: (err, attempt) => this.awayAgain(err, attempt, 'the service list'),
-      onRecovered: () => this.recovered(),
+      onError: (err, attempt) => {
+        this.listFailing = true;
+        this.awayAgain(err, attempt, 'the service list');
+      },
+      onRecovered: () => {
+        this.listFailing = false;
+        this.recovered();
+      },
     });
     this.checks = new BlockingQuery({
       kind: 'index',
@@ -178,6 +202,8 @@ export class ConsulCatalog implements Discovery {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.sweepTimer);
     this.listeners.clear();
     this.namesHold.cancel();
     for (const w of this.services.values()) w.hold.cancel();
@@ -213,6 +239,7 @@ export class ConsulCatalog implements Discovery {
       }
       watch.hold.cancel();
       this.reads.forget(name);
+      this.asked.delete(name);
       this.services.delete(name);
       this.pending.delete(name);
       changed = true;
@@ -236,6 +263,34 @@ export class ConsulCatalog implements Discovery {
     this.namesKnown = true;
     this.settle(undefined);
     if (changed) this.changed();
+    this.scheduleSweep();
+  }
+
+  /** Has `name` read (again), as of now or later: it goes to the end of the sweep's order. */
+  private mark(name: string): void {
+    this.reads.mark(name);
+    this.asked.delete(name);
+    this.asked.add(name);
+  }
+
+  /**
+   * Schedules the sweep's next read sweepMs / N from now, or sooner when the catalog grew
+   * (never later, so a stream of changes cannot hold it off): read oldest first at that pace,
+   * each of the N services comes round within sweepMs of its last read.
+   */
+  private scheduleSweep(): void {
+    if (this.closed) return;
+    const delay = this.sweepMs / Math.max(1, this.services.size);
+    if (this.sweepTimer !== undefined && Date.now() + delay >= this.sweepAt) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = Date.now() + delay;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      const oldest = this.asked.values().next();
+      if (!this.listFailing && !oldest.done) this.mark(oldest.value);
+      this.scheduleSweep();
+    }, delay);
+    this.sweepTimer.unref();
   }
 
   /**
@@ -266,7 +321,7 @@ export class ConsulCatalog implements Discovery {
     const changed = [...new Set([...next.keys(), ...this.checkStates.keys()])].filter((name) => next.get(name) !== this.checkStates.get(name));
     this.checkStates = next;
     const all = changed.includes('');
-    for (const name of all ? this.services.keys() : changed) if (this.services.has(name)) this.reads.mark(name);
+    for (const name of all ? this.services.keys() : changed) if (this.services.has(name)) this.mark(name);
   }
 
   private applyHealth(name: string, watch: ServiceWatch, entries: readonly HealthEntry[]): void {

@@ -107,21 +107,48 @@ export function startLoad(agent: Agent, url: string, host: string, concurrency =
   };
 }
 
+export interface RecordingAgentProxy extends TestUpstream {
+  /**
+   * Holds the requests whose url `matches`, from now until `release()`: a blocking query held
+   * so reaches the agent only after the writes the test makes meanwhile, and its answer then
+   * shows them all at once (two writes between two answers).
+   */
+  hold(matches: (url: string) => boolean): { held(): number; release(): void };
+}
+
 /**
  * A plain HTTP proxy in front of `agent`: a sidecar given its url as `--consul` talks to the
  * real agent, and `requests` holds every call it made (`url` with the query string), so a test
  * counts one sidecar's queries, which the agent itself cannot tell apart from its neighbours'.
  * A caller that hangs up ends the forwarded request too, as a parked query's connection.
  */
-export function recordingAgentProxy(agent: ConsulAgent): Promise<TestUpstream> {
-  return startUpstream((req, res) => {
-    const forwarded = httpRequest({ host: '127.0.0.1', port: agent.httpPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
-    forwarded.on('error', () => res.destroy());
-    res.on('close', () => forwarded.destroy());
-    req.pipe(forwarded);
+export async function recordingAgentProxy(agent: ConsulAgent): Promise<RecordingAgentProxy> {
+  let gate: { matches: (url: string) => boolean; held: (() => void)[] } | undefined;
+  const upstream = await startUpstream((req, res) => {
+    const forward = (): void => {
+      const forwarded = httpRequest({ host: '127.0.0.1', port: agent.httpPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      forwarded.on('error', () => res.destroy());
+      res.on('close', () => forwarded.destroy());
+      req.pipe(forwarded);
+    };
+    if (gate?.matches(req.url ?? '')) gate.held.push(forward);
+    else forward();
+  });
+  return Object.assign(upstream, {
+    hold(matches: (url: string) => boolean) {
+      const held: (() => void)[] = [];
+      gate = { matches, held };
+      return {
+        held: () => held.length,
+        release() {
+          gate = undefined;
+          for (const forward of held.splice(0)) forward();
+        },
+      };
+    },
   });
 }
 

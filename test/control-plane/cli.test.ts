@@ -280,6 +280,8 @@ describe('skein admin commands', () => {
       [['control-plane', '--resync-hold', '999h'], /^error: option '--resync-hold <duration>' argument '999h' is invalid\. 999h is out of range: must be between 0s and 1h$/],
       [['control-plane', '--registry-grace', '999h'], /^error: option '--registry-grace <duration>' argument '999h' is invalid\. 999h is out of range: must be between 0s and 24h$/],
       [['control-plane', '--coalesce', '5s'], /^error: option '--coalesce <duration>' argument '5s' is invalid\. 5s is out of range: must be between 0s and 1s$/],
+      // 0s would read the whole catalog in a loop.
+      [['control-plane', '--consul-sweep', '0s'], /^error: option '--consul-sweep <duration>' argument '0s' is invalid\. 0s is out of range: must be between 1s and 24h$/],
     ];
     for (const [args, message, env] of cases) {
       const res = await skein(args, env);
