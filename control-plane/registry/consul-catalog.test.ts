@@ -278,6 +278,22 @@ describe('ConsulCatalog against a fake Consul', () => {
     expect(Date.now() - moved).toBeLessThan(400 + 500);
   });
 
+  it('reads each service within the sweep period though the catalog shrinks meanwhile', async () => {
+    // Twenty services, one sweep read every 300 ms, asked for in the list's order.
+    const names = Array.from({ length: 20 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    const { fake, synced } = await syncedCatalog(Object.fromEntries(names.map((name, i) => [name, 8001 + i])), { sweepMs: 6_000 });
+    const syncedAt = Date.now();
+    const from = fake.requests.length;
+    // s19, the last to come round, moves unseen.
+    fake.answers.set('/v1/health/service/s19', { body: [entry('s19-1', 9999)], index: 7 });
+    await waitUntil(() => fake.requests.slice(from).filter((path) => path.startsWith('/v1/health/service/')).length >= 10, { timeoutMs: 6_000, what: 'ten sweep reads' });
+    // The ten the sweep read go: ten turns are left for s10 to s19, paced 600 ms apart, so
+    // they alone would take s19 past its 6 s.
+    fake.answers.set('/v1/catalog/services', { body: Object.fromEntries(names.slice(10).map((name) => [name, []])), index: 6 });
+    await waitUntil(() => synced.instances().find((i) => i.id === 's19-1')?.port === 9999, { timeoutMs: 12_000, what: 's19 on its new port' });
+    expect(Date.now() - syncedAt).toBeLessThan(6_000 + 1_200);
+  });
+
   it('waits while the services list fails, rather than have every service read fail and retry on its own, and goes on once Consul answers', async () => {
     // Five services, one sweep read every 500 ms.
     const ports = Object.fromEntries(['web', 'a', 'b', 'c', 'd'].map((name, i) => [name, 8001 + i]));

@@ -100,8 +100,8 @@ export class ConsulCatalog implements Discovery {
   /** Catalog names that are not valid service names, each warned about once. */
   private readonly skipped = new Set<string>();
   private readonly namesHold: RecoveryHold;
-  /** Services by when a read of them was last asked for, oldest first: the sweep reads the first. */
-  private readonly asked = new Set<string>();
+  /** When a read of each service was last asked for (ms), oldest first: the sweep reads the first. */
+  private readonly asked = new Map<string, number>();
   private readonly sweepMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweepAt = 0;
@@ -270,23 +270,27 @@ export class ConsulCatalog implements Discovery {
   private mark(name: string): void {
     this.reads.mark(name);
     this.asked.delete(name);
-    this.asked.add(name);
+    this.asked.set(name, Date.now());
   }
 
   /**
    * Schedules the sweep's next read sweepMs / N from now, or sooner when the catalog grew
    * (never later, so a stream of changes cannot hold it off): read oldest first at that pace,
-   * each of the N services comes round within sweepMs of its last read.
+   * each of the N services comes round within sweepMs of its last read. A catalog that shrank
+   * left fewer turns than it was paced for, so the oldest is also read by its due time.
    */
   private scheduleSweep(): void {
     if (this.closed) return;
-    const delay = this.sweepMs / Math.max(1, this.services.size);
-    if (this.sweepTimer !== undefined && Date.now() + delay >= this.sweepAt) return;
+    const now = Date.now();
+    let delay = this.sweepMs / Math.max(1, this.services.size);
+    const oldest = this.asked.values().next();
+    if (!this.listFailing && !oldest.done) delay = Math.max(0, Math.min(delay, oldest.value + this.sweepMs - now));
+    if (this.sweepTimer !== undefined && now + delay >= this.sweepAt) return;
     clearTimeout(this.sweepTimer);
-    this.sweepAt = Date.now() + delay;
+    this.sweepAt = now + delay;
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = undefined;
-      const oldest = this.asked.values().next();
+      const oldest = this.asked.keys().next();
       if (!this.listFailing && !oldest.done) this.mark(oldest.value);
       this.scheduleSweep();
     }, delay);
