@@ -7,6 +7,7 @@
 import { Option, type Command } from 'commander';
 import { formatDuration } from '../../common/config/duration.js';
 import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../admin-client.js';
+import { NO_SUCH_ENDPOINT } from '../../control-plane/admin-api/errors.js';
 import { SERVICE } from '../answers.js';
 import { durationFlagWithin, parseAdminUrl } from '../flag-values.js';
 import { TryAgainError } from '../try-again-error.js';
@@ -63,7 +64,9 @@ export async function runAdmin(action: () => Promise<void>): Promise<void> {
     }
     if (err instanceof AdminApiError) {
       const detail = err.problems.length > 1 ? `\n  ${err.problems.join('\n  ')}` : '';
-      throw new Error(`${err.status ? `${err.status} ${err.code}: ` : ''}${err.problems.length > 1 ? 'the request fails validation:' : err.message}${detail}`);
+      // The control plane's router knows no such path: it is older than the command (skein apply, canary --pause came later).
+      const older = err.status === 404 && err.message.startsWith(NO_SUCH_ENDPOINT) ? `; the control plane is older than this CLI and does not have this command's API: upgrade it to use the command` : '';
+      throw new Error(`${err.status ? `${err.status} ${err.code}: ` : ''}${err.problems.length > 1 ? 'the request fails validation:' : err.message}${older}${detail}`);
     }
     throw err;
   }

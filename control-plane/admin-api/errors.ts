@@ -30,6 +30,9 @@ export const API_ERRORS = {
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
 
+/** How the router's 404 for a path it has no route for begins: a CLI newer than the control plane reads it as the control plane being older. */
+export const NO_SUCH_ENDPOINT = 'no such endpoint: ';
+
 export class ApiError extends Error {
   override name = 'ApiError';
   readonly status: number;

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { COMPONENT_HEADER, type SkeinComponent } from '../../common/http/component.js';
 import type { Logger } from '../../common/log.js';
 import { tokenMatches } from '../admin-token.js';
-import { ApiError, errorBody, toApiError } from './errors.js';
+import { ApiError, errorBody, NO_SUCH_ENDPOINT, toApiError } from './errors.js';
 import type { ApiResponse, RequestContext, Router } from './router.js';
 
 export interface AdminServerOptions {
@@ -59,7 +59,7 @@ async function handle(options: AdminServerOptions, req: IncomingMessage, res: Se
   try {
     const url = targetUrl(req.url);
     const match = options.router.match(req.method ?? 'GET', url.pathname);
-    if (match.kind === 'not-found') throw new ApiError('not-found', `no such endpoint: ${url.pathname}`);
+    if (match.kind === 'not-found') throw new ApiError('not-found', `${NO_SUCH_ENDPOINT}${url.pathname}`);
     if (match.kind === 'method-not-allowed') {
       res.setHeader('allow', match.allowed.join(', '));
       throw new ApiError('method-not-allowed', `${req.method} is not allowed on ${url.pathname} (allowed: ${match.allowed.join(', ')})`);

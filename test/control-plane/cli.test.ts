@@ -534,6 +534,27 @@ describe('skein admin commands', () => {
     expect(current.stdout).not.toContain('not reported');
   });
 
+  it('says the control plane is older than the CLI when it has no API for the command', async () => {
+    // A stand-in for a control plane from before `skein apply` and the canary actions: its router has no such routes.
+    const withoutNewRoutes: RequestListener = (req, res) => {
+      void fetch(`${cp.adminUrl}/api/v0-missing`, { headers: { authorization: `Bearer ${cp.adminToken}` } }).then(async (real) => {
+        const body = (await real.text()).replace('/api/v0-missing', new URL(req.url!, cp.adminUrl).pathname);
+        res.writeHead(real.status, { 'content-type': 'application/json' }).end(body);
+      });
+    };
+    const file = join(tempDir(), 'mesh.yaml');
+    writeFileSync(file, 'services:\n  skew: { timeout: 2s }\n');
+    await withServer(withoutNewRoutes, async (url) => {
+      for (const args of [['apply', '-f', file], ['canary', 'skew', '--pause']]) {
+        const res = await skein([...args, '--control-plane', url]);
+        expect(res.code, args.join(' ')).toBe(1);
+        expect(res.stderr, args.join(' ')).toMatch(/404 not-found: no such endpoint: \/api\/v1\/\S+; the control plane is older than this CLI and does not have this command's API: upgrade it to use the command\n$/);
+      }
+    });
+    // An unknown service is another 404, about the service, not the API.
+    expect((await skein(['get', 'routes', 'nobody'])).stderr).not.toContain('older than this CLI');
+  });
+
   /** Runs every admin command, writes included, against each of `others`: each fails (exit 1) with one line naming the URL that gave `answered`. */
   async function notSkeinFromEveryCommand(others: Server[], answered: string): Promise<void> {
     for (const other of others) await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
