@@ -14,6 +14,12 @@ describe('ring-hash keys', () => {
     expect(compileHashKey({ query: 'user' })!({}, '/p?x=1&user=bob%20b', '')).toBe(ringHash('bob b'));
   });
 
+  it('takes an empty cookie for none, so clients without a session are balanced at random, not all sent to one endpoint', () => {
+    const byCookie = compileHashKey({ cookie: 'sid' })!;
+    expect(byCookie({ cookie: 'a=1; sid=; b=2' }, '/', '')).toBeUndefined();
+    expect(byCookie({ cookie: 'sid=; sid=s-1' }, '/', '')).toBeUndefined();
+  });
+
   it('finds a cookie among several Cookie lines, by its whole name', () => {
     expect(cookieValue(['a=1', ' sid = x ; c=3'], 'sid')).toBe('x');
     expect(cookieValue('xsid=1; sidx=2', 'sid')).toBeUndefined();

@@ -21,7 +21,9 @@ export function compileHashValue(on: HashOn): HashValueOf {
   }
   if (on.cookie !== undefined) {
     const name = on.cookie;
-    return (headers) => cookieValue(headers.cookie, name);
+    // An empty cookie (`sid=`, what many apps leave after a logout) names no session: hashed, it
+    // would send every such client to one endpoint. Envoy's cookie hash takes it as absent too.
+    return (headers) => cookieValue(headers.cookie, name) || undefined;
   }
   const name = on.query!;
   return (_headers, url) => queryValue(url, name);
