@@ -177,7 +177,7 @@ function onRequestEnd(this: ProxyRequest): void {
   ex.bodyChunks = null;
   ex.bodyReceived();
   const mirror = ex.route!.mirror;
-  if (mirror !== null) mirror(ex.method, ex.url, ex.headers, body);
+  if (mirror !== null) mirror(ex.method, ex.url, ex.headers, body, ex.hash);
   ex.send();
 }
 
@@ -450,7 +450,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (budget !== null) budget.recordRequest();
     const hasBody = this.h2 ? h2HasBody(this.req) : this.chunked || this.contentLength > 0;
     if (!hasBody) {
-      if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, undefined);
+      if (route.mirror !== null) route.mirror(this.method, this.url, this.headers, undefined, this.hash);
       this.send();
       return;
     }

@@ -152,7 +152,7 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
       retryNonIdempotent: rule.retryNonIdempotent,
       fault: compileFault(rule.fault, random),
       mirror: compileMirror(rule.mirror, (name, request) => {
-        const endpoint = subset(name).picker.pick();
+        const endpoint = subset(name).picker.pick(undefined, request.hash);
         if (endpoint === undefined) return Promise.reject(new Error(`no endpoint in mirror subset ${name}`));
         return dispatchCopy(endpoint.pool, request, timeoutMs || MIRROR_TIMEOUT_MS);
       }, (name) => parts.mirrorInFlight(compiled.name, name), { random }),

@@ -22,6 +22,8 @@ export interface MirrorRequest {
   /** Flat `[name, value, ...]` list, as sent upstream. */
   readonly headers: readonly string[];
   readonly body: Buffer | undefined;
+  /** The request's ring-hash key (hash-key.ts), undefined for none: a copy goes where the subset's requests of that value go. */
+  readonly hash?: number;
 }
 
 /** Sends a copy to an endpoint of `subset` (the upstream stage provides it); settles when the copy is done. */
@@ -36,9 +38,9 @@ export interface MirrorCounters {
 
 /**
  * Offers one request for mirroring. `body` is the buffered body, undefined for a request
- * without one, or null when the body streams (never mirrored).
+ * without one, or null when the body streams (never mirrored); `hash` its ring-hash key.
  */
-export type MirrorStage = (method: string, path: string, headers: readonly string[], body: Buffer | undefined | null) => void;
+export type MirrorStage = (method: string, path: string, headers: readonly string[], body: Buffer | undefined | null, hash?: number) => void;
 
 /**
  * The copies of a rule's mirror to one subset still in flight. Kept per service across
@@ -72,7 +74,7 @@ export function compileMirror(mirror: RouteRule['mirror'], send: MirrorSend, inF
     copies.count--;
   };
 
-  return (method, path, headers, body) => {
+  return (method, path, headers, body, hash) => {
     if (percent < 100 && random() * 100 >= percent) return;
     if (body === null || (body !== undefined && body.length > MIRROR_BODY_LIMIT) || copies.count >= maxInFlight) {
       counters.skipped++;
@@ -82,7 +84,7 @@ export function compileMirror(mirror: RouteRule['mirror'], send: MirrorSend, inF
     counters.sent++;
     let copy: Promise<unknown>;
     try {
-      copy = send(subset, { method, path, headers: [...headers, MIRROR_HEADER, '1'], body });
+      copy = send(subset, { method, path, headers: [...headers, MIRROR_HEADER, '1'], body, hash });
     } catch {
       failed();
       return;

@@ -2,8 +2,8 @@
  * `lb: ring-hash` through one real sidecar in plain mode (endpoints are test servers that say
  * who they are): requests with the same header, cookie or query value reach the same endpoint,
  * WebSocket upgrades go where the requests of their value go, a removed endpoint moves only its
- * own keys, and a failing endpoint's requests are retried on one neighbour, the same for every
- * request of the key.
+ * own keys, a failing endpoint's requests are retried on one neighbour, the same for every
+ * request of the key, and a mirror's copies go where its subset's requests of the value go.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
@@ -22,6 +22,9 @@ describe('ring-hash balancing', () => {
   let sidecar: SpawnedSidecar;
   let file: string;
   let failing = '';
+  /** The mirror subset's endpoints, and per user the ones its copies reached. */
+  const shadows: TestUpstream[] = [];
+  const copiesOf = new Map<string, string[]>();
 
   const snapshot = (version: string, names: readonly string[]): SnapshotInput => {
     const endpoints = servers.filter((_, i) => names.includes(`s${i}`)).map((s) => ({ address: '127.0.0.1', port: s.port, labels: {} }));
@@ -31,7 +34,13 @@ describe('ring-hash balancing', () => {
         byheader: { lb: 'ring-hash', hashOn: { header: 'x-user' }, retries: { attempts: 1, on: ['gateway-error'] }, endpoints },
         bycookie: { lb: 'ring-hash', hashOn: { cookie: 'sid' }, endpoints },
         byquery: { lb: 'ring-hash', hashOn: { query: 'user' }, endpoints },
+        mirrored: {
+          lb: 'ring-hash',
+          hashOn: { header: 'x-user' },
+          endpoints: [...endpoints.map((e) => ({ ...e, labels: { version: 'live' } })), ...shadows.map((s) => ({ address: '127.0.0.1', port: s.port, labels: { version: 'shadow' } }))],
+        },
       },
+      routes: { mirrored: [{ match: { pathPrefix: '/' }, split: { live: 100 }, mirror: { subset: 'shadow', percent: 100 } }] },
     };
   };
   const ALL = ['s0', 's1', 's2', 's3'];
@@ -50,6 +59,16 @@ describe('ring-hash balancing', () => {
       const ok = echoHandler(name);
       servers.push(await startUpstream((req, res) => (failing === name ? res.writeHead(503, { 'x-upstream': name }).end() : ok(req, res))));
     }
+    for (let i = 0; i < 3; i++) {
+      const name = `m${i}`;
+      shadows.push(
+        await startUpstream((req, res) => {
+          const user = String(req.headers['x-user']);
+          copiesOf.set(user, [...(copiesOf.get(user) ?? []), name]);
+          res.end();
+        }),
+      );
+    }
     file = writeTempConfig(snapshot('1', ALL), tempDir());
     sidecar = await procs.sidecar({ service: 'client', appPort: servers[0]!.port, config: file });
   });
@@ -57,7 +76,7 @@ describe('ring-hash balancing', () => {
   afterAll(async () => {
     await procs.killAll();
     await agent.close();
-    await Promise.all(servers.map((s) => s.close()));
+    await Promise.all([...servers, ...shadows].map((s) => s.close()));
   });
 
   it('sends every request of one header, cookie or query value to one endpoint, and spreads the values', async () => {
@@ -78,6 +97,13 @@ describe('ring-hash balancing', () => {
     // Without the value, requests are spread at random.
     const anonymous = new Set(await Promise.all(Array.from({ length: 40 }, () => served('byheader', '/'))));
     expect(anonymous.size).toBeGreaterThanOrEqual(3);
+  });
+
+  it("sends a mirror's copies of a value's requests to one endpoint of the mirror subset", async () => {
+    for (let round = 0; round < 2; round++) await owners((u) => served('mirrored', '/', { 'x-user': u }));
+    await waitUntil(() => [...copiesOf.values()].reduce((n, c) => n + c.length, 0) === USERS.length * 2, { what: 'every copy received' });
+    for (const user of USERS) expect(new Set(copiesOf.get(user)), user).toHaveProperty('size', 1);
+    expect(new Set(USERS.map((u) => copiesOf.get(u)![0])).size).toBeGreaterThanOrEqual(2);
   });
 
   it('sends a WebSocket upgrade where the requests of its value go', async () => {
