@@ -63,6 +63,27 @@ describe('ring-hash balancer', () => {
     expect(movedKeys).toBeGreaterThan(0);
   });
 
+  it('sends each further retry of a key on to the next endpoint on the ring, not back to its owner', () => {
+    const eps = endpoints(5);
+    const picker = ringHashPicker(eps, healthy);
+    for (const k of keys.slice(0, 200)) {
+      const tries = [picker.pick(undefined, k)!];
+      for (let t = 1; t < 5; t++) tries.push(picker.pick(tries[t - 1], k)!);
+      // Five tries, five endpoints: every one of them is tried once.
+      expect(new Set(tries).size).toBe(5);
+    }
+    // Past ejected endpoints too, and round to the owner only when the others have been tried.
+    const ejected = new Set([eps[1]!.key, eps[3]!.key]);
+    const withEjections = ringHashPicker(eps, (key) => ejected.has(key));
+    for (const k of keys.slice(0, 200)) {
+      const first = withEjections.pick(undefined, k)!;
+      const second = withEjections.pick(first, k)!;
+      const third = withEjections.pick(second, k)!;
+      expect(new Set([first, second, third]).size).toBe(3);
+      expect([first, second, third].some((e) => ejected.has(e.key))).toBe(false);
+    }
+  });
+
   it('panics to an ejected endpoint, not back to the one to avoid, when all others are ejected; and alone, picks it', () => {
     const eps = endpoints(3);
     const picker = ringHashPicker(eps, (key) => key !== eps[0]!.key);

@@ -10,8 +10,10 @@
  * builds the same ring from the same endpoints, in whatever order discovery lists them. A key
  * goes to the owner of the first point at or after its hash; ejected endpoints and `avoid`
  * (balancer.ts's ranks) are passed over clockwise, so an ejected endpoint's keys, and a
- * retry's next try, land on its neighbour, the same one for every request of that key. A
- * request without a key (the header absent) is balanced at random, as Envoy does.
+ * retry's next try, land on its neighbour, the same one for every request of that key; each
+ * further try goes on past the endpoint the one before failed on, to the next endpoint on the
+ * ring (as Envoy's ring with its previous-hosts retry predicate). A request without a key (the
+ * header absent) is balanced at random, as Envoy does.
  */
 import { hash as digest } from 'node:crypto';
 import { EMPTY_PICKER, randomByRank, type BalancedEndpoint, type EjectedPredicate, type Picker } from './balancer.js';
@@ -67,18 +69,31 @@ class RingHashPicker<E extends BalancedEndpoint> implements Picker<E> {
     }
     const stamp = this.walk;
     let judged = 0;
+    // A retry goes on from `avoid`, its last try's endpoint, and comes round to the endpoints
+    // before it last: started from the key's owner, every other try would go back to the owner
+    // (the last try's is all a retry avoids), and a third endpoint would never be tried.
+    let pastAvoid = avoid === undefined;
     let panic: E | undefined;
+    let beforeAvoid: E | undefined;
+    let panicBeforeAvoid: E | undefined;
     for (let i = firstAtOrAfter(points, hash), step = 0; step < total && judged < endpoints.length; step++, i = i + 1 === total ? 0 : i + 1) {
       const owner = owners[i]!;
       if (seen[owner] === stamp) continue;
       seen[owner] = stamp;
       judged++;
       const e = endpoints[owner]!;
-      if (e === avoid) continue;
-      if (!this.isEjected(e.key)) return e;
-      panic ??= e;
+      if (e === avoid) {
+        pastAvoid = true;
+        continue;
+      }
+      const ejected = this.isEjected(e.key);
+      if (pastAvoid) {
+        if (!ejected) return e;
+        panic ??= e;
+      } else if (ejected) panicBeforeAvoid ??= e;
+      else beforeAvoid ??= e;
     }
-    return panic ?? avoid;
+    return beforeAvoid ?? panic ?? panicBeforeAvoid ?? avoid;
   }
 }
 
