@@ -1,5 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import * as crypto from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
 import { ringHash, ringHashPicker } from './ring-hash.js';
+
+// The MD5s the ring takes, counted.
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:crypto')>();
+  return { ...actual, hash: vi.fn(actual.hash) };
+});
+const digests = (): number => vi.mocked(crypto.hash).mock.calls.length;
 
 const endpoints = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${from + i}:8080`, active: 0 }));
 const keys = Array.from({ length: 4000 }, (_, i) => ringHash(`user-${i}`));
@@ -94,6 +102,19 @@ describe('ring-hash balancer', () => {
     const one = endpoints(1);
     expect(ringHashPicker(one, healthy).pick(one[0], keys[0])).toBe(one[0]);
     expect(ringHashPicker([], healthy).pick(undefined, keys[0])).toBeUndefined();
+  });
+
+  it("hashes an endpoint's points once: a rebuild over the same endpoints (a reload, a snapshot changed elsewhere) hashes only new ones", () => {
+    const eps = endpoints(50);
+    const first = ringHashPicker(eps, healthy);
+    let before = digests();
+    const rebuilt = ringHashPicker([...eps].reverse(), healthy);
+    expect(digests()).toBe(before);
+    expect(keys.map((k) => rebuilt.pick(undefined, k))).toEqual(keys.map((k) => first.pick(undefined, k)));
+    before = digests();
+    ringHashPicker([...eps, ...endpoints(1, 50)], healthy);
+    // 160 points, four a digest, for the one endpoint added.
+    expect(digests() - before).toBe(40);
   });
 
   it('balances a request without a key at random', () => {
