@@ -4,6 +4,7 @@
  * plane's CA; the admin API reads and writes the store. This file only wires them.
  */
 import type { Server } from 'node:http';
+import { hostPort } from '../common/net/host-port.js';
 import { hostname } from 'node:os';
 import { makeDataDir } from './data-dir.js';
 import { Registry } from 'prom-client';
@@ -239,7 +240,7 @@ async function startLocked(options: ControlPlaneOptions, logger: Logger): Promis
 /** The admin API's URL for other replicas and operators: an unspecified host is this machine's name. */
 function adminUrl(host: string, port: number): string {
   const name = host === '0.0.0.0' || host === '::' || host === '' ? hostname() : host;
-  return `http://${name.includes(':') ? `[${name}]` : name}:${port}`;
+  return `http://${hostPort(name, port)}`;
 }
 
 function listen(server: Server, host: string, port: number): Promise<number> {

@@ -18,6 +18,7 @@
  * same way (400, 431 or 501) on its stream alone.
  */
 import type { Server as HttpServer } from 'node:http';
+import { hostPort } from '../common/net/host-port.js';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
@@ -353,7 +354,7 @@ export class ListenError extends Error {
     readonly reason: NodeJS.ErrnoException,
     readonly flag?: string,
   ) {
-    super(`${flag ?? `${host.includes(':') ? `[${host}]` : host}:${port}`}: ${bindFailure(reason)}`, { cause: reason });
+    super(`${flag ?? hostPort(host, port)}: ${bindFailure(reason)}`, { cause: reason });
     this.code = reason.code;
   }
 }

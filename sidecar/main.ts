@@ -9,6 +9,7 @@
  *   admin    127.0.0.1:adminPort
  */
 import type { Http2ServerRequest } from 'node:http2';
+import { hostForUrl } from '../common/net/host-port.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { createSecureContext, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
@@ -88,10 +89,6 @@ const ANSWER_FLUSH_MS = 500;
 /** A plain HTTP/1.1 upstream: the local app, or an endpoint when this sidecar has no identity. */
 function h1Upstream(address: string, port: number): H1Upstream {
   return new H1Upstream({ host: address, port, maxHeaderBytes: 64 * 1024 });
-}
-
-function hostForUrl(address: string): string {
-  return address.includes(':') ? `[${address}]` : address;
 }
 
 /** TLS options to reach a peer sidecar of `service` with this identity. */

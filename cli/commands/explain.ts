@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
 import type { HashOn } from '../../common/config/schema.js';
+import { hostPort } from '../../common/net/host-port.js';
 import { EXPLANATION, notReported, type ExplainAnswerSeen } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
 import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type AdminFlags } from './admin-common.js';
@@ -40,7 +41,7 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
       t.subset === '*' ? '(all)' : t.subset,
       `${t.weight}%`,
       Object.entries(t.selector).map(([k, v]) => `${k}=${v}`).join(',') || '*',
-      t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => `${e.address}:${e.port}`).join(' ') : 'none (503 no-healthy-endpoints)') : undefined,
+      t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => hostPort(e.address, e.port)).join(' ') : 'none (503 no-healthy-endpoints)') : undefined,
     ]),
   );
   // A matched rule comes with both lists, empty when none is: absent, the control plane predates them.

@@ -1,5 +1,6 @@
 /** `skein get services|routes|proxies|intentions [NAME]`: read state from the admin API. */
 import { Argument, type Command } from 'commander';
+import { hostPort } from '../../common/net/host-port.js';
 import type { ServiceView } from '../../control-plane/admin-api/services-routes.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES, type IntentionsAnswer, type RouteRuleAnswer } from '../answers.js';
@@ -43,7 +44,7 @@ async function getServices(api: AdminClient, name: string | undefined, flags: Ad
     const view = (await api.get(`/api/v1/services/${encodeURIComponent(name)}`, SERVICE)).body;
     if (flags.output === 'json') return printJson(view);
     process.stdout.write(`${view.name} (${view.protocol}); subsets (healthy/total): ${describeSubsets(view) || '-'}\n`);
-    return printTable(['INSTANCE', 'ADDRESS', 'VERSION', 'HEALTH'], view.instances.map((i) => [i.id, `${i.address}:${i.port}`, i.version, i.health]));
+    return printTable(['INSTANCE', 'ADDRESS', 'VERSION', 'HEALTH'], view.instances.map((i) => [i.id, hostPort(i.address, i.port), i.version, i.health]));
   }
   const res = await api.get('/api/v1/services', SERVICES);
   warnOfStored(res.headers);

@@ -5,6 +5,7 @@
  * only their membership in pickers is rebuilt.
  */
 import type { Dispatcher } from 'undici';
+import { hostPort } from '../../common/net/host-port.js';
 import type { Endpoint } from '../../common/config/schema.js';
 import type { BalancedEndpoint } from '../balancers/balancer.js';
 
@@ -35,9 +36,8 @@ export type Protocol = 'http' | 'grpc';
 /** Makes the pool for one endpoint of `service` (TLS to a peer sidecar, or plain; HTTP/2 for gRPC). */
 export type PoolFactory = (service: string, address: string, port: number, protocol: Protocol) => Dispatcher;
 
-export function endpointKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
+/** An endpoint's key, `address:port` (outlier detection tracks endpoints by it). */
+export const endpointKey = hostPort;
 
 function retire(endpoint: UpstreamEndpoint): void {
   endpoint.removed = true;

@@ -25,6 +25,7 @@
  * empty, envoyproxy/envoy#5037; a small body costs little more to read than a new connection.)
  */
 import { connect as netConnect, type Socket } from 'node:net';
+import { hostPort } from '../../common/net/host-port.js';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { abandonedError, UpstreamCall } from '../cluster/upstream-call.js';
@@ -527,8 +528,7 @@ export class H1Upstream extends UpstreamDispatcher<H1Conn> {
 
   constructor(readonly options: H1UpstreamOptions) {
     super();
-    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    this.hostHeader = `${host}:${options.port}`;
+    this.hostHeader = hostPort(options.host, options.port);
     this.origin = `http://${this.hostHeader}`;
   }
 
