@@ -49,6 +49,7 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
   if (a.affinity && a.policy?.hashOn) {
     const on = hashOnText(a.policy.hashOn);
     if (a.affinity.value === null) out(`ring-hash: the request has no ${on}, so each such request goes to a random endpoint`);
+    else if (a.affinity.endpoints.length === 0) out(`ring-hash on ${on} ${JSON.stringify(a.affinity.value)}: one endpoint for every request with it, which the snapshot cannot name (it lists no endpoints: the sidecars find them in discovery)`);
     else for (const e of a.affinity.endpoints) out(`ring-hash on ${on} ${JSON.stringify(a.affinity.value)}: ${e.subset === '*' ? '' : `${e.subset} `}${e.endpoint}, for every request with it, while that endpoint is not ejected`);
   }
   for (const b of a.openBreakers ?? []) {

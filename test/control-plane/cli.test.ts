@@ -677,6 +677,7 @@ describe('skein admin commands', () => {
     expect(res.stdout).toMatch(/ring-hash: the request has no cookie sid, so each such request goes to a random endpoint/);
     const withCookie = await skein(['explain', 'sticky', 'GET', '/cart', '-H', 'cookie: sid=s-1', '-o', 'json']);
     expect(JSON.parse(withCookie.stdout).affinity).toEqual({ value: 's-1', endpoints: [] });
+    expect((await skein(['explain', 'sticky', 'GET', '/cart', '-H', 'cookie: sid=s-1'])).stdout).toContain('ring-hash on cookie sid "s-1": one endpoint for every request with it, which the snapshot cannot name (it lists no endpoints: the sidecars find them in discovery)\n');
     const refused = await apiError(cp.api.put('/api/v1/services/sticky/policy', { lb: 'ring-hash' }));
     expect({ status: refused.status, problems: refused.problems }).toEqual({ status: 422, problems: ['hashOn: lb ring-hash needs hashOn: the header, cookie or query parameter to hash'] });
   });
