@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { REASONS, SkeinError } from './errors.js';
+import { RateLimitedError, REASONS, SkeinError } from './errors.js';
 
 describe('the x-skein-reason catalogue', () => {
   it('is documented in the README, row for row', () => {
@@ -18,5 +18,15 @@ describe('the x-skein-reason catalogue', () => {
     expect(err.status).toBe(504);
     expect(err.grpcStatus).toBe(4);
     expect(new SkeinError('fault-injected', undefined, 418).status).toBe(418);
+  });
+
+  it('gives a rate-limited answer the seconds until a token as Retry-After, rounded up and at least 1', () => {
+    const limit = { requestsPerSecond: 5, burst: 10 };
+    const err = new RateLimitedError('catalog', limit, 200);
+    expect([err.status, err.grpcStatus, err.reason]).toEqual([429, 8, 'rate-limited']);
+    expect(err.responseHeaders()).toEqual(['retry-after', '1']);
+    expect(new RateLimitedError('catalog', limit, 2001).responseHeaders()).toEqual(['retry-after', '3']);
+    expect(err.message).toBe('catalog admits 5 requests per second per instance (burst 10): retry after 1s');
+    expect(new SkeinError('timeout').responseHeaders()).toEqual([]);
   });
 });

@@ -19,6 +19,10 @@ export const REASONS = {
   'fault-injected': { status: 503, grpc: 14, delivered: 'never', message: 'fault injected by route config' },
   'upstream-connect-failure': { status: 503, grpc: 14, delivered: 'never', message: 'could not connect to the upstream' },
   'bad-request': { status: 400, grpc: 13 /* INTERNAL */, delivered: 'maybe', message: 'malformed request' },
+  // RESOURCE_EXHAUSTED, as Envoy's local_ratelimit with rate_limited_as_resource_exhausted and
+  // Google's API guidelines map 429: its default UNAVAILABLE is what callers retry (`on:
+  // unavailable`, gateway-error) and breakers and outlier detection count as the endpoint failing.
+  'rate-limited': { status: 429, grpc: 8 /* RESOURCE_EXHAUSTED */, delivered: 'never', message: 'over the rate limit of the destination' },
 } as const;
 
 export type Reason = keyof typeof REASONS;
@@ -37,6 +41,31 @@ export class SkeinError extends Error {
 
   get grpcStatus(): number {
     return REASONS[this.reason].grpc;
+  }
+
+  /** Header lines (name, value, …) the sidecar-made answer carries beside `x-skein-reason`. */
+  responseHeaders(): readonly string[] {
+    return NO_HEADERS;
+  }
+}
+
+const NO_HEADERS: readonly string[] = [];
+
+/**
+ * An inbound request over its destination's rate limit (`rateLimit` of its policy): answered
+ * 429 with `Retry-After`, the whole seconds until the instance admits one again (at least 1).
+ */
+export class RateLimitedError extends SkeinError {
+  readonly retryAfterSeconds: number;
+
+  constructor(service: string, limit: { readonly requestsPerSecond: number; readonly burst: number }, waitMs: number) {
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+    super('rate-limited', `${service} admits ${limit.requestsPerSecond} requests per second per instance (burst ${limit.burst}): retry after ${seconds}s`);
+    this.retryAfterSeconds = seconds;
+  }
+
+  override responseHeaders(): readonly string[] {
+    return ['retry-after', String(this.retryAfterSeconds)];
   }
 }
 

@@ -1042,21 +1042,21 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     else this.reply(reason, detail);
   }
 
-  /** A sidecar-made response (SPEC §6) that ends this exchange. */
-  reply(reason: Reason, detail?: string, status?: number): void {
+  /** A sidecar-made response (SPEC §6) that ends this exchange; `extra`: header lines of the reason's own (SkeinError.responseHeaders). */
+  reply(reason: Reason, detail?: string, status?: number, extra?: readonly string[]): void {
     if (this.finished) return;
     this.reason = reason;
     this.bodyChunks = null;
     if (this.upgradeSocket !== null) {
       const code = status ?? REASONS[reason].status;
-      socketReply(this.upgradeSocket, code, reason, detail);
+      socketReply(this.upgradeSocket, code, reason, detail, false, extra);
       this.finish(code);
       this.res.emit('close');
       return;
     }
     // Only a gRPC answer not begun ends with its HEADERS frame (trailers-only, sidecarReply).
     const trailersOnly = this.grpc && !this.headSent;
-    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status, this.grpcWebType);
+    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status, this.grpcWebType, extra);
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;
@@ -1074,7 +1074,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   replyError(err: unknown): void {
     // The rest of a body past the limit, malformed or stalled is never read.
     if (err instanceof ClientBodyError) this.res.refuseBody?.();
-    if (isSkeinError(err)) this.reply(err.reason, err.message, err.status);
+    if (isSkeinError(err)) this.reply(err.reason, err.message, err.status, err.responseHeaders());
     else this.reply('bad-request', (err as Error).message);
   }
 

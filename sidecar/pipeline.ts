@@ -4,7 +4,7 @@
  *   outbound (app → sidecar → peer sidecar):
  *     decode → route → fault → split (+ mirror) → balance → resilience → upstream → telemetry
  *   inbound (peer sidecar → sidecar → app):
- *     decode → authz → balance (the local app, once healthy) → upstream → telemetry
+ *     decode → authz → rate limit → balance (the local app, once healthy) → upstream → telemetry
  *
  * decode, route, authz and split run here; balance, resilience (timeout, retry, breaker,
  * outlier), upstream and telemetry run in the Exchange's attempt loop (exchange.ts). Every
@@ -24,7 +24,7 @@ import { EndpointVerdict, spliceUpgrade, type Connector } from './stages/upgrade
 import { EarlyBytes } from './stages/early-bytes.js';
 import type { FaultStage, FaultTarget } from './stages/fault.js';
 import { Admission } from './resilience/breaker.js';
-import type { SkeinError } from '../common/errors.js';
+import { RateLimitedError, type SkeinError } from '../common/errors.js';
 import { connectFailureText, dispatchFailure } from './stages/upstream.js';
 import { BodyTooLargeError } from './http1/incoming.js';
 import { headTooLarge } from './http1/request-head.js';
@@ -260,7 +260,7 @@ class OutboundUpgrade implements FaultTarget {
 
 // ---- inbound ----------------------------------------------------------------------------
 
-/** decode → authz → app readiness; false after replying. */
+/** decode → authz → app readiness → rate limit; false after replying. */
 function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   ex.decodeHeaders();
   ex.destination = ctx.self;
@@ -284,7 +284,15 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   }
   // The caller's own header was dropped with decode (an app may trust it, as under Istio).
   if (peer !== undefined) ex.headers.push('x-forwarded-client-cert', ctx.forwardedClientCert(peer));
-  return declaredBodyFits(ex);
+  if (!declaredBodyFits(ex)) return false;
+  // rate limit (null without one): last, so only a request that would reach the app takes a token.
+  const bucket = ctx.mesh.rateLimit;
+  if (bucket === null) return true;
+  const waitMs = bucket.take();
+  if (waitMs === 0) return true;
+  ctx.metrics.rateLimited(source ?? UNNAMED_PEER, ctx.self);
+  ex.replyError(new RateLimitedError(ctx.self, bucket.policy, waitMs));
+  return false;
 }
 
 export function handleInbound(ctx: InboundContext, req: ProxyRequest, res: ProxyResponse): void {

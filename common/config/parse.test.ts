@@ -146,6 +146,25 @@ routes:
     expect(() => policy({ lb: 'ring-hash', hashOn: { cookie: 'a;b' } })).toThrow(/hashOn\.cookie: must be a cookie name/);
   });
 
+  it('takes a rate limit, burst defaulting to a second of the rate, and refuses one that would admit nothing, naming the field', () => {
+    const limit = (r: object) => parseSnapshot({ services: { catalog: { rateLimit: r } } }).services.catalog!.rateLimit;
+    expect(parseSnapshot({ services: { catalog: {} } }).services.catalog!.rateLimit).toBeUndefined();
+    expect(limit({ requestsPerSecond: 100, burst: 200 })).toEqual({ requestsPerSecond: 100, burst: 200 });
+    expect(limit({ requestsPerSecond: 100 })).toEqual({ requestsPerSecond: 100, burst: 100 });
+    expect(limit({ requestsPerSecond: 2.5 })).toEqual({ requestsPerSecond: 2.5, burst: 3 });
+    expect(limit({ requestsPerSecond: 0.2 })).toEqual({ requestsPerSecond: 0.2, burst: 1 });
+    expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 0 } } } })).toEqual([
+      'services.catalog.rateLimit.requestsPerSecond: must be greater than 0 (leave rateLimit out for no limit)',
+    ]);
+    expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 1e400, burst: 0 } } } })).toEqual([
+      'services.catalog.rateLimit.requestsPerSecond: must be a finite number (JSON reads one as large as 1e400 as infinity)',
+      'services.catalog.rateLimit.burst: must be at least 1: a bucket smaller than one request admits none',
+    ]);
+    expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 5, burst: 2.5 } } } })[0]).toMatch(/^services\.catalog\.rateLimit\.burst: /);
+    expect(problems({ services: { catalog: { rateLimit: { burst: 5 } } } })[0]).toMatch(/^services\.catalog\.rateLimit\.requestsPerSecond: /);
+    expect(problems({ services: { catalog: { rateLimit: { rps: 5, requestsPerSecond: 5 } } } })).toEqual(['services.catalog.rateLimit: unknown field "rps"']);
+  });
+
   it('refuses a breaker window under 1s, which made opossum tick a timer every millisecond', () => {
     expect(problems({ services: { catalog: { circuitBreaker: { rollingWindow: '0s' } } } })).toEqual(['services.catalog.circuitBreaker.rollingWindow: must be at least 1s, not 0s: the breaker judges the requests of this window']);
     expect(problems({ services: { catalog: { circuitBreaker: { rollingWindow: '500ms' } } } })).toEqual(['services.catalog.circuitBreaker.rollingWindow: must be at least 1s, not 500ms: the breaker judges the requests of this window']);

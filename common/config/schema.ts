@@ -154,6 +154,20 @@ export const outlierPolicy = z
   })
   .strict();
 
+/**
+ * Local rate limiting of the requests arriving at a service (Consul's service-defaults
+ * `RateLimits.InstanceLevel`, Envoy's `local_ratelimit`): each instance's inbound sidecar keeps
+ * a token bucket of `burst` tokens refilled at `requestsPerSecond`, so N instances admit N times
+ * the rate. A burst below 1 would admit nothing; by default it is one second's worth.
+ */
+export const rateLimitPolicy = z
+  .object({
+    requestsPerSecond: finite.positive('must be greater than 0 (leave rateLimit out for no limit)'),
+    burst: z.number().int().min(1, 'must be at least 1: a bucket smaller than one request admits none').optional(),
+  })
+  .strict()
+  .transform((r) => ({ requestsPerSecond: r.requestsPerSecond, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) }));
+
 const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** An address to connect to: an IP address or a DNS name, without a scheme, brackets or port (those fail only at the first request). */
@@ -207,6 +221,8 @@ const servicePolicyFields = z
      * `OnlyPassing`; by default instances in `warning` receive traffic too, as in Consul's mesh.
      */
     onlyPassing: z.boolean().default(false),
+    /** Requests its instances admit, each on its own (absent: no limit). */
+    rateLimit: rateLimitPolicy.optional(),
     /** Static mode only; otherwise endpoints come from discovery. */
     endpoints: z.array(endpoint).optional(),
   })
@@ -432,6 +448,7 @@ export type Intentions = z.output<typeof intentions>;
 export type IntentionsInput = z.input<typeof intentions>;
 export type Fault = z.output<typeof fault>;
 export type HashOn = z.output<typeof hashOn>;
+export type RateLimitPolicy = z.output<typeof rateLimitPolicy>;
 
 /** The policy a service gets when the snapshot says nothing about it. */
 export const defaultServicePolicy: ServicePolicy = servicePolicy.parse({});

@@ -18,9 +18,10 @@ import { SIDECAR_MADE_HEADER, sessionToken } from '../h2-sidecar-made.js';
 /**
  * Writes the sidecar-made response for `reason`; returns the HTTP status sent. `grpcType` is
  * the content-type of a gRPC answer: a gRPC-Web caller's own (`application/grpc-web+proto`,
- * `application/grpc-web-text`…), since its clients refuse an answer of another type.
+ * `application/grpc-web-text`…), since its clients refuse an answer of another type. `extra`:
+ * header lines (name, value, …) of the reason's own (SkeinError.responseHeaders: `retry-after`).
  */
-export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status, grpcType = 'application/grpc'): number {
+export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status, grpcType = 'application/grpc', extra: readonly string[] = NONE): number {
   const message = detail ?? REASONS[reason].message;
   const stream = h2Stream(res);
   if (res.headersSent) {
@@ -40,6 +41,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   if (grpc) {
     const headers: Record<string, string> = { 'content-type': grpcType, 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
     if (token !== undefined) headers[SIDECAR_MADE_HEADER] = token;
+    for (let i = 0; i < extra.length; i += 2) headers[extra[i]!] = extra[i + 1]!;
     if (stream !== undefined) {
       // Trailers-only: one HEADERS frame that ends the stream, as gRPC expects.
       if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200, ...headers }, { endStream: true });
@@ -56,7 +58,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     // A fault's abort status may be one that has no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5):
     // a head alone, without Content-Length (a 204 must not send one; an HTTP/2 client resets a
     // 204 that declares a length: PROTOCOL_ERROR), but 0 on a 205 so no HTTP/1.1 chunking follows.
-    const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason];
+    const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, ...extra];
     if (status === 205) head.push('content-length', '0');
     if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
     res.writeHead(status, head);
@@ -64,7 +66,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     return status;
   }
   const body = `${message}\n`;
-  const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'content-length', String(Buffer.byteLength(body))];
+  const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, ...extra, 'content-length', String(Buffer.byteLength(body))];
   if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
   res.writeHead(status, head);
   res.end(body);
@@ -80,6 +82,8 @@ export function grpcMessage(text: string): string {
   return text.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
 
+const NONE: readonly string[] = [];
+
 /** node:http2's stream under a compatibility response (gRPC callers); undefined for Skein's HTTP/1.1 and mux responses. */
 export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
   const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
@@ -87,15 +91,17 @@ export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
 }
 
 /** The same on a raw socket (parse errors, refused upgrades), closing the connection after it; the status line has the standard reason phrase, as OutgoingBase.writeHead writes it. */
-export function socketReply(socket: Socket, status: number, reason: Reason, detail?: string, headRequest = false): void {
+export function socketReply(socket: Socket, status: number, reason: Reason, detail?: string, headRequest = false, extra: readonly string[] = NONE): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = `${detail ?? REASONS[reason].message}\n`;
+  let lines = '';
+  for (let i = 0; i < extra.length; i += 2) lines += `${extra[i]}: ${extra[i + 1]}\r\n`;
   // A HEAD request's answer has the head its GET's would have, and no body (RFC 9110 §9.3.2).
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\n${lines}date: ${httpDate()}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
   );
   linger(socket);
 }

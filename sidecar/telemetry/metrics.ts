@@ -117,6 +117,7 @@ export class SidecarMetrics {
   private readonly outlierEjections: Counter<'destination'>;
   private readonly endpoints: Gauge<'destination' | 'subset' | 'state'>;
   private readonly authzDenied: Counter<'source' | 'destination'>;
+  private readonly rateLimitedRequests: Counter<'source' | 'destination'>;
   private readonly tlsHandshakeFailures: Counter<'reason'>;
   private readonly configUpdates: Counter<'result'>;
   private readonly malformed: Counter<'direction' | 'code'>;
@@ -155,6 +156,7 @@ export class SidecarMetrics {
     this.outlierEjections = new Counter({ name: 'skein_outlier_ejections_total', help: 'Endpoints ejected by outlier detection', labelNames: ['destination'], registers });
     this.endpoints = new Gauge({ name: 'skein_endpoints', help: 'Known endpoints per destination, subset and state', labelNames: ['destination', 'subset', 'state'], registers });
     this.authzDenied = new Counter({ name: 'skein_authz_denied_total', help: 'Inbound requests denied by intentions', labelNames: ['source', 'destination'], registers });
+    this.rateLimitedRequests = new Counter({ name: 'skein_rate_limited_total', help: 'Inbound requests answered 429 over the rate limit of this instance', labelNames: ['source', 'destination'], registers });
     this.tlsHandshakeFailures = new Counter({ name: 'skein_tls_handshake_failures_total', help: 'Failed mTLS handshakes by reason', labelNames: ['reason'], registers });
     this.malformed = new Counter({
       name: 'skein_malformed_requests_total',
@@ -223,6 +225,10 @@ export class SidecarMetrics {
 
   authzDeniedRequest(source: string, destination: string): void {
     this.authzDenied.inc({ source, destination });
+  }
+
+  rateLimited(source: string, destination: string): void {
+    this.rateLimitedRequests.inc({ source, destination });
   }
 
   tlsHandshakeFailed(reason: string): void {

@@ -1,0 +1,131 @@
+/**
+ * Local rate limiting (a service policy's `rateLimit`): the inbound sidecar of each instance
+ * admits `burst` requests at once and `requestsPerSecond` after, and answers the rest itself
+ * (`429`, `x-skein-reason: rate-limited`, `Retry-After`) before they reach the app. A caller's
+ * outbound sidecar relays that answer without retrying it, and a reload changes the limit.
+ */
+import { connect, type Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { echoHandler, Processes, startUpstream, waitUntil, writeConfigFile, writeTempConfig, type TestUpstream } from '../support/index.js';
+import { metric, scrape, send } from './resilience-fixture.js';
+
+const procs = new Processes();
+const upstreams: TestUpstream[] = [];
+
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(upstreams.map((u) => u.close()));
+});
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: Map<string, string>;
+}
+
+/**
+ * `count` GETs of `path` at once: every connection is open before any request is written, so
+ * they reach the sidecar within a few milliseconds, well inside the time one token takes.
+ */
+async function burst(port: number, path: string, count: number): Promise<RawAnswer[]> {
+  const sockets = await Promise.all(
+    Array.from({ length: count }, () => new Promise<Socket>((resolve, reject) => {
+      const socket = connect({ port, host: '127.0.0.1' }, () => resolve(socket));
+      socket.once('error', reject);
+    })),
+  );
+  const answers = sockets.map(
+    (socket) =>
+      new Promise<RawAnswer>((resolve, reject) => {
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (d: string) => {
+          text += d;
+          const end = text.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+          const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+          socket.destroy();
+          resolve({ status: Number(statusLine!.split(' ')[1]), headers });
+        });
+        socket.once('error', reject);
+      }),
+  );
+  for (const socket of sockets) socket.write(`GET ${path} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
+  return Promise.all(answers);
+}
+
+const appSaw = (app: TestUpstream, path: string): number => app.requests.filter((r) => r.url === path).length;
+
+const catalogConfig = (version: string, rateLimit: { requestsPerSecond: number; burst?: number }): SnapshotInput => ({
+  version,
+  services: { catalog: { rateLimit } },
+});
+
+async function versionApplied(adminUrl: string, version: string): Promise<void> {
+  await waitUntil(async () => ((await (await fetch(`${adminUrl}/config`)).json()) as { version: string }).version === version, { what: `version ${version} applied` });
+}
+
+describe('an instance over its rate limit', () => {
+  it('answers 429 rate-limited with Retry-After before the app, counts it, admits again once refilled, and takes a raised limit on reload', async () => {
+    const app = await startUpstream(echoHandler('catalog'));
+    upstreams.push(app);
+    const file = writeTempConfig(catalogConfig('1', { requestsPerSecond: 5, burst: 5 }));
+    const sc = await procs.sidecar({ service: 'catalog', appPort: app.port, config: file });
+
+    const answers = await burst(sc.inboundPort, '/burst', 20);
+    const limited = answers.filter((a) => a.status === 429);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(5);
+    expect(limited).toHaveLength(15);
+    for (const a of limited) {
+      expect(a.headers.get('x-skein-reason')).toBe('rate-limited');
+      expect(a.headers.get('retry-after')).toBe('1');
+    }
+    expect(appSaw(app, '/burst')).toBe(5);
+
+    const s = await scrape(sc);
+    expect(metric(s, 'skein_rate_limited_total', { source: 'unknown', destination: 'catalog' })).toBe(15);
+    expect(metric(s, 'skein_requests_total', { direction: 'inbound', destination: 'catalog', code: '429' })).toBe(15);
+    const config = (await (await fetch(`${sc.adminUrl}/config`)).json()) as { snapshot: { services: { catalog: { rateLimit: unknown } } } };
+    expect(config.snapshot.services.catalog.rateLimit).toEqual({ requestsPerSecond: 5, burst: 5 });
+
+    // A token comes back every 200 ms: polled (each refused poll counted too), not slept for.
+    const again = await waitUntil(async () => {
+      const r = await send(`http://127.0.0.1:${sc.inboundPort}/refilled`, { headers: { host: 'catalog' } });
+      return r.status === 200 ? r : undefined;
+    }, { what: 'a request admitted after the refill' });
+    expect(JSON.parse(again.body).name).toBe('catalog');
+
+    writeConfigFile(file, catalogConfig('2', { requestsPerSecond: 1000 }));
+    await versionApplied(sc.adminUrl, '2');
+    const raised = await burst(sc.inboundPort, '/raised', 20);
+    expect(raised.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(appSaw(app, '/raised')).toBe(20);
+  });
+
+  it('is relayed to the caller as it is, never retried by the caller\'s sidecar', async () => {
+    const [catalogApp, webApp] = await Promise.all([startUpstream(echoHandler('catalog')), startUpstream(echoHandler('web'))]);
+    upstreams.push(catalogApp, webApp);
+    const catalog = await procs.sidecar({ service: 'catalog', appPort: catalogApp.port, config: writeTempConfig(catalogConfig('1', { requestsPerSecond: 0.01, burst: 1 })) });
+    // Every condition a caller may retry on, for GETs and POSTs alike.
+    const web = await procs.sidecar({
+      service: 'web',
+      appPort: webApp.port,
+      config: writeTempConfig({
+        services: { catalog: { retries: { attempts: 3, on: ['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable'], backoff: { base: '1ms' } }, endpoints: [{ address: '127.0.0.1', port: catalog.inboundPort, labels: { version: 'v1' } }] } },
+        routes: { catalog: [{ match: { pathPrefix: '/' }, retryNonIdempotent: true }] },
+      }),
+    });
+    const call = (method: string) => send(`${web.outboundUrl}/item`, { method, headers: { host: 'catalog' } });
+    expect((await call('GET')).status).toBe(200);
+    for (const method of ['GET', 'POST']) {
+      const r = await call(method);
+      expect(r.status, r.body).toBe(429);
+      expect(r.headers['x-skein-reason']).toBe('rate-limited');
+      expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(99);
+    }
+    expect(appSaw(catalogApp, '/item')).toBe(1);
+    expect(metric(await scrape(web), 'skein_retries_total')).toBe(0);
+    expect(metric(await scrape(catalog), 'skein_rate_limited_total', { destination: 'catalog' })).toBe(2);
+  });
+});
