@@ -4,10 +4,12 @@
  * (`429`, `x-skein-reason: rate-limited`, `Retry-After`) before they reach the app. A caller's
  * outbound sidecar relays that answer without retrying it, and a reload changes the limit.
  */
+import * as grpc from '@grpc/grpc-js';
+import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
-import { echoHandler, Processes, startUpstream, waitUntil, writeConfigFile, writeTempConfig, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePort, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, writeIdentity, writeTempConfig, type TestUpstream } from '../support/index.js';
 import { metric, scrape, send } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -96,11 +98,26 @@ describe('an instance over its rate limit', () => {
     }, { what: 'a request admitted after the refill' });
     expect(JSON.parse(again.body).name).toBe('catalog');
 
+    // A connection open before the reload is served after it, under the new limit.
+    const kept = new Agent({ keepAlive: true, maxSockets: 1 });
+    const onKept = (path: string) =>
+      new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+        const req = request({ port: sc.inboundPort, host: '127.0.0.1', path, agent: kept, headers: { host: 'catalog' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    await onKept('/before-reload');
+
     writeConfigFile(file, catalogConfig('2', { requestsPerSecond: 1000 }));
     await versionApplied(sc.adminUrl, '2');
     const raised = await burst(sc.inboundPort, '/raised', 20);
     expect(raised.map((a) => a.status)).toEqual(Array(20).fill(200));
     expect(appSaw(app, '/raised')).toBe(20);
+    for (let i = 0; i < 3; i++) expect(await onKept('/after-reload')).toEqual({ status: 200, reused: true });
+    kept.destroy();
   });
 
   it('is relayed to the caller as it is, never retried by the caller\'s sidecar', async () => {
@@ -127,5 +144,58 @@ describe('an instance over its rate limit', () => {
     expect(appSaw(catalogApp, '/item')).toBe(1);
     expect(metric(await scrape(web), 'skein_retries_total')).toBe(0);
     expect(metric(await scrape(catalog), 'skein_rate_limited_total', { destination: 'catalog' })).toBe(2);
+  });
+
+  it('answers a gRPC caller 8 RESOURCE_EXHAUSTED with the reason and retry-after, counted by its verified identity and never retried', async () => {
+    const identity = (b: Buffer): Buffer => b;
+    const definition: grpc.ServiceDefinition = {
+      Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+    };
+    let calls = 0;
+    const server = new grpc.Server();
+    server.addService(definition, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => (calls++, cb(null, call.request)) });
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    const webApp = await startUpstream(echoHandler('web'));
+    upstreams.push(webApp);
+    const ca = makeCa();
+    const dir = tempDir();
+    const catalogInbound = await freePort();
+    const config = writeTempConfig(
+      {
+        services: {
+          catalog: {
+            protocol: 'grpc',
+            rateLimit: { requestsPerSecond: 0.01, burst: 2 },
+            retries: { attempts: 3, on: ['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable'], backoff: { base: '1ms' } },
+            endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }],
+          },
+        },
+        routes: { catalog: [{ match: { pathPrefix: '/' }, retryNonIdempotent: true }] },
+      },
+      dir,
+    );
+    const catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
+    const web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+    const client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' });
+    const echo = (text: string) =>
+      new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) =>
+        (client as unknown as { Echo(r: Buffer, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }).Echo(Buffer.from(text), new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => resolve({ err, res })),
+      );
+    try {
+      for (const text of ['a', 'b']) expect((await echo(text)).res?.toString()).toBe(text);
+      const { err } = await echo('c');
+      expect(err?.code, err?.details).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(err?.metadata.get('x-skein-reason')).toEqual(['rate-limited']);
+      expect(Number(err?.metadata.get('retry-after')[0])).toBeGreaterThanOrEqual(99);
+      expect(calls).toBe(2);
+      expect(metric(await scrape(web), 'skein_retries_total')).toBe(0);
+      const s = await scrape(catalog);
+      expect(metric(s, 'skein_rate_limited_total', { source: 'web', destination: 'catalog' })).toBe(1);
+      expect(metric(s, 'skein_requests_total', { direction: 'inbound', source: 'web', grpc_status: '8' })).toBe(1);
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
   });
 });
