@@ -20,13 +20,15 @@ describe('the x-skein-reason catalogue', () => {
     expect(new SkeinError('fault-injected', undefined, 418).status).toBe(418);
   });
 
-  it('gives a rate-limited answer the seconds until a token as Retry-After, rounded up and at least 1', () => {
+  it('gives a rate-limited answer the seconds until a token as Retry-After, rounded up and at least 1, and names whose limit it was', () => {
     const limit = { requestsPerSecond: 5, burst: 10 };
-    const err = new RateLimitedError('catalog', limit, 200);
+    const err = new RateLimitedError('catalog', { limit, source: undefined, waitMs: 200 });
     expect([err.status, err.grpcStatus, err.reason]).toEqual([429, 8, 'rate-limited']);
     expect(err.responseHeaders()).toEqual(['retry-after', '1']);
-    expect(new RateLimitedError('catalog', limit, 2001).responseHeaders()).toEqual(['retry-after', '3']);
     expect(err.message).toBe('catalog admits 5 requests per second per instance (burst 10): retry after 1s');
+    const own = new RateLimitedError('catalog', { limit, source: 'web', waitMs: 2001 });
+    expect(own.responseHeaders()).toEqual(['retry-after', '3']);
+    expect(own.message).toBe('catalog admits 5 requests per second per instance from web (burst 10): retry after 3s');
     expect(new SkeinError('timeout').responseHeaders()).toEqual([]);
   });
 });

@@ -58,9 +58,11 @@ const NO_HEADERS: readonly string[] = [];
 export class RateLimitedError extends SkeinError {
   readonly retryAfterSeconds: number;
 
-  constructor(service: string, limit: { readonly requestsPerSecond: number; readonly burst: number }, waitMs: number) {
+  /** `source`: the caller whose own limit refused it; undefined when the total did. */
+  constructor(service: string, { limit, source, waitMs }: { readonly limit: { readonly requestsPerSecond: number; readonly burst: number }; readonly source: string | undefined; readonly waitMs: number }) {
     const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-    super('rate-limited', `${service} admits ${limit.requestsPerSecond} requests per second per instance (burst ${limit.burst}): retry after ${seconds}s`);
+    const from = source === undefined ? '' : ` from ${source}`;
+    super('rate-limited', `${service} admits ${limit.requestsPerSecond} requests per second per instance${from} (burst ${limit.burst}): retry after ${seconds}s`);
     this.retryAfterSeconds = seconds;
   }
 

@@ -286,12 +286,12 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   if (peer !== undefined) ex.headers.push('x-forwarded-client-cert', ctx.forwardedClientCert(peer));
   if (!declaredBodyFits(ex)) return false;
   // rate limit (null without one): last, so only a request that would reach the app takes a token.
-  const bucket = ctx.mesh.rateLimit;
-  if (bucket === null) return true;
-  const waitMs = bucket.take();
-  if (waitMs === 0) return true;
+  const limit = ctx.mesh.rateLimit;
+  if (limit === null) return true;
+  const refusal = limit.admit(source ?? UNNAMED_PEER);
+  if (refusal === null) return true;
   ctx.metrics.rateLimited(source ?? UNNAMED_PEER, ctx.self);
-  ex.replyError(new RateLimitedError(ctx.self, bucket.policy, waitMs));
+  ex.replyError(new RateLimitedError(ctx.self, refusal));
   return false;
 }
 

@@ -154,15 +154,37 @@ routes:
     expect(limit({ requestsPerSecond: 2.5 })).toEqual({ requestsPerSecond: 2.5, burst: 3 });
     expect(limit({ requestsPerSecond: 0.2 })).toEqual({ requestsPerSecond: 0.2, burst: 1 });
     expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 0 } } } })).toEqual([
-      'services.catalog.rateLimit.requestsPerSecond: must be greater than 0 (leave rateLimit out for no limit)',
+      'services.catalog.rateLimit.requestsPerSecond: must be greater than 0 (leave the limit out for none)',
     ]);
     expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 1e400, burst: 0 } } } })).toEqual([
       'services.catalog.rateLimit.requestsPerSecond: must be a finite number (JSON reads one as large as 1e400 as infinity)',
       'services.catalog.rateLimit.burst: must be at least 1: a bucket smaller than one request admits none',
     ]);
     expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 5, burst: 2.5 } } } })[0]).toMatch(/^services\.catalog\.rateLimit\.burst: /);
-    expect(problems({ services: { catalog: { rateLimit: { burst: 5 } } } })[0]).toMatch(/^services\.catalog\.rateLimit\.requestsPerSecond: /);
+    expect(problems({ services: { catalog: { rateLimit: {} } } })).toEqual(['services.catalog.rateLimit: give requestsPerSecond, perSource or sources']);
+    expect(problems({ services: { catalog: { rateLimit: { burst: 5, perSource: { requestsPerSecond: 1 } } } } })).toEqual([
+      'services.catalog.rateLimit.burst: is the burst of requestsPerSecond, which is not given',
+    ]);
     expect(problems({ services: { catalog: { rateLimit: { rps: 5, requestsPerSecond: 5 } } } })).toEqual(['services.catalog.rateLimit: unknown field "rps"']);
+  });
+
+  it('takes per-caller limits (perSource, sources by caller), refusing one above the total, which would never apply', () => {
+    const limit = (r: object) => parseSnapshot({ services: { catalog: { rateLimit: r } } }).services.catalog!.rateLimit;
+    expect(limit({ perSource: { requestsPerSecond: 10 } })).toEqual({ perSource: { requestsPerSecond: 10, burst: 10 } });
+    expect(limit({ requestsPerSecond: 100, perSource: { requestsPerSecond: 10, burst: 20 }, sources: { gateway: { requestsPerSecond: 50 } } })).toEqual({
+      requestsPerSecond: 100,
+      burst: 100,
+      perSource: { requestsPerSecond: 10, burst: 20 },
+      sources: { gateway: { requestsPerSecond: 50, burst: 50 } },
+    });
+    expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 10, perSource: { requestsPerSecond: 20 }, sources: { gateway: { requestsPerSecond: 11 }, web: { requestsPerSecond: 10 } } } } } })).toEqual([
+      'services.catalog.rateLimit.perSource.requestsPerSecond: 20 is above the total requestsPerSecond (10), so it would never apply',
+      'services.catalog.rateLimit.sources.gateway.requestsPerSecond: 11 is above the total requestsPerSecond (10), so it would never apply',
+    ]);
+    expect(problems({ services: { catalog: { rateLimit: { sources: { Gateway: { requestsPerSecond: 1, burst: 0 } } } } } })).toEqual([
+      'services.catalog.rateLimit.sources.Gateway: must be a DNS label: lowercase letters, digits and "-", at most 63 characters',
+      'services.catalog.rateLimit.sources.Gateway.burst: must be at least 1: a bucket smaller than one request admits none',
+    ]);
   });
 
   it('refuses a breaker window under 1s, which made opossum tick a timer every millisecond', () => {

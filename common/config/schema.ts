@@ -154,19 +154,50 @@ export const outlierPolicy = z
   })
   .strict();
 
+/** A token bucket's size: `burst` requests at once, refilled at `requestsPerSecond`. A burst below 1 would admit nothing. */
+const rateFields = {
+  requestsPerSecond: finite.positive('must be greater than 0 (leave the limit out for none)'),
+  burst: z.number().int().min(1, 'must be at least 1: a bucket smaller than one request admits none').optional(),
+};
+
+/** A burst not given is one second's worth. */
+const withBurst = <T extends { requestsPerSecond: number; burst?: number | undefined }>(r: T) => ({ ...r, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) });
+
+const bucketLimit = z.object(rateFields).strict().transform(withBurst);
+
 /**
  * Local rate limiting of the requests arriving at a service (Consul's service-defaults
- * `RateLimits.InstanceLevel`, Envoy's `local_ratelimit`): each instance's inbound sidecar keeps
- * a token bucket of `burst` tokens refilled at `requestsPerSecond`, so N instances admit N times
- * the rate. A burst below 1 would admit nothing; by default it is one second's worth.
+ * `RateLimits.InstanceLevel`, Envoy's `local_ratelimit`, Linkerd's `HTTPLocalRateLimitPolicy`):
+ * each instance's inbound sidecar keeps token buckets, so N instances admit N times the rate.
+ * `requestsPerSecond`/`burst` bound all callers together (Linkerd's `total`); `perSource` gives
+ * every caller identity a bucket of its own (Linkerd's `identity`), and `sources` named callers
+ * theirs instead (Linkerd's `overrides`). A request must find a token in each that applies.
  */
 export const rateLimitPolicy = z
   .object({
-    requestsPerSecond: finite.positive('must be greater than 0 (leave rateLimit out for no limit)'),
-    burst: z.number().int().min(1, 'must be at least 1: a bucket smaller than one request admits none').optional(),
+    requestsPerSecond: rateFields.requestsPerSecond.optional(),
+    burst: rateFields.burst,
+    perSource: bucketLimit.optional(),
+    sources: z.record(serviceName, bucketLimit).optional(),
   })
   .strict()
-  .transform((r) => ({ requestsPerSecond: r.requestsPerSecond, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) }));
+  .superRefine((r, ctx) => {
+    if (r.requestsPerSecond === undefined && r.perSource === undefined && r.sources === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give requestsPerSecond, perSource or sources' });
+    if (r.requestsPerSecond === undefined && r.burst !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['burst'], message: 'is the burst of requestsPerSecond, which is not given' });
+    const total = r.requestsPerSecond;
+    if (total === undefined) return;
+    // As Linkerd refuses: a caller's own rate above the total's never binds.
+    const above = (own: { requestsPerSecond: number }, path: (string | number)[]) => {
+      if (own.requestsPerSecond > total) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, 'requestsPerSecond'], message: `${own.requestsPerSecond} is above the total requestsPerSecond (${total}), so it would never apply` });
+    };
+    if (r.perSource !== undefined) above(r.perSource, ['perSource']);
+    for (const [name, own] of Object.entries(r.sources ?? {})) above(own, ['sources', name]);
+  })
+  .transform(({ requestsPerSecond, burst, ...own }): RateLimitPolicy => (requestsPerSecond === undefined ? own : { ...own, ...withBurst({ requestsPerSecond, burst }) }));
+
+export type BucketLimit = z.output<typeof bucketLimit>;
+/** `burst` is set (defaulted) exactly when `requestsPerSecond` is. */
+export type RateLimitPolicy = { perSource?: BucketLimit; sources?: Record<string, BucketLimit> } & ({ requestsPerSecond: number; burst: number } | { requestsPerSecond?: undefined; burst?: undefined });
 
 const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
@@ -448,7 +479,6 @@ export type Intentions = z.output<typeof intentions>;
 export type IntentionsInput = z.input<typeof intentions>;
 export type Fault = z.output<typeof fault>;
 export type HashOn = z.output<typeof hashOn>;
-export type RateLimitPolicy = z.output<typeof rateLimitPolicy>;
 
 /** The policy a service gets when the snapshot says nothing about it. */
 export const defaultServicePolicy: ServicePolicy = servicePolicy.parse({});

@@ -143,7 +143,7 @@ describe('Mesh with a watch deferred until first use (control-plane mode with Co
 });
 
 describe("Mesh's inbound rate limit", () => {
-  it('is the bucket of its own service\'s rateLimit, kept by a reload that leaves the limit as it is and started full by one that changes it', () => {
+  it("is its own service's rateLimit, kept by a reload that leaves the limit as it is and started afresh by one that changes it", () => {
     const mesh = new Mesh({ self: 'web', endpointSource: new StaticEndpointSource(), pools: new EndpointPools(() => ({}) as Dispatcher), metrics: new SidecarMetrics(), logger: pino({ level: 'silent' }) });
     const install = (version: string, services: SnapshotInput['services']): void => mesh.install(parseSnapshot({ version, services }));
     install('1', { catalog: { rateLimit: { requestsPerSecond: 1 } } });
@@ -151,16 +151,16 @@ describe("Mesh's inbound rate limit", () => {
     expect(mesh.rateLimit).toBeNull();
 
     install('2', { web: { rateLimit: { requestsPerSecond: 1 } } });
-    const bucket = mesh.rateLimit!;
-    expect(bucket.take()).toBe(0);
-    expect(bucket.take()).toBeGreaterThan(0);
+    const limit = mesh.rateLimit!;
+    expect(limit.admit('a')).toBeNull();
+    expect(limit.admit('a')).not.toBeNull();
     install('3', { web: { rateLimit: { requestsPerSecond: 1, burst: 1 } }, catalog: {} });
-    expect(mesh.rateLimit).toBe(bucket);
+    expect(mesh.rateLimit).toBe(limit);
 
     install('4', { web: { rateLimit: { requestsPerSecond: 2 } } });
-    expect(mesh.rateLimit).not.toBe(bucket);
+    expect(mesh.rateLimit).not.toBe(limit);
     expect(mesh.rateLimit!.policy).toEqual({ requestsPerSecond: 2, burst: 2 });
-    expect(mesh.rateLimit!.take()).toBe(0);
+    expect(mesh.rateLimit!.admit('a')).toBeNull();
 
     install('5', { web: {} });
     expect(mesh.rateLimit).toBeNull();

@@ -16,7 +16,7 @@ import type { EndpointSource } from '../discovery/source.js';
 import { CircuitBreaker } from '../resilience/breaker.js';
 import { OutlierDetector } from '../resilience/outlier.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
-import { TokenBucket } from '../resilience/rate-limit.js';
+import { InboundRateLimit } from '../resilience/rate-limit.js';
 import type { MirrorInFlight } from '../stages/mirror.js';
 import { ownEntry } from '../../common/config/own.js';
 import type { EdgeMetrics, SidecarMetrics } from '../telemetry/metrics.js';
@@ -65,12 +65,12 @@ export class Mesh {
   private readonly runtimes = new Map<string, ServiceRuntime>();
   private current: Snapshot | undefined;
   private evaluator: IntentionsEvaluator = compileIntentions(undefined);
-  private inboundLimit: TokenBucket | null = null;
+  private inboundLimit: InboundRateLimit | null = null;
 
   constructor(private readonly deps: MeshDeps) {}
 
-  /** The bucket of this sidecar's own service's `rateLimit`, which its inbound requests take from; null without one. */
-  get rateLimit(): TokenBucket | null {
+  /** This sidecar's own service's `rateLimit`, which its inbound requests take tokens from; null without one. */
+  get rateLimit(): InboundRateLimit | null {
     return this.inboundLimit;
   }
 
@@ -105,9 +105,9 @@ export class Mesh {
   install(snapshot: Snapshot): void {
     this.current = snapshot;
     this.evaluator = compileIntentions(snapshot.intentions);
-    // Kept while the limit is unchanged; a changed one starts a full bucket.
+    // Kept while the limit is unchanged; a changed one starts with full buckets.
     const limit = ownEntry(snapshot.services, this.deps.self)?.rateLimit;
-    if (!same(limit, this.inboundLimit?.policy)) this.inboundLimit = limit === undefined ? null : new TokenBucket(limit);
+    if (!same(limit, this.inboundLimit?.policy)) this.inboundLimit = limit === undefined ? null : new InboundRateLimit(limit);
     const names = new Set([...Object.keys(snapshot.services), ...Object.keys(snapshot.routes)]);
     for (const [name, state] of this.states) {
       if (names.has(name)) continue;

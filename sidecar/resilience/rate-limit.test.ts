@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { TokenBucket } from './rate-limit.js';
+import { parseSnapshot } from '../../common/config/parse.js';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { InboundRateLimit, TokenBucket } from './rate-limit.js';
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -53,5 +55,45 @@ describe('TokenBucket', () => {
     for (let i = 0; i < 100; i++) bucket.take();
     c.advance(1000);
     expect(bucket.take()).toBe(0);
+  });
+});
+
+describe('InboundRateLimit', () => {
+  const limitOf = (rateLimit: NonNullable<SnapshotInput['services']>[string]['rateLimit'], c: ReturnType<typeof clock>) =>
+    new InboundRateLimit(parseSnapshot({ services: { catalog: { rateLimit } } }).services.catalog!.rateLimit!, c.now);
+  const admittedFrom = (limit: InboundRateLimit, source: string, tries: number): number => {
+    let n = 0;
+    for (let i = 0; i < tries; i++) if (limit.admit(source) === null) n++;
+    return n;
+  };
+
+  it('gives each caller its own bucket with perSource, and named callers theirs with sources', () => {
+    const c = clock();
+    const limit = limitOf({ perSource: { requestsPerSecond: 2 }, sources: { gateway: { requestsPerSecond: 5 } } }, c);
+    expect(admittedFrom(limit, 'web', 10)).toBe(2);
+    expect(admittedFrom(limit, 'orders', 10)).toBe(2);
+    expect(admittedFrom(limit, 'gateway', 10)).toBe(5);
+    expect(limit.admit('web')).toEqual({ limit: { requestsPerSecond: 2, burst: 2 }, source: 'web', waitMs: 500 });
+    c.advance(500);
+    expect(admittedFrom(limit, 'web', 10)).toBe(1);
+  });
+
+  it('admits a request only with a token in its own bucket and the total, and takes none when either refuses', () => {
+    const c = clock();
+    // Callers' own buckets refill slowly, so what they keep shows.
+    const limit = limitOf({ requestsPerSecond: 4, perSource: { requestsPerSecond: 0.001, burst: 3 } }, c);
+    expect(admittedFrom(limit, 'web', 10)).toBe(3);
+    // web over its own limit took nothing from the total: orders gets the total's last token.
+    expect(admittedFrom(limit, 'orders', 10)).toBe(1);
+    expect(limit.admit('orders')).toEqual({ limit: { requestsPerSecond: 4, burst: 4 }, source: undefined, waitMs: 250 });
+    // Refused by the total, orders kept its own other two tokens.
+    c.advance(1000);
+    expect(admittedFrom(limit, 'orders', 10)).toBe(2);
+  });
+
+  it('has no per-caller buckets without perSource or sources', () => {
+    const c = clock();
+    const limit = limitOf({ requestsPerSecond: 2 }, c);
+    expect(admittedFrom(limit, 'web', 5) + admittedFrom(limit, 'orders', 5)).toBe(2);
   });
 });

@@ -1,10 +1,12 @@
 /**
- * The inbound rate limit of this sidecar's service (its policy's `rateLimit`): a token bucket
- * of `burst` tokens refilled continuously at `requestsPerSecond`, as Envoy's local_ratelimit
- * and Consul's instance-level limits. Each request admitted takes a token. The bucket is
- * refilled when it is read, not by a timer, so a check is a clock read and a few additions.
+ * The inbound rate limit of this sidecar's service (its policy's `rateLimit`): token buckets of
+ * `burst` tokens refilled continuously at `requestsPerSecond`, as Envoy's local_ratelimit and
+ * Consul's instance-level limits, one for all callers and, with `perSource` or `sources`, one per
+ * caller identity, as Linkerd's. A bucket is refilled when it is read, not by a timer, so a
+ * check is a clock read and a few additions.
  */
-import type { RateLimitPolicy } from '../../common/config/schema.js';
+import { ownEntry } from '../../common/config/own.js';
+import type { BucketLimit, RateLimitPolicy } from '../../common/config/schema.js';
 
 export class TokenBucket {
   private tokens: number;
@@ -12,24 +14,80 @@ export class TokenBucket {
   private readonly perMs: number;
 
   constructor(
-    readonly policy: RateLimitPolicy,
+    readonly limit: BucketLimit,
     private readonly now: () => number = () => performance.now(),
   ) {
-    // A new bucket (a first snapshot, or a changed limit) starts full.
-    this.tokens = policy.burst;
+    // A new bucket (a first snapshot, a changed limit, a caller's first request) starts full.
+    this.tokens = limit.burst;
     this.last = now();
-    this.perMs = policy.requestsPerSecond / 1000;
+    this.perMs = limit.requestsPerSecond / 1000;
+  }
+
+  /** 0 when a token is there, else the milliseconds until one will be. Takes nothing. */
+  wait(): number {
+    const now = this.now();
+    this.tokens = Math.min(this.limit.burst, this.tokens + (now - this.last) * this.perMs);
+    this.last = now;
+    return this.tokens >= 1 ? 0 : (1 - this.tokens) / this.perMs;
   }
 
   /** Takes a token: 0 when there was one, else the milliseconds until there will be (nothing taken). */
   take(): number {
-    const now = this.now();
-    this.tokens = Math.min(this.policy.burst, this.tokens + (now - this.last) * this.perMs);
-    this.last = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
+    const wait = this.wait();
+    if (wait === 0) this.tokens -= 1;
+    return wait;
+  }
+}
+
+/** Why a request was refused: the limit that had no token, whose it is (a caller's own, or undefined for the total), and how long until it will. */
+export interface RateLimitRefusal {
+  readonly limit: BucketLimit;
+  readonly source: string | undefined;
+  readonly waitMs: number;
+}
+
+export class InboundRateLimit {
+  private readonly total: TokenBucket | null;
+  /**
+   * Per caller identity, made on its first request; null when the policy has no per-caller
+   * limit. Keyed by verified identities (or `unknown`), so bounded by the mesh's services.
+   */
+  private readonly own: Map<string, TokenBucket | null> | null;
+
+  constructor(
+    readonly policy: RateLimitPolicy,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.total = policy.requestsPerSecond === undefined ? null : new TokenBucket({ requestsPerSecond: policy.requestsPerSecond, burst: policy.burst }, now);
+    this.own = policy.perSource === undefined && policy.sources === undefined ? null : new Map();
+  }
+
+  /**
+   * null when `source`'s request is admitted, a token taken from each bucket that applies; else
+   * the refusal, nothing taken, so a caller over its own limit does not use up the total's tokens.
+   */
+  admit(source: string): RateLimitRefusal | null {
+    const own = this.bucketOf(source);
+    if (own !== null) {
+      const waitMs = own.wait();
+      if (waitMs > 0) return { limit: own.limit, source, waitMs };
     }
-    return (1 - this.tokens) / this.perMs;
+    if (this.total !== null) {
+      const waitMs = this.total.take();
+      if (waitMs > 0) return { limit: this.total.limit, source: undefined, waitMs };
+    }
+    own?.take();
+    return null;
+  }
+
+  private bucketOf(source: string): TokenBucket | null {
+    if (this.own === null) return null;
+    let bucket = this.own.get(source);
+    if (bucket === undefined) {
+      const limit = ownEntry(this.policy.sources, source) ?? this.policy.perSource;
+      bucket = limit === undefined ? null : new TokenBucket(limit, this.now);
+      this.own.set(source, bucket);
+    }
+    return bucket;
   }
 }

@@ -6,10 +6,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, freePort, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, writeIdentity, writeTempConfig, type TestUpstream } from '../support/index.js';
+import { grpcFrame } from './grpc-fixture.js';
 import { metric, scrape, send } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -55,6 +57,26 @@ async function burst(port: number, path: string, count: number): Promise<RawAnsw
   );
   for (const socket of sockets) socket.write(`GET ${path} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
   return Promise.all(answers);
+}
+
+/** One gRPC call straight to a sidecar's inbound port over mTLS, as a calling sidecar with `leaf`'s identity: its grpc-status. */
+async function directCall(port: number, leaf: ReturnType<typeof makeLeaf>): Promise<string> {
+  const session = h2connect(`https://127.0.0.1:${port}`, { ca: leaf.caPem, key: leaf.keyPem, cert: leaf.certPem, checkServerIdentity: () => undefined });
+  session.on('error', () => {});
+  try {
+    const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    const status = new Promise<string>((resolve) => {
+      stream.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
+      stream.on('trailers', (t) => resolve(String(t['grpc-status'])));
+      stream.on('close', () => resolve(`closed with ${stream.rstCode} and no status`));
+    });
+    stream.resume();
+    stream.end(grpcFrame('direct'));
+    return await status;
+  } finally {
+    session.destroy();
+  }
 }
 
 const appSaw = (app: TestUpstream, path: string): number => app.requests.filter((r) => r.url === path).length;
@@ -146,7 +168,7 @@ describe('an instance over its rate limit', () => {
     expect(metric(await scrape(catalog), 'skein_rate_limited_total', { destination: 'catalog' })).toBe(2);
   });
 
-  it('answers a gRPC caller 8 RESOURCE_EXHAUSTED with the reason and retry-after, counted by its verified identity and never retried', async () => {
+  it("answers a gRPC caller over its own limit 8 RESOURCE_EXHAUSTED with the reason and retry-after, never retried, while another caller's identity has its own", async () => {
     const identity = (b: Buffer): Buffer => b;
     const definition: grpc.ServiceDefinition = {
       Echo: { path: '/test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
@@ -165,7 +187,7 @@ describe('an instance over its rate limit', () => {
         services: {
           catalog: {
             protocol: 'grpc',
-            rateLimit: { requestsPerSecond: 0.01, burst: 2 },
+            rateLimit: { requestsPerSecond: 100, perSource: { requestsPerSecond: 50 }, sources: { web: { requestsPerSecond: 0.01, burst: 2 } } },
             retries: { attempts: 3, on: ['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable'], backoff: { base: '1ms' } },
             endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }],
           },
@@ -176,6 +198,7 @@ describe('an instance over its rate limit', () => {
     );
     const catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
     const web = await procs.sidecar({ service: 'web', appPort: webApp.port, config, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
+    const ordersLeaf = makeLeaf(ca, 'orders');
     const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
     const client = new Ctor(`127.0.0.1:${web.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' });
     const echo = (text: string) =>
@@ -186,9 +209,13 @@ describe('an instance over its rate limit', () => {
       for (const text of ['a', 'b']) expect((await echo(text)).res?.toString()).toBe(text);
       const { err } = await echo('c');
       expect(err?.code, err?.details).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(err?.details).toMatch(/^catalog admits 0\.01 requests per second per instance from web \(burst 2\)/);
       expect(err?.metadata.get('x-skein-reason')).toEqual(['rate-limited']);
       expect(Number(err?.metadata.get('retry-after')[0])).toBeGreaterThanOrEqual(99);
       expect(calls).toBe(2);
+      // orders, calling with its own certificate, has a bucket of its own.
+      expect(await directCall(catalogInbound, ordersLeaf)).toBe('0');
+      expect(calls).toBe(3);
       expect(metric(await scrape(web), 'skein_retries_total')).toBe(0);
       const s = await scrape(catalog);
       expect(metric(s, 'skein_rate_limited_total', { source: 'web', destination: 'catalog' })).toBe(1);
