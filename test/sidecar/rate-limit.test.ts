@@ -142,10 +142,14 @@ describe('an instance over its rate limit', () => {
     kept.destroy();
   });
 
-  it('is relayed to the caller as it is, never retried by the caller\'s sidecar', async () => {
+  // Plain: HTTP/1.1 between the sidecars; mTLS: the sidecars' mux, which marks the answer as the peer sidecar's own.
+  it.each(['plain', 'mTLS'] as const)('is relayed to the caller as it is, never retried by the caller\'s sidecar (%s)', async (mode) => {
     const [catalogApp, webApp] = await Promise.all([startUpstream(echoHandler('catalog')), startUpstream(echoHandler('web'))]);
     upstreams.push(catalogApp, webApp);
-    const catalog = await procs.sidecar({ service: 'catalog', appPort: catalogApp.port, config: writeTempConfig(catalogConfig('1', { requestsPerSecond: 0.01, burst: 1 })) });
+    const dir = tempDir();
+    const ca = makeCa();
+    const identityOf = (service: string) => (mode === 'mTLS' ? writeIdentity(dir, service, makeLeaf(ca, service)) : undefined);
+    const catalog = await procs.sidecar({ service: 'catalog', appPort: catalogApp.port, config: writeTempConfig(catalogConfig('1', { requestsPerSecond: 0.01, burst: 1 })), identity: identityOf('catalog') });
     // Every condition a caller may retry on, for GETs and POSTs alike.
     const web = await procs.sidecar({
       service: 'web',
@@ -154,6 +158,7 @@ describe('an instance over its rate limit', () => {
         services: { catalog: { retries: { attempts: 3, on: ['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable'], backoff: { base: '1ms' } }, endpoints: [{ address: '127.0.0.1', port: catalog.inboundPort, labels: { version: 'v1' } }] } },
         routes: { catalog: [{ match: { pathPrefix: '/' }, retryNonIdempotent: true }] },
       }),
+      identity: identityOf('web'),
     });
     const call = (method: string) => send(`${web.outboundUrl}/item`, { method, headers: { host: 'catalog' } });
     expect((await call('GET')).status).toBe(200);
@@ -165,7 +170,7 @@ describe('an instance over its rate limit', () => {
     }
     expect(appSaw(catalogApp, '/item')).toBe(1);
     expect(metric(await scrape(web), 'skein_retries_total')).toBe(0);
-    expect(metric(await scrape(catalog), 'skein_rate_limited_total', { destination: 'catalog' })).toBe(2);
+    expect(metric(await scrape(catalog), 'skein_rate_limited_total', { source: mode === 'mTLS' ? 'web' : 'unknown', destination: 'catalog' })).toBe(2);
   });
 
   it("answers a gRPC caller over its own limit 8 RESOURCE_EXHAUSTED with the reason and retry-after, never retried, while another caller's identity has its own", async () => {
