@@ -5,6 +5,7 @@
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSnapshot } from '../../common/config/parse.js';
 import { Processes, waitUntil } from '../support/index.js';
 import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
@@ -95,6 +96,25 @@ describe('admin API', () => {
     expect(nested.body.error.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^retries\.attempts: /), expect.stringMatching(/^timeout: invalid duration "soon"/)]));
     const endpoints = await call('PUT', '/api/v1/services/orders/policy', { body: JSON.stringify({ endpoints: [] }) });
     expectError(endpoints, 422, 'invalid', /unknown field "endpoints"/);
+  });
+
+  it("takes a rate limit in a service's policy, pushed to its sidecars, and refuses one that would never apply, naming the field", async () => {
+    const put = (policy: unknown) => call('PUT', '/api/v1/services/limited/policy', { body: JSON.stringify(policy) });
+    expectError(await put({ rateLimit: { requestsPerSecond: 10, perSource: { requestsPerSecond: 20 } } }), 422, 'invalid', /^rateLimit\.perSource\.requestsPerSecond: 20 is above the total requestsPerSecond \(10\)/);
+    expectError(await put({ rateLimit: { requestsPerSecond: 0 } }), 422, 'invalid', /^rateLimit\.requestsPerSecond: must be greater than 0/);
+    const rateLimit = { requestsPerSecond: 10, sources: { web: { requestsPerSecond: 2 } } };
+    const written = await put({ rateLimit });
+    expect(written.status).toBe(200);
+    expect(written.body.rateLimit).toEqual(rateLimit);
+    const pushed: unknown[] = [];
+    const sidecar = testSource(cp, { service: 'limited', instanceId: 'limited-1', token: await createToken(cp, 'limited') });
+    void sidecar.start((raw) => void pushed.push((raw as { services: Record<string, { rateLimit?: unknown }> }).services.limited?.rateLimit));
+    try {
+      await waitUntil(() => pushed.length > 0, { what: 'a snapshot' });
+      expect(parseSnapshot({ services: { limited: { rateLimit: pushed.at(-1) } } }).services.limited!.rateLimit).toEqual({ requestsPerSecond: 10, burst: 10, sources: { web: { requestsPerSecond: 2, burst: 2 } } });
+    } finally {
+      await sidecar.close();
+    }
   });
 
   it('refuses a malformed service name in the path as 400 naming the parameter, on every route alike', async () => {
