@@ -1,3 +1,5 @@
+import type { BucketLimit } from './config/schema.js';
+
 /**
  * The catalogue of reasons a sidecar answers a request itself (SPEC §6 `x-skein-reason`),
  * with the HTTP status and gRPC status each maps to. Every sidecar-made response comes
@@ -51,6 +53,16 @@ export class SkeinError extends Error {
 
 const NO_HEADERS: readonly string[] = [];
 
+/** Why a request was refused by its destination's rate limit (sidecar/resilience/rate-limit.ts). */
+export interface RateLimitRefusal {
+  /** The bucket that had no token. */
+  readonly limit: BucketLimit;
+  /** The caller whose own bucket it is; undefined for the total's. */
+  readonly source: string | undefined;
+  /** Until that bucket has a token again. */
+  readonly waitMs: number;
+}
+
 /**
  * An inbound request over its destination's rate limit (`rateLimit` of its policy): answered
  * 429 with `Retry-After`, the whole seconds until the instance admits one again (at least 1).
@@ -58,8 +70,7 @@ const NO_HEADERS: readonly string[] = [];
 export class RateLimitedError extends SkeinError {
   readonly retryAfterSeconds: number;
 
-  /** `source`: the caller whose own limit refused it; undefined when the total did. */
-  constructor(service: string, { limit, source, waitMs }: { readonly limit: { readonly requestsPerSecond: number; readonly burst: number }; readonly source: string | undefined; readonly waitMs: number }) {
+  constructor(service: string, { limit, source, waitMs }: RateLimitRefusal) {
     const seconds = Math.max(1, Math.ceil(waitMs / 1000));
     const from = source === undefined ? '' : ` from ${source}`;
     super('rate-limited', `${service} admits ${limit.requestsPerSecond} requests per second per instance${from} (burst ${limit.burst}): retry after ${seconds}s`);

@@ -6,6 +6,7 @@
  * check is a clock read and a few additions.
  */
 import { ownEntry } from '../../common/config/own.js';
+import type { RateLimitRefusal } from '../../common/errors.js';
 import type { BucketLimit, RateLimitPolicy } from '../../common/config/schema.js';
 
 export class TokenBucket {
@@ -37,13 +38,6 @@ export class TokenBucket {
     if (wait === 0) this.tokens -= 1;
     return wait;
   }
-}
-
-/** Why a request was refused: the limit that had no token, whose it is (a caller's own, or undefined for the total), and how long until it will. */
-export interface RateLimitRefusal {
-  readonly limit: BucketLimit;
-  readonly source: string | undefined;
-  readonly waitMs: number;
 }
 
 export class InboundRateLimit {

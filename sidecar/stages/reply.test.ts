@@ -31,6 +31,18 @@ describe('socketReply', () => {
     expect(lines).toEqual(['HTTP/1.1 404 Not Found', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 503 Service Unavailable', 'HTTP/1.1 504 Gateway Timeout', 'HTTP/1.1 431 Request Header Fields Too Large']);
   });
 
+  it("writes the reason's own header lines (a rate-limited answer's retry-after) in the head", async () => {
+    server = createServer((socket) => socketReply(socket, 429, 'rate-limited', 'over', false, ['retry-after', '3']));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const client = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
+    let answer = '';
+    client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    await new Promise((resolve) => client.on('close', resolve));
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n')).split('\r\n');
+    expect(head[0]).toBe('HTTP/1.1 429 Too Many Requests');
+    expect(head).toEqual(expect.arrayContaining(['x-skein-reason: rate-limited', 'retry-after: 3']));
+  });
+
   it('answers, then cuts a client that keeps trickling bytes after 5 s instead of reading from it for ever', async () => {
     server = createServer((socket) => socketReply(socket, 400, 'bad-request', 'test'));
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
@@ -111,6 +123,13 @@ describe('sidecarReply', () => {
     expect(seen.body).toEqual(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
     expect(seen.trailers).toMatchObject({ 'grpc-status': '14', 'x-skein-reason': 'retries-exhausted', 'grpc-message': 'catalog reset the connection' });
     expect(seen.rstCode).toBe(0);
+  });
+
+  it("carries the reason's own header lines in a gRPC trailers-only answer and a plain one", async () => {
+    const grpc = await grpcCall((res) => sidecarReply(res, 'rate-limited', 'over', true, undefined, undefined, ['retry-after', '2']));
+    expect([grpc.headers['grpc-status'], grpc.headers['x-skein-reason'], grpc.headers['retry-after']]).toEqual(['8', 'rate-limited', '2']);
+    const plain = await grpcCall((res) => sidecarReply(res, 'rate-limited', 'over', false, undefined, undefined, ['retry-after', '2']), undefined, 'text/plain');
+    expect([plain.status, plain.headers['x-skein-reason'], plain.headers['retry-after']]).toEqual([429, 'rate-limited', '2']);
   });
 
   it('encodes grpc-message as gRPC does: printable ASCII as it is, % and the rest percent-encoded', () => {

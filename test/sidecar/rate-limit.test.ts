@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, freePort, makeCa, makeLeaf, Processes, startUpstream, tempDir, waitUntil, writeConfigFile, writeIdentity, writeTempConfig, type TestUpstream } from '../support/index.js';
 import { grpcFrame } from './grpc-fixture.js';
+import { rawExchange } from './http.js';
 import { metric, scrape, send } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -140,6 +141,18 @@ describe('an instance over its rate limit', () => {
     expect(appSaw(app, '/raised')).toBe(20);
     for (let i = 0; i < 3; i++) expect(await onKept('/after-reload')).toEqual({ status: 200, reused: true });
     kept.destroy();
+  });
+
+  it('answers a WebSocket upgrade over the limit 429 with Retry-After on its connection, as a request', async () => {
+    const app = await startUpstream(echoHandler('catalog'));
+    upstreams.push(app);
+    const sc = await procs.sidecar({ service: 'catalog', appPort: app.port, config: writeTempConfig(catalogConfig('1', { requestsPerSecond: 0.01, burst: 1 })) });
+    expect((await send(`http://127.0.0.1:${sc.inboundPort}/first`, { headers: { host: 'catalog' } })).status).toBe(200);
+    const answer = await rawExchange(sc.inboundPort, 'GET /ws HTTP/1.1\r\nHost: catalog\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n')).split('\r\n');
+    expect(head[0]).toBe('HTTP/1.1 429 Too Many Requests');
+    expect(head).toEqual(expect.arrayContaining(['x-skein-reason: rate-limited', 'retry-after: 100']));
+    expect(appSaw(app, '/ws')).toBe(0);
   });
 
   // Plain: HTTP/1.1 between the sidecars; mTLS: the sidecars' mux, which marks the answer as the peer sidecar's own.
