@@ -57,8 +57,10 @@ const NO_HEADERS: readonly string[] = [];
 export interface RateLimitRefusal {
   /** The bucket that had no token. */
   readonly limit: BucketLimit;
-  /** The caller whose own bucket it is; undefined for the total's. */
+  /** The caller whose own bucket it is; undefined for the total's or a route's. */
   readonly source: string | undefined;
+  /** The index in `rateLimit.routes` of the route whose bucket it is; undefined for the others. */
+  readonly route: number | undefined;
   /** Until that bucket has a token again. */
   readonly waitMs: number;
 }
@@ -70,10 +72,10 @@ export interface RateLimitRefusal {
 export class RateLimitedError extends SkeinError {
   readonly retryAfterSeconds: number;
 
-  constructor(service: string, { limit, source, waitMs }: RateLimitRefusal) {
+  constructor(service: string, { limit, source, route, waitMs }: RateLimitRefusal) {
     const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-    const from = source === undefined ? '' : ` from ${source}`;
-    super('rate-limited', `${service} admits ${limit.requestsPerSecond} requests per second per instance${from} (burst ${limit.burst}): retry after ${seconds}s`);
+    const whose = source !== undefined ? ` from ${source}` : route !== undefined ? ` on rateLimit.routes[${route}]` : '';
+    super('rate-limited', `${service} admits ${limit.requestsPerSecond} requests per second per instance${whose} (burst ${limit.burst}): retry after ${seconds}s`);
     this.retryAfterSeconds = seconds;
   }
 

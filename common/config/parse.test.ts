@@ -161,7 +161,7 @@ routes:
       'services.catalog.rateLimit.burst: must be at least 1: a bucket smaller than one request admits none',
     ]);
     expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 5, burst: 2.5 } } } })[0]).toMatch(/^services\.catalog\.rateLimit\.burst: /);
-    expect(problems({ services: { catalog: { rateLimit: {} } } })).toEqual(['services.catalog.rateLimit: give requestsPerSecond, perSource or sources']);
+    expect(problems({ services: { catalog: { rateLimit: {} } } })).toEqual(['services.catalog.rateLimit: give requestsPerSecond, perSource, sources or routes']);
     expect(problems({ services: { catalog: { rateLimit: { burst: 5, perSource: { requestsPerSecond: 1 } } } } })).toEqual([
       'services.catalog.rateLimit.burst: is the burst of requestsPerSecond, which is not given',
     ]);
@@ -184,6 +184,16 @@ routes:
     expect(problems({ services: { catalog: { rateLimit: { sources: { Gateway: { requestsPerSecond: 1, burst: 0 } } } } } })).toEqual([
       'services.catalog.rateLimit.sources.Gateway: must be a DNS label: lowercase letters, digits and "-", at most 63 characters',
       'services.catalog.rateLimit.sources.Gateway.burst: must be at least 1: a bucket smaller than one request admits none',
+    ]);
+  });
+
+  it('takes per-route limits with the matches of route rules, refusing a match that never matches as a rule\'s is', () => {
+    const limit = (r: object) => parseSnapshot({ services: { catalog: { rateLimit: r } } }).services.catalog!.rateLimit;
+    expect(limit({ routes: [{ match: { pathPrefix: '/search', method: 'GET' }, requestsPerSecond: 5 }] })).toEqual({ routes: [{ match: { pathPrefix: '/search', method: 'GET' }, requestsPerSecond: 5, burst: 5 }] });
+    expect(problems({ services: { catalog: { rateLimit: { routes: [{ match: { path: '/a//b' }, requestsPerSecond: 0 }, { requestsPerSecond: 1 }] } } } })).toEqual([
+      'services.catalog.rateLimit.routes[0].match.path: never matches: request paths are normalised before routing (unreserved escapes decoded, slashes merged, dot segments removed), so no request has this one: write "/a/b"',
+      'services.catalog.rateLimit.routes[0].requestsPerSecond: must be greater than 0 (leave the limit out for none)',
+      'services.catalog.rateLimit.routes[1].match: Required',
     ]);
   });
 

@@ -154,51 +154,6 @@ export const outlierPolicy = z
   })
   .strict();
 
-/** A token bucket's size: `burst` requests at once, refilled at `requestsPerSecond`. A burst below 1 would admit nothing. */
-const rateFields = {
-  requestsPerSecond: finite.positive('must be greater than 0 (leave the limit out for none)'),
-  burst: z.number().int().min(1, 'must be at least 1: a bucket smaller than one request admits none').optional(),
-};
-
-/** A burst not given is one second's worth. */
-const withBurst = <T extends { requestsPerSecond: number; burst?: number | undefined }>(r: T) => ({ ...r, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) });
-
-const bucketLimit = z.object(rateFields).strict().transform(withBurst);
-
-/**
- * Local rate limiting of the requests arriving at a service (Consul's service-defaults
- * `RateLimits.InstanceLevel`, Envoy's `local_ratelimit`, Linkerd's `HTTPLocalRateLimitPolicy`):
- * each instance's inbound sidecar keeps token buckets, so N instances admit N times the rate.
- * `requestsPerSecond`/`burst` bound all callers together (Linkerd's `total`); `perSource` gives
- * every caller identity a bucket of its own (Linkerd's `identity`), and `sources` named callers
- * theirs instead (Linkerd's `overrides`). A request must find a token in each that applies.
- */
-export const rateLimitPolicy = z
-  .object({
-    requestsPerSecond: rateFields.requestsPerSecond.optional(),
-    burst: rateFields.burst,
-    perSource: bucketLimit.optional(),
-    sources: z.record(serviceName, bucketLimit).optional(),
-  })
-  .strict()
-  .superRefine((r, ctx) => {
-    if (r.requestsPerSecond === undefined && r.perSource === undefined && r.sources === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give requestsPerSecond, perSource or sources' });
-    if (r.requestsPerSecond === undefined && r.burst !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['burst'], message: 'is the burst of requestsPerSecond, which is not given' });
-    const total = r.requestsPerSecond;
-    if (total === undefined) return;
-    // As Linkerd refuses: a caller's own rate above the total's never binds.
-    const above = (own: { requestsPerSecond: number }, path: (string | number)[]) => {
-      if (own.requestsPerSecond > total) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, 'requestsPerSecond'], message: `${own.requestsPerSecond} is above the total requestsPerSecond (${total}), so it would never apply` });
-    };
-    if (r.perSource !== undefined) above(r.perSource, ['perSource']);
-    for (const [name, own] of Object.entries(r.sources ?? {})) above(own, ['sources', name]);
-  })
-  .transform(({ requestsPerSecond, burst, ...own }): RateLimitPolicy => (requestsPerSecond === undefined ? own : { ...own, ...withBurst({ requestsPerSecond, burst }) }));
-
-export type BucketLimit = z.output<typeof bucketLimit>;
-/** `burst` is set (defaulted) exactly when `requestsPerSecond` is. */
-export type RateLimitPolicy = { perSource?: BucketLimit; sources?: Record<string, BucketLimit> } & ({ requestsPerSecond: number; burst: number } | { requestsPerSecond?: undefined; burst?: undefined });
-
 const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** An address to connect to: an IP address or a DNS name, without a scheme, brackets or port (those fail only at the first request). */
@@ -234,40 +189,6 @@ export const hashOn = z
   })
   .strict()
   .refine((h) => Object.values(h).filter((v) => v !== undefined).length === 1, 'give exactly one of header, cookie, query');
-
-const servicePolicyFields = z
-  .object({
-    protocol: z.enum(['http', 'grpc']).default('http'),
-    lb: z.enum(['least-request', 'round-robin', 'random', 'ring-hash']).default('least-request'),
-    /** With `lb: ring-hash` (and only then): the request's value that picks the endpoint. */
-    hashOn: hashOn.optional(),
-    /** Whole request, retries included; 0 disables (long-lived streams). */
-    timeout: policyDuration.default('3s'),
-    retries: retryPolicy.default({}),
-    circuitBreaker: circuitBreakerPolicy.default({}),
-    outlierDetection: outlierPolicy.default({}),
-    subsets: z.record(subsetName, labels).default({}),
-    /**
-     * Route only to instances whose every Consul check passes, as a Consul service-resolver's
-     * `OnlyPassing`; by default instances in `warning` receive traffic too, as in Consul's mesh.
-     */
-    onlyPassing: z.boolean().default(false),
-    /** Requests its instances admit, each on its own (absent: no limit). */
-    rateLimit: rateLimitPolicy.optional(),
-    /** Static mode only; otherwise endpoints come from discovery. */
-    endpoints: z.array(endpoint).optional(),
-  })
-  .strict();
-
-/** `hashOn` is what `ring-hash` reads, and read by nothing else: one without the other is refused rather than half applied. */
-function hashOnMatchesLb(policy: { lb: string; hashOn?: unknown }, ctx: z.RefinementCtx): void {
-  if (policy.lb === 'ring-hash' && policy.hashOn === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['hashOn'], message: 'lb ring-hash needs hashOn: the header, cookie or query parameter to hash' });
-  if (policy.lb !== 'ring-hash' && policy.hashOn !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['hashOn'], message: `is read only with lb: ring-hash, not ${policy.lb}` });
-}
-
-export const servicePolicy = servicePolicyFields.superRefine(hashOnMatchesLb);
-/** A service's policy without its endpoints (the control plane's: endpoints come from discovery). */
-export const discoveredServicePolicy = servicePolicyFields.omit({ endpoints: true }).superRefine(hashOnMatchesLb);
 
 const stringMatch = z.union([
   z.string(),
@@ -358,6 +279,92 @@ export const routeMatch = z
       }
     }
   });
+
+/** A token bucket's size: `burst` requests at once, refilled at `requestsPerSecond`. A burst below 1 would admit nothing. */
+const rateFields = {
+  requestsPerSecond: finite.positive('must be greater than 0 (leave the limit out for none)'),
+  burst: z.number().int().min(1, 'must be at least 1: a bucket smaller than one request admits none').optional(),
+};
+
+/** A burst not given is one second's worth. */
+const withBurst = <T extends { requestsPerSecond: number; burst?: number | undefined }>(r: T) => ({ ...r, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) });
+
+const bucketLimit = z.object(rateFields).strict().transform(withBurst);
+
+/** Consul's per-route limits (`RateLimits.InstanceLevel.Routes`): a request the match meets takes from this bucket instead of the total's. */
+const routeRateLimit = z.object({ match: routeMatch, ...rateFields }).strict().transform(withBurst);
+
+/**
+ * Local rate limiting of the requests arriving at a service (Consul's service-defaults
+ * `RateLimits.InstanceLevel`, Envoy's `local_ratelimit`, Linkerd's `HTTPLocalRateLimitPolicy`):
+ * each instance's inbound sidecar keeps token buckets, so N instances admit N times the rate.
+ * `requestsPerSecond`/`burst` bound all callers together (Linkerd's `total`); `perSource` gives
+ * every caller identity a bucket of its own (Linkerd's `identity`), and `sources` named callers
+ * theirs instead (Linkerd's `overrides`); `routes` give requests of some paths a bucket of
+ * their own in place of the total's, the first that matches (Consul's `Routes`). A request must
+ * find a token in each that applies.
+ */
+export const rateLimitPolicy = z
+  .object({
+    requestsPerSecond: rateFields.requestsPerSecond.optional(),
+    burst: rateFields.burst,
+    perSource: bucketLimit.optional(),
+    sources: z.record(serviceName, bucketLimit).optional(),
+    routes: z.array(routeRateLimit).optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.requestsPerSecond === undefined && r.perSource === undefined && r.sources === undefined && r.routes === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give requestsPerSecond, perSource, sources or routes' });
+    if (r.requestsPerSecond === undefined && r.burst !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['burst'], message: 'is the burst of requestsPerSecond, which is not given' });
+    const total = r.requestsPerSecond;
+    if (total === undefined) return;
+    // As Linkerd refuses: a caller's own rate above the total's never binds.
+    const above = (own: { requestsPerSecond: number }, path: (string | number)[]) => {
+      if (own.requestsPerSecond > total) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, 'requestsPerSecond'], message: `${own.requestsPerSecond} is above the total requestsPerSecond (${total}), so it would never apply` });
+    };
+    if (r.perSource !== undefined) above(r.perSource, ['perSource']);
+    for (const [name, own] of Object.entries(r.sources ?? {})) above(own, ['sources', name]);
+  })
+  .transform(({ requestsPerSecond, burst, ...own }): RateLimitPolicy => (requestsPerSecond === undefined ? own : { ...own, ...withBurst({ requestsPerSecond, burst }) }));
+
+export type BucketLimit = z.output<typeof bucketLimit>;
+/** `burst` is set (defaulted) exactly when `requestsPerSecond` is. */
+export type RouteRateLimit = z.output<typeof routeRateLimit>;
+export type RateLimitPolicy = { perSource?: BucketLimit; sources?: Record<string, BucketLimit>; routes?: RouteRateLimit[] } & ({ requestsPerSecond: number; burst: number } | { requestsPerSecond?: undefined; burst?: undefined });
+
+const servicePolicyFields = z
+  .object({
+    protocol: z.enum(['http', 'grpc']).default('http'),
+    lb: z.enum(['least-request', 'round-robin', 'random', 'ring-hash']).default('least-request'),
+    /** With `lb: ring-hash` (and only then): the request's value that picks the endpoint. */
+    hashOn: hashOn.optional(),
+    /** Whole request, retries included; 0 disables (long-lived streams). */
+    timeout: policyDuration.default('3s'),
+    retries: retryPolicy.default({}),
+    circuitBreaker: circuitBreakerPolicy.default({}),
+    outlierDetection: outlierPolicy.default({}),
+    subsets: z.record(subsetName, labels).default({}),
+    /**
+     * Route only to instances whose every Consul check passes, as a Consul service-resolver's
+     * `OnlyPassing`; by default instances in `warning` receive traffic too, as in Consul's mesh.
+     */
+    onlyPassing: z.boolean().default(false),
+    /** Requests its instances admit, each on its own (absent: no limit). */
+    rateLimit: rateLimitPolicy.optional(),
+    /** Static mode only; otherwise endpoints come from discovery. */
+    endpoints: z.array(endpoint).optional(),
+  })
+  .strict();
+
+/** `hashOn` is what `ring-hash` reads, and read by nothing else: one without the other is refused rather than half applied. */
+function hashOnMatchesLb(policy: { lb: string; hashOn?: unknown }, ctx: z.RefinementCtx): void {
+  if (policy.lb === 'ring-hash' && policy.hashOn === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['hashOn'], message: 'lb ring-hash needs hashOn: the header, cookie or query parameter to hash' });
+  if (policy.lb !== 'ring-hash' && policy.hashOn !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['hashOn'], message: `is read only with lb: ring-hash, not ${policy.lb}` });
+}
+
+export const servicePolicy = servicePolicyFields.superRefine(hashOnMatchesLb);
+/** A service's policy without its endpoints (the control plane's: endpoints come from discovery). */
+export const discoveredServicePolicy = servicePolicyFields.omit({ endpoints: true }).superRefine(hashOnMatchesLb);
 
 export const split = z
   .record(subsetName, z.number().int().min(0).max(100))

@@ -152,15 +152,15 @@ describe("Mesh's inbound rate limit", () => {
 
     install('2', { web: { rateLimit: { requestsPerSecond: 1 } } });
     const limit = mesh.rateLimit!;
-    expect(limit.admit('a')).toBeNull();
-    expect(limit.admit('a')).not.toBeNull();
+    expect(limit.admit('a', 'GET', '/', {}, 'web')).toBeNull();
+    expect(limit.admit('a', 'GET', '/', {}, 'web')).not.toBeNull();
     install('3', { web: { rateLimit: { requestsPerSecond: 1, burst: 1 } }, catalog: {} });
     expect(mesh.rateLimit).toBe(limit);
 
     install('4', { web: { rateLimit: { requestsPerSecond: 2 } } });
     expect(mesh.rateLimit).not.toBe(limit);
     expect(mesh.rateLimit!.policy).toEqual({ requestsPerSecond: 2, burst: 2 });
-    expect(mesh.rateLimit!.admit('a')).toBeNull();
+    expect(mesh.rateLimit!.admit('a', 'GET', '/', {}, 'web')).toBeNull();
 
     install('5', { web: {} });
     expect(mesh.rateLimit).toBeNull();

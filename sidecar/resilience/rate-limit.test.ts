@@ -63,7 +63,7 @@ describe('InboundRateLimit', () => {
     new InboundRateLimit(parseSnapshot({ services: { catalog: { rateLimit } } }).services.catalog!.rateLimit!, c.now);
   const admittedFrom = (limit: InboundRateLimit, source: string, tries: number): number => {
     let n = 0;
-    for (let i = 0; i < tries; i++) if (limit.admit(source) === null) n++;
+    for (let i = 0; i < tries; i++) if (limit.admit(source, 'GET', '/', {}, 'catalog') === null) n++;
     return n;
   };
 
@@ -73,7 +73,7 @@ describe('InboundRateLimit', () => {
     expect(admittedFrom(limit, 'web', 10)).toBe(2);
     expect(admittedFrom(limit, 'orders', 10)).toBe(2);
     expect(admittedFrom(limit, 'gateway', 10)).toBe(5);
-    expect(limit.admit('web')).toEqual({ limit: { requestsPerSecond: 2, burst: 2 }, source: 'web', waitMs: 500 });
+    expect(limit.admit('web', 'GET', '/', {}, 'catalog')).toEqual({ limit: { requestsPerSecond: 2, burst: 2 }, source: 'web', route: undefined, waitMs: 500 });
     c.advance(500);
     expect(admittedFrom(limit, 'web', 10)).toBe(1);
   });
@@ -85,10 +85,26 @@ describe('InboundRateLimit', () => {
     expect(admittedFrom(limit, 'web', 10)).toBe(3);
     // web over its own limit took nothing from the total: orders gets the total's last token.
     expect(admittedFrom(limit, 'orders', 10)).toBe(1);
-    expect(limit.admit('orders')).toEqual({ limit: { requestsPerSecond: 4, burst: 4 }, source: undefined, waitMs: 250 });
+    expect(limit.admit('orders', 'GET', '/', {}, 'catalog')).toEqual({ limit: { requestsPerSecond: 4, burst: 4 }, source: undefined, route: undefined, waitMs: 250 });
     // Refused by the total, orders kept its own other two tokens.
     c.advance(1000);
     expect(admittedFrom(limit, 'orders', 10)).toBe(2);
+  });
+
+  it("gives the requests a route matches that route's bucket in place of the total's, the first route that matches, with the caller's own on top", () => {
+    const c = clock();
+    const limit = limitOf({
+      requestsPerSecond: 3,
+      perSource: { requestsPerSecond: 3, burst: 5 },
+      routes: [{ match: { pathPrefix: '/search' }, requestsPerSecond: 1 }, { match: { pathPrefix: '/s' }, requestsPerSecond: 2 }],
+    }, c);
+    const admit = (path: string) => limit.admit('web', 'GET', path, {}, 'catalog');
+    expect(admit('/search/a')).toBeNull();
+    expect(admit('/search/b')).toEqual({ limit: { requestsPerSecond: 1, burst: 1 }, source: undefined, route: 0, waitMs: 1000 });
+    expect([admit('/shop'), admit('/shop')]).toEqual([null, null]);
+    expect(admit('/shop')).toMatchObject({ route: 1 });
+    // The total's bucket is untouched by routed requests, but web's own is not: two of its five left.
+    expect([admit('/x'), admit('/x'), admit('/x')]).toEqual([null, null, { limit: { requestsPerSecond: 3, burst: 5 }, source: 'web', route: undefined, waitMs: 1000 / 3 }]);
   });
 
   it('has no per-caller buckets without perSource or sources', () => {

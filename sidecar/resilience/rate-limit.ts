@@ -1,12 +1,13 @@
 /**
  * The inbound rate limit of this sidecar's service (its policy's `rateLimit`): token buckets of
  * `burst` tokens refilled continuously at `requestsPerSecond`, as Envoy's local_ratelimit and
- * Consul's instance-level limits, one for all callers and, with `perSource` or `sources`, one per
- * caller identity, as Linkerd's. A bucket is refilled when it is read, not by a timer, so a
+ * Consul's instance-level limits, one for all callers (or, with `routes`, for the requests of
+ * some paths) and, with `perSource` or `sources`, one per caller identity, as Linkerd's. A bucket is refilled when it is read, not by a timer, so a
  * check is a clock read and a few additions.
  */
 import { ownEntry } from '../../common/config/own.js';
 import type { RateLimitRefusal } from '../../common/errors.js';
+import { compileMatch, type CompiledMatch, type HeaderMap } from '../../common/routing/match.js';
 import type { BucketLimit, RateLimitPolicy } from '../../common/config/schema.js';
 
 export class TokenBucket {
@@ -42,6 +43,8 @@ export class TokenBucket {
 
 export class InboundRateLimit {
   private readonly total: TokenBucket | null;
+  /** `routes`, compiled; null without. */
+  private readonly routes: readonly { readonly match: CompiledMatch; readonly bucket: TokenBucket }[] | null;
   /**
    * Per caller identity, made on its first request; null when the policy has no per-caller
    * limit. Keyed by verified identities (or `unknown`), so bounded by the mesh's services.
@@ -54,21 +57,24 @@ export class InboundRateLimit {
   ) {
     this.total = policy.requestsPerSecond === undefined ? null : new TokenBucket({ requestsPerSecond: policy.requestsPerSecond, burst: policy.burst }, now);
     this.own = policy.perSource === undefined && policy.sources === undefined ? null : new Map();
+    this.routes = policy.routes?.map(({ match, ...limit }) => ({ match: compileMatch(match), bucket: new TokenBucket(limit, now) })) ?? null;
   }
 
   /**
    * null when `source`'s request is admitted, a token taken from each bucket that applies; else
    * the refusal, nothing taken, so a caller over its own limit does not use up the total's tokens.
    */
-  admit(source: string): RateLimitRefusal | null {
+  admit(source: string, method: string, path: string, headers: HeaderMap, authority: string): RateLimitRefusal | null {
     const own = this.bucketOf(source);
     if (own !== null) {
       const waitMs = own.wait();
-      if (waitMs > 0) return { limit: own.limit, source, waitMs };
+      if (waitMs > 0) return { limit: own.limit, source, route: undefined, waitMs };
     }
-    if (this.total !== null) {
-      const waitMs = this.total.take();
-      if (waitMs > 0) return { limit: this.total.limit, source: undefined, waitMs };
+    const route = this.routes === null ? -1 : this.routes.findIndex((r) => r.match.matches(method, path, headers, authority));
+    const shared = route < 0 ? this.total : this.routes![route]!.bucket;
+    if (shared !== null) {
+      const waitMs = shared.take();
+      if (waitMs > 0) return { limit: shared.limit, source: undefined, route: route < 0 ? undefined : route, waitMs };
     }
     own?.take();
     return null;

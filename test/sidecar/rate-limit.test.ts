@@ -143,6 +143,20 @@ describe('an instance over its rate limit', () => {
     kept.destroy();
   });
 
+  it("limits a route's requests by its own bucket in place of the total's", async () => {
+    const app = await startUpstream(echoHandler('catalog'));
+    upstreams.push(app);
+    const rateLimit = { requestsPerSecond: 1000, routes: [{ match: { pathPrefix: '/search' }, requestsPerSecond: 0.01, burst: 1 }] };
+    const sc = await procs.sidecar({ service: 'catalog', appPort: app.port, config: writeTempConfig({ services: { catalog: { rateLimit } } }) });
+    const get = (path: string) => send(`http://127.0.0.1:${sc.inboundPort}${path}`, { headers: { host: 'catalog' } });
+    expect((await get('/search?q=a')).status).toBe(200);
+    const limited = await get('/search?q=b');
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatch(/^catalog admits 0\.01 requests per second per instance on rateLimit\.routes\[0\] \(burst 1\): retry after 100s/);
+    const others = await burst(sc.inboundPort, '/items', 10);
+    expect(others.map((a) => a.status)).toEqual(Array(10).fill(200));
+  });
+
   it('answers a WebSocket upgrade over the limit 429 with Retry-After on its connection, as a request', async () => {
     const app = await startUpstream(echoHandler('catalog'));
     upstreams.push(app);
