@@ -160,6 +160,10 @@ routes:
       'services.catalog.rateLimit.requestsPerSecond: must be a finite number (JSON reads one as large as 1e400 as infinity)',
       'services.catalog.rateLimit.burst: must be at least 1: a bucket smaller than one request admits none',
     ]);
+    expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 1e-300 } } } })).toEqual([
+      'services.catalog.rateLimit.requestsPerSecond: must be at least 1/86400 (one request a day), not 1e-300',
+    ]);
+    expect(limit({ requestsPerSecond: 1 / 86_400 })).toEqual({ requestsPerSecond: 1 / 86_400, burst: 1 });
     expect(problems({ services: { catalog: { rateLimit: { requestsPerSecond: 5, burst: 2.5 } } } })[0]).toMatch(/^services\.catalog\.rateLimit\.burst: /);
     expect(problems({ services: { catalog: { rateLimit: {} } } })).toEqual(['services.catalog.rateLimit: give requestsPerSecond, perSource, sources or routes']);
     expect(problems({ services: { catalog: { rateLimit: { burst: 5, perSource: { requestsPerSecond: 1 } } } } })).toEqual([

@@ -280,9 +280,14 @@ export const routeMatch = z
     }
   });
 
+const MIN_RATE = 1 / 86_400;
+
 /** A token bucket's size: `burst` requests at once, refilled at `requestsPerSecond`. A burst below 1 would admit nothing. */
 const rateFields = {
-  requestsPerSecond: finite.positive('must be greater than 0 (leave the limit out for none)'),
+  requestsPerSecond: finite
+    .positive('must be greater than 0 (leave the limit out for none)')
+    // A slower rate's Retry-After would pass 2^53 seconds (`1e-300` gave one of "1e+300", no valid header).
+    .refine((rps) => rps <= 0 || rps >= MIN_RATE, (rps) => ({ message: `must be at least 1/86400 (one request a day), not ${rps}` })),
   burst: z.number().int().min(1, 'must be at least 1: a bucket smaller than one request admits none').optional(),
 };
 
