@@ -1,9 +1,10 @@
 /**
  * The inbound rate limit of this sidecar's service (its policy's `rateLimit`): token buckets of
  * `burst` tokens refilled continuously at `requestsPerSecond`, as Envoy's local_ratelimit and
- * Consul's instance-level limits, one for all callers (or, with `routes`, for the requests of
- * some paths) and, with `perSource` or `sources`, one per caller identity, as Linkerd's. A bucket is refilled when it is read, not by a timer, so a
- * check is a clock read and a few additions.
+ * Consul's instance-level limits: one for all callers (or, with `routes`, one for the requests
+ * a route matches) and, with `perSource` or `sources`, one per caller identity, as Linkerd's.
+ * A bucket is refilled when it is read, not by a timer, so a check is a clock read and a few
+ * additions.
  */
 import { ownEntry } from '../../common/config/own.js';
 import type { RateLimitRefusal } from '../../common/errors.js';
@@ -70,11 +71,18 @@ export class InboundRateLimit {
       const waitMs = own.wait();
       if (waitMs > 0) return { limit: own.limit, source, route: undefined, waitMs };
     }
-    const route = this.routes === null ? -1 : this.routes.findIndex((r) => r.match.matches(method, path, headers, authority));
-    const shared = route < 0 ? this.total : this.routes![route]!.bucket;
+    let shared = this.total;
+    let route: number | undefined;
+    if (this.routes !== null) {
+      const index = this.routes.findIndex((r) => r.match.matches(method, path, headers, authority));
+      if (index >= 0) {
+        shared = this.routes[index]!.bucket;
+        route = index;
+      }
+    }
     if (shared !== null) {
       const waitMs = shared.take();
-      if (waitMs > 0) return { limit: shared.limit, source: undefined, route: route < 0 ? undefined : route, waitMs };
+      if (waitMs > 0) return { limit: shared.limit, source: undefined, route, waitMs };
     }
     own?.take();
     return null;
