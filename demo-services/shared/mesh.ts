@@ -124,12 +124,19 @@ export function neverDelivered(answer: Answer): boolean {
  * Turns a non-2xx answer into an HttpError. A response the sidecar made itself (it carries
  * x-skein-reason) becomes 503/504 upstream-unavailable, except a `bad-request` 4xx: the
  * sidecar refused the request itself (e.g. a path built from a client's `..%2F`), so the
- * service is not down and the caller gets the 4xx; the service's own errors keep their code.
+ * service is not down and the caller gets the 4xx; and a `rate-limited` 429: the service's
+ * instances took all the requests their policy's rateLimit admits, so the caller should slow
+ * down, not take it as down. The service's own errors keep their code.
  */
 export function answerError(service: string, answer: Answer): HttpError {
   const reason = answer.headers['x-skein-reason'];
   if (reason === 'bad-request' && answer.status >= 400 && answer.status < 500) {
     return new HttpError(answer.status, 'bad-request', `the mesh refused the request to ${service} as malformed (${answer.status})`);
+  }
+  if (reason === 'rate-limited' && answer.status === 429) {
+    const seconds = Number(answer.headers['retry-after']);
+    if (!Number.isSafeInteger(seconds)) return new HttpError(429, 'rate-limited', `${service} is over its rate limit`);
+    return new HttpError(429, 'rate-limited', `${service} is over its rate limit: retry after ${seconds}s`, { retryAfterSeconds: seconds });
   }
   if (typeof reason === 'string') {
     return new UpstreamError(service, `sidecar answered ${answer.status} (${reason})`, answer.status === 504 ? 504 : 503);
