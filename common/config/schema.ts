@@ -333,8 +333,8 @@ export const rateLimitPolicy = z
   .transform(({ requestsPerSecond, burst, ...own }): RateLimitPolicy => (requestsPerSecond === undefined ? own : { ...own, ...withBurst({ requestsPerSecond, burst }) }));
 
 export type BucketLimit = z.output<typeof bucketLimit>;
-/** `burst` is set (defaulted) exactly when `requestsPerSecond` is. */
 export type RouteRateLimit = z.output<typeof routeRateLimit>;
+/** `burst` is set (defaulted) exactly when `requestsPerSecond` is. */
 export type RateLimitPolicy = { perSource?: BucketLimit; sources?: Record<string, BucketLimit>; routes?: RouteRateLimit[] } & ({ requestsPerSecond: number; burst: number } | { requestsPerSecond?: undefined; burst?: undefined });
 
 const servicePolicyFields = z
