@@ -288,7 +288,7 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   // rate limit (null without one): last, so only a request that would reach the app takes a token.
   const limit = ctx.mesh.rateLimit;
   if (limit === null) return true;
-  const refusal = limit.admit(source ?? UNNAMED_PEER, ex.method, pathOf(ex.url), ex.req.headers, ex.authority);
+  const refusal = limit.admit(source ?? UNNAMED_PEER, ex.method, pathOf(ex.url), limit.usesHeaders ? ex.req.headers : undefined, ex.authority);
   if (refusal === null) return true;
   ctx.metrics.rateLimited(source ?? UNNAMED_PEER, ctx.self);
   ex.replyError(new RateLimitedError(ctx.self, refusal));

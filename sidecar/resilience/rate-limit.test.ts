@@ -107,6 +107,16 @@ describe('InboundRateLimit', () => {
     expect([admit('/x'), admit('/x'), admit('/x')]).toEqual([null, null, { limit: { requestsPerSecond: 3, burst: 5 }, source: 'web', route: undefined, waitMs: 1000 / 3 }]);
   });
 
+  it('reads request headers only when a route matches on them', () => {
+    const c = clock();
+    expect(limitOf({ routes: [{ match: { pathPrefix: '/a', headers: { host: 'x' } }, requestsPerSecond: 1 }] }, c).usesHeaders).toBe(false);
+    const byHeader = limitOf({ routes: [{ match: { headers: { 'x-tenant': 'free' } }, requestsPerSecond: 1 }] }, c);
+    expect(byHeader.usesHeaders).toBe(true);
+    expect(byHeader.admit('web', 'GET', '/', { 'x-tenant': 'free' }, 'catalog')).toBeNull();
+    expect(byHeader.admit('web', 'GET', '/', { 'x-tenant': 'free' }, 'catalog')).toMatchObject({ route: 0 });
+    expect(byHeader.admit('web', 'GET', '/', { 'x-tenant': 'paid' }, 'catalog')).toBeNull();
+  });
+
   it('has no per-caller buckets without perSource or sources', () => {
     const c = clock();
     const limit = limitOf({ requestsPerSecond: 2 }, c);

@@ -51,6 +51,8 @@ export class InboundRateLimit {
    * limit. Keyed by verified identities (or `unknown`), so bounded by the mesh's services.
    */
   private readonly own: Map<string, TokenBucket | null> | null;
+  /** Whether some route's match reads request headers: a request's header map is built only then, as for route tables. */
+  readonly usesHeaders: boolean;
 
   constructor(
     readonly policy: RateLimitPolicy,
@@ -59,13 +61,14 @@ export class InboundRateLimit {
     this.total = policy.requestsPerSecond === undefined ? null : new TokenBucket({ requestsPerSecond: policy.requestsPerSecond, burst: policy.burst }, now);
     this.own = policy.perSource === undefined && policy.sources === undefined ? null : new Map();
     this.routes = policy.routes?.map(({ match, ...limit }) => ({ match: compileMatch(match), bucket: new TokenBucket(limit, now) })) ?? null;
+    this.usesHeaders = this.routes?.some((r) => r.match.usesHeaders) ?? false;
   }
 
   /**
    * null when `source`'s request is admitted, a token taken from each bucket that applies; else
    * the refusal, nothing taken, so a caller over its own limit does not use up the total's tokens.
    */
-  admit(source: string, method: string, path: string, headers: HeaderMap, authority: string): RateLimitRefusal | null {
+  admit(source: string, method: string, path: string, headers: HeaderMap | undefined, authority: string): RateLimitRefusal | null {
     const own = this.bucketOf(source);
     if (own !== null) {
       const waitMs = own.wait();
