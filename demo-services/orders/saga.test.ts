@@ -38,7 +38,14 @@ describe('OrderSaga', () => {
     const order = await saga.run(newOrder().id);
     expect(order.status).toBe('confirmed');
     expect(inventory.calls[0]).toMatchObject({ path: '/reservations', body: { reservationId: order.id, items: [{ productId: 'p1', quantity: 2 }] } });
-    expect(payments.calls[0]).toMatchObject({ path: '/charges', body: { userId: 'u1', amountCents: 300 } });
+    expect(payments.calls[0]).toMatchObject({ path: '/charges', headers: { 'idempotency-key': order.id }, body: { userId: 'u1', amountCents: 300 } });
+  });
+
+  it('sends a refund with its charge\'s Idempotency-Key, so payments\' ring-hash takes it where the charge went', async () => {
+    payments.script.push(503); // charge: outcome unknown, so a refund is owed
+    const order = await saga.run(newOrder().id);
+    expect(steps(order.id)).toEqual(['reserve:ok', 'charge:failed', 'refund:ok', 'release:ok']);
+    expect(payments.calls[1]).toMatchObject({ path: `/charges/${order.id}/refund`, headers: { 'idempotency-key': order.id } });
   });
 
   it('does not undo a step the service refused (4xx), only the ones before it', async () => {

@@ -130,9 +130,11 @@ export class OrderSaga {
 
   private async compensate(orderId: string, action: Compensation, attempts: number, trace: TraceHeaders): Promise<boolean> {
     const { store, log, inventory, payments, compensationMaxBackoffMs } = this.deps;
+    // A refund carries its charge's key: payments is balanced on it (ring-hash), so the refund
+    // goes where the charge went first.
     const outcome =
       action === 'refund'
-        ? await this.attempt(payments, 'POST', `/charges/${encodeURIComponent(orderId)}/refund`, { trace })
+        ? await this.attempt(payments, 'POST', `/charges/${encodeURIComponent(orderId)}/refund`, { trace, headers: { 'idempotency-key': orderId } })
         : await this.attempt(inventory, 'POST', `/reservations/${encodeURIComponent(orderId)}/release`, { trace });
     if (outcome.answer && outcome.answer.status < 300) {
       store.compensationDone(orderId, action);

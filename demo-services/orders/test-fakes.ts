@@ -1,10 +1,11 @@
 /** A scripted HTTP service for the orders unit tests: answers each call from a queue of statuses. */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { once } from 'node:events';
 
 export interface Recorded {
   method: string;
   path: string;
+  headers: IncomingHttpHeaders;
   body: unknown;
 }
 
@@ -23,7 +24,7 @@ export class ScriptedService {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const text = Buffer.concat(chunks).toString();
-        const call = { method: req.method!, path: req.url!, body: text ? JSON.parse(text) : undefined };
+        const call = { method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined };
         this.calls.push(call);
         const next = this.script.shift() ?? this.fallback;
         const { status, headers } = typeof next === 'number' ? { status: next, headers: {} } : next;
