@@ -68,6 +68,7 @@ export const payments: ServiceDefinition = {
   flags: {
     'latency-ms': { description: 'initial injected latency per charge, in ms', default: '0' },
     'error-rate': { description: 'initial fraction of charges that fail with 503 (0..1)', default: '0' },
+    replica: { description: 'name of this replica, answered in a Payments-Replica header on every response', default: 'payments' },
   },
   start({ flags, dataDir, log }) {
     const initial = FaultsBody.safeParse({ latencyMs: Number(flags['latency-ms']), errorRate: Number(flags['error-rate']) });
@@ -133,6 +134,13 @@ export const payments: ServiceDefinition = {
         log.info(now, 'faults set');
         return { body: now };
       });
-    return httpApp(router.listener(log), () => void db.close());
+    // Replicas share one database and answer alike: the header is how a caller (or a demo
+    // scenario) tells which one a request reached.
+    const listener = router.listener(log);
+    const replica = flags.replica!;
+    return httpApp((req, res) => {
+      res.setHeader('payments-replica', replica);
+      listener(req, res);
+    }, () => void db.close());
   },
 };

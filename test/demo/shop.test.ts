@@ -58,6 +58,8 @@ describe('demo shop', () => {
 
     const charge = await http('GET', payments(`/charges/${order.id}`));
     expect(charge.body).toMatchObject({ status: 'captured', amountCents: 3 * 3900, userId: 'u1' });
+    // Which replica answered (`--replica`, skein demo's instance id; `payments` by default).
+    expect(charge.headers.get('payments-replica')).toBe('payments');
 
     const read = await http('GET', api(`/api/orders/${order.id}?userId=u1`));
     expect(read.status).toBe(200);
