@@ -10,6 +10,9 @@ import type { ManagedProcess, ProcessSupervisor } from './processes.js';
 import type { InstanceSpec } from './topology.js';
 import { waitFor } from './wait.js';
 
+/** Where every demo sidecar listens and registers: discovery names an instance `127.0.0.1:<inbound port>`. */
+export const ADVERTISE_ADDRESS = '127.0.0.1';
+
 export interface InstancePorts {
   readonly app: number;
   readonly inbound: number;
@@ -66,11 +69,11 @@ export class Instance {
       '--instance-id', spec.id,
       '--app-port', String(ports.app),
       '--app-protocol', spec.protocol,
-      '--inbound-host', '127.0.0.1',
+      '--inbound-host', ADVERTISE_ADDRESS,
       '--inbound-port', String(ports.inbound),
       '--outbound-port', String(ports.outbound),
       '--admin-port', String(ports.admin),
-      '--advertise-address', '127.0.0.1',
+      '--advertise-address', ADVERTISE_ADDRESS,
       '--control-plane', mesh.grpcAddress,
       '--ca-file', mesh.caFile,
       '--drain-timeout', '5s',

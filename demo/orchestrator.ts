@@ -133,7 +133,7 @@ export class Demo {
     await this.startControlPlane(adminPort);
     const cp = this.controlPlane!;
     await applyMeshConfig(cp.api);
-    this.step('mesh config: catalog split v1=100 v2=0, payments circuit breaker, intentions (default deny, 8 allowed calls)');
+    this.step('mesh config: catalog split v1=100 v2=0, payments ring-hash on Idempotency-Key and circuit breaker, intentions (default deny, 8 allowed calls)');
 
     this.control = new ControlServer(this, cp.adminToken);
     this.control.onStopRequested = () => this.onStopRequested();

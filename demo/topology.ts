@@ -30,8 +30,8 @@ export const INSTANCES: readonly InstanceSpec[] = [
   { id: 'orders', service: 'orders', version: 'v1', protocol: 'http', appArgs: ['--outbox-max-backoff-ms', '2000', '--outbox-poll-ms', '500'] },
   // Two replicas over one database, as a payments service would run: a charge retried on the
   // other replica finds its Idempotency-Key, and a refund finds the charge wherever it was made.
-  { id: 'payments-1', service: 'payments', version: 'v1', protocol: 'http', appArgs: [] },
-  { id: 'payments-2', service: 'payments', version: 'v1', protocol: 'http', appArgs: [], after: 'payments-1' },
+  { id: 'payments-1', service: 'payments', version: 'v1', protocol: 'http', appArgs: ['--replica', 'payments-1'] },
+  { id: 'payments-2', service: 'payments', version: 'v1', protocol: 'http', appArgs: ['--replica', 'payments-2'], after: 'payments-1' },
   { id: 'notifications', service: 'notifications', version: 'v1', protocol: 'http', appArgs: [] },
 ];
 
@@ -68,11 +68,17 @@ export const POLICIES: Readonly<Record<string, PolicyInput>> = {
   orders: { timeout: '15s', retries: { perTryTimeout: '15s' } },
   payments: {
     timeout: '5s',
+    // Every request about one charge (the charge, a replay of it, its refund) carries the
+    // order's Idempotency-Key, and the same key goes to the same replica first, from every
+    // sidecar: one payment's story is in one replica's log, and a duplicate sent while the
+    // first is still with the provider meets it there. Keys spread over both replicas, and a
+    // retry goes to the key's ring neighbour, which the shared database makes safe.
+    lb: 'ring-hash',
+    hashOn: { header: 'idempotency-key' },
     // Opens after a handful of failed charges, and tries again 5 s later.
     circuitBreaker: { errorThresholdPercentage: 50, volumeThreshold: 5, rollingWindow: '10s', resetTimeout: '5s' },
-    // Least-request prefers an endpoint that fails fast (nothing in flight there), so a dead
-    // replica would take every retry of a request: ejecting it after two straight failures
-    // leaves the third try to the live one.
+    // A dead replica's keys would each pay a failed first try: ejecting it after two straight
+    // failures sends them to its ring neighbour at once.
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: '10s', maxEjectionPercent: 50 },
   },
   notifications: {},

@@ -5,7 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { request } from 'undici';
 import { AdminClient } from '../../cli/admin-client.js';
+import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
+import { hostPort } from '../../common/net/host-port.js';
+import { ADVERTISE_ADDRESS } from '../instance.js';
 import type { DemoState, InstanceState } from '../state.js';
 
 export interface OrderStep {
@@ -67,6 +71,34 @@ export class DemoClient {
 
   sidecarAdminUrl(id: string): string {
     return `http://127.0.0.1:${this.instance(id).adminPort}`;
+  }
+
+  /** The instance whose sidecar listens at `endpoint` (`address:port`, as discovery and `skein explain` name it). */
+  instanceAt(endpoint: string): InstanceState | undefined {
+    return this.state.instances.find((i) => hostPort(ADVERTISE_ADDRESS, i.inboundPort) === endpoint);
+  }
+
+  /** `skein explain SERVICE METHOD PATH -H name:value …` through the admin API. */
+  async explain(service: string, method: string, path: string, headers: readonly string[] = [], source?: string): Promise<ExplainAnswer> {
+    const query = new URLSearchParams({ service, method, path });
+    for (const h of headers) query.append('header', h);
+    if (source) query.set('source', source);
+    return (await this.admin.get<ExplainAnswer>(`/api/v1/explain?${query}`)).body;
+  }
+
+  /**
+   * A call to `service` as the app of instance `from` makes it: to its sidecar's outbound
+   * listener, by name, so it is routed, balanced and authorized as `from`'s own calls are.
+   */
+  async callAs<T>(from: string, service: string, method: 'GET' | 'POST', path: string, options: { headers?: Record<string, string>; body?: unknown } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: T }> {
+    const res = await request(`http://127.0.0.1:${this.instance(from).outboundPort}${path}`, {
+      method,
+      headers: { host: service, ...(options.body === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers },
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as T };
   }
 
   async json<T>(url: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {

@@ -51,7 +51,7 @@ describe('skein demo (command line)', () => {
   it('lists the scenarios, and says when no demo is running', async () => {
     const list = await skein(['demo', 'scenario']);
     expect(list.code).toBe(0);
-    for (const name of ['canary', 'blue-green', 'payments-outage', 'kill-instance', 'notifications-down']) expect(list.output).toContain(name);
+    for (const name of ['canary', 'blue-green', 'affinity', 'payments-outage', 'kill-instance', 'notifications-down']) expect(list.output).toContain(name);
     const dataDir = tempDir('skein-demo-none-');
     const none = await skein(['demo', 'scenario', 'canary', '--data-dir', dataDir]);
     expect(none.code).toBe(1);

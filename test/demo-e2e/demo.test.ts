@@ -205,6 +205,43 @@ describe('skein demo', () => {
     expect(await client.catalogShare(10)).toEqual({ v1: 10, v2: 0, failed: 0 });
   });
 
+  it('affinity scenario: payments is ring-hashed on Idempotency-Key, so each key\'s requests reach the replica skein explain names', async () => {
+    const { code, output } = await scenario('affinity');
+    expect(output).toContain('✓ keys go to payments-1 and payments-2: the ring spreads keys over every replica');
+    expect(output).toMatch(/✓ all \d+ requests reached the replica skein explain named for their key/);
+    expect(code, output).toBe(0);
+
+    // Checked again without the scenario: the CLI's explain, then the shop's own traffic.
+    const explained = async (key: string) => {
+      const cli = procs.skein('explain', ['explain', 'payments', 'POST', '/charges', '-H', `idempotency-key:${key}`], { SKEIN_ADMIN_URL: demo.state.adminUrl, SKEIN_ADMIN_TOKEN: demo.state.adminToken });
+      expect((await cli.exited).code, cli.output()).toBe(0);
+      const endpoint = new RegExp(`ring-hash on header idempotency-key "${key}": (\\S+), for every request with it`).exec(cli.output())?.[1];
+      return client.instanceAt(endpoint ?? '')?.id;
+    };
+    const key = `affinity-test-${randomUUID()}`;
+    const replica = await explained(key);
+    expect(replica).toMatch(/^payments-[12]$/);
+    const answeredBy: unknown[] = [];
+    for (let n = 0; n < 5; n++) {
+      const res = await client.callAs('orders', 'payments', 'POST', '/charges', { headers: { 'idempotency-key': key }, body: { userId: 'affinity-test', amountCents: 100 } });
+      expect(res.status).toBeLessThan(300);
+      answeredBy.push(res.headers['payments-replica']);
+    }
+    expect(answeredBy).toEqual(Array(5).fill(replica));
+
+    // An order's charge is keyed by the order id: it reaches the replica explain names for that id (no load runs, so each sidecar counts only these).
+    const charges = (id: string) => client.metric(id, 'skein_requests_total', { direction: 'inbound', source: 'orders', destination: 'payments' });
+    for (let n = 0; n < 4; n++) {
+      const before: Record<string, number> = { 'payments-1': await charges('payments-1'), 'payments-2': await charges('payments-2') };
+      const placed = await client.placeOrder('u1', [{ productId: 'p1', quantity: 1 }]);
+      expect(placed.order?.status).toBe('confirmed');
+      const chosen = (await explained(placed.order!.id))!;
+      const other = chosen === 'payments-1' ? 'payments-2' : 'payments-1';
+      await waitUntil(async () => (await charges(chosen)) === before[chosen]! + 1, { timeoutMs: 5_000, what: `${placed.order!.id}'s charge to be counted on ${chosen}` });
+      expect(await charges(other)).toBe(before[other]);
+    }
+  });
+
   it('payments outage: the circuit opens, orders are cancelled with their stock released, nobody is charged twice', async () => {
     const stockBefore = await client.stock('p3');
     expect(stockBefore).toBeGreaterThanOrEqual(100); // so the scenario has no reason to restock it
