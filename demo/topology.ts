@@ -70,9 +70,9 @@ export const POLICIES: Readonly<Record<string, PolicyInput>> = {
     timeout: '5s',
     // Every request about one charge (the charge, a replay of it, its refund) carries the
     // order's Idempotency-Key, and the same key goes to the same replica first, from every
-    // sidecar: one payment's story is in one replica's log, and a duplicate sent while the
-    // first is still with the provider meets it there. Keys spread over both replicas, and a
-    // retry goes to the key's ring neighbour, which the shared database makes safe.
+    // sidecar: one payment's story is in one replica's log, where a replica keeping a key's
+    // in-flight state in memory would find it (these keep none). Keys spread over both
+    // replicas, and a retry goes to the key's ring neighbour, which the shared database makes safe.
     lb: 'ring-hash',
     hashOn: { header: 'idempotency-key' },
     // Opens after a handful of failed charges, and tries again 5 s later.
