@@ -3,13 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { RateLimitedError, REASONS, SkeinError } from './errors.js';
 
 describe('the x-skein-reason catalogue', () => {
-  it('is documented in the README, row for row', () => {
+  it('is documented in the README, row for row, with its Proxy-Status error type', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    for (const [reason, { grpc, delivered }] of Object.entries(REASONS)) {
+    for (const [reason, { grpc, delivered, proxyError }] of Object.entries(REASONS)) {
       const row = readme.split('\n').find((line) => line.startsWith(`| \`${reason}\` |`));
       expect(row, `README row for ${reason}`).toBeDefined();
       expect(row).toContain(`| ${grpc} `);
-      expect(row).toMatch(new RegExp(`\\| ${delivered} \\|$`));
+      expect(row).toMatch(new RegExp(`\\| ${delivered} \\| \`${proxyError}\` \\|$`));
     }
   });
 
