@@ -96,6 +96,8 @@ export interface ProxyResponse extends EventEmitter {
 /** What every exchange of one listener shares. */
 export interface ExchangeDeps {
   readonly direction: 'inbound' | 'outbound';
+  /** This sidecar's name in the Proxy-Status entries of its own answers (stages/reply.ts proxyName). */
+  readonly proxyName: string;
   /**
    * The next hop is a peer Skein sidecar (outbound over mTLS): it re-derives every trace
    * format from `traceparent` for its app, so only that one is sent (and B3's debug flag).
@@ -252,6 +254,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   retries: RetryEvent[] | null = null;
   /** The `x-skein-reason` of the answer this sidecar made itself (reply), for the hop's span; undefined for a relayed answer. */
   reason: Reason | undefined = undefined;
+  /** The status of the latest answer given up for a retry: an answer the sidecar makes after it says so (Proxy-Status `received-status`). */
+  private receivedStatus: number | undefined = undefined;
   current: AttemptHandler | null = null;
   /** The endpoint of the latest attempt: a retry goes elsewhere when another is healthy. */
   lastEndpoint: AttemptHandler['endpoint'] | undefined = undefined;
@@ -587,6 +591,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     h.status = status;
     // gRPC failures come as HTTP 200 with grpc-status in the headers (trailers-only answers).
     if ((status >= 500 || this.grpc) && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
+      // A gRPC call's HTTP 200 would tell nothing of why it was retried.
+      if (!this.grpc) this.receivedStatus = status;
       // As Envoy does, the try is reset at its retryable status: its body may be slow or never
       // end, and the retry waits for its backoff alone.
       this.retryNext();
@@ -1049,14 +1055,14 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     this.bodyChunks = null;
     if (this.upgradeSocket !== null) {
       const code = status ?? REASONS[reason].status;
-      socketReply(this.upgradeSocket, code, reason, detail, false, extra);
+      socketReply(this.upgradeSocket, this.deps.proxyName, code, reason, detail, false, extra);
       this.finish(code);
       this.res.emit('close');
       return;
     }
     // Only a gRPC answer not begun ends with its HEADERS frame (trailers-only, sidecarReply).
     const trailersOnly = this.grpc && !this.headSent;
-    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, reason, detail, this.grpc, status, this.grpcWebType, extra);
+    const sent = this.clientGone ? REASONS[reason].status : sidecarReply(this.res, this.deps.proxyName, reason, detail, this.grpc, status, this.grpcWebType, this.receivedStatus, extra);
     // A gRPC answer is HTTP 200: its grpc-status is what metrics, stats and canary analysis judge.
     if (this.grpc) this.grpcStatus = REASONS[reason].grpc;
     this.ended = true;

@@ -57,6 +57,7 @@ async function start(tls = false, admit?: (socket: TLSSocket) => string | undefi
     },
     onUpgrade: (_req, socket) => socket.destroy(),
     onMalformed: (status) => malformed.push(status),
+    proxyName: 'skein-test-outbound',
     maxBodyBytes: 0,
     maxHeaderBytes: REQUEST_HEAD_BYTES.default,
     limits: { silentMs: SILENT_MS, h2IdleMs: H2_IDLE_MS },

@@ -60,6 +60,8 @@ export interface ProxyListenerOptions {
   readonly maxBodyBytes: number;
   /** Largest request head let through on HTTP/1.1 and mux streams, and request trailers (`--max-request-headers`); HTTP/2 heads are the pipeline's. */
   readonly maxHeaderBytes: number;
+  /** This sidecar's name in the Proxy-Status entry of the refusals the listener answers itself (stages/reply.ts proxyName). */
+  readonly proxyName: string;
   readonly tls?: TlsOptions;
   /**
    * Judges the caller of each TLS connection as its handshake completes, before any of it is
@@ -102,24 +104,24 @@ export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
 
 /** Answers a request that could not be parsed; returns the status sent, 0 when the connection was just closed. */
-function answerParseError(err: Error & { code?: string }, socket: Socket, head: boolean): number {
+function answerParseError(proxy: string, err: Error & { code?: string }, socket: Socket, head: boolean): number {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return 0;
   }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    socketReply(socket, 408, 'bad-request', 'request headers not received in time', head);
+    socketReply(socket, proxy, 408, 'bad-request', 'request headers not received in time', head);
     return 408;
   }
   const status = refusalStatus(err);
-  socketReply(socket, status, 'bad-request', refusalText(err, status), head);
+  socketReply(socket, proxy, status, 'bad-request', refusalText(err, status), head);
   return status;
 }
 
 /** The same for a request refused on a stream of its own (a peer's mux request head, heads.ts; an HTTP/2 CONNECT): the connection serves on. */
-function answerStreamParseError(err: Error & { code?: string }, res: MuxResponse | ProxyResponse): number {
+function answerStreamParseError(proxy: string, err: Error & { code?: string }, res: MuxResponse | ProxyResponse): number {
   const status = refusalStatus(err);
-  return sidecarReply(res as unknown as ProxyResponse, 'bad-request', refusalText(err, status), false, status);
+  return sidecarReply(res as unknown as ProxyResponse, proxy, 'bad-request', refusalText(err, status), false, status);
 }
 
 /** 431 for a head past the limit (http1/request-head.ts headTooLarge), 501 for a transfer coding the sidecar does not apply (RFC 9112 §6.1), else 400. */
@@ -166,7 +168,7 @@ export class ProxyListener {
   private accepting = true;
 
   constructor(options: ProxyListenerOptions) {
-    const { onRequest, onUpgrade, onMalformed, tls, admit, mux = false, limits = DEFAULT_LIMITS } = options;
+    const { onRequest, onUpgrade, onMalformed, proxyName, tls, admit, mux = false, limits = DEFAULT_LIMITS } = options;
     // A TLS listener's callers are peer sidecars, which never tunnel: what a tunnel carries is sniffed as plain.
     const tunnels = tls === undefined ? options.tunnels : undefined;
     this.silentMs = limits.silentMs;
@@ -175,10 +177,10 @@ export class ProxyListener {
     this.maxBodyBytes = options.maxBodyBytes;
     this.maxHeaderBytes = options.maxHeaderBytes;
     const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => {
-      const status = answerParseError(err, socket, head);
+      const status = answerParseError(proxyName, err, socket, head);
       if (status !== 0) onMalformed(status);
     };
-    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerStreamParseError(err, res)) } : null;
+    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerStreamParseError(proxyName, err, res)) } : null;
     // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
     // A CONNECT taken comes as an upgrade does (request-head.ts): told apart here, off the path of other requests.
     const upgrade: Http1Handlers['upgrade'] =
@@ -195,7 +197,7 @@ export class ProxyListener {
     // open, and a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
     // node answers a CONNECT nobody listens for with a bare 405: refused as on HTTP/1.1 instead, with its reason and its count.
-    this.http2.on('connect', (_req, res) => onMalformed(answerStreamParseError(connectRefused(), res as unknown as ProxyResponse)));
+    this.http2.on('connect', (_req, res) => onMalformed(answerStreamParseError(proxyName, connectRefused(), res as unknown as ProxyResponse)));
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       limitSession(session, limits.h2IdleMs);

@@ -49,6 +49,7 @@ import { MuxUpstream } from './mux/upstream.js';
 import { bootstrapToken, type SidecarOptions, type Upstream } from './options.js';
 import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgrade, type InboundContext, type LocalApp, type OutboundContext } from './pipeline.js';
 import { AuthorityServices } from './stages/decode.js';
+import { proxyName } from './stages/reply.js';
 import type { Connector } from './stages/upgrade.js';
 import { SidecarMetrics, type EdgeMetrics } from './telemetry/metrics.js';
 import { TelemetryReporter } from './telemetry/reporter.js';
@@ -372,8 +373,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const recorder = parts.telemetry?.recorder ?? null;
   const maxBodyBytes = options.maxRequestBodyBytes;
   const maxHeaderBytes = options.maxRequestHeaderBytes;
-  const outboundDeps: ExchangeDeps = { direction: 'outbound', peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
-  const inboundDeps: ExchangeDeps = { direction: 'inbound', peerIsSidecar: false, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
+  const outboundDeps: ExchangeDeps = { direction: 'outbound', proxyName: proxyName(options.service, 'outbound'), peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
+  const inboundDeps: ExchangeDeps = { direction: 'inbound', proxyName: proxyName(options.service, 'inbound'), peerIsSidecar: false, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
   const peers = new InboundPeers({
     trustDomains: () => peerTrustDomainsOf(tlsIdentity),
     onRejected: (reason, detail, socket) => {
@@ -405,6 +406,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     onRequest: (req, res) => handleInbound(inboundCtx, req, res),
     onUpgrade: (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
     onMalformed: (status) => metrics.malformedRequest('inbound', status),
+    proxyName: inboundDeps.proxyName,
     maxBodyBytes,
     maxHeaderBytes,
     // Certificates are requested but judged by `peers` (sidecar/authz/peer.ts), which logs and counts the exact reason.
@@ -428,6 +430,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
       onRequest: (req, res) => handleOutbound(ctx, req, res),
       onUpgrade: (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
       onMalformed: (status) => metrics.malformedRequest('outbound', status),
+      proxyName: outboundDeps.proxyName,
       maxBodyBytes,
       maxHeaderBytes,
       // HTTP_PROXY clients that tunnel even http:// URLs (undici's ProxyAgent, so Node's fetch).

@@ -1,6 +1,7 @@
 /**
  * Responses the sidecar makes itself (no upstream answer): status and `x-skein-reason` from
- * the catalogue in common/errors.ts, a one-line text body. gRPC callers (content-type
+ * the catalogue in common/errors.ts, the same reason as an RFC 9209 `Proxy-Status` entry naming
+ * this sidecar (proxyStatus), and a one-line text body. gRPC callers (content-type
  * application/grpc) get a trailers-only answer instead: HTTP 200 with `grpc-status` and
  * `grpc-message` in the headers, which is how gRPC reports errors before any message.
  * A calling sidecar must be able to tell such an answer from its app's: a mux stream marks it
@@ -21,15 +22,27 @@ import { SIDECAR_MADE_HEADER, sessionToken } from '../h2-sidecar-made.js';
  * `application/grpc-web-text`…), since its clients refuse an answer of another type. `extra`:
  * header lines (name, value, …) of the reason's own (SkeinError.responseHeaders: `retry-after`).
  */
-export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string | undefined, grpc: boolean, status: number = REASONS[reason].status, grpcType = 'application/grpc', extra: readonly string[] = NONE): number {
+export function sidecarReply(
+  res: ProxyResponse,
+  proxy: string,
+  reason: Reason,
+  detail: string | undefined,
+  grpc: boolean,
+  status: number = REASONS[reason].status,
+  grpcType = 'application/grpc',
+  receivedStatus?: number,
+  extra: readonly string[] = NONE,
+): number {
   const message = detail ?? REASONS[reason].message;
+  const entry = proxyStatus(proxy, reason, message, receivedStatus);
   const stream = h2Stream(res);
   if (res.headersSent) {
     if (grpc && stream !== undefined && !stream.destroyed && !stream.closed && !stream.writableEnded) {
       // An HTTP/2 gRPC response already begun still ends with a status, in its trailers: cut,
       // its stream would end in RST_STREAM NO_ERROR, which grpc-js reports as `13 INTERNAL:
       // Received RST_STREAM with code 0 (Call ended without gRPC status)`.
-      res.addTrailers({ 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason });
+      // The head was the upstream's; the entry in the trailers says who ended the call (RFC 9209 allows trailers).
+      res.addTrailers({ 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason, 'proxy-status': entry });
       res.end();
       return 200;
     }
@@ -39,7 +52,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
   // Only a head is marked: a calling sidecar decides on heads, never on a begun answer's trailers.
   const token = stream === undefined ? undefined : sessionToken(stream.session);
   if (grpc) {
-    const headers: Record<string, string> = { 'content-type': grpcType, 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason };
+    const headers: Record<string, string> = { 'content-type': grpcType, 'grpc-status': String(REASONS[reason].grpc), 'grpc-message': grpcMessage(message), 'x-skein-reason': reason, 'proxy-status': entry };
     if (token !== undefined) headers[SIDECAR_MADE_HEADER] = token;
     for (let i = 0; i < extra.length; i += 2) headers[extra[i]!] = extra[i + 1]!;
     if (stream !== undefined) {
@@ -58,7 +71,7 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     // A fault's abort status may be one that has no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5):
     // a head alone, without Content-Length (a 204 must not send one; an HTTP/2 client resets a
     // 204 that declares a length: PROTOCOL_ERROR), but 0 on a 205 so no HTTP/1.1 chunking follows.
-    const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, ...extra];
+    const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'proxy-status', entry, ...extra];
     if (status === 205) head.push('content-length', '0');
     if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
     res.writeHead(status, head);
@@ -66,11 +79,35 @@ export function sidecarReply(res: ProxyResponse, reason: Reason, detail: string 
     return status;
   }
   const body = `${message}\n`;
-  const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, ...extra, 'content-length', String(Buffer.byteLength(body))];
+  const head = ['content-type', 'text/plain; charset=utf-8', 'x-skein-reason', reason, 'proxy-status', entry, ...extra, 'content-length', String(Buffer.byteLength(body))];
   if (token !== undefined) head.push(SIDECAR_MADE_HEADER, token);
   res.writeHead(status, head);
   res.end(body);
   return status;
+}
+
+/**
+ * This sidecar's name in the Proxy-Status entries of the answers it makes (RFC 9209 §2: the name
+ * identifies the intermediary, not the product): its service and the listener's direction. On a
+ * two-hop path the caller's sidecar (`skein-web-outbound`: no route, no endpoint, the breaker) is
+ * then told from the called one's (`skein-catalog-inbound`: an intention, its app down), and a
+ * sidecar's inbound answer from one made on its app's own outbound calls. A service name is a DNS
+ * label and the prefix starts with a letter, so the name is an sf-token as it stands.
+ */
+export function proxyName(service: string, direction: 'inbound' | 'outbound'): string {
+  return `skein-${service}-${direction}`;
+}
+
+/**
+ * The `Proxy-Status` entry (RFC 9209) of an answer this sidecar made: its name, the reason's error
+ * type (REASONS), the text its body says, and, when a try's answer had been given up for a retry
+ * before the sidecar answered, that answer's status (`received-status`, §2.1.4). `details` is an
+ * sf-string (RFC 8941 §3.3.3): printable ASCII alone, which grpcMessage leaves (the rest
+ * percent-encoded), with `"` and `\` escaped.
+ */
+export function proxyStatus(proxy: string, reason: Reason, details: string, receivedStatus?: number): string {
+  const entry = `${proxy}; error=${REASONS[reason].proxyError}; details="${grpcMessage(details).replace(/["\\]/gu, '\\$&')}"`;
+  return receivedStatus === undefined ? entry : `${entry}; received-status=${receivedStatus}`;
 }
 
 /**
@@ -91,17 +128,18 @@ export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
 }
 
 /** The same on a raw socket (parse errors, refused upgrades), closing the connection after it; the status line has the standard reason phrase, as OutgoingBase.writeHead writes it. */
-export function socketReply(socket: Socket, status: number, reason: Reason, detail?: string, headRequest = false, extra: readonly string[] = NONE): void {
+export function socketReply(socket: Socket, proxy: string, status: number, reason: Reason, detail?: string, headRequest = false, extra: readonly string[] = NONE): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const body = `${detail ?? REASONS[reason].message}\n`;
+  const message = detail ?? REASONS[reason].message;
+  const body = `${message}\n`;
   let lines = '';
   for (let i = 0; i < extra.length; i += 2) lines += `${extra[i]}: ${extra[i + 1]}\r\n`;
   // A HEAD request's answer has the head its GET's would have, and no body (RFC 9110 §9.3.2).
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\n${lines}date: ${httpDate()}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ncontent-type: text/plain; charset=utf-8\r\nx-skein-reason: ${reason}\r\nproxy-status: ${proxyStatus(proxy, reason, message)}\r\n${lines}date: ${httpDate()}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${headRequest ? '' : body}`,
   );
   linger(socket);
 }

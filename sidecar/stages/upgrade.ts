@@ -170,7 +170,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     upstream.destroy();
     // Dropped: the client's connection is not a tunnel.
     early.stop();
-    socketReply(client, status, reason, why);
+    socketReply(client, ex.deps.proxyName, status, reason, why);
     // Its span says why, as for any answer the sidecar made (Exchange.reply).
     ex.reason = reason;
     ex.finish(status);
