@@ -13,8 +13,8 @@
  *
  * Parse errors never reach the pipeline: `clientError` answers them on the raw socket (431
  * for headers past `--max-request-headers`, 408 for a head too slow, 501 for a transfer coding
- * other than chunked, 400 otherwise, all with `x-skein-reason: bad-request`) and only that
- * connection closes. A peer sidecar's malformed or oversized mux request head is answered the
+ * other than chunked, 400 otherwise, all with `x-skein-reason: bad-request` and a Proxy-Status
+ * entry naming the listener's sidecar and direction) and only that connection closes. A peer sidecar's malformed or oversized mux request head is answered the
  * same way (400, 431 or 501) on its stream alone.
  */
 import type { Server as HttpServer } from 'node:http';
