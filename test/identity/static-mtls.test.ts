@@ -70,7 +70,7 @@ afterAll(async () => {
 
 async function call(from: SpawnedSidecar, host: string, headers: Record<string, string> = {}) {
   const res = await request(`${from.outboundUrl}/orders/1`, { headers: { host, ...headers } });
-  return { status: res.statusCode, reason: res.headers['x-skein-reason'], body: await res.body.text() };
+  return { status: res.statusCode, reason: res.headers['x-skein-reason'], proxyStatus: res.headers['proxy-status'], body: await res.body.text() };
 }
 
 async function metric(sidecar: SpawnedSidecar, line: RegExp): Promise<number> {
@@ -103,6 +103,8 @@ describe('mutual TLS and intentions between sidecars', () => {
     const r = await call(users, 'orders');
     expect(r.status).toBe(403);
     expect(r.reason).toBe('denied');
+    // Over the mux, the called sidecar's own answer names it, and the calling one adds nothing.
+    expect(r.proxyStatus).toBe('skein-orders-inbound; error=http_request_denied; details="users may not call orders"');
     expect(await metric(orders, /^skein_authz_denied_total\{source="users",destination="orders"\}/)).toBe(before + 1);
   });
 
