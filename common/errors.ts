@@ -77,7 +77,8 @@ export class SkeinError extends Error {
   }
 }
 
-const NO_HEADERS: readonly string[] = [];
+/** No header lines beyond x-skein-reason's (and Proxy-Status): most reasons' `responseHeaders`, and a reply's default. */
+export const NO_HEADERS: readonly string[] = [];
 
 /** Why a request was refused by its destination's rate limit (sidecar/resilience/rate-limit.ts). */
 export interface RateLimitRefusal {

@@ -11,7 +11,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { REASONS, type Reason } from '../../common/errors.js';
+import { NO_HEADERS, REASONS, type Reason } from '../../common/errors.js';
 import { httpDate } from '../../common/http/date.js';
 import type { ProxyResponse } from '../exchange.js';
 import { SIDECAR_MADE_HEADER, sessionToken } from '../h2-sidecar-made.js';
@@ -31,7 +31,7 @@ export function sidecarReply(
   status: number = REASONS[reason].status,
   grpcType = 'application/grpc',
   receivedStatus?: number,
-  extra: readonly string[] = NONE,
+  extra: readonly string[] = NO_HEADERS,
 ): number {
   const message = detail ?? REASONS[reason].message;
   const entry = proxyStatus(proxy, reason, message, receivedStatus);
@@ -119,8 +119,6 @@ export function grpcMessage(text: string): string {
   return text.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
 
-const NONE: readonly string[] = [];
-
 /** node:http2's stream under a compatibility response (gRPC callers); undefined for Skein's HTTP/1.1 and mux responses. */
 export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
   const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
@@ -128,7 +126,7 @@ export function h2Stream(res: ProxyResponse): ServerHttp2Stream | undefined {
 }
 
 /** The same on a raw socket (parse errors, refused upgrades), closing the connection after it; the status line has the standard reason phrase, as OutgoingBase.writeHead writes it. */
-export function socketReply(socket: Socket, proxy: string, status: number, reason: Reason, detail?: string, headRequest = false, extra: readonly string[] = NONE): void {
+export function socketReply(socket: Socket, proxy: string, status: number, reason: Reason, detail?: string, headRequest = false, extra: readonly string[] = NO_HEADERS): void {
   if (!socket.writable) {
     socket.destroy();
     return;
