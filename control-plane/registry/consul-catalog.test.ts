@@ -19,6 +19,8 @@ interface FakeConsul {
   answers: Map<string, { body: unknown; index: number }>;
   /** While set, every request is answered 500, as an agent that is not serving. */
   down: boolean;
+  /** Paths answered 500 even while `down` is not set. */
+  readonly failing: Set<string>;
   /** The path of every request, in arrival order. */
   readonly requests: string[];
   close(): Promise<void>;
@@ -53,11 +55,12 @@ async function fakeConsul(): Promise<FakeConsul> {
   const answers = new Map<string, { body: unknown; index: number }>();
   const checksOf = checksList();
   let down = false;
+  const failing = new Set<string>();
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url!, 'http://x');
     requests.push(url.pathname);
-    if (down) return void res.writeHead(500).end('agent down');
+    if (down || failing.has(url.pathname)) return void res.writeHead(500).end('agent down');
     const answer = url.pathname === '/v1/health/state/any' ? checksOf(answers) : answers.get(url.pathname) ?? { body: [], index: 1 };
     const send = (): void => void res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': String(answer.index) }).end(JSON.stringify(answer.body));
     if (url.searchParams.get('index') === String(answer.index)) setTimeout(send, 100);
@@ -67,6 +70,7 @@ async function fakeConsul(): Promise<FakeConsul> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     answers,
+    failing,
     requests,
     get down() {
       return down;
@@ -216,6 +220,17 @@ describe('ConsulCatalog against a fake Consul', () => {
     // Once it passes, the answer is taken as any other.
     fake.answers.set('/v1/health/service/web', { body: [entry('web-1', 8002)], index: 4 });
     await waitUntil(() => synced.instances()[0]?.port === 8002, { what: 'the passing instance' });
+  });
+
+  it('an outage only the services list saw still holds what the health checks query reads next (it never failed, so its answer ends the outage)', async () => {
+    const { fake, synced, lines } = await syncedCatalog({ web: 8001 }, { recoveryHoldMs: 60_000 });
+    fake.failing.add('/v1/catalog/services');
+    await waitUntil(() => lines.some((l) => l.level === 50 && l.msg.includes('watching the service list in Consul failed')), { what: 'the list failing' });
+    expect(lines.some((l) => l.msg.includes('the health checks'))).toBe(false);
+    // web's check goes: the checks query answers at once, and web is read again, empty.
+    fake.answers.set('/v1/health/service/web', { body: [], index: 8 });
+    await waitUntil(() => lines.some((l) => l.msg.includes('lists no passing or warning instance of web')), { what: 'the empty answer held' });
+    expect(synced.instances().map((i) => i.id)).toEqual(['web-1']);
   });
 
   it('after an outage, a service listed with instances in warning only is applied at once: they receive traffic', async () => {

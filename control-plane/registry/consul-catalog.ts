@@ -107,6 +107,13 @@ export class ConsulCatalog implements Discovery {
   private sweepAt = 0;
   /** The services list fails (the agent away, most likely): the sweep waits, since its reads would fail too, each logged and retried on its own. */
   private listFailing = false;
+  /**
+   * A blocking query failed since Consul last answered one. The first answer of either ends
+   * it and starts the recovery hold for every service: the other query may never have failed
+   * (it waited in a blocking read through a short outage), and its news, read then, is as
+   * suspect as the failed one's.
+   */
+  private away = false;
   private closed = false;
 
   constructor(
@@ -145,6 +152,7 @@ export class ConsulCatalog implements Discovery {
         return { data: (data ?? {}) as Record<string, string[]>, cursor: res.headers['x-consul-index'] };
       },
       onAnswer: (names) => {
+        this.answered();
         this.namesHold.cancel();
         const changed = this.listChanges(names);
         this.syncNames(this.meshNames(Object.keys(names)));
@@ -167,7 +175,10 @@ export class ConsulCatalog implements Discovery {
         const [res, data] = (await consul.client.health.state(opts as never)) as unknown as [{ headers: Record<string, string | undefined> }, unknown];
         return { data: checkStates(data), cursor: res.headers['x-consul-index'] };
       },
-      onAnswer: (checks) => this.syncChecks(checks),
+      onAnswer: (checks) => {
+        this.answered();
+        this.syncChecks(checks);
+      },
       onError: (err, attempt) => this.awayAgain(err, attempt, 'the health checks'),
       onRecovered: () => this.recovered(),
     });
@@ -344,12 +355,18 @@ export class ConsulCatalog implements Discovery {
 
   /** Consul is away again: nothing held from its last return is applied meanwhile (the next return judges afresh). */
   private awayAgain(err: unknown, attempt: number, what: string): void {
+    this.away = true;
     this.namesHold.cancel();
     for (const w of this.services.values()) w.hold.cancel();
     this.logError(err, attempt, what);
   }
 
+  private answered(): void {
+    if (this.away) this.recovered();
+  }
+
   private recovered(): void {
+    this.away = false;
     this.namesHold.recovered();
     for (const w of this.services.values()) w.hold.recovered();
   }
