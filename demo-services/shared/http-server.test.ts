@@ -15,6 +15,9 @@ beforeAll(async () => {
     .add('GET', '/teapot', () => {
       throw new HttpError(418, 'teapot', 'short and stout');
     })
+    .add('GET', '/slow-down', () => {
+      throw new HttpError(429, 'rate-limited', 'wait', undefined, { 'retry-after': '3' });
+    })
     .add('GET', '/broken', () => {
       throw new Error('secret internals');
     });
@@ -53,6 +56,11 @@ describe('Router', () => {
     expect(await call('GET', '/teapot')).toEqual({ status: 418, body: { error: { code: 'teapot', message: 'short and stout' } } });
     const broken = await call('GET', '/broken');
     expect(broken).toEqual({ status: 500, body: { error: { code: 'internal', message: 'internal error' } } });
+  });
+
+  it("sends an HttpError's header lines with it", async () => {
+    const res = await fetch(`${base}/slow-down`);
+    expect([res.status, res.headers.get('retry-after'), res.headers.get('content-type')]).toEqual([429, '3', 'application/json; charset=utf-8']);
   });
 });
 

@@ -26,7 +26,7 @@ export interface Request {
 export interface Reply {
   status?: number;
   body?: unknown;
-  headers?: Record<string, string>;
+  headers?: Readonly<Record<string, string>>;
 }
 
 export type Handler = (req: Request) => Promise<Reply> | Reply;
@@ -89,7 +89,7 @@ export class Router {
         send(res, await route.handler(request));
       } catch (err) {
         if (!(err instanceof HttpError)) throw err;
-        send(res, { status: err.status, body: err.toBody() });
+        send(res, { status: err.status, body: err.toBody(), headers: err.headers });
       }
       return;
     }

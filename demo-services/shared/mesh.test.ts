@@ -82,7 +82,7 @@ describe('answerError', () => {
   it("passes on a service's rate limit as 429 rate-limited with the seconds to wait, not as the service being down", () => {
     const err = answerError('catalog', { status: 429, headers: { 'x-skein-reason': 'rate-limited', 'retry-after': '2' }, body: undefined });
     expect(err).not.toBeInstanceOf(UpstreamError);
-    expect(err).toMatchObject({ status: 429, code: 'rate-limited', message: 'catalog is over its rate limit: retry after 2s', details: { retryAfterSeconds: 2 } });
+    expect(err).toMatchObject({ status: 429, code: 'rate-limited', message: 'catalog is over its rate limit: retry after 2s', details: { retryAfterSeconds: 2 }, headers: { 'retry-after': '2' } });
   });
 
   it('turns the other sidecar-made answers into 503/504 upstream-unavailable naming the service', () => {

@@ -126,7 +126,7 @@ export function neverDelivered(answer: Answer): boolean {
  * sidecar refused the request itself (e.g. a path built from a client's `..%2F`), so the
  * service is not down and the caller gets the 4xx; and a `rate-limited` 429: the service's
  * instances took all the requests their policy's rateLimit admits, so the caller should slow
- * down, not take it as down. The service's own errors keep their code.
+ * down (told when by Retry-After, passed on), not take it as down. The service's own errors keep their code.
  */
 export function answerError(service: string, answer: Answer): HttpError {
   const reason = answer.headers['x-skein-reason'];
@@ -136,7 +136,7 @@ export function answerError(service: string, answer: Answer): HttpError {
   if (reason === 'rate-limited' && answer.status === 429) {
     const seconds = Number(answer.headers['retry-after']);
     if (!Number.isSafeInteger(seconds)) return new HttpError(429, 'rate-limited', `${service} is over its rate limit`);
-    return new HttpError(429, 'rate-limited', `${service} is over its rate limit: retry after ${seconds}s`, { retryAfterSeconds: seconds });
+    return new HttpError(429, 'rate-limited', `${service} is over its rate limit: retry after ${seconds}s`, { retryAfterSeconds: seconds }, { 'retry-after': String(seconds) });
   }
   if (typeof reason === 'string') {
     return new UpstreamError(service, `sidecar answered ${answer.status} (${reason})`, answer.status === 504 ? 504 : 503);
