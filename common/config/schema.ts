@@ -13,6 +13,7 @@ import { re2OnlySyntax } from '../routing/re2-syntax.js';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
 import { hiddenRules } from './intention-precedence.js';
+import { ownEntry } from './own.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -383,6 +384,146 @@ export const fault = z
   })
   .strict();
 
+/**
+ * Headers a route rule may not change, with why: the ones that frame the message or belong to
+ * one connection (RFC 9110 §7.6.1), which each hop writes for itself; the authority (the way
+ * to change it is `rewrite.host`); and the ones the sidecar owns, reads or writes on every
+ * request (its `x-skein-*` headers, the trace and request id it continues, the client
+ * certificate the destination's sidecar vouches for, gRPC's deadline and status).
+ */
+const UNCHANGEABLE: Readonly<Record<string, string>> = {
+  connection: 'a connection-level (hop-by-hop) header: each hop writes its own',
+  'keep-alive': 'a connection-level (hop-by-hop) header: each hop writes its own',
+  'transfer-encoding': 'a connection-level (hop-by-hop) header: it frames the body, which each hop does for itself',
+  te: 'a connection-level (hop-by-hop) header: each hop writes its own',
+  trailer: 'a connection-level (hop-by-hop) header: each hop writes its own',
+  upgrade: 'a connection-level (hop-by-hop) header: each hop writes its own',
+  'http2-settings': 'a connection-level (hop-by-hop) header: each hop writes its own',
+  expect: 'a connection-level header: the sidecar answers 100-continue itself',
+  'content-length': 'frames the body: the sidecar sends the length the body has',
+  host: 'the authority: change it with rewrite.host',
+  'x-request-id': "the sidecar's own: it keeps the caller's request id or makes one",
+  traceparent: "the sidecar's own: it continues the caller's trace with a span of its own",
+  tracestate: "the sidecar's own: it continues the caller's trace with a span of its own",
+  b3: "the sidecar's own: it continues the caller's trace with a span of its own",
+  'x-forwarded-client-cert': "the sidecar's own: the destination's sidecar writes it from the caller's verified certificate",
+};
+
+/** Per direction: what the sidecar reads of a gRPC call (its deadline; its outcome, which retries, breakers and metrics judge). */
+const UNCHANGEABLE_GRPC: Readonly<Record<'request' | 'response', readonly string[]>> = {
+  request: ['grpc-timeout'],
+  response: ['grpc-status', 'grpc-message', 'grpc-status-details-bin'],
+};
+
+/** Why a route rule's header change may not name `name`, or undefined. */
+function unchangeableHeader(name: string, direction: 'request' | 'response'): string | undefined {
+  const lower = name.toLowerCase();
+  if (lower.startsWith(':')) return `${name} is a pseudo-header: change the path with rewrite.pathPrefix and the authority with rewrite.host`;
+  if (!TOKEN.test(name)) return `${JSON.stringify(name)} is no header name (a token: letters, digits and !#$%&'*+-.^_\`|~)`;
+  const why = ownEntry(UNCHANGEABLE, lower);
+  if (why !== undefined) return `${lower} cannot be changed: ${why}`;
+  if (lower.startsWith('proxy-')) return `${lower} cannot be changed: Proxy-* fields are each hop's (or, Proxy-Status, each proxy's entry), not a route's`;
+  if (lower.startsWith('x-b3-')) return `${lower} cannot be changed: the sidecar's own: it continues the caller's trace with a span of its own`;
+  if (lower.startsWith('x-skein-')) return `${lower} cannot be changed: Skein's own header, which the sidecar writes and reads`;
+  if (UNCHANGEABLE_GRPC[direction].includes(lower)) return `${lower} cannot be changed: the sidecar reads it for the gRPC call's ${direction === 'request' ? 'deadline' : 'outcome'}`;
+  return undefined;
+}
+
+/**
+ * A header value a change writes: visible ASCII, spaces and tabs (RFC 9110 §5.5), without
+ * leading or trailing whitespace, which receivers strip. CR or LF would end the header line
+ * (a second header, or a request, smuggled in); other control characters and non-ASCII text
+ * are refused by Node's HTTP stack at the first request, or reach the app as other bytes.
+ */
+const changedHeaderValue = z.string().superRefine((value, ctx) => {
+  const bad = /[^\t\x20-\x7e]/.exec(value);
+  if (bad !== null) {
+    const c = bad[0].charCodeAt(0);
+    const what = c === 13 || c === 10 ? 'CR or LF (it would end the header line)' : c < 0x20 || c === 0x7f ? `the control character U+${c.toString(16).padStart(4, '0').toUpperCase()}` : `the non-ASCII character ${JSON.stringify(bad[0])}`;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be printable ASCII, and holds ${what}` });
+  } else if (/^[\t ]|[\t ]$/.test(value)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not start or end with whitespace (receivers strip it)' });
+});
+
+/**
+ * A rule's changes to the request it forwards or the answer it passes back (Istio's
+ * `headers.request`/`headers.response`, Consul's `RequestHeaders`/`ResponseHeaders`, Gateway
+ * API's header modifiers): applied in the order remove, set, add, as Envoy's header parser
+ * removes before it appends. Names are matched without regard to case.
+ */
+const headerChanges = (direction: 'request' | 'response') =>
+  z
+    .object({
+      set: z.record(z.string(), changedHeaderValue).optional(),
+      add: z.record(z.string(), changedHeaderValue).optional(),
+      remove: z.array(z.string()).optional(),
+    })
+    .strict()
+    .superRefine((c, ctx) => {
+      const seen = new Map<string, string>();
+      const check = (name: string, path: (string | number)[], field: 'set' | 'add' | 'remove') => {
+        const problem = unchangeableHeader(name, direction);
+        if (problem !== undefined) return ctx.addIssue({ code: z.ZodIssueCode.custom, path, message: problem });
+        const lower = name.toLowerCase();
+        const first = seen.get(`${field === 'add' ? 'add' : 'replace'} ${lower}`);
+        if (first !== undefined) return ctx.addIssue({ code: z.ZodIssueCode.custom, path, message: `${lower} is ${first} already: ${field === 'add' ? 'add one line per name' : 'name a header in one of set and remove, once'}` });
+        seen.set(`${field === 'add' ? 'add' : 'replace'} ${lower}`, `in ${field}`);
+      };
+      for (const name of Object.keys(c.set ?? {})) check(name, ['set', name], 'set');
+      c.remove?.forEach((name, i) => check(name, ['remove', i], 'remove'));
+      for (const name of Object.keys(c.add ?? {})) check(name, ['add', name], 'add');
+    });
+
+/** `host[:port]`, a DNS name or an IP address (IPv6 in brackets), as a Host header carries it. */
+const AUTHORITY = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+))(?::([0-9]{1,5}))?$/;
+
+function authorityProblem(value: string): string | undefined {
+  const m = AUTHORITY.exec(value);
+  const port = m?.[3] === undefined ? undefined : Number(m[3]);
+  if (m === null || (m[1] !== undefined ? isIP(m[1]) !== 6 : isIP(m[2]!) !== 4 && !HOST_NAME.test(m[2]!)) || (port !== undefined && (port < 1 || port > 65535))) {
+    return `must be a host name or IP address with an optional port (catalog.internal, 10.0.0.7:8080, [::1]:8080), not ${JSON.stringify(value)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a `rewrite.pathPrefix` could make a path the sidecar's normalisation would change or
+ * refuse (the app would get a path no request of its own could have), or undefined. The rest
+ * of the path after the matched prefix follows it: judged with nothing after it, with a
+ * character, and, where the match does not end at a "/", with a "/" (`/api` matches `/api/x`).
+ */
+function rewritePrefixProblem(value: string, matchPrefix: string): string | undefined {
+  if (value.includes('?') || value.includes('#')) return 'must be a path, without a query or fragment';
+  if (/%[0-9A-Fa-f]?$/.test(value)) return 'must not end inside a percent-escape: the rest of the path would complete it';
+  for (const judged of [value, `${value}x`]) {
+    let normal: string;
+    try {
+      normal = normaliseTarget(judged, 'GET');
+    } catch (err) {
+      return `makes paths the sidecar refuses (400 bad-request): ${(err as Error).message}`;
+    }
+    if (normal !== judged) return `makes paths the sidecar would not forward as they are (unreserved escapes decoded, slashes merged, dot segments removed): write ${JSON.stringify(judged === value ? normal : normal.slice(0, -1))}`;
+  }
+  if (value.endsWith('/') && !matchPrefix.endsWith('/')) return `ends with "/" where match.pathPrefix ${JSON.stringify(matchPrefix)} does not, so ${matchPrefix}/x would go on as ${value}/x: end both with "/", or neither`;
+  return undefined;
+}
+
+/** Istio's `rewrite` (uri, authority), Consul's `PrefixRewrite`, Gateway API's URLRewrite: what the app gets in place of what the caller sent. */
+const rewrite = z
+  .object({
+    /** Replaces the prefix `match.pathPrefix` matched (Consul's PrefixRewrite, Envoy's prefix_rewrite). */
+    pathPrefix: z.string().startsWith('/', 'must start with "/"').optional(),
+    /** The Host (HTTP/2 `:authority`) the app gets (Istio's `rewrite.authority`). */
+    host: z
+      .string()
+      .superRefine((value, ctx) => {
+        const problem = authorityProblem(value);
+        if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      })
+      .optional(),
+  })
+  .strict()
+  .refine((r) => r.pathPrefix !== undefined || r.host !== undefined, 'give pathPrefix, host or both');
+
 export const routeRule = z
   .object({
     name: z.string().optional(),
@@ -395,8 +536,24 @@ export const routeRule = z
     retries: ruleRetryPolicy.optional(),
     /** Lets POST/PATCH (and gRPC methods) be retried after they reached the upstream. */
     retryNonIdempotent: z.boolean().default(false),
+    /** What the app gets in place of the path prefix matched and the authority sent. */
+    rewrite: rewrite.optional(),
+    /** Changes to the request forwarded (every try, and mirror copies). */
+    requestHeaders: headerChanges('request').optional(),
+    /** Changes to the upstream's answer passed back to the caller (not to the sidecar's own). */
+    responseHeaders: headerChanges('response').optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((rule, ctx) => {
+    const replacement = rule.rewrite?.pathPrefix;
+    if (replacement === undefined || !replacement.startsWith('/')) return;
+    const matched = rule.match.pathPrefix;
+    const problem =
+      matched === undefined
+        ? `replaces the prefix the rule matched, and this rule's match has ${rule.match.path !== undefined ? 'an exact path' : rule.match.pathRegex !== undefined ? 'a pathRegex' : 'no pathPrefix'}: match a pathPrefix (Skein has no whole-path or regex rewrite)`
+        : rewritePrefixProblem(replacement, matched);
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rewrite', 'pathPrefix'], message: problem });
+  });
 
 /** A service's rules; names (`rule-<index>` when unnamed) tell them apart in metrics, explain and the dashboard, so they are unique. */
 export const routeRules = z.array(routeRule).superRefine((rules, ctx) => {
@@ -491,6 +648,8 @@ export type Intentions = z.output<typeof intentions>;
 export type IntentionsInput = z.input<typeof intentions>;
 export type Fault = z.output<typeof fault>;
 export type HashOn = z.output<typeof hashOn>;
+export type Rewrite = z.output<typeof rewrite>;
+export type HeaderChanges = z.output<ReturnType<typeof headerChanges>>;
 
 /** The policy a service gets when the snapshot says nothing about it. */
 export const defaultServicePolicy: ServicePolicy = servicePolicy.parse({});
