@@ -604,6 +604,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h.admission === Admission.Trial && !this.grpc) this.trialAnswered(h);
     const out: string[] = [];
     this.remaining = responseHeaders(raw, out, status, this.method);
+    // The rule's response header changes (null when none), on upstream answers only: the content-length read above is never one of them.
+    const edit = this.route!.responseHeaders;
+    if (edit !== null) edit(out);
     if (this.grpc && this.h2 && this.replayable && this.route!.retryNonIdempotent && this.route!.retry !== null && rawHeader(raw, 'grpc-status') === undefined) {
       // A peer sidecar sends even a trailers-only failure as headers, then trailers: hold the
       // headers until a message shows the call succeeded, so an UNAVAILABLE can still be retried.

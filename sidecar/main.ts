@@ -349,6 +349,8 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     retryNonIdempotent: false,
     fault: null,
     mirror: null,
+    requestChanges: null,
+    responseHeaders: null,
   };
   const app: LocalApp = {
     route: appRoute,

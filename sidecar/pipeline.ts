@@ -2,7 +2,8 @@
  * The request path, in order. This file is the one place the stage order is written:
  *
  *   outbound (app → sidecar → peer sidecar):
- *     decode → route → fault → split (+ mirror) → balance → resilience → upstream → telemetry
+ *     decode → route → changes (rewrite, request headers) → fault → split (+ mirror) → balance
+ *       → resilience → upstream (+ the rule's response header changes) → telemetry
  *   inbound (peer sidecar → sidecar → app):
  *     decode → authz → rate limit → balance (the local app, once healthy) → upstream → telemetry
  *
@@ -124,6 +125,9 @@ function outboundTarget(ctx: OutboundContext, ex: Exchange): { route: RouteRunti
   ex.outlier = runtime.outlier;
   ex.budget = runtime.budget;
   if (!declaredBodyFits(ex)) return undefined;
+  // rewrite and header changes (null when the rule has none): made once, before the sidecar's
+  // own headers, so every try and mirror copy carries them once.
+  if (route.requestChanges !== null) route.requestChanges.apply(ex);
   return { route, subset };
 }
 

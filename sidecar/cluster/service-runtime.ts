@@ -1,6 +1,7 @@
 /**
  * The compiled, immutable form of one destination service that the request path reads:
- * its route table, and per rule the stages that are on (fault, mirror, retry, timeout;
+ * its route table, and per rule the stages that are on (fault, mirror, retry, timeout,
+ * request and response changes;
  * `null` when off, fastify style), and per subset a picker over its endpoints with its
  * circuit breaker and metrics handle. A config or endpoint change builds a new one.
  */
@@ -14,6 +15,7 @@ import { compileRetryOn, type RetryOn } from '../resilience/retry-decision.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { compileFault, type FaultStage } from '../stages/fault.js';
 import { compileMirror, dispatchCopy, type MirrorInFlight, type MirrorStage } from '../stages/mirror.js';
+import { compileHeaderEdit, compileRequestChanges, type HeaderEdit, type RequestChanges } from '../stages/route-changes.js';
 import type { EdgeMetrics } from '../telemetry/metrics.js';
 import type { UpstreamEndpoint } from './upstream-endpoint.js';
 
@@ -74,6 +76,10 @@ export interface RouteRuntime {
   readonly retryNonIdempotent: boolean;
   readonly fault: FaultStage | null;
   readonly mirror: MirrorStage | null;
+  /** The rule's rewrite and request header changes, made once after routing. */
+  readonly requestChanges: RequestChanges | null;
+  /** The rule's changes to the upstream's answer head. */
+  readonly responseHeaders: HeaderEdit | null;
 }
 
 export interface ServiceRuntime {
@@ -156,6 +162,8 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
         if (endpoint === undefined) return Promise.reject(new Error(`no endpoint in mirror subset ${name}`));
         return dispatchCopy(endpoint.pool, request, timeoutMs || MIRROR_TIMEOUT_MS);
       }, (name) => parts.mirrorInFlight(compiled.name, name), { random }),
+      requestChanges: compileRequestChanges(rule),
+      responseHeaders: compileHeaderEdit(rule.responseHeaders),
     };
   });
   // Every subset the rules or the policy name is known from the start, a mirror's too, so
