@@ -1,7 +1,7 @@
 /** `skein explain SERVICE METHOD PATH [-H k:v] [--from SOURCE]`: the route, split, endpoints, policy and intention a request would get, and why. */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
-import type { HashOn } from '../../common/config/schema.js';
+import type { HashOn, HeaderChanges } from '../../common/config/schema.js';
 import { hostPort } from '../../common/net/host-port.js';
 import { EXPLANATION, notReported, type ExplainAnswerSeen } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
@@ -32,6 +32,7 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
   for (const s of a.skipped) out(`  rule ${s.index} "${s.name}" does not match: ${s.reasons.join('; ')}`);
   if (!a.matched) return out('no rule matches: the request gets 404 (x-skein-reason: no-route)');
   out(`  rule ${a.matched.index} "${a.matched.name}" matches${a.matched.implicit ? ' (implicit catch-all: the service has no routes)' : ''}`);
+  if (a.rewrittenPath !== undefined || a.policy?.rewrite?.host !== undefined) out(`  ${rewriteLine(a)}`);
   if (a.intention) out(`  ${intentionLine(a.intention, a.service)}`);
   else if (from) out(`  ${notReported(`whether intentions admit ${from}`)}`);
   out();
@@ -73,6 +74,25 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
   out(`outlier detection: eject after ${od.consecutiveErrors} consecutive errors for ${od.baseEjectionTime}+, at most ${od.maxEjectionPercent}%`);
   if (p.fault) out(`fault injection: ${JSON.stringify(p.fault)}`);
   if (p.mirror) out(`mirror: ${JSON.stringify(p.mirror)}`);
+  if (p.requestHeaders) out(`request headers: ${headerChangesText(p.requestHeaders)}`);
+  if (p.responseHeaders) out(`response headers (of the upstream's answers, not the sidecar's own): ${headerChangesText(p.responseHeaders)}`);
+}
+
+/** What the app gets in place of what was sent: the rewritten path and Host. */
+function rewriteLine(a: ExplainAnswerSeen): string {
+  const parts: string[] = [];
+  if (a.rewrittenPath !== undefined) parts.push(`path ${a.rewrittenPath} (rewrite.pathPrefix ${a.policy?.rewrite?.pathPrefix ?? '?'})`);
+  if (a.policy?.rewrite?.host !== undefined) parts.push(`Host ${a.policy.rewrite.host}`);
+  return `forwarded with ${parts.join(', ')}`;
+}
+
+/** `remove x-debug; set x-api: v2; add x-tag: a`, in the order a sidecar applies them. */
+function headerChangesText(c: HeaderChanges): string {
+  const parts: string[] = [];
+  if (c.remove?.length) parts.push(`remove ${c.remove.join(', ')}`);
+  for (const [name, value] of Object.entries(c.set ?? {})) parts.push(`set ${name}: ${value}`);
+  for (const [name, value] of Object.entries(c.add ?? {})) parts.push(`add ${name}: ${value}`);
+  return parts.join('; ');
 }
 
 /** `header x-user`, `cookie session`, `query user`: what a ring-hash destination hashes. */

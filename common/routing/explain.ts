@@ -7,6 +7,7 @@ import { ownEntry } from '../config/own.js';
 import { HttpParseError } from '../http/parse-error.js';
 import { normaliseTarget } from '../http/request-target.js';
 import type { HeaderMap } from './match.js';
+import { rewritePrefix } from './rewrite.js';
 import { ALL_ENDPOINTS } from './split.js';
 import { selectEndpoints, subsetSelector } from './subsets.js';
 import { compileRoutes } from './table.js';
@@ -39,6 +40,8 @@ export interface Explanation {
   /** Earlier rules, each with the reasons it did not match. */
   readonly skipped: readonly { readonly index: number; readonly name: string; readonly reasons: readonly string[] }[];
   readonly split: readonly SplitTarget[];
+  /** The path (without its query) the matched rule forwards in place of `path`, when it rewrites the prefix. */
+  readonly rewrittenPath?: string;
 }
 
 function lowerKeys(headers: HeaderMap | undefined): HeaderMap {
@@ -83,7 +86,9 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
       const endpoints = policy?.endpoints ? selectEndpoints(selector, policy.endpoints) : undefined;
       return { subset, weight: compiled.split.weights[i]!, selector, ...(endpoints ? { endpoints } : {}) };
     });
-    return { service: request.service, path, known: true, matched: { index: compiled.index, name: compiled.name, implicit: rules === undefined || rules.length === 0 }, skipped, split };
+    const replacement = compiled.rule.rewrite?.pathPrefix;
+    const rewritten = replacement === undefined ? {} : { rewrittenPath: rewritePrefix(path, compiled.rule.match.pathPrefix!, replacement) };
+    return { service: request.service, path, known: true, matched: { index: compiled.index, name: compiled.name, implicit: rules === undefined || rules.length === 0 }, skipped, split, ...rewritten };
   }
   return { service: request.service, path, known: true, skipped, split: [] };
 }

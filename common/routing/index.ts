@@ -7,3 +7,4 @@ export * from './split.js';
 export * from './subsets.js';
 export * from './table.js';
 export * from './explain.js';
+export * from './rewrite.js';

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { formatDuration } from '../../common/config/duration.js';
 import { parseSnapshot } from '../../common/config/parse.js';
-import { defaultServicePolicy, methodName, requestPath, serviceName, type HashOn, type RetryPolicy, type RetryTries, type Snapshot } from '../../common/config/schema.js';
+import { defaultServicePolicy, methodName, requestPath, serviceName, type HashOn, type HeaderChanges, type RetryPolicy, type RetryTries, type Rewrite, type Snapshot } from '../../common/config/schema.js';
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
@@ -45,6 +45,10 @@ export interface PolicyInForce {
   outlierDetection: { consecutiveErrors: number; baseEjectionTime: string; maxEjectionPercent: number };
   fault?: unknown;
   mirror?: unknown;
+  /** The rule's `rewrite`, `requestHeaders` and `responseHeaders`, as written. */
+  rewrite?: Rewrite;
+  requestHeaders?: HeaderChanges;
+  responseHeaders?: HeaderChanges;
 }
 
 /** What the destination's sidecar does with a call from `source`: admitted, or answered 403 denied. */
@@ -133,6 +137,9 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation, meth
     outlierDetection: { ...od, baseEjectionTime: formatDuration(od.baseEjectionTime) },
     ...(rule?.fault ? { fault: rule.fault } : {}),
     ...(rule?.mirror ? { mirror: rule.mirror } : {}),
+    ...(rule?.rewrite ? { rewrite: rule.rewrite } : {}),
+    ...(rule?.requestHeaders ? { requestHeaders: rule.requestHeaders } : {}),
+    ...(rule?.responseHeaders ? { responseHeaders: rule.responseHeaders } : {}),
   };
 }
 
