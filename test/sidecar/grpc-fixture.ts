@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { connect as h2connect } from 'node:http2';
 import { afterAll, afterEach } from 'vitest';
-import type { ServicePolicyInput } from '../../common/config/schema.js';
+import type { RouteRuleInput, ServicePolicyInput } from '../../common/config/schema.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, tempDir, writeIdentity, writeTempConfig, startUpstream, type Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
 
 const bytes = (b: Buffer): Buffer => b;
@@ -50,18 +50,19 @@ export async function startGrpcSidecarPair(
   return startH2cGrpcPair(procs, appPort, policy, web);
 }
 
-/** The same pair in front of any h2c app already listening on `appPort`. */
+/** The same pair in front of any h2c app already listening on `appPort`; `routes`: catalog's route rules. */
 export async function startH2cGrpcPair(
   procs: Processes,
   appPort: number,
   policy: Omit<ServicePolicyInput, 'protocol' | 'endpoints'> = {},
   web: { drainTimeout?: string; extraArgs?: readonly string[] } = {},
+  routes?: RouteRuleInput[],
 ): Promise<GrpcSidecarPair> {
   const webApp = await startUpstream(echoHandler('web-app'));
   const ca = makeCa();
   const dir = tempDir();
   const [catalogInbound] = (await freePorts(1)) as [number];
-  const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', ...policy, endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } } }, dir);
+  const config = writeTempConfig({ services: { catalog: { protocol: 'grpc', ...policy, endpoints: [{ address: '127.0.0.1', port: catalogInbound, labels: { version: 'v1' } }] } }, ...(routes ? { routes: { catalog: routes } } : {}) }, dir);
   const catalog = await procs.sidecar({ service: 'catalog', appPort, config, inboundPort: catalogInbound, identity: writeIdentity(dir, 'catalog', makeLeaf(ca, 'catalog')), extraArgs: ['--app-protocol', 'grpc'] });
   const webSidecar = await procs.sidecar({ service: 'web', appPort: webApp.port, config, ...web, identity: writeIdentity(dir, 'web', makeLeaf(ca, 'web')) });
   return { webApp, web: webSidecar, catalog };
