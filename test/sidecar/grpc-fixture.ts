@@ -5,7 +5,7 @@
  * h2c call that shows a sidecar-made answer's headers (`grpcCall`).
  */
 import * as grpc from '@grpc/grpc-js';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { afterAll, afterEach } from 'vitest';
 import type { RouteRuleInput, ServicePolicyInput } from '../../common/config/schema.js';
 import { echoHandler, freePorts, makeCa, makeLeaf, tempDir, writeIdentity, writeTempConfig, startUpstream, type Processes, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
@@ -75,19 +75,25 @@ export function grpcClient<C extends grpc.Client>(definition: grpc.ServiceDefini
 }
 
 /** One gRPC call (h2c to the outbound listener): the answer's status, x-skein-reason, grpc-status and grpc-message. */
-export function grpcCall(port: number, authority: string): Promise<{ status: number; reason: unknown; grpcStatus: unknown; grpcMessage: unknown }> {
+export async function grpcCall(port: number, authority: string): Promise<{ status: number; reason: unknown; grpcStatus: unknown; grpcMessage: unknown }> {
+  const head = await grpcAnswerHead(port, authority);
+  return { status: head[':status']!, reason: head['x-skein-reason'], grpcStatus: head['grpc-status'], grpcMessage: head['grpc-message'] };
+}
+
+/** One call of `path` with `headers` added, one empty message (h2c to `port`): its answer's head and trailers together. */
+export function grpcAnswerHead(port: number, authority: string, path = '/test.Echo/Echo', headers: Record<string, string> = {}): Promise<IncomingHttpHeaders & IncomingHttpStatusHeader> {
   return new Promise((resolve, reject) => {
     const session = h2connect(`http://127.0.0.1:${port}`);
     session.on('error', reject);
-    const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Echo', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
-    let head: Record<string, unknown> = {};
+    const stream = session.request({ ':method': 'POST', ':path': path, ':authority': authority, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    let head: IncomingHttpHeaders & IncomingHttpStatusHeader = {};
     stream.on('response', (h) => (head = h));
     stream.on('trailers', (t) => (head = { ...head, ...t }));
     stream.on('error', reject);
     stream.resume();
     stream.on('end', () => {
       session.close();
-      resolve({ status: head[':status'] as number, reason: head['x-skein-reason'], grpcStatus: head['grpc-status'], grpcMessage: head['grpc-message'] });
+      resolve(head);
     });
     // An empty message: the 5-byte gRPC frame header alone.
     stream.end(Buffer.alloc(5));

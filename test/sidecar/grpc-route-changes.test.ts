@@ -4,11 +4,10 @@
  * metadata, and the caller the changed answer head, with the call's status untouched.
  */
 import { createServer as createH2Server, type Http2Server } from 'node:http2';
-import { connect as h2connect, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Processes } from '../support/index.js';
-import { grpcFrame, startH2cGrpcPair } from './grpc-fixture.js';
+import { grpcAnswerHead, grpcFrame, startH2cGrpcPair } from './grpc-fixture.js';
 
 const procs = new Processes();
 let app: Http2Server | undefined;
@@ -34,24 +33,6 @@ async function echoingApp(): Promise<number> {
   return (app.address() as AddressInfo).port;
 }
 
-function call(port: number, path: string, headers: Record<string, string>): Promise<IncomingHttpHeaders> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(`http://127.0.0.1:${port}`);
-    session.on('error', reject);
-    const stream = session.request({ ':method': 'POST', ':path': path, ':authority': 'catalog', 'content-type': 'application/grpc', te: 'trailers', ...headers });
-    let head: IncomingHttpHeaders = {};
-    stream.on('response', (h) => (head = h));
-    stream.on('trailers', (t) => (head = { ...head, ...t }));
-    stream.on('error', reject);
-    stream.resume();
-    stream.on('end', () => {
-      session.close();
-      resolve(head);
-    });
-    stream.end(Buffer.alloc(5));
-  });
-}
-
 describe('route changes on gRPC', () => {
   it('rewrites the :path and :authority, changes the metadata both ways, and keeps the status', async () => {
     const pair = await startH2cGrpcPair(procs, await echoingApp(), {}, {}, [
@@ -64,12 +45,12 @@ describe('route changes on gRPC', () => {
       { match: { pathPrefix: '/' } },
     ]);
     const port = pair.web.outboundPort;
-    const changed = await call(port, '/old.Echo/Echo', { 'x-api': 'v1', 'x-debug': '1' });
+    const changed = await grpcAnswerHead(port, 'catalog', '/old.Echo/Echo', { 'x-api': 'v1', 'x-debug': '1' });
     expect([changed[':status'], changed['grpc-status']]).toEqual([200, '0']);
     expect([changed['x-seen-path'], changed['x-seen-authority'], changed['x-seen-api'], changed['x-seen-debug']]).toEqual(['/test.Echo/Echo', 'catalog.internal', 'v2', '']);
     expect([changed['cache-control'], changed.server]).toEqual(['no-store', undefined]);
 
-    const plain = await call(port, '/test.Echo/Echo', { 'x-api': 'v1', 'x-debug': '1' });
+    const plain = await grpcAnswerHead(port, 'catalog', '/test.Echo/Echo', { 'x-api': 'v1', 'x-debug': '1' });
     expect([plain['x-seen-path'], plain['x-seen-authority'], plain['x-seen-api'], plain['x-seen-debug'], plain.server, plain['cache-control']]).toEqual(['/test.Echo/Echo', 'catalog', 'v1', '1', 'catalog-app', undefined]);
   }, 30_000);
 });
