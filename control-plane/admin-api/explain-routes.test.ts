@@ -22,3 +22,23 @@ describe('the policy explain shows in force', () => {
     expect(retriedAfterSent('POST', '/idem')).toBe(true);
   });
 });
+
+describe('the rewrite explain shows', () => {
+  const changed = parseSnapshot({
+    routes: { catalog: [{ match: { pathPrefix: '/api/v2/' }, rewrite: { pathPrefix: '/v2/', host: 'catalog.internal' }, requestHeaders: { add: { 'x-tag': 'a' } } }, { name: 'rest' }] },
+  });
+
+  it('gives the path the app gets, from the path as the sidecar normalises it, and the rule\'s changes in the policy', () => {
+    const explanation = explainRequest(changed, { service: 'catalog', method: 'GET', path: '/api/./v2//items?page=2' });
+    expect([explanation.path, explanation.rewrittenPath]).toEqual(['/api/v2/items', '/v2/items']);
+    const policy = policyInForce(changed, explanation, 'GET');
+    expect([policy?.rewrite, policy?.requestHeaders, policy?.responseHeaders]).toEqual([{ pathPrefix: '/v2/', host: 'catalog.internal' }, { add: { 'x-tag': 'a' } }, undefined]);
+  });
+
+  it('gives none for a rule without a rewrite', () => {
+    const explanation = explainRequest(changed, { service: 'catalog', method: 'GET', path: '/api/v1/items' });
+    expect(explanation.matched?.name).toBe('rest');
+    expect(explanation.rewrittenPath).toBeUndefined();
+    expect(policyInForce(changed, explanation, 'GET')?.rewrite).toBeUndefined();
+  });
+});
