@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, Processes, startUpstream, waitUntil, writeConfigFile, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
+import { rawExchange } from './http.js';
 import { endpointOf, send } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -86,7 +87,7 @@ async function mesh() {
     writeConfigFile(config, webSnapshot(version, catalog.inboundPort, shadow, api, cacheControl));
     await waitUntil(async () => ((await (await fetch(`${web.adminUrl}/config`)).json()) as { version: string }).version === version, { what: `version ${version} applied` });
   };
-  return { app, shadow, call, reload };
+  return { app, shadow, web, call, reload };
 }
 
 describe('route rule rewrite and header changes', () => {
@@ -138,6 +139,17 @@ describe('route rule rewrite and header changes', () => {
     expect(own.status).toBe(503);
     expect(own.headers['x-skein-reason']).toBe('no-healthy-endpoints');
     expect(own.headers['cache-control']).toBeUndefined();
+  }, 20_000);
+
+  it('changes a WebSocket upgrade\'s request as a request\'s, and leaves its answer as it comes', async () => {
+    const { web } = await mesh();
+    // The echo app has no upgrade handler: it declines with a 200 saying what it got.
+    const head = ['GET /api/v2/ws HTTP/1.1', 'Host: catalog', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==', 'Sec-WebSocket-Version: 13', 'x-debug: 1', '', ''].join('\r\n');
+    const answer = await rawExchange(Number(new URL(web.outboundUrl).port), head, /\}$/);
+    const seen = JSON.parse(answer.slice(answer.indexOf('{'), answer.lastIndexOf('}') + 1)) as Echo;
+    expect([seen.path, seen.headers.host, seen.headers['x-api'], seen.headers['x-tag'], seen.headers['x-debug']]).toEqual(['/v2/ws', 'catalog.internal', 'v2', 'a', undefined]);
+    // Its answer is spliced back as it comes, declined or not: no response header changes (README).
+    expect(answer).toMatch(/\r\nserver: catalog-app\r\n/);
   }, 20_000);
 
   it('changes them live when the static file is reloaded', async () => {
