@@ -1,21 +1,26 @@
 /**
  * A route rule's rewrite and header changes through a real control plane: the routes API
- * validates them with the sidecars' schema (422 naming the field), and `skein explain` (API
- * and CLI) shows the matched rule's rewritten path, Host and header changes.
+ * validates them with the sidecars' schema (422 naming the field), `skein explain` (API and
+ * CLI) shows the matched rule's rewritten path, Host and header changes, and sidecars in
+ * control-plane mode get them pushed and forward the changed request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainAnswer } from '../../control-plane/admin-api/explain-routes.js';
-import { skeinCli } from '../identity/mesh.js';
-import { Processes } from '../support/index.js';
+import { get, skeinCli, startMeshSidecar } from '../identity/mesh.js';
+import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
 import { startControlPlane, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
+const apps: TestUpstream[] = [];
 
 beforeAll(async () => {
   cp = await startControlPlane(procs, { args: ['--resync-hold', '0s'] });
 }, 30_000);
-afterAll(() => procs.killAll());
+afterAll(async () => {
+  await procs.killAll();
+  await Promise.all(apps.map((a) => a.close()));
+});
 
 async function putRoutes(rules: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${cp.adminUrl}/api/v1/routes/catalog`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${cp.adminToken}` }, body: JSON.stringify(rules) });
@@ -61,4 +66,18 @@ describe('route changes through the control plane', () => {
     expect(cli.output).toContain('request headers: remove x-debug; set x-api: v2; add x-tag: a');
     expect(cli.output).toContain("response headers (of the upstream's answers, not the sidecar's own): remove server; set cache-control: no-store");
   }, 20_000);
+
+  it('pushes them to the sidecars, which forward the changed request (an mTLS pair in control-plane mode)', async () => {
+    expect((await putRoutes([CHANGED, { name: 'rest', match: { pathPrefix: '/' } }])).status).toBe(200);
+    const catalogApp = await startUpstream(echoHandler('catalog'));
+    const webApp = await startUpstream(echoHandler('web'));
+    apps.push(catalogApp, webApp);
+    await startMeshSidecar(procs, cp, { service: 'catalog', appPort: catalogApp.port });
+    const web = await startMeshSidecar(procs, cp, { service: 'web', appPort: webApp.port });
+    const seen = await waitUntil(async () => {
+      const r = await get(web, 'catalog', '/api/v2/items', { 'x-debug': '1' });
+      return r.status === 200 ? (JSON.parse(r.body) as { path: string; headers: Record<string, string> }) : undefined;
+    }, { what: 'catalog reachable from web' });
+    expect([seen.path, seen.headers.host, seen.headers['x-api'], seen.headers['x-tag'], seen.headers['x-debug']]).toEqual(['/v2/items', 'catalog.internal', 'v2', 'a', undefined]);
+  }, 60_000);
 });
