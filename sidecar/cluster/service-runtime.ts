@@ -1,9 +1,9 @@
 /**
  * The compiled, immutable form of one destination service that the request path reads:
- * its route table, and per rule the stages that are on (fault, mirror, retry, timeout,
- * request and response changes;
- * `null` when off, fastify style), and per subset a picker over its endpoints with its
- * circuit breaker and metrics handle. A config or endpoint change builds a new one.
+ * its route table, and per rule the stages that are on (fault, mirror, retry, timeout, request
+ * and response changes; `null` when off, fastify style), and per subset a picker over its
+ * endpoints with its circuit breaker and metrics handle. A config or endpoint change builds a
+ * new one.
  */
 import type { RetryTries, RouteRule, ServicePolicy } from '../../common/config/schema.js';
 import { compileRoutes, selectEndpoints, subsetSelector, type RouteTable, type WeightedSplit } from '../../common/routing/index.js';
