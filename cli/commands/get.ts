@@ -93,8 +93,9 @@ async function getProxies(api: AdminClient, name: string | undefined, flags: Adm
   if (flags.output === 'json') return printJson(body);
   process.stdout.write(`snapshot version ${body.snapshotVersion}\n`);
   printTable(
-    ['SERVICE', 'INSTANCE', 'VERSION', 'ADDRESS', 'STATE', 'ACKED', 'CONNECTED', 'IDENTITY', 'CERT EXPIRY', 'LAST NACK'],
-    body.proxies.map((p) => [p.service, p.instance, p.version, p.address, p.state, p.ackedVersion, p.connectedAt, p.spiffeId, p.certExpiry, p.nackReason && `${p.nackedVersion}: ${p.nackReason}`]),
+    ['SERVICE', 'INSTANCE', 'VERSION', 'ADDRESS', 'STATE', 'ACKED', 'CONNECTED', 'IDENTITY', 'CERT EXPIRY', 'LAST NACK', 'RUNS WITHOUT'],
+    // A control plane older than `runsWithout` sends none.
+    body.proxies.map((p) => [p.service, p.instance, p.version, p.address, p.state, p.ackedVersion, p.connectedAt, p.spiffeId, p.certExpiry, p.nackReason && `${p.nackedVersion}: ${p.nackReason}`, p.runsWithout?.join('; ')]),
   );
 }
 

@@ -33,6 +33,11 @@ export interface Hello {
   labels: Record<string, string>;
   /** Why the sidecar is not ready; '' when it is (decoded as '' when a sidecar does not say). */
   notReady?: string;
+  /**
+   * The snapshot features it understands (SNAPSHOT_FEATURES of its build); decoded as [] from a
+   * sidecar older than the field, which understands none of them.
+   */
+  features?: string[];
 }
 
 export interface SidecarMessage {

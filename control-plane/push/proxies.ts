@@ -30,6 +30,8 @@ export interface ProxyRecord {
   rootFingerprint?: string;
   /** From CertStatus: its leaf's SPIFFE ID. */
   spiffeId?: string;
+  /** What the snapshot last sent to it was sent without, as it predates those features (see snapshot-features.ts). */
+  runsWithout?: readonly string[];
 }
 
 export interface ProxyView {
@@ -55,6 +57,12 @@ export interface ProxyView {
   certRootFingerprint: string | null;
   /** Fingerprint of the trust bundle it runs (`bundleFingerprint` of `GET /api/v1/ca`). */
   trustBundleFingerprint: string | null;
+  /**
+   * What it runs without, the snapshot it was last sent lacking features of the config it does
+   * not understand (a sidecar older than them), e.g. `orders: not rate limited by this
+   * instance`: which sidecars to upgrade. Empty for one that understands all the config uses.
+   */
+  runsWithout: readonly string[];
 }
 
 export function syncState(record: ProxyRecord, currentVersion: string): SyncState {
@@ -140,6 +148,7 @@ export class ProxyTracker {
         spiffeId: r.spiffeId ?? null,
         certRootFingerprint: r.rootFingerprint ?? null,
         trustBundleFingerprint: r.bundleFingerprint ?? null,
+        runsWithout: r.runsWithout ?? [],
       }));
   }
 }

@@ -8,9 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.js';
 import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, type ControlMessage, type SignRequest, type SignResponse } from '../../common/proto/mesh.js';
 import type { StreamRegistry } from '../registry/stream-registry.js';
-import { snapshotMessage } from '../state/snapshot-size.js';
-import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
+import type { SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
+import { SnapshotVariants } from './snapshot-variants.js';
 import { StreamSession, type Authenticate, type PushEvents, type StreamCall } from './session.js';
 
 export type SignHandler = grpc.handleUnaryCall<SignRequest, SignResponse>;
@@ -159,17 +159,8 @@ export class PushServer {
     });
   }
 
-  /** One message per snapshot, gzipped once, shared by every stream (see withSharedEncoding). */
-  private readonly encoded = new WeakMap<PublishedSnapshot, ControlMessage>();
-
-  private encode(snapshot: PublishedSnapshot): ControlMessage {
-    let message = this.encoded.get(snapshot);
-    if (!message) {
-      message = snapshotMessage(snapshot.version, snapshot.json);
-      this.encoded.set(snapshot, message);
-    }
-    return message;
-  }
+  /** One message per snapshot and set of features lacked, gzipped once, shared by every stream (see withSharedEncoding). */
+  private readonly variants = new SnapshotVariants();
 
   private openSession(call: StreamCall): void {
     const session = new StreamSession(
@@ -181,7 +172,7 @@ export class PushServer {
         authenticate: this.options.authenticate,
         logger: this.options.logger,
         holdUntil: () => this.holdUntil,
-        encode: (snapshot) => this.encode(snapshot),
+        variants: this.variants,
         helloTimeoutMs: this.options.helloTimeoutMs ?? 10_000,
         onTelemetry: this.options.onTelemetry,
         onGoodbye: this.options.onGoodbye,

@@ -8,10 +8,12 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
 import { endpoint, instanceId, serviceName, subsetName } from '../../common/config/schema.js';
+import { lackedFeatures, type LeftOut, type SnapshotFeature } from '../../common/config/snapshot-features.js';
 import { SNAPSHOT_HELD_HEADER, TRUST_DOMAINS_COMMAND, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
 import type { ProxyRecord, ProxyTracker } from './proxies.js';
+import { lackedKey, type PushedVariant, type SnapshotVariants } from './snapshot-variants.js';
 
 export type StreamCall = grpc.ServerDuplexStream<SidecarMessage, ControlMessage>;
 
@@ -45,8 +47,8 @@ export interface SessionDeps {
   readonly helloTimeoutMs: number;
   /** The trust domains whose identities the mesh takes (the CA's, then its aliases), told to every sidecar. */
   readonly trustDomains?: readonly string[];
-  /** The message carrying a snapshot, built once per snapshot for all streams. */
-  readonly encode: (snapshot: PublishedSnapshot) => ControlMessage;
+  /** The message carrying a snapshot for the features a sidecar lacks, built once per snapshot for all streams alike. */
+  readonly variants: SnapshotVariants;
   readonly onTelemetry?: (proxy: ProxyRecord, kind: string, json: string) => void;
   readonly onGoodbye?: (proxy: ProxyRecord) => void;
   readonly events?: PushEvents;
@@ -61,6 +63,11 @@ export class StreamSession {
   private helloSeen = false;
   /** The snapshot version its Hello said it runs, if any. */
   private lastVersion: string | undefined;
+  /** The snapshot features it does not understand (its Hello's list against ours), and their lackedKey. */
+  private lacked: readonly SnapshotFeature[] = [];
+  private lackedKey = '';
+  /** The sets of things left out it was warned of, each once. */
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly call: StreamCall,
@@ -100,7 +107,9 @@ export class StreamSession {
     if (!record || this.closed || snapshot.held !== undefined || record.sentVersion === snapshot.version) return;
     if (this.blocked) return;
     record.sentVersion = snapshot.version;
-    const writable = this.call.write(this.deps.encode(snapshot));
+    const variant = this.variant(snapshot);
+    const writable = this.call.write(variant.message);
+    if (this.lackedKey !== '') this.runsWithout(record, variant.leftOut, snapshot.version);
     this.deps.events?.snapshotPushed();
     if (!writable) {
       this.blocked = true;
@@ -150,6 +159,8 @@ export class StreamSession {
       protocol: hello.protocol === 'grpc' ? 'grpc' : 'http',
       labels,
     }, !hello.notReady);
+    this.lacked = lackedFeatures(hello.features ?? []);
+    this.lackedKey = lackedKey(this.lacked);
     this.deps.proxies.add(record);
     this.record = record;
     // Response headers tell the sidecar its stream was accepted, even when no snapshot
@@ -167,8 +178,11 @@ export class StreamSession {
       // It already runs a snapshot, one it ACKed (here or before a restart): listed as running
       // it, STALE until it takes the newest, also while the resync hold keeps that one from it.
       this.deps.proxies.ack(record.id, hello.lastVersion, Date.now());
-      // If it is the newest, there is nothing to resend.
-      if (hello.lastVersion === current.version) record.sentVersion = current.version;
+      // If it is the newest, there is nothing to resend; it runs what it was sent of it.
+      if (hello.lastVersion === current.version) {
+        record.sentVersion = current.version;
+        if (this.lackedKey !== '') this.runsWithout(record, this.variant(current).leftOut, current.version);
+      }
     }
     this.lastVersion = hello.lastVersion || undefined;
     this.stopPublish = this.deps.publisher.onPublish((snapshot) => this.pushUnlessHeld(snapshot));
@@ -186,6 +200,27 @@ export class StreamSession {
 
   private pushUnlessHeld(snapshot: PublishedSnapshot): void {
     if (!this.held()) this.push(snapshot);
+  }
+
+  private variant(snapshot: PublishedSnapshot): PushedVariant {
+    return this.deps.variants.variant(snapshot, this.lacked, this.lackedKey);
+  }
+
+  /**
+   * Records what it runs without in the snapshot it was sent, for the proxies view, and warns
+   * of each set once: what only a service's own instances enforce (a rate limit) counts for
+   * those alone.
+   */
+  private runsWithout(record: ProxyRecord, leftOut: readonly LeftOut[], version: string): void {
+    const without = leftOut.filter((l) => l.changes === 'callers' || l.service === record.service).map((l) => l.means);
+    record.runsWithout = without.length > 0 ? without : undefined;
+    const key = without.join('\n');
+    if (without.length === 0 || this.warned.has(key)) return;
+    this.warned.add(key);
+    this.deps.logger.warn(
+      { service: record.service, instance: record.instanceId, version, lacks: this.lacked, runsWithout: without },
+      'sidecar predates snapshot features in use: it is sent the snapshot without them and runs without them until it is upgraded',
+    );
   }
 
   private message(message: SidecarMessage): void {

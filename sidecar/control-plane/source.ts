@@ -11,6 +11,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { gunzipSync } from 'node:zlib';
+import { SNAPSHOT_FEATURES } from '../../common/config/snapshot-features.js';
 import type { Logger } from '../../common/log.js';
 import { loadMeshProto, MAX_STREAM_MESSAGE_BYTES, SIDECAR_RECONNECT_MAX_MS, SNAPSHOT_HELD_HEADER, type ControlMessage, type Hello, type MeshClient, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { ConfigSource } from '../config-source.js';
@@ -18,7 +19,7 @@ import type { IdentityProvider } from '../identity/provider.js';
 import { backoffDelay } from '../../common/backoff.js';
 import { controlPlaneTls, type ControlPlaneTls } from './channel.js';
 
-export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix' | 'notReady'>;
+export type Announcement = Omit<Hello, 'token' | 'lastVersion' | 'certExpiryUnix' | 'notReady' | 'features'>;
 
 export interface ControlPlaneSourceOptions {
   /** HOST:PORT of the control plane's gRPC port. */
@@ -180,6 +181,7 @@ export class ControlPlaneSource implements ConfigSource {
         lastVersion: this.version ?? '',
         certExpiryUnix: identity ? String(Math.floor(identity.notAfter.getTime() / 1000)) : '0',
         notReady: this.notReady ?? '',
+        features: [...SNAPSHOT_FEATURES],
       },
     });
     if (this.certStatus) stream.write({ cert: this.certStatus });

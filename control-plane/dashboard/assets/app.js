@@ -475,8 +475,8 @@ function proxiesView() {
     const body = await api('/api/v1/proxies');
     $('#snap').textContent = `(current snapshot ${body.snapshotVersion})`;
     $('#proxies-box').innerHTML = body.proxies.length
-      ? `<table><thead><tr><th>service</th><th>instance</th><th>version</th><th>address</th><th>state</th><th>acked</th><th>connected</th><th>identity</th><th>cert expires in</th><th>last NACK</th></tr></thead><tbody>${body.proxies
-          .map((p) => `<tr><td><a href="#/service/${encodeURIComponent(p.service)}">${esc(p.service)}</a></td><td class="mono">${esc(p.instance)}</td><td>${esc(p.version)}</td><td>${esc(p.address)}</td><td><span class="badge ${esc(p.state)}">${esc(p.state)}</span></td><td>${esc(p.ackedVersion ?? '-')}</td><td>${esc(new Date(p.connectedAt).toLocaleString())}</td><td class="mono">${p.spiffeId ? esc(p.spiffeId) : '<span class="muted">-</span>'}</td><td>${expiry(p.certExpiry)}</td><td class="muted">${esc(p.nackReason ? `${p.nackedVersion}: ${p.nackReason}` : '')}</td></tr>`)
+      ? `<table><thead><tr><th>service</th><th>instance</th><th>version</th><th>address</th><th>state</th><th>acked</th><th>connected</th><th>identity</th><th>cert expires in</th><th>last NACK</th><th>runs without</th></tr></thead><tbody>${body.proxies
+          .map((p) => `<tr><td><a href="#/service/${encodeURIComponent(p.service)}">${esc(p.service)}</a></td><td class="mono">${esc(p.instance)}</td><td>${esc(p.version)}</td><td>${esc(p.address)}</td><td><span class="badge ${esc(p.state)}">${esc(p.state)}</span></td><td>${esc(p.ackedVersion ?? '-')}</td><td>${esc(new Date(p.connectedAt).toLocaleString())}</td><td class="mono">${p.spiffeId ? esc(p.spiffeId) : '<span class="muted">-</span>'}</td><td>${expiry(p.certExpiry)}</td><td class="muted">${esc(p.nackReason ? `${p.nackedVersion}: ${p.nackReason}` : '')}</td><td>${esc(p.runsWithout.join('; '))}</td></tr>`)
           .join('')}</tbody></table>`
       : '<div class="empty">No sidecars connected.</div>';
   });

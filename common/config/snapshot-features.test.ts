@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { parseSnapshot } from './parse.js';
+import type { SnapshotInput } from './schema.js';
+import { lackedFeatures, SNAPSHOT_FEATURES, snapshotWithout } from './snapshot-features.js';
+
+const endpoints = [{ address: '10.0.0.1', port: 8080, labels: { version: 'v1' } }];
+
+const snapshot: SnapshotInput = {
+  version: '42',
+  services: {
+    catalog: { lb: 'ring-hash', hashOn: { header: 'x-user' }, endpoints },
+    orders: { timeout: '2s', rateLimit: { requestsPerSecond: 100 }, endpoints },
+    payments: { onlyPassing: true, lb: 'round-robin', endpoints },
+    users: { onlyPassing: false, endpoints },
+  },
+  routes: { catalog: [{ split: { v1: 100 } }] },
+};
+
+/** What a sidecar built before every listed feature refuses in `s`: its schema has none of these fields, nor lb ring-hash. */
+function baselineRefuses(s: SnapshotInput): string[] {
+  return Object.entries(s.services ?? {}).flatMap(([name, p]) => [
+    ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => p[f] !== undefined).map((f) => `${name}.${f}`),
+    ...(p.lb === 'ring-hash' ? [`${name}.lb`] : []),
+  ]);
+}
+
+describe('lackedFeatures', () => {
+  it('is every listed feature for a sidecar that names none (one built before the list), and ignores names this build does not know', () => {
+    expect(lackedFeatures([])).toEqual([...SNAPSHOT_FEATURES]);
+    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing']);
+    expect(lackedFeatures(SNAPSHOT_FEATURES)).toEqual([]);
+  });
+});
+
+describe('snapshotWithout', () => {
+  it('gives a sidecar that understands every feature the snapshot itself', () => {
+    const variant = snapshotWithout(snapshot, []);
+    expect(variant.snapshot).toBe(snapshot);
+    expect(variant.leftOut).toEqual([]);
+  });
+
+  it('drops ring-hash, rateLimit and onlyPassing for a sidecar that lacks them, keeping everything else and the version', () => {
+    const { snapshot: sent, leftOut } = snapshotWithout(snapshot, lackedFeatures([]));
+    expect(baselineRefuses(snapshot)).toHaveLength(5);
+    expect(baselineRefuses(sent)).toEqual([]);
+    expect(sent.version).toBe('42');
+    expect(sent.services).toEqual({
+      catalog: { endpoints },
+      orders: { timeout: '2s', endpoints },
+      payments: { lb: 'round-robin', endpoints },
+      users: { endpoints },
+    });
+    expect(sent.routes).toBe(snapshot.routes);
+    // The current schema still takes it, with the default balancer and no limit.
+    const parsed = parseSnapshot(sent);
+    expect(parsed.services.catalog!.lb).toBe('least-request');
+    expect(parsed.services.orders!.rateLimit).toBeUndefined();
+    expect(leftOut).toEqual([
+      { feature: 'ring-hash', service: 'catalog', changes: 'callers', means: 'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity' },
+      { feature: 'rate-limit', service: 'orders', changes: 'instances', means: 'orders: not rate limited by this instance' },
+      { feature: 'only-passing', service: 'payments', changes: 'callers', means: 'payments: its instances in warning get requests too if this sidecar reads Consul itself (--consul); the endpoints pushed leave them out' },
+    ]);
+  });
+
+  it('leaves the input as it was', () => {
+    const before = JSON.stringify(snapshot);
+    snapshotWithout(snapshot, lackedFeatures([]));
+    expect(JSON.stringify(snapshot)).toBe(before);
+  });
+
+  it('drops only what the sidecar lacks', () => {
+    const { snapshot: sent, leftOut } = snapshotWithout(snapshot, ['rate-limit']);
+    expect(sent.services!.catalog).toBe(snapshot.services!.catalog);
+    expect(sent.services!.orders).toEqual({ timeout: '2s', endpoints });
+    expect(leftOut.map((l) => l.feature)).toEqual(['rate-limit']);
+  });
+
+  it('drops `onlyPassing: false` (an older schema refuses the field) without counting it as lost', () => {
+    const { snapshot: sent, leftOut } = snapshotWithout({ services: { users: { onlyPassing: false } } }, ['only-passing']);
+    expect(sent.services).toEqual({ users: {} });
+    expect(leftOut).toEqual([]);
+  });
+
+  it('names the cookie or query parameter a ring-hash service hashes', () => {
+    const means = (hashOn: { cookie: string } | { query: string }) => snapshotWithout({ services: { cart: { lb: 'ring-hash', hashOn } } }, ['ring-hash']).leftOut[0]!.means;
+    expect(means({ cookie: 'sid' })).toBe('cart: balanced by least-request, not ring-hash on cookie sid, so requests lose their affinity');
+    expect(means({ query: 'user' })).toBe('cart: balanced by least-request, not ring-hash on query parameter user, so requests lose their affinity');
+  });
+
+  it('copies nothing for a snapshot that uses none of what the sidecar lacks', () => {
+    const plain: SnapshotInput = { services: { catalog: { endpoints } }, routes: {} };
+    expect(snapshotWithout(plain, lackedFeatures([])).snapshot).toBe(plain);
+  });
+
+  it('is never larger than the snapshot', () => {
+    const full = JSON.stringify(snapshot);
+    expect(JSON.stringify(snapshotWithout(snapshot, lackedFeatures([])).snapshot).length).toBeLessThan(full.length);
+  });
+});
