@@ -32,6 +32,16 @@ describe('sync state', () => {
     expect(syncState(r, '100')).toBe('SYNCED');
   });
 
+  it('shows what a sidecar runs without, and nothing extra for one that runs all of it', () => {
+    const proxies = new ProxyTracker();
+    proxies.add(record('a'));
+    proxies.add({ ...record('b', 'orders'), instanceId: 'orders-old', runsWithout: ['orders: not rate limited by this instance'] });
+    expect(proxies.view('10').map((p) => [p.instance, p.runsWithout])).toEqual([
+      ['orders-a', []],
+      ['orders-old', ['orders: not rate limited by this instance']],
+    ]);
+  });
+
   it('forgets a removed proxy and ignores answers for unknown ids', () => {
     const proxies = new ProxyTracker();
     proxies.add(record('a'));
