@@ -1,0 +1,153 @@
+/**
+ * Version skew between the control plane and its sidecars: a real control plane with a
+ * ring-hash service and a rate limit pushes them to a current sidecar (a real process, whose
+ * Hello names the features it understands), and pushes a sidecar built before those features
+ * the snapshot without them, under the same version: it ACKs, is SYNCED, keeps taking
+ * endpoint changes, and the proxies API and `skein get proxies` say what it runs without.
+ */
+import { randomUUID } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { loadMeshProto, type ControlMessage, type MeshClient } from '../../common/proto/mesh.js';
+import type { ProxyView } from '../../control-plane/push/proxies.js';
+import type { ControlPlaneSource } from '../../sidecar/control-plane/source.js';
+import { controlPlaneTls } from '../../sidecar/control-plane/channel.js';
+import { echoHandler, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
+import { announceInstance, createToken, startControlPlane, type ControlPlaneProcess } from './harness.js';
+
+const RING_HASH_LOST = 'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity';
+const RATE_LIMIT_LOST = 'orders: not rate limited by this instance';
+const WARNING = 'sidecar predates snapshot features in use';
+
+/**
+ * What a sidecar built before 2026-12-07 refuses in a snapshot: its schema (that of e03b3ed)
+ * takes no `hashOn`, `rateLimit` or `onlyPassing` in a service policy, nor `lb: ring-hash`.
+ */
+function refusedByOlderSchema(snapshot: SnapshotInput): string[] {
+  return Object.entries(snapshot.services ?? {}).flatMap(([name, policy]) => [
+    ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => policy[f] !== undefined).map((f) => `services.${name}: Unrecognized key(s) in object: '${f}'`),
+    ...(policy.lb === 'ring-hash' ? [`services.${name}.lb: Invalid enum value. Expected 'least-request' | 'round-robin' | 'random', received 'ring-hash'`] : []),
+  ]);
+}
+
+interface Received {
+  readonly version: string;
+  readonly snapshot: SnapshotInput;
+}
+
+/**
+ * Stands in for a sidecar older than the Hello's `features`: a gRPC client on the real push
+ * stream that says Hello without them, and answers every snapshot as such a sidecar's schema
+ * would: NACK naming what it refuses, ACK otherwise.
+ */
+async function olderSidecarStandIn(cp: ControlPlaneProcess, service: string, inboundPort: number) {
+  const instanceId = `${service}-older-${randomUUID().slice(0, 8)}`;
+  const token = await createToken(cp, service);
+  const tls = await controlPlaneTls(cp.grpcAddress, cp.caFile);
+  const client: MeshClient = new (loadMeshProto().Client)(cp.grpcAddress, tls.credentials, tls.channelOptions);
+  const stream = client.Stream();
+  const received: Received[] = [];
+  const nacks: string[] = [];
+  stream.on('data', (message: ControlMessage) => {
+    if (message.msg !== 'snapshot') return;
+    const { version, json, jsonGzip } = message.snapshot!;
+    const snapshot = JSON.parse(jsonGzip?.length ? gunzipSync(jsonGzip).toString() : json) as SnapshotInput;
+    received.push({ version, snapshot });
+    const refused = refusedByOlderSchema(snapshot);
+    if (refused.length > 0) nacks.push(version);
+    stream.write(refused.length > 0 ? { nack: { version, reason: refused.join('; ') } } : { ack: { version } });
+  });
+  stream.on('error', () => {});
+  stream.write({ hello: { service, instanceId, version: 'v1', address: '127.0.0.1', inboundPort, adminPort: 0, protocol: 'http', token, lastVersion: '', certExpiryUnix: '0', labels: {} } });
+  return {
+    instanceId,
+    received,
+    nacks,
+    close: () => {
+      stream.end();
+      client.close();
+    },
+  };
+}
+
+const procs = new Processes();
+const apps: TestUpstream[] = [];
+const sources: ControlPlaneSource[] = [];
+let cp: ControlPlaneProcess;
+let current: MeshSidecar;
+let older: Awaited<ReturnType<typeof olderSidecarStandIn>>;
+
+async function proxies(): Promise<{ snapshotVersion: string; proxies: ProxyView[] }> {
+  return (await cp.api.get<{ snapshotVersion: string; proxies: ProxyView[] }>('/api/v1/proxies?service=orders')).body;
+}
+
+const warnings = (instanceId: string) => cp.child.output().split('\n').filter((l) => l.includes(WARNING) && l.includes(instanceId)).length;
+
+beforeAll(async () => {
+  cp = await startControlPlane(procs);
+  await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' } });
+  await cp.api.put('/api/v1/services/orders/policy', { rateLimit: { requestsPerSecond: 50 } });
+  const app = await startUpstream(echoHandler('orders'));
+  apps.push(app);
+  current = await startMeshSidecar(procs, cp, { service: 'orders', appPort: app.port });
+  older = await olderSidecarStandIn(cp, 'orders', 25_001);
+}, 90_000);
+
+afterAll(async () => {
+  older?.close();
+  await Promise.all(sources.map((s) => s.close()));
+  await procs.killAll();
+  await Promise.all(apps.map((a) => a.close()));
+});
+
+describe('snapshots for sidecars older than the features the config uses', () => {
+  it('a current sidecar gets ring-hash and the rate limit, and ACKs them; it runs without nothing', async () => {
+    const own = await waitUntil(async () => {
+      const p = (await proxies()).proxies.find((p) => p.instance !== older.instanceId);
+      return p?.state === 'SYNCED' && p;
+    }, { what: 'the current sidecar SYNCED' });
+    // What it installed (and so ACKed): the snapshot with both.
+    const config = (await (await fetch(`${current.adminUrl}/config`)).json()) as { snapshot: SnapshotInput };
+    expect(config.snapshot.services!.catalog).toMatchObject({ lb: 'ring-hash', hashOn: { header: 'x-user' } });
+    expect(config.snapshot.services!.orders!.rateLimit).toMatchObject({ requestsPerSecond: 50 });
+    expect(own.runsWithout).toEqual([]);
+    expect(warnings(own.instance)).toBe(0);
+  });
+
+  it('the stand-in for an older sidecar gets the snapshot without them under its version, ACKs it, is SYNCED, and is shown running without them', async () => {
+    const body = await waitUntil(async () => {
+      const b = await proxies();
+      return b.proxies.find((p) => p.instance === older.instanceId)?.state === 'SYNCED' && b;
+    }, { what: 'the stand-in SYNCED' });
+    const latest = older.received.find((r) => r.version === body.snapshotVersion)!;
+    expect(latest, 'the version it ACKed is the snapshot\'s own').toBeDefined();
+    expect(older.nacks).toEqual([]);
+    expect(latest.snapshot.services!.catalog).not.toHaveProperty('lb');
+    expect(latest.snapshot.services!.catalog).not.toHaveProperty('hashOn');
+    expect(latest.snapshot.services!.orders).not.toHaveProperty('rateLimit');
+    expect(latest.snapshot.services!.orders!.endpoints!.length).toBeGreaterThan(0);
+    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RATE_LIMIT_LOST]);
+
+    const cli = await skeinCli(procs, cp, ['get', 'proxies', 'orders']);
+    expect(cli.code, cli.output).toBe(0);
+    const lines = cli.output.split('\n');
+    expect(lines[1]).toMatch(/LAST NACK\s+RUNS WITHOUT$/);
+    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${RING_HASH_LOST}; ${RATE_LIMIT_LOST}$`));
+    expect(lines.find((l) => l.startsWith('orders') && !l.includes(older.instanceId))).toMatch(/\s-$/);
+  });
+
+  it('the stand-in for an older sidecar takes later endpoint changes, and the control plane warned of it once', async () => {
+    const before = older.received.length;
+    sources.push(await announceInstance(cp, 'catalog', 'v2'));
+    const withV2 = await waitUntil(() => older.received.slice(before).find((r) => r.snapshot.services?.catalog?.endpoints?.some((e) => e.labels?.version === 'v2')), { what: 'the stand-in to receive the new catalog instance' });
+    await waitUntil(async () => (await proxies()).proxies.find((p) => p.instance === older.instanceId)?.ackedVersion === withV2.version, { what: 'the stand-in to ACK it' });
+    expect(older.nacks).toEqual([]);
+    expect(withV2.snapshot.services!.catalog).not.toHaveProperty('lb');
+    // Two snapshots or more pushed to it, the same things left out: one warning.
+    expect(older.received.length).toBeGreaterThanOrEqual(2);
+    expect(warnings(older.instanceId)).toBe(1);
+    expect(cp.child.output()).toContain(RATE_LIMIT_LOST);
+  });
+});
