@@ -58,7 +58,6 @@ describe('snapshotWithout', () => {
     expect(leftOut).toEqual([
       { feature: 'ring-hash', service: 'catalog', changes: 'callers', means: 'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity' },
       { feature: 'rate-limit', service: 'orders', changes: 'instances', means: 'orders: not rate limited by this instance' },
-      { feature: 'only-passing', service: 'payments', changes: 'callers', means: 'payments: its instances in warning get requests too if this sidecar reads Consul itself (--consul); the endpoints pushed leave them out' },
     ]);
   });
 
@@ -75,9 +74,9 @@ describe('snapshotWithout', () => {
     expect(leftOut.map((l) => l.feature)).toEqual(['rate-limit']);
   });
 
-  it('drops `onlyPassing: false` (an older schema refuses the field) without counting it as lost', () => {
-    const { snapshot: sent, leftOut } = snapshotWithout({ services: { users: { onlyPassing: false } } }, ['only-passing']);
-    expect(sent.services).toEqual({ users: {} });
+  it('drops onlyPassing, true or false (an older schema refuses the field), without counting it as lost: the endpoints pushed leave instances in warning out already', () => {
+    const { snapshot: sent, leftOut } = snapshotWithout({ services: { users: { onlyPassing: false }, payments: { onlyPassing: true } } }, ['only-passing']);
+    expect(sent.services).toEqual({ users: {}, payments: {} });
     expect(leftOut).toEqual([]);
   });
 

@@ -38,14 +38,14 @@ interface FeatureFields {
   /** The policy fields an older schema refuses, dropped where `uses` holds. */
   readonly fields: readonly (keyof ServicePolicyInput)[];
   uses(policy: ServicePolicyInput): boolean;
-  /** What dropping them costs, or undefined when nothing (a field set to what the default does). */
-  loss(service: string, policy: ServicePolicyInput): Omit<LeftOut, 'feature' | 'service'> | undefined;
+  /** What dropping them costs; absent when it costs a sidecar older than the feature nothing. */
+  loss?(service: string, policy: ServicePolicyInput): Omit<LeftOut, 'feature' | 'service'>;
 }
 
 /**
  * Each feature's fields, and what a sidecar runs instead without them. Dropping is enough for
  * these: the older sidecar then does what it did before the feature (its default balancer,
- * no limit, its Consul watch's own health rule).
+ * no limit).
  */
 const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
   'ring-hash': {
@@ -58,16 +58,13 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
     uses: (p) => p.rateLimit !== undefined,
     loss: (service) => ({ changes: 'instances', means: `${service}: not rate limited by this instance` }),
   },
+  // Refused by an older schema however it is set, but dropping it costs such a sidecar nothing:
+  // the endpoints pushed already leave a service's instances in warning out when it is set
+  // (state/compose.ts), and a sidecar built before the field (ede47ed, 2026-12-07) that reads
+  // Consul itself asks it for passing instances alone.
   'only-passing': {
     fields: ['onlyPassing'],
-    // `onlyPassing: false` is refused by an older schema too, though dropping it loses nothing.
     uses: (p) => p.onlyPassing !== undefined,
-    // The control plane's own endpoints already leave instances in warning out for such a
-    // service (state/compose.ts); only a sidecar that reads Consul itself would send them requests.
-    loss: (service, p) =>
-      p.onlyPassing === true
-        ? { changes: 'callers', means: `${service}: its instances in warning get requests too if this sidecar reads Consul itself (--consul); the endpoints pushed leave them out` }
-        : undefined,
   },
 };
 
@@ -89,8 +86,7 @@ export function snapshotWithout(snapshot: SnapshotInput, lacked: readonly Snapsh
     for (const feature of lacked) {
       const { fields, uses, loss } = FEATURES[feature];
       if (!uses(policy)) continue;
-      const lost = loss(service, policy);
-      if (lost) leftOut.push({ feature, service, ...lost });
+      if (loss) leftOut.push({ feature, service, ...loss(service, policy) });
       kept = withoutFields(kept, fields);
     }
     if (kept === policy) continue;

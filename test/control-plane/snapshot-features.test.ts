@@ -1,8 +1,8 @@
 /**
  * Version skew between the control plane and its sidecars: a real control plane with a
- * ring-hash service and a rate limit pushes them to a current sidecar (a real process, whose
- * Hello names the features it understands), and pushes a sidecar built before those features
- * the snapshot without them, under the same version: it ACKs, is SYNCED, keeps taking
+ * ring-hash service, a rate limit and onlyPassing pushes them to a current sidecar (a real
+ * process, whose Hello names the features it understands), and pushes a sidecar built before
+ * those features the snapshot without them, under the same version: it ACKs, is SYNCED, keeps taking
  * endpoint changes, and the proxies API and `skein get proxies` say what it runs without.
  */
 import { randomUUID } from 'node:crypto';
@@ -88,7 +88,7 @@ const warnings = (instanceId: string) => cp.child.output().split('\n').filter((l
 beforeAll(async () => {
   cp = await startControlPlane(procs);
   await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' } });
-  await cp.api.put('/api/v1/services/orders/policy', { rateLimit: { requestsPerSecond: 50 } });
+  await cp.api.put('/api/v1/services/orders/policy', { rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
   const app = await startUpstream(echoHandler('orders'));
   apps.push(app);
   current = await startMeshSidecar(procs, cp, { service: 'orders', appPort: app.port });
@@ -111,7 +111,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     // What it installed (and so ACKed): the snapshot with both.
     const config = (await (await fetch(`${current.adminUrl}/config`)).json()) as { snapshot: SnapshotInput };
     expect(config.snapshot.services!.catalog).toMatchObject({ lb: 'ring-hash', hashOn: { header: 'x-user' } });
-    expect(config.snapshot.services!.orders!.rateLimit).toMatchObject({ requestsPerSecond: 50 });
+    expect(config.snapshot.services!.orders).toMatchObject({ rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
     expect(own.runsWithout).toEqual([]);
     expect(warnings(own.instance)).toBe(0);
   });
@@ -127,6 +127,8 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     expect(latest.snapshot.services!.catalog).not.toHaveProperty('lb');
     expect(latest.snapshot.services!.catalog).not.toHaveProperty('hashOn');
     expect(latest.snapshot.services!.orders).not.toHaveProperty('rateLimit');
+    // Refused by it too, and dropped at no cost (the endpoints pushed leave instances in warning out already): not listed.
+    expect(latest.snapshot.services!.orders).not.toHaveProperty('onlyPassing');
     expect(latest.snapshot.services!.orders!.endpoints!.length).toBeGreaterThan(0);
     expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RATE_LIMIT_LOST]);
 
