@@ -12,7 +12,7 @@ export function registerProxyRoutes(router: Router, deps: { proxies: ProxyTracke
   router.add({
     method: 'GET',
     path: '/api/v1/proxies',
-    summary: 'Connected sidecars: service, instance, snapshot version ACKed or NACKed (with reason), SYNCED/STALE/NACKED, cert expiry',
+    summary: 'Connected sidecars: service, instance, snapshot version ACKed or NACKed (with reason), SYNCED/STALE/NACKED, cert expiry, what each runs without (config features newer than it)',
     auth: false,
     query: [{ name: 'service', description: 'only the sidecars of this service' }],
     handler: async ({ query }) => {
