@@ -42,8 +42,8 @@ interface Received {
  * stream that says Hello without them, and answers every snapshot as such a sidecar's schema
  * would: NACK naming what it refuses, ACK otherwise.
  */
-async function olderSidecarStandIn(cp: ControlPlaneProcess, service: string, inboundPort: number) {
-  const instanceId = `${service}-older-${randomUUID().slice(0, 8)}`;
+async function olderSidecarStandIn(cp: ControlPlaneProcess, service: string, inboundPort: number, resume?: { instanceId: string; lastVersion: string }) {
+  const instanceId = resume?.instanceId ?? `${service}-older-${randomUUID().slice(0, 8)}`;
   const token = await createToken(cp, service);
   const tls = await controlPlaneTls(cp.grpcAddress, cp.caFile);
   const client: MeshClient = new (loadMeshProto().Client)(cp.grpcAddress, tls.credentials, tls.channelOptions);
@@ -60,7 +60,7 @@ async function olderSidecarStandIn(cp: ControlPlaneProcess, service: string, inb
     stream.write(refused.length > 0 ? { nack: { version, reason: refused.join('; ') } } : { ack: { version } });
   });
   stream.on('error', () => {});
-  stream.write({ hello: { service, instanceId, version: 'v1', address: '127.0.0.1', inboundPort, adminPort: 0, protocol: 'http', token, lastVersion: '', certExpiryUnix: '0', labels: {} } });
+  stream.write({ hello: { service, instanceId, version: 'v1', address: '127.0.0.1', inboundPort, adminPort: 0, protocol: 'http', token, lastVersion: resume?.lastVersion ?? '', certExpiryUnix: '0', labels: {} } });
   return {
     instanceId,
     received,
@@ -151,5 +151,26 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     expect(older.received.length).toBeGreaterThanOrEqual(2);
     expect(warnings(older.instanceId)).toBe(1);
     expect(cp.child.output()).toContain(RATE_LIMIT_LOST);
+  });
+
+  it('the stand-in for an older sidecar, back on a new stream running the newest snapshot, is sent nothing and still shown running without them', async () => {
+    const snapshotVersion = await waitUntil(async () => {
+      const body = await proxies();
+      return body.proxies.find((p) => p.instance === older.instanceId)?.ackedVersion === body.snapshotVersion && body.snapshotVersion;
+    }, { what: 'the stand-in to run the newest snapshot' });
+    // A reconnect that overlaps the stream it replaces, so its instance stays as it was and
+    // the newest snapshot stays the newest.
+    const first = older;
+    older = await olderSidecarStandIn(cp, 'orders', 25_001, { instanceId: first.instanceId, lastVersion: snapshotVersion });
+    await waitUntil(async () => (await proxies()).proxies.filter((p) => p.instance === first.instanceId).length === 2, { what: 'the second stream listed' });
+    first.close();
+    const [back, ...others] = await waitUntil(async () => {
+      const listed = (await proxies()).proxies.filter((p) => p.instance === first.instanceId);
+      return listed.length === 1 && listed;
+    }, { what: 'the first stream gone' });
+    expect(others).toEqual([]);
+    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: [RING_HASH_LOST, RATE_LIMIT_LOST] });
+    expect((await proxies()).snapshotVersion).toBe(snapshotVersion);
+    expect(older.received).toEqual([]);
   });
 });
