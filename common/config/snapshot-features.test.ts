@@ -13,21 +13,32 @@ const snapshot: SnapshotInput = {
     payments: { onlyPassing: true, lb: 'round-robin', endpoints },
     users: { onlyPassing: false, endpoints },
   },
-  routes: { catalog: [{ split: { v1: 100 } }] },
+  routes: {
+    catalog: [
+      { name: 'v2-api', match: { pathPrefix: '/api/v2/' }, rewrite: { pathPrefix: '/v2/', host: 'catalog.internal' }, responseHeaders: { remove: ['server'] }, split: { v1: 100 } },
+      { split: { v1: 100 } },
+    ],
+    orders: [{ requestHeaders: { set: { 'x-api': 'v2' } }, split: { v1: 100 } }],
+  },
 };
 
 /** What a sidecar built before every listed feature refuses in `s`: its schema has none of these fields, nor lb ring-hash. */
 function baselineRefuses(s: SnapshotInput): string[] {
-  return Object.entries(s.services ?? {}).flatMap(([name, p]) => [
-    ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => p[f] !== undefined).map((f) => `${name}.${f}`),
-    ...(p.lb === 'ring-hash' ? [`${name}.lb`] : []),
-  ]);
+  return [
+    ...Object.entries(s.services ?? {}).flatMap(([name, p]) => [
+      ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => p[f] !== undefined).map((f) => `${name}.${f}`),
+      ...(p.lb === 'ring-hash' ? [`${name}.lb`] : []),
+    ]),
+    ...Object.entries(s.routes ?? {}).flatMap(([name, rules]) =>
+      rules.flatMap((r, i) => (['rewrite', 'requestHeaders', 'responseHeaders'] as const).filter((f) => r[f] !== undefined).map((f) => `${name}[${i}].${f}`)),
+    ),
+  ];
 }
 
 describe('lackedFeatures', () => {
   it('is every listed feature for a sidecar that names none (one built before the list), and ignores names this build does not know', () => {
     expect(lackedFeatures([])).toEqual([...SNAPSHOT_FEATURES]);
-    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing']);
+    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes']);
     expect(lackedFeatures(SNAPSHOT_FEATURES)).toEqual([]);
   });
 });
@@ -39,9 +50,9 @@ describe('snapshotWithout', () => {
     expect(variant.leftOut).toEqual([]);
   });
 
-  it('drops ring-hash, rateLimit and onlyPassing for a sidecar that lacks them, keeping everything else and the version', () => {
+  it('drops ring-hash, rateLimit, onlyPassing and route rules\' changes for a sidecar that lacks them, keeping everything else and the version', () => {
     const { snapshot: sent, leftOut } = snapshotWithout(snapshot, lackedFeatures([]));
-    expect(baselineRefuses(snapshot)).toHaveLength(5);
+    expect(baselineRefuses(snapshot)).toHaveLength(8);
     expect(baselineRefuses(sent)).toEqual([]);
     expect(sent.version).toBe('42');
     expect(sent.services).toEqual({
@@ -50,7 +61,11 @@ describe('snapshotWithout', () => {
       payments: { lb: 'round-robin', endpoints },
       users: { endpoints },
     });
-    expect(sent.routes).toBe(snapshot.routes);
+    expect(sent.routes).toEqual({
+      catalog: [{ name: 'v2-api', match: { pathPrefix: '/api/v2/' }, split: { v1: 100 } }, { split: { v1: 100 } }],
+      orders: [{ split: { v1: 100 } }],
+    });
+    expect(sent.routes!.catalog![1]).toBe(snapshot.routes!.catalog![1]);
     // The current schema still takes it, with the default balancer and no limit.
     const parsed = parseSnapshot(sent);
     expect(parsed.services.catalog!.lb).toBe('least-request');
@@ -58,6 +73,13 @@ describe('snapshotWithout', () => {
     expect(leftOut).toEqual([
       { feature: 'ring-hash', service: 'catalog', changes: 'callers', means: 'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity' },
       { feature: 'rate-limit', service: 'orders', changes: 'instances', means: 'orders: not rate limited by this instance' },
+      {
+        feature: 'route-changes',
+        service: 'catalog',
+        changes: 'callers',
+        means: 'catalog: rule v2-api forwards the request and passes the answer back as they are, without its path rewrite to /v2/, Host rewrite to catalog.internal, response header changes',
+      },
+      { feature: 'route-changes', service: 'orders', changes: 'callers', means: 'orders: rule rule-0 forwards the request and passes the answer back as they are, without its request header changes' },
     ]);
   });
 
@@ -71,6 +93,7 @@ describe('snapshotWithout', () => {
     const { snapshot: sent, leftOut } = snapshotWithout(snapshot, ['rate-limit']);
     expect(sent.services!.catalog).toBe(snapshot.services!.catalog);
     expect(sent.services!.orders).toEqual({ timeout: '2s', endpoints });
+    expect(sent.routes).toBe(snapshot.routes);
     expect(leftOut.map((l) => l.feature)).toEqual(['rate-limit']);
   });
 

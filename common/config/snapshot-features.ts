@@ -8,10 +8,10 @@
  * what that sidecar then runs without. A sidecar that names none (every one built before
  * this list) understands none of them.
  */
-import type { HashOn, ServicePolicyInput, SnapshotInput } from './schema.js';
+import type { HashOn, RouteRuleInput, ServicePolicyInput, SnapshotInput } from './schema.js';
 
 /** What this build's schema understands beyond the baseline; its sidecars send it in their Hello. */
-export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing'] as const;
+export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes'] as const;
 
 export type SnapshotFeature = (typeof SNAPSHOT_FEATURES)[number];
 
@@ -34,37 +34,58 @@ export interface SnapshotVariant {
   readonly leftOut: readonly LeftOut[];
 }
 
-interface FeatureFields {
-  /** The policy fields an older schema refuses, dropped where `uses` holds. */
-  readonly fields: readonly (keyof ServicePolicyInput)[];
-  uses(policy: ServicePolicyInput): boolean;
+/** The fields of one kind of object (a service's policy, a route rule) an older schema refuses. */
+interface Dropped<T> {
+  /** Dropped where `uses` holds. */
+  readonly fields: readonly (keyof T)[];
+  uses(item: T): boolean;
   /** What dropping them costs; absent when it costs a sidecar older than the feature nothing. */
-  loss?(service: string, policy: ServicePolicyInput): Omit<LeftOut, 'feature' | 'service'>;
+  loss?(service: string, item: T, index: number): Omit<LeftOut, 'feature' | 'service'>;
 }
+
+type FeatureFields = { readonly policy: Dropped<ServicePolicyInput> } | { readonly rule: Dropped<RouteRuleInput> };
 
 /**
  * Each feature's fields, and what a sidecar runs instead without them. Dropping is enough for
  * these: the older sidecar then does what it did before the feature (its default balancer,
- * no limit).
+ * no limit, the request forwarded as the caller sent it).
  */
 const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
   'ring-hash': {
-    fields: ['lb', 'hashOn'],
-    uses: (p) => p.lb === 'ring-hash' || p.hashOn !== undefined,
-    loss: (service, p) => ({ changes: 'callers', means: `${service}: balanced by least-request, not ring-hash on ${hashedValue(p.hashOn)}, so requests lose their affinity` }),
+    policy: {
+      fields: ['lb', 'hashOn'],
+      uses: (p) => p.lb === 'ring-hash' || p.hashOn !== undefined,
+      loss: (service, p) => ({ changes: 'callers', means: `${service}: balanced by least-request, not ring-hash on ${hashedValue(p.hashOn)}, so requests lose their affinity` }),
+    },
   },
   'rate-limit': {
-    fields: ['rateLimit'],
-    uses: (p) => p.rateLimit !== undefined,
-    loss: (service) => ({ changes: 'instances', means: `${service}: not rate limited by this instance` }),
+    policy: {
+      fields: ['rateLimit'],
+      uses: (p) => p.rateLimit !== undefined,
+      loss: (service) => ({ changes: 'instances', means: `${service}: not rate limited by this instance` }),
+    },
   },
   // Refused by an older schema however it is set, but dropping it costs such a sidecar nothing:
   // the endpoints pushed already leave a service's instances in warning out when it is set
   // (state/compose.ts), and a sidecar built before the field (ede47ed, 2026-12-07) that reads
   // Consul itself asks it for passing instances alone.
   'only-passing': {
-    fields: ['onlyPassing'],
-    uses: (p) => p.onlyPassing !== undefined,
+    policy: {
+      fields: ['onlyPassing'],
+      uses: (p) => p.onlyPassing !== undefined,
+    },
+  },
+  // Not dropping the rule: its match and split still route as written, which matters more than
+  // the changes it makes to what it forwards.
+  'route-changes': {
+    rule: {
+      fields: ['rewrite', 'requestHeaders', 'responseHeaders'],
+      uses: (r) => r.rewrite !== undefined || r.requestHeaders !== undefined || r.responseHeaders !== undefined,
+      loss: (service, r, index) => ({
+        changes: 'callers',
+        means: `${service}: rule ${r.name ?? `rule-${index}`} forwards the request and passes the answer back as they are, without its ${changesOf(r)}`,
+      }),
+    },
   },
 };
 
@@ -80,26 +101,55 @@ export function lackedFeatures(understood: readonly string[]): SnapshotFeature[]
  */
 export function snapshotWithout(snapshot: SnapshotInput, lacked: readonly SnapshotFeature[]): SnapshotVariant {
   const leftOut: LeftOut[] = [];
-  let services: Record<string, ServicePolicyInput> | undefined;
-  for (const [service, policy] of Object.entries(snapshot.services ?? {})) {
-    let kept = policy;
-    for (const feature of lacked) {
-      const { fields, uses, loss } = FEATURES[feature];
-      if (!uses(policy)) continue;
-      if (loss) leftOut.push({ feature, service, ...loss(service, policy) });
-      kept = withoutFields(kept, fields);
-    }
-    if (kept === policy) continue;
-    services ??= { ...snapshot.services };
-    services[service] = kept;
-  }
-  return { snapshot: services ? { ...snapshot, services } : snapshot, leftOut };
+  const policyDrops = lacked.flatMap((feature) => ('policy' in FEATURES[feature] ? [{ feature, drop: FEATURES[feature].policy }] : []));
+  const ruleDrops = lacked.flatMap((feature) => ('rule' in FEATURES[feature] ? [{ feature, drop: FEATURES[feature].rule }] : []));
+  const services = withoutIn(snapshot.services, (service, policy) => without(service, policy, 0, policyDrops, leftOut));
+  const routes = withoutIn(snapshot.routes, (service, rules) => {
+    let kept: RouteRuleInput[] | undefined;
+    rules.forEach((rule, index) => {
+      const next = without(service, rule, index, ruleDrops, leftOut);
+      if (next === rule) return;
+      kept ??= [...rules];
+      kept[index] = next;
+    });
+    return kept ?? rules;
+  });
+  if (services === snapshot.services && routes === snapshot.routes) return { snapshot, leftOut };
+  return { snapshot: { ...snapshot, services, routes }, leftOut };
 }
 
-function withoutFields(policy: ServicePolicyInput, fields: readonly (keyof ServicePolicyInput)[]): ServicePolicyInput {
-  const kept = { ...policy };
-  for (const field of fields) delete kept[field];
+/** `record` with `each` applied to its values: itself when no value changed (no copy made). */
+function withoutIn<T>(record: Record<string, T> | undefined, each: (key: string, value: T) => T): Record<string, T> | undefined {
+  let copy: Record<string, T> | undefined;
+  for (const [key, value] of Object.entries(record ?? {})) {
+    const kept = each(key, value);
+    if (kept === value) continue;
+    copy ??= { ...record };
+    copy[key] = kept;
+  }
+  return copy ?? record;
+}
+
+/** `item` without the fields of each drop it uses, each loss listed in `leftOut`; itself when it uses none. */
+function without<T extends object>(service: string, item: T, index: number, drops: readonly { feature: SnapshotFeature; drop: Dropped<T> }[], leftOut: LeftOut[]): T {
+  let kept = item;
+  for (const { feature, drop } of drops) {
+    if (!drop.uses(item)) continue;
+    if (drop.loss) leftOut.push({ feature, service, ...drop.loss(service, item, index) });
+    kept = { ...kept };
+    for (const field of drop.fields) delete kept[field];
+  }
   return kept;
+}
+
+function changesOf(rule: RouteRuleInput): string {
+  const parts = [
+    ...(rule.rewrite?.pathPrefix !== undefined ? [`path rewrite to ${rule.rewrite.pathPrefix}`] : []),
+    ...(rule.rewrite?.host !== undefined ? [`Host rewrite to ${rule.rewrite.host}`] : []),
+    ...(rule.requestHeaders !== undefined ? ['request header changes'] : []),
+    ...(rule.responseHeaders !== undefined ? ['response header changes'] : []),
+  ];
+  return parts.join(', ');
 }
 
 function hashedValue(on: HashOn | undefined): string {

@@ -19,17 +19,24 @@ import { announceInstance, createToken, startControlPlane, type ControlPlaneProc
 
 const RING_HASH_LOST = 'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity';
 const RATE_LIMIT_LOST = 'orders: not rate limited by this instance';
+const ROUTE_CHANGES_LOST = 'catalog: rule tagged forwards the request and passes the answer back as they are, without its request header changes';
 const WARNING = 'sidecar predates snapshot features in use';
 
 /**
  * What a sidecar built before 2026-12-07 refuses in a snapshot: its schema (that of e03b3ed)
- * takes no `hashOn`, `rateLimit` or `onlyPassing` in a service policy, nor `lb: ring-hash`.
+ * takes no `hashOn`, `rateLimit` or `onlyPassing` in a service policy, nor `lb: ring-hash`,
+ * nor a route rule's `rewrite`, `requestHeaders` or `responseHeaders`.
  */
 function refusedByOlderSchema(snapshot: SnapshotInput): string[] {
-  return Object.entries(snapshot.services ?? {}).flatMap(([name, policy]) => [
-    ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => policy[f] !== undefined).map((f) => `services.${name}: Unrecognized key(s) in object: '${f}'`),
-    ...(policy.lb === 'ring-hash' ? [`services.${name}.lb: Invalid enum value. Expected 'least-request' | 'round-robin' | 'random', received 'ring-hash'`] : []),
-  ]);
+  return [
+    ...Object.entries(snapshot.services ?? {}).flatMap(([name, policy]) => [
+      ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => policy[f] !== undefined).map((f) => `services.${name}: Unrecognized key(s) in object: '${f}'`),
+      ...(policy.lb === 'ring-hash' ? [`services.${name}.lb: Invalid enum value. Expected 'least-request' | 'round-robin' | 'random', received 'ring-hash'`] : []),
+    ]),
+    ...Object.entries(snapshot.routes ?? {}).flatMap(([name, rules]) =>
+      rules.flatMap((rule, i) => (['rewrite', 'requestHeaders', 'responseHeaders'] as const).filter((f) => rule[f] !== undefined).map((f) => `routes.${name}[${i}]: Unrecognized key(s) in object: '${f}'`)),
+    ),
+  ];
 }
 
 interface Received {
@@ -89,6 +96,7 @@ beforeAll(async () => {
   cp = await startControlPlane(procs);
   await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' } });
   await cp.api.put('/api/v1/services/orders/policy', { rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
+  await cp.api.put('/api/v1/routes/catalog', [{ name: 'tagged', requestHeaders: { set: { 'x-api': 'v2' } } }]);
   const app = await startUpstream(echoHandler('orders'));
   apps.push(app);
   current = await startMeshSidecar(procs, cp, { service: 'orders', appPort: app.port });
@@ -112,6 +120,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     const config = (await (await fetch(`${current.adminUrl}/config`)).json()) as { snapshot: SnapshotInput };
     expect(config.snapshot.services!.catalog).toMatchObject({ lb: 'ring-hash', hashOn: { header: 'x-user' } });
     expect(config.snapshot.services!.orders).toMatchObject({ rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
+    expect(config.snapshot.routes!.catalog![0]).toMatchObject({ requestHeaders: { set: { 'x-api': 'v2' } } });
     expect(own.runsWithout).toEqual([]);
     expect(warnings(own.instance)).toBe(0);
   });
@@ -130,13 +139,15 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     // Refused by it too, and dropped at no cost (the endpoints pushed leave instances in warning out already): not listed.
     expect(latest.snapshot.services!.orders).not.toHaveProperty('onlyPassing');
     expect(latest.snapshot.services!.orders!.endpoints!.length).toBeGreaterThan(0);
-    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RATE_LIMIT_LOST]);
+    expect(latest.snapshot.routes!.catalog).toEqual([expect.not.objectContaining({ requestHeaders: expect.anything() })]);
+    expect(latest.snapshot.routes!.catalog![0]!.name).toBe('tagged');
+    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST]);
 
     const cli = await skeinCli(procs, cp, ['get', 'proxies', 'orders']);
     expect(cli.code, cli.output).toBe(0);
     const lines = cli.output.split('\n');
     expect(lines[1]).toMatch(/LAST NACK\s+RUNS WITHOUT$/);
-    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${RING_HASH_LOST}; ${RATE_LIMIT_LOST}$`));
+    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${RING_HASH_LOST}; ${RATE_LIMIT_LOST}; ${ROUTE_CHANGES_LOST}$`));
     expect(lines.find((l) => l.startsWith('orders') && !l.includes(older.instanceId))).toMatch(/\s-$/);
   });
 
@@ -169,7 +180,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
       return listed.length === 1 && listed;
     }, { what: 'the first stream gone' });
     expect(others).toEqual([]);
-    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: [RING_HASH_LOST, RATE_LIMIT_LOST] });
+    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: [RING_HASH_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST] });
     expect((await proxies()).snapshotVersion).toBe(snapshotVersion);
     expect(older.received).toEqual([]);
   });
