@@ -66,8 +66,11 @@ export class StreamSession {
   /** The snapshot features it does not understand (its Hello's list against ours), and their lackedKey. */
   private lacked: readonly SnapshotFeature[] = [];
   private lackedKey = '';
-  /** The sets of things left out it was warned of, each once. */
-  private readonly warned = new Set<string>();
+  /**
+   * The set of things left out it was last warned of: one, not every set since, which grew
+   * with each config change for the stream's life (per stream, and a stream per sidecar).
+   */
+  private warnedOf = '';
 
   constructor(
     private readonly call: StreamCall,
@@ -208,15 +211,15 @@ export class StreamSession {
 
   /**
    * Records what it runs without in the snapshot it was sent, for the proxies view, and warns
-   * of each set once: what only a service's own instances enforce (a rate limit) counts for
-   * those alone.
+   * when that changes, not on every push: what only a service's own instances enforce (a rate
+   * limit) counts for those alone.
    */
   private runsWithout(record: ProxyRecord, leftOut: readonly LeftOut[], version: string): void {
     const without = leftOut.filter((l) => l.changes === 'callers' || l.service === record.service).map((l) => l.means);
     record.runsWithout = without.length > 0 ? without : undefined;
     const key = without.join('\n');
-    if (without.length === 0 || this.warned.has(key)) return;
-    this.warned.add(key);
+    if (without.length === 0 || key === this.warnedOf) return;
+    this.warnedOf = key;
     this.deps.logger.warn(
       { service: record.service, instance: record.instanceId, version, lacks: this.lacked, runsWithout: without },
       'sidecar predates snapshot features in use: it is sent the snapshot without them and runs without them until it is upgraded',
