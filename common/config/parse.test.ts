@@ -483,6 +483,13 @@ describe('route rule changes', () => {
     expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathPrefix: '/api' }, rewrite: { pathPrefix: '/v2' } }] } })).not.toThrow();
   });
 
+  it('refuses a rewrite not ending in "/" after a match that does (segments joined: /api/items as /v2items)', () => {
+    expect(problems({ routes: { catalog: [{ match: { pathPrefix: '/api/' }, rewrite: { pathPrefix: '/v2' } }] } })).toEqual([
+      'routes.catalog[0].rewrite.pathPrefix: does not end with "/" where match.pathPrefix "/api/" does, so /api/x would go on as /v2x: end both with "/", or neither',
+    ]);
+    expect(() => parseSnapshot({ routes: { catalog: [{ match: { pathPrefix: '/api/' }, rewrite: { pathPrefix: '/' } }] } })).not.toThrow();
+  });
+
   it.each(['http://catalog', 'catalog:0', 'catalog:99999', 'a b', '::1', ''])('refuses the host rewrite %j', (host) => {
     expect(problems(rule({ rewrite: { host } }))).toEqual([expect.stringMatching(/^routes\.catalog\[0\]\.rewrite\.host: must be a host name or IP address with an optional port/)]);
   });

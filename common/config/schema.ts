@@ -503,6 +503,7 @@ function rewritePrefixProblem(value: string, matchPrefix: string): string | unde
     }
     if (normal !== judged) return `makes paths the sidecar would not forward as they are (unreserved escapes decoded, slashes merged, dot segments removed): write ${JSON.stringify(judged === value ? normal : normal.slice(0, -1))}`;
   }
+  if (matchPrefix.endsWith('/') && !value.endsWith('/')) return `does not end with "/" where match.pathPrefix ${JSON.stringify(matchPrefix)} does, so ${matchPrefix}x would go on as ${value}x: end both with "/", or neither`;
   if (value.endsWith('/') && !matchPrefix.endsWith('/')) return `ends with "/" where match.pathPrefix ${JSON.stringify(matchPrefix)} does not, so ${matchPrefix}/x would go on as ${value}/x: end both with "/", or neither (to strip a prefix, match ${JSON.stringify(`${matchPrefix}/`)} and rewrite it to "/")`;
   return undefined;
 }
