@@ -29,6 +29,7 @@ import { backoffDelay } from '../common/backoff.js';
 import { Admission, type Verdict } from './resilience/breaker.js';
 import type { OutlierDetector } from './resilience/outlier.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
+import { RETRY_AFTER_MAX_MS, retryAfterMs } from './resilience/retry-after.js';
 import { isRetryableMethod, retryReason, type AttemptOutcome } from './resilience/retry-decision.js';
 import { classify, connectionListed, H, headerText, removeHeaders, responseHeaders, type RawHeaders } from './stages/headers.js';
 import { h2Stream, sidecarReply, socketReply } from './stages/reply.js';
@@ -589,8 +590,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h !== this.current) return true;
     if (status < 200) return true;
     h.status = status;
-    // gRPC failures come as HTTP 200 with grpc-status in the headers (trailers-only answers).
-    if ((status >= 500 || this.grpc) && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
+    // gRPC failures come as HTTP 200 with grpc-status in the headers (trailers-only answers);
+    // a 4xx is looked at only where `on` names one (a 2xx pays the one comparison it always did).
+    if ((status >= 500 || this.grpc || (status >= 400 && this.route!.retry?.on.any4xx === true)) && this.route!.retry !== null && this.retryAfterResponse(h, status, raw)) {
       // A gRPC call's HTTP 200 would tell nothing of why it was retried.
       if (!this.grpc) this.receivedStatus = status;
       // As Envoy does, the try is reset at its retryable status: its body may be slow or never
@@ -1097,20 +1099,22 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // is never believed.
     const neverSent = (status === 503 || this.grpc) && h.control?.sidecarMade === true && rawHeader(raw, 'x-skein-reason') === 'upstream-connect-failure';
     if (neverSent) this.takeBodyBack(h);
-    return this.mayRetry('response', status, grpcStatus, !neverSent);
+    const waitAtLeast = status === 429 ? retryAfterMs(rawHeader(raw, 'retry-after'), Date.now()) : 0;
+    return this.mayRetry('response', status, grpcStatus, !neverSent, waitAtLeast);
   }
 
   /**
    * Retry decision: policy conditions, idempotency, attempts left, budget, and a body that can
    * be sent again: none, a buffered copy, or a stream no attempt has begun to read (the tries
-   * so far never got to send: connect failures).
+   * so far never got to send: connect failures). `waitAtLeast`: a 429's Retry-After, in ms
+   * (0 for none); one past RETRY_AFTER_MAX_MS or the deadline passes the answer back at once.
    */
-  private mayRetry(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean): boolean {
+  private mayRetry(outcome: AttemptOutcome, status: number, grpcStatus: number, reachedUpstream: boolean, waitAtLeast = 0): boolean {
     if (reachedUpstream) this.mayHaveDelivered = true;
     const reason = this.retryReasonFor(outcome, status, grpcStatus, reachedUpstream);
-    if (reason === undefined) return false;
+    if (reason === undefined || waitAtLeast > RETRY_AFTER_MAX_MS) return false;
     const retry = this.route!.retry!;
-    const backoff = backoffDelay(this.attempts - 1, retry.backoffBaseMs, retry.backoffMaxMs, this.deps.random);
+    const backoff = Math.max(waitAtLeast, backoffDelay(this.attempts - 1, retry.backoffBaseMs, retry.backoffMaxMs, this.deps.random));
     // A retry whose wait would end past the deadline could never be sent (Envoy's global timeout
     // fires during such a backoff): it is not made, takes no token and is not counted.
     if (performance.now() + backoff >= this.deadlineAt) return false;

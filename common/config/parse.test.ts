@@ -82,6 +82,39 @@ routes:
     expect(rule.retries).toEqual({ attempts: 1, perTryTimeout: 1000, on: ['connect-failure', 'reset', 'gateway-error'], backoff: { base: 25, max: 250 } });
   });
 
+  it('takes statuses from 400 to 599 as retry conditions, in a service\'s retries and a rule\'s, and refuses others naming the entry', () => {
+    const snap = parseSnapshot('services:\n  catalog:\n    retries: { on: [connect-failure, reset, 503, 429] }\nroutes:\n  catalog:\n    - retries: { on: [409, 5xx] }\n');
+    expect(snap.services.catalog!.retries.on).toEqual(['connect-failure', 'reset', 503, 429]);
+    expect(snap.routes.catalog![0]!.retries!.on).toEqual([409, '5xx']);
+    expect(problems({ services: { catalog: { retries: { on: ['connect-failure', 'reset', 503, 200] } } } })).toEqual([
+      'services.catalog.retries.on[3]: 200 is not an error status: give a status from 400 to 599',
+    ]);
+    expect(problems({ routes: { catalog: [{ retries: { on: [600, 429.5, 399] } }] } })).toEqual([
+      'routes.catalog[0].retries.on[0]: 600 is not an error status: give a status from 400 to 599',
+      'routes.catalog[0].retries.on[1]: 429.5 is not an error status: give a status from 400 to 599',
+      'routes.catalog[0].retries.on[2]: 399 is not an error status: give a status from 400 to 599',
+    ]);
+    const conditions = 'give one of connect-failure, reset, gateway-error, 5xx, unavailable, deadline-exceeded, or a status from 400 to 599';
+    expect(problems({ services: { catalog: { retries: { on: ['retriable-status-codes', '503', true] } } } })).toEqual([
+      `services.catalog.retries.on[0]: "retriable-status-codes" is no retry condition: ${conditions}`,
+      `services.catalog.retries.on[1]: "503" is no retry condition: ${conditions}`,
+      `services.catalog.retries.on[2]: true is no retry condition: ${conditions}`,
+    ]);
+  });
+
+  it('refuses a status written twice, or one a named condition retries already, naming both entries', () => {
+    expect(problems({ services: { catalog: { retries: { on: [429, 'reset', 429] } } } })).toEqual(['services.catalog.retries.on[2]: 429 is listed already (on[0])']);
+    expect(problems({ services: { catalog: { retries: { on: [503, 'gateway-error', 500, '5xx'] } } } })).toEqual([
+      'services.catalog.retries.on[0]: 503 is retried already by 5xx (on[3]): leave it out',
+      'services.catalog.retries.on[2]: 500 is retried already by 5xx (on[3]): leave it out',
+    ]);
+    expect(problems({ routes: { catalog: [{ retries: { on: ['gateway-error', 504] } }] } })).toEqual([
+      'routes.catalog[0].retries.on[1]: 504 is retried already by gateway-error (on[0]): leave it out',
+    ]);
+    // 500 is not a gateway error: gateway-error and 500 retry different answers.
+    expect(parseSnapshot({ services: { catalog: { retries: { on: ['gateway-error', 500, 429] } } } }).services.catalog!.retries.on).toEqual(['gateway-error', 500, 429]);
+  });
+
   it('rejects bad durations, regexes and service names', () => {
     expect(problems({ services: { catalog: { timeout: '3 seconds' } } })).toEqual([
       'services.catalog.timeout: invalid duration "3 seconds" (use e.g. "250ms", "3s", "1m", or a number of milliseconds)',

@@ -94,13 +94,44 @@ const labels = z.record(z.string(), z.string());
 
 export const retryOn = z.enum(['connect-failure', 'reset', 'gateway-error', '5xx', 'unavailable', 'deadline-exceeded']);
 
+/**
+ * A status from 400 to 599 that is a retry condition of its own (Envoy's `retriable_status_codes`,
+ * Consul's `RetryOnStatusCodes`, Linkerd's `retry.linkerd.io/http: 5xx,429`): `on: [503]` retries
+ * a 503 and not a 500, `on: [429]` a rate limit's answer. A 2xx or 3xx is no failure to retry.
+ */
+const retryStatus = z.number().superRefine((status, ctx) => {
+  if (!Number.isInteger(status) || status < 400 || status > 599) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${status} is not an error status: give a status from 400 to 599` });
+});
+
+const retryCondition = z.union([retryOn, retryStatus], {
+  errorMap: (_issue, ctx) => ({
+    message: `${typeof ctx.data === 'string' ? JSON.stringify(ctx.data) : String(ctx.data)} is no retry condition: give one of ${retryOn.options.join(', ')}, or a status from 400 to 599`,
+  }),
+});
+
+/** The named conditions that already retry a status: a number they cover would change nothing. */
+function coveredBy(status: number): readonly z.output<typeof retryOn>[] {
+  return status >= 502 && status <= 504 ? ['5xx', 'gateway-error'] : status >= 500 ? ['5xx'] : [];
+}
+
+/** A number written twice, or one a named condition retries already, is refused: it reads as though it changed something. */
+const retryConditions = z.array(retryCondition).superRefine((on, ctx) => {
+  on.forEach((condition, index) => {
+    if (typeof condition !== 'number') return;
+    const twice = on.indexOf(condition);
+    const by = coveredBy(condition).find((name) => on.includes(name));
+    const problem = twice < index ? `${condition} is listed already (on[${twice}])` : by !== undefined ? `${condition} is retried already by ${by} (on[${on.indexOf(by)}]): leave it out` : undefined;
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [index], message: problem });
+  });
+});
+
 const DEFAULT_BACKOFF_MAX_MS = 250;
 
 /** How a request is tried again: a service's policy or a rule's override of it. */
 const retryTries = {
   attempts: z.number().int().min(0).max(10).default(2),
   perTryTimeout: policyDuration.default('1s'),
-  on: z.array(retryOn).default(['connect-failure', 'reset', 'gateway-error']),
+  on: retryConditions.default(['connect-failure', 'reset', 'gateway-error']),
   backoff: z
     .object({ base: policyDuration.default('25ms'), max: policyDuration.optional() })
     .strict()

@@ -34,7 +34,7 @@ export interface PolicyInForce {
   /** With `lb: ring-hash`: what it hashes. */
   hashOn?: HashOn;
   timeout: string;
-  retries: { attempts: number; perTryTimeout: string; on: string[]; backoff: { base: string; max: string }; budget: { ratio: number; minPerSecond: number } };
+  retries: { attempts: number; perTryTimeout: string; on: RetryTries['on']; backoff: { base: string; max: string }; budget: { ratio: number; minPerSecond: number } };
   retryNonIdempotent: boolean;
   /**
    * Whether this request may be retried after it reached the upstream (its method idempotent, or

@@ -44,6 +44,37 @@ describe('retryReason', () => {
     expect(retryReason(compileRetryOn(['gateway-error']), 'response', 200, 4, true, true)).toBeUndefined();
   });
 
+  it('retries a status named by number, and no other: 503 and not 500, a 429 or a 409 as 4xx', () => {
+    const on = compileRetryOn(['connect-failure', 503, 429, 409]);
+    expect(retryReason(on, 'response', 503, -1, true, true)).toBe('gateway-error');
+    expect(retryReason(on, 'response', 429, -1, true, true)).toBe('4xx');
+    expect(retryReason(on, 'response', 409, -1, true, true)).toBe('4xx');
+    for (const status of [200, 400, 404, 428, 430, 500, 502, 504, 599]) expect(retryReason(on, 'response', status, -1, true, true), String(status)).toBeUndefined();
+    expect(retryReason(on, 'response', 200, 14, true, true)).toBeUndefined();
+    // A number names a response's status: not the per-try timeout or a reset, which the named conditions cover.
+    expect(retryReason(on, 'timeout', 0, -1, true, true)).toBeUndefined();
+    expect(retryReason(on, 'reset', 0, -1, true, true)).toBeUndefined();
+    expect(retryReason(compileRetryOn([500]), 'response', 500, -1, true, true)).toBe('5xx');
+    expect(retryReason(compileRetryOn([400, 599]), 'response', 599, -1, true, true)).toBe('5xx');
+    expect(retryReason(compileRetryOn([400, 599]), 'response', 400, -1, true, true)).toBe('4xx');
+    // Out of the table's range: never looked up.
+    expect(retryReason(compileRetryOn([400, 599]), 'response', 600, -1, true, true)).toBeUndefined();
+    expect(retryReason(compileRetryOn([400, 599]), 'response', 399, -1, true, true)).toBeUndefined();
+  });
+
+  it('keeps the idempotency rule for statuses: a POST whose 429 came from the upstream is not retried', () => {
+    const on = compileRetryOn([429]);
+    expect(retryReason(on, 'response', 429, -1, isRetryableMethod('POST', false), true)).toBeUndefined();
+    expect(retryReason(on, 'response', 429, -1, isRetryableMethod('POST', true), true)).toBe('4xx');
+  });
+
+  it('compiles a list without numbers to no status table, and says when a 4xx is retried at all', () => {
+    expect(defaults.statuses).toBeNull();
+    expect(defaults.any4xx).toBe(false);
+    expect(compileRetryOn(['5xx', 503 + 1]).any4xx).toBe(false);
+    expect(compileRetryOn([429]).any4xx).toBe(true);
+  });
+
   it('retries POST and PATCH only when the request never reached the upstream', () => {
     for (const method of ['POST', 'PATCH']) {
       const replayable = isRetryableMethod(method, false);
