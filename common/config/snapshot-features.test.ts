@@ -38,7 +38,7 @@ function baselineRefuses(s: SnapshotInput): string[] {
 describe('lackedFeatures', () => {
   it('is every listed feature for a sidecar that names none (one built before the list), and ignores names this build does not know', () => {
     expect(lackedFeatures([])).toEqual([...SNAPSHOT_FEATURES]);
-    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes']);
+    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes', 'retry-status-codes']);
     expect(lackedFeatures(SNAPSHOT_FEATURES)).toEqual([]);
   });
 });
@@ -107,6 +107,40 @@ describe('snapshotWithout', () => {
     const means = (hashOn: { cookie: string } | { query: string }) => snapshotWithout({ services: { cart: { lb: 'ring-hash', hashOn } } }, ['ring-hash']).leftOut[0]!.means;
     expect(means({ cookie: 'sid' })).toBe('cart: balanced by least-request, not ring-hash on cookie sid, so requests lose their affinity');
     expect(means({ query: 'user' })).toBe('cart: balanced by least-request, not ring-hash on query parameter user, so requests lose their affinity');
+  });
+
+  it("drops the status codes of a service's and a rule's retries, keeping their named conditions and the rest, for a sidecar without retry-status-codes", () => {
+    const retrying: SnapshotInput = {
+      services: {
+        catalog: { retries: { attempts: 3, on: ['connect-failure', 'reset', 503, 429], backoff: { base: '10ms' } }, endpoints },
+        orders: { retries: { on: ['5xx'] }, endpoints },
+        users: { retries: { on: [429] }, endpoints },
+      },
+      routes: { catalog: [{ name: 'conflicts', retries: { on: [409, 'gateway-error'] }, split: { v1: 100 } }, { retries: { on: ['reset'] }, split: { v1: 100 } }, { retries: { attempts: 1, on: [429] } }] },
+    };
+    const before = JSON.stringify(retrying);
+    const { snapshot: sent, leftOut } = snapshotWithout(retrying, ['retry-status-codes']);
+    expect(JSON.stringify(retrying)).toBe(before);
+    expect(sent.services).toEqual({
+      catalog: { retries: { attempts: 3, on: ['connect-failure', 'reset'], backoff: { base: '10ms' } }, endpoints },
+      orders: { retries: { on: ['5xx'] }, endpoints },
+      // Only numbers: such a sidecar retries nothing here, as it would retry none of those statuses.
+      users: { retries: { on: [] }, endpoints },
+    });
+    expect(sent.services!.orders).toBe(retrying.services!.orders);
+    expect(sent.routes!.catalog).toEqual([{ name: 'conflicts', retries: { on: ['gateway-error'] }, split: { v1: 100 } }, { retries: { on: ['reset'] }, split: { v1: 100 } }, { retries: { attempts: 1, on: [] } }]);
+    expect(sent.routes!.catalog![1]).toBe(retrying.routes!.catalog![1]);
+    expect(leftOut).toEqual([
+      { feature: 'retry-status-codes', service: 'catalog', changes: 'callers', means: 'catalog: does not retry 503, 429' },
+      { feature: 'retry-status-codes', service: 'users', changes: 'callers', means: 'users: does not retry 429' },
+      { feature: 'retry-status-codes', service: 'catalog', changes: 'callers', means: 'catalog: rule conflicts does not retry 409' },
+      { feature: 'retry-status-codes', service: 'catalog', changes: 'callers', means: 'catalog: rule rule-2 does not retry 429' },
+    ]);
+    // What is sent has no number left in any on, which a sidecar built before the feature refuses.
+    expect(JSON.stringify(sent)).not.toMatch(/"on":\[([^\]]*,)?\d/);
+    expect(JSON.stringify(retrying)).toMatch(/"on":\[([^\]]*,)?\d/);
+    expect(parseSnapshot(sent).services.catalog!.retries.on).toEqual(['connect-failure', 'reset']);
+    expect(snapshotWithout(retrying, ['ring-hash']).snapshot).toBe(retrying);
   });
 
   it('copies nothing for a snapshot that uses none of what the sidecar lacks', () => {

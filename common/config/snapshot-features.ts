@@ -11,7 +11,7 @@
 import type { HashOn, RouteRuleInput, ServicePolicyInput, SnapshotInput } from './schema.js';
 
 /** What this build's schema understands beyond the baseline; its sidecars send it in their Hello. */
-export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes'] as const;
+export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes', 'retry-status-codes'] as const;
 
 export type SnapshotFeature = (typeof SNAPSHOT_FEATURES)[number];
 
@@ -39,11 +39,16 @@ interface Dropped<T> {
   /** Dropped where `uses` holds. */
   readonly fields: readonly (keyof T)[];
   uses(item: T): boolean;
+  /** What is put back of `fields` when the feature is only part of them (absent: they go whole). */
+  keep?(item: T): Partial<T>;
   /** What dropping them costs; absent when it costs a sidecar older than the feature nothing. */
   loss?(service: string, item: T, index: number): Omit<LeftOut, 'feature' | 'service'>;
 }
 
-type FeatureFields = { readonly policy: Dropped<ServicePolicyInput> } | { readonly rule: Dropped<RouteRuleInput> };
+type FeatureFields =
+  | { readonly policy: Dropped<ServicePolicyInput> }
+  | { readonly rule: Dropped<RouteRuleInput> }
+  | { readonly policy: Dropped<ServicePolicyInput>; readonly rule: Dropped<RouteRuleInput> };
 
 /**
  * Each feature's fields, and what a sidecar runs instead without them. Dropping is enough for
@@ -86,6 +91,12 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
         means: `${service}: rule ${r.name ?? `rule-${index}`} forwards the request and passes the answer back as they are, without its ${changesOf(r)}`,
       }),
     },
+  },
+  // A service's retries and a rule's alike: the named conditions stay, so an older caller
+  // still retries what they cover and relays the listed statuses' answers as they come.
+  'retry-status-codes': {
+    policy: droppedStatuses((service) => `${service}:`),
+    rule: droppedStatuses((service, r, index) => `${service}: rule ${r.name ?? `rule-${index}`}`),
   },
 };
 
@@ -138,6 +149,7 @@ function without<T extends object>(service: string, item: T, index: number, drop
     if (drop.loss) leftOut.push({ feature, service, ...drop.loss(service, item, index) });
     kept = { ...kept };
     for (const field of drop.fields) delete kept[field];
+    if (drop.keep) Object.assign(kept, drop.keep(item));
   }
   return kept;
 }
@@ -157,4 +169,21 @@ function hashedValue(on: HashOn | undefined): string {
   if (on?.cookie !== undefined) return `cookie ${on.cookie}`;
   if (on?.query !== undefined) return `query parameter ${on.query}`;
   return 'a request value';
+}
+
+type RetriesInput = NonNullable<ServicePolicyInput['retries'] | RouteRuleInput['retries']>;
+
+/**
+ * A service's or a rule's retries without their status codes (`whose` names it): the named
+ * conditions stay, so an older caller still retries what they cover and relays the listed
+ * statuses' answers as they come.
+ */
+function droppedStatuses<T extends { readonly retries?: RetriesInput }>(whose: (service: string, item: T, index: number) => string): Dropped<T> {
+  const statuses = (item: T): number[] => (item.retries?.on ?? []).filter((c): c is number => typeof c === 'number');
+  return {
+    fields: ['retries'],
+    uses: (item) => statuses(item).length > 0,
+    keep: (item) => ({ retries: { ...item.retries, on: item.retries!.on!.filter((c) => typeof c !== 'number') } }) as Partial<T>,
+    loss: (service, item, index) => ({ changes: 'callers', means: `${whose(service, item, index)} does not retry ${statuses(item).join(', ')}` }),
+  };
 }
