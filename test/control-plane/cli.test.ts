@@ -69,6 +69,7 @@ routes:
       split: { v2: 100 }
     - match: { pathPrefix: / }
       split: { v1: 100 }
+      retries: { attempts: 1, on: [connect-failure, 503, 429] }
 intentions:
   defaultAction: allow
   rules:
@@ -665,6 +666,9 @@ describe('skein admin commands', () => {
     expect(res.stdout).toMatch(/rule 1 "rule-1" matches/);
     expect(res.stdout).toMatch(/v1\s+80%\s+version=v1/);
     expect(res.stdout).toMatch(/timeout 2s/);
+    // The rule's own retry conditions, status codes among them.
+    expect(res.stdout).toMatch(/\nretries: 1 on connect-failure,503,429, per try 1s,/);
+    expect(JSON.parse((await skein(['explain', 'catalog', 'GET', '/products/1', '-o', 'json'])).stdout).policy.retries.on).toEqual(['connect-failure', 503, 429]);
     const canary = await skein(['explain', 'catalog', 'GET', '/products/1', '-H', 'x-canary:true', '-o', 'json']);
     expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
   });
