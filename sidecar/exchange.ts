@@ -142,6 +142,11 @@ function onTimer(ex: Exchange): void {
   ex.onTimer();
 }
 
+/** A peer sidecar's own answer that says its app never had the request. */
+function neverReachedApp(reason: string | undefined, status: number): boolean {
+  return status === 429 ? reason === 'rate-limited' : reason === 'upstream-connect-failure';
+}
+
 function onBackoffDone(ex: Exchange): void {
   ex.backoffTimer = undefined;
   ex.countRetry();
@@ -1093,11 +1098,12 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     // A head without grpc-status is no trailers-only answer: its status is yet to come (-1).
     const value = this.grpc ? rawHeader(raw, 'grpc-status') : undefined;
     const grpcStatus = value === undefined ? -1 : grpcStatusCode(value);
-    // A peer sidecar that could not reach its app never delivered the request. Only its own
-    // answer says so (marked in the mux frame, or over HTTP/2 with its connection's token:
-    // h2-sidecar-made.ts): an app may send any x-skein-reason header, and a plain endpoint's
-    // is never believed.
-    const neverSent = (status === 503 || this.grpc) && h.control?.sidecarMade === true && rawHeader(raw, 'x-skein-reason') === 'upstream-connect-failure';
+    // A peer sidecar that could not reach its app, or whose rate limit refused the request (a
+    // 429 reaches here only when `on` lists it), never delivered it. Only its own answer says so
+    // (marked in the mux frame, or over HTTP/2 with its connection's token: h2-sidecar-made.ts):
+    // an app may send any x-skein-reason header, and a plain endpoint's is never believed.
+    const neverSent =
+      (status === 503 || status === 429 || this.grpc) && h.control?.sidecarMade === true && neverReachedApp(rawHeader(raw, 'x-skein-reason'), status);
     if (neverSent) this.takeBodyBack(h);
     const waitAtLeast = status === 429 ? retryAfterMs(rawHeader(raw, 'retry-after'), Date.now()) : 0;
     return this.mayRetry('response', status, grpcStatus, !neverSent, waitAtLeast);

@@ -5,8 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RouteRuleInput, ServicePolicyInput } from '../../common/config/schema.js';
-import { Processes, startUpstream, type Handler, type TestUpstream } from '../support/index.js';
-import { endpointOf, metric, scrape, startOutbound } from './resilience-fixture.js';
+import { echoHandler, makeCa, makeLeaf, Processes, startUpstream, tempDir, writeIdentity, writeTempConfig, type Handler, type TestUpstream } from '../support/index.js';
+import { endpointOf, metric, scrape, send, startOutbound } from './resilience-fixture.js';
 
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
@@ -128,5 +128,32 @@ describe('retries on chosen statuses', () => {
     const limited = await web.call('/429/default?retryAfter=1');
     expect(limited.status).toBe(429);
     expect([arrivals.get('/409/rule'), arrivals.get('/409/other'), arrivals.get('/409/rule-b'), arrivals.get('/429/default')].map((tries) => tries!.length)).toEqual([2, 1, 2, 1]);
+  });
+
+  it("retry a POST that a peer sidecar's rate limit refused after its Retry-After: that 429 says the app never had it", async () => {
+    const [catalogApp, webApp] = await Promise.all([startUpstream(echoHandler('catalog')), startUpstream(echoHandler('web'))]);
+    upstreams.push(catalogApp, webApp);
+    // Over mTLS the peer is known to be a sidecar, and its own answers are marked as such (plain HTTP has no such mark).
+    const [ca, dir] = [makeCa(), tempDir()];
+    const identity = (service: string) => writeIdentity(dir, service, makeLeaf(ca, service));
+    const catalog = await procs.sidecar({ service: 'catalog', appPort: catalogApp.port, identity: identity('catalog'), config: writeTempConfig({ version: '1', services: { catalog: { rateLimit: { requestsPerSecond: 1, burst: 1 } } } }) });
+    const web = await procs.sidecar({
+      service: 'web',
+      appPort: webApp.port,
+      identity: identity('web'),
+      config: writeTempConfig({
+        version: '1',
+        services: { catalog: { timeout: '5s', retries: { attempts: 1, on: ['connect-failure', 429], backoff: quick }, endpoints: [{ address: '127.0.0.1', port: catalog.inboundPort, labels: { version: 'v1' } }] } },
+      }),
+    });
+    const post = () => send(`${web.outboundUrl}/orders`, { method: 'POST', body: '{"n":1}', headers: { host: 'catalog', 'content-type': 'application/json' } });
+    expect((await post()).status).toBe(200);
+    // The bucket is empty now: the peer answers 429 rate-limited with Retry-After: 1, and the retry waits that long.
+    const retried = await post();
+    expect(retried.status, retried.body).toBe(200);
+    expect(retried.ms).toBeGreaterThanOrEqual(900);
+    const posts = catalogApp.requests.filter((r) => r.method === 'POST');
+    expect(posts.map((r) => r.headers['x-skein-attempt'])).toEqual(['1', '2']);
+    expect(metric(await scrape(web), 'skein_retries_total', { destination: 'catalog', reason: '4xx' })).toBe(1);
   });
 });
