@@ -532,3 +532,78 @@ describe('route rule changes', () => {
     expect(problems(rule({ requestHeaders: { append: { a: 'b' } } }))).toEqual([expect.stringContaining('routes.catalog[0].requestHeaders')]);
   });
 });
+
+describe('intention rules with HTTP permissions', () => {
+  const rule = (fields: object) => ({ intentions: { rules: [{ source: 'gateway', destination: 'orders', ...fields }] } });
+
+  it('takes permissions in place of action, each an action and a route match', () => {
+    const parsed = parseAuthoredSnapshot(`
+intentions:
+  defaultAction: deny
+  rules:
+    - source: gateway
+      destination: orders
+      permissions:
+        - { action: allow, http: { pathPrefix: /orders, method: [GET, POST] } }
+        - { action: deny, http: { pathPrefix: /admin/, headers: { x-debug: { present: true } } } }
+        - { action: allow, http: {} }
+    - { source: admin, destination: orders, action: allow }
+`);
+    expect(parsed.intentions!.rules[0]).toEqual({
+      source: 'gateway',
+      destination: 'orders',
+      permissions: [
+        { action: 'allow', http: { pathPrefix: '/orders', method: ['GET', 'POST'] } },
+        { action: 'deny', http: { pathPrefix: '/admin/', headers: { 'x-debug': { present: true } } } },
+        { action: 'allow', http: {} },
+      ],
+    });
+  });
+
+  it('refuses a rule with both action and permissions, or neither, or none listed, naming the path', () => {
+    expect(problems(rule({ action: 'allow', permissions: [{ action: 'deny', http: { path: '/x' } }] }))).toEqual([
+      'intentions.rules[0].permissions: give action or permissions, not both: with permissions, the calls none matches get the default action',
+    ]);
+    expect(problems(rule({}))).toEqual(['intentions.rules[0]: give action (allow or deny every call) or permissions (allow or deny by path, method and headers)']);
+    expect(problems(rule({ permissions: [] }))).toEqual(['intentions.rules[0].permissions: must list at least one permission (for none, give action in place of permissions)']);
+  });
+
+  it('checks a permission\'s match as a route\'s: unknown fields, paths no request has, unsafe regexes, each at its place', () => {
+    const bad = problems(
+      rule({
+        permissions: [
+          { action: 'allow', http: { pathPrefix: '/orders', methods: ['GET'] } },
+          { action: 'allow', http: { path: '/a//b' } },
+          { action: 'deny', http: { pathRegex: '^/(a+)+$' } },
+          { action: 'deny', http: { headers: { 'x-team': { regex: '(x+x+)+y' } } } },
+          { action: 'maybe', http: { path: '/x', pathPrefix: '/y' } },
+          { action: 'allow' },
+        ],
+      }),
+    );
+    expect(bad[0]).toBe('intentions.rules[0].permissions[0].http: unknown field "methods"');
+    expect(bad[1]).toBe('intentions.rules[0].permissions[1].http.path: never matches: request paths are normalised before routing (unreserved escapes decoded, slashes merged, dot segments removed), so no request has this one: write "/a/b"');
+    expect(bad[2]).toMatch(/^intentions\.rules\[0\]\.permissions\[2\]\.http\.pathRegex: may backtrack catastrophically/);
+    expect(bad[3]).toMatch(/^intentions\.rules\[0\]\.permissions\[3\]\.http\.headers\.x-team\.regex: may backtrack catastrophically/);
+    expect(bad.slice(4)).toEqual([
+      "intentions.rules[0].permissions[4].action: Invalid enum value. Expected 'allow' | 'deny', received 'maybe'",
+      'intentions.rules[0].permissions[4].http: give at most one of pathPrefix, path, pathRegex',
+      'intentions.rules[0].permissions[5].http: Required',
+    ]);
+  });
+
+  it('refuses a permission after one that matches every request (it is never read)', () => {
+    expect(problems(rule({ permissions: [{ action: 'deny', http: { pathPrefix: '/admin' } }, { action: 'allow', http: { pathPrefix: '/' } }, { action: 'deny', http: { path: '/x' } }] }))).toEqual([
+      'intentions.rules[0].permissions[2]: never decides: permission 1 matches every request',
+    ]);
+  });
+
+  it('refuses a later rule of the pair as never deciding: the permissions\' rule governs every call of it', () => {
+    const l7 = { source: 'gateway', destination: 'orders', permissions: [{ action: 'allow', http: { method: 'GET' } }] };
+    expect(problems({ intentions: { rules: [l7, { source: 'gateway', destination: 'orders', action: 'allow' }] } }, parseAuthoredSnapshot)).toEqual([
+      'intentions.rules[1]: never decides: rule 0 (gateway -> orders) matches every call it would: its permissions decide them, the default action those none matches',
+    ]);
+    // Another pair's rule after it is read as ever.
+    expect(parseAuthoredSnapshot({ intentions: { rules: [l7, { source: 'admin', destination: 'orders', action: 'allow' }] } }).intentions!.rules).toHaveLength(2);
+  });
+});

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { normaliseTarget } from '../http/request-target.js';
 import { re2OnlySyntax } from '../routing/re2-syntax.js';
+import { compileMatch } from '../routing/match.js';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
 import { hiddenRules } from './intention-precedence.js';
@@ -598,13 +599,41 @@ export const routeRules = z.array(routeRule).superRefine((rules, ctx) => {
   });
 });
 
+const intentionAction = z.enum(['allow', 'deny']);
+
+/**
+ * One of an intention's HTTP permissions (Consul's `Permissions`: an `Action` and an `HTTP`
+ * match): the requests `http` matches, with a route match's fields and checks, get `action`.
+ */
+export const intentionPermission = z.object({ action: intentionAction, http: routeMatch }).strict();
+
+/**
+ * A rule decides the calls of its pair with `action` (L4: every call alike), or with
+ * `permissions` (L7), read in order, the first whose `http` matches a request deciding it; a
+ * request none matches gets the default action, as Consul does: the rule still governs its
+ * pair's calls, and later rules are not read.
+ */
 export const intentionRule = z
   .object({
     source: z.union([serviceName, z.literal('*')]),
     destination: z.union([serviceName, z.literal('*')]),
-    action: z.enum(['allow', 'deny']),
+    action: intentionAction.optional(),
+    permissions: z.array(intentionPermission).min(1, 'must list at least one permission (for none, give action in place of permissions)').optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((rule, ctx) => {
+    if (rule.action !== undefined && rule.permissions !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['permissions'], message: 'give action or permissions, not both: with permissions, the calls none matches get the default action' });
+    } else if (rule.action === undefined && rule.permissions === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give action (allow or deny every call) or permissions (allow or deny by path, method and headers)' });
+    }
+    // A permission after one that matches every request is never read: refused as a hidden rule is.
+    const all = rule.permissions?.findIndex((p) => compileMatch(p.http).matchesAll) ?? -1;
+    if (all < 0) return;
+    for (let i = all + 1; i < rule.permissions!.length; i++) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['permissions', i], message: `never decides: permission ${all} matches every request` });
+    }
+  });
 
 /** Intentions as stored and pushed: a rule that never decides is taken as it is (see `authoredIntentions`). */
 export const intentions = z
@@ -623,7 +652,9 @@ export const intentions = z
 export const authoredIntentions = intentions.superRefine((value, ctx) => {
   for (const { index, hiddenBy } of hiddenRules(value.rules)) {
     const by = value.rules[hiddenBy]!;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rules', index], message: `never decides: rule ${hiddenBy} (${by.source} -> ${by.destination}) matches every call it would` });
+    // Permissions do not let a call through to later rules: the ones they do not match get the default action.
+    const how = by.permissions === undefined ? '' : ': its permissions decide them, the default action those none matches';
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rules', index], message: `never decides: rule ${hiddenBy} (${by.source} -> ${by.destination}) matches every call it would${how}` });
   }
 });
 
@@ -678,6 +709,9 @@ export type RouteMatch = z.output<typeof routeMatch>;
 export type Endpoint = z.output<typeof endpoint>;
 export type Intentions = z.output<typeof intentions>;
 export type IntentionsInput = z.input<typeof intentions>;
+export type IntentionRule = z.output<typeof intentionRule>;
+export type IntentionRuleInput = z.input<typeof intentionRule>;
+export type IntentionPermission = z.output<typeof intentionPermission>;
 export type Fault = z.output<typeof fault>;
 export type HashOn = z.output<typeof hashOn>;
 export type Rewrite = z.output<typeof rewrite>;
