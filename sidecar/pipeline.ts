@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { UNNAMED_PEER } from '../common/proto/telemetry.js';
 import { matchRoute, pickSplit } from '../common/routing/index.js';
+import { decidesPerRequest, deniedDetail } from './authz/intentions.js';
 import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
 import { admitTry, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
@@ -275,10 +276,13 @@ function inboundAdmit(ctx: InboundContext, ex: Exchange): boolean {
   const source = peer?.service;
   ex.edge = ctx.app.edge(source);
   if (ex.h2 && !h2HeadAccepted(ex, null)) return false;
-  // authz: the source is the verified peer certificate's identity, never a header.
-  if (!ctx.mesh.authorize(source, ctx.self)) {
+  // authz: the source is the verified peer certificate's identity, never a header. A pair
+  // governed by HTTP permissions is decided per request, on the path as normalised.
+  const verdict = ctx.mesh.authorize(source, ctx.self);
+  const decision = decidesPerRequest(verdict) ? verdict.decide(ex.method, pathOf(ex.url), verdict.usesHeaders ? ex.req.headers : undefined, ex.authority) : verdict;
+  if (!decision.allowed) {
     ctx.metrics.authzDeniedRequest(source ?? UNNAMED_PEER, ctx.self);
-    ex.reply('denied', `${source ?? 'a caller without identity'} may not call ${ctx.self}`);
+    ex.reply('denied', deniedDetail(source, ctx.self, decision));
     return false;
   }
   const blocker = ctx.appBlocker();

@@ -14,7 +14,7 @@ import { defaultServicePolicy, methodName, requestPath, serviceName, type HashOn
 import { explainRequest, joinFieldLines, type Explanation } from '../../common/routing/index.js';
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
-import { compileIntentions } from '../../sidecar/authz/intentions.js';
+import { compileIntentions, decidesPerRequest, permissionMatches } from '../../sidecar/authz/intentions.js';
 import { isRetryableMethod } from '../../sidecar/resilience/retry-decision.js';
 import { notEjected } from '../../sidecar/balancers/balancer.js';
 import { compileHashValue } from '../../sidecar/balancers/hash-key.js';
@@ -55,9 +55,18 @@ export interface PolicyInForce {
 export interface IntentionVerdict {
   source: string;
   allowed: boolean;
-  /** The rule that decided, else the default action did, or there are no intentions (everything allowed). */
-  decidedBy: 'rule' | 'defaultAction' | 'no-intentions';
-  rule?: { index: number; source: string; destination: string; action: 'allow' | 'deny' };
+  /**
+   * The rule that decided (an L4 rule's action), one of its permissions, else the default action
+   * did (no rule matched the pair, or none of its rule's permissions the request), or there are
+   * no intentions (everything allowed).
+   */
+  decidedBy: 'rule' | 'permission' | 'defaultAction' | 'no-intentions';
+  /** The rule governing the pair; `action` absent when it decides by permissions. */
+  rule?: { index: number; source: string; destination: string; action?: 'allow' | 'deny' };
+  /** The permission that decided, when one did. */
+  permission?: { index: number; action: 'allow' | 'deny' };
+  /** When the rule's permissions decide and none matched: why each did not. */
+  unmatchedPermissions?: { index: number; reasons: string[] }[];
 }
 
 /** A caller's sidecar whose breaker for a subset of the split is open or half-open: it answers 503 circuit-open instead of sending there. */
@@ -100,11 +109,23 @@ export function affinityOf(on: HashOn, explanation: Explanation, headers: Record
   return { value, endpoints };
 }
 
-function intentionVerdict(snapshot: Snapshot, source: string, destination: string): IntentionVerdict {
-  const decision = compileIntentions(snapshot.intentions)(source, destination);
-  const rule = decision.rule === undefined ? undefined : snapshot.intentions!.rules[decision.rule]!;
-  if (rule) return { source, allowed: decision.allowed, decidedBy: 'rule', rule: { index: decision.rule!, ...rule } };
-  return { source, allowed: decision.allowed, decidedBy: snapshot.intentions ? 'defaultAction' : 'no-intentions' };
+/**
+ * The intentions' verdict on the explained request as the destination's sidecar gets it: with
+ * the matched rule's rewrites (its path and Host), as its permissions are matched there.
+ */
+function intentionVerdict(snapshot: Snapshot, source: string, explanation: Explanation, headers: Record<string, string>, method: string, policy: PolicyInForce | undefined): IntentionVerdict {
+  const destination = explanation.service;
+  const verdict = compileIntentions(snapshot.intentions)(source, destination);
+  if (!decidesPerRequest(verdict) && verdict.rule === undefined) return { source, allowed: verdict.allowed, decidedBy: snapshot.intentions ? 'defaultAction' : 'no-intentions' };
+  const { permissions, ...rule } = snapshot.intentions!.rules[verdict.rule!]!;
+  const shown = { index: verdict.rule!, ...rule };
+  if (!decidesPerRequest(verdict)) return { source, allowed: verdict.allowed, decidedBy: 'rule', rule: shown };
+  const path = (explanation.rewrittenPath ?? explanation.path).split('?')[0]!;
+  const authority = policy?.rewrite?.host ?? headers.host ?? destination;
+  const decision = verdict.decide(method, path, headers, authority);
+  if (decision.permission !== undefined) return { source, allowed: decision.allowed, decidedBy: 'permission', rule: shown, permission: { index: decision.permission, action: permissions![decision.permission]!.action } };
+  const unmatchedPermissions = permissionMatches(permissions!).map((m, index) => ({ index, reasons: m.explain(method, path, headers, authority) }));
+  return { source, allowed: decision.allowed, decidedBy: 'defaultAction', rule: shown, unmatchedPermissions };
 }
 
 /** A rule's tries (or the service's) with the service's budget, the only one. */
@@ -220,7 +241,7 @@ export function registerExplainRoutes(router: Router, deps: ExplainDeps): void {
         snapshotVersion: published.version,
         request: { method, path, headers, ...(source ? { source } : {}) },
         ...(policy ? { policy } : {}),
-        ...(source && explanation.known && explanation.refused === undefined ? { intention: intentionVerdict(snapshot, source, service) } : {}),
+        ...(source && explanation.known && explanation.refused === undefined ? { intention: intentionVerdict(snapshot, source, explanation, headers, method, policy) } : {}),
         ...(openBreakers ? { openBreakers } : {}),
         ...(ejectedEndpoints ? { ejectedEndpoints } : {}),
         ...(policy?.hashOn ? { affinity: affinityOf(policy.hashOn, explanation, headers, path) } : {}),

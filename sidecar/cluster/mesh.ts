@@ -11,7 +11,7 @@ import type { Endpoint, ServicePolicy, Snapshot } from '../../common/config/sche
 import { defaultServicePolicy } from '../../common/config/schema.js';
 import type { Logger } from '../../common/log.js';
 import { UNNAMED_PEER, type EjectionState } from '../../common/proto/telemetry.js';
-import { compileIntentions, type IntentionsEvaluator } from '../authz/intentions.js';
+import { compileIntentions, type IntentionsEvaluator, type PairVerdict } from '../authz/intentions.js';
 import type { EndpointSource } from '../discovery/source.js';
 import { CircuitBreaker } from '../resilience/breaker.js';
 import { OutlierDetector } from '../resilience/outlier.js';
@@ -97,9 +97,9 @@ export class Mesh {
     return this.deps.metrics.edge('outbound', this.deps.self, service !== undefined && this.runtimes.has(service) ? service : UNNAMED_PEER, '');
   }
 
-  /** Intentions of the snapshot in force; `source` undefined for a caller without identity. */
-  authorize(source: string | undefined, destination: string): boolean {
-    return this.evaluator(source, destination).allowed;
+  /** What the intentions of the snapshot in force say of the pair's calls; `source` undefined for a caller without identity. */
+  authorize(source: string | undefined, destination: string): PairVerdict {
+    return this.evaluator(source, destination);
   }
 
   install(snapshot: Snapshot): void {

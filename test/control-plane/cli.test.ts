@@ -630,7 +630,7 @@ describe('skein admin commands', () => {
     // Set again, the wildcard rule still goes after the exact pair.
     expect((await skein(['intention', 'deny', 'gateway', '*'])).code).toBe(0);
     const again = (await cp.api.get<IntentionsInput>('/api/v1/intentions')).body;
-    expect(compileIntentions(intentions.parse(again))('gateway', 'orders').allowed).toBe(true);
+    expect(compileIntentions(intentions.parse(again))('gateway', 'orders')).toMatchObject({ allowed: true });
   });
 
   it('intention allow from 20 CLIs at once: every edit lands (412s retried after a random, growing wait)', async () => {
