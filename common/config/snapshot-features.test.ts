@@ -38,7 +38,7 @@ function baselineRefuses(s: SnapshotInput): string[] {
 describe('lackedFeatures', () => {
   it('is every listed feature for a sidecar that names none (one built before the list), and ignores names this build does not know', () => {
     expect(lackedFeatures([])).toEqual([...SNAPSHOT_FEATURES]);
-    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes', 'retry-status-codes']);
+    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions']);
     expect(lackedFeatures(SNAPSHOT_FEATURES)).toEqual([]);
   });
 });
@@ -151,5 +151,50 @@ describe('snapshotWithout', () => {
   it('is never larger than the snapshot', () => {
     const full = JSON.stringify(snapshot);
     expect(JSON.stringify(snapshotWithout(snapshot, lackedFeatures([])).snapshot).length).toBeLessThan(full.length);
+  });
+});
+
+describe('snapshotWithout for a sidecar without l7-intentions', () => {
+  const withPermissions: SnapshotInput = {
+    version: '7',
+    intentions: {
+      defaultAction: 'allow',
+      rules: [
+        { source: 'gateway', destination: 'orders', permissions: [{ action: 'allow', http: { pathPrefix: '/orders', method: ['GET'] } }] },
+        { source: 'admin', destination: 'orders', action: 'allow' },
+        { source: '*', destination: '*', permissions: [{ action: 'deny', http: { pathPrefix: '/admin/' } }] },
+      ],
+    },
+  };
+
+  it('turns a rule with permissions into a deny in its place (fail closed), each listed as changing its destination\'s instances', () => {
+    const { snapshot: sent, leftOut } = snapshotWithout(withPermissions, ['l7-intentions']);
+    expect(sent.version).toBe('7');
+    expect(sent.intentions).toEqual({
+      defaultAction: 'allow',
+      rules: [
+        { source: 'gateway', destination: 'orders', action: 'deny' },
+        { source: 'admin', destination: 'orders', action: 'allow' },
+        { source: '*', destination: '*', action: 'deny' },
+      ],
+    });
+    expect(sent.intentions!.rules![1]).toBe(withPermissions.intentions!.rules![1]);
+    expect(leftOut).toEqual([
+      { feature: 'l7-intentions', service: 'orders', changes: 'instances', means: "orders: denies every call from gateway (its intention's HTTP permissions need a newer sidecar)" },
+      { feature: 'l7-intentions', service: '*', changes: 'instances', means: "every service: denies every call from any service (its intention's HTTP permissions need a newer sidecar)" },
+    ]);
+    // What the older schema takes: every rule with an action, none with permissions.
+    expect(sent.intentions!.rules!.every((r) => r.action !== undefined && r.permissions === undefined)).toBe(true);
+    expect(parseSnapshot(sent).intentions!.rules).toHaveLength(3);
+    expect(JSON.stringify(sent).length).toBeLessThan(JSON.stringify(withPermissions).length);
+  });
+
+  it('leaves the input as it was, and copies nothing where no rule has permissions or the sidecar understands them', () => {
+    const before = JSON.stringify(withPermissions);
+    snapshotWithout(withPermissions, lackedFeatures([]));
+    expect(JSON.stringify(withPermissions)).toBe(before);
+    expect(snapshotWithout(withPermissions, ['rate-limit']).snapshot).toBe(withPermissions);
+    const l4: SnapshotInput = { intentions: { rules: [{ source: 'gateway', destination: 'orders', action: 'allow' }] } };
+    expect(snapshotWithout(l4, ['l7-intentions']).snapshot).toBe(l4);
   });
 });

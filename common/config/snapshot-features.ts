@@ -8,16 +8,17 @@
  * what that sidecar then runs without. A sidecar that names none (every one built before
  * this list) understands none of them.
  */
-import type { HashOn, RouteRuleInput, ServicePolicyInput, SnapshotInput } from './schema.js';
+import type { HashOn, IntentionRuleInput, RouteRuleInput, ServicePolicyInput, SnapshotInput } from './schema.js';
 
 /** What this build's schema understands beyond the baseline; its sidecars send it in their Hello. */
-export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes', 'retry-status-codes'] as const;
+export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions'] as const;
 
 export type SnapshotFeature = (typeof SNAPSHOT_FEATURES)[number];
 
 /** One use of a feature a sidecar was sent the snapshot without. */
 export interface LeftOut {
   readonly feature: SnapshotFeature;
+  /** `*` for an intention rule of every destination. */
   readonly service: string;
   /** What a sidecar without it does instead, e.g. `orders: not rate limited by this instance`. */
   readonly means: string;
@@ -34,26 +35,29 @@ export interface SnapshotVariant {
   readonly leftOut: readonly LeftOut[];
 }
 
-/** The fields of one kind of object (a service's policy, a route rule) an older schema refuses. */
+/** The fields of one kind of object (a service's policy, a route rule, an intention rule) an older schema refuses. */
 interface Dropped<T> {
   /** Dropped where `uses` holds. */
   readonly fields: readonly (keyof T)[];
   uses(item: T): boolean;
-  /** What is put back of `fields` when the feature is only part of them (absent: they go whole). */
-  keep?(item: T): Partial<T>;
+  /** What goes in their place: the part of them an older schema takes, or what it requires there (absent: they go whole). */
+  instead?(item: T): Partial<T>;
   /** What dropping them costs; absent when it costs a sidecar older than the feature nothing. */
   loss?(service: string, item: T, index: number): Omit<LeftOut, 'feature' | 'service'>;
 }
 
-type FeatureFields =
-  | { readonly policy: Dropped<ServicePolicyInput> }
-  | { readonly rule: Dropped<RouteRuleInput> }
-  | { readonly policy: Dropped<ServicePolicyInput>; readonly rule: Dropped<RouteRuleInput> };
+/** Each kind of object a feature's fields are in; most features have one. */
+interface FeatureFields {
+  readonly policy?: Dropped<ServicePolicyInput>;
+  readonly rule?: Dropped<RouteRuleInput>;
+  readonly intention?: Dropped<IntentionRuleInput>;
+}
 
 /**
  * Each feature's fields, and what a sidecar runs instead without them. Dropping is enough for
- * these: the older sidecar then does what it did before the feature (its default balancer,
- * no limit, the request forwarded as the caller sent it).
+ * most: the older sidecar then does what it did before the feature (its default balancer,
+ * no limit, the request forwarded as the caller sent it). An intention rule cannot go without
+ * a decision, so one with permissions becomes a deny.
  */
 const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
   'ring-hash': {
@@ -98,6 +102,20 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
     policy: droppedStatuses((service) => `${service}:`),
     rule: droppedStatuses((service, r, index) => `${service}: rule ${r.name ?? `rule-${index}`}`),
   },
+  // An older schema requires a rule's action. Deny, not allow: such a sidecar refuses calls a
+  // permission would allow rather than admit ones a permission would deny (fail closed). The
+  // rule stays where it was, so it still governs its pair as it does with its permissions.
+  'l7-intentions': {
+    intention: {
+      fields: ['permissions'],
+      instead: () => ({ action: 'deny' }),
+      uses: (r) => r.permissions !== undefined,
+      loss: (service, r) => ({
+        changes: 'instances',
+        means: `${service === '*' ? 'every service' : service}: denies every call from ${r.source === '*' ? 'any service' : r.source} (its intention's HTTP permissions need a newer sidecar)`,
+      }),
+    },
+  },
 };
 
 /** The features of this list a sidecar that names `understood` lacks (names this build does not know are ignored). */
@@ -106,27 +124,44 @@ export function lackedFeatures(understood: readonly string[]): SnapshotFeature[]
 }
 
 /**
- * The snapshot a sidecar lacking `lacked` is sent, and what it runs without. Only policy
- * fields are removed, so it is never larger than `snapshot` (the size limit checked on the
- * whole one holds for it) and its version stays the snapshot's own, for ACKs to name.
+ * The snapshot a sidecar lacking `lacked` is sent, and what it runs without. Fields are only
+ * removed, or an intention's permissions replaced by an action, so it is never larger than
+ * `snapshot` (the size limit checked on the whole one holds for it) and its version stays the
+ * snapshot's own, for ACKs to name.
  */
 export function snapshotWithout(snapshot: SnapshotInput, lacked: readonly SnapshotFeature[]): SnapshotVariant {
   const leftOut: LeftOut[] = [];
-  const policyDrops = lacked.flatMap((feature) => ('policy' in FEATURES[feature] ? [{ feature, drop: FEATURES[feature].policy }] : []));
-  const ruleDrops = lacked.flatMap((feature) => ('rule' in FEATURES[feature] ? [{ feature, drop: FEATURES[feature].rule }] : []));
+  const policyDrops = dropsOf(lacked, 'policy');
+  const ruleDrops = dropsOf(lacked, 'rule');
+  const intentionDrops = dropsOf(lacked, 'intention');
   const services = withoutIn(snapshot.services, (service, policy) => without(service, policy, 0, policyDrops, leftOut));
-  const routes = withoutIn(snapshot.routes, (service, rules) => {
-    let kept: RouteRuleInput[] | undefined;
-    rules.forEach((rule, index) => {
-      const next = without(service, rule, index, ruleDrops, leftOut);
-      if (next === rule) return;
-      kept ??= [...rules];
-      kept[index] = next;
-    });
-    return kept ?? rules;
+  const routes = withoutIn(snapshot.routes, (service, rules) => withoutEach(rules, (rule, index) => without(service, rule, index, ruleDrops, leftOut)));
+  // An intention rule's service is its destination: the sidecars that enforce it.
+  const intentionRules = snapshot.intentions?.rules;
+  const keptRules = intentionRules && withoutEach(intentionRules, (rule, index) => without(rule.destination, rule, index, intentionDrops, leftOut));
+  const intentions = keptRules === intentionRules ? snapshot.intentions : { ...snapshot.intentions, rules: keptRules };
+  if (services === snapshot.services && routes === snapshot.routes && intentions === snapshot.intentions) return { snapshot, leftOut };
+  return { snapshot: { ...snapshot, services, routes, intentions }, leftOut };
+}
+
+/** The drops of one kind of object of the features `lacked`, in the list's order. */
+function dropsOf<K extends keyof FeatureFields>(lacked: readonly SnapshotFeature[], kind: K): { feature: SnapshotFeature; drop: NonNullable<FeatureFields[K]> }[] {
+  return lacked.flatMap((feature) => {
+    const drop = FEATURES[feature][kind];
+    return drop === undefined ? [] : [{ feature, drop: drop as NonNullable<FeatureFields[K]> }];
   });
-  if (services === snapshot.services && routes === snapshot.routes) return { snapshot, leftOut };
-  return { snapshot: { ...snapshot, services, routes }, leftOut };
+}
+
+/** `items` with `each` applied: itself when no item changed (no copy made). */
+function withoutEach<T>(items: readonly T[], each: (item: T, index: number) => T): T[] {
+  let kept: T[] | undefined;
+  items.forEach((item, index) => {
+    const next = each(item, index);
+    if (next === item) return;
+    kept ??= [...items];
+    kept[index] = next;
+  });
+  return kept ?? (items as T[]);
 }
 
 /** `record` with `each` applied to its values: itself when no value changed (no copy made). */
@@ -149,7 +184,7 @@ function without<T extends object>(service: string, item: T, index: number, drop
     if (drop.loss) leftOut.push({ feature, service, ...drop.loss(service, item, index) });
     kept = { ...kept };
     for (const field of drop.fields) delete kept[field];
-    if (drop.keep) Object.assign(kept, drop.keep(item));
+    if (drop.instead) Object.assign(kept, drop.instead(item));
   }
   return kept;
 }
@@ -183,7 +218,7 @@ function droppedStatuses<T extends { readonly retries?: RetriesInput }>(whose: (
   return {
     fields: ['retries'],
     uses: (item) => statuses(item).length > 0,
-    keep: (item) => ({ retries: { ...item.retries, on: item.retries!.on!.filter((c) => typeof c !== 'number') } }) as Partial<T>,
+    instead: (item) => ({ retries: { ...item.retries, on: item.retries!.on!.filter((c) => typeof c !== 'number') } }) as Partial<T>,
     loss: (service, item, index) => ({ changes: 'callers', means: `${whose(service, item, index)} does not retry ${statuses(item).join(', ')}` }),
   };
 }

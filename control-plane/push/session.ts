@@ -215,7 +215,8 @@ export class StreamSession {
    * limit) counts for those alone.
    */
   private runsWithout(record: ProxyRecord, leftOut: readonly LeftOut[], version: string): void {
-    const without = leftOut.filter((l) => l.changes === 'callers' || l.service === record.service).map((l) => l.means);
+    // `*`: an intention rule every destination enforces.
+    const without = leftOut.filter((l) => l.changes === 'callers' || l.service === record.service || l.service === '*').map((l) => l.means);
     record.runsWithout = without.length > 0 ? without : undefined;
     const key = without.join('\n');
     if (without.length === 0 || key === this.warnedOf) return;
