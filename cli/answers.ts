@@ -74,10 +74,13 @@ export const ROUTES_BY_SERVICE: Expected<Record<string, RouteRuleAnswer[]>> = fr
  * `{}` is the default deny with no rules), but an object with other fields and neither of them
  * is some other service's JSON.
  */
+const intentionPermissionAnswer = z.object({ action: z.string(), http: z.record(z.string(), z.unknown()) }).passthrough();
+
 const intentionsAnswer = z
   .object({
     defaultAction: z.string().optional(),
-    rules: z.array(z.object({ source: z.string(), destination: z.string(), action: z.string() })).optional(),
+    // Passed through whole: `skein intention` writes back the rules it did not change, permissions and all.
+    rules: z.array(z.object({ source: z.string(), destination: z.string(), action: z.string().optional(), permissions: z.array(intentionPermissionAnswer).optional() }).passthrough()).optional(),
   })
   .passthrough()
   .refine((value) => value.defaultAction !== undefined || value.rules !== undefined || Object.keys(value).length === 0);

@@ -12,14 +12,17 @@ function collectHeader(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-function intentionLine(v: IntentionVerdict, destination: string): string {
-  const by = v.rule
-    ? `by rule ${v.rule.index} (${v.rule.source} -> ${v.rule.destination} ${v.rule.action})`
+function intentionLines(v: IntentionVerdict, destination: string): string[] {
+  const rule = v.rule && `rule ${v.rule.index} (${v.rule.source} -> ${v.rule.destination}${v.rule.action ? ` ${v.rule.action}` : ''})`;
+  const by = v.permission
+    ? `by permission ${v.permission.index} (${v.permission.action}) of ${rule}`
     : v.decidedBy === 'defaultAction'
-      ? `by the default action (${v.allowed ? 'allow' : 'deny'})`
-      : '(the mesh has no intentions)';
+      ? `by the default action (${v.allowed ? 'allow' : 'deny'})${rule ? `: no permission of ${rule} matches` : ''}`
+      : rule
+        ? `by ${rule}`
+        : '(the mesh has no intentions)';
   const verdict = v.allowed ? 'allowed' : `denied: ${destination}'s sidecar answers 403 (x-skein-reason: denied)`;
-  return `intentions: ${v.source} -> ${destination} ${verdict} ${by}`;
+  return [`intentions: ${v.source} -> ${destination} ${verdict} ${by}`, ...(v.unmatchedPermissions ?? []).map((p) => `  permission ${p.index} does not match: ${p.reasons.join('; ')}`)];
 }
 
 /** `from`: the caller asked about (`--from`), whose intention verdict a control plane older than the flag does not give. */
@@ -33,7 +36,7 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
   if (!a.matched) return out('no rule matches: the request gets 404 (x-skein-reason: no-route)');
   out(`  rule ${a.matched.index} "${a.matched.name}" matches${a.matched.implicit ? ' (implicit catch-all: the service has no routes)' : ''}`);
   if (a.rewrittenPath !== undefined || a.policy?.rewrite?.host !== undefined) out(`  ${rewriteLine(a)}`);
-  if (a.intention) out(`  ${intentionLine(a.intention, a.service)}`);
+  if (a.intention) for (const line of intentionLines(a.intention, a.service)) out(`  ${line}`);
   else if (from) out(`  ${notReported(`whether intentions admit ${from}`)}`);
   out();
   printTable(

@@ -99,6 +99,12 @@ async function getProxies(api: AdminClient, name: string | undefined, flags: Adm
   );
 }
 
+/** A rule's permissions in one cell, in order: `allow pathPrefix=/orders method=GET,POST; deny path=/admin`. */
+function permissionsText(permissions: readonly { action: string; http: Record<string, unknown> }[]): string {
+  const field = ([name, value]: [string, unknown]): string => `${name}=${name === 'method' ? [value].flat().join(',') : typeof value === 'string' ? value : JSON.stringify(value)}`;
+  return permissions.map((p) => [p.action, ...Object.entries(p.http).map(field)].join(' ')).join('; ');
+}
+
 /** With a name, only the rules that name it as source or destination (not `*` rules), in their order. */
 async function getIntentions(api: AdminClient, name: string | undefined, flags: AdminFlags): Promise<void> {
   let intentions: IntentionsAnswer;
@@ -115,7 +121,7 @@ async function getIntentions(api: AdminClient, name: string | undefined, flags: 
   if (name) intentions = { ...intentions, rules: (intentions.rules ?? []).filter((r) => r.source === name || r.destination === name) };
   if (flags.output === 'json') return printJson(intentions);
   process.stdout.write(`default action: ${intentions.defaultAction ?? 'deny'}\n`);
-  printTable(['SOURCE', 'DESTINATION', 'ACTION'], (intentions.rules ?? []).map((r) => [r.source, r.destination, r.action]));
+  printTable(['SOURCE', 'DESTINATION', 'ACTION'], (intentions.rules ?? []).map((r) => [r.source, r.destination, r.action ?? permissionsText(r.permissions ?? [])]));
 }
 
 export function registerGet(program: Command): void {
