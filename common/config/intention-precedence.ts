@@ -6,6 +6,10 @@
  * it alone: a rule matches one call, or one for each of the unbounded service names its `*`
  * stands for, and only a `*` in the same place matches all of those.
  *
+ * A rule with HTTP permissions is no exception: it governs every call of its pair, deciding
+ * those no permission matches by the default action rather than passing them on (Consul's L7
+ * intentions), so it hides later rules as an L4 rule does, and is hidden as one is.
+ *
  * Precedence: exact pairs, then rules with one `*`, then `*` -> `*` (as Consul ranks its
  * intentions). In that order a rule can be hidden only by an earlier one of the same pair: a
  * rule that matches every call of another is at least as general.
