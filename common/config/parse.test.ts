@@ -578,6 +578,8 @@ intentions:
           { action: 'deny', http: { headers: { 'x-team': { regex: '(x+x+)+y' } } } },
           { action: 'maybe', http: { path: '/x', pathPrefix: '/y' } },
           { action: 'allow' },
+          { action: 'allow', http: { pathRegex: '(' } },
+          { action: 'allow', http: { headers: { 'x-team': { regex: '[' } } } },
         ],
       }),
     );
@@ -589,6 +591,8 @@ intentions:
       "intentions.rules[0].permissions[4].action: Invalid enum value. Expected 'allow' | 'deny', received 'maybe'",
       'intentions.rules[0].permissions[4].http: give at most one of pathPrefix, path, pathRegex',
       'intentions.rules[0].permissions[5].http: Required',
+      'intentions.rules[0].permissions[6].http.pathRegex: invalid regex: Invalid regular expression: /(/: Unterminated group',
+      'intentions.rules[0].permissions[7].http.headers.x-team.regex: invalid regex: Invalid regular expression: /[/: Unterminated character class',
     ]);
   });
 

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { normaliseTarget } from '../http/request-target.js';
 import { re2OnlySyntax } from '../routing/re2-syntax.js';
-import { compileMatch } from '../routing/match.js';
+import { matchesEveryRequest } from '../routing/match.js';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
 import { hiddenRules } from './intention-precedence.js';
@@ -628,7 +628,7 @@ export const intentionRule = z
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give action (allow or deny every call) or permissions (allow or deny by path, method and headers)' });
     }
     // A permission after one that matches every request is never read: refused as a hidden rule is.
-    const all = rule.permissions?.findIndex((p) => compileMatch(p.http).matchesAll) ?? -1;
+    const all = rule.permissions?.findIndex((p) => matchesEveryRequest(p.http)) ?? -1;
     if (all < 0) return;
     for (let i = all + 1; i < rule.permissions!.length; i++) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['permissions', i], message: `never decides: permission ${all} matches every request` });

@@ -88,6 +88,15 @@ function pathOk(check: PathCheck | undefined, path: string): boolean {
   return check.regex.test(path);
 }
 
+/**
+ * True when `match` checks nothing (no method, header or path other than the prefix `/`): every
+ * request matches it. Pure, compiling nothing: config checks call it on matches still unchecked.
+ */
+export function matchesEveryRequest(match: RouteMatch): boolean {
+  const anyPath = (match.pathPrefix === undefined || match.pathPrefix === '/') && match.path === undefined && match.pathRegex === undefined;
+  return anyPath && match.method === undefined && Object.keys(match.headers ?? {}).length === 0;
+}
+
 export function compileMatch(match: RouteMatch): CompiledMatch {
   const path: PathCheck | undefined =
     match.pathPrefix !== undefined && match.pathPrefix !== '/'
@@ -106,7 +115,7 @@ export function compileMatch(match: RouteMatch): CompiledMatch {
   return {
     // A `host` check reads the authority, given whatever this says.
     usesHeaders: headers.some((check) => !check.authority),
-    matchesAll: path === undefined && methods === undefined && headers.length === 0,
+    matchesAll: matchesEveryRequest(match),
     needsHeader: headers.some((check) => check.kind !== 'absent'),
     matches(method, p, h, authority) {
       if (!pathOk(path, p)) return false;
