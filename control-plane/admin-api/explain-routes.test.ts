@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSnapshot } from '../../common/config/parse.js';
 import { explainRequest } from '../../common/routing/index.js';
-import { policyInForce } from './explain-routes.js';
+import { intentionVerdict, policyInForce } from './explain-routes.js';
 
 const snapshot = parseSnapshot({
   services: { orders: { retries: { attempts: 2, on: ['gateway-error', 'connect-failure'] } } },
@@ -40,5 +40,35 @@ describe('the rewrite explain shows', () => {
     expect(explanation.matched?.name).toBe('rest');
     expect(explanation.rewrittenPath).toBeUndefined();
     expect(policyInForce(changed, explanation, 'GET')?.rewrite).toBeUndefined();
+  });
+});
+
+describe('the intention verdict explain shows for a rule with HTTP permissions', () => {
+  const l7 = parseSnapshot({
+    routes: { catalog: [{ match: { pathPrefix: '/api/v2/' }, rewrite: { pathPrefix: '/v2/', host: 'catalog.internal' } }, { name: 'rest' }] },
+    intentions: {
+      defaultAction: 'deny',
+      rules: [{ source: 'web', destination: 'catalog', permissions: [{ action: 'allow', http: { pathPrefix: '/v2/', headers: { host: 'catalog.internal' } } }] }],
+    },
+  });
+  const verdict = (path: string, source = 'web') => {
+    const explanation = explainRequest(l7, { service: 'catalog', method: 'GET', path });
+    return intentionVerdict(l7, source, explanation, {}, 'GET', policyInForce(l7, explanation, 'GET'));
+  };
+  const rule = { index: 0, source: 'web', destination: 'catalog' };
+
+  it('matches the permissions on the path and Host the destination\'s sidecar gets: after the route rule\'s rewrite', () => {
+    expect(verdict('/api/v2/items')).toEqual({ source: 'web', allowed: true, decidedBy: 'permission', rule, permission: { index: 0, action: 'allow' } });
+  });
+
+  it('says why no permission matches, and that the default action decides', () => {
+    expect(verdict('/v2/items')).toEqual({
+      source: 'web',
+      allowed: false,
+      decidedBy: 'defaultAction',
+      rule,
+      unmatchedPermissions: [{ index: 0, reasons: ['header host is "catalog", not "catalog.internal"'] }],
+    });
+    expect(verdict('/v2/items', 'shop')).toEqual({ source: 'shop', allowed: false, decidedBy: 'defaultAction' });
   });
 });

@@ -113,7 +113,7 @@ export function affinityOf(on: HashOn, explanation: Explanation, headers: Record
  * The intentions' verdict on the explained request as the destination's sidecar gets it: with
  * the matched rule's rewrites (its path and Host), as its permissions are matched there.
  */
-function intentionVerdict(snapshot: Snapshot, source: string, explanation: Explanation, headers: Record<string, string>, method: string, policy: PolicyInForce | undefined): IntentionVerdict {
+export function intentionVerdict(snapshot: Snapshot, source: string, explanation: Explanation, headers: Record<string, string>, method: string, policy: PolicyInForce | undefined): IntentionVerdict {
   const destination = explanation.service;
   const verdict = compileIntentions(snapshot.intentions)(source, destination);
   if (!decidesPerRequest(verdict) && verdict.rule === undefined) return { source, allowed: verdict.allowed, decidedBy: snapshot.intentions ? 'defaultAction' : 'no-intentions' };
