@@ -48,8 +48,9 @@ const ALLOW_ALL: IntentionDecision = { allowed: true };
 const MEMO_LIMIT = 10_000;
 
 /** A rule's permissions, compiled once per snapshot; each outcome made once, so a request allocates nothing. */
-export function compilePermissions(rule: IntentionRule, index: number, fallback: IntentionDecision): RulePermissions {
-  const permissions = permissionMatches(rule.permissions!).map((match, i) => ({ match, decision: { allowed: rule.permissions![i]!.action === 'allow', rule: index, permission: i } as IntentionDecision }));
+function compilePermissions(permissionList: readonly IntentionPermission[], index: number, fallback: IntentionDecision): RulePermissions {
+  const matches = permissionMatches(permissionList);
+  const permissions = permissionList.map((p, i) => ({ match: matches[i]!, decision: { allowed: p.action === 'allow', rule: index, permission: i } }));
   const unmatched: IntentionDecision = { allowed: fallback.allowed, rule: index, unmatched: true };
   return {
     rule: index,
@@ -72,11 +73,8 @@ export function permissionMatches(permissions: readonly IntentionPermission[]): 
 export function compileIntentions(intentions: Intentions | undefined): IntentionsEvaluator {
   if (!intentions) return () => ALLOW_ALL;
   const fallback: IntentionDecision = { allowed: intentions.defaultAction === 'allow' };
-  const rules = intentions.rules.map((r, index) => ({
-    source: r.source,
-    destination: r.destination,
-    verdict: r.permissions === undefined ? ({ allowed: r.action === 'allow', rule: index } as PairVerdict) : compilePermissions(r, index, fallback),
-  }));
+  const verdictOf = (r: IntentionRule, index: number): PairVerdict => (r.permissions === undefined ? { allowed: r.action === 'allow', rule: index } : compilePermissions(r.permissions, index, fallback));
+  const rules = intentions.rules.map((r, index) => ({ source: r.source, destination: r.destination, verdict: verdictOf(r, index) }));
   const memo = new Map<string, PairVerdict>();
 
   const decide = (source: string, destination: string): PairVerdict => {
