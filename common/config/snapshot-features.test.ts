@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSnapshot } from './parse.js';
 import type { SnapshotInput } from './schema.js';
-import { lackedFeatures, SNAPSHOT_FEATURES, snapshotWithout } from './snapshot-features.js';
+import { lackedFeatures, runsWithoutAs, SNAPSHOT_FEATURES, snapshotWithout } from './snapshot-features.js';
 
 const endpoints = [{ address: '10.0.0.1', port: 8080, labels: { version: 'v1' } }];
 
@@ -196,5 +196,31 @@ describe('snapshotWithout for a sidecar without l7-intentions', () => {
     expect(snapshotWithout(withPermissions, ['rate-limit']).snapshot).toBe(withPermissions);
     const l4: SnapshotInput = { intentions: { rules: [{ source: 'gateway', destination: 'orders', action: 'allow' }] } };
     expect(snapshotWithout(l4, ['l7-intentions']).snapshot).toBe(l4);
+  });
+});
+
+describe('runsWithoutAs', () => {
+  it('gives a sidecar every loss its callers see, and what only instances see where they are its service\'s or every service\'s', () => {
+    const { leftOut } = snapshotWithout(
+      {
+        ...snapshot,
+        intentions: { rules: [{ source: 'gateway', destination: 'orders', permissions: [{ action: 'allow', http: { method: 'GET' } }] }, { source: 'users', destination: '*', permissions: [{ action: 'deny', http: { path: '/x' } }] }] },
+      },
+      lackedFeatures([]),
+    );
+    const everyCaller = [
+      'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity',
+      'catalog: rule v2-api forwards the request and passes the answer back as they are, without its path rewrite to /v2/, Host rewrite to catalog.internal, response header changes',
+      'orders: rule rule-0 forwards the request and passes the answer back as they are, without its request header changes',
+    ];
+    const everyService = "every service: denies every call from users (its intention's HTTP permissions need a newer sidecar)";
+    expect(runsWithoutAs('payments', leftOut)).toEqual([...everyCaller, everyService]);
+    expect(runsWithoutAs('orders', leftOut)).toEqual([
+      everyCaller[0],
+      'orders: not rate limited by this instance',
+      ...everyCaller.slice(1),
+      "orders: denies every call from gateway (its intention's HTTP permissions need a newer sidecar)",
+      everyService,
+    ]);
   });
 });

@@ -118,6 +118,14 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
   },
 };
 
+/**
+ * What a sidecar of `service` runs without of `leftOut`: every loss its callers see, and those
+ * only instances see when they are its own (or, `*`, every service's).
+ */
+export function runsWithoutAs(service: string, leftOut: readonly LeftOut[]): string[] {
+  return leftOut.filter((l) => l.changes === 'callers' || l.service === service || l.service === '*').map((l) => l.means);
+}
+
 /** The features of this list a sidecar that names `understood` lacks (names this build does not know are ignored). */
 export function lackedFeatures(understood: readonly string[]): SnapshotFeature[] {
   return SNAPSHOT_FEATURES.filter((f) => !understood.includes(f));

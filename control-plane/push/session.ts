@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
 import { endpoint, instanceId, serviceName, subsetName } from '../../common/config/schema.js';
-import { lackedFeatures, type LeftOut, type SnapshotFeature } from '../../common/config/snapshot-features.js';
+import { lackedFeatures, runsWithoutAs, type LeftOut, type SnapshotFeature } from '../../common/config/snapshot-features.js';
 import { SNAPSHOT_HELD_HEADER, TRUST_DOMAINS_COMMAND, type ControlMessage, type Hello, type SidecarMessage } from '../../common/proto/mesh.js';
 import type { Announced, StreamRegistry } from '../registry/stream-registry.js';
 import type { PublishedSnapshot, SnapshotPublisher } from '../state/snapshots.js';
@@ -215,8 +215,7 @@ export class StreamSession {
    * limit) counts for those alone.
    */
   private runsWithout(record: ProxyRecord, leftOut: readonly LeftOut[], version: string): void {
-    // `*`: an intention rule every destination enforces.
-    const without = leftOut.filter((l) => l.changes === 'callers' || l.service === record.service || l.service === '*').map((l) => l.means);
+    const without = runsWithoutAs(record.service, leftOut);
     record.runsWithout = without.length > 0 ? without : undefined;
     const key = without.join('\n');
     if (without.length === 0 || key === this.warnedOf) return;
