@@ -583,7 +583,7 @@ intentions:
         ],
       }),
     );
-    expect(bad[0]).toBe('intentions.rules[0].permissions[0].http: unknown field "methods"');
+    expect(bad[0]).toBe('intentions.rules[0].permissions[0].http.methods: write method (one method or a list), as in a route match');
     expect(bad[1]).toBe('intentions.rules[0].permissions[1].http.path: never matches: request paths are normalised before routing (unreserved escapes decoded, slashes merged, dot segments removed), so no request has this one: write "/a/b"');
     expect(bad[2]).toMatch(/^intentions\.rules\[0\]\.permissions\[2\]\.http\.pathRegex: may backtrack catastrophically/);
     expect(bad[3]).toMatch(/^intentions\.rules\[0\]\.permissions\[3\]\.http\.headers\.x-team\.regex: may backtrack catastrophically/);

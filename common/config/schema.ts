@@ -605,7 +605,18 @@ const intentionAction = z.enum(['allow', 'deny']);
  * One of an intention's HTTP permissions (Consul's `Permissions`: an `Action` and an `HTTP`
  * match): the requests `http` matches, with a route match's fields and checks, get `action`.
  */
-export const intentionPermission = z.object({ action: intentionAction, http: routeMatch }).strict();
+export const intentionPermission = z
+  .object({
+    action: intentionAction,
+    // Consul's spelling (`Methods`) refused with the one a route match has, rather than as an unknown field.
+    http: z.preprocess((value, ctx) => {
+      if (typeof value !== 'object' || value === null || !('methods' in value)) return value;
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['methods'], message: 'write method (one method or a list), as in a route match' });
+      const { methods: _, ...rest } = value as Record<string, unknown>;
+      return rest;
+    }, routeMatch),
+  })
+  .strict();
 
 /**
  * A rule decides the calls of its pair with `action` (L4: every call alike), or with
