@@ -48,6 +48,7 @@ function intentionsWith(gatewayPermissions: unknown[], version: string): Snapsho
 const FIRST = [
   { action: 'allow', http: { pathPrefix: '/orders', method: ['GET', 'POST'] } },
   { action: 'deny', http: { pathPrefix: '/orders', method: 'DELETE' } },
+  { action: 'allow', http: { path: '/reports', headers: { 'x-team': { prefix: 'fin' } } } },
 ];
 
 async function app(name: string): Promise<number> {
@@ -87,7 +88,7 @@ afterAll(async () => {
   await Promise.all(upstreams.map((u) => u.close()));
 });
 
-const call = (from: SpawnedSidecar, method: string, path: string) => send(`${from.outboundUrl}${path}`, { method, headers: { host: 'orders' } });
+const call = (from: SpawnedSidecar, method: string, path: string, headers: Record<string, string> = {}) => send(`${from.outboundUrl}${path}`, { method, headers: { host: 'orders', ...headers } });
 const denied = async (source: string, destination = 'orders') => metric(await scrape(destination === 'orders' ? orders : ledger), 'skein_authz_denied_total', { source, destination });
 
 describe('intentions with HTTP permissions between sidecars', () => {
@@ -117,6 +118,12 @@ describe('intentions with HTTP permissions between sidecars', () => {
     // Matched on the path as normalised: /./orders/../inventory is /inventory.
     expect((await call(gateway, 'GET', '/orders/../inventory')).status).toBe(403);
     expect(await denied('gateway')).toBe(before + 2);
+  });
+
+  it('matches a permission\'s header check on the headers the caller sent', async () => {
+    expect((await call(gateway, 'GET', '/reports', { 'x-team': 'finance' })).status).toBe(200);
+    expect((await call(gateway, 'GET', '/reports', { 'x-team': 'ops' })).status).toBe(403);
+    expect((await call(gateway, 'GET', '/reports')).status).toBe(403);
   });
 
   it('decides another caller by its own L4 rule', async () => {
