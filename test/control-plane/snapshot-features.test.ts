@@ -20,6 +20,8 @@ import { announceInstance, createToken, startControlPlane, type ControlPlaneProc
 const RING_HASH_LOST = 'catalog: balanced by least-request, not ring-hash on header x-user, so requests lose their affinity';
 const RATE_LIMIT_LOST = 'orders: not rate limited by this instance';
 const ROUTE_CHANGES_LOST = 'catalog: rule tagged forwards the request and passes the answer back as they are, without its request header changes';
+const RETRY_STATUSES_LOST = 'catalog: does not retry 409';
+const PERMISSIONS_LOST = "orders: denies every call from gateway (its intention's HTTP permissions need a newer sidecar)";
 const WARNING = 'sidecar predates snapshot features in use';
 
 /**
@@ -32,10 +34,12 @@ function refusedByOlderSchema(snapshot: SnapshotInput): string[] {
     ...Object.entries(snapshot.services ?? {}).flatMap(([name, policy]) => [
       ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => policy[f] !== undefined).map((f) => `services.${name}: Unrecognized key(s) in object: '${f}'`),
       ...(policy.lb === 'ring-hash' ? [`services.${name}.lb: Invalid enum value. Expected 'least-request' | 'round-robin' | 'random', received 'ring-hash'`] : []),
+      ...(policy.retries?.on ?? []).flatMap((c, i) => (typeof c === 'number' ? [`services.${name}.retries.on[${i}]: Expected string, received number`] : [])),
     ]),
     ...Object.entries(snapshot.routes ?? {}).flatMap(([name, rules]) =>
       rules.flatMap((rule, i) => (['rewrite', 'requestHeaders', 'responseHeaders'] as const).filter((f) => rule[f] !== undefined).map((f) => `routes.${name}[${i}]: Unrecognized key(s) in object: '${f}'`)),
     ),
+    ...(snapshot.intentions?.rules ?? []).flatMap((rule, i) => ('permissions' in rule || rule.action === undefined ? [`intentions.rules[${i}].action: Required`] : [])),
   ];
 }
 
@@ -94,7 +98,8 @@ const warnings = (instanceId: string) => cp.child.output().split('\n').filter((l
 
 beforeAll(async () => {
   cp = await startControlPlane(procs);
-  await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' } });
+  await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' }, retries: { attempts: 1, on: ['connect-failure', 409] } });
+  await cp.api.put('/api/v1/intentions', { defaultAction: 'allow', rules: [{ source: 'gateway', destination: 'orders', permissions: [{ action: 'allow', http: { method: 'GET' } }] }] });
   await cp.api.put('/api/v1/services/orders/policy', { rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
   await cp.api.put('/api/v1/routes/catalog', [{ name: 'tagged', requestHeaders: { set: { 'x-api': 'v2' } } }]);
   const app = await startUpstream(echoHandler('orders'));
@@ -141,13 +146,16 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     expect(latest.snapshot.services!.orders!.endpoints!.length).toBeGreaterThan(0);
     expect(latest.snapshot.routes!.catalog).toEqual([expect.not.objectContaining({ requestHeaders: expect.anything() })]);
     expect(latest.snapshot.routes!.catalog![0]!.name).toBe('tagged');
-    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST]);
+    expect(latest.snapshot.services!.catalog!.retries).toMatchObject({ attempts: 1, on: ['connect-failure'] });
+    // Fail closed: the rule keeps its place with a deny in place of its permissions.
+    expect(latest.snapshot.intentions!.rules).toEqual([{ source: 'gateway', destination: 'orders', action: 'deny' }]);
+    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RETRY_STATUSES_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST]);
 
     const cli = await skeinCli(procs, cp, ['get', 'proxies', 'orders']);
     expect(cli.code, cli.output).toBe(0);
     const lines = cli.output.split('\n');
     expect(lines[1]).toMatch(/LAST NACK\s+RUNS WITHOUT$/);
-    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${RING_HASH_LOST}; ${RATE_LIMIT_LOST}; ${ROUTE_CHANGES_LOST}$`));
+    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${[RING_HASH_LOST, RETRY_STATUSES_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST].map((l) => l.replace(/[()]/g, '\\$&')).join('; ')}$`));
     expect(lines.find((l) => l.startsWith('orders') && !l.includes(older.instanceId))).toMatch(/\s-$/);
   });
 
@@ -180,7 +188,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
       return listed.length === 1 && listed;
     }, { what: 'the first stream gone' });
     expect(others).toEqual([]);
-    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: [RING_HASH_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST] });
+    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: [RING_HASH_LOST, RETRY_STATUSES_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST] });
     expect((await proxies()).snapshotVersion).toBe(snapshotVersion);
     expect(older.received).toEqual([]);
   });
