@@ -72,3 +72,32 @@ describe('the intention verdict explain shows for a rule with HTTP permissions',
     expect(verdict('/v2/items', 'shop')).toEqual({ source: 'shop', allowed: false, decidedBy: 'defaultAction' });
   });
 });
+
+describe('the intention verdict for a rule whose route changes request headers', () => {
+  const changed = parseSnapshot({
+    routes: { orders: [{ match: { pathPrefix: '/admin/' }, requestHeaders: { set: { 'x-role': 'ops' }, remove: ['x-debug'] } }, { name: 'rest' }] },
+    intentions: {
+      defaultAction: 'deny',
+      rules: [
+        {
+          source: 'web',
+          destination: 'orders',
+          permissions: [
+            { action: 'deny', http: { headers: { 'x-debug': { present: true } } } },
+            { action: 'allow', http: { headers: { 'x-role': 'ops' } } },
+          ],
+        },
+      ],
+    },
+  });
+  const verdict = (path: string, headers: Record<string, string>) => {
+    const explanation = explainRequest(changed, { service: 'orders', method: 'GET', path, headers });
+    return intentionVerdict(changed, 'web', explanation, headers, 'GET', policyInForce(changed, explanation, 'GET'));
+  };
+
+  it('matches the permissions on the headers the destination\'s sidecar gets: set and removed by the rule', () => {
+    expect(verdict('/admin/x', { 'x-role': 'guest', 'x-debug': '1' })).toMatchObject({ allowed: true, decidedBy: 'permission', permission: { index: 1, action: 'allow' } });
+    // Another rule changes nothing: the caller's own headers are judged.
+    expect(verdict('/other', { 'x-role': 'ops', 'x-debug': '1' })).toMatchObject({ allowed: false, decidedBy: 'permission', permission: { index: 0, action: 'deny' } });
+  });
+});

@@ -15,6 +15,7 @@ import { explainRequest, joinFieldLines, type Explanation } from '../../common/r
 import type { SnapshotPublisher } from '../state/snapshots.js';
 import { ownEntry } from '../../common/config/own.js';
 import { compileIntentions, decidesPerRequest, permissionMatches } from '../../sidecar/authz/intentions.js';
+import { compileHeaderEdit } from '../../sidecar/stages/route-changes.js';
 import { isRetryableMethod } from '../../sidecar/resilience/retry-decision.js';
 import { notEjected } from '../../sidecar/balancers/balancer.js';
 import { compileHashValue } from '../../sidecar/balancers/hash-key.js';
@@ -111,7 +112,8 @@ export function affinityOf(on: HashOn, explanation: Explanation, headers: Record
 
 /**
  * The intentions' verdict on the explained request as the destination's sidecar gets it: with
- * the matched rule's rewrites (its path and Host), as its permissions are matched there.
+ * the matched rule's rewrites (its path and Host) and request header changes, as its
+ * permissions are matched there.
  */
 export function intentionVerdict(snapshot: Snapshot, source: string, explanation: Explanation, headers: Record<string, string>, method: string, policy: PolicyInForce | undefined): IntentionVerdict {
   const destination = explanation.service;
@@ -122,9 +124,10 @@ export function intentionVerdict(snapshot: Snapshot, source: string, explanation
   if (!decidesPerRequest(verdict)) return { source, allowed: verdict.allowed, decidedBy: 'rule', rule: shown };
   const path = (explanation.rewrittenPath ?? explanation.path).split('?')[0]!;
   const authority = policy?.rewrite?.host ?? headers.host ?? destination;
-  const decision = verdict.decide(method, path, headers, authority);
+  const received = changedFields(headers, policy?.requestHeaders);
+  const decision = verdict.decide(method, path, received, authority);
   if (decision.permission !== undefined) return { source, allowed: decision.allowed, decidedBy: 'permission', rule: shown, permission: { index: decision.permission, action: permissions![decision.permission]!.action } };
-  const unmatchedPermissions = permissionMatches(permissions!).map((m, index) => ({ index, reasons: m.explain(method, path, headers, authority) }));
+  const unmatchedPermissions = permissionMatches(permissions!).map((m, index) => ({ index, reasons: m.explain(method, path, received, authority) }));
   return { source, allowed: decision.allowed, decidedBy: 'defaultAction', rule: shown, unmatchedPermissions };
 }
 
@@ -169,14 +172,31 @@ export function policyInForce(snapshot: Snapshot, explanation: Explanation, meth
  * on: lower-case names, and a name given again a repeated line, joined as a sidecar joins them.
  */
 function headerFields(lines: readonly string[]): Record<string, string> {
+  return joinedFields(
+    lines.map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
+    }),
+  );
+}
+
+/** Header fields as routes and permissions match them: a repeated name's values joined with ", ". */
+function joinedFields(pairs: Iterable<readonly [string, string]>): Record<string, string> {
   // A Map: a header may be named `constructor` or `__proto__` (HTTP tokens both).
   const fields = new Map<string, string[]>();
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon).trim().toLowerCase();
-    fields.set(name, [...(fields.get(name) ?? []), line.slice(colon + 1).trim()]);
-  }
+  for (const [name, value] of pairs) fields.set(name, [...(fields.get(name) ?? []), value]);
   return Object.fromEntries([...fields].map(([name, values]) => [name, joinFieldLines(values)]));
+}
+
+/** `headers` as the destination's sidecar gets them: with the matched rule's request header changes made, by the sidecar's own code. */
+function changedFields(headers: Record<string, string>, changes: HeaderChanges | undefined): Record<string, string> {
+  const edit = compileHeaderEdit(changes);
+  if (edit === null) return headers;
+  const flat = Object.entries(headers).flat();
+  edit(flat);
+  const pairs: (readonly [string, string])[] = [];
+  for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
+  return joinedFields(pairs);
 }
 
 export interface ExplainDeps {
