@@ -1,5 +1,6 @@
 /** `skein get services|routes|proxies|intentions [NAME]`: read state from the admin API. */
 import { Argument, type Command } from 'commander';
+import { ruleName } from '../../common/config/schema.js';
 import { hostPort } from '../../common/net/host-port.js';
 import type { ServiceView } from '../../control-plane/admin-api/services-routes.js';
 import { AdminApiError, type AdminClient } from '../admin-client.js';
@@ -70,7 +71,7 @@ async function getRoutes(api: AdminClient, name: string | undefined, flags: Admi
     return;
   }
   const rows = Object.entries(all).flatMap(([service, rules]) =>
-    rules.map((rule, i) => [service, rule.name ?? `rule-${i}`, describeMatch(rule.match), formatSplit(rule.split), [rule.timeout && `timeout=${rule.timeout}`, rule.fault && 'fault', rule.mirror && `mirror=${rule.mirror.subset}`].filter(Boolean).join(' ')]),
+    rules.map((rule, i) => [service, ruleName(rule, i), describeMatch(rule.match), formatSplit(rule.split), [rule.timeout && `timeout=${rule.timeout}`, rule.fault && 'fault', rule.mirror && `mirror=${rule.mirror.subset}`].filter(Boolean).join(' ')]),
   );
   printTable(['SERVICE', 'RULE', 'MATCH', 'SPLIT', 'EXTRA'], rows);
 }

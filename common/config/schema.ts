@@ -588,11 +588,16 @@ export const routeRule = z
     if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rewrite', 'pathPrefix'], message: problem });
   });
 
+/** A rule's name: its own, or `rule-<index>` when unnamed. */
+export function ruleName(rule: { readonly name?: string }, index: number): string {
+  return rule.name ?? `rule-${index}`;
+}
+
 /** A service's rules; names (`rule-<index>` when unnamed) tell them apart in metrics, explain and the dashboard, so they are unique. */
 export const routeRules = z.array(routeRule).superRefine((rules, ctx) => {
   const seen = new Map<string, number>();
   rules.forEach((rule, i) => {
-    const name = rule.name ?? `rule-${i}`;
+    const name = ruleName(rule, i);
     const first = seen.get(name);
     if (first === undefined) seen.set(name, i);
     else ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'name'], message: `${JSON.stringify(name)} is the name of rule ${first} too` });

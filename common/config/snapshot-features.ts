@@ -8,7 +8,7 @@
  * what that sidecar then runs without. A sidecar that names none (every one built before
  * this list) understands none of them.
  */
-import type { HashOn, IntentionRuleInput, RouteRuleInput, ServicePolicyInput, SnapshotInput } from './schema.js';
+import { ruleName, type HashOn, type IntentionRuleInput, type RouteRuleInput, type ServicePolicyInput, type SnapshotInput } from './schema.js';
 
 /** What this build's schema understands beyond the baseline; its sidecars send it in their Hello. */
 export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions'] as const;
@@ -92,7 +92,7 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
       uses: (r) => r.rewrite !== undefined || r.requestHeaders !== undefined || r.responseHeaders !== undefined,
       loss: (service, r, index) => ({
         changes: 'callers',
-        means: `${service}: rule ${r.name ?? `rule-${index}`} forwards the request and passes the answer back as they are, without its ${changesOf(r)}`,
+        means: `${service}: rule ${ruleName(r, index)} forwards the request and passes the answer back as they are, without its ${changesOf(r)}`,
       }),
     },
   },
@@ -100,7 +100,7 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
   // still retries what they cover and relays the listed statuses' answers as they come.
   'retry-status-codes': {
     policy: droppedStatuses((service) => `${service}:`),
-    rule: droppedStatuses((service, r, index) => `${service}: rule ${r.name ?? `rule-${index}`}`),
+    rule: droppedStatuses((service, r, index) => `${service}: rule ${ruleName(r, index)}`),
   },
   // An older schema requires a rule's action. Deny, not allow: such a sidecar refuses calls a
   // permission would allow rather than admit ones a permission would deny (fail closed). The

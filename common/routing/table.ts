@@ -3,7 +3,7 @@
  * gets one catch-all rule over all its endpoints.
  */
 import type { RouteRule } from '../config/schema.js';
-import { routeRule } from '../config/schema.js';
+import { routeRule, ruleName } from '../config/schema.js';
 import { compileMatch, type CompiledMatch, type HeaderMap } from './match.js';
 import { compileSplit, type WeightedSplit } from './split.js';
 
@@ -28,7 +28,7 @@ export function compileRoutes(rules: readonly RouteRule[] | undefined): RouteTab
   const list = rules === undefined || rules.length === 0 ? [CATCH_ALL_RULE] : rules;
   const compiled = list.map((rule, index) => ({
     index,
-    name: rule.name ?? `rule-${index}`,
+    name: ruleName(rule, index),
     rule,
     match: compileMatch(rule.match),
     split: compileSplit(rule.split),
