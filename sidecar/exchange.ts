@@ -260,6 +260,10 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   retries: RetryEvent[] | null = null;
   /** The `x-skein-reason` of the answer this sidecar made itself (reply), for the hop's span; undefined for a relayed answer. */
   reason: Reason | undefined = undefined;
+  /** What that answer says (its body, its Proxy-Status details), for the access log. */
+  reasonDetail: string | undefined = undefined;
+  /** Bytes of the upstream's answer body passed on, for the access log. */
+  responseBytes = 0;
   /** The status of the latest answer given up for a retry: an answer the sidecar makes after it says so (Proxy-Status `received-status`). */
   private receivedStatus: number | undefined = undefined;
   current: AttemptHandler | null = null;
@@ -687,6 +691,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
     if (h !== this.current || this.clientGone) return true;
     if (h.admission === Admission.Trial) this.trialAnswered(h);
     if (this.heldHead !== null) this.releaseHead();
+    this.responseBytes += chunk.length;
     // A body that fits one chunk ends the response with a single write (headers + body).
     if (!this.bodyStarted && this.remaining === chunk.length) {
       this.ended = true;
@@ -1062,6 +1067,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   reply(reason: Reason, detail?: string, status?: number, extra?: readonly string[]): void {
     if (this.finished) return;
     this.reason = reason;
+    this.reasonDetail = detail ?? REASONS[reason].message;
     this.bodyChunks = null;
     if (this.upgradeSocket !== null) {
       const code = status ?? REASONS[reason].status;

@@ -54,8 +54,8 @@ const HTTP1_OPTIONS: Omit<Http1Options, 'maxBodyBytes' | 'maxHeaderBytes'> = {
 export interface ProxyListenerOptions {
   readonly onRequest: RequestListener;
   readonly onUpgrade: UpgradeListener;
-  /** Told the status of each unparseable request answered (SPEC §8: a metric for it). */
-  readonly onMalformed: (status: number) => void;
+  /** Told of each unparseable request answered (SPEC §8: a metric for it, and its access log line). */
+  readonly onMalformed: MalformedListener;
   /** Largest request body let through on HTTP/1.1 and mux streams (`--max-request-body`); 0 for no limit. */
   readonly maxBodyBytes: number;
   /** Largest request head let through on HTTP/1.1 and mux streams, and request trailers (`--max-request-headers`); HTTP/2 heads are the pipeline's. */
@@ -100,28 +100,28 @@ const TLS_HANDSHAKE = 0x16;
 /** RFC 9110 §9.3.6: a 2xx answer to CONNECT has no Content-Length or Transfer-Encoding, and no body. */
 const CONNECTION_ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
+/** An unparseable request was answered with `status` (400, 408, 431, 501), the answer saying `detail`. */
+export type MalformedListener = (status: number, detail: string) => void;
 export type RequestListener = (req: ProxyRequest, res: ProxyResponse) => void;
 export type UpgradeListener = (req: ProxyRequest, socket: Socket, head: Buffer) => void;
 
-/** Answers a request that could not be parsed; returns the status sent, 0 when the connection was just closed. */
-function answerParseError(proxy: string, err: Error & { code?: string }, socket: Socket, head: boolean): number {
+/** Answers a request that could not be parsed, and says so to onMalformed unless the connection was just closed. */
+function answerParseError(proxy: string, err: Error & { code?: string }, socket: Socket, head: boolean, onMalformed: MalformedListener): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
-    return 0;
+    return;
   }
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    socketReply(socket, proxy, 408, 'bad-request', 'request headers not received in time', head);
-    return 408;
-  }
-  const status = refusalStatus(err);
-  socketReply(socket, proxy, status, 'bad-request', refusalText(err, status), head);
-  return status;
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : refusalStatus(err);
+  const text = status === 408 ? 'request headers not received in time' : refusalText(err, status);
+  socketReply(socket, proxy, status, 'bad-request', text, head);
+  onMalformed(status, text);
 }
 
 /** The same for a request refused on a stream of its own (a peer's mux request head, heads.ts; an HTTP/2 CONNECT): the connection serves on. */
-function answerStreamParseError(proxy: string, err: Error & { code?: string }, res: MuxResponse | ProxyResponse): number {
+function answerStreamParseError(proxy: string, err: Error & { code?: string }, res: MuxResponse | ProxyResponse, onMalformed: MalformedListener): void {
   const status = refusalStatus(err);
-  return sidecarReply(res as unknown as ProxyResponse, proxy, 'bad-request', refusalText(err, status), false, status);
+  const text = refusalText(err, status);
+  onMalformed(sidecarReply(res as unknown as ProxyResponse, proxy, 'bad-request', text, false, status), text);
 }
 
 /** 431 for a head past the limit (http1/request-head.ts headTooLarge), 501 for a transfer coding the sidecar does not apply (RFC 9112 §6.1), else 400. */
@@ -162,7 +162,7 @@ export class ProxyListener {
   private readonly maxBodyBytes: number;
   private readonly maxHeaderBytes: number;
   private readonly silentMs: number;
-  private readonly onMalformed: (status: number) => void;
+  private readonly onMalformed: MalformedListener;
   private readonly tunnels: TunnelOptions | undefined;
   private draining = false;
   private accepting = true;
@@ -176,11 +176,8 @@ export class ProxyListener {
     this.tunnels = tunnels;
     this.maxBodyBytes = options.maxBodyBytes;
     this.maxHeaderBytes = options.maxHeaderBytes;
-    const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => {
-      const status = answerParseError(proxyName, err, socket, head);
-      if (status !== 0) onMalformed(status);
-    };
-    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => onMalformed(answerStreamParseError(proxyName, err, res)) } : null;
+    const clientError = (err: Error & { code?: string }, socket: Socket, head: boolean): void => answerParseError(proxyName, err, socket, head, onMalformed);
+    this.onMux = mux ? { request: onRequest as unknown as MuxRequestListener, clientError: (err, res) => answerStreamParseError(proxyName, err, res, onMalformed) } : null;
     // The parser refuses a missing HTTP/1.1 Host; an HTTP/1.0 one is the pipeline's to judge (dedicated ports).
     // A CONNECT taken comes as an upgrade does (request-head.ts): told apart here, off the path of other requests.
     const upgrade: Http1Handlers['upgrade'] =
@@ -197,7 +194,7 @@ export class ProxyListener {
     // open, and a request body that stalls is bounded by its exchange (HEAD_LIMIT_MS).
     this.http2.setTimeout(0);
     // node answers a CONNECT nobody listens for with a bare 405: refused as on HTTP/1.1 instead, with its reason and its count.
-    this.http2.on('connect', (_req, res) => onMalformed(answerStreamParseError(proxyName, connectRefused(), res as unknown as ProxyResponse)));
+    this.http2.on('connect', (_req, res) => answerStreamParseError(proxyName, connectRefused(), res as unknown as ProxyResponse, onMalformed));
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       limitSession(session, limits.h2IdleMs);
@@ -268,7 +265,7 @@ export class ProxyListener {
    */
   private refuseTlsInTunnel(socket: Socket, target: string): void {
     socket.destroy();
-    this.onMalformed(400);
+    this.onMalformed(400, `TLS began in the CONNECT tunnel to ${target} (an https:// URL); the mesh routes http:// URLs and adds mTLS itself`);
     this.tunnels!.onTls(target);
   }
 

@@ -43,7 +43,7 @@ import { peerConnector, peerMuxConnector, peerSessionConnector, peerSocket, peer
 import { inboundHandshakeFailureReason, inboundServerOptions, outboundConnectOptions, secureContextOptions, peerTrustDomainsOf, trustDomainOf } from './identity/tls-options.js';
 import { Lifecycle } from './lifecycle.js';
 import { reportReadiness } from './control-plane/readiness-report.js';
-import { listen, ProxyListener } from './listeners.js';
+import { listen, ProxyListener, type MalformedListener } from './listeners.js';
 import { H1Upstream } from './http1/client.js';
 import { MuxUpstream } from './mux/upstream.js';
 import { bootstrapToken, type SidecarOptions, type Upstream } from './options.js';
@@ -51,8 +51,9 @@ import { handleInbound, handleInboundUpgrade, handleOutbound, handleOutboundUpgr
 import { AuthorityServices } from './stages/decode.js';
 import { proxyName } from './stages/reply.js';
 import type { Connector } from './stages/upgrade.js';
-import { SidecarMetrics, type EdgeMetrics } from './telemetry/metrics.js';
+import { SidecarMetrics, type Direction, type EdgeMetrics } from './telemetry/metrics.js';
 import { TelemetryReporter } from './telemetry/reporter.js';
+import { AccessLog } from './telemetry/access-log.js';
 import { IdSource } from './telemetry/trace-context.js';
 
 /** The pluggable parts; static mode fills them from files, control-plane mode from the push stream. */
@@ -166,6 +167,9 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     : await openIdentity(options, logger);
   // Control-plane mode: snapshots (endpoints included) arrive on the push stream, which also carries telemetry up.
   const stream = options.config ? undefined : controlPlaneSource(options, identity, logger, (kind, json) => telemetry.command(kind, json));
+  const accessLog = options.accessLog === undefined ? undefined : await AccessLog.open({ destination: options.accessLog, format: options.accessLogFormat ?? 'json', metrics, logger });
+  // logrotate's postrotate `kill -HUP`: lines go to a new file at the path from here on.
+  if (accessLog?.isFile) process.on('SIGHUP', () => accessLog.reopen());
   const telemetry = new TelemetryReporter({
     service: options.service,
     instance: options.instanceId,
@@ -174,6 +178,7 @@ export async function runSidecar(given: SidecarOptions): Promise<void> {
     logger,
     sink: stream,
     otlpEndpoint: options.otlpEndpoint,
+    accessLog,
   });
   const sidecar = await startSidecar(options, {
     logger,
@@ -373,6 +378,11 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
 
   // ---- listeners ----------------------------------------------------------------------
   const recorder = parts.telemetry?.recorder ?? null;
+  const accessLog = parts.telemetry?.accessLog ?? null;
+  const malformed = (direction: Direction): MalformedListener => (status, detail) => {
+    metrics.malformedRequest(direction, status);
+    accessLog?.malformed(direction, status, detail);
+  };
   const maxBodyBytes = options.maxRequestBodyBytes;
   const maxHeaderBytes = options.maxRequestHeaderBytes;
   const outboundDeps: ExchangeDeps = { direction: 'outbound', proxyName: proxyName(options.service, 'outbound'), peerIsSidecar: tlsIdentity !== undefined, ids, lifecycle, metrics, random, recorder, maxBodyBytes, maxHeaderBytes };
@@ -407,7 +417,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
   const inbound = new ProxyListener({
     onRequest: (req, res) => handleInbound(inboundCtx, req, res),
     onUpgrade: (req, socket, head) => handleInboundUpgrade(inboundCtx, req, socket, head),
-    onMalformed: (status) => metrics.malformedRequest('inbound', status),
+    onMalformed: malformed('inbound'),
     proxyName: inboundDeps.proxyName,
     maxBodyBytes,
     maxHeaderBytes,
@@ -431,7 +441,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     new ProxyListener({
       onRequest: (req, res) => handleOutbound(ctx, req, res),
       onUpgrade: (req, socket, head) => handleOutboundUpgrade(ctx, req, socket, head),
-      onMalformed: (status) => metrics.malformedRequest('outbound', status),
+      onMalformed: malformed('outbound'),
       proxyName: outboundDeps.proxyName,
       maxBodyBytes,
       maxHeaderBytes,

@@ -13,6 +13,10 @@ export interface Upstream {
  */
 export const REQUEST_HEAD_BYTES = { default: 64 * 1024, min: 1024, max: 128 * 1024 } as const;
 
+/** `--access-log-format` (sidecar/telemetry/access-log.ts). */
+export const ACCESS_LOG_FORMATS = ['json', 'text'] as const;
+export type AccessLogFormat = (typeof ACCESS_LOG_FORMATS)[number];
+
 export interface SidecarOptions {
   readonly service: string;
   readonly version: string;
@@ -45,6 +49,9 @@ export interface SidecarOptions {
   readonly instanceId: string;
   /** `SKEIN_OTLP_ENDPOINT`, checked (otlp-endpoint.ts): spans are also posted there as OTLP/HTTP JSON. */
   readonly otlpEndpoint?: string;
+  /** `--access-log`: `stdout`, `stderr` or a file; none when off. */
+  readonly accessLog?: string;
+  readonly accessLogFormat?: AccessLogFormat;
 }
 
 /**

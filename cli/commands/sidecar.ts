@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { consulAddressFromEnv, durationFlagWithin, parseAdvertiseAddress, parseConsulAddress, parseDurationFlag, parseHostPort, parseInstanceId, parseServiceName, parseSizeFlag, parseTrustDomain, parseTrustDomainAliases, sizeFlagWithin } from '../flag-values.js';
 import { appHealthPath, subsetName } from '../../common/config/schema.js';
-import { REQUEST_HEAD_BYTES, type SidecarOptions, type Upstream } from '../../sidecar/options.js';
+import { ACCESS_LOG_FORMATS, REQUEST_HEAD_BYTES, type AccessLogFormat, type SidecarOptions, type Upstream } from '../../sidecar/options.js';
 import { formatSize } from '../../common/config/size.js';
 import { parsePortText } from '../../common/net/port-text.js';
 import { UsageError } from '../usage-error.js';
@@ -121,6 +121,13 @@ function otlpEndpointFromEnv(): string | undefined {
   return value;
 }
 
+/** `--access-log`: `off` (the default) is none; an empty value is a mistake, not off. */
+function parseAccessLog(value: string): string | undefined {
+  if (value === 'off') return undefined;
+  if (value.trim() === '') throw new InvalidArgumentError('give stdout, stderr, a file path, or off');
+  return value;
+}
+
 export function registerSidecar(program: Command): void {
   program
     .command('sidecar')
@@ -154,6 +161,8 @@ export function registerSidecar(program: Command): void {
         .argParser(sizeFlagWithin(REQUEST_HEAD_BYTES.min, REQUEST_HEAD_BYTES.max))
         .default(REQUEST_HEAD_BYTES.default, formatSize(REQUEST_HEAD_BYTES.default)),
     )
+    .addOption(envOption('--access-log <destination>', 'one line per request: stdout, stderr, a file path (appended to; reopened on SIGHUP), or off').argParser(parseAccessLog).default(undefined, 'off'))
+    .addOption(envOption('--access-log-format <format>', 'access log lines: json (one object a line) or text').choices(ACCESS_LOG_FORMATS).default('json'))
     .addOption(envOption('--advertise-address <address>', 'address peers connect to, registered in Consul (default: --inbound-host when it is one address, else the first non-loopback IPv4)').argParser(parseAdvertiseAddress))
     .addOption(envOption('--instance-id <id>', 'unique instance id: letters, digits, "-", "_", ".", ":" (default: service-version-random)').argParser(parseInstanceId))
     .addOption(new Option('--wait-ready', 'do not run a sidecar: wait until the one on --admin-port can carry the app\'s calls (config and certificates in hand), then exit 0 or run COMMAND'))
@@ -181,6 +190,7 @@ export function registerSidecar(program: Command): void {
       if ((flags.trustDomainAlias as string[]).length > 0 && !hasStaticIdentity) {
         throw new UsageError('--trust-domain-alias goes with a static identity (--cert-file): with --control-plane the control plane says which trust domains to take (skein control-plane --trust-domain-alias)');
       }
+      if (flags.accessLog === undefined && cmd.getOptionValueSource('accessLogFormat') === 'cli') throw new UsageError('--access-log-format goes with --access-log');
       if (flags.caFile && !flags.controlPlane && !hasStaticIdentity) throw new UsageError('--ca-file in static mode goes with --cert-file and --key-file: together they are the sidecar\'s identity');
       if (flags.controlPlane) {
         // The Hello announces both ports, and it goes out before the listeners are bound.
@@ -217,6 +227,8 @@ export function registerSidecar(program: Command): void {
         advertiseAddress: advertiseAddressOf(String(flags.inboundHost), flags.advertiseAddress as string | undefined),
         instanceId: (flags.instanceId as string | undefined) ?? `${service}-${String(flags.version)}-${randomBytes(4).toString('hex')}`,
         otlpEndpoint: otlpEndpointFromEnv(),
+        accessLog: flags.accessLog as string | undefined,
+        accessLogFormat: flags.accessLogFormat as AccessLogFormat,
       };
       const { runSidecar } = await import('../../sidecar/main.js');
       const { ListenError } = await import('../../sidecar/listeners.js');

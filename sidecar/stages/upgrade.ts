@@ -173,6 +173,7 @@ export function spliceUpgrade(ex: Exchange, client: Socket, head: Buffer, upstre
     socketReply(client, ex.deps.proxyName, status, reason, why);
     // Its span says why, as for any answer the sidecar made (Exchange.reply).
     ex.reason = reason;
+    ex.reasonDetail = why;
     ex.finish(status);
     release();
   };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { SpansMessage, StatsMessage, TapMessage } from '../../common/proto/telemetry.js';
 import { otlpTraceProblems } from '../../test/observability/otlp-structure.js';
-import type { Hop } from './hop.js';
+import { testHop as hop } from '../../test/support/hop.js';
 import { SidecarMetrics } from './metrics.js';
 import { otlpTraceJson, unixNanos } from './otlp.js';
 import { TelemetryReporter } from './reporter.js';
@@ -12,14 +12,6 @@ import { StatsAggregator } from '../../control-plane/observability/stats.js';
 import { TapBuffer } from './tap-buffer.js';
 
 const logger = pino({ level: 'silent' });
-
-function hop(metrics: SidecarMetrics, over: Partial<Hop> = {}): Hop {
-  return {
-    startedAt: 100, method: 'GET', url: '/items?secret=1', authority: 'catalog', destination: 'catalog',
-    traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: '', sampled: true,
-    edge: metrics.edge('outbound', 'web', 'catalog', 'v1'), attempts: 1, callerAttempt: undefined, retries: null, reason: undefined, deps: { direction: 'outbound' }, ...over,
-  };
-}
 
 describe('StatsDeltas', () => {
   it('reports what each edge counted since the last look, by class and bucket', async () => {

@@ -3,15 +3,16 @@
  * (`Telemetry{kind:"stats"}`), tap rows while the control plane holds a tap open
  * (`kind:"tap"`), and one span per hop to the control plane's trace store (`kind:"spans"`)
  * and to `SKEIN_OTLP_ENDPOINT` when set. Everything travels on the push stream the sidecar
- * already has; without a control plane (static mode) only OTLP export can be on.
+ * already has; without a control plane (static mode) only OTLP export can be on. The access
+ * log (`--access-log`, access-log.ts) is written from here too.
  *
- * The request path sees only `recorder` (null when nothing is exported): one call per
- * finished request, which queues a span and reads the tap's `open` flag.
+ * The request path sees only `recorder` (null when nothing is exported or logged): one call
+ * per finished request, which queues a span, reads the tap's `open` flag and writes a line.
  */
 import { Counter } from 'prom-client';
 import type { Logger } from '../../common/log.js';
 import type { EjectionState, TapStartCommand } from '../../common/proto/telemetry.js';
-import type { Hop } from './hop.js';
+import type { AccessLog, LoggedHop } from './access-log.js';
 import type { SidecarMetrics } from './metrics.js';
 import { OtlpExporter } from './otlp.js';
 import { SpanBuffer, type SpanSink } from './span-buffer.js';
@@ -22,7 +23,7 @@ import { TapBuffer } from './tap-buffer.js';
 export interface HopRecorder {
   /** Spans are exported: a retry of a sampled request gets a span of its own (RetryEvent.spanId). */
   readonly exportsSpans: boolean;
-  finished(hop: Hop, status: number, seconds: number): void;
+  finished(hop: LoggedHop, status: number, seconds: number): void;
 }
 
 /** The sidecar's mesh, as far as its stats messages read it (sidecar/cluster/mesh.ts). */
@@ -54,6 +55,8 @@ export interface TelemetryReporterOptions {
   readonly tapMaxPerSecond?: number;
   readonly tapFlushMs?: number;
   readonly spanFlushMs?: number;
+  /** `--access-log`, opened; closed with the reporter. */
+  readonly accessLog?: AccessLog;
 }
 
 class Recorder implements HopRecorder {
@@ -62,19 +65,23 @@ class Recorder implements HopRecorder {
   constructor(
     private readonly spans: SpanBuffer | null,
     private readonly tap: TapBuffer | null,
+    private readonly accessLog: AccessLog | null,
   ) {
     this.exportsSpans = spans !== null;
   }
 
-  finished(hop: Hop, status: number, seconds: number): void {
+  finished(hop: LoggedHop, status: number, seconds: number): void {
     if (this.spans !== null && hop.sampled) this.spans.add(hop, status, seconds);
     if (this.tap !== null && this.tap.open) this.tap.add(hop, status, seconds);
+    if (this.accessLog !== null) this.accessLog.write(hop, status, seconds);
   }
 }
 
 export class TelemetryReporter {
-  /** What the exchanges call; null when neither a control plane nor an OTLP endpoint is configured. */
+  /** What the exchanges call; null when there is no control plane, OTLP endpoint or access log. */
   readonly recorder: HopRecorder | null;
+  /** `--access-log`; null when off. */
+  readonly accessLog: AccessLog | null;
   private readonly tap: TapBuffer | null;
   private readonly spans: SpanBuffer | null;
   private readonly stats: StatsDeltas | null;
@@ -107,7 +114,8 @@ export class TelemetryReporter {
         ? null
         : new TapBuffer({ maxPerSecond: options.tapMaxPerSecond ?? 100, flushMs: options.tapFlushMs ?? 100, send: (message) => void sink.sendTelemetry('tap', JSON.stringify(message)) });
     this.stats = sink === undefined ? null : new StatsDeltas(metrics);
-    this.recorder = this.spans !== null || this.tap !== null ? new Recorder(this.spans, this.tap) : null;
+    this.accessLog = options.accessLog ?? null;
+    this.recorder = this.spans !== null || this.tap !== null || this.accessLog !== null ? new Recorder(this.spans, this.tap, this.accessLog) : null;
   }
 
   /** Handles the control plane's tap commands; false for commands that are not telemetry's. */
@@ -147,6 +155,7 @@ export class TelemetryReporter {
     await this.sendStats();
     this.tap?.stop();
     this.spans?.close();
+    await this.accessLog?.close();
   }
 
   private async sendStats(): Promise<void> {
