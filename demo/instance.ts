@@ -79,6 +79,9 @@ export class Instance {
       '--drain-timeout', '5s',
     ];
     if (mesh.consulUrl) args.push('--consul', mesh.consulUrl);
+    // The shop's entry logs every request it takes and every call it makes on (the other
+    // sidecars' lines would fill the disk of a demo left running under load).
+    if (spec.public) args.push('--access-log', paths.log(`${spec.id}.access`), '--access-log-format', 'text');
     // The bootstrap token (--token) goes in the environment, which only this user can read:
     // a command line is anyone's to read in `ps`, and the token, good for an hour, gets a
     // certificate with the service's identity from the control plane.

@@ -15,7 +15,7 @@ export function summaryBox(state: DemoState, cwd = process.cwd()): string {
     `Admin token      ${state.adminToken}`,
     `Registry         ${state.registry === 'consul' ? `Consul at ${state.consulUrl}` : 'built-in (control plane)'}`,
     `Load             ${state.loadRate > 0 ? `${state.loadRate} req/s: 60% browse, 30% view, 10% order (logs/load.log)` : 'off (--no-load)'}`,
-    `Data and logs    ${shown}  (logs/<instance>.log, logs/<instance>.sidecar.log)`,
+    `Data and logs    ${shown}  (logs/<instance>.log, logs/<instance>.sidecar.log, logs/gateway.access.log)`,
     '',
     'In another terminal:',
     `  export SKEIN_ADMIN_URL=${state.adminUrl} SKEIN_ADMIN_TOKEN=${state.adminToken}`,

@@ -62,6 +62,18 @@ describe('skein demo', () => {
     expect(readFileSync(join(demo.dataDir, 'logs', 'orders.log'), 'utf8')).toMatch(/listening on 127\.0\.0\.1:\d+/);
   });
 
+  it('keeps the gateway sidecar\'s access log: the shop\'s requests coming in, and its calls on to the services', async () => {
+    const res = await fetch(`${demo.state.gatewayUrl}/api/products`, { headers: { 'x-request-id': 'demo-access-log-1' } });
+    expect(res.status).toBe(200);
+    const path = join(demo.dataDir, 'logs', 'gateway.access.log');
+    // The gateway's app takes the request itself (its public port); its sidecar logs the calls it makes on, with the request id passed along.
+    const lines = await waitUntil(() => {
+      const found = readFileSync(path, 'utf8').split('\n').filter((l) => l.includes(' demo-access-log-1 '));
+      return found.length > 0 && found;
+    }, { what: 'the access log lines of the request' });
+    expect(lines.some((l) => /^\[\S+Z\] outbound "GET \S+ (http|grpc)" 200 /.test(l)), lines.join('\n')).toBe(true);
+  });
+
   it('places orders through the gateway, each customer\'s own, and their notifications arrive', async () => {
     const placed = await client.placeOrder('u1', [{ productId: 'p2', quantity: 2 }]);
     expect(placed.status).toBe(201);

@@ -9,32 +9,11 @@ import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Processes, makeCa, makeLeaf, startUpstream, tempDir, waitUntil, writeIdentity, writeTempConfig, type SpawnedSidecar, type TestUpstream } from '../support/index.js';
+import type { AccessLogRecord } from '../../sidecar/telemetry/access-log.js';
 import { rawExchange } from './http.js';
 import { metric, scrape, send } from './resilience-fixture.js';
 
-interface Line {
-  time: string;
-  direction: string;
-  source: string;
-  destination: string;
-  subset: string;
-  route: string;
-  protocol: string;
-  method: string;
-  authority: string;
-  path: string;
-  status: number;
-  reason?: string;
-  reasonDetail?: string;
-  durationMs: number;
-  attempts: number;
-  upstream: string;
-  requestBytes?: number;
-  responseBytes: number;
-  requestId: string;
-  traceId: string;
-  userAgent: string;
-}
+type Line = AccessLogRecord;
 
 const procs = new Processes();
 const upstreams: TestUpstream[] = [];
