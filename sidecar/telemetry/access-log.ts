@@ -5,7 +5,7 @@
  * stays null when nothing else records either).
  *
  * Lines go through pino's destination (sonic-boom): written asynchronously off the request's
- * turn, many lines per write under load. A destination that cannot keep up or fails loses
+ * turn, 8 KiB or a second's worth at a time. A destination that cannot keep up or fails loses
  * lines, never requests: past `MAX_BUFFERED_BYTES` waiting, lines are dropped and counted
  * (`skein_access_log_dropped_total`), and a failed write is logged once and tried again with
  * the next line.
@@ -23,6 +23,13 @@ const STREAMS: Readonly<Record<string, number>> = { stdout: 1, stderr: 2 };
 
 /** Lines waiting for the destination beyond this are dropped rather than held (a stalled disk must not grow the sidecar). */
 export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/**
+ * Lines are written once this many bytes wait, or every FLUSH_MS, as Envoy buffers its access
+ * logs: a write per line (a trip to libuv's thread pool and a system call) cost about 50 µs of
+ * CPU a request at 1000 rps, a quarter of what a sidecar spends on the request itself.
+ */
+const FLUSH_BYTES = 8 * 1024;
+const FLUSH_MS = 1000;
 
 /** What a line reads of a finished request, beyond the Hop the spans and the tap read; the Exchange has it all. */
 export interface LoggedHop extends Hop {
@@ -202,7 +209,13 @@ export class AccessLog {
   /** Opens the destination; rejects with AccessLogOpenError when it cannot be. */
   static async open(options: AccessLogOptions): Promise<AccessLog> {
     const fd = STREAMS[options.destination];
-    const stream = pino.destination({ dest: fd ?? options.destination, sync: false, maxLength: options.maxBufferedBytes ?? MAX_BUFFERED_BYTES });
+    const stream = pino.destination({
+      dest: fd ?? options.destination,
+      sync: false,
+      minLength: FLUSH_BYTES,
+      periodicFlush: FLUSH_MS,
+      maxLength: options.maxBufferedBytes ?? MAX_BUFFERED_BYTES,
+    });
     try {
       await once(stream, 'ready');
     } catch (err) {
