@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { thrown } from '../test/support/thrown.js';
 import { InjectError } from './errors.js';
 import { injectText } from './inject-text.js';
-import { DEFAULT_INJECT_OPTIONS } from './options.js';
+import { DEFAULT_INJECT_OPTIONS, type InjectOptions } from './options.js';
 
 type Sidecar = { environment: Record<string, string>; depends_on: string[] };
 
@@ -209,5 +209,28 @@ describe('Compose: labels written as a list', () => {
   it('takes a mapping key without a value as the label with an empty value, not "null"', () => {
     const text = `services:\n  web:\n    image: shop/web:1\n    expose: ["80"]\n    labels: {version: }\n`;
     expect(thrown(InjectError, () => injectText(text, DEFAULT_INJECT_OPTIONS)).message).toMatch(/field services\.web\.labels\.version: version "":/);
+  });
+});
+
+describe('Compose: skein.io/access-log', () => {
+  const withLabel = (labels: string): string => `services:\n  base:\n    image: shop/web:1\n    labels: {skein.io/inject: "false"}\n  web:\n    extends: base\n    expose: ["80"]\n    labels: {skein.io/inject: "true"${labels}}\n`;
+  const accessLog = (labels: string, accessLog: InjectOptions['accessLog']) => {
+    const environment = (parse(injectText(withLabel(labels), { ...DEFAULT_INJECT_OPTIONS, accessLog }).output) as { services: Record<string, Sidecar> }).services['web-skein']!.environment;
+    return [environment.SKEIN_ACCESS_LOG, environment.SKEIN_ACCESS_LOG_FORMAT];
+  };
+
+  it('gives the sidecar service an access log on stdout in the format asked for; the label overrides --access-log either way', () => {
+    expect(accessLog('', 'off')).toEqual([undefined, undefined]);
+    expect(accessLog('', 'text')).toEqual(['stdout', 'text']);
+    expect(accessLog(', skein.io/access-log: json', 'off')).toEqual(['stdout', 'json']);
+    expect(accessLog(', skein.io/access-log: "off"', 'json')).toEqual([undefined, undefined]);
+  });
+
+  it('refuses any other value, naming the label, inherited through extends too', () => {
+    expect(thrown(InjectError, () => injectText(withLabel(', skein.io/access-log: stdout'), DEFAULT_INJECT_OPTIONS)).message).toBe(
+      'document 1, field services.web.labels.skein.io/access-log: expected one of "json", "text", "off", got "stdout"',
+    );
+    const inherited = withLabel('').replace('{skein.io/inject: "false"}', '{skein.io/inject: "false", skein.io/access-log: "yes"}');
+    expect(thrown(InjectError, () => injectText(inherited, DEFAULT_INJECT_OPTIONS)).field).toBe('services.base.labels.skein.io/access-log');
   });
 });

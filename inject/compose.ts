@@ -11,7 +11,7 @@ import { Pair, isMap, isScalar, type Document } from 'yaml';
 import { parsePortText } from '../common/net/port-text.js';
 import { InjectError, describeDocument } from './errors.js';
 import { TO_STRING, describeOutcome, type InjectResult } from './kubernetes.js';
-import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, assertNotSidecarPort, isNamedVolume, switchValue, type InjectOptions } from './options.js';
+import { ANNOTATIONS, DEFAULT_INJECT_OPTIONS, accessLogValue, assertNotSidecarPort, isNamedVolume, switchValue, type InjectOptions } from './options.js';
 import { sidecarEnv, type ServiceParams } from './sidecar-container.js';
 import { isObj } from './pod.js';
 import { assertSidecarValue } from './sidecar-values.js';
@@ -286,6 +286,7 @@ function composeParams(name: string, effective: EffectiveService, options: Injec
   if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
     throw new InjectError('invalid-field', document, labelFields[ANNOTATIONS.appProtocol]!, `expected http or grpc, got "${protocol}"`);
   }
+  const accessLog = labels[ANNOTATIONS.accessLog];
   return {
     service: serviceName,
     version: labels.version ?? 'v1',
@@ -294,6 +295,7 @@ function composeParams(name: string, effective: EffectiveService, options: Injec
     appHealthPath: healthPath,
     transparent: false,
     redirectPorts: [],
+    accessLog: accessLog === undefined ? options.accessLog : accessLogValue(accessLog, document, labelFields[ANNOTATIONS.accessLog]!),
   };
 }
 

@@ -26,7 +26,7 @@ export interface InjectResult {
 export function describeOutcome(o: { what: string; status: WorkloadOutcome['status']; params?: WorkloadOutcome['params'] }): string {
   if (o.status !== 'injected' || !o.params) return `${o.what}: ${o.status === 'opted-out' ? 'opted out, left as is' : 'already injected, left as is'}`;
   const p = o.params;
-  return `${o.what}: injected (service ${p.service}, version ${p.version}, app port ${p.appPort}${p.transparent ? ', transparent' : ''})`;
+  return `${o.what}: injected (service ${p.service}, version ${p.version}, app port ${p.appPort}${p.transparent ? ', transparent' : ''}${p.accessLog === 'off' ? '' : `, access log ${p.accessLog}`})`;
 }
 
 export function injectKubernetesDocuments(source: string, docs: Document.Parsed[], options: InjectOptions): InjectResult {

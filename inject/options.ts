@@ -1,4 +1,13 @@
+import { ACCESS_LOG_FORMATS } from '../sidecar/options.js';
 import { InjectError } from './errors.js';
+
+/**
+ * `skein.io/access-log` and `--access-log`: the injected sidecar writes its access log to
+ * stdout, where `kubectl logs` and `docker compose logs` collect it, in one of the formats
+ * `skein sidecar --access-log-format` takes; or writes none.
+ */
+export const ACCESS_LOG_SETTINGS = [...ACCESS_LOG_FORMATS, 'off'] as const;
+export type AccessLogSetting = (typeof ACCESS_LOG_SETTINGS)[number];
 
 /** What `skein inject` and the injection webhook add, and where the injected sidecar finds the mesh. */
 export interface InjectOptions {
@@ -21,6 +30,8 @@ export interface InjectOptions {
   readonly caConfigMap: string;
   /** Compose: a volume (or host directory) holding the control plane's trust bundle as `ca.crt`, mounted read-only. */
   readonly composeCaVolume: string;
+  /** The sidecars' access log (per workload also `skein.io/access-log`). */
+  readonly accessLog: AccessLogSetting;
 }
 
 export const DEFAULT_INJECT_OPTIONS: InjectOptions = {
@@ -34,6 +45,7 @@ export const DEFAULT_INJECT_OPTIONS: InjectOptions = {
   drainTimeoutSeconds: 10,
   caConfigMap: 'skein-ca',
   composeCaVolume: 'skein-ca',
+  accessLog: 'off',
 };
 
 /** Compose: whether a volume source (`--compose-ca-volume`) names a volume rather than a host directory (`./ca`, `/srv/ca`, `~/ca`). */
@@ -63,6 +75,7 @@ export const ANNOTATIONS = {
   appHealthPath: 'skein.io/app-health-path',
   transparent: 'skein.io/transparent',
   redirectPorts: 'skein.io/redirect-ports',
+  accessLog: 'skein.io/access-log',
 } as const;
 
 /**
@@ -73,6 +86,16 @@ export const ANNOTATIONS = {
 export function switchValue(value: string, document: string, field: string): boolean {
   if (value !== 'true' && value !== 'false') throw new InjectError('invalid-field', document, field, `expected "true" or "false", got "${value}"`);
   return value === 'true';
+}
+
+/**
+ * A `skein.io/access-log` setting. Anything else (a "JSON", a "yes", a "stdout") is refused:
+ * taken as unset, the access log someone asked for would quietly not be written.
+ */
+export function accessLogValue(value: string, document: string, field: string): AccessLogSetting {
+  const setting = ACCESS_LOG_SETTINGS.find((s) => s === value);
+  if (setting === undefined) throw new InjectError('invalid-field', document, field, `expected one of ${ACCESS_LOG_SETTINGS.map((s) => `"${s}"`).join(', ')}, got "${value}"`);
+  return setting;
 }
 
 /**

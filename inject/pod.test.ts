@@ -160,6 +160,23 @@ describe('injectPodTemplate', () => {
     }
   });
 
+  test('access log: the annotation overrides --access-log either way, and the sidecar logs to stdout in that format', () => {
+    const accessLogEnv = (r: PodResult): Obj[] => injected(r).spec.initContainers[0].env.filter((e: Obj) => e.name.startsWith('SKEIN_ACCESS_LOG'));
+    expect(accessLogEnv(pod())).toEqual([]);
+    expect(accessLogEnv(pod({ annotations: { 'skein.io/access-log': 'text' } }))).toEqual([{ name: 'SKEIN_ACCESS_LOG', value: 'stdout' }, { name: 'SKEIN_ACCESS_LOG_FORMAT', value: 'text' }]);
+    expect(accessLogEnv(pod({}, { ...DEFAULT_INJECT_OPTIONS, accessLog: 'json' }))).toEqual([{ name: 'SKEIN_ACCESS_LOG', value: 'stdout' }, { name: 'SKEIN_ACCESS_LOG_FORMAT', value: 'json' }]);
+    expect(accessLogEnv(pod({ annotations: { 'skein.io/access-log': 'off' } }, { ...DEFAULT_INJECT_OPTIONS, accessLog: 'json' }))).toEqual([]);
+    expect(injected(pod({ annotations: { 'skein.io/access-log': 'json' } }, { ...DEFAULT_INJECT_OPTIONS, accessLog: 'text' })).params.accessLog).toBe('json');
+  });
+
+  test('access log: only "json", "text" or "off"; anything else is refused, naming the field, not taken as off', () => {
+    for (const value of ['JSON', 'yes', 'stdout', 'true', '']) {
+      const err = thrown(InjectError, () => pod({ annotations: { 'skein.io/access-log': value } }, { ...DEFAULT_INJECT_OPTIONS, accessLog: 'json' }));
+      expect([err.code, err.message], value).toEqual(['invalid-field',
+        `document 1 (Deployment/orders), field spec.template.metadata.annotations.skein.io/access-log: expected one of "json", "text", "off", got "${value}"`]);
+    }
+  });
+
   test('Skein names taken by the workload are refused, not overwritten', () => {
     const taken = thrown(InjectError, () => pod({ spec: { containers: [{ name: 'skein-sidecar', image: 'a', ports: [{ containerPort: 1 }] }] } }));
     expect(taken.field).toBe('spec.template.spec.containers[0].name');

@@ -6,7 +6,7 @@
  */
 import { parsePortText } from '../common/net/port-text.js';
 import { InjectError } from './errors.js';
-import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, assertNotSidecarPort, switchValue, type InjectOptions } from './options.js';
+import { ANNOTATIONS, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, accessLogValue, assertNotSidecarPort, switchValue, type InjectOptions } from './options.js';
 import { bootstrapVolume, redirectInitContainer, sidecarContainer, type ServiceParams } from './sidecar-container.js';
 import { assertSidecarValue } from './sidecar-values.js';
 
@@ -145,7 +145,9 @@ function resolveParams(containers: Obj[], lookup: Lookup, options: InjectOptions
   if (portsAnnotation) {
     redirectPorts = portsAnnotation.value.split(',').map((s) => parsePortText(s.trim()) ?? fail('invalid-field', portsAnnotation.field, `expected comma-separated ports (decimal, 1-65535), got "${portsAnnotation.value}"`));
   }
-  return { service: named.value, version: versionLabel?.value ?? 'v1', appPort, appProtocol, appHealthPath: health?.value, transparent, redirectPorts };
+  const accessLogAnnotation = lookup('annotations', ANNOTATIONS.accessLog);
+  const accessLog = accessLogAnnotation ? accessLogValue(accessLogAnnotation.value, document, accessLogAnnotation.field) : options.accessLog;
+  return { service: named.value, version: versionLabel?.value ?? 'v1', appPort, appProtocol, appHealthPath: health?.value, transparent, redirectPorts, accessLog };
 }
 
 interface DeclaredPort {

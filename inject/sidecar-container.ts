@@ -7,7 +7,7 @@
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
-import { BOOTSTRAP_DIR, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, tokenSecretName, type InjectOptions } from './options.js';
+import { BOOTSTRAP_DIR, BOOTSTRAP_VOLUME, INIT_CONTAINER, SIDECAR_CONTAINER, SIDECAR_UID, tokenSecretName, type AccessLogSetting, type InjectOptions } from './options.js';
 import { redirectScript } from './transparent.js';
 
 /** What injection learned about one workload (from labels, annotations and container ports). */
@@ -19,6 +19,8 @@ export interface ServiceParams {
   readonly appHealthPath?: string;
   readonly transparent: boolean;
   readonly redirectPorts: readonly number[];
+  /** `skein.io/access-log`, else `--access-log`. */
+  readonly accessLog: AccessLogSetting;
 }
 
 /**
@@ -44,6 +46,7 @@ export function sidecarEnv(params: ServiceParams, options: InjectOptions): Array
     ['SKEIN_CONTROL_PLANE', options.controlPlane],
     ['SKEIN_DRAIN_TIMEOUT', `${options.drainTimeoutSeconds}s`],
     ...(options.consul ? [['CONSUL_HTTP_ADDR', options.consul] as [string, string]] : []),
+    ...(params.accessLog === 'off' ? [] : [['SKEIN_ACCESS_LOG', 'stdout'], ['SKEIN_ACCESS_LOG_FORMAT', params.accessLog]] as Array<[string, string]>),
   ];
 }
 

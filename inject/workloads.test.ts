@@ -26,3 +26,18 @@ describe('an unknown kind carrying a pod template', () => {
     expect(injectObject(rollout({}, { labels: { app: 'checkout', 'skein.io/inject': 'false' } }), 0, DEFAULT_INJECT_OPTIONS)).toEqual([]);
   });
 });
+
+describe("settings on a workload's own metadata", () => {
+  // Its pods never carry them, so neither the webhook nor skein inject reads them: said, not silently dropped.
+  test('skein.io/access-log there is ignored, with a warning naming it', () => {
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'orders', annotations: { 'skein.io/access-log': 'json' } },
+      spec: { template: { metadata: { labels: { app: 'orders' } }, spec: { containers: [{ name: 'c', image: 'c', ports: [{ containerPort: 8080 }] }] } } },
+    };
+    const [outcome] = injectObject(deployment, 0, DEFAULT_INJECT_OPTIONS);
+    expect(outcome!.params!.accessLog).toBe('off');
+    expect(outcome!.warning).toMatch(/^metadata\.annotations\.skein\.io\/access-log is set on the Deployment itself, not on its pod template, and ignored/);
+  });
+});

@@ -1,7 +1,7 @@
 /** `skein inject -f FILE`: add the sidecar to Kubernetes manifests or a Compose file, printed on stdout. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parsePortText } from '../../common/net/port-text.js';
-import { DEFAULT_INJECT_OPTIONS, isNamedVolume, type InjectOptions } from '../../inject/options.js';
+import { ACCESS_LOG_SETTINGS, DEFAULT_INJECT_OPTIONS, isNamedVolume, type AccessLogSetting, type InjectOptions } from '../../inject/options.js';
 import { parseConsulAddress, parseHostPort, parseImageReference, parseKubernetesName } from '../flag-values.js';
 import { readInputFile } from '../input-file.js';
 
@@ -46,6 +46,7 @@ export function registerInject(program: Command): void {
     .addOption(new Option('--drain-timeout <seconds>', 'sidecar drain on shutdown; the grace period is raised to fit it').argParser(parseSeconds).default(10, '10s'))
     .addOption(new Option('--ca-config-map <name>', 'Kubernetes: ConfigMap with the trust bundle under key ca.crt').argParser(parseKubernetesName).default(DEFAULT_INJECT_OPTIONS.caConfigMap))
     .addOption(new Option('--compose-ca-volume <volume>', "Compose: volume (or host directory) holding the control plane's ca.crt").argParser(parseComposeVolume).default(DEFAULT_INJECT_OPTIONS.composeCaVolume))
+    .addOption(new Option('--access-log <format>', 'sidecar access log on its stdout: json, text or off (per workload: skein.io/access-log)').choices(ACCESS_LOG_SETTINGS).default(DEFAULT_INJECT_OPTIONS.accessLog))
     .option('-q, --quiet', 'print no per-workload notes on stderr')
     .action(async (flags: Record<string, unknown>) => {
       const { injectText } = await import('../../inject/inject-text.js');
@@ -59,6 +60,7 @@ export function registerInject(program: Command): void {
         drainTimeoutSeconds: flags.drainTimeout as number,
         caConfigMap: String(flags.caConfigMap),
         composeCaVolume: String(flags.composeCaVolume),
+        accessLog: flags.accessLog as AccessLogSetting,
       };
       const file = String(flags.file);
       // Everything is injected in memory first: an error leaves stdout empty.

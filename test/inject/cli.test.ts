@@ -42,6 +42,17 @@ describe('skein inject', () => {
     expect(init[0].command[2]).toContain('--dport 8080 -j REDIRECT --to-ports 15001');
   });
 
+  test('--access-log gives every injected sidecar an access log on its stdout; a workload\'s skein.io/access-log overrides it, and the note says so', () => {
+    const r = skein(['inject', '-f', join(FIXTURES, 'pod-replicaset-annotations.yaml'), '--access-log', 'text']);
+    expect(r.status, r.stderr).toBe(0);
+    const [pod, replicaSet] = r.stdout.split('\n---\n').map((doc) => parse(doc));
+    const accessLog = (spec: { initContainers: Array<{ env: Array<{ name: string; value?: string }> }> }) => spec.initContainers[0]!.env.filter((e) => e.name.startsWith('SKEIN_ACCESS_LOG'));
+    expect(accessLog(pod.spec)).toEqual([{ name: 'SKEIN_ACCESS_LOG', value: 'stdout' }, { name: 'SKEIN_ACCESS_LOG_FORMAT', value: 'json' }]);
+    expect(accessLog(replicaSet.spec.template.spec)).toEqual([{ name: 'SKEIN_ACCESS_LOG', value: 'stdout' }, { name: 'SKEIN_ACCESS_LOG_FORMAT', value: 'text' }]);
+    expect(r.stderr).toContain('pod/debug-users: injected (service users, version v1, app port 3000, access log json)');
+    expect(r.stderr).toContain('replicaset/payments-legacy: injected (service payments, version v0, app port 9090, access log text)');
+  });
+
   test('invalid input: exit 1, the document and field named, nothing on stdout', () => {
     const r = skein(['inject', '-f', join(FIXTURES, 'errors', 'host-network.yaml')]);
     expect(r.status).toBe(1);
@@ -93,6 +104,8 @@ describe('skein inject', () => {
     // `skein sidecar --drain-timeout` takes 0s to 24h: past that every injected sidecar would refuse to start.
     ['--drain-timeout', '86401s', /option '--drain-timeout <seconds>' argument '86401s' is invalid\. .*at most 86400s \(24h\)/],
     ['--drain-timeout', '99999999999999999999', /at most 86400s \(24h\)/],
+    // Only the formats skein sidecar writes, or off: a destination (stdout, a file) is not the workload's choice.
+    ['--access-log', 'stdout', /option '--access-log <format>' argument 'stdout' is invalid\. Allowed choices are json, text, off\./],
   ])('%s %j is a usage error (exit 2), nothing on stdout', (flag, value, message) => {
     const r = skein(['inject', '-f', join(FIXTURES, 'list.yaml'), flag, value]);
     expect(r.status).toBe(2);
