@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { parseConsulAddress, durationFlagWithin, parseHostPort, parseImageReference, parsePositiveSizeFlag, parseTrustDomain, parseTrustDomainAliases } from '../flag-values.js';
 import { CONSUL_SWEEP_MS, type ControlPlaneOptions } from '../../control-plane/options.js';
-import { DEFAULT_INJECT_OPTIONS } from '../../inject/options.js';
+import { ACCESS_LOG_SETTINGS, DEFAULT_INJECT_OPTIONS, type AccessLogSetting } from '../../inject/options.js';
 import type { StoreKind } from '../../control-plane/store/open.js';
 import { UsageError } from '../usage-error.js';
 import { envOption } from '../env-option.js';
@@ -49,6 +49,7 @@ export function registerControlPlane(program: Command): void {
     .addOption(envOption('--inject-image <image>', 'webhook: sidecar image').argParser(parseImageReference).default(DEFAULT_INJECT_OPTIONS.image))
     .addOption(envOption('--inject-control-plane <host:port>', 'webhook: control-plane gRPC address as workloads see it').argParser(parseHostPort).default(DEFAULT_INJECT_OPTIONS.controlPlane))
     .addOption(envOption('--inject-consul <url>', 'webhook: Consul agent URL for injected sidecars').argParser(parseConsulAddress))
+    .addOption(envOption('--inject-access-log <format>', "webhook: injected sidecars' access log on their stdout: json, text or off (per workload: skein.io/access-log)").choices(ACCESS_LOG_SETTINGS).default(DEFAULT_INJECT_OPTIONS.accessLog))
     .action(async (flags: Record<string, unknown>) => {
       if (flags.store === 'consul' && !flags.consul) throw new UsageError('--store consul needs --consul URL (or CONSUL_HTTP_ADDR)');
       const aliases = flags.trustDomainAlias as string[];
@@ -80,6 +81,7 @@ export function registerControlPlane(program: Command): void {
           image: String(flags.injectImage),
           controlPlane: String(flags.injectControlPlane),
           consul: flags.injectConsul as string | undefined,
+          accessLog: flags.injectAccessLog as AccessLogSetting,
         },
       };
       const { runControlPlane } = await import('../../control-plane/main.js');

@@ -95,6 +95,7 @@ describe('refused starts', () => {
       [['--inject-image', 'Bad Image'], 'not an image reference'],
       [['--inject-control-plane', 'no port here'], 'expected HOST:PORT'],
       [['--inject-consul', 'ftp://consul:8500'], "option '--inject-consul <url>' argument 'ftp://consul:8500' is invalid"],
+      [['--inject-access-log', 'stdout'], "option '--inject-access-log <format>' argument 'stdout' is invalid. Allowed choices are json, text, off."],
       [['--webhook-port', '0x3039'], 'not a port number: 0x3039 (a decimal number from 0 to 65535)'],
     ] as const) {
       const dataDir = join(tempDir('skein-cp-'), 'never-created');

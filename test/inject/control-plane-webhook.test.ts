@@ -25,7 +25,7 @@ function sidecarOf(answer: { response: { patch: string } }): { image: string; en
 beforeAll(async () => {
   webhookPort = await freePort();
   cp = await startControlPlane(procs, {
-    args: ['--webhook-port', String(webhookPort), '--tls-san', SERVICE_HOST, '--inject-image', 'registry.example.com/skein:7', '--inject-control-plane', 'cp.example:15012'],
+    args: ['--webhook-port', String(webhookPort), '--tls-san', SERVICE_HOST, '--inject-image', 'registry.example.com/skein:7', '--inject-control-plane', 'cp.example:15012', '--inject-access-log', 'json'],
   });
 });
 
@@ -48,6 +48,22 @@ describe('skein control-plane --webhook-port', () => {
     const sidecar = sidecarOf(answer);
     expect(sidecar.image).toBe('registry.example.com/skein:7');
     expect(sidecar.env).toContainEqual({ name: 'SKEIN_CONTROL_PLANE', value: 'cp.example:15012' });
+    expect(sidecar.env).toContainEqual({ name: 'SKEIN_ACCESS_LOG_FORMAT', value: 'json' });
+  });
+
+  test("a pod's skein.io/access-log overrides --inject-access-log; a value other than json, text or off denies the pod, naming the field", async () => {
+    const annotated = (value: string): string => {
+      const parsed = JSON.parse(review) as { request: { object: { metadata: { annotations: Record<string, string> } } } };
+      parsed.request.object.metadata.annotations['skein.io/access-log'] = value;
+      return JSON.stringify(parsed);
+    };
+    const answer = async (body: string) => (await (await fetch(`${cp.adminUrl}/api/v1/inject`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { response: any };
+    expect(sidecarOf(await answer(annotated('off'))).env.filter((e) => e.name.startsWith('SKEIN_ACCESS_LOG'))).toEqual([]);
+    expect(sidecarOf(await answer(annotated('text'))).env).toContainEqual({ name: 'SKEIN_ACCESS_LOG_FORMAT', value: 'text' });
+    expect((await answer(annotated('JSON'))).response).toMatchObject({
+      allowed: false,
+      status: { code: 422, message: 'skein injection: Pod shop/orders-7d9c5b8f6c-*, field metadata.annotations.skein.io/access-log: expected one of "json", "text", "off", got "JSON"' },
+    });
   });
 
   test('the admin API answers the same review on POST /api/v1/inject, and describes it in OpenAPI', async () => {
