@@ -201,7 +201,9 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
     })();
 
     // The catalog sidecar is stopped so it cannot register again before the control plane reads
-    // the restarted agent's catalog: the order a slow sidecar (or a busy host) gives.
+    // the restarted agent's catalog: the order a slow sidecar (or a busy host) gives. A service
+    // back only after the resync hold is left out by design, so what this test can show is
+    // bounded by the hold, which counts from that read.
     catalog.child.kill('SIGSTOP');
     await consul.kill();
     cp.child.kill('SIGKILL');
@@ -216,11 +218,15 @@ describe('control plane on Consul (catalog and KV store)', { timeout: 90_000 }, 
       await consul.restart();
       again = await restartControlPlane();
     }
-    // Read: web registered again and passing, catalog not yet.
+    // Read (snapshots no longer `held from sidecars`: the hold counts from here), without catalog,
+    // web connected. Catalog comes back right after, not once web is back and passing too: web's
+    // return (its registration keeper backs off up to 5 s, then a 2 s check interval, more when a
+    // busy host fails a check) would spend the hold, past whose end web is sent the catalog as
+    // Consul lists it then, without catalog.
     await waitUntil(async () => {
-      const snapshot = (await again.api.get<{ services: Record<string, { endpoints?: unknown[] }> }>('/api/v1/snapshot')).body;
+      const snapshot = (await again.api.get<{ services: Record<string, unknown> }>('/api/v1/snapshot')).body;
       const proxies = (await again.api.get<{ proxies: { service: string }[] }>('/api/v1/proxies')).body.proxies;
-      return snapshot.services.web?.endpoints?.length === 1 && snapshot.services.catalog === undefined && proxies.some((p) => p.service === 'web');
+      return again.child.output().includes('"msg":"snapshot published"') && snapshot.services.catalog === undefined && proxies.some((p) => p.service === 'web');
     }, { timeoutMs: 30_000, what: 'the restarted control plane to read a catalog without catalog, web connected' });
     const read = Date.now();
     await waitUntil(() => samples.filter((s) => s.at > read).length >= 10, { timeoutMs: 5_000, what: 'ten samples of web\'s config after the read' });
