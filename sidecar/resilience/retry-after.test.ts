@@ -17,6 +17,17 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs('Mon, 07 Dec 2026 20:59:00 GMT', now)).toBe(0);
   });
 
+  it('reads the asctime form, which names no zone, as UTC whatever the host\'s time zone', () => {
+    const zone = process.env.TZ;
+    try {
+      process.env.TZ = 'America/New_York';
+      expect(retryAfterMs('Mon Dec  7 21:00:03 2026', now)).toBe(3000);
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('is 0, the ordinary backoff, for no header or one it cannot read', () => {
     for (const value of [undefined, '', '1.5', '-1', 'soon', '2s', 'Mon, 99 Foo 2026']) expect(retryAfterMs(value, now), String(value)).toBe(0);
   });
