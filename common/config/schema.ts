@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { normaliseTarget } from '../http/request-target.js';
 import { re2OnlySyntax } from '../routing/re2-syntax.js';
 import { matchesEveryRequest } from '../routing/match.js';
+import { ALL_ENDPOINTS } from '../routing/split.js';
 import { backtrackRisk } from '../routing/regex-safety.js';
 import { exactDuration, formatDuration, wholeMs } from './duration.js';
 import { hiddenRules } from './intention-precedence.js';
@@ -370,6 +371,42 @@ export type RouteRateLimit = z.output<typeof routeRateLimit>;
 /** `burst` is set (defaulted) exactly when `requestsPerSecond` is. */
 export type RateLimitPolicy = { perSource?: BucketLimit; sources?: Record<string, BucketLimit>; routes?: RouteRateLimit[] } & ({ requestsPerSecond: number; burst: number } | { requestsPerSecond?: undefined; burst?: undefined });
 
+/** The most failover targets a subset may list (Consul sets no limit): each is tried on a request whose subset has no healthy endpoint. */
+export const MAX_FAILOVER_TARGETS = 8;
+
+/**
+ * One failover target: a subset of this service, a service (over all its endpoints), or a
+ * subset of another service. `service` absent is this service; `subset` absent, the target
+ * service's catch-all over every endpoint (`*`, as a route without a split sends to).
+ */
+export const failoverTarget = z
+  .object({ service: serviceName.optional(), subset: subsetName.optional() })
+  .strict()
+  .refine((t) => t.service !== undefined || t.subset !== undefined, 'give subset, service or both (subset alone is a subset of this service)');
+
+/**
+ * Consul's service-resolver `Failover`: per subset (`*`: any subset without an entry of its
+ * own, the catch-all included), the targets its requests go to, in order, when it has no
+ * healthy endpoint. Targets are not followed further (a target's own failover is not applied),
+ * so lists cannot loop.
+ */
+export const failover = z
+  .record(z.string().refine((k) => k === ALL_ENDPOINTS || subsetName.safeParse(k).success, 'must be a subset name (letters, digits, "-", "_" or "."), or "*" for every subset without a list of its own'), z.array(failoverTarget).min(1, 'list at least one target (leave the subset out for none)').max(MAX_FAILOVER_TARGETS, `lists at most ${MAX_FAILOVER_TARGETS} targets`))
+  .superRefine((lists, ctx) => {
+    for (const [key, targets] of Object.entries(lists)) {
+      const seen = new Map<string, number>();
+      targets.forEach((t, i) => {
+        if (t.service !== undefined || t.subset !== undefined) {
+          const id = `${t.service ?? ''}/${t.subset ?? ALL_ENDPOINTS}`;
+          const first = seen.get(id);
+          if (t.service === undefined && t.subset === key) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key, i, 'subset'], message: `is the subset this list is for: a subset cannot fail over to itself` });
+          else if (first !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key, i], message: `is the same target as [${first}]` });
+          else seen.set(id, i);
+        }
+      });
+    }
+  });
+
 const servicePolicyFields = z
   .object({
     protocol: z.enum(['http', 'grpc']).default('http'),
@@ -389,6 +426,8 @@ const servicePolicyFields = z
     onlyPassing: z.boolean().default(false),
     /** Requests its instances admit, each on its own (absent: no limit). */
     rateLimit: rateLimitPolicy.optional(),
+    /** Where a subset's requests go when it has no healthy endpoint (absent: answered 503 no-healthy-endpoints). */
+    failover: failover.optional(),
     /** Static mode only; otherwise endpoints come from discovery. */
     endpoints: z.array(endpoint).optional(),
   })
@@ -701,6 +740,7 @@ export const snapshot = z
  */
 export const authoredSnapshot = snapshot.extend({ intentions: authoredIntentions.optional() }).superRefine((value, ctx) => {
   for (const [service, policy] of Object.entries(value.services)) {
+    failoverServiceProblems(service, policy, value.services, ctx);
     const seen = new Map<string, number>();
     policy.endpoints?.forEach((e, index) => {
       const key = `${e.address.toLowerCase()} port ${e.port}`;
@@ -710,6 +750,33 @@ export const authoredSnapshot = snapshot.extend({ intentions: authoredIntentions
     });
   }
 });
+
+/**
+ * What a service's failover lists say of other services, which its policy alone cannot judge:
+ * a target service the snapshot does not list, or one of another protocol (its endpoints speak
+ * what the request was not made for), and a target naming this service that is its own key or
+ * another target again. Only where an operator writes the whole snapshot: a pushed one may lose
+ * a target service with its last instance, and its sidecars skip such a target.
+ */
+function failoverServiceProblems(service: string, policy: ServicePolicy, services: Readonly<Record<string, ServicePolicy>>, ctx: z.RefinementCtx): void {
+  for (const [key, targets] of Object.entries(policy.failover ?? {})) {
+    const seen = new Map<string, number>();
+    targets.forEach((t, i) => {
+      const path = ['services', service, 'failover', key, i];
+      const target = t.service ?? service;
+      const other = ownEntry(services, target);
+      if (other === undefined) return ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, 'service'], message: `names ${target}, which is not in services: list it there (with its endpoints) or leave the target out` });
+      if (other.protocol !== policy.protocol) return ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, 'service'], message: `${target} speaks ${other.protocol}, ${service} ${policy.protocol}: a request fails over only to a service of its own protocol` });
+      const id = `${target}/${t.subset ?? ALL_ENDPOINTS}`;
+      const first = seen.get(id);
+      if (first === undefined) seen.set(id, i);
+      // Targets that leave service out are judged by the policy's own checks.
+      if (t.service === undefined && (first === undefined || targets[first]!.service === undefined)) return;
+      if (target === service && (t.subset ?? ALL_ENDPOINTS) === key) ctx.addIssue({ code: z.ZodIssueCode.custom, path, message: `is ${service}/${key}, the subset this list is for: a subset cannot fail over to itself` });
+      else if (first !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path, message: `is the same target as [${first}]` });
+    });
+  }
+}
 
 export type SnapshotInput = z.input<typeof snapshot>;
 export type Snapshot = z.output<typeof snapshot>;
@@ -730,6 +797,8 @@ export type IntentionRuleInput = z.input<typeof intentionRule>;
 export type IntentionPermission = z.output<typeof intentionPermission>;
 export type Fault = z.output<typeof fault>;
 export type HashOn = z.output<typeof hashOn>;
+export type Failover = z.output<typeof failover>;
+export type FailoverTarget = z.output<typeof failoverTarget>;
 export type Rewrite = z.output<typeof rewrite>;
 export type HeaderChanges = z.output<ReturnType<typeof headerChanges>>;
 

@@ -7,7 +7,8 @@
  * knows, by a static sidecar without --consul against the endpoints its file lists.
  */
 import { ownEntry } from './own.js';
-import type { Snapshot } from './schema.js';
+import { ALL_ENDPOINTS } from '../routing/split.js';
+import type { ServicePolicy, Snapshot } from './schema.js';
 
 /** A subset named by a rule, with the rule's path, e.g. `['[1].split.v2', 'v2']`. */
 export type SubsetUse = readonly [path: string, subset: string];
@@ -41,11 +42,41 @@ export function unknownSubsetProblems(service: string, uses: readonly SubsetUse[
  * rule fails quietly, and emptying a service's endpoints must not need its routes edited.
  */
 export function snapshotSubsetProblems(snapshot: Pick<Snapshot, 'services' | 'routes'>): string[] {
-  return Object.entries(snapshot.routes).flatMap(([service, rules]) => {
+  const known = (service: string): Set<string> | undefined => {
     const policy = ownEntry(snapshot.services, service);
-    if (!policy?.endpoints?.length) return [];
-    return unknownSubsetProblems(service, subsetUses(rules, `routes.${service}`), knownSubsets(Object.keys(policy.subsets), policy.endpoints));
+    return policy?.endpoints?.length ? knownSubsets(Object.keys(policy.subsets), policy.endpoints) : undefined;
+  };
+  const routes = Object.entries(snapshot.routes).flatMap(([service, rules]) => {
+    const subsets = known(service);
+    return subsets === undefined ? [] : unknownSubsetProblems(service, subsetUses(rules, `routes.${service}`), subsets);
   });
+  const failovers = Object.entries(snapshot.services).flatMap(([service, policy]) =>
+    failoverSubsetUses(service, policy.failover).flatMap(([target, uses]) => {
+      const subsets = known(target);
+      return subsets === undefined ? [] : unknownSubsetProblems(target, uses, subsets);
+    }),
+  );
+  return [...routes, ...failovers];
+}
+
+/**
+ * The subsets a service's failover lists name, by the service they are of, each with its path
+ * (`services.catalog.failover.v2` for a list's own subset, `…v2[0].subset` for a target's).
+ */
+function failoverSubsetUses(service: string, failover: ServicePolicy['failover']): [service: string, uses: SubsetUse[]][] {
+  const uses = new Map<string, SubsetUse[]>([[service, []]]);
+  const use = (of: string, path: string, subset: string) => {
+    if (!uses.has(of)) uses.set(of, []);
+    uses.get(of)!.push([path, subset]);
+  };
+  for (const [key, targets] of Object.entries(failover ?? {})) {
+    const path = `services.${service}.failover.${key}`;
+    if (key !== ALL_ENDPOINTS) use(service, path, key);
+    targets.forEach((t, i) => {
+      if (t.subset !== undefined) use(t.service ?? service, `${path}[${i}].subset`, t.subset);
+    });
+  }
+  return [...uses];
 }
 
 function unknownSubset(service: string, subset: string): string {
