@@ -38,7 +38,7 @@ function baselineRefuses(s: SnapshotInput): string[] {
 describe('lackedFeatures', () => {
   it('is every listed feature for a sidecar that names none (one built before the list), and ignores names this build does not know', () => {
     expect(lackedFeatures([])).toEqual([...SNAPSHOT_FEATURES]);
-    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions']);
+    expect(lackedFeatures(['rate-limit', 'from-the-future'])).toEqual(['ring-hash', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions', 'failover']);
     expect(lackedFeatures(SNAPSHOT_FEATURES)).toEqual([]);
   });
 });
@@ -196,6 +196,28 @@ describe('snapshotWithout for a sidecar without l7-intentions', () => {
     expect(snapshotWithout(withPermissions, ['rate-limit']).snapshot).toBe(withPermissions);
     const l4: SnapshotInput = { intentions: { rules: [{ source: 'gateway', destination: 'orders', action: 'allow' }] } };
     expect(snapshotWithout(l4, ['l7-intentions']).snapshot).toBe(l4);
+  });
+});
+
+describe('snapshotWithout for a sidecar without failover', () => {
+  const withFailover: SnapshotInput = {
+    services: {
+      catalog: { timeout: '2s', failover: { v2: [{ subset: 'v1' }], '*': [{ service: 'catalog-dr' }] }, endpoints },
+      'catalog-dr': { endpoints },
+    },
+  };
+
+  it("drops a service's failover lists, each service's loss seen by its callers, and keeps the rest of its policy", () => {
+    const { snapshot: sent, leftOut } = snapshotWithout(withFailover, ['failover']);
+    expect(sent.services).toEqual({ catalog: { timeout: '2s', endpoints }, 'catalog-dr': withFailover.services!['catalog-dr'] });
+    expect(leftOut).toEqual([
+      { feature: 'failover', service: 'catalog', changes: 'callers', means: 'catalog: no failover (v2, *): a subset with no healthy endpoint is answered 503 no-healthy-endpoints' },
+    ]);
+    expect(runsWithoutAs('web', leftOut)).toEqual([leftOut[0]!.means]);
+  });
+
+  it('copies nothing for a sidecar that understands it', () => {
+    expect(snapshotWithout(withFailover, lackedFeatures(SNAPSHOT_FEATURES)).snapshot).toBe(withFailover);
   });
 });
 

@@ -11,7 +11,7 @@
 import { ruleName, type HashOn, type IntentionRuleInput, type RouteRuleInput, type ServicePolicyInput, type SnapshotInput } from './schema.js';
 
 /** What this build's schema understands beyond the baseline; its sidecars send it in their Hello. */
-export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions'] as const;
+export const SNAPSHOT_FEATURES = ['ring-hash', 'rate-limit', 'only-passing', 'route-changes', 'retry-status-codes', 'l7-intentions', 'failover'] as const;
 
 export type SnapshotFeature = (typeof SNAPSHOT_FEATURES)[number];
 
@@ -114,6 +114,13 @@ const FEATURES: Readonly<Record<SnapshotFeature, FeatureFields>> = {
         changes: 'instances',
         means: `${service === '*' ? 'every service' : service}: denies every call from ${r.source === '*' ? 'any service' : r.source} (its intention's HTTP permissions need a newer sidecar)`,
       }),
+    },
+  },
+  failover: {
+    policy: {
+      fields: ['failover'],
+      uses: (p) => p.failover !== undefined,
+      loss: (service, p) => ({ changes: 'callers', means: `${service}: no failover (${Object.keys(p.failover!).join(', ')}): a subset with no healthy endpoint is answered 503 no-healthy-endpoints` }),
     },
   },
 };
