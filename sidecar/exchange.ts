@@ -21,7 +21,9 @@ import { CallerFaultError, isSkeinError, REASONS, type Reason } from '../common/
 import { H1_MALFORMED } from './http1/client.js';
 import { BodyNotReadError, BodyTooLargeError, ClientBodyError } from './http1/incoming.js';
 import { BodyCutOffError, bodyTaken, sentThenRest, watchBody } from './cluster/request-body.js';
-import { admitTry, latestSubset, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
+import type { SubsetFailover } from './cluster/failover.js';
+import { admitTry, latestSubset, refusalText, type RouteRuntime, type ServiceRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
+import type { UpstreamEndpoint } from './cluster/upstream-endpoint.js';
 import { codedError, type CallControl } from './cluster/upstream-dispatcher.js';
 import type { InFlightRequest, Lifecycle } from './lifecycle.js';
 import { HEAD_LIMIT_MS } from './listeners.js';
@@ -267,6 +269,8 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   /** The status of the latest answer given up for a retry: an answer the sidecar makes after it says so (Proxy-Status `received-status`). */
   private receivedStatus: number | undefined = undefined;
   current: AttemptHandler | null = null;
+  /** The request went to a failover target (failOver): its retries stay there, and the target's own failover is not applied. */
+  failedOver = false;
   /** The endpoint of the latest attempt: a retry goes elsewhere when another is healthy. */
   lastEndpoint: AttemptHandler['endpoint'] | undefined = undefined;
   /** The request's hash key for a `ring-hash` destination (every try of it picks by the same key); undefined for none. */
@@ -550,11 +554,15 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       else this.reply('timeout', `the call's deadline passed before it was sent to ${this.destination}`);
       return;
     }
-    const subset = this.subset!;
-    const endpoint = subset.picker.pick(this.lastEndpoint, this.hash);
+    let subset = this.subset!;
+    let endpoint = subset.picker.pick(this.lastEndpoint, this.hash);
     if (endpoint === undefined) {
-      this.replyUnsent('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
-      return;
+      endpoint = subset.failover === null || this.failedOver ? undefined : this.failOver(subset, subset.failover);
+      if (endpoint === undefined) {
+        this.replyUnsent('no-healthy-endpoints', `no endpoint for ${subset.service}${subset.name === '*' ? '' : ` subset ${subset.name}`}`);
+        return;
+      }
+      subset = this.subset!;
     }
     const admission = admitTry(subset);
     if (admission === Admission.Refused) {
@@ -593,6 +601,40 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       // timer: the attempt fails as a connect failure instead, retried or answered.
       h.onError(dispatchFailure(err, endpoint.key));
     }
+  }
+
+  /**
+   * `subset` has no healthy endpoint: the first of its failover targets with one takes the
+   * request, under its own breaker, outlier detection and metrics edge (the route's timeout,
+   * retries and budget stay), and keeps it for its retries. With none, the subset's own
+   * ejected endpoints are picked (panic routing, as without failover), else a target's.
+   */
+  private failOver(subset: SubsetRuntime, failover: SubsetFailover): UpstreamEndpoint | undefined {
+    let spare: readonly [ServiceRuntime, SubsetRuntime, UpstreamEndpoint] | undefined;
+    for (const target of failover.targets) {
+      const runtime = target.runtime();
+      const to = runtime?.subsets.get(target.subset);
+      const endpoint = to?.picker.pick(undefined, this.hash);
+      if (endpoint === undefined) continue;
+      if (runtime!.outlier.ejectedCount === 0 || !runtime!.outlier.isEjected(endpoint.key)) {
+        this.deps.metrics.failedOver(subset.service, subset.name, target.label);
+        this.moveTo(runtime!, to!);
+        return endpoint;
+      }
+      spare ??= [runtime!, to!, endpoint];
+    }
+    const panic = failover.panic.pick(this.lastEndpoint, this.hash);
+    if (panic !== undefined || spare === undefined) return panic;
+    this.deps.metrics.failedOver(subset.service, subset.name, `${spare[1].service}/${spare[1].name}`);
+    this.moveTo(spare[0], spare[1]);
+    return spare[2];
+  }
+
+  private moveTo(runtime: ServiceRuntime, subset: SubsetRuntime): void {
+    this.failedOver = true;
+    this.subset = subset;
+    this.edge = subset.edge;
+    this.outlier = runtime.outlier;
   }
 
   onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, statusText: string): boolean {

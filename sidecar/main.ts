@@ -339,6 +339,7 @@ export async function startSidecar(options: SidecarOptions, parts: SidecarParts)
     name: options.version,
     endpoints: [appEndpoint],
     picker: { pick: () => appEndpoint },
+    failover: null,
     breaker: null,
     edge: metrics.edge('inbound', UNNAMED_PEER, options.service, options.version),
     successor: null,

@@ -19,7 +19,7 @@ import { matchRoute, pickSplit } from '../common/routing/index.js';
 import { decidesPerRequest, deniedDetail } from './authz/intentions.js';
 import type { PeerIdentity } from './authz/peer.js';
 import type { Mesh } from './cluster/mesh.js';
-import { admitTry, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
+import { admitTry, pickWithoutFailover, refusalText, type RouteRuntime, type SubsetRuntime } from './cluster/service-runtime.js';
 import { Exchange, type ExchangeDeps, type ProxyRequest, type ProxyResponse } from './exchange.js';
 import { absoluteAuthority, hostIndex, isLoopbackAuthority, originForm, pathOf, setHost, singleHost, type AuthorityServices } from './stages/decode.js';
 import { EndpointVerdict, spliceUpgrade, type Connector } from './stages/upgrade.js';
@@ -239,7 +239,7 @@ class OutboundUpgrade implements FaultTarget {
     ex.timer = undefined;
     this.faultDone();
     if (ex.finished) return;
-    const endpoint = subset.picker.pick(undefined, ex.hash);
+    const endpoint = pickWithoutFailover(subset, ex.hash);
     if (endpoint === undefined) return ex.reply('no-healthy-endpoints');
     const admission = admitTry(subset);
     if (admission === Admission.Refused) return ex.reply('circuit-open', refusalText(subset));

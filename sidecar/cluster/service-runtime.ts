@@ -17,6 +17,7 @@ import { compileFault, type FaultStage } from '../stages/fault.js';
 import { compileMirror, dispatchCopy, type MirrorInFlight, type MirrorStage } from '../stages/mirror.js';
 import { compileHeaderEdit, compileRequestChanges, type HeaderEdit, type RequestChanges } from '../stages/route-changes.js';
 import type { EdgeMetrics } from '../telemetry/metrics.js';
+import { failoverOf, healthyOnly, type FailoverLists, type SubsetFailover } from './failover.js';
 import type { UpstreamEndpoint } from './upstream-endpoint.js';
 
 export interface SubsetRuntime {
@@ -24,6 +25,8 @@ export interface SubsetRuntime {
   readonly name: string;
   readonly endpoints: readonly UpstreamEndpoint[];
   readonly picker: Picker<UpstreamEndpoint>;
+  /** Where its requests go when it has no healthy endpoint; null for nowhere (`picker` then panics to ejected ones). */
+  readonly failover: SubsetFailover | null;
   /** null where no breaker applies (the inbound hop to the local app). */
   readonly breaker: CircuitBreaker | null;
   readonly edge: EdgeMetrics;
@@ -49,6 +52,14 @@ export function latestSubset(subset: SubsetRuntime): SubsetRuntime {
  */
 export function admitTry(subset: SubsetRuntime): Admission {
   return subset.breaker === null ? Admission.Attempt : subset.breaker.tryAcquire();
+}
+
+/**
+ * An endpoint of `subset` for what does not fail over (an upgrade, a mirror copy), ejected ones
+ * included (panic routing) as without a failover list; undefined when it has none.
+ */
+export function pickWithoutFailover(subset: SubsetRuntime, hash: number | undefined): UpstreamEndpoint | undefined {
+  return (subset.failover?.panic ?? subset.picker).pick(undefined, hash);
 }
 
 export function refusalText(subset: SubsetRuntime): string {
@@ -110,6 +121,10 @@ export interface ServiceParts {
   readonly outlier: OutlierDetector;
   readonly budget: RetryBudget;
   readonly awaitingUse: boolean;
+  /** The service's failover lists (failover.ts), null for none. */
+  readonly failover: FailoverLists | null;
+  /** Subsets other services' failover lists send to, built from the start as the rules' are. */
+  readonly failoverSubsets: Iterable<string>;
   breaker(subset: string): CircuitBreaker;
   edge(subset: string): EdgeMetrics;
   /** The copies in flight of rule `rule`'s mirror to `subset`, counted across rebuilds. */
@@ -140,7 +155,10 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
     let s = subsets.get(name);
     if (s === undefined) {
       const endpoints = selectEndpoints(subsetSelector(policy, name), parts.endpoints);
-      s = { service: parts.name, name, endpoints, picker: balancer(endpoints, isEjected, random), breaker: parts.breaker(name), edge: parts.edge(name), successor: null };
+      const picker = balancer(endpoints, isEjected, random);
+      const targets = failoverOf(parts.failover, parts.name, name);
+      const failover = targets === null ? null : { targets, panic: picker };
+      s = { service: parts.name, name, endpoints, picker: failover === null ? picker : healthyOnly(picker, parts.outlier), failover, breaker: parts.breaker(name), edge: parts.edge(name), successor: null };
       subsets.set(name, s);
     }
     return s;
@@ -158,7 +176,7 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
       retryNonIdempotent: rule.retryNonIdempotent,
       fault: compileFault(rule.fault, random),
       mirror: compileMirror(rule.mirror, (name, request) => {
-        const endpoint = subset(name).picker.pick(undefined, request.hash);
+        const endpoint = pickWithoutFailover(subset(name), request.hash);
         if (endpoint === undefined) return Promise.reject(new Error(`no endpoint in mirror subset ${name}`));
         return dispatchCopy(endpoint.pool, request, timeoutMs || MIRROR_TIMEOUT_MS);
       }, (name) => parts.mirrorInFlight(compiled.name, name), { random }),
@@ -170,5 +188,7 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
   // /clusters and the gauges show it before its first copy and a reload does not drop it.
   for (const compiled of table.rules) if (compiled.rule.mirror !== undefined) subset(compiled.rule.mirror.subset);
   for (const name of Object.keys(policy.subsets)) subset(name);
+  for (const name of parts.failoverSubsets) subset(name);
+  for (const targets of parts.failover?.values() ?? []) for (const t of targets) if (t.service === parts.name) subset(t.subset);
   return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget, hashKey: compileHashKey(policy.hashOn), awaitingUse: parts.awaitingUse };
 }

@@ -115,6 +115,7 @@ export class SidecarMetrics {
   private readonly circuitState: Gauge<'destination' | 'subset'>;
   private readonly circuitRejections: Counter<'destination' | 'subset'>;
   private readonly outlierEjections: Counter<'destination'>;
+  private readonly failovers: Counter<'destination' | 'subset' | 'target'>;
   private readonly endpoints: Gauge<'destination' | 'subset' | 'state'>;
   private readonly authzDenied: Counter<'source' | 'destination'>;
   private readonly rateLimitedRequests: Counter<'source' | 'destination'>;
@@ -154,6 +155,12 @@ export class SidecarMetrics {
       registers,
     });
     this.outlierEjections = new Counter({ name: 'skein_outlier_ejections_total', help: 'Endpoints ejected by outlier detection', labelNames: ['destination'], registers });
+    this.failovers = new Counter({
+      name: 'skein_failover_total',
+      help: 'Tries sent to a failover target (service/subset) because their subset had no healthy endpoint',
+      labelNames: ['destination', 'subset', 'target'],
+      registers,
+    });
     this.endpoints = new Gauge({ name: 'skein_endpoints', help: 'Known endpoints per destination, subset and state', labelNames: ['destination', 'subset', 'state'], registers });
     this.authzDenied = new Counter({ name: 'skein_authz_denied_total', help: 'Inbound requests denied by intentions', labelNames: ['source', 'destination'], registers });
     this.rateLimitedRequests = new Counter({ name: 'skein_rate_limited_total', help: 'Inbound requests answered 429 over the rate limit of this instance', labelNames: ['source', 'destination'], registers });
@@ -205,6 +212,11 @@ export class SidecarMetrics {
 
   outlierEjected(destination: string): void {
     this.outlierEjections.inc({ destination });
+  }
+
+  /** A request of `destination`'s `subset` failed over to `target` (`service/subset`). */
+  failedOver(destination: string, subset: string, target: string): void {
+    this.failovers.inc({ destination, subset, target });
   }
 
   /** `state` is e.g. `healthy` or `ejected`. */

@@ -1,0 +1,108 @@
+/**
+ * Failover (`services.<name>.failover`), end to end: a real `web` sidecar (static config) whose
+ * catalog split sends everything to a subset with no healthy endpoint, its requests answered by
+ * the failover target's app, counted, and back on the subset once its endpoint is.
+ */
+import { createServer, type Server } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SnapshotInput } from '../../common/config/schema.js';
+import { echoHandler, freePort, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { metric, scrape, startOutbound } from './resilience-fixture.js';
+
+const procs = new Processes();
+const closers: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  await procs.killAll();
+  await Promise.all(closers.splice(0).map((close) => close()));
+});
+
+async function app(name: string): Promise<TestUpstream> {
+  const u = await startUpstream(echoHandler(name));
+  closers.push(() => u.close());
+  return u;
+}
+
+/** An echo app on a given port (one a snapshot already names). */
+async function appOn(port: number, name: string): Promise<void> {
+  const server: Server = createServer(echoHandler(name));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+}
+
+const at = (port: number, version: string) => ({ address: '127.0.0.1', port, labels: { version } });
+const answeredBy = (body: string): string => (JSON.parse(body) as { name: string }).name;
+
+describe('failover', () => {
+  it("sends a subset's requests to its target while its only endpoint is down and ejected, and back to it once it answers", async () => {
+    const v1 = await app('catalog-v1');
+    const v2Port = await freePort(); // nothing listens: connections are refused
+    const snapshot: SnapshotInput = {
+      version: '1',
+      services: {
+        catalog: {
+          outlierDetection: { consecutiveErrors: 1, baseEjectionTime: '1s', maxEjectionPercent: 100 },
+          retries: { attempts: 2, backoff: { base: '1ms', max: '5ms' } },
+          failover: { v2: [{ subset: 'v1' }] },
+          endpoints: [at(v1.port, 'v1'), at(v2Port, 'v2')],
+        },
+      },
+      routes: { catalog: [{ split: { v2: 100 } }] },
+    };
+    const web = await startOutbound(procs, snapshot);
+
+    // The first try is refused and ejects v2's endpoint; the retry finds v2 without a healthy one and goes to v1.
+    for (let i = 0; i < 5; i++) {
+      const r = await web.call(`/items/${i}`);
+      expect(r.status, r.body).toBe(200);
+      expect(answeredBy(r.body)).toBe('catalog-v1');
+    }
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_failover_total', { destination: 'catalog', subset: 'v2', target: 'catalog/v1' })).toBe(5);
+    // Counted where they went.
+    expect(metric(s, 'skein_requests_total', { destination: 'catalog', destination_subset: 'v1', code: '200' })).toBe(5);
+
+    await appOn(v2Port, 'catalog-v2');
+    await waitUntil(async () => answeredBy((await web.call('/items/back')).body) === 'catalog-v2', { timeoutMs: 15_000, what: 'v2 answering again' });
+    for (let i = 0; i < 3; i++) expect(answeredBy((await web.call(`/items/v2-${i}`)).body)).toBe('catalog-v2');
+  });
+
+  it("sends a subset with no endpoint at all to another service's subset, and answers 503 no-healthy-endpoints where no list applies", async () => {
+    const v1 = await app('catalog-v1');
+    const dr = await app('catalog-dr-v1');
+    const snapshot: SnapshotInput = {
+      version: '1',
+      services: {
+        catalog: {
+          // Neither v3 nor v4 has an endpoint: the list goes on to catalog-dr.
+          subsets: { v3: { version: 'v3' }, v4: { version: 'v4' } },
+          failover: { v3: [{ subset: 'v4' }, { service: 'catalog-dr', subset: 'v1' }] },
+          endpoints: [at(v1.port, 'v1')],
+        },
+        'catalog-dr': { endpoints: [at(dr.port, 'v1')] },
+        orders: { subsets: { v3: { version: 'v3' } }, endpoints: [at(v1.port, 'v1')] },
+      },
+      routes: { catalog: [{ split: { v3: 100 } }], orders: [{ split: { v3: 100 } }] },
+    };
+    const web = await startOutbound(procs, snapshot);
+
+    const r = await web.call('/items/1');
+    expect(r.status, r.body).toBe(200);
+    expect(answeredBy(r.body)).toBe('catalog-dr-v1');
+    const none = await web.call('/orders/1', { service: 'orders' });
+    expect(none.status).toBe(503);
+    expect(none.headers['x-skein-reason']).toBe('no-healthy-endpoints');
+
+    const s = await scrape(web.sidecar);
+    expect(metric(s, 'skein_failover_total', { destination: 'catalog', subset: 'v3', target: 'catalog-dr/v1' })).toBe(1);
+    expect(metric(s, 'skein_failover_total', { destination: 'orders' })).toBe(0);
+    expect(metric(s, 'skein_requests_total', { destination: 'catalog-dr', destination_subset: 'v1', code: '200' })).toBe(1);
+    expect(v1.requests.length).toBe(0);
+  });
+});
