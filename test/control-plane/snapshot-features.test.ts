@@ -1,6 +1,6 @@
 /**
  * Version skew between the control plane and its sidecars: a real control plane with a
- * ring-hash service, a rate limit and onlyPassing pushes them to a current sidecar (a real
+ * ring-hash service, a rate limit, onlyPassing and a failover list pushes them to a current sidecar (a real
  * process, whose Hello names the features it understands), and pushes a sidecar built before
  * those features the snapshot without them, under the same version: it ACKs, is SYNCED, keeps taking
  * endpoint changes, and the proxies API and `skein get proxies` say what it runs without.
@@ -22,17 +22,20 @@ const RATE_LIMIT_LOST = 'orders: not rate limited by this instance';
 const ROUTE_CHANGES_LOST = 'catalog: rule tagged forwards the request and passes the answer back as they are, without its request header changes';
 const RETRY_STATUSES_LOST = 'catalog: does not retry 409';
 const PERMISSIONS_LOST = "orders: denies every call from gateway (its intention's HTTP permissions need a newer sidecar)";
+const FAILOVER_LOST = 'catalog: no failover (v2): a subset with no healthy endpoint is answered 503 no-healthy-endpoints';
+/** Everything the older sidecar runs without, in the order the control plane lists it. */
+const LOST = [RING_HASH_LOST, RETRY_STATUSES_LOST, FAILOVER_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST];
 const WARNING = 'sidecar predates snapshot features in use';
 
 /**
  * What a sidecar built before 2026-12-07 refuses in a snapshot: its schema (that of e03b3ed)
- * takes no `hashOn`, `rateLimit` or `onlyPassing` in a service policy, nor `lb: ring-hash`,
+ * takes no `hashOn`, `rateLimit`, `onlyPassing` or `failover` in a service policy, nor `lb: ring-hash`,
  * nor a route rule's `rewrite`, `requestHeaders` or `responseHeaders`.
  */
 function refusedByOlderSchema(snapshot: SnapshotInput): string[] {
   return [
     ...Object.entries(snapshot.services ?? {}).flatMap(([name, policy]) => [
-      ...(['hashOn', 'rateLimit', 'onlyPassing'] as const).filter((f) => policy[f] !== undefined).map((f) => `services.${name}: Unrecognized key(s) in object: '${f}'`),
+      ...(['hashOn', 'rateLimit', 'onlyPassing', 'failover'] as const).filter((f) => policy[f] !== undefined).map((f) => `services.${name}: Unrecognized key(s) in object: '${f}'`),
       ...(policy.lb === 'ring-hash' ? [`services.${name}.lb: Invalid enum value. Expected 'least-request' | 'round-robin' | 'random', received 'ring-hash'`] : []),
       ...(policy.retries?.on ?? []).flatMap((c, i) => (typeof c === 'number' ? [`services.${name}.retries.on[${i}]: Expected string, received number`] : [])),
     ]),
@@ -98,7 +101,7 @@ const warnings = (instanceId: string) => cp.child.output().split('\n').filter((l
 
 beforeAll(async () => {
   cp = await startControlPlane(procs);
-  await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' }, retries: { attempts: 1, on: ['connect-failure', 409] } });
+  await cp.api.put('/api/v1/services/catalog/policy', { lb: 'ring-hash', hashOn: { header: 'x-user' }, retries: { attempts: 1, on: ['connect-failure', 409] }, failover: { v2: [{ subset: 'v1' }] } });
   await cp.api.put('/api/v1/intentions', { defaultAction: 'allow', rules: [{ source: 'gateway', destination: 'orders', permissions: [{ action: 'allow', http: { method: 'GET' } }] }] });
   await cp.api.put('/api/v1/services/orders/policy', { rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
   await cp.api.put('/api/v1/routes/catalog', [{ name: 'tagged', requestHeaders: { set: { 'x-api': 'v2' } } }]);
@@ -123,7 +126,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     }, { what: 'the current sidecar SYNCED' });
     // What it installed (and so ACKed): the snapshot with both.
     const config = (await (await fetch(`${current.adminUrl}/config`)).json()) as { snapshot: SnapshotInput };
-    expect(config.snapshot.services!.catalog).toMatchObject({ lb: 'ring-hash', hashOn: { header: 'x-user' } });
+    expect(config.snapshot.services!.catalog).toMatchObject({ lb: 'ring-hash', hashOn: { header: 'x-user' }, failover: { v2: [{ subset: 'v1' }] } });
     expect(config.snapshot.services!.orders).toMatchObject({ rateLimit: { requestsPerSecond: 50 }, onlyPassing: true });
     expect(config.snapshot.routes!.catalog![0]).toMatchObject({ requestHeaders: { set: { 'x-api': 'v2' } } });
     expect(own.runsWithout).toEqual([]);
@@ -140,6 +143,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     expect(older.nacks).toEqual([]);
     expect(latest.snapshot.services!.catalog).not.toHaveProperty('lb');
     expect(latest.snapshot.services!.catalog).not.toHaveProperty('hashOn');
+    expect(latest.snapshot.services!.catalog).not.toHaveProperty('failover');
     expect(latest.snapshot.services!.orders).not.toHaveProperty('rateLimit');
     // Refused by it too, and dropped at no cost (the endpoints pushed leave instances in warning out already): not listed.
     expect(latest.snapshot.services!.orders).not.toHaveProperty('onlyPassing');
@@ -149,13 +153,13 @@ describe('snapshots for sidecars older than the features the config uses', () =>
     expect(latest.snapshot.services!.catalog!.retries).toMatchObject({ attempts: 1, on: ['connect-failure'] });
     // Fail closed: the rule keeps its place with a deny in place of its permissions.
     expect(latest.snapshot.intentions!.rules).toEqual([{ source: 'gateway', destination: 'orders', action: 'deny' }]);
-    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual([RING_HASH_LOST, RETRY_STATUSES_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST]);
+    expect(body.proxies.find((p) => p.instance === older.instanceId)!.runsWithout).toEqual(LOST);
 
     const cli = await skeinCli(procs, cp, ['get', 'proxies', 'orders']);
     expect(cli.code, cli.output).toBe(0);
     const lines = cli.output.split('\n');
     expect(lines[1]).toMatch(/LAST NACK\s+RUNS WITHOUT$/);
-    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${[RING_HASH_LOST, RETRY_STATUSES_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST].map((l) => l.replace(/[()]/g, '\\$&')).join('; ')}$`));
+    expect(lines.find((l) => l.includes(older.instanceId))).toMatch(new RegExp(`${LOST.map((l) => l.replace(/[()]/g, '\\$&')).join('; ')}$`));
     expect(lines.find((l) => l.startsWith('orders') && !l.includes(older.instanceId))).toMatch(/\s-$/);
   });
 
@@ -188,7 +192,7 @@ describe('snapshots for sidecars older than the features the config uses', () =>
       return listed.length === 1 && listed;
     }, { what: 'the first stream gone' });
     expect(others).toEqual([]);
-    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: [RING_HASH_LOST, RETRY_STATUSES_LOST, RATE_LIMIT_LOST, ROUTE_CHANGES_LOST, PERMISSIONS_LOST] });
+    expect(back).toMatchObject({ state: 'SYNCED', ackedVersion: snapshotVersion, runsWithout: LOST });
     expect((await proxies()).snapshotVersion).toBe(snapshotVersion);
     expect(older.received).toEqual([]);
   });
