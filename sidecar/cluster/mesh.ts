@@ -136,7 +136,7 @@ export class Mesh {
     }
   }
 
-  /** Endpoints per service and subset with health, outlier and breaker state, for /clusters. */
+  /** Endpoints per service and subset with health, outlier and breaker state (and failover targets, `service/subset`, where it has some), for /clusters. */
   clusters(): object {
     const out: Record<string, object> = {};
     for (const [name, runtime] of this.runtimes) {
@@ -148,7 +148,7 @@ export class Mesh {
       };
       const subsets: Record<string, object> = {};
       for (const [subsetName, s] of runtime.subsets) {
-        subsets[subsetName] = { endpoints: s.endpoints.map(endpoint), breaker: s.breaker?.toJSON() ?? null };
+        subsets[subsetName] = { endpoints: s.endpoints.map(endpoint), breaker: s.breaker?.toJSON() ?? null, ...(s.failover === null ? {} : { failover: s.failover.targets.map((t) => t.label) }) };
       }
       out[name] = { lb: runtime.policy.lb, endpoints: runtime.endpoints.map(endpoint), subsets, retryBudgetAvailable: runtime.budget.available() };
     }

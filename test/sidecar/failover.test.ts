@@ -99,6 +99,10 @@ describe('failover', () => {
     expect(none.status).toBe(503);
     expect(none.headers['x-skein-reason']).toBe('no-healthy-endpoints');
 
+    const clusters = (await (await fetch(`${web.sidecar.adminUrl}/clusters`)).json()) as Record<string, { subsets: Record<string, { failover?: string[] }> }>;
+    expect(clusters.catalog!.subsets.v3!.failover).toEqual(['catalog/v4', 'catalog-dr/v1']);
+    expect(clusters.orders!.subsets.v3).not.toHaveProperty('failover');
+
     const s = await scrape(web.sidecar);
     expect(metric(s, 'skein_failover_total', { destination: 'catalog', subset: 'v3', target: 'catalog-dr/v1' })).toBe(1);
     expect(metric(s, 'skein_failover_total', { destination: 'orders' })).toBe(0);
