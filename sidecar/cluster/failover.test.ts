@@ -1,7 +1,7 @@
 /**
- * Failover lists as the sidecar compiles them once per snapshot: defaults filled in, targets it
- * cannot serve left out, each subset's list (its own, else `*`'s) on its runtime with a picker
- * that never panics to an ejected endpoint, and other services' target subsets built from the start.
+ * Failover as the sidecar compiles it once per snapshot: each subset's targets on its runtime,
+ * resolved to the runtimes in force, with a picker that never panics to an ejected endpoint,
+ * and other services' target subsets built from the start.
  */
 import { pino } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -10,7 +10,6 @@ import { parseSnapshot } from '../../common/config/parse.js';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { StaticEndpointSource } from '../discovery/static.js';
 import { SidecarMetrics } from '../telemetry/metrics.js';
-import { compileFailover, failoverOf } from './failover.js';
 import { Mesh } from './mesh.js';
 import { pickWithoutFailover } from './service-runtime.js';
 import { EndpointPools } from './upstream-endpoint.js';
@@ -26,24 +25,6 @@ function meshOf(input: SnapshotInput): Mesh {
   mesh.install(snapshot);
   return mesh;
 }
-
-describe('compileFailover', () => {
-  it('fills in this service and the catch-all, and leaves out targets of services not listed, of another protocol, or the list itself', () => {
-    const snapshot = parseSnapshot({
-      services: {
-        catalog: { failover: { v2: [{ subset: 'v1' }, { service: 'orders' }, { service: 'grpc-dr' }, { service: 'catalog', subset: 'v2' }, { service: 'catalog-dr', subset: 'v1' }], '*': [{ service: 'catalog', subset: 'v1' }] } },
-        'catalog-dr': {},
-        'grpc-dr': { protocol: 'grpc' },
-      },
-    });
-    const lists = compileFailover('catalog', snapshot.services.catalog!, snapshot, () => undefined)!;
-    expect(failoverOf(lists, 'catalog', 'v2')!.map((t) => t.label)).toEqual(['catalog/v1', 'catalog-dr/v1']);
-    // A subset without a list of its own takes `*`'s; for v1, `*`'s only target is v1 itself, so it has none.
-    expect(failoverOf(lists, 'catalog', 'canary')!.map((t) => t.label)).toEqual(['catalog/v1']);
-    expect(failoverOf(lists, 'catalog', 'v1')).toBeNull();
-    expect(compileFailover('catalog-dr', snapshot.services['catalog-dr']!, snapshot, () => undefined)).toBeNull();
-  });
-});
 
 describe('a runtime with failover', () => {
   const input: SnapshotInput = {

@@ -20,7 +20,8 @@ import { InboundRateLimit } from '../resilience/rate-limit.js';
 import type { MirrorInFlight } from '../stages/mirror.js';
 import { ownEntry } from '../../common/config/own.js';
 import type { EdgeMetrics, SidecarMetrics } from '../telemetry/metrics.js';
-import { compileFailover, failoverSubsetsByService } from './failover.js';
+import { failoverSubsetsByService } from '../../common/routing/failover.js';
+import { compileFailover } from './failover.js';
 import { buildServiceRuntime, type ServiceRuntime } from './service-runtime.js';
 import type { EndpointPools, UpstreamEndpoint } from './upstream-endpoint.js';
 
@@ -67,7 +68,7 @@ export class Mesh {
   private current: Snapshot | undefined;
   private evaluator: IntentionsEvaluator = compileIntentions(undefined);
   private inboundLimit: InboundRateLimit | null = null;
-  /** Per service, the subsets other services fail over to (the snapshot's, kept for endpoint changes). */
+  /** Per service, the subsets failover lists send to (the snapshot's, kept for endpoint changes). */
   private failoverSubsets = new Map<string, Set<string>>();
 
   constructor(private readonly deps: MeshDeps) {}
@@ -112,7 +113,7 @@ export class Mesh {
     const limit = ownEntry(snapshot.services, this.deps.self)?.rateLimit;
     if (!same(limit, this.inboundLimit?.policy)) this.inboundLimit = limit === undefined ? null : new InboundRateLimit(limit);
     const names = new Set([...Object.keys(snapshot.services), ...Object.keys(snapshot.routes)]);
-    this.failoverSubsets = failoverSubsetsByService(snapshot);
+    this.failoverSubsets = failoverSubsetsByService(snapshot.services);
     for (const [name, state] of this.states) {
       if (names.has(name)) continue;
       state.unwatch();
@@ -269,7 +270,7 @@ export class Mesh {
         outlier: state.outlier,
         budget: state.budget,
         awaitingUse: state.awaitingUse,
-        failover: compileFailover(name, state.policy, this.current ?? { services: {} }, (service) => this.service(service)),
+        failover: (subset) => compileFailover(this.current ?? { services: {} }, name, subset, (service) => this.service(service)),
         failoverSubsets: this.failoverSubsets.get(name) ?? [],
         breaker: (subset) => {
           let b = state.breakers.get(subset);

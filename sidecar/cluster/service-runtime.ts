@@ -17,7 +17,7 @@ import { compileFault, type FaultStage } from '../stages/fault.js';
 import { compileMirror, dispatchCopy, type MirrorInFlight, type MirrorStage } from '../stages/mirror.js';
 import { compileHeaderEdit, compileRequestChanges, type HeaderEdit, type RequestChanges } from '../stages/route-changes.js';
 import type { EdgeMetrics } from '../telemetry/metrics.js';
-import { failoverOf, healthyOnly, type FailoverLists, type SubsetFailover } from './failover.js';
+import { healthyOnly, type FailoverTarget, type SubsetFailover } from './failover.js';
 import type { UpstreamEndpoint } from './upstream-endpoint.js';
 
 export interface SubsetRuntime {
@@ -121,9 +121,9 @@ export interface ServiceParts {
   readonly outlier: OutlierDetector;
   readonly budget: RetryBudget;
   readonly awaitingUse: boolean;
-  /** The service's failover lists (failover.ts), null for none. */
-  readonly failover: FailoverLists | null;
-  /** Subsets other services' failover lists send to, built from the start as the rules' are. */
+  /** The failover targets of one of its subsets (failover.ts), null for none. */
+  failover(subset: string): readonly FailoverTarget[] | null;
+  /** Its subsets failover lists send to, built from the start as the rules' are. */
   readonly failoverSubsets: Iterable<string>;
   breaker(subset: string): CircuitBreaker;
   edge(subset: string): EdgeMetrics;
@@ -156,7 +156,7 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
     if (s === undefined) {
       const endpoints = selectEndpoints(subsetSelector(policy, name), parts.endpoints);
       const picker = balancer(endpoints, isEjected, random);
-      const targets = failoverOf(parts.failover, parts.name, name);
+      const targets = parts.failover(name);
       const failover = targets === null ? null : { targets, panic: picker };
       s = { service: parts.name, name, endpoints, picker: failover === null ? picker : healthyOnly(picker, parts.outlier), failover, breaker: parts.breaker(name), edge: parts.edge(name), successor: null };
       subsets.set(name, s);
@@ -189,6 +189,5 @@ export function buildServiceRuntime(parts: ServiceParts, random: () => number = 
   for (const compiled of table.rules) if (compiled.rule.mirror !== undefined) subset(compiled.rule.mirror.subset);
   for (const name of Object.keys(policy.subsets)) subset(name);
   for (const name of parts.failoverSubsets) subset(name);
-  for (const targets of parts.failover?.values() ?? []) for (const t of targets) if (t.service === parts.name) subset(t.subset);
   return { name: parts.name, policy, table, routes, subsets, endpoints: parts.endpoints, outlier: parts.outlier, budget: parts.budget, hashKey: compileHashKey(policy.hashOn), awaitingUse: parts.awaitingUse };
 }
