@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { IntentionVerdict } from '../../control-plane/admin-api/explain-routes.js';
 import type { HashOn, HeaderChanges } from '../../common/config/schema.js';
+import type { SplitTarget } from '../../common/routing/explain.js';
 import { hostPort } from '../../common/net/host-port.js';
 import { EXPLANATION, notReported, type ExplainAnswerSeen } from '../answers.js';
 import { parseMethod, parseRequestPath, parseServiceName } from '../flag-values.js';
@@ -10,6 +11,17 @@ import { adminClient, printJson, printTable, runAdmin, withAdminFlags, type Admi
 function collectHeader(value: string, previous: string[] = []): string[] {
   if (!/^[^:\s]+:/.test(value)) throw new InvalidArgumentError(`expected NAME:VALUE, got ${value}`);
   return [...previous, value];
+}
+
+/** Where a subset of the split fails over to: where it goes now when the snapshot shows it has no endpoint, else where it would. */
+function failoverLine(t: SplitTarget): string {
+  const name = (service: string, subset: string) => `${service}/${subset === '*' ? '(all)' : subset}`;
+  const subset = t.subset === '*' ? '(all)' : t.subset;
+  const targets = t.failover!.map((f) => name(f.service, f.subset)).join(', then ');
+  if (t.endpoints?.length !== 0) return `failover: when ${subset} has no healthy endpoint (none, or all ejected), to ${targets}`;
+  const to = t.failover!.find((f) => f.endpoints === undefined || f.endpoints.length > 0);
+  if (to === undefined) return `failover: ${subset} has no endpoint, nor has ${targets}: 503 no-healthy-endpoints`;
+  return `failover: ${subset} has no endpoint: its requests go to ${name(to.service, to.subset)}${to.endpoints ? ` (${to.endpoints.map((e) => hostPort(e.address, e.port)).join(' ')})` : ''}`;
 }
 
 function intentionLines(v: IntentionVerdict, destination: string): string[] {
@@ -45,9 +57,10 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
       t.subset === '*' ? '(all)' : t.subset,
       `${t.weight}%`,
       Object.entries(t.selector).map(([k, v]) => `${k}=${v}`).join(',') || '*',
-      t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => hostPort(e.address, e.port)).join(' ') : 'none (503 no-healthy-endpoints)') : undefined,
+      t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => hostPort(e.address, e.port)).join(' ') : t.failover ? 'none (fails over, below)' : 'none (503 no-healthy-endpoints)') : undefined,
     ]),
   );
+  for (const t of a.split) if (t.failover) out(failoverLine(t));
   // A matched rule comes with both lists, empty when none is: absent, the control plane predates them.
   if (a.openBreakers === undefined) out(notReported("callers' open breakers"));
   if (a.affinity && a.policy?.hashOn) {

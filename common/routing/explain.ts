@@ -7,6 +7,7 @@ import { ownEntry } from '../config/own.js';
 import { HttpParseError } from '../http/parse-error.js';
 import { normaliseTarget } from '../http/request-target.js';
 import type { HeaderMap } from './match.js';
+import { failoverSteps, type FailoverStep } from './failover.js';
 import { rewritePrefix } from './rewrite.js';
 import { ALL_ENDPOINTS } from './split.js';
 import { selectEndpoints, subsetSelector } from './subsets.js';
@@ -26,6 +27,8 @@ export interface SplitTarget {
   readonly selector: Readonly<Record<string, string>>;
   /** Matching endpoints, when the snapshot lists endpoints (static mode). */
   readonly endpoints?: readonly Endpoint[];
+  /** Where its requests go when it has no healthy endpoint, in order (absent: nowhere), each with its endpoints as `endpoints`. */
+  readonly failover?: readonly (FailoverStep & { readonly endpoints?: readonly Endpoint[] })[];
 }
 
 export interface Explanation {
@@ -82,13 +85,25 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
       continue;
     }
     const split = compiled.split.subsets.map((subset, i) => {
-      const selector = policy ? subsetSelector(policy, subset) : subset === ALL_ENDPOINTS ? {} : { version: subset };
-      const endpoints = policy?.endpoints ? selectEndpoints(selector, policy.endpoints) : undefined;
-      return { subset, weight: compiled.split.weights[i]!, selector, ...(endpoints ? { endpoints } : {}) };
+      const { selector, endpoints } = subsetOf(snapshot, request.service, subset);
+      const steps = failoverSteps(snapshot.services, request.service, subset);
+      const failover = steps.map((step) => ({ ...step, ...endpointsOf(subsetOf(snapshot, step.service, step.subset).endpoints) }));
+      return { subset, weight: compiled.split.weights[i]!, selector, ...endpointsOf(endpoints), ...(failover.length > 0 ? { failover } : {}) };
     });
     const replacement = compiled.rule.rewrite?.pathPrefix;
     const rewritten = replacement === undefined ? {} : { rewrittenPath: rewritePrefix(path, compiled.rule.match.pathPrefix!, replacement) };
     return { service: request.service, path, known: true, matched: { index: compiled.index, name: compiled.name, implicit: rules === undefined || rules.length === 0 }, skipped, split, ...rewritten };
   }
   return { service: request.service, path, known: true, skipped, split: [] };
+}
+
+/** The labels `service`'s `subset` selects by, and its endpoints when the snapshot lists the service's. */
+function subsetOf(snapshot: Snapshot, service: string, subset: string): { selector: Readonly<Record<string, string>>; endpoints?: Endpoint[] } {
+  const policy = ownEntry(snapshot.services, service);
+  const selector = policy ? subsetSelector(policy, subset) : subset === ALL_ENDPOINTS ? {} : { version: subset };
+  return policy?.endpoints ? { selector, endpoints: selectEndpoints(selector, policy.endpoints) } : { selector };
+}
+
+function endpointsOf(endpoints: Endpoint[] | undefined): { endpoints?: Endpoint[] } {
+  return endpoints ? { endpoints } : {};
 }

@@ -75,6 +75,23 @@ describe('explain', () => {
     expect(explainRequest(snapshot, { service: 'nope', method: 'GET', path: '/' }).known).toBe(false);
   });
 
+  it('gives each subset of the split its failover targets, in order, with their endpoints', () => {
+    const withFailover = parseSnapshot({
+      services: {
+        catalog: { subsets: { v3: { version: 'v3' } }, failover: { v3: [{ subset: 'v1' }, { service: 'catalog-dr' }] }, endpoints: [{ address: '10.0.0.1', port: 1, labels: { version: 'v1' } }] },
+        'catalog-dr': { endpoints: [{ address: '10.0.0.9', port: 9, labels: {} }] },
+      },
+      routes: { catalog: [{ split: { v3: 50, v1: 50 } }] },
+    });
+    const [v3, v1] = explainRequest(withFailover, { service: 'catalog', method: 'GET', path: '/' }).split;
+    expect(v3!.endpoints).toEqual([]);
+    expect(v3!.failover!.map((f) => [f.service, f.subset, f.endpoints?.map((e) => e.port)])).toEqual([
+      ['catalog', 'v1', [1]],
+      ['catalog-dr', '*', [9]],
+    ]);
+    expect(v1).not.toHaveProperty('failover');
+  });
+
   it('matches the path a sidecar routes (normalised), and says when a sidecar refuses it', () => {
     // /api/../x is /x to the sidecar: not the /api rule, whatever the raw text starts with.
     const climbed = explainRequest(snapshot, { service: 'catalog', method: 'GET', path: '/api/../x?q=1', headers: { 'x-canary': 'true' } });

@@ -9,7 +9,7 @@ import { intentions, type IntentionsInput, type Snapshot } from '../../common/co
 import { compileIntentions } from '../../sidecar/authz/intentions.js';
 import { apiError } from '../support/api-error.js';
 import { Processes, skeinBin, tempDir, waitUntil, writeTempConfig } from '../support/index.js';
-import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
+import { announceInstance, createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -671,6 +671,25 @@ describe('skein admin commands', () => {
     expect(JSON.parse((await skein(['explain', 'catalog', 'GET', '/products/1', '-o', 'json'])).stdout).policy.retries.on).toEqual(['connect-failure', 503, 429]);
     const canary = await skein(['explain', 'catalog', 'GET', '/products/1', '-H', 'x-canary:true', '-o', 'json']);
     expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
+  });
+
+  it('explain says where a subset of the split fails over to, and where its requests go while it has no endpoint', async () => {
+    await cp.api.put('/api/v1/services/shelf/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } }, failover: { v2: [{ subset: 'v1' }] } });
+    await cp.api.put('/api/v1/routes/shelf', [{ split: { v1: 50, v2: 50 } }]);
+    const none = await skein(['explain', 'shelf', 'GET', '/']);
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toMatch(/\nv2\s+50%\s+version=v2\s+none \(fails over, below\)\n/);
+    expect(none.stdout).toContain('\nfailover: v2 has no endpoint, nor has shelf/v1: 503 no-healthy-endpoints\n');
+    const v1 = await announceInstance(cp, 'shelf', 'v1');
+    try {
+      const res = await waitUntil(async () => {
+        const r = await skein(['explain', 'shelf', 'GET', '/']);
+        return r.stdout.includes('failover: v2 has no endpoint: its requests go to shelf/v1 (') && r;
+      }, { what: 'explain to see the v1 instance' });
+      expect(res.stdout).not.toContain('failover: when v1');
+    } finally {
+      await v1.close();
+    }
   });
 
   it('explain says what a ring-hash destination hashes; a policy with ring-hash and no hashOn is refused naming it', async () => {
