@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
-import { echoHandler, freePort, Processes, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePort, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
 import { metric, scrape, startOutbound } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -17,8 +17,8 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
-async function app(name: string): Promise<TestUpstream> {
-  const u = await startUpstream(echoHandler(name));
+async function app(name: string, handler: Handler = echoHandler(name)): Promise<TestUpstream> {
+  const u = await startUpstream(handler);
   closers.push(() => u.close());
   return u;
 }
@@ -71,6 +71,27 @@ describe('failover', () => {
     await appOn(v2Port, 'catalog-v2');
     await waitUntil(async () => answeredBy((await web.call('/items/back')).body) === 'catalog-v2', { timeoutMs: 15_000, what: 'v2 answering again' });
     for (let i = 0; i < 3; i++) expect(answeredBy((await web.call(`/items/v2-${i}`)).body)).toBe('catalog-v2');
+  });
+
+  it('with no target healthy either, panics to the subset\'s own ejected endpoint, as without a list', async () => {
+    const failing = (name: string) => app(name, (_req, res) => res.writeHead(503, { 'x-upstream': name }).end());
+    const [v1, v2] = await Promise.all([failing('catalog-v1'), failing('catalog-v2')]);
+    const web = await startOutbound(procs, {
+      version: '1',
+      services: {
+        catalog: {
+          outlierDetection: { consecutiveErrors: 1, baseEjectionTime: '1m', maxEjectionPercent: 100 },
+          retries: { attempts: 0 },
+          failover: { v2: [{ subset: 'v1' }] },
+          endpoints: [at(v1.port, 'v1'), at(v2.port, 'v2')],
+        },
+      },
+      routes: { catalog: [{ split: { v2: 100 } }] },
+    });
+    // v2's endpoint fails and is ejected; the next request fails over to v1, which fails and is ejected too.
+    for (const upstream of ['catalog-v2', 'catalog-v1', 'catalog-v2']) expect((await web.call('/items')).headers['x-upstream']).toBe(upstream);
+    expect([v2.requests.length, v1.requests.length]).toEqual([2, 1]);
+    expect(metric(await scrape(web.sidecar), 'skein_failover_total', { destination: 'catalog', subset: 'v2' })).toBe(1);
   });
 
   it("sends a subset with no endpoint at all to another service's subset, and answers 503 no-healthy-endpoints where no list applies", async () => {
