@@ -42,6 +42,14 @@ import type { HopRecorder } from './telemetry/reporter.js';
 import { appendHopTraceHeaders, continueTrace, requestIdFor, type IdSource, type IncomingTraceHeaders, type TraceFields } from './telemetry/trace-context.js';
 import { GRPC_UNKNOWN, grpcStatusCode, grpcStatusOfHttp } from './telemetry/grpc-status.js';
 
+/** A failover target's endpoint for a try, with what the request takes from it (Exchange.failOver). */
+interface FailoverPick {
+  readonly label: string;
+  readonly runtime: ServiceRuntime;
+  readonly to: SubsetRuntime;
+  readonly endpoint: UpstreamEndpoint;
+}
+
 /** Request bodies up to this size are buffered when the route may retry, so they can be replayed. */
 export const REPLAY_BUFFER_LIMIT = 64 * 1024;
 
@@ -610,31 +618,28 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
    * ejected endpoints are picked (panic routing, as without failover), else a target's.
    */
   private failOver(subset: SubsetRuntime, failover: SubsetFailover): UpstreamEndpoint | undefined {
-    let spare: readonly [ServiceRuntime, SubsetRuntime, UpstreamEndpoint] | undefined;
+    let spare: FailoverPick | undefined;
     for (const target of failover.targets) {
       const runtime = target.runtime();
       const to = runtime?.subsets.get(target.subset);
       const endpoint = to?.picker.pick(undefined, this.hash);
       if (endpoint === undefined) continue;
-      if (runtime!.outlier.ejectedCount === 0 || !runtime!.outlier.isEjected(endpoint.key)) {
-        this.deps.metrics.failedOver(subset.service, subset.name, target.label);
-        this.moveTo(runtime!, to!);
-        return endpoint;
-      }
-      spare ??= [runtime!, to!, endpoint];
+      const pick = { label: target.label, runtime: runtime!, to: to!, endpoint };
+      if (runtime!.outlier.ejectedCount === 0 || !runtime!.outlier.isEjected(endpoint.key)) return this.moveTo(subset, pick);
+      spare ??= pick;
     }
     const panic = failover.panic.pick(this.lastEndpoint, this.hash);
-    if (panic !== undefined || spare === undefined) return panic;
-    this.deps.metrics.failedOver(subset.service, subset.name, `${spare[1].service}/${spare[1].name}`);
-    this.moveTo(spare[0], spare[1]);
-    return spare[2];
+    return panic !== undefined || spare === undefined ? panic : this.moveTo(subset, spare);
   }
 
-  private moveTo(runtime: ServiceRuntime, subset: SubsetRuntime): void {
+  /** The request leaves `from` for the target `pick` chose, for this try and its retries (counted once). */
+  private moveTo(from: SubsetRuntime, pick: FailoverPick): UpstreamEndpoint {
+    this.deps.metrics.failedOver(from.service, from.name, pick.label);
     this.failedOver = true;
-    this.subset = subset;
-    this.edge = subset.edge;
-    this.outlier = runtime.outlier;
+    this.subset = pick.to;
+    this.edge = pick.to.edge;
+    this.outlier = pick.runtime.outlier;
+    return pick.endpoint;
   }
 
   onAttemptHeaders(h: AttemptHandler, status: number, raw: RawHeaders, statusText: string): boolean {

@@ -157,7 +157,7 @@ export class SidecarMetrics {
     this.outlierEjections = new Counter({ name: 'skein_outlier_ejections_total', help: 'Endpoints ejected by outlier detection', labelNames: ['destination'], registers });
     this.failovers = new Counter({
       name: 'skein_failover_total',
-      help: 'Tries sent to a failover target (service/subset) because their subset had no healthy endpoint',
+      help: 'Requests sent to a failover target (service/subset) because their subset had no healthy endpoint',
       labelNames: ['destination', 'subset', 'target'],
       registers,
     });
