@@ -3,10 +3,12 @@
  * catalog split sends everything to a subset with no healthy endpoint, its requests answered by
  * the failover target's app, counted, and back on the subset once its endpoint is.
  */
+import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
 import { echoHandler, freePort, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
+import { echoDefinition, grpcCall, startH2cGrpcPair } from './grpc-fixture.js';
 import { metric, scrape, startOutbound } from './resilience-fixture.js';
 
 const procs = new Processes();
@@ -131,3 +133,19 @@ describe('failover', () => {
     expect(v1.requests.length).toBe(0);
   });
 });
+
+describe('failover of a gRPC service', () => {
+  it('sends a call of a subset with no endpoint over the peer sidecar connection of its target', async () => {
+    const server = new grpc.Server();
+    server.addService(echoDefinition, { Echo: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('v1')) });
+    closers.push(async () => void server.forceShutdown());
+    const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    const pair = await startH2cGrpcPair(procs, appPort, { retries: { attempts: 0 }, subsets: { v2: { version: 'v2' } }, failover: { v2: [{ subset: 'v1' }] } }, {}, [{ split: { v2: 100 } }]);
+    closers.push(() => pair.webApp.close());
+
+    const call = await grpcCall(pair.web.outboundPort, 'catalog');
+    expect(call).toMatchObject({ status: 200, reason: undefined, grpcStatus: '0' });
+    expect(metric(await scrape(pair.web), 'skein_failover_total', { destination: 'catalog', subset: 'v2', target: 'catalog/v1' })).toBe(1);
+  });
+});
+
