@@ -13,10 +13,13 @@ function collectHeader(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** A subset as explain prints it: `(all)` for the catch-all. */
+const subsetText = (subset: string): string => (subset === '*' ? '(all)' : subset);
+
 /** Where a subset of the split fails over to: where it goes now when the snapshot shows it has no endpoint, else where it would. */
 function failoverLine(t: SplitTarget): string {
-  const name = (service: string, subset: string) => `${service}/${subset === '*' ? '(all)' : subset}`;
-  const subset = t.subset === '*' ? '(all)' : t.subset;
+  const name = (service: string, subset: string) => `${service}/${subsetText(subset)}`;
+  const subset = subsetText(t.subset);
   const targets = t.failover!.map((f) => name(f.service, f.subset)).join(', then ');
   if (t.endpoints?.length !== 0) return `failover: when ${subset} has no healthy endpoint (none, or all ejected), to ${targets}`;
   const to = t.failover!.find((f) => f.endpoints === undefined || f.endpoints.length > 0);
@@ -60,7 +63,10 @@ function printExplanation(a: ExplainAnswerSeen, from: string | undefined): void 
       t.endpoints ? (t.endpoints.length ? t.endpoints.map((e) => hostPort(e.address, e.port)).join(' ') : t.failover ? 'none (fails over, below)' : 'none (503 no-healthy-endpoints)') : undefined,
     ]),
   );
-  for (const t of a.split) if (t.failover) out(failoverLine(t));
+  for (const t of a.split) {
+    if (t.failover) out(failoverLine(t));
+    for (const f of t.failoverSkipped ?? []) out(`failover target ${f.service}/${subsetText(f.subset)} of ${subsetText(t.subset)} is left out: ${f.why}`);
+  }
   // A matched rule comes with both lists, empty when none is: absent, the control plane predates them.
   if (a.openBreakers === undefined) out(notReported("callers' open breakers"));
   if (a.affinity && a.policy?.hashOn) {

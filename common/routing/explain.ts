@@ -7,7 +7,7 @@ import { ownEntry } from '../config/own.js';
 import { HttpParseError } from '../http/parse-error.js';
 import { normaliseTarget } from '../http/request-target.js';
 import type { HeaderMap } from './match.js';
-import { failoverSteps, type FailoverStep } from './failover.js';
+import { readFailover, type FailoverStep, type SkippedFailoverStep } from './failover.js';
 import { rewritePrefix } from './rewrite.js';
 import { ALL_ENDPOINTS } from './split.js';
 import { selectEndpoints, subsetSelector } from './subsets.js';
@@ -29,6 +29,8 @@ export interface SplitTarget {
   readonly endpoints?: readonly Endpoint[];
   /** Where its requests go when it has no healthy endpoint, in order (absent: nowhere), each with its endpoints as `endpoints`. */
   readonly failover?: readonly (FailoverStep & { readonly endpoints?: readonly Endpoint[] })[];
+  /** Targets of its failover list the sidecars leave out, with why (absent: none). */
+  readonly failoverSkipped?: readonly SkippedFailoverStep[];
 }
 
 export interface Explanation {
@@ -86,9 +88,9 @@ export function explainRequest(snapshot: Snapshot, request: DescribedRequest): E
     }
     const split = compiled.split.subsets.map((subset, i) => {
       const { selector, endpoints } = subsetOf(snapshot, request.service, subset);
-      const steps = failoverSteps(snapshot.services, request.service, subset);
+      const { steps, skipped } = readFailover(snapshot.services, request.service, subset);
       const failover = steps.map((step) => ({ ...step, ...endpointsOf(subsetOf(snapshot, step.service, step.subset).endpoints) }));
-      return { subset, weight: compiled.split.weights[i]!, selector, ...endpointsOf(endpoints), ...(failover.length > 0 ? { failover } : {}) };
+      return { subset, weight: compiled.split.weights[i]!, selector, ...endpointsOf(endpoints), ...(failover.length > 0 ? { failover } : {}), ...(skipped.length > 0 ? { failoverSkipped: skipped } : {}) };
     });
     const replacement = compiled.rule.rewrite?.pathPrefix;
     const rewritten = replacement === undefined ? {} : { rewrittenPath: rewritePrefix(path, compiled.rule.match.pathPrefix!, replacement) };

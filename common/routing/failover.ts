@@ -15,20 +15,32 @@ export interface FailoverStep {
   readonly subset: string;
 }
 
+/** A target of the list that is left out, and why (`skein explain` says so: the control plane takes a policy naming a service it does not know yet). */
+export interface SkippedFailoverStep extends FailoverStep {
+  readonly why: string;
+}
+
 /** Where `service`'s `subset` fails over to, in order; empty for nowhere. */
 export function failoverSteps(services: Snapshot['services'], service: string, subset: string): FailoverStep[] {
+  return readFailover(services, service, subset).steps;
+}
+
+/** `service`'s `subset`'s list as the sidecars apply it (`steps`), and the targets they leave out of it with why, the subset itself and repeats aside. */
+export function readFailover(services: Snapshot['services'], service: string, subset: string): { steps: FailoverStep[]; skipped: SkippedFailoverStep[] } {
   const policy = ownEntry(services, service);
   const failover = policy?.failover;
   const list = failover === undefined ? undefined : (ownEntry(failover, subset) ?? ownEntry(failover, ALL_ENDPOINTS));
   const steps: FailoverStep[] = [];
+  const skipped: SkippedFailoverStep[] = [];
   for (const t of list ?? []) {
     const step = { service: t.service ?? service, subset: t.subset ?? ALL_ENDPOINTS };
-    if (step.service === service && step.subset === subset) continue;
-    if (ownEntry(services, step.service)?.protocol !== policy!.protocol) continue;
-    if (steps.some((s) => s.service === step.service && s.subset === step.subset)) continue;
-    steps.push(step);
+    if ((step.service === service && step.subset === subset) || steps.some((s) => s.service === step.service && s.subset === step.subset)) continue;
+    const protocol = ownEntry(services, step.service)?.protocol;
+    if (protocol === undefined) skipped.push({ ...step, why: `${step.service} is not in the snapshot` });
+    else if (protocol !== policy!.protocol) skipped.push({ ...step, why: `${step.service} speaks ${protocol}, ${service} ${policy!.protocol}` });
+    else steps.push(step);
   }
-  return steps;
+  return { steps, skipped };
 }
 
 /** Per service, every subset a failover list sends to: a sidecar builds them with the service's runtime, as it does its rules'. */

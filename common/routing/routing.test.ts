@@ -75,11 +75,16 @@ describe('explain', () => {
     expect(explainRequest(snapshot, { service: 'nope', method: 'GET', path: '/' }).known).toBe(false);
   });
 
-  it('gives each subset of the split its failover targets, in order, with their endpoints', () => {
+  it('gives each subset of the split its failover targets, in order, with their endpoints, and those the sidecars leave out', () => {
     const withFailover = parseSnapshot({
       services: {
-        catalog: { subsets: { v3: { version: 'v3' } }, failover: { v3: [{ subset: 'v1' }, { service: 'catalog-dr' }] }, endpoints: [{ address: '10.0.0.1', port: 1, labels: { version: 'v1' } }] },
+        catalog: {
+          subsets: { v3: { version: 'v3' } },
+          failover: { v3: [{ subset: 'v1' }, { service: 'orders' }, { service: 'catalog-dr' }, { service: 'grpc-dr' }] },
+          endpoints: [{ address: '10.0.0.1', port: 1, labels: { version: 'v1' } }],
+        },
         'catalog-dr': { endpoints: [{ address: '10.0.0.9', port: 9, labels: {} }] },
+        'grpc-dr': { protocol: 'grpc' },
       },
       routes: { catalog: [{ split: { v3: 50, v1: 50 } }] },
     });
@@ -89,7 +94,13 @@ describe('explain', () => {
       ['catalog', 'v1', [1]],
       ['catalog-dr', '*', [9]],
     ]);
+    // Left out by the sidecars, and said so.
+    expect(v3!.failoverSkipped).toEqual([
+      { service: 'orders', subset: '*', why: 'orders is not in the snapshot' },
+      { service: 'grpc-dr', subset: '*', why: 'grpc-dr speaks grpc, catalog http' },
+    ]);
     expect(v1).not.toHaveProperty('failover');
+    expect(v1).not.toHaveProperty('failoverSkipped');
   });
 
   it('matches the path a sidecar routes (normalised), and says when a sidecar refuses it', () => {

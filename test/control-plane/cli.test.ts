@@ -673,13 +673,15 @@ describe('skein admin commands', () => {
     expect(JSON.parse(canary.stdout).matched.name).toBe('canary');
   });
 
-  it('explain says where a subset of the split fails over to, and where its requests go while it has no endpoint', async () => {
-    await cp.api.put('/api/v1/services/shelf/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } }, failover: { v2: [{ subset: 'v1' }] } });
+  it('explain says where a subset of the split fails over to, where its requests go while it has no endpoint, and which targets are left out', async () => {
+    await cp.api.put('/api/v1/services/shelf/policy', { subsets: { v1: { version: 'v1' }, v2: { version: 'v2' } }, failover: { v2: [{ subset: 'v1' }, { service: 'nowhere' }] } });
     await cp.api.put('/api/v1/routes/shelf', [{ split: { v1: 50, v2: 50 } }]);
     const none = await skein(['explain', 'shelf', 'GET', '/']);
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toMatch(/\nv2\s+50%\s+version=v2\s+none \(fails over, below\)\n/);
     expect(none.stdout).toContain('\nfailover: v2 has no endpoint, nor has shelf/v1: 503 no-healthy-endpoints\n');
+    // Taken by the control plane (the service may come later), left out by the sidecars, and said so.
+    expect(none.stdout).toContain('\nfailover target nowhere/(all) of v2 is left out: nowhere is not in the snapshot\n');
     const v1 = await announceInstance(cp, 'shelf', 'v1');
     try {
       const res = await waitUntil(async () => {
