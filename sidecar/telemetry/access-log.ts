@@ -34,6 +34,8 @@ const FLUSH_MS = 1000;
 /** What a line reads of a finished request, beyond the Hop the spans and the tap read; the Exchange has it all. */
 export interface LoggedHop extends Hop {
   readonly requestId: string | undefined;
+  /** The subset the request went to (a failover target's after failing over), null before one was chosen. */
+  readonly subset: { readonly service: string } | null;
   /** The matched route rule (its name), null before one matched. */
   readonly route: { readonly name: string } | null;
   /** The endpoint of the last try, undefined when none was sent. */
@@ -102,7 +104,8 @@ export function accessLogRecord(hop: LoggedHop, status: number, seconds: number)
     time: new Date(performance.timeOrigin + hop.startedAt).toISOString(),
     direction: hop.deps.direction,
     source: edge?.source ?? '',
-    destination: hop.destination,
+    // Where it went, as its metrics count it: a failover target's service rather than the one named.
+    destination: hop.subset?.service ?? hop.destination,
     subset: edge?.subset ?? '',
     route: hop.route?.name ?? '',
     protocol: protocolOf(hop),

@@ -4,10 +4,12 @@
  * the failover target's app, counted, and back on the subset once its endpoint is.
  */
 import * as grpc from '@grpc/grpc-js';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotInput } from '../../common/config/schema.js';
-import { echoHandler, freePort, Processes, startUpstream, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
+import { echoHandler, freePort, Processes, startUpstream, tempDir, waitUntil, type Handler, type TestUpstream } from '../support/index.js';
 import { echoDefinition, grpcCall, startH2cGrpcPair } from './grpc-fixture.js';
 import { metric, scrape, startOutbound } from './resilience-fixture.js';
 
@@ -113,11 +115,18 @@ describe('failover', () => {
       },
       routes: { catalog: [{ split: { v3: 100 } }], orders: [{ split: { v3: 100 } }] },
     };
-    const web = await startOutbound(procs, snapshot);
+    const accessLog = join(tempDir(), 'access.log');
+    const web = await startOutbound(procs, snapshot, ['--access-log', accessLog]);
 
-    const r = await web.call('/items/1');
+    const r = await web.call('/items/1', { headers: { 'x-request-id': 'failed-over-1' } });
     expect(r.status, r.body).toBe(200);
     expect(answeredBy(r.body)).toBe('catalog-dr-v1');
+    // Its access log line says where it went, as its metrics do.
+    const line = await waitUntil(() => {
+      const text = existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '';
+      return text.split('\n').find((l) => l.includes('"failed-over-1"'));
+    }, { what: 'the access log line' });
+    expect(JSON.parse(line)).toMatchObject({ destination: 'catalog-dr', subset: 'v1', upstream: `127.0.0.1:${dr.port}`, authority: 'catalog', status: 200 });
     const none = await web.call('/orders/1', { service: 'orders' });
     expect(none.status).toBe(503);
     expect(none.headers['x-skein-reason']).toBe('no-healthy-endpoints');

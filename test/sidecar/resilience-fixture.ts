@@ -76,10 +76,10 @@ export function endpointOf(upstream: TestUpstream, version = 'v1'): { address: s
 }
 
 /** The `web` sidecar (static config, no identity: plain HTTP to the endpoints), its app answering /health. */
-export async function startOutbound(procs: Processes, snapshot: SnapshotInput): Promise<Outbound> {
+export async function startOutbound(procs: Processes, snapshot: SnapshotInput, extraArgs: readonly string[] = []): Promise<Outbound> {
   const app = await startUpstream(echoHandler('web'));
   const config = writeTempConfig(snapshot);
-  const sidecar = await procs.sidecar({ service: 'web', appPort: app.port, config });
+  const sidecar = await procs.sidecar({ service: 'web', appPort: app.port, config, extraArgs });
   return {
     sidecar,
     app,
