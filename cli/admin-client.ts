@@ -97,7 +97,7 @@ export class AdminClient {
   private async text(path: string, res: Dispatcher.ResponseData): Promise<string> {
     const tooLarge = () => this.notSkein(path, `more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, more than the CLI reads`);
     if (Number(res.headers['content-length']) > MAX_ANSWER_BYTES) {
-      res.body.destroy();
+      discard(res);
       throw tooLarge();
     }
     const chunks: Buffer[] = [];
@@ -147,7 +147,7 @@ export class AdminClient {
     }
     const component = res.headers[COMPONENT_HEADER];
     if (component !== undefined && component !== 'control-plane') {
-      res.body.destroy();
+      discard(res);
       const what = component === 'sidecar' ? "a Skein sidecar's admin port" : `a Skein ${String(component)}`;
       throw new AdminApiError(
         0,
@@ -212,6 +212,16 @@ function retryAfter(value: string | string[] | undefined): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+/**
+ * Drops an answer's body unread. Destroyed, it emits the abort as an 'error' event on the next
+ * tick: a command that goes on after the refusal (`skein check` reports it and exits on its
+ * own) would otherwise die of it as an unhandled error.
+ */
+function discard(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
 }
 
 function isOk(status: number): boolean {
