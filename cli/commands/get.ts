@@ -6,6 +6,7 @@ import type { ServiceView } from '../../control-plane/admin-api/services-routes.
 import { AdminApiError, type AdminClient } from '../admin-client.js';
 import { INTENTIONS, PROXIES, ROUTES, ROUTES_BY_SERVICE, SERVICE, SERVICES, type IntentionsAnswer, type RouteRuleAnswer } from '../answers.js';
 import { parseServiceName } from '../flag-values.js';
+import { selectedInstances } from '../service-subsets.js';
 import { adminClient, formatSplit, printJson, printTable, requireService, runAdmin, warningOf, withAdminFlags, type AdminFlags } from './admin-common.js';
 
 type Kind = 'services' | 'routes' | 'proxies' | 'intentions';
@@ -28,7 +29,7 @@ function describeMatch(match: RouteRuleAnswer['match']): string {
 function describeSubsets(view: ServiceView): string {
   return view.subsets
     .map((subset) => {
-      const selected = view.instances.filter((i) => Object.entries(subset.labels).every(([k, v]) => i.labels[k] === v));
+      const selected = selectedInstances(view, subset);
       return `${subset.name}(${selected.filter((i) => i.health === 'healthy').length}/${selected.length})`;
     })
     .join(' ');
