@@ -131,6 +131,8 @@ export interface CaView {
   /** Absent from control planes older than 2026-12-07. */
   trustDomainAliases?: string[];
   roots: { subject: string; fingerprint: string; notAfter: string; signing: boolean }[];
+  /** The lifetime of the leaves it issues (`--cert-ttl`); read leniently, as nothing before `skein check` read it. */
+  leafLifetimeMs?: number;
   rotation: { phase: string; rotating: boolean; waitingFor: string[]; settlingUntil?: string | null; startedAt: string | null; finishedAt: string | null };
 }
 
@@ -145,6 +147,15 @@ export const CA: Expected<CaView> = fromSchema(
 );
 
 const numberOrNull = z.number().nullable();
+
+/** The title of the control plane's OpenAPI description (control-plane/admin-api/openapi.ts). */
+const ADMIN_API_TITLE = 'Skein control plane admin API';
+
+/** The answer of `GET /api/v1/openapi.json`: a Skein control plane's, naming its version. */
+export const OPENAPI: Expected<{ info: { title: string; version: string } }> = fromSchema(
+  "a Skein control plane's API description",
+  z.object({ openapi: z.string(), info: z.object({ title: z.literal(ADMIN_API_TITLE), version: z.string() }) }),
+);
 
 export const CANARY: Expected<CanaryState> = fromSchema(
   'a canary rollout',

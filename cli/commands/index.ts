@@ -14,6 +14,7 @@ import { registerStat } from './stat.js';
 import { registerTap } from './tap.js';
 import { registerDemo } from './demo.js';
 import { registerCanary } from './canary.js';
+import { registerCheck } from './check.js';
 
 export function registerCommands(program: Command): void {
   registerSidecar(program);
@@ -29,5 +30,6 @@ export function registerCommands(program: Command): void {
   registerStat(program);
   registerTap(program);
   registerCanary(program);
+  registerCheck(program);
   registerDemo(program);
 }
