@@ -1,8 +1,9 @@
 /** `skein check` against a real control plane with a real sidecar connected: all √, a warning, a dead control plane. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseSnapshot } from '../../common/config/parse.js';
 import { skeinCli, startMeshSidecar, type MeshSidecar } from '../identity/mesh.js';
-import { Processes, skeinBin, startUpstream, type TestUpstream } from '../support/index.js';
-import { startControlPlane, type ControlPlaneProcess } from './harness.js';
+import { Processes, skeinBin, startUpstream, waitUntil, type TestUpstream } from '../support/index.js';
+import { createToken, startControlPlane, testSource, type ControlPlaneProcess } from './harness.js';
 
 const procs = new Processes();
 let cp: ControlPlaneProcess;
@@ -47,6 +48,26 @@ describe('skein check', () => {
     expect(report.status).toBe('warning');
     expect(report.checks.filter((c) => c.status !== 'ok')).toEqual([expect.objectContaining({ name: 'intentions-default', group: 'config', status: 'warning' })]);
     expect(json.code).toBe(0);
+  });
+
+  it('fails while a sidecar NACKs the current snapshot, naming it and its reason (exit 1)', async () => {
+    // A sidecar's own control-plane client, in this process, refusing one timeout as a sidecar refuses a snapshot it cannot run.
+    const source = testSource(cp, { service: 'reviews', instanceId: 'reviews-1', token: await createToken(cp, 'reviews') });
+    void source.start((raw) => {
+      if (parseSnapshot(raw).services.reviews?.timeout === 7_000) throw new ConfigError(['services.reviews.timeout: 7s is not allowed here']);
+    });
+    try {
+      await cp.api.put('/api/v1/services/reviews/policy', { timeout: '7s' });
+      await waitUntil(async () => (await cp.api.get<{ proxies: { instance: string; state: string }[] }>('/api/v1/proxies')).body.proxies.some((p) => p.instance === 'reviews-1' && p.state === 'NACKED'), { what: 'reviews-1 NACKED' });
+      const { code, output } = await skeinCli(procs, cp, ['check']);
+      // Versions are not pinned: a later snapshot (the instance's health) may be the current one by now.
+      expect(output).toMatch(/^× config has not converged on snapshot \d+: 1 sidecar NACKed\n {4}reviews-1 \(reviews\) NACKed snapshot \d+: services\.reviews\.timeout: 7s is not allowed here\n {4}hint: /m);
+      expect(output).toMatch(/\nStatus check results are × \(1 failure, \d+ warnings?\)\n$/);
+      expect(code).toBe(1);
+    } finally {
+      await source.close();
+      await cp.api.delete('/api/v1/services/reviews/policy');
+    }
   });
 
   it("fails when pointed at a sidecar's admin port, saying so (exit 1), and checks nothing more", async () => {
