@@ -51,7 +51,7 @@ export function judgeConvergence(answer: ProxiesAnswer): CheckResult {
   if (nacked.length > 0) {
     return { ...base, status: 'failure', message: `config has not converged on snapshot ${answer.snapshotVersion}: ${parts}`, details, hint: 'a NACKed sidecar keeps its last good snapshot: fix what it names (skein get proxies shows LAST NACK) or upgrade the sidecar' };
   }
-  return { ...base, status: 'warning', message: `config has not converged on snapshot ${answer.snapshotVersion}: ${parts}`, details, hint: 'a push may still be in flight: run skein check again; a sidecar that stays behind has lost its stream (see its log)' };
+  return { ...base, status: 'warning', message: `config has not converged on snapshot ${answer.snapshotVersion}: ${parts}`, details, hint: 'a push may still be in flight: run skein check again; a sidecar that stays behind is not answering its pushes (see its log)' };
 }
 
 /** Workload certificates past their renewal time (a warning: renewal is failing) or expired (a failure: peers refuse it). */
