@@ -26,11 +26,8 @@ export interface CheckDeps {
 }
 
 export async function runChecks(deps: CheckDeps): Promise<CheckResult[]> {
-  const answers = await deps.api.get('/api/v1/openapi.json', OPENAPI).then(
-    (res) => ({ version: res.body.info.version }),
-    (err: unknown) => asApiError(err),
-  );
-  const reached = judgeControlPlane(deps.api.baseUrl, answers);
+  const described = await deps.api.get('/api/v1/openapi.json', OPENAPI).then((res) => ({ version: res.body.info.version }), asApiError);
+  const reached = judgeControlPlane(deps.api.baseUrl, described);
   if (reached.status === 'failure') return [reached];
   const ca = await deps.api.get('/api/v1/ca', CA).then((res) => res.body, asApiError);
   return [reached, await adminToken(deps), ...certificates(ca, deps.now()), ...(await proxies(deps, ca)), ...(await config(deps))];
