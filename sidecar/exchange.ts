@@ -436,7 +436,9 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
   stampHeaders(): void {
     continueTrace(this, this, this.deps.ids);
     const out = this.headers;
-    out.push('x-request-id', requestIdFor(this.requestId, this.deps.ids), 'x-skein-attempt', this.firstAttempt());
+    // Kept as sent: the access log names the id the upstream got, a generated one too.
+    this.requestId = requestIdFor(this.requestId, this.deps.ids);
+    out.push('x-request-id', this.requestId, 'x-skein-attempt', this.firstAttempt());
     this.attemptSlot = out.length - 1;
     appendHopTraceHeaders(out, this, this.deps.peerIsSidecar);
   }

@@ -33,6 +33,7 @@ const FLUSH_MS = 1000;
 
 /** What a line reads of a finished request, beyond the Hop the spans and the tap read; the Exchange has it all. */
 export interface LoggedHop extends Hop {
+  /** The `x-request-id` sent on (the caller's, or one made for it); undefined for a request answered before it was forwarded. */
   readonly requestId: string | undefined;
   /** The subset the request went to (a failover target's after failing over), null before one was chosen. */
   readonly subset: { readonly service: string } | null;

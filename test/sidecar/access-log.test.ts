@@ -99,6 +99,15 @@ describe('access log', () => {
     expect(readFileSync(join(dir, 'web.log'), 'utf8')).not.toContain('secret');
   });
 
+  it('names the x-request-id the sidecar made for a request that came without one, as the app got it', async () => {
+    expect((await send(`${web.outboundUrl}/items/no-id`, { headers: { host: 'catalog' } })).status).toBe(200);
+    const made = app.requests.find((q) => q.url === '/items/no-id')!.headers['x-request-id'] as string;
+    expect(made).toMatch(/^[0-9a-f-]{36}$/);
+    const [out] = await linesFor(join(dir, 'web.log'), made);
+    const [inb] = await linesFor(join(dir, 'catalog.log'), made);
+    expect([out!.path, inb!.path]).toEqual(['/items/no-id', '/items/no-id']);
+  });
+
   it('says why on an answer the sidecar made, and logs a retried request once with its attempts', async () => {
     const none = await send(`${web.outboundUrl}/other`, { headers: { host: 'catalog', 'x-request-id': 'unrouted-1' } });
     expect(none.status).toBe(404);
