@@ -627,7 +627,7 @@ export class Exchange implements AttemptOwner, IncomingTraceHeaders, TraceFields
       const endpoint = to?.picker.pick(undefined, this.hash);
       if (endpoint === undefined) continue;
       const pick = { label: target.label, runtime: runtime!, to: to!, endpoint };
-      if (runtime!.outlier.ejectedCount === 0 || !runtime!.outlier.isEjected(endpoint.key)) return this.moveTo(subset, pick);
+      if (!runtime!.outlier.isEjected(endpoint.key)) return this.moveTo(subset, pick);
       spare ??= pick;
     }
     const panic = failover.panic.pick(this.lastEndpoint, this.hash);

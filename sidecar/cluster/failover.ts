@@ -39,7 +39,7 @@ export function compileFailover(snapshot: Pick<Snapshot, 'services'>, service: s
 }
 
 /** What failover reads of a service's outlier detection. */
-export type Ejections = Pick<OutlierDetector, 'ejectedCount' | 'isEjected'>;
+export type Ejections = Pick<OutlierDetector, 'isEjected'>;
 
 /**
  * `picker` without panic routing: undefined where it would pick an ejected endpoint, so the
@@ -50,7 +50,7 @@ export function healthyOnly<E extends UpstreamEndpoint>(picker: Picker<E>, outli
   return {
     pick(avoid, hash) {
       const e = picker.pick(avoid, hash);
-      return e === undefined || (outlier.ejectedCount > 0 && outlier.isEjected(e.key)) ? undefined : e;
+      return e === undefined || outlier.isEjected(e.key) ? undefined : e;
     },
   };
 }
